@@ -1,0 +1,1 @@
+"""pytest fixtures for Prometheus, the synthetic service, traffic and the workload simulator."""

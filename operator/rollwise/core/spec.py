@@ -1,0 +1,284 @@
+"""Typed specs of the two custom resources, ``Rollout`` and ``ModelRelease``.
+
+These pydantic models mirror the CRD schemas in ``crds/`` field by field (a test compares
+them). Field names are snake_case in Python and camelCase on the wire (``by_alias``). Unknown
+fields are refused: the API server prunes them before the operator sees an object, so an
+unknown field here means the CRD and the models drifted apart.
+
+The models check shapes and single-field bounds. Cross-field rules (non-decreasing weights,
+one traffic router, ...) are CEL rules in the CRDs and are checked again, with the same
+messages, by :mod:`rollwise.core.validation`, because an API server without CEL support (or an
+object written before a rule existed) must not make the operator act on a bad spec.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+#: A Go-style duration as Kubernetes users write them: ``30s``, ``5m``, ``1h30m``, ``250ms``.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+Weight = Annotated[int, Field(ge=0, le=100)]
+Sha256Digest = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$")]
+
+
+class Model(BaseModel):
+    """Base of every spec model: camelCase on the wire, unknown fields refused, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+class LabelSelectorRequirement(Model):
+    key: str
+    operator: str = Field(pattern=r"^(In|NotIn|Exists|DoesNotExist)$")
+    values: list[str] | None = None
+
+
+class LabelSelector(Model):
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+
+class PrometheusProvider(Model):
+    """A PromQL query, templated over the rollout's context.
+
+    Placeholders use ``{{ ... }}``: ``namespace``, ``name``, ``stableRevision``,
+    ``canaryRevision``, ``stableService``, ``canaryService``.
+    """
+
+    address: str | None = None
+    query: str = Field(min_length=1)
+    timeout: Duration = "10s"
+
+
+class MetricProvider(Model):
+    prometheus: PrometheusProvider
+
+
+class ThresholdRange(Model):
+    min: float | None = None
+    max: float | None = None
+
+
+class Metric(Model):
+    """One SLO check. Exactly one of successCondition/failureCondition/thresholdRange styles
+    decides the verdict: conditions are CEL expressions over ``result`` (a number)."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    interval: Duration | None = None
+    count: int = Field(default=1, ge=1)
+    success_condition: str | None = None
+    failure_condition: str | None = None
+    threshold_range: ThresholdRange | None = None
+    provider: MetricProvider
+
+
+class AnalysisSpec(Model):
+    """Analysis that gates each step of the canary (background analysis)."""
+
+    interval: Duration = "30s"
+    failure_limit: int = Field(default=0, ge=0)
+    inconclusive_limit: int = Field(default=0, ge=0)
+    consecutive_error_limit: int = Field(default=4, ge=0)
+    metrics: list[Metric] = Field(default_factory=list)
+
+
+class StepAnalysis(Model):
+    """An analysis step: blocks the rollout until its metrics have taken ``count``
+    measurements each. Unset fields fall back to the canary's ``analysis``."""
+
+    interval: Duration | None = None
+    failure_limit: int | None = Field(default=None, ge=0)
+    inconclusive_limit: int | None = Field(default=None, ge=0)
+    consecutive_error_limit: int | None = Field(default=None, ge=0)
+    metrics: list[Metric] | None = None
+
+
+class PauseStep(Model):
+    """Pause the rollout; without ``duration`` it waits for a promote or resume."""
+
+    duration: Duration | None = None
+
+
+class Step(Model):
+    """Exactly one of ``setWeight``, ``pause`` or ``analysis``."""
+
+    set_weight: Weight | None = None
+    pause: PauseStep | None = None
+    analysis: StepAnalysis | None = None
+
+
+def _default_steps() -> list[Step]:
+    return [Step(set_weight=5), Step(set_weight=25), Step(set_weight=100)]
+
+
+# --------------------------------------------------------------------------------------------
+# Rollout
+
+
+class HTTPRouteRef(Model):
+    name: str = Field(min_length=1)
+    rule_index: int | None = Field(default=None, ge=0)
+
+
+class GatewayAPIRouting(Model):
+    http_route: HTTPRouteRef
+
+
+class VirtualServiceRef(Model):
+    name: str = Field(min_length=1)
+    routes: list[str] | None = None
+
+
+class IstioRouting(Model):
+    virtual_service: VirtualServiceRef
+
+
+class TrafficRouting(Model):
+    """At most one router; none means weights are approximated by replica counts."""
+
+    gateway_api: GatewayAPIRouting | None = None
+    istio: IstioRouting | None = None
+
+
+class CanaryStrategy(Model):
+    steps: list[Step] = Field(default_factory=_default_steps)
+    stable_service: str = Field(min_length=1)
+    canary_service: str = Field(min_length=1)
+    traffic_routing: TrafficRouting | None = None
+    analysis: AnalysisSpec | None = None
+    scale_down_delay_seconds: int = Field(default=30, ge=0)
+
+
+class Strategy(Model):
+    canary: CanaryStrategy
+
+
+class RolloutSpec(Model):
+    replicas: int = Field(default=1, ge=0)
+    selector: LabelSelector
+    template: dict[str, Any]
+    strategy: Strategy
+    progress_deadline_seconds: int = Field(default=600, ge=1)
+    paused: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# ModelRelease
+
+
+class ChangeType(StrEnum):
+    STANDARD = "standard"
+    NORMAL = "normal"
+    EMERGENCY = "emergency"
+
+
+class Artifact(Model):
+    uri: str = Field(min_length=1)
+    digest: Sha256Digest
+
+
+class Change(Model):
+    type: ChangeType = ChangeType.NORMAL
+    ticket: str = Field(min_length=1)
+
+
+class InferenceServiceRef(Model):
+    name: str = Field(min_length=1)
+
+
+class Serving(Model):
+    """Exactly one of a pod template (served through a child Rollout) or a KServe
+    InferenceService."""
+
+    template: dict[str, Any] | None = None
+    inference_service_ref: InferenceServiceRef | None = None
+    replicas: int = Field(default=1, ge=0)
+    stable_service: str | None = None
+    canary_service: str | None = None
+    traffic_routing: TrafficRouting | None = None
+
+
+class Canary(Model):
+    steps: list[Step] = Field(default_factory=_default_steps)
+    analysis: AnalysisSpec | None = None
+
+
+class ConfigMapStore(Model):
+    name: str = Field(min_length=1)
+
+
+class MLflowStore(Model):
+    tracking_uri: str = Field(min_length=1, alias="trackingURI")
+
+
+class AliasStore(Model):
+    config_map: ConfigMapStore | None = None
+    mlflow: MLflowStore | None = None
+
+
+class Alias(Model):
+    name: str = Field(default="production", min_length=1)
+    store: AliasStore | None = None
+
+
+class Approvals(Model):
+    required_roles: list[str] = Field(default_factory=lambda: ["security", "product"])
+
+
+class SBOMSource(Model):
+    config_map_key: ConfigMapKeyRef | None = Field(default=None, alias="configMapKeyRef")
+    url: str | None = None
+    max_severity: str = Field(default="high", pattern=r"^(low|medium|high|critical)$")
+
+
+class ConfigMapKeyRef(Model):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
+class FreezeWindow(Model):
+    """A window in which promotion to Production waits: a cron ``schedule`` with a
+    ``duration``, or an explicit ``start``/``end`` (RFC 3339)."""
+
+    name: str = Field(min_length=1)
+    schedule: str | None = None
+    duration: Duration | None = None
+    start: str | None = None
+    end: str | None = None
+    time_zone: str = "UTC"
+
+
+class Gates(Model):
+    sbom: SBOMSource | None = None
+    freeze_windows: list[FreezeWindow] | None = None
+
+
+class ModelReleaseSpec(Model):
+    model: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    artifact: Artifact
+    policy_digest: Sha256Digest | None = None
+    change: Change
+    serving: Serving
+    canary: Canary = Field(default_factory=Canary)
+    alias: Alias = Field(default_factory=Alias)
+    approvals: Approvals = Field(default_factory=Approvals)
+    gates: Gates = Field(default_factory=Gates)
+
+
+SBOMSource.model_rebuild()

@@ -1,0 +1,1 @@
+"""The operator process: kopf handlers, the reconcile loop, settings and metrics."""
