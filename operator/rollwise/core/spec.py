@@ -151,7 +151,7 @@ class IstioRouting(Model):
 class TrafficRouting(Model):
     """At most one router; none means weights are approximated by replica counts."""
 
-    gateway_api: GatewayAPIRouting | None = None
+    gateway_api: GatewayAPIRouting | None = Field(default=None, alias="gatewayAPI")
     istio: IstioRouting | None = None
 
 

@@ -1,0 +1,471 @@
+"""Analysis: verdicts of single measurements, their aggregation per step, which metrics are
+due, and query templates.
+
+Semantics (DESIGN §4), for users who know Argo Rollouts:
+
+* A measurement is PASS, FAIL or INCONCLUSIVE. No data, NaN or infinity is INCONCLUSIVE; a
+  provider error is INCONCLUSIVE too, and is counted as an *error* (not as an inconclusive
+  measurement) towards ``consecutiveErrorLimit``; errors do not count towards ``count``.
+* ``thresholdRange``: PASS when ``min <= result <= max`` (bounds inclusive, either optional).
+* ``successCondition`` / ``failureCondition`` are CEL over ``result`` (a double). Failure wins
+  when true; only a success condition: PASS when true, FAIL when false; only a failure
+  condition: PASS when false; both and neither true: INCONCLUSIVE (as Argo Rollouts).
+  A condition that does not evaluate to a bool is INCONCLUSIVE (validation rejects most such
+  expressions up front).
+* Per metric: FAIL as soon as ``failed > failureLimit``; INCONCLUSIVE as soon as
+  ``inconclusive > inconclusiveLimit`` or ``consecutiveErrors > consecutiveErrorLimit`` (a
+  successful, failed or no-data measurement resets the consecutive error counter); PASS once
+  ``count`` measurements were taken within the limits.
+* Per step: FAIL if any metric failed; PASS when every metric passed; INCONCLUSIVE once every
+  metric finished and one is inconclusive. The rollout pauses as soon as one metric is
+  inconclusive, but the other metrics keep being measured, so a later failure still rolls
+  back: a provider outage never promotes and never rolls back on its own.
+* The first measurement of a metric is due one interval after the step's analysis started
+  (the canary has then served its weight for one interval, so rate windows see it), then
+  every interval.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import celpy
+
+from rollwise.core.durations import InvalidDuration, add_seconds, parse_seconds
+from rollwise.core.observations import Measurement
+from rollwise.core.spec import AnalysisSpec, Metric, RolloutSpec, StepAnalysis
+from rollwise.core.status import (
+    KEPT_MEASUREMENTS,
+    AnalysisRun,
+    MeasurementRecord,
+    MetricRun,
+    RolloutStatus,
+    Verdict,
+)
+
+# --------------------------------------------------------------------------------------------
+# CEL conditions
+
+
+class ConditionError(ValueError):
+    """A success/failure condition does not compile or does not yield a bool."""
+
+
+_CEL_ENV = celpy.Environment()
+
+
+@lru_cache(maxsize=512)
+def _program(expression: str) -> Any:
+    """The compiled CEL program for ``expression``, compiled once per process."""
+    try:
+        return _CEL_ENV.program(_CEL_ENV.compile(expression))
+    except Exception as exc:  # celpy raises its own parse error types
+        raise ConditionError(f"does not compile: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def evaluate_condition(expression: str, result: float) -> bool:
+    """``expression`` evaluated with ``result`` bound to a CEL double."""
+    program = _program(expression)
+    try:
+        value = program.evaluate({"result": celpy.celtypes.DoubleType(result)})
+    except Exception as exc:  # CELEvalError and friends: reported as a verdict, not raised
+        raise ConditionError(f"evaluation failed: {_first_line(exc)}") from exc
+    if not isinstance(value, celpy.celtypes.BoolType):
+        raise ConditionError(f"yields {type(value).__name__}, not a bool")
+    return bool(value)
+
+
+def check_condition(expression: str) -> str | None:
+    """Why ``expression`` is unusable as a condition (compiled and tried on ``result = 1.0``),
+    or None when it is fine."""
+    try:
+        evaluate_condition(expression, 1.0)
+    except ConditionError as exc:
+        return str(exc)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# One measurement
+
+
+def format_value(value: float | None) -> str:
+    """A metric value as messages show it: ``0.200``, ``1.5e-05``, ``nan``, ``no data``."""
+    if value is None:
+        return "no data"
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0 or 0.001 <= abs(value) < 1e6:
+        return f"{value:.3f}"
+    return f"{value:.3g}"
+
+
+def rule_text(metric: Metric) -> str:
+    """The metric's verdict rule as messages quote it."""
+    parts: list[str] = []
+    if metric.threshold_range is not None:
+        low, high = metric.threshold_range.min, metric.threshold_range.max
+        parts.append(
+            "thresholdRange ["
+            + ("-inf" if low is None else format_value(low))
+            + ", "
+            + ("+inf" if high is None else format_value(high))
+            + "]"
+        )
+    if metric.success_condition is not None:
+        parts.append(f"successCondition '{metric.success_condition}'")
+    if metric.failure_condition is not None:
+        parts.append(f"failureCondition '{metric.failure_condition}'")
+    return " and ".join(parts) if parts else "no rule"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The verdict on one measurement, with the sentence that explains it."""
+
+    verdict: Verdict
+    message: str
+    error: bool = False
+
+
+def assess(metric: Metric, measurement: Measurement) -> Assessment:
+    """The verdict of one measurement of ``metric``."""
+    head = f"metric {metric.name}"
+    if measurement.error is not None:
+        return Assessment(Verdict.INCONCLUSIVE, f"{head} query failed: {measurement.error}", True)
+    value = measurement.value
+    if value is None or not math.isfinite(value):
+        return Assessment(
+            Verdict.INCONCLUSIVE, f"{head} = {format_value(value)}: no usable value (inconclusive)"
+        )
+    shown = f"{head} = {format_value(value)}"
+    if metric.threshold_range is not None:
+        low, high = metric.threshold_range.min, metric.threshold_range.max
+        inside = (low is None or value >= low) and (high is None or value <= high)
+        verdict = Verdict.PASS if inside else Verdict.FAIL
+        word = "within" if inside else "outside"
+        return Assessment(verdict, f"{shown} {word} {rule_text(metric)}")
+    try:
+        failed = metric.failure_condition is not None and evaluate_condition(
+            metric.failure_condition, value
+        )
+        if failed:
+            return Assessment(
+                Verdict.FAIL, f"{shown} met failureCondition '{metric.failure_condition}'"
+            )
+        if metric.success_condition is None:
+            if metric.failure_condition is None:
+                return Assessment(Verdict.INCONCLUSIVE, f"{shown}: metric has no verdict rule")
+            return Assessment(
+                Verdict.PASS, f"{shown} passed failureCondition '{metric.failure_condition}'"
+            )
+        if evaluate_condition(metric.success_condition, value):
+            return Assessment(
+                Verdict.PASS, f"{shown} passed successCondition '{metric.success_condition}'"
+            )
+    except ConditionError as exc:
+        return Assessment(Verdict.INCONCLUSIVE, f"{shown}: condition {exc} (inconclusive)")
+    if metric.failure_condition is not None:
+        return Assessment(
+            Verdict.INCONCLUSIVE,
+            f"{shown} met neither successCondition '{metric.success_condition}' nor "
+            f"failureCondition '{metric.failure_condition}' (inconclusive)",
+        )
+    return Assessment(Verdict.FAIL, f"{shown} failed successCondition '{metric.success_condition}'")
+
+
+# --------------------------------------------------------------------------------------------
+# The checks of a step and their aggregation
+
+
+@dataclass(frozen=True)
+class StepChecks:
+    """The metrics a step measures and the limits that apply (step overrides resolved)."""
+
+    metrics: tuple[Metric, ...]
+    interval: str
+    failure_limit: int
+    inconclusive_limit: int
+    consecutive_error_limit: int
+
+    def interval_of(self, metric: Metric) -> float:
+        """Seconds between measurements of ``metric`` (invalid durations fall back to 30s;
+        validation reports them)."""
+        for text in (metric.interval, self.interval):
+            if text is not None:
+                try:
+                    return max(parse_seconds(text), 0.001)
+                except InvalidDuration:
+                    continue
+        return 30.0
+
+
+def checks_for_step(spec: RolloutSpec, index: int) -> StepChecks | None:
+    """The analysis of step ``index``: an analysis step's own (falling back field by field to
+    ``canary.analysis``), or for a setWeight step the canary's ``analysis``; None when the
+    step measures nothing."""
+    canary = spec.strategy.canary
+    if not 0 <= index < len(canary.steps):
+        return None
+    step = canary.steps[index]
+    base = canary.analysis or AnalysisSpec()
+    if step.analysis is not None:
+        return _merge(step.analysis, base)
+    if step.set_weight is not None and canary.analysis is not None and canary.analysis.metrics:
+        return _merge(None, base)
+    return None
+
+
+def _merge(own: StepAnalysis | None, base: AnalysisSpec) -> StepChecks | None:
+    metrics = own.metrics if own is not None and own.metrics is not None else base.metrics
+    if not metrics:
+        return None
+
+    def pick(value: int | None, default: int) -> int:
+        return default if value is None else value
+
+    return StepChecks(
+        metrics=tuple(metrics),
+        interval=own.interval if own is not None and own.interval is not None else base.interval,
+        failure_limit=pick(own.failure_limit if own else None, base.failure_limit),
+        inconclusive_limit=pick(own.inconclusive_limit if own else None, base.inconclusive_limit),
+        consecutive_error_limit=pick(
+            own.consecutive_error_limit if own else None, base.consecutive_error_limit
+        ),
+    )
+
+
+def new_run(step_index: int, revision: str, checks: StepChecks, now: datetime) -> AnalysisRun:
+    """A fresh analysis of a step."""
+    return AnalysisRun(
+        step_index=step_index,
+        revision=revision,
+        started_at=now,
+        metrics=[MetricRun(name=m.name) for m in checks.metrics],
+    )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One measurement recorded into a metric: the updated metric, the assessment, and
+    whether this measurement decided the metric's verdict."""
+
+    metric: Metric
+    run: MetricRun
+    assessment: Assessment
+    decided: bool
+
+
+def record(
+    checks: StepChecks, metric: Metric, run: MetricRun, measurement: Measurement
+) -> Recorded:
+    """``run`` updated with one measurement, limits applied."""
+    assessment = assess(metric, measurement)
+    kept = [
+        *run.measurements,
+        MeasurementRecord(
+            value=measurement.value
+            if measurement.value is not None and math.isfinite(measurement.value)
+            else None,
+            verdict=assessment.verdict,
+            at=measurement.at,
+            message=assessment.message,
+            error=assessment.error,
+        ),
+    ][-KEPT_MEASUREMENTS:]
+    successful, failed, inconclusive = run.successful, run.failed, run.inconclusive
+    error, consecutive = run.error, run.consecutive_errors
+    verdict: Verdict | None = None
+    message = ""
+    if assessment.error:
+        error += 1
+        consecutive += 1
+        if consecutive > checks.consecutive_error_limit:
+            verdict = Verdict.INCONCLUSIVE
+            message = (
+                f"{consecutive} consecutive query errors > consecutiveErrorLimit "
+                f"{checks.consecutive_error_limit}"
+            )
+    else:
+        consecutive = 0
+        if assessment.verdict is Verdict.PASS:
+            successful += 1
+        elif assessment.verdict is Verdict.FAIL:
+            failed += 1
+            if failed > checks.failure_limit:
+                verdict = Verdict.FAIL
+                message = f"failures {failed} > failureLimit {checks.failure_limit}"
+        else:
+            inconclusive += 1
+            if inconclusive > checks.inconclusive_limit:
+                verdict = Verdict.INCONCLUSIVE
+                message = (
+                    f"inconclusive {inconclusive} > inconclusiveLimit {checks.inconclusive_limit}"
+                )
+    if verdict is None and successful + failed + inconclusive >= metric.count:
+        verdict = Verdict.PASS
+        message = f"{successful}/{metric.count} measurements passed"
+    updated = run.model_copy(
+        update={
+            "measurements": kept,
+            "successful": successful,
+            "failed": failed,
+            "inconclusive": inconclusive,
+            "error": error,
+            "consecutive_errors": consecutive,
+            "verdict": verdict,
+            "message": message,
+        }
+    )
+    return Recorded(metric, updated, assessment, verdict is not None)
+
+
+def run_verdict(checks: StepChecks, run: AnalysisRun) -> Verdict | None:
+    """The step's verdict from its metrics: FAIL if any failed, PASS when all passed,
+    INCONCLUSIVE once all finished and one is inconclusive, None while running."""
+    verdicts = [(run.metric(m.name) or MetricRun(name=m.name)).verdict for m in checks.metrics]
+    if Verdict.FAIL in verdicts:
+        return Verdict.FAIL
+    if None in verdicts:
+        return None
+    if Verdict.INCONCLUSIVE in verdicts:
+        return Verdict.INCONCLUSIVE
+    return Verdict.PASS
+
+
+def any_inconclusive(run: AnalysisRun) -> bool:
+    return any(m.verdict is Verdict.INCONCLUSIVE for m in run.metrics)
+
+
+# --------------------------------------------------------------------------------------------
+# Scheduling
+
+
+@dataclass(frozen=True)
+class MetricDue:
+    """A metric the runtime must query before calling ``decide``."""
+
+    metric: Metric
+    due_at: datetime
+
+
+def next_due(checks: StepChecks, metric: Metric, run: AnalysisRun) -> datetime | None:
+    """When ``metric`` is next due in ``run``; None when it is finished."""
+    metric_run = run.metric(metric.name)
+    if metric_run is not None and metric_run.verdict is not None:
+        return None
+    last = metric_run.last_at if metric_run is not None else None
+    start = last if last is not None else run.started_at
+    return add_seconds(start, checks.interval_of(metric))
+
+
+def active_run(
+    spec: RolloutSpec, status: RolloutStatus | None
+) -> tuple[StepChecks, AnalysisRun] | None:
+    """The analysis being measured now, if any: a canary at a step with checks, whose run
+    belongs to that step and revision, not stopped by spec.paused."""
+    if status is None or status.canary_revision is None or status.current_step_index is None:
+        return None
+    if spec.paused or status.rolled_back_revision == status.canary_revision:
+        return None
+    run = status.analysis
+    if run is None or run.step_index != status.current_step_index:
+        return None
+    if run.revision != status.canary_revision or run.verdict is not None:
+        return None
+    checks = checks_for_step(spec, status.current_step_index)
+    if checks is None:
+        return None
+    return checks, run
+
+
+def due_metrics(spec: RolloutSpec, status: RolloutStatus | None, now: datetime) -> list[MetricDue]:
+    """The metrics to query now, in spec order."""
+    active = active_run(spec, status)
+    if active is None:
+        return []
+    checks, run = active
+    due: list[MetricDue] = []
+    for metric in checks.metrics:
+        at = next_due(checks, metric, run)
+        if at is not None and at <= now:
+            due.append(MetricDue(metric=metric, due_at=at))
+    return due
+
+
+def soonest_due(spec: RolloutSpec, status: RolloutStatus | None) -> datetime | None:
+    """When the next metric of the active analysis is due; None when none is pending."""
+    active = active_run(spec, status)
+    if active is None:
+        return None
+    checks, run = active
+    times = [t for m in checks.metrics if (t := next_due(checks, m, run)) is not None]
+    return min(times) if times else None
+
+
+# --------------------------------------------------------------------------------------------
+# Query templates
+
+#: Placeholders a query may use.
+QUERY_PLACEHOLDERS = frozenset(
+    {"namespace", "name", "stableRevision", "canaryRevision", "stableService", "canaryService"}
+)
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+
+class QueryTemplateError(ValueError):
+    """A query uses a placeholder that does not exist."""
+
+
+def placeholders_of(template: str) -> list[str]:
+    """Placeholder names in ``template``, in order of appearance."""
+    return [match.group(1) for match in _PLACEHOLDER.finditer(template)]
+
+
+def unknown_placeholders(template: str) -> list[str]:
+    return [p for p in placeholders_of(template) if p not in QUERY_PLACEHOLDERS]
+
+
+def render_query(template: str, context: dict[str, str]) -> str:
+    """``template`` with every ``{{ name }}`` replaced from ``context``.
+
+    Raises :class:`QueryTemplateError` for a placeholder that is not one of
+    :data:`QUERY_PLACEHOLDERS` or that ``context`` lacks.
+    """
+    unknown = unknown_placeholders(template)
+    if unknown:
+        raise QueryTemplateError(f"unknown placeholder {{{{{unknown[0]}}}}}")
+
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in context:
+            raise QueryTemplateError(f"no value for placeholder {{{{{key}}}}}")
+        return context[key]
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def query_context(
+    namespace: str, name: str, spec: RolloutSpec, status: RolloutStatus | None
+) -> dict[str, str]:
+    """The values of the query placeholders for a rollout in ``status``."""
+    stable = status.stable_revision if status is not None else None
+    canary = status.canary_revision if status is not None else None
+    return {
+        "namespace": namespace,
+        "name": name,
+        "stableRevision": stable or "",
+        "canaryRevision": canary or stable or "",
+        "stableService": spec.strategy.canary.stable_service,
+        "canaryService": spec.strategy.canary.canary_service,
+    }

@@ -1,0 +1,146 @@
+"""What the runtime observed in one reconcile pass, handed to :func:`rollwise.core.rollout.decide`.
+
+The runtime reads the cluster (revision Deployments, Services, the router's actual weight,
+the request annotations) and queries the metrics :func:`rollwise.core.analysis.due_metrics`
+asked for; this module only defines the shapes (frozen dataclasses) and the revision hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+#: Label carrying a revision id on the Deployments and pods the operator owns.
+REVISION_LABEL = "rollwise.dev/revision"
+
+#: Length of a revision id (hex characters of a sha256).
+REVISION_LENGTH = 10
+
+
+def revision_of(template: Mapping[str, Any]) -> str:
+    """The revision id of a pod template: 10 hex chars of sha256 over its canonical JSON.
+
+    Canonical means sorted keys and no insignificant whitespace, so the same template always
+    hashes the same whatever the order the API server returned its fields in. The revision
+    label itself is removed first, so a user who copies it into the Rollout's template does not
+    change the revision. Hash only the Rollout's ``spec.template`` (kept verbatim by the CRD):
+    a Deployment's template read back from the API server carries server-side defaults
+    (``imagePullPolicy``, ``terminationMessagePath``, ...) and hashes differently.
+    """
+    cleaned = _without_revision_label(template)
+    canonical = json.dumps(cleaned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:REVISION_LENGTH]
+
+
+def _without_revision_label(template: Mapping[str, Any]) -> dict[str, Any]:
+    copy = dict(template)
+    metadata = copy.get("metadata")
+    if isinstance(metadata, Mapping):
+        labels = metadata.get("labels")
+        if isinstance(labels, Mapping) and REVISION_LABEL in labels:
+            meta = dict(metadata)
+            meta["labels"] = {k: v for k, v in labels.items() if k != REVISION_LABEL}
+            copy["metadata"] = meta
+    return copy
+
+
+@dataclass(frozen=True)
+class RevisionState:
+    """The observed state of one revision's Deployment.
+
+    ``current`` is false while the Deployment controller has not observed the latest
+    Deployment spec (``status.observedGeneration < metadata.generation``): its counts are
+    stale then and do not prove readiness.
+    """
+
+    desired_replicas: int
+    updated_replicas: int = 0
+    ready_replicas: int = 0
+    available_replicas: int = 0
+    current: bool = True
+
+    def ready_for(self, replicas: int) -> bool:
+        """Whether at least ``replicas`` pods of this revision are updated and available."""
+        return (
+            self.current
+            and self.desired_replicas >= replicas
+            and self.updated_replicas >= replicas
+            and self.available_replicas >= replicas
+        )
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One metric query result. ``value`` None (no data) or NaN/inf is inconclusive;
+    ``error`` set means the provider failed (counts towards consecutiveErrorLimit).
+
+    ``at`` is when the runtime queried; ``decide`` records the measurement at its own ``now``
+    so that the measurement schedule depends on the decision's clock alone."""
+
+    value: float | None
+    at: datetime
+    error: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None and self.value is not None and math.isfinite(self.value)
+
+
+class RequestKind(StrEnum):
+    """Manual requests, each read from the annotation ``rollwise.dev/<kind>``; the annotation's
+    value is the request id (any string; a new id is a new request)."""
+
+    PROMOTE = "promote"
+    PROMOTE_FULL = "promote-full"
+    ABORT = "abort"
+    RETRY = "retry"
+
+    @property
+    def annotation(self) -> str:
+        return f"rollwise.dev/{self.value}"
+
+
+@dataclass(frozen=True)
+class ManualRequest:
+    kind: RequestKind
+    id: str
+
+
+def requests_from_annotations(annotations: Mapping[str, str] | None) -> tuple[ManualRequest, ...]:
+    """The manual requests carried by an object's annotations (empty values are ignored)."""
+    found: list[ManualRequest] = []
+    for kind in RequestKind:
+        value = (annotations or {}).get(kind.annotation)
+        if value:
+            found.append(ManualRequest(kind=kind, id=value))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Everything observed this pass.
+
+    ``template_hash``: :func:`revision_of` of the current ``spec.template``.
+    ``generation``: ``metadata.generation`` of the Rollout.
+    ``revisions``: every operator-owned revision Deployment found, by revision id.
+    ``actual_weight``: the canary weight the router reports now (None: unknown/unreadable).
+    ``stable_service_exists`` / ``canary_service_exists``: whether the Services exist (the
+    operator points them, it does not create them: a missing one blocks the rollout).
+    ``measurements``: metric name → result, for the metrics that were due.
+    ``requests``: manual requests found in annotations.
+    """
+
+    template_hash: str
+    generation: int
+    revisions: Mapping[str, RevisionState] = field(default_factory=dict)
+    actual_weight: int | None = None
+    stable_service_exists: bool = True
+    canary_service_exists: bool = True
+    measurements: Mapping[str, Measurement] = field(default_factory=dict)
+    requests: tuple[ManualRequest, ...] = ()

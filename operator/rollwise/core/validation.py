@@ -1,0 +1,211 @@
+"""The operator's own validation of a Rollout spec.
+
+The CRD carries the same rules as CEL ``x-kubernetes-validations`` with the same message
+texts (the constants below); they are checked again here because an object may have bypassed
+them (an API server without CEL, an object stored before a rule existed, a lab emulator). An
+invalid spec makes the operator stand still with an ``InvalidSpec`` condition, never act.
+
+Rules that need more than CEL in the API server can do (CEL conditions compile and yield a
+bool, query placeholders exist, durations parse) are only checked here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from rollwise.core.analysis import QUERY_PLACEHOLDERS, check_condition, unknown_placeholders
+from rollwise.core.durations import InvalidDuration, parse_seconds
+from rollwise.core.spec import LabelSelector, Metric, RolloutSpec
+
+MSG_STEP_ONE_KIND = "each step must set exactly one of setWeight, pause or analysis"
+MSG_WEIGHTS_NON_DECREASING = "setWeight must not decrease from one step to the next"
+MSG_LAST_WEIGHT_100 = "the last setWeight step must set weight 100"
+MSG_ONE_ROUTER = "trafficRouting must set exactly one of gatewayAPI or istio"
+MSG_SERVICES_DIFFER = "stableService and canaryService must differ"
+MSG_UNIQUE_METRICS = "metric names must be unique within an analysis"
+MSG_METRIC_RULE = "each metric needs thresholdRange, successCondition or failureCondition"
+MSG_RANGE_EXCLUSIVE = "thresholdRange cannot be combined with successCondition or failureCondition"
+MSG_RANGE_BOUNDS = "thresholdRange needs min or max, and min must not exceed max"
+MSG_ANALYSIS_STEP_METRICS = (
+    "an analysis step needs metrics, its own or strategy.canary.analysis.metrics"
+)
+MSG_SELECTOR_MATCHES = "selector must match template.metadata.labels"
+MSG_SELECTOR_EMPTY = "selector must set matchLabels or matchExpressions"
+
+
+def parse_rollout_spec(raw: dict[str, Any]) -> RolloutSpec | list[str]:
+    """``raw`` (the wire form, camelCase) as a :class:`RolloutSpec`, or the reasons it is not
+    one, one message per problem, located like ``spec.strategy.canary.steps[0].setWeight``."""
+    try:
+        return RolloutSpec.model_validate(raw)
+    except ValidationError as exc:
+        return [f"{_location(err['loc'])}: {err['msg']}" for err in exc.errors()]
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = "spec"
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def load_rollout_spec(raw: dict[str, Any] | RolloutSpec) -> tuple[RolloutSpec | None, list[str]]:
+    """Parse (when given the wire form) and validate: the spec when usable, and all problems."""
+    spec = raw if isinstance(raw, RolloutSpec) else parse_rollout_spec(raw)
+    if isinstance(spec, list):
+        return None, spec
+    errors = validate_rollout(spec)
+    return (None if errors else spec), errors
+
+
+def validate_rollout(spec: RolloutSpec) -> list[str]:
+    """Every cross-field problem of ``spec``; empty when it is valid."""
+    errors: list[str] = []
+    canary = spec.strategy.canary
+    base = "spec.strategy.canary"
+
+    last_weight: int | None = None
+    for i, step in enumerate(canary.steps):
+        where = f"{base}.steps[{i}]"
+        kinds = sum(x is not None for x in (step.set_weight, step.pause, step.analysis))
+        if kinds != 1:
+            errors.append(f"{where}: {MSG_STEP_ONE_KIND}")
+        if step.set_weight is not None:
+            if last_weight is not None and step.set_weight < last_weight:
+                errors.append(f"{where}.setWeight: {MSG_WEIGHTS_NON_DECREASING}")
+            last_weight = step.set_weight
+        if step.pause is not None and step.pause.duration is not None:
+            errors.extend(_duration(f"{where}.pause.duration", step.pause.duration, zero_ok=True))
+        if step.analysis is not None:
+            own = step.analysis
+            metrics = own.metrics
+            if metrics is None:
+                metrics = canary.analysis.metrics if canary.analysis is not None else []
+            if not metrics:
+                errors.append(f"{where}.analysis: {MSG_ANALYSIS_STEP_METRICS}")
+            if own.interval is not None:
+                errors.extend(_duration(f"{where}.analysis.interval", own.interval))
+            if own.metrics is not None:
+                errors.extend(_metrics(f"{where}.analysis", own.metrics))
+    if last_weight is not None and last_weight != 100:
+        errors.append(f"{base}.steps: {MSG_LAST_WEIGHT_100}")
+
+    routing = canary.traffic_routing
+    if routing is not None and (routing.gateway_api is None) == (routing.istio is None):
+        errors.append(f"{base}.trafficRouting: {MSG_ONE_ROUTER}")
+    if canary.stable_service == canary.canary_service:
+        errors.append(f"{base}: {MSG_SERVICES_DIFFER}")
+    if canary.analysis is not None:
+        errors.extend(_duration(f"{base}.analysis.interval", canary.analysis.interval))
+        errors.extend(_metrics(f"{base}.analysis", canary.analysis.metrics))
+
+    errors.extend(_selector(spec.selector, spec.template))
+    return errors
+
+
+def _duration(where: str, text: str, *, zero_ok: bool = False) -> list[str]:
+    try:
+        seconds = parse_seconds(text)
+    except InvalidDuration as exc:
+        return [f"{where}: {exc}"]
+    if seconds <= 0 and not zero_ok:
+        return [f"{where}: duration must be greater than 0"]
+    return []
+
+
+def _metrics(where: str, metrics: list[Metric]) -> list[str]:
+    errors: list[str] = []
+    names = [m.name for m in metrics]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        errors.append(
+            f"{where}.metrics: {MSG_UNIQUE_METRICS} (duplicated: {', '.join(duplicates)})"
+        )
+    for i, metric in enumerate(metrics):
+        at = f"{where}.metrics[{i}]"
+        conditions = [
+            (field, expr)
+            for field, expr in (
+                ("successCondition", metric.success_condition),
+                ("failureCondition", metric.failure_condition),
+            )
+            if expr is not None
+        ]
+        if metric.threshold_range is None and not conditions:
+            errors.append(f"{at}: {MSG_METRIC_RULE}")
+        if metric.threshold_range is not None:
+            if conditions:
+                errors.append(f"{at}: {MSG_RANGE_EXCLUSIVE}")
+            low, high = metric.threshold_range.min, metric.threshold_range.max
+            if (low is None and high is None) or (
+                low is not None and high is not None and low > high
+            ):
+                errors.append(f"{at}.thresholdRange: {MSG_RANGE_BOUNDS}")
+        for field, expr in conditions:
+            problem = check_condition(expr)
+            if problem is not None:
+                errors.append(
+                    f"{at}.{field}: '{expr}' must be a CEL bool expression over result "
+                    f"(a double): {problem}"
+                )
+        for name in unknown_placeholders(metric.provider.prometheus.query):
+            known = ", ".join(sorted(QUERY_PLACEHOLDERS))
+            errors.append(
+                f"{at}.provider.prometheus.query: unknown placeholder {{{{{name}}}}} "
+                f"(known: {known})"
+            )
+        if metric.interval is not None:
+            errors.extend(_duration(f"{at}.interval", metric.interval))
+        errors.extend(
+            _duration(f"{at}.provider.prometheus.timeout", metric.provider.prometheus.timeout)
+        )
+    return errors
+
+
+def _selector(selector: LabelSelector, template: dict[str, Any]) -> list[str]:
+    where = "spec.selector"
+    if not selector.match_labels and not selector.match_expressions:
+        return [f"{where}: {MSG_SELECTOR_EMPTY}"]
+    metadata = template.get("metadata")
+    labels_raw = metadata.get("labels") if isinstance(metadata, dict) else None
+    labels = labels_raw if isinstance(labels_raw, dict) else {}
+    if not selector_matches(selector, labels):
+        return [f"{where}: {MSG_SELECTOR_MATCHES}"]
+    return []
+
+
+def selector_matches(selector: LabelSelector, labels: dict[str, Any]) -> bool:
+    """Kubernetes label selector semantics over ``labels``."""
+    for key, value in (selector.match_labels or {}).items():
+        if labels.get(key) != value:
+            return False
+    for req in selector.match_expressions or []:
+        present = req.key in labels
+        values = req.values or []
+        if req.operator == "In" and not (present and labels[req.key] in values):
+            return False
+        if req.operator == "NotIn" and present and labels[req.key] in values:
+            return False
+        if req.operator == "Exists" and not present:
+            return False
+        if req.operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def selector_string(selector: LabelSelector) -> str:
+    """The selector in the string form the scale subresource reports (``a=b,c in (d,e)``)."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.match_labels or {}).items())]
+    for req in selector.match_expressions or []:
+        values = ",".join(req.values or [])
+        if req.operator == "In":
+            parts.append(f"{req.key} in ({values})")
+        elif req.operator == "NotIn":
+            parts.append(f"{req.key} notin ({values})")
+        elif req.operator == "Exists":
+            parts.append(req.key)
+        else:
+            parts.append(f"!{req.key}")
+    return ",".join(parts)

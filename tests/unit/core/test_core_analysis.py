@@ -1,0 +1,421 @@
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from rollwise.core.analysis import (
+    QueryTemplateError,
+    StepChecks,
+    assess,
+    check_condition,
+    checks_for_step,
+    due_metrics,
+    evaluate_condition,
+    new_run,
+    query_context,
+    record,
+    render_query,
+    run_verdict,
+    soonest_due,
+)
+from rollwise.core.observations import Measurement
+from rollwise.core.spec import Metric
+from rollwise.core.status import MetricRun, RolloutStatus, Verdict
+from tests.unit.core.rollout_builders import metric, spec_of
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def m(**kwargs: Any) -> Metric:
+    return Metric.model_validate(metric(**kwargs))
+
+
+def checks(
+    *metrics: Metric, failure: int = 0, inconclusive: int = 0, errors: int = 4
+) -> StepChecks:
+    return StepChecks(
+        metrics=metrics,
+        interval="1m",
+        failure_limit=failure,
+        inconclusive_limit=inconclusive,
+        consecutive_error_limit=errors,
+    )
+
+
+# ------------------------------------------------------------------ single measurements
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "err", "verdict", "fragment"),
+    [
+        pytest.param({}, 0.01, None, Verdict.PASS, "passed successCondition", id="success-true"),
+        pytest.param(
+            {},
+            0.2,
+            None,
+            Verdict.FAIL,
+            "metric error-ratio = 0.200 failed successCondition 'result < 0.05'",
+            id="success-false",
+        ),
+        pytest.param(
+            {"success": None, "failure": "result > 0.1"},
+            0.05,
+            None,
+            Verdict.PASS,
+            "passed failureCondition",
+            id="only-failure-false-passes",
+        ),
+        pytest.param(
+            {"success": None, "failure": "result > 0.1"},
+            0.5,
+            None,
+            Verdict.FAIL,
+            "met failureCondition 'result > 0.1'",
+            id="only-failure-true-fails",
+        ),
+        pytest.param(
+            {"success": "result < 0.05", "failure": "result > 0.1"},
+            0.2,
+            None,
+            Verdict.FAIL,
+            "met failureCondition",
+            id="both-failure-wins",
+        ),
+        pytest.param(
+            {"success": "result < 0.5", "failure": "result > 0.1"},
+            0.2,
+            None,
+            Verdict.FAIL,
+            "met failureCondition",
+            id="both-true-failure-wins",
+        ),
+        pytest.param(
+            {"success": "result < 0.05", "failure": "result > 0.1"},
+            0.07,
+            None,
+            Verdict.INCONCLUSIVE,
+            "met neither",
+            id="both-neither-inconclusive",
+        ),
+        pytest.param(
+            {"success": "result < 0.05", "failure": "result > 0.1"},
+            0.01,
+            None,
+            Verdict.PASS,
+            "passed successCondition",
+            id="both-success",
+        ),
+        pytest.param(
+            {"threshold": {"min": 0.0, "max": 0.05}},
+            0.05,
+            None,
+            Verdict.PASS,
+            "within thresholdRange",
+            id="range-inclusive-max",
+        ),
+        pytest.param(
+            {"threshold": {"min": 0.0, "max": 0.05}},
+            0.06,
+            None,
+            Verdict.FAIL,
+            "outside thresholdRange [0.000, 0.050]",
+            id="range-above",
+        ),
+        pytest.param(
+            {"threshold": {"min": 10.0}},
+            9.0,
+            None,
+            Verdict.FAIL,
+            "thresholdRange [10.000, +inf]",
+            id="range-min-only",
+        ),
+        pytest.param({}, None, None, Verdict.INCONCLUSIVE, "no data", id="no-data"),
+        pytest.param({}, math.nan, None, Verdict.INCONCLUSIVE, "nan", id="nan"),
+        pytest.param({}, math.inf, None, Verdict.INCONCLUSIVE, "inf", id="inf"),
+        pytest.param(
+            {}, None, "timeout", Verdict.INCONCLUSIVE, "query failed: timeout", id="error"
+        ),
+        pytest.param(
+            {"success": "result == 1"},
+            1.0,
+            None,
+            Verdict.INCONCLUSIVE,
+            "evaluation failed",
+            id="cel-eval-error-inconclusive",
+        ),
+        pytest.param(
+            {"success": "result + 1.0"},
+            1.0,
+            None,
+            Verdict.INCONCLUSIVE,
+            "not a bool",
+            id="cel-non-bool-inconclusive",
+        ),
+    ],
+)
+def test_assess(
+    rule: dict[str, Any], value: float | None, err: str | None, verdict: Verdict, fragment: str
+) -> None:
+    result = assess(m(**rule), Measurement(value, NOW, error=err))
+    assert result.verdict is verdict
+    assert fragment in result.message
+    assert result.error is (err is not None)
+
+
+def test_condition_is_compiled_once_and_evaluates_doubles() -> None:
+    assert evaluate_condition("result < 5", 1.0) is True
+    assert evaluate_condition("result >= 0.5 && result <= 2.0", 3.0) is False
+    assert check_condition("result < 5") is None
+    assert "does not compile" in (check_condition("result <") or "")
+    assert "evaluation failed" in (check_condition("foo < 1") or "")
+
+
+# ------------------------------------------------------------------ limits
+
+
+def feed(c: StepChecks, metric_: Metric, values: list[float | str | None]) -> MetricRun:
+    run = MetricRun(name=metric_.name)
+    for i, v in enumerate(values):
+        when = NOW + timedelta(minutes=i)
+        meas = Measurement(None, when, error=v) if isinstance(v, str) else Measurement(v, when)
+        run = record(c, metric_, run, meas).run
+    return run
+
+
+@pytest.mark.parametrize(
+    ("count", "limits", "values", "verdict", "counters"),
+    [
+        pytest.param(3, {}, [0.01, 0.01], None, (2, 0, 0, 0, 0), id="running"),
+        pytest.param(3, {}, [0.01, 0.01, 0.01], Verdict.PASS, (3, 0, 0, 0, 0), id="count-reached"),
+        pytest.param(3, {}, [0.2], Verdict.FAIL, (0, 1, 0, 0, 0), id="fail-limit-0-immediate"),
+        pytest.param(5, {"failure": 1}, [0.2, 0.01], None, (1, 1, 0, 0, 0), id="fail-within-limit"),
+        pytest.param(
+            5, {"failure": 1}, [0.2, 0.01, 0.2], Verdict.FAIL, (1, 2, 0, 0, 0), id="fail-over-limit"
+        ),
+        pytest.param(
+            2, {"failure": 1}, [0.2, 0.01], Verdict.PASS, (1, 1, 0, 0, 0), id="pass-with-failure"
+        ),
+        pytest.param(3, {}, [None], Verdict.INCONCLUSIVE, (0, 0, 1, 0, 0), id="no-data-limit-0"),
+        pytest.param(
+            3, {"inconclusive": 1}, [None, 0.01], None, (1, 0, 1, 0, 0), id="no-data-within"
+        ),
+        pytest.param(
+            3, {"errors": 2}, ["down", "down"], None, (0, 0, 0, 2, 2), id="errors-within-limit"
+        ),
+        pytest.param(
+            3,
+            {"errors": 2},
+            ["down", "down", "down"],
+            Verdict.INCONCLUSIVE,
+            (0, 0, 0, 3, 3),
+            id="errors-over-limit-inconclusive",
+        ),
+        pytest.param(
+            3,
+            {"errors": 2},
+            ["down", "down", 0.01, "down", "down"],
+            None,
+            (1, 0, 0, 4, 2),
+            id="success-resets-consecutive",
+        ),
+        pytest.param(
+            1, {"errors": 2}, ["down", 0.01], Verdict.PASS, (1, 0, 0, 1, 0), id="errors-not-counted"
+        ),
+    ],
+)
+def test_limits(
+    count: int,
+    limits: dict[str, int],
+    values: list[float | str | None],
+    verdict: Verdict | None,
+    counters: tuple[int, int, int, int, int],
+) -> None:
+    metric_ = m(count=count)
+    run = feed(checks(metric_, **limits), metric_, values)
+    assert run.verdict is verdict
+    assert (
+        run.successful,
+        run.failed,
+        run.inconclusive,
+        run.error,
+        run.consecutive_errors,
+    ) == counters
+
+
+def test_status_keeps_last_ten_measurements() -> None:
+    metric_ = m(count=50)
+    run = feed(checks(metric_), metric_, [0.01] * 15)
+    assert len(run.measurements) == 10
+    assert run.successful == 15
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "expected"),
+    [
+        pytest.param([Verdict.PASS, Verdict.PASS], Verdict.PASS, id="all-pass"),
+        pytest.param([Verdict.PASS, None], None, id="running"),
+        pytest.param([Verdict.FAIL, None], Verdict.FAIL, id="fail-early"),
+        pytest.param([Verdict.INCONCLUSIVE, None], None, id="inconclusive-waits-for-others"),
+        pytest.param([Verdict.INCONCLUSIVE, Verdict.PASS], Verdict.INCONCLUSIVE, id="inconclusive"),
+        pytest.param([Verdict.INCONCLUSIVE, Verdict.FAIL], Verdict.FAIL, id="fail-beats-inconc"),
+    ],
+)
+def test_run_verdict(verdicts: list[Verdict | None], expected: Verdict | None) -> None:
+    metrics = [m(name=f"m{i}") for i in range(len(verdicts))]
+    c = checks(*metrics)
+    run = new_run(0, "rev", c, NOW)
+    run = run.model_copy(
+        update={"metrics": [MetricRun(name=f"m{i}", verdict=v) for i, v in enumerate(verdicts)]}
+    )
+    assert run_verdict(c, run) is expected
+
+
+# ------------------------------------------------------------------ which checks apply
+
+
+def test_checks_for_steps_with_overrides() -> None:
+    spec = spec_of(
+        steps=[
+            {"setWeight": 10},
+            {"pause": {}},
+            {"analysis": {"failureLimit": 2, "interval": "10s"}},
+            {"analysis": {"metrics": [metric("latency", success="result < 300.0")]}},
+            {"setWeight": 100},
+        ],
+        analysis={"interval": "1m", "inconclusiveLimit": 1, "metrics": [metric()]},
+    )
+    weight = checks_for_step(spec, 0)
+    assert weight is not None
+    assert [x.name for x in weight.metrics] == ["error-ratio"]
+    assert checks_for_step(spec, 1) is None
+    inherited = checks_for_step(spec, 2)
+    assert inherited is not None
+    assert (inherited.failure_limit, inherited.inconclusive_limit, inherited.interval) == (
+        2,
+        1,
+        "10s",
+    )
+    own = checks_for_step(spec, 3)
+    assert own is not None
+    assert [x.name for x in own.metrics] == ["latency"]
+    assert checks_for_step(spec, 99) is None
+
+
+def test_no_canary_analysis_means_no_checks_on_weight_steps() -> None:
+    assert checks_for_step(spec_of(), 0) is None
+
+
+# ------------------------------------------------------------------ due metrics
+
+
+def running_status(spec_steps: int = 0) -> tuple[Any, RolloutStatus]:
+    spec = spec_of(
+        analysis={
+            "interval": "1m",
+            "metrics": [metric(count=3), metric("latency", interval="20s", count=2)],
+        }
+    )
+    c = checks_for_step(spec, spec_steps)
+    assert c is not None
+    status = RolloutStatus(
+        stable_revision="a",
+        canary_revision="b",
+        current_step_index=spec_steps,
+        canary_weight=5,
+        analysis=new_run(spec_steps, "b", c, NOW),
+    )
+    return spec, status
+
+
+@pytest.mark.parametrize(
+    ("seconds", "names"),
+    [
+        pytest.param(0, [], id="nothing-at-start"),
+        pytest.param(19, [], id="before-first-interval"),
+        pytest.param(20, ["latency"], id="own-interval"),
+        pytest.param(60, ["error-ratio", "latency"], id="both"),
+    ],
+)
+def test_due_metrics_schedule(seconds: int, names: list[str]) -> None:
+    spec, status = running_status()
+    due = due_metrics(spec, status, NOW + timedelta(seconds=seconds))
+    assert [d.metric.name for d in due] == names
+
+
+def test_due_after_a_measurement_waits_one_interval() -> None:
+    spec, status = running_status()
+    c = checks_for_step(spec, 0)
+    assert c is not None
+    assert status.analysis is not None
+    latency = c.metrics[1]
+    updated = record(
+        c, latency, MetricRun(name="latency"), Measurement(0.01, NOW + timedelta(seconds=20))
+    )
+    run = status.analysis.model_copy(update={"metrics": [status.analysis.metrics[0], updated.run]})
+    status = status.model_copy(update={"analysis": run})
+    assert [d.metric.name for d in due_metrics(spec, status, NOW + timedelta(seconds=39))] == []
+    assert [d.metric.name for d in due_metrics(spec, status, NOW + timedelta(seconds=40))] == [
+        "latency"
+    ]
+    assert soonest_due(spec, status) == NOW + timedelta(seconds=40)
+
+
+def test_nothing_due_when_spec_paused_or_no_canary() -> None:
+    spec, status = running_status()
+    later = NOW + timedelta(hours=1)
+    paused = spec.model_copy(update={"paused": True})
+    assert due_metrics(paused, status, later) == []
+    assert due_metrics(spec, None, later) == []
+    assert due_metrics(spec, status.model_copy(update={"canary_revision": None}), later) == []
+    finished = (
+        status.analysis.model_copy(update={"verdict": Verdict.PASS}) if status.analysis else None
+    )
+    assert due_metrics(spec, status.model_copy(update={"analysis": finished}), later) == []
+
+
+# ------------------------------------------------------------------ query templates
+
+
+CONTEXT = {
+    "namespace": "shop",
+    "name": "web",
+    "stableRevision": "aaa",
+    "canaryRevision": "bbb",
+    "stableService": "web-stable",
+    "canaryService": "web-canary",
+}
+
+
+@pytest.mark.parametrize(
+    ("template", "rendered"),
+    [
+        pytest.param("up", "up", id="no-placeholder"),
+        pytest.param(
+            'rate(x{ns="{{namespace}}",rev="{{canaryRevision}}"}[1m])',
+            'rate(x{ns="shop",rev="bbb"}[1m])',
+            id="two",
+        ),
+        pytest.param("{{ stableService }}/{{name}}", "web-stable/web", id="spaces"),
+    ],
+)
+def test_render_query(template: str, rendered: str) -> None:
+    assert render_query(template, CONTEXT) == rendered
+
+
+def test_render_query_unknown_placeholder() -> None:
+    with pytest.raises(QueryTemplateError, match=r"unknown placeholder \{\{pod\}\}"):
+        render_query("x{pod='{{pod}}'}", CONTEXT)
+
+
+def test_render_query_missing_value() -> None:
+    with pytest.raises(QueryTemplateError, match="no value"):
+        render_query("{{name}}", {})
+
+
+def test_query_context_from_status() -> None:
+    spec = spec_of()
+    status = RolloutStatus(stable_revision="aaa", canary_revision="bbb")
+    assert query_context("shop", "web", spec, status) == CONTEXT

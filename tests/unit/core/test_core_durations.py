@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rollwise.core.durations import (
+    InvalidDuration,
+    add_seconds,
+    format_seconds,
+    is_valid,
+    parse_duration,
+    parse_seconds,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        pytest.param("30s", 30.0, id="seconds"),
+        pytest.param("5m", 300.0, id="minutes"),
+        pytest.param("2h", 7200.0, id="hours"),
+        pytest.param("1h30m", 5400.0, id="hours-minutes"),
+        pytest.param("250ms", 0.25, id="milliseconds"),
+        pytest.param("1.5s", 1.5, id="fractional"),
+        pytest.param("1m30s500ms", 90.5, id="three-units"),
+        pytest.param("0s", 0.0, id="zero"),
+    ],
+)
+def test_parse_valid(text: str, seconds: float) -> None:
+    assert parse_seconds(text) == pytest.approx(seconds)
+    assert parse_duration(text) == timedelta(seconds=seconds)
+    assert is_valid(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("30", id="no-unit"),
+        pytest.param("-5s", id="negative"),
+        pytest.param("5d", id="days-not-go"),
+        pytest.param("1h 30m", id="space"),
+        pytest.param("s", id="unit-only"),
+        pytest.param(".5s", id="no-leading-digit"),
+        pytest.param("10000000000h", id="too-long"),
+    ],
+)
+def test_parse_invalid(text: str) -> None:
+    with pytest.raises(InvalidDuration):
+        parse_seconds(text)
+    assert not is_valid(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        pytest.param(0.25, "250ms", id="ms"),
+        pytest.param(30, "30s", id="s"),
+        pytest.param(90, "1m30s", id="m-s"),
+        pytest.param(3600, "1h", id="h"),
+        pytest.param(0, "0ms", id="zero"),
+    ],
+)
+def test_format_seconds(seconds: float, text: str) -> None:
+    assert format_seconds(seconds) == text
+
+
+def test_add_seconds_saturates_instead_of_overflowing() -> None:
+    late = datetime(9999, 12, 31, tzinfo=UTC)
+    assert add_seconds(late, 1e9) == datetime.max.replace(tzinfo=UTC)
+    assert add_seconds(late, 1) == late + timedelta(seconds=1)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from rollwise.core.reasons import ALL_REASONS, EventType
+from rollwise.core.status import (
+    ConditionStatus,
+    ConditionType,
+    Phase,
+    RolloutStatus,
+    format_time,
+)
+
+T = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def test_condition_keeps_transition_time_when_status_unchanged() -> None:
+    s = RolloutStatus().with_condition(
+        ConditionType.READY, ConditionStatus.FALSE, reason="A", message="a", now=T, generation=1
+    )
+    s = s.with_condition(
+        ConditionType.READY,
+        ConditionStatus.FALSE,
+        reason="B",
+        message="b",
+        now=T + timedelta(minutes=1),
+        generation=2,
+    )
+    cond = s.condition(ConditionType.READY)
+    assert cond is not None
+    assert cond.last_transition_time == T
+    assert (cond.reason, cond.message, cond.observed_generation) == ("B", "b", 2)
+
+
+def test_condition_moves_transition_time_on_status_change() -> None:
+    later = T + timedelta(minutes=5)
+    s = RolloutStatus().with_condition(
+        ConditionType.READY, ConditionStatus.FALSE, reason="A", message="", now=T, generation=1
+    )
+    s = s.with_condition(
+        ConditionType.READY, ConditionStatus.TRUE, reason="A", message="", now=later, generation=1
+    )
+    cond = s.condition(ConditionType.READY)
+    assert cond is not None
+    assert cond.last_transition_time == later
+    assert s.is_true(ConditionType.READY)
+
+
+def test_conditions_kept_in_stable_order() -> None:
+    s = RolloutStatus()
+    for type_ in reversed(list(ConditionType)):
+        s = s.with_condition(
+            type_, ConditionStatus.FALSE, reason="x", message="", now=T, generation=1
+        )
+    assert [c.type for c in s.conditions] == list(ConditionType)
+
+
+def test_wire_form_is_camel_case_with_z_times() -> None:
+    s = RolloutStatus(
+        phase=Phase.HEALTHY,
+        observed_generation=3,
+        stable_revision="abc",
+        step_started_at=datetime(2026, 1, 1, 13, 0, tzinfo=timezone(timedelta(hours=1))),
+    )
+    wire = s.to_wire()
+    assert wire["phase"] == "Healthy"
+    assert wire["observedGeneration"] == 3
+    assert wire["stableRevision"] == "abc"
+    assert wire["stepStartedAt"] == "2026-01-01T12:00:00Z"
+    assert RolloutStatus.model_validate(wire) == s
+
+
+def test_status_ignores_unknown_fields() -> None:
+    s = RolloutStatus.model_validate({"phase": "Paused", "fromTheFuture": 1})
+    assert s.phase is Phase.PAUSED
+
+
+def test_format_time_keeps_microseconds() -> None:
+    assert format_time(T.replace(microsecond=5)) == "2026-01-01T12:00:00.000005Z"
+
+
+def test_reasons_are_unique_documented_and_typed() -> None:
+    names = [r.name for r in ALL_REASONS]
+    assert len(names) == len(set(names))
+    for reason in ALL_REASONS:
+        assert reason.doc
+        assert reason.template
+        assert reason.name[0].isupper()
+        assert isinstance(reason.type, EventType)
+    failing = {r.name for r in ALL_REASONS if r.type is EventType.WARNING}
+    assert {"AnalysisFailed", "RolledBack", "Aborted", "InvalidSpec"} <= failing
