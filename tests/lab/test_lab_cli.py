@@ -1,0 +1,97 @@
+"""``python -m hack.lab``: up (in under 10 s), status, control and down, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.lab
+
+
+def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hack.lab", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _wait_for_line(path: Path, pattern: str, proc: subprocess.Popen[bytes], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        match = re.search(pattern, text)
+        if match:
+            return match.group(1)
+        assert proc.poll() is None, f"lab exited early:\n{text}"
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} not printed within {timeout} s:\n{path.read_text()}")
+
+
+def test_up_status_control_down(tmp_path: Path) -> None:
+    workdir = tmp_path / "lab"
+    out = tmp_path / "up.log"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hack.lab", "up", "--dir", str(workdir)],
+            cwd=REPO,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        seconds = float(_wait_for_line(out, r"lab up in ([0-9.]+) s", proc, timeout=30))
+        assert seconds < 10.0
+
+        info = json.loads((workdir / "lab.json").read_text())
+        assert info["pid"] == proc.pid
+        assert Path(info["kubeconfig"]) == workdir / "kubeconfig"
+        crds = subprocess.run(
+            ["kubectl", "--kubeconfig", info["kubeconfig"], "get", "crd", "-o", "name"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        assert (
+            "customresourcedefinition.apiextensions.k8s.io/httproutes.gateway.networking.k8s.io"
+            in crds
+        )
+        assert requests.get(info["prometheus"] + "/-/ready", timeout=5).status_code == 200
+
+        status = _cli("status", "--dir", str(workdir))
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"lab running (pid {proc.pid})" in status.stdout
+        assert "Prometheus:" in status.stdout
+
+        control = _cli("control", "checkout", "--error-ratio", "0.4", "--dir", str(workdir))
+        assert control.returncode == 0, control.stdout + control.stderr
+        assert json.loads(control.stdout)["errorRatio"] == 0.4
+
+        again = _cli("up", "--dir", str(workdir))
+        assert again.returncode == 1
+        assert "already runs" in again.stderr
+
+        down = _cli("down", "--dir", str(workdir))
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert not (workdir / "lab.pid").exists()
+    after = _cli("status", "--dir", str(workdir))
+    assert after.returncode == 3
+    assert "no lab running" in after.stdout
+    assert _cli("down", "--dir", str(workdir)).returncode == 0

@@ -1,0 +1,218 @@
+"""The workload simulator: Deployment status as the deployment controller writes it (computed,
+then against the API emulator), never-ready revisions, and KServe InferenceService status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from hack.lab._support import KubeEndpoint
+from hack.lab.lab import Lab
+from hack.lab.workloads import NEVER_READY, WorkloadSimulator
+
+pytestmark = pytest.mark.lab
+
+NS = "default"
+
+
+def _deployment(
+    name: str,
+    revision: str,
+    replicas: int = 2,
+    *,
+    annotations: dict[str, str] | None = None,
+    deadline: int | None = None,
+    generation: int = 1,
+) -> dict[str, Any]:
+    labels = {"app": "demo", "rollwise.dev/revision": revision}
+    spec: dict[str, Any] = {
+        "replicas": replicas,
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"labels": labels, "annotations": annotations or {}},
+            "spec": {"containers": [{"name": "demo", "image": "demo:1"}]},
+        },
+    }
+    if deadline is not None:
+        spec["progressDeadlineSeconds"] = deadline
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS, "generation": generation},
+        "spec": spec,
+    }
+
+
+def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status.get("conditions", [])}
+
+
+@pytest.mark.parametrize(
+    ("obj", "elapsed", "ready", "available", "progressing"),
+    [
+        pytest.param(
+            _deployment("a", "r1"),
+            0.0,
+            None,
+            ("False", "MinimumReplicasUnavailable"),
+            ("True", "ReplicaSetUpdated"),
+            id="new-not-ready-yet",
+        ),
+        pytest.param(
+            _deployment("a", "r1"),
+            1.0,
+            2,
+            ("True", "MinimumReplicasAvailable"),
+            ("True", "NewReplicaSetAvailable"),
+            id="ready-after-delay",
+        ),
+        pytest.param(
+            _deployment("a", "r1", replicas=0),
+            0.0,
+            None,
+            ("True", "MinimumReplicasAvailable"),
+            ("True", "NewReplicaSetAvailable"),
+            id="scaled-to-zero",
+        ),
+        pytest.param(
+            _deployment("a", "r1", annotations={NEVER_READY: "true"}, deadline=5),
+            1.0,
+            None,
+            ("False", "MinimumReplicasUnavailable"),
+            ("True", "ReplicaSetUpdated"),
+            id="never-ready-before-deadline",
+        ),
+        pytest.param(
+            _deployment("a", "r1", annotations={NEVER_READY: "true"}, deadline=5),
+            6.0,
+            None,
+            ("False", "MinimumReplicasUnavailable"),
+            ("False", "ProgressDeadlineExceeded"),
+            id="never-ready-after-deadline",
+        ),
+    ],
+)
+def test_deployment_status_over_time(
+    obj: dict[str, Any],
+    elapsed: float,
+    ready: int | None,
+    available: tuple[str, str],
+    progressing: tuple[str, str],
+) -> None:
+    sim = WorkloadSimulator(KubeEndpoint("http://127.0.0.1:1"), ready_delay=0.5)
+    start = 1000.0
+    sim.deployment_status(obj, start)  # first sight of this spec starts its clock
+    status, _wake = sim.deployment_status(obj, start + elapsed)
+    assert status["observedGeneration"] == 1
+    assert status["replicas"] == status["updatedReplicas"] == obj["spec"]["replicas"]
+    assert status.get("readyReplicas") == ready
+    assert status.get("availableReplicas") == ready
+    assert status.get("unavailableReplicas") == (obj["spec"]["replicas"] - (ready or 0) or None)
+    assert _conditions(status) == {"Available": available, "Progressing": progressing}
+
+
+def _wait(fetch: Callable[[], Any], check: Callable[[Any], bool], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not check(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s; last value: {value}")
+        time.sleep(0.05)
+        value = fetch()
+    return value
+
+
+def test_deployment_becomes_ready_follows_scaling_and_starts_a_demo_service(lab: Lab) -> None:
+    apps = client.AppsV1Api(lab.api_client())
+    rev = f"w{time.monotonic_ns() % 10**8}"
+    apps.create_namespaced_deployment(NS, _deployment("demo-" + rev, rev, replicas=3))
+
+    def read() -> dict[str, Any]:
+        return apps.api_client.sanitize_for_serialization(
+            apps.read_namespaced_deployment_status("demo-" + rev, NS)
+        )
+
+    ready = _wait(read, lambda d: d.get("status", {}).get("readyReplicas") == 3)
+    status = ready["status"]
+    assert status["observedGeneration"] == ready["metadata"]["generation"]
+    assert _conditions(status)["Available"] == ("True", "MinimumReplicasAvailable")
+    assert lab.demo(rev).service == "demo"
+
+    apps.patch_namespaced_deployment_scale("demo-" + rev, NS, {"spec": {"replicas": 0}})
+    scaled = _wait(read, lambda d: d["status"].get("replicas") == 0)
+    assert scaled["status"].get("readyReplicas") in (None, 0)
+    assert scaled["status"]["observedGeneration"] == scaled["metadata"]["generation"]
+
+    # Deleting the revision's only Deployment stops its demo service.
+    apps.delete_namespaced_deployment("demo-" + rev, NS)
+    _wait(lambda: lab.loop.call(lambda: lab.registry.get(rev)), lambda demo: demo is None)
+
+
+def test_never_ready_annotation_ends_in_progress_deadline_exceeded(lab: Lab) -> None:
+    apps = client.AppsV1Api(lab.api_client())
+    rev = f"n{time.monotonic_ns() % 10**8}"
+    body = _deployment("bad-" + rev, rev, annotations={NEVER_READY: "true"}, deadline=1)
+    apps.create_namespaced_deployment(NS, body)
+
+    def read() -> dict[str, Any]:
+        return apps.api_client.sanitize_for_serialization(
+            apps.read_namespaced_deployment_status("bad-" + rev, NS)
+        )
+
+    done = _wait(
+        read,
+        lambda d: (
+            _conditions(d.get("status", {})).get("Progressing")
+            == ("False", "ProgressDeadlineExceeded")
+        ),
+    )
+    assert done["status"].get("readyReplicas") is None
+    assert done["status"]["unavailableReplicas"] == 2
+
+
+def _isvc(name: str, uri: str, canary: int | None = None) -> dict[str, Any]:
+    predictor: dict[str, Any] = {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri}}
+    if canary is not None:
+        predictor["canaryTrafficPercent"] = canary
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"predictor": predictor},
+    }
+
+
+def test_inference_service_canary_traffic_follows_kserve(lab: Lab) -> None:
+    api = client.CustomObjectsApi(lab.api_client())
+    args = ("serving.kserve.io", "v1beta1", NS, "inferenceservices")
+    name = f"iris{time.monotonic_ns() % 10**6}"
+    api.create_namespaced_custom_object(*args, _isvc(name, "s3://models/iris/1"))
+
+    def traffic() -> dict[str, Any]:
+        obj = api.get_namespaced_custom_object(*args, name)
+        pred = obj.get("status", {}).get("components", {}).get("predictor", {})
+        return {
+            "pred": pred,
+            "split": {t["revisionName"]: t["percent"] for t in pred.get("traffic", [])},
+        }
+
+    first, second = f"{name}-predictor-00001", f"{name}-predictor-00002"
+    _wait(traffic, lambda t: t["split"] == {first: 100})
+
+    api.patch_namespaced_custom_object(*args, name, _isvc(name, "s3://models/iris/2", canary=10))
+    canary = _wait(traffic, lambda t: t["split"] == {second: 10, first: 90})
+    assert canary["pred"]["latestRolledoutRevision"] == first
+    assert canary["pred"]["latestReadyRevision"] == second
+
+    # Promote: without canaryTrafficPercent the latest ready revision takes all traffic.
+    obj = api.get_namespaced_custom_object(*args, name)
+    obj["spec"]["predictor"].pop("canaryTrafficPercent")
+    api.replace_namespaced_custom_object(*args, name, obj)
+    promoted = _wait(traffic, lambda t: t["split"] == {second: 100})
+    assert promoted["pred"]["latestRolledoutRevision"] == second
+    assert promoted["pred"]["previousRolledoutRevision"] == first
+    assert lab.demo(second).service == name
