@@ -134,6 +134,8 @@ class Observations:
     operator points them, it does not create them: a missing one blocks the rollout).
     ``measurements``: metric name → result, for the metrics that were due.
     ``requests``: manual requests found in annotations.
+    ``missing_references``: objects the spec names that do not exist (a Service, the
+    HTTPRoute), one message each; any makes the spec invalid for this pass (no actions).
     """
 
     template_hash: str
@@ -144,3 +146,4 @@ class Observations:
     canary_service_exists: bool = True
     measurements: Mapping[str, Measurement] = field(default_factory=dict)
     requests: tuple[ManualRequest, ...] = ()
+    missing_references: tuple[str, ...] = ()

@@ -243,6 +243,14 @@ INVALID_SPEC = Reason(
     "takes no action until it is fixed.",
     "invalid spec: {errors}",
 )
+ACTION_FAILED = Reason(
+    "ActionFailed",
+    _W,
+    "The operator could not apply a change to the cluster (create, scale or delete a "
+    "revision, point a Service, set a weight); it retries with backoff and the rollout does "
+    "not move on until the change is in effect.",
+    "{action} failed: {error}",
+)
 SPEC_CORRECTED = Reason(
     "SpecCorrected",
     _N,
@@ -282,4 +290,5 @@ ALL_REASONS: tuple[Reason, ...] = (
     PROGRESS_RESUMED,
     INVALID_SPEC,
     SPEC_CORRECTED,
+    ACTION_FAILED,
 )

@@ -44,7 +44,9 @@ Behaviour, in the words a user of Argo Rollouts or Flagger would look for:
   rollout that is about to succeed; the operator continues as soon as progress resumes, and a
   user who wants out sets ``rollwise.dev/abort``. Pauses and analysis never count.
 * **Invalid spec**: no actions at all, phase Degraded, condition ``InvalidSpec`` True with the
-  messages; a fix clears it and the rollout continues where it stood.
+  messages; a fix clears it and the rollout continues where it stood. A spec naming an object
+  that does not exist (``Observations.missing_references``: a Service, the HTTPRoute) is
+  invalid the same way, so nothing is created for a rollout that could not route traffic.
 * **Conditions**: ``Ready`` is True only when Healthy (``kubectl wait --for=condition=Ready``
   after an apply waits for the whole rollout); ``Available`` tells whether ``spec.replicas``
   pods serve, canary or not; ``Progressing``, ``Paused``, ``Degraded`` and ``InvalidSpec``
@@ -209,8 +211,8 @@ def decide(
         now = now.replace(tzinfo=UTC)
     previous = status if status is not None else RolloutStatus()
     loaded, errors = load_rollout_spec(spec)
-    if loaded is None:
-        return _invalid(previous, errors, obs, now)
+    if loaded is None or obs.missing_references:
+        return _invalid(previous, [*errors, *obs.missing_references], obs, now)
     return _Pass(loaded, previous, obs, now).run()
 
 
@@ -354,7 +356,10 @@ class _Pass:
                 self.message = f"paused by spec.paused at step {self.step_no()}/{self.n}"
             else:
                 self._progress()
-        else:
+        if not self.canary_active:
+            # Also when the canary ended in this pass (promoted, rolled back, aborted): the
+            # stable revision is checked now, as the next pass would check it, so that deciding
+            # again changes nothing.
             self._stable_only()
         self._retire()
         self._ignore_leftover_requests()

@@ -12,7 +12,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rollwise.core.analysis import due_metrics
@@ -244,8 +244,50 @@ def _sane(decision: Decision) -> None:
             assert 0 <= action.weight <= 100
 
 
+#: Found by this property: a new revision with no steps was promoted in one pass without the
+#: stable-revision checks (Services present) that the next pass applied, so the second pass
+#: flipped Healthy to Progressing.
+_PROMOTED_IN_ONE_PASS_WITHOUT_SERVICES = (
+    RolloutSpec.model_validate(
+        {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": "app:v3"}]},
+            },
+            "strategy": {
+                "canary": {
+                    "steps": [],
+                    "stableService": "web-stable",
+                    "canaryService": "web-canary",
+                    "scaleDownDelaySeconds": 0,
+                }
+            },
+            "progressDeadlineSeconds": 1,
+        }
+    ),
+    RolloutStatus(canary_weight=0, stable_revision="4f07e42081"),
+    Observations(
+        template_hash="8f29751479",
+        generation=1,
+        revisions={
+            "4f07e42081": RevisionState(0, 0, 0, 0, False),
+            "8f29751479": RevisionState(0, 0, 0, 0, True),
+        },
+        actual_weight=None,
+        stable_service_exists=False,
+        canary_service_exists=False,
+        measurements={},
+        requests=(),
+    ),
+    datetime(2026, 1, 1, tzinfo=UTC),
+)
+
+
 @SETTINGS
 @given(inputs())
+@example(_PROMOTED_IN_ONE_PASS_WITHOUT_SERVICES)
 def test_decide_never_raises_and_is_quiet_the_second_time(
     args: tuple[RolloutSpec, RolloutStatus | None, Observations, datetime],
 ) -> None:
