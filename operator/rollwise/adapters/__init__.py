@@ -1,3 +1,16 @@
 """I/O behind narrow, idempotent interfaces: Kubernetes objects, traffic routers, metric
 providers and model registries. Adapters raise exceptions from ``rollwise.adapters.errors``;
-only ``rollwise.runtime`` turns them into kopf's temporary or permanent errors."""
+only ``rollwise.runtime`` turns them into kopf's temporary or permanent errors.
+
+- ``kube``: dict-in/dict-out access to the API (``KubeAPI``) and the mapping of client
+  failures onto the error hierarchy;
+- ``workloads``: revision Deployments and Service selectors (``Workloads``), read back as the
+  core's ``RevisionState``;
+- ``traffic``: the ``TrafficRouter`` interface, its Gateway API, Istio, replica-ratio and
+  ``NopRouter`` implementations, and ``router_for``;
+- ``metrics``: the ``MetricProvider`` interface, ``NopProvider`` and ``PrometheusProvider``.
+
+Every adapter is a plain synchronous class (the ``kubernetes`` and ``prometheus-api-client``
+clients are synchronous); the runtime calls them from its asyncio loop through
+``asyncio.to_thread``. None of them imports kopf.
+"""

@@ -1,0 +1,152 @@
+"""The one exception hierarchy every adapter raises.
+
+Adapters never let a client library's exception escape (``kubernetes.client.ApiException``,
+``urllib3`` or ``requests`` errors, ``prometheus_api_client`` exceptions): they translate it
+into one of these, keeping the original as ``__cause__``. Only ``rollwise.runtime`` turns them
+into kopf's temporary or permanent errors, guided by ``retryable``::
+
+    AdapterError                      retryable
+    ├── KubeError                     False  (any other API failure)
+    │   ├── NotFound                  False  404: the object (or its kind) does not exist
+    │   ├── Conflict                  True   409: stale resourceVersion, concurrent write
+    │   ├── Forbidden                 False  401/403: RBAC or credentials
+    │   ├── Invalid                   False  400/422: the server refused the object
+    │   ├── NotOwned                  False  an object with our name is not ours to change
+    │   └── Unavailable               True   429, 5xx, timeouts, connection errors
+    ├── RouterError                   False
+    │   ├── RouteNotFound             False  the HTTPRoute/VirtualService/Deployment is missing
+    │   └── RouteMisconfigured        False  it exists but cannot carry the split as written
+    └── ProviderError                 False
+        ├── ProviderUnavailable       True   connection, timeout, 429/5xx from the provider
+        └── QueryError                False  bad query or an ambiguous result (several series)
+
+``retryable`` means "the same call may succeed later without anybody changing anything":
+the runtime retries those with backoff and reports the others (status condition, event)
+until the spec or the cluster changes. A router reading or writing its object through the
+API raises the ``KubeError`` subclasses for transport and concurrency failures (a ``Conflict``
+from a concurrent edit stays a ``Conflict``) and ``RouterError`` for what only a router knows.
+
+"No data" from a metric provider is not an error: ``MetricProvider.query`` returns None, which
+the core treats as INCONCLUSIVE without counting it as a provider error.
+"""
+
+from __future__ import annotations
+
+
+class AdapterError(Exception):
+    """Base of every adapter failure. ``retryable`` is a class default an instance may override
+    (``retry_after``: seconds the server asked us to wait, when it said so)."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if retryable is not None:
+            self.retryable = retryable
+        self.retry_after = retry_after
+
+
+# -------------------------------------------------------------------------------- Kubernetes
+
+
+class KubeError(AdapterError):
+    """The Kubernetes API refused or failed a request. ``status`` is the HTTP code (None for
+    transport failures)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, retryable=retryable, retry_after=retry_after)
+        self.status = status
+
+
+class NotFound(KubeError):
+    """404: the object, or its resource type, does not exist."""
+
+
+class Conflict(KubeError):
+    """409: the object changed since it was read (or already exists); read again and retry."""
+
+    retryable = True
+
+
+class Forbidden(KubeError):
+    """401/403: the operator's credentials or RBAC do not allow the request."""
+
+
+class Invalid(KubeError):
+    """400/422: the API server refused the object (schema, validation, admission)."""
+
+
+class NotOwned(KubeError):
+    """An object with the name the operator would use exists but is not controlled by the
+    Rollout; the operator never adopts or overwrites it."""
+
+
+class Unavailable(KubeError):
+    """The API server cannot answer now: 429, 5xx, a timeout or a connection failure."""
+
+    retryable = True
+
+
+# ------------------------------------------------------------------------------------ Routers
+
+
+class RouterError(AdapterError):
+    """A traffic router cannot apply or read the split."""
+
+
+class RouteNotFound(RouterError):
+    """The routing object the Rollout names does not exist (or its kind is not installed)."""
+
+
+class RouteMisconfigured(RouterError):
+    """The routing object exists but cannot carry the split: no rule or route sends traffic to
+    the stable Service, a named rule or route is missing, or the weights cannot be read."""
+
+
+# --------------------------------------------------------------------------- Metric providers
+
+
+class ProviderError(AdapterError):
+    """A metric provider failed to answer a query."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider cannot be reached or cannot answer now (connection refused, timeout, 5xx)."""
+
+    retryable = True
+
+
+class QueryError(ProviderError):
+    """The provider refused the query (syntax, execution) or its result is not one number."""
+
+
+__all__ = [
+    "AdapterError",
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "KubeError",
+    "NotFound",
+    "NotOwned",
+    "ProviderError",
+    "ProviderUnavailable",
+    "QueryError",
+    "RouteMisconfigured",
+    "RouteNotFound",
+    "RouterError",
+    "Unavailable",
+]

@@ -1,0 +1,283 @@
+"""Plain-dict access to the Kubernetes API, with every failure mapped to ``adapters.errors``.
+
+The official ``kubernetes`` client is synchronous; the runtime calls adapters from its asyncio
+loop through ``asyncio.to_thread``. Objects go in and come out as the JSON dicts the API
+server speaks: the typed models of the client validate bodies against the client's own
+schema version and would refuse a pod template field newer than the client, while a Rollout
+template is the user's and is passed through untouched. Resources under ``/apis`` go through
+``CustomObjectsApi`` (a generic path, Deployments included); the one core resource the
+operator touches, Service, through ``CoreV1Api`` with raw responses.
+
+Error mapping (the status code of the API server's answer): 404 ``NotFound``; 409
+``Conflict`` (retryable); 401/403 ``Forbidden``; 400/422 ``Invalid``; 429 and 5xx
+``Unavailable`` (retryable, with the server's ``Retry-After``); connection failures and
+timeouts ``Unavailable``; anything else ``KubeError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from rollwise.adapters.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    KubeError,
+    NotFound,
+    Unavailable,
+)
+
+#: Content type of a JSON merge patch (RFC 7386); the client's default is a JSON patch.
+MERGE_PATCH = "application/merge-patch+json"
+
+#: Seconds one API request may take before it counts as ``Unavailable``.
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A namespaced resource type: group (``""`` for the core group), version, plural."""
+
+    group: str
+    version: str
+    plural: str
+
+    def __str__(self) -> str:
+        return f"{self.plural}.{self.group}/{self.version}" if self.group else self.plural
+
+
+DEPLOYMENTS = Resource("apps", "v1", "deployments")
+SERVICES = Resource("", "v1", "services")
+HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
+VIRTUALSERVICES = Resource("networking.istio.io", "v1", "virtualservices")
+
+
+def _status_message(exc: ApiException) -> str:
+    """The ``message`` of the API server's Status body, else the HTTP reason."""
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str) and body:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return body.strip()[:500]
+        if isinstance(parsed, dict) and parsed.get("message"):
+            return str(parsed["message"])
+    return str(exc.reason or "no reason given")
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def error_from_status(
+    status: int | None, message: str, retry_after: float | None = None
+) -> KubeError:
+    """The ``KubeError`` subclass for an HTTP status of the API server."""
+    if status == 404:
+        return NotFound(message, status=status)
+    if status == 409:
+        return Conflict(message, status=status)
+    if status in (401, 403):
+        return Forbidden(message, status=status)
+    if status in (400, 422):
+        return Invalid(message, status=status)
+    if status is not None and (status == 429 or status >= 500):
+        return Unavailable(message, status=status, retry_after=retry_after)
+    return KubeError(message, status=status)
+
+
+def translate(exc: BaseException, what: str) -> KubeError | None:
+    """The adapter error for a client exception raised while doing ``what`` (None: not a
+    client failure, let it propagate as the bug it is)."""
+    if isinstance(exc, ApiException):
+        status = exc.status if isinstance(exc.status, int) and exc.status > 0 else None
+        return error_from_status(
+            status, f"{what}: {_status_message(exc)} ({status})", _retry_after(exc)
+        )
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError | TimeoutError):
+        return Unavailable(f"{what}: API server unreachable: {exc}")
+    return None
+
+
+@contextmanager
+def kube_errors(what: str) -> Iterator[None]:
+    """Translates client exceptions raised inside the block (``what`` names the operation)."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = translate(exc, what)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+class KubeAPI:
+    """Get, list, create, merge-patch and delete namespaced objects as dicts."""
+
+    def __init__(self, api_client: Any, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.api_client = api_client
+        self.timeout = timeout
+        self._custom = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
+
+    @staticmethod
+    def _check_core(resource: Resource) -> None:
+        if resource != SERVICES:
+            raise ValueError(f"KubeAPI handles only Services in the core group, not {resource}")
+
+    @staticmethod
+    def _json(response: Any) -> dict[str, Any]:
+        return _as_dict(json.loads(response.data or b"{}"))
+
+    def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
+        with kube_errors(f"get {resource} {namespace}/{name}"):
+            if resource.group:
+                obj = self._custom.get_namespaced_custom_object(
+                    resource.group,
+                    resource.version,
+                    namespace,
+                    resource.plural,
+                    name,
+                    _request_timeout=self.timeout,
+                )
+                return _as_dict(obj)
+            self._check_core(resource)
+            return self._json(
+                self._core.read_namespaced_service(
+                    name, namespace, _preload_content=False, _request_timeout=self.timeout
+                )
+            )
+
+    def get_or_none(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.get(resource, namespace, name)
+        except NotFound:
+            return None
+
+    def list(
+        self, resource: Resource, namespace: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        with kube_errors(f"list {resource} in {namespace}"):
+            if resource.group:
+                listing = self._custom.list_namespaced_custom_object(
+                    resource.group,
+                    resource.version,
+                    namespace,
+                    resource.plural,
+                    label_selector=label_selector,
+                    _request_timeout=self.timeout,
+                )
+            else:
+                self._check_core(resource)
+                listing = self._json(
+                    self._core.list_namespaced_service(
+                        namespace,
+                        label_selector=label_selector,
+                        _preload_content=False,
+                        _request_timeout=self.timeout,
+                    )
+                )
+        items = _as_dict(listing).get("items") or []
+        return [_as_dict(item) for item in items if isinstance(item, dict)]
+
+    def create(self, resource: Resource, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = (body.get("metadata") or {}).get("name", "?")
+        with kube_errors(f"create {resource} {namespace}/{name}"):
+            if resource.group:
+                obj = self._custom.create_namespaced_custom_object(
+                    resource.group,
+                    resource.version,
+                    namespace,
+                    resource.plural,
+                    body,
+                    _request_timeout=self.timeout,
+                )
+                return _as_dict(obj)
+            # The operator never creates Services (it points the user's).
+            raise ValueError(f"KubeAPI creates only resources under /apis, not {resource}")
+
+    def merge_patch(
+        self, resource: Resource, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A JSON merge patch; a ``metadata.resourceVersion`` in ``patch`` makes it conditional
+        (409 ``Conflict`` when the object changed since that version)."""
+        with kube_errors(f"patch {resource} {namespace}/{name}"):
+            if resource.group:
+                obj = self._custom.patch_namespaced_custom_object(
+                    resource.group,
+                    resource.version,
+                    namespace,
+                    resource.plural,
+                    name,
+                    patch,
+                    _content_type=MERGE_PATCH,
+                    _request_timeout=self.timeout,
+                )
+                return _as_dict(obj)
+            self._check_core(resource)
+            return self._json(
+                self._core.patch_namespaced_service(
+                    name,
+                    namespace,
+                    patch,
+                    _content_type=MERGE_PATCH,
+                    _preload_content=False,
+                    _request_timeout=self.timeout,
+                )
+            )
+
+    def delete(self, resource: Resource, namespace: str, name: str) -> bool:
+        """Deletes the object (background propagation); False when it was already gone."""
+        try:
+            with kube_errors(f"delete {resource} {namespace}/{name}"):
+                if resource.group:
+                    self._custom.delete_namespaced_custom_object(
+                        resource.group,
+                        resource.version,
+                        namespace,
+                        resource.plural,
+                        name,
+                        propagation_policy="Background",
+                        _request_timeout=self.timeout,
+                    )
+                else:
+                    self._check_core(resource)
+                    self._core.delete_namespaced_service(
+                        name, namespace, _preload_content=False, _request_timeout=self.timeout
+                    )
+        except NotFound:
+            return False
+        return True
+
+
+__all__ = [
+    "DEPLOYMENTS",
+    "HTTPROUTES",
+    "MERGE_PATCH",
+    "SERVICES",
+    "VIRTUALSERVICES",
+    "KubeAPI",
+    "Resource",
+    "error_from_status",
+    "kube_errors",
+    "translate",
+]

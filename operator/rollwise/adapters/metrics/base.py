@@ -1,0 +1,56 @@
+"""The metric provider interface and ``NopProvider``.
+
+A provider answers one query with one number. ``query`` returns None when the query matched
+no data: that is an answer, not a failure (the core makes it INCONCLUSIVE and does not count it
+towards ``consecutiveErrorLimit``). NaN and ±Inf are returned as they are (the core makes them
+INCONCLUSIVE too). Failures raise ``ProviderUnavailable`` (retryable: connection, timeout,
+5xx) or ``QueryError`` (the query is wrong, or its result is not one number).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+from rollwise.adapters.errors import ProviderError
+
+
+@runtime_checkable
+class MetricProvider(Protocol):
+    def query(self, query: str, timeout_s: float) -> float | None:
+        """The query's single value now; None for an empty result."""
+        ...
+
+    def is_online(self) -> bool:
+        """Whether the provider answers at all (never raises)."""
+        ...
+
+
+class NopProvider:
+    """Answers from a table: ``values[query]`` (a float, None, or a ``ProviderError`` to
+    raise), else ``default``. Records the queries it was asked."""
+
+    def __init__(
+        self,
+        values: Mapping[str, float | ProviderError | None] | None = None,
+        *,
+        default: float | None = None,
+        online: bool = True,
+    ) -> None:
+        self.values = dict(values or {})
+        self.default = default
+        self.online = online
+        self.queries: list[str] = []
+
+    def query(self, query: str, timeout_s: float) -> float | None:
+        self.queries.append(query)
+        value = self.values.get(query, self.default)
+        if isinstance(value, ProviderError):
+            raise value
+        return value
+
+    def is_online(self) -> bool:
+        return self.online
+
+
+__all__ = ["MetricProvider", "NopProvider"]

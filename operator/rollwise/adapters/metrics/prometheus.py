@@ -1,0 +1,162 @@
+"""Prometheus metric provider: one instant query (``/api/v1/query``) → one float.
+
+Built on ``prometheus_api_client.PrometheusConnect`` (synchronous, ``requests``); the runtime
+calls it from a worker thread. Result shapes:
+
+- a vector with exactly one sample, or a scalar → its value (NaN and ±Inf included: the core
+  makes them INCONCLUSIVE);
+- an empty vector → None (no data, INCONCLUSIVE);
+- several samples → ``QueryError``: the query is ambiguous, aggregate it (``sum(...)``);
+- a range vector or a string → ``QueryError``.
+
+Failures: a 400 or 422 answer (syntax error, execution error) → ``QueryError`` carrying
+Prometheus's own error text; connection refused, timeouts, 429 and 5xx (a query that hit its
+``timeout`` is a 503) → ``ProviderUnavailable`` (retryable); any other status →
+``ProviderUnavailable`` naming it. ``timeout_s`` is sent as the query's ``timeout`` parameter
+(Prometheus stops evaluating) and, with one second of slack for the answer to travel, as the
+HTTP timeout. The client itself never retries: retries are the runtime's, with backoff.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from typing import Any
+
+import requests
+import urllib3
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from rollwise.adapters.errors import ProviderUnavailable, QueryError
+
+#: Seconds added to a query's timeout for the HTTP request (the answer must still arrive).
+HTTP_SLACK_S = 1.0
+
+_STATUS_MESSAGE = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
+
+
+def _error_text(content: str) -> str:
+    """Prometheus's ``error`` from the body ``PrometheusApiClientException`` quotes (as the
+    ``repr`` of bytes), else the body itself."""
+    try:
+        raw = ast.literal_eval(content)
+        body = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    except (ValueError, SyntaxError):
+        body = content
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body.strip()[:500]
+    if isinstance(parsed, dict) and parsed.get("error"):
+        kind = parsed.get("errorType")
+        return f"{kind}: {parsed['error']}" if kind else str(parsed["error"])
+    return body.strip()[:500]
+
+
+def error_from_client(
+    exc: PrometheusApiClientException, query: str
+) -> QueryError | ProviderUnavailable:
+    """The adapter error for a non-200 answer of Prometheus."""
+    match = _STATUS_MESSAGE.match(str(exc))
+    if match is None:
+        return ProviderUnavailable(f"Prometheus query failed: {exc}")
+    status = int(match.group(1))
+    text = _error_text(match.group(2))
+    if status in (400, 422):
+        return QueryError(f"Prometheus refused the query {query!r}: {text}")
+    return ProviderUnavailable(f"Prometheus answered {status} to {query!r}: {text}")
+
+
+def _number(value: Any, query: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise QueryError(f"query {query!r} returned a non-numeric value {value!r}") from None
+
+
+def value_of(result: Any, query: str) -> float | None:
+    """The single value of a ``data.result`` (pure). Scalars and strings come as a
+    ``[timestamp, "value"]`` pair, vectors and matrices as a list of series."""
+    if not isinstance(result, list):
+        raise QueryError(f"query {query!r} returned an unexpected result: {result!r}"[:500])
+    if len(result) == 2 and not isinstance(result[0], dict):
+        return _number(result[1], query)
+    if not result:
+        return None
+    if len(result) > 1:
+        shown = ", ".join(json.dumps(s.get("metric", {}), sort_keys=True) for s in result[:3])
+        more = ", ..." if len(result) > 3 else ""
+        raise QueryError(
+            f"query {query!r} returned {len(result)} series ({shown}{more}); "
+            "it must return one: aggregate it, e.g. with sum(...)"
+        )
+    sample = result[0]
+    if not isinstance(sample, dict) or "value" not in sample:
+        raise QueryError(
+            f"query {query!r} returned a range vector; use an instant vector (e.g. rate(...[5m]))"
+        )
+    pair = sample["value"]
+    if not isinstance(pair, list) or len(pair) != 2:
+        raise QueryError(f"query {query!r} returned a malformed sample: {sample!r}"[:500])
+    return _number(pair[1], query)
+
+
+class PrometheusProvider:
+    """Instant queries against one Prometheus (``url``: ``http://host:9090``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        disable_ssl: bool = False,
+        online_timeout_s: float = 5.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.online_timeout_s = online_timeout_s
+        self._client = PrometheusConnect(
+            url=self.url,
+            headers=headers,
+            disable_ssl=disable_ssl,
+            retry=Retry(total=0, connect=False, read=False, raise_on_status=False),
+            timeout=online_timeout_s,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def query(self, query: str, timeout_s: float) -> float | None:
+        if not timeout_s > 0 or not math.isfinite(timeout_s):
+            raise ValueError(f"timeout_s must be a positive number, got {timeout_s}")
+        try:
+            result = self._client.custom_query(
+                query, params={"timeout": f"{timeout_s:g}s"}, timeout=timeout_s + HTTP_SLACK_S
+            )
+        except PrometheusApiClientException as exc:
+            raise error_from_client(exc, query) from exc
+        except (requests.JSONDecodeError, KeyError, TypeError) as exc:
+            # A 200 whose body is not the API's JSON: a proxy or something else answered.
+            raise ProviderUnavailable(
+                f"Prometheus at {self.url} sent an unreadable answer to {query!r}: {exc!r}"
+            ) from exc
+        except requests.Timeout as exc:
+            raise ProviderUnavailable(
+                f"Prometheus at {self.url} did not answer {query!r} within {timeout_s:g}s"
+            ) from exc
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            # Without client retries urllib3 may raise its own connection errors unwrapped.
+            raise ProviderUnavailable(f"Prometheus at {self.url} unreachable: {exc}") from exc
+        return value_of(result, query)
+
+    def is_online(self) -> bool:
+        try:
+            return bool(self._client.check_prometheus_connection())
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            return False
+
+
+__all__ = ["PrometheusProvider", "error_from_client", "value_of"]

@@ -1,0 +1,191 @@
+"""Istio ``VirtualService`` router (``networking.istio.io/v1``).
+
+Which HTTP routes carry the split: the ones named in ``routes`` (each must exist and have a
+destination to the stable Service), else every ``http`` route with a destination to the stable
+Service. A destination matches a Service by its ``host``: the short name (``web``), or a
+qualified name in the Rollout's namespace (``web.shop``, ``web.shop.svc``,
+``web.shop.svc.cluster.local``, any cluster domain). The stable destination gets weight
+``100 - w``, the canary's ``w``; a route without a canary destination gets one, copied from the
+stable one (host in the same form, port kept, subset dropped: subsets belong to the stable
+host's DestinationRule) the first time a non-zero weight is set.
+
+A lone destination without ``weight`` takes all traffic (Istio's rule); with several, a missing
+weight counts as 0. Writes are a merge patch of ``spec.http`` carrying the resourceVersion that
+was read (``Conflict`` on a concurrent edit), and nothing is written when the weights are
+already in effect. ``verify`` fails on a current ``Reconciled`` condition that is ``False``
+(Istio writes it when status reporting is on); no status is not a failure.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from rollwise.adapters.errors import NotFound, RouteMisconfigured, RouteNotFound
+from rollwise.adapters.kube import VIRTUALSERVICES, KubeAPI
+from rollwise.adapters.traffic.base import (
+    RouterContext,
+    agreed,
+    canary_share,
+    check_weight,
+    conditions_ok,
+)
+from rollwise.core.spec import IstioRouting
+
+
+def host_matches(host: str, service: str, namespace: str) -> bool:
+    parts = host.split(".")
+    if parts[0] != service:
+        return False
+    return len(parts) == 1 or (parts[1] == namespace and (len(parts) == 2 or parts[2] == "svc"))
+
+
+def _find(destinations: list[dict[str, Any]], service: str, namespace: str) -> int | None:
+    for index, entry in enumerate(destinations):
+        host = str((entry.get("destination") or {}).get("host", ""))
+        if host_matches(host, service, namespace):
+            return index
+    return None
+
+
+def _weight_of(destinations: list[dict[str, Any]], index: int | None) -> float:
+    if index is None:
+        return 0
+    default = 100 if len(destinations) == 1 else 0
+    return float(destinations[index].get("weight", default))
+
+
+def target_routes(vs: dict[str, Any], ctx: RouterContext, names: list[str] | None) -> list[int]:
+    """Indexes of the ``http`` routes that carry the split (``RouteMisconfigured`` if none)."""
+    routes = (vs.get("spec") or {}).get("http") or []
+    vs_name = (vs.get("metadata") or {}).get("name", "?")
+    has_stable = [
+        _find(route.get("route") or [], ctx.stable_service, ctx.namespace) is not None
+        for route in routes
+    ]
+    if names:
+        by_name = {route.get("name"): index for index, route in enumerate(routes)}
+        chosen: list[int] = []
+        for name in names:
+            index = by_name.get(name)
+            if index is None:
+                raise RouteMisconfigured(
+                    f"VirtualService {ctx.namespace}/{vs_name} has no http route named {name!r}"
+                )
+            if not has_stable[index]:
+                raise RouteMisconfigured(
+                    f"http route {name!r} of VirtualService {ctx.namespace}/{vs_name} has no "
+                    f"destination to the stable Service {ctx.stable_service}"
+                )
+            chosen.append(index)
+        return chosen
+    chosen = [index for index, ok in enumerate(has_stable) if ok]
+    if not chosen:
+        raise RouteMisconfigured(
+            f"no http route of VirtualService {ctx.namespace}/{vs_name} has a destination to "
+            f"the stable Service {ctx.stable_service}"
+        )
+    return chosen
+
+
+def route_weight(route: dict[str, Any], ctx: RouterContext) -> int | None:
+    destinations = route.get("route") or []
+    stable = _find(destinations, ctx.stable_service, ctx.namespace)
+    if stable is None:
+        return None
+    canary = _find(destinations, ctx.canary_service, ctx.namespace)
+    return canary_share(_weight_of(destinations, stable), _weight_of(destinations, canary))
+
+
+def vs_weight(vs: dict[str, Any], ctx: RouterContext, names: list[str] | None) -> int | None:
+    """The canary weight the target routes agree on (None if they differ)."""
+    routes = (vs.get("spec") or {}).get("http") or []
+    return agreed(route_weight(routes[i], ctx) for i in target_routes(vs, ctx, names))
+
+
+def _canary_host(stable_host: str, ctx: RouterContext) -> str:
+    rest = stable_host.split(".", 1)
+    return ctx.canary_service if len(rest) == 1 else f"{ctx.canary_service}.{rest[1]}"
+
+
+def http_with_weight(
+    vs: dict[str, Any], ctx: RouterContext, names: list[str] | None, weight: int
+) -> list[dict[str, Any]]:
+    """The VirtualService's ``http`` routes with ``weight`` applied (pure)."""
+    routes: list[dict[str, Any]] = copy.deepcopy((vs.get("spec") or {}).get("http") or [])
+    for index in target_routes(vs, ctx, names):
+        destinations: list[dict[str, Any]] = routes[index].setdefault("route", [])
+        stable = _find(destinations, ctx.stable_service, ctx.namespace)
+        assert stable is not None  # target_routes only returns routes with a stable destination
+        canary = _find(destinations, ctx.canary_service, ctx.namespace)
+        if canary is None:
+            if weight == 0:
+                continue
+            entry = copy.deepcopy(destinations[stable])
+            destination = entry["destination"]
+            destination["host"] = _canary_host(str(destination["host"]), ctx)
+            destination.pop("subset", None)
+            destinations.insert(stable + 1, entry)
+            canary = stable + 1
+        destinations[stable]["weight"] = 100 - weight
+        destinations[canary]["weight"] = weight
+    return routes
+
+
+class IstioRouter:
+    """Splits traffic through destination weights of one VirtualService."""
+
+    scales_revisions = False
+
+    def __init__(
+        self, kube: KubeAPI, ctx: RouterContext, name: str, routes: list[str] | None = None
+    ) -> None:
+        self.kube = kube
+        self.ctx = ctx
+        self.name = name
+        self.routes = list(routes) if routes else None
+
+    @classmethod
+    def from_spec(cls, spec: IstioRouting, ctx: RouterContext, kube: KubeAPI) -> IstioRouter:
+        return cls(kube, ctx, spec.virtual_service.name, spec.virtual_service.routes)
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            return self.kube.get(VIRTUALSERVICES, self.ctx.namespace, self.name)
+        except NotFound as exc:
+            raise RouteNotFound(
+                f"VirtualService {self.ctx.namespace}/{self.name} not found ({exc.message})"
+            ) from exc
+
+    def set_weight(self, canary_weight: int) -> None:
+        check_weight(canary_weight)
+        vs = self._read()
+        http = http_with_weight(vs, self.ctx, self.routes, canary_weight)
+        if http == (vs.get("spec") or {}).get("http"):
+            return
+        patch = {
+            "metadata": {"resourceVersion": vs["metadata"]["resourceVersion"]},
+            "spec": {"http": http},
+        }
+        try:
+            self.kube.merge_patch(VIRTUALSERVICES, self.ctx.namespace, self.name, patch)
+        except NotFound as exc:
+            raise RouteNotFound(
+                f"VirtualService {self.ctx.namespace}/{self.name} vanished"
+            ) from exc
+
+    def get_weight(self) -> int | None:
+        return vs_weight(self._read(), self.ctx, self.routes)
+
+    def verify(self, weight: int) -> bool:
+        vs = self._read()
+        if vs_weight(vs, self.ctx, self.routes) != weight:
+            return False
+        conditions = (vs.get("status") or {}).get("conditions") or []
+        return conditions_ok(vs, conditions, {"Reconciled"})
+
+    def reset(self) -> None:
+        self.set_weight(0)
+
+
+__all__ = ["IstioRouter", "host_matches", "http_with_weight", "target_routes", "vs_weight"]
