@@ -1,0 +1,650 @@
+"""Terminal views of Rollouts and ModelReleases: pure functions from API objects to text.
+
+Nothing here talks to the API server or reads the clock: the caller passes the objects it
+fetched (Rollout, events, the router's actual weight) and ``now``, so every view is a table
+test away. The Rollout's ``status`` is read with the core's tolerant models
+(:class:`~rollwise.core.status.RolloutStatus`); its ``spec`` with the core's strict ones when it
+parses, and loosely from the raw dict when it does not (an invalid spec must still display).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from rollwise.core.analysis import checks_for_step, format_value, next_due
+from rollwise.core.durations import InvalidDuration, format_seconds, parse_seconds
+from rollwise.core.spec import Metric, RolloutSpec
+from rollwise.core.status import (
+    AnalysisRun,
+    Condition,
+    ConditionType,
+    MeasurementRecord,
+    MetricRun,
+    PauseReason,
+    RolloutStatus,
+    Verdict,
+)
+from rollwise.core.validation import parse_rollout_spec
+
+#: Events shown under a Rollout (the newest ones; ``kubectl get events`` has the rest).
+MAX_EVENTS = 10
+
+#: Longest condition or event message shown before it is cut with an ellipsis.
+MAX_MESSAGE = 160
+
+
+@dataclass(frozen=True)
+class Symbols:
+    """Markers of the step list: the current step, a finished one, one not reached."""
+
+    current: str
+    done: str
+    pending: str
+    ellipsis: str
+
+
+UNICODE = Symbols(current="▶", done="✓", pending=" ", ellipsis="…")
+ASCII = Symbols(current=">", done="+", pending=" ", ellipsis="...")
+
+
+@dataclass(frozen=True)
+class ActualWeight:
+    """The canary weight the traffic router reports now (``weight`` None: unknown), where it
+    was read (``HTTPRoute demo``) and why it could not be, if so."""
+
+    weight: int | None
+    source: str
+    error: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Small formatting helpers
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 time from the API (``2026-01-02T03:04:05Z``, with or without fraction)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00") if value.endswith("Z") else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def human_duration(seconds: float) -> str:
+    """A short duration the way ``kubectl get`` prints ages: ``45s``, ``3m20s``, ``5h``,
+    ``2d3h``, ``40d``."""
+    s = max(int(seconds), 0)
+    if s < 120:
+        return f"{s}s"
+    minutes, secs = divmod(s, 60)
+    if minutes < 10:
+        return f"{minutes}m{secs}s" if secs else f"{minutes}m"
+    hours, mins = divmod(minutes, 60)
+    if hours < 3:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{mins}m" if mins else f"{hours}h"
+    days, hrs = divmod(hours, 24)
+    if hours < 48:
+        return f"{hours}h"
+    if days < 8:
+        return f"{days}d{hrs}h" if hrs else f"{days}d"
+    if days < 365 * 2:
+        return f"{days}d"
+    return f"{days // 365}y"
+
+
+def age(since: object, now: datetime) -> str:
+    """``human_duration`` from ``since`` (an RFC 3339 string or a datetime) to ``now``."""
+    at = parse_time(since)
+    if at is None:
+        return "<unknown>"
+    return human_duration((now - at).total_seconds())
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
+    """Left-aligned columns separated by three spaces, like ``kubectl get``; the last column
+    is not padded."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in [list(header), *[list(r) for r in rows]]:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
+        lines.append((indent + "   ".join(cells)).rstrip())
+    return lines
+
+
+def _clip(text: str, symbols: Symbols, limit: int = MAX_MESSAGE) -> str:
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    return flat[: limit - len(symbols.ellipsis)] + symbols.ellipsis
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    return {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+# --------------------------------------------------------------------------------------------
+# Steps
+
+
+def _step_text(step: Mapping[str, Any], analysed: bool) -> str:
+    """One step as the user wrote it: ``setWeight 25%``, ``pause 1m``, ``analysis``."""
+    if "setWeight" in step and step["setWeight"] is not None:
+        text = f"setWeight {step['setWeight']}%"
+        return text + " + analysis" if analysed else text
+    if "pause" in step and step["pause"] is not None:
+        duration = _as_dict(step["pause"]).get("duration")
+        return f"pause {duration}" if duration else "pause (until promoted)"
+    if "analysis" in step and step["analysis"] is not None:
+        return "analysis"
+    return "(empty step)"
+
+
+def _metric_names(spec: RolloutSpec | None, index: int) -> str:
+    if spec is None:
+        return ""
+    checks = checks_for_step(spec, index)
+    return ", ".join(m.name for m in checks.metrics) if checks is not None else ""
+
+
+def _remaining_pause(step: Mapping[str, Any], status: RolloutStatus, now: datetime) -> float | None:
+    duration = _as_dict(step.get("pause")).get("duration")
+    if not isinstance(duration, str) or status.pause_started_at is None:
+        return None
+    try:
+        seconds = parse_seconds(duration)
+    except InvalidDuration:
+        return None
+    end = status.pause_started_at + timedelta(seconds=seconds)
+    return max((end - now).total_seconds(), 0.0)
+
+
+def _current_step_note(
+    name: str,
+    step: Mapping[str, Any],
+    status: RolloutStatus,
+    paused: bool,
+    now: datetime,
+) -> str:
+    if paused:
+        return f"held by spec.paused (kubectl rollwise resume {name})"
+    if status.pause_reason is PauseReason.ANALYSIS_INCONCLUSIVE:
+        return "analysis inconclusive: paused (retry, promote or abort)"
+    if step.get("pause") is not None:
+        left = _remaining_pause(step, status, now)
+        if left is not None:
+            return f"paused, {format_seconds(math.ceil(left))} left"
+        return f"paused until promoted (kubectl rollwise promote {name})"
+    if step.get("setWeight") is not None:
+        target = step["setWeight"]
+        if isinstance(target, int) and status.canary_weight < target:
+            return f"scaling the canary for {target}%"
+        run = status.analysis
+        if run is not None and run.step_index == status.current_step_index and run.metrics:
+            return "analysis running"
+        return "weight set"
+    if step.get("analysis") is not None:
+        return "analysis running"
+    return ""
+
+
+def _steps_lines(
+    name: str,
+    raw_steps: list[dict[str, Any]],
+    *,
+    spec: RolloutSpec | None,
+    status: RolloutStatus | None,
+    paused: bool,
+    now: datetime,
+    symbols: Symbols,
+) -> list[str]:
+    canary_active = status is not None and status.canary_revision is not None
+    current = status.current_step_index if status is not None and canary_active else None
+    heading = "Steps:" if canary_active else "Steps (no canary in progress):"
+    lines = [heading]
+    rows: list[list[str]] = []
+    for i, step in enumerate(raw_steps):
+        metrics = _metric_names(spec, i)
+        text = _step_text(step, analysed=bool(metrics) and "setWeight" in step)
+        if metrics:
+            text += f" ({metrics})"
+        marker, note = symbols.pending, ""
+        if current is not None and status is not None:
+            if i < current:
+                marker = symbols.done
+            elif i == current:
+                marker = symbols.current
+                note = _current_step_note(name, step, status, paused, now)
+        rows.append([f"{marker} {i + 1}", text, note])
+    if current is not None and current >= len(raw_steps):
+        rows.append([f"{symbols.current}  ", "all steps done", "promoting the canary to stable"])
+    lines += table(["  #", "STEP", ""], rows, indent="  ")[1:]
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis
+
+
+def threshold_text(metric: Metric) -> str:
+    """The metric's pass rule in a few characters: ``< 0.05``, ``<= 0.500``, ``[0.1, 2]``."""
+    parts: list[str] = []
+    rng = metric.threshold_range
+    if rng is not None:
+        low = None if rng.min is None else format_value(rng.min)
+        high = None if rng.max is None else format_value(rng.max)
+        if low is not None and high is not None:
+            parts.append(f"[{low}, {high}]")
+        elif high is not None:
+            parts.append(f"<= {high}")
+        elif low is not None:
+            parts.append(f">= {low}")
+    if metric.success_condition:
+        parts.append(_strip_result(metric.success_condition))
+    if metric.failure_condition:
+        parts.append(f"fail if {_strip_result(metric.failure_condition)}")
+    return "; ".join(parts) if parts else "(no rule)"
+
+
+def _strip_result(expression: str) -> str:
+    """``result < 0.05`` reads as ``< 0.05``; anything more complex is shown whole."""
+    text = " ".join(expression.split())
+    head, _, rest = text.partition(" ")
+    simple = "result" not in rest and "&&" not in rest and "||" not in rest
+    if head == "result" and simple and rest.split(" ", 1)[0] in ("<", "<=", ">", ">=", "==", "!="):
+        return rest
+    return text
+
+
+def _last_value(run: MetricRun) -> str:
+    if not run.measurements:
+        return "-"
+    last: MeasurementRecord = run.measurements[-1]
+    if last.error:
+        return "error"
+    return format_value(last.value)
+
+
+def _verdict_word(verdict: Verdict | None, *, running: bool = True) -> str:
+    if verdict is None:
+        return "RUNNING" if running else "STOPPED"
+    return verdict.value.upper()
+
+
+def _metric_result(run: MetricRun, count: int | None, *, running: bool) -> str:
+    shown = f"{run.taken}/{count}" if count is not None else f"{run.taken}"
+    extras = []
+    if run.failed:
+        extras.append(f"{run.failed} failed")
+    if run.inconclusive:
+        extras.append(f"{run.inconclusive} inconclusive")
+    if run.error:
+        extras.append(f"{run.error} errors")
+    detail = ", ".join([shown, *extras])
+    return f"{_verdict_word(run.verdict, running=running)} ({detail})"
+
+
+def _analysis_lines(
+    run: AnalysisRun,
+    *,
+    spec: RolloutSpec | None,
+    status: RolloutStatus,
+    steps: int,
+    now: datetime,
+    symbols: Symbols,
+) -> list[str]:
+    current = (
+        status.canary_revision is not None
+        and run.revision == status.canary_revision
+        and run.step_index == status.current_step_index
+    )
+    title = "Analysis" if current else "Last analysis"
+    verdict = _verdict_word(run.verdict, running=current)
+    lines = [
+        f"{title} (step {run.step_index + 1}/{steps}, revision {run.revision}, "
+        f"started {age(run.started_at, now)} ago): {verdict}"
+    ]
+    if run.message:
+        lines.append(f"  {_clip(run.message, symbols)}")
+    checks = checks_for_step(spec, run.step_index) if spec is not None else None
+    metrics = {m.name: m for m in checks.metrics} if checks is not None else {}
+    rows: list[list[str]] = []
+    names = [m.name for m in checks.metrics] if checks is not None else []
+    names += [m.name for m in run.metrics if m.name not in names]
+    for name in names:
+        metric_run = run.metric(name) or MetricRun(name=name)
+        metric = metrics.get(name)
+        next_text = ""
+        if checks is not None and metric is not None and current and run.verdict is None:
+            due = next_due(checks, metric, run)
+            if due is not None:
+                next_text = f"in {human_duration(max((due - now).total_seconds(), 0.0))}"
+        rows.append(
+            [
+                name,
+                _last_value(metric_run),
+                threshold_text(metric) if metric is not None else "?",
+                _metric_result(
+                    metric_run,
+                    metric.count if metric is not None else None,
+                    running=current and run.verdict is None,
+                ),
+                next_text,
+            ]
+        )
+    header = ["METRIC", "VALUE", "PASS IF", "RESULT", "NEXT"]
+    if not any(row[-1] for row in rows):
+        header, rows = header[:-1], [row[:-1] for row in rows]
+    lines += table(header, rows, indent="  ")
+    failing = [m for m in run.metrics if m.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE)]
+    for metric_run in failing:
+        # The last measurement's sentence names value and rule; the run's message often
+        # already quotes it (a failed step), so it is not printed twice.
+        last = metric_run.measurements[-1].message if metric_run.measurements else ""
+        if last and last not in run.message:
+            lines.append(f"  {_clip(last, symbols)}")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Conditions and events
+
+
+def _conditions_lines(
+    conditions: list[Condition], message: str, now: datetime, symbols: Symbols
+) -> list[str]:
+    rows = []
+    for cond in conditions:
+        # The phase message is already printed at the top; repeating it on every condition
+        # would bury the ones that say something else.
+        text = "" if cond.message == message else _clip(cond.message, symbols)
+        rows.append(
+            [
+                cond.type.value,
+                cond.status.value,
+                cond.reason,
+                age(cond.last_transition_time, now),
+                text,
+            ]
+        )
+    return ["Conditions:", *table(["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"], rows, "  ")]
+
+
+def event_time(event: Mapping[str, Any]) -> datetime | None:
+    """When an event last happened (series, lastTimestamp, eventTime, then creation)."""
+    series = _as_dict(event.get("series"))
+    meta = _as_dict(event.get("metadata"))
+    for value in (
+        series.get("lastObservedTime"),
+        event.get("lastTimestamp"),
+        event.get("eventTime"),
+        event.get("firstTimestamp"),
+        meta.get("creationTimestamp"),
+    ):
+        parsed = parse_time(value)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def _events_lines(
+    events: Sequence[Mapping[str, Any]], now: datetime, symbols: Symbols
+) -> list[str]:
+    if not events:
+        return ["Events:  <none>"]
+    oldest = datetime.min.replace(tzinfo=UTC)
+    ordered = sorted(events, key=lambda e: event_time(e) or oldest)[-MAX_EVENTS:]
+    rows = []
+    for event in ordered:
+        at = event_time(event)
+        when = human_duration((now - at).total_seconds()) if at is not None else "<unknown>"
+        count = event.get("count") or _as_dict(event.get("series")).get("count")
+        reason = str(event.get("reason") or "")
+        if isinstance(count, int) and count > 1:
+            when = f"{when} (x{count})"
+        rows.append(
+            [
+                when,
+                str(event.get("type") or ""),
+                reason,
+                _clip(str(event.get("message") or event.get("note") or ""), symbols),
+            ]
+        )
+    return ["Events:", *table(["AGE", "TYPE", "REASON", "MESSAGE"], rows, "  ")]
+
+
+# --------------------------------------------------------------------------------------------
+# The Rollout view
+
+
+def _weight_line(status: RolloutStatus, actual: ActualWeight | None) -> str:
+    text = f"{status.canary_weight}% to the canary (set)"
+    if actual is None:
+        return text
+    if actual.weight is not None:
+        return text + f", {actual.weight}% actual ({actual.source})"
+    why = f": {actual.error}" if actual.error else ""
+    return text + f", actual unknown ({actual.source}{why})"
+
+
+def _invalid_lines(status: RolloutStatus) -> list[str]:
+    cond = status.condition(ConditionType.INVALID_SPEC)
+    if cond is None or cond.status.value != "True":
+        return []
+    text = cond.message.removeprefix("invalid spec: ")
+    return ["Invalid spec:", *[f"  - {part}" for part in text.split("; ") if part]]
+
+
+def render_rollout(
+    rollout: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    now: datetime,
+    *,
+    actual: ActualWeight | None = None,
+    symbols: Symbols = UNICODE,
+) -> str:
+    """The ``kubectl rollwise get rollout`` view of one Rollout (ends with a newline)."""
+    meta = _as_dict(rollout.get("metadata"))
+    raw_spec = _as_dict(rollout.get("spec"))
+    raw_status = rollout.get("status")
+    name = str(meta.get("name", "?"))
+    parsed = parse_rollout_spec(raw_spec)
+    spec = parsed if isinstance(parsed, RolloutSpec) else None
+    canary_spec = _as_dict(_as_dict(raw_spec.get("strategy")).get("canary"))
+    raw_steps = [_as_dict(s) for s in canary_spec.get("steps") or []]
+    if "steps" not in canary_spec:
+        raw_steps = [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]
+    paused = bool(raw_spec.get("paused"))
+
+    lines = [f"Name:        {name}", f"Namespace:   {meta.get('namespace', '')}"]
+    status: RolloutStatus | None = None
+    status_error = ""
+    if isinstance(raw_status, Mapping) and raw_status:
+        try:
+            status = RolloutStatus.model_validate(raw_status)
+        except ValidationError as exc:
+            status_error = f"{exc.error_count()} unreadable field(s)"
+
+    if status is None:
+        if status_error:
+            lines.append(f"Phase:       {raw_status.get('phase', '?')}")  # type: ignore[union-attr]
+            lines.append(f"Message:     status could not be read ({status_error})")
+        else:
+            lines.append("Phase:       <no status yet> (is the Rollwise operator running?)")
+    else:
+        phase = status.phase.value if status.phase is not None else "<unknown>"
+        if paused:
+            phase += f" (spec.paused: kubectl rollwise resume {name})"
+        lines.append(f"Phase:       {phase}")
+        if status.message:
+            lines.append(f"Message:     {status.message}")
+        generation = meta.get("generation")
+        if (
+            isinstance(generation, int)
+            and status.observed_generation is not None
+            and status.observed_generation < generation
+        ):
+            lines.append(
+                f"             (status is of generation {status.observed_generation}, "
+                f"spec is at {generation}: the operator has not caught up yet)"
+            )
+        lines.append(f"Stable:      {status.stable_revision or '-'}")
+        if status.canary_revision is not None:
+            step = status.current_step_index
+            where = (
+                f" (step {min((step or 0) + 1, len(raw_steps))}/{len(raw_steps)})"
+                if raw_steps
+                else ""
+            )
+            lines.append(f"Canary:      {status.canary_revision}{where}")
+            lines.append(f"Weight:      {_weight_line(status, actual)}")
+        else:
+            lines.append("Canary:      -")
+            if actual is not None and actual.weight not in (None, 0):
+                lines.append(f"Weight:      {_weight_line(status, actual)}")
+        if status.rolled_back_revision is not None and status.canary_revision is None:
+            how = "aborted" if status.aborted else "rolled back"
+            lines.append(
+                f"Rolled back: {status.rolled_back_revision} ({how}; "
+                f"kubectl rollwise retry {name} to try it again)"
+            )
+        lines.append(
+            f"Pods:        {status.available_replicas}/{status.replicas} available "
+            f"(spec.replicas {raw_spec.get('replicas', 1)})"
+        )
+
+    lines.append("")
+    if status is not None:
+        invalid = _invalid_lines(status)
+        if invalid:
+            lines += [*invalid, ""]
+    lines += _steps_lines(
+        name, raw_steps, spec=spec, status=status, paused=paused, now=now, symbols=symbols
+    )
+
+    if status is not None and status.analysis is not None:
+        run = status.analysis
+        relevant = run.revision in (status.canary_revision, status.rolled_back_revision)
+        if relevant:
+            lines.append("")
+            lines += _analysis_lines(
+                run, spec=spec, status=status, steps=len(raw_steps), now=now, symbols=symbols
+            )
+
+    if status is not None and status.conditions:
+        lines.append("")
+        lines += _conditions_lines(status.conditions, status.message, now, symbols)
+
+    lines.append("")
+    lines += _events_lines(events, now, symbols)
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Lists
+
+
+def _rollout_row(item: Mapping[str, Any], now: datetime) -> list[str]:
+    meta = _as_dict(item.get("metadata"))
+    spec = _as_dict(item.get("spec"))
+    status = _as_dict(item.get("status"))
+    canary_spec = _as_dict(_as_dict(spec.get("strategy")).get("canary"))
+    steps = canary_spec.get("steps")
+    n = len(steps) if isinstance(steps, list) else 3
+    canary = status.get("canaryRevision")
+    index = status.get("currentStepIndex")
+    step = f"{min(index + 1, n)}/{n}" if canary and isinstance(index, int) else "-"
+    phase = str(status.get("phase") or "<none>")
+    if spec.get("paused"):
+        phase += " (spec.paused)"
+    weight = status.get("canaryWeight")
+    return [
+        str(meta.get("name", "")),
+        phase,
+        step,
+        f"{weight}%" if isinstance(weight, int) and canary else "-",
+        str(status.get("stableRevision") or "-"),
+        str(canary or "-"),
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
+def _sorted(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    def key(item: Mapping[str, Any]) -> tuple[str, str]:
+        meta = _as_dict(item.get("metadata"))
+        return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+    return sorted(items, key=key)
+
+
+def render_rollout_table(
+    items: Sequence[Mapping[str, Any]], now: datetime, *, all_namespaces: bool
+) -> list[str]:
+    """The Rollouts table of ``kubectl rollwise list`` (lines, no trailing newline)."""
+    header = ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "AGE"]
+    rows = []
+    for item in _sorted(items):
+        row = _rollout_row(item, now)
+        if all_namespaces:
+            row.insert(0, str(_as_dict(item.get("metadata")).get("namespace", "")))
+        rows.append(row)
+    if all_namespaces:
+        header.insert(0, "NAMESPACE")
+    return table(header, rows)
+
+
+def render_release_table(
+    items: Sequence[Mapping[str, Any]], now: datetime, *, all_namespaces: bool
+) -> list[str]:
+    """The ModelReleases table of ``kubectl rollwise list``."""
+    header = ["NAME", "MODEL", "VERSION", "STAGE", "AGE"]
+    rows = []
+    for item in _sorted(items):
+        meta = _as_dict(item.get("metadata"))
+        spec = _as_dict(item.get("spec"))
+        status = _as_dict(item.get("status"))
+        row = [
+            str(meta.get("name", "")),
+            str(spec.get("model") or "-"),
+            str(spec.get("version") or "-"),
+            str(status.get("stage") or "<none>"),
+            age(meta.get("creationTimestamp"), now),
+        ]
+        if all_namespaces:
+            row.insert(0, str(meta.get("namespace", "")))
+        rows.append(row)
+    if all_namespaces:
+        header.insert(0, "NAMESPACE")
+    return table(header, rows)
+
+
+__all__ = [
+    "ASCII",
+    "UNICODE",
+    "ActualWeight",
+    "Symbols",
+    "age",
+    "event_time",
+    "human_duration",
+    "parse_time",
+    "render_release_table",
+    "render_rollout",
+    "render_rollout_table",
+    "table",
+    "threshold_text",
+]

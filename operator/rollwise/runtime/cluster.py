@@ -1,0 +1,177 @@
+"""The real ports of a reconcile pass: the Kubernetes API and Prometheus.
+
+:func:`api_client` logs in the way every Kubernetes tool does (in-cluster service account
+first, else the kubeconfig ``KUBECONFIG`` names or ``~/.kube/config``). :class:`KubeCluster`
+reads a Rollout, merge-patches its ``/status`` subresource and posts core/v1 Events about it;
+:func:`build_ports` wires it with the adapters (revision Deployments and Services, the traffic
+routers, one cached :class:`PrometheusProvider` per address) into :class:`Ports`.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+
+from rollwise.adapters.errors import NotFound
+from rollwise.adapters.kube import MERGE_PATCH, KubeAPI, kube_errors
+from rollwise.adapters.metrics.base import MetricProvider
+from rollwise.adapters.metrics.prometheus import PrometheusProvider
+from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
+from rollwise.adapters.traffic.registry import router_for
+from rollwise.adapters.workloads import ROLLOUT_API_VERSION, ROLLOUT_KIND, Workloads
+from rollwise.core.rollout import Event
+from rollwise.core.spec import TrafficRouting
+from rollwise.core.status import format_time
+from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.reconcile import Ports, RolloutObject
+
+GROUP, VERSION, PLURAL = "rollwise.dev", "v1alpha1", "rollouts"
+
+#: ``source.component`` / ``reportingComponent`` of the operator's events.
+COMPONENT = "rollwise-operator"
+
+#: Seconds one API request of a pass may take.
+REQUEST_TIMEOUT = 10.0
+
+
+def api_client() -> Any:
+    """A ``kubernetes.client.ApiClient``: in-cluster configuration first, else kubeconfig."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return client.ApiClient()
+    except config.ConfigException:
+        return config.new_client_from_config()  # type: ignore[no-untyped-call]
+
+
+class KubeCluster:
+    """The Rollout object and its events, through the Kubernetes API."""
+
+    def __init__(self, api: Any, *, instance: str | None = None) -> None:
+        self.api = api
+        self.instance = instance or COMPONENT
+        self._custom = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
+
+    def read_rollout(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            with kube_errors(f"get rollout {namespace}/{name}"):
+                obj = self._custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT
+                )
+        except NotFound:
+            return None
+        return dict(obj) if isinstance(obj, dict) else None
+
+    def patch_status(
+        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": patch}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        with kube_errors(f"patch rollout {namespace}/{name} status"):
+            obj = self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body,
+                _content_type=MERGE_PATCH,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        return dict(obj) if isinstance(obj, dict) else {}
+
+    def post_event(self, rollout: RolloutObject, event: Event) -> None:
+        now = datetime.now(UTC)
+        stamp = format_time(now.replace(microsecond=0))
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{rollout.name}.", "namespace": rollout.namespace},
+            "involvedObject": {
+                "apiVersion": ROLLOUT_API_VERSION,
+                "kind": ROLLOUT_KIND,
+                "name": rollout.name,
+                "namespace": rollout.namespace,
+                "uid": rollout.uid,
+            },
+            "reason": event.reason.name,
+            "message": event.message,
+            "type": event.type.value,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.instance,
+            "action": event.reason.name,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "count": 1,
+        }
+        with kube_errors(f"post event {event.reason.name} on {rollout.namespace}/{rollout.name}"):
+            self._core.create_namespaced_event(
+                rollout.namespace,
+                body,  # type: ignore[arg-type]  # the dict goes out as JSON as it is
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+
+
+class ProviderCache:
+    """One :class:`PrometheusProvider` per address, shared by every pass (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._providers: dict[str, PrometheusProvider] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, address: str) -> MetricProvider:
+        with self._lock:
+            provider = self._providers.get(address)
+            if provider is None:
+                provider = PrometheusProvider(address)
+                self._providers[address] = provider
+            return provider
+
+    def close(self) -> None:
+        with self._lock:
+            for provider in self._providers.values():
+                provider.close()
+            self._providers.clear()
+
+
+def build_ports(
+    api: Any,
+    *,
+    default_prometheus: str | None,
+    metrics: OperatorMetrics | None,
+    instance: str | None = None,
+    providers: ProviderCache | None = None,
+) -> Ports:
+    """The production ports over one ``ApiClient``."""
+    kube = KubeAPI(api, timeout=REQUEST_TIMEOUT)
+
+    def routers(routing: TrafficRouting | None, ctx: RouterContext) -> TrafficRouter:
+        return router_for(routing, ctx, kube)
+
+    return Ports(
+        cluster=KubeCluster(api, instance=instance),
+        workloads=Workloads(kube),
+        router_for=routers,
+        provider_for=providers if providers is not None else ProviderCache(),
+        default_prometheus=default_prometheus,
+        metrics=metrics,
+    )
+
+
+__all__ = [
+    "COMPONENT",
+    "GROUP",
+    "PLURAL",
+    "VERSION",
+    "KubeCluster",
+    "ProviderCache",
+    "api_client",
+    "build_ports",
+]

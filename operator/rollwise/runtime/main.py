@@ -1,0 +1,146 @@
+"""``rollwise-operator``: the operator process's entry point.
+
+``rollwise-operator [--namespace NS]... [--liveness URL] [--verbose]`` reads its settings
+(:mod:`rollwise.runtime.settings`), configures structlog, serves the operator's metrics,
+logs in to the cluster (in-cluster first, else the kubeconfig), reads the settings ConfigMap
+when one is named, creates the kopf peering object when ``ROLLWISE_PEERING`` is set (else runs
+standalone), and hands over to ``kopf.run``: cluster-wide without ``--namespace``. kopf stops
+cleanly on SIGTERM/SIGINT: running passes finish (daemons get
+:data:`rollwise.runtime.handlers.CANCELLATION_TIMEOUT` seconds), then the process exits 0.
+Invalid settings exit with status 2 and one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import kopf
+from kubernetes import client
+
+from rollwise.adapters.errors import AdapterError, Conflict, NotFound
+from rollwise.adapters.kube import kube_errors
+from rollwise.runtime import logging as rlog
+from rollwise.runtime.cluster import ProviderCache, api_client, build_ports
+from rollwise.runtime.handlers import Runtime, operator_settings, register
+from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.settings import Settings, SettingsError, apply_configmap, from_sources
+
+PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
+
+
+def read_settings_configmap(api: Any, settings: Settings) -> Settings:
+    """``settings`` completed from the settings ConfigMap, when one is named."""
+    if settings.settings_configmap is None:
+        return settings
+    namespace, name = settings.settings_configmap
+    core = client.CoreV1Api(api)
+    with kube_errors(f"get configmap {namespace}/{name}"):
+        found = core.read_namespaced_config_map(name, namespace, _request_timeout=10)
+    return apply_configmap(settings, dict(found.data or {}))
+
+
+def ensure_peering(api: Any, settings: Settings, log: Any) -> None:
+    """Create the peering object(s) kopf coordinates replicas through, when missing."""
+    if settings.peering is None:
+        return
+    custom = client.CustomObjectsApi(api)
+    body = {"metadata": {"name": settings.peering}}
+    try:
+        if settings.clusterwide:
+            with kube_errors(f"create clusterkopfpeering {settings.peering}"):
+                custom.create_cluster_custom_object(
+                    PEERING_GROUP,
+                    PEERING_VERSION,
+                    "clusterkopfpeerings",
+                    {
+                        "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+                        "kind": "ClusterKopfPeering",
+                        **body,
+                    },
+                    _request_timeout=10,
+                )
+        else:
+            for namespace in settings.namespaces:
+                with kube_errors(f"create kopfpeering {namespace}/{settings.peering}"):
+                    custom.create_namespaced_custom_object(
+                        PEERING_GROUP,
+                        PEERING_VERSION,
+                        namespace,
+                        "kopfpeerings",
+                        {
+                            "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+                            "kind": "KopfPeering",
+                            **body,
+                        },
+                        _request_timeout=10,
+                    )
+    except Conflict:
+        log.debug("peering object exists", peering=settings.peering)
+    except NotFound:
+        log.warning(
+            "kopf peering CRDs are not installed; kopf will run without peering",
+            peering=settings.peering,
+        )
+    except AdapterError as exc:
+        log.warning("cannot create the peering object", peering=settings.peering, error=exc.message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = from_sources(argv)
+    except SettingsError as exc:
+        print(f"rollwise-operator: {exc}", file=sys.stderr)
+        return 2
+    rlog.configure(settings.log_format, verbose=settings.verbose)
+    log = rlog.logger("rollwise.operator")
+
+    api = api_client()
+    try:
+        settings = read_settings_configmap(api, settings)
+    except (SettingsError, AdapterError) as exc:
+        log.error("cannot read the settings ConfigMap", error=str(exc))
+        return 2
+    metrics = OperatorMetrics()
+    port = metrics.serve(settings.metrics_port)
+    ensure_peering(api, settings, log)
+
+    providers = ProviderCache()
+    ports = build_ports(
+        api,
+        default_prometheus=settings.prometheus_url,
+        metrics=metrics,
+        instance=settings.pod_name,
+        providers=providers,
+    )
+    runtime = Runtime(ports=ports, metrics=metrics, resync_seconds=settings.resync_seconds)
+    registry = kopf.OperatorRegistry()
+    register(registry, runtime)
+    log.info(
+        "starting",
+        namespaces=list(settings.namespaces) or "cluster-wide",
+        peering=settings.peering or "standalone",
+        metrics_port=port,
+        prometheus=settings.prometheus_url,
+    )
+    try:
+        kopf.run(
+            registry=registry,
+            settings=operator_settings(settings.pod_name),
+            standalone=settings.peering is None,
+            peering_name=settings.peering,
+            liveness_endpoint=settings.liveness,
+            clusterwide=settings.clusterwide,
+            namespaces=settings.namespaces,
+        )
+    finally:
+        providers.close()
+        metrics.stop()
+        api.close()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

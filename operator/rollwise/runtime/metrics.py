@@ -1,0 +1,168 @@
+"""The operator's own Prometheus metrics, on a registry of their own.
+
+A private ``CollectorRegistry`` (not the client library's global one) keeps the endpoint to
+what is documented here and lets tests build as many as they like. :meth:`OperatorMetrics.serve`
+exposes it over HTTP on the metrics port (``ROLLWISE_METRICS_PORT``; 0 turns it off).
+
+Series:
+
+* ``rollwise_rollouts{phase}``: how many Rollouts are in each phase (gauge);
+* ``rollwise_rollout_canary_weight{namespace,rollout}``: the canary weight in status;
+* ``rollwise_analysis_measurements_total{namespace,rollout,metric,verdict}`` (``verdict``:
+  Pass, Fail, Inconclusive, or Error when the provider failed);
+* ``rollwise_rollbacks_total{namespace,rollout}``;
+* ``rollwise_reconcile_duration_seconds`` (histogram of one reconcile pass);
+* ``rollwise_api_errors_total{operation,code}`` (``code``: HTTP status, or the error class);
+* ``rollwise_status_writes_total``.
+
+Per-rollout series are removed by :meth:`OperatorMetrics.forget` when the Rollout is deleted,
+so a cluster with churn does not grow the endpoint forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from rollwise.core.status import Phase
+
+
+class OperatorMetrics:
+    """The metric families and the bookkeeping that keeps ``rollwise_rollouts`` exact."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.rollouts = Gauge(
+            "rollwise_rollouts",
+            "Rollouts by phase.",
+            ["phase"],
+            registry=self.registry,
+        )
+        self.canary_weight = Gauge(
+            "rollwise_rollout_canary_weight",
+            "Canary weight (percent) recorded in the Rollout's status.",
+            ["namespace", "rollout"],
+            registry=self.registry,
+        )
+        self.measurements = Counter(
+            "rollwise_analysis_measurements",
+            "Analysis measurements taken, by verdict.",
+            ["namespace", "rollout", "metric", "verdict"],
+            registry=self.registry,
+        )
+        self.rollbacks = Counter(
+            "rollwise_rollbacks",
+            "Automatic rollbacks and aborts.",
+            ["namespace", "rollout"],
+            registry=self.registry,
+        )
+        self.reconcile_duration = Histogram(
+            "rollwise_reconcile_duration_seconds",
+            "Duration of one reconcile pass (observe, decide, act, persist).",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.api_errors = Counter(
+            "rollwise_api_errors",
+            "Failed calls to the Kubernetes API or a metric provider.",
+            ["operation", "code"],
+            registry=self.registry,
+        )
+        self.status_writes = Counter(
+            "rollwise_status_writes",
+            "Status patches written (passes that changed nothing write none).",
+            registry=self.registry,
+        )
+        for phase in Phase:
+            self.rollouts.labels(phase=phase.value).set(0)
+        self._phases: dict[tuple[str, str], str] = {}
+        self._metric_names: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._lock = threading.Lock()
+        self._server: Any = None
+
+    # ------------------------------------------------------------------ updates
+
+    def observe_status(
+        self, namespace: str, rollout: str, phase: str | None, canary_weight: int
+    ) -> None:
+        """Record a Rollout's phase and weight after a pass."""
+        key = (namespace, rollout)
+        with self._lock:
+            self._phases[key] = phase or "Unknown"
+            self._recount()
+        self.canary_weight.labels(namespace=namespace, rollout=rollout).set(canary_weight)
+
+    def measured(self, namespace: str, rollout: str, metric: str, verdict: str) -> None:
+        with self._lock:
+            self._metric_names.setdefault((namespace, rollout), set()).add((metric, verdict))
+        self.measurements.labels(
+            namespace=namespace, rollout=rollout, metric=metric, verdict=verdict
+        ).inc()
+
+    def rolled_back(self, namespace: str, rollout: str) -> None:
+        self.rollbacks.labels(namespace=namespace, rollout=rollout).inc()
+
+    def api_error(self, operation: str, code: str) -> None:
+        self.api_errors.labels(operation=operation, code=code).inc()
+
+    def status_written(self) -> None:
+        self.status_writes.inc()
+
+    def forget(self, namespace: str, rollout: str) -> None:
+        """Drop every per-rollout series of a deleted Rollout."""
+        key = (namespace, rollout)
+        with self._lock:
+            self._phases.pop(key, None)
+            self._recount()
+            pairs = self._metric_names.pop(key, set())
+        for labels in (
+            (self.canary_weight, (namespace, rollout)),
+            (self.rollbacks, (namespace, rollout)),
+        ):
+            family, values = labels
+            with contextlib.suppress(KeyError):
+                family.remove(*values)
+        for metric, verdict in pairs:
+            with contextlib.suppress(KeyError):
+                self.measurements.remove(namespace, rollout, metric, verdict)
+
+    def _recount(self) -> None:
+        counts: dict[str, int] = {phase.value: 0 for phase in Phase}
+        for phase in self._phases.values():
+            counts[phase] = counts.get(phase, 0) + 1
+        for phase, count in counts.items():
+            self.rollouts.labels(phase=phase).set(count)
+
+    # ------------------------------------------------------------------ serving
+
+    def serve(self, port: int, address: str = "0.0.0.0") -> int:
+        """Serve the registry on ``port`` (0: not served); returns the bound port (0 if off)."""
+        if port == 0:
+            return 0
+        server, _thread = start_http_server(port, addr=address, registry=self.registry)
+        self._server = server
+        return int(server.server_port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def sample(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        """The current value of one sample (tests and diagnostics)."""
+        value = self.registry.get_sample_value(name, labels or {})
+        return None if value is None else float(value)
+
+    def series(self) -> Iterable[str]:
+        """Names of every sample currently exposed."""
+        for family in self.registry.collect():
+            for sample in family.samples:
+                yield sample.name
+
+
+__all__ = ["OperatorMetrics"]

@@ -1,0 +1,668 @@
+"""One reconcile pass of one Rollout: observe → decide → act → persist once.
+
+:func:`reconcile` is the whole pass and knows nothing of kopf: the handlers call it from a
+per-Rollout loop, the unit tests call it with in-memory fakes. Its I/O goes through
+:class:`Ports` (the adapters' narrow interfaces plus :class:`ClusterPort` for the Rollout itself
+and its events), always from worker threads (``asyncio.to_thread``) since the adapters are
+synchronous.
+
+1. **Observe**: read the Rollout (a fresh GET: the pass never trusts a cached status), its
+   revision Deployments, whether its Services exist, the router's actual weight, the manual
+   requests in its annotations, and the measurements due now (queried in parallel, each with
+   its metric's timeout). A provider error becomes ``Measurement(error=...)``, no data
+   ``Measurement(value=None)``. A Service or routing object the spec names but the cluster
+   lacks is reported to the core as a missing reference (the spec is invalid: no actions).
+2. **Decide**: :func:`rollwise.core.rollout.decide`, pure, with ``now`` from :attr:`Ports.clock`.
+3. **Act**: the decision's actions in order, each idempotent. The first failing one stops the
+   list: ``Conflict`` is retried after a second, ``Unavailable`` after its ``retry_after`` or
+   a growing backoff, anything else is reported as an ``ActionFailed`` Warning event (once per
+   distinct error) and retried with the backoff. ``SetWeight`` is skipped for a router that
+   carries the weight by replica counts (the scale actions already did).
+4. **Persist once**: the status is merge-patched (conditional on the resourceVersion read in
+   step 1) only when it differs from the observed one, then the decision's events are posted,
+   in order, with the core's reason constants. The status and events are kept even when an
+   action failed: the core re-asserts every action on every pass and moves on only once it
+   *observes* the effect (revision ready, weight reported), so a recorded transition whose
+   action failed is retried, never skipped, while not recording it would repeat its events.
+
+The result says when to look again: the core's ``requeue_after``, shortened to
+:data:`FOLLOW_UP_SECONDS` after a pass that changed the cluster (its effect is then observed
+promptly) and to :data:`rollwise.core.rollout.POLL_SECONDS` while a referenced object is
+missing; None means nothing is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from rollwise.adapters.errors import (
+    AdapterError,
+    Conflict,
+    KubeError,
+    NotFound,
+    RouteMisconfigured,
+    RouteNotFound,
+)
+from rollwise.adapters.metrics.base import MetricProvider
+from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
+from rollwise.adapters.workloads import RolloutRef, deployment_name
+from rollwise.core import reasons as R
+from rollwise.core.analysis import QueryTemplateError, due_metrics, query_context, render_query
+from rollwise.core.durations import InvalidDuration, parse_seconds
+from rollwise.core.observations import (
+    Measurement,
+    Observations,
+    RevisionState,
+    requests_from_annotations,
+    revision_of,
+)
+from rollwise.core.rollout import (
+    POLL_SECONDS,
+    Action,
+    Decision,
+    DeleteRevision,
+    EnsureRevision,
+    Event,
+    PointCanaryService,
+    PointStableService,
+    ScaleRevision,
+    decide,
+)
+from rollwise.core.spec import Metric, RolloutSpec, TrafficRouting
+from rollwise.core.status import RolloutStatus
+from rollwise.core.validation import load_rollout_spec
+from rollwise.runtime.logging import rollout_logger
+from rollwise.runtime.metrics import OperatorMetrics
+
+#: Seconds before looking again after a pass that changed the cluster.
+FOLLOW_UP_SECONDS = 1.0
+
+#: Seconds before retrying after a Conflict (someone else wrote: re-read and go again).
+CONFLICT_RETRY_SECONDS = 1.0
+
+#: Backoff after failures: the first retry, the factor, and the cap.
+BACKOFF_FIRST_SECONDS = 2.0
+BACKOFF_MAX_SECONDS = 300.0
+
+# --------------------------------------------------------------------------------------------
+# Ports: what the pass talks to
+
+
+class WorkloadsPort(Protocol):
+    """The part of :class:`rollwise.adapters.workloads.Workloads` a pass uses."""
+
+    def revisions(self, rollout: RolloutRef) -> dict[str, RevisionState]: ...
+
+    def service_exists(self, namespace: str, name: str) -> bool: ...
+
+    def ensure_revision(
+        self, rollout: RolloutRef, revision: str, replicas: int, template: Mapping[str, Any]
+    ) -> RevisionState: ...
+
+    def scale_revision(
+        self, rollout: RolloutRef, revision: str, replicas: int
+    ) -> RevisionState: ...
+
+    def delete_revision(self, rollout: RolloutRef, revision: str) -> bool: ...
+
+    def point_service(self, namespace: str, name: str, revision: str | None) -> bool: ...
+
+
+class ClusterPort(Protocol):
+    """The Rollout object itself and its events."""
+
+    def read_rollout(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Rollout as the API server has it now; None when it is gone."""
+        ...
+
+    def patch_status(
+        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        """Merge-patch ``/status`` (``Conflict`` when ``resource_version`` is stale)."""
+        ...
+
+    def post_event(self, rollout: RolloutObject, event: Event) -> None:
+        """Post one core/v1 Event about the Rollout."""
+        ...
+
+
+RouterFactory = Callable[[TrafficRouting | None, RouterContext], TrafficRouter]
+ProviderFactory = Callable[[str], MetricProvider]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Ports:
+    """Everything a pass does I/O through, plus the clock and the operator's metrics."""
+
+    cluster: ClusterPort
+    workloads: WorkloadsPort
+    router_for: RouterFactory
+    provider_for: ProviderFactory
+    default_prometheus: str | None = None
+    metrics: OperatorMetrics | None = None
+    clock: Callable[[], datetime] = utc_now
+
+
+# --------------------------------------------------------------------------------------------
+# The object and the pass's memory
+
+
+@dataclass(frozen=True)
+class RolloutObject:
+    """The fields of a Rollout a pass works with (wire form)."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    resource_version: str | None
+    spec: dict[str, Any]
+    status: dict[str, Any] | None
+    annotations: dict[str, str]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> RolloutObject:
+        meta = body.get("metadata") or {}
+        status = body.get("status")
+        return cls(
+            namespace=str(meta.get("namespace") or ""),
+            name=str(meta.get("name") or ""),
+            uid=str(meta.get("uid") or ""),
+            generation=int(meta.get("generation") or 0),
+            resource_version=meta.get("resourceVersion"),
+            spec=dict(body.get("spec") or {}),
+            status=dict(status) if isinstance(status, Mapping) and status else None,
+            annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+        )
+
+    @property
+    def ref(self) -> RolloutRef:
+        return RolloutRef(
+            namespace=self.namespace,
+            name=self.name,
+            uid=self.uid,
+            selector=dict(self.spec.get("selector") or {}),
+        )
+
+
+@dataclass
+class Memory:
+    """What a Rollout's loop remembers between passes (not progress: that is in status).
+
+    ``failures`` counts consecutive failed passes (for the backoff); ``reported`` is the last
+    action failure reported as an event, so a persisting failure is not re-posted each retry.
+    """
+
+    failures: int = 0
+    reported: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionFailure:
+    action: Action
+    error: AdapterError
+
+    @property
+    def text(self) -> str:
+        return f"{describe(self.action)} failed: {self.error.message}"
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one pass did. ``decision`` is None when the pass stopped before deciding (the
+    Rollout is gone, or observing failed)."""
+
+    requeue_after: float | None
+    decision: Decision | None = None
+    gone: bool = False
+    status_written: bool = False
+    acted: bool = False
+    failure: ActionFailure | None = None
+    error: str | None = None
+    events: tuple[Event, ...] = field(default=())
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after ``failures`` consecutive failed passes (2, 4, 8, ... 300)."""
+    if failures <= 0:
+        return BACKOFF_FIRST_SECONDS
+    return float(min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS))
+
+
+def _soonest(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def describe(action: Action) -> str:
+    """An action as messages name it."""
+    if isinstance(action, EnsureRevision):
+        return f"ensure revision {action.revision} at {action.replicas} replica(s)"
+    if isinstance(action, ScaleRevision):
+        return f"scale revision {action.revision} to {action.replicas} replica(s)"
+    if isinstance(action, DeleteRevision):
+        return f"delete revision {action.revision}"
+    if isinstance(action, PointStableService):
+        return f"point Service {action.service} at revision {action.revision}"
+    if isinstance(action, PointCanaryService):
+        return f"point Service {action.service} at revision {action.revision}"
+    return f"set canary weight {action.weight}% (canary {action.canary_revision})"
+
+
+def merge_patch_diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) turning ``old`` into ``new``: changed keys, nested
+    objects recursively, removed keys as null; lists are replaced whole."""
+    before = old or {}
+    patch: dict[str, Any] = {}
+    for key in before:
+        if key not in new:
+            patch[key] = None
+    for key, value in new.items():
+        prior = before.get(key)
+        if isinstance(value, Mapping) and isinstance(prior, Mapping):
+            nested = merge_patch_diff(prior, value)
+            if nested:
+                patch[key] = nested
+        elif key not in before or prior != value:
+            patch[key] = value
+    return patch
+
+
+def error_code(error: BaseException) -> str:
+    """The ``code`` label of ``rollwise_api_errors_total``."""
+    if isinstance(error, KubeError) and error.status is not None:
+        return str(error.status)
+    return type(error).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Observe
+
+
+@dataclass(frozen=True)
+class _Seen:
+    spec: RolloutSpec | None
+    status: RolloutStatus | None
+    observations: Observations
+
+
+def _parse_status(raw: dict[str, Any] | None, log: Any) -> RolloutStatus | None:
+    if raw is None:
+        return None
+    try:
+        return RolloutStatus.model_validate(raw)
+    except ValidationError as exc:
+        # A status this version cannot read: start over rather than crash on every pass.
+        log.warning("unreadable status, starting from scratch", error=str(exc)[:500])
+        return None
+
+
+def _router_context(
+    obj: RolloutObject, spec: RolloutSpec, status: RolloutStatus | None
+) -> RouterContext:
+    canary = spec.strategy.canary
+    stable_rev = status.stable_revision if status is not None else None
+    canary_rev = status.canary_revision if status is not None else None
+    return RouterContext(
+        namespace=obj.namespace,
+        rollout=obj.name,
+        stable_service=canary.stable_service,
+        canary_service=canary.canary_service,
+        replicas=spec.replicas,
+        stable_deployment=deployment_name(obj.name, stable_rev) if stable_rev else None,
+        canary_deployment=deployment_name(obj.name, canary_rev) if canary_rev else None,
+    )
+
+
+def _timeout_of(metric: Metric) -> float:
+    try:
+        return parse_seconds(metric.provider.prometheus.timeout)
+    except InvalidDuration:
+        return 10.0
+
+
+async def _measure(
+    obj: RolloutObject,
+    seen: tuple[RolloutSpec, RolloutStatus | None],
+    ports: Ports,
+    now: datetime,
+    log: Any,
+) -> dict[str, Measurement]:
+    spec, status = seen
+    due = due_metrics(spec, status, now)
+    if not due:
+        return {}
+    context = query_context(obj.namespace, obj.name, spec, status)
+
+    async def one(metric: Metric) -> tuple[str, Measurement]:
+        source = metric.provider.prometheus
+        address = source.address or ports.default_prometheus
+        if not address:
+            return metric.name, Measurement(
+                value=None,
+                at=now,
+                error="no Prometheus address: set the metric's provider.prometheus.address "
+                "or the operator's ROLLWISE_PROMETHEUS_URL",
+            )
+        try:
+            query = render_query(source.query, context)
+        except QueryTemplateError as exc:
+            return metric.name, Measurement(value=None, at=now, error=str(exc))
+        provider = ports.provider_for(address)
+        try:
+            value = await asyncio.to_thread(provider.query, query, _timeout_of(metric))
+        except AdapterError as exc:
+            if ports.metrics is not None:
+                ports.metrics.api_error("prometheus_query", error_code(exc))
+            log.warning("metric query failed", metric=metric.name, error=exc.message)
+            return metric.name, Measurement(value=None, at=now, error=exc.message)
+        return metric.name, Measurement(value=value, at=now)
+
+    results = await asyncio.gather(*(one(d.metric) for d in due))
+    return dict(results)
+
+
+async def _observe(obj: RolloutObject, ports: Ports, now: datetime, log: Any) -> _Seen:
+    """Everything ``decide`` needs; raises ``AdapterError`` when the cluster cannot be read."""
+    status = _parse_status(obj.status, log)
+    template = obj.spec.get("template")
+    template_hash = revision_of(template if isinstance(template, Mapping) else {})
+    requests = requests_from_annotations(obj.annotations)
+    spec, _errors = load_rollout_spec(obj.spec)
+    if spec is None:
+        # An invalid spec is decided without looking at the cluster: nothing will be done.
+        return _Seen(
+            None,
+            status,
+            Observations(template_hash=template_hash, generation=obj.generation, requests=requests),
+        )
+    canary = spec.strategy.canary
+    router = ports.router_for(canary.traffic_routing, _router_context(obj, spec, status))
+
+    def read_weight() -> tuple[int | None, str | None]:
+        try:
+            return router.get_weight(), None
+        except (RouteNotFound, RouteMisconfigured) as exc:
+            if router.scales_revisions:
+                # The replica-ratio "route" is the stable Deployment, created by this very
+                # pass for a new Rollout: not a spec error.
+                return None, None
+            return None, exc.message
+
+    (
+        revisions,
+        stable_exists,
+        canary_exists,
+        (weight, route_problem),
+        measurements,
+    ) = await asyncio.gather(
+        asyncio.to_thread(ports.workloads.revisions, obj.ref),
+        asyncio.to_thread(ports.workloads.service_exists, obj.namespace, canary.stable_service),
+        asyncio.to_thread(ports.workloads.service_exists, obj.namespace, canary.canary_service),
+        asyncio.to_thread(read_weight),
+        _measure(obj, (spec, status), ports, now, log),
+    )
+    missing: list[str] = []
+    if not stable_exists:
+        missing.append(
+            f"spec.strategy.canary.stableService: Service {obj.namespace}/"
+            f"{canary.stable_service} not found"
+        )
+    if not canary_exists and canary.canary_service != canary.stable_service:
+        missing.append(
+            f"spec.strategy.canary.canaryService: Service {obj.namespace}/"
+            f"{canary.canary_service} not found"
+        )
+    if route_problem is not None:
+        missing.append(f"spec.strategy.canary.trafficRouting: {route_problem}")
+    return _Seen(
+        spec,
+        status,
+        Observations(
+            template_hash=template_hash,
+            generation=obj.generation,
+            revisions=revisions,
+            actual_weight=weight,
+            stable_service_exists=stable_exists,
+            canary_service_exists=canary_exists,
+            measurements=measurements,
+            requests=requests,
+            missing_references=tuple(missing),
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Act
+
+
+def _apply(
+    action: Action,
+    obj: RolloutObject,
+    ports: Ports,
+    router: TrafficRouter | None,
+    seen: Observations,
+) -> bool:
+    """Apply one action (in a worker thread); True when it (probably) changed the cluster."""
+    workloads = ports.workloads
+    if isinstance(action, EnsureRevision):
+        before = seen.revisions.get(action.revision)
+        workloads.ensure_revision(obj.ref, action.revision, action.replicas, action.template)
+        return before is None or before.desired_replicas != action.replicas
+    if isinstance(action, ScaleRevision):
+        before = seen.revisions.get(action.revision)
+        workloads.scale_revision(obj.ref, action.revision, action.replicas)
+        return before is None or before.desired_replicas != action.replicas
+    if isinstance(action, DeleteRevision):
+        return workloads.delete_revision(obj.ref, action.revision)
+    if isinstance(action, PointStableService | PointCanaryService):
+        return workloads.point_service(obj.namespace, action.service, action.revision)
+    if router is None or router.scales_revisions:
+        return False
+    weight = 0 if action.canary_revision == action.stable_revision else action.weight
+    router.set_weight(weight)
+    return seen.actual_weight != weight
+
+
+async def _act(
+    decision: Decision,
+    obj: RolloutObject,
+    spec: RolloutSpec | None,
+    ports: Ports,
+    seen: Observations,
+) -> tuple[bool, ActionFailure | None]:
+    if not decision.actions or spec is None:
+        return False, None
+    router = ports.router_for(
+        spec.strategy.canary.traffic_routing, _router_context(obj, spec, decision.status)
+    )
+    acted = False
+    for action in decision.actions:
+        try:
+            acted = await asyncio.to_thread(_apply, action, obj, ports, router, seen) or acted
+        except AdapterError as exc:
+            if ports.metrics is not None:
+                ports.metrics.api_error(type(action).__name__, error_code(exc))
+            return True, ActionFailure(action, exc)
+    return acted, None
+
+
+# --------------------------------------------------------------------------------------------
+# The pass
+
+
+def _record_metrics(
+    ports: Ports, obj: RolloutObject, decision: Decision, measured: Sequence[str]
+) -> None:
+    metrics = ports.metrics
+    if metrics is None:
+        return
+    status = decision.status
+    metrics.observe_status(
+        obj.namespace, obj.name, status.phase.value if status.phase else None, status.canary_weight
+    )
+    run = status.analysis
+    if run is not None:
+        for name in measured:
+            metric_run = run.metric(name)
+            if metric_run is not None and metric_run.measurements:
+                last = metric_run.measurements[-1]
+                verdict = "Error" if last.error else last.verdict.value
+                metrics.measured(obj.namespace, obj.name, name, verdict)
+    if any(e.reason in (R.ROLLED_BACK, R.ABORTED) for e in decision.events):
+        metrics.rolled_back(obj.namespace, obj.name)
+
+
+async def _post_events(ports: Ports, obj: RolloutObject, events: Sequence[Event], log: Any) -> None:
+    for event in events:
+        log.info(event.message, reason=event.reason.name, type=event.type.value)
+        try:
+            await asyncio.to_thread(ports.cluster.post_event, obj, event)
+        except AdapterError as exc:
+            # An event lost is a pity, not a reason to redo the pass.
+            if ports.metrics is not None:
+                ports.metrics.api_error("post_event", error_code(exc))
+            log.warning("could not post event", reason=event.reason.name, error=exc.message)
+
+
+async def reconcile(namespace: str, name: str, ports: Ports, memory: Memory) -> PassResult:
+    """One pass over the Rollout ``namespace/name``. Never raises for cluster or provider
+    failures: they come back in the result with the time to look again."""
+    started = time.monotonic()
+    try:
+        return await _reconcile(namespace, name, ports, memory)
+    finally:
+        if ports.metrics is not None:
+            ports.metrics.reconcile_duration.observe(time.monotonic() - started)
+
+
+def _failed(memory: Memory, wait: float | None = None) -> float:
+    memory.failures += 1
+    return wait if wait is not None else backoff(memory.failures)
+
+
+async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) -> PassResult:
+    log = rollout_logger(namespace, name, None)
+    try:
+        body = await asyncio.to_thread(ports.cluster.read_rollout, namespace, name)
+    except AdapterError as exc:
+        if ports.metrics is not None:
+            ports.metrics.api_error("read_rollout", error_code(exc))
+        log.warning("cannot read the Rollout", error=exc.message)
+        return PassResult(requeue_after=_failed(memory, exc.retry_after), error=exc.message)
+    if body is None:
+        if ports.metrics is not None:
+            ports.metrics.forget(namespace, name)
+        return PassResult(requeue_after=None, gone=True)
+    obj = RolloutObject.from_body(body)
+    now = ports.clock()
+    try:
+        seen = await _observe(obj, ports, now, log)
+    except AdapterError as exc:
+        if ports.metrics is not None:
+            ports.metrics.api_error("observe", error_code(exc))
+        log.warning("cannot observe the cluster", error=exc.message)
+        return PassResult(requeue_after=_failed(memory, exc.retry_after), error=exc.message)
+    log = rollout_logger(namespace, name, seen.observations.template_hash)
+
+    decision = decide(obj.spec, seen.status, seen.observations, now)
+    acted, failure = await _act(decision, obj, seen.spec, ports, seen.observations)
+
+    status_written = False
+    if seen.status is None or decision.status != seen.status:
+        patch = merge_patch_diff(obj.status, decision.status.to_wire())
+        try:
+            await asyncio.to_thread(
+                ports.cluster.patch_status, namespace, name, patch, obj.resource_version
+            )
+        except Conflict as exc:
+            # The Rollout changed since it was read: decide again from what is there now.
+            log.info("status write conflicted; looking again", error=exc.message)
+            return PassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision, acted=acted)
+        except NotFound:
+            return PassResult(requeue_after=None, gone=True)
+        except AdapterError as exc:
+            if ports.metrics is not None:
+                ports.metrics.api_error("patch_status", error_code(exc))
+            log.warning("cannot write status", error=exc.message)
+            return PassResult(
+                requeue_after=_failed(memory, exc.retry_after),
+                decision=decision,
+                acted=acted,
+                error=exc.message,
+            )
+        status_written = True
+        if ports.metrics is not None:
+            ports.metrics.status_written()
+
+    events = list(decision.events)
+    requeue = decision.requeue_after
+    if failure is not None:
+        error = failure.error
+        if isinstance(error, Conflict):
+            requeue = CONFLICT_RETRY_SECONDS
+        else:
+            requeue = _failed(memory, error.retry_after if error.retryable else None)
+            if not error.retryable and failure.text != memory.reported:
+                memory.reported = failure.text
+                events.append(
+                    Event.of(R.ACTION_FAILED, action=describe(failure.action), error=error.message)
+                )
+        log.warning("action failed", action=describe(failure.action), error=error.message)
+    else:
+        memory.failures = 0
+        memory.reported = None
+        if acted:
+            requeue = _soonest(requeue, FOLLOW_UP_SECONDS)
+    if seen.observations.missing_references:
+        requeue = _soonest(requeue, POLL_SECONDS)
+
+    await _post_events(ports, obj, events, log)
+    _record_metrics(ports, obj, decision, list(seen.observations.measurements))
+    log.debug(
+        "pass done",
+        phase=decision.status.phase.value if decision.status.phase else None,
+        weight=decision.status.canary_weight,
+        actions=len(decision.actions),
+        status_written=status_written,
+        requeue_after=requeue,
+    )
+    return PassResult(
+        requeue_after=requeue,
+        decision=decision,
+        status_written=status_written,
+        acted=acted,
+        failure=failure,
+        events=tuple(events),
+    )
+
+
+__all__ = [
+    "BACKOFF_MAX_SECONDS",
+    "CONFLICT_RETRY_SECONDS",
+    "FOLLOW_UP_SECONDS",
+    "ActionFailure",
+    "ClusterPort",
+    "Memory",
+    "PassResult",
+    "Ports",
+    "ProviderFactory",
+    "RolloutObject",
+    "RouterFactory",
+    "WorkloadsPort",
+    "backoff",
+    "describe",
+    "merge_patch_diff",
+    "reconcile",
+]

@@ -1,0 +1,331 @@
+"""The plugin's views: ``render_rollout`` and the list tables, as tables of named states."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rollwise.cli.render import (
+    ASCII,
+    UNICODE,
+    ActualWeight,
+    age,
+    human_duration,
+    render_release_table,
+    render_rollout,
+    render_rollout_table,
+    threshold_text,
+)
+from rollwise.core.spec import Metric
+from tests.unit.cli import cli_builders as b
+
+
+def line_with(text: str, needle: str) -> str:
+    """The one line of ``text`` containing ``needle`` (fails when there is none)."""
+    found = [line for line in text.splitlines() if needle in line]
+    assert found, f"no line with {needle!r} in:\n{text}"
+    return found[0]
+
+
+def cells(line: str) -> list[str]:
+    """A table row split on its column gaps (three spaces or more)."""
+    return [c.strip() for c in line.strip().split("   ") if c.strip()]
+
+
+CASES = [
+    pytest.param(
+        b.rollout(b.canary_at_step_2()),
+        b.CANARY_EVENTS,
+        ActualWeight(25, "HTTPRoute web"),
+        [
+            "Phase:       Progressing",
+            f"Message:     {b.CANARY_MESSAGE}",
+            f"Stable:      {b.STABLE}",
+            f"Canary:      {b.CANARY} (step 2/5)",
+            "Weight:      25% to the canary (set), 25% actual (HTTPRoute web)",
+            "  ✓ 1   setWeight 5% + analysis (error-ratio, p99-latency)",
+            "Analysis (step 2/5, revision 9a8b7c6d5e, started 70s ago): RUNNING",
+        ],
+        {
+            "▶ 2": [
+                "▶ 2",
+                "setWeight 25% + analysis (error-ratio, p99-latency)",
+                "analysis running",
+            ],
+            "error-ratio   0.0": ["error-ratio", "0.012", "< 0.05", "RUNNING (2/3)", "in 20s"],
+            "p99-latency   0.2": ["p99-latency", "0.230", "<= 0.500", "RUNNING (1/2)", "in 20s"],
+            "(x2)": ["10s (x2)", "Normal", "AnalysisMeasured", b.CANARY_EVENTS[3]["message"]],
+        },
+        id="canary-at-step-2-with-analysis-values",
+    ),
+    pytest.param(
+        b.rollout(b.paused_step()),
+        [],
+        ActualWeight(None, "HTTPRoute web", "HTTPRoute shop/web not found"),
+        [
+            "Phase:       Paused",
+            "Weight:      25% to the canary (set), actual unknown "
+            "(HTTPRoute web: HTTPRoute shop/web not found)",
+            "  ✓ 2   setWeight 25% + analysis (error-ratio, p99-latency)",
+            "Events:  <none>",
+        ],
+        {"▶ 3": ["▶ 3", "pause 2m", "paused, 1m15s left"]},
+        id="paused-with-remaining-time",
+    ),
+    pytest.param(
+        b.rollout(b.rolled_back()),
+        [
+            b.event(
+                "RolledBack",
+                f"revision {b.CANARY} rolled back to stable {b.STABLE} at step 2/5",
+                210,
+                "Warning",
+            )
+        ],
+        None,
+        [
+            "Phase:       Degraded",
+            "Canary:      -",
+            f"Rolled back: {b.CANARY} (rolled back; kubectl rollwise retry web to try it again)",
+            "Steps (no canary in progress):",
+            "Last analysis (step 2/5, revision 9a8b7c6d5e, started 5m ago): FAIL",
+            f"  {b.FAIL_MESSAGE} (failures 2 > failureLimit 1)",
+        ],
+        {
+            "error-ratio   0.2": ["error-ratio", "0.210", "< 0.05", "FAIL (2/3, 2 failed)"],
+            "p99-latency   0.3": ["p99-latency", "0.310", "<= 0.500", "STOPPED (1/2)"],
+            "Degraded      True": ["Degraded", "True", "RolledBack", "3m30s"],
+            "RolledBack   revision": ["3m30s", "Warning", "RolledBack"],
+        },
+        id="degraded-after-rollback-with-failing-metric",
+    ),
+    pytest.param(
+        b.rollout(b.healthy()),
+        [b.event("Initialized", f"revision {b.STABLE} is stable at 100% (4/4 available)", 7200)],
+        None,
+        [
+            "Phase:       Healthy",
+            f"Message:     revision {b.STABLE} is stable at 100% (4/4 available)",
+            "Canary:      -",
+            "Pods:        4/4 available (spec.replicas 4)",
+            "Steps (no canary in progress):",
+        ],
+        {
+            "Ready": ["Ready", "True", "Healthy", "60m"],
+            "Initialized": ["120m", "Normal", "Initialized"],
+        },
+        id="healthy",
+    ),
+    pytest.param(
+        b.rollout(b.invalid()),
+        [],
+        None,
+        [
+            "Phase:       Degraded",
+            "Invalid spec:",
+            "  - spec.strategy.canary.steps[1].setWeight: weights must not decrease",
+            "  - spec.selector: selector must match template.metadata.labels",
+        ],
+        {"InvalidSpec   True": ["InvalidSpec", "True", "InvalidSpec", "30s"]},
+        id="invalid-spec-condition",
+    ),
+    pytest.param(
+        b.rollout(None),
+        [],
+        None,
+        [
+            "Name:        web",
+            "Namespace:   shop",
+            "Phase:       <no status yet> (is the Rollwise operator running?)",
+            "Steps (no canary in progress):",
+            "    5   pause (until promoted)",
+            "Events:  <none>",
+        ],
+        {},
+        id="no-status-yet",
+    ),
+    pytest.param(
+        b.rollout(b.canary_at_step_2(), paused=True),
+        [],
+        None,
+        ["Phase:       Progressing (spec.paused: kubectl rollwise resume web)"],
+        {
+            "▶ 2": [
+                "▶ 2",
+                "setWeight 25% + analysis (error-ratio, p99-latency)",
+                "held by spec.paused (kubectl rollwise resume web)",
+            ]
+        },
+        id="held-by-spec-paused",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rollout", "events", "actual", "lines", "rows"), CASES)
+def test_render_rollout(
+    rollout: dict[str, Any],
+    events: list[dict[str, Any]],
+    actual: ActualWeight | None,
+    lines: list[str],
+    rows: dict[str, list[str]],
+) -> None:
+    text = render_rollout(rollout, events, b.NOW, actual=actual, symbols=UNICODE)
+    shown = text.splitlines()
+    for expected in lines:
+        assert expected in shown, f"missing line {expected!r} in:\n{text}"
+    for needle, expected_cells in rows.items():
+        row = cells(line_with(text, needle))
+        assert row[: len(expected_cells)] == expected_cells, text
+    assert text.endswith("\n")
+    assert "Traceback" not in text
+
+
+def test_conditions_do_not_repeat_the_phase_message() -> None:
+    text = render_rollout(b.rollout(b.canary_at_step_2()), [], b.NOW)
+    assert text.count(b.CANARY_MESSAGE) == 1
+    assert cells(line_with(text, "Available   "))[-1] == "5/4 pods available"
+
+
+def test_events_are_oldest_first_and_capped() -> None:
+    events = [b.event(f"Reason{i}", f"message {i}", 1000 - i) for i in range(15)]
+    text = render_rollout(b.rollout(b.healthy()), list(reversed(events)), b.NOW)
+    shown = [line for line in text.splitlines() if "message " in line]
+    assert [cells(line)[-1] for line in shown] == [f"message {i}" for i in range(5, 15)]
+
+
+def test_ascii_symbols_mark_the_current_step() -> None:
+    text = render_rollout(b.rollout(b.canary_at_step_2()), [], b.NOW, symbols=ASCII)
+    assert "setWeight 25%" in line_with(text, "  > 2   ")
+    assert "setWeight 5%" in line_with(text, "  + 1   ")
+    assert "▶" not in text
+    assert "✓" not in text
+
+
+def test_all_steps_done_is_shown_as_promotion() -> None:
+    status = b.canary_at_step_2().model_copy(update={"current_step_index": 5, "analysis": None})
+    text = render_rollout(b.rollout(status), [], b.NOW)
+    assert cells(line_with(text, "all steps done")) == [
+        "▶",
+        "all steps done",
+        "promoting the canary to stable",
+    ]
+    assert f"Canary:      {b.CANARY} (step 5/5)" in text.splitlines()
+
+
+def test_unreadable_status_still_renders() -> None:
+    rollout = b.rollout(None)
+    rollout["status"] = {"phase": "Sideways", "canaryWeight": "lots"}
+    text = render_rollout(rollout, [], b.NOW)
+    assert "Phase:       Sideways" in text.splitlines()
+    assert line_with(text, "Message:").startswith("Message:     status could not be read (")
+
+
+def test_unparseable_spec_still_lists_its_steps() -> None:
+    rollout = b.rollout(b.invalid(), steps=[{"setWeight": 50}, {"setWeight": 10}])
+    rollout["spec"]["strategy"]["canary"]["analysis"]["metrics"][0]["count"] = -1
+    text = render_rollout(rollout, [], b.NOW)
+    assert cells(line_with(text, "setWeight 10%")) == ["2", "setWeight 10%"]
+
+
+def test_status_behind_the_spec_says_so() -> None:
+    rollout = b.rollout(b.healthy())
+    rollout["metadata"]["generation"] = 3
+    text = render_rollout(rollout, [], b.NOW)
+    assert "status is of generation 2, spec is at 3" in text
+
+
+def _metric(**rule: Any) -> Metric:
+    return Metric.model_validate({"name": "m", "provider": {"prometheus": {"query": "up"}}, **rule})
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        pytest.param({"successCondition": "result < 0.05"}, "< 0.05", id="simple-success"),
+        pytest.param(
+            {"successCondition": "result >= 0.9 && result <= 1.0"},
+            "result >= 0.9 && result <= 1.0",
+            id="compound-success-shown-whole",
+        ),
+        pytest.param({"failureCondition": "result > 0.1"}, "fail if > 0.1", id="failure-only"),
+        pytest.param({"thresholdRange": {"max": 0.5}}, "<= 0.500", id="range-max"),
+        pytest.param({"thresholdRange": {"min": 10}}, ">= 10.000", id="range-min"),
+        pytest.param({"thresholdRange": {"min": 0.1, "max": 2}}, "[0.100, 2.000]", id="range-both"),
+        pytest.param(
+            {"successCondition": "result < 1", "failureCondition": "result > 5"},
+            "< 1; fail if > 5",
+            id="success-and-failure",
+        ),
+        pytest.param({}, "(no rule)", id="no-rule"),
+    ],
+)
+def test_threshold_text(rule: dict[str, Any], expected: str) -> None:
+    assert threshold_text(_metric(**rule)) == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        pytest.param(0, "0s", id="zero"),
+        pytest.param(-5, "0s", id="clock-skew"),
+        pytest.param(119, "119s", id="under-two-minutes"),
+        pytest.param(200, "3m20s", id="minutes-and-seconds"),
+        pytest.param(600, "10m", id="ten-minutes"),
+        pytest.param(4 * 3600 + 120, "4h2m", id="hours-and-minutes"),
+        pytest.param(30 * 3600, "30h", id="under-two-days"),
+        pytest.param(3 * 86400 + 7200, "3d2h", id="days-and-hours"),
+        pytest.param(40 * 86400, "40d", id="days"),
+        pytest.param(800 * 86400, "2y", id="years"),
+    ],
+)
+def test_human_duration(seconds: float, expected: str) -> None:
+    assert human_duration(seconds) == expected
+
+
+def test_age_of_unparseable_time() -> None:
+    assert age("yesterday", b.NOW) == "<unknown>"
+    assert age(b.stamp(90), b.NOW) == "90s"
+
+
+def test_rollout_table() -> None:
+    other = b.rollout(b.healthy())
+    other["metadata"].update(name="api", namespace="default")
+    items = [b.rollout(b.canary_at_step_2()), other, b.rollout(None, paused=True)]
+    items[2]["metadata"]["name"] = "new"
+    lines = render_rollout_table(items, b.NOW, all_namespaces=True)
+    assert cells(lines[0]) == [
+        "NAMESPACE",
+        "NAME",
+        "PHASE",
+        "STEP",
+        "WEIGHT",
+        "STABLE",
+        "CANARY",
+        "AGE",
+    ]
+    assert [cells(line) for line in lines[1:]] == [
+        ["default", "api", "Healthy", "-", "-", b.STABLE, "-", "3d"],
+        ["shop", "new", "<none> (spec.paused)", "-", "-", "-", "-", "3d"],
+        ["shop", "web", "Progressing", "2/5", "25%", b.STABLE, b.CANARY, "3d"],
+    ]
+    single = render_rollout_table(items[:1], b.NOW, all_namespaces=False)
+    assert cells(single[0])[0] == "NAME"
+
+
+def test_release_table() -> None:
+    release = {
+        "metadata": {"name": "fraud-v7", "namespace": "ml", "creationTimestamp": b.stamp(300)},
+        "spec": {"model": "fraud", "version": "7"},
+        "status": {"stage": "Staging"},
+    }
+    fresh = {
+        "metadata": {"name": "fraud-v8", "namespace": "ml", "creationTimestamp": b.stamp(5)},
+        "spec": {"model": "fraud", "version": "8"},
+    }
+    lines = render_release_table([fresh, release], b.NOW, all_namespaces=False)
+    assert [cells(line) for line in lines] == [
+        ["NAME", "MODEL", "VERSION", "STAGE", "AGE"],
+        ["fraud-v7", "fraud", "7", "Staging", "5m"],
+        ["fraud-v8", "fraud", "8", "<none>", "5s"],
+    ]

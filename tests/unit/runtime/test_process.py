@@ -1,0 +1,164 @@
+"""The process-level pieces: log lines, the metrics registry, the loop's wake-up rules."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import socket
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from rollwise.runtime import logging as rlog
+from rollwise.runtime.handlers import (
+    deployment_fingerprint,
+    operator_settings,
+    rollout_fingerprint,
+    sleep_until_woken,
+)
+from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.settings import LogFormat
+
+
+@pytest.fixture
+def restore_logging() -> Any:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_json_lines_carry_the_rollout_and_kopf_goes_through_the_same_renderer(
+    restore_logging: None,
+) -> None:
+    stream = io.StringIO()
+    rlog.configure(LogFormat.JSON, stream=stream)
+    rlog.rollout_logger("shop", "demo", "abc123").info("weight set", weight=5)
+    logging.getLogger("kopf.activities.startup").warning("kopf says %s", "hi")
+    logging.getLogger("kopf.objects").info("handler chatter")  # below kopf.objects' level
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 2
+    mine, kopfs = lines
+    assert mine["event"] == "weight set"
+    assert mine["weight"] == 5
+    assert (mine["namespace"], mine["rollout"], mine["revision"]) == ("shop", "demo", "abc123")
+    assert mine["level"] == "info"
+    assert mine["timestamp"].endswith("Z")
+    assert kopfs["event"] == "kopf says hi"
+    assert kopfs["level"] == "warning"
+
+
+def test_console_format_is_readable(restore_logging: None) -> None:
+    stream = io.StringIO()
+    rlog.configure(LogFormat.CONSOLE, stream=stream)
+    rlog.rollout_logger("shop", "demo", "r1").info("hello")
+    text = stream.getvalue()
+    assert "hello" in text
+    assert "rollout=demo" in text
+    assert not text.startswith("{")
+
+
+def test_rollouts_gauge_counts_phases_and_forget_drops_series() -> None:
+    m = OperatorMetrics()
+    m.observe_status("a", "one", "Healthy", 0)
+    m.observe_status("a", "two", "Progressing", 25)
+    m.observe_status("a", "one", "Progressing", 5)
+    assert m.sample("rollwise_rollouts", {"phase": "Progressing"}) == 2
+    assert m.sample("rollwise_rollouts", {"phase": "Healthy"}) == 0
+    m.measured("a", "two", "error-ratio", "Pass")
+    m.rolled_back("a", "two")
+    m.forget("a", "two")
+    assert m.sample("rollwise_rollouts", {"phase": "Progressing"}) == 1
+    names = set(m.series())
+    labels = {"namespace": "a", "rollout": "two"}
+    assert m.sample("rollwise_rollout_canary_weight", labels) is None
+    assert m.sample("rollwise_rollbacks_total", labels) is None
+    assert (
+        m.sample(
+            "rollwise_analysis_measurements_total",
+            {**labels, "metric": "error-ratio", "verdict": "Pass"},
+        )
+        is None
+    )
+    assert "rollwise_reconcile_duration_seconds_count" in names
+
+
+def test_status_writes_do_not_change_the_rollout_fingerprint() -> None:
+    body: dict[str, Any] = {
+        "metadata": {"generation": 3, "annotations": {"other": "x"}, "resourceVersion": "10"},
+        "status": {"phase": "Progressing"},
+    }
+    before = rollout_fingerprint(body)
+    body["status"] = {"phase": "Healthy"}
+    body["metadata"]["resourceVersion"] = "11"
+    body["metadata"]["annotations"]["other"] = "y"
+    assert rollout_fingerprint(body) == before
+    body["metadata"]["annotations"]["rollwise.dev/promote"] = "p1"
+    assert rollout_fingerprint(body) != before
+    moved = {"metadata": {"generation": 4, "annotations": {}}}
+    assert rollout_fingerprint(moved) != before
+
+
+def test_deployment_fingerprint_follows_replicas_and_readiness() -> None:
+    dep: dict[str, Any] = {"metadata": {"generation": 1}, "spec": {"replicas": 1}, "status": {}}
+    before = deployment_fingerprint(dep)
+    dep["metadata"]["annotations"] = {"x": "y"}
+    assert deployment_fingerprint(dep) == before
+    dep["status"]["availableReplicas"] = 1
+    assert deployment_fingerprint(dep) != before
+
+
+class _NeverStopped:
+    async def wait(self) -> None:
+        await asyncio.sleep(3600)
+
+
+def test_sleep_returns_on_wake_or_timeout() -> None:
+    async def scenario() -> tuple[float, float]:
+        wake = asyncio.Event()
+        began = time.monotonic()
+        await sleep_until_woken(wake, _NeverStopped(), 0.05)  # type: ignore[arg-type]
+        timed = time.monotonic() - began
+        asyncio.get_running_loop().call_later(0.05, wake.set)
+        began = time.monotonic()
+        await sleep_until_woken(wake, _NeverStopped(), 30)  # type: ignore[arg-type]
+        return timed, time.monotonic() - began
+
+    timed, woken = asyncio.run(scenario())
+    assert 0.04 <= timed < 1
+    assert woken < 1
+
+
+def test_kopf_settings_keep_kopf_off_the_status() -> None:
+    s = operator_settings("rollwise-0")
+    assert s.persistence.finalizer == "rollwise.dev/finalizer"
+    assert type(s.persistence.progress_storage).__name__ == "AnnotationsProgressStorage"
+    assert type(s.persistence.diffbase_storage).__name__ == "AnnotationsDiffBaseStorage"
+    assert s.posting.level == logging.WARNING
+    assert s.watching.server_timeout == 60
+
+
+def test_served_metrics_endpoint_answers() -> None:
+    m = OperatorMetrics()
+    m.status_written()
+    assert m.serve(0) == 0  # ROLLWISE_METRICS_PORT=0 turns the endpoint off
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    bound = m.serve(port, address="127.0.0.1")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{bound}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    finally:
+        m.stop()
+    assert "rollwise_status_writes_total 1.0" in text
+    assert 'rollwise_rollouts{phase="Healthy"} 0.0' in text

@@ -1,0 +1,315 @@
+"""The reconcile pass, state in → state out, with the adapters replaced by in-memory fakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollwise.adapters.errors import Conflict, NotOwned, ProviderUnavailable, Unavailable
+from rollwise.core.observations import revision_of
+from rollwise.core.rollout import POLL_SECONDS
+from rollwise.runtime.reconcile import (
+    BACKOFF_MAX_SECONDS,
+    CONFLICT_RETRY_SECONDS,
+    FOLLOW_UP_SECONDS,
+    PassResult,
+    backoff,
+    merge_patch_diff,
+)
+from tests.unit.runtime.fakes import NAME, NAMESPACE, World, rollout_body, world
+
+
+def healthy(w: World) -> PassResult:
+    return w.settle(lambda r: w.status.get("phase") == "Healthy")
+
+
+def revision(image: str) -> str:
+    return revision_of(rollout_body(image)["spec"]["template"])
+
+
+def conditions(w: World) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in w.status.get("conditions", [])}
+
+
+def at_weight(w: World, weight: int) -> PassResult:
+    return w.settle(lambda r: w.router.weight == weight and w.status.get("canaryWeight") == weight)
+
+
+# ------------------------------------------------------------------ first revision
+
+
+def test_new_rollout_creates_its_revision_and_becomes_healthy() -> None:
+    w = world()
+    first = w.run()
+    rev = revision("demo:1")
+    assert w.workloads.deployments[rev].desired_replicas == 2
+    assert w.workloads.selectors == {"demo-stable": rev, "demo-canary": rev}
+    assert first.status_written
+    assert first.acted
+    assert first.requeue_after is not None
+    assert first.requeue_after <= FOLLOW_UP_SECONDS
+    healthy(w)
+    assert w.status["stableRevision"] == rev
+    assert conditions(w)["Ready"] == "True"
+    assert w.cluster.reasons == ["Initialized"]
+    assert w.metrics.sample("rollwise_rollouts", {"phase": "Healthy"}) == 1
+
+
+def test_a_pass_that_changes_nothing_writes_nothing() -> None:
+    w = world()
+    healthy(w)
+    patches, events = len(w.cluster.patches), len(w.cluster.events)
+    version = w.cluster.body["metadata"]["resourceVersion"]  # type: ignore[index]
+    again = w.run()
+    assert not again.status_written
+    assert not again.acted
+    assert again.requeue_after is None
+    assert len(w.cluster.patches) == patches
+    assert len(w.cluster.events) == events
+    assert w.cluster.body["metadata"]["resourceVersion"] == version  # type: ignore[index]
+    assert w.metrics.sample("rollwise_status_writes_total") == patches
+
+
+# ------------------------------------------------------------------ canary
+
+
+def test_canary_goes_through_the_steps_with_analysis_and_completes() -> None:
+    w = world()
+    healthy(w)
+    w.cluster.edit_image("demo:2")
+    old, new = revision("demo:1"), revision("demo:2")
+    at_weight(w, 5)
+    assert w.workloads.deployments[new].desired_replicas == 1
+    w.settle(lambda r: w.status.get("phase") == "Healthy" and w.status["stableRevision"] == new)
+    provider = w.provider()
+    assert provider.queries == [f'error_ratio{{revision="{new}"}}'] * 2
+    reasons = w.cluster.reasons
+    assert reasons[reasons.index("RevisionDetected") :].count("StepAdvanced") == 2
+    assert w.router.weight == 0  # all traffic on stable, which is the new revision now
+    assert w.workloads.selectors["demo-stable"] == new
+    w.settle(lambda r: old not in w.workloads.deployments)
+    assert "RevisionRetired" in w.cluster.reasons
+    assert (
+        w.metrics.sample(
+            "rollwise_analysis_measurements_total",
+            {"namespace": NAMESPACE, "rollout": NAME, "metric": "error-ratio", "verdict": "Pass"},
+        )
+        == 2
+    )
+
+
+def test_router_is_built_each_pass_with_the_current_revision_deployments() -> None:
+    w = world()
+    healthy(w)
+    w.cluster.edit_image("demo:2")
+    at_weight(w, 5)
+    last = w.contexts[-1]
+    assert last.stable_deployment == f"{NAME}-{revision('demo:1')}"
+    assert last.canary_deployment == f"{NAME}-{revision('demo:2')}"
+    assert (last.stable_service, last.canary_service) == ("demo-stable", "demo-canary")
+
+
+def test_failing_analysis_rolls_back_and_does_not_retry_the_revision() -> None:
+    w = world()
+    healthy(w)
+    new = revision("demo:2")
+    w.provider().values[f'error_ratio{{revision="{new}"}}'] = 0.2
+    w.cluster.edit_image("demo:2")
+    at_weight(w, 5)
+    w.settle(lambda r: w.status.get("phase") == "Degraded")
+    assert w.router.weight == 0
+    assert w.workloads.deployments[new].desired_replicas == 0
+    reasons = w.cluster.reasons
+    assert reasons.index("AnalysisFailed") < reasons.index("RolledBack")
+    assert w.status["rolledBackRevision"] == new
+    assert (
+        w.metrics.sample("rollwise_rollbacks_total", {"namespace": NAMESPACE, "rollout": NAME}) == 1
+    )
+    # Many more passes: the revision gets no traffic again.
+    for _ in range(5):
+        w.clock.advance(30)
+        w.run()
+        assert w.router.weight == 0
+
+
+def test_retry_annotation_restarts_a_rolled_back_revision() -> None:
+    w = world()
+    healthy(w)
+    new = revision("demo:2")
+    w.provider().values[f'error_ratio{{revision="{new}"}}'] = 0.2
+    w.cluster.edit_image("demo:2")
+    w.settle(lambda r: w.status.get("phase") == "Degraded")
+    w.provider().values.clear()
+    w.cluster.body["metadata"]["annotations"]["rollwise.dev/retry"] = "r1"  # type: ignore[index]
+    at_weight(w, 5)
+    assert "RetryRequested" in w.cluster.reasons
+
+
+# ------------------------------------------------------------------ measurements
+
+
+@pytest.mark.parametrize(
+    ("default", "value", "reason"),
+    [
+        pytest.param(
+            "http://prometheus:9090",
+            ProviderUnavailable("down"),
+            "MeasurementError",
+            id="provider-error",
+        ),
+        pytest.param("http://prometheus:9090", None, "AnalysisInconclusive", id="no-data"),
+        pytest.param(None, 0.0, "MeasurementError", id="no-address"),
+    ],
+)
+def test_unusable_measurements_never_pass(default: str | None, value: object, reason: str) -> None:
+    w = world(default_prometheus=default)
+    healthy(w)
+    new = revision("demo:2")
+    if default is not None:
+        w.provider(default).values[f'error_ratio{{revision="{new}"}}'] = value  # type: ignore[assignment]
+    w.cluster.edit_image("demo:2")
+    w.settle(lambda r: reason in w.cluster.reasons)
+    assert "StepAdvanced" not in w.cluster.reasons
+    assert w.status["canaryWeight"] == 5
+
+
+def test_metric_address_overrides_the_default_prometheus() -> None:
+    body = rollout_body()
+    metric = body["spec"]["strategy"]["canary"]["analysis"]["metrics"][0]
+    metric["provider"]["prometheus"]["address"] = "http://other:9090"
+    w = world(body)
+    healthy(w)
+    w.cluster.edit_image("demo:2")
+    w.settle(lambda r: "AnalysisPassed" in w.cluster.reasons)
+    assert w.provider("http://other:9090").queries
+    assert "http://prometheus:9090" not in w.providers
+
+
+# ------------------------------------------------------------------ invalid and missing
+
+
+def test_missing_service_is_an_invalid_spec_and_nothing_is_created() -> None:
+    w = world()
+    w.workloads.services.discard("demo-canary")
+    result = w.run()
+    assert w.workloads.deployments == {}
+    assert w.workloads.writes == 0
+    assert conditions(w)["InvalidSpec"] == "True"
+    assert w.status["phase"] == "Degraded"
+    assert "demo-canary" in w.status["message"]
+    assert w.cluster.reasons == ["InvalidSpec"]
+    assert w.cluster.events[0].type.value == "Warning"
+    assert result.requeue_after == POLL_SECONDS
+    # The Service appears: the rollout goes on, and says so.
+    w.workloads.services.add("demo-canary")
+    healthy(w)
+    assert "SpecCorrected" in w.cluster.reasons
+    assert conditions(w)["InvalidSpec"] == "False"
+
+
+def test_invalid_spec_is_decided_without_touching_the_cluster() -> None:
+    body = rollout_body(steps=[{"setWeight": 50}, {"setWeight": 10}])
+    w = world(body)
+    w.run()
+    assert w.workloads.writes == 0
+    assert w.contexts == []
+    assert conditions(w)["InvalidSpec"] == "True"
+    assert "setWeight must not decrease" in w.status["message"]
+
+
+# ------------------------------------------------------------------ failures
+
+
+def test_a_failing_action_is_reported_once_and_retried_with_backoff() -> None:
+    w = world()
+    w.workloads.fail_with = NotOwned("Deployment shop/demo-x is not ours")
+    first = w.run()
+    second = w.run()
+    assert first.failure is not None
+    assert second.failure is not None
+    assert w.cluster.reasons.count("ActionFailed") == 1
+    failed = next(e for e in w.cluster.events if e.reason.name == "ActionFailed")
+    assert failed.type.value == "Warning"
+    assert "is not ours" in failed.message
+    assert first.requeue_after == backoff(1)
+    assert second.requeue_after == backoff(2)
+    assert (
+        w.metrics.sample(
+            "rollwise_api_errors_total", {"operation": "EnsureRevision", "code": "NotOwned"}
+        )
+        == 2
+    )
+    w.workloads.fail_with = None
+    healthy(w)
+    assert w.memory.failures == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "wait"),
+    [
+        pytest.param(Conflict("changed", status=409), CONFLICT_RETRY_SECONDS, id="conflict"),
+        pytest.param(Unavailable("slow down", status=429, retry_after=7), 7, id="retry-after"),
+        pytest.param(Unavailable("down", status=503), backoff(1), id="backoff"),
+    ],
+)
+def test_retryable_action_failures_are_retried_quietly(error: Exception, wait: float) -> None:
+    w = world()
+    w.workloads.fail_with = error  # type: ignore[assignment]
+    result = w.run()
+    assert result.requeue_after == wait
+    assert "ActionFailed" not in w.cluster.reasons
+
+
+def test_status_conflict_posts_no_event_and_looks_again_soon() -> None:
+    w = world()
+    w.run()
+    w.cluster.conflict_next_patch = True
+    result = w.run()
+    assert result.requeue_after == CONFLICT_RETRY_SECONDS
+    assert not result.status_written
+    assert w.cluster.reasons == []
+    healthy(w)
+    assert w.cluster.reasons == ["Initialized"]
+
+
+def test_deleted_rollout_is_gone_and_its_series_removed() -> None:
+    w = world()
+    healthy(w)
+    assert (
+        w.metrics.sample(
+            "rollwise_rollout_canary_weight", {"namespace": NAMESPACE, "rollout": NAME}
+        )
+        == 0
+    )
+    w.cluster.body = None
+    result = w.run()
+    assert result.gone
+    assert (
+        w.metrics.sample(
+            "rollwise_rollout_canary_weight", {"namespace": NAMESPACE, "rollout": NAME}
+        )
+        is None
+    )
+    assert w.metrics.sample("rollwise_rollouts", {"phase": "Healthy"}) == 0
+
+
+# ------------------------------------------------------------------ helpers
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "patch"),
+    [
+        pytest.param(None, {"a": 1}, {"a": 1}, id="from-nothing"),
+        pytest.param({"a": 1, "b": 2}, {"a": 1}, {"b": None}, id="removed-key"),
+        pytest.param({"a": {"x": 1, "y": 2}}, {"a": {"x": 1}}, {"a": {"y": None}}, id="nested"),
+        pytest.param({"l": [1, 2]}, {"l": [1]}, {"l": [1]}, id="list-replaced"),
+        pytest.param({"a": 1}, {"a": 1}, {}, id="unchanged"),
+        pytest.param({"a": {"x": 1}}, {"a": 3}, {"a": 3}, id="object-to-scalar"),
+    ],
+)
+def test_merge_patch_diff(old: dict | None, new: dict, patch: dict) -> None:  # type: ignore[type-arg]
+    assert merge_patch_diff(old, new) == patch
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert [backoff(n) for n in (1, 2, 3)] == [2, 4, 8]
+    assert backoff(50) == BACKOFF_MAX_SECONDS

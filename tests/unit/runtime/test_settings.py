@@ -1,0 +1,123 @@
+"""Operator settings from flags, environment and the settings ConfigMap."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollwise.runtime.settings import (
+    DEFAULT_METRICS_PORT,
+    LogFormat,
+    SettingsError,
+    apply_configmap,
+    from_sources,
+)
+
+
+def test_defaults_are_cluster_wide_standalone_with_metrics_on() -> None:
+    s = from_sources([], {}, isatty=False)
+    assert s.clusterwide
+    assert s.namespaces == ()
+    assert s.peering is None
+    assert s.liveness is None
+    assert s.metrics_port == DEFAULT_METRICS_PORT
+    assert s.log_format is LogFormat.JSON
+    assert from_sources([], {}, isatty=True).log_format is LogFormat.CONSOLE
+
+
+def test_flags_and_environment() -> None:
+    s = from_sources(
+        [
+            "--namespace",
+            "a",
+            "--namespace",
+            "b",
+            "-n",
+            "a",
+            "--liveness",
+            "http://0.0.0.0:8080/healthz",
+            "-v",
+        ],
+        {
+            "ROLLWISE_LOG_FORMAT": "Console",
+            "ROLLWISE_PEERING": "rollwise",
+            "ROLLWISE_SETTINGS_CONFIGMAP": "rollwise-system/rollwise-settings",
+            "ROLLWISE_METRICS_PORT": "0",
+            "ROLLWISE_PROMETHEUS_URL": "http://prometheus.monitoring:9090/",
+            "POD_NAME": "rollwise-0",
+            "POD_NAMESPACE": "rollwise-system",
+        },
+        isatty=False,
+    )
+    assert s.namespaces == ("a", "b")
+    assert not s.clusterwide
+    assert s.liveness == "http://0.0.0.0:8080/healthz"
+    assert s.verbose
+    assert s.log_format is LogFormat.CONSOLE
+    assert s.peering == "rollwise"
+    assert s.settings_configmap == ("rollwise-system", "rollwise-settings")
+    assert s.metrics_port == 0
+    assert s.prometheus_url == "http://prometheus.monitoring:9090"
+    assert (s.pod_name, s.pod_namespace) == ("rollwise-0", "rollwise-system")
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "names"),
+    [
+        pytest.param([], {"ROLLWISE_LOG_FORMAT": "xml"}, "ROLLWISE_LOG_FORMAT", id="log-format"),
+        pytest.param(
+            [], {"ROLLWISE_METRICS_PORT": "70000"}, "ROLLWISE_METRICS_PORT", id="port-range"
+        ),
+        pytest.param(
+            [], {"ROLLWISE_METRICS_PORT": "http"}, "ROLLWISE_METRICS_PORT", id="port-text"
+        ),
+        pytest.param(
+            [], {"ROLLWISE_PROMETHEUS_URL": "prometheus:9090"}, "ROLLWISE_PROMETHEUS_URL", id="url"
+        ),
+        pytest.param(
+            [], {"ROLLWISE_SETTINGS_CONFIGMAP": "only-name"}, "NAMESPACE/NAME", id="configmap"
+        ),
+        pytest.param([], {"ROLLWISE_PEERING": "Not_Valid"}, "ROLLWISE_PEERING", id="peering"),
+        pytest.param(["--namespace", "UPPER"], {}, "--namespace", id="namespace"),
+        pytest.param(["--liveness", "/healthz"], {}, "--liveness", id="liveness"),
+    ],
+)
+def test_bad_values_fail_naming_the_setting(
+    argv: list[str], env: dict[str, str], names: str
+) -> None:
+    with pytest.raises(SettingsError, match=names):
+        from_sources(argv, env, isatty=False)
+
+
+def test_configmap_completes_settings_and_environment_wins() -> None:
+    base = from_sources([], {}, isatty=False)
+    s = apply_configmap(base, {"prometheusURL": "http://p:9090", "resyncSeconds": "60"}, env={})
+    assert s.prometheus_url == "http://p:9090"
+    assert s.resync_seconds == 60
+    env = {"ROLLWISE_PROMETHEUS_URL": "http://env:9090"}
+    pinned = from_sources([], env, isatty=False)
+    assert apply_configmap(pinned, {"prometheusURL": "http://p:9090"}, env=env).prometheus_url == (
+        "http://env:9090"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param({"prometheusUrl": "http://p"}, "unknown key", id="misspelt-key"),
+        pytest.param({"resyncSeconds": "0"}, "greater than 0", id="resync-zero"),
+        pytest.param({"prometheusURL": "p:9090"}, "http", id="bad-url"),
+    ],
+)
+def test_configmap_refuses_bad_data(data: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        apply_configmap(from_sources([], {}, isatty=False), data, env={})
+
+
+def test_the_entry_point_refuses_bad_settings_with_status_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rollwise.runtime.main import main  # noqa: PLC0415 - imports kopf
+
+    monkeypatch.setenv("ROLLWISE_METRICS_PORT", "not-a-port")
+    assert main([]) == 2
+    assert "ROLLWISE_METRICS_PORT" in capsys.readouterr().err
