@@ -1,0 +1,142 @@
+{{/*
+Names, labels and the RBAC rule tables of the Rollwise chart. The rule tables live here, once,
+so that the ClusterRole (scope "cluster") and the per-namespace Roles (scope "namespace") grant
+exactly the same permissions; tests/unit/test_chart.py pins them.
+*/}}
+
+{{- define "rollwise.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "rollwise.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "rollwise.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "rollwise.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rollwise.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "rollwise.labels" -}}
+helm.sh/chart: {{ include "rollwise.chart" . }}
+{{ include "rollwise.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: rollwise
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "rollwise.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "rollwise.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "rollwise.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the replicas coordinate through kopf peering (more than one replica). */}}
+{{- define "rollwise.peeringEnabled" -}}
+{{- if gt (int .Values.replicas) 1 }}true{{ end }}
+{{- end }}
+
+{{/*
+Checks of value combinations the schema cannot express alone; rendered by every template that
+depends on them, so a bad combination fails `helm install` before anything is applied.
+*/}}
+{{- define "rollwise.validate" -}}
+{{- if and (eq .Values.scope "namespace") (empty .Values.watchNamespaces) }}
+{{- fail "scope \"namespace\" needs at least one entry in watchNamespaces" }}
+{{- end }}
+{{- if and (eq .Values.scope "cluster") (not (empty .Values.watchNamespaces)) }}
+{{- fail "watchNamespaces is only used with scope \"namespace\"; scope \"cluster\" watches every namespace" }}
+{{- end }}
+{{- if and (eq .Values.scope "namespace") .Values.settingsConfigMap (not (has .Release.Namespace .Values.watchNamespaces)) }}
+{{- fail "settingsConfigMap lives in the release namespace, which must then be one of watchNamespaces" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Rules for namespaced resources: the whole grant of a namespace-scoped install's Role, and part of
+the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is needed.
+*/}}
+{{- define "rollwise.namespacedRules" -}}
+- apiGroups: ["rollwise.dev"]
+  resources: ["rollouts", "modelreleases"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["rollwise.dev"]
+  resources: ["rollouts/status", "modelreleases/status"]
+  verbs: ["patch"]
+- apiGroups: ["rollwise.dev"]
+  resources: ["rollouts/finalizers", "modelreleases/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch", "update"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["serving.kserve.io"]
+  resources: ["inferenceservices"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+{{- if and (include "rollwise.peeringEnabled" .) (eq .Values.scope "namespace") }}
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+{{- end }}
+{{- end }}
+
+{{/* Rules that only a ClusterRole can grant: cluster-scoped resources. */}}
+{{- define "rollwise.clusterRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+{{- if eq .Values.scope "cluster" }}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- if include "rollwise.peeringEnabled" . }}
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,155 @@
+"""The Helm chart's rendered objects applied to the lab's API emulator with the real kubectl.
+
+`helm template` (the real helm, see tests/unit/test_chart.py) renders the chart as an install
+would; kubectl applies the CRDs, the ServiceAccount, the RBAC and the workload objects. The
+CRDs must become Established and serve their resources, and the ClusterRole and Roles must
+read back with exactly the rules the chart rendered. The lab serves no PodDisruptionBudget, so
+that one object is left out.
+
+`helm install` itself cannot target the lab yet: helm writes its release Secret as protobuf and
+the emulator reads JSON only (and helm's in-memory release driver swaps in a fake cluster
+client, so it proves nothing). Applying the rendered objects is what an install does otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hack.lab.testing.kube_fixtures import Kubectl, manifest
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "rollwise"
+RELEASE = "rollwise"
+NOT_SERVED_BY_THE_LAB = {"PodDisruptionBudget"}
+
+
+def helm(home: Path, *args: str) -> str:
+    binary = shutil.which("helm")
+    assert binary, "helm is missing: run `make system-deps` (hack/ensure-helm.sh installs it)"
+    env = {
+        "HOME": str(home),
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+    proc = subprocess.run(
+        [binary, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def helm_template(home: Path, namespace: str, *sets: str) -> list[dict[str, Any]]:
+    args = ["template", RELEASE, str(CHART), "--namespace", namespace, "--include-crds"]
+    for item in sets:
+        args += ["--set", item]
+    return [doc for doc in yaml.safe_load_all(helm(home, *args)) if doc]
+
+
+def apply(kubectl: Kubectl, docs: list[dict[str, Any]]) -> str:
+    return kubectl("apply", "-f", "-", input=manifest(*docs), check=True).stdout
+
+
+def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(kubectl("get", *args, "-o", "json", check=True).stdout)
+    return result
+
+
+def install_rendered(kubectl: Kubectl, docs: list[dict[str, Any]]) -> None:
+    """Apply as `helm install` would: CRDs first, established, then everything else."""
+    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    assert crds
+    applied = apply(kubectl, crds)
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        assert name in applied
+        kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=20s", check=True)
+    rest = [
+        d
+        for d in docs
+        if d["kind"] != "CustomResourceDefinition" and d["kind"] not in NOT_SERVED_BY_THE_LAB
+    ]
+    apply(kubectl, rest)
+
+
+def test_cluster_scoped_install_is_served_and_round_trips(
+    kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    docs = helm_template(tmp_path, namespace, "replicas=2")
+    install_rendered(kubectl, docs)
+
+    for crd in ("rollouts.rollwise.dev", "modelreleases.rollwise.dev"):
+        conditions = get_json(kubectl, "crd", crd)["status"]["conditions"]
+        established = [c for c in conditions if c["type"] == "Established"]
+        assert established, crd
+        assert established[0]["status"] == "True", crd
+    for kind in ("rollouts", "modelreleases", "kopfpeerings"):
+        listed = get_json(kubectl, kind, "-n", namespace)
+        assert listed["items"] == []
+    assert get_json(kubectl, "clusterkopfpeerings")["kind"] == "List"
+
+    rendered_role = next(d for d in docs if d["kind"] == "ClusterRole")
+    served_role = get_json(kubectl, "clusterrole", RELEASE)
+    assert served_role["rules"] == rendered_role["rules"]
+    binding = get_json(kubectl, "clusterrolebinding", RELEASE)
+    assert binding["roleRef"]["name"] == RELEASE
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": RELEASE, "namespace": namespace}
+    ]
+    get_json(kubectl, "serviceaccount", RELEASE, "-n", namespace)
+
+    deployment = get_json(kubectl, "deployment", RELEASE, "-n", namespace)
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == RELEASE
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ROLLWISE_PEERING"] == "rollwise"
+    service = get_json(kubectl, "service", f"{RELEASE}-metrics", "-n", namespace)
+    assert service["spec"]["ports"][0]["port"] == 9102
+
+
+def test_namespace_scoped_install_grants_roles_per_namespace(
+    kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    watched = [f"w-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    apply(
+        kubectl,
+        [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in watched],
+    )
+    docs = helm_template(
+        tmp_path,
+        namespace,
+        "scope=namespace",
+        "watchNamespaces={" + ",".join(watched) + "}",
+        "fullnameOverride=rollwise-ns",
+    )
+    install_rendered(kubectl, docs)
+
+    for name in watched:
+        rendered = next(
+            d for d in docs if d["kind"] == "Role" and d["metadata"]["namespace"] == name
+        )
+        served = get_json(kubectl, "role", "rollwise-ns", "-n", name)
+        assert served["rules"] == rendered["rules"]
+        binding = get_json(kubectl, "rolebinding", "rollwise-ns", "-n", name)
+        assert binding["subjects"][0]["namespace"] == namespace
+    cluster_rules = get_json(kubectl, "clusterrole", "rollwise-ns")["rules"]
+    groups = sorted({g for rule in cluster_rules for g in rule["apiGroups"]})
+    assert groups == ["admissionregistration.k8s.io", "apiextensions.k8s.io"]
+    deployment = get_json(kubectl, "deployment", "rollwise-ns", "-n", namespace)
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--namespace=")] == [
+        f"--namespace={name}" for name in watched
+    ]

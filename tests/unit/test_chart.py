@@ -1,0 +1,637 @@
+"""The Helm chart (charts/rollwise), linted and rendered by the real `helm` (v3, installed by
+hack/ensure-helm.sh through `make test`), and the operator image's contract with it.
+
+Pins what a platform engineer reviews before installing an operator: strict lint passes in every
+supported shape; every rendered object is well formed; the pod runs non-root on a read-only root
+filesystem with kopf's liveness probe; RBAC grants exactly the least-privilege table below, with
+no wildcard anywhere; values.schema.json refuses bad values inside helm itself; the chart's CRDs
+are the bytes of crds/; the Dockerfile agrees with the chart on user, ports and entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "rollwise"
+RELEASE = "rollwise"
+RELEASE_NAMESPACE = "rollwise-system"
+WATCHED = ("team-a", "team-b")
+
+Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+
+def _grants(api_group: str, resources: tuple[str, ...], verbs: tuple[str, ...]) -> set[Rule]:
+    return {(api_group, r, v) for r in resources for v in verbs}
+
+
+READ = ("get", "list", "watch")
+ROUTE = (*READ, "patch", "update")
+PEERING = (*READ, "create", "patch")
+
+#: Everything the operator does inside a namespace it watches.
+NAMESPACED: frozenset[Rule] = frozenset(
+    _grants("rollwise.dev", ("rollouts", "modelreleases"), ROUTE)
+    | _grants("rollwise.dev", ("rollouts/status", "modelreleases/status"), ("patch",))
+    | _grants("rollwise.dev", ("rollouts/finalizers", "modelreleases/finalizers"), ("update",))
+    | _grants("apps", ("deployments",), (*READ, "create", "patch", "update", "delete"))
+    | _grants("", ("services",), ROUTE)
+    | _grants("", ("configmaps",), (*READ, "create", "patch", "update"))
+    | _grants("", ("events",), ("create", "patch"))
+    | _grants("events.k8s.io", ("events",), ("create", "patch"))
+    | _grants("gateway.networking.k8s.io", ("httproutes",), ROUTE)
+    | _grants("networking.istio.io", ("virtualservices",), ROUTE)
+    | _grants("serving.kserve.io", ("inferenceservices",), ROUTE)
+)
+#: Cluster-scoped resources, granted by the ClusterRole in both scopes.
+CLUSTER_ONLY: frozenset[Rule] = frozenset(
+    _grants("apiextensions.k8s.io", ("customresourcedefinitions",), READ)
+    | _grants(
+        "admissionregistration.k8s.io",
+        ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"),
+        (*READ, "create", "patch"),
+    )
+)
+#: Cluster-wide watching: kopf lists and watches namespaces.
+CLUSTER_WATCH: frozenset[Rule] = frozenset(_grants("", ("namespaces",), ("list", "watch")))
+CLUSTER_PEERING: frozenset[Rule] = frozenset(_grants("kopf.dev", ("clusterkopfpeerings",), PEERING))
+NAMESPACE_PEERING: frozenset[Rule] = frozenset(_grants("kopf.dev", ("kopfpeerings",), PEERING))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One supported shape of the chart: the --set flags and the exact RBAC it must render."""
+
+    sets: tuple[str, ...]
+    cluster_role: frozenset[Rule]
+    role_namespaces: tuple[str, ...]
+    role: frozenset[Rule]
+    replicas: int
+
+
+SCENARIOS = {
+    "default": Scenario(
+        sets=(),
+        cluster_role=CLUSTER_ONLY | CLUSTER_WATCH | NAMESPACED,
+        role_namespaces=(),
+        role=frozenset(),
+        replicas=1,
+    ),
+    "namespace-scope": Scenario(
+        sets=("scope=namespace", "watchNamespaces={" + ",".join(WATCHED) + "}"),
+        cluster_role=CLUSTER_ONLY,
+        role_namespaces=WATCHED,
+        role=NAMESPACED,
+        replicas=1,
+    ),
+    "replicas-2": Scenario(
+        sets=("replicas=2",),
+        cluster_role=CLUSTER_ONLY | CLUSTER_WATCH | NAMESPACED | CLUSTER_PEERING,
+        role_namespaces=(),
+        role=frozenset(),
+        replicas=2,
+    ),
+    "namespace-scope-replicas-2": Scenario(
+        sets=("scope=namespace", "watchNamespaces={" + ",".join(WATCHED) + "}", "replicas=2"),
+        cluster_role=CLUSTER_ONLY,
+        role_namespaces=WATCHED,
+        role=NAMESPACED | NAMESPACE_PEERING,
+        replicas=2,
+    ),
+}
+SCENARIO_PARAMS = [pytest.param(name, id=name) for name in SCENARIOS]
+
+
+class Helm:
+    """The real helm binary with private config, cache and data directories."""
+
+    def __init__(self, binary: str, home: Path) -> None:
+        self.binary = binary
+        self.env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_DATA_HOME": str(home / "data"),
+        }
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.binary, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=self.env,
+            check=False,
+        )
+
+    def template(self, *sets: str, extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        args = ["template", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE, *extra]
+        for item in sets:
+            args += ["--set", item]
+        proc = self(*args)
+        assert proc.returncode == 0, proc.stderr
+        return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    binary = shutil.which("helm")
+    assert binary, "helm is missing: run `make system-deps` (hack/ensure-helm.sh installs it)"
+    return Helm(binary, tmp_path_factory.mktemp("helm-home"))
+
+
+@pytest.fixture(scope="module")
+def rendered(helm: Helm) -> dict[str, list[dict[str, Any]]]:
+    return {name: helm.template(*scenario.sets) for name, scenario in SCENARIOS.items()}
+
+
+def _of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = _of_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def _rule_table(rules: list[dict[str, Any]]) -> set[Rule]:
+    table: set[Rule] = set()
+    for rule in rules:
+        assert set(rule) <= {"apiGroups", "resources", "verbs"}, rule  # no resourceNames etc.
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    table.add((group, resource, verb))
+    return table
+
+
+def _walk_strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from _walk_strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk_strings(item)
+
+
+def _container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["operator"]
+    return dict(containers[0])
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+
+
+# --- helm lint ---------------------------------------------------------------------------------
+
+
+def test_helm_is_version_3(helm: Helm) -> None:
+    proc = helm("version", "--short")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("v3."), proc.stdout
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
+def test_strict_lint_passes(helm: Helm, scenario: str) -> None:
+    args = ["lint", "--strict", str(CHART), "--namespace", RELEASE_NAMESPACE]
+    for item in SCENARIOS[scenario].sets:
+        args += ["--set", item]
+    proc = helm(*args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+    assert "[WARNING]" not in proc.stdout, proc.stdout
+    assert "[ERROR]" not in proc.stdout, proc.stdout
+
+
+# --- rendered objects --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
+def test_every_object_is_well_formed(
+    rendered: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    docs = rendered[scenario]
+    assert docs
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+    for doc in docs:
+        assert doc.get("apiVersion"), doc
+        assert doc.get("kind"), doc
+        name = doc["metadata"]["name"]
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name), name
+        labels = doc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        if doc["kind"] in cluster_scoped:
+            assert "namespace" not in doc["metadata"], doc["kind"]
+        else:
+            assert doc["metadata"]["namespace"], doc["kind"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected_kinds"),
+    [
+        pytest.param(
+            "default",
+            ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"],
+            id="default",
+        ),
+        pytest.param(
+            "namespace-scope",
+            [
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Deployment",
+                "Role",
+                "Role",
+                "RoleBinding",
+                "RoleBinding",
+                "Service",
+                "ServiceAccount",
+            ],
+            id="namespace-scope",
+        ),
+        pytest.param(
+            "replicas-2",
+            [
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "CustomResourceDefinition",
+                "CustomResourceDefinition",
+                "Deployment",
+                "PodDisruptionBudget",
+                "Service",
+                "ServiceAccount",
+            ],
+            id="replicas-2",
+        ),
+    ],
+)
+def test_rendered_kinds(
+    rendered: dict[str, list[dict[str, Any]]], scenario: str, expected_kinds: list[str]
+) -> None:
+    assert sorted(doc["kind"] for doc in rendered[scenario]) == expected_kinds
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
+def test_pod_runs_unprivileged_on_a_read_only_root(
+    rendered: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    docs = rendered[scenario]
+    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = _container(docs)
+    ctx = container["securityContext"]
+    assert ctx["runAsNonRoot"] is True
+    assert ctx["runAsUser"] == 65532
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["capabilities"] == {"drop": ["ALL"]}
+    assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
+    # The read-only root needs a writable /tmp.
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert pod["serviceAccountName"] == RELEASE
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
+def test_kopf_liveness_probe_and_ports(
+    rendered: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    container = _container(rendered[scenario])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"health": 8080, "metrics": 9102}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
+    service = _one(rendered[scenario], "Service")
+    assert service["metadata"]["name"] == f"{RELEASE}-metrics"
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9102, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    selector = _one(rendered[scenario], "Deployment")["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == selector
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
+def test_flags_and_environment_for_the_runtime(
+    rendered: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    spec = SCENARIOS[scenario]
+    container = _container(rendered[scenario])
+    namespaces = [a.removeprefix("--namespace=") for a in container["args"] if "--namespace" in a]
+    assert namespaces == list(spec.role_namespaces)
+    env = _env(container)
+    assert env["ROLLWISE_LOG_FORMAT"] == "json"
+    assert env["ROLLWISE_METRICS_PORT"] == "9102"
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert "ROLLWISE_SETTINGS_CONFIGMAP" not in env
+    deployment = _one(rendered[scenario], "Deployment")
+    assert deployment["spec"]["replicas"] == spec.replicas
+    if spec.replicas > 1:
+        assert env["ROLLWISE_PEERING"] == "rollwise"
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        pdb = _one(rendered[scenario], "PodDisruptionBudget")
+        assert pdb["spec"]["minAvailable"] == 1
+        assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    else:
+        assert "ROLLWISE_PEERING" not in env
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+        assert not _of_kind(rendered[scenario], "PodDisruptionBudget")
+
+
+def test_settings_configmap_and_image_overrides(helm: Helm) -> None:
+    digest = "sha256:" + "ab" * 32
+    docs = helm.template(
+        "settingsConfigMap=rollwise-settings",
+        "logFormat=console",
+        "image.repository=registry.example/rollwise",
+        f"image.digest={digest}",
+    )
+    container = _container(docs)
+    env = _env(container)
+    assert env["ROLLWISE_SETTINGS_CONFIGMAP"] == f"{RELEASE_NAMESPACE}/rollwise-settings"
+    assert env["ROLLWISE_LOG_FORMAT"] == "console"
+    assert container["image"] == f"registry.example/rollwise@{digest}"
+    default_image = _container(helm.template())["image"]
+    assert default_image == "rollwise/rollwise-operator:0.1.0"
+
+
+def test_peering_crds_are_kept_on_uninstall(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    crds = _of_kind(rendered["replicas-2"], "CustomResourceDefinition")
+    by_name = {crd["metadata"]["name"]: crd for crd in crds}
+    assert set(by_name) == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    assert by_name["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
+    assert by_name["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
+    for crd in crds:
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        version = crd["spec"]["versions"][0]
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status["x-kubernetes-preserve-unknown-fields"] is True
+
+
+# --- RBAC --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
+def test_rbac_has_no_wildcards(rendered: dict[str, list[dict[str, Any]]], scenario: str) -> None:
+    for doc in rendered[scenario]:
+        if doc["kind"] in {"ClusterRole", "Role"}:
+            strings = list(_walk_strings(doc["rules"]))
+            assert strings
+            assert not [s for s in strings if "*" in s], doc["kind"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
+def test_rbac_is_exactly_the_least_privilege_table(
+    rendered: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    spec = SCENARIOS[scenario]
+    docs = rendered[scenario]
+    cluster_role = _one(docs, "ClusterRole")
+    assert _rule_table(cluster_role["rules"]) == set(spec.cluster_role)
+    roles = _of_kind(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(spec.role_namespaces)
+    for role in roles:
+        assert _rule_table(role["rules"]) == set(spec.role)
+    # Nothing namespaced leaks into the ClusterRole of a namespace-scoped install.
+    if spec.role_namespaces:
+        assert not _rule_table(cluster_role["rules"]) & NAMESPACED
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
+def test_bindings_grant_the_roles_to_the_operator_service_account(
+    rendered: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    docs = rendered[scenario]
+    account = _one(docs, "ServiceAccount")
+    subject = {
+        "kind": "ServiceAccount",
+        "name": account["metadata"]["name"],
+        "namespace": RELEASE_NAMESPACE,
+    }
+    binding = _one(docs, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": _one(docs, "ClusterRole")["metadata"]["name"],
+    }
+    assert binding["subjects"] == [subject]
+    role_bindings = _of_kind(docs, "RoleBinding")
+    assert len(role_bindings) == len(SCENARIOS[scenario].role_namespaces)
+    for role_binding in role_bindings:
+        assert role_binding["roleRef"]["kind"] == "Role"
+        assert role_binding["subjects"] == [subject]
+
+
+def test_rbac_can_be_left_to_the_cluster_admin(helm: Helm) -> None:
+    docs = helm.template(
+        "rbac.create=false", "serviceAccount.create=false", "serviceAccount.name=platform-operator"
+    )
+    kinds = {doc["kind"] for doc in docs}
+    assert not kinds & {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    }
+    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "platform-operator"
+
+
+# --- values.schema.json and value checks, enforced by helm -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param("replicas: two\n", "replicas: Invalid type", id="replicas-not-integer"),
+        pytest.param(
+            "replicas: 0\n", "replicas: Must be greater than or equal to 1", id="replicas-zero"
+        ),
+        pytest.param("bogus: 1\n", "Additional property bogus is not allowed", id="unknown-key"),
+        pytest.param("scope: everywhere\n", "scope: scope must be one of", id="unknown-scope"),
+        pytest.param("logFormat: xml\n", "logFormat: logFormat must be one of", id="log-format"),
+        pytest.param(
+            "scope: namespace\n",
+            "watchNamespaces: Array must have at least 1 items",
+            id="namespace-scope-without-namespaces",
+        ),
+        pytest.param(
+            "watchNamespaces: [team-a]\n",
+            "watchNamespaces: Array must have at most 0",
+            id="cluster-scope-with-namespaces",
+        ),
+        pytest.param(
+            "watchNamespaces: [Team_A]\nscope: namespace\n",
+            "watchNamespaces.0: Does not match pattern",
+            id="bad-namespace-name",
+        ),
+        pytest.param(
+            "securityContext:\n  privileged: yes please\n",
+            "securityContext.privileged: Invalid type",
+            id="security-context-type",
+        ),
+        pytest.param(
+            "metrics:\n  port: 70000\n",
+            "metrics.port: Must be less than or equal to",
+            id="port-range",
+        ),
+        pytest.param(
+            "image:\n  digest: latest\n", "image.digest: Does not match pattern", id="bad-digest"
+        ),
+    ],
+)
+def test_schema_rejects_bad_values(helm: Helm, tmp_path: Path, values: str, message: str) -> None:
+    bad = tmp_path / "values.yaml"
+    bad.write_text(values)
+    for command in (["template", RELEASE], ["lint", "--strict"]):
+        proc = helm(*command, str(CHART), "--values", str(bad))
+        assert proc.returncode != 0, proc.stdout
+        assert message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_settings_configmap_must_be_watched_in_namespace_scope(helm: Helm) -> None:
+    proc = helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--set",
+        "scope=namespace",
+        "--set",
+        "watchNamespaces={team-a}",
+        "--set",
+        "settingsConfigMap=rollwise-settings",
+    )
+    assert proc.returncode != 0
+    assert "must then be one of watchNamespaces" in proc.stderr
+
+
+def _undescribed(schema: dict[str, Any], node: dict[str, Any], value: Any, path: str) -> list[str]:
+    """Keys of a default value that the schema does not name (open maps excepted)."""
+    while "$ref" in node:
+        node = schema["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+    if not isinstance(value, dict) or "properties" not in node:
+        return []
+    missing: list[str] = []
+    for key, child in value.items():
+        if key not in node["properties"]:
+            missing.append(f"{path}{key}")
+        else:
+            missing += _undescribed(schema, node["properties"][key], child, f"{path}{key}.")
+    return missing
+
+
+def test_schema_is_draft_07_closed_and_describes_every_default() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert schema["additionalProperties"] is False
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert _undescribed(schema, schema, defaults, "") == []
+    assert set(schema["properties"]) - {"global"} == set(defaults)
+
+
+# --- CRDs --------------------------------------------------------------------------------------
+
+
+def test_chart_crds_are_verified_copies_of_crds() -> None:
+    proc = subprocess.run(
+        ["bash", str(ROOT / "hack" / "verify-chart-crds.sh")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    assert names == sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
+    assert names
+
+
+def test_verify_script_fails_with_a_diff_on_drift(tmp_path: Path) -> None:
+    source = tmp_path / "crds"
+    copy = tmp_path / "chart-crds"
+    shutil.copytree(ROOT / "crds", source)
+    shutil.copytree(ROOT / "crds", copy)
+    edited = sorted(copy.glob("*.yaml"))[0]
+    edited.write_text(edited.read_text() + "# drift\n")
+    (copy / "stale.yaml").write_text("kind: Stale\n")
+    proc = subprocess.run(
+        ["bash", str(ROOT / "hack" / "verify-chart-crds.sh"), str(source), str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "+# drift" in proc.stdout
+    assert "extra file in the chart: charts/rollwise/crds/stale.yaml" in proc.stdout
+    assert "hack/sync-chart-crds.sh" in proc.stderr
+
+
+def test_helm_installs_the_crds_of_crds_dir(helm: Helm) -> None:
+    with_crds = helm.template(extra=("--include-crds",))
+    rendered = {
+        doc["metadata"]["name"]: doc
+        for doc in with_crds
+        if doc["kind"] == "CustomResourceDefinition"
+    }
+    expected = {
+        doc["metadata"]["name"]: doc
+        for path in sorted((ROOT / "crds").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    }
+    assert rendered == expected
+
+
+# --- the image ---------------------------------------------------------------------------------
+
+
+def _final_stage(dockerfile: str) -> list[str]:
+    lines = [line.strip() for line in dockerfile.splitlines()]
+    starts = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
+    assert len(starts) >= 2, "the Dockerfile is multi-stage"
+    return lines[starts[-1] :]
+
+
+def test_image_agrees_with_the_chart() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    pinned = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+    assert pinned
+    assert re.fullmatch(r"python:3\.11[.0-9]*-slim-bookworm@sha256:[0-9a-f]{64}", pinned[1])
+    final = _final_stage(dockerfile)
+    assert final[0] == "FROM ${PYTHON_IMAGE}"
+    assert "USER 65532:65532" in final
+    assert 'ENTRYPOINT ["rollwise-operator"]' in final
+    assert "EXPOSE 8080 9102" in final
+    assert any(line.startswith("COPY --from=build ") for line in final)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["securityContext"]["runAsUser"] == 65532
+    assert (values["health"]["port"], values["metrics"]["port"]) == (8080, 9102)
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ignored[ignored.index("*") + 1 :][:3] == ["!pyproject.toml", "!README.md", "!operator/"]
