@@ -46,6 +46,7 @@ from hack.lab._support import (
     Informer,
     KubeEndpoint,
     KubeHTTP,
+    Resource,
 )
 from hack.lab.traffic import template_revision
 
@@ -306,17 +307,28 @@ class WorkloadSimulator:
         return status, wake
 
     async def _reconcile_deployment(self, namespace: str, name: str) -> None:
+        await self._settle(DEPLOYMENTS, self.deployments, self.deployment_status, namespace, name)
+
+    async def _settle(
+        self,
+        resource: Resource,
+        informer: Informer,
+        status_of: Callable[[dict[str, Any], float], tuple[dict[str, Any], float | None]],
+        namespace: str,
+        name: str,
+    ) -> None:
+        """Writes the simulated status of one object until it is what the simulation says,
+        waking at the times the simulation names (a pod becoming ready, a deadline)."""
         while True:
-            obj = self.deployments.get(namespace, name)
+            obj = informer.get(namespace, name)
             if obj is None:
                 return
-            now = time.monotonic()
-            status, wake = self.deployment_status(obj, now)
+            status, wake = status_of(obj, time.monotonic())
             current = obj.get("status") or {}
             if _comparable(status) != _comparable(current):
                 try:
                     await self._api.merge_patch(
-                        DEPLOYMENTS,
+                        resource,
                         namespace,
                         name,
                         {"status": _merge_patch_for(current, status)},
@@ -325,7 +337,7 @@ class WorkloadSimulator:
                 except ApiError as err:
                     if err.status == 404:
                         return
-                    log.warning("status of deployment %s/%s: %s", namespace, name, err)
+                    log.warning("status of %s %s/%s: %s", resource.plural, namespace, name, err)
                     await asyncio.sleep(0.2)
                     continue
                 # The watch event of this write calls us again with the object it stored.
@@ -448,28 +460,6 @@ class WorkloadSimulator:
     async def _reconcile_isvc(self, namespace: str, name: str) -> None:
         if self.inference_services is None:
             return
-        while True:
-            obj = self.inference_services.get(namespace, name)
-            if obj is None:
-                return
-            status, wake = self.isvc_status(obj, time.monotonic())
-            current = obj.get("status") or {}
-            if _comparable(status) != _comparable(current):
-                try:
-                    await self._api.merge_patch(
-                        INFERENCESERVICES,
-                        namespace,
-                        name,
-                        {"status": _merge_patch_for(current, status)},
-                        sub="status",
-                    )
-                except ApiError as err:
-                    if err.status == 404:
-                        return
-                    log.warning("status of inferenceservice %s/%s: %s", namespace, name, err)
-                    await asyncio.sleep(0.2)
-                    continue
-                return
-            if wake is None:
-                return
-            await asyncio.sleep(max(0.0, wake - time.monotonic()))
+        await self._settle(
+            INFERENCESERVICES, self.inference_services, self.isvc_status, namespace, name
+        )
