@@ -402,13 +402,21 @@ def event_time(event: Mapping[str, Any]) -> datetime | None:
     return None
 
 
+def _event_order(event: Mapping[str, Any]) -> tuple[datetime, int]:
+    """Events by time; within one second (the precision of most event timestamps) by the
+    order the API server stored them, which resourceVersion reflects (opaque in general, an
+    increasing integer on etcd-backed servers; a non-integer one sorts first)."""
+    version = str(_as_dict(event.get("metadata")).get("resourceVersion") or "")
+    at = event_time(event) or datetime.min.replace(tzinfo=UTC)
+    return at, int(version) if version.isdigit() else -1
+
+
 def _events_lines(
     events: Sequence[Mapping[str, Any]], now: datetime, symbols: Symbols
 ) -> list[str]:
     if not events:
         return ["Events:  <none>"]
-    oldest = datetime.min.replace(tzinfo=UTC)
-    ordered = sorted(events, key=lambda e: event_time(e) or oldest)[-MAX_EVENTS:]
+    ordered = sorted(events, key=_event_order)[-MAX_EVENTS:]
     rows = []
     for event in ordered:
         at = event_time(event)

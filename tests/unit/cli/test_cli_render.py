@@ -194,6 +194,15 @@ def test_events_are_oldest_first_and_capped() -> None:
     assert [cells(line)[-1] for line in shown] == [f"message {i}" for i in range(5, 15)]
 
 
+def test_events_of_the_same_second_keep_the_order_they_were_stored_in() -> None:
+    failed = b.event("AnalysisFailed", "error-ratio failed", 13, type_="Warning")
+    rolled = b.event("RolledBack", "rolled back to stable", 13, type_="Warning")
+    failed["metadata"]["resourceVersion"] = "99"
+    rolled["metadata"]["resourceVersion"] = "100"  # numerically, not textually, after "99"
+    text = render_rollout(b.rollout(b.healthy()), [rolled, failed], b.NOW)
+    assert text.index("AnalysisFailed") < text.index("RolledBack")
+
+
 def test_ascii_symbols_mark_the_current_step() -> None:
     text = render_rollout(b.rollout(b.canary_at_step_2()), [], b.NOW, symbols=ASCII)
     assert "setWeight 25%" in line_with(text, "  > 2   ")
