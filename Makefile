@@ -4,10 +4,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# MLflow (the lab's model registry) gets a virtualenv of its own: it is a separate server, and
+# its dependency pins must not leak into the operator's environment.
+MLFLOW_VERSION := 3.17.2
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 
 .PHONY: test lint typecheck layers pytest demo clean venv system-deps
 
-test: system-deps $(STAMP) lint typecheck layers pytest
+test: system-deps $(STAMP) $(MLFLOW_STAMP) lint typecheck layers pytest
 
 system-deps:
 	@bash hack/ensure-system-deps.sh
@@ -19,6 +24,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(MLFLOW_STAMP):
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(MLFLOW_VENV)/bin/pip install --quiet 'mlflow==$(MLFLOW_VERSION)'
+	touch $(MLFLOW_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,10 +44,8 @@ layers: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2
 
-demo:
-	@echo "The demo needs the Rollout runtime (kopf handlers, routers, analysis), which arrives"
-	@echo "with the 'Rollout end to end' work. Today: 'python -m hack.lab up' starts the lab."
-	@exit 1
+demo: system-deps $(STAMP)
+	$(BIN)/python -m hack.demo
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MLFLOW_VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -115,3 +115,20 @@ def lab(
         registry=service_registry,
     ) as running:
         yield running
+
+
+# ------------------------------------------------------------------------- MLflow (registry)
+
+# Kept with its fixture so the MLflow block stays one self-contained unit of this file.
+from hack.lab.mlflow import MLFLOW_BINARY, MLflowServer, mlflow_missing_message  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
+    """A real MLflow tracking server (sqlite registry) per session (per xdist worker), from
+    ``.venv-mlflow``; tests isolate themselves with model names of their own. Fails (never
+    skips) when MLflow is not installed: ``make test`` installs it."""
+    if not MLFLOW_BINARY.exists():
+        pytest.fail(mlflow_missing_message(), pytrace=False)
+    with MLflowServer(tmp_path_factory.mktemp("mlflow")) as server:
+        yield server

@@ -16,9 +16,14 @@ into kopf's temporary or permanent errors, guided by ``retryable``::
     ├── RouterError                   False
     │   ├── RouteNotFound             False  the HTTPRoute/VirtualService/Deployment is missing
     │   └── RouteMisconfigured        False  it exists but cannot carry the split as written
-    └── ProviderError                 False
-        ├── ProviderUnavailable       True   connection, timeout, 429/5xx from the provider
-        └── QueryError                False  bad query or an ambiguous result (several series)
+    ├── ProviderError                 False
+    │   ├── ProviderUnavailable       True   connection, timeout, 429/5xx from the provider
+    │   └── QueryError                False  bad query or an ambiguous result (several series)
+    └── RegistryError                 False  (model registry / alias store: any other failure)
+        ├── RegistryUnavailable       True   connection, timeout, 429/5xx from the registry
+        ├── ModelVersionNotFound      False  the registry knows no such model or version
+        ├── AliasConflict             True   the alias is not at the version the caller expected
+        └── AliasNotVerified          True   a write was accepted but the read-back differs
 
 ``retryable`` means "the same call may succeed later without anybody changing anything":
 the runtime retries those with backoff and reports the others (status condition, event)
@@ -27,7 +32,10 @@ API raises the ``KubeError`` subclasses for transport and concurrency failures (
 from a concurrent edit stays a ``Conflict``) and ``RouterError`` for what only a router knows.
 
 "No data" from a metric provider is not an error: ``MetricProvider.query`` returns None, which
-the core treats as INCONCLUSIVE without counting it as a provider error.
+the core treats as INCONCLUSIVE without counting it as a provider error. Likewise an alias
+that is not set is not an error: ``AliasStore.get`` returns None. An alias store kept in a
+Kubernetes object (the ConfigMap store) raises the ``KubeError`` subclasses for transport
+failures, like a router; ``AliasConflict`` is what it raises for a lost race on the alias.
 """
 
 from __future__ import annotations
@@ -134,17 +142,54 @@ class QueryError(ProviderError):
     """The provider refused the query (syntax, execution) or its result is not one number."""
 
 
+# ------------------------------------------------------------------- Model registries (alias)
+
+
+class RegistryError(AdapterError):
+    """A model registry or alias store refused or failed a request."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry cannot be reached or cannot answer now (connection refused, timeout,
+    429, 5xx)."""
+
+    retryable = True
+
+
+class ModelVersionNotFound(RegistryError):
+    """The registry has no such registered model, or no such version of it."""
+
+
+class AliasConflict(RegistryError):
+    """The alias does not point where the caller expected (somebody else moved it), or the
+    write lost a race with a concurrent writer: read the alias again and decide again."""
+
+    retryable = True
+
+
+class AliasNotVerified(RegistryError):
+    """The registry accepted a write but reading the alias back does not show it; the flip is
+    not done (retry; a concurrent writer or a lagging replica may be the cause)."""
+
+    retryable = True
+
+
 __all__ = [
     "AdapterError",
+    "AliasConflict",
+    "AliasNotVerified",
     "Conflict",
     "Forbidden",
     "Invalid",
     "KubeError",
+    "ModelVersionNotFound",
     "NotFound",
     "NotOwned",
     "ProviderError",
     "ProviderUnavailable",
     "QueryError",
+    "RegistryError",
+    "RegistryUnavailable",
     "RouteMisconfigured",
     "RouteNotFound",
     "RouterError",

@@ -23,6 +23,10 @@ from rollwise.adapters.kube import error_from_status, translate
         pytest.param(E.RouteMisconfigured, E.RouterError, False, id="route-misconfigured"),
         pytest.param(E.ProviderUnavailable, E.ProviderError, True, id="provider-unavailable"),
         pytest.param(E.QueryError, E.ProviderError, False, id="query-error"),
+        pytest.param(E.RegistryUnavailable, E.RegistryError, True, id="registry-unavailable"),
+        pytest.param(E.ModelVersionNotFound, E.RegistryError, False, id="version-not-found"),
+        pytest.param(E.AliasConflict, E.RegistryError, True, id="alias-conflict"),
+        pytest.param(E.AliasNotVerified, E.RegistryError, True, id="alias-not-verified"),
     ],
 )
 def test_hierarchy_and_retryable_defaults(
