@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -38,7 +39,7 @@ import celpy
 
 from rollwise.core.durations import InvalidDuration, add_seconds, parse_seconds
 from rollwise.core.observations import Measurement
-from rollwise.core.spec import AnalysisSpec, Metric, RolloutSpec, StepAnalysis
+from rollwise.core.spec import AnalysisSpec, Metric, RolloutSpec, Step, StepAnalysis
 from rollwise.core.status import (
     KEPT_MEASUREMENTS,
     AnalysisRun,
@@ -215,13 +216,21 @@ def checks_for_step(spec: RolloutSpec, index: int) -> StepChecks | None:
     ``canary.analysis``), or for a setWeight step the canary's ``analysis``; None when the
     step measures nothing."""
     canary = spec.strategy.canary
-    if not 0 <= index < len(canary.steps):
+    return checks_for(canary.steps, canary.analysis, index)
+
+
+def checks_for(
+    steps: Sequence[Step], analysis: AnalysisSpec | None, index: int
+) -> StepChecks | None:
+    """:func:`checks_for_step` over any canary's ``steps`` and background ``analysis`` (shared
+    by the Rollout and the ModelRelease's own canary of a KServe InferenceService)."""
+    if not 0 <= index < len(steps):
         return None
-    step = canary.steps[index]
-    base = canary.analysis or AnalysisSpec()
+    step = steps[index]
+    base = analysis or AnalysisSpec()
     if step.analysis is not None:
         return _merge(step.analysis, base)
-    if step.set_weight is not None and canary.analysis is not None and canary.analysis.metrics:
+    if step.set_weight is not None and analysis is not None and analysis.metrics:
         return _merge(None, base)
     return None
 

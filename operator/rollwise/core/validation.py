@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from rollwise.core.analysis import QUERY_PLACEHOLDERS, check_condition, unknown_placeholders
 from rollwise.core.durations import InvalidDuration, parse_seconds
-from rollwise.core.spec import LabelSelector, Metric, RolloutSpec
+from rollwise.core.spec import AnalysisSpec, LabelSelector, Metric, RolloutSpec, Step
 
 MSG_STEP_ONE_KIND = "each step must set exactly one of setWeight, pause or analysis"
 MSG_WEIGHTS_NON_DECREASING = "setWeight must not decrease from one step to the next"
@@ -62,12 +62,29 @@ def load_rollout_spec(raw: dict[str, Any] | RolloutSpec) -> tuple[RolloutSpec | 
 
 def validate_rollout(spec: RolloutSpec) -> list[str]:
     """Every cross-field problem of ``spec``; empty when it is valid."""
-    errors: list[str] = []
     canary = spec.strategy.canary
     base = "spec.strategy.canary"
+    errors = validate_steps(base, canary.steps, canary.analysis)
 
+    routing = canary.traffic_routing
+    if routing is not None and (routing.gateway_api is None) == (routing.istio is None):
+        errors.append(f"{base}.trafficRouting: {MSG_ONE_ROUTER}")
+    if canary.stable_service == canary.canary_service:
+        errors.append(f"{base}: {MSG_SERVICES_DIFFER}")
+    if canary.analysis is not None:
+        errors.extend(validate_analysis(base, canary.analysis))
+
+    errors.extend(_selector(spec.selector, spec.template))
+    return errors
+
+
+def validate_steps(base: str, steps: list[Step], analysis: AnalysisSpec | None) -> list[str]:
+    """Problems of a canary's ``steps`` (located under ``base``), shared by the Rollout and the
+    ModelRelease's canary: one kind per step, non-decreasing weights ending at 100, analysis
+    steps with metrics, valid durations and metrics."""
+    errors: list[str] = []
     last_weight: int | None = None
-    for i, step in enumerate(canary.steps):
+    for i, step in enumerate(steps):
         where = f"{base}.steps[{i}]"
         kinds = sum(x is not None for x in (step.set_weight, step.pause, step.analysis))
         if kinds != 1:
@@ -82,7 +99,7 @@ def validate_rollout(spec: RolloutSpec) -> list[str]:
             own = step.analysis
             metrics = own.metrics
             if metrics is None:
-                metrics = canary.analysis.metrics if canary.analysis is not None else []
+                metrics = analysis.metrics if analysis is not None else []
             if not metrics:
                 errors.append(f"{where}.analysis: {MSG_ANALYSIS_STEP_METRICS}")
             if own.interval is not None:
@@ -91,18 +108,15 @@ def validate_rollout(spec: RolloutSpec) -> list[str]:
                 errors.extend(_metrics(f"{where}.analysis", own.metrics))
     if last_weight is not None and last_weight != 100:
         errors.append(f"{base}.steps: {MSG_LAST_WEIGHT_100}")
-
-    routing = canary.traffic_routing
-    if routing is not None and (routing.gateway_api is None) == (routing.istio is None):
-        errors.append(f"{base}.trafficRouting: {MSG_ONE_ROUTER}")
-    if canary.stable_service == canary.canary_service:
-        errors.append(f"{base}: {MSG_SERVICES_DIFFER}")
-    if canary.analysis is not None:
-        errors.extend(_duration(f"{base}.analysis.interval", canary.analysis.interval))
-        errors.extend(_metrics(f"{base}.analysis", canary.analysis.metrics))
-
-    errors.extend(_selector(spec.selector, spec.template))
     return errors
+
+
+def validate_analysis(base: str, analysis: AnalysisSpec) -> list[str]:
+    """Problems of a canary's background ``analysis`` (located under ``base``)."""
+    return [
+        *_duration(f"{base}.analysis.interval", analysis.interval),
+        *_metrics(f"{base}.analysis", analysis.metrics),
+    ]
 
 
 def _duration(where: str, text: str, *, zero_ok: bool = False) -> list[str]:

@@ -1,0 +1,186 @@
+"""Every event reason the ModelRelease core emits, with its event type and message template.
+
+The same rules as :mod:`rollwise.core.reasons` (whose :class:`Reason` type this module reuses):
+one reason per meaning, ``Warning`` for anything a human should look at, messages that name
+the stage, gate, version and alias involved. The decision core appends the change ticket to
+every message (``... [change CHG-1]``), so templates do not carry it. Kept apart from the
+Rollout's reasons because the two kinds share no happening; :data:`ALL_RELEASE_REASONS` lists
+them for documentation.
+"""
+
+from __future__ import annotations
+
+from rollwise.core.reasons import EventType, Reason
+
+_N = EventType.NORMAL
+_W = EventType.WARNING
+
+RELEASE_CREATED = Reason(
+    "ReleaseCreated",
+    _N,
+    "A new ModelRelease entered stage Candidate: its gates are evaluated before any traffic "
+    "reaches the version.",
+    "model {model} version {version} is a Candidate (change type {change_type})",
+)
+EMERGENCY_CHANGE = Reason(
+    "EmergencyChange",
+    _W,
+    "The release is an emergency change: audited, and it may pass a freeze window only with an "
+    "approval by the executive role.",
+    "emergency change for model {model} version {version}",
+)
+QUEUED = Reason(
+    "Queued",
+    _N,
+    "Another ModelRelease of the same model and alias is in progress: this one waits in "
+    "Candidate until it finishes.",
+    "queued behind {blocker} (model {model}, alias {alias})",
+)
+UNQUEUED = Reason(
+    "Unqueued",
+    _N,
+    "The release that blocked this one finished: it proceeds.",
+    "no longer queued (model {model}, alias {alias})",
+)
+GATE_FAILED = Reason(
+    "GateFailed",
+    _W,
+    "A gate failed: promotion is blocked until it passes again or is waived.",
+    "gate {gate} failed: {detail}",
+)
+GATE_WAIVED = Reason(
+    "GateWaived",
+    _W,
+    "A gate is waived (recorded with identity and expiry): it counts as passed until the "
+    "waiver expires. A Warning because evidence was bypassed: audits look for it.",
+    "gate {gate} waived until {expires}: {detail}",
+)
+WAIVER_EXPIRED = Reason(
+    "WaiverExpired",
+    _W,
+    "A gate's waiver expired: the gate is evaluated as its own result again and blocks "
+    "promotion if that result is not Passed.",
+    "waiver of gate {gate} expired at {expires}; gate is {status} again: {detail}",
+)
+PROMOTION_FROZEN = Reason(
+    "PromotionFrozen",
+    _N,
+    "A freeze window holds the promotion to Production; it proceeds after the window.",
+    "promotion to Production held by a freeze window: {detail}",
+)
+FREEZE_BYPASSED = Reason(
+    "FreezeBypassed",
+    _W,
+    "An emergency change passed a freeze window on the strength of an executive approval.",
+    "emergency change passes freeze window ({detail}) with executive approval by {user}",
+)
+STAGED = Reason(
+    "Staged",
+    _N,
+    "Candidate → Staging: the gates that apply before Staging passed; the canary starts.",
+    "version {version} moved to Staging: {why}",
+)
+CANARY_STEP = Reason(
+    "CanaryStep",
+    _N,
+    "The release's own canary (KServe backend) moved to a new step.",
+    "canary step {step}/{steps}: {what}",
+)
+CANARY_PASSED = Reason(
+    "CanaryPassed",
+    _N,
+    "The canary reached 100% and passed its analysis; the version serves all traffic.",
+    "canary of version {version} passed: {detail}",
+)
+APPROVED = Reason(
+    "ReleaseApproved",
+    _N,
+    "Staging → Approved: the canary passed and the approvals (four-eyes) are complete; the "
+    "release manifest is written and the alias flip may start.",
+    "version {version} approved: {why}",
+)
+ALIAS_FLIP_PENDING = Reason(
+    "AliasFlipPending",
+    _W,
+    "The alias flip was requested but reading the alias back did not show the version (the "
+    "store was unreachable or refused the write); it is retried and the stage stays Approved.",
+    "alias {alias} of model {model} does not show version {version} yet: {detail}",
+)
+PROMOTED_TO_PRODUCTION = Reason(
+    "PromotedToProduction",
+    _N,
+    "Approved → Production: the alias was read back pointing at this version.",
+    "alias {alias} of model {model} now points at version {version} (previous {previous})",
+)
+ROLLED_BACK = Reason(
+    "ReleaseRolledBack",
+    _W,
+    "The canary failed: traffic back to the previous version and stage RolledBack; the alias "
+    "is unchanged (or flipped back if this version held it).",
+    "version {version} rolled back at stage {stage}: {cause}",
+)
+REVOKED = Reason(
+    "ReleaseRevoked",
+    _W,
+    "The release was revoked: traffic off the version, alias back to the previous version if "
+    "this one held it, stage Revoked for good. The version can never be promoted again.",
+    "version {version} revoked at stage {stage} by {by}: {why}",
+)
+ALIAS_RESTORED = Reason(
+    "AliasRestored",
+    _N,
+    "After a rollback or revoke, the alias was read back pointing at the previous version again.",
+    "alias {alias} of model {model} points at {previous} again",
+)
+VERSION_REVOKED = Reason(
+    "VersionRevoked",
+    _W,
+    "The version was revoked by an earlier release: it can never be promoted again, so this "
+    "release takes no action.",
+    "model {model} version {version} was revoked before and cannot be promoted again; "
+    "release a new version",
+)
+GATE_REGRESSED = Reason(
+    "GateRegressed",
+    _W,
+    "A gate stopped passing for a version already in Production (e.g. the cluster's policy "
+    "changed): the version keeps serving, a human should look.",
+    "version {version} in Production: gate {gate} is {status}: {detail}",
+)
+INVALID_SPEC = Reason(
+    "InvalidSpec",
+    _W,
+    "The spec breaks a rule: the operator takes no action until it is fixed.",
+    "invalid spec: {errors}",
+)
+SPEC_CORRECTED = Reason(
+    "SpecCorrected",
+    _N,
+    "A previously invalid spec is valid again; the release continues.",
+    "spec is valid again",
+)
+
+ALL_RELEASE_REASONS: tuple[Reason, ...] = (
+    RELEASE_CREATED,
+    EMERGENCY_CHANGE,
+    QUEUED,
+    UNQUEUED,
+    GATE_FAILED,
+    GATE_WAIVED,
+    WAIVER_EXPIRED,
+    PROMOTION_FROZEN,
+    FREEZE_BYPASSED,
+    STAGED,
+    CANARY_STEP,
+    CANARY_PASSED,
+    APPROVED,
+    ALIAS_FLIP_PENDING,
+    PROMOTED_TO_PRODUCTION,
+    ROLLED_BACK,
+    REVOKED,
+    ALIAS_RESTORED,
+    VERSION_REVOKED,
+    GATE_REGRESSED,
+    INVALID_SPEC,
+    SPEC_CORRECTED,
+)

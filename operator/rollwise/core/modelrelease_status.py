@@ -1,0 +1,241 @@
+"""The ModelRelease's status: everything its decision core remembers between passes.
+
+Same conventions as :mod:`rollwise.core.status` (frozen pydantic models, camelCase on the
+wire, unknown fields ignored, RFC 3339 times). The fields users and tools read are the CRD's:
+``stage``, ``phase``, ``message``, ``conditions``, ``alias``, ``history`` (``stage``, ``time``,
+``reason``, ``message``, ``user``, plus ``from``) and ``gates`` (``name``, ``status``,
+``reason``, ``message``, ``lastTransitionTime``, plus ``checkedAt`` and ``waiverExpiresAt``);
+``serving``, ``approvals`` and ``revoked`` are the operator's bookkeeping (the CRD preserves
+unknown status fields).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from rollwise.core.status import AnalysisRun, ConditionStatus, StatusModel, Time
+
+#: How many stage transitions ``status.history`` keeps (oldest dropped first).
+MAX_HISTORY = 50
+
+
+class Stage(StrEnum):
+    """Where the release is. ``RolledBack`` and ``Revoked`` are terminal."""
+
+    CANDIDATE = "Candidate"
+    STAGING = "Staging"
+    APPROVED = "Approved"
+    PRODUCTION = "Production"
+    ROLLED_BACK = "RolledBack"
+    REVOKED = "Revoked"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Stage.ROLLED_BACK, Stage.REVOKED)
+
+
+class ReleasePhase(StrEnum):
+    """One-word summary of the stage's progress.
+
+    ``Progressing``: the canary runs or the cluster/registry is catching up with an action.
+    ``Waiting``: held by a gate, approvals or a freeze window (a human or time unblocks it).
+    ``Queued``: another release of the same model and alias is in progress.
+    ``Healthy``: in Production with the alias verified.
+    ``Degraded``: rolled back, revoked, refused or invalid.
+    """
+
+    PROGRESSING = "Progressing"
+    WAITING = "Waiting"
+    QUEUED = "Queued"
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+
+
+class GateStatus(StrEnum):
+    PASSED = "Passed"
+    FAILED = "Failed"
+    PENDING = "Pending"
+    WAIVED = "Waived"
+
+
+class ReleaseConditionType(StrEnum):
+    """Conditions on a ModelRelease.
+
+    ``Ready``: in Production with the alias read back on this version (``kubectl wait``).
+    ``Progressing``: True while the release moves; its reason is the current stage.
+    ``GatesPassed``: whether every gate that applies so far passes (failing gates named).
+    ``Queued``: True while another release of the same model and alias goes first.
+    ``Degraded``: rolled back, revoked or refused (a revoked version).
+    ``InvalidSpec``: the spec is invalid (messages) or the version was revoked before.
+    """
+
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    GATES_PASSED = "GatesPassed"
+    QUEUED = "Queued"
+    DEGRADED = "Degraded"
+    INVALID_SPEC = "InvalidSpec"
+
+
+class ReleaseCondition(StatusModel):
+    type: ReleaseConditionType
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: Time
+    observed_generation: int | None = None
+
+
+class GateRecord(StatusModel):
+    """One gate as ``kubectl rollwise get modelrelease`` shows it."""
+
+    name: str
+    status: GateStatus
+    reason: str
+    message: str = ""
+    checked_at: Time | None = None
+    waiver_expires_at: Time | None = None
+    last_transition_time: Time | None = None
+
+
+class HistoryEntry(StatusModel):
+    """One stage transition: ``from`` → ``stage`` at ``time``, ``reason``, by ``user``."""
+
+    from_stage: Stage | None = Field(default=None, alias="from")
+    stage: Stage
+    time: Time
+    reason: str
+    message: str = ""
+    user: str | None = None
+
+
+class AliasStatus(StatusModel):
+    """The registry alias as last read back, and the rollback target.
+
+    ``previous*``: what the alias pointed at before this release (recorded from readings taken
+    before the flip, so a crash between flip and status patch never loses it).
+    ``flipRequested``: a flip to this version was issued (it may not have happened).
+    ``held``: the alias was read back pointing at this version at least once.
+    ``lastError``: the last read/flip error reported by the store.
+    """
+
+    name: str
+    current_version: str | None = None
+    previous_version: str | None = None
+    previous_uri: str | None = None
+    previous_digest: str | None = None
+    flip_requested: bool = False
+    held: bool = False
+    restored: bool = False
+    last_error: str | None = None
+
+
+class ApprovalRecord(StatusModel):
+    role: str
+    user: str
+    at: Time
+
+
+class RevokeRecord(StatusModel):
+    request: str
+    reason: str
+    user: str | None = None
+    at: Time
+    from_stage: Stage = Field(alias="from")
+
+
+class ServingStatus(StatusModel):
+    """Canary progress of the release's serving backend.
+
+    ``revision``: the release's revision (child Rollout template hash, or the KServe revision
+    name once it is ready); ``stableRevision``: the KServe revision it is compared against.
+    ``stepIndex``/``weight``/``analysis``: the canary's progress (for a child Rollout,
+    mirrored from it). ``passed``: the version serves 100% and passed. ``failure``: why the
+    canary failed. ``previousTemplate``/``previousStorageUri``: what served before this
+    release, for revoke. ``trafficOff``: how traffic is taken off on rollback/revoke
+    (``revert``: back to what served before; ``pin``: canaryTrafficPercent 0; ``none``:
+    nothing to do), decided once so that later passes re-assert the same actions.
+    """
+
+    backend: str
+    name: str
+    revision: str | None = None
+    stable_revision: str | None = None
+    step_index: int = 0
+    weight: int = 0
+    step_started_at: Time | None = None
+    analysis: AnalysisRun | None = None
+    passed: bool = False
+    failure: str | None = None
+    previous_template: dict[str, Any] | None = None
+    previous_storage_uri: str | None = None
+    traffic_off: str | None = None
+
+
+class ModelReleaseStatus(StatusModel):
+    """``status`` of a ModelRelease."""
+
+    stage: Stage | None = None
+    phase: ReleasePhase | None = None
+    message: str = ""
+    observed_generation: int | None = None
+    conditions: list[ReleaseCondition] = Field(default_factory=list)
+    gates: list[GateRecord] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    alias: AliasStatus | None = None
+    serving: ServingStatus | None = None
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    revoked: RevokeRecord | None = None
+    queued_behind: str | None = None
+    emergency_announced: bool = False
+
+    def condition(self, type_: ReleaseConditionType) -> ReleaseCondition | None:
+        for cond in self.conditions:
+            if cond.type is type_:
+                return cond
+        return None
+
+    def is_true(self, type_: ReleaseConditionType) -> bool:
+        cond = self.condition(type_)
+        return cond is not None and cond.status is ConditionStatus.TRUE
+
+    def gate(self, name: str) -> GateRecord | None:
+        for record in self.gates:
+            if record.name == name:
+                return record
+        return None
+
+    def with_condition(
+        self,
+        type_: ReleaseConditionType,
+        status: ConditionStatus,
+        *,
+        reason: str,
+        message: str,
+        now: datetime,
+        generation: int | None,
+    ) -> ModelReleaseStatus:
+        """A copy with the condition set; ``lastTransitionTime`` moves only when its status
+        changes; conditions kept in :class:`ReleaseConditionType` order."""
+        old = self.condition(type_)
+        since = old.last_transition_time if old is not None and old.status is status else now
+        new = ReleaseCondition(
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            last_transition_time=since,
+            observed_generation=generation,
+        )
+        order = list(ReleaseConditionType)
+        others = [c for c in self.conditions if c.type is not type_]
+        conditions = sorted([*others, new], key=lambda c: order.index(c.type))
+        return self.model_copy(update={"conditions": conditions})
+
+    def to_wire(self) -> dict[str, object]:
+        """The status as the API server stores it (camelCase, RFC 3339 times)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
