@@ -1,17 +1,21 @@
-"""Helpers of the end-to-end tests: the demo manifests with test-sized timings, a view of the
-lab's cluster for assertions, the operator subprocess handle, and bounded polling.
+"""Helpers of the end-to-end tests: the example manifests with test-sized timings, a view of the
+cluster for assertions (the lab's, or a real one), the operator subprocess handle, and bounded
+polling.
 
 ``demo_docs`` are the ``examples/rollout-gateway-api`` manifests with test-sized timings:
 steps 5 → 25 → 100 without pauses, analysis every second (two measurements per metric, rate
 windows of 10 s), a 2 s scale-down delay, the Prometheus address left to the operator's
 default (the lab's), and a template label unique to the test so that its revisions (and their
-series in the shared Prometheus) are its own.
+series in the shared Prometheus) are its own. ``example_docs`` loads any example the same way;
+``fast_metric`` gives one of its metrics the test-sized timings.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 from hack.lab.lab import Lab
@@ -38,16 +43,45 @@ NAME = "demo"
 INTERVAL = 1.0
 
 
+#: Every time-out in these tests is a give-up bound, not a measurement (bounds that are claims,
+#: such as the rollback reaction time, are asserted on measured timestamps). On a loaded
+#: machine (2 shared cores, other test workers) an operator can take a while to start, so the
+#: bounds written in the tests are multiplied by this factor; a healthy run never waits it out.
+PATIENCE = float(os.environ.get("ROLLWISE_E2E_PATIENCE", "3"))
+
+
+def patient(seconds: float) -> float:
+    return seconds * PATIENCE
+
+
 def eventually(probe: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1) -> Any:
-    """Polls ``probe`` until it returns something truthy; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """Polls ``probe`` until it returns something truthy; fails after ``timeout`` seconds
+    (times :data:`PATIENCE`)."""
+    limit = patient(timeout)
+    deadline = time.monotonic() + limit
     while True:
         result = probe()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {limit:g}s waiting for {what}")
         time.sleep(every)
+
+
+def _patient_args(args: tuple[str, ...]) -> tuple[list[str], float]:
+    """kubectl arguments with ``--timeout=Ns`` stretched by PATIENCE, and a subprocess time-out
+    that outlasts it."""
+    out: list[str] = []
+    longest = 0.0
+    for arg in args:
+        found = re.fullmatch(r"--timeout=(\d+(?:\.\d+)?)s", arg)
+        if found is None:
+            out.append(arg)
+            continue
+        seconds = patient(float(found.group(1)))
+        longest = max(longest, seconds)
+        out.append(f"--timeout={seconds:g}s")
+    return out, max(30.0, longest + 15.0)
 
 
 def free_port() -> int:
@@ -66,55 +100,111 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, str] | None:
         return None
 
 
+def example_docs(example: str, test_id: str) -> list[dict[str, Any]]:
+    """The documents of ``examples/<example>``, Services and routes before the Rollout, with
+    a pod template label unique to the test (so its revision ids are its own)."""
+    docs: list[dict[str, Any]] = []
+    for path in sorted((REPO / "examples" / example).glob("*.yaml")):
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    order = {"Service": 0, "HTTPRoute": 1, "VirtualService": 1, "Rollout": 2}
+    docs.sort(key=lambda d: order.get(d["kind"], 3))
+    rollout = rollout_of(docs)
+    rollout["spec"]["template"]["metadata"]["labels"]["e2e.rollwise.dev/test"] = test_id
+    return docs
+
+
+def rollout_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == "Rollout")
+
+
+def fast_metric(metric: dict[str, Any], count: int = 2) -> dict[str, Any]:
+    """``metric`` measured ``count`` times over 10 s rate windows, on the operator's default
+    Prometheus."""
+    metric["count"] = count
+    source = metric["provider"]["prometheus"]
+    source.pop("address", None)
+    source["query"] = source["query"].replace("[1m]", "[10s]")
+    return metric
+
+
 def demo_docs(test_id: str) -> list[dict[str, Any]]:
     """The example's documents, Services and route first, with test-sized timings."""
-    docs: list[dict[str, Any]] = []
-    for path in sorted(EXAMPLE.glob("*.yaml")):
-        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
-    order = {"Service": 0, "HTTPRoute": 1, "Rollout": 2}
-    docs.sort(key=lambda d: order.get(d["kind"], 3))
-    rollout = next(d for d in docs if d["kind"] == "Rollout")
-    labels = rollout["spec"]["template"]["metadata"]["labels"]
-    labels["e2e.rollwise.dev/test"] = test_id
-    canary = rollout["spec"]["strategy"]["canary"]
+    docs = example_docs(EXAMPLE.name, test_id)
+    canary = rollout_of(docs)["spec"]["strategy"]["canary"]
     canary["steps"] = [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]
     canary["scaleDownDelaySeconds"] = 2
     analysis = canary["analysis"]
     analysis["interval"] = f"{INTERVAL:g}s"
     for metric in analysis["metrics"]:
-        metric["count"] = 2
-        source = metric["provider"]["prometheus"]
-        source.pop("address", None)
-        source["query"] = source["query"].replace("[1m]", "[10s]")
+        fast_metric(metric)
     return docs
+
+
+class RemotePrometheus:
+    """A Prometheus the test did not start (a real cluster's, port-forwarded): queries only."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def query(self, promql: str) -> float | None:
+        """The single value of an instant query; None when it returns no series or NaN."""
+        answer = requests.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5)
+        answer.raise_for_status()
+        data = answer.json()["data"]
+        if data["resultType"] == "scalar":
+            value = float(data["result"][1])
+        elif data["result"]:
+            value = float(data["result"][0]["value"][1])
+        else:
+            return None
+        return None if math.isnan(value) else value
 
 
 @dataclass
 class Cluster:
-    """The lab as a user and a test see it: kubectl, plus a client for fast polling."""
+    """The cluster as a user and a test see it: kubectl, plus a client for fast polling.
 
-    lab: Lab
+    ``lab`` is the test's lab, or None on a real cluster (``kubeconfig`` then names it and the
+    test works in a ``namespace`` of its own)."""
+
+    lab: Lab | None
     kubectl: Kubectl
-    prometheus: PrometheusServer
+    prometheus: PrometheusServer | RemotePrometheus
     test_id: str
     api: Any = field(default=None)
+    namespace: str = NAMESPACE
+    kubeconfig: Path | None = None
 
     def __post_init__(self) -> None:
-        from kubernetes import client  # noqa: PLC0415 - heavy import, only when used
+        from kubernetes import client, config  # noqa: PLC0415 - heavy import, only when used
 
-        self.api = self.lab.api_client()
+        if self.lab is not None:
+            self.kubeconfig = self.lab.kubeconfig
+            self.api = self.lab.api_client()
+        else:
+            self.api = config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
         self.custom = client.CustomObjectsApi(self.api)
         self.apps = client.AppsV1Api(self.api)
+        self.core = client.CoreV1Api(self.api)
+
+    @property
+    def the_lab(self) -> Lab:
+        """The lab (only tests marked ``lab_only`` use it)."""
+        assert self.lab is not None, "this test needs the lab: mark it lab_only"
+        return self.lab
 
     def k(self, *args: str, input: str | None = None, check: bool = True) -> Any:
-        return self.kubectl(*args, input=input, check=check, namespace=NAMESPACE)
+        stretched, limit = _patient_args(args)
+        return self.kubectl(
+            *stretched, input=input, check=check, namespace=self.namespace, timeout=limit
+        )
 
     def apply(self, docs: list[dict[str, Any]], check: bool = True) -> Any:
         return self.k("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=check)
 
     def rollout(self) -> dict[str, Any]:
         obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            "rollwise.dev", "v1alpha1", NAMESPACE, "rollouts", NAME
+            "rollwise.dev", "v1alpha1", self.namespace, "rollouts", NAME
         )
         return obj
 
@@ -123,7 +213,7 @@ class Cluster:
 
     def route(self) -> dict[str, Any]:
         obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            "gateway.networking.k8s.io", "v1", NAMESPACE, "httproutes", NAME
+            "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", NAME
         )
         return obj
 
@@ -133,11 +223,36 @@ class Cluster:
         weights = {r["name"]: int(r.get("weight", 1)) for r in refs}
         return weights.get("demo-canary", 0)
 
+    def virtual_service(self) -> dict[str, Any]:
+        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            "networking.istio.io", "v1", self.namespace, "virtualservices", NAME
+        )
+        return obj
+
+    def destination_weights(self) -> dict[str, int]:
+        """Weight per destination host of the VirtualService's first http route."""
+        route = self.virtual_service()["spec"]["http"][0]["route"]
+        return {d["destination"]["host"]: int(d.get("weight", 0)) for d in route}
+
     def deployments(self) -> set[str]:
         listing = self.apps.list_namespaced_deployment(
-            NAMESPACE, label_selector=f"rollwise.dev/rollout={NAME}"
+            self.namespace, label_selector=f"rollwise.dev/rollout={NAME}"
         )
         return {d.metadata.name for d in listing.items}
+
+    def replicas(self) -> dict[str, tuple[int, int]]:
+        """(spec.replicas, status.readyReplicas) of each revision Deployment, by name."""
+        listing = self.apps.list_namespaced_deployment(
+            self.namespace, label_selector=f"rollwise.dev/rollout={NAME}"
+        )
+        return {
+            d.metadata.name: (int(d.spec.replicas or 0), int(d.status.ready_replicas or 0))
+            for d in listing.items
+        }
+
+    def selector(self, service: str) -> dict[str, str]:
+        found = self.core.read_namespaced_service(service, self.namespace)
+        return dict(found.spec.selector or {})
 
     def events(self) -> list[dict[str, Any]]:
         """The Rollout's events in the order they happened (kubectl, field selector)."""

@@ -28,7 +28,11 @@ from tests.e2e.support import (
     http_get,
 )
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(90)]
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.timeout(90),
+    pytest.mark.lab_only("runs operator processes of its own and the lab's traffic generator"),
+]
 
 StartOperator = Callable[..., OperatorProcess]
 

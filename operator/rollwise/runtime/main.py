@@ -121,15 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "starting",
         namespaces=list(settings.namespaces) or "cluster-wide",
         peering=settings.peering or "standalone",
+        peering_priority=settings.peering_priority,
         metrics_port=port,
         prometheus=settings.prometheus_url,
     )
+    kopf_settings = operator_settings(settings.pod_name)
+    kopf_settings.peering.lifetime = settings.peering_lifetime
     try:
         kopf.run(
             registry=registry,
-            settings=operator_settings(settings.pod_name),
+            settings=kopf_settings,
             standalone=settings.peering is None,
             peering_name=settings.peering,
+            priority=settings.peering_priority,
             liveness_endpoint=settings.liveness,
             clusterwide=settings.clusterwide,
             namespaces=settings.namespaces,

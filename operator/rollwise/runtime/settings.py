@@ -10,6 +10,14 @@ Environment:
 
 * ``ROLLWISE_LOG_FORMAT``: ``json`` or ``console``; unset: JSON unless stdout is a terminal.
 * ``ROLLWISE_PEERING``: kopf peering name; unset means standalone (one replica).
+* ``ROLLWISE_PEERING_PRIORITY``: this replica's kopf peering priority. Replicas of equal
+  priority all pause (kopf cannot tell which should act), so replicas that share a peering
+  need distinct priorities; the highest live one acts, the others stand by. Unset, it is
+  derived from the process's start time (:func:`seniority_priority`): the replicas of one
+  Deployment, which cannot be given distinct values, get distinct priorities, and the longest
+  running one keeps acting while newer ones (a rolling update, a restart) join as standbys.
+* ``ROLLWISE_PEERING_LIFETIME``: seconds a replica's peering record stays valid without a
+  keep-alive (default 60): how long a standby waits before it takes over from a dead peer.
 * ``ROLLWISE_SETTINGS_CONFIGMAP``: ``NAMESPACE/NAME`` of the settings ConfigMap.
 * ``ROLLWISE_METRICS_PORT``: port of the Prometheus endpoint (default 9102, 0 turns it off).
 * ``ROLLWISE_PROMETHEUS_URL``: Prometheus queried for metrics whose provider names no address.
@@ -26,12 +34,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from urllib.parse import urlparse
 
 DEFAULT_METRICS_PORT = 9102
+
+#: kopf's default lifetime of a peering record, in seconds.
+DEFAULT_PEERING_LIFETIME = 60
 
 #: Longest wait between two looks at a Rollout with nothing pending (a safety net for missed
 #: watch events; a healthy rollout costs one cheap pass per period).
@@ -58,6 +70,8 @@ class Settings:
     verbose: bool = False
     log_format: LogFormat = LogFormat.JSON
     peering: str | None = None
+    peering_priority: int = 0
+    peering_lifetime: int = DEFAULT_PEERING_LIFETIME
     settings_configmap: tuple[str, str] | None = None
     metrics_port: int = DEFAULT_METRICS_PORT
     prometheus_url: str | None = None
@@ -93,6 +107,16 @@ def _port(value: str, what: str) -> int:
     return port
 
 
+def _integer(value: str, what: str, minimum: int | None = None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{what}: {value!r} is not an integer") from None
+    if minimum is not None and number < minimum:
+        raise SettingsError(f"{what}: must be at least {minimum}, got {number}")
+    return number
+
+
 def _positive_seconds(value: str, what: str) -> float:
     try:
         seconds = float(value)
@@ -125,14 +149,21 @@ def parser() -> argparse.ArgumentParser:
     return parse
 
 
+def seniority_priority(started_at: float) -> int:
+    """A peering priority that is higher the earlier the process started (in milliseconds)."""
+    return -int(started_at * 1000)
+
+
 def from_sources(
     argv: Sequence[str] | None = None,
     env: Mapping[str, str] | None = None,
     *,
     isatty: bool | None = None,
+    started_at: float | None = None,
 ) -> Settings:
     """Settings from flags and environment (the ConfigMap comes later, see
-    :func:`apply_configmap`). Raises :class:`SettingsError`; argparse exits on bad flags."""
+    :func:`apply_configmap`). ``started_at`` (epoch seconds, default now) seeds the peering
+    priority when none is given. Raises :class:`SettingsError`; argparse exits on bad flags."""
     environ = os.environ if env is None else env
     args = parser().parse_args(list(argv) if argv is not None else None)
     namespaces = tuple(dict.fromkeys(_check_name(ns, "--namespace") for ns in args.namespace))
@@ -153,6 +184,19 @@ def from_sources(
     peering = environ.get("ROLLWISE_PEERING", "").strip() or None
     if peering is not None:
         _check_name(peering, "ROLLWISE_PEERING")
+    raw_priority = environ.get("ROLLWISE_PEERING_PRIORITY", "").strip()
+    if raw_priority:
+        priority = _integer(raw_priority, "ROLLWISE_PEERING_PRIORITY")
+    elif peering is not None:
+        priority = seniority_priority(time.time() if started_at is None else started_at)
+    else:
+        priority = 0
+    raw_lifetime = environ.get("ROLLWISE_PEERING_LIFETIME", "").strip()
+    lifetime = (
+        _integer(raw_lifetime, "ROLLWISE_PEERING_LIFETIME", minimum=1)
+        if raw_lifetime
+        else DEFAULT_PEERING_LIFETIME
+    )
 
     configmap: tuple[str, str] | None = None
     raw_cm = environ.get("ROLLWISE_SETTINGS_CONFIGMAP", "").strip()
@@ -176,6 +220,8 @@ def from_sources(
         verbose=bool(args.verbose),
         log_format=log_format,
         peering=peering,
+        peering_priority=priority,
+        peering_lifetime=lifetime,
         settings_configmap=configmap,
         metrics_port=metrics_port,
         prometheus_url=prometheus_url,
@@ -209,6 +255,7 @@ def apply_configmap(
 
 __all__ = [
     "DEFAULT_METRICS_PORT",
+    "DEFAULT_PEERING_LIFETIME",
     "DEFAULT_RESYNC_SECONDS",
     "LogFormat",
     "Settings",
@@ -216,4 +263,5 @@ __all__ = [
     "apply_configmap",
     "from_sources",
     "parser",
+    "seniority_priority",
 ]

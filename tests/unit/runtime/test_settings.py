@@ -10,6 +10,7 @@ from rollwise.runtime.settings import (
     SettingsError,
     apply_configmap,
     from_sources,
+    seniority_priority,
 )
 
 
@@ -18,10 +19,24 @@ def test_defaults_are_cluster_wide_standalone_with_metrics_on() -> None:
     assert s.clusterwide
     assert s.namespaces == ()
     assert s.peering is None
+    assert (s.peering_priority, s.peering_lifetime) == (0, 60)
     assert s.liveness is None
     assert s.metrics_port == DEFAULT_METRICS_PORT
     assert s.log_format is LogFormat.JSON
     assert from_sources([], {}, isatty=True).log_format is LogFormat.CONSOLE
+
+
+def test_replicas_sharing_a_peering_get_distinct_priorities_the_oldest_highest() -> None:
+    # kopf pauses every replica that sees a live peer of the same priority: replicas of one
+    # Deployment (identical environment) must still end up with distinct ones.
+    env = {"ROLLWISE_PEERING": "rollwise"}
+    first = from_sources([], env, isatty=False, started_at=1_700_000_000.000)
+    second = from_sources([], env, isatty=False, started_at=1_700_000_000.004)
+    assert first.peering_priority > second.peering_priority
+    assert first.peering_priority == seniority_priority(1_700_000_000.0)
+    explicit = {**env, "ROLLWISE_PEERING_PRIORITY": "7"}
+    assert from_sources([], explicit, isatty=False, started_at=1.0).peering_priority == 7
+    assert from_sources([], {}, isatty=False, started_at=1.0).peering_priority == 0
 
 
 def test_flags_and_environment() -> None:
@@ -40,6 +55,8 @@ def test_flags_and_environment() -> None:
         {
             "ROLLWISE_LOG_FORMAT": "Console",
             "ROLLWISE_PEERING": "rollwise",
+            "ROLLWISE_PEERING_PRIORITY": "-5",
+            "ROLLWISE_PEERING_LIFETIME": "7",
             "ROLLWISE_SETTINGS_CONFIGMAP": "rollwise-system/rollwise-settings",
             "ROLLWISE_METRICS_PORT": "0",
             "ROLLWISE_PROMETHEUS_URL": "http://prometheus.monitoring:9090/",
@@ -54,6 +71,7 @@ def test_flags_and_environment() -> None:
     assert s.verbose
     assert s.log_format is LogFormat.CONSOLE
     assert s.peering == "rollwise"
+    assert (s.peering_priority, s.peering_lifetime) == (-5, 7)
     assert s.settings_configmap == ("rollwise-system", "rollwise-settings")
     assert s.metrics_port == 0
     assert s.prometheus_url == "http://prometheus.monitoring:9090"
@@ -77,6 +95,12 @@ def test_flags_and_environment() -> None:
             [], {"ROLLWISE_SETTINGS_CONFIGMAP": "only-name"}, "NAMESPACE/NAME", id="configmap"
         ),
         pytest.param([], {"ROLLWISE_PEERING": "Not_Valid"}, "ROLLWISE_PEERING", id="peering"),
+        pytest.param(
+            [], {"ROLLWISE_PEERING_PRIORITY": "high"}, "ROLLWISE_PEERING_PRIORITY", id="priority"
+        ),
+        pytest.param(
+            [], {"ROLLWISE_PEERING_LIFETIME": "0"}, "ROLLWISE_PEERING_LIFETIME", id="lifetime"
+        ),
         pytest.param(["--namespace", "UPPER"], {}, "--namespace", id="namespace"),
         pytest.param(["--liveness", "/healthz"], {}, "--liveness", id="liveness"),
     ],
