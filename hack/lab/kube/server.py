@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import ipaddress
 import json
@@ -145,6 +146,9 @@ class APIServer:
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._openapi_cache: tuple[int, dict[str, dict[str, Any]]] | None = None
+        #: Requests served per (client product, verb, resource[/subresource]), for benchmarks:
+        #: GET /lab/stats reads them, DELETE /lab/stats resets them.
+        self.request_counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self._bootstrap_namespace(ns)
         for crd in builtin_crds:
@@ -340,6 +344,7 @@ class APIServer:
         if verb is None:
             raise method_not_allowed()
         resource = f"{rt.plural}/{route.subresource}" if route.subresource else rt.plural
+        self.request_counts[(_client_product(request), verb, resource)] += 1
         delay, failure = self.faults.take(verb, resource, route.namespace)
         if delay:
             await asyncio.sleep(delay)
@@ -798,6 +803,8 @@ class APIServer:
     # ---------------------------------------------------------------------------- lab control
 
     async def _lab(self, request: web.Request) -> web.Response:
+        if request.path.rstrip("/") == "/lab/stats":
+            return self._stats(request)
         if request.path.rstrip("/") != "/lab/faults":
             raise not_found("", "", "")
         if request.method == "GET":
@@ -814,6 +821,23 @@ class APIServer:
             return _json_response(self.faults.apply_json(body))
         except (TypeError, ValueError) as err:
             raise bad_request(str(err)) from None
+
+    def _stats(self, request: web.Request) -> web.Response:
+        if request.method == "DELETE":
+            self.request_counts.clear()
+        elif request.method != "GET":
+            raise method_not_allowed()
+        rows = [
+            {"client": client, "verb": verb, "resource": resource, "count": count}
+            for (client, verb, resource), count in sorted(self.request_counts.items())
+        ]
+        return _json_response({"requests": rows})
+
+
+def _client_product(request: web.Request) -> str:
+    """The product token of the User-Agent ("kopf/1.37 ..." -> "kopf"), "" when absent."""
+    agent = request.headers.get("User-Agent", "").strip()
+    return agent.split("/", 1)[0].split(" ", 1)[0] if agent else ""
 
 
 def _no_resource() -> APIError:

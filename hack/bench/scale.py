@@ -1,0 +1,520 @@
+"""``python -m hack.bench.scale``: N Rollouts stepping at once, and what it costs the operator.
+
+    python -m hack.bench.scale [--sizes 100,500,1000] [--timeout 600] [--noop-seconds 30]
+
+For each size N, in a fresh lab: the API emulator and workload simulator run in their own
+process (``python -m hack.lab up --no-prometheus``), the operator (``rollwise-operator``) in
+another, and this process drives both over HTTP. N minimal Rollouts (replica-ratio router, 20
+replicas, steps 5/25/100 without pauses, no analysis, scaleDownDelaySeconds 0) are created and
+become Healthy; then every template is patched at once and the benchmark waits, bounded, until
+all N are Healthy on the new revision. It prints (definitions are printed with the figures):
+
+- operator CPU seconds (utime+stime of its process) and peak RSS (VmHWM), emulator CPU;
+- step lag p50/p99/max;
+- operator API writes per step, split into status, events and other writes, from the
+  emulator's request counters (GET /lab/stats, by User-Agent), and the writes during a no-op
+  window after everything settled;
+- partial figures, marked as such, when the bound is hit.
+
+Boundary: a measurement script. It asserts nothing; the goals are printed beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import itertools
+import json
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from hack.bench._common import (
+    OPERATOR_CLIENTS,
+    VENV_BIN,
+    WRITE_VERBS,
+    Api,
+    Process,
+    cpu_seconds,
+    machine,
+    memory_kib,
+    percentile,
+    start_operator,
+    start_process,
+    wait_for,
+)
+
+NAMESPACE = "bench"
+REPLICAS = 20  # every step (1 -> 5 -> 20 canary pods) changes the canary's replica count
+STEPS = (5, 25, 100)
+QUIET_FOR = 5.0
+ROLLOUTS = "/apis/rollwise.dev/v1alpha1/namespaces/bench/rollouts"
+
+GOALS = (
+    "goals: 1,000 rollouts with p99 step lag < 2 s, RSS < 300 MB, <= 2 writes per step,"
+    " 0 on a no-op pass"
+)
+
+DEFINITIONS = f"""definitions:
+  step lag   for each Rollout and each step after the first, (time the status first shows the
+             next step, or phase Healthy on the new revision after the last step) minus (time it
+             first showed the previous step) minus the simulator's readiness delay; every step
+             changes the canary's replica count ({REPLICAS} replicas: 1, 5, 20 pods), so each
+             waits once for the simulator to mark the scaled Deployment ready. Times are when
+             this process receives the watch event.
+  start      per Rollout, from its template patch returning to the status first showing step 0
+             of the new revision (includes creating its Deployment; nothing subtracted).
+  writes     create/update/patch/delete requests from the operator's clients (User-Agent
+             kopf/*, OpenAPI-Generator/*) counted by the emulator, from the first template patch
+             until all are Healthy; per step = writes / (rollouts x {len(STEPS)} steps).
+  tail       writes after all are Healthy (old revisions deleted, queued events), until the
+             old revisions are gone and the operator wrote nothing for {QUIET_FOR:g} s.
+  no-op      the same writes over a window right after that.
+  CPU        utime+stime from /proc/<pid>/stat (children excluded); RSS peak = VmHWM."""
+
+
+def lab_ready_delay() -> float:
+    """The workload simulator's readiness delay the lab CLI uses (Lab's default)."""
+    from hack.lab.lab import Lab  # noqa: PLC0415 - read the default, do not start a lab
+
+    return float(inspect.signature(Lab.__init__).parameters["ready_delay"].default)
+
+
+def rollout_docs(name: str) -> list[dict[str, Any]]:
+    """The two Services and the minimal Rollout of one benchmark object."""
+    labels = {"app": name}
+    services = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": f"{name}-{role}", "labels": labels},
+            "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]},
+        }
+        for role in ("stable", "canary")
+    ]
+    rollout = {
+        "apiVersion": "rollwise.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": REPLICAS,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "bench/app:1"}]},
+            },
+            "strategy": {
+                "canary": {
+                    "stableService": f"{name}-stable",
+                    "canaryService": f"{name}-canary",
+                    "scaleDownDelaySeconds": 0,
+                    "steps": [{"setWeight": w} for w in STEPS],
+                }
+            },
+        },
+    }
+    return [*services, rollout]
+
+
+@dataclass
+class Tracker:
+    """Rollout statuses from a watch, with the time each change arrived."""
+
+    api: Api
+    changes: dict[str, list[tuple[float, dict[str, Any]]]] = field(default_factory=dict)
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stopped: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="bench-watch", daemon=True).start()
+
+    def _run(self) -> None:
+        version = ""
+        while not self.stopped.is_set():
+            try:
+                if not version:
+                    listing = self.api.call("GET", ROLLOUTS)
+                    for obj in listing["items"]:
+                        self._seen(obj)
+                    version = listing["metadata"]["resourceVersion"]
+                params = f"?watch=1&timeoutSeconds=300&resourceVersion={version}"
+                with self.api.session.get(
+                    self.api.url + ROLLOUTS + params, stream=True, timeout=(10, 400)
+                ) as answer:
+                    for line in answer.iter_lines():
+                        if self.stopped.is_set():
+                            return
+                        if not line:
+                            continue
+                        event = json.loads(line)
+                        obj = event["object"]
+                        if event["type"] == "ERROR":
+                            version = ""
+                            break
+                        version = obj["metadata"].get("resourceVersion", version)
+                        if event["type"] in ("ADDED", "MODIFIED"):
+                            self._seen(obj)
+            except (requests.RequestException, ValueError, KeyError):
+                if not self.stopped.wait(0.5):
+                    continue
+
+    def _seen(self, obj: dict[str, Any]) -> None:
+        now = time.monotonic()
+        status = obj.get("status") or {}
+        view = {
+            "phase": status.get("phase"),
+            "step": status.get("currentStepIndex"),
+            "weight": status.get("canaryWeight"),
+            "stable": status.get("stableRevision"),
+            "canary": status.get("canaryRevision"),
+        }
+        name = obj["metadata"]["name"]
+        with self.lock:
+            if self.latest.get(name) != view:
+                self.latest[name] = view
+                self.changes.setdefault(name, []).append((now, view))
+
+    def count(self, predicate: Any) -> int:
+        with self.lock:
+            return sum(1 for view in self.latest.values() if predicate(view))
+
+
+@dataclass
+class Result:
+    """The printed lines of one size, and the main figures for a program to check."""
+
+    size: int
+    lines: list[str] = field(default_factory=list)
+    completed: int = 0
+    step_lags: list[float] = field(default_factory=list)
+    writes: int | None = None
+    noop_writes: int | None = None
+
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+
+def event_names(api: Api) -> dict[str, str]:
+    """The namespace's Events: name -> reason."""
+    listing = api.call("GET", f"/api/v1/namespaces/{NAMESPACE}/events")
+    return {e["metadata"]["name"]: f"{e.get('reason')}" for e in listing["items"]}
+
+
+def new_reasons(before: dict[str, str], after: dict[str, str]) -> str:
+    """How many Events of each reason appeared between two listings."""
+    found = Counter(reason for name, reason in after.items() if name not in before)
+    return ", ".join(f"{reason}={count}" for reason, count in found.most_common()) or "none"
+
+
+def operator_writes(rows: list[dict[str, Any]]) -> Counter[str]:
+    """Operator writes grouped as "status", "events" and "other:<verb> <resource>"."""
+    found: Counter[str] = Counter()
+    for row in rows:
+        if row["client"] not in OPERATOR_CLIENTS or row["verb"] not in WRITE_VERBS:
+            continue
+        resource = row["resource"]
+        if resource.endswith("/status"):
+            found["status"] += row["count"]
+        elif resource == "events":
+            found["events"] += row["count"]
+        else:
+            found[f"other:{row['verb']} {resource}"] += row["count"]
+    return found
+
+
+def client_table(rows: list[dict[str, Any]]) -> str:
+    by_client: Counter[str] = Counter()
+    for row in rows:
+        kind = "write" if row["verb"] in WRITE_VERBS else row["verb"]
+        by_client[f"{row['client'] or '-'} {kind}"] += row["count"]
+    return ", ".join(f"{key}={value}" for key, value in sorted(by_client.items()))
+
+
+def run_size(
+    size: int,
+    workdir: Path,
+    timeout: float,
+    noop_seconds: float,
+    *,
+    threads: int | None = None,
+    quiet_for: float = QUIET_FOR,
+) -> Result:
+    """One size, end to end (see the module docstring); never raises for a slow operator:
+    a bound hit is reported as partial figures."""
+    result = Result(size)
+    ready_delay = lab_ready_delay()
+    labdir = workdir / f"lab-{size}"
+    lab = start_process(
+        [str(VENV_BIN / "python"), "-m", "hack.lab", "up", "--no-prometheus", "--dir", str(labdir)],
+        workdir / f"lab-{size}.log",
+    )
+    operator: Process | None = None
+    tracker: Tracker | None = None
+    try:
+        # lab.pid is written after lab.json, so a present pid file means a complete lab.json.
+        if not wait_for((labdir / "lab.pid").exists, 60):
+            raise RuntimeError(f"the lab did not start; see {lab.log}")
+        info = json.loads((labdir / "lab.json").read_text())
+        api = Api(info["api"])
+        api.call(
+            "POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}}, "application/json"
+        )
+        began = time.monotonic()
+        names = [f"r{i:04d}" for i in range(size)]
+
+        def create_all(name: str) -> None:
+            for doc in rollout_docs(name):
+                api.create(doc, NAMESPACE)
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(create_all, names))
+        result.say(
+            f"[N={size}] created {size} Rollouts + {2 * size} Services in "
+            f"{time.monotonic() - began:.1f} s"
+        )
+        tracker = Tracker(api)
+        tracker.start()
+        operator = start_operator(
+            Path(info["kubeconfig"]),
+            workdir / f"operator-{size}.log",
+            "--namespace",
+            NAMESPACE,
+            threads=threads,
+        )
+        if threads:
+            result.say(f"[N={size}] what-if: operator started with {threads} worker threads")
+        began = time.monotonic()
+        healthy = wait_for(
+            lambda: tracker.count(lambda v: v["phase"] == "Healthy") == size, timeout
+        )
+        result.say(
+            f"[N={size}] initial: {tracker.count(lambda v: v['phase'] == 'Healthy')}/{size} "
+            f"Healthy after {time.monotonic() - began:.1f} s; "
+            f"operator CPU {cpu_seconds(operator.pid):.1f} s, "
+            f"RSS peak {memory_kib(operator.pid) / 1024:.0f} MiB"
+        )
+        if not healthy:
+            result.say(
+                f"[N={size}] PARTIAL: not all initially Healthy within {timeout:g} s; stopping"
+            )
+            return result
+        first_stable = {n: tracker.latest[n]["stable"] for n in names}
+
+        events_before = event_names(api)
+        api.stats(reset=True)
+        op_cpu0, lab_cpu0 = cpu_seconds(operator.pid), cpu_seconds(lab.pid)
+        patched_at: dict[str, float] = {}
+
+        def trigger(name: str) -> None:
+            patch = {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "app", "image": "bench/app:2"}]}}
+                }
+            }
+            api.call("PATCH", f"{ROLLOUTS}/{name}", patch, "application/merge-patch+json")
+            patched_at[name] = time.monotonic()
+
+        began = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(trigger, names))
+        result.say(f"[N={size}] patched {size} templates in {time.monotonic() - began:.1f} s")
+
+        def done(view: dict[str, Any], name: str) -> bool:
+            return view["phase"] == "Healthy" and view["stable"] not in (None, first_stable[name])
+
+        def all_done() -> bool:
+            with tracker.lock:
+                return all(done(tracker.latest[n], n) for n in names)
+
+        finished = wait_for(all_done, timeout, every=0.25)
+        elapsed = time.monotonic() - began
+        op_cpu, lab_cpu = cpu_seconds(operator.pid) - op_cpu0, cpu_seconds(lab.pid) - lab_cpu0
+        rows = api.stats()
+        events_during = event_names(api)
+        with tracker.lock:
+            completed = sum(1 for n in names if done(tracker.latest[n], n))
+            changes = {n: list(tracker.changes.get(n, [])) for n in names}
+        result.completed = completed
+        tag = "" if finished else f" PARTIAL (bound {timeout:g} s hit)"
+        result.say(
+            f"[N={size}] rollout: {completed}/{size} Healthy on the new revision after "
+            f"{elapsed:.1f} s{tag}"
+        )
+        result.say(
+            f"[N={size}] CPU during the rollout: operator {op_cpu:.1f} s "
+            f"({op_cpu / elapsed * 100:.0f}% of a core), emulator+simulator {lab_cpu:.1f} s "
+            f"({lab_cpu / elapsed * 100:.0f}% of a core); operator RSS peak (VmHWM) "
+            f"{memory_kib(operator.pid) / 1024:.0f} MiB, "
+            f"now {memory_kib(operator.pid, 'VmRSS') / 1024:.0f} MiB"
+        )
+        lags, starts = step_lags(names, changes, patched_at, first_stable, ready_delay)
+        result.step_lags = lags
+        result.say(
+            f"[N={size}] step lag (readiness delay {ready_delay:g} s subtracted, "
+            f"{len(lags)} steps): "
+            f"p50 {percentile(lags, 0.5):.2f} s, p99 {percentile(lags, 0.99):.2f} s, "
+            f"max {max(lags, default=float('nan')):.2f} s"
+        )
+        result.say(
+            f"[N={size}] start (patch -> step 0 shown, {len(starts)} rollouts): "
+            f"p50 {percentile(starts, 0.5):.2f} s, p99 {percentile(starts, 0.99):.2f} s, "
+            f"max {max(starts, default=float('nan')):.2f} s"
+        )
+        writes = operator_writes(rows)
+        steps = max(1, completed * len(STEPS))
+        total = sum(writes.values())
+        result.writes = total
+        result.say(
+            f"[N={size}] operator writes during the rollout: {total} for {steps} steps = "
+            f"{total / steps:.2f} per step (status {writes['status'] / steps:.2f}, events "
+            f"{writes['events'] / steps:.2f}, "
+            f"other {(total - writes['status'] - writes['events']) / steps:.2f})"
+        )
+        others = ", ".join(
+            f"{k.split(':', 1)[1]}={v}" for k, v in sorted(writes.items()) if k.startswith("other:")
+        )
+        result.say(f"[N={size}]   other writes: {others or 'none'}")
+        result.say(f"[N={size}]   all requests by client: {client_table(rows)}")
+        result.say(
+            f"[N={size}]   new Events by reason: {new_reasons(events_before, events_during)}"
+        )
+
+        # Settle: the rollout's own tail (old revisions deleted, events still queued) is not
+        # part of a no-op pass; wait, bounded, until the old revisions are gone and the
+        # operator has written nothing for ``quiet_for`` seconds.
+        healthy_at, last_total, last_change = began + elapsed, total, time.monotonic()
+        settled_ok = False
+        while time.monotonic() - healthy_at < timeout:
+            now_total = sum(operator_writes(api.stats()).values())
+            if now_total != last_total:
+                last_total, last_change = now_total, time.monotonic()
+            listing = api.call("GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments")
+            if len(listing["items"]) <= size and time.monotonic() - last_change >= quiet_for:
+                settled_ok = True
+                break
+            time.sleep(1.0)
+        result.say(
+            f"[N={size}] tail after all Healthy: {last_total - total} more operator writes until "
+            f"quiet for {quiet_for:g} s, last at +{last_change - healthy_at:.1f} s "
+            f"(settled: {settled_ok}); Events by reason since Healthy: "
+            f"{new_reasons(events_during, event_names(api))}"
+        )
+        events_before = event_names(api)
+        api.stats(reset=True)
+        op_cpu0, lab_cpu0 = cpu_seconds(operator.pid), cpu_seconds(lab.pid)
+        time.sleep(noop_seconds)
+        quiet = api.stats()
+        quiet_events = new_reasons(events_before, event_names(api))
+        quiet_writes = operator_writes(quiet)
+        result.noop_writes = sum(quiet_writes.values())
+        result.say(
+            f"[N={size}] no-op window {noop_seconds:g} s: "
+            f"{sum(quiet_writes.values())} operator writes {dict(quiet_writes) or ''}; "
+            "operator CPU "
+            f"{cpu_seconds(operator.pid) - op_cpu0:.2f} s, emulator CPU "
+            f"{cpu_seconds(lab.pid) - lab_cpu0:.2f} s; requests: {client_table(quiet) or 'none'}"
+        )
+        result.say(f"[N={size}]   new Events in the window by reason: {quiet_events}")
+        rss = memory_kib(operator.pid) / 1024
+        p99 = percentile(lags, 0.99)
+        result.say(
+            f"[N={size}] against the goals: p99 step lag {p99:.2f} s "
+            f"{'PASS' if p99 < 2 else 'MISS'}; "
+            f"RSS {rss:.0f} MiB {'PASS' if rss < 300 else 'MISS'}; "
+            f"writes/step {total / steps:.2f} {'PASS' if total / steps <= 2 else 'MISS'}; "
+            f"no-op writes {sum(quiet_writes.values())} "
+            f"{'PASS' if not quiet_writes else 'MISS'}" + ("" if finished else " (partial run)")
+        )
+        return result
+    finally:
+        if tracker is not None:
+            tracker.stopped.set()
+        if operator is not None:
+            code = operator.stop()
+            if code != 0:
+                print(f"[N={size}] operator exited {code}; log: {operator.log}", flush=True)
+        lab.stop()
+
+
+def step_lags(
+    names: list[str],
+    changes: dict[str, list[tuple[float, dict[str, Any]]]],
+    patched_at: dict[str, float],
+    first_stable: dict[str, str | None],
+    ready_delay: float,
+) -> tuple[list[float], list[float]]:
+    """Step lags and start latencies (see DEFINITIONS) from the watched status changes."""
+    lags: list[float] = []
+    starts: list[float] = []
+    for name in names:
+        trigger = patched_at.get(name)
+        if trigger is None:
+            continue
+        marks: dict[int, float] = {}
+        healthy_at = None
+        for at, view in changes[name]:
+            if at < trigger:
+                continue
+            new = view["canary"] not in (None, first_stable[name])
+            if new and view["phase"] != "Healthy" and isinstance(view["step"], int):
+                marks.setdefault(view["step"], at)
+            if view["phase"] == "Healthy" and view["stable"] not in (None, first_stable[name]):
+                healthy_at = at if healthy_at is None else healthy_at
+        if 0 in marks:
+            starts.append(marks[0] - trigger)
+        sequence = [marks[i] for i in sorted(marks)]
+        if healthy_at is not None:
+            sequence.append(healthy_at)
+        lags.extend(b - a - ready_delay for a, b in itertools.pairwise(sequence))
+    return lags, starts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hack.bench.scale", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--sizes", default="100,500,1000", help="comma-separated N (default 100,500,1000)"
+    )
+    parser.add_argument("--timeout", type=float, default=600.0, help="bound per phase and size, s")
+    parser.add_argument("--noop-seconds", type=float, default=30.0, help="quiet window, s")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="logs and lab state (a temp dir)"
+    )
+    parser.add_argument(
+        "--operator-threads",
+        type=int,
+        default=None,
+        help="what-if: run the operator with this many worker threads (hack.bench._wide_operator)",
+    )
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rollwise-bench-scale-"))
+    print(f"machine: {machine()}")
+    print(f"logs: {workdir}")
+    print(DEFINITIONS)
+    print(GOALS, flush=True)
+    summary: list[str] = []
+    for size in sizes:
+        summary.extend(
+            run_size(
+                size, workdir, args.timeout, args.noop_seconds, threads=args.operator_threads
+            ).lines
+        )
+    print("\nsummary:")
+    for line in summary:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

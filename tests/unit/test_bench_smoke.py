@@ -1,0 +1,69 @@
+"""Keeps ``hack/bench`` from rotting: its pure helpers on known inputs, and a tiny run of the
+scale benchmark (3 Rollouts, short bounds) against the lab and the real operator process.
+
+The figures themselves are not checked here (they are measured by ``python -m hack.bench.*``
+and recorded in docs/benchmarks.md); only that the benchmark drives a rollout to the end and
+computes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hack.bench._common import percentile
+from hack.bench.scale import operator_writes, run_size, step_lags
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        pytest.param([3.0, 1.0, 2.0], 0.5, 2.0, id="median-of-three"),
+        pytest.param([float(i) for i in range(1, 101)], 0.99, 99.0, id="p99-of-100"),
+        pytest.param([5.0], 0.99, 5.0, id="single-value"),
+    ],
+)
+def test_percentile_is_the_nearest_rank(values: list[float], q: float, expected: float) -> None:
+    assert percentile(values, q) == expected
+
+
+def test_operator_writes_split_status_events_and_other_and_ignore_other_clients() -> None:
+    rows = [
+        {"client": "OpenAPI-Generator", "verb": "patch", "resource": "rollouts/status", "count": 4},
+        {"client": "OpenAPI-Generator", "verb": "create", "resource": "events", "count": 3},
+        {"client": "kopf", "verb": "patch", "resource": "rollouts", "count": 2},
+        {"client": "OpenAPI-Generator", "verb": "get", "resource": "deployments", "count": 9},
+        {"client": "Python", "verb": "patch", "resource": "deployments/status", "count": 7},
+    ]
+    assert operator_writes(rows) == {"status": 4, "events": 3, "other:patch rollouts": 2}
+
+
+def test_step_lags_subtract_the_readiness_delay_between_consecutive_steps() -> None:
+    def view(phase: str, step: int | None, stable: str, canary: str | None) -> dict[str, object]:
+        return {"phase": phase, "step": step, "weight": 0, "stable": stable, "canary": canary}
+
+    changes = {
+        "r": [
+            (0.0, view("Healthy", None, "old", None)),
+            (11.0, view("Progressing", 0, "old", "new")),
+            (12.0, view("Progressing", 1, "old", "new")),
+            (13.5, view("Progressing", 2, "old", "new")),
+            (14.5, view("Healthy", None, "new", None)),
+        ]
+    }
+    lags, starts = step_lags(["r"], changes, {"r": 10.0}, {"r": "old"}, 0.5)
+    assert lags == [0.5, 1.0, 0.5]
+    assert starts == [1.0]
+
+
+@pytest.mark.lab
+@pytest.mark.timeout(60)
+def test_a_tiny_scale_run_completes_and_reports_its_figures(tmp_path: Path) -> None:
+    result = run_size(3, tmp_path, timeout=30, noop_seconds=1, quiet_for=1)
+    assert result.completed == 3, result.lines
+    assert len(result.step_lags) == 9, result.lines
+    assert result.writes is not None
+    assert result.writes > 0
+    assert result.noop_writes is not None
+    assert any("step lag" in line for line in result.lines)
