@@ -16,7 +16,9 @@ timeouts ``Unavailable``; anything else ``KubeError``.
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -268,6 +270,105 @@ class KubeAPI:
             return False
         return True
 
+    def pass_view(self) -> PassView:
+        """A read view for one reconcile pass over the same connection (see ``PassView``)."""
+        return PassView(self.api_client, timeout=self.timeout)
+
+
+class PassView(KubeAPI):
+    """``KubeAPI`` for one reconcile pass: each object is read from the API server at most once.
+
+    A pass observes the Rollout's Deployments, Services and route, then acts on the same
+    objects; without this view every action re-read what the observation had just read. Here
+    a ``get`` (found or not), each item of a ``list`` and the answer of every write are kept for
+    the rest of the pass, and served as copies (callers may edit what they get). Nothing is
+    kept across passes: each pass builds a new view, so it sees the cluster afresh. Writes
+    stay as safe as before: conditional patches carry the resourceVersion the pass read and
+    fail with ``Conflict`` when the object changed meanwhile, and a failed write forgets the
+    object so that a retry reads it again. Thread-safe: a pass observes from several threads.
+    """
+
+    def __init__(self, api_client: Any, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        super().__init__(api_client, timeout=timeout)
+        self._seen: dict[tuple[Resource, str, str], dict[str, Any] | None] = {}
+        self._lock = threading.Lock()
+        self.requests_saved = 0
+
+    def _remember(
+        self,
+        resource: Resource,
+        namespace: str,
+        obj: dict[str, Any] | None,
+        name: str | None = None,
+    ) -> None:
+        key_name = name if name is not None else ((obj or {}).get("metadata") or {}).get("name")
+        if key_name:
+            with self._lock:
+                self._seen[(resource, namespace, str(key_name))] = copy.deepcopy(obj)
+
+    def _forget(self, resource: Resource, namespace: str, name: str) -> None:
+        with self._lock:
+            self._seen.pop((resource, namespace, name), None)
+
+    def _recall(self, resource: Resource, namespace: str, name: str) -> tuple[bool, Any]:
+        with self._lock:
+            key = (resource, namespace, name)
+            if key not in self._seen:
+                return False, None
+            self.requests_saved += 1
+            return True, copy.deepcopy(self._seen[key])
+
+    def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
+        known, obj = self._recall(resource, namespace, name)
+        if known:
+            if obj is None:
+                raise NotFound(f"{resource} {namespace}/{name} not found", status=404)
+            return dict(obj)
+        try:
+            found = super().get(resource, namespace, name)
+        except NotFound:
+            self._remember(resource, namespace, None, name)
+            raise
+        self._remember(resource, namespace, found, name)
+        return found
+
+    def list(
+        self, resource: Resource, namespace: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        items = super().list(resource, namespace, label_selector)
+        for item in items:
+            self._remember(resource, namespace, item)
+        return items
+
+    def create(self, resource: Resource, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = str((body.get("metadata") or {}).get("name", ""))
+        try:
+            created = super().create(resource, namespace, body)
+        except KubeError:
+            self._forget(resource, namespace, name)
+            raise
+        self._remember(resource, namespace, created, name)
+        return created
+
+    def merge_patch(
+        self, resource: Resource, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            patched = super().merge_patch(resource, namespace, name, patch)
+        except KubeError:
+            self._forget(resource, namespace, name)
+            raise
+        self._remember(resource, namespace, patched, name)
+        return patched
+
+    def delete(self, resource: Resource, namespace: str, name: str) -> bool:
+        # A deleted object may linger (finalizers): the next pass reads it again.
+        self._forget(resource, namespace, name)
+        try:
+            return super().delete(resource, namespace, name)
+        finally:
+            self._forget(resource, namespace, name)
+
 
 __all__ = [
     "DEPLOYMENTS",
@@ -276,6 +377,7 @@ __all__ = [
     "SERVICES",
     "VIRTUALSERVICES",
     "KubeAPI",
+    "PassView",
     "Resource",
     "error_from_status",
     "kube_errors",

@@ -149,20 +149,27 @@ def build_ports(
     instance: str | None = None,
     providers: ProviderCache | None = None,
 ) -> Ports:
-    """The production ports over one ``ApiClient``."""
+    """The production ports over one ``ApiClient``; ``for_pass`` gives each reconcile pass
+    its own read view (``PassView``), so a pass reads each object at most once."""
     kube = KubeAPI(api, timeout=REQUEST_TIMEOUT)
+    cluster = KubeCluster(api, instance=instance)
+    provider_for = providers if providers is not None else ProviderCache()
 
-    def routers(routing: TrafficRouting | None, ctx: RouterContext) -> TrafficRouter:
-        return router_for(routing, ctx, kube)
+    def over(view: KubeAPI) -> Ports:
+        def routers(routing: TrafficRouting | None, ctx: RouterContext) -> TrafficRouter:
+            return router_for(routing, ctx, view)
 
-    return Ports(
-        cluster=KubeCluster(api, instance=instance),
-        workloads=Workloads(kube),
-        router_for=routers,
-        provider_for=providers if providers is not None else ProviderCache(),
-        default_prometheus=default_prometheus,
-        metrics=metrics,
-    )
+        return Ports(
+            cluster=cluster,
+            workloads=Workloads(view),
+            router_for=routers,
+            provider_for=provider_for,
+            default_prometheus=default_prometheus,
+            metrics=metrics,
+            for_pass=lambda: over(kube.pass_view()),
+        )
+
+    return over(kube)
 
 
 __all__ = [

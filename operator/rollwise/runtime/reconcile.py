@@ -152,6 +152,9 @@ class Ports:
     default_prometheus: str | None = None
     metrics: OperatorMetrics | None = None
     clock: Callable[[], datetime] = utc_now
+    #: Ports for one pass (``reconcile`` calls it first): the production ports read each object
+    #: at most once per pass (``adapters.kube.PassView``). None: use these ports as they are.
+    for_pass: Callable[[], Ports] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -540,6 +543,8 @@ async def reconcile(namespace: str, name: str, ports: Ports, memory: Memory) -> 
     """One pass over the Rollout ``namespace/name``. Never raises for cluster or provider
     failures: they come back in the result with the time to look again."""
     started = time.monotonic()
+    if ports.for_pass is not None:
+        ports = ports.for_pass()
     try:
         return await _reconcile(namespace, name, ports, memory)
     finally:
