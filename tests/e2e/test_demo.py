@@ -46,6 +46,7 @@ STORY = [
 ]
 
 
+@pytest.mark.timing
 def test_make_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
     env = {**os.environ, "NO_COLOR": "1"}
     process = subprocess.Popen(

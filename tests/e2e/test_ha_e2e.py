@@ -56,6 +56,7 @@ def peering_state(operator: OperatorProcess) -> str | None:
     return state
 
 
+@pytest.mark.timing
 def test_two_replicas_one_acts_and_the_standby_takes_over_without_repeating_a_step(
     cluster: Cluster, start_operator: Callable[..., OperatorProcess]
 ) -> None:

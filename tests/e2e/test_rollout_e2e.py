@@ -178,6 +178,7 @@ def test_an_operator_killed_mid_canary_is_replaced_and_the_canary_continues(
     assert old != new
 
 
+@pytest.mark.timing
 def test_bad_canary_is_rolled_back_fast_and_not_retried_until_asked(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
