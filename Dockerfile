@@ -30,7 +30,6 @@ LABEL org.opencontainers.image.title="rollwise-operator" \
       org.opencontainers.image.description="Rollwise: progressive delivery for Kubernetes services and ML model releases" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="docker.io/library/python:3.11.10-slim-bookworm"
 # A named user with the uid/gid the chart's securityContext expects (65532), no home directory,
 # no login shell: nothing at runtime needs either.
