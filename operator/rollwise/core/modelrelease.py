@@ -83,7 +83,7 @@ from rollwise.core.modelrelease_status import (
     Stage,
 )
 from rollwise.core.observations import Measurement, revision_of
-from rollwise.core.reasons import Reason
+from rollwise.core.reasons import MAX_MESSAGE, Reason, clip
 from rollwise.core.rollout import Event
 from rollwise.core.spec import ChangeType, ModelReleaseSpec, Step
 from rollwise.core.status import (
@@ -101,7 +101,6 @@ POLL_SECONDS = 5.0
 #: How often to look again while waiting on gates, approvals, a freeze window or the queue.
 GATE_POLL_SECONDS = 30.0
 #: Kubernetes caps event messages; the status message is kept to the same size.
-MAX_MESSAGE = 1000
 
 GATE_ARTIFACT = "artifact-digest"
 GATE_SBOM = "sbom"
@@ -333,10 +332,6 @@ class ReleaseDecision:
     actions: tuple[ReleaseAction, ...]
     events: tuple[Event, ...]
     requeue_after: float | None
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
 def _event(reason: Reason, ticket: str, **fields: object) -> Event:
@@ -630,7 +625,7 @@ def _invalid(
     now: datetime,
 ) -> ReleaseDecision:
     shown = errors[:10] + ([f"... and {len(errors) - 10} more"] if len(errors) > 10 else [])
-    message = _clip(R.INVALID_SPEC.format(errors="; ".join(shown)))
+    message = clip(R.INVALID_SPEC.format(errors="; ".join(shown)))
     before = previous.condition(ReleaseConditionType.INVALID_SPEC)
     unchanged = (
         before is not None and before.status is ConditionStatus.TRUE and before.message == message
@@ -936,7 +931,7 @@ class _Pass:
                 name=name,
                 status=status,
                 reason=reason,
-                message=_clip(message),
+                message=clip(message),
                 checked_at=checked,
                 waiver_expires_at=expires,
                 last_transition_time=since,
@@ -1565,7 +1560,7 @@ class _Pass:
             phase = ReleasePhase.WAITING
         else:
             phase = ReleasePhase.PROGRESSING
-        message = _clip(self.message or f"stage {stage.value}")
+        message = clip(self.message or f"stage {stage.value}")
         invalid = (true, R.VERSION_REVOKED.name, message) if self.refused else (false, "Valid", "")
         if stage.terminal or self.refused:
             progressing = (false, stage.value if not self.refused else "Refused", message)
@@ -1620,7 +1615,7 @@ class _Pass:
         ]
         for type_, value, reason, text in conditions:
             self.s = self.s.with_condition(
-                type_, value, reason=reason, message=_clip(text), now=self.now, generation=gen
+                type_, value, reason=reason, message=clip(text), now=self.now, generation=gen
             )
         self.update(phase=phase, message=message, history=self.s.history[-MAX_HISTORY:])
         self._wake_analysis()

@@ -35,6 +35,15 @@ class Reason:
         return self.template.format(**fields)
 
 
+#: Longest event or condition message the cores write; longer ones are clipped with "...".
+MAX_MESSAGE = 1000
+
+
+def clip(text: str) -> str:
+    """``text`` cut to :data:`MAX_MESSAGE` characters, marked with "..." when cut."""
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
 _N = EventType.NORMAL
 _W = EventType.WARNING
 

@@ -98,7 +98,6 @@ from rollwise.core.validation import load_rollout_spec, selector_string
 POLL_SECONDS = 5.0
 
 #: Kubernetes caps event messages; the status message is kept to the same size.
-MAX_MESSAGE = 1000
 
 # --------------------------------------------------------------------------------------------
 # Decision, actions, events
@@ -114,7 +113,7 @@ class Event:
 
     @classmethod
     def of(cls, reason: R.Reason, **fields: object) -> Event:
-        return cls(reason.type, reason, _clip(reason.format(**fields)))
+        return cls(reason.type, reason, R.clip(reason.format(**fields)))
 
 
 @dataclass(frozen=True)
@@ -187,10 +186,6 @@ class Decision:
     requeue_after: float | None
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
-
-
 # --------------------------------------------------------------------------------------------
 # Entry point
 
@@ -220,7 +215,7 @@ def _invalid(
     previous: RolloutStatus, errors: list[str], obs: Observations, now: datetime
 ) -> Decision:
     shown = errors[:10] + ([f"... and {len(errors) - 10} more"] if len(errors) > 10 else [])
-    message = _clip(R.INVALID_SPEC.format(errors="; ".join(shown)))
+    message = R.clip(R.INVALID_SPEC.format(errors="; ".join(shown)))
     before = previous.condition(ConditionType.INVALID_SPEC)
     unchanged = before is not None and before.status is ConditionStatus.TRUE
     unchanged = unchanged and before is not None and before.message == message
@@ -967,7 +962,7 @@ class _Pass:
             message = (
                 f"revision {stable} is stable at 100% ({available}/{self.spec.replicas} available)"
             )
-        message = _clip(message)
+        message = R.clip(message)
         self._pause_events(pause)
         self._ready_events(phase, stable)
         self._set_conditions(phase, message, pause, degraded_reason, holding)
