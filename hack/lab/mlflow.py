@@ -32,6 +32,7 @@ from typing import Any
 
 import requests
 
+from hack.lab.processes import wait_serving
 from hack.lab.prometheus import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -153,16 +154,14 @@ class MLflowServer:
         )
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self._proc is None or self._proc.poll() is not None:
-                raise MLflowError(f"MLflow exited on start:\n{self.log_tail()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise MLflowError(
-            f"MLflow not healthy within {self.start_timeout:.0f} s:\n{self.log_tail()}"
+        wait_serving(
+            self._proc,
+            f"{self.url}/health",
+            what="MLflow",
+            timeout=self.start_timeout,
+            every=0.2,
+            log_tail=self.log_tail,
+            error=MLflowError,
         )
 
     def _terminate(self) -> None:

@@ -11,7 +11,6 @@ This module only runs and queries Prometheus; what it scrapes is the caller's bu
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -27,6 +26,8 @@ from typing import Any
 
 import requests
 import yaml
+
+from hack.lab.processes import wait_serving
 
 PROMETHEUS_BINARY = os.environ.get("LAB_PROMETHEUS", "/usr/bin/prometheus")
 _JOB = "lab"
@@ -179,16 +180,14 @@ class PrometheusServer:
         )
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self._proc is None or self._proc.poll() is not None:
-                raise PrometheusError(f"Prometheus exited on start:\n{self.log_tail()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise PrometheusError(
-            f"Prometheus not ready within {self.start_timeout:.0f} s:\n{self.log_tail()}"
+        wait_serving(
+            self._proc,
+            f"{self.url}/-/ready",
+            what="Prometheus",
+            timeout=self.start_timeout,
+            every=0.05,
+            log_tail=self.log_tail,
+            error=PrometheusError,
         )
 
     def _terminate(self) -> None:
