@@ -37,6 +37,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy operator/rollwise
+	$(BIN)/mypy hack
 
 layers: $(STAMP)
 	$(BIN)/lint-imports
