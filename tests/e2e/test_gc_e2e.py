@@ -7,7 +7,7 @@ A platform engineer deleting a Rollout deletes a workload, not the routing aroun
   operator deletes nothing itself);
 - the operator's finalizer is released promptly: ``kubectl delete`` returns within seconds;
 - the Services and the HTTPRoute are the user's (often managed by GitOps) and stay. The route is
-  left exactly as it was, weights included, as Argo Rollouts does: the operator writes nothing on
+  left exactly as it was, weights included: the operator writes nothing on
   the way out. Resetting it to the stable Service would not help (the stable revision's pods are
   being deleted too), and a deletion that must first edit a route could be held up by a route or
   a Gateway API that is gone. Re-creating the Rollout repairs the route: its first revision

@@ -85,7 +85,8 @@ def test_names_and_version(
     assert names["singular"] == kind.lower()
     assert names["shortNames"] == short_names
     assert names["categories"] == ["rollwise"]
-    # Argo Rollouts owns `ro`/`rollout`; a cluster running both must keep both usable.
+    # `ro`/`rollout` are commonly claimed by other rollout operators; a cluster running one
+    # of them beside Rollwise must keep both usable.
     assert not {"ro", "rollout", "rollouts"} & set(short_names)
     version = version_of(crd)
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)

@@ -1,10 +1,8 @@
 """The lab's Kubernetes API server: HTTP routing, discovery, OpenAPI, list/watch, tables.
 
-Written for the project rather than built on ``kmock`` 0.8: its KubernetesEmulator (checked in
-``kmock/_internal/k8s.py``) lists with ``resourceVersion: '...'`` and no ``kind``, replays no
-history on watch (always current state, then live), assigns no uid/resourceVersion/generation
-and has no PUT, generateName, status isolation or schema validation; those are the semantics
-this emulator exists to prove, so extending it would have meant replacing its core.
+Written for the project: the semantics it exists to prove (resourceVersion, generation and
+uid assignment, watch replay from a resourceVersion, PUT and generateName, status isolation,
+schema validation) are its core, so it owns them rather than extending a generic HTTP mock.
 
 Boundary: this module turns HTTP into registry calls (``hack.lab.kube.registry``) and store
 reads (``hack.lab.kube.store``) and renders the answers as kube-apiserver does (JSON,

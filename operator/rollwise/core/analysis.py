@@ -1,7 +1,7 @@
 """Analysis: verdicts of single measurements, their aggregation per step, which metrics are
 due, and query templates.
 
-Semantics (DESIGN §4), for users who know Argo Rollouts:
+Semantics (DESIGN §4):
 
 * A measurement is PASS, FAIL or INCONCLUSIVE. No data, NaN or infinity is INCONCLUSIVE; a
   provider error is INCONCLUSIVE too, and is counted as an *error* (not as an inconclusive
@@ -9,7 +9,7 @@ Semantics (DESIGN §4), for users who know Argo Rollouts:
 * ``thresholdRange``: PASS when ``min <= result <= max`` (bounds inclusive, either optional).
 * ``successCondition`` / ``failureCondition`` are CEL over ``result`` (a double). Failure wins
   when true; only a success condition: PASS when true, FAIL when false; only a failure
-  condition: PASS when false; both and neither true: INCONCLUSIVE (as Argo Rollouts).
+  condition: PASS when false; both and neither true: INCONCLUSIVE.
   A condition that does not evaluate to a bool is INCONCLUSIVE (validation rejects most such
   expressions up front).
 * Per metric: FAIL as soon as ``failed > failureLimit``; INCONCLUSIVE as soon as

@@ -6,7 +6,7 @@ router's actual weight, request annotations, the metrics :func:`due_metrics` ask
 differs from the old one, emits ``Decision.events`` and looks again after
 ``Decision.requeue_after`` seconds (None: nothing to wait for, a watch event wakes it).
 
-Behaviour, in the words a user of Argo Rollouts or Flagger would look for:
+Behaviour, in the words a platform engineer running progressive delivery looks for:
 
 * **First observation**: the template's revision becomes stable at 100%; there is nothing to
   canary against. The phase is Healthy (and ``Ready`` True) once its Deployment is available,
@@ -39,10 +39,9 @@ Behaviour, in the words a user of Argo Rollouts or Flagger would look for:
   old revision is deleted after ``scaleDownDelaySeconds``.
 * **Progress deadline**: waiting on the cluster (pods becoming available, the router reporting
   the weight) for longer than ``progressDeadlineSeconds`` makes the rollout Degraded
-  (``ProgressDeadlineExceeded``) without aborting it, like Argo Rollouts'
-  ``progressDeadlineAbort: false`` default: aborting on a slow image pull would throw away a
-  rollout that is about to succeed; the operator continues as soon as progress resumes, and a
-  user who wants out sets ``rollwise.dev/abort``. Pauses and analysis never count.
+  (``ProgressDeadlineExceeded``) without aborting it: aborting on a slow image pull would
+  throw away a rollout that is about to succeed; the operator continues as soon as progress
+  resumes, and a user who wants out sets ``rollwise.dev/abort``. Pauses and analysis never count.
 * **Invalid spec**: no actions at all, phase Degraded, condition ``InvalidSpec`` True with the
   messages; a fix clears it and the rollout continues where it stood. A spec naming an object
   that does not exist (``Observations.missing_references``: a Service, the HTTPRoute) is
