@@ -10,6 +10,7 @@ as newline-delimited JSON events.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -77,6 +78,8 @@ class KubeEndpoint:
     token: str | None = None
     ca_file: str | None = None
     insecure: bool = False
+    #: PEM of the CA (the kubeconfig's ``certificate-authority-data``, decoded).
+    ca_data: str | None = None
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path) -> KubeEndpoint:
@@ -89,11 +92,13 @@ class KubeEndpoint:
         users = {u["name"]: u.get("user") or {} for u in config.get("users", [])}
         cluster = clusters[context["cluster"]]
         user = users.get(context.get("user", ""), {})
+        ca_data = cluster.get("certificate-authority-data")
         return cls(
             url=cluster["server"].rstrip("/"),
             token=user.get("token"),
             ca_file=cluster.get("certificate-authority"),
             insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
+            ca_data=base64.b64decode(ca_data).decode() if ca_data else None,
         )
 
 
@@ -113,8 +118,10 @@ class KubeHTTP:
             ssl_context: ssl.SSLContext | bool = True
             if self.endpoint.insecure:
                 ssl_context = False
-            elif self.endpoint.ca_file:
-                ssl_context = ssl.create_default_context(cafile=self.endpoint.ca_file)
+            elif self.endpoint.ca_file or self.endpoint.ca_data:
+                ssl_context = ssl.create_default_context(
+                    cafile=self.endpoint.ca_file, cadata=self.endpoint.ca_data
+                )
             connector = aiohttp.TCPConnector(ssl=ssl_context, limit=32)
             self._session = aiohttp.ClientSession(
                 base_url=self.endpoint.url, headers=headers, connector=connector

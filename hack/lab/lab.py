@@ -11,6 +11,11 @@ hash); the pod template annotations ``lab.rollwise.dev/error-ratio``,
 a manifest alone can describe a bad canary.
 
 The components talk to the API server over HTTP only, like they would in a cluster.
+
+With ``users`` (name -> groups) the API server authenticates by bearer token, like
+kube-apiserver with ``--token-auth-file``, and serves HTTPS: each person gets a kubeconfig
+(``Lab.kubeconfig_of(name)``), so that kubectl acts as them and admission webhooks see who they
+are; the lab's own parts and ``Lab.kubeconfig`` act as ``lab-admin`` (group ``system:masters``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +32,7 @@ from typing import Any
 import yaml
 
 from hack.lab._support import CRDS, ApiError, BackgroundLoop, KubeEndpoint, KubeHTTP
+from hack.lab.kube.auth import Identities, write_identities
 from hack.lab.kube.server import BackgroundAPIServer
 from hack.lab.prometheus import PrometheusServer
 from hack.lab.service import Behaviour, DemoService, ServiceRegistry
@@ -35,6 +42,10 @@ from hack.lab.workloads import RevisionEvent, WorkloadSimulator
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAB_CRDS = Path(__file__).resolve().parent / "crds"
 ROLLWISE_CRDS = REPO_ROOT / "crds"
+
+#: The identity of the lab's own parts (and ``Lab.kubeconfig``) when the lab has ``users``.
+LAB_ADMIN = "lab-admin"
+LAB_ADMIN_GROUPS = ("system:masters",)
 
 BEHAVIOUR_ANNOTATIONS = {
     "lab.rollwise.dev/error-ratio": "errorRatio",
@@ -123,9 +134,16 @@ class Lab:
         token: str | None = None,
         loop: BackgroundLoop | None = None,
         registry: ServiceRegistry | None = None,
+        users: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """``loop`` and ``registry`` may be shared with other labs (tests share one per session);
-        a lab then stops only the demo services it started."""
+        a lab then stops only the demo services it started. ``users`` (name -> groups): the
+        people the API server authenticates by token (it then serves HTTPS); ``token`` is for
+        a lab without users."""
+        if users and token is not None:
+            raise ValueError("a lab with users authenticates by their tokens: pass no token")
+        if users and LAB_ADMIN in users:
+            raise ValueError(f"{LAB_ADMIN} is the lab's own identity, not a user")
         self.workdir = Path(workdir)
         self.api_port = api_port
         self.with_prometheus = prometheus
@@ -136,6 +154,8 @@ class Lab:
         self.traffic_duration = traffic_duration
         self.crd_dirs = crd_dirs
         self.token = token
+        self.users = dict(users or {})
+        self.identities: Identities | None = None
         self._own_loop = loop is None
         self.loop = loop or BackgroundLoop("lab")
         self._own_registry = registry is None
@@ -151,6 +171,12 @@ class Lab:
     @property
     def kubeconfig(self) -> Path:
         return self.workdir / "kubeconfig"
+
+    def kubeconfig_of(self, user: str) -> Path:
+        """The kubeconfig of one of the lab's ``users`` (kubectl then acts as them)."""
+        if self.identities is None:
+            raise RuntimeError("the lab has no users (Lab(users=...)) or is not running")
+        return self.identities[user].kubeconfig
 
     @property
     def api_url(self) -> str:
@@ -170,9 +196,23 @@ class Lab:
         began = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            self.apiserver = BackgroundAPIServer(port=self.api_port)
-            self.apiserver.start()
-            self.apiserver.write_kubeconfig(self.kubeconfig, token=self.token)
+            token = self.token
+            if self.users:
+                self.identities = write_identities(
+                    self.workdir / "identities", {LAB_ADMIN: LAB_ADMIN_GROUPS, **self.users}
+                )
+                self.apiserver = BackgroundAPIServer(
+                    port=self.api_port, authenticator=self.identities.authenticator()
+                )
+                self.apiserver.start()
+                self.identities.write_kubeconfigs(
+                    self.apiserver.url, certificate_authority_data=self.apiserver.server.ca_pem
+                )
+                token = self.identities[LAB_ADMIN].token
+            else:
+                self.apiserver = BackgroundAPIServer(port=self.api_port)
+                self.apiserver.start()
+            self.apiserver.write_kubeconfig(self.kubeconfig, token=token, user=LAB_ADMIN)
             # The lab's own parts find the API server the way any client does: the kubeconfig.
             self.endpoint = KubeEndpoint.from_kubeconfig(self.kubeconfig)
             self.loop.start()

@@ -700,3 +700,24 @@ def test_namespace_deletion_removes_its_objects(raw_api: RawAPI, namespace: str)
     assert r.json()["status"]["phase"] == "Terminating"
     assert _wait_gone(raw_api, f"/api/v1/namespaces/{namespace}")
     assert raw_api("GET", cm_path(namespace, "inside")).status_code == 404
+
+
+@pytest.mark.parametrize("plural", [pytest.param("configmaps"), pytest.param("secrets")])
+def test_immutable_data_cannot_change_but_metadata_can(
+    raw_api: RawAPI, namespace: str, plural: str
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/{plural}"
+    body = {"metadata": {"name": "sealed"}, "immutable": True, "data": {"k": "djE="}}
+    assert raw_api("POST", path, body).status_code == 201
+    changed = raw_api("PATCH", f"{path}/sealed", {"data": {"k": "djI="}}, content_type=MERGE)
+    assert changed.status_code == 422
+    message = changed.json()["message"]
+    assert "data: Forbidden: field is immutable when `immutable` is set" in message
+    unset = raw_api("PATCH", f"{path}/sealed", {"immutable": False}, content_type=MERGE)
+    assert unset.status_code == 422
+    assert "immutable: Forbidden" in unset.json()["message"]
+    labelled = raw_api(
+        "PATCH", f"{path}/sealed", {"metadata": {"labels": {"a": "b"}}}, content_type=MERGE
+    )
+    assert labelled.status_code == 200
+    assert labelled.json()["data"] == {"k": "djE="}

@@ -144,3 +144,38 @@ def test_kubectl_acts_as_the_token_user(tmp_path: Path) -> None:
     assert "namespace/default" in listed.stdout.splitlines()
     assert refused.returncode != 0
     assert "You must be logged in to the server" in refused.stderr
+
+
+@pytest.mark.lab
+def test_a_lab_with_users_serves_them_and_its_own_parts_over_https(tmp_path: Path) -> None:
+    import json  # noqa: PLC0415
+
+    from hack.lab.lab import LAB_ADMIN, Lab  # noqa: PLC0415
+    from hack.lab.testing.kube_fixtures import make_kubectl  # noqa: PLC0415
+
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+            },
+        },
+    }
+    with Lab(tmp_path / "lab", prometheus=False, ready_delay=0.1, users={"alice": ("ml",)}) as lab:
+        assert lab.api_url.startswith("https://")
+        alice = make_kubectl(lab.kubeconfig_of("alice"), tmp_path / "cache-alice")
+        created = alice("apply", "-f", "-", input=json.dumps(deployment))
+        # The workload simulator (the lab's own part, as lab-admin over HTTPS) marks it ready.
+        ready = alice("rollout", "status", "deployment/web", "--timeout=20s")
+        admin = yaml.safe_load(lab.kubeconfig.read_text())
+        token = lab.identities[LAB_ADMIN].token if lab.identities is not None else None
+    assert created.returncode == 0, created.stderr
+    assert ready.returncode == 0, ready.stderr
+    assert admin["users"][0]["user"]["token"] == token
+    with pytest.raises(ValueError, match="lab's own identity"):
+        Lab(tmp_path / "other", users={LAB_ADMIN: ()})

@@ -47,9 +47,12 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386. ``target`` is not modified; the result shares the subtrees of ``target`` the
+    patch leaves alone (only the patched path is copied: the registry copies the result
+    before it keeps it, and copying whole objects here was a large part of a write's cost)."""
     if not isinstance(patch, dict):
         return copy_json(patch)
-    result = copy_json(target) if isinstance(target, dict) else {}
+    result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)

@@ -183,7 +183,7 @@ class Registry:
                 # models may be older than the API a test means to emulate (a real server
                 # drops fields its types do not have).
                 unknown: list[str] = []
-                typed.prune(obj, model, unknown)
+                typed.unknown_fields(obj, model, unknown)
                 self._report_unknown(rt, unknown, field_validation, warnings)
         if rt.schema is not None:
             admitted, errors = _schema.admit_custom_resource(rt.schema, obj, old)
@@ -576,7 +576,9 @@ class Registry:
             if old is None:
                 raise not_found(rt.plural, rt.group, name)
             old_rv = old["metadata"]["resourceVersion"]
-            new = compute(copy_json(old))
+            # ``old`` is this request's own copy (``store.get``); ``compute`` must not modify
+            # it (the patch functions never do; the scale path copies first).
+            new = compute(old)
             sent_rv = _meta(new).get("resourceVersion")
             if explicit_rv and sent_rv and sent_rv != old_rv:
                 raise conflict(rt.plural, rt.group, name)
@@ -691,8 +693,9 @@ class Registry:
             if sent and sent != old["metadata"]["resourceVersion"]:
                 explicit = True
                 raise conflict(rt.plural, rt.group, name)
-            set_path(old, spec.spec_replicas_path, replicas)
-            return old
+            updated: dict[str, Any] = copy_json(old)
+            set_path(updated, spec.spec_replicas_path, replicas)
+            return updated
 
         result, _ = await self._write(
             rt,

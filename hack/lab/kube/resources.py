@@ -441,6 +441,24 @@ def _validate_deployment(
     return errors
 
 
+def _validate_immutable_data(
+    obj: dict[str, Any], old: dict[str, Any] | None
+) -> list[tuple[str, str, str]]:
+    """ConfigMaps and Secrets with ``immutable: true``: their data cannot change and the flag
+    cannot be unset (kube-apiserver's ``ValidateConfigMapUpdate``/``ValidateSecretUpdate``);
+    metadata may still change."""
+    if old is None or old.get("immutable") is not True:
+        return []
+    message = "Forbidden: field is immutable when `immutable` is set"
+    errors: list[tuple[str, str, str]] = []
+    if obj.get("immutable") is not True:
+        errors.append(("immutable", "Forbidden", message))
+    for key in ("data", "binaryData"):
+        if (obj.get(key) or {}) != (old.get(key) or {}):
+            errors.append((key, "Forbidden", message))
+    return errors
+
+
 def _default_service(obj: dict[str, Any]) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
@@ -565,7 +583,16 @@ def builtin_types() -> list[ResourceType]:
             field_labels=frozenset({"status.phase"}),
             table=_namespace_table,
         ),
-        rt("", "v1", "configmaps", "ConfigMap", True, short_names=["cm"], table=_configmap_table),
+        rt(
+            "",
+            "v1",
+            "configmaps",
+            "ConfigMap",
+            True,
+            short_names=["cm"],
+            table=_configmap_table,
+            validate=_validate_immutable_data,
+        ),
         rt(
             "",
             "v1",
@@ -575,6 +602,7 @@ def builtin_types() -> list[ResourceType]:
             default=_default_secret,
             field_labels=frozenset({"type"}),
             table=_secret_table,
+            validate=_validate_immutable_data,
         ),
         rt("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=["sa"]),
         rt(

@@ -662,13 +662,22 @@ class APIServer:
         as_table: bool,
     ) -> None:
         labels, fields = selectors
-        obj = self.store.view(rt, change.obj)
+        # A kind without a storage conversion is served as stored (plus apiVersion and kind,
+        # which no selector reads): match and encode the stored object without copying it.
+        plain = rt.from_storage is None
+
+        def shown(stored: dict[str, Any]) -> dict[str, Any]:
+            if plain:
+                return {**stored, "apiVersion": rt.api_version, "kind": rt.kind}
+            return self.store.view(rt, stored)
+
+        obj = shown(change.obj)
         etype = change.type
         if labels or fields:
             now = (not labels or labels.matches(obj)) and (not fields or fields.matches(obj))
             before = False
             if change.old is not None and etype == "MODIFIED":
-                old = self.store.view(rt, change.old)
+                old = shown(change.old)
                 before = (not labels or labels.matches(old)) and (not fields or fields.matches(old))
             if etype == "MODIFIED":
                 if now and not before:
@@ -679,10 +688,15 @@ class APIServer:
                     return
             elif not now:
                 return
-        body: Any = obj
         if as_table:
             body = self._table(request, rt, [obj], obj["metadata"]["resourceVersion"])
-        await resp.write(_dumps({"type": etype, "object": body}) + b"\n")
+            await resp.write(_dumps({"type": etype, "object": body}) + b"\n")
+            return
+        key = (rt.api_version, etype)
+        line = change.encoded.get(key)
+        if line is None:
+            line = change.encoded[key] = _dumps({"type": etype, "object": obj}) + b"\n"
+        await resp.write(line)
 
     # ---------------------------------------------------------------------------- discovery
 

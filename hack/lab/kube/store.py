@@ -33,6 +33,9 @@ class Change:
     type: str  # ADDED | MODIFIED | DELETED
     obj: dict[str, Any]  # stored form; never mutated after commit
     old: dict[str, Any] | None
+    #: The watch event line as sent, by (apiVersion, event type): every watcher of the same
+    #: version gets the same bytes, so the object is encoded once, not once per watcher.
+    encoded: dict[tuple[str, str], bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 #: Queue items that are not changes.

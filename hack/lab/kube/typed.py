@@ -77,3 +77,61 @@ def prune(value: Any, type_name: str, unknown: list[str], path: str = "") -> Any
             continue
         out[key] = prune(item, fields[key], unknown, where)
     return out
+
+
+@functools.cache
+def _shape(type_name: str) -> tuple[str, str | None, dict[str, str] | None]:
+    """How ``type_name`` is walked: ("list", item type), ("dict", value type) or ("model",
+    fields; None for a scalar or unknown type). Parsed once per type name."""
+    if m := _LIST.match(type_name):
+        return "list", m.group(1), None
+    if m := _DICT.match(type_name):
+        return "dict", m.group(1) or m.group(2), None
+    return "model", None, _fields(type_name)
+
+
+#: A path as a linked list, (parent, part), so that walking a node allocates one pair only.
+_Path = tuple["_Path", str | int] | None
+
+
+def _join(path: _Path) -> str:
+    parts: list[str | int] = []
+    while path is not None:
+        path, part = path
+        parts.append(part)
+    text = ""
+    for part in reversed(parts):
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text = f"{text}.{part}" if text else part
+    return text
+
+
+def unknown_fields(value: Any, type_name: str, unknown: list[str]) -> None:
+    """The paths of the fields in ``value`` that ``type_name`` does not have, appended to
+    ``unknown`` in the order ``prune`` reports them; builds nothing else (a write checks
+    every body, and most have no unknown field)."""
+
+    def walk(item: Any, name: str, path: _Path) -> None:
+        kind, inner, fields = _shape(name)
+        # Only dicts and lists can hold a field of their own: scalars are not visited.
+        if kind == "list":
+            if isinstance(item, list):
+                for i, element in enumerate(item):
+                    if isinstance(element, dict | list):
+                        walk(element, inner or "", (path, i))
+        elif kind == "dict":
+            if isinstance(item, dict):
+                for key, element in item.items():
+                    if isinstance(element, dict | list):
+                        walk(element, inner or "", (path, key))
+        elif fields is not None and isinstance(item, dict):
+            for key, element in item.items():
+                field_type = fields.get(key)
+                if field_type is None:
+                    unknown.append(_join((path, key)))
+                elif isinstance(element, dict | list):
+                    walk(element, field_type, (path, key))
+
+    walk(value, type_name, None)
