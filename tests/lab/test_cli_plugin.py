@@ -323,9 +323,9 @@ def test_list_all_namespaces_with_model_releases(
     rows = [line.split() for line in result.stdout.splitlines()]
     assert rows[0] == ["NAMESPACE", "NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "AGE"]
     assert [namespace, "demo", "<none>", "-", "-", "-", "-"] in [r[:7] for r in rows]
-    header = rows.index(["NAMESPACE", "NAME", "MODEL", "VERSION", "STAGE", "AGE"])
-    assert [r[:5] for r in rows[header + 1 :] if r[0] == namespace] == [
-        [namespace, "fraud-detector-7", "fraud-detector", "7", "Staging"]
+    header = rows.index(["NAMESPACE", "NAME", "STAGE", "PHASE", "MODEL", "VERSION", "ALIAS", "AGE"])
+    assert [r[:7] for r in rows[header + 1 :] if r[0] == namespace] == [
+        [namespace, "fraud-detector-7", "Staging", "-", "fraud-detector", "7", "production"]
     ]
     mine = plugin("list", "rollouts", "-n", namespace)
     assert [line.split()[0] for line in mine.stdout.splitlines()[:2]] == ["NAME", "demo"]

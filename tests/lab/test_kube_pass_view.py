@@ -12,7 +12,14 @@ import pytest
 
 from hack.lab.kube.server import BackgroundAPIServer
 from rollwise.adapters.errors import Conflict, NotFound
-from rollwise.adapters.kube import DEPLOYMENTS, KubeAPI, PassView
+from rollwise.adapters.kube import (
+    DEPLOYMENTS,
+    PASS_CACHE,
+    SERVICES,
+    KubeAPI,
+    PassView,
+    WatchCache,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -115,3 +122,173 @@ def test_a_deleted_object_is_read_again(
     assert view.delete(DEPLOYMENTS, namespace, "a") is True
     assert view.get_or_none(DEPLOYMENTS, namespace, "a") is None
     assert view.delete(DEPLOYMENTS, namespace, "a") is False
+
+
+# ------------------------------------------------------------------ with a watch cache
+
+SELECTOR = "rollwise.dev/rollout=web"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def cache(clock: Clock) -> WatchCache:
+    cache = WatchCache(max_age=60.0, clock=clock)
+    cache.watch(DEPLOYMENTS, required_label="rollwise.dev/rollout")
+    return cache
+
+
+def cached_view(kube: KubeAPI, cache: WatchCache) -> PassView:
+    token = PASS_CACHE.set(cache)
+    try:
+        return kube.pass_view()
+    finally:
+        PASS_CACHE.reset(token)
+
+
+def test_a_pass_reads_what_the_watch_delivered_without_asking_the_server(
+    apiserver: BackgroundAPIServer, kube: KubeAPI, cache: WatchCache, namespace: str
+) -> None:
+    created = kube.create(DEPLOYMENTS, namespace, deployment("a"))
+    cache.observe(DEPLOYMENTS, created)  # what the watch's ADDED event carries
+    before = served(apiserver, "get")
+    view = cached_view(kube, cache)
+    got = view.get(DEPLOYMENTS, namespace, "a")
+    got["spec"]["replicas"] = 99  # the caller's copy, not the cache's
+    assert view.get(DEPLOYMENTS, namespace, "a")["spec"]["replicas"] == 1
+    assert cached_view(kube, cache).get(DEPLOYMENTS, namespace, "a")["spec"]["replicas"] == 1
+    assert served(apiserver, "get") == before
+    assert cache.hits == 2
+
+
+def test_a_pass_without_the_cache_in_its_context_reads_the_server(
+    apiserver: BackgroundAPIServer, kube: KubeAPI, cache: WatchCache, namespace: str
+) -> None:
+    cache.observe(DEPLOYMENTS, kube.create(DEPLOYMENTS, namespace, deployment("a")))
+    before = served(apiserver, "get")
+    assert kube.pass_view().get(DEPLOYMENTS, namespace, "a")["metadata"]["name"] == "a"
+    assert served(apiserver, "get") - before == 1
+
+
+def test_the_operators_own_write_is_read_back_and_older_events_do_not_undo_it(
+    apiserver: BackgroundAPIServer, kube: KubeAPI, cache: WatchCache, namespace: str
+) -> None:
+    created = kube.create(DEPLOYMENTS, namespace, deployment("a"))
+    cache.observe(DEPLOYMENTS, created)
+    cached_view(kube, cache).merge_patch(DEPLOYMENTS, namespace, "a", {"spec": {"replicas": 3}})
+    cache.observe(DEPLOYMENTS, created)  # the watch event of the create, arriving late
+    before = served(apiserver, "get")
+    assert cached_view(kube, cache).get(DEPLOYMENTS, namespace, "a")["spec"]["replicas"] == 3
+    assert served(apiserver, "get") == before
+    # Someone else's newer write reaches the cache through the watch.
+    cache.observe(
+        DEPLOYMENTS, kube.merge_patch(DEPLOYMENTS, namespace, "a", {"spec": {"replicas": 7}})
+    )
+    assert cached_view(kube, cache).get(DEPLOYMENTS, namespace, "a")["spec"]["replicas"] == 7
+
+
+def test_a_conflicting_write_makes_the_next_pass_read_the_server(
+    apiserver: BackgroundAPIServer, kube: KubeAPI, cache: WatchCache, namespace: str
+) -> None:
+    cache.observe(DEPLOYMENTS, kube.create(DEPLOYMENTS, namespace, deployment("a")))
+    kube.merge_patch(DEPLOYMENTS, namespace, "a", {"spec": {"replicas": 2}})  # watch is behind
+    view = cached_view(kube, cache)
+    seen = view.get(DEPLOYMENTS, namespace, "a")
+    assert seen["spec"]["replicas"] == 1
+    stale = {"metadata": {"resourceVersion": seen["metadata"]["resourceVersion"]}}
+    with pytest.raises(Conflict):
+        view.merge_patch(DEPLOYMENTS, namespace, "a", {**stale, "spec": {"replicas": 4}})
+    before = served(apiserver, "get")
+    assert cached_view(kube, cache).get(DEPLOYMENTS, namespace, "a")["spec"]["replicas"] == 2
+    assert served(apiserver, "get") - before == 1
+    # The server's answer is cached again: the pass after that reads nothing.
+    assert cached_view(kube, cache).get(DEPLOYMENTS, namespace, "a")["spec"]["replicas"] == 2
+    assert served(apiserver, "get") - before == 1
+
+
+def test_a_listing_is_served_once_primed_and_follows_creates_and_deletes(
+    apiserver: BackgroundAPIServer, kube: KubeAPI, cache: WatchCache, namespace: str
+) -> None:
+    kube.create(DEPLOYMENTS, namespace, deployment("a"))
+    other = deployment("x")
+    other["metadata"]["labels"] = {"rollwise.dev/rollout": "other"}
+    kube.create(DEPLOYMENTS, namespace, other)
+    first = cached_view(kube, cache)
+    assert [d["metadata"]["name"] for d in first.list(DEPLOYMENTS, namespace, SELECTOR)] == ["a"]
+    lists = served(apiserver, "list")
+    view = cached_view(kube, cache)
+    b = view.create(DEPLOYMENTS, namespace, deployment("b"))
+    old_a = view.get(DEPLOYMENTS, namespace, "a")
+    assert view.delete(DEPLOYMENTS, namespace, "a") is True
+    cache.observe(DEPLOYMENTS, old_a)  # a late event of the deleted one
+    names = {
+        d["metadata"]["name"]
+        for d in cached_view(kube, cache).list(DEPLOYMENTS, namespace, SELECTOR)
+    }
+    assert names == {"b"}
+    assert served(apiserver, "list") == lists
+    assert b["metadata"]["name"] == "b"
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        pytest.param(None, id="no-selector"),
+        pytest.param("app=web", id="without-the-watched-label"),
+        pytest.param("rollwise.dev/rollout!=web", id="inequality"),
+        pytest.param("rollwise.dev/rollout in (web)", id="set-based"),
+    ],
+)
+def test_listings_the_watch_does_not_cover_go_to_the_server(
+    apiserver: BackgroundAPIServer,
+    kube: KubeAPI,
+    cache: WatchCache,
+    namespace: str,
+    selector: str | None,
+) -> None:
+    kube.create(DEPLOYMENTS, namespace, deployment("a"))
+    cached_view(kube, cache).list(DEPLOYMENTS, namespace, selector)
+    before = served(apiserver, "list")
+    cached_view(kube, cache).list(DEPLOYMENTS, namespace, selector)
+    assert served(apiserver, "list") - before == 1
+
+
+def test_entries_older_than_max_age_are_read_again(
+    apiserver: BackgroundAPIServer,
+    kube: KubeAPI,
+    cache: WatchCache,
+    clock: Clock,
+    namespace: str,
+) -> None:
+    cache.observe(DEPLOYMENTS, kube.create(DEPLOYMENTS, namespace, deployment("a")))
+    cached_view(kube, cache).list(DEPLOYMENTS, namespace, SELECTOR)
+    clock.now += 61.0
+    before_get, before_list = served(apiserver, "get"), served(apiserver, "list")
+    view = cached_view(kube, cache)
+    view.list(DEPLOYMENTS, namespace, SELECTOR)
+    assert served(apiserver, "list") - before_list == 1
+    cached_view(kube, cache).get(DEPLOYMENTS, namespace, "a")
+    assert served(apiserver, "get") == before_get  # the listing just confirmed it
+
+
+def test_only_watched_resources_with_integer_versions_are_kept() -> None:
+    cache = WatchCache()
+    cache.watch(DEPLOYMENTS, required_label="rollwise.dev/rollout")
+    body = {"metadata": {"name": "s", "namespace": "ns", "resourceVersion": "5"}}
+    cache.observe(SERVICES, body)
+    assert cache.lookup(SERVICES, "ns", "s") is None
+    cache.observe(DEPLOYMENTS, {"metadata": {**body["metadata"], "resourceVersion": "a1"}})
+    assert cache.lookup(DEPLOYMENTS, "ns", "s") is None
+    cache.observe(DEPLOYMENTS, body)
+    assert cache.lookup(DEPLOYMENTS, "ns", "s") == body

@@ -175,6 +175,63 @@ DISCOVERY_CASES = [
 ]
 
 
+def release(status: dict[str, Any] | None = None, generation: int = 1) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "rollwise.dev/v1alpha1",
+        "kind": "ModelRelease",
+        "metadata": {"name": "fraud-7", "generation": generation},
+        "spec": {"model": "fraud", "version": "7"},
+    }
+    if status is not None:
+        obj["status"] = {"observedGeneration": generation, **status}
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("obj", "health", "message"),
+    [
+        pytest.param(release(), "Progressing", "Waiting for the Rollwise operator", id="none"),
+        pytest.param(
+            {**release({"phase": "Healthy"}), "metadata": {"name": "x", "generation": 3}},
+            "Progressing",
+            "observe generation 3",
+            id="stale",
+        ),
+        pytest.param(
+            release({"stage": "Production", "phase": "Healthy", "message": "alias on 7"}),
+            "Healthy",
+            "alias on 7",
+            id="production",
+        ),
+        pytest.param(
+            release({"stage": "Approved", "phase": "Waiting", "message": "freeze window"}),
+            "Suspended",
+            "freeze window",
+            id="waiting",
+        ),
+        pytest.param(
+            release({"stage": "Candidate", "phase": "Queued", "message": "behind fraud-6"}),
+            "Progressing",
+            "behind fraud-6",
+            id="queued",
+        ),
+        pytest.param(
+            release({"stage": "RolledBack", "phase": "Degraded", "message": "canary failed"}),
+            "Degraded",
+            "canary failed",
+            id="rolled-back",
+        ),
+    ],
+)
+def test_model_release_health(
+    obj: dict[str, Any], health: str, message: str, tmp_path: Path
+) -> None:
+    script = _data()["resource.customizations.health.rollwise.dev_ModelRelease"]
+    result = run_lua(script, obj, tmp_path)
+    assert result["status"] == health
+    assert message in result["message"]
+
+
 @pytest.mark.parametrize(("obj", "enabled"), DISCOVERY_CASES)
 def test_action_discovery(obj: dict[str, Any], enabled: set[str], tmp_path: Path) -> None:
     result = run_lua(_actions()["discovery.lua"], obj, tmp_path)

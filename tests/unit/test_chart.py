@@ -10,6 +10,7 @@ are the bytes of crds/; the Dockerfile agrees with the chart on user, ports and 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -41,7 +42,8 @@ PEERING = (*READ, "create", "patch")
 
 #: Everything the operator does inside a namespace it watches.
 NAMESPACED: frozenset[Rule] = frozenset(
-    _grants("rollwise.dev", ("rollouts", "modelreleases"), ROUTE)
+    _grants("rollwise.dev", ("rollouts",), (*ROUTE, "create"))
+    | _grants("rollwise.dev", ("modelreleases",), ROUTE)
     | _grants("rollwise.dev", ("rollouts/status", "modelreleases/status"), ("patch",))
     | _grants("rollwise.dev", ("rollouts/finalizers", "modelreleases/finalizers"), ("update",))
     | _grants("apps", ("deployments",), (*READ, "create", "patch", "update", "delete"))
@@ -56,10 +58,14 @@ NAMESPACED: frozenset[Rule] = frozenset(
 #: Cluster-scoped resources, granted by the ClusterRole in both scopes.
 CLUSTER_ONLY: frozenset[Rule] = frozenset(
     _grants("apiextensions.k8s.io", ("customresourcedefinitions",), READ)
-    | _grants(
+)
+#: webhook.configuration "operator": kopf creates its mutating (and an empty validating)
+#: configuration, then patches them; it never reads them.
+OPERATOR_WEBHOOK: frozenset[Rule] = frozenset(
+    _grants(
         "admissionregistration.k8s.io",
         ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"),
-        (*READ, "create", "patch"),
+        ("create", "patch"),
     )
 )
 #: Cluster-wide watching: kopf lists and watches namespaces.
@@ -107,6 +113,13 @@ SCENARIOS = {
         role_namespaces=WATCHED,
         role=NAMESPACED | NAMESPACE_PEERING,
         replicas=2,
+    ),
+    "operator-webhook": Scenario(
+        sets=("webhook.configuration=operator",),
+        cluster_role=CLUSTER_ONLY | OPERATOR_WEBHOOK | CLUSTER_WATCH | NAMESPACED,
+        role_namespaces=(),
+        role=frozenset(),
+        replicas=1,
     ),
 }
 SCENARIO_PARAMS = [pytest.param(name, id=name) for name in SCENARIOS]
@@ -229,7 +242,12 @@ def test_every_object_is_well_formed(
 ) -> None:
     docs = rendered[scenario]
     assert docs
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+    cluster_scoped = {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "MutatingWebhookConfiguration",
+    }
     for doc in docs:
         assert doc.get("apiVersion"), doc
         assert doc.get("kind"), doc
@@ -249,8 +267,32 @@ def test_every_object_is_well_formed(
     [
         pytest.param(
             "default",
-            ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"],
+            [
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Deployment",
+                "MutatingWebhookConfiguration",
+                "Secret",
+                "Secret",
+                "Service",
+                "Service",
+                "ServiceAccount",
+            ],
             id="default",
+        ),
+        pytest.param(
+            "operator-webhook",
+            [
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Deployment",
+                "Secret",
+                "Secret",
+                "Service",
+                "Service",
+                "ServiceAccount",
+            ],
+            id="operator-webhook",
         ),
         pytest.param(
             "namespace-scope",
@@ -258,10 +300,14 @@ def test_every_object_is_well_formed(
                 "ClusterRole",
                 "ClusterRoleBinding",
                 "Deployment",
+                "MutatingWebhookConfiguration",
                 "Role",
                 "Role",
                 "RoleBinding",
                 "RoleBinding",
+                "Secret",
+                "Secret",
+                "Service",
                 "Service",
                 "ServiceAccount",
             ],
@@ -275,7 +321,11 @@ def test_every_object_is_well_formed(
                 "CustomResourceDefinition",
                 "CustomResourceDefinition",
                 "Deployment",
+                "MutatingWebhookConfiguration",
                 "PodDisruptionBudget",
+                "Secret",
+                "Secret",
+                "Service",
                 "Service",
                 "ServiceAccount",
             ],
@@ -321,17 +371,21 @@ def test_kopf_liveness_probe_and_ports(
 ) -> None:
     container = _container(rendered[scenario])
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"health": 8080, "metrics": 9102}
+    assert ports == {"health": 8080, "metrics": 9102, "webhook": 9443}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
-    service = _one(rendered[scenario], "Service")
-    assert service["metadata"]["name"] == f"{RELEASE}-metrics"
-    assert service["spec"]["ports"] == [
+    services = {s["metadata"]["name"]: s for s in _of_kind(rendered[scenario], "Service")}
+    assert set(services) == {f"{RELEASE}-metrics", f"{RELEASE}-webhook"}
+    assert services[f"{RELEASE}-metrics"]["spec"]["ports"] == [
         {"name": "metrics", "port": 9102, "targetPort": "metrics", "protocol": "TCP"}
     ]
+    assert services[f"{RELEASE}-webhook"]["spec"]["ports"] == [
+        {"name": "webhook", "port": 9443, "targetPort": "webhook", "protocol": "TCP"}
+    ]
     selector = _one(rendered[scenario], "Deployment")["spec"]["selector"]["matchLabels"]
-    assert service["spec"]["selector"] == selector
+    for service in services.values():
+        assert service["spec"]["selector"] == selector
 
 
 @pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
@@ -553,6 +607,216 @@ def test_schema_is_draft_07_closed_and_describes_every_default() -> None:
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
     assert _undescribed(schema, schema, defaults, "") == []
     assert set(schema["properties"]) - {"global"} == set(defaults)
+
+
+# --- ModelRelease governance: record key, webhook, gate inputs ----------------------------------
+
+
+def _named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, got {len(found)}"
+    return found[0]
+
+
+def _mounts(docs: list[dict[str, Any]]) -> dict[str, str]:
+    container = _container(docs)
+    return {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+
+
+def _volumes(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
+    return {v["name"]: v for v in pod["volumes"]}
+
+
+def test_chart_webhook_is_scoped_fails_closed_and_trusts_the_generated_ca(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    docs = rendered["default"]
+    config = _one(docs, "MutatingWebhookConfiguration")
+    [hook, rollout_hook] = config["webhooks"]
+    assert hook["name"] == "records.rollwise.dev"
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["sideEffects"] == "None"
+    assert hook["rules"] == [
+        {
+            "apiGroups": ["rollwise.dev"],
+            "apiVersions": ["v1alpha1"],
+            "resources": ["modelreleases"],
+            "operations": ["CREATE", "UPDATE"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert "namespaceSelector" not in hook
+    assert hook["clientConfig"]["service"] == {
+        "name": f"{RELEASE}-webhook",
+        "namespace": RELEASE_NAMESPACE,
+        "port": 9443,
+        "path": "/records",
+    }
+    # Overrides on Rollouts: the same server, the Rollout handler's path, and Ignore (records
+    # are signed; Fail would block every Rollout write while the operator is down).
+    assert rollout_hook["name"] == "rollout-records.rollwise.dev"
+    assert rollout_hook["failurePolicy"] == "Ignore"
+    assert rollout_hook["sideEffects"] == "None"
+    assert rollout_hook["rules"] == [
+        {
+            "apiGroups": ["rollwise.dev"],
+            "apiVersions": ["v1alpha1"],
+            "resources": ["rollouts"],
+            "operations": ["CREATE", "UPDATE"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert rollout_hook["clientConfig"]["service"] == {
+        **hook["clientConfig"]["service"],
+        "path": "/rollout-records",
+    }
+    assert rollout_hook["clientConfig"]["caBundle"] == hook["clientConfig"]["caBundle"]
+    tls = _named(docs, "Secret", f"{RELEASE}-webhook-tls")
+    assert tls["type"] == "kubernetes.io/tls"
+    assert hook["clientConfig"]["caBundle"] == tls["data"]["ca.crt"]
+    ca, cert = tmp_path / "ca.crt", tmp_path / "tls.crt"
+    ca.write_bytes(base64.b64decode(tls["data"]["ca.crt"]))
+    cert.write_bytes(base64.b64decode(tls["data"]["tls.crt"]))
+    verified = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(ca), str(cert)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    sans = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert f"DNS:{RELEASE}-webhook.{RELEASE_NAMESPACE}.svc" in sans
+    env = _env(_container(docs))
+    assert env["ROLLWISE_WEBHOOK_PORT"] == "9443"
+    assert env["ROLLWISE_WEBHOOK_MANAGED"] == "false", "the chart owns the configuration"
+    assert env["ROLLWISE_WEBHOOK_CERT_FILE"] == "/etc/rollwise/webhook-tls/tls.crt"
+    assert env["ROLLWISE_WEBHOOK_KEY_FILE"] == "/etc/rollwise/webhook-tls/tls.key"
+    assert _mounts(docs)["webhook-tls"] == "/etc/rollwise/webhook-tls"
+    assert _volumes(docs)["webhook-tls"]["secret"]["secretName"] == f"{RELEASE}-webhook-tls"
+
+
+def test_chart_webhook_in_namespace_scope_selects_the_watched_namespaces(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    hooks = _one(rendered["namespace-scope"], "MutatingWebhookConfiguration")["webhooks"]
+    assert len(hooks) == 2
+    for hook in hooks:
+        assert hook["namespaceSelector"] == {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(WATCHED)}
+            ]
+        }
+
+
+def test_record_key_is_generated_once_and_kept(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered["default"]
+    secret = _named(docs, "Secret", f"{RELEASE}-record-key")
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert len(base64.b64decode(secret["data"]["key"])) == 48
+    assert _env(_container(docs))["ROLLWISE_RECORD_KEY_FILE"] == "/etc/rollwise/record-key/key"
+    assert _mounts(docs)["record-key"] == "/etc/rollwise/record-key"
+    assert _volumes(docs)["record-key"]["secret"]["secretName"] == f"{RELEASE}-record-key"
+
+
+def test_operator_managed_webhook_configuration(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered["operator-webhook"]
+    assert not _of_kind(docs, "MutatingWebhookConfiguration")
+    env = _env(_container(docs))
+    assert env["ROLLWISE_WEBHOOK_MANAGED"] == "true"
+    assert env["ROLLWISE_WEBHOOK_HOST"] == f"{RELEASE}-webhook.{RELEASE_NAMESPACE}.svc"
+    assert env["ROLLWISE_WEBHOOK_CA_FILE"] == "/etc/rollwise/webhook-tls/ca.crt"
+
+
+def test_governance_values_become_settings(helm: Helm) -> None:
+    docs = helm.template(
+        "governance.roleGroups.security={sec-team,sre}",
+        "governance.roleGroups.product={pm}",
+        "governance.policyConfigMap=rollwise-system/policies",
+        "governance.freezeConfigMap=rollwise-system/freeze",
+        "governance.mlflow.url=http://mlflow.ml:5000",
+        "governance.mlflow.tokenSecret.name=mlflow-token",
+    )
+    env = _env(_container(docs))
+    assert env["ROLLWISE_ROLE_GROUPS"] == "product=pm;security=sec-team,sre"
+    assert env["ROLLWISE_POLICY_CONFIGMAP"] == "rollwise-system/policies"
+    assert env["ROLLWISE_FREEZE_CONFIGMAP"] == "rollwise-system/freeze"
+    assert env["ROLLWISE_MLFLOW_URL"] == "http://mlflow.ml:5000"
+    assert env["ROLLWISE_MLFLOW_TOKEN_FILE"] == "/etc/rollwise/mlflow/token"
+    assert _volumes(docs)["mlflow-token"]["secret"] == {
+        "secretName": "mlflow-token",
+        "items": [{"key": "token", "path": "token"}],
+    }
+
+
+def test_existing_secrets_replace_the_generated_ones(helm: Helm) -> None:
+    docs = helm.template(
+        "governance.recordKey.existingSecret=vault-record-key",
+        "webhook.certificate.existingSecret=cert-manager-tls",
+        "webhook.certificate.caBundle=Q0E=",
+    )
+    assert not _of_kind(docs, "Secret")
+    volumes = _volumes(docs)
+    assert volumes["record-key"]["secret"]["secretName"] == "vault-record-key"
+    assert volumes["webhook-tls"]["secret"]["secretName"] == "cert-manager-tls"
+    hooks = _one(docs, "MutatingWebhookConfiguration")["webhooks"]
+    assert [h["clientConfig"]["caBundle"] for h in hooks] == ["Q0E=", "Q0E="]
+
+
+def test_webhook_off_keeps_the_record_key_for_the_reconcile(helm: Helm) -> None:
+    docs = helm.template("webhook.enabled=false")
+    assert not _of_kind(docs, "MutatingWebhookConfiguration")
+    assert [s["metadata"]["name"] for s in _of_kind(docs, "Secret")] == [f"{RELEASE}-record-key"]
+    assert [s["metadata"]["name"] for s in _of_kind(docs, "Service")] == [f"{RELEASE}-metrics"]
+    env = _env(_container(docs))
+    assert "ROLLWISE_WEBHOOK_PORT" not in env
+    assert env["ROLLWISE_RECORD_KEY_FILE"] == "/etc/rollwise/record-key/key"
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        pytest.param(
+            ("webhook.certificate.existingSecret=tls",),
+            "webhook.certificate.existingSecret needs webhook.certificate.caBundle",
+            id="existing-cert-without-ca",
+        ),
+        pytest.param(
+            ("scope=namespace", "watchNamespaces={team-a}", "governance.policyConfigMap=x/p"),
+            "governance.policyConfigMap must be in one of watchNamespaces",
+            id="policy-outside-watched",
+        ),
+        pytest.param(
+            ("webhook.configuration=cluster",),
+            "webhook.configuration: webhook.configuration must be one of",
+            id="configuration",
+        ),
+        pytest.param(
+            ("governance.policyConfigMap=policies",),
+            "governance.policyConfigMap: Does not match pattern",
+            id="policy-not-namespaced",
+        ),
+        pytest.param(
+            ("governance.roleGroups.security={a;b}",),
+            "Does not match pattern",
+            id="bad-group",
+        ),
+    ],
+)
+def test_governance_values_are_checked(helm: Helm, sets: tuple[str, ...], message: str) -> None:
+    args = ["template", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE]
+    for item in sets:
+        args += ["--set", item]
+    proc = helm(*args)
+    assert proc.returncode != 0, proc.stdout
+    assert message in proc.stderr, proc.stderr
 
 
 # --- CRDs --------------------------------------------------------------------------------------

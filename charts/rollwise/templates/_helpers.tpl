@@ -74,6 +74,15 @@ depends on them, so a bad combination fails `helm install` before anything is ap
 {{- if and (eq .Values.scope "namespace") .Values.settingsConfigMap (not (has .Release.Namespace .Values.watchNamespaces)) }}
 {{- fail "settingsConfigMap lives in the release namespace, which must then be one of watchNamespaces" }}
 {{- end }}
+{{- range $what := list "policyConfigMap" "freezeConfigMap" }}
+{{- $ref := get $.Values.governance $what }}
+{{- if and (eq $.Values.scope "namespace") $ref (not (has (first (splitList "/" $ref)) $.Values.watchNamespaces)) }}
+{{- fail (printf "governance.%s must be in one of watchNamespaces with scope \"namespace\" (the operator reads ConfigMaps only there)" $what) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.webhook.enabled .Values.webhook.certificate.existingSecret (eq .Values.webhook.configuration "chart") (not .Values.webhook.certificate.caBundle) }}
+{{- fail "webhook.certificate.existingSecret needs webhook.certificate.caBundle (the CA the API server trusts) with webhook.configuration \"chart\"" }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -82,7 +91,10 @@ the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is n
 */}}
 {{- define "rollwise.namespacedRules" -}}
 - apiGroups: ["rollwise.dev"]
-  resources: ["rollouts", "modelreleases"]
+  resources: ["rollouts"]
+  verbs: ["get", "list", "watch", "create", "patch", "update"]
+- apiGroups: ["rollwise.dev"]
+  resources: ["modelreleases"]
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["rollwise.dev"]
   resources: ["rollouts/status", "modelreleases/status"]
@@ -126,9 +138,11 @@ the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is n
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
+{{- if include "rollwise.webhookManagedByOperator" . }}
 - apiGroups: ["admissionregistration.k8s.io"]
   resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["create", "patch"]
+{{- end }}
 {{- if eq .Values.scope "cluster" }}
 - apiGroups: [""]
   resources: ["namespaces"]
@@ -139,4 +153,30 @@ the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is n
   verbs: ["get", "list", "watch", "create", "patch"]
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* "true" when the operator (kopf) creates and patches its own webhook configuration. */}}
+{{- define "rollwise.webhookManagedByOperator" -}}
+{{- if and .Values.webhook.enabled (eq .Values.webhook.configuration "operator") }}true{{ end }}
+{{- end }}
+
+{{- define "rollwise.webhookServiceName" -}}
+{{- printf "%s-webhook" (include "rollwise.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "rollwise.webhookTLSSecretName" -}}
+{{- default (printf "%s-webhook-tls" (include "rollwise.fullname" .)) .Values.webhook.certificate.existingSecret }}
+{{- end }}
+
+{{- define "rollwise.recordKeySecretName" -}}
+{{- default (printf "%s-record-key" (include "rollwise.fullname" .)) .Values.governance.recordKey.existingSecret }}
+{{- end }}
+
+{{/* governance.roleGroups as ROLLWISE_ROLE_GROUPS: "role=group,group;role=group". */}}
+{{- define "rollwise.roleGroups" -}}
+{{- $parts := list }}
+{{- range $role := keys .Values.governance.roleGroups | sortAlpha }}
+{{- $parts = append $parts (printf "%s=%s" $role (join "," (get $.Values.governance.roleGroups $role))) }}
+{{- end }}
+{{- join ";" $parts }}
 {{- end }}

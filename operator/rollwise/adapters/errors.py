@@ -12,6 +12,7 @@ into kopf's temporary or permanent errors, guided by ``retryable``::
     │   ├── Forbidden                 False  401/403: RBAC or credentials
     │   ├── Invalid                   False  400/422: the server refused the object
     │   ├── NotOwned                  False  an object with our name is not ours to change
+    │   ├── ManifestRefused           False  a release manifest exists for another version
     │   └── Unavailable               True   429, 5xx, timeouts, connection errors
     ├── RouterError                   False
     │   ├── RouteNotFound             False  the HTTPRoute/VirtualService/Deployment is missing
@@ -103,6 +104,10 @@ class NotOwned(KubeError):
     Rollout; the operator never adopts or overwrites it."""
 
 
+class ManifestRefused(KubeError):
+    """A release manifest exists for another version: manifests are never overwritten."""
+
+
 class Unavailable(KubeError):
     """The API server cannot answer now: 429, 5xx, a timeout or a connection failure."""
 
@@ -182,6 +187,7 @@ __all__ = [
     "Forbidden",
     "Invalid",
     "KubeError",
+    "ManifestRefused",
     "ModelVersionNotFound",
     "NotFound",
     "NotOwned",

@@ -7,7 +7,7 @@ the context's, else ``default``. Without any kubeconfig file, inside a pod
 (``KUBERNETES_SERVICE_HOST`` set), the pod's service account is used. The ``kubernetes``
 client's own loader reads the files; nothing here parses a kubeconfig.
 
-Only this module (and :mod:`rollwise.cli.watch`, through :meth:`Cluster.watch_rollout`)
+Only this module (and :mod:`rollwise.cli.watch`, through :meth:`Cluster.watch_object`)
 touches the client; it talks to the API server alone, never to the operator.
 """
 
@@ -39,6 +39,10 @@ VERSION = "v1alpha1"
 ROLLOUTS = "rollouts"
 MODELRELEASES = "modelreleases"
 
+#: The kind of each resource, as events name it, and the word messages use for it.
+KINDS = {ROLLOUTS: "Rollout", MODELRELEASES: "ModelRelease"}
+KIND_WORDS = {ROLLOUTS: "rollout", MODELRELEASES: "modelrelease"}
+
 #: Seconds one request may take (connect and read) before the server counts as unreachable.
 REQUEST_TIMEOUT = 10.0
 
@@ -52,6 +56,10 @@ T = TypeVar("T")
 
 class CliError(Exception):
     """A failure the user reads as one line (``error: ...``) on stderr, exit code 1."""
+
+
+class Refused(CliError):
+    """The API server refused a write; the message is its own (an admission webhook's)."""
 
 
 class NotServed(CliError):
@@ -153,23 +161,28 @@ class Cluster:
         found = getattr(resources, "resources", None) or []
         return any(getattr(r, "name", None) == plural for r in found)
 
-    # ---------------------------------------------------------------- Rollouts
+    # ---------------------------------------------------------------- Rollouts, ModelReleases
 
-    def get_rollout(self, namespace: str, name: str) -> dict[str, Any]:
+    def get_object(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        """One ``plural`` object (``rollouts`` or ``modelreleases``)."""
         custom = client.CustomObjectsApi(self.api)
+        word = KIND_WORDS[plural]
         try:
             obj = self.call(
                 lambda: custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, ROLLOUTS, name, _request_timeout=REQUEST_TIMEOUT
+                    GROUP, VERSION, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
                 )
             )
         except ApiException as exc:
             if exc.status == 404:
-                if not _not_found_kind(exc) and not self.served(ROLLOUTS):
-                    raise _crd_missing(ROLLOUTS) from exc
-                raise CliError(f'rollout "{name}" not found in namespace "{namespace}"') from exc
-            raise self.api_error(exc, f'get rollout "{name}"') from exc
+                if not _not_found_kind(exc) and not self.served(plural):
+                    raise _crd_missing(plural) from exc
+                raise CliError(f'{word} "{name}" not found in namespace "{namespace}"') from exc
+            raise self.api_error(exc, f'get {word} "{name}"') from exc
         return _as_dict(obj)
+
+    def get_rollout(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.get_object(ROLLOUTS, namespace, name)
 
     def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
         """Every ``plural`` object in ``namespace`` (None: all namespaces)."""
@@ -193,16 +206,24 @@ class Cluster:
         items = listing.get("items") if isinstance(listing, dict) else None
         return [dict(i) for i in items or [] if isinstance(i, dict)]
 
-    def patch_rollout(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        """A JSON merge patch on the Rollout (not its status)."""
+    def patch_object(
+        self, plural: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A JSON merge patch on the object (not its status); returns the object as the API
+        server stored it, after admission webhooks changed it.
+
+        A ModelRelease request the API server refuses (an admission webhook's denial, whatever
+        its code; or a 400, 403, 422) raises :class:`Refused` carrying the server's own
+        sentence, which already says what to do."""
         custom = client.CustomObjectsApi(self.api)
+        word = KIND_WORDS[plural]
         try:
             obj = self.call(
                 lambda: custom.patch_namespaced_custom_object(
                     GROUP,
                     VERSION,
                     namespace,
-                    ROLLOUTS,
+                    plural,
                     name,
                     patch,
                     _content_type=MERGE_PATCH,
@@ -211,15 +232,31 @@ class Cluster:
             )
         except ApiException as exc:
             if exc.status == 404:
-                raise CliError(f'rollout "{name}" not found in namespace "{namespace}"') from exc
-            raise self.api_error(exc, f'patch rollout "{name}"') from exc
+                raise CliError(f'{word} "{name}" not found in namespace "{namespace}"') from exc
+            message = _server_message(exc)
+            # kopf answers a refusal with code 500 unless its handler says otherwise: the
+            # API server's wording, not the code, tells a webhook's refusal.
+            if plural == MODELRELEASES and (
+                exc.status in (400, 403, 422) or "denied the request" in message
+            ):
+                raise Refused(message) from exc
+            raise self.api_error(exc, f'patch {word} "{name}"') from exc
         return _as_dict(obj)
+
+    def patch_rollout(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch on the Rollout (not its status)."""
+        return self.patch_object(ROLLOUTS, namespace, name, patch)
 
     def watch_rollout(
         self, namespace: str, name: str, resource_version: str, stream_seconds: int
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """``(type, object)`` for changes of one Rollout after ``resource_version``, for at
-        most ``stream_seconds`` (the server ends the stream; the caller watches again).
+        return self.watch_object(ROLLOUTS, namespace, name, resource_version, stream_seconds)
+
+    def watch_object(
+        self, plural: str, namespace: str, name: str, resource_version: str, stream_seconds: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(type, object)`` for changes of one ``plural`` object after ``resource_version``,
+        for at most ``stream_seconds`` (the server ends the stream; the caller watches again).
 
         Raises ``ApiException`` 410 when the version is too old to watch from."""
         custom = client.CustomObjectsApi(self.api)
@@ -230,7 +267,7 @@ class Cluster:
                 GROUP,
                 VERSION,
                 namespace,
-                ROLLOUTS,
+                plural,
                 field_selector=f"metadata.name={name}",
                 resource_version=resource_version,
                 timeout_seconds=stream_seconds,
@@ -252,8 +289,12 @@ class Cluster:
 
     def rollout_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
         """The core/v1 events about the Rollout ``name``."""
+        return self.object_events(ROLLOUTS, namespace, name)
+
+    def object_events(self, plural: str, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The core/v1 events about the ``plural`` object ``name``."""
         core = client.CoreV1Api(self.api)
-        selector = f"involvedObject.name={name},involvedObject.kind=Rollout"
+        selector = f"involvedObject.name={name},involvedObject.kind={KINDS[plural]}"
         try:
             response = self.call(
                 lambda: core.list_namespaced_event(
@@ -264,7 +305,7 @@ class Cluster:
                 )
             )
         except ApiException as exc:
-            raise self.api_error(exc, f'list events of rollout "{name}"') from exc
+            raise self.api_error(exc, f'list events of {KIND_WORDS[plural]} "{name}"') from exc
         raw: Any = response
         body = json.loads(raw.data or b"{}")
         items = body.get("items") if isinstance(body, dict) else None
@@ -372,11 +413,14 @@ def _service_account_namespace() -> str:
 
 __all__ = [
     "GROUP",
+    "KINDS",
+    "KIND_WORDS",
     "MODELRELEASES",
     "ROLLOUTS",
     "VERSION",
     "CliError",
     "Cluster",
     "NotServed",
+    "Refused",
     "connect",
 ]

@@ -1,4 +1,6 @@
-"""Terminal views of Rollouts and ModelReleases: pure functions from API objects to text.
+"""Terminal views of Rollouts, and the pieces every view shares (tables, ages, conditions,
+events): pure functions from API objects to text. The ModelRelease view is
+:mod:`rollwise.cli.render_release`.
 
 Nothing here talks to the API server or reads the clock: the caller passes the objects it
 fetched (Rollout, events, the router's actual weight) and ``now``, so every view is a table
@@ -19,6 +21,7 @@ from pydantic import ValidationError
 
 from rollwise.core.analysis import checks_for_step, format_value, next_due
 from rollwise.core.durations import InvalidDuration, format_seconds, parse_seconds
+from rollwise.core.modelrelease_status import ReleaseCondition
 from rollwise.core.spec import Metric, RolloutSpec
 from rollwise.core.status import (
     AnalysisRun,
@@ -41,16 +44,18 @@ MAX_MESSAGE = 160
 
 @dataclass(frozen=True)
 class Symbols:
-    """Markers of the step list: the current step, a finished one, one not reached."""
+    """Markers of the step list (the current step, a finished one, one not reached), the
+    ellipsis of a clipped message, and the arrow of a stage transition."""
 
     current: str
     done: str
     pending: str
     ellipsis: str
+    arrow: str
 
 
-UNICODE = Symbols(current="▶", done="✓", pending=" ", ellipsis="…")
-ASCII = Symbols(current=">", done="+", pending=" ", ellipsis="...")
+UNICODE = Symbols(current="▶", done="✓", pending=" ", ellipsis="…", arrow="→")
+ASCII = Symbols(current=">", done="+", pending=" ", ellipsis="...", arrow="->")
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = ""
     return lines
 
 
-def _clip(text: str, symbols: Symbols, limit: int = MAX_MESSAGE) -> str:
+def clip(text: str, symbols: Symbols, limit: int = MAX_MESSAGE) -> str:
+    """``text`` on one line, cut with an ellipsis after ``limit`` characters."""
     flat = " ".join(text.split())
     if len(flat) <= limit:
         return flat
@@ -142,7 +148,7 @@ def _as_dict(value: object) -> dict[str, Any]:
 # Steps
 
 
-def _step_text(step: Mapping[str, Any], analysed: bool) -> str:
+def step_text(step: Mapping[str, Any], analysed: bool = False) -> str:
     """One step as the user wrote it: ``setWeight 25%``, ``pause 1m``, ``analysis``."""
     if "setWeight" in step and step["setWeight"] is not None:
         text = f"setWeight {step['setWeight']}%"
@@ -220,7 +226,7 @@ def _steps_lines(
     rows: list[list[str]] = []
     for i, step in enumerate(raw_steps):
         metrics = _metric_names(spec, i)
-        text = _step_text(step, analysed=bool(metrics) and "setWeight" in step)
+        text = step_text(step, analysed=bool(metrics) and "setWeight" in step)
         if metrics:
             text += f" ({metrics})"
         marker, note = symbols.pending, ""
@@ -271,7 +277,9 @@ def _strip_result(expression: str) -> str:
     return text
 
 
-def _last_value(run: MetricRun) -> str:
+def last_value(run: MetricRun) -> str:
+    """The last measured value of a metric (``-`` before the first, ``error`` after a failed
+    query)."""
     if not run.measurements:
         return "-"
     last: MeasurementRecord = run.measurements[-1]
@@ -286,7 +294,8 @@ def _verdict_word(verdict: Verdict | None, *, running: bool = True) -> str:
     return verdict.value.upper()
 
 
-def _metric_result(run: MetricRun, count: int | None, *, running: bool) -> str:
+def metric_result(run: MetricRun, count: int | None, *, running: bool) -> str:
+    """``RUNNING (2/3)``, ``FAIL (2/2, 2 failed)``: a metric's verdict and measurements."""
     shown = f"{run.taken}/{count}" if count is not None else f"{run.taken}"
     extras = []
     if run.failed:
@@ -320,7 +329,7 @@ def _analysis_lines(
         f"started {age(run.started_at, now)} ago): {verdict}"
     ]
     if run.message:
-        lines.append(f"  {_clip(run.message, symbols)}")
+        lines.append(f"  {clip(run.message, symbols)}")
     checks = checks_for_step(spec, run.step_index) if spec is not None else None
     metrics = {m.name: m for m in checks.metrics} if checks is not None else {}
     rows: list[list[str]] = []
@@ -337,9 +346,9 @@ def _analysis_lines(
         rows.append(
             [
                 name,
-                _last_value(metric_run),
+                last_value(metric_run),
                 threshold_text(metric) if metric is not None else "?",
-                _metric_result(
+                metric_result(
                     metric_run,
                     metric.count if metric is not None else None,
                     running=current and run.verdict is None,
@@ -357,7 +366,7 @@ def _analysis_lines(
         # already quotes it (a failed step), so it is not printed twice.
         last = metric_run.measurements[-1].message if metric_run.measurements else ""
         if last and last not in run.message:
-            lines.append(f"  {_clip(last, symbols)}")
+            lines.append(f"  {clip(last, symbols)}")
     return lines
 
 
@@ -365,14 +374,17 @@ def _analysis_lines(
 # Conditions and events
 
 
-def _conditions_lines(
-    conditions: list[Condition], message: str, now: datetime, symbols: Symbols
+def conditions_lines(
+    conditions: Sequence[Condition | ReleaseCondition],
+    message: str,
+    now: datetime,
+    symbols: Symbols,
 ) -> list[str]:
     rows = []
     for cond in conditions:
         # The phase message is already printed at the top; repeating it on every condition
         # would bury the ones that say something else.
-        text = "" if cond.message == message else _clip(cond.message, symbols)
+        text = "" if cond.message == message else clip(cond.message, symbols)
         rows.append(
             [
                 cond.type.value,
@@ -411,9 +423,8 @@ def _event_order(event: Mapping[str, Any]) -> tuple[datetime, int]:
     return at, int(version) if version.isdigit() else -1
 
 
-def _events_lines(
-    events: Sequence[Mapping[str, Any]], now: datetime, symbols: Symbols
-) -> list[str]:
+def events_lines(events: Sequence[Mapping[str, Any]], now: datetime, symbols: Symbols) -> list[str]:
+    """The ``Events:`` table: the newest :data:`MAX_EVENTS`, oldest first."""
     if not events:
         return ["Events:  <none>"]
     ordered = sorted(events, key=_event_order)[-MAX_EVENTS:]
@@ -430,7 +441,7 @@ def _events_lines(
                 when,
                 str(event.get("type") or ""),
                 reason,
-                _clip(str(event.get("message") or event.get("note") or ""), symbols),
+                clip(str(event.get("message") or event.get("note") or ""), symbols),
             ]
         )
     return ["Events:", *table(["AGE", "TYPE", "REASON", "MESSAGE"], rows, "  ")]
@@ -556,10 +567,10 @@ def render_rollout(
 
     if status is not None and status.conditions:
         lines.append("")
-        lines += _conditions_lines(status.conditions, status.message, now, symbols)
+        lines += conditions_lines(status.conditions, status.message, now, symbols)
 
     lines.append("")
-    lines += _events_lines(events, now, symbols)
+    lines += events_lines(events, now, symbols)
     return "\n".join(lines) + "\n"
 
 
@@ -592,7 +603,9 @@ def _rollout_row(item: Mapping[str, Any], now: datetime) -> list[str]:
     ]
 
 
-def _sorted(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def sorted_by_name(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Objects by namespace, then name, as ``kubectl get`` lists them."""
+
     def key(item: Mapping[str, Any]) -> tuple[str, str]:
         meta = _as_dict(item.get("metadata"))
         return str(meta.get("namespace", "")), str(meta.get("name", ""))
@@ -606,35 +619,10 @@ def render_rollout_table(
     """The Rollouts table of ``kubectl rollwise list`` (lines, no trailing newline)."""
     header = ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "AGE"]
     rows = []
-    for item in _sorted(items):
+    for item in sorted_by_name(items):
         row = _rollout_row(item, now)
         if all_namespaces:
             row.insert(0, str(_as_dict(item.get("metadata")).get("namespace", "")))
-        rows.append(row)
-    if all_namespaces:
-        header.insert(0, "NAMESPACE")
-    return table(header, rows)
-
-
-def render_release_table(
-    items: Sequence[Mapping[str, Any]], now: datetime, *, all_namespaces: bool
-) -> list[str]:
-    """The ModelReleases table of ``kubectl rollwise list``."""
-    header = ["NAME", "MODEL", "VERSION", "STAGE", "AGE"]
-    rows = []
-    for item in _sorted(items):
-        meta = _as_dict(item.get("metadata"))
-        spec = _as_dict(item.get("spec"))
-        status = _as_dict(item.get("status"))
-        row = [
-            str(meta.get("name", "")),
-            str(spec.get("model") or "-"),
-            str(spec.get("version") or "-"),
-            str(status.get("stage") or "<none>"),
-            age(meta.get("creationTimestamp"), now),
-        ]
-        if all_namespaces:
-            row.insert(0, str(meta.get("namespace", "")))
         rows.append(row)
     if all_namespaces:
         header.insert(0, "NAMESPACE")
@@ -647,12 +635,18 @@ __all__ = [
     "ActualWeight",
     "Symbols",
     "age",
+    "clip",
+    "conditions_lines",
     "event_time",
+    "events_lines",
     "human_duration",
+    "last_value",
+    "metric_result",
     "parse_time",
-    "render_release_table",
     "render_rollout",
     "render_rollout_table",
+    "sorted_by_name",
+    "step_text",
     "table",
     "threshold_text",
 ]

@@ -379,13 +379,14 @@ def next_due(checks: StepChecks, metric: Metric, run: AnalysisRun) -> datetime |
 
 
 def active_run(
-    spec: RolloutSpec, status: RolloutStatus | None
+    spec: RolloutSpec, status: RolloutStatus | None, *, held: bool = False
 ) -> tuple[StepChecks, AnalysisRun] | None:
     """The analysis being measured now, if any: a canary at a step with checks, whose run
-    belongs to that step and revision, not stopped by spec.paused."""
+    belongs to that step and revision, not stopped by spec.paused nor by a hold override
+    (``held``)."""
     if status is None or status.canary_revision is None or status.current_step_index is None:
         return None
-    if spec.paused or status.rolled_back_revision == status.canary_revision:
+    if spec.paused or held or status.rolled_back_revision == status.canary_revision:
         return None
     run = status.analysis
     if run is None or run.step_index != status.current_step_index:
@@ -398,9 +399,11 @@ def active_run(
     return checks, run
 
 
-def due_metrics(spec: RolloutSpec, status: RolloutStatus | None, now: datetime) -> list[MetricDue]:
-    """The metrics to query now, in spec order."""
-    active = active_run(spec, status)
+def due_metrics(
+    spec: RolloutSpec, status: RolloutStatus | None, now: datetime, *, held: bool = False
+) -> list[MetricDue]:
+    """The metrics to query now, in spec order (none while ``held`` by a hold override)."""
+    active = active_run(spec, status, held=held)
     if active is None:
         return []
     checks, run = active
@@ -412,9 +415,11 @@ def due_metrics(spec: RolloutSpec, status: RolloutStatus | None, now: datetime) 
     return due
 
 
-def soonest_due(spec: RolloutSpec, status: RolloutStatus | None) -> datetime | None:
+def soonest_due(
+    spec: RolloutSpec, status: RolloutStatus | None, *, held: bool = False
+) -> datetime | None:
     """When the next metric of the active analysis is due; None when none is pending."""
-    active = active_run(spec, status)
+    active = active_run(spec, status, held=held)
     if active is None:
         return None
     checks, run = active

@@ -140,6 +140,8 @@ class GateResult:
     ``status`` Waived carries the gate's own result in ``underlying`` (Pending when unknown),
     which applies again once ``waiver_expires_at`` has passed. ``freeze-window`` reports Failed
     while a freeze window is open (its message names the window and when it ends).
+    ``recheck_at``: when the result is due to change by itself (a freeze window's end): the
+    release looks again then rather than at its next poll.
     """
 
     name: str
@@ -148,6 +150,7 @@ class GateResult:
     checked_at: datetime | None = None
     waiver_expires_at: datetime | None = None
     underlying: GateStatus | None = None
+    recheck_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,33 @@ class RevokeRequest:
     at: datetime
 
 
+#: Override decisions (``kubectl rollwise override``), as :mod:`rollwise.core.overrides` names them.
+OVERRIDE_PROMOTE = "promote"
+OVERRIDE_HOLD = "hold"
+OVERRIDE_ROLLBACK = "rollback"
+#: The gate reason of a failed gate a confirmed promote override lets pass.
+OVERRIDDEN = "Overridden"
+
+
+@dataclass(frozen=True)
+class ReleaseOverride:
+    """The override in effect for this version, as the webhook recorded it
+    (:func:`rollwise.core.overrides.release_override`): ``decision`` is ``promote``, ``hold``
+    or ``rollback``; ``confirmed_by`` the second person who confirmed a promote (never
+    ``user``); ``confirm_hint`` the command that confirms it."""
+
+    id: str
+    decision: str
+    user: str
+    reason: str
+    confirmed_by: str | None = None
+    confirm_hint: str = ""
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_by is not None and self.confirmed_by != self.user
+
+
 @dataclass(frozen=True)
 class ReleaseObservations:
     """Everything observed this pass.
@@ -227,7 +257,11 @@ class ReleaseObservations:
     digest was Approved in an earlier release. ``version_revoked_before``: another release
     revoked this version. ``blocking_release``: the release holding the (model, alias) slot,
     when it is another one. ``alias``: None when not read this pass. ``manifest_written``: the
-    release manifest ConfigMap exists.
+    release manifest ConfigMap exists. ``override``: the override in effect for this version:
+    ``hold`` stops every stage transition and alias flip (and pauses the child Rollout);
+    ``rollback`` ends the release RolledBack, traffic and alias back as for a revoke but
+    without entering the revocation ledger; a confirmed ``promote`` lets this version's failed
+    gates pass (Waived, reason ``Overridden``); approvals are never overridden.
     """
 
     name: str
@@ -244,6 +278,7 @@ class ReleaseObservations:
     measurements: Mapping[str, Measurement] = field(default_factory=dict)
     revoke: RevokeRequest | None = None
     manifest_written: bool = False
+    override: ReleaseOverride | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,6 +367,11 @@ class ReleaseDecision:
     actions: tuple[ReleaseAction, ...]
     events: tuple[Event, ...]
     requeue_after: float | None
+
+
+def release_event(reason: Reason, ticket: str, **fields: object) -> Event:
+    """An event of a release: ``reason``'s message with the change ticket appended."""
+    return _event(reason, ticket, **fields)
 
 
 def _event(reason: Reason, ticket: str, **fields: object) -> Event:
@@ -693,6 +733,11 @@ class _Pass:
         self.waiting = False
         self.refused = False
         self.flip_allowed = False
+        self.superseded = False
+        self.held = False
+        #: Why a promote override does not act yet (it waits for a confirmation), or what it
+        #: cannot override; added to the status message.
+        self.override_note = ""
         self.gates: dict[str, _Gate] = {}
         self.s = previous.model_copy(update={"observed_generation": obs.generation})
 
@@ -780,7 +825,18 @@ class _Pass:
             self._refuse()
         else:
             self._evaluate_gates()
-            self._advance()
+            override = self.obs.override
+            if override is not None and override.decision == OVERRIDE_ROLLBACK:
+                self._override_rollback(override)
+                self._terminal()
+            elif override is not None and override.decision == OVERRIDE_HOLD:
+                self.held = True
+                self.wait(
+                    f"held at stage {self.stage.value} by {override.user} "
+                    f"(override {override.id}): {override.reason}"
+                )
+            else:
+                self._advance()
         self._finish()
         return ReleaseDecision(
             status=self.s,
@@ -849,6 +905,8 @@ class _Pass:
             if underlying is GateStatus.WAIVED:
                 underlying = GateStatus.PENDING
             return underlying, "WaiverExpired", result.message, result
+        if result.recheck_at is not None and result.recheck_at > self.now:
+            self.wake(result.recheck_at)
         return result.status, result.status.value, result.message, result
 
     def _approvals_gate(self) -> tuple[GateStatus, str, str, datetime | None]:
@@ -921,6 +979,8 @@ class _Pass:
                 status, reason, message, result = self._gate_from_result(name)
                 checked = result.checked_at if result is not None else None
                 expires = result.waiver_expires_at if result is not None else None
+                if status is GateStatus.FAILED:
+                    status, reason, message = self._override_gate(reason, message)
             old = self.prev.gate(name)
             since = (
                 old.last_transition_time
@@ -942,12 +1002,46 @@ class _Pass:
             self._gate_events(name, rec, old)
         self.update(gates=records)
 
+    def _override_gate(self, reason: str, message: str) -> tuple[GateStatus, str, str]:
+        """A failed gate under a promote override: Waived (``Overridden``) once a second
+        person confirmed it, else unchanged (still Failed) and the override waits."""
+        override = self.obs.override
+        if override is None or override.decision != OVERRIDE_PROMOTE:
+            return GateStatus.FAILED, reason, message
+        if not override.confirmed:
+            self.override_note = (
+                f"promote override by {override.user} waits for a second person's "
+                f"confirmation: {override.confirm_hint}"
+            )
+            return GateStatus.FAILED, reason, message
+        text = (
+            f"overridden by {override.user}, confirmed by {override.confirmed_by} "
+            f"(override {override.id}): {override.reason}; gate's own result: Failed"
+            + (f": {message}" if message else "")
+        )
+        return GateStatus.WAIVED, OVERRIDDEN, text
+
+    def _override_rollback(self, override: ReleaseOverride) -> None:
+        """Traffic off this version and the alias back as for a revoke, but RolledBack: the
+        version is not entered in the revocation ledger and may be released again."""
+        stage = self.stage
+        cause = f"override {override.id} by {override.user}: {override.reason}"
+        self.serving(traffic_off=self._traffic_off_mode(stage), failure=cause)
+        self.transition(
+            Stage.ROLLED_BACK,
+            R.ROLLED_BACK,
+            override.user,
+            version=self.spec.version,
+            stage=stage.value,
+            cause=cause,
+        )
+
     def _gate_events(self, name: str, rec: GateRecord, old: GateRecord | None) -> None:
         old_status = old.status if old is not None else None
         old_reason = old.reason if old is not None else None
         detail = rec.message or rec.status.value
         if rec.reason == "WaiverExpired" and old_reason != "WaiverExpired":
-            expires = rec.waiver_expires_at.isoformat() if rec.waiver_expires_at else "?"
+            expires = format_time(rec.waiver_expires_at) if rec.waiver_expires_at else "?"
             self.emit(
                 R.WAIVER_EXPIRED,
                 gate=name,
@@ -956,8 +1050,11 @@ class _Pass:
                 detail=detail,
             )
             return
+        if rec.reason == OVERRIDDEN and old_reason != OVERRIDDEN:
+            self.emit(R.GATE_OVERRIDDEN, gate=name, detail=detail)
+            return
         if rec.status is GateStatus.WAIVED and old_status is not GateStatus.WAIVED:
-            expires = rec.waiver_expires_at.isoformat() if rec.waiver_expires_at else "never"
+            expires = format_time(rec.waiver_expires_at) if rec.waiver_expires_at else "never"
             self.emit(R.GATE_WAIVED, gate=name, expires=expires, detail=detail)
             return
         if name == GATE_FREEZE:
@@ -1164,6 +1261,22 @@ class _Pass:
             )
         else:
             reading = self.obs.alias
+            alias = self.s.alias
+            if (
+                reading is not None
+                and reading.error is None
+                and reading.version is not None
+                and alias is not None
+                and alias.held
+            ):
+                # The alias held this version and has since moved on (a later release):
+                # this release is done, and it never flips the alias back by itself.
+                self.superseded = True
+                self.message = (
+                    f"version {version} was superseded: alias {self.spec.alias.name} now "
+                    f"points at version {reading.version}"
+                )
+                return
             shown = "unreadable" if reading is None or reading.error else reading.version
             self.message = (
                 f"version {version} in Production; alias {self.spec.alias.name} reads {shown}"
@@ -1553,19 +1666,34 @@ class _Pass:
         if self.refused or stage.terminal:
             phase = ReleasePhase.DEGRADED
         elif stage is Stage.PRODUCTION:
-            phase = ReleasePhase.HEALTHY if ready else ReleasePhase.PROGRESSING
+            phase = ReleasePhase.HEALTHY if ready or self.superseded else ReleasePhase.PROGRESSING
         elif self.s.queued_behind is not None and stage is Stage.CANDIDATE:
             phase = ReleasePhase.QUEUED
         elif self.waiting:
             phase = ReleasePhase.WAITING
         else:
             phase = ReleasePhase.PROGRESSING
-        message = clip(self.message or f"stage {stage.value}")
+        message = self.message or f"stage {stage.value}"
+        override = self.obs.override
+        if (
+            override is not None
+            and override.decision == OVERRIDE_PROMOTE
+            and not stage.terminal
+            and stage is not Stage.PRODUCTION
+        ):
+            approvals = self.gates.get(GATE_APPROVALS)
+            if approvals is not None and not approvals.passing:
+                note = "approvals cannot be overridden (four eyes)"
+                self.override_note = f"{self.override_note}; {note}" if self.override_note else note
+        if self.override_note:
+            message = f"{message}; {self.override_note}"
+        message = clip(message)
         invalid = (true, R.VERSION_REVOKED.name, message) if self.refused else (false, "Valid", "")
         if stage.terminal or self.refused:
             progressing = (false, stage.value if not self.refused else "Refused", message)
         elif stage is Stage.PRODUCTION:
-            progressing = (false, "Completed" if ready else "VerifyingAlias", message)
+            done = "Completed" if ready else "Superseded" if self.superseded else "VerifyingAlias"
+            progressing = (false, done, message)
         else:
             progressing = (
                 true,
@@ -1594,7 +1722,7 @@ class _Pass:
             (
                 ReleaseConditionType.READY,
                 true if ready else false,
-                "InProduction" if ready else stage.value,
+                "InProduction" if ready else "Superseded" if self.superseded else stage.value,
                 message,
             ),
             (ReleaseConditionType.PROGRESSING, *progressing),
@@ -1672,7 +1800,11 @@ class _Pass:
         if sv is None:
             return []
         if sv.backend == BACKEND_TEMPLATE:
-            return [EnsureChildRollout(sv.name, child_rollout_spec(self.spec))]
+            child = child_rollout_spec(self.spec)
+            if self.held:
+                # Held: the child Rollout pauses too (no step advances, nothing measured).
+                child["paused"] = True
+            return [EnsureChildRollout(sv.name, child)]
         uri = SetPredictorStorageUri(sv.name, self.spec.artifact.uri)
         if sv.step_index >= self.n or sv.passed:
             return [uri, RemoveCanaryTrafficPercent(sv.name)]
@@ -1760,6 +1892,7 @@ __all__ = [
     "ReleaseAction",
     "ReleaseDecision",
     "ReleaseObservations",
+    "ReleaseOverride",
     "RemoveCanaryTrafficPercent",
     "RevertChildRollout",
     "RevokeRequest",
@@ -1774,6 +1907,7 @@ __all__ = [
     "load_release_spec",
     "parse_release_spec",
     "release_due_metrics",
+    "release_event",
     "release_manifest",
     "release_query_context",
 ]

@@ -55,6 +55,13 @@ GATE_WAIVED = Reason(
     "waiver expires. A Warning because evidence was bypassed: audits look for it.",
     "gate {gate} waived until {expires}: {detail}",
 )
+GATE_OVERRIDDEN = Reason(
+    "GateOverridden",
+    _W,
+    "A failed gate passes for this version by a promote override that a second person "
+    "confirmed (both named). A Warning because evidence was bypassed: audits look for it.",
+    "gate {gate} overridden: {detail}",
+)
 WAIVER_EXPIRED = Reason(
     "WaiverExpired",
     _W,
@@ -115,8 +122,9 @@ PROMOTED_TO_PRODUCTION = Reason(
 ROLLED_BACK = Reason(
     "ReleaseRolledBack",
     _W,
-    "The canary failed: traffic back to the previous version and stage RolledBack; the alias "
-    "is unchanged (or flipped back if this version held it).",
+    "The canary failed, or a rollback override was recorded: traffic back to the previous "
+    "version and stage RolledBack; the alias is unchanged (or flipped back if this version "
+    "held it). Unlike a revoke, the version may be released again.",
     "version {version} rolled back at stage {stage}: {cause}",
 )
 REVOKED = Reason(
@@ -159,6 +167,22 @@ SPEC_CORRECTED = Reason(
     "A previously invalid spec is valid again; the release continues.",
     "spec is valid again",
 )
+RECORD_REJECTED = Reason(
+    "RecordRejected",
+    _W,
+    "A governance record on the release (approval, waiver, revocation, who set the version) "
+    "was ignored: its signature does not verify, so the operator's admission webhook did not "
+    "write it. It never counts; a human should find out who wrote it.",
+    "ignored a governance record: {detail}",
+)
+RELEASE_ACTION_FAILED = Reason(
+    "ActionFailed",
+    _W,
+    "The operator could not apply a change (child Rollout, InferenceService, alias store, "
+    "release manifest); it retries with backoff and the release does not move on until the "
+    "change is observed in effect.",
+    "{action} failed: {error}",
+)
 
 ALL_RELEASE_REASONS: tuple[Reason, ...] = (
     RELEASE_CREATED,
@@ -167,6 +191,7 @@ ALL_RELEASE_REASONS: tuple[Reason, ...] = (
     UNQUEUED,
     GATE_FAILED,
     GATE_WAIVED,
+    GATE_OVERRIDDEN,
     WAIVER_EXPIRED,
     PROMOTION_FROZEN,
     FREEZE_BYPASSED,
@@ -183,4 +208,6 @@ ALL_RELEASE_REASONS: tuple[Reason, ...] = (
     GATE_REGRESSED,
     INVALID_SPEC,
     SPEC_CORRECTED,
+    RECORD_REJECTED,
+    RELEASE_ACTION_FAILED,
 )

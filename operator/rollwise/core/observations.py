@@ -106,6 +106,11 @@ class RequestKind(StrEnum):
         return f"rollwise.dev/{self.value}"
 
 
+#: ``status.handledRequests`` key of the override whose requests were applied (kept apart from
+#: the annotation requests' keys, so the two sources never re-trigger each other).
+OVERRIDE_HANDLED_KEY = "override"
+
+
 @dataclass(frozen=True)
 class ManualRequest:
     kind: RequestKind
@@ -123,6 +128,16 @@ def requests_from_annotations(annotations: Mapping[str, str] | None) -> tuple[Ma
 
 
 @dataclass(frozen=True)
+class Hold:
+    """A hold override in effect (``kubectl rollwise override --decision hold``): ``user`` is
+    the identity the webhook recorded, ``id`` the override's id."""
+
+    id: str
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything observed this pass.
 
@@ -136,6 +151,11 @@ class Observations:
     ``requests``: manual requests found in annotations.
     ``missing_references``: objects the spec names that do not exist (a Service, the
     HTTPRoute), one message each; any makes the spec invalid for this pass (no actions).
+    ``hold``: a hold override in effect: the rollout pauses as under ``spec.paused``.
+    ``override_requests``: the manual requests an override in effect stands for (see
+    :func:`rollwise.core.overrides.rollout_effect`); applied once, remembered in
+    ``status.handledRequests["override"]`` apart from the annotation requests.
+    ``override_waiting``: a promote override waiting for its confirmation, for the message.
     """
 
     template_hash: str
@@ -147,3 +167,6 @@ class Observations:
     measurements: Mapping[str, Measurement] = field(default_factory=dict)
     requests: tuple[ManualRequest, ...] = ()
     missing_references: tuple[str, ...] = ()
+    hold: Hold | None = None
+    override_requests: tuple[ManualRequest, ...] = ()
+    override_waiting: str = ""

@@ -79,9 +79,10 @@ REVISION_SKIPPED = Reason(
     "RevisionSkipped",
     _W,
     "The spec changed but its template is a revision that was rolled back or aborted: it is "
-    "not retried until the template changes or a retry is requested.",
+    "not retried until the template changes or a retry is requested (a canary of another "
+    "revision that was running is dropped: all traffic stays on stable).",
     "revision {revision} was {how}; not retried until the template changes or "
-    "rollwise.dev/retry is set",
+    "rollwise.dev/retry is set{dropped}",
 )
 WEIGHT_SET = Reason(
     "WeightSet",
@@ -100,14 +101,14 @@ STEP_ADVANCED = Reason(
 PAUSED = Reason(
     "Paused",
     _N,
-    "The rollout paused: a pause step began, or spec.paused was set.",
+    "The rollout paused: a pause step began, spec.paused was set, or a hold override took effect.",
     "{what}",
 )
 RESUMED = Reason(
     "Resumed",
     _N,
-    "spec.paused was cleared: the rollout continues.",
-    "spec.paused cleared; continuing at {where}",
+    "spec.paused was cleared or a hold override ended: the rollout continues.",
+    "{what}; continuing at {where}",
 )
 PAUSE_EXPIRED = Reason(
     "PauseExpired",

@@ -77,7 +77,13 @@ from rollwise.core.analysis import (
     soonest_due,
 )
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
-from rollwise.core.observations import ManualRequest, Measurement, Observations, RequestKind
+from rollwise.core.observations import (
+    OVERRIDE_HANDLED_KEY,
+    ManualRequest,
+    Measurement,
+    Observations,
+    RequestKind,
+)
 from rollwise.core.spec import PauseStep, RolloutSpec, Step
 from rollwise.core.status import (
     AnalysisRun,
@@ -254,6 +260,9 @@ def _step_what(step: Step) -> str:
 def _sanitize(status: RolloutStatus, steps: int) -> RolloutStatus:
     """Repair impossible combinations (a hand-edited or corrupted status) instead of failing."""
     update: dict[str, Any] = {}
+    if status.pause_reason is PauseReason.OVERRIDE_HOLD:
+        # A hold lives in the override record, never in status: observed, not remembered.
+        update["pause_reason"] = None
     canary = status.canary_revision
     if canary is not None and canary == status.stable_revision:
         canary = None
@@ -297,6 +306,15 @@ class _Pass:
         self.pending: dict[RequestKind, ManualRequest] = {
             r.kind: r for r in obs.requests if previous.handled_requests.get(r.kind.value) != r.id
         }
+        # An override's requests are remembered under their own key: it stays recorded after
+        # it acted, while the annotation requests of the same kinds come and go.
+        self.from_override: list[ManualRequest] = []
+        applied = previous.handled_requests.get(OVERRIDE_HANDLED_KEY)
+        for request in obs.override_requests:
+            if request.id != applied:
+                self.pending[request.kind] = request
+                self.from_override.append(request)
+        self.held = spec.paused or obs.hold is not None
         self.s = _sanitize(previous, self.n).model_copy(
             update={
                 "observed_generation": obs.generation,
@@ -320,9 +338,16 @@ class _Pass:
         request = self.pending.pop(kind, None)
         if request is not None:
             handled = dict(self.s.handled_requests)
-            handled[kind.value] = request.id
+            override = any(request is r for r in self.from_override)
+            handled[OVERRIDE_HANDLED_KEY if override else kind.value] = request.id
             self.update(handled_requests=handled)
         return request
+
+    def hold_text(self) -> str:
+        hold = self.obs.hold
+        if hold is None:
+            return ""
+        return f"held by {hold.user} (override {hold.id}): {hold.reason}"
 
     def ignore(self, request: ManualRequest, why: str) -> None:
         self.emit(R.REQUEST_IGNORED, kind=request.kind.value, request=request.id, why=why)
@@ -348,6 +373,8 @@ class _Pass:
         if self.canary_active:
             if self.spec.paused:
                 self.message = f"paused by spec.paused at step {self.step_no()}/{self.n}"
+            elif self.obs.hold is not None:
+                self.message = f"{self.hold_text()}; at step {self.step_no()}/{self.n}"
             else:
                 self._progress()
         if not self.canary_active:
@@ -392,12 +419,20 @@ class _Pass:
                 self.emit(R.RETRY_REQUESTED, revision=rev, request=retry.id, steps=self.n)
                 self.update(rolled_back_revision=None, aborted=False)
                 self._start_canary(rev)
-            elif (
+                return
+            dropped = ""
+            if s.canary_revision is not None:
+                # The template went back to a rolled-back revision while another canary ran:
+                # that canary is no longer asked for, and the rolled-back one is not retried.
+                dropped = f"; canary {s.canary_revision} dropped, stable {s.stable_revision} serves"
+                self._clear_canary()
+            changed = (
                 self.prev.observed_generation is not None
                 and self.prev.observed_generation != self.obs.generation
-            ):
+            )
+            if changed or dropped:
                 how = "aborted" if s.aborted else "rolled back"
-                self.emit(R.REVISION_SKIPPED, revision=rev, how=how)
+                self.emit(R.REVISION_SKIPPED, revision=rev, how=how, dropped=dropped)
             return
         if rev == s.canary_revision:
             return
@@ -555,11 +590,11 @@ class _Pass:
     # ---------------------------------------------------------------- analysis
 
     def _record_measurements(self) -> None:
-        active = active_run(self.spec, self.s)
+        active = active_run(self.spec, self.s, held=self.held)
         if active is None or not self.obs.measurements:
             return
         checks, run = active
-        due = {d.metric.name for d in due_metrics(self.spec, self.s, self.now)}
+        due = {d.metric.name for d in due_metrics(self.spec, self.s, self.now, held=self.held)}
         metrics: list[MetricRun] = []
         failure = ""
         index = run.step_index
@@ -922,6 +957,8 @@ class _Pass:
         pause: PauseReason | None = None
         if self.spec.paused:
             pause = PauseReason.SPEC_PAUSED
+        elif self.obs.hold is not None:
+            pause = PauseReason.OVERRIDE_HOLD
         elif self.canary_active:
             pause = s.pause_reason
         if holding:
@@ -948,7 +985,7 @@ class _Pass:
         elif pause is not None:
             phase = Phase.PAUSED
             degraded_reason = ""
-            message = self.message or f"paused ({pause.value})"
+            message = self.message or self.hold_text() or f"paused ({pause.value})"
         elif self.canary_active or self.cluster_wait:
             phase = Phase.PROGRESSING
             degraded_reason = ""
@@ -961,6 +998,8 @@ class _Pass:
             message = (
                 f"revision {stable} is stable at 100% ({available}/{self.spec.replicas} available)"
             )
+        if self.obs.override_waiting:
+            message = f"{message}; {self.obs.override_waiting}"
         message = R.clip(message)
         self._pause_events(pause)
         self._ready_events(phase, stable)
@@ -973,20 +1012,23 @@ class _Pass:
             replicas=sum(st.desired_replicas for st in states),
             available_replicas=sum(st.available_replicas for st in states),
         )
-        self.wake(soonest_due(self.spec, self.s))
+        self.wake(soonest_due(self.spec, self.s, held=self.held))
 
     def _pause_events(self, pause: PauseReason | None) -> None:
+        """Paused and Resumed events for the pauses a person sets outside the steps:
+        spec.paused and a hold override."""
         before = self.prev.condition(ConditionType.PAUSED)
-        was_spec_paused = (
-            before is not None
-            and before.status is ConditionStatus.TRUE
-            and before.reason == PauseReason.SPEC_PAUSED.value
+        was = (
+            before.reason if before is not None and before.status is ConditionStatus.TRUE else None
         )
-        if pause is PauseReason.SPEC_PAUSED and not was_spec_paused:
-            self.emit(R.PAUSED, what="paused by spec.paused")
-        elif pause is not PauseReason.SPEC_PAUSED and was_spec_paused:
+        outside = {PauseReason.SPEC_PAUSED.value: "spec.paused cleared"}
+        outside[PauseReason.OVERRIDE_HOLD.value] = "hold override ended"
+        if pause is not None and pause.value in outside and was != pause.value:
+            what = "paused by spec.paused" if pause is PauseReason.SPEC_PAUSED else self.hold_text()
+            self.emit(R.PAUSED, what=what)
+        elif (pause is None or pause.value not in outside) and was in outside:
             where = f"step {self.step_no()}/{self.n}" if self.canary_active else "stable"
-            self.emit(R.RESUMED, where=where)
+            self.emit(R.RESUMED, what=outside[str(was)], where=where)
 
     def _ready_events(self, phase: Phase, stable: str) -> None:
         before = self.prev.condition(ConditionType.READY)
@@ -1074,7 +1116,7 @@ class _Pass:
         if canary is not None:
             index = s.current_step_index or 0
             ahead = weight
-            if index < self.n and not self.spec.paused:
+            if index < self.n and not self.held:
                 step_weight = self.steps[index].set_weight
                 if step_weight is not None:
                     ahead = max(ahead, step_weight)

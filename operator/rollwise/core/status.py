@@ -70,6 +70,7 @@ class PauseReason(StrEnum):
     PAUSE_STEP = "PauseStep"
     SPEC_PAUSED = "SpecPaused"
     ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
+    OVERRIDE_HOLD = "OverrideHold"
 
 
 class ConditionType(StrEnum):
@@ -81,7 +82,7 @@ class ConditionType(StrEnum):
     the workload serves at full capacity, whether or not a canary is in progress.
     ``Progressing``: True while a revision is being rolled out; False with reason
     ``ProgressDeadlineExceeded``, ``RolledBack`` or ``Aborted`` when stuck or rolled back.
-    ``Paused``: True with reason PauseStep, SpecPaused or AnalysisInconclusive.
+    ``Paused``: True with reason PauseStep, SpecPaused, AnalysisInconclusive or OverrideHold.
     ``Degraded``: True when rolled back, aborted, past the progress deadline or invalid.
     ``InvalidSpec``: True with the validation messages when the spec is invalid.
     """

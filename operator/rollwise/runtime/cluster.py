@@ -19,16 +19,27 @@ from rollwise.adapters.errors import NotFound
 from rollwise.adapters.kube import MERGE_PATCH, KubeAPI, kube_errors
 from rollwise.adapters.metrics.base import MetricProvider
 from rollwise.adapters.metrics.prometheus import PrometheusProvider
+from rollwise.adapters.registry import alias_store_for
+from rollwise.adapters.registry.base import AliasStore
+from rollwise.adapters.releases import (
+    MODELRELEASE_API_VERSION,
+    MODELRELEASE_KIND,
+    ReleaseObjects,
+    ReleaseRef,
+)
+from rollwise.adapters.serving import InferenceServices
 from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
 from rollwise.adapters.traffic.registry import router_for
 from rollwise.adapters.workloads import ROLLOUT_API_VERSION, ROLLOUT_KIND, Workloads
 from rollwise.core.rollout import Event
-from rollwise.core.spec import TrafficRouting
+from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
 from rollwise.core.status import format_time
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.reconcile import Ports, RolloutObject
+from rollwise.runtime.release import GatesPort, ReleasePorts
 
 GROUP, VERSION, PLURAL = "rollwise.dev", "v1alpha1", "rollouts"
+RELEASE_PLURAL = "modelreleases"
 
 #: ``source.component`` / ``reportingComponent`` of the operator's events.
 COMPONENT = "rollwise-operator"
@@ -85,18 +96,72 @@ class KubeCluster:
         return dict(obj) if isinstance(obj, dict) else {}
 
     def post_event(self, rollout: RolloutObject, event: Event) -> None:
+        self._post_event(
+            rollout.namespace, rollout.name, rollout.uid, (ROLLOUT_API_VERSION, ROLLOUT_KIND), event
+        )
+
+    # -- ModelReleases -----------------------------------------------------------------------
+
+    def read_release(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ModelRelease as the API server has it now; None when it is gone."""
+        try:
+            with kube_errors(f"get modelrelease {namespace}/{name}"):
+                obj = self._custom.get_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    RELEASE_PLURAL,
+                    name,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+        except NotFound:
+            return None
+        return dict(obj) if isinstance(obj, dict) else None
+
+    def patch_release_status(
+        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": patch}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        with kube_errors(f"patch modelrelease {namespace}/{name} status"):
+            obj = self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                RELEASE_PLURAL,
+                name,
+                body,
+                _content_type=MERGE_PATCH,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        return dict(obj) if isinstance(obj, dict) else {}
+
+    def post_release_event(self, release: ReleaseRef, event: Event) -> None:
+        self._post_event(
+            release.namespace,
+            release.name,
+            release.uid,
+            (MODELRELEASE_API_VERSION, MODELRELEASE_KIND),
+            event,
+        )
+
+    def _post_event(
+        self, namespace: str, name: str, uid: str, kind: tuple[str, str], event: Event
+    ) -> None:
+        api_version, kind_name = kind
         now = datetime.now(UTC)
         stamp = format_time(now.replace(microsecond=0))
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{rollout.name}.", "namespace": rollout.namespace},
+            "metadata": {"generateName": f"{name}.", "namespace": namespace},
             "involvedObject": {
-                "apiVersion": ROLLOUT_API_VERSION,
-                "kind": ROLLOUT_KIND,
-                "name": rollout.name,
-                "namespace": rollout.namespace,
-                "uid": rollout.uid,
+                "apiVersion": api_version,
+                "kind": kind_name,
+                "name": name,
+                "namespace": namespace,
+                "uid": uid,
             },
             "reason": event.reason.name,
             "message": event.message,
@@ -110,9 +175,9 @@ class KubeCluster:
             "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "count": 1,
         }
-        with kube_errors(f"post event {event.reason.name} on {rollout.namespace}/{rollout.name}"):
+        with kube_errors(f"post event {event.reason.name} on {namespace}/{name}"):
             self._core.create_namespaced_event(
-                rollout.namespace,
+                namespace,
                 body,  # type: ignore[arg-type]  # the dict goes out as JSON as it is
                 _preload_content=False,
                 _request_timeout=REQUEST_TIMEOUT,
@@ -148,6 +213,7 @@ def build_ports(
     metrics: OperatorMetrics | None,
     instance: str | None = None,
     providers: ProviderCache | None = None,
+    record_key: bytes | None = None,
 ) -> Ports:
     """The production ports over one ``ApiClient``; ``for_pass`` gives each reconcile pass
     its own read view (``PassView``), so a pass reads each object at most once."""
@@ -167,6 +233,45 @@ def build_ports(
             default_prometheus=default_prometheus,
             metrics=metrics,
             for_pass=lambda: over(kube.pass_view()),
+            record_key=record_key,
+        )
+
+    return over(kube)
+
+
+def build_release_ports(
+    api: Any,
+    *,
+    gates: GatesPort,
+    record_key: bytes | None,
+    default_prometheus: str | None,
+    metrics: OperatorMetrics | None,
+    instance: str | None = None,
+    providers: ProviderCache | None = None,
+    mlflow_token: str | None = None,
+) -> ReleasePorts:
+    """The production ports of the ModelRelease pass over one ``ApiClient``."""
+    kube = KubeAPI(api, timeout=REQUEST_TIMEOUT)
+    cluster = KubeCluster(api, instance=instance)
+    provider_for = providers if providers is not None else ProviderCache()
+
+    def over(view: KubeAPI) -> ReleasePorts:
+        def stores(spec: ModelReleaseSpec, namespace: str) -> AliasStore:
+            return alias_store_for(
+                spec.alias.store, namespace=namespace, kube=view, mlflow_token=mlflow_token
+            )
+
+        return ReleasePorts(
+            cluster=cluster,
+            objects=ReleaseObjects(view),
+            serving=InferenceServices(view),
+            alias_store_for=stores,
+            gates=gates,
+            provider_for=provider_for,
+            record_key=record_key,
+            default_prometheus=default_prometheus,
+            metrics=metrics,
+            for_pass=lambda: over(kube.pass_view()),
         )
 
     return over(kube)
@@ -176,9 +281,11 @@ __all__ = [
     "COMPONENT",
     "GROUP",
     "PLURAL",
+    "RELEASE_PLURAL",
     "VERSION",
     "KubeCluster",
     "ProviderCache",
     "api_client",
     "build_ports",
+    "build_release_ports",
 ]

@@ -7,8 +7,17 @@ sleeps until the first of
   ``resync_seconds`` so a missed watch event is never fatal;
 * a *wake-up*: a watch event that changes what the Rollout asks for — its
   ``metadata.generation`` (spec), a manual-request annotation (``rollwise.dev/promote`` ...) or
-  its deletion — or one of its revision Deployments changing replicas or readiness;
+  its deletion — or a revision Deployment's controller reporting progress (observed
+  generation, replica counts in status);
 * the daemon being stopped (Rollout deleted, operator exiting).
+
+The watches kopf already runs (Rollouts, revision Deployments, and Services) also feed a
+:class:`rollwise.adapters.kube.WatchCache`; each loop sets it as its passes' read cache
+(``PASS_CACHE``), so a pass reads what the watches delivered instead of asking the API server
+again. ``WatchCache`` explains why that is as safe as a fresh read: bodies at a known
+resourceVersion, never older than the operator's own writes, and the status patch conditional
+on the version read. The event handlers are coroutines: they only update dicts, and a plain
+function would cost a hop through kopf's thread pool for every watch event.
 
 Why a daemon and not create/update/resume handlers plus a timer: there is one code path for
 all causes (DESIGN §2: driven by state, never by "what changed"), passes of one Rollout never
@@ -30,14 +39,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 
+from rollwise.adapters.kube import DEPLOYMENTS, PASS_CACHE, ROLLOUTS, SERVICES, WatchCache
 from rollwise.adapters.workloads import ROLLOUT_LABEL
 from rollwise.core.observations import RequestKind
+from rollwise.core.overrides import OVERRIDES
 from rollwise.runtime.cluster import GROUP, PLURAL, VERSION
 from rollwise.runtime.logging import rollout_logger
 from rollwise.runtime.metrics import OperatorMetrics
@@ -49,14 +60,16 @@ CANCELLATION_TIMEOUT = 10.0
 #: Prefix of kopf's own annotations and of the finalizer.
 KOPF_PREFIX = "rollwise.dev"
 
-_REQUEST_ANNOTATIONS = tuple(kind.annotation for kind in RequestKind)
+#: Annotations whose change wakes a Rollout's loop: the manual requests, and the override
+#: records the admission webhook writes (``core.overrides``).
+_REQUEST_ANNOTATIONS = (*(kind.annotation for kind in RequestKind), OVERRIDES)
 
 Key = tuple[str, str]
 
 
 def rollout_fingerprint(body: Mapping[str, Any]) -> Hashable:
     """What, when it changes, must wake a Rollout's loop: the spec (generation), the manual
-    requests and deletion. Status-only writes keep it unchanged."""
+    requests and override records, and deletion. Status-only writes keep it unchanged."""
     meta = body.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     return (
@@ -67,13 +80,14 @@ def rollout_fingerprint(body: Mapping[str, Any]) -> Hashable:
 
 
 def deployment_fingerprint(body: Mapping[str, Any]) -> Hashable:
-    """What of a revision Deployment the reconcile observes (replicas and readiness)."""
-    meta = body.get("metadata") or {}
-    spec = body.get("spec") or {}
+    """What of a revision Deployment the reconcile waits for: its controller's progress
+    (observed generation, replica counts in status).
+
+    Its spec is left out: the operator itself writes it (scaling), and waking on the watch
+    event of its own write only made a pass observe a half-done step (and write status for
+    it); any spec change is followed by the controller's status update, which wakes."""
     status = body.get("status") or {}
     return (
-        meta.get("generation"),
-        spec.get("replicas"),
         status.get("observedGeneration"),
         status.get("updatedReplicas"),
         status.get("readyReplicas"),
@@ -81,15 +95,27 @@ def deployment_fingerprint(body: Mapping[str, Any]) -> Hashable:
     )
 
 
+def watch_cache() -> WatchCache:
+    """The read cache the handlers' watches feed: Rollouts, revision Deployments (those with
+    the ``rollwise.dev/rollout`` label, as the watch selects them) and Services."""
+    cache = WatchCache()
+    cache.watch(ROLLOUTS)
+    cache.watch(DEPLOYMENTS, required_label=ROLLOUT_LABEL)
+    cache.watch(SERVICES)
+    return cache
+
+
 @dataclass
 class Runtime:
-    """The state the handlers share: the ports of a pass, the wake-up events, the metrics."""
+    """The state the handlers share: the ports of a pass, the wake-up events, the metrics and
+    the watch-fed read cache (None: every pass reads from the API server)."""
 
     ports: Ports
     metrics: OperatorMetrics | None = None
     resync_seconds: float = 300.0
     wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
     fingerprints: dict[tuple[str, str, str], Hashable] = field(default_factory=dict)
+    cache: WatchCache | None = field(default_factory=watch_cache)
 
     def waker(self, key: Key) -> asyncio.Event:
         event = self.wakers.get(key)
@@ -133,6 +159,51 @@ async def sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, de
                 await waiter
 
 
+class _Failures(Protocol):
+    failures: int
+
+
+class _Outcome(Protocol):
+    @property
+    def gone(self) -> bool: ...
+
+    @property
+    def requeue_after(self) -> float | None: ...
+
+
+async def pass_loop(
+    run_pass: Callable[[], Awaitable[_Outcome]],
+    memory: _Failures,
+    wake: asyncio.Event,
+    stopped: kopf.DaemonStopped,
+    *,
+    resync_seconds: float,
+    log: Any,
+    after_pass: Callable[[], object] | None = None,
+) -> None:
+    """Runs ``run_pass`` until the object is gone or the daemon stops, sleeping between passes
+    for the pass's ``requeue_after`` (capped by ``resync_seconds``) or until woken. A pass
+    that raises is a bug, not a cluster failure (those come back in its result): the loop
+    stays alive and looks again after a growing delay rather than dropping the object."""
+    while not stopped:
+        wake.clear()
+        try:
+            result = await run_pass()
+        except Exception:
+            log.exception("reconcile pass crashed")
+            memory.failures += 1
+            await sleep_until_woken(wake, stopped, min(2.0**memory.failures, 300.0))
+            continue
+        finally:
+            if after_pass is not None:
+                after_pass()
+        if result.gone:
+            break
+        delay = result.requeue_after
+        delay = resync_seconds if delay is None else min(delay, resync_seconds)
+        await sleep_until_woken(wake, stopped, delay)
+
+
 async def rollout_loop(
     runtime: Runtime, namespace: str, name: str, stopped: kopf.DaemonStopped
 ) -> None:
@@ -142,22 +213,21 @@ async def rollout_loop(
     memory = Memory()
     log = rollout_logger(namespace, name, None)
     log.debug("reconcile loop started")
-    while not stopped:
-        wake.clear()
-        try:
-            result = await reconcile(namespace, name, runtime.ports, memory)
-        except Exception:
-            # A bug, not a cluster failure (those come back in the result): keep the loop
-            # alive and look again later rather than dropping the Rollout.
-            log.exception("reconcile pass crashed")
-            memory.failures += 1
-            await sleep_until_woken(wake, stopped, min(2.0**memory.failures, 300.0))
-            continue
-        if result.gone:
-            break
-        delay = result.requeue_after
-        delay = runtime.resync_seconds if delay is None else min(delay, runtime.resync_seconds)
-        await sleep_until_woken(wake, stopped, delay)
+    # The first pass reads from the API server: kopf adds its finalizer to a new Rollout right
+    # after starting this loop, so the body its watch delivered is about to be outdated (a
+    # status patch conditional on it would only conflict). Later passes read the watch cache.
+    # This loop is its own task: the setting stays in its context (and the worker threads'
+    # that ``asyncio.to_thread`` starts from it).
+    PASS_CACHE.set(None)
+    await pass_loop(
+        lambda: reconcile(namespace, name, runtime.ports, memory),
+        memory,
+        wake,
+        stopped,
+        resync_seconds=runtime.resync_seconds,
+        log=log,
+        after_pass=lambda: PASS_CACHE.set(runtime.cache),
+    )
     log.debug("reconcile loop stopped")
 
 
@@ -191,16 +261,21 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 runtime.forget("rollout", (namespace, name))
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="rollout-changed", registry=registry)
-    def rollout_changed(
-        *, type: str, body: kopf.Body, name: str, namespace: str | None, **_: Any
+    async def rollout_changed(
+        *, type: str, event: Mapping[str, Any], name: str, namespace: str | None, **_: Any
     ) -> None:
         if namespace is None:
             return
         key = (namespace, name)
+        body = event.get("object") or {}
         if type == "DELETED":
+            if runtime.cache is not None:
+                runtime.cache.observe_deleted(ROLLOUTS, body)
             runtime.wake(key)
             runtime.forget("rollout", key)
             return
+        if runtime.cache is not None:
+            runtime.cache.observe(ROLLOUTS, body)
         if runtime.changed("rollout", key, rollout_fingerprint(body)):
             runtime.wake(key)
 
@@ -212,20 +287,37 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         labels={ROLLOUT_LABEL: kopf.PRESENT},
         registry=registry,
     )
-    def revision_changed(
-        *, type: str, body: kopf.Body, name: str, namespace: str | None, **_: Any
+    async def revision_changed(
+        *, type: str, event: Mapping[str, Any], name: str, namespace: str | None, **_: Any
     ) -> None:
+        body = event.get("object") or {}
         rollout = (body.get("metadata") or {}).get("labels", {}).get(ROLLOUT_LABEL)
         if not rollout or namespace is None:
             return
         if type == "DELETED":
+            if runtime.cache is not None:
+                runtime.cache.observe_deleted(DEPLOYMENTS, body)
             runtime.forget("deployment", (namespace, name))
             if (namespace, rollout) in runtime.wakers:
                 runtime.wake((namespace, rollout))
             return
+        if runtime.cache is not None:
+            runtime.cache.observe(DEPLOYMENTS, body)
         changed = runtime.changed("deployment", (namespace, name), deployment_fingerprint(body))
         if changed and (namespace, rollout) in runtime.wakers:
             runtime.wake((namespace, rollout))
+
+    if runtime.cache is not None:
+        cache = runtime.cache
+
+        @kopf.on.event("", "v1", "services", id="service-seen", registry=registry)
+        async def service_seen(*, type: str, event: Mapping[str, Any], **_: Any) -> None:
+            # Only the cache needs Services: a pass checks the ones its Rollout names.
+            body = event.get("object") or {}
+            if type == "DELETED":
+                cache.observe_deleted(SERVICES, body)
+            else:
+                cache.observe(SERVICES, body)
 
 
 def operator_settings(instance: str | None = None) -> kopf.OperatorSettings:
@@ -259,8 +351,10 @@ __all__ = [
     "Runtime",
     "deployment_fingerprint",
     "operator_settings",
+    "pass_loop",
     "register",
     "rollout_fingerprint",
     "rollout_loop",
     "sleep_until_woken",
+    "watch_cache",
 ]

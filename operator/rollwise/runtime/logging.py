@@ -87,4 +87,12 @@ def rollout_logger(namespace: str, name: str, revision: str | None) -> Any:
     )
 
 
-__all__ = ["configure", "logger", "rollout_logger"]
+def release_logger(namespace: str, name: str, version: str | None, ticket: str | None) -> Any:
+    """The logger of one reconcile pass of a ModelRelease: every line names the release, the
+    model version and the change ticket."""
+    return logger("rollwise.modelrelease").bind(
+        namespace=namespace, modelrelease=name, version=version or "", change=ticket or ""
+    )
+
+
+__all__ = ["configure", "logger", "release_logger", "rollout_logger"]

@@ -20,11 +20,20 @@ import kopf
 from kubernetes import client
 
 from rollwise.adapters.errors import AdapterError, Conflict, NotFound
-from rollwise.adapters.kube import kube_errors
+from rollwise.adapters.gates import GateEvaluator
+from rollwise.adapters.kube import KubeAPI, kube_errors
 from rollwise.runtime import logging as rlog
-from rollwise.runtime.cluster import ProviderCache, api_client, build_ports
+from rollwise.runtime.admission import AdmissionSetupError, read_record_key, setup_admission
+from rollwise.runtime.cluster import (
+    REQUEST_TIMEOUT,
+    ProviderCache,
+    api_client,
+    build_ports,
+    build_release_ports,
+)
 from rollwise.runtime.handlers import Runtime, operator_settings, register
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.release_handlers import ReleaseRuntime, register_releases
 from rollwise.runtime.settings import Settings, SettingsError, apply_configmap, from_sources
 
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
@@ -87,6 +96,14 @@ def ensure_peering(api: Any, settings: Settings, log: Any) -> None:
         log.warning("cannot create the peering object", peering=settings.peering, error=exc.message)
 
 
+def read_secret_file(path: str | None) -> bytes | None:
+    """The content of a mounted secret file, stripped; None when no file is configured."""
+    if path is None:
+        return None
+    with open(path, "rb") as handle:
+        return handle.read().strip() or None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = from_sources(argv)
@@ -106,6 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = metrics.serve(settings.metrics_port)
     ensure_peering(api, settings, log)
 
+    try:
+        record_key = read_record_key(settings.record_key_file) if settings.record_key_file else None
+        mlflow_token = read_secret_file(settings.mlflow_token_file)
+    except (OSError, AdmissionSetupError) as exc:
+        log.error("cannot read a secret file", error=str(exc))
+        return 2
     providers = ProviderCache()
     ports = build_ports(
         api,
@@ -113,10 +136,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics=metrics,
         instance=settings.pod_name,
         providers=providers,
+        record_key=record_key,
     )
     runtime = Runtime(ports=ports, metrics=metrics, resync_seconds=settings.resync_seconds)
     registry = kopf.OperatorRegistry()
     register(registry, runtime)
+    gates = GateEvaluator(
+        KubeAPI(api, timeout=REQUEST_TIMEOUT),
+        policy_configmap=settings.policy_configmap,
+        freeze_configmap=settings.freeze_configmap,
+        mlflow_url=settings.mlflow_url,
+        mlflow_token=mlflow_token.decode() if mlflow_token else None,
+    )
+    release_ports = build_release_ports(
+        api,
+        gates=gates,
+        record_key=record_key,
+        default_prometheus=settings.prometheus_url,
+        metrics=metrics,
+        instance=settings.pod_name,
+        providers=providers,
+        mlflow_token=mlflow_token.decode() if mlflow_token else None,
+    )
+    register_releases(
+        registry, ReleaseRuntime(ports=release_ports, resync_seconds=settings.resync_seconds)
+    )
     log.info(
         "starting",
         namespaces=list(settings.namespaces) or "cluster-wide",
@@ -124,9 +168,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         peering_priority=settings.peering_priority,
         metrics_port=port,
         prometheus=settings.prometheus_url,
+        record_key="set" if record_key else "none (approvals, waivers and overrides never count)",
     )
     kopf_settings = operator_settings(settings.pod_name)
     kopf_settings.peering.lifetime = settings.peering_lifetime
+    try:
+        webhook = setup_admission(registry, kopf_settings, settings)
+    except AdmissionSetupError as exc:
+        log.error("cannot start the admission webhook", error=str(exc))
+        return 2
+    if webhook:
+        log.info(
+            "admission webhook on",
+            port=settings.webhook_port,
+            managed=settings.webhook_managed,
+        )
     try:
         kopf.run(
             registry=registry,

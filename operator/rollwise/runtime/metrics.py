@@ -13,7 +13,8 @@ Series:
 * ``rollwise_rollbacks_total{namespace,rollout}``;
 * ``rollwise_reconcile_duration_seconds`` (histogram of one reconcile pass);
 * ``rollwise_api_errors_total{operation,code}`` (``code``: HTTP status, or the error class);
-* ``rollwise_status_writes_total``.
+* ``rollwise_status_writes_total``;
+* ``rollwise_model_releases{stage}``: how many ModelReleases are in each stage (gauge).
 
 Per-rollout series are removed by :meth:`OperatorMetrics.forget` when the Rollout is deleted,
 so a cluster with churn does not grow the endpoint forever.
@@ -28,6 +29,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from rollwise.core.modelrelease_status import Stage
 from rollwise.core.status import Phase
 
 
@@ -77,8 +79,17 @@ class OperatorMetrics:
             "Status patches written (passes that changed nothing write none).",
             registry=self.registry,
         )
+        self.releases = Gauge(
+            "rollwise_model_releases",
+            "ModelReleases by stage.",
+            ["stage"],
+            registry=self.registry,
+        )
         for phase in Phase:
             self.rollouts.labels(phase=phase.value).set(0)
+        for stage in Stage:
+            self.releases.labels(stage=stage.value).set(0)
+        self._stages: dict[tuple[str, str], str] = {}
         self._phases: dict[tuple[str, str], str] = {}
         self._metric_names: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._lock = threading.Lock()
@@ -95,6 +106,20 @@ class OperatorMetrics:
             self._phases[key] = phase or "Unknown"
             self._recount()
         self.canary_weight.labels(namespace=namespace, rollout=rollout).set(canary_weight)
+
+    def observe_release(self, namespace: str, release: str, stage: str | None) -> None:
+        """Record a ModelRelease's stage after a pass (None: the release is gone)."""
+        key = (namespace, release)
+        with self._lock:
+            if stage is None:
+                self._stages.pop(key, None)
+            else:
+                self._stages[key] = stage
+            counts: dict[str, int] = {s.value: 0 for s in Stage}
+            for value in self._stages.values():
+                counts[value] = counts.get(value, 0) + 1
+        for value, count in counts.items():
+            self.releases.labels(stage=value).set(count)
 
     def measured(self, namespace: str, rollout: str, metric: str, verdict: str) -> None:
         with self._lock:

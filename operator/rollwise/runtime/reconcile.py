@@ -6,12 +6,15 @@ per-Rollout loop, the unit tests call it with in-memory fakes. Its I/O goes thro
 and its events), always from worker threads (``asyncio.to_thread``) since the adapters are
 synchronous.
 
-1. **Observe**: read the Rollout (a fresh GET: the pass never trusts a cached status), its
+1. **Observe**: read the Rollout (from the operator's watch cache when the runtime set one,
+   see :func:`_read_rollout` and ``adapters.kube.WatchCache``, else a GET), its
    revision Deployments, whether its Services exist, the router's actual weight, the manual
-   requests in its annotations, and the measurements due now (queried in parallel, each with
-   its metric's timeout). A provider error becomes ``Measurement(error=...)``, no data
-   ``Measurement(value=None)``. A Service or routing object the spec names but the cluster
-   lacks is reported to the core as a missing reference (the spec is invalid: no actions).
+   requests in its annotations, the override in effect (``core.overrides``: signed records
+   only, under :attr:`Ports.record_key`), and the measurements due now (none while held;
+   queried in parallel, each with its metric's timeout). A provider error becomes
+   ``Measurement(error=...)``, no data ``Measurement(value=None)``. A Service or routing
+   object the spec names but the cluster lacks is reported to the core as a missing
+   reference (the spec is invalid: no actions).
 2. **Decide**: :func:`rollwise.core.rollout.decide`, pure, with ``now`` from :attr:`Ports.clock`.
 3. **Act**: the decision's actions in order, each idempotent. The first failing one stops the
    list: ``Conflict`` is retried after a second, ``Unavailable`` after its ``retry_after`` or
@@ -36,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -45,17 +48,15 @@ from pydantic import ValidationError
 from rollwise.adapters.errors import (
     AdapterError,
     Conflict,
-    KubeError,
     NotFound,
     RouteMisconfigured,
     RouteNotFound,
 )
-from rollwise.adapters.metrics.base import MetricProvider
+from rollwise.adapters.kube import PASS_CACHE, ROLLOUTS, WatchCache, copy_json
 from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
 from rollwise.adapters.workloads import RolloutRef, deployment_name
 from rollwise.core import reasons as R
-from rollwise.core.analysis import QueryTemplateError, due_metrics, query_context, render_query
-from rollwise.core.durations import InvalidDuration, parse_seconds
+from rollwise.core.analysis import due_metrics, query_context
 from rollwise.core.observations import (
     Measurement,
     Observations,
@@ -63,6 +64,7 @@ from rollwise.core.observations import (
     requests_from_annotations,
     revision_of,
 )
+from rollwise.core.overrides import RolloutOverride, in_effect, read_overrides, rollout_effect
 from rollwise.core.rollout import (
     POLL_SECONDS,
     Action,
@@ -75,11 +77,12 @@ from rollwise.core.rollout import (
     ScaleRevision,
     decide,
 )
-from rollwise.core.spec import Metric, RolloutSpec, TrafficRouting
+from rollwise.core.spec import RolloutSpec, TrafficRouting
 from rollwise.core.status import RolloutStatus
 from rollwise.core.validation import load_rollout_spec
 from rollwise.runtime.logging import rollout_logger
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.passes import ProviderFactory, error_code, measure, post_events, soonest
 
 #: Seconds before looking again after a pass that changed the cluster.
 FOLLOW_UP_SECONDS = 1.0
@@ -134,7 +137,6 @@ class ClusterPort(Protocol):
 
 
 RouterFactory = Callable[[TrafficRouting | None, RouterContext], TrafficRouter]
-ProviderFactory = Callable[[str], MetricProvider]
 
 
 def utc_now() -> datetime:
@@ -152,6 +154,9 @@ class Ports:
     default_prometheus: str | None = None
     metrics: OperatorMetrics | None = None
     clock: Callable[[], datetime] = utc_now
+    #: The operator's record key: override records (``rollwise.dev/overrides``, written by
+    #: its admission webhook) count only with a valid signature under it; None trusts none.
+    record_key: bytes | None = None
     #: Ports for one pass (``reconcile`` calls it first): the production ports read each object
     #: at most once per pass (``adapters.kube.PassView``). None: use these ports as they are.
     for_pass: Callable[[], Ports] | None = None
@@ -243,11 +248,6 @@ def backoff(failures: int) -> float:
     return float(min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS))
 
 
-def _soonest(*values: float | None) -> float | None:
-    present = [v for v in values if v is not None]
-    return min(present) if present else None
-
-
 def describe(action: Action) -> str:
     """An action as messages name it."""
     if isinstance(action, EnsureRevision):
@@ -280,13 +280,6 @@ def merge_patch_diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> d
         elif key not in before or prior != value:
             patch[key] = value
     return patch
-
-
-def error_code(error: BaseException) -> str:
-    """The ``code`` label of ``rollwise_api_errors_total``."""
-    if isinstance(error, KubeError) and error.status is not None:
-        return str(error.status)
-    return type(error).__name__
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,52 +321,51 @@ def _router_context(
     )
 
 
-def _timeout_of(metric: Metric) -> float:
-    try:
-        return parse_seconds(metric.provider.prometheus.timeout)
-    except InvalidDuration:
-        return 10.0
-
-
 async def _measure(
     obj: RolloutObject,
     seen: tuple[RolloutSpec, RolloutStatus | None],
     ports: Ports,
     now: datetime,
     log: Any,
+    *,
+    held: bool = False,
 ) -> dict[str, Measurement]:
     spec, status = seen
-    due = due_metrics(spec, status, now)
+    due = due_metrics(spec, status, now, held=held)
     if not due:
         return {}
-    context = query_context(obj.namespace, obj.name, spec, status)
+    return await measure(
+        [d.metric for d in due],
+        query_context(obj.namespace, obj.name, spec, status),
+        provider_for=ports.provider_for,
+        default_prometheus=ports.default_prometheus,
+        now=now,
+        metrics=ports.metrics,
+        log=log,
+    )
 
-    async def one(metric: Metric) -> tuple[str, Measurement]:
-        source = metric.provider.prometheus
-        address = source.address or ports.default_prometheus
-        if not address:
-            return metric.name, Measurement(
-                value=None,
-                at=now,
-                error="no Prometheus address: set the metric's provider.prometheus.address "
-                "or the operator's ROLLWISE_PROMETHEUS_URL",
-            )
-        try:
-            query = render_query(source.query, context)
-        except QueryTemplateError as exc:
-            return metric.name, Measurement(value=None, at=now, error=str(exc))
-        provider = ports.provider_for(address)
-        try:
-            value = await asyncio.to_thread(provider.query, query, _timeout_of(metric))
-        except AdapterError as exc:
-            if ports.metrics is not None:
-                ports.metrics.api_error("prometheus_query", error_code(exc))
-            log.warning("metric query failed", metric=metric.name, error=exc.message)
-            return metric.name, Measurement(value=None, at=now, error=exc.message)
-        return metric.name, Measurement(value=value, at=now)
 
-    results = await asyncio.gather(*(one(d.metric) for d in due))
-    return dict(results)
+def _override(
+    obj: RolloutObject, template_hash: str, status: RolloutStatus | None, ports: Ports
+) -> RolloutOverride:
+    """The override in effect for the current revision (signed records only), as the core
+    observes it (``core.overrides.rollout_effect``)."""
+    found = read_overrides(obj.annotations, obj.uid, ports.record_key)
+    return rollout_effect(
+        in_effect(found.overrides, template_hash),
+        name=obj.name,
+        template_hash=template_hash,
+        status=status,
+    )
+
+
+def _with_override(observations: Observations, override: RolloutOverride) -> Observations:
+    return replace(
+        observations,
+        hold=override.hold,
+        override_requests=override.requests,
+        override_waiting=override.waiting,
+    )
 
 
 async def _observe(obj: RolloutObject, ports: Ports, now: datetime, log: Any) -> _Seen:
@@ -382,13 +374,19 @@ async def _observe(obj: RolloutObject, ports: Ports, now: datetime, log: Any) ->
     template = obj.spec.get("template")
     template_hash = revision_of(template if isinstance(template, Mapping) else {})
     requests = requests_from_annotations(obj.annotations)
+    override = _override(obj, template_hash, status, ports)
     spec, _errors = load_rollout_spec(obj.spec)
     if spec is None:
         # An invalid spec is decided without looking at the cluster: nothing will be done.
         return _Seen(
             None,
             status,
-            Observations(template_hash=template_hash, generation=obj.generation, requests=requests),
+            _with_override(
+                Observations(
+                    template_hash=template_hash, generation=obj.generation, requests=requests
+                ),
+                override,
+            ),
         )
     canary = spec.strategy.canary
     router = ports.router_for(canary.traffic_routing, _router_context(obj, spec, status))
@@ -403,18 +401,25 @@ async def _observe(obj: RolloutObject, ports: Ports, now: datetime, log: Any) ->
                 return None, None
             return None, exc.message
 
+    def read_cluster() -> tuple[
+        dict[str, RevisionState], bool, bool, tuple[int | None, str | None]
+    ]:
+        # One worker-thread hop for the four reads, not four: with the watch cache they are
+        # memory lookups, and each hop cost more CPU than the read (the queries below, which
+        # wait on Prometheus, still run side by side).
+        return (
+            ports.workloads.revisions(obj.ref),
+            ports.workloads.service_exists(obj.namespace, canary.stable_service),
+            ports.workloads.service_exists(obj.namespace, canary.canary_service),
+            read_weight(),
+        )
+
     (
-        revisions,
-        stable_exists,
-        canary_exists,
-        (weight, route_problem),
+        (revisions, stable_exists, canary_exists, (weight, route_problem)),
         measurements,
     ) = await asyncio.gather(
-        asyncio.to_thread(ports.workloads.revisions, obj.ref),
-        asyncio.to_thread(ports.workloads.service_exists, obj.namespace, canary.stable_service),
-        asyncio.to_thread(ports.workloads.service_exists, obj.namespace, canary.canary_service),
-        asyncio.to_thread(read_weight),
-        _measure(obj, (spec, status), ports, now, log),
+        asyncio.to_thread(read_cluster),
+        _measure(obj, (spec, status), ports, now, log, held=override.hold is not None),
     )
     missing: list[str] = []
     if not stable_exists:
@@ -442,6 +447,9 @@ async def _observe(obj: RolloutObject, ports: Ports, now: datetime, log: Any) ->
             measurements=measurements,
             requests=requests,
             missing_references=tuple(missing),
+            hold=override.hold,
+            override_requests=override.requests,
+            override_waiting=override.waiting,
         ),
     )
 
@@ -490,15 +498,21 @@ async def _act(
     router = ports.router_for(
         spec.strategy.canary.traffic_routing, _router_context(obj, spec, decision.status)
     )
-    acted = False
-    for action in decision.actions:
-        try:
-            acted = await asyncio.to_thread(_apply, action, obj, ports, router, seen) or acted
-        except AdapterError as exc:
-            if ports.metrics is not None:
-                ports.metrics.api_error(type(action).__name__, error_code(exc))
-            return True, ActionFailure(action, exc)
-    return acted, None
+
+    def apply_all() -> tuple[bool, ActionFailure | None]:
+        # In order, from one worker thread; the first failure stops the list.
+        acted = False
+        for action in decision.actions:
+            try:
+                acted = _apply(action, obj, ports, router, seen) or acted
+            except AdapterError as exc:
+                return True, ActionFailure(action, exc)
+        return acted, None
+
+    acted, failure = await asyncio.to_thread(apply_all)
+    if failure is not None and ports.metrics is not None:
+        ports.metrics.api_error(type(failure.action).__name__, error_code(failure.error))
+    return acted, failure
 
 
 # --------------------------------------------------------------------------------------------
@@ -527,18 +541,6 @@ def _record_metrics(
         metrics.rolled_back(obj.namespace, obj.name)
 
 
-async def _post_events(ports: Ports, obj: RolloutObject, events: Sequence[Event], log: Any) -> None:
-    for event in events:
-        log.info(event.message, reason=event.reason.name, type=event.type.value)
-        try:
-            await asyncio.to_thread(ports.cluster.post_event, obj, event)
-        except AdapterError as exc:
-            # An event lost is a pity, not a reason to redo the pass.
-            if ports.metrics is not None:
-                ports.metrics.api_error("post_event", error_code(exc))
-            log.warning("could not post event", reason=event.reason.name, error=exc.message)
-
-
 async def reconcile(namespace: str, name: str, ports: Ports, memory: Memory) -> PassResult:
     """One pass over the Rollout ``namespace/name``. Never raises for cluster or provider
     failures: they come back in the result with the time to look again."""
@@ -557,10 +559,27 @@ def _failed(memory: Memory, wait: float | None = None) -> float:
     return wait if wait is not None else backoff(memory.failures)
 
 
+async def _read_rollout(
+    namespace: str, name: str, ports: Ports, cache: WatchCache | None
+) -> dict[str, Any] | None:
+    """The Rollout: the body its watch delivered (``WatchCache``: at a known resourceVersion,
+    never older than this operator's last write of it, and the status patch is conditional on
+    that version), else a GET."""
+    cached = cache.lookup(ROLLOUTS, namespace, name) if cache is not None else None
+    if cached is not None:
+        body: dict[str, Any] = copy_json(cached)
+        return body
+    found = await asyncio.to_thread(ports.cluster.read_rollout, namespace, name)
+    if found is not None and cache is not None:
+        cache.observe(ROLLOUTS, found, confirmed=True)
+    return found
+
+
 async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) -> PassResult:
     log = rollout_logger(namespace, name, None)
+    cache = PASS_CACHE.get()
     try:
-        body = await asyncio.to_thread(ports.cluster.read_rollout, namespace, name)
+        body = await _read_rollout(namespace, name, ports, cache)
     except AdapterError as exc:
         if ports.metrics is not None:
             ports.metrics.api_error("read_rollout", error_code(exc))
@@ -588,14 +607,19 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
     if seen.status is None or decision.status != seen.status:
         patch = merge_patch_diff(obj.status, decision.status.to_wire())
         try:
-            await asyncio.to_thread(
+            written = await asyncio.to_thread(
                 ports.cluster.patch_status, namespace, name, patch, obj.resource_version
             )
         except Conflict as exc:
-            # The Rollout changed since it was read: decide again from what is there now.
+            # The Rollout changed since it was read: decide again from what is there now (read
+            # from the server: the cached body was behind).
+            if cache is not None:
+                cache.forget(ROLLOUTS, namespace, name)
             log.info("status write conflicted; looking again", error=exc.message)
             return PassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision, acted=acted)
         except NotFound:
+            if cache is not None:
+                cache.deleted(ROLLOUTS, namespace, name)
             return PassResult(requeue_after=None, gone=True)
         except AdapterError as exc:
             if ports.metrics is not None:
@@ -608,6 +632,10 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
                 error=exc.message,
             )
         status_written = True
+        if cache is not None and written:
+            # Read-your-writes: the next pass starts from this answer, not from an older body
+            # whose watch event is still on its way.
+            cache.observe(ROLLOUTS, written, confirmed=True)
         if ports.metrics is not None:
             ports.metrics.status_written()
 
@@ -629,11 +657,16 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
         memory.failures = 0
         memory.reported = None
         if acted:
-            requeue = _soonest(requeue, FOLLOW_UP_SECONDS)
+            requeue = soonest(requeue, FOLLOW_UP_SECONDS)
     if seen.observations.missing_references:
-        requeue = _soonest(requeue, POLL_SECONDS)
+        requeue = soonest(requeue, POLL_SECONDS)
 
-    await _post_events(ports, obj, events, log)
+    await post_events(
+        events,
+        lambda event: ports.cluster.post_event(obj, event),
+        metrics=ports.metrics,
+        log=log,
+    )
     _record_metrics(ports, obj, decision, list(seen.observations.measurements))
     log.debug(
         "pass done",

@@ -22,6 +22,31 @@ Environment:
 * ``ROLLWISE_METRICS_PORT``: port of the Prometheus endpoint (default 9102, 0 turns it off).
 * ``ROLLWISE_PROMETHEUS_URL``: Prometheus queried for metrics whose provider names no address.
 * ``POD_NAME`` / ``POD_NAMESPACE``: the operator's own pod (event reporting instance, peering).
+* ``POD_IP``: the pod's address, the default webhook host.
+
+ModelRelease governance (see docs/governance.md):
+
+* ``ROLLWISE_RECORD_KEY_FILE``: file holding the key that signs identity records (its content,
+  stripped of surrounding white space). Required when the webhook is on; without it the
+  reconcile trusts no approval or waiver record.
+* ``ROLLWISE_ROLE_GROUPS``: which groups may approve as which role, ``ROLE=GROUP,GROUP;...``,
+  e.g. ``security=sec-team,sre;product=pm;executive=cto``. A role not listed has no approver.
+* ``ROLLWISE_WEBHOOK_PORT``: port of the mutating admission webhook that records identities
+  (unset or 0: no webhook).
+* ``ROLLWISE_WEBHOOK_LISTEN``: address the webhook binds (default ``0.0.0.0``).
+* ``ROLLWISE_WEBHOOK_HOST``: host name or IP the API server calls (default ``POD_IP``, else
+  ``127.0.0.1``); used only when the operator manages the webhook configuration.
+* ``ROLLWISE_WEBHOOK_CERT_FILE`` / ``ROLLWISE_WEBHOOK_KEY_FILE``: the webhook's serving
+  certificate and key (PEM), both required when the webhook is on.
+* ``ROLLWISE_WEBHOOK_CA_FILE``: CA bundle the API server trusts the certificate by (default:
+  the certificate itself).
+* ``ROLLWISE_WEBHOOK_MANAGED``: ``true`` (default): the operator (kopf) creates and keeps its
+  ``MutatingWebhookConfiguration`` named ``rollwise.dev``; ``false``: someone else (the Helm
+  chart) installs it and the operator only serves.
+* ``ROLLWISE_POLICY_CONFIGMAP``: ``NAMESPACE/NAME`` of the ConfigMap with the policy digests.
+* ``ROLLWISE_FREEZE_CONFIGMAP``: ``NAMESPACE/NAME`` of the ConfigMap with the freeze windows.
+* ``ROLLWISE_MLFLOW_URL``: the MLflow tracking server (model registry) URL.
+* ``ROLLWISE_MLFLOW_TOKEN_FILE``: file holding MLflow's bearer token.
 * ``KUBECONFIG``: used by the Kubernetes client outside a cluster (in-cluster config first).
 
 The ConfigMap may carry ``prometheusURL`` and ``resyncSeconds``; environment variables win.
@@ -36,7 +61,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from urllib.parse import urlparse
 
@@ -50,6 +75,13 @@ DEFAULT_PEERING_LIFETIME = 60
 DEFAULT_RESYNC_SECONDS = 300.0
 
 _DNS_LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+_ROLE_CHARS = _DNS_LABEL_CHARS | set("_")
+
+#: The name of the MutatingWebhookConfiguration the operator manages (kopf's ``managed``).
+WEBHOOK_CONFIGURATION = "rollwise.dev"
+#: The webhook binds every interface by default: the API server calls it from outside the pod.
+DEFAULT_WEBHOOK_LISTEN = "0.0.0.0"
+DEFAULT_WEBHOOK_HOST = "127.0.0.1"
 
 
 class SettingsError(ValueError):
@@ -78,10 +110,27 @@ class Settings:
     pod_name: str | None = None
     pod_namespace: str | None = None
     resync_seconds: float = DEFAULT_RESYNC_SECONDS
+    record_key_file: str | None = None
+    role_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    webhook_port: int = 0
+    webhook_listen: str = DEFAULT_WEBHOOK_LISTEN
+    webhook_host: str = DEFAULT_WEBHOOK_HOST
+    webhook_cert_file: str | None = None
+    webhook_key_file: str | None = None
+    webhook_ca_file: str | None = None
+    webhook_managed: bool = True
+    policy_configmap: tuple[str, str] | None = None
+    freeze_configmap: tuple[str, str] | None = None
+    mlflow_url: str | None = None
+    mlflow_token_file: str | None = None
 
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+    @property
+    def webhook_enabled(self) -> bool:
+        return self.webhook_port > 0
 
 
 def _check_name(value: str, what: str) -> str:
@@ -125,6 +174,107 @@ def _positive_seconds(value: str, what: str) -> float:
     if not seconds > 0:
         raise SettingsError(f"{what}: must be greater than 0, got {value}")
     return seconds
+
+
+def _namespaced_name(value: str, what: str) -> tuple[str, str]:
+    ns, sep, name = value.partition("/")
+    if not sep:
+        raise SettingsError(f"{what}: {value!r} is not NAMESPACE/NAME")
+    return _check_name(ns, what), _check_name(name, what)
+
+
+def _path(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise SettingsError(f"{what}: {value!r} is not a file path")
+    return value
+
+
+def _boolean(value: str, what: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise SettingsError(f"{what}: {value!r} is not true or false")
+
+
+def _host(value: str, what: str) -> str:
+    if not value or any(c.isspace() for c in value) or "/" in value:
+        raise SettingsError(f"{what}: {value!r} is not a host name or IP address")
+    return value
+
+
+def parse_role_groups(value: str) -> dict[str, tuple[str, ...]]:
+    """``security=sec-team,sre;product=pm`` as role -> groups."""
+    what = "ROLLWISE_ROLE_GROUPS"
+    roles: dict[str, tuple[str, ...]] = {}
+    for part in (p.strip() for p in value.split(";")):
+        if not part:
+            continue
+        role, sep, groups_text = part.partition("=")
+        role = role.strip()
+        if not sep or not role or not set(role) <= _ROLE_CHARS:
+            raise SettingsError(
+                f"{what}: {part!r} is not ROLE=GROUP[,GROUP...] (role: lower-case letters, "
+                "digits, '-' or '_')"
+            )
+        if role in roles:
+            raise SettingsError(f"{what}: role {role!r} is listed twice")
+        groups = tuple(dict.fromkeys(g.strip() for g in groups_text.split(",") if g.strip()))
+        if not groups:
+            raise SettingsError(f"{what}: role {role!r} names no group")
+        roles[role] = groups
+    return roles
+
+
+def _governance(environ: Mapping[str, str]) -> dict[str, object]:
+    """The ModelRelease governance settings (webhook, record key, gate sources)."""
+
+    def get(name: str) -> str:
+        return environ.get(name, "").strip()
+
+    out: dict[str, object] = {}
+    if raw := get("ROLLWISE_RECORD_KEY_FILE"):
+        out["record_key_file"] = _path(raw, "ROLLWISE_RECORD_KEY_FILE")
+    if raw := get("ROLLWISE_ROLE_GROUPS"):
+        out["role_groups"] = parse_role_groups(raw)
+    port = _port(raw, "ROLLWISE_WEBHOOK_PORT") if (raw := get("ROLLWISE_WEBHOOK_PORT")) else 0
+    out["webhook_port"] = port
+    if raw := get("ROLLWISE_WEBHOOK_LISTEN"):
+        out["webhook_listen"] = _host(raw, "ROLLWISE_WEBHOOK_LISTEN")
+    if raw := get("ROLLWISE_WEBHOOK_HOST") or get("POD_IP"):
+        out["webhook_host"] = _host(raw, "ROLLWISE_WEBHOOK_HOST")
+    for name, key in (
+        ("ROLLWISE_WEBHOOK_CERT_FILE", "webhook_cert_file"),
+        ("ROLLWISE_WEBHOOK_KEY_FILE", "webhook_key_file"),
+        ("ROLLWISE_WEBHOOK_CA_FILE", "webhook_ca_file"),
+        ("ROLLWISE_MLFLOW_TOKEN_FILE", "mlflow_token_file"),
+    ):
+        if raw := get(name):
+            out[key] = _path(raw, name)
+    if raw := get("ROLLWISE_WEBHOOK_MANAGED"):
+        out["webhook_managed"] = _boolean(raw, "ROLLWISE_WEBHOOK_MANAGED")
+    if port:
+        missing = [
+            name
+            for name, key in (
+                ("ROLLWISE_RECORD_KEY_FILE", "record_key_file"),
+                ("ROLLWISE_WEBHOOK_CERT_FILE", "webhook_cert_file"),
+                ("ROLLWISE_WEBHOOK_KEY_FILE", "webhook_key_file"),
+            )
+            if key not in out
+        ]
+        if missing:
+            raise SettingsError(
+                f"ROLLWISE_WEBHOOK_PORT: the webhook needs {', '.join(missing)} as well"
+            )
+    if raw := get("ROLLWISE_POLICY_CONFIGMAP"):
+        out["policy_configmap"] = _namespaced_name(raw, "ROLLWISE_POLICY_CONFIGMAP")
+    if raw := get("ROLLWISE_FREEZE_CONFIGMAP"):
+        out["freeze_configmap"] = _namespaced_name(raw, "ROLLWISE_FREEZE_CONFIGMAP")
+    if raw := get("ROLLWISE_MLFLOW_URL"):
+        out["mlflow_url"] = _check_url(raw, "ROLLWISE_MLFLOW_URL")
+    return out
 
 
 def parser() -> argparse.ArgumentParser:
@@ -201,19 +351,14 @@ def from_sources(
     configmap: tuple[str, str] | None = None
     raw_cm = environ.get("ROLLWISE_SETTINGS_CONFIGMAP", "").strip()
     if raw_cm:
-        ns, sep, name = raw_cm.partition("/")
-        if not sep:
-            raise SettingsError(f"ROLLWISE_SETTINGS_CONFIGMAP: {raw_cm!r} is not NAMESPACE/NAME")
-        configmap = (
-            _check_name(ns, "ROLLWISE_SETTINGS_CONFIGMAP"),
-            _check_name(name, "ROLLWISE_SETTINGS_CONFIGMAP"),
-        )
+        configmap = _namespaced_name(raw_cm, "ROLLWISE_SETTINGS_CONFIGMAP")
 
     raw_port = environ.get("ROLLWISE_METRICS_PORT", "").strip()
     metrics_port = _port(raw_port, "ROLLWISE_METRICS_PORT") if raw_port else DEFAULT_METRICS_PORT
     raw_url = environ.get("ROLLWISE_PROMETHEUS_URL", "").strip()
     prometheus_url = _check_url(raw_url, "ROLLWISE_PROMETHEUS_URL") if raw_url else None
 
+    governance = _governance(environ)
     return Settings(
         namespaces=namespaces,
         liveness=liveness,
@@ -227,6 +372,7 @@ def from_sources(
         prometheus_url=prometheus_url,
         pod_name=environ.get("POD_NAME") or None,
         pod_namespace=environ.get("POD_NAMESPACE") or None,
+        **governance,  # type: ignore[arg-type]
     )
 
 
@@ -257,11 +403,13 @@ __all__ = [
     "DEFAULT_METRICS_PORT",
     "DEFAULT_PEERING_LIFETIME",
     "DEFAULT_RESYNC_SECONDS",
+    "WEBHOOK_CONFIGURATION",
     "LogFormat",
     "Settings",
     "SettingsError",
     "apply_configmap",
     "from_sources",
+    "parse_role_groups",
     "parser",
     "seniority_priority",
 ]

@@ -12,7 +12,6 @@ from rollwise.cli.render import (
     ActualWeight,
     age,
     human_duration,
-    render_release_table,
     render_rollout,
     render_rollout_table,
     threshold_text,
@@ -320,21 +319,3 @@ def test_rollout_table() -> None:
     ]
     single = render_rollout_table(items[:1], b.NOW, all_namespaces=False)
     assert cells(single[0])[0] == "NAME"
-
-
-def test_release_table() -> None:
-    release = {
-        "metadata": {"name": "fraud-v7", "namespace": "ml", "creationTimestamp": b.stamp(300)},
-        "spec": {"model": "fraud", "version": "7"},
-        "status": {"stage": "Staging"},
-    }
-    fresh = {
-        "metadata": {"name": "fraud-v8", "namespace": "ml", "creationTimestamp": b.stamp(5)},
-        "spec": {"model": "fraud", "version": "8"},
-    }
-    lines = render_release_table([fresh, release], b.NOW, all_namespaces=False)
-    assert [cells(line) for line in lines] == [
-        ["NAME", "MODEL", "VERSION", "STAGE", "AGE"],
-        ["fraud-v7", "fraud", "7", "Staging", "5m"],
-        ["fraud-v8", "fraud", "8", "<none>", "5s"],
-    ]

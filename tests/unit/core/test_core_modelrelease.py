@@ -600,6 +600,31 @@ def approved_held_by_freeze_window() -> Case:
     )
 
 
+def approved_freeze_window_wakes_at_its_end() -> Case:
+    status, world, spec = canary_passed()
+    freeze = GateResult(
+        "freeze-window",
+        GateStatus.FAILED,
+        "window friday-freeze until 18:00",
+        recheck_at=at(42),
+    )
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(
+            child=healthy_child(spec),
+            approvals=approvals(),
+            gates=(*passed("artifact-digest"), freeze),
+        ),
+        now=at(30),
+        stage=Stage.APPROVED,
+        events=["ReleaseApproved", "PromotionFrozen"],
+        phase=ReleasePhase.WAITING,
+        absent=[FlipAlias],
+        requeue=12.0,
+    )
+
+
 def emergency_with_executive_passes_freeze() -> Case:
     status, world, spec = canary_passed(change_type="emergency")
     freeze = GateResult("freeze-window", GateStatus.FAILED, "window friday-freeze until 18:00")
@@ -810,6 +835,7 @@ CASES: list[Callable[[], Case]] = [
     approved_read_back_goes_to_production,
     approved_store_down_flip_retried,
     approved_held_by_freeze_window,
+    approved_freeze_window_wakes_at_its_end,
     emergency_with_executive_passes_freeze,
     emergency_without_executive_is_held,
     freeze_gate_not_reported_holds,
@@ -1398,5 +1424,6 @@ def test_release_reasons_are_distinct_documented_and_all_listed() -> None:
     assert set(defined) == set(RR.ALL_RELEASE_REASONS)
     assert all(r.doc and r.template for r in RR.ALL_RELEASE_REASONS)
     shared = {r.name for r in ALL_REASONS} & set(names)
-    # Only the spec-level reasons mean the same thing on both kinds.
-    assert shared == {"InvalidSpec", "SpecCorrected"}
+    # Only the spec-level reasons and a failed change to the cluster mean the same thing on
+    # both kinds.
+    assert shared == {"InvalidSpec", "SpecCorrected", "ActionFailed"}

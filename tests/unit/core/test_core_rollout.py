@@ -6,12 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from rollwise.core.observations import ManualRequest, Observations, RequestKind, RevisionState
+from rollwise.core import reasons as R
+from rollwise.core.observations import (
+    ManualRequest,
+    Observations,
+    RequestKind,
+    RevisionState,
+    revision_of,
+)
 from rollwise.core.rollout import (
     Action,
     Decision,
@@ -1505,3 +1512,46 @@ def test_measurement_recorded_at_decision_time_with_value_and_verdict() -> None:
     record = run.measurements[-1]
     assert (record.value, record.at, record.verdict.value) == (0.3, at(70), "Fail")
     assert run.failed == 1
+
+
+def test_template_back_to_a_rolled_back_revision_drops_the_running_canary() -> None:
+    """A canary runs while the template goes back to a revision rolled back earlier: the
+    canary is dropped (stable serves) and the rolled-back revision is not retried; deciding
+    again changes nothing (a hypothesis property found the second pass restarting it)."""
+    spec = RolloutSpec.model_validate(
+        {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": "app:v3"}]},
+            },
+            "strategy": {
+                "canary": {
+                    "steps": [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}],
+                    "stableService": "web-stable",
+                    "canaryService": "web-canary",
+                }
+            },
+        }
+    )
+    rev = revision_of(spec.template)
+    status = RolloutStatus(
+        stable_revision="4f07e42081", canary_revision="aa110f6fee", rolled_back_revision=rev
+    )
+    obs = Observations(
+        template_hash=rev,
+        generation=1,
+        requests=(ManualRequest(RequestKind.ABORT, "a"),),
+    )
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first = decide(spec, status, obs, now)
+    assert first.status.canary_revision is None
+    assert first.status.rolled_back_revision == rev
+    assert first.status.phase is Phase.DEGRADED
+    skipped = [e for e in first.events if e.reason is R.REVISION_SKIPPED]
+    assert skipped
+    assert "canary aa110f6fee dropped" in skipped[0].message
+    again = decide(spec, first.status, obs, now)
+    assert again.status == first.status
+    assert again.events == ()

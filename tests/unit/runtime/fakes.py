@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rollwise.adapters.errors import AdapterError, Conflict, NotFound
+from rollwise.adapters.kube import PASS_CACHE, WatchCache
 from rollwise.adapters.metrics.base import MetricProvider, NopProvider
 from rollwise.adapters.traffic.base import NopRouter, RouterContext, TrafficRouter
 from rollwise.adapters.workloads import RolloutRef
@@ -88,8 +89,10 @@ class FakeCluster:
     patches: list[dict[str, Any]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     conflict_next_patch: bool = False
+    reads: int = 0
 
     def read_rollout(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads += 1
         return copy.deepcopy(self.body)
 
     def patch_status(
@@ -204,6 +207,14 @@ class World:
 
     def run(self) -> PassResult:
         return asyncio.run(reconcile(NAMESPACE, NAME, self.ports, self.memory))
+
+    def run_cached(self, cache: WatchCache) -> PassResult:
+        """A pass with ``cache`` as its read cache (as each Rollout's loop sets it)."""
+        token = PASS_CACHE.set(cache)
+        try:
+            return self.run()
+        finally:
+            PASS_CACHE.reset(token)
 
     def settle(self, until: Callable[[PassResult], bool], passes: int = 12) -> PassResult:
         """Run passes (the clock following each pass's requeue) until ``until`` holds."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rollwise.adapters.errors import Conflict, NotOwned, ProviderUnavailable, Unavailable
+from rollwise.adapters.kube import ROLLOUTS, WatchCache
 from rollwise.core.observations import revision_of
 from rollwise.core.rollout import POLL_SECONDS
 from rollwise.runtime.reconcile import (
@@ -267,6 +268,47 @@ def test_status_conflict_posts_no_event_and_looks_again_soon() -> None:
     assert result.requeue_after == CONFLICT_RETRY_SECONDS
     assert not result.status_written
     assert w.cluster.reasons == []
+    healthy(w)
+    assert w.cluster.reasons == ["Initialized"]
+
+
+def rollout_cache() -> WatchCache:
+    cache = WatchCache()
+    cache.watch(ROLLOUTS)
+    return cache
+
+
+def test_with_a_watch_cache_the_rollout_is_read_once_and_then_from_its_own_writes() -> None:
+    w, cache = world(), rollout_cache()
+    w.run_cached(cache)
+    assert w.cluster.reads == 1
+    for _ in range(12):
+        result = w.run_cached(cache)
+        w.clock.advance(result.requeue_after or 1)
+        if w.status.get("phase") == "Healthy":
+            break
+    assert w.status["phase"] == "Healthy"
+    assert w.cluster.reads == 1
+    assert w.cluster.reasons == ["Initialized"]
+    patches = len(w.cluster.patches)
+    w.run_cached(cache)
+    assert len(w.cluster.patches) == patches
+
+
+def test_a_cached_rollout_behind_the_server_conflicts_and_is_read_again() -> None:
+    w, cache = world(), rollout_cache()
+    assert w.cluster.body is not None
+    before_first_write = w.cluster.read_rollout(NAMESPACE, NAME)
+    w.run()
+    assert before_first_write is not None
+    cache.observe(ROLLOUTS, before_first_write)  # the watch has not caught up
+    reads = w.cluster.reads
+    result = w.run_cached(cache)
+    assert result.requeue_after == CONFLICT_RETRY_SECONDS
+    assert not result.status_written
+    assert w.cluster.reads == reads
+    w.run_cached(cache)
+    assert w.cluster.reads == reads + 1
     healthy(w)
     assert w.cluster.reasons == ["Initialized"]
 

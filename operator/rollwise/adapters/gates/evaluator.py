@@ -1,0 +1,362 @@
+"""``GateEvaluator``: the ModelRelease gates a reconcile pass observes, as the core's
+``GateResult`` observations.
+
+``evaluate(namespace, spec, now)`` returns one result per gate that applies, in this order:
+``artifact-digest`` (always), ``sbom`` (when ``spec.gates.sbom`` is set), ``policy-digest``
+(when ``spec.policyDigest`` is set) and ``freeze-window`` (always). Each gate's check lives in
+its own module (``digest``, ``sbom``, ``policy``, ``freeze``); this class reads the evidence,
+caches the expensive checks and never raises: a failure to check becomes Pending with the
+error in the message, so a gate is never Passed without evidence.
+
+Caching, per process:
+
+* an artifact digest per (URI, expected digest, MLflow registry): a match is kept for the
+  process's life; a mismatch or a failure to check is kept for ``retry_ttl`` seconds, then
+  checked again (so a 10 GiB artifact is not hashed on every pass, and a fixed one is seen);
+* an SBOM from a ConfigMap per (ConfigMap, key, resourceVersion, maxSeverity): the verdict on
+  one content never changes; an SBOM from a URL per (URL, maxSeverity) like an artifact;
+* the policy snapshot and the freeze windows are read on every call (one small GET each).
+
+``checked_at`` is when the gate's current verdict (status and message) was first reached for
+the release (namespace, model, version): an unchanged verdict keeps its time, so the status
+the reconcile writes does not change on every pass.
+
+Synchronous, thread-safe: the runtime calls it through ``asyncio.to_thread``; two passes that
+need the same artifact digest at once compute it once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import requests
+
+from rollwise.adapters.configmaps import ConfigMaps, resource_version
+from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.gates.digest import ArtifactChecker
+from rollwise.adapters.gates.fetch import (
+    Budget,
+    EvidenceTooLarge,
+    EvidenceUnavailable,
+    http_get_bytes,
+    read_file,
+)
+from rollwise.adapters.gates.freeze import (
+    WINDOWS_KEY,
+    FreezeVerdict,
+    InvalidWindow,
+    evaluate_windows,
+    parse_windows,
+)
+from rollwise.adapters.gates.outcome import Outcome
+from rollwise.adapters.gates.policy import check_policy
+from rollwise.adapters.gates.sbom import check_document, configmap_value
+from rollwise.adapters.kube import KubeAPI
+from rollwise.core.modelrelease import (
+    GATE_ARTIFACT,
+    GATE_FREEZE,
+    GATE_POLICY,
+    GATE_SBOM,
+    MSG_SBOM_SOURCE,
+    GateResult,
+)
+from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.spec import FreezeWindow, ModelReleaseSpec, SBOMSource
+from rollwise.core.status import format_time
+
+#: Largest artifact whose digest the operator computes (10 GiB).
+DEFAULT_MAX_ARTIFACT_BYTES = 10 * 1024**3
+#: Seconds one artifact download or hash may take.
+DEFAULT_ARTIFACT_TIMEOUT = 300.0
+#: Largest SBOM document read (32 MiB) and seconds its download may take.
+DEFAULT_MAX_SBOM_BYTES = 32 * 1024**2
+DEFAULT_SBOM_TIMEOUT = 30.0
+#: Seconds a check that did not pass is trusted before it is made again.
+DEFAULT_RETRY_TTL = 60.0
+#: Entries kept per cache (oldest dropped first).
+MAX_CACHE_ENTRIES = 1024
+
+CacheKey = tuple[Hashable, ...]
+
+
+class _Cache:
+    """Outcomes by key: a Passed one (or any, with ``forever``) stays; others expire."""
+
+    def __init__(self, clock: Callable[[], float], ttl: float) -> None:
+        self.clock = clock
+        self.ttl = ttl
+        self._entries: OrderedDict[CacheKey, tuple[Outcome, float, bool]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[CacheKey, threading.Lock] = {}
+
+    def get(self, key: CacheKey) -> Outcome | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            outcome, stored, forever = entry
+            if forever or outcome.status is GateStatus.PASSED or self.clock() - stored < self.ttl:
+                self._entries.move_to_end(key)
+                return outcome
+            del self._entries[key]
+            return None
+
+    def put(self, key: CacheKey, outcome: Outcome, *, forever: bool = False) -> None:
+        with self._lock:
+            self._entries[key] = (outcome, self.clock(), forever)
+            self._entries.move_to_end(key)
+            while len(self._entries) > MAX_CACHE_ENTRIES:
+                self._entries.popitem(last=False)
+
+    def key_lock(self, key: CacheKey) -> threading.Lock:
+        with self._lock:
+            if len(self._key_locks) > MAX_CACHE_ENTRIES:
+                self._key_locks = {k: v for k, v in self._key_locks.items() if v.locked()}
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def compute(
+        self, key: CacheKey, check: Callable[[], Outcome], *, forever: bool = False
+    ) -> Outcome:
+        """The cached outcome for ``key``, else ``check()`` (once at a time per key)."""
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+        with self.key_lock(key):
+            cached = self.get(key)
+            if cached is not None:
+                return cached
+            outcome = check()
+            self.put(key, outcome, forever=forever)
+            return outcome
+
+
+def _error_outcome(exc: Exception) -> Outcome:
+    if isinstance(exc, AdapterError):
+        return Outcome.pending(f"could not check: {exc.message}")
+    return Outcome.pending(f"could not check: {type(exc).__name__}: {exc}")
+
+
+def _guarded(check: Callable[[], Outcome]) -> Outcome:
+    try:
+        return check()
+    except Exception as exc:  # the evaluator never raises: an error is "could not check"
+        return _error_outcome(exc)
+
+
+class GateEvaluator:
+    """Evaluates the gates of ModelReleases (see the module doc)."""
+
+    def __init__(
+        self,
+        kube: KubeAPI,
+        *,
+        policy_configmap: tuple[str, str] | None,
+        freeze_configmap: tuple[str, str] | None,
+        mlflow_url: str | None,
+        mlflow_token: str | None = None,
+        max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+        artifact_timeout: float = DEFAULT_ARTIFACT_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+        retry_ttl: float = DEFAULT_RETRY_TTL,
+        max_sbom_bytes: int = DEFAULT_MAX_SBOM_BYTES,
+        sbom_timeout: float = DEFAULT_SBOM_TIMEOUT,
+        session: requests.Session | None = None,
+    ) -> None:
+        """``policy_configmap``/``freeze_configmap``: (namespace, name) of the cluster's policy
+        snapshot and freeze windows (None: not configured). ``clock``: monotonic seconds, for
+        the caches' ``retry_ttl``."""
+        self.configmaps = ConfigMaps(kube)
+        self.policy_configmap = policy_configmap
+        self.freeze_configmap = freeze_configmap
+        self.session = session or requests.Session()
+        self.max_sbom_bytes = max_sbom_bytes
+        self.sbom_timeout = sbom_timeout
+        self.artifacts = ArtifactChecker(
+            max_bytes=max_artifact_bytes,
+            timeout=artifact_timeout,
+            mlflow_url=mlflow_url,
+            mlflow_token=mlflow_token,
+            session=self.session,
+        )
+        self._artifact_cache = _Cache(clock, retry_ttl)
+        self._sbom_cache = _Cache(clock, retry_ttl)
+        self._verdicts: OrderedDict[CacheKey, GateResult] = OrderedDict()
+        self._verdicts_lock = threading.Lock()
+
+    # -- the interface -----------------------------------------------------------------------
+
+    def evaluate(
+        self, namespace: str, spec: ModelReleaseSpec, now: datetime
+    ) -> tuple[GateResult, ...]:
+        """One ``GateResult`` per gate that applies to ``spec`` (order: module doc)."""
+        checks: list[tuple[str, Callable[[], Outcome]]] = [
+            (GATE_ARTIFACT, lambda: self.check_artifact(spec))
+        ]
+        sbom = spec.gates.sbom
+        if sbom is not None:
+            checks.append((GATE_SBOM, lambda: self.check_sbom(namespace, sbom)))
+        policy = spec.policy_digest
+        if policy is not None:
+            checks.append((GATE_POLICY, lambda: self.check_policy(policy)))
+        checks.append((GATE_FREEZE, lambda: self.check_freeze(spec.gates.freeze_windows, now)))
+        release = (namespace, spec.model, spec.version)
+        return tuple(self._result(release, name, _guarded(check), now) for name, check in checks)
+
+    # -- the gates ---------------------------------------------------------------------------
+
+    def check_artifact(self, spec: ModelReleaseSpec) -> Outcome:
+        uri, expected = spec.artifact.uri, spec.artifact.digest
+        tracking: str | None = None
+        if urlsplit(uri).scheme.lower() == "models":
+            mlflow = spec.alias.store.mlflow if spec.alias.store is not None else None
+            tracking = mlflow.tracking_uri if mlflow is not None else self.artifacts.mlflow_url
+        return self._artifact_cache.compute(
+            (uri, expected, tracking),
+            lambda: _guarded(lambda: self.artifacts.check(uri, expected, tracking)),
+        )
+
+    def check_sbom(self, namespace: str, source: SBOMSource) -> Outcome:
+        if (source.config_map_key is None) == (source.url is None):
+            return Outcome.failed(MSG_SBOM_SOURCE)
+        severity = source.max_severity
+        if source.config_map_key is not None:
+            ref = source.config_map_key
+            where = f"ConfigMap {namespace}/{ref.name} key {ref.key}"
+            configmap = self.configmaps.get(namespace, ref.name)
+            if configmap is None:
+                return Outcome.pending(f"SBOM {where}: the ConfigMap does not exist")
+            raw = configmap_value(configmap, ref.key)
+            if raw is None:
+                return Outcome.pending(f"SBOM {where}: the ConfigMap has no such key")
+            key: CacheKey = ("configmap", namespace, ref.name, ref.key, resource_version(configmap))
+            return self._sbom_cache.compute(
+                (*key, severity), lambda: check_document(raw, severity, where), forever=True
+            )
+        url = str(source.url)
+        return self._sbom_cache.compute(
+            ("url", url, severity), lambda: _guarded(lambda: self._sbom_from_url(url, severity))
+        )
+
+    def _sbom_from_url(self, url: str, severity: str) -> Outcome:
+        budget = Budget(f"SBOM {url}", self.max_sbom_bytes, self.sbom_timeout)
+        parts = urlsplit(url)
+        try:
+            if parts.scheme in ("http", "https"):
+                raw = http_get_bytes(self.session, url, budget)
+            elif parts.scheme == "file" and parts.netloc in ("", "localhost"):
+                chunks: list[bytes] = []
+                read_file(Path(unquote(parts.path)), chunks.append, budget)
+                raw = b"".join(chunks)
+            else:
+                return Outcome.pending(
+                    f"SBOM {url}: scheme {parts.scheme or '(none)'} is not supported "
+                    "(use http(s):// or a ConfigMap)"
+                )
+        except EvidenceTooLarge as exc:
+            return Outcome.failed(f"{exc}; no evidence, no promotion")
+        except EvidenceUnavailable as exc:
+            return Outcome.pending(f"could not read the SBOM: {exc}")
+        return check_document(raw, severity, url)
+
+    def check_policy(self, expected: str) -> Outcome:
+        if self.policy_configmap is None:
+            return Outcome.pending(
+                "spec.policyDigest is set but the operator has no policy snapshot ConfigMap "
+                "configured (ROLLWISE_POLICY_CONFIGMAP)"
+            )
+        namespace, name = self.policy_configmap
+        return check_policy(self.configmaps.get(namespace, name), expected, f"{namespace}/{name}")
+
+    def check_freeze(self, spec_windows: list[FreezeWindow] | None, now: datetime) -> Outcome:
+        windows = list(spec_windows or [])
+        problems: list[str] = []
+        unreadable: str | None = None
+        if self.freeze_configmap is not None:
+            namespace, name = self.freeze_configmap
+            source = f"freeze ConfigMap {namespace}/{name}"
+            try:
+                cluster = self._cluster_windows(namespace, name, source)
+            except InvalidWindow as exc:
+                problems.append(str(exc))
+            except AdapterError as exc:
+                unreadable = f"could not read the {source}: {exc.message}"
+            else:
+                if cluster is None:
+                    unreadable = f"the {source} does not exist"
+                else:
+                    windows += cluster
+        verdict = evaluate_windows(windows, now)
+        verdict = FreezeVerdict(verdict.open, (*problems, *verdict.problems))
+        if verdict.open or verdict.problems:
+            # The windows are sorted latest end first: the gate opens when that one closes.
+            ends = verdict.open[0].end if verdict.open and not verdict.problems else None
+            return Outcome.failed(_freeze_message(verdict), recheck_at=ends)
+        if unreadable is not None:
+            return Outcome.pending(unreadable)
+        counted = f" ({len(windows)} checked)" if windows else ""
+        return Outcome.passed(f"no freeze window open{counted}")
+
+    def _cluster_windows(self, namespace: str, name: str, source: str) -> list[FreezeWindow] | None:
+        """The cluster's windows (None: the ConfigMap does not exist)."""
+        configmap = self.configmaps.get(namespace, name)
+        if configmap is None:
+            return None
+        raw = (configmap.get("data") or {}).get(WINDOWS_KEY)
+        if raw is None:
+            return []
+        if not isinstance(raw, str):
+            raise InvalidWindow(f"{source}: {WINDOWS_KEY} is not a string")
+        return parse_windows(raw, source)
+
+    # -- results -----------------------------------------------------------------------------
+
+    def _result(self, release: CacheKey, gate: str, outcome: Outcome, now: datetime) -> GateResult:
+        key = (*release, gate)
+        with self._verdicts_lock:
+            last = self._verdicts.get(key)
+            if last is not None and (last.status, last.message) == (
+                outcome.status,
+                outcome.message,
+            ):
+                self._verdicts.move_to_end(key)
+                return last
+            result = GateResult(
+                name=gate,
+                status=outcome.status,
+                message=outcome.message,
+                checked_at=now.astimezone(UTC),
+                recheck_at=outcome.recheck_at,
+            )
+            self._verdicts[key] = result
+            while len(self._verdicts) > MAX_CACHE_ENTRIES * 4:
+                self._verdicts.popitem(last=False)
+            return result
+
+
+def _freeze_message(verdict: FreezeVerdict) -> str:
+    parts: list[str] = []
+    if verdict.open:
+        first, *others = verdict.open
+        parts.append(f"freeze window {first.name} is open until {format_time(first.end)}")
+        if others:
+            also = ", ".join(f"{w.name} until {format_time(w.end)}" for w in others)
+            parts.append(f"also open: {also}")
+    if verdict.problems:
+        parts.append("invalid freeze window definitions: " + "; ".join(verdict.problems))
+    return "; ".join(parts)
+
+
+__all__ = [
+    "DEFAULT_ARTIFACT_TIMEOUT",
+    "DEFAULT_MAX_ARTIFACT_BYTES",
+    "DEFAULT_MAX_SBOM_BYTES",
+    "DEFAULT_RETRY_TTL",
+    "DEFAULT_SBOM_TIMEOUT",
+    "GateEvaluator",
+]

@@ -1,0 +1,500 @@
+"""Overrides: a person's recorded decision to promote, hold or roll back a Rollout or a
+ModelRelease, and the second person's confirmation a risky promote needs.
+
+Requests and records follow the identity-record scheme of :mod:`rollwise.core.governance`
+(the webhook signs each record with the operator's record key, bound to the object's uid):
+
+* request ``rollwise.dev/override``: ``{"id", "decision", "reason"}`` (decision ``promote``,
+  ``hold`` or ``rollback``) appends to the record list ``rollwise.dev/overrides`` an entry
+  ``{"id", "decision", "reason", "user", "at", "target", "sig"}``. ``target`` is what the
+  override applies to: the ModelRelease's ``spec.version``, or the Rollout's revision (the
+  hash of its ``spec.template``, :func:`rollwise.core.observations.revision_of`).
+* request ``rollwise.dev/confirm-override``: ``{"id": "<override id>"}`` adds
+  ``{"confirmedBy", "confirmedAt"}`` to that entry (signed again). Refused for the override's
+  own author (a second, distinct person confirms), for an unknown id, for an override that is
+  not a promote or whose target is no longer current, and when someone else confirmed it
+  already (the same person confirming again is a harmless retry).
+
+The newest override for the current target is the one in effect (:func:`in_effect`); overrides
+of another target (an older revision or version) are history. ``hold`` and ``rollback`` act at
+once; ``promote`` past a failed or inconclusive analysis, or past a failed gate, acts only once
+confirmed. :func:`rollout_effect` turns the override in effect into what the Rollout core
+observes (a hold, manual requests, a waiting message); the ModelRelease core reads
+:class:`Override` itself.
+
+Pure: no clock (``now`` is an argument), no environment, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from rollwise.core.governance import MAX_ID, MAX_REASON, PREFIX, Admission, sign, verify
+from rollwise.core.modelrelease import ReleaseOverride
+from rollwise.core.observations import OVERRIDE_HANDLED_KEY, Hold, ManualRequest, RequestKind
+from rollwise.core.status import PauseReason, RolloutStatus, format_time
+
+#: Request annotations a user writes.
+OVERRIDE = PREFIX + "override"
+CONFIRM_OVERRIDE = PREFIX + "confirm-override"
+OVERRIDE_REQUESTS = (OVERRIDE, CONFIRM_OVERRIDE)
+#: The record list only the webhook writes.
+OVERRIDES = PREFIX + "overrides"
+#: Most override records kept on one object: the oldest go first (only the newest for the
+#: current target ever counts, and annotations share a 256 KiB budget per object).
+MAX_OVERRIDES = 20
+#: ``status.handledRequests`` key of the Rollout override whose requests were applied.
+HANDLED_KEY = OVERRIDE_HANDLED_KEY
+
+ROLLOUT = "rollout"
+MODELRELEASE = "modelrelease"
+
+
+class OverrideDecision(StrEnum):
+    """What an override decides."""
+
+    PROMOTE = "promote"
+    HOLD = "hold"
+    ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True)
+class Override:
+    """One override record with a valid signature. ``confirmed_by`` is set once a second
+    person confirmed it (never the author: such a confirmation is not counted)."""
+
+    id: str
+    decision: OverrideDecision
+    reason: str
+    user: str
+    at: datetime
+    target: str
+    confirmed_by: str | None = None
+    confirmed_at: datetime | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_by is not None and self.confirmed_by != self.user
+
+
+@dataclass(frozen=True)
+class OverrideRecords:
+    """The signed overrides of one object, oldest first; ``rejected``: one message per entry
+    ignored (bad signature, malformed)."""
+
+    overrides: tuple[Override, ...] = ()
+    rejected: tuple[str, ...] = field(default=())
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def _text(obj: Mapping[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value.astimezone(UTC) if value.tzinfo is not None else None
+
+
+def _override(item: Mapping[str, Any]) -> Override | None:
+    fields = {name: _text(item, name) for name in ("id", "decision", "reason", "user", "target")}
+    at = _time(_text(item, "at"))
+    if any(v is None for v in fields.values()) or at is None:
+        return None
+    try:
+        decision = OverrideDecision(str(fields["decision"]))
+    except ValueError:
+        return None
+    confirmed_by = _text(item, "confirmedBy")
+    return Override(
+        id=str(fields["id"]),
+        decision=decision,
+        reason=str(fields["reason"]),
+        user=str(fields["user"]),
+        at=at,
+        target=str(fields["target"]),
+        confirmed_by=confirmed_by,
+        confirmed_at=_time(_text(item, "confirmedAt")) if confirmed_by else None,
+    )
+
+
+def _stored(text: str | None) -> list[Any] | None:
+    if text is None:
+        return []
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, list) else None
+
+
+def read_overrides(annotations: Mapping[str, str], uid: str, key: bytes | None) -> OverrideRecords:
+    """The overrides on ``annotations`` whose signatures are valid for ``uid``; ``key`` None
+    (no record key configured) trusts none."""
+    text = annotations.get(OVERRIDES)
+    if text is None:
+        return OverrideRecords()
+    if key is None:
+        return OverrideRecords(rejected=(f"{OVERRIDES} ignored: no record key configured",))
+    items = _stored(text)
+    if items is None:
+        return OverrideRecords(rejected=(f"{OVERRIDES} ignored: is not a JSON list",))
+    found: list[Override] = []
+    rejected: list[str] = []
+    for index, item in enumerate(items):
+        where = f"{OVERRIDES}[{index}]"
+        if not isinstance(item, dict) or not verify(item, uid, key):
+            rejected.append(
+                f"{where} ignored: missing or bad signature (not written by this operator's "
+                "webhook)"
+            )
+            continue
+        parsed = _override(item)
+        if parsed is None:
+            rejected.append(f"{where} ignored: missing or malformed fields")
+            continue
+        found.append(parsed)
+    return OverrideRecords(overrides=tuple(found), rejected=tuple(rejected))
+
+
+def in_effect(overrides: tuple[Override, ...], target: str) -> Override | None:
+    """The newest override for ``target`` (records are appended, so the last one)."""
+    for override in reversed(overrides):
+        if override.target == target:
+            return override
+    return None
+
+
+def confirm_hint(kind: str, name: str, override_id: str) -> str:
+    """The command that confirms an override."""
+    return f"kubectl rollwise override {kind}/{name} --confirm {override_id}"
+
+
+def waiting_message(override: Override, kind: str, name: str) -> str:
+    """The status message part of a promote that waits for its confirmation."""
+    return (
+        f"promote override by {override.user} waits for a second person's confirmation: "
+        f"{confirm_hint(kind, name, override.id)}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The Rollout's view
+
+
+@dataclass(frozen=True)
+class RolloutOverride:
+    """What the Rollout core observes of the override in effect: a ``hold``, the manual
+    ``requests`` it stands for (ids are the override's id), or a ``waiting`` message (a
+    promote that needs a confirmation it does not have yet)."""
+
+    hold: Hold | None = None
+    requests: tuple[ManualRequest, ...] = ()
+    waiting: str = ""
+
+
+def needs_confirmation(status: RolloutStatus | None, template_hash: str) -> bool:
+    """Whether promoting the Rollout's current revision would go past a failed (rolled back)
+    or inconclusive analysis."""
+    if status is None:
+        return False
+    if status.rolled_back_revision is not None and status.rolled_back_revision == template_hash:
+        return True
+    return (
+        status.canary_revision == template_hash
+        and status.pause_reason is PauseReason.ANALYSIS_INCONCLUSIVE
+    )
+
+
+def rollout_effect(
+    override: Override | None, *, name: str, template_hash: str, status: RolloutStatus | None
+) -> RolloutOverride:
+    """The effect of ``override`` (the one :func:`in_effect` for the current revision) on the
+    Rollout ``name``, given its last ``status``.
+
+    ``hold``: a hold until a newer override or a new revision. ``rollback``: an abort.
+    ``promote``: promote-full at once, or retry then promote-full once confirmed when the
+    revision was rolled back or its analysis is inconclusive (unconfirmed: a waiting message,
+    nothing else). Requests of an override already applied (``status.handledRequests``) are
+    not repeated.
+    """
+    if override is None or override.target != template_hash:
+        return RolloutOverride()
+    if override.decision is OverrideDecision.HOLD:
+        return RolloutOverride(
+            hold=Hold(id=override.id, user=override.user, reason=override.reason)
+        )
+    handled = status is not None and status.handled_requests.get(HANDLED_KEY) == override.id
+    if handled:
+        return RolloutOverride()
+    if override.decision is OverrideDecision.ROLLBACK:
+        return RolloutOverride(requests=(ManualRequest(RequestKind.ABORT, override.id),))
+    if not needs_confirmation(status, template_hash):
+        return RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, override.id),))
+    if not override.confirmed:
+        return RolloutOverride(waiting=waiting_message(override, ROLLOUT, name))
+    return RolloutOverride(
+        requests=(
+            ManualRequest(RequestKind.RETRY, override.id),
+            ManualRequest(RequestKind.PROMOTE_FULL, override.id),
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The ModelRelease's view
+
+
+def release_override(
+    override: Override | None, *, name: str, version: str
+) -> ReleaseOverride | None:
+    """What the ModelRelease core observes of ``override`` (the one :func:`in_effect` for
+    ``version``) on the release ``name``; None when it is for another version."""
+    if override is None or override.target != version:
+        return None
+    return ReleaseOverride(
+        id=override.id,
+        decision=override.decision.value,
+        user=override.user,
+        reason=override.reason,
+        confirmed_by=override.confirmed_by,
+        confirm_hint=confirm_hint(MODELRELEASE, name, override.id),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Admission
+
+
+class _Refused(Exception):
+    """A request the webhook refuses; the message is one sentence for the user."""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _request(name: str, text: str) -> Mapping[str, Any]:
+    try:
+        obj = json.loads(text)
+    except (TypeError, ValueError):
+        raise _Refused(f"{name} is not valid JSON; use kubectl rollwise override") from None
+    if not isinstance(obj, dict):
+        raise _Refused(f"{name} is not a JSON object; use kubectl rollwise override")
+    request_id = obj.get("id")
+    if not isinstance(request_id, str) or not request_id.strip() or len(request_id) > MAX_ID:
+        raise _Refused(
+            f"{name} needs an 'id' string of 1-{MAX_ID} characters; use kubectl rollwise override"
+        )
+    return obj
+
+
+@dataclass
+class _Pass:
+    kind: str
+    name: str
+    target: str
+    uid: str
+    user: str
+    key: bytes
+    at: str
+    entries: list[Any]
+
+    def valid(self) -> list[tuple[int, Mapping[str, Any]]]:
+        return [
+            (i, e)
+            for i, e in enumerate(self.entries)
+            if isinstance(e, dict) and verify(e, self.uid, self.key)
+        ]
+
+    def override(self, text: str) -> bool:
+        obj = _request(OVERRIDE, text)
+        request_id = str(obj["id"])
+        decision = obj.get("decision")
+        choices = ", ".join(d.value for d in OverrideDecision)
+        if decision not in {d.value for d in OverrideDecision}:
+            raise _Refused(f"{OVERRIDE}: 'decision' must be one of {choices}, got {decision!r}")
+        reason = obj.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise _Refused(f"{OVERRIDE} needs a non-empty 'reason': say why, for the audit")
+        if len(reason) > MAX_REASON:
+            raise _Refused(f"{OVERRIDE}: 'reason' is longer than {MAX_REASON} characters")
+        for _, entry in self.valid():
+            if entry.get("id") == request_id:
+                if entry.get("user") == self.user and entry.get("decision") == decision:
+                    return False  # the same override again (a retried request)
+                raise _Refused(f"override id {request_id} is taken; use a new id")
+        entry = {
+            "id": request_id,
+            "decision": decision,
+            "reason": reason,
+            "user": self.user,
+            "at": self.at,
+            "target": self.target,
+        }
+        self.entries = [*self.entries, sign(entry, self.uid, self.key)][-MAX_OVERRIDES:]
+        return True
+
+    def confirm(self, text: str) -> bool:
+        obj = _request(CONFIRM_OVERRIDE, text)
+        override_id = str(obj["id"])
+        found = [(i, e) for i, e in self.valid() if e.get("id") == override_id]
+        if not found:
+            raise _Refused(
+                f"no override {override_id} on this {self.kind}; "
+                f"kubectl rollwise status {self.kind}/{self.name} lists the overrides"
+            )
+        index, entry = found[-1]
+        author = entry.get("user")
+        if entry.get("decision") != OverrideDecision.PROMOTE.value:
+            raise _Refused(
+                f"override {override_id} is a {entry.get('decision')}, which takes effect "
+                "without confirmation; only a promote is confirmed"
+            )
+        if entry.get("target") != self.target:
+            raise _Refused(
+                f"override {override_id} was for {self._what(entry.get('target'))}, "
+                f"the {self.kind} is now at {self._what(self.target)}; it no longer applies"
+            )
+        if author == self.user:
+            raise _Refused(
+                f"{self.user} made override {override_id} and may not confirm it; "
+                "a second person must confirm"
+            )
+        confirmed_by = entry.get("confirmedBy")
+        if confirmed_by == self.user:
+            return False  # the same confirmation again (a retried request)
+        if confirmed_by is not None:
+            raise _Refused(
+                f"override {override_id} is already confirmed by {confirmed_by} at "
+                f"{entry.get('confirmedAt')}"
+            )
+        body = {**entry, "confirmedBy": self.user, "confirmedAt": self.at}
+        entries = list(self.entries)
+        entries[index] = sign(body, self.uid, self.key)
+        self.entries = entries
+        return True
+
+    def _what(self, target: object) -> str:
+        return f"{'version' if self.kind == MODELRELEASE else 'revision'} {target}"
+
+
+def admit_overrides(
+    *,
+    kind: str,
+    operation: str,
+    old_annotations: Mapping[str, str] | None,
+    new_annotations: Mapping[str, str] | None,
+    target: str,
+    uid: str,
+    name: str,
+    user: str,
+    key: bytes,
+    now: datetime,
+) -> Admission:
+    """The webhook's decision on the override requests of one CREATE or UPDATE.
+
+    ``kind`` is ``rollout`` or ``modelrelease`` (for messages), ``target`` the current version
+    or revision of the object as the request would store it. Like
+    :func:`rollwise.core.governance.admit`: a request is handled only when this write changed
+    it, and the record list may be written by the webhook alone.
+    """
+    old = dict(old_annotations or {})
+    new = dict(new_annotations or {})
+    if operation == "CREATE":
+        if OVERRIDES in new:
+            return Admission(
+                allowed=False,
+                message=f"{OVERRIDES} is written by the operator's webhook; remove it from the "
+                "manifest",
+            )
+        for request in OVERRIDE_REQUESTS:
+            if request in new:
+                return Admission(
+                    allowed=False,
+                    message=f"{request} applies to an existing {kind}; create it first, then "
+                    "use kubectl rollwise override",
+                )
+        return Admission(allowed=True)
+    if operation != "UPDATE":
+        return Admission(allowed=True)
+    if OVERRIDES in old and OVERRIDES not in new:
+        return Admission(
+            allowed=False,
+            message=f"{OVERRIDES} is written by the operator's webhook and cannot be removed; "
+            f"keep it when replacing the {kind}",
+        )
+    if new.get(OVERRIDES) != old.get(OVERRIDES):
+        return Admission(
+            allowed=False,
+            message=f"{OVERRIDES} is written by the operator's webhook; use kubectl rollwise "
+            "override",
+        )
+    changed = [r for r in OVERRIDE_REQUESTS if r in new and new[r] != old.get(r)]
+    if not changed:
+        return Admission(allowed=True)
+    if not uid:
+        return Admission(allowed=False, message=f"the {kind} has no metadata.uid; retry")
+    state = _Pass(
+        kind=kind,
+        name=name,
+        target=target,
+        uid=uid,
+        user=user,
+        key=key,
+        at=format_time(now),
+        entries=_stored(old.get(OVERRIDES)) or [],
+    )
+    patch: dict[str, str | None] = {}
+    wrote = False
+    try:
+        if OVERRIDE in changed:
+            wrote = state.override(new[OVERRIDE]) or wrote
+        if CONFIRM_OVERRIDE in changed:
+            wrote = state.confirm(new[CONFIRM_OVERRIDE]) or wrote
+    except _Refused as exc:
+        return Admission(allowed=False, message=str(exc))
+    for request in changed:
+        patch[request] = None
+    if wrote:
+        patch[OVERRIDES] = _dumps(state.entries)
+    return Admission(allowed=True, patch=patch)
+
+
+__all__ = [
+    "CONFIRM_OVERRIDE",
+    "HANDLED_KEY",
+    "MAX_OVERRIDES",
+    "MODELRELEASE",
+    "OVERRIDE",
+    "OVERRIDES",
+    "OVERRIDE_REQUESTS",
+    "ROLLOUT",
+    "Admission",
+    "Override",
+    "OverrideDecision",
+    "OverrideRecords",
+    "RolloutOverride",
+    "admit_overrides",
+    "confirm_hint",
+    "in_effect",
+    "needs_confirmation",
+    "read_overrides",
+    "release_override",
+    "rollout_effect",
+    "waiting_message",
+]

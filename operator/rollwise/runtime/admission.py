@@ -1,0 +1,368 @@
+"""The operator's mutating admission webhook for ``modelreleases`` and ``rollouts``.
+
+One kopf ``@kopf.on.mutate`` handler (id ``records``, CREATE and UPDATE of the main resource,
+never ``/status``) hands each request to :func:`rollwise.core.governance.admit` with the
+identity the API server authenticated (``userInfo``) and either writes the answer through
+kopf's ``patch`` (the request annotations removed, signed record annotations added) or refuses
+the request with ``kopf.AdmissionError`` (HTTP 403) and the core's one-sentence message.
+
+The webhook's ``failurePolicy`` is ``Fail``: kopf writes ``Fail`` for every handler not marked
+``ignore_failures``, and the chart's own configuration says so too. A write kopf cannot answer
+is refused, never let through unrecorded (and a record typed by hand is ignored anyway: it has
+no valid signature).
+
+The served configuration is either kopf's (``ROLLWISE_WEBHOOK_MANAGED=true``: kopf creates and
+patches the ``MutatingWebhookConfiguration`` named ``rollwise.dev`` pointing at
+``https://ROLLWISE_WEBHOOK_HOST:PORT``; kopf also creates an empty
+``ValidatingWebhookConfiguration`` of that name) or installed by the Helm chart (``false``:
+the operator only serves). The handler is registered ``persistent``: kopf keeps it in its
+managed configuration when the operator stops, so ``Fail`` holds while it is down.
+
+A second handler (id ``rollout-records``, CREATE and UPDATE of ``rollouts``, main resource
+only) records overrides on Rollouts (:func:`rollwise.core.overrides.admit_overrides`: the
+``rollwise.dev/override`` and ``rollwise.dev/confirm-override`` requests); the ModelRelease
+handler records them too, after the core's governance decision. The Rollout handler's
+``failurePolicy`` is ``Ignore`` (``ignore_failures``): records are signed, so a missed webhook
+can only leave a request unrecorded (the reconcile ignores a raw request), never forge one,
+while ``Fail`` would refuse every Rollout write, Argo CD syncs included, whenever the operator
+is down.
+
+Certificates come from files (``ROLLWISE_WEBHOOK_CERT_FILE`` / ``_KEY_FILE``): kopf's own
+self-signed certificate builder does not work with current OpenSSL releases.
+
+Boundary: this module reads the record key file and talks to kopf; all decisions are the
+core's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from rollwise.core.governance import admit
+from rollwise.core.observations import revision_of
+from rollwise.core.overrides import MODELRELEASE, ROLLOUT, admit_overrides
+from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, Settings
+
+GROUP, VERSION, PLURAL = "rollwise.dev", "v1alpha1", "modelreleases"
+#: The handler id; the webhook is named ``records.rollwise.dev`` in kopf's configuration.
+HANDLER_ID = "records"
+#: The request path kopf serves the handler on (used by the chart's configuration).
+WEBHOOK_PATH = f"/{HANDLER_ID}"
+#: The Rollout handler: webhook ``rollout-records.rollwise.dev`` on ``/rollout-records``.
+ROLLOUT_PLURAL = "rollouts"
+ROLLOUT_HANDLER_ID = "rollout-records"
+ROLLOUT_WEBHOOK_PATH = f"/{ROLLOUT_HANDLER_ID}"
+#: Shortest record key accepted, in bytes: a short key could be guessed.
+MIN_KEY_BYTES = 16
+
+
+class AdmissionSetupError(Exception):
+    """The webhook cannot start: a missing or unusable key, certificate or setting."""
+
+
+@dataclass(frozen=True)
+class AdmissionConfig:
+    """What the handler needs: the record key and which groups may approve as which role."""
+
+    key: bytes
+    role_map: Mapping[str, tuple[str, ...]]
+
+
+def read_record_key(path: str | Path) -> bytes:
+    """The record key in ``path`` (its content without surrounding white space)."""
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise AdmissionSetupError(f"cannot read the record key file {path}: {exc}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise AdmissionSetupError(
+            f"the record key in {path} is shorter than {MIN_KEY_BYTES} bytes; "
+            "use a long random value"
+        )
+    return key
+
+
+def load_admission(settings: Settings) -> AdmissionConfig:
+    """The handler's configuration from ``settings`` (reads the record key file)."""
+    if settings.record_key_file is None:
+        raise AdmissionSetupError("the webhook needs ROLLWISE_RECORD_KEY_FILE")
+    return AdmissionConfig(
+        key=read_record_key(settings.record_key_file), role_map=dict(settings.role_groups)
+    )
+
+
+def _annotations(body: Mapping[str, Any] | None) -> dict[str, str]:
+    meta = (body or {}).get("metadata") or {}
+    return {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+
+
+def _version(body: Mapping[str, Any] | None) -> str | None:
+    version = ((body or {}).get("spec") or {}).get("version")
+    return version if isinstance(version, str) else None
+
+
+def decide(
+    config: AdmissionConfig,
+    *,
+    operation: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    userinfo: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, str | None]:
+    """The annotations patch for one admission request; raises ``kopf.AdmissionError``."""
+    meta = new.get("metadata") or {}
+    old_meta = (old or {}).get("metadata") or {}
+    answer = admit(
+        operation=operation,
+        old_annotations=_annotations(old),
+        new_annotations=_annotations(new),
+        spec_version=_version(new) or "",
+        old_spec_version=_version(old),
+        uid=str(old_meta.get("uid") or meta.get("uid") or ""),
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        generate_name=str(meta.get("generateName") or ""),
+        user=str(userinfo.get("username") or ""),
+        groups=tuple(str(g) for g in (userinfo.get("groups") or ())),
+        role_map=config.role_map,
+        key=config.key,
+        now=now,
+    )
+    if not answer.allowed:
+        raise kopf.AdmissionError(answer.message, code=403)
+    overrides = _overrides(
+        config,
+        MODELRELEASE,
+        operation=operation,
+        old=old,
+        new=new,
+        target=_version(new) or "",
+        userinfo=userinfo,
+        now=now,
+    )
+    return {**answer.patch, **overrides}
+
+
+def _overrides(
+    config: AdmissionConfig,
+    kind: str,
+    *,
+    operation: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    target: str,
+    userinfo: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, str | None]:
+    meta = new.get("metadata") or {}
+    old_meta = (old or {}).get("metadata") or {}
+    answer = admit_overrides(
+        kind=kind,
+        operation=operation,
+        old_annotations=_annotations(old),
+        new_annotations=_annotations(new),
+        target=target,
+        uid=str(old_meta.get("uid") or meta.get("uid") or ""),
+        name=str(meta.get("name") or meta.get("generateName") or ""),
+        user=str(userinfo.get("username") or ""),
+        key=config.key,
+        now=now,
+    )
+    if not answer.allowed:
+        raise kopf.AdmissionError(answer.message, code=403)
+    return dict(answer.patch)
+
+
+def decide_rollout(
+    config: AdmissionConfig,
+    *,
+    operation: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    userinfo: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, str | None]:
+    """The annotations patch for one admission request on a Rollout (overrides only: the
+    target is the revision of the template the request would store)."""
+    template = (new.get("spec") or {}).get("template")
+    return _overrides(
+        config,
+        ROLLOUT,
+        operation=operation,
+        old=old,
+        new=new,
+        target=revision_of(template if isinstance(template, Mapping) else {}),
+        userinfo=userinfo,
+        now=now,
+    )
+
+
+Decider = Callable[..., dict[str, str | None]]
+
+
+def _admit(
+    decider: Decider,
+    config: AdmissionConfig,
+    now: datetime,
+    *,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    userinfo: kopf.UserInfo,
+    logger: kopf.Logger,
+    kwargs: Mapping[str, Any],
+) -> None:
+    """One admission request: the decider's patch merged into kopf's, or kopf's refusal."""
+    old: Mapping[str, Any] | None = kwargs.get("old")
+    new: Mapping[str, Any] | None = kwargs.get("new")
+    user = userinfo.get("username")
+    try:
+        changes = decider(
+            config,
+            operation=str(kwargs.get("operation") or ""),
+            old=old,
+            new=new if new is not None else body,
+            userinfo=userinfo,
+            now=now,
+        )
+    except kopf.AdmissionError as refused:
+        logger.info(f"refused for {user}: {refused}")
+        raise
+    if changes:
+        annotations = patch.setdefault("metadata", {}).setdefault("annotations", {})
+        annotations.update(changes)
+        written = sorted(k for k, v in changes.items() if v is not None)
+        logger.info(f"recorded {', '.join(written) or 'nothing'} for {user}")
+
+
+def register_admission(
+    registry: kopf.OperatorRegistry,
+    config: AdmissionConfig,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Register the mutating handlers for ModelReleases and Rollouts in ``registry``."""
+
+    @kopf.on.mutate(
+        GROUP,
+        VERSION,
+        PLURAL,
+        id=HANDLER_ID,
+        operations=["CREATE", "UPDATE"],
+        persistent=True,
+        registry=registry,
+    )
+    def records(
+        *,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        userinfo: kopf.UserInfo,
+        logger: kopf.Logger,
+        **kwargs: Any,
+    ) -> None:
+        _admit(
+            decide,
+            config,
+            clock(),
+            body=body,
+            patch=patch,
+            userinfo=userinfo,
+            logger=logger,
+            kwargs=kwargs,
+        )
+
+    @kopf.on.mutate(
+        GROUP,
+        VERSION,
+        ROLLOUT_PLURAL,
+        id=ROLLOUT_HANDLER_ID,
+        operations=["CREATE", "UPDATE"],
+        persistent=True,
+        ignore_failures=True,
+        registry=registry,
+    )
+    def rollout_records(
+        *,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        userinfo: kopf.UserInfo,
+        logger: kopf.Logger,
+        **kwargs: Any,
+    ) -> None:
+        _admit(
+            decide_rollout,
+            config,
+            clock(),
+            body=body,
+            patch=patch,
+            userinfo=userinfo,
+            logger=logger,
+            kwargs=kwargs,
+        )
+
+
+def webhook_server(settings: Settings) -> kopf.WebhookServer:
+    """kopf's HTTPS server for the webhook, from the settings' port, addresses and files."""
+    if not settings.webhook_enabled:
+        raise AdmissionSetupError("the webhook is off (ROLLWISE_WEBHOOK_PORT unset or 0)")
+    if settings.webhook_cert_file is None or settings.webhook_key_file is None:
+        raise AdmissionSetupError(
+            "the webhook needs ROLLWISE_WEBHOOK_CERT_FILE and ROLLWISE_WEBHOOK_KEY_FILE"
+        )
+    for path in (settings.webhook_cert_file, settings.webhook_key_file):
+        if not Path(path).is_file():
+            raise AdmissionSetupError(f"the webhook certificate file {path} does not exist")
+    return kopf.WebhookServer(
+        addr=settings.webhook_listen,
+        port=settings.webhook_port,
+        host=settings.webhook_host,
+        certfile=settings.webhook_cert_file,
+        pkeyfile=settings.webhook_key_file,
+        cafile=settings.webhook_ca_file,
+    )
+
+
+def configure_admission(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
+    """Point kopf at the webhook server; let it manage the configuration when asked to."""
+    kopf_settings.admission.server = webhook_server(settings)
+    kopf_settings.admission.managed = WEBHOOK_CONFIGURATION if settings.webhook_managed else None
+
+
+def setup_admission(
+    registry: kopf.OperatorRegistry, kopf_settings: kopf.OperatorSettings, settings: Settings
+) -> bool:
+    """Everything ``main`` needs: registers the handler and the server when the webhook is on.
+    Returns whether it is on; raises :class:`AdmissionSetupError` for unusable settings."""
+    if not settings.webhook_enabled:
+        return False
+    register_admission(registry, load_admission(settings))
+    configure_admission(kopf_settings, settings)
+    return True
+
+
+__all__ = [
+    "GROUP",
+    "HANDLER_ID",
+    "PLURAL",
+    "ROLLOUT_HANDLER_ID",
+    "ROLLOUT_PLURAL",
+    "ROLLOUT_WEBHOOK_PATH",
+    "VERSION",
+    "WEBHOOK_PATH",
+    "AdmissionConfig",
+    "AdmissionSetupError",
+    "configure_admission",
+    "decide",
+    "decide_rollout",
+    "load_admission",
+    "read_record_key",
+    "register_admission",
+    "setup_admission",
+    "webhook_server",
+]

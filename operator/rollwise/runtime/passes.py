@@ -1,0 +1,150 @@
+"""What the Rollout pass and the ModelRelease pass share: measuring, posting events, timing.
+
+Both passes (``runtime.reconcile`` and ``runtime.release``) query the metrics their core says
+are due, post the core's events in order, and choose when to look again the same way; the
+functions here are that common part, with the ports passed in. Synchronous clients run in
+worker threads (``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from rollwise.adapters.errors import AdapterError, KubeError
+from rollwise.adapters.metrics.base import MetricProvider
+from rollwise.core.analysis import QueryTemplateError, render_query
+from rollwise.core.durations import InvalidDuration, parse_seconds
+from rollwise.core.observations import Measurement
+from rollwise.core.rollout import Event
+from rollwise.core.spec import Metric
+from rollwise.runtime.metrics import OperatorMetrics
+
+ProviderFactory = Callable[[str], MetricProvider]
+
+#: The error of a metric whose provider names no address when the operator has no default.
+NO_PROMETHEUS = (
+    "no Prometheus address: set the metric's provider.prometheus.address "
+    "or the operator's ROLLWISE_PROMETHEUS_URL"
+)
+
+
+def error_code(error: BaseException) -> str:
+    """The ``code`` label of ``rollwise_api_errors_total``."""
+    if isinstance(error, KubeError) and error.status is not None:
+        return str(error.status)
+    return type(error).__name__
+
+
+def soonest(*values: float | None) -> float | None:
+    """The smallest of the given delays, ignoring None (None when all are)."""
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def metric_timeout(metric: Metric) -> float:
+    """The metric's query timeout in seconds (10 s when it cannot be read)."""
+    try:
+        return parse_seconds(metric.provider.prometheus.timeout)
+    except InvalidDuration:
+        return 10.0
+
+
+async def query_metric(
+    provider: MetricProvider,
+    query: str,
+    *,
+    timeout: float,
+    now: datetime,
+    metrics: OperatorMetrics | None,
+    log: Any,
+    name: str,
+) -> Measurement:
+    """One measurement: the provider's value, ``value=None`` for no data, or the provider's
+    error (counted in ``rollwise_api_errors_total``). Runs the synchronous client in a thread."""
+    try:
+        value = await asyncio.to_thread(provider.query, query, timeout)
+    except AdapterError as exc:
+        if metrics is not None:
+            metrics.api_error("prometheus_query", error_code(exc))
+        log.warning("metric query failed", metric=name, error=exc.message)
+        return Measurement(value=None, at=now, error=exc.message)
+    return Measurement(value=value, at=now)
+
+
+async def measure(
+    due: Sequence[Metric],
+    context: Mapping[str, str],
+    *,
+    provider_for: ProviderFactory,
+    default_prometheus: str | None,
+    now: datetime,
+    metrics: OperatorMetrics | None,
+    log: Any,
+) -> dict[str, Measurement]:
+    """The measurements of the ``due`` metrics, queried in parallel with their queries
+    rendered over ``context``; a template or provider problem is a measurement's error."""
+
+    async def one(metric: Metric) -> tuple[str, Measurement]:
+        source = metric.provider.prometheus
+        address = source.address or default_prometheus
+        if not address:
+            return metric.name, Measurement(value=None, at=now, error=NO_PROMETHEUS)
+        try:
+            query = render_query(source.query, dict(context))
+        except QueryTemplateError as exc:
+            return metric.name, Measurement(value=None, at=now, error=str(exc))
+        return metric.name, await query_metric(
+            provider_for(address),
+            query,
+            timeout=metric_timeout(metric),
+            now=now,
+            metrics=metrics,
+            log=log,
+            name=metric.name,
+        )
+
+    return dict(await asyncio.gather(*(one(metric) for metric in due)))
+
+
+async def post_events(
+    events: Sequence[Event],
+    post: Callable[[Event], None],
+    *,
+    metrics: OperatorMetrics | None,
+    log: Any,
+) -> None:
+    """Logs the events, then posts them in order from one worker thread (one hop for all).
+    An event lost is a pity, not a reason to redo the pass: failures are logged and counted."""
+    if not events:
+        return
+
+    def post_all() -> list[tuple[Event, AdapterError]]:
+        lost: list[tuple[Event, AdapterError]] = []
+        for event in events:
+            try:
+                post(event)
+            except AdapterError as exc:
+                lost.append((event, exc))
+        return lost
+
+    for event in events:
+        log.info(event.message, reason=event.reason.name, type=event.type.value)
+    for event, exc in await asyncio.to_thread(post_all):
+        if metrics is not None:
+            metrics.api_error("post_event", error_code(exc))
+        log.warning("could not post event", reason=event.reason.name, error=exc.message)
+
+
+__all__ = [
+    "NO_PROMETHEUS",
+    "ProviderFactory",
+    "error_code",
+    "measure",
+    "metric_timeout",
+    "post_events",
+    "query_metric",
+    "soonest",
+]

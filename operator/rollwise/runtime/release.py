@@ -1,0 +1,827 @@
+"""One reconcile pass of one ModelRelease: observe → decide → act → persist once.
+
+The same shape as :mod:`rollwise.runtime.reconcile` (the Rollout's pass), with the
+ModelRelease's ports:
+
+1. **Observe** (from worker threads, in parallel): the release (a fresh GET), the identity
+   records the admission webhook wrote on it (``core.governance.read_records``: approvals,
+   who set the version, a revoke request, waivers; ``core.overrides``: the override in
+   effect for this version; records with a bad signature are ignored and reported), the
+   gate results (``adapters.gates``) with the waivers applied, the other
+   releases of the namespace (who holds the (model, alias) slot; whether this artifact digest
+   was Approved before; whether this version was revoked, also from the revocation ledger),
+   the alias read back from its store, the child Rollout or the KServe InferenceService, the
+   release manifest, and the KServe canary's measurements due now.
+2. **Decide**: :func:`rollwise.core.modelrelease.decide_release`, pure.
+3. **Act**: the actions in order, each idempotent; the first failure stops the list and is
+   retried with the Rollout pass's backoff (``ActionFailed`` Warning event once per distinct
+   error). A flip of the alias is never taken as done here: the core moves to Production only
+   when a later pass reads the alias back on the new version.
+4. **Persist once**: the status is merge-patched (conditional on the resourceVersion read)
+   only when it changed, then the events are posted on the ModelRelease.
+
+Unlike the Rollout's pass, the status is persisted *before* the actions run (step 4 before
+step 3): it holds the rollback target (what served before the release, the alias's previous
+version), which cannot be observed again once the actions changed the cluster. A status write
+that conflicts therefore leaves the cluster untouched, and the pass is simply decided again.
+
+The slot: releases of one (model, alias) in a namespace run one at a time. The release that
+holds it is the earliest-created one in Staging or Approved, else the earliest-created
+Candidate that is not refused or invalid; the others stay Candidate, ``Queued`` behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from rollwise.adapters.errors import AdapterError, AliasConflict, Conflict, NotFound
+from rollwise.adapters.registry.base import EXPECT_UNSET, AliasStore, AliasTarget
+from rollwise.adapters.releases import PROMOTE_FULL, ReleaseRef
+from rollwise.core import modelrelease_reasons as MR
+from rollwise.core.governance import Records, apply_waivers, read_records
+from rollwise.core.modelrelease import (
+    AliasReading,
+    ChildRolloutState,
+    EnsureChildRollout,
+    FlipAlias,
+    GateResult,
+    InferenceServiceState,
+    ReleaseAction,
+    ReleaseDecision,
+    ReleaseObservations,
+    RemoveCanaryTrafficPercent,
+    RevertChildRollout,
+    RevokeRequest,
+    SetCanaryTrafficPercent,
+    SetPredictorStorageUri,
+    child_rollout_name,
+    decide_release,
+    load_release_spec,
+    release_due_metrics,
+    release_event,
+    release_query_context,
+)
+from rollwise.core.modelrelease_status import ModelReleaseStatus, ReleasePhase, Stage
+from rollwise.core.observations import Measurement
+from rollwise.core.overrides import in_effect, read_overrides, release_override
+from rollwise.core.reasons import clip
+from rollwise.core.rollout import Event
+from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.status import Phase, format_time
+from rollwise.runtime.logging import release_logger
+from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.passes import ProviderFactory, error_code, measure, post_events, soonest
+from rollwise.runtime.reconcile import (
+    CONFLICT_RETRY_SECONDS,
+    FOLLOW_UP_SECONDS,
+    backoff,
+    merge_patch_diff,
+)
+
+# --------------------------------------------------------------------------------------------
+# Ports
+
+
+class ReleaseClusterPort(Protocol):
+    """The ModelRelease object itself and its events."""
+
+    def read_release(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def patch_release_status(
+        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]: ...
+
+    def post_release_event(self, release: ReleaseRef, event: Event) -> None: ...
+
+
+class ReleaseObjectsPort(Protocol):
+    """``adapters.releases.ReleaseObjects``."""
+
+    def list_releases(self, namespace: str) -> list[dict[str, Any]]: ...
+
+    def read_child(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def ensure_child(
+        self,
+        release: ReleaseRef,
+        name: str,
+        spec: Mapping[str, Any],
+        *,
+        annotations: Mapping[str, str] | None = None,
+    ) -> bool: ...
+
+    def read_manifest(self, namespace: str, release: str) -> dict[str, Any] | None: ...
+
+    def write_manifest(
+        self, release: ReleaseRef, name: str, content: Mapping[str, Any]
+    ) -> bool: ...
+
+    def revoked(self, namespace: str, model: str, version: str) -> dict[str, Any] | None: ...
+
+    def record_revocation(self, namespace: str, record: Mapping[str, Any]) -> bool: ...
+
+
+class ServingPort(Protocol):
+    """``adapters.serving.InferenceServices``."""
+
+    def read(self, namespace: str, name: str) -> InferenceServiceState | None: ...
+
+    def set_storage_uri(
+        self, namespace: str, name: str, uri: str, canary_percent: int | None
+    ) -> bool: ...
+
+    def set_canary_percent(self, namespace: str, name: str, percent: int) -> bool: ...
+
+    def remove_canary_percent(self, namespace: str, name: str) -> bool: ...
+
+
+class GatesPort(Protocol):
+    """``adapters.gates.GateEvaluator``."""
+
+    def evaluate(
+        self, namespace: str, spec: ModelReleaseSpec, now: datetime
+    ) -> tuple[GateResult, ...]: ...
+
+
+AliasStoreFactory = Callable[[ModelReleaseSpec, str], AliasStore]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ReleasePorts:
+    """Everything a ModelRelease pass does I/O through, plus the clock and the metrics."""
+
+    cluster: ReleaseClusterPort
+    objects: ReleaseObjectsPort
+    serving: ServingPort
+    alias_store_for: AliasStoreFactory
+    gates: GatesPort
+    provider_for: ProviderFactory
+    record_key: bytes | None = None
+    default_prometheus: str | None = None
+    metrics: OperatorMetrics | None = None
+    clock: Callable[[], datetime] = utc_now
+    #: Ports for one pass (a read view over the API); None: use these ports as they are.
+    for_pass: Callable[[], ReleasePorts] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# The object, memory and result
+
+
+@dataclass(frozen=True)
+class ReleaseObject:
+    """The fields of a ModelRelease a pass works with (wire form)."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    resource_version: str | None
+    created: str
+    generate_name: str
+    spec: dict[str, Any]
+    status: dict[str, Any] | None
+    annotations: dict[str, str]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ReleaseObject:
+        meta = body.get("metadata") or {}
+        status = body.get("status")
+        return cls(
+            namespace=str(meta.get("namespace") or ""),
+            name=str(meta.get("name") or ""),
+            uid=str(meta.get("uid") or ""),
+            generation=int(meta.get("generation") or 0),
+            resource_version=meta.get("resourceVersion"),
+            created=str(meta.get("creationTimestamp") or ""),
+            generate_name=str(meta.get("generateName") or ""),
+            spec=dict(body.get("spec") or {}),
+            status=dict(status) if isinstance(status, Mapping) and status else None,
+            annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+        )
+
+    @property
+    def ref(self) -> ReleaseRef:
+        return ReleaseRef(namespace=self.namespace, name=self.name, uid=self.uid)
+
+
+@dataclass
+class ReleaseMemory:
+    """What a release's loop remembers between passes (not progress: that is in status)."""
+
+    failures: int = 0
+    reported: str | None = None
+    rejected_records: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ReleaseActionFailure:
+    action: ReleaseAction
+    error: AdapterError
+
+    @property
+    def text(self) -> str:
+        return f"{describe_release_action(self.action)} failed: {self.error.message}"
+
+
+@dataclass(frozen=True)
+class ReleasePassResult:
+    requeue_after: float | None
+    decision: ReleaseDecision | None = None
+    gone: bool = False
+    status_written: bool = False
+    acted: bool = False
+    failure: ReleaseActionFailure | None = None
+    error: str | None = None
+    events: tuple[Event, ...] = field(default=())
+
+
+def describe_release_action(action: ReleaseAction) -> str:
+    """An action as messages name it."""
+    if isinstance(action, EnsureChildRollout):
+        return f"update child Rollout {action.name}"
+    if isinstance(action, RevertChildRollout):
+        what = "the previous template" if action.template is not None else "zero replicas"
+        return f"revert child Rollout {action.name} to {what}"
+    if isinstance(action, SetPredictorStorageUri):
+        return f"set InferenceService {action.name} storageUri to {action.uri}"
+    if isinstance(action, SetCanaryTrafficPercent):
+        return f"set InferenceService {action.name} canaryTrafficPercent to {action.percent}"
+    if isinstance(action, RemoveCanaryTrafficPercent):
+        return f"remove InferenceService {action.name} canaryTrafficPercent"
+    if isinstance(action, FlipAlias):
+        target = action.version if action.version is not None else "(unset)"
+        return f"point alias {action.alias} of model {action.model} at version {target}"
+    return f"write release manifest {action.name}"
+
+
+# --------------------------------------------------------------------------------------------
+# Observe
+
+
+def _parse_status(raw: dict[str, Any] | None, log: Any) -> ModelReleaseStatus | None:
+    if raw is None:
+        return None
+    try:
+        return ModelReleaseStatus.model_validate(raw)
+    except ValidationError as exc:
+        log.warning("unreadable status, starting from scratch", error=str(exc)[:500])
+        return None
+
+
+def _stage_of(body: Mapping[str, Any]) -> str | None:
+    status = body.get("status")
+    stage = status.get("stage") if isinstance(status, Mapping) else None
+    return stage if isinstance(stage, str) else None
+
+
+def _phase_of(body: Mapping[str, Any]) -> str | None:
+    status = body.get("status")
+    phase = status.get("phase") if isinstance(status, Mapping) else None
+    return phase if isinstance(phase, str) else None
+
+
+def _slot_of(body: Mapping[str, Any]) -> tuple[str, str] | None:
+    spec = body.get("spec")
+    if not isinstance(spec, Mapping):
+        return None
+    alias = spec.get("alias")
+    alias_name = alias.get("name") if isinstance(alias, Mapping) else None
+    return str(spec.get("model") or ""), str(alias_name or "production")
+
+
+def _creation_key(body: Mapping[str, Any]) -> tuple[str, str]:
+    meta = body.get("metadata") or {}
+    return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
+
+
+_RUNNING = (Stage.STAGING.value, Stage.APPROVED.value)
+
+
+def slot_holder(releases: Sequence[Mapping[str, Any]], model: str, alias: str) -> str | None:
+    """The release holding the (model, alias) slot among ``releases`` (see the module doc)."""
+    same = [r for r in releases if _slot_of(r) == (model, alias)]
+    running = sorted((r for r in same if _stage_of(r) in _RUNNING), key=_creation_key)
+    if running:
+        return _creation_key(running[0])[1]
+    waiting = sorted(
+        (
+            r
+            for r in same
+            if _stage_of(r) in (None, Stage.CANDIDATE.value)
+            and _phase_of(r) != ReleasePhase.DEGRADED.value
+        ),
+        key=_creation_key,
+    )
+    return _creation_key(waiting[0])[1] if waiting else None
+
+
+def _approved_before(releases: Sequence[Mapping[str, Any]], name: str, digest: str) -> bool:
+    for other in releases:
+        meta = other.get("metadata") or {}
+        if meta.get("name") == name:
+            continue
+        artifact = (other.get("spec") or {}).get("artifact") or {}
+        if artifact.get("digest") != digest:
+            continue
+        history = (other.get("status") or {}).get("history") or []
+        if any(isinstance(h, Mapping) and h.get("stage") == Stage.APPROVED.value for h in history):
+            return True
+    return False
+
+
+def _revoked_elsewhere(
+    releases: Sequence[Mapping[str, Any]], name: str, model: str, version: str
+) -> bool:
+    for other in releases:
+        if (other.get("metadata") or {}).get("name") == name:
+            continue
+        spec = other.get("spec") or {}
+        if (spec.get("model"), spec.get("version")) == (model, version) and _stage_of(
+            other
+        ) == Stage.REVOKED.value:
+            return True
+    return False
+
+
+def child_state(body: Mapping[str, Any] | None) -> ChildRolloutState:
+    """The child Rollout as the core reads it."""
+    if body is None:
+        return ChildRolloutState(exists=False)
+    status = body.get("status") or {}
+    spec = body.get("spec") or {}
+    raw_phase = status.get("phase")
+    try:
+        phase = Phase(raw_phase) if raw_phase else None
+    except ValueError:
+        phase = None
+    step = status.get("currentStepIndex")
+    template = spec.get("template")
+    return ChildRolloutState(
+        exists=True,
+        phase=phase,
+        canary_weight=int(status.get("canaryWeight") or 0),
+        current_step_index=int(step) if isinstance(step, int) else None,
+        stable_revision=status.get("stableRevision"),
+        canary_revision=status.get("canaryRevision"),
+        rolled_back_revision=status.get("rolledBackRevision"),
+        message=str(status.get("message") or ""),
+        template=template if isinstance(template, Mapping) else None,
+    )
+
+
+async def _measure(
+    obj: ReleaseObject,
+    spec: ModelReleaseSpec,
+    *,
+    status: ModelReleaseStatus | None,
+    ports: ReleasePorts,
+    now: datetime,
+    log: Any,
+) -> dict[str, Measurement]:
+    due = release_due_metrics(spec, status, now)
+    if not due:
+        return {}
+    return await measure(
+        [d.metric for d in due],
+        release_query_context(obj.namespace, spec, status),
+        provider_for=ports.provider_for,
+        default_prometheus=ports.default_prometheus,
+        now=now,
+        metrics=ports.metrics,
+        log=log,
+    )
+
+
+#: Threads for gate evaluation, apart from the default executor every pass shares: a gate may
+#: stream a large artifact for minutes, which must never hold up Rollout passes.
+GATE_THREADS = 4
+_GATE_POOL: ThreadPoolExecutor | None = None
+
+
+def _gate_pool() -> ThreadPoolExecutor:
+    global _GATE_POOL  # noqa: PLW0603  # one pool per process, created on first use
+    if _GATE_POOL is None:
+        _GATE_POOL = ThreadPoolExecutor(max_workers=GATE_THREADS, thread_name_prefix="gates")
+    return _GATE_POOL
+
+
+def steady_gates(
+    results: Sequence[GateResult], status: ModelReleaseStatus | None
+) -> tuple[GateResult, ...]:
+    """``results`` with ``checked_at`` kept from the status when a gate's result is the one
+    already recorded: ``checkedAt`` is when the current result was first seen, so re-checking
+    a gate that still says the same thing (a freeze window looked at again) writes nothing."""
+    if status is None:
+        return tuple(results)
+    out: list[GateResult] = []
+    for result in results:
+        old = status.gate(result.name)
+        same = (
+            old is not None
+            and old.checked_at is not None
+            and old.status is result.status
+            and old.message == clip(result.message)
+            and old.waiver_expires_at == result.waiver_expires_at
+        )
+        out.append(replace(result, checked_at=old.checked_at) if same and old else result)
+    return tuple(out)
+
+
+def _read_alias(store: AliasStore, spec: ModelReleaseSpec) -> AliasReading:
+    try:
+        target = store.get(spec.model, spec.alias.name)
+    except AdapterError as exc:
+        return AliasReading(error=exc.message)
+    if target is None:
+        return AliasReading()
+    return AliasReading(version=target.version, uri=target.uri, digest=target.digest)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    spec: ModelReleaseSpec | None
+    status: ModelReleaseStatus | None
+    observations: ReleaseObservations
+    records: Records | None = None
+    #: Override records ignored (bad signature...), reported like the other records.
+    rejected_overrides: tuple[str, ...] = ()
+
+
+async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: Any) -> _Seen:
+    """Everything ``decide_release`` needs; raises ``AdapterError`` when the cluster cannot be
+    read (the alias store, gates and metrics report their failures as observations)."""
+    status = _parse_status(obj.status, log)
+    records = read_records(
+        obj.annotations,
+        obj.uid,
+        ports.record_key,
+        now=now,
+        namespace=obj.namespace,
+        name=obj.name,
+        generate_name=obj.generate_name,
+    )
+    revoke: RevokeRequest | None = records.revoke
+    overrides = read_overrides(obj.annotations, obj.uid, ports.record_key)
+    spec, _errors = load_release_spec(obj.spec)
+    if spec is None:
+        return _Seen(
+            None,
+            status,
+            ReleaseObservations(
+                name=obj.name,
+                generation=obj.generation,
+                version_set_by=records.version_set_by,
+                revoke=revoke,
+            ),
+            records,
+        )
+    store = ports.alias_store_for(spec, obj.namespace)
+    ns = obj.namespace
+
+    async def child() -> ChildRolloutState | None:
+        if spec.serving.template is None:
+            return None
+        body = await asyncio.to_thread(ports.objects.read_child, ns, child_rollout_name(spec))
+        return child_state(body)
+
+    async def isvc() -> InferenceServiceState | None:
+        ref = spec.serving.inference_service_ref
+        if ref is None:
+            return None
+        found = await asyncio.to_thread(ports.serving.read, ns, ref.name)
+        return found if found is not None else InferenceServiceState(exists=False)
+
+    loop = asyncio.get_running_loop()
+    gates, releases, ledger, alias = await asyncio.gather(
+        loop.run_in_executor(_gate_pool(), ports.gates.evaluate, ns, spec, now),
+        asyncio.to_thread(ports.objects.list_releases, ns),
+        asyncio.to_thread(ports.objects.revoked, ns, spec.model, spec.version),
+        asyncio.to_thread(_read_alias, store, spec),
+    )
+    child_seen, isvc_seen, manifest, measurements = await asyncio.gather(
+        child(),
+        isvc(),
+        asyncio.to_thread(ports.objects.read_manifest, ns, obj.name),
+        _measure(obj, spec, status=status, ports=ports, now=now, log=log),
+    )
+    holder = slot_holder(releases, spec.model, spec.alias.name)
+    revoked_before = (
+        ledger is not None and ledger.get("release") != obj.name
+    ) or _revoked_elsewhere(releases, obj.name, spec.model, spec.version)
+    return _Seen(
+        spec,
+        status,
+        ReleaseObservations(
+            name=obj.name,
+            generation=obj.generation,
+            gates=steady_gates(apply_waivers(gates, records.waivers, now), status),
+            approvals=records.approvals,
+            version_set_by=records.version_set_by,
+            digest_previously_approved=_approved_before(releases, obj.name, spec.artifact.digest),
+            version_revoked_before=revoked_before,
+            blocking_release=holder if holder not in (None, obj.name) else None,
+            alias=alias,
+            child=child_seen,
+            inference_service=isvc_seen,
+            measurements=measurements,
+            revoke=revoke,
+            manifest_written=manifest is not None,
+            override=release_override(
+                in_effect(overrides.overrides, spec.version), name=obj.name, version=spec.version
+            ),
+        ),
+        records,
+        overrides.rejected,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Act
+
+
+def _revert_spec(current: Mapping[str, Any] | None, action: RevertChildRollout) -> dict[str, Any]:
+    spec = dict((current or {}).get("spec") or {})
+    if action.template is None:
+        spec["replicas"] = 0
+    else:
+        spec["template"] = dict(action.template)
+    return spec
+
+
+def _apply(
+    action: ReleaseAction,
+    obj: ReleaseObject,
+    ports: ReleasePorts,
+    spec: ModelReleaseSpec,
+    pending_percent: int | None,
+) -> bool:
+    """Apply one action (in a worker thread); True when it (probably) changed something."""
+    ns = obj.namespace
+    if isinstance(action, EnsureChildRollout):
+        return ports.objects.ensure_child(obj.ref, action.name, action.spec)
+    if isinstance(action, RevertChildRollout):
+        current = ports.objects.read_child(ns, action.name)
+        annotations = None
+        if action.template is not None:
+            # A stable id: re-asserting the revert on a later pass is the same request.
+            annotations = {PROMOTE_FULL: f"revert-{obj.name}-{obj.uid[:8]}"}
+        return ports.objects.ensure_child(
+            obj.ref, action.name, _revert_spec(current, action), annotations=annotations
+        )
+    if isinstance(action, SetPredictorStorageUri):
+        return ports.serving.set_storage_uri(ns, action.name, action.uri, pending_percent)
+    if isinstance(action, SetCanaryTrafficPercent):
+        return ports.serving.set_canary_percent(ns, action.name, action.percent)
+    if isinstance(action, RemoveCanaryTrafficPercent):
+        return ports.serving.remove_canary_percent(ns, action.name)
+    if isinstance(action, FlipAlias):
+        return _flip(ports.alias_store_for(spec, ns), action)
+    return ports.objects.write_manifest(obj.ref, action.name, action.content)
+
+
+def _flip(store: AliasStore, action: FlipAlias) -> bool:
+    expected = action.expected_current if action.expected_current is not None else EXPECT_UNSET
+    try:
+        if action.version is None:
+            store.delete(action.model, action.alias, expected=expected)
+        else:
+            target = AliasTarget(version=action.version, uri=action.uri or "", digest=action.digest)
+            store.set(action.model, action.alias, target, expected=expected)
+    except AliasConflict:
+        # Re-asserted after it already happened (the read-back of this pass predates the
+        # write of the last one): nothing to do. Anything else is a real conflict.
+        current = store.get(action.model, action.alias)
+        if (current.version if current is not None else None) != action.version:
+            raise
+        return False
+    return True
+
+
+async def _act(
+    decision: ReleaseDecision,
+    obj: ReleaseObject,
+    spec: ModelReleaseSpec | None,
+    ports: ReleasePorts,
+) -> tuple[bool, ReleaseActionFailure | None]:
+    if not decision.actions or spec is None:
+        return False, None
+    actions = list(decision.actions)
+    # A canary percent and a storage URI change of the same pass go out in one patch, so the
+    # new revision never receives 100% by default.
+    percents = {a.name: a.percent for a in actions if isinstance(a, SetCanaryTrafficPercent)}
+    uri_names = {a.name for a in actions if isinstance(a, SetPredictorStorageUri)}
+    acted = False
+    for action in actions:
+        if isinstance(action, SetCanaryTrafficPercent) and action.name in uri_names:
+            continue
+        pending = percents.get(action.name) if isinstance(action, SetPredictorStorageUri) else None
+        try:
+            acted = await asyncio.to_thread(_apply, action, obj, ports, spec, pending) or acted
+        except AdapterError as exc:
+            if ports.metrics is not None:
+                ports.metrics.api_error(type(action).__name__, error_code(exc))
+            return True, ReleaseActionFailure(action, exc)
+    return acted, None
+
+
+async def _ledger(
+    obj: ReleaseObject,
+    spec: ModelReleaseSpec | None,
+    decision: ReleaseDecision,
+    ports: ReleasePorts,
+    log: Any,
+) -> None:
+    """Records a revocation in the namespace's ledger (idempotent)."""
+    revoked = decision.status.revoked
+    if spec is None or decision.status.stage is not Stage.REVOKED or revoked is None:
+        return
+    record = {
+        "model": spec.model,
+        "version": spec.version,
+        "release": obj.name,
+        "reason": revoked.reason,
+        "user": revoked.user,
+        "at": format_time(revoked.at),
+    }
+    try:
+        await asyncio.to_thread(ports.objects.record_revocation, obj.namespace, record)
+    except AdapterError as exc:
+        # The release's own status still says Revoked; the ledger is retried on the next pass.
+        log.warning("cannot record the revocation in the ledger", error=exc.message)
+
+
+# --------------------------------------------------------------------------------------------
+# The pass
+
+
+def _failed(memory: ReleaseMemory, wait: float | None = None) -> float:
+    memory.failures += 1
+    return wait if wait is not None else backoff(memory.failures)
+
+
+async def reconcile_release(
+    namespace: str, name: str, ports: ReleasePorts, memory: ReleaseMemory
+) -> ReleasePassResult:
+    """One pass over the ModelRelease ``namespace/name``. Never raises for cluster, registry
+    or provider failures: they come back in the result with the time to look again."""
+    started = time.monotonic()
+    if ports.for_pass is not None:
+        ports = ports.for_pass()
+    try:
+        return await _reconcile(namespace, name, ports, memory)
+    finally:
+        if ports.metrics is not None:
+            ports.metrics.reconcile_duration.observe(time.monotonic() - started)
+
+
+async def _reconcile(
+    namespace: str, name: str, ports: ReleasePorts, memory: ReleaseMemory
+) -> ReleasePassResult:
+    log = release_logger(namespace, name, None, None)
+    try:
+        body = await asyncio.to_thread(ports.cluster.read_release, namespace, name)
+    except AdapterError as exc:
+        if ports.metrics is not None:
+            ports.metrics.api_error("read_release", error_code(exc))
+        log.warning("cannot read the ModelRelease", error=exc.message)
+        return ReleasePassResult(requeue_after=_failed(memory, exc.retry_after), error=exc.message)
+    if body is None:
+        return ReleasePassResult(requeue_after=None, gone=True)
+    obj = ReleaseObject.from_body(body)
+    change = obj.spec.get("change")
+    ticket = change.get("ticket") if isinstance(change, Mapping) else None
+    log = release_logger(namespace, name, obj.spec.get("version"), ticket)
+    now = ports.clock()
+    try:
+        seen = await _observe(obj, ports, now, log)
+    except AdapterError as exc:
+        if ports.metrics is not None:
+            ports.metrics.api_error("observe", error_code(exc))
+        log.warning("cannot observe the cluster", error=exc.message)
+        return ReleasePassResult(requeue_after=_failed(memory, exc.retry_after), error=exc.message)
+
+    ticket_text = ticket if isinstance(ticket, str) and ticket else "unknown"
+    events: list[Event] = []
+    rejected = frozenset(seen.records.rejected) if seen.records is not None else frozenset()
+    rejected |= frozenset(seen.rejected_overrides)
+    for message in sorted(rejected - memory.rejected_records):
+        events.append(release_event(MR.RECORD_REJECTED, ticket_text, detail=message))
+    memory.rejected_records = rejected
+
+    decision = decide_release(obj.spec, seen.status, seen.observations, now)
+
+    # Persist first, then act: the status carries what the actions cannot recover once they
+    # ran (the template or storage URI that served before this release, the alias's previous
+    # version), so it must be stored before anything changes. A conflicting write means
+    # somebody else wrote since the read: nothing was done, decide again.
+    status_written = False
+    if seen.status is None or decision.status != seen.status:
+        patch = merge_patch_diff(obj.status, decision.status.to_wire())
+        try:
+            await asyncio.to_thread(
+                ports.cluster.patch_release_status, namespace, name, patch, obj.resource_version
+            )
+        except Conflict as exc:
+            log.info("status write conflicted; looking again", error=exc.message)
+            return ReleasePassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision)
+        except NotFound:
+            return ReleasePassResult(requeue_after=None, gone=True)
+        except AdapterError as exc:
+            if ports.metrics is not None:
+                ports.metrics.api_error("patch_status", error_code(exc))
+            log.warning("cannot write status", error=exc.message)
+            return ReleasePassResult(
+                requeue_after=_failed(memory, exc.retry_after),
+                decision=decision,
+                error=exc.message,
+            )
+        status_written = True
+        if ports.metrics is not None:
+            ports.metrics.status_written()
+
+    acted, failure = await _act(decision, obj, seen.spec, ports)
+    await _ledger(obj, seen.spec, decision, ports, log)
+
+    events.extend(decision.events)
+    requeue = decision.requeue_after
+    if failure is not None:
+        error = failure.error
+        if isinstance(error, Conflict):
+            requeue = CONFLICT_RETRY_SECONDS
+        else:
+            requeue = _failed(memory, error.retry_after if error.retryable else None)
+            if failure.text != memory.reported:
+                memory.reported = failure.text
+                events.append(
+                    release_event(
+                        MR.RELEASE_ACTION_FAILED,
+                        ticket_text,
+                        action=describe_release_action(failure.action),
+                        error=error.message,
+                    )
+                )
+        log.warning(
+            "action failed", action=describe_release_action(failure.action), error=error.message
+        )
+    else:
+        memory.failures = 0
+        memory.reported = None
+        if acted:
+            requeue = soonest(requeue, FOLLOW_UP_SECONDS)
+
+    await post_events(
+        events,
+        lambda event: ports.cluster.post_release_event(obj.ref, event),
+        metrics=ports.metrics,
+        log=log,
+    )
+    if ports.metrics is not None:
+        stage = decision.status.stage
+        ports.metrics.observe_release(namespace, name, stage.value if stage else None)
+    log.debug(
+        "pass done",
+        stage=decision.status.stage.value if decision.status.stage else None,
+        phase=decision.status.phase.value if decision.status.phase else None,
+        actions=len(decision.actions),
+        status_written=status_written,
+        requeue_after=requeue,
+    )
+    return ReleasePassResult(
+        requeue_after=requeue,
+        decision=decision,
+        status_written=status_written,
+        acted=acted,
+        failure=failure,
+        events=tuple(events),
+    )
+
+
+__all__ = [
+    "GatesPort",
+    "ReleaseActionFailure",
+    "ReleaseClusterPort",
+    "ReleaseMemory",
+    "ReleaseObject",
+    "ReleaseObjectsPort",
+    "ReleasePassResult",
+    "ReleasePorts",
+    "ServingPort",
+    "child_state",
+    "describe_release_action",
+    "reconcile_release",
+    "slot_holder",
+    "steady_gates",
+]

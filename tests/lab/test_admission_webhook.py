@@ -1,0 +1,277 @@
+"""The ModelRelease webhook records identities as the API server authenticated them.
+
+The real kopf operator machinery runs the real handler (``rollwise.runtime.admission``, wired
+from settings exactly as ``main`` wires it) against the lab's API server, which authenticates
+alice, bob and carol by token and calls the kopf-managed mutating webhook over HTTPS. Each user
+acts with real kubectl; every effect is read back through the API.
+
+People: alice creates the release (groups ml, sec-team), bob is in sec-team, carol in pm and
+sec-team. Roles: security=sec-team, product=pm.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+import yaml
+from kopf.testing import KopfRunner
+
+from hack.lab.kube.admission import write_webhook_certificate
+from hack.lab.kube.auth import Identities, write_identities
+from hack.lab.kube.server import BackgroundAPIServer
+from hack.lab.testing.kube_fixtures import Kubectl, make_kubectl, manifest
+from rollwise.core import governance as g
+from rollwise.runtime.admission import read_record_key, setup_admission
+from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, from_sources
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "modelreleases.rollwise.dev.yaml"
+EXAMPLE = ROOT / "examples" / "modelrelease-template" / "modelrelease.yaml"
+RESOURCE = "modelreleases.rollwise.dev"
+NAME = "fraud-detector-7"
+
+
+def eventually(probe: Callable[[], Any], *, timeout: float = 20, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Lab:
+    identities: Identities
+    namespace: str
+    cache: Path
+
+    def kubectl(self, user: str) -> Kubectl:
+        return make_kubectl(self.identities[user].kubeconfig, self.cache / user)
+
+    def annotate(self, user: str, key: str, value: Any, *, overwrite: bool = True) -> Any:
+        text = value if isinstance(value, str) else json.dumps(value)
+        args = ["annotate", RESOURCE, NAME, f"{key}={text}"]
+        return self.kubectl(user)(
+            *args, *(["--overwrite"] if overwrite else []), namespace=self.namespace
+        )
+
+    def release(self) -> dict[str, Any]:
+        proc = self.kubectl("operator")(
+            "get", RESOURCE, NAME, "-o", "json", namespace=self.namespace
+        )
+        assert proc.returncode == 0, proc.stderr
+        return dict(json.loads(proc.stdout))
+
+    def annotations(self) -> dict[str, str]:
+        return dict(self.release()["metadata"].get("annotations") or {})
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+    identities = write_identities(
+        tmp_path / "identities",
+        {
+            "operator": ("system:masters",),
+            "alice": ("ml", "sec-team"),
+            "bob": ("sec-team",),
+            "carol": ("pm", "sec-team"),
+        },
+    )
+    with BackgroundAPIServer(authenticator=identities.authenticator()) as server:
+        identities.write_kubeconfigs(server.url, certificate_authority_data=server.server.ca_pem)
+        monkeypatch.setenv("KUBECONFIG", str(identities["operator"].kubeconfig))
+        lab = Lab(identities, f"gov-{uuid.uuid4().hex[:6]}", tmp_path / "kubecache")
+        op = lab.kubectl("operator")
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": lab.namespace}}
+        op("apply", "-f", "-", input=manifest(namespace), check=True)
+        op("apply", "-f", str(CRD), check=True)
+        op("wait", "--for=condition=Established", f"crd/{RESOURCE}", "--timeout=10s", check=True)
+        yield lab
+
+
+def operator(tmp_path: Path, lab: Lab) -> tuple[KopfRunner, bytes]:
+    """The operator process as main builds it, from the settings environment."""
+    key_file = tmp_path / "record-key"
+    key_file.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
+    cert, pkey = write_webhook_certificate(tmp_path / "tls")
+    settings = from_sources(
+        [],
+        {
+            "ROLLWISE_WEBHOOK_PORT": str(free_port()),
+            "ROLLWISE_WEBHOOK_LISTEN": "127.0.0.1",
+            "ROLLWISE_WEBHOOK_HOST": "127.0.0.1",
+            "ROLLWISE_WEBHOOK_CERT_FILE": str(cert),
+            "ROLLWISE_WEBHOOK_KEY_FILE": str(pkey),
+            "ROLLWISE_RECORD_KEY_FILE": str(key_file),
+            "ROLLWISE_ROLE_GROUPS": "security=sec-team;product=pm",
+        },
+        isatty=False,
+    )
+    registry = kopf.OperatorRegistry()
+    kopf_settings = kopf.OperatorSettings()
+    kopf_settings.watching.server_timeout = 10
+    kopf_settings.networking.request_timeout = 10
+    assert setup_admission(registry, kopf_settings, settings)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_with_kubeconfig(**kwargs)
+
+    runner = KopfRunner(
+        ["run", "--standalone", "--namespace", lab.namespace],
+        registry=registry,
+        settings=kopf_settings,
+        timeout=30,
+    )
+    return runner, read_record_key(key_file)
+
+
+def refused(proc: Any, message: str) -> None:
+    assert proc.returncode != 0, f"expected a refusal, kubectl said: {proc.stdout}"
+    expected = f'admission webhook "records.{WEBHOOK_CONFIGURATION}" denied the request: {message}'
+    assert expected in proc.stderr, proc.stderr
+
+
+def test_the_webhook_records_who_did_what_and_refuses_what_four_eyes_forbid(
+    lab: Lab, tmp_path: Path
+) -> None:
+    release = yaml.safe_load(EXAMPLE.read_text())
+    release["metadata"]["namespace"] = lab.namespace
+    runner, key = operator(tmp_path, lab)
+    started = datetime.now(UTC).replace(microsecond=0)
+    with runner:
+        config = eventually(
+            lambda: (
+                (
+                    p := lab.kubectl("operator")(
+                        "get", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "-o", "json"
+                    )
+                )
+                and p.returncode == 0
+                and (c := json.loads(p.stdout)).get("webhooks")
+                and c
+            ),
+            what="kopf's managed MutatingWebhookConfiguration",
+        )
+        created = lab.kubectl("alice")(
+            "create", "-f", "-", input=manifest(release), namespace=lab.namespace
+        )
+        assert created.returncode == 0, created.stderr
+
+        self_approval = lab.annotate(
+            "alice", g.APPROVE, {"id": "a0", "role": "security", "version": "7"}
+        )
+        old_version = lab.annotate(
+            "bob", g.APPROVE, {"id": "a1", "role": "security", "version": "6"}
+        )
+        carol_product = lab.annotate(
+            "carol", g.APPROVE, {"id": "a2", "role": "product", "version": "7"}
+        )
+        carol_security = lab.annotate(
+            "carol", g.APPROVE, {"id": "a3", "role": "security", "version": "7"}
+        )
+        bob_product = lab.annotate(
+            "bob", g.APPROVE, {"id": "a4", "role": "product", "version": "7"}
+        )
+        bob_security = lab.annotate(
+            "bob", g.APPROVE, {"id": "a5", "role": "security", "version": "7"}
+        )
+        forged_edit = lab.annotate("alice", g.APPROVALS, "[]")
+        waive = lab.annotate(
+            "carol", g.WAIVE, {"id": "w1", "gate": "sbom", "reason": "scanner down", "for": "24h"}
+        )
+        too_long = lab.annotate(
+            "carol", g.WAIVE, {"id": "w2", "gate": "sbom", "reason": "later", "for": "200h"}
+        )
+        revoke = lab.annotate("bob", g.REVOKE, {"id": "r1", "reason": "bias found"})
+        recorded = lab.release()
+
+    # With the operator gone, the persistent webhook fails closed: no write slips through.
+    stopped = lab.annotate("alice", "note", "x")
+    # Bypassing the webhook (its configuration deleted by an admin): a hand-typed record is
+    # stored but never counts.
+    lab.kubectl("operator")(
+        "delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, check=True
+    )
+    forged = {"role": "product", "user": "dave", "version": "7", "at": "2026-11-22T10:00:00Z"}
+    copied = json.loads(recorded["metadata"]["annotations"][g.APPROVALS])[0]
+    bypass = lab.annotate(
+        "alice",
+        g.APPROVALS,
+        [forged, {**forged, "sig": "0" * 64}, {**copied, "user": "alice"}],
+    )
+    after_bypass = lab.release()
+
+    assert runner.exception is None
+    # The ModelRelease handler fails closed; the Rollout handler (overrides) is the second.
+    [hook, rollout_hook] = config["webhooks"]
+    assert hook["failurePolicy"] == "Fail"
+    assert [r["resources"] for r in hook["rules"]] == [["modelreleases"]]
+    assert rollout_hook["failurePolicy"] == "Ignore"
+
+    refused(self_approval, "alice set version 7 and may not approve it")
+    refused(old_version, "this approval is for version 6 but the release is version 7")
+    assert carol_product.returncode == 0, carol_product.stderr
+    refused(
+        carol_security, "carol already approved as product; another person must approve as security"
+    )
+    refused(bob_product, "bob may not approve as product: the role is given to members of pm")
+    assert bob_security.returncode == 0, bob_security.stderr
+    refused(
+        forged_edit,
+        "rollwise.dev/approvals is written by the operator's webhook; use kubectl rollwise approve",
+    )
+    assert waive.returncode == 0, waive.stderr
+    refused(too_long, "a waiver lasts more than 0s and at most 168h, got 200h")
+    assert revoke.returncode == 0, revoke.stderr
+
+    annotations = recorded["metadata"]["annotations"]
+    assert not set(g.REQUEST_ANNOTATIONS) & set(annotations), "requests are removed"
+    records = g.read_records(annotations, recorded["metadata"]["uid"], key)
+    assert records.rejected == ()
+    assert records.version_set_by == "alice"
+    assert [(a.role, a.user, a.version) for a in records.approvals] == [
+        ("product", "carol", "7"),
+        ("security", "bob", "7"),
+    ]
+    finished = datetime.now(UTC) + timedelta(seconds=1)
+    assert all(started <= a.at <= finished for a in records.approvals)
+    [waiver] = records.waivers
+    assert (waiver.gate, waiver.user, waiver.reason) == ("sbom", "carol", "scanner down")
+    assert waiver.expires_at - waiver.at == timedelta(hours=24)
+    assert records.revoke is not None
+    assert (records.revoke.id, records.revoke.user, records.revoke.reason) == (
+        "r1",
+        "bob",
+        "bias found",
+    )
+
+    assert stopped.returncode != 0, "a stopped webhook refuses writes (failurePolicy Fail)"
+    assert bypass.returncode == 0, bypass.stderr
+    after = g.read_records(
+        after_bypass["metadata"]["annotations"], after_bypass["metadata"]["uid"], key
+    )
+    assert after.approvals == (), "no hand-typed record counts"
+    assert len(after.rejected) == 3
+    assert all("missing or bad signature" in r for r in after.rejected)

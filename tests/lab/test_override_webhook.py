@@ -1,0 +1,147 @@
+"""The webhook records overrides on Rollouts with the identity the API server authenticated,
+and refuses what two-person confirmation forbids.
+
+The real kopf operator machinery runs the real handlers (``rollwise.runtime.admission``, wired
+from settings exactly as ``main`` wires it) against the lab's API server, which authenticates
+alice, bob and carol by token and calls kopf's managed mutating webhook over HTTPS. Each person
+acts with real kubectl; every effect is read back through the API and checked with
+``rollwise.core.overrides.read_overrides`` and the record key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hack.lab.testing.kube_fixtures import manifest
+from rollwise.core import overrides as o
+from rollwise.core.observations import revision_of
+from rollwise.runtime.settings import WEBHOOK_CONFIGURATION
+from tests.lab.test_admission_webhook import (
+    ROOT,
+    Lab,
+    eventually,
+    lab,  # noqa: F401 - its lab of people, as a fixture
+    operator,
+)
+
+pytestmark = pytest.mark.lab
+
+ROLLOUT_CRD = ROOT / "crds" / "rollouts.rollwise.dev.yaml"
+EXAMPLE = ROOT / "examples" / "rollout-gateway-api" / "rollout.yaml"
+ROLLOUT = "rollouts.rollwise.dev"
+NAME = "demo"
+
+
+def rollout_refused(proc: Any, message: str) -> None:
+    assert proc.returncode != 0, f"expected a refusal, kubectl said: {proc.stdout}"
+    hook = f"rollout-records.{WEBHOOK_CONFIGURATION}"
+    expected = f'admission webhook "{hook}" denied the request: {message}'
+    assert expected in proc.stderr, proc.stderr
+
+
+def annotate(where: Lab, user: str, key: str, value: Any) -> Any:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return where.kubectl(user)(
+        "annotate", ROLLOUT, NAME, f"{key}={text}", "--overwrite", namespace=where.namespace
+    )
+
+
+def get_rollout(where: Lab) -> dict[str, Any]:
+    proc = where.kubectl("operator")("get", ROLLOUT, NAME, "-o", "json", namespace=where.namespace)
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout))
+
+
+def test_overrides_on_a_rollout_are_recorded_with_identity_and_need_a_second_person(
+    lab: Lab,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+) -> None:
+    admin = lab.kubectl("operator")
+    admin("apply", "-f", str(ROLLOUT_CRD), check=True)
+    admin("wait", "--for=condition=Established", f"crd/{ROLLOUT}", "--timeout=10s", check=True)
+    rollout = yaml.safe_load(EXAMPLE.read_text())
+    rollout["metadata"]["namespace"] = lab.namespace
+    runner, key = operator(tmp_path, lab)
+    with runner:
+        config = eventually(
+            lambda: (
+                (
+                    p := admin(
+                        "get", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "-o", "json"
+                    )
+                )
+                and p.returncode == 0
+                and len((c := json.loads(p.stdout)).get("webhooks") or []) == 2
+                and c
+            ),
+            what="kopf's managed configuration with both handlers",
+        )
+        created = lab.kubectl("alice")(
+            "create", "-f", "-", input=manifest(rollout), namespace=lab.namespace
+        )
+        assert created.returncode == 0, created.stderr
+        promote = annotate(
+            lab, "alice", o.OVERRIDE, {"id": "o1", "decision": "promote", "reason": "noisy"}
+        )
+        self_confirm = annotate(lab, "alice", o.CONFIRM_OVERRIDE, {"id": "o1"})
+        unknown = annotate(lab, "carol", o.CONFIRM_OVERRIDE, {"id": "o7"})
+        confirm = annotate(lab, "bob", o.CONFIRM_OVERRIDE, {"id": "o1"})
+        second_confirm = annotate(lab, "carol", o.CONFIRM_OVERRIDE, {"id": "o1"})
+        hold = annotate(
+            lab, "carol", o.OVERRIDE, {"id": "o2", "decision": "hold", "reason": "look first"}
+        )
+        no_reason = annotate(lab, "carol", o.OVERRIDE, {"id": "o3", "decision": "rollback"})
+        forged = annotate(lab, "alice", o.OVERRIDES, "[]")
+        recorded = get_rollout(lab)
+
+    # With the operator gone, Rollout writes still pass (failurePolicy Ignore) but nothing is
+    # recorded: the request stays a raw annotation, which the operator never counts.
+    unrecorded = annotate(
+        lab, "alice", o.OVERRIDE, {"id": "o4", "decision": "rollback", "reason": "late"}
+    )
+    after = get_rollout(lab)
+
+    assert runner.exception is None
+    hooks = {h["name"]: h for h in config["webhooks"]}
+    rollout_hook = hooks[f"rollout-records.{WEBHOOK_CONFIGURATION}"]
+    assert rollout_hook["failurePolicy"] == "Ignore"
+    assert [r["resources"] for r in rollout_hook["rules"]] == [["rollouts"]]
+    assert hooks[f"records.{WEBHOOK_CONFIGURATION}"]["failurePolicy"] == "Fail"
+
+    assert promote.returncode == 0, promote.stderr
+    rollout_refused(
+        self_confirm, "alice made override o1 and may not confirm it; a second person must confirm"
+    )
+    rollout_refused(unknown, "no override o7 on this rollout")
+    assert confirm.returncode == 0, confirm.stderr
+    rollout_refused(second_confirm, "override o1 is already confirmed by bob")
+    assert hold.returncode == 0, hold.stderr
+    rollout_refused(no_reason, "rollwise.dev/override needs a non-empty 'reason'")
+    rollout_refused(
+        forged, "rollwise.dev/overrides is written by the operator's webhook; use kubectl rollwise"
+    )
+
+    annotations = recorded["metadata"]["annotations"]
+    assert not set(o.OVERRIDE_REQUESTS) & set(annotations), "requests are removed"
+    found = o.read_overrides(annotations, recorded["metadata"]["uid"], key)
+    assert found.rejected == ()
+    revision = revision_of(recorded["spec"]["template"])
+    assert [
+        (r.id, r.decision.value, r.user, r.confirmed_by, r.target) for r in found.overrides
+    ] == [
+        ("o1", "promote", "alice", "bob", revision),
+        ("o2", "hold", "carol", None, revision),
+    ]
+    in_effect = o.in_effect(found.overrides, revision)
+    assert in_effect is not None
+    assert in_effect.id == "o2"
+
+    assert unrecorded.returncode == 0, unrecorded.stderr
+    left = after["metadata"]["annotations"]
+    assert json.loads(left[o.OVERRIDE])["id"] == "o4"
+    assert left[o.OVERRIDES] == annotations[o.OVERRIDES]

@@ -1,0 +1,607 @@
+"""Identity records: signing, reading, waivers and the webhook's admission decisions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from rollwise.core import governance as g
+from rollwise.core.modelrelease import (
+    GATE_APPROVALS,
+    GATE_ARTIFACT,
+    GATE_FREEZE,
+    GATE_SBOM,
+    Approval,
+    GateResult,
+    RevokeRequest,
+)
+from rollwise.core.modelrelease_status import GateStatus
+
+KEY = b"record-key"
+UID = "0b6f0a52-uid"
+NS, NAME = "models", "fraud-7"
+NOW = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
+ROLES: Mapping[str, tuple[str, ...]] = {
+    "security": ("sec-team",),
+    "product": ("pm",),
+    "executive": ("cto",),
+}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value)
+
+
+def signed(record: Mapping[str, Any], subject: str = UID, key: bytes = KEY) -> dict[str, Any]:
+    return g.sign(record, subject, key)
+
+
+def created_by(user: str = "alice", version: str = "7") -> dict[str, str]:
+    """The annotations the webhook leaves after alice created the release and its first
+    UPDATE bound the record to the uid."""
+    record = {"user": user, "version": version, "at": "2026-11-22T09:00:00Z"}
+    return {g.VERSION_SET_BY: dumps(signed(record))}
+
+
+def approval(role: str, user: str, version: str = "7") -> dict[str, Any]:
+    return signed({"role": role, "user": user, "version": version, "at": "2026-11-22T09:30:00Z"})
+
+
+def update(
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    *,
+    user: str = "bob",
+    groups: tuple[str, ...] = ("sec-team", "system:authenticated"),
+    version: str = "7",
+    old_version: str | None = "7",
+    uid: str = UID,
+) -> g.Admission:
+    return g.admit(
+        operation="UPDATE",
+        old_annotations=old,
+        new_annotations=new,
+        spec_version=version,
+        old_spec_version=old_version,
+        uid=uid,
+        namespace=NS,
+        name=NAME,
+        user=user,
+        groups=groups,
+        role_map=ROLES,
+        key=KEY,
+        now=NOW,
+    )
+
+
+def request(old: Mapping[str, str], name: str, body: Any) -> dict[str, str]:
+    return {**old, name: body if isinstance(body, str) else dumps(body)}
+
+
+# --------------------------------------------------------------------------------------------
+# Signing
+
+
+def test_signature_covers_every_field_and_the_uid() -> None:
+    record = signed({"role": "security", "user": "bob", "version": "7", "at": "t"})
+    assert g.verify(record, UID, KEY)
+    assert not g.verify({**record, "user": "mallory"}, UID, KEY)
+    assert not g.verify(record, "another-uid", KEY)
+    assert not g.verify(record, UID, b"another-key")
+    assert not g.verify({k: v for k, v in record.items() if k != "sig"}, UID, KEY)
+    assert not g.verify(record, "", KEY), "an empty subject is never trusted"
+
+
+def test_canonical_form_ignores_key_order_and_the_signature() -> None:
+    a = {"b": 1, "a": "x", "sig": "zz"}
+    assert g.canonical(a) == '{"a":"x","b":1}'
+    assert g.signature({"a": "x", "b": 1}, UID, KEY) == g.signature(a, UID, KEY)
+
+
+# --------------------------------------------------------------------------------------------
+# read_records
+
+
+def test_read_records_returns_signed_records_as_observations() -> None:
+    waiver = signed(
+        {
+            "gate": "sbom",
+            "reason": "scanner down",
+            "user": "carol",
+            "at": "2026-11-22T09:00:00Z",
+            "expiresAt": "2026-11-23T09:00:00Z",
+        }
+    )
+    revocation = signed({"id": "r1", "reason": "bad", "user": "dave", "at": "2026-11-22T09:10:00Z"})
+    annotations = {
+        **created_by(),
+        g.APPROVALS: dumps([approval("security", "bob"), approval("product", "carol")]),
+        g.WAIVERS: dumps([waiver]),
+        g.REVOCATION: dumps(revocation),
+    }
+    records = g.read_records(annotations, UID, KEY)
+    assert records.rejected == ()
+    assert records.version_set_by == "alice"
+    assert records.approvals == (
+        Approval("security", "bob", datetime(2026, 11, 22, 9, 30, tzinfo=UTC), "7"),
+        Approval("product", "carol", datetime(2026, 11, 22, 9, 30, tzinfo=UTC), "7"),
+    )
+    assert records.waivers == (
+        g.Waiver(
+            "sbom",
+            "scanner down",
+            "carol",
+            datetime(2026, 11, 22, 9, tzinfo=UTC),
+            datetime(2026, 11, 23, 9, tzinfo=UTC),
+        ),
+    )
+    assert records.revoke == RevokeRequest(
+        "r1", "bad", "dave", datetime(2026, 11, 22, 9, 10, tzinfo=UTC)
+    )
+
+
+FORGED = {"role": "security", "user": "bob", "version": "7", "at": "2026-11-22T09:30:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "rejected"),
+    [
+        pytest.param(
+            {g.APPROVALS: dumps([FORGED])}, "rollwise.dev/approvals[0] ignored", id="unsigned"
+        ),
+        pytest.param(
+            {g.APPROVALS: dumps([{**FORGED, "sig": "00" * 32}])},
+            "rollwise.dev/approvals[0] ignored",
+            id="forged-signature",
+        ),
+        pytest.param(
+            {g.APPROVALS: dumps([signed(FORGED, key=b"someone-else")])},
+            "rollwise.dev/approvals[0] ignored",
+            id="other-key",
+        ),
+        pytest.param(
+            {g.APPROVALS: dumps([signed(FORGED, subject="other-uid")])},
+            "rollwise.dev/approvals[0] ignored",
+            id="copied-from-another-object",
+        ),
+        pytest.param(
+            {g.APPROVALS: dumps([{**signed(FORGED), "user": "mallory"}])},
+            "rollwise.dev/approvals[0] ignored",
+            id="edited-after-signing",
+        ),
+        pytest.param({g.APPROVALS: "[not json"}, "is not valid JSON", id="bad-json"),
+        pytest.param({g.APPROVALS: "{}"}, "is not a JSON list", id="not-a-list"),
+        pytest.param(
+            {g.APPROVALS: dumps([signed({"role": "security", "user": "bob"})])},
+            "needs a non-empty string 'at'",
+            id="signed-but-incomplete",
+        ),
+        pytest.param(
+            {g.VERSION_SET_BY: dumps(signed({"user": "a", "version": "7", "at": "t"}, "create:x"))},
+            "rollwise.dev/version-set-by ignored",
+            id="version-set-by-not-yet-bound-to-uid",
+        ),
+    ],
+)
+def test_records_without_a_valid_signature_are_ignored_and_named(
+    annotations: dict[str, str], rejected: str
+) -> None:
+    records = g.read_records(annotations, UID, KEY)
+    assert records.approvals == ()
+    assert records.version_set_by is None
+    assert len(records.rejected) == 1
+    assert rejected in records.rejected[0]
+
+
+def test_a_forged_entry_does_not_hide_the_signed_ones() -> None:
+    annotations = {g.APPROVALS: dumps([FORGED, approval("product", "carol")])}
+    records = g.read_records(annotations, UID, KEY)
+    assert [a.user for a in records.approvals] == ["carol"]
+    assert records.rejected == (
+        "rollwise.dev/approvals[0] ignored: missing or bad signature "
+        "(not written by this operator's webhook)",
+    )
+
+
+def test_without_a_key_no_record_counts() -> None:
+    annotations = {**created_by(), g.APPROVALS: dumps([approval("security", "bob")])}
+    records = g.read_records(annotations, UID, None)
+    assert records.approvals == ()
+    assert records.version_set_by is None
+    assert records.rejected == (
+        "rollwise.dev/version-set-by ignored: no record key configured",
+        "rollwise.dev/approvals ignored: no record key configured",
+    )
+
+
+def test_a_raw_revoke_request_counts_with_an_unknown_user() -> None:
+    annotations = {g.REVOKE: dumps({"id": "r9", "reason": "leak"})}
+    records = g.read_records(annotations, UID, None, now=NOW)
+    assert records.revoke == RevokeRequest("r9", "leak", None, NOW)
+    assert g.read_records(annotations, UID, KEY).revoke == RevokeRequest(
+        "r9", "leak", None, datetime(1970, 1, 1, tzinfo=UTC)
+    )
+
+
+def test_a_signed_revocation_wins_over_a_raw_request() -> None:
+    revocation = signed({"id": "r1", "reason": "bad", "user": "dave", "at": "2026-11-22T09:10:00Z"})
+    annotations = {g.REVOCATION: dumps(revocation), g.REVOKE: dumps({"id": "r2", "reason": "x"})}
+    revoke = g.read_records(annotations, UID, KEY).revoke
+    assert revoke is not None
+    assert (revoke.id, revoke.user) == ("r1", "dave")
+
+
+def test_a_malformed_raw_revoke_is_rejected() -> None:
+    records = g.read_records({g.REVOKE: "yes please"}, UID, KEY)
+    assert records.revoke is None
+    assert records.rejected == ("rollwise.dev/revoke request ignored: is not valid JSON",)
+
+
+# --------------------------------------------------------------------------------------------
+# apply_waivers
+
+
+def waiver(gate: str, hours: float, *, at_hours: float = 0.0, user: str = "carol") -> g.Waiver:
+    at = NOW + timedelta(hours=at_hours)
+    return g.Waiver(gate, "scanner down", user, at, at + timedelta(hours=hours))
+
+
+@pytest.mark.parametrize(
+    ("status", "waivers", "expected"),
+    [
+        pytest.param(GateStatus.FAILED, [waiver(GATE_SBOM, 24)], GateStatus.WAIVED, id="failed"),
+        pytest.param(GateStatus.PENDING, [waiver(GATE_SBOM, 24)], GateStatus.WAIVED, id="pending"),
+        pytest.param(GateStatus.PASSED, [waiver(GATE_SBOM, 24)], GateStatus.PASSED, id="passing"),
+        pytest.param(GateStatus.FAILED, [waiver(GATE_ARTIFACT, 24)], GateStatus.FAILED, id="other"),
+        pytest.param(GateStatus.FAILED, [], GateStatus.FAILED, id="none"),
+    ],
+)
+def test_a_waiver_applies_to_its_gate_when_not_passing(
+    status: GateStatus, waivers: list[g.Waiver], expected: GateStatus
+) -> None:
+    [result] = g.apply_waivers([GateResult(GATE_SBOM, status, "no sbom")], waivers, NOW)
+    assert result.status is expected
+    if expected is GateStatus.WAIVED:
+        assert result.underlying is status
+        assert result.waiver_expires_at == NOW + timedelta(hours=24)
+        assert result.message.startswith("waived by carol until 2026-11-23T10:00:00Z")
+        assert result.message.endswith(f"gate's own result: {status.value}: no sbom")
+
+
+def test_the_latest_waiver_of_a_gate_counts_even_when_expired() -> None:
+    waivers = [waiver(GATE_SBOM, 48, user="old"), waiver(GATE_SBOM, 1, at_hours=-5, user="new")]
+    later = sorted(waivers, key=lambda w: w.at)[-1]
+    [result] = g.apply_waivers([GateResult(GATE_SBOM, GateStatus.FAILED, "x")], waivers, NOW)
+    assert result.waiver_expires_at == later.expires_at
+    assert result.status is GateStatus.WAIVED
+    assert "old" in result.message, "the waiver given last is the one that counts"
+    expired = g.apply_waivers(
+        [GateResult(GATE_SBOM, GateStatus.FAILED, "x")], waivers, NOW + timedelta(hours=49)
+    )[0]
+    assert expired.message.startswith("waiver by old expired at")
+    assert expired.underlying is GateStatus.FAILED
+
+
+def test_waivers_never_cover_approvals() -> None:
+    w = g.Waiver(GATE_APPROVALS, "r", "u", NOW, NOW + timedelta(hours=1))
+    result = GateResult(GATE_APPROVALS, GateStatus.PENDING)
+    assert g.apply_waivers([result], [w], NOW) == (result,)
+
+
+# --------------------------------------------------------------------------------------------
+# admit: CREATE
+
+
+def create(annotations: Mapping[str, str], *, name: str = NAME) -> g.Admission:
+    return g.admit(
+        operation="CREATE",
+        old_annotations=None,
+        new_annotations=annotations,
+        spec_version="7",
+        old_spec_version=None,
+        uid="",
+        namespace=NS,
+        name=name,
+        user="alice",
+        groups=("ml",),
+        role_map=ROLES,
+        key=KEY,
+        now=NOW,
+        generate_name="fraud-",
+    )
+
+
+def test_create_stamps_who_set_the_version_and_the_next_update_binds_it_to_the_uid() -> None:
+    created = create({})
+    assert created.allowed
+    stored = {k: v for k, v in created.patch.items() if v is not None}
+    record = json.loads(stored[g.VERSION_SET_BY])
+    assert {k: record[k] for k in ("user", "version", "at")} == {
+        "user": "alice",
+        "version": "7",
+        "at": "2026-11-22T10:00:00Z",
+    }
+    assert g.read_records(stored, UID, KEY).version_set_by is None, "not yet bound to the uid"
+    pending = g.read_records(stored, UID, KEY, namespace=NS, name=NAME)
+    assert (pending.version_set_by, pending.rejected) == (None, ()), "known, not forged"
+    elsewhere = g.read_records(stored, UID, KEY, namespace=NS, name="another")
+    assert len(elsewhere.rejected) == 1
+    bound = update(stored, stored, user="system:serviceaccount:rollwise:operator")
+    assert bound.allowed
+    after = {**stored, **{k: v for k, v in bound.patch.items() if v is not None}}
+    assert g.read_records(after, UID, KEY).version_set_by == "alice"
+
+
+def test_a_generated_name_is_bound_through_generate_name() -> None:
+    stored = {k: v for k, v in create({}, name="").patch.items() if v is not None}
+    bound = g.admit(
+        operation="UPDATE",
+        old_annotations=stored,
+        new_annotations=stored,
+        spec_version="7",
+        old_spec_version="7",
+        uid=UID,
+        namespace=NS,
+        name="fraud-x8k2p",
+        generate_name="fraud-",
+        user="op",
+        groups=(),
+        role_map=ROLES,
+        key=KEY,
+        now=NOW,
+    )
+    after = {**stored, **{k: v for k, v in bound.patch.items() if v is not None}}
+    assert g.read_records(after, UID, KEY).version_set_by == "alice"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [
+        pytest.param(
+            {g.APPROVALS: "[]"},
+            "rollwise.dev/approvals is written by the operator's webhook; remove it",
+            id="record",
+        ),
+        pytest.param(
+            {g.VERSION_SET_BY: dumps({"user": "bob"})},
+            "rollwise.dev/version-set-by is written by the operator's webhook",
+            id="version-set-by",
+        ),
+        pytest.param(
+            {g.APPROVE: dumps({"id": "1", "role": "security", "version": "7"})},
+            "rollwise.dev/approve applies to an existing ModelRelease",
+            id="request",
+        ),
+    ],
+)
+def test_create_refuses_records_and_requests(annotations: dict[str, str], message: str) -> None:
+    answer = create(annotations)
+    assert not answer.allowed
+    assert message in answer.message
+
+
+# --------------------------------------------------------------------------------------------
+# admit: UPDATE
+
+
+def test_an_approval_is_recorded_with_the_user_and_the_request_removed() -> None:
+    old = created_by()
+    answer = update(old, request(old, g.APPROVE, {"id": "a1", "role": "security", "version": "7"}))
+    assert answer.allowed, answer.message
+    assert answer.patch[g.APPROVE] is None
+    [record] = json.loads(str(answer.patch[g.APPROVALS]))
+    assert g.verify(record, UID, KEY)
+    assert {k: v for k, v in record.items() if k != "sig"} == {
+        "role": "security",
+        "user": "bob",
+        "version": "7",
+        "at": "2026-11-22T10:00:00Z",
+    }
+
+
+def test_approvals_append_and_keep_what_was_there() -> None:
+    old = {**created_by(), g.APPROVALS: dumps([approval("product", "carol")])}
+    answer = update(old, request(old, g.APPROVE, {"id": "a2", "role": "security", "version": "7"}))
+    assert answer.allowed, answer.message
+    after = {**old, g.APPROVALS: str(answer.patch[g.APPROVALS])}
+    assert [(a.role, a.user) for a in g.read_records(after, UID, KEY).approvals] == [
+        ("product", "carol"),
+        ("security", "bob"),
+    ]
+
+
+def test_the_same_approval_again_is_accepted_without_a_second_record() -> None:
+    old = {**created_by(), g.APPROVALS: dumps([approval("security", "bob")])}
+    answer = update(old, request(old, g.APPROVE, {"id": "a3", "role": "security", "version": "7"}))
+    assert answer.allowed
+    assert answer.patch == {g.APPROVE: None}
+
+
+APPROVE_SEC = {"id": "a1", "role": "security", "version": "7"}
+
+
+@pytest.mark.parametrize(
+    ("old", "body", "kwargs", "message"),
+    [
+        pytest.param(
+            created_by(user="bob"),
+            APPROVE_SEC,
+            {},
+            "bob set version 7 and may not approve it",
+            id="self-approval",
+        ),
+        pytest.param(
+            created_by(),
+            {**APPROVE_SEC, "role": "product"},
+            {},
+            "bob may not approve as product: the role is given to members of pm",
+            id="role-not-mapped",
+        ),
+        pytest.param(
+            created_by(),
+            {**APPROVE_SEC, "role": "legal"},
+            {},
+            "bob may not approve as legal",
+            id="unknown-role",
+        ),
+        pytest.param(
+            {**created_by(), g.APPROVALS: dumps([approval("product", "bob")])},
+            APPROVE_SEC,
+            {},
+            "bob already approved as product; another person must approve as security",
+            id="four-eyes",
+        ),
+        pytest.param(
+            {**created_by(), g.APPROVALS: dumps([approval("security", "carol")])},
+            APPROVE_SEC,
+            {},
+            "security already approved by carol",
+            id="role-twice",
+        ),
+        pytest.param(
+            created_by(),
+            {**APPROVE_SEC, "version": "6"},
+            {},
+            "this approval is for version 6 but the release is version 7",
+            id="other-version",
+        ),
+        pytest.param({}, APPROVE_SEC, {}, "who set this version is not recorded", id="no-setter"),
+        pytest.param(
+            {
+                g.VERSION_SET_BY: dumps(
+                    signed({"user": "carol", "version": "7", "at": "t"}, "other-uid")
+                )
+            },
+            APPROVE_SEC,
+            {},
+            "who set this version is not recorded",
+            id="copied-setter",
+        ),
+        pytest.param(
+            created_by(), "{not json", {}, "rollwise.dev/approve is not valid JSON", id="json"
+        ),
+        pytest.param(created_by(), [1], {}, "rollwise.dev/approve is not a JSON object", id="list"),
+        pytest.param(
+            created_by(), {"role": "security", "version": "7"}, {}, "needs an 'id'", id="no-id"
+        ),
+        pytest.param(
+            created_by(), {"id": "1", "version": "7"}, {}, "needs a non-empty 'role'", id="no-role"
+        ),
+    ],
+)
+def test_refused_approvals(
+    old: dict[str, str], body: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    answer = update(old, request(old, g.APPROVE, body), **kwargs)
+    assert not answer.allowed
+    assert message in answer.message
+    assert answer.patch == {}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [pytest.param(name, id=name.removeprefix("rollwise.dev/")) for name in g.RECORD_ANNOTATIONS],
+)
+def test_editing_or_removing_a_record_directly_is_refused(record: str) -> None:
+    old = {**created_by(), record: dumps(approval("security", "bob"))}
+    edited = update(old, {**old, record: dumps([FORGED])})
+    assert not edited.allowed
+    assert edited.message.startswith(f"{record} is written by the operator's webhook; use")
+    removed = update(old, {k: v for k, v in old.items() if k != record})
+    assert not removed.allowed
+    assert removed.message == (
+        f"{record} is written by the operator's webhook and cannot be removed; "
+        "keep it when replacing the ModelRelease"
+    )
+
+
+def test_a_request_left_unchanged_is_not_attributed_to_this_user() -> None:
+    old = {**created_by(), g.APPROVE: dumps(APPROVE_SEC)}
+    answer = update(old, dict(old))
+    assert answer.allowed
+    assert answer.patch == {}
+
+
+def test_a_waiver_is_recorded_with_its_expiry() -> None:
+    old = created_by()
+    body = {"id": "w1", "gate": "sbom", "reason": "scanner down", "for": "24h"}
+    answer = update(old, request(old, g.WAIVE, body), user="carol", groups=("pm",))
+    assert answer.allowed, answer.message
+    assert answer.patch[g.WAIVE] is None
+    after = {**old, g.WAIVERS: str(answer.patch[g.WAIVERS])}
+    assert g.read_records(after, UID, KEY).waivers == (
+        g.Waiver("sbom", "scanner down", "carol", NOW, NOW + timedelta(hours=24)),
+    )
+
+
+WAIVE_SBOM = {"id": "w1", "gate": "sbom", "reason": "scanner down", "for": "24h"}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(
+            {**WAIVE_SBOM, "gate": "approvals"}, "gate 'approvals' cannot be waived", id="approvals"
+        ),
+        pytest.param({**WAIVE_SBOM, "gate": "lint"}, "gate 'lint' cannot be waived", id="unknown"),
+        pytest.param({**WAIVE_SBOM, "reason": " "}, "needs a non-empty 'reason'", id="no-reason"),
+        pytest.param({**WAIVE_SBOM, "for": "1d"}, "invalid duration '1d'", id="bad-duration"),
+        pytest.param({**WAIVE_SBOM, "for": "169h"}, "at most 168h", id="too-long"),
+        pytest.param({**WAIVE_SBOM, "for": "0s"}, "more than 0s", id="zero"),
+        pytest.param({**WAIVE_SBOM, "reason": "x" * 501}, "longer than 500", id="long-reason"),
+    ],
+)
+def test_refused_waivers(body: dict[str, Any], message: str) -> None:
+    old = created_by()
+    answer = update(old, request(old, g.WAIVE, body))
+    assert not answer.allowed
+    assert message in answer.message
+
+
+def test_a_revoke_is_recorded_with_its_user_and_is_idempotent() -> None:
+    old = created_by()
+    body = {"id": "r1", "reason": "bias found"}
+    answer = update(old, request(old, g.REVOKE, body), user="dave", groups=())
+    assert answer.allowed, answer.message
+    after = {**old, g.REVOCATION: str(answer.patch[g.REVOCATION])}
+    assert g.read_records(after, UID, KEY).revoke == RevokeRequest("r1", "bias found", "dave", NOW)
+    again = update(after, request(after, g.REVOKE, body), user="erin")
+    assert again.allowed
+    assert again.patch == {g.REVOKE: None}
+    other = update(after, request(after, g.REVOKE, {"id": "r2", "reason": "x"}))
+    assert not other.allowed
+    assert other.message == "already revoked by dave at 2026-11-22T10:00:00Z: bias found"
+
+
+def test_a_version_change_restamps_who_set_it() -> None:
+    old = created_by()
+    answer = update(old, dict(old), version="8", old_version="7", user="carol")
+    after = {**old, g.VERSION_SET_BY: str(answer.patch[g.VERSION_SET_BY])}
+    assert g.read_records(after, UID, KEY).version_set_by == "carol"
+
+
+def test_other_operations_pass_untouched() -> None:
+    answer = g.admit(
+        operation="DELETE",
+        old_annotations=created_by(),
+        new_annotations=None,
+        spec_version="7",
+        old_spec_version="7",
+        uid=UID,
+        namespace=NS,
+        name=NAME,
+        user="bob",
+        groups=(),
+        role_map=ROLES,
+        key=KEY,
+        now=NOW,
+    )
+    assert answer == g.Admission(allowed=True)
+
+
+def test_the_webhook_gates_list_matches_the_core() -> None:
+    assert set(g.WAIVABLE_GATES) == {GATE_ARTIFACT, GATE_SBOM, "policy-digest", GATE_FREEZE}

@@ -1,0 +1,457 @@
+"""Overrides: reading signed records, which override is in effect, what it means for a
+Rollout, and the webhook's decisions on override and confirmation requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from rollwise.core import overrides as o
+from rollwise.core.governance import sign
+from rollwise.core.observations import Hold, ManualRequest, RequestKind
+from rollwise.core.status import PauseReason, RolloutStatus
+
+KEY = b"record-key-0123456789"
+UID = "uid-1"
+NOW = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
+AT = "2026-11-22T09:00:00Z"
+REV, OLD_REV = "abcdef0123", "0123456789"
+
+
+def entry(
+    id_: str = "o1",
+    decision: str = "promote",
+    *,
+    user: str = "alice",
+    target: str = REV,
+    confirmed_by: str | None = None,
+    uid: str = UID,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": id_,
+        "decision": decision,
+        "reason": "metric is noisy",
+        "user": user,
+        "at": AT,
+        "target": target,
+    }
+    if confirmed_by is not None:
+        body |= {"confirmedBy": confirmed_by, "confirmedAt": AT}
+    return sign(body, uid, KEY)
+
+
+def records(*entries: Mapping[str, Any]) -> dict[str, str]:
+    return {o.OVERRIDES: json.dumps(list(entries))}
+
+
+def override(
+    decision: o.OverrideDecision = o.OverrideDecision.PROMOTE,
+    *,
+    confirmed_by: str | None = None,
+    target: str = REV,
+) -> o.Override:
+    return o.Override(
+        id="o1",
+        decision=decision,
+        reason="why",
+        user="alice",
+        at=NOW,
+        target=target,
+        confirmed_by=confirmed_by,
+        confirmed_at=NOW if confirmed_by else None,
+    )
+
+
+# ------------------------------------------------------------------ reading
+
+
+@pytest.mark.parametrize(
+    ("annotations", "key", "ids", "rejected"),
+    [
+        pytest.param({}, KEY, [], 0, id="none"),
+        pytest.param(records(entry("o1"), entry("o2", "hold")), KEY, ["o1", "o2"], 0, id="signed"),
+        pytest.param(records(entry("o1"), entry("o2", uid="other")), KEY, ["o1"], 1, id="copied"),
+        pytest.param(
+            records({**entry("o1"), "user": "mallory"}), KEY, [], 1, id="edited-after-signing"
+        ),
+        pytest.param(records(sign({"id": "o1"}, UID, KEY)), KEY, [], 1, id="signed-but-malformed"),
+        pytest.param(records(entry("o1", "approve")), KEY, [], 1, id="signed-but-unknown-decision"),
+        pytest.param({o.OVERRIDES: "{not json"}, KEY, [], 1, id="not-json"),
+        pytest.param(records(entry("o1")), None, [], 1, id="no-key"),
+    ],
+)
+def test_read_overrides(
+    annotations: dict[str, str], key: bytes | None, ids: list[str], rejected: int
+) -> None:
+    found = o.read_overrides(annotations, UID, key)
+    assert [x.id for x in found.overrides] == ids
+    assert len(found.rejected) == rejected
+
+
+def test_read_overrides_keeps_the_confirmation() -> None:
+    [one] = o.read_overrides(records(entry(confirmed_by="bob")), UID, KEY).overrides
+    assert (one.decision, one.user, one.confirmed_by, one.confirmed) == (
+        o.OverrideDecision.PROMOTE,
+        "alice",
+        "bob",
+        True,
+    )
+    assert one.at == datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+def test_a_self_confirmation_does_not_count() -> None:
+    assert not override(confirmed_by="alice").confirmed
+
+
+@pytest.mark.parametrize(
+    ("targets", "target", "expected"),
+    [
+        pytest.param([], REV, None, id="none"),
+        pytest.param([("o1", REV), ("o2", REV)], REV, "o2", id="newest-wins"),
+        pytest.param([("o1", REV), ("o2", OLD_REV)], REV, "o1", id="other-target-ignored"),
+        pytest.param([("o1", OLD_REV)], REV, None, id="only-older-revision"),
+    ],
+)
+def test_in_effect(targets: list[tuple[str, str]], target: str, expected: str | None) -> None:
+    overrides = tuple(
+        o.Override(
+            id=i,
+            decision=o.OverrideDecision.HOLD,
+            reason="r",
+            user="u",
+            at=NOW,
+            target=t,
+        )
+        for i, t in targets
+    )
+    found = o.in_effect(overrides, target)
+    assert (found.id if found else None) == expected
+
+
+# ------------------------------------------------------------------ the Rollout's view
+
+ROLLED_BACK = RolloutStatus(stable_revision=OLD_REV, rolled_back_revision=REV)
+INCONCLUSIVE = RolloutStatus(
+    stable_revision=OLD_REV,
+    canary_revision=REV,
+    current_step_index=1,
+    pause_reason=PauseReason.ANALYSIS_INCONCLUSIVE,
+)
+RUNNING = RolloutStatus(stable_revision=OLD_REV, canary_revision=REV, current_step_index=1)
+HANDLED = RUNNING.model_copy(update={"handled_requests": {o.HANDLED_KEY: "o1"}})
+WAITING = (
+    "promote override by alice waits for a second person's confirmation: "
+    "kubectl rollwise override rollout/web --confirm o1"
+)
+PROMOTE, HOLD, ROLLBACK = o.OverrideDecision
+
+
+@pytest.mark.parametrize(
+    ("found", "status", "expected"),
+    [
+        pytest.param(None, RUNNING, o.RolloutOverride(), id="no-override"),
+        pytest.param(
+            override(HOLD),
+            RUNNING,
+            o.RolloutOverride(hold=Hold(id="o1", user="alice", reason="why")),
+            id="hold",
+        ),
+        pytest.param(
+            override(HOLD),
+            HANDLED,
+            o.RolloutOverride(hold=Hold(id="o1", user="alice", reason="why")),
+            id="hold-lasts",
+        ),
+        pytest.param(
+            override(ROLLBACK),
+            RUNNING,
+            o.RolloutOverride(requests=(ManualRequest(RequestKind.ABORT, "o1"),)),
+            id="rollback-aborts",
+        ),
+        pytest.param(override(ROLLBACK), HANDLED, o.RolloutOverride(), id="rollback-once"),
+        pytest.param(
+            override(PROMOTE),
+            RUNNING,
+            o.RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, "o1"),)),
+            id="promote-healthy-canary-at-once",
+        ),
+        pytest.param(
+            override(PROMOTE),
+            None,
+            o.RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, "o1"),)),
+            id="promote-no-status",
+        ),
+        pytest.param(
+            override(PROMOTE),
+            ROLLED_BACK,
+            o.RolloutOverride(waiting=WAITING),
+            id="promote-after-failure-waits",
+        ),
+        pytest.param(
+            override(PROMOTE),
+            INCONCLUSIVE,
+            o.RolloutOverride(waiting=WAITING),
+            id="promote-inconclusive-waits",
+        ),
+        pytest.param(
+            override(PROMOTE, confirmed_by="alice"),
+            ROLLED_BACK,
+            o.RolloutOverride(waiting=WAITING),
+            id="self-confirmed-still-waits",
+        ),
+        pytest.param(
+            override(PROMOTE, confirmed_by="bob"),
+            ROLLED_BACK,
+            o.RolloutOverride(
+                requests=(
+                    ManualRequest(RequestKind.RETRY, "o1"),
+                    ManualRequest(RequestKind.PROMOTE_FULL, "o1"),
+                )
+            ),
+            id="confirmed-retries-and-promotes",
+        ),
+        pytest.param(
+            override(PROMOTE, confirmed_by="bob"),
+            ROLLED_BACK.model_copy(update={"handled_requests": {o.HANDLED_KEY: "o1"}}),
+            o.RolloutOverride(),
+            id="confirmed-promote-once",
+        ),
+        pytest.param(
+            override(HOLD, target=OLD_REV), RUNNING, o.RolloutOverride(), id="other-revision"
+        ),
+    ],
+)
+def test_rollout_effect(
+    found: o.Override | None, status: RolloutStatus | None, expected: o.RolloutOverride
+) -> None:
+    assert o.rollout_effect(found, name="web", template_hash=REV, status=status) == expected
+
+
+# ------------------------------------------------------------------ admission
+
+
+def admit(
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    *,
+    user: str = "bob",
+    operation: str = "UPDATE",
+    target: str = REV,
+) -> o.Admission:
+    return o.admit_overrides(
+        kind=o.ROLLOUT,
+        operation=operation,
+        old_annotations=old,
+        new_annotations=new,
+        target=target,
+        uid=UID,
+        name="web",
+        user=user,
+        key=KEY,
+        now=NOW,
+    )
+
+
+def request(body: Any) -> str:
+    return body if isinstance(body, str) else json.dumps(body)
+
+
+def overriding(body: Any, old: Mapping[str, str] | None = None) -> dict[str, str]:
+    return {**(old or {}), o.OVERRIDE: request(body)}
+
+
+def confirming(override_id: str, old: Mapping[str, str]) -> dict[str, str]:
+    return {**old, o.CONFIRM_OVERRIDE: json.dumps({"id": override_id})}
+
+
+HOLD_REQUEST = {"id": "o9", "decision": "hold", "reason": "checking a dashboard"}
+PENDING = records(entry("o1"))
+
+
+def test_an_override_is_recorded_with_identity_and_target() -> None:
+    answer = admit({}, overriding(HOLD_REQUEST), user="carol")
+    assert answer.allowed, answer.message
+    assert answer.patch[o.OVERRIDE] is None
+    [recorded] = o.read_overrides(dict(answer.patch), UID, KEY).overrides  # type: ignore[arg-type]
+    assert (recorded.id, recorded.decision, recorded.user, recorded.target) == (
+        "o9",
+        o.OverrideDecision.HOLD,
+        "carol",
+        REV,
+    )
+    assert recorded.at == NOW
+
+
+def test_a_confirmation_by_a_second_person_is_recorded() -> None:
+    answer = admit(PENDING, confirming("o1", PENDING), user="bob")
+    assert answer.allowed, answer.message
+    assert answer.patch[o.CONFIRM_OVERRIDE] is None
+    [one] = o.read_overrides(dict(answer.patch), UID, KEY).overrides  # type: ignore[arg-type]
+    assert (one.user, one.confirmed_by, one.confirmed_at, one.confirmed) == (
+        "alice",
+        "bob",
+        NOW,
+        True,
+    )
+
+
+def test_the_oldest_records_go_first() -> None:
+    old = records(*(entry(f"o{i}", "hold") for i in range(o.MAX_OVERRIDES)))
+    answer = admit(old, overriding({**HOLD_REQUEST, "id": "new"}, old))
+    assert answer.allowed, answer.message
+    kept = json.loads(str(answer.patch[o.OVERRIDES]))
+    assert len(kept) == o.MAX_OVERRIDES
+    assert [k["id"] for k in kept[:1]] == ["o1"]
+    assert (kept[-1]["id"], kept[-1]["user"]) == ("new", "bob")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "user", "message"),
+    [
+        pytest.param(
+            {},
+            overriding({"id": "o2", "decision": "approve", "reason": "x"}),
+            "bob",
+            "'decision' must be one of promote, hold, rollback, got 'approve'",
+            id="unknown-decision",
+        ),
+        pytest.param(
+            {},
+            overriding({"id": "o2", "decision": "hold", "reason": " "}),
+            "bob",
+            "needs a non-empty 'reason'",
+            id="no-reason",
+        ),
+        pytest.param(
+            {},
+            overriding({"id": "o2", "decision": "hold", "reason": "x" * 501}),
+            "bob",
+            "longer than 500 characters",
+            id="long-reason",
+        ),
+        pytest.param({}, overriding("{bad"), "bob", "is not valid JSON", id="bad-json"),
+        pytest.param(
+            {}, overriding({"decision": "hold"}), "bob", "needs an 'id' string", id="no-id"
+        ),
+        pytest.param(
+            PENDING,
+            overriding({"id": "o1", "decision": "hold", "reason": "x"}, PENDING),
+            "bob",
+            "override id o1 is taken; use a new id",
+            id="id-taken",
+        ),
+        pytest.param(
+            PENDING,
+            confirming("o1", PENDING),
+            "alice",
+            "alice made override o1 and may not confirm it; a second person must confirm",
+            id="self-confirmation",
+        ),
+        pytest.param(
+            PENDING,
+            confirming("o7", PENDING),
+            "bob",
+            "no override o7 on this rollout",
+            id="unknown-id",
+        ),
+        pytest.param(
+            records(entry(confirmed_by="carol")),
+            confirming("o1", records(entry(confirmed_by="carol"))),
+            "bob",
+            "override o1 is already confirmed by carol",
+            id="already-confirmed",
+        ),
+        pytest.param(
+            records(entry("o1", "hold")),
+            confirming("o1", records(entry("o1", "hold"))),
+            "bob",
+            "override o1 is a hold, which takes effect without confirmation",
+            id="confirming-a-hold",
+        ),
+        pytest.param(
+            records(entry(target=OLD_REV)),
+            confirming("o1", records(entry(target=OLD_REV))),
+            "bob",
+            f"override o1 was for revision {OLD_REV}, the rollout is now at revision {REV}",
+            id="confirming-an-old-revision",
+        ),
+        pytest.param(
+            records(entry(uid="other")),
+            confirming("o1", records(entry(uid="other"))),
+            "bob",
+            "no override o1 on this rollout",
+            id="confirming-a-forged-record",
+        ),
+        pytest.param(
+            PENDING,
+            records(entry(confirmed_by="bob")),
+            "bob",
+            "rollwise.dev/overrides is written by the operator's webhook; use kubectl "
+            "rollwise override",
+            id="editing-the-record",
+        ),
+        pytest.param(
+            PENDING,
+            {},
+            "bob",
+            "rollwise.dev/overrides is written by the operator's webhook and cannot be removed",
+            id="removing-the-record",
+        ),
+    ],
+)
+def test_refused(old: dict[str, str], new: dict[str, str], user: str, message: str) -> None:
+    answer = admit(old, new, user=user)
+    assert not answer.allowed
+    assert message in answer.message
+
+
+@pytest.mark.parametrize(
+    ("new", "message"),
+    [
+        pytest.param(
+            overriding(HOLD_REQUEST),
+            "rollwise.dev/override applies to an existing rollout; create it first",
+            id="request",
+        ),
+        pytest.param(PENDING, "remove it from the manifest", id="record"),
+    ],
+)
+def test_refused_on_create(new: dict[str, str], message: str) -> None:
+    answer = admit({}, new, operation="CREATE")
+    assert not answer.allowed
+    assert message in answer.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "user"),
+    [
+        pytest.param({}, {"app": "x"}, "bob", id="no-request"),
+        pytest.param(
+            overriding(HOLD_REQUEST), overriding(HOLD_REQUEST), "bob", id="request-left-unchanged"
+        ),
+        pytest.param(
+            records(entry("o9", "hold", user="bob")),
+            overriding(HOLD_REQUEST, records(entry("o9", "hold", user="bob"))),
+            "bob",
+            id="retried-override",
+        ),
+        pytest.param(
+            records(entry(confirmed_by="bob")),
+            confirming("o1", records(entry(confirmed_by="bob"))),
+            "bob",
+            id="retried-confirmation",
+        ),
+    ],
+)
+def test_nothing_recorded(old: dict[str, str], new: dict[str, str], user: str) -> None:
+    answer = admit(old, new, user=user)
+    assert answer.allowed, answer.message
+    assert o.OVERRIDES not in answer.patch
+
+
+def test_create_without_requests_is_allowed() -> None:
+    assert admit({}, {"app": "x"}, operation="CREATE") == o.Admission(allowed=True)

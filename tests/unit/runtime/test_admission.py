@@ -1,0 +1,235 @@
+"""The ModelRelease webhook's kopf side: the handler's registration, its answers, the server.
+
+The handler's decisions are the core's (tests/unit/core/test_governance.py); these tests check
+what kopf makes of the registration (the webhooks kopf would write: modelreleases with
+failurePolicy Fail and rollouts with Ignore, CREATE and UPDATE, persistent), how one
+admission request becomes a patch or a 403, and the settings-to-server wiring.
+tests/lab/test_admission_webhook.py runs it all against the lab's API server with real users.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+from kopf._cogs.structs.references import Resource
+from kopf._core.engines.admission import build_webhooks
+
+from rollwise.core import governance as g
+from rollwise.core import overrides as o
+from rollwise.core.observations import revision_of
+from rollwise.runtime import admission as a
+from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, from_sources
+
+KEY = b"0123456789abcdef-record-key"
+NOW = datetime(2026, 11, 22, 10, tzinfo=UTC)
+CONFIG = a.AdmissionConfig(key=KEY, role_map={"security": ("sec-team",)})
+MODELRELEASES = Resource(
+    group="rollwise.dev", version="v1alpha1", plural="modelreleases", namespaced=True
+)
+ROLLOUTS = Resource(group="rollwise.dev", version="v1alpha1", plural="rollouts", namespaced=True)
+TEMPLATE = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "a"}]}}
+
+
+def release(annotations: dict[str, str] | None = None, uid: str = "uid-1") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "fraud-7", "namespace": "models", "uid": uid}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    return {"metadata": meta, "spec": {"version": "7"}}
+
+
+def test_the_registered_webhooks_are_scoped_and_fail_closed_for_modelreleases_only() -> None:
+    registry = kopf.OperatorRegistry()
+    a.register_admission(registry, CONFIG)
+    handlers = registry._webhooks.get_all_handlers()
+    assert [h.id for h in handlers] == [a.HANDLER_ID, a.ROLLOUT_HANDLER_ID]
+    assert all(h.persistent for h in handlers)
+    webhooks = build_webhooks(
+        handlers,
+        resources=[MODELRELEASES, ROLLOUTS],
+        name_suffix=WEBHOOK_CONFIGURATION,
+        client_config={"url": "https://127.0.0.1:9443"},
+    )
+    by_name = {w["name"]: w for w in webhooks}
+    assert set(by_name) == {"records.rollwise.dev", "rollout-records.rollwise.dev"}
+    for name, plural, policy, path in (
+        ("records.rollwise.dev", "modelreleases", "Fail", a.WEBHOOK_PATH),
+        ("rollout-records.rollwise.dev", "rollouts", "Ignore", a.ROLLOUT_WEBHOOK_PATH),
+    ):
+        webhook = by_name[name]
+        assert webhook["failurePolicy"] == policy
+        assert webhook["sideEffects"] == "None"
+        assert webhook["rules"] == [
+            {
+                "apiGroups": ["rollwise.dev"],
+                "apiVersions": ["v1alpha1"],
+                "resources": [plural],
+                "operations": ["CREATE", "UPDATE"],
+                "scope": "*",
+            }
+        ]
+        assert webhook["clientConfig"]["url"] == f"https://127.0.0.1:9443{path}"
+
+
+def rollout(annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "web", "namespace": "apps", "uid": "uid-r"}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    return {"metadata": meta, "spec": {"template": TEMPLATE}}
+
+
+def test_a_rollout_override_is_recorded_for_the_template_revision() -> None:
+    request = json.dumps({"id": "o1", "decision": "promote", "reason": "noisy metric"})
+    changes = a.decide_rollout(
+        CONFIG,
+        operation="UPDATE",
+        old=rollout(),
+        new=rollout({o.OVERRIDE: request}),
+        userinfo={"username": "alice"},
+        now=NOW,
+    )
+    assert changes[o.OVERRIDE] is None
+    [override] = o.read_overrides({o.OVERRIDES: str(changes[o.OVERRIDES])}, "uid-r", KEY).overrides
+    assert (override.user, override.target) == ("alice", revision_of(TEMPLATE))
+    stored = {o.OVERRIDES: str(changes[o.OVERRIDES])}
+    with pytest.raises(kopf.AdmissionError) as refused:
+        a.decide_rollout(
+            CONFIG,
+            operation="UPDATE",
+            old=rollout(stored),
+            new=rollout({**stored, o.CONFIRM_OVERRIDE: json.dumps({"id": "o1"})}),
+            userinfo={"username": "alice"},
+            now=NOW,
+        )
+    assert refused.value.code == 403
+    assert "alice made override o1 and may not confirm it" in str(refused.value)
+
+
+def test_a_modelrelease_override_targets_its_version() -> None:
+    request = json.dumps({"id": "o1", "decision": "hold", "reason": "bias review"})
+    changes = a.decide(
+        CONFIG,
+        operation="UPDATE",
+        old=release(),
+        new=release({o.OVERRIDE: request}),
+        userinfo={"username": "carol", "groups": []},
+        now=NOW,
+    )
+    [override] = o.read_overrides({o.OVERRIDES: str(changes[o.OVERRIDES])}, "uid-1", KEY).overrides
+    assert (override.user, override.target, override.decision.value) == ("carol", "7", "hold")
+
+
+def test_create_is_stamped_with_the_api_server_identity() -> None:
+    new = release(uid="")
+    changes = a.decide(
+        CONFIG,
+        operation="CREATE",
+        old=None,
+        new=new,
+        userinfo={"username": "alice", "groups": ["ml"]},
+        now=NOW,
+    )
+    record = json.loads(str(changes[g.VERSION_SET_BY]))
+    assert (record["user"], record["version"]) == ("alice", "7")
+    assert g.verify(record, g.create_subject("models", "fraud-7"), KEY)
+
+
+def test_a_refusal_is_a_403_admission_error_with_the_core_message() -> None:
+    old = release({g.APPROVALS: "[]"})
+    with pytest.raises(kopf.AdmissionError) as refused:
+        a.decide(
+            CONFIG,
+            operation="UPDATE",
+            old=old,
+            new=release({g.APPROVALS: "[{}]"}),
+            userinfo={"username": "bob", "groups": []},
+            now=NOW,
+        )
+    assert refused.value.code == 403
+    assert str(refused.value) == (
+        "rollwise.dev/approvals is written by the operator's webhook; use kubectl rollwise approve"
+    )
+
+
+def test_an_update_without_annotations_needs_no_patch() -> None:
+    changes = a.decide(
+        CONFIG,
+        operation="UPDATE",
+        old=release(),
+        new=release(),
+        userinfo={"username": "system:serviceaccount:rollwise:operator"},
+        now=NOW,
+    )
+    assert changes == {}
+
+
+def test_the_record_key_is_read_stripped_and_must_be_long(tmp_path: Path) -> None:
+    good = tmp_path / "key"
+    good.write_bytes(KEY + b"\n")
+    assert a.read_record_key(good) == KEY
+    short = tmp_path / "short"
+    short.write_text("abc\n")
+    with pytest.raises(a.AdmissionSetupError, match="shorter than 16 bytes"):
+        a.read_record_key(short)
+    with pytest.raises(a.AdmissionSetupError, match="cannot read the record key file"):
+        a.read_record_key(tmp_path / "missing")
+
+
+def settings_for(tmp_path: Path, **extra: str) -> Any:
+    key = tmp_path / "key"
+    key.write_bytes(KEY)
+    cert, pkey = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text("cert")
+    pkey.write_text("key")
+    env = {
+        "ROLLWISE_WEBHOOK_PORT": "9443",
+        "ROLLWISE_RECORD_KEY_FILE": str(key),
+        "ROLLWISE_WEBHOOK_CERT_FILE": str(cert),
+        "ROLLWISE_WEBHOOK_KEY_FILE": str(pkey),
+        "ROLLWISE_ROLE_GROUPS": "security=sec-team",
+        **extra,
+    }
+    return from_sources([], env, isatty=False)
+
+
+def test_setup_registers_the_handler_and_a_server_from_the_settings(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, ROLLWISE_WEBHOOK_HOST="rollwise-webhook.ns.svc")
+    registry, kopf_settings = kopf.OperatorRegistry(), kopf.OperatorSettings()
+    assert a.setup_admission(registry, kopf_settings, settings) is True
+    assert len(registry._webhooks.get_all_handlers()) == 2
+    server = kopf_settings.admission.server
+    assert isinstance(server, kopf.WebhookServer)
+    assert (server.addr, server.port, server.host) == ("0.0.0.0", 9443, "rollwise-webhook.ns.svc")
+    assert (server.certfile, server.pkeyfile) == (
+        settings.webhook_cert_file,
+        settings.webhook_key_file,
+    )
+    assert server.insecure is False
+    assert kopf_settings.admission.managed == "rollwise.dev"
+
+
+def test_a_chart_managed_configuration_leaves_kopf_unmanaged(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, ROLLWISE_WEBHOOK_MANAGED="false")
+    kopf_settings = kopf.OperatorSettings()
+    a.configure_admission(kopf_settings, settings)
+    assert kopf_settings.admission.managed is None
+    assert kopf_settings.admission.server is not None
+
+
+def test_setup_is_a_no_op_when_the_webhook_is_off() -> None:
+    registry, kopf_settings = kopf.OperatorRegistry(), kopf.OperatorSettings()
+    settings = from_sources([], {}, isatty=False)
+    assert a.setup_admission(registry, kopf_settings, settings) is False
+    assert registry._webhooks.get_all_handlers() == []
+    assert kopf_settings.admission.server is None
+
+
+def test_missing_certificate_files_fail_the_start(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    Path(settings.webhook_cert_file).unlink()
+    with pytest.raises(a.AdmissionSetupError, match="does not exist"):
+        a.webhook_server(settings)

@@ -1,0 +1,107 @@
+"""Settings of ModelRelease governance: record key, roles, the webhook and the gate sources."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollwise.runtime.settings import SettingsError, from_sources, parse_role_groups
+
+WEBHOOK = {
+    "ROLLWISE_WEBHOOK_PORT": "9443",
+    "ROLLWISE_RECORD_KEY_FILE": "/etc/rollwise/record-key/key",
+    "ROLLWISE_WEBHOOK_CERT_FILE": "/etc/rollwise/tls/tls.crt",
+    "ROLLWISE_WEBHOOK_KEY_FILE": "/etc/rollwise/tls/tls.key",
+}
+
+
+def test_governance_is_off_by_default() -> None:
+    s = from_sources([], {}, isatty=False)
+    assert not s.webhook_enabled
+    assert s.webhook_port == 0
+    assert s.record_key_file is None
+    assert dict(s.role_groups) == {}
+    assert (s.webhook_listen, s.webhook_host, s.webhook_managed) == ("0.0.0.0", "127.0.0.1", True)
+    assert (s.policy_configmap, s.freeze_configmap, s.mlflow_url, s.mlflow_token_file) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def test_every_governance_variable_is_read() -> None:
+    env = {
+        **WEBHOOK,
+        "ROLLWISE_ROLE_GROUPS": "security=sec-team, sre ;product=pm;executive=cto;",
+        "ROLLWISE_WEBHOOK_LISTEN": "127.0.0.1",
+        "ROLLWISE_WEBHOOK_HOST": "rollwise-webhook.rollwise-system.svc",
+        "ROLLWISE_WEBHOOK_CA_FILE": "/etc/rollwise/tls/ca.crt",
+        "ROLLWISE_WEBHOOK_MANAGED": "False",
+        "ROLLWISE_POLICY_CONFIGMAP": "rollwise-system/policies",
+        "ROLLWISE_FREEZE_CONFIGMAP": "rollwise-system/freeze",
+        "ROLLWISE_MLFLOW_URL": "http://mlflow.ml:5000/",
+        "ROLLWISE_MLFLOW_TOKEN_FILE": "/etc/rollwise/mlflow/token",
+        "POD_IP": "10.0.0.7",
+    }
+    s = from_sources([], env, isatty=False)
+    assert s.webhook_enabled
+    assert s.webhook_port == 9443
+    assert s.record_key_file == "/etc/rollwise/record-key/key"
+    assert dict(s.role_groups) == {
+        "security": ("sec-team", "sre"),
+        "product": ("pm",),
+        "executive": ("cto",),
+    }
+    assert s.webhook_listen == "127.0.0.1"
+    assert s.webhook_host == "rollwise-webhook.rollwise-system.svc"
+    assert (s.webhook_cert_file, s.webhook_key_file, s.webhook_ca_file) == (
+        "/etc/rollwise/tls/tls.crt",
+        "/etc/rollwise/tls/tls.key",
+        "/etc/rollwise/tls/ca.crt",
+    )
+    assert s.webhook_managed is False
+    assert s.policy_configmap == ("rollwise-system", "policies")
+    assert s.freeze_configmap == ("rollwise-system", "freeze")
+    assert s.mlflow_url == "http://mlflow.ml:5000"
+    assert s.mlflow_token_file == "/etc/rollwise/mlflow/token"
+
+
+def test_the_webhook_host_defaults_to_the_pod_ip() -> None:
+    assert from_sources([], {"POD_IP": "10.1.2.3"}, isatty=False).webhook_host == "10.1.2.3"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param(
+            {"ROLLWISE_WEBHOOK_PORT": "9443"},
+            "ROLLWISE_WEBHOOK_PORT: the webhook needs ROLLWISE_RECORD_KEY_FILE, "
+            "ROLLWISE_WEBHOOK_CERT_FILE, ROLLWISE_WEBHOOK_KEY_FILE as well",
+            id="webhook-without-files",
+        ),
+        pytest.param(
+            {k: v for k, v in WEBHOOK.items() if k != "ROLLWISE_WEBHOOK_KEY_FILE"},
+            "needs ROLLWISE_WEBHOOK_KEY_FILE as well",
+            id="webhook-without-key",
+        ),
+        pytest.param({"ROLLWISE_WEBHOOK_PORT": "70000"}, "ROLLWISE_WEBHOOK_PORT", id="port"),
+        pytest.param({"ROLLWISE_WEBHOOK_MANAGED": "maybe"}, "not true or false", id="managed"),
+        pytest.param({"ROLLWISE_WEBHOOK_HOST": "a b"}, "ROLLWISE_WEBHOOK_HOST", id="host"),
+        pytest.param({"ROLLWISE_WEBHOOK_LISTEN": "http://x/"}, "LISTEN", id="listen"),
+        pytest.param({"ROLLWISE_ROLE_GROUPS": "security"}, "is not ROLE=GROUP", id="roles"),
+        pytest.param({"ROLLWISE_ROLE_GROUPS": "Sec=a"}, "is not ROLE=GROUP", id="role-case"),
+        pytest.param({"ROLLWISE_ROLE_GROUPS": "a=x;a=y"}, "listed twice", id="role-twice"),
+        pytest.param({"ROLLWISE_ROLE_GROUPS": "a= , "}, "names no group", id="no-group"),
+        pytest.param({"ROLLWISE_POLICY_CONFIGMAP": "policies"}, "NAMESPACE/NAME", id="policy"),
+        pytest.param({"ROLLWISE_FREEZE_CONFIGMAP": "ns/Bad_Name"}, "FREEZE", id="freeze"),
+        pytest.param({"ROLLWISE_MLFLOW_URL": "mlflow:5000"}, "not an http(s) URL", id="mlflow"),
+    ],
+)
+def test_bad_governance_values_fail_naming_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=None) as raised:
+        from_sources([], env, isatty=False)
+    assert message in str(raised.value)
+
+
+def test_role_groups_drop_duplicates_and_empty_parts() -> None:
+    assert parse_role_groups(";security=a,a,b;;") == {"security": ("a", "b")}
