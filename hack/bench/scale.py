@@ -1,13 +1,19 @@
 """``python -m hack.bench.scale``: N Rollouts stepping at once, and what it costs the operator.
 
     python -m hack.bench.scale [--sizes 100,500,1000] [--timeout 600] [--noop-seconds 30]
+                               [--spread SECONDS] [--pause SECONDS]
 
 For each size N, in a fresh lab: the API emulator and workload simulator run in their own
 process (``python -m hack.lab up --no-prometheus``), the operator (``rollwise-operator``) in
 another, and this process drives both over HTTP. N minimal Rollouts (replica-ratio router, 20
 replicas, steps 5/25/100 without pauses, no analysis, scaleDownDelaySeconds 0) are created and
 become Healthy; then every template is patched at once and the benchmark waits, bounded, until
-all N are Healthy on the new revision. It prints (definitions are printed with the figures):
+all N are Healthy on the new revision: the worst case, every Rollout stepping in the same
+second. ``--spread S`` patches the templates evenly over S seconds instead, and ``--pause P``
+puts a P-second pause step after the 5% and the 25% steps: with P at least S, all N Rollouts
+are in flight at once while their steps arrive spread out, as in a cluster where releases
+start over a minute rather than in the same instant. It prints (definitions are printed with
+the figures):
 
 - operator CPU seconds (utime+stime of its process) and peak RSS (VmHWM), emulator CPU;
 - step lag p50/p99/max;
@@ -67,8 +73,9 @@ DEFINITIONS = f"""definitions:
              next step, or phase Healthy on the new revision after the last step) minus (time it
              first showed the previous step) minus the simulator's readiness delay; every step
              changes the canary's replica count ({REPLICAS} replicas: 1, 5, 20 pods), so each
-             waits once for the simulator to mark the scaled Deployment ready. Times are when
-             this process receives the watch event.
+             waits once for the simulator to mark the scaled Deployment ready. For a pause step
+             (--pause) the pause's duration is subtracted instead. Times are when this process
+             receives the watch event.
   start      per Rollout, from its template patch returning to the status first showing step 0
              of the new revision (includes creating its Deployment; nothing subtracted).
   writes     create/update/patch/delete requests from the operator's clients (User-Agent
@@ -87,7 +94,17 @@ def lab_ready_delay() -> float:
     return float(inspect.signature(Lab.__init__).parameters["ready_delay"].default)
 
 
-def rollout_docs(name: str) -> list[dict[str, Any]]:
+def bench_steps(pause: float) -> list[dict[str, Any]]:
+    """The canary steps: 5/25/100, with a ``pause``-second pause after 5 and 25 when > 0."""
+    steps: list[dict[str, Any]] = []
+    for weight in STEPS:
+        steps.append({"setWeight": weight})
+        if pause > 0 and weight != STEPS[-1]:
+            steps.append({"pause": {"duration": f"{pause:g}s"}})
+    return steps
+
+
+def rollout_docs(name: str, pause: float = 0.0) -> list[dict[str, Any]]:
     """The two Services and the minimal Rollout of one benchmark object."""
     labels = {"app": name}
     services = [
@@ -115,7 +132,7 @@ def rollout_docs(name: str) -> list[dict[str, Any]]:
                     "stableService": f"{name}-stable",
                     "canaryService": f"{name}-canary",
                     "scaleDownDelaySeconds": 0,
-                    "steps": [{"setWeight": w} for w in STEPS],
+                    "steps": bench_steps(pause),
                 }
             },
         },
@@ -247,6 +264,8 @@ def run_size(
     *,
     threads: int | None = None,
     quiet_for: float = QUIET_FOR,
+    spread: float = 0.0,
+    pause: float = 0.0,
 ) -> Result:
     """One size, end to end (see the module docstring); never raises for a slow operator:
     a bound hit is reported as partial figures."""
@@ -272,7 +291,7 @@ def run_size(
         names = [f"r{i:04d}" for i in range(size)]
 
         def create_all(name: str) -> None:
-            for doc in rollout_docs(name):
+            for doc in rollout_docs(name, pause):
                 api.create(doc, NAMESPACE)
 
         with ThreadPoolExecutor(4) as pool:
@@ -324,9 +343,21 @@ def run_size(
             patched_at[name] = time.monotonic()
 
         began = time.monotonic()
+
+        def trigger_in_turn(item: tuple[int, str]) -> None:
+            index, name = item
+            wait = began + index * spread / size - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            trigger(name)
+
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(trigger, names))
-        result.say(f"[N={size}] patched {size} templates in {time.monotonic() - began:.1f} s")
+            list(pool.map(trigger_in_turn, enumerate(names)))
+        how = f" (spread over {spread:g} s)" if spread > 0 else " (at once)"
+        result.say(
+            f"[N={size}] patched {size} templates in {time.monotonic() - began:.1f} s{how}"
+            + (f"; pause steps of {pause:g} s" if pause > 0 else "")
+        )
 
         def done(view: dict[str, Any], name: str) -> bool:
             return view["phase"] == "Healthy" and view["stable"] not in (None, first_stable[name])
@@ -356,10 +387,13 @@ def run_size(
             f"{memory_kib(operator.pid) / 1024:.0f} MiB, "
             f"now {memory_kib(operator.pid, 'VmRSS') / 1024:.0f} MiB"
         )
-        lags, starts = step_lags(names, changes, patched_at, first_stable, ready_delay)
+        waits = [pause if "pause" in step else ready_delay for step in bench_steps(pause)]
+        lags, starts = step_lags(names, changes, patched_at, first_stable, waits)
         result.step_lags = lags
         result.say(
-            f"[N={size}] step lag (readiness delay {ready_delay:g} s subtracted, "
+            f"[N={size}] step lag (readiness delay {ready_delay:g} s"
+            + (f" or pause {pause:g} s" if pause > 0 else "")
+            + " subtracted, "
             f"{len(lags)} steps): "
             f"p50 {percentile(lags, 0.5):.2f} s, p99 {percentile(lags, 0.99):.2f} s, "
             f"max {max(lags, default=float('nan')):.2f} s"
@@ -425,11 +459,12 @@ def run_size(
         )
         result.say(f"[N={size}]   new Events in the window by reason: {quiet_events}")
         rss = memory_kib(operator.pid) / 1024
+        rss_mb = memory_kib(operator.pid) * 1024 / 1e6
         p99 = percentile(lags, 0.99)
         result.say(
             f"[N={size}] against the goals: p99 step lag {p99:.2f} s "
             f"{'PASS' if p99 < 2 else 'MISS'}; "
-            f"RSS {rss:.0f} MiB {'PASS' if rss < 300 else 'MISS'}; "
+            f"RSS {rss:.0f} MiB = {rss_mb:.0f} MB {'PASS' if rss_mb < 300 else 'MISS'}; "
             f"writes/step {total / steps:.2f} {'PASS' if total / steps <= 2 else 'MISS'}; "
             f"no-op writes {sum(quiet_writes.values())} "
             f"{'PASS' if not quiet_writes else 'MISS'}" + ("" if finished else " (partial run)")
@@ -450,7 +485,7 @@ def step_lags(
     changes: dict[str, list[tuple[float, dict[str, Any]]]],
     patched_at: dict[str, float],
     first_stable: dict[str, str | None],
-    ready_delay: float,
+    waits: list[float],
 ) -> tuple[list[float], list[float]]:
     """Step lags and start latencies (see DEFINITIONS) from the watched status changes."""
     lags: list[float] = []
@@ -471,10 +506,11 @@ def step_lags(
                 healthy_at = at if healthy_at is None else healthy_at
         if 0 in marks:
             starts.append(marks[0] - trigger)
-        sequence = [marks[i] for i in sorted(marks)]
+        indexes = sorted(marks)
+        sequence = [(marks[i], waits[i] if i < len(waits) else 0.0) for i in indexes]
         if healthy_at is not None:
-            sequence.append(healthy_at)
-        lags.extend(b - a - ready_delay for a, b in itertools.pairwise(sequence))
+            sequence.append((healthy_at, 0.0))
+        lags.extend(b - a - wait for (a, wait), (b, _) in itertools.pairwise(sequence))
     return lags, starts
 
 
@@ -496,6 +532,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="what-if: run the operator with this many worker threads (hack.bench._wide_operator)",
     )
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=0.0,
+        help="patch the templates evenly over this many seconds (default 0: all at once)",
+    )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="a pause step of this many seconds after the 5%% and 25%% steps (default: none)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rollwise-bench-scale-"))
@@ -507,7 +555,13 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         summary.extend(
             run_size(
-                size, workdir, args.timeout, args.noop_seconds, threads=args.operator_threads
+                size,
+                workdir,
+                args.timeout,
+                args.noop_seconds,
+                threads=args.operator_threads,
+                spread=args.spread,
+                pause=args.pause,
             ).lines
         )
     print("\nsummary:")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hack.bench._common import percentile
-from hack.bench.scale import operator_writes, run_size, step_lags
+from hack.bench.scale import bench_steps, operator_writes, run_size, step_lags
 
 
 @pytest.mark.parametrize(
@@ -52,9 +52,31 @@ def test_step_lags_subtract_the_readiness_delay_between_consecutive_steps() -> N
             (14.5, view("Healthy", None, "new", None)),
         ]
     }
-    lags, starts = step_lags(["r"], changes, {"r": 10.0}, {"r": "old"}, 0.5)
+    lags, starts = step_lags(["r"], changes, {"r": 10.0}, {"r": "old"}, [0.5, 0.5, 0.5])
     assert lags == [0.5, 1.0, 0.5]
     assert starts == [1.0]
+
+
+def test_step_lags_subtract_a_pause_step_s_duration() -> None:
+    def view(phase: str, step: int | None, stable: str, canary: str | None) -> dict[str, object]:
+        return {"phase": phase, "step": step, "weight": 0, "stable": stable, "canary": canary}
+
+    changes = {
+        "r": [
+            (11.0, view("Progressing", 0, "old", "new")),
+            (12.0, view("Paused", 1, "old", "new")),
+            (32.5, view("Progressing", 2, "old", "new")),
+            (33.5, view("Healthy", None, "new", None)),
+        ]
+    }
+    waits = [0.5, 20.0, 0.5]
+    lags, _ = step_lags(["r"], changes, {"r": 10.0}, {"r": "old"}, waits)
+    assert lags == [0.5, 0.5, 0.5]
+    assert [s for s in bench_steps(20) if "pause" in s] == [
+        {"pause": {"duration": "20s"}},
+        {"pause": {"duration": "20s"}},
+    ]
+    assert bench_steps(0) == [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]
 
 
 @pytest.mark.lab

@@ -39,3 +39,15 @@ def test_rollwise_package_layers_import() -> None:
     for name in ("rollwise", "rollwise.core", "rollwise.adapters", "rollwise.runtime"):
         module = importlib.import_module(name)
         assert module.__doc__, f"{name} has no module docstring"
+
+
+def test_test_modules_have_unique_basenames() -> None:
+    """The test folders are not packages (rootdir imports): two test files with one basename
+    would make pytest refuse to collect the second in the same run."""
+    seen: dict[str, Path] = {}
+    clashes: list[str] = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(ROOT)} ~ {path.relative_to(ROOT)}")
+        seen.setdefault(path.name, path)
+    assert not clashes, clashes
