@@ -10,6 +10,7 @@ argparse does; Ctrl-C exits 130 without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -678,6 +679,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the interpreter's final flush must not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    if code == 130:
+        # Interrupted (Ctrl-C), usually while watching: a watcher thread may sit in a blocking
+        # read and the client library's exit hooks close its connections; the user asked to
+        # stop, so stop now rather than wait on either.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(130)
     return code
 
 
