@@ -246,7 +246,11 @@ class Cluster:
             self.namespace, label_selector=f"rollwise.dev/rollout={NAME}"
         )
         return {
-            d.metadata.name: (int(d.spec.replicas or 0), int(d.status.ready_replicas or 0))
+            # A Deployment just created has no status until its controller writes one.
+            d.metadata.name: (
+                int(d.spec.replicas or 0),
+                int((d.status.ready_replicas if d.status is not None else 0) or 0),
+            )
             for d in listing.items
         }
 

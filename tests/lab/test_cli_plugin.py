@@ -518,13 +518,19 @@ def test_watch_prints_a_new_frame_after_a_status_change(
     assert "analysis running" in frames[1]
 
 
+#: Runs a command with SIGINT at its default: a test run started in the background (``cmd &``
+#: without job control, as CI runners may start it) inherits SIGINT ignored, and a program
+#: started with it ignored cannot be interrupted (coreutils env).
+INTERRUPTIBLE = ("env", "--default-signal=INT")
+
+
 def test_watch_on_a_terminal_redraws_in_place_and_stops_on_ctrl_c(
     demo: dict[str, Any], kubectl: Kubectl, namespace: str, kubeconfig: Path
 ) -> None:
     set_status(kubectl, namespace, canary_status(demo, datetime.now(UTC)))
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [KUBECTL, "rollwise", "get", "rollout", "demo", "-n", namespace, "--watch"],
+        [*INTERRUPTIBLE, KUBECTL, "rollwise", "get", "rollout", "demo", "-n", namespace, "--watch"],
         stdout=follower,
         stderr=subprocess.PIPE,
         env=plugin_env(kubeconfig),

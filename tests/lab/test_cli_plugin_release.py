@@ -346,11 +346,20 @@ def test_release_crd_missing_is_one_line(tmp_path: Path) -> None:
             )
 
 
+#: Runs a command with SIGINT at its default: a test run started in the background (``cmd &``
+#: without job control, as CI runners may start it) inherits SIGINT ignored, and a program
+#: started with it ignored cannot be interrupted (coreutils env).
+INTERRUPTIBLE = ("env", "--default-signal=INT")
+
+
 def test_watch_prints_a_new_frame_after_a_status_change(
     release: dict[str, Any], kubectl: Kubectl, namespace: str, kubeconfig: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "watch.out"
-    argv = [KUBECTL, "rollwise", "get", "mr", NAME, "-n", namespace, "-w", "--timeout", "60s"]
+    argv = [
+        *INTERRUPTIBLE,
+        *(KUBECTL, "rollwise", "get", "mr", NAME, "-n", namespace, "-w", "--timeout", "60s"),
+    ]
 
     def wait_for(text: str) -> bool:
         deadline = time.monotonic() + 20
@@ -360,7 +369,11 @@ def test_watch_prints_a_new_frame_after_a_status_change(
 
     with output.open("w") as sink:
         proc = subprocess.Popen(
-            argv, stdout=sink, stderr=subprocess.PIPE, text=True, env=plugin_env(kubeconfig)
+            argv,
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=plugin_env(kubeconfig),
         )
         try:
             assert wait_for("Events:")
