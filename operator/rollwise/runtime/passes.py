@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from rollwise.adapters.errors import AdapterError, KubeError
+from rollwise.adapters.errors import AdapterError, Conflict, KubeError
 from rollwise.adapters.metrics.base import MetricProvider
 from rollwise.core.analysis import QueryTemplateError, render_query
 from rollwise.core.durations import InvalidDuration, parse_seconds
@@ -23,6 +23,9 @@ from rollwise.core.spec import Metric
 from rollwise.runtime.metrics import OperatorMetrics
 
 ProviderFactory = Callable[[str], MetricProvider]
+
+#: Seconds before looking again after a pass that changed the cluster.
+FOLLOW_UP_SECONDS = 1.0
 
 #: The error of a metric whose provider names no address when the operator has no default.
 NO_PROMETHEUS = (
@@ -42,6 +45,61 @@ def soonest(*values: float | None) -> float | None:
     """The smallest of the given delays, ignoring None (None when all are)."""
     present = [v for v in values if v is not None]
     return min(present) if present else None
+
+
+#: Seconds before retrying after a Conflict (someone else wrote: re-read and go again).
+CONFLICT_RETRY_SECONDS = 1.0
+
+#: Backoff after failures: the first retry and the cap (doubling in between).
+BACKOFF_FIRST_SECONDS = 2.0
+BACKOFF_MAX_SECONDS = 300.0
+
+
+class FailureMemory(Protocol):
+    """What a loop remembers of its failures: consecutive failed passes (for the backoff) and
+    the last action failure reported as an event (so a persisting one is not re-posted)."""
+
+    failures: int
+    reported: str | None
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after ``failures`` consecutive failed passes (2, 4, 8, ... 300)."""
+    if failures <= 0:
+        return BACKOFF_FIRST_SECONDS
+    return float(min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS))
+
+
+def count_failure(memory: FailureMemory, wait: float | None = None) -> float:
+    """Counts a failed pass; the seconds to wait: ``wait`` (the server's), else the backoff."""
+    memory.failures += 1
+    return wait if wait is not None else backoff(memory.failures)
+
+
+def after_actions(
+    memory: FailureMemory,
+    requeue: float | None,
+    *,
+    acted: bool,
+    error: AdapterError | None,
+    text: str = "",
+    report_retryable: bool,
+) -> tuple[float | None, bool]:
+    """When to look again after the actions, and whether to report the failure ``error``
+    (described by ``text``) as an event: a Conflict is retried after a second, another error
+    with the backoff and reported once per distinct text (retryable ones only when
+    ``report_retryable``); a pass that changed the cluster looks again soon to observe it."""
+    if error is None:
+        memory.failures = 0
+        memory.reported = None
+        return (soonest(requeue, FOLLOW_UP_SECONDS) if acted else requeue), False
+    if isinstance(error, Conflict):
+        return CONFLICT_RETRY_SECONDS, False
+    requeue = count_failure(memory, error.retry_after if error.retryable else None)
+    report = (report_retryable or not error.retryable) and text != memory.reported
+    if report:
+        memory.reported = text
+    return requeue, report
 
 
 def metric_timeout(metric: Metric) -> float:
@@ -139,8 +197,16 @@ async def post_events(
 
 
 __all__ = [
+    "BACKOFF_FIRST_SECONDS",
+    "BACKOFF_MAX_SECONDS",
+    "CONFLICT_RETRY_SECONDS",
+    "FOLLOW_UP_SECONDS",
     "NO_PROMETHEUS",
+    "FailureMemory",
     "ProviderFactory",
+    "after_actions",
+    "backoff",
+    "count_failure",
     "error_code",
     "measure",
     "metric_timeout",

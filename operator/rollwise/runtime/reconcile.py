@@ -82,17 +82,19 @@ from rollwise.core.status import RolloutStatus
 from rollwise.core.validation import load_rollout_spec
 from rollwise.runtime.logging import rollout_logger
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import ProviderFactory, error_code, measure, post_events, soonest
-
-#: Seconds before looking again after a pass that changed the cluster.
-FOLLOW_UP_SECONDS = 1.0
-
-#: Seconds before retrying after a Conflict (someone else wrote: re-read and go again).
-CONFLICT_RETRY_SECONDS = 1.0
-
-#: Backoff after failures: the first retry, the factor, and the cap.
-BACKOFF_FIRST_SECONDS = 2.0
-BACKOFF_MAX_SECONDS = 300.0
+from rollwise.runtime.passes import (
+    BACKOFF_MAX_SECONDS,
+    CONFLICT_RETRY_SECONDS,
+    FOLLOW_UP_SECONDS,
+    ProviderFactory,
+    after_actions,
+    backoff,
+    count_failure,
+    error_code,
+    measure,
+    post_events,
+    soonest,
+)
 
 # --------------------------------------------------------------------------------------------
 # Ports: what the pass talks to
@@ -239,13 +241,6 @@ class PassResult:
     failure: ActionFailure | None = None
     error: str | None = None
     events: tuple[Event, ...] = field(default=())
-
-
-def backoff(failures: int) -> float:
-    """Seconds to wait after ``failures`` consecutive failed passes (2, 4, 8, ... 300)."""
-    if failures <= 0:
-        return BACKOFF_FIRST_SECONDS
-    return float(min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS))
 
 
 def describe(action: Action) -> str:
@@ -554,11 +549,6 @@ async def reconcile(namespace: str, name: str, ports: Ports, memory: Memory) -> 
             ports.metrics.reconcile_duration.observe(time.monotonic() - started)
 
 
-def _failed(memory: Memory, wait: float | None = None) -> float:
-    memory.failures += 1
-    return wait if wait is not None else backoff(memory.failures)
-
-
 async def _read_rollout(
     namespace: str, name: str, ports: Ports, cache: WatchCache | None
 ) -> dict[str, Any] | None:
@@ -584,7 +574,7 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
         if ports.metrics is not None:
             ports.metrics.api_error("read_rollout", error_code(exc))
         log.warning("cannot read the Rollout", error=exc.message)
-        return PassResult(requeue_after=_failed(memory, exc.retry_after), error=exc.message)
+        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
     if body is None:
         if ports.metrics is not None:
             ports.metrics.forget(namespace, name)
@@ -597,7 +587,7 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
         if ports.metrics is not None:
             ports.metrics.api_error("observe", error_code(exc))
         log.warning("cannot observe the cluster", error=exc.message)
-        return PassResult(requeue_after=_failed(memory, exc.retry_after), error=exc.message)
+        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
     log = rollout_logger(namespace, name, seen.observations.template_hash)
 
     decision = decide(obj.spec, seen.status, seen.observations, now)
@@ -626,7 +616,7 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
                 ports.metrics.api_error("patch_status", error_code(exc))
             log.warning("cannot write status", error=exc.message)
             return PassResult(
-                requeue_after=_failed(memory, exc.retry_after),
+                requeue_after=count_failure(memory, exc.retry_after),
                 decision=decision,
                 acted=acted,
                 error=exc.message,
@@ -640,24 +630,22 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
             ports.metrics.status_written()
 
     events = list(decision.events)
-    requeue = decision.requeue_after
+    requeue, report = after_actions(
+        memory,
+        decision.requeue_after,
+        acted=acted,
+        error=failure.error if failure is not None else None,
+        text=failure.text if failure is not None else "",
+        report_retryable=False,
+    )
     if failure is not None:
-        error = failure.error
-        if isinstance(error, Conflict):
-            requeue = CONFLICT_RETRY_SECONDS
-        else:
-            requeue = _failed(memory, error.retry_after if error.retryable else None)
-            if not error.retryable and failure.text != memory.reported:
-                memory.reported = failure.text
-                events.append(
-                    Event.of(R.ACTION_FAILED, action=describe(failure.action), error=error.message)
+        if report:
+            events.append(
+                Event.of(
+                    R.ACTION_FAILED, action=describe(failure.action), error=failure.error.message
                 )
-        log.warning("action failed", action=describe(failure.action), error=error.message)
-    else:
-        memory.failures = 0
-        memory.reported = None
-        if acted:
-            requeue = soonest(requeue, FOLLOW_UP_SECONDS)
+            )
+        log.warning("action failed", action=describe(failure.action), error=failure.error.message)
     if seen.observations.missing_references:
         requeue = soonest(requeue, POLL_SECONDS)
 

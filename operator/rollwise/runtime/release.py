@@ -78,13 +78,16 @@ from rollwise.core.spec import ModelReleaseSpec
 from rollwise.core.status import Phase, format_time
 from rollwise.runtime.logging import release_logger
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import ProviderFactory, error_code, measure, post_events, soonest
-from rollwise.runtime.reconcile import (
+from rollwise.runtime.passes import (
     CONFLICT_RETRY_SECONDS,
-    FOLLOW_UP_SECONDS,
-    backoff,
-    merge_patch_diff,
+    ProviderFactory,
+    after_actions,
+    count_failure,
+    error_code,
+    measure,
+    post_events,
 )
+from rollwise.runtime.reconcile import merge_patch_diff
 
 # --------------------------------------------------------------------------------------------
 # Ports
@@ -667,11 +670,6 @@ async def _ledger(
 # The pass
 
 
-def _failed(memory: ReleaseMemory, wait: float | None = None) -> float:
-    memory.failures += 1
-    return wait if wait is not None else backoff(memory.failures)
-
-
 async def reconcile_release(
     namespace: str, name: str, ports: ReleasePorts, memory: ReleaseMemory
 ) -> ReleasePassResult:
@@ -697,7 +695,9 @@ async def _reconcile(
         if ports.metrics is not None:
             ports.metrics.api_error("read_release", error_code(exc))
         log.warning("cannot read the ModelRelease", error=exc.message)
-        return ReleasePassResult(requeue_after=_failed(memory, exc.retry_after), error=exc.message)
+        return ReleasePassResult(
+            requeue_after=count_failure(memory, exc.retry_after), error=exc.message
+        )
     if body is None:
         return ReleasePassResult(requeue_after=None, gone=True)
     obj = ReleaseObject.from_body(body)
@@ -711,7 +711,9 @@ async def _reconcile(
         if ports.metrics is not None:
             ports.metrics.api_error("observe", error_code(exc))
         log.warning("cannot observe the cluster", error=exc.message)
-        return ReleasePassResult(requeue_after=_failed(memory, exc.retry_after), error=exc.message)
+        return ReleasePassResult(
+            requeue_after=count_failure(memory, exc.retry_after), error=exc.message
+        )
 
     ticket_text = ticket if isinstance(ticket, str) and ticket else "unknown"
     events: list[Event] = []
@@ -744,7 +746,7 @@ async def _reconcile(
                 ports.metrics.api_error("patch_status", error_code(exc))
             log.warning("cannot write status", error=exc.message)
             return ReleasePassResult(
-                requeue_after=_failed(memory, exc.retry_after),
+                requeue_after=count_failure(memory, exc.retry_after),
                 decision=decision,
                 error=exc.message,
             )
@@ -756,31 +758,23 @@ async def _reconcile(
     await _ledger(obj, seen.spec, decision, ports, log)
 
     events.extend(decision.events)
-    requeue = decision.requeue_after
+    requeue, report = after_actions(
+        memory,
+        decision.requeue_after,
+        acted=acted,
+        error=failure.error if failure is not None else None,
+        text=failure.text if failure is not None else "",
+        report_retryable=True,
+    )
     if failure is not None:
-        error = failure.error
-        if isinstance(error, Conflict):
-            requeue = CONFLICT_RETRY_SECONDS
-        else:
-            requeue = _failed(memory, error.retry_after if error.retryable else None)
-            if failure.text != memory.reported:
-                memory.reported = failure.text
-                events.append(
-                    release_event(
-                        MR.RELEASE_ACTION_FAILED,
-                        ticket_text,
-                        action=describe_release_action(failure.action),
-                        error=error.message,
-                    )
+        what = describe_release_action(failure.action)
+        if report:
+            events.append(
+                release_event(
+                    MR.RELEASE_ACTION_FAILED, ticket_text, action=what, error=failure.error.message
                 )
-        log.warning(
-            "action failed", action=describe_release_action(failure.action), error=error.message
-        )
-    else:
-        memory.failures = 0
-        memory.reported = None
-        if acted:
-            requeue = soonest(requeue, FOLLOW_UP_SECONDS)
+            )
+        log.warning("action failed", action=what, error=failure.error.message)
 
     await post_events(
         events,
