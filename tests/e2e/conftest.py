@@ -48,7 +48,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    test_id = uuid.uuid4().hex[:8]
+    # A letter first: an all-digit id would be a number to YAML, not a label value.
+    test_id = f"t{uuid.uuid4().hex[:7]}"
     if REAL_KUBECONFIG is None:
         lab = request.getfixturevalue("lab")
         kubectl = make_kubectl(lab.kubeconfig, tmp_path / "kubecache")
