@@ -80,7 +80,8 @@ DEFINITIONS = f"""definitions:
              of the new revision (includes creating its Deployment; nothing subtracted).
   writes     create/update/patch/delete requests from the operator's clients (User-Agent
              kopf/*, OpenAPI-Generator/*) counted by the emulator, from the first template patch
-             until all are Healthy; per step = writes / (rollouts x {len(STEPS)} steps).
+             until all are Healthy; per step = writes / (rollouts x steps), pause steps included
+             ({len(STEPS)} steps per rollout, {2 * len(STEPS) - 1} with --pause).
   tail       writes after all are Healthy (old revisions deleted, queued events), until the
              old revisions are gone and the operator wrote nothing for {QUIET_FOR:g} s.
   no-op      the same writes over a window right after that.
@@ -388,8 +389,12 @@ def run_size(
             f"now {memory_kib(operator.pid, 'VmRSS') / 1024:.0f} MiB"
         )
         waits = [pause if "pause" in step else ready_delay for step in bench_steps(pause)]
-        lags, starts = step_lags(names, changes, patched_at, first_stable, waits)
+        records: list[dict[str, Any]] = []
+        lags, starts = step_lags(names, changes, patched_at, first_stable, waits, records=records)
         result.step_lags = lags
+        (workdir / f"lags-{size}.json").write_text(
+            json.dumps({"began": began, "patched_at": patched_at, "steps": records})
+        )
         result.say(
             f"[N={size}] step lag (readiness delay {ready_delay:g} s"
             + (f" or pause {pause:g} s" if pause > 0 else "")
@@ -404,7 +409,7 @@ def run_size(
             f"max {max(starts, default=float('nan')):.2f} s"
         )
         writes = operator_writes(rows)
-        steps = max(1, completed * len(STEPS))
+        steps = max(1, completed * len(bench_steps(pause)))
         total = sum(writes.values())
         result.writes = total
         result.say(
@@ -486,6 +491,8 @@ def step_lags(
     patched_at: dict[str, float],
     first_stable: dict[str, str | None],
     waits: list[float],
+    *,
+    records: list[dict[str, Any]] | None = None,
 ) -> tuple[list[float], list[float]]:
     """Step lags and start latencies (see DEFINITIONS) from the watched status changes."""
     lags: list[float] = []
@@ -510,7 +517,12 @@ def step_lags(
         sequence = [(marks[i], waits[i] if i < len(waits) else 0.0) for i in indexes]
         if healthy_at is not None:
             sequence.append((healthy_at, 0.0))
-        lags.extend(b - a - wait for (a, wait), (b, _) in itertools.pairwise(sequence))
+        for index, ((a, wait), (b, _)) in enumerate(itertools.pairwise(sequence)):
+            lags.append(b - a - wait)
+            if records is not None:
+                records.append(
+                    {"rollout": name, "step": indexes[index], "from": a, "lag": b - a - wait}
+                )
     return lags, starts
 
 

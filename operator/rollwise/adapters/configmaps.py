@@ -14,7 +14,7 @@ from typing import Any
 from kubernetes import client
 
 from rollwise.adapters.errors import NotFound
-from rollwise.adapters.kube import MERGE_PATCH, KubeAPI, kube_errors
+from rollwise.adapters.kube import MERGE_PATCH, KubeAPI, discard, kube_errors
 
 
 class ConfigMaps:
@@ -35,28 +35,35 @@ class ConfigMaps:
                 )
         except NotFound:
             return None
-        body = json.loads(response.data or b"{}")
+        try:
+            body = json.loads(response.data or b"{}")
+        finally:
+            discard(response)
         return body if isinstance(body, dict) else {}
 
     def create(self, namespace: str, body: dict[str, Any]) -> None:
         """Creates ``body`` (``Conflict`` when the name is taken)."""
         name = (body.get("metadata") or {}).get("name", "?")
         with kube_errors(f"create configmap {namespace}/{name}"):
-            self._core.create_namespaced_config_map(
-                namespace, body, _preload_content=False, _request_timeout=self.timeout
+            discard(
+                self._core.create_namespaced_config_map(
+                    namespace, body, _preload_content=False, _request_timeout=self.timeout
+                )
             )
 
     def merge_patch(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """A JSON merge patch; a ``metadata.resourceVersion`` in ``patch`` makes it conditional
         (``Conflict`` when the ConfigMap changed since)."""
         with kube_errors(f"patch configmap {namespace}/{name}"):
-            self._core.patch_namespaced_config_map(
-                name,
-                namespace,
-                patch,
-                _content_type=MERGE_PATCH,
-                _preload_content=False,
-                _request_timeout=self.timeout,
+            discard(
+                self._core.patch_namespaced_config_map(
+                    name,
+                    namespace,
+                    patch,
+                    _content_type=MERGE_PATCH,
+                    _preload_content=False,
+                    _request_timeout=self.timeout,
+                )
             )
 
 

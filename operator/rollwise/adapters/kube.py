@@ -162,6 +162,17 @@ def kube_errors(what: str) -> Iterator[None]:
         raise mapped from exc
 
 
+def discard(response: Any) -> None:
+    """Reads and drops the body of a ``_preload_content=False`` answer. Unread, the answer
+    keeps its pooled connection, which is then closed when the answer is collected: every such
+    call would open a new TCP connection to the API server."""
+    data = getattr(response, "data", None)
+    del data
+    release = getattr(response, "release_conn", None)
+    if callable(release):
+        release()
+
+
 def _as_dict(value: object) -> dict[str, Any]:
     return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}
 
@@ -182,7 +193,10 @@ class KubeAPI:
 
     @staticmethod
     def _json(response: Any) -> dict[str, Any]:
-        return _as_dict(json.loads(response.data or b"{}"))
+        try:
+            return _as_dict(json.loads(response.data or b"{}"))
+        finally:
+            discard(response)
 
     def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
         with kube_errors(f"get {resource} {namespace}/{name}"):
@@ -708,6 +722,7 @@ __all__ = [
     "Resource",
     "WatchCache",
     "copy_json",
+    "discard",
     "error_from_status",
     "kube_errors",
     "translate",

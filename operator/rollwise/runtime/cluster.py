@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes import client, config
 
 from rollwise.adapters.errors import NotFound
-from rollwise.adapters.kube import MERGE_PATCH, KubeAPI, kube_errors
+from rollwise.adapters.kube import MERGE_PATCH, KubeAPI, discard, kube_errors
 from rollwise.adapters.metrics.base import MetricProvider
 from rollwise.adapters.metrics.prometheus import PrometheusProvider
 from rollwise.adapters.registry import alias_store_for
@@ -176,11 +176,13 @@ class KubeCluster:
             "count": 1,
         }
         with kube_errors(f"post event {event.reason.name} on {namespace}/{name}"):
-            self._core.create_namespaced_event(
-                namespace,
-                body,  # type: ignore[arg-type]  # the dict goes out as JSON as it is
-                _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
+            discard(
+                self._core.create_namespaced_event(
+                    namespace,
+                    body,  # type: ignore[arg-type]  # the dict goes out as JSON as it is
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
             )
 
 

@@ -3,7 +3,10 @@
 :func:`configure` sets up structlog and routes the standard library's logging (kopf, aiohttp,
 the Kubernetes client) through the same renderer, so every line of the process has one format:
 JSON (one object per line: ``timestamp``, ``level``, ``logger``, ``event`` and the bound
-fields) or a readable console rendering. kopf's own loggers stay at INFO (its per-object
+fields) or a readable console rendering. In the operator (``background=True``) the lines are
+rendered and written by a thread of their own (``QueueHandler``/``QueueListener``): a log call
+only queues the record, so the event loop never blocks on, or gives up the GIL for, a write
+to a slow or contended stdout. kopf's own loggers stay at INFO (its per-object
 handler chatter at WARNING) unless ``--verbose``; HTTP client libraries at WARNING.
 
 :func:`rollout_logger` is the logger of one reconcile pass: it carries ``namespace``,
@@ -12,7 +15,10 @@ handler chatter at WARNING) unless ``--verbose``; HTTP client libraries at WARNI
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
 from typing import Any, TextIO
 
@@ -30,10 +36,36 @@ def _renderer(log_format: LogFormat) -> Any:
     return structlog.dev.ConsoleRenderer(colors=False)
 
 
+class _Handoff(logging.handlers.QueueHandler):
+    """Queues the record as it is: the listener's handler formats it. (The stock ``prepare``
+    formats in the calling thread, which is the work this handler is here to move.)"""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
+def _stop_listener() -> None:
+    """Writes out what is queued and stops the writer thread (at exit, or on reconfiguring)."""
+    global _listener  # noqa: PLW0603 - one writer thread per process
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+
+
 def configure(
-    log_format: LogFormat, *, verbose: bool = False, stream: TextIO | None = None
+    log_format: LogFormat,
+    *,
+    verbose: bool = False,
+    stream: TextIO | None = None,
+    background: bool = False,
 ) -> None:
-    """Configure structlog and the standard library's root logger (idempotent)."""
+    """Configure structlog and the standard library's root logger (idempotent). With
+    ``background``, lines are rendered and written by a writer thread (flushed at exit)."""
+    global _listener  # noqa: PLW0603 - one writer thread per process
+    _stop_listener()
     level = logging.DEBUG if verbose else logging.INFO
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -60,8 +92,14 @@ def configure(
             _renderer(log_format),
         ],
     )
-    handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
+    handler: logging.Handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
     handler.setFormatter(formatter)
+    if background:
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        _listener = logging.handlers.QueueListener(records, handler)
+        _listener.start()
+        atexit.register(_stop_listener)
+        handler = _Handoff(records)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -31,7 +31,7 @@ from rollwise.runtime.cluster import (
     build_ports,
     build_release_ports,
 )
-from rollwise.runtime.handlers import Runtime, operator_settings, register
+from rollwise.runtime.handlers import Runtime, diffbase_storage, operator_settings, register
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.release_handlers import ReleaseRuntime, register_releases
 from rollwise.runtime.settings import Settings, SettingsError, apply_configmap, from_sources
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"rollwise-operator: {exc}", file=sys.stderr)
         return 2
-    rlog.configure(settings.log_format, verbose=settings.verbose)
+    rlog.configure(settings.log_format, verbose=settings.verbose, background=True)
     log = rlog.logger("rollwise.operator")
 
     api = api_client()
@@ -183,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=settings.webhook_port,
             managed=settings.webhook_managed,
         )
+    # After every handler is registered: the choice depends on whether any is a change handler.
+    kopf_settings.persistence.diffbase_storage = diffbase_storage(registry)
     try:
         kopf.run(
             registry=registry,

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import logging.handlers
 import socket
 import time
 import urllib.request
@@ -15,7 +16,9 @@ import pytest
 
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.handlers import (
+    EssenceFreeDiffBaseStorage,
     deployment_fingerprint,
+    diffbase_storage,
     operator_settings,
     rollout_fingerprint,
     sleep_until_woken,
@@ -54,6 +57,29 @@ def test_json_lines_carry_the_rollout_and_kopf_goes_through_the_same_renderer(
     assert mine["timestamp"].endswith("Z")
     assert kopfs["event"] == "kopf says hi"
     assert kopfs["level"] == "warning"
+
+
+def test_background_logging_writes_every_line_in_order_from_another_thread(
+    restore_logging: None,
+) -> None:
+    stream = io.StringIO()
+    rlog.configure(LogFormat.JSON, stream=stream, background=True)
+    root = logging.getLogger()
+    (handoff,) = root.handlers
+    assert isinstance(handoff, logging.handlers.QueueHandler)  # the caller only queues
+    log = rlog.rollout_logger("shop", "demo", "abc123")
+    for index in range(200):
+        log.info("step", index=index)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed")
+    rlog.configure(LogFormat.JSON, stream=io.StringIO())  # stops the writer, flushing it
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["index"] for line in lines[:200]] == list(range(200))
+    assert lines[200]["event"] == "failed"
+    assert "ValueError: boom" in lines[200]["exception"]
+    assert len(lines) == 201
 
 
 def test_console_format_is_readable(restore_logging: None) -> None:
@@ -144,6 +170,28 @@ def test_kopf_settings_keep_kopf_off_the_status() -> None:
     assert type(s.persistence.diffbase_storage).__name__ == "AnnotationsDiffBaseStorage"
     assert s.posting.level == logging.WARNING
     assert s.watching.server_timeout == 60
+
+
+def test_diffbase_storage_builds_no_essence_only_without_change_handlers() -> None:
+    import kopf  # noqa: PLC0415
+
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.event("rollwise.dev", "v1alpha1", "rollouts", registry=registry)
+    def seen(**_: Any) -> None: ...
+
+    storage = diffbase_storage(registry)
+    assert isinstance(storage, EssenceFreeDiffBaseStorage)
+    body = kopf.Body({"metadata": {"name": "a"}, "spec": {"replicas": 3}})
+    assert storage.build(body=body) == {}
+    assert storage.fetch(body=body) is None
+
+    @kopf.on.update("rollwise.dev", "v1alpha1", "rollouts", registry=registry)
+    def updated(**_: Any) -> None: ...
+
+    storage = diffbase_storage(registry)
+    assert not isinstance(storage, EssenceFreeDiffBaseStorage)
+    assert storage.build(body=body) == {"spec": {"replicas": 3}}
 
 
 def test_served_metrics_endpoint_answers() -> None:

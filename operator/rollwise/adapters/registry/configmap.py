@@ -37,7 +37,7 @@ from typing import Any
 from kubernetes import client
 
 from rollwise.adapters.errors import AliasConflict, Conflict, NotFound, RegistryError
-from rollwise.adapters.kube import DEFAULT_TIMEOUT, MERGE_PATCH, KubeAPI, kube_errors
+from rollwise.adapters.kube import DEFAULT_TIMEOUT, MERGE_PATCH, KubeAPI, discard, kube_errors
 from rollwise.adapters.registry.base import AliasTarget, check_expected, verify
 
 #: Attempts of one write when concurrent writers keep changing the ConfigMap.
@@ -144,7 +144,10 @@ class ConfigMapAliasStore:
                 )
         except NotFound:
             return None
-        body = json.loads(response.data or b"{}")
+        try:
+            body = json.loads(response.data or b"{}")
+        finally:
+            discard(response)
         return body if isinstance(body, dict) else {}
 
     def _create(self, data: dict[str, str]) -> None:
@@ -159,20 +162,24 @@ class ConfigMapAliasStore:
             "data": data,
         }
         with kube_errors(self._what("create")):
-            self._core.create_namespaced_config_map(
-                self.namespace, body, _preload_content=False, _request_timeout=self.timeout
+            discard(
+                self._core.create_namespaced_config_map(
+                    self.namespace, body, _preload_content=False, _request_timeout=self.timeout
+                )
             )
 
     def _patch(self, resource_version: str, data: dict[str, str | None]) -> None:
         patch = {"metadata": {"resourceVersion": resource_version}, "data": data}
         with kube_errors(self._what("patch")):
-            self._core.patch_namespaced_config_map(
-                self.name,
-                self.namespace,
-                patch,
-                _content_type=MERGE_PATCH,
-                _preload_content=False,
-                _request_timeout=self.timeout,
+            discard(
+                self._core.patch_namespaced_config_map(
+                    self.name,
+                    self.namespace,
+                    patch,
+                    _content_type=MERGE_PATCH,
+                    _preload_content=False,
+                    _request_timeout=self.timeout,
+                )
             )
 
     @staticmethod
