@@ -22,12 +22,17 @@ the figures):
   window after everything settled;
 - partial figures, marked as such, when the bound is hit.
 
+It also writes ``lags-N.json`` to the workdir: every step's lag with its Rollout, step index
+and start time, and the two processes' CPU seconds sampled every 2 s, to see which phase of a
+run queues.
+
 Boundary: a measurement script. It asserts nothing; the goals are printed beside the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import itertools
 import json
@@ -344,6 +349,17 @@ def run_size(
             patched_at[name] = time.monotonic()
 
         began = time.monotonic()
+        usage: list[tuple[float, float, float]] = []  # (time, operator CPU, emulator CPU)
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while not sampling.wait(2.0):
+                with contextlib.suppress(OSError):
+                    usage.append(
+                        (time.monotonic(), cpu_seconds(operator.pid), cpu_seconds(lab.pid))
+                    )
+
+        threading.Thread(target=sample, name="bench-cpu", daemon=True).start()
 
         def trigger_in_turn(item: tuple[int, str]) -> None:
             index, name = item
@@ -369,6 +385,7 @@ def run_size(
 
         finished = wait_for(all_done, timeout, every=0.25)
         elapsed = time.monotonic() - began
+        sampling.set()
         op_cpu, lab_cpu = cpu_seconds(operator.pid) - op_cpu0, cpu_seconds(lab.pid) - lab_cpu0
         rows = api.stats()
         events_during = event_names(api)
@@ -393,7 +410,7 @@ def run_size(
         lags, starts = step_lags(names, changes, patched_at, first_stable, waits, records=records)
         result.step_lags = lags
         (workdir / f"lags-{size}.json").write_text(
-            json.dumps({"began": began, "patched_at": patched_at, "steps": records})
+            json.dumps({"began": began, "patched_at": patched_at, "steps": records, "cpu": usage})
         )
         result.say(
             f"[N={size}] step lag (readiness delay {ready_delay:g} s"

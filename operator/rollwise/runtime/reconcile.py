@@ -481,22 +481,40 @@ def _apply(
     return seen.actual_weight != weight
 
 
-async def _act(
+@dataclass(frozen=True)
+class _Committed:
+    """What one pass's commit hop did: the actions, then the status write."""
+
+    acted: bool
+    failure: ActionFailure | None
+    written: dict[str, Any] | None = None
+    write_error: AdapterError | None = None
+
+
+async def _commit(
     decision: Decision,
     obj: RolloutObject,
     spec: RolloutSpec | None,
     ports: Ports,
     seen: Observations,
-) -> tuple[bool, ActionFailure | None]:
-    if not decision.actions or spec is None:
-        return False, None
-    router = ports.router_for(
-        spec.strategy.canary.traffic_routing, _router_context(obj, spec, decision.status)
+    *,
+    status_patch: dict[str, Any] | None,
+) -> _Committed:
+    """Applies the decision's actions in order (the first failure stops the list), then writes
+    the status patch (None: unchanged), conditional on the version read. One worker-thread hop
+    for both: under load every hop waits its turn in the shared pool again."""
+    router = (
+        ports.router_for(
+            spec.strategy.canary.traffic_routing, _router_context(obj, spec, decision.status)
+        )
+        if decision.actions and spec is not None
+        else None
     )
 
     def apply_all() -> tuple[bool, ActionFailure | None]:
-        # In order, from one worker thread; the first failure stops the list.
         acted = False
+        if spec is None:
+            return acted, None
         for action in decision.actions:
             try:
                 acted = _apply(action, obj, ports, router, seen) or acted
@@ -504,10 +522,22 @@ async def _act(
                 return True, ActionFailure(action, exc)
         return acted, None
 
-    acted, failure = await asyncio.to_thread(apply_all)
-    if failure is not None and ports.metrics is not None:
-        ports.metrics.api_error(type(failure.action).__name__, error_code(failure.error))
-    return acted, failure
+    def commit() -> _Committed:
+        acted, failure = apply_all()
+        if status_patch is None:
+            return _Committed(acted, failure)
+        try:
+            written = ports.cluster.patch_status(
+                obj.namespace, obj.name, status_patch, obj.resource_version
+            )
+        except AdapterError as exc:
+            return _Committed(acted, failure, write_error=exc)
+        return _Committed(acted, failure, written=written or {})
+
+    done = await asyncio.to_thread(commit)
+    if done.failure is not None and ports.metrics is not None:
+        ports.metrics.api_error(type(done.failure.action).__name__, error_code(done.failure.error))
+    return done
 
 
 # --------------------------------------------------------------------------------------------
@@ -591,41 +621,46 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
     log = rollout_logger(namespace, name, seen.observations.template_hash)
 
     decision = decide(obj.spec, seen.status, seen.observations, now)
-    acted, failure = await _act(decision, obj, seen.spec, ports, seen.observations)
+    changed = seen.status is None or decision.status != seen.status
+    done = await _commit(
+        decision,
+        obj,
+        seen.spec,
+        ports,
+        seen.observations,
+        status_patch=(merge_patch_diff(obj.status, decision.status.to_wire()) if changed else None),
+    )
+    acted, failure = done.acted, done.failure
 
     status_written = False
-    if seen.status is None or decision.status != seen.status:
-        patch = merge_patch_diff(obj.status, decision.status.to_wire())
-        try:
-            written = await asyncio.to_thread(
-                ports.cluster.patch_status, namespace, name, patch, obj.resource_version
-            )
-        except Conflict as exc:
-            # The Rollout changed since it was read: decide again from what is there now (read
-            # from the server: the cached body was behind).
-            if cache is not None:
-                cache.forget(ROLLOUTS, namespace, name)
-            log.info("status write conflicted; looking again", error=exc.message)
-            return PassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision, acted=acted)
-        except NotFound:
-            if cache is not None:
-                cache.deleted(ROLLOUTS, namespace, name)
-            return PassResult(requeue_after=None, gone=True)
-        except AdapterError as exc:
-            if ports.metrics is not None:
-                ports.metrics.api_error("patch_status", error_code(exc))
-            log.warning("cannot write status", error=exc.message)
-            return PassResult(
-                requeue_after=count_failure(memory, exc.retry_after),
-                decision=decision,
-                acted=acted,
-                error=exc.message,
-            )
+    if isinstance(done.write_error, Conflict):
+        # The Rollout changed since it was read: decide again from what is there now (read
+        # from the server: the cached body was behind).
+        if cache is not None:
+            cache.forget(ROLLOUTS, namespace, name)
+        log.info("status write conflicted; looking again", error=done.write_error.message)
+        return PassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision, acted=acted)
+    if isinstance(done.write_error, NotFound):
+        if cache is not None:
+            cache.deleted(ROLLOUTS, namespace, name)
+        return PassResult(requeue_after=None, gone=True)
+    if done.write_error is not None:
+        error = done.write_error
+        if ports.metrics is not None:
+            ports.metrics.api_error("patch_status", error_code(error))
+        log.warning("cannot write status", error=error.message)
+        return PassResult(
+            requeue_after=count_failure(memory, error.retry_after),
+            decision=decision,
+            acted=acted,
+            error=error.message,
+        )
+    if changed:
         status_written = True
-        if cache is not None and written:
+        if cache is not None and done.written:
             # Read-your-writes: the next pass starts from this answer, not from an older body
             # whose watch event is still on its way.
-            cache.observe(ROLLOUTS, written, confirmed=True)
+            cache.observe(ROLLOUTS, done.written, confirmed=True)
         if ports.metrics is not None:
             ports.metrics.status_written()
 
