@@ -36,6 +36,7 @@ import contextlib
 import inspect
 import itertools
 import json
+import os
 import tempfile
 import threading
 import time
@@ -91,6 +92,15 @@ DEFINITIONS = f"""definitions:
              old revisions are gone and the operator wrote nothing for {QUIET_FOR:g} s.
   no-op      the same writes over a window right after that.
   CPU        utime+stime from /proc/<pid>/stat (children excluded); RSS peak = VmHWM."""
+
+
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds the whole machine spent busy (all but idle, iowait and steal) and stolen
+    by the hypervisor, summed over its CPUs (``/proc/stat``)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / ticks, steal / ticks
 
 
 def lab_ready_delay() -> float:
@@ -349,14 +359,22 @@ def run_size(
             patched_at[name] = time.monotonic()
 
         began = time.monotonic()
-        usage: list[tuple[float, float, float]] = []  # (time, operator CPU, emulator CPU)
+        # (time, operator CPU, emulator CPU, machine busy CPU, machine steal) in seconds
+        usage: list[tuple[float, float, float, float, float]] = []
         sampling = threading.Event()
 
         def sample() -> None:
             while not sampling.wait(2.0):
                 with contextlib.suppress(OSError):
+                    busy, steal = machine_cpu()
                     usage.append(
-                        (time.monotonic(), cpu_seconds(operator.pid), cpu_seconds(lab.pid))
+                        (
+                            time.monotonic(),
+                            cpu_seconds(operator.pid),
+                            cpu_seconds(lab.pid),
+                            busy,
+                            steal,
+                        )
                     )
 
         threading.Thread(target=sample, name="bench-cpu", daemon=True).start()
@@ -405,6 +423,15 @@ def run_size(
             f"{memory_kib(operator.pid) / 1024:.0f} MiB, "
             f"now {memory_kib(operator.pid, 'VmRSS') / 1024:.0f} MiB"
         )
+        if len(usage) >= 2:
+            span = usage[-1][0] - usage[0][0]
+            busy = (usage[-1][3] - usage[0][3]) / span
+            steal = (usage[-1][4] - usage[0][4]) / span
+            result.say(
+                f"[N={size}] machine during the rollout: {busy * 100:.0f}% of a core busy in all "
+                f"(of {os.cpu_count()} cores; this benchmark process included), "
+                f"{steal * 100:.0f}% of a core stolen by the hypervisor"
+            )
         waits = [pause if "pause" in step else ready_delay for step in bench_steps(pause)]
         records: list[dict[str, Any]] = []
         lags, starts = step_lags(names, changes, patched_at, first_stable, waits, records=records)

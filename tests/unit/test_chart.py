@@ -399,6 +399,7 @@ def test_flags_and_environment_for_the_runtime(
     env = _env(container)
     assert env["ROLLWISE_LOG_FORMAT"] == "json"
     assert env["ROLLWISE_METRICS_PORT"] == "9102"
+    assert env["ROLLWISE_WORKERS"] == "6"
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert "ROLLWISE_SETTINGS_CONFIGMAP" not in env
     deployment = _one(rendered[scenario], "Deployment")
@@ -420,6 +421,7 @@ def test_settings_configmap_and_image_overrides(helm: Helm) -> None:
     docs = helm.template(
         "settingsConfigMap=rollwise-settings",
         "logFormat=console",
+        "workers=16",
         "image.repository=registry.example/rollwise",
         f"image.digest={digest}",
     )
@@ -427,6 +429,7 @@ def test_settings_configmap_and_image_overrides(helm: Helm) -> None:
     env = _env(container)
     assert env["ROLLWISE_SETTINGS_CONFIGMAP"] == f"{RELEASE_NAMESPACE}/rollwise-settings"
     assert env["ROLLWISE_LOG_FORMAT"] == "console"
+    assert env["ROLLWISE_WORKERS"] == "16"
     assert container["image"] == f"registry.example/rollwise@{digest}"
     default_image = _container(helm.template())["image"]
     assert default_image == "rollwise/rollwise-operator:0.1.0"

@@ -48,13 +48,18 @@ COMPONENT = "rollwise-operator"
 REQUEST_TIMEOUT = 10.0
 
 
-def api_client() -> Any:
-    """A ``kubernetes.client.ApiClient``: in-cluster configuration first, else kubeconfig."""
+def api_client(connections: int | None = None) -> Any:
+    """A ``kubernetes.client.ApiClient``: in-cluster configuration first, else kubeconfig.
+    ``connections`` sizes its connection pool (the client's default is 5 per CPU of the
+    machine, which in a pod is the node's CPU count, not the pod's share)."""
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        return config.new_client_from_config()  # type: ignore[no-untyped-call]
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    if connections is not None:
+        configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
 
 
 class KubeCluster:

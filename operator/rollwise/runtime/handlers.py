@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -119,6 +119,7 @@ class Runtime:
     wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
     fingerprints: dict[tuple[str, str, str], Hashable] = field(default_factory=dict)
     cache: WatchCache | None = field(default_factory=watch_cache)
+    slots: PassSlots | None = None
 
     def waker(self, key: Key) -> asyncio.Event:
         event = self.wakers.get(key)
@@ -162,6 +163,29 @@ async def sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, de
                 await waiter
 
 
+class PassSlots:
+    """At most ``limit`` reconcile passes in flight at once, Rollouts and ModelReleases alike;
+    the others wait, in order of arrival, before they read anything.
+
+    Without a bound, a burst (a thousand Rollouts woken in the same second) puts every pass in
+    the worker pool's queue at once, and each of a pass's worker-thread hops waits behind all
+    the others' again: a pass then acts on what it observed long before, and holds its copies
+    of the bodies all that time. With the bound a pass waits once, then runs through."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"at least one pass must be able to run, not {limit}")
+        self.limit = limit
+        self._semaphore: asyncio.Semaphore | None = None  # made on the loop that uses it
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.limit)
+        async with self._semaphore:
+            yield
+
+
 class _Failures(Protocol):
     failures: int
 
@@ -183,15 +207,24 @@ async def pass_loop(
     resync_seconds: float,
     log: Any,
     after_pass: Callable[[], object] | None = None,
+    slots: PassSlots | None = None,
 ) -> None:
     """Runs ``run_pass`` until the object is gone or the daemon stops, sleeping between passes
-    for the pass's ``requeue_after`` (capped by ``resync_seconds``) or until woken. A pass
-    that raises is a bug, not a cluster failure (those come back in its result): the loop
-    stays alive and looks again after a growing delay rather than dropping the object."""
+    for the pass's ``requeue_after`` (capped by ``resync_seconds``) or until woken; each pass
+    in one of ``slots`` when given. A pass that raises is a bug, not a cluster failure (those
+    come back in its result): the loop stays alive and looks again after a growing delay
+    rather than dropping the object."""
     while not stopped:
-        wake.clear()
         try:
-            result = await run_pass()
+            if slots is None:
+                wake.clear()
+                result = await run_pass()
+            else:
+                async with slots.slot():
+                    # Cleared once the pass may start: a wake-up while it waited for its slot
+                    # is covered by what the pass is about to read.
+                    wake.clear()
+                    result = await run_pass()
         except Exception:
             log.exception("reconcile pass crashed")
             memory.failures += 1
@@ -230,6 +263,7 @@ async def rollout_loop(
         resync_seconds=runtime.resync_seconds,
         log=log,
         after_pass=lambda: PASS_CACHE.set(runtime.cache),
+        slots=runtime.slots,
     )
     log.debug("reconcile loop stopped")
 
@@ -375,6 +409,7 @@ def operator_settings(instance: str | None = None) -> kopf.OperatorSettings:
 __all__ = [
     "CANCELLATION_TIMEOUT",
     "EssenceFreeDiffBaseStorage",
+    "PassSlots",
     "Runtime",
     "deployment_fingerprint",
     "diffbase_storage",

@@ -12,8 +12,10 @@ Invalid settings exit with status 2 and one line naming the problem.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -31,7 +33,13 @@ from rollwise.runtime.cluster import (
     build_ports,
     build_release_ports,
 )
-from rollwise.runtime.handlers import Runtime, diffbase_storage, operator_settings, register
+from rollwise.runtime.handlers import (
+    PassSlots,
+    Runtime,
+    diffbase_storage,
+    operator_settings,
+    register,
+)
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.release_handlers import ReleaseRuntime, register_releases
 from rollwise.runtime.settings import Settings, SettingsError, apply_configmap, from_sources
@@ -104,6 +112,18 @@ def read_secret_file(path: str | None) -> bytes | None:
         return handle.read().strip() or None
 
 
+def size_worker_pool(registry: kopf.OperatorRegistry, workers: int) -> None:
+    """Registers a start-up activity that gives the event loop a default executor of
+    ``workers`` threads. The passes' blocking calls run there (``asyncio.to_thread``); asyncio
+    would size it from the CPU count, which in a pod is the node's, not the pod's share."""
+
+    @kopf.on.startup(id="worker-pool", registry=registry)
+    async def worker_pool(**_: Any) -> None:
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(workers, thread_name_prefix="rollwise-worker")
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = from_sources(argv)
@@ -113,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rlog.configure(settings.log_format, verbose=settings.verbose, background=True)
     log = rlog.logger("rollwise.operator")
 
-    api = api_client()
+    api = api_client(connections=settings.workers)
     try:
         settings = read_settings_configmap(api, settings)
     except (SettingsError, AdapterError) as exc:
@@ -138,7 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         providers=providers,
         record_key=record_key,
     )
-    runtime = Runtime(ports=ports, metrics=metrics, resync_seconds=settings.resync_seconds)
+    slots = PassSlots(2 * settings.workers)
+    runtime = Runtime(
+        ports=ports, metrics=metrics, resync_seconds=settings.resync_seconds, slots=slots
+    )
     registry = kopf.OperatorRegistry()
     register(registry, runtime)
     gates = GateEvaluator(
@@ -159,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mlflow_token=mlflow_token.decode() if mlflow_token else None,
     )
     register_releases(
-        registry, ReleaseRuntime(ports=release_ports, resync_seconds=settings.resync_seconds)
+        registry,
+        ReleaseRuntime(ports=release_ports, resync_seconds=settings.resync_seconds, slots=slots),
     )
     log.info(
         "starting",
@@ -185,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     # After every handler is registered: the choice depends on whether any is a change handler.
     kopf_settings.persistence.diffbase_storage = diffbase_storage(registry)
+    size_worker_pool(registry, settings.workers)
     try:
         kopf.run(
             registry=registry,

@@ -24,7 +24,7 @@ import kopf
 
 from rollwise.adapters.releases import RELEASE_LABEL
 from rollwise.runtime.cluster import GROUP, PLURAL, RELEASE_PLURAL, VERSION
-from rollwise.runtime.handlers import CANCELLATION_TIMEOUT, pass_loop
+from rollwise.runtime.handlers import CANCELLATION_TIMEOUT, PassSlots, pass_loop
 from rollwise.runtime.logging import release_logger
 from rollwise.runtime.release import ReleaseMemory, ReleasePorts, reconcile_release
 
@@ -65,6 +65,7 @@ class ReleaseRuntime:
     wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
     fingerprints: dict[tuple[str, str, str], Hashable] = field(default_factory=dict)
     stages: dict[Key, str | None] = field(default_factory=dict)
+    slots: PassSlots | None = None
 
     def waker(self, key: Key) -> asyncio.Event:
         event = self.wakers.get(key)
@@ -112,6 +113,7 @@ async def release_loop(
         stopped,
         resync_seconds=runtime.resync_seconds,
         log=log,
+        slots=runtime.slots,
     )
     log.debug("reconcile loop stopped")
 

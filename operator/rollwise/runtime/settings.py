@@ -19,6 +19,10 @@ Environment:
 * ``ROLLWISE_PEERING_LIFETIME``: seconds a replica's peering record stays valid without a
   keep-alive (default 60): how long a standby waits before it takes over from a dead peer.
 * ``ROLLWISE_SETTINGS_CONFIGMAP``: ``NAMESPACE/NAME`` of the settings ConfigMap.
+* ``ROLLWISE_WORKERS``: threads that make the blocking API and Prometheus calls of the
+  reconcile passes, and connections kept to the API server (default 6). Twice as many passes
+  run at once; the others wait their turn before they read anything, so that a pass acts on
+  what it has just seen rather than on what it saw before waiting in a queue.
 * ``ROLLWISE_METRICS_PORT``: port of the Prometheus endpoint (default 9102, 0 turns it off).
 * ``ROLLWISE_PROMETHEUS_URL``: Prometheus queried for metrics whose provider names no address.
 * ``POD_NAME`` / ``POD_NAMESPACE``: the operator's own pod (event reporting instance, peering).
@@ -74,6 +78,10 @@ DEFAULT_PEERING_LIFETIME = 60
 #: watch events; a healthy rollout costs one cheap pass per period).
 DEFAULT_RESYNC_SECONDS = 300.0
 
+#: Worker threads for the passes' blocking calls (asyncio's default on 2 CPUs; set explicitly
+#: because a pod sees the node's CPU count, not its own share).
+DEFAULT_WORKERS = 6
+
 _DNS_LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 _ROLE_CHARS = _DNS_LABEL_CHARS | set("_")
 
@@ -110,6 +118,7 @@ class Settings:
     pod_name: str | None = None
     pod_namespace: str | None = None
     resync_seconds: float = DEFAULT_RESYNC_SECONDS
+    workers: int = DEFAULT_WORKERS
     record_key_file: str | None = None
     role_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     webhook_port: int = 0
@@ -357,6 +366,10 @@ def from_sources(
     metrics_port = _port(raw_port, "ROLLWISE_METRICS_PORT") if raw_port else DEFAULT_METRICS_PORT
     raw_url = environ.get("ROLLWISE_PROMETHEUS_URL", "").strip()
     prometheus_url = _check_url(raw_url, "ROLLWISE_PROMETHEUS_URL") if raw_url else None
+    raw_workers = environ.get("ROLLWISE_WORKERS", "").strip()
+    workers = (
+        _integer(raw_workers, "ROLLWISE_WORKERS", minimum=1) if raw_workers else DEFAULT_WORKERS
+    )
 
     governance = _governance(environ)
     return Settings(
@@ -370,6 +383,7 @@ def from_sources(
         settings_configmap=configmap,
         metrics_port=metrics_port,
         prometheus_url=prometheus_url,
+        workers=workers,
         pod_name=environ.get("POD_NAME") or None,
         pod_namespace=environ.get("POD_NAMESPACE") or None,
         **governance,  # type: ignore[arg-type]
@@ -403,6 +417,7 @@ __all__ = [
     "DEFAULT_METRICS_PORT",
     "DEFAULT_PEERING_LIFETIME",
     "DEFAULT_RESYNC_SECONDS",
+    "DEFAULT_WORKERS",
     "WEBHOOK_CONFIGURATION",
     "LogFormat",
     "Settings",

@@ -17,9 +17,11 @@ import pytest
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.handlers import (
     EssenceFreeDiffBaseStorage,
+    PassSlots,
     deployment_fingerprint,
     diffbase_storage,
     operator_settings,
+    pass_loop,
     rollout_fingerprint,
     sleep_until_woken,
 )
@@ -210,3 +212,66 @@ def test_served_metrics_endpoint_answers() -> None:
         m.stop()
     assert "rollwise_status_writes_total 1.0" in text
     assert 'rollwise_rollouts{phase="Healthy"} 0.0' in text
+
+
+class _StopAfter:
+    """A daemon-stopped flag that turns true after ``passes`` passes of one loop."""
+
+    def __init__(self, passes: int) -> None:
+        self.left = passes
+
+    def __bool__(self) -> bool:
+        return self.left <= 0
+
+    async def wait(self) -> None:
+        await asyncio.sleep(3600)
+
+
+class _Result:
+    gone = False
+    requeue_after = 0.0
+
+
+class _Memory:
+    failures = 0
+
+
+def test_pass_slots_bound_the_passes_in_flight_and_every_loop_gets_its_turn() -> None:
+    async def scenario() -> tuple[int, list[str]]:
+        slots = PassSlots(2)
+        running, peak, done = 0, 0, []
+
+        async def loop(name: str) -> None:
+            stopped = _StopAfter(2)
+
+            async def run_pass() -> _Result:
+                nonlocal running, peak
+                running += 1
+                peak = max(peak, running)
+                await asyncio.sleep(0.01)
+                running -= 1
+                stopped.left -= 1
+                done.append(name)
+                return _Result()
+
+            await pass_loop(
+                run_pass,
+                _Memory(),
+                asyncio.Event(),
+                stopped,  # type: ignore[arg-type]
+                resync_seconds=1.0,
+                log=None,
+                slots=slots,
+            )
+
+        await asyncio.gather(*(loop(f"r{i}") for i in range(7)))
+        return peak, done
+
+    peak, done = asyncio.run(scenario())
+    assert peak == 2
+    assert sorted(done) == sorted([f"r{i}" for i in range(7)] * 2)
+
+
+def test_pass_slots_refuse_a_limit_below_one() -> None:
+    with pytest.raises(ValueError, match="at least one pass"):
+        PassSlots(0)

@@ -6,6 +6,7 @@ import pytest
 
 from rollwise.runtime.settings import (
     DEFAULT_METRICS_PORT,
+    DEFAULT_WORKERS,
     LogFormat,
     SettingsError,
     apply_configmap,
@@ -60,6 +61,7 @@ def test_flags_and_environment() -> None:
             "ROLLWISE_SETTINGS_CONFIGMAP": "rollwise-system/rollwise-settings",
             "ROLLWISE_METRICS_PORT": "0",
             "ROLLWISE_PROMETHEUS_URL": "http://prometheus.monitoring:9090/",
+            "ROLLWISE_WORKERS": "12",
             "POD_NAME": "rollwise-0",
             "POD_NAMESPACE": "rollwise-system",
         },
@@ -76,6 +78,8 @@ def test_flags_and_environment() -> None:
     assert s.metrics_port == 0
     assert s.prometheus_url == "http://prometheus.monitoring:9090"
     assert (s.pod_name, s.pod_namespace) == ("rollwise-0", "rollwise-system")
+    assert s.workers == 12
+    assert from_sources([], {}, isatty=False).workers == DEFAULT_WORKERS
 
 
 @pytest.mark.parametrize(
@@ -101,6 +105,8 @@ def test_flags_and_environment() -> None:
         pytest.param(
             [], {"ROLLWISE_PEERING_LIFETIME": "0"}, "ROLLWISE_PEERING_LIFETIME", id="lifetime"
         ),
+        pytest.param([], {"ROLLWISE_WORKERS": "0"}, "ROLLWISE_WORKERS", id="workers-zero"),
+        pytest.param([], {"ROLLWISE_WORKERS": "many"}, "ROLLWISE_WORKERS", id="workers-text"),
         pytest.param(["--namespace", "UPPER"], {}, "--namespace", id="namespace"),
         pytest.param(["--liveness", "/healthz"], {}, "--liveness", id="liveness"),
     ],
