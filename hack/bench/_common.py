@@ -121,7 +121,7 @@ def start_operator(
     threads: int | None = None,
 ) -> Process:
     """``rollwise-operator`` with JSON logs to ``log`` and its metrics endpoint off; with
-    ``threads``, through the what-if launcher ``hack.bench._wide_operator``."""
+    ``threads``, that many worker threads (``ROLLWISE_WORKERS``) instead of the default."""
     env = {
         "KUBECONFIG": str(kubeconfig),
         "ROLLWISE_LOG_FORMAT": "json",
@@ -130,8 +130,7 @@ def start_operator(
     if prometheus_url:
         env["ROLLWISE_PROMETHEUS_URL"] = prometheus_url
     if threads:
-        wide = [str(VENV_BIN / "python"), "-m", "hack.bench._wide_operator", str(threads)]
-        return start_process([*wide, *args], log, env)
+        env["ROLLWISE_WORKERS"] = str(threads)
     return start_process([str(OPERATOR), *args], log, env)
 
 

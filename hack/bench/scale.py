@@ -326,7 +326,7 @@ def run_size(
             threads=threads,
         )
         if threads:
-            result.say(f"[N={size}] what-if: operator started with {threads} worker threads")
+            result.say(f"[N={size}] operator started with ROLLWISE_WORKERS={threads}")
         began = time.monotonic()
         healthy = wait_for(
             lambda: tracker.count(lambda v: v["phase"] == "Healthy") == size, timeout
@@ -586,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         "--operator-threads",
         type=int,
         default=None,
-        help="what-if: run the operator with this many worker threads (hack.bench._wide_operator)",
+        help="run the operator with this many worker threads (ROLLWISE_WORKERS; default 6)",
     )
     parser.add_argument(
         "--spread",

@@ -98,10 +98,11 @@ def deployment_fingerprint(body: Mapping[str, Any]) -> Hashable:
     )
 
 
-def watch_cache() -> WatchCache:
+def watch_cache(max_age: float = 60.0) -> WatchCache:
     """The read cache the handlers' watches feed: Rollouts, revision Deployments (those with
-    the ``rollwise.dev/rollout`` label, as the watch selects them) and Services."""
-    cache = WatchCache()
+    the ``rollwise.dev/rollout`` label, as the watch selects them) and Services. ``max_age``
+    bounds how long an entry or a listing nothing confirmed is served (``WatchCache``)."""
+    cache = WatchCache(max_age=max_age)
     cache.watch(ROLLOUTS)
     cache.watch(DEPLOYMENTS, required_label=ROLLOUT_LABEL)
     cache.watch(SERVICES)

@@ -39,6 +39,7 @@ from rollwise.runtime.handlers import (
     diffbase_storage,
     operator_settings,
     register,
+    watch_cache,
 )
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.release_handlers import ReleaseRuntime, register_releases
@@ -160,7 +161,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     slots = PassSlots(2 * settings.workers)
     runtime = Runtime(
-        ports=ports, metrics=metrics, resync_seconds=settings.resync_seconds, slots=slots
+        ports=ports,
+        metrics=metrics,
+        resync_seconds=settings.resync_seconds,
+        slots=slots,
+        # The watches keep the cache current; a body nothing confirmed is read again after the
+        # resync period, the same bound as the passes' own look-again (DESIGN §2). A shorter
+        # bound costs a label-selected list per Rollout per period, which the API server
+        # answers by scanning the namespace's Deployments (1,000 Rollouts: 17 lists a second).
+        cache=watch_cache(max_age=settings.resync_seconds),
     )
     registry = kopf.OperatorRegistry()
     register(registry, runtime)
