@@ -364,7 +364,7 @@ class EssenceFreeDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     kopf builds the essence of every watched body on every event (a deep copy without status
     and kopf's own fields) to detect changes for ``on.create``/``on.update``/``on.field``
     handlers, and to decide whether an idle daemon's ``idle`` timer restarts. This operator
-    has neither, so the copy is pure cost: about 7% of the event loop's time with 1,000
+    has neither, so the copy is pure cost: 6-7% of the event loop's busy time with 1,000
     Rollouts stepping (``docs/benchmarks.md``). Never use it with change handlers: they would
     see no changes; :func:`diffbase_storage` guards that."""
 
