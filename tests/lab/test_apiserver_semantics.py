@@ -477,6 +477,29 @@ def test_garbage_collection_by_propagation_policy(
         assert _wait_gone(raw_api, cm_path(namespace, "dep"))
 
 
+@pytest.mark.usefixtures("widgets")
+def test_garbage_collector_reads_only_owned_or_deleting_objects(
+    apiserver: BackgroundAPIServer, raw_api: RawAPI, namespace: str
+) -> None:
+    # The collector's working set is indexed (Registry._gc_objects): a pass costs the objects
+    # with owners or a deletionTimestamp, not every stored object (Events included).
+    owner = raw_api("POST", widget_path(namespace), widget("owner")).json()
+    _owned_cm(raw_api, namespace, "dep", owner)
+    for index in range(20):
+        raw_api("POST", cm_path(namespace), {"metadata": {"name": f"plain-{index}"}})
+    registry = apiserver.server.registry
+    names = {
+        obj["metadata"]["name"]
+        for _, obj in registry._gc_objects()
+        if obj["metadata"].get("namespace") == namespace
+    }
+    assert names == {"dep"}
+    raw_api("DELETE", widget_path(namespace, "owner"), {"propagationPolicy": "Background"})
+    assert _wait_gone(raw_api, cm_path(namespace, "dep"))
+    assert all(obj["metadata"].get("namespace") != namespace for _, obj in registry._gc_objects())
+    assert raw_api("GET", cm_path(namespace, "plain-3")).status_code == 200
+
+
 def test_label_selectors(raw_api: RawAPI, namespace: str) -> None:
     for name, labels in [
         ("a", {"tier": "web", "env": "prod"}),

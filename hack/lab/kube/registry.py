@@ -110,6 +110,10 @@ class Registry:
         self._ip_counter = 10
         self._gc_wakeup = asyncio.Event()
         self._gc_task: asyncio.Task[None] | None = None
+        # uids of the objects the collector may act on: those with ownerReferences or a
+        # deletionTimestamp (kept current by _on_change), so that a pass reads those, not
+        # every stored object (Events included).
+        self._gc_candidates: set[str] = set()
         store.listeners.append(self._on_change)
 
     # ---------------------------------------------------------------------------- helpers
@@ -815,6 +819,13 @@ class Registry:
     # ---------------------------------------------------------------------------- side effects
 
     def _on_change(self, storage: tuple[str, str], change: Change) -> None:
+        meta = change.obj["metadata"]
+        if change.type != "DELETED" and (
+            meta.get("ownerReferences") or meta.get("deletionTimestamp")
+        ):
+            self._gc_candidates.add(meta.get("uid", ""))
+        else:
+            self._gc_candidates.discard(meta.get("uid", ""))
         if change.type == "DELETED" or (
             change.type == "ADDED" and change.obj["metadata"].get("ownerReferences")
         ):
@@ -834,7 +845,7 @@ class Registry:
             self.store.unregister_crd(final["metadata"]["name"], drop_storage=True)
 
     def _orphan_dependents(self, uid: str) -> None:
-        for rt, obj in self._all_objects():
+        for rt, obj in self._gc_objects():
             refs = obj["metadata"].get("ownerReferences") or []
             if any(r.get("uid") == uid for r in refs):
                 new = copy_json(obj)
@@ -846,16 +857,38 @@ class Registry:
                 with contextlib.suppress(StaleError, APIError):
                     self.store.replace(rt, new, obj["metadata"]["resourceVersion"])
 
-    def _all_objects(self) -> list[tuple[ResourceType, dict[str, Any]]]:
-        """(a type serving the storage, stored object) for every object."""
+    def _storage_types(self) -> dict[tuple[str, str], ResourceType]:
+        """A type serving each storage (the one that stores objects as they are)."""
         seen: dict[tuple[str, str], ResourceType] = {}
         for rt in self.store.served():
             if rt.storage_key not in seen and rt.to_storage is None:
                 seen[rt.storage_key] = rt
+        return seen
+
+    def _all_objects(self) -> list[tuple[ResourceType, dict[str, Any]]]:
+        """(a type serving the storage, stored object) for every object."""
         out: list[tuple[ResourceType, dict[str, Any]]] = []
         with self.store.lock:
-            for storage, rt in seen.items():
+            for storage, rt in self._storage_types().items():
                 out.extend((rt, o) for o in self.store.iter_stored(storage))
+        return out
+
+    def _gc_objects(self) -> list[tuple[ResourceType, dict[str, Any]]]:
+        """(type, stored object) for every object with ownerReferences or a
+        deletionTimestamp: all the collector can act on."""
+        types = self._storage_types()
+        out: list[tuple[ResourceType, dict[str, Any]]] = []
+        with self.store.lock:
+            for uid in list(self._gc_candidates):
+                where = self.store.locate_uid(uid)
+                bucket = self.store.buckets.get(where[0]) if where is not None else None
+                obj = bucket.objects.get(where[1]) if bucket is not None and where else None
+                rt = types.get(where[0]) if where is not None else None
+                if obj is None or rt is None:
+                    # Gone without a DELETED change (its CRD's storage was dropped).
+                    self._gc_candidates.discard(uid)
+                    continue
+                out.append((rt, obj))
         return out
 
     # ---------------------------------------------------------------------------- CRDs
@@ -1038,7 +1071,7 @@ class Registry:
         """One pass: deletes orphaned dependents, finishes foreground, namespace and CRD
         deletions. Returns whether more work may remain."""
         more = False
-        objects = self._all_objects()
+        objects = self._gc_objects()
         present = set(self.store.uids)
         dependents: dict[str, list[tuple[ResourceType, dict[str, Any]]]] = {}
         for rt, obj in objects:
