@@ -166,8 +166,7 @@ def discard(response: Any) -> None:
     """Reads and drops the body of a ``_preload_content=False`` answer. Unread, the answer
     keeps its pooled connection, which is then closed when the answer is collected: every such
     call would open a new TCP connection to the API server."""
-    data = getattr(response, "data", None)
-    del data
+    _ = getattr(response, "data", None)  # reading ``data`` consumes the body to its end
     release = getattr(response, "release_conn", None)
     if callable(release):
         release()
