@@ -130,10 +130,12 @@ def test_two_replicas_one_acts_and_the_standby_takes_over_without_repeating_a_st
     weights: list[int] = []
 
     def done() -> bool:
+        # The status first: the traffic moves before Healthy is written, so the weight read
+        # after a Healthy status is the final one.
+        status = cluster.status()
         weight = cluster.route_weight()
         if not weights or weights[-1] != weight:
             weights.append(weight)
-        status = cluster.status()
         return status.get("phase") == "Healthy" and status.get("stableRevision") == new
 
     eventually(done, timeout=30, what="the canary to complete on the standby", every=0.05)

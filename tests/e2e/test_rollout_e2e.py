@@ -86,13 +86,15 @@ def test_happy_path_moves_traffic_5_25_100_and_retires_the_old_revision(
     status_weights: list[int] = []
 
     def done() -> bool:
+        # The status first: the operator moves the traffic before it writes Healthy, so the
+        # route weight read after a Healthy status is the final one.
+        status = cluster.status()
         for seen, value in (
             (route_weights, cluster.route_weight()),
-            (status_weights, int(cluster.status().get("canaryWeight", 0))),
+            (status_weights, int(status.get("canaryWeight", 0))),
         ):
             if not seen or seen[-1] != value:
                 seen.append(value)
-        status = cluster.status()
         return status.get("phase") == "Healthy" and status.get("stableRevision") == new
 
     eventually(done, timeout=35, what="the new revision to become stable", every=0.05)

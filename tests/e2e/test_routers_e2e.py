@@ -202,10 +202,13 @@ def test_istio_virtualservice_weights_go_5_25_100(
     seen: list[dict[str, int]] = []
 
     def done() -> bool:
+        # The status first: the operator moves the traffic before it writes Healthy, so the
+        # weights read after a Healthy status are the final ones (read before it, they could
+        # be the last step's, with Healthy written in between).
+        status = cluster.status()
         weights = cluster.destination_weights()
         if not seen or seen[-1] != weights:
             seen.append(weights)
-        status = cluster.status()
         return status.get("phase") == "Healthy" and status.get("stableRevision") == new
 
     eventually(done, timeout=35, what="the new revision to become stable", every=0.05)
