@@ -76,30 +76,56 @@ def count_failure(memory: FailureMemory, wait: float | None = None) -> float:
     return wait if wait is not None else backoff(memory.failures)
 
 
+class PassFailure(Protocol):
+    """An action of a pass that failed: what it was (``what``) and the error."""
+
+    @property
+    def what(self) -> str: ...
+
+    @property
+    def error(self) -> AdapterError: ...
+
+
 def after_actions(
     memory: FailureMemory,
     requeue: float | None,
     *,
     acted: bool,
-    error: AdapterError | None,
-    text: str = "",
+    failure: PassFailure | None,
     report_retryable: bool,
-) -> tuple[float | None, bool]:
-    """When to look again after the actions, and whether to report the failure ``error``
-    (described by ``text``) as an event: a Conflict is retried after a second, another error
-    with the backoff and reported once per distinct text (retryable ones only when
-    ``report_retryable``); a pass that changed the cluster looks again soon to observe it."""
-    if error is None:
+    failed_event: Callable[[str, str], Event],
+    log: Any,
+) -> tuple[float | None, Event | None]:
+    """When to look again after the actions, and the event reporting ``failure``, if any
+    (``failed_event(what, error message)``): a Conflict is retried after a second, another
+    error with the backoff and reported once per distinct failure (retryable ones only when
+    ``report_retryable``); a pass that changed the cluster looks again soon to observe it.
+    A failure is logged every time."""
+    if failure is None:
         memory.failures = 0
         memory.reported = None
-        return (soonest(requeue, FOLLOW_UP_SECONDS) if acted else requeue), False
+        return (soonest(requeue, FOLLOW_UP_SECONDS) if acted else requeue), None
+    error = failure.error
+    log.warning("action failed", action=failure.what, error=error.message)
     if isinstance(error, Conflict):
-        return CONFLICT_RETRY_SECONDS, False
+        return CONFLICT_RETRY_SECONDS, None
     requeue = count_failure(memory, error.retry_after if error.retryable else None)
-    report = (report_retryable or not error.retryable) and text != memory.reported
-    if report:
-        memory.reported = text
-    return requeue, report
+    text = f"{failure.what} failed: {error.message}"
+    if (error.retryable and not report_retryable) or text == memory.reported:
+        return requeue, None
+    memory.reported = text
+    return requeue, failed_event(failure.what, error.message)
+
+
+def status_write_failed(
+    memory: FailureMemory, error: AdapterError, metrics: OperatorMetrics | None, log: Any
+) -> float:
+    """Counts and logs a status write that failed (other than a conflict or a deletion);
+    the seconds to wait before the next pass."""
+    if metrics is not None:
+        metrics.api_error("patch_status", error_code(error))
+    log.warning("cannot write status", error=error.message)
+    return count_failure(memory, error.retry_after)
 
 
 def metric_timeout(metric: Metric) -> float:
@@ -203,6 +229,7 @@ __all__ = [
     "FOLLOW_UP_SECONDS",
     "NO_PROMETHEUS",
     "FailureMemory",
+    "PassFailure",
     "ProviderFactory",
     "after_actions",
     "backoff",
@@ -213,4 +240,5 @@ __all__ = [
     "post_events",
     "query_metric",
     "soonest",
+    "status_write_failed",
 ]

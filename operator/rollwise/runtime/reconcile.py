@@ -94,6 +94,7 @@ from rollwise.runtime.passes import (
     measure,
     post_events,
     soonest,
+    status_write_failed,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -224,8 +225,8 @@ class ActionFailure:
     error: AdapterError
 
     @property
-    def text(self) -> str:
-        return f"{describe(self.action)} failed: {self.error.message}"
+    def what(self) -> str:
+        return describe(self.action)
 
 
 @dataclass(frozen=True)
@@ -645,15 +646,11 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
             cache.deleted(ROLLOUTS, namespace, name)
         return PassResult(requeue_after=None, gone=True)
     if done.write_error is not None:
-        error = done.write_error
-        if ports.metrics is not None:
-            ports.metrics.api_error("patch_status", error_code(error))
-        log.warning("cannot write status", error=error.message)
         return PassResult(
-            requeue_after=count_failure(memory, error.retry_after),
+            requeue_after=status_write_failed(memory, done.write_error, ports.metrics, log),
             decision=decision,
             acted=acted,
-            error=error.message,
+            error=done.write_error.message,
         )
     if changed:
         status_written = True
@@ -665,22 +662,17 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
             ports.metrics.status_written()
 
     events = list(decision.events)
-    requeue, report = after_actions(
+    requeue, failed = after_actions(
         memory,
         decision.requeue_after,
         acted=acted,
-        error=failure.error if failure is not None else None,
-        text=failure.text if failure is not None else "",
+        failure=failure,
         report_retryable=False,
+        failed_event=lambda what, error: Event.of(R.ACTION_FAILED, action=what, error=error),
+        log=log,
     )
-    if failure is not None:
-        if report:
-            events.append(
-                Event.of(
-                    R.ACTION_FAILED, action=describe(failure.action), error=failure.error.message
-                )
-            )
-        log.warning("action failed", action=describe(failure.action), error=failure.error.message)
+    if failed is not None:
+        events.append(failed)
     if seen.observations.missing_references:
         requeue = soonest(requeue, POLL_SECONDS)
 

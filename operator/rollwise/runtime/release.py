@@ -86,6 +86,7 @@ from rollwise.runtime.passes import (
     error_code,
     measure,
     post_events,
+    status_write_failed,
 )
 from rollwise.runtime.reconcile import merge_patch_diff
 
@@ -235,8 +236,8 @@ class ReleaseActionFailure:
     error: AdapterError
 
     @property
-    def text(self) -> str:
-        return f"{describe_release_action(self.action)} failed: {self.error.message}"
+    def what(self) -> str:
+        return describe_release_action(self.action)
 
 
 @dataclass(frozen=True)
@@ -742,11 +743,8 @@ async def _reconcile(
         except NotFound:
             return ReleasePassResult(requeue_after=None, gone=True)
         except AdapterError as exc:
-            if ports.metrics is not None:
-                ports.metrics.api_error("patch_status", error_code(exc))
-            log.warning("cannot write status", error=exc.message)
             return ReleasePassResult(
-                requeue_after=count_failure(memory, exc.retry_after),
+                requeue_after=status_write_failed(memory, exc, ports.metrics, log),
                 decision=decision,
                 error=exc.message,
             )
@@ -758,23 +756,19 @@ async def _reconcile(
     await _ledger(obj, seen.spec, decision, ports, log)
 
     events.extend(decision.events)
-    requeue, report = after_actions(
+    requeue, failed = after_actions(
         memory,
         decision.requeue_after,
         acted=acted,
-        error=failure.error if failure is not None else None,
-        text=failure.text if failure is not None else "",
+        failure=failure,
         report_retryable=True,
+        failed_event=lambda what, error: release_event(
+            MR.RELEASE_ACTION_FAILED, ticket_text, action=what, error=error
+        ),
+        log=log,
     )
-    if failure is not None:
-        what = describe_release_action(failure.action)
-        if report:
-            events.append(
-                release_event(
-                    MR.RELEASE_ACTION_FAILED, ticket_text, action=what, error=failure.error.message
-                )
-            )
-        log.warning("action failed", action=what, error=failure.error.message)
+    if failed is not None:
+        events.append(failed)
 
     await post_events(
         events,
