@@ -1,21 +1,24 @@
 """``python -m hack.bench.scale``: N Rollouts stepping at once, and what it costs the operator.
 
     python -m hack.bench.scale [--sizes 100,500,1000] [--timeout 600] [--noop-seconds 30]
-                               [--spread SECONDS] [--pause SECONDS]
+                               [--spread SECONDS] [--pause SECONDS] [--simulator-in-lab]
 
-For each size N, in a fresh lab: the API emulator and workload simulator run in their own
-process (``python -m hack.lab up --no-prometheus``), the operator (``rollwise-operator``) in
-another, and this process drives both over HTTP. N minimal Rollouts (replica-ratio router, 20
-replicas, steps 5/25/100 without pauses, no analysis, scaleDownDelaySeconds 0) are created and
-become Healthy; then every template is patched at once and the benchmark waits, bounded, until
-all N are Healthy on the new revision: the worst case, every Rollout stepping in the same
-second. ``--spread S`` patches the templates evenly over S seconds instead, and ``--pause P``
-puts a P-second pause step after the 5% and the 25% steps: with P at least S, all N Rollouts
-are in flight at once while their steps arrive spread out, as in a cluster where releases
-start over a minute rather than in the same instant. It prints (definitions are printed with
-the figures):
+For each size N, in a fresh lab: the API emulator runs in one process (``python -m hack.lab up
+--no-prometheus --no-simulator``), the workload simulator in a second (``python -m hack.lab
+simulate``), as kube-apiserver and kube-controller-manager do, the operator
+(``rollwise-operator``) in a third, and this process drives them over HTTP
+(``--simulator-in-lab`` runs the simulator inside the emulator's process instead). N minimal
+Rollouts (replica-ratio router, 20 replicas, steps 5/25/100 without pauses, no analysis,
+scaleDownDelaySeconds 0) are created and become Healthy; then every template is patched at once
+and the benchmark waits, bounded, until all N are Healthy on the new revision: the worst case,
+every Rollout stepping in the same second. ``--spread S`` patches the templates evenly over S
+seconds instead, and ``--pause P`` puts a P-second pause step after the 5% and the 25% steps:
+with P at least S, all N Rollouts are in flight at once while their steps arrive spread out, as
+in a cluster where releases start over a minute rather than in the same instant. It prints
+(definitions are printed with the figures):
 
-- operator CPU seconds (utime+stime of its process) and peak RSS (VmHWM), emulator CPU;
+- operator CPU seconds (utime+stime of its process) and peak RSS (VmHWM), emulator and
+  simulator CPU;
 - step lag p50/p99/max;
 - operator API writes per step, split into status, events and other writes, from the
   emulator's request counters (GET /lab/stats, by User-Agent), and the writes during a no-op
@@ -282,16 +285,19 @@ def run_size(
     quiet_for: float = QUIET_FOR,
     spread: float = 0.0,
     pause: float = 0.0,
+    simulator_in_lab: bool = False,
 ) -> Result:
     """One size, end to end (see the module docstring); never raises for a slow operator:
     a bound hit is reported as partial figures."""
     result = Result(size)
     ready_delay = lab_ready_delay()
     labdir = workdir / f"lab-{size}"
+    python = str(VENV_BIN / "python")
+    up = [python, "-m", "hack.lab", "up", "--no-prometheus", "--dir", str(labdir)]
     lab = start_process(
-        [str(VENV_BIN / "python"), "-m", "hack.lab", "up", "--no-prometheus", "--dir", str(labdir)],
-        workdir / f"lab-{size}.log",
+        up if simulator_in_lab else [*up, "--no-simulator"], workdir / f"lab-{size}.log"
     )
+    simulator: Process | None = None
     operator: Process | None = None
     tracker: Tracker | None = None
     try:
@@ -299,6 +305,20 @@ def run_size(
         if not wait_for((labdir / "lab.pid").exists, 60):
             raise RuntimeError(f"the lab did not start; see {lab.log}")
         info = json.loads((labdir / "lab.json").read_text())
+        if not simulator_in_lab:
+            simulator = start_process(
+                [python, "-m", "hack.lab", "simulate", "--dir", str(labdir)],
+                workdir / f"simulator-{size}.log",
+            )
+            sim_log = simulator.log
+            if not wait_for(lambda: b"workload simulator on" in sim_log.read_bytes(), 60):
+                raise RuntimeError(f"the workload simulator did not start; see {sim_log}")
+        sim = simulator
+
+        def sim_cpu() -> float:
+            return cpu_seconds(sim.pid) if sim is not None else 0.0
+
+        emulator_is = "emulator+simulator" if simulator_in_lab else "emulator"
         api = Api(info["api"])
         api.call(
             "POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}}, "application/json"
@@ -346,7 +366,7 @@ def run_size(
 
         events_before = event_names(api)
         api.stats(reset=True)
-        op_cpu0, lab_cpu0 = cpu_seconds(operator.pid), cpu_seconds(lab.pid)
+        op_cpu0, lab_cpu0, sim_cpu0 = cpu_seconds(operator.pid), cpu_seconds(lab.pid), sim_cpu()
         patched_at: dict[str, float] = {}
 
         def trigger(name: str) -> None:
@@ -359,8 +379,10 @@ def run_size(
             patched_at[name] = time.monotonic()
 
         began = time.monotonic()
-        # (time, operator CPU, emulator CPU, machine busy CPU, machine steal) in seconds
-        usage: list[tuple[float, float, float, float, float]] = []
+        columns = ["time", "operator", "emulator", "simulator", "machine busy", "machine steal"]
+        # (time, operator CPU, emulator CPU, simulator CPU, machine busy CPU, machine steal) in
+        # seconds; the simulator's column is 0 with --simulator-in-lab (in the emulator's)
+        usage: list[tuple[float, float, float, float, float, float]] = []
         sampling = threading.Event()
 
         def sample() -> None:
@@ -372,6 +394,7 @@ def run_size(
                             time.monotonic(),
                             cpu_seconds(operator.pid),
                             cpu_seconds(lab.pid),
+                            sim_cpu(),
                             busy,
                             steal,
                         )
@@ -405,6 +428,7 @@ def run_size(
         elapsed = time.monotonic() - began
         sampling.set()
         op_cpu, lab_cpu = cpu_seconds(operator.pid) - op_cpu0, cpu_seconds(lab.pid) - lab_cpu0
+        sim_used = sim_cpu() - sim_cpu0
         rows = api.stats()
         events_during = event_names(api)
         with tracker.lock:
@@ -418,15 +442,21 @@ def run_size(
         )
         result.say(
             f"[N={size}] CPU during the rollout: operator {op_cpu:.1f} s "
-            f"({op_cpu / elapsed * 100:.0f}% of a core), emulator+simulator {lab_cpu:.1f} s "
-            f"({lab_cpu / elapsed * 100:.0f}% of a core); operator RSS peak (VmHWM) "
+            f"({op_cpu / elapsed * 100:.0f}% of a core), {emulator_is} {lab_cpu:.1f} s "
+            f"({lab_cpu / elapsed * 100:.0f}% of a core)"
+            + (
+                ""
+                if simulator_in_lab
+                else f", simulator {sim_used:.1f} s ({sim_used / elapsed * 100:.0f}% of a core)"
+            )
+            + "; operator RSS peak (VmHWM) "
             f"{memory_kib(operator.pid) / 1024:.0f} MiB, "
             f"now {memory_kib(operator.pid, 'VmRSS') / 1024:.0f} MiB"
         )
         if len(usage) >= 2:
             span = usage[-1][0] - usage[0][0]
-            busy = (usage[-1][3] - usage[0][3]) / span
-            steal = (usage[-1][4] - usage[0][4]) / span
+            busy = (usage[-1][4] - usage[0][4]) / span
+            steal = (usage[-1][5] - usage[0][5]) / span
             result.say(
                 f"[N={size}] machine during the rollout: {busy * 100:.0f}% of a core busy in all "
                 f"(of {os.cpu_count()} cores; this benchmark process included), "
@@ -437,7 +467,15 @@ def run_size(
         lags, starts = step_lags(names, changes, patched_at, first_stable, waits, records=records)
         result.step_lags = lags
         (workdir / f"lags-{size}.json").write_text(
-            json.dumps({"began": began, "patched_at": patched_at, "steps": records, "cpu": usage})
+            json.dumps(
+                {
+                    "began": began,
+                    "patched_at": patched_at,
+                    "steps": records,
+                    "cpu_columns": columns,
+                    "cpu": usage,
+                }
+            )
         )
         result.say(
             f"[N={size}] step lag (readiness delay {ready_delay:g} s"
@@ -493,7 +531,7 @@ def run_size(
         )
         events_before = event_names(api)
         api.stats(reset=True)
-        op_cpu0, lab_cpu0 = cpu_seconds(operator.pid), cpu_seconds(lab.pid)
+        op_cpu0, lab_cpu0, sim_cpu0 = cpu_seconds(operator.pid), cpu_seconds(lab.pid), sim_cpu()
         time.sleep(noop_seconds)
         quiet = api.stats()
         quiet_events = new_reasons(events_before, event_names(api))
@@ -503,8 +541,10 @@ def run_size(
             f"[N={size}] no-op window {noop_seconds:g} s: "
             f"{sum(quiet_writes.values())} operator writes {dict(quiet_writes) or ''}; "
             "operator CPU "
-            f"{cpu_seconds(operator.pid) - op_cpu0:.2f} s, emulator CPU "
-            f"{cpu_seconds(lab.pid) - lab_cpu0:.2f} s; requests: {client_table(quiet) or 'none'}"
+            f"{cpu_seconds(operator.pid) - op_cpu0:.2f} s, {emulator_is} CPU "
+            f"{cpu_seconds(lab.pid) - lab_cpu0:.2f} s"
+            + ("" if simulator_in_lab else f", simulator CPU {sim_cpu() - sim_cpu0:.2f} s")
+            + f"; requests: {client_table(quiet) or 'none'}"
         )
         result.say(f"[N={size}]   new Events in the window by reason: {quiet_events}")
         rss = memory_kib(operator.pid) / 1024
@@ -526,6 +566,8 @@ def run_size(
             code = operator.stop()
             if code != 0:
                 print(f"[N={size}] operator exited {code}; log: {operator.log}", flush=True)
+        if simulator is not None:
+            simulator.stop()
         lab.stop()
 
 
@@ -600,6 +642,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="a pause step of this many seconds after the 5%% and 25%% steps (default: none)",
     )
+    parser.add_argument(
+        "--simulator-in-lab",
+        action="store_true",
+        help="run the workload simulator inside the API emulator's process (as in the figures"
+        " before the fourth round) instead of in its own",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rollwise-bench-scale-"))
@@ -618,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
                 threads=args.operator_threads,
                 spread=args.spread,
                 pause=args.pause,
+                simulator_in_lab=args.simulator_in_lab,
             ).lines
         )
     print("\nsummary:")

@@ -1,6 +1,8 @@
 """``python -m hack.lab``: run the lab in the foreground, and find or stop a running one.
 
     python -m hack.lab up [--dir .lab] [--traffic httproute/default/demo] [--rate 50]
+                          [--no-prometheus] [--no-simulator]
+    python -m hack.lab simulate [--dir .lab] [--ready-delay 0.5]
     python -m hack.lab status [--dir .lab]
     python -m hack.lab control REVISION_OR_SERVICE --error-ratio 0.3 [--latency-ms 120]
     python -m hack.lab down [--dir .lab]
@@ -8,6 +10,12 @@
 ``up`` writes ``DIR/kubeconfig``, ``DIR/lab.pid`` and ``DIR/lab.json`` (the URLs), prints the
 URLs and the start-up time, and runs until Ctrl-C or SIGTERM. ``down`` sends SIGTERM to the
 process named in ``lab.pid`` and waits for it to exit.
+
+``simulate`` runs the workload simulator alone, in the foreground, against the lab in ``DIR``
+(through ``DIR/kubeconfig``), for a lab started with ``up --no-simulator``: the API server and
+the controllers that write Deployment status then run in separate processes, as
+kube-apiserver and kube-controller-manager do (the scale benchmark runs them so). Revisions get
+no demo service then.
 """
 
 from __future__ import annotations
@@ -92,6 +100,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         traffic=args.traffic,
         rate=args.rate,
         seed=args.seed,
+        simulator=not args.no_simulator,
     )
     lab.start()
     try:
@@ -124,6 +133,37 @@ def cmd_up(args: argparse.Namespace) -> int:
         for name in ("lab.pid", "lab.json"):
             with contextlib.suppress(FileNotFoundError):
                 (workdir / name).unlink()
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415 - only ``simulate`` runs a loop here
+
+    from hack.lab._support import KubeEndpoint  # noqa: PLC0415 - keeps the other commands light
+    from hack.lab.workloads import WorkloadSimulator  # noqa: PLC0415
+
+    kubeconfig = args.dir / "kubeconfig"
+    if _read_info(args.dir) is None or not kubeconfig.exists():
+        print(f"no lab running in {args.dir}; start one: python -m hack.lab up", file=sys.stderr)
+        return 3
+    endpoint = KubeEndpoint.from_kubeconfig(kubeconfig)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        options = {} if args.ready_delay is None else {"ready_delay": args.ready_delay}
+        simulator = await WorkloadSimulator(endpoint, **options).start()
+        print(f"workload simulator on {endpoint.url} (pid {os.getpid()}); Ctrl-C stops it")
+        sys.stdout.flush()
+        try:
+            await stop.wait()
+        finally:
+            await simulator.stop()
+
+    asyncio.run(run())
+    print("workload simulator stopped")
     return 0
 
 
@@ -219,7 +259,23 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--scrape-interval", default="1s", help="Prometheus scrape interval")
     up.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
     up.add_argument("--seed", type=int, default=None, help="seed the demo services' randomness")
+    up.add_argument(
+        "--no-simulator",
+        action="store_true",
+        help="leave the workload simulator out (run it with 'simulate' in its own process)",
+    )
     up.set_defaults(func=cmd_up)
+
+    simulate = with_dir(
+        sub.add_parser("simulate", help="run the workload simulator alone, against a running lab")
+    )
+    simulate.add_argument(
+        "--ready-delay",
+        type=float,
+        default=None,
+        help="seconds until a Deployment's new pods are ready (default: the lab's)",
+    )
+    simulate.set_defaults(func=cmd_simulate)
 
     down = with_dir(sub.add_parser("down", help="stop the running lab"))
     down.add_argument("--timeout", type=float, default=20.0)

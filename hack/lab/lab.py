@@ -126,6 +126,7 @@ class Lab:
         prometheus: bool = True,
         scrape_interval: str = "1s",
         ready_delay: float = 0.5,
+        simulator: bool = True,
         traffic: str | RouteTarget | None = None,
         rate: float = 50.0,
         traffic_duration: float = 3600.0,
@@ -139,7 +140,9 @@ class Lab:
         """``loop`` and ``registry`` may be shared with other labs (tests share one per session);
         a lab then stops only the demo services it started. ``users`` (name -> groups): the
         people the API server authenticates by token (it then serves HTTPS); ``token`` is for
-        a lab without users."""
+        a lab without users. ``simulator=False`` leaves the workload simulator out (run it in
+        its own process with ``python -m hack.lab simulate``; revisions then get no demo
+        service)."""
         if users and token is not None:
             raise ValueError("a lab with users authenticates by their tokens: pass no token")
         if users and LAB_ADMIN in users:
@@ -149,6 +152,7 @@ class Lab:
         self.with_prometheus = prometheus
         self.scrape_interval = scrape_interval
         self.ready_delay = ready_delay
+        self.with_simulator = simulator
         self.traffic_target = traffic
         self.rate = rate
         self.traffic_duration = traffic_duration
@@ -240,6 +244,8 @@ class Lab:
             await install_crds(api, load_crds(*self.crd_dirs))
         finally:
             await api.close()
+        if not self.with_simulator:
+            return
         self.simulator = WorkloadSimulator(
             self.endpoint, ready_delay=self.ready_delay, on_revision=self._on_revision
         )

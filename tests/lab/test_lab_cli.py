@@ -95,3 +95,115 @@ def test_up_status_control_down(tmp_path: Path) -> None:
     assert after.returncode == 3
     assert "no lab running" in after.stdout
     assert _cli("down", "--dir", str(workdir)).returncode == 0
+
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web:1}]}
+"""
+
+
+def _ready_replicas(kubeconfig: str) -> str:
+    return subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            kubeconfig,
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+
+
+def test_simulator_runs_in_its_own_process(tmp_path: Path) -> None:
+    """``up --no-simulator`` leaves Deployments without status until ``simulate`` runs; then
+    the simulator, a separate process, makes their pods ready and stops on SIGTERM."""
+    workdir = tmp_path / "lab"
+    refused = _cli("simulate", "--dir", str(workdir))
+    assert refused.returncode == 3
+    assert "no lab running" in refused.stderr
+
+    out, sim_out = tmp_path / "up.log", tmp_path / "simulate.log"
+    with out.open("wb") as sink:
+        lab = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hack.lab",
+                "up",
+                "--no-prometheus",
+                "--no-simulator",
+                "--dir",
+                str(workdir),
+            ],
+            cwd=REPO,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    simulator: subprocess.Popen[bytes] | None = None
+    try:
+        _wait_for_line(out, r"lab up in ([0-9.]+) s", lab, timeout=30)
+        kubeconfig = str(workdir / "kubeconfig")
+        subprocess.run(
+            ["kubectl", "--kubeconfig", kubeconfig, "apply", "-f", "-"],
+            input=DEPLOYMENT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        # The lab's own simulator would have marked the pods ready after 0.5 s.
+        time.sleep(1.5)
+        assert _ready_replicas(kubeconfig) == ""
+
+        with sim_out.open("wb") as sink:
+            simulator = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hack.lab",
+                    "simulate",
+                    "--dir",
+                    str(workdir),
+                    "--ready-delay",
+                    "0.2",
+                ],
+                cwd=REPO,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_for_line(sim_out, r"workload simulator on (\S+)", simulator, timeout=30)
+        deadline = time.monotonic() + 15
+        while _ready_replicas(kubeconfig) != "2":
+            assert time.monotonic() < deadline, "the simulator never made the pods ready"
+            time.sleep(0.2)
+
+        simulator.terminate()
+        assert simulator.wait(timeout=20) == 0
+        assert "workload simulator stopped" in sim_out.read_text()
+        assert lab.poll() is None, "stopping the simulator must leave the lab running"
+    finally:
+        for proc in (simulator, lab):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
