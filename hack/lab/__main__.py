@@ -87,8 +87,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    from hack.lab._support import freeze_after_full_collections  # noqa: PLC0415
     from hack.lab.lab import Lab  # noqa: PLC0415 - keeps status, down and refusals light
 
+    freeze_after_full_collections()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -139,7 +141,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415 - only ``simulate`` runs a loop here
 
-    from hack.lab._support import KubeEndpoint  # noqa: PLC0415 - keeps the other commands light
+    from hack.lab._support import (  # noqa: PLC0415 - keeps the other commands light
+        KubeEndpoint,
+        freeze_after_full_collections,
+    )
     from hack.lab.workloads import WorkloadSimulator  # noqa: PLC0415
 
     kubeconfig = args.dir / "kubeconfig"
@@ -147,6 +152,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"no lab running in {args.dir}; start one: python -m hack.lab up", file=sys.stderr)
         return 3
     endpoint = KubeEndpoint.from_kubeconfig(kubeconfig)
+    freeze_after_full_collections()
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import logging
 import ssl
@@ -224,6 +225,26 @@ class KubeHTTP:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
                         yield json.loads(line)
+
+
+def freeze_after_full_collections() -> None:
+    """After each full collection of the cyclic garbage collector, moves every surviving
+    object to the permanent generation (``gc.freeze``), so that the next full collection does
+    not scan them again.
+
+    The lab's processes keep every stored object (Events included) for their whole life: a
+    full collection scanned all of them, and with 1,000 Rollouts stepping it stopped the API
+    server for 0.4-0.5 s every 15-20 s (measured with ``gc.callbacks``). Stored objects are
+    plain JSON, freed by reference counting when deleted; what the freeze keeps for good is
+    only cyclic garbage made of objects that were alive at a full collection. For the
+    long-running processes of ``python -m hack.lab`` only, not for a test process."""
+    if _freeze_survivors not in gc.callbacks:
+        gc.callbacks.append(_freeze_survivors)
+
+
+def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
 
 
 def _json_or_text(text: str) -> Any:

@@ -207,3 +207,31 @@ def test_simulator_runs_in_its_own_process(tmp_path: Path) -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=10)
+
+
+def test_lab_processes_freeze_what_survives_a_full_collection() -> None:
+    """In a process of its own (a frozen object stays for the process's life): after a full
+    collection the survivors are frozen, so the next full collection scans none of them."""
+    script = """
+import gc
+from hack.lab._support import freeze_after_full_collections
+freeze_after_full_collections()
+freeze_after_full_collections()
+kept = [{"metadata": {"name": str(i)}} for i in range(50_000)]
+gc.collect()
+frozen = gc.get_freeze_count()
+assert frozen >= 50_000, frozen
+gc.collect()
+assert gc.get_freeze_count() >= frozen
+print(sum(1 for cb in gc.callbacks if cb.__name__ == "_freeze_survivors"))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
