@@ -13,6 +13,7 @@ Invalid settings exit with status 2 and one line naming the problem.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -125,6 +126,30 @@ def size_worker_pool(registry: kopf.OperatorRegistry, workers: int) -> None:
         )
 
 
+#: Net new tracked objects between two young collections of the cyclic garbage collector
+#: (CPython's default is 700); see :func:`tune_gc`.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Fewer and cheaper full collections of the cyclic garbage collector.
+
+    A full collection scans every tracked object with the event loop stopped: with 1,000
+    Rollouts, whose bodies the watch cache holds, that took up to 0.7 s, 25 times in one
+    scale-benchmark run (11.8 s of the operator's CPU; ``docs/benchmarks.md``). What start-up
+    made (modules, classes, the clients, kopf's registry) lives as long as the process: it is
+    frozen out of every later scan. The young generation collects after
+    ``GC_YOUNG_THRESHOLD`` net new objects instead of 700, so fewer short-lived objects are
+    promoted and full collections, which wait for enough promoted objects, come less often.
+    Garbage without cycles is freed at once by reference counting either way; only cyclic
+    garbage waits for a young collection. Measured in the same run: collector time 22.6 ->
+    7.1 s, longest pause 720 -> 420 ms, peak RSS +12 MiB."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = from_sources(argv)
@@ -219,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # After every handler is registered: the choice depends on whether any is a change handler.
     kopf_settings.persistence.diffbase_storage = diffbase_storage(registry)
     size_worker_pool(registry, settings.workers)
+    tune_gc()
     try:
         kopf.run(
             registry=registry,

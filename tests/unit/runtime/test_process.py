@@ -8,6 +8,8 @@ import json
 import logging
 import logging.handlers
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from typing import Any
@@ -275,3 +277,22 @@ def test_pass_slots_bound_the_passes_in_flight_and_every_loop_gets_its_turn() ->
 def test_pass_slots_refuse_a_limit_below_one() -> None:
     with pytest.raises(ValueError, match="at least one pass"):
         PassSlots(0)
+
+
+def test_tune_gc_freezes_what_start_up_made_and_raises_the_young_threshold() -> None:
+    """In a process of its own: a frozen object stays for the process's life."""
+    script = """
+import gc
+from rollwise.runtime.main import GC_YOUNG_THRESHOLD, tune_gc
+middle, old = gc.get_threshold()[1:]
+assert gc.get_freeze_count() == 0
+tune_gc()
+assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()
+assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, middle, old), gc.get_threshold()
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
