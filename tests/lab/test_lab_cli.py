@@ -28,6 +28,17 @@ def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _background(log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``python -m hack.lab ARGS`` left running, its output in ``log``."""
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hack.lab", *args],
+            cwd=REPO,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def _wait_for_line(path: Path, pattern: str, proc: subprocess.Popen[bytes], timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -43,13 +54,7 @@ def _wait_for_line(path: Path, pattern: str, proc: subprocess.Popen[bytes], time
 def test_up_status_control_down(tmp_path: Path) -> None:
     workdir = tmp_path / "lab"
     out = tmp_path / "up.log"
-    with out.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hack.lab", "up", "--dir", str(workdir)],
-            cwd=REPO,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    proc = _background(out, "up", "--dir", str(workdir))
     try:
         seconds = float(_wait_for_line(out, r"lab up in ([0-9.]+) s", proc, timeout=30))
         assert seconds < 10.0
@@ -140,22 +145,7 @@ def test_simulator_runs_in_its_own_process(tmp_path: Path) -> None:
     assert "no lab running" in refused.stderr
 
     out, sim_out = tmp_path / "up.log", tmp_path / "simulate.log"
-    with out.open("wb") as sink:
-        lab = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hack.lab",
-                "up",
-                "--no-prometheus",
-                "--no-simulator",
-                "--dir",
-                str(workdir),
-            ],
-            cwd=REPO,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    lab = _background(out, "up", "--no-prometheus", "--no-simulator", "--dir", str(workdir))
     simulator: subprocess.Popen[bytes] | None = None
     try:
         _wait_for_line(out, r"lab up in ([0-9.]+) s", lab, timeout=30)
@@ -172,22 +162,7 @@ def test_simulator_runs_in_its_own_process(tmp_path: Path) -> None:
         time.sleep(1.5)
         assert _ready_replicas(kubeconfig) == ""
 
-        with sim_out.open("wb") as sink:
-            simulator = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "hack.lab",
-                    "simulate",
-                    "--dir",
-                    str(workdir),
-                    "--ready-delay",
-                    "0.2",
-                ],
-                cwd=REPO,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
+        simulator = _background(sim_out, "simulate", "--dir", str(workdir), "--ready-delay", "0.2")
         _wait_for_line(sim_out, r"workload simulator on (\S+)", simulator, timeout=30)
         deadline = time.monotonic() + 15
         while _ready_replicas(kubeconfig) != "2":
