@@ -85,7 +85,7 @@ DEFINITIONS = f"""definitions:
              waits once for the simulator to mark the scaled Deployment ready. For a pause step
              (--pause) the pause's duration is subtracted instead. Times are when this process
              receives the watch event.
-  start      per Rollout, from its template patch returning to the status first showing step 0
+  start      per Rollout, from its template patch being sent to the status first showing step 0
              of the new revision (includes creating its Deployment; nothing subtracted).
   writes     create/update/patch/delete requests from the operator's clients (User-Agent
              kopf/*, OpenAPI-Generator/*) counted by the emulator, from the first template patch
@@ -375,8 +375,10 @@ def run_size(
                     "template": {"spec": {"containers": [{"name": "app", "image": "bench/app:2"}]}}
                 }
             }
-            api.call("PATCH", f"{ROLLOUTS}/{name}", patch, "application/merge-patch+json")
+            # Taken before the request: the operator's status change can reach this process's
+            # watch before the PATCH's own answer does, and must not count as earlier.
             patched_at[name] = time.monotonic()
+            api.call("PATCH", f"{ROLLOUTS}/{name}", patch, "application/merge-patch+json")
 
         began = time.monotonic()
         columns = ["time", "operator", "emulator", "simulator", "machine busy", "machine steal"]
