@@ -10,7 +10,6 @@ import json
 import math
 import os
 import platform
-import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from hack.lab.processes import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -90,14 +91,7 @@ class Process:
         return self.popen.poll() is None
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=5)
-        return int(self.popen.returncode)
+        return stop_process(self.popen, timeout=timeout)
 
 
 def start_process(args: list[str], log: Path, env: dict[str, str] | None = None) -> Process:

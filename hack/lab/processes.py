@@ -1,4 +1,4 @@
-"""Server processes the lab starts (Prometheus, MLflow): waiting until one serves."""
+"""Processes the lab, its tests and its benchmarks start: waiting until one serves, stopping one."""
 
 from __future__ import annotations
 
@@ -6,8 +6,23 @@ import contextlib
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 import requests
+
+
+def stop_process(proc: subprocess.Popen[Any], *, timeout: float, kill_after: float = 5.0) -> int:
+    """Stops ``proc`` the way a supervisor does: SIGTERM, up to ``timeout`` seconds to exit,
+    then SIGKILL (and up to ``kill_after`` seconds more). Returns its exit status; a process
+    that already exited is left as it is."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=kill_after)
+    return int(proc.returncode)
 
 
 def wait_serving(

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any
 import requests
 import yaml
 
-from hack.lab.processes import wait_serving
+from hack.lab.processes import stop_process, wait_serving
 
 PROMETHEUS_BINARY = os.environ.get("LAB_PROMETHEUS", "/usr/bin/prometheus")
 _JOB = "lab"
@@ -192,13 +191,8 @@ class PrometheusServer:
 
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        if proc is not None:
+            stop_process(proc, timeout=10)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

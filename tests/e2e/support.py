@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -30,6 +29,7 @@ import requests
 import yaml
 
 from hack.lab.lab import Lab
+from hack.lab.processes import stop_process
 from hack.lab.prometheus import PrometheusServer
 from hack.lab.testing.kube_fixtures import Kubectl
 
@@ -297,11 +297,4 @@ class OperatorProcess:
         return parsed
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        return int(self.process.returncode)
+        return stop_process(self.process, timeout=15)

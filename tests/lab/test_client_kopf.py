@@ -22,6 +22,7 @@ import pytest
 
 from hack.lab.kube.auth import TokenEntry, TokenFileAuthenticator
 from hack.lab.kube.server import BackgroundAPIServer
+from hack.lab.processes import stop_process
 from hack.lab.testing.kube_fixtures import (
     KOPF_PEERING_CRDS,
     WIDGET_CRD,
@@ -126,12 +127,7 @@ def test_kopf_operator_reconciles_and_finalizes(
         )
         assert cleaned
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc, timeout=10)
         log.close()
     text = (tmp_path / "kopf.log").read_text()
     assert "Traceback" not in text, text[-3000:]
@@ -170,10 +166,5 @@ def test_kopf_authenticates_with_a_token_over_tls(tmp_path: Path) -> None:
                     )
                 )
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+                stop_process(proc, timeout=10)
         assert ready, (tmp_path / "kopf.log").read_text()[-3000:]

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from hack.lab.processes import stop_process
+
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.lab
@@ -175,13 +177,8 @@ def test_simulator_runs_in_its_own_process(tmp_path: Path) -> None:
         assert lab.poll() is None, "stopping the simulator must leave the lab running"
     finally:
         for proc in (simulator, lab):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+            if proc is not None:
+                stop_process(proc, timeout=20, kill_after=10)
 
 
 def test_lab_processes_freeze_what_survives_a_full_collection() -> None:
