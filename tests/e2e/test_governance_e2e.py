@@ -42,7 +42,7 @@ import yaml
 
 from hack.lab.kube.admission import write_webhook_certificate
 from hack.lab.testing.kube_fixtures import KUBECTL, Kubectl, make_kubectl
-from rollwise.core.status import format_time
+from rollwise.core.status_model import format_time
 from tests.e2e.support import (
     NAMESPACE,
     OPERATOR,

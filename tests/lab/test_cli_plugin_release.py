@@ -46,7 +46,8 @@ from rollwise.core.modelrelease_status import (
     ServingStatus,
     Stage,
 )
-from rollwise.core.status import ConditionStatus, format_time
+from rollwise.core.status import ConditionStatus
+from rollwise.core.status_model import format_time
 from rollwise.runtime.admission import AdmissionConfig, decide
 
 pytestmark = pytest.mark.lab

@@ -18,7 +18,7 @@ from aiohttp import web
 from hack.lab._support import BackgroundLoop
 from hack.lab.prometheus import PrometheusServer
 from hack.lab.service import DemoService
-from rollwise.adapters.errors import ProviderUnavailable, QueryError
+from rollwise.adapters.errors import ProviderUnavailable, QueryError, QueryRefused
 from rollwise.adapters.metrics import MetricProvider, PrometheusProvider
 
 pytestmark = pytest.mark.lab
@@ -213,3 +213,45 @@ def test_timeout_is_sent_to_prometheus_and_bounds_the_request(canned: Canned) ->
         provider.query("up", timeout_s=0.5)
     assert time.monotonic() - began < 3.0
     provider.close()
+
+
+# ------------------------------------------------------------------ parse (checked before traffic)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param('sum(rate(http_requests_total{service="x"}[30s]))', id="rate-sum"),
+        pytest.param('http_requests_total{service="x"}', id="several-series-later"),
+        pytest.param("vector(1) / on() group_left vector(1)", id="vector-matching"),
+    ],
+)
+def test_a_query_that_parses_passes_the_check(provider: PrometheusProvider, query: str) -> None:
+    provider.parse(query, timeout_s=5)
+
+
+@pytest.mark.parametrize(
+    ("query", "where"),
+    [
+        pytest.param('sum(rate(http_requests_total{service="x"[30s]))', "1:", id="unclosed-brace"),
+        pytest.param("sum(rate(foo[5x]))", "1:", id="bad-duration"),
+        pytest.param("sum by (a) (", "1:", id="truncated"),
+    ],
+)
+def test_a_query_that_does_not_parse_is_refused_with_the_position(
+    provider: PrometheusProvider, query: str, where: str
+) -> None:
+    with pytest.raises(QueryRefused) as refused:
+        provider.parse(query, timeout_s=5)
+    assert "bad_data" in refused.value.message
+    assert where in refused.value.message
+    assert "parse error" in refused.value.message
+
+
+def test_the_check_of_an_unreachable_prometheus_is_unavailable_not_a_refusal() -> None:
+    made = PrometheusProvider("http://127.0.0.1:9")
+    try:
+        with pytest.raises(ProviderUnavailable):
+            made.parse("vector(1)", timeout_s=1)
+    finally:
+        made.close()

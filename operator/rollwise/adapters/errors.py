@@ -20,6 +20,7 @@ into kopf's temporary or permanent errors, guided by ``retryable``::
     ├── ProviderError                 False
     │   ├── ProviderUnavailable       True   connection, timeout, 429/5xx from the provider
     │   └── QueryError                False  bad query or an ambiguous result (several series)
+    │       └── QueryRefused          False  the provider cannot parse the query at all
     └── RegistryError                 False  (model registry / alias store: any other failure)
         ├── RegistryUnavailable       True   connection, timeout, 429/5xx from the registry
         ├── ModelVersionNotFound      False  the registry knows no such model or version
@@ -147,6 +148,11 @@ class QueryError(ProviderError):
     """The provider refused the query (syntax, execution) or its result is not one number."""
 
 
+class QueryRefused(QueryError):
+    """The provider cannot parse the query: no data or time will make it run. ``message`` is
+    the provider's own explanation, which names the position (a spec error, not an outage)."""
+
+
 # ------------------------------------------------------------------- Model registries (alias)
 
 
@@ -194,6 +200,7 @@ __all__ = [
     "ProviderError",
     "ProviderUnavailable",
     "QueryError",
+    "QueryRefused",
     "RegistryError",
     "RegistryUnavailable",
     "RouteMisconfigured",

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from rollwise.core.observations import RequestKind
-from rollwise.core.status import format_time
+from rollwise.core.status_model import format_time
 
 
 def request_id(now: datetime, suffix: str | None = None) -> str:

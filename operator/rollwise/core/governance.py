@@ -52,7 +52,7 @@ from rollwise.core.modelrelease import (
 )
 from rollwise.core.modelrelease_status import GateStatus
 from rollwise.core.reasons import clip
-from rollwise.core.status import format_time
+from rollwise.core.status_model import format_time
 
 PREFIX = "rollwise.dev/"
 #: Request annotations a user writes.

@@ -46,6 +46,7 @@ gives the same status, no events and the same (idempotent) actions.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
@@ -68,6 +69,7 @@ from rollwise.core.analysis import (
     run_verdict,
 )
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
+from rollwise.core.events import Event, log_events, mark_posted
 from rollwise.core.modelrelease_status import (
     MAX_HISTORY,
     AliasStatus,
@@ -83,17 +85,25 @@ from rollwise.core.modelrelease_status import (
     Stage,
 )
 from rollwise.core.observations import Measurement, revision_of
+from rollwise.core.querycheck import (
+    QueryCheck,
+    canary_metrics,
+    condition_of,
+    queries_digest,
+    recheck_at,
+    refusals,
+    verification,
+)
 from rollwise.core.reasons import MAX_MESSAGE, Reason, clip
-from rollwise.core.rollout import Event
-from rollwise.core.spec import ChangeType, ModelReleaseSpec, Step
+from rollwise.core.spec import ChangeType, Metric, ModelReleaseSpec, Step
 from rollwise.core.status import (
     AnalysisRun,
     ConditionStatus,
     MetricRun,
     Phase,
     Verdict,
-    format_time,
 )
+from rollwise.core.status_model import format_time
 from rollwise.core.validation import MSG_ONE_ROUTER, validate_analysis, validate_steps
 
 #: How often to look again while waiting on the cluster or the alias store.
@@ -279,6 +289,8 @@ class ReleaseObservations:
     revoke: RevokeRequest | None = None
     manifest_written: bool = False
     override: ReleaseOverride | None = None
+    query_check: QueryCheck | None = None
+    events_posted: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -580,7 +592,8 @@ def _active_run(
     if status is None or status.stage is not Stage.STAGING or status.serving is None:
         return None
     sv = status.serving
-    if sv.backend != BACKEND_KSERVE or sv.passed or sv.failure is not None:
+    own = sv.backend == BACKEND_KSERVE or (sv.solo and sv.solo_started_at is not None)
+    if not own or sv.passed or sv.failure is not None:
         return None
     run = sv.analysis
     if run is None or run.step_index != sv.step_index or run.verdict is not None:
@@ -610,9 +623,20 @@ def release_due_metrics(
 def release_query_context(
     namespace: str, spec: ModelReleaseSpec, status: ModelReleaseStatus | None
 ) -> dict[str, str]:
-    """The query placeholders for the release's KServe canary: ``name`` is the
-    InferenceService, the revisions are KServe's revision names."""
+    """The query placeholders for the release's own canary analysis: for KServe, ``name`` is
+    the InferenceService and the revisions are KServe's revision names; for the analysis of a
+    first release alone (``serving.solo``), ``name`` is the child Rollout and both revisions
+    are this release's."""
     sv = status.serving if status is not None else None
+    if sv is not None and sv.backend == BACKEND_TEMPLATE:
+        return {
+            "namespace": namespace,
+            "name": sv.name,
+            "stableRevision": sv.revision or "",
+            "canaryRevision": sv.revision or "",
+            "stableService": spec.serving.stable_service or "",
+            "canaryService": spec.serving.canary_service or "",
+        }
     ref = spec.serving.inference_service_ref
     return {
         "namespace": namespace,
@@ -644,9 +668,67 @@ def decide_release(
         now = now.replace(tzinfo=UTC)
     previous = status if status is not None else ModelReleaseStatus()
     loaded, errors = load_release_spec(spec)
-    if loaded is None:
-        return _invalid(previous, errors, _raw_ticket(spec), obs, now)
-    return _Pass(loaded, previous, obs, now).run()
+    digest = ""
+    if loaded is not None:
+        digest = queries_digest(release_metrics(loaded))
+        queries = verification(digest, previous.queries, obs.query_check, now)
+        if queries != previous.queries:
+            previous = previous.model_copy(update={"queries": queries})
+        errors = refusals(queries, digest)
+    if loaded is None or errors:
+        decision = _invalid(previous, errors, _raw_ticket(spec), obs, now)
+    else:
+        decision = _Pass(loaded, previous, obs, now).run()
+    return _release_logged(_release_queries(decision, digest, obs, now), status, obs, now)
+
+
+def release_metrics(spec: ModelReleaseSpec) -> list[tuple[str, Metric]]:
+    """Every metric the release's canary can measure, with its spec path."""
+    return canary_metrics(spec.canary.steps, spec.canary.analysis, "spec.canary")
+
+
+def _release_queries(
+    decision: ReleaseDecision, digest: str, obs: ReleaseObservations, now: datetime
+) -> ReleaseDecision:
+    """The ``QueriesVerified`` condition, and a look again when the queries are unverified."""
+    status = decision.status
+    condition = condition_of(status.queries, digest)
+    if condition is None:
+        status = status.without_condition(ReleaseConditionType.QUERIES_VERIFIED)
+        return dataclasses.replace(decision, status=status)
+    value, reason, message = condition
+    status = status.with_condition(
+        ReleaseConditionType.QUERIES_VERIFIED,
+        ConditionStatus(value),
+        reason=reason,
+        message=clip(message),
+        now=now,
+        generation=obs.generation,
+    )
+    requeue = decision.requeue_after
+    again = recheck_at(status.queries)
+    if again is not None:
+        wait = max((again - now).total_seconds(), 0.0)
+        requeue = wait if requeue is None else min(requeue, wait)
+    return dataclasses.replace(decision, status=status, requeue_after=requeue)
+
+
+def _release_logged(
+    decision: ReleaseDecision,
+    read: ModelReleaseStatus | None,
+    obs: ReleaseObservations,
+    now: datetime,
+) -> ReleaseDecision:
+    """The decision's events appended to ``status.eventLog`` (see ``core.events``)."""
+    status = decision.status
+    log = log_events(status.event_log, decision.events, now)
+    if log is not status.event_log:
+        status = status.model_copy(update={"event_log": log})
+    if read is None or status != read:
+        status = status.model_copy(
+            update={"event_log": mark_posted(status.event_log, obs.events_posted)}
+        )
+    return dataclasses.replace(decision, status=status)
 
 
 def _raw_ticket(spec: ModelReleaseSpec | Mapping[str, Any]) -> str:
@@ -1127,6 +1209,9 @@ class _Pass:
                     revision=rev,
                     step_started_at=self.now,
                     previous_template=previous,
+                    # A new child Rollout serves this version alone from its first pass:
+                    # nothing to canary against, so the release analyses it by itself.
+                    solo=child is None or not child.exists,
                 )
             )
             return
@@ -1304,12 +1389,14 @@ class _Pass:
             and child.stable_revision == rev
             and child.canary_revision is None
         ):
+            if sv.solo and self._has_checks():
+                self._solo()
+                return
+            detail = f"child Rollout {sv.name} serves revision {rev} at 100%"
+            if sv.solo:
+                detail += "; first release: nothing to compare with, and the canary has no analysis"
             self.serving(passed=True, weight=100, step_index=self.n)
-            self.emit(
-                R.CANARY_PASSED,
-                version=self.spec.version,
-                detail=f"child Rollout {sv.name} serves revision {rev} at 100%",
-            )
+            self.emit(R.CANARY_PASSED, version=self.spec.version, detail=detail)
             return
         if child.canary_revision == rev:
             step = (child.current_step_index or 0) + 1
@@ -1320,6 +1407,63 @@ class _Pass:
             )
             return
         self.cluster_wait(f"waiting for child Rollout {sv.name} to pick up revision {rev}")
+
+    def _has_checks(self) -> bool:
+        return any(
+            checks_for(self.steps, self.spec.canary.analysis, i) is not None for i in range(self.n)
+        )
+
+    def _solo(self) -> None:
+        """The first release through a new child Rollout: it serves the new version alone at
+        100%, so the canary's steps run without moving traffic: each step's analysis measures
+        the new version by itself (pauses are kept as bake time), and any failure rolls the
+        release back (the child Rollout is scaled to zero: nothing served before it)."""
+        sv = self.s.serving
+        if sv is None:
+            return
+        if sv.solo_started_at is None:
+            self.emit(
+                R.CANARY_WITHOUT_BASELINE, version=self.spec.version, name=sv.name, steps=self.n
+            )
+            self.serving(solo_started_at=self.now)
+            self._enter_step(0)
+            self.serving(weight=100)
+        self._record_measurements()
+        for _ in range(self.n + 2):
+            sv = self.s.serving
+            if sv is None or sv.failure is not None or self.stage is not Stage.STAGING:
+                return
+            index = sv.step_index
+            if index >= self.n:
+                self.serving(passed=True, weight=100)
+                self.emit(
+                    R.CANARY_PASSED,
+                    version=self.spec.version,
+                    detail=(
+                        f"child Rollout {sv.name} serves revision {sv.revision} at 100%; "
+                        "first release: its analysis ran on this version alone"
+                    ),
+                )
+                return
+            step = self.steps[index]
+            head = f"canary step {index + 1}/{self.n} ({_step_what(step)}; no baseline)"
+            if step.pause is not None:
+                done = self._pause(step.pause.duration or "0s", head)
+            else:
+                done = self._analysis_gate(index, head)
+            if not done:
+                return
+            following = (
+                f"now at step {index + 2}/{self.n}" if index + 1 < self.n else "all steps done"
+            )
+            self.emit(
+                R.CANARY_STEP,
+                step=index + 1,
+                steps=self.n,
+                what=f"{_step_what(step)} complete (no baseline); {following}",
+            )
+            self._enter_step(index + 1)
+            self.serving(weight=100)
 
     # ---------------------------------------------------------------- KServe canary
 
@@ -1490,7 +1634,8 @@ class _Pass:
         if verdict is Verdict.FAIL:
             step = run.step_index + 1
             cause = f"canary step {step}/{self.n}: {failure or 'analysis failed'}"
-            self.serving(failure=cause, traffic_off="pin", weight=0)
+            off = "pin" if self.backend == BACKEND_KSERVE else "revert"
+            self.serving(failure=cause, traffic_off=off, weight=0)
             self._rolled_back(cause)
 
     def _kserve_complete(self, isvc: InferenceServiceState) -> None:

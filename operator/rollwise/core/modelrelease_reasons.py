@@ -93,6 +93,15 @@ CANARY_STEP = Reason(
     "The release's own canary (KServe backend) moved to a new step.",
     "canary step {step}/{steps}: {what}",
 )
+CANARY_WITHOUT_BASELINE = Reason(
+    "CanaryWithoutBaseline",
+    _N,
+    "The first release of a model (nothing served before it): there is nothing to compare "
+    "the new version with, so the canary's analysis runs on the new version alone, at 100%, "
+    "before the release can be Approved.",
+    "version {version} is the first release served by {name}: nothing to compare it with; "
+    "the canary analysis runs on this version alone ({steps} step(s)) before Approved",
+)
 CANARY_PASSED = Reason(
     "CanaryPassed",
     _N,
@@ -197,6 +206,7 @@ ALL_RELEASE_REASONS: tuple[Reason, ...] = (
     FREEZE_BYPASSED,
     STAGED,
     CANARY_STEP,
+    CANARY_WITHOUT_BASELINE,
     CANARY_PASSED,
     APPROVED,
     ALIAS_FLIP_PENDING,

@@ -17,7 +17,10 @@ from typing import Any
 
 from pydantic import Field
 
-from rollwise.core.status import AnalysisRun, ConditionStatus, StatusModel, Time
+from rollwise.core.events import EventLog
+from rollwise.core.querycheck import QueryVerification
+from rollwise.core.status import AnalysisRun, ConditionStatus
+from rollwise.core.status_model import StatusModel, Time
 
 #: How many stage transitions ``status.history`` keeps (oldest dropped first).
 MAX_HISTORY = 50
@@ -71,6 +74,9 @@ class ReleaseConditionType(StrEnum):
     ``Queued``: True while another release of the same model and alias goes first.
     ``Degraded``: rolled back, revoked or refused (a revoked version).
     ``InvalidSpec``: the spec is invalid (messages) or the version was revoked before.
+    ``QueriesVerified``: whether the provider parsed every query of the canary's analysis
+    (True), refused one (False, with ``InvalidSpec``) or could not be asked yet (Unknown);
+    only on releases whose canary has metrics.
     """
 
     READY = "Ready"
@@ -79,6 +85,7 @@ class ReleaseConditionType(StrEnum):
     QUEUED = "Queued"
     DEGRADED = "Degraded"
     INVALID_SPEC = "InvalidSpec"
+    QUERIES_VERIFIED = "QueriesVerified"
 
 
 class ReleaseCondition(StatusModel):
@@ -156,7 +163,9 @@ class ServingStatus(StatusModel):
     ``stepIndex``/``weight``/``analysis``: the canary's progress (for a child Rollout,
     mirrored from it). ``passed``: the version serves 100% and passed. ``failure``: why the
     canary failed. ``previousTemplate``/``previousStorageUri``: what served before this
-    release, for revoke. ``trafficOff``: how traffic is taken off on rollback/revoke
+    release, for revoke. ``solo``: nothing served before this release (the first one through
+    a new child Rollout): the canary analysis runs on this version alone, from
+    ``soloStartedAt``, once it serves. ``trafficOff``: how traffic is taken off on rollback/revoke
     (``revert``: back to what served before; ``pin``: canaryTrafficPercent 0; ``none``:
     nothing to do), decided once so that later passes re-assert the same actions.
     """
@@ -174,6 +183,8 @@ class ServingStatus(StatusModel):
     previous_template: dict[str, Any] | None = None
     previous_storage_uri: str | None = None
     traffic_off: str | None = None
+    solo: bool = False
+    solo_started_at: Time | None = None
 
 
 class ModelReleaseStatus(StatusModel):
@@ -192,6 +203,8 @@ class ModelReleaseStatus(StatusModel):
     revoked: RevokeRecord | None = None
     queued_behind: str | None = None
     emergency_announced: bool = False
+    queries: QueryVerification | None = None
+    event_log: EventLog = Field(default_factory=EventLog)
 
     def condition(self, type_: ReleaseConditionType) -> ReleaseCondition | None:
         for cond in self.conditions:
@@ -208,6 +221,14 @@ class ModelReleaseStatus(StatusModel):
             if record.name == name:
                 return record
         return None
+
+    def without_condition(self, type_: ReleaseConditionType) -> ModelReleaseStatus:
+        """A copy without the condition (the same object when it has none)."""
+        if self.condition(type_) is None:
+            return self
+        return self.model_copy(
+            update={"conditions": [c for c in self.conditions if c.type is not type_]}
+        )
 
     def with_condition(
         self,

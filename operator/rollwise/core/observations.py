@@ -16,6 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from rollwise.core.querycheck import QueryCheck
+
 #: Label carrying a revision id on the Deployments and pods the operator owns.
 REVISION_LABEL = "rollwise.dev/revision"
 
@@ -156,6 +158,10 @@ class Observations:
     :func:`rollwise.core.overrides.rollout_effect`); applied once, remembered in
     ``status.handledRequests["override"]`` apart from the annotation requests.
     ``override_waiting``: a promote override waiting for its confirmation, for the message.
+    ``query_check``: the provider's verdict on the spec's queries, when the runtime checked
+    them this pass (:func:`rollwise.core.querycheck.check_due` said so).
+    ``events_posted``: the sequence number up to which the runtime knows the logged events
+    were posted (:mod:`rollwise.core.events`).
     """
 
     template_hash: str
@@ -170,3 +176,5 @@ class Observations:
     hold: Hold | None = None
     override_requests: tuple[ManualRequest, ...] = ()
     override_waiting: str = ""
+    query_check: QueryCheck | None = None
+    events_posted: int = 0

@@ -37,7 +37,8 @@ from typing import Any
 from rollwise.core.governance import MAX_ID, MAX_REASON, PREFIX, Admission, sign, verify
 from rollwise.core.modelrelease import ReleaseOverride
 from rollwise.core.observations import OVERRIDE_HANDLED_KEY, Hold, ManualRequest, RequestKind
-from rollwise.core.status import PauseReason, RolloutStatus, format_time
+from rollwise.core.status import PauseReason, RolloutStatus
+from rollwise.core.status_model import format_time
 
 #: Request annotations a user writes.
 OVERRIDE = PREFIX + "override"

@@ -57,6 +57,7 @@ Behaviour, in the words a platform engineer running progressive delivery looks f
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +78,7 @@ from rollwise.core.analysis import (
     soonest_due,
 )
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
+from rollwise.core.events import Event, log_events, mark_posted
 from rollwise.core.observations import (
     OVERRIDE_HANDLED_KEY,
     ManualRequest,
@@ -84,7 +86,15 @@ from rollwise.core.observations import (
     Observations,
     RequestKind,
 )
-from rollwise.core.spec import PauseStep, RolloutSpec, Step
+from rollwise.core.querycheck import (
+    canary_metrics,
+    condition_of,
+    queries_digest,
+    recheck_at,
+    refusals,
+    verification,
+)
+from rollwise.core.spec import Metric, PauseStep, RolloutSpec, Step
 from rollwise.core.status import (
     AnalysisRun,
     ConditionStatus,
@@ -106,19 +116,6 @@ POLL_SECONDS = 5.0
 
 # --------------------------------------------------------------------------------------------
 # Decision, actions, events
-
-
-@dataclass(frozen=True)
-class Event:
-    """An event to emit on the Rollout."""
-
-    type: R.EventType
-    reason: R.Reason
-    message: str
-
-    @classmethod
-    def of(cls, reason: R.Reason, **fields: object) -> Event:
-        return cls(reason.type, reason, R.clip(reason.format(**fields)))
 
 
 @dataclass(frozen=True)
@@ -211,9 +208,73 @@ def decide(
         now = now.replace(tzinfo=UTC)
     previous = status if status is not None else RolloutStatus()
     loaded, errors = load_rollout_spec(spec)
-    if loaded is None or obs.missing_references:
-        return _invalid(previous, [*errors, *obs.missing_references], obs, now)
-    return _Pass(loaded, previous, obs, now).run()
+    digest = ""
+    if loaded is not None:
+        digest = queries_digest(rollout_metrics(loaded))
+        queries = verification(digest, previous.queries, obs.query_check, now)
+        if queries != previous.queries:
+            previous = previous.model_copy(update={"queries": queries})
+        errors = [*errors, *refusals(queries, digest)]
+    if loaded is None or errors or obs.missing_references:
+        decision = _invalid(previous, [*errors, *obs.missing_references], obs, now)
+    else:
+        decision = _Pass(loaded, previous, obs, now).run()
+    return _logged(_with_queries(decision, digest, obs.generation, now), status, obs, now)
+
+
+def rollout_metrics(spec: RolloutSpec) -> list[tuple[str, Metric]]:
+    """Every metric the Rollout's canary can measure, with its spec path."""
+    canary = spec.strategy.canary
+    return canary_metrics(canary.steps, canary.analysis, "spec.strategy.canary")
+
+
+def _with_queries(decision: Decision, digest: str, generation: int, now: datetime) -> Decision:
+    """The ``QueriesVerified`` condition, and a look again when the queries are unverified."""
+    status = decision.status
+    condition = condition_of(status.queries, digest)
+    if condition is None:
+        return _replace(decision, status=status.without_condition(ConditionType.QUERIES_VERIFIED))
+    value, reason, message = condition
+    status = status.with_condition(
+        ConditionType.QUERIES_VERIFIED,
+        ConditionStatus(value),
+        reason=reason,
+        message=R.clip(message),
+        now=now,
+        generation=generation,
+    )
+    return _replace(
+        decision,
+        status=status,
+        requeue_after=_sooner(decision.requeue_after, recheck_at(status.queries), now),
+    )
+
+
+def _sooner(requeue: float | None, at: datetime | None, now: datetime) -> float | None:
+    if at is None:
+        return requeue
+    wait = max((at - now).total_seconds(), 0.0)
+    return wait if requeue is None else min(requeue, wait)
+
+
+def _logged(
+    decision: Decision, read: RolloutStatus | None, obs: Observations, now: datetime
+) -> Decision:
+    """The decision's events appended to ``status.eventLog``; when the status is written
+    anyway, ``posted`` catches up with what the runtime has posted (never a write of its own)."""
+    status = decision.status
+    log = log_events(status.event_log, decision.events, now)
+    if log is not status.event_log:
+        status = status.model_copy(update={"event_log": log})
+    if read is None or status != read:
+        status = status.model_copy(
+            update={"event_log": mark_posted(status.event_log, obs.events_posted)}
+        )
+    return _replace(decision, status=status)
+
+
+def _replace(decision: Decision, **fields: Any) -> Decision:
+    return dataclasses.replace(decision, **fields)
 
 
 def _invalid(
@@ -920,6 +981,15 @@ class _Pass:
         state = self.obs.revisions.get(stable)
         missing = None if self.obs.stable_service_exists else self.canary_spec.stable_service
         if state is not None and state.ready_for(replicas) and missing is None:
+            actual = self.obs.actual_weight
+            if self.router and actual is not None and actual != 0:
+                # Decided (and recorded first), not yet done: Healthy and Ready only once the
+                # router shows every request going to the stable Service.
+                self._cluster_wait(
+                    f"revision {stable} is stable: waiting for the router to report 0% to the "
+                    f"canary ({actual}%)"
+                )
+                return
             self._progressed()
             return
         if self.prev.phase is Phase.HEALTHY:

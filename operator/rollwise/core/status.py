@@ -11,34 +11,14 @@ Times are timezone-aware datetimes, serialized as RFC 3339 with a ``Z`` suffix.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z`` suffix, second precision unless there are microseconds."""
-    utc = value.astimezone(UTC)
-    if utc.microsecond:
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-Time = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=str, when_used="json")]
-
-
-class StatusModel(BaseModel):
-    """Base of the status models: camelCase on the wire, unknown fields ignored, immutable."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="ignore",
-        frozen=True,
-    )
+from rollwise.core.events import EventLog
+from rollwise.core.querycheck import QueryVerification
+from rollwise.core.status_model import StatusModel, Time
 
 
 class Phase(StrEnum):
@@ -85,6 +65,9 @@ class ConditionType(StrEnum):
     ``Paused``: True with reason PauseStep, SpecPaused, AnalysisInconclusive or OverrideHold.
     ``Degraded``: True when rolled back, aborted, past the progress deadline or invalid.
     ``InvalidSpec``: True with the validation messages when the spec is invalid.
+    ``QueriesVerified``: whether the provider parsed every metric query of the spec (True),
+    refused one (False, with ``InvalidSpec``) or could not be asked yet (Unknown); only on
+    Rollouts that have metrics.
     """
 
     READY = "Ready"
@@ -93,6 +76,7 @@ class ConditionType(StrEnum):
     PAUSED = "Paused"
     DEGRADED = "Degraded"
     INVALID_SPEC = "InvalidSpec"
+    QUERIES_VERIFIED = "QueriesVerified"
 
 
 class ConditionStatus(StrEnum):
@@ -197,6 +181,8 @@ class RolloutStatus(StatusModel):
     replicas: int = 0
     available_replicas: int = 0
     selector: str = ""
+    queries: QueryVerification | None = None
+    event_log: EventLog = Field(default_factory=EventLog)
 
     def condition(self, type_: ConditionType) -> Condition | None:
         for cond in self.conditions:
@@ -231,6 +217,14 @@ class RolloutStatus(StatusModel):
         order = list(ConditionType)
         conditions = sorted([*others, new], key=lambda c: order.index(c.type))
         return self.model_copy(update={"conditions": conditions})
+
+    def without_condition(self, type_: ConditionType) -> RolloutStatus:
+        """A copy without the condition (the same object when it has none)."""
+        if self.condition(type_) is None:
+            return self
+        return self.model_copy(
+            update={"conditions": [c for c in self.conditions if c.type is not type_]}
+        )
 
     def is_true(self, type_: ConditionType) -> bool:
         cond = self.condition(type_)

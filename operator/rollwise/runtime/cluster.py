@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from rollwise.adapters.errors import NotFound
+from rollwise.adapters.errors import Conflict, NotFound
 from rollwise.adapters.kube import MERGE_PATCH, KubeAPI, discard, kube_errors
 from rollwise.adapters.metrics.base import MetricProvider
 from rollwise.adapters.metrics.prometheus import PrometheusProvider
@@ -31,9 +31,9 @@ from rollwise.adapters.serving import InferenceServices
 from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
 from rollwise.adapters.traffic.registry import router_for
 from rollwise.adapters.workloads import ROLLOUT_API_VERSION, ROLLOUT_KIND, Workloads
-from rollwise.core.rollout import Event
+from rollwise.core.events import Event, LoggedEvent, event_name
 from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
-from rollwise.core.status import format_time
+from rollwise.core.status_model import format_time
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.reconcile import Ports, RolloutObject
 from rollwise.runtime.release import GatesPort, ReleasePorts
@@ -105,6 +105,11 @@ class KubeCluster:
             rollout.namespace, rollout.name, rollout.uid, (ROLLOUT_API_VERSION, ROLLOUT_KIND), event
         )
 
+    def post_logged(self, rollout: RolloutObject, entry: LoggedEvent) -> bool:
+        return self._post_logged(
+            rollout.namespace, rollout.name, rollout.uid, (ROLLOUT_API_VERSION, ROLLOUT_KIND), entry
+        )
+
     # -- ModelReleases -----------------------------------------------------------------------
 
     def read_release(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -142,6 +147,15 @@ class KubeCluster:
             )
         return dict(obj) if isinstance(obj, dict) else {}
 
+    def post_release_logged(self, release: ReleaseRef, entry: LoggedEvent) -> bool:
+        return self._post_logged(
+            release.namespace,
+            release.name,
+            release.uid,
+            (MODELRELEASE_API_VERSION, MODELRELEASE_KIND),
+            entry,
+        )
+
     def post_release_event(self, release: ReleaseRef, event: Event) -> None:
         self._post_event(
             release.namespace,
@@ -151,16 +165,47 @@ class KubeCluster:
             event,
         )
 
-    def _post_event(
-        self, namespace: str, name: str, uid: str, kind: tuple[str, str], event: Event
-    ) -> None:
-        api_version, kind_name = kind
-        now = datetime.now(UTC)
-        stamp = format_time(now.replace(microsecond=0))
-        body = {
+    def _post_logged(
+        self, namespace: str, name: str, uid: str, kind: tuple[str, str], entry: LoggedEvent
+    ) -> bool:
+        """Creates the Event of a logged transition under its deterministic name; False when
+        it exists already (posted before: done)."""
+        body = self._event_body(
+            namespace,
+            {"name": event_name(name, uid, entry.seq), "namespace": namespace},
+            (name, uid, kind),
+            (entry.type, entry.reason, entry.message),
+            entry.time,
+        )
+        try:
+            with kube_errors(f"post event {entry.reason} #{entry.seq} on {namespace}/{name}"):
+                discard(
+                    self._core.create_namespaced_event(
+                        namespace,
+                        body,  # type: ignore[arg-type]  # the dict goes out as JSON as it is
+                        _preload_content=False,
+                        _request_timeout=REQUEST_TIMEOUT,
+                    )
+                )
+        except Conflict:
+            return False
+        return True
+
+    def _event_body(
+        self,
+        namespace: str,
+        metadata: dict[str, str],
+        regarding: tuple[str, str, tuple[str, str]],
+        what: tuple[str, str, str],
+        at: datetime,
+    ) -> dict[str, Any]:
+        name, uid, (api_version, kind_name) = regarding
+        event_type, reason, message = what
+        stamp = format_time(at.astimezone(UTC).replace(microsecond=0))
+        return {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "metadata": metadata,
             "involvedObject": {
                 "apiVersion": api_version,
                 "kind": kind_name,
@@ -168,18 +213,31 @@ class KubeCluster:
                 "namespace": namespace,
                 "uid": uid,
             },
-            "reason": event.reason.name,
-            "message": event.message,
-            "type": event.type.value,
+            "reason": reason,
+            "message": message,
+            "type": event_type,
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": self.instance,
-            "action": event.reason.name,
+            "action": reason,
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
-            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "eventTime": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "count": 1,
         }
+
+    def _post_event(
+        self, namespace: str, name: str, uid: str, kind: tuple[str, str], event: Event
+    ) -> None:
+        """Posts an event that is not a logged transition (a failed action, a rejected
+        record: reports of this process), under a generated name."""
+        body = self._event_body(
+            namespace,
+            {"generateName": f"{name}.", "namespace": namespace},
+            (name, uid, kind),
+            (event.type.value, event.reason.name, event.message),
+            datetime.now(UTC),
+        )
         with kube_errors(f"post event {event.reason.name} on {namespace}/{name}"):
             discard(
                 self._core.create_namespaced_event(

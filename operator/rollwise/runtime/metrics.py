@@ -79,6 +79,18 @@ class OperatorMetrics:
             "Status patches written (passes that changed nothing write none).",
             registry=self.registry,
         )
+        self.events_posted = Counter(
+            "rollwise_events_posted",
+            "Kubernetes Events created from the objects' event logs (re-posts that found the "
+            "event already there are not counted).",
+            registry=self.registry,
+        )
+        self.events_dropped = Counter(
+            "rollwise_events_lost",
+            "Logged events pushed out of an object's event log before they could be posted "
+            "(only after a long Kubernetes API outage; alert on any increase).",
+            registry=self.registry,
+        )
         self.releases = Gauge(
             "rollwise_model_releases",
             "ModelReleases by stage.",
@@ -136,6 +148,12 @@ class OperatorMetrics:
 
     def status_written(self) -> None:
         self.status_writes.inc()
+
+    def event_posted(self) -> None:
+        self.events_posted.inc()
+
+    def events_lost(self, count: int) -> None:
+        self.events_dropped.inc(count)
 
     def forget(self, namespace: str, rollout: str) -> None:
         """Drop every per-rollout series of a deleted Rollout."""

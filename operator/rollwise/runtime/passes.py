@@ -1,9 +1,11 @@
-"""What the Rollout pass and the ModelRelease pass share: measuring, posting events, timing.
+"""What the Rollout pass and the ModelRelease pass share: measuring, checking queries, posting
+events, timing.
 
 Both passes (``runtime.reconcile`` and ``runtime.release``) query the metrics their core says
-are due, post the core's events in order, and choose when to look again the same way; the
-functions here are that common part, with the ports passed in. Synchronous clients run in
-worker threads (``asyncio.to_thread``).
+are due, ask the provider to parse a spec's queries when the core says they are unchecked,
+post the events their status logged (:func:`post_logged`), and choose when to look again the
+same way; the functions here are that common part, with the ports passed in. Synchronous
+clients run in worker threads (``asyncio.to_thread``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from rollwise.adapters.errors import AdapterError, Conflict, KubeError
+from rollwise.adapters.errors import AdapterError, Conflict, KubeError, QueryRefused
 from rollwise.adapters.metrics.base import MetricProvider
 from rollwise.core.analysis import QueryTemplateError, render_query
 from rollwise.core.durations import InvalidDuration, parse_seconds
+from rollwise.core.events import Event, EventLog, LoggedEvent
 from rollwise.core.observations import Measurement
-from rollwise.core.rollout import Event
+from rollwise.core.querycheck import QueryCheck, QueryRefusal
 from rollwise.core.spec import Metric
 from rollwise.runtime.metrics import OperatorMetrics
 
@@ -128,6 +131,11 @@ def status_write_failed(
     return count_failure(memory, error.retry_after)
 
 
+def resolve_address(metric: Metric, default_prometheus: str | None) -> str | None:
+    """The Prometheus a metric is queried at: its own address, else the operator's default."""
+    return metric.provider.prometheus.address or default_prometheus
+
+
 def metric_timeout(metric: Metric) -> float:
     """The metric's query timeout in seconds (10 s when it cannot be read)."""
     try:
@@ -173,7 +181,7 @@ async def measure(
 
     async def one(metric: Metric) -> tuple[str, Measurement]:
         source = metric.provider.prometheus
-        address = source.address or default_prometheus
+        address = resolve_address(metric, default_prometheus)
         if not address:
             return metric.name, Measurement(value=None, at=now, error=NO_PROMETHEUS)
         try:
@@ -191,6 +199,123 @@ async def measure(
         )
 
     return dict(await asyncio.gather(*(one(metric) for metric in due)))
+
+
+#: Seconds before trying again to post logged events the API refused.
+EVENT_RETRY_SECONDS = 5.0
+
+#: Longest a query check may take, whatever the metric's own timeout.
+CHECK_TIMEOUT_SECONDS = 5.0
+
+
+async def check_queries(
+    digest: str,
+    metrics: Sequence[tuple[str, Metric]],
+    context: Mapping[str, str],
+    *,
+    provider_for: ProviderFactory,
+    default_prometheus: str | None,
+    log: Any,
+) -> QueryCheck:
+    """Asks each metric's provider to parse its query, rendered over ``context`` (sample
+    placeholder values), in parallel. A refusal names the metric's spec path; a provider that
+    cannot be asked, or a metric with no provider address, leaves the queries unverified
+    (never a spec error). A template that does not render is left to validation, which
+    already reports it."""
+
+    async def one(path: str, metric: Metric) -> QueryRefusal | str | None:
+        address = resolve_address(metric, default_prometheus)
+        if not address:
+            return NO_PROMETHEUS
+        try:
+            query = render_query(metric.provider.prometheus.query, dict(context))
+        except QueryTemplateError:
+            return None
+        timeout = min(metric_timeout(metric), CHECK_TIMEOUT_SECONDS)
+        try:
+            await asyncio.to_thread(provider_for(address).parse, query, timeout)
+        except QueryRefused as exc:
+            return QueryRefusal(field=f"{path}.provider.prometheus.query", message=exc.message)
+        except AdapterError as exc:
+            log.info("cannot check a query yet", metric=metric.name, error=exc.message)
+            return exc.message
+        return None
+
+    found = await asyncio.gather(*(one(path, metric) for path, metric in metrics))
+    refused = tuple(r for r in found if isinstance(r, QueryRefusal))
+    unreachable = next((r for r in found if isinstance(r, str)), None)
+    return QueryCheck(digest=digest, refused=refused, unreachable=unreachable)
+
+
+class EventMemory(Protocol):
+    """What a loop remembers of its object's posted events: (uid, the sequence number up to
+    which every logged event is known to be posted), or None before its first post."""
+
+    events_posted: tuple[str, int] | None
+
+
+def events_posted(memory: EventMemory, uid: str, log: EventLog | None) -> int:
+    """Up to which sequence number the object's logged events are known to be posted: this
+    process's own record for this object, else (first pass after a start, a new object with
+    the same name) what the status says."""
+    recorded = log.posted if log is not None else 0
+    known = memory.events_posted
+    if known is not None and known[0] == uid:
+        return max(known[1], recorded)
+    return recorded
+
+
+async def post_logged(
+    log: EventLog,
+    uid: str,
+    post: Callable[[LoggedEvent], bool],
+    memory: EventMemory,
+    *,
+    metrics: OperatorMetrics | None,
+    logger: Any,
+) -> bool:
+    """Posts the entries of ``log`` not yet known to be posted, oldest first, from one worker
+    thread. ``post`` returns False when the event already exists (posted before a restart:
+    done). Stops at the first failure, so that everything up to the recorded number is
+    posted; the next pass posts the rest. Returns False when something is left to post."""
+    since = events_posted(memory, uid, log)
+    pending = log.unposted(since)
+    first = pending[0].seq if pending else log.seq + 1
+    if first > since + 1:
+        # Unposted entries pushed out of the log (a long API outage): say so, count them.
+        lost = first - since - 1
+        if metrics is not None:
+            metrics.events_lost(lost)
+        logger.error("logged events were dropped before they were posted", count=lost)
+        since = first - 1
+    if not pending:
+        memory.events_posted = (uid, since)
+        return True
+
+    def post_all() -> tuple[int, list[LoggedEvent], AdapterError | None]:
+        done = since
+        created: list[LoggedEvent] = []
+        for entry in pending:
+            try:
+                if post(entry):
+                    created.append(entry)
+            except AdapterError as exc:
+                return done, created, exc
+            done = entry.seq
+        return done, created, None
+
+    done, created, error = await asyncio.to_thread(post_all)
+    for entry in created:
+        if metrics is not None:
+            metrics.event_posted()
+        logger.info(entry.message, reason=entry.reason, type=entry.type, seq=entry.seq)
+    memory.events_posted = (uid, done)
+    if error is not None:
+        if metrics is not None:
+            metrics.api_error("post_event", error_code(error))
+        logger.warning("could not post event; posting it again later", error=error.message)
+        return False
+    return True
 
 
 async def post_events(
@@ -225,20 +350,27 @@ async def post_events(
 __all__ = [
     "BACKOFF_FIRST_SECONDS",
     "BACKOFF_MAX_SECONDS",
+    "CHECK_TIMEOUT_SECONDS",
     "CONFLICT_RETRY_SECONDS",
+    "EVENT_RETRY_SECONDS",
     "FOLLOW_UP_SECONDS",
     "NO_PROMETHEUS",
+    "EventMemory",
     "FailureMemory",
     "PassFailure",
     "ProviderFactory",
     "after_actions",
     "backoff",
+    "check_queries",
     "count_failure",
     "error_code",
+    "events_posted",
     "measure",
     "metric_timeout",
     "post_events",
+    "post_logged",
     "query_metric",
+    "resolve_address",
     "soonest",
     "status_write_failed",
 ]

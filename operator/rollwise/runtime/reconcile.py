@@ -1,4 +1,4 @@
-"""One reconcile pass of one Rollout: observe → decide → act → persist once.
+"""One reconcile pass of one Rollout: observe → decide → persist → act → post events.
 
 :func:`reconcile` is the whole pass and knows nothing of kopf: the handlers call it from a
 per-Rollout loop, the unit tests call it with in-memory fakes. Its I/O goes through
@@ -10,28 +10,37 @@ synchronous.
    see :func:`_read_rollout` and ``adapters.kube.WatchCache``, else a GET), its
    revision Deployments, whether its Services exist, the router's actual weight, the manual
    requests in its annotations, the override in effect (``core.overrides``: signed records
-   only, under :attr:`Ports.record_key`), and the measurements due now (none while held;
-   queried in parallel, each with its metric's timeout). A provider error becomes
+   only, under :attr:`Ports.record_key`), the measurements due now (none while held;
+   queried in parallel, each with its metric's timeout) and, when the spec's queries are
+   unchecked (``core.querycheck``), the provider's verdict on them. A provider error becomes
    ``Measurement(error=...)``, no data ``Measurement(value=None)``. A Service or routing
    object the spec names but the cluster lacks is reported to the core as a missing
    reference (the spec is invalid: no actions).
 2. **Decide**: :func:`rollwise.core.rollout.decide`, pure, with ``now`` from :attr:`Ports.clock`.
-3. **Act**: the decision's actions in order, each idempotent. The first failing one stops the
-   list: ``Conflict`` is retried after a second, ``Unavailable`` after its ``retry_after`` or
-   a growing backoff, anything else is reported as an ``ActionFailed`` Warning event (once per
+   Its status carries the transition's events in ``status.eventLog`` (``core.events``).
+3. **Persist first (write-ahead)**: the status is merge-patched, conditional on the
+   resourceVersion read in step 1, only when it differs from the observed one. A conflict
+   (somebody wrote since the read: a stale cache, a stale replica) ends the pass with nothing
+   done; it is decided again from what is there now.
+4. **Act**: only then the decision's actions, in order. Each is idempotent *for the status
+   just persisted*: a kill between the write and the actions leaves a status whose actions
+   the next pass re-asserts, and they only ever move the cluster forward to that status
+   (the core orders them from what it observes: traffic to stable before the canary Service
+   moves away, see ``core.rollout._actions``). The first failing action stops the list:
+   ``Conflict`` is retried after a second, ``Unavailable`` after its ``retry_after`` or a
+   growing backoff, anything else is reported as an ``ActionFailed`` Warning event (once per
    distinct error) and retried with the backoff. ``SetWeight`` is skipped for a router that
    carries the weight by replica counts (the scale actions already did).
-4. **Persist once**: the status is merge-patched (conditional on the resourceVersion read in
-   step 1) only when it differs from the observed one, then the decision's events are posted,
-   in order, with the core's reason constants. The status and events are kept even when an
-   action failed: the core re-asserts every action on every pass and moves on only once it
-   *observes* the effect (revision ready, weight reported), so a recorded transition whose
-   action failed is retried, never skipped, while not recording it would repeat its events.
+5. **Post events**: every logged event not yet known to be posted, under its deterministic
+   name (uid + sequence number): a re-post after a restart answers AlreadyExists, which is
+   done (:func:`rollwise.runtime.passes.post_logged`). No event is lost by a kill between the
+   status write and the post, and none is doubled. ``ActionFailed`` is this process's report,
+   not a transition: it is posted as it happens, not logged.
 
 The result says when to look again: the core's ``requeue_after``, shortened to
 :data:`FOLLOW_UP_SECONDS` after a pass that changed the cluster (its effect is then observed
 promptly) and to :data:`rollwise.core.rollout.POLL_SECONDS` while a referenced object is
-missing; None means nothing is pending.
+missing or events are left to post; None means nothing is pending.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
 from rollwise.adapters.workloads import RolloutRef, deployment_name
 from rollwise.core import reasons as R
 from rollwise.core.analysis import due_metrics, query_context
+from rollwise.core.events import Event, LoggedEvent
 from rollwise.core.observations import (
     Measurement,
     Observations,
@@ -65,17 +75,18 @@ from rollwise.core.observations import (
     revision_of,
 )
 from rollwise.core.overrides import RolloutOverride, in_effect, read_overrides, rollout_effect
+from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
 from rollwise.core.rollout import (
     POLL_SECONDS,
     Action,
     Decision,
     DeleteRevision,
     EnsureRevision,
-    Event,
     PointCanaryService,
     PointStableService,
     ScaleRevision,
     decide,
+    rollout_metrics,
 )
 from rollwise.core.spec import RolloutSpec, TrafficRouting
 from rollwise.core.status import RolloutStatus
@@ -85,14 +96,18 @@ from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import (
     BACKOFF_MAX_SECONDS,
     CONFLICT_RETRY_SECONDS,
+    EVENT_RETRY_SECONDS,
     FOLLOW_UP_SECONDS,
     ProviderFactory,
     after_actions,
     backoff,
+    check_queries,
     count_failure,
     error_code,
+    events_posted,
     measure,
     post_events,
+    post_logged,
     soonest,
     status_write_failed,
 )
@@ -135,7 +150,12 @@ class ClusterPort(Protocol):
         ...
 
     def post_event(self, rollout: RolloutObject, event: Event) -> None:
-        """Post one core/v1 Event about the Rollout."""
+        """Post one core/v1 Event about the Rollout (a report of this process)."""
+        ...
+
+    def post_logged(self, rollout: RolloutObject, entry: LoggedEvent) -> bool:
+        """Post the Event of a logged transition under its deterministic name; False when it
+        exists already."""
         ...
 
 
@@ -212,11 +232,14 @@ class Memory:
     """What a Rollout's loop remembers between passes (not progress: that is in status).
 
     ``failures`` counts consecutive failed passes (for the backoff); ``reported`` is the last
-    action failure reported as an event, so a persisting failure is not re-posted each retry.
+    action failure reported as an event, so a persisting failure is not re-posted each retry;
+    ``events_posted`` is (uid, sequence number) up to which the Rollout's logged events are
+    posted (``runtime.passes.post_logged``).
     """
 
     failures: int = 0
     reported: str | None = None
+    events_posted: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -364,13 +387,42 @@ def _with_override(observations: Observations, override: RolloutOverride) -> Obs
     )
 
 
-async def _observe(obj: RolloutObject, ports: Ports, now: datetime, log: Any) -> _Seen:
+async def _check_queries(
+    obj: RolloutObject,
+    spec: RolloutSpec,
+    *,
+    status: RolloutStatus | None,
+    ports: Ports,
+    now: datetime,
+    log: Any,
+) -> QueryCheck | None:
+    """The provider's verdict on the spec's queries when they are unchecked (or were
+    unverified long enough); None when nothing is to be checked this pass."""
+    metrics = rollout_metrics(spec)
+    digest = queries_digest(metrics)
+    if not check_due(digest, status.queries if status is not None else None, now):
+        return None
+    canary = spec.strategy.canary
+    return await check_queries(
+        digest,
+        metrics,
+        sample_context(obj.namespace, obj.name, canary.stable_service, canary.canary_service),
+        provider_for=ports.provider_for,
+        default_prometheus=ports.default_prometheus,
+        log=log,
+    )
+
+
+async def _observe(
+    obj: RolloutObject, ports: Ports, now: datetime, log: Any, memory: Memory
+) -> _Seen:
     """Everything ``decide`` needs; raises ``AdapterError`` when the cluster cannot be read."""
     status = _parse_status(obj.status, log)
     template = obj.spec.get("template")
     template_hash = revision_of(template if isinstance(template, Mapping) else {})
     requests = requests_from_annotations(obj.annotations)
     override = _override(obj, template_hash, status, ports)
+    posted = events_posted(memory, obj.uid, status.event_log if status is not None else None)
     spec, _errors = load_rollout_spec(obj.spec)
     if spec is None:
         # An invalid spec is decided without looking at the cluster: nothing will be done.
@@ -379,7 +431,10 @@ async def _observe(obj: RolloutObject, ports: Ports, now: datetime, log: Any) ->
             status,
             _with_override(
                 Observations(
-                    template_hash=template_hash, generation=obj.generation, requests=requests
+                    template_hash=template_hash,
+                    generation=obj.generation,
+                    requests=requests,
+                    events_posted=posted,
                 ),
                 override,
             ),
@@ -413,9 +468,11 @@ async def _observe(obj: RolloutObject, ports: Ports, now: datetime, log: Any) ->
     (
         (revisions, stable_exists, canary_exists, (weight, route_problem)),
         measurements,
+        query_check,
     ) = await asyncio.gather(
         asyncio.to_thread(read_cluster),
         _measure(obj, (spec, status), ports, now, log, held=override.hold is not None),
+        _check_queries(obj, spec, status=status, ports=ports, now=now, log=log),
     )
     missing: list[str] = []
     if not stable_exists:
@@ -446,6 +503,8 @@ async def _observe(obj: RolloutObject, ports: Ports, now: datetime, log: Any) ->
             hold=override.hold,
             override_requests=override.requests,
             override_waiting=override.waiting,
+            query_check=query_check,
+            events_posted=posted,
         ),
     )
 
@@ -484,7 +543,7 @@ def _apply(
 
 @dataclass(frozen=True)
 class _Committed:
-    """What one pass's commit hop did: the actions, then the status write."""
+    """What one pass's commit hop did: the status write, then the actions."""
 
     acted: bool
     failure: ActionFailure | None
@@ -501,9 +560,10 @@ async def _commit(
     *,
     status_patch: dict[str, Any] | None,
 ) -> _Committed:
-    """Applies the decision's actions in order (the first failure stops the list), then writes
-    the status patch (None: unchanged), conditional on the version read. One worker-thread hop
-    for both: under load every hop waits its turn in the shared pool again."""
+    """Writes the status patch (None: unchanged), conditional on the version read, then, only
+    when that succeeded, applies the decision's actions in order (the first failure stops the
+    list). One worker-thread hop for both: under load every hop waits its turn in the shared
+    pool again."""
     router = (
         ports.router_for(
             spec.strategy.canary.traffic_routing, _router_context(obj, spec, decision.status)
@@ -524,16 +584,18 @@ async def _commit(
         return acted, None
 
     def commit() -> _Committed:
+        written: dict[str, Any] | None = None
+        if status_patch is not None:
+            try:
+                written = ports.cluster.patch_status(
+                    obj.namespace, obj.name, status_patch, obj.resource_version
+                )
+            except AdapterError as exc:
+                # Nothing is done on a status that is not stored: a kill now must find the
+                # cluster as the stored status describes it, or behind it, never ahead.
+                return _Committed(False, None, write_error=exc)
         acted, failure = apply_all()
-        if status_patch is None:
-            return _Committed(acted, failure)
-        try:
-            written = ports.cluster.patch_status(
-                obj.namespace, obj.name, status_patch, obj.resource_version
-            )
-        except AdapterError as exc:
-            return _Committed(acted, failure, write_error=exc)
-        return _Committed(acted, failure, written=written or {})
+        return _Committed(acted, failure, written=written)
 
     done = await asyncio.to_thread(commit)
     if done.failure is not None and ports.metrics is not None:
@@ -613,7 +675,7 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
     obj = RolloutObject.from_body(body)
     now = ports.clock()
     try:
-        seen = await _observe(obj, ports, now, log)
+        seen = await _observe(obj, ports, now, log, memory)
     except AdapterError as exc:
         if ports.metrics is not None:
             ports.metrics.api_error("observe", error_code(exc))
@@ -636,52 +698,68 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
     status_written = False
     if isinstance(done.write_error, Conflict):
         # The Rollout changed since it was read: decide again from what is there now (read
-        # from the server: the cached body was behind).
+        # from the server: the cached body was behind). Nothing was done.
         if cache is not None:
             cache.forget(ROLLOUTS, namespace, name)
         log.info("status write conflicted; looking again", error=done.write_error.message)
-        return PassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision, acted=acted)
+        return PassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision)
     if isinstance(done.write_error, NotFound):
         if cache is not None:
             cache.deleted(ROLLOUTS, namespace, name)
         return PassResult(requeue_after=None, gone=True)
+    persisted = seen.status
     if done.write_error is not None:
-        return PassResult(
-            requeue_after=status_write_failed(memory, done.write_error, ports.metrics, log),
-            decision=decision,
+        requeue: float | None = status_write_failed(memory, done.write_error, ports.metrics, log)
+        failure = None
+        events: list[Event] = []
+    else:
+        persisted = decision.status
+        if changed:
+            status_written = True
+            if cache is not None and done.written:
+                # Read-your-writes: the next pass starts from this answer, not from an older
+                # body whose watch event is still on its way.
+                cache.observe(ROLLOUTS, done.written, confirmed=True)
+            if ports.metrics is not None:
+                ports.metrics.status_written()
+        events = []
+        requeue, failed = after_actions(
+            memory,
+            decision.requeue_after,
             acted=acted,
-            error=done.write_error.message,
+            failure=failure,
+            report_retryable=False,
+            failed_event=lambda what, error: Event.of(R.ACTION_FAILED, action=what, error=error),
+            log=log,
         )
-    if changed:
-        status_written = True
-        if cache is not None and done.written:
-            # Read-your-writes: the next pass starts from this answer, not from an older body
-            # whose watch event is still on its way.
-            cache.observe(ROLLOUTS, done.written, confirmed=True)
-        if ports.metrics is not None:
-            ports.metrics.status_written()
+        if failed is not None:
+            events.append(failed)
+        if seen.observations.missing_references:
+            requeue = soonest(requeue, POLL_SECONDS)
 
-    events = list(decision.events)
-    requeue, failed = after_actions(
-        memory,
-        decision.requeue_after,
-        acted=acted,
-        failure=failure,
-        report_retryable=False,
-        failed_event=lambda what, error: Event.of(R.ACTION_FAILED, action=what, error=error),
-        log=log,
-    )
-    if failed is not None:
-        events.append(failed)
-    if seen.observations.missing_references:
-        requeue = soonest(requeue, POLL_SECONDS)
-
+    if persisted is not None:
+        all_posted = await post_logged(
+            persisted.event_log,
+            obj.uid,
+            lambda entry: ports.cluster.post_logged(obj, entry),
+            memory,
+            metrics=ports.metrics,
+            logger=log,
+        )
+        if not all_posted:
+            requeue = soonest(requeue, EVENT_RETRY_SECONDS)
     await post_events(
         events,
         lambda event: ports.cluster.post_event(obj, event),
         metrics=ports.metrics,
         log=log,
     )
+    if done.write_error is not None:
+        return PassResult(
+            requeue_after=requeue,
+            decision=decision,
+            error=done.write_error.message,
+        )
     _record_metrics(ports, obj, decision, list(seen.observations.measurements))
     log.debug(
         "pass done",
@@ -697,7 +775,7 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
         status_written=status_written,
         acted=acted,
         failure=failure,
-        events=tuple(events),
+        events=(*decision.events, *events),
     )
 
 

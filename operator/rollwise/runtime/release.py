@@ -46,6 +46,7 @@ from rollwise.adapters.errors import AdapterError, AliasConflict, Conflict, NotF
 from rollwise.adapters.registry.base import EXPECT_UNSET, AliasStore, AliasTarget
 from rollwise.adapters.releases import PROMOTE_FULL, ReleaseRef
 from rollwise.core import modelrelease_reasons as MR
+from rollwise.core.events import Event, LoggedEvent
 from rollwise.core.governance import Records, apply_waivers, read_records
 from rollwise.core.modelrelease import (
     AliasReading,
@@ -67,25 +68,32 @@ from rollwise.core.modelrelease import (
     load_release_spec,
     release_due_metrics,
     release_event,
+    release_metrics,
     release_query_context,
 )
 from rollwise.core.modelrelease_status import ModelReleaseStatus, ReleasePhase, Stage
 from rollwise.core.observations import Measurement
 from rollwise.core.overrides import in_effect, read_overrides, release_override
+from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
 from rollwise.core.reasons import clip
-from rollwise.core.rollout import Event
 from rollwise.core.spec import ModelReleaseSpec
-from rollwise.core.status import Phase, format_time
+from rollwise.core.status import Phase
+from rollwise.core.status_model import format_time
 from rollwise.runtime.logging import release_logger
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import (
     CONFLICT_RETRY_SECONDS,
+    EVENT_RETRY_SECONDS,
     ProviderFactory,
     after_actions,
+    check_queries,
     count_failure,
     error_code,
+    events_posted,
     measure,
     post_events,
+    post_logged,
+    soonest,
     status_write_failed,
 )
 from rollwise.runtime.reconcile import merge_patch_diff
@@ -104,6 +112,8 @@ class ReleaseClusterPort(Protocol):
     ) -> dict[str, Any]: ...
 
     def post_release_event(self, release: ReleaseRef, event: Event) -> None: ...
+
+    def post_release_logged(self, release: ReleaseRef, entry: LoggedEvent) -> bool: ...
 
 
 class ReleaseObjectsPort(Protocol):
@@ -228,6 +238,7 @@ class ReleaseMemory:
     failures: int = 0
     reported: str | None = None
     rejected_records: frozenset[str] = frozenset()
+    events_posted: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -464,10 +475,42 @@ class _Seen:
     rejected_overrides: tuple[str, ...] = ()
 
 
-async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: Any) -> _Seen:
+async def _check_queries(
+    obj: ReleaseObject,
+    spec: ModelReleaseSpec,
+    status: ModelReleaseStatus | None,
+    ports: ReleasePorts,
+    *,
+    now: datetime,
+    log: Any,
+) -> QueryCheck | None:
+    """The provider's verdict on the canary's queries when they are unchecked."""
+    metrics = release_metrics(spec)
+    digest = queries_digest(metrics)
+    if not check_due(digest, status.queries if status is not None else None, now):
+        return None
+    ref = spec.serving.inference_service_ref
+    name = ref.name if ref is not None else child_rollout_name(spec)
+    context = sample_context(
+        obj.namespace, name, spec.serving.stable_service or "", spec.serving.canary_service or ""
+    )
+    return await check_queries(
+        digest,
+        metrics,
+        context,
+        provider_for=ports.provider_for,
+        default_prometheus=ports.default_prometheus,
+        log=log,
+    )
+
+
+async def _observe(
+    obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: Any, memory: ReleaseMemory
+) -> _Seen:
     """Everything ``decide_release`` needs; raises ``AdapterError`` when the cluster cannot be
     read (the alias store, gates and metrics report their failures as observations)."""
     status = _parse_status(obj.status, log)
+    posted = events_posted(memory, obj.uid, status.event_log if status is not None else None)
     records = read_records(
         obj.annotations,
         obj.uid,
@@ -489,6 +532,7 @@ async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: 
                 generation=obj.generation,
                 version_set_by=records.version_set_by,
                 revoke=revoke,
+                events_posted=posted,
             ),
             records,
         )
@@ -515,11 +559,12 @@ async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: 
         asyncio.to_thread(ports.objects.revoked, ns, spec.model, spec.version),
         asyncio.to_thread(_read_alias, store, spec),
     )
-    child_seen, isvc_seen, manifest, measurements = await asyncio.gather(
+    child_seen, isvc_seen, manifest, measurements, query_check = await asyncio.gather(
         child(),
         isvc(),
         asyncio.to_thread(ports.objects.read_manifest, ns, obj.name),
         _measure(obj, spec, status=status, ports=ports, now=now, log=log),
+        _check_queries(obj, spec, status, ports, now=now, log=log),
     )
     holder = slot_holder(releases, spec.model, spec.alias.name)
     revoked_before = (
@@ -546,6 +591,8 @@ async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: 
             override=release_override(
                 in_effect(overrides.overrides, spec.version), name=obj.name, version=spec.version
             ),
+            query_check=query_check,
+            events_posted=posted,
         ),
         records,
         overrides.rejected,
@@ -707,7 +754,7 @@ async def _reconcile(
     log = release_logger(namespace, name, obj.spec.get("version"), ticket)
     now = ports.clock()
     try:
-        seen = await _observe(obj, ports, now, log)
+        seen = await _observe(obj, ports, now, log, memory)
     except AdapterError as exc:
         if ports.metrics is not None:
             ports.metrics.api_error("observe", error_code(exc))
@@ -755,7 +802,6 @@ async def _reconcile(
     acted, failure = await _act(decision, obj, seen.spec, ports)
     await _ledger(obj, seen.spec, decision, ports, log)
 
-    events.extend(decision.events)
     requeue, failed = after_actions(
         memory,
         decision.requeue_after,
@@ -770,6 +816,16 @@ async def _reconcile(
     if failed is not None:
         events.append(failed)
 
+    all_posted = await post_logged(
+        decision.status.event_log,
+        obj.uid,
+        lambda entry: ports.cluster.post_release_logged(obj.ref, entry),
+        memory,
+        metrics=ports.metrics,
+        logger=log,
+    )
+    if not all_posted:
+        requeue = soonest(requeue, EVENT_RETRY_SECONDS)
     await post_events(
         events,
         lambda event: ports.cluster.post_release_event(obj.ref, event),
@@ -793,7 +849,7 @@ async def _reconcile(
         status_written=status_written,
         acted=acted,
         failure=failure,
-        events=tuple(events),
+        events=(*decision.events, *events),
     )
 
 

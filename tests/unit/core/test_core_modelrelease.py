@@ -1427,3 +1427,99 @@ def test_release_reasons_are_distinct_documented_and_all_listed() -> None:
     # Only the spec-level reasons and a failed change to the cluster mean the same thing on
     # both kinds.
     assert shared == {"InvalidSpec", "SpecCorrected", "ActionFailed"}
+
+
+# ------------------------------------------------------------------ first release: no baseline
+
+
+def first_release(**kwargs: Any) -> tuple[ModelReleaseStatus, World, ModelReleaseSpec]:
+    """A first release through a new child Rollout (nothing served before it), in Staging
+    with the child serving it at 100%."""
+    world = World(alias_version=None)
+    spec = release(**kwargs)
+    status, _, _ = drive_release(spec, None, world, at(0))
+    assert status is not None
+    return status, world, spec
+
+
+def test_a_first_release_runs_its_analysis_on_the_new_version_alone_before_approval() -> None:
+    status, world, spec = first_release(analysis=ERROR_RATIO)
+    assert status.stage is Stage.STAGING
+    assert status.serving is not None
+    assert status.serving.solo
+    reasons = [h.reason for h in status.history]
+    assert "Staged" in reasons
+    assert not status.serving.passed, "no CanaryPassed before the analysis ran"
+    due = release_due_metrics(spec, status, at(60))
+    assert [d.metric.name for d in due] == ["error-ratio"]
+    context = release_query_context("ml", spec, status)
+    assert context["name"] == child_rollout_name(spec)
+    assert context["canaryRevision"] == context["stableRevision"] == child_revision(spec)
+    # Approvals are there, yet nothing is Approved until the analysis passed.
+    waiting = decide_release(spec, status, world.observe(approvals=approvals()), at(30))
+    assert waiting.status.stage is Stage.STAGING
+    # The default steps (5%, 25%, 100%) each run the background analysis, here on the new
+    # version at 100%: three measurements, one interval apart.
+    seen: list[str] = []
+    for minute in (1, 2, 3):
+        now = at(60 * minute)
+        status, more, _ = drive_release(
+            spec,
+            status,
+            world,
+            now,
+            approvals=approvals(),
+            measurements={"error-ratio": Measurement(0.01, now)},
+        )
+        assert status is not None
+        seen += more
+    assert seen.count("CanaryStep") == 3
+    assert "CanaryPassed" in seen
+    assert status.stage in (Stage.APPROVED, Stage.PRODUCTION)
+    assert status.serving is not None
+    assert status.serving.passed
+
+
+def test_the_first_release_says_there_is_nothing_to_compare_with() -> None:
+    world = World(alias_version=None)
+    spec = release(analysis=ERROR_RATIO)
+    _, seen, decisions = drive_release(spec, None, world, at(0))
+    assert "CanaryWithoutBaseline" in seen
+    assert seen.index("Staged") < seen.index("CanaryWithoutBaseline")
+    message = next(
+        e.message for d in decisions for e in d.events if e.reason.name == "CanaryWithoutBaseline"
+    )
+    assert "nothing to compare" in message
+    assert "CanaryPassed" not in seen
+
+
+def test_a_first_release_that_fails_alone_is_rolled_back_and_scaled_to_zero() -> None:
+    status, world, spec = first_release(analysis=ERROR_RATIO)
+    d = decide_release(
+        spec, status, world.observe(measurements={"error-ratio": Measurement(0.3, at(60))}), at(60)
+    )
+    assert d.status.stage is Stage.ROLLED_BACK
+    assert RevertChildRollout(child_rollout_name(spec), None) in d.actions
+    assert world.alias_version is None
+
+
+def test_a_first_release_without_analysis_passes_at_once_and_says_why() -> None:
+    world = World(alias_version=None)
+    spec = release()
+    _, _, decisions = drive_release(spec, None, world, at(0))
+    passed_events = [
+        e.message for d in decisions for e in d.events if e.reason.name == "CanaryPassed"
+    ]
+    assert len(passed_events) == 1
+    assert "nothing to compare with" in passed_events[0]
+
+
+def test_a_later_release_through_an_existing_child_is_a_real_canary() -> None:
+    world = World()
+    world.seed_child(server_template())
+    spec = release(analysis=ERROR_RATIO)
+    status, seen, _ = drive_release(spec, None, world, at(0))
+    assert status is not None
+    assert status.serving is not None
+    assert not status.serving.solo
+    assert "CanaryWithoutBaseline" not in seen

@@ -342,7 +342,9 @@ def template_back_to_stable_cancels() -> Case:
         status=status,
         obs=cluster.observe(V1),
         now=at(100),
-        phase=Phase.HEALTHY,
+        # Healthy once the router shows the canary's share gone (the next pass).
+        phase=Phase.PROGRESSING,
+        message="waiting for the router to report 0% to the canary (25%)",
         events=["CanaryCancelled"],
         fields={"canary_revision": None, "stable_revision": R1, "canary_weight": 0},
         actions=[
@@ -352,7 +354,7 @@ def template_back_to_stable_cancels() -> Case:
             PointCanaryService(CANARY_SVC, R1),
             DeleteRevision(R2),
         ],
-        requeue=None,
+        requeue=5.0,
     )
 
 
@@ -761,7 +763,8 @@ def promote_full_completes_when_ready() -> Case:
         status=d.status,
         obs=cluster.observe(V2, requests=(_req(RequestKind.PROMOTE_FULL, "n"),)),
         now=at(55),
-        phase=Phase.HEALTHY,
+        phase=Phase.PROGRESSING,
+        message="waiting for the router to report 0% to the canary (10%)",
         events=["RolloutCompleted"],
         fields={"stable_revision": R2, "canary_revision": None},
     )
@@ -904,7 +907,8 @@ def completion_promotes() -> Case:
         status=before,
         obs=cluster.observe(V2),
         now=at(20),
-        phase=Phase.HEALTHY,
+        phase=Phase.PROGRESSING,
+        message="waiting for the router to report 0% to the canary (100%)",
         events=["StepAdvanced", "RolloutCompleted"],
         fields={
             "stable_revision": R2,
@@ -918,7 +922,7 @@ def completion_promotes() -> Case:
             SetWeight(R2, R2, 0),
             PointCanaryService(CANARY_SVC, R2),
         ],
-        requeue=30.0,
+        requeue=5.0,
     )
 
 
@@ -967,11 +971,12 @@ def zero_scale_down_delay() -> Case:
         status=before,
         obs=cluster.observe(V2),
         now=at(10),
-        phase=Phase.HEALTHY,
+        phase=Phase.PROGRESSING,
+        message="waiting for the router to report 0% to the canary (100%)",
         events=["StepAdvanced", "RolloutCompleted", "RevisionRetired"],
         contains=[DeleteRevision(R1)],
         fields={"retired_revisions": []},
-        requeue=None,
+        requeue=5.0,
     )
 
 
@@ -1555,3 +1560,20 @@ def test_template_back_to_a_rolled_back_revision_drops_the_running_canary() -> N
     again = decide(spec, first.status, obs, now)
     assert again.status == first.status
     assert again.events == ()
+
+
+def test_completion_is_healthy_once_the_router_shows_it() -> None:
+    """The status records the completion before the router is told (write-ahead); Ready
+    becomes True on the pass that observes the canary's share gone, with no new event."""
+    case = completion_promotes()
+    decision = decide(case.spec, case.status, case.obs, case.now)
+    assert decision.status.phase is Phase.PROGRESSING
+    assert not decision.status.is_true(ConditionType.READY)
+    cluster = Cluster()
+    cluster.revisions = dict(case.obs.revisions)
+    cluster.weight = case.obs.actual_weight or 0
+    cluster.apply(decision)
+    after = decide(case.spec, decision.status, cluster.observe(V2), at(21))
+    assert after.status.phase is Phase.HEALTHY
+    assert after.status.is_true(ConditionType.READY)
+    assert reasons(after) == []

@@ -8,8 +8,8 @@ from rollwise.core.status import (
     ConditionType,
     Phase,
     RolloutStatus,
-    format_time,
 )
+from rollwise.core.status_model import format_time
 
 T = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -16,8 +16,10 @@ from rollwise.adapters.kube import PASS_CACHE, WatchCache
 from rollwise.adapters.metrics.base import MetricProvider, NopProvider
 from rollwise.adapters.traffic.base import NopRouter, RouterContext, TrafficRouter
 from rollwise.adapters.workloads import RolloutRef
+from rollwise.core.events import Event, LoggedEvent, event_name
+from rollwise.core.modelrelease_reasons import ALL_RELEASE_REASONS
 from rollwise.core.observations import RevisionState
-from rollwise.core.rollout import Event
+from rollwise.core.reasons import ALL_REASONS, EventType
 from rollwise.core.spec import TrafficRouting
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.reconcile import Memory, PassResult, Ports, RolloutObject, reconcile
@@ -71,6 +73,14 @@ def rollout_body(image: str = "demo:1", **canary: Any) -> dict[str, Any]:
     }
 
 
+_REASONS = {reason.name: reason for reason in (*ALL_REASONS, *ALL_RELEASE_REASONS)}
+
+
+def as_event(entry: LoggedEvent) -> Event:
+    """The core event a logged entry stands for."""
+    return Event(EventType(entry.type), _REASONS[entry.reason], entry.message)
+
+
 def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
     for key, value in patch.items():
         if value is None:
@@ -90,6 +100,8 @@ class FakeCluster:
     events: list[Event] = field(default_factory=list)
     conflict_next_patch: bool = False
     reads: int = 0
+    #: Names of the logged events posted (a second post of one is refused, as AlreadyExists).
+    event_names: set[str] = field(default_factory=set)
 
     def read_rollout(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.reads += 1
@@ -112,6 +124,14 @@ class FakeCluster:
 
     def post_event(self, rollout: RolloutObject, event: Event) -> None:
         self.events.append(event)
+
+    def post_logged(self, rollout: RolloutObject, entry: LoggedEvent) -> bool:
+        name = event_name(rollout.name, rollout.uid, entry.seq)
+        if name in self.event_names:
+            return False
+        self.event_names.add(name)
+        self.events.append(as_event(entry))
+        return True
 
     def bump(self) -> None:
         assert self.body is not None

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from rollwise.adapters.errors import Conflict, NotOwned, ProviderUnavailable, Unavailable
+from rollwise.adapters.errors import (
+    Conflict,
+    NotOwned,
+    ProviderUnavailable,
+    QueryRefused,
+    Unavailable,
+)
 from rollwise.adapters.kube import ROLLOUTS, WatchCache
 from rollwise.core.observations import revision_of
 from rollwise.core.rollout import POLL_SECONDS
@@ -355,3 +361,41 @@ def test_merge_patch_diff(old: dict | None, new: dict, patch: dict) -> None:  # 
 def test_backoff_grows_and_is_capped() -> None:
     assert [backoff(n) for n in (1, 2, 3)] == [2, 4, 8]
     assert backoff(50) == BACKOFF_MAX_SECONDS
+
+
+# ------------------------------------------------------------------ queries checked before traffic
+
+
+def test_a_query_prometheus_cannot_parse_stops_a_new_rollout_before_anything_is_created() -> None:
+    sample = 'error_ratio{revision="0000000000"}'
+    w = world()
+    w.provider().unparsable[sample] = QueryRefused(
+        'bad_data: invalid parameter "query": 1:21: parse error: unexpected "}"'
+    )
+    w.run()
+    assert w.provider().parsed == [sample]
+    assert w.workloads.deployments == {}
+    assert w.workloads.writes == 0
+    assert conditions(w)["InvalidSpec"] == "True"
+    assert conditions(w)["QueriesVerified"] == "False"
+    assert "analysis.metrics[0].provider.prometheus.query" in w.status["message"]
+    assert "1:21: parse error" in w.status["message"]
+    assert w.cluster.reasons == ["InvalidSpec"]
+    # Checked once: the refusal is recorded, later passes do not ask again.
+    w.clock.advance(300)
+    w.run()
+    assert w.provider().parsed == [sample]
+
+
+def test_queries_are_checked_again_while_the_provider_is_unreachable() -> None:
+    sample = 'error_ratio{revision="0000000000"}'
+    w = world()
+    w.provider().unparsable[sample] = ProviderUnavailable("connection refused")
+    healthy(w)
+    assert conditions(w)["QueriesVerified"] == "Unknown"
+    assert w.provider().parsed == [sample]
+    del w.provider().unparsable[sample]
+    w.clock.advance(60)
+    w.run()
+    assert conditions(w)["QueriesVerified"] == "True"
+    assert w.provider().parsed == [sample, sample]

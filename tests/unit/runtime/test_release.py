@@ -18,6 +18,7 @@ from typing import Any
 from rollwise.adapters.errors import Conflict, ManifestRefused, RegistryUnavailable
 from rollwise.adapters.registry.base import AliasTarget, NopAliasStore
 from rollwise.adapters.releases import PROMOTE_FULL, ReleaseRef
+from rollwise.core.events import Event, LoggedEvent, event_name
 from rollwise.core.modelrelease import (
     GATE_APPROVALS,
     GateResult,
@@ -27,7 +28,6 @@ from rollwise.core.modelrelease import (
     load_release_spec,
 )
 from rollwise.core.modelrelease_status import GateStatus
-from rollwise.core.rollout import Event
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.reconcile import merge_patch_diff
@@ -38,6 +38,7 @@ from rollwise.runtime.release import (
     reconcile_release,
     slot_holder,
 )
+from tests.unit.runtime.fakes import as_event
 
 NS = "ml"
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -98,6 +99,8 @@ class FakeCluster:
     patches: int = 0
     #: Conflict the next N status writes (somebody else wrote since the read).
     conflicts: int = 0
+    #: Names of the logged events posted (a second post of one is refused, as AlreadyExists).
+    event_names: set[str] = field(default_factory=set)
 
     def read_release(self, namespace: str, name: str) -> dict[str, Any] | None:
         body = self.bodies.get(name)
@@ -120,6 +123,14 @@ class FakeCluster:
 
     def post_release_event(self, release: ReleaseRef, event: Event) -> None:
         self.events.append((release.name, event))
+
+    def post_release_logged(self, release: ReleaseRef, entry: LoggedEvent) -> bool:
+        name = event_name(release.name, release.uid, entry.seq)
+        if name in self.event_names:
+            return False
+        self.event_names.add(name)
+        self.events.append((release.name, as_event(entry)))
+        return True
 
     def reasons(self, name: str) -> list[str]:
         return [e.reason.name for n, e in self.events if n == name]

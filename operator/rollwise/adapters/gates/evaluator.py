@@ -68,7 +68,7 @@ from rollwise.core.modelrelease import (
 )
 from rollwise.core.modelrelease_status import GateStatus
 from rollwise.core.spec import FreezeWindow, ModelReleaseSpec, SBOMSource
-from rollwise.core.status import format_time
+from rollwise.core.status_model import format_time
 
 #: Largest artifact whose digest the operator computes (10 GiB).
 DEFAULT_MAX_ARTIFACT_BYTES = 10 * 1024**3

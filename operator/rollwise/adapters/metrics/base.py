@@ -21,6 +21,12 @@ class MetricProvider(Protocol):
         """The query's single value now; None for an empty result."""
         ...
 
+    def parse(self, query: str, timeout_s: float) -> None:
+        """Checks that the provider can parse ``query``, evaluating as little as it can.
+        Raises ``QueryRefused`` when it cannot, ``ProviderUnavailable`` when it cannot be
+        asked now; a query that parses but may fail on data later passes."""
+        ...
+
     def is_online(self) -> bool:
         """Whether the provider answers at all (never raises)."""
         ...
@@ -28,7 +34,8 @@ class MetricProvider(Protocol):
 
 class NopProvider:
     """Answers from a table: ``values[query]`` (a float, None, or a ``ProviderError`` to
-    raise), else ``default``. Records the queries it was asked."""
+    raise), else ``default``. ``parse`` raises ``unparsable[query]`` when the table has one
+    (a ``ProviderError``), else accepts. Records the queries it was asked and parsed."""
 
     def __init__(
         self,
@@ -36,11 +43,14 @@ class NopProvider:
         *,
         default: float | None = None,
         online: bool = True,
+        unparsable: Mapping[str, ProviderError] | None = None,
     ) -> None:
         self.values = dict(values or {})
         self.default = default
         self.online = online
+        self.unparsable = dict(unparsable or {})
         self.queries: list[str] = []
+        self.parsed: list[str] = []
 
     def query(self, query: str, timeout_s: float) -> float | None:
         self.queries.append(query)
@@ -48,6 +58,12 @@ class NopProvider:
         if isinstance(value, ProviderError):
             raise value
         return value
+
+    def parse(self, query: str, timeout_s: float) -> None:
+        self.parsed.append(query)
+        refusal = self.unparsable.get(query)
+        if refusal is not None:
+            raise refusal
 
     def is_online(self) -> bool:
         return self.online

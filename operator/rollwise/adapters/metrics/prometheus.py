@@ -31,7 +31,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from rollwise.adapters.errors import ProviderUnavailable, QueryError
+from rollwise.adapters.errors import ProviderUnavailable, QueryError, QueryRefused
 
 #: Seconds added to a query's timeout for the HTTP request (the answer must still arrive).
 HTTP_SLACK_S = 1.0
@@ -69,6 +69,12 @@ def error_from_client(
     if status in (400, 422):
         return QueryError(f"Prometheus refused the query {query!r}: {text}")
     return ProviderUnavailable(f"Prometheus answered {status} to {query!r}: {text}")
+
+
+def status_of(exc: PrometheusApiClientException) -> int | None:
+    """The HTTP status of a non-200 answer (None when the exception does not say)."""
+    match = _STATUS_MESSAGE.match(str(exc))
+    return int(match.group(1)) if match is not None else None
 
 
 def _number(value: Any, query: str) -> float:
@@ -152,6 +158,40 @@ class PrometheusProvider:
             raise ProviderUnavailable(f"Prometheus at {self.url} unreachable: {exc}") from exc
         return value_of(result, query)
 
+    def parse(self, query: str, timeout_s: float) -> None:
+        """An instant query evaluated at the Unix epoch: Prometheus parses it like any other
+        query (and answers 400 ``bad_data`` naming the position when it cannot), but holds no
+        data that old, so nothing of weight is evaluated. A 422 is an execution error: the
+        query parsed."""
+        if not timeout_s > 0 or not math.isfinite(timeout_s):
+            raise ValueError(f"timeout_s must be a positive number, got {timeout_s}")
+        try:
+            self._client.custom_query(
+                query,
+                params={"time": "1", "timeout": f"{timeout_s:g}s"},
+                timeout=timeout_s + HTTP_SLACK_S,
+            )
+        except PrometheusApiClientException as exc:
+            status = status_of(exc)
+            if status == 422:
+                return
+            error = error_from_client(exc, query)
+            if status == 400:
+                match = _STATUS_MESSAGE.match(str(exc))
+                text = _error_text(match.group(2)) if match is not None else str(exc)
+                raise QueryRefused(text) from exc
+            raise error from exc
+        except (requests.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ProviderUnavailable(
+                f"Prometheus at {self.url} sent an unreadable answer: {exc!r}"
+            ) from exc
+        except requests.Timeout as exc:
+            raise ProviderUnavailable(
+                f"Prometheus at {self.url} did not answer within {timeout_s:g}s"
+            ) from exc
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ProviderUnavailable(f"Prometheus at {self.url} unreachable: {exc}") from exc
+
     def is_online(self) -> bool:
         try:
             return bool(self._client.check_prometheus_connection())
@@ -159,4 +199,4 @@ class PrometheusProvider:
             return False
 
 
-__all__ = ["PrometheusProvider", "error_from_client", "value_of"]
+__all__ = ["PrometheusProvider", "error_from_client", "status_of", "value_of"]

@@ -1,0 +1,212 @@
+"""Queries checked before traffic: a metric's query is parsed by its provider when the spec is
+seen, not at the first canary step.
+
+A query that does not parse is a spec error like any other (``InvalidSpec``, no action), found
+while the object is still new rather than minutes into a canary, where it would only pause the
+rollout on ``MeasurementError``. The runtime renders each query with sample placeholder values
+(:func:`sample_context`: the revisions are not known yet when a spec is first seen) and asks
+the provider to parse it; the core records the outcome in ``status.queries`` under a digest of
+the queries (:func:`queries_digest`), so each set of queries is checked once, not on every
+pass.
+
+A provider that cannot be reached never blocks anything: the queries are recorded as
+``Unverified`` (condition ``QueriesVerified`` Unknown) and checked again every
+:data:`RECHECK_SECONDS` until it answers; the rollout meanwhile proceeds, and a query that
+turns out not to parse then makes the spec invalid.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from rollwise.core.durations import add_seconds
+from rollwise.core.spec import AnalysisSpec, Metric, Step
+from rollwise.core.status_model import StatusModel, Time
+
+#: Seconds between checks while the provider cannot be reached.
+RECHECK_SECONDS = 60.0
+
+#: The revision a query is rendered with when it is checked (a revision id's shape).
+SAMPLE_REVISION = "0000000000"
+
+#: How many refused queries an InvalidSpec message names.
+SHOWN_REFUSALS = 5
+
+
+class QueryState(StrEnum):
+    """``status.queries.state``."""
+
+    VERIFIED = "Verified"
+    REFUSED = "Refused"
+    UNVERIFIED = "Unverified"
+
+
+class QueryVerification(StatusModel):
+    """``status.queries``: the outcome of checking one set of queries (``digest``)."""
+
+    digest: str
+    state: QueryState
+    checked_at: Time
+    #: Refused: one spec error per refused query (at most :data:`SHOWN_REFUSALS`, then a count).
+    refused: list[str] = Field(default_factory=list)
+    #: Unverified: why the provider could not be asked.
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class QueryRefusal:
+    """A query the provider refused to parse: which metric, and the provider's message (it
+    names the position, e.g. Prometheus' ``parse error at char 35``)."""
+
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class QueryCheck:
+    """What the runtime found when it checked the queries of ``digest`` this pass."""
+
+    digest: str
+    refused: tuple[QueryRefusal, ...] = ()
+    #: Set when the provider could not be asked (unreachable, timeout): queries unverified.
+    unreachable: str | None = None
+
+
+def canary_metrics(
+    steps: Sequence[Step], analysis: AnalysisSpec | None, where: str
+) -> list[tuple[str, Metric]]:
+    """Every metric a canary can measure, with the spec path that names it (``where`` is the
+    canary's path, e.g. ``spec.strategy.canary``): the background analysis first, then each
+    analysis step's own metrics."""
+    found: list[tuple[str, Metric]] = []
+    for i, metric in enumerate(analysis.metrics if analysis is not None else ()):
+        found.append((f"{where}.analysis.metrics[{i}]", metric))
+    for s, step in enumerate(steps):
+        own = step.analysis.metrics if step.analysis is not None else None
+        for i, metric in enumerate(own or ()):
+            found.append((f"{where}.steps[{s}].analysis.metrics[{i}]", metric))
+    return found
+
+
+def queries_digest(metrics: Iterable[tuple[str, Metric]]) -> str:
+    """A digest of what a check depends on: each metric's path, provider address and query.
+    Empty when there is nothing to check."""
+    items = sorted(
+        (path, m.provider.prometheus.address or "", m.provider.prometheus.query)
+        for path, m in metrics
+    )
+    if not items:
+        return ""
+    text = json.dumps(items, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def sample_context(
+    namespace: str, name: str, stable_service: str, canary_service: str
+) -> dict[str, str]:
+    """Placeholder values to render a query with for its check."""
+    return {
+        "namespace": namespace,
+        "name": name,
+        "stableRevision": SAMPLE_REVISION,
+        "canaryRevision": SAMPLE_REVISION,
+        "stableService": stable_service,
+        "canaryService": canary_service,
+    }
+
+
+def check_due(digest: str, recorded: QueryVerification | None, now: datetime) -> bool:
+    """Whether the runtime should check the queries of ``digest`` this pass."""
+    if not digest:
+        return False
+    if recorded is None or recorded.digest != digest:
+        return True
+    if recorded.state is QueryState.UNVERIFIED:
+        return now >= add_seconds(recorded.checked_at, RECHECK_SECONDS)
+    return False
+
+
+def verification(
+    digest: str,
+    recorded: QueryVerification | None,
+    check: QueryCheck | None,
+    now: datetime,
+) -> QueryVerification | None:
+    """``status.queries`` after this pass: the new check's outcome when there is one for the
+    current digest, else what was recorded (None when there is nothing to check)."""
+    if not digest:
+        return None
+    if check is None or check.digest != digest:
+        return recorded if recorded is not None and recorded.digest == digest else None
+    if check.refused:
+        shown = check.refused[:SHOWN_REFUSALS]
+        lines = [f"{r.field}: the provider refused the query: {r.message}" for r in shown]
+        if len(check.refused) > SHOWN_REFUSALS:
+            lines.append(f"... and {len(check.refused) - SHOWN_REFUSALS} more")
+        return QueryVerification(
+            digest=digest, state=QueryState.REFUSED, checked_at=now, refused=lines
+        )
+    if check.unreachable is not None:
+        return QueryVerification(
+            digest=digest,
+            state=QueryState.UNVERIFIED,
+            checked_at=now,
+            message=check.unreachable,
+        )
+    return QueryVerification(digest=digest, state=QueryState.VERIFIED, checked_at=now)
+
+
+def refusals(recorded: QueryVerification | None, digest: str) -> list[str]:
+    """The spec errors the recorded check stands for (none unless it refused these queries)."""
+    if recorded is None or recorded.digest != digest or recorded.state is not QueryState.REFUSED:
+        return []
+    return list(recorded.refused)
+
+
+def condition_of(recorded: QueryVerification | None, digest: str) -> tuple[str, str, str] | None:
+    """The ``QueriesVerified`` condition as (status, reason, message) for the queries of
+    ``digest``; None when there are no queries (no condition)."""
+    if not digest:
+        return None
+    state = recorded.state if recorded is not None and recorded.digest == digest else None
+    if state is QueryState.VERIFIED:
+        return "True", "Verified", "the provider parsed every query"
+    if state is QueryState.REFUSED:
+        return "False", "QueryRefused", "; ".join(refusals(recorded, digest))
+    if state is QueryState.UNVERIFIED and recorded is not None:
+        return "Unknown", "ProviderUnreachable", f"queries not verified yet: {recorded.message}"
+    return "Unknown", "NotChecked", "queries not checked yet"
+
+
+def recheck_at(recorded: QueryVerification | None) -> datetime | None:
+    """When to look again for an unverified check (None otherwise)."""
+    if recorded is None or recorded.state is not QueryState.UNVERIFIED:
+        return None
+    return add_seconds(recorded.checked_at, RECHECK_SECONDS)
+
+
+__all__ = [
+    "RECHECK_SECONDS",
+    "SAMPLE_REVISION",
+    "QueryCheck",
+    "QueryRefusal",
+    "QueryState",
+    "QueryVerification",
+    "canary_metrics",
+    "check_due",
+    "condition_of",
+    "queries_digest",
+    "recheck_at",
+    "refusals",
+    "sample_context",
+    "verification",
+]
