@@ -186,6 +186,7 @@ class Cluster:
         components/                kubeconfigs of kube-controller-manager, kube-scheduler, kwok
         logs/<process>.log, logs/audit.log (JSON lines)
         state.json                 pids, ports, paths
+        kubectl-cache/, flexvolume/  kept here rather than under $HOME or /usr/libexec
 
     etcd's data lives in a fresh directory under ``/dev/shm`` (``shm_root``), removed by
     ``down``; it survives kill -9 of etcd, so restarts find the data again.
@@ -466,17 +467,23 @@ class Cluster:
         self.start_etcd(timeout=timeout)
 
     def compact_etcd(self) -> int:
-        """Compacts etcd up to its current revision, as kube-apiserver's own compactor does
-        every five minutes (recording the revision under ``compact_rev_key`` first, which
-        kube-apiserver watches). Returns that revision.
+        """Compacts etcd's history up to now, as kube-apiserver's own compactor does every five
+        minutes: the revision goes under ``compact_rev_key`` (which kube-apiserver watches),
+        and that write is the revision compacted to, so every change made before the call is
+        history no longer kept. Returns the revision.
 
-        A watch from a resourceVersion older than it then answers 410 Gone whenever it reaches
-        etcd: with ``watch_cache=False`` at once; with the watch cache, once the version is
-        older than what the cache holds, for instance after ``restart_apiserver()``."""
-        revision = int(
-            self._etcd("/v3/kv/range", {"key": _b64("compact_rev_key")})["header"]["revision"]
-        )
-        self._etcd("/v3/kv/put", {"key": _b64("compact_rev_key"), "value": _b64(str(revision))})
+        A watch from a resourceVersion older than the newest change then answers 410 Gone
+        whenever it reaches etcd: at once for resources without a watch cache (events, or all
+        of them with ``watch_cache=False``); for cached ones once the version is older than
+        what the cache holds, for instance after ``restart_apiserver()``. A watch from the
+        newest resourceVersion lost nothing and goes on."""
+        key = _b64("compact_rev_key")
+        current = int(self._etcd("/v3/kv/range", {"key": key})["header"]["revision"])
+        put = self._etcd("/v3/kv/put", {"key": key, "value": _b64(str(current + 1))})
+        revision = int(put["header"]["revision"])
+        if revision != current + 1:
+            # Something else wrote in between: record the revision actually compacted to.
+            self._etcd("/v3/kv/put", {"key": key, "value": _b64(str(revision))})
         self._etcd("/v3/kv/compaction", {"revision": str(revision), "physical": True})
         return revision
 
@@ -570,9 +577,17 @@ class Cluster:
         timeout: float = 60.0,
         check: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        """Runs the cluster's kubectl as ``user``."""
+        """Runs the cluster's kubectl as ``user``, with a discovery cache of this cluster's own
+        (a later cluster on the same port may serve other resources)."""
         proc = subprocess.run(
-            [str(self.kubectl_path), "--kubeconfig", str(self.kubeconfig_of(user)), *args],
+            [
+                str(self.kubectl_path),
+                "--kubeconfig",
+                str(self.kubeconfig_of(user)),
+                "--cache-dir",
+                str(self.directory / "kubectl-cache"),
+                *args,
+            ],
             input=input,
             capture_output=True,
             text=True,
@@ -614,7 +629,7 @@ class Cluster:
     def _prepare(self, bin_dir: Path) -> None:
         """Writes certificates, identities, kubeconfigs and configuration; records the state."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        for sub in ("pki", "config", "components", "identities"):
+        for sub in ("pki", "config", "components", "identities", "kubectl-cache"):
             shutil.rmtree(self.directory / sub, ignore_errors=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         for old in self.logs_dir.glob("*.log"):
@@ -768,6 +783,8 @@ class Cluster:
                     f"--cluster-signing-cert-file={pki_dir / 'ca.crt'}",
                     f"--cluster-signing-key-file={pki_dir / 'ca.key'}",
                     f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    # Its default is under /usr/libexec, which it would create.
+                    f"--flex-volume-plugin-dir={self.directory / 'flexvolume'}",
                     # Client-side rate limits would pace rollouts, not the API server.
                     "--kube-api-qps=200",
                     "--kube-api-burst=400",
