@@ -234,6 +234,18 @@ def test_never_ready_pods_run_but_stay_unready(cluster: Cluster, namespace: str)
         assert condition(pod, "Ready") == "False"
         assert all(c["ready"] is False for c in pod["status"]["containerStatuses"])
 
+    # Without the annotation a pod passes its readiness at last, keeping its address.
+    name, address = pods[0]["metadata"]["name"], pods[0]["status"]["podIP"]
+    cluster.kubectl(
+        "annotate", "pod", name, f"{NEVER_READY_ANNOTATION}-", "-n", namespace, check=True
+    )
+
+    def ready() -> dict[str, Any] | None:
+        pod = get_json(cluster, "pod", name, "-n", namespace)
+        return pod if condition(pod, "Ready") == "True" else None
+
+    assert eventually(ready, what="the pod becomes Ready")["status"]["podIP"] == address
+
 
 # --------------------------------------------------------------------------- audit, identity
 
