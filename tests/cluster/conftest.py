@@ -20,7 +20,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     if not any(item.get_closest_marker("cluster") for item in session.items):
         return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    # An xdist worker's terminal output is never shown; its stderr is the run's own.
+    worker = hasattr(session.config, "workerinput")
+    reporter = None if worker else session.config.pluginmanager.get_plugin("terminalreporter")
 
     def log(message: str) -> None:
         if reporter is not None:
