@@ -53,3 +53,10 @@ demo: system-deps $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(MLFLOW_VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The lab cluster's binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubectl, kwok), built from the pinned Go modules in hack/cluster/ once per machine into
+# ~/.cache/rollwise/cluster (ROLLWISE_CLUSTER_CACHE overrides the place); a no-op when built.
+.PHONY: cluster
+cluster: $(STAMP)
+	$(BIN)/python -m hack.cluster build

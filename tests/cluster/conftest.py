@@ -1,0 +1,33 @@
+"""Builds the lab cluster's binaries before any test that needs them runs.
+
+A cold build takes many minutes, far beyond a test's timeout; building after collection,
+outside any test, keeps the timeout for the tests themselves. With a warm cache this is a
+hash of a few files. pytest-xdist workers each get here: the build's file lock makes the
+first one build and the others wait for it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from hack.cluster import build
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    if not any(item.get_closest_marker("cluster") for item in session.items):
+        return
+    # An xdist worker's terminal output is never shown; its stderr is the run's own.
+    worker = hasattr(session.config, "workerinput")
+    reporter = None if worker else session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def log(message: str) -> None:
+        if reporter is not None:
+            reporter.write_line(message)
+        else:
+            print(message, file=sys.__stderr__, flush=True)
+
+    build.ensure_built(log=log)
