@@ -39,7 +39,14 @@ import celpy
 
 from rollwise.core.durations import InvalidDuration, add_seconds, parse_seconds
 from rollwise.core.observations import Measurement
-from rollwise.core.spec import AnalysisSpec, Metric, RolloutSpec, Step, StepAnalysis
+from rollwise.core.spec import (
+    MAX_CONDITION_LENGTH,
+    AnalysisSpec,
+    Metric,
+    RolloutSpec,
+    Step,
+    StepAnalysis,
+)
 from rollwise.core.status import (
     KEPT_MEASUREMENTS,
     AnalysisRun,
@@ -60,12 +67,49 @@ class ConditionError(ValueError):
 _CEL_ENV = celpy.Environment()
 
 
+#: Most syntax-tree nodes a condition may have (``result < 0.05`` has 20, a range check with
+#: ``&&`` about 34). Together with :data:`FORBIDDEN_CEL_CALLS` it bounds what evaluating a
+#: condition can cost: every node is evaluated at most once.
+MAX_CONDITION_NODES = 200
+
+#: CEL calls a condition may not make: comprehensions (``all``, ``exists``, ... nest into
+#: loops whose cost multiplies) and regular expressions (``matches``: backtracking). A
+#: condition judges one number and needs none of them.
+FORBIDDEN_CEL_CALLS = frozenset({"all", "exists", "exists_one", "map", "filter", "matches"})
+
+
+def _bounded(tree: Any) -> str | None:
+    """Why a compiled condition could cost too much to evaluate (None when it cannot)."""
+    nodes = 0
+    for subtree in tree.iter_subtrees():
+        nodes += 1
+        if subtree.data in ("member_dot_arg", "ident_arg"):
+            for child in subtree.children:
+                if getattr(child, "type", None) == "IDENT" and str(child) in FORBIDDEN_CEL_CALLS:
+                    return f"{child}() is not allowed in a condition (it may cost too much)"
+    if nodes > MAX_CONDITION_NODES:
+        return f"too complex: {nodes} syntax nodes, at most {MAX_CONDITION_NODES}"
+    return None
+
+
 @lru_cache(maxsize=512)
 def _program(expression: str) -> Any:
-    """The compiled CEL program for ``expression``, compiled once per process."""
+    """The compiled CEL program for ``expression``, compiled once per process; refused when it
+    is too long or could cost too much to evaluate (see :func:`_bounded`)."""
+    if len(expression) > MAX_CONDITION_LENGTH:
+        raise ConditionError(
+            f"too long: {len(expression)} characters, at most {MAX_CONDITION_LENGTH}"
+        )
     try:
-        return _CEL_ENV.program(_CEL_ENV.compile(expression))
+        tree = _CEL_ENV.compile(expression)
     except Exception as exc:  # celpy raises its own parse error types
+        raise ConditionError(f"does not compile: {_first_line(exc)}") from exc
+    problem = _bounded(tree)
+    if problem is not None:
+        raise ConditionError(problem)
+    try:
+        return _CEL_ENV.program(tree)
+    except Exception as exc:
         raise ConditionError(f"does not compile: {_first_line(exc)}") from exc
 
 
@@ -434,7 +478,11 @@ def soonest_due(
 QUERY_PLACEHOLDERS = frozenset(
     {"namespace", "name", "stableRevision", "canaryRevision", "stableService", "canaryService"}
 )
-_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+#: ``{{`` + anything but braces + ``}}``; the name is the content stripped of white space.
+#: One greedy class and no optional parts: linear in the template's length whatever it holds
+#: (an unclosed ``{{`` followed by thousands of spaces included), so a spec cannot make the
+#: operator spin on it.
+_PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
 
 
 class QueryTemplateError(ValueError):
@@ -443,7 +491,7 @@ class QueryTemplateError(ValueError):
 
 def placeholders_of(template: str) -> list[str]:
     """Placeholder names in ``template``, in order of appearance."""
-    return [match.group(1) for match in _PLACEHOLDER.finditer(template)]
+    return [match.group(1).strip() for match in _PLACEHOLDER.finditer(template)]
 
 
 def unknown_placeholders(template: str) -> list[str]:
@@ -461,7 +509,7 @@ def render_query(template: str, context: dict[str, str]) -> str:
         raise QueryTemplateError(f"unknown placeholder {{{{{unknown[0]}}}}}")
 
     def replace(match: re.Match[str]) -> str:
-        key = match.group(1)
+        key = match.group(1).strip()
         if key not in context:
             raise QueryTemplateError(f"no value for placeholder {{{{{key}}}}}")
         return context[key]

@@ -24,6 +24,11 @@ DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
 Weight = Annotated[int, Field(ge=0, le=100)]
+
+#: Longest metric query and condition (the CRD's maxLength): a spec is tenant input, and
+#: everything the operator does with it must stay cheap.
+MAX_QUERY_LENGTH = 4096
+MAX_CONDITION_LENGTH = 512
 Sha256Digest = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$")]
 
 
@@ -61,7 +66,7 @@ class PrometheusProvider(Model):
     """
 
     address: str | None = None
-    query: str = Field(min_length=1)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
     timeout: Duration = "10s"
 
 
@@ -81,8 +86,8 @@ class Metric(Model):
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     interval: Duration | None = None
     count: int = Field(default=1, ge=1)
-    success_condition: str | None = None
-    failure_condition: str | None = None
+    success_condition: str | None = Field(default=None, max_length=MAX_CONDITION_LENGTH)
+    failure_condition: str | None = Field(default=None, max_length=MAX_CONDITION_LENGTH)
     threshold_range: ThresholdRange | None = None
     provider: MetricProvider
 

@@ -35,6 +35,7 @@ from rollwise.core.events import Event, LoggedEvent, event_name
 from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
 from rollwise.core.status_model import format_time
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.passes import QueryBudget
 from rollwise.runtime.reconcile import Ports, RolloutObject
 from rollwise.runtime.release import GatesPort, ReleasePorts
 
@@ -279,6 +280,8 @@ def build_ports(
     instance: str | None = None,
     providers: ProviderCache | None = None,
     record_key: bytes | None = None,
+    queries: QueryBudget | None = None,
+    allowed_prometheus: frozenset[str] | None = None,
 ) -> Ports:
     """The production ports over one ``ApiClient``; ``for_pass`` gives each reconcile pass
     its own read view (``PassView``), so a pass reads each object at most once."""
@@ -299,6 +302,8 @@ def build_ports(
             metrics=metrics,
             for_pass=lambda: over(kube.pass_view()),
             record_key=record_key,
+            queries=queries,
+            allowed_prometheus=allowed_prometheus,
         )
 
     return over(kube)
@@ -314,6 +319,8 @@ def build_release_ports(
     instance: str | None = None,
     providers: ProviderCache | None = None,
     mlflow_token: str | None = None,
+    queries: QueryBudget | None = None,
+    allowed_prometheus: frozenset[str] | None = None,
 ) -> ReleasePorts:
     """The production ports of the ModelRelease pass over one ``ApiClient``."""
     kube = KubeAPI(api, timeout=REQUEST_TIMEOUT)
@@ -337,6 +344,8 @@ def build_release_ports(
             default_prometheus=default_prometheus,
             metrics=metrics,
             for_pass=lambda: over(kube.pass_view()),
+            queries=queries,
+            allowed_prometheus=allowed_prometheus,
         )
 
     return over(kube)

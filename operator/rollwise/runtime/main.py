@@ -43,6 +43,7 @@ from rollwise.runtime.handlers import (
     watch_cache,
 )
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.passes import QueryBudget
 from rollwise.runtime.release_handlers import ReleaseRuntime, register_releases
 from rollwise.runtime.settings import Settings, SettingsError, apply_configmap, from_sources
 
@@ -176,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot read a secret file", error=str(exc))
         return 2
     providers = ProviderCache()
+    queries = QueryBudget(
+        settings.query_threads,
+        per_namespace=settings.namespace_queries or None,
+        max_timeout=settings.max_query_seconds,
+    )
     ports = build_ports(
         api,
         default_prometheus=settings.prometheus_url,
@@ -183,8 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         instance=settings.pod_name,
         providers=providers,
         record_key=record_key,
+        queries=queries,
+        allowed_prometheus=settings.allowed_prometheus,
     )
-    slots = PassSlots(2 * settings.workers)
+    slots = PassSlots(2 * settings.workers, settings.namespace_passes or None)
     runtime = Runtime(
         ports=ports,
         metrics=metrics,
@@ -214,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         instance=settings.pod_name,
         providers=providers,
         mlflow_token=mlflow_token.decode() if mlflow_token else None,
+        queries=queries,
+        allowed_prometheus=settings.allowed_prometheus,
     )
     register_releases(
         registry,
@@ -226,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         peering_priority=settings.peering_priority,
         metrics_port=port,
         prometheus=settings.prometheus_url,
+        prometheus_allowed=sorted(settings.allowed_prometheus),
+        namespace_passes=settings.namespace_passes or "unbounded",
+        namespace_queries=settings.namespace_queries or "unbounded",
         record_key="set" if record_key else "none (approvals, waivers and overrides never count)",
     )
     kopf_settings = operator_settings(settings.pod_name)
@@ -257,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             namespaces=settings.namespaces,
         )
     finally:
+        queries.close()
         providers.close()
         metrics.stop()
         api.close()

@@ -11,9 +11,11 @@ clients run in worker threads (``asyncio.to_thread``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from rollwise.adapters.errors import AdapterError, Conflict, KubeError, QueryRefused
 from rollwise.adapters.metrics.base import MetricProvider
@@ -35,6 +37,17 @@ NO_PROMETHEUS = (
     "no Prometheus address: set the metric's provider.prometheus.address "
     "or the operator's ROLLWISE_PROMETHEUS_URL"
 )
+
+
+#: Longest provider error a measurement keeps (it reaches status and events).
+MAX_MEASUREMENT_ERROR = 300
+
+
+def clip_error(text: str) -> str:
+    """A provider's error cut to :data:`MAX_MEASUREMENT_ERROR` characters."""
+    if len(text) <= MAX_MEASUREMENT_ERROR:
+        return text
+    return text[: MAX_MEASUREMENT_ERROR - 3] + "..."
 
 
 def error_code(error: BaseException) -> str:
@@ -136,12 +149,121 @@ def resolve_address(metric: Metric, default_prometheus: str | None) -> str | Non
     return metric.provider.prometheus.address or default_prometheus
 
 
-def metric_timeout(metric: Metric) -> float:
-    """The metric's query timeout in seconds (10 s when it cannot be read)."""
+def normal_url(url: str) -> str:
+    """A provider URL as the allow-list compares it (no trailing slash)."""
+    return url.strip().rstrip("/")
+
+
+def provider_problems(
+    metrics: Sequence[tuple[str, Metric]], allowed: frozenset[str] | None
+) -> list[str]:
+    """Spec errors for metrics that name a Prometheus the operator may not query: only the
+    addresses in ``allowed`` (operator settings: the default Prometheus and
+    ``prometheusAllowedURLs``) are ever contacted; None allows any (embedding and tests)."""
+    if allowed is None:
+        return []
+    problems: list[str] = []
+    for path, metric in metrics:
+        address = metric.provider.prometheus.address
+        if address and normal_url(address) not in allowed:
+            problems.append(
+                f"{path}.provider.prometheus.address: {address!r} is not a Prometheus this "
+                "operator may query (operator setting prometheusAllowedURLs; leave the "
+                "address out to use the operator's default)"
+            )
+    return problems
+
+
+#: Longest a metric query may take, whatever its spec asks (operator setting
+#: ``maxQueryTimeout``): a slow provider costs its namespace's budget, bounded.
+DEFAULT_MAX_QUERY_SECONDS = 30.0
+
+
+def metric_timeout(metric: Metric, cap: float = DEFAULT_MAX_QUERY_SECONDS) -> float:
+    """The metric's query timeout in seconds (10 s when it cannot be read), at most ``cap``."""
     try:
-        return parse_seconds(metric.provider.prometheus.timeout)
+        wanted = parse_seconds(metric.provider.prometheus.timeout)
     except InvalidDuration:
-        return 10.0
+        wanted = 10.0
+    return min(wanted, cap)
+
+
+T = TypeVar("T")
+
+
+class NamespaceShares:
+    """At most ``limit`` holders at once per namespace (no bound when ``limit`` is None): a
+    tenant's share of something all namespaces use. A namespace's semaphore lives while
+    somebody holds or waits for it."""
+
+    def __init__(self, limit: int | None) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"a namespace's share must be at least 1, not {limit}")
+        self.limit = limit
+        self._held: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def share(self, namespace: str | None) -> AsyncIterator[None]:
+        if self.limit is None or namespace is None:
+            yield
+            return
+        semaphore, users = self._held.get(namespace, (None, 0))
+        if semaphore is None:
+            semaphore = asyncio.Semaphore(self.limit)
+        self._held[namespace] = (semaphore, users + 1)
+        try:
+            async with semaphore:
+                yield
+        finally:
+            semaphore, users = self._held[namespace]
+            if users <= 1:
+                del self._held[namespace]
+            else:
+                self._held[namespace] = (semaphore, users - 1)
+
+    def in_use(self) -> dict[str, int]:
+        """Namespaces with holders or waiters, and how many."""
+        return {namespace: users for namespace, (_, users) in self._held.items()}
+
+
+class QueryBudget:
+    """Where metric queries and query checks run: a thread pool of their own (``threads``),
+    at most ``per_namespace`` of them in flight for any one namespace, each with a timeout of
+    at most ``max_timeout`` seconds.
+
+    A tenant whose specs point at a slow or hostile Prometheus then waits on its own share:
+    the other namespaces' queries keep their threads, and the passes' other blocking calls
+    (the API server's) never queue behind a query at all."""
+
+    def __init__(
+        self,
+        threads: int,
+        *,
+        per_namespace: int | None = None,
+        max_timeout: float = DEFAULT_MAX_QUERY_SECONDS,
+    ) -> None:
+        if threads < 1:
+            raise ValueError(f"queries need at least one thread, not {threads}")
+        self.threads = threads
+        self.per_namespace = per_namespace
+        self.max_timeout = max_timeout
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="rollwise-query")
+        self._namespaces = NamespaceShares(per_namespace)
+
+    async def run(self, namespace: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the query pool, within ``namespace``'s share."""
+        async with self._namespaces.share(namespace):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _call(budget: QueryBudget | None, namespace: str, fn: Callable[..., T], *args: Any) -> T:
+    if budget is None:
+        return await asyncio.to_thread(fn, *args)
+    return await budget.run(namespace, fn, *args)
 
 
 async def query_metric(
@@ -153,16 +275,19 @@ async def query_metric(
     metrics: OperatorMetrics | None,
     log: Any,
     name: str,
+    budget: QueryBudget | None = None,
+    namespace: str = "",
 ) -> Measurement:
     """One measurement: the provider's value, ``value=None`` for no data, or the provider's
-    error (counted in ``rollwise_api_errors_total``). Runs the synchronous client in a thread."""
+    error (counted in ``rollwise_api_errors_total``). Runs the synchronous client in a thread
+    (the ``budget``'s, within ``namespace``'s share, when given)."""
     try:
-        value = await asyncio.to_thread(provider.query, query, timeout)
+        value = await _call(budget, namespace, provider.query, query, timeout)
     except AdapterError as exc:
         if metrics is not None:
             metrics.api_error("prometheus_query", error_code(exc))
         log.warning("metric query failed", metric=name, error=exc.message)
-        return Measurement(value=None, at=now, error=exc.message)
+        return Measurement(value=None, at=now, error=clip_error(exc.message))
     return Measurement(value=value, at=now)
 
 
@@ -175,9 +300,12 @@ async def measure(
     now: datetime,
     metrics: OperatorMetrics | None,
     log: Any,
+    budget: QueryBudget | None = None,
+    namespace: str = "",
 ) -> dict[str, Measurement]:
     """The measurements of the ``due`` metrics, queried in parallel with their queries
     rendered over ``context``; a template or provider problem is a measurement's error."""
+    cap = budget.max_timeout if budget is not None else DEFAULT_MAX_QUERY_SECONDS
 
     async def one(metric: Metric) -> tuple[str, Measurement]:
         source = metric.provider.prometheus
@@ -191,11 +319,13 @@ async def measure(
         return metric.name, await query_metric(
             provider_for(address),
             query,
-            timeout=metric_timeout(metric),
+            timeout=metric_timeout(metric, cap),
             now=now,
             metrics=metrics,
             log=log,
             name=metric.name,
+            budget=budget,
+            namespace=namespace,
         )
 
     return dict(await asyncio.gather(*(one(metric) for metric in due)))
@@ -216,6 +346,8 @@ async def check_queries(
     provider_for: ProviderFactory,
     default_prometheus: str | None,
     log: Any,
+    budget: QueryBudget | None = None,
+    namespace: str = "",
 ) -> QueryCheck:
     """Asks each metric's provider to parse its query, rendered over ``context`` (sample
     placeholder values), in parallel. A refusal names the metric's spec path; a provider that
@@ -233,7 +365,7 @@ async def check_queries(
             return None
         timeout = min(metric_timeout(metric), CHECK_TIMEOUT_SECONDS)
         try:
-            await asyncio.to_thread(provider_for(address).parse, query, timeout)
+            await _call(budget, namespace, provider_for(address).parse, query, timeout)
         except QueryRefused as exc:
             return QueryRefusal(field=f"{path}.provider.prometheus.query", message=exc.message)
         except AdapterError as exc:
@@ -245,6 +377,48 @@ async def check_queries(
     refused = tuple(r for r in found if isinstance(r, QueryRefusal))
     unreachable = next((r for r in found if isinstance(r, str)), None)
     return QueryCheck(digest=digest, refused=refused, unreachable=unreachable)
+
+
+#: Longest the event loop waits for a spec's validation (off the loop, in a worker thread)
+#: before the spec counts as invalid. Validation is linear in the spec's size and CEL
+#: conditions are bounded (``core.analysis``); this bound keeps a future mistake there from
+#: ever stalling every other object, the liveness probe and the webhook.
+VALIDATION_TIMEOUT_SECONDS = 5.0
+
+SpecT = TypeVar("SpecT")
+
+
+class SpecMemory(Protocol):
+    """What a loop remembers of its object's spec: the validation of the last generation seen,
+    as (uid, generation, parsed spec or None, errors)."""
+
+    validated: tuple[str, int, Any, list[str]] | None
+
+
+async def validated(
+    memory: SpecMemory,
+    uid: str,
+    generation: int,
+    raw: Mapping[str, Any],
+    load: Callable[[dict[str, Any]], tuple[SpecT | None, list[str]]],
+    *,
+    log: Any,
+    timeout: float = VALIDATION_TIMEOUT_SECONDS,
+) -> tuple[SpecT | None, list[str]]:
+    """The spec parsed and validated by ``load``, once per generation, in a worker thread: a
+    spec is tenant input, and nothing done with it may run on the event loop. A validation
+    that takes longer than ``timeout`` makes the spec invalid (its thread finishes on its own;
+    the verdict is kept until the spec changes)."""
+    known = memory.validated
+    if known is not None and known[0] == uid and known[1] == generation:
+        return known[2], list(known[3])
+    try:
+        spec, errors = await asyncio.wait_for(asyncio.to_thread(load, dict(raw)), timeout)
+    except TimeoutError:
+        log.error("spec validation took too long; the spec counts as invalid", seconds=timeout)
+        spec, errors = None, [f"spec: validation did not finish within {timeout:g}s"]
+    memory.validated = (uid, generation, spec, list(errors))
+    return spec, list(errors)
 
 
 class EventMemory(Protocol):
@@ -352,25 +526,34 @@ __all__ = [
     "BACKOFF_MAX_SECONDS",
     "CHECK_TIMEOUT_SECONDS",
     "CONFLICT_RETRY_SECONDS",
+    "DEFAULT_MAX_QUERY_SECONDS",
     "EVENT_RETRY_SECONDS",
     "FOLLOW_UP_SECONDS",
     "NO_PROMETHEUS",
+    "VALIDATION_TIMEOUT_SECONDS",
     "EventMemory",
     "FailureMemory",
+    "NamespaceShares",
     "PassFailure",
     "ProviderFactory",
+    "QueryBudget",
+    "SpecMemory",
     "after_actions",
     "backoff",
     "check_queries",
+    "clip_error",
     "count_failure",
     "error_code",
     "events_posted",
     "measure",
     "metric_timeout",
+    "normal_url",
     "post_events",
     "post_logged",
+    "provider_problems",
     "query_metric",
     "resolve_address",
     "soonest",
     "status_write_failed",
+    "validated",
 ]
