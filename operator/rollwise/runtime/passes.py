@@ -421,6 +421,12 @@ async def validated(
     return spec, list(errors)
 
 
+def log_event(logger: Any, event_type: str, message: str, **fields: object) -> None:
+    """Logs an event at the level its type says: a Warning event is a warning line."""
+    level = logger.warning if event_type == "Warning" else logger.info
+    level(message, type=event_type, **fields)
+
+
 class EventMemory(Protocol):
     """What a loop remembers of its object's posted events: (uid, the sequence number up to
     which every logged event is known to be posted), or None before its first post."""
@@ -482,7 +488,7 @@ async def post_logged(
     for entry in created:
         if metrics is not None:
             metrics.event_posted()
-        logger.info(entry.message, reason=entry.reason, type=entry.type, seq=entry.seq)
+        log_event(logger, entry.type, entry.message, reason=entry.reason, seq=entry.seq)
     memory.events_posted = (uid, done)
     if error is not None:
         if metrics is not None:
@@ -514,7 +520,7 @@ async def post_events(
         return lost
 
     for event in events:
-        log.info(event.message, reason=event.reason.name, type=event.type.value)
+        log_event(log, event.type.value, event.message, reason=event.reason.name)
     for event, exc in await asyncio.to_thread(post_all):
         if metrics is not None:
             metrics.api_error("post_event", error_code(exc))
@@ -545,6 +551,7 @@ __all__ = [
     "count_failure",
     "error_code",
     "events_posted",
+    "log_event",
     "measure",
     "metric_timeout",
     "normal_url",

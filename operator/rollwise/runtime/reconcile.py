@@ -639,15 +639,33 @@ async def _decide_and_commit(
 # The pass
 
 
+def router_kind(spec: RolloutSpec | None) -> str:
+    """The ``router`` label of ``rollwise_rollout_info``."""
+    if spec is None:
+        return ""
+    routing = spec.strategy.canary.traffic_routing
+    if routing is None:
+        return "replicaRatio"
+    return "gatewayAPI" if routing.gateway_api is not None else "istio"
+
+
 def _record_metrics(
-    ports: Ports, obj: RolloutObject, decision: Decision, measured: Sequence[str]
+    ports: Ports,
+    obj: RolloutObject,
+    decision: Decision,
+    measured: Sequence[str],
+    spec: RolloutSpec | None,
 ) -> None:
     metrics = ports.metrics
     if metrics is None:
         return
     status = decision.status
     metrics.observe_status(
-        obj.namespace, obj.name, status.phase.value if status.phase else None, status.canary_weight
+        obj.namespace,
+        obj.name,
+        status.phase.value if status.phase else None,
+        status.canary_weight,
+        router_kind(spec),
     )
     run = status.analysis
     if run is not None:
@@ -657,8 +675,9 @@ def _record_metrics(
                 last = metric_run.measurements[-1]
                 verdict = "Error" if last.error else last.verdict.value
                 metrics.measured(obj.namespace, obj.name, name, verdict)
-    if any(e.reason in (R.ROLLED_BACK, R.ABORTED) for e in decision.events):
-        metrics.rolled_back(obj.namespace, obj.name)
+    for event in decision.events:
+        if event.reason in (R.ROLLED_BACK, R.ABORTED):
+            metrics.rolled_back(obj.namespace, obj.name, event.reason.name)
 
 
 async def reconcile(namespace: str, name: str, ports: Ports, memory: Memory) -> PassResult:
@@ -783,7 +802,7 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
             decision=decision,
             error=done.write_error.message,
         )
-    _record_metrics(ports, obj, decision, list(seen.observations.measurements))
+    _record_metrics(ports, obj, decision, list(seen.observations.measurements), seen.spec)
     log.debug(
         "pass done",
         phase=decision.status.phase.value if decision.status.phase else None,

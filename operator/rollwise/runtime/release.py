@@ -860,7 +860,13 @@ async def _reconcile(
     )
     if ports.metrics is not None:
         stage = decision.status.stage
-        ports.metrics.observe_release(namespace, name, stage.value if stage else None)
+        ports.metrics.observe_release(
+            namespace,
+            name,
+            stage.value if stage else None,
+            model=seen.spec.model if seen.spec is not None else "",
+            version=seen.spec.version if seen.spec is not None else "",
+        )
     log.debug(
         "pass done",
         stage=decision.status.stage.value if decision.status.stage else None,
