@@ -312,7 +312,7 @@ class Hostile:
     [
         pytest.param("huge", "larger than", id="gigabytes"),
         pytest.param("trickle", "did not arrive within", id="trickled-bytes"),
-        pytest.param("redirect", "unreachable", id="redirect-not-followed"),
+        pytest.param("redirect", "a redirect, not followed", id="redirect-not-followed"),
     ],
 )
 def test_a_hostile_answer_costs_bounded_memory_and_time(

@@ -934,3 +934,28 @@ def test_prometheus_and_tenancy_values_reach_the_operator(helm: Helm) -> None:
     assert env["ROLLWISE_PROMETHEUS_URL"] == "http://prometheus-operated.monitoring:9090"
     assert env["ROLLWISE_PROMETHEUS_ALLOWED_URLS"] == "http://a:9090,http://b:9090"
     assert env["ROLLWISE_NAMESPACE_PASSES"] == "5"
+
+
+def test_web_providers_reach_the_operator_with_their_headers_mounted(helm: Helm) -> None:
+    docs = helm.template(
+        "webProviders[0].name=slo",
+        "webProviders[0].url=https://slo.example/api",
+        "webProviders[0].headersSecret=slo-token",
+        "webProviders[1].name=public",
+        "webProviders[1].url=https://status.example",
+    )
+    container = _container(docs)
+    providers = json.loads(_env(container)["ROLLWISE_WEB_PROVIDERS"])
+    assert providers == [
+        {"name": "slo", "url": "https://slo.example/api", "headersDir": "/etc/rollwise/web/slo"},
+        {"name": "public", "url": "https://status.example"},
+    ]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["web-slo"]["mountPath"] == "/etc/rollwise/web/slo"
+    assert mounts["web-slo"]["readOnly"] is True
+    volumes = {
+        v["name"]: v for v in _one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }
+    assert volumes["web-slo"]["secret"]["secretName"] == "slo-token"
+    assert "web-public" not in volumes
+    assert "ROLLWISE_WEB_PROVIDERS" not in _env(_container(helm.template()))

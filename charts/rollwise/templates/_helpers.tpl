@@ -180,3 +180,19 @@ the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is n
 {{- end }}
 {{- join ";" $parts }}
 {{- end }}
+
+{{/*
+The web metric providers as the operator reads them (ROLLWISE_WEB_PROVIDERS): a JSON list of
+name, url and, for a provider with headers, the directory its Secret is mounted at.
+*/}}
+{{- define "rollwise.webProviders" -}}
+{{- $out := list -}}
+{{- range .Values.webProviders -}}
+{{- $one := dict "name" .name "url" .url -}}
+{{- if .headersSecret -}}
+{{- $_ := set $one "headersDir" (printf "/etc/rollwise/web/%s" .name) -}}
+{{- end -}}
+{{- $out = append $out $one -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}

@@ -10,6 +10,8 @@ caller catching transport errors catches them too)::
 
     AnswerTooLarge      the body is larger than max_bytes (also from Content-Length, at once)
     AnswerTooSlow       the body did not arrive within the time budget
+    RedirectRefused     the server answered with a redirect, which is never followed (the
+                        operator talks to the host it was configured with, nowhere else)
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class AnswerTooLarge(requests.RequestException):
 
 class AnswerTooSlow(requests.RequestException):
     """The answer's body did not arrive within its time budget."""
+
+
+class RedirectRefused(requests.RequestException):
+    """The server answered with a redirect; it is not followed."""
 
 
 def _read_budget(timeout: Any) -> float:
@@ -66,6 +72,10 @@ class BoundedAdapter(HTTPAdapter):
         response = super().send(
             request, stream=True, timeout=timeout, verify=verify, cert=cert, proxies=proxies
         )
+        if response.is_redirect:
+            status = response.status_code
+            response.close()
+            raise RedirectRefused(f"the server answered {status} (a redirect, not followed)")
         deadline = time.monotonic() + _read_budget(timeout)
         try:
             declared = int(response.headers.get("Content-Length", "0") or 0)
@@ -98,7 +108,6 @@ def bounded_session(max_bytes: int = DEFAULT_MAX_BYTES) -> requests.Session:
     """A session whose http and https answers are read within ``max_bytes`` and their
     timeouts; it follows no redirects (a provider the operator was pointed at answers itself)."""
     session = requests.Session()
-    session.max_redirects = 0
     adapter = BoundedAdapter(max_bytes)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -110,5 +119,6 @@ __all__ = [
     "AnswerTooLarge",
     "AnswerTooSlow",
     "BoundedAdapter",
+    "RedirectRefused",
     "bounded_session",
 ]

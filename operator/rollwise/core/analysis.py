@@ -27,6 +27,7 @@ Semantics (DESIGN §4):
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -36,11 +37,13 @@ from functools import lru_cache
 from typing import Any
 
 import celpy
+from jsonpath_ng.ext.parser import parse as parse_json_path
 
 from rollwise.core.durations import InvalidDuration, add_seconds, parse_seconds
 from rollwise.core.observations import Measurement
 from rollwise.core.spec import (
     MAX_CONDITION_LENGTH,
+    MAX_JSON_PATH_LENGTH,
     AnalysisSpec,
     Metric,
     RolloutSpec,
@@ -137,6 +140,31 @@ def check_condition(expression: str) -> str | None:
         evaluate_condition(expression, 1.0)
     except ConditionError as exc:
         return str(exc)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# JSONPath (web providers)
+
+
+@lru_cache(maxsize=512)
+def compile_json_path(expression: str) -> Any:
+    """The parsed JSONPath ``expression`` (``jsonpath_ng``'s extended dialect: filters and
+    arithmetic), parsed once per process; raises ``ValueError`` when it does not parse."""
+    try:
+        return parse_json_path(expression)
+    except Exception as exc:  # the parser raises several error types of its own
+        raise ValueError(_first_line(exc)) from exc
+
+
+def check_json_path(expression: str) -> str | None:
+    """Why ``expression`` is unusable as a web provider's jsonPath, or None."""
+    if len(expression) > MAX_JSON_PATH_LENGTH:
+        return f"too long: {len(expression)} characters, at most {MAX_JSON_PATH_LENGTH}"
+    try:
+        compile_json_path(expression)
+    except ValueError as exc:
+        return f"'{expression}' is not a JSONPath: {exc}"
     return None
 
 
@@ -515,6 +543,54 @@ def render_query(template: str, context: dict[str, str]) -> str:
         return context[key]
 
     return _PLACEHOLDER.sub(replace, template)
+
+
+def query_templates(metric: Metric) -> list[tuple[str, str]]:
+    """The templated texts of a metric's provider, each with its field under ``provider``:
+    a Prometheus query, or a web provider's path and body."""
+    source = metric.provider
+    if source.prometheus is not None:
+        return [("prometheus.query", source.prometheus.query)]
+    if source.web is not None:
+        texts = [("web.path", source.web.path)]
+        if source.web.body is not None:
+            texts.append(("web.body", source.web.body))
+        return texts
+    return []
+
+
+def timeout_text(metric: Metric) -> tuple[str, str]:
+    """The metric's query timeout as written, with its field under ``provider``."""
+    source = metric.provider
+    if source.web is not None:
+        return "web.timeout", source.web.timeout
+    if source.prometheus is not None:
+        return "prometheus.timeout", source.prometheus.timeout
+    return "timeout", "10s"
+
+
+def web_query(metric: Metric, context: dict[str, str]) -> str:
+    """A web provider's request, rendered over ``context``, as the provider's query text: the
+    canonical JSON of method, path, body and jsonPath (``adapters.metrics.web`` reads it)."""
+    web = metric.provider.web
+    if web is None:
+        raise QueryTemplateError(f"metric {metric.name} has no web provider")
+    request = {
+        "method": web.method.value,
+        "path": render_query(web.path, context),
+        "body": render_query(web.body, context) if web.body is not None else None,
+        "jsonPath": web.json_path,
+    }
+    return json.dumps(request, sort_keys=True, separators=(",", ":"))
+
+
+def render_metric(metric: Metric, context: dict[str, str]) -> str:
+    """The query the metric's provider runs now: the Prometheus query or the web request."""
+    if metric.provider.web is not None:
+        return web_query(metric, context)
+    if metric.provider.prometheus is not None:
+        return render_query(metric.provider.prometheus.query, context)
+    raise QueryTemplateError(f"metric {metric.name} has no provider")
 
 
 def query_context(

@@ -17,6 +17,7 @@ import gc
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -115,6 +116,20 @@ def read_secret_file(path: str | None) -> bytes | None:
         return handle.read().strip() or None
 
 
+def read_headers(directory: str | None) -> dict[str, str]:
+    """The headers of a web provider: one per file in ``directory`` (a mounted Secret), named
+    after the file, its content stripped of surrounding white space."""
+    if directory is None:
+        return {}
+    headers: dict[str, str] = {}
+    for path in sorted(Path(directory).iterdir()):
+        # A mounted Secret also holds kubelet's "..data" links; the keys are plain names.
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        headers[path.name] = path.read_text(encoding="utf-8").strip()
+    return headers
+
+
 def size_worker_pool(registry: kopf.OperatorRegistry, workers: int) -> None:
     """Registers a start-up activity that gives the event loop a default executor of
     ``workers`` threads. The passes' blocking calls run there (``asyncio.to_thread``); asyncio
@@ -176,7 +191,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, AdmissionSetupError) as exc:
         log.error("cannot read a secret file", error=str(exc))
         return 2
-    providers = ProviderCache()
+    try:
+        web = {
+            provider.name: (provider.url, read_headers(provider.headers_dir))
+            for provider in settings.web_providers
+        }
+    except OSError as exc:
+        log.error("cannot read a web provider's headers", error=str(exc))
+        return 2
+    providers = ProviderCache(web)
     queries = QueryBudget(
         settings.query_threads,
         per_namespace=settings.namespace_queries or None,
@@ -191,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         record_key=record_key,
         queries=queries,
         allowed_prometheus=settings.allowed_prometheus,
+        web_providers=settings.web_provider_names,
     )
     slots = PassSlots(2 * settings.workers, settings.namespace_passes or None)
     runtime = Runtime(
@@ -224,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mlflow_token=mlflow_token.decode() if mlflow_token else None,
         queries=queries,
         allowed_prometheus=settings.allowed_prometheus,
+        web_providers=settings.web_provider_names,
     )
     register_releases(
         registry,

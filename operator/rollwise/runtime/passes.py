@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from rollwise.adapters.errors import AdapterError, Conflict, KubeError, QueryRefused
 from rollwise.adapters.metrics.base import MetricProvider
-from rollwise.core.analysis import QueryTemplateError, render_query
+from rollwise.core.analysis import QueryTemplateError, render_metric, render_query, timeout_text
 from rollwise.core.durations import InvalidDuration, parse_seconds
 from rollwise.core.events import Event, EventLog, LoggedEvent
 from rollwise.core.observations import Measurement
@@ -144,9 +144,19 @@ def status_write_failed(
     return count_failure(memory, error.retry_after)
 
 
+#: Prefix of a named web provider in the provider factory's keys (``web:<name>``).
+WEB_PREFIX = "web:"
+
+
 def resolve_address(metric: Metric, default_prometheus: str | None) -> str | None:
-    """The Prometheus a metric is queried at: its own address, else the operator's default."""
-    return metric.provider.prometheus.address or default_prometheus
+    """Which provider answers a metric, as the provider factory's key: its Prometheus (its own
+    address, else the operator's default) or ``web:<name>`` for a named web provider."""
+    source = metric.provider
+    if source.web is not None:
+        return f"{WEB_PREFIX}{source.web.name}"
+    if source.prometheus is not None:
+        return source.prometheus.address or default_prometheus
+    return None
 
 
 def normal_url(url: str) -> str:
@@ -155,21 +165,28 @@ def normal_url(url: str) -> str:
 
 
 def provider_problems(
-    metrics: Sequence[tuple[str, Metric]], allowed: frozenset[str] | None
+    metrics: Sequence[tuple[str, Metric]],
+    allowed: frozenset[str] | None,
+    web: frozenset[str] | None = None,
 ) -> list[str]:
-    """Spec errors for metrics that name a Prometheus the operator may not query: only the
-    addresses in ``allowed`` (operator settings: the default Prometheus and
-    ``prometheusAllowedURLs``) are ever contacted; None allows any (embedding and tests)."""
-    if allowed is None:
-        return []
+    """Spec errors for metrics that name a provider the operator may not query: only the
+    Prometheus addresses in ``allowed`` (operator settings: the default Prometheus and
+    ``prometheusAllowedURLs``) and the web providers named in ``web`` (operator settings
+    ``webProviders``) are ever contacted; None allows any (embedding and tests)."""
     problems: list[str] = []
     for path, metric in metrics:
-        address = metric.provider.prometheus.address
-        if address and normal_url(address) not in allowed:
+        source = metric.provider
+        address = source.prometheus.address if source.prometheus is not None else None
+        if allowed is not None and address and normal_url(address) not in allowed:
             problems.append(
                 f"{path}.provider.prometheus.address: {address!r} is not a Prometheus this "
                 "operator may query (operator setting prometheusAllowedURLs; leave the "
                 "address out to use the operator's default)"
+            )
+        if web is not None and source.web is not None and source.web.name not in web:
+            problems.append(
+                f"{path}.provider.web.name: {source.web.name!r} is not a web provider of this "
+                "operator (operator setting webProviders)"
             )
     return problems
 
@@ -182,7 +199,7 @@ DEFAULT_MAX_QUERY_SECONDS = 30.0
 def metric_timeout(metric: Metric, cap: float = DEFAULT_MAX_QUERY_SECONDS) -> float:
     """The metric's query timeout in seconds (10 s when it cannot be read), at most ``cap``."""
     try:
-        wanted = parse_seconds(metric.provider.prometheus.timeout)
+        wanted = parse_seconds(timeout_text(metric)[1])
     except InvalidDuration:
         wanted = 10.0
     return min(wanted, cap)
@@ -308,12 +325,11 @@ async def measure(
     cap = budget.max_timeout if budget is not None else DEFAULT_MAX_QUERY_SECONDS
 
     async def one(metric: Metric) -> tuple[str, Measurement]:
-        source = metric.provider.prometheus
         address = resolve_address(metric, default_prometheus)
         if not address:
             return metric.name, Measurement(value=None, at=now, error=NO_PROMETHEUS)
         try:
-            query = render_query(source.query, dict(context))
+            query = render_metric(metric, dict(context))
         except QueryTemplateError as exc:
             return metric.name, Measurement(value=None, at=now, error=str(exc))
         return metric.name, await query_metric(
@@ -356,6 +372,8 @@ async def check_queries(
     already reports it."""
 
     async def one(path: str, metric: Metric) -> QueryRefusal | str | None:
+        if metric.provider.prometheus is None:
+            return None  # only Prometheus can parse a query; a jsonPath is checked in the spec
         address = resolve_address(metric, default_prometheus)
         if not address:
             return NO_PROMETHEUS
@@ -537,6 +555,7 @@ __all__ = [
     "FOLLOW_UP_SECONDS",
     "NO_PROMETHEUS",
     "VALIDATION_TIMEOUT_SECONDS",
+    "WEB_PREFIX",
     "EventMemory",
     "FailureMemory",
     "NamespaceShares",

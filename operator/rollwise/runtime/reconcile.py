@@ -190,6 +190,8 @@ class Ports:
     queries: QueryBudget | None = None
     #: The Prometheus addresses a spec may name (None: any, for embedding and tests).
     allowed_prometheus: frozenset[str] | None = None
+    #: The web providers a spec may name (None: any, for embedding and tests).
+    web_providers: frozenset[str] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,7 +415,7 @@ async def _check_queries(
     digest = queries_digest(metrics)
     if not check_due(digest, status.queries if status is not None else None, now):
         return None
-    if provider_problems(metrics, ports.allowed_prometheus):
+    if provider_problems(metrics, ports.allowed_prometheus, ports.web_providers):
         return None  # the spec is invalid anyway; nothing is sent to a host it chose
     canary = spec.strategy.canary
     return await check_queries(
@@ -456,7 +458,9 @@ async def _observe(
                 override,
             ),
         )
-    refused = provider_problems(rollout_metrics(spec), ports.allowed_prometheus)
+    refused = provider_problems(
+        rollout_metrics(spec), ports.allowed_prometheus, ports.web_providers
+    )
     if refused:
         # A spec naming a Prometheus the operator may not query is invalid: decided without
         # looking at the cluster, and no query goes to a host the spec chose.

@@ -195,6 +195,8 @@ class ReleasePorts:
     queries: QueryBudget | None = None
     #: The Prometheus addresses a spec may name (None: any, for embedding and tests).
     allowed_prometheus: frozenset[str] | None = None
+    #: The web providers a spec may name (None: any, for embedding and tests).
+    web_providers: frozenset[str] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,7 +419,7 @@ async def _measure(
     due = release_due_metrics(spec, status, now)
     if not due:
         return {}
-    if provider_problems(release_metrics(spec), ports.allowed_prometheus):
+    if provider_problems(release_metrics(spec), ports.allowed_prometheus, ports.web_providers):
         return {}
     return await measure(
         [d.metric for d in due],
@@ -501,7 +503,7 @@ async def _check_queries(
     digest = queries_digest(metrics)
     if not check_due(digest, status.queries if status is not None else None, now):
         return None
-    if provider_problems(metrics, ports.allowed_prometheus):
+    if provider_problems(metrics, ports.allowed_prometheus, ports.web_providers):
         return None  # the spec is invalid anyway; nothing is sent to a host it chose
     ref = spec.serving.inference_service_ref
     name = ref.name if ref is not None else child_rollout_name(spec)
@@ -612,7 +614,9 @@ async def _observe(
             query_check=query_check,
             events_posted=posted,
             reference_errors=tuple(
-                provider_problems(release_metrics(spec), ports.allowed_prometheus)
+                provider_problems(
+                    release_metrics(spec), ports.allowed_prometheus, ports.web_providers
+                )
             ),
         ),
         records,

@@ -34,6 +34,10 @@ Environment:
 * ``ROLLWISE_NAMESPACE_PASSES``: most reconcile passes of one namespace in flight at once
   (default 3; 0: no bound besides the total), so that one tenant's slow endpoints cannot take
   every pass slot.
+* ``ROLLWISE_WEB_PROVIDERS``: the web metric providers specs may name, a JSON list of
+  ``{"name": ..., "url": ..., "headersDir": ...}``: a spec's ``provider.web.name`` picks one,
+  its ``path`` is appended to ``url``, and every file in ``headersDir`` (a mounted Secret) is
+  sent as a header named after the file. A spec never chooses a host or a credential.
 * ``ROLLWISE_QUERY_THREADS``: threads that run metric queries, apart from the passes' other
   calls (default 8); ``ROLLWISE_NAMESPACE_QUERIES``: most queries of one namespace in flight
   at once (default 2; 0: no bound besides the threads).
@@ -66,7 +70,8 @@ ModelRelease governance (see docs/governance.md):
 * ``KUBECONFIG``: used by the Kubernetes client outside a cluster (in-cluster config first).
 
 The ConfigMap may carry ``prometheusURL``, ``prometheusAllowedURLs`` (comma- or
-newline-separated), ``maxQuerySeconds`` and ``resyncSeconds``; environment variables win.
+newline-separated), ``maxQuerySeconds``, ``webProviders`` (the JSON list above) and
+``resyncSeconds``; environment variables win.
 No I/O happens here except :func:`apply_configmap`, which the caller hands the ConfigMap's
 ``data`` it read.
 """
@@ -74,6 +79,7 @@ No I/O happens here except :func:`apply_configmap`, which the caller hands the C
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -116,6 +122,15 @@ class SettingsError(ValueError):
     """A flag, environment variable or ConfigMap key has an unusable value."""
 
 
+@dataclass(frozen=True)
+class WebProviderSetting:
+    """A web metric provider the operator offers: specs name it, the admin sets the rest."""
+
+    name: str
+    url: str
+    headers_dir: str | None = None
+
+
 class LogFormat(StrEnum):
     JSON = "json"
     CONSOLE = "console"
@@ -136,6 +151,7 @@ class Settings:
     metrics_port: int = DEFAULT_METRICS_PORT
     prometheus_url: str | None = None
     prometheus_allowed_urls: tuple[str, ...] = ()
+    web_providers: tuple[WebProviderSetting, ...] = ()
     max_query_seconds: float = DEFAULT_MAX_QUERY_SECONDS
     namespace_passes: int = DEFAULT_NAMESPACE_PASSES
     query_threads: int = DEFAULT_QUERY_THREADS
@@ -165,6 +181,10 @@ class Settings:
     @property
     def webhook_enabled(self) -> bool:
         return self.webhook_port > 0
+
+    @property
+    def web_provider_names(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.web_providers)
 
     @property
     def allowed_prometheus(self) -> frozenset[str]:
@@ -221,6 +241,34 @@ def _positive_seconds(value: str, what: str) -> float:
 def _urls(value: str, what: str) -> tuple[str, ...]:
     parts = [p.strip() for p in value.replace("\n", ",").split(",")]
     return tuple(dict.fromkeys(_check_url(p, what) for p in parts if p))
+
+
+def parse_web_providers(value: str, what: str) -> tuple[WebProviderSetting, ...]:
+    """``[{"name": ..., "url": ..., "headersDir": ...}, ...]`` as web provider settings."""
+    try:
+        raw = json.loads(value)
+    except ValueError as exc:
+        raise SettingsError(f"{what}: not JSON: {exc}") from None
+    if not isinstance(raw, list):
+        raise SettingsError(f"{what}: expected a JSON list of providers")
+    found: dict[str, WebProviderSetting] = {}
+    for i, item in enumerate(raw):
+        at = f"{what}[{i}]"
+        if not isinstance(item, dict) or set(item) - {"name", "url", "headersDir"}:
+            raise SettingsError(f"{at}: expected an object with name, url and headersDir")
+        name = str(item.get("name") or "")
+        if not name or len(name) > 63 or not set(name) <= _DNS_LABEL_CHARS:
+            raise SettingsError(f"{at}.name: {name!r} is not a DNS label")
+        if name in found:
+            raise SettingsError(f"{at}.name: {name!r} is listed twice")
+        url = _check_url(str(item.get("url") or ""), f"{at}.url")
+        headers = item.get("headersDir")
+        found[name] = WebProviderSetting(
+            name=name,
+            url=url,
+            headers_dir=_path(str(headers), f"{at}.headersDir") if headers else None,
+        )
+    return tuple(found.values())
 
 
 def _namespaced_name(value: str, what: str) -> tuple[str, str]:
@@ -333,6 +381,8 @@ def _tenancy(environ: Mapping[str, str]) -> dict[str, object]:
     out: dict[str, object] = {}
     if raw := get("ROLLWISE_PROMETHEUS_ALLOWED_URLS"):
         out["prometheus_allowed_urls"] = _urls(raw, "ROLLWISE_PROMETHEUS_ALLOWED_URLS")
+    if raw := get("ROLLWISE_WEB_PROVIDERS"):
+        out["web_providers"] = parse_web_providers(raw, "ROLLWISE_WEB_PROVIDERS")
     if raw := get("ROLLWISE_MAX_QUERY_SECONDS"):
         out["max_query_seconds"] = _positive_seconds(raw, "ROLLWISE_MAX_QUERY_SECONDS")
     for name, key, minimum in (
@@ -457,7 +507,13 @@ def apply_configmap(
     """``settings`` completed from the settings ConfigMap's ``data`` (environment wins).
     Unknown keys are refused: a misspelt key would otherwise be silently ignored."""
     environ = os.environ if env is None else env
-    known = {"prometheusURL", "prometheusAllowedURLs", "maxQuerySeconds", "resyncSeconds"}
+    known = {
+        "prometheusURL",
+        "prometheusAllowedURLs",
+        "maxQuerySeconds",
+        "webProviders",
+        "resyncSeconds",
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise SettingsError(
@@ -473,6 +529,9 @@ def apply_configmap(
         changes["prometheus_allowed_urls"] = _urls(
             allowed, "settings ConfigMap prometheusAllowedURLs"
         )
+    web = (data.get("webProviders") or "").strip()
+    if web and not environ.get("ROLLWISE_WEB_PROVIDERS"):
+        changes["web_providers"] = parse_web_providers(web, "settings ConfigMap webProviders")
     longest = (data.get("maxQuerySeconds") or "").strip()
     if longest and not environ.get("ROLLWISE_MAX_QUERY_SECONDS"):
         changes["max_query_seconds"] = _positive_seconds(
@@ -497,9 +556,11 @@ __all__ = [
     "LogFormat",
     "Settings",
     "SettingsError",
+    "WebProviderSetting",
     "apply_configmap",
     "from_sources",
     "parse_role_groups",
+    "parse_web_providers",
     "parser",
     "seniority_priority",
 ]

@@ -288,3 +288,38 @@ def test_queries_and_conditions_have_a_length_limit() -> None:
     spec, errors = load_rollout_spec(raw)
     assert spec is None
     assert any("provider.prometheus.query" in e for e in errors), errors
+
+
+def web_metric(**web: Any) -> dict[str, Any]:
+    found = metric()
+    found["provider"] = {"web": {"name": "slo", "jsonPath": "$.data.value", **web}}
+    return found
+
+
+@pytest.mark.parametrize(
+    ("web", "expected"),
+    [
+        pytest.param({"jsonPath": "$.data[?("}, "is not a JSONPath", id="bad-json-path"),
+        pytest.param({"body": "{}"}, "body is sent only with method POST", id="body-with-get"),
+        pytest.param(
+            {"path": "/x?rev={{ revision }}"}, "unknown placeholder {{revision}}", id="placeholder"
+        ),
+        pytest.param({"timeout": "0s"}, "provider.web.timeout", id="zero-timeout"),
+    ],
+)
+def test_web_provider_rules(web: dict[str, Any], expected: str) -> None:
+    spec, errors = load_rollout_spec(raw_spec(analysis={"metrics": [web_metric(**web)]}))
+    assert spec is None
+    assert any(expected in e for e in errors), errors
+
+
+def test_a_valid_web_metric_and_exactly_one_provider() -> None:
+    spec, errors = load_rollout_spec(
+        raw_spec(analysis={"metrics": [web_metric(method="POST", body="{}")]})
+    )
+    assert errors == []
+    assert spec is not None
+    both = metric()
+    both["provider"]["web"] = {"name": "slo", "jsonPath": "$.v"}
+    _, errors = load_rollout_spec(raw_spec(analysis={"metrics": [both]}))
+    assert any("exactly one of prometheus or web" in e for e in errors), errors

@@ -199,3 +199,44 @@ def test_tenancy_settings_from_environment_and_configmap() -> None:
 def test_bad_tenancy_settings_fail_naming_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         from_sources([], env, isatty=False)
+
+
+def test_web_providers_from_environment_and_configmap() -> None:
+    value = (
+        '[{"name": "slo", "url": "https://slo.example/api", "headersDir": "/etc/web/slo"},'
+        ' {"name": "public", "url": "http://status.example/"}]'
+    )
+    s = from_sources([], {"ROLLWISE_WEB_PROVIDERS": value}, isatty=False)
+    assert [(p.name, p.url, p.headers_dir) for p in s.web_providers] == [
+        ("slo", "https://slo.example/api", "/etc/web/slo"),
+        ("public", "http://status.example", None),
+    ]
+    assert s.web_provider_names == frozenset({"slo", "public"})
+    from_map = apply_configmap(
+        from_sources([], {}, isatty=False),
+        {"webProviders": '[{"name": "a", "url": "https://a.example"}]'},
+        {},
+    )
+    assert from_map.web_provider_names == frozenset({"a"})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param("{", "not JSON", id="not-json"),
+        pytest.param('{"name": "a"}', "a JSON list", id="not-a-list"),
+        pytest.param('[{"name": "A_B", "url": "https://a"}]', "not a DNS label", id="bad-name"),
+        pytest.param('[{"name": "a", "url": "ftp://a"}]', r"not an http\(s\) URL", id="bad-url"),
+        pytest.param(
+            '[{"name": "a", "url": "https://a"}, {"name": "a", "url": "https://b"}]',
+            "listed twice",
+            id="duplicate",
+        ),
+        pytest.param(
+            '[{"name": "a", "url": "https://a", "token": "x"}]', "expected an object", id="key"
+        ),
+    ],
+)
+def test_bad_web_providers_fail_naming_the_setting(value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        from_sources([], {"ROLLWISE_WEB_PROVIDERS": value}, isatty=False)

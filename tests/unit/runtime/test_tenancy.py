@@ -5,12 +5,14 @@ waits at most the operator's bound, and a spec is validated off the event loop."
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from typing import Any
 
 import pytest
 
+from rollwise.core.observations import revision_of
 from rollwise.runtime.handlers import PassSlots
 from rollwise.runtime.passes import QueryBudget, validated
 from tests.unit.runtime.fakes import rollout_body, world
@@ -197,3 +199,41 @@ def test_a_query_waits_at_most_the_operators_bound(timeout: str, sent: float) ->
     w.settle(lambda r: "AnalysisPassed" in w.cluster.reasons)
     assert seen
     assert set(seen) == {sent}
+
+
+def web_body() -> dict[str, Any]:
+    body = rollout_body()
+    body["spec"]["strategy"]["canary"]["analysis"]["metrics"][0]["provider"] = {
+        "web": {
+            "name": "slo",
+            "path": "/errors?revision={{canaryRevision}}",
+            "jsonPath": "$.data.value",
+        }
+    }
+    return body
+
+
+def test_a_web_metric_is_asked_of_the_named_provider_with_its_path_rendered() -> None:
+    w = world(web_body())
+    w.ports.web_providers = frozenset({"slo"})
+    w.settle(lambda r: w.status.get("phase") == "Healthy")
+    w.cluster.edit_image("demo:2")
+    w.settle(lambda r: "AnalysisPassed" in w.cluster.reasons)
+    asked = [json.loads(q) for q in w.provider("web:slo").queries]
+    new = revision_of(rollout_body("demo:2")["spec"]["template"])
+    assert asked[0] == {
+        "method": "GET",
+        "path": f"/errors?revision={new}",
+        "body": None,
+        "jsonPath": "$.data.value",
+    }
+    assert w.provider("web:slo").parsed == [], "only Prometheus parses queries"
+
+
+def test_a_web_provider_the_operator_does_not_offer_is_an_invalid_spec() -> None:
+    w = world(web_body())
+    w.ports.web_providers = frozenset({"datadog"})
+    w.run()
+    assert "is not a web provider of this operator" in w.status["message"]
+    assert w.workloads.deployments == {}
+    assert "web:slo" not in w.providers

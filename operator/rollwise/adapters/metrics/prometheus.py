@@ -36,6 +36,7 @@ from rollwise.adapters.bounded_http import (
     AnswerTooLarge,
     AnswerTooSlow,
     BoundedAdapter,
+    RedirectRefused,
     bounded_session,
 )
 from rollwise.adapters.errors import ProviderUnavailable, QueryError, QueryRefused
@@ -169,7 +170,7 @@ class PrometheusProvider:
             raise ProviderUnavailable(
                 f"Prometheus at {self.url} sent an unreadable answer to {query!r}: {exc!r}"
             ) from exc
-        except (AnswerTooLarge, AnswerTooSlow) as exc:
+        except (AnswerTooLarge, AnswerTooSlow, RedirectRefused) as exc:
             raise ProviderUnavailable(f"Prometheus at {self.url}: {exc}") from exc
         except requests.Timeout as exc:
             raise ProviderUnavailable(
@@ -207,7 +208,7 @@ class PrometheusProvider:
             raise ProviderUnavailable(
                 f"Prometheus at {self.url} sent an unreadable answer: {exc!r}"
             ) from exc
-        except (AnswerTooLarge, AnswerTooSlow) as exc:
+        except (AnswerTooLarge, AnswerTooSlow, RedirectRefused) as exc:
             raise ProviderUnavailable(f"Prometheus at {self.url}: {exc}") from exc
         except requests.Timeout as exc:
             raise ProviderUnavailable(
