@@ -5,7 +5,8 @@ wire, unknown fields ignored, RFC 3339 times). The fields users and tools read a
 ``stage``, ``phase``, ``message``, ``conditions``, ``alias``, ``history`` (``stage``, ``time``,
 ``reason``, ``message``, ``user``, plus ``from``) and ``gates`` (``name``, ``status``,
 ``reason``, ``message``, ``lastTransitionTime``, plus ``checkedAt`` and ``waiverExpiresAt``);
-``serving``, ``approvals`` and ``revoked`` are the operator's bookkeeping (the CRD preserves
+``serving``, ``approvals``, ``revoked``, ``approvedContent``, ``voidedApprovals`` and
+``contentChanged`` are the operator's bookkeeping (the CRD preserves
 unknown status fields).
 """
 
@@ -192,6 +193,13 @@ class ModelReleaseStatus(StatusModel):
     revoked: RevokeRecord | None = None
     queued_behind: str | None = None
     emergency_announced: bool = False
+    #: What decided what runs when the release was approved (``release_content``): a later
+    #: change holds the promotion and is never applied.
+    approved_content: dict[str, str] | None = None
+    #: The approvals reported as no longer counting (``role/user: fields``), each once.
+    voided_approvals: list[str] = Field(default_factory=list)
+    #: The fields found changed after approval, reported once per distinct set.
+    content_changed: list[str] = Field(default_factory=list)
 
     def condition(self, type_: ReleaseConditionType) -> ReleaseCondition | None:
         for cond in self.conditions:

@@ -45,6 +45,7 @@ from typing import Any
 import kopf
 
 from rollwise.core.governance import admit
+from rollwise.core.modelrelease import parse_release_spec, release_content
 from rollwise.core.observations import revision_of
 from rollwise.core.overrides import MODELRELEASE, ROLLOUT, admit_overrides
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, Settings
@@ -107,6 +108,15 @@ def _version(body: Mapping[str, Any] | None) -> str | None:
     return version if isinstance(version, str) else None
 
 
+def _content(body: Mapping[str, Any]) -> dict[str, str] | None:
+    """What an approval of ``body`` is bound to (None: its spec cannot be read)."""
+    spec = body.get("spec")
+    parsed = parse_release_spec(spec) if isinstance(spec, Mapping) else None
+    if parsed is None or isinstance(parsed, list):
+        return None
+    return release_content(parsed)
+
+
 def decide(
     config: AdmissionConfig,
     *,
@@ -134,6 +144,7 @@ def decide(
         role_map=config.role_map,
         key=config.key,
         now=now,
+        content=_content(new),
     )
     if not answer.allowed:
         raise kopf.AdmissionError(answer.message, code=403)

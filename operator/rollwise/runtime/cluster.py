@@ -10,6 +10,7 @@ routers, one cached :class:`PrometheusProvider` per address) into :class:`Ports`
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from rollwise.adapters.metrics.base import MetricProvider
 from rollwise.adapters.metrics.prometheus import PrometheusProvider
 from rollwise.adapters.registry import alias_store_for
 from rollwise.adapters.registry.base import AliasStore
+from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.adapters.releases import (
     MODELRELEASE_API_VERSION,
     MODELRELEASE_KIND,
@@ -31,6 +33,7 @@ from rollwise.adapters.serving import InferenceServices
 from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
 from rollwise.adapters.traffic.registry import router_for
 from rollwise.adapters.workloads import ROLLOUT_API_VERSION, ROLLOUT_KIND, Workloads
+from rollwise.core.modelrelease_policy import ClusterPolicy
 from rollwise.core.rollout import Event
 from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
 from rollwise.core.status import format_time
@@ -255,17 +258,20 @@ def build_release_ports(
     metrics: OperatorMetrics | None,
     instance: str | None = None,
     providers: ProviderCache | None = None,
-    mlflow_token: str | None = None,
+    registries: Mapping[str, MLflowRegistry] | None = None,
+    policy: ClusterPolicy | None = None,
 ) -> ReleasePorts:
-    """The production ports of the ModelRelease pass over one ``ApiClient``."""
+    """The production ports of the ModelRelease pass over one ``ApiClient``: ``registries``
+    are the MLflow registries of the operator's settings, ``policy`` its cluster policy."""
     kube = KubeAPI(api, timeout=REQUEST_TIMEOUT)
     cluster = KubeCluster(api, instance=instance)
     provider_for = providers if providers is not None else ProviderCache()
+    known = dict(registries or {})
 
     def over(view: KubeAPI) -> ReleasePorts:
         def stores(spec: ModelReleaseSpec, namespace: str) -> AliasStore:
             return alias_store_for(
-                spec.alias.store, namespace=namespace, kube=view, mlflow_token=mlflow_token
+                spec.alias.store, namespace=namespace, kube=view, registries=known
             )
 
         return ReleasePorts(
@@ -279,6 +285,7 @@ def build_release_ports(
             default_prometheus=default_prometheus,
             metrics=metrics,
             for_pass=lambda: over(kube.pass_view()),
+            policy=policy if policy is not None else ClusterPolicy(),
         )
 
     return over(kube)

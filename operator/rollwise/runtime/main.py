@@ -25,6 +25,7 @@ from kubernetes import client
 from rollwise.adapters.errors import AdapterError, Conflict, NotFound
 from rollwise.adapters.gates import GateEvaluator
 from rollwise.adapters.kube import KubeAPI, kube_errors
+from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.admission import AdmissionSetupError, read_record_key, setup_admission
 from rollwise.runtime.cluster import (
@@ -114,6 +115,17 @@ def read_secret_file(path: str | None) -> bytes | None:
         return handle.read().strip() or None
 
 
+def read_registries(settings: Settings) -> dict[str, MLflowRegistry]:
+    """The MLflow registries of the settings, with their tokens read from their files."""
+    found: dict[str, MLflowRegistry] = {}
+    for name, registry in settings.registries.items():
+        token = read_secret_file(registry.token_file)
+        found[name] = MLflowRegistry(
+            name=name, url=registry.url, token=token.decode() if token else None
+        )
+    return found
+
+
 def size_worker_pool(registry: kopf.OperatorRegistry, workers: int) -> None:
     """Registers a start-up activity that gives the event loop a default executor of
     ``workers`` threads. The passes' blocking calls run there (``asyncio.to_thread``); asyncio
@@ -171,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         record_key = read_record_key(settings.record_key_file) if settings.record_key_file else None
-        mlflow_token = read_secret_file(settings.mlflow_token_file)
+        registries = read_registries(settings)
     except (OSError, AdmissionSetupError) as exc:
         log.error("cannot read a secret file", error=str(exc))
         return 2
@@ -202,8 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         KubeAPI(api, timeout=REQUEST_TIMEOUT),
         policy_configmap=settings.policy_configmap,
         freeze_configmap=settings.freeze_configmap,
-        mlflow_url=settings.mlflow_url,
-        mlflow_token=mlflow_token.decode() if mlflow_token else None,
+        access=settings.evidence_policy,
+        registries=registries,
     )
     release_ports = build_release_ports(
         api,
@@ -213,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics=metrics,
         instance=settings.pod_name,
         providers=providers,
-        mlflow_token=mlflow_token.decode() if mlflow_token else None,
+        registries=registries,
+        policy=settings.cluster_policy,
     )
     register_releases(
         registry,

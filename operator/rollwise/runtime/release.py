@@ -62,13 +62,17 @@ from rollwise.core.modelrelease import (
     RevokeRequest,
     SetCanaryTrafficPercent,
     SetPredictorStorageUri,
+    changed_fields,
     child_rollout_name,
     decide_release,
     load_release_spec,
+    parse_release_spec,
+    release_content,
     release_due_metrics,
     release_event,
     release_query_context,
 )
+from rollwise.core.modelrelease_policy import ClusterPolicy, ReleaseRules
 from rollwise.core.modelrelease_status import ModelReleaseStatus, ReleasePhase, Stage
 from rollwise.core.observations import Measurement
 from rollwise.core.overrides import in_effect, read_overrides, release_override
@@ -151,7 +155,11 @@ class GatesPort(Protocol):
     """``adapters.gates.GateEvaluator``."""
 
     def evaluate(
-        self, namespace: str, spec: ModelReleaseSpec, now: datetime
+        self,
+        namespace: str,
+        spec: ModelReleaseSpec,
+        now: datetime,
+        required: tuple[str, ...] = (),
     ) -> tuple[GateResult, ...]: ...
 
 
@@ -176,6 +184,8 @@ class ReleasePorts:
     default_prometheus: str | None = None
     metrics: OperatorMetrics | None = None
     clock: Callable[[], datetime] = utc_now
+    #: The operator's cluster policy (its defaults know no registry and no model owner).
+    policy: ClusterPolicy = field(default_factory=ClusterPolicy)
     #: Ports for one pass (a read view over the API); None: use these ports as they are.
     for_pass: Callable[[], ReleasePorts] | None = None
 
@@ -332,16 +342,35 @@ def slot_holder(releases: Sequence[Mapping[str, Any]], model: str, alias: str) -
     return _creation_key(waiting[0])[1] if waiting else None
 
 
-def _approved_before(releases: Sequence[Mapping[str, Any]], name: str, digest: str) -> bool:
+#: What may differ between a standard change and the release approved before it: the
+#: version and where the same bytes (same digest) are read from, and the gates, which every
+#: release passes anew. Everything else that decides what runs must be what was approved.
+_PRE_APPROVAL_FREE = ("spec.version", "spec.artifact", "spec.gates", "spec.policyDigest")
+
+
+def _approved_before(
+    releases: Sequence[Mapping[str, Any]], name: str, spec: ModelReleaseSpec
+) -> bool:
+    """Whether another release of the namespace was Approved with the same artifact digest
+    and the same everything else that decides what runs (model, serving, alias)."""
+    mine = release_content(spec)
     for other in releases:
         meta = other.get("metadata") or {}
         if meta.get("name") == name:
             continue
         artifact = (other.get("spec") or {}).get("artifact") or {}
-        if artifact.get("digest") != digest:
+        if artifact.get("digest") != spec.artifact.digest:
             continue
         history = (other.get("status") or {}).get("history") or []
-        if any(isinstance(h, Mapping) and h.get("stage") == Stage.APPROVED.value for h in history):
+        if not any(
+            isinstance(h, Mapping) and h.get("stage") == Stage.APPROVED.value for h in history
+        ):
+            continue
+        parsed = parse_release_spec(other.get("spec") or {})
+        if isinstance(parsed, list):
+            continue
+        changed = changed_fields(release_content(parsed), mine)
+        if all(f in _PRE_APPROVAL_FREE for f in changed):
             return True
     return False
 
@@ -459,19 +488,29 @@ class _Seen:
     spec: ModelReleaseSpec | None
     status: ModelReleaseStatus | None
     observations: ReleaseObservations
+    rules: ReleaseRules
     records: Records | None = None
     #: Override records ignored (bad signature...), reported like the other records.
     rejected_overrides: tuple[str, ...] = ()
+
+
+def release_rules(obj: ReleaseObject, policy: ClusterPolicy) -> ReleaseRules:
+    """The cluster policy as it applies to ``obj``."""
+    model = obj.spec.get("model")
+    return policy.rules_for(obj.namespace, model if isinstance(model, str) else "")
 
 
 async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: Any) -> _Seen:
     """Everything ``decide_release`` needs; raises ``AdapterError`` when the cluster cannot be
     read (the alias store, gates and metrics report their failures as observations)."""
     status = _parse_status(obj.status, log)
+    rules = release_rules(obj, ports.policy)
+    spec, _errors = load_release_spec(obj.spec, rules)
     records = read_records(
         obj.annotations,
         obj.uid,
         ports.record_key,
+        content=release_content(spec) if spec is not None else None,
         now=now,
         namespace=obj.namespace,
         name=obj.name,
@@ -479,7 +518,6 @@ async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: 
     )
     revoke: RevokeRequest | None = records.revoke
     overrides = read_overrides(obj.annotations, obj.uid, ports.record_key)
-    spec, _errors = load_release_spec(obj.spec)
     if spec is None:
         return _Seen(
             None,
@@ -490,6 +528,7 @@ async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: 
                 version_set_by=records.version_set_by,
                 revoke=revoke,
             ),
+            rules,
             records,
         )
     store = ports.alias_store_for(spec, obj.namespace)
@@ -510,7 +549,9 @@ async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: 
 
     loop = asyncio.get_running_loop()
     gates, releases, ledger, alias = await asyncio.gather(
-        loop.run_in_executor(_gate_pool(), ports.gates.evaluate, ns, spec, now),
+        loop.run_in_executor(
+            _gate_pool(), ports.gates.evaluate, ns, spec, now, rules.required_gates
+        ),
         asyncio.to_thread(ports.objects.list_releases, ns),
         asyncio.to_thread(ports.objects.revoked, ns, spec.model, spec.version),
         asyncio.to_thread(_read_alias, store, spec),
@@ -534,7 +575,7 @@ async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: 
             gates=steady_gates(apply_waivers(gates, records.waivers, now), status),
             approvals=records.approvals,
             version_set_by=records.version_set_by,
-            digest_previously_approved=_approved_before(releases, obj.name, spec.artifact.digest),
+            digest_previously_approved=_approved_before(releases, obj.name, spec),
             version_revoked_before=revoked_before,
             blocking_release=holder if holder not in (None, obj.name) else None,
             alias=alias,
@@ -546,7 +587,9 @@ async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: 
             override=release_override(
                 in_effect(overrides.overrides, spec.version), name=obj.name, version=spec.version
             ),
+            voided_approvals=records.voided,
         ),
+        rules,
         records,
         overrides.rejected,
     )
@@ -724,7 +767,7 @@ async def _reconcile(
         events.append(release_event(MR.RECORD_REJECTED, ticket_text, detail=message))
     memory.rejected_records = rejected
 
-    decision = decide_release(obj.spec, seen.status, seen.observations, now)
+    decision = decide_release(obj.spec, seen.status, seen.observations, now, seen.rules)
 
     # Persist first, then act: the status carries what the actions cannot recover once they
     # ran (the template or storage URI that served before this release, the alias's previous

@@ -49,11 +49,22 @@ ModelRelease governance (see docs/governance.md):
   chart) installs it and the operator only serves.
 * ``ROLLWISE_POLICY_CONFIGMAP``: ``NAMESPACE/NAME`` of the ConfigMap with the policy digests.
 * ``ROLLWISE_FREEZE_CONFIGMAP``: ``NAMESPACE/NAME`` of the ConfigMap with the freeze windows.
-* ``ROLLWISE_MLFLOW_URL``: the MLflow tracking server (model registry) URL.
-* ``ROLLWISE_MLFLOW_TOKEN_FILE``: file holding MLflow's bearer token.
+* ``ROLLWISE_MLFLOW_REGISTRIES``: the MLflow registries specs may name (YAML or JSON):
+  ``{NAME: {url: URL, tokenFile: PATH}}``. Their addresses and credentials stay here: a spec
+  names a registry, the operator sends the token to that registry's URL only.
+* ``ROLLWISE_MLFLOW_URL`` / ``ROLLWISE_MLFLOW_TOKEN_FILE``: shorthand for the registry named
+  ``default`` (also where ``models:/`` artifacts of releases without an MLflow store are read).
+* ``ROLLWISE_RELEASE_POLICY``: the cluster policy of ModelReleases (YAML or JSON;
+  :func:`rollwise.core.modelrelease_policy.parse_cluster_policy`): ``requiredRoles``
+  (default security and product), ``requiredGates``, ``namespaces`` and ``modelOwners``.
+* ``ROLLWISE_EVIDENCE_POLICY``: where gate evidence may be read from (YAML or JSON):
+  ``allowedSchemes`` (default ``[https]``), ``allowedHosts`` (default none) and
+  ``filePathPrefixes`` (default none: ``file://`` refused); see
+  :mod:`rollwise.adapters.gates.access`.
 * ``KUBECONFIG``: used by the Kubernetes client outside a cluster (in-cluster config first).
 
-The ConfigMap may carry ``prometheusURL`` and ``resyncSeconds``; environment variables win.
+The ConfigMap may carry ``prometheusURL``, ``resyncSeconds``, ``mlflowRegistries``,
+``releasePolicy`` and ``evidencePolicy`` (the last three as YAML); environment variables win.
 No I/O happens here except :func:`apply_configmap`, which the caller hands the ConfigMap's
 ``data`` it read.
 """
@@ -67,7 +78,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlparse
+
+import yaml
+
+from rollwise.adapters.gates.access import EvidenceAccess, evidence_access
+from rollwise.core.modelrelease_policy import (
+    REGISTRY_NAME,
+    ClusterPolicy,
+    PolicyError,
+    parse_cluster_policy,
+)
 
 DEFAULT_METRICS_PORT = 9102
 
@@ -94,6 +116,18 @@ DEFAULT_WEBHOOK_HOST = "127.0.0.1"
 
 class SettingsError(ValueError):
     """A flag, environment variable or ConfigMap key has an unusable value."""
+
+
+@dataclass(frozen=True)
+class RegistrySetting:
+    """One MLflow registry of the settings: its URL and the file holding its token."""
+
+    url: str
+    token_file: str | None = None
+
+
+#: The registry ``ROLLWISE_MLFLOW_URL`` defines.
+DEFAULT_REGISTRY = "default"
 
 
 class LogFormat(StrEnum):
@@ -132,6 +166,25 @@ class Settings:
     freeze_configmap: tuple[str, str] | None = None
     mlflow_url: str | None = None
     mlflow_token_file: str | None = None
+    mlflow_registries: Mapping[str, RegistrySetting] = field(default_factory=dict)
+    release_policy: ClusterPolicy = field(
+        default_factory=lambda: parse_cluster_policy(None, "ROLLWISE_RELEASE_POLICY")
+    )
+    evidence_policy: EvidenceAccess = field(default_factory=EvidenceAccess)
+
+    @property
+    def registries(self) -> dict[str, RegistrySetting]:
+        """Every MLflow registry: ``ROLLWISE_MLFLOW_URL`` as ``default``, then the named ones."""
+        found: dict[str, RegistrySetting] = {}
+        if self.mlflow_url is not None:
+            found[DEFAULT_REGISTRY] = RegistrySetting(self.mlflow_url, self.mlflow_token_file)
+        found.update(self.mlflow_registries)
+        return found
+
+    @property
+    def cluster_policy(self) -> ClusterPolicy:
+        """The release policy, knowing the registries' names."""
+        return replace(self.release_policy, registries=frozenset(self.registries))
 
     @property
     def clusterwide(self) -> bool:
@@ -213,6 +266,82 @@ def _host(value: str, what: str) -> str:
     return value
 
 
+def _document(text: str, what: str) -> Any:
+    """A YAML (or JSON) document from a setting's text."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{what}: not YAML or JSON: {exc}") from None
+
+
+def parse_registries(text: str, what: str) -> dict[str, RegistrySetting]:
+    """``{NAME: {url: URL, tokenFile: PATH}}`` as registry settings (``what``: for messages)."""
+    value = _document(text, what)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SettingsError(f"{what}: must map registry names to {{url, tokenFile}}")
+    found: dict[str, RegistrySetting] = {}
+    for name, body in value.items():
+        if not isinstance(name, str) or not REGISTRY_NAME.match(name) or len(name) > 63:
+            raise SettingsError(f"{what}: {name!r} is not a registry name (a DNS label)")
+        if not isinstance(body, dict):
+            raise SettingsError(f"{what}.{name}: must be {{url, tokenFile}}")
+        unknown = sorted(set(body) - {"url", "tokenFile"})
+        if unknown:
+            raise SettingsError(f"{what}.{name}: unknown key(s) {', '.join(unknown)}")
+        url = body.get("url")
+        if not isinstance(url, str):
+            raise SettingsError(f"{what}.{name}: needs a url")
+        token = body.get("tokenFile")
+        if token is not None and not isinstance(token, str):
+            raise SettingsError(f"{what}.{name}.tokenFile: must be a file path")
+        found[name] = RegistrySetting(
+            url=_check_url(url, f"{what}.{name}.url"),
+            token_file=_path(token, f"{what}.{name}.tokenFile") if token else None,
+        )
+    return found
+
+
+def parse_release_policy(text: str, what: str) -> ClusterPolicy:
+    """The cluster policy of ModelReleases from a setting's YAML or JSON text."""
+    try:
+        return parse_cluster_policy(_document(text, what), what)
+    except PolicyError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def parse_evidence_policy(text: str, what: str) -> EvidenceAccess:
+    """``{allowedSchemes, allowedHosts, filePathPrefixes}`` as an :class:`EvidenceAccess`."""
+    value = _document(text, what)
+    if value is None:
+        return EvidenceAccess()
+    if not isinstance(value, dict):
+        raise SettingsError(f"{what}: must be a mapping")
+    known = {"allowedSchemes", "allowedHosts", "filePathPrefixes"}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise SettingsError(
+            f"{what}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    lists: dict[str, list[str] | None] = {}
+    for key in sorted(known):
+        item = value.get(key)
+        if item is not None and (
+            not isinstance(item, list) or not all(isinstance(i, str) for i in item)
+        ):
+            raise SettingsError(f"{what}.{key}: must be a list of strings")
+        lists[key] = item
+    try:
+        return evidence_access(
+            schemes=lists["allowedSchemes"],
+            hosts=lists["allowedHosts"] or (),
+            file_prefixes=lists["filePathPrefixes"] or (),
+        )
+    except ValueError as exc:
+        raise SettingsError(f"{what}: {exc}") from None
+
+
 def parse_role_groups(value: str) -> dict[str, tuple[str, ...]]:
     """``security=sec-team,sre;product=pm`` as role -> groups."""
     what = "ROLLWISE_ROLE_GROUPS"
@@ -283,7 +412,36 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
         out["freeze_configmap"] = _namespaced_name(raw, "ROLLWISE_FREEZE_CONFIGMAP")
     if raw := get("ROLLWISE_MLFLOW_URL"):
         out["mlflow_url"] = _check_url(raw, "ROLLWISE_MLFLOW_URL")
+    out.update(_tenancy(get))
     return out
+
+
+#: The settings ConfigMap keys of the tenancy settings, with their environment variables.
+_TENANCY = (
+    ("mlflowRegistries", "ROLLWISE_MLFLOW_REGISTRIES", "mlflow_registries", parse_registries),
+    ("releasePolicy", "ROLLWISE_RELEASE_POLICY", "release_policy", parse_release_policy),
+    ("evidencePolicy", "ROLLWISE_EVIDENCE_POLICY", "evidence_policy", parse_evidence_policy),
+)
+
+
+def _tenancy(get: Any) -> dict[str, object]:
+    """What the operator's settings decide for every tenant: registries, the release policy
+    and the evidence policy, from the environment."""
+    out: dict[str, object] = {}
+    for _key, name, attribute, parse in _TENANCY:
+        if raw := get(name):
+            out[attribute] = parse(raw, name)
+    return out
+
+
+def _one_default(settings: Settings) -> Settings:
+    """``settings``, unless the registry ``default`` is defined twice."""
+    if settings.mlflow_url is not None and DEFAULT_REGISTRY in settings.mlflow_registries:
+        raise SettingsError(
+            f"mlflowRegistries: {DEFAULT_REGISTRY!r} is also defined by ROLLWISE_MLFLOW_URL; "
+            "keep one"
+        )
+    return settings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -372,7 +530,7 @@ def from_sources(
     )
 
     governance = _governance(environ)
-    return Settings(
+    settings = Settings(
         namespaces=namespaces,
         liveness=liveness,
         verbose=bool(args.verbose),
@@ -388,6 +546,7 @@ def from_sources(
         pod_namespace=environ.get("POD_NAMESPACE") or None,
         **governance,  # type: ignore[arg-type]
     )
+    return _one_default(settings)
 
 
 def apply_configmap(
@@ -396,7 +555,7 @@ def apply_configmap(
     """``settings`` completed from the settings ConfigMap's ``data`` (environment wins).
     Unknown keys are refused: a misspelt key would otherwise be silently ignored."""
     environ = os.environ if env is None else env
-    known = {"prometheusURL", "resyncSeconds"}
+    known = {"prometheusURL", "resyncSeconds", *(key for key, *_ in _TENANCY)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SettingsError(
@@ -410,20 +569,29 @@ def apply_configmap(
     resync = (data.get("resyncSeconds") or "").strip()
     if resync:
         changes["resync_seconds"] = _positive_seconds(resync, "settings ConfigMap resyncSeconds")
-    return replace(settings, **changes) if changes else settings  # type: ignore[arg-type]
+    for key, name, attribute, parse in _TENANCY:
+        text = (data.get(key) or "").strip()
+        if text and not environ.get(name, "").strip():
+            changes[attribute] = parse(text, f"settings ConfigMap {key}")
+    return _one_default(replace(settings, **changes)) if changes else settings  # type: ignore[arg-type]
 
 
 __all__ = [
     "DEFAULT_METRICS_PORT",
     "DEFAULT_PEERING_LIFETIME",
+    "DEFAULT_REGISTRY",
     "DEFAULT_RESYNC_SECONDS",
     "DEFAULT_WORKERS",
     "WEBHOOK_CONFIGURATION",
     "LogFormat",
+    "RegistrySetting",
     "Settings",
     "SettingsError",
     "apply_configmap",
     "from_sources",
+    "parse_evidence_policy",
+    "parse_registries",
+    "parse_release_policy",
     "parse_role_groups",
     "parser",
     "seniority_priority",

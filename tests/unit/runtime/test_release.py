@@ -26,6 +26,7 @@ from rollwise.core.modelrelease import (
     child_revision,
     load_release_spec,
 )
+from rollwise.core.modelrelease_policy import ReleaseRules
 from rollwise.core.modelrelease_status import GateStatus
 from rollwise.core.rollout import Event
 from rollwise.core.spec import ModelReleaseSpec
@@ -205,11 +206,15 @@ class FakeGates:
     overrides: dict[str, GateStatus] = field(default_factory=dict)
 
     def evaluate(
-        self, namespace: str, spec: ModelReleaseSpec, now: datetime
+        self,
+        namespace: str,
+        spec: ModelReleaseSpec,
+        now: datetime,
+        required: tuple[str, ...] = (),
     ) -> tuple[GateResult, ...]:
         return tuple(
             GateResult(name, self.overrides.get(name, GateStatus.PASSED), "fake", now)
-            for name in all_gates(spec)
+            for name in all_gates(spec, ReleaseRules(required_gates=required))
             if name != GATE_APPROVALS
         )
 
