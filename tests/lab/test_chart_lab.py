@@ -3,8 +3,8 @@
 `helm template` (the real helm, see tests/unit/test_chart.py) renders the chart as an install
 would; kubectl applies the CRDs, the ServiceAccount, the RBAC and the workload objects. The
 CRDs must become Established and serve their resources, and the ClusterRole and Roles must
-read back with exactly the rules the chart rendered. The lab serves no PodDisruptionBudget, so
-that one object is left out.
+read back with exactly the rules the chart rendered. The lab serves no PodDisruptionBudget and
+no NetworkPolicy (it has no network to police), so those objects are left out.
 
 `helm install` itself cannot target the lab yet: helm writes its release Secret as protobuf and
 the emulator reads JSON only (and helm's in-memory release driver swaps in a fake cluster
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "rollwise"
 RELEASE = "rollwise"
-NOT_SERVED_BY_THE_LAB = {"PodDisruptionBudget"}
+NOT_SERVED_BY_THE_LAB = {"PodDisruptionBudget", "NetworkPolicy"}
 
 
 def helm(home: Path, *args: str) -> str:

@@ -66,7 +66,8 @@ def test_overrides_on_a_rollout_are_recorded_with_identity_and_need_a_second_per
     admin("wait", "--for=condition=Established", f"crd/{ROLLOUT}", "--timeout=10s", check=True)
     rollout = yaml.safe_load(EXAMPLE.read_text())
     rollout["metadata"]["namespace"] = lab.namespace
-    runner, key = operator(tmp_path, lab)
+    op = operator(tmp_path, lab)
+    runner, key = op.runner, op.key
     with runner:
         config = eventually(
             lambda: (

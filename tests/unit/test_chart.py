@@ -272,6 +272,8 @@ def test_every_object_is_well_formed(
                 "ClusterRoleBinding",
                 "Deployment",
                 "MutatingWebhookConfiguration",
+                "NetworkPolicy",
+                "Secret",
                 "Secret",
                 "Secret",
                 "Service",
@@ -286,6 +288,8 @@ def test_every_object_is_well_formed(
                 "ClusterRole",
                 "ClusterRoleBinding",
                 "Deployment",
+                "NetworkPolicy",
+                "Secret",
                 "Secret",
                 "Secret",
                 "Service",
@@ -301,10 +305,12 @@ def test_every_object_is_well_formed(
                 "ClusterRoleBinding",
                 "Deployment",
                 "MutatingWebhookConfiguration",
+                "NetworkPolicy",
                 "Role",
                 "Role",
                 "RoleBinding",
                 "RoleBinding",
+                "Secret",
                 "Secret",
                 "Secret",
                 "Service",
@@ -322,7 +328,9 @@ def test_every_object_is_well_formed(
                 "CustomResourceDefinition",
                 "Deployment",
                 "MutatingWebhookConfiguration",
+                "NetworkPolicy",
                 "PodDisruptionBudget",
+                "Secret",
                 "Secret",
                 "Secret",
                 "Service",
@@ -764,6 +772,7 @@ def test_existing_secrets_replace_the_generated_ones(helm: Helm) -> None:
         "governance.recordKey.existingSecret=vault-record-key",
         "webhook.certificate.existingSecret=cert-manager-tls",
         "webhook.certificate.caBundle=Q0E=",
+        "webhook.clientAuth.caConfigMap=apiserver-client-ca",
     )
     assert not _of_kind(docs, "Secret")
     volumes = _volumes(docs)
@@ -811,6 +820,27 @@ def test_webhook_off_keeps_the_record_key_for_the_reconcile(helm: Helm) -> None:
             "Does not match pattern",
             id="bad-group",
         ),
+        pytest.param(
+            ("governance.releasePolicy.requiredGates={approvals}",),
+            "governance.releasePolicy.requiredGates.0: governance.releasePolicy.requiredGates.0 "
+            "must be one of",
+            id="approvals-cannot-be-a-required-gate",
+        ),
+        pytest.param(
+            ("webhook.clientAuth.mode=optional",),
+            "webhook.clientAuth.mode: webhook.clientAuth.mode must be one of",
+            id="client-auth-mode",
+        ),
+        pytest.param(
+            ("governance.evidencePolicy.allowedHosts={http://x/}",),
+            "governance.evidencePolicy.allowedHosts.0: Does not match pattern",
+            id="evidence-host-is-a-url",
+        ),
+        pytest.param(
+            ("governance.mlflow.registries.Main.url=http://m",),
+            "Does not match pattern",
+            id="registry-name",
+        ),
     ],
 )
 def test_governance_values_are_checked(helm: Helm, sets: tuple[str, ...], message: str) -> None:
@@ -820,6 +850,218 @@ def test_governance_values_are_checked(helm: Helm, sets: tuple[str, ...], messag
     proc = helm(*args)
     assert proc.returncode != 0, proc.stdout
     assert message in proc.stderr, proc.stderr
+
+
+# --- who may reach the webhook, and what the settings decide for every tenant ----------------
+
+
+def _openssl(*args: str) -> str:
+    proc = subprocess.run(
+        ["openssl", *args], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_the_webhook_requires_the_api_servers_client_certificate_by_default(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    docs = rendered["default"]
+    env = _env(_container(docs))
+    assert env["ROLLWISE_WEBHOOK_CLIENT_CA_FILE"] == "/etc/rollwise/webhook-client-ca/ca.crt"
+    assert "ROLLWISE_WEBHOOK_CLIENT_AUTH" not in env, "required is the operator's default"
+    assert _mounts(docs)["webhook-client-ca"] == "/etc/rollwise/webhook-client-ca"
+    assert _volumes(docs)["webhook-client-ca"]["secret"] == {
+        "secretName": f"{RELEASE}-webhook-client",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }, "the operator gets the CA only, never the API server's client key"
+    client = _named(docs, "Secret", f"{RELEASE}-webhook-client")
+    assert client["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    ca, cert = tmp_path / "ca.crt", tmp_path / "tls.crt"
+    ca.write_bytes(base64.b64decode(client["data"]["ca.crt"]))
+    cert.write_bytes(base64.b64decode(client["data"]["tls.crt"]))
+    _openssl("verify", "-CAfile", str(ca), "-purpose", "sslclient", str(cert))
+    serving = _named(docs, "Secret", f"{RELEASE}-webhook-tls")
+    assert client["data"]["ca.crt"] != serving["data"]["ca.crt"], "a CA of its own"
+
+
+@pytest.mark.parametrize(
+    ("sets", "volume", "env"),
+    [
+        pytest.param(
+            ("webhook.clientAuth.caConfigMap=apiserver-client-ca",),
+            {
+                "configMap": {
+                    "name": "apiserver-client-ca",
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                }
+            },
+            {"ROLLWISE_WEBHOOK_CLIENT_CA_FILE": "/etc/rollwise/webhook-client-ca/ca.crt"},
+            id="own-ca",
+        ),
+        pytest.param(
+            ("webhook.clientAuth.mode=none",),
+            None,
+            {"ROLLWISE_WEBHOOK_CLIENT_AUTH": "none"},
+            id="none",
+        ),
+        pytest.param(
+            ("webhook.clientAuth.allowedNames={kube-apiserver-admission}",),
+            {
+                "secret": {
+                    "secretName": f"{RELEASE}-webhook-client",
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                }
+            },
+            {"ROLLWISE_WEBHOOK_CLIENT_NAMES": "kube-apiserver-admission"},
+            id="names",
+        ),
+    ],
+)
+def test_webhook_client_auth_values(
+    helm: Helm, sets: tuple[str, ...], volume: dict[str, Any] | None, env: dict[str, str]
+) -> None:
+    docs = helm.template(*sets)
+    rendered_env = _env(_container(docs))
+    assert {k: rendered_env.get(k) for k in env} == env
+    volumes = _volumes(docs)
+    if volume is None:
+        assert "webhook-client-ca" not in volumes
+        assert "ROLLWISE_WEBHOOK_CLIENT_CA_FILE" not in rendered_env
+        assert f"{RELEASE}-webhook-client" not in [
+            s["metadata"]["name"] for s in _of_kind(docs, "Secret")
+        ]
+    else:
+        assert {k: v for k, v in volumes["webhook-client-ca"].items() if k != "name"} == volume
+
+
+def test_network_policy_admits_the_webhook_and_closes_the_rest_by_default(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["default"]
+    policy = _one(docs, "NetworkPolicy")
+    deployment = _one(docs, "Deployment")
+    assert policy["spec"]["podSelector"] == deployment["spec"]["selector"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [
+        {
+            "ports": [{"port": 9443, "protocol": "TCP"}],
+            "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}],
+        }
+    ], "metrics closed until a scraper is named"
+
+
+@pytest.mark.parametrize(
+    ("sets", "ingress"),
+    [
+        pytest.param(
+            ("networkPolicy.metrics.from[0].namespaceSelector.matchLabels.team=monitoring",),
+            [
+                {
+                    "ports": [{"port": 9443, "protocol": "TCP"}],
+                    "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}],
+                },
+                {
+                    "ports": [{"port": 9102, "protocol": "TCP"}],
+                    "from": [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}],
+                },
+            ],
+            id="metrics-scraper",
+        ),
+        pytest.param(
+            ("networkPolicy.webhook.from[0].ipBlock.cidr=10.0.0.10/32",),
+            [
+                {
+                    "ports": [{"port": 9443, "protocol": "TCP"}],
+                    "from": [{"ipBlock": {"cidr": "10.0.0.10/32"}}],
+                }
+            ],
+            id="control-plane-only",
+        ),
+        pytest.param(("webhook.enabled=false",), [], id="nothing-to-admit"),
+    ],
+)
+def test_network_policy_values(
+    helm: Helm, sets: tuple[str, ...], ingress: list[dict[str, Any]]
+) -> None:
+    assert _one(helm.template(*sets), "NetworkPolicy")["spec"]["ingress"] == ingress
+
+
+def test_network_policy_can_be_left_out(helm: Helm) -> None:
+    assert not _of_kind(helm.template("networkPolicy.enabled=false"), "NetworkPolicy")
+
+
+def test_tenancy_values_become_settings_the_operator_accepts(helm: Helm, tmp_path: Path) -> None:
+    from rollwise.runtime.settings import from_sources  # noqa: PLC0415
+
+    values = tmp_path / "tenancy.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "governance": {
+                    "mlflow": {
+                        "registries": {
+                            "main": {
+                                "url": "https://mlflow.mlops:5000",
+                                "tokenSecret": {"name": "mlflow-main", "key": "token"},
+                            },
+                            "eu": {"url": "https://mlflow.eu"},
+                        }
+                    },
+                    "releasePolicy": {
+                        "requiredGates": ["sbom"],
+                        "modelOwners": {"fraud-*": "team-a"},
+                        "namespaces": {"sandbox": {"requiredRoles": []}},
+                    },
+                    "evidencePolicy": {
+                        "allowedHosts": ["artifacts.example.com"],
+                        "filePathPrefixes": ["/models"],
+                    },
+                }
+            }
+        )
+    )
+    docs = helm.template(extra=("--values", str(values)))
+    env = _env(_container(docs))
+    assert json.loads(env["ROLLWISE_MLFLOW_REGISTRIES"]) == {
+        "eu": {"url": "https://mlflow.eu"},
+        "main": {
+            "url": "https://mlflow.mlops:5000",
+            "tokenFile": "/etc/rollwise/registries/main/token",
+        },
+    }
+    assert _mounts(docs)["registry-main"] == "/etc/rollwise/registries/main"
+    assert _volumes(docs)["registry-main"]["secret"] == {
+        "secretName": "mlflow-main",
+        "items": [{"key": "token", "path": "token"}],
+    }
+    assert "registry-eu" not in _volumes(docs)
+    plain = {k: v for k, v in env.items() if isinstance(v, str)}
+    settings = from_sources([], plain, isatty=False)
+    assert set(settings.registries) == {"main", "eu"}
+    policy = settings.cluster_policy
+    assert policy.required_roles == ("security", "product")
+    assert policy.required_gates == ("sbom",)
+    assert policy.owner_of("fraud-us") == "team-a"
+    assert policy.rules_for("sandbox", "m").required_roles == ()
+    assert settings.evidence_policy.host_allowed("artifacts.example.com", 443)
+    assert settings.evidence_policy.file_prefixes == ("/models",)
+
+
+def test_the_chart_defaults_are_the_strict_settings(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    from rollwise.runtime.settings import from_sources  # noqa: PLC0415
+
+    env = _env(_container(rendered["default"]))
+    settings = from_sources([], {k: v for k, v in env.items() if isinstance(v, str)}, isatty=False)
+    assert settings.webhook_client_auth
+    assert settings.cluster_policy.required_roles == ("security", "product")
+    assert settings.cluster_policy.model_owners == ()
+    assert settings.registries == {}
+    assert settings.evidence_policy.allowed_schemes == ("https",)
+    assert settings.evidence_policy.allowed_hosts == ()
+    assert settings.evidence_policy.file_prefixes == ()
 
 
 # --- CRDs --------------------------------------------------------------------------------------

@@ -30,12 +30,20 @@ is down.
 Certificates come from files (``ROLLWISE_WEBHOOK_CERT_FILE`` / ``_KEY_FILE``): kopf's own
 self-signed certificate builder does not work with current OpenSSL releases.
 
+The webhook signs records with the identity a request's ``userInfo`` names, so it must only ever
+answer the API server: any pod could otherwise post an AdmissionReview claiming to be anyone. The
+server therefore requires a TLS client certificate signed by ``ROLLWISE_WEBHOOK_CLIENT_CA_FILE``
+(the API server presents one through its admission configuration, docs/security.md): a caller
+without one never reaches a handler. With ``ROLLWISE_WEBHOOK_CLIENT_NAMES`` the certificate
+must also name one of those identities, or the request is refused before anything is signed.
+
 Boundary: this module reads the record key file and talks to kopf; all decisions are the
 core's.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,10 +77,39 @@ class AdmissionSetupError(Exception):
 
 @dataclass(frozen=True)
 class AdmissionConfig:
-    """What the handler needs: the record key and which groups may approve as which role."""
+    """What the handler needs: the record key, which groups may approve as which role, and the
+    names a caller's client certificate must carry (empty: any the client CA signed)."""
 
     key: bytes
     role_map: Mapping[str, tuple[str, ...]]
+    client_names: tuple[str, ...] = ()
+
+
+def peer_names(sslpeer: Mapping[str, Any] | None) -> set[str]:
+    """The common names and DNS subject alternative names of a TLS peer certificate, as
+    ``ssl.SSLSocket.getpeercert()`` describes it."""
+    names: set[str] = set()
+    for rdn in (sslpeer or {}).get("subject") or ():
+        for attribute in rdn:
+            if len(attribute) == 2 and attribute[0] == "commonName":
+                names.add(str(attribute[1]))
+    for kind, value in (sslpeer or {}).get("subjectAltName") or ():
+        if kind == "DNS":
+            names.add(str(value))
+    return names
+
+
+def check_caller(config: AdmissionConfig, sslpeer: Mapping[str, Any] | None) -> None:
+    """Refuses (``kopf.AdmissionError``) a caller whose certificate names none of
+    ``config.client_names``."""
+    if not config.client_names:
+        return
+    if not peer_names(sslpeer) & set(config.client_names):
+        raise kopf.AdmissionError(
+            "the caller's client certificate is not one this webhook answers "
+            "(ROLLWISE_WEBHOOK_CLIENT_NAMES)",
+            code=403,
+        )
 
 
 def read_record_key(path: str | Path) -> bytes:
@@ -94,7 +131,9 @@ def load_admission(settings: Settings) -> AdmissionConfig:
     if settings.record_key_file is None:
         raise AdmissionSetupError("the webhook needs ROLLWISE_RECORD_KEY_FILE")
     return AdmissionConfig(
-        key=read_record_key(settings.record_key_file), role_map=dict(settings.role_groups)
+        key=read_record_key(settings.record_key_file),
+        role_map=dict(settings.role_groups),
+        client_names=settings.webhook_client_names,
     )
 
 
@@ -234,6 +273,7 @@ def _admit(
     new: Mapping[str, Any] | None = kwargs.get("new")
     user = userinfo.get("username")
     try:
+        check_caller(config, kwargs.get("sslpeer"))
         changes = decider(
             config,
             operation=str(kwargs.get("operation") or ""),
@@ -326,8 +366,14 @@ def webhook_server(settings: Settings) -> kopf.WebhookServer:
         raise AdmissionSetupError(
             "the webhook needs ROLLWISE_WEBHOOK_CERT_FILE and ROLLWISE_WEBHOOK_KEY_FILE"
         )
-    for path in (settings.webhook_cert_file, settings.webhook_key_file):
-        if not Path(path).is_file():
+    if settings.webhook_client_auth and settings.webhook_client_ca_file is None:
+        raise AdmissionSetupError(
+            "the webhook needs ROLLWISE_WEBHOOK_CLIENT_CA_FILE to authenticate the API server "
+            "(or ROLLWISE_WEBHOOK_CLIENT_AUTH=none)"
+        )
+    client_ca = settings.webhook_client_ca_file if settings.webhook_client_auth else None
+    for path in (settings.webhook_cert_file, settings.webhook_key_file, client_ca):
+        if path is not None and not Path(path).is_file():
             raise AdmissionSetupError(f"the webhook certificate file {path} does not exist")
     return kopf.WebhookServer(
         addr=settings.webhook_listen,
@@ -336,6 +382,9 @@ def webhook_server(settings: Settings) -> kopf.WebhookServer:
         certfile=settings.webhook_cert_file,
         pkeyfile=settings.webhook_key_file,
         cafile=settings.webhook_ca_file,
+        # The TLS handshake itself refuses a caller without a certificate the CA signed.
+        verify_mode=ssl.CERT_REQUIRED if client_ca is not None else None,
+        verify_cafile=client_ca,
     )
 
 
@@ -368,10 +417,12 @@ __all__ = [
     "WEBHOOK_PATH",
     "AdmissionConfig",
     "AdmissionSetupError",
+    "check_caller",
     "configure_admission",
     "decide",
     "decide_rollout",
     "load_admission",
+    "peer_names",
     "read_record_key",
     "register_admission",
     "setup_admission",

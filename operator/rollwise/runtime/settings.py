@@ -38,6 +38,16 @@ ModelRelease governance (see docs/governance.md):
 * ``ROLLWISE_WEBHOOK_PORT``: port of the mutating admission webhook that records identities
   (unset or 0: no webhook).
 * ``ROLLWISE_WEBHOOK_LISTEN``: address the webhook binds (default ``0.0.0.0``).
+* ``ROLLWISE_WEBHOOK_CLIENT_CA_FILE``: CA bundle (PEM) the webhook verifies its callers'
+  client certificates by: the API server presents one through its admission configuration
+  (docs/security.md). Required when the webhook is on, unless
+  ``ROLLWISE_WEBHOOK_CLIENT_AUTH=none``.
+* ``ROLLWISE_WEBHOOK_CLIENT_AUTH``: ``required`` (default): a caller without a certificate
+  signed by that CA gets no answer; ``none``: any caller is answered (the webhook then signs
+  whatever identity a request claims: only where nothing but the API server can reach it).
+* ``ROLLWISE_WEBHOOK_CLIENT_NAMES``: comma-separated names (certificate common name or DNS
+  subject alternative name) a caller's certificate must carry; unset: any certificate the CA
+  signed.
 * ``ROLLWISE_WEBHOOK_HOST``: host name or IP the API server calls (default ``POD_IP``, else
   ``127.0.0.1``); used only when the operator manages the webhook configuration.
 * ``ROLLWISE_WEBHOOK_CERT_FILE`` / ``ROLLWISE_WEBHOOK_KEY_FILE``: the webhook's serving
@@ -161,6 +171,9 @@ class Settings:
     webhook_cert_file: str | None = None
     webhook_key_file: str | None = None
     webhook_ca_file: str | None = None
+    webhook_client_ca_file: str | None = None
+    webhook_client_auth: bool = True
+    webhook_client_names: tuple[str, ...] = ()
     webhook_managed: bool = True
     policy_configmap: tuple[str, str] | None = None
     freeze_configmap: tuple[str, str] | None = None
@@ -386,12 +399,23 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
         ("ROLLWISE_WEBHOOK_CERT_FILE", "webhook_cert_file"),
         ("ROLLWISE_WEBHOOK_KEY_FILE", "webhook_key_file"),
         ("ROLLWISE_WEBHOOK_CA_FILE", "webhook_ca_file"),
+        ("ROLLWISE_WEBHOOK_CLIENT_CA_FILE", "webhook_client_ca_file"),
         ("ROLLWISE_MLFLOW_TOKEN_FILE", "mlflow_token_file"),
     ):
         if raw := get(name):
             out[key] = _path(raw, name)
     if raw := get("ROLLWISE_WEBHOOK_MANAGED"):
         out["webhook_managed"] = _boolean(raw, "ROLLWISE_WEBHOOK_MANAGED")
+    if raw := get("ROLLWISE_WEBHOOK_CLIENT_AUTH"):
+        if raw not in ("required", "none"):
+            raise SettingsError(
+                f"ROLLWISE_WEBHOOK_CLIENT_AUTH: {raw!r} is not one of required, none"
+            )
+        out["webhook_client_auth"] = raw == "required"
+    if raw := get("ROLLWISE_WEBHOOK_CLIENT_NAMES"):
+        out["webhook_client_names"] = tuple(
+            dict.fromkeys(n.strip() for n in raw.split(",") if n.strip())
+        )
     if port:
         missing = [
             name
@@ -402,6 +426,8 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
             )
             if key not in out
         ]
+        if out.get("webhook_client_auth", True) and "webhook_client_ca_file" not in out:
+            missing.append("ROLLWISE_WEBHOOK_CLIENT_CA_FILE (or ROLLWISE_WEBHOOK_CLIENT_AUTH=none)")
         if missing:
             raise SettingsError(
                 f"ROLLWISE_WEBHOOK_PORT: the webhook needs {', '.join(missing)} as well"

@@ -10,6 +10,7 @@ tests/lab/test_admission_webhook.py runs it all against the lab's API server wit
 from __future__ import annotations
 
 import json
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -182,14 +183,16 @@ def test_the_record_key_is_read_stripped_and_must_be_long(tmp_path: Path) -> Non
 def settings_for(tmp_path: Path, **extra: str) -> Any:
     key = tmp_path / "key"
     key.write_bytes(KEY)
-    cert, pkey = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert, pkey, client_ca = tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "client-ca.crt"
     cert.write_text("cert")
     pkey.write_text("key")
+    client_ca.write_text("client ca")
     env = {
         "ROLLWISE_WEBHOOK_PORT": "9443",
         "ROLLWISE_RECORD_KEY_FILE": str(key),
         "ROLLWISE_WEBHOOK_CERT_FILE": str(cert),
         "ROLLWISE_WEBHOOK_KEY_FILE": str(pkey),
+        "ROLLWISE_WEBHOOK_CLIENT_CA_FILE": str(client_ca),
         "ROLLWISE_ROLE_GROUPS": "security=sec-team",
         **extra,
     }
@@ -210,6 +213,50 @@ def test_setup_registers_the_handler_and_a_server_from_the_settings(tmp_path: Pa
     )
     assert server.insecure is False
     assert kopf_settings.admission.managed == "rollwise.dev"
+    # Only callers with a certificate of the client CA complete the TLS handshake.
+    assert server.verify_mode is ssl.CERT_REQUIRED
+    assert server.verify_cafile == settings.webhook_client_ca_file
+
+
+def test_without_client_authentication_the_server_verifies_nobody(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, ROLLWISE_WEBHOOK_CLIENT_AUTH="none")
+    server = a.webhook_server(settings)
+    assert (server.verify_mode, server.verify_cafile) == (None, None)
+
+
+def test_a_missing_client_ca_fails_the_start(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    Path(settings.webhook_client_ca_file).unlink()
+    with pytest.raises(a.AdmissionSetupError, match="does not exist"):
+        a.webhook_server(settings)
+
+
+PEER = {
+    "subject": ((("organizationName", "k8s"),), (("commonName", "kube-apiserver-admission"),)),
+    "subjectAltName": (("DNS", "apiserver.example"), ("IP Address", "10.0.0.1")),
+}
+
+
+@pytest.mark.parametrize(
+    ("names", "peer", "allowed"),
+    [
+        pytest.param((), PEER, True, id="any-certificate-of-the-ca"),
+        pytest.param(("kube-apiserver-admission",), PEER, True, id="common-name"),
+        pytest.param(("apiserver.example",), PEER, True, id="dns-san"),
+        pytest.param(("10.0.0.1",), PEER, False, id="ip-san-is-not-a-name"),
+        pytest.param(("kube-apiserver-admission",), {}, False, id="no-certificate"),
+        pytest.param(("someone-else",), PEER, False, id="another-name"),
+    ],
+)
+def test_the_caller_names_its_certificate_must_carry(
+    names: tuple[str, ...], peer: dict[str, Any], allowed: bool
+) -> None:
+    config = a.AdmissionConfig(key=KEY, role_map={}, client_names=names)
+    if allowed:
+        a.check_caller(config, peer)
+        return
+    with pytest.raises(kopf.AdmissionError, match="ROLLWISE_WEBHOOK_CLIENT_NAMES"):
+        a.check_caller(config, peer)
 
 
 def test_a_chart_managed_configuration_leaves_kopf_unmanaged(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ WEBHOOK = {
     "ROLLWISE_RECORD_KEY_FILE": "/etc/rollwise/record-key/key",
     "ROLLWISE_WEBHOOK_CERT_FILE": "/etc/rollwise/tls/tls.crt",
     "ROLLWISE_WEBHOOK_KEY_FILE": "/etc/rollwise/tls/tls.key",
+    "ROLLWISE_WEBHOOK_CLIENT_CA_FILE": "/etc/rollwise/webhook-client-ca/ca.crt",
 }
 
 
@@ -83,8 +84,19 @@ def test_the_webhook_host_defaults_to_the_pod_ip() -> None:
         pytest.param(
             {"ROLLWISE_WEBHOOK_PORT": "9443"},
             "ROLLWISE_WEBHOOK_PORT: the webhook needs ROLLWISE_RECORD_KEY_FILE, "
-            "ROLLWISE_WEBHOOK_CERT_FILE, ROLLWISE_WEBHOOK_KEY_FILE as well",
+            "ROLLWISE_WEBHOOK_CERT_FILE, ROLLWISE_WEBHOOK_KEY_FILE, "
+            "ROLLWISE_WEBHOOK_CLIENT_CA_FILE (or ROLLWISE_WEBHOOK_CLIENT_AUTH=none) as well",
             id="webhook-without-files",
+        ),
+        pytest.param(
+            {k: v for k, v in WEBHOOK.items() if k != "ROLLWISE_WEBHOOK_CLIENT_CA_FILE"},
+            "needs ROLLWISE_WEBHOOK_CLIENT_CA_FILE (or ROLLWISE_WEBHOOK_CLIENT_AUTH=none) as well",
+            id="webhook-without-client-ca",
+        ),
+        pytest.param(
+            {**WEBHOOK, "ROLLWISE_WEBHOOK_CLIENT_AUTH": "optional"},
+            "ROLLWISE_WEBHOOK_CLIENT_AUTH: 'optional' is not one of required, none",
+            id="client-auth",
         ),
         pytest.param(
             {k: v for k, v in WEBHOOK.items() if k != "ROLLWISE_WEBHOOK_KEY_FILE"},
