@@ -251,11 +251,13 @@ def test_the_webhook_records_who_did_what_and_refuses_what_four_eyes_forbid(
     after_bypass = lab.release()
 
     assert runner.exception is None
-    # The ModelRelease handler fails closed; the Rollout handler (overrides) is the second.
-    [hook, rollout_hook] = config["webhooks"]
+    # The ModelRelease handler fails closed; the Rollout handler (overrides) follows, once for
+    # Rollouts without the guard label (Ignore) and once for guarded ones (Fail).
+    [hook, rollout_hook, guarded_hook] = config["webhooks"]
     assert hook["failurePolicy"] == "Fail"
     assert [r["resources"] for r in hook["rules"]] == [["modelreleases"]]
     assert rollout_hook["failurePolicy"] == "Ignore"
+    assert guarded_hook["failurePolicy"] == "Fail"
 
     refused(self_approval, "alice set version 7 and may not approve it")
     refused(old_version, "this approval is for version 6 but the release is version 7")

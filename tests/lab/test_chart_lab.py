@@ -124,11 +124,13 @@ def test_cluster_scoped_install_is_served_and_round_trips(
     rendered_hook = next(d for d in docs if d["kind"] == "MutatingWebhookConfiguration")
     served_hook = get_json(kubectl, "mutatingwebhookconfiguration", RELEASE)
     kubectl("delete", "mutatingwebhookconfiguration", RELEASE, check=True)
-    [hook, rollout_hook] = served_hook["webhooks"]
+    [hook, rollout_hook, guarded_hook] = served_hook["webhooks"]
     assert hook["failurePolicy"] == "Fail"
     assert hook["clientConfig"] == rendered_hook["webhooks"][0]["clientConfig"]
     assert rollout_hook["failurePolicy"] == "Ignore"
     assert rollout_hook["clientConfig"] == rendered_hook["webhooks"][1]["clientConfig"]
+    assert guarded_hook["failurePolicy"] == "Fail"
+    assert guarded_hook["objectSelector"] == rendered_hook["webhooks"][2]["objectSelector"]
     tls = get_json(kubectl, "secret", f"{RELEASE}-webhook-tls", "-n", namespace)
     assert tls["data"]["ca.crt"] == hook["clientConfig"]["caBundle"]
     get_json(kubectl, "secret", f"{RELEASE}-record-key", "-n", namespace)

@@ -644,7 +644,7 @@ def test_chart_webhook_is_scoped_fails_closed_and_trusts_the_generated_ca(
 ) -> None:
     docs = rendered["default"]
     config = _one(docs, "MutatingWebhookConfiguration")
-    [hook, rollout_hook] = config["webhooks"]
+    [hook, rollout_hook, guarded_hook] = config["webhooks"]
     assert hook["name"] == "records.rollwise.dev"
     assert hook["failurePolicy"] == "Fail"
     assert hook["sideEffects"] == "None"
@@ -683,6 +683,22 @@ def test_chart_webhook_is_scoped_fails_closed_and_trusts_the_generated_ca(
         "path": "/rollout-records",
     }
     assert rollout_hook["clientConfig"]["caBundle"] == hook["clientConfig"]["caBundle"]
+    # Guarded Rollouts (overrides recorded, or a ModelRelease's child) fail closed, and the
+    # two Rollout entries split every Rollout between them by the label.
+    guard = "rollwise.dev/guarded"
+    assert rollout_hook["objectSelector"] == {
+        "matchExpressions": [{"key": guard, "operator": "DoesNotExist"}]
+    }
+    assert guarded_hook["name"] == "guarded-rollout-records.rollwise.dev"
+    assert guarded_hook["failurePolicy"] == "Fail"
+    assert guarded_hook["objectSelector"] == {
+        "matchExpressions": [{"key": guard, "operator": "Exists"}]
+    }
+    assert guarded_hook["rules"] == rollout_hook["rules"]
+    assert guarded_hook["clientConfig"]["service"] == {
+        **hook["clientConfig"]["service"],
+        "path": "/guarded-rollout-records",
+    }
     tls = _named(docs, "Secret", f"{RELEASE}-webhook-tls")
     assert tls["type"] == "kubernetes.io/tls"
     assert hook["clientConfig"]["caBundle"] == tls["data"]["ca.crt"]
@@ -718,7 +734,7 @@ def test_chart_webhook_in_namespace_scope_selects_the_watched_namespaces(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     hooks = _one(rendered["namespace-scope"], "MutatingWebhookConfiguration")["webhooks"]
-    assert len(hooks) == 2
+    assert len(hooks) == 3
     for hook in hooks:
         assert hook["namespaceSelector"] == {
             "matchExpressions": [
@@ -779,7 +795,7 @@ def test_existing_secrets_replace_the_generated_ones(helm: Helm) -> None:
     assert volumes["record-key"]["secret"]["secretName"] == "vault-record-key"
     assert volumes["webhook-tls"]["secret"]["secretName"] == "cert-manager-tls"
     hooks = _one(docs, "MutatingWebhookConfiguration")["webhooks"]
-    assert [h["clientConfig"]["caBundle"] for h in hooks] == ["Q0E=", "Q0E="]
+    assert [h["clientConfig"]["caBundle"] for h in hooks] == ["Q0E=", "Q0E=", "Q0E="]
 
 
 def test_webhook_off_keeps_the_record_key_for_the_reconcile(helm: Helm) -> None:

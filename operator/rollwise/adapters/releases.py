@@ -9,7 +9,8 @@ InferenceService (``adapters.serving``) and the gate evaluator (``adapters.gates
   that drives it adds itself to the child's ``ownerReferences`` (not as controller), so the
   child is garbage-collected only once every release that served through it is gone. The
   ``rollwise.dev/model-release`` label names the release driving it now (the operator wakes
-  that release when the child's status changes).
+  that release when the child's status changes); ``rollwise.dev/guarded`` puts its writes
+  under the webhook's ``failurePolicy: Fail`` entry.
 * **Release manifest**: ConfigMap ``<release>-manifest`` with ``release_manifest.json``,
   owned by the release. Written once: an existing manifest is never overwritten; a manifest
   for another version under the same name raises ``ManifestRefused``.
@@ -33,6 +34,7 @@ from typing import Any
 from rollwise.adapters.configmaps import ConfigMaps
 from rollwise.adapters.errors import Conflict, ManifestRefused
 from rollwise.adapters.kube import ROLLOUTS, KubeAPI, Resource
+from rollwise.core.overrides import GUARDED_LABEL
 
 MODELRELEASES = Resource("rollwise.dev", "v1alpha1", "modelreleases")
 MODELRELEASE_API_VERSION = "rollwise.dev/v1alpha1"
@@ -42,6 +44,9 @@ MODELRELEASE_KIND = "ModelRelease"
 RELEASE_LABEL = "rollwise.dev/model-release"
 #: Label on every object the operator creates for a release.
 MANAGED_BY = {"app.kubernetes.io/managed-by": "rollwise"}
+#: A child Rollout's writes always go through the webhook (failurePolicy Fail), which refuses
+#: the manual requests only its release may make.
+GUARDED = {GUARDED_LABEL: "true"}
 
 MANIFEST_KEY = "release_manifest.json"
 LEDGER_NAME = "rollwise-revocations"
@@ -139,7 +144,7 @@ class ReleaseObjects:
                 "metadata": {
                     "name": name,
                     "namespace": release.namespace,
-                    "labels": {**MANAGED_BY, RELEASE_LABEL: release.name},
+                    "labels": {**MANAGED_BY, RELEASE_LABEL: release.name, **GUARDED},
                     "annotations": {**(annotations or {}), LAST_APPLIED: applied},
                     "ownerReferences": [owner],
                 },
@@ -162,8 +167,9 @@ class ReleaseObjects:
         if spec_patch:
             patch["spec"] = spec_patch
         labels = meta.get("labels") or {}
-        if labels.get(RELEASE_LABEL) != release.name:
-            patch.setdefault("metadata", {})["labels"] = {RELEASE_LABEL: release.name}
+        wanted_labels = {RELEASE_LABEL: release.name, **GUARDED}
+        if any(labels.get(k) != v for k, v in wanted_labels.items()):
+            patch.setdefault("metadata", {})["labels"] = wanted_labels
         owners = [r for r in meta.get("ownerReferences") or [] if isinstance(r, dict)]
         if not any(r.get("uid") == release.uid for r in owners):
             patch.setdefault("metadata", {})["ownerReferences"] = [*owners, owner]
@@ -203,7 +209,7 @@ class ReleaseObjects:
                 "metadata": {
                     "name": name,
                     "namespace": release.namespace,
-                    "labels": {**MANAGED_BY, RELEASE_LABEL: release.name},
+                    "labels": {**MANAGED_BY, RELEASE_LABEL: release.name, **GUARDED},
                     "ownerReferences": [owner_reference(release, controller=True)],
                 },
                 "immutable": True,

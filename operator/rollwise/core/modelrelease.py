@@ -308,6 +308,8 @@ class ReleaseObservations:
     gates pass (Waived, reason ``Overridden``); approvals are never overridden.
     ``approvals`` are those bound to the spec's current content (:func:`release_content`);
     ``voided_approvals``: signed approvals given for another content, which do not count.
+    ``overrides_seq``: the counter of the verified override list (remembered in status, so
+    that an older list put back is recognised).
     """
 
     name: str
@@ -326,6 +328,7 @@ class ReleaseObservations:
     manifest_written: bool = False
     override: ReleaseOverride | None = None
     voided_approvals: tuple[VoidedApproval, ...] = ()
+    overrides_seq: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -864,7 +867,12 @@ class _Pass:
         #: cannot override; added to the status message.
         self.override_note = ""
         self.gates: dict[str, _Gate] = {}
-        self.s = previous.model_copy(update={"observed_generation": obs.generation})
+        self.s = previous.model_copy(
+            update={
+                "observed_generation": obs.generation,
+                "overrides_seq": max(previous.overrides_seq, obs.overrides_seq),
+            }
+        )
 
     # ---------------------------------------------------------------- helpers
 

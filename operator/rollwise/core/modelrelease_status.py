@@ -5,8 +5,8 @@ wire, unknown fields ignored, RFC 3339 times). The fields users and tools read a
 ``stage``, ``phase``, ``message``, ``conditions``, ``alias``, ``history`` (``stage``, ``time``,
 ``reason``, ``message``, ``user``, plus ``from``) and ``gates`` (``name``, ``status``,
 ``reason``, ``message``, ``lastTransitionTime``, plus ``checkedAt`` and ``waiverExpiresAt``);
-``serving``, ``approvals``, ``revoked``, ``approvedContent``, ``voidedApprovals`` and
-``contentChanged`` are the operator's bookkeeping (the CRD preserves
+``serving``, ``approvals``, ``revoked``, ``approvedContent``, ``voidedApprovals``,
+``contentChanged`` and ``overridesSeq`` are the operator's bookkeeping (the CRD preserves
 unknown status fields).
 """
 
@@ -200,6 +200,9 @@ class ModelReleaseStatus(StatusModel):
     voided_approvals: list[str] = Field(default_factory=list)
     #: The fields found changed after approval, reported once per distinct set.
     content_changed: list[str] = Field(default_factory=list)
+    #: The highest counter of the signed override list seen: an older list put back is not
+    #: trusted.
+    overrides_seq: int = 0
 
     def condition(self, type_: ReleaseConditionType) -> ReleaseCondition | None:
         for cond in self.conditions:

@@ -52,10 +52,18 @@ from typing import Any
 
 import kopf
 
+from rollwise.adapters.releases import RELEASE_LABEL
 from rollwise.core.governance import admit
 from rollwise.core.modelrelease import parse_release_spec, release_content
 from rollwise.core.observations import revision_of
-from rollwise.core.overrides import MODELRELEASE, ROLLOUT, admit_overrides
+from rollwise.core.overrides import (
+    GUARDED_LABEL,
+    MODELRELEASE,
+    OVERRIDES,
+    ROLLOUT,
+    admit_child_requests,
+    admit_overrides,
+)
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, Settings
 
 GROUP, VERSION, PLURAL = "rollwise.dev", "v1alpha1", "modelreleases"
@@ -67,6 +75,9 @@ WEBHOOK_PATH = f"/{HANDLER_ID}"
 ROLLOUT_PLURAL = "rollouts"
 ROLLOUT_HANDLER_ID = "rollout-records"
 ROLLOUT_WEBHOOK_PATH = f"/{ROLLOUT_HANDLER_ID}"
+#: The same handler for guarded Rollouts (``failurePolicy: Fail``), on ``/guarded-rollout-records``.
+GUARDED_HANDLER_ID = "guarded-rollout-records"
+GUARDED_WEBHOOK_PATH = f"/{GUARDED_HANDLER_ID}"
 #: Shortest record key accepted, in bytes: a short key could be guessed.
 MIN_KEY_BYTES = 16
 
@@ -196,6 +207,7 @@ def decide(
         target=_version(new) or "",
         userinfo=userinfo,
         now=now,
+        last_seq=_status_int(old, "overridesSeq"),
     )
     return {**answer.patch, **overrides}
 
@@ -210,6 +222,7 @@ def _overrides(
     target: str,
     userinfo: Mapping[str, Any],
     now: datetime,
+    last_seq: int = 0,
 ) -> dict[str, str | None]:
     meta = new.get("metadata") or {}
     old_meta = (old or {}).get("metadata") or {}
@@ -224,10 +237,27 @@ def _overrides(
         user=str(userinfo.get("username") or ""),
         key=config.key,
         now=now,
+        last_seq=last_seq,
     )
     if not answer.allowed:
         raise kopf.AdmissionError(answer.message, code=403)
     return dict(answer.patch)
+
+
+def _status_int(body: Mapping[str, Any] | None, field_name: str) -> int:
+    status = (body or {}).get("status")
+    value = status.get(field_name) if isinstance(status, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _labels(body: Mapping[str, Any] | None) -> dict[str, str]:
+    meta = (body or {}).get("metadata") or {}
+    return {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+
+
+def _release_of(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str | None:
+    """The ModelRelease a Rollout is the child of (the label on the stored or the new one)."""
+    return _labels(old).get(RELEASE_LABEL) or _labels(new).get(RELEASE_LABEL) or None
 
 
 def decide_rollout(
@@ -239,8 +269,24 @@ def decide_rollout(
     userinfo: Mapping[str, Any],
     now: datetime,
 ) -> dict[str, str | None]:
-    """The annotations patch for one admission request on a Rollout (overrides only: the
-    target is the revision of the template the request would store)."""
+    """The annotations patch for one admission request on a Rollout: overrides (the target is
+    the revision of the template the request would store) and, on a ModelRelease's child, the
+    refusal of manual requests only the release may make."""
+    release = _release_of(old, new)
+    if release is not None:
+        meta = new.get("metadata") or {}
+        status = (old or {}).get("status")
+        pause = status.get("pauseReason") if isinstance(status, Mapping) else None
+        child = admit_child_requests(
+            old_annotations=_annotations(old),
+            new_annotations=_annotations(new),
+            pause_reason=pause if isinstance(pause, str) else None,
+            release=release,
+            subject=f"{meta.get('namespace') or ''}/{meta.get('name') or ''}",
+            key=config.key,
+        )
+        if not child.allowed:
+            raise kopf.AdmissionError(child.message, code=403)
     template = (new.get("spec") or {}).get("template")
     return _overrides(
         config,
@@ -254,7 +300,22 @@ def decide_rollout(
     )
 
 
+def guard_labels(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any], changes: Mapping[str, str | None]
+) -> dict[str, str]:
+    """The labels patch that guards a Rollout (its writes seen by the webhook with
+    ``failurePolicy: Fail``) once it carries overrides or is a ModelRelease's child."""
+    annotations = {**_annotations(new), **changes}
+    needed = annotations.get(OVERRIDES) is not None or _release_of(old, new) is not None
+    if needed and _labels(new).get(GUARDED_LABEL) != "true":
+        return {GUARDED_LABEL: "true"}
+    return {}
+
+
 Decider = Callable[..., dict[str, str | None]]
+Labeller = Callable[
+    [Mapping[str, Any] | None, Mapping[str, Any], Mapping[str, str | None]], dict[str, str]
+]
 
 
 def _admit(
@@ -267,8 +328,10 @@ def _admit(
     userinfo: kopf.UserInfo,
     logger: kopf.Logger,
     kwargs: Mapping[str, Any],
+    labeller: Labeller | None = None,
 ) -> None:
-    """One admission request: the decider's patch merged into kopf's, or kopf's refusal."""
+    """One admission request: the decider's patch (and the labeller's) merged into kopf's, or
+    kopf's refusal."""
     old: Mapping[str, Any] | None = kwargs.get("old")
     new: Mapping[str, Any] | None = kwargs.get("new")
     user = userinfo.get("username")
@@ -290,6 +353,9 @@ def _admit(
         annotations.update(changes)
         written = sorted(k for k, v in changes.items() if v is not None)
         logger.info(f"recorded {', '.join(written) or 'nothing'} for {user}")
+    labels = labeller(old, new if new is not None else body, changes) if labeller else {}
+    if labels:
+        patch.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
 
 
 def register_admission(
@@ -328,16 +394,6 @@ def register_admission(
             kwargs=kwargs,
         )
 
-    @kopf.on.mutate(
-        GROUP,
-        VERSION,
-        ROLLOUT_PLURAL,
-        id=ROLLOUT_HANDLER_ID,
-        operations=["CREATE", "UPDATE"],
-        persistent=True,
-        ignore_failures=True,
-        registry=registry,
-    )
     def rollout_records(
         *,
         body: kopf.Body,
@@ -346,6 +402,12 @@ def register_admission(
         logger: kopf.Logger,
         **kwargs: Any,
     ) -> None:
+        if _labels(kwargs.get("old")).get(GUARDED_LABEL) and not _labels(body).get(GUARDED_LABEL):
+            raise kopf.AdmissionError(
+                f"{GUARDED_LABEL} is kept by the operator's webhook; keep it when replacing "
+                "the rollout",
+                code=403,
+            )
         _admit(
             decide_rollout,
             config,
@@ -355,7 +417,62 @@ def register_admission(
             userinfo=userinfo,
             logger=logger,
             kwargs=kwargs,
+            labeller=guard_labels,
         )
+
+    def guarded_rollout_records(
+        *,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        userinfo: kopf.UserInfo,
+        logger: kopf.Logger,
+        **kwargs: Any,
+    ) -> None:
+        old = kwargs.get("old")
+        if old is not None and not _labels(old).get(GUARDED_LABEL):
+            # The label comes with this very write (added by the entry for unguarded Rollouts,
+            # which has handled the request already): handling it again would take that
+            # entry's own records for a person's edit.
+            return
+        _admit(
+            decide_rollout,
+            config,
+            clock(),
+            body=body,
+            patch=patch,
+            userinfo=userinfo,
+            logger=logger,
+            kwargs=kwargs,
+            labeller=guard_labels,
+        )
+
+    # Two webhooks for Rollouts, split by the guard label (kopf builds each objectSelector from
+    # ``labels``): guarded Rollouts fail closed, the others open. The API server calls a webhook
+    # when the old or the new object matches, in this order, each on the object as the ones
+    # before left it. So the unguarded entry handles a write that adds the label, and refuses
+    # one that takes it off; the guarded entry handles the writes of guarded Rollouts, and
+    # creates that carry the label (the operator's child Rollouts).
+    kopf.on.mutate(
+        GROUP,
+        VERSION,
+        ROLLOUT_PLURAL,
+        id=ROLLOUT_HANDLER_ID,
+        operations=["CREATE", "UPDATE"],
+        labels={GUARDED_LABEL: kopf.ABSENT},
+        persistent=True,
+        ignore_failures=True,
+        registry=registry,
+    )(rollout_records)
+    kopf.on.mutate(
+        GROUP,
+        VERSION,
+        ROLLOUT_PLURAL,
+        id=GUARDED_HANDLER_ID,
+        operations=["CREATE", "UPDATE"],
+        labels={GUARDED_LABEL: kopf.PRESENT},
+        persistent=True,
+        registry=registry,
+    )(guarded_rollout_records)
 
 
 def webhook_server(settings: Settings) -> kopf.WebhookServer:
@@ -408,6 +525,8 @@ def setup_admission(
 
 __all__ = [
     "GROUP",
+    "GUARDED_HANDLER_ID",
+    "GUARDED_WEBHOOK_PATH",
     "HANDLER_ID",
     "PLURAL",
     "ROLLOUT_HANDLER_ID",
@@ -421,6 +540,7 @@ __all__ = [
     "configure_admission",
     "decide",
     "decide_rollout",
+    "guard_labels",
     "load_admission",
     "peer_names",
     "read_record_key",

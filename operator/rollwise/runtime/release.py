@@ -74,8 +74,8 @@ from rollwise.core.modelrelease import (
 )
 from rollwise.core.modelrelease_policy import ClusterPolicy, ReleaseRules
 from rollwise.core.modelrelease_status import ModelReleaseStatus, ReleasePhase, Stage
-from rollwise.core.observations import Measurement
-from rollwise.core.overrides import in_effect, read_overrides, release_override
+from rollwise.core.observations import Measurement, RequestKind
+from rollwise.core.overrides import in_effect, read_overrides, release_override, sign_request
 from rollwise.core.reasons import clip
 from rollwise.core.rollout import Event
 from rollwise.core.spec import ModelReleaseSpec
@@ -517,7 +517,12 @@ async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: 
         generate_name=obj.generate_name,
     )
     revoke: RevokeRequest | None = records.revoke
-    overrides = read_overrides(obj.annotations, obj.uid, ports.record_key)
+    overrides = read_overrides(
+        obj.annotations,
+        obj.uid,
+        ports.record_key,
+        last_seq=status.overrides_seq if status is not None else 0,
+    )
     if spec is None:
         return _Seen(
             None,
@@ -588,6 +593,7 @@ async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: 
                 in_effect(overrides.overrides, spec.version), name=obj.name, version=spec.version
             ),
             voided_approvals=records.voided,
+            overrides_seq=overrides.seq,
         ),
         rules,
         records,
@@ -623,8 +629,14 @@ def _apply(
         current = ports.objects.read_child(ns, action.name)
         annotations = None
         if action.template is not None:
-            # A stable id: re-asserting the revert on a later pass is the same request.
-            annotations = {PROMOTE_FULL: f"revert-{obj.name}-{obj.uid[:8]}"}
+            # A stable id: re-asserting the revert on a later pass is the same request. Signed:
+            # the webhook lets no one but the operator promote a release's child Rollout.
+            request = f"revert-{obj.name}-{obj.uid[:8]}"
+            if ports.record_key is not None:
+                request = sign_request(
+                    RequestKind.PROMOTE_FULL, request, f"{ns}/{action.name}", ports.record_key
+                )
+            annotations = {PROMOTE_FULL: request}
         return ports.objects.ensure_child(
             obj.ref, action.name, _revert_spec(current, action), annotations=annotations
         )
