@@ -308,6 +308,8 @@ def test_every_object_is_well_formed(
                 "NetworkPolicy",
                 "Role",
                 "Role",
+                "Role",
+                "RoleBinding",
                 "RoleBinding",
                 "RoleBinding",
                 "Secret",
@@ -476,7 +478,7 @@ def test_rbac_is_exactly_the_least_privilege_table(
     docs = rendered[scenario]
     cluster_role = _one(docs, "ClusterRole")
     assert _rule_table(cluster_role["rules"]) == set(spec.cluster_role)
-    roles = _of_kind(docs, "Role")
+    roles = [r for r in _of_kind(docs, "Role") if r["metadata"]["name"] != LEDGER_ROLE]
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(spec.role_namespaces)
     for role in roles:
         assert _rule_table(role["rules"]) == set(spec.role)
@@ -504,10 +506,38 @@ def test_bindings_grant_the_roles_to_the_operator_service_account(
     }
     assert binding["subjects"] == [subject]
     role_bindings = _of_kind(docs, "RoleBinding")
-    assert len(role_bindings) == len(SCENARIOS[scenario].role_namespaces)
+    ledger = 1 if SCENARIOS[scenario].role_namespaces else 0
+    assert len(role_bindings) == len(SCENARIOS[scenario].role_namespaces) + ledger
     for role_binding in role_bindings:
         assert role_binding["roleRef"]["kind"] == "Role"
         assert role_binding["subjects"] == [subject]
+
+
+LEDGER_ROLE = f"{RELEASE}-ledger"
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
+def test_the_ledger_in_the_operators_namespace_is_granted_by_name(
+    rendered: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    docs = rendered[scenario]
+    ledger = [r for r in _of_kind(docs, "Role") if r["metadata"]["name"] == LEDGER_ROLE]
+    if not SCENARIOS[scenario].role_namespaces:
+        assert ledger == [], "the ClusterRole grants ConfigMaps everywhere"
+        return
+    [role] = ledger
+    assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["rollwise-revocations"],
+            "verbs": ["get", "patch", "update"],
+        },
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+    ]
+    binding = _named(docs, "RoleBinding", LEDGER_ROLE)
+    assert binding["roleRef"]["name"] == LEDGER_ROLE
 
 
 def test_rbac_can_be_left_to_the_cluster_admin(helm: Helm) -> None:

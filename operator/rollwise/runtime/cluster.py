@@ -260,9 +260,11 @@ def build_release_ports(
     providers: ProviderCache | None = None,
     registries: Mapping[str, MLflowRegistry] | None = None,
     policy: ClusterPolicy | None = None,
+    ledger: tuple[str, str] | None = None,
 ) -> ReleasePorts:
     """The production ports of the ModelRelease pass over one ``ApiClient``: ``registries``
-    are the MLflow registries of the operator's settings, ``policy`` its cluster policy."""
+    are the MLflow registries of the operator's settings, ``policy`` its cluster policy,
+    ``ledger`` the cluster's revocation ledger ConfigMap."""
     kube = KubeAPI(api, timeout=REQUEST_TIMEOUT)
     cluster = KubeCluster(api, instance=instance)
     provider_for = providers if providers is not None else ProviderCache()
@@ -276,7 +278,7 @@ def build_release_ports(
 
         return ReleasePorts(
             cluster=cluster,
-            objects=ReleaseObjects(view),
+            objects=ReleaseObjects(view, ledger=ledger),
             serving=InferenceServices(view),
             alias_store_for=stores,
             gates=gates,

@@ -227,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         providers=providers,
         registries=registries,
         policy=settings.cluster_policy,
+        ledger=settings.ledger_configmap,
     )
     register_releases(
         registry,

@@ -8,8 +8,9 @@ ModelRelease's ports:
    who set the version, a revoke request, waivers; ``core.overrides``: the override in
    effect for this version; records with a bad signature are ignored and reported), the
    gate results (``adapters.gates``) with the waivers applied, the other
-   releases of the namespace (who holds the (model, alias) slot; whether this artifact digest
-   was Approved before; whether this version was revoked, also from the revocation ledger),
+   releases of the namespace (who holds the (model, alias) slot; whether the same content was
+   Approved before; whether this version was revoked, also from the cluster's revocation
+   ledger),
    the alias read back from its store, the child Rollout or the KServe InferenceService, the
    release manifest, and the KServe canary's measurements due now.
 2. **Decide**: :func:`rollwise.core.modelrelease.decide_release`, pure.
@@ -132,9 +133,13 @@ class ReleaseObjectsPort(Protocol):
         self, release: ReleaseRef, name: str, content: Mapping[str, Any]
     ) -> bool: ...
 
-    def revoked(self, namespace: str, model: str, version: str) -> dict[str, Any] | None: ...
+    def revoked(
+        self, namespace: str, model: str, version: str, scope: str = ""
+    ) -> dict[str, Any] | None: ...
 
-    def record_revocation(self, namespace: str, record: Mapping[str, Any]) -> bool: ...
+    def record_revocation(
+        self, namespace: str, record: Mapping[str, Any], scope: str = ""
+    ) -> bool: ...
 
 
 class ServingPort(Protocol):
@@ -494,6 +499,15 @@ class _Seen:
     rejected_overrides: tuple[str, ...] = ()
 
 
+def ledger_scope(spec: ModelReleaseSpec, namespace: str) -> str:
+    """Where a revocation of ``spec``'s version holds: everywhere its model's alias lives in a
+    shared registry, else in the release's namespace."""
+    mlflow = spec.alias.store.mlflow if spec.alias.store is not None else None
+    if mlflow is not None and mlflow.registry:
+        return f"registry/{mlflow.registry}"
+    return f"namespace/{namespace}"
+
+
 def release_rules(obj: ReleaseObject, policy: ClusterPolicy) -> ReleaseRules:
     """The cluster policy as it applies to ``obj``."""
     model = obj.spec.get("model")
@@ -558,7 +572,9 @@ async def _observe(obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: 
             _gate_pool(), ports.gates.evaluate, ns, spec, now, rules.required_gates
         ),
         asyncio.to_thread(ports.objects.list_releases, ns),
-        asyncio.to_thread(ports.objects.revoked, ns, spec.model, spec.version),
+        asyncio.to_thread(
+            ports.objects.revoked, ns, spec.model, spec.version, ledger_scope(spec, ns)
+        ),
         asyncio.to_thread(_read_alias, store, spec),
     )
     child_seen, isvc_seen, manifest, measurements = await asyncio.gather(
@@ -703,7 +719,7 @@ async def _ledger(
     ports: ReleasePorts,
     log: Any,
 ) -> None:
-    """Records a revocation in the namespace's ledger (idempotent)."""
+    """Records a revocation in the cluster's ledger (idempotent)."""
     revoked = decision.status.revoked
     if spec is None or decision.status.stage is not Stage.REVOKED or revoked is None:
         return
@@ -716,7 +732,12 @@ async def _ledger(
         "at": format_time(revoked.at),
     }
     try:
-        await asyncio.to_thread(ports.objects.record_revocation, obj.namespace, record)
+        await asyncio.to_thread(
+            ports.objects.record_revocation,
+            obj.namespace,
+            record,
+            ledger_scope(spec, obj.namespace),
+        )
     except AdapterError as exc:
         # The release's own status still says Revoked; the ledger is retried on the next pass.
         log.warning("cannot record the revocation in the ledger", error=exc.message)

@@ -57,6 +57,9 @@ ModelRelease governance (see docs/governance.md):
 * ``ROLLWISE_WEBHOOK_MANAGED``: ``true`` (default): the operator (kopf) creates and keeps its
   ``MutatingWebhookConfiguration`` named ``rollwise.dev``; ``false``: someone else (the Helm
   chart) installs it and the operator only serves.
+* ``ROLLWISE_LEDGER_CONFIGMAP``: ``NAMESPACE/NAME`` of the cluster's revocation ledger, which
+  only the operator writes (default ``POD_NAMESPACE/rollwise-revocations``; without either,
+  each release's namespace keeps its own).
 * ``ROLLWISE_POLICY_CONFIGMAP``: ``NAMESPACE/NAME`` of the ConfigMap with the policy digests.
 * ``ROLLWISE_FREEZE_CONFIGMAP``: ``NAMESPACE/NAME`` of the ConfigMap with the freeze windows.
 * ``ROLLWISE_MLFLOW_REGISTRIES``: the MLflow registries specs may name (YAML or JSON):
@@ -138,6 +141,8 @@ class RegistrySetting:
 
 #: The registry ``ROLLWISE_MLFLOW_URL`` defines.
 DEFAULT_REGISTRY = "default"
+#: The cluster's revocation ledger, in the operator's namespace.
+DEFAULT_LEDGER = "rollwise-revocations"
 
 
 class LogFormat(StrEnum):
@@ -177,6 +182,7 @@ class Settings:
     webhook_managed: bool = True
     policy_configmap: tuple[str, str] | None = None
     freeze_configmap: tuple[str, str] | None = None
+    ledger_configmap: tuple[str, str] | None = None
     mlflow_url: str | None = None
     mlflow_token_file: str | None = None
     mlflow_registries: Mapping[str, RegistrySetting] = field(default_factory=dict)
@@ -436,6 +442,10 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
         out["policy_configmap"] = _namespaced_name(raw, "ROLLWISE_POLICY_CONFIGMAP")
     if raw := get("ROLLWISE_FREEZE_CONFIGMAP"):
         out["freeze_configmap"] = _namespaced_name(raw, "ROLLWISE_FREEZE_CONFIGMAP")
+    if raw := get("ROLLWISE_LEDGER_CONFIGMAP"):
+        out["ledger_configmap"] = _namespaced_name(raw, "ROLLWISE_LEDGER_CONFIGMAP")
+    elif raw := get("POD_NAMESPACE"):
+        out["ledger_configmap"] = (_check_name(raw, "POD_NAMESPACE"), DEFAULT_LEDGER)
     if raw := get("ROLLWISE_MLFLOW_URL"):
         out["mlflow_url"] = _check_url(raw, "ROLLWISE_MLFLOW_URL")
     out.update(_tenancy(get))

@@ -167,14 +167,17 @@ class FakeObjects:
         self.manifests[name] = dict(content)
         return True
 
-    def revoked(self, namespace: str, model: str, version: str) -> dict[str, Any] | None:
-        return self.ledger.get((model, version))
+    def revoked(
+        self, namespace: str, model: str, version: str, scope: str = ""
+    ) -> dict[str, Any] | None:
+        found = self.ledger.get((model, version))
+        return found if found is not None and found.get("scope") == scope else None
 
-    def record_revocation(self, namespace: str, record: Mapping[str, Any]) -> bool:
+    def record_revocation(self, namespace: str, record: Mapping[str, Any], scope: str = "") -> bool:
         key = (str(record["model"]), str(record["version"]))
         if key in self.ledger:
             return False
-        self.ledger[key] = dict(record)
+        self.ledger[key] = {**record, "scope": scope}
         return True
 
 

@@ -249,3 +249,25 @@ def test_bad_tenancy_settings_fail_naming_the_setting(env: dict[str, str], messa
     with pytest.raises(SettingsError) as raised:
         from_sources([], env, isatty=False)
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "ledger"),
+    [
+        pytest.param({}, None, id="outside-a-cluster"),
+        pytest.param(
+            {"POD_NAMESPACE": "rollwise-system"},
+            ("rollwise-system", "rollwise-revocations"),
+            id="the-operators-namespace",
+        ),
+        pytest.param(
+            {"POD_NAMESPACE": "rollwise-system", "ROLLWISE_LEDGER_CONFIGMAP": "audit/revoked"},
+            ("audit", "revoked"),
+            id="named",
+        ),
+    ],
+)
+def test_the_revocation_ledger_is_the_operators(
+    env: dict[str, str], ledger: tuple[str, str] | None
+) -> None:
+    assert from_sources([], env, isatty=False).ledger_configmap == ledger
