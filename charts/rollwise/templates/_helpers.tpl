@@ -168,6 +168,18 @@ the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is n
 {{- default (printf "%s-webhook-tls" (include "rollwise.fullname" .)) .Values.webhook.certificate.existingSecret }}
 {{- end }}
 
+{{/*
+"true" when the chart is rendered against a cluster (helm install/upgrade, or template with
+--dry-run=server): only then can a key or a CA be generated once and found again on the next
+render (lookup). Rendered offline (helm template, GitOps), the chart generates no key: each
+render would make a new one, voiding every record signed with the last. kube-system exists in
+every cluster, and whoever installs this chart may read it (the chart installs cluster-scoped
+objects).
+*/}}
+{{- define "rollwise.online" -}}
+{{- if (lookup "v1" "Namespace" "" "kube-system") }}true{{ end }}
+{{- end }}
+
 {{- define "rollwise.webhookClientSecretName" -}}
 {{- printf "%s-webhook-client" (include "rollwise.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -17,8 +17,13 @@ RECORD annotations stamped with that identity:
 Every record carries ``"sig"``: the hex HMAC-SHA256, with the operator's record key, of
 ``"<uid>\\n<canonical JSON of the record without sig>"`` (:func:`canonical`), where ``uid`` is
 the ModelRelease's ``metadata.uid``, so a record cannot be typed by hand nor copied to another
-object. On CREATE the API server has not assigned the uid yet: the ``version-set-by`` record is
-then signed for ``"create:<namespace>/<name>"`` (:func:`create_subject`) and re-signed for the
+object; and ``"kid"``, the id of the key that signed it (:func:`key_id`), inside what is signed.
+Keys rotate with an overlap: a :class:`Keyring` signs with its new key and still verifies what
+its earlier keys signed; once an earlier key is dropped, its records no longer verify (an
+approval stops counting, an override list holds: nothing fails open).
+
+On CREATE the API server has not assigned the uid yet: the ``version-set-by`` record is then
+signed for ``"create:<namespace>/<name>"`` (:func:`create_subject`) and re-signed for the
 uid by the next UPDATE the webhook sees (the operator's own finalizer write comes seconds
 later); :func:`read_records` only trusts uid-bound records.
 
@@ -86,12 +91,36 @@ MAX_REASON = 500
 MAX_WAIVERS = 50
 
 _SIG = "sig"
+_KID = "kid"
 _T = TypeVar("_T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------------------------
 # Signing
+
+
+class Keyring(bytes):
+    """The record key and the earlier keys still accepted (a rotation's overlap).
+
+    Its bytes are the key that signs, so it goes wherever a key does; ``previous`` holds the
+    keys that verify only."""
+
+    previous: tuple[bytes, ...]
+
+    def __new__(cls, key: bytes, previous: Sequence[bytes] = ()) -> Keyring:
+        ring = super().__new__(cls, key)
+        ring.previous = tuple(bytes(k) for k in previous if bytes(k) != bytes(key))
+        return ring
+
+
+def key_id(key: bytes) -> str:
+    """A short public id of ``key`` (recorded as ``kid``: which key signed, never the key)."""
+    return hashlib.sha256(b"rollwise record key\n" + bytes(key)).hexdigest()[:12]
+
+
+def _keys(key: bytes) -> tuple[bytes, ...]:
+    return (bytes(key), *getattr(key, "previous", ()))
 
 
 def canonical(record: Mapping[str, Any]) -> str:
@@ -103,21 +132,25 @@ def canonical(record: Mapping[str, Any]) -> str:
 def signature(record: Mapping[str, Any], subject: str, key: bytes) -> str:
     """Hex HMAC-SHA256 of ``record`` bound to ``subject`` (the object's uid)."""
     message = f"{subject}\n{canonical(record)}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.new(bytes(key), message, hashlib.sha256).hexdigest()
 
 
 def sign(record: Mapping[str, Any], subject: str, key: bytes) -> dict[str, Any]:
-    """``record`` with its ``sig``."""
+    """``record`` with the id of the signing key (``kid``) and its ``sig``."""
     body = {k: v for k, v in record.items() if k != _SIG}
+    body[_KID] = key_id(key)
     return {**body, _SIG: signature(body, subject, key)}
 
 
 def verify(record: Mapping[str, Any], subject: str, key: bytes) -> bool:
-    """Whether ``record`` carries a valid signature for ``subject``."""
+    """Whether ``record`` carries a valid signature for ``subject``, by ``key`` or (for a
+    :class:`Keyring`) one of the earlier keys it still accepts."""
     sig = record.get(_SIG)
     if not isinstance(sig, str) or not subject:
         return False
-    return hmac.compare_digest(sig, signature(record, subject, key))
+    kid = record.get(_KID)
+    candidates = [k for k in _keys(key) if kid is None or key_id(k) == kid]
+    return any(hmac.compare_digest(sig, signature(record, subject, k)) for k in candidates)
 
 
 def create_subject(namespace: str, name: str) -> str:
@@ -749,12 +782,14 @@ __all__ = [
     "WAIVE",
     "WAIVERS",
     "Admission",
+    "Keyring",
     "Records",
     "Waiver",
     "admit",
     "apply_waivers",
     "canonical",
     "create_subject",
+    "key_id",
     "read_records",
     "sign",
     "signature",

@@ -46,7 +46,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from rollwise.core.governance import MAX_ID, MAX_REASON, PREFIX, Admission, sign, verify
+from rollwise.core.governance import (
+    MAX_ID,
+    MAX_REASON,
+    PREFIX,
+    Admission,
+    sign,
+    signature,
+    verify,
+)
 from rollwise.core.modelrelease import ReleaseOverride
 from rollwise.core.observations import OVERRIDE_HANDLED_KEY, Hold, ManualRequest, RequestKind
 from rollwise.core.status import PauseReason, RolloutStatus, format_time
@@ -189,7 +197,7 @@ def _stored(text: str | None, uid: str, key: bytes) -> _Stored | None:
     entries, seq = value.get("entries"), value.get("seq")
     if not isinstance(entries, list) or not isinstance(seq, int) or isinstance(seq, bool):
         return None
-    signed = verify(value, uid, key) and set(value) == {"version", "seq", "entries", "sig"}
+    signed = verify(value, uid, key) and set(value) <= {"version", "seq", "entries", "kid", "sig"}
     return _Stored(entries, seq, listed=True, signed=signed)
 
 
@@ -381,7 +389,7 @@ _SIGNED = "~"
 def sign_request(kind: RequestKind, request_id: str, subject: str, key: bytes) -> str:
     """The value of a manual request annotation the operator itself writes on ``subject``
     (``namespace/name`` of a child Rollout): the id and its signature."""
-    sig = sign({"request": kind.value, "id": request_id}, subject, key)["sig"]
+    sig = signature({"request": kind.value, "id": request_id}, subject, key)
     return f"{request_id}{_SIGNED}{sig}"
 
 

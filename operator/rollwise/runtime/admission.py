@@ -53,7 +53,7 @@ from typing import Any
 import kopf
 
 from rollwise.adapters.releases import RELEASE_LABEL
-from rollwise.core.governance import admit
+from rollwise.core.governance import Keyring, admit
 from rollwise.core.modelrelease import parse_release_spec, release_content
 from rollwise.core.observations import revision_of
 from rollwise.core.overrides import (
@@ -137,12 +137,23 @@ def read_record_key(path: str | Path) -> bytes:
     return key
 
 
-def load_admission(settings: Settings) -> AdmissionConfig:
-    """The handler's configuration from ``settings`` (reads the record key file)."""
+def read_keyring(settings: Settings) -> Keyring | None:
+    """The record key and the earlier keys still accepted (None: no key configured)."""
     if settings.record_key_file is None:
+        return None
+    return Keyring(
+        read_record_key(settings.record_key_file),
+        [read_record_key(path) for path in settings.record_previous_key_files],
+    )
+
+
+def load_admission(settings: Settings) -> AdmissionConfig:
+    """The handler's configuration from ``settings`` (reads the record key files)."""
+    key = read_keyring(settings)
+    if key is None:
         raise AdmissionSetupError("the webhook needs ROLLWISE_RECORD_KEY_FILE")
     return AdmissionConfig(
-        key=read_record_key(settings.record_key_file),
+        key=key,
         role_map=dict(settings.role_groups),
         client_names=settings.webhook_client_names,
     )
@@ -543,6 +554,7 @@ __all__ = [
     "guard_labels",
     "load_admission",
     "peer_names",
+    "read_keyring",
     "read_record_key",
     "register_admission",
     "setup_admission",

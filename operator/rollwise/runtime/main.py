@@ -26,8 +26,9 @@ from rollwise.adapters.errors import AdapterError, Conflict, NotFound
 from rollwise.adapters.gates import GateEvaluator
 from rollwise.adapters.kube import KubeAPI, kube_errors
 from rollwise.adapters.registry.mlflow import MLflowRegistry
+from rollwise.core.governance import key_id
 from rollwise.runtime import logging as rlog
-from rollwise.runtime.admission import AdmissionSetupError, read_record_key, setup_admission
+from rollwise.runtime.admission import AdmissionSetupError, read_keyring, setup_admission
 from rollwise.runtime.cluster import (
     REQUEST_TIMEOUT,
     ProviderCache,
@@ -182,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_peering(api, settings, log)
 
     try:
-        record_key = read_record_key(settings.record_key_file) if settings.record_key_file else None
+        record_key = read_keyring(settings)
         registries = read_registries(settings)
     except (OSError, AdmissionSetupError) as exc:
         log.error("cannot read a secret file", error=str(exc))
@@ -240,7 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         peering_priority=settings.peering_priority,
         metrics_port=port,
         prometheus=settings.prometheus_url,
-        record_key="set" if record_key else "none (approvals, waivers and overrides never count)",
+        record_key=(
+            f"{key_id(record_key)} (also accepted: "
+            f"{', '.join(key_id(k) for k in record_key.previous) or 'none'})"
+            if record_key is not None
+            else "none (approvals, waivers and overrides never count)"
+        ),
     )
     kopf_settings = operator_settings(settings.pod_name)
     kopf_settings.peering.lifetime = settings.peering_lifetime

@@ -33,6 +33,8 @@ ModelRelease governance (see docs/governance.md):
 * ``ROLLWISE_RECORD_KEY_FILE``: file holding the key that signs identity records (its content,
   stripped of surrounding white space). Required when the webhook is on; without it the
   reconcile trusts no approval or waiver record.
+* ``ROLLWISE_RECORD_PREVIOUS_KEY_FILES``: comma-separated files of earlier record keys, still
+  accepted when verifying (a rotation's overlap); records are signed with the current key only.
 * ``ROLLWISE_ROLE_GROUPS``: which groups may approve as which role, ``ROLE=GROUP,GROUP;...``,
   e.g. ``security=sec-team,sre;product=pm;executive=cto``. A role not listed has no approver.
 * ``ROLLWISE_WEBHOOK_PORT``: port of the mutating admission webhook that records identities
@@ -169,6 +171,7 @@ class Settings:
     resync_seconds: float = DEFAULT_RESYNC_SECONDS
     workers: int = DEFAULT_WORKERS
     record_key_file: str | None = None
+    record_previous_key_files: tuple[str, ...] = ()
     role_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     webhook_port: int = 0
     webhook_listen: str = DEFAULT_WEBHOOK_LISTEN
@@ -393,6 +396,12 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
     out: dict[str, object] = {}
     if raw := get("ROLLWISE_RECORD_KEY_FILE"):
         out["record_key_file"] = _path(raw, "ROLLWISE_RECORD_KEY_FILE")
+    if raw := get("ROLLWISE_RECORD_PREVIOUS_KEY_FILES"):
+        out["record_previous_key_files"] = tuple(
+            _path(part.strip(), "ROLLWISE_RECORD_PREVIOUS_KEY_FILES")
+            for part in raw.split(",")
+            if part.strip()
+        )
     if raw := get("ROLLWISE_ROLE_GROUPS"):
         out["role_groups"] = parse_role_groups(raw)
     port = _port(raw, "ROLLWISE_WEBHOOK_PORT") if (raw := get("ROLLWISE_WEBHOOK_PORT")) else 0

@@ -111,6 +111,28 @@ def test_signature_covers_every_field_and_the_uid() -> None:
     assert not g.verify(record, "", KEY), "an empty subject is never trusted"
 
 
+def test_records_name_their_key_and_a_keyring_accepts_the_earlier_one() -> None:
+    old_key, new_key = b"the key of last year", b"the key of this year"
+    before = signed({"role": "security", "user": "bob", "version": "7", "at": "t"}, key=old_key)
+    assert before["kid"] == g.key_id(old_key) != g.key_id(new_key)
+    assert g.key_id(old_key) not in old_key.hex(), "the id says which key, never the key"
+    ring = g.Keyring(new_key, previous=[old_key])
+    assert g.verify(before, UID, ring), "during the overlap the earlier key still verifies"
+    after = g.sign({"role": "product", "user": "carol", "version": "7", "at": "t"}, UID, ring)
+    assert after["kid"] == g.key_id(new_key), "new records are signed with the new key"
+    assert g.verify(after, UID, ring)
+    assert not g.verify({**after, "kid": g.key_id(old_key)}, UID, ring), "kid is signed"
+    # Once the earlier key is dropped its records no longer count: nothing fails open.
+    assert not g.verify(before, UID, g.Keyring(new_key))
+    annotations = {**created_by(), g.APPROVALS: dumps([approval("security", "bob")])}
+    assert (
+        g.read_records(
+            annotations, UID, g.Keyring(b"another key entirely"), content=CONTENT
+        ).approvals
+        == ()
+    )
+
+
 def test_canonical_form_ignores_key_order_and_the_signature() -> None:
     a = {"b": 1, "a": "x", "sig": "zz"}
     assert g.canonical(a) == '{"a":"x","b":1}'
@@ -420,6 +442,7 @@ def test_an_approval_is_recorded_with_the_user_and_the_request_removed() -> None
         "version": "7",
         "at": "2026-11-22T10:00:00Z",
         "content": CONTENT,
+        "kid": g.key_id(KEY),
     }
 
 

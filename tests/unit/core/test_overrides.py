@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rollwise.core import overrides as o
-from rollwise.core.governance import sign
+from rollwise.core.governance import Keyring, sign
 from rollwise.core.observations import Hold, ManualRequest, RequestKind
 from rollwise.core.status import PauseReason, RolloutStatus
 
@@ -664,3 +664,17 @@ def test_a_request_left_unchanged_on_a_child_is_not_this_writers() -> None:
         key=KEY,
     )
     assert answer.allowed
+
+
+def test_a_list_signed_with_a_dropped_key_holds() -> None:
+    """After a key rotation's overlap, what only the old key signed no longer verifies: the
+    override list holds rather than losing its hold."""
+    new_key = b"the record key after the rotation"
+    rotating = o.read_overrides(HELD, UID, Keyring(new_key, previous=[KEY]))
+    assert rotating.tampered == ""
+    assert [x.id for x in rotating.overrides] == ["o1", "o2"]
+    rotated = o.read_overrides(HELD, UID, Keyring(new_key))
+    assert rotated.tampered
+    held = o.in_effect(rotated.overrides, REV)
+    assert held is not None
+    assert (held.unverified, held.decision) == (True, HOLD)

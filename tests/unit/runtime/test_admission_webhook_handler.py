@@ -394,3 +394,16 @@ def test_missing_certificate_files_fail_the_start(tmp_path: Path) -> None:
     Path(settings.webhook_cert_file).unlink()
     with pytest.raises(a.AdmissionSetupError, match="does not exist"):
         a.webhook_server(settings)
+
+
+def test_the_keyring_is_the_record_key_and_the_earlier_ones(tmp_path: Path) -> None:
+    previous = tmp_path / "previous"
+    previous.write_bytes(b"last year's record key\n")
+    settings = settings_for(tmp_path, ROLLWISE_RECORD_PREVIOUS_KEY_FILES=f" {previous} ,")
+    ring = a.read_keyring(settings)
+    assert ring is not None
+    assert bytes(ring) == KEY
+    assert ring.previous == (b"last year's record key",)
+    assert a.load_admission(settings).key.previous == ring.previous  # type: ignore[attr-defined]
+    old = g.sign({"role": "security", "user": "bob"}, "uid", b"last year's record key")
+    assert g.verify(old, "uid", ring)
