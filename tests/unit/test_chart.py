@@ -1201,3 +1201,39 @@ def test_image_agrees_with_the_chart() -> None:
     assert (values["health"]["port"], values["metrics"]["port"]) == (8080, 9102)
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[ignored.index("*") + 1 :][:3] == ["!pyproject.toml", "!README.md", "!operator/"]
+
+
+def _locked(path: Path) -> dict[str, list[str]]:
+    """Package name -> its sha256 hashes, from a pip-compile --generate-hashes file."""
+    found: dict[str, list[str]] = {}
+    current = ""
+    for line in path.read_text().splitlines():
+        entry = re.match(r"^([A-Za-z0-9._-]+)==\S+", line)
+        if entry:
+            current = entry[1].lower().replace("_", "-")
+            found[current] = []
+        elif hashed := re.match(r"^\s+--hash=sha256:([0-9a-f]{64})", line):
+            found[current].append(hashed[1])
+    return found
+
+
+def test_the_image_installs_locked_dependencies_by_hash() -> None:
+    import tomllib  # noqa: PLC0415
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    runtime = _locked(ROOT / "requirements.lock")
+    build = _locked(ROOT / "requirements-build.lock")
+    for requirement in project["project"]["dependencies"]:
+        name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
+        assert name in runtime, f"{name} is not locked"
+    for requirement in project["build-system"]["requires"]:
+        name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
+        assert name in build, f"{name} (build) is not locked"
+    assert all(runtime.values()), "every locked file has its hash"
+    assert all(build.values()), "every locked build file has its hash"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install --require-hashes --no-deps -r requirements.lock" in dockerfile
+    assert "pip install --require-hashes --no-deps -r requirements-build.lock" in dockerfile
+    assert "--no-build-isolation" in dockerfile, "the build backend is the locked one"
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {"!requirements.lock", "!requirements-build.lock"} <= set(ignored)
