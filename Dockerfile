@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1
 # The Rollwise operator image.
 #
-# Stage "build" turns the package and its dependencies into wheels and installs them into a
-# virtualenv; the final stage copies only that virtualenv onto a slim Python base and runs it as
-# an unprivileged user. The chart (charts/rollwise) runs it with a read-only root filesystem and a
-# writable /tmp.
+# Stage "build" installs the operator's dependencies into a virtualenv exactly as locked (every
+# file pinned by sha256 in requirements.lock, pip --require-hashes, nothing resolved at build
+# time), builds the package's own wheel with the locked build backend (requirements-build.lock)
+# and adds it; the final stage copies only that virtualenv onto a slim Python base and runs it
+# as an unprivileged user. The chart (charts/rollwise) runs it with a read-only root filesystem
+# and a writable /tmp. hack/lock-requirements.sh regenerates both locks.
 #
 # The base is pinned by tag and digest so that a rebuild uses the same bytes; the release
 # pipeline's dependency updater moves both together (never the tag alone).
@@ -15,12 +17,16 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# Only what the wheel is built from (see .dockerignore): metadata first, then the package.
-COPY pyproject.toml README.md ./
+# Only what the wheel is built from (see .dockerignore): the locks and metadata first, then the
+# package.
+COPY requirements.lock requirements-build.lock pyproject.toml README.md ./
+RUN python -m venv /opt/rollwise \
+ && /opt/rollwise/bin/pip install --require-hashes --no-deps -r requirements.lock \
+ && python -m pip install --require-hashes --no-deps -r requirements-build.lock
 COPY operator/ operator/
-RUN python -m pip wheel --wheel-dir /wheels . \
- && python -m venv /opt/rollwise \
- && /opt/rollwise/bin/pip install --no-index --find-links /wheels rollwise \
+RUN python -m pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
+ && /opt/rollwise/bin/pip install --no-index --no-deps /wheels/rollwise-*.whl \
+ && /opt/rollwise/bin/pip check \
  && /opt/rollwise/bin/pip uninstall --yes pip setuptools wheel
 
 FROM ${PYTHON_IMAGE}

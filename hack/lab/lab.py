@@ -16,6 +16,10 @@ With ``users`` (name -> groups) the API server authenticates by bearer token, li
 kube-apiserver with ``--token-auth-file``, and serves HTTPS: each person gets a kubeconfig
 (``Lab.kubeconfig_of(name)``), so that kubectl acts as them and admission webhooks see who they
 are; the lab's own parts and ``Lab.kubeconfig`` act as ``lab-admin`` (group ``system:masters``).
+
+The API server calls admission webhooks with a client certificate of the lab's own CA, as
+kube-apiserver does with an ``--admission-control-config-file`` (``Lab.admission``: the CA a
+webhook trusts its caller by, and the configuration file itself).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 import yaml
 
 from hack.lab._support import CRDS, ApiError, BackgroundLoop, KubeEndpoint, KubeHTTP
+from hack.lab.kube.admission import AdmissionClientAuth, write_admission_client_auth
 from hack.lab.kube.auth import Identities, write_identities
 from hack.lab.kube.server import BackgroundAPIServer
 from hack.lab.prometheus import PrometheusServer
@@ -160,6 +165,7 @@ class Lab:
         self.token = token
         self.users = dict(users or {})
         self.identities: Identities | None = None
+        self.admission: AdmissionClientAuth | None = None
         self._own_loop = loop is None
         self.loop = loop or BackgroundLoop("lab")
         self._own_registry = registry is None
@@ -175,6 +181,13 @@ class Lab:
     @property
     def kubeconfig(self) -> Path:
         return self.workdir / "kubeconfig"
+
+    @property
+    def admission_client_ca(self) -> Path:
+        """The CA of the client certificate the API server calls webhooks with."""
+        if self.admission is None:
+            raise RuntimeError("the lab is not running")
+        return self.admission.ca
 
     def kubeconfig_of(self, user: str) -> Path:
         """The kubeconfig of one of the lab's ``users`` (kubectl then acts as them)."""
@@ -201,12 +214,15 @@ class Lab:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             token = self.token
+            self.admission = write_admission_client_auth(self.workdir / "admission")
             if self.users:
                 self.identities = write_identities(
                     self.workdir / "identities", {LAB_ADMIN: LAB_ADMIN_GROUPS, **self.users}
                 )
                 self.apiserver = BackgroundAPIServer(
-                    port=self.api_port, authenticator=self.identities.authenticator()
+                    port=self.api_port,
+                    authenticator=self.identities.authenticator(),
+                    admission_config=self.admission.config,
                 )
                 self.apiserver.start()
                 self.identities.write_kubeconfigs(
@@ -214,7 +230,9 @@ class Lab:
                 )
                 token = self.identities[LAB_ADMIN].token
             else:
-                self.apiserver = BackgroundAPIServer(port=self.api_port)
+                self.apiserver = BackgroundAPIServer(
+                    port=self.api_port, admission_config=self.admission.config
+                )
                 self.apiserver.start()
             self.apiserver.write_kubeconfig(self.kubeconfig, token=token, user=LAB_ADMIN)
             # The lab's own parts find the API server the way any client does: the kubeconfig.

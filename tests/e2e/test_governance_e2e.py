@@ -208,6 +208,9 @@ def gov(cluster: Cluster, start_operator: StartOperator, tmp_path: Path) -> Gove
         ROLLWISE_WEBHOOK_CERT_FILE=str(cert),
         ROLLWISE_WEBHOOK_KEY_FILE=str(pkey),
         ROLLWISE_WEBHOOK_MANAGED="true",
+        # The lab's API server calls webhooks with a client certificate of its own CA.
+        ROLLWISE_WEBHOOK_CLIENT_CA_FILE=str(cluster.the_lab.admission_client_ca),
+        ROLLWISE_EVIDENCE_POLICY=json.dumps({"filePathPrefixes": [str(tmp_path)]}),
     )
     found = Governance(cluster, operator, tmp_path)
 

@@ -5,7 +5,10 @@ tests), a real MLflow registry read over its REST API, the ConfigMap alias store
 kubectl, and Prometheus for the data plane.
 
 Each release's artifact is a file the test writes under ``tmp_path``, named by a ``file://``
-URI with its real sha256 digest, so the artifact-digest gate passes on evidence. Model names
+URI with its real sha256 digest, so the artifact-digest gate passes on evidence (the operator's
+evidence policy allows ``file://`` below ``tmp_path``; its release policy requires no approval
+and gives the test's namespace every model; its MLflow registry ``main`` is the one the test
+starts). Model names
 are unique per test (the session's MLflow and Prometheus are shared), and so are the pod
 template's labels (a label of the test) and the InferenceService names, hence every revision
 and series.
@@ -479,13 +482,30 @@ def mlflow_proxy(mlflow_server: MLflowServer) -> Iterator[TcpProxy]:
     proxy.close()
 
 
+#: The registry name releases of these tests write (``spec.alias.store.mlflow.registry``).
+REGISTRY = "main"
+
+
+def operator_policies(files: Path, registry: str | None = None) -> dict[str, str]:
+    """The operator settings these tests run under: ``file://`` evidence below ``files``, no
+    approval required, every model owned by the test's namespace, and (with ``registry``, a
+    URL) the MLflow registry ``main``."""
+    env = {
+        "ROLLWISE_EVIDENCE_POLICY": json.dumps({"filePathPrefixes": [str(files)]}),
+        "ROLLWISE_RELEASE_POLICY": json.dumps(
+            {"requiredRoles": [], "modelOwners": {"*": NAMESPACE}}
+        ),
+    }
+    if registry is not None:
+        env["ROLLWISE_MLFLOW_REGISTRIES"] = json.dumps({REGISTRY: {"url": registry}})
+    return env
+
+
 def release_operator(
-    start_operator: StartOperator, mlflow: MLflowServer | None = None
+    start_operator: StartOperator, files: Path, registry: str | None = None
 ) -> OperatorProcess:
-    """The operator watching the test's namespace (``ROLLWISE_MLFLOW_URL`` set when the test
-    has a registry; the alias store's address itself is the release's ``trackingURI``)."""
-    extra = {"ROLLWISE_MLFLOW_URL": mlflow.url} if mlflow is not None else {}
-    return start_operator("--namespace", NAMESPACE, **extra)
+    """The operator watching the test's namespace under :func:`operator_policies`."""
+    return start_operator("--namespace", NAMESPACE, **operator_policies(files, registry))
 
 
 def set_lab_behaviour(cluster: Cluster, revision: str, error_ratio: float) -> None:
@@ -520,7 +540,7 @@ def test_manifests_are_accepted_by_the_api_server(cluster: Cluster, tmp_path: Pa
     (``kubectl apply --dry-run=server``): the scenarios below fail on behaviour only."""
     model = f"fraud-{cluster.test_id}"
     art = write_artifact(tmp_path, model, "1")
-    in_mlflow = TemplateModel(cluster, tmp_path, model, {"mlflow": {"trackingURI": "http://x"}})
+    in_mlflow = TemplateModel(cluster, tmp_path, model, {"mlflow": {"registry": REGISTRY}})
     in_configmap = TemplateModel(cluster, tmp_path, model, {"configMap": {"name": ALIASES}})
     docs = [
         *in_mlflow.docs("1"),
@@ -557,9 +577,9 @@ def test_template_release_goes_candidate_staging_approved_production_and_flips_m
     tmp_path: Path,
 ) -> None:
     model = f"fraud-{cluster.test_id}"
-    fraud = TemplateModel(cluster, tmp_path, model, {"mlflow": {"trackingURI": mlflow_server.url}})
+    fraud = TemplateModel(cluster, tmp_path, model, {"mlflow": {"registry": REGISTRY}})
     fraud.register(mlflow_server, "1", "2")
-    release_operator(start_operator, mlflow_server)
+    release_operator(start_operator, tmp_path, mlflow_server.url)
 
     first = to_production(cluster, fraud.docs("1"), fraud.name("1"))
     assert mlflow_alias(mlflow_server, model) == "1"
@@ -641,7 +661,7 @@ def test_failing_canary_rolls_back_and_leaves_the_alias_on_the_previous_version(
     mlflow: MLflowServer | None = None
     if store_kind == "mlflow":
         mlflow = request.getfixturevalue("mlflow_server")
-        fraud = TemplateModel(cluster, tmp_path, model, {"mlflow": {"trackingURI": mlflow.url}})
+        fraud = TemplateModel(cluster, tmp_path, model, {"mlflow": {"registry": REGISTRY}})
         fraud.register(mlflow, "1", "2")
     else:
         fraud = TemplateModel(cluster, tmp_path, model, {"configMap": {"name": ALIASES}})
@@ -651,7 +671,7 @@ def test_failing_canary_rolls_back_and_leaves_the_alias_on_the_previous_version(
             return mlflow_alias(mlflow, model)
         return configmap_alias(cluster, ALIASES, model)
 
-    release_operator(start_operator, mlflow)
+    release_operator(start_operator, tmp_path, mlflow.url if mlflow is not None else None)
     first = to_production(cluster, fraud.docs("1"), fraud.name("1"))
     assert alias() == "1"
     stable = str(first["serving"]["revision"])
@@ -699,7 +719,7 @@ def test_revoke_after_production_restores_the_alias_and_the_traffic(
 ) -> None:
     model = f"fraud-{cluster.test_id}"
     fraud = TemplateModel(cluster, tmp_path, model, {"configMap": {"name": ALIASES}})
-    release_operator(start_operator)
+    release_operator(start_operator, tmp_path)
 
     first = to_production(cluster, fraud.docs("1"), fraud.name("1"))
     old = str(first["serving"]["revision"])
@@ -771,7 +791,7 @@ def test_kserve_canary_steps_5_25_100_then_rolls_out(
         what="the InferenceService serving its first revision",
     )
     cluster.the_lab.start_traffic(f"inferenceservice/{NAMESPACE}/{isvc}", rate=50)
-    release_operator(start_operator)
+    release_operator(start_operator, tmp_path)
     name = f"{model}-4"
     cluster.apply(docs[1:])
 
@@ -849,7 +869,7 @@ def test_kserve_failing_canary_is_pinned_at_zero_and_rolled_back(
         what="the InferenceService serving its first revision",
     )
     cluster.the_lab.start_traffic(f"inferenceservice/{NAMESPACE}/{isvc}", rate=50)
-    release_operator(start_operator)
+    release_operator(start_operator, tmp_path)
     name = f"{model}-4"
     cluster.apply(docs[1:])
 
@@ -899,9 +919,9 @@ def test_mlflow_down_at_flip_time_holds_approved_until_it_returns(
 ) -> None:
     model = f"fraud-{cluster.test_id}"
     # The operator reaches MLflow through a proxy the test can take away.
-    fraud = TemplateModel(cluster, tmp_path, model, {"mlflow": {"trackingURI": mlflow_proxy.url}})
+    fraud = TemplateModel(cluster, tmp_path, model, {"mlflow": {"registry": REGISTRY}})
     fraud.register(mlflow_server, "1", "2")
-    release_operator(start_operator, mlflow_server)
+    release_operator(start_operator, tmp_path, mlflow_proxy.url)
 
     to_production(cluster, fraud.docs("1"), fraud.name("1"))
     assert mlflow_alias(mlflow_server, model) == "1"
@@ -947,7 +967,7 @@ def test_a_second_release_of_the_same_model_waits_queued_until_the_first_is_in_p
 ) -> None:
     model = f"fraud-{cluster.test_id}"
     fraud = TemplateModel(cluster, tmp_path, model, {"configMap": {"name": ALIASES}})
-    release_operator(start_operator)
+    release_operator(start_operator, tmp_path)
 
     to_production(cluster, fraud.docs("1"), fraud.name("1"))
     cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)

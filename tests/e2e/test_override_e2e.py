@@ -85,6 +85,8 @@ def people(cluster: Cluster, start_operator: StartOperator, tmp_path: Path) -> G
         ROLLWISE_WEBHOOK_CERT_FILE=str(cert),
         ROLLWISE_WEBHOOK_KEY_FILE=str(pkey),
         ROLLWISE_WEBHOOK_MANAGED="true",
+        # The lab's API server calls webhooks with a client certificate of its own CA.
+        ROLLWISE_WEBHOOK_CLIENT_CA_FILE=str(cluster.the_lab.admission_client_ca),
     )
     found = Governance(cluster, operator, tmp_path)
 
@@ -188,8 +190,9 @@ def test_a_promote_past_a_failed_analysis_waits_for_a_second_person(
     reasons = cluster.reasons()
     assert "RetryRequested" in reasons
     assert "PromotedFull" in reasons
-    records = json.loads(cluster.rollout()["metadata"]["annotations"]["rollwise.dev/overrides"])
-    [entry] = [r for r in records if r["id"] == request]
+    stored = json.loads(cluster.rollout()["metadata"]["annotations"]["rollwise.dev/overrides"])
+    assert stored["version"] == 2, "the list is signed as a whole"
+    [entry] = [r for r in stored["entries"] if r["id"] == request]
     assert (entry["user"], entry["confirmedBy"], entry["target"]) == ("alice", "bob", bad)
 
 
@@ -242,3 +245,36 @@ def test_a_hold_pauses_a_running_canary_at_once(cluster: Cluster, people: Govern
     reasons = cluster.reasons()
     assert "Resumed" in reasons
     assert "PromotedFull" in reasons
+
+
+def test_a_hold_dropped_behind_the_webhooks_back_still_holds(
+    cluster: Cluster, people: Governance
+) -> None:
+    healthy(cluster)
+    cluster.the_lab.start_traffic(f"httproute/{NAMESPACE}/{NAME}", rate=50)
+    canary = new_revision(cluster, IMAGE_2)
+    eventually(lambda: cluster.route_weight() == 5, timeout=20, what="the canary at 5%")
+    hold = override(people, "carol", "--decision", "hold", "--reason", "checking a dashboard")
+    assert hold.returncode == 0, hold.stdout + hold.stderr
+    eventually(lambda: cluster.status().get("phase") == "Paused", timeout=10, what="held")
+
+    # Someone writes behind the webhook's back (its configuration gone, as in a missed call):
+    # the list without carol's hold.
+    stored = json.loads(cluster.rollout()["metadata"]["annotations"]["rollwise.dev/overrides"])
+    if isinstance(stored, list):  # a list of the first format: its entries alone
+        stored = [e for e in stored if e["decision"] != "hold"]
+    else:
+        stored["entries"] = [e for e in stored["entries"] if e["decision"] != "hold"]
+    cluster.k("delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION)
+    cluster.k(
+        "annotate", "rollout", NAME, f"rollwise.dev/overrides={json.dumps(stored)}", "--overwrite"
+    )
+
+    until = time.monotonic() + 5 * INTERVAL
+    while time.monotonic() < until:
+        status = cluster.status()
+        assert status["phase"] == "Paused", status.get("message")
+        assert status.get("canaryRevision") == canary
+        assert cluster.route_weight() == 5
+        time.sleep(0.2)
+    assert "the list's signature does not verify" in cluster.status()["message"]

@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 
 from hack.lab.kube.admission import (
     ADMISSION_WARNINGS,
     WebhookAdmission,
     ca_bundle,
+    load_admission_config,
+    write_admission_client_auth,
     write_webhook_certificate,
 )
 from hack.lab.kube.contracts import AdmissionAttributes, AdmissionDenied, UserInfo
@@ -96,7 +99,11 @@ class Webhooks:
 
 
 @asynccontextmanager
-async def webhook_server(cert: tuple[Path, Path] | None = None) -> AsyncIterator[Webhooks]:
+async def webhook_server(
+    cert: tuple[Path, Path] | None = None, client_ca: Path | None = None
+) -> AsyncIterator[Webhooks]:
+    """A webhook server; with ``client_ca`` it answers only callers presenting a client
+    certificate that CA signed."""
     import ssl  # noqa: PLC0415
 
     hooks = Webhooks()
@@ -108,6 +115,9 @@ async def webhook_server(cert: tuple[Path, Path] | None = None) -> AsyncIterator
     if cert is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(cert[0]), str(cert[1]))
+        if client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(str(client_ca))
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
@@ -469,6 +479,118 @@ def test_https_webhook_is_verified_against_ca_bundle(tmp_path: Path) -> None:
         assert denied is not None
         assert denied.code == 500
         assert "certificate verify failed" in denied.message
+
+
+def test_the_admission_configuration_presents_a_client_certificate(tmp_path: Path) -> None:
+    """As kube-apiserver with --admission-control-config-file: a webhook that authenticates its
+    caller by client certificate is answered only when the configuration presents one its CA
+    signed."""
+    cert = write_webhook_certificate(tmp_path / "serving")
+    client = write_admission_client_auth(tmp_path / "client")
+    stranger = write_admission_client_auth(tmp_path / "stranger")
+
+    async def scenario() -> tuple[int, list[AdmissionDenied | None]]:
+        async with webhook_server(cert, client_ca=client.ca) as hooks:
+            url = hooks.on("check", allow)
+            results: list[AdmissionDenied | None] = []
+            for credentials in (load_admission_config(client.config), None):
+                store = Store()
+                store.validating.append(
+                    config(
+                        "v",
+                        hook(
+                            "tls.lab",
+                            url,
+                            clientConfig={"url": url, "caBundle": ca_bundle(cert[0])},
+                        ),
+                    )
+                )
+                try:
+                    await store.admission(client_credentials=credentials).validate(
+                        attrs(), widget(), None
+                    )
+                    results.append(None)
+                except AdmissionDenied as exc:
+                    results.append(exc)
+            # Another CA's certificate is no better than none.
+            wrong = Store()
+            wrong.validating.append(
+                config(
+                    "v",
+                    hook("tls.lab", url, clientConfig={"url": url, "caBundle": ca_bundle(cert[0])}),
+                )
+            )
+            try:
+                await wrong.admission(
+                    client_credentials=load_admission_config(stranger.config)
+                ).validate(attrs(), widget(), None)
+                results.append(None)
+            except AdmissionDenied as exc:
+                results.append(exc)
+            return len(hooks.reviews), results
+
+    calls, (presented, absent, foreign) = run(scenario())
+    assert calls == 1, "only the call with the right client certificate reached the webhook"
+    assert presented is None
+    for denied in (absent, foreign):
+        assert denied is not None
+        assert denied.code == 500
+
+
+@pytest.mark.parametrize(
+    ("users", "host", "port", "chosen"),
+    [
+        pytest.param(["*"], "127.0.0.1", 9443, "*", id="default-user"),
+        pytest.param(["127.0.0.1:9443", "*"], "127.0.0.1", 9443, "127.0.0.1:9443", id="host-port"),
+        pytest.param(
+            ["*.rollwise-system.svc", "*"],
+            "rollwise-webhook.rollwise-system.svc",
+            443,
+            "*.rollwise-system.svc",
+            id="wildcard-service",
+        ),
+        pytest.param(
+            ["*.rollwise-system.svc:9443"],
+            "rollwise-webhook.rollwise-system.svc",
+            9443,
+            "*.rollwise-system.svc:9443",
+            id="wildcard-with-port",
+        ),
+        pytest.param(["other.svc"], "rollwise-webhook.rollwise-system.svc", 443, None, id="none"),
+    ],
+)
+def test_admission_kubeconfig_users_are_matched_as_kube_apiserver_does(
+    tmp_path: Path, users: list[str], host: str, port: int, chosen: str | None
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "users": [
+                    {"name": name, "user": {"client-certificate": f"{i}.crt", "client-key": "k"}}
+                    for i, name in enumerate(users)
+                ]
+            }
+        )
+    )
+    admission = tmp_path / "admission.yaml"
+    admission.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "apiserver.config.k8s.io/v1",
+                "kind": "AdmissionConfiguration",
+                "plugins": [
+                    {
+                        "name": "ValidatingAdmissionWebhook",
+                        "configuration": {"kubeConfigFile": kubeconfig.name},
+                    }
+                ],
+            }
+        )
+    )
+    found = load_admission_config(admission)(host, port)
+    expected = None if chosen is None else str(tmp_path / f"{users.index(chosen)}.crt")
+    assert (found[0] if found else None) == expected
 
 
 @pytest.mark.parametrize(

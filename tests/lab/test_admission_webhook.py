@@ -11,6 +11,7 @@ sec-team. Roles: security=sec-team, product=pm.
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import time
@@ -23,14 +24,23 @@ from typing import Any
 
 import kopf
 import pytest
+import requests
 import yaml
 from kopf.testing import KopfRunner
 
-from hack.lab.kube.admission import write_webhook_certificate
+from hack.lab.kube.admission import (
+    AdmissionClientAuth,
+    write_admission_client_auth,
+    write_ca,
+    write_client_certificate,
+    write_webhook_certificate,
+)
 from hack.lab.kube.auth import Identities, write_identities
 from hack.lab.kube.server import BackgroundAPIServer
 from hack.lab.testing.kube_fixtures import Kubectl, make_kubectl, manifest
 from rollwise.core import governance as g
+from rollwise.core.modelrelease import release_content
+from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime.admission import read_record_key, setup_admission
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, from_sources
 
@@ -65,6 +75,8 @@ class Lab:
     identities: Identities
     namespace: str
     cache: Path
+    #: The client certificate the API server calls webhooks with, and its CA.
+    client: AdmissionClientAuth
 
     def kubectl(self, user: str) -> Kubectl:
         return make_kubectl(self.identities[user].kubeconfig, self.cache / user)
@@ -98,10 +110,13 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
             "carol": ("pm", "sec-team"),
         },
     )
-    with BackgroundAPIServer(authenticator=identities.authenticator()) as server:
+    client = write_admission_client_auth(tmp_path / "admission")
+    with BackgroundAPIServer(
+        authenticator=identities.authenticator(), admission_config=client.config
+    ) as server:
         identities.write_kubeconfigs(server.url, certificate_authority_data=server.server.ca_pem)
         monkeypatch.setenv("KUBECONFIG", str(identities["operator"].kubeconfig))
-        lab = Lab(identities, f"gov-{uuid.uuid4().hex[:6]}", tmp_path / "kubecache")
+        lab = Lab(identities, f"gov-{uuid.uuid4().hex[:6]}", tmp_path / "kubecache", client)
         op = lab.kubectl("operator")
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": lab.namespace}}
         op("apply", "-f", "-", input=manifest(namespace), check=True)
@@ -110,15 +125,26 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
         yield lab
 
 
-def operator(tmp_path: Path, lab: Lab) -> tuple[KopfRunner, bytes]:
+@dataclass
+class Operator:
+    runner: KopfRunner
+    key: bytes
+    #: The webhook's address and the certificate it serves (the caBundle a caller trusts).
+    url: str
+    cert: Path
+
+
+def operator(tmp_path: Path, lab: Lab) -> Operator:
     """The operator process as main builds it, from the settings environment."""
     key_file = tmp_path / "record-key"
     key_file.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
     cert, pkey = write_webhook_certificate(tmp_path / "tls")
+    port = free_port()
     settings = from_sources(
         [],
         {
-            "ROLLWISE_WEBHOOK_PORT": str(free_port()),
+            "ROLLWISE_WEBHOOK_CLIENT_CA_FILE": str(lab.client.ca),
+            "ROLLWISE_WEBHOOK_PORT": str(port),
             "ROLLWISE_WEBHOOK_LISTEN": "127.0.0.1",
             "ROLLWISE_WEBHOOK_HOST": "127.0.0.1",
             "ROLLWISE_WEBHOOK_CERT_FILE": str(cert),
@@ -144,7 +170,7 @@ def operator(tmp_path: Path, lab: Lab) -> tuple[KopfRunner, bytes]:
         settings=kopf_settings,
         timeout=30,
     )
-    return runner, read_record_key(key_file)
+    return Operator(runner, read_record_key(key_file), f"https://127.0.0.1:{port}", cert)
 
 
 def refused(proc: Any, message: str) -> None:
@@ -158,7 +184,8 @@ def test_the_webhook_records_who_did_what_and_refuses_what_four_eyes_forbid(
 ) -> None:
     release = yaml.safe_load(EXAMPLE.read_text())
     release["metadata"]["namespace"] = lab.namespace
-    runner, key = operator(tmp_path, lab)
+    op = operator(tmp_path, lab)
+    runner, key = op.runner, op.key
     started = datetime.now(UTC).replace(microsecond=0)
     with runner:
         config = eventually(
@@ -224,11 +251,13 @@ def test_the_webhook_records_who_did_what_and_refuses_what_four_eyes_forbid(
     after_bypass = lab.release()
 
     assert runner.exception is None
-    # The ModelRelease handler fails closed; the Rollout handler (overrides) is the second.
-    [hook, rollout_hook] = config["webhooks"]
+    # The ModelRelease handler fails closed; the Rollout handler (overrides) follows, once for
+    # Rollouts without the guard label (Ignore) and once for guarded ones (Fail).
+    [hook, rollout_hook, guarded_hook] = config["webhooks"]
     assert hook["failurePolicy"] == "Fail"
     assert [r["resources"] for r in hook["rules"]] == [["modelreleases"]]
     assert rollout_hook["failurePolicy"] == "Ignore"
+    assert guarded_hook["failurePolicy"] == "Fail"
 
     refused(self_approval, "alice set version 7 and may not approve it")
     refused(old_version, "this approval is for version 6 but the release is version 7")
@@ -248,7 +277,8 @@ def test_the_webhook_records_who_did_what_and_refuses_what_four_eyes_forbid(
 
     annotations = recorded["metadata"]["annotations"]
     assert not set(g.REQUEST_ANNOTATIONS) & set(annotations), "requests are removed"
-    records = g.read_records(annotations, recorded["metadata"]["uid"], key)
+    content = release_content(ModelReleaseSpec.model_validate(recorded["spec"]))
+    records = g.read_records(annotations, recorded["metadata"]["uid"], key, content=content)
     assert records.rejected == ()
     assert records.version_set_by == "alice"
     assert [(a.role, a.user, a.version) for a in records.approvals] == [
@@ -270,8 +300,103 @@ def test_the_webhook_records_who_did_what_and_refuses_what_four_eyes_forbid(
     assert stopped.returncode != 0, "a stopped webhook refuses writes (failurePolicy Fail)"
     assert bypass.returncode == 0, bypass.stderr
     after = g.read_records(
-        after_bypass["metadata"]["annotations"], after_bypass["metadata"]["uid"], key
+        after_bypass["metadata"]["annotations"],
+        after_bypass["metadata"]["uid"],
+        key,
+        content=content,
     )
     assert after.approvals == (), "no hand-typed record counts"
     assert len(after.rejected) == 3
     assert all("missing or bad signature" in r for r in after.rejected)
+
+
+def forged_review(release: dict[str, Any]) -> dict[str, Any]:
+    """What any pod could post: an approval of ``release`` by someone claiming to be bob of
+    sec-team (the real release's uid, so a signed record would count)."""
+    new = copy.deepcopy(release)
+    new["metadata"].setdefault("annotations", {})[g.APPROVE] = json.dumps(
+        {"id": "forged", "role": "security", "version": "7"}
+    )
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": "rollwise.dev", "version": "v1alpha1", "kind": "ModelRelease"},
+            "resource": {
+                "group": "rollwise.dev",
+                "version": "v1alpha1",
+                "resource": "modelreleases",
+            },
+            "name": release["metadata"]["name"],
+            "namespace": release["metadata"]["namespace"],
+            "operation": "UPDATE",
+            "userInfo": {"username": "bob", "uid": "bob-uid", "groups": ["sec-team"]},
+            "object": new,
+            "oldObject": release,
+            "dryRun": False,
+        },
+    }
+
+
+def test_a_forged_review_from_outside_the_api_server_gets_nothing_signed(
+    lab: Lab, tmp_path: Path
+) -> None:
+    release = yaml.safe_load(EXAMPLE.read_text())
+    release["metadata"]["namespace"] = lab.namespace
+    op = operator(tmp_path, lab)
+    stranger_ca = write_ca(tmp_path / "stranger", "stranger-ca")
+    stranger = write_client_certificate(
+        tmp_path / "stranger", stranger_ca, "kube-apiserver-admission"
+    )
+    with op.runner:
+        eventually(
+            lambda: (
+                lab.kubectl("operator")(
+                    "get", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION
+                ).returncode
+                == 0
+            ),
+            what="kopf's managed MutatingWebhookConfiguration",
+        )
+        # Through the API server (which presents the lab's client certificate) all works.
+        created = lab.kubectl("alice")(
+            "create", "-f", "-", input=manifest(release), namespace=lab.namespace
+        )
+        assert created.returncode == 0, created.stderr
+        stored = lab.release()
+        review = forged_review(stored)
+        url = f"{op.url}/records"
+
+        answers: dict[str, Any] = {}
+        for who, cert in (("no certificate", None), ("a stranger's certificate", stranger)):
+            try:
+                answered = requests.post(
+                    url,
+                    json=review,
+                    verify=str(op.cert),
+                    cert=(str(cert[0]), str(cert[1])) if cert is not None else None,
+                    timeout=10,
+                )
+            except requests.exceptions.RequestException as exc:
+                answers[who] = exc
+            else:
+                answers[who] = answered.json()
+        # The API server's own certificate is what makes the same review answered.
+        genuine = requests.post(
+            url,
+            json=review,
+            verify=str(op.cert),
+            cert=(str(lab.client.cert), str(lab.client.key)),
+            timeout=10,
+        ).json()
+        unchanged = lab.release()
+
+    assert op.runner.exception is None
+    for who, answer in answers.items():
+        assert isinstance(answer, requests.exceptions.RequestException), (
+            f"a caller with {who} was answered: {answer}"
+        )
+    assert genuine["response"]["allowed"] is True
+    assert "patch" in genuine["response"], "the genuine caller's approval is recorded"
+    assert g.APPROVALS not in unchanged["metadata"].get("annotations", {})

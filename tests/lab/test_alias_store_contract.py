@@ -22,6 +22,7 @@ from rollwise.adapters.registry import (
     AliasTarget,
     ConfigMapAliasStore,
     MLflowAliasStore,
+    MLflowRegistry,
     NopAliasStore,
 )
 
@@ -67,7 +68,7 @@ def mlflow_harness(request: pytest.FixtureRequest) -> Harness:
             made.append(AliasTarget(version["version"], version["source"], tags.get(DIGEST_TAG)))
         return made
 
-    return Harness(MLflowAliasStore(server.url), versions)
+    return Harness(MLflowAliasStore(MLflowRegistry("main", server.url)), versions)
 
 
 HARNESSES: dict[str, Callable[[pytest.FixtureRequest], Harness]] = {

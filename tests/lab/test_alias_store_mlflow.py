@@ -22,7 +22,7 @@ from rollwise.adapters.errors import (
     RegistryUnavailable,
 )
 from rollwise.adapters.registry.base import EXPECT_UNSET, AliasTarget
-from rollwise.adapters.registry.mlflow import DIGEST_TAG, MLflowAliasStore
+from rollwise.adapters.registry.mlflow import DIGEST_TAG, MLflowAliasStore, MLflowRegistry
 
 pytestmark = pytest.mark.lab
 
@@ -47,7 +47,7 @@ def alias_in_mlflow(server: MLflowServer, model: str, alias: str) -> str | None:
 
 @pytest.fixture
 def store(mlflow_server: MLflowServer) -> MLflowAliasStore:
-    return MLflowAliasStore(mlflow_server.url, timeout=10)
+    return MLflowAliasStore(MLflowRegistry("main", mlflow_server.url), timeout=10)
 
 
 def test_round_trip_shows_in_mlflow(mlflow_server: MLflowServer, store: MLflowAliasStore) -> None:
@@ -119,7 +119,7 @@ def test_unknown_model_and_version(mlflow_server: MLflowServer, store: MLflowAli
     with pytest.raises(ModelVersionNotFound):
         store.set(model, "production", AliasTarget("1", "s3://x"), expected=None)
     mlflow_server.create_version(model)
-    with pytest.raises(ModelVersionNotFound, match="version=7"):
+    with pytest.raises(ModelVersionNotFound, match="version 7 not found"):
         store.set(model, "production", AliasTarget("7", "s3://x"), expected=EXPECT_UNSET)
     assert store.get(model, "production") is None
     error = ModelVersionNotFound("x")
@@ -131,14 +131,14 @@ def test_refused_request_is_a_registry_error(mlflow_server: MLflowServer) -> Non
     # MLflow's security middleware refuses a foreign Host header (403, not JSON).
     session = requests.Session()
     session.headers["Host"] = "registry.example"
-    store = MLflowAliasStore(mlflow_server.url, session=session)
+    store = MLflowAliasStore(MLflowRegistry("main", mlflow_server.url), session=session)
     with pytest.raises(RegistryError, match="403") as caught:
         store.get(new_model(), "production")
     assert not caught.value.retryable
 
 
 def test_nothing_listening_is_unavailable() -> None:
-    store = MLflowAliasStore(f"http://127.0.0.1:{free_port()}", timeout=2)
+    store = MLflowAliasStore(MLflowRegistry("main", f"http://127.0.0.1:{free_port()}"), timeout=2)
     with pytest.raises(RegistryUnavailable, match="unreachable") as caught:
         store.get("m", "production")
     assert caught.value.retryable

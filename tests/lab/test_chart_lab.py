@@ -3,8 +3,8 @@
 `helm template` (the real helm, see tests/unit/test_chart.py) renders the chart as an install
 would; kubectl applies the CRDs, the ServiceAccount, the RBAC and the workload objects. The
 CRDs must become Established and serve their resources, and the ClusterRole and Roles must
-read back with exactly the rules the chart rendered. The lab serves no PodDisruptionBudget, so
-that one object is left out.
+read back with exactly the rules the chart rendered. The lab serves no PodDisruptionBudget and
+no NetworkPolicy (it has no network to police), so those objects are left out.
 
 `helm install` itself cannot target the lab yet: helm writes its release Secret as protobuf and
 the emulator reads JSON only (and helm's in-memory release driver swaps in a fake cluster
@@ -13,6 +13,7 @@ client, so it proves nothing). Applying the rendered objects is what an install 
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "rollwise"
 RELEASE = "rollwise"
-NOT_SERVED_BY_THE_LAB = {"PodDisruptionBudget"}
+NOT_SERVED_BY_THE_LAB = {"PodDisruptionBudget", "NetworkPolicy"}
 
 
 def helm(home: Path, *args: str) -> str:
@@ -49,8 +50,14 @@ def helm(home: Path, *args: str) -> str:
     return proc.stdout
 
 
-def helm_template(home: Path, namespace: str, *sets: str) -> list[dict[str, Any]]:
+def helm_template(
+    home: Path, namespace: str, *sets: str, kubeconfig: Path | None = None
+) -> list[dict[str, Any]]:
+    """The chart rendered offline, or against the lab's API server with ``kubeconfig``
+    (``--dry-run=server``: its lookups see the cluster, as an install's do)."""
     args = ["template", RELEASE, str(CHART), "--namespace", namespace, "--include-crds"]
+    if kubeconfig is not None:
+        args += ["--dry-run=server", "--kubeconfig", str(kubeconfig)]
     for item in sets:
         args += ["--set", item]
     return [doc for doc in yaml.safe_load_all(helm(home, *args)) if doc]
@@ -83,9 +90,9 @@ def install_rendered(kubectl: Kubectl, docs: list[dict[str, Any]]) -> None:
 
 
 def test_cluster_scoped_install_is_served_and_round_trips(
-    kubectl: Kubectl, namespace: str, tmp_path: Path
+    kubectl: Kubectl, kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> None:
-    docs = helm_template(tmp_path, namespace, "replicas=2")
+    docs = helm_template(tmp_path, namespace, "replicas=2", kubeconfig=kubeconfig)
     install_rendered(kubectl, docs)
 
     for crd in ("rollouts.rollwise.dev", "modelreleases.rollwise.dev"):
@@ -124,11 +131,13 @@ def test_cluster_scoped_install_is_served_and_round_trips(
     rendered_hook = next(d for d in docs if d["kind"] == "MutatingWebhookConfiguration")
     served_hook = get_json(kubectl, "mutatingwebhookconfiguration", RELEASE)
     kubectl("delete", "mutatingwebhookconfiguration", RELEASE, check=True)
-    [hook, rollout_hook] = served_hook["webhooks"]
+    [hook, rollout_hook, guarded_hook] = served_hook["webhooks"]
     assert hook["failurePolicy"] == "Fail"
     assert hook["clientConfig"] == rendered_hook["webhooks"][0]["clientConfig"]
     assert rollout_hook["failurePolicy"] == "Ignore"
     assert rollout_hook["clientConfig"] == rendered_hook["webhooks"][1]["clientConfig"]
+    assert guarded_hook["failurePolicy"] == "Fail"
+    assert guarded_hook["objectSelector"] == rendered_hook["webhooks"][2]["objectSelector"]
     tls = get_json(kubectl, "secret", f"{RELEASE}-webhook-tls", "-n", namespace)
     assert tls["data"]["ca.crt"] == hook["clientConfig"]["caBundle"]
     get_json(kubectl, "secret", f"{RELEASE}-record-key", "-n", namespace)
@@ -169,3 +178,42 @@ def test_namespace_scoped_install_grants_roles_per_namespace(
     assert [a for a in args if a.startswith("--namespace=")] == [
         f"--namespace={name}" for name in watched
     ]
+
+
+def secret_data(kubectl: Kubectl, namespace: str, name: str) -> dict[str, str]:
+    return dict(get_json(kubectl, "secret", name, "-n", namespace)["data"])
+
+
+def test_keys_and_cas_are_generated_once_and_found_again(
+    kubectl: Kubectl, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> None:
+    """Rendered against the cluster, the chart generates the record key and the webhook's
+    client CA once; the next render finds them and keeps them. Offline it generates neither
+    (tests/unit/test_chart.py)."""
+    first = helm_template(tmp_path, namespace, "fullnameOverride=rw-keys", kubeconfig=kubeconfig)
+    install_rendered(kubectl, first)
+    kubectl("delete", "mutatingwebhookconfiguration", "rw-keys", check=True)
+    key = secret_data(kubectl, namespace, "rw-keys-record-key")
+    client = secret_data(kubectl, namespace, "rw-keys-webhook-client")
+    assert len(base64.b64decode(key["key"])) == 48
+    record_key = next(d for d in first if d["metadata"]["name"] == "rw-keys-record-key")
+    assert record_key["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+    again = helm_template(tmp_path, namespace, "fullnameOverride=rw-keys", kubeconfig=kubeconfig)
+    by_name = {d["metadata"]["name"]: d for d in again if d["kind"] == "Secret"}
+    assert by_name["rw-keys-record-key"]["data"] == key, "the same key on every render"
+    assert by_name["rw-keys-webhook-client"]["data"] == client
+
+    ca, cert = tmp_path / "ca.crt", tmp_path / "tls.crt"
+    ca.write_bytes(base64.b64decode(client["ca.crt"]))
+    cert.write_bytes(base64.b64decode(client["tls.crt"]))
+    verified = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(ca), "-purpose", "sslclient", str(cert)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    serving = secret_data(kubectl, namespace, "rw-keys-webhook-tls")
+    assert serving["ca.crt"] != client["ca.crt"], "a CA of its own"

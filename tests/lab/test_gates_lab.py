@@ -22,6 +22,7 @@ from rollwise.adapters.gates.digest import ARTIFACT_DIGEST_TAG
 from rollwise.adapters.gates.policy import main as policy_main
 from rollwise.adapters.gates.policy import policy_digest
 from rollwise.adapters.kube import KubeAPI
+from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.core.modelrelease import GATE_ARTIFACT, GATE_FREEZE, GATE_POLICY, GATE_SBOM
 from rollwise.core.modelrelease_status import GateStatus
 from rollwise.core.spec import ModelReleaseSpec
@@ -96,9 +97,7 @@ def sbom(*severities: str) -> str:
 def test_sbom_from_configmap_follows_its_content(
     kube_client: Any, core: Any, namespace: str
 ) -> None:
-    gates = GateEvaluator(
-        KubeAPI(kube_client), policy_configmap=None, freeze_configmap=None, mlflow_url=None
-    )
+    gates = GateEvaluator(KubeAPI(kube_client), policy_configmap=None, freeze_configmap=None)
     release = spec(gates={"sbom": {"configMapKeyRef": {"name": "fraud-sbom", "key": "bom.json"}}})
     missing = results(gates, namespace, release)[GATE_SBOM]
     assert missing.status is GateStatus.PENDING
@@ -130,9 +129,7 @@ def test_sbom_in_binary_data(kube_client: Any, core: Any, namespace: str) -> Non
 
     encoded = base64.b64encode(sbom("high").encode()).decode()
     put_configmap(core, namespace, "bin-sbom", None, binaryData={"bom.json": encoded})
-    gates = GateEvaluator(
-        KubeAPI(kube_client), policy_configmap=None, freeze_configmap=None, mlflow_url=None
-    )
+    gates = GateEvaluator(KubeAPI(kube_client), policy_configmap=None, freeze_configmap=None)
     release = spec(
         gates={
             "sbom": {
@@ -176,7 +173,6 @@ def test_policy_digest_computed_by_the_cli_matches_the_cluster(
         KubeAPI(kube_client),
         policy_configmap=(namespace, "rollwise-policy"),
         freeze_configmap=None,
-        mlflow_url=None,
     )
     passed = results(gates, namespace, spec(policyDigest=digest))[GATE_POLICY]
     assert passed.status is GateStatus.PASSED
@@ -216,7 +212,6 @@ def test_cluster_freeze_windows(kube_client: Any, core: Any, namespace: str) -> 
         KubeAPI(kube_client),
         policy_configmap=None,
         freeze_configmap=(namespace, "rollwise-freeze"),
-        mlflow_url=None,
     )
     missing = results(gates, namespace, spec())[GATE_FREEZE]
     assert missing.status is GateStatus.PENDING
@@ -283,7 +278,7 @@ def test_models_uri_uses_the_digest_recorded_in_mlflow(
         KubeAPI(kube_client),
         policy_configmap=None,
         freeze_configmap=None,
-        mlflow_url=mlflow_server.url,
+        registries={"default": MLflowRegistry("default", mlflow_server.url)},
     )
 
     def artifact(uri: str, expected: str = digest, **extra: Any) -> Any:
@@ -307,10 +302,16 @@ def test_models_uri_uses_the_digest_recorded_in_mlflow(
     assert unknown.status is GateStatus.PENDING
     assert "not found" in unknown.message
 
-    # The release's own registry wins over the operator's default.
-    nowhere = GateEvaluator(
-        KubeAPI(kube_client), policy_configmap=None, freeze_configmap=None, mlflow_url=None
+    # The registry the release's alias store names wins over the operator's default.
+    named = GateEvaluator(
+        KubeAPI(kube_client),
+        policy_configmap=None,
+        freeze_configmap=None,
+        registries={
+            "default": MLflowRegistry("default", "http://127.0.0.1:9"),
+            "main": MLflowRegistry("main", mlflow_server.url),
+        },
     )
-    own_store = {"store": {"mlflow": {"trackingURI": mlflow_server.url}}}
-    result = nowhere.evaluate("ml", spec(f"models:/{model}/{tagged}", digest, alias=own_store), NOW)
+    own_store = {"store": {"mlflow": {"registry": "main"}}}
+    result = named.evaluate("ml", spec(f"models:/{model}/{tagged}", digest, alias=own_store), NOW)
     assert result[0].status is GateStatus.PASSED

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from hack.lab.testing.kube_fixtures import manifest
+from rollwise.adapters.releases import RELEASE_LABEL
 from rollwise.core import overrides as o
 from rollwise.core.observations import revision_of
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION
@@ -37,22 +38,23 @@ ROLLOUT = "rollouts.rollwise.dev"
 NAME = "demo"
 
 
-def rollout_refused(proc: Any, message: str) -> None:
+def rollout_refused(proc: Any, message: str, *, guarded: bool = True) -> None:
+    """Refused by the Rollout webhook: the guarded entry once the Rollout carries overrides."""
     assert proc.returncode != 0, f"expected a refusal, kubectl said: {proc.stdout}"
-    hook = f"rollout-records.{WEBHOOK_CONFIGURATION}"
+    hook = f"{'guarded-' if guarded else ''}rollout-records.{WEBHOOK_CONFIGURATION}"
     expected = f'admission webhook "{hook}" denied the request: {message}'
     assert expected in proc.stderr, proc.stderr
 
 
-def annotate(where: Lab, user: str, key: str, value: Any) -> Any:
+def annotate(where: Lab, user: str, key: str, value: Any, name: str = NAME) -> Any:
     text = value if isinstance(value, str) else json.dumps(value)
     return where.kubectl(user)(
-        "annotate", ROLLOUT, NAME, f"{key}={text}", "--overwrite", namespace=where.namespace
+        "annotate", ROLLOUT, name, f"{key}={text}", "--overwrite", namespace=where.namespace
     )
 
 
-def get_rollout(where: Lab) -> dict[str, Any]:
-    proc = where.kubectl("operator")("get", ROLLOUT, NAME, "-o", "json", namespace=where.namespace)
+def get_rollout(where: Lab, name: str = NAME) -> dict[str, Any]:
+    proc = where.kubectl("operator")("get", ROLLOUT, name, "-o", "json", namespace=where.namespace)
     assert proc.returncode == 0, proc.stderr
     return dict(json.loads(proc.stdout))
 
@@ -66,7 +68,8 @@ def test_overrides_on_a_rollout_are_recorded_with_identity_and_need_a_second_per
     admin("wait", "--for=condition=Established", f"crd/{ROLLOUT}", "--timeout=10s", check=True)
     rollout = yaml.safe_load(EXAMPLE.read_text())
     rollout["metadata"]["namespace"] = lab.namespace
-    runner, key = operator(tmp_path, lab)
+    op = operator(tmp_path, lab)
+    runner, key = op.runner, op.key
     with runner:
         config = eventually(
             lambda: (
@@ -76,15 +79,21 @@ def test_overrides_on_a_rollout_are_recorded_with_identity_and_need_a_second_per
                     )
                 )
                 and p.returncode == 0
-                and len((c := json.loads(p.stdout)).get("webhooks") or []) == 2
+                and len((c := json.loads(p.stdout)).get("webhooks") or []) == 3
                 and c
             ),
-            what="kopf's managed configuration with both handlers",
+            what="kopf's managed configuration with its three webhooks",
         )
         created = lab.kubectl("alice")(
             "create", "-f", "-", input=manifest(rollout), namespace=lab.namespace
         )
         assert created.returncode == 0, created.stderr
+        plain = {**rollout, "metadata": {**rollout["metadata"], "name": "plain"}}
+        made = lab.kubectl("alice")(
+            "create", "-f", "-", input=manifest(plain), namespace=lab.namespace
+        )
+        assert made.returncode == 0, made.stderr
+        before_overrides = get_rollout(lab)
         promote = annotate(
             lab, "alice", o.OVERRIDE, {"id": "o1", "decision": "promote", "reason": "noisy"}
         )
@@ -99,19 +108,30 @@ def test_overrides_on_a_rollout_are_recorded_with_identity_and_need_a_second_per
         forged = annotate(lab, "alice", o.OVERRIDES, "[]")
         recorded = get_rollout(lab)
 
-    # With the operator gone, Rollout writes still pass (failurePolicy Ignore) but nothing is
-    # recorded: the request stays a raw annotation, which the operator never counts.
+    # With the operator gone, writes to a Rollout without overrides still pass (failurePolicy
+    # Ignore) but nothing is recorded: the request stays a raw annotation, which the operator
+    # never counts. A Rollout that carries overrides is guarded: its writes are refused, so
+    # nobody can drop or reorder its overrides while the webhook cannot see it.
     unrecorded = annotate(
-        lab, "alice", o.OVERRIDE, {"id": "o4", "decision": "rollback", "reason": "late"}
+        lab, "alice", o.OVERRIDE, {"id": "o4", "decision": "rollback", "reason": "late"}, "plain"
     )
-    after = get_rollout(lab)
+    after = get_rollout(lab, "plain")
+    guarded_write = annotate(lab, "alice", "note", "while the webhook is down")
+    untouched = get_rollout(lab)
 
     assert runner.exception is None
     hooks = {h["name"]: h for h in config["webhooks"]}
     rollout_hook = hooks[f"rollout-records.{WEBHOOK_CONFIGURATION}"]
     assert rollout_hook["failurePolicy"] == "Ignore"
     assert [r["resources"] for r in rollout_hook["rules"]] == [["rollouts"]]
+    guarded_hook = hooks[f"guarded-rollout-records.{WEBHOOK_CONFIGURATION}"]
+    assert guarded_hook["failurePolicy"] == "Fail"
+    assert guarded_hook["objectSelector"] == {
+        "matchExpressions": [{"key": o.GUARDED_LABEL, "operator": "Exists"}]
+    }
     assert hooks[f"records.{WEBHOOK_CONFIGURATION}"]["failurePolicy"] == "Fail"
+    assert o.GUARDED_LABEL not in (before_overrides["metadata"].get("labels") or {})
+    assert recorded["metadata"]["labels"][o.GUARDED_LABEL] == "true", "guarded once it has some"
 
     assert promote.returncode == 0, promote.stderr
     rollout_refused(
@@ -144,4 +164,59 @@ def test_overrides_on_a_rollout_are_recorded_with_identity_and_need_a_second_per
     assert unrecorded.returncode == 0, unrecorded.stderr
     left = after["metadata"]["annotations"]
     assert json.loads(left[o.OVERRIDE])["id"] == "o4"
-    assert left[o.OVERRIDES] == annotations[o.OVERRIDES]
+    assert o.OVERRIDES not in left
+    assert guarded_write.returncode != 0, "a guarded Rollout's writes fail closed"
+    assert untouched["metadata"]["annotations"][o.OVERRIDES] == annotations[o.OVERRIDES]
+
+
+def test_nobody_but_the_operator_promotes_a_releases_child_rollout(
+    lab: Lab,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+) -> None:
+    admin = lab.kubectl("operator")
+    admin("apply", "-f", str(ROLLOUT_CRD), check=True)
+    admin("wait", "--for=condition=Established", f"crd/{ROLLOUT}", "--timeout=10s", check=True)
+    rollout = yaml.safe_load(EXAMPLE.read_text())
+    rollout["metadata"] |= {
+        "namespace": lab.namespace,
+        "labels": {**rollout["metadata"].get("labels", {}), RELEASE_LABEL: "fraud-7"},
+    }
+    op = operator(tmp_path, lab)
+    with op.runner:
+        eventually(
+            lambda: (
+                len(
+                    json.loads(
+                        admin(
+                            "get",
+                            "mutatingwebhookconfiguration",
+                            WEBHOOK_CONFIGURATION,
+                            "-o",
+                            "json",
+                        ).stdout
+                        or "{}"
+                    ).get("webhooks")
+                    or []
+                )
+                == 3
+            ),
+            what="kopf's managed configuration with its three webhooks",
+        )
+        created = admin("create", "-f", "-", input=manifest(rollout), namespace=lab.namespace)
+        assert created.returncode == 0, created.stderr
+        child = get_rollout(lab)
+        retry = annotate(lab, "alice", "rollwise.dev/retry", "again")
+        full = annotate(lab, "bob", "rollwise.dev/promote-full", "now")
+        abort = annotate(lab, "bob", "rollwise.dev/abort", "stop")
+        unguard = lab.kubectl("alice")(
+            "label", ROLLOUT, NAME, f"{o.GUARDED_LABEL}-", namespace=lab.namespace
+        )
+    assert op.runner.exception is None
+    assert child["metadata"]["labels"][o.GUARDED_LABEL] == "true", "the webhook guards a child"
+    how = "kubectl rollwise override modelrelease/fraud-7 --decision promote"
+    release = "on the child Rollout of ModelRelease fraud-7 is the release's to decide"
+    rollout_refused(retry, f"rollwise.dev/retry {release}")
+    assert how in retry.stderr
+    rollout_refused(full, f"rollwise.dev/promote-full {release}")
+    assert abort.returncode == 0, "stopping is always allowed"
+    rollout_refused(unguard, f"{o.GUARDED_LABEL} is kept by the operator's webhook", guarded=False)

@@ -272,7 +272,7 @@ def test_every_object_is_well_formed(
                 "ClusterRoleBinding",
                 "Deployment",
                 "MutatingWebhookConfiguration",
-                "Secret",
+                "NetworkPolicy",
                 "Secret",
                 "Service",
                 "Service",
@@ -286,7 +286,7 @@ def test_every_object_is_well_formed(
                 "ClusterRole",
                 "ClusterRoleBinding",
                 "Deployment",
-                "Secret",
+                "NetworkPolicy",
                 "Secret",
                 "Service",
                 "Service",
@@ -301,11 +301,13 @@ def test_every_object_is_well_formed(
                 "ClusterRoleBinding",
                 "Deployment",
                 "MutatingWebhookConfiguration",
+                "NetworkPolicy",
+                "Role",
                 "Role",
                 "Role",
                 "RoleBinding",
                 "RoleBinding",
-                "Secret",
+                "RoleBinding",
                 "Secret",
                 "Service",
                 "Service",
@@ -322,8 +324,8 @@ def test_every_object_is_well_formed(
                 "CustomResourceDefinition",
                 "Deployment",
                 "MutatingWebhookConfiguration",
+                "NetworkPolicy",
                 "PodDisruptionBudget",
-                "Secret",
                 "Secret",
                 "Service",
                 "Service",
@@ -468,7 +470,7 @@ def test_rbac_is_exactly_the_least_privilege_table(
     docs = rendered[scenario]
     cluster_role = _one(docs, "ClusterRole")
     assert _rule_table(cluster_role["rules"]) == set(spec.cluster_role)
-    roles = _of_kind(docs, "Role")
+    roles = [r for r in _of_kind(docs, "Role") if r["metadata"]["name"] != LEDGER_ROLE]
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(spec.role_namespaces)
     for role in roles:
         assert _rule_table(role["rules"]) == set(spec.role)
@@ -496,10 +498,38 @@ def test_bindings_grant_the_roles_to_the_operator_service_account(
     }
     assert binding["subjects"] == [subject]
     role_bindings = _of_kind(docs, "RoleBinding")
-    assert len(role_bindings) == len(SCENARIOS[scenario].role_namespaces)
+    ledger = 1 if SCENARIOS[scenario].role_namespaces else 0
+    assert len(role_bindings) == len(SCENARIOS[scenario].role_namespaces) + ledger
     for role_binding in role_bindings:
         assert role_binding["roleRef"]["kind"] == "Role"
         assert role_binding["subjects"] == [subject]
+
+
+LEDGER_ROLE = f"{RELEASE}-ledger"
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
+def test_the_ledger_in_the_operators_namespace_is_granted_by_name(
+    rendered: dict[str, list[dict[str, Any]]], scenario: str
+) -> None:
+    docs = rendered[scenario]
+    ledger = [r for r in _of_kind(docs, "Role") if r["metadata"]["name"] == LEDGER_ROLE]
+    if not SCENARIOS[scenario].role_namespaces:
+        assert ledger == [], "the ClusterRole grants ConfigMaps everywhere"
+        return
+    [role] = ledger
+    assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["rollwise-revocations"],
+            "verbs": ["get", "patch", "update"],
+        },
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+    ]
+    binding = _named(docs, "RoleBinding", LEDGER_ROLE)
+    assert binding["roleRef"]["name"] == LEDGER_ROLE
 
 
 def test_rbac_can_be_left_to_the_cluster_admin(helm: Helm) -> None:
@@ -646,7 +676,7 @@ def test_chart_webhook_is_scoped_fails_closed_and_trusts_the_generated_ca(
 ) -> None:
     docs = rendered["default"]
     config = _one(docs, "MutatingWebhookConfiguration")
-    [hook, rollout_hook] = config["webhooks"]
+    [hook, rollout_hook, guarded_hook] = config["webhooks"]
     assert hook["name"] == "records.rollwise.dev"
     assert hook["failurePolicy"] == "Fail"
     assert hook["sideEffects"] == "None"
@@ -685,6 +715,22 @@ def test_chart_webhook_is_scoped_fails_closed_and_trusts_the_generated_ca(
         "path": "/rollout-records",
     }
     assert rollout_hook["clientConfig"]["caBundle"] == hook["clientConfig"]["caBundle"]
+    # Guarded Rollouts (overrides recorded, or a ModelRelease's child) fail closed, and the
+    # two Rollout entries split every Rollout between them by the label.
+    guard = "rollwise.dev/guarded"
+    assert rollout_hook["objectSelector"] == {
+        "matchExpressions": [{"key": guard, "operator": "DoesNotExist"}]
+    }
+    assert guarded_hook["name"] == "guarded-rollout-records.rollwise.dev"
+    assert guarded_hook["failurePolicy"] == "Fail"
+    assert guarded_hook["objectSelector"] == {
+        "matchExpressions": [{"key": guard, "operator": "Exists"}]
+    }
+    assert guarded_hook["rules"] == rollout_hook["rules"]
+    assert guarded_hook["clientConfig"]["service"] == {
+        **hook["clientConfig"]["service"],
+        "path": "/guarded-rollout-records",
+    }
     tls = _named(docs, "Secret", f"{RELEASE}-webhook-tls")
     assert tls["type"] == "kubernetes.io/tls"
     assert hook["clientConfig"]["caBundle"] == tls["data"]["ca.crt"]
@@ -720,7 +766,7 @@ def test_chart_webhook_in_namespace_scope_selects_the_watched_namespaces(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     hooks = _one(rendered["namespace-scope"], "MutatingWebhookConfiguration")["webhooks"]
-    assert len(hooks) == 2
+    assert len(hooks) == 3
     for hook in hooks:
         assert hook["namespaceSelector"] == {
             "matchExpressions": [
@@ -729,11 +775,18 @@ def test_chart_webhook_in_namespace_scope_selects_the_watched_namespaces(
         }
 
 
-def test_record_key_is_generated_once_and_kept(rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_an_offline_render_generates_no_key(
+    rendered: dict[str, list[dict[str, Any]]], helm: Helm
+) -> None:
+    """helm template cannot look the stored key up: a key it made would be a new one on every
+    render, voiding every signed record. The generation itself (online, once, then kept) is
+    tested against the lab's API server: tests/lab/test_chart_lab.py."""
     docs = rendered["default"]
-    secret = _named(docs, "Secret", f"{RELEASE}-record-key")
-    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert len(base64.b64decode(secret["data"]["key"])) == 48
+    names = {s["metadata"]["name"] for s in _of_kind(docs, "Secret")}
+    assert names == {f"{RELEASE}-webhook-tls"}
+    assert [
+        s["data"]["key"] for s in _of_kind(helm.template(), "Secret") if "key" in s["data"]
+    ] == []
     assert _env(_container(docs))["ROLLWISE_RECORD_KEY_FILE"] == "/etc/rollwise/record-key/key"
     assert _mounts(docs)["record-key"] == "/etc/rollwise/record-key"
     assert _volumes(docs)["record-key"]["secret"]["secretName"] == f"{RELEASE}-record-key"
@@ -769,24 +822,48 @@ def test_governance_values_become_settings(helm: Helm) -> None:
     }
 
 
+def test_earlier_record_keys_are_mounted_for_the_rotations_overlap(helm: Helm) -> None:
+    from rollwise.runtime.settings import from_sources  # noqa: PLC0415
+
+    docs = helm.template("governance.recordKey.previousSecrets={key-2025,key-2024}")
+    env = _env(_container(docs))
+    assert env["ROLLWISE_RECORD_PREVIOUS_KEY_FILES"] == (
+        "/etc/rollwise/record-key-previous-0/key,/etc/rollwise/record-key-previous-1/key"
+    )
+    volumes, mounts = _volumes(docs), _mounts(docs)
+    for index, name in enumerate(("key-2025", "key-2024")):
+        volume = f"record-key-previous-{index}"
+        assert volumes[volume]["secret"] == {
+            "secretName": name,
+            "items": [{"key": "key", "path": "key"}],
+        }
+        assert mounts[volume] == f"/etc/rollwise/record-key-previous-{index}"
+    settings = from_sources([], {k: v for k, v in env.items() if isinstance(v, str)}, isatty=False)
+    assert settings.record_previous_key_files == (
+        "/etc/rollwise/record-key-previous-0/key",
+        "/etc/rollwise/record-key-previous-1/key",
+    )
+
+
 def test_existing_secrets_replace_the_generated_ones(helm: Helm) -> None:
     docs = helm.template(
         "governance.recordKey.existingSecret=vault-record-key",
         "webhook.certificate.existingSecret=cert-manager-tls",
         "webhook.certificate.caBundle=Q0E=",
+        "webhook.clientAuth.caConfigMap=apiserver-client-ca",
     )
     assert not _of_kind(docs, "Secret")
     volumes = _volumes(docs)
     assert volumes["record-key"]["secret"]["secretName"] == "vault-record-key"
     assert volumes["webhook-tls"]["secret"]["secretName"] == "cert-manager-tls"
     hooks = _one(docs, "MutatingWebhookConfiguration")["webhooks"]
-    assert [h["clientConfig"]["caBundle"] for h in hooks] == ["Q0E=", "Q0E="]
+    assert [h["clientConfig"]["caBundle"] for h in hooks] == ["Q0E=", "Q0E=", "Q0E="]
 
 
 def test_webhook_off_keeps_the_record_key_for_the_reconcile(helm: Helm) -> None:
     docs = helm.template("webhook.enabled=false")
     assert not _of_kind(docs, "MutatingWebhookConfiguration")
-    assert [s["metadata"]["name"] for s in _of_kind(docs, "Secret")] == [f"{RELEASE}-record-key"]
+    assert [s["metadata"]["name"] for s in _of_kind(docs, "Secret")] == []
     assert [s["metadata"]["name"] for s in _of_kind(docs, "Service")] == [f"{RELEASE}-metrics"]
     env = _env(_container(docs))
     assert "ROLLWISE_WEBHOOK_PORT" not in env
@@ -821,6 +898,27 @@ def test_webhook_off_keeps_the_record_key_for_the_reconcile(helm: Helm) -> None:
             "Does not match pattern",
             id="bad-group",
         ),
+        pytest.param(
+            ("governance.releasePolicy.requiredGates={approvals}",),
+            "governance.releasePolicy.requiredGates.0: governance.releasePolicy.requiredGates.0 "
+            "must be one of",
+            id="approvals-cannot-be-a-required-gate",
+        ),
+        pytest.param(
+            ("webhook.clientAuth.mode=optional",),
+            "webhook.clientAuth.mode: webhook.clientAuth.mode must be one of",
+            id="client-auth-mode",
+        ),
+        pytest.param(
+            ("governance.evidencePolicy.allowedHosts={http://x/}",),
+            "governance.evidencePolicy.allowedHosts.0: Does not match pattern",
+            id="evidence-host-is-a-url",
+        ),
+        pytest.param(
+            ("governance.mlflow.registries.Main.url=http://m",),
+            "Does not match pattern",
+            id="registry-name",
+        ),
     ],
 )
 def test_governance_values_are_checked(helm: Helm, sets: tuple[str, ...], message: str) -> None:
@@ -830,6 +928,207 @@ def test_governance_values_are_checked(helm: Helm, sets: tuple[str, ...], messag
     proc = helm(*args)
     assert proc.returncode != 0, proc.stdout
     assert message in proc.stderr, proc.stderr
+
+
+# --- who may reach the webhook, and what the settings decide for every tenant ----------------
+
+
+def test_the_webhook_requires_the_api_servers_client_certificate_by_default(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["default"]
+    env = _env(_container(docs))
+    assert env["ROLLWISE_WEBHOOK_CLIENT_CA_FILE"] == "/etc/rollwise/webhook-client-ca/ca.crt"
+    assert "ROLLWISE_WEBHOOK_CLIENT_AUTH" not in env, "required is the operator's default"
+    assert _mounts(docs)["webhook-client-ca"] == "/etc/rollwise/webhook-client-ca"
+    assert _volumes(docs)["webhook-client-ca"]["secret"] == {
+        "secretName": f"{RELEASE}-webhook-client",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }, "the operator gets the CA only, never the API server's client key"
+    # Offline, no CA is generated (a new one per render would lock the API server out); the
+    # generation itself is tested online: tests/lab/test_chart_lab.py.
+    assert f"{RELEASE}-webhook-client" not in {
+        s["metadata"]["name"] for s in _of_kind(docs, "Secret")
+    }
+
+
+@pytest.mark.parametrize(
+    ("sets", "volume", "env"),
+    [
+        pytest.param(
+            ("webhook.clientAuth.caConfigMap=apiserver-client-ca",),
+            {
+                "configMap": {
+                    "name": "apiserver-client-ca",
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                }
+            },
+            {"ROLLWISE_WEBHOOK_CLIENT_CA_FILE": "/etc/rollwise/webhook-client-ca/ca.crt"},
+            id="own-ca",
+        ),
+        pytest.param(
+            ("webhook.clientAuth.mode=none",),
+            None,
+            {"ROLLWISE_WEBHOOK_CLIENT_AUTH": "none"},
+            id="none",
+        ),
+        pytest.param(
+            ("webhook.clientAuth.allowedNames={kube-apiserver-admission}",),
+            {
+                "secret": {
+                    "secretName": f"{RELEASE}-webhook-client",
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                }
+            },
+            {"ROLLWISE_WEBHOOK_CLIENT_NAMES": "kube-apiserver-admission"},
+            id="names",
+        ),
+    ],
+)
+def test_webhook_client_auth_values(
+    helm: Helm, sets: tuple[str, ...], volume: dict[str, Any] | None, env: dict[str, str]
+) -> None:
+    docs = helm.template(*sets)
+    rendered_env = _env(_container(docs))
+    assert {k: rendered_env.get(k) for k in env} == env
+    volumes = _volumes(docs)
+    if volume is None:
+        assert "webhook-client-ca" not in volumes
+        assert "ROLLWISE_WEBHOOK_CLIENT_CA_FILE" not in rendered_env
+        assert f"{RELEASE}-webhook-client" not in [
+            s["metadata"]["name"] for s in _of_kind(docs, "Secret")
+        ]
+    else:
+        assert {k: v for k, v in volumes["webhook-client-ca"].items() if k != "name"} == volume
+
+
+def test_network_policy_admits_the_webhook_and_closes_the_rest_by_default(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["default"]
+    policy = _one(docs, "NetworkPolicy")
+    deployment = _one(docs, "Deployment")
+    assert policy["spec"]["podSelector"] == deployment["spec"]["selector"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [
+        {
+            "ports": [{"port": 9443, "protocol": "TCP"}],
+            "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}],
+        }
+    ], "metrics closed until a scraper is named"
+
+
+@pytest.mark.parametrize(
+    ("sets", "ingress"),
+    [
+        pytest.param(
+            ("networkPolicy.metrics.from[0].namespaceSelector.matchLabels.team=monitoring",),
+            [
+                {
+                    "ports": [{"port": 9443, "protocol": "TCP"}],
+                    "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}],
+                },
+                {
+                    "ports": [{"port": 9102, "protocol": "TCP"}],
+                    "from": [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}],
+                },
+            ],
+            id="metrics-scraper",
+        ),
+        pytest.param(
+            ("networkPolicy.webhook.from[0].ipBlock.cidr=10.0.0.10/32",),
+            [
+                {
+                    "ports": [{"port": 9443, "protocol": "TCP"}],
+                    "from": [{"ipBlock": {"cidr": "10.0.0.10/32"}}],
+                }
+            ],
+            id="control-plane-only",
+        ),
+        pytest.param(("webhook.enabled=false",), [], id="nothing-to-admit"),
+    ],
+)
+def test_network_policy_values(
+    helm: Helm, sets: tuple[str, ...], ingress: list[dict[str, Any]]
+) -> None:
+    assert _one(helm.template(*sets), "NetworkPolicy")["spec"]["ingress"] == ingress
+
+
+def test_network_policy_can_be_left_out(helm: Helm) -> None:
+    assert not _of_kind(helm.template("networkPolicy.enabled=false"), "NetworkPolicy")
+
+
+def test_tenancy_values_become_settings_the_operator_accepts(helm: Helm, tmp_path: Path) -> None:
+    from rollwise.runtime.settings import from_sources  # noqa: PLC0415
+
+    values = tmp_path / "tenancy.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "governance": {
+                    "mlflow": {
+                        "registries": {
+                            "main": {
+                                "url": "https://mlflow.mlops:5000",
+                                "tokenSecret": {"name": "mlflow-main", "key": "token"},
+                            },
+                            "eu": {"url": "https://mlflow.eu"},
+                        }
+                    },
+                    "releasePolicy": {
+                        "requiredGates": ["sbom"],
+                        "modelOwners": {"fraud-*": "team-a"},
+                        "namespaces": {"sandbox": {"requiredRoles": []}},
+                    },
+                    "evidencePolicy": {
+                        "allowedHosts": ["artifacts.example.com"],
+                        "filePathPrefixes": ["/models"],
+                    },
+                }
+            }
+        )
+    )
+    docs = helm.template(extra=("--values", str(values)))
+    env = _env(_container(docs))
+    assert json.loads(env["ROLLWISE_MLFLOW_REGISTRIES"]) == {
+        "eu": {"url": "https://mlflow.eu"},
+        "main": {
+            "url": "https://mlflow.mlops:5000",
+            "tokenFile": "/etc/rollwise/registries/main/token",
+        },
+    }
+    assert _mounts(docs)["registry-main"] == "/etc/rollwise/registries/main"
+    assert _volumes(docs)["registry-main"]["secret"] == {
+        "secretName": "mlflow-main",
+        "items": [{"key": "token", "path": "token"}],
+    }
+    assert "registry-eu" not in _volumes(docs)
+    plain = {k: v for k, v in env.items() if isinstance(v, str)}
+    settings = from_sources([], plain, isatty=False)
+    assert set(settings.registries) == {"main", "eu"}
+    policy = settings.cluster_policy
+    assert policy.required_roles == ("security", "product")
+    assert policy.required_gates == ("sbom",)
+    assert policy.owner_of("fraud-us") == "team-a"
+    assert policy.rules_for("sandbox", "m").required_roles == ()
+    assert settings.evidence_policy.host_allowed("artifacts.example.com", 443)
+    assert settings.evidence_policy.file_prefixes == ("/models",)
+
+
+def test_the_chart_defaults_are_the_strict_settings(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    from rollwise.runtime.settings import from_sources  # noqa: PLC0415
+
+    env = _env(_container(rendered["default"]))
+    settings = from_sources([], {k: v for k, v in env.items() if isinstance(v, str)}, isatty=False)
+    assert settings.webhook_client_auth
+    assert settings.cluster_policy.required_roles == ("security", "product")
+    assert settings.cluster_policy.model_owners == ()
+    assert settings.registries == {}
+    assert settings.evidence_policy.allowed_schemes == ("https",)
+    assert settings.evidence_policy.allowed_hosts == ()
+    assert settings.evidence_policy.file_prefixes == ()
 
 
 # --- CRDs --------------------------------------------------------------------------------------
@@ -959,3 +1258,39 @@ def test_web_providers_reach_the_operator_with_their_headers_mounted(helm: Helm)
     assert volumes["web-slo"]["secret"]["secretName"] == "slo-token"
     assert "web-public" not in volumes
     assert "ROLLWISE_WEB_PROVIDERS" not in _env(_container(helm.template()))
+
+
+def _locked(path: Path) -> dict[str, list[str]]:
+    """Package name -> its sha256 hashes, from a pip-compile --generate-hashes file."""
+    found: dict[str, list[str]] = {}
+    current = ""
+    for line in path.read_text().splitlines():
+        entry = re.match(r"^([A-Za-z0-9._-]+)==\S+", line)
+        if entry:
+            current = entry[1].lower().replace("_", "-")
+            found[current] = []
+        elif hashed := re.match(r"^\s+--hash=sha256:([0-9a-f]{64})", line):
+            found[current].append(hashed[1])
+    return found
+
+
+def test_the_image_installs_locked_dependencies_by_hash() -> None:
+    import tomllib  # noqa: PLC0415
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    runtime = _locked(ROOT / "requirements.lock")
+    build = _locked(ROOT / "requirements-build.lock")
+    for requirement in project["project"]["dependencies"]:
+        name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
+        assert name in runtime, f"{name} is not locked"
+    for requirement in project["build-system"]["requires"]:
+        name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
+        assert name in build, f"{name} (build) is not locked"
+    assert all(runtime.values()), "every locked file has its hash"
+    assert all(build.values()), "every locked build file has its hash"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install --require-hashes --no-deps -r requirements.lock" in dockerfile
+    assert "pip install --require-hashes --no-deps -r requirements-build.lock" in dockerfile
+    assert "--no-build-isolation" in dockerfile, "the build backend is the locked one"
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {"!requirements.lock", "!requirements-build.lock"} <= set(ignored)

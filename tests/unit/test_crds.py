@@ -761,11 +761,24 @@ INVALID_MODELRELEASES = [
         id="serving-neither",
     ),
     pytest.param(
-        modelrelease(
-            alias={"store": {"configMap": {"name": "a"}, "mlflow": {"trackingURI": "http://m"}}}
-        ),
+        modelrelease(alias={"store": {"configMap": {"name": "a"}, "mlflow": {"registry": "m"}}}),
         "alias store must set at most one of configMap or mlflow",
         id="two-alias-stores",
+    ),
+    pytest.param(
+        modelrelease(alias={"store": {"mlflow": {"trackingURI": "http://internal-svc/admin#"}}}),
+        "trackingURI is not accepted; name a registry of the operator's settings with registry",
+        id="mlflow-tracking-uri-from-the-spec",
+    ),
+    pytest.param(
+        modelrelease(alias={"store": {"mlflow": {}}}),
+        "registry is required: the name of an MLflow registry of the operator's settings",
+        id="mlflow-without-registry",
+    ),
+    pytest.param(
+        modelrelease(alias={"store": {"mlflow": {"registry": "http://mlflow:5000"}}}),
+        "spec.alias.store.mlflow.registry in body should match",
+        id="mlflow-registry-not-a-name",
     ),
     pytest.param(
         modelrelease(gates={"freezeWindows": [{"name": "friday", "schedule": "0 18 * * 5"}]}),

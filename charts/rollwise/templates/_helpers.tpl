@@ -168,6 +168,43 @@ the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is n
 {{- default (printf "%s-webhook-tls" (include "rollwise.fullname" .)) .Values.webhook.certificate.existingSecret }}
 {{- end }}
 
+{{/*
+"true" when the chart is rendered against a cluster (helm install/upgrade, or template with
+--dry-run=server): only then can a key or a CA be generated once and found again on the next
+render (lookup). Rendered offline (helm template, GitOps), the chart generates no key: each
+render would make a new one, voiding every record signed with the last. kube-system exists in
+every cluster, and whoever installs this chart may read it (the chart installs cluster-scoped
+objects).
+*/}}
+{{- define "rollwise.online" -}}
+{{- if (lookup "v1" "Namespace" "" "kube-system") }}true{{ end }}
+{{- end }}
+
+{{- define "rollwise.webhookClientSecretName" -}}
+{{- printf "%s-webhook-client" (include "rollwise.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* "true" when the webhook requires the API server's client certificate. */}}
+{{- define "rollwise.webhookClientAuth" -}}
+{{- if and .Values.webhook.enabled (eq (.Values.webhook.clientAuth.mode | default "required") "required") }}true{{ end }}
+{{- end }}
+
+{{/*
+governance.mlflow.registries as ROLLWISE_MLFLOW_REGISTRIES: name -> {url, tokenFile}, the
+token of each registry mounted from its Secret under /etc/rollwise/registries/<name>/.
+*/}}
+{{- define "rollwise.mlflowRegistries" -}}
+{{- $out := dict }}
+{{- range $name, $registry := .Values.governance.mlflow.registries }}
+{{- $entry := dict "url" $registry.url }}
+{{- if and $registry.tokenSecret $registry.tokenSecret.name }}
+{{- $_ := set $entry "tokenFile" (printf "/etc/rollwise/registries/%s/%s" $name ($registry.tokenSecret.key | default "token")) }}
+{{- end }}
+{{- $_ := set $out $name $entry }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
 {{- define "rollwise.recordKeySecretName" -}}
 {{- default (printf "%s-record-key" (include "rollwise.fullname" .)) .Values.governance.recordKey.existingSecret }}
 {{- end }}

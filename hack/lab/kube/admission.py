@@ -8,6 +8,12 @@
 webhook, and turns the answer into a changed object (mutating, RFC 6902 JSON Patch), a refusal
 (``AdmissionDenied`` with kube-apiserver's wording), or a failure handled by ``failurePolicy``.
 
+Like kube-apiserver started with ``--admission-control-config-file``, the plugin can present a
+client certificate to webhooks (:func:`load_admission_config` reads the same
+``AdmissionConfiguration`` file, whose ``kubeConfigFile`` names the certificate per webhook
+host), so webhooks that authenticate their caller by TLS client certificate work in the lab as
+in a cluster. :func:`write_admission_client_auth` makes such a file, with a CA of its own.
+
 The boundary: this module reads webhook configurations and namespaces through two callables the
 server's store provides, and talks HTTP(S) to webhooks; it keeps no state between requests.
 Known differences from kube-apiserver are listed in docs/lab.md ("Identity and admission").
@@ -31,8 +37,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
+import yaml
 
 from hack.lab.kube.contracts import AdmissionAttributes, AdmissionDenied
 from hack.lab.kube.patching import PatchError, json_patch
@@ -49,6 +57,9 @@ ListConfigs = Callable[[str], Sequence[JSON] | Awaitable[Sequence[JSON]]]
 GetNamespace = Callable[[str], JSON | Awaitable[JSON | None] | None]
 #: ``resolve_service(namespace, name, port)``: a base URL (scheme://host:port) for a Service.
 ServiceResolver = Callable[[str, str, int], str]
+#: ``client_credentials(host, port)``: the (certificate, key) files to present to a webhook at
+#: that address, or None (kube-apiserver's admission kubeconfig, :func:`load_admission_config`).
+ClientCredentials = Callable[[str, int], "tuple[str, str] | None"]
 
 ADMISSION_GROUP = "admissionregistration.k8s.io"
 #: Changes to these are never sent to webhooks, so that a broken webhook cannot lock itself in.
@@ -246,11 +257,13 @@ class WebhookAdmission:
         *,
         timeout_default: float = DEFAULT_TIMEOUT_SECONDS,
         resolve_service: ServiceResolver | None = None,
+        client_credentials: ClientCredentials | None = None,
     ) -> None:
         self._list_configs = list_configs
         self._get_namespace = get_namespace
         self._timeout_default = timeout_default
         self._resolve_service = resolve_service
+        self._client_credentials = client_credentials
 
     @classmethod
     def install(cls, lab: BackgroundAPIServer, **kwargs: Any) -> WebhookAdmission:
@@ -426,18 +439,28 @@ class WebhookAdmission:
             return base.rstrip("/") + str(service.get("path") or "")
         raise WebhookCallError("clientConfig has neither url nor service")
 
-    def _ssl_context(self, hook: _Hook) -> ssl.SSLContext:
+    def _ssl_context(self, hook: _Hook, url: str) -> ssl.SSLContext:
         client = hook.spec.get("clientConfig") or {}
         bundle = client.get("caBundle")
         if not bundle:
-            return ssl.create_default_context()
-        try:
-            pem = base64.b64decode(bundle, validate=True).decode("ascii")
-            return ssl.create_default_context(cadata=pem)
-        except (binascii.Error, UnicodeDecodeError, ssl.SSLError) as exc:
-            raise WebhookCallError(
-                f"clientConfig.caBundle is not a base64 PEM bundle: {exc}"
-            ) from exc
+            context = ssl.create_default_context()
+        else:
+            try:
+                pem = base64.b64decode(bundle, validate=True).decode("ascii")
+                context = ssl.create_default_context(cadata=pem)
+            except (binascii.Error, UnicodeDecodeError, ssl.SSLError) as exc:
+                raise WebhookCallError(
+                    f"clientConfig.caBundle is not a base64 PEM bundle: {exc}"
+                ) from exc
+        if self._client_credentials is not None:
+            parts = urlsplit(url)
+            found = self._client_credentials(parts.hostname or "", parts.port or 443)
+            if found is not None:
+                try:
+                    context.load_cert_chain(*found)
+                except (OSError, ssl.SSLError) as exc:
+                    raise WebhookCallError(f"cannot load the client certificate: {exc}") from exc
+        return context
 
     def _timeout(self, hook: _Hook) -> float:
         seconds = hook.spec.get("timeoutSeconds")
@@ -472,7 +495,7 @@ class WebhookAdmission:
         url = self._url(hook)
         ssl_context: ssl.SSLContext | bool = False
         if url.startswith("https://"):
-            ssl_context = self._ssl_context(hook)
+            ssl_context = self._ssl_context(hook, url)
         elif not url.startswith("http://"):
             raise WebhookCallError(f"unsupported URL scheme in {url!r}")
         timeout = self._timeout(hook)
@@ -637,3 +660,143 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --------------------------------------------------------------------------------------------
+# Client certificates: kube-apiserver's admission configuration
+
+ADMISSION_PLUGINS = ("MutatingAdmissionWebhook", "ValidatingAdmissionWebhook")
+
+
+def _credentials_by_name(kubeconfig: Path) -> dict[str, tuple[str, str]]:
+    config = yaml.safe_load(kubeconfig.read_text()) or {}
+    found: dict[str, tuple[str, str]] = {}
+    for entry in config.get("users") or []:
+        user = entry.get("user") or {}
+        cert, key = user.get("client-certificate"), user.get("client-key")
+        if entry.get("name") and cert and key:
+            base = kubeconfig.parent
+            found[str(entry["name"])] = (str(base / cert), str(base / key))
+    return found
+
+
+def load_admission_config(path: str | Path) -> ClientCredentials:
+    """The client certificates an ``AdmissionConfiguration`` file gives the webhook plugins
+    (``--admission-control-config-file``): its ``kubeConfigFile``'s ``users`` are matched by
+    name against the webhook's address as kube-apiserver does: ``host:port``, then ``host``
+    for port 443, then ``*.domain[:port]`` for each parent domain, then ``*``."""
+    path = Path(path)
+    config = yaml.safe_load(path.read_text()) or {}
+    users: dict[str, tuple[str, str]] = {}
+    for plugin in config.get("plugins") or []:
+        if plugin.get("name") not in ADMISSION_PLUGINS:
+            continue
+        kubeconfig = (plugin.get("configuration") or {}).get("kubeConfigFile")
+        if kubeconfig:
+            users.update(_credentials_by_name(path.parent / kubeconfig))
+
+    def credentials(host: str, port: int) -> tuple[str, str] | None:
+        names = [f"{host}:{port}"] + ([host] if port == 443 else [])
+        labels = host.split(".")
+        for index in range(1, len(labels)):
+            domain = ".".join(labels[index:])
+            names += [f"*.{domain}:{port}"] + ([f"*.{domain}"] if port == 443 else [])
+        names.append("*")
+        return next((users[name] for name in names if name in users), None)
+
+    return credentials
+
+
+@dataclass(frozen=True)
+class AdmissionClientAuth:
+    """A CA and the client certificate it signed for the API server's webhook calls, with the
+    admission configuration that presents it: ``config`` is what kube-apiserver takes as
+    ``--admission-control-config-file`` (and the lab's server as ``admission_config``), ``ca``
+    what a webhook trusts its caller by."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    kubeconfig: Path
+    config: Path
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+
+def write_ca(directory: str | Path, name: str) -> tuple[Path, Path]:
+    """A self-signed CA (EC P-256, 7 days) in ``directory``; (certificate, key) paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    _openssl(
+        "req", "-x509", "-nodes", "-days", "7", "-newkey", "ec",
+        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-keyout", str(key), "-out", str(cert),
+        "-subj", f"/CN={name}",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    return cert, key
+
+
+def write_client_certificate(
+    directory: str | Path, ca: tuple[Path, Path], common_name: str
+) -> tuple[Path, Path]:
+    """A client certificate (``extendedKeyUsage=clientAuth``) for ``common_name`` signed by
+    ``ca`` (certificate, key); (certificate, key) paths in ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / f"{common_name}.crt", directory / f"{common_name}.key"
+    request, extensions = directory / f"{common_name}.csr", directory / f"{common_name}.ext"
+    extensions.write_text("extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n")
+    _openssl(
+        "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-keyout", str(key), "-out", str(request), "-subj", f"/CN={common_name}",
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", str(request), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
+        "-set_serial", str(int.from_bytes(uuid.uuid4().bytes[:8], "big")), "-days", "7",
+        "-out", str(cert), "-extfile", str(extensions),
+    )  # fmt: skip
+    return cert, key
+
+
+def write_admission_client_auth(
+    directory: str | Path, common_name: str = "kube-apiserver-admission"
+) -> AdmissionClientAuth:
+    """A CA, a client certificate for ``common_name`` and the ``AdmissionConfiguration`` (with
+    its kubeconfig, user ``*``) that makes an API server present it to every webhook."""
+    directory = Path(directory)
+    ca = write_ca(directory, "admission-client-ca")
+    cert, key = write_client_certificate(directory, ca, common_name)
+    kubeconfig = directory / "admission-kubeconfig.yaml"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "users": [
+                    {"name": "*", "user": {"client-certificate": cert.name, "client-key": key.name}}
+                ],
+            }
+        )
+    )
+    config = directory / "admission-config.yaml"
+    plugin_config = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "WebhookAdmissionConfiguration",
+        "kubeConfigFile": kubeconfig.name,
+    }
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "apiserver.config.k8s.io/v1",
+                "kind": "AdmissionConfiguration",
+                "plugins": [
+                    {"name": name, "configuration": plugin_config} for name in ADMISSION_PLUGINS
+                ],
+            }
+        )
+    )
+    return AdmissionClientAuth(ca=ca[0], cert=cert, key=key, kubeconfig=kubeconfig, config=config)

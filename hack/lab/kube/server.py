@@ -31,7 +31,7 @@ import yaml
 from aiohttp import web
 
 from hack.lab.kube import openapi
-from hack.lab.kube.admission import WebhookAdmission
+from hack.lab.kube.admission import WebhookAdmission, load_admission_config
 from hack.lab.kube.contracts import ANONYMOUS_ADMIN, Admission, Authenticator, UserInfo
 from hack.lab.kube.errors import APIError, bad_request, gone, method_not_allowed, not_found
 from hack.lab.kube.faults import FaultInjector
@@ -117,6 +117,7 @@ class APIServer:
         port: int = 0,
         authenticator: Authenticator | None = None,
         admission: Admission | None = None,
+        admission_config: str | Path | None = None,
         watch_history: int = 10000,
         gc: bool = True,
         builtin_crds: Iterable[dict[str, Any]] = (),
@@ -134,8 +135,18 @@ class APIServer:
         self.store = Store(watch_history=watch_history)
         # Like kube-apiserver, the server always runs its webhook admission plugins; a caller
         # may replace them (contracts.NoAdmission admits everything unchanged).
+        # ``admission_config``: kube-apiserver's --admission-control-config-file (the client
+        # certificates webhooks are called with).
         if admission is None:
-            admission = WebhookAdmission(self.list_webhook_configurations, self.get_namespace)
+            admission = WebhookAdmission(
+                self.list_webhook_configurations,
+                self.get_namespace,
+                client_credentials=(
+                    load_admission_config(admission_config)
+                    if admission_config is not None
+                    else None
+                ),
+            )
         self.registry = Registry(self.store, admission)
         self.faults = FaultInjector()
         self.faults._attach(self._drop_watches)

@@ -9,13 +9,21 @@ InferenceService (``adapters.serving``) and the gate evaluator (``adapters.gates
   that drives it adds itself to the child's ``ownerReferences`` (not as controller), so the
   child is garbage-collected only once every release that served through it is gone. The
   ``rollwise.dev/model-release`` label names the release driving it now (the operator wakes
-  that release when the child's status changes).
+  that release when the child's status changes); ``rollwise.dev/guarded`` puts its writes
+  under the webhook's ``failurePolicy: Fail`` entry.
 * **Release manifest**: ConfigMap ``<release>-manifest`` with ``release_manifest.json``,
   owned by the release. Written once: an existing manifest is never overwritten; a manifest
   for another version under the same name raises ``ManifestRefused``.
-* **Revocation ledger**: ConfigMap ``rollwise-revocations`` in the release's namespace, one key
-  per revoked (model, version). It outlives the ModelRelease that revoked the version, so a
-  revoked version stays refused even after that object is deleted.
+* **Revocation ledger**: one ConfigMap for the whole cluster, in the operator's own namespace
+  (``ledger``, default ``rollwise-revocations``), one key per revoked (scope, model, version),
+  written by the operator only: people who may edit a team's namespace cannot un-revoke a
+  version there. The scope is where the model's alias lives: a shared registry
+  (``registry/NAME``: one model for the whole cluster) or the release's namespace
+  (``namespace/NS``, for the namespace's ConfigMap store). It outlives the ModelRelease that
+  revoked the version, so a revoked version stays refused even after that object is deleted.
+  A ledger of an earlier release of the operator in the release's namespace is still read (an
+  entry there only ever refuses more); without a cluster ledger (an operator run outside a
+  cluster, knowing no namespace of its own) that namespace ledger is written.
 
 ConfigMaps go through ``adapters.configmaps``. Everything here is synchronous; the runtime
 calls it from worker threads.
@@ -33,6 +41,7 @@ from typing import Any
 from rollwise.adapters.configmaps import ConfigMaps
 from rollwise.adapters.errors import Conflict, ManifestRefused
 from rollwise.adapters.kube import ROLLOUTS, KubeAPI, Resource
+from rollwise.core.overrides import GUARDED_LABEL
 
 MODELRELEASES = Resource("rollwise.dev", "v1alpha1", "modelreleases")
 MODELRELEASE_API_VERSION = "rollwise.dev/v1alpha1"
@@ -42,6 +51,9 @@ MODELRELEASE_KIND = "ModelRelease"
 RELEASE_LABEL = "rollwise.dev/model-release"
 #: Label on every object the operator creates for a release.
 MANAGED_BY = {"app.kubernetes.io/managed-by": "rollwise"}
+#: A child Rollout's writes always go through the webhook (failurePolicy Fail), which refuses
+#: the manual requests only its release may make.
+GUARDED = {GUARDED_LABEL: "true"}
 
 MANIFEST_KEY = "release_manifest.json"
 LEDGER_NAME = "rollwise-revocations"
@@ -76,10 +88,12 @@ def manifest_name(release: str) -> str:
     return f"{release}-manifest"
 
 
-def ledger_key(model: str, version: str) -> str:
-    """The ledger's key of ``model``/``version`` (ConfigMap keys allow ``[-._a-zA-Z0-9]``)."""
-    digest = hashlib.sha256(f"{model}\0{version}".encode()).hexdigest()[:20]
-    return f"v-{digest}"
+def ledger_key(model: str, version: str, scope: str = "") -> str:
+    """The ledger's key of ``model``/``version`` in ``scope`` (empty: a namespace ledger's key;
+    ConfigMap keys allow ``[-._a-zA-Z0-9]``)."""
+    text = f"{scope}\0{model}\0{version}" if scope else f"{model}\0{version}"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    return f"{'s' if scope else 'v'}-{digest}"
 
 
 def three_way_patch(
@@ -105,9 +119,12 @@ def three_way_patch(
 class ReleaseObjects:
     """Child Rollouts, release manifests and the revocation ledger of ModelReleases."""
 
-    def __init__(self, kube: KubeAPI) -> None:
+    def __init__(self, kube: KubeAPI, *, ledger: tuple[str, str] | None = None) -> None:
+        """``ledger``: (namespace, name) of the cluster's revocation ledger; None: each
+        release's namespace keeps its own (module doc)."""
         self.kube = kube
         self.configmaps = ConfigMaps(kube)
+        self.ledger = ledger
 
     # -- ModelReleases -----------------------------------------------------------------------
 
@@ -139,7 +156,7 @@ class ReleaseObjects:
                 "metadata": {
                     "name": name,
                     "namespace": release.namespace,
-                    "labels": {**MANAGED_BY, RELEASE_LABEL: release.name},
+                    "labels": {**MANAGED_BY, RELEASE_LABEL: release.name, **GUARDED},
                     "annotations": {**(annotations or {}), LAST_APPLIED: applied},
                     "ownerReferences": [owner],
                 },
@@ -162,8 +179,9 @@ class ReleaseObjects:
         if spec_patch:
             patch["spec"] = spec_patch
         labels = meta.get("labels") or {}
-        if labels.get(RELEASE_LABEL) != release.name:
-            patch.setdefault("metadata", {})["labels"] = {RELEASE_LABEL: release.name}
+        wanted_labels = {RELEASE_LABEL: release.name, **GUARDED}
+        if any(labels.get(k) != v for k, v in wanted_labels.items()):
+            patch.setdefault("metadata", {})["labels"] = wanted_labels
         owners = [r for r in meta.get("ownerReferences") or [] if isinstance(r, dict)]
         if not any(r.get("uid") == release.uid for r in owners):
             patch.setdefault("metadata", {})["ownerReferences"] = [*owners, owner]
@@ -203,7 +221,7 @@ class ReleaseObjects:
                 "metadata": {
                     "name": name,
                     "namespace": release.namespace,
-                    "labels": {**MANAGED_BY, RELEASE_LABEL: release.name},
+                    "labels": {**MANAGED_BY, RELEASE_LABEL: release.name, **GUARDED},
                     "ownerReferences": [owner_reference(release, controller=True)],
                 },
                 "immutable": True,
@@ -233,32 +251,54 @@ class ReleaseObjects:
 
     # -- the revocation ledger ---------------------------------------------------------------
 
-    def revoked(self, namespace: str, model: str, version: str) -> dict[str, Any] | None:
-        """The ledger's record of ``model``/``version``; None when it was never revoked."""
-        configmap = self.configmaps.get(namespace, LEDGER_NAME)
-        raw = ((configmap or {}).get("data") or {}).get(ledger_key(model, version))
+    def _ledger_record(self, where: tuple[str, str], key: str) -> dict[str, Any] | None:
+        configmap = self.configmaps.get(*where)
+        raw = ((configmap or {}).get("data") or {}).get(key)
+        if raw is None:
+            return None
         try:
             record = json.loads(raw) if isinstance(raw, str) else None
         except ValueError:
-            return {"model": model, "version": version}
-        return record if isinstance(record, dict) else None
+            record = None
+        # An entry that does not read is still an entry: the version stays refused.
+        return record if isinstance(record, dict) else {"unreadable": key}
 
-    def record_revocation(self, namespace: str, record: Mapping[str, Any]) -> bool:
+    def revoked(
+        self, namespace: str, model: str, version: str, scope: str = ""
+    ) -> dict[str, Any] | None:
+        """The ledgers' record of ``model``/``version`` (the cluster's, in ``scope``, then the
+        release namespace's); None when it was never revoked."""
+        if self.ledger is not None and scope:
+            found = self._ledger_record(self.ledger, ledger_key(model, version, scope))
+            if found is not None:
+                return found
+        return self._ledger_record((namespace, LEDGER_NAME), ledger_key(model, version))
+
+    def record_revocation(self, namespace: str, record: Mapping[str, Any], scope: str = "") -> bool:
         """Adds ``record`` (``model``, ``version``, ``release``, ``reason``, ``user``, ``at``)
-        to the ledger; True when it wrote. Conditional on the resourceVersion read."""
-        key = ledger_key(str(record["model"]), str(record["version"]))
-        value = json.dumps(dict(record), sort_keys=True)
+        to the cluster's ledger (in ``scope``), else to the namespace's; True when it wrote.
+        Conditional on the resourceVersion read."""
+        if self.ledger is not None and scope:
+            where = self.ledger
+            key = ledger_key(str(record["model"]), str(record["version"]), scope)
+            content = {**record, "namespace": namespace, "scope": scope}
+        else:
+            where = (namespace, LEDGER_NAME)
+            key = ledger_key(str(record["model"]), str(record["version"]))
+            content = dict(record)
+        value = json.dumps(content, sort_keys=True)
+        ledger_ns, ledger_name = where
         for _ in range(5):
-            configmap = self.configmaps.get(namespace, LEDGER_NAME)
+            configmap = self.configmaps.get(ledger_ns, ledger_name)
             if configmap is None:
                 body = {
                     "apiVersion": "v1",
                     "kind": "ConfigMap",
-                    "metadata": {"name": LEDGER_NAME, "namespace": namespace, "labels": MANAGED_BY},
+                    "metadata": {"name": ledger_name, "namespace": ledger_ns, "labels": MANAGED_BY},
                     "data": {key: value},
                 }
                 try:
-                    self.configmaps.create(namespace, body)
+                    self.configmaps.create(ledger_ns, body)
                 except Conflict:
                     continue
                 return True
@@ -269,11 +309,11 @@ class ReleaseObjects:
                 "data": {key: value},
             }
             try:
-                self.configmaps.merge_patch(namespace, LEDGER_NAME, patch)
+                self.configmaps.merge_patch(ledger_ns, ledger_name, patch)
             except Conflict:
                 continue
             return True
-        raise Conflict(f"ConfigMap {namespace}/{LEDGER_NAME} kept changing under the write")
+        raise Conflict(f"ConfigMap {ledger_ns}/{ledger_name} kept changing under the write")
 
 
 __all__ = [

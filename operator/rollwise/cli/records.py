@@ -163,8 +163,16 @@ def revocation_of(after: Mapping[str, Any] | None, request: str) -> RecordedRevo
 
 
 def overrides(annotations: Mapping[str, Any] | None) -> list[RecordedOverride]:
-    """The override records (Rollout or ModelRelease), oldest first."""
+    """The override records (Rollout or ModelRelease), oldest first: the entries of the
+    signed list (``{"version": 2, "seq", "entries", "sig"}``) in the order of their ``n``,
+    or of a list of the first format (a JSON array) in its order."""
     found = _json(annotations, OVERRIDES)
+    if isinstance(found, dict):
+        listed = found.get("entries")
+        found = sorted(
+            (e for e in listed if isinstance(e, dict)) if isinstance(listed, list) else [],
+            key=lambda e: e.get("n") if isinstance(e.get("n"), int) else 0,
+        )
     out: list[RecordedOverride] = []
     for entry in found if isinstance(found, list) else []:
         if not isinstance(entry, dict):

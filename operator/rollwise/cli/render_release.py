@@ -177,8 +177,8 @@ def _store_text(alias_spec: Mapping[str, Any]) -> str:
     mlflow = _as_dict(store.get("mlflow"))
     if config_map.get("name"):
         return f"ConfigMap {config_map['name']}"
-    if mlflow.get("trackingURI"):
-        return f"MLflow {mlflow['trackingURI']}"
+    if mlflow.get("registry"):
+        return f"MLflow registry {mlflow['registry']}"
     return "the operator's default store"
 
 

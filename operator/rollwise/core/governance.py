@@ -8,22 +8,33 @@ RECORD annotations stamped with that identity:
 
 * ``rollwise.dev/version-set-by``: ``{"user", "version", "at"}``, written on CREATE (and again
   should ``spec.version`` ever change);
-* ``rollwise.dev/approvals``: a JSON list of ``{"role", "user", "version", "at"}``;
+* ``rollwise.dev/approvals``: a JSON list of ``{"role", "user", "version", "at", "content"}``,
+  where ``content`` is :func:`rollwise.core.modelrelease.release_content` of the spec the
+  approver saw (the hash of each part that decides what runs);
 * ``rollwise.dev/revocation``: ``{"id", "reason", "user", "at"}``;
 * ``rollwise.dev/waivers``: a JSON list of ``{"gate", "reason", "user", "at", "expiresAt"}``.
 
 Every record carries ``"sig"``: the hex HMAC-SHA256, with the operator's record key, of
 ``"<uid>\\n<canonical JSON of the record without sig>"`` (:func:`canonical`), where ``uid`` is
 the ModelRelease's ``metadata.uid``, so a record cannot be typed by hand nor copied to another
-object. On CREATE the API server has not assigned the uid yet: the ``version-set-by`` record is
-then signed for ``"create:<namespace>/<name>"`` (:func:`create_subject`) and re-signed for the
+object; and ``"kid"``, the id of the key that signed it (:func:`key_id`), inside what is signed.
+Keys rotate with an overlap: a :class:`Keyring` signs with its new key and still verifies what
+its earlier keys signed; once an earlier key is dropped, its records no longer verify (an
+approval stops counting, an override list holds: nothing fails open).
+
+On CREATE the API server has not assigned the uid yet: the ``version-set-by`` record is then
+signed for ``"create:<namespace>/<name>"`` (:func:`create_subject`) and re-signed for the
 uid by the next UPDATE the webhook sees (the operator's own finalizer write comes seconds
 later); :func:`read_records` only trusts uid-bound records.
 
 :func:`read_records` is what the reconcile uses: signed records become
 :class:`~rollwise.core.modelrelease.Approval`, :class:`Waiver` and
 :class:`~rollwise.core.modelrelease.RevokeRequest` observations; anything unsigned, forged or
-malformed is ignored and named in ``Records.rejected``. A raw ``rollwise.dev/revoke`` request
+malformed is ignored and named in ``Records.rejected``. An approval counts only for the content
+it was given for: one given before the spec changed is returned as voided
+(:class:`~rollwise.core.modelrelease.VoidedApproval`, naming the changed fields). Four eyes
+hold for waivers as for approvals: the person who set the version can neither approve it nor
+waive its gates. A raw ``rollwise.dev/revoke`` request
 (no webhook installed) still counts as a revoke by an unknown user: revoking is always safe.
 :func:`apply_waivers` turns the gate results of waived gates into Waived results.
 
@@ -49,6 +60,8 @@ from rollwise.core.modelrelease import (
     Approval,
     GateResult,
     RevokeRequest,
+    VoidedApproval,
+    changed_fields,
 )
 from rollwise.core.modelrelease_status import GateStatus
 from rollwise.core.reasons import clip
@@ -78,12 +91,36 @@ MAX_REASON = 500
 MAX_WAIVERS = 50
 
 _SIG = "sig"
+_KID = "kid"
 _T = TypeVar("_T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------------------------
 # Signing
+
+
+class Keyring(bytes):
+    """The record key and the earlier keys still accepted (a rotation's overlap).
+
+    Its bytes are the key that signs, so it goes wherever a key does; ``previous`` holds the
+    keys that verify only."""
+
+    previous: tuple[bytes, ...]
+
+    def __new__(cls, key: bytes, previous: Sequence[bytes] = ()) -> Keyring:
+        ring = super().__new__(cls, key)
+        ring.previous = tuple(bytes(k) for k in previous if bytes(k) != bytes(key))
+        return ring
+
+
+def key_id(key: bytes) -> str:
+    """A short public id of ``key`` (recorded as ``kid``: which key signed, never the key)."""
+    return hashlib.sha256(b"rollwise record key\n" + bytes(key)).hexdigest()[:12]
+
+
+def _keys(key: bytes) -> tuple[bytes, ...]:
+    return (bytes(key), *getattr(key, "previous", ()))
 
 
 def canonical(record: Mapping[str, Any]) -> str:
@@ -95,21 +132,25 @@ def canonical(record: Mapping[str, Any]) -> str:
 def signature(record: Mapping[str, Any], subject: str, key: bytes) -> str:
     """Hex HMAC-SHA256 of ``record`` bound to ``subject`` (the object's uid)."""
     message = f"{subject}\n{canonical(record)}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.new(bytes(key), message, hashlib.sha256).hexdigest()
 
 
 def sign(record: Mapping[str, Any], subject: str, key: bytes) -> dict[str, Any]:
-    """``record`` with its ``sig``."""
+    """``record`` with the id of the signing key (``kid``) and its ``sig``."""
     body = {k: v for k, v in record.items() if k != _SIG}
+    body[_KID] = key_id(key)
     return {**body, _SIG: signature(body, subject, key)}
 
 
 def verify(record: Mapping[str, Any], subject: str, key: bytes) -> bool:
-    """Whether ``record`` carries a valid signature for ``subject``."""
+    """Whether ``record`` carries a valid signature for ``subject``, by ``key`` or (for a
+    :class:`Keyring`) one of the earlier keys it still accepts."""
     sig = record.get(_SIG)
     if not isinstance(sig, str) or not subject:
         return False
-    return hmac.compare_digest(sig, signature(record, subject, key))
+    kid = record.get(_KID)
+    candidates = [k for k in _keys(key) if kid is None or key_id(k) == kid]
+    return any(hmac.compare_digest(sig, signature(record, subject, k)) for k in candidates)
 
 
 def create_subject(namespace: str, name: str) -> str:
@@ -137,7 +178,8 @@ class Records:
     """The signed records of one ModelRelease.
 
     ``revoke``: the signed revocation record, else an unsigned raw ``rollwise.dev/revoke``
-    request (``user`` None). ``rejected``: one message per record ignored.
+    request (``user`` None). ``rejected``: one message per record ignored. ``voided``: signed
+    approvals given for another content than the spec's current one.
     """
 
     approvals: tuple[Approval, ...] = ()
@@ -145,6 +187,7 @@ class Records:
     revoke: RevokeRequest | None = None
     waivers: tuple[Waiver, ...] = ()
     rejected: tuple[str, ...] = ()
+    voided: tuple[VoidedApproval, ...] = ()
 
 
 class _Malformed(ValueError):
@@ -258,11 +301,21 @@ def _parsed(where: str, item: Any, parse: Callable[[Any], _T], rejected: list[st
         return None
 
 
+def _content_of(item: Any) -> Mapping[str, str] | None:
+    content = item.get("content") if isinstance(item, dict) else None
+    if not isinstance(content, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in content.items()
+    ):
+        return None
+    return content
+
+
 def read_records(
     annotations: Mapping[str, str],
     uid: str,
     key: bytes | None,
     *,
+    content: Mapping[str, str] | None,
     now: datetime | None = None,
     namespace: str | None = None,
     name: str | None = None,
@@ -270,7 +323,9 @@ def read_records(
 ) -> Records:
     """The records on a ModelRelease's ``annotations`` whose signatures are valid for ``uid``.
 
-    ``key`` None (no record key configured) trusts no record. ``now`` is the time given to an
+    ``key`` None (no record key configured) trusts no record. ``content``: the
+    ``release_content`` of the spec now; an approval counts only when it was given for exactly
+    that (None, an unusable spec: no approval counts). ``now`` is the time given to an
     unsigned raw revoke request (it has none of its own; default the Unix epoch). With the
     object's ``namespace`` and ``name`` (and ``generate_name``), a ``version-set-by`` record
     the webhook signed on CREATE and that no UPDATE has bound to the uid yet is recognised:
@@ -303,16 +358,31 @@ def read_records(
         except _Malformed as exc:
             rejected.append(f"{VERSION_SET_BY} ignored: {exc}")
 
-    approvals = [
-        parsed
-        for where, item in _entries(annotations, APPROVALS, key, rejected)
-        if trusted(where, item) and (parsed := _parsed(where, item, _approval, rejected))
-    ]
-    waivers = [
-        waiver
-        for where, item in _entries(annotations, WAIVERS, key, rejected)
-        if trusted(where, item) and (waiver := _parsed(where, item, _waiver, rejected))
-    ]
+    approvals: list[Approval] = []
+    voided: list[VoidedApproval] = []
+    for where, item in _entries(annotations, APPROVALS, key, rejected):
+        parsed = _parsed(where, item, _approval, rejected) if trusted(where, item) else None
+        if parsed is None or content is None:
+            continue
+        given_for = _content_of(item)
+        if given_for is None:
+            voided.append(VoidedApproval(parsed.role, parsed.user))
+        elif changed := changed_fields(given_for, content):
+            voided.append(VoidedApproval(parsed.role, parsed.user, changed))
+        else:
+            approvals.append(parsed)
+    waivers: list[Waiver] = []
+    for where, item in _entries(annotations, WAIVERS, key, rejected):
+        waiver = _parsed(where, item, _waiver, rejected) if trusted(where, item) else None
+        if waiver is None:
+            continue
+        if version_set_by is not None and waiver.user == version_set_by:
+            rejected.append(
+                f"{where} ignored: {waiver.user} set the version and may not waive its gates "
+                "(four eyes)"
+            )
+            continue
+        waivers.append(waiver)
 
     revoke: RevokeRequest | None = None
     text = annotations.get(REVOCATION)
@@ -336,6 +406,7 @@ def read_records(
         revoke=revoke,
         waivers=tuple(waivers),
         rejected=tuple(rejected),
+        voided=tuple(voided),
     )
 
 
@@ -459,6 +530,7 @@ class _Pass:
     key: bytes
     at: str
     now: datetime
+    content: Mapping[str, str] | None = None
     patch: dict[str, str | None] = field(default_factory=dict)
 
     def current(self, name: str) -> str | None:
@@ -486,20 +558,16 @@ class _Pass:
             raise Refused(
                 f"{self.user} may not approve as {role}: the role is given to members of {mapped}"
             )
-        setter = self.version_setter()
-        if setter is None:
+        self.four_eyes("approve it", "approve")
+        if self.content is None:
             raise Refused(
-                "who set this version is not recorded (the release was created without the "
-                "webhook), so four eyes cannot be checked; recreate the ModelRelease"
-            )
-        if setter == self.user:
-            raise Refused(
-                f"{self.user} set version {self.version} and may not approve it; "
-                "ask someone else to approve"
+                "the release's spec is not valid, so what an approval would cover is unknown; "
+                "fix the spec, then approve"
             )
         stored, valid = _signed_list(self.current(APPROVALS), self.uid, self.key)
         for record in valid:
-            if record.get("version") != self.version:
+            if record.get("version") != self.version or _content_of(record) != self.content:
+                # Given for other content: it does not count, and does not hold the role.
                 continue
             if record.get("role") == role and record.get("user") == self.user:
                 return  # the same approval again (a retried request): nothing to add
@@ -510,8 +578,28 @@ class _Pass:
                     f"{self.user} already approved as {record.get('role')}; "
                     f"another person must approve as {role}"
                 )
-        entry = {"role": role, "user": self.user, "version": self.version, "at": self.at}
+        entry = {
+            "role": role,
+            "user": self.user,
+            "version": self.version,
+            "at": self.at,
+            "content": dict(self.content),
+        }
         self.patch[APPROVALS] = _dumps([*stored, sign(entry, self.uid, self.key)])
+
+    def four_eyes(self, what: str, whom: str) -> None:
+        """Refuses the person who set the version, or anyone when that person is unknown."""
+        setter = self.version_setter()
+        if setter is None:
+            raise Refused(
+                "who set this version is not recorded (the release was created without the "
+                "webhook), so four eyes cannot be checked; recreate the ModelRelease"
+            )
+        if setter == self.user:
+            raise Refused(
+                f"{self.user} set version {self.version} and may not {what}; "
+                f"ask someone else to {whom}"
+            )
 
     def waive(self, text: str) -> None:
         obj = _request(WAIVE, text)
@@ -521,6 +609,7 @@ class _Pass:
                 f"gate {gate!r} cannot be waived; waivable gates: {', '.join(WAIVABLE_GATES)}"
             )
         reason = _field(WAIVE, obj, "reason")
+        self.four_eyes("waive its gates", "waive the gate")
         duration = _field(WAIVE, obj, "for", limit=MAX_ID)
         try:
             seconds = parse_seconds(duration)
@@ -590,15 +679,18 @@ def admit(
     role_map: Mapping[str, tuple[str, ...]],
     key: bytes,
     now: datetime,
+    content: Mapping[str, str] | None,
     generate_name: str = "",
 ) -> Admission:
     """The webhook's decision on one CREATE or UPDATE of a ModelRelease.
 
     ``old_*`` describe the stored object (None/empty on CREATE), ``new_*`` the object as the
     request would store it, ``uid`` its ``metadata.uid`` (empty on CREATE), ``user`` and
-    ``groups`` the API server's ``userInfo``. Requests are handled only when this request
-    wrote them (a request left unchanged from the stored object is someone else's and is left
-    alone); records may not be changed by anyone but the webhook.
+    ``groups`` the API server's ``userInfo``, ``content`` the ``release_content`` of the spec
+    the request would store (None: not a usable spec), which an approval is bound to.
+    Requests are handled only when this request wrote them (a request left unchanged from the
+    stored object is someone else's and is left alone); records may not be changed by anyone
+    but the webhook.
     """
     old = dict(old_annotations or {})
     new = dict(new_annotations or {})
@@ -644,6 +736,7 @@ def admit(
         key=key,
         at=at,
         now=now,
+        content=content,
     )
     if old_spec_version is not None and old_spec_version != spec_version:
         entry = {"user": user, "version": spec_version, "at": at}
@@ -689,12 +782,14 @@ __all__ = [
     "WAIVE",
     "WAIVERS",
     "Admission",
+    "Keyring",
     "Records",
     "Waiver",
     "admit",
     "apply_waivers",
     "canonical",
     "create_subject",
+    "key_id",
     "read_records",
     "sign",
     "signature",

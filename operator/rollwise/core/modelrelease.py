@@ -48,6 +48,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ from rollwise.core.analysis import (
 )
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
 from rollwise.core.events import Event, log_events, mark_posted
+from rollwise.core.modelrelease_policy import ReleaseRules
 from rollwise.core.modelrelease_status import (
     MAX_HISTORY,
     AliasStatus,
@@ -138,6 +140,30 @@ MSG_KSERVE_PAUSE = (
 MSG_ONE_STORE = "alias store must set at most one of configMap or mlflow"
 MSG_SBOM_SOURCE = "gates.sbom needs exactly one of configMapKeyRef or url"
 MSG_FREEZE_SHAPE = "a freeze window needs either schedule and duration, or start and end"
+MSG_TRACKING_URI = (
+    "trackingURI is not accepted; name a registry of the operator's settings with registry"
+)
+MSG_NO_REGISTRY = "registry is required: the name of an MLflow registry of the operator's settings"
+
+#: The cluster policy when none is given: no registry, no model owner, nothing required.
+STRICT_RULES = ReleaseRules()
+
+#: The parts of a spec that decide what runs once a release is approved. An approval is bound
+#: to their hashes (:func:`release_content`): changing any of them voids it.
+CONTENT_FIELDS = (
+    "model",
+    "version",
+    "artifact",
+    "policyDigest",
+    "serving.template",
+    "serving.inferenceServiceRef",
+    "serving.replicas",
+    "serving.stableService",
+    "serving.canaryService",
+    "serving.trafficRouting",
+    "gates",
+    "alias",
+)
 
 # --------------------------------------------------------------------------------------------
 # Observations
@@ -171,6 +197,24 @@ class Approval:
     user: str
     at: datetime
     version: str
+
+
+@dataclass(frozen=True)
+class VoidedApproval:
+    """A signed approval that does not count: ``fields`` changed since it was given (empty:
+    it was recorded before approvals were bound to the release's content)."""
+
+    role: str
+    user: str
+    fields: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}/{self.user}: {', '.join(self.fields) or 'unbound'}"
+
+    def describe(self) -> str:
+        changed = ", ".join(self.fields) or "the release's content (recorded unbound)"
+        return f"{self.role} by {self.user} (given before {changed} changed)"
 
 
 @dataclass(frozen=True)
@@ -272,6 +316,10 @@ class ReleaseObservations:
     ``rollback`` ends the release RolledBack, traffic and alias back as for a revoke but
     without entering the revocation ledger; a confirmed ``promote`` lets this version's failed
     gates pass (Waived, reason ``Overridden``); approvals are never overridden.
+    ``approvals`` are those bound to the spec's current content (:func:`release_content`);
+    ``voided_approvals``: signed approvals given for another content, which do not count.
+    ``overrides_seq``: the counter of the verified override list (remembered in status, so
+    that an older list put back is recognised).
     """
 
     name: str
@@ -292,6 +340,8 @@ class ReleaseObservations:
     query_check: QueryCheck | None = None
     events_posted: int = 0
     reference_errors: tuple[str, ...] = ()
+    voided_approvals: tuple[VoidedApproval, ...] = ()
+    overrides_seq: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,15 +510,78 @@ def validate_release(spec: ModelReleaseSpec) -> list[str]:
     return errors
 
 
+def validate_rules(spec: ModelReleaseSpec, rules: ReleaseRules) -> list[str]:
+    """What the cluster policy refuses in ``spec``: a registry named by address or unknown to
+    the operator's settings, and a model on a shared registry that the release's namespace
+    does not own (its alias is global: only the owner may move it)."""
+    errors: list[str] = []
+    store = spec.alias.store
+    mlflow = store.mlflow if store is not None else None
+    if mlflow is None:
+        return errors
+    where = "spec.alias.store.mlflow"
+    if mlflow.tracking_uri is not None:
+        errors.append(f"{where}.trackingURI: {MSG_TRACKING_URI}")
+    if mlflow.registry is None:
+        errors.append(f"{where}: {MSG_NO_REGISTRY}")
+        return errors
+    if mlflow.registry not in rules.registries:
+        known = ", ".join(sorted(rules.registries)) or "none"
+        errors.append(
+            f"{where}.registry: unknown registry {mlflow.registry!r} (the operator's settings "
+            f"name: {known})"
+        )
+    owner = rules.model_owner
+    if owner is None:
+        errors.append(
+            f"spec.model: no namespace owns model {spec.model!r} in the operator's settings "
+            "(releasePolicy.modelOwners), so no release may move its alias in a shared registry"
+        )
+    elif owner != rules.namespace:
+        errors.append(
+            f"spec.model: model {spec.model!r} is owned by namespace {owner} "
+            "(releasePolicy.modelOwners); only its owner may move its alias in a shared registry"
+        )
+    return errors
+
+
 def load_release_spec(
     raw: Mapping[str, Any] | ModelReleaseSpec,
+    rules: ReleaseRules | None = None,
 ) -> tuple[ModelReleaseSpec | None, list[str]]:
-    """Parse (when given the wire form) and validate: the spec when usable, and all problems."""
+    """Parse (when given the wire form) and validate: the spec when usable, and all problems.
+    With ``rules`` the cluster policy is checked too (:func:`validate_rules`)."""
     spec = raw if isinstance(raw, ModelReleaseSpec) else parse_release_spec(raw)
     if isinstance(spec, list):
         return None, spec
     errors = validate_release(spec)
+    if rules is not None:
+        errors.extend(validate_rules(spec, rules))
     return (None if errors else spec), errors
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def release_content(spec: ModelReleaseSpec) -> dict[str, str]:
+    """The hash of each part of ``spec`` that decides what runs (:data:`CONTENT_FIELDS`), by
+    field path (``spec.serving.template``): what an approval is bound to."""
+    wire = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    out: dict[str, str] = {}
+    for name in CONTENT_FIELDS:
+        value: Any = wire
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        out[f"spec.{name}"] = _digest(value)
+    return out
+
+
+def changed_fields(before: Mapping[str, Any], after: Mapping[str, str]) -> tuple[str, ...]:
+    """The field paths whose hashes differ between two :func:`release_content` results (a
+    field missing on either side counts as changed)."""
+    return tuple(sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)))
 
 
 def _template_labels(template: Mapping[str, Any]) -> dict[str, str]:
@@ -479,20 +592,28 @@ def _template_labels(template: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()}
 
 
-def pre_staging_gates(spec: ModelReleaseSpec) -> tuple[str, ...]:
-    """The gates that must pass before Staging."""
+def pre_staging_gates(
+    spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES
+) -> tuple[str, ...]:
+    """The gates that must pass before Staging: ``sbom`` and ``policy-digest`` when the spec
+    configures them or the cluster policy requires them."""
     names = [GATE_ARTIFACT]
-    if spec.gates.sbom is not None:
+    if spec.gates.sbom is not None or GATE_SBOM in rules.required_gates:
         names.append(GATE_SBOM)
-    if spec.policy_digest is not None:
+    if spec.policy_digest is not None or GATE_POLICY in rules.required_gates:
         names.append(GATE_POLICY)
     return tuple(names)
 
 
-def all_gates(spec: ModelReleaseSpec) -> tuple[str, ...]:
+def all_gates(spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES) -> tuple[str, ...]:
     """Every gate of the release, in the order they apply. ``freeze-window`` always applies:
     freeze windows may come from the cluster-wide ConfigMap as well as from the spec."""
-    return (*pre_staging_gates(spec), GATE_APPROVALS, GATE_FREEZE)
+    return (*pre_staging_gates(spec, rules), GATE_APPROVALS, GATE_FREEZE)
+
+
+def required_roles(spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES) -> tuple[str, ...]:
+    """The roles that must approve: the cluster policy's, then the spec's own."""
+    return tuple(dict.fromkeys((*rules.required_roles, *spec.approvals.required_roles)))
 
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
@@ -658,17 +779,19 @@ def decide_release(
     status: ModelReleaseStatus | None,
     obs: ReleaseObservations,
     now: datetime,
+    rules: ReleaseRules = STRICT_RULES,
 ) -> ReleaseDecision:
     """Decide the next status, actions, events and requeue of a ModelRelease.
 
     ``spec`` may be the wire form (parsed and validated here) or a parsed spec. ``status``
-    None means the object has no status yet. A naive ``now`` is taken as UTC. Never raises on
-    well-typed input.
+    None means the object has no status yet. A naive ``now`` is taken as UTC. ``rules``: the
+    cluster policy for this release (its defaults know no registry and no model owner). Never
+    raises on well-typed input.
     """
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     previous = status if status is not None else ModelReleaseStatus()
-    loaded, errors = load_release_spec(spec)
+    loaded, errors = load_release_spec(spec, rules)
     digest = ""
     if loaded is not None:
         digest = queries_digest(release_metrics(loaded))
@@ -679,7 +802,7 @@ def decide_release(
     if loaded is None or errors:
         decision = _invalid(previous, errors, _raw_ticket(spec), obs, now)
     else:
-        decision = _Pass(loaded, previous, obs, now).run()
+        decision = _Pass(loaded, previous, obs, now, rules).run()
     return _release_logged(_release_queries(decision, digest, obs, now), status, obs, now)
 
 
@@ -801,11 +924,16 @@ class _Pass:
         previous: ModelReleaseStatus,
         obs: ReleaseObservations,
         now: datetime,
+        rules: ReleaseRules,
     ) -> None:
         self.spec = spec
         self.prev = previous
         self.obs = obs
         self.now = now
+        self.rules = rules
+        self.content = release_content(spec)
+        #: Fields changed since the release was approved: nothing of the change is applied.
+        self.changed_since_approval: tuple[str, ...] = ()
         self.ticket = spec.change.ticket
         self.backend = _backend(spec)
         self.steps = spec.canary.steps
@@ -822,7 +950,12 @@ class _Pass:
         #: cannot override; added to the status message.
         self.override_note = ""
         self.gates: dict[str, _Gate] = {}
-        self.s = previous.model_copy(update={"observed_generation": obs.generation})
+        self.s = previous.model_copy(
+            update={
+                "observed_generation": obs.generation,
+                "overrides_seq": max(previous.overrides_seq, obs.overrides_seq),
+            }
+        )
 
     # ---------------------------------------------------------------- helpers
 
@@ -1002,7 +1135,7 @@ class _Pass:
                 None,
             )
         filled, notes = self._valid_approvals()
-        required = list(dict.fromkeys(spec.approvals.required_roles))
+        required = list(required_roles(spec, self.rules))
         missing = [r for r in required if r not in filled]
         given = ", ".join(f"{r}: {filled[r].user}" for r in required if r in filled)
         if missing:
@@ -1013,15 +1146,29 @@ class _Pass:
         else:
             message = f"approved by {given}" if given else "no approvals required"
             status, reason = GateStatus.PASSED, "Approved"
+        notes.extend(v.describe() for v in self.obs.voided_approvals if v.role in required)
         if notes:
             message += "; ignored: " + "; ".join(notes)
         times = [filled[r].at for r in required if r in filled]
         return status, reason, message, max(times) if times else None
 
+    def _voided_events(self) -> None:
+        """One ``ApprovalVoided`` Warning per approval found void (remembered in status)."""
+        voided = {v.key: v for v in self.obs.voided_approvals}
+        for key in sorted(set(voided) - set(self.prev.voided_approvals)):
+            found = voided[key]
+            self.emit(
+                R.APPROVAL_VOIDED,
+                role=found.role,
+                user=found.user,
+                fields=", ".join(found.fields) or "the release's content (recorded unbound)",
+            )
+        self.update(voided_approvals=sorted(voided))
+
     def _valid_approvals(self) -> tuple[dict[str, Approval], list[str]]:
         """Approvals that count, by role: for this version, not by who set the version, one
         role per person (earliest first), plus why the others do not count."""
-        required = set(self.spec.approvals.required_roles)
+        required = set(required_roles(self.spec, self.rules))
         filled: dict[str, Approval] = {}
         users: set[str] = set()
         notes: list[str] = []
@@ -1053,7 +1200,7 @@ class _Pass:
 
     def _evaluate_gates(self) -> None:
         records: list[GateRecord] = []
-        for name in all_gates(self.spec):
+        for name in all_gates(self.spec, self.rules):
             result: GateResult | None = None
             if name == GATE_APPROVALS:
                 status, reason, message, checked = self._approvals_gate()
@@ -1084,6 +1231,7 @@ class _Pass:
             self.gates[name] = _Gate(rec, passing)
             self._gate_events(name, rec, old)
         self.update(gates=records)
+        self._voided_events()
 
     def _override_gate(self, reason: str, message: str) -> tuple[GateStatus, str, str]:
         """A failed gate under a promote override: Waived (``Overridden``) once a second
@@ -1178,11 +1326,11 @@ class _Pass:
         if self.s.queued_behind is not None:
             self.emit(R.UNQUEUED, model=model, alias=alias)
             self.update(queued_behind=None)
-        blocking = self._blocking(pre_staging_gates(self.spec))
+        blocking = self._blocking(pre_staging_gates(self.spec, self.rules))
         if blocking:
             self.wait("waiting for gates before Staging: " + "; ".join(blocking))
             return
-        gates = ", ".join(pre_staging_gates(self.spec))
+        gates = ", ".join(pre_staging_gates(self.spec, self.rules))
         self.transition(
             Stage.STAGING,
             R.STAGED,
@@ -1248,7 +1396,7 @@ class _Pass:
             return
         if not sv.passed:
             return
-        needed = (*pre_staging_gates(self.spec), GATE_APPROVALS)
+        needed = (*pre_staging_gates(self.spec, self.rules), GATE_APPROVALS)
         blocking = self._blocking(needed)
         if blocking:
             self.wait("canary passed; waiting for " + "; ".join(blocking))
@@ -1256,13 +1404,14 @@ class _Pass:
         filled, _ = self._valid_approvals()
         approvals = [
             ApprovalRecord(role=r, user=filled[r].user, at=filled[r].at)
-            for r in dict.fromkeys(self.spec.approvals.required_roles)
+            for r in required_roles(self.spec, self.rules)
             if r in filled
         ]
         self.update(approvals=approvals)
         approvals_gate = self.gates.get(GATE_APPROVALS)
         why = approvals_gate.record.message if approvals_gate is not None else ""
         users = sorted({a.user for a in approvals})
+        self.update(approved_content=self.content)
         self.transition(
             Stage.APPROVED,
             R.APPROVED,
@@ -1271,8 +1420,31 @@ class _Pass:
             why=f"canary passed; {why}",
         )
 
+    def _content_changed(self) -> bool:
+        """Whether what decides what runs changed since the release was approved; reported
+        once per distinct set of fields. A release approved before approvals were bound to
+        content records its content now."""
+        approved = self.s.approved_content
+        if approved is None:
+            self.update(approved_content=self.content)
+            return False
+        fields = changed_fields(approved, self.content)
+        if list(fields) != self.s.content_changed:
+            if fields:
+                self.emit(R.CONTENT_CHANGED, fields=", ".join(fields), version=self.spec.version)
+            self.update(content_changed=list(fields))
+        self.changed_since_approval = fields
+        return bool(fields)
+
     def _approved(self) -> None:
-        blocking = self._blocking((*pre_staging_gates(self.spec), GATE_APPROVALS))
+        if self._content_changed():
+            self.wait(
+                f"approved; {', '.join(self.changed_since_approval)} changed after approval: "
+                "promotion held and the approved content keeps serving; revert the change or "
+                "release it as a new ModelRelease"
+            )
+            return
+        blocking = self._blocking((*pre_staging_gates(self.spec, self.rules), GATE_APPROVALS))
         if blocking:
             self.wait("approved; promotion to Production blocked by " + "; ".join(blocking))
             return
@@ -1799,10 +1971,10 @@ class _Pass:
     def _required_so_far(self) -> tuple[str, ...]:
         stage = self.stage
         if stage is Stage.CANDIDATE:
-            return pre_staging_gates(self.spec)
+            return pre_staging_gates(self.spec, self.rules)
         if stage is Stage.STAGING:
-            return (*pre_staging_gates(self.spec), GATE_APPROVALS)
-        return all_gates(self.spec)
+            return (*pre_staging_gates(self.spec, self.rules), GATE_APPROVALS)
+        return all_gates(self.spec, self.rules)
 
     def _finish(self) -> None:
         stage = self.stage
@@ -1913,6 +2085,14 @@ class _Pass:
         if stage.terminal:
             actions.extend(self._traffic_off_actions())
             actions.extend(self._flip_back_actions())
+            return actions
+        if self.changed_since_approval or (
+            stage is Stage.PRODUCTION
+            and self.s.approved_content is not None
+            and changed_fields(self.s.approved_content, self.content)
+        ):
+            # Nothing of a change made after approval is ever applied, nor written into the
+            # release manifest as if it had been approved.
             return actions
         # Serving is asserted until Production only: from then on the next release of the
         # same model and alias owns the child Rollout or the InferenceService.
@@ -2028,6 +2208,7 @@ def release_manifest(spec: ModelReleaseSpec, status: ModelReleaseStatus) -> dict
 
 
 __all__ = [
+    "CONTENT_FIELDS",
     "AliasReading",
     "Approval",
     "ChildRolloutState",
@@ -2044,7 +2225,9 @@ __all__ = [
     "RevokeRequest",
     "SetCanaryTrafficPercent",
     "SetPredictorStorageUri",
+    "VoidedApproval",
     "WriteReleaseManifest",
+    "changed_fields",
     "child_revision",
     "child_rollout_name",
     "child_rollout_spec",
@@ -2052,8 +2235,11 @@ __all__ = [
     "inject_model_env",
     "load_release_spec",
     "parse_release_spec",
+    "release_content",
     "release_due_metrics",
     "release_event",
     "release_manifest",
     "release_query_context",
+    "required_roles",
+    "validate_rules",
 ]

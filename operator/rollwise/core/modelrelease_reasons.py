@@ -184,6 +184,23 @@ RECORD_REJECTED = Reason(
     "write it. It never counts; a human should find out who wrote it.",
     "ignored a governance record: {detail}",
 )
+APPROVAL_VOIDED = Reason(
+    "ApprovalVoided",
+    _W,
+    "An approval no longer counts: what decides what runs (model, version, artifact, serving, "
+    "gates, alias) changed after it was given. Approvals are bound to the content the "
+    "approvers saw; approve the new content again, or revert the change.",
+    "approval as {role} by {user} no longer counts: {fields} changed since it was given",
+)
+CONTENT_CHANGED = Reason(
+    "ContentChangedAfterApproval",
+    _W,
+    "The spec changed after the release was approved: the operator keeps serving what was "
+    "approved and holds the promotion until the change is reverted (a new content is a new "
+    "release, with its own canary and approvals).",
+    "{fields} changed after version {version} was approved: promotion held, the approved "
+    "content keeps serving; revert the change or release it as a new ModelRelease",
+)
 RELEASE_ACTION_FAILED = Reason(
     "ActionFailed",
     _W,
@@ -219,5 +236,7 @@ ALL_RELEASE_REASONS: tuple[Reason, ...] = (
     INVALID_SPEC,
     SPEC_CORRECTED,
     RECORD_REJECTED,
+    APPROVAL_VOIDED,
+    CONTENT_CHANGED,
     RELEASE_ACTION_FAILED,
 )

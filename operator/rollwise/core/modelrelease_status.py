@@ -5,7 +5,8 @@ wire, unknown fields ignored, RFC 3339 times). The fields users and tools read a
 ``stage``, ``phase``, ``message``, ``conditions``, ``alias``, ``history`` (``stage``, ``time``,
 ``reason``, ``message``, ``user``, plus ``from``) and ``gates`` (``name``, ``status``,
 ``reason``, ``message``, ``lastTransitionTime``, plus ``checkedAt`` and ``waiverExpiresAt``);
-``serving``, ``approvals`` and ``revoked`` are the operator's bookkeeping (the CRD preserves
+``serving``, ``approvals``, ``revoked``, ``approvedContent``, ``voidedApprovals``,
+``contentChanged`` and ``overridesSeq`` are the operator's bookkeeping (the CRD preserves
 unknown status fields).
 """
 
@@ -205,6 +206,16 @@ class ModelReleaseStatus(StatusModel):
     emergency_announced: bool = False
     queries: QueryVerification | None = None
     event_log: EventLog = Field(default_factory=EventLog)
+    #: What decided what runs when the release was approved (``release_content``): a later
+    #: change holds the promotion and is never applied.
+    approved_content: dict[str, str] | None = None
+    #: The approvals reported as no longer counting (``role/user: fields``), each once.
+    voided_approvals: list[str] = Field(default_factory=list)
+    #: The fields found changed after approval, reported once per distinct set.
+    content_changed: list[str] = Field(default_factory=list)
+    #: The highest counter of the signed override list seen: an older list put back is not
+    #: trusted.
+    overrides_seq: int = 0
 
     def condition(self, type_: ReleaseConditionType) -> ReleaseCondition | None:
         for cond in self.conditions:

@@ -15,12 +15,24 @@ Requests and records follow the identity-record scheme of :mod:`rollwise.core.go
   not a promote or whose target is no longer current, and when someone else confirmed it
   already (the same person confirming again is a harmless retry).
 
-The newest override for the current target is the one in effect (:func:`in_effect`); overrides
-of another target (an older revision or version) are history. ``hold`` and ``rollback`` act at
-once; ``promote`` past a failed or inconclusive analysis, or past a failed gate, acts only once
-confirmed. :func:`rollout_effect` turns the override in effect into what the Rollout core
-observes (a hold, manual requests, a waiting message); the ModelRelease core reads
-:class:`Override` itself.
+The list is signed as a whole, with a counter (format version 2): the annotation holds
+``{"version": 2, "seq": N, "entries": [...], "sig"}``, ``sig`` covering the uid, the counter and
+every entry in order, and each entry carries ``"n"``, the counter of the write that added it.
+Entries cannot be dropped or reordered without breaking the list's signature, and a reader that
+remembers the highest counter it saw (a ModelRelease keeps it in ``status.overridesSeq``)
+recognises an older list put back. A list that does not verify fails closed:
+:func:`read_overrides` returns an unverified hold in its place (the object holds until someone
+records a new override through the webhook, which rebuilds the list from the entries that still
+verify one by one). Lists of the first format (a JSON array of signed entries) are read as
+before, in their order, as long as no signed list was ever seen; the webhook rewrites them in
+the signed format on the next override it records.
+
+The newest override for the current target (highest ``n``) is the one in effect
+(:func:`in_effect`); overrides of another target (an older revision or version) are history.
+``hold`` and ``rollback`` act at once; ``promote`` past a failed or inconclusive analysis, or
+past a failed gate, acts only once confirmed. :func:`rollout_effect` turns the override in
+effect into what the Rollout core observes (a hold, manual requests, a waiting message); the
+ModelRelease core reads :class:`Override` itself.
 
 Pure: no clock (``now`` is an argument), no environment, no I/O.
 """
@@ -34,7 +46,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from rollwise.core.governance import MAX_ID, MAX_REASON, PREFIX, Admission, sign, verify
+from rollwise.core.governance import (
+    MAX_ID,
+    MAX_REASON,
+    PREFIX,
+    Admission,
+    sign,
+    signature,
+    verify,
+)
 from rollwise.core.modelrelease import ReleaseOverride
 from rollwise.core.observations import OVERRIDE_HANDLED_KEY, Hold, ManualRequest, RequestKind
 from rollwise.core.status import PauseReason, RolloutStatus
@@ -51,6 +71,11 @@ OVERRIDES = PREFIX + "overrides"
 MAX_OVERRIDES = 20
 #: ``status.handledRequests`` key of the Rollout override whose requests were applied.
 HANDLED_KEY = OVERRIDE_HANDLED_KEY
+#: The format of the signed override list.
+LIST_VERSION = 2
+#: The id and user of the hold that stands in for a list that does not verify.
+UNVERIFIED_ID = "unverified-records"
+UNVERIFIED_USER = "(unknown)"
 
 ROLLOUT = "rollout"
 MODELRELEASE = "modelrelease"
@@ -77,6 +102,10 @@ class Override:
     target: str
     confirmed_by: str | None = None
     confirmed_at: datetime | None = None
+    #: The list counter of the write that recorded it: what orders overrides.
+    n: int = 0
+    #: The hold that stands in for an override list that does not verify (any target).
+    unverified: bool = False
 
     @property
     def confirmed(self) -> bool:
@@ -86,10 +115,14 @@ class Override:
 @dataclass(frozen=True)
 class OverrideRecords:
     """The signed overrides of one object, oldest first; ``rejected``: one message per entry
-    ignored (bad signature, malformed)."""
+    ignored (bad signature, malformed). ``seq``: the verified list's counter (0: no list, or
+    the first format). ``tampered``: why the list as a whole cannot be trusted (then
+    ``overrides`` is the one unverified hold that stands in for it)."""
 
     overrides: tuple[Override, ...] = ()
     rejected: tuple[str, ...] = field(default=())
+    seq: int = 0
+    tampered: str = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,7 +144,7 @@ def _time(text: str | None) -> datetime | None:
     return value.astimezone(UTC) if value.tzinfo is not None else None
 
 
-def _override(item: Mapping[str, Any]) -> Override | None:
+def _override(item: Mapping[str, Any], position: int) -> Override | None:
     fields = {name: _text(item, name) for name in ("id", "decision", "reason", "user", "target")}
     at = _time(_text(item, "at"))
     if any(v is None for v in fields.values()) or at is None:
@@ -120,6 +153,7 @@ def _override(item: Mapping[str, Any]) -> Override | None:
         decision = OverrideDecision(str(fields["decision"]))
     except ValueError:
         return None
+    n = item.get("n")
     confirmed_by = _text(item, "confirmedBy")
     return Override(
         id=str(fields["id"]),
@@ -130,33 +164,87 @@ def _override(item: Mapping[str, Any]) -> Override | None:
         target=str(fields["target"]),
         confirmed_by=confirmed_by,
         confirmed_at=_time(_text(item, "confirmedAt")) if confirmed_by else None,
+        n=n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else position,
     )
 
 
-def _stored(text: str | None) -> list[Any] | None:
+@dataclass(frozen=True)
+class _Stored:
+    """An override annotation as stored: its entries, the counter it claims, whether it is a
+    signed list (``signed``: the list's signature verifies) or the first format."""
+
+    entries: list[Any]
+    seq: int = 0
+    listed: bool = False
+    signed: bool = False
+
+
+def _list_body(seq: int, entries: list[Any]) -> dict[str, Any]:
+    return {"version": LIST_VERSION, "seq": seq, "entries": entries}
+
+
+def _stored(text: str | None, uid: str, key: bytes) -> _Stored | None:
+    """The stored list (None: the annotation is neither format)."""
     if text is None:
-        return []
+        return _Stored([])
     try:
         value = json.loads(text)
     except (TypeError, ValueError):
         return None
-    return value if isinstance(value, list) else None
+    if isinstance(value, list):
+        return _Stored(value)
+    if not isinstance(value, dict) or value.get("version") != LIST_VERSION:
+        return None
+    entries, seq = value.get("entries"), value.get("seq")
+    if not isinstance(entries, list) or not isinstance(seq, int) or isinstance(seq, bool):
+        return None
+    signed = verify(value, uid, key) and set(value) <= {"version", "seq", "entries", "kid", "sig"}
+    return _Stored(entries, seq, listed=True, signed=signed)
 
 
-def read_overrides(annotations: Mapping[str, str], uid: str, key: bytes | None) -> OverrideRecords:
+def _unverified(reason: str) -> OverrideRecords:
+    """Fail closed: a list that cannot be trusted holds, whatever it claimed."""
+    hold = Override(
+        id=UNVERIFIED_ID,
+        decision=OverrideDecision.HOLD,
+        reason=f"{reason}; record a new override (kubectl rollwise override) to go on",
+        user=UNVERIFIED_USER,
+        at=datetime(1970, 1, 1, tzinfo=UTC),
+        target="",
+        unverified=True,
+    )
+    return OverrideRecords(
+        overrides=(hold,), rejected=(f"{OVERRIDES} not trusted: {reason}",), tampered=reason
+    )
+
+
+def read_overrides(
+    annotations: Mapping[str, str], uid: str, key: bytes | None, *, last_seq: int = 0
+) -> OverrideRecords:
     """The overrides on ``annotations`` whose signatures are valid for ``uid``; ``key`` None
-    (no record key configured) trusts none."""
+    (no record key configured) trusts none. ``last_seq``: the highest list counter seen on
+    this object before (0: none); an older or unsigned list is then not trusted."""
     text = annotations.get(OVERRIDES)
     if text is None:
+        if last_seq > 0:
+            return _unverified(f"the override list (counter {last_seq}) was removed")
         return OverrideRecords()
     if key is None:
         return OverrideRecords(rejected=(f"{OVERRIDES} ignored: no record key configured",))
-    items = _stored(text)
-    if items is None:
-        return OverrideRecords(rejected=(f"{OVERRIDES} ignored: is not a JSON list",))
+    stored = _stored(text, uid, key)
+    if stored is None:
+        return _unverified("it is not an override list")
+    if stored.listed and not stored.signed:
+        return _unverified("the list's signature does not verify (entries dropped or changed)")
+    if not stored.listed and last_seq > 0:
+        return _unverified("an unsigned list replaced the signed one")
+    if stored.seq < last_seq:
+        return _unverified(
+            f"the list (counter {stored.seq}) is older than one already seen ({last_seq})"
+        )
     found: list[Override] = []
     rejected: list[str] = []
-    for index, item in enumerate(items):
+    for index, item in enumerate(stored.entries):
         where = f"{OVERRIDES}[{index}]"
         if not isinstance(item, dict) or not verify(item, uid, key):
             rejected.append(
@@ -164,20 +252,27 @@ def read_overrides(annotations: Mapping[str, str], uid: str, key: bytes | None) 
                 "webhook)"
             )
             continue
-        parsed = _override(item)
+        parsed = _override(item, index + 1)
         if parsed is None:
             rejected.append(f"{where} ignored: missing or malformed fields")
             continue
         found.append(parsed)
-    return OverrideRecords(overrides=tuple(found), rejected=tuple(rejected))
+    found.sort(key=lambda x: x.n)
+    return OverrideRecords(overrides=tuple(found), rejected=tuple(rejected), seq=stored.seq)
 
 
 def in_effect(overrides: tuple[Override, ...], target: str) -> Override | None:
-    """The newest override for ``target`` (records are appended, so the last one)."""
-    for override in reversed(overrides):
-        if override.target == target:
+    """The override in effect for ``target``: the unverified hold that stands in for a list
+    that does not verify, else the newest (highest ``n``) override for ``target``."""
+    for override in overrides:
+        if override.unverified:
             return override
-    return None
+    newest: Override | None = None
+    for override in overrides:
+        # Equal numbers (the first format's tests of order) keep the later one.
+        if override.target == target and (newest is None or override.n >= newest.n):
+            newest = override
+    return newest
 
 
 def confirm_hint(kind: str, name: str, override_id: str) -> str:
@@ -233,7 +328,7 @@ def rollout_effect(
     nothing else). Requests of an override already applied (``status.handledRequests``) are
     not repeated.
     """
-    if override is None or override.target != template_hash:
+    if override is None or (override.target != template_hash and not override.unverified):
         return RolloutOverride()
     if override.decision is OverrideDecision.HOLD:
         return RolloutOverride(
@@ -265,7 +360,7 @@ def release_override(
 ) -> ReleaseOverride | None:
     """What the ModelRelease core observes of ``override`` (the one :func:`in_effect` for
     ``version``) on the release ``name``; None when it is for another version."""
-    if override is None or override.target != version:
+    if override is None or (override.target != version and not override.unverified):
         return None
     return ReleaseOverride(
         id=override.id,
@@ -275,6 +370,71 @@ def release_override(
         confirmed_by=override.confirmed_by,
         confirm_hint=confirm_hint(MODELRELEASE, name, override.id),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Guarded Rollouts and the requests on a ModelRelease's child Rollout
+
+#: Label on a Rollout whose writes the webhook must see (``failurePolicy: Fail`` through an
+#: ``objectSelector``): one that carries overrides, and every ModelRelease's child Rollout. The
+#: other Rollouts keep ``Ignore``, so the operator being down never blocks their writes.
+GUARDED_LABEL = PREFIX + "guarded"
+
+#: Requests a person may not write on a ModelRelease's child Rollout: each can promote a
+#: revision past its canary's analysis, which for a ModelRelease is a promote override of the
+#: release, confirmed by a second person. ``promote`` is allowed only to end a plain pause step.
+CHILD_REQUESTS = (RequestKind.RETRY, RequestKind.PROMOTE_FULL, RequestKind.PROMOTE)
+_SIGNED = "~"
+
+
+def sign_request(kind: RequestKind, request_id: str, subject: str, key: bytes) -> str:
+    """The value of a manual request annotation the operator itself writes on ``subject``
+    (``namespace/name`` of a child Rollout): the id and its signature."""
+    sig = signature({"request": kind.value, "id": request_id}, subject, key)
+    return f"{request_id}{_SIGNED}{sig}"
+
+
+def signed_request(kind: RequestKind, value: str, subject: str, key: bytes) -> bool:
+    """Whether ``value`` is a request the operator signed (:func:`sign_request`)."""
+    request_id, sep, sig = value.rpartition(_SIGNED)
+    if not sep:
+        return False
+    return verify({"request": kind.value, "id": request_id, "sig": sig}, subject, key)
+
+
+def admit_child_requests(
+    *,
+    old_annotations: Mapping[str, str] | None,
+    new_annotations: Mapping[str, str] | None,
+    pause_reason: str | None,
+    release: str,
+    subject: str,
+    key: bytes,
+) -> Admission:
+    """The webhook's decision on the manual requests of a write to the child Rollout of the
+    ModelRelease ``release``: refuses a retry, promote-full or (outside a plain pause step,
+    ``pause_reason`` being the stored status's) promote that this write sets and the operator
+    did not sign. Abort is always allowed: stopping is safe."""
+    old = dict(old_annotations or {})
+    new = dict(new_annotations or {})
+    for kind in CHILD_REQUESTS:
+        value = new.get(kind.annotation)
+        if not value or value == old.get(kind.annotation):
+            continue
+        if signed_request(kind, value, subject, key):
+            continue
+        if kind is RequestKind.PROMOTE and pause_reason == PauseReason.PAUSE_STEP.value:
+            continue
+        return Admission(
+            allowed=False,
+            message=(
+                f"{kind.annotation} on the child Rollout of ModelRelease {release} is the "
+                "release's to decide: a promote past its canary is a promote override of the "
+                f"release, confirmed by a second person (kubectl rollwise override "
+                f"{MODELRELEASE}/{release} --decision promote)"
+            ),
+        )
+    return Admission(allowed=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,6 +474,8 @@ class _Pass:
     key: bytes
     at: str
     entries: list[Any]
+    #: The counter of the list this write stores.
+    seq: int = 1
 
     def valid(self) -> list[tuple[int, Mapping[str, Any]]]:
         return [
@@ -346,6 +508,7 @@ class _Pass:
             "user": self.user,
             "at": self.at,
             "target": self.target,
+            "n": self.seq,
         }
         self.entries = [*self.entries, sign(entry, self.uid, self.key)][-MAX_OVERRIDES:]
         return True
@@ -394,6 +557,29 @@ class _Pass:
         return f"{'version' if self.kind == MODELRELEASE else 'revision'} {target}"
 
 
+def _rebuilt(stored: _Stored | None, uid: str, key: bytes, last_seq: int) -> tuple[list[Any], int]:
+    """The entries a new list starts from, in order, each verified on its own (a list that
+    does not verify as a whole keeps only those), with their ``n``; and the counter of the new
+    list: above every counter seen (the old list's, its entries', ``last_seq``)."""
+    items = stored.entries if stored is not None else []
+    valid: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not verify(item, uid, key):
+            continue
+        n = item.get("n")
+        numbered = isinstance(n, int) and not isinstance(n, bool) and n > 0
+        # An entry of the first format gets its position as its number, signed anew.
+        valid.append(item if numbered else sign({**item, "n": index + 1}, uid, key))
+    valid.sort(key=lambda e: int(e["n"]))
+    seen = [last_seq, stored.seq if stored is not None else 0, *(int(e["n"]) for e in valid)]
+    return list(valid), max(seen) + 1
+
+
+def signed_list(entries: list[Any], seq: int, uid: str, key: bytes) -> str:
+    """The annotation value of a signed override list."""
+    return _dumps(sign(_list_body(seq, entries), uid, key))
+
+
 def admit_overrides(
     *,
     kind: str,
@@ -406,13 +592,16 @@ def admit_overrides(
     user: str,
     key: bytes,
     now: datetime,
+    last_seq: int = 0,
 ) -> Admission:
     """The webhook's decision on the override requests of one CREATE or UPDATE.
 
     ``kind`` is ``rollout`` or ``modelrelease`` (for messages), ``target`` the current version
-    or revision of the object as the request would store it. Like
+    or revision of the object as the request would store it, ``last_seq`` the highest list
+    counter the stored object's status remembers. Like
     :func:`rollwise.core.governance.admit`: a request is handled only when this write changed
-    it, and the record list may be written by the webhook alone.
+    it, and the record list may be written by the webhook alone, always signed as a whole with
+    a counter above every one seen.
     """
     old = dict(old_annotations or {})
     new = dict(new_annotations or {})
@@ -450,6 +639,7 @@ def admit_overrides(
         return Admission(allowed=True)
     if not uid:
         return Admission(allowed=False, message=f"the {kind} has no metadata.uid; retry")
+    entries, seq = _rebuilt(_stored(old.get(OVERRIDES), uid, key), uid, key, last_seq)
     state = _Pass(
         kind=kind,
         name=name,
@@ -458,7 +648,8 @@ def admit_overrides(
         user=user,
         key=key,
         at=format_time(now),
-        entries=_stored(old.get(OVERRIDES)) or [],
+        entries=entries,
+        seq=seq,
     )
     patch: dict[str, str | None] = {}
     wrote = False
@@ -472,24 +663,30 @@ def admit_overrides(
     for request in changed:
         patch[request] = None
     if wrote:
-        patch[OVERRIDES] = _dumps(state.entries)
+        patch[OVERRIDES] = signed_list(state.entries, state.seq, uid, key)
     return Admission(allowed=True, patch=patch)
 
 
 __all__ = [
+    "CHILD_REQUESTS",
     "CONFIRM_OVERRIDE",
+    "GUARDED_LABEL",
     "HANDLED_KEY",
+    "LIST_VERSION",
     "MAX_OVERRIDES",
     "MODELRELEASE",
     "OVERRIDE",
     "OVERRIDES",
     "OVERRIDE_REQUESTS",
     "ROLLOUT",
+    "UNVERIFIED_ID",
+    "UNVERIFIED_USER",
     "Admission",
     "Override",
     "OverrideDecision",
     "OverrideRecords",
     "RolloutOverride",
+    "admit_child_requests",
     "admit_overrides",
     "confirm_hint",
     "in_effect",
@@ -497,5 +694,8 @@ __all__ = [
     "read_overrides",
     "release_override",
     "rollout_effect",
+    "sign_request",
+    "signed_list",
+    "signed_request",
     "waiting_message",
 ]

@@ -257,7 +257,15 @@ class ConfigMapStore(Model):
 
 
 class MLflowStore(Model):
-    tracking_uri: str = Field(min_length=1, alias="trackingURI")
+    """An alias in one of the MLflow registries the operator's settings name. A spec names
+    the registry, never its address: the operator sends its credentials only where its own
+    settings say. ``trackingURI`` is refused (kept in the schema so that a manifest still
+    carrying it is told what to write instead)."""
+
+    registry: str | None = Field(
+        default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
+    tracking_uri: str | None = Field(default=None, alias="trackingURI")
 
 
 class AliasStore(Model):

@@ -30,12 +30,20 @@ is down.
 Certificates come from files (``ROLLWISE_WEBHOOK_CERT_FILE`` / ``_KEY_FILE``): kopf's own
 self-signed certificate builder does not work with current OpenSSL releases.
 
+The webhook signs records with the identity a request's ``userInfo`` names, so it must only ever
+answer the API server: any pod could otherwise post an AdmissionReview claiming to be anyone. The
+server therefore requires a TLS client certificate signed by ``ROLLWISE_WEBHOOK_CLIENT_CA_FILE``
+(the API server presents one through its admission configuration, docs/security.md): a caller
+without one never reaches a handler. With ``ROLLWISE_WEBHOOK_CLIENT_NAMES`` the certificate
+must also name one of those identities, or the request is refused before anything is signed.
+
 Boundary: this module reads the record key file and talks to kopf; all decisions are the
 core's.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,9 +52,18 @@ from typing import Any
 
 import kopf
 
-from rollwise.core.governance import admit
+from rollwise.adapters.releases import RELEASE_LABEL
+from rollwise.core.governance import Keyring, admit
+from rollwise.core.modelrelease import parse_release_spec, release_content
 from rollwise.core.observations import revision_of
-from rollwise.core.overrides import MODELRELEASE, ROLLOUT, admit_overrides
+from rollwise.core.overrides import (
+    GUARDED_LABEL,
+    MODELRELEASE,
+    OVERRIDES,
+    ROLLOUT,
+    admit_child_requests,
+    admit_overrides,
+)
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, Settings
 
 GROUP, VERSION, PLURAL = "rollwise.dev", "v1alpha1", "modelreleases"
@@ -58,6 +75,9 @@ WEBHOOK_PATH = f"/{HANDLER_ID}"
 ROLLOUT_PLURAL = "rollouts"
 ROLLOUT_HANDLER_ID = "rollout-records"
 ROLLOUT_WEBHOOK_PATH = f"/{ROLLOUT_HANDLER_ID}"
+#: The same handler for guarded Rollouts (``failurePolicy: Fail``), on ``/guarded-rollout-records``.
+GUARDED_HANDLER_ID = "guarded-rollout-records"
+GUARDED_WEBHOOK_PATH = f"/{GUARDED_HANDLER_ID}"
 #: Shortest record key accepted, in bytes: a short key could be guessed.
 MIN_KEY_BYTES = 16
 
@@ -68,10 +88,39 @@ class AdmissionSetupError(Exception):
 
 @dataclass(frozen=True)
 class AdmissionConfig:
-    """What the handler needs: the record key and which groups may approve as which role."""
+    """What the handler needs: the record key, which groups may approve as which role, and the
+    names a caller's client certificate must carry (empty: any the client CA signed)."""
 
     key: bytes
     role_map: Mapping[str, tuple[str, ...]]
+    client_names: tuple[str, ...] = ()
+
+
+def peer_names(sslpeer: Mapping[str, Any] | None) -> set[str]:
+    """The common names and DNS subject alternative names of a TLS peer certificate, as
+    ``ssl.SSLSocket.getpeercert()`` describes it."""
+    names: set[str] = set()
+    for rdn in (sslpeer or {}).get("subject") or ():
+        for attribute in rdn:
+            if len(attribute) == 2 and attribute[0] == "commonName":
+                names.add(str(attribute[1]))
+    for kind, value in (sslpeer or {}).get("subjectAltName") or ():
+        if kind == "DNS":
+            names.add(str(value))
+    return names
+
+
+def check_caller(config: AdmissionConfig, sslpeer: Mapping[str, Any] | None) -> None:
+    """Refuses (``kopf.AdmissionError``) a caller whose certificate names none of
+    ``config.client_names``."""
+    if not config.client_names:
+        return
+    if not peer_names(sslpeer) & set(config.client_names):
+        raise kopf.AdmissionError(
+            "the caller's client certificate is not one this webhook answers "
+            "(ROLLWISE_WEBHOOK_CLIENT_NAMES)",
+            code=403,
+        )
 
 
 def read_record_key(path: str | Path) -> bytes:
@@ -88,12 +137,25 @@ def read_record_key(path: str | Path) -> bytes:
     return key
 
 
-def load_admission(settings: Settings) -> AdmissionConfig:
-    """The handler's configuration from ``settings`` (reads the record key file)."""
+def read_keyring(settings: Settings) -> Keyring | None:
+    """The record key and the earlier keys still accepted (None: no key configured)."""
     if settings.record_key_file is None:
+        return None
+    return Keyring(
+        read_record_key(settings.record_key_file),
+        [read_record_key(path) for path in settings.record_previous_key_files],
+    )
+
+
+def load_admission(settings: Settings) -> AdmissionConfig:
+    """The handler's configuration from ``settings`` (reads the record key files)."""
+    key = read_keyring(settings)
+    if key is None:
         raise AdmissionSetupError("the webhook needs ROLLWISE_RECORD_KEY_FILE")
     return AdmissionConfig(
-        key=read_record_key(settings.record_key_file), role_map=dict(settings.role_groups)
+        key=key,
+        role_map=dict(settings.role_groups),
+        client_names=settings.webhook_client_names,
     )
 
 
@@ -105,6 +167,15 @@ def _annotations(body: Mapping[str, Any] | None) -> dict[str, str]:
 def _version(body: Mapping[str, Any] | None) -> str | None:
     version = ((body or {}).get("spec") or {}).get("version")
     return version if isinstance(version, str) else None
+
+
+def _content(body: Mapping[str, Any]) -> dict[str, str] | None:
+    """What an approval of ``body`` is bound to (None: its spec cannot be read)."""
+    spec = body.get("spec")
+    parsed = parse_release_spec(spec) if isinstance(spec, Mapping) else None
+    if parsed is None or isinstance(parsed, list):
+        return None
+    return release_content(parsed)
 
 
 def decide(
@@ -134,6 +205,7 @@ def decide(
         role_map=config.role_map,
         key=config.key,
         now=now,
+        content=_content(new),
     )
     if not answer.allowed:
         raise kopf.AdmissionError(answer.message, code=403)
@@ -146,6 +218,7 @@ def decide(
         target=_version(new) or "",
         userinfo=userinfo,
         now=now,
+        last_seq=_status_int(old, "overridesSeq"),
     )
     return {**answer.patch, **overrides}
 
@@ -160,6 +233,7 @@ def _overrides(
     target: str,
     userinfo: Mapping[str, Any],
     now: datetime,
+    last_seq: int = 0,
 ) -> dict[str, str | None]:
     meta = new.get("metadata") or {}
     old_meta = (old or {}).get("metadata") or {}
@@ -174,10 +248,27 @@ def _overrides(
         user=str(userinfo.get("username") or ""),
         key=config.key,
         now=now,
+        last_seq=last_seq,
     )
     if not answer.allowed:
         raise kopf.AdmissionError(answer.message, code=403)
     return dict(answer.patch)
+
+
+def _status_int(body: Mapping[str, Any] | None, field_name: str) -> int:
+    status = (body or {}).get("status")
+    value = status.get(field_name) if isinstance(status, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _labels(body: Mapping[str, Any] | None) -> dict[str, str]:
+    meta = (body or {}).get("metadata") or {}
+    return {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+
+
+def _release_of(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str | None:
+    """The ModelRelease a Rollout is the child of (the label on the stored or the new one)."""
+    return _labels(old).get(RELEASE_LABEL) or _labels(new).get(RELEASE_LABEL) or None
 
 
 def decide_rollout(
@@ -189,8 +280,24 @@ def decide_rollout(
     userinfo: Mapping[str, Any],
     now: datetime,
 ) -> dict[str, str | None]:
-    """The annotations patch for one admission request on a Rollout (overrides only: the
-    target is the revision of the template the request would store)."""
+    """The annotations patch for one admission request on a Rollout: overrides (the target is
+    the revision of the template the request would store) and, on a ModelRelease's child, the
+    refusal of manual requests only the release may make."""
+    release = _release_of(old, new)
+    if release is not None:
+        meta = new.get("metadata") or {}
+        status = (old or {}).get("status")
+        pause = status.get("pauseReason") if isinstance(status, Mapping) else None
+        child = admit_child_requests(
+            old_annotations=_annotations(old),
+            new_annotations=_annotations(new),
+            pause_reason=pause if isinstance(pause, str) else None,
+            release=release,
+            subject=f"{meta.get('namespace') or ''}/{meta.get('name') or ''}",
+            key=config.key,
+        )
+        if not child.allowed:
+            raise kopf.AdmissionError(child.message, code=403)
     template = (new.get("spec") or {}).get("template")
     return _overrides(
         config,
@@ -204,7 +311,22 @@ def decide_rollout(
     )
 
 
+def guard_labels(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any], changes: Mapping[str, str | None]
+) -> dict[str, str]:
+    """The labels patch that guards a Rollout (its writes seen by the webhook with
+    ``failurePolicy: Fail``) once it carries overrides or is a ModelRelease's child."""
+    annotations = {**_annotations(new), **changes}
+    needed = annotations.get(OVERRIDES) is not None or _release_of(old, new) is not None
+    if needed and _labels(new).get(GUARDED_LABEL) != "true":
+        return {GUARDED_LABEL: "true"}
+    return {}
+
+
 Decider = Callable[..., dict[str, str | None]]
+Labeller = Callable[
+    [Mapping[str, Any] | None, Mapping[str, Any], Mapping[str, str | None]], dict[str, str]
+]
 
 
 def _admit(
@@ -217,12 +339,15 @@ def _admit(
     userinfo: kopf.UserInfo,
     logger: kopf.Logger,
     kwargs: Mapping[str, Any],
+    labeller: Labeller | None = None,
 ) -> None:
-    """One admission request: the decider's patch merged into kopf's, or kopf's refusal."""
+    """One admission request: the decider's patch (and the labeller's) merged into kopf's, or
+    kopf's refusal."""
     old: Mapping[str, Any] | None = kwargs.get("old")
     new: Mapping[str, Any] | None = kwargs.get("new")
     user = userinfo.get("username")
     try:
+        check_caller(config, kwargs.get("sslpeer"))
         changes = decider(
             config,
             operation=str(kwargs.get("operation") or ""),
@@ -239,6 +364,9 @@ def _admit(
         annotations.update(changes)
         written = sorted(k for k, v in changes.items() if v is not None)
         logger.info(f"recorded {', '.join(written) or 'nothing'} for {user}")
+    labels = labeller(old, new if new is not None else body, changes) if labeller else {}
+    if labels:
+        patch.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
 
 
 def register_admission(
@@ -277,16 +405,6 @@ def register_admission(
             kwargs=kwargs,
         )
 
-    @kopf.on.mutate(
-        GROUP,
-        VERSION,
-        ROLLOUT_PLURAL,
-        id=ROLLOUT_HANDLER_ID,
-        operations=["CREATE", "UPDATE"],
-        persistent=True,
-        ignore_failures=True,
-        registry=registry,
-    )
     def rollout_records(
         *,
         body: kopf.Body,
@@ -295,6 +413,12 @@ def register_admission(
         logger: kopf.Logger,
         **kwargs: Any,
     ) -> None:
+        if _labels(kwargs.get("old")).get(GUARDED_LABEL) and not _labels(body).get(GUARDED_LABEL):
+            raise kopf.AdmissionError(
+                f"{GUARDED_LABEL} is kept by the operator's webhook; keep it when replacing "
+                "the rollout",
+                code=403,
+            )
         _admit(
             decide_rollout,
             config,
@@ -304,7 +428,62 @@ def register_admission(
             userinfo=userinfo,
             logger=logger,
             kwargs=kwargs,
+            labeller=guard_labels,
         )
+
+    def guarded_rollout_records(
+        *,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        userinfo: kopf.UserInfo,
+        logger: kopf.Logger,
+        **kwargs: Any,
+    ) -> None:
+        old = kwargs.get("old")
+        if old is not None and not _labels(old).get(GUARDED_LABEL):
+            # The label comes with this very write (added by the entry for unguarded Rollouts,
+            # which has handled the request already): handling it again would take that
+            # entry's own records for a person's edit.
+            return
+        _admit(
+            decide_rollout,
+            config,
+            clock(),
+            body=body,
+            patch=patch,
+            userinfo=userinfo,
+            logger=logger,
+            kwargs=kwargs,
+            labeller=guard_labels,
+        )
+
+    # Two webhooks for Rollouts, split by the guard label (kopf builds each objectSelector from
+    # ``labels``): guarded Rollouts fail closed, the others open. The API server calls a webhook
+    # when the old or the new object matches, in this order, each on the object as the ones
+    # before left it. So the unguarded entry handles a write that adds the label, and refuses
+    # one that takes it off; the guarded entry handles the writes of guarded Rollouts, and
+    # creates that carry the label (the operator's child Rollouts).
+    kopf.on.mutate(
+        GROUP,
+        VERSION,
+        ROLLOUT_PLURAL,
+        id=ROLLOUT_HANDLER_ID,
+        operations=["CREATE", "UPDATE"],
+        labels={GUARDED_LABEL: kopf.ABSENT},
+        persistent=True,
+        ignore_failures=True,
+        registry=registry,
+    )(rollout_records)
+    kopf.on.mutate(
+        GROUP,
+        VERSION,
+        ROLLOUT_PLURAL,
+        id=GUARDED_HANDLER_ID,
+        operations=["CREATE", "UPDATE"],
+        labels={GUARDED_LABEL: kopf.PRESENT},
+        persistent=True,
+        registry=registry,
+    )(guarded_rollout_records)
 
 
 def webhook_server(settings: Settings) -> kopf.WebhookServer:
@@ -315,8 +494,14 @@ def webhook_server(settings: Settings) -> kopf.WebhookServer:
         raise AdmissionSetupError(
             "the webhook needs ROLLWISE_WEBHOOK_CERT_FILE and ROLLWISE_WEBHOOK_KEY_FILE"
         )
-    for path in (settings.webhook_cert_file, settings.webhook_key_file):
-        if not Path(path).is_file():
+    if settings.webhook_client_auth and settings.webhook_client_ca_file is None:
+        raise AdmissionSetupError(
+            "the webhook needs ROLLWISE_WEBHOOK_CLIENT_CA_FILE to authenticate the API server "
+            "(or ROLLWISE_WEBHOOK_CLIENT_AUTH=none)"
+        )
+    client_ca = settings.webhook_client_ca_file if settings.webhook_client_auth else None
+    for path in (settings.webhook_cert_file, settings.webhook_key_file, client_ca):
+        if path is not None and not Path(path).is_file():
             raise AdmissionSetupError(f"the webhook certificate file {path} does not exist")
     return kopf.WebhookServer(
         addr=settings.webhook_listen,
@@ -325,6 +510,9 @@ def webhook_server(settings: Settings) -> kopf.WebhookServer:
         certfile=settings.webhook_cert_file,
         pkeyfile=settings.webhook_key_file,
         cafile=settings.webhook_ca_file,
+        # The TLS handshake itself refuses a caller without a certificate the CA signed.
+        verify_mode=ssl.CERT_REQUIRED if client_ca is not None else None,
+        verify_cafile=client_ca,
     )
 
 
@@ -348,6 +536,8 @@ def setup_admission(
 
 __all__ = [
     "GROUP",
+    "GUARDED_HANDLER_ID",
+    "GUARDED_WEBHOOK_PATH",
     "HANDLER_ID",
     "PLURAL",
     "ROLLOUT_HANDLER_ID",
@@ -357,10 +547,14 @@ __all__ = [
     "WEBHOOK_PATH",
     "AdmissionConfig",
     "AdmissionSetupError",
+    "check_caller",
     "configure_admission",
     "decide",
     "decide_rollout",
+    "guard_labels",
     "load_admission",
+    "peer_names",
+    "read_keyring",
     "read_record_key",
     "register_admission",
     "setup_admission",

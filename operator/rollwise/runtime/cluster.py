@@ -23,6 +23,7 @@ from rollwise.adapters.metrics.prometheus import PrometheusProvider
 from rollwise.adapters.metrics.web import WebMetricProvider
 from rollwise.adapters.registry import alias_store_for
 from rollwise.adapters.registry.base import AliasStore
+from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.adapters.releases import (
     MODELRELEASE_API_VERSION,
     MODELRELEASE_KIND,
@@ -34,6 +35,7 @@ from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
 from rollwise.adapters.traffic.registry import router_for
 from rollwise.adapters.workloads import ROLLOUT_API_VERSION, ROLLOUT_KIND, Workloads
 from rollwise.core.events import Event, LoggedEvent, event_name
+from rollwise.core.modelrelease_policy import ClusterPolicy
 from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
 from rollwise.core.status_model import format_time
 from rollwise.runtime.metrics import OperatorMetrics
@@ -351,25 +353,30 @@ def build_release_ports(
     metrics: OperatorMetrics | None,
     instance: str | None = None,
     providers: ProviderCache | None = None,
-    mlflow_token: str | None = None,
     queries: QueryBudget | None = None,
     allowed_prometheus: frozenset[str] | None = None,
     web_providers: frozenset[str] | None = None,
+    registries: Mapping[str, MLflowRegistry] | None = None,
+    policy: ClusterPolicy | None = None,
+    ledger: tuple[str, str] | None = None,
 ) -> ReleasePorts:
-    """The production ports of the ModelRelease pass over one ``ApiClient``."""
+    """The production ports of the ModelRelease pass over one ``ApiClient``: ``registries``
+    are the MLflow registries of the operator's settings, ``policy`` its cluster policy,
+    ``ledger`` the cluster's revocation ledger ConfigMap."""
     kube = KubeAPI(api, timeout=REQUEST_TIMEOUT)
     cluster = KubeCluster(api, instance=instance)
     provider_for = providers if providers is not None else ProviderCache()
+    known = dict(registries or {})
 
     def over(view: KubeAPI) -> ReleasePorts:
         def stores(spec: ModelReleaseSpec, namespace: str) -> AliasStore:
             return alias_store_for(
-                spec.alias.store, namespace=namespace, kube=view, mlflow_token=mlflow_token
+                spec.alias.store, namespace=namespace, kube=view, registries=known
             )
 
         return ReleasePorts(
             cluster=cluster,
-            objects=ReleaseObjects(view),
+            objects=ReleaseObjects(view, ledger=ledger),
             serving=InferenceServices(view),
             alias_store_for=stores,
             gates=gates,
@@ -381,6 +388,7 @@ def build_release_ports(
             queries=queries,
             allowed_prometheus=allowed_prometheus,
             web_providers=web_providers,
+            policy=policy if policy is not None else ClusterPolicy(),
         )
 
     return over(kube)

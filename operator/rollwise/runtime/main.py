@@ -26,8 +26,10 @@ from kubernetes import client
 from rollwise.adapters.errors import AdapterError, Conflict, NotFound
 from rollwise.adapters.gates import GateEvaluator
 from rollwise.adapters.kube import KubeAPI, kube_errors
+from rollwise.adapters.registry.mlflow import MLflowRegistry
+from rollwise.core.governance import key_id
 from rollwise.runtime import logging as rlog
-from rollwise.runtime.admission import AdmissionSetupError, read_record_key, setup_admission
+from rollwise.runtime.admission import AdmissionSetupError, read_keyring, setup_admission
 from rollwise.runtime.cluster import (
     REQUEST_TIMEOUT,
     ProviderCache,
@@ -130,6 +132,17 @@ def read_headers(directory: str | None) -> dict[str, str]:
     return headers
 
 
+def read_registries(settings: Settings) -> dict[str, MLflowRegistry]:
+    """The MLflow registries of the settings, with their tokens read from their files."""
+    found: dict[str, MLflowRegistry] = {}
+    for name, registry in settings.registries.items():
+        token = read_secret_file(registry.token_file)
+        found[name] = MLflowRegistry(
+            name=name, url=registry.url, token=token.decode() if token else None
+        )
+    return found
+
+
 def size_worker_pool(registry: kopf.OperatorRegistry, workers: int) -> None:
     """Registers a start-up activity that gives the event loop a default executor of
     ``workers`` threads. The passes' blocking calls run there (``asyncio.to_thread``); asyncio
@@ -186,8 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_peering(api, settings, log)
 
     try:
-        record_key = read_record_key(settings.record_key_file) if settings.record_key_file else None
-        mlflow_token = read_secret_file(settings.mlflow_token_file)
+        record_key = read_keyring(settings)
+        registries = read_registries(settings)
     except (OSError, AdmissionSetupError) as exc:
         log.error("cannot read a secret file", error=str(exc))
         return 2
@@ -234,8 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         KubeAPI(api, timeout=REQUEST_TIMEOUT),
         policy_configmap=settings.policy_configmap,
         freeze_configmap=settings.freeze_configmap,
-        mlflow_url=settings.mlflow_url,
-        mlflow_token=mlflow_token.decode() if mlflow_token else None,
+        access=settings.evidence_policy,
+        registries=registries,
     )
     release_ports = build_release_ports(
         api,
@@ -245,10 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics=metrics,
         instance=settings.pod_name,
         providers=providers,
-        mlflow_token=mlflow_token.decode() if mlflow_token else None,
         queries=queries,
         allowed_prometheus=settings.allowed_prometheus,
         web_providers=settings.web_provider_names,
+        registries=registries,
+        policy=settings.cluster_policy,
+        ledger=settings.ledger_configmap,
     )
     register_releases(
         registry,
@@ -264,7 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prometheus_allowed=sorted(settings.allowed_prometheus),
         namespace_passes=settings.namespace_passes or "unbounded",
         namespace_queries=settings.namespace_queries or "unbounded",
-        record_key="set" if record_key else "none (approvals, waivers and overrides never count)",
+        record_key=(
+            f"{key_id(record_key)} (also accepted: "
+            f"{', '.join(key_id(k) for k in record_key.previous) or 'none'})"
+            if record_key is not None
+            else "none (approvals, waivers and overrides never count)"
+        ),
     )
     kopf_settings = operator_settings(settings.pod_name)
     kopf_settings.peering.lifetime = settings.peering_lifetime

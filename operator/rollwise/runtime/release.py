@@ -8,8 +8,9 @@ ModelRelease's ports:
    who set the version, a revoke request, waivers; ``core.overrides``: the override in
    effect for this version; records with a bad signature are ignored and reported), the
    gate results (``adapters.gates``) with the waivers applied, the other
-   releases of the namespace (who holds the (model, alias) slot; whether this artifact digest
-   was Approved before; whether this version was revoked, also from the revocation ledger),
+   releases of the namespace (who holds the (model, alias) slot; whether the same content was
+   Approved before; whether this version was revoked, also from the cluster's revocation
+   ledger),
    the alias read back from its store, the child Rollout or the KServe InferenceService, the
    release manifest, and the KServe canary's measurements due now.
 2. **Decide**: :func:`rollwise.core.modelrelease.decide_release`, pure.
@@ -63,17 +64,21 @@ from rollwise.core.modelrelease import (
     RevokeRequest,
     SetCanaryTrafficPercent,
     SetPredictorStorageUri,
+    changed_fields,
     child_rollout_name,
     decide_release,
     load_release_spec,
+    parse_release_spec,
+    release_content,
     release_due_metrics,
     release_event,
     release_metrics,
     release_query_context,
 )
+from rollwise.core.modelrelease_policy import ClusterPolicy, ReleaseRules
 from rollwise.core.modelrelease_status import ModelReleaseStatus, ReleasePhase, Stage
-from rollwise.core.observations import Measurement
-from rollwise.core.overrides import in_effect, read_overrides, release_override
+from rollwise.core.observations import Measurement, RequestKind
+from rollwise.core.overrides import in_effect, read_overrides, release_override, sign_request
 from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
 from rollwise.core.reasons import clip
 from rollwise.core.spec import ModelReleaseSpec
@@ -141,9 +146,13 @@ class ReleaseObjectsPort(Protocol):
         self, release: ReleaseRef, name: str, content: Mapping[str, Any]
     ) -> bool: ...
 
-    def revoked(self, namespace: str, model: str, version: str) -> dict[str, Any] | None: ...
+    def revoked(
+        self, namespace: str, model: str, version: str, scope: str = ""
+    ) -> dict[str, Any] | None: ...
 
-    def record_revocation(self, namespace: str, record: Mapping[str, Any]) -> bool: ...
+    def record_revocation(
+        self, namespace: str, record: Mapping[str, Any], scope: str = ""
+    ) -> bool: ...
 
 
 class ServingPort(Protocol):
@@ -164,7 +173,11 @@ class GatesPort(Protocol):
     """``adapters.gates.GateEvaluator``."""
 
     def evaluate(
-        self, namespace: str, spec: ModelReleaseSpec, now: datetime
+        self,
+        namespace: str,
+        spec: ModelReleaseSpec,
+        now: datetime,
+        required: tuple[str, ...] = (),
     ) -> tuple[GateResult, ...]: ...
 
 
@@ -189,6 +202,8 @@ class ReleasePorts:
     default_prometheus: str | None = None
     metrics: OperatorMetrics | None = None
     clock: Callable[[], datetime] = utc_now
+    #: The operator's cluster policy (its defaults know no registry and no model owner).
+    policy: ClusterPolicy = field(default_factory=ClusterPolicy)
     #: Ports for one pass (a read view over the API); None: use these ports as they are.
     for_pass: Callable[[], ReleasePorts] | None = None
     #: Where queries run, within each namespace's share (None: the default worker threads).
@@ -353,16 +368,35 @@ def slot_holder(releases: Sequence[Mapping[str, Any]], model: str, alias: str) -
     return _creation_key(waiting[0])[1] if waiting else None
 
 
-def _approved_before(releases: Sequence[Mapping[str, Any]], name: str, digest: str) -> bool:
+#: What may differ between a standard change and the release approved before it: the
+#: version and where the same bytes (same digest) are read from, and the gates, which every
+#: release passes anew. Everything else that decides what runs must be what was approved.
+_PRE_APPROVAL_FREE = ("spec.version", "spec.artifact", "spec.gates", "spec.policyDigest")
+
+
+def _approved_before(
+    releases: Sequence[Mapping[str, Any]], name: str, spec: ModelReleaseSpec
+) -> bool:
+    """Whether another release of the namespace was Approved with the same artifact digest
+    and the same everything else that decides what runs (model, serving, alias)."""
+    mine = release_content(spec)
     for other in releases:
         meta = other.get("metadata") or {}
         if meta.get("name") == name:
             continue
         artifact = (other.get("spec") or {}).get("artifact") or {}
-        if artifact.get("digest") != digest:
+        if artifact.get("digest") != spec.artifact.digest:
             continue
         history = (other.get("status") or {}).get("history") or []
-        if any(isinstance(h, Mapping) and h.get("stage") == Stage.APPROVED.value for h in history):
+        if not any(
+            isinstance(h, Mapping) and h.get("stage") == Stage.APPROVED.value for h in history
+        ):
+            continue
+        parsed = parse_release_spec(other.get("spec") or {})
+        if isinstance(parsed, list):
+            continue
+        changed = changed_fields(release_content(parsed), mine)
+        if all(f in _PRE_APPROVAL_FREE for f in changed):
             return True
     return False
 
@@ -484,6 +518,7 @@ class _Seen:
     spec: ModelReleaseSpec | None
     status: ModelReleaseStatus | None
     observations: ReleaseObservations
+    rules: ReleaseRules
     records: Records | None = None
     #: Override records ignored (bad signature...), reported like the other records.
     rejected_overrides: tuple[str, ...] = ()
@@ -522,6 +557,21 @@ async def _check_queries(
     )
 
 
+def ledger_scope(spec: ModelReleaseSpec, namespace: str) -> str:
+    """Where a revocation of ``spec``'s version holds: everywhere its model's alias lives in a
+    shared registry, else in the release's namespace."""
+    mlflow = spec.alias.store.mlflow if spec.alias.store is not None else None
+    if mlflow is not None and mlflow.registry:
+        return f"registry/{mlflow.registry}"
+    return f"namespace/{namespace}"
+
+
+def release_rules(obj: ReleaseObject, policy: ClusterPolicy) -> ReleaseRules:
+    """The cluster policy as it applies to ``obj``."""
+    model = obj.spec.get("model")
+    return policy.rules_for(obj.namespace, model if isinstance(model, str) else "")
+
+
 async def _observe(
     obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: Any, memory: ReleaseMemory
 ) -> _Seen:
@@ -529,19 +579,31 @@ async def _observe(
     read (the alias store, gates and metrics report their failures as observations)."""
     status = _parse_status(obj.status, log)
     posted = events_posted(memory, obj.uid, status.event_log if status is not None else None)
+    rules = release_rules(obj, ports.policy)
+    spec, _errors = await validated(
+        memory,
+        obj.uid,
+        obj.generation,
+        obj.spec,
+        lambda raw: load_release_spec(raw, rules),
+        log=log,
+    )
     records = read_records(
         obj.annotations,
         obj.uid,
         ports.record_key,
+        content=release_content(spec) if spec is not None else None,
         now=now,
         namespace=obj.namespace,
         name=obj.name,
         generate_name=obj.generate_name,
     )
     revoke: RevokeRequest | None = records.revoke
-    overrides = read_overrides(obj.annotations, obj.uid, ports.record_key)
-    spec, _errors = await validated(
-        memory, obj.uid, obj.generation, obj.spec, load_release_spec, log=log
+    overrides = read_overrides(
+        obj.annotations,
+        obj.uid,
+        ports.record_key,
+        last_seq=status.overrides_seq if status is not None else 0,
     )
     if spec is None:
         return _Seen(
@@ -554,6 +616,7 @@ async def _observe(
                 revoke=revoke,
                 events_posted=posted,
             ),
+            rules,
             records,
         )
     store = ports.alias_store_for(spec, obj.namespace)
@@ -574,9 +637,13 @@ async def _observe(
 
     loop = asyncio.get_running_loop()
     gates, releases, ledger, alias = await asyncio.gather(
-        loop.run_in_executor(_gate_pool(), ports.gates.evaluate, ns, spec, now),
+        loop.run_in_executor(
+            _gate_pool(), ports.gates.evaluate, ns, spec, now, rules.required_gates
+        ),
         asyncio.to_thread(ports.objects.list_releases, ns),
-        asyncio.to_thread(ports.objects.revoked, ns, spec.model, spec.version),
+        asyncio.to_thread(
+            ports.objects.revoked, ns, spec.model, spec.version, ledger_scope(spec, ns)
+        ),
         asyncio.to_thread(_read_alias, store, spec),
     )
     child_seen, isvc_seen, manifest, measurements, query_check = await asyncio.gather(
@@ -599,7 +666,7 @@ async def _observe(
             gates=steady_gates(apply_waivers(gates, records.waivers, now), status),
             approvals=records.approvals,
             version_set_by=records.version_set_by,
-            digest_previously_approved=_approved_before(releases, obj.name, spec.artifact.digest),
+            digest_previously_approved=_approved_before(releases, obj.name, spec),
             version_revoked_before=revoked_before,
             blocking_release=holder if holder not in (None, obj.name) else None,
             alias=alias,
@@ -611,6 +678,8 @@ async def _observe(
             override=release_override(
                 in_effect(overrides.overrides, spec.version), name=obj.name, version=spec.version
             ),
+            voided_approvals=records.voided,
+            overrides_seq=overrides.seq,
             query_check=query_check,
             events_posted=posted,
             reference_errors=tuple(
@@ -619,6 +688,7 @@ async def _observe(
                 )
             ),
         ),
+        rules,
         records,
         overrides.rejected,
     )
@@ -652,8 +722,14 @@ def _apply(
         current = ports.objects.read_child(ns, action.name)
         annotations = None
         if action.template is not None:
-            # A stable id: re-asserting the revert on a later pass is the same request.
-            annotations = {PROMOTE_FULL: f"revert-{obj.name}-{obj.uid[:8]}"}
+            # A stable id: re-asserting the revert on a later pass is the same request. Signed:
+            # the webhook lets no one but the operator promote a release's child Rollout.
+            request = f"revert-{obj.name}-{obj.uid[:8]}"
+            if ports.record_key is not None:
+                request = sign_request(
+                    RequestKind.PROMOTE_FULL, request, f"{ns}/{action.name}", ports.record_key
+                )
+            annotations = {PROMOTE_FULL: request}
         return ports.objects.ensure_child(
             obj.ref, action.name, _revert_spec(current, action), annotations=annotations
         )
@@ -720,7 +796,7 @@ async def _ledger(
     ports: ReleasePorts,
     log: Any,
 ) -> None:
-    """Records a revocation in the namespace's ledger (idempotent)."""
+    """Records a revocation in the cluster's ledger (idempotent)."""
     revoked = decision.status.revoked
     if spec is None or decision.status.stage is not Stage.REVOKED or revoked is None:
         return
@@ -733,7 +809,12 @@ async def _ledger(
         "at": format_time(revoked.at),
     }
     try:
-        await asyncio.to_thread(ports.objects.record_revocation, obj.namespace, record)
+        await asyncio.to_thread(
+            ports.objects.record_revocation,
+            obj.namespace,
+            record,
+            ledger_scope(spec, obj.namespace),
+        )
     except AdapterError as exc:
         # The release's own status still says Revoked; the ledger is retried on the next pass.
         log.warning("cannot record the revocation in the ledger", error=exc.message)
@@ -803,7 +884,11 @@ async def _reconcile(
     # worker thread of the write: it evaluates the spec's conditions (tenant input).
     def decide_and_write() -> tuple[ReleaseDecision, AdapterError | None, bool]:
         decided = decide_release(
-            seen.spec if seen.spec is not None else obj.spec, seen.status, seen.observations, now
+            seen.spec if seen.spec is not None else obj.spec,
+            seen.status,
+            seen.observations,
+            now,
+            seen.rules,
         )
         if seen.status is not None and decided.status == seen.status:
             return decided, None, False

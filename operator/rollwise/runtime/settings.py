@@ -49,11 +49,23 @@ ModelRelease governance (see docs/governance.md):
 * ``ROLLWISE_RECORD_KEY_FILE``: file holding the key that signs identity records (its content,
   stripped of surrounding white space). Required when the webhook is on; without it the
   reconcile trusts no approval or waiver record.
+* ``ROLLWISE_RECORD_PREVIOUS_KEY_FILES``: comma-separated files of earlier record keys, still
+  accepted when verifying (a rotation's overlap); records are signed with the current key only.
 * ``ROLLWISE_ROLE_GROUPS``: which groups may approve as which role, ``ROLE=GROUP,GROUP;...``,
   e.g. ``security=sec-team,sre;product=pm;executive=cto``. A role not listed has no approver.
 * ``ROLLWISE_WEBHOOK_PORT``: port of the mutating admission webhook that records identities
   (unset or 0: no webhook).
 * ``ROLLWISE_WEBHOOK_LISTEN``: address the webhook binds (default ``0.0.0.0``).
+* ``ROLLWISE_WEBHOOK_CLIENT_CA_FILE``: CA bundle (PEM) the webhook verifies its callers'
+  client certificates by: the API server presents one through its admission configuration
+  (docs/security.md). Required when the webhook is on, unless
+  ``ROLLWISE_WEBHOOK_CLIENT_AUTH=none``.
+* ``ROLLWISE_WEBHOOK_CLIENT_AUTH``: ``required`` (default): a caller without a certificate
+  signed by that CA gets no answer; ``none``: any caller is answered (the webhook then signs
+  whatever identity a request claims: only where nothing but the API server can reach it).
+* ``ROLLWISE_WEBHOOK_CLIENT_NAMES``: comma-separated names (certificate common name or DNS
+  subject alternative name) a caller's certificate must carry; unset: any certificate the CA
+  signed.
 * ``ROLLWISE_WEBHOOK_HOST``: host name or IP the API server calls (default ``POD_IP``, else
   ``127.0.0.1``); used only when the operator manages the webhook configuration.
 * ``ROLLWISE_WEBHOOK_CERT_FILE`` / ``ROLLWISE_WEBHOOK_KEY_FILE``: the webhook's serving
@@ -63,15 +75,29 @@ ModelRelease governance (see docs/governance.md):
 * ``ROLLWISE_WEBHOOK_MANAGED``: ``true`` (default): the operator (kopf) creates and keeps its
   ``MutatingWebhookConfiguration`` named ``rollwise.dev``; ``false``: someone else (the Helm
   chart) installs it and the operator only serves.
+* ``ROLLWISE_LEDGER_CONFIGMAP``: ``NAMESPACE/NAME`` of the cluster's revocation ledger, which
+  only the operator writes (default ``POD_NAMESPACE/rollwise-revocations``; without either,
+  each release's namespace keeps its own).
 * ``ROLLWISE_POLICY_CONFIGMAP``: ``NAMESPACE/NAME`` of the ConfigMap with the policy digests.
 * ``ROLLWISE_FREEZE_CONFIGMAP``: ``NAMESPACE/NAME`` of the ConfigMap with the freeze windows.
-* ``ROLLWISE_MLFLOW_URL``: the MLflow tracking server (model registry) URL.
-* ``ROLLWISE_MLFLOW_TOKEN_FILE``: file holding MLflow's bearer token.
+* ``ROLLWISE_MLFLOW_REGISTRIES``: the MLflow registries specs may name (YAML or JSON):
+  ``{NAME: {url: URL, tokenFile: PATH}}``. Their addresses and credentials stay here: a spec
+  names a registry, the operator sends the token to that registry's URL only.
+* ``ROLLWISE_MLFLOW_URL`` / ``ROLLWISE_MLFLOW_TOKEN_FILE``: shorthand for the registry named
+  ``default`` (also where ``models:/`` artifacts of releases without an MLflow store are read).
+* ``ROLLWISE_RELEASE_POLICY``: the cluster policy of ModelReleases (YAML or JSON;
+  :func:`rollwise.core.modelrelease_policy.parse_cluster_policy`): ``requiredRoles``
+  (default security and product), ``requiredGates``, ``namespaces`` and ``modelOwners``.
+* ``ROLLWISE_EVIDENCE_POLICY``: where gate evidence may be read from (YAML or JSON):
+  ``allowedSchemes`` (default ``[https]``), ``allowedHosts`` (default none) and
+  ``filePathPrefixes`` (default none: ``file://`` refused); see
+  :mod:`rollwise.adapters.gates.access`.
 * ``KUBECONFIG``: used by the Kubernetes client outside a cluster (in-cluster config first).
 
 The ConfigMap may carry ``prometheusURL``, ``prometheusAllowedURLs`` (comma- or
-newline-separated), ``maxQuerySeconds``, ``webProviders`` (the JSON list above) and
-``resyncSeconds``; environment variables win.
+newline-separated), ``maxQuerySeconds``, ``webProviders`` (the JSON list above),
+``resyncSeconds``, ``mlflowRegistries``, ``releasePolicy`` and ``evidencePolicy`` (the last
+three as YAML); environment variables win.
 No I/O happens here except :func:`apply_configmap`, which the caller hands the ConfigMap's
 ``data`` it read.
 """
@@ -86,7 +112,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlparse
+
+import yaml
+
+from rollwise.adapters.gates.access import EvidenceAccess, evidence_access
+from rollwise.core.modelrelease_policy import (
+    REGISTRY_NAME,
+    ClusterPolicy,
+    PolicyError,
+    parse_cluster_policy,
+)
 
 DEFAULT_METRICS_PORT = 9102
 
@@ -131,6 +168,20 @@ class WebProviderSetting:
     headers_dir: str | None = None
 
 
+@dataclass(frozen=True)
+class RegistrySetting:
+    """One MLflow registry of the settings: its URL and the file holding its token."""
+
+    url: str
+    token_file: str | None = None
+
+
+#: The registry ``ROLLWISE_MLFLOW_URL`` defines.
+DEFAULT_REGISTRY = "default"
+#: The cluster's revocation ledger, in the operator's namespace.
+DEFAULT_LEDGER = "rollwise-revocations"
+
+
 class LogFormat(StrEnum):
     JSON = "json"
     CONSOLE = "console"
@@ -161,6 +212,7 @@ class Settings:
     resync_seconds: float = DEFAULT_RESYNC_SECONDS
     workers: int = DEFAULT_WORKERS
     record_key_file: str | None = None
+    record_previous_key_files: tuple[str, ...] = ()
     role_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     webhook_port: int = 0
     webhook_listen: str = DEFAULT_WEBHOOK_LISTEN
@@ -168,11 +220,34 @@ class Settings:
     webhook_cert_file: str | None = None
     webhook_key_file: str | None = None
     webhook_ca_file: str | None = None
+    webhook_client_ca_file: str | None = None
+    webhook_client_auth: bool = True
+    webhook_client_names: tuple[str, ...] = ()
     webhook_managed: bool = True
     policy_configmap: tuple[str, str] | None = None
     freeze_configmap: tuple[str, str] | None = None
+    ledger_configmap: tuple[str, str] | None = None
     mlflow_url: str | None = None
     mlflow_token_file: str | None = None
+    mlflow_registries: Mapping[str, RegistrySetting] = field(default_factory=dict)
+    release_policy: ClusterPolicy = field(
+        default_factory=lambda: parse_cluster_policy(None, "ROLLWISE_RELEASE_POLICY")
+    )
+    evidence_policy: EvidenceAccess = field(default_factory=EvidenceAccess)
+
+    @property
+    def registries(self) -> dict[str, RegistrySetting]:
+        """Every MLflow registry: ``ROLLWISE_MLFLOW_URL`` as ``default``, then the named ones."""
+        found: dict[str, RegistrySetting] = {}
+        if self.mlflow_url is not None:
+            found[DEFAULT_REGISTRY] = RegistrySetting(self.mlflow_url, self.mlflow_token_file)
+        found.update(self.mlflow_registries)
+        return found
+
+    @property
+    def cluster_policy(self) -> ClusterPolicy:
+        """The release policy, knowing the registries' names."""
+        return replace(self.release_policy, registries=frozenset(self.registries))
 
     @property
     def clusterwide(self) -> bool:
@@ -299,6 +374,82 @@ def _host(value: str, what: str) -> str:
     return value
 
 
+def _document(text: str, what: str) -> Any:
+    """A YAML (or JSON) document from a setting's text."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{what}: not YAML or JSON: {exc}") from None
+
+
+def parse_registries(text: str, what: str) -> dict[str, RegistrySetting]:
+    """``{NAME: {url: URL, tokenFile: PATH}}`` as registry settings (``what``: for messages)."""
+    value = _document(text, what)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SettingsError(f"{what}: must map registry names to {{url, tokenFile}}")
+    found: dict[str, RegistrySetting] = {}
+    for name, body in value.items():
+        if not isinstance(name, str) or not REGISTRY_NAME.match(name) or len(name) > 63:
+            raise SettingsError(f"{what}: {name!r} is not a registry name (a DNS label)")
+        if not isinstance(body, dict):
+            raise SettingsError(f"{what}.{name}: must be {{url, tokenFile}}")
+        unknown = sorted(set(body) - {"url", "tokenFile"})
+        if unknown:
+            raise SettingsError(f"{what}.{name}: unknown key(s) {', '.join(unknown)}")
+        url = body.get("url")
+        if not isinstance(url, str):
+            raise SettingsError(f"{what}.{name}: needs a url")
+        token = body.get("tokenFile")
+        if token is not None and not isinstance(token, str):
+            raise SettingsError(f"{what}.{name}.tokenFile: must be a file path")
+        found[name] = RegistrySetting(
+            url=_check_url(url, f"{what}.{name}.url"),
+            token_file=_path(token, f"{what}.{name}.tokenFile") if token else None,
+        )
+    return found
+
+
+def parse_release_policy(text: str, what: str) -> ClusterPolicy:
+    """The cluster policy of ModelReleases from a setting's YAML or JSON text."""
+    try:
+        return parse_cluster_policy(_document(text, what), what)
+    except PolicyError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def parse_evidence_policy(text: str, what: str) -> EvidenceAccess:
+    """``{allowedSchemes, allowedHosts, filePathPrefixes}`` as an :class:`EvidenceAccess`."""
+    value = _document(text, what)
+    if value is None:
+        return EvidenceAccess()
+    if not isinstance(value, dict):
+        raise SettingsError(f"{what}: must be a mapping")
+    known = {"allowedSchemes", "allowedHosts", "filePathPrefixes"}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise SettingsError(
+            f"{what}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    lists: dict[str, list[str] | None] = {}
+    for key in sorted(known):
+        item = value.get(key)
+        if item is not None and (
+            not isinstance(item, list) or not all(isinstance(i, str) for i in item)
+        ):
+            raise SettingsError(f"{what}.{key}: must be a list of strings")
+        lists[key] = item
+    try:
+        return evidence_access(
+            schemes=lists["allowedSchemes"],
+            hosts=lists["allowedHosts"] or (),
+            file_prefixes=lists["filePathPrefixes"] or (),
+        )
+    except ValueError as exc:
+        raise SettingsError(f"{what}: {exc}") from None
+
+
 def parse_role_groups(value: str) -> dict[str, tuple[str, ...]]:
     """``security=sec-team,sre;product=pm`` as role -> groups."""
     what = "ROLLWISE_ROLE_GROUPS"
@@ -331,6 +482,12 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
     out: dict[str, object] = {}
     if raw := get("ROLLWISE_RECORD_KEY_FILE"):
         out["record_key_file"] = _path(raw, "ROLLWISE_RECORD_KEY_FILE")
+    if raw := get("ROLLWISE_RECORD_PREVIOUS_KEY_FILES"):
+        out["record_previous_key_files"] = tuple(
+            _path(part.strip(), "ROLLWISE_RECORD_PREVIOUS_KEY_FILES")
+            for part in raw.split(",")
+            if part.strip()
+        )
     if raw := get("ROLLWISE_ROLE_GROUPS"):
         out["role_groups"] = parse_role_groups(raw)
     port = _port(raw, "ROLLWISE_WEBHOOK_PORT") if (raw := get("ROLLWISE_WEBHOOK_PORT")) else 0
@@ -343,12 +500,23 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
         ("ROLLWISE_WEBHOOK_CERT_FILE", "webhook_cert_file"),
         ("ROLLWISE_WEBHOOK_KEY_FILE", "webhook_key_file"),
         ("ROLLWISE_WEBHOOK_CA_FILE", "webhook_ca_file"),
+        ("ROLLWISE_WEBHOOK_CLIENT_CA_FILE", "webhook_client_ca_file"),
         ("ROLLWISE_MLFLOW_TOKEN_FILE", "mlflow_token_file"),
     ):
         if raw := get(name):
             out[key] = _path(raw, name)
     if raw := get("ROLLWISE_WEBHOOK_MANAGED"):
         out["webhook_managed"] = _boolean(raw, "ROLLWISE_WEBHOOK_MANAGED")
+    if raw := get("ROLLWISE_WEBHOOK_CLIENT_AUTH"):
+        if raw not in ("required", "none"):
+            raise SettingsError(
+                f"ROLLWISE_WEBHOOK_CLIENT_AUTH: {raw!r} is not one of required, none"
+            )
+        out["webhook_client_auth"] = raw == "required"
+    if raw := get("ROLLWISE_WEBHOOK_CLIENT_NAMES"):
+        out["webhook_client_names"] = tuple(
+            dict.fromkeys(n.strip() for n in raw.split(",") if n.strip())
+        )
     if port:
         missing = [
             name
@@ -359,6 +527,8 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
             )
             if key not in out
         ]
+        if out.get("webhook_client_auth", True) and "webhook_client_ca_file" not in out:
+            missing.append("ROLLWISE_WEBHOOK_CLIENT_CA_FILE (or ROLLWISE_WEBHOOK_CLIENT_AUTH=none)")
         if missing:
             raise SettingsError(
                 f"ROLLWISE_WEBHOOK_PORT: the webhook needs {', '.join(missing)} as well"
@@ -367,12 +537,17 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
         out["policy_configmap"] = _namespaced_name(raw, "ROLLWISE_POLICY_CONFIGMAP")
     if raw := get("ROLLWISE_FREEZE_CONFIGMAP"):
         out["freeze_configmap"] = _namespaced_name(raw, "ROLLWISE_FREEZE_CONFIGMAP")
+    if raw := get("ROLLWISE_LEDGER_CONFIGMAP"):
+        out["ledger_configmap"] = _namespaced_name(raw, "ROLLWISE_LEDGER_CONFIGMAP")
+    elif raw := get("POD_NAMESPACE"):
+        out["ledger_configmap"] = (_check_name(raw, "POD_NAMESPACE"), DEFAULT_LEDGER)
     if raw := get("ROLLWISE_MLFLOW_URL"):
         out["mlflow_url"] = _check_url(raw, "ROLLWISE_MLFLOW_URL")
+    out.update(_tenancy(get))
     return out
 
 
-def _tenancy(environ: Mapping[str, str]) -> dict[str, object]:
+def _budgets(environ: Mapping[str, str]) -> dict[str, object]:
     """The settings that keep tenants apart: allowed providers and per-namespace budgets."""
 
     def get(name: str) -> str:
@@ -393,6 +568,34 @@ def _tenancy(environ: Mapping[str, str]) -> dict[str, object]:
         if raw := get(name):
             out[key] = _integer(raw, name, minimum=minimum)
     return out
+
+
+#: The settings ConfigMap keys of the tenancy settings, with their environment variables.
+_TENANCY = (
+    ("mlflowRegistries", "ROLLWISE_MLFLOW_REGISTRIES", "mlflow_registries", parse_registries),
+    ("releasePolicy", "ROLLWISE_RELEASE_POLICY", "release_policy", parse_release_policy),
+    ("evidencePolicy", "ROLLWISE_EVIDENCE_POLICY", "evidence_policy", parse_evidence_policy),
+)
+
+
+def _tenancy(get: Any) -> dict[str, object]:
+    """What the operator's settings decide for every tenant: registries, the release policy
+    and the evidence policy, from the environment."""
+    out: dict[str, object] = {}
+    for _key, name, attribute, parse in _TENANCY:
+        if raw := get(name):
+            out[attribute] = parse(raw, name)
+    return out
+
+
+def _one_default(settings: Settings) -> Settings:
+    """``settings``, unless the registry ``default`` is defined twice."""
+    if settings.mlflow_url is not None and DEFAULT_REGISTRY in settings.mlflow_registries:
+        raise SettingsError(
+            f"mlflowRegistries: {DEFAULT_REGISTRY!r} is also defined by ROLLWISE_MLFLOW_URL; "
+            "keep one"
+        )
+    return settings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -479,10 +682,10 @@ def from_sources(
     workers = (
         _integer(raw_workers, "ROLLWISE_WORKERS", minimum=1) if raw_workers else DEFAULT_WORKERS
     )
-    tenancy = _tenancy(environ)
+    budgets = _budgets(environ)
 
     governance = _governance(environ)
-    return Settings(
+    settings = Settings(
         namespaces=namespaces,
         liveness=liveness,
         verbose=bool(args.verbose),
@@ -494,11 +697,12 @@ def from_sources(
         metrics_port=metrics_port,
         prometheus_url=prometheus_url,
         workers=workers,
-        **tenancy,  # type: ignore[arg-type]
+        **budgets,  # type: ignore[arg-type]
         pod_name=environ.get("POD_NAME") or None,
         pod_namespace=environ.get("POD_NAMESPACE") or None,
         **governance,  # type: ignore[arg-type]
     )
+    return _one_default(settings)
 
 
 def apply_configmap(
@@ -513,6 +717,7 @@ def apply_configmap(
         "maxQuerySeconds",
         "webProviders",
         "resyncSeconds",
+        *(key for key, *_ in _TENANCY),
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -540,7 +745,11 @@ def apply_configmap(
     resync = (data.get("resyncSeconds") or "").strip()
     if resync:
         changes["resync_seconds"] = _positive_seconds(resync, "settings ConfigMap resyncSeconds")
-    return replace(settings, **changes) if changes else settings  # type: ignore[arg-type]
+    for key, name, attribute, parse in _TENANCY:
+        text = (data.get(key) or "").strip()
+        if text and not environ.get(name, "").strip():
+            changes[attribute] = parse(text, f"settings ConfigMap {key}")
+    return _one_default(replace(settings, **changes)) if changes else settings  # type: ignore[arg-type]
 
 
 __all__ = [
@@ -550,15 +759,20 @@ __all__ = [
     "DEFAULT_NAMESPACE_QUERIES",
     "DEFAULT_PEERING_LIFETIME",
     "DEFAULT_QUERY_THREADS",
+    "DEFAULT_REGISTRY",
     "DEFAULT_RESYNC_SECONDS",
     "DEFAULT_WORKERS",
     "WEBHOOK_CONFIGURATION",
     "LogFormat",
+    "RegistrySetting",
     "Settings",
     "SettingsError",
     "WebProviderSetting",
     "apply_configmap",
     "from_sources",
+    "parse_evidence_policy",
+    "parse_registries",
+    "parse_release_policy",
     "parse_role_groups",
     "parse_web_providers",
     "parser",

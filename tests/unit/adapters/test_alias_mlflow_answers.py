@@ -16,7 +16,7 @@ from rollwise.adapters.errors import (
     RegistryError,
     RegistryUnavailable,
 )
-from rollwise.adapters.registry.mlflow import MLflowAliasStore
+from rollwise.adapters.registry.mlflow import MLflowAliasStore, MLflowRegistry
 
 Canned = tuple[int, dict[str, str], bytes]
 
@@ -63,6 +63,10 @@ def canned() -> Iterator[CannedServer]:
     server.close()
 
 
+def store(url: str, *, token: str | None = None, timeout: float = 10.0) -> MLflowAliasStore:
+    return MLflowAliasStore(MLflowRegistry("main", url, token=token), timeout=timeout)
+
+
 def error(code: str, message: str) -> bytes:
     return json.dumps({"error_code": code, "message": message}).encode()
 
@@ -99,7 +103,7 @@ def test_answers_are_mapped(
 ) -> None:
     canned.answer = answer
     with pytest.raises(RegistryError) as caught:
-        MLflowAliasStore(canned.url).get("m", "production")
+        store(canned.url).get("m", "production")
     assert type(caught.value) is cls
     assert caught.value.retryable is retryable
     assert caught.value.retry_after == retry_after
@@ -111,13 +115,13 @@ def test_unset_alias_is_none_on_mlflow_3(canned: CannedServer) -> None:
         {},
         error("INVALID_PARAMETER_VALUE", "Registered model alias x not found."),
     )
-    assert MLflowAliasStore(canned.url).get("m", "x") is None
+    assert store(canned.url).get("m", "x") is None
 
 
 def test_other_invalid_parameter_is_an_error(canned: CannedServer) -> None:
     canned.answer = (400, {}, error("INVALID_PARAMETER_VALUE", "Missing value for 'name'"))
     with pytest.raises(RegistryError, match="INVALID_PARAMETER_VALUE"):
-        MLflowAliasStore(canned.url).get("m", "x")
+        store(canned.url).get("m", "x")
 
 
 def test_bearer_token_and_base_path(canned: CannedServer) -> None:
@@ -126,7 +130,7 @@ def test_bearer_token_and_base_path(canned: CannedServer) -> None:
         {},
         json.dumps({"model_version": {"version": "3", "source": "s3://m/3"}}).encode(),
     )
-    got = MLflowAliasStore(canned.url + "/", token="s3cret").get("m", "production")
+    got = store(canned.url + "/", token="s3cret").get("m", "production")
     assert got is not None
     assert (got.version, got.uri, got.digest) == ("3", "s3://m/3", None)
     method, path, headers = canned.seen[-1]
@@ -145,6 +149,43 @@ def test_a_server_that_does_not_answer_in_time_is_unavailable(canned: CannedServ
     canned.httpd.RequestHandlerClass.do_GET = slow  # type: ignore[attr-defined]
     try:
         with pytest.raises(RegistryUnavailable, match="unreachable"):
-            MLflowAliasStore(canned.url, timeout=0.3).get("m", "production")
+            store(canned.url, timeout=0.3).get("m", "production")
     finally:
         hold.set()
+
+
+#: What an internal page behind the registry's address could hold.
+PAGE = b"<html>internal admin page: db-password=hunter2</html>"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param((200, {}, PAGE), id="not-json"),
+        pytest.param((500, {}, PAGE), id="server-error"),
+        pytest.param((403, {}, PAGE), id="forbidden"),
+        pytest.param(
+            (400, {}, error("INVALID_PARAMETER_VALUE", "db-password=hunter2")), id="mlflow-message"
+        ),
+        pytest.param((400, {}, error("db-password=hunter2", "x")), id="not-an-error-code"),
+    ],
+)
+def test_no_answer_text_reaches_an_error_message(canned: CannedServer, answer: Canned) -> None:
+    canned.answer = answer
+    with pytest.raises(RegistryError) as caught:
+        store(canned.url).get("m", "production")
+    assert "hunter2" not in caught.value.message
+    assert "registry main" in caught.value.message
+
+
+def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(
+    canned: CannedServer,
+) -> None:
+    elsewhere = CannedServer()
+    try:
+        canned.answer = (302, {"Location": elsewhere.url + "/steal"}, b"")
+        with pytest.raises(RegistryError):
+            store(canned.url, token="s3cret").get("m", "production")
+        assert elsewhere.seen == []
+    finally:
+        elsewhere.close()

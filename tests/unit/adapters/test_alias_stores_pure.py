@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,8 @@ from rollwise.adapters.registry import (
     DEFAULT_CONFIGMAP,
     ConfigMapAliasStore,
     MLflowAliasStore,
+    MLflowRegistry,
+    UnknownRegistry,
     alias_store_for,
 )
 from rollwise.adapters.registry.base import (
@@ -108,22 +111,44 @@ def test_alias_store_for_picks_the_store_the_spec_names() -> None:
     from kubernetes import client  # noqa: PLC0415
 
     api_client = client.ApiClient()
-    default = alias_store_for(None, namespace="ns", kube=api_client)
+    registries = {"main": MLflowRegistry("main", "http://mlflow:5000/", token="t0k")}
+    default = alias_store_for(None, namespace="ns", kube=api_client, registries=registries)
     assert isinstance(default, ConfigMapAliasStore)
     assert (default.namespace, default.name) == ("ns", DEFAULT_CONFIGMAP)
     named = alias_store_for(
         AliasStoreSpec.model_validate({"configMap": {"name": "aliases"}}),
         namespace="ns",
         kube=api_client,
+        registries=registries,
     )
     assert isinstance(named, ConfigMapAliasStore)
     assert named.name == "aliases"
     mlflow = alias_store_for(
-        AliasStoreSpec.model_validate({"mlflow": {"trackingURI": "http://mlflow:5000/"}}),
+        AliasStoreSpec.model_validate({"mlflow": {"registry": "main"}}),
         namespace="ns",
         kube=api_client,
-        mlflow_token="t0k",
+        registries=registries,
     )
     assert isinstance(mlflow, MLflowAliasStore)
     assert mlflow.base == "http://mlflow:5000/api/2.0/mlflow"
     assert mlflow.session.headers["Authorization"] == "Bearer t0k"
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        pytest.param({"mlflow": {"registry": "other"}}, id="unknown-name"),
+        pytest.param({"mlflow": {"trackingURI": "http://internal-svc/admin#"}}, id="an-address"),
+    ],
+)
+def test_an_mlflow_store_is_only_ever_a_registry_of_the_settings(store: dict[str, Any]) -> None:
+    from kubernetes import client  # noqa: PLC0415
+
+    registries = {"main": MLflowRegistry("main", "http://mlflow:5000", token="t0k")}
+    with pytest.raises(UnknownRegistry):
+        alias_store_for(
+            AliasStoreSpec.model_validate(store),
+            namespace="ns",
+            kube=client.ApiClient(),
+            registries=registries,
+        )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rollwise.adapters.gates.access import EvidenceAccess
 from rollwise.adapters.gates.digest import (
     ArtifactChecker,
     directory_digest,
@@ -20,6 +21,7 @@ from rollwise.adapters.gates.digest import (
     path_digest,
 )
 from rollwise.adapters.gates.fetch import Budget, EvidenceTooLarge, EvidenceUnavailable
+from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.core.modelrelease_status import GateStatus
 
 REPO = Path(__file__).resolve().parents[3]
@@ -33,8 +35,21 @@ def budget(max_bytes: int = 1 << 30, timeout: float = 30.0) -> Budget:
     return Budget("artifact", max_bytes, timeout)
 
 
-def checker(max_bytes: int = 1 << 30, timeout: float = 30.0) -> ArtifactChecker:
-    return ArtifactChecker(max_bytes=max_bytes, timeout=timeout, mlflow_url=None)
+def checker(
+    max_bytes: int = 1 << 30,
+    timeout: float = 30.0,
+    *,
+    files: Path | None = None,
+    registry: str | None = None,
+) -> ArtifactChecker:
+    """A checker that may read files below ``files`` and knows the MLflow registry
+    ``default`` at ``registry``."""
+    return ArtifactChecker(
+        max_bytes=max_bytes,
+        timeout=timeout,
+        access=EvidenceAccess(file_prefixes=(str(files),) if files is not None else ()),
+        registries={"default": MLflowRegistry("default", registry)} if registry else None,
+    )
 
 
 @pytest.fixture
@@ -142,10 +157,10 @@ def test_parse_models_uri_needs_a_version(uri: str) -> None:
 def test_file_uri_match_and_mismatch(tmp_path: Path) -> None:
     path = tmp_path / "model.bin"
     path.write_bytes(b"weights v7")
-    good = checker().check(path.as_uri(), sha(b"weights v7"))
+    good = checker(files=tmp_path).check(path.as_uri(), sha(b"weights v7"))
     assert good.status is GateStatus.PASSED
     assert sha(b"weights v7")[:19] in good.message
-    bad = checker().check(path.as_uri(), sha(b"weights v6"))
+    bad = checker(files=tmp_path).check(path.as_uri(), sha(b"weights v6"))
     assert bad.status is GateStatus.FAILED
     assert sha(b"weights v6")[:19] in bad.message
     assert sha(b"weights v7")[:19] in bad.message
@@ -154,7 +169,7 @@ def test_file_uri_match_and_mismatch(tmp_path: Path) -> None:
 
 def test_directory_uri(model_dir: Path) -> None:
     expected = directory_digest(model_dir, budget())
-    outcome = checker().check(model_dir.as_uri(), expected)
+    outcome = checker(files=model_dir).check(model_dir.as_uri(), expected)
     assert outcome.status is GateStatus.PASSED
     assert "directory" in outcome.message
 
@@ -162,10 +177,10 @@ def test_directory_uri(model_dir: Path) -> None:
 def test_file_too_large_fails_and_missing_is_pending(tmp_path: Path) -> None:
     path = tmp_path / "big.bin"
     path.write_bytes(b"x" * 2048)
-    too_large = checker(max_bytes=1024).check(path.as_uri(), sha(b"x" * 2048))
+    too_large = checker(max_bytes=1024, files=tmp_path).check(path.as_uri(), sha(b"x" * 2048))
     assert too_large.status is GateStatus.FAILED
     assert "larger than the limit of 1.0 KiB" in too_large.message
-    missing = checker().check((tmp_path / "gone.bin").as_uri(), sha(b""))
+    missing = checker(files=tmp_path).check((tmp_path / "gone.bin").as_uri(), sha(b""))
     assert missing.status is GateStatus.PENDING
     assert "does not exist" in missing.message
 
@@ -192,19 +207,64 @@ def test_remote_file_uri_is_pending() -> None:
 
 
 def test_models_uri_without_registry_or_version_is_pending() -> None:
-    no_registry = checker().check("models:/fraud/7", sha(b""))
+    no_registry = checker().check("models:/fraud/7", sha(b""), "default")
     assert no_registry.status is GateStatus.PENDING
-    assert "no MLflow tracking URI" in no_registry.message
-    alias = checker().check("models:/fraud@production", sha(b""), "http://127.0.0.1:9")
+    assert "no MLflow registry named 'default' in the operator's settings" in no_registry.message
+    unknown = checker(registry="http://127.0.0.1:9").check("models:/fraud/7", sha(b""), "other")
+    assert unknown.status is GateStatus.PENDING
+    assert "no MLflow registry named 'other'" in unknown.message
+    alias = checker(registry="http://127.0.0.1:9").check(
+        "models:/fraud@production", sha(b""), "default"
+    )
     assert alias.status is GateStatus.PENDING
     assert "does not name a model version" in alias.message
 
 
 def test_models_uri_registry_unreachable_is_pending() -> None:
     # Port 9 (discard) on loopback has no listener here: the connection is refused at once.
-    outcome = checker(timeout=2).check("models:/fraud/7", sha(b""), "http://127.0.0.1:9")
+    outcome = checker(timeout=2, registry="http://127.0.0.1:9").check(
+        "models:/fraud/7", sha(b""), "default"
+    )
     assert outcome.status is GateStatus.PENDING
     assert "MLflow unreachable" in outcome.message
+
+
+# ------------------------------------------------------------------- the evidence policy
+
+
+def test_file_evidence_is_refused_without_a_path_prefix(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_bytes(b"the operator's service account token")
+    outcome = checker().check(token.as_uri(), sha(token.read_bytes()))
+    assert outcome.status is GateStatus.FAILED
+    assert "file:// evidence is not allowed by the operator's evidence policy" in outcome.message
+    assert sha(token.read_bytes())[:19] not in outcome.message, "nothing of it was read"
+
+
+def test_file_evidence_outside_the_prefixes_is_refused(tmp_path: Path) -> None:
+    models, secrets = tmp_path / "models", tmp_path / "secrets"
+    models.mkdir()
+    secrets.mkdir()
+    key = secrets / "record-key"
+    key.write_bytes(b"k" * 48)
+    allowed = checker(files=models)
+    for uri in (key.as_uri(), f"file://{models}/../secrets/record-key"):
+        outcome = allowed.check(uri, sha(key.read_bytes()))
+        assert outcome.status is GateStatus.FAILED, uri
+        assert "outside the operator's evidence policy (filePathPrefixes)" in outcome.message
+    (models / "key-link").symlink_to(key)
+    linked = allowed.check((models / "key-link").as_uri(), sha(key.read_bytes()))
+    assert linked.status is GateStatus.FAILED, "a symbolic link does not lead out"
+
+
+def test_a_link_inside_a_model_directory_does_not_lead_out(model_dir: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"record key")
+    expected = directory_digest(model_dir, budget())
+    (model_dir / "weights" / "extra.bin").symlink_to(secret)
+    outcome = checker(files=model_dir).check(model_dir.as_uri(), expected)
+    assert outcome.status is GateStatus.FAILED
+    assert "outside the operator's evidence policy" in outcome.message
 
 
 # ------------------------------------------------------------------------------------- CLI

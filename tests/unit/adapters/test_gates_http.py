@@ -20,6 +20,7 @@ import pytest
 from kubernetes import client
 
 from rollwise.adapters.gates import GateEvaluator
+from rollwise.adapters.gates.access import EvidenceAccess, evidence_access
 from rollwise.adapters.gates.digest import ArtifactChecker
 from rollwise.adapters.kube import KubeAPI
 from rollwise.core.modelrelease import GATE_ARTIFACT, GATE_FREEZE, GATE_POLICY, GATE_SBOM
@@ -37,6 +38,7 @@ class Route:
     trickle: float = 0.0  # seconds between chunks of 64 bytes
     content_length: bool = True
     headers: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None  # the status line's phrase; None: the standard one
 
 
 class Server:
@@ -61,7 +63,7 @@ class Server:
                 route = owner.routes.get(path, Route(b"not found", status=404))
                 time.sleep(route.delay)
                 try:
-                    self.send_response(route.status)
+                    self.send_response(route.status, route.reason)
                     for key, value in route.headers.items():
                         self.send_header(key, value)
                     if route.content_length:
@@ -134,8 +136,14 @@ def spec(uri: str, digest: str, **extra: Any) -> ModelReleaseSpec:
     return ModelReleaseSpec.model_validate(body)
 
 
-def checker(max_bytes: int = 1 << 20, timeout: float = 5.0) -> ArtifactChecker:
-    return ArtifactChecker(max_bytes=max_bytes, timeout=timeout, mlflow_url=None)
+#: The evidence policy of these tests: plain HTTP from the loopback servers they start.
+LOOPBACK = evidence_access(schemes=["http"], hosts=["127.0.0.1"])
+
+
+def checker(
+    max_bytes: int = 1 << 20, timeout: float = 5.0, access: EvidenceAccess = LOOPBACK
+) -> ArtifactChecker:
+    return ArtifactChecker(max_bytes=max_bytes, timeout=timeout, access=access)
 
 
 # ----------------------------------------------------------------------------- artifacts
@@ -219,7 +227,7 @@ def evaluator(clock: FakeClock | None = None, **kwargs: Any) -> GateEvaluator:
     options: dict[str, Any] = {
         "policy_configmap": None,
         "freeze_configmap": None,
-        "mlflow_url": None,
+        "access": LOOPBACK,
         "max_artifact_bytes": 1 << 20,
         "artifact_timeout": 5.0,
         "sbom_timeout": 1.0,
@@ -462,3 +470,89 @@ def test_an_unexpected_error_is_pending_never_raised() -> None:
     assert artifact.status is GateStatus.PENDING
     assert artifact.message.startswith("could not check: ValueError: ")
     assert by_name(results)[GATE_FREEZE].status is GateStatus.PASSED
+
+
+# ------------------------------------------------------------------- the evidence policy
+
+#: What an internal page could hold.
+SECRET = b"<html>internal admin page: db-password=hunter2</html>"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        pytest.param(
+            "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            "host 169.254.169.254 is not in the operator's evidence policy (allowedHosts)",
+            id="cloud-metadata",
+        ),
+        pytest.param(
+            "http://localhost:{port}/a",
+            "host localhost is not in the operator's evidence policy",
+            id="another-name",
+        ),
+        pytest.param(
+            "https://127.0.0.1:{port}/a",
+            "scheme https:// is not allowed by the operator's evidence policy (allowed: http://)",
+            id="scheme",
+        ),
+        pytest.param(
+            "http://user:pw@127.0.0.1:{port}/a", "URLs with credentials are not allowed", id="creds"
+        ),
+    ],
+)
+def test_evidence_the_policy_does_not_allow_is_never_fetched(
+    server: Server, url: str, message: str
+) -> None:
+    server.serve("/a", Route(b"A"))
+    target = url.format(port=server.httpd.server_address[1])
+    artifact = checker().check(target, sha(b"A"))
+    assert artifact.status is GateStatus.FAILED
+    assert message in artifact.message
+    sbom = by_name(
+        evaluator().evaluate(
+            "ml", spec(server.url + "/a", sha(b"A"), gates={"sbom": {"url": target}}), NOW
+        )
+    )[GATE_SBOM]
+    assert sbom.status is GateStatus.FAILED
+    assert message in sbom.message
+    assert server.hits == {"/a": 1}, "only the allowed artifact of the SBOM release was read"
+
+
+def test_a_redirect_is_followed_only_to_an_allowed_host(server: Server) -> None:
+    other = f"http://localhost:{server.httpd.server_address[1]}/a"
+    server.serve("/a", Route(b"A"))
+    server.serve("/away", Route(b"", status=302, headers={"Location": other}))
+    server.serve("/here", Route(b"", status=307, headers={"Location": "/a"}))
+    away = checker().check(server.url + "/away", sha(b"A"))
+    assert away.status is GateStatus.FAILED
+    assert "a redirect: host localhost is not in the operator's evidence policy" in away.message
+    assert "/a" not in server.hits, "the redirect was not followed"
+    here = checker().check(server.url + "/here", sha(b"A"))
+    assert here.status is GateStatus.PASSED
+    assert server.hits["/a"] == 1
+
+
+def test_no_answer_text_reaches_a_gate_message(server: Server) -> None:
+    server.serve("/page", Route(SECRET, status=500, reason="db-password=hunter2"))
+    server.serve("/sbom.json", Route(SECRET, status=403))
+    artifact = checker().check(server.url + "/page", sha(b"A"))
+    assert artifact.status is GateStatus.PENDING
+    assert artifact.message.endswith("HTTP 500 Internal Server Error")
+    sbom = sbom_result(evaluator(), server, "/sbom.json")
+    assert "HTTP 403 Forbidden" in sbom.message
+    assert "hunter2" not in artifact.message + sbom.message
+
+
+def test_gates_the_cluster_policy_requires_fail_when_the_spec_leaves_them_out(
+    server: Server,
+) -> None:
+    release = spec(server.serve("/a", Route(b"A")), sha(b"A"))
+    results = evaluator().evaluate("ml", release, NOW, (GATE_SBOM, GATE_POLICY))
+    assert [r.name for r in results] == [GATE_ARTIFACT, GATE_SBOM, GATE_POLICY, GATE_FREEZE]
+    found = by_name(results)
+    assert found[GATE_SBOM].status is GateStatus.FAILED
+    assert "the cluster policy requires the sbom gate" in found[GATE_SBOM].message
+    assert "set spec.gates.sbom" in found[GATE_SBOM].message
+    assert found[GATE_POLICY].status is GateStatus.FAILED
+    assert "set spec.policyDigest" in found[GATE_POLICY].message

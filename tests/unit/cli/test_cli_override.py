@@ -158,6 +158,19 @@ def test_the_read_back_finds_the_newest_record_of_an_id() -> None:
     assert [r.id for r in records.overrides(annotations)] == ["a", "b", "b"]
 
 
+def test_the_read_back_reads_the_signed_list_in_the_order_of_its_counter() -> None:
+    entries = [
+        {"id": "b", "decision": "hold", "reason": "r", "user": "bob", "at": "t", "n": 5},
+        {"id": "a", "decision": "promote", "reason": "r", "user": "alice", "at": "t", "n": 2},
+    ]
+    signed = {"version": 2, "seq": 5, "entries": entries, "sig": "0" * 64}
+    annotations = {records.OVERRIDES: json.dumps(signed)}
+    assert [r.id for r in records.overrides(annotations)] == ["a", "b"]
+    found = records.override_of(annotations, "b")
+    assert found is not None
+    assert found.user == "bob"
+
+
 def rollout(status: dict[str, Any]) -> dict[str, Any]:
     return {"spec": {"template": TEMPLATE}, "status": status}
 

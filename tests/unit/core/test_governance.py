@@ -18,6 +18,7 @@ from rollwise.core.modelrelease import (
     Approval,
     GateResult,
     RevokeRequest,
+    VoidedApproval,
 )
 from rollwise.core.modelrelease_status import GateStatus
 
@@ -25,6 +26,8 @@ KEY = b"record-key"
 UID = "0b6f0a52-uid"
 NS, NAME = "models", "fraud-7"
 NOW = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
+#: What the release's spec decides runs (``release_content``), as the webhook saw it.
+CONTENT = {"spec.model": "sha256:" + "1" * 64, "spec.serving.template": "sha256:" + "2" * 64}
 ROLES: Mapping[str, tuple[str, ...]] = {
     "security": ("sec-team",),
     "product": ("pm",),
@@ -47,8 +50,18 @@ def created_by(user: str = "alice", version: str = "7") -> dict[str, str]:
     return {g.VERSION_SET_BY: dumps(signed(record))}
 
 
-def approval(role: str, user: str, version: str = "7") -> dict[str, Any]:
-    return signed({"role": role, "user": user, "version": version, "at": "2026-11-22T09:30:00Z"})
+def approval(
+    role: str, user: str, version: str = "7", content: Mapping[str, str] = CONTENT
+) -> dict[str, Any]:
+    return signed(
+        {
+            "role": role,
+            "user": user,
+            "version": version,
+            "at": "2026-11-22T09:30:00Z",
+            "content": dict(content),
+        }
+    )
 
 
 def update(
@@ -60,6 +73,7 @@ def update(
     version: str = "7",
     old_version: str | None = "7",
     uid: str = UID,
+    content: Mapping[str, str] | None = CONTENT,
 ) -> g.Admission:
     return g.admit(
         operation="UPDATE",
@@ -75,6 +89,7 @@ def update(
         role_map=ROLES,
         key=KEY,
         now=NOW,
+        content=content,
     )
 
 
@@ -94,6 +109,28 @@ def test_signature_covers_every_field_and_the_uid() -> None:
     assert not g.verify(record, UID, b"another-key")
     assert not g.verify({k: v for k, v in record.items() if k != "sig"}, UID, KEY)
     assert not g.verify(record, "", KEY), "an empty subject is never trusted"
+
+
+def test_records_name_their_key_and_a_keyring_accepts_the_earlier_one() -> None:
+    old_key, new_key = b"the key of last year", b"the key of this year"
+    before = signed({"role": "security", "user": "bob", "version": "7", "at": "t"}, key=old_key)
+    assert before["kid"] == g.key_id(old_key) != g.key_id(new_key)
+    assert g.key_id(old_key) not in old_key.hex(), "the id says which key, never the key"
+    ring = g.Keyring(new_key, previous=[old_key])
+    assert g.verify(before, UID, ring), "during the overlap the earlier key still verifies"
+    after = g.sign({"role": "product", "user": "carol", "version": "7", "at": "t"}, UID, ring)
+    assert after["kid"] == g.key_id(new_key), "new records are signed with the new key"
+    assert g.verify(after, UID, ring)
+    assert not g.verify({**after, "kid": g.key_id(old_key)}, UID, ring), "kid is signed"
+    # Once the earlier key is dropped its records no longer count: nothing fails open.
+    assert not g.verify(before, UID, g.Keyring(new_key))
+    annotations = {**created_by(), g.APPROVALS: dumps([approval("security", "bob")])}
+    assert (
+        g.read_records(
+            annotations, UID, g.Keyring(b"another key entirely"), content=CONTENT
+        ).approvals
+        == ()
+    )
 
 
 def test_canonical_form_ignores_key_order_and_the_signature() -> None:
@@ -123,7 +160,7 @@ def test_read_records_returns_signed_records_as_observations() -> None:
         g.WAIVERS: dumps([waiver]),
         g.REVOCATION: dumps(revocation),
     }
-    records = g.read_records(annotations, UID, KEY)
+    records = g.read_records(annotations, UID, KEY, content=CONTENT)
     assert records.rejected == ()
     assert records.version_set_by == "alice"
     assert records.approvals == (
@@ -190,7 +227,7 @@ FORGED = {"role": "security", "user": "bob", "version": "7", "at": "2026-11-22T0
 def test_records_without_a_valid_signature_are_ignored_and_named(
     annotations: dict[str, str], rejected: str
 ) -> None:
-    records = g.read_records(annotations, UID, KEY)
+    records = g.read_records(annotations, UID, KEY, content=CONTENT)
     assert records.approvals == ()
     assert records.version_set_by is None
     assert len(records.rejected) == 1
@@ -199,7 +236,7 @@ def test_records_without_a_valid_signature_are_ignored_and_named(
 
 def test_a_forged_entry_does_not_hide_the_signed_ones() -> None:
     annotations = {g.APPROVALS: dumps([FORGED, approval("product", "carol")])}
-    records = g.read_records(annotations, UID, KEY)
+    records = g.read_records(annotations, UID, KEY, content=CONTENT)
     assert [a.user for a in records.approvals] == ["carol"]
     assert records.rejected == (
         "rollwise.dev/approvals[0] ignored: missing or bad signature "
@@ -209,7 +246,7 @@ def test_a_forged_entry_does_not_hide_the_signed_ones() -> None:
 
 def test_without_a_key_no_record_counts() -> None:
     annotations = {**created_by(), g.APPROVALS: dumps([approval("security", "bob")])}
-    records = g.read_records(annotations, UID, None)
+    records = g.read_records(annotations, UID, None, content=CONTENT)
     assert records.approvals == ()
     assert records.version_set_by is None
     assert records.rejected == (
@@ -220,9 +257,9 @@ def test_without_a_key_no_record_counts() -> None:
 
 def test_a_raw_revoke_request_counts_with_an_unknown_user() -> None:
     annotations = {g.REVOKE: dumps({"id": "r9", "reason": "leak"})}
-    records = g.read_records(annotations, UID, None, now=NOW)
+    records = g.read_records(annotations, UID, None, content=CONTENT, now=NOW)
     assert records.revoke == RevokeRequest("r9", "leak", None, NOW)
-    assert g.read_records(annotations, UID, KEY).revoke == RevokeRequest(
+    assert g.read_records(annotations, UID, KEY, content=CONTENT).revoke == RevokeRequest(
         "r9", "leak", None, datetime(1970, 1, 1, tzinfo=UTC)
     )
 
@@ -230,13 +267,13 @@ def test_a_raw_revoke_request_counts_with_an_unknown_user() -> None:
 def test_a_signed_revocation_wins_over_a_raw_request() -> None:
     revocation = signed({"id": "r1", "reason": "bad", "user": "dave", "at": "2026-11-22T09:10:00Z"})
     annotations = {g.REVOCATION: dumps(revocation), g.REVOKE: dumps({"id": "r2", "reason": "x"})}
-    revoke = g.read_records(annotations, UID, KEY).revoke
+    revoke = g.read_records(annotations, UID, KEY, content=CONTENT).revoke
     assert revoke is not None
     assert (revoke.id, revoke.user) == ("r1", "dave")
 
 
 def test_a_malformed_raw_revoke_is_rejected() -> None:
-    records = g.read_records({g.REVOKE: "yes please"}, UID, KEY)
+    records = g.read_records({g.REVOKE: "yes please"}, UID, KEY, content=CONTENT)
     assert records.revoke is None
     assert records.rejected == ("rollwise.dev/revoke request ignored: is not valid JSON",)
 
@@ -311,6 +348,7 @@ def create(annotations: Mapping[str, str], *, name: str = NAME) -> g.Admission:
         role_map=ROLES,
         key=KEY,
         now=NOW,
+        content=CONTENT,
         generate_name="fraud-",
     )
 
@@ -325,15 +363,17 @@ def test_create_stamps_who_set_the_version_and_the_next_update_binds_it_to_the_u
         "version": "7",
         "at": "2026-11-22T10:00:00Z",
     }
-    assert g.read_records(stored, UID, KEY).version_set_by is None, "not yet bound to the uid"
-    pending = g.read_records(stored, UID, KEY, namespace=NS, name=NAME)
+    assert g.read_records(stored, UID, KEY, content=CONTENT).version_set_by is None, (
+        "not yet bound to the uid"
+    )
+    pending = g.read_records(stored, UID, KEY, content=CONTENT, namespace=NS, name=NAME)
     assert (pending.version_set_by, pending.rejected) == (None, ()), "known, not forged"
-    elsewhere = g.read_records(stored, UID, KEY, namespace=NS, name="another")
+    elsewhere = g.read_records(stored, UID, KEY, content=CONTENT, namespace=NS, name="another")
     assert len(elsewhere.rejected) == 1
     bound = update(stored, stored, user="system:serviceaccount:rollwise:operator")
     assert bound.allowed
     after = {**stored, **{k: v for k, v in bound.patch.items() if v is not None}}
-    assert g.read_records(after, UID, KEY).version_set_by == "alice"
+    assert g.read_records(after, UID, KEY, content=CONTENT).version_set_by == "alice"
 
 
 def test_a_generated_name_is_bound_through_generate_name() -> None:
@@ -353,9 +393,10 @@ def test_a_generated_name_is_bound_through_generate_name() -> None:
         role_map=ROLES,
         key=KEY,
         now=NOW,
+        content=CONTENT,
     )
     after = {**stored, **{k: v for k, v in bound.patch.items() if v is not None}}
-    assert g.read_records(after, UID, KEY).version_set_by == "alice"
+    assert g.read_records(after, UID, KEY, content=CONTENT).version_set_by == "alice"
 
 
 @pytest.mark.parametrize(
@@ -400,6 +441,8 @@ def test_an_approval_is_recorded_with_the_user_and_the_request_removed() -> None
         "user": "bob",
         "version": "7",
         "at": "2026-11-22T10:00:00Z",
+        "content": CONTENT,
+        "kid": g.key_id(KEY),
     }
 
 
@@ -408,7 +451,9 @@ def test_approvals_append_and_keep_what_was_there() -> None:
     answer = update(old, request(old, g.APPROVE, {"id": "a2", "role": "security", "version": "7"}))
     assert answer.allowed, answer.message
     after = {**old, g.APPROVALS: str(answer.patch[g.APPROVALS])}
-    assert [(a.role, a.user) for a in g.read_records(after, UID, KEY).approvals] == [
+    assert [
+        (a.role, a.user) for a in g.read_records(after, UID, KEY, content=CONTENT).approvals
+    ] == [
         ("product", "carol"),
         ("security", "bob"),
     ]
@@ -422,6 +467,93 @@ def test_the_same_approval_again_is_accepted_without_a_second_record() -> None:
 
 
 APPROVE_SEC = {"id": "a1", "role": "security", "version": "7"}
+#: The content after someone changed the serving template.
+CHANGED = {**CONTENT, "spec.serving.template": "sha256:" + "3" * 64}
+
+
+@pytest.mark.parametrize(
+    ("given_for", "counts", "voided"),
+    [
+        pytest.param(CONTENT, True, (), id="same-content"),
+        pytest.param(
+            CHANGED,
+            False,
+            (VoidedApproval("security", "bob", ("spec.serving.template",)),),
+            id="template-changed",
+        ),
+        pytest.param(
+            {**CONTENT, "spec.artifact": "sha256:" + "4" * 64},
+            False,
+            (VoidedApproval("security", "bob", ("spec.artifact",)),),
+            id="field-added",
+        ),
+        pytest.param(None, False, (VoidedApproval("security", "bob"),), id="unbound-record"),
+    ],
+)
+def test_an_approval_counts_only_for_the_content_it_was_given_for(
+    given_for: Mapping[str, str] | None, counts: bool, voided: tuple[VoidedApproval, ...]
+) -> None:
+    record = approval("security", "bob", content=given_for or {})
+    if given_for is None:
+        record = signed({k: v for k, v in record.items() if k not in ("sig", "content")})
+    annotations = {**created_by(), g.APPROVALS: dumps([record])}
+    records = g.read_records(annotations, UID, KEY, content=CONTENT)
+    assert bool(records.approvals) is counts
+    assert records.voided == voided
+    assert records.rejected == (), "a voided approval is genuine: it is not a rejected record"
+    unusable = g.read_records(annotations, UID, KEY, content=None)
+    assert unusable.approvals == (), "no approval counts for a spec that cannot be read"
+
+
+def test_a_changed_release_is_approved_again_and_the_old_approval_holds_no_role() -> None:
+    old = {**created_by(), g.APPROVALS: dumps([approval("security", "bob")])}
+    again = update(old, request(old, g.APPROVE, APPROVE_SEC), content=CHANGED)
+    assert again.allowed, again.message
+    assert len(json.loads(str(again.patch[g.APPROVALS]))) == 2, "recorded for the new content"
+    other = update(
+        old,
+        request(old, g.APPROVE, APPROVE_SEC),
+        user="carol",
+        groups=("sec-team",),
+        content=CHANGED,
+    )
+    assert other.allowed, "bob's approval of other content does not hold the security role"
+    after = {**old, g.APPROVALS: str(other.patch[g.APPROVALS])}
+    records = g.read_records(after, UID, KEY, content=CHANGED)
+    assert [(a.role, a.user) for a in records.approvals] == [("security", "carol")]
+
+
+def test_an_approval_of_a_spec_that_cannot_be_read_is_refused() -> None:
+    old = created_by()
+    answer = update(old, request(old, g.APPROVE, APPROVE_SEC), content=None)
+    assert not answer.allowed
+    assert "the release's spec is not valid" in answer.message
+
+
+def test_the_person_who_set_the_version_may_not_waive_its_gates() -> None:
+    old = created_by(user="carol")
+    answer = update(old, request(old, g.WAIVE, WAIVE_SBOM), user="carol", groups=("pm",))
+    assert not answer.allowed
+    assert "carol set version 7 and may not waive its gates" in answer.message
+    unknown = update({}, request({}, g.WAIVE, WAIVE_SBOM))
+    assert not unknown.allowed, "without who set the version, four eyes cannot be checked"
+
+
+def test_a_waiver_by_the_person_who_set_the_version_never_counts() -> None:
+    mine = signed(
+        {
+            "gate": "sbom",
+            "reason": "trust me",
+            "user": "alice",
+            "at": "2026-11-22T09:00:00Z",
+            "expiresAt": "2026-11-23T09:00:00Z",
+        }
+    )
+    records = g.read_records({**created_by(), g.WAIVERS: dumps([mine])}, UID, KEY, content=CONTENT)
+    assert records.waivers == ()
+    assert records.rejected == (
+        f"{g.WAIVERS}[0] ignored: alice set the version and may not waive its gates (four eyes)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -533,7 +665,7 @@ def test_a_waiver_is_recorded_with_its_expiry() -> None:
     assert answer.allowed, answer.message
     assert answer.patch[g.WAIVE] is None
     after = {**old, g.WAIVERS: str(answer.patch[g.WAIVERS])}
-    assert g.read_records(after, UID, KEY).waivers == (
+    assert g.read_records(after, UID, KEY, content=CONTENT).waivers == (
         g.Waiver("sbom", "scanner down", "carol", NOW, NOW + timedelta(hours=24)),
     )
 
@@ -568,7 +700,9 @@ def test_a_revoke_is_recorded_with_its_user_and_is_idempotent() -> None:
     answer = update(old, request(old, g.REVOKE, body), user="dave", groups=())
     assert answer.allowed, answer.message
     after = {**old, g.REVOCATION: str(answer.patch[g.REVOCATION])}
-    assert g.read_records(after, UID, KEY).revoke == RevokeRequest("r1", "bias found", "dave", NOW)
+    assert g.read_records(after, UID, KEY, content=CONTENT).revoke == RevokeRequest(
+        "r1", "bias found", "dave", NOW
+    )
     again = update(after, request(after, g.REVOKE, body), user="erin")
     assert again.allowed
     assert again.patch == {g.REVOKE: None}
@@ -581,7 +715,7 @@ def test_a_version_change_restamps_who_set_it() -> None:
     old = created_by()
     answer = update(old, dict(old), version="8", old_version="7", user="carol")
     after = {**old, g.VERSION_SET_BY: str(answer.patch[g.VERSION_SET_BY])}
-    assert g.read_records(after, UID, KEY).version_set_by == "carol"
+    assert g.read_records(after, UID, KEY, content=CONTENT).version_set_by == "carol"
 
 
 def test_other_operations_pass_untouched() -> None:
@@ -599,6 +733,7 @@ def test_other_operations_pass_untouched() -> None:
         role_map=ROLES,
         key=KEY,
         now=NOW,
+        content=CONTENT,
     )
     assert answer == g.Admission(allowed=True)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rollwise.core import overrides as o
-from rollwise.core.governance import sign
+from rollwise.core.governance import Keyring, sign
 from rollwise.core.observations import Hold, ManualRequest, RequestKind
 from rollwise.core.status import PauseReason, RolloutStatus
 
@@ -80,7 +80,7 @@ def override(
         ),
         pytest.param(records(sign({"id": "o1"}, UID, KEY)), KEY, [], 1, id="signed-but-malformed"),
         pytest.param(records(entry("o1", "approve")), KEY, [], 1, id="signed-but-unknown-decision"),
-        pytest.param({o.OVERRIDES: "{not json"}, KEY, [], 1, id="not-json"),
+        pytest.param({o.OVERRIDES: "{not json"}, KEY, [o.UNVERIFIED_ID], 1, id="not-json"),
         pytest.param(records(entry("o1")), None, [], 1, id="no-key"),
     ],
 )
@@ -303,7 +303,7 @@ def test_the_oldest_records_go_first() -> None:
     old = records(*(entry(f"o{i}", "hold") for i in range(o.MAX_OVERRIDES)))
     answer = admit(old, overriding({**HOLD_REQUEST, "id": "new"}, old))
     assert answer.allowed, answer.message
-    kept = json.loads(str(answer.patch[o.OVERRIDES]))
+    kept = json.loads(str(answer.patch[o.OVERRIDES]))["entries"]
     assert len(kept) == o.MAX_OVERRIDES
     assert [k["id"] for k in kept[:1]] == ["o1"]
     assert (kept[-1]["id"], kept[-1]["user"]) == ("new", "bob")
@@ -455,3 +455,226 @@ def test_nothing_recorded(old: dict[str, str], new: dict[str, str], user: str) -
 
 def test_create_without_requests_is_allowed() -> None:
     assert admit({}, {"app": "x"}, operation="CREATE") == o.Admission(allowed=True)
+
+
+# ------------------------------------------------------------------ the signed list
+
+
+def numbered(id_: str, n: int, decision: str = "hold", **kwargs: Any) -> dict[str, Any]:
+    """An entry as the webhook writes it in a signed list: numbered by its write."""
+    plain = {k: v for k, v in entry(id_, decision, **kwargs).items() if k != "sig"}
+    return sign({**plain, "n": n}, kwargs.get("uid", UID), KEY)
+
+
+def signed_list(seq: int, *entries: dict[str, Any], uid: str = UID) -> dict[str, str]:
+    return {o.OVERRIDES: o.signed_list(list(entries), seq, uid, KEY)}
+
+
+HELD = signed_list(2, numbered("o1", 1, "promote"), numbered("o2", 2, "hold", user="carol"))
+
+
+def _tampered_list(**change: Any) -> dict[str, str]:
+    body = json.loads(HELD[o.OVERRIDES])
+    body.update(change)
+    return {o.OVERRIDES: json.dumps(body)}
+
+
+def test_a_signed_list_is_read_in_the_order_of_its_counter() -> None:
+    found = o.read_overrides(HELD, UID, KEY, last_seq=2)
+    assert found.tampered == ""
+    assert found.seq == 2
+    assert [(x.id, x.n) for x in found.overrides] == [("o1", 1), ("o2", 2)]
+    held = o.in_effect(found.overrides, REV)
+    assert held is not None
+    assert (held.id, held.decision) == ("o2", HOLD)
+    # Order comes from the counters the webhook signed, not from where entries sit.
+    swapped = signed_list(2, numbered("o2", 2, "hold"), numbered("o1", 1, "promote"))
+    newest = o.in_effect(o.read_overrides(swapped, UID, KEY).overrides, REV)
+    assert newest is not None
+    assert newest.id == "o2"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "last_seq", "reason"),
+    [
+        pytest.param(
+            _tampered_list(entries=json.loads(HELD[o.OVERRIDES])["entries"][:1]),
+            0,
+            "the list's signature does not verify",
+            id="hold-dropped",
+        ),
+        pytest.param(
+            _tampered_list(entries=json.loads(HELD[o.OVERRIDES])["entries"][::-1]),
+            0,
+            "the list's signature does not verify",
+            id="reordered",
+        ),
+        pytest.param(_tampered_list(seq=9), 0, "does not verify", id="counter-raised"),
+        pytest.param(
+            signed_list(1, numbered("o1", 1, "promote")),
+            2,
+            "the list (counter 1) is older than one already seen (2)",
+            id="older-list-put-back",
+        ),
+        pytest.param(
+            records(entry("o1", "promote")),
+            2,
+            "an unsigned list replaced the signed one",
+            id="first-format-put-back",
+        ),
+        pytest.param({}, 2, "the override list (counter 2) was removed", id="removed"),
+        pytest.param(
+            {o.OVERRIDES: '{"version": 3}'}, 0, "it is not an override list", id="unknown-format"
+        ),
+        pytest.param(
+            signed_list(2, numbered("o2", 2), uid="other-uid"),
+            0,
+            "does not verify",
+            id="copied-from-another-object",
+        ),
+    ],
+)
+def test_a_list_that_does_not_verify_holds(
+    annotations: dict[str, str], last_seq: int, reason: str
+) -> None:
+    found = o.read_overrides(annotations, UID, KEY, last_seq=last_seq)
+    assert reason in found.tampered
+    assert any(reason in r for r in found.rejected)
+    effect = o.in_effect(found.overrides, REV)
+    assert effect is not None
+    assert effect.unverified
+    assert effect.decision is HOLD
+    rollout = o.rollout_effect(effect, name="web", template_hash=REV, status=RUNNING)
+    assert rollout.hold is not None
+    assert rollout.hold.id == o.UNVERIFIED_ID
+    assert rollout.requests == ()
+    release = o.release_override(effect, name="fraud-7", version="7")
+    assert release is not None
+    assert release.decision == "hold"
+
+
+def test_the_webhook_writes_a_signed_list_with_a_counter_above_every_one_seen() -> None:
+    answer = o.admit_overrides(
+        kind=o.MODELRELEASE,
+        operation="UPDATE",
+        old_annotations=HELD,
+        new_annotations=overriding({**HOLD_REQUEST, "id": "o3"}, HELD),
+        target=REV,
+        uid=UID,
+        name="fraud-7",
+        user="bob",
+        key=KEY,
+        now=NOW,
+        last_seq=5,
+    )
+    assert answer.allowed, answer.message
+    stored = json.loads(str(answer.patch[o.OVERRIDES]))
+    assert (stored["version"], stored["seq"]) == (o.LIST_VERSION, 6)
+    found = o.read_overrides(dict(answer.patch), UID, KEY, last_seq=5)  # type: ignore[arg-type]
+    assert found.tampered == ""
+    assert [(x.id, x.n) for x in found.overrides] == [("o1", 1), ("o2", 2), ("o3", 6)]
+
+
+def test_the_webhook_rewrites_the_first_format_numbered_by_position() -> None:
+    old = records(entry("o1", "promote"), entry("o2", "hold"))
+    answer = admit(old, overriding({**HOLD_REQUEST, "id": "o3"}, old))
+    assert answer.allowed, answer.message
+    found = o.read_overrides(dict(answer.patch), UID, KEY)  # type: ignore[arg-type]
+    assert [(x.id, x.n) for x in found.overrides] == [("o1", 1), ("o2", 2), ("o3", 3)]
+    assert found.seq == 3
+
+
+def test_a_new_override_rebuilds_a_list_that_does_not_verify_from_its_signed_entries() -> None:
+    broken = _tampered_list(entries=json.loads(HELD[o.OVERRIDES])["entries"][:1])
+    answer = admit(broken, overriding({**HOLD_REQUEST, "id": "o3"}, broken))
+    assert answer.allowed, answer.message
+    found = o.read_overrides(dict(answer.patch), UID, KEY)  # type: ignore[arg-type]
+    assert found.tampered == ""
+    assert [x.id for x in found.overrides] == ["o1", "o3"]
+    newest = o.in_effect(found.overrides, REV)
+    assert newest is not None
+    assert (newest.id, newest.user) == ("o3", "bob"), "recorded with the identity of who wrote"
+
+
+# ------------------------------------------------------------------ a release's child Rollout
+
+SUBJECT = "models/fraud-production"
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "pause", "allowed"),
+    [
+        pytest.param(RequestKind.RETRY, "r1", None, False, id="retry"),
+        pytest.param(RequestKind.PROMOTE_FULL, "p1", None, False, id="promote-full"),
+        pytest.param(
+            RequestKind.PROMOTE, "p1", "AnalysisInconclusive", False, id="promote-past-analysis"
+        ),
+        pytest.param(RequestKind.PROMOTE, "p1", None, False, id="promote-a-running-step"),
+        pytest.param(RequestKind.PROMOTE, "p1", "PauseStep", True, id="promote-a-pause-step"),
+        pytest.param(RequestKind.ABORT, "a1", None, True, id="abort-is-always-safe"),
+        pytest.param(
+            RequestKind.PROMOTE_FULL,
+            o.sign_request(RequestKind.PROMOTE_FULL, "revert-fraud-7", SUBJECT, KEY),
+            None,
+            True,
+            id="the-operators-own-revert",
+        ),
+        pytest.param(
+            RequestKind.RETRY,
+            o.sign_request(RequestKind.PROMOTE_FULL, "revert-fraud-7", SUBJECT, KEY),
+            None,
+            False,
+            id="a-signature-for-another-request",
+        ),
+        pytest.param(
+            RequestKind.PROMOTE_FULL,
+            o.sign_request(RequestKind.PROMOTE_FULL, "revert", "models/other-child", KEY),
+            None,
+            False,
+            id="a-signature-for-another-rollout",
+        ),
+    ],
+)
+def test_requests_on_a_releases_child_rollout(
+    kind: RequestKind, value: str, pause: str | None, allowed: bool
+) -> None:
+    answer = o.admit_child_requests(
+        old_annotations={},
+        new_annotations={kind.annotation: value},
+        pause_reason=pause,
+        release="fraud-7",
+        subject=SUBJECT,
+        key=KEY,
+    )
+    assert answer.allowed is allowed
+    if not allowed:
+        assert "kubectl rollwise override modelrelease/fraud-7 --decision promote" in (
+            answer.message
+        )
+
+
+def test_a_request_left_unchanged_on_a_child_is_not_this_writers() -> None:
+    old = {RequestKind.RETRY.annotation: "r1"}
+    answer = o.admit_child_requests(
+        old_annotations=old,
+        new_annotations=dict(old),
+        pause_reason=None,
+        release="fraud-7",
+        subject=SUBJECT,
+        key=KEY,
+    )
+    assert answer.allowed
+
+
+def test_a_list_signed_with_a_dropped_key_holds() -> None:
+    """After a key rotation's overlap, what only the old key signed no longer verifies: the
+    override list holds rather than losing its hold."""
+    new_key = b"the record key after the rotation"
+    rotating = o.read_overrides(HELD, UID, Keyring(new_key, previous=[KEY]))
+    assert rotating.tampered == ""
+    assert [x.id for x in rotating.overrides] == ["o1", "o2"]
+    rotated = o.read_overrides(HELD, UID, Keyring(new_key))
+    assert rotated.tampered
+    held = o.in_effect(rotated.overrides, REV)
+    assert held is not None
+    assert (held.unverified, held.decision) == (True, HOLD)

@@ -10,6 +10,7 @@ tests/lab/test_admission_webhook.py runs it all against the lab's API server wit
 from __future__ import annotations
 
 import json
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ import pytest
 from kopf._cogs.structs.references import Resource
 from kopf._core.engines.admission import build_webhooks
 
+from rollwise.adapters.releases import RELEASE_LABEL
 from rollwise.core import governance as g
 from rollwise.core import overrides as o
-from rollwise.core.observations import revision_of
+from rollwise.core.observations import RequestKind, revision_of
 from rollwise.runtime import admission as a
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, from_sources
 
@@ -46,7 +48,11 @@ def test_the_registered_webhooks_are_scoped_and_fail_closed_for_modelreleases_on
     registry = kopf.OperatorRegistry()
     a.register_admission(registry, CONFIG)
     handlers = registry._webhooks.get_all_handlers()
-    assert [h.id for h in handlers] == [a.HANDLER_ID, a.ROLLOUT_HANDLER_ID]
+    assert [h.id for h in handlers] == [
+        a.HANDLER_ID,
+        a.ROLLOUT_HANDLER_ID,
+        a.GUARDED_HANDLER_ID,
+    ]
     assert all(h.persistent for h in handlers)
     webhooks = build_webhooks(
         handlers,
@@ -55,13 +61,32 @@ def test_the_registered_webhooks_are_scoped_and_fail_closed_for_modelreleases_on
         client_config={"url": "https://127.0.0.1:9443"},
     )
     by_name = {w["name"]: w for w in webhooks}
-    assert set(by_name) == {"records.rollwise.dev", "rollout-records.rollwise.dev"}
-    for name, plural, policy, path in (
-        ("records.rollwise.dev", "modelreleases", "Fail", a.WEBHOOK_PATH),
-        ("rollout-records.rollwise.dev", "rollouts", "Ignore", a.ROLLOUT_WEBHOOK_PATH),
+    assert set(by_name) == {
+        "records.rollwise.dev",
+        "rollout-records.rollwise.dev",
+        "guarded-rollout-records.rollwise.dev",
+    }
+    guard = o.GUARDED_LABEL
+    for name, plural, policy, path, selector in (
+        ("records.rollwise.dev", "modelreleases", "Fail", a.WEBHOOK_PATH, None),
+        (
+            "rollout-records.rollwise.dev",
+            "rollouts",
+            "Ignore",
+            a.ROLLOUT_WEBHOOK_PATH,
+            {"matchExpressions": [{"key": guard, "operator": "DoesNotExist"}]},
+        ),
+        (
+            "guarded-rollout-records.rollwise.dev",
+            "rollouts",
+            "Fail",
+            a.GUARDED_WEBHOOK_PATH,
+            {"matchExpressions": [{"key": guard, "operator": "Exists"}]},
+        ),
     ):
         webhook = by_name[name]
         assert webhook["failurePolicy"] == policy
+        assert webhook["objectSelector"] == selector
         assert webhook["sideEffects"] == "None"
         assert webhook["rules"] == [
             {
@@ -107,6 +132,96 @@ def test_a_rollout_override_is_recorded_for_the_template_revision() -> None:
         )
     assert refused.value.code == 403
     assert "alice made override o1 and may not confirm it" in str(refused.value)
+
+
+def child(
+    annotations: dict[str, str] | None = None,
+    *,
+    labels: dict[str, str] | None = None,
+    pause: str | None = None,
+) -> dict[str, Any]:
+    """A ModelRelease's child Rollout as the operator created it."""
+    body = rollout(annotations)
+    body["metadata"] |= {
+        "namespace": "models",
+        "name": "fraud-production",
+        "labels": labels if labels is not None else {RELEASE_LABEL: "fraud-7"},
+    }
+    if pause is not None:
+        body["status"] = {"pauseReason": pause}
+    return body
+
+
+def test_a_person_may_not_promote_a_releases_child_rollout_past_its_canary() -> None:
+    retry = {"rollwise.dev/retry": "again"}
+    for old, new in (
+        (child(), child(retry)),
+        # Taking the label off in the same write does not help: the stored one has it.
+        (child(), child(retry, labels={})),
+    ):
+        with pytest.raises(kopf.AdmissionError) as refused:
+            a.decide_rollout(
+                CONFIG,
+                operation="UPDATE",
+                old=old,
+                new=new,
+                userinfo={"username": "mallory"},
+                now=NOW,
+            )
+        assert refused.value.code == 403
+        assert "kubectl rollwise override modelrelease/fraud-7 --decision promote" in str(
+            refused.value
+        )
+    revert = o.sign_request(
+        RequestKind.PROMOTE_FULL, "revert-fraud-7", "models/fraud-production", KEY
+    )
+    allowed = a.decide_rollout(
+        CONFIG,
+        operation="UPDATE",
+        old=child(),
+        new=child({RequestKind.PROMOTE_FULL.annotation: revert}),
+        userinfo={"username": "system:serviceaccount:rollwise:rollwise"},
+        now=NOW,
+    )
+    assert allowed == {}
+    paused = a.decide_rollout(
+        CONFIG,
+        operation="UPDATE",
+        old=child(pause="PauseStep"),
+        new=child({"rollwise.dev/promote": "next"}, pause="PauseStep"),
+        userinfo={"username": "alice"},
+        now=NOW,
+    )
+    assert paused == {}, "ending a plain pause step is a person's to do"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changes", "labels"),
+    [
+        pytest.param(rollout(), rollout(), {}, {}, id="plain-rollout"),
+        pytest.param(
+            rollout(), rollout(), {o.OVERRIDES: "[]"}, {o.GUARDED_LABEL: "true"}, id="overrides"
+        ),
+        pytest.param(
+            child(),
+            child(labels={RELEASE_LABEL: "fraud-7"}),
+            {},
+            {o.GUARDED_LABEL: "true"},
+            id="child",
+        ),
+        pytest.param(
+            child(labels={RELEASE_LABEL: "x", o.GUARDED_LABEL: "true"}),
+            child(labels={RELEASE_LABEL: "x", o.GUARDED_LABEL: "true"}),
+            {},
+            {},
+            id="already-guarded",
+        ),
+    ],
+)
+def test_guarded_rollouts_stay_guarded(
+    old: dict[str, Any], new: dict[str, Any], changes: dict[str, str | None], labels: dict[str, str]
+) -> None:
+    assert a.guard_labels(old, new, changes) == labels
 
 
 def test_a_modelrelease_override_targets_its_version() -> None:
@@ -182,14 +297,16 @@ def test_the_record_key_is_read_stripped_and_must_be_long(tmp_path: Path) -> Non
 def settings_for(tmp_path: Path, **extra: str) -> Any:
     key = tmp_path / "key"
     key.write_bytes(KEY)
-    cert, pkey = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert, pkey, client_ca = tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "client-ca.crt"
     cert.write_text("cert")
     pkey.write_text("key")
+    client_ca.write_text("client ca")
     env = {
         "ROLLWISE_WEBHOOK_PORT": "9443",
         "ROLLWISE_RECORD_KEY_FILE": str(key),
         "ROLLWISE_WEBHOOK_CERT_FILE": str(cert),
         "ROLLWISE_WEBHOOK_KEY_FILE": str(pkey),
+        "ROLLWISE_WEBHOOK_CLIENT_CA_FILE": str(client_ca),
         "ROLLWISE_ROLE_GROUPS": "security=sec-team",
         **extra,
     }
@@ -200,7 +317,7 @@ def test_setup_registers_the_handler_and_a_server_from_the_settings(tmp_path: Pa
     settings = settings_for(tmp_path, ROLLWISE_WEBHOOK_HOST="rollwise-webhook.ns.svc")
     registry, kopf_settings = kopf.OperatorRegistry(), kopf.OperatorSettings()
     assert a.setup_admission(registry, kopf_settings, settings) is True
-    assert len(registry._webhooks.get_all_handlers()) == 2
+    assert len(registry._webhooks.get_all_handlers()) == 3
     server = kopf_settings.admission.server
     assert isinstance(server, kopf.WebhookServer)
     assert (server.addr, server.port, server.host) == ("0.0.0.0", 9443, "rollwise-webhook.ns.svc")
@@ -210,6 +327,50 @@ def test_setup_registers_the_handler_and_a_server_from_the_settings(tmp_path: Pa
     )
     assert server.insecure is False
     assert kopf_settings.admission.managed == "rollwise.dev"
+    # Only callers with a certificate of the client CA complete the TLS handshake.
+    assert server.verify_mode is ssl.CERT_REQUIRED
+    assert server.verify_cafile == settings.webhook_client_ca_file
+
+
+def test_without_client_authentication_the_server_verifies_nobody(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, ROLLWISE_WEBHOOK_CLIENT_AUTH="none")
+    server = a.webhook_server(settings)
+    assert (server.verify_mode, server.verify_cafile) == (None, None)
+
+
+def test_a_missing_client_ca_fails_the_start(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    Path(settings.webhook_client_ca_file).unlink()
+    with pytest.raises(a.AdmissionSetupError, match="does not exist"):
+        a.webhook_server(settings)
+
+
+PEER = {
+    "subject": ((("organizationName", "k8s"),), (("commonName", "kube-apiserver-admission"),)),
+    "subjectAltName": (("DNS", "apiserver.example"), ("IP Address", "10.0.0.1")),
+}
+
+
+@pytest.mark.parametrize(
+    ("names", "peer", "allowed"),
+    [
+        pytest.param((), PEER, True, id="any-certificate-of-the-ca"),
+        pytest.param(("kube-apiserver-admission",), PEER, True, id="common-name"),
+        pytest.param(("apiserver.example",), PEER, True, id="dns-san"),
+        pytest.param(("10.0.0.1",), PEER, False, id="ip-san-is-not-a-name"),
+        pytest.param(("kube-apiserver-admission",), {}, False, id="no-certificate"),
+        pytest.param(("someone-else",), PEER, False, id="another-name"),
+    ],
+)
+def test_the_caller_names_its_certificate_must_carry(
+    names: tuple[str, ...], peer: dict[str, Any], allowed: bool
+) -> None:
+    config = a.AdmissionConfig(key=KEY, role_map={}, client_names=names)
+    if allowed:
+        a.check_caller(config, peer)
+        return
+    with pytest.raises(kopf.AdmissionError, match="ROLLWISE_WEBHOOK_CLIENT_NAMES"):
+        a.check_caller(config, peer)
 
 
 def test_a_chart_managed_configuration_leaves_kopf_unmanaged(tmp_path: Path) -> None:
@@ -233,3 +394,16 @@ def test_missing_certificate_files_fail_the_start(tmp_path: Path) -> None:
     Path(settings.webhook_cert_file).unlink()
     with pytest.raises(a.AdmissionSetupError, match="does not exist"):
         a.webhook_server(settings)
+
+
+def test_the_keyring_is_the_record_key_and_the_earlier_ones(tmp_path: Path) -> None:
+    previous = tmp_path / "previous"
+    previous.write_bytes(b"last year's record key\n")
+    settings = settings_for(tmp_path, ROLLWISE_RECORD_PREVIOUS_KEY_FILES=f" {previous} ,")
+    ring = a.read_keyring(settings)
+    assert ring is not None
+    assert bytes(ring) == KEY
+    assert ring.previous == (b"last year's record key",)
+    assert a.load_admission(settings).key.previous == ring.previous  # type: ignore[attr-defined]
+    old = g.sign({"role": "security", "user": "bob"}, "uid", b"last year's record key")
+    assert g.verify(old, "uid", ring)

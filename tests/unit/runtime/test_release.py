@@ -27,6 +27,7 @@ from rollwise.core.modelrelease import (
     child_revision,
     load_release_spec,
 )
+from rollwise.core.modelrelease_policy import ReleaseRules
 from rollwise.core.modelrelease_status import GateStatus
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime.metrics import OperatorMetrics
@@ -177,14 +178,17 @@ class FakeObjects:
         self.manifests[name] = dict(content)
         return True
 
-    def revoked(self, namespace: str, model: str, version: str) -> dict[str, Any] | None:
-        return self.ledger.get((model, version))
+    def revoked(
+        self, namespace: str, model: str, version: str, scope: str = ""
+    ) -> dict[str, Any] | None:
+        found = self.ledger.get((model, version))
+        return found if found is not None and found.get("scope") == scope else None
 
-    def record_revocation(self, namespace: str, record: Mapping[str, Any]) -> bool:
+    def record_revocation(self, namespace: str, record: Mapping[str, Any], scope: str = "") -> bool:
         key = (str(record["model"]), str(record["version"]))
         if key in self.ledger:
             return False
-        self.ledger[key] = dict(record)
+        self.ledger[key] = {**record, "scope": scope}
         return True
 
 
@@ -216,11 +220,15 @@ class FakeGates:
     overrides: dict[str, GateStatus] = field(default_factory=dict)
 
     def evaluate(
-        self, namespace: str, spec: ModelReleaseSpec, now: datetime
+        self,
+        namespace: str,
+        spec: ModelReleaseSpec,
+        now: datetime,
+        required: tuple[str, ...] = (),
     ) -> tuple[GateResult, ...]:
         return tuple(
             GateResult(name, self.overrides.get(name, GateStatus.PASSED), "fake", now)
-            for name in all_gates(spec)
+            for name in all_gates(spec, ReleaseRules(required_gates=required))
             if name != GATE_APPROVALS
         )
 

@@ -12,6 +12,7 @@ from typing import Any
 from rollwise.adapters.registry.base import AliasTarget
 from rollwise.core import overrides as o
 from rollwise.core.governance import sign
+from rollwise.core.observations import RequestKind
 from tests.unit.runtime.test_release import World, release_body, stage
 
 KEY = b"0123456789abcdef-record-key"
@@ -95,3 +96,87 @@ def test_an_override_of_another_version_or_key_is_ignored() -> None:
     w.child_serves("fraud-production", body)
     w.settle(lambda: stage(w) == "Approved")
     assert w.cluster.reasons("fraud-7").count("RecordRejected") == 1
+
+
+def record_signed(w: World, *decisions: tuple[str, str]) -> str:
+    """Writes a signed override list (as the webhook does) and returns it."""
+    annotations: dict[str, Any] = w.cluster.bodies["fraud-7"]["metadata"]["annotations"]
+    entries = [
+        sign(
+            {
+                "id": id_,
+                "decision": decision,
+                "reason": "because",
+                "user": "carol",
+                "at": "2026-11-02T09:00:00Z",
+                "target": "7",
+                "n": n,
+            },
+            UID,
+            KEY,
+        )
+        for n, (id_, decision) in enumerate(decisions, start=1)
+    ]
+    annotations[o.OVERRIDES] = o.signed_list(entries, len(entries), UID, KEY)
+    return str(annotations[o.OVERRIDES])
+
+
+def test_a_hold_dropped_from_the_signed_list_still_holds() -> None:
+    w = keyed()
+    body = release_body()
+    w.add(body)
+    w.settle(lambda: stage(w) == "Staging")
+    held = record_signed(w, ("o1", "promote"), ("o2", "hold"))
+    w.run()
+    assert w.status()["overridesSeq"] == 2
+    # A write the webhook did not see drops the hold from the list.
+    stored = json.loads(held)
+    stored["entries"] = stored["entries"][:1]
+    body["metadata"]["annotations"][o.OVERRIDES] = json.dumps(stored)
+    w.child_serves("fraud-production", body)
+    for _ in range(4):
+        w.run()
+    assert stage(w) == "Staging", "still held"
+    assert "the list's signature does not verify" in w.status()["message"]
+    assert w.objects.children["fraud-production"]["spec"]["paused"] is True
+    assert w.cluster.reasons("fraud-7").count("RecordRejected") == 1
+
+
+def test_an_older_signed_list_put_back_still_holds() -> None:
+    w = keyed()
+    body = release_body()
+    w.add(body)
+    w.settle(lambda: stage(w) == "Staging")
+    older = record_signed(w, ("o1", "promote"))
+    w.run()
+    record_signed(w, ("o1", "promote"), ("o2", "hold"))
+    w.run()
+    assert w.status()["overridesSeq"] == 2
+    body["metadata"]["annotations"][o.OVERRIDES] = older  # valid, but older than seen
+    w.child_serves("fraud-production", body)
+    for _ in range(4):
+        w.run()
+    assert stage(w) == "Staging"
+    assert "is older than one already seen (2)" in w.status()["message"]
+
+
+def test_the_operators_revert_of_a_child_rollout_is_signed_for_the_webhook() -> None:
+    w = keyed()
+    w.store.aliases[("fraud", "production")] = AliasTarget("6", "file:///models/fraud/6", None)
+    body = release_body()
+    w.add(body)
+    w.objects.children["fraud-production"] = {
+        "metadata": {"annotations": {}},
+        "spec": {"template": {"metadata": {"labels": {"app": "fraud"}}, "spec": {}}},
+        "status": {"phase": "Healthy", "stableRevision": "old"},
+    }
+    w.settle(lambda: stage(w) == "Staging")
+    w.child_serves("fraud-production", body)
+    w.settle(lambda: stage(w) == "Production")
+    body["metadata"]["annotations"]["rollwise.dev/revoke"] = '{"id": "r1", "reason": "bias"}'
+    w.settle(lambda: stage(w) == "Revoked")
+    value = w.objects.children["fraud-production"]["metadata"]["annotations"][
+        RequestKind.PROMOTE_FULL.annotation
+    ]
+    assert o.signed_request(RequestKind.PROMOTE_FULL, value, "ml/fraud-production", KEY)
+    assert not o.signed_request(RequestKind.PROMOTE_FULL, value, "ml/another-rollout", KEY)

@@ -16,14 +16,18 @@ How the digest is obtained, by URI scheme:
 * ``models:/NAME/VERSION`` (MLflow model registry): the digest recorded on that model version,
   the version tag ``rollwise.dev/artifact-digest`` (or, when absent, ``rollwise.dev/digest``,
   the tag the MLflow alias store reads), read with ``GET
-  /api/2.0/mlflow/model-versions/get``. The registry is ``spec.alias.store.mlflow.trackingURI``
-  when set, else the operator's MLflow URL. Here the evidence is the registry's record, put
-  there by the pipeline that registered the version.
+  /api/2.0/mlflow/model-versions/get``. The registry is the one ``spec.alias.store.mlflow``
+  names, else the operator's ``default`` registry: always one of the operator's settings,
+  never an address from the spec. Here the evidence is the registry's record, put there by the
+  pipeline that registered the version.
 * anything else (``s3://``, ``gs://``, ...): not verified; the gate stays Pending and says so.
 
+``file://`` and ``http(s)://`` artifacts are read only where the operator's evidence policy
+allows (:mod:`rollwise.adapters.gates.access`): anything else fails the gate without a read.
+
 Verdicts: digests equal → Passed; different → Failed naming both (shortened); larger than the
-size bound → Failed (the artifact cannot be verified within the operator's limits: raise the
-limit or serve a smaller artifact); unreachable, an HTTP error, too slow, no digest recorded →
+size bound, or not allowed by the evidence policy → Failed (the artifact cannot be verified
+within the operator's limits); unreachable, an HTTP error, too slow, no digest recorded →
 Pending.
 """
 
@@ -33,7 +37,7 @@ import hashlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -45,14 +49,19 @@ from rollwise.adapters.errors import (
     RegistryError,
     RegistryUnavailable,
 )
+from rollwise.adapters.gates.access import EvidenceAccess
 from rollwise.adapters.gates.fetch import (
     Budget,
+    EvidenceForbidden,
     EvidenceTooLarge,
     EvidenceUnavailable,
+    URLCheck,
     http_get,
     read_file,
+    status_text,
 )
 from rollwise.adapters.gates.outcome import Outcome, short_digest
+from rollwise.adapters.registry.mlflow import MLflowRegistry, error_code
 
 #: The MLflow model version tag holding the artifact digest.
 ARTIFACT_DIGEST_TAG = "rollwise.dev/artifact-digest"
@@ -80,6 +89,10 @@ def file_digest(path: Path, budget: Budget) -> str:
     return f"sha256:{_file_hex(path, budget)}"
 
 
+#: Checks (and resolves) a path before it is read; raises ``EvidenceForbidden``.
+PathCheck = Callable[[Path], Path]
+
+
 def _files_below(root: Path) -> list[str]:
     found: list[str] = []
     for folder, _dirs, files in os.walk(root, onerror=_raise):
@@ -94,32 +107,41 @@ def _raise(exc: OSError) -> None:
     raise exc
 
 
-def directory_digest(root: Path, budget: Budget) -> str:
-    """``sha256:<hex>`` of the canonical listing of the files below ``root`` (module doc)."""
+def directory_digest(root: Path, budget: Budget, check: PathCheck | None = None) -> str:
+    """``sha256:<hex>`` of the canonical listing of the files below ``root`` (module doc).
+    ``check`` sees every file before it is read (a symbolic link may lead anywhere)."""
     listing = hashlib.sha256()
     try:
         files = _files_below(root)
     except OSError as exc:
         raise EvidenceUnavailable(f"{budget.what}: cannot list {root}: {exc}") from exc
     for relative in files:
-        line = f"{relative}\0{_file_hex(root / relative, budget)}\n"
+        path = root / relative
+        if check is not None:
+            path = check(path)
+        line = f"{relative}\0{_file_hex(path, budget)}\n"
         listing.update(line.encode("utf-8"))
     return _format(listing)
 
 
-def path_digest(path: Path, budget: Budget) -> str:
-    """The digest of a file or of a directory."""
+def path_digest(path: Path, budget: Budget, check: PathCheck | None = None) -> str:
+    """The digest of a file or of a directory (``check``: as for :func:`directory_digest`)."""
+    if check is not None:
+        path = check(path)
     if path.is_dir():
-        return directory_digest(path, budget)
+        return directory_digest(path, budget, check)
     if not path.exists():
         raise EvidenceUnavailable(f"{budget.what}: {path} does not exist")
     return file_digest(path, budget)
 
 
-def http_digest(session: requests.Session, url: str, budget: Budget) -> str:
-    """``sha256:<hex>`` of the body of ``GET url``, as sent."""
+def http_digest(
+    session: requests.Session, url: str, budget: Budget, check: URLCheck | None = None
+) -> str:
+    """``sha256:<hex>`` of the body of ``GET url``, as sent (redirects: only where ``check``
+    allows)."""
     hasher = hashlib.sha256()
-    http_get(session, url, hasher.update, budget, decode=False)
+    http_get(session, url, hasher.update, budget, decode=False, check=check)
     return _format(hasher)
 
 
@@ -138,44 +160,49 @@ def parse_models_uri(uri: str) -> tuple[str, str]:
 
 def mlflow_recorded_digest(
     session: requests.Session,
-    tracking_uri: str,
+    registry: MLflowRegistry,
     name: str,
     version: str,
     *,
-    token: str | None = None,
     timeout: float = MLFLOW_TIMEOUT,
 ) -> str | None:
-    """The digest tag of MLflow model version ``name``/``version`` (None when untagged).
+    """The digest tag of MLflow model version ``name``/``version`` in ``registry`` (None when
+    untagged). Follows no redirect; messages name the registry and the HTTP status, never
+    what the server wrote.
 
     Raises ``RegistryUnavailable`` (unreachable, timeout, 429/5xx), ``ModelVersionNotFound``
     and ``RegistryError`` (any other refusal)."""
-    url = tracking_uri.rstrip("/") + "/api/2.0/mlflow/model-versions/get"
-    what = f"MLflow model version {name}/{version}"
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = registry.url.rstrip("/") + "/api/2.0/mlflow/model-versions/get"
+    what = f"MLflow model version {name}/{version} (registry {registry.name})"
+    headers = {"Authorization": f"Bearer {registry.token}"} if registry.token else {}
     try:
         response = session.get(
-            url, params={"name": name, "version": version}, headers=headers, timeout=timeout
+            url,
+            params={"name": name, "version": version},
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=False,
         )
     except requests.RequestException as exc:
-        raise RegistryUnavailable(f"{what}: MLflow unreachable: {exc}") from exc
+        raise RegistryUnavailable(f"{what}: MLflow unreachable ({type(exc).__name__})") from exc
+    status = status_text(response.status_code)
     if response.status_code == 429 or response.status_code >= 500:
-        raise RegistryUnavailable(f"{what}: HTTP {response.status_code}: {response.text[:200]}")
+        raise RegistryUnavailable(f"{what}: {status}")
     try:
         answer = response.json()
     except ValueError:
         answer = None
-    if not isinstance(answer, dict):
-        raise RegistryError(f"{what}: HTTP {response.status_code}, not JSON: {response.text[:200]}")
+    if not isinstance(answer, dict) or 300 <= response.status_code < 400:
+        raise RegistryError(f"{what}: {status}, not an MLflow answer")
     if not response.ok:
-        code = str(answer.get("error_code", ""))
-        text = str(answer.get("message", ""))[:200]
+        code = error_code(answer)
         if code == "RESOURCE_DOES_NOT_EXIST" or response.status_code == 404:
-            raise ModelVersionNotFound(f"{what} not found in MLflow at {tracking_uri}")
-        raise RegistryError(f"{what}: HTTP {response.status_code} {code}: {text}")
-    model_version = answer.get("model_version") or {}
+            raise ModelVersionNotFound(f"{what} not found")
+        raise RegistryError(f"{what}: {status}{' ' + code if code else ''}")
+    model_version = answer.get("model_version")
     tags = {
         str(tag.get("key")): str(tag.get("value"))
-        for tag in model_version.get("tags") or []
+        for tag in (model_version.get("tags") if isinstance(model_version, dict) else None) or []
         if isinstance(tag, dict)
     }
     return tags.get(ARTIFACT_DIGEST_TAG) or tags.get(FALLBACK_DIGEST_TAG)
@@ -193,33 +220,43 @@ def compare(expected: str, actual: str, where: str) -> Outcome:
 
 class ArtifactChecker:
     """Checks one artifact URI against its expected digest (no caching: the evaluator
-    caches)."""
+    caches). ``access``: where artifacts may be read from (the default allows nothing);
+    ``registries``: the MLflow registries of the operator's settings, by name."""
 
     def __init__(
         self,
         *,
         max_bytes: int,
         timeout: float,
-        mlflow_url: str | None,
-        mlflow_token: str | None = None,
+        access: EvidenceAccess | None = None,
+        registries: dict[str, MLflowRegistry] | None = None,
         session: requests.Session | None = None,
     ) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self.mlflow_url = mlflow_url
-        self.mlflow_token = mlflow_token
+        self.access = access or EvidenceAccess()
+        self.registries = dict(registries or {})
         self.session = session or requests.Session()
 
-    def check(self, uri: str, expected: str, tracking_uri: str | None = None) -> Outcome:
-        """The verdict for ``uri``; raises only adapter errors the evaluator maps to
-        Pending (and bugs)."""
+    def check(self, uri: str, expected: str, registry: str | None = None) -> Outcome:
+        """The verdict for ``uri``; ``registry`` names the MLflow registry of ``models:/``
+        URIs. Raises only adapter errors the evaluator maps to Pending (and bugs)."""
         scheme = urlsplit(uri).scheme.lower()
+        what = f"artifact {uri}"
         try:
             if scheme == "file":
                 return self._check_file(uri, expected)
             if scheme in ("http", "https"):
-                budget = Budget(f"artifact {uri}", self.max_bytes, self.timeout)
-                return compare(expected, http_digest(self.session, uri, budget), "the artifact")
+                self.access.check_url(uri, what)
+                budget = Budget(what, self.max_bytes, self.timeout)
+
+                def redirect(url: str) -> None:
+                    self.access.check_url(url, f"{what}: a redirect")
+
+                actual = http_digest(self.session, uri, budget, redirect)
+                return compare(expected, actual, "the artifact")
+        except EvidenceForbidden as exc:
+            return Outcome.failed(f"{exc}: not read (no evidence, no promotion)")
         except EvidenceTooLarge as exc:
             return Outcome.failed(
                 f"{exc}: cannot verify its digest (raise the operator's artifact size limit "
@@ -228,7 +265,7 @@ class ArtifactChecker:
         except EvidenceUnavailable as exc:
             return Outcome.pending(f"could not check the artifact digest: {exc}")
         if scheme == "models":
-            return self._check_mlflow(uri, expected, tracking_uri or self.mlflow_url)
+            return self._check_mlflow(uri, expected, registry)
         shown = f"{scheme}://" if scheme else uri
         return Outcome.pending(
             f"artifact scheme {shown} is not supported for digest verification "
@@ -242,44 +279,47 @@ class ArtifactChecker:
             return Outcome.pending(
                 f"artifact {uri}: file:// URIs must name a local path (host {parts.netloc!r})"
             )
+        what = f"artifact {uri}"
         path = Path(unquote(parts.path))
-        budget = Budget(f"artifact {uri}", self.max_bytes, self.timeout)
-        actual = path_digest(path, budget)
+        budget = Budget(what, self.max_bytes, self.timeout)
+        actual = path_digest(path, budget, lambda p: self.access.check_path(p, what))
         kind = "the artifact directory" if path.is_dir() else "the artifact"
         return compare(expected, actual, kind)
 
-    def _check_mlflow(self, uri: str, expected: str, tracking_uri: str | None) -> Outcome:
+    def _check_mlflow(self, uri: str, expected: str, name: str | None) -> Outcome:
         try:
-            name, version = parse_models_uri(uri)
+            model, version = parse_models_uri(uri)
         except ValueError as exc:
             return Outcome.pending(f"cannot check the artifact digest: {exc}")
-        if not tracking_uri:
+        registry = self.registries.get(name or "")
+        if registry is None:
             return Outcome.pending(
-                f"cannot check {uri}: no MLflow tracking URI (set "
-                "spec.alias.store.mlflow.trackingURI or the operator's MLflow URL)"
+                f"cannot check {uri}: no MLflow registry "
+                + (f"named {name!r} " if name else "")
+                + "in the operator's settings (spec.alias.store.mlflow.registry names one; "
+                "without it the registry named default is used)"
             )
         try:
             recorded = mlflow_recorded_digest(
                 self.session,
-                tracking_uri,
-                name,
+                registry,
+                model,
                 version,
-                token=self.mlflow_token,
                 timeout=min(self.timeout, MLFLOW_TIMEOUT),
             )
         except RegistryError as exc:
             return Outcome.pending(f"could not check the artifact digest: {exc.message}")
         if recorded is None:
             return Outcome.pending(
-                f"no digest recorded on MLflow model version {name}/{version} "
+                f"no digest recorded on MLflow model version {model}/{version} "
                 f"(tag {ARTIFACT_DIGEST_TAG})"
             )
         if not _SHA256.match(recorded.strip().lower()):
             return Outcome.pending(
-                f"MLflow model version {name}/{version} records {recorded[:80]!r} as its "
-                "digest, which is not sha256:<64 hex digits>"
+                f"MLflow model version {model}/{version} records a digest that is not "
+                "sha256:<64 hex digits>"
             )
-        return compare(expected, recorded.strip(), f"MLflow model version {name}/{version}")
+        return compare(expected, recorded.strip(), f"MLflow model version {model}/{version}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,12 +1,16 @@
 """``GateEvaluator``: the ModelRelease gates a reconcile pass observes, as the core's
 ``GateResult`` observations.
 
-``evaluate(namespace, spec, now)`` returns one result per gate that applies, in this order:
-``artifact-digest`` (always), ``sbom`` (when ``spec.gates.sbom`` is set), ``policy-digest``
-(when ``spec.policyDigest`` is set) and ``freeze-window`` (always). Each gate's check lives in
-its own module (``digest``, ``sbom``, ``policy``, ``freeze``); this class reads the evidence,
-caches the expensive checks and never raises: a failure to check becomes Pending with the
-error in the message, so a gate is never Passed without evidence.
+``evaluate(namespace, spec, now, required)`` returns one result per gate that applies, in this
+order: ``artifact-digest`` (always), ``sbom`` (when ``spec.gates.sbom`` is set or the cluster
+policy requires it: ``required``), ``policy-digest`` (likewise with ``spec.policyDigest``) and
+``freeze-window`` (always). A gate the cluster policy requires but the spec does not configure
+fails, naming the field to set. Evidence is read only where the operator's evidence policy
+allows (``access``): a URL or path outside it fails its gate without being read.
+
+Each gate's check lives in its own module (``digest``, ``sbom``, ``policy``, ``freeze``); this
+class reads the evidence, caches the expensive checks and never raises: a failure to check
+becomes Pending with the error in the message, so a gate is never Passed without evidence.
 
 Caching, per process:
 
@@ -39,9 +43,11 @@ import requests
 
 from rollwise.adapters.configmaps import ConfigMaps, resource_version
 from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.gates.access import EvidenceAccess
 from rollwise.adapters.gates.digest import ArtifactChecker
 from rollwise.adapters.gates.fetch import (
     Budget,
+    EvidenceForbidden,
     EvidenceTooLarge,
     EvidenceUnavailable,
     http_get_bytes,
@@ -58,6 +64,7 @@ from rollwise.adapters.gates.outcome import Outcome
 from rollwise.adapters.gates.policy import check_policy
 from rollwise.adapters.gates.sbom import check_document, configmap_value
 from rollwise.adapters.kube import KubeAPI
+from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.core.modelrelease import (
     GATE_ARTIFACT,
     GATE_FREEZE,
@@ -81,6 +88,8 @@ DEFAULT_SBOM_TIMEOUT = 30.0
 DEFAULT_RETRY_TTL = 60.0
 #: Entries kept per cache (oldest dropped first).
 MAX_CACHE_ENTRIES = 1024
+#: The registry ``models:/`` artifacts are read from when the release names none.
+DEFAULT_REGISTRY = "default"
 
 CacheKey = tuple[Hashable, ...]
 
@@ -158,8 +167,8 @@ class GateEvaluator:
         *,
         policy_configmap: tuple[str, str] | None,
         freeze_configmap: tuple[str, str] | None,
-        mlflow_url: str | None,
-        mlflow_token: str | None = None,
+        access: EvidenceAccess | None = None,
+        registries: dict[str, MLflowRegistry] | None = None,
         max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
         artifact_timeout: float = DEFAULT_ARTIFACT_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
@@ -169,19 +178,21 @@ class GateEvaluator:
         session: requests.Session | None = None,
     ) -> None:
         """``policy_configmap``/``freeze_configmap``: (namespace, name) of the cluster's policy
-        snapshot and freeze windows (None: not configured). ``clock``: monotonic seconds, for
-        the caches' ``retry_ttl``."""
+        snapshot and freeze windows (None: not configured). ``access``: the evidence policy
+        (None: nothing may be read). ``registries``: the MLflow registries of the operator's
+        settings, by name. ``clock``: monotonic seconds, for the caches' ``retry_ttl``."""
         self.configmaps = ConfigMaps(kube)
         self.policy_configmap = policy_configmap
         self.freeze_configmap = freeze_configmap
         self.session = session or requests.Session()
         self.max_sbom_bytes = max_sbom_bytes
         self.sbom_timeout = sbom_timeout
+        self.access = access or EvidenceAccess()
         self.artifacts = ArtifactChecker(
             max_bytes=max_artifact_bytes,
             timeout=artifact_timeout,
-            mlflow_url=mlflow_url,
-            mlflow_token=mlflow_token,
+            access=self.access,
+            registries=registries,
             session=self.session,
         )
         self._artifact_cache = _Cache(clock, retry_ttl)
@@ -192,18 +203,27 @@ class GateEvaluator:
     # -- the interface -----------------------------------------------------------------------
 
     def evaluate(
-        self, namespace: str, spec: ModelReleaseSpec, now: datetime
+        self,
+        namespace: str,
+        spec: ModelReleaseSpec,
+        now: datetime,
+        required: tuple[str, ...] = (),
     ) -> tuple[GateResult, ...]:
-        """One ``GateResult`` per gate that applies to ``spec`` (order: module doc)."""
+        """One ``GateResult`` per gate that applies to ``spec`` (order: module doc);
+        ``required``: the gates the cluster policy requires of this release."""
         checks: list[tuple[str, Callable[[], Outcome]]] = [
             (GATE_ARTIFACT, lambda: self.check_artifact(spec))
         ]
         sbom = spec.gates.sbom
         if sbom is not None:
             checks.append((GATE_SBOM, lambda: self.check_sbom(namespace, sbom)))
+        elif GATE_SBOM in required:
+            checks.append((GATE_SBOM, lambda: _required(GATE_SBOM, "spec.gates.sbom")))
         policy = spec.policy_digest
         if policy is not None:
             checks.append((GATE_POLICY, lambda: self.check_policy(policy)))
+        elif GATE_POLICY in required:
+            checks.append((GATE_POLICY, lambda: _required(GATE_POLICY, "spec.policyDigest")))
         checks.append((GATE_FREEZE, lambda: self.check_freeze(spec.gates.freeze_windows, now)))
         release = (namespace, spec.model, spec.version)
         return tuple(self._result(release, name, _guarded(check), now) for name, check in checks)
@@ -212,13 +232,13 @@ class GateEvaluator:
 
     def check_artifact(self, spec: ModelReleaseSpec) -> Outcome:
         uri, expected = spec.artifact.uri, spec.artifact.digest
-        tracking: str | None = None
+        registry: str | None = None
         if urlsplit(uri).scheme.lower() == "models":
             mlflow = spec.alias.store.mlflow if spec.alias.store is not None else None
-            tracking = mlflow.tracking_uri if mlflow is not None else self.artifacts.mlflow_url
+            registry = mlflow.registry if mlflow is not None else DEFAULT_REGISTRY
         return self._artifact_cache.compute(
-            (uri, expected, tracking),
-            lambda: _guarded(lambda: self.artifacts.check(uri, expected, tracking)),
+            (uri, expected, registry),
+            lambda: _guarded(lambda: self.artifacts.check(uri, expected, registry)),
         )
 
     def check_sbom(self, namespace: str, source: SBOMSource) -> Outcome:
@@ -244,20 +264,29 @@ class GateEvaluator:
         )
 
     def _sbom_from_url(self, url: str, severity: str) -> Outcome:
-        budget = Budget(f"SBOM {url}", self.max_sbom_bytes, self.sbom_timeout)
+        what = f"SBOM {url}"
+        budget = Budget(what, self.max_sbom_bytes, self.sbom_timeout)
         parts = urlsplit(url)
         try:
             if parts.scheme in ("http", "https"):
-                raw = http_get_bytes(self.session, url, budget)
+                self.access.check_url(url, what)
+
+                def redirect(target: str) -> None:
+                    self.access.check_url(target, f"{what}: a redirect")
+
+                raw = http_get_bytes(self.session, url, budget, check=redirect)
             elif parts.scheme == "file" and parts.netloc in ("", "localhost"):
+                path = self.access.check_path(Path(unquote(parts.path)), what)
                 chunks: list[bytes] = []
-                read_file(Path(unquote(parts.path)), chunks.append, budget)
+                read_file(path, chunks.append, budget)
                 raw = b"".join(chunks)
             else:
                 return Outcome.pending(
                     f"SBOM {url}: scheme {parts.scheme or '(none)'} is not supported "
                     "(use http(s):// or a ConfigMap)"
                 )
+        except EvidenceForbidden as exc:
+            return Outcome.failed(f"{exc}: not read (no evidence, no promotion)")
         except EvidenceTooLarge as exc:
             return Outcome.failed(f"{exc}; no evidence, no promotion")
         except EvidenceUnavailable as exc:
@@ -339,6 +368,13 @@ class GateEvaluator:
             return result
 
 
+def _required(gate: str, field_path: str) -> Outcome:
+    return Outcome.failed(
+        f"the cluster policy requires the {gate} gate of every release here: set {field_path} "
+        "(no evidence, no promotion)"
+    )
+
+
 def _freeze_message(verdict: FreezeVerdict) -> str:
     parts: list[str] = []
     if verdict.open:
@@ -356,6 +392,7 @@ __all__ = [
     "DEFAULT_ARTIFACT_TIMEOUT",
     "DEFAULT_MAX_ARTIFACT_BYTES",
     "DEFAULT_MAX_SBOM_BYTES",
+    "DEFAULT_REGISTRY",
     "DEFAULT_RETRY_TTL",
     "DEFAULT_SBOM_TIMEOUT",
     "GateEvaluator",

@@ -27,6 +27,11 @@ pointing an alias at an unknown version is ``RESOURCE_DOES_NOT_EXIST`` →
 has a bounded timeout; an optional bearer token is sent as ``Authorization`` (what
 ``MLFLOW_TRACKING_TOKEN`` carries for MLflow's own client).
 
+The store only ever talks to a registry of the operator's settings (:class:`MLflowRegistry`,
+chosen by name; a spec never supplies an address), follows no redirect (a redirect could carry
+the token elsewhere), and its error messages carry the HTTP status and MLflow's error code,
+never what the server wrote: they end up in status and events.
+
 MLflow has no compare-and-set for aliases, so ``expected`` is checked by reading the alias
 just before the write. The check is not atomic with the write: another writer that moves the
 alias between that read and our write (a window of about one request round trip) is
@@ -38,6 +43,8 @@ Rollwise (a person or a pipeline flipping the alias by hand at the same moment).
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -48,6 +55,7 @@ from rollwise.adapters.errors import (
     RegistryError,
     RegistryUnavailable,
 )
+from rollwise.adapters.gates.fetch import status_text
 from rollwise.adapters.registry.base import AliasTarget, check_expected, verify
 
 #: The model version tag holding the artifact digest.
@@ -57,6 +65,24 @@ DIGEST_TAG = "rollwise.dev/digest"
 DEFAULT_TIMEOUT = 10.0
 
 _API = "/api/2.0/mlflow"
+#: What an MLflow error code looks like; anything else is not repeated in a message.
+_ERROR_CODE = re.compile(r"^[A-Z][A-Z_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class MLflowRegistry:
+    """An MLflow registry of the operator's settings: its ``name`` (what specs write), its
+    ``url`` and the bearer ``token`` sent to it (and to it only)."""
+
+    name: str
+    url: str
+    token: str | None = field(default=None, repr=False)
+
+
+def error_code(answer: Any) -> str:
+    """MLflow's ``error_code`` from an answer, when it looks like one; else empty."""
+    code = answer.get("error_code") if isinstance(answer, dict) else None
+    return code if isinstance(code, str) and _ERROR_CODE.match(code) else ""
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -68,23 +94,23 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 class MLflowAliasStore:
-    """Aliases of an MLflow model registry at ``tracking_uri``."""
+    """Aliases of the MLflow registry ``registry``."""
 
     def __init__(
         self,
-        tracking_uri: str,
+        registry: MLflowRegistry,
         *,
-        token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         digest_tag: str = DIGEST_TAG,
         session: requests.Session | None = None,
     ) -> None:
-        self.base = tracking_uri.rstrip("/") + _API
+        self.registry = registry
+        self.base = registry.url.rstrip("/") + _API
         self.timeout = timeout
         self.digest_tag = digest_tag
         self.session = session or requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+        if registry.token:
+            self.session.headers["Authorization"] = f"Bearer {registry.token}"
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -96,34 +122,46 @@ class MLflowAliasStore:
         params: dict[str, str] | None = None,
         body: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """One request; the JSON answer on 2xx, else the mapped ``RegistryError``."""
-        what = f"MLflow {method} {endpoint}"
+        """One request; the JSON answer on 2xx, else the mapped ``RegistryError``. Messages
+        name the model (and version) asked about, from the request, never from the answer."""
+        asked = {**(params or {}), **(body or {})}
+        about = f"model {asked.get('name', '?')!r}" + (
+            f" version {asked['version']}" if "version" in asked else ""
+        )
+        what = f"MLflow registry {self.registry.name}: {method} {endpoint}"
         try:
             response = self.session.request(
-                method, f"{self.base}/{endpoint}", params=params, json=body, timeout=self.timeout
+                method,
+                f"{self.base}/{endpoint}",
+                params=params,
+                json=body,
+                timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise RegistryUnavailable(f"{what}: MLflow unreachable: {exc}") from exc
+            raise RegistryUnavailable(f"{what}: MLflow unreachable ({type(exc).__name__})") from exc
         try:
             answer = response.json() if response.content else {}
         except ValueError:
             answer = None
+        status = status_text(response.status_code)
         if response.status_code == 429 or response.status_code >= 500:
-            raise RegistryUnavailable(
-                f"{what}: HTTP {response.status_code}: {response.text[:300]}",
-                retry_after=_retry_after(response),
-            )
-        if not isinstance(answer, dict):
-            raise RegistryError(
-                f"{what}: HTTP {response.status_code}, not a JSON object: {response.text[:300]}"
-            )
+            raise RegistryUnavailable(f"{what}: {status}", retry_after=_retry_after(response))
+        if not isinstance(answer, dict) or 300 <= response.status_code < 400:
+            raise RegistryError(f"{what}: {status}, not an MLflow answer")
         if response.ok:
             return answer
-        code = str(answer.get("error_code", ""))
-        message = f"{what}: {code or response.status_code}: {answer.get('message', '')}"
+        code = error_code(answer)
+        message = f"{what}: {code or status}"
         if code == "RESOURCE_DOES_NOT_EXIST":
-            raise ModelVersionNotFound(message)
-        if code == "INVALID_PARAMETER_VALUE" and "alias" in message and "not found" in message:
+            raise ModelVersionNotFound(f"{what}: {about} not found ({code})")
+        text = answer.get("message")
+        if (
+            code == "INVALID_PARAMETER_VALUE"
+            and isinstance(text, str)
+            and "alias" in text
+            and "not found" in text
+        ):
             raise _AliasNotSet(message)
         raise RegistryError(message)
 
@@ -203,4 +241,4 @@ class _AliasNotSet(RegistryError):
     """MLflow 3's answer for an alias that is not set; ``get`` turns it into None."""
 
 
-__all__ = ["DEFAULT_TIMEOUT", "DIGEST_TAG", "MLflowAliasStore"]
+__all__ = ["DEFAULT_TIMEOUT", "DIGEST_TAG", "MLflowAliasStore", "MLflowRegistry", "error_code"]
