@@ -31,7 +31,12 @@ Definitions (``docs/analysis.md`` shows worked examples):
 * **Verdict** (Kayenta's rule): FAIL when the test is significant (``p < significance``)
   *and* the medians breach the tolerance; PASS otherwise. A significant but tolerated
   difference passes (the tolerance says it does not matter); a breach that is not
-  significant passes too, at low confidence (the samples cannot tell it from noise).
+  significant passes too, at low confidence (the samples cannot tell it from noise). On two
+  identical distributions a FAIL therefore happens at most as often as ``significance``
+  (less with a tolerance).
+* **Default significance 0.01**, as Kayenta's judge (a 98% two-sided interval, 1% a side): a
+  canary is judged on several metrics at once, and at 0.05 ten metrics of an identical canary
+  would show a false regression somewhere in 40% of the runs.
 
 Confidence of a result (:attr:`CompareResult.confidence`): INCONCLUSIVE is LOW. FAIL is HIGH
 when ``p < significance / 10`` and both sides have at least twice ``minSamples``, else
@@ -79,7 +84,7 @@ class CompareRule(Model):
     #: Relative move of the median tolerated in the bad direction (0.1: 10% worse is fine).
     tolerance: float = Field(default=0.1, ge=0, allow_inf_nan=False)
     #: The test's level: a FAIL needs ``p < significance``.
-    significance: float = Field(default=0.05, gt=0, le=0.5)
+    significance: float = Field(default=0.01, gt=0, le=0.5)
     #: Usable samples needed on each side; fewer is INCONCLUSIVE. At least 5: below that even
     #: a total separation of the two sides cannot reach p < 0.05.
     min_samples: int = Field(default=20, ge=5)
@@ -187,11 +192,17 @@ def judge_metric(
     canary_median = statistics.median(usable_canary)
     control_median = statistics.median(usable_control)
     shift = canary_median - control_median
+    if not math.isfinite(shift):
+        # Samples near the float limits overflow the medians' arithmetic; nothing sane
+        # produces them, and no verdict can rest on them.
+        return replace(
+            result,
+            message=f"{head}: samples too large to compare ({sizes}) (inconclusive)",
+        )
     scale = abs(control_median)
-    if scale > 0:
-        effect: float | None = shift / scale
-    else:
-        effect = 0.0 if shift == 0 else None
+    effect: float | None = shift / scale if scale > 0 else (0.0 if shift == 0 else None)
+    if effect is not None and not math.isfinite(effect):
+        effect = None
     bad_shift = {
         Direction.INCREASE: shift,
         Direction.DECREASE: -shift,
