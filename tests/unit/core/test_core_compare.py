@@ -315,15 +315,33 @@ def result_of(verdict: Verdict, *, p: float | None, n: int, breach: bool = False
 @pytest.mark.parametrize(
     ("result", "confidence"),
     [
-        pytest.param(result_of(Verdict.INCONCLUSIVE, p=None, n=3), Confidence.LOW, id="inconclusive"),
-        pytest.param(result_of(Verdict.FAIL, p=0.0009, n=40, breach=True), Confidence.HIGH, id="fail-strong"),
-        pytest.param(result_of(Verdict.FAIL, p=0.001, n=40, breach=True), Confidence.MEDIUM, id="fail-p-at-tenth"),
-        pytest.param(result_of(Verdict.FAIL, p=1e-9, n=39, breach=True), Confidence.MEDIUM, id="fail-few-samples"),
+        pytest.param(
+            result_of(Verdict.INCONCLUSIVE, p=None, n=3), Confidence.LOW, id="inconclusive"
+        ),
+        pytest.param(
+            result_of(Verdict.FAIL, p=0.0009, n=40, breach=True), Confidence.HIGH, id="fail-strong"
+        ),
+        pytest.param(
+            result_of(Verdict.FAIL, p=0.001, n=40, breach=True),
+            Confidence.MEDIUM,
+            id="fail-p-at-tenth",
+        ),
+        pytest.param(
+            result_of(Verdict.FAIL, p=1e-9, n=39, breach=True),
+            Confidence.MEDIUM,
+            id="fail-few-samples",
+        ),
         pytest.param(result_of(Verdict.PASS, p=0.5, n=40), Confidence.HIGH, id="pass-plenty"),
-        pytest.param(result_of(Verdict.PASS, p=0.5, n=39), Confidence.MEDIUM, id="pass-few-samples"),
-        pytest.param(result_of(Verdict.PASS, p=0.2, n=400, breach=True), Confidence.LOW, id="pass-underpowered"),
+        pytest.param(
+            result_of(Verdict.PASS, p=0.5, n=39), Confidence.MEDIUM, id="pass-few-samples"
+        ),
+        pytest.param(
+            result_of(Verdict.PASS, p=0.2, n=400, breach=True),
+            Confidence.LOW,
+            id="pass-underpowered",
+        ),
     ],
-)  # fmt: skip
+)
 def test_confidence_rules(result: CompareResult, confidence: Confidence) -> None:
     assert result.confidence is confidence
 
