@@ -94,6 +94,10 @@ class Mode(StrEnum):
     ADVISORY = "advisory"
 
 
+#: The recommendation as a verb in messages.
+_VERB = {Action.EXPAND: "expand", Action.HOLD: "hold", Action.ROLLBACK: "roll back"}
+
+
 class Priority(StrEnum):
     HIGH = "high"
     MEDIUM = "medium"
@@ -341,14 +345,16 @@ def _burn_findings(results: Sequence[BurnRateResult], now: datetime) -> list[_Fi
     for result in results:
         head = f"SLO {result.metric}"
         if result.shortened:
-            shortest = min(w.seconds for w in result.windows if w.shortened)
+            shortened = [w for w in result.windows if w.shortened]
+            age = min(w.seconds for w in shortened)
+            names = ", ".join(format_seconds(w.window) for w in shortened)
             findings.append(
                 _Finding(
                     D.SLO_WINDOW_SHORTENED,
-                    f"{head}: the canary is younger than its windows; windows shortened to "
-                    f"{format_seconds(shortest)} at most (low confidence)",
+                    f"{head}: window(s) {names} shortened to the canary's age "
+                    f"{format_seconds(age)}; the pairs using them are low confidence",
                     metric=result.metric,
-                    observed=shortest,
+                    observed=age,
                 )
             )
         for severity, code, vote in (
@@ -548,7 +554,7 @@ def build_decision(
         findings.append(
             _Finding(
                 D.ADVISORY_MODE,
-                f"advisory mode: auto would {recommended.value} at {confidence.value} "
+                f"advisory mode: auto would {_VERB[recommended]} at {confidence.value} "
                 "confidence; holding for a human",
             )
         )
@@ -565,7 +571,8 @@ def build_decision(
         message = f"{action.value} at {confidence.value} confidence"
     else:
         message = (
-            f"hold (advisory mode; auto would {recommended.value} at {confidence.value} confidence)"
+            f"hold (advisory mode; auto would {_VERB[recommended]} at {confidence.value} "
+            "confidence)"
         )
     if lead is not None:
         message += f": {lead.message}"

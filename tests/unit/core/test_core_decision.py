@@ -299,6 +299,16 @@ def test_reasons_are_ordered_by_severity_and_truncated() -> None:
     assert reasons[-1].message == "8 less severe reason(s) left out"
 
 
+def test_shortened_windows_are_named() -> None:
+    decision = decide(Evidence(burn_rates=[burned(age=timedelta(minutes=40))]))
+    reason = next(r for r in decision.reasons if r.code == "SloWindowShortened")
+    assert reason.message == (
+        "SLO availability: window(s) 1h, 6h shortened to the canary's age 40m; the pairs using "
+        "them are low confidence"
+    )
+    assert reason.observed == 2400
+
+
 def test_pending_reports_measurements_so_far() -> None:
     reason = decide(Evidence(thresholds=[run("errors", None, successful=2)])).reasons[0]
     assert reason.message == "metric errors: 2 measurement(s) so far, analysis in progress"
@@ -512,6 +522,7 @@ def test_no_data_from_queried_windows_asks_to_restore_it() -> None:
 def test_advisory_only_recommends(
     evidence: Evidence, recommended: Action, first: str, priority: Priority
 ) -> None:
+    verb = {EXPAND: "expand", HOLD: "hold", ROLLBACK: "roll back"}[recommended]
     auto = decide(evidence)
     advisory = decide(Evidence(thresholds=evidence.thresholds, mode=Mode.ADVISORY))
     assert advisory.action is HOLD
@@ -521,12 +532,10 @@ def test_advisory_only_recommends(
     assert advisory.required_actions[0].priority is priority
     assert not any(a.auto_applicable for a in advisory.required_actions)
     assert advisory.message.startswith(
-        f"hold (advisory mode; auto would {recommended.value} at {auto.confidence.value} "
-        "confidence): "
+        f"hold (advisory mode; auto would {verb} at {auto.confidence.value} confidence): "
     )
     assert any(
-        r.code == "AdvisoryMode" and f"auto would {recommended.value}" in r.message
-        for r in advisory.reasons
+        r.code == "AdvisoryMode" and f"auto would {verb}" in r.message for r in advisory.reasons
     )
 
 
