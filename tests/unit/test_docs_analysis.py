@@ -4,6 +4,7 @@ its worked examples give the verdicts the core gives."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,8 +12,10 @@ import pytest
 from hack.gen_decision_reasons_table import BEGIN, DOC, END, render
 from rollwise.core.burnrate import BurnRateRule, WindowCounts, evaluate_burn_rate, windows_to_query
 from rollwise.core.compare import CompareRule, judge_metric
+from rollwise.core.confidence import Confidence
 from rollwise.core.decision import Mode, build_decision
 from rollwise.core.decision_reasons import ALL_DECISION_REASONS
+from rollwise.core.scoring import ScoreOutcome, score_metrics
 from rollwise.core.status import MetricRun, Verdict
 
 
@@ -117,3 +120,25 @@ def test_decision_example_is_what_the_core_decides() -> None:
     block = text.split("<!-- decision-example:begin", 1)[1].split("```json", 1)[1]
     block = block.split("```", 1)[0]
     assert json.loads(block) == decision.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Judged:
+    metric: str
+    verdict: Verdict
+    weight: float = 1.0
+    critical: bool = False
+    confidence: Confidence = Confidence.HIGH
+
+
+def test_score_example() -> None:
+    score = score_metrics(
+        [
+            Judged("latency-p99", Verdict.PASS, weight=2, critical=True),
+            Judged("latency-p50", Verdict.PASS),
+            Judged("cpu", Verdict.FAIL),
+            Judged("memory", Verdict.INCONCLUSIVE),
+        ]
+    )
+    assert (score.score, score.best_case, score.outcome) == (75.0, 80.0, ScoreOutcome.MARGINAL)
+    assert "score 75, best case 80" in DOC.read_text(encoding="utf-8")

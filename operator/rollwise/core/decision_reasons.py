@@ -108,7 +108,7 @@ TOO_MANY_INCONCLUSIVE = ReasonCode(
     "TooManyInconclusive",
     _W,
     "Too much of the compare metrics' weight is inconclusive (more than maxInconclusive, or "
-    "enough to turn a failing score into a passing one): the decision is hold.",
+    "enough to lift a score below marginal if it passed): the decision is hold.",
 )
 SLO_BURN_WARNING = ReasonCode(
     "SloBurnWarning",
@@ -150,7 +150,7 @@ SLO_WINDOW_SHORTENED = ReasonCode(
     "SloWindowShortened",
     _I,
     "The canary is younger than a burn-rate window: the window was shortened to the canary's "
-    "age and the SLO's evidence is rated low confidence.",
+    "age and every pair using it is rated low confidence.",
 )
 SAMPLES_DROPPED = ReasonCode(
     "SamplesDropped",
