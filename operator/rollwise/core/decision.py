@@ -142,7 +142,11 @@ class Decision(StatusModel):
 
     ``recommended`` is what the evidence calls for, the action auto mode takes; ``action``
     equals it in auto mode and is hold in advisory mode. ``score`` is the compare metrics'
-    score when there are any.
+    score when there are any. The wire form is ``model_dump(mode="json", by_alias=True,
+    exclude_none=True)``; pass a new decision through :func:`settle` with the stored one so
+    that ``decidedAt`` only moves when the decision changes. (Not to be confused with
+    :class:`rollwise.core.rollout.Decision`, the outcome of a whole Rollout pass, which will
+    carry one of these in its status.)
     """
 
     action: Action
@@ -577,12 +581,15 @@ def build_decision(
     if lead is not None:
         message += f": {lead.message}"
 
+    kept = _ordered(findings)
     required: list[RequiredAction] = []
     if recommended is not Action.HOLD:
         dues = [f.due_by for f in voters if f.due_by is not None]
         required.append(_operator_action(recommended, mode, min(dues) if dues else None))
     seen = {r.id for r in required}
-    for human in _human_actions(sorted(findings, key=lambda f: f.reason.severity.rank)):
+    # Only the reasons kept ask for actions: what status shows explains every action in it,
+    # and the list stays as bounded as the reasons.
+    for human in _human_actions(kept):
         if human.id not in seen:
             seen.add(human.id)
             required.append(human)
@@ -603,7 +610,7 @@ def build_decision(
                 observed=_finite(f.observed),
                 threshold=_finite(f.threshold),
             )
-            for f in _ordered(findings)
+            for f in kept
         ],
         required_actions=required,
         decided_at=now,

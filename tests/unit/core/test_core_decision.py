@@ -299,6 +299,15 @@ def test_reasons_are_ordered_by_severity_and_truncated() -> None:
     assert reasons[-1].message == "8 less severe reason(s) left out"
 
 
+def test_required_actions_are_bounded_by_the_reasons_kept() -> None:
+    decision = decide(
+        Evidence(thresholds=[run(f"m{i}", Verdict.FAIL) for i in range(MAX_REASONS + 5)])
+    )
+    investigated = [a.id.removeprefix("investigate/") for a in decision.required_actions[1:]]
+    assert investigated == [r.metric for r in decision.reasons if r.metric is not None]
+    assert len(decision.required_actions) == MAX_REASONS
+
+
 def test_shortened_windows_are_named() -> None:
     decision = decide(Evidence(burn_rates=[burned(age=timedelta(minutes=40))]))
     reason = next(r for r in decision.reasons if r.code == "SloWindowShortened")
