@@ -85,8 +85,8 @@ class CompareRule(Model):
     tolerance: float = Field(default=0.1, ge=0, allow_inf_nan=False)
     #: The test's level: a FAIL needs ``p < significance``.
     significance: float = Field(default=0.01, gt=0, le=0.5)
-    #: Usable samples needed on each side; fewer is INCONCLUSIVE. At least 5: below that even
-    #: a total separation of the two sides cannot reach p < 0.05.
+    #: Usable samples needed on each side; fewer is INCONCLUSIVE. At least 5: with 4 a side even
+    #: a complete separation gives p = 1/70 at best, never below the default 0.01.
     min_samples: int = Field(default=20, ge=5)
     #: A failing critical metric fails the whole analysis, whatever the score.
     critical: bool = False
@@ -100,8 +100,8 @@ class CompareResult:
 
     ``p_value``, the medians, ``shift`` and ``effect_size`` are None when the samples were
     too few to compute them; ``effect_size`` is also None when the control median is zero and
-    the medians differ. ``method`` is ``exact``, ``asymptotic``, ``identical`` (every sample
-    equal, nothing to test) or empty (not tested).
+    the medians differ (or the ratio overflows). ``method`` is ``exact``, ``asymptotic``,
+    ``identical`` (every sample equal, nothing to test) or empty (not tested).
     """
 
     metric: str
