@@ -71,6 +71,11 @@ class BurnWindowPair(Model):
 
     @model_validator(mode="after")
     def _windows(self) -> BurnWindowPair:
+        for window in (self.long, self.short):
+            # Whole seconds: a PromQL range states them exactly, and a window is only ever
+            # shortened by a young canary, never by rounding.
+            if parse_seconds(window) % 1:
+                raise ValueError(f"window {window} is not a whole number of seconds")
         if parse_seconds(self.short) < MIN_WINDOW_SECONDS:
             raise ValueError(f"short window {self.short} is under a minute")
         if parse_seconds(self.short) >= parse_seconds(self.long):

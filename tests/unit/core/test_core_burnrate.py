@@ -409,6 +409,10 @@ def test_rule_defaults_are_the_workbook_s() -> None:
             id="info-severity",
         ),
         pytest.param(
+            {"objective": 0.99, "windows": [{"long": "1h", "short": "90500ms", "rate": 2}]},
+            id="fractional-seconds",
+        ),
+        pytest.param(
             {"objective": 0.99, "windows": [{"long": "1d", "short": "5m", "rate": 2}]},
             id="bad-duration",
         ),
