@@ -1,4 +1,4 @@
-"""One reconcile pass of one ModelRelease: observe → decide → act → persist once.
+"""One reconcile pass of one ModelRelease: observe → decide → persist → act → post events.
 
 The same shape as :mod:`rollwise.runtime.reconcile` (the Rollout's pass), with the
 ModelRelease's ports:
@@ -10,21 +10,24 @@ ModelRelease's ports:
    gate results (``adapters.gates``) with the waivers applied, the other
    releases of the namespace (who holds the (model, alias) slot; whether the same content was
    Approved before; whether this version was revoked, also from the cluster's revocation
-   ledger),
-   the alias read back from its store, the child Rollout or the KServe InferenceService, the
-   release manifest, and the KServe canary's measurements due now.
-2. **Decide**: :func:`rollwise.core.modelrelease.decide_release`, pure.
-3. **Act**: the actions in order, each idempotent; the first failure stops the list and is
-   retried with the Rollout pass's backoff (``ActionFailed`` Warning event once per distinct
-   error). A flip of the alias is never taken as done here: the core moves to Production only
-   when a later pass reads the alias back on the new version.
-4. **Persist once**: the status is merge-patched (conditional on the resourceVersion read)
-   only when it changed, then the events are posted on the ModelRelease.
-
-Unlike the Rollout's pass, the status is persisted *before* the actions run (step 4 before
-step 3): it holds the rollback target (what served before the release, the alias's previous
-version), which cannot be observed again once the actions changed the cluster. A status write
-that conflicts therefore leaves the cluster untouched, and the pass is simply decided again.
+   ledger), the alias read back from its store, the child Rollout or the KServe
+   InferenceService, the release manifest, the canary's measurements due now and, when the
+   canary's queries are unchecked, the provider's verdict on them (``core.querycheck``).
+2. **Decide**: :func:`rollwise.core.modelrelease.decide_release`, pure, in the worker thread
+   of the write (it evaluates the spec's conditions: tenant input, never on the event loop).
+   Its status carries the transition's events in ``status.eventLog`` (``core.events``).
+3. **Persist first (write-ahead)**: the status is merge-patched (conditional on the
+   resourceVersion read) only when it changed. It holds the rollback target (what served
+   before the release, the alias's previous version), which cannot be observed again once the
+   actions changed the cluster; a write that conflicts leaves the cluster untouched, and the
+   pass is simply decided again.
+4. **Act**: the actions in order, each idempotent for the status just persisted; the first
+   failure stops the list and is retried with the Rollout pass's backoff (``ActionFailed``
+   Warning event once per distinct error). A flip of the alias is never taken as done here:
+   the core moves to Production only when a later pass reads the alias back on the new
+   version.
+5. **Post events**: the logged events not yet known to be posted, under deterministic names
+   (``runtime.passes.post_logged``): none lost by a kill, none doubled.
 
 The slot: releases of one (model, alias) in a namespace run one at a time. The release that
 holds it is the earliest-created one in Staging or Approved, else the earliest-created
