@@ -252,6 +252,9 @@ def release_docs(
     )
     spec = docs[-1]["spec"]
     del spec["approvals"]
+    # Governance, not the canary, is under test here (test_modelrelease_e2e.py tests the
+    # canary): without analysis, a model's first release passes its canary at once.
+    spec["canary"].pop("analysis", None)
     spec["gates"] = gates or {}
     spec["change"]["type"] = change_type
     return docs, name, spec["change"]["ticket"]

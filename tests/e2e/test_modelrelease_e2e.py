@@ -522,7 +522,12 @@ def set_lab_behaviour(cluster: Cluster, revision: str, error_ratio: float) -> No
 def to_production(
     cluster: Cluster, docs: list[dict[str, Any]], name: str, timeout: float = 40
 ) -> dict[str, Any]:
+    """Applies a release and waits for Production. Requests flow through the client Service:
+    a model's first release has nothing to compare with, so its canary analysis measures the
+    new version alone, and needs traffic to measure."""
     cluster.apply(docs)
+    if any(d["kind"] == "Service" and d["metadata"]["name"] == CLIENT_SERVICE for d in docs):
+        cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
     return wait_stage(cluster, name, "Production", timeout)
 
 
