@@ -35,8 +35,6 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import celpy
-
 from rollwise.core.durations import InvalidDuration, add_seconds, parse_seconds
 from rollwise.core.observations import Measurement
 from rollwise.core.spec import (
@@ -64,7 +62,14 @@ class ConditionError(ValueError):
     """A success/failure condition does not compile or does not yield a bool."""
 
 
-_CEL_ENV = celpy.Environment()
+@lru_cache(maxsize=1)
+def _cel() -> Any:
+    """The CEL environment, built on first use: building its parser takes a tenth of a second
+    or more, which a process that never evaluates a condition (the plugin showing a Rollout)
+    need not pay."""
+    import celpy  # noqa: PLC0415 - deferred: see the docstring
+
+    return celpy.Environment()
 
 
 #: Most syntax-tree nodes a condition may have (``result < 0.05`` has 20, a range check with
@@ -101,14 +106,14 @@ def _program(expression: str) -> Any:
             f"too long: {len(expression)} characters, at most {MAX_CONDITION_LENGTH}"
         )
     try:
-        tree = _CEL_ENV.compile(expression)
+        tree = _cel().compile(expression)
     except Exception as exc:  # celpy raises its own parse error types
         raise ConditionError(f"does not compile: {_first_line(exc)}") from exc
     problem = _bounded(tree)
     if problem is not None:
         raise ConditionError(problem)
     try:
-        return _CEL_ENV.program(tree)
+        return _cel().program(tree)
     except Exception as exc:
         raise ConditionError(f"does not compile: {_first_line(exc)}") from exc
 
@@ -121,11 +126,13 @@ def _first_line(exc: BaseException) -> str:
 def evaluate_condition(expression: str, result: float) -> bool:
     """``expression`` evaluated with ``result`` bound to a CEL double."""
     program = _program(expression)
+    from celpy import celtypes  # noqa: PLC0415 - loaded by _program already
+
     try:
-        value = program.evaluate({"result": celpy.celtypes.DoubleType(result)})
+        value = program.evaluate({"result": celtypes.DoubleType(result)})
     except Exception as exc:  # CELEvalError and friends: reported as a verdict, not raised
         raise ConditionError(f"evaluation failed: {_first_line(exc)}") from exc
-    if not isinstance(value, celpy.celtypes.BoolType):
+    if not isinstance(value, celtypes.BoolType):
         raise ConditionError(f"yields {type(value).__name__}, not a bool")
     return bool(value)
 
