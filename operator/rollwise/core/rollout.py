@@ -105,6 +105,7 @@ from rollwise.core.status import (
     RetiredRevision,
     RolloutStatus,
     Verdict,
+    step_text,
 )
 from rollwise.core.traffic import expected_weight, split
 from rollwise.core.validation import load_rollout_spec, selector_string
@@ -343,6 +344,10 @@ def _sanitize(status: RolloutStatus, steps: int) -> RolloutStatus:
         weight = min(max(status.canary_weight, 0), 100)
         if weight != status.canary_weight:
             update["canary_weight"] = weight
+    index = update.get("current_step_index", status.current_step_index)
+    shown = step_text(index if canary is not None else None, steps)
+    if shown != status.step:
+        update["step"] = shown
     return status.model_copy(update=update) if update else status
 
 
