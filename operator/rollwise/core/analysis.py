@@ -151,15 +151,33 @@ def check_condition(expression: str) -> str | None:
 # One measurement
 
 
+#: The words for a measurement without a usable number, in every message and view: the query
+#: returned nothing (``no data``) or failed (``error``); a value that is not a finite number
+#: reads as Python writes it (``nan``, ``inf``, ``-inf``).
+NO_DATA = "no data"
+QUERY_ERROR = "error"
+
+
 def format_value(value: float | None) -> str:
     """A metric value as messages show it: ``0.200``, ``1.5e-05``, ``nan``, ``no data``."""
     if value is None:
-        return "no data"
+        return NO_DATA
     if not math.isfinite(value):
         return str(value)
     if value == 0 or 0.001 <= abs(value) < 1e6:
         return f"{value:.3f}"
     return f"{value:.3g}"
+
+
+def measured_text(record: MeasurementRecord) -> str:
+    """A recorded measurement in the words :func:`assess` used for it: the value, ``nan`` (or
+    ``inf``), ``no data``, or ``error`` for a failed query. The plugin's VALUE column and the
+    operator's "(last ...)" summaries both say it this way."""
+    if record.error:
+        return QUERY_ERROR
+    if record.non_finite:
+        return record.non_finite
+    return format_value(record.value)
 
 
 def rule_text(metric: Metric) -> str:
@@ -331,16 +349,18 @@ def record(
 ) -> Recorded:
     """``run`` updated with one measurement, limits applied."""
     assessment = assess(metric, measurement)
+    finite = measurement.value is not None and math.isfinite(measurement.value)
     kept = [
         *run.measurements,
         MeasurementRecord(
-            value=measurement.value
-            if measurement.value is not None and math.isfinite(measurement.value)
-            else None,
+            value=measurement.value if finite else None,
             verdict=assessment.verdict,
             at=measurement.at,
             message=assessment.message,
             error=assessment.error,
+            non_finite=format_value(measurement.value)
+            if measurement.value is not None and not finite and not assessment.error
+            else None,
         ),
     ][-KEPT_MEASUREMENTS:]
     successful, failed, inconclusive = run.successful, run.failed, run.inconclusive

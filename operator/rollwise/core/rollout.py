@@ -71,7 +71,7 @@ from rollwise.core.analysis import (
     any_inconclusive,
     checks_for_step,
     due_metrics,
-    format_value,
+    measured_text,
     new_run,
     record,
     run_verdict,
@@ -770,8 +770,8 @@ class _Pass:
         parts = []
         for metric in checks.metrics:
             metric_run = run.metric(metric.name) or MetricRun(name=metric.name)
-            last = metric_run.measurements[-1].value if metric_run.measurements else None
-            shown = f" (last {format_value(last)})" if metric_run.measurements else ""
+            last = metric_run.measurements[-1] if metric_run.measurements else None
+            shown = f" (last {measured_text(last)})" if last is not None else ""
             parts.append(f"{metric.name} {metric_run.taken}/{metric.count}{shown}")
         return ", ".join(parts)
 

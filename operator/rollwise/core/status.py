@@ -104,6 +104,9 @@ class MeasurementRecord(StatusModel):
     at: Time
     message: str = ""
     error: bool = False
+    non_finite: str | None = None
+    """What the query returned when it was not a finite number (``nan``, ``inf``, ``-inf``);
+    ``value`` is then absent (JSON has no such numbers)."""
 
 
 #: How many measurements per metric the status keeps (the counters keep the totals).
