@@ -203,7 +203,7 @@ def test_undo_without_an_earlier_revision(stable: None, plugin: Plugin) -> None:
     done = plugin("undo", "demo")
     assert done.returncode == 1
     assert done.stdout == ""
-    assert done.stderr.startswith("error: rollout 'demo' has no earlier revision to go back to")
+    assert done.stderr.startswith('error: rollout "demo" has no earlier revision to go back to')
     assert done.stderr.count("\n") == 1
 
 
@@ -211,7 +211,7 @@ def test_set_image_of_an_unknown_container(stable: None, plugin: Plugin) -> None
     done = plugin("set", "image", "demo", "web=nginx:1")
     assert done.returncode == 1
     assert done.stderr == (
-        "error: rollout \"demo\": the template has no container 'web' (containers: app, "
+        'error: rollout "demo": the template has no container "web" (containers: app, '
         "log-shipper)\n"
     )
     bad = plugin("set", "image", "demo", "nginx:1")

@@ -389,9 +389,14 @@ class Cluster:
         """The core/v1 events about the Rollout ``name``."""
         return self.object_events(ROLLOUTS, namespace, name)
 
-    def object_events(self, plural: str, namespace: str, name: str) -> list[dict[str, Any]]:
-        """The core/v1 events about the ``plural`` object ``name``."""
+    def object_events(
+        self, plural: str, namespace: str, name: str, uid: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The core/v1 events about the ``plural`` object ``name``; with its ``uid``, about
+        this object only, not an earlier one of the same name that was deleted."""
         selector = f"involvedObject.name={name},involvedObject.kind={KINDS[plural]}"
+        if uid:
+            selector += f",involvedObject.uid={uid}"
         try:
             listing = self.request(
                 "GET",

@@ -470,7 +470,8 @@ def _get(args: argparse.Namespace, s: _Session) -> None:
         from rollwise.cli.render_release import render_release  # noqa: PLC0415
 
         obj = cluster.get_object(MODELRELEASES, cluster.namespace, args.name)
-        events = cluster.object_events(MODELRELEASES, cluster.namespace, args.name)
+        uid = (obj.get("metadata") or {}).get("uid")
+        events = cluster.object_events(MODELRELEASES, cluster.namespace, args.name, uid)
         out.write(
             render_release(
                 obj,

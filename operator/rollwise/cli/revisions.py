@@ -113,7 +113,7 @@ def set_images(
     names = [c for c, _ in pairs]
     repeated = sorted({c for c in names if names.count(c) > 1})
     if repeated:
-        raise TemplateError(f"container {repeated[0]!r} is named twice")
+        raise TemplateError(f'container "{repeated[0]}" is named twice')
     after = json.loads(json.dumps(template))
     containers = _containers(template)
     ops: list[dict[str, Any]] = []
@@ -122,7 +122,7 @@ def set_images(
         matched = [c for c in containers if wanted == "*" or c[2].get("name") == wanted]
         if not matched:
             raise TemplateError(
-                f"the template has no container {wanted!r} (containers: "
+                f'the template has no container "{wanted}" (containers: '
                 f"{container_names(template)})"
             )
         for key, i, container in matched:
@@ -212,11 +212,11 @@ def undo_target(
             return matches[0]
         if len(matches) > 1:
             raise TemplateError(
-                f"revision {to_revision!r} is ambiguous: it starts "
-                f"{', '.join(c.revision for c in matches)}"
+                f'revision "{to_revision}" is ambiguous: it matches '
+                + ", ".join(c.revision for c in matches)
             )
         raise TemplateError(
-            f"rollout {name!r} has no revision {to_revision!r} to go back to (revisions with a "
+            f'rollout "{name}" has no revision "{to_revision}" to go back to (revisions with a '
             f"Deployment: {available})"
         )
     if stable is not None and stable != current:
@@ -227,7 +227,7 @@ def undo_target(
         if candidate.revision not in (current, rolled_back):
             return candidate
     raise TemplateError(
-        f"rollout {name!r} has no earlier revision to go back to (revisions with a Deployment: "
+        f'rollout "{name}" has no earlier revision to go back to (revisions with a Deployment: '
         f"{available}); a promoted revision's predecessor keeps its Deployment for "
         f"scaleDownDelaySeconds ({delay}s) after the promotion, then it is deleted"
     )

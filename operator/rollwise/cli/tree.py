@@ -64,7 +64,8 @@ class DeploymentNode:
     created: datetime | None
     replica_sets: tuple[ReplicaSetNode, ...]
     hidden_replica_sets: int
-    """Earlier ReplicaSets of the Deployment, scaled to zero and podless (after a restart)."""
+    """ReplicaSets of the Deployment scaled to zero and without pods (the Deployment scaled
+    down, or the earlier ReplicaSets of a restart): counted, not drawn."""
 
 
 @dataclass(frozen=True)
@@ -416,7 +417,7 @@ def _deployment_row(
     if deployment.hidden_replica_sets:
         plural = "s" if deployment.hidden_replica_sets > 1 else ""
         row.children.append(
-            _note(f"{deployment.hidden_replica_sets} earlier ReplicaSet{plural} at 0", p)
+            _note(f"{deployment.hidden_replica_sets} ReplicaSet{plural} scaled to 0", p)
         )
     if not tree.replica_sets_served:
         row.children.append(

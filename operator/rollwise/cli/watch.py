@@ -179,7 +179,7 @@ def rollout_view(
     changes when any of it changed."""
     meta = rollout.get("metadata") or {}
     namespace, name = str(meta.get("namespace") or cluster.namespace), str(meta.get("name"))
-    events = cluster.rollout_events(namespace, name)
+    events = cluster.object_events(ROLLOUTS, namespace, name, meta.get("uid"))
     actual = cluster.actual_weight(rollout)
     workloads = cluster.workloads(rollout)
     now = datetime.now(UTC)
@@ -213,7 +213,8 @@ def watch_release(
     from rollwise.cli.render_release import render_release  # noqa: PLC0415 - its own kind
 
     def frame(release: dict[str, Any]) -> tuple[str, tuple[object, ...]]:
-        events = cluster.object_events(MODELRELEASES, namespace, name)
+        uid = (release.get("metadata") or {}).get("uid")
+        events = cluster.object_events(MODELRELEASES, namespace, name, uid)
         text = render_release(
             release,
             events,

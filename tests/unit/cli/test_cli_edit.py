@@ -111,7 +111,7 @@ def test_set_image_of_an_unknown_container_is_one_line() -> None:
     code, out, err = run_with(cluster, "set", "image", "web", "web=ghcr.io/acme/web:2")
     assert (code, out) == (1, "")
     assert err == (
-        "error: rollout \"web\": the template has no container 'web' (containers: app, sidecar)\n"
+        'error: rollout "web": the template has no container "web" (containers: app, sidecar)\n'
     )
     assert cluster.writes == []
 
@@ -187,7 +187,7 @@ def test_undo_with_nothing_to_go_back_to_says_what_there_is() -> None:
     code, out, err = run_with(cluster, "undo", "web")
     assert (code, out) == (1, "")
     assert err == (
-        f"error: rollout 'web' has no earlier revision to go back to (revisions with a "
+        'error: rollout "web" has no earlier revision to go back to (revisions with a '
         f"Deployment: {w.STABLE} (stable, current template)); a promoted revision's "
         "predecessor keeps its Deployment for scaleDownDelaySeconds (600s) after the "
         "promotion, then it is deleted\n"
@@ -198,7 +198,7 @@ def test_undo_with_nothing_to_go_back_to_says_what_there_is() -> None:
 def test_undo_to_an_unknown_revision_lists_the_available_ones() -> None:
     code, _, err = run_with(canary_cluster(), "undo", "web", "--to-revision", "ffffff")
     assert code == 1
-    assert err.startswith("error: rollout 'web' has no revision 'ffffff' to go back to (")
+    assert err.startswith('error: rollout "web" has no revision "ffffff" to go back to (')
     assert f"{w.CANARY} (canary, current template)" in err
     assert f"{w.STABLE} (stable)" in err
     assert err.count("\n") == 1

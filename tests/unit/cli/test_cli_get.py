@@ -204,3 +204,18 @@ def test_list_modelreleases_when_there_are_none_or_no_crd() -> None:
         "error: modelreleases.rollwise.dev is not installed in this cluster "
         "(kubectl apply -f crds/)\n"
     )
+
+
+def test_events_of_an_earlier_rollout_of_the_same_name_are_left_out() -> None:
+    def event(uid: str, message: str) -> dict[str, Any]:
+        found = b.event("Initialized", message, 60)
+        found.update(apiVersion="v1", kind="Event")
+        found["metadata"]["name"] = f"web.{uid}"
+        found["involvedObject"]["uid"] = uid
+        return found
+
+    cluster = canary_cluster(event("deleted-before", "the old one"), event(w.UID, "this one"))
+    code, out, _ = run_with(cluster, "get", "rollout", "web")
+    assert code == 0
+    assert "this one" in out
+    assert "the old one" not in out

@@ -211,11 +211,11 @@ def test_set_images_star_and_no_change() -> None:
     [
         pytest.param(
             [("web", "x:1")],
-            "the template has no container 'web' (containers: app, sidecar)",
+            'the template has no container "web" (containers: app, sidecar)',
             id="unknown",
         ),
         pytest.param(
-            [("app", "x:1"), ("app", "x:2")], "container 'app' is named twice", id="twice"
+            [("app", "x:1"), ("app", "x:2")], 'container "app" is named twice', id="twice"
         ),
     ],
 )
@@ -276,14 +276,14 @@ def test_undo_target_when_there_is_nothing_to_go_back_to() -> None:
             delay=600,
         )
     assert str(raised.value) == (
-        f"rollout 'web' has no earlier revision to go back to (revisions with a Deployment: "
+        'rollout "web" has no earlier revision to go back to (revisions with a Deployment: '
         f"{w.STABLE} (stable, current template)); a promoted revision's predecessor keeps its "
         "Deployment for scaleDownDelaySeconds (600s) after the promotion, then it is deleted"
     )
 
 
 def test_undo_target_unknown_and_ambiguous_revisions() -> None:
-    with pytest.raises(TemplateError, match=r"has no revision 'ffff' to go back to \(revisions"):
+    with pytest.raises(TemplateError, match=r'has no revision "ffff" to go back to \(revisions'):
         undo_target(
             _candidates(),
             current=w.CANARY,
@@ -297,7 +297,7 @@ def test_undo_target_unknown_and_ambiguous_revisions() -> None:
         Candidate("abc123", {}, ()),
         Candidate("abc456", {}, ()),
     ]
-    with pytest.raises(TemplateError, match="'abc' is ambiguous: it starts abc123, abc456"):
+    with pytest.raises(TemplateError, match='"abc" is ambiguous: it matches abc123, abc456'):
         undo_target(
             twins,
             current="x",

@@ -113,7 +113,7 @@ def test_replica_sets_left_at_zero_by_a_restart_are_counted_not_drawn() -> None:
     tree = build_tree(rollout, deployments, [*sets, older], pods, NOW)
     text = "\n".join(tree_lines(tree, NOW))
     assert "0ld1" not in text
-    assert "(1 earlier ReplicaSet at 0)" in text
+    assert "(1 ReplicaSet scaled to 0)" in text
 
 
 def test_many_pods_are_counted_after_the_first_ones() -> None:
