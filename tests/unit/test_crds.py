@@ -110,7 +110,7 @@ def test_rollout_scale_subresource() -> None:
             ROLLOUT_CRD,
             [
                 ("Phase", ".status.phase"),
-                ("Step", ".status.currentStepIndex"),
+                ("Step", ".status.step"),
                 ("Weight", ".status.canaryWeight"),
                 ("Stable", ".status.stableRevision"),
                 ("Canary", ".status.canaryRevision"),
@@ -1041,6 +1041,7 @@ FULL_ROLLOUT_STATUS: dict[str, Any] = {
     "message": "step 1/3: canary at 5%",
     "observedGeneration": 3,
     "currentStepIndex": 1,
+    "step": "2/3",
     "canaryWeight": 5,
     "stableRevision": "6d4f8b7c9",
     "canaryRevision": "7f9c5d6b8",

@@ -21,6 +21,7 @@ in the pass's context; ``WatchCache`` says why that is as safe as reading the se
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import sys
 import threading
@@ -182,8 +183,17 @@ class KubeAPI:
     def __init__(self, api_client: Any, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.api_client = api_client
         self.timeout = timeout
-        self._custom = client.CustomObjectsApi(api_client)
-        self._core = client.CoreV1Api(api_client)
+
+    # The client's API classes are built on first use: importing ``CoreV1Api`` builds the
+    # models of the whole core group, a good part of a second that a caller reading only
+    # custom resources (the plugin's routers) need not pay.
+    @functools.cached_property
+    def _custom(self) -> Any:
+        return client.CustomObjectsApi(self.api_client)
+
+    @functools.cached_property
+    def _core(self) -> Any:
+        return client.CoreV1Api(self.api_client)
 
     @staticmethod
     def _check_core(resource: Resource) -> None:

@@ -1,10 +1,17 @@
 """Entry point of ``kubectl-rollwise`` (``kubectl rollwise ...``): arguments and commands.
 
 Each command is a few API calls (:mod:`rollwise.cli.kube`) around a pure view
-(:mod:`rollwise.cli.render`) or a pure patch (:mod:`rollwise.cli.manual`). Every failure the
-user can cause or meet (a wrong name, no CRD, an unreachable server, a bad kubeconfig) ends as
-one ``error: ...`` line on stderr and exit code 1; bad arguments exit 2 with the usage, as
-argparse does; Ctrl-C exits 130 without a traceback.
+(:mod:`rollwise.cli.render`, :mod:`rollwise.cli.tree`, :mod:`rollwise.cli.status`) or a pure
+change (:mod:`rollwise.cli.manual`, :mod:`rollwise.cli.revisions`). Every failure the user
+can cause or meet (a wrong name, no CRD, an unreachable server, a bad kubeconfig, no earlier
+revision) ends as one ``error: ...`` line on stderr and exit code 1; bad arguments exit 2
+with the usage, as argparse does; Ctrl-C exits 130 without a traceback. ``status`` has exit
+codes of its own for scripts (:mod:`rollwise.cli.status`).
+
+This module imports only the standard library and :mod:`rollwise.cli.common` at start: each
+command imports what it needs when it runs (the ``kubernetes`` client, the core's models,
+the ModelRelease views), so ``--help`` and argument errors answer at once and a command pays
+for its own imports alone.
 """
 
 from __future__ import annotations
@@ -14,25 +21,43 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rollwise.cli import manual, records
-from rollwise.cli.kube import MODELRELEASES, ROLLOUTS, CliError, Cluster, NotServed, connect
-from rollwise.cli.render import ASCII, UNICODE, Symbols, render_rollout, render_rollout_table
-from rollwise.cli.render_release import render_release, render_release_table
-from rollwise.cli.watch import watch_release, watch_rollout
+from rollwise.cli.common import (
+    MODELRELEASES,
+    OVERRIDE_DECISIONS,
+    RELEASE_NAMES,
+    ROLLOUT_NAMES,
+    ROLLOUTS,
+    CliError,
+    NotServed,
+)
 from rollwise.core.durations import InvalidDuration, parse_seconds
-from rollwise.core.observations import RequestKind, revision_of
+
+if TYPE_CHECKING:
+    from rollwise.cli.display import Display
+    from rollwise.cli.kube import Cluster
+    from rollwise.core.observations import RequestKind
 
 PROG = "kubectl rollwise"
 
-_ROLLOUT_NAMES = ("rollout", "rollouts", "rwr")
-_RELEASE_NAMES = ("modelrelease", "modelreleases", "mr", "mrel")
+_ROLLOUT_NAMES = ROLLOUT_NAMES
+_RELEASE_NAMES = RELEASE_NAMES
+
+#: Makes the cluster connection from ``--kubeconfig``, ``--context`` and ``-n``
+#: (:func:`rollwise.cli.kube.connect`; tests pass a fake).
+Connector = Callable[[str | None, str | None, str | None], "Cluster"]
 
 _DESCRIPTION = """\
 Watch and steer Rollwise rollouts and model releases.
+
+set image, undo and restart change what a Rollout runs: set image and undo write
+spec.template (undo back to the stable revision drops the canary at once); restart restarts
+the stable revision's pods in place (a rolling restart of its Deployment, no new revision).
+status prints one line and exits 0 when Healthy, 1 when Degraded, 3 when not finished.
 
 Manual operations write what the operator reads: promote, abort and retry set the annotation
 rollwise.dev/<request> to a fresh request id (each id acts once); pause and resume set
@@ -47,6 +72,10 @@ _EPILOG = """\
 examples:
   kubectl rollwise list -A
   kubectl rollwise get rollout demo --watch
+  kubectl rollwise set image demo app=ghcr.io/acme/web:1.2
+  kubectl rollwise status demo --watch --timeout 10m   # exit 0 Healthy, 1 Degraded, 3 timeout
+  kubectl rollwise undo demo                # back to the stable (or previous) revision
+  kubectl rollwise restart demo             # restart the stable pods, no canary
   kubectl rollwise promote demo            # skip the current pause or step
   kubectl rollwise promote demo --full     # straight to 100%, skipping every check
   kubectl rollwise abort demo              # traffic back to stable, canary scaled down
@@ -112,9 +141,16 @@ def _waiver_duration(text: str) -> str:
 
 
 def _connection_flags(*, suppress: bool) -> argparse.ArgumentParser:
-    """``-n``, ``--kubeconfig``, ``--context``, accepted before or after the command."""
+    """``-n``, ``--kubeconfig``, ``--context`` and ``--color``, accepted before or after the
+    command."""
     default = argparse.SUPPRESS if suppress else None
     flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default=argparse.SUPPRESS if suppress else "auto",
+        help="colour: auto (on a terminal, unless NO_COLOR is set), always or never",
+    )
     group = flags.add_argument_group("connection")
     group.add_argument(
         "-n",
@@ -170,11 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser(
         "list",
         parents=common,
-        help="list rollouts (and model releases)",
-        description="List Rollouts, then ModelReleases when their CRD is installed.",
+        help="list rollouts and model releases",
+        description="List Rollouts, then ModelReleases when their CRD is installed; "
+        "'list rollouts' or 'list modelreleases' lists one kind.",
     )
     listing.add_argument(
-        "kind", nargs="?", choices=_ROLLOUT_NAMES, metavar="rollouts", help="optional"
+        "kind",
+        nargs="?",
+        choices=_ROLLOUT_NAMES + _RELEASE_NAMES,
+        metavar="rollouts|modelreleases",
+        help="only this kind (short names as for get)",
     )
     listing.add_argument(
         "-A", "--all-namespaces", action="store_true", help="list across all namespaces"
@@ -214,9 +255,95 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(command, parents=common, help=text, description=text + ".")
         sub.add_argument("name", help="name of the Rollout")
+    _change_commands(commands, common)
     _release_commands(commands, common)
     _override_command(commands, common)
     return parser
+
+
+def _image_pair(text: str) -> tuple[str, str]:
+    """``CONTAINER=IMAGE`` (``*=IMAGE``: every container)."""
+    from rollwise.cli.revisions import TemplateError, parse_image_pair  # noqa: PLC0415
+
+    try:
+        return parse_image_pair(text)
+    except TemplateError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _change_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: list[argparse.ArgumentParser],
+) -> None:
+    setter = commands.add_parser(
+        "set",
+        help="set a rollout's container images (set image)",
+        description="Change a Rollout's pod template.",
+    )
+    what = setter.add_subparsers(dest="set_what", metavar="WHAT", required=True)
+    image = what.add_parser(
+        "image",
+        parents=common,
+        help="set container images: a new revision, rolled out through the canary steps",
+        description="Set the image of containers of the Rollout's pod template "
+        "(spec.template; containers and init containers, by name; '*' for all). The new "
+        "template is a new revision, which the operator takes through the canary steps.",
+    )
+    image.add_argument("name", help="name of the Rollout")
+    image.add_argument(
+        "images",
+        nargs="+",
+        type=_image_pair,
+        metavar="CONTAINER=IMAGE",
+        help="e.g. app=ghcr.io/acme/web:1.2",
+    )
+    undo = commands.add_parser(
+        "undo",
+        parents=common,
+        help="roll the template back to an earlier revision",
+        description="Write an earlier revision's pod template back into spec.template, read "
+        "from that revision's Deployment. Default: the stable revision while a canary runs "
+        "or after a rollback (the operator drops the canary at once: stable serves "
+        "everything), else the newest earlier revision that still has a Deployment (which "
+        "then goes through the canary steps).",
+    )
+    undo.add_argument("name", help="name of the Rollout")
+    undo.add_argument(
+        "--to-revision",
+        metavar="REV",
+        default=None,
+        help="the revision to go back to (its id, or enough of it to tell it apart)",
+    )
+    restart = commands.add_parser(
+        "restart",
+        parents=common,
+        help="restart the stable revision's pods in place (no new revision, no canary)",
+        description="Restart the pods of the stable revision: its Deployment gets the pod "
+        "template annotation kubectl.kubernetes.io/restartedAt (as kubectl rollout restart "
+        "writes it) and replaces its pods in a rolling update, within its maxSurge and "
+        "maxUnavailable. No new revision, no canary, no analysis; a running canary's pods "
+        "are left alone.",
+    )
+    restart.add_argument("name", help="name of the Rollout")
+    status = commands.add_parser(
+        "status",
+        parents=common,
+        help="one status line; exit 0 Healthy, 1 Degraded, 3 not finished (for scripts)",
+        description="Print the Rollout's phase and message on one line. Exit code: 0 "
+        "Healthy, 1 Degraded (rolled back, aborted, progress deadline exceeded, invalid "
+        "spec), 3 not finished (Progressing, Paused, or a status the operator has not "
+        "brought up to the current spec yet). With --watch, print a line each time it "
+        "changes until the Rollout is Healthy or Degraded; a Paused rollout is waited for "
+        "(a pause ends on its own or when promoted), up to --timeout.",
+    )
+    status.add_argument("name", help="name of the Rollout")
+    status.add_argument("-w", "--watch", action="store_true", help="wait until Healthy or Degraded")
+    status.add_argument(
+        "--timeout",
+        type=_duration,
+        default=None,
+        help="with --watch: give up after this long, exit code 3 (e.g. 5m; default: none)",
+    )
 
 
 def _release_commands(
@@ -304,7 +431,7 @@ def _override_command(
         help="what to override",
     )
     override.add_argument(
-        "--decision", choices=manual.OVERRIDE_DECISIONS, help="promote, hold or rollback"
+        "--decision", choices=OVERRIDE_DECISIONS, help="promote, hold or rollback"
     )
     override.add_argument("--reason", type=_reason, help="why (recorded)")
     override.add_argument(
@@ -312,78 +439,132 @@ def _override_command(
     )
 
 
-def _symbols(stream: TextIO) -> Symbols:
-    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-    return UNICODE if encoding.startswith("utf") else ASCII
+@dataclass(frozen=True)
+class _Session:
+    """One run of the plugin: where it writes, how that looks, and how it connects."""
+
+    out: TextIO
+    err: TextIO
+    display: Display
+    connector: Connector
+
+    def cluster(self, args: argparse.Namespace) -> Cluster:
+        return self.connector(
+            getattr(args, "kubeconfig", None),
+            getattr(args, "context", None),
+            getattr(args, "namespace", None),
+        )
 
 
-def _cluster(args: argparse.Namespace) -> Cluster:
-    return connect(
-        getattr(args, "kubeconfig", None),
-        getattr(args, "context", None),
-        getattr(args, "namespace", None),
-    )
-
-
-def _get(args: argparse.Namespace, out: TextIO) -> None:
-    cluster = _cluster(args)
-    symbols = _symbols(out)
+def _get(args: argparse.Namespace, s: _Session) -> None:
+    cluster = s.cluster(args)
+    out, display = s.out, s.display
     release = args.kind in _RELEASE_NAMES
     if args.watch:
+        from rollwise.cli.watch import watch_release, watch_rollout  # noqa: PLC0415
+
         watch = watch_release if release else watch_rollout
-        watch(
-            cluster,
-            cluster.namespace,
-            args.name,
-            out=out,
-            tty=out.isatty(),
-            symbols=symbols,
-            timeout=args.timeout,
-        )
+        watch(cluster, cluster.namespace, args.name, out=out, display=display, timeout=args.timeout)
         return
     if release:
+        from rollwise.cli.render_release import render_release  # noqa: PLC0415
+
         obj = cluster.get_object(MODELRELEASES, cluster.namespace, args.name)
-        events = cluster.object_events(MODELRELEASES, cluster.namespace, args.name)
-        out.write(render_release(obj, events, datetime.now(UTC), symbols=symbols))
+        uid = (obj.get("metadata") or {}).get("uid")
+        events = cluster.object_events(MODELRELEASES, cluster.namespace, args.name, uid)
+        out.write(
+            render_release(
+                obj,
+                events,
+                datetime.now(UTC),
+                symbols=display.symbols,
+                palette=display.palette,
+                width=display.columns(),
+            )
+        )
         return
+    from rollwise.cli.watch import rollout_view  # noqa: PLC0415
+
     rollout = cluster.get_rollout(cluster.namespace, args.name)
-    events = cluster.rollout_events(cluster.namespace, args.name)
-    actual = cluster.actual_weight(rollout)
-    out.write(render_rollout(rollout, events, datetime.now(UTC), actual=actual, symbols=symbols))
+    out.write(rollout_view(cluster, rollout, display)[0])
 
 
-def _list(args: argparse.Namespace, out: TextIO) -> None:
-    cluster = _cluster(args)
+def _list(args: argparse.Namespace, s: _Session) -> None:
+    from rollwise.cli.render import render_rollout_table  # noqa: PLC0415
+
+    cluster = s.cluster(args)
+    out, palette = s.out, s.display.palette
     namespace = None if args.all_namespaces else cluster.namespace
     where = "any namespace" if namespace is None else f'namespace "{namespace}"'
+    every = namespace is None
     now = datetime.now(UTC)
-    rollouts = cluster.list_objects(ROLLOUTS, namespace)
-    try:
+    only_releases = args.kind in _RELEASE_NAMES
+    rollouts = [] if only_releases else cluster.list_objects(ROLLOUTS, namespace)
+    releases: list[dict[str, Any]] = []
+    if only_releases:
         releases = cluster.list_objects(MODELRELEASES, namespace)
-    except NotServed:
-        releases = []
+        if not releases:
+            out.write(f"No model releases found in {where}.\n")
+            return
+    elif args.kind is None:
+        try:
+            releases = cluster.list_objects(MODELRELEASES, namespace)
+        except NotServed:
+            releases = []
     if not rollouts and not releases:
         out.write(f"No rollouts found in {where}.\n")
         return
     lines: list[str] = []
     if rollouts:
-        lines += render_rollout_table(rollouts, now, all_namespaces=namespace is None)
-    else:
+        lines += render_rollout_table(rollouts, now, all_namespaces=every, palette=palette)
+    elif not only_releases:
         lines.append(f"No rollouts found in {where}.")
     if releases:
-        lines += ["", *render_release_table(releases, now, all_namespaces=namespace is None)]
+        from rollwise.cli.render_release import render_release_table  # noqa: PLC0415
+
+        table = render_release_table(releases, now, all_namespaces=every, palette=palette)
+        lines += [*([""] if lines else []), *table]
     out.write("\n".join(lines) + "\n")
 
 
-def _request(args: argparse.Namespace, kind: RequestKind, out: TextIO, err: TextIO) -> None:
-    cluster = _cluster(args)
+def _status(args: argparse.Namespace, s: _Session) -> int:
+    from rollwise.cli.status import NOT_DONE, rollout_state  # noqa: PLC0415
+
+    cluster = s.cluster(args)
+    if not args.watch:
+        state = rollout_state(cluster.get_rollout(cluster.namespace, args.name))
+        s.out.write(state.line(s.display.palette) + "\n")
+        return state.code
+    from rollwise.cli.watch import watch_status  # noqa: PLC0415
+
+    state = watch_status(
+        cluster,
+        cluster.namespace,
+        args.name,
+        out=s.out,
+        display=s.display,
+        timeout=args.timeout,
+    )
+    if state.code == NOT_DONE:
+        s.out.flush()
+        s.err.write(
+            f'error: timed out after {args.timeout:g}s waiting for rollout "{args.name}" to '
+            f"be Healthy ({state.phase})\n"
+        )
+    return state.code
+
+
+def _request(args: argparse.Namespace, kind: RequestKind, s: _Session) -> None:
+    from rollwise.cli import manual  # noqa: PLC0415
+
+    cluster = s.cluster(args)
     rollout = cluster.get_rollout(cluster.namespace, args.name)
     warning = _request_warning(rollout, kind)
     request = manual.request_id(datetime.now(UTC))
     cluster.patch_rollout(cluster.namespace, args.name, manual.request_patch(kind, request))
-    out.write(f"rollout.rollwise.dev/{args.name} {kind.value} requested (id {request})\n")
+    s.out.write(f"rollout.rollwise.dev/{args.name} {kind.value} requested (id {request})\n")
     if warning:
-        err.write(f"warning: {warning}\n")
+        s.err.write(f"warning: {warning}\n")
 
 
 def _request_warning(rollout: dict[str, object], kind: RequestKind) -> str:
@@ -393,7 +574,7 @@ def _request_warning(rollout: dict[str, object], kind: RequestKind) -> str:
     if not isinstance(status, dict) or not status:
         return "the rollout has no status yet (is the Rollwise operator running?)"
     canary = status.get("canaryRevision")
-    if kind is RequestKind.RETRY:
+    if kind.value == "retry":
         if status.get("rolledBackRevision") or status.get("pauseReason") == "AnalysisInconclusive":
             return ""
         return (
@@ -405,17 +586,35 @@ def _request_warning(rollout: dict[str, object], kind: RequestKind) -> str:
     return ""
 
 
-def _pause(args: argparse.Namespace, paused: bool, out: TextIO) -> None:
-    cluster = _cluster(args)
+def _pause(args: argparse.Namespace, paused: bool, s: _Session) -> None:
+    from rollwise.cli import manual  # noqa: PLC0415
+
+    cluster = s.cluster(args)
     rollout = cluster.get_rollout(cluster.namespace, args.name)
     spec = rollout.get("spec")
     before = bool(spec.get("paused")) if isinstance(spec, dict) else False
     word = "paused" if paused else "resumed"
     if before == paused:
-        out.write(f"rollout.rollwise.dev/{args.name} {word} (no change)\n")
+        s.out.write(f"rollout.rollwise.dev/{args.name} {word} (no change)\n")
         return
     cluster.patch_rollout(cluster.namespace, args.name, manual.paused_patch(paused))
-    out.write(f"rollout.rollwise.dev/{args.name} {word}\n")
+    s.out.write(f"rollout.rollwise.dev/{args.name} {word}\n")
+
+
+def _change(args: argparse.Namespace, s: _Session) -> None:
+    """``set image``, ``undo`` and ``restart``."""
+    from rollwise.cli import edit  # noqa: PLC0415
+
+    cluster = s.cluster(args)
+    symbols = s.display.symbols
+    if args.command == "set":
+        edit.set_image(cluster, args.name, list(args.images), s.out, symbols)
+    elif args.command == "undo":
+        edit.undo(
+            cluster, args.name, to_revision=args.to_revision, out=s.out, err=s.err, symbols=symbols
+        )
+    else:
+        edit.restart(cluster, args.name, s.out)
 
 
 # ------------------------------------------------------------------------------------------
@@ -449,8 +648,11 @@ def _still_requested(after: dict[str, object], annotation: str, request: str) ->
     return isinstance(value, dict) and value.get("id") == request
 
 
-def _approve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    cluster = _cluster(args)
+def _approve(args: argparse.Namespace, s: _Session) -> int:
+    from rollwise.cli import manual, records  # noqa: PLC0415
+
+    out, err = s.out, s.err
+    cluster = s.cluster(args)
     release = cluster.get_object(MODELRELEASES, cluster.namespace, args.release)
     spec = release.get("spec")
     version = args.version or (str(spec.get("version") or "") if isinstance(spec, dict) else "")
@@ -489,8 +691,11 @@ def _approve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 1
 
 
-def _revoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    cluster = _cluster(args)
+def _revoke(args: argparse.Namespace, s: _Session) -> int:
+    from rollwise.cli import manual, records  # noqa: PLC0415
+
+    out, err = s.out, s.err
+    cluster = s.cluster(args)
     cluster.get_object(MODELRELEASES, cluster.namespace, args.release)
     request = manual.request_id(datetime.now(UTC))
     after = cluster.patch_object(
@@ -512,8 +717,11 @@ def _revoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 1
 
 
-def _waive(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    cluster = _cluster(args)
+def _waive(args: argparse.Namespace, s: _Session) -> int:
+    from rollwise.cli import manual, records  # noqa: PLC0415
+
+    out, err = s.out, s.err
+    cluster = s.cluster(args)
     release = cluster.get_object(MODELRELEASES, cluster.namespace, args.release)
     request = manual.request_id(datetime.now(UTC))
     after = cluster.patch_object(
@@ -547,6 +755,8 @@ def _override_wait(kind: str, obj: dict[str, object]) -> bool:
     if not isinstance(status, dict):
         return False
     if kind == ROLLOUTS:
+        from rollwise.core.observations import revision_of  # noqa: PLC0415
+
         spec = obj.get("spec")
         template = spec.get("template") if isinstance(spec, dict) else None
         revision = revision_of(template if isinstance(template, dict) else {})
@@ -562,14 +772,17 @@ def _override_wait(kind: str, obj: dict[str, object]) -> bool:
     )
 
 
-def _override(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _override(args: argparse.Namespace, s: _Session) -> int:
+    from rollwise.cli import manual, records  # noqa: PLC0415
+
+    out, err = s.out, s.err
     plural, name = args.target
     kind = "rollout" if plural == ROLLOUTS else "modelrelease"
     if args.confirm is not None and (args.decision or args.reason):
         raise CliError("--confirm takes no --decision or --reason: it confirms a recorded one")
     if args.confirm is None and not (args.decision and args.reason):
         raise CliError("override needs --decision and --reason, or --confirm ID")
-    cluster = _cluster(args)
+    cluster = s.cluster(args)
     before = cluster.get_object(plural, cluster.namespace, name)
     where = f"{kind}.rollwise.dev/{name}"
     if args.confirm is not None:
@@ -625,28 +838,61 @@ _RELEASE_COMMANDS = {
 }
 
 
-def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
-    """Runs one command; returns the exit code."""
+def _dispatch(args: argparse.Namespace, s: _Session) -> int:
+    if args.command in _RELEASE_COMMANDS:
+        return _RELEASE_COMMANDS[args.command](args, s)
+    if args.command == "status":
+        return _status(args, s)
+    if args.command == "get":
+        _get(args, s)
+    elif args.command == "list":
+        _list(args, s)
+    elif args.command in ("set", "undo", "restart"):
+        _change(args, s)
+    elif args.command in ("pause", "resume"):
+        _pause(args, args.command == "pause", s)
+    else:
+        from rollwise.core.observations import RequestKind  # noqa: PLC0415
+
+        kind = RequestKind(args.command)
+        if kind is RequestKind.PROMOTE and args.full:
+            kind = RequestKind.PROMOTE_FULL
+        _request(args, kind, s)
+    return 0
+
+
+def _connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:
+    from rollwise.cli.kube import connect  # noqa: PLC0415 - the client, only when connecting
+
+    return connect(kubeconfig, context, namespace)
+
+
+def run(
+    argv: Sequence[str],
+    out: TextIO,
+    err: TextIO,
+    *,
+    connector: Connector | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Runs one command; returns the exit code. ``connector`` makes the cluster connection
+    (default: from the kubeconfig), ``environ`` is the environment (default: the process's;
+    ``NO_COLOR`` and ``TERM`` matter)."""
+    from rollwise.cli.display import display_for  # noqa: PLC0415
+
     parser = build_parser()
     args = parser.parse_args(list(argv))
-    if args.command == "get" and args.timeout is not None and not args.watch:
+    if args.command in ("get", "status") and args.timeout is not None and not args.watch:
         parser.error("--timeout applies to --watch only")
+    env = os.environ if environ is None else environ
+    session = _Session(
+        out=out,
+        err=err,
+        display=display_for(out, env, getattr(args, "color", "auto")),
+        connector=connector or _connect,
+    )
     try:
-        if args.command in _RELEASE_COMMANDS:
-            return _RELEASE_COMMANDS[args.command](args, out, err)
-        if args.command == "get":
-            _get(args, out)
-        elif args.command == "list":
-            _list(args, out)
-        elif args.command == "promote":
-            kind = RequestKind.PROMOTE_FULL if args.full else RequestKind.PROMOTE
-            _request(args, kind, out, err)
-        elif args.command == "abort":
-            _request(args, RequestKind.ABORT, out, err)
-        elif args.command == "retry":
-            _request(args, RequestKind.RETRY, out, err)
-        elif args.command in ("pause", "resume"):
-            _pause(args, args.command == "pause", out)
+        return _dispatch(args, session)
     except CliError as exc:
         out.flush()
         err.write(f"error: {exc}\n")
@@ -657,7 +903,7 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     except Exception as exc:
         # A failure nobody anticipated (a bug, an odd answer from a proxy): still one line,
         # with the traceback one variable away for a bug report.
-        if os.environ.get("ROLLWISE_DEBUG"):
+        if env.get("ROLLWISE_DEBUG"):
             raise
         out.flush()
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
@@ -665,7 +911,6 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
             f"error: {type(exc).__name__}: {first} (set ROLLWISE_DEBUG=1 for the traceback)\n"
         )
         return 1
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

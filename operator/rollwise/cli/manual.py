@@ -25,6 +25,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
+from rollwise.cli.common import OVERRIDE_DECISIONS
 from rollwise.core.observations import RequestKind
 from rollwise.core.status_model import format_time
 
@@ -75,7 +76,6 @@ def waive_patch(request: str, gate: str, reason: str, duration: str) -> dict[str
 #: Override requests, on a Rollout or a ModelRelease.
 OVERRIDE = "rollwise.dev/override"
 CONFIRM_OVERRIDE = "rollwise.dev/confirm-override"
-OVERRIDE_DECISIONS = ("promote", "hold", "rollback")
 
 
 def override_patch(request: str, decision: str, reason: str) -> dict[str, Any]:

@@ -15,19 +15,30 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from rollwise.core.analysis import checks_for_step, format_value, next_due
+from rollwise.cli.colour import PLAIN, Palette
+from rollwise.cli.text import (
+    ASCII,
+    UNICODE,
+    Symbols,
+    age,
+    fit_last_column,
+    human_duration,
+    parse_time,
+    table,
+)
+from rollwise.cli.text import clip as clip_to
+from rollwise.cli.tree import RevisionTree, build_tree, images_lines, tree_lines
+from rollwise.core.analysis import checks_for_step, format_value, measured_text, next_due
 from rollwise.core.durations import InvalidDuration, format_seconds, parse_seconds
-from rollwise.core.modelrelease_status import ReleaseCondition
 from rollwise.core.spec import Metric, RolloutSpec
 from rollwise.core.status import (
     AnalysisRun,
     Condition,
     ConditionType,
-    MeasurementRecord,
     MetricRun,
     PauseReason,
     RolloutStatus,
@@ -35,27 +46,15 @@ from rollwise.core.status import (
 )
 from rollwise.core.validation import parse_rollout_spec
 
+if TYPE_CHECKING:
+    from rollwise.core.modelrelease_status import ReleaseCondition
+
 #: Events shown under a Rollout (the newest ones; ``kubectl get events`` has the rest).
 MAX_EVENTS = 10
 
-#: Longest condition or event message shown before it is cut with an ellipsis.
+#: Longest message of an analysis or a gate shown before it is cut with an ellipsis (condition
+#: and event messages are fitted to the terminal instead: :func:`fit_last_column`).
 MAX_MESSAGE = 160
-
-
-@dataclass(frozen=True)
-class Symbols:
-    """Markers of the step list (the current step, a finished one, one not reached), the
-    ellipsis of a clipped message, and the arrow of a stage transition."""
-
-    current: str
-    done: str
-    pending: str
-    ellipsis: str
-    arrow: str
-
-
-UNICODE = Symbols(current="▶", done="✓", pending=" ", ellipsis="…", arrow="→")
-ASCII = Symbols(current=">", done="+", pending=" ", ellipsis="...", arrow="->")
 
 
 @dataclass(frozen=True)
@@ -68,76 +67,9 @@ class ActualWeight:
     error: str = ""
 
 
-# --------------------------------------------------------------------------------------------
-# Small formatting helpers
-
-
-def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 time from the API (``2026-01-02T03:04:05Z``, with or without fraction)."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.replace("Z", "+00:00") if value.endswith("Z") else value
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def human_duration(seconds: float) -> str:
-    """A short duration the way ``kubectl get`` prints ages: ``45s``, ``3m20s``, ``5h``,
-    ``2d3h``, ``40d``."""
-    s = max(int(seconds), 0)
-    if s < 120:
-        return f"{s}s"
-    minutes, secs = divmod(s, 60)
-    if minutes < 10:
-        return f"{minutes}m{secs}s" if secs else f"{minutes}m"
-    hours, mins = divmod(minutes, 60)
-    if hours < 3:
-        return f"{minutes}m"
-    if hours < 8:
-        return f"{hours}h{mins}m" if mins else f"{hours}h"
-    days, hrs = divmod(hours, 24)
-    if hours < 48:
-        return f"{hours}h"
-    if days < 8:
-        return f"{days}d{hrs}h" if hrs else f"{days}d"
-    if days < 365 * 2:
-        return f"{days}d"
-    return f"{days // 365}y"
-
-
-def age(since: object, now: datetime) -> str:
-    """``human_duration`` from ``since`` (an RFC 3339 string or a datetime) to ``now``."""
-    at = parse_time(since)
-    if at is None:
-        return "<unknown>"
-    return human_duration((now - at).total_seconds())
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
-    """Left-aligned columns separated by three spaces, like ``kubectl get``; the last column
-    is not padded."""
-    widths = [len(h) for h in header]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = []
-    for row in [list(header), *[list(r) for r in rows]]:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
-        lines.append((indent + "   ".join(cells)).rstrip())
-    return lines
-
-
-def clip(text: str, symbols: Symbols, limit: int = MAX_MESSAGE) -> str:
+def clip(text: str, symbols: Symbols, limit: int | None = MAX_MESSAGE) -> str:
     """``text`` on one line, cut with an ellipsis after ``limit`` characters."""
-    flat = " ".join(text.split())
-    if len(flat) <= limit:
-        return flat
-    return flat[: limit - len(symbols.ellipsis)] + symbols.ellipsis
+    return clip_to(text, symbols, limit)
 
 
 def _as_dict(value: object) -> dict[str, Any]:
@@ -218,6 +150,7 @@ def _steps_lines(
     paused: bool,
     now: datetime,
     symbols: Symbols,
+    palette: Palette = PLAIN,
 ) -> list[str]:
     canary_active = status is not None and status.canary_revision is not None
     current = status.current_step_index if status is not None and canary_active else None
@@ -229,16 +162,22 @@ def _steps_lines(
         text = step_text(step, analysed=bool(metrics) and "setWeight" in step)
         if metrics:
             text += f" ({metrics})"
-        marker, note = symbols.pending, ""
+        cell, note = f"{symbols.pending} {i + 1}", ""
         if current is not None and status is not None:
             if i < current:
-                marker = symbols.done
+                cell = palette.good(f"{symbols.done} {i + 1}")
             elif i == current:
-                marker = symbols.current
+                cell = palette.info(f"{symbols.current} {i + 1}")
                 note = _current_step_note(name, step, status, paused, now)
-        rows.append([f"{marker} {i + 1}", text, note])
+        rows.append([cell, text, note])
     if current is not None and current >= len(raw_steps):
-        rows.append([f"{symbols.current}  ", "all steps done", "promoting the canary to stable"])
+        rows.append(
+            [
+                palette.info(f"{symbols.current}  "),
+                "all steps done",
+                "promoting the canary to stable",
+            ]
+        )
     lines += table(["  #", "STEP", ""], rows, indent="  ")[1:]
     return lines
 
@@ -278,14 +217,11 @@ def _strip_result(expression: str) -> str:
 
 
 def last_value(run: MetricRun) -> str:
-    """The last measured value of a metric (``-`` before the first, ``error`` after a failed
-    query)."""
+    """The last measured value of a metric in the operator's words (``-`` before the first;
+    ``no data``, ``nan`` or ``error`` when it had no number: :func:`measured_text`)."""
     if not run.measurements:
         return "-"
-    last: MeasurementRecord = run.measurements[-1]
-    if last.error:
-        return "error"
-    return format_value(last.value)
+    return measured_text(run.measurements[-1])
 
 
 def _verdict_word(verdict: Verdict | None, *, running: bool = True) -> str:
@@ -316,6 +252,7 @@ def _analysis_lines(
     steps: int,
     now: datetime,
     symbols: Symbols,
+    palette: Palette = PLAIN,
 ) -> list[str]:
     current = (
         status.canary_revision is not None
@@ -323,7 +260,7 @@ def _analysis_lines(
         and run.step_index == status.current_step_index
     )
     title = "Analysis" if current else "Last analysis"
-    verdict = _verdict_word(run.verdict, running=current)
+    verdict = palette.word(_verdict_word(run.verdict, running=current))
     lines = [
         f"{title} (step {run.step_index + 1}/{steps}, revision {run.revision}, "
         f"started {age(run.started_at, now)} ago): {verdict}"
@@ -348,10 +285,12 @@ def _analysis_lines(
                 name,
                 last_value(metric_run),
                 threshold_text(metric) if metric is not None else "?",
-                metric_result(
-                    metric_run,
-                    metric.count if metric is not None else None,
-                    running=current and run.verdict is None,
+                palette.word(
+                    metric_result(
+                        metric_run,
+                        metric.count if metric is not None else None,
+                        running=current and run.verdict is None,
+                    )
                 ),
                 next_text,
             ]
@@ -379,12 +318,15 @@ def conditions_lines(
     message: str,
     now: datetime,
     symbols: Symbols,
+    *,
+    width: int | None = None,
 ) -> list[str]:
+    """The ``Conditions:`` table; messages fitted to ``width`` (a terminal's; None: whole)."""
     rows = []
     for cond in conditions:
         # The phase message is already printed at the top; repeating it on every condition
         # would bury the ones that say something else.
-        text = "" if cond.message == message else clip(cond.message, symbols)
+        text = "" if cond.message == message else cond.message
         rows.append(
             [
                 cond.type.value,
@@ -394,7 +336,11 @@ def conditions_lines(
                 text,
             ]
         )
-    return ["Conditions:", *table(["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"], rows, "  ")]
+    header = ["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"]
+    return [
+        "Conditions:",
+        *table(header, fit_last_column(header, rows, "  ", width, symbols), "  "),
+    ]
 
 
 def event_time(event: Mapping[str, Any]) -> datetime | None:
@@ -423,8 +369,16 @@ def _event_order(event: Mapping[str, Any]) -> tuple[datetime, int]:
     return at, int(version) if version.isdigit() else -1
 
 
-def events_lines(events: Sequence[Mapping[str, Any]], now: datetime, symbols: Symbols) -> list[str]:
-    """The ``Events:`` table: the newest :data:`MAX_EVENTS`, oldest first."""
+def events_lines(
+    events: Sequence[Mapping[str, Any]],
+    now: datetime,
+    symbols: Symbols,
+    *,
+    width: int | None = None,
+    palette: Palette = PLAIN,
+) -> list[str]:
+    """The ``Events:`` table: the newest :data:`MAX_EVENTS`, oldest first, each message whole
+    or, on a terminal (``width``), as much of it as the line holds."""
     if not events:
         return ["Events:  <none>"]
     ordered = sorted(events, key=_event_order)[-MAX_EVENTS:]
@@ -439,12 +393,13 @@ def events_lines(events: Sequence[Mapping[str, Any]], now: datetime, symbols: Sy
         rows.append(
             [
                 when,
-                str(event.get("type") or ""),
+                palette.word(str(event.get("type") or "")),
                 reason,
-                clip(str(event.get("message") or event.get("note") or ""), symbols),
+                str(event.get("message") or event.get("note") or ""),
             ]
         )
-    return ["Events:", *table(["AGE", "TYPE", "REASON", "MESSAGE"], rows, "  ")]
+    header = ["AGE", "TYPE", "REASON", "MESSAGE"]
+    return ["Events:", *table(header, fit_last_column(header, rows, "  ", width, symbols), "  ")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,8 +431,16 @@ def render_rollout(
     *,
     actual: ActualWeight | None = None,
     symbols: Symbols = UNICODE,
+    tree: RevisionTree | None = None,
+    palette: Palette = PLAIN,
+    width: int | None = None,
 ) -> str:
-    """The ``kubectl rollwise get rollout`` view of one Rollout (ends with a newline)."""
+    """The ``kubectl rollwise get rollout`` view of one Rollout (ends with a newline).
+
+    ``tree``: the revisions with their Deployments, ReplicaSets and pods (without it, the
+    images shown are the spec's alone and no tree is drawn); ``palette``: colour on a
+    terminal; ``width``: the terminal's, to which condition and event messages are fitted
+    (None: not a terminal, nothing cut)."""
     meta = _as_dict(rollout.get("metadata"))
     raw_spec = _as_dict(rollout.get("spec"))
     raw_status = rollout.get("status")
@@ -506,7 +469,7 @@ def render_rollout(
         else:
             lines.append("Phase:       <no status yet> (is the Rollwise operator running?)")
     else:
-        phase = status.phase.value if status.phase is not None else "<unknown>"
+        phase = palette.word(status.phase.value) if status.phase is not None else "<unknown>"
         if paused:
             phase += f" (spec.paused: kubectl rollwise resume {name})"
         lines.append(f"Phase:       {phase}")
@@ -546,6 +509,8 @@ def render_rollout(
             f"Pods:        {status.available_replicas}/{status.replicas} available "
             f"(spec.replicas {raw_spec.get('replicas', 1)})"
         )
+    shown_tree = tree if tree is not None else build_tree(rollout, [], [], [], now)
+    lines += images_lines(shown_tree, palette)
 
     lines.append("")
     if status is not None:
@@ -553,7 +518,14 @@ def render_rollout(
         if invalid:
             lines += [*invalid, ""]
     lines += _steps_lines(
-        name, raw_steps, spec=spec, status=status, paused=paused, now=now, symbols=symbols
+        name,
+        raw_steps,
+        spec=spec,
+        status=status,
+        paused=paused,
+        now=now,
+        symbols=symbols,
+        palette=palette,
     )
 
     if status is not None and status.analysis is not None:
@@ -562,15 +534,25 @@ def render_rollout(
         if relevant:
             lines.append("")
             lines += _analysis_lines(
-                run, spec=spec, status=status, steps=len(raw_steps), now=now, symbols=symbols
+                run,
+                spec=spec,
+                status=status,
+                steps=len(raw_steps),
+                now=now,
+                symbols=symbols,
+                palette=palette,
             )
+
+    if tree is not None:
+        lines.append("")
+        lines += tree_lines(tree, now, symbols=symbols, palette=palette)
 
     if status is not None and status.conditions:
         lines.append("")
-        lines += conditions_lines(status.conditions, status.message, now, symbols)
+        lines += conditions_lines(status.conditions, status.message, now, symbols, width=width)
 
     lines.append("")
-    lines += events_lines(events, now, symbols)
+    lines += events_lines(events, now, symbols, width=width, palette=palette)
     return "\n".join(lines) + "\n"
 
 
@@ -578,7 +560,7 @@ def render_rollout(
 # Lists
 
 
-def _rollout_row(item: Mapping[str, Any], now: datetime) -> list[str]:
+def _rollout_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> list[str]:
     meta = _as_dict(item.get("metadata"))
     spec = _as_dict(item.get("spec"))
     status = _as_dict(item.get("status"))
@@ -588,7 +570,7 @@ def _rollout_row(item: Mapping[str, Any], now: datetime) -> list[str]:
     canary = status.get("canaryRevision")
     index = status.get("currentStepIndex")
     step = f"{min(index + 1, n)}/{n}" if canary and isinstance(index, int) else "-"
-    phase = str(status.get("phase") or "<none>")
+    phase = palette.word(str(status.get("phase"))) if status.get("phase") else "<none>"
     if spec.get("paused"):
         phase += " (spec.paused)"
     weight = status.get("canaryWeight")
@@ -614,13 +596,17 @@ def sorted_by_name(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
 
 
 def render_rollout_table(
-    items: Sequence[Mapping[str, Any]], now: datetime, *, all_namespaces: bool
+    items: Sequence[Mapping[str, Any]],
+    now: datetime,
+    *,
+    all_namespaces: bool,
+    palette: Palette = PLAIN,
 ) -> list[str]:
     """The Rollouts table of ``kubectl rollwise list`` (lines, no trailing newline)."""
     header = ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "AGE"]
     rows = []
     for item in sorted_by_name(items):
-        row = _rollout_row(item, now)
+        row = _rollout_row(item, now, palette)
         if all_namespaces:
             row.insert(0, str(_as_dict(item.get("metadata")).get("namespace", "")))
         rows.append(row)

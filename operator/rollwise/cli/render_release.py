@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from rollwise.cli import records
+from rollwise.cli.colour import PLAIN, Palette
 from rollwise.cli.manual import REVOKE
 from rollwise.cli.render import (
     UNICODE,
@@ -387,9 +388,11 @@ def render_release(
     now: datetime,
     *,
     symbols: Symbols = UNICODE,
+    palette: Palette = PLAIN,
+    width: int | None = None,
 ) -> str:
     """The ``kubectl rollwise get modelrelease`` view of one ModelRelease (ends with a
-    newline)."""
+    newline); ``palette`` and ``width`` as for :func:`rollwise.cli.render.render_rollout`."""
     meta = _as_dict(release.get("metadata"))
     raw_spec = _as_dict(release.get("spec"))
     raw_status = release.get("status")
@@ -416,8 +419,8 @@ def render_release(
     if status is None:
         lines.append("Stage:       <no status yet> (is the Rollwise operator running?)")
     else:
-        lines.append(f"Stage:       {status.stage or '<unknown>'}")
-        lines.append(f"Phase:       {status.phase or '<unknown>'}")
+        lines.append(f"Stage:       {palette.word(status.stage) if status.stage else '<unknown>'}")
+        lines.append(f"Phase:       {palette.word(status.phase) if status.phase else '<unknown>'}")
         if status.message:
             lines.append(f"Message:     {status.message}")
         generation = meta.get("generation")
@@ -487,9 +490,9 @@ def render_release(
     lines += _history_lines(status.history if status is not None else [], now, symbols)
     if status is not None and status.conditions:
         lines.append("")
-        lines += conditions_lines(status.conditions, status.message, now, symbols)
+        lines += conditions_lines(status.conditions, status.message, now, symbols, width=width)
     lines.append("")
-    lines += events_lines(events, now, symbols)
+    lines += events_lines(events, now, symbols, width=width, palette=palette)
     return "\n".join(lines) + "\n"
 
 
@@ -498,7 +501,11 @@ def render_release(
 
 
 def render_release_table(
-    items: Sequence[Mapping[str, Any]], now: datetime, *, all_namespaces: bool
+    items: Sequence[Mapping[str, Any]],
+    now: datetime,
+    *,
+    all_namespaces: bool,
+    palette: Palette = PLAIN,
 ) -> list[str]:
     """The ModelReleases table of ``kubectl rollwise list`` (lines, no trailing newline)."""
     header = ["NAME", "STAGE", "PHASE", "MODEL", "VERSION", "ALIAS", "AGE"]
@@ -510,8 +517,8 @@ def render_release_table(
         alias = _text(_as_dict(spec.get("alias")).get("name")) or "production"
         row = [
             str(meta.get("name", "")),
-            _text(status.get("stage")) or "<none>",
-            _text(status.get("phase")) or "-",
+            palette.word(_text(status.get("stage"))) or "<none>",
+            palette.word(_text(status.get("phase"))) or "-",
             str(spec.get("model") or "-"),
             str(spec.get("version") or "-"),
             alias,

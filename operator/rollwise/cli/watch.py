@@ -1,4 +1,5 @@
-"""``kubectl rollwise get rollout|modelrelease NAME --watch``: a live view of one object.
+"""``kubectl rollwise get rollout|modelrelease NAME --watch``: a live view of one object; and
+``kubectl rollwise status NAME --watch``: a Rollout's status line until it is final.
 
 A background thread holds a real watch on the object (field selector ``metadata.name``,
 watched again when the server ends the stream, re-read after 410 Gone) and hands each new
@@ -10,6 +11,9 @@ not a terminal (a pipe, a log file) a frame is printed only when something it sh
 other than the passing of time (the object, its events, a Rollout's actual weight), each new
 frame after a blank line: a log then reads as the history of the rollout, not as one frame a
 second.
+
+``status --watch`` prints a line each time the line changes, and returns once the Rollout is
+Healthy or Degraded, or at ``--timeout`` (:mod:`rollwise.cli.status`).
 """
 
 from __future__ import annotations
@@ -21,11 +25,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from kubernetes.client.exceptions import ApiException
-
-from rollwise.cli.kube import KIND_WORDS, MODELRELEASES, ROLLOUTS, CliError, Cluster
-from rollwise.cli.render import ActualWeight, Symbols, render_rollout
-from rollwise.cli.render_release import render_release
+from rollwise.cli.display import Display
+from rollwise.cli.kube import (
+    KIND_WORDS,
+    MODELRELEASES,
+    ROLLOUTS,
+    ApiStatus,
+    CliError,
+    Cluster,
+    Workloads,
+)
+from rollwise.cli.render import ActualWeight, render_rollout
+from rollwise.cli.status import RolloutState, rollout_state
+from rollwise.cli.tree import build_tree
 
 #: Seconds between redraws without a change (ages, countdowns).
 REFRESH_SECONDS = 1.0
@@ -65,7 +77,7 @@ class _Watcher(threading.Thread):
             while not self.stopping.is_set():
                 try:
                     self._stream_once()
-                except ApiException as exc:
+                except ApiStatus as exc:
                     if exc.status != 410:
                         word = KIND_WORDS[self.plural]
                         raise self.cluster.api_error(exc, f'watch {word} "{self.name_}"') from exc
@@ -94,8 +106,15 @@ class _Watcher(threading.Thread):
                 self.out.put(("object", obj))
 
 
+def _versions(objects: list[dict[str, Any]] | None) -> tuple[object, ...]:
+    return tuple(o.get("metadata", {}).get("resourceVersion") for o in objects or [])
+
+
 def _change_key(
-    obj: dict[str, Any], events: list[dict[str, Any]], actual: ActualWeight | None
+    obj: dict[str, Any],
+    events: list[dict[str, Any]],
+    actual: ActualWeight | None,
+    workloads: Workloads | None = None,
 ) -> tuple[object, ...]:
     version = obj.get("metadata", {}).get("resourceVersion")
     seen = tuple(
@@ -107,7 +126,14 @@ def _change_key(
         )
         for e in events
     )
-    return version, seen, actual
+    running: tuple[object, ...] = ()
+    if workloads is not None:
+        running = (
+            _versions(workloads.deployments),
+            _versions(workloads.replica_sets),
+            _versions(workloads.pods),
+        )
+    return version, seen, actual, running
 
 
 #: A frame of the view and the key that changes when something in it changed other than time.
@@ -120,8 +146,7 @@ def watch_rollout(
     name: str,
     *,
     out: TextIO,
-    tty: bool,
-    symbols: Symbols,
+    display: Display,
     timeout: float | None,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
@@ -130,14 +155,46 @@ def watch_rollout(
     Raises :class:`CliError` when the Rollout is deleted or the API server fails."""
 
     def frame(rollout: dict[str, Any]) -> tuple[str, tuple[object, ...]]:
-        events = cluster.rollout_events(namespace, name)
-        actual = cluster.actual_weight(rollout)
-        text = render_rollout(rollout, events, datetime.now(UTC), actual=actual, symbols=symbols)
-        return text, _change_key(rollout, events, actual)
+        text, key = rollout_view(cluster, rollout, display)
+        return text, key
 
     _watch(
-        cluster, ROLLOUTS, namespace, name, frame, out=out, tty=tty, timeout=timeout, clock=clock
+        cluster,
+        ROLLOUTS,
+        namespace,
+        name,
+        frame,
+        out=out,
+        tty=display.tty,
+        timeout=timeout,
+        clock=clock,
     )
+
+
+def rollout_view(
+    cluster: Cluster, rollout: dict[str, Any], display: Display
+) -> tuple[str, tuple[object, ...]]:
+    """The ``get rollout`` view of ``rollout`` with what the cluster says around it (events,
+    the router's weight, the revisions' Deployments, ReplicaSets and pods), and the key that
+    changes when any of it changed."""
+    meta = rollout.get("metadata") or {}
+    namespace, name = str(meta.get("namespace") or cluster.namespace), str(meta.get("name"))
+    events = cluster.object_events(ROLLOUTS, namespace, name, meta.get("uid"))
+    actual = cluster.actual_weight(rollout)
+    workloads = cluster.workloads(rollout)
+    now = datetime.now(UTC)
+    tree = build_tree(rollout, workloads.deployments, workloads.replica_sets, workloads.pods, now)
+    text = render_rollout(
+        rollout,
+        events,
+        now,
+        actual=actual,
+        symbols=display.symbols,
+        tree=tree,
+        palette=display.palette,
+        width=display.columns(),
+    )
+    return text, _change_key(rollout, events, actual, workloads)
 
 
 def watch_release(
@@ -146,18 +203,26 @@ def watch_release(
     name: str,
     *,
     out: TextIO,
-    tty: bool,
-    symbols: Symbols,
+    display: Display,
     timeout: float | None,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Draws the ModelRelease until ``timeout`` seconds passed (None: until interrupted).
 
     Raises :class:`CliError` when the ModelRelease is deleted or the API server fails."""
+    from rollwise.cli.render_release import render_release  # noqa: PLC0415 - its own kind
 
     def frame(release: dict[str, Any]) -> tuple[str, tuple[object, ...]]:
-        events = cluster.object_events(MODELRELEASES, namespace, name)
-        text = render_release(release, events, datetime.now(UTC), symbols=symbols)
+        uid = (release.get("metadata") or {}).get("uid")
+        events = cluster.object_events(MODELRELEASES, namespace, name, uid)
+        text = render_release(
+            release,
+            events,
+            datetime.now(UTC),
+            symbols=display.symbols,
+            palette=display.palette,
+            width=display.columns(),
+        )
         return text, _change_key(release, events, None)
 
     _watch(
@@ -167,7 +232,7 @@ def watch_release(
         name,
         frame,
         out=out,
-        tty=tty,
+        tty=display.tty,
         timeout=timeout,
         clock=clock,
     )
@@ -231,4 +296,66 @@ def _watch(
         watcher.stopping.set()
 
 
-__all__ = ["watch_release", "watch_rollout"]
+def _next_object(
+    inbox: queue.Queue[_Item], wait: float, plural: str, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """The next version of the object the watcher handed over within ``wait`` seconds, or
+    None when none came. Each version in turn: a status line per state it went through."""
+    try:
+        kind, payload = inbox.get(timeout=wait)
+    except queue.Empty:
+        return None
+    if kind == "error":
+        raise payload
+    if kind == "deleted":
+        raise CliError(f'{KIND_WORDS[plural]} "{name}" was deleted from namespace "{namespace}"')
+    return dict(payload)
+
+
+def watch_status(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    *,
+    out: TextIO,
+    display: Display,
+    timeout: float | None,
+    clock: Callable[[], float] = time.monotonic,
+) -> RolloutState:
+    """Prints the Rollout's status line each time it changes, until it is final (Healthy or
+    Degraded) or ``timeout`` seconds passed (None: no limit); returns the last state.
+
+    Raises :class:`CliError` when the Rollout is deleted or the API server fails."""
+    deadline = None if timeout is None else clock() + timeout
+    obj = cluster.get_rollout(namespace, name)
+    state = rollout_state(obj)
+    out.write(state.line(display.palette) + "\n")
+    out.flush()
+    if state.final:
+        return state
+    inbox: queue.Queue[_Item] = queue.Queue()
+    version = str(obj.get("metadata", {}).get("resourceVersion", ""))
+    watcher = _Watcher(cluster, namespace, name, version, inbox)
+    watcher.start()
+    try:
+        while True:
+            wait = REFRESH_SECONDS
+            if deadline is not None:
+                wait = min(wait, deadline - clock())
+                if wait <= 0:
+                    return state
+            found = _next_object(inbox, wait, ROLLOUTS, namespace, name)
+            if found is None:
+                continue
+            new = rollout_state(found)
+            if new.line() != state.line():
+                out.write(new.line(display.palette) + "\n")
+                out.flush()
+            state = new
+            if state.final:
+                return state
+    finally:
+        watcher.stopping.set()
+
+
+__all__ = ["rollout_view", "watch_release", "watch_rollout", "watch_status"]

@@ -36,9 +36,6 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import celpy
-from jsonpath_ng.ext.parser import parse as parse_json_path
-
 from rollwise.core.durations import InvalidDuration, add_seconds, parse_seconds
 from rollwise.core.observations import Measurement
 from rollwise.core.spec import (
@@ -67,7 +64,14 @@ class ConditionError(ValueError):
     """A success/failure condition does not compile or does not yield a bool."""
 
 
-_CEL_ENV = celpy.Environment()
+@lru_cache(maxsize=1)
+def _cel() -> Any:
+    """The CEL environment, built on first use: building its parser takes a tenth of a second
+    or more, which a process that never evaluates a condition (the plugin showing a Rollout)
+    need not pay."""
+    import celpy  # noqa: PLC0415 - deferred: see the docstring
+
+    return celpy.Environment()
 
 
 #: Most syntax-tree nodes a condition may have (``result < 0.05`` has 20, a range check with
@@ -104,14 +108,14 @@ def _program(expression: str) -> Any:
             f"too long: {len(expression)} characters, at most {MAX_CONDITION_LENGTH}"
         )
     try:
-        tree = _CEL_ENV.compile(expression)
+        tree = _cel().compile(expression)
     except Exception as exc:  # celpy raises its own parse error types
         raise ConditionError(f"does not compile: {_first_line(exc)}") from exc
     problem = _bounded(tree)
     if problem is not None:
         raise ConditionError(problem)
     try:
-        return _CEL_ENV.program(tree)
+        return _cel().program(tree)
     except Exception as exc:
         raise ConditionError(f"does not compile: {_first_line(exc)}") from exc
 
@@ -124,11 +128,13 @@ def _first_line(exc: BaseException) -> str:
 def evaluate_condition(expression: str, result: float) -> bool:
     """``expression`` evaluated with ``result`` bound to a CEL double."""
     program = _program(expression)
+    from celpy import celtypes  # noqa: PLC0415 - loaded by _program already
+
     try:
-        value = program.evaluate({"result": celpy.celtypes.DoubleType(result)})
+        value = program.evaluate({"result": celtypes.DoubleType(result)})
     except Exception as exc:  # CELEvalError and friends: reported as a verdict, not raised
         raise ConditionError(f"evaluation failed: {_first_line(exc)}") from exc
-    if not isinstance(value, celpy.celtypes.BoolType):
+    if not isinstance(value, celtypes.BoolType):
         raise ConditionError(f"yields {type(value).__name__}, not a bool")
     return bool(value)
 
@@ -151,8 +157,10 @@ def check_condition(expression: str) -> str | None:
 def compile_json_path(expression: str) -> Any:
     """The parsed JSONPath ``expression`` (``jsonpath_ng``'s extended dialect: filters and
     arithmetic), parsed once per process; raises ``ValueError`` when it does not parse."""
+    from jsonpath_ng.ext.parser import parse  # noqa: PLC0415 - deferred, like CEL's parser
+
     try:
-        return parse_json_path(expression)
+        return parse(expression)
     except Exception as exc:  # the parser raises several error types of its own
         raise ValueError(_first_line(exc)) from exc
 
@@ -172,15 +180,33 @@ def check_json_path(expression: str) -> str | None:
 # One measurement
 
 
+#: The words for a measurement without a usable number, in every message and view: the query
+#: returned nothing (``no data``) or failed (``error``); a value that is not a finite number
+#: reads as Python writes it (``nan``, ``inf``, ``-inf``).
+NO_DATA = "no data"
+QUERY_ERROR = "error"
+
+
 def format_value(value: float | None) -> str:
     """A metric value as messages show it: ``0.200``, ``1.5e-05``, ``nan``, ``no data``."""
     if value is None:
-        return "no data"
+        return NO_DATA
     if not math.isfinite(value):
         return str(value)
     if value == 0 or 0.001 <= abs(value) < 1e6:
         return f"{value:.3f}"
     return f"{value:.3g}"
+
+
+def measured_text(record: MeasurementRecord) -> str:
+    """A recorded measurement in the words :func:`assess` used for it: the value, ``nan`` (or
+    ``inf``), ``no data``, or ``error`` for a failed query. The plugin's VALUE column and the
+    operator's "(last ...)" summaries both say it this way."""
+    if record.error:
+        return QUERY_ERROR
+    if record.non_finite:
+        return record.non_finite
+    return format_value(record.value)
 
 
 def rule_text(metric: Metric) -> str:
@@ -352,16 +378,18 @@ def record(
 ) -> Recorded:
     """``run`` updated with one measurement, limits applied."""
     assessment = assess(metric, measurement)
+    finite = measurement.value is not None and math.isfinite(measurement.value)
     kept = [
         *run.measurements,
         MeasurementRecord(
-            value=measurement.value
-            if measurement.value is not None and math.isfinite(measurement.value)
-            else None,
+            value=measurement.value if finite else None,
             verdict=assessment.verdict,
             at=measurement.at,
             message=assessment.message,
             error=assessment.error,
+            non_finite=format_value(measurement.value)
+            if measurement.value is not None and not finite and not assessment.error
+            else None,
         ),
     ][-KEPT_MEASUREMENTS:]
     successful, failed, inconclusive = run.successful, run.failed, run.inconclusive

@@ -63,7 +63,7 @@ from rollwise.core.analysis import (
     StepChecks,
     any_inconclusive,
     checks_for,
-    format_value,
+    measured_text,
     new_run,
     next_due,
     record,
@@ -1841,8 +1841,8 @@ class _Pass:
         if last is not None and last.metrics:
             values = []
             for m in last.metrics:
-                shown = m.measurements[-1].value if m.measurements else None
-                values.append(f"{m.name} {format_value(shown)}")
+                shown = measured_text(m.measurements[-1]) if m.measurements else "not measured"
+                values.append(f"{m.name} {shown}")
             detail += " (last analysis: " + ", ".join(values) + ")"
         self.emit(R.CANARY_PASSED, version=self.spec.version, detail=detail)
 

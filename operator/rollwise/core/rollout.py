@@ -71,7 +71,7 @@ from rollwise.core.analysis import (
     any_inconclusive,
     checks_for_step,
     due_metrics,
-    format_value,
+    measured_text,
     new_run,
     record,
     run_verdict,
@@ -105,6 +105,7 @@ from rollwise.core.status import (
     RetiredRevision,
     RolloutStatus,
     Verdict,
+    step_text,
 )
 from rollwise.core.traffic import expected_weight, split
 from rollwise.core.validation import load_rollout_spec, selector_string
@@ -343,6 +344,10 @@ def _sanitize(status: RolloutStatus, steps: int) -> RolloutStatus:
         weight = min(max(status.canary_weight, 0), 100)
         if weight != status.canary_weight:
             update["canary_weight"] = weight
+    index = update.get("current_step_index", status.current_step_index)
+    shown = step_text(index if canary is not None else None, steps)
+    if shown != status.step:
+        update["step"] = shown
     return status.model_copy(update=update) if update else status
 
 
@@ -765,8 +770,8 @@ class _Pass:
         parts = []
         for metric in checks.metrics:
             metric_run = run.metric(metric.name) or MetricRun(name=metric.name)
-            last = metric_run.measurements[-1].value if metric_run.measurements else None
-            shown = f" (last {format_value(last)})" if metric_run.measurements else ""
+            last = metric_run.measurements[-1] if metric_run.measurements else None
+            shown = f" (last {measured_text(last)})" if last is not None else ""
             parts.append(f"{metric.name} {metric_run.taken}/{metric.count}{shown}")
         return ", ".join(parts)
 

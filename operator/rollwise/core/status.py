@@ -104,6 +104,9 @@ class MeasurementRecord(StatusModel):
     at: Time
     message: str = ""
     error: bool = False
+    non_finite: str | None = None
+    """What the query returned when it was not a finite number (``nan``, ``inf``, ``-inf``);
+    ``value`` is then absent (JSON has no such numbers)."""
 
 
 #: How many measurements per metric the status keeps (the counters keep the totals).
@@ -157,6 +160,15 @@ class RetiredRevision(StatusModel):
     remove_at: Time
 
 
+def step_text(current_step_index: int | None, steps: int) -> str | None:
+    """``status.step``: the 0-based ``current_step_index`` as the 1-based ``N/steps`` people
+    read (``kubectl get rollouts`` shows it); the last step once every step is done (the
+    index then equals the number of steps); None without a canary or steps."""
+    if current_step_index is None or steps <= 0:
+        return None
+    return f"{min(max(current_step_index, 0) + 1, steps)}/{steps}"
+
+
 class RolloutStatus(StatusModel):
     """``status`` of a Rollout."""
 
@@ -164,6 +176,10 @@ class RolloutStatus(StatusModel):
     message: str = ""
     observed_generation: int | None = None
     current_step_index: int | None = None
+    step: str | None = None
+    """The step in progress as people read it: 1-based, out of the number of steps
+    (``2/5``, as events and the plugin say it); None when no canary runs. See
+    :func:`step_text`."""
     canary_weight: int = 0
     stable_revision: str | None = None
     canary_revision: str | None = None

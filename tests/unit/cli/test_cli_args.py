@@ -33,6 +33,25 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
         pytest.param(["get", "rollout", "web", "--timeout", "soon"], "invalid", id="timeout"),
         pytest.param(["pause", "web", "-A"], "unrecognized arguments: -A", id="all-ns-on-pause"),
         pytest.param(
+            ["set", "image", "web", "ghcr.io/acme/web:1.2"],
+            "'ghcr.io/acme/web:1.2' is not CONTAINER=IMAGE",
+            id="set-image-without-container",
+        ),
+        pytest.param(
+            ["set", "image", "web", "app="], "'app=' is not CONTAINER=IMAGE", id="empty-image"
+        ),
+        pytest.param(["set", "image", "web"], "required: CONTAINER=IMAGE", id="no-image"),
+        pytest.param(["set", "web", "app=x:1"], "invalid choice: 'web'", id="set-what"),
+        pytest.param(
+            ["status", "web", "--timeout", "5s"],
+            "--timeout applies to --watch only",
+            id="status-timeout-without-watch",
+        ),
+        pytest.param(["list", "deployments"], "invalid choice: 'deployments'", id="list-kind"),
+        pytest.param(
+            ["get", "rollout", "web", "--color", "sometimes"], "invalid choice", id="color"
+        ),
+        pytest.param(
             ["get", "rollout", "web", "--timeout", "5s"],
             "--timeout applies to --watch only",
             id="timeout-without-watch",
@@ -50,22 +69,38 @@ def test_bad_arguments_exit_2_with_usage(
     assert message in err
 
 
-@pytest.mark.parametrize("command", ["get", "list", "promote", "abort", "retry", "pause", "resume"])
+COMMANDS = [
+    "get",
+    "list",
+    "promote",
+    "abort",
+    "retry",
+    "pause",
+    "resume",
+    "set image",
+    "undo",
+    "restart",
+    "status",
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
-        run_cli(command, "--help")
+        run_cli(*command.split(), "--help")
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: kubectl rollwise {command}")
     assert "--namespace" in out
     assert "--kubeconfig" in out
+    assert "--color" in out
 
 
 def test_top_level_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         run_cli("--help")
     out = capsys.readouterr().out
-    for command in ("get", "list", "promote", "abort", "retry", "pause", "resume"):
+    for command in [c.split()[0] for c in COMMANDS]:
         assert re.search(rf"^\s+{command}\s", out, re.MULTILINE), command
     assert "rollwise.dev/<request>" in out
 
@@ -100,6 +135,36 @@ def test_top_level_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> No
             id="promote-full",
         ),
         pytest.param(["resume", "web"], {"command": "resume", "name": "web"}, id="resume"),
+        pytest.param(
+            ["set", "image", "web", "app=ghcr.io/acme/web:1.2", "*=busybox:1.36", "-n", "x"],
+            {
+                "command": "set",
+                "name": "web",
+                "images": [("app", "ghcr.io/acme/web:1.2"), ("*", "busybox:1.36")],
+                "namespace": "x",
+            },
+            id="set-image-pairs",
+        ),
+        pytest.param(
+            ["set", "image", "web", "app=registry:5000/web@sha256:abc"],
+            {"images": [("app", "registry:5000/web@sha256:abc")]},
+            id="image-with-port-and-digest",
+        ),
+        pytest.param(["undo", "web"], {"command": "undo", "to_revision": None}, id="undo"),
+        pytest.param(
+            ["undo", "web", "--to-revision", "1a18a1"], {"to_revision": "1a18a1"}, id="undo-to"
+        ),
+        pytest.param(["restart", "web"], {"command": "restart", "name": "web"}, id="restart"),
+        pytest.param(
+            ["status", "web", "-w", "--timeout", "10m"],
+            {"command": "status", "watch": True, "timeout": 600.0},
+            id="status-watch-timeout",
+        ),
+        pytest.param(["status", "web"], {"watch": False, "timeout": None}, id="status"),
+        pytest.param(["list", "mr", "-A"], {"kind": "mr", "all_namespaces": True}, id="list-mr"),
+        pytest.param(["--color", "never", "list"], {"color": "never"}, id="color-before"),
+        pytest.param(["list", "--color", "always"], {"color": "always"}, id="color-after"),
+        pytest.param(["list"], {"color": "auto"}, id="color-default"),
     ],
 )
 def test_parsing(argv: list[str], expected: dict[str, object]) -> None:
