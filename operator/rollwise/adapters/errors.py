@@ -21,11 +21,16 @@ into kopf's temporary or permanent errors, guided by ``retryable``::
     │   ├── ProviderUnavailable       True   connection, timeout, 429/5xx from the provider
     │   └── QueryError                False  bad query or an ambiguous result (several series)
     │       └── QueryRefused          False  the provider cannot parse the query at all
-    └── RegistryError                 False  (model registry / alias store: any other failure)
-        ├── RegistryUnavailable       True   connection, timeout, 429/5xx from the registry
-        ├── ModelVersionNotFound      False  the registry knows no such model or version
-        ├── AliasConflict             True   the alias is not at the version the caller expected
-        └── AliasNotVerified          True   a write was accepted but the read-back differs
+    ├── RegistryError                 False  (model registry / alias store: any other failure)
+    │   ├── RegistryUnavailable       True   connection, timeout, 429/5xx from the registry
+    │   ├── ModelVersionNotFound      False  the registry knows no such model or version
+    │   ├── AliasConflict             True   the alias is not at the version the caller expected
+    │   └── AliasNotVerified          True   a write was accepted but the read-back differs
+    └── SinkError                     False  (a notification sink: any other failure)
+        ├── SinkUnavailable           True   connection, timeout, 408/429/5xx from the receiver
+        ├── SinkRejected              False  the receiver answered 3xx or another 4xx
+        ├── SinkForbidden             False  the operator's host policy forbids the address
+        └── SinkSecretError           False  the sink's Secret is missing, unmarked or unusable
 
 ``retryable`` means "the same call may succeed later without anybody changing anything":
 the runtime retries those with backoff and reports the others (status condition, event)
@@ -185,6 +190,47 @@ class AliasNotVerified(RegistryError):
     retryable = True
 
 
+# ------------------------------------------------------------------------ Notification sinks
+
+
+class SinkError(AdapterError):
+    """A notification sink refused or failed a delivery. ``status`` is the receiver's HTTP
+    status when it answered."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, retryable=retryable, retry_after=retry_after)
+        self.status = status
+
+
+class SinkUnavailable(SinkError):
+    """The receiver cannot be reached or cannot take the delivery now (connection refused,
+    timeout, 408, 429, 5xx)."""
+
+    retryable = True
+
+
+class SinkRejected(SinkError):
+    """The receiver answered with a redirect (never followed) or a 4xx other than 408/429:
+    sending the same request again would be refused again."""
+
+
+class SinkForbidden(SinkError):
+    """The sink's URL or the address it resolves to is outside what the operator's host policy
+    allows (scheme, host allow-list, denied networks such as link-local metadata addresses)."""
+
+
+class SinkSecretError(SinkError):
+    """The sink's Secret is missing, not marked for notifications, unreadable (RBAC) or has no
+    usable ``url``."""
+
+
 __all__ = [
     "AdapterError",
     "AliasConflict",
@@ -206,5 +252,10 @@ __all__ = [
     "RouteMisconfigured",
     "RouteNotFound",
     "RouterError",
+    "SinkError",
+    "SinkForbidden",
+    "SinkRejected",
+    "SinkSecretError",
+    "SinkUnavailable",
     "Unavailable",
 ]

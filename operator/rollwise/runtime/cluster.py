@@ -39,7 +39,7 @@ from rollwise.core.modelrelease_policy import ClusterPolicy
 from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
 from rollwise.core.status_model import format_time
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import WEB_PREFIX, QueryBudget
+from rollwise.runtime.passes import WEB_PREFIX, NotifierPort, QueryBudget
 from rollwise.runtime.reconcile import Ports, RolloutObject
 from rollwise.runtime.release import GatesPort, ReleasePorts
 
@@ -316,6 +316,7 @@ def build_ports(
     queries: QueryBudget | None = None,
     allowed_prometheus: frozenset[str] | None = None,
     web_providers: frozenset[str] | None = None,
+    notifier: NotifierPort | None = None,
 ) -> Ports:
     """The production ports over one ``ApiClient``; ``for_pass`` gives each reconcile pass
     its own read view (``PassView``), so a pass reads each object at most once."""
@@ -339,6 +340,7 @@ def build_ports(
             queries=queries,
             allowed_prometheus=allowed_prometheus,
             web_providers=web_providers,
+            notifier=notifier,
         )
 
     return over(kube)
@@ -359,6 +361,7 @@ def build_release_ports(
     registries: Mapping[str, MLflowRegistry] | None = None,
     policy: ClusterPolicy | None = None,
     ledger: tuple[str, str] | None = None,
+    notifier: NotifierPort | None = None,
 ) -> ReleasePorts:
     """The production ports of the ModelRelease pass over one ``ApiClient``: ``registries``
     are the MLflow registries of the operator's settings, ``policy`` its cluster policy,
@@ -389,6 +392,7 @@ def build_release_ports(
             allowed_prometheus=allowed_prometheus,
             web_providers=web_providers,
             policy=policy if policy is not None else ClusterPolicy(),
+            notifier=notifier,
         )
 
     return over(kube)

@@ -26,6 +26,7 @@ from kubernetes import client
 from rollwise.adapters.errors import AdapterError, Conflict, NotFound
 from rollwise.adapters.gates import GateEvaluator
 from rollwise.adapters.kube import KubeAPI, kube_errors
+from rollwise.adapters.notify import NotificationPolicies, SinkSecrets, SinkSender
 from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.core.governance import key_id
 from rollwise.runtime import logging as rlog
@@ -46,6 +47,7 @@ from rollwise.runtime.handlers import (
     watch_cache,
 )
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.notify import DeliveryQueue, Notifier, register_notifications
 from rollwise.runtime.passes import QueryBudget
 from rollwise.runtime.release_handlers import ReleaseRuntime, register_releases
 from rollwise.runtime.settings import Settings, SettingsError, apply_configmap, from_sources
@@ -179,6 +181,28 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+def build_notifier(api: Any, settings: Settings, metrics: OperatorMetrics) -> Notifier | None:
+    """The notifier of the settings (None when notifications are off): its queue sends through
+    a sender under the settings' host policy, reads sinks' Secrets and writes policies' status
+    over ``api``."""
+    if not settings.notifications:
+        return None
+    queue = DeliveryQueue(
+        SinkSender(settings.notify_host_policy),
+        capacity=settings.notify_queue,
+        workers=settings.notify_workers,
+        per_namespace=settings.notify_namespace_deliveries or None,
+        metrics=metrics,
+    )
+    return Notifier(
+        queue,
+        SinkSecrets(api, timeout=REQUEST_TIMEOUT),
+        NotificationPolicies(api, timeout=REQUEST_TIMEOUT),
+        namespaces=settings.namespaces,
+        metrics=metrics,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = from_sources(argv)
@@ -213,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot read a web provider's headers", error=str(exc))
         return 2
     providers = ProviderCache(web)
+    notifier = build_notifier(api, settings, metrics)
     queries = QueryBudget(
         settings.query_threads,
         per_namespace=settings.namespace_queries or None,
@@ -228,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         queries=queries,
         allowed_prometheus=settings.allowed_prometheus,
         web_providers=settings.web_provider_names,
+        notifier=notifier,
     )
     slots = PassSlots(2 * settings.workers, settings.namespace_passes or None)
     runtime = Runtime(
@@ -264,11 +290,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         registries=registries,
         policy=settings.cluster_policy,
         ledger=settings.ledger_configmap,
+        notifier=notifier,
     )
     register_releases(
         registry,
         ReleaseRuntime(ports=release_ports, resync_seconds=settings.resync_seconds, slots=slots),
     )
+    if notifier is not None:
+        register_notifications(registry, notifier)
     log.info(
         "starting",
         namespaces=list(settings.namespaces) or "cluster-wide",
@@ -279,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prometheus_allowed=sorted(settings.allowed_prometheus),
         namespace_passes=settings.namespace_passes or "unbounded",
         namespace_queries=settings.namespace_queries or "unbounded",
+        notifications=(
+            f"on (queue {settings.notify_queue}, {settings.notify_workers} workers)"
+            if notifier is not None
+            else "off"
+        ),
         record_key=(
             f"{key_id(record_key)} (also accepted: "
             f"{', '.join(key_id(k) for k in record_key.previous) or 'none'})"

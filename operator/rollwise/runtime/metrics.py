@@ -22,7 +22,12 @@ Series:
 * ``rollwise_model_releases{stage}``: how many ModelReleases are in each stage (gauge);
 * ``rollwise_model_release_info{namespace,release,model,version,stage}``: 1 for each
   ModelRelease (one series per release, like ``rollwise_rollout_info``);
-* ``rollwise_events_posted_total`` and ``rollwise_events_lost_total`` (``core.events``).
+* ``rollwise_events_posted_total`` and ``rollwise_events_lost_total`` (``core.events``);
+* ``rollwise_notifications_total{sink,result}``: notifications that ended, by sink type
+  (``webhook``, ``cloudevents``, ``slack``) and result (``delivered``, ``failed``,
+  ``refused``; ``runtime.notify``), ``rollwise_notifications_dropped_total`` (the delivery
+  queue was full) and ``rollwise_notification_queue`` (jobs waiting: queued, parked or
+  waiting for a retry).
 
 Per-rollout series are removed by :meth:`OperatorMetrics.forget` when the Rollout is deleted,
 so a cluster with churn does not grow the endpoint forever.
@@ -111,6 +116,22 @@ class OperatorMetrics:
             "(only after a long Kubernetes API outage; alert on any increase).",
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "rollwise_notifications",
+            "Notifications that ended, by sink type and result (delivered, failed, refused).",
+            ["sink", "result"],
+            registry=self.registry,
+        )
+        self.notifications_dropped = Counter(
+            "rollwise_notifications_dropped",
+            "Notifications dropped because the delivery queue was full.",
+            registry=self.registry,
+        )
+        self.notification_queue = Gauge(
+            "rollwise_notification_queue",
+            "Notifications waiting for delivery (queued, parked or waiting for a retry).",
+            registry=self.registry,
+        )
         self.releases = Gauge(
             "rollwise_model_releases",
             "ModelReleases by stage.",
@@ -121,6 +142,9 @@ class OperatorMetrics:
             self.rollouts.labels(phase=phase.value).set(0)
         for stage in Stage:
             self.releases.labels(stage=stage.value).set(0)
+        for sink in ("webhook", "cloudevents", "slack"):
+            for result in ("delivered", "failed", "refused"):
+                self.notifications.labels(sink=sink, result=result)
         self._stages: dict[tuple[str, str], str] = {}
         self._phases: dict[tuple[str, str], str] = {}
         self._metric_names: dict[tuple[str, str], set[tuple[str, str]]] = {}
@@ -206,6 +230,12 @@ class OperatorMetrics:
 
     def events_lost(self, count: int) -> None:
         self.events_dropped.inc(count)
+
+    def notified(self, sink: str, result: str) -> None:
+        self.notifications.labels(sink=sink, result=result).inc()
+
+    def notification_dropped(self) -> None:
+        self.notifications_dropped.inc()
 
     def forget(self, namespace: str, rollout: str) -> None:
         """Drop every per-rollout series of a deleted Rollout."""

@@ -22,6 +22,7 @@ from rollwise.adapters.metrics.base import MetricProvider
 from rollwise.core.analysis import QueryTemplateError, render_metric, render_query, timeout_text
 from rollwise.core.durations import InvalidDuration, parse_seconds
 from rollwise.core.events import Event, EventLog, LoggedEvent
+from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import Measurement
 from rollwise.core.querycheck import QueryCheck, QueryRefusal
 from rollwise.core.spec import Metric
@@ -445,6 +446,13 @@ def log_event(logger: Any, event_type: str, message: str, **fields: object) -> N
     level(message, type=event_type, **fields)
 
 
+class NotifierPort(Protocol):
+    """Where a pass hands the logged events it posted (``runtime.notify.Notifier``): matched
+    against the notification policies and queued; it returns at once and never raises."""
+
+    def offer(self, subject: Subject, entry: LoggedEvent) -> None: ...
+
+
 class EventMemory(Protocol):
     """What a loop remembers of its object's posted events: (uid, the sequence number up to
     which every logged event is known to be posted), or None before its first post."""
@@ -471,11 +479,17 @@ async def post_logged(
     *,
     metrics: OperatorMetrics | None,
     logger: Any,
+    notify: Callable[[LoggedEvent], None] | None = None,
 ) -> bool:
     """Posts the entries of ``log`` not yet known to be posted, oldest first, from one worker
     thread. ``post`` returns False when the event already exists (posted before a restart:
     done). Stops at the first failure, so that everything up to the recorded number is
-    posted; the next pass posts the rest. Returns False when something is left to post."""
+    posted; the next pass posts the rest. Returns False when something is left to post.
+
+    Each entry posted, or found posted already, is then handed to ``notify`` (the notifier's
+    :meth:`NotifierPort.offer`, bound to the object), which queues and returns at once: an
+    event found posted after a restart is offered again, with the same id, so a notification
+    lost with the last process is sent by this one (docs/notifications.md)."""
     since = events_posted(memory, uid, log)
     pending = log.unposted(since)
     first = pending[0].seq if pending else log.seq + 1
@@ -490,23 +504,28 @@ async def post_logged(
         memory.events_posted = (uid, since)
         return True
 
-    def post_all() -> tuple[int, list[LoggedEvent], AdapterError | None]:
+    def post_all() -> tuple[int, list[LoggedEvent], list[LoggedEvent], AdapterError | None]:
         done = since
         created: list[LoggedEvent] = []
+        handled: list[LoggedEvent] = []
         for entry in pending:
             try:
                 if post(entry):
                     created.append(entry)
             except AdapterError as exc:
-                return done, created, exc
+                return done, created, handled, exc
+            handled.append(entry)
             done = entry.seq
-        return done, created, None
+        return done, created, handled, None
 
-    done, created, error = await asyncio.to_thread(post_all)
+    done, created, handled, error = await asyncio.to_thread(post_all)
     for entry in created:
         if metrics is not None:
             metrics.event_posted()
         log_event(logger, entry.type, entry.message, reason=entry.reason, seq=entry.seq)
+    if notify is not None:
+        for entry in handled:
+            notify(entry)
     memory.events_posted = (uid, done)
     if error is not None:
         if metrics is not None:
@@ -559,6 +578,7 @@ __all__ = [
     "EventMemory",
     "FailureMemory",
     "NamespaceShares",
+    "NotifierPort",
     "PassFailure",
     "ProviderFactory",
     "QueryBudget",

@@ -67,6 +67,7 @@ from rollwise.adapters.workloads import RolloutRef, deployment_name
 from rollwise.core import reasons as R
 from rollwise.core.analysis import due_metrics, query_context
 from rollwise.core.events import Event, LoggedEvent
+from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import (
     Measurement,
     Observations,
@@ -98,6 +99,7 @@ from rollwise.runtime.passes import (
     CONFLICT_RETRY_SECONDS,
     EVENT_RETRY_SECONDS,
     FOLLOW_UP_SECONDS,
+    NotifierPort,
     ProviderFactory,
     QueryBudget,
     after_actions,
@@ -192,6 +194,8 @@ class Ports:
     allowed_prometheus: frozenset[str] | None = None
     #: The web providers a spec may name (None: any, for embedding and tests).
     web_providers: frozenset[str] | None = None
+    #: Where posted events go for notifications (None: no notifications).
+    notifier: NotifierPort | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,6 +214,7 @@ class RolloutObject:
     spec: dict[str, Any]
     status: dict[str, Any] | None
     annotations: dict[str, str]
+    labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> RolloutObject:
@@ -224,6 +229,7 @@ class RolloutObject:
             spec=dict(body.get("spec") or {}),
             status=dict(status) if isinstance(status, Mapping) and status else None,
             annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+            labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
         )
 
     @property
@@ -684,6 +690,25 @@ def _record_metrics(
             metrics.rolled_back(obj.namespace, obj.name, event.reason.name)
 
 
+def notification_subject(obj: RolloutObject, status: RolloutStatus) -> Subject:
+    """The Rollout as notifications describe it, with the status just persisted."""
+    details = {
+        "phase": status.phase.value if status.phase else "",
+        "stableRevision": status.stable_revision or "",
+        "canaryRevision": status.canary_revision or "",
+        "canaryWeight": str(status.canary_weight),
+    }
+    return Subject(
+        kind="Rollout",
+        plural="rollouts",
+        namespace=obj.namespace,
+        name=obj.name,
+        uid=obj.uid,
+        labels=obj.labels,
+        details=details,
+    )
+
+
 async def reconcile(namespace: str, name: str, ports: Ports, memory: Memory) -> PassResult:
     """One pass over the Rollout ``namespace/name``. Never raises for cluster or provider
     failures: they come back in the result with the time to look again."""
@@ -784,6 +809,7 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
             requeue = soonest(requeue, POLL_SECONDS)
 
     if persisted is not None:
+        notifier, subject = ports.notifier, notification_subject(obj, persisted)
         all_posted = await post_logged(
             persisted.event_log,
             obj.uid,
@@ -791,6 +817,7 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
             memory,
             metrics=ports.metrics,
             logger=log,
+            notify=(lambda entry: notifier.offer(subject, entry)) if notifier else None,
         )
         if not all_posted:
             requeue = soonest(requeue, EVENT_RETRY_SECONDS)
@@ -841,5 +868,6 @@ __all__ = [
     "backoff",
     "describe",
     "merge_patch_diff",
+    "notification_subject",
     "reconcile",
 ]

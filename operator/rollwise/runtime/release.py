@@ -80,6 +80,7 @@ from rollwise.core.modelrelease import (
 )
 from rollwise.core.modelrelease_policy import ClusterPolicy, ReleaseRules
 from rollwise.core.modelrelease_status import ModelReleaseStatus, ReleasePhase, Stage
+from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import Measurement, RequestKind
 from rollwise.core.overrides import in_effect, read_overrides, release_override, sign_request
 from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
@@ -92,6 +93,7 @@ from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import (
     CONFLICT_RETRY_SECONDS,
     EVENT_RETRY_SECONDS,
+    NotifierPort,
     ProviderFactory,
     QueryBudget,
     after_actions,
@@ -215,6 +217,8 @@ class ReleasePorts:
     allowed_prometheus: frozenset[str] | None = None
     #: The web providers a spec may name (None: any, for embedding and tests).
     web_providers: frozenset[str] | None = None
+    #: Where posted events go for notifications (None: no notifications).
+    notifier: NotifierPort | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,6 +239,7 @@ class ReleaseObject:
     spec: dict[str, Any]
     status: dict[str, Any] | None
     annotations: dict[str, str]
+    labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> ReleaseObject:
@@ -251,11 +256,30 @@ class ReleaseObject:
             spec=dict(body.get("spec") or {}),
             status=dict(status) if isinstance(status, Mapping) and status else None,
             annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+            labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
         )
 
     @property
     def ref(self) -> ReleaseRef:
         return ReleaseRef(namespace=self.namespace, name=self.name, uid=self.uid)
+
+
+def release_subject(obj: ReleaseObject, status: ModelReleaseStatus, ticket: str) -> Subject:
+    """The ModelRelease as notifications describe it, with the status of this pass."""
+    return Subject(
+        kind="ModelRelease",
+        plural="modelreleases",
+        namespace=obj.namespace,
+        name=obj.name,
+        uid=obj.uid,
+        labels=obj.labels,
+        details={
+            "model": str(obj.spec.get("model") or ""),
+            "version": str(obj.spec.get("version") or ""),
+            "stage": status.stage.value if status.stage else "",
+            "changeTicket": ticket,
+        },
+    )
 
 
 @dataclass
@@ -934,6 +958,8 @@ async def _reconcile(
     if failed is not None:
         events.append(failed)
 
+    notifier = ports.notifier
+    subject = release_subject(obj, decision.status, ticket_text)
     all_posted = await post_logged(
         decision.status.event_log,
         obj.uid,
@@ -941,6 +967,7 @@ async def _reconcile(
         memory,
         metrics=ports.metrics,
         logger=log,
+        notify=(lambda entry: notifier.offer(subject, entry)) if notifier else None,
     )
     if not all_posted:
         requeue = soonest(requeue, EVENT_RETRY_SECONDS)
@@ -990,6 +1017,7 @@ __all__ = [
     "child_state",
     "describe_release_action",
     "reconcile_release",
+    "release_subject",
     "slot_holder",
     "steady_gates",
 ]

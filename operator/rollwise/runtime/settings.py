@@ -41,6 +41,18 @@ Environment:
 * ``ROLLWISE_QUERY_THREADS``: threads that run metric queries, apart from the passes' other
   calls (default 8); ``ROLLWISE_NAMESPACE_QUERIES``: most queries of one namespace in flight
   at once (default 2; 0: no bound besides the threads).
+* ``ROLLWISE_NOTIFICATIONS``: ``true`` (default) or ``false``: NotificationPolicies are
+  followed and their sinks notified (docs/notifications.md).
+* ``ROLLWISE_NOTIFY_ALLOWED_HOSTS``: hosts notifications may go to (comma-separated;
+  ``*.example.com`` for subdomains, ``host:port`` to pin a port); unset: any host outside the
+  denied networks.
+* ``ROLLWISE_NOTIFY_DENIED_NETWORKS``: CIDRs never notified (default: loopback, link-local
+  with the cloud metadata addresses, the unspecified addresses; a value replaces the list);
+  ``ROLLWISE_NOTIFY_ALLOWED_NETWORKS``: CIDRs allowed again despite it (e.g. a local relay).
+* ``ROLLWISE_NOTIFY_SCHEMES``: URL schemes of sinks (default ``https,http``).
+* ``ROLLWISE_NOTIFY_QUEUE`` (default 1000), ``ROLLWISE_NOTIFY_WORKERS`` (default 4) and
+  ``ROLLWISE_NOTIFY_NAMESPACE_DELIVERIES`` (default 2; 0: no bound besides the workers): the
+  delivery queue's room, its workers, and the deliveries of one namespace in flight at once.
 * ``POD_NAME`` / ``POD_NAMESPACE``: the operator's own pod (event reporting instance, peering).
 * ``POD_IP``: the pod's address, the default webhook host.
 
@@ -118,6 +130,12 @@ from urllib.parse import urlparse
 import yaml
 
 from rollwise.adapters.gates.access import EvidenceAccess, evidence_access
+from rollwise.adapters.notify import (
+    DEFAULT_DENIED_NETWORKS,
+    DEFAULT_SCHEMES,
+    HostPolicy,
+    parse_networks,
+)
 from rollwise.core.modelrelease_policy import (
     REGISTRY_NAME,
     ClusterPolicy,
@@ -234,6 +252,24 @@ class Settings:
         default_factory=lambda: parse_cluster_policy(None, "ROLLWISE_RELEASE_POLICY")
     )
     evidence_policy: EvidenceAccess = field(default_factory=EvidenceAccess)
+    notifications: bool = True
+    notify_allowed_hosts: tuple[str, ...] = ()
+    notify_denied_networks: tuple[str, ...] = DEFAULT_DENIED_NETWORKS
+    notify_allowed_networks: tuple[str, ...] = ()
+    notify_schemes: tuple[str, ...] = DEFAULT_SCHEMES
+    notify_queue: int = 1000
+    notify_workers: int = 4
+    notify_namespace_deliveries: int = 2
+
+    @property
+    def notify_host_policy(self) -> HostPolicy:
+        """Where notifications may go (``adapters.notify.HostPolicy``)."""
+        return HostPolicy(
+            schemes=self.notify_schemes,
+            hosts=self.notify_allowed_hosts,
+            denied=parse_networks(self.notify_denied_networks),
+            allowed=parse_networks(self.notify_allowed_networks),
+        )
 
     @property
     def registries(self) -> dict[str, RegistrySetting]:
@@ -578,6 +614,46 @@ _TENANCY = (
 )
 
 
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p.strip() for p in value.replace("\n", ",").split(",") if p.strip()))
+
+
+def _notifications(environ: Mapping[str, str]) -> dict[str, object]:
+    """The notification settings: on or off, where they may go, the delivery queue."""
+
+    def get(name: str) -> str:
+        return environ.get(name, "").strip()
+
+    out: dict[str, object] = {}
+    if raw := get("ROLLWISE_NOTIFICATIONS"):
+        out["notifications"] = _boolean(raw, "ROLLWISE_NOTIFICATIONS")
+    if raw := get("ROLLWISE_NOTIFY_ALLOWED_HOSTS"):
+        out["notify_allowed_hosts"] = tuple(h.lower() for h in _list(raw))
+    for name, key in (
+        ("ROLLWISE_NOTIFY_DENIED_NETWORKS", "notify_denied_networks"),
+        ("ROLLWISE_NOTIFY_ALLOWED_NETWORKS", "notify_allowed_networks"),
+    ):
+        if raw := get(name):
+            try:
+                parse_networks(_list(raw))
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+            out[key] = _list(raw)
+    if raw := get("ROLLWISE_NOTIFY_SCHEMES"):
+        schemes = tuple(s.lower() for s in _list(raw))
+        if not set(schemes) <= {"http", "https"}:
+            raise SettingsError(f"ROLLWISE_NOTIFY_SCHEMES: {raw!r}: only http and https")
+        out["notify_schemes"] = schemes
+    for name, key, minimum in (
+        ("ROLLWISE_NOTIFY_QUEUE", "notify_queue", 1),
+        ("ROLLWISE_NOTIFY_WORKERS", "notify_workers", 1),
+        ("ROLLWISE_NOTIFY_NAMESPACE_DELIVERIES", "notify_namespace_deliveries", 0),
+    ):
+        if raw := get(name):
+            out[key] = _integer(raw, name, minimum=minimum)
+    return out
+
+
 def _tenancy(get: Any) -> dict[str, object]:
     """What the operator's settings decide for every tenant: registries, the release policy
     and the evidence policy, from the environment."""
@@ -683,6 +759,7 @@ def from_sources(
         _integer(raw_workers, "ROLLWISE_WORKERS", minimum=1) if raw_workers else DEFAULT_WORKERS
     )
     budgets = _budgets(environ)
+    notifications = _notifications(environ)
 
     governance = _governance(environ)
     settings = Settings(
@@ -701,6 +778,7 @@ def from_sources(
         pod_name=environ.get("POD_NAME") or None,
         pod_namespace=environ.get("POD_NAMESPACE") or None,
         **governance,  # type: ignore[arg-type]
+        **notifications,  # type: ignore[arg-type]
     )
     return _one_default(settings)
 
