@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -75,24 +76,34 @@ class SelectorOperator(StrEnum):
     DOES_NOT_EXIST = "DoesNotExist"
 
 
+LabelValue = Annotated[str, Field(max_length=63)]
+ReasonName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Z][A-Za-z]*$")]
+KindName = Annotated[str, Field(pattern=r"^(Rollout|ModelRelease)$")]
+
+#: List bounds (the CRD's maxItems; checked again by :func:`validate`).
+MAX_KINDS = 2
+MAX_EXPRESSIONS = 16
+MAX_VALUES = 64
+
+
 class SelectorRequirement(_Spec):
     key: str = Field(min_length=1, max_length=317)
     operator: SelectorOperator
-    values: list[str] | None = Field(default=None, max_length=64)
+    values: list[LabelValue] | None = None
 
 
 class ObjectSelector(_Spec):
     """Which objects of the policy's namespace: kinds (default both) and a label selector."""
 
-    kinds: list[str] = Field(default_factory=lambda: list(KINDS), min_length=1, max_length=2)
+    kinds: list[KindName] = Field(default_factory=lambda: list(KINDS))
     match_labels: dict[str, str] | None = None
-    match_expressions: list[SelectorRequirement] | None = Field(default=None, max_length=16)
+    match_expressions: list[SelectorRequirement] | None = None
 
 
 class Triggers(_Spec):
     """What makes a notification: event reasons."""
 
-    reasons: list[str] = Field(min_length=1, max_length=MAX_REASONS)
+    reasons: list[ReasonName]
 
 
 class CloudEventsMode(StrEnum):
@@ -155,7 +166,7 @@ class Delivery(_Spec):
 class NotificationPolicySpec(_Spec):
     selector: ObjectSelector = Field(default_factory=ObjectSelector)
     triggers: Triggers
-    sinks: list[Sink] = Field(min_length=1, max_length=MAX_SINKS)
+    sinks: list[Sink]
     delivery: Delivery = Field(default_factory=Delivery)
 
 
@@ -168,14 +179,24 @@ def _requirement_problems(path: str, req: SelectorRequirement) -> list[str]:
 
 
 def validate(spec: NotificationPolicySpec) -> list[str]:
-    """The rules a parsed spec must also keep (the CRD's CEL rules say the same): known kinds
-    and reasons, a reason the selected kinds can emit, unique sink names, one type per sink,
+    """The rules a parsed spec must also keep (the CRD says the same with maxItems and CEL
+    rules): list sizes, known reasons, a reason the selected kinds can emit, unique sink names, one type per sink,
     sound selector requirements."""
     problems: list[str] = []
     kinds = spec.selector.kinds
-    for i, kind in enumerate(kinds):
-        if kind not in KINDS:
-            problems.append(f"spec.selector.kinds[{i}]: {kind!r} is not one of {', '.join(KINDS)}")
+    expressions = spec.selector.match_expressions or []
+    for path, items, low, high in (
+        ("spec.selector.kinds", kinds, 1, MAX_KINDS),
+        ("spec.selector.matchExpressions", expressions, 0, MAX_EXPRESSIONS),
+        ("spec.triggers.reasons", spec.triggers.reasons, 1, MAX_REASONS),
+        ("spec.sinks", spec.sinks, 1, MAX_SINKS),
+        *(
+            (f"spec.selector.matchExpressions[{i}].values", e.values or [], 0, MAX_VALUES)
+            for i, e in enumerate(expressions)
+        ),
+    ):
+        if not low <= len(items) <= high:
+            problems.append(f"{path}: between {low} and {high} items, not {len(items)}")
     if len(set(kinds)) != len(kinds):
         problems.append("spec.selector.kinds: a kind is listed twice")
     emitted = frozenset().union(*(REASONS_BY_KIND.get(k, frozenset()) for k in kinds))
