@@ -185,7 +185,7 @@ def validate(spec: NotificationPolicySpec) -> list[str]:
     problems: list[str] = []
     kinds = spec.selector.kinds
     expressions = spec.selector.match_expressions or []
-    for path, items, low, high in (
+    sizes: list[tuple[str, Sequence[object], int, int]] = [
         ("spec.selector.kinds", kinds, 1, MAX_KINDS),
         ("spec.selector.matchExpressions", expressions, 0, MAX_EXPRESSIONS),
         ("spec.triggers.reasons", spec.triggers.reasons, 1, MAX_REASONS),
@@ -194,7 +194,8 @@ def validate(spec: NotificationPolicySpec) -> list[str]:
             (f"spec.selector.matchExpressions[{i}].values", e.values or [], 0, MAX_VALUES)
             for i, e in enumerate(expressions)
         ),
-    ):
+    ]
+    for path, items, low, high in sizes:
         if not low <= len(items) <= high:
             problems.append(f"{path}: between {low} and {high} items, not {len(items)}")
     if len(set(kinds)) != len(kinds):
