@@ -77,7 +77,8 @@ def test_defaults_are_the_models() -> None:
     assert spec["delivery"] == {"timeoutSeconds": 5, "retries": 3}
     assert spec["sinks"][0]["cloudEvents"] == {"mode": "structured"}
     parsed, problems = load_policy_spec(spec)
-    assert problems == [] and parsed is not None
+    assert problems == []
+    assert parsed is not None
 
 
 @pytest.mark.parametrize(
@@ -143,7 +144,8 @@ def test_the_example_is_admitted_and_valid() -> None:
         admitted, errors = admit_custom_resource(SCHEMA, policy)
         assert errors == []
         parsed, problems = load_policy_spec(admitted["spec"])
-        assert problems == [] and parsed is not None
+        assert problems == []
+        assert parsed is not None
         for sink in parsed.sinks:
             secret = secrets[sink.secret_ref.name]
             assert secret["metadata"]["labels"]["rollwise.dev/notification-sink"] == "true"

@@ -333,7 +333,8 @@ def test_signatures_verify_and_refuse_tampering_and_replays() -> None:
     key = b"k" * 32
     outgoing = signed(render(NOTICE, SinkType.WEBHOOK, policy="p", sink="s"), key, 1_700_000_000)
     header = outgoing.header(SIGNATURE_HEADER)
-    assert header is not None and header.startswith("t=1700000000,v1=")
+    assert header is not None
+    assert header.startswith("t=1700000000,v1=")
     assert verify_signature(key, header, outgoing.body, now=1_700_000_010)
     assert not verify_signature(key, header, outgoing.body + b" ", now=1_700_000_010)
     assert not verify_signature(b"other", header, outgoing.body, now=1_700_000_010)
