@@ -54,7 +54,12 @@ NAMESPACED: frozenset[Rule] = frozenset(
     | _grants("gateway.networking.k8s.io", ("httproutes",), ROUTE)
     | _grants("networking.istio.io", ("virtualservices",), ROUTE)
     | _grants("serving.kserve.io", ("inferenceservices",), ROUTE)
+    | _grants("rollwise.dev", ("notificationpolicies",), READ)
+    | _grants("rollwise.dev", ("notificationpolicies/status",), ("patch",))
 )
+#: The ClusterRole that reads sinks' Secrets: get only, never list or watch; bound only where
+#: notifications.secretAccess says (nowhere by default).
+NOTIFICATION_SECRETS_ROLE = f"{RELEASE}-notification-secrets"
 #: Cluster-scoped resources, granted by the ClusterRole in both scopes.
 CLUSTER_ONLY: frozenset[Rule] = frozenset(
     _grants("apiextensions.k8s.io", ("customresourcedefinitions",), READ)
@@ -269,6 +274,7 @@ def test_every_object_is_well_formed(
             "default",
             [
                 "ClusterRole",
+                "ClusterRole",
                 "ClusterRoleBinding",
                 "Deployment",
                 "MutatingWebhookConfiguration",
@@ -284,6 +290,7 @@ def test_every_object_is_well_formed(
             "operator-webhook",
             [
                 "ClusterRole",
+                "ClusterRole",
                 "ClusterRoleBinding",
                 "Deployment",
                 "NetworkPolicy",
@@ -297,6 +304,7 @@ def test_every_object_is_well_formed(
         pytest.param(
             "namespace-scope",
             [
+                "ClusterRole",
                 "ClusterRole",
                 "ClusterRoleBinding",
                 "Deployment",
@@ -318,6 +326,7 @@ def test_every_object_is_well_formed(
         pytest.param(
             "replicas-2",
             [
+                "ClusterRole",
                 "ClusterRole",
                 "ClusterRoleBinding",
                 "CustomResourceDefinition",
@@ -468,8 +477,10 @@ def test_rbac_is_exactly_the_least_privilege_table(
 ) -> None:
     spec = SCENARIOS[scenario]
     docs = rendered[scenario]
-    cluster_role = _one(docs, "ClusterRole")
+    cluster_role = _named(docs, "ClusterRole", RELEASE)
     assert _rule_table(cluster_role["rules"]) == set(spec.cluster_role)
+    secrets = _named(docs, "ClusterRole", NOTIFICATION_SECRETS_ROLE)
+    assert _rule_table(secrets["rules"]) == {("", "secrets", "get")}
     roles = [r for r in _of_kind(docs, "Role") if r["metadata"]["name"] != LEDGER_ROLE]
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(spec.role_namespaces)
     for role in roles:
@@ -494,7 +505,7 @@ def test_bindings_grant_the_roles_to_the_operator_service_account(
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "ClusterRole",
-        "name": _one(docs, "ClusterRole")["metadata"]["name"],
+        "name": RELEASE,
     }
     assert binding["subjects"] == [subject]
     role_bindings = _of_kind(docs, "RoleBinding")

@@ -126,6 +126,14 @@ the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is n
 - apiGroups: ["serving.kserve.io"]
   resources: ["inferenceservices"]
   verbs: ["get", "list", "watch", "patch", "update"]
+{{- if .Values.notifications.enabled }}
+- apiGroups: ["rollwise.dev"]
+  resources: ["notificationpolicies"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["rollwise.dev"]
+  resources: ["notificationpolicies/status"]
+  verbs: ["patch"]
+{{- end }}
 {{- if and (include "rollwise.peeringEnabled" .) (eq .Values.scope "namespace") }}
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
@@ -152,6 +160,24 @@ the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is n
   resources: ["clusterkopfpeerings"]
   verbs: ["get", "list", "watch", "create", "patch"]
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The ClusterRole that lets the operator read sinks' Secrets, wherever it is bound. */}}
+{{- define "rollwise.notificationSecretsRole" -}}
+{{- printf "%s-notification-secrets" (include "rollwise.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The namespaces where the chart binds the notification-secrets ClusterRole with a RoleBinding:
+notifications.secretNamespaces, or every watched namespace with secretAccess "all" and scope
+"namespace" (scope "cluster" binds it cluster-wide instead).
+*/}}
+{{- define "rollwise.notificationSecretNamespaces" -}}
+{{- if eq .Values.notifications.secretAccess "all" }}
+{{- if eq .Values.scope "namespace" }}{{ join "," .Values.watchNamespaces }}{{ end }}
+{{- else }}
+{{- join "," .Values.notifications.secretNamespaces }}
 {{- end }}
 {{- end }}
 

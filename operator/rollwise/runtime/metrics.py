@@ -12,6 +12,10 @@ Series:
   series per Rollout (the series of its previous phase is removed), so per-Rollout alerts
   have a bounded cardinality: ``rollwise_rollout_info{phase="Degraded"} == 1``;
 * ``rollwise_rollout_canary_weight{namespace,rollout}``: the canary weight in status;
+* ``rollwise_rollout_revision_info{namespace,rollout,role,revision}``: 1 for the stable and
+  the canary revision of each Rollout (``role``: ``stable``, ``canary``), so that a
+  workload's own metrics, labelled by revision, can be split into canary and stable
+  (``* on (revision) group_left(role) rollwise_rollout_revision_info``);
 * ``rollwise_analysis_measurements_total{namespace,rollout,metric,verdict}`` (``verdict``:
   Pass, Fail, Inconclusive, or Error when the provider failed);
 * ``rollwise_rollbacks_total{namespace,rollout,reason}`` (``reason``: ``RolledBack`` for an
@@ -79,6 +83,12 @@ class OperatorMetrics:
             "rollwise_rollout_info",
             "1 for each Rollout, with its phase and traffic router.",
             ["namespace", "rollout", "phase", "router"],
+            registry=self.registry,
+        )
+        self.revision_info = Gauge(
+            "rollwise_rollout_revision_info",
+            "1 for the stable and the canary revision of each Rollout (role: stable, canary).",
+            ["namespace", "rollout", "role", "revision"],
             registry=self.registry,
         )
         self.release_info = Gauge(
@@ -151,6 +161,7 @@ class OperatorMetrics:
         self._rollout_info: dict[tuple[str, str], tuple[str, str]] = {}
         self._release_info: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._rollback_reasons: dict[tuple[str, str], set[str]] = {}
+        self._revisions: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._lock = threading.Lock()
         self._server: Any = None
 
@@ -163,8 +174,9 @@ class OperatorMetrics:
         phase: str | None,
         canary_weight: int,
         router: str = "",
+        revisions: dict[str, str] | None = None,
     ) -> None:
-        """Record a Rollout's phase, router and weight after a pass."""
+        """Record a Rollout's phase, router, weight and (role -> revision) after a pass."""
         key = (namespace, rollout)
         labels = (phase or "Unknown", router)
         with self._lock:
@@ -177,6 +189,19 @@ class OperatorMetrics:
                 self.rollout_info.remove(namespace, rollout, *before)
         self.rollout_info.labels(namespace, rollout, *labels).set(1)
         self.canary_weight.labels(namespace=namespace, rollout=rollout).set(canary_weight)
+        if revisions is not None:
+            self._set_revisions(namespace, rollout, revisions)
+
+    def _set_revisions(self, namespace: str, rollout: str, revisions: dict[str, str]) -> None:
+        now = {(role, revision) for role, revision in revisions.items() if revision}
+        with self._lock:
+            before = self._revisions.get((namespace, rollout), set())
+            self._revisions[(namespace, rollout)] = now
+        for role, revision in before - now:
+            with contextlib.suppress(KeyError):
+                self.revision_info.remove(namespace, rollout, role, revision)
+        for role, revision in now - before:
+            self.revision_info.labels(namespace, rollout, role, revision).set(1)
 
     def observe_release(
         self,
@@ -246,8 +271,10 @@ class OperatorMetrics:
             pairs = self._metric_names.pop(key, set())
             info = self._rollout_info.pop(key, None)
             reasons = self._rollback_reasons.pop(key, set())
+            revisions = self._revisions.pop(key, set())
         removals: list[tuple[Any, tuple[str, ...]]] = [(self.canary_weight, (namespace, rollout))]
         removals += [(self.rollbacks, (namespace, rollout, reason)) for reason in reasons]
+        removals += [(self.revision_info, (namespace, rollout, *pair)) for pair in revisions]
         if info is not None:
             removals.append((self.rollout_info, (namespace, rollout, *info)))
         for family, values in removals:

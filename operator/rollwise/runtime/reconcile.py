@@ -676,6 +676,10 @@ def _record_metrics(
         status.phase.value if status.phase else None,
         status.canary_weight,
         router_kind(spec),
+        revisions={
+            "stable": status.stable_revision or "",
+            "canary": status.canary_revision or "",
+        },
     )
     run = status.analysis
     if run is not None:
