@@ -14,7 +14,6 @@ the receivers listen on loopback in this test.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
