@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel
 
 from hack.lab.kube.schema import StructuralSchema, admit_custom_resource
+from rollwise.core.notification import NotificationPolicySpec
 from rollwise.core.spec import ModelReleaseSpec, RolloutSpec
 from rollwise.core.validation import load_rollout_spec
 
@@ -27,6 +28,7 @@ def _schema(plural: str) -> StructuralSchema:
 CUSTOM_KINDS: dict[str, tuple[StructuralSchema, type[BaseModel]]] = {
     "Rollout": (_schema("rollouts"), RolloutSpec),
     "ModelRelease": (_schema("modelreleases"), ModelReleaseSpec),
+    "NotificationPolicy": (_schema("notificationpolicies"), NotificationPolicySpec),
 }
 
 

@@ -180,8 +180,8 @@ def _requirement_problems(path: str, req: SelectorRequirement) -> list[str]:
 
 def validate(spec: NotificationPolicySpec) -> list[str]:
     """The rules a parsed spec must also keep (the CRD says the same with maxItems and CEL
-    rules): list sizes, known reasons, a reason the selected kinds can emit, unique sink names, one type per sink,
-    sound selector requirements."""
+    rules): list sizes, known reasons, a reason the selected kinds can emit, unique sink
+    names, one type per sink, sound selector requirements."""
     problems: list[str] = []
     kinds = spec.selector.kinds
     expressions = spec.selector.match_expressions or []

@@ -174,6 +174,7 @@ class OperatorMetrics:
         phase: str | None,
         canary_weight: int,
         router: str = "",
+        *,
         revisions: dict[str, str] | None = None,
     ) -> None:
         """Record a Rollout's phase, router, weight and (role -> revision) after a pass."""
