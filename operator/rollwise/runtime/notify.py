@@ -553,6 +553,9 @@ class Notifier:
             wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
             try:
                 await asyncio.to_thread(self.policies_api.patch_status, *key, wire)
+            except asyncio.CancelledError:
+                state.dirty = True  # stopped mid-write: the final flush writes it
+                raise
             except NotFound:
                 self.policies.pop(key, None)
                 continue

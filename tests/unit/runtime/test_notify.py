@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,9 +35,11 @@ from rollwise.core.notification_bodies import (
     Subject,
     verify_signature,
 )
+from rollwise.core.observations import revision_of
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.notify import DeliveryQueue, Notifier
 from rollwise.runtime.passes import post_logged
+from tests.unit.runtime.fakes import NAME, NAMESPACE, rollout_body, world
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 KEY = b"signing-key-of-the-test"
@@ -216,7 +219,7 @@ def test_a_policy_sees_only_its_namespace_and_its_labels(receiver: Receiver) -> 
     assert [json.loads(b)["event"]["seq"] for _, b in receiver.requests] == [3]
 
 
-def test_a_refused_attempt_is_retried_with_backoff_and_reported() -> None:
+def test_an_attempt_the_receiver_cannot_take_is_retried_with_backoff() -> None:
     flaky = Receiver([503, 429])
     try:
         sinks = [{"name": "hook", "secretRef": {"name": "s"}, "webhook": {}}]
@@ -457,3 +460,72 @@ def test_post_logged_hands_posted_and_found_events_to_the_notifier() -> None:
     assert done is False
     assert offered == [1, 2, 3]  # #4 failed to post: offered once it is posted
     assert memory.events_posted == ("uid", 3)
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.offered: list[tuple[Subject, LoggedEvent]] = []
+
+    def offer(self, subject: Subject, entry: LoggedEvent) -> None:
+        self.offered.append((subject, entry))
+
+
+def test_a_rollback_pass_offers_each_logged_event_once_with_its_subject() -> None:
+    body = rollout_body()
+    body["metadata"]["labels"] = {"team": "payments"}
+    w = world(body)
+    recorder = RecordingNotifier()
+    w.ports = replace(w.ports, notifier=recorder)
+    w.settle(lambda r: w.status.get("phase") == "Healthy")
+    new = revision_of(rollout_body("demo:2")["spec"]["template"])
+    w.provider().values[f'error_ratio{{revision="{new}"}}'] = 0.2
+    w.cluster.edit_image("demo:2")
+    w.settle(lambda r: w.status.get("phase") == "Degraded", passes=20)
+    for _ in range(3):  # passes with nothing new offer nothing
+        w.run()
+    seqs = [entry.seq for _, entry in recorder.offered]
+    assert seqs == sorted(set(seqs))
+    assert seqs == [e["seq"] for e in w.status["eventLog"]["entries"] if e["seq"] in seqs]
+    subject = next(s for s, e in recorder.offered if e.reason == "RolledBack")
+    assert (subject.kind, subject.namespace, subject.name) == ("Rollout", NAMESPACE, NAME)
+    assert subject.uid == w.cluster.body["metadata"]["uid"]  # type: ignore[index]
+    assert subject.labels == {"team": "payments"}
+    assert subject.details["phase"] == "Degraded"
+    assert subject.details["canaryWeight"] == "0"
+    assert w.cluster.reasons.count("RolledBack") == 1
+
+
+def test_the_revision_roles_are_exported_and_follow_the_status() -> None:
+    metrics = OperatorMetrics()
+    labels = {"namespace": "shop", "rollout": "checkout"}
+    metrics.observe_status(
+        "shop", "checkout", "Progressing", 5, revisions={"stable": "a", "canary": "b"}
+    )
+    assert (
+        metrics.sample(
+            "rollwise_rollout_revision_info", {**labels, "role": "canary", "revision": "b"}
+        )
+        == 1
+    )
+    metrics.observe_status(
+        "shop", "checkout", "Healthy", 0, revisions={"stable": "b", "canary": ""}
+    )
+    assert (
+        metrics.sample(
+            "rollwise_rollout_revision_info", {**labels, "role": "canary", "revision": "b"}
+        )
+        is None
+    )
+    assert (
+        metrics.sample(
+            "rollwise_rollout_revision_info", {**labels, "role": "stable", "revision": "b"}
+        )
+        == 1
+    )
+    metrics.forget("shop", "checkout")
+    assert (
+        metrics.sample(
+            "rollwise_rollout_revision_info", {**labels, "role": "stable", "revision": "b"}
+        )
+        is None
+    )
