@@ -11,7 +11,7 @@ import asyncio
 import copy
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from rollwise.core.modelrelease import (
 )
 from rollwise.core.modelrelease_policy import ReleaseRules
 from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.reconcile import merge_patch_diff
@@ -498,3 +499,37 @@ def test_a_release_whose_alias_moved_to_a_later_release_is_superseded_not_reflip
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "Superseded")
     assert result.requeue_after is None
+
+
+class _Offers:
+    def __init__(self) -> None:
+        self.offered: list[tuple[Subject, LoggedEvent]] = []
+
+    def offer(self, subject: Subject, entry: LoggedEvent) -> None:
+        self.offered.append((subject, entry))
+
+
+def test_a_release_offers_its_logged_events_to_the_notifier_with_its_subject() -> None:
+    w = World()
+    offers = _Offers()
+    w.ports = replace(w.ports, notifier=offers)
+    body = release_body()
+    body["metadata"]["labels"] = {"team": "risk"}
+    w.add(body)
+    w.settle(lambda: stage(w) == "Staging")
+    reasons = [entry.reason for _, entry in offers.offered]
+    assert reasons[:2] == ["ReleaseCreated", "Staged"]
+    assert len({entry.seq for _, entry in offers.offered}) == len(offers.offered)
+    subject = offers.offered[-1][0]
+    assert (subject.kind, subject.plural, subject.namespace) == (
+        "ModelRelease",
+        "modelreleases",
+        NS,
+    )
+    assert subject.labels == {"team": "risk"}
+    assert subject.details == {
+        "model": "fraud",
+        "version": "7",
+        "stage": "Staging",
+        "changeTicket": "CHG-7",
+    }
