@@ -177,11 +177,24 @@ def test_condition_is_compiled_once_and_evaluates_doubles() -> None:
 
 
 def feed(c: StepChecks, metric_: Metric, values: list[float | str | None]) -> MetricRun:
+    """The run after ``values`` (a str is a provider error), measured one minute apart.
+
+    A verdict ends a metric's run, as it ends it in the rollout: the operator takes no further
+    measurement of a finished metric. So a verdict reached before the last value is an error of
+    the case itself (its values go on past the end), and each case's verdict is pinned to its
+    last value: a limit off by one either ends the run early (this raises) or late (the
+    verdict is missing).
+    """
     run = MetricRun(name=metric_.name)
     for i, v in enumerate(values):
         when = NOW + timedelta(minutes=i)
         meas = Measurement(None, when, error=v) if isinstance(v, str) else Measurement(v, when)
-        run = record(c, metric_, run, meas).run
+        recorded = record(c, metric_, run, meas)
+        run = recorded.run
+        if recorded.decided and i < len(values) - 1:
+            pytest.fail(
+                f"verdict {run.verdict} ({run.message}) after value {i + 1} of {len(values)}"
+            )
     return run
 
 
@@ -223,6 +236,91 @@ def feed(c: StepChecks, metric_: Metric, values: list[float | str | None]) -> Me
         ),
         pytest.param(
             1, {"errors": 2}, ["down", 0.01], Verdict.PASS, (1, 0, 0, 1, 0), id="errors-not-counted"
+        ),
+        # Each limit at exactly its value (the run goes on) and one past it (the verdict).
+        pytest.param(
+            9,
+            {"failure": 2},
+            [0.2, 0.2],
+            None,
+            (0, 2, 0, 0, 0),
+            id="failureLimit-2-at-2-failures-goes-on",
+        ),
+        pytest.param(
+            9,
+            {"failure": 2},
+            [0.2, 0.2, 0.2],
+            Verdict.FAIL,
+            (0, 3, 0, 0, 0),
+            id="failureLimit-2-at-3-failures-fails",
+        ),
+        pytest.param(
+            9,
+            {"inconclusive": 2},
+            [None, None],
+            None,
+            (0, 0, 2, 0, 0),
+            id="inconclusiveLimit-2-at-2-goes-on",
+        ),
+        pytest.param(
+            9,
+            {"inconclusive": 2},
+            [None, None, None],
+            Verdict.INCONCLUSIVE,
+            (0, 0, 3, 0, 0),
+            id="inconclusiveLimit-2-at-3-inconclusive",
+        ),
+        pytest.param(
+            9,
+            {"inconclusive": 1},
+            [None, 0.01, 0.01],
+            None,
+            (2, 0, 1, 0, 0),
+            id="inconclusiveLimit-1-at-1-then-passes-go-on",
+        ),
+        pytest.param(
+            9,
+            {"errors": 2},
+            ["down", "down"],
+            None,
+            (0, 0, 0, 2, 2),
+            id="consecutiveErrorLimit-2-at-2-goes-on",
+        ),
+        pytest.param(
+            9,
+            {"errors": 2},
+            ["down", "down", "down"],
+            Verdict.INCONCLUSIVE,
+            (0, 0, 0, 3, 3),
+            id="consecutiveErrorLimit-2-at-3-inconclusive",
+        ),
+        pytest.param(
+            9,
+            {"errors": 0},
+            ["down"],
+            Verdict.INCONCLUSIVE,
+            (0, 0, 0, 1, 1),
+            id="consecutiveErrorLimit-0-first-error-inconclusive",
+        ),
+        pytest.param(3, {}, [0.01, 0.01], None, (2, 0, 0, 0, 0), id="count-3-one-short-goes-on"),
+        pytest.param(
+            3, {}, [0.01, 0.01, 0.01], Verdict.PASS, (3, 0, 0, 0, 0), id="count-3-at-3-passes"
+        ),
+        pytest.param(
+            3,
+            {"failure": 1, "inconclusive": 1},
+            [0.2, None, 0.01],
+            Verdict.PASS,
+            (1, 1, 1, 0, 0),
+            id="count-counts-failed-and-inconclusive-measurements",
+        ),
+        pytest.param(
+            2,
+            {"errors": 5},
+            ["down", 0.01, "down"],
+            None,
+            (1, 0, 0, 2, 1),
+            id="count-does-not-count-errors",
         ),
     ],
 )
