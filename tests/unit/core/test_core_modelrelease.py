@@ -277,6 +277,39 @@ def waiver_valid_passes_the_gate() -> Case:
     )
 
 
+def _sbom_waived_until(expires: float, now: float) -> Case:
+    status, world, spec = candidate(sbom=True)
+    sbom = GateResult(
+        "sbom",
+        GateStatus.WAIVED,
+        "2 critical vulnerabilities",
+        waiver_expires_at=at(expires),
+        underlying=GateStatus.FAILED,
+    )
+    blocked = now >= expires
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(gates=(*BASE_GATES, sbom)),
+        now=at(now),
+        stage=Stage.CANDIDATE if blocked else Stage.STAGING,
+        events=["WaiverExpired"] if blocked else ["GateWaived", "Staged"],
+        phase=ReleasePhase.WAITING if blocked else None,
+        actions=[] if blocked else None,
+        message="sbom Failed" if blocked else None,
+    )
+
+
+def waiver_one_second_before_its_expiry_passes() -> Case:
+    return _sbom_waived_until(expires=10, now=9)
+
+
+def waiver_at_its_expiry_instant_blocks_again() -> Case:
+    """A waiver holds until its expiry, not at it: ``expiresAt`` is the first instant the gate
+    counts again."""
+    return _sbom_waived_until(expires=10, now=10)
+
+
 def waiver_expired_blocks_again() -> Case:
     status, world, spec = candidate(sbom=True)
     sbom = GateResult(
@@ -662,6 +695,55 @@ def emergency_without_executive_is_held() -> Case:
     )
 
 
+def normal_change_with_executive_held_by_freeze() -> Case:
+    """Only an emergency change may pass a freeze window: an executive approval does not open
+    one for a normal change (no flip, no FreezeBypassed)."""
+    status, world, spec = canary_passed(change_type="normal")
+    freeze = GateResult("freeze-window", GateStatus.FAILED, "window friday-freeze until 18:00")
+    exec_ = (*approvals(), Approval("executive", "erin", at(3), "7"))
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(
+            child=healthy_child(spec),
+            approvals=exec_,
+            gates=(*passed("artifact-digest"), freeze),
+        ),
+        now=at(30),
+        stage=Stage.APPROVED,
+        events=["ReleaseApproved", "PromotionFrozen"],
+        phase=ReleasePhase.WAITING,
+        actions=[EnsureChildRollout, WriteReleaseManifest],
+        absent=[FlipAlias],
+        requeue=WAIT,
+        message="held by freeze window: window friday-freeze until 18:00",
+    )
+
+
+def emergency_executive_who_set_the_version_is_held() -> Case:
+    """Four eyes hold for the executive too: the person who set the version cannot let their
+    own emergency change pass a freeze window."""
+    status, world, spec = canary_passed(change_type="emergency")
+    freeze = GateResult("freeze-window", GateStatus.FAILED, "window friday-freeze until 18:00")
+    exec_ = (*approvals(), Approval("executive", "carol", at(3), "7"))
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(
+            child=healthy_child(spec),
+            approvals=exec_,
+            gates=(*passed("artifact-digest"), freeze),
+            version_set_by="carol",
+        ),
+        now=at(30),
+        stage=Stage.APPROVED,
+        events=["ReleaseApproved", "PromotionFrozen"],
+        phase=ReleasePhase.WAITING,
+        absent=[FlipAlias],
+        message="held by freeze window",
+    )
+
+
 def freeze_gate_not_reported_holds() -> Case:
     status, world, spec = canary_passed()
     return Case(
@@ -818,6 +900,8 @@ CASES: list[Callable[[], Case]] = [
     candidate_blocked_by_failed_gate,
     waiver_valid_passes_the_gate,
     waiver_expired_blocks_again,
+    waiver_one_second_before_its_expiry_passes,
+    waiver_at_its_expiry_instant_blocks_again,
     queued_behind_another_release,
     unqueued_proceeds,
     revoked_version_refused,
@@ -838,6 +922,8 @@ CASES: list[Callable[[], Case]] = [
     approved_freeze_window_wakes_at_its_end,
     emergency_with_executive_passes_freeze,
     emergency_without_executive_is_held,
+    normal_change_with_executive_held_by_freeze,
+    emergency_executive_who_set_the_version_is_held,
     freeze_gate_not_reported_holds,
     revoke_candidate,
     revoke_staging_reverts_child,

@@ -286,6 +286,28 @@ def test_the_latest_waiver_of_a_gate_counts_even_when_expired() -> None:
     assert expired.underlying is GateStatus.FAILED
 
 
+@pytest.mark.parametrize(
+    ("now", "head"),
+    [
+        pytest.param(
+            NOW + timedelta(hours=24, seconds=-1),
+            "waived by carol until 2026-11-23T10:00:00Z: scanner down",
+            id="one-second-before-expiry-waived",
+        ),
+        pytest.param(
+            NOW + timedelta(hours=24),
+            "waiver by carol expired at 2026-11-23T10:00:00Z (scanner down)",
+            id="at-the-expiry-instant-expired",
+        ),
+    ],
+)
+def test_a_waiver_is_worded_expired_from_its_expiry_instant(now: datetime, head: str) -> None:
+    [result] = g.apply_waivers(
+        [GateResult(GATE_SBOM, GateStatus.FAILED, "x")], [waiver(GATE_SBOM, 24)], now
+    )
+    assert result.message.startswith(f"{head}; gate's own result: Failed")
+
+
 def test_waivers_never_cover_approvals() -> None:
     w = g.Waiver(GATE_APPROVALS, "r", "u", NOW, NOW + timedelta(hours=1))
     result = GateResult(GATE_APPROVALS, GateStatus.PENDING)
@@ -560,6 +582,49 @@ def test_refused_waivers(body: dict[str, Any], message: str) -> None:
     answer = update(old, request(old, g.WAIVE, body))
     assert not answer.allowed
     assert message in answer.message
+
+
+def with_stored_waivers(count: int) -> dict[str, str]:
+    """The annotations of a release that already carries ``count`` signed waiver records."""
+    entry = {"gate": "sbom", "user": "carol", "at": "2026-11-22T09:00:00Z"}
+    records = [
+        signed({**entry, "reason": f"waiver {i}", "expiresAt": "2026-11-22T09:30:00Z"})
+        for i in range(count)
+    ]
+    return {**created_by(), g.WAIVERS: dumps(records)}
+
+
+@pytest.mark.parametrize(
+    ("stored", "allowed"),
+    [
+        pytest.param(49, True, id="49-stored-the-50th-is-recorded"),
+        pytest.param(50, False, id="50-stored-the-51st-is-refused"),
+    ],
+)
+def test_a_release_keeps_at_most_50_waivers(stored: int, allowed: bool) -> None:
+    old = with_stored_waivers(stored)
+    answer = update(old, request(old, g.WAIVE, WAIVE_SBOM), user="carol", groups=("pm",))
+    assert answer.allowed is allowed, answer.message
+    if allowed:
+        assert len(json.loads(str(answer.patch[g.WAIVERS]))) == 50
+    else:
+        assert answer.message.endswith("already has 50 waivers; release a new version")
+        assert g.WAIVERS not in answer.patch
+
+
+@pytest.mark.parametrize(
+    ("duration", "allowed"),
+    [
+        pytest.param("168h", True, id="7-days-exactly-allowed"),
+        pytest.param("604801s", False, id="7-days-and-1s-refused"),
+        pytest.param("1s", True, id="1s-allowed"),
+    ],
+)
+def test_a_waiver_lasts_at_most_7_days(duration: str, allowed: bool) -> None:
+    old = created_by()
+    body = {**WAIVE_SBOM, "for": duration}
+    answer = update(old, request(old, g.WAIVE, body), user="carol", groups=("pm",))
+    assert answer.allowed is allowed, answer.message
 
 
 def test_a_revoke_is_recorded_with_its_user_and_is_idempotent() -> None:
