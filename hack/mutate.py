@@ -1,0 +1,195 @@
+"""Mutation testing of the core and the runtime's pass logic with mutmut (``make mutate``).
+
+mutmut imports the mutated code from ``mutants/src`` and finds only ``src/`` (or flat) layouts,
+while Rollwise keeps its package under the source root ``operator/``. So this script lays out a
+work tree in ``.mutation/`` (git-ignored): the tracked files of the repository as they are now,
+plus ``src/rollwise``, a copy of ``operator/rollwise``. mutmut runs there, puts
+``mutants/src`` first on ``sys.path`` (ahead of the editable install's ``operator/``), and so
+the unit suite exercises the mutated package. Its results in ``.mutation/mutants`` survive from
+one run to the next, so an unchanged function is not tested again.
+
+    python -m hack.mutate                          # everything in MUTATED (tens of minutes)
+    python -m hack.mutate 'rollwise.core.analysis.*'   # one module (mutmut's name globs)
+    python -m hack.mutate --report                 # only print the score table of the last runs
+
+The score per module (killed / total, survivors by name) is printed at the end; ``mutmut show
+NAME`` run in ``.mutation/`` prints one mutant's diff. docs/testing.md records the score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".mutation"
+
+#: What is mutated (paths in the work tree): the pure core, and the runtime's decision logic
+#: (the pass skeleton, the Rollout and ModelRelease passes).
+MUTATED = (
+    "src/rollwise/core/*",
+    "src/rollwise/runtime/passes.py",
+    "src/rollwise/runtime/reconcile.py",
+    "src/rollwise/runtime/release.py",
+)
+
+#: The tests that judge the mutants: the unit suite (no lab, no cluster, no network), less two
+#: files that exercise no decision: the Helm chart's rendering, and the benchmark harness's
+#: smoke run (13 s per mutant it reaches, and it asserts figures, not decisions).
+TESTS = (
+    "tests/unit",
+    "--ignore=tests/unit/test_chart.py",
+    "--ignore=tests/unit/test_bench_smoke.py",
+)
+
+#: mutmut's exit codes per mutant, as it records them in its ``.meta`` files.
+STATUS_BY_EXIT_CODE: dict[int | None, str] = {
+    1: "killed",
+    3: "killed",
+    -24: "timeout",
+    24: "timeout",
+    0: "survived",
+    5: "no tests",
+    33: "no tests",
+    34: "skipped",
+    35: "suspicious",
+    36: "timeout",
+    37: "caught by type check",
+    -11: "segfault",
+    -9: "killed (memory)",
+    None: "not checked",
+}
+
+CONFIG = """\
+[mutmut]
+source_paths = src/rollwise
+only_mutate =
+{only}
+also_copy =
+{copy}
+pytest_add_cli_args =
+    -p
+    no:cacheprovider
+pytest_add_cli_args_test_selection =
+{tests}
+"""
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    return [name for name in out.split("\0") if name]
+
+
+def lay_out() -> None:
+    """Refresh the work tree (keeping ``mutants/``, mutmut's results) from the checkout."""
+    WORK.mkdir(exist_ok=True)
+    for entry in WORK.iterdir():
+        if entry.name == "mutants":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    top_level: set[str] = set()
+    for name in tracked_files():
+        top_level.add(name.split("/")[0])
+        source = ROOT / name
+        if not source.is_file():
+            continue  # deleted in the work tree, not yet committed
+        target = WORK / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    shutil.copytree(ROOT / "operator" / "rollwise", WORK / "src" / "rollwise", dirs_exist_ok=True)
+    # mutmut reads setup.cfg when pyproject.toml has no [tool.mutmut]; the paths are the work
+    # tree's.
+    (WORK / "setup.cfg").write_text(
+        CONFIG.format(
+            only="\n".join(f"    {pattern}" for pattern in MUTATED),
+            tests="\n".join(f"    {path}" for path in TESTS),
+            # everything the unit suite reads (CRDs, chart, examples, README, Dockerfile, ...)
+            copy="\n".join(f"    {name}" for name in sorted(top_level)),
+        ),
+        encoding="utf-8",
+    )
+
+
+def module_of(mutant: str) -> str:
+    """``rollwise.core.analysis.x_count__mutmut_3`` -> ``rollwise.core.analysis``."""
+    parts = mutant.partition("__mutmut_")[0].split(".")
+    for i, part in enumerate(parts):
+        if part.startswith(("x_", "x\u01c1")):
+            return ".".join(parts[:i])
+    return ".".join(parts[:-1])
+
+
+def results() -> dict[str, Counter[str]]:
+    """Status counts per module, from mutmut's ``.meta`` files."""
+    by_module: dict[str, Counter[str]] = defaultdict(Counter)
+    for meta in sorted((WORK / "mutants").rglob("*.py.meta")):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        for mutant, code in data.get("exit_code_by_key", {}).items():
+            by_module[module_of(mutant)][STATUS_BY_EXIT_CODE.get(code, f"exit {code}")] += 1
+    return by_module
+
+
+def survivors() -> list[str]:
+    names: list[str] = []
+    for meta in sorted((WORK / "mutants").rglob("*.py.meta")):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        names += [m for m, code in data.get("exit_code_by_key", {}).items() if code == 0]
+    return sorted(names)
+
+
+def report() -> None:
+    rows = results()
+    print(f"\n{'module':45} {'killed':>7} {'total':>6} {'score':>7}  other")
+    all_killed = all_total = 0
+    for module in sorted(rows):
+        counts = rows[module]
+        killed = counts["killed"] + counts["timeout"] + counts["caught by type check"]
+        total = sum(counts.values())
+        all_killed += killed
+        all_total += total
+        other = ", ".join(
+            f"{status} {n}"
+            for status, n in sorted(counts.items())
+            if status not in {"killed", "timeout", "caught by type check"}
+        )
+        print(f"{module:45} {killed:7} {total:6} {killed / total:7.1%}  {other}")
+    if all_total:
+        print(f"{'all':45} {all_killed:7} {all_total:6} {all_killed / all_total:7.1%}")
+    names = survivors()
+    if names:
+        print(f"\nsurvivors ({len(names)}); `mutmut show NAME` in .mutation/ prints one:")
+        for name in names:
+            print(f"  {name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("globs", nargs="*", help="mutant name globs, e.g. 'rollwise.core.*'")
+    parser.add_argument("--report", action="store_true", help="only print the last results")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args(argv)
+    if not args.report:
+        lay_out()
+        env = dict(os.environ, HYPOTHESIS_PROFILE="mutation")
+        mutmut = Path(sys.executable).with_name("mutmut")
+        command = [str(mutmut), "run", "--max-children", str(args.max_children), *args.globs]
+        code = subprocess.run(command, cwd=WORK, env=env, check=False).returncode
+        if code != 0:
+            return code
+    report()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
