@@ -48,7 +48,7 @@ settings.register_profile(
     database=DirectoryBasedExampleDatabase(EXAMPLES),
 )
 settings.register_profile(
-    "mutation", parent=_COMMON, derandomize=True, max_examples=30, database=None, print_blob=False
+    "mutation", parent=_COMMON, derandomize=True, max_examples=20, database=None, print_blob=False
 )
 
 
