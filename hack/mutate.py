@@ -19,6 +19,7 @@ NAME`` run in ``.mutation/`` prints one mutant's diff. docs/testing.md records t
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -56,21 +57,26 @@ TESTS = (
     "--ignore=tests/unit/runtime/test_crash_consistency.py",
 )
 
-#: mutmut's exit codes per mutant, as it records them in its ``.meta`` files.
+#: mutmut's exit codes per mutant, as it records them in its ``.meta`` files (mutmut.stats).
+#: A timeout counts as killed (the mutant made the tests hang); "no tests" (no unit test reaches
+#: the mutated function) counts against the score.
 STATUS_BY_EXIT_CODE: dict[int | None, str] = {
     1: "killed",
     3: "killed",
-    -24: "timeout",
-    24: "timeout",
     0: "survived",
     5: "no tests",
     33: "no tests",
+    2: "interrupted",
     34: "skipped",
     35: "suspicious",
     36: "timeout",
     37: "caught by type check",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
     -11: "segfault",
-    -9: "killed (memory)",
+    -9: "segfault",
     None: "not checked",
 }
 
@@ -138,26 +144,40 @@ def module_of(mutant: str) -> str:
     return ".".join(parts[:-1])
 
 
-def results() -> dict[str, Counter[str]]:
+def metas(mutated: tuple[str, ...]) -> list[Path]:
+    """mutmut's result files of the modules in ``mutated`` (a run with ``--runtime`` leaves
+    results of more modules behind)."""
+    root = WORK / "mutants"
+    return [
+        meta
+        for meta in sorted(root.rglob("*.py.meta"))
+        if any(
+            fnmatch.fnmatch(str(meta.relative_to(root)).removesuffix(".meta"), pattern)
+            for pattern in mutated
+        )
+    ]
+
+
+def results(mutated: tuple[str, ...]) -> dict[str, Counter[str]]:
     """Status counts per module, from mutmut's ``.meta`` files."""
     by_module: dict[str, Counter[str]] = defaultdict(Counter)
-    for meta in sorted((WORK / "mutants").rglob("*.py.meta")):
+    for meta in metas(mutated):
         data = json.loads(meta.read_text(encoding="utf-8"))
         for mutant, code in data.get("exit_code_by_key", {}).items():
             by_module[module_of(mutant)][STATUS_BY_EXIT_CODE.get(code, f"exit {code}")] += 1
     return by_module
 
 
-def survivors() -> list[str]:
+def survivors(mutated: tuple[str, ...]) -> list[str]:
     names: list[str] = []
-    for meta in sorted((WORK / "mutants").rglob("*.py.meta")):
+    for meta in metas(mutated):
         data = json.loads(meta.read_text(encoding="utf-8"))
         names += [m for m, code in data.get("exit_code_by_key", {}).items() if code == 0]
     return sorted(names)
 
 
-def report() -> None:
-    rows = results()
+def report(mutated: tuple[str, ...]) -> None:
+    rows = results(mutated)
     print(f"\n{'module':45} {'killed':>7} {'total':>6} {'score':>7}  other")
     all_killed = all_total = 0
     for module in sorted(rows):
@@ -174,7 +194,7 @@ def report() -> None:
         print(f"{module:45} {killed:7} {total:6} {killed / total:7.1%}  {other}")
     if all_total:
         print(f"{'all':45} {all_killed:7} {all_total:6} {all_killed / all_total:7.1%}")
-    names = survivors()
+    names = survivors(mutated)
     if names:
         print(f"\nsurvivors ({len(names)}); `mutmut show NAME` in .mutation/ prints one:")
         for name in names:
@@ -190,15 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args(argv)
+    mutated = MUTATED + RUNTIME if args.runtime else MUTATED
     if not args.report:
-        lay_out(MUTATED + RUNTIME if args.runtime else MUTATED)
+        lay_out(mutated)
         env = dict(os.environ, HYPOTHESIS_PROFILE="mutation")
         mutmut = Path(sys.executable).with_name("mutmut")
         command = [str(mutmut), "run", "--max-children", str(args.max_children), *args.globs]
         code = subprocess.run(command, cwd=WORK, env=env, check=False).returncode
         if code != 0:
             return code
-    report()
+    report(mutated)
     return 0
 
 
