@@ -50,18 +50,20 @@ pytest: $(STAMP)
 	$(BIN)/pytest -p randomly -n 2 -m "not timing"
 	$(BIN)/pytest -p randomly -m timing
 
-# Mutation testing of the core and the runtime's pass logic (docs/testing.md). Not part of
-# `make test`: a full run takes tens of minutes. MUTANTS narrows it to mutmut name globs, e.g.
-#   make mutate MUTANTS='rollwise.core.analysis.*'
+# Mutation testing of the core and the runtime's pass skeleton (docs/testing.md). Not part of
+# `make test`: a full run takes one to two hours on two cores. MUTATE_ARGS passes options on:
+#   make mutate MUTATE_ARGS="'rollwise.core.analysis.*'"   one module (mutmut name globs)
+#   make mutate MUTATE_ARGS=--survivors                   only the survivors, after new tests
+#   make mutate MUTATE_ARGS=--report                      the score table of the last runs
 MUTATION_STAMP := $(VENV)/.mutation-installed
-MUTANTS ?=
+MUTATE_ARGS ?=
 
 $(MUTATION_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,mutation]'
 	touch $(MUTATION_STAMP)
 
 mutate: $(MUTATION_STAMP)
-	nice -n 19 $(BIN)/python -m hack.mutate $(foreach m,$(MUTANTS),'$(m)')
+	nice -n 19 $(BIN)/python -m hack.mutate $(MUTATE_ARGS)
 
 demo: system-deps $(STAMP)
 	$(BIN)/python -m hack.demo

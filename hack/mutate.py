@@ -10,6 +10,7 @@ one run to the next, so an unchanged function is not tested again.
 
     python -m hack.mutate                          # everything in MUTATED (tens of minutes)
     python -m hack.mutate 'rollwise.core.analysis.*'   # one module (mutmut's name globs)
+    python -m hack.mutate --survivors              # test the survivors again (after new tests)
     python -m hack.mutate --report                 # only print the score table of the last runs
 
 The score per module (killed / total, survivors by name) is printed at the end; ``mutmut show
@@ -97,7 +98,7 @@ pytest_add_cli_args_test_selection =
 
 def tracked_files() -> list[str]:
     out = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True, text=True
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout
     return [name for name in out.split("\0") if name]
 
@@ -206,16 +207,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("globs", nargs="*", help="mutant name globs, e.g. 'rollwise.core.*'")
     parser.add_argument("--report", action="store_true", help="only print the last results")
     parser.add_argument(
+        "--survivors", action="store_true", help="test again only the mutants that survived"
+    )
+    parser.add_argument(
         "--runtime", action="store_true", help="also the Rollout/ModelRelease passes"
     )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args(argv)
     mutated = MUTATED + RUNTIME if args.runtime else MUTATED
     if not args.report:
+        names = list(args.globs)
+        if args.survivors:
+            names += survivors(mutated)
+            if not names:
+                report(mutated)
+                return 0
         lay_out(mutated)
         env = dict(os.environ, HYPOTHESIS_PROFILE="mutation")
         mutmut = Path(sys.executable).with_name("mutmut")
-        command = [str(mutmut), "run", "--max-children", str(args.max_children), *args.globs]
+        command = [str(mutmut), "run", "--max-children", str(args.max_children), *names]
         code = subprocess.run(command, cwd=WORK, env=env, check=False).returncode
         if code != 0:
             return code
