@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -81,6 +83,14 @@ STATUS_BY_EXIT_CODE: dict[int | None, str] = {
     None: "not checked",
 }
 
+#: Statuses that count as killed.
+KILLED = ("killed", "timeout", "caught by type check")
+
+#: ``--sample``: modules with at most this many mutants are tested whole.
+SMALL_MODULE = 60
+#: ``--sample``: the default seed (docs/testing.md records the sample it drew).
+SAMPLE_SEED = 20261207
+
 CONFIG = """\
 [mutmut]
 source_paths = src/rollwise
@@ -98,7 +108,11 @@ pytest_add_cli_args_test_selection =
 
 def tracked_files() -> list[str]:
     out = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True, text=True
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return [name for name in out.split("\0") if name]
 
@@ -159,47 +173,108 @@ def metas(mutated: tuple[str, ...]) -> list[Path]:
     ]
 
 
-def results(mutated: tuple[str, ...]) -> dict[str, Counter[str]]:
-    """Status counts per module, from mutmut's ``.meta`` files."""
+def exit_codes(mutated: tuple[str, ...]) -> dict[str, int | None]:
+    """Every mutant of the modules in ``mutated`` and its exit code (None: not run yet)."""
+    codes: dict[str, int | None] = {}
+    for meta in metas(mutated):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        codes.update(data.get("exit_code_by_key", {}))
+    return codes
+
+
+def sample(names: list[str], fraction: float, seed: int) -> list[str]:
+    """A seeded random sample of ``names``, drawn per module: every mutant of a module with at
+    most SMALL_MODULE of them, else ``fraction`` of them (at least SMALL_MODULE)."""
+    by_module: dict[str, list[str]] = defaultdict(list)
+    for name in sorted(names):
+        by_module[module_of(name)].append(name)
+    chosen: list[str] = []
+    for module, members in sorted(by_module.items()):
+        size = len(members)
+        if size > SMALL_MODULE:
+            size = max(SMALL_MODULE, round(fraction * size))
+        chosen += random.Random(f"{seed}:{module}").sample(members, size)
+    return sorted(chosen)
+
+
+def wilson(killed: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson interval of a kill rate measured on a sample."""
+    if total == 0:
+        return 0.0, 1.0
+    p = killed / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def stratified(
+    by_module: dict[str, Counter[str]], sizes: Counter[str], prefix: str
+) -> tuple[float, float, float, int, int] | None:
+    """The kill rate of all mutants of the modules under ``prefix``, estimated from the tested
+    ones of each module weighted by the module's size (exact when every mutant was tested):
+    (score, 95% low, 95% high, mutants, tested)."""
+    rates: list[tuple[int, int, int]] = []  # (module size, tested, killed)
+    for module, counts in by_module.items():
+        if not module.startswith(prefix):
+            continue
+        tested = sum(n for status, n in counts.items() if status != "not checked")
+        if tested:
+            rates.append((sizes[module], tested, sum(counts[s] for s in KILLED)))
+    total = sum(size for size, _, _ in rates)
+    if not total:
+        return None
+    score = sum(size * killed / tested for size, tested, killed in rates) / total
+    variance = sum(
+        (size / total) ** 2
+        * (killed / tested)
+        * (1 - killed / tested)
+        / tested
+        * (1 - tested / size)
+        for size, tested, killed in rates
+    )
+    half = 1.96 * math.sqrt(variance)
+    return score, max(0.0, score - half), min(1.0, score + half), total, sum(t for _, t, _ in rates)
+
+
+def report(codes: dict[str, int | None], chosen: set[str] | None = None) -> None:
+    """The score per module over the mutants in ``chosen`` (all when None)."""
     by_module: dict[str, Counter[str]] = defaultdict(Counter)
-    for meta in metas(mutated):
-        data = json.loads(meta.read_text(encoding="utf-8"))
-        for mutant, code in data.get("exit_code_by_key", {}).items():
-            by_module[module_of(mutant)][STATUS_BY_EXIT_CODE.get(code, f"exit {code}")] += 1
-    return by_module
-
-
-def survivors(mutated: tuple[str, ...]) -> list[str]:
-    names: list[str] = []
-    for meta in metas(mutated):
-        data = json.loads(meta.read_text(encoding="utf-8"))
-        names += [m for m, code in data.get("exit_code_by_key", {}).items() if code == 0]
-    return sorted(names)
-
-
-def report(mutated: tuple[str, ...]) -> None:
-    rows = results(mutated)
-    print(f"\n{'module':45} {'killed':>7} {'total':>6} {'score':>7}  other")
-    all_killed = all_total = 0
-    for module in sorted(rows):
-        counts = rows[module]
-        killed = counts["killed"] + counts["timeout"] + counts["caught by type check"]
-        total = sum(counts.values())
-        all_killed += killed
-        all_total += total
+    sizes: Counter[str] = Counter(module_of(name) for name in codes)
+    for name, code in codes.items():
+        if chosen is None or name in chosen:
+            by_module[module_of(name)][STATUS_BY_EXIT_CODE.get(code, f"exit {code}")] += 1
+    print(
+        f"\n{'module':34} {'mutants':>7} {'tested':>6} {'killed':>6} {'score':>6} "
+        f"{'95% interval':>13}  other"
+    )
+    for module in sorted(by_module):
+        counts = by_module[module]
+        killed = sum(counts[s] for s in KILLED)
+        tested = sum(n for status, n in counts.items() if status != "not checked")
+        low, high = wilson(killed, tested)
         other = ", ".join(
-            f"{status} {n}"
-            for status, n in sorted(counts.items())
-            if status not in {"killed", "timeout", "caught by type check"}
+            f"{status} {n}" for status, n in sorted(counts.items()) if status not in KILLED
         )
-        print(f"{module:45} {killed:7} {total:6} {killed / total:7.1%}  {other}")
-    if all_total:
-        print(f"{'all':45} {all_killed:7} {all_total:6} {all_killed / all_total:7.1%}")
-    names = survivors(mutated)
-    if names:
-        print(f"\nsurvivors ({len(names)}); `mutmut show NAME` in .mutation/ prints one:")
-        for name in names:
-            print(f"  {name}")
+        score = killed / tested if tested else 0.0
+        print(
+            f"{module:34} {sizes[module]:7} {tested:6} {killed:6} {score:6.1%} "
+            f"{low:6.1%}-{high:5.1%}  {other}"
+        )
+    for label, prefix in (("core", "rollwise.core."), ("all", "rollwise.")):
+        estimate = stratified(by_module, sizes, prefix)
+        if estimate is not None:
+            score, low, high, mutants, tested = estimate
+            print(
+                f"{label:34} {mutants:7} {tested:6} {'':6} {score:6.1%} {low:6.1%}-{high:5.1%}"
+                + ("  (weighted by module size)" if chosen is not None else "")
+            )
+    alive = sorted(
+        n for n, c in codes.items() if c in (0, 5, 33) and (chosen is None or n in chosen)
+    )
+    if alive:
+        print(f"\nsurvivors and untested ({len(alive)}); `mutmut show NAME` in .mutation/:")
+        for name in alive:
+            print(f"  {name}  ({STATUS_BY_EXIT_CODE[codes[name]]})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,18 +285,29 @@ def main(argv: list[str] | None = None) -> int:
         "--survivors", action="store_true", help="test again only the mutants that survived"
     )
     parser.add_argument(
+        "--sample",
+        type=float,
+        metavar="FRACTION",
+        help="test (and score) a seeded random sample of each module's mutants",
+    )
+    parser.add_argument("--seed", type=int, default=SAMPLE_SEED, help="seed of --sample")
+    parser.add_argument(
         "--runtime", action="store_true", help="also the Rollout/ModelRelease passes"
     )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args(argv)
     mutated = MUTATED + RUNTIME if args.runtime else MUTATED
+    codes = exit_codes(mutated)
+    chosen = set(sample(list(codes), args.sample, args.seed)) if args.sample else None
     if not args.report:
         names = list(args.globs)
         if args.survivors:
-            names += survivors(mutated)
-            if not names:
-                report(mutated)
-                return 0
+            names += [n for n, c in codes.items() if c == 0 and (chosen is None or n in chosen)]
+        elif chosen is not None:
+            names += sorted(n for n in chosen if codes[n] is None)  # the rest is known
+        if (args.survivors or chosen is not None) and not names:
+            report(codes, chosen)
+            return 0
         lay_out(mutated)
         env = dict(os.environ, HYPOTHESIS_PROFILE="mutation")
         mutmut = Path(sys.executable).with_name("mutmut")
@@ -229,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         code = subprocess.run(command, cwd=WORK, env=env, check=False).returncode
         if code != 0:
             return code
-    report(mutated)
+        codes = exit_codes(mutated)
+    report(codes, chosen)
     return 0
 
 
