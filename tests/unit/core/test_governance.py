@@ -525,14 +525,21 @@ def test_refused_approvals(
 
 
 @pytest.mark.parametrize(
-    "record",
-    [pytest.param(name, id=name.removeprefix("rollwise.dev/")) for name in g.RECORD_ANNOTATIONS],
+    ("record", "hint"),
+    [
+        pytest.param(g.VERSION_SET_BY, "(it records who created the release)", id="version-set-by"),
+        pytest.param(g.APPROVALS, "approve", id="approvals"),
+        pytest.param(g.REVOCATION, "revoke", id="revocation"),
+        pytest.param(g.WAIVERS, "waive", id="waivers"),
+    ],
 )
-def test_editing_or_removing_a_record_directly_is_refused(record: str) -> None:
+def test_editing_or_removing_a_record_directly_is_refused(record: str, hint: str) -> None:
     old = {**created_by(), record: dumps(approval("security", "bob"))}
     edited = update(old, {**old, record: dumps([FORGED])})
     assert not edited.allowed
-    assert edited.message.startswith(f"{record} is written by the operator's webhook; use")
+    assert edited.message == (
+        f"{record} is written by the operator's webhook; use kubectl rollwise {hint}"
+    )
     removed = update(old, {k: v for k, v in old.items() if k != record})
     assert not removed.allowed
     assert removed.message == (
@@ -666,6 +673,60 @@ def test_other_operations_pass_untouched() -> None:
         now=NOW,
     )
     assert answer == g.Admission(allowed=True)
+
+
+def _malformed_cases() -> list[Any]:
+    cases = []
+    for name, field in ((g.APPROVE, "role"), (g.WAIVE, "gate"), (g.REVOKE, "reason")):
+        short = name.removeprefix("rollwise.dev/")
+        cases += [
+            pytest.param(
+                name,
+                "not json",
+                f"{name} is not valid JSON; use kubectl rollwise",
+                id=f"{short}-json",
+            ),
+            pytest.param(
+                name,
+                "[1]",
+                f"{name} is not a JSON object; use kubectl rollwise",
+                id=f"{short}-list",
+            ),
+            pytest.param(
+                name,
+                dumps({"reason": "x"}),
+                f"{name} needs an 'id' string of 1-128 characters; use kubectl rollwise",
+                id=f"{short}-no-id",
+            ),
+            pytest.param(
+                name,
+                dumps({"id": "x" * 129, "reason": "x"}),
+                f"{name} needs an 'id' string of 1-128 characters; use kubectl rollwise",
+                id=f"{short}-id-129",
+            ),
+            pytest.param(
+                name,
+                dumps({"id": "r1"}),
+                f"{name} needs a non-empty {field!r}",
+                id=f"{short}-no-{field}",
+            ),
+        ]
+    return cases
+
+
+@pytest.mark.parametrize(("name", "body", "message"), _malformed_cases())
+def test_a_malformed_request_is_refused_naming_the_annotation(
+    name: str, body: str, message: str
+) -> None:
+    old = created_by()
+    answer = update(old, {**old, name: body}, user="carol", groups=("pm", "sec-team"))
+    assert not answer.allowed
+    assert answer.message == message
+    assert answer.patch == {}
+
+
+def test_every_record_annotation_has_its_refusal_case() -> None:
+    assert set(g.RECORD_ANNOTATIONS) == {g.VERSION_SET_BY, g.APPROVALS, g.REVOCATION, g.WAIVERS}
 
 
 def test_the_webhook_gates_list_matches_the_core() -> None:
