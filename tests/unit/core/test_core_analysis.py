@@ -14,10 +14,12 @@ from rollwise.core.analysis import (
     checks_for_step,
     due_metrics,
     evaluate_condition,
+    format_value,
     new_run,
     query_context,
     record,
     render_query,
+    rule_text,
     run_verdict,
     soonest_due,
 )
@@ -163,6 +165,58 @@ def test_assess(
     assert result.verdict is verdict
     assert fragment in result.message
     assert result.error is (err is not None)
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        pytest.param(
+            {"threshold": {"min": 0.0, "max": 0.05}},
+            "thresholdRange [0.000, 0.050]",
+            id="range-both-bounds",
+        ),
+        pytest.param({"threshold": {"max": 0.5}}, "thresholdRange [-inf, 0.500]", id="range-max"),
+        pytest.param({"threshold": {"min": 10.0}}, "thresholdRange [10.000, +inf]", id="range-min"),
+        pytest.param({}, "successCondition 'result < 0.05'", id="success"),
+        pytest.param(
+            {"success": None, "failure": "result > 0.1"},
+            "failureCondition 'result > 0.1'",
+            id="failure",
+        ),
+        pytest.param(
+            {"success": "result < 0.05", "failure": "result > 0.1"},
+            "successCondition 'result < 0.05' and failureCondition 'result > 0.1'",
+            id="success-and-failure",
+        ),
+    ],
+)
+def test_rule_text_quotes_the_rule(rule: dict[str, Any], text: str) -> None:
+    assert rule_text(m(**rule)) == text
+
+
+def test_rule_text_of_a_metric_without_a_rule() -> None:
+    bare = m().model_copy(update={"success_condition": None})
+    assert rule_text(bare) == "no rule"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        pytest.param(None, "no data", id="none"),
+        pytest.param(math.nan, "nan", id="nan"),
+        pytest.param(-math.inf, "-inf", id="minus-inf"),
+        pytest.param(0.0, "0.000", id="zero"),
+        pytest.param(0.2, "0.200", id="fixed"),
+        pytest.param(0.001, "0.001", id="fixed-lower-bound"),
+        pytest.param(0.000999, "0.000999", id="below-fixed"),
+        pytest.param(-0.5, "-0.500", id="negative"),
+        pytest.param(999999.0, "999999.000", id="fixed-upper-bound"),
+        pytest.param(1e6, "1e+06", id="above-fixed"),
+        pytest.param(1.5e-05, "1.5e-05", id="tiny"),
+    ],
+)
+def test_format_value(value: float | None, text: str) -> None:
+    assert format_value(value) == text
 
 
 def test_condition_is_compiled_once_and_evaluates_doubles() -> None:

@@ -1609,3 +1609,60 @@ def test_a_later_release_through_an_existing_child_is_a_real_canary() -> None:
     assert status.serving is not None
     assert not status.serving.solo
     assert "CanaryWithoutBaseline" not in seen
+
+
+def _errors(count: int) -> tuple[str, ...]:
+    return tuple(f"error {i}" for i in range(1, count + 1))
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [
+        pytest.param(1, "error 1", id="one"),
+        pytest.param(10, "; ".join(_errors(10)), id="ten-all-shown"),
+        pytest.param(11, "; ".join((*_errors(10), "... and 1 more")), id="eleven-one-more"),
+        pytest.param(13, "; ".join((*_errors(10), "... and 3 more")), id="thirteen-three-more"),
+    ],
+)
+def test_an_invalid_spec_shows_at_most_ten_errors(count: int, shown: str) -> None:
+    spec = release()
+    obs = replace(World().observe(), reference_errors=_errors(count), generation=3)
+    d = decide_release(spec, None, obs, at(0))
+    assert d.status.message == f"invalid spec: {shown}"
+    assert [e.message for e in d.events] == [f"invalid spec: {shown} [change {TICKET}]"]
+    assert d.status.observed_generation == 3
+    for type_ in (
+        ReleaseConditionType.READY,
+        ReleaseConditionType.DEGRADED,
+        ReleaseConditionType.INVALID_SPEC,
+    ):
+        cond = d.status.condition(type_)
+        assert cond is not None
+        assert (cond.reason, cond.message, cond.observed_generation) == (
+            "InvalidSpec",
+            f"invalid spec: {shown}",
+            3,
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "ticket"),
+    [
+        pytest.param({"type": "normal", "ticket": "CHG-1"}, "CHG-1", id="ticket-read-raw"),
+        pytest.param({"type": "normal", "ticket": ""}, "unknown", id="empty-ticket"),
+        pytest.param({"type": "normal", "ticket": 7}, "unknown", id="ticket-not-a-string"),
+        pytest.param({"type": "normal"}, "unknown", id="no-ticket"),
+        pytest.param("CHG-1", "unknown", id="change-not-a-mapping"),
+        pytest.param(None, "unknown", id="no-change"),
+    ],
+)
+def test_an_invalid_spec_names_the_ticket_it_can_read(change: Any, ticket: str) -> None:
+    raw = raw_release()
+    raw["model"] = ""  # invalid whatever the change says
+    if change is None:
+        raw.pop("change")
+    else:
+        raw["change"] = change
+    d = decide_release(raw, None, World().observe(), at(0))
+    [event] = d.events
+    assert event.message.endswith(f" [change {ticket}]"), event.message
