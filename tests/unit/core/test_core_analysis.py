@@ -9,6 +9,7 @@ import pytest
 from rollwise.core.analysis import (
     QueryTemplateError,
     StepChecks,
+    _bounded,
     assess,
     check_condition,
     checks_for_step,
@@ -217,6 +218,45 @@ def test_rule_text_of_a_metric_without_a_rule() -> None:
 )
 def test_format_value(value: float | None, text: str) -> None:
     assert format_value(value) == text
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        pytest.param('matches(string(result), "1.*")', "matches()", id="matches-function"),
+        pytest.param('string(result).matches("1.*")', "matches()", id="matches-method"),
+        pytest.param("[result].all(x, x < 1.0)", "all()", id="all"),
+        pytest.param("[result].exists(x, x < 1.0)", "exists()", id="exists"),
+        pytest.param("exists_one([1], x, x > 0)", "exists_one()", id="exists-one"),
+        pytest.param("size([result].map(x, x)) == 1", "map()", id="map"),
+        pytest.param("size([result].filter(x, x > 0.0)) == 1", "filter()", id="filter"),
+    ],
+)
+def test_costly_cel_calls_are_refused(expression: str, problem: str) -> None:
+    assert check_condition(expression) == (
+        f"{problem} is not allowed in a condition (it may cost too much)"
+    )
+
+
+class _Tree:
+    """A compiled condition of ``size`` plain syntax nodes."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def iter_subtrees(self) -> list[Any]:
+        return [type("Node", (), {"data": "expr", "children": []})() for _ in range(self.size)]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "problem"),
+    [
+        pytest.param(200, None, id="200-nodes-allowed"),
+        pytest.param(201, "too complex: 201 syntax nodes, at most 200", id="201-nodes-refused"),
+    ],
+)
+def test_a_condition_has_at_most_200_syntax_nodes(nodes: int, problem: str | None) -> None:
+    assert _bounded(_Tree(nodes)) == problem
 
 
 def test_condition_is_compiled_once_and_evaluates_doubles() -> None:
@@ -567,7 +607,22 @@ def test_render_query_missing_value() -> None:
         render_query("{{name}}", {})
 
 
-def test_query_context_from_status() -> None:
-    spec = spec_of()
-    status = RolloutStatus(stable_revision="aaa", canary_revision="bbb")
-    assert query_context("shop", "web", spec, status) == CONTEXT
+@pytest.mark.parametrize(
+    ("status", "revisions"),
+    [
+        pytest.param(
+            RolloutStatus(stable_revision="aaa", canary_revision="bbb"),
+            {"stableRevision": "aaa", "canaryRevision": "bbb"},
+            id="canary-running",
+        ),
+        pytest.param(
+            RolloutStatus(stable_revision="aaa"),
+            {"stableRevision": "aaa", "canaryRevision": "aaa"},
+            id="no-canary-is-the-stable",
+        ),
+        pytest.param(None, {"stableRevision": "", "canaryRevision": ""}, id="no-status"),
+        pytest.param(RolloutStatus(), {"stableRevision": "", "canaryRevision": ""}, id="empty"),
+    ],
+)
+def test_query_context_from_status(status: RolloutStatus | None, revisions: dict[str, str]) -> None:
+    assert query_context("shop", "web", spec_of(), status) == {**CONTEXT, **revisions}

@@ -576,7 +576,12 @@ WAIVE_SBOM = {"id": "w1", "gate": "sbom", "reason": "scanner down", "for": "24h"
         pytest.param(
             {**WAIVE_SBOM, "gate": "approvals"}, "gate 'approvals' cannot be waived", id="approvals"
         ),
-        pytest.param({**WAIVE_SBOM, "gate": "lint"}, "gate 'lint' cannot be waived", id="unknown"),
+        pytest.param(
+            {**WAIVE_SBOM, "gate": "lint"},
+            "gate 'lint' cannot be waived; waivable gates: artifact-digest, sbom, policy-digest, "
+            "freeze-window",
+            id="unknown",
+        ),
         pytest.param({**WAIVE_SBOM, "reason": " "}, "needs a non-empty 'reason'", id="no-reason"),
         pytest.param({**WAIVE_SBOM, "for": "1d"}, "invalid duration '1d'", id="bad-duration"),
         pytest.param({**WAIVE_SBOM, "for": "169h"}, "at most 168h", id="too-long"),
@@ -711,6 +716,14 @@ def _malformed_cases() -> list[Any]:
                 id=f"{short}-no-{field}",
             ),
         ]
+    cases.append(
+        pytest.param(
+            g.APPROVE,
+            dumps({"id": "r1", "role": "security"}),
+            f"{g.APPROVE} needs a non-empty 'version'",
+            id="approve-no-version",
+        )
+    )
     return cases
 
 
@@ -723,6 +736,15 @@ def test_a_malformed_request_is_refused_naming_the_annotation(
     assert not answer.allowed
     assert answer.message == message
     assert answer.patch == {}
+
+
+def test_records_are_stored_in_canonical_json() -> None:
+    """Sorted keys, no spaces: the same records always serialize to the same annotation."""
+    old = created_by()
+    answer = update(old, request(old, g.WAIVE, WAIVE_SBOM), user="carol", groups=("pm",))
+    stored = str(answer.patch[g.WAIVERS])
+    assert stored == json.dumps(json.loads(stored), sort_keys=True, separators=(",", ":"))
+    assert stored.startswith('[{"at":')
 
 
 def test_every_record_annotation_has_its_refusal_case() -> None:
