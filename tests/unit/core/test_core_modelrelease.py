@@ -1533,6 +1533,7 @@ def test_a_first_release_runs_its_analysis_on_the_new_version_alone_before_appro
     assert status.stage is Stage.STAGING
     assert status.serving is not None
     assert status.serving.solo
+    assert status.serving.weight == 100
     reasons = [h.reason for h in status.history]
     assert "Staged" in reasons
     assert not status.serving.passed, "no CanaryPassed before the analysis ran"
@@ -1558,6 +1559,8 @@ def test_a_first_release_runs_its_analysis_on_the_new_version_alone_before_appro
             measurements={"error-ratio": Measurement(0.01, now)},
         )
         assert status is not None
+        assert status.serving is not None
+        assert status.serving.weight == 100, "alone, the new version serves 100% at every step"
         seen += more
     assert seen.count("CanaryStep") == 3
     assert "CanaryPassed" in seen
@@ -1643,6 +1646,17 @@ def test_an_invalid_spec_shows_at_most_ten_errors(count: int, shown: str) -> Non
             f"invalid spec: {shown}",
             3,
         )
+
+
+def test_the_query_context_of_a_release_not_yet_serving() -> None:
+    assert release_query_context("ml", release(), None) == {
+        "namespace": "ml",
+        "name": "",
+        "stableRevision": "",
+        "canaryRevision": "",
+        "stableService": "fraud-stable",
+        "canaryService": "fraud-canary",
+    }
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
+from rollwise.core.modelrelease_status import ModelReleaseStatus, ReleaseConditionType
 from rollwise.core.reasons import ALL_REASONS, EventType
 from rollwise.core.status import (
     ConditionStatus,
@@ -89,3 +92,31 @@ def test_reasons_are_unique_documented_and_typed() -> None:
         assert isinstance(reason.type, EventType)
     failing = {r.name for r in ALL_REASONS if r.type is EventType.WARNING}
     assert {"AnalysisFailed", "RolledBack", "Aborted", "InvalidSpec"} <= failing
+
+
+@pytest.mark.parametrize(
+    ("conditions", "expected"),
+    [
+        pytest.param({"Ready": "True"}, True, id="true"),
+        pytest.param({"Ready": "False"}, False, id="false"),
+        pytest.param({"Ready": "Unknown"}, False, id="unknown"),
+        pytest.param({"Degraded": "True"}, False, id="absent"),
+    ],
+)
+def test_a_release_condition_is_true_only_when_present_and_true(
+    conditions: dict[str, str], expected: bool
+) -> None:
+    status = ModelReleaseStatus.model_validate(
+        {
+            "conditions": [
+                {
+                    "type": t,
+                    "status": v,
+                    "reason": "R",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+                for t, v in conditions.items()
+            ]
+        }
+    )
+    assert status.is_true(ReleaseConditionType.READY) is expected
