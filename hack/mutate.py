@@ -83,6 +83,10 @@ STATUS_BY_EXIT_CODE: dict[int | None, str] = {
     None: "not checked",
 }
 
+#: Seconds after which a test counts as hung under a mutant (the slowest unit test in the
+#: selection takes about 6 s on a loaded machine).
+HANG_SECONDS = 30
+
 #: Statuses that count as killed.
 KILLED = ("killed", "timeout", "caught by type check")
 
@@ -309,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
             report(codes, chosen)
             return 0
         lay_out(mutated)
-        env = dict(os.environ, HYPOTHESIS_PROFILE="mutation")
+        # A mutant that makes a test hang is killed: it sleeps, so mutmut's CPU-time limit
+        # would not end it, and the suite's 300 s per test would stall the run.
+        env = dict(os.environ, HYPOTHESIS_PROFILE="mutation", PYTEST_TIMEOUT=str(HANG_SECONDS))
         mutmut = Path(sys.executable).with_name("mutmut")
         command = [str(mutmut), "run", "--max-children", str(args.max_children), *names]
         code = subprocess.run(command, cwd=WORK, env=env, check=False).returncode
