@@ -1577,3 +1577,14 @@ def test_completion_is_healthy_once_the_router_shows_it() -> None:
     assert after.status.phase is Phase.HEALTHY
     assert after.status.is_true(ConditionType.READY)
     assert reasons(after) == []
+
+
+def test_a_retry_restarts_the_step_analysis_from_now() -> None:
+    case = inconclusive_retry_restarts_analysis()
+    d = decide(case.spec, case.status, case.obs, case.now)
+    [event] = d.events
+    assert event.message == "step 1/3: analysis restarted by request r"
+    assert d.status.analysis is not None
+    assert (d.status.analysis.step_index, d.status.analysis.started_at) == (0, case.now)
+    assert d.status.analysis.revision == d.status.canary_revision
+    assert all(m.verdict is None and not m.measurements for m in d.status.analysis.metrics)
