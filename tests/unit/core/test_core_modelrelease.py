@@ -959,6 +959,11 @@ def _check(case: Case, status: ModelReleaseStatus, decision: Any) -> None:
     assert status.observed_generation == case.obs.generation
     for event in decision.events:
         assert f"[change {TICKET}]" in event.message
+    # Every value a message template names was there: no message says "None".
+    texts = [e.message for e in decision.events] + [status.message]
+    texts += [c.message for c in status.conditions]
+    for text in texts:
+        assert "None" not in text, text
 
 
 @pytest.mark.parametrize("make", IDS)

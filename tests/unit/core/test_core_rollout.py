@@ -1397,6 +1397,15 @@ def _check(case: Case, decision: Decision) -> None:
     if case.message is not None:
         assert case.message in status.message
     assert status.observed_generation == case.obs.generation
+    _no_missing_values(decision)
+
+
+def _no_missing_values(decision: Decision) -> None:
+    """Every value a message template names was there: no message says ``None``."""
+    texts = [e.message for e in decision.events] + [decision.status.message]
+    texts += [c.message for c in decision.status.conditions]
+    for text in texts:
+        assert "None" not in text, text
 
 
 @pytest.mark.parametrize("make", [pytest.param(c, id=c.__name__.replace("_", "-")) for c in CASES])

@@ -120,3 +120,20 @@ def test_a_release_condition_is_true_only_when_present_and_true(
         }
     )
     assert status.is_true(ReleaseConditionType.READY) is expected
+
+
+def test_the_wire_form_leaves_unset_fields_out() -> None:
+    """A null in a status merge patch would delete the field: unset fields are absent."""
+    wire = RolloutStatus(canary_weight=5).to_wire()
+    assert "stableRevision" not in wire
+    assert "canaryRevision" not in wire
+    assert wire["canaryWeight"] == 5
+
+    def nulls(value: object) -> bool:
+        if isinstance(value, dict):
+            return any(v is None or nulls(v) for v in value.values())
+        if isinstance(value, list):
+            return any(v is None or nulls(v) for v in value)
+        return False
+
+    assert not nulls(wire)

@@ -36,6 +36,16 @@ def test_expected_weight(replicas: int, weight: int, router: bool, expected: int
     assert expected_weight(replicas, weight, router=router) == expected
 
 
-def test_replica_ratio_weight_no_pods_is_zero() -> None:
-    assert replica_ratio_weight(0, 0) == 0
-    assert replica_ratio_weight(1, 3) == 25
+@pytest.mark.parametrize(
+    ("canary", "stable", "weight"),
+    [
+        pytest.param(0, 0, 0, id="no-pods"),
+        pytest.param(1, 0, 100, id="one-canary-pod-only"),
+        pytest.param(0, 1, 0, id="one-stable-pod-only"),
+        pytest.param(1, 3, 25, id="one-of-four"),
+        pytest.param(1, 2, 33, id="rounded-down"),
+        pytest.param(2, 1, 67, id="rounded-up"),
+    ],
+)
+def test_replica_ratio_weight(canary: int, stable: int, weight: int) -> None:
+    assert replica_ratio_weight(canary, stable) == weight
