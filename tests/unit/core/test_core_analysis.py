@@ -437,6 +437,61 @@ def test_limits(
     ) == counters
 
 
+@pytest.mark.parametrize(
+    ("count", "limits", "values", "message"),
+    [
+        pytest.param(
+            9, {"failure": 2}, [0.2] * 3, "failures 3 > failureLimit 2", id="failure-limit"
+        ),
+        pytest.param(
+            9,
+            {"inconclusive": 2},
+            [None] * 3,
+            "inconclusive 3 > inconclusiveLimit 2",
+            id="inconclusive-limit",
+        ),
+        pytest.param(
+            9,
+            {"errors": 2},
+            ["down"] * 3,
+            "3 consecutive query errors > consecutiveErrorLimit 2",
+            id="consecutive-error-limit",
+        ),
+        pytest.param(
+            3,
+            {"failure": 1},
+            [0.01, 0.2, 0.01],
+            "2/3 measurements passed",
+            id="count-reached",
+        ),
+        pytest.param(3, {}, [0.01], "", id="running-says-nothing"),
+    ],
+)
+def test_a_verdict_says_which_limit_decided_it(
+    count: int, limits: dict[str, int], values: list[float | str | None], message: str
+) -> None:
+    metric_ = m(count=count)
+    run = feed(checks(metric_, **limits), metric_, values)
+    assert run.message == message
+
+
+def test_each_measurement_keeps_its_own_message() -> None:
+    metric_ = m(count=9)
+    run = feed(checks(metric_, failure=5), metric_, [0.01, 0.2, "down"])
+    assert [r.message for r in run.measurements] == [
+        "metric error-ratio = 0.010 passed successCondition 'result < 0.05'",
+        "metric error-ratio = 0.200 failed successCondition 'result < 0.05'",
+        "metric error-ratio query failed: down",
+    ]
+
+
+def test_a_metric_without_a_verdict_rule_is_inconclusive() -> None:
+    bare = m().model_copy(update={"success_condition": None})
+    result = assess(bare, Measurement(0.01, NOW))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.message == "metric error-ratio = 0.010: metric has no verdict rule"
+
+
 def test_status_keeps_last_ten_measurements() -> None:
     metric_ = m(count=50)
     run = feed(checks(metric_), metric_, [0.01] * 15)

@@ -60,6 +60,15 @@ def test_parse_invalid(text: str) -> None:
         pytest.param(90, "1m30s", id="m-s"),
         pytest.param(3600, "1h", id="h"),
         pytest.param(0, "0ms", id="zero"),
+        pytest.param(0.9994, "999ms", id="just-under-1s-in-ms"),
+        pytest.param(1, "1s", id="1s-exactly-in-seconds"),
+        pytest.param(1.5, "1.5s", id="fraction-of-a-second"),
+        pytest.param(60, "1m", id="1m-exactly"),
+        pytest.param(61, "1m1s", id="1m1s"),
+        pytest.param(90.5, "1m30.5s", id="m-fractional-s"),
+        pytest.param(3661, "1h1m1s", id="h-m-s"),
+        pytest.param(7322.25, "2h2m2.25s", id="h-m-fractional-s"),
+        pytest.param(86400, "24h", id="a-day-in-hours"),
     ],
 )
 def test_format_seconds(seconds: float, text: str) -> None:
