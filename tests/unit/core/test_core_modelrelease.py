@@ -1302,6 +1302,43 @@ def test_kserve_steps_5_25_100_then_removes_canary_percent() -> None:
     assert world.storage_uri == NEW_URI
     assert seen.count("CanaryStep") == 3
     assert world.alias_version == "7"
+    messages = [d.status.message for d in decisions]
+    assert (
+        "all canary steps done: waiting for KServe to roll revision isvc-predictor-00002 of "
+        f"{ISVC} out to 100%"
+    ) in messages
+    passed_events = [
+        e.message for d in decisions for e in d.events if e.reason.name == "CanaryPassed"
+    ]
+    assert passed_events == [
+        f"canary of version 7 passed: InferenceService {ISVC} serves revision "
+        f"isvc-predictor-00002 at 100% [change {TICKET}]"
+    ]
+    assert status.serving is not None
+    assert (status.serving.passed, status.serving.weight) == (True, 100)
+
+
+def test_kserve_canary_passed_quotes_the_last_analysis() -> None:
+    status, world, spec = kserve_staging(analysis=ERROR_RATIO)
+    seen: list[str] = []
+    for minute in range(1, 8):
+        now = at(60 * minute)
+        status, _, decisions = drive_release(
+            spec,
+            status,
+            world,
+            now,
+            approvals=approvals(),
+            measurements={"error-ratio": Measurement(0.01, now)},
+        )
+        assert status is not None
+        seen += [e.message for d in decisions for e in d.events if e.reason.name == "CanaryPassed"]
+        if seen:
+            break
+    assert seen == [
+        f"canary of version 7 passed: InferenceService {ISVC} serves revision "
+        f"isvc-predictor-00002 at 100% (last analysis: error-ratio 0.010) [change {TICKET}]"
+    ]
 
 
 def test_kserve_rollback_pins_traffic_to_previous_revision() -> None:
