@@ -137,3 +137,24 @@ def test_the_wire_form_leaves_unset_fields_out() -> None:
         return False
 
     assert not nulls(wire)
+
+
+def _with(*types: ConditionType) -> RolloutStatus:
+    status = RolloutStatus()
+    for type_ in types:
+        status = status.with_condition(
+            type_, ConditionStatus.TRUE, reason="R", message="m", now=T, generation=1
+        )
+    return status
+
+
+def test_without_condition_drops_only_that_condition() -> None:
+    both = _with(ConditionType.READY, ConditionType.PAUSED)
+    less = both.without_condition(ConditionType.PAUSED)
+    assert [c.type for c in less.conditions] == [ConditionType.READY]
+    assert [c.type for c in both.conditions] == [ConditionType.READY, ConditionType.PAUSED]
+
+
+def test_without_an_absent_condition_is_the_same_status() -> None:
+    ready = _with(ConditionType.READY)
+    assert ready.without_condition(ConditionType.PAUSED) is ready
