@@ -1597,3 +1597,167 @@ def test_a_retry_restarts_the_step_analysis_from_now() -> None:
     assert (d.status.analysis.step_index, d.status.analysis.started_at) == (0, case.now)
     assert d.status.analysis.revision == d.status.canary_revision
     assert all(m.verdict is None and not m.measurements for m in d.status.analysis.metrics)
+
+
+@pytest.mark.parametrize(
+    ("make", "conditions"),
+    [
+        pytest.param(
+            healthy_is_idle,
+            {
+                "Ready": ("True", "Healthy"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("False", "Completed"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="healthy-is-idle",
+        ),
+        pytest.param(
+            first_observation_not_ready,
+            {
+                "Ready": ("False", "Initializing"),
+                "Available": ("False", "MinimumReplicasUnavailable"),
+                "Progressing": ("True", "Progressing"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="first-observation-not-ready",
+        ),
+        pytest.param(
+            first_observation_deadline,
+            {
+                "Ready": ("False", "Initializing"),
+                "Available": ("False", "MinimumReplicasUnavailable"),
+                "Progressing": ("False", "ProgressDeadlineExceeded"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "ProgressDeadlineExceeded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="first-observation-deadline",
+        ),
+        pytest.param(
+            new_revision_starts_canary,
+            {
+                "Ready": ("False", "Progressing"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("True", "Progressing"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="new-revision-starts-canary",
+        ),
+        pytest.param(
+            fail_rolls_back,
+            {
+                "Ready": ("False", "Degraded"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("False", "RolledBack"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "RolledBack"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="fail-rolls-back",
+        ),
+        pytest.param(
+            inconclusive_pauses,
+            {
+                "Ready": ("False", "Paused"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("Unknown", "Paused"),
+                "Paused": ("True", "AnalysisInconclusive"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="inconclusive-pauses",
+        ),
+        pytest.param(
+            timed_pause_entered,
+            {
+                "Ready": ("False", "Paused"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("Unknown", "Paused"),
+                "Paused": ("True", "PauseStep"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="timed-pause-entered",
+        ),
+        pytest.param(
+            spec_paused_holds,
+            {
+                "Ready": ("False", "Paused"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("Unknown", "Paused"),
+                "Paused": ("True", "SpecPaused"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="spec-paused-holds",
+        ),
+        pytest.param(
+            abort_rolls_back,
+            {
+                "Ready": ("False", "Degraded"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("False", "Aborted"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "Aborted"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="abort-rolls-back",
+        ),
+        pytest.param(
+            canary_deadline_exceeded,
+            {
+                "Ready": ("False", "Degraded"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("False", "ProgressDeadlineExceeded"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "ProgressDeadlineExceeded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="canary-deadline-exceeded",
+        ),
+        pytest.param(
+            invalid_raw_spec,
+            {
+                "Ready": ("False", "InvalidSpec"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("False", "Completed"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "InvalidSpec"),
+                "InvalidSpec": ("True", "InvalidSpec"),
+            },
+            id="invalid-raw-spec",
+        ),
+        pytest.param(
+            replica_ratio_rollback_restores_stable_first,
+            {
+                "Ready": ("False", "Degraded"),
+                "Available": ("False", "MinimumReplicasUnavailable"),
+                "Progressing": ("False", "RolledBack"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "RolledBack"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="replica-ratio-rollback-restores-stable-first",
+        ),
+    ],
+)
+def test_conditions_name_the_state(
+    make: Callable[[], Case], conditions: dict[str, tuple[str, str]]
+) -> None:
+    """The standard conditions (what ``kubectl wait``, Argo CD and dashboards read) and their
+    reasons, state by state."""
+    case = make()
+    status = decide(case.spec, case.status, case.obs, case.now).status
+    shown = {
+        c.type.value: (c.status.value, c.reason)
+        for c in status.conditions
+        if c.type.value != "QueriesVerified"
+    }
+    assert shown == conditions
