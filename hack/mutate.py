@@ -141,6 +141,11 @@ def lay_out(mutated: tuple[str, ...]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
     shutil.copytree(ROOT / "operator" / "rollwise", WORK / "src" / "rollwise", dirs_exist_ok=True)
+    # A run stopped while mutmut wrote a mutated module leaves it empty, and mutmut would keep
+    # it (it is newer than its source): remove it, so that it is generated again.
+    for module in (WORK / "mutants" / "src").rglob("*.py"):
+        if module.name != "__init__.py" and module.stat().st_size == 0:
+            module.unlink()
     # mutmut reads setup.cfg when pyproject.toml has no [tool.mutmut]; the paths are the work
     # tree's.
     (WORK / "setup.cfg").write_text(
@@ -286,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("globs", nargs="*", help="mutant name globs, e.g. 'rollwise.core.*'")
     parser.add_argument("--report", action="store_true", help="only print the last results")
     parser.add_argument(
-        "--survivors", action="store_true", help="test again only the mutants that survived"
+        "--survivors",
+        action="store_true",
+        help="test again only the mutants that survived or that no test reached",
     )
     parser.add_argument(
         "--sample",
@@ -306,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report:
         names = list(args.globs)
         if args.survivors:
-            names += [n for n, c in codes.items() if c == 0 and (chosen is None or n in chosen)]
+            names += [  # survived, or no test reached it (new tests may)
+                n for n, c in codes.items() if c in (0, 5, 33) and (chosen is None or n in chosen)
+            ]
         elif chosen is not None:
             names += sorted(n for n in chosen if codes[n] is None)  # the rest is known
         if (args.survivors or chosen is not None) and not names:
