@@ -523,6 +523,33 @@ def test_run_verdict(verdicts: list[Verdict | None], expected: Verdict | None) -
 # ------------------------------------------------------------------ which checks apply
 
 
+@pytest.mark.parametrize(
+    ("own", "limits"),
+    [
+        pytest.param({}, (1, 2, 3), id="inherited"),
+        pytest.param({"failureLimit": 4}, (4, 2, 3), id="own-failureLimit"),
+        pytest.param({"inconclusiveLimit": 5}, (1, 5, 3), id="own-inconclusiveLimit"),
+        pytest.param({"consecutiveErrorLimit": 6}, (1, 2, 6), id="own-consecutiveErrorLimit"),
+    ],
+)
+def test_a_step_analysis_overrides_each_limit_it_names(
+    own: dict[str, int], limits: tuple[int, int, int]
+) -> None:
+    spec = spec_of(
+        steps=[{"setWeight": 10}, {"analysis": own}, {"setWeight": 100}],
+        analysis={
+            "interval": "1m",
+            "failureLimit": 1,
+            "inconclusiveLimit": 2,
+            "consecutiveErrorLimit": 3,
+            "metrics": [metric()],
+        },
+    )
+    step = checks_for_step(spec, 1)
+    assert step is not None
+    assert (step.failure_limit, step.inconclusive_limit, step.consecutive_error_limit) == limits
+
+
 def test_checks_for_steps_with_overrides() -> None:
     spec = spec_of(
         steps=[

@@ -79,3 +79,29 @@ def test_add_seconds_saturates_instead_of_overflowing() -> None:
     late = datetime(9999, 12, 31, tzinfo=UTC)
     assert add_seconds(late, 1e9) == datetime.max.replace(tzinfo=UTC)
     assert add_seconds(late, 1) == late + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("text", "outcome"),
+    [
+        pytest.param("9000000000s", 9_000_000_000.0, id="longest-allowed"),
+        pytest.param("2500000h", 9_000_000_000.0, id="longest-allowed-in-hours"),
+        pytest.param(
+            "9000000001s",
+            "invalid duration '9000000001s': longer than 9000000000s",
+            id="one-second-longer-refused",
+        ),
+        pytest.param(
+            "5x",
+            "invalid duration '5x': expected a number with unit ms, s, m or h, e.g. 30s, 5m, 1h30m",
+            id="unknown-unit-says-what-is-expected",
+        ),
+    ],
+)
+def test_the_longest_duration_and_the_refusals(text: str, outcome: float | str) -> None:
+    if isinstance(outcome, float):
+        assert parse_seconds(text) == outcome
+    else:
+        with pytest.raises(InvalidDuration) as refused:
+            parse_seconds(text)
+        assert str(refused.value) == outcome

@@ -17,6 +17,9 @@ from rollwise.core.traffic import Split, expected_weight, replica_ratio_weight, 
         pytest.param(1, 5, False, Split(1, 1), id="ratio-keeps-one-stable"),
         pytest.param(4, 100, False, Split(4, 0), id="ratio-full"),
         pytest.param(4, 0, False, Split(0, 4), id="ratio-zero"),
+        pytest.param(1, 5, True, Split(1, 1), id="router-one-replica-still-one-canary"),
+        pytest.param(0, 50, False, Split(0, 0), id="ratio-zero-replicas"),
+        pytest.param(201, 1, False, Split(3, 198), id="ratio-ceil-just-over-a-pod"),
     ],
 )
 def test_split(replicas: int, weight: int, router: bool, expected: Split) -> None:
