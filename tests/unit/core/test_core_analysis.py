@@ -154,7 +154,7 @@ def checks(
             1.0,
             None,
             Verdict.INCONCLUSIVE,
-            "not a bool",
+            "condition yields float, not a bool (inconclusive)",
             id="cel-non-bool-inconclusive",
         ),
     ],

@@ -1583,6 +1583,7 @@ def test_a_first_release_runs_its_analysis_on_the_new_version_alone_before_appro
     assert [d.metric.name for d in due] == ["error-ratio"]
     context = release_query_context("ml", spec, status)
     assert context["name"] == child_rollout_name(spec)
+    assert context["namespace"] == "ml"
     assert context["canaryRevision"] == context["stableRevision"] == child_revision(spec)
     # Approvals are there, yet nothing is Approved until the analysis passed.
     waiting = decide_release(spec, status, world.observe(approvals=approvals()), at(30))

@@ -365,6 +365,13 @@ def test_the_oldest_records_go_first() -> None:
         ),
         pytest.param(
             PENDING,
+            {**PENDING, o.CONFIRM_OVERRIDE: "{bad"},
+            "bob",
+            "rollwise.dev/confirm-override is not valid JSON; use kubectl rollwise override",
+            id="confirm-bad-json",
+        ),
+        pytest.param(
+            PENDING,
             confirming("o7", PENDING),
             "bob",
             "no override o7 on this rollout; kubectl rollwise status rollout/web lists the "
