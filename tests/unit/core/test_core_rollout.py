@@ -28,6 +28,7 @@ from rollwise.core.rollout import (
     PointStableService,
     ScaleRevision,
     SetWeight,
+    _sanitize,
     decide,
 )
 from rollwise.core.spec import RolloutSpec
@@ -1761,3 +1762,53 @@ def test_conditions_name_the_state(
         if c.type.value != "QueriesVerified"
     }
     assert shown == conditions
+
+
+@pytest.mark.parametrize(
+    ("edited", "repaired"),
+    [
+        pytest.param(
+            {
+                "stable_revision": R1,
+                "canary_revision": R1,
+                "current_step_index": 1,
+                "canary_weight": 5,
+            },
+            {"canary_revision": None, "current_step_index": None, "canary_weight": 0},
+            id="canary-is-the-stable",
+        ),
+        pytest.param(
+            {
+                "stable_revision": R1,
+                "current_step_index": 2,
+                "canary_weight": 30,
+                "pause_reason": PauseReason.PAUSE_STEP,
+            },
+            {"current_step_index": None, "canary_weight": 0, "pause_reason": None},
+            id="no-canary-keeps-no-step-weight-or-pause",
+        ),
+        pytest.param(
+            {"stable_revision": R1, "canary_revision": R2, "current_step_index": 99},
+            {"current_step_index": 3},
+            id="step-clamped-to-the-steps",
+        ),
+        pytest.param(
+            {"stable_revision": R1, "canary_revision": R2, "canary_weight": 150},
+            {"current_step_index": 0, "canary_weight": 100},
+            id="weight-clamped-and-step-defaulted",
+        ),
+        pytest.param(
+            {"stable_revision": R1, "pause_reason": PauseReason.OVERRIDE_HOLD},
+            {"pause_reason": None},
+            id="a-hold-is-never-remembered",
+        ),
+        pytest.param({"stable_revision": R1}, {}, id="consistent-left-alone"),
+    ],
+)
+def test_a_hand_edited_status_is_repaired(edited: dict[str, Any], repaired: dict[str, Any]) -> None:
+    status = RolloutStatus(**edited)
+    fixed = _sanitize(status, 3)
+    for name, expected in repaired.items():
+        assert getattr(fixed, name) == expected, name
+    if not repaired:
+        assert fixed is status
