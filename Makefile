@@ -51,7 +51,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -p randomly -m timing
 
 # Mutation testing of the core and the runtime's pass skeleton (docs/testing.md). Not part of
-# `make test`: a full run takes one to two hours on two cores. MUTATE_ARGS passes options on:
+# `make test`: a full run takes hours on two shared cores. MUTATE_ARGS passes options on:
 #   make mutate MUTATE_ARGS="'rollwise.core.analysis.*'"   one module (mutmut name globs)
 #   make mutate MUTATE_ARGS=--survivors                   only the survivors, after new tests
 #   make mutate MUTATE_ARGS=--report                      the score table of the last runs
