@@ -10,7 +10,7 @@ MLFLOW_VERSION := 3.17.2
 MLFLOW_VENV := .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 
-.PHONY: test lint typecheck layers pytest demo clean venv system-deps
+.PHONY: test lint typecheck layers pytest demo clean venv system-deps mutate
 
 test: system-deps $(STAMP) $(MLFLOW_STAMP) lint typecheck layers pytest
 
@@ -44,15 +44,32 @@ layers: $(STAMP)
 
 # Tests that assert a measured time bound (a rollback's reaction time, a standby's takeover)
 # run alone after the parallel suite, so the bound is measured without the suite's own load.
+# Both runs are shuffled by pytest-randomly; each prints "Using --randomly-seed=N" in its header,
+# and `pytest -p randomly --randomly-seed=N` replays that order (docs/testing.md).
 pytest: $(STAMP)
-	$(BIN)/pytest -n 2 -m "not timing"
-	$(BIN)/pytest -m timing
+	$(BIN)/pytest -p randomly -n 2 -m "not timing"
+	$(BIN)/pytest -p randomly -m timing
+
+# Mutation testing of the core and the runtime's pass skeleton (docs/testing.md). Not part of
+# `make test`: a full run takes hours on two shared cores. MUTATE_ARGS passes options on:
+#   make mutate MUTATE_ARGS="'rollwise.core.analysis.*'"   one module (mutmut name globs)
+#   make mutate MUTATE_ARGS=--survivors                   only the survivors, after new tests
+#   make mutate MUTATE_ARGS=--report                      the score table of the last runs
+MUTATION_STAMP := $(VENV)/.mutation-installed
+MUTATE_ARGS ?=
+
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,mutation]'
+	touch $(MUTATION_STAMP)
+
+mutate: $(MUTATION_STAMP)
+	nice -n 19 $(BIN)/python -m hack.mutate $(MUTATE_ARGS)
 
 demo: system-deps $(STAMP)
 	$(BIN)/python -m hack.demo
 
 clean:
-	rm -rf $(VENV) $(MLFLOW_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MLFLOW_VENV) .mypy_cache .pytest_cache .ruff_cache .mutation
 
 # The lab cluster's binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # kubectl, kwok), built from the pinned Go modules in hack/cluster/ once per machine into

@@ -1,6 +1,72 @@
-"""Shared fixtures: the lab's pytest plugins."""
+"""Shared fixtures (the lab's pytest plugins) and the Hypothesis profiles.
+
+Hypothesis profiles (docs/testing.md):
+
+* ``ci`` -- derandomized (the examples are a function of the test alone, so a failure in CI
+  fails again on any machine), bounded, no example database, ``print_blob`` so a failure
+  prints the ``@reproduce_failure`` line that replays it;
+* ``dev`` -- random examples, the same bound, failures kept in ``.hypothesis/examples``
+  (git-ignored) and replayed first by the next run, ``print_blob`` as in CI;
+* ``mutation`` -- derandomized and small, for ``make mutate`` (each mutant runs the property
+  tests that reach it; its verdict must not depend on chance or on a database).
+
+``HYPOTHESIS_PROFILE`` chooses one; without it the ``CI`` variable chooses ``ci``, otherwise
+``dev``. ``pytest --hypothesis-profile=NAME`` overrides both. The header of every run names
+the profile in force.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 pytest_plugins = [
     "hack.lab.testing.kube_fixtures",
     "hack.lab.testing.service_fixtures",
 ]
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / ".hypothesis" / "examples"
+
+#: Checks of the properties that generate whole specs and statuses: slow to build and large by
+#: design, and the machine is shared, so a wall-clock deadline would only make them flaky.
+_COMMON = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.register_profile("ci", parent=_COMMON, derandomize=True, max_examples=150, database=None)
+settings.register_profile(
+    "dev",
+    parent=_COMMON,
+    max_examples=150,
+    database=DirectoryBasedExampleDatabase(EXAMPLES),
+)
+settings.register_profile(
+    "mutation", parent=_COMMON, derandomize=True, max_examples=20, database=None, print_blob=False
+)
+
+
+def hypothesis_profile(environ: Mapping[str, str] = os.environ) -> str:
+    """The profile this run uses: ``HYPOTHESIS_PROFILE``, else ``ci`` under CI, else ``dev``."""
+    chosen = environ.get("HYPOTHESIS_PROFILE", "").strip()
+    if chosen:
+        return chosen
+    return "ci" if environ.get("CI", "").strip().lower() not in {"", "0", "false"} else "dev"
+
+
+settings.load_profile(hypothesis_profile())
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    current = settings()
+    return (
+        f"hypothesis profile {settings.get_current_profile_name()!r}: "
+        f"derandomize={current.derandomize}, max_examples={current.max_examples}, "
+        f"database={'none' if current.database is None else EXAMPLES.relative_to(ROOT)}"
+    )

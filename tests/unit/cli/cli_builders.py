@@ -32,18 +32,24 @@ def stamp(seconds: float) -> str:
     return ago(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-ERROR_RATIO: dict[str, Any] = {
-    "name": "error-ratio",
-    "successCondition": "result < 0.05",
-    "count": 3,
-    "provider": {"prometheus": {"query": "sum(rate(errors[1m])) / sum(rate(requests[1m]))"}},
-}
-P99: dict[str, Any] = {
-    "name": "p99-latency",
-    "thresholdRange": {"max": 0.5},
-    "count": 2,
-    "provider": {"prometheus": {"query": "histogram_quantile(0.99, rate(latency[1m]))"}},
-}
+# The metrics are built anew for every spec: a test may edit the spec it is given, and an edit
+# must never leak into the next test through a shared dict.
+def error_ratio_metric() -> dict[str, Any]:
+    return {
+        "name": "error-ratio",
+        "successCondition": "result < 0.05",
+        "count": 3,
+        "provider": {"prometheus": {"query": "sum(rate(errors[1m])) / sum(rate(requests[1m]))"}},
+    }
+
+
+def p99_metric() -> dict[str, Any]:
+    return {
+        "name": "p99-latency",
+        "thresholdRange": {"max": 0.5},
+        "count": 2,
+        "provider": {"prometheus": {"query": "histogram_quantile(0.99, rate(latency[1m]))"}},
+    }
 
 
 def spec(*, paused: bool = False, steps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -68,7 +74,11 @@ def spec(*, paused: bool = False, steps: list[dict[str, Any]] | None = None) -> 
                     {"setWeight": 50},
                     {"pause": {}},
                 ],
-                "analysis": {"interval": "30s", "failureLimit": 1, "metrics": [ERROR_RATIO, P99]},
+                "analysis": {
+                    "interval": "30s",
+                    "failureLimit": 1,
+                    "metrics": [error_ratio_metric(), p99_metric()],
+                },
             }
         },
     }

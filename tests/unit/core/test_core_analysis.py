@@ -9,15 +9,18 @@ import pytest
 from rollwise.core.analysis import (
     QueryTemplateError,
     StepChecks,
+    _bounded,
     assess,
     check_condition,
     checks_for_step,
     due_metrics,
     evaluate_condition,
+    format_value,
     new_run,
     query_context,
     record,
     render_query,
+    rule_text,
     run_verdict,
     soonest_due,
 )
@@ -151,7 +154,7 @@ def checks(
             1.0,
             None,
             Verdict.INCONCLUSIVE,
-            "not a bool",
+            "condition yields float, not a bool (inconclusive)",
             id="cel-non-bool-inconclusive",
         ),
     ],
@@ -163,6 +166,97 @@ def test_assess(
     assert result.verdict is verdict
     assert fragment in result.message
     assert result.error is (err is not None)
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        pytest.param(
+            {"threshold": {"min": 0.0, "max": 0.05}},
+            "thresholdRange [0.000, 0.050]",
+            id="range-both-bounds",
+        ),
+        pytest.param({"threshold": {"max": 0.5}}, "thresholdRange [-inf, 0.500]", id="range-max"),
+        pytest.param({"threshold": {"min": 10.0}}, "thresholdRange [10.000, +inf]", id="range-min"),
+        pytest.param({}, "successCondition 'result < 0.05'", id="success"),
+        pytest.param(
+            {"success": None, "failure": "result > 0.1"},
+            "failureCondition 'result > 0.1'",
+            id="failure",
+        ),
+        pytest.param(
+            {"success": "result < 0.05", "failure": "result > 0.1"},
+            "successCondition 'result < 0.05' and failureCondition 'result > 0.1'",
+            id="success-and-failure",
+        ),
+    ],
+)
+def test_rule_text_quotes_the_rule(rule: dict[str, Any], text: str) -> None:
+    assert rule_text(m(**rule)) == text
+
+
+def test_rule_text_of_a_metric_without_a_rule() -> None:
+    bare = m().model_copy(update={"success_condition": None})
+    assert rule_text(bare) == "no rule"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        pytest.param(None, "no data", id="none"),
+        pytest.param(math.nan, "nan", id="nan"),
+        pytest.param(-math.inf, "-inf", id="minus-inf"),
+        pytest.param(0.0, "0.000", id="zero"),
+        pytest.param(0.2, "0.200", id="fixed"),
+        pytest.param(0.001, "0.001", id="fixed-lower-bound"),
+        pytest.param(0.000999, "0.000999", id="below-fixed"),
+        pytest.param(-0.5, "-0.500", id="negative"),
+        pytest.param(999999.0, "999999.000", id="fixed-upper-bound"),
+        pytest.param(1e6, "1e+06", id="above-fixed"),
+        pytest.param(1.5e-05, "1.5e-05", id="tiny"),
+    ],
+)
+def test_format_value(value: float | None, text: str) -> None:
+    assert format_value(value) == text
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        pytest.param('matches(string(result), "1.*")', "matches()", id="matches-function"),
+        pytest.param('string(result).matches("1.*")', "matches()", id="matches-method"),
+        pytest.param("[result].all(x, x < 1.0)", "all()", id="all"),
+        pytest.param("[result].exists(x, x < 1.0)", "exists()", id="exists"),
+        pytest.param("exists_one([1], x, x > 0)", "exists_one()", id="exists-one"),
+        pytest.param("size([result].map(x, x)) == 1", "map()", id="map"),
+        pytest.param("size([result].filter(x, x > 0.0)) == 1", "filter()", id="filter"),
+    ],
+)
+def test_costly_cel_calls_are_refused(expression: str, problem: str) -> None:
+    assert check_condition(expression) == (
+        f"{problem} is not allowed in a condition (it may cost too much)"
+    )
+
+
+class _Tree:
+    """A compiled condition of ``size`` plain syntax nodes."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def iter_subtrees(self) -> list[Any]:
+        return [type("Node", (), {"data": "expr", "children": []})() for _ in range(self.size)]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "problem"),
+    [
+        pytest.param(200, None, id="200-nodes-allowed"),
+        pytest.param(201, "too complex: 201 syntax nodes, at most 200", id="201-nodes-refused"),
+    ],
+)
+def test_a_condition_has_at_most_200_syntax_nodes(nodes: int, problem: str | None) -> None:
+    assert _bounded(_Tree(nodes)) == problem
 
 
 def test_condition_is_compiled_once_and_evaluates_doubles() -> None:
@@ -177,11 +271,24 @@ def test_condition_is_compiled_once_and_evaluates_doubles() -> None:
 
 
 def feed(c: StepChecks, metric_: Metric, values: list[float | str | None]) -> MetricRun:
+    """The run after ``values`` (a str is a provider error), measured one minute apart.
+
+    A verdict ends a metric's run, as it ends it in the rollout: the operator takes no further
+    measurement of a finished metric. So a verdict reached before the last value is an error of
+    the case itself (its values go on past the end), and each case's verdict is pinned to its
+    last value: a limit off by one either ends the run early (this raises) or late (the
+    verdict is missing).
+    """
     run = MetricRun(name=metric_.name)
     for i, v in enumerate(values):
         when = NOW + timedelta(minutes=i)
         meas = Measurement(None, when, error=v) if isinstance(v, str) else Measurement(v, when)
-        run = record(c, metric_, run, meas).run
+        recorded = record(c, metric_, run, meas)
+        run = recorded.run
+        if recorded.decided and i < len(values) - 1:
+            pytest.fail(
+                f"verdict {run.verdict} ({run.message}) after value {i + 1} of {len(values)}"
+            )
     return run
 
 
@@ -224,6 +331,91 @@ def feed(c: StepChecks, metric_: Metric, values: list[float | str | None]) -> Me
         pytest.param(
             1, {"errors": 2}, ["down", 0.01], Verdict.PASS, (1, 0, 0, 1, 0), id="errors-not-counted"
         ),
+        # Each limit at exactly its value (the run goes on) and one past it (the verdict).
+        pytest.param(
+            9,
+            {"failure": 2},
+            [0.2, 0.2],
+            None,
+            (0, 2, 0, 0, 0),
+            id="failureLimit-2-at-2-failures-goes-on",
+        ),
+        pytest.param(
+            9,
+            {"failure": 2},
+            [0.2, 0.2, 0.2],
+            Verdict.FAIL,
+            (0, 3, 0, 0, 0),
+            id="failureLimit-2-at-3-failures-fails",
+        ),
+        pytest.param(
+            9,
+            {"inconclusive": 2},
+            [None, None],
+            None,
+            (0, 0, 2, 0, 0),
+            id="inconclusiveLimit-2-at-2-goes-on",
+        ),
+        pytest.param(
+            9,
+            {"inconclusive": 2},
+            [None, None, None],
+            Verdict.INCONCLUSIVE,
+            (0, 0, 3, 0, 0),
+            id="inconclusiveLimit-2-at-3-inconclusive",
+        ),
+        pytest.param(
+            9,
+            {"inconclusive": 1},
+            [None, 0.01, 0.01],
+            None,
+            (2, 0, 1, 0, 0),
+            id="inconclusiveLimit-1-at-1-then-passes-go-on",
+        ),
+        pytest.param(
+            9,
+            {"errors": 2},
+            ["down", "down"],
+            None,
+            (0, 0, 0, 2, 2),
+            id="consecutiveErrorLimit-2-at-2-goes-on",
+        ),
+        pytest.param(
+            9,
+            {"errors": 2},
+            ["down", "down", "down"],
+            Verdict.INCONCLUSIVE,
+            (0, 0, 0, 3, 3),
+            id="consecutiveErrorLimit-2-at-3-inconclusive",
+        ),
+        pytest.param(
+            9,
+            {"errors": 0},
+            ["down"],
+            Verdict.INCONCLUSIVE,
+            (0, 0, 0, 1, 1),
+            id="consecutiveErrorLimit-0-first-error-inconclusive",
+        ),
+        pytest.param(3, {}, [0.01, 0.01], None, (2, 0, 0, 0, 0), id="count-3-one-short-goes-on"),
+        pytest.param(
+            3, {}, [0.01, 0.01, 0.01], Verdict.PASS, (3, 0, 0, 0, 0), id="count-3-at-3-passes"
+        ),
+        pytest.param(
+            3,
+            {"failure": 1, "inconclusive": 1},
+            [0.2, None, 0.01],
+            Verdict.PASS,
+            (1, 1, 1, 0, 0),
+            id="count-counts-failed-and-inconclusive-measurements",
+        ),
+        pytest.param(
+            2,
+            {"errors": 5},
+            ["down", 0.01, "down"],
+            None,
+            (1, 0, 0, 2, 1),
+            id="count-does-not-count-errors",
+        ),
     ],
 )
 def test_limits(
@@ -243,6 +435,61 @@ def test_limits(
         run.error,
         run.consecutive_errors,
     ) == counters
+
+
+@pytest.mark.parametrize(
+    ("count", "limits", "values", "message"),
+    [
+        pytest.param(
+            9, {"failure": 2}, [0.2] * 3, "failures 3 > failureLimit 2", id="failure-limit"
+        ),
+        pytest.param(
+            9,
+            {"inconclusive": 2},
+            [None] * 3,
+            "inconclusive 3 > inconclusiveLimit 2",
+            id="inconclusive-limit",
+        ),
+        pytest.param(
+            9,
+            {"errors": 2},
+            ["down"] * 3,
+            "3 consecutive query errors > consecutiveErrorLimit 2",
+            id="consecutive-error-limit",
+        ),
+        pytest.param(
+            3,
+            {"failure": 1},
+            [0.01, 0.2, 0.01],
+            "2/3 measurements passed",
+            id="count-reached",
+        ),
+        pytest.param(3, {}, [0.01], "", id="running-says-nothing"),
+    ],
+)
+def test_a_verdict_says_which_limit_decided_it(
+    count: int, limits: dict[str, int], values: list[float | str | None], message: str
+) -> None:
+    metric_ = m(count=count)
+    run = feed(checks(metric_, **limits), metric_, values)
+    assert run.message == message
+
+
+def test_each_measurement_keeps_its_own_message() -> None:
+    metric_ = m(count=9)
+    run = feed(checks(metric_, failure=5), metric_, [0.01, 0.2, "down"])
+    assert [r.message for r in run.measurements] == [
+        "metric error-ratio = 0.010 passed successCondition 'result < 0.05'",
+        "metric error-ratio = 0.200 failed successCondition 'result < 0.05'",
+        "metric error-ratio query failed: down",
+    ]
+
+
+def test_a_metric_without_a_verdict_rule_is_inconclusive() -> None:
+    bare = m().model_copy(update={"success_condition": None})
+    result = assess(bare, Measurement(0.01, NOW))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.message == "metric error-ratio = 0.010: metric has no verdict rule"
 
 
 def test_status_keeps_last_ten_measurements() -> None:
@@ -274,6 +521,33 @@ def test_run_verdict(verdicts: list[Verdict | None], expected: Verdict | None) -
 
 
 # ------------------------------------------------------------------ which checks apply
+
+
+@pytest.mark.parametrize(
+    ("own", "limits"),
+    [
+        pytest.param({}, (1, 2, 3), id="inherited"),
+        pytest.param({"failureLimit": 4}, (4, 2, 3), id="own-failureLimit"),
+        pytest.param({"inconclusiveLimit": 5}, (1, 5, 3), id="own-inconclusiveLimit"),
+        pytest.param({"consecutiveErrorLimit": 6}, (1, 2, 6), id="own-consecutiveErrorLimit"),
+    ],
+)
+def test_a_step_analysis_overrides_each_limit_it_names(
+    own: dict[str, int], limits: tuple[int, int, int]
+) -> None:
+    spec = spec_of(
+        steps=[{"setWeight": 10}, {"analysis": own}, {"setWeight": 100}],
+        analysis={
+            "interval": "1m",
+            "failureLimit": 1,
+            "inconclusiveLimit": 2,
+            "consecutiveErrorLimit": 3,
+            "metrics": [metric()],
+        },
+    )
+    step = checks_for_step(spec, 1)
+    assert step is not None
+    assert (step.failure_limit, step.inconclusive_limit, step.consecutive_error_limit) == limits
 
 
 def test_checks_for_steps_with_overrides() -> None:
@@ -415,7 +689,22 @@ def test_render_query_missing_value() -> None:
         render_query("{{name}}", {})
 
 
-def test_query_context_from_status() -> None:
-    spec = spec_of()
-    status = RolloutStatus(stable_revision="aaa", canary_revision="bbb")
-    assert query_context("shop", "web", spec, status) == CONTEXT
+@pytest.mark.parametrize(
+    ("status", "revisions"),
+    [
+        pytest.param(
+            RolloutStatus(stable_revision="aaa", canary_revision="bbb"),
+            {"stableRevision": "aaa", "canaryRevision": "bbb"},
+            id="canary-running",
+        ),
+        pytest.param(
+            RolloutStatus(stable_revision="aaa"),
+            {"stableRevision": "aaa", "canaryRevision": "aaa"},
+            id="no-canary-is-the-stable",
+        ),
+        pytest.param(None, {"stableRevision": "", "canaryRevision": ""}, id="no-status"),
+        pytest.param(RolloutStatus(), {"stableRevision": "", "canaryRevision": ""}, id="empty"),
+    ],
+)
+def test_query_context_from_status(status: RolloutStatus | None, revisions: dict[str, str]) -> None:
+    assert query_context("shop", "web", spec_of(), status) == {**CONTEXT, **revisions}

@@ -277,6 +277,39 @@ def waiver_valid_passes_the_gate() -> Case:
     )
 
 
+def _sbom_waived_until(expires: float, now: float) -> Case:
+    status, world, spec = candidate(sbom=True)
+    sbom = GateResult(
+        "sbom",
+        GateStatus.WAIVED,
+        "2 critical vulnerabilities",
+        waiver_expires_at=at(expires),
+        underlying=GateStatus.FAILED,
+    )
+    blocked = now >= expires
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(gates=(*BASE_GATES, sbom)),
+        now=at(now),
+        stage=Stage.CANDIDATE if blocked else Stage.STAGING,
+        events=["WaiverExpired"] if blocked else ["GateWaived", "Staged"],
+        phase=ReleasePhase.WAITING if blocked else None,
+        actions=[] if blocked else None,
+        message="sbom Failed" if blocked else None,
+    )
+
+
+def waiver_one_second_before_its_expiry_passes() -> Case:
+    return _sbom_waived_until(expires=10, now=9)
+
+
+def waiver_at_its_expiry_instant_blocks_again() -> Case:
+    """A waiver holds until its expiry, not at it: ``expiresAt`` is the first instant the gate
+    counts again."""
+    return _sbom_waived_until(expires=10, now=10)
+
+
 def waiver_expired_blocks_again() -> Case:
     status, world, spec = candidate(sbom=True)
     sbom = GateResult(
@@ -662,6 +695,55 @@ def emergency_without_executive_is_held() -> Case:
     )
 
 
+def normal_change_with_executive_held_by_freeze() -> Case:
+    """Only an emergency change may pass a freeze window: an executive approval does not open
+    one for a normal change (no flip, no FreezeBypassed)."""
+    status, world, spec = canary_passed(change_type="normal")
+    freeze = GateResult("freeze-window", GateStatus.FAILED, "window friday-freeze until 18:00")
+    exec_ = (*approvals(), Approval("executive", "erin", at(3), "7"))
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(
+            child=healthy_child(spec),
+            approvals=exec_,
+            gates=(*passed("artifact-digest"), freeze),
+        ),
+        now=at(30),
+        stage=Stage.APPROVED,
+        events=["ReleaseApproved", "PromotionFrozen"],
+        phase=ReleasePhase.WAITING,
+        actions=[EnsureChildRollout, WriteReleaseManifest],
+        absent=[FlipAlias],
+        requeue=WAIT,
+        message="held by freeze window: window friday-freeze until 18:00",
+    )
+
+
+def emergency_executive_who_set_the_version_is_held() -> Case:
+    """Four eyes hold for the executive too: the person who set the version cannot let their
+    own emergency change pass a freeze window."""
+    status, world, spec = canary_passed(change_type="emergency")
+    freeze = GateResult("freeze-window", GateStatus.FAILED, "window friday-freeze until 18:00")
+    exec_ = (*approvals(), Approval("executive", "carol", at(3), "7"))
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(
+            child=healthy_child(spec),
+            approvals=exec_,
+            gates=(*passed("artifact-digest"), freeze),
+            version_set_by="carol",
+        ),
+        now=at(30),
+        stage=Stage.APPROVED,
+        events=["ReleaseApproved", "PromotionFrozen"],
+        phase=ReleasePhase.WAITING,
+        absent=[FlipAlias],
+        message="held by freeze window",
+    )
+
+
 def freeze_gate_not_reported_holds() -> Case:
     status, world, spec = canary_passed()
     return Case(
@@ -818,6 +900,8 @@ CASES: list[Callable[[], Case]] = [
     candidate_blocked_by_failed_gate,
     waiver_valid_passes_the_gate,
     waiver_expired_blocks_again,
+    waiver_one_second_before_its_expiry_passes,
+    waiver_at_its_expiry_instant_blocks_again,
     queued_behind_another_release,
     unqueued_proceeds,
     revoked_version_refused,
@@ -838,6 +922,8 @@ CASES: list[Callable[[], Case]] = [
     approved_freeze_window_wakes_at_its_end,
     emergency_with_executive_passes_freeze,
     emergency_without_executive_is_held,
+    normal_change_with_executive_held_by_freeze,
+    emergency_executive_who_set_the_version_is_held,
     freeze_gate_not_reported_holds,
     revoke_candidate,
     revoke_staging_reverts_child,
@@ -873,6 +959,11 @@ def _check(case: Case, status: ModelReleaseStatus, decision: Any) -> None:
     assert status.observed_generation == case.obs.generation
     for event in decision.events:
         assert f"[change {TICKET}]" in event.message
+    # Every value a message template names was there: no message says "None".
+    texts = [e.message for e in decision.events] + [status.message]
+    texts += [c.message for c in status.conditions]
+    for text in texts:
+        assert "None" not in text, text
 
 
 @pytest.mark.parametrize("make", IDS)
@@ -1211,6 +1302,43 @@ def test_kserve_steps_5_25_100_then_removes_canary_percent() -> None:
     assert world.storage_uri == NEW_URI
     assert seen.count("CanaryStep") == 3
     assert world.alias_version == "7"
+    messages = [d.status.message for d in decisions]
+    assert (
+        "all canary steps done: waiting for KServe to roll revision isvc-predictor-00002 of "
+        f"{ISVC} out to 100%"
+    ) in messages
+    passed_events = [
+        e.message for d in decisions for e in d.events if e.reason.name == "CanaryPassed"
+    ]
+    assert passed_events == [
+        f"canary of version 7 passed: InferenceService {ISVC} serves revision "
+        f"isvc-predictor-00002 at 100% [change {TICKET}]"
+    ]
+    assert status.serving is not None
+    assert (status.serving.passed, status.serving.weight) == (True, 100)
+
+
+def test_kserve_canary_passed_quotes_the_last_analysis() -> None:
+    status, world, spec = kserve_staging(analysis=ERROR_RATIO)
+    seen: list[str] = []
+    for minute in range(1, 8):
+        now = at(60 * minute)
+        status, _, decisions = drive_release(
+            spec,
+            status,
+            world,
+            now,
+            approvals=approvals(),
+            measurements={"error-ratio": Measurement(0.01, now)},
+        )
+        assert status is not None
+        seen += [e.message for d in decisions for e in d.events if e.reason.name == "CanaryPassed"]
+        if seen:
+            break
+    assert seen == [
+        f"canary of version 7 passed: InferenceService {ISVC} serves revision "
+        f"isvc-predictor-00002 at 100% (last analysis: error-ratio 0.010) [change {TICKET}]"
+    ]
 
 
 def test_kserve_rollback_pins_traffic_to_previous_revision() -> None:
@@ -1447,6 +1575,7 @@ def test_a_first_release_runs_its_analysis_on_the_new_version_alone_before_appro
     assert status.stage is Stage.STAGING
     assert status.serving is not None
     assert status.serving.solo
+    assert status.serving.weight == 100
     reasons = [h.reason for h in status.history]
     assert "Staged" in reasons
     assert not status.serving.passed, "no CanaryPassed before the analysis ran"
@@ -1454,6 +1583,7 @@ def test_a_first_release_runs_its_analysis_on_the_new_version_alone_before_appro
     assert [d.metric.name for d in due] == ["error-ratio"]
     context = release_query_context("ml", spec, status)
     assert context["name"] == child_rollout_name(spec)
+    assert context["namespace"] == "ml"
     assert context["canaryRevision"] == context["stableRevision"] == child_revision(spec)
     # Approvals are there, yet nothing is Approved until the analysis passed.
     waiting = decide_release(spec, status, world.observe(approvals=approvals()), at(30))
@@ -1472,6 +1602,8 @@ def test_a_first_release_runs_its_analysis_on_the_new_version_alone_before_appro
             measurements={"error-ratio": Measurement(0.01, now)},
         )
         assert status is not None
+        assert status.serving is not None
+        assert status.serving.weight == 100, "alone, the new version serves 100% at every step"
         seen += more
     assert seen.count("CanaryStep") == 3
     assert "CanaryPassed" in seen
@@ -1523,3 +1655,71 @@ def test_a_later_release_through_an_existing_child_is_a_real_canary() -> None:
     assert status.serving is not None
     assert not status.serving.solo
     assert "CanaryWithoutBaseline" not in seen
+
+
+def _errors(count: int) -> tuple[str, ...]:
+    return tuple(f"error {i}" for i in range(1, count + 1))
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [
+        pytest.param(1, "error 1", id="one"),
+        pytest.param(10, "; ".join(_errors(10)), id="ten-all-shown"),
+        pytest.param(11, "; ".join((*_errors(10), "... and 1 more")), id="eleven-one-more"),
+        pytest.param(13, "; ".join((*_errors(10), "... and 3 more")), id="thirteen-three-more"),
+    ],
+)
+def test_an_invalid_spec_shows_at_most_ten_errors(count: int, shown: str) -> None:
+    spec = release()
+    obs = replace(World().observe(), reference_errors=_errors(count), generation=3)
+    d = decide_release(spec, None, obs, at(0))
+    assert d.status.message == f"invalid spec: {shown}"
+    assert [e.message for e in d.events] == [f"invalid spec: {shown} [change {TICKET}]"]
+    assert d.status.observed_generation == 3
+    for type_ in (
+        ReleaseConditionType.READY,
+        ReleaseConditionType.DEGRADED,
+        ReleaseConditionType.INVALID_SPEC,
+    ):
+        cond = d.status.condition(type_)
+        assert cond is not None
+        assert (cond.reason, cond.message, cond.observed_generation) == (
+            "InvalidSpec",
+            f"invalid spec: {shown}",
+            3,
+        )
+
+
+def test_the_query_context_of_a_release_not_yet_serving() -> None:
+    assert release_query_context("ml", release(), None) == {
+        "namespace": "ml",
+        "name": "",
+        "stableRevision": "",
+        "canaryRevision": "",
+        "stableService": "fraud-stable",
+        "canaryService": "fraud-canary",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "ticket"),
+    [
+        pytest.param({"type": "normal", "ticket": "CHG-1"}, "CHG-1", id="ticket-read-raw"),
+        pytest.param({"type": "normal", "ticket": ""}, "unknown", id="empty-ticket"),
+        pytest.param({"type": "normal", "ticket": 7}, "unknown", id="ticket-not-a-string"),
+        pytest.param({"type": "normal"}, "unknown", id="no-ticket"),
+        pytest.param("CHG-1", "unknown", id="change-not-a-mapping"),
+        pytest.param(None, "unknown", id="no-change"),
+    ],
+)
+def test_an_invalid_spec_names_the_ticket_it_can_read(change: Any, ticket: str) -> None:
+    raw = raw_release()
+    raw["model"] = ""  # invalid whatever the change says
+    if change is None:
+        raw.pop("change")
+    else:
+        raw["change"] = change
+    d = decide_release(raw, None, World().observe(), at(0))
+    [event] = d.events
+    assert event.message.endswith(f" [change {ticket}]"), event.message

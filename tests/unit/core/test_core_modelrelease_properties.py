@@ -55,10 +55,10 @@ from tests.unit.core.modelrelease_builders import (
     server_template,
 )
 
+# How many examples, whether they are random and where failures are kept: the Hypothesis
+# profile in force (tests/conftest.py).
 SETTINGS = settings(
-    max_examples=100,
     deadline=None,
-    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 BASE = datetime(2026, 3, 2, tzinfo=UTC)
@@ -429,7 +429,7 @@ def _apply_change(change: str, world: World, obs: dict[str, Any], spec: ModelRel
     obs["gates"] = tuple(gates.values())
 
 
-@settings(max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     backend=st.sampled_from(["template", "kserve"]),
     change_type=st.sampled_from([c.value for c in ChangeType]),

@@ -38,10 +38,10 @@ from rollwise.core.status import (
 )
 from tests.unit.core.rollout_builders import R1, R2, R3, V1, V2, V3, Cluster, at, metric, raw_spec
 
+# How many examples, whether they are random and where failures are kept: the Hypothesis
+# profile in force (tests/conftest.py).
 SETTINGS = settings(
-    max_examples=200,
     deadline=None,
-    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 REVS = [R1, R2, R3, "0000000000"]

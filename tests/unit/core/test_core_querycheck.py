@@ -9,12 +9,14 @@ import pytest
 
 from rollwise.core.querycheck import (
     RECHECK_SECONDS,
+    SAMPLE_REVISION,
     QueryCheck,
     QueryRefusal,
     QueryState,
     QueryVerification,
     check_due,
     queries_digest,
+    sample_context,
     verification,
 )
 from rollwise.core.rollout import decide, rollout_metrics
@@ -168,3 +170,14 @@ def test_a_refusal_found_during_a_canary_stops_it_with_no_action() -> None:
     )
     assert decision.actions == ()
     assert decision.status.is_true(ConditionType.INVALID_SPEC)
+
+
+def test_the_sample_context_fills_every_placeholder() -> None:
+    assert sample_context("shop", "web", "web-stable", "web-canary") == {
+        "namespace": "shop",
+        "name": "web",
+        "stableRevision": SAMPLE_REVISION,
+        "canaryRevision": SAMPLE_REVISION,
+        "stableService": "web-stable",
+        "canaryService": "web-canary",
+    }

@@ -28,6 +28,7 @@ from rollwise.core.rollout import (
     PointStableService,
     ScaleRevision,
     SetWeight,
+    _sanitize,
     decide,
 )
 from rollwise.core.spec import RolloutSpec
@@ -1397,6 +1398,15 @@ def _check(case: Case, decision: Decision) -> None:
     if case.message is not None:
         assert case.message in status.message
     assert status.observed_generation == case.obs.generation
+    _no_missing_values(decision)
+
+
+def _no_missing_values(decision: Decision) -> None:
+    """Every value a message template names was there: no message says ``None``."""
+    texts = [e.message for e in decision.events] + [decision.status.message]
+    texts += [c.message for c in decision.status.conditions]
+    for text in texts:
+        assert "None" not in text, text
 
 
 @pytest.mark.parametrize("make", [pytest.param(c, id=c.__name__.replace("_", "-")) for c in CASES])
@@ -1577,3 +1587,228 @@ def test_completion_is_healthy_once_the_router_shows_it() -> None:
     assert after.status.phase is Phase.HEALTHY
     assert after.status.is_true(ConditionType.READY)
     assert reasons(after) == []
+
+
+def test_a_retry_restarts_the_step_analysis_from_now() -> None:
+    case = inconclusive_retry_restarts_analysis()
+    d = decide(case.spec, case.status, case.obs, case.now)
+    [event] = d.events
+    assert event.message == "step 1/3: analysis restarted by request r"
+    assert d.status.analysis is not None
+    assert (d.status.analysis.step_index, d.status.analysis.started_at) == (0, case.now)
+    assert d.status.analysis.revision == d.status.canary_revision
+    assert all(m.verdict is None and not m.measurements for m in d.status.analysis.metrics)
+
+
+@pytest.mark.parametrize(
+    ("make", "conditions"),
+    [
+        pytest.param(
+            healthy_is_idle,
+            {
+                "Ready": ("True", "Healthy"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("False", "Completed"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="healthy-is-idle",
+        ),
+        pytest.param(
+            first_observation_not_ready,
+            {
+                "Ready": ("False", "Initializing"),
+                "Available": ("False", "MinimumReplicasUnavailable"),
+                "Progressing": ("True", "Progressing"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="first-observation-not-ready",
+        ),
+        pytest.param(
+            first_observation_deadline,
+            {
+                "Ready": ("False", "Initializing"),
+                "Available": ("False", "MinimumReplicasUnavailable"),
+                "Progressing": ("False", "ProgressDeadlineExceeded"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "ProgressDeadlineExceeded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="first-observation-deadline",
+        ),
+        pytest.param(
+            new_revision_starts_canary,
+            {
+                "Ready": ("False", "Progressing"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("True", "Progressing"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="new-revision-starts-canary",
+        ),
+        pytest.param(
+            fail_rolls_back,
+            {
+                "Ready": ("False", "Degraded"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("False", "RolledBack"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "RolledBack"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="fail-rolls-back",
+        ),
+        pytest.param(
+            inconclusive_pauses,
+            {
+                "Ready": ("False", "Paused"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("Unknown", "Paused"),
+                "Paused": ("True", "AnalysisInconclusive"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="inconclusive-pauses",
+        ),
+        pytest.param(
+            timed_pause_entered,
+            {
+                "Ready": ("False", "Paused"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("Unknown", "Paused"),
+                "Paused": ("True", "PauseStep"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="timed-pause-entered",
+        ),
+        pytest.param(
+            spec_paused_holds,
+            {
+                "Ready": ("False", "Paused"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("Unknown", "Paused"),
+                "Paused": ("True", "SpecPaused"),
+                "Degraded": ("False", "NotDegraded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="spec-paused-holds",
+        ),
+        pytest.param(
+            abort_rolls_back,
+            {
+                "Ready": ("False", "Degraded"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("False", "Aborted"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "Aborted"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="abort-rolls-back",
+        ),
+        pytest.param(
+            canary_deadline_exceeded,
+            {
+                "Ready": ("False", "Degraded"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("False", "ProgressDeadlineExceeded"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "ProgressDeadlineExceeded"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="canary-deadline-exceeded",
+        ),
+        pytest.param(
+            invalid_raw_spec,
+            {
+                "Ready": ("False", "InvalidSpec"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+                "Progressing": ("False", "Completed"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "InvalidSpec"),
+                "InvalidSpec": ("True", "InvalidSpec"),
+            },
+            id="invalid-raw-spec",
+        ),
+        pytest.param(
+            replica_ratio_rollback_restores_stable_first,
+            {
+                "Ready": ("False", "Degraded"),
+                "Available": ("False", "MinimumReplicasUnavailable"),
+                "Progressing": ("False", "RolledBack"),
+                "Paused": ("False", "NotPaused"),
+                "Degraded": ("True", "RolledBack"),
+                "InvalidSpec": ("False", "Valid"),
+            },
+            id="replica-ratio-rollback-restores-stable-first",
+        ),
+    ],
+)
+def test_conditions_name_the_state(
+    make: Callable[[], Case], conditions: dict[str, tuple[str, str]]
+) -> None:
+    """The standard conditions (what ``kubectl wait``, Argo CD and dashboards read) and their
+    reasons, state by state."""
+    case = make()
+    status = decide(case.spec, case.status, case.obs, case.now).status
+    shown = {
+        c.type.value: (c.status.value, c.reason)
+        for c in status.conditions
+        if c.type.value != "QueriesVerified"
+    }
+    assert shown == conditions
+
+
+@pytest.mark.parametrize(
+    ("edited", "repaired"),
+    [
+        pytest.param(
+            {
+                "stable_revision": R1,
+                "canary_revision": R1,
+                "current_step_index": 1,
+                "canary_weight": 5,
+            },
+            {"canary_revision": None, "current_step_index": None, "canary_weight": 0},
+            id="canary-is-the-stable",
+        ),
+        pytest.param(
+            {
+                "stable_revision": R1,
+                "current_step_index": 2,
+                "canary_weight": 30,
+                "pause_reason": PauseReason.PAUSE_STEP,
+            },
+            {"current_step_index": None, "canary_weight": 0, "pause_reason": None},
+            id="no-canary-keeps-no-step-weight-or-pause",
+        ),
+        pytest.param(
+            {"stable_revision": R1, "canary_revision": R2, "current_step_index": 99},
+            {"current_step_index": 3},
+            id="step-clamped-to-the-steps",
+        ),
+        pytest.param(
+            {"stable_revision": R1, "canary_revision": R2, "canary_weight": 150},
+            {"current_step_index": 0, "canary_weight": 100},
+            id="weight-clamped-and-step-defaulted",
+        ),
+        pytest.param(
+            {"stable_revision": R1, "pause_reason": PauseReason.OVERRIDE_HOLD},
+            {"pause_reason": None},
+            id="a-hold-is-never-remembered",
+        ),
+        pytest.param({"stable_revision": R1}, {}, id="consistent-left-alone"),
+    ],
+)
+def test_a_hand_edited_status_is_repaired(edited: dict[str, Any], repaired: dict[str, Any]) -> None:
+    status = RolloutStatus(**edited)
+    fixed = _sanitize(status, 3)
+    for name, expected in repaired.items():
+        assert getattr(fixed, name) == expected, name
+    if not repaired:
+        assert fixed is status

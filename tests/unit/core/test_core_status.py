@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
+from rollwise.core.modelrelease_status import ModelReleaseStatus, ReleaseConditionType
 from rollwise.core.reasons import ALL_REASONS, EventType
 from rollwise.core.status import (
     ConditionStatus,
@@ -89,3 +92,69 @@ def test_reasons_are_unique_documented_and_typed() -> None:
         assert isinstance(reason.type, EventType)
     failing = {r.name for r in ALL_REASONS if r.type is EventType.WARNING}
     assert {"AnalysisFailed", "RolledBack", "Aborted", "InvalidSpec"} <= failing
+
+
+@pytest.mark.parametrize(
+    ("conditions", "expected"),
+    [
+        pytest.param({"Ready": "True"}, True, id="true"),
+        pytest.param({"Ready": "False"}, False, id="false"),
+        pytest.param({"Ready": "Unknown"}, False, id="unknown"),
+        pytest.param({"Degraded": "True"}, False, id="absent"),
+    ],
+)
+def test_a_release_condition_is_true_only_when_present_and_true(
+    conditions: dict[str, str], expected: bool
+) -> None:
+    status = ModelReleaseStatus.model_validate(
+        {
+            "conditions": [
+                {
+                    "type": t,
+                    "status": v,
+                    "reason": "R",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+                for t, v in conditions.items()
+            ]
+        }
+    )
+    assert status.is_true(ReleaseConditionType.READY) is expected
+
+
+def test_the_wire_form_leaves_unset_fields_out() -> None:
+    """A null in a status merge patch would delete the field: unset fields are absent."""
+    wire = RolloutStatus(canary_weight=5).to_wire()
+    assert "stableRevision" not in wire
+    assert "canaryRevision" not in wire
+    assert wire["canaryWeight"] == 5
+
+    def nulls(value: object) -> bool:
+        if isinstance(value, dict):
+            return any(v is None or nulls(v) for v in value.values())
+        if isinstance(value, list):
+            return any(v is None or nulls(v) for v in value)
+        return False
+
+    assert not nulls(wire)
+
+
+def _with(*types: ConditionType) -> RolloutStatus:
+    status = RolloutStatus()
+    for type_ in types:
+        status = status.with_condition(
+            type_, ConditionStatus.TRUE, reason="R", message="m", now=T, generation=1
+        )
+    return status
+
+
+def test_without_condition_drops_only_that_condition() -> None:
+    both = _with(ConditionType.READY, ConditionType.PAUSED)
+    less = both.without_condition(ConditionType.PAUSED)
+    assert [c.type for c in less.conditions] == [ConditionType.READY]
+    assert [c.type for c in both.conditions] == [ConditionType.READY, ConditionType.PAUSED]
+
+
+def test_without_an_absent_condition_is_the_same_status() -> None:
+    ready = _with(ConditionType.READY)
+    assert ready.without_condition(ConditionType.PAUSED) is ready

@@ -17,6 +17,9 @@ from rollwise.core.traffic import Split, expected_weight, replica_ratio_weight, 
         pytest.param(1, 5, False, Split(1, 1), id="ratio-keeps-one-stable"),
         pytest.param(4, 100, False, Split(4, 0), id="ratio-full"),
         pytest.param(4, 0, False, Split(0, 4), id="ratio-zero"),
+        pytest.param(1, 5, True, Split(1, 1), id="router-one-replica-still-one-canary"),
+        pytest.param(0, 50, False, Split(0, 0), id="ratio-zero-replicas"),
+        pytest.param(201, 1, False, Split(3, 198), id="ratio-ceil-just-over-a-pod"),
     ],
 )
 def test_split(replicas: int, weight: int, router: bool, expected: Split) -> None:
@@ -36,6 +39,16 @@ def test_expected_weight(replicas: int, weight: int, router: bool, expected: int
     assert expected_weight(replicas, weight, router=router) == expected
 
 
-def test_replica_ratio_weight_no_pods_is_zero() -> None:
-    assert replica_ratio_weight(0, 0) == 0
-    assert replica_ratio_weight(1, 3) == 25
+@pytest.mark.parametrize(
+    ("canary", "stable", "weight"),
+    [
+        pytest.param(0, 0, 0, id="no-pods"),
+        pytest.param(1, 0, 100, id="one-canary-pod-only"),
+        pytest.param(0, 1, 0, id="one-stable-pod-only"),
+        pytest.param(1, 3, 25, id="one-of-four"),
+        pytest.param(1, 2, 33, id="rounded-down"),
+        pytest.param(2, 1, 67, id="rounded-up"),
+    ],
+)
+def test_replica_ratio_weight(canary: int, stable: int, weight: int) -> None:
+    assert replica_ratio_weight(canary, stable) == weight

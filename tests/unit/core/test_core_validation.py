@@ -221,6 +221,36 @@ def test_parse_failures_become_messages(mutate: Any, expected: str) -> None:
             True,
             id="does-not-exist",
         ),
+        pytest.param(
+            {"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]},
+            {"a": "3"},
+            False,
+            id="in-other-value",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]},
+            {},
+            False,
+            id="in-absent",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]},
+            {},
+            True,
+            id="notin-absent",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]},
+            {"a": "1"},
+            False,
+            id="does-not-exist-present",
+        ),
+        pytest.param(
+            {"matchExpressions": [{"key": "a", "operator": "Exists"}]},
+            {"a": ""},
+            True,
+            id="exists-empty-value",
+        ),
     ],
 )
 def test_selector_matches(selector: dict[str, Any], labels: dict[str, str], ok: bool) -> None:
@@ -234,11 +264,12 @@ def test_selector_string() -> None:
             "matchExpressions": [
                 {"key": "t", "operator": "In", "values": ["x", "y"]},
                 {"key": "e", "operator": "Exists"},
+                {"key": "o", "operator": "NotIn", "values": ["z"]},
                 {"key": "n", "operator": "DoesNotExist"},
             ],
         }
     )
-    assert selector_string(selector) == "a=1,b=2,t in (x,y),e,!n"
+    assert selector_string(selector) == "a=1,b=2,t in (x,y),e,o notin (z),!n"
 
 
 # ------------------------------------------------------------------ tenant input stays cheap

@@ -323,6 +323,28 @@ def test_the_latest_waiver_of_a_gate_counts_even_when_expired() -> None:
     assert expired.underlying is GateStatus.FAILED
 
 
+@pytest.mark.parametrize(
+    ("now", "head"),
+    [
+        pytest.param(
+            NOW + timedelta(hours=24, seconds=-1),
+            "waived by carol until 2026-11-23T10:00:00Z: scanner down",
+            id="one-second-before-expiry-waived",
+        ),
+        pytest.param(
+            NOW + timedelta(hours=24),
+            "waiver by carol expired at 2026-11-23T10:00:00Z (scanner down)",
+            id="at-the-expiry-instant-expired",
+        ),
+    ],
+)
+def test_a_waiver_is_worded_expired_from_its_expiry_instant(now: datetime, head: str) -> None:
+    [result] = g.apply_waivers(
+        [GateResult(GATE_SBOM, GateStatus.FAILED, "x")], [waiver(GATE_SBOM, 24)], now
+    )
+    assert result.message.startswith(f"{head}; gate's own result: Failed")
+
+
 def test_waivers_never_cover_approvals() -> None:
     w = g.Waiver(GATE_APPROVALS, "r", "u", NOW, NOW + timedelta(hours=1))
     result = GateResult(GATE_APPROVALS, GateStatus.PENDING)
@@ -635,14 +657,21 @@ def test_refused_approvals(
 
 
 @pytest.mark.parametrize(
-    "record",
-    [pytest.param(name, id=name.removeprefix("rollwise.dev/")) for name in g.RECORD_ANNOTATIONS],
+    ("record", "hint"),
+    [
+        pytest.param(g.VERSION_SET_BY, "(it records who created the release)", id="version-set-by"),
+        pytest.param(g.APPROVALS, "approve", id="approvals"),
+        pytest.param(g.REVOCATION, "revoke", id="revocation"),
+        pytest.param(g.WAIVERS, "waive", id="waivers"),
+    ],
 )
-def test_editing_or_removing_a_record_directly_is_refused(record: str) -> None:
+def test_editing_or_removing_a_record_directly_is_refused(record: str, hint: str) -> None:
     old = {**created_by(), record: dumps(approval("security", "bob"))}
     edited = update(old, {**old, record: dumps([FORGED])})
     assert not edited.allowed
-    assert edited.message.startswith(f"{record} is written by the operator's webhook; use")
+    assert edited.message == (
+        f"{record} is written by the operator's webhook; use kubectl rollwise {hint}"
+    )
     removed = update(old, {k: v for k, v in old.items() if k != record})
     assert not removed.allowed
     assert removed.message == (
@@ -679,7 +708,12 @@ WAIVE_SBOM = {"id": "w1", "gate": "sbom", "reason": "scanner down", "for": "24h"
         pytest.param(
             {**WAIVE_SBOM, "gate": "approvals"}, "gate 'approvals' cannot be waived", id="approvals"
         ),
-        pytest.param({**WAIVE_SBOM, "gate": "lint"}, "gate 'lint' cannot be waived", id="unknown"),
+        pytest.param(
+            {**WAIVE_SBOM, "gate": "lint"},
+            "gate 'lint' cannot be waived; waivable gates: artifact-digest, sbom, policy-digest, "
+            "freeze-window",
+            id="unknown",
+        ),
         pytest.param({**WAIVE_SBOM, "reason": " "}, "needs a non-empty 'reason'", id="no-reason"),
         pytest.param({**WAIVE_SBOM, "for": "1d"}, "invalid duration '1d'", id="bad-duration"),
         pytest.param({**WAIVE_SBOM, "for": "169h"}, "at most 168h", id="too-long"),
@@ -692,6 +726,49 @@ def test_refused_waivers(body: dict[str, Any], message: str) -> None:
     answer = update(old, request(old, g.WAIVE, body))
     assert not answer.allowed
     assert message in answer.message
+
+
+def with_stored_waivers(count: int) -> dict[str, str]:
+    """The annotations of a release that already carries ``count`` signed waiver records."""
+    entry = {"gate": "sbom", "user": "carol", "at": "2026-11-22T09:00:00Z"}
+    records = [
+        signed({**entry, "reason": f"waiver {i}", "expiresAt": "2026-11-22T09:30:00Z"})
+        for i in range(count)
+    ]
+    return {**created_by(), g.WAIVERS: dumps(records)}
+
+
+@pytest.mark.parametrize(
+    ("stored", "allowed"),
+    [
+        pytest.param(49, True, id="49-stored-the-50th-is-recorded"),
+        pytest.param(50, False, id="50-stored-the-51st-is-refused"),
+    ],
+)
+def test_a_release_keeps_at_most_50_waivers(stored: int, allowed: bool) -> None:
+    old = with_stored_waivers(stored)
+    answer = update(old, request(old, g.WAIVE, WAIVE_SBOM), user="carol", groups=("pm",))
+    assert answer.allowed is allowed, answer.message
+    if allowed:
+        assert len(json.loads(str(answer.patch[g.WAIVERS]))) == 50
+    else:
+        assert answer.message.endswith("already has 50 waivers; release a new version")
+        assert g.WAIVERS not in answer.patch
+
+
+@pytest.mark.parametrize(
+    ("duration", "allowed"),
+    [
+        pytest.param("168h", True, id="7-days-exactly-allowed"),
+        pytest.param("604801s", False, id="7-days-and-1s-refused"),
+        pytest.param("1s", True, id="1s-allowed"),
+    ],
+)
+def test_a_waiver_lasts_at_most_7_days(duration: str, allowed: bool) -> None:
+    old = created_by()
+    body = {**WAIVE_SBOM, "for": duration}
+    answer = update(old, request(old, g.WAIVE, body), user="carol", groups=("pm",))
+    assert answer.allowed is allowed, answer.message
 
 
 def test_a_revoke_is_recorded_with_its_user_and_is_idempotent() -> None:
@@ -736,6 +813,77 @@ def test_other_operations_pass_untouched() -> None:
         content=CONTENT,
     )
     assert answer == g.Admission(allowed=True)
+
+
+def _malformed_cases() -> list[Any]:
+    cases = []
+    for name, field in ((g.APPROVE, "role"), (g.WAIVE, "gate"), (g.REVOKE, "reason")):
+        short = name.removeprefix("rollwise.dev/")
+        cases += [
+            pytest.param(
+                name,
+                "not json",
+                f"{name} is not valid JSON; use kubectl rollwise",
+                id=f"{short}-json",
+            ),
+            pytest.param(
+                name,
+                "[1]",
+                f"{name} is not a JSON object; use kubectl rollwise",
+                id=f"{short}-list",
+            ),
+            pytest.param(
+                name,
+                dumps({"reason": "x"}),
+                f"{name} needs an 'id' string of 1-128 characters; use kubectl rollwise",
+                id=f"{short}-no-id",
+            ),
+            pytest.param(
+                name,
+                dumps({"id": "x" * 129, "reason": "x"}),
+                f"{name} needs an 'id' string of 1-128 characters; use kubectl rollwise",
+                id=f"{short}-id-129",
+            ),
+            pytest.param(
+                name,
+                dumps({"id": "r1"}),
+                f"{name} needs a non-empty {field!r}",
+                id=f"{short}-no-{field}",
+            ),
+        ]
+    cases.append(
+        pytest.param(
+            g.APPROVE,
+            dumps({"id": "r1", "role": "security"}),
+            f"{g.APPROVE} needs a non-empty 'version'",
+            id="approve-no-version",
+        )
+    )
+    return cases
+
+
+@pytest.mark.parametrize(("name", "body", "message"), _malformed_cases())
+def test_a_malformed_request_is_refused_naming_the_annotation(
+    name: str, body: str, message: str
+) -> None:
+    old = created_by()
+    answer = update(old, {**old, name: body}, user="carol", groups=("pm", "sec-team"))
+    assert not answer.allowed
+    assert answer.message == message
+    assert answer.patch == {}
+
+
+def test_records_are_stored_in_canonical_json() -> None:
+    """Sorted keys, no spaces: the same records always serialize to the same annotation."""
+    old = created_by()
+    answer = update(old, request(old, g.WAIVE, WAIVE_SBOM), user="carol", groups=("pm",))
+    stored = str(answer.patch[g.WAIVERS])
+    assert stored == json.dumps(json.loads(stored), sort_keys=True, separators=(",", ":"))
+    assert stored.startswith('[{"at":')
+
+
+def test_every_record_annotation_has_its_refusal_case() -> None:
+    assert set(g.RECORD_ANNOTATIONS) == {g.VERSION_SET_BY, g.APPROVALS, g.REVOCATION, g.WAIVERS}
 
 
 def test_the_webhook_gates_list_matches_the_core() -> None:

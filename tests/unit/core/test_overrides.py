@@ -316,26 +316,38 @@ def test_the_oldest_records_go_first() -> None:
             {},
             overriding({"id": "o2", "decision": "approve", "reason": "x"}),
             "bob",
-            "'decision' must be one of promote, hold, rollback, got 'approve'",
+            "rollwise.dev/override: 'decision' must be one of promote, hold, rollback, "
+            "got 'approve'",
             id="unknown-decision",
         ),
         pytest.param(
             {},
             overriding({"id": "o2", "decision": "hold", "reason": " "}),
             "bob",
-            "needs a non-empty 'reason'",
+            "rollwise.dev/override needs a non-empty 'reason': say why, for the audit",
             id="no-reason",
         ),
         pytest.param(
             {},
             overriding({"id": "o2", "decision": "hold", "reason": "x" * 501}),
             "bob",
-            "longer than 500 characters",
+            "rollwise.dev/override: 'reason' is longer than 500 characters",
             id="long-reason",
         ),
-        pytest.param({}, overriding("{bad"), "bob", "is not valid JSON", id="bad-json"),
         pytest.param(
-            {}, overriding({"decision": "hold"}), "bob", "needs an 'id' string", id="no-id"
+            {},
+            overriding("{bad"),
+            "bob",
+            "rollwise.dev/override is not valid JSON; use kubectl rollwise override",
+            id="bad-json",
+        ),
+        pytest.param(
+            {},
+            overriding({"decision": "hold"}),
+            "bob",
+            "rollwise.dev/override needs an 'id' string of 1-128 characters; "
+            "use kubectl rollwise override",
+            id="no-id",
         ),
         pytest.param(
             PENDING,
@@ -353,37 +365,48 @@ def test_the_oldest_records_go_first() -> None:
         ),
         pytest.param(
             PENDING,
+            {**PENDING, o.CONFIRM_OVERRIDE: "{bad"},
+            "bob",
+            "rollwise.dev/confirm-override is not valid JSON; use kubectl rollwise override",
+            id="confirm-bad-json",
+        ),
+        pytest.param(
+            PENDING,
             confirming("o7", PENDING),
             "bob",
-            "no override o7 on this rollout",
+            "no override o7 on this rollout; kubectl rollwise status rollout/web lists the "
+            "overrides",
             id="unknown-id",
         ),
         pytest.param(
             records(entry(confirmed_by="carol")),
             confirming("o1", records(entry(confirmed_by="carol"))),
             "bob",
-            "override o1 is already confirmed by carol",
+            "override o1 is already confirmed by carol at 2026-11-22T09:00:00Z",
             id="already-confirmed",
         ),
         pytest.param(
             records(entry("o1", "hold")),
             confirming("o1", records(entry("o1", "hold"))),
             "bob",
-            "override o1 is a hold, which takes effect without confirmation",
+            "override o1 is a hold, which takes effect without confirmation; only a promote "
+            "is confirmed",
             id="confirming-a-hold",
         ),
         pytest.param(
             records(entry(target=OLD_REV)),
             confirming("o1", records(entry(target=OLD_REV))),
             "bob",
-            f"override o1 was for revision {OLD_REV}, the rollout is now at revision {REV}",
+            f"override o1 was for revision {OLD_REV}, the rollout is now at revision {REV}; "
+            "it no longer applies",
             id="confirming-an-old-revision",
         ),
         pytest.param(
             records(entry(uid="other")),
             confirming("o1", records(entry(uid="other"))),
             "bob",
-            "no override o1 on this rollout",
+            "no override o1 on this rollout; kubectl rollwise status rollout/web lists the "
+            "overrides",
             id="confirming-a-forged-record",
         ),
         pytest.param(
@@ -398,7 +421,8 @@ def test_the_oldest_records_go_first() -> None:
             PENDING,
             {},
             "bob",
-            "rollwise.dev/overrides is written by the operator's webhook and cannot be removed",
+            "rollwise.dev/overrides is written by the operator's webhook and cannot be removed; "
+            "keep it when replacing the rollout",
             id="removing-the-record",
         ),
     ],
@@ -406,7 +430,7 @@ def test_the_oldest_records_go_first() -> None:
 def test_refused(old: dict[str, str], new: dict[str, str], user: str, message: str) -> None:
     answer = admit(old, new, user=user)
     assert not answer.allowed
-    assert message in answer.message
+    assert answer.message == message
 
 
 @pytest.mark.parametrize(
@@ -678,3 +702,32 @@ def test_a_list_signed_with_a_dropped_key_holds() -> None:
     held = o.in_effect(rotated.overrides, REV)
     assert held is not None
     assert (held.unverified, held.decision) == (True, HOLD)
+
+
+def test_a_confirmation_for_an_older_version_of_a_release_is_refused_in_its_words() -> None:
+    old = records(entry(target="7"))
+    answer = o.admit_overrides(
+        kind=o.MODELRELEASE,
+        operation="UPDATE",
+        old_annotations=old,
+        new_annotations=confirming("o1", old),
+        target="8",
+        uid=UID,
+        name="fraud-8",
+        user="bob",
+        key=KEY,
+        now=NOW,
+    )
+    assert not answer.allowed
+    assert answer.message == (
+        "override o1 was for version 7, the modelrelease is now at version 8; it no longer applies"
+    )
+
+
+def test_the_record_is_stored_in_canonical_json() -> None:
+    """Sorted keys, no spaces: the same records always serialize to the same annotation, so a
+    re-applied manifest or a retried request changes nothing."""
+    answer = admit(PENDING, confirming("o1", PENDING), user="bob")
+    stored = str(answer.patch[o.OVERRIDES])
+    assert stored == json.dumps(json.loads(stored), sort_keys=True, separators=(",", ":"))
+    assert stored.startswith('[{"at":')

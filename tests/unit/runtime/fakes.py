@@ -99,6 +99,8 @@ class FakeCluster:
     patches: list[dict[str, Any]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     conflict_next_patch: bool = False
+    #: An error the next status patch raises (then patches work again).
+    fail_next_patch: AdapterError | None = None
     reads: int = 0
     #: Names of the logged events posted (a second post of one is refused, as AlreadyExists).
     event_names: set[str] = field(default_factory=set)
@@ -112,6 +114,9 @@ class FakeCluster:
     ) -> dict[str, Any]:
         if self.body is None:
             raise NotFound("gone", status=404)
+        if self.fail_next_patch is not None:
+            error, self.fail_next_patch = self.fail_next_patch, None
+            raise error
         current = self.body["metadata"]["resourceVersion"]
         if self.conflict_next_patch or (resource_version and resource_version != current):
             self.conflict_next_patch = False

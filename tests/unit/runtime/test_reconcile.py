@@ -282,6 +282,33 @@ def test_status_conflict_posts_no_event_and_looks_again_soon() -> None:
     assert w.cluster.reasons == ["Initialized"]
 
 
+@pytest.mark.parametrize(
+    ("error", "wait", "code"),
+    [
+        pytest.param(Unavailable("down", status=503), backoff(1), "503", id="backoff"),
+        pytest.param(
+            Unavailable("slow down", status=429, retry_after=7), 7, "429", id="retry-after"
+        ),
+    ],
+)
+def test_a_failed_status_write_is_counted_and_retried(
+    error: Unavailable, wait: float, code: str
+) -> None:
+    w = world()
+    w.cluster.fail_next_patch = error
+    result = w.run()
+    assert not result.status_written
+    assert result.requeue_after == wait
+    assert w.memory.failures == 1
+    assert (
+        w.metrics.sample("rollwise_api_errors_total", {"operation": "patch_status", "code": code})
+        == 1
+    )
+    assert w.cluster.reasons == [], "nothing was recorded, so nothing is announced"
+    healthy(w)
+    assert w.memory.failures == 0
+
+
 def rollout_cache() -> WatchCache:
     cache = WatchCache()
     cache.watch(ROLLOUTS)

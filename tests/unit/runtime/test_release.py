@@ -10,10 +10,15 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
-from collections.abc import Callable, Mapping
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from rollwise.adapters.errors import Conflict, ManifestRefused, RegistryUnavailable
 from rollwise.adapters.registry.base import AliasTarget, NopAliasStore
@@ -31,6 +36,7 @@ from rollwise.core.modelrelease_policy import ReleaseRules
 from rollwise.core.modelrelease_status import GateStatus
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
+from rollwise.runtime import logging as rlog
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.reconcile import merge_patch_diff
 from rollwise.runtime.release import (
@@ -40,6 +46,7 @@ from rollwise.runtime.release import (
     reconcile_release,
     slot_holder,
 )
+from rollwise.runtime.settings import LogFormat
 from tests.unit.runtime.fakes import as_event
 
 NS = "ml"
@@ -533,3 +540,48 @@ def test_a_release_offers_its_logged_events_to_the_notifier_with_its_subject() -
         "stage": "Staging",
         "changeTicket": "CHG-7",
     }
+
+
+# ------------------------------------------------------------------ log context
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The process's log lines, as the operator writes them in a cluster (JSON)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    rlog.configure(LogFormat.JSON, stream=stream)
+    yield stream
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_every_log_line_of_a_release_pass_names_the_release_version_and_change(
+    json_log: io.StringIO,
+) -> None:
+    w = World()
+    w.add(release_body())
+    w.run()
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    mine = [line for line in lines if line.get("logger") == "rollwise.modelrelease"]
+    assert any(line.get("reason") == "ReleaseCreated" for line in mine), lines
+    for line in mine:
+        context = (line["namespace"], line["modelrelease"], line["version"], line["change"])
+        assert context == (NS, "fraud-7", "7", "CHG-7"), line
+
+
+def test_the_release_logger_binds_its_context(json_log: io.StringIO) -> None:
+    rlog.release_logger("ml", "fraud-8", "8", "CHG-8").info("flipped", alias="production")
+    rlog.release_logger("ml", "fraud-9", None, None).info("unread")
+    flipped, unread = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    assert flipped["event"] == "flipped"
+    assert (flipped["modelrelease"], flipped["version"], flipped["change"]) == (
+        "fraud-8",
+        "8",
+        "CHG-8",
+    )
+    assert (unread["modelrelease"], unread["version"], unread["change"]) == ("fraud-9", "", "")

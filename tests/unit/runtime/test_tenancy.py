@@ -14,7 +14,7 @@ import pytest
 
 from rollwise.core.observations import revision_of
 from rollwise.runtime.handlers import PassSlots
-from rollwise.runtime.passes import QueryBudget, validated
+from rollwise.runtime.passes import NamespaceShares, QueryBudget, validated
 from tests.unit.runtime.fakes import rollout_body, world
 
 
@@ -237,3 +237,34 @@ def test_a_web_provider_the_operator_does_not_offer_is_an_invalid_spec() -> None
     assert "is not a web provider of this operator" in w.status["message"]
     assert w.workloads.deployments == {}
     assert "web:slo" not in w.providers
+
+
+@pytest.mark.parametrize(
+    ("limit", "refusal"),
+    [
+        pytest.param(None, None, id="no-bound"),
+        pytest.param(1, None, id="share-of-1-allowed"),
+        pytest.param(0, "a namespace's share must be at least 1, not 0", id="share-of-0-refused"),
+    ],
+)
+def test_a_namespace_share_is_at_least_one(limit: int | None, refusal: str | None) -> None:
+    if refusal is None:
+        assert NamespaceShares(limit).limit == limit
+    else:
+        with pytest.raises(ValueError, match=f"^{refusal}$"):
+            NamespaceShares(limit)
+
+
+@pytest.mark.parametrize(
+    ("threads", "refusal"),
+    [
+        pytest.param(1, None, id="one-thread-allowed"),
+        pytest.param(0, "queries need at least one thread, not 0", id="no-thread-refused"),
+    ],
+)
+def test_queries_need_at_least_one_thread(threads: int, refusal: str | None) -> None:
+    if refusal is None:
+        QueryBudget(threads).close()
+    else:
+        with pytest.raises(ValueError, match=f"^{refusal}$"):
+            QueryBudget(threads)
