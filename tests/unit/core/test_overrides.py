@@ -730,4 +730,4 @@ def test_the_record_is_stored_in_canonical_json() -> None:
     answer = admit(PENDING, confirming("o1", PENDING), user="bob")
     stored = str(answer.patch[o.OVERRIDES])
     assert stored == json.dumps(json.loads(stored), sort_keys=True, separators=(",", ":"))
-    assert stored.startswith('[{"at":')
+    assert stored.startswith('{"entries":[{"at":')
