@@ -21,8 +21,12 @@ from pydantic.alias_generators import to_camel
 
 #: A Go-style duration as Kubernetes users write them: ``30s``, ``5m``, ``1h30m``, ``250ms``.
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+#: Longest duration string accepted. The CRDs' CEL rules on durations need a bound: without
+#: one, kube-apiserver estimates a rule's cost from the largest string a request may carry and
+#: refuses the CRD as over its cost budget.
+DURATION_MAX_LENGTH = 32
 
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=DURATION_MAX_LENGTH)]
 Weight = Annotated[int, Field(ge=0, le=100)]
 Sha256Digest = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$")]
 
