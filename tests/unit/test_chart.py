@@ -55,9 +55,12 @@ NAMESPACED: frozenset[Rule] = frozenset(
     | _grants("networking.istio.io", ("virtualservices",), ROUTE)
     | _grants("serving.kserve.io", ("inferenceservices",), ROUTE)
 )
-#: Cluster-scoped resources, granted by the ClusterRole in both scopes.
+#: Cluster-scoped resources, granted by the ClusterRole in both scopes: kopf scans CRDs, and
+#: lists and watches namespaces even when it is given exact names (a refusal is retried for
+#: over a minute before it falls back to the names: found on the lab's real API server).
 CLUSTER_ONLY: frozenset[Rule] = frozenset(
     _grants("apiextensions.k8s.io", ("customresourcedefinitions",), READ)
+    | _grants("", ("namespaces",), ("list", "watch"))
 )
 #: webhook.configuration "operator": kopf creates its mutating (and an empty validating)
 #: configuration, then patches them; it never reads them.
@@ -68,7 +71,7 @@ OPERATOR_WEBHOOK: frozenset[Rule] = frozenset(
         ("create", "patch"),
     )
 )
-#: Cluster-wide watching: kopf lists and watches namespaces.
+#: Cluster-wide watching: kopf lists and watches namespaces (also in namespace scope, above).
 CLUSTER_WATCH: frozenset[Rule] = frozenset(_grants("", ("namespaces",), ("list", "watch")))
 CLUSTER_PEERING: frozenset[Rule] = frozenset(_grants("kopf.dev", ("clusterkopfpeerings",), PEERING))
 NAMESPACE_PEERING: frozenset[Rule] = frozenset(_grants("kopf.dev", ("kopfpeerings",), PEERING))

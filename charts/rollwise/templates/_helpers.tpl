@@ -152,10 +152,12 @@ the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is n
   resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
   verbs: ["create", "patch"]
 {{- end }}
-{{- if eq .Values.scope "cluster" }}
+{{- /* kopf lists and watches namespaces in both scopes: given exact names it still lists
+them, retrying a refusal for over a minute before it falls back to the names. */}}
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- if eq .Values.scope "cluster" }}
 {{- if include "rollwise.peeringEnabled" . }}
 - apiGroups: ["kopf.dev"]
   resources: ["clusterkopfpeerings"]
