@@ -266,7 +266,10 @@ def events_of(cluster: Cluster, name: str) -> list[dict[str, Any]]:
         "get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json"
     )
     items: list[dict[str, Any]] = json.loads(proc.stdout)["items"]
-    return sorted(items, key=lambda e: e.get("eventTime") or e.get("firstTimestamp") or "")
+    return sorted(
+        items,
+        key=lambda e: (e.get("eventTime") or e.get("firstTimestamp") or "", e["metadata"]["name"]),
+    )
 
 
 def in_order(seen: list[str], expected: list[str]) -> bool:
