@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -123,6 +125,19 @@ class OperatorRelease:
     def webhook_client_ca(self) -> Path:
         """The CA of the client certificate the API server presents to the webhook."""
         return self.cluster.webhook_client_ca
+
+    def webhook_serving(self) -> bool:
+        """Whether the webhook answers a TLS handshake with the certificate the API server
+        trusts (the operator serves it a moment after it starts)."""
+        context = ssl.create_default_context(cafile=str(self.cluster.ca_cert))
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", self.webhook_port), timeout=2) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1"),
+            ):
+                return True
+        except (OSError, ssl.SSLError):
+            return False
 
     def write_credentials(self) -> None:
         """The ServiceAccount's kubeconfig (a fresh TokenRequest token), the record key read

@@ -334,6 +334,23 @@ class StartOperator:
         self.release = self._install_operator(self.cluster.namespace, **options)
         return self.release
 
+    def wait_webhook(self, operator: OperatorProcess, timeout: float = 30) -> None:
+        """Waits (bounded) until ``operator`` serves the release's admission webhook: the
+        chart's configuration is in place from the start, and its ModelRelease webhook fails
+        closed while nothing answers."""
+        release = self.release
+        assert release is not None, "no release installed yet"
+        assert release.webhook, "the release has no webhook"
+
+        def serving() -> bool:
+            code = operator.process.poll()
+            if code is not None:
+                tail = "\n".join(operator.log.read_text(errors="replace").splitlines()[-30:])
+                raise AssertionError(f"the operator exited with {code}:\n{tail}")
+            return release.webhook_serving()
+
+        eventually(serving, timeout=timeout, what="the operator's admission webhook")
+
     def __call__(self, *args: str, **extra_env: str) -> OperatorProcess:
         release = self.release or self.install()
         prometheus = self.cluster.prometheus.url

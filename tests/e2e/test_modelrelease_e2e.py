@@ -39,15 +39,15 @@ import requests
 import yaml
 
 from hack.lab.mlflow import MLflowServer
-from hack.lab.testing.kube_fixtures import KUBECTL
+from hack.lab.testing.cluster_fixtures import kubectl_binary
 from rollwise.adapters.registry import DEFAULT_CONFIGMAP
 from tests.e2e.support import (
     INTERVAL,
-    NAMESPACE,
     OPERATOR,
     REPO,
     Cluster,
     OperatorProcess,
+    StartOperator,
     eventually,
     fast_metric,
     patient,
@@ -61,8 +61,6 @@ pytestmark = [
         "and KServe's CRD"
     ),
 ]
-
-StartOperator = Callable[..., OperatorProcess]
 
 TEMPLATE_EXAMPLE = REPO / "examples" / "modelrelease-template"
 KSERVE_EXAMPLE = REPO / "examples" / "modelrelease-kserve"
@@ -355,7 +353,7 @@ def revoke(cluster: Cluster, name: str, reason: str) -> str:
         "KUBECONFIG": str(cluster.kubeconfig),
     }
     probe = subprocess.run(
-        [KUBECTL, "rollwise", "revoke", "--help"],
+        [str(kubectl_binary()), "rollwise", "revoke", "--help"],
         capture_output=True,
         text=True,
         env=env,
@@ -365,7 +363,7 @@ def revoke(cluster: Cluster, name: str, reason: str) -> str:
     if probe.returncode == 0:
         proc = subprocess.run(
             [
-                KUBECTL,
+                str(kubectl_binary()),
                 "rollwise",
                 "revoke",
                 f"modelrelease/{name}",
@@ -488,7 +486,10 @@ def release_operator(
     """The operator watching the test's namespace (``ROLLWISE_MLFLOW_URL`` set when the test
     has a registry; the alias store's address itself is the release's ``trackingURI``)."""
     extra = {"ROLLWISE_MLFLOW_URL": mlflow.url} if mlflow is not None else {}
-    return start_operator("--namespace", NAMESPACE, **extra)
+    operator = start_operator("--namespace", start_operator.cluster.namespace, **extra)
+    # The chart's ModelRelease webhook fails closed: releases are applied once it serves.
+    start_operator.wait_webhook(operator)
+    return operator
 
 
 def set_lab_behaviour(cluster: Cluster, revision: str, error_ratio: float) -> None:
@@ -566,7 +567,7 @@ def test_template_release_goes_candidate_staging_approved_production_and_flips_m
 
     first = to_production(cluster, fraud.docs("1"), fraud.name("1"))
     assert mlflow_alias(mlflow_server, model) == "1"
-    cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
     old = str(first["serving"]["revision"])
 
     name = fraud.name("2")
@@ -658,7 +659,7 @@ def test_failing_canary_rolls_back_and_leaves_the_alias_on_the_previous_version(
     first = to_production(cluster, fraud.docs("1"), fraud.name("1"))
     assert alias() == "1"
     stable = str(first["serving"]["revision"])
-    cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
 
     name = fraud.name("2")
     cluster.apply(fraud.docs("2", error_ratio=0.3))
@@ -706,7 +707,7 @@ def test_revoke_after_production_restores_the_alias_and_the_traffic(
 
     first = to_production(cluster, fraud.docs("1"), fraud.name("1"))
     old = str(first["serving"]["revision"])
-    cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
     name = fraud.name("2")
     second = to_production(cluster, fraud.docs("2"), name, timeout=60)
     new = str(second["serving"]["revision"])
@@ -773,7 +774,7 @@ def test_kserve_canary_steps_5_25_100_then_rolls_out(
         timeout=10,
         what="the InferenceService serving its first revision",
     )
-    cluster.the_lab.start_traffic(f"inferenceservice/{NAMESPACE}/{isvc}", rate=50)
+    cluster.the_lab.start_traffic(f"inferenceservice/{cluster.namespace}/{isvc}", rate=50)
     release_operator(start_operator)
     name = f"{model}-4"
     cluster.apply(docs[1:])
@@ -851,7 +852,7 @@ def test_kserve_failing_canary_is_pinned_at_zero_and_rolled_back(
         timeout=10,
         what="the InferenceService serving its first revision",
     )
-    cluster.the_lab.start_traffic(f"inferenceservice/{NAMESPACE}/{isvc}", rate=50)
+    cluster.the_lab.start_traffic(f"inferenceservice/{cluster.namespace}/{isvc}", rate=50)
     release_operator(start_operator)
     name = f"{model}-4"
     cluster.apply(docs[1:])
@@ -908,7 +909,7 @@ def test_mlflow_down_at_flip_time_holds_approved_until_it_returns(
 
     to_production(cluster, fraud.docs("1"), fraud.name("1"))
     assert mlflow_alias(mlflow_server, model) == "1"
-    cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
 
     name = fraud.name("2")
     cluster.apply(fraud.docs("2"))
@@ -953,7 +954,7 @@ def test_a_second_release_of_the_same_model_waits_queued_until_the_first_is_in_p
     release_operator(start_operator)
 
     to_production(cluster, fraud.docs("1"), fraud.name("1"))
-    cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
     first, second = fraud.name("2"), fraud.name("3")
     # The first release's canary pauses 8 s at 5%: long enough to queue a second one behind it.
     cluster.apply(fraud.docs("2", steps=SLOW_STEPS))

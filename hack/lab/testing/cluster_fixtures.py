@@ -172,6 +172,44 @@ def delete_namespace(cluster: Cluster, name: str) -> None:
     cluster.api("DELETE", f"/api/v1/namespaces/{name}", missing_ok=True)
 
 
+#: What the people of a test may do in its namespace, besides the built-in ``edit`` role:
+#: Rollwise's kinds (the chart grants users nothing; a cluster admin decides who may).
+ROLLWISE_USER_RULES = [
+    {
+        "apiGroups": ["rollwise.dev"],
+        "resources": ["rollouts", "modelreleases"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    },
+    {
+        "apiGroups": ["rollwise.dev"],
+        "resources": ["rollouts/status", "modelreleases/status"],
+        "verbs": ["get"],
+    },
+]
+
+
+def grant_namespace(cluster: Cluster, namespace: str, users: list[str]) -> None:
+    """Lets ``users`` work in ``namespace`` as its developers: the built-in ``edit``
+    ClusterRole and a Role over Rollwise's kinds."""
+    subjects = [{"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"} for u in users]
+    base = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    cluster.api(
+        "POST",
+        f"{base}/roles",
+        body={"metadata": {"name": "rollwise-user"}, "rules": ROLLWISE_USER_RULES},
+    )
+    for kind, role in (("ClusterRole", "edit"), ("Role", "rollwise-user")):
+        cluster.api(
+            "POST",
+            f"{base}/rolebindings",
+            body={
+                "metadata": {"name": f"people-{role}"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+                "subjects": subjects,
+            },
+        )
+
+
 @pytest.fixture
 def namespace(lab: Lab) -> Iterator[str]:
     """A new namespace for one test, in the session's cluster; deleted afterwards, with the
