@@ -255,3 +255,77 @@ def test_the_check_of_an_unreachable_prometheus_is_unavailable_not_a_refusal() -
             made.parse("vector(1)", timeout_s=1)
     finally:
         made.close()
+
+
+# ---------------------------------------------------------- answers a tenant's host could send
+
+
+@dataclass
+class Hostile:
+    """A server no real Prometheus would be: endless bodies, trickled bytes, redirects."""
+
+    url: str = ""
+    _runner: Any = None
+
+    async def _huge(self, request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await answer.prepare(request)
+        chunk = b" " * (1 << 20)
+        try:
+            for _ in range(2048):  # 2 GiB unless the client stops reading
+                await answer.write(chunk)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return answer
+
+    async def _trickle(self, request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await answer.prepare(request)
+        try:
+            for _ in range(600):
+                await answer.write(b" ")
+                await asyncio.sleep(0.1)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return answer
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+
+    async def start(self, mode: str) -> None:
+        handler = {"huge": self._huge, "trickle": self._trickle, "redirect": self._redirect}
+        app = web.Application()
+        app.router.add_route("*", "/api/v1/query", handler[mode])
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        pytest.param("huge", "larger than", id="gigabytes"),
+        pytest.param("trickle", "did not arrive within", id="trickled-bytes"),
+        pytest.param("redirect", "a redirect, not followed", id="redirect-not-followed"),
+    ],
+)
+def test_a_hostile_answer_costs_bounded_memory_and_time(
+    lab_loop: BackgroundLoop, mode: str, message: str
+) -> None:
+    server = Hostile()
+    lab_loop.run(server.start(mode))
+    provider = PrometheusProvider(server.url, max_bytes=1 << 20)
+    try:
+        began = time.monotonic()
+        with pytest.raises(ProviderUnavailable, match=message):
+            provider.query("up", timeout_s=2)
+        assert time.monotonic() - began < 30
+    finally:
+        provider.close()
+        lab_loop.run(server.stop())

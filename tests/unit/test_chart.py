@@ -562,6 +562,16 @@ def test_rbac_can_be_left_to_the_cluster_admin(helm: Helm) -> None:
         pytest.param(
             "image:\n  digest: latest\n", "image.digest: Does not match pattern", id="bad-digest"
         ),
+        pytest.param(
+            "prometheus:\n  url: prometheus:9090\n",
+            "prometheus.url: Does not match pattern",
+            id="prometheus-url-without-scheme",
+        ),
+        pytest.param(
+            "tenancy:\n  queryThreads: 0\n",
+            "tenancy.queryThreads: Must be greater than or equal to 1",
+            id="no-query-thread",
+        ),
     ],
 )
 def test_schema_rejects_bad_values(helm: Helm, tmp_path: Path, values: str, message: str) -> None:
@@ -1000,3 +1010,50 @@ def test_image_agrees_with_the_chart() -> None:
     assert (values["health"]["port"], values["metrics"]["port"]) == (8080, 9102)
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[ignored.index("*") + 1 :][:3] == ["!pyproject.toml", "!README.md", "!operator/"]
+
+
+def test_prometheus_and_tenancy_values_reach_the_operator(helm: Helm) -> None:
+    defaults = _env(_container(helm.template()))
+    assert "ROLLWISE_PROMETHEUS_URL" not in defaults
+    assert "ROLLWISE_PROMETHEUS_ALLOWED_URLS" not in defaults
+    assert defaults["ROLLWISE_MAX_QUERY_SECONDS"] == "30"
+    assert defaults["ROLLWISE_NAMESPACE_PASSES"] == "3"
+    assert defaults["ROLLWISE_QUERY_THREADS"] == "8"
+    assert defaults["ROLLWISE_NAMESPACE_QUERIES"] == "2"
+    env = _env(
+        _container(
+            helm.template(
+                "prometheus.url=http://prometheus-operated.monitoring:9090",
+                "prometheus.allowedURLs={http://a:9090,http://b:9090}",
+                "tenancy.namespacePasses=5",
+            )
+        )
+    )
+    assert env["ROLLWISE_PROMETHEUS_URL"] == "http://prometheus-operated.monitoring:9090"
+    assert env["ROLLWISE_PROMETHEUS_ALLOWED_URLS"] == "http://a:9090,http://b:9090"
+    assert env["ROLLWISE_NAMESPACE_PASSES"] == "5"
+
+
+def test_web_providers_reach_the_operator_with_their_headers_mounted(helm: Helm) -> None:
+    docs = helm.template(
+        "webProviders[0].name=slo",
+        "webProviders[0].url=https://slo.example/api",
+        "webProviders[0].headersSecret=slo-token",
+        "webProviders[1].name=public",
+        "webProviders[1].url=https://status.example",
+    )
+    container = _container(docs)
+    providers = json.loads(_env(container)["ROLLWISE_WEB_PROVIDERS"])
+    assert providers == [
+        {"name": "slo", "url": "https://slo.example/api", "headersDir": "/etc/rollwise/web/slo"},
+        {"name": "public", "url": "https://status.example"},
+    ]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["web-slo"]["mountPath"] == "/etc/rollwise/web/slo"
+    assert mounts["web-slo"]["readOnly"] is True
+    volumes = {
+        v["name"]: v for v in _one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    }
+    assert volumes["web-slo"]["secret"]["secretName"] == "slo-token"
+    assert "web-public" not in volumes
+    assert "ROLLWISE_WEB_PROVIDERS" not in _env(_container(helm.template()))

@@ -661,8 +661,35 @@ INVALID_ROLLOUTS = [
         id="threshold-range-empty",
     ),
     pytest.param(
+        rollout(
+            analysis={
+                "metrics": [
+                    metric(
+                        provider={
+                            "prometheus": {"query": "up"},
+                            "web": {"name": "slo", "jsonPath": "$.value"},
+                        }
+                    )
+                ]
+            }
+        ),
+        "provider must set exactly one of prometheus or web",
+        id="metric-with-two-providers",
+    ),
+    pytest.param(
+        rollout(
+            analysis={
+                "metrics": [
+                    metric(provider={"web": {"name": "slo", "jsonPath": "$.v", "body": "{}"}})
+                ]
+            }
+        ),
+        "body is sent only with method POST",
+        id="web-body-without-post",
+    ),
+    pytest.param(
         rollout(analysis={"metrics": [metric(provider={})]}),
-        "spec.strategy.canary.analysis.metrics[0].provider.prometheus: Required value",
+        "provider must set exactly one of prometheus or web",
         id="metric-without-provider",
     ),
     pytest.param(

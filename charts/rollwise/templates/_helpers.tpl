@@ -191,3 +191,19 @@ them, retrying a refusal for over a minute before it falls back to the names. */
 {{- end }}
 {{- join ";" $parts }}
 {{- end }}
+
+{{/*
+The web metric providers as the operator reads them (ROLLWISE_WEB_PROVIDERS): a JSON list of
+name, url and, for a provider with headers, the directory its Secret is mounted at.
+*/}}
+{{- define "rollwise.webProviders" -}}
+{{- $out := list -}}
+{{- range .Values.webProviders -}}
+{{- $one := dict "name" .name "url" .url -}}
+{{- if .headersSecret -}}
+{{- $_ := set $one "headersDir" (printf "/etc/rollwise/web/%s" .name) -}}
+{{- end -}}
+{{- $out = append $out $one -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}

@@ -27,6 +27,7 @@ Semantics (DESIGN §4):
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -36,10 +37,19 @@ from functools import lru_cache
 from typing import Any
 
 import celpy
+from jsonpath_ng.ext.parser import parse as parse_json_path
 
 from rollwise.core.durations import InvalidDuration, add_seconds, parse_seconds
 from rollwise.core.observations import Measurement
-from rollwise.core.spec import AnalysisSpec, Metric, RolloutSpec, Step, StepAnalysis
+from rollwise.core.spec import (
+    MAX_CONDITION_LENGTH,
+    MAX_JSON_PATH_LENGTH,
+    AnalysisSpec,
+    Metric,
+    RolloutSpec,
+    Step,
+    StepAnalysis,
+)
 from rollwise.core.status import (
     KEPT_MEASUREMENTS,
     AnalysisRun,
@@ -60,12 +70,49 @@ class ConditionError(ValueError):
 _CEL_ENV = celpy.Environment()
 
 
+#: Most syntax-tree nodes a condition may have (``result < 0.05`` has 20, a range check with
+#: ``&&`` about 34). Together with :data:`FORBIDDEN_CEL_CALLS` it bounds what evaluating a
+#: condition can cost: every node is evaluated at most once.
+MAX_CONDITION_NODES = 200
+
+#: CEL calls a condition may not make: comprehensions (``all``, ``exists``, ... nest into
+#: loops whose cost multiplies) and regular expressions (``matches``: backtracking). A
+#: condition judges one number and needs none of them.
+FORBIDDEN_CEL_CALLS = frozenset({"all", "exists", "exists_one", "map", "filter", "matches"})
+
+
+def _bounded(tree: Any) -> str | None:
+    """Why a compiled condition could cost too much to evaluate (None when it cannot)."""
+    nodes = 0
+    for subtree in tree.iter_subtrees():
+        nodes += 1
+        if subtree.data in ("member_dot_arg", "ident_arg"):
+            for child in subtree.children:
+                if getattr(child, "type", None) == "IDENT" and str(child) in FORBIDDEN_CEL_CALLS:
+                    return f"{child}() is not allowed in a condition (it may cost too much)"
+    if nodes > MAX_CONDITION_NODES:
+        return f"too complex: {nodes} syntax nodes, at most {MAX_CONDITION_NODES}"
+    return None
+
+
 @lru_cache(maxsize=512)
 def _program(expression: str) -> Any:
-    """The compiled CEL program for ``expression``, compiled once per process."""
+    """The compiled CEL program for ``expression``, compiled once per process; refused when it
+    is too long or could cost too much to evaluate (see :func:`_bounded`)."""
+    if len(expression) > MAX_CONDITION_LENGTH:
+        raise ConditionError(
+            f"too long: {len(expression)} characters, at most {MAX_CONDITION_LENGTH}"
+        )
     try:
-        return _CEL_ENV.program(_CEL_ENV.compile(expression))
+        tree = _CEL_ENV.compile(expression)
     except Exception as exc:  # celpy raises its own parse error types
+        raise ConditionError(f"does not compile: {_first_line(exc)}") from exc
+    problem = _bounded(tree)
+    if problem is not None:
+        raise ConditionError(problem)
+    try:
+        return _CEL_ENV.program(tree)
+    except Exception as exc:
         raise ConditionError(f"does not compile: {_first_line(exc)}") from exc
 
 
@@ -93,6 +140,31 @@ def check_condition(expression: str) -> str | None:
         evaluate_condition(expression, 1.0)
     except ConditionError as exc:
         return str(exc)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# JSONPath (web providers)
+
+
+@lru_cache(maxsize=512)
+def compile_json_path(expression: str) -> Any:
+    """The parsed JSONPath ``expression`` (``jsonpath_ng``'s extended dialect: filters and
+    arithmetic), parsed once per process; raises ``ValueError`` when it does not parse."""
+    try:
+        return parse_json_path(expression)
+    except Exception as exc:  # the parser raises several error types of its own
+        raise ValueError(_first_line(exc)) from exc
+
+
+def check_json_path(expression: str) -> str | None:
+    """Why ``expression`` is unusable as a web provider's jsonPath, or None."""
+    if len(expression) > MAX_JSON_PATH_LENGTH:
+        return f"too long: {len(expression)} characters, at most {MAX_JSON_PATH_LENGTH}"
+    try:
+        compile_json_path(expression)
+    except ValueError as exc:
+        return f"'{expression}' is not a JSONPath: {exc}"
     return None
 
 
@@ -434,7 +506,11 @@ def soonest_due(
 QUERY_PLACEHOLDERS = frozenset(
     {"namespace", "name", "stableRevision", "canaryRevision", "stableService", "canaryService"}
 )
-_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+#: ``{{`` + anything but braces + ``}}``; the name is the content stripped of white space.
+#: One greedy class and no optional parts: linear in the template's length whatever it holds
+#: (an unclosed ``{{`` followed by thousands of spaces included), so a spec cannot make the
+#: operator spin on it.
+_PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
 
 
 class QueryTemplateError(ValueError):
@@ -443,7 +519,7 @@ class QueryTemplateError(ValueError):
 
 def placeholders_of(template: str) -> list[str]:
     """Placeholder names in ``template``, in order of appearance."""
-    return [match.group(1) for match in _PLACEHOLDER.finditer(template)]
+    return [match.group(1).strip() for match in _PLACEHOLDER.finditer(template)]
 
 
 def unknown_placeholders(template: str) -> list[str]:
@@ -461,12 +537,60 @@ def render_query(template: str, context: dict[str, str]) -> str:
         raise QueryTemplateError(f"unknown placeholder {{{{{unknown[0]}}}}}")
 
     def replace(match: re.Match[str]) -> str:
-        key = match.group(1)
+        key = match.group(1).strip()
         if key not in context:
             raise QueryTemplateError(f"no value for placeholder {{{{{key}}}}}")
         return context[key]
 
     return _PLACEHOLDER.sub(replace, template)
+
+
+def query_templates(metric: Metric) -> list[tuple[str, str]]:
+    """The templated texts of a metric's provider, each with its field under ``provider``:
+    a Prometheus query, or a web provider's path and body."""
+    source = metric.provider
+    if source.prometheus is not None:
+        return [("prometheus.query", source.prometheus.query)]
+    if source.web is not None:
+        texts = [("web.path", source.web.path)]
+        if source.web.body is not None:
+            texts.append(("web.body", source.web.body))
+        return texts
+    return []
+
+
+def timeout_text(metric: Metric) -> tuple[str, str]:
+    """The metric's query timeout as written, with its field under ``provider``."""
+    source = metric.provider
+    if source.web is not None:
+        return "web.timeout", source.web.timeout
+    if source.prometheus is not None:
+        return "prometheus.timeout", source.prometheus.timeout
+    return "timeout", "10s"
+
+
+def web_query(metric: Metric, context: dict[str, str]) -> str:
+    """A web provider's request, rendered over ``context``, as the provider's query text: the
+    canonical JSON of method, path, body and jsonPath (``adapters.metrics.web`` reads it)."""
+    web = metric.provider.web
+    if web is None:
+        raise QueryTemplateError(f"metric {metric.name} has no web provider")
+    request = {
+        "method": web.method.value,
+        "path": render_query(web.path, context),
+        "body": render_query(web.body, context) if web.body is not None else None,
+        "jsonPath": web.json_path,
+    }
+    return json.dumps(request, sort_keys=True, separators=(",", ":"))
+
+
+def render_metric(metric: Metric, context: dict[str, str]) -> str:
+    """The query the metric's provider runs now: the Prometheus query or the web request."""
+    if metric.provider.web is not None:
+        return web_query(metric, context)
+    if metric.provider.prometheus is not None:
+        return render_query(metric.provider.prometheus.query, context)
+    raise QueryTemplateError(f"metric {metric.name} has no provider")
 
 
 def query_context(

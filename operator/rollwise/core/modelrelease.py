@@ -291,6 +291,7 @@ class ReleaseObservations:
     override: ReleaseOverride | None = None
     query_check: QueryCheck | None = None
     events_posted: int = 0
+    reference_errors: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -674,7 +675,7 @@ def decide_release(
         queries = verification(digest, previous.queries, obs.query_check, now)
         if queries != previous.queries:
             previous = previous.model_copy(update={"queries": queries})
-        errors = refusals(queries, digest)
+        errors = [*refusals(queries, digest), *obs.reference_errors]
     if loaded is None or errors:
         decision = _invalid(previous, errors, _raw_ticket(spec), obs, now)
     else:

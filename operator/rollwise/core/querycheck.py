@@ -98,11 +98,13 @@ def canary_metrics(
 
 
 def queries_digest(metrics: Iterable[tuple[str, Metric]]) -> str:
-    """A digest of what a check depends on: each metric's path, provider address and query.
-    Empty when there is nothing to check."""
+    """A digest of what a check depends on: each Prometheus metric's path, provider address
+    and query (a web provider's jsonPath is checked with the spec). Empty when there is
+    nothing to check."""
     items = sorted(
         (path, m.provider.prometheus.address or "", m.provider.prometheus.query)
         for path, m in metrics
+        if m.provider.prometheus is not None
     )
     if not items:
         return ""

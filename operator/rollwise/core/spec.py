@@ -28,6 +28,12 @@ DURATION_MAX_LENGTH = 32
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=DURATION_MAX_LENGTH)]
 Weight = Annotated[int, Field(ge=0, le=100)]
+
+#: Longest metric query and condition (the CRD's maxLength): a spec is tenant input, and
+#: everything the operator does with it must stay cheap.
+MAX_QUERY_LENGTH = 4096
+MAX_CONDITION_LENGTH = 512
+MAX_JSON_PATH_LENGTH = 256
 Sha256Digest = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$")]
 
 
@@ -65,12 +71,36 @@ class PrometheusProvider(Model):
     """
 
     address: str | None = None
-    query: str = Field(min_length=1)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    timeout: Duration = "10s"
+
+
+class WebMethod(StrEnum):
+    GET = "GET"
+    POST = "POST"
+
+
+class WebProvider(Model):
+    """An HTTP endpoint that answers JSON, one of the web providers the operator's settings
+    name (``name``: its base URL and headers are the cluster admin's, never the spec's).
+
+    ``path`` is appended to the provider's base URL and ``body`` is sent with POST, both
+    templated like a Prometheus query; ``jsonPath`` selects the one number in the answer
+    (``$.data.value``)."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    path: str = Field(default="", max_length=MAX_QUERY_LENGTH)
+    method: WebMethod = WebMethod.GET
+    body: str | None = Field(default=None, max_length=MAX_QUERY_LENGTH)
+    json_path: str = Field(min_length=1, max_length=MAX_JSON_PATH_LENGTH)
     timeout: Duration = "10s"
 
 
 class MetricProvider(Model):
-    prometheus: PrometheusProvider
+    """Exactly one of ``prometheus`` or ``web``."""
+
+    prometheus: PrometheusProvider | None = None
+    web: WebProvider | None = None
 
 
 class ThresholdRange(Model):
@@ -85,8 +115,8 @@ class Metric(Model):
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     interval: Duration | None = None
     count: int = Field(default=1, ge=1)
-    success_condition: str | None = None
-    failure_condition: str | None = None
+    success_condition: str | None = Field(default=None, max_length=MAX_CONDITION_LENGTH)
+    failure_condition: str | None = Field(default=None, max_length=MAX_CONDITION_LENGTH)
     threshold_range: ThresholdRange | None = None
     provider: MetricProvider
 

@@ -15,7 +15,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rollwise.core.analysis import QUERY_PLACEHOLDERS, check_condition, unknown_placeholders
+from rollwise.core.analysis import (
+    QUERY_PLACEHOLDERS,
+    check_condition,
+    check_json_path,
+    query_templates,
+    timeout_text,
+    unknown_placeholders,
+)
 from rollwise.core.durations import InvalidDuration, parse_seconds
 from rollwise.core.spec import AnalysisSpec, LabelSelector, Metric, RolloutSpec, Step
 
@@ -26,6 +33,8 @@ MSG_ONE_ROUTER = "trafficRouting must set exactly one of gatewayAPI or istio"
 MSG_SERVICES_DIFFER = "stableService and canaryService must differ"
 MSG_UNIQUE_METRICS = "metric names must be unique within an analysis"
 MSG_METRIC_RULE = "each metric needs thresholdRange, successCondition or failureCondition"
+MSG_ONE_PROVIDER = "provider must set exactly one of prometheus or web"
+MSG_BODY_NEEDS_POST = "body is sent only with method POST"
 MSG_RANGE_EXCLUSIVE = "thresholdRange cannot be combined with successCondition or failureCondition"
 MSG_RANGE_BOUNDS = "thresholdRange needs min or max, and min must not exceed max"
 MSG_ANALYSIS_STEP_METRICS = (
@@ -164,17 +173,25 @@ def _metrics(where: str, metrics: list[Metric]) -> list[str]:
                     f"{at}.{field}: '{expr}' must be a CEL bool expression over result "
                     f"(a double): {problem}"
                 )
-        for name in unknown_placeholders(metric.provider.prometheus.query):
-            known = ", ".join(sorted(QUERY_PLACEHOLDERS))
-            errors.append(
-                f"{at}.provider.prometheus.query: unknown placeholder {{{{{name}}}}} "
-                f"(known: {known})"
-            )
+        source = metric.provider
+        if (source.prometheus is None) == (source.web is None):
+            errors.append(f"{at}.provider: {MSG_ONE_PROVIDER}")
+        for field, template in query_templates(metric):
+            for name in unknown_placeholders(template):
+                known = ", ".join(sorted(QUERY_PLACEHOLDERS))
+                errors.append(
+                    f"{at}.provider.{field}: unknown placeholder {{{{{name}}}}} (known: {known})"
+                )
+        if source.web is not None:
+            problem = check_json_path(source.web.json_path)
+            if problem is not None:
+                errors.append(f"{at}.provider.web.jsonPath: {problem}")
+            if source.web.body is not None and source.web.method.value != "POST":
+                errors.append(f"{at}.provider.web.body: {MSG_BODY_NEEDS_POST}")
         if metric.interval is not None:
             errors.extend(_duration(f"{at}.interval", metric.interval))
-        errors.extend(
-            _duration(f"{at}.provider.prometheus.timeout", metric.provider.prometheus.timeout)
-        )
+        field, timeout = timeout_text(metric)
+        errors.extend(_duration(f"{at}.provider.{field}", timeout))
     return errors
 
 

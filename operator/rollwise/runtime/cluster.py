@@ -10,15 +10,17 @@ routers, one cached :class:`PrometheusProvider` per address) into :class:`Ports`
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
 
-from rollwise.adapters.errors import Conflict, NotFound
+from rollwise.adapters.errors import Conflict, NotFound, QueryError
 from rollwise.adapters.kube import MERGE_PATCH, KubeAPI, discard, kube_errors
 from rollwise.adapters.metrics.base import MetricProvider
 from rollwise.adapters.metrics.prometheus import PrometheusProvider
+from rollwise.adapters.metrics.web import WebMetricProvider
 from rollwise.adapters.registry import alias_store_for
 from rollwise.adapters.registry.base import AliasStore
 from rollwise.adapters.releases import (
@@ -35,6 +37,7 @@ from rollwise.core.events import Event, LoggedEvent, event_name
 from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
 from rollwise.core.status_model import format_time
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.passes import WEB_PREFIX, QueryBudget
 from rollwise.runtime.reconcile import Ports, RolloutObject
 from rollwise.runtime.release import GatesPort, ReleasePorts
 
@@ -249,19 +252,48 @@ class KubeCluster:
             )
 
 
-class ProviderCache:
-    """One :class:`PrometheusProvider` per address, shared by every pass (thread-safe)."""
+class MissingProvider:
+    """The provider of a web provider name the operator does not know (validation refuses
+    such specs first; this only keeps an embedding that skips it from crashing)."""
 
-    def __init__(self) -> None:
-        self._providers: dict[str, PrometheusProvider] = {}
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def query(self, query: str, timeout_s: float) -> float | None:
+        raise QueryError(f"no web provider named {self.name!r}")
+
+    def parse(self, query: str, timeout_s: float) -> None:
+        return None
+
+    def is_online(self) -> bool:
+        return False
+
+
+class ProviderCache:
+    """The metric providers, shared by every pass (thread-safe): one
+    :class:`PrometheusProvider` per address, and the named web providers of the operator's
+    settings (keys ``web:<name>``, see ``runtime.passes.resolve_address``)."""
+
+    def __init__(self, web: Mapping[str, tuple[str, Mapping[str, str]]] | None = None) -> None:
+        self._providers: dict[str, PrometheusProvider | WebMetricProvider] = {}
+        self._web = dict(web or {})
         self._lock = threading.Lock()
 
     def __call__(self, address: str) -> MetricProvider:
         with self._lock:
             provider = self._providers.get(address)
-            if provider is None:
+            if provider is not None:
+                return provider
+            if address.startswith(WEB_PREFIX):
+                name = address.removeprefix(WEB_PREFIX)
+                known = self._web.get(name)
+                if known is None:
+                    return MissingProvider(name)
+                url, headers = known
+                provider = WebMetricProvider(url, headers=headers)
+            else:
                 provider = PrometheusProvider(address)
-                self._providers[address] = provider
+            self._providers[address] = provider
             return provider
 
     def close(self) -> None:
@@ -279,6 +311,9 @@ def build_ports(
     instance: str | None = None,
     providers: ProviderCache | None = None,
     record_key: bytes | None = None,
+    queries: QueryBudget | None = None,
+    allowed_prometheus: frozenset[str] | None = None,
+    web_providers: frozenset[str] | None = None,
 ) -> Ports:
     """The production ports over one ``ApiClient``; ``for_pass`` gives each reconcile pass
     its own read view (``PassView``), so a pass reads each object at most once."""
@@ -299,6 +334,9 @@ def build_ports(
             metrics=metrics,
             for_pass=lambda: over(kube.pass_view()),
             record_key=record_key,
+            queries=queries,
+            allowed_prometheus=allowed_prometheus,
+            web_providers=web_providers,
         )
 
     return over(kube)
@@ -314,6 +352,9 @@ def build_release_ports(
     instance: str | None = None,
     providers: ProviderCache | None = None,
     mlflow_token: str | None = None,
+    queries: QueryBudget | None = None,
+    allowed_prometheus: frozenset[str] | None = None,
+    web_providers: frozenset[str] | None = None,
 ) -> ReleasePorts:
     """The production ports of the ModelRelease pass over one ``ApiClient``."""
     kube = KubeAPI(api, timeout=REQUEST_TIMEOUT)
@@ -337,6 +378,9 @@ def build_release_ports(
             default_prometheus=default_prometheus,
             metrics=metrics,
             for_pass=lambda: over(kube.pass_view()),
+            queries=queries,
+            allowed_prometheus=allowed_prometheus,
+            web_providers=web_providers,
         )
 
     return over(kube)

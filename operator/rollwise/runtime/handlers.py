@@ -55,6 +55,7 @@ from rollwise.core.overrides import OVERRIDES
 from rollwise.runtime.cluster import GROUP, PLURAL, VERSION
 from rollwise.runtime.logging import rollout_logger
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.passes import NamespaceShares
 from rollwise.runtime.reconcile import Memory, Ports, reconcile
 
 #: Seconds a stopping daemon gets to finish its pass before kopf cancels it.
@@ -165,25 +166,35 @@ async def sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, de
 
 
 class PassSlots:
-    """At most ``limit`` reconcile passes in flight at once, Rollouts and ModelReleases alike;
-    the others wait, in order of arrival, before they read anything.
+    """At most ``limit`` reconcile passes in flight at once, Rollouts and ModelReleases alike,
+    and at most ``per_namespace`` of them from any one namespace; the others wait, in order
+    of arrival, before they read anything.
 
     Without a bound, a burst (a thousand Rollouts woken in the same second) puts every pass in
     the worker pool's queue at once, and each of a pass's worker-thread hops waits behind all
     the others' again: a pass then acts on what it observed long before, and holds its copies
-    of the bodies all that time. With the bound a pass waits once, then runs through."""
+    of the bodies all that time. With the bound a pass waits once, then runs through.
 
-    def __init__(self, limit: int) -> None:
+    The namespace bound is a tenant's budget: passes that wait on a slow or hostile endpoint
+    named by one namespace's specs hold at most ``per_namespace`` of the ``limit`` slots, so
+    the other namespaces' passes keep running. A pass takes its namespace's slot first, so
+    that its waiting never holds a shared one."""
+
+    def __init__(self, limit: int, per_namespace: int | None = None) -> None:
         if limit < 1:
             raise ValueError(f"at least one pass must be able to run, not {limit}")
+        if per_namespace is not None and per_namespace < 1:
+            raise ValueError(f"a namespace must be able to run a pass, not {per_namespace}")
         self.limit = limit
+        self.per_namespace = per_namespace
         self._semaphore: asyncio.Semaphore | None = None  # made on the loop that uses it
+        self._namespaces = NamespaceShares(per_namespace)
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, namespace: str | None = None) -> AsyncIterator[None]:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.limit)
-        async with self._semaphore:
+        async with self._namespaces.share(namespace), self._semaphore:
             yield
 
 
@@ -209,19 +220,20 @@ async def pass_loop(
     log: Any,
     after_pass: Callable[[], object] | None = None,
     slots: PassSlots | None = None,
+    namespace: str | None = None,
 ) -> None:
     """Runs ``run_pass`` until the object is gone or the daemon stops, sleeping between passes
     for the pass's ``requeue_after`` (capped by ``resync_seconds``) or until woken; each pass
-    in one of ``slots`` when given. A pass that raises is a bug, not a cluster failure (those
-    come back in its result): the loop stays alive and looks again after a growing delay
-    rather than dropping the object."""
+    in one of ``slots`` (``namespace``'s share of them) when given. A pass that raises is a
+    bug, not a cluster failure (those come back in its result): the loop stays alive and looks
+    again after a growing delay rather than dropping the object."""
     while not stopped:
         try:
             if slots is None:
                 wake.clear()
                 result = await run_pass()
             else:
-                async with slots.slot():
+                async with slots.slot(namespace):
                     # Cleared once the pass may start: a wake-up while it waited for its slot
                     # is covered by what the pass is about to read.
                     wake.clear()
@@ -265,6 +277,7 @@ async def rollout_loop(
         log=log,
         after_pass=lambda: PASS_CACHE.set(runtime.cache),
         slots=runtime.slots,
+        namespace=namespace,
     )
     log.debug("reconcile loop stopped")
 

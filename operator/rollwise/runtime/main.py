@@ -17,6 +17,7 @@ import gc
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -43,6 +44,7 @@ from rollwise.runtime.handlers import (
     watch_cache,
 )
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.passes import QueryBudget
 from rollwise.runtime.release_handlers import ReleaseRuntime, register_releases
 from rollwise.runtime.settings import Settings, SettingsError, apply_configmap, from_sources
 
@@ -114,6 +116,20 @@ def read_secret_file(path: str | None) -> bytes | None:
         return handle.read().strip() or None
 
 
+def read_headers(directory: str | None) -> dict[str, str]:
+    """The headers of a web provider: one per file in ``directory`` (a mounted Secret), named
+    after the file, its content stripped of surrounding white space."""
+    if directory is None:
+        return {}
+    headers: dict[str, str] = {}
+    for path in sorted(Path(directory).iterdir()):
+        # A mounted Secret also holds kubelet's "..data" links; the keys are plain names.
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        headers[path.name] = path.read_text(encoding="utf-8").strip()
+    return headers
+
+
 def size_worker_pool(registry: kopf.OperatorRegistry, workers: int) -> None:
     """Registers a start-up activity that gives the event loop a default executor of
     ``workers`` threads. The passes' blocking calls run there (``asyncio.to_thread``); asyncio
@@ -175,7 +191,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, AdmissionSetupError) as exc:
         log.error("cannot read a secret file", error=str(exc))
         return 2
-    providers = ProviderCache()
+    try:
+        web = {
+            provider.name: (provider.url, read_headers(provider.headers_dir))
+            for provider in settings.web_providers
+        }
+    except OSError as exc:
+        log.error("cannot read a web provider's headers", error=str(exc))
+        return 2
+    providers = ProviderCache(web)
+    queries = QueryBudget(
+        settings.query_threads,
+        per_namespace=settings.namespace_queries or None,
+        max_timeout=settings.max_query_seconds,
+    )
     ports = build_ports(
         api,
         default_prometheus=settings.prometheus_url,
@@ -183,8 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         instance=settings.pod_name,
         providers=providers,
         record_key=record_key,
+        queries=queries,
+        allowed_prometheus=settings.allowed_prometheus,
+        web_providers=settings.web_provider_names,
     )
-    slots = PassSlots(2 * settings.workers)
+    slots = PassSlots(2 * settings.workers, settings.namespace_passes or None)
     runtime = Runtime(
         ports=ports,
         metrics=metrics,
@@ -214,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         instance=settings.pod_name,
         providers=providers,
         mlflow_token=mlflow_token.decode() if mlflow_token else None,
+        queries=queries,
+        allowed_prometheus=settings.allowed_prometheus,
+        web_providers=settings.web_provider_names,
     )
     register_releases(
         registry,
@@ -226,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         peering_priority=settings.peering_priority,
         metrics_port=port,
         prometheus=settings.prometheus_url,
+        prometheus_allowed=sorted(settings.allowed_prometheus),
+        namespace_passes=settings.namespace_passes or "unbounded",
+        namespace_queries=settings.namespace_queries or "unbounded",
         record_key="set" if record_key else "none (approvals, waivers and overrides never count)",
     )
     kopf_settings = operator_settings(settings.pod_name)
@@ -257,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             namespaces=settings.namespaces,
         )
     finally:
+        queries.close()
         providers.close()
         metrics.stop()
         api.close()

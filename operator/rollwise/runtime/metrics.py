@@ -7,14 +7,22 @@ exposes it over HTTP on the metrics port (``ROLLWISE_METRICS_PORT``; 0 turns it 
 Series:
 
 * ``rollwise_rollouts{phase}``: how many Rollouts are in each phase (gauge);
+* ``rollwise_rollout_info{namespace,rollout,phase,router}``: 1 for each Rollout, labelled
+  with its phase and its traffic router (``gatewayAPI``, ``istio``, ``replicaRatio``), one
+  series per Rollout (the series of its previous phase is removed), so per-Rollout alerts
+  have a bounded cardinality: ``rollwise_rollout_info{phase="Degraded"} == 1``;
 * ``rollwise_rollout_canary_weight{namespace,rollout}``: the canary weight in status;
 * ``rollwise_analysis_measurements_total{namespace,rollout,metric,verdict}`` (``verdict``:
   Pass, Fail, Inconclusive, or Error when the provider failed);
-* ``rollwise_rollbacks_total{namespace,rollout}``;
+* ``rollwise_rollbacks_total{namespace,rollout,reason}`` (``reason``: ``RolledBack`` for an
+  automatic rollback, ``Aborted`` for a person's abort);
 * ``rollwise_reconcile_duration_seconds`` (histogram of one reconcile pass);
 * ``rollwise_api_errors_total{operation,code}`` (``code``: HTTP status, or the error class);
 * ``rollwise_status_writes_total``;
-* ``rollwise_model_releases{stage}``: how many ModelReleases are in each stage (gauge).
+* ``rollwise_model_releases{stage}``: how many ModelReleases are in each stage (gauge);
+* ``rollwise_model_release_info{namespace,release,model,version,stage}``: 1 for each
+  ModelRelease (one series per release, like ``rollwise_rollout_info``);
+* ``rollwise_events_posted_total`` and ``rollwise_events_lost_total`` (``core.events``).
 
 Per-rollout series are removed by :meth:`OperatorMetrics.forget` when the Rollout is deleted,
 so a cluster with churn does not grow the endpoint forever.
@@ -58,8 +66,20 @@ class OperatorMetrics:
         )
         self.rollbacks = Counter(
             "rollwise_rollbacks",
-            "Automatic rollbacks and aborts.",
-            ["namespace", "rollout"],
+            "Canaries taken back: automatic rollbacks (RolledBack) and aborts (Aborted).",
+            ["namespace", "rollout", "reason"],
+            registry=self.registry,
+        )
+        self.rollout_info = Gauge(
+            "rollwise_rollout_info",
+            "1 for each Rollout, with its phase and traffic router.",
+            ["namespace", "rollout", "phase", "router"],
+            registry=self.registry,
+        )
+        self.release_info = Gauge(
+            "rollwise_model_release_info",
+            "1 for each ModelRelease, with its model, version and stage.",
+            ["namespace", "release", "model", "version", "stage"],
             registry=self.registry,
         )
         self.reconcile_duration = Histogram(
@@ -104,34 +124,64 @@ class OperatorMetrics:
         self._stages: dict[tuple[str, str], str] = {}
         self._phases: dict[tuple[str, str], str] = {}
         self._metric_names: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._rollout_info: dict[tuple[str, str], tuple[str, str]] = {}
+        self._release_info: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self._rollback_reasons: dict[tuple[str, str], set[str]] = {}
         self._lock = threading.Lock()
         self._server: Any = None
 
     # ------------------------------------------------------------------ updates
 
     def observe_status(
-        self, namespace: str, rollout: str, phase: str | None, canary_weight: int
+        self,
+        namespace: str,
+        rollout: str,
+        phase: str | None,
+        canary_weight: int,
+        router: str = "",
     ) -> None:
-        """Record a Rollout's phase and weight after a pass."""
+        """Record a Rollout's phase, router and weight after a pass."""
         key = (namespace, rollout)
+        labels = (phase or "Unknown", router)
         with self._lock:
             self._phases[key] = phase or "Unknown"
             self._recount()
+            before = self._rollout_info.get(key)
+            self._rollout_info[key] = labels
+        if before is not None and before != labels:
+            with contextlib.suppress(KeyError):
+                self.rollout_info.remove(namespace, rollout, *before)
+        self.rollout_info.labels(namespace, rollout, *labels).set(1)
         self.canary_weight.labels(namespace=namespace, rollout=rollout).set(canary_weight)
 
-    def observe_release(self, namespace: str, release: str, stage: str | None) -> None:
+    def observe_release(
+        self,
+        namespace: str,
+        release: str,
+        stage: str | None,
+        model: str = "",
+        version: str = "",
+    ) -> None:
         """Record a ModelRelease's stage after a pass (None: the release is gone)."""
         key = (namespace, release)
+        labels = (model, version, stage or "")
         with self._lock:
+            before = self._release_info.pop(key, None)
             if stage is None:
                 self._stages.pop(key, None)
             else:
                 self._stages[key] = stage
+                self._release_info[key] = labels
             counts: dict[str, int] = {s.value: 0 for s in Stage}
             for value in self._stages.values():
                 counts[value] = counts.get(value, 0) + 1
         for value, count in counts.items():
             self.releases.labels(stage=value).set(count)
+        if before is not None and (stage is None or before != labels):
+            with contextlib.suppress(KeyError):
+                self.release_info.remove(namespace, release, *before)
+        if stage is not None:
+            self.release_info.labels(namespace, release, *labels).set(1)
 
     def measured(self, namespace: str, rollout: str, metric: str, verdict: str) -> None:
         with self._lock:
@@ -140,8 +190,10 @@ class OperatorMetrics:
             namespace=namespace, rollout=rollout, metric=metric, verdict=verdict
         ).inc()
 
-    def rolled_back(self, namespace: str, rollout: str) -> None:
-        self.rollbacks.labels(namespace=namespace, rollout=rollout).inc()
+    def rolled_back(self, namespace: str, rollout: str, reason: str = "RolledBack") -> None:
+        with self._lock:
+            self._rollback_reasons.setdefault((namespace, rollout), set()).add(reason)
+        self.rollbacks.labels(namespace=namespace, rollout=rollout, reason=reason).inc()
 
     def api_error(self, operation: str, code: str) -> None:
         self.api_errors.labels(operation=operation, code=code).inc()
@@ -162,11 +214,13 @@ class OperatorMetrics:
             self._phases.pop(key, None)
             self._recount()
             pairs = self._metric_names.pop(key, set())
-        for labels in (
-            (self.canary_weight, (namespace, rollout)),
-            (self.rollbacks, (namespace, rollout)),
-        ):
-            family, values = labels
+            info = self._rollout_info.pop(key, None)
+            reasons = self._rollback_reasons.pop(key, set())
+        removals: list[tuple[Any, tuple[str, ...]]] = [(self.canary_weight, (namespace, rollout))]
+        removals += [(self.rollbacks, (namespace, rollout, reason)) for reason in reasons]
+        if info is not None:
+            removals.append((self.rollout_info, (namespace, rollout, *info)))
+        for family, values in removals:
             with contextlib.suppress(KeyError):
                 family.remove(*values)
         for metric, verdict in pairs:

@@ -11,13 +11,15 @@ clients run in worker threads (``asyncio.to_thread``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from rollwise.adapters.errors import AdapterError, Conflict, KubeError, QueryRefused
 from rollwise.adapters.metrics.base import MetricProvider
-from rollwise.core.analysis import QueryTemplateError, render_query
+from rollwise.core.analysis import QueryTemplateError, render_metric, render_query, timeout_text
 from rollwise.core.durations import InvalidDuration, parse_seconds
 from rollwise.core.events import Event, EventLog, LoggedEvent
 from rollwise.core.observations import Measurement
@@ -35,6 +37,17 @@ NO_PROMETHEUS = (
     "no Prometheus address: set the metric's provider.prometheus.address "
     "or the operator's ROLLWISE_PROMETHEUS_URL"
 )
+
+
+#: Longest provider error a measurement keeps (it reaches status and events).
+MAX_MEASUREMENT_ERROR = 300
+
+
+def clip_error(text: str) -> str:
+    """A provider's error cut to :data:`MAX_MEASUREMENT_ERROR` characters."""
+    if len(text) <= MAX_MEASUREMENT_ERROR:
+        return text
+    return text[: MAX_MEASUREMENT_ERROR - 3] + "..."
 
 
 def error_code(error: BaseException) -> str:
@@ -131,17 +144,143 @@ def status_write_failed(
     return count_failure(memory, error.retry_after)
 
 
+#: Prefix of a named web provider in the provider factory's keys (``web:<name>``).
+WEB_PREFIX = "web:"
+
+
 def resolve_address(metric: Metric, default_prometheus: str | None) -> str | None:
-    """The Prometheus a metric is queried at: its own address, else the operator's default."""
-    return metric.provider.prometheus.address or default_prometheus
+    """Which provider answers a metric, as the provider factory's key: its Prometheus (its own
+    address, else the operator's default) or ``web:<name>`` for a named web provider."""
+    source = metric.provider
+    if source.web is not None:
+        return f"{WEB_PREFIX}{source.web.name}"
+    if source.prometheus is not None:
+        return source.prometheus.address or default_prometheus
+    return None
 
 
-def metric_timeout(metric: Metric) -> float:
-    """The metric's query timeout in seconds (10 s when it cannot be read)."""
+def normal_url(url: str) -> str:
+    """A provider URL as the allow-list compares it (no trailing slash)."""
+    return url.strip().rstrip("/")
+
+
+def provider_problems(
+    metrics: Sequence[tuple[str, Metric]],
+    allowed: frozenset[str] | None,
+    web: frozenset[str] | None = None,
+) -> list[str]:
+    """Spec errors for metrics that name a provider the operator may not query: only the
+    Prometheus addresses in ``allowed`` (operator settings: the default Prometheus and
+    ``prometheusAllowedURLs``) and the web providers named in ``web`` (operator settings
+    ``webProviders``) are ever contacted; None allows any (embedding and tests)."""
+    problems: list[str] = []
+    for path, metric in metrics:
+        source = metric.provider
+        address = source.prometheus.address if source.prometheus is not None else None
+        if allowed is not None and address and normal_url(address) not in allowed:
+            problems.append(
+                f"{path}.provider.prometheus.address: {address!r} is not a Prometheus this "
+                "operator may query (operator setting prometheusAllowedURLs; leave the "
+                "address out to use the operator's default)"
+            )
+        if web is not None and source.web is not None and source.web.name not in web:
+            problems.append(
+                f"{path}.provider.web.name: {source.web.name!r} is not a web provider of this "
+                "operator (operator setting webProviders)"
+            )
+    return problems
+
+
+#: Longest a metric query may take, whatever its spec asks (operator setting
+#: ``maxQueryTimeout``): a slow provider costs its namespace's budget, bounded.
+DEFAULT_MAX_QUERY_SECONDS = 30.0
+
+
+def metric_timeout(metric: Metric, cap: float = DEFAULT_MAX_QUERY_SECONDS) -> float:
+    """The metric's query timeout in seconds (10 s when it cannot be read), at most ``cap``."""
     try:
-        return parse_seconds(metric.provider.prometheus.timeout)
+        wanted = parse_seconds(timeout_text(metric)[1])
     except InvalidDuration:
-        return 10.0
+        wanted = 10.0
+    return min(wanted, cap)
+
+
+T = TypeVar("T")
+
+
+class NamespaceShares:
+    """At most ``limit`` holders at once per namespace (no bound when ``limit`` is None): a
+    tenant's share of something all namespaces use. A namespace's semaphore lives while
+    somebody holds or waits for it."""
+
+    def __init__(self, limit: int | None) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"a namespace's share must be at least 1, not {limit}")
+        self.limit = limit
+        self._held: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def share(self, namespace: str | None) -> AsyncIterator[None]:
+        if self.limit is None or namespace is None:
+            yield
+            return
+        semaphore, users = self._held.get(namespace, (None, 0))
+        if semaphore is None:
+            semaphore = asyncio.Semaphore(self.limit)
+        self._held[namespace] = (semaphore, users + 1)
+        try:
+            async with semaphore:
+                yield
+        finally:
+            semaphore, users = self._held[namespace]
+            if users <= 1:
+                del self._held[namespace]
+            else:
+                self._held[namespace] = (semaphore, users - 1)
+
+    def in_use(self) -> dict[str, int]:
+        """Namespaces with holders or waiters, and how many."""
+        return {namespace: users for namespace, (_, users) in self._held.items()}
+
+
+class QueryBudget:
+    """Where metric queries and query checks run: a thread pool of their own (``threads``),
+    at most ``per_namespace`` of them in flight for any one namespace, each with a timeout of
+    at most ``max_timeout`` seconds.
+
+    A tenant whose specs point at a slow or hostile Prometheus then waits on its own share:
+    the other namespaces' queries keep their threads, and the passes' other blocking calls
+    (the API server's) never queue behind a query at all."""
+
+    def __init__(
+        self,
+        threads: int,
+        *,
+        per_namespace: int | None = None,
+        max_timeout: float = DEFAULT_MAX_QUERY_SECONDS,
+    ) -> None:
+        if threads < 1:
+            raise ValueError(f"queries need at least one thread, not {threads}")
+        self.threads = threads
+        self.per_namespace = per_namespace
+        self.max_timeout = max_timeout
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="rollwise-query")
+        self._namespaces = NamespaceShares(per_namespace)
+
+    async def run(self, namespace: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the query pool, within ``namespace``'s share."""
+        async with self._namespaces.share(namespace):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _call(budget: QueryBudget | None, namespace: str, fn: Callable[..., T], *args: Any) -> T:
+    if budget is None:
+        return await asyncio.to_thread(fn, *args)
+    return await budget.run(namespace, fn, *args)
 
 
 async def query_metric(
@@ -153,16 +292,19 @@ async def query_metric(
     metrics: OperatorMetrics | None,
     log: Any,
     name: str,
+    budget: QueryBudget | None = None,
+    namespace: str = "",
 ) -> Measurement:
     """One measurement: the provider's value, ``value=None`` for no data, or the provider's
-    error (counted in ``rollwise_api_errors_total``). Runs the synchronous client in a thread."""
+    error (counted in ``rollwise_api_errors_total``). Runs the synchronous client in a thread
+    (the ``budget``'s, within ``namespace``'s share, when given)."""
     try:
-        value = await asyncio.to_thread(provider.query, query, timeout)
+        value = await _call(budget, namespace, provider.query, query, timeout)
     except AdapterError as exc:
         if metrics is not None:
             metrics.api_error("prometheus_query", error_code(exc))
         log.warning("metric query failed", metric=name, error=exc.message)
-        return Measurement(value=None, at=now, error=exc.message)
+        return Measurement(value=None, at=now, error=clip_error(exc.message))
     return Measurement(value=value, at=now)
 
 
@@ -175,27 +317,31 @@ async def measure(
     now: datetime,
     metrics: OperatorMetrics | None,
     log: Any,
+    budget: QueryBudget | None = None,
+    namespace: str = "",
 ) -> dict[str, Measurement]:
     """The measurements of the ``due`` metrics, queried in parallel with their queries
     rendered over ``context``; a template or provider problem is a measurement's error."""
+    cap = budget.max_timeout if budget is not None else DEFAULT_MAX_QUERY_SECONDS
 
     async def one(metric: Metric) -> tuple[str, Measurement]:
-        source = metric.provider.prometheus
         address = resolve_address(metric, default_prometheus)
         if not address:
             return metric.name, Measurement(value=None, at=now, error=NO_PROMETHEUS)
         try:
-            query = render_query(source.query, dict(context))
+            query = render_metric(metric, dict(context))
         except QueryTemplateError as exc:
             return metric.name, Measurement(value=None, at=now, error=str(exc))
         return metric.name, await query_metric(
             provider_for(address),
             query,
-            timeout=metric_timeout(metric),
+            timeout=metric_timeout(metric, cap),
             now=now,
             metrics=metrics,
             log=log,
             name=metric.name,
+            budget=budget,
+            namespace=namespace,
         )
 
     return dict(await asyncio.gather(*(one(metric) for metric in due)))
@@ -216,6 +362,8 @@ async def check_queries(
     provider_for: ProviderFactory,
     default_prometheus: str | None,
     log: Any,
+    budget: QueryBudget | None = None,
+    namespace: str = "",
 ) -> QueryCheck:
     """Asks each metric's provider to parse its query, rendered over ``context`` (sample
     placeholder values), in parallel. A refusal names the metric's spec path; a provider that
@@ -224,6 +372,8 @@ async def check_queries(
     already reports it."""
 
     async def one(path: str, metric: Metric) -> QueryRefusal | str | None:
+        if metric.provider.prometheus is None:
+            return None  # only Prometheus can parse a query; a jsonPath is checked in the spec
         address = resolve_address(metric, default_prometheus)
         if not address:
             return NO_PROMETHEUS
@@ -233,7 +383,7 @@ async def check_queries(
             return None
         timeout = min(metric_timeout(metric), CHECK_TIMEOUT_SECONDS)
         try:
-            await asyncio.to_thread(provider_for(address).parse, query, timeout)
+            await _call(budget, namespace, provider_for(address).parse, query, timeout)
         except QueryRefused as exc:
             return QueryRefusal(field=f"{path}.provider.prometheus.query", message=exc.message)
         except AdapterError as exc:
@@ -245,6 +395,54 @@ async def check_queries(
     refused = tuple(r for r in found if isinstance(r, QueryRefusal))
     unreachable = next((r for r in found if isinstance(r, str)), None)
     return QueryCheck(digest=digest, refused=refused, unreachable=unreachable)
+
+
+#: Longest the event loop waits for a spec's validation (off the loop, in a worker thread)
+#: before the spec counts as invalid. Validation is linear in the spec's size and CEL
+#: conditions are bounded (``core.analysis``); this bound keeps a future mistake there from
+#: ever stalling every other object, the liveness probe and the webhook.
+VALIDATION_TIMEOUT_SECONDS = 5.0
+
+SpecT = TypeVar("SpecT")
+
+
+class SpecMemory(Protocol):
+    """What a loop remembers of its object's spec: the validation of the last generation seen,
+    as (uid, generation, parsed spec or None, errors)."""
+
+    validated: tuple[str, int, Any, list[str]] | None
+
+
+async def validated(
+    memory: SpecMemory,
+    uid: str,
+    generation: int,
+    raw: Mapping[str, Any],
+    load: Callable[[dict[str, Any]], tuple[SpecT | None, list[str]]],
+    *,
+    log: Any,
+    timeout: float = VALIDATION_TIMEOUT_SECONDS,
+) -> tuple[SpecT | None, list[str]]:
+    """The spec parsed and validated by ``load``, once per generation, in a worker thread: a
+    spec is tenant input, and nothing done with it may run on the event loop. A validation
+    that takes longer than ``timeout`` makes the spec invalid (its thread finishes on its own;
+    the verdict is kept until the spec changes)."""
+    known = memory.validated
+    if known is not None and known[0] == uid and known[1] == generation:
+        return known[2], list(known[3])
+    try:
+        spec, errors = await asyncio.wait_for(asyncio.to_thread(load, dict(raw)), timeout)
+    except TimeoutError:
+        log.error("spec validation took too long; the spec counts as invalid", seconds=timeout)
+        spec, errors = None, [f"spec: validation did not finish within {timeout:g}s"]
+    memory.validated = (uid, generation, spec, list(errors))
+    return spec, list(errors)
+
+
+def log_event(logger: Any, event_type: str, message: str, **fields: object) -> None:
+    """Logs an event at the level its type says: a Warning event is a warning line."""
+    level = logger.warning if event_type == "Warning" else logger.info
+    level(message, type=event_type, **fields)
 
 
 class EventMemory(Protocol):
@@ -308,7 +506,7 @@ async def post_logged(
     for entry in created:
         if metrics is not None:
             metrics.event_posted()
-        logger.info(entry.message, reason=entry.reason, type=entry.type, seq=entry.seq)
+        log_event(logger, entry.type, entry.message, reason=entry.reason, seq=entry.seq)
     memory.events_posted = (uid, done)
     if error is not None:
         if metrics is not None:
@@ -340,7 +538,7 @@ async def post_events(
         return lost
 
     for event in events:
-        log.info(event.message, reason=event.reason.name, type=event.type.value)
+        log_event(log, event.type.value, event.message, reason=event.reason.name)
     for event, exc in await asyncio.to_thread(post_all):
         if metrics is not None:
             metrics.api_error("post_event", error_code(exc))
@@ -352,25 +550,36 @@ __all__ = [
     "BACKOFF_MAX_SECONDS",
     "CHECK_TIMEOUT_SECONDS",
     "CONFLICT_RETRY_SECONDS",
+    "DEFAULT_MAX_QUERY_SECONDS",
     "EVENT_RETRY_SECONDS",
     "FOLLOW_UP_SECONDS",
     "NO_PROMETHEUS",
+    "VALIDATION_TIMEOUT_SECONDS",
+    "WEB_PREFIX",
     "EventMemory",
     "FailureMemory",
+    "NamespaceShares",
     "PassFailure",
     "ProviderFactory",
+    "QueryBudget",
+    "SpecMemory",
     "after_actions",
     "backoff",
     "check_queries",
+    "clip_error",
     "count_failure",
     "error_code",
     "events_posted",
+    "log_event",
     "measure",
     "metric_timeout",
+    "normal_url",
     "post_events",
     "post_logged",
+    "provider_problems",
     "query_metric",
     "resolve_address",
     "soonest",
     "status_write_failed",
+    "validated",
 ]

@@ -99,6 +99,7 @@ from rollwise.runtime.passes import (
     EVENT_RETRY_SECONDS,
     FOLLOW_UP_SECONDS,
     ProviderFactory,
+    QueryBudget,
     after_actions,
     backoff,
     check_queries,
@@ -108,8 +109,10 @@ from rollwise.runtime.passes import (
     measure,
     post_events,
     post_logged,
+    provider_problems,
     soonest,
     status_write_failed,
+    validated,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -183,6 +186,12 @@ class Ports:
     #: Ports for one pass (``reconcile`` calls it first): the production ports read each object
     #: at most once per pass (``adapters.kube.PassView``). None: use these ports as they are.
     for_pass: Callable[[], Ports] | None = None
+    #: Where queries run, within each namespace's share (None: the default worker threads).
+    queries: QueryBudget | None = None
+    #: The Prometheus addresses a spec may name (None: any, for embedding and tests).
+    allowed_prometheus: frozenset[str] | None = None
+    #: The web providers a spec may name (None: any, for embedding and tests).
+    web_providers: frozenset[str] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,12 +243,14 @@ class Memory:
     ``failures`` counts consecutive failed passes (for the backoff); ``reported`` is the last
     action failure reported as an event, so a persisting failure is not re-posted each retry;
     ``events_posted`` is (uid, sequence number) up to which the Rollout's logged events are
-    posted (``runtime.passes.post_logged``).
+    posted (``runtime.passes.post_logged``); ``validated`` the spec of the last generation
+    seen, validated once (``runtime.passes.validated``).
     """
 
     failures: int = 0
     reported: str | None = None
     events_posted: tuple[str, int] | None = None
+    validated: tuple[str, int, Any, list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -361,6 +372,8 @@ async def _measure(
         now=now,
         metrics=ports.metrics,
         log=log,
+        budget=ports.queries,
+        namespace=obj.namespace,
     )
 
 
@@ -402,6 +415,8 @@ async def _check_queries(
     digest = queries_digest(metrics)
     if not check_due(digest, status.queries if status is not None else None, now):
         return None
+    if provider_problems(metrics, ports.allowed_prometheus, ports.web_providers):
+        return None  # the spec is invalid anyway; nothing is sent to a host it chose
     canary = spec.strategy.canary
     return await check_queries(
         digest,
@@ -410,6 +425,8 @@ async def _check_queries(
         provider_for=ports.provider_for,
         default_prometheus=ports.default_prometheus,
         log=log,
+        budget=ports.queries,
+        namespace=obj.namespace,
     )
 
 
@@ -423,7 +440,9 @@ async def _observe(
     requests = requests_from_annotations(obj.annotations)
     override = _override(obj, template_hash, status, ports)
     posted = events_posted(memory, obj.uid, status.event_log if status is not None else None)
-    spec, _errors = load_rollout_spec(obj.spec)
+    spec, _errors = await validated(
+        memory, obj.uid, obj.generation, obj.spec, load_rollout_spec, log=log
+    )
     if spec is None:
         # An invalid spec is decided without looking at the cluster: nothing will be done.
         return _Seen(
@@ -435,6 +454,26 @@ async def _observe(
                     generation=obj.generation,
                     requests=requests,
                     events_posted=posted,
+                ),
+                override,
+            ),
+        )
+    refused = provider_problems(
+        rollout_metrics(spec), ports.allowed_prometheus, ports.web_providers
+    )
+    if refused:
+        # A spec naming a Prometheus the operator may not query is invalid: decided without
+        # looking at the cluster, and no query goes to a host the spec chose.
+        return _Seen(
+            spec,
+            status,
+            _with_override(
+                Observations(
+                    template_hash=template_hash,
+                    generation=obj.generation,
+                    requests=requests,
+                    events_posted=posted,
+                    missing_references=tuple(refused),
                 ),
                 override,
             ),
@@ -551,71 +590,86 @@ class _Committed:
     write_error: AdapterError | None = None
 
 
-async def _commit(
-    decision: Decision,
-    obj: RolloutObject,
-    spec: RolloutSpec | None,
-    ports: Ports,
-    seen: Observations,
-    *,
-    status_patch: dict[str, Any] | None,
-) -> _Committed:
-    """Writes the status patch (None: unchanged), conditional on the version read, then, only
-    when that succeeded, applies the decision's actions in order (the first failure stops the
-    list). One worker-thread hop for both: under load every hop waits its turn in the shared
-    pool again."""
-    router = (
-        ports.router_for(
+async def _decide_and_commit(
+    obj: RolloutObject, seen: _Seen, ports: Ports, now: datetime
+) -> tuple[Decision, bool, _Committed]:
+    """Decides, writes the status patch when the status changed (conditional on the version
+    read), then, only when that succeeded, applies the decision's actions in order (the first
+    failure stops the list). One worker-thread hop for all three: deciding evaluates the
+    spec's conditions (tenant input: never on the event loop), and under load every hop waits
+    its turn in the shared pool again."""
+    spec = seen.spec
+
+    def apply_all(decision: Decision) -> tuple[bool, ActionFailure | None]:
+        acted = False
+        if spec is None or not decision.actions:
+            return acted, None
+        router = ports.router_for(
             spec.strategy.canary.traffic_routing, _router_context(obj, spec, decision.status)
         )
-        if decision.actions and spec is not None
-        else None
-    )
-
-    def apply_all() -> tuple[bool, ActionFailure | None]:
-        acted = False
-        if spec is None:
-            return acted, None
         for action in decision.actions:
             try:
-                acted = _apply(action, obj, ports, router, seen) or acted
+                acted = _apply(action, obj, ports, router, seen.observations) or acted
             except AdapterError as exc:
                 return True, ActionFailure(action, exc)
         return acted, None
 
-    def commit() -> _Committed:
+    def run() -> tuple[Decision, bool, _Committed]:
+        decision = decide(
+            spec if spec is not None else obj.spec, seen.status, seen.observations, now
+        )
+        changed = seen.status is None or decision.status != seen.status
         written: dict[str, Any] | None = None
-        if status_patch is not None:
+        if changed:
+            patch = merge_patch_diff(obj.status, decision.status.to_wire())
             try:
                 written = ports.cluster.patch_status(
-                    obj.namespace, obj.name, status_patch, obj.resource_version
+                    obj.namespace, obj.name, patch, obj.resource_version
                 )
             except AdapterError as exc:
                 # Nothing is done on a status that is not stored: a kill now must find the
                 # cluster as the stored status describes it, or behind it, never ahead.
-                return _Committed(False, None, write_error=exc)
-        acted, failure = apply_all()
-        return _Committed(acted, failure, written=written)
+                return decision, changed, _Committed(False, None, write_error=exc)
+        acted, failure = apply_all(decision)
+        return decision, changed, _Committed(acted, failure, written=written)
 
-    done = await asyncio.to_thread(commit)
+    decision, changed, done = await asyncio.to_thread(run)
     if done.failure is not None and ports.metrics is not None:
         ports.metrics.api_error(type(done.failure.action).__name__, error_code(done.failure.error))
-    return done
+    return decision, changed, done
 
 
 # --------------------------------------------------------------------------------------------
 # The pass
 
 
+def router_kind(spec: RolloutSpec | None) -> str:
+    """The ``router`` label of ``rollwise_rollout_info``."""
+    if spec is None:
+        return ""
+    routing = spec.strategy.canary.traffic_routing
+    if routing is None:
+        return "replicaRatio"
+    return "gatewayAPI" if routing.gateway_api is not None else "istio"
+
+
 def _record_metrics(
-    ports: Ports, obj: RolloutObject, decision: Decision, measured: Sequence[str]
+    ports: Ports,
+    obj: RolloutObject,
+    decision: Decision,
+    measured: Sequence[str],
+    spec: RolloutSpec | None,
 ) -> None:
     metrics = ports.metrics
     if metrics is None:
         return
     status = decision.status
     metrics.observe_status(
-        obj.namespace, obj.name, status.phase.value if status.phase else None, status.canary_weight
+        obj.namespace,
+        obj.name,
+        status.phase.value if status.phase else None,
+        status.canary_weight,
+        router_kind(spec),
     )
     run = status.analysis
     if run is not None:
@@ -625,8 +679,9 @@ def _record_metrics(
                 last = metric_run.measurements[-1]
                 verdict = "Error" if last.error else last.verdict.value
                 metrics.measured(obj.namespace, obj.name, name, verdict)
-    if any(e.reason in (R.ROLLED_BACK, R.ABORTED) for e in decision.events):
-        metrics.rolled_back(obj.namespace, obj.name)
+    for event in decision.events:
+        if event.reason in (R.ROLLED_BACK, R.ABORTED):
+            metrics.rolled_back(obj.namespace, obj.name, event.reason.name)
 
 
 async def reconcile(namespace: str, name: str, ports: Ports, memory: Memory) -> PassResult:
@@ -683,16 +738,7 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
         return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
     log = rollout_logger(namespace, name, seen.observations.template_hash)
 
-    decision = decide(obj.spec, seen.status, seen.observations, now)
-    changed = seen.status is None or decision.status != seen.status
-    done = await _commit(
-        decision,
-        obj,
-        seen.spec,
-        ports,
-        seen.observations,
-        status_patch=(merge_patch_diff(obj.status, decision.status.to_wire()) if changed else None),
-    )
+    decision, changed, done = await _decide_and_commit(obj, seen, ports, now)
     acted, failure = done.acted, done.failure
 
     status_written = False
@@ -760,7 +806,7 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
             decision=decision,
             error=done.write_error.message,
         )
-    _record_metrics(ports, obj, decision, list(seen.observations.measurements))
+    _record_metrics(ports, obj, decision, list(seen.observations.measurements), seen.spec)
     log.debug(
         "pass done",
         phase=decision.status.phase.value if decision.status.phase else None,

@@ -85,6 +85,7 @@ from rollwise.runtime.passes import (
     CONFLICT_RETRY_SECONDS,
     EVENT_RETRY_SECONDS,
     ProviderFactory,
+    QueryBudget,
     after_actions,
     check_queries,
     count_failure,
@@ -93,8 +94,10 @@ from rollwise.runtime.passes import (
     measure,
     post_events,
     post_logged,
+    provider_problems,
     soonest,
     status_write_failed,
+    validated,
 )
 from rollwise.runtime.reconcile import merge_patch_diff
 
@@ -188,6 +191,12 @@ class ReleasePorts:
     clock: Callable[[], datetime] = utc_now
     #: Ports for one pass (a read view over the API); None: use these ports as they are.
     for_pass: Callable[[], ReleasePorts] | None = None
+    #: Where queries run, within each namespace's share (None: the default worker threads).
+    queries: QueryBudget | None = None
+    #: The Prometheus addresses a spec may name (None: any, for embedding and tests).
+    allowed_prometheus: frozenset[str] | None = None
+    #: The web providers a spec may name (None: any, for embedding and tests).
+    web_providers: frozenset[str] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,6 +248,7 @@ class ReleaseMemory:
     reported: str | None = None
     rejected_records: frozenset[str] = frozenset()
     events_posted: tuple[str, int] | None = None
+    validated: tuple[str, int, Any, list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -409,6 +419,8 @@ async def _measure(
     due = release_due_metrics(spec, status, now)
     if not due:
         return {}
+    if provider_problems(release_metrics(spec), ports.allowed_prometheus, ports.web_providers):
+        return {}
     return await measure(
         [d.metric for d in due],
         release_query_context(obj.namespace, spec, status),
@@ -417,6 +429,8 @@ async def _measure(
         now=now,
         metrics=ports.metrics,
         log=log,
+        budget=ports.queries,
+        namespace=obj.namespace,
     )
 
 
@@ -489,6 +503,8 @@ async def _check_queries(
     digest = queries_digest(metrics)
     if not check_due(digest, status.queries if status is not None else None, now):
         return None
+    if provider_problems(metrics, ports.allowed_prometheus, ports.web_providers):
+        return None  # the spec is invalid anyway; nothing is sent to a host it chose
     ref = spec.serving.inference_service_ref
     name = ref.name if ref is not None else child_rollout_name(spec)
     context = sample_context(
@@ -501,6 +517,8 @@ async def _check_queries(
         provider_for=ports.provider_for,
         default_prometheus=ports.default_prometheus,
         log=log,
+        budget=ports.queries,
+        namespace=obj.namespace,
     )
 
 
@@ -522,7 +540,9 @@ async def _observe(
     )
     revoke: RevokeRequest | None = records.revoke
     overrides = read_overrides(obj.annotations, obj.uid, ports.record_key)
-    spec, _errors = load_release_spec(obj.spec)
+    spec, _errors = await validated(
+        memory, obj.uid, obj.generation, obj.spec, load_release_spec, log=log
+    )
     if spec is None:
         return _Seen(
             None,
@@ -593,6 +613,11 @@ async def _observe(
             ),
             query_check=query_check,
             events_posted=posted,
+            reference_errors=tuple(
+                provider_problems(
+                    release_metrics(spec), ports.allowed_prometheus, ports.web_providers
+                )
+            ),
         ),
         records,
         overrides.rejected,
@@ -771,33 +796,38 @@ async def _reconcile(
         events.append(release_event(MR.RECORD_REJECTED, ticket_text, detail=message))
     memory.rejected_records = rejected
 
-    decision = decide_release(obj.spec, seen.status, seen.observations, now)
-
     # Persist first, then act: the status carries what the actions cannot recover once they
     # ran (the template or storage URI that served before this release, the alias's previous
     # version), so it must be stored before anything changes. A conflicting write means
-    # somebody else wrote since the read: nothing was done, decide again.
-    status_written = False
-    if seen.status is None or decision.status != seen.status:
-        patch = merge_patch_diff(obj.status, decision.status.to_wire())
+    # somebody else wrote since the read: nothing was done, decide again. Deciding runs in the
+    # worker thread of the write: it evaluates the spec's conditions (tenant input).
+    def decide_and_write() -> tuple[ReleaseDecision, AdapterError | None, bool]:
+        decided = decide_release(
+            seen.spec if seen.spec is not None else obj.spec, seen.status, seen.observations, now
+        )
+        if seen.status is not None and decided.status == seen.status:
+            return decided, None, False
+        patch = merge_patch_diff(obj.status, decided.status.to_wire())
         try:
-            await asyncio.to_thread(
-                ports.cluster.patch_release_status, namespace, name, patch, obj.resource_version
-            )
-        except Conflict as exc:
-            log.info("status write conflicted; looking again", error=exc.message)
-            return ReleasePassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision)
-        except NotFound:
-            return ReleasePassResult(requeue_after=None, gone=True)
+            ports.cluster.patch_release_status(namespace, name, patch, obj.resource_version)
         except AdapterError as exc:
-            return ReleasePassResult(
-                requeue_after=status_write_failed(memory, exc, ports.metrics, log),
-                decision=decision,
-                error=exc.message,
-            )
-        status_written = True
-        if ports.metrics is not None:
-            ports.metrics.status_written()
+            return decided, exc, False
+        return decided, None, True
+
+    decision, write_error, status_written = await asyncio.to_thread(decide_and_write)
+    if isinstance(write_error, Conflict):
+        log.info("status write conflicted; looking again", error=write_error.message)
+        return ReleasePassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision)
+    if isinstance(write_error, NotFound):
+        return ReleasePassResult(requeue_after=None, gone=True)
+    if write_error is not None:
+        return ReleasePassResult(
+            requeue_after=status_write_failed(memory, write_error, ports.metrics, log),
+            decision=decision,
+            error=write_error.message,
+        )
+    if status_written and ports.metrics is not None:
+        ports.metrics.status_written()
 
     acted, failure = await _act(decision, obj, seen.spec, ports)
     await _ledger(obj, seen.spec, decision, ports, log)
@@ -834,7 +864,13 @@ async def _reconcile(
     )
     if ports.metrics is not None:
         stage = decision.status.stage
-        ports.metrics.observe_release(namespace, name, stage.value if stage else None)
+        ports.metrics.observe_release(
+            namespace,
+            name,
+            stage.value if stage else None,
+            model=seen.spec.model if seen.spec is not None else "",
+            version=seen.spec.version if seen.spec is not None else "",
+        )
     log.debug(
         "pass done",
         stage=decision.status.stage.value if decision.status.stage else None,

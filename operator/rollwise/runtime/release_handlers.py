@@ -114,6 +114,7 @@ async def release_loop(
         resync_seconds=runtime.resync_seconds,
         log=log,
         slots=runtime.slots,
+        namespace=namespace,
     )
     log.debug("reconcile loop stopped")
 

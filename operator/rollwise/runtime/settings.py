@@ -25,6 +25,22 @@ Environment:
   what it has just seen rather than on what it saw before waiting in a queue.
 * ``ROLLWISE_METRICS_PORT``: port of the Prometheus endpoint (default 9102, 0 turns it off).
 * ``ROLLWISE_PROMETHEUS_URL``: Prometheus queried for metrics whose provider names no address.
+* ``ROLLWISE_PROMETHEUS_ALLOWED_URLS``: further Prometheus URLs a spec may name in
+  ``provider.prometheus.address`` (comma-separated). The operator queries no other address:
+  a spec naming one is invalid. Spec authors are tenants; the hosts the operator calls are
+  the cluster admin's choice.
+* ``ROLLWISE_MAX_QUERY_SECONDS``: longest a metric query may take, whatever the spec's
+  ``timeout`` says (default 30).
+* ``ROLLWISE_NAMESPACE_PASSES``: most reconcile passes of one namespace in flight at once
+  (default 3; 0: no bound besides the total), so that one tenant's slow endpoints cannot take
+  every pass slot.
+* ``ROLLWISE_WEB_PROVIDERS``: the web metric providers specs may name, a JSON list of
+  ``{"name": ..., "url": ..., "headersDir": ...}``: a spec's ``provider.web.name`` picks one,
+  its ``path`` is appended to ``url``, and every file in ``headersDir`` (a mounted Secret) is
+  sent as a header named after the file. A spec never chooses a host or a credential.
+* ``ROLLWISE_QUERY_THREADS``: threads that run metric queries, apart from the passes' other
+  calls (default 8); ``ROLLWISE_NAMESPACE_QUERIES``: most queries of one namespace in flight
+  at once (default 2; 0: no bound besides the threads).
 * ``POD_NAME`` / ``POD_NAMESPACE``: the operator's own pod (event reporting instance, peering).
 * ``POD_IP``: the pod's address, the default webhook host.
 
@@ -53,7 +69,9 @@ ModelRelease governance (see docs/governance.md):
 * ``ROLLWISE_MLFLOW_TOKEN_FILE``: file holding MLflow's bearer token.
 * ``KUBECONFIG``: used by the Kubernetes client outside a cluster (in-cluster config first).
 
-The ConfigMap may carry ``prometheusURL`` and ``resyncSeconds``; environment variables win.
+The ConfigMap may carry ``prometheusURL``, ``prometheusAllowedURLs`` (comma- or
+newline-separated), ``maxQuerySeconds``, ``webProviders`` (the JSON list above) and
+``resyncSeconds``; environment variables win.
 No I/O happens here except :func:`apply_configmap`, which the caller hands the ConfigMap's
 ``data`` it read.
 """
@@ -61,6 +79,7 @@ No I/O happens here except :func:`apply_configmap`, which the caller hands the C
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -82,6 +101,13 @@ DEFAULT_RESYNC_SECONDS = 300.0
 #: because a pod sees the node's CPU count, not its own share).
 DEFAULT_WORKERS = 6
 
+#: A tenant's budget: passes of one namespace in flight, query threads, queries of one
+#: namespace in flight, and the longest query.
+DEFAULT_NAMESPACE_PASSES = 3
+DEFAULT_QUERY_THREADS = 8
+DEFAULT_NAMESPACE_QUERIES = 2
+DEFAULT_MAX_QUERY_SECONDS = 30.0
+
 _DNS_LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 _ROLE_CHARS = _DNS_LABEL_CHARS | set("_")
 
@@ -94,6 +120,15 @@ DEFAULT_WEBHOOK_HOST = "127.0.0.1"
 
 class SettingsError(ValueError):
     """A flag, environment variable or ConfigMap key has an unusable value."""
+
+
+@dataclass(frozen=True)
+class WebProviderSetting:
+    """A web metric provider the operator offers: specs name it, the admin sets the rest."""
+
+    name: str
+    url: str
+    headers_dir: str | None = None
 
 
 class LogFormat(StrEnum):
@@ -115,6 +150,12 @@ class Settings:
     settings_configmap: tuple[str, str] | None = None
     metrics_port: int = DEFAULT_METRICS_PORT
     prometheus_url: str | None = None
+    prometheus_allowed_urls: tuple[str, ...] = ()
+    web_providers: tuple[WebProviderSetting, ...] = ()
+    max_query_seconds: float = DEFAULT_MAX_QUERY_SECONDS
+    namespace_passes: int = DEFAULT_NAMESPACE_PASSES
+    query_threads: int = DEFAULT_QUERY_THREADS
+    namespace_queries: int = DEFAULT_NAMESPACE_QUERIES
     pod_name: str | None = None
     pod_namespace: str | None = None
     resync_seconds: float = DEFAULT_RESYNC_SECONDS
@@ -140,6 +181,18 @@ class Settings:
     @property
     def webhook_enabled(self) -> bool:
         return self.webhook_port > 0
+
+    @property
+    def web_provider_names(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.web_providers)
+
+    @property
+    def allowed_prometheus(self) -> frozenset[str]:
+        """The Prometheus URLs a spec may name: the default and the allowed ones."""
+        urls = [*self.prometheus_allowed_urls]
+        if self.prometheus_url:
+            urls.append(self.prometheus_url)
+        return frozenset(u.rstrip("/") for u in urls)
 
 
 def _check_name(value: str, what: str) -> str:
@@ -183,6 +236,39 @@ def _positive_seconds(value: str, what: str) -> float:
     if not seconds > 0:
         raise SettingsError(f"{what}: must be greater than 0, got {value}")
     return seconds
+
+
+def _urls(value: str, what: str) -> tuple[str, ...]:
+    parts = [p.strip() for p in value.replace("\n", ",").split(",")]
+    return tuple(dict.fromkeys(_check_url(p, what) for p in parts if p))
+
+
+def parse_web_providers(value: str, what: str) -> tuple[WebProviderSetting, ...]:
+    """``[{"name": ..., "url": ..., "headersDir": ...}, ...]`` as web provider settings."""
+    try:
+        raw = json.loads(value)
+    except ValueError as exc:
+        raise SettingsError(f"{what}: not JSON: {exc}") from None
+    if not isinstance(raw, list):
+        raise SettingsError(f"{what}: expected a JSON list of providers")
+    found: dict[str, WebProviderSetting] = {}
+    for i, item in enumerate(raw):
+        at = f"{what}[{i}]"
+        if not isinstance(item, dict) or set(item) - {"name", "url", "headersDir"}:
+            raise SettingsError(f"{at}: expected an object with name, url and headersDir")
+        name = str(item.get("name") or "")
+        if not name or len(name) > 63 or not set(name) <= _DNS_LABEL_CHARS:
+            raise SettingsError(f"{at}.name: {name!r} is not a DNS label")
+        if name in found:
+            raise SettingsError(f"{at}.name: {name!r} is listed twice")
+        url = _check_url(str(item.get("url") or ""), f"{at}.url")
+        headers = item.get("headersDir")
+        found[name] = WebProviderSetting(
+            name=name,
+            url=url,
+            headers_dir=_path(str(headers), f"{at}.headersDir") if headers else None,
+        )
+    return tuple(found.values())
 
 
 def _namespaced_name(value: str, what: str) -> tuple[str, str]:
@@ -286,6 +372,29 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
     return out
 
 
+def _tenancy(environ: Mapping[str, str]) -> dict[str, object]:
+    """The settings that keep tenants apart: allowed providers and per-namespace budgets."""
+
+    def get(name: str) -> str:
+        return environ.get(name, "").strip()
+
+    out: dict[str, object] = {}
+    if raw := get("ROLLWISE_PROMETHEUS_ALLOWED_URLS"):
+        out["prometheus_allowed_urls"] = _urls(raw, "ROLLWISE_PROMETHEUS_ALLOWED_URLS")
+    if raw := get("ROLLWISE_WEB_PROVIDERS"):
+        out["web_providers"] = parse_web_providers(raw, "ROLLWISE_WEB_PROVIDERS")
+    if raw := get("ROLLWISE_MAX_QUERY_SECONDS"):
+        out["max_query_seconds"] = _positive_seconds(raw, "ROLLWISE_MAX_QUERY_SECONDS")
+    for name, key, minimum in (
+        ("ROLLWISE_NAMESPACE_PASSES", "namespace_passes", 0),
+        ("ROLLWISE_QUERY_THREADS", "query_threads", 1),
+        ("ROLLWISE_NAMESPACE_QUERIES", "namespace_queries", 0),
+    ):
+        if raw := get(name):
+            out[key] = _integer(raw, name, minimum=minimum)
+    return out
+
+
 def parser() -> argparse.ArgumentParser:
     parse = argparse.ArgumentParser(
         prog="rollwise-operator",
@@ -370,6 +479,7 @@ def from_sources(
     workers = (
         _integer(raw_workers, "ROLLWISE_WORKERS", minimum=1) if raw_workers else DEFAULT_WORKERS
     )
+    tenancy = _tenancy(environ)
 
     governance = _governance(environ)
     return Settings(
@@ -384,6 +494,7 @@ def from_sources(
         metrics_port=metrics_port,
         prometheus_url=prometheus_url,
         workers=workers,
+        **tenancy,  # type: ignore[arg-type]
         pod_name=environ.get("POD_NAME") or None,
         pod_namespace=environ.get("POD_NAMESPACE") or None,
         **governance,  # type: ignore[arg-type]
@@ -396,7 +507,13 @@ def apply_configmap(
     """``settings`` completed from the settings ConfigMap's ``data`` (environment wins).
     Unknown keys are refused: a misspelt key would otherwise be silently ignored."""
     environ = os.environ if env is None else env
-    known = {"prometheusURL", "resyncSeconds"}
+    known = {
+        "prometheusURL",
+        "prometheusAllowedURLs",
+        "maxQuerySeconds",
+        "webProviders",
+        "resyncSeconds",
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise SettingsError(
@@ -407,6 +524,19 @@ def apply_configmap(
     url = (data.get("prometheusURL") or "").strip()
     if url and not environ.get("ROLLWISE_PROMETHEUS_URL"):
         changes["prometheus_url"] = _check_url(url, "settings ConfigMap prometheusURL")
+    allowed = (data.get("prometheusAllowedURLs") or "").strip()
+    if allowed and not environ.get("ROLLWISE_PROMETHEUS_ALLOWED_URLS"):
+        changes["prometheus_allowed_urls"] = _urls(
+            allowed, "settings ConfigMap prometheusAllowedURLs"
+        )
+    web = (data.get("webProviders") or "").strip()
+    if web and not environ.get("ROLLWISE_WEB_PROVIDERS"):
+        changes["web_providers"] = parse_web_providers(web, "settings ConfigMap webProviders")
+    longest = (data.get("maxQuerySeconds") or "").strip()
+    if longest and not environ.get("ROLLWISE_MAX_QUERY_SECONDS"):
+        changes["max_query_seconds"] = _positive_seconds(
+            longest, "settings ConfigMap maxQuerySeconds"
+        )
     resync = (data.get("resyncSeconds") or "").strip()
     if resync:
         changes["resync_seconds"] = _positive_seconds(resync, "settings ConfigMap resyncSeconds")
@@ -414,17 +544,23 @@ def apply_configmap(
 
 
 __all__ = [
+    "DEFAULT_MAX_QUERY_SECONDS",
     "DEFAULT_METRICS_PORT",
+    "DEFAULT_NAMESPACE_PASSES",
+    "DEFAULT_NAMESPACE_QUERIES",
     "DEFAULT_PEERING_LIFETIME",
+    "DEFAULT_QUERY_THREADS",
     "DEFAULT_RESYNC_SECONDS",
     "DEFAULT_WORKERS",
     "WEBHOOK_CONFIGURATION",
     "LogFormat",
     "Settings",
     "SettingsError",
+    "WebProviderSetting",
     "apply_configmap",
     "from_sources",
     "parse_role_groups",
+    "parse_web_providers",
     "parser",
     "seniority_priority",
 ]

@@ -110,7 +110,7 @@ def test_value_of_nan() -> None:
     [
         pytest.param(
             [{"metric": {"a": "1"}, "value": [1, "1"]}, {"metric": {"a": "2"}, "value": [1, "2"]}],
-            'returned 2 series \\({"a": "1"}, {"a": "2"}\\)',
+            "returned 2 series; it must return one",
             id="two-series",
         ),
         pytest.param([{"metric": {}, "values": [[1, "1"]]}], "range vector", id="matrix"),

@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from rollwise.core.spec import LabelSelector, RolloutSpec
+from rollwise.core.analysis import placeholders_of, render_query, unknown_placeholders
+from rollwise.core.spec import MAX_QUERY_LENGTH, LabelSelector, RolloutSpec
 from rollwise.core.validation import (
     MSG_ANALYSIS_STEP_METRICS,
     MSG_LAST_WEIGHT_100,
@@ -238,3 +239,87 @@ def test_selector_string() -> None:
         }
     )
     assert selector_string(selector) == "a=1,b=2,t in (x,y),e,!n"
+
+
+# ------------------------------------------------------------------ tenant input stays cheap
+
+NESTED_ALL = (
+    "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20].all(x, "
+    "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20].all(y, "
+    "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20].all(z, result >= 0.0)))"
+)
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        pytest.param(NESTED_ALL, "all() is not allowed", id="nested-comprehensions"),
+        pytest.param("[1, 2].exists(x, x > result)", "exists() is not allowed", id="exists"),
+        pytest.param("[result].map(x, x * 2)[0] > 1.0", "map() is not allowed", id="map"),
+        pytest.param("string(result).matches('(a+)+$')", "matches() is not allowed", id="regex"),
+        pytest.param("&&".join(["result>0.0"] * 20), "too complex", id="too-many-nodes"),
+        pytest.param("result < 0.05 " + " " * 600, "at most 512 characters", id="too-long"),
+    ],
+)
+def test_conditions_that_could_cost_too_much_are_refused(condition: str, expected: str) -> None:
+    raw = raw_spec(analysis={"metrics": [metric(success=condition)]})
+    spec, errors = load_rollout_spec(raw)
+    assert spec is None
+    assert any(expected in e for e in errors), errors
+
+
+@pytest.mark.timeout(60)
+def test_an_unclosed_placeholder_with_many_spaces_is_validated_in_linear_time() -> None:
+    """An unclosed ``{{`` followed by spaces made the placeholder pattern backtrack in cubic
+    time (3,000 spaces: 13 s on the event loop). 200,000 spaces would take days that way;
+    the linear grammar reads them at once (the pytest timeout is the guard)."""
+    query = "sum(rate(x[1m])) {{" + " " * 200_000
+    assert placeholders_of(query) == []
+    assert unknown_placeholders(query) == []
+    assert render_query(query, {}) == query
+    assert placeholders_of("{{ canaryRevision }} {{{ name }}") == ["canaryRevision", "name"]
+
+
+def test_queries_and_conditions_have_a_length_limit() -> None:
+    raw = raw_spec(analysis={"metrics": [metric()]})
+    raw["strategy"]["canary"]["analysis"]["metrics"][0]["provider"]["prometheus"]["query"] = "x" * (
+        MAX_QUERY_LENGTH + 1
+    )
+    spec, errors = load_rollout_spec(raw)
+    assert spec is None
+    assert any("provider.prometheus.query" in e for e in errors), errors
+
+
+def web_metric(**web: Any) -> dict[str, Any]:
+    found = metric()
+    found["provider"] = {"web": {"name": "slo", "jsonPath": "$.data.value", **web}}
+    return found
+
+
+@pytest.mark.parametrize(
+    ("web", "expected"),
+    [
+        pytest.param({"jsonPath": "$.data[?("}, "is not a JSONPath", id="bad-json-path"),
+        pytest.param({"body": "{}"}, "body is sent only with method POST", id="body-with-get"),
+        pytest.param(
+            {"path": "/x?rev={{ revision }}"}, "unknown placeholder {{revision}}", id="placeholder"
+        ),
+        pytest.param({"timeout": "0s"}, "provider.web.timeout", id="zero-timeout"),
+    ],
+)
+def test_web_provider_rules(web: dict[str, Any], expected: str) -> None:
+    spec, errors = load_rollout_spec(raw_spec(analysis={"metrics": [web_metric(**web)]}))
+    assert spec is None
+    assert any(expected in e for e in errors), errors
+
+
+def test_a_valid_web_metric_and_exactly_one_provider() -> None:
+    spec, errors = load_rollout_spec(
+        raw_spec(analysis={"metrics": [web_metric(method="POST", body="{}")]})
+    )
+    assert errors == []
+    assert spec is not None
+    both = metric()
+    both["provider"]["web"] = {"name": "slo", "jsonPath": "$.v"}
+    _, errors = load_rollout_spec(raw_spec(analysis={"metrics": [both]}))
+    assert any("exactly one of prometheus or web" in e for e in errors), errors

@@ -28,6 +28,7 @@ from rollwise.runtime.handlers import (
     sleep_until_woken,
 )
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.passes import log_event
 from rollwise.runtime.settings import LogFormat
 
 
@@ -110,7 +111,7 @@ def test_rollouts_gauge_counts_phases_and_forget_drops_series() -> None:
     names = set(m.series())
     labels = {"namespace": "a", "rollout": "two"}
     assert m.sample("rollwise_rollout_canary_weight", labels) is None
-    assert m.sample("rollwise_rollbacks_total", labels) is None
+    assert m.sample("rollwise_rollbacks_total", {**labels, "reason": "RolledBack"}) is None
     assert (
         m.sample(
             "rollwise_analysis_measurements_total",
@@ -119,6 +120,45 @@ def test_rollouts_gauge_counts_phases_and_forget_drops_series() -> None:
         is None
     )
     assert "rollwise_reconcile_duration_seconds_count" in names
+
+
+def test_info_gauges_keep_one_series_per_object_and_rollbacks_split_by_reason() -> None:
+    m = OperatorMetrics()
+    m.observe_status("a", "one", "Progressing", 5, "gatewayAPI")
+    m.observe_status("a", "one", "Degraded", 0, "gatewayAPI")
+    info = {"namespace": "a", "rollout": "one", "router": "gatewayAPI"}
+    assert m.sample("rollwise_rollout_info", {**info, "phase": "Degraded"}) == 1
+    assert m.sample("rollwise_rollout_info", {**info, "phase": "Progressing"}) is None
+    m.rolled_back("a", "one", "RolledBack")
+    m.rolled_back("a", "one", "Aborted")
+    m.rolled_back("a", "one", "Aborted")
+    base = {"namespace": "a", "rollout": "one"}
+    assert m.sample("rollwise_rollbacks_total", {**base, "reason": "RolledBack"}) == 1
+    assert m.sample("rollwise_rollbacks_total", {**base, "reason": "Aborted"}) == 2
+    m.forget("a", "one")
+    assert m.sample("rollwise_rollout_info", {**info, "phase": "Degraded"}) is None
+    assert m.sample("rollwise_rollbacks_total", {**base, "reason": "Aborted"}) is None
+
+    m.observe_release("ml", "fraud-7", "Staging", model="fraud", version="7")
+    m.observe_release("ml", "fraud-7", "Production", model="fraud", version="7")
+    rel = {"namespace": "ml", "release": "fraud-7", "model": "fraud", "version": "7"}
+    assert m.sample("rollwise_model_release_info", {**rel, "stage": "Production"}) == 1
+    assert m.sample("rollwise_model_release_info", {**rel, "stage": "Staging"}) is None
+    m.observe_release("ml", "fraud-7", None)
+    assert m.sample("rollwise_model_release_info", {**rel, "stage": "Production"}) is None
+
+
+def test_warning_events_are_logged_at_warning_level() -> None:
+    stream = io.StringIO()
+    rlog.configure(LogFormat.JSON, stream=stream)
+    log = rlog.rollout_logger("shop", "demo", "r1")
+    log_event(log, "Warning", "rolled back", reason="RolledBack")
+    log_event(log, "Normal", "step advanced", reason="StepAdvanced")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["event"], line["level"]) for line in lines] == [
+        ("rolled back", "warning"),
+        ("step advanced", "info"),
+    ]
 
 
 def test_status_writes_do_not_change_the_rollout_fingerprint() -> None:

@@ -129,7 +129,11 @@ def test_failing_analysis_rolls_back_and_does_not_retry_the_revision() -> None:
     assert reasons.index("AnalysisFailed") < reasons.index("RolledBack")
     assert w.status["rolledBackRevision"] == new
     assert (
-        w.metrics.sample("rollwise_rollbacks_total", {"namespace": NAMESPACE, "rollout": NAME}) == 1
+        w.metrics.sample(
+            "rollwise_rollbacks_total",
+            {"namespace": NAMESPACE, "rollout": NAME, "reason": "RolledBack"},
+        )
+        == 1
     )
     # Many more passes: the revision gets no traffic again.
     for _ in range(5):

@@ -151,3 +151,92 @@ def test_the_entry_point_refuses_bad_settings_with_status_2(
     monkeypatch.setenv("ROLLWISE_METRICS_PORT", "not-a-port")
     assert main([]) == 2
     assert "ROLLWISE_METRICS_PORT" in capsys.readouterr().err
+
+
+def test_tenancy_defaults_allow_only_the_default_prometheus_and_bound_each_namespace() -> None:
+    s = from_sources([], {"ROLLWISE_PROMETHEUS_URL": "http://prom:9090/"}, isatty=False)
+    assert s.allowed_prometheus == frozenset({"http://prom:9090"})
+    assert (s.namespace_passes, s.query_threads, s.namespace_queries) == (3, 8, 2)
+    assert s.max_query_seconds == 30.0
+    assert from_sources([], {}, isatty=False).allowed_prometheus == frozenset()
+
+
+def test_tenancy_settings_from_environment_and_configmap() -> None:
+    env = {
+        "ROLLWISE_PROMETHEUS_URL": "http://prom:9090",
+        "ROLLWISE_PROMETHEUS_ALLOWED_URLS": "http://a:9090, https://b.example/prom/",
+        "ROLLWISE_NAMESPACE_PASSES": "0",
+        "ROLLWISE_QUERY_THREADS": "16",
+        "ROLLWISE_NAMESPACE_QUERIES": "4",
+        "ROLLWISE_MAX_QUERY_SECONDS": "12.5",
+    }
+    s = from_sources([], env, isatty=False)
+    assert s.allowed_prometheus == frozenset(
+        {"http://prom:9090", "http://a:9090", "https://b.example/prom"}
+    )
+    assert (s.namespace_passes, s.query_threads, s.namespace_queries) == (0, 16, 4)
+    assert s.max_query_seconds == 12.5
+    base = from_sources([], {}, isatty=False)
+    from_map = apply_configmap(
+        base, {"prometheusAllowedURLs": "http://c:9090\nhttp://d:9090", "maxQuerySeconds": "5"}, {}
+    )
+    assert from_map.allowed_prometheus == frozenset({"http://c:9090", "http://d:9090"})
+    assert from_map.max_query_seconds == 5.0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param(
+            {"ROLLWISE_PROMETHEUS_ALLOWED_URLS": "prom:9090"},
+            r"not an http\(s\) URL",
+            id="no-scheme",
+        ),
+        pytest.param({"ROLLWISE_QUERY_THREADS": "0"}, "at least 1", id="no-query-thread"),
+        pytest.param({"ROLLWISE_MAX_QUERY_SECONDS": "-1"}, "greater than 0", id="negative"),
+    ],
+)
+def test_bad_tenancy_settings_fail_naming_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        from_sources([], env, isatty=False)
+
+
+def test_web_providers_from_environment_and_configmap() -> None:
+    value = (
+        '[{"name": "slo", "url": "https://slo.example/api", "headersDir": "/etc/web/slo"},'
+        ' {"name": "public", "url": "http://status.example/"}]'
+    )
+    s = from_sources([], {"ROLLWISE_WEB_PROVIDERS": value}, isatty=False)
+    assert [(p.name, p.url, p.headers_dir) for p in s.web_providers] == [
+        ("slo", "https://slo.example/api", "/etc/web/slo"),
+        ("public", "http://status.example", None),
+    ]
+    assert s.web_provider_names == frozenset({"slo", "public"})
+    from_map = apply_configmap(
+        from_sources([], {}, isatty=False),
+        {"webProviders": '[{"name": "a", "url": "https://a.example"}]'},
+        {},
+    )
+    assert from_map.web_provider_names == frozenset({"a"})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param("{", "not JSON", id="not-json"),
+        pytest.param('{"name": "a"}', "a JSON list", id="not-a-list"),
+        pytest.param('[{"name": "A_B", "url": "https://a"}]', "not a DNS label", id="bad-name"),
+        pytest.param('[{"name": "a", "url": "ftp://a"}]', r"not an http\(s\) URL", id="bad-url"),
+        pytest.param(
+            '[{"name": "a", "url": "https://a"}, {"name": "a", "url": "https://b"}]',
+            "listed twice",
+            id="duplicate",
+        ),
+        pytest.param(
+            '[{"name": "a", "url": "https://a", "token": "x"}]', "expected an object", id="key"
+        ),
+    ],
+)
+def test_bad_web_providers_fail_naming_the_setting(value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        from_sources([], {"ROLLWISE_WEB_PROVIDERS": value}, isatty=False)

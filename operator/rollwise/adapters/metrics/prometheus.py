@@ -31,10 +31,23 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from rollwise.adapters.bounded_http import (
+    DEFAULT_MAX_BYTES,
+    AnswerTooLarge,
+    AnswerTooSlow,
+    BoundedAdapter,
+    RedirectRefused,
+    bounded_session,
+)
 from rollwise.adapters.errors import ProviderUnavailable, QueryError, QueryRefused
 
 #: Seconds added to a query's timeout for the HTTP request (the answer must still arrive).
 HTTP_SLACK_S = 1.0
+
+#: Longest part of Prometheus' own error message kept (it names the problem and the position;
+#: answer bodies themselves are never repeated: they reach status and events, which tenants
+#: read).
+MAX_ERROR_TEXT = 300
 
 _STATUS_MESSAGE = re.compile(r"^HTTP Status Code (\d+) \((.*)\)$", re.DOTALL)
 
@@ -50,11 +63,12 @@ def _error_text(content: str) -> str:
     try:
         parsed = json.loads(body)
     except ValueError:
-        return body.strip()[:500]
+        return f"an answer that is not Prometheus' JSON ({len(body)} bytes)"
     if isinstance(parsed, dict) and parsed.get("error"):
         kind = parsed.get("errorType")
-        return f"{kind}: {parsed['error']}" if kind else str(parsed["error"])
-    return body.strip()[:500]
+        text = f"{kind}: {parsed['error']}" if kind else str(parsed["error"])
+        return text[:MAX_ERROR_TEXT]
+    return f"an answer without an error message ({len(body)} bytes)"
 
 
 def error_from_client(
@@ -88,16 +102,15 @@ def value_of(result: Any, query: str) -> float | None:
     """The single value of a ``data.result`` (pure). Scalars and strings come as a
     ``[timestamp, "value"]`` pair, vectors and matrices as a list of series."""
     if not isinstance(result, list):
-        raise QueryError(f"query {query!r} returned an unexpected result: {result!r}"[:500])
+        raise QueryError(f"query {query!r} returned an unexpected result ({type(result).__name__})")
     if len(result) == 2 and not isinstance(result[0], dict):
         return _number(result[1], query)
     if not result:
         return None
     if len(result) > 1:
-        shown = ", ".join(json.dumps(s.get("metric", {}), sort_keys=True) for s in result[:3])
-        more = ", ..." if len(result) > 3 else ""
+        # The series' labels are not repeated: they are another tenant's data as often as not.
         raise QueryError(
-            f"query {query!r} returned {len(result)} series ({shown}{more}); "
+            f"query {query!r} returned {len(result)} series; "
             "it must return one: aggregate it, e.g. with sum(...)"
         )
     sample = result[0]
@@ -107,7 +120,7 @@ def value_of(result: Any, query: str) -> float | None:
         )
     pair = sample["value"]
     if not isinstance(pair, list) or len(pair) != 2:
-        raise QueryError(f"query {query!r} returned a malformed sample: {sample!r}"[:500])
+        raise QueryError(f"query {query!r} returned a malformed sample")
     return _number(pair[1], query)
 
 
@@ -121,16 +134,24 @@ class PrometheusProvider:
         headers: dict[str, str] | None = None,
         disable_ssl: bool = False,
         online_timeout_s: float = 5.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.url = url.rstrip("/")
         self.online_timeout_s = online_timeout_s
+        no_retries = Retry(total=0, connect=False, read=False, raise_on_status=False)
+        session = bounded_session(max_bytes)
+        session.verify = not disable_ssl
         self._client = PrometheusConnect(
             url=self.url,
             headers=headers,
             disable_ssl=disable_ssl,
-            retry=Retry(total=0, connect=False, read=False, raise_on_status=False),
+            retry=no_retries,
             timeout=online_timeout_s,
+            session=session,
         )
+        # The client mounts a plain adapter for its URL; answers are read within bounds.
+        session.mount(self.url, BoundedAdapter(max_bytes, max_retries=no_retries))
+        self._session = session
 
     def close(self) -> None:
         self._client.close()
@@ -149,6 +170,8 @@ class PrometheusProvider:
             raise ProviderUnavailable(
                 f"Prometheus at {self.url} sent an unreadable answer to {query!r}: {exc!r}"
             ) from exc
+        except (AnswerTooLarge, AnswerTooSlow, RedirectRefused) as exc:
+            raise ProviderUnavailable(f"Prometheus at {self.url}: {exc}") from exc
         except requests.Timeout as exc:
             raise ProviderUnavailable(
                 f"Prometheus at {self.url} did not answer {query!r} within {timeout_s:g}s"
@@ -185,6 +208,8 @@ class PrometheusProvider:
             raise ProviderUnavailable(
                 f"Prometheus at {self.url} sent an unreadable answer: {exc!r}"
             ) from exc
+        except (AnswerTooLarge, AnswerTooSlow, RedirectRefused) as exc:
+            raise ProviderUnavailable(f"Prometheus at {self.url}: {exc}") from exc
         except requests.Timeout as exc:
             raise ProviderUnavailable(
                 f"Prometheus at {self.url} did not answer within {timeout_s:g}s"
@@ -193,10 +218,12 @@ class PrometheusProvider:
             raise ProviderUnavailable(f"Prometheus at {self.url} unreachable: {exc}") from exc
 
     def is_online(self) -> bool:
+        """Prometheus' own health endpoint answers 200 (no redirect is followed)."""
         try:
-            return bool(self._client.check_prometheus_connection())
+            answer = self._session.get(f"{self.url}/-/healthy", timeout=self.online_timeout_s)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
             return False
+        return answer.status_code == 200
 
 
 __all__ = ["PrometheusProvider", "error_from_client", "status_of", "value_of"]
