@@ -219,6 +219,16 @@ def test_lists_iterated_by_cel_are_bounded(crd: dict[str, Any]) -> None:
             assert isinstance(node.get("maxItems"), int), f"{path}: CEL iterates an unbounded list"
 
 
+@pytest.mark.parametrize("crd", [ROLLOUT_CRD, MODELRELEASE_CRD], ids=["rollout", "modelrelease"])
+def test_strings_read_by_cel_are_bounded(crd: dict[str, Any]) -> None:
+    """kube-apiserver estimates a rule's cost from the longest string it may read: a rule on
+    an unbounded string (durations' ``self.matches(...)``) put the CRDs over the cost budget,
+    and the real API server refused them."""
+    for path, node in walk(openapi(crd)):
+        if node.get("type") == "string" and node.get("x-kubernetes-validations"):
+            assert isinstance(node.get("maxLength"), int), f"{path}: CEL reads an unbounded string"
+
+
 #: Functions and macros a Kubernetes API server's CEL environment offers that the rules use.
 KUBERNETES_CEL_FUNCTIONS = {
     "has",
