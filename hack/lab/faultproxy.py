@@ -31,7 +31,7 @@ import contextlib
 import json
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -70,6 +70,10 @@ _SKIP_HEADERS = {
 }
 
 
+#: How many forwarded requests (with their bodies) the proxy remembers.
+FORWARDED_KEPT = 1000
+
+
 @dataclass
 class _Rule:
     verb: str | None
@@ -100,12 +104,14 @@ class _Delay(_Rule):
 
 @dataclass(frozen=True)
 class RequestInfo:
-    """What kube-apiserver's request-info resolver would make of a request."""
+    """What kube-apiserver's request-info resolver would make of a request (and, once
+    forwarded, the body the client sent)."""
 
     verb: str
     resource: str  # plural, or plural/subresource; "" for non-resource paths
     namespace: str | None
     name: str | None
+    body: bytes = b""
 
 
 def request_info(method: str, path: str, query: dict[str, str]) -> RequestInfo:
@@ -256,11 +262,12 @@ class FaultProxy:
                 "code": failure.status,
             }
             return web.json_response(body, status=failure.status, headers=headers)
-        with self._lock:
-            self.forwarded.append(info)
         assert self._client is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP_HEADERS}
         payload = await request.read()
+        with self._lock:
+            self.forwarded.append(replace(info, body=payload))
+            del self.forwarded[:-FORWARDED_KEPT]
         upstream = await self._client.request(
             request.method,
             self.cluster.server + request.rel_url.raw_path_qs,
@@ -300,7 +307,9 @@ class FaultProxy:
         self._client = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=upstream_tls, limit=0),
             auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            # The client's own headers only: kube-apiserver reads a body without Content-Type
+            # as JSON (the kubernetes client sends it so), and refuses aiohttp's default.
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
         )
         pair = self.cluster.serving_certificate(self.directory / "tls")
         serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

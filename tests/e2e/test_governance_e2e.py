@@ -56,6 +56,7 @@ from tests.e2e.support import (
     patient,
 )
 from tests.e2e.test_modelrelease_e2e import (
+    CLIENT_SERVICE,
     Artifact,
     events_of,
     in_order,
@@ -193,6 +194,9 @@ def gov(cluster: Cluster, start_operator: StartOperator, tmp_path: Path) -> Gove
     grant_namespace(cluster.the_lab.running_cluster, cluster.namespace, list(PEOPLE))
     operator = start_operator("--namespace", cluster.namespace, ROLLWISE_ROLE_GROUPS=ROLE_GROUPS)
     start_operator.wait_webhook(operator)
+    # The data plane: a release's canary is measured (a first release on its version alone,
+    # CanaryWithoutBaseline), so its revisions need requests to be measured by.
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
     found = Governance(cluster, operator, tmp_path)
     return found
 

@@ -12,7 +12,10 @@ Prometheus scrapes), and every test isolates itself in a namespace of its own (`
 - ``namespace``: a fresh namespace per test, deleted afterwards (finalizers of Rollwise's
   objects removed first: the operator that would remove them has stopped by then);
 - ``install_operator``: the chart installed into a namespace for an operator run on this
-  machine (``hack.lab.operator``), removed at the end of the test.
+  machine (``hack.lab.operator``), removed at the end of the test;
+- ``fault_proxy``: the session's ``hack.lab.faultproxy.FaultProxy`` in front of the cluster's
+  API server, and ``proxied_kubeconfig`` (the administrator's, through it); ``faults`` is the
+  proxy with its faults cleared after the test.
 
 Tests that need these carry the ``lab`` marker: the session builds the cluster's binaries
 before such a test runs (``tests/conftest.py``).
@@ -32,6 +35,7 @@ import yaml
 
 from hack.cluster import Cluster, ClusterError, build
 from hack.lab._support import BackgroundLoop
+from hack.lab.faultproxy import FaultProxy
 from hack.lab.lab import Lab
 from hack.lab.operator import INSTANCE_LABEL, OperatorRelease, release_name
 from hack.lab.operator import install_operator as install_release
@@ -241,3 +245,26 @@ def install_operator(lab: Lab, tmp_path: Path) -> Iterator[InstallOperator]:
     yield install
     for release in releases:
         release.remove()
+
+
+@pytest.fixture(scope="session")
+def fault_proxy(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultProxy]:
+    with FaultProxy(lab.running_cluster, tmp_path_factory.mktemp("fault-proxy")) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def proxied_kubeconfig(
+    fault_proxy: FaultProxy, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The administrator's kubeconfig, pointing at the fault proxy."""
+    return fault_proxy.write_kubeconfig(
+        kubeconfig, tmp_path_factory.mktemp("proxied") / "kubeconfig"
+    )
+
+
+@pytest.fixture
+def faults(fault_proxy: FaultProxy) -> Iterator[FaultProxy]:
+    """The session's fault proxy; whatever the test injected and did not use is cleared."""
+    yield fault_proxy
+    fault_proxy.clear()
