@@ -94,6 +94,24 @@ def install_crds(cluster: Cluster, crds: list[dict[str, Any]], timeout: float = 
         timeout=timeout + 10,
         check=True,
     )
+    # Established is not served yet: until its watch cache is filled the API server answers
+    # a new resource's lists 429 "storage is (re)initializing". The lab is ready once every
+    # resource lists.
+    deadline = time.monotonic() + timeout
+    for crd in crds:
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            if not version.get("served", True):
+                continue
+            path = f"/apis/{spec['group']}/{version['name']}/{spec['names']['plural']}"
+            while True:
+                try:
+                    cluster.api("GET", path, params={"limit": "1"})
+                    break
+                except ClusterError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
 
 
 def template_behaviour(annotations: Mapping[str, str]) -> Behaviour | None:

@@ -131,9 +131,7 @@ def test_a_stale_conditional_write_fails_and_is_forgotten(
     assert served("get") - before == 1
 
 
-def test_a_deleted_object_is_read_again(
-    served: Served, kube: KubeAPI, namespace: str
-) -> None:
+def test_a_deleted_object_is_read_again(served: Served, kube: KubeAPI, namespace: str) -> None:
     view: PassView = kube.pass_view()
     view.create(DEPLOYMENTS, namespace, deployment("a"))
     assert view.delete(DEPLOYMENTS, namespace, "a") is True

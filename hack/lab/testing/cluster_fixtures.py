@@ -23,7 +23,9 @@ before such a test runs (``tests/conftest.py``).
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -47,9 +49,26 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 ROLLWISE_PLURALS = ("rollouts", "modelreleases")
 
 
+@functools.cache
 def kubectl_binary() -> Path:
-    """kubectl of the lab cluster's Kubernetes release (built with it)."""
-    return build.bin_dir() / "kubectl"
+    """kubectl of the lab cluster's Kubernetes release (built with it); without the lab's
+    binaries (another cluster, ``hack/e2e-kind.sh``), the kubectl on PATH."""
+    built = build.bin_dir() / "kubectl"
+    if built.exists():
+        return built
+    found = shutil.which("kubectl")
+    return Path(found) if found else built
+
+
+def kubeconfig_in(source: Path, path: Path, namespace: str) -> Path:
+    """A copy of the kubeconfig ``source`` whose contexts default to ``namespace``."""
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    for entry in config.get("contexts", []):
+        entry["context"]["namespace"] = namespace
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    path.chmod(0o600)
+    return path
 
 
 def make_kubectl(kubeconfig: Path, cache_dir: Path) -> Kubectl:
@@ -124,6 +143,14 @@ def kubeconfig(lab: Lab) -> Path:
 @pytest.fixture(scope="session")
 def kubectl(lab_cluster: Cluster) -> Kubectl:
     return make_kubectl(lab_cluster.kubeconfig, lab_cluster.directory / "kubectl-cache")
+
+
+@pytest.fixture(scope="session")
+def bare_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A second cluster of the session, started on first use, without any CRD: for what a
+    client does where Rollwise is not installed. Tests that install something remove it."""
+    with Cluster(tmp_path_factory.mktemp("bare"), identities={}, nodes=1, log=lambda _: None) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")
