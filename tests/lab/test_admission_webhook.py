@@ -1,9 +1,12 @@
 """The ModelRelease webhook records identities as the API server authenticated them.
 
 The real kopf operator machinery runs the real handler (``rollwise.runtime.admission``, wired
-from settings exactly as ``main`` wires it) against the lab's API server, which authenticates
-alice, bob and carol by token and calls the kopf-managed mutating webhook over HTTPS. Each user
-acts with real kubectl; every effect is read back through the API.
+from settings exactly as ``main`` wires it) against the lab cluster's kube-apiserver, which
+authenticates alice, bob and carol by token, lets them work in the test's namespace (RBAC), and
+calls the kopf-managed mutating webhook over HTTPS (a serving certificate the cluster CA
+signed, the CA as ``ROLLWISE_WEBHOOK_CA_FILE``). Each user acts with kubectl; every effect is
+read back through the API. kopf's managed configuration is cluster-wide, so the test removes
+it when it ends, whatever happened.
 
 People: alice creates the release (groups ml, sec-team), bob is in sec-team, carol in pm and
 sec-team. Roles: security=sec-team, product=pm.
@@ -26,10 +29,8 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 
-from hack.lab.kube.admission import write_webhook_certificate
-from hack.lab.kube.auth import Identities, write_identities
-from hack.lab.kube.server import BackgroundAPIServer
-from hack.lab.testing.kube_fixtures import Kubectl, make_kubectl, manifest
+from hack.cluster import ADMIN, Cluster
+from hack.lab.testing.cluster_fixtures import Kubectl, grant_namespace, make_kubectl, manifest
 from rollwise.core import governance as g
 from rollwise.runtime.admission import read_record_key, setup_admission
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, from_sources
@@ -37,7 +38,6 @@ from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, from_sources
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "crds" / "modelreleases.rollwise.dev.yaml"
 EXAMPLE = ROOT / "examples" / "modelrelease-template" / "modelrelease.yaml"
 RESOURCE = "modelreleases.rollwise.dev"
 NAME = "fraud-detector-7"
@@ -60,14 +60,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: The people of these tests, as the lab cluster authenticates them; "operator" is the admin.
+PEOPLE = ("alice", "bob", "carol")
+
+
 @dataclass
-class Lab:
-    identities: Identities
+class People:
+    cluster: Cluster
     namespace: str
     cache: Path
 
     def kubectl(self, user: str) -> Kubectl:
-        return make_kubectl(self.identities[user].kubeconfig, self.cache / user)
+        who = ADMIN if user == "operator" else user
+        return make_kubectl(self.cluster.kubeconfig_of(who), self.cache / user)
 
     def annotate(self, user: str, key: str, value: Any, *, overwrite: bool = True) -> Any:
         text = value if isinstance(value, str) else json.dumps(value)
@@ -88,41 +93,32 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    identities = write_identities(
-        tmp_path / "identities",
-        {
-            "operator": ("system:masters",),
-            "alice": ("ml", "sec-team"),
-            "bob": ("sec-team",),
-            "carol": ("pm", "sec-team"),
-        },
-    )
-    with BackgroundAPIServer(authenticator=identities.authenticator()) as server:
-        identities.write_kubeconfigs(server.url, certificate_authority_data=server.server.ca_pem)
-        monkeypatch.setenv("KUBECONFIG", str(identities["operator"].kubeconfig))
-        lab = Lab(identities, f"gov-{uuid.uuid4().hex[:6]}", tmp_path / "kubecache")
-        op = lab.kubectl("operator")
-        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": lab.namespace}}
-        op("apply", "-f", "-", input=manifest(namespace), check=True)
-        op("apply", "-f", str(CRD), check=True)
-        op("wait", "--for=condition=Established", f"crd/{RESOURCE}", "--timeout=10s", check=True)
-        yield lab
+def people(
+    lab_cluster: Cluster, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[People]:
+    grant_namespace(lab_cluster, namespace, list(PEOPLE))
+    monkeypatch.setenv("KUBECONFIG", str(lab_cluster.kubeconfig))
+    found = People(lab_cluster, namespace, tmp_path / "kubecache")
+    yield found
+    # kopf's managed configurations are cluster-wide: nothing of them may outlive the test.
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        found.kubectl("operator")("delete", kind, WEBHOOK_CONFIGURATION, "--ignore-not-found")
 
 
-def operator(tmp_path: Path, lab: Lab) -> tuple[KopfRunner, bytes]:
+def operator(tmp_path: Path, people: People) -> tuple[KopfRunner, bytes]:
     """The operator process as main builds it, from the settings environment."""
     key_file = tmp_path / "record-key"
     key_file.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
-    cert, pkey = write_webhook_certificate(tmp_path / "tls")
+    pair = people.cluster.serving_certificate(tmp_path / "tls")
     settings = from_sources(
         [],
         {
             "ROLLWISE_WEBHOOK_PORT": str(free_port()),
             "ROLLWISE_WEBHOOK_LISTEN": "127.0.0.1",
             "ROLLWISE_WEBHOOK_HOST": "127.0.0.1",
-            "ROLLWISE_WEBHOOK_CERT_FILE": str(cert),
-            "ROLLWISE_WEBHOOK_KEY_FILE": str(pkey),
+            "ROLLWISE_WEBHOOK_CERT_FILE": str(pair.cert),
+            "ROLLWISE_WEBHOOK_KEY_FILE": str(pair.key),
+            "ROLLWISE_WEBHOOK_CA_FILE": str(people.cluster.ca_cert),
             "ROLLWISE_RECORD_KEY_FILE": str(key_file),
             "ROLLWISE_ROLE_GROUPS": "security=sec-team;product=pm",
         },
@@ -139,7 +135,7 @@ def operator(tmp_path: Path, lab: Lab) -> tuple[KopfRunner, bytes]:
         return kopf.login_with_kubeconfig(**kwargs)
 
     runner = KopfRunner(
-        ["run", "--standalone", "--namespace", lab.namespace],
+        ["run", "--standalone", "--namespace", people.namespace],
         registry=registry,
         settings=kopf_settings,
         timeout=30,
@@ -154,11 +150,12 @@ def refused(proc: Any, message: str) -> None:
 
 
 def test_the_webhook_records_who_did_what_and_refuses_what_four_eyes_forbid(
-    lab: Lab, tmp_path: Path
+    people: People, tmp_path: Path
 ) -> None:
+    lab = people
     release = yaml.safe_load(EXAMPLE.read_text())
     release["metadata"]["namespace"] = lab.namespace
-    runner, key = operator(tmp_path, lab)
+    runner, key = operator(tmp_path, people)
     started = datetime.now(UTC).replace(microsecond=0)
     with runner:
         config = eventually(

@@ -2,8 +2,9 @@
 and refuses what two-person confirmation forbids.
 
 The real kopf operator machinery runs the real handlers (``rollwise.runtime.admission``, wired
-from settings exactly as ``main`` wires it) against the lab's API server, which authenticates
-alice, bob and carol by token and calls kopf's managed mutating webhook over HTTPS. Each person
+from settings exactly as ``main`` wires it) against the lab cluster's kube-apiserver, which
+authenticates alice, bob and carol by token and calls kopf's managed mutating webhook over
+HTTPS. Each person
 acts with real kubectl; every effect is read back through the API and checked with
 ``rollwise.core.overrides.read_overrides`` and the record key.
 """
@@ -17,21 +18,20 @@ from typing import Any
 import pytest
 import yaml
 
-from hack.lab.testing.kube_fixtures import manifest
+from hack.lab.testing.cluster_fixtures import manifest
 from rollwise.core import overrides as o
 from rollwise.core.observations import revision_of
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION
 from tests.lab.test_admission_webhook import (
     ROOT,
-    Lab,
+    People,
     eventually,
-    lab,  # noqa: F401 - its lab of people, as a fixture
     operator,
+    people,  # noqa: F401 - the people of the test, as a fixture
 )
 
 pytestmark = pytest.mark.lab
 
-ROLLOUT_CRD = ROOT / "crds" / "rollouts.rollwise.dev.yaml"
 EXAMPLE = ROOT / "examples" / "rollout-gateway-api" / "rollout.yaml"
 ROLLOUT = "rollouts.rollwise.dev"
 NAME = "demo"
@@ -44,26 +44,25 @@ def rollout_refused(proc: Any, message: str) -> None:
     assert expected in proc.stderr, proc.stderr
 
 
-def annotate(where: Lab, user: str, key: str, value: Any) -> Any:
+def annotate(where: People, user: str, key: str, value: Any) -> Any:
     text = value if isinstance(value, str) else json.dumps(value)
     return where.kubectl(user)(
         "annotate", ROLLOUT, NAME, f"{key}={text}", "--overwrite", namespace=where.namespace
     )
 
 
-def get_rollout(where: Lab) -> dict[str, Any]:
+def get_rollout(where: People) -> dict[str, Any]:
     proc = where.kubectl("operator")("get", ROLLOUT, NAME, "-o", "json", namespace=where.namespace)
     assert proc.returncode == 0, proc.stderr
     return dict(json.loads(proc.stdout))
 
 
 def test_overrides_on_a_rollout_are_recorded_with_identity_and_need_a_second_person(
-    lab: Lab,  # noqa: F811 - the imported fixture
+    people: People,  # noqa: F811 - the imported fixture
     tmp_path: Path,
 ) -> None:
+    lab = people
     admin = lab.kubectl("operator")
-    admin("apply", "-f", str(ROLLOUT_CRD), check=True)
-    admin("wait", "--for=condition=Established", f"crd/{ROLLOUT}", "--timeout=10s", check=True)
     rollout = yaml.safe_load(EXAMPLE.read_text())
     rollout["metadata"]["namespace"] = lab.namespace
     runner, key = operator(tmp_path, lab)

@@ -219,15 +219,19 @@ ROLLWISE_USER_RULES = [
 ]
 
 
-def grant_namespace(cluster: Cluster, namespace: str, users: list[str]) -> None:
+def grant_namespace(
+    cluster: Cluster,
+    namespace: str,
+    users: list[str],
+    extra_rules: list[dict[str, Any]] | None = None,
+) -> None:
     """Lets ``users`` work in ``namespace`` as its developers: the built-in ``edit``
-    ClusterRole and a Role over Rollwise's kinds."""
+    ClusterRole and a Role over Rollwise's kinds (and ``extra_rules``)."""
     subjects = [{"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"} for u in users]
     base = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    rules = [*ROLLWISE_USER_RULES, *(extra_rules or [])]
     cluster.api(
-        "POST",
-        f"{base}/roles",
-        body={"metadata": {"name": "rollwise-user"}, "rules": ROLLWISE_USER_RULES},
+        "POST", f"{base}/roles", body={"metadata": {"name": "rollwise-user"}, "rules": rules}
     )
     for kind, role in (("ClusterRole", "edit"), ("Role", "rollwise-user")):
         cluster.api(
