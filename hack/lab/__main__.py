@@ -197,11 +197,10 @@ def cmd_operator(args: argparse.Namespace) -> int:
         prometheus_url=info.get("prometheus"),
         env={"ROLLWISE_LOG_FORMAT": "console"},
     )
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        return process.wait(timeout=30)
+    # Ctrl-C or SIGTERM stops the operator (SIGTERM: kopf finishes its passes), then this.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: process.terminate())
+    return process.wait()
 
 
 def cmd_down(args: argparse.Namespace) -> int:

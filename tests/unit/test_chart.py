@@ -880,9 +880,7 @@ def test_in_cluster_operator_behind_a_webhook_url(helm: Helm) -> None:
         ),
     ],
 )
-def test_out_of_cluster_values_are_checked(
-    helm: Helm, sets: tuple[str, ...], message: str
-) -> None:
+def test_out_of_cluster_values_are_checked(helm: Helm, sets: tuple[str, ...], message: str) -> None:
     args = ["template", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE]
     for item in sets:
         args += ["--set", item]
