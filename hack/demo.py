@@ -1,9 +1,10 @@
 """``python -m hack.demo`` (``make demo``): the README's demo, a Rollout told as it happens.
 
-It brings up the lab (API emulator, workload simulator, a real Prometheus, the demo service's
-revisions, traffic through the HTTPRoute), starts the real ``rollwise-operator`` process against
-it, applies ``examples/rollout-gateway-api`` with kubectl (demo-sized timings patched in on the
-way), then acts as a user would: one good image change that walks 5% → 25% → 100%, and one bad
+It brings up the lab (a real Kubernetes control plane on loopback with kwok's fake nodes, a real
+Prometheus, the demo service's revisions, traffic through the HTTPRoute), installs the chart with
+helm and starts the real ``rollwise-operator`` process as the chart's ServiceAccount, applies
+``examples/rollout-gateway-api`` with kubectl (demo-sized timings patched in on the way), then
+acts as a user would: one good image change that walks 5% → 25% → 100%, and one bad
 revision that the operator rolls back. Every change it sees (status, route weight, analysis
 measurements, events, Prometheus' count of requests per revision) is printed as one line.
 

@@ -1,10 +1,10 @@
-"""Plumbing shared by the lab's simulators: a small Kubernetes HTTP client with list+watch
+"""Plumbing shared by the lab's own parts: a small Kubernetes HTTP client with list+watch
 informers, and an asyncio loop running in a background thread.
 
-The simulators (workloads, traffic) talk to the API over HTTP exactly as a controller in a real
-cluster would; nothing here reaches into the API emulator's process. The client understands the
-subset of the API the lab needs: get, list, create, merge-patch (also on ``/status``), and watch
-as newline-delimited JSON events.
+The lab controller and the traffic generator talk to the lab cluster's kube-apiserver over
+HTTPS exactly as a controller in a cluster would, with the administrator's token. The client
+understands the subset of the API the lab needs: get, list, create, merge-patch (also on
+``/status``), and watch as newline-delimited JSON events.
 """
 
 from __future__ import annotations

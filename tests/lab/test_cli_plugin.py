@@ -1,5 +1,5 @@
 """``kubectl rollwise`` as users run it: the real kubectl finding the ``kubectl-rollwise``
-console script on PATH, against the lab's API emulator with the Rollwise CRDs and the
+console script on PATH, against the lab cluster (the Rollwise CRDs installed) with the
 Gateway API example applied. No operator runs: the test writes a realistic status through
 the ``/status`` subresource (built with the core's own status models) and reads back what the
 plugin wrote with ``kubectl get -o json``.
