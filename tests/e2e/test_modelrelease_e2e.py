@@ -506,6 +506,11 @@ def set_lab_behaviour(cluster: Cluster, revision: str, error_ratio: float) -> No
 def to_production(
     cluster: Cluster, docs: list[dict[str, Any]], name: str, timeout: float = 40
 ) -> dict[str, Any]:
+    # Every canary is measured (a model's first release on its version alone,
+    # CanaryWithoutBaseline): its revisions need requests, through the client Service.
+    lab = cluster.the_lab
+    if lab.traffic is None:
+        lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
     cluster.apply(docs)
     return wait_stage(cluster, name, "Production", timeout)
 
