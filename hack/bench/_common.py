@@ -171,6 +171,8 @@ class AuditLog:
         """One row per request since the mark: user, verb, resource (``plural`` or
         ``plural/subresource``), namespace and response code."""
         rows: list[dict[str, Any]] = []
+        if self.path.stat().st_size < self.offset:
+            raise RuntimeError(f"{self.path} was rotated since the mark: its counts are lost")
         with self.path.open(encoding="utf-8") as handle:
             handle.seek(self.offset)
             for line in handle:

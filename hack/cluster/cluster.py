@@ -763,6 +763,9 @@ class Cluster:
                 f"--audit-policy-file={conf / 'audit-policy.yaml'}",
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-format=json",
+                # The log rotates at this size (MB); the default, 100 MB, is reached by a test
+                # session or a benchmark, whose readers then lose their place.
+                "--audit-log-maxsize=100000",
                 # Written before the response, so a test reads every request it made.
                 "--audit-log-mode=blocking",
                 f"--admission-control-config-file={conf / 'admission.yaml'}",
