@@ -12,7 +12,7 @@ MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 
 .PHONY: test lint typecheck layers pytest demo clean venv system-deps mutate
 
-test: system-deps $(STAMP) $(MLFLOW_STAMP) lint typecheck layers pytest
+test: system-deps $(STAMP) $(MLFLOW_STAMP) cluster lint typecheck layers pytest
 
 system-deps:
 	@bash hack/ensure-system-deps.sh
@@ -65,7 +65,7 @@ $(MUTATION_STAMP): $(STAMP)
 mutate: $(MUTATION_STAMP)
 	nice -n 19 $(BIN)/python -m hack.mutate $(MUTATE_ARGS)
 
-demo: system-deps $(STAMP)
+demo: system-deps $(STAMP) cluster
 	$(BIN)/python -m hack.demo
 
 clean:
@@ -74,6 +74,8 @@ clean:
 # The lab cluster's binaries (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # kubectl, kwok), built from the pinned Go modules in hack/cluster/ once per machine into
 # ~/.cache/rollwise/cluster (ROLLWISE_CLUSTER_CACHE overrides the place); a no-op when built.
+# A cold build takes about 12-13 minutes on 2 cores and prints its progress; test and demo
+# depend on it, so the README's two commands set everything up on a fresh machine.
 .PHONY: cluster
 cluster: $(STAMP)
 	$(BIN)/python -m hack.cluster build

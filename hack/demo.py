@@ -1,9 +1,10 @@
 """``python -m hack.demo`` (``make demo``): the README's demo, a Rollout told as it happens.
 
-It brings up the lab (API emulator, workload simulator, a real Prometheus, the demo service's
-revisions, traffic through the HTTPRoute), starts the real ``rollwise-operator`` process against
-it, applies ``examples/rollout-gateway-api`` with kubectl (demo-sized timings patched in on the
-way), then acts as a user would: one good image change that walks 5% → 25% → 100%, and one bad
+It brings up the lab (a real Kubernetes control plane on loopback with kwok's fake nodes, a real
+Prometheus, the demo service's revisions, traffic through the HTTPRoute), installs the chart with
+helm and starts the real ``rollwise-operator`` process as the chart's ServiceAccount, applies
+``examples/rollout-gateway-api`` with kubectl (demo-sized timings patched in on the way), then
+acts as a user would: one good image change that walks 5% → 25% → 100%, and one bad
 revision that the operator rolls back. Every change it sees (status, route weight, analysis
 measurements, events, Prometheus' count of requests per revision) is printed as one line.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -180,6 +180,7 @@ class Demo:
     lab: Any = None
     operator: subprocess.Popen[bytes] | None = None
     api: Any = None
+    kubectl_binary: str = "kubectl"
     custom: Any = None
     core: Any = None
     seen_events: set[tuple[str, int]] = field(default_factory=set)
@@ -235,7 +236,7 @@ class Demo:
         env = {**os.environ, "KUBECONFIG": str(self.lab.kubeconfig)}
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         flags = [] if plugin else ["--cache-dir", str(self.workdir / "kubecache"), "-n", NAMESPACE]
-        cmd = ["kubectl", *flags, *args]
+        cmd = [self.kubectl_binary, *flags, *args]
         proc = subprocess.run(
             cmd, input=input, capture_output=True, text=True, env=env, timeout=30, check=False
         )
@@ -387,17 +388,24 @@ class Demo:
     # -- the acts -------------------------------------------------------------------------
 
     def start_lab(self) -> None:
-        from hack.lab.lab import Lab  # noqa: PLC0415 - keeps --help fast
+        from hack.cluster import build  # noqa: PLC0415 - keeps --help fast
+        from hack.lab.lab import Lab  # noqa: PLC0415
+        from hack.lab.operator import install_operator  # noqa: PLC0415
 
         self.title("1. The lab and the operator")
+        # A fresh machine builds the control plane's binaries first (minutes, once).
+        build.ensure_built(log=lambda line: self.say(self.style.dim(line)))
         began = time.monotonic()
-        self.lab = Lab(self.workdir / "lab", scrape_interval="250ms").start()
+        self.lab = Lab(self.workdir / "lab", scrape_interval="250ms", log=lambda _: None).start()
         if time.monotonic() - began > LAB_TIMEOUT:
             raise StageTimeout(f"the lab did not start within {LAB_TIMEOUT:g} s")
         assert self.lab.prometheus is not None
+        cluster = self.lab.running_cluster
+        self.kubectl_binary = str(cluster.kubectl_path)
         self.say(
-            f"lab up in {time.monotonic() - began:.1f} s: API emulator {self.lab.api_url}, "
-            f"Prometheus {self.lab.prometheus.url}"
+            f"lab up in {time.monotonic() - began:.1f} s: Kubernetes {cluster.version} "
+            f"(etcd, kube-apiserver, kube-controller-manager, kube-scheduler; kwok plays the "
+            f"kubelet) at {cluster.server}, Prometheus {self.lab.prometheus.url}"
         )
         from kubernetes import client  # noqa: PLC0415 - heavy import
 
@@ -405,23 +413,23 @@ class Demo:
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
 
+        release = install_operator(cluster, NAMESPACE, self.workdir / "operator")
+        self.say(
+            f"$ helm install {release.name} charts/rollwise -n {NAMESPACE} "
+            "--set deployment.enabled=false --set webhook.url=... (the operator runs here)"
+        )
         log = self.workdir / "operator.log"
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(self.lab.kubeconfig),
-            "ROLLWISE_PROMETHEUS_URL": self.lab.prometheus.url,
-            "ROLLWISE_LOG_FORMAT": "json",
-            "ROLLWISE_METRICS_PORT": "0",
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-        with log.open("wb") as sink:
-            self.operator = subprocess.Popen(
-                [str(BIN / "rollwise-operator"), "--namespace", NAMESPACE],
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        self.say(f"operator: rollwise-operator (pid {self.operator.pid}), logs to {log}")
+        self.operator = release.start(
+            "--namespace",
+            NAMESPACE,
+            log=log,
+            prometheus_url=self.lab.prometheus.url,
+            env={"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+        )
+        self.say(
+            f"operator: rollwise-operator (pid {self.operator.pid}) as {release.user}, "
+            f"logs to {log}"
+        )
 
     def apply_example(self) -> None:
         self.title("2. kubectl apply -f examples/rollout-gateway-api/")
@@ -601,11 +609,8 @@ class Demo:
         )
         for command, why in (
             ("python -m hack.lab up --traffic httproute/default/demo", "terminal 1: the lab"),
-            ("export KUBECONFIG=$PWD/.lab/kubeconfig", "terminal 2"),
-            (
-                "ROLLWISE_PROMETHEUS_URL=<lab's Prometheus> rollwise-operator &",
-                "URL printed by 'lab up'",
-            ),
+            ("python -m hack.lab operator", "terminal 2: helm install, then the operator"),
+            ("export KUBECONFIG=$PWD/.lab/cluster/kubeconfig", "terminal 3"),
             ("python -m hack.demo --manifests | kubectl apply -f -", "the example, demo timings"),
             (f"kubectl rollwise get rollout {NAME} -w", "watch it live"),
             (f"kubectl rollwise retry {NAME}", "or abort, promote, pause"),
@@ -653,9 +658,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.manifests:
         print(yaml.safe_dump_all(demo_documents(), sort_keys=False), end="")
         return 0
-    if shutil.which("kubectl") is None:
-        print("demo failed: kubectl is not on PATH", file=sys.stderr)
-        return 1
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rollwise-demo-"))

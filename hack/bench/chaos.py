@@ -28,9 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from hack.bench._common import OPERATOR, REPO
+from hack.bench._common import REPO
 from hack.chaos import Plan, Round, check, summary
 from hack.cluster import Cluster
+from hack.lab.operator import OPERATOR
 from hack.lab.prometheus import PrometheusServer
 
 CRDS = [REPO / "crds", REPO / "hack" / "lab" / "crds" / "gateway.networking.k8s.io_httproutes.yaml"]

@@ -2,8 +2,9 @@
 
     python -m hack.bench.reaction [--intervals 1,5,10] [--reps 3]
 
-One lab (API emulator, workload simulator, demo services, Prometheus scraping every 250 ms,
-traffic at 50 req/s through the route) and the real ``rollwise-operator`` process. For each
+One lab (the lab cluster's real control plane, the lab controller's demo services, Prometheus
+scraping every 250 ms, traffic at 50 req/s through the route) and the real
+``rollwise-operator`` process, installed with the chart and run as its ServiceAccount. For each
 analysis interval and repetition, a fresh Gateway API Rollout (its own HTTPRoute, Services and
 app label) becomes Healthy, then its template is patched to a revision answering 20% of its
 requests with a 5xx. The benchmark polls, from its own threads:
@@ -29,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hack.bench._common import Api, machine, start_operator, wait_for
+from hack.bench._common import Api, Process, machine, wait_for
 
-NAMESPACE = "default"
+NAMESPACE = "bench"
 THRESHOLD = 0.05
 ERROR_RATIO = 0.2
 RATE_WINDOW = "10s"
@@ -245,18 +246,19 @@ def main(argv: list[str] | None = None) -> int:
     print(DEFINITION, flush=True)
 
     from hack.lab.lab import Lab  # noqa: PLC0415 - heavy, after the argument check
+    from hack.lab.operator import install_operator  # noqa: PLC0415
 
-    lab = Lab(workdir / "lab", scrape_interval="250ms").start()
-    operator = start_operator(
-        lab.kubeconfig,
-        workdir / "operator.log",
-        "--namespace",
-        NAMESPACE,
-        prometheus_url=lab.prometheus_url,
+    lab = Lab(workdir / "lab", scrape_interval="250ms", log=lambda _: None).start()
+    cluster = lab.running_cluster
+    cluster.api("POST", "/api/v1/namespaces", body={"metadata": {"name": NAMESPACE}})
+    release = install_operator(cluster, NAMESPACE, workdir / "operator")
+    log = workdir / "operator.log"
+    operator = Process(
+        release.start("--namespace", NAMESPACE, log=log, prometheus_url=lab.prometheus_url), log
     )
     samples: list[Sample] = []
     try:
-        api = Api(lab.api_url)
+        api = Api(cluster)
         for interval in intervals:
             for rep in range(1, args.reps + 1):
                 sample = measure(lab, api, interval, rep)

@@ -1,14 +1,16 @@
-"""``python -m hack.bench.scale``: N Rollouts stepping at once, and what it costs the operator.
+"""``python -m hack.bench.scale``: N Rollouts stepping at once on the lab cluster, and what it
+costs the operator and the control plane.
 
-    python -m hack.bench.scale [--sizes 100,500,1000] [--timeout 600] [--noop-seconds 30]
-                               [--spread SECONDS] [--pause SECONDS] [--simulator-in-lab]
+    python -m hack.bench.scale [--sizes 100,300,1000] [--replicas 1] [--timeout 900]
+                               [--noop-seconds 30] [--spread SECONDS] [--pause SECONDS]
+                               [--operator-threads N]
 
-For each size N, in a fresh lab: the API emulator runs in one process (``python -m hack.lab up
---no-prometheus --no-simulator``), the workload simulator in a second (``python -m hack.lab
-simulate``), as kube-apiserver and kube-controller-manager do, the operator
-(``rollwise-operator``) in a third, and this process drives them over HTTP
-(``--simulator-in-lab`` runs the simulator inside the emulator's process instead). N minimal
-Rollouts (replica-ratio router, 20 replicas, steps 5/25/100 without pauses, no analysis,
+For each size N, on a fresh lab cluster (a real control plane: etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler, and kwok as the kubelet of two fake Nodes; no lab
+controller, no Prometheus): the CRDs applied, the chart installed with ``helm install`` into
+namespace ``bench`` (namespace scope, its webhook on), and the operator (``rollwise-operator``)
+run as the chart's ServiceAccount, as every end-to-end test runs it. N minimal Rollouts
+(replica-ratio router, ``--replicas`` replicas, steps 5/25/100 without pauses, no analysis,
 scaleDownDelaySeconds 0) are created and become Healthy; then every template is patched at once
 and the benchmark waits, bounded, until all N are Healthy on the new revision: the worst case,
 every Rollout stepping in the same second. ``--spread S`` patches the templates evenly over S
@@ -17,17 +19,16 @@ with P at least S, all N Rollouts are in flight at once while their steps arrive
 in a cluster where releases start over a minute rather than in the same instant. It prints
 (definitions are printed with the figures):
 
-- operator CPU seconds (utime+stime of its process) and peak RSS (VmHWM), emulator and
-  simulator CPU;
+- operator CPU seconds (utime+stime of its process) and peak RSS (VmHWM); the control plane's
+  CPU apart, per process (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok);
 - step lag p50/p99/max;
-- operator API writes per step, split into status, events and other writes, from the
-  emulator's request counters (GET /lab/stats, by User-Agent), and the writes during a no-op
-  window after everything settled;
+- the operator's API writes per step, split into status, events and other writes, from
+  kube-apiserver's audit log (requests of the operator's user only), and the writes during a
+  no-op window after everything settled;
 - partial figures, marked as such, when the bound is hit.
 
 It also writes ``lags-N.json`` to the workdir: every step's lag with its Rollout, step index
-and start time, and the two processes' CPU seconds sampled every 2 s, to see which phase of a
-run queues.
+and start time, and the processes' CPU seconds sampled every 2 s.
 
 Boundary: a measurement script. It asserts nothing; the goals are printed beside the figures.
 """
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import itertools
 import json
 import os
@@ -52,22 +52,23 @@ from typing import Any
 import requests
 
 from hack.bench._common import (
-    OPERATOR_CLIENTS,
-    VENV_BIN,
     WRITE_VERBS,
     Api,
+    AuditLog,
     Process,
+    control_plane_cpu,
     cpu_seconds,
     machine,
     memory_kib,
     percentile,
-    start_operator,
-    start_process,
     wait_for,
 )
+from hack.cluster import Cluster
+from hack.lab.lab import ROLLWISE_CRDS, install_crds, load_crds
+from hack.lab.operator import install_operator
 
 NAMESPACE = "bench"
-REPLICAS = 20  # every step (1 -> 5 -> 20 canary pods) changes the canary's replica count
+REPLICAS = 1
 STEPS = (5, 25, 100)
 QUIET_FOR = 5.0
 ROLLOUTS = "/apis/rollwise.dev/v1alpha1/namespaces/bench/rollouts"
@@ -80,21 +81,23 @@ GOALS = (
 DEFINITIONS = f"""definitions:
   step lag   for each Rollout and each step after the first, (time the status first shows the
              next step, or phase Healthy on the new revision after the last step) minus (time it
-             first showed the previous step) minus the simulator's readiness delay; every step
-             changes the canary's replica count ({REPLICAS} replicas: 1, 5, 20 pods), so each
-             waits once for the simulator to mark the scaled Deployment ready. For a pause step
-             (--pause) the pause's duration is subtracted instead. Times are when this process
-             receives the watch event.
+             first showed the previous step). Nothing is subtracted for the revision's pods: a
+             step that scales a Deployment waits for the cluster's own controllers (ReplicaSet,
+             scheduler, kwok's kubelet) to make the pods Ready, as it would in a cluster. For a
+             pause step (--pause) the pause's duration is subtracted. Times are when this
+             process receives the watch event.
   start      per Rollout, from its template patch being sent to the status first showing step 0
              of the new revision (includes creating its Deployment; nothing subtracted).
-  writes     create/update/patch/delete requests from the operator's clients (User-Agent
-             kopf/*, OpenAPI-Generator/*) counted by the emulator, from the first template patch
-             until all are Healthy; per step = writes / (rollouts x steps), pause steps included
+  writes     create/update/patch/delete requests of the operator's user (its ServiceAccount)
+             in kube-apiserver's audit log, from the first template patch until all are
+             Healthy; per step = writes / (rollouts x steps), pause steps included
              ({len(STEPS)} steps per rollout, {2 * len(STEPS) - 1} with --pause).
   tail       writes after all are Healthy (old revisions deleted, queued events), until the
              old revisions are gone and the operator wrote nothing for {QUIET_FOR:g} s.
   no-op      the same writes over a window right after that.
-  CPU        utime+stime from /proc/<pid>/stat (children excluded); RSS peak = VmHWM."""
+  CPU        utime+stime from /proc/<pid>/stat (children excluded); RSS peak = VmHWM. The
+             control plane is etcd + kube-apiserver + kube-controller-manager + kube-scheduler
+             + kwok; the operator is not in it."""
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -104,13 +107,6 @@ def machine_cpu() -> tuple[float, float]:
     user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
     ticks = os.sysconf("SC_CLK_TCK")
     return (user + nice + system + irq + softirq) / ticks, steal / ticks
-
-
-def lab_ready_delay() -> float:
-    """The workload simulator's readiness delay the lab CLI uses (Lab's default)."""
-    from hack.lab.lab import Lab  # noqa: PLC0415 - read the default, do not start a lab
-
-    return float(inspect.signature(Lab.__init__).parameters["ready_delay"].default)
 
 
 def bench_steps(pause: float) -> list[dict[str, Any]]:
@@ -123,7 +119,7 @@ def bench_steps(pause: float) -> list[dict[str, Any]]:
     return steps
 
 
-def rollout_docs(name: str, pause: float = 0.0) -> list[dict[str, Any]]:
+def rollout_docs(name: str, pause: float = 0.0, replicas: int = REPLICAS) -> list[dict[str, Any]]:
     """The two Services and the minimal Rollout of one benchmark object."""
     labels = {"app": name}
     services = [
@@ -140,7 +136,7 @@ def rollout_docs(name: str, pause: float = 0.0) -> list[dict[str, Any]]:
         "kind": "Rollout",
         "metadata": {"name": name, "labels": labels},
         "spec": {
-            "replicas": REPLICAS,
+            "replicas": replicas,
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
@@ -251,28 +247,33 @@ def new_reasons(before: dict[str, str], after: dict[str, str]) -> str:
     return ", ".join(f"{reason}={count}" for reason, count in found.most_common()) or "none"
 
 
-def operator_writes(rows: list[dict[str, Any]]) -> Counter[str]:
-    """Operator writes grouped as "status", "events" and "other:<verb> <resource>"."""
+def operator_writes(rows: list[dict[str, Any]], user: str) -> Counter[str]:
+    """``user``'s writes (audit log rows) grouped as "status", "events" and
+    "other:<verb> <resource>"."""
     found: Counter[str] = Counter()
     for row in rows:
-        if row["client"] not in OPERATOR_CLIENTS or row["verb"] not in WRITE_VERBS:
+        if row["user"] != user or row["verb"] not in WRITE_VERBS:
             continue
         resource = row["resource"]
         if resource.endswith("/status"):
-            found["status"] += row["count"]
+            found["status"] += 1
         elif resource == "events":
-            found["events"] += row["count"]
+            found["events"] += 1
         else:
-            found[f"other:{row['verb']} {resource}"] += row["count"]
+            found[f"other:{row['verb']} {resource}"] += 1
     return found
 
 
-def client_table(rows: list[dict[str, Any]]) -> str:
-    by_client: Counter[str] = Counter()
+def user_table(rows: list[dict[str, Any]], operator: str) -> str:
+    """Requests by who made them: the operator, the control plane's own controllers (by their
+    ServiceAccount or user), the benchmark (the administrator)."""
+    by_user: Counter[str] = Counter()
     for row in rows:
+        user = "operator" if row["user"] == operator else row["user"]
+        user = user.removeprefix("system:serviceaccount:kube-system:")
         kind = "write" if row["verb"] in WRITE_VERBS else row["verb"]
-        by_client[f"{row['client'] or '-'} {kind}"] += row["count"]
-    return ", ".join(f"{key}={value}" for key, value in sorted(by_client.items()))
+        by_user[f"{user or '-'} {kind}"] += 1
+    return ", ".join(f"{key}={value}" for key, value in sorted(by_user.items()))
 
 
 def run_size(
@@ -285,66 +286,45 @@ def run_size(
     quiet_for: float = QUIET_FOR,
     spread: float = 0.0,
     pause: float = 0.0,
-    simulator_in_lab: bool = False,
+    replicas: int = REPLICAS,
 ) -> Result:
     """One size, end to end (see the module docstring); never raises for a slow operator:
     a bound hit is reported as partial figures."""
     result = Result(size)
-    ready_delay = lab_ready_delay()
-    labdir = workdir / f"lab-{size}"
-    python = str(VENV_BIN / "python")
-    up = [python, "-m", "hack.lab", "up", "--no-prometheus", "--dir", str(labdir)]
-    lab = start_process(
-        up if simulator_in_lab else [*up, "--no-simulator"], workdir / f"lab-{size}.log"
-    )
-    simulator: Process | None = None
+    cluster = Cluster(workdir / f"cluster-{size}", identities={}, nodes=2, log=lambda line: None)
     operator: Process | None = None
     tracker: Tracker | None = None
     try:
-        # lab.pid is written after lab.json, so a present pid file means a complete lab.json.
-        if not wait_for((labdir / "lab.pid").exists, 60):
-            raise RuntimeError(f"the lab did not start; see {lab.log}")
-        info = json.loads((labdir / "lab.json").read_text())
-        if not simulator_in_lab:
-            simulator = start_process(
-                [python, "-m", "hack.lab", "simulate", "--dir", str(labdir)],
-                workdir / f"simulator-{size}.log",
-            )
-            sim_log = simulator.log
-            if not wait_for(lambda: b"workload simulator on" in sim_log.read_bytes(), 60):
-                raise RuntimeError(f"the workload simulator did not start; see {sim_log}")
-        sim = simulator
-
-        def sim_cpu() -> float:
-            return cpu_seconds(sim.pid) if sim is not None else 0.0
-
-        emulator_is = "emulator+simulator" if simulator_in_lab else "emulator"
-        api = Api(info["api"])
+        began = time.monotonic()
+        cluster.up()
+        install_crds(cluster, load_crds(ROLLWISE_CRDS))
+        api = Api(cluster)
         api.call(
             "POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}}, "application/json"
+        )
+        release = install_operator(cluster, NAMESPACE, workdir / f"operator-{size}")
+        result.say(
+            f"[N={size}] cluster {cluster.version} up, CRDs and chart installed in "
+            f"{time.monotonic() - began:.1f} s; operator user {release.user}"
         )
         began = time.monotonic()
         names = [f"r{i:04d}" for i in range(size)]
 
         def create_all(name: str) -> None:
-            for doc in rollout_docs(name, pause):
+            for doc in rollout_docs(name, pause, replicas):
                 api.create(doc, NAMESPACE)
 
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(create_all, names))
         result.say(
-            f"[N={size}] created {size} Rollouts + {2 * size} Services in "
-            f"{time.monotonic() - began:.1f} s"
+            f"[N={size}] created {size} Rollouts ({replicas} replica each) + {2 * size} "
+            f"Services in {time.monotonic() - began:.1f} s"
         )
         tracker = Tracker(api)
         tracker.start()
-        operator = start_operator(
-            Path(info["kubeconfig"]),
-            workdir / f"operator-{size}.log",
-            "--namespace",
-            NAMESPACE,
-            threads=threads,
-        )
+        env = {"ROLLWISE_WORKERS": str(threads)} if threads else {}
+        log = workdir / f"operator-{size}.log"
+        operator = Process(release.start("--namespace", NAMESPACE, log=log, env=env), log)
         if threads:
             result.say(f"[N={size}] operator started with ROLLWISE_WORKERS={threads}")
         began = time.monotonic()
@@ -364,9 +344,10 @@ def run_size(
             return result
         first_stable = {n: tracker.latest[n]["stable"] for n in names}
 
+        audit = AuditLog(cluster)
         events_before = event_names(api)
-        api.stats(reset=True)
-        op_cpu0, lab_cpu0, sim_cpu0 = cpu_seconds(operator.pid), cpu_seconds(lab.pid), sim_cpu()
+        audit.mark()
+        op_cpu0, plane_cpu0 = cpu_seconds(operator.pid), control_plane_cpu(cluster)
         patched_at: dict[str, float] = {}
 
         def trigger(name: str) -> None:
@@ -381,25 +362,25 @@ def run_size(
             api.call("PATCH", f"{ROLLOUTS}/{name}", patch, "application/merge-patch+json")
 
         began = time.monotonic()
-        columns = ["time", "operator", "emulator", "simulator", "machine busy", "machine steal"]
-        # (time, operator CPU, emulator CPU, simulator CPU, machine busy CPU, machine steal) in
-        # seconds; the simulator's column is 0 with --simulator-in-lab (in the emulator's)
-        usage: list[tuple[float, float, float, float, float, float]] = []
+        components = list(plane_cpu0)
+        columns = ["time", "operator", *components, "machine busy", "machine steal"]
+        # (time, operator CPU, each control plane process's CPU..., machine busy, steal) in s
+        usage: list[list[float]] = []
         sampling = threading.Event()
 
         def sample() -> None:
             while not sampling.wait(2.0):
                 with contextlib.suppress(OSError):
                     busy, steal = machine_cpu()
+                    plane = control_plane_cpu(cluster)
                     usage.append(
-                        (
+                        [
                             time.monotonic(),
                             cpu_seconds(operator.pid),
-                            cpu_seconds(lab.pid),
-                            sim_cpu(),
+                            *(plane[c] for c in components),
                             busy,
                             steal,
-                        )
+                        ]
                     )
 
         threading.Thread(target=sample, name="bench-cpu", daemon=True).start()
@@ -429,9 +410,10 @@ def run_size(
         finished = wait_for(all_done, timeout, every=0.25)
         elapsed = time.monotonic() - began
         sampling.set()
-        op_cpu, lab_cpu = cpu_seconds(operator.pid) - op_cpu0, cpu_seconds(lab.pid) - lab_cpu0
-        sim_used = sim_cpu() - sim_cpu0
-        rows = api.stats()
+        op_cpu = cpu_seconds(operator.pid) - op_cpu0
+        plane_now = control_plane_cpu(cluster)
+        plane_used = {c: plane_now[c] - plane_cpu0[c] for c in components}
+        rows = audit.requests()
         events_during = event_names(api)
         with tracker.lock:
             completed = sum(1 for n in names if done(tracker.latest[n], n))
@@ -442,29 +424,27 @@ def run_size(
             f"[N={size}] rollout: {completed}/{size} Healthy on the new revision after "
             f"{elapsed:.1f} s{tag}"
         )
+        plane_total = sum(plane_used.values())
         result.say(
             f"[N={size}] CPU during the rollout: operator {op_cpu:.1f} s "
-            f"({op_cpu / elapsed * 100:.0f}% of a core), {emulator_is} {lab_cpu:.1f} s "
-            f"({lab_cpu / elapsed * 100:.0f}% of a core)"
-            + (
-                ""
-                if simulator_in_lab
-                else f", simulator {sim_used:.1f} s ({sim_used / elapsed * 100:.0f}% of a core)"
-            )
-            + "; operator RSS peak (VmHWM) "
+            f"({op_cpu / elapsed * 100:.0f}% of a core); control plane {plane_total:.1f} s "
+            f"({plane_total / elapsed * 100:.0f}% of a core: "
+            + ", ".join(f"{c} {v:.1f} s" for c, v in plane_used.items())
+            + "); operator RSS peak (VmHWM) "
             f"{memory_kib(operator.pid) / 1024:.0f} MiB, "
-            f"now {memory_kib(operator.pid, 'VmRSS') / 1024:.0f} MiB"
+            f"now {memory_kib(operator.pid, 'VmRSS') / 1024:.0f} MiB; kube-apiserver RSS peak "
+            f"{memory_kib(cluster.state.processes['kube-apiserver'].pid) / 1024:.0f} MiB"
         )
         if len(usage) >= 2:
             span = usage[-1][0] - usage[0][0]
-            busy = (usage[-1][4] - usage[0][4]) / span
-            steal = (usage[-1][5] - usage[0][5]) / span
+            busy = (usage[-1][-2] - usage[0][-2]) / span
+            steal = (usage[-1][-1] - usage[0][-1]) / span
             result.say(
                 f"[N={size}] machine during the rollout: {busy * 100:.0f}% of a core busy in all "
                 f"(of {os.cpu_count()} cores; this benchmark process included), "
                 f"{steal * 100:.0f}% of a core stolen by the hypervisor"
             )
-        waits = [pause if "pause" in step else ready_delay for step in bench_steps(pause)]
+        waits = [pause if "pause" in step else 0.0 for step in bench_steps(pause)]
         records: list[dict[str, Any]] = []
         lags, starts = step_lags(names, changes, patched_at, first_stable, waits, records=records)
         result.step_lags = lags
@@ -480,10 +460,9 @@ def run_size(
             )
         )
         result.say(
-            f"[N={size}] step lag (readiness delay {ready_delay:g} s"
-            + (f" or pause {pause:g} s" if pause > 0 else "")
-            + " subtracted, "
-            f"{len(lags)} steps): "
+            f"[N={size}] step lag ("
+            + (f"pause {pause:g} s subtracted, " if pause > 0 else "")
+            + f"{len(lags)} steps): "
             f"p50 {percentile(lags, 0.5):.2f} s, p99 {percentile(lags, 0.99):.2f} s, "
             f"max {max(lags, default=float('nan')):.2f} s"
         )
@@ -492,21 +471,26 @@ def run_size(
             f"p50 {percentile(starts, 0.5):.2f} s, p99 {percentile(starts, 0.99):.2f} s, "
             f"max {max(starts, default=float('nan')):.2f} s"
         )
-        writes = operator_writes(rows)
+        writes = operator_writes(rows, release.user)
         steps = max(1, completed * len(bench_steps(pause)))
         total = sum(writes.values())
         result.writes = total
         result.say(
-            f"[N={size}] operator writes during the rollout: {total} for {steps} steps = "
-            f"{total / steps:.2f} per step (status {writes['status'] / steps:.2f}, events "
-            f"{writes['events'] / steps:.2f}, "
+            f"[N={size}] operator writes during the rollout (audit log): {total} for {steps} "
+            f"steps = {total / steps:.2f} per step (status {writes['status'] / steps:.2f}, "
+            f"events {writes['events'] / steps:.2f}, "
             f"other {(total - writes['status'] - writes['events']) / steps:.2f})"
         )
         others = ", ".join(
             f"{k.split(':', 1)[1]}={v}" for k, v in sorted(writes.items()) if k.startswith("other:")
         )
         result.say(f"[N={size}]   other writes: {others or 'none'}")
-        result.say(f"[N={size}]   all requests by client: {client_table(rows)}")
+        codes = Counter(r["code"] for r in rows if r["user"] == release.user)
+        result.say(
+            f"[N={size}]   operator answers by code: "
+            + ", ".join(f"{code}={n}" for code, n in sorted(codes.items(), key=str))
+        )
+        result.say(f"[N={size}]   all requests by user: {user_table(rows, release.user)}")
         result.say(
             f"[N={size}]   new Events by reason: {new_reasons(events_before, events_during)}"
         )
@@ -517,7 +501,7 @@ def run_size(
         healthy_at, last_total, last_change = began + elapsed, total, time.monotonic()
         settled_ok = False
         while time.monotonic() - healthy_at < timeout:
-            now_total = sum(operator_writes(api.stats()).values())
+            now_total = sum(operator_writes(audit.requests(), release.user).values())
             if now_total != last_total:
                 last_total, last_change = now_total, time.monotonic()
             listing = api.call("GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments")
@@ -532,21 +516,20 @@ def run_size(
             f"{new_reasons(events_during, event_names(api))}"
         )
         events_before = event_names(api)
-        api.stats(reset=True)
-        op_cpu0, lab_cpu0, sim_cpu0 = cpu_seconds(operator.pid), cpu_seconds(lab.pid), sim_cpu()
+        audit.mark()
+        op_cpu0, plane_cpu0 = cpu_seconds(operator.pid), control_plane_cpu(cluster)
         time.sleep(noop_seconds)
-        quiet = api.stats()
+        quiet = audit.requests()
         quiet_events = new_reasons(events_before, event_names(api))
-        quiet_writes = operator_writes(quiet)
+        quiet_writes = operator_writes(quiet, release.user)
         result.noop_writes = sum(quiet_writes.values())
+        plane_quiet = sum(control_plane_cpu(cluster).values()) - sum(plane_cpu0.values())
         result.say(
             f"[N={size}] no-op window {noop_seconds:g} s: "
             f"{sum(quiet_writes.values())} operator writes {dict(quiet_writes) or ''}; "
             "operator CPU "
-            f"{cpu_seconds(operator.pid) - op_cpu0:.2f} s, {emulator_is} CPU "
-            f"{cpu_seconds(lab.pid) - lab_cpu0:.2f} s"
-            + ("" if simulator_in_lab else f", simulator CPU {sim_cpu() - sim_cpu0:.2f} s")
-            + f"; requests: {client_table(quiet) or 'none'}"
+            f"{cpu_seconds(operator.pid) - op_cpu0:.2f} s, control plane CPU {plane_quiet:.2f} s"
+            f"; requests: {user_table(quiet, release.user) or 'none'}"
         )
         result.say(f"[N={size}]   new Events in the window by reason: {quiet_events}")
         rss = memory_kib(operator.pid) / 1024
@@ -568,9 +551,7 @@ def run_size(
             code = operator.stop()
             if code != 0:
                 print(f"[N={size}] operator exited {code}; log: {operator.log}", flush=True)
-        if simulator is not None:
-            simulator.stop()
-        lab.stop()
+        cluster.down()
 
 
 def step_lags(
@@ -619,12 +600,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m hack.bench.scale", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--sizes", default="100,500,1000", help="comma-separated N (default 100,500,1000)"
+        "--sizes", default="100,300,1000", help="comma-separated N (default 100,300,1000)"
     )
-    parser.add_argument("--timeout", type=float, default=600.0, help="bound per phase and size, s")
+    parser.add_argument(
+        "--replicas", type=int, default=REPLICAS, help=f"replicas per Rollout (default {REPLICAS})"
+    )
+    parser.add_argument("--timeout", type=float, default=900.0, help="bound per phase and size, s")
     parser.add_argument("--noop-seconds", type=float, default=30.0, help="quiet window, s")
     parser.add_argument(
-        "--workdir", type=Path, default=None, help="logs and lab state (a temp dir)"
+        "--workdir", type=Path, default=None, help="logs and cluster state (a temp dir)"
     )
     parser.add_argument(
         "--operator-threads",
@@ -644,12 +628,6 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="a pause step of this many seconds after the 5%% and 25%% steps (default: none)",
     )
-    parser.add_argument(
-        "--simulator-in-lab",
-        action="store_true",
-        help="run the workload simulator inside the API emulator's process (as in the figures"
-        " before the fourth round) instead of in its own",
-    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rollwise-bench-scale-"))
@@ -668,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
                 threads=args.operator_threads,
                 spread=args.spread,
                 pause=args.pause,
-                simulator_in_lab=args.simulator_in_lab,
+                replicas=args.replicas,
             ).lines
         )
     print("\nsummary:")

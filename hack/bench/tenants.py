@@ -36,8 +36,9 @@ from typing import Any
 
 import yaml
 
-from hack.bench._common import OPERATOR, REPO, percentile
+from hack.bench._common import REPO, percentile
 from hack.cluster import Cluster
+from hack.lab.operator import OPERATOR
 from hack.lab.processes import stop_process
 from hack.lab.prometheus import PrometheusServer
 

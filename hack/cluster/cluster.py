@@ -36,7 +36,7 @@ from typing import Any
 import requests
 
 from hack.cluster import apf, build, config, pki
-from hack.lab.kube.auth import Identities, write_identities
+from hack.cluster.identities import Identities, read_identities, write_identities
 from hack.lab.processes import stop_process
 
 #: The people kube-apiserver authenticates by default (name -> groups), as the governance
@@ -279,6 +279,21 @@ class Cluster:
         return self.pki_dir / "webhook-client-ca.crt"
 
     @property
+    def ca_key(self) -> Path:
+        return self.pki_dir / "ca.key"
+
+    def serving_certificate(
+        self, directory: str | Path, *, hosts: Sequence[str] = ("127.0.0.1", "localhost")
+    ) -> pki.KeyPair:
+        """A serving certificate for ``hosts`` signed by the cluster CA (``ca_cert``), which
+        the API server and every kubeconfig of the cluster trust: for an admission webhook
+        served from this machine (``caBundle`` = the CA) or a proxy in front of the API
+        server. Written to ``directory/serving.crt`` and ``serving.key``."""
+        return pki.issue_serving_certificate(
+            pki.KeyPair(self.ca_cert, self.ca_key), Path(directory), "serving", hosts=tuple(hosts)
+        )
+
+    @property
     def logs_dir(self) -> Path:
         return self.directory / "logs"
 
@@ -342,7 +357,7 @@ class Cluster:
         )
         cluster.node_names = list(state.nodes)
         cluster._state = state
-        cluster._identities = _read_identities(cluster.identities_dir)
+        cluster._identities = read_identities(cluster.identities_dir)
         return cluster
 
     # ------------------------------------------------------------------ lifecycle
@@ -748,6 +763,9 @@ class Cluster:
                 f"--audit-policy-file={conf / 'audit-policy.yaml'}",
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-format=json",
+                # The log rotates at this size (MB); the default, 100 MB, is reached by a test
+                # session or a benchmark, whose readers then lose their place.
+                "--audit-log-maxsize=100000",
                 # Written before the response, so a test reads every request it made.
                 "--audit-log-mode=blocking",
                 f"--admission-control-config-file={conf / 'admission.yaml'}",
@@ -987,25 +1005,6 @@ def _version_of(bin_dir: Path) -> str:
         timeout=30,
     ).stdout
     return str(json.loads(out)["clientVersion"]["gitVersion"])
-
-
-def _read_identities(directory: Path) -> Identities:
-    """The identities a running cluster wrote, read back from its token file."""
-    from hack.lab.kube.auth import Identity, parse_token_file  # noqa: PLC0415 - attach only
-
-    token_file = directory / "tokens.csv"
-    entries = parse_token_file(token_file.read_text(encoding="utf-8"), source=str(token_file))
-    identities = {
-        e.user: Identity(
-            user=e.user,
-            token=e.token,
-            uid=e.uid,
-            groups=e.groups,
-            kubeconfig=directory / f"{e.user}.kubeconfig",
-        )
-        for e in entries
-    }
-    return Identities(directory, token_file, identities)
 
 
 def iter_audit_events(path: Path) -> Iterator[dict[str, Any]]:

@@ -16,6 +16,7 @@ which keeps a cluster's start short. This module writes files only; it runs noth
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,26 @@ def _new_leaf(
     return KeyPair(cert, key)
 
 
+def issue_serving_certificate(
+    ca: KeyPair, directory: Path, name: str, *, hosts: tuple[str, ...]
+) -> KeyPair:
+    """A serving certificate (``<name>.crt``, ``<name>.key`` in ``directory``) for ``hosts``
+    (DNS names or IP addresses), signed by ``ca``: for a webhook or a proxy that clients reach
+    by those names and trust through ``ca``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names = tuple(h for h in hosts if not _is_ip(h))
+    ips = tuple(h for h in hosts if _is_ip(h))
+    return _new_leaf(directory, name, ca, common_name=hosts[0], server_names=names, server_ips=ips)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def make_pki(directory: Path, *, service_ip: str) -> ClusterPKI:
     """Writes a fresh set of keys and certificates into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -158,3 +179,19 @@ def make_pki(directory: Path, *, service_ip: str) -> ClusterPKI:
         service_account_key=sa_key,
         service_account_public_key=sa_pub,
     )
+
+
+def issue_certificate_authority(directory: Path, name: str, common_name: str) -> KeyPair:
+    """A CA of its own (``<name>.crt``, ``<name>.key`` in ``directory``): for a test's stranger
+    whose certificates no component of the cluster trusts."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return _new_ca(directory, name, common_name)
+
+
+def issue_client_certificate(
+    ca: KeyPair, directory: Path, name: str, *, common_name: str
+) -> KeyPair:
+    """A client certificate (``<name>.crt``, ``<name>.key`` in ``directory``) signed by
+    ``ca``, with the clientAuth extended key usage."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return _new_leaf(directory, name, ca, common_name=common_name)

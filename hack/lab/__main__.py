@@ -1,21 +1,21 @@
 """``python -m hack.lab``: run the lab in the foreground, and find or stop a running one.
 
     python -m hack.lab up [--dir .lab] [--traffic httproute/default/demo] [--rate 50]
-                          [--no-prometheus] [--no-simulator]
-    python -m hack.lab simulate [--dir .lab] [--ready-delay 0.5]
+                          [--no-prometheus] [--no-controller] [--nodes 2]
+    python -m hack.lab operator [--dir .lab] [--namespace default] [--scope namespace]
     python -m hack.lab status [--dir .lab]
     python -m hack.lab control REVISION_OR_SERVICE --error-ratio 0.3 [--latency-ms 120]
     python -m hack.lab down [--dir .lab]
 
-``up`` writes ``DIR/kubeconfig``, ``DIR/lab.pid`` and ``DIR/lab.json`` (the URLs), prints the
-URLs and the start-up time, and runs until Ctrl-C or SIGTERM. ``down`` sends SIGTERM to the
-process named in ``lab.pid`` and waits for it to exit.
+``up`` starts the lab cluster (a real control plane, ``hack.cluster``) in ``DIR/cluster`` and
+the lab on it, writes ``DIR/lab.pid`` and ``DIR/lab.json`` (the URLs and the kubeconfig),
+prints them and the start-up time, and runs until Ctrl-C or SIGTERM, which stop the cluster
+too. ``down`` sends SIGTERM to the process named in ``lab.pid`` and waits for it to exit.
 
-``simulate`` runs the workload simulator alone, in the foreground, against the lab in ``DIR``
-(through ``DIR/kubeconfig``), for a lab started with ``up --no-simulator``: the API server and
-the controllers that write Deployment status then run in separate processes, as
-kube-apiserver and kube-controller-manager do (the scale benchmark runs them so). Revisions get
-no demo service then.
+``operator`` installs the chart into ``--namespace`` of the running lab (``helm install``, as
+``hack.lab.operator`` does for the tests: no Deployment, the webhook on this machine) unless it
+is installed already, and runs ``rollwise-operator`` in the foreground as the chart's
+ServiceAccount with the lab's Prometheus, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -96,13 +96,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     lab = Lab(
         workdir,
-        api_port=args.api_port,
         prometheus=not args.no_prometheus,
         scrape_interval=args.scrape_interval,
         traffic=args.traffic,
         rate=args.rate,
         seed=args.seed,
-        simulator=not args.no_simulator,
+        controller=not args.no_controller,
+        nodes=args.nodes,
     )
     lab.start()
     try:
@@ -111,8 +111,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         info["pid"] = os.getpid()
         (workdir / "lab.json").write_text(json.dumps(info, indent=2) + "\n")
         (workdir / "lab.pid").write_text(f"{os.getpid()}\n")
-        print(f"API server:   {info['api']}")
+        print(f"API server:   {info['api']}  (kube-apiserver {lab.running_cluster.version})")
         print(f"kubeconfig:   {info['kubeconfig']}   (export KUBECONFIG={info['kubeconfig']})")
+        print(f"kubectl:      {lab.running_cluster.kubectl_path}")
         if info["prometheus"]:
             print(f"Prometheus:   {info['prometheus']}")
         print(f"demo metrics: {info['metrics_hub']}/metrics")
@@ -138,39 +139,68 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    import asyncio  # noqa: PLC0415 - only ``simulate`` runs a loop here
-
-    from hack.lab._support import (  # noqa: PLC0415 - keeps the other commands light
-        KubeEndpoint,
-        freeze_after_full_collections,
+def cmd_operator(args: argparse.Namespace) -> int:
+    from hack.cluster import Cluster, ClusterError  # noqa: PLC0415 - keeps the others light
+    from hack.lab.operator import (  # noqa: PLC0415
+        InstallError,
+        OperatorRelease,
+        install_operator,
+        release_name,
     )
-    from hack.lab.workloads import WorkloadSimulator  # noqa: PLC0415
 
-    kubeconfig = args.dir / "kubeconfig"
-    if _read_info(args.dir) is None or not kubeconfig.exists():
+    info = _read_info(args.dir)
+    if info is None:
         print(f"no lab running in {args.dir}; start one: python -m hack.lab up", file=sys.stderr)
         return 3
-    endpoint = KubeEndpoint.from_kubeconfig(kubeconfig)
-    freeze_after_full_collections()
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        options = {} if args.ready_delay is None else {"ready_delay": args.ready_delay}
-        simulator = await WorkloadSimulator(endpoint, **options).start()
-        print(f"workload simulator on {endpoint.url} (pid {os.getpid()}); Ctrl-C stops it")
-        sys.stdout.flush()
-        try:
-            await stop.wait()
-        finally:
-            await simulator.stop()
-
-    asyncio.run(run())
-    print("workload simulator stopped")
-    return 0
+    cluster = Cluster.attach(info["cluster_dir"])
+    directory = args.dir / "operator" / args.namespace
+    try:
+        cluster.api(
+            "POST",
+            "/api/v1/namespaces",
+            body={"metadata": {"name": args.namespace}},
+            conflict_ok=True,
+        )
+        installed = bool(
+            cluster.api(
+                "GET",
+                f"/api/v1/namespaces/{args.namespace}/serviceaccounts/{release_name(args.namespace)}",
+                missing_ok=True,
+            )
+        )
+        if installed and (directory / "release.json").exists():
+            saved = json.loads((directory / "release.json").read_text())
+            release = OperatorRelease(cluster=cluster, directory=directory, **saved)
+            release.write_credentials()
+        else:
+            release = install_operator(cluster, args.namespace, directory, scope=args.scope)
+            (directory / "release.json").write_text(
+                json.dumps(
+                    {
+                        "namespace": release.namespace,
+                        "name": release.name,
+                        "scope": release.scope,
+                        "webhook": release.webhook,
+                        "webhook_port": release.webhook_port,
+                    }
+                )
+            )
+    except (ClusterError, InstallError) as err:
+        print(f"cannot install the chart: {err}", file=sys.stderr)
+        return 1
+    print(f"release {release.name} in namespace {release.namespace}; operator user {release.user}")
+    print(f"webhook at {release.webhook_url}; logs below (Ctrl-C stops the operator)")
+    sys.stdout.flush()
+    process = release.start(
+        *release.watch_arguments(),
+        log=Path("/dev/stdout"),
+        prometheus_url=info.get("prometheus"),
+        env={"ROLLWISE_LOG_FORMAT": "console"},
+    )
+    # Ctrl-C or SIGTERM stops the operator (SIGTERM: kopf finishes its passes), then this.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: process.terminate())
+    return process.wait()
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -209,7 +239,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("no lab running")
         return 3
     print(f"lab running (pid {pid}), up in {info['started_in_seconds']} s")
-    print(f"API server:   {info['api']}  {_probe(info['api'] + '/version')}")
+    from hack.cluster import Cluster, ClusterError  # noqa: PLC0415 - keeps the others light
+
+    try:
+        processes = Cluster.attach(info["cluster_dir"]).process_status()
+        health = ", ".join(f"{p.name} {p.detail}" for p in processes)
+    except ClusterError as err:
+        health = f"cluster not found ({err})"
+    print(f"API server:   {info['api']}  ({health})")
     print(f"kubeconfig:   {info['kubeconfig']}")
     if info.get("prometheus"):
         print(f"Prometheus:   {info['prometheus']}  {_probe(info['prometheus'] + '/-/ready')}")
@@ -255,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         return p
 
     up = with_dir(sub.add_parser("up", help="start the lab and stay in the foreground"))
-    up.add_argument("--api-port", type=int, default=0, help="API server port (0: a free one)")
+    up.add_argument("--nodes", type=int, default=2, help="fake Nodes kwok runs (default 2)")
     up.add_argument(
         "--traffic",
         type=_route_target,
@@ -266,22 +303,20 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
     up.add_argument("--seed", type=int, default=None, help="seed the demo services' randomness")
     up.add_argument(
-        "--no-simulator",
+        "--no-controller",
         action="store_true",
-        help="leave the workload simulator out (run it with 'simulate' in its own process)",
+        help="leave the lab controller out (no demo services, no InferenceService status)",
     )
     up.set_defaults(func=cmd_up)
 
-    simulate = with_dir(
-        sub.add_parser("simulate", help="run the workload simulator alone, against a running lab")
+    operator = with_dir(
+        sub.add_parser("operator", help="install the chart and run the operator, in the lab")
     )
-    simulate.add_argument(
-        "--ready-delay",
-        type=float,
-        default=None,
-        help="seconds until a Deployment's new pods are ready (default: the lab's)",
+    operator.add_argument("--namespace", default="default", help="the release's namespace")
+    operator.add_argument(
+        "--scope", choices=("namespace", "cluster"), default="namespace", help="the chart's scope"
     )
-    simulate.set_defaults(func=cmd_simulate)
+    operator.set_defaults(func=cmd_operator)
 
     down = with_dir(sub.add_parser("down", help="stop the running lab"))
     down.add_argument("--timeout", type=float, default=20.0)

@@ -1,10 +1,10 @@
-"""Plumbing shared by the lab's simulators: a small Kubernetes HTTP client with list+watch
+"""Plumbing shared by the lab's own parts: a small Kubernetes HTTP client with list+watch
 informers, and an asyncio loop running in a background thread.
 
-The simulators (workloads, traffic) talk to the API over HTTP exactly as a controller in a real
-cluster would; nothing here reaches into the API emulator's process. The client understands the
-subset of the API the lab needs: get, list, create, merge-patch (also on ``/status``), and watch
-as newline-delimited JSON events.
+The lab controller and the traffic generator talk to the lab cluster's kube-apiserver over
+HTTPS exactly as a controller in a cluster would, with the administrator's token. The client
+understands the subset of the API the lab needs: get, list, create, merge-patch (also on
+``/status``), and watch as newline-delimited JSON events.
 """
 
 from __future__ import annotations
@@ -204,7 +204,13 @@ class KubeHTTP:
         return await self.merge_patch(res, namespace, name, obj)
 
     async def watch_events(
-        self, res: Resource, resource_version: str, timeout_seconds: int = 60
+        self,
+        res: Resource,
+        resource_version: str,
+        timeout_seconds: int = 60,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yields the watch events (dicts) of one watch request until the server ends it."""
         params = {
@@ -213,8 +219,11 @@ class KubeHTTP:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(timeout_seconds),
         }
+        if label_selector:
+            params["labelSelector"] = label_selector
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=timeout_seconds + 15)
-        async with self.session.get(res.path(), params=params, timeout=timeout) as resp:
+        path = res.path(namespace)
+        async with self.session.get(path, params=params, timeout=timeout) as resp:
             if resp.status >= 300:
                 text = await resp.text()
                 raise ApiError(resp.status, _json_or_text(text))
@@ -258,17 +267,28 @@ EventHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 class Informer:
-    """Keeps a cache of one resource (all namespaces) in step with the API server.
+    """Keeps a cache of one resource (all namespaces, or one ``namespace``; optionally only
+    the objects a ``label_selector`` selects) in step with the API server.
 
     Lists, then watches from the list's resourceVersion; relists when the watch history is gone
     (410) and retries while the resource is not served yet (a CRD not installed: 404). Every
     change calls ``handler(event_type, obj)``; a relist reports vanished objects as DELETED.
     """
 
-    def __init__(self, api: KubeHTTP, res: Resource, handler: EventHandler | None = None) -> None:
+    def __init__(
+        self,
+        api: KubeHTTP,
+        res: Resource,
+        handler: EventHandler | None = None,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> None:
         self.api = api
         self.res = res
         self.handler = handler
+        self.namespace = namespace
+        self.label_selector = label_selector
         self.cache: dict[tuple[str, str], dict[str, Any]] = {}
         self.synced = asyncio.Event()
         self.served = False
@@ -304,7 +324,7 @@ class Informer:
             log.exception("informer handler failed for %s %s", self.res.plural, self.key(obj))
 
     async def _relist(self) -> str:
-        listing = await self.api.list(self.res)
+        listing = await self.api.list(self.res, self.namespace, self.label_selector)
         fresh = {self.key(obj): obj for obj in listing.get("items", [])}
         gone = [key for key in self.cache if key not in fresh]
         for key in gone:
@@ -323,7 +343,12 @@ class Informer:
             try:
                 if not resource_version:
                     resource_version = await self._relist()
-                async for event in self.api.watch_events(self.res, resource_version):
+                async for event in self.api.watch_events(
+                    self.res,
+                    resource_version,
+                    namespace=self.namespace,
+                    label_selector=self.label_selector,
+                ):
                     kind = event.get("type")
                     obj = event.get("object") or {}
                     if kind == "ERROR":

@@ -1,30 +1,31 @@
-"""The whole lab in one object: API emulator, CRDs, workload simulator, demo services,
-Prometheus and (optionally) traffic, wired together on loopback.
+"""The whole lab in one object: a real control plane (the lab cluster), the CRDs, the lab
+controller, demo services, Prometheus and (optionally) traffic, wired together on loopback.
 
-``Lab.start()`` brings it up in this order: the API emulator (on its own thread), the
-third-party CRDs from ``hack/lab/crds`` and Rollwise's from ``crds/`` (when present), an asyncio
-loop thread with the demo services' metrics hub and the workload simulator, Prometheus scraping
-the hub, and a traffic generator when a target is given. Every Deployment revision the simulator
-sees gets one DemoService (``service`` = the pods' ``app`` label, ``revision`` = the revision
-hash); the pod template annotations ``lab.rollwise.dev/error-ratio``,
+``Lab.start()`` brings it up in this order: the cluster (``hack.cluster``: etcd,
+kube-apiserver, kube-controller-manager, kube-scheduler, kwok; or an already running one passed
+in), the third-party CRDs of ``hack/lab/crds``, Rollwise's from ``crds/`` and kopf's peering
+CRDs as the chart renders them (``kubectl apply --server-side``, so the real API server
+compiles and cost-checks every CEL rule), an asyncio loop thread with the demo services' metrics
+hub and the lab controller, Prometheus scraping the hub, and a traffic generator when a target
+is given.
+
+What is real and what is simulated: the control plane is Kubernetes' own (Deployments become
+ReplicaSets and Pods, the scheduler binds them, RBAC, admission and the audit log are the API
+server's); kwok plays the kubelet of fake Nodes, so Pods become Running and Ready without
+containers. The data plane is simulated: every revision Deployment (label
+``rollwise.dev/revision``) gets one ``DemoService`` (``service`` = the pods' ``app`` label,
+``revision`` = the revision hash) whose pod template annotations ``lab.rollwise.dev/error-ratio``,
 ``lab.rollwise.dev/latency-ms`` and ``lab.rollwise.dev/jitter-ms`` set its initial behaviour, so
-a manifest alone can describe a bad canary.
+a manifest alone can describe a bad canary; the traffic generator splits requests by the
+weights the operator wrote; KServe's InferenceService status is written by the lab controller.
 
-The components talk to the API server over HTTP only, like they would in a cluster.
-
-With ``users`` (name -> groups) the API server authenticates by bearer token, like
-kube-apiserver with ``--token-auth-file``, and serves HTTPS: each person gets a kubeconfig
-(``Lab.kubeconfig_of(name)``), so that kubectl acts as them and admission webhooks see who they
-are; the lab's own parts and ``Lab.kubeconfig`` act as ``lab-admin`` (group ``system:masters``).
-
-The API server calls admission webhooks with a client certificate of the lab's own CA, as
-kube-apiserver does with an ``--admission-control-config-file`` (``Lab.admission``: the CA a
-webhook trusts its caller by, and the configuration file itself).
+The lab's own parts act as the cluster's administrator (``lab-admin``, group
+``system:masters``); ``Lab.kubeconfig_of(name)`` is the kubeconfig of one of the people the API
+server authenticates (``hack.cluster.DEFAULT_IDENTITIES`` unless ``users`` says otherwise).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
@@ -35,22 +36,17 @@ from typing import Any
 
 import yaml
 
-from hack.lab._support import CRDS, ApiError, BackgroundLoop, KubeEndpoint, KubeHTTP
-from hack.lab.kube.admission import AdmissionClientAuth, write_admission_client_auth
-from hack.lab.kube.auth import Identities, write_identities
-from hack.lab.kube.server import BackgroundAPIServer
+from hack.cluster import Cluster, ClusterError
+from hack.lab._support import BackgroundLoop, KubeEndpoint
+from hack.lab.controller import LabController, RevisionEvent
+from hack.lab.operator import peering_crds
 from hack.lab.prometheus import PrometheusServer
 from hack.lab.service import Behaviour, DemoService, ServiceRegistry
 from hack.lab.traffic import RouteTarget, TrafficGenerator
-from hack.lab.workloads import RevisionEvent, WorkloadSimulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAB_CRDS = Path(__file__).resolve().parent / "crds"
 ROLLWISE_CRDS = REPO_ROOT / "crds"
-
-#: The identity of the lab's own parts (and ``Lab.kubeconfig``) when the lab has ``users``.
-LAB_ADMIN = "lab-admin"
-LAB_ADMIN_GROUPS = ("system:masters",)
 
 BEHAVIOUR_ANNOTATIONS = {
     "lab.rollwise.dev/error-ratio": "errorRatio",
@@ -72,33 +68,53 @@ def load_crds(*dirs: Path) -> list[dict[str, Any]]:
     return found
 
 
-async def install_crds(api: KubeHTTP, crds: list[dict[str, Any]], timeout: float = 10.0) -> None:
-    """Creates (or updates) ``crds`` and waits, bounded, until each group version is served."""
-    for crd in crds:
-        await api.apply_object(crd, CRDS)
+def install_crds(cluster: Cluster, crds: list[dict[str, Any]], timeout: float = 60.0) -> None:
+    """``kubectl apply --server-side`` of ``crds``, then waits until each is Established (the
+    API server serves it). A CRD the API server refuses (a CEL rule over its cost budget, an
+    invalid schema) fails with kube-apiserver's message."""
+    if not crds:
+        return
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=rollwise-lab",
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(crds, sort_keys=False),
+        timeout=timeout,
+        check=True,
+    )
+    names = [f"crd/{crd['metadata']['name']}" for crd in crds]
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        *names,
+        f"--timeout={int(timeout)}s",
+        timeout=timeout + 10,
+        check=True,
+    )
+    # Established is not served yet: until its watch cache is filled the API server answers
+    # a new resource's lists 429 "storage is (re)initializing". The lab is ready once every
+    # resource lists.
     deadline = time.monotonic() + timeout
-    pending = {
-        (crd["spec"]["group"], version["name"], crd["spec"]["names"]["plural"])
-        for crd in crds
-        for version in crd["spec"]["versions"]
-        if version.get("served", True)
-    }
-    while pending:
-        for group, version, plural in list(pending):
-            try:
-                listing = await api.request("GET", f"/apis/{group}/{version}")
-            except ApiError:
+    for crd in crds:
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            if not version.get("served", True):
                 continue
-            names = {r.get("name") for r in (listing or {}).get("resources", [])}
-            if plural in names:
-                pending.discard((group, version, plural))
-        if pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"CRDs not served within {timeout} s: {sorted(pending)}")
-            await asyncio.sleep(0.05)
+            path = f"/apis/{spec['group']}/{version['name']}/{spec['names']['plural']}"
+            while True:
+                try:
+                    cluster.api("GET", path, params={"limit": "1"})
+                    break
+                except ClusterError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
 
 
-def template_behaviour(annotations: dict[str, str]) -> Behaviour | None:
+def template_behaviour(annotations: Mapping[str, str]) -> Behaviour | None:
     body = {
         key: float(annotations[ann])
         for ann, key in BEHAVIOUR_ANNOTATIONS.items()
@@ -113,6 +129,7 @@ class LabInfo:
 
     api: str
     kubeconfig: str
+    cluster_dir: str
     prometheus: str | None
     metrics_hub: str
     started_in_seconds: float
@@ -127,79 +144,69 @@ class Lab:
         self,
         workdir: str | Path,
         *,
-        api_port: int = 0,
+        cluster: Cluster | None = None,
         prometheus: bool = True,
         scrape_interval: str = "1s",
-        ready_delay: float = 0.5,
-        simulator: bool = True,
         traffic: str | RouteTarget | None = None,
         rate: float = 50.0,
         traffic_duration: float = 3600.0,
         seed: int | None = None,
         crd_dirs: tuple[Path, ...] = (LAB_CRDS, ROLLWISE_CRDS),
-        token: str | None = None,
+        controller: bool = True,
         loop: BackgroundLoop | None = None,
         registry: ServiceRegistry | None = None,
         users: Mapping[str, Sequence[str]] | None = None,
+        nodes: int = 2,
+        log: Any = print,
     ) -> None:
-        """``loop`` and ``registry`` may be shared with other labs (tests share one per session);
-        a lab then stops only the demo services it started. ``users`` (name -> groups): the
-        people the API server authenticates by token (it then serves HTTPS); ``token`` is for
-        a lab without users. ``simulator=False`` leaves the workload simulator out (run it in
-        its own process with ``python -m hack.lab simulate``; revisions then get no demo
-        service)."""
-        if users and token is not None:
-            raise ValueError("a lab with users authenticates by their tokens: pass no token")
-        if users and LAB_ADMIN in users:
-            raise ValueError(f"{LAB_ADMIN} is the lab's own identity, not a user")
+        """``cluster``: a running cluster to use (the lab then leaves it running when it
+        stops); otherwise the lab starts one in ``workdir/cluster`` with ``users`` (name ->
+        groups; default ``hack.cluster.DEFAULT_IDENTITIES``) and ``nodes`` fake Nodes.
+        ``loop`` and ``registry`` may be shared with other parts (tests share one per session);
+        the lab then stops only the demo services it started. ``controller=False`` leaves the
+        lab controller out (no demo services, no InferenceService status)."""
         self.workdir = Path(workdir)
-        self.api_port = api_port
+        self._given_cluster = cluster
+        self.cluster: Cluster | None = cluster
+        self.users = None if users is None else dict(users)
+        self.nodes = nodes
         self.with_prometheus = prometheus
         self.scrape_interval = scrape_interval
-        self.ready_delay = ready_delay
-        self.with_simulator = simulator
         self.traffic_target = traffic
         self.rate = rate
         self.traffic_duration = traffic_duration
         self.crd_dirs = crd_dirs
-        self.token = token
-        self.users = dict(users or {})
-        self.identities: Identities | None = None
-        self.admission: AdmissionClientAuth | None = None
+        self.with_controller = controller
         self._own_loop = loop is None
         self.loop = loop or BackgroundLoop("lab")
         self._own_registry = registry is None
         self.registry = registry or ServiceRegistry(seed=seed)
         self._started_revisions: set[str] = set()
-        self.apiserver: BackgroundAPIServer | None = None
         self.prometheus: PrometheusServer | None = None
-        self.simulator: WorkloadSimulator | None = None
+        self.controller: LabController | None = None
         self.traffic: TrafficGenerator | None = None
         self.endpoint: KubeEndpoint | None = None
+        self._log = log
         self.started_in = 0.0
 
     @property
-    def kubeconfig(self) -> Path:
-        return self.workdir / "kubeconfig"
+    def running_cluster(self) -> Cluster:
+        if self.cluster is None:
+            raise RuntimeError("the lab is not running")
+        return self.cluster
 
     @property
-    def admission_client_ca(self) -> Path:
-        """The CA of the client certificate the API server calls webhooks with."""
-        if self.admission is None:
-            raise RuntimeError("the lab is not running")
-        return self.admission.ca
+    def kubeconfig(self) -> Path:
+        """The administrator's kubeconfig (``lab-admin``, group ``system:masters``)."""
+        return self.running_cluster.kubeconfig
 
     def kubeconfig_of(self, user: str) -> Path:
-        """The kubeconfig of one of the lab's ``users`` (kubectl then acts as them)."""
-        if self.identities is None:
-            raise RuntimeError("the lab has no users (Lab(users=...)) or is not running")
-        return self.identities[user].kubeconfig
+        """The kubeconfig of one of the people the API server authenticates."""
+        return self.running_cluster.kubeconfig_of(user)
 
     @property
     def api_url(self) -> str:
-        if self.apiserver is None:
-            raise RuntimeError("the lab is not running")
-        return str(self.apiserver.url)
+        return self.running_cluster.server
 
     @property
     def prometheus_url(self) -> str | None:
@@ -213,28 +220,14 @@ class Lab:
         began = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            token = self.token
-            self.admission = write_admission_client_auth(self.workdir / "admission")
-            if self.users:
-                self.identities = write_identities(
-                    self.workdir / "identities", {LAB_ADMIN: LAB_ADMIN_GROUPS, **self.users}
+            if self.cluster is None:
+                cluster = Cluster(
+                    self.workdir / "cluster", identities=self.users, nodes=self.nodes, log=self._log
                 )
-                self.apiserver = BackgroundAPIServer(
-                    port=self.api_port,
-                    authenticator=self.identities.authenticator(),
-                    admission_config=self.admission.config,
-                )
-                self.apiserver.start()
-                self.identities.write_kubeconfigs(
-                    self.apiserver.url, certificate_authority_data=self.apiserver.server.ca_pem
-                )
-                token = self.identities[LAB_ADMIN].token
-            else:
-                self.apiserver = BackgroundAPIServer(
-                    port=self.api_port, admission_config=self.admission.config
-                )
-                self.apiserver.start()
-            self.apiserver.write_kubeconfig(self.kubeconfig, token=token, user=LAB_ADMIN)
+                self.cluster = cluster
+                cluster.up()
+            cluster = self.running_cluster
+            install_crds(cluster, [*load_crds(*self.crd_dirs), *peering_crds(cluster)])
             # The lab's own parts find the API server the way any client does: the kubeconfig.
             self.endpoint = KubeEndpoint.from_kubeconfig(self.kubeconfig)
             self.loop.start()
@@ -257,32 +250,20 @@ class Lab:
         assert self.endpoint is not None
         if self._own_registry:
             await self.registry.start_hub()
-        api = KubeHTTP(self.endpoint)
-        try:
-            await install_crds(api, load_crds(*self.crd_dirs))
-        finally:
-            await api.close()
-        if not self.with_simulator:
+        if not self.with_controller:
             return
-        self.simulator = WorkloadSimulator(
-            self.endpoint, ready_delay=self.ready_delay, on_revision=self._on_revision
-        )
-        await self.simulator.start()
+        self.controller = LabController(self.endpoint, on_revision=self._on_revision)
+        await self.controller.start()
 
     async def _on_revision(self, event: RevisionEvent) -> None:
         if not event.present:
             self._started_revisions.discard(event.revision)
             await self.registry.remove(event.revision)
             return
-        behaviour = None
-        if self.simulator is not None:
-            owner = self.simulator.deployments.get(event.namespace, event.owner)
-            if owner is not None:
-                template_meta = owner.get("spec", {}).get("template", {}).get("metadata", {})
-                try:
-                    behaviour = template_behaviour(template_meta.get("annotations") or {})
-                except ValueError:
-                    behaviour = None
+        try:
+            behaviour = template_behaviour(event.annotations)
+        except ValueError:
+            behaviour = None
         self._started_revisions.add(event.revision)
         await self.registry.ensure(event.app, event.revision, behaviour)
 
@@ -296,8 +277,7 @@ class Lab:
     ) -> TrafficGenerator:
         """Starts a traffic generator on the lab's loop (replacing a running one)."""
         assert self.endpoint is not None
-        if self.traffic is not None:
-            self.loop.run(self.traffic.stop())
+        self.stop_traffic()
         generator = TrafficGenerator(
             self.endpoint,
             self.registry,
@@ -312,14 +292,22 @@ class Lab:
         self.loop.run(generator.start())
         return generator
 
-    def api_client(self) -> Any:
-        """A ``kubernetes.client.ApiClient`` for the lab's API server (through the kubeconfig)."""
+    def stop_traffic(self) -> None:
+        """Stops the running traffic generator, if any."""
+        if self.traffic is not None:
+            generator, self.traffic = self.traffic, None
+            with contextlib.suppress(RuntimeError, TimeoutError):
+                self.loop.run(generator.stop())
+
+    def api_client(self, user: str | None = None) -> Any:
+        """A ``kubernetes.client.ApiClient`` for the cluster, as the administrator or ``user``."""
         from kubernetes import config  # noqa: PLC0415 - only tests and demos need the client
 
-        return config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
+        path = self.kubeconfig if user is None else self.kubeconfig_of(user)
+        return config.new_client_from_config(config_file=str(path))  # type: ignore[no-untyped-call]
 
     def demo(self, revision: str, timeout: float = 10.0) -> DemoService:
-        """The DemoService of ``revision``, waiting (bounded) until the simulator started it."""
+        """The DemoService of ``revision``, waiting (bounded) until the controller started it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             demo = self.loop.call(lambda: self.registry.get(revision))
@@ -332,6 +320,7 @@ class Lab:
         return LabInfo(
             api=self.api_url,
             kubeconfig=str(self.kubeconfig),
+            cluster_dir=str(self.running_cluster.directory),
             prometheus=self.prometheus_url,
             metrics_hub=self.hub_url,
             started_in_seconds=round(self.started_in, 3),
@@ -341,8 +330,10 @@ class Lab:
     async def _stop_async(self) -> None:
         if self.traffic is not None:
             await self.traffic.stop()
-        if self.simulator is not None:
-            await self.simulator.stop()
+            self.traffic = None
+        if self.controller is not None:
+            await self.controller.stop()
+            self.controller = None
         if self._own_registry:
             await self.registry.stop()
         else:
@@ -352,14 +343,16 @@ class Lab:
     def stop(self) -> None:
         if self.prometheus is not None:
             self.prometheus.stop()
+            self.prometheus = None
         with contextlib.suppress(RuntimeError, TimeoutError):
             if self.loop.loop.is_running():
                 self.loop.run(self._stop_async())
         if self._own_loop:
             self.loop.stop()
-        if self.apiserver is not None:
-            self.apiserver.stop()
-            self.apiserver = None
+        if self.cluster is not None and self._given_cluster is None:
+            with contextlib.suppress(ClusterError):
+                self.cluster.down()
+            self.cluster = None
 
     def __enter__(self) -> Lab:
         return self.start()

@@ -262,11 +262,15 @@ class TrafficGenerator:
         self.weights: dict[str, float] = {}
         self.done = asyncio.Event()
         self._api = KubeHTTP(endpoint)
-        self._services = Informer(self._api, SERVICES, self._on_event)
-        self._deployments = Informer(self._api, DEPLOYMENTS, self._on_event)
+        # Routing never crosses namespaces here: watch only the target's.
+        namespace = self.target.namespace
+        self._services = Informer(self._api, SERVICES, self._on_event, namespace=namespace)
+        self._deployments = Informer(self._api, DEPLOYMENTS, self._on_event, namespace=namespace)
         route_res = _KINDS[self.target.kind]
         self._route = (
-            None if route_res is SERVICES else Informer(self._api, route_res, self._on_event)
+            None
+            if route_res is SERVICES
+            else Informer(self._api, route_res, self._on_event, namespace=namespace)
         )
         self.view = RoutingView(self.target, self._services, self._deployments, self._route)
         self._current: dict[str, float] = {}

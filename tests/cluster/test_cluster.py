@@ -6,6 +6,7 @@ The fault tests (kill -9, compaction) run against the same cluster and leave it 
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import subprocess
@@ -30,7 +31,6 @@ from hack.cluster.cluster import (
     iter_audit_events,
 )
 from hack.cluster.pki import WEBHOOK_CLIENT_CN
-from hack.lab.kube.admission import ca_bundle, write_webhook_certificate
 
 pytestmark = pytest.mark.cluster
 
@@ -320,9 +320,9 @@ def test_service_account_tokens_authenticate(
 def test_webhooks_receive_the_api_servers_client_certificate(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
-    cert, key = write_webhook_certificate(tmp_path)
+    pair = cluster.serving_certificate(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(pair.cert, pair.key)
     context.verify_mode = ssl.CERT_REQUIRED  # no certificate from the webhook CA, no handshake
     context.load_verify_locations(cluster.webhook_client_ca)
 
@@ -367,7 +367,7 @@ def test_webhooks_receive_the_api_servers_client_certificate(
                         "name": name,
                         "clientConfig": {
                             "url": f"https://127.0.0.1:{server.server_address[1]}/check",
-                            "caBundle": ca_bundle(cert),
+                            "caBundle": base64.b64encode(cluster.ca_cert.read_bytes()).decode(),
                         },
                         "rules": [
                             {

@@ -19,8 +19,9 @@ import pytest
 import requests
 import yaml
 
-from hack.bench._common import OPERATOR, REPO
+from hack.bench._common import REPO
 from hack.cluster import Cluster
+from hack.lab.operator import OPERATOR
 from hack.lab.processes import stop_process
 from hack.lab.prometheus import PrometheusServer
 

@@ -1,38 +1,41 @@
-"""End-to-end fixtures: the real ``rollwise-operator`` against a lab of the test's own, or
-against a real cluster when ``ROLLWISE_E2E_KUBECONFIG`` is set (see tests/e2e/README.md).
+"""End-to-end fixtures: the real ``rollwise-operator`` against the lab's real control plane, or
+against another cluster when ``ROLLWISE_E2E_KUBECONFIG`` is set (see tests/e2e/README.md).
 
-In the lab (the default), each test gets the ``lab`` fixture (a fresh API emulator with the CRDs
-and the workload simulator; its demo services join the session's metrics hub, which the
-session's Prometheus scrapes every 250 ms), ``cluster`` (kubectl bound to that lab, plus a
-client for polling) and ``start_operator``, which runs ``rollwise-operator`` as a subprocess
-(JSON logs to a file, metrics endpoint off unless asked) and stops it at the end of the test:
-SIGTERM, then SIGKILL if it has not exited within 15 s. On failure the tail of the operator's
-log is attached to the report.
+In the lab (the default) the session has one cluster (``lab``: kube-apiserver, etcd,
+kube-controller-manager, kube-scheduler, kwok; the CRDs; the lab controller, whose demo services
+join the session's metrics hub, which the session's Prometheus scrapes every 250 ms). Each test
+gets ``cluster`` (kubectl and a client bound to a namespace of its own) and ``start_operator``,
+which installs the chart into that namespace with ``helm install`` (namespace scope, no
+Deployment, the webhook at a URL on this machine; ``hack.lab.operator``) and runs
+``rollwise-operator`` as a process with a token of the chart's ServiceAccount (JSON logs to a
+file, metrics endpoint off unless asked). At the end of the test the operators get SIGTERM,
+then SIGKILL if they have not exited within 15 s, the release's cluster-scoped objects are
+removed and the namespace is deleted. On failure the tail of each operator's log is attached
+to the report.
 
-On a real cluster (``ROLLWISE_E2E_KUBECONFIG`` and ``ROLLWISE_E2E_PROMETHEUS_URL``, as
-``hack/e2e-kind.sh`` exports them) no lab starts: ``cluster`` uses that kubeconfig, that
-Prometheus and a namespace of the test's own (deleted afterwards), and the operator is the one
-installed in the cluster. Tests that need what only the lab has (their own operator process,
-the traffic generator, the demo service's fault injection, stopping Prometheus, third-party
-CRDs the cluster lacks) are marked ``lab_only`` and are skipped there with the marker's reason.
+On another cluster (``ROLLWISE_E2E_KUBECONFIG`` and ``ROLLWISE_E2E_PROMETHEUS_URL``, as
+``hack/e2e-kind.sh`` exports them) the same tests use that kubeconfig, that Prometheus and a
+namespace of the test's own, and the operator is the one installed in the cluster. Tests that
+need what only the lab has (their own operator process, the traffic generator, the demo
+service's fault injection, the control plane's processes to kill, third-party CRDs the cluster
+lacks) are marked ``lab_only`` and are skipped there with the marker's reason.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from hack.lab.testing.kube_fixtures import make_kubectl
-from tests.e2e.support import NAMESPACE, OPERATOR, Cluster, OperatorProcess, RemotePrometheus
+from hack.lab.testing.cluster_fixtures import make_kubectl
+from tests.e2e.support import Cluster, OperatorProcess, RemotePrometheus, StartOperator
 
-#: The real cluster's kubeconfig; unset: every test runs in a lab of its own.
+#: The real cluster's kubeconfig; unset: every test runs in the lab.
 REAL_KUBECONFIG = os.environ.get("ROLLWISE_E2E_KUBECONFIG") or None
 REAL_PROMETHEUS_URL = os.environ.get("ROLLWISE_E2E_PROMETHEUS_URL") or None
 
@@ -52,8 +55,16 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
     test_id = f"t{uuid.uuid4().hex[:7]}"
     if REAL_KUBECONFIG is None:
         lab = request.getfixturevalue("lab")
-        kubectl = make_kubectl(lab.kubeconfig, tmp_path / "kubecache")
-        found = Cluster(lab, kubectl, request.getfixturevalue("prometheus"), test_id)
+        namespace = request.getfixturevalue("namespace")
+        kubectl = make_kubectl(lab.kubeconfig, lab.running_cluster.directory / "kubectl-cache")
+        found = Cluster(
+            lab,
+            kubectl,
+            request.getfixturevalue("prometheus"),
+            test_id,
+            namespace=namespace,
+            kubeconfig=lab.kubeconfig,
+        )
         yield found
         found.close()
         return
@@ -87,49 +98,29 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
 @pytest.fixture
 def start_operator(
     cluster: Cluster, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., OperatorProcess]]:
-    started: list[OperatorProcess] = []
-
-    def start(*args: str, **extra_env: str) -> OperatorProcess:
-        if cluster.lab is None:
-            pytest.fail(
-                "on a real cluster the operator is the installed one: mark the test lab_only"
-            )
-        log = tmp_path / f"operator-{len(started)}.log"
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(cluster.kubeconfig),
-            "ROLLWISE_PROMETHEUS_URL": cluster.prometheus.url,
-            "ROLLWISE_LOG_FORMAT": "json",
-            "ROLLWISE_METRICS_PORT": "0",
-            **extra_env,
-        }
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [str(OPERATOR), *args], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        running = OperatorProcess(process, log)
-        started.append(running)
-        return running
-
-    yield start
+) -> Iterator[StartOperator]:
+    installer = None if cluster.lab is None else request.getfixturevalue("install_operator")
+    starter = StartOperator(cluster, installer, tmp_path)
+    yield starter
     failed = getattr(request.node, "rep_call", None)
-    for running in started:
+    for running in starter.started:
         running.stop()
         if failed is not None and failed.failed:
             tail = running.log.read_text(errors="replace").splitlines()[-60:]
-            request.node.add_report_section("call", "operator log", "\n".join(tail))
+            request.node.add_report_section(
+                "call", f"operator log {running.log.name}", "\n".join(tail)
+            )
+    if starter.release is not None:
+        starter.release.remove()
 
 
 @pytest.fixture
-def operator(
-    cluster: Cluster, start_operator: Callable[..., OperatorProcess]
-) -> OperatorProcess | None:
+def operator(cluster: Cluster, start_operator: StartOperator) -> OperatorProcess | None:
     """The operator under test, for tests that only need one running: in the lab a process of
     the test's own watching its namespace; on a real cluster the installed one (None)."""
     if cluster.lab is None:
         return None
-    return start_operator("--namespace", NAMESPACE)
+    return start_operator("--namespace", cluster.namespace)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

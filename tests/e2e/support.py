@@ -1,6 +1,6 @@
 """Helpers of the end-to-end tests: the example manifests with test-sized timings, a view of the
-cluster for assertions (the lab's, or a real one), the operator subprocess handle, and bounded
-polling.
+cluster for assertions (the lab's, or another one), the operator process handle and its
+starter, and bounded polling.
 
 ``demo_docs`` are the ``examples/rollout-gateway-api`` manifests with test-sized timings:
 steps 5 → 25 → 100 without pauses, analysis every second (two measurements per metric, rate
@@ -25,18 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 import yaml
 
 from hack.lab.lab import Lab
+from hack.lab.operator import OperatorRelease
 from hack.lab.processes import stop_process
 from hack.lab.prometheus import PrometheusServer
-from hack.lab.testing.kube_fixtures import Kubectl
+from hack.lab.testing.cluster_fixtures import InstallOperator, Kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "rollout-gateway-api"
 OPERATOR = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "rollwise-operator"
-NAMESPACE = "default"
 NAME = "demo"
 
 #: Analysis interval of the test manifests, in seconds.
@@ -162,27 +163,23 @@ class RemotePrometheus:
 
 @dataclass
 class Cluster:
-    """The cluster as a user and a test see it: kubectl, plus a client for fast polling.
+    """The cluster as a user and a test see it: kubectl, plus a client for fast polling, both
+    bound to the test's ``namespace``.
 
-    ``lab`` is the test's lab, or None on a real cluster (``kubeconfig`` then names it and the
-    test works in a ``namespace`` of its own)."""
+    ``lab`` is the session's lab, or None on another cluster (``kubeconfig`` then names it)."""
 
     lab: Lab | None
     kubectl: Kubectl
     prometheus: PrometheusServer | RemotePrometheus
     test_id: str
+    namespace: str
+    kubeconfig: Path
     api: Any = field(default=None)
-    namespace: str = NAMESPACE
-    kubeconfig: Path | None = None
 
     def __post_init__(self) -> None:
         from kubernetes import client, config  # noqa: PLC0415 - heavy import, only when used
 
-        if self.lab is not None:
-            self.kubeconfig = self.lab.kubeconfig
-            self.api = self.lab.api_client()
-        else:
-            self.api = config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
+        self.api = config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
         self.custom = client.CustomObjectsApi(self.api)
         self.apps = client.AppsV1Api(self.api)
         self.core = client.CoreV1Api(self.api)
@@ -259,12 +256,20 @@ class Cluster:
         return dict(found.spec.selector or {})
 
     def events(self) -> list[dict[str, Any]]:
-        """The Rollout's events in the order they happened (kubectl, field selector)."""
+        """The Rollout's events in the order they happened (kubectl, field selector): by time,
+        then by name (the operator names its events ``<name>.<uid>.<sequence>``, so events of
+        one instant keep the order they were recorded in)."""
         proc = self.k(
             "get", "events", "--field-selector", f"involvedObject.name={NAME}", "-o", "json"
         )
         items: list[dict[str, Any]] = json.loads(proc.stdout)["items"]
-        return sorted(items, key=lambda e: e.get("eventTime") or e.get("firstTimestamp") or "")
+        return sorted(
+            items,
+            key=lambda e: (
+                e.get("eventTime") or e.get("firstTimestamp") or "",
+                e["metadata"]["name"],
+            ),
+        )
 
     def reasons(self) -> list[str]:
         return [e["reason"] for e in self.events()]
@@ -279,6 +284,8 @@ class Cluster:
         self.k("patch", f"rollout/{NAME}", "--type=json", "-p", json.dumps(ops))
 
     def close(self) -> None:
+        if self.lab is not None:
+            self.lab.stop_traffic()
         self.api.close()
 
 
@@ -298,3 +305,58 @@ class OperatorProcess:
 
     def stop(self) -> int:
         return stop_process(self.process, timeout=15)
+
+
+class StartOperator:
+    """``start_operator(*args, **env)`` runs ``rollwise-operator ARGS`` as the operator of the
+    test's namespace; ``install(...)`` (before the first start) chooses the chart's values:
+    ``scope="cluster"`` for an operator without ``--namespace``, ``replicas=2`` for peering."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        install_operator: InstallOperator | None,
+        directory: Path,
+    ) -> None:
+        self.cluster = cluster
+        self._install_operator = install_operator
+        self.directory = directory
+        self.release: OperatorRelease | None = None
+        self.started: list[OperatorProcess] = []
+
+    def install(self, **options: Any) -> OperatorRelease:
+        if self.release is not None:
+            raise AssertionError("the chart is installed already: call install() first")
+        if self._install_operator is None:
+            pytest.fail(
+                "on a real cluster the operator is the installed one: mark the test lab_only"
+            )
+        self.release = self._install_operator(self.cluster.namespace, **options)
+        return self.release
+
+    def wait_webhook(self, operator: OperatorProcess, timeout: float = 30) -> None:
+        """Waits (bounded) until ``operator`` serves the release's admission webhook: the
+        chart's configuration is in place from the start, and its ModelRelease webhook fails
+        closed while nothing answers."""
+        release = self.release
+        assert release is not None, "no release installed yet"
+        assert release.webhook, "the release has no webhook"
+
+        def serving() -> bool:
+            code = operator.process.poll()
+            if code is not None:
+                tail = "\n".join(operator.log.read_text(errors="replace").splitlines()[-30:])
+                raise AssertionError(f"the operator exited with {code}:\n{tail}")
+            return release.webhook_serving()
+
+        eventually(serving, timeout=timeout, what="the operator's admission webhook")
+
+    def __call__(self, *args: str, **extra_env: str) -> OperatorProcess:
+        release = self.release or self.install()
+        prometheus = self.cluster.prometheus.url
+        log = self.directory / f"operator-{len(self.started)}.log"
+        running = OperatorProcess(
+            release.start(*args, log=log, prometheus_url=prometheus, env=extra_env), log
+        )
+        self.started.append(running)
+        return running

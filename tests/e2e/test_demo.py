@@ -20,7 +20,11 @@ import pytest
 
 from hack.demo import INTERVAL_SECONDS
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(280)]
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.timeout(280),
+    pytest.mark.lab_only("the demo brings up a lab cluster of its own"),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 240

@@ -1,9 +1,10 @@
 """ModelRelease governance end to end: who may approve, waive and release, as users live it.
 
-The real ``rollwise-operator`` runs in the lab with its admission webhook on (a serving
-certificate of the test's own, a record key file, kopf's managed webhook configuration, groups
-mapped to roles by ``ROLLWISE_ROLE_GROUPS``). The lab's API server authenticates four people by
-token, so every ``kubectl`` below acts as one of them and the webhook records who they are:
+The real ``rollwise-operator`` runs in the lab with its admission webhook on: the chart's
+webhook configuration, which kube-apiserver calls, the chart's record key, and groups mapped to
+roles by ``ROLLWISE_ROLE_GROUPS``. kube-apiserver authenticates four people by token (its
+``--token-auth-file``), and RBAC lets them work in the test's namespace, so every ``kubectl``
+below acts as one of them and the webhook records who they are:
 
 * alice (groups ml, sec-team) creates every release (so she could approve as security, were it
   not her own version);
@@ -29,7 +30,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,19 +40,23 @@ from typing import Any
 import pytest
 import yaml
 
-from hack.lab.kube.admission import write_webhook_certificate
-from hack.lab.testing.kube_fixtures import KUBECTL, Kubectl, make_kubectl
+from hack.lab.testing.cluster_fixtures import (
+    Kubectl,
+    grant_namespace,
+    kubectl_binary,
+    make_kubectl,
+)
 from rollwise.core.status_model import format_time
 from tests.e2e.support import (
-    NAMESPACE,
     OPERATOR,
     Cluster,
     OperatorProcess,
+    StartOperator,
     eventually,
-    free_port,
     patient,
 )
 from tests.e2e.test_modelrelease_e2e import (
+    CLIENT_SERVICE,
     Artifact,
     events_of,
     in_order,
@@ -67,11 +71,9 @@ pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.lab_only(
         "runs an operator process of its own with its admission webhook, and acts as several "
-        "people the lab's API server authenticates by token"
+        "people the lab cluster authenticates by token"
     ),
 ]
-
-StartOperator = Callable[..., OperatorProcess]
 
 PEOPLE: dict[str, tuple[str, ...]] = {
     "alice": ("ml", "sec-team"),
@@ -87,12 +89,6 @@ DENIED = f'admission webhook "records.{WEBHOOK_CONFIGURATION}" denied the reques
 IMMUTABLE = "field is immutable when `immutable` is set"
 FAST_STEPS: list[dict[str, Any]] = [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]
 VENV_BIN = OPERATOR.parent
-
-
-@pytest.fixture
-def lab_users() -> dict[str, tuple[str, ...]]:
-    """The lab's API server authenticates these people (overrides the lab plugin's default)."""
-    return PEOPLE
 
 
 # --------------------------------------------------------------------------- the people
@@ -113,7 +109,8 @@ class Governance:
 
     def k(self, user: str, *args: str, input: str | None = None) -> Any:
         """kubectl as ``user`` in the test's namespace (never raises: callers assert)."""
-        return self.kubectl(user)(*args, input=input, namespace=NAMESPACE, timeout=patient(30))
+        namespace = self.cluster.namespace
+        return self.kubectl(user)(*args, input=input, namespace=namespace, timeout=patient(30))
 
     def env(self, user: str, **extra: str) -> dict[str, str]:
         return {
@@ -128,7 +125,7 @@ class Governance:
         """``kubectl rollwise ARGS -n NAMESPACE`` as ``user`` (the plugin from the venv)."""
         self.alive()
         return subprocess.run(
-            [KUBECTL, "rollwise", *args, "-n", NAMESPACE],
+            [str(kubectl_binary()), "rollwise", *args, "-n", self.cluster.namespace],
             capture_output=True,
             text=True,
             env=self.env(user),
@@ -191,37 +188,21 @@ class Governance:
 
 @pytest.fixture
 def gov(cluster: Cluster, start_operator: StartOperator, tmp_path: Path) -> Governance:
-    """The operator watching the test's namespace with its admission webhook on, once its
-    webhook configuration is in place (so every write from then on is recorded)."""
-    key = tmp_path / "record-key"
-    key.write_text(secrets.token_hex(32) + "\n")
-    key.chmod(0o600)
-    cert, pkey = write_webhook_certificate(tmp_path / "webhook-tls")
+    """The operator watching the test's namespace with its admission webhook on, once it
+    serves the webhook (so every write from then on is recorded), and the people allowed to
+    work in the namespace."""
+    grant_namespace(cluster.the_lab.running_cluster, cluster.namespace, list(PEOPLE))
     operator = start_operator(
         "--namespace",
-        NAMESPACE,
-        ROLLWISE_RECORD_KEY_FILE=str(key),
+        cluster.namespace,
         ROLLWISE_ROLE_GROUPS=ROLE_GROUPS,
-        ROLLWISE_WEBHOOK_PORT=str(free_port()),
-        ROLLWISE_WEBHOOK_LISTEN="127.0.0.1",
-        ROLLWISE_WEBHOOK_HOST="127.0.0.1",
-        ROLLWISE_WEBHOOK_CERT_FILE=str(cert),
-        ROLLWISE_WEBHOOK_KEY_FILE=str(pkey),
-        ROLLWISE_WEBHOOK_MANAGED="true",
-        # The lab's API server calls webhooks with a client certificate of its own CA.
-        ROLLWISE_WEBHOOK_CLIENT_CA_FILE=str(cluster.the_lab.admission_client_ca),
         ROLLWISE_EVIDENCE_POLICY=json.dumps({"filePathPrefixes": [str(tmp_path)]}),
     )
+    start_operator.wait_webhook(operator)
+    # The data plane: a release's canary is measured (a first release on its version alone,
+    # CanaryWithoutBaseline), so its revisions need requests to be measured by.
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
     found = Governance(cluster, operator, tmp_path)
-
-    def configured() -> bool:
-        found.alive()
-        proc = cluster.k(
-            "get", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "-o", "json", check=False
-        )
-        return proc.returncode == 0 and bool(json.loads(proc.stdout).get("webhooks"))
-
-    eventually(configured, timeout=30, what="the operator's MutatingWebhookConfiguration")
     return found
 
 
@@ -402,7 +383,7 @@ def test_two_approvers_take_the_release_to_production_and_sign_its_immutable_man
 
     # Nobody can change it: the API server refuses an edit of the data (immutable) ...
     edited = subprocess.run(
-        [KUBECTL, "edit", f"configmap/{name}-manifest", "-n", NAMESPACE],
+        [str(kubectl_binary()), "edit", f"configmap/{name}-manifest", "-n", cluster.namespace],
         capture_output=True,
         text=True,
         env=gov.env(CREATOR, KUBE_EDITOR="sed -i s/carol/mallory/g"),

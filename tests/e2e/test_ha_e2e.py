@@ -11,15 +11,19 @@ priorities from the start time: the older replica acts, the newer one stands by.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 
-from hack.lab.testing.kube_fixtures import KOPF_PEERING_CRDS
 from rollwise.core.observations import revision_of
-from tests.e2e.support import NAME, NAMESPACE, Cluster, OperatorProcess, demo_docs, eventually
+from tests.e2e.support import (
+    NAME,
+    Cluster,
+    OperatorProcess,
+    StartOperator,
+    demo_docs,
+    eventually,
+)
 
 pytestmark = [
     pytest.mark.lab,
@@ -58,20 +62,16 @@ def peering_state(operator: OperatorProcess) -> str | None:
 
 @pytest.mark.timing
 def test_two_replicas_one_acts_and_the_standby_takes_over_without_repeating_a_step(
-    cluster: Cluster, start_operator: Callable[..., OperatorProcess]
+    cluster: Cluster, start_operator: StartOperator
 ) -> None:
-    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(KOPF_PEERING_CRDS), check=True)
-    for crd in KOPF_PEERING_CRDS:
-        name = crd["metadata"]["name"]
-        cluster.kubectl(
-            "wait", "--for=condition=Established", f"crd/{name}", "--timeout=10s", check=True
-        )
+    # Two replicas of a namespace-scoped install: the chart's Role grants the KopfPeering.
+    start_operator.install(replicas=2)
     cluster.apply(demo_docs(cluster.test_id))
 
     def replica(name: str) -> OperatorProcess:
         return start_operator(
             "--namespace",
-            NAMESPACE,
+            cluster.namespace,
             ROLLWISE_PEERING="rollwise",
             ROLLWISE_PEERING_LIFETIME=str(LIFETIME),
             POD_NAME=name,
@@ -80,7 +80,7 @@ def test_two_replicas_one_acts_and_the_standby_takes_over_without_repeating_a_st
     def priorities() -> list[int]:
         """The priorities of the replicas recorded in the peering object."""
         peering = cluster.custom.get_namespaced_custom_object(
-            "kopf.dev", "v1", NAMESPACE, "kopfpeerings", "rollwise"
+            "kopf.dev", "v1", cluster.namespace, "kopfpeerings", "rollwise"
         )
         return sorted(int(r["priority"]) for r in (peering.get("status") or {}).values())
 
@@ -99,7 +99,7 @@ def test_two_replicas_one_acts_and_the_standby_takes_over_without_repeating_a_st
     # higher one: the standby never resumes while the active replica lives.
     assert peering_state(standby) != "resumed"
 
-    cluster.the_lab.start_traffic(f"httproute/{NAMESPACE}/{NAME}", rate=50)
+    cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=50)
     cluster.patch_template(IMAGE_2)
     new = revision_of(cluster.rollout()["spec"]["template"])
     eventually(

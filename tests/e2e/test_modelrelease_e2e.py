@@ -42,15 +42,15 @@ import requests
 import yaml
 
 from hack.lab.mlflow import MLflowServer
-from hack.lab.testing.kube_fixtures import KUBECTL
+from hack.lab.testing.cluster_fixtures import kubectl_binary
 from rollwise.adapters.registry import DEFAULT_CONFIGMAP
 from tests.e2e.support import (
     INTERVAL,
-    NAMESPACE,
     OPERATOR,
     REPO,
     Cluster,
     OperatorProcess,
+    StartOperator,
     eventually,
     fast_metric,
     patient,
@@ -64,8 +64,6 @@ pytestmark = [
         "and KServe's CRD"
     ),
 ]
-
-StartOperator = Callable[..., OperatorProcess]
 
 TEMPLATE_EXAMPLE = REPO / "examples" / "modelrelease-template"
 KSERVE_EXAMPLE = REPO / "examples" / "modelrelease-kserve"
@@ -269,7 +267,10 @@ def events_of(cluster: Cluster, name: str) -> list[dict[str, Any]]:
         "get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json"
     )
     items: list[dict[str, Any]] = json.loads(proc.stdout)["items"]
-    return sorted(items, key=lambda e: e.get("eventTime") or e.get("firstTimestamp") or "")
+    return sorted(
+        items,
+        key=lambda e: (e.get("eventTime") or e.get("firstTimestamp") or "", e["metadata"]["name"]),
+    )
 
 
 def in_order(seen: list[str], expected: list[str]) -> bool:
@@ -355,7 +356,7 @@ def revoke(cluster: Cluster, name: str, reason: str) -> str:
         "KUBECONFIG": str(cluster.kubeconfig),
     }
     probe = subprocess.run(
-        [KUBECTL, "rollwise", "revoke", "--help"],
+        [str(kubectl_binary()), "rollwise", "revoke", "--help"],
         capture_output=True,
         text=True,
         env=env,
@@ -365,7 +366,7 @@ def revoke(cluster: Cluster, name: str, reason: str) -> str:
     if probe.returncode == 0:
         proc = subprocess.run(
             [
-                KUBECTL,
+                str(kubectl_binary()),
                 "rollwise",
                 "revoke",
                 f"modelrelease/{name}",
@@ -486,14 +487,14 @@ def mlflow_proxy(mlflow_server: MLflowServer) -> Iterator[TcpProxy]:
 REGISTRY = "main"
 
 
-def operator_policies(files: Path, registry: str | None = None) -> dict[str, str]:
+def operator_policies(files: Path, namespace: str, registry: str | None = None) -> dict[str, str]:
     """The operator settings these tests run under: ``file://`` evidence below ``files``, no
-    approval required, every model owned by the test's namespace, and (with ``registry``, a
+    approval required, every model owned by the test's ``namespace``, and (with ``registry``, a
     URL) the MLflow registry ``main``."""
     env = {
         "ROLLWISE_EVIDENCE_POLICY": json.dumps({"filePathPrefixes": [str(files)]}),
         "ROLLWISE_RELEASE_POLICY": json.dumps(
-            {"requiredRoles": [], "modelOwners": {"*": NAMESPACE}}
+            {"requiredRoles": [], "modelOwners": {"*": namespace}}
         ),
     }
     if registry is not None:
@@ -504,8 +505,14 @@ def operator_policies(files: Path, registry: str | None = None) -> dict[str, str
 def release_operator(
     start_operator: StartOperator, files: Path, registry: str | None = None
 ) -> OperatorProcess:
-    """The operator watching the test's namespace under :func:`operator_policies`."""
-    return start_operator("--namespace", NAMESPACE, **operator_policies(files, registry))
+    """The operator watching the test's namespace under :func:`operator_policies`; the
+    chart's ModelRelease webhook fails closed, so releases are applied once it serves."""
+    namespace = start_operator.cluster.namespace
+    operator = start_operator(
+        "--namespace", namespace, **operator_policies(files, namespace, registry)
+    )
+    start_operator.wait_webhook(operator)
+    return operator
 
 
 def set_lab_behaviour(cluster: Cluster, revision: str, error_ratio: float) -> None:
@@ -524,10 +531,11 @@ def to_production(
 ) -> dict[str, Any]:
     """Applies a release and waits for Production. Requests flow through the client Service:
     a model's first release has nothing to compare with, so its canary analysis measures the
-    new version alone, and needs traffic to measure."""
+    new version alone (CanaryWithoutBaseline), and needs traffic to measure."""
+    lab = cluster.the_lab
+    if lab.traffic is None:
+        lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
     cluster.apply(docs)
-    if any(d["kind"] == "Service" and d["metadata"]["name"] == CLIENT_SERVICE for d in docs):
-        cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
     return wait_stage(cluster, name, "Production", timeout)
 
 
@@ -588,7 +596,7 @@ def test_template_release_goes_candidate_staging_approved_production_and_flips_m
 
     first = to_production(cluster, fraud.docs("1"), fraud.name("1"))
     assert mlflow_alias(mlflow_server, model) == "1"
-    cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
     old = str(first["serving"]["revision"])
 
     name = fraud.name("2")
@@ -680,7 +688,7 @@ def test_failing_canary_rolls_back_and_leaves_the_alias_on_the_previous_version(
     first = to_production(cluster, fraud.docs("1"), fraud.name("1"))
     assert alias() == "1"
     stable = str(first["serving"]["revision"])
-    cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
 
     name = fraud.name("2")
     cluster.apply(fraud.docs("2", error_ratio=0.3))
@@ -728,7 +736,7 @@ def test_revoke_after_production_restores_the_alias_and_the_traffic(
 
     first = to_production(cluster, fraud.docs("1"), fraud.name("1"))
     old = str(first["serving"]["revision"])
-    cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
     name = fraud.name("2")
     second = to_production(cluster, fraud.docs("2"), name, timeout=60)
     new = str(second["serving"]["revision"])
@@ -795,7 +803,7 @@ def test_kserve_canary_steps_5_25_100_then_rolls_out(
         timeout=10,
         what="the InferenceService serving its first revision",
     )
-    cluster.the_lab.start_traffic(f"inferenceservice/{NAMESPACE}/{isvc}", rate=50)
+    cluster.the_lab.start_traffic(f"inferenceservice/{cluster.namespace}/{isvc}", rate=50)
     release_operator(start_operator, tmp_path)
     name = f"{model}-4"
     cluster.apply(docs[1:])
@@ -873,7 +881,7 @@ def test_kserve_failing_canary_is_pinned_at_zero_and_rolled_back(
         timeout=10,
         what="the InferenceService serving its first revision",
     )
-    cluster.the_lab.start_traffic(f"inferenceservice/{NAMESPACE}/{isvc}", rate=50)
+    cluster.the_lab.start_traffic(f"inferenceservice/{cluster.namespace}/{isvc}", rate=50)
     release_operator(start_operator, tmp_path)
     name = f"{model}-4"
     cluster.apply(docs[1:])
@@ -930,7 +938,7 @@ def test_mlflow_down_at_flip_time_holds_approved_until_it_returns(
 
     to_production(cluster, fraud.docs("1"), fraud.name("1"))
     assert mlflow_alias(mlflow_server, model) == "1"
-    cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
 
     name = fraud.name("2")
     cluster.apply(fraud.docs("2"))
@@ -975,7 +983,7 @@ def test_a_second_release_of_the_same_model_waits_queued_until_the_first_is_in_p
     release_operator(start_operator, tmp_path)
 
     to_production(cluster, fraud.docs("1"), fraud.name("1"))
-    cluster.the_lab.start_traffic(f"service/{NAMESPACE}/{CLIENT_SERVICE}", rate=50)
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
     first, second = fraud.name("2"), fraud.name("3")
     # The first release's canary pauses 8 s at 5%: long enough to queue a second one behind it.
     cluster.apply(fraud.docs("2", steps=SLOW_STEPS))

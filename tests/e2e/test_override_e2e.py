@@ -2,10 +2,11 @@
 with the identity the API server authenticated, and the second person a risky promote needs.
 
 The real ``rollwise-operator`` runs in the lab with its admission webhook on (as in
-test_governance_e2e: a certificate and a record key of the test's own, kopf's managed webhook
-configuration); the lab's API server authenticates alice, bob and carol by token. The Rollout
-is ``examples/rollout-gateway-api`` with test-sized timings; every override goes through
-``kubectl rollwise override`` as one of them, and everything is read back through the API.
+test_governance_e2e: the chart's webhook configuration and record key); kube-apiserver
+authenticates alice, bob and carol by token, and RBAC lets them work in the test's namespace.
+The Rollout is ``examples/rollout-gateway-api`` with test-sized timings; every override goes
+through ``kubectl rollwise override`` as one of them, and everything is read back through the
+API.
 
 Scenarios:
 
@@ -21,26 +22,22 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hack.lab.kube.admission import write_webhook_certificate
+from hack.lab.testing.cluster_fixtures import grant_namespace
 from tests.e2e.support import (
     INTERVAL,
     NAME,
-    NAMESPACE,
     Cluster,
-    OperatorProcess,
+    StartOperator,
     demo_docs,
     eventually,
-    free_port,
 )
-from tests.e2e.test_governance_e2e import WEBHOOK_CONFIGURATION, Governance
+from tests.e2e.test_governance_e2e import Governance
 from tests.e2e.test_rollout_e2e import IMAGE_2, new_revision
 
 pytestmark = [
@@ -48,60 +45,23 @@ pytestmark = [
     pytest.mark.timeout(240),
     pytest.mark.lab_only(
         "runs an operator process of its own with its admission webhook, and acts as several "
-        "people the lab's API server authenticates by token"
+        "people the lab cluster authenticates by token"
     ),
 ]
 
-StartOperator = Callable[..., OperatorProcess]
-PEOPLE: dict[str, tuple[str, ...]] = {
-    "alice": ("sre",),
-    "bob": ("sre",),
-    "carol": ("dev",),
-}
+#: Three of the people the lab cluster authenticates (their groups play no part here).
+PEOPLE = ("alice", "bob", "carol")
 TARGET = f"rollout/{NAME}"
 
 
 @pytest.fixture
-def lab_users() -> dict[str, tuple[str, ...]]:
-    """The lab's API server authenticates these people (overrides the lab plugin's default)."""
-    return PEOPLE
-
-
-@pytest.fixture
 def people(cluster: Cluster, start_operator: StartOperator, tmp_path: Path) -> Governance:
-    """The operator with its admission webhook on, once its webhook configuration (with the
-    Rollout handler) is in place."""
-    key = tmp_path / "record-key"
-    key.write_text(secrets.token_hex(32) + "\n")
-    key.chmod(0o600)
-    cert, pkey = write_webhook_certificate(tmp_path / "webhook-tls")
-    operator = start_operator(
-        "--namespace",
-        NAMESPACE,
-        ROLLWISE_RECORD_KEY_FILE=str(key),
-        ROLLWISE_WEBHOOK_PORT=str(free_port()),
-        ROLLWISE_WEBHOOK_LISTEN="127.0.0.1",
-        ROLLWISE_WEBHOOK_HOST="127.0.0.1",
-        ROLLWISE_WEBHOOK_CERT_FILE=str(cert),
-        ROLLWISE_WEBHOOK_KEY_FILE=str(pkey),
-        ROLLWISE_WEBHOOK_MANAGED="true",
-        # The lab's API server calls webhooks with a client certificate of its own CA.
-        ROLLWISE_WEBHOOK_CLIENT_CA_FILE=str(cluster.the_lab.admission_client_ca),
-    )
-    found = Governance(cluster, operator, tmp_path)
-
-    def configured() -> bool:
-        found.alive()
-        proc = cluster.k(
-            "get", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "-o", "json", check=False
-        )
-        if proc.returncode != 0:
-            return False
-        hooks = json.loads(proc.stdout).get("webhooks") or []
-        return any(h["name"].startswith("rollout-records.") for h in hooks)
-
-    eventually(configured, timeout=30, what="the webhook configuration with the Rollout handler")
-    return found
+    """The operator with its admission webhook on, once it serves the webhook, and the people
+    allowed to work in the test's namespace."""
+    grant_namespace(cluster.the_lab.running_cluster, cluster.namespace, list(PEOPLE))
+    operator = start_operator("--namespace", cluster.namespace)
+    start_operator.wait_webhook(operator)
+    return Governance(cluster, operator, tmp_path)
 
 
 def healthy(cluster: Cluster) -> str:
@@ -125,7 +85,7 @@ def test_a_promote_past_a_failed_analysis_waits_for_a_second_person(
     cluster: Cluster, people: Governance
 ) -> None:
     stable = healthy(cluster)
-    cluster.the_lab.start_traffic(f"httproute/{NAMESPACE}/{NAME}", rate=50)
+    cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=50)
     bad = new_revision(
         cluster,
         [
@@ -198,7 +158,7 @@ def test_a_promote_past_a_failed_analysis_waits_for_a_second_person(
 
 def test_a_hold_pauses_a_running_canary_at_once(cluster: Cluster, people: Governance) -> None:
     healthy(cluster)
-    cluster.the_lab.start_traffic(f"httproute/{NAMESPACE}/{NAME}", rate=50)
+    cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=50)
     good = new_revision(cluster, IMAGE_2)
     eventually(lambda: cluster.route_weight() == 5, timeout=20, what="the canary at 5%")
 
@@ -248,10 +208,10 @@ def test_a_hold_pauses_a_running_canary_at_once(cluster: Cluster, people: Govern
 
 
 def test_a_hold_dropped_behind_the_webhooks_back_still_holds(
-    cluster: Cluster, people: Governance
+    cluster: Cluster, people: Governance, start_operator: StartOperator
 ) -> None:
     healthy(cluster)
-    cluster.the_lab.start_traffic(f"httproute/{NAMESPACE}/{NAME}", rate=50)
+    cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=50)
     canary = new_revision(cluster, IMAGE_2)
     eventually(lambda: cluster.route_weight() == 5, timeout=20, what="the canary at 5%")
     hold = override(people, "carol", "--decision", "hold", "--reason", "checking a dashboard")
@@ -265,7 +225,9 @@ def test_a_hold_dropped_behind_the_webhooks_back_still_holds(
         stored = [e for e in stored if e["decision"] != "hold"]
     else:
         stored["entries"] = [e for e in stored["entries"] if e["decision"] != "hold"]
-    cluster.k("delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION)
+    assert start_operator.release is not None
+    configuration = start_operator.release.webhook_configuration
+    cluster.k("delete", "mutatingwebhookconfiguration", configuration)
     cluster.k(
         "annotate", "rollout", NAME, f"rollwise.dev/overrides={json.dumps(stored)}", "--overwrite"
     )

@@ -8,20 +8,18 @@ Prometheus, never through the operator's memory. Waits are bounded polls.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import yaml
 
 from rollwise.core.observations import revision_of
 from tests.e2e.support import (
     INTERVAL,
     NAME,
-    NAMESPACE,
     Cluster,
     OperatorProcess,
+    StartOperator,
     demo_docs,
     eventually,
     free_port,
@@ -33,8 +31,6 @@ pytestmark = [
     pytest.mark.timeout(90),
     pytest.mark.lab_only("runs operator processes of its own and the lab's traffic generator"),
 ]
-
-StartOperator = Callable[..., OperatorProcess]
 
 
 def _parse_time(text: str) -> datetime:
@@ -78,8 +74,8 @@ def in_order(seen: list[str], expected: list[str]) -> bool:
 def test_happy_path_moves_traffic_5_25_100_and_retires_the_old_revision(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
-    old, _ = create_healthy(cluster, start_operator, "--namespace", NAMESPACE)
-    cluster.lab.start_traffic(f"httproute/{NAMESPACE}/{NAME}", rate=50)
+    old, _ = create_healthy(cluster, start_operator, "--namespace", cluster.namespace)
+    cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=50)
     new = new_revision(cluster, IMAGE_2)
 
     route_weights: list[int] = []
@@ -148,8 +144,8 @@ def test_happy_path_moves_traffic_5_25_100_and_retires_the_old_revision(
 def test_an_operator_killed_mid_canary_is_replaced_and_the_canary_continues(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
-    old, first = create_healthy(cluster, start_operator, "--namespace", NAMESPACE)
-    cluster.lab.start_traffic(f"httproute/{NAMESPACE}/{NAME}", rate=50)
+    old, first = create_healthy(cluster, start_operator, "--namespace", cluster.namespace)
+    cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=50)
     new = new_revision(cluster, IMAGE_2)
     eventually(lambda: cluster.route_weight() == 25, timeout=20, what="the canary at 25%")
     first.process.kill()  # SIGKILL: no clean-up, no last status write
@@ -157,7 +153,7 @@ def test_an_operator_killed_mid_canary_is_replaced_and_the_canary_continues(
     killed_at_step = cluster.status()["currentStepIndex"]
     assert killed_at_step == 1
 
-    start_operator("--namespace", NAMESPACE)
+    start_operator("--namespace", cluster.namespace)
     weights: list[int] = []
 
     def done() -> bool:
@@ -184,8 +180,8 @@ def test_an_operator_killed_mid_canary_is_replaced_and_the_canary_continues(
 def test_bad_canary_is_rolled_back_fast_and_not_retried_until_asked(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
-    stable, _ = create_healthy(cluster, start_operator, "--namespace", NAMESPACE)
-    cluster.lab.start_traffic(f"httproute/{NAMESPACE}/{NAME}", rate=50)
+    stable, _ = create_healthy(cluster, start_operator, "--namespace", cluster.namespace)
+    cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=50)
     bad = new_revision(
         cluster,
         [
@@ -253,9 +249,9 @@ def test_prometheus_outage_pauses_the_canary_and_never_rolls_back(
 ) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     cluster.apply(demo_docs(cluster.test_id))
-    blind = start_operator("--namespace", NAMESPACE, ROLLWISE_PROMETHEUS_URL=nowhere)
+    blind = start_operator("--namespace", cluster.namespace, ROLLWISE_PROMETHEUS_URL=nowhere)
     cluster.k("wait", "--for=condition=Ready", f"rollout/{NAME}", "--timeout=20s")
-    cluster.lab.start_traffic(f"httproute/{NAMESPACE}/{NAME}", rate=50)
+    cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=50)
     new = new_revision(cluster, IMAGE_2)
     status = eventually(
         lambda: (s := cluster.status()).get("phase") == "Paused" and s,
@@ -272,7 +268,7 @@ def test_prometheus_outage_pauses_the_canary_and_never_rolls_back(
 
     # Prometheus is back (here: an operator that can reach it) and a retry re-runs the step.
     blind.stop()
-    start_operator("--namespace", NAMESPACE)
+    start_operator("--namespace", cluster.namespace)
     cluster.k("annotate", f"rollout/{NAME}", "rollwise.dev/retry=after-outage")
     eventually(
         lambda: cluster.status().get("stableRevision") == new,
@@ -301,6 +297,7 @@ def test_invalid_specs_are_refused_or_reported_and_nothing_is_touched(
     assert refused.returncode != 0
     assert "setWeight must not decrease from one step to the next" in refused.stderr
 
+    start_operator.install(scope="cluster")
     stable, _ = create_healthy(cluster, start_operator)  # cluster-wide this time
     route_version = cluster.route()["metadata"]["resourceVersion"]
     before = cluster.deployments()
@@ -317,7 +314,10 @@ def test_invalid_specs_are_refused_or_reported_and_nothing_is_touched(
     cluster.k("wait", "--for=condition=InvalidSpec", f"rollout/{NAME}", "--timeout=10s")
     status = cluster.status()
     assert status["phase"] == "Degraded"
-    assert "Service default/demo-missing not found" in cluster.condition("InvalidSpec")["message"]  # type: ignore[index]
+    assert (
+        f"Service {cluster.namespace}/demo-missing not found"
+        in cluster.condition("InvalidSpec")["message"]  # type: ignore[index]
+    )
     invalid = [e for e in cluster.events() if e["reason"] == "InvalidSpec"]
     assert invalid
     assert invalid[0]["type"] == "Warning"
@@ -335,7 +335,7 @@ def test_passes_that_change_nothing_write_nothing(
     cluster.apply(demo_docs(cluster.test_id))
     operator = start_operator(
         "--namespace",
-        NAMESPACE,
+        cluster.namespace,
         "--liveness",
         f"http://127.0.0.1:{health}/healthz",
         ROLLWISE_METRICS_PORT=str(metrics),
@@ -358,7 +358,7 @@ def test_passes_that_change_nothing_write_nothing(
     # Every log line about the Rollout names it; the process serves liveness and metrics.
     lines = [line for line in operator.lines() if line.get("rollout") == NAME]
     assert lines, "the operator logged nothing about the Rollout"
-    assert all(line["namespace"] == NAMESPACE and "revision" in line for line in lines)
+    assert all(line["namespace"] == cluster.namespace and "revision" in line for line in lines)
     alive = eventually(
         lambda: http_get(f"http://127.0.0.1:{health}/healthz"), timeout=5, what="liveness"
     )
@@ -368,7 +368,7 @@ def test_passes_that_change_nothing_write_nothing(
     )
     assert 'rollwise_rollouts{phase="Healthy"} 1.0' in scraped[1]
     assert (
-        f'rollwise_rollout_canary_weight{{namespace="{NAMESPACE}",rollout="{NAME}"}} 0.0'
+        f'rollwise_rollout_canary_weight{{namespace="{cluster.namespace}",rollout="{NAME}"}} 0.0'
         in scraped[1]
     )
 
@@ -391,52 +391,24 @@ def test_passes_that_change_nothing_write_nothing(
     assert time.monotonic() - began < 10
 
 
-def peering_crd(kind: str, scope: str) -> dict[str, Any]:
-    """kopf's peering CRD (group kopf.dev, as kopf's own peering.yaml declares it)."""
-    plural = f"{kind.lower()}s"
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.kopf.dev"},
-        "spec": {
-            "group": "kopf.dev",
-            "scope": scope,
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
 def test_with_peering_the_operator_creates_its_peering_object_and_reconciles(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
-    crds = [peering_crd("ClusterKopfPeering", "Cluster"), peering_crd("KopfPeering", "Namespaced")]
-    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(crds), check=True)
-    for crd in crds:
-        name = crd["metadata"]["name"]
-        cluster.kubectl(
-            "wait", "--for=condition=Established", f"crd/{name}", "--timeout=10s", check=True
-        )
+    # Cluster-wide, as the chart runs two replicas with scope "cluster": its ClusterRole grants
+    # the ClusterKopfPeering (kopf's peering CRDs are the chart's, installed with the lab).
+    peering = f"rollwise-{cluster.test_id}"
+    start_operator.install(scope="cluster", replicas=2)
     cluster.apply(demo_docs(cluster.test_id))
-    start_operator(ROLLWISE_PEERING="rollwise", POD_NAME="rollwise-0")
-    cluster.k("wait", "--for=condition=Ready", f"rollout/{NAME}", "--timeout=20s")
+    start_operator(ROLLWISE_PEERING=peering, POD_NAME="rollwise-0")
+    try:
+        cluster.k("wait", "--for=condition=Ready", f"rollout/{NAME}", "--timeout=20s")
 
-    def peers() -> dict[str, Any]:
-        obj = cluster.custom.get_cluster_custom_object(
-            "kopf.dev", "v1", "clusterkopfpeerings", "rollwise"
-        )
-        return dict(obj.get("status") or {})
+        def peers() -> dict[str, Any]:
+            obj = cluster.custom.get_cluster_custom_object(
+                "kopf.dev", "v1", "clusterkopfpeerings", peering
+            )
+            return dict(obj.get("status") or {})
 
-    assert eventually(peers, timeout=10, what="the operator to register in the peering object")
+        assert eventually(peers, timeout=10, what="the operator to register in the peering object")
+    finally:
+        cluster.kubectl("delete", "clusterkopfpeering", peering, "--ignore-not-found")

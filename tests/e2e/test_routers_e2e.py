@@ -17,7 +17,6 @@ from rollwise.core.observations import revision_of
 from tests.e2e.support import (
     INTERVAL,
     NAME,
-    NAMESPACE,
     Cluster,
     OperatorProcess,
     eventually,
@@ -89,7 +88,7 @@ def test_replica_ratio_realises_5_25_100_as_replica_counts_and_traffic_follows(
     cluster.k("wait", "--for=condition=Ready", f"rollout/{NAME}", "--timeout=30s")
     old = str(cluster.status()["stableRevision"])
     assert cluster.replicas() == {f"{NAME}-{old}": (RATIO_REPLICAS, RATIO_REPLICAS)}
-    cluster.the_lab.start_traffic(f"service/{NAMESPACE}/demo", rate=100)
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/demo", rate=100)
     cluster.patch_template(IMAGE_2)
     new = revision_of(cluster.rollout()["spec"]["template"])
     old_name, new_name = f"{NAME}-{old}", f"{NAME}-{new}"
@@ -122,7 +121,11 @@ def test_replica_ratio_realises_5_25_100_as_replica_counts_and_traffic_follows(
             measured = cluster.prometheus.query(share)
             if measured is not None:
                 shares.setdefault(split, []).append(measured)
-        return status.get("phase") == "Healthy" and status.get("stableRevision") == new
+        # Healthy may come before the old revision's Deployment status shows its pods gone
+        # (the ReplicaSet and Deployment controllers write status after kwok removed them): the
+        # last split is seen once the old revision has no ready pod left.
+        promoted = status.get("phase") == "Healthy" and status.get("stableRevision") == new
+        return promoted and split[0] == 0
 
     eventually(done, timeout=40, what="the new revision to become stable", every=0.1)
     print(f"ready (stable, canary) pods seen: {splits}; status weights seen: {status_weights}")
@@ -195,7 +198,7 @@ def test_istio_virtualservice_weights_go_5_25_100(
     cluster.k("wait", "--for=condition=Ready", f"rollout/{NAME}", "--timeout=30s")
     old = str(cluster.status()["stableRevision"])
     assert cluster.destination_weights() == {"demo-stable": 100, "demo-canary": 0}
-    cluster.the_lab.start_traffic(f"virtualservice/{NAMESPACE}/{NAME}", rate=50)
+    cluster.the_lab.start_traffic(f"virtualservice/{cluster.namespace}/{NAME}", rate=50)
     cluster.patch_template(IMAGE_2)
     new = revision_of(cluster.rollout()["spec"]["template"])
 

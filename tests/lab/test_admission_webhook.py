@@ -1,9 +1,12 @@
 """The ModelRelease webhook records identities as the API server authenticated them.
 
 The real kopf operator machinery runs the real handler (``rollwise.runtime.admission``, wired
-from settings exactly as ``main`` wires it) against the lab's API server, which authenticates
-alice, bob and carol by token and calls the kopf-managed mutating webhook over HTTPS. Each user
-acts with real kubectl; every effect is read back through the API.
+from settings exactly as ``main`` wires it) against the lab cluster's kube-apiserver, which
+authenticates alice, bob and carol by token, lets them work in the test's namespace (RBAC), and
+calls the kopf-managed mutating webhook over HTTPS (a serving certificate the cluster CA
+signed, the CA as ``ROLLWISE_WEBHOOK_CA_FILE``). Each user acts with kubectl; every effect is
+read back through the API. kopf's managed configuration is cluster-wide, so the test removes
+it when it ends, whatever happened.
 
 People: alice creates the release (groups ml, sec-team), bob is in sec-team, carol in pm and
 sec-team. Roles: security=sec-team, product=pm.
@@ -28,16 +31,8 @@ import requests
 import yaml
 from kopf.testing import KopfRunner
 
-from hack.lab.kube.admission import (
-    AdmissionClientAuth,
-    write_admission_client_auth,
-    write_ca,
-    write_client_certificate,
-    write_webhook_certificate,
-)
-from hack.lab.kube.auth import Identities, write_identities
-from hack.lab.kube.server import BackgroundAPIServer
-from hack.lab.testing.kube_fixtures import Kubectl, make_kubectl, manifest
+from hack.cluster import ADMIN, Cluster, pki
+from hack.lab.testing.cluster_fixtures import Kubectl, grant_namespace, make_kubectl, manifest
 from rollwise.core import governance as g
 from rollwise.core.modelrelease import release_content
 from rollwise.core.spec import ModelReleaseSpec
@@ -47,7 +42,6 @@ from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, from_sources
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "crds" / "modelreleases.rollwise.dev.yaml"
 EXAMPLE = ROOT / "examples" / "modelrelease-template" / "modelrelease.yaml"
 RESOURCE = "modelreleases.rollwise.dev"
 NAME = "fraud-detector-7"
@@ -70,16 +64,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: The people of these tests, as the lab cluster authenticates them; "operator" is the admin.
+PEOPLE = ("alice", "bob", "carol")
+
+
 @dataclass
-class Lab:
-    identities: Identities
+class People:
+    cluster: Cluster
     namespace: str
     cache: Path
-    #: The client certificate the API server calls webhooks with, and its CA.
-    client: AdmissionClientAuth
 
     def kubectl(self, user: str) -> Kubectl:
-        return make_kubectl(self.identities[user].kubeconfig, self.cache / user)
+        who = ADMIN if user == "operator" else user
+        return make_kubectl(self.cluster.kubeconfig_of(who), self.cache / user)
 
     def annotate(self, user: str, key: str, value: Any, *, overwrite: bool = True) -> Any:
         text = value if isinstance(value, str) else json.dumps(value)
@@ -100,55 +97,44 @@ class Lab:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    identities = write_identities(
-        tmp_path / "identities",
-        {
-            "operator": ("system:masters",),
-            "alice": ("ml", "sec-team"),
-            "bob": ("sec-team",),
-            "carol": ("pm", "sec-team"),
-        },
-    )
-    client = write_admission_client_auth(tmp_path / "admission")
-    with BackgroundAPIServer(
-        authenticator=identities.authenticator(), admission_config=client.config
-    ) as server:
-        identities.write_kubeconfigs(server.url, certificate_authority_data=server.server.ca_pem)
-        monkeypatch.setenv("KUBECONFIG", str(identities["operator"].kubeconfig))
-        lab = Lab(identities, f"gov-{uuid.uuid4().hex[:6]}", tmp_path / "kubecache", client)
-        op = lab.kubectl("operator")
-        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": lab.namespace}}
-        op("apply", "-f", "-", input=manifest(namespace), check=True)
-        op("apply", "-f", str(CRD), check=True)
-        op("wait", "--for=condition=Established", f"crd/{RESOURCE}", "--timeout=10s", check=True)
-        yield lab
+def people(
+    lab_cluster: Cluster, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[People]:
+    grant_namespace(lab_cluster, namespace, list(PEOPLE))
+    monkeypatch.setenv("KUBECONFIG", str(lab_cluster.kubeconfig))
+    found = People(lab_cluster, namespace, tmp_path / "kubecache")
+    yield found
+    # kopf's managed configurations are cluster-wide: nothing of them may outlive the test.
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        found.kubectl("operator")("delete", kind, WEBHOOK_CONFIGURATION, "--ignore-not-found")
 
 
 @dataclass
 class Operator:
     runner: KopfRunner
     key: bytes
-    #: The webhook's address and the certificate it serves (the caBundle a caller trusts).
+    #: The webhook's address and the CA its serving certificate chains to (a caller's caBundle).
     url: str
-    cert: Path
+    ca: Path
 
 
-def operator(tmp_path: Path, lab: Lab) -> Operator:
-    """The operator process as main builds it, from the settings environment."""
+def operator(tmp_path: Path, people: People) -> Operator:
+    """The operator process as main builds it, from the settings environment: its webhook
+    requires the client certificate kube-apiserver presents (``Cluster.webhook_client_ca``)."""
     key_file = tmp_path / "record-key"
     key_file.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
-    cert, pkey = write_webhook_certificate(tmp_path / "tls")
+    pair = people.cluster.serving_certificate(tmp_path / "tls")
     port = free_port()
     settings = from_sources(
         [],
         {
-            "ROLLWISE_WEBHOOK_CLIENT_CA_FILE": str(lab.client.ca),
+            "ROLLWISE_WEBHOOK_CLIENT_CA_FILE": str(people.cluster.webhook_client_ca),
             "ROLLWISE_WEBHOOK_PORT": str(port),
             "ROLLWISE_WEBHOOK_LISTEN": "127.0.0.1",
             "ROLLWISE_WEBHOOK_HOST": "127.0.0.1",
-            "ROLLWISE_WEBHOOK_CERT_FILE": str(cert),
-            "ROLLWISE_WEBHOOK_KEY_FILE": str(pkey),
+            "ROLLWISE_WEBHOOK_CERT_FILE": str(pair.cert),
+            "ROLLWISE_WEBHOOK_KEY_FILE": str(pair.key),
+            "ROLLWISE_WEBHOOK_CA_FILE": str(people.cluster.ca_cert),
             "ROLLWISE_RECORD_KEY_FILE": str(key_file),
             "ROLLWISE_ROLE_GROUPS": "security=sec-team;product=pm",
         },
@@ -165,12 +151,14 @@ def operator(tmp_path: Path, lab: Lab) -> Operator:
         return kopf.login_with_kubeconfig(**kwargs)
 
     runner = KopfRunner(
-        ["run", "--standalone", "--namespace", lab.namespace],
+        ["run", "--standalone", "--namespace", people.namespace],
         registry=registry,
         settings=kopf_settings,
         timeout=30,
     )
-    return Operator(runner, read_record_key(key_file), f"https://127.0.0.1:{port}", cert)
+    return Operator(
+        runner, read_record_key(key_file), f"https://127.0.0.1:{port}", people.cluster.ca_cert
+    )
 
 
 def refused(proc: Any, message: str) -> None:
@@ -180,11 +168,12 @@ def refused(proc: Any, message: str) -> None:
 
 
 def test_the_webhook_records_who_did_what_and_refuses_what_four_eyes_forbid(
-    lab: Lab, tmp_path: Path
+    people: People, tmp_path: Path
 ) -> None:
+    lab = people
     release = yaml.safe_load(EXAMPLE.read_text())
     release["metadata"]["namespace"] = lab.namespace
-    op = operator(tmp_path, lab)
+    op = operator(tmp_path, people)
     runner, key = op.runner, op.key
     started = datetime.now(UTC).replace(microsecond=0)
     with runner:
@@ -340,14 +329,15 @@ def forged_review(release: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_forged_review_from_outside_the_api_server_gets_nothing_signed(
-    lab: Lab, tmp_path: Path
+    people: People, tmp_path: Path
 ) -> None:
+    lab = people
     release = yaml.safe_load(EXAMPLE.read_text())
     release["metadata"]["namespace"] = lab.namespace
-    op = operator(tmp_path, lab)
-    stranger_ca = write_ca(tmp_path / "stranger", "stranger-ca")
-    stranger = write_client_certificate(
-        tmp_path / "stranger", stranger_ca, "kube-apiserver-admission"
+    op = operator(tmp_path, people)
+    stranger_ca = pki.issue_certificate_authority(tmp_path / "stranger", "ca", "stranger-ca")
+    stranger = pki.issue_client_certificate(
+        stranger_ca, tmp_path / "stranger", "client", common_name=pki.WEBHOOK_CLIENT_CN
     )
     with op.runner:
         eventually(
@@ -374,8 +364,8 @@ def test_a_forged_review_from_outside_the_api_server_gets_nothing_signed(
                 answered = requests.post(
                     url,
                     json=review,
-                    verify=str(op.cert),
-                    cert=(str(cert[0]), str(cert[1])) if cert is not None else None,
+                    verify=str(op.ca),
+                    cert=(str(cert.cert), str(cert.key)) if cert is not None else None,
                     timeout=10,
                 )
             except requests.exceptions.RequestException as exc:
@@ -386,8 +376,8 @@ def test_a_forged_review_from_outside_the_api_server_gets_nothing_signed(
         genuine = requests.post(
             url,
             json=review,
-            verify=str(op.cert),
-            cert=(str(lab.client.cert), str(lab.client.key)),
+            verify=str(op.ca),
+            cert=(str(lab.cluster.webhook_client_cert), str(lab.cluster.webhook_client_key)),
             timeout=10,
         ).json()
         unchanged = lab.release()

@@ -1,5 +1,5 @@
-"""The ConfigMap alias store against the lab's API emulator: the stored record, optimistic
-concurrency under real concurrent writers, and reads through the API."""
+"""The ConfigMap alias store against the lab cluster's kube-apiserver: the stored record,
+optimistic concurrency under real concurrent writers, and reads through the API."""
 
 from __future__ import annotations
 

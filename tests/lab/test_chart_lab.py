@@ -1,21 +1,21 @@
-"""The Helm chart's rendered objects applied to the lab's API emulator with the real kubectl.
+"""The Helm chart installed with ``helm install`` into the lab cluster, as a user installs it.
 
-`helm template` (the real helm, see tests/unit/test_chart.py) renders the chart as an install
-would; kubectl applies the CRDs, the ServiceAccount, the RBAC and the workload objects. The
-CRDs must become Established and serve their resources, and the ClusterRole and Roles must
-read back with exactly the rules the chart rendered. The lab serves no PodDisruptionBudget and
-no NetworkPolicy (it has no network to police), so those objects are left out.
+The real kube-apiserver validates every object the chart renders (the Deployment's pod spec, the
+RBAC, the PodDisruptionBudget, the webhook configuration, the generated Secrets), the cluster's
+own controllers run the Deployment (kwok plays the kubelet: its pods become Running and Ready,
+though no container runs), and what the chart installed reads back as it was rendered
+(``helm get manifest``). Uninstalling keeps what the chart promises to keep.
 
-`helm install` itself cannot target the lab yet: helm writes its release Secret as protobuf and
-the emulator reads JSON only (and helm's in-memory release driver swaps in a fake cluster
-client, so it proves nothing). Applying the rendered objects is what an install does otherwise.
+The CRDs are the lab's (installed with ``kubectl apply --server-side`` at its start), so the
+installs skip them, and kopf's peering CRDs too (``peering.installCRDs=false``: the lab installs
+them once). An installed webhook configuration would send ModelRelease writes of the whole
+cluster to pods that run nothing: each test removes it as soon as it is read back.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -24,47 +24,11 @@ from typing import Any
 import pytest
 import yaml
 
-from hack.lab.testing.kube_fixtures import Kubectl, manifest
+from hack.cluster import Cluster
+from hack.lab.operator import CHART, helm
+from hack.lab.testing.cluster_fixtures import Kubectl, delete_namespace, new_namespace
 
 pytestmark = pytest.mark.lab
-
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "rollwise"
-RELEASE = "rollwise"
-NOT_SERVED_BY_THE_LAB = {"PodDisruptionBudget", "NetworkPolicy"}
-
-
-def helm(home: Path, *args: str) -> str:
-    binary = shutil.which("helm")
-    assert binary, "helm is missing: run `make system-deps` (hack/ensure-helm.sh installs it)"
-    env = {
-        "HOME": str(home),
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-    proc = subprocess.run(
-        [binary, *args], capture_output=True, text=True, timeout=120, env=env, check=False
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
-def helm_template(
-    home: Path, namespace: str, *sets: str, kubeconfig: Path | None = None
-) -> list[dict[str, Any]]:
-    """The chart rendered offline, or against the lab's API server with ``kubeconfig``
-    (``--dry-run=server``: its lookups see the cluster, as an install's do)."""
-    args = ["template", RELEASE, str(CHART), "--namespace", namespace, "--include-crds"]
-    if kubeconfig is not None:
-        args += ["--dry-run=server", "--kubeconfig", str(kubeconfig)]
-    for item in sets:
-        args += ["--set", item]
-    return [doc for doc in yaml.safe_load_all(helm(home, *args)) if doc]
-
-
-def apply(kubectl: Kubectl, docs: list[dict[str, Any]]) -> str:
-    return kubectl("apply", "-f", "-", input=manifest(*docs), check=True).stdout
 
 
 def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
@@ -72,65 +36,27 @@ def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
     return result
 
 
-def install_rendered(kubectl: Kubectl, docs: list[dict[str, Any]]) -> None:
-    """Apply as `helm install` would: CRDs first, established, then everything else."""
-    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
-    assert crds
-    applied = apply(kubectl, crds)
-    for crd in crds:
-        name = crd["metadata"]["name"]
-        assert name in applied
-        kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=20s", check=True)
-    rest = [
-        d
-        for d in docs
-        if d["kind"] != "CustomResourceDefinition" and d["kind"] not in NOT_SERVED_BY_THE_LAB
-    ]
-    apply(kubectl, rest)
+def install(cluster: Cluster, release: str, namespace: str, *sets: str) -> list[dict[str, Any]]:
+    """``helm install`` and what helm recorded it installed."""
+    args = ["install", release, str(CHART), "--namespace", namespace, "--skip-crds", "--wait"]
+    for item in ("peering.installCRDs=false", f"fullnameOverride={release}", *sets):
+        args += ["--set", item]
+    helm(cluster, *args, "--timeout", "60s")
+    manifest = helm(cluster, "get", "manifest", release, "--namespace", namespace)
+    return [doc for doc in yaml.safe_load_all(manifest) if doc]
 
 
-def test_cluster_scoped_install_is_served_and_round_trips(
-    kubectl: Kubectl, kubeconfig: Path, namespace: str, tmp_path: Path
+def test_cluster_scoped_install_runs_and_round_trips(
+    lab_cluster: Cluster, kubectl: Kubectl, namespace: str
 ) -> None:
-    docs = helm_template(tmp_path, namespace, "replicas=2", kubeconfig=kubeconfig)
-    install_rendered(kubectl, docs)
-
-    for crd in ("rollouts.rollwise.dev", "modelreleases.rollwise.dev"):
-        conditions = get_json(kubectl, "crd", crd)["status"]["conditions"]
-        established = [c for c in conditions if c["type"] == "Established"]
-        assert established, crd
-        assert established[0]["status"] == "True", crd
-    for kind in ("rollouts", "modelreleases", "kopfpeerings"):
-        listed = get_json(kubectl, kind, "-n", namespace)
-        assert listed["items"] == []
-    assert get_json(kubectl, "clusterkopfpeerings")["kind"] == "List"
-
-    rendered_role = next(d for d in docs if d["kind"] == "ClusterRole")
-    served_role = get_json(kubectl, "clusterrole", RELEASE)
-    assert served_role["rules"] == rendered_role["rules"]
-    binding = get_json(kubectl, "clusterrolebinding", RELEASE)
-    assert binding["roleRef"]["name"] == RELEASE
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": RELEASE, "namespace": namespace}
-    ]
-    get_json(kubectl, "serviceaccount", RELEASE, "-n", namespace)
-
-    deployment = get_json(kubectl, "deployment", RELEASE, "-n", namespace)
-    pod = deployment["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == RELEASE
-    container = pod["containers"][0]
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["ROLLWISE_PEERING"] == "rollwise"
-    service = get_json(kubectl, "service", f"{RELEASE}-metrics", "-n", namespace)
-    assert service["spec"]["ports"][0]["port"] == 9102
-
-    # The webhook's configuration is cluster-wide in this module's server: read it back, then
-    # remove it so that no later write to a ModelRelease calls a webhook that is not running.
+    release = f"rollwise-{namespace}"
+    docs = install(lab_cluster, release, namespace, "replicas=2")
+    try:
+        # The webhook configuration first: it must not outlive what it is read back for.
+        served_hook = get_json(kubectl, "mutatingwebhookconfiguration", release)
+    finally:
+        kubectl("delete", "mutatingwebhookconfiguration", release, "--ignore-not-found")
     rendered_hook = next(d for d in docs if d["kind"] == "MutatingWebhookConfiguration")
-    served_hook = get_json(kubectl, "mutatingwebhookconfiguration", RELEASE)
-    kubectl("delete", "mutatingwebhookconfiguration", RELEASE, check=True)
     [hook, rollout_hook, guarded_hook] = served_hook["webhooks"]
     assert hook["failurePolicy"] == "Fail"
     assert hook["clientConfig"] == rendered_hook["webhooks"][0]["clientConfig"]
@@ -138,46 +64,89 @@ def test_cluster_scoped_install_is_served_and_round_trips(
     assert rollout_hook["clientConfig"] == rendered_hook["webhooks"][1]["clientConfig"]
     assert guarded_hook["failurePolicy"] == "Fail"
     assert guarded_hook["objectSelector"] == rendered_hook["webhooks"][2]["objectSelector"]
-    tls = get_json(kubectl, "secret", f"{RELEASE}-webhook-tls", "-n", namespace)
+    tls = get_json(kubectl, "secret", f"{release}-webhook-tls", "-n", namespace)
     assert tls["data"]["ca.crt"] == hook["clientConfig"]["caBundle"]
-    get_json(kubectl, "secret", f"{RELEASE}-record-key", "-n", namespace)
-    webhook_service = get_json(kubectl, "service", f"{RELEASE}-webhook", "-n", namespace)
+    webhook_service = get_json(kubectl, "service", f"{release}-webhook", "-n", namespace)
     assert webhook_service["spec"]["ports"][0]["targetPort"] == "webhook"
+
+    rendered_role = next(d for d in docs if d["kind"] == "ClusterRole")
+    assert get_json(kubectl, "clusterrole", release)["rules"] == rendered_role["rules"]
+    binding = get_json(kubectl, "clusterrolebinding", release)
+    assert binding["roleRef"]["name"] == release
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": release, "namespace": namespace}
+    ]
+    get_json(kubectl, "serviceaccount", release, "-n", namespace)
+
+    # The cluster's controllers ran the Deployment: two replicas, Available (helm --wait).
+    deployment = get_json(kubectl, "deployment", release, "-n", namespace)
+    assert deployment["status"]["readyReplicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == release
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ROLLWISE_PEERING"] == "rollwise"
+    budget = get_json(kubectl, "poddisruptionbudget", release, "-n", namespace)
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["status"]["currentHealthy"] == 2
+    service = get_json(kubectl, "service", f"{release}-metrics", "-n", namespace)
+    assert service["spec"]["ports"][0]["port"] == 9102
+    endpoints = get_json(
+        kubectl,
+        "endpointslices",
+        "-n",
+        namespace,
+        "-l",
+        f"kubernetes.io/service-name={release}-metrics",
+    )
+    ready = [
+        e for s in endpoints["items"] for e in s.get("endpoints") or [] if e["conditions"]["ready"]
+    ]
+    assert len(ready) == 2, "the metrics Service reaches both (fake) pods"
+
+    # Uninstalling keeps the record key (ModelReleases' records outlive the chart).
+    helm(lab_cluster, "uninstall", release, "--namespace", namespace, "--wait")
+    get_json(kubectl, "secret", f"{release}-record-key", "-n", namespace)
+    assert kubectl("get", "clusterrole", release).returncode != 0
+    assert kubectl("get", "deployment", release, "-n", namespace).returncode != 0
 
 
 def test_namespace_scoped_install_grants_roles_per_namespace(
-    kubectl: Kubectl, namespace: str, tmp_path: Path
+    lab_cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path
 ) -> None:
-    watched = [f"w-{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    apply(
-        kubectl,
-        [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in watched],
-    )
-    docs = helm_template(
-        tmp_path,
-        namespace,
-        "scope=namespace",
-        "watchNamespaces={" + ",".join(watched) + "}",
-        "fullnameOverride=rollwise-ns",
-    )
-    install_rendered(kubectl, docs)
-
-    for name in watched:
-        rendered = next(
-            d for d in docs if d["kind"] == "Role" and d["metadata"]["namespace"] == name
+    watched = [new_namespace(lab_cluster, "w") for _ in range(2)]
+    release = f"rollwise-ns-{uuid.uuid4().hex[:6]}"
+    try:
+        docs = install(
+            lab_cluster,
+            release,
+            namespace,
+            "scope=namespace",
+            "watchNamespaces={" + ",".join(watched) + "}",
+            "webhook.enabled=false",
         )
-        served = get_json(kubectl, "role", "rollwise-ns", "-n", name)
-        assert served["rules"] == rendered["rules"]
-        binding = get_json(kubectl, "rolebinding", "rollwise-ns", "-n", name)
-        assert binding["subjects"][0]["namespace"] == namespace
-    cluster_rules = get_json(kubectl, "clusterrole", "rollwise-ns")["rules"]
-    groups = sorted({g for rule in cluster_rules for g in rule["apiGroups"]})
-    assert groups == ["apiextensions.k8s.io"], "the chart, not the operator, owns the webhook"
-    deployment = get_json(kubectl, "deployment", "rollwise-ns", "-n", namespace)
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert [a for a in args if a.startswith("--namespace=")] == [
-        f"--namespace={name}" for name in watched
-    ]
+        for name in watched:
+            rendered = next(
+                d for d in docs if d["kind"] == "Role" and d["metadata"]["namespace"] == name
+            )
+            served = get_json(kubectl, "role", release, "-n", name)
+            assert served["rules"] == rendered["rules"]
+            binding = get_json(kubectl, "rolebinding", release, "-n", name)
+            assert binding["subjects"][0]["namespace"] == namespace
+        cluster_rules = get_json(kubectl, "clusterrole", release)["rules"]
+        groups = sorted({g for rule in cluster_rules for g in rule["apiGroups"]})
+        assert groups == ["", "apiextensions.k8s.io"], "CRD and namespace reads only"
+        deployment = get_json(kubectl, "deployment", release, "-n", namespace)
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert [a for a in args if a.startswith("--namespace=")] == [
+            f"--namespace={name}" for name in watched
+        ]
+        helm(lab_cluster, "uninstall", release, "--namespace", namespace, "--wait")
+    finally:
+        for name in watched:
+            delete_namespace(lab_cluster, name)
 
 
 def secret_data(kubectl: Kubectl, namespace: str, name: str) -> dict[str, str]:
@@ -185,24 +154,29 @@ def secret_data(kubectl: Kubectl, namespace: str, name: str) -> dict[str, str]:
 
 
 def test_keys_and_cas_are_generated_once_and_found_again(
-    kubectl: Kubectl, kubeconfig: Path, namespace: str, tmp_path: Path
+    lab_cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path
 ) -> None:
-    """Rendered against the cluster, the chart generates the record key and the webhook's
-    client CA once; the next render finds them and keeps them. Offline it generates neither
-    (tests/unit/test_chart.py)."""
-    first = helm_template(tmp_path, namespace, "fullnameOverride=rw-keys", kubeconfig=kubeconfig)
-    install_rendered(kubectl, first)
-    kubectl("delete", "mutatingwebhookconfiguration", "rw-keys", check=True)
-    key = secret_data(kubectl, namespace, "rw-keys-record-key")
-    client = secret_data(kubectl, namespace, "rw-keys-webhook-client")
+    """Installed, the chart generates the record key and the webhook's client CA once; the
+    next render against the cluster (an upgrade's) finds them and keeps them. Offline it
+    generates neither (tests/unit/test_chart.py)."""
+    release = f"rw-keys-{uuid.uuid4().hex[:6]}"
+    first = install(lab_cluster, release, namespace)
+    kubectl("delete", "mutatingwebhookconfiguration", release, "--ignore-not-found")
+    key = secret_data(kubectl, namespace, f"{release}-record-key")
+    client = secret_data(kubectl, namespace, f"{release}-webhook-client")
     assert len(base64.b64decode(key["key"])) == 48
-    record_key = next(d for d in first if d["metadata"]["name"] == "rw-keys-record-key")
+    record_key = next(d for d in first if d["metadata"]["name"] == f"{release}-record-key")
     assert record_key["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
-    again = helm_template(tmp_path, namespace, "fullnameOverride=rw-keys", kubeconfig=kubeconfig)
+    rendered = helm(
+        lab_cluster,
+        "template", release, str(CHART), "--namespace", namespace, "--dry-run=server",
+        "--set", f"fullnameOverride={release}", "--set", "peering.installCRDs=false",
+    )  # fmt: skip
+    again = [d for d in yaml.safe_load_all(rendered) if d]
     by_name = {d["metadata"]["name"]: d for d in again if d["kind"] == "Secret"}
-    assert by_name["rw-keys-record-key"]["data"] == key, "the same key on every render"
-    assert by_name["rw-keys-webhook-client"]["data"] == client
+    assert by_name[f"{release}-record-key"]["data"] == key, "the same key on every render"
+    assert by_name[f"{release}-webhook-client"]["data"] == client
 
     ca, cert = tmp_path / "ca.crt", tmp_path / "tls.crt"
     ca.write_bytes(base64.b64decode(client["ca.crt"]))
@@ -215,5 +189,6 @@ def test_keys_and_cas_are_generated_once_and_found_again(
         check=False,
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    serving = secret_data(kubectl, namespace, "rw-keys-webhook-tls")
+    serving = secret_data(kubectl, namespace, f"{release}-webhook-tls")
     assert serving["ca.crt"] != client["ca.crt"], "a CA of its own"
+    helm(lab_cluster, "uninstall", release, "--namespace", namespace, "--wait")

@@ -1,5 +1,5 @@
 """``kubectl rollwise`` as users run it: the real kubectl finding the ``kubectl-rollwise``
-console script on PATH, against the lab's API emulator with the Rollwise CRDs and the
+console script on PATH, against the lab cluster (the Rollwise CRDs installed) with the
 Gateway API example applied. No operator runs: the test writes a realistic status through
 the ``/status`` subresource (built with the core's own status models) and reads back what the
 plugin wrote with ``kubectl get -o json``.
@@ -25,8 +25,14 @@ from typing import Any
 import pytest
 import yaml
 
-from hack.lab.kube.server import BackgroundAPIServer
-from hack.lab.testing.kube_fixtures import KUBECTL, Kubectl, make_kubectl, manifest
+from hack.cluster import Cluster
+from hack.lab.testing.cluster_fixtures import (
+    Kubectl,
+    kubeconfig_in,
+    kubectl_binary,
+    make_kubectl,
+    manifest,
+)
 from rollwise.cli.kube import connect
 from rollwise.cli.watch import _Watcher
 from rollwise.core.observations import revision_of
@@ -47,7 +53,6 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 EXAMPLE = ROOT / "examples" / "rollout-gateway-api"
-HTTPROUTE_CRD = ROOT / "hack" / "lab" / "crds" / "gateway.networking.k8s.io_httproutes.yaml"
 
 Plugin = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -67,7 +72,7 @@ def plugin_env(kubeconfig: Path) -> dict[str, str]:
 def make_plugin(kubeconfig: Path) -> Plugin:
     def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [KUBECTL, "rollwise", *args],
+            [str(kubectl_binary()), "rollwise", *args],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -78,20 +83,13 @@ def make_plugin(kubeconfig: Path) -> Plugin:
     return run
 
 
-@pytest.fixture(scope="module")
-def crds_applied(kubectl: Kubectl) -> None:
-    kubectl("apply", "-f", str(ROOT / "crds"), "-f", str(HTTPROUTE_CRD), check=True)
-    for crd in ("rollouts.rollwise.dev", "httproutes.gateway.networking.k8s.io"):
-        kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=10s", check=True)
-
-
 @pytest.fixture
 def plugin(kubeconfig: Path) -> Plugin:
     return make_plugin(kubeconfig)
 
 
 @pytest.fixture
-def demo(crds_applied: None, kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+def demo(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
     """The Gateway API example applied in the test's namespace; returns the Rollout."""
     kubectl("apply", "-f", str(EXAMPLE), namespace=namespace, check=True)
     return get_rollout(kubectl, namespace)
@@ -234,7 +232,7 @@ def test_get_rollout_shows_steps_analysis_weight_and_events(
     demo: dict[str, Any],
     kubectl: Kubectl,
     namespace: str,
-    apiserver: BackgroundAPIServer,
+    kubeconfig: Path,
     tmp_path: Path,
 ) -> None:
     now = datetime.now(UTC)
@@ -243,7 +241,7 @@ def test_get_rollout_shows_steps_analysis_weight_and_events(
     route_weights(kubectl, namespace, 75, 25)
     kubectl("apply", "-f", "-", input=manifest(weight_event(namespace, demo, now)), check=True)
     # The context's namespace is the default, as with kubectl.
-    config = apiserver.write_kubeconfig(tmp_path / "kubeconfig", namespace=namespace)
+    config = kubeconfig_in(kubeconfig, tmp_path / "kubeconfig", namespace)
     result = make_plugin(config)("get", "rollout", "demo")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -421,28 +419,26 @@ def test_pause_and_resume_set_spec_paused(
         pytest.param(["get", "rollout", "nope", "--watch", "--timeout", "5s"], id="watch"),
     ],
 )
-def test_unknown_rollout_is_one_line(
-    crds_applied: None, namespace: str, plugin: Plugin, argv: list[str]
-) -> None:
+def test_unknown_rollout_is_one_line(namespace: str, plugin: Plugin, argv: list[str]) -> None:
     result = plugin(*argv, "-n", namespace)
     assert result.returncode == 1
     assert result.stdout == ""
     assert one_line(result.stderr) == f'error: rollout "nope" not found in namespace "{namespace}"'
 
 
-def test_missing_crds(tmp_path: Path) -> None:
+def test_missing_crds(bare_cluster: Cluster, tmp_path: Path) -> None:
     """No Rollout CRD: one line. No ModelRelease CRD: ``list`` shows the Rollouts alone."""
-    with BackgroundAPIServer() as bare:
-        config = bare.write_kubeconfig(tmp_path / "kubeconfig")
-        for argv in (["get", "rollout", "demo"], ["list"], ["abort", "demo"]):
-            result = make_plugin(config)(*argv)
-            assert result.returncode == 1
-            assert one_line(result.stderr) == (
-                "error: rollouts.rollwise.dev is not installed in this cluster "
-                "(kubectl apply -f crds/)"
-            )
-        kubectl = make_kubectl(config, tmp_path / "cache")
-        kubectl("apply", "-f", str(ROOT / "crds" / "rollouts.rollwise.dev.yaml"), check=True)
+    config = bare_cluster.kubeconfig
+    for argv in (["get", "rollout", "demo"], ["list"], ["abort", "demo"]):
+        result = make_plugin(config)(*argv)
+        assert result.returncode == 1
+        assert one_line(result.stderr) == (
+            "error: rollouts.rollwise.dev is not installed in this cluster (kubectl apply -f crds/)"
+        )
+    kubectl = make_kubectl(config, tmp_path / "cache")
+    crd = str(ROOT / "crds" / "rollouts.rollwise.dev.yaml")
+    kubectl("apply", "--server-side", "-f", crd, check=True)
+    try:
         kubectl("wait", "--for=condition=Established", "crd/rollouts.rollwise.dev", check=True)
         kubectl("apply", "-f", str(EXAMPLE / "rollout.yaml"), check=True)
         result = make_plugin(config)("list")
@@ -451,16 +447,21 @@ def test_missing_crds(tmp_path: Path) -> None:
             ["NAME", "PHASE"],
             ["demo", "<none>"],
         ]
+    finally:
+        kubectl("delete", "-f", crd, "--wait=true", check=True)
 
 
-def test_unreachable_server_is_one_line(tmp_path: Path, apiserver: BackgroundAPIServer) -> None:
+def test_unreachable_server_is_one_line(
+    tmp_path: Path, kubeconfig: Path, lab_cluster: Cluster
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # Nothing listens on the port any more: connections are refused at once.
     config = tmp_path / "kubeconfig"
-    text = apiserver.write_kubeconfig(config).read_text()
-    config.write_text(text.replace(apiserver.url, f"http://127.0.0.1:{port}"))
+    config.write_text(
+        kubeconfig.read_text().replace(lab_cluster.server, f"http://127.0.0.1:{port}")
+    )
     for argv in (["list"], ["get", "rollout", "demo"], ["promote", "demo"]):
         result = make_plugin(config)(*argv, "--kubeconfig", str(config))
         assert result.returncode == 1
@@ -477,7 +478,7 @@ def test_watch_prints_a_new_frame_after_a_status_change(
     with output.open("w") as sink:
         proc = subprocess.Popen(
             [
-                KUBECTL,
+                str(kubectl_binary()),
                 "rollwise",
                 "get",
                 "rollout",
@@ -530,7 +531,17 @@ def test_watch_on_a_terminal_redraws_in_place_and_stops_on_ctrl_c(
     set_status(kubectl, namespace, canary_status(demo, datetime.now(UTC)))
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [*INTERRUPTIBLE, KUBECTL, "rollwise", "get", "rollout", "demo", "-n", namespace, "--watch"],
+        [
+            *INTERRUPTIBLE,
+            str(kubectl_binary()),
+            "rollwise",
+            "get",
+            "rollout",
+            "demo",
+            "-n",
+            namespace,
+            "--watch",
+        ],
         stdout=follower,
         stderr=subprocess.PIPE,
         env=plugin_env(kubeconfig),
@@ -558,28 +569,42 @@ def test_watch_on_a_terminal_redraws_in_place_and_stops_on_ctrl_c(
     assert b"Traceback" not in err
 
 
-def test_watch_resumes_after_its_version_expired(tmp_path: Path) -> None:
-    """A version older than the server's watch history (410 Gone) is not an error: the
-    watcher reads the Rollout again and watches on from there."""
-    with BackgroundAPIServer(watch_history=5) as server:
-        config = server.write_kubeconfig(tmp_path / "kubeconfig")
-        kubectl = make_kubectl(config, tmp_path / "cache")
-        kubectl("apply", "-f", str(ROOT / "crds" / "rollouts.rollwise.dev.yaml"), check=True)
-        kubectl("wait", "--for=condition=Established", "crd/rollouts.rollwise.dev", check=True)
-        kubectl("apply", "-f", str(EXAMPLE / "rollout.yaml"), check=True)
-        for i in range(8):
-            kubectl("annotate", "rollout", "demo", f"note=v{i}", "--overwrite", check=True)
-        cluster = connect(str(config), None, None)
-        inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
-        watcher = _Watcher(cluster, "default", "demo", "1", inbox)
-        watcher.start()
-        try:
-            kind, obj = inbox.get(timeout=10)
-            assert kind == "object"
-            assert obj["metadata"]["annotations"]["note"] == "v7"
-            kubectl("annotate", "rollout", "demo", "note=after", "--overwrite", check=True)
-            kind, obj = inbox.get(timeout=10)
-            assert kind == "object"
-            assert obj["metadata"]["annotations"]["note"] == "after"
-        finally:
-            watcher.stopping.set()
+def test_watch_resumes_after_its_version_expired(
+    kubectl: Kubectl, kubeconfig: Path, namespace: str
+) -> None:
+    """A version older than the API server's watch cache keeps (410 Gone, from the real
+    kube-apiserver) is not an error: the watcher reads the Rollout again and watches on from
+    there."""
+    kubectl("apply", "-f", str(EXAMPLE / "rollout.yaml"), namespace=namespace, check=True)
+    for i in range(8):
+        kubectl(
+            "annotate",
+            "rollout",
+            "demo",
+            f"note=v{i}",
+            "--overwrite",
+            namespace=namespace,
+            check=True,
+        )
+    cluster = connect(str(kubeconfig), None, None)
+    inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+    watcher = _Watcher(cluster, namespace, "demo", "1", inbox)
+    watcher.start()
+    try:
+        kind, obj = inbox.get(timeout=10)
+        assert kind == "object"
+        assert obj["metadata"]["annotations"]["note"] == "v7"
+        kubectl(
+            "annotate",
+            "rollout",
+            "demo",
+            "note=after",
+            "--overwrite",
+            namespace=namespace,
+            check=True,
+        )
+        kind, obj = inbox.get(timeout=10)
+        assert kind == "object"
+        assert obj["metadata"]["annotations"]["note"] == "after"
+    finally:
+        watcher.stopping.set()

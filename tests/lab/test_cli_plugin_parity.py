@@ -1,6 +1,6 @@
-"""``kubectl rollwise`` set image, undo, restart, status and list by kind, run as users run it
-(the real kubectl finding the ``kubectl-rollwise`` console script on PATH) against the lab's
-API server, with the CRDs applied. No operator runs: the revision Deployments are created as
+"""``kubectl rollwise`` set image, undo, restart, status and list by kind, run as users run it (the
+real kubectl finding the ``kubectl-rollwise`` console script on PATH) against the lab cluster's
+kube-apiserver, with the CRDs applied. No operator runs: the revision Deployments are created as
 the operator creates them (``rollwise.adapters.workloads.revision_deployment``) and stored by
 the API server with its defaults; statuses are written through the ``/status`` subresource.
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from hack.lab.testing.kube_fixtures import KUBECTL, Kubectl, manifest
+from hack.lab.testing.cluster_fixtures import Kubectl, kubectl_binary, manifest
 from rollwise.adapters.workloads import RolloutRef, revision_deployment
 from rollwise.cli.revisions import RESTARTED_AT
 from rollwise.core.observations import revision_of
@@ -73,7 +73,7 @@ def rollout_manifest(template: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def crds(kubectl: Kubectl) -> None:
-    kubectl("apply", "-f", str(ROOT / "crds"), check=True)
+    """The lab installs the CRDs when it starts (``kubectl apply --server-side``)."""
     for crd in ("rollouts.rollwise.dev", "modelreleases.rollwise.dev"):
         kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=20s", check=True)
 
@@ -82,7 +82,7 @@ def crds(kubectl: Kubectl) -> None:
 def plugin(kubeconfig: Path, namespace: str) -> Plugin:
     def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [KUBECTL, "rollwise", *args, "-n", namespace],
+            [str(kubectl_binary()), "rollwise", *args, "-n", namespace],
             capture_output=True,
             text=True,
             timeout=timeout,

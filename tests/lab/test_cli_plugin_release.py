@@ -1,14 +1,15 @@
 """``kubectl rollwise`` on ModelReleases as users run it: the real kubectl finding the
-``kubectl-rollwise`` console script on PATH, against the lab's API emulator with the Rollwise
-CRDs and ``examples/modelrelease-template/`` applied. No operator runs: the test writes a
+``kubectl-rollwise`` console script on PATH, against the lab cluster (the Rollwise CRDs
+installed) with ``examples/modelrelease-template/`` applied. No operator runs: the test writes a
 realistic status through the ``/status`` subresource (built with the core's own status
 models) and reads back what the plugin wrote with ``kubectl get -o json``.
 
 Without an admission webhook (most tests here), ``revoke`` is pending for the operator and
-``approve``/``waive`` warn that nothing was recorded. With a webhook (an HTTP server speaking
-AdmissionReview to the emulator, answering with the operator's own admission decision) and
-users authenticated by token, the other paths: the record read back with the user the API
-server authenticated, and a refusal printed as the server's one sentence.
+``approve``/``waive`` warn that nothing was recorded. With a webhook (an HTTPS server that
+kube-apiserver calls with AdmissionReviews, answering with the operator's own admission
+decision) and the people the cluster authenticates by token, the other paths: the record read
+back with the user the API server authenticated, and a refusal printed as the server's one
+sentence.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import base64
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -31,9 +33,16 @@ import kopf
 import pytest
 from aiohttp import web
 
-from hack.lab.kube.auth import write_identities
-from hack.lab.kube.server import BackgroundAPIServer
-from hack.lab.testing.kube_fixtures import KUBECTL, Kubectl, make_kubectl, manifest
+from hack.cluster import Cluster
+from hack.lab.testing.cluster_fixtures import (
+    Kubectl,
+    delete_namespace,
+    grant_namespace,
+    kubectl_binary,
+    make_kubectl,
+    manifest,
+    new_namespace,
+)
 from rollwise.core.modelrelease_status import (
     AliasStatus,
     GateRecord,
@@ -72,7 +81,7 @@ def plugin_env(kubeconfig: Path) -> dict[str, str]:
 def make_plugin(kubeconfig: Path) -> Plugin:
     def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [KUBECTL, "rollwise", *args],
+            [str(kubectl_binary()), "rollwise", *args],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -89,20 +98,13 @@ def one_line(text: str) -> str:
     return text.rstrip("\n")
 
 
-@pytest.fixture(scope="module")
-def crds_applied(kubectl: Kubectl) -> None:
-    kubectl("apply", "-f", str(ROOT / "crds"), check=True)
-    for crd in ("rollouts.rollwise.dev", "modelreleases.rollwise.dev"):
-        kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=10s", check=True)
-
-
 @pytest.fixture
 def plugin(kubeconfig: Path) -> Plugin:
     return make_plugin(kubeconfig)
 
 
 @pytest.fixture
-def release(crds_applied: None, kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+def release(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
     """The template-served example ModelRelease applied in the test's namespace."""
     kubectl("apply", "-f", str(EXAMPLE), namespace=namespace, check=True)
     return get_release(kubectl, namespace)
@@ -281,7 +283,7 @@ def test_get_and_list_show_a_release(
 
     # The short names work as kubectl's do; a non-UTF-8 terminal gets ASCII arrows.
     short = subprocess.run(
-        [KUBECTL, "rollwise", "get", "mr", NAME, "-n", namespace],
+        [str(kubectl_binary()), "rollwise", "get", "mr", NAME, "-n", namespace],
         capture_output=True,
         env={**plugin_env(kubeconfig), "PYTHONIOENCODING": "ascii"},
         check=False,
@@ -321,9 +323,7 @@ def test_get_release_without_status(
         pytest.param(["get", "mr", "nope", "--watch", "--timeout", "5s"], id="watch"),
     ],
 )
-def test_unknown_release_is_one_line(
-    crds_applied: None, namespace: str, plugin: Plugin, argv: list[str]
-) -> None:
+def test_unknown_release_is_one_line(namespace: str, plugin: Plugin, argv: list[str]) -> None:
     result = plugin(*argv, "-n", namespace)
     assert result.returncode == 1
     assert result.stdout == ""
@@ -332,11 +332,12 @@ def test_unknown_release_is_one_line(
     )
 
 
-def test_release_crd_missing_is_one_line(tmp_path: Path) -> None:
-    with BackgroundAPIServer() as bare:
-        config = bare.write_kubeconfig(tmp_path / "kubeconfig")
-        kubectl = make_kubectl(config, tmp_path / "cache")
-        kubectl("apply", "-f", str(ROOT / "crds" / "rollouts.rollwise.dev.yaml"), check=True)
+def test_release_crd_missing_is_one_line(bare_cluster: Cluster, tmp_path: Path) -> None:
+    config = bare_cluster.kubeconfig
+    kubectl = make_kubectl(config, tmp_path / "cache")
+    crd = str(ROOT / "crds" / "rollouts.rollwise.dev.yaml")
+    kubectl("apply", "--server-side", "-f", crd, check=True)
+    try:
         kubectl("wait", "--for=condition=Established", "crd/rollouts.rollwise.dev", check=True)
         for argv in (["get", "mr", NAME], ["revoke", NAME, "--reason", "x"]):
             result = make_plugin(config)(*argv)
@@ -345,6 +346,8 @@ def test_release_crd_missing_is_one_line(tmp_path: Path) -> None:
                 "error: modelreleases.rollwise.dev is not installed in this cluster "
                 "(kubectl apply -f crds/)"
             )
+    finally:
+        kubectl("delete", "-f", crd, "--wait=true", check=True)
 
 
 #: Runs a command with SIGINT at its default: a test run started in the background (``cmd &``
@@ -359,7 +362,18 @@ def test_watch_prints_a_new_frame_after_a_status_change(
     output = tmp_path / "watch.out"
     argv = [
         *INTERRUPTIBLE,
-        *(KUBECTL, "rollwise", "get", "mr", NAME, "-n", namespace, "-w", "--timeout", "60s"),
+        *(
+            str(kubectl_binary()),
+            "rollwise",
+            "get",
+            "mr",
+            NAME,
+            "-n",
+            namespace,
+            "-w",
+            "--timeout",
+            "60s",
+        ),
     ]
 
     def wait_for(text: str) -> bool:
@@ -480,13 +494,16 @@ ROLE_GROUPS = {"security": ("sec-team",), "product": ("pm",)}
 
 
 class RecordsWebhook:
-    """A mutating webhook on 127.0.0.1 (plain HTTP, as the lab allows) answering with the
-    operator's own decision (:func:`rollwise.runtime.admission.decide`, what its kopf handler
-    calls): the API server's AdmissionReview in, a JSON patch of the annotations or the
-    refusal out."""
+    """A mutating webhook on 127.0.0.1, over HTTPS with a certificate the cluster CA signed,
+    answering with the operator's own decision (:func:`rollwise.runtime.admission.decide`,
+    what its kopf handler calls): kube-apiserver's AdmissionReview in, a JSON patch of the
+    annotations or the refusal out."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster: Cluster, directory: Path) -> None:
         self.url = ""
+        pair = cluster.serving_certificate(directory)
+        self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._tls.load_cert_chain(str(pair.cert), str(pair.key))
         self.config = AdmissionConfig(key=b"k" * 32, role_map=ROLE_GROUPS)
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -526,10 +543,10 @@ class RecordsWebhook:
         app.router.add_post("/", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._tls)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/"
+        self.url = f"https://127.0.0.1:{port}/"
 
     def __enter__(self) -> RecordsWebhook:
         self._thread.start()
@@ -544,28 +561,25 @@ class RecordsWebhook:
         self._loop.close()
 
 
+#: The people of these tests, among those the lab cluster authenticates: alice (groups ml,
+#: sec-team) creates the release, so she set its version; bob (sec-team) may approve as
+#: security; carol (pm, sec-team) as product.
+CREATOR, SECURITY, PRODUCT = "alice", "bob", "carol"
+
+
 @pytest.fixture(scope="module")
-def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """A lab API server with token users, the CRDs, the webhook on CREATE and UPDATE of
-    ModelReleases, and the example release created by ``admin`` (who thereby set version 7);
-    returns each user's kubeconfig."""
+def governed(
+    lab_cluster: Cluster, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, Path]]]:
+    """A namespace of the module's own where the people may work, the webhook on CREATE and
+    UPDATE of its ModelReleases (a namespaceSelector keeps it to that namespace), and the
+    example release created by the creator (who thereby set version 7); returns the namespace
+    and each person's kubeconfig."""
     tmp = tmp_path_factory.mktemp("governed")
-    identities = write_identities(
-        tmp,
-        {
-            "admin": ("system:masters", "sec-team"),
-            "alice": ("sec-team",),
-            "bob": ("pm",),
-        },
-    )
-    with (
-        BackgroundAPIServer(authenticator=identities.authenticator()) as server,
-        RecordsWebhook() as hook,
-    ):
-        identities.write_kubeconfigs(server.url, certificate_authority_data=server.server.ca_pem)
-        admin = make_kubectl(identities["admin"].kubeconfig, tmp / "cache")
-        admin("apply", "-f", str(ROOT / "crds"), check=True)
-        admin("wait", "--for=condition=Established", "crd/modelreleases.rollwise.dev", check=True)
+    people = (CREATOR, SECURITY, PRODUCT)
+    namespace = new_namespace(lab_cluster, "gov")
+    grant_namespace(lab_cluster, namespace, list(people))
+    with RecordsWebhook(lab_cluster, tmp / "tls") as hook:
         rule = {
             "operations": ["CREATE", "UPDATE"],
             "apiGroups": ["rollwise.dev"],
@@ -575,7 +589,7 @@ def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
         config = {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": "rollwise-records"},
+            "metadata": {"name": f"rollwise-records-{namespace}"},
             "webhooks": [
                 {
                     "name": HOOK,
@@ -584,32 +598,46 @@ def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
                     "failurePolicy": "Fail",
                     "timeoutSeconds": 5,
                     "rules": [rule],
-                    "clientConfig": {"url": hook.url},
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                    },
+                    "clientConfig": {
+                        "url": hook.url,
+                        "caBundle": base64.b64encode(lab_cluster.ca_cert.read_bytes()).decode(),
+                    },
                 }
             ],
         }
-        admin("apply", "-f", "-", input=manifest(config), check=True)
-        admin("apply", "-n", "default", "-f", str(EXAMPLE), check=True)
-        yield {user: identities[user].kubeconfig for user in identities}
+        kubectl("apply", "-f", "-", input=manifest(config), check=True)
+        try:
+            creator = make_kubectl(lab_cluster.kubeconfig_of(CREATOR), tmp / "cache")
+            creator("apply", "-n", namespace, "-f", str(EXAMPLE), check=True)
+            yield namespace, {user: lab_cluster.kubeconfig_of(user) for user in people}
+        finally:
+            kubectl("delete", "mutatingwebhookconfiguration", config["metadata"]["name"])
+            delete_namespace(lab_cluster, namespace)
 
 
-def test_approval_is_recorded_with_the_authenticated_user(governed: dict[str, Path]) -> None:
-    bob = make_plugin(governed["bob"])
-    result = bob("approve", NAME, "--role", "product", "-n", "default")
+def test_approval_is_recorded_with_the_authenticated_user(
+    governed: tuple[str, dict[str, Path]],
+) -> None:
+    namespace, people = governed
+    carol = make_plugin(people[PRODUCT])
+    result = carol("approve", NAME, "--role", "product", "-n", namespace)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     first, second = result.stdout.splitlines()
     request_id(first, f"modelrelease.rollwise.dev/{NAME} approve requested (id ")
-    assert second == "approval recorded: role product for version 7 by bob"
-    again = bob("approve", f"mr/{NAME}", "--role", "product", "-n", "default")
+    assert second == f"approval recorded: role product for version 7 by {PRODUCT}"
+    again = carol("approve", f"mr/{NAME}", "--role", "product", "-n", namespace)
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[1].startswith(
-        "approval already recorded: role product for version 7 by bob at "
+        f"approval already recorded: role product for version 7 by {PRODUCT} at "
     )
-    shown = make_plugin(governed["admin"])("get", "mr", NAME, "-n", "default")
+    shown = make_plugin(people[CREATOR])("get", "mr", NAME, "-n", namespace)
     rows = [line.split() for line in shown.stdout.splitlines() if line.startswith("  product ")]
     assert len(rows) == 1
-    assert rows[0][:3] == ["product", "bob", "7"]
+    assert rows[0][:3] == ["product", PRODUCT, "7"]
     assert rows[0][-1] == "recorded"
     assert "waiting for security)" in shown.stdout
 
@@ -617,17 +645,18 @@ def test_approval_is_recorded_with_the_authenticated_user(governed: dict[str, Pa
 @pytest.mark.parametrize(
     ("user", "argv", "words"),
     [
-        pytest.param("admin", ["--role", "security"], ["admin", "set version 7"], id="four-eyes"),
-        pytest.param("alice", ["--role", "product"], ["alice", "product"], id="role-not-held"),
+        pytest.param(CREATOR, ["--role", "security"], [CREATOR, "set version 7"], id="four-eyes"),
+        pytest.param(SECURITY, ["--role", "product"], [SECURITY, "product"], id="role-not-held"),
         pytest.param(
-            "alice", ["--role", "security", "--version", "6"], ["version 6"], id="other-version"
+            SECURITY, ["--role", "security", "--version", "6"], ["version 6"], id="other-version"
         ),
     ],
 )
 def test_refusal_is_the_server_sentence_on_one_line(
-    governed: dict[str, Path], user: str, argv: list[str], words: list[str]
+    governed: tuple[str, dict[str, Path]], user: str, argv: list[str], words: list[str]
 ) -> None:
-    result = make_plugin(governed[user])("approve", NAME, *argv, "-n", "default")
+    namespace, people = governed
+    result = make_plugin(people[user])("approve", NAME, *argv, "-n", namespace)
     assert result.returncode == 1
     assert result.stdout == ""
     line = one_line(result.stderr)
@@ -636,21 +665,22 @@ def test_refusal_is_the_server_sentence_on_one_line(
     assert all(word in line[len(prefix) :] for word in words), line
 
 
-def test_waive_and_revoke_are_recorded(governed: dict[str, Path]) -> None:
-    waive = make_plugin(governed["alice"])(
-        "waive", NAME, "--gate", "sbom", "--reason", "CVE triaged", "--for", "24h", "-n", "default"
+def test_waive_and_revoke_are_recorded(governed: tuple[str, dict[str, Path]]) -> None:
+    namespace, people = governed
+    waive = make_plugin(people[SECURITY])(
+        "waive", NAME, "--gate", "sbom", "--reason", "CVE triaged", "--for", "24h", "-n", namespace
     )
     assert waive.returncode == 0, waive.stderr
     line = waive.stdout.splitlines()[1]
-    prefix = "waiver recorded: gate sbom by alice, expires "
+    prefix = f"waiver recorded: gate sbom by {SECURITY}, expires "
     assert line.startswith(prefix), line
     expires = datetime.fromisoformat(line[len(prefix) :].replace("Z", "+00:00"))
     left = expires - datetime.now(UTC)
     assert timedelta(hours=23) < left <= timedelta(hours=24)
-    revoke = make_plugin(governed["bob"])("revoke", NAME, "--reason", "bad data", "-n", "default")
+    revoke = make_plugin(people[PRODUCT])("revoke", NAME, "--reason", "bad data", "-n", namespace)
     assert revoke.returncode == 0, revoke.stderr
-    assert revoke.stdout.splitlines()[1] == "revocation recorded: by bob, reason: bad data"
-    shown = make_plugin(governed["admin"])("get", "mr", NAME, "-n", "default")
+    assert revoke.stdout.splitlines()[1] == f"revocation recorded: by {PRODUCT}, reason: bad data"
+    shown = make_plugin(people[CREATOR])("get", "mr", NAME, "-n", namespace)
     [pending] = [line for line in shown.stdout.splitlines() if line.startswith("Revoke:")]
-    assert pending.startswith("Revoke:      requested by bob ")
+    assert pending.startswith(f"Revoke:      requested by {PRODUCT} ")
     assert pending.endswith(" ago, not acted on yet: bad data")

@@ -1,5 +1,5 @@
 """Gates reading the cluster and the registry: SBOM, policy snapshot and freeze-window
-ConfigMaps through the lab's API emulator (written with ``kubectl`` and the client, as a user
+ConfigMaps through the lab cluster (written with ``kubectl`` and the client, as a user
 and a pipeline would), and MLflow ``models:/`` artifact digests against a real MLflow server."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client
 
 from hack.lab.mlflow import MLflowServer
-from hack.lab.testing.kube_fixtures import Kubectl, manifest
+from hack.lab.testing.cluster_fixtures import Kubectl, manifest
 from rollwise.adapters.gates import GateEvaluator
 from rollwise.adapters.gates.digest import ARTIFACT_DIGEST_TAG
 from rollwise.adapters.gates.policy import main as policy_main

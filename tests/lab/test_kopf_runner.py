@@ -1,4 +1,4 @@
-"""A kopf operator runs against the lab's API server as against a cluster.
+"""A kopf operator runs against the lab cluster's kube-apiserver, as the operator does.
 
 The operator here is small and generic (a ``KopfExample`` custom resource): a create handler
 that makes a child ConfigMap, writes status and posts events; a delete handler behind kopf's
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,8 @@ import kopf
 import pytest
 from kopf.testing import KopfRunner
 
-from hack.lab.kube.admission import write_webhook_certificate
-from hack.lab.kube.auth import Identities, write_identities
-from hack.lab.kube.server import BackgroundAPIServer
-from hack.lab.testing.kube_fixtures import Kubectl, make_kubectl, manifest
+from hack.cluster import ADMIN, Cluster
+from hack.lab.testing.cluster_fixtures import Kubectl, grant_namespace, make_kubectl, manifest
 
 pytestmark = pytest.mark.lab
 
@@ -94,43 +91,51 @@ def eventually(probe: Callable[[], Any], *, timeout: float = 20, what: str = "")
 
 @dataclass
 class Lab:
-    server: BackgroundAPIServer
-    identities: Identities
+    cluster: Cluster
     namespace: str
     cache: Path
 
     def kubectl(self, user: str = "operator") -> Kubectl:
-        return make_kubectl(self.identities[user].kubeconfig, self.cache / user)
+        who = ADMIN if user == "operator" else user
+        return make_kubectl(self.cluster.kubeconfig_of(who), self.cache / user)
 
     def get_json(self, *args: str, user: str = "operator") -> dict[str, Any] | None:
         proc = self.kubectl(user)("get", *args, "-o", "json", namespace=self.namespace)
         return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    identities = write_identities(
-        tmp_path / "identities",
-        {"operator": ("system:masters",), "alice": ("security",), "bob": ("product",)},
+@pytest.fixture(scope="module")
+def example_crd(kubectl: Kubectl) -> Iterator[None]:
+    kubectl("apply", "-f", "-", input=manifest(KOPF_EXAMPLE_CRD), check=True)
+    kubectl(
+        "wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=30s", check=True
     )
-    with BackgroundAPIServer(authenticator=identities.authenticator()) as server:
-        api = server.server
-        identities.write_kubeconfigs(server.url, certificate_authority_data=api.ca_pem)
-        monkeypatch.setenv("KUBECONFIG", str(identities["operator"].kubeconfig))
-        lab = Lab(server, identities, f"kopf-{uuid.uuid4().hex[:6]}", tmp_path / "kubecache")
-        kubectl = lab.kubectl()
-        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": lab.namespace}}
-        # Not ``kubectl create namespace``: that sends protobuf, which the lab does not decode.
-        kubectl("apply", "-f", "-", input=manifest(namespace), check=True)
-        kubectl("apply", "-f", "-", input=manifest(KOPF_EXAMPLE_CRD), check=True)
-        kubectl(
-            "wait",
-            "--for=condition=Established",
-            f"crd/{PLURAL}.{GROUP}",
-            "--timeout=10s",
-            check=True,
-        )
-        yield lab
+    yield
+    kubectl("delete", "crd", f"{PLURAL}.{GROUP}", "--wait=false")
+
+
+@pytest.fixture
+def kopf_lab(
+    lab_cluster: Cluster,
+    example_crd: None,
+    namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Lab]:
+    """The session cluster as kopf and two people see it: alice and bob may work in the
+    test's namespace; kopf logs in as the administrator. kopf's managed webhook
+    configurations are cluster-wide: none outlives the test."""
+    grant_namespace(
+        lab_cluster,
+        namespace,
+        ["alice", "bob"],
+        [{"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["get", "list", "create"]}],
+    )
+    monkeypatch.setenv("KUBECONFIG", str(lab_cluster.kubeconfig))
+    lab = Lab(lab_cluster, namespace, tmp_path / "kubecache")
+    yield lab
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        lab.kubectl()("delete", kind, MANAGED, "--ignore-not-found")
 
 
 def operator_settings() -> kopf.OperatorSettings:
@@ -159,8 +164,9 @@ def run_operator(
 
 
 def test_operator_creates_child_writes_status_posts_events_and_releases_finalizer(
-    lab: Lab,
+    kopf_lab: Lab,
 ) -> None:
+    lab = kopf_lab
     registry = kopf.OperatorRegistry()
     deleted: list[str] = []
 
@@ -257,12 +263,10 @@ def kopf_finalizer(obj: dict[str, Any]) -> bool:
     return any("kopf" in f for f in obj["metadata"].get("finalizers", []))
 
 
-@pytest.mark.parametrize(
-    "tls", [pytest.param(True, id="https-cabundle"), pytest.param(False, id="http-insecure")]
-)
 def test_kopf_admission_webhooks_refuse_mutate_and_see_the_real_user(
-    lab: Lab, tmp_path: Path, tls: bool
+    kopf_lab: Lab, tmp_path: Path
 ) -> None:
+    lab = kopf_lab
     registry = kopf.OperatorRegistry()
     seen: list[tuple[str, str, str]] = []
 
@@ -281,15 +285,12 @@ def test_kopf_admission_webhooks_refuse_mutate_and_see_the_real_user(
 
     settings = operator_settings()
     settings.admission.managed = MANAGED
-    if tls:
-        cert, key = write_webhook_certificate(tmp_path / "tls")
-        settings.admission.server = kopf.WebhookServer(
-            addr="127.0.0.1", host="127.0.0.1", certfile=str(cert), pkeyfile=str(key)
-        )
-    else:
-        settings.admission.server = kopf.WebhookServer(
-            addr="127.0.0.1", host="127.0.0.1", insecure=True
-        )
+    # kube-apiserver calls webhooks over HTTPS only; kopf sends the certificate file itself
+    # as the caBundle, so a certificate the cluster CA signed is trusted through that.
+    pair = lab.cluster.serving_certificate(tmp_path / "tls")
+    settings.admission.server = kopf.WebhookServer(
+        addr="127.0.0.1", host="127.0.0.1", certfile=str(pair.cert), pkeyfile=str(pair.key)
+    )
 
     with run_operator(lab, registry, settings) as runner:
         config = eventually(
@@ -327,8 +328,8 @@ def test_kopf_admission_webhooks_refuse_mutate_and_see_the_real_user(
     assert runner.exception is None
     [hook] = config["webhooks"]
     assert hook["name"] == f"check-example.{MANAGED}"
-    assert hook["clientConfig"]["url"].startswith("https://" if tls else "http://")
-    assert ("caBundle" in hook["clientConfig"]) is tls
+    assert hook["clientConfig"]["url"].startswith("https://127.0.0.1:")
+    assert "caBundle" in hook["clientConfig"]
     assert allowed.returncode == 0, allowed.stderr
     assert refused.returncode != 0
     assert (

@@ -1,6 +1,7 @@
-"""The KServe adapter (``InferenceServices``) against the lab: the API emulator with KServe's
-CRD and the workload simulator playing KServe's controller (revisions, traffic split by
-``canaryTrafficPercent``, roll-out when it is removed, pin at 0)."""
+"""The KServe adapter (``InferenceServices``) against the lab: the lab cluster's kube-apiserver
+with KServe's CRD, and the lab controller playing KServe's controller, which cannot run here
+(revisions, traffic split by ``canaryTrafficPercent``, roll-out when it is removed, pin at 0).
+InferenceServices of uniquely named models in the shared ``default`` namespace."""
 
 from __future__ import annotations
 

@@ -1,21 +1,24 @@
-"""The Kubernetes workload adapter against the lab's API emulator: revision Deployments (named,
-labelled, owned, scaled, deleted, read back as ``RevisionState``), Service selectors, and the
-mapping of API failures to ``adapters.errors``."""
+"""The Kubernetes workload adapter against the lab cluster's kube-apiserver: revision Deployments
+(named, labelled, owned, scaled, deleted, read back as ``RevisionState`` from the status the
+cluster's own controllers write), Service selectors, and the mapping of API failures to
+``adapters.errors`` (answers injected by the lab's fault proxy, which forwards everything else
+to the real API server)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client, config
 
-from hack.lab._support import BackgroundLoop
+from hack.lab.faultproxy import FaultProxy
 from hack.lab.lab import Lab
-from hack.lab.service import ServiceRegistry
 from rollwise.adapters.errors import (
     Conflict,
     Forbidden,
@@ -42,24 +45,17 @@ class Env:
     lab: Lab
     kube: KubeAPI
     api_client: Any
+    faults: FaultProxy
+    kubeconfig: Path
 
 
 @pytest.fixture(scope="module")
-def env(
-    tmp_path_factory: pytest.TempPathFactory,
-    lab_loop: BackgroundLoop,
-    service_registry: ServiceRegistry,
-) -> Iterator[Env]:
-    with Lab(
-        tmp_path_factory.mktemp("kube-adapter") / "lab",
-        prometheus=False,
-        ready_delay=0.05,
-        loop=lab_loop,
-        registry=service_registry,
-    ) as lab:
-        api_client = lab.api_client()
-        yield Env(lab, KubeAPI(api_client), api_client)
-        api_client.close()
+def env(lab: Lab, fault_proxy: FaultProxy, proxied_kubeconfig: Path) -> Iterator[Env]:
+    """The adapter talks to the API server through the fault proxy."""
+    api_client = config.new_client_from_config(config_file=str(proxied_kubeconfig))  # type: ignore[no-untyped-call]
+    yield Env(lab, KubeAPI(api_client), api_client, fault_proxy, proxied_kubeconfig)
+    fault_proxy.clear()
+    api_client.close()
 
 
 @pytest.fixture
@@ -202,6 +198,9 @@ def test_a_deployment_the_rollout_does_not_own_is_never_touched(
 def test_template_fields_newer_than_the_client_pass_through(
     env: Env, ns: str, rollout: RolloutRef
 ) -> None:
+    """The adapter sends the template as written, never through the client's typed models: a
+    field the client does not know reaches the API server (which decides; this one, unknown to
+    it too, it drops with a warning, as a server of a release without the field would)."""
     template = {
         "metadata": {"labels": {"app": "web"}},
         "spec": {
@@ -210,8 +209,14 @@ def test_template_fields_newer_than_the_client_pass_through(
         },
     }
     Workloads(env.kube).ensure_revision(rollout, "eeee", 1, template)
-    dep = env.kube.get(DEPLOYMENTS, ns, "web-eeee")
-    assert dep["spec"]["template"]["spec"]["futureField"] == {"enabled": True}
+    [sent] = [
+        json.loads(r.body)
+        for r in env.faults.forwarded
+        if (r.verb, r.resource, r.namespace) == ("create", "deployments", ns)
+    ]
+    assert sent["spec"]["template"]["spec"]["futureField"] == {"enabled": True}
+    stored = env.kube.get(DEPLOYMENTS, ns, "web-eeee")
+    assert "futureField" not in stored["spec"]["template"]["spec"]
 
 
 # ----------------------------------------------------------------------------- services
@@ -258,7 +263,7 @@ def test_api_status_codes_map_to_the_hierarchy(
     env: Env, ns: str, status: int, error: type[KubeError], retryable: bool
 ) -> None:
     _service(env, ns, "web", {"app": "web"})
-    env.lab.apiserver.server.faults.fail_next(  # type: ignore[union-attr]
+    env.faults.fail_next(
         1, status=status, verb="get", resource="services", namespace=ns, message="lab says no"
     )
     with pytest.raises(KubeError) as got:
@@ -274,13 +279,13 @@ def test_throttling_is_retried_by_the_client_then_unavailable(env: Env, ns: str)
     """One 429 is absorbed by the client (it honours Retry-After); a client configured not to
     retry, or a server that keeps throttling, yields ``Unavailable``."""
     _service(env, ns, "web", {"app": "web"})
-    faults = env.lab.apiserver.server.faults  # type: ignore[union-attr]
+    faults = env.faults
     faults.fail_next(1, status=429, verb="get", resource="services", namespace=ns)
     assert env.kube.get(SERVICES, ns, "web")["metadata"]["name"] == "web"
 
     configuration = client.Configuration()
     config.load_kube_config(  # type: ignore[no-untyped-call]
-        str(env.lab.kubeconfig), client_configuration=configuration
+        str(env.kubeconfig), client_configuration=configuration
     )
     configuration.retries = 0
     with client.ApiClient(configuration) as no_retries:

@@ -2,8 +2,9 @@
 and refuses what two-person confirmation forbids.
 
 The real kopf operator machinery runs the real handlers (``rollwise.runtime.admission``, wired
-from settings exactly as ``main`` wires it) against the lab's API server, which authenticates
-alice, bob and carol by token and calls kopf's managed mutating webhook over HTTPS. Each person
+from settings exactly as ``main`` wires it) against the lab cluster's kube-apiserver, which
+authenticates alice, bob and carol by token and calls kopf's managed mutating webhook over
+HTTPS. Each person
 acts with real kubectl; every effect is read back through the API and checked with
 ``rollwise.core.overrides.read_overrides`` and the record key.
 """
@@ -17,22 +18,21 @@ from typing import Any
 import pytest
 import yaml
 
-from hack.lab.testing.kube_fixtures import manifest
+from hack.lab.testing.cluster_fixtures import manifest
 from rollwise.adapters.releases import RELEASE_LABEL
 from rollwise.core import overrides as o
 from rollwise.core.observations import revision_of
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION
 from tests.lab.test_admission_webhook import (
     ROOT,
-    Lab,
+    People,
     eventually,
-    lab,  # noqa: F401 - its lab of people, as a fixture
     operator,
+    people,  # noqa: F401 - the people of the test, as a fixture
 )
 
 pytestmark = pytest.mark.lab
 
-ROLLOUT_CRD = ROOT / "crds" / "rollouts.rollwise.dev.yaml"
 EXAMPLE = ROOT / "examples" / "rollout-gateway-api" / "rollout.yaml"
 ROLLOUT = "rollouts.rollwise.dev"
 NAME = "demo"
@@ -46,29 +46,28 @@ def rollout_refused(proc: Any, message: str, *, guarded: bool = True) -> None:
     assert expected in proc.stderr, proc.stderr
 
 
-def annotate(where: Lab, user: str, key: str, value: Any, name: str = NAME) -> Any:
+def annotate(where: People, user: str, key: str, value: Any, name: str = NAME) -> Any:
     text = value if isinstance(value, str) else json.dumps(value)
     return where.kubectl(user)(
         "annotate", ROLLOUT, name, f"{key}={text}", "--overwrite", namespace=where.namespace
     )
 
 
-def get_rollout(where: Lab, name: str = NAME) -> dict[str, Any]:
+def get_rollout(where: People, name: str = NAME) -> dict[str, Any]:
     proc = where.kubectl("operator")("get", ROLLOUT, name, "-o", "json", namespace=where.namespace)
     assert proc.returncode == 0, proc.stderr
     return dict(json.loads(proc.stdout))
 
 
 def test_overrides_on_a_rollout_are_recorded_with_identity_and_need_a_second_person(
-    lab: Lab,  # noqa: F811 - the imported fixture
+    people: People,  # noqa: F811 - the imported fixture
     tmp_path: Path,
 ) -> None:
+    lab = people
     admin = lab.kubectl("operator")
-    admin("apply", "-f", str(ROLLOUT_CRD), check=True)
-    admin("wait", "--for=condition=Established", f"crd/{ROLLOUT}", "--timeout=10s", check=True)
     rollout = yaml.safe_load(EXAMPLE.read_text())
     rollout["metadata"]["namespace"] = lab.namespace
-    op = operator(tmp_path, lab)
+    op = operator(tmp_path, people)
     runner, key = op.runner, op.key
     with runner:
         config = eventually(
@@ -170,18 +169,17 @@ def test_overrides_on_a_rollout_are_recorded_with_identity_and_need_a_second_per
 
 
 def test_nobody_but_the_operator_promotes_a_releases_child_rollout(
-    lab: Lab,  # noqa: F811 - the imported fixture
+    people: People,  # noqa: F811 - the imported fixture
     tmp_path: Path,
 ) -> None:
+    lab = people
     admin = lab.kubectl("operator")
-    admin("apply", "-f", str(ROLLOUT_CRD), check=True)
-    admin("wait", "--for=condition=Established", f"crd/{ROLLOUT}", "--timeout=10s", check=True)
     rollout = yaml.safe_load(EXAMPLE.read_text())
     rollout["metadata"] |= {
         "namespace": lab.namespace,
         "labels": {**rollout["metadata"].get("labels", {}), RELEASE_LABEL: "fraud-7"},
     }
-    op = operator(tmp_path, lab)
+    op = operator(tmp_path, people)
     with op.runner:
         eventually(
             lambda: (

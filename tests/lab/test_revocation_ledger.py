@@ -1,19 +1,20 @@
-"""The revocation ledger against the lab's API server: one ConfigMap for the cluster, in the
-operator's own namespace, written by the operator only; the namespace ledgers of earlier
+"""The revocation ledger against the lab cluster's kube-apiserver: one ConfigMap for the cluster,
+in the operator's own namespace, written by the operator only; the namespace ledgers of earlier
 releases of the operator still refuse what they list.
 
-A version revoked through a shared registry is refused in every namespace (the model's alias
-is global); one revoked through a namespace's own ConfigMap store only there.
+A version revoked through a shared registry is refused in every namespace (the model's alias is
+global); one revoked through a namespace's own ConfigMap store only there.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from hack.lab.kube.server import BackgroundAPIServer
+from hack.cluster import Cluster
+from hack.lab.testing.cluster_fixtures import delete_namespace, new_namespace
 from rollwise.adapters.configmaps import ConfigMaps
 from rollwise.adapters.kube import KubeAPI
 from rollwise.adapters.releases import LEDGER_NAME, ReleaseObjects, ledger_key
@@ -21,12 +22,13 @@ from rollwise.adapters.releases import LEDGER_NAME, ReleaseObjects, ledger_key
 pytestmark = pytest.mark.lab
 
 
-def a_namespace(apiserver: BackgroundAPIServer) -> str:
-    name = f"ns-{uuid.uuid4().hex[:8]}"
-    ns_type = apiserver.server.store.lookup("", "v1", "namespaces")
-    assert ns_type is not None
-    apiserver.run(apiserver.server.registry.create(ns_type, None, {"metadata": {"name": name}}))
-    return name
+@pytest.fixture
+def namespaces(lab_cluster: Cluster) -> Iterator[list[str]]:
+    """Three namespaces of the test's own: the operator's and two teams'."""
+    names = [new_namespace(lab_cluster, "ledger") for _ in range(3)]
+    yield names
+    for name in names:
+        delete_namespace(lab_cluster, name)
 
 
 def record(release: str) -> dict[str, Any]:
@@ -41,9 +43,9 @@ def record(release: str) -> dict[str, Any]:
 
 
 def test_the_cluster_ledger_refuses_a_shared_model_everywhere_and_a_local_one_locally(
-    apiserver: BackgroundAPIServer, kube_client: Any
+    namespaces: list[str], kube_client: Any
 ) -> None:
-    system, team_a, team_b = (a_namespace(apiserver) for _ in range(3))
+    system, team_a, team_b = namespaces
     kube = KubeAPI(kube_client)
     objects = ReleaseObjects(kube, ledger=(system, LEDGER_NAME))
     assert objects.record_revocation(team_a, record("fraud-7"), "registry/main")
@@ -68,9 +70,9 @@ def test_the_cluster_ledger_refuses_a_shared_model_everywhere_and_a_local_one_lo
 
 
 def test_a_namespace_ledger_of_an_earlier_operator_still_refuses(
-    apiserver: BackgroundAPIServer, kube_client: Any
+    namespaces: list[str], kube_client: Any
 ) -> None:
-    system, team = a_namespace(apiserver), a_namespace(apiserver)
+    system, team, _ = namespaces
     kube = KubeAPI(kube_client)
     legacy = ReleaseObjects(kube)
     assert legacy.record_revocation(team, record("fraud-7"))

@@ -1,9 +1,10 @@
-"""The contract every traffic router honours, run against the lab's API emulator.
+"""The contract every traffic router honours, run against the lab cluster's kube-apiserver.
 
 Parametrized over the real routers (Gateway API HTTPRoute, Istio VirtualService, replica
 ratio); a new router passes this file by adding one ``RouterCase``. Humans edit the routing
-objects with the real ``kubectl``; the replica-ratio router's Deployments become ready through
-the lab's workload simulator.
+objects with the cluster's ``kubectl``; the replica-ratio router's Deployments become ready
+through the cluster's own controllers and kwok. API failures are injected by the lab's fault
+proxy, in front of the API server.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 
-from hack.lab._support import BackgroundLoop
+from hack.lab.faultproxy import FaultProxy
 from hack.lab.lab import Lab
-from hack.lab.service import ServiceRegistry
-from hack.lab.testing.kube_fixtures import Kubectl, make_kubectl
+from hack.lab.testing.cluster_fixtures import Kubectl
 from rollwise.adapters.errors import Conflict, RouteNotFound, Unavailable
 from rollwise.adapters.kube import DEPLOYMENTS, HTTPROUTES, VIRTUALSERVICES, KubeAPI
 from rollwise.adapters.traffic import (
@@ -49,26 +50,19 @@ class Env:
     lab: Lab
     kube: KubeAPI
     kubectl: Kubectl
+    faults: FaultProxy
 
 
 @pytest.fixture(scope="module")
 def env(
-    tmp_path_factory: pytest.TempPathFactory,
-    lab_loop: BackgroundLoop,
-    service_registry: ServiceRegistry,
+    lab: Lab, fault_proxy: FaultProxy, proxied_kubeconfig: Path, kubectl: Kubectl
 ) -> Iterator[Env]:
-    workdir = tmp_path_factory.mktemp("router-lab")
-    with Lab(
-        workdir / "lab",
-        prometheus=False,
-        ready_delay=0.05,
-        loop=lab_loop,
-        registry=service_registry,
-    ) as lab:
-        api_client = lab.api_client()
-        kubectl = make_kubectl(lab.kubeconfig, workdir / "kubecache")
-        yield Env(lab, KubeAPI(api_client), kubectl)
-        api_client.close()
+    """The routers talk to the lab cluster through the fault proxy; kubectl (the humans) goes
+    straight to the API server."""
+    api_client = config.new_client_from_config(config_file=str(proxied_kubeconfig))  # type: ignore[no-untyped-call]
+    yield Env(lab, KubeAPI(api_client), kubectl, fault_proxy)
+    fault_proxy.clear()
+    api_client.close()
 
 
 def eventually(read: Callable[[], Any], want: Any, timeout: float = 10.0) -> Any:
@@ -378,7 +372,7 @@ def test_api_failures_surface_as_kube_errors(env: Env, ns: str, case: RouterCase
     case.create(env, ns)
     router = _router(env, case, case.context(ns))
     assert eventually(router.get_weight, 0) == 0
-    faults = env.lab.apiserver.server.faults  # type: ignore[union-attr]
+    faults = env.faults
 
     faults.fail_next(1, status=409, verb="patch", resource=case.resource, namespace=ns)
     with pytest.raises(Conflict) as conflict:

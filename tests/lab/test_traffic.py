@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +17,14 @@ from hack.lab.traffic import RouteTarget
 
 pytestmark = pytest.mark.lab
 
+#: Apps of unique names in the session cluster's ``default`` namespace.
 NS = "default"
+
+
+@pytest.fixture(autouse=True)
+def _traffic_stops(lab: Lab) -> Iterator[None]:
+    yield
+    lab.stop_traffic()
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Keeps ``hack/bench`` from rotting: its pure helpers on known inputs, and a tiny run of the
-scale benchmark (3 Rollouts, short bounds) against the lab and the real operator process.
+scale benchmark (3 Rollouts, short bounds) on a lab cluster of its own with the real operator
+process.
 
 The figures themselves are not checked here (they are measured by ``python -m hack.bench.*``
 and recorded in docs/benchmarks.md); only that the benchmark drives a rollout to the end and
@@ -28,18 +29,28 @@ def test_percentile_is_the_nearest_rank(values: list[float], q: float, expected:
     assert percentile(values, q) == expected
 
 
-def test_operator_writes_split_status_events_and_other_and_ignore_other_clients() -> None:
+def test_operator_writes_split_status_events_and_other_and_ignore_other_users() -> None:
+    operator = "system:serviceaccount:bench:rollwise-bench"
+    kcm = "system:serviceaccount:kube-system:deployment-controller"
+
+    def row(user: str, verb: str, resource: str) -> dict[str, object]:
+        return {"user": user, "verb": verb, "resource": resource, "namespace": "bench", "code": 200}
+
     rows = [
-        {"client": "OpenAPI-Generator", "verb": "patch", "resource": "rollouts/status", "count": 4},
-        {"client": "OpenAPI-Generator", "verb": "create", "resource": "events", "count": 3},
-        {"client": "kopf", "verb": "patch", "resource": "rollouts", "count": 2},
-        {"client": "OpenAPI-Generator", "verb": "get", "resource": "deployments", "count": 9},
-        {"client": "Python", "verb": "patch", "resource": "deployments/status", "count": 7},
+        *[row(operator, "patch", "rollouts/status")] * 4,
+        *[row(operator, "create", "events")] * 3,
+        *[row(operator, "patch", "rollouts")] * 2,
+        *[row(operator, "get", "deployments")] * 9,
+        *[row(kcm, "update", "deployments/status")] * 7,
     ]
-    assert operator_writes(rows) == {"status": 4, "events": 3, "other:patch rollouts": 2}
+    assert operator_writes(rows, operator) == {
+        "status": 4,
+        "events": 3,
+        "other:patch rollouts": 2,
+    }
 
 
-def test_step_lags_subtract_the_readiness_delay_between_consecutive_steps() -> None:
+def test_step_lags_subtract_what_each_step_waits_for() -> None:
     def view(phase: str, step: int | None, stable: str, canary: str | None) -> dict[str, object]:
         return {"phase": phase, "step": step, "weight": 0, "stable": stable, "canary": canary}
 
@@ -80,11 +91,13 @@ def test_step_lags_subtract_a_pause_step_s_duration() -> None:
 
 
 @pytest.mark.lab
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_a_tiny_scale_run_completes_and_reports_its_figures(tmp_path: Path) -> None:
-    result = run_size(3, tmp_path, timeout=30, noop_seconds=1, quiet_for=1)
+    result = run_size(3, tmp_path, timeout=60, noop_seconds=1, quiet_for=1)
     assert result.completed == 3, result.lines
-    assert len(result.step_lags) == 9, result.lines
+    # With one replica a pass may take more than one step (nothing to wait for between 5% and
+    # 25%: the canary has its one pod either way), so a Rollout shows 2 or 3 steps.
+    assert 6 <= len(result.step_lags) <= 9, result.lines
     assert result.writes is not None
     assert result.writes > 0
     assert result.noop_writes is not None

@@ -60,9 +60,12 @@ NAMESPACED: frozenset[Rule] = frozenset(
 #: The ClusterRole that reads sinks' Secrets: get only, never list or watch; bound only where
 #: notifications.secretAccess says (nowhere by default).
 NOTIFICATION_SECRETS_ROLE = f"{RELEASE}-notification-secrets"
-#: Cluster-scoped resources, granted by the ClusterRole in both scopes.
+#: Cluster-scoped resources, granted by the ClusterRole in both scopes: kopf scans CRDs, and
+#: lists and watches namespaces even when it is given exact names (a refusal is retried for
+#: over a minute before it falls back to the names: found on the lab's real API server).
 CLUSTER_ONLY: frozenset[Rule] = frozenset(
     _grants("apiextensions.k8s.io", ("customresourcedefinitions",), READ)
+    | _grants("", ("namespaces",), ("list", "watch"))
 )
 #: webhook.configuration "operator": kopf creates its mutating (and an empty validating)
 #: configuration, then patches them; it never reads them.
@@ -73,7 +76,7 @@ OPERATOR_WEBHOOK: frozenset[Rule] = frozenset(
         ("create", "patch"),
     )
 )
-#: Cluster-wide watching: kopf lists and watches namespaces.
+#: Cluster-wide watching: kopf lists and watches namespaces (also in namespace scope, above).
 CLUSTER_WATCH: frozenset[Rule] = frozenset(_grants("", ("namespaces",), ("list", "watch")))
 CLUSTER_PEERING: frozenset[Rule] = frozenset(_grants("kopf.dev", ("clusterkopfpeerings",), PEERING))
 NAMESPACE_PEERING: frozenset[Rule] = frozenset(_grants("kopf.dev", ("kopfpeerings",), PEERING))
@@ -879,6 +882,99 @@ def test_webhook_off_keeps_the_record_key_for_the_reconcile(helm: Helm) -> None:
     env = _env(_container(docs))
     assert "ROLLWISE_WEBHOOK_PORT" not in env
     assert env["ROLLWISE_RECORD_KEY_FILE"] == "/etc/rollwise/record-key/key"
+
+
+#: An operator run outside the cluster (a developer's machine, the lab): no Deployment, the
+#: webhook called at a URL and trusted through the CA that signed that server's certificate.
+OUT_OF_CLUSTER = (
+    "deployment.enabled=false",
+    "webhook.url=https://192.0.2.10:9443",
+    "webhook.certificate.caBundle=Q0E=",
+)
+
+
+def test_out_of_cluster_operator_gets_everything_but_the_deployment(helm: Helm) -> None:
+    docs = helm.template(*OUT_OF_CLUSTER)
+    assert sorted(doc["kind"] for doc in docs) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "MutatingWebhookConfiguration",
+        "Secret",
+        "ServiceAccount",
+    ]
+    assert _named(docs, "Secret", f"{RELEASE}-record-key")
+    hooks = _one(docs, "MutatingWebhookConfiguration")["webhooks"]
+    assert [h["clientConfig"] for h in hooks] == [
+        {"url": "https://192.0.2.10:9443/records", "caBundle": "Q0E="},
+        {"url": "https://192.0.2.10:9443/rollout-records", "caBundle": "Q0E="},
+    ]
+    assert [h["failurePolicy"] for h in hooks] == ["Fail", "Ignore"]
+    assert _rule_table(_one(docs, "ClusterRole")["rules"]) == set(
+        CLUSTER_ONLY | CLUSTER_WATCH | NAMESPACED
+    )
+
+
+def test_out_of_cluster_in_namespace_scope_with_peering(helm: Helm) -> None:
+    docs = helm.template(
+        *OUT_OF_CLUSTER, "scope=namespace", "watchNamespaces={team-a}", "replicas=2"
+    )
+    assert not _of_kind(docs, "PodDisruptionBudget"), "no pods to keep"
+    assert len(_of_kind(docs, "CustomResourceDefinition")) == 2, "the peering CRDs"
+    [role] = _of_kind(docs, "Role")
+    assert _rule_table(role["rules"]) == set(NAMESPACED | NAMESPACE_PEERING)
+    for hook in _one(docs, "MutatingWebhookConfiguration")["webhooks"]:
+        assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["team-a"]
+
+
+def test_in_cluster_operator_behind_a_webhook_url(helm: Helm) -> None:
+    docs = helm.template(
+        "webhook.url=https://webhook.example:8443/rollwise",
+        "webhook.certificate.caBundle=Q0E=",
+        "webhook.certificate.existingSecret=cert-manager-tls",
+    )
+    assert [s["metadata"]["name"] for s in _of_kind(docs, "Service")] == [f"{RELEASE}-metrics"]
+    hooks = _one(docs, "MutatingWebhookConfiguration")["webhooks"]
+    assert hooks[0]["clientConfig"]["url"] == "https://webhook.example:8443/rollwise/records"
+    assert _volumes(docs)["webhook-tls"]["secret"]["secretName"] == "cert-manager-tls"
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        pytest.param(
+            ("deployment.enabled=false", "webhook.url=https://192.0.2.10:9443"),
+            "webhook.url needs webhook.certificate.caBundle",
+            id="url-without-ca",
+        ),
+        pytest.param(
+            ("webhook.url=https://192.0.2.10:9443", "webhook.certificate.caBundle=Q0E="),
+            "webhook.url with deployment.enabled needs webhook.certificate.existingSecret",
+            id="url-in-cluster-without-certificate",
+        ),
+        pytest.param(
+            (*OUT_OF_CLUSTER, "webhook.configuration=operator"),
+            'webhook.url is used with webhook.configuration "chart"',
+            id="url-with-operator-configuration",
+        ),
+        pytest.param(
+            ("webhook.url=http://192.0.2.10:9443",),
+            "webhook.url: Does not match pattern",
+            id="url-not-https",
+        ),
+        pytest.param(
+            ("deployment.enabled=maybe",),
+            "deployment.enabled: Invalid type",
+            id="deployment-enabled-not-boolean",
+        ),
+    ],
+)
+def test_out_of_cluster_values_are_checked(helm: Helm, sets: tuple[str, ...], message: str) -> None:
+    args = ["template", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE]
+    for item in sets:
+        args += ["--set", item]
+    proc = helm(*args)
+    assert proc.returncode != 0, proc.stdout
+    assert message in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,15 @@ depends on them, so a bad combination fails `helm install` before anything is ap
 {{- fail (printf "governance.%s must be in one of watchNamespaces with scope \"namespace\" (the operator reads ConfigMaps only there)" $what) }}
 {{- end }}
 {{- end }}
+{{- if and .Values.webhook.enabled .Values.webhook.url (ne .Values.webhook.configuration "chart") }}
+{{- fail "webhook.url is used with webhook.configuration \"chart\" (the chart writes the URL into its configuration)" }}
+{{- end }}
+{{- if and .Values.webhook.enabled .Values.webhook.url (not .Values.webhook.certificate.caBundle) }}
+{{- fail "webhook.url needs webhook.certificate.caBundle: the CA of the certificate that URL serves" }}
+{{- end }}
+{{- if and .Values.webhook.enabled .Values.webhook.url .Values.deployment.enabled (not .Values.webhook.certificate.existingSecret) }}
+{{- fail "webhook.url with deployment.enabled needs webhook.certificate.existingSecret: the in-cluster operator's serving certificate" }}
+{{- end }}
 {{- if and .Values.webhook.enabled .Values.webhook.certificate.existingSecret (eq .Values.webhook.configuration "chart") (not .Values.webhook.certificate.caBundle) }}
 {{- fail "webhook.certificate.existingSecret needs webhook.certificate.caBundle (the CA the API server trusts) with webhook.configuration \"chart\"" }}
 {{- end }}
@@ -151,10 +160,12 @@ the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is n
   resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
   verbs: ["create", "patch"]
 {{- end }}
-{{- if eq .Values.scope "cluster" }}
+{{- /* kopf lists and watches namespaces in both scopes: given exact names it still lists
+them, retrying a refusal for over a minute before it falls back to the names. */}}
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- if eq .Values.scope "cluster" }}
 {{- if include "rollwise.peeringEnabled" . }}
 - apiGroups: ["kopf.dev"]
   resources: ["clusterkopfpeerings"]

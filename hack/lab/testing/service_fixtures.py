@@ -1,4 +1,4 @@
-"""pytest fixtures for Prometheus, the synthetic service, traffic and the workload simulator.
+"""pytest fixtures for Prometheus, the synthetic service and MLflow.
 
 Costly parts are shared per test session (per xdist worker): one asyncio loop thread, one
 metrics hub (``ServiceRegistry``) and one Prometheus scraping that hub every 250 ms. Each test
@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from hack.lab._support import BackgroundLoop
-from hack.lab.lab import Lab
 from hack.lab.prometheus import PrometheusServer
 from hack.lab.service import Behaviour, DemoService, ServiceRegistry
 
@@ -98,36 +97,6 @@ def make_demo_service(
 def demo_service(make_demo_service: Callable[..., DemoService]) -> DemoService:
     """One running DemoService (service ``demo``, a unique revision, no errors)."""
     return make_demo_service()
-
-
-@pytest.fixture
-def lab_users() -> dict[str, tuple[str, ...]]:
-    """The people the ``lab`` fixture's API server authenticates (name -> groups): none by
-    default (plain HTTP, no authentication). A test module that needs kubectl to act as
-    distinct people overrides this fixture; ``lab.kubeconfig_of(name)`` is then theirs."""
-    return {}
-
-
-@pytest.fixture
-def lab(
-    tmp_path: Path,
-    lab_loop: BackgroundLoop,
-    service_registry: ServiceRegistry,
-    lab_users: dict[str, tuple[str, ...]],
-) -> Iterator[Lab]:
-    """A lab of the test's own (a fresh API emulator, CRDs, workload simulator with a 0.2 s
-    ready delay) whose demo services join the session's registry, so the session's
-    ``prometheus`` scrapes them. Start traffic with ``lab.start_traffic(...)``. With
-    ``lab_users`` the API server authenticates those people by token (HTTPS)."""
-    with Lab(
-        tmp_path / "lab",
-        prometheus=False,
-        ready_delay=0.2,
-        loop=lab_loop,
-        registry=service_registry,
-        users=lab_users,
-    ) as running:
-        yield running
 
 
 # ------------------------------------------------------------------------- MLflow (registry)

@@ -2,7 +2,7 @@
 
 The CRD carries the same rules as CEL ``x-kubernetes-validations`` with the same message
 texts (the constants below); they are checked again here because an object may have bypassed
-them (an API server without CEL, an object stored before a rule existed, a lab emulator). An
+them (an API server without CEL, an object stored before a rule existed). An
 invalid spec makes the operator stand still with an ``InvalidSpec`` condition, never act.
 
 Rules that need more than CEL in the API server can do (CEL conditions compile and yield a

@@ -1,29 +1,27 @@
-"""The workload simulator: plays the deployment controller and the kubelet for the lab.
+"""The lab controller: what the lab's cluster cannot run itself, driven by the real API server.
 
-It watches Deployments in all namespaces over HTTP and writes the status a real cluster would,
-through the ``/status`` subresource:
+The control plane is real (kube-controller-manager turns Deployments into ReplicaSets and Pods,
+kwok makes the Pods Running and Ready); only the data plane is simulated. This controller
+watches the API server, as any controller in a cluster would, and does two jobs:
 
-- at once, for a new spec (generation or replicas): ``observedGeneration``, ``replicas``,
-  ``updatedReplicas``, the ready replicas it had (capped at the new count) and
-  ``Progressing=True/ReplicaSetUpdated``;
-- after ``ready_delay`` seconds (pods "start"): every replica ready and available,
-  ``Available=True/MinimumReplicasAvailable``, ``Progressing=True/NewReplicaSetAvailable``;
-- a blocked Deployment (``block()``, or the annotation ``lab.rollwise.dev/never-ready: "true"``
-  on the Deployment or its pod template) never gets ready pods and, after its
-  ``progressDeadlineSeconds``, reports ``Progressing=False/ProgressDeadlineExceeded`` and
-  ``Available=False/MinimumReplicasUnavailable``.
+- **Revisions**: every Deployment labelled ``rollwise.dev/revision`` (a Rollout's revision) and
+  every predictor revision of a KServe ``InferenceService`` is reported to ``on_revision`` when
+  it appears and when it goes away; the lab starts and stops one demo service per revision,
+  the "pods" the traffic generator sends requests to. The pod template annotations
+  ``lab.rollwise.dev/error-ratio``, ``latency-ms`` and ``jitter-ms`` set the new revision's
+  behaviour (see ``Lab``).
+- **KServe's controller**, which cannot run here, for ``InferenceService``
+  (serving.kserve.io/v1beta1, while that CRD is served): a change of ``spec.predictor`` (other
+  than ``canaryTrafficPercent``) creates a predictor revision ``NAME-predictor-0000N``, ready
+  after ``ready_delay``; traffic goes 100% to the first revision; a later ready revision
+  receives ``canaryTrafficPercent`` percent and the last rolled-out revision the rest; without
+  ``canaryTrafficPercent`` (or at 100) the latest ready revision takes all traffic and becomes
+  ``latestRolledoutRevision`` (its predecessor ``previousRolledoutRevision``);
+  ``canaryTrafficPercent: 0`` pins all traffic to the rolled-out revision (a rollback). An
+  InferenceService annotated ``lab.rollwise.dev/never-ready: "true"`` never gets its latest
+  revision ready.
 
-It also plays KServe's controller for ``InferenceService`` (serving.kserve.io/v1beta1, only
-while that CRD is served): a change of ``spec.predictor`` (other than ``canaryTrafficPercent``)
-creates a predictor revision ``NAME-predictor-0000N``, ready after ``ready_delay``; traffic goes
-100% to the first revision; a later ready revision receives ``canaryTrafficPercent`` percent
-and the last rolled-out revision the rest; without ``canaryTrafficPercent`` (or at 100) the
-latest ready revision takes all traffic and becomes ``latestRolledoutRevision`` (its
-predecessor ``previousRolledoutRevision``); ``canaryTrafficPercent: 0`` pins all traffic to the
-rolled-out revision (a rollback).
-
-Each revision that appears or disappears is reported to an optional ``on_revision`` callback
-(the lab starts and stops one DemoService per revision, whatever the replica count).
+Deployment status is not written here: the cluster's own controllers write it.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hack.lab._support import (
@@ -48,7 +46,7 @@ from hack.lab._support import (
     KubeHTTP,
     Resource,
 )
-from hack.lab.traffic import template_revision
+from hack.lab.traffic import REVISION_LABEL, template_revision
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +62,8 @@ class RevisionEvent:
     app: str  # the application's name: the DemoService's ``service`` label
     revision: str
     present: bool
+    #: The pod template's annotations of the Deployment that brought the revision.
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 RevisionCallback = Callable[[RevisionEvent], Awaitable[None]]
@@ -118,8 +118,7 @@ def _merge_patch_for(current: dict[str, Any], desired: dict[str, Any]) -> dict[s
 
 def _annotated_never_ready(obj: dict[str, Any]) -> bool:
     meta = obj.get("metadata", {}).get("annotations") or {}
-    template = obj.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations") or {}
-    return str(meta.get(NEVER_READY, template.get(NEVER_READY, ""))).lower() == "true"
+    return str(meta.get(NEVER_READY, "")).lower() == "true"
 
 
 def deployment_app(deployment: dict[str, Any]) -> str:
@@ -131,32 +130,39 @@ def deployment_app(deployment: dict[str, Any]) -> str:
     )
 
 
-class WorkloadSimulator:
-    """Writes Deployment and InferenceService status like their controllers would."""
+def template_annotations(deployment: dict[str, Any]) -> dict[str, str]:
+    """The pod template's annotations of a Deployment (where a revision's behaviour is set)."""
+    meta = deployment.get("spec", {}).get("template", {}).get("metadata", {})
+    return dict(meta.get("annotations") or {})
+
+
+class LabController:
+    """Reports revisions to ``on_revision`` and writes InferenceService status."""
 
     def __init__(
         self,
         endpoint: KubeEndpoint,
         *,
-        ready_delay: float = 0.5,
+        ready_delay: float = 0.2,
         on_revision: RevisionCallback | None = None,
         inference_services: bool = True,
     ) -> None:
         self.ready_delay = ready_delay
         self.on_revision = on_revision
         self._api = KubeHTTP(endpoint)
-        self.deployments = Informer(self._api, DEPLOYMENTS, self._on_deployment)
+        self.deployments = Informer(
+            self._api, DEPLOYMENTS, self._on_deployment, label_selector=REVISION_LABEL
+        )
         self.inference_services = (
             Informer(self._api, INFERENCESERVICES, self._on_isvc) if inference_services else None
         )
-        self._blocked: set[tuple[str, str]] = set()
-        # (namespace, name) -> (spec state, monotonic time it was first seen)
+        # (kind, namespace, name) -> (spec state, monotonic time it was first seen)
         self._since: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
         self._revisions: dict[tuple[str, str], set[str]] = {}  # (ns, revision) -> owners
         self._isvc_revisions: dict[str, dict[str, str]] = {}  # uid -> predictor hash -> name
 
-    async def start(self) -> WorkloadSimulator:
+    async def start(self) -> LabController:
         self.deployments.start()
         if self.inference_services is not None:
             self.inference_services.start()
@@ -176,24 +182,14 @@ class WorkloadSimulator:
             await self.inference_services.stop()
         await self._api.close()
 
-    # -- blocking ------------------------------------------------------------------------------
-
-    def block(self, namespace: str, name: str) -> None:
-        """Makes a Deployment's pods never become ready (until ``unblock``)."""
-        self._blocked.add((namespace, name))
-        self._kick("deploy", namespace, name)
-
-    def unblock(self, namespace: str, name: str) -> None:
-        self._blocked.discard((namespace, name))
-        self._kick("deploy", namespace, name)
-
-    def _kick(self, kind: str, namespace: str, name: str) -> None:
-        key = (kind, namespace, name)
+    def _kick(self, namespace: str, name: str) -> None:
+        key = ("isvc", namespace, name)
         task = self._tasks.pop(key, None)
         if task is not None:
             task.cancel()
-        work = self._reconcile_deployment if kind == "deploy" else self._reconcile_isvc
-        self._tasks[key] = asyncio.get_running_loop().create_task(work(namespace, name))
+        self._tasks[key] = asyncio.get_running_loop().create_task(
+            self._reconcile_isvc(namespace, name)
+        )
 
     def _state_since(self, key: tuple[str, str, str], state: str, now: float) -> float:
         known = self._since.get(key)
@@ -204,13 +200,17 @@ class WorkloadSimulator:
 
     # -- revisions -----------------------------------------------------------------------------
 
-    async def _revision_seen(self, namespace: str, owner: str, app: str, revision: str) -> None:
+    async def _revision_seen(
+        self, namespace: str, owner: str, app: str, revision: str, annotations: dict[str, str]
+    ) -> None:
         owners = self._revisions.setdefault((namespace, revision), set())
         if owner in owners:
             return
         owners.add(owner)
         if len(owners) == 1 and self.on_revision is not None:
-            await self.on_revision(RevisionEvent(namespace, owner, app, revision, True))
+            await self.on_revision(
+                RevisionEvent(namespace, owner, app, revision, True, dict(annotations))
+            )
 
     async def _revision_gone(self, namespace: str, owner: str, app: str, revision: str) -> None:
         owners = self._revisions.get((namespace, revision))
@@ -228,86 +228,11 @@ class WorkloadSimulator:
         namespace, name = Informer.key(obj)
         revision = template_revision(obj)
         if event_type == "DELETED":
-            task = self._tasks.pop(("deploy", namespace, name), None)
-            if task is not None:
-                task.cancel()
-            self._since.pop(("deploy", namespace, name), None)
             await self._revision_gone(namespace, name, deployment_app(obj), revision)
             return
-        await self._revision_seen(namespace, name, deployment_app(obj), revision)
-        self._kick("deploy", namespace, name)
-
-    def deployment_status(
-        self, obj: dict[str, Any], now: float
-    ) -> tuple[dict[str, Any], float | None]:
-        """The status due at ``now`` and when to look again (None: nothing more will change)."""
-        namespace, name = Informer.key(obj)
-        spec = obj.get("spec", {})
-        current = obj.get("status") or {}
-        generation = obj.get("metadata", {}).get("generation", 1)
-        replicas = int(spec.get("replicas", 1))
-        deadline = float(spec.get("progressDeadlineSeconds", 600))
-        since = self._state_since(("deploy", namespace, name), f"{generation}/{replicas}", now)
-        blocked = (namespace, name) in self._blocked or _annotated_never_ready(obj)
-        pods_up = not blocked and now >= since + self.ready_delay
-        ready = replicas if pods_up else min(int(current.get("readyReplicas") or 0), replicas)
-        if blocked:
-            ready = 0
-        complete = ready >= replicas
-        conditions = current.get("conditions") or []
-        if complete:
-            progressing = _condition(
-                "Progressing",
-                True,
-                "NewReplicaSetAvailable",
-                f'ReplicaSet "{name}" has successfully progressed.',
-                conditions,
-            )
-        elif now >= since + deadline:
-            progressing = _condition(
-                "Progressing",
-                False,
-                "ProgressDeadlineExceeded",
-                f'ReplicaSet "{name}" has timed out progressing.',
-                conditions,
-            )
-        else:
-            progressing = _condition(
-                "Progressing",
-                True,
-                "ReplicaSetUpdated",
-                f'ReplicaSet "{name}" is progressing.',
-                conditions,
-            )
-        available = _condition(
-            "Available",
-            complete,
-            "MinimumReplicasAvailable" if complete else "MinimumReplicasUnavailable",
-            "Deployment has minimum availability."
-            if complete
-            else "Deployment does not have minimum availability.",
-            conditions,
+        await self._revision_seen(
+            namespace, name, deployment_app(obj), revision, template_annotations(obj)
         )
-        status: dict[str, Any] = {
-            "observedGeneration": generation,
-            "replicas": replicas,
-            "updatedReplicas": replicas,
-            "conditions": [available, progressing],
-        }
-        if ready:
-            status["readyReplicas"] = ready
-            status["availableReplicas"] = ready
-        if replicas - ready > 0:
-            status["unavailableReplicas"] = replicas - ready
-        wake: float | None = None
-        if not complete and not blocked and not pods_up:
-            wake = since + self.ready_delay
-        elif not complete and progressing["status"] == "True":
-            wake = since + deadline
-        return status, wake
-
-    async def _reconcile_deployment(self, namespace: str, name: str) -> None:
-        await self._settle(DEPLOYMENTS, self.deployments, self.deployment_status, namespace, name)
 
     async def _settle(
         self,
@@ -318,7 +243,7 @@ class WorkloadSimulator:
         name: str,
     ) -> None:
         """Writes the simulated status of one object until it is what the simulation says,
-        waking at the times the simulation names (a pod becoming ready, a deadline)."""
+        waking at the times the simulation names (a revision becoming ready)."""
         while True:
             obj = informer.get(namespace, name)
             if obj is None:
@@ -359,8 +284,8 @@ class WorkloadSimulator:
                 await self._revision_gone(namespace, name, name, revision)
             return
         revision = self._isvc_revision(obj)
-        await self._revision_seen(namespace, name, name, revision)
-        self._kick("isvc", namespace, name)
+        await self._revision_seen(namespace, name, name, revision, {})
+        self._kick(namespace, name)
 
     def _isvc_revision(self, obj: dict[str, Any]) -> str:
         """The predictor revision of the object's current spec (created on first sight)."""

@@ -1,5 +1,7 @@
-"""The workload simulator: Deployment status as the deployment controller writes it (computed,
-then against the API emulator), never-ready revisions, and KServe InferenceService status."""
+"""The lab on its real control plane: revision Deployments made ready by the cluster's own
+controllers and kwok, one demo service per revision (started and stopped by the lab
+controller, its behaviour from the pod template's annotations), never-ready revisions, and the
+lab controller's stand-in for KServe's InferenceService controller."""
 
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from hack.lab._support import KubeEndpoint
+from hack.cluster import NEVER_READY_ANNOTATION as NEVER_READY
 from hack.lab.lab import Lab
-from hack.lab.workloads import NEVER_READY, WorkloadSimulator
 
 pytestmark = pytest.mark.lab
 
+#: Objects of unique names in the session cluster's ``default`` namespace.
 NS = "default"
 
 
@@ -26,7 +28,6 @@ def _deployment(
     *,
     annotations: dict[str, str] | None = None,
     deadline: int | None = None,
-    generation: int = 1,
 ) -> dict[str, Any]:
     labels = {"app": "demo", "rollwise.dev/revision": revision}
     spec: dict[str, Any] = {
@@ -42,77 +43,14 @@ def _deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS, "generation": generation},
+        # Labelled like the operator's revision Deployments: the lab controller selects these.
+        "metadata": {"name": name, "namespace": NS, "labels": dict(labels)},
         "spec": spec,
     }
 
 
 def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {c["type"]: (c["status"], c["reason"]) for c in status.get("conditions", [])}
-
-
-@pytest.mark.parametrize(
-    ("obj", "elapsed", "ready", "available", "progressing"),
-    [
-        pytest.param(
-            _deployment("a", "r1"),
-            0.0,
-            None,
-            ("False", "MinimumReplicasUnavailable"),
-            ("True", "ReplicaSetUpdated"),
-            id="new-not-ready-yet",
-        ),
-        pytest.param(
-            _deployment("a", "r1"),
-            1.0,
-            2,
-            ("True", "MinimumReplicasAvailable"),
-            ("True", "NewReplicaSetAvailable"),
-            id="ready-after-delay",
-        ),
-        pytest.param(
-            _deployment("a", "r1", replicas=0),
-            0.0,
-            None,
-            ("True", "MinimumReplicasAvailable"),
-            ("True", "NewReplicaSetAvailable"),
-            id="scaled-to-zero",
-        ),
-        pytest.param(
-            _deployment("a", "r1", annotations={NEVER_READY: "true"}, deadline=5),
-            1.0,
-            None,
-            ("False", "MinimumReplicasUnavailable"),
-            ("True", "ReplicaSetUpdated"),
-            id="never-ready-before-deadline",
-        ),
-        pytest.param(
-            _deployment("a", "r1", annotations={NEVER_READY: "true"}, deadline=5),
-            6.0,
-            None,
-            ("False", "MinimumReplicasUnavailable"),
-            ("False", "ProgressDeadlineExceeded"),
-            id="never-ready-after-deadline",
-        ),
-    ],
-)
-def test_deployment_status_over_time(
-    obj: dict[str, Any],
-    elapsed: float,
-    ready: int | None,
-    available: tuple[str, str],
-    progressing: tuple[str, str],
-) -> None:
-    sim = WorkloadSimulator(KubeEndpoint("http://127.0.0.1:1"), ready_delay=0.5)
-    start = 1000.0
-    sim.deployment_status(obj, start)  # first sight of this spec starts its clock
-    status, _wake = sim.deployment_status(obj, start + elapsed)
-    assert status["observedGeneration"] == 1
-    assert status["replicas"] == status["updatedReplicas"] == obj["spec"]["replicas"]
-    assert status.get("readyReplicas") == ready
-    assert status.get("availableReplicas") == ready
-    assert status.get("unavailableReplicas") == (obj["spec"]["replicas"] - (ready or 0) or None)
-    assert _conditions(status) == {"Available": available, "Progressing": progressing}
 
 
 def _wait(fetch: Callable[[], Any], check: Callable[[Any], bool], timeout: float = 5.0) -> Any:
@@ -129,7 +67,10 @@ def _wait(fetch: Callable[[], Any], check: Callable[[Any], bool], timeout: float
 def test_deployment_becomes_ready_follows_scaling_and_starts_a_demo_service(lab: Lab) -> None:
     apps = client.AppsV1Api(lab.api_client())
     rev = f"w{time.monotonic_ns() % 10**8}"
-    apps.create_namespaced_deployment(NS, _deployment("demo-" + rev, rev, replicas=3))
+    body = _deployment(
+        "demo-" + rev, rev, replicas=3, annotations={"lab.rollwise.dev/error-ratio": "0.25"}
+    )
+    apps.create_namespaced_deployment(NS, body)
 
     def read() -> dict[str, Any]:
         return apps.api_client.sanitize_for_serialization(
@@ -140,16 +81,51 @@ def test_deployment_becomes_ready_follows_scaling_and_starts_a_demo_service(lab:
     status = ready["status"]
     assert status["observedGeneration"] == ready["metadata"]["generation"]
     assert _conditions(status)["Available"] == ("True", "MinimumReplicasAvailable")
-    assert lab.demo(rev).service == "demo"
+    pods = client.CoreV1Api(lab.api_client()).list_namespaced_pod(
+        NS, label_selector=f"rollwise.dev/revision={rev}"
+    )
+    assert len(pods.items) == 3
+    assert {p.status.phase for p in pods.items} == {"Running"}
+    assert all(p.spec.node_name.startswith("kwok-node-") for p in pods.items)
+    demo = lab.demo(rev)
+    assert demo.service == "demo"
+    assert demo.behaviour.error_ratio == 0.25
 
     apps.patch_namespaced_deployment_scale("demo-" + rev, NS, {"spec": {"replicas": 0}})
-    scaled = _wait(read, lambda d: d["status"].get("replicas") == 0)
+    # The API omits a count of 0.
+    scaled = _wait(
+        read,
+        lambda d: (
+            d["status"].get("replicas", 0) == 0
+            and d["status"].get("observedGeneration") == d["metadata"]["generation"]
+        ),
+    )
     assert scaled["status"].get("readyReplicas") in (None, 0)
     assert scaled["status"]["observedGeneration"] == scaled["metadata"]["generation"]
 
     # Deleting the revision's only Deployment stops its demo service.
     apps.delete_namespaced_deployment("demo-" + rev, NS)
     _wait(lambda: lab.loop.call(lambda: lab.registry.get(rev)), lambda demo: demo is None)
+
+
+def test_a_deployment_without_a_revision_label_gets_no_demo_service(lab: Lab) -> None:
+    apps = client.AppsV1Api(lab.api_client())
+    rev = f"u{time.monotonic_ns() % 10**8}"
+    body = _deployment("plain-" + rev, rev, replicas=1)
+    for labels in (
+        body["metadata"].setdefault("labels", {}),
+        body["spec"]["selector"]["matchLabels"],
+        body["spec"]["template"]["metadata"]["labels"],
+    ):
+        labels.pop("rollwise.dev/revision", None)
+        labels["plain"] = rev
+    apps.create_namespaced_deployment(NS, body)
+    _wait(
+        lambda: apps.read_namespaced_deployment_status("plain-" + rev, NS),
+        lambda d: (d.status.ready_replicas or 0) == 1,
+    )
+    assert lab.loop.call(lambda: [r for r in lab.registry.revisions() if rev in r]) == []
+    apps.delete_namespaced_deployment("plain-" + rev, NS)
 
 
 def test_never_ready_annotation_ends_in_progress_deadline_exceeded(lab: Lab) -> None:

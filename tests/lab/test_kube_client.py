@@ -1,27 +1,38 @@
-"""The API emulator driven by the official ``kubernetes`` Python client (typed models).
-
-Typed responses prove the wire format is what the client's models accept; the watch tests
-prove no event is lost across a reconnect from the last resourceVersion, and that a too-old
-resourceVersion surfaces as 410.
+"""The lab cluster driven by the official ``kubernetes`` Python client, as the operator's
+adapters drive it: typed models, paging, watches resumed from the last resourceVersion without
+loss, a 410 after an etcd compaction (real, from kube-apiserver), garbage collection by the
+cluster's own collector, and faults injected by the lab's proxy reaching the client as the
+API server's own would.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, watch
+import yaml
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from hack.lab.kube.server import BackgroundAPIServer
+from hack.cluster import Cluster
+from hack.lab.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.lab
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rollout-gateway-api" / "rollout.yaml"
 
-def configmap(name: str, **labels: str) -> client.V1ConfigMap:
+
+#: The tests' own ConfigMaps carry this label (the cluster puts kube-root-ca.crt in every
+#: namespace).
+MINE = "lab.rollwise.dev/test=client"
+
+
+def configmap(name: str) -> client.V1ConfigMap:
+    key, value = MINE.split("=")
     return client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name=name, labels=labels or None), data={"k": name}
+        metadata=client.V1ObjectMeta(name=name, labels={key: value}), data={"k": name}
     )
 
 
@@ -32,7 +43,7 @@ def test_typed_create_get_list_delete(kube_client: Any, namespace: str) -> None:
     assert created.metadata.resource_version
     got = core.read_namespaced_config_map("one", namespace)
     assert got.data == {"k": "one"}
-    listed = core.list_namespaced_config_map(namespace)
+    listed = core.list_namespaced_config_map(namespace, label_selector=MINE)
     assert [i.metadata.name for i in listed.items] == ["one"]
     assert listed.metadata.resource_version
     status = core.delete_namespaced_config_map("one", namespace)
@@ -66,20 +77,15 @@ def test_typed_deployment_defaults_and_status(kube_client: Any, namespace: str) 
     assert scaled.spec.replicas == 2
 
 
-@pytest.mark.usefixtures("widgets")
 def test_custom_objects_merge_patch_and_status(kube_client: Any, namespace: str) -> None:
     api = client.CustomObjectsApi(kube_client)
-    group, version, plural = "lab.rollwise.dev", "v1", "widgets"
-    body = {
-        "apiVersion": "lab.rollwise.dev/v1",
-        "kind": "Widget",
-        "metadata": {"name": "w"},
-        "spec": {"color": "red"},
-    }
+    group, version, plural = "rollwise.dev", "v1alpha1", "rollouts"
+    body = yaml.safe_load(EXAMPLE.read_text())
     created = api.create_namespaced_custom_object(group, version, namespace, plural, body)
     assert created["metadata"]["generation"] == 1
+    name = created["metadata"]["name"]
     patched = api.patch_namespaced_custom_object(
-        group, version, namespace, plural, "w", {"spec": {"color": "green"}}
+        group, version, namespace, plural, name, {"spec": {"paused": True}}
     )
     assert patched["metadata"]["generation"] == 2
     status = api.patch_namespaced_custom_object_status(
@@ -87,13 +93,13 @@ def test_custom_objects_merge_patch_and_status(kube_client: Any, namespace: str)
         version,
         namespace,
         plural,
-        "w",
-        {"status": {"phase": "Ready", "observedGeneration": 2}},
+        name,
+        {"status": {"phase": "Paused", "observedGeneration": 2}},
     )
-    assert status["status"]["phase"] == "Ready"
+    assert status["status"]["phase"] == "Paused"
     assert status["metadata"]["generation"] == 2
     listed = api.list_namespaced_custom_object(group, version, namespace, plural)
-    assert listed["kind"] == "WidgetList"
+    assert listed["kind"] == "RolloutList"
     with pytest.raises(ApiException) as err:
         api.create_namespaced_custom_object(group, version, namespace, plural, body)
     assert err.value.status == 409
@@ -107,7 +113,9 @@ def test_paging_with_limit_and_continue(kube_client: Any, namespace: str) -> Non
     token = None
     pages = 0
     while True:
-        page = core.list_namespaced_config_map(namespace, limit=2, _continue=token)
+        page = core.list_namespaced_config_map(
+            namespace, label_selector=MINE, limit=2, _continue=token
+        )
         pages += 1
         names += [i.metadata.name for i in page.items]
         token = page.metadata._continue
@@ -139,17 +147,31 @@ def test_watch_resumes_from_resource_version_without_loss(kube_client: Any, name
     assert seen == [("ADDED", "a"), ("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
 
 
-def test_watch_too_old_resource_version_is_410(kube_client: Any, namespace: str) -> None:
+def test_watch_from_a_compacted_resource_version_is_410(
+    kube_client: Any, lab_cluster: Cluster, namespace: str
+) -> None:
+    """Events are not in kube-apiserver's watch cache: a watch from a version etcd compacted
+    away reaches etcd and is answered 410 Gone at once."""
     core = client.CoreV1Api(kube_client)
-    first = core.create_namespaced_config_map(namespace, configmap("old"))
-    for i in range(205):  # beyond the module server's history of 200 changes per resource
-        core.patch_namespaced_config_map("old", namespace, {"data": {"i": str(i)}})
+    first = core.create_namespaced_event(
+        namespace,
+        client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name="old"),
+            involved_object=client.V1ObjectReference(
+                kind="ConfigMap", name="x", namespace=namespace
+            ),
+            reason="Old",
+            message="before the compaction",
+        ),
+    )
+    core.create_namespaced_config_map(namespace, configmap("later"))
+    lab_cluster.compact_etcd()
     with pytest.raises(ApiException) as err:
         for _ in watch.Watch().stream(
-            core.list_namespaced_config_map,
+            core.list_namespaced_event,
             namespace,
             resource_version=first.metadata.resource_version,
-            timeout_seconds=1,
+            timeout_seconds=5,
         ):
             pass
     assert err.value.status == 410
@@ -168,24 +190,27 @@ def test_garbage_collection_of_dependents(kube_client: Any, namespace: str) -> N
     deadline = time.monotonic() + 5
     remaining = ["dependent"]
     while time.monotonic() < deadline and remaining:
-        remaining = [i.metadata.name for i in core.list_namespaced_config_map(namespace).items]
+        remaining = [
+            i.metadata.name
+            for i in core.list_namespaced_config_map(namespace, label_selector=MINE).items
+        ]
         time.sleep(0.05)
     assert remaining == []
 
 
 def test_injected_faults_reach_the_client(
-    apiserver: BackgroundAPIServer, kube_client: Any, namespace: str
+    faults: FaultProxy, proxied_kubeconfig: Path, namespace: str
 ) -> None:
-    core = client.CoreV1Api(kube_client)
-    apiserver.server.faults.fail_next(
-        1, status=500, verb="create", resource="configmaps", namespace=namespace
-    )
-    with pytest.raises(ApiException) as err:
+    with config.new_client_from_config(config_file=str(proxied_kubeconfig)) as proxied:  # type: ignore[no-untyped-call]
+        core = client.CoreV1Api(proxied)
+        faults.fail_next(1, status=500, verb="create", resource="configmaps", namespace=namespace)
+        with pytest.raises(ApiException) as err:
+            core.create_namespaced_config_map(namespace, configmap("f"))
+        assert err.value.status == 500
+        faults.fail_next(1, status=409, verb="patch", resource="configmaps")
         core.create_namespaced_config_map(namespace, configmap("f"))
-    assert err.value.status == 500
-    apiserver.server.faults.fail_next(1, status=409, verb="patch", resource="configmaps")
-    core.create_namespaced_config_map(namespace, configmap("f"))
-    with pytest.raises(ApiException) as conflict:
-        core.patch_namespaced_config_map("f", namespace, {"data": {"x": "y"}})
-    assert conflict.value.status == 409
-    assert core.patch_namespaced_config_map("f", namespace, {"data": {"x": "y"}}).data["x"] == "y"
+        with pytest.raises(ApiException) as conflict:
+            core.patch_namespaced_config_map("f", namespace, {"data": {"x": "y"}})
+        assert conflict.value.status == 409
+        patched = core.patch_namespaced_config_map("f", namespace, {"data": {"x": "y"}})
+        assert patched.data["x"] == "y"
