@@ -23,16 +23,19 @@ the profile in force.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from hack.cluster import build
+from tests import waits
 
 pytest_plugins = [
     "hack.lab.testing.cluster_fixtures",
@@ -105,3 +108,26 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             print(message, file=sys.__stderr__, flush=True)
 
     build.ensure_built(log=log)
+
+
+# The slowest bounded waits of the end-to-end tests against their limits (tests/waits.py): each
+# xdist worker hands its waits to the controller, which prints them with its summary.
+_WORKER_WAITS: list[waits.Wait] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["e2e_waits"] = json.dumps(waits.to_json(waits.WAITS))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    received = getattr(node, "workeroutput", {}).get("e2e_waits")
+    if received:
+        _WORKER_WAITS.extend(waits.from_json(json.loads(received)))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in waits.report(waits.WAITS + _WORKER_WAITS):
+        terminalreporter.write_line(line)

@@ -13,8 +13,8 @@ only then. It prints, per round, the seed, the kills, and every deviation from t
 story of each Rollout (``hack.chaos.check``): route weights and Service selectors that moved
 backwards, steps skipped or redone, events lost or doubled; and the totals at the end.
 
-Boundary: a measurement script; it asserts nothing. ``tests/e2e/test_chaos_e2e.py`` runs one
-short round as a test.
+Boundary: a measurement script; it asserts nothing. ``tests/cluster/test_chaos_operator.py`` runs
+one short round as a test.
 """
 
 from __future__ import annotations

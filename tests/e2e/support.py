@@ -34,6 +34,7 @@ from hack.lab.operator import OperatorRelease
 from hack.lab.processes import stop_process
 from hack.lab.prometheus import PrometheusServer
 from hack.lab.testing.cluster_fixtures import InstallOperator, Kubectl
+from tests import waits
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "rollout-gateway-api"
@@ -59,12 +60,15 @@ def eventually(probe: Callable[[], Any], *, timeout: float, what: str, every: fl
     """Polls ``probe`` until it returns something truthy; fails after ``timeout`` seconds
     (times :data:`PATIENCE`)."""
     limit = patient(timeout)
-    deadline = time.monotonic() + limit
+    began = time.monotonic()
+    deadline = began + limit
     while True:
         result = probe()
         if result:
+            waits.record(what, time.monotonic() - began, limit)
             return result
         if time.monotonic() > deadline:
+            waits.record(what, time.monotonic() - began, limit, met=False)
             raise AssertionError(f"timed out after {limit:g}s waiting for {what}")
         time.sleep(every)
 
@@ -192,9 +196,22 @@ class Cluster:
 
     def k(self, *args: str, input: str | None = None, check: bool = True) -> Any:
         stretched, limit = _patient_args(args)
-        return self.kubectl(
-            *stretched, input=input, check=check, namespace=self.namespace, timeout=limit
+        if stretched == list(args):
+            return self.kubectl(
+                *stretched, input=input, check=check, namespace=self.namespace, timeout=limit
+            )
+        # A kubectl wait of its own (``--timeout``): recorded like the other bounded waits.
+        began = time.monotonic()
+        proc = self.kubectl(
+            *stretched, input=input, check=False, namespace=self.namespace, timeout=limit
         )
+        bound = max(float(a.split("=", 1)[1][:-1]) for a in stretched if a.startswith("--timeout="))
+        what = "kubectl " + " ".join(a for a in args if not a.startswith("--timeout="))
+        waits.record(what, time.monotonic() - began, bound, met=proc.returncode == 0)
+        if check and proc.returncode != 0:
+            output = f"{proc.stdout}\n{proc.stderr}"
+            raise AssertionError(f"{what} failed ({proc.returncode}):\n{output}")
+        return proc
 
     def apply(self, docs: list[dict[str, Any]], check: bool = True) -> Any:
         return self.k("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=check)

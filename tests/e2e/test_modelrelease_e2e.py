@@ -293,9 +293,15 @@ def wait_stage(cluster: Cluster, name: str, stage: str, timeout: float) -> dict[
             raise AssertionError(f"{name} reached {seen}, not {stage}: {status.get('message')!r}")
         return None
 
-    found: dict[str, Any] = eventually(
-        probe, timeout=timeout, what=f"{name} in stage {stage}", every=0.2
-    )
+    try:
+        found: dict[str, Any] = eventually(
+            probe, timeout=timeout, what=f"{name} in stage {stage}", every=0.2
+        )
+    except AssertionError as exc:
+        last = status_of(cluster, name)
+        raise AssertionError(
+            f"{exc}; last seen: stage {last.get('stage')!r}, {last.get('message')!r}"
+        ) from None
     return found
 
 

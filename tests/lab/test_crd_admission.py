@@ -257,6 +257,22 @@ INVALID_ROLLOUTS = [
         id="analysis-step-with-empty-metrics",
     ),
     pytest.param(
+        rollout(
+            analysis={
+                "metrics": [metric(provider={"prometheus": {"query": "sum(x)" + " " * 4090}})]
+            }
+        ),
+        "spec.strategy.canary.analysis.metrics[0].provider.prometheus.query: Too long: may "
+        "not be more than 4096",
+        id="query-too-long",
+    ),
+    pytest.param(
+        rollout(analysis={"metrics": [metric(successCondition="result < " + "1" * 510)]}),
+        "spec.strategy.canary.analysis.metrics[0].successCondition: Too long: may not be "
+        "more than 512",
+        id="condition-too-long",
+    ),
+    pytest.param(
         rollout(analysis={"interval": "0s", "metrics": [metric()]}),
         'spec.strategy.canary.analysis.interval: Invalid value: "0s": duration must be '
         "greater than 0",

@@ -304,8 +304,9 @@ async def query_metric(
     except AdapterError as exc:
         if metrics is not None:
             metrics.api_error("prometheus_query", error_code(exc))
-        log.warning("metric query failed", metric=name, error=exc.message)
-        return Measurement(value=None, at=now, error=clip_error(exc.message))
+        error = clip_error(exc.message)
+        log.warning("metric query failed", metric=name, error=error)
+        return Measurement(value=None, at=now, error=error)
     return Measurement(value=value, at=now)
 
 

@@ -11,11 +11,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from rollwise.adapters.bounded_http import DEFAULT_MAX_BYTES
 from rollwise.adapters.errors import (
     ModelVersionNotFound,
     RegistryError,
     RegistryUnavailable,
 )
+from rollwise.adapters.gates.digest import ArtifactChecker, mlflow_recorded_digest
 from rollwise.adapters.registry.mlflow import MLflowAliasStore, MLflowRegistry
 
 Canned = tuple[int, dict[str, str], bytes]
@@ -186,6 +188,34 @@ def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(
         canned.answer = (302, {"Location": elsewhere.url + "/steal"}, b"")
         with pytest.raises(RegistryError):
             store(canned.url, token="s3cret").get("m", "production")
+        assert elsewhere.seen == []
+    finally:
+        elsewhere.close()
+
+
+def test_an_answer_larger_than_the_bound_is_refused_unread(canned: CannedServer) -> None:
+    """A registry answering more than ``DEFAULT_MAX_BYTES`` gets an error naming the bound,
+    not gigabytes held in the operator's memory."""
+    canned.answer = (200, {}, b'{"x": "' + b"a" * (DEFAULT_MAX_BYTES + 10) + b'"}')
+    with pytest.raises(RegistryError, match="more than the limit") as raised:
+        store(canned.url).get("m", "production")
+    assert not isinstance(raised.value, RegistryUnavailable), "a bad answer is not retried"
+    assert "aaaa" not in str(raised.value)
+
+
+def test_the_digest_gate_reads_mlflow_within_the_bound_and_follows_no_redirect(
+    canned: CannedServer,
+) -> None:
+    registry = MLflowRegistry("main", canned.url, token="s3cret")
+    gate = ArtifactChecker(max_bytes=1024, timeout=5, registries={"main": registry})
+    canned.answer = (200, {}, b'{"x": "' + b"a" * (DEFAULT_MAX_BYTES + 10) + b'"}')
+    with pytest.raises(RegistryError, match="more than the limit"):
+        mlflow_recorded_digest(gate.mlflow_session, registry, "m", "1")
+    elsewhere = CannedServer()
+    try:
+        canned.answer = (302, {"Location": elsewhere.url + "/steal"}, b"")
+        with pytest.raises(RegistryError, match="not followed"):
+            mlflow_recorded_digest(gate.mlflow_session, registry, "m", "1")
         assert elsewhere.seen == []
     finally:
         elsewhere.close()

@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 
+from rollwise.adapters.errors import QueryError
 from rollwise.core.observations import revision_of
 from rollwise.runtime.handlers import PassSlots
-from rollwise.runtime.passes import NamespaceShares, QueryBudget, validated
+from rollwise.runtime.passes import (
+    MAX_MEASUREMENT_ERROR,
+    NamespaceShares,
+    QueryBudget,
+    validated,
+)
 from tests.unit.runtime.fakes import rollout_body, world
 
 
@@ -268,3 +274,38 @@ def test_queries_need_at_least_one_thread(threads: int, refusal: str | None) -> 
     else:
         with pytest.raises(ValueError, match=f"^{refusal}$"):
             QueryBudget(threads)
+
+
+def caplog_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    out, err = capsys.readouterr()
+    return (out + err).splitlines()
+
+
+def test_a_providers_long_error_is_clipped_before_it_reaches_the_status(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """However long a provider's error, a measurement carries at most
+    ``MAX_MEASUREMENT_ERROR`` characters of it, and so does the operator's log line."""
+    body = rollout_body()
+    w = world(body)
+    provider = w.provider()
+
+    def query(text: str, timeout_s: float) -> float | None:
+        raise QueryError("x" * 20_000)
+
+    w.settle(lambda r: w.status.get("phase") == "Healthy")
+    provider.query = query  # type: ignore[method-assign]
+    w.cluster.edit_image("demo:2")
+    w.settle(
+        lambda r: any(m["measurements"] for m in w.status.get("analysis", {}).get("metrics", []))
+    )
+    [metric] = w.status["analysis"]["metrics"]
+    errors = [m["message"] for m in metric["measurements"] if m.get("error")]
+    assert errors, metric
+    assert all(e.count("x") <= MAX_MEASUREMENT_ERROR for e in errors), [len(e) for e in errors]
+    assert all(len(e) < MAX_MEASUREMENT_ERROR + 100 for e in errors)
+    assert "..." in errors[0]
+    assert "x" * (MAX_MEASUREMENT_ERROR + 1) not in json.dumps(w.status)
+    logged = [e for e in caplog_lines(capsys) if "metric query failed" in e]
+    assert logged
+    assert all("x" * (MAX_MEASUREMENT_ERROR + 1) not in line for line in logged)

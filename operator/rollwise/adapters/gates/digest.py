@@ -44,6 +44,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from rollwise.adapters.bounded_http import AnswerTooLarge, RedirectRefused, bounded_session
 from rollwise.adapters.errors import (
     ModelVersionNotFound,
     RegistryError,
@@ -183,6 +184,8 @@ def mlflow_recorded_digest(
             timeout=timeout,
             allow_redirects=False,
         )
+    except (RedirectRefused, AnswerTooLarge) as exc:
+        raise RegistryError(f"{what}: {exc}, not an MLflow answer") from exc
     except requests.RequestException as exc:
         raise RegistryUnavailable(f"{what}: MLflow unreachable ({type(exc).__name__})") from exc
     status = status_text(response.status_code)
@@ -237,6 +240,9 @@ class ArtifactChecker:
         self.access = access or EvidenceAccess()
         self.registries = dict(registries or {})
         self.session = session or requests.Session()
+        # MLflow's answers are small: read within a bound, redirects refused (bounded_http).
+        # Artifacts stream through ``session`` within their own budget instead.
+        self.mlflow_session = session or bounded_session()
 
     def check(self, uri: str, expected: str, registry: str | None = None) -> Outcome:
         """The verdict for ``uri``; ``registry`` names the MLflow registry of ``models:/``
@@ -301,7 +307,7 @@ class ArtifactChecker:
             )
         try:
             recorded = mlflow_recorded_digest(
-                self.session,
+                self.mlflow_session,
                 registry,
                 model,
                 version,

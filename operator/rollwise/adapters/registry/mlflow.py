@@ -49,6 +49,7 @@ from typing import Any
 
 import requests
 
+from rollwise.adapters.bounded_http import AnswerTooLarge, RedirectRefused, bounded_session
 from rollwise.adapters.errors import (
     AliasNotVerified,
     ModelVersionNotFound,
@@ -108,7 +109,8 @@ class MLflowAliasStore:
         self.base = registry.url.rstrip("/") + _API
         self.timeout = timeout
         self.digest_tag = digest_tag
-        self.session = session or requests.Session()
+        # Answers are read within a bound and redirects are refused (bounded_http).
+        self.session = session or bounded_session()
         if registry.token:
             self.session.headers["Authorization"] = f"Bearer {registry.token}"
 
@@ -138,6 +140,8 @@ class MLflowAliasStore:
                 timeout=self.timeout,
                 allow_redirects=False,
             )
+        except (RedirectRefused, AnswerTooLarge) as exc:
+            raise RegistryError(f"{what}: {exc}, not an MLflow answer") from exc
         except requests.RequestException as exc:
             raise RegistryUnavailable(f"{what}: MLflow unreachable ({type(exc).__name__})") from exc
         try:
