@@ -259,7 +259,7 @@ INVALID_ROLLOUTS = [
     pytest.param(
         rollout(
             analysis={
-                "metrics": [metric(provider={"prometheus": {"query": "sum(x)" + " " * 4090}})]
+                "metrics": [metric(provider={"prometheus": {"query": "sum(x)" + " " * 4091}})]
             }
         ),
         "spec.strategy.canary.analysis.metrics[0].provider.prometheus.query: Too long: may "
