@@ -1,4 +1,5 @@
-"""What the runtime observed in one reconcile pass, handed to :func:`rollwise.core.rollout.decide`.
+"""What the runtime observed in one reconcile pass, for
+:func:`rollwise.core.rollout.canary.decide`.
 
 The runtime reads the cluster (revision Deployments, Services, the router's actual weight,
 the request annotations) and queries the metrics :func:`rollwise.core.analysis.due_metrics`

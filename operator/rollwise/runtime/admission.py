@@ -1,9 +1,10 @@
 """The operator's mutating admission webhook for ``modelreleases`` and ``rollouts``.
 
 One kopf ``@kopf.on.mutate`` handler (id ``records``, CREATE and UPDATE of the main resource,
-never ``/status``) hands each request to :func:`rollwise.core.governance.admit` with the
-identity the API server authenticated (``userInfo``) and either writes the answer through
-kopf's ``patch`` (the request annotations removed, signed record annotations added) or refuses
+never ``/status``) hands each request to
+:func:`rollwise.core.modelrelease.governance.admit` with the identity the API server authenticated
+(``userInfo``) and either writes the answer through kopf's ``patch`` (the request annotations
+removed, signed record annotations added) or refuses
 the request with ``kopf.AdmissionError`` (HTTP 403) and the core's one-sentence message.
 
 The webhook's ``failurePolicy`` is ``Fail``: kopf writes ``Fail`` for every handler not marked
@@ -53,17 +54,12 @@ from typing import Any
 import kopf
 
 from rollwise.adapters.releases import RELEASE_LABEL
-from rollwise.core.governance import Keyring, admit
-from rollwise.core.modelrelease import parse_release_spec, release_content
+from rollwise.core.modelrelease.governance import admit
+from rollwise.core.modelrelease.release import parse_release_spec, release_content
 from rollwise.core.observations import revision_of
-from rollwise.core.overrides import (
-    GUARDED_LABEL,
-    MODELRELEASE,
-    OVERRIDES,
-    ROLLOUT,
-    admit_child_requests,
-    admit_overrides,
-)
+from rollwise.core.overrides import GUARDED_LABEL, MODELRELEASE, OVERRIDES, ROLLOUT, admit_overrides
+from rollwise.core.rollout.overrides import admit_child_requests
+from rollwise.core.signing import Keyring
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, Settings
 
 GROUP, VERSION, PLURAL = "rollwise.dev", "v1alpha1", "modelreleases"

@@ -35,7 +35,7 @@ from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
 from rollwise.adapters.traffic.registry import router_for
 from rollwise.adapters.workloads import ROLLOUT_API_VERSION, ROLLOUT_KIND, Workloads
 from rollwise.core.events import Event, LoggedEvent, event_name
-from rollwise.core.modelrelease_policy import ClusterPolicy
+from rollwise.core.modelrelease.policy import ClusterPolicy
 from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
 from rollwise.core.status_model import format_time
 from rollwise.runtime.metrics import OperatorMetrics

@@ -28,7 +28,7 @@ from rollwise.adapters.gates import GateEvaluator
 from rollwise.adapters.kube import KubeAPI, kube_errors
 from rollwise.adapters.notify import NotificationPolicies, SinkSecrets, SinkSender
 from rollwise.adapters.registry.mlflow import MLflowRegistry
-from rollwise.core.governance import key_id
+from rollwise.core.signing import key_id
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.admission import AdmissionSetupError, read_keyring, setup_admission
 from rollwise.runtime.cluster import (

@@ -16,7 +16,8 @@ synchronous.
    ``Measurement(error=...)``, no data ``Measurement(value=None)``. A Service or routing
    object the spec names but the cluster lacks is reported to the core as a missing
    reference (the spec is invalid: no actions).
-2. **Decide**: :func:`rollwise.core.rollout.decide`, pure, with ``now`` from :attr:`Ports.clock`.
+2. **Decide**: :func:`rollwise.core.rollout.canary.decide`, pure, with ``now`` from
+   :attr:`Ports.clock`.
    Its status carries the transition's events in ``status.eventLog`` (``core.events``).
 3. **Persist first (write-ahead)**: the status is merge-patched, conditional on the
    resourceVersion read in step 1, only when it differs from the observed one. A conflict
@@ -39,7 +40,7 @@ synchronous.
 
 The result says when to look again: the core's ``requeue_after``, shortened to
 :data:`FOLLOW_UP_SECONDS` after a pass that changed the cluster (its effect is then observed
-promptly) and to :data:`rollwise.core.rollout.POLL_SECONDS` while a referenced object is
+promptly) and to :data:`rollwise.core.rollout.canary.POLL_SECONDS` while a referenced object is
 missing or events are left to post; None means nothing is pending.
 """
 
@@ -64,8 +65,6 @@ from rollwise.adapters.errors import (
 from rollwise.adapters.kube import PASS_CACHE, ROLLOUTS, WatchCache, copy_json
 from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
 from rollwise.adapters.workloads import RolloutRef, deployment_name
-from rollwise.core import reasons as R
-from rollwise.core.analysis import due_metrics, query_context
 from rollwise.core.events import Event, LoggedEvent
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import (
@@ -75,9 +74,11 @@ from rollwise.core.observations import (
     requests_from_annotations,
     revision_of,
 )
-from rollwise.core.overrides import RolloutOverride, in_effect, read_overrides, rollout_effect
+from rollwise.core.overrides import in_effect, read_overrides
 from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
-from rollwise.core.rollout import (
+from rollwise.core.rollout import reasons as R
+from rollwise.core.rollout.analysis import due_metrics, query_context
+from rollwise.core.rollout.canary import (
     POLL_SECONDS,
     Action,
     Decision,
@@ -89,8 +90,9 @@ from rollwise.core.rollout import (
     decide,
     rollout_metrics,
 )
+from rollwise.core.rollout.overrides import RolloutOverride, rollout_effect
+from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec, TrafficRouting
-from rollwise.core.status import RolloutStatus
 from rollwise.core.validation import load_rollout_spec
 from rollwise.runtime.logging import rollout_logger
 from rollwise.runtime.metrics import OperatorMetrics

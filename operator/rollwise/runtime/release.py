@@ -13,7 +13,7 @@ ModelRelease's ports:
    ledger), the alias read back from its store, the child Rollout or the KServe
    InferenceService, the release manifest, the canary's measurements due now and, when the
    canary's queries are unchecked, the provider's verdict on them (``core.querycheck``).
-2. **Decide**: :func:`rollwise.core.modelrelease.decide_release`, pure, in the worker thread
+2. **Decide**: :func:`rollwise.core.modelrelease.release.decide_release`, pure, in the worker thread
    of the write (it evaluates the spec's conditions: tenant input, never on the event loop).
    Its status carries the transition's events in ``status.eventLog`` (``core.events``).
 3. **Persist first (write-ahead)**: the status is merge-patched (conditional on the
@@ -49,10 +49,11 @@ from pydantic import ValidationError
 from rollwise.adapters.errors import AdapterError, AliasConflict, Conflict, NotFound
 from rollwise.adapters.registry.base import EXPECT_UNSET, AliasStore, AliasTarget
 from rollwise.adapters.releases import PROMOTE_FULL, ReleaseRef
-from rollwise.core import modelrelease_reasons as MR
 from rollwise.core.events import Event, LoggedEvent
-from rollwise.core.governance import Records, apply_waivers, read_records
-from rollwise.core.modelrelease import (
+from rollwise.core.modelrelease import reasons as MR
+from rollwise.core.modelrelease.governance import Records, apply_waivers, read_records
+from rollwise.core.modelrelease.policy import ClusterPolicy, ReleaseRules
+from rollwise.core.modelrelease.release import (
     AliasReading,
     ChildRolloutState,
     EnsureChildRollout,
@@ -78,15 +79,14 @@ from rollwise.core.modelrelease import (
     release_metrics,
     release_query_context,
 )
-from rollwise.core.modelrelease_policy import ClusterPolicy, ReleaseRules
-from rollwise.core.modelrelease_status import ModelReleaseStatus, ReleasePhase, Stage
+from rollwise.core.modelrelease.status import ModelReleaseStatus, ReleasePhase, Stage
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import Measurement, RequestKind
 from rollwise.core.overrides import in_effect, read_overrides, release_override, sign_request
+from rollwise.core.phases import Phase
 from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
 from rollwise.core.reasons import clip
 from rollwise.core.spec import ModelReleaseSpec
-from rollwise.core.status import Phase
 from rollwise.core.status_model import format_time
 from rollwise.runtime.logging import release_logger
 from rollwise.runtime.metrics import OperatorMetrics

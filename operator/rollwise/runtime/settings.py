@@ -98,7 +98,7 @@ ModelRelease governance (see docs/governance.md):
 * ``ROLLWISE_MLFLOW_URL`` / ``ROLLWISE_MLFLOW_TOKEN_FILE``: shorthand for the registry named
   ``default`` (also where ``models:/`` artifacts of releases without an MLflow store are read).
 * ``ROLLWISE_RELEASE_POLICY``: the cluster policy of ModelReleases (YAML or JSON;
-  :func:`rollwise.core.modelrelease_policy.parse_cluster_policy`): ``requiredRoles``
+  :func:`rollwise.core.modelrelease.policy.parse_cluster_policy`): ``requiredRoles``
   (default security and product), ``requiredGates``, ``namespaces`` and ``modelOwners``.
 * ``ROLLWISE_EVIDENCE_POLICY``: where gate evidence may be read from (YAML or JSON):
   ``allowedSchemes`` (default ``[https]``), ``allowedHosts`` (default none) and
@@ -136,7 +136,7 @@ from rollwise.adapters.notify import (
     HostPolicy,
     parse_networks,
 )
-from rollwise.core.modelrelease_policy import (
+from rollwise.core.modelrelease.policy import (
     REGISTRY_NAME,
     ClusterPolicy,
     PolicyError,

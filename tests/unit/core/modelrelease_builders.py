@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollwise.core.modelrelease import (
+from rollwise.core.modelrelease.release import (
     AliasReading,
     Approval,
     ChildRolloutState,
@@ -32,11 +32,11 @@ from rollwise.core.modelrelease import (
     WriteReleaseManifest,
     decide_release,
 )
-from rollwise.core.modelrelease_status import GateStatus, ModelReleaseStatus
+from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus
 from rollwise.core.observations import revision_of
-from rollwise.core.rollout import decide
+from rollwise.core.rollout.canary import decide
+from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import ModelReleaseSpec
-from rollwise.core.status import RolloutStatus
 from tests.unit.core.rollout_builders import Cluster
 
 T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)

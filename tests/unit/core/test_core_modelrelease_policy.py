@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from rollwise.core.modelrelease import (
+from rollwise.core.modelrelease.policy import (
+    DEFAULT_REQUIRED_ROLES,
+    ApprovalRule,
+    ClusterPolicy,
+    PolicyError,
+    ReleaseRules,
+    parse_cluster_policy,
+)
+from rollwise.core.modelrelease.release import (
     EnsureChildRollout,
     FlipAlias,
     ReleaseObservations,
@@ -17,15 +25,7 @@ from rollwise.core.modelrelease import (
     release_content,
     validate_rules,
 )
-from rollwise.core.modelrelease_policy import (
-    DEFAULT_REQUIRED_ROLES,
-    ApprovalRule,
-    ClusterPolicy,
-    PolicyError,
-    ReleaseRules,
-    parse_cluster_policy,
-)
-from rollwise.core.modelrelease_status import ModelReleaseStatus, Stage
+from rollwise.core.modelrelease.status import ModelReleaseStatus, Stage
 from rollwise.core.spec import ModelReleaseSpec
 from tests.unit.core.modelrelease_builders import BASE_GATES, at, passed, raw_release
 

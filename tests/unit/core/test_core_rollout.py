@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rollwise.core import reasons as R
+from rollwise.core.conditions import ConditionStatus
 from rollwise.core.observations import (
     ManualRequest,
     Observations,
@@ -19,7 +19,9 @@ from rollwise.core.observations import (
     RevisionState,
     revision_of,
 )
-from rollwise.core.rollout import (
+from rollwise.core.phases import Phase
+from rollwise.core.rollout import reasons as R
+from rollwise.core.rollout.canary import (
     Action,
     Decision,
     DeleteRevision,
@@ -31,14 +33,8 @@ from rollwise.core.rollout import (
     _sanitize,
     decide,
 )
+from rollwise.core.rollout.status import ConditionType, PauseReason, RolloutStatus
 from rollwise.core.spec import RolloutSpec
-from rollwise.core.status import (
-    ConditionStatus,
-    ConditionType,
-    PauseReason,
-    Phase,
-    RolloutStatus,
-)
 from tests.unit.core.rollout_builders import (
     R1,
     R2,

@@ -17,9 +17,10 @@ from rollwise.adapters.metrics.base import MetricProvider, NopProvider
 from rollwise.adapters.traffic.base import NopRouter, RouterContext, TrafficRouter
 from rollwise.adapters.workloads import RolloutRef
 from rollwise.core.events import Event, LoggedEvent, event_name
-from rollwise.core.modelrelease_reasons import ALL_RELEASE_REASONS
+from rollwise.core.modelrelease.reasons import ALL_RELEASE_REASONS
 from rollwise.core.observations import RevisionState
-from rollwise.core.reasons import ALL_REASONS, EventType
+from rollwise.core.reasons import EventType
+from rollwise.core.rollout.reasons import ALL_REASONS
 from rollwise.core.spec import TrafficRouting
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.reconcile import Memory, PassResult, Ports, RolloutObject, reconcile

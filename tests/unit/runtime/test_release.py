@@ -24,7 +24,8 @@ from rollwise.adapters.errors import Conflict, ManifestRefused, RegistryUnavaila
 from rollwise.adapters.registry.base import AliasTarget, NopAliasStore
 from rollwise.adapters.releases import PROMOTE_FULL, ReleaseRef
 from rollwise.core.events import Event, LoggedEvent, event_name
-from rollwise.core.modelrelease import (
+from rollwise.core.modelrelease.policy import ReleaseRules
+from rollwise.core.modelrelease.release import (
     GATE_APPROVALS,
     GateResult,
     InferenceServiceState,
@@ -32,8 +33,7 @@ from rollwise.core.modelrelease import (
     child_revision,
     load_release_spec,
 )
-from rollwise.core.modelrelease_policy import ReleaseRules
-from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.modelrelease.status import GateStatus
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime import logging as rlog

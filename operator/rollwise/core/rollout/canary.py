@@ -63,20 +63,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rollwise.core import reasons as R
 from rollwise.core.analysis import (
     Recorded,
     StepChecks,
-    active_run,
     any_inconclusive,
     checks_for_step,
-    due_metrics,
     measured_text,
     new_run,
     record,
     run_verdict,
-    soonest_due,
 )
+from rollwise.core.conditions import ConditionStatus
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
 from rollwise.core.events import Event, log_events, mark_posted
 from rollwise.core.observations import (
@@ -86,6 +83,7 @@ from rollwise.core.observations import (
     Observations,
     RequestKind,
 )
+from rollwise.core.phases import Phase
 from rollwise.core.querycheck import (
     canary_metrics,
     condition_of,
@@ -94,19 +92,18 @@ from rollwise.core.querycheck import (
     refusals,
     verification,
 )
-from rollwise.core.spec import Metric, PauseStep, RolloutSpec, Step
-from rollwise.core.status import (
-    AnalysisRun,
-    ConditionStatus,
+from rollwise.core.reasons import Reason, clip
+from rollwise.core.rollout import reasons as R
+from rollwise.core.rollout.analysis import active_run, due_metrics, soonest_due
+from rollwise.core.rollout.status import (
     ConditionType,
-    MetricRun,
     PauseReason,
-    Phase,
     RetiredRevision,
     RolloutStatus,
-    Verdict,
     step_text,
 )
+from rollwise.core.runs import AnalysisRun, MetricRun, Verdict
+from rollwise.core.spec import Metric, PauseStep, RolloutSpec, Step
 from rollwise.core.traffic import expected_weight, split
 from rollwise.core.validation import load_rollout_spec, selector_string
 
@@ -240,7 +237,7 @@ def _with_queries(decision: Decision, digest: str, generation: int, now: datetim
         ConditionType.QUERIES_VERIFIED,
         ConditionStatus(value),
         reason=reason,
-        message=R.clip(message),
+        message=clip(message),
         now=now,
         generation=generation,
     )
@@ -282,7 +279,7 @@ def _invalid(
     previous: RolloutStatus, errors: list[str], obs: Observations, now: datetime
 ) -> Decision:
     shown = errors[:10] + ([f"... and {len(errors) - 10} more"] if len(errors) > 10 else [])
-    message = R.clip(R.INVALID_SPEC.format(errors="; ".join(shown)))
+    message = clip(R.INVALID_SPEC.format(errors="; ".join(shown)))
     before = previous.condition(ConditionType.INVALID_SPEC)
     unchanged = before is not None and before.status is ConditionStatus.TRUE
     unchanged = unchanged and before is not None and before.message == message
@@ -393,7 +390,7 @@ class _Pass:
     def update(self, **fields: Any) -> None:
         self.s = self.s.model_copy(update=fields)
 
-    def emit(self, reason: R.Reason, **fields: object) -> None:
+    def emit(self, reason: Reason, **fields: object) -> None:
         self.events.append(Event.of(reason, **fields))
 
     def wake(self, at: datetime | None) -> None:
@@ -1075,7 +1072,7 @@ class _Pass:
             )
         if self.obs.override_waiting:
             message = f"{message}; {self.obs.override_waiting}"
-        message = R.clip(message)
+        message = clip(message)
         self._pause_events(pause)
         self._ready_events(phase, stable)
         self._set_conditions(phase, message, pause, degraded_reason, holding)

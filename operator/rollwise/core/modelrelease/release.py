@@ -1,6 +1,6 @@
 """The ModelRelease decision: ``decide_release(spec, status, obs, now) -> ReleaseDecision``.
 
-A pure function of its arguments, shaped like :func:`rollwise.core.rollout.decide`. The
+A pure function of its arguments, shaped like :func:`rollwise.core.rollout.canary.decide`. The
 runtime observes (gate results from the gate adapters, approvals and the revoke request
 recorded by the admission webhook with the API server's identities, the alias read back from
 its store, the child Rollout or the KServe InferenceService, the metrics
@@ -57,22 +57,24 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rollwise.core import modelrelease_reasons as R
 from rollwise.core.analysis import (
     MetricDue,
     StepChecks,
     any_inconclusive,
     checks_for,
+    due_now,
     measured_text,
     new_run,
     next_due,
     record,
     run_verdict,
 )
+from rollwise.core.conditions import ConditionStatus
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
 from rollwise.core.events import Event, log_events, mark_posted
-from rollwise.core.modelrelease_policy import ReleaseRules
-from rollwise.core.modelrelease_status import (
+from rollwise.core.modelrelease import reasons as R
+from rollwise.core.modelrelease.policy import ReleaseRules
+from rollwise.core.modelrelease.status import (
     MAX_HISTORY,
     AliasStatus,
     ApprovalRecord,
@@ -87,6 +89,8 @@ from rollwise.core.modelrelease_status import (
     Stage,
 )
 from rollwise.core.observations import Measurement, revision_of
+from rollwise.core.overrides import ReleaseOverride
+from rollwise.core.phases import Phase
 from rollwise.core.querycheck import (
     QueryCheck,
     canary_metrics,
@@ -97,14 +101,8 @@ from rollwise.core.querycheck import (
     verification,
 )
 from rollwise.core.reasons import MAX_MESSAGE, Reason, clip
+from rollwise.core.runs import AnalysisRun, MetricRun, Verdict
 from rollwise.core.spec import ChangeType, Metric, ModelReleaseSpec, Step
-from rollwise.core.status import (
-    AnalysisRun,
-    ConditionStatus,
-    MetricRun,
-    Phase,
-    Verdict,
-)
 from rollwise.core.status_model import format_time
 from rollwise.core.validation import MSG_ONE_ROUTER, validate_analysis, validate_steps
 
@@ -278,25 +276,6 @@ OVERRIDE_HOLD = "hold"
 OVERRIDE_ROLLBACK = "rollback"
 #: The gate reason of a failed gate a confirmed promote override lets pass.
 OVERRIDDEN = "Overridden"
-
-
-@dataclass(frozen=True)
-class ReleaseOverride:
-    """The override in effect for this version, as the webhook recorded it
-    (:func:`rollwise.core.overrides.release_override`): ``decision`` is ``promote``, ``hold``
-    or ``rollback``; ``confirmed_by`` the second person who confirmed a promote (never
-    ``user``); ``confirm_hint`` the command that confirms it."""
-
-    id: str
-    decision: str
-    user: str
-    reason: str
-    confirmed_by: str | None = None
-    confirm_hint: str = ""
-
-    @property
-    def confirmed(self) -> bool:
-        return self.confirmed_by is not None and self.confirmed_by != self.user
 
 
 @dataclass(frozen=True)
@@ -734,12 +713,7 @@ def release_due_metrics(
     if active is None:
         return []
     checks, run = active
-    due: list[MetricDue] = []
-    for metric in checks.metrics:
-        at = next_due(checks, metric, run)
-        if at is not None and at <= now:
-            due.append(MetricDue(metric=metric, due_at=at))
-    return due
+    return due_now(checks, run, now)
 
 
 def release_query_context(
@@ -2219,7 +2193,6 @@ __all__ = [
     "ReleaseAction",
     "ReleaseDecision",
     "ReleaseObservations",
-    "ReleaseOverride",
     "RemoveCanaryTrafficPercent",
     "RevertChildRollout",
     "RevokeRequest",

@@ -9,7 +9,7 @@ RECORD annotations stamped with that identity:
 * ``rollwise.dev/version-set-by``: ``{"user", "version", "at"}``, written on CREATE (and again
   should ``spec.version`` ever change);
 * ``rollwise.dev/approvals``: a JSON list of ``{"role", "user", "version", "at", "content"}``,
-  where ``content`` is :func:`rollwise.core.modelrelease.release_content` of the spec the
+  where ``content`` is :func:`rollwise.core.modelrelease.release.release_content` of the spec the
   approver saw (the hash of each part that decides what runs);
 * ``rollwise.dev/revocation``: ``{"id", "reason", "user", "at"}``;
 * ``rollwise.dev/waivers``: a JSON list of ``{"gate", "reason", "user", "at", "expiresAt"}``.
@@ -28,11 +28,11 @@ uid by the next UPDATE the webhook sees (the operator's own finalizer write come
 later); :func:`read_records` only trusts uid-bound records.
 
 :func:`read_records` is what the reconcile uses: signed records become
-:class:`~rollwise.core.modelrelease.Approval`, :class:`Waiver` and
-:class:`~rollwise.core.modelrelease.RevokeRequest` observations; anything unsigned, forged or
-malformed is ignored and named in ``Records.rejected``. An approval counts only for the content
-it was given for: one given before the spec changed is returned as voided
-(:class:`~rollwise.core.modelrelease.VoidedApproval`, naming the changed fields). Four eyes
+:class:`~rollwise.core.modelrelease.release.Approval`, :class:`Waiver` and
+:class:`~rollwise.core.modelrelease.release.RevokeRequest` observations; anything unsigned,
+forged or malformed is ignored and named in ``Records.rejected``. An approval counts only for the
+content it was given for: one given before the spec changed is returned as voided
+(:class:`~rollwise.core.modelrelease.release.VoidedApproval`, naming the changed fields). Four eyes
 hold for waivers as for approvals: the person who set the version can neither approve it nor
 waive its gates. A raw ``rollwise.dev/revoke`` request
 (no webhook installed) still counts as a revoke by an unknown user: revoking is always safe.
@@ -43,8 +43,6 @@ Pure: no clock (``now`` is an argument), no environment, no I/O.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +50,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
-from rollwise.core.modelrelease import (
+from rollwise.core.modelrelease.release import (
     GATE_ARTIFACT,
     GATE_FREEZE,
     GATE_POLICY,
@@ -63,11 +61,19 @@ from rollwise.core.modelrelease import (
     VoidedApproval,
     changed_fields,
 )
-from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.modelrelease.status import GateStatus
 from rollwise.core.reasons import clip
+from rollwise.core.signing import (
+    MAX_ID,
+    MAX_REASON,
+    PREFIX,
+    Admission,
+    create_subject,
+    sign,
+    verify,
+)
 from rollwise.core.status_model import format_time
 
-PREFIX = "rollwise.dev/"
 #: Request annotations a user writes.
 APPROVE = PREFIX + "approve"
 REVOKE = PREFIX + "revoke"
@@ -84,78 +90,11 @@ RECORD_ANNOTATIONS = (VERSION_SET_BY, APPROVALS, REVOCATION, WAIVERS)
 WAIVABLE_GATES = (GATE_ARTIFACT, GATE_SBOM, GATE_POLICY, GATE_FREEZE)
 #: Longest waiver: a waiver is a stopgap, not a new policy.
 MAX_WAIVER_SECONDS = 7 * 24 * 3600.0
-#: Longest request id and reason accepted (annotations share a 256 KiB budget per object).
-MAX_ID = 128
-MAX_REASON = 500
 #: Most waiver records kept on one release (each needs a new request, so this is generous).
 MAX_WAIVERS = 50
 
-_SIG = "sig"
-_KID = "kid"
 _T = TypeVar("_T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-# --------------------------------------------------------------------------------------------
-# Signing
-
-
-class Keyring(bytes):
-    """The record key and the earlier keys still accepted (a rotation's overlap).
-
-    Its bytes are the key that signs, so it goes wherever a key does; ``previous`` holds the
-    keys that verify only."""
-
-    previous: tuple[bytes, ...]
-
-    def __new__(cls, key: bytes, previous: Sequence[bytes] = ()) -> Keyring:
-        ring = super().__new__(cls, key)
-        ring.previous = tuple(bytes(k) for k in previous if bytes(k) != bytes(key))
-        return ring
-
-
-def key_id(key: bytes) -> str:
-    """A short public id of ``key`` (recorded as ``kid``: which key signed, never the key)."""
-    return hashlib.sha256(b"rollwise record key\n" + bytes(key)).hexdigest()[:12]
-
-
-def _keys(key: bytes) -> tuple[bytes, ...]:
-    return (bytes(key), *getattr(key, "previous", ()))
-
-
-def canonical(record: Mapping[str, Any]) -> str:
-    """The record's canonical JSON without its signature: what the signature covers."""
-    body = {k: v for k, v in record.items() if k != _SIG}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
-
-
-def signature(record: Mapping[str, Any], subject: str, key: bytes) -> str:
-    """Hex HMAC-SHA256 of ``record`` bound to ``subject`` (the object's uid)."""
-    message = f"{subject}\n{canonical(record)}".encode()
-    return hmac.new(bytes(key), message, hashlib.sha256).hexdigest()
-
-
-def sign(record: Mapping[str, Any], subject: str, key: bytes) -> dict[str, Any]:
-    """``record`` with the id of the signing key (``kid``) and its ``sig``."""
-    body = {k: v for k, v in record.items() if k != _SIG}
-    body[_KID] = key_id(key)
-    return {**body, _SIG: signature(body, subject, key)}
-
-
-def verify(record: Mapping[str, Any], subject: str, key: bytes) -> bool:
-    """Whether ``record`` carries a valid signature for ``subject``, by ``key`` or (for a
-    :class:`Keyring`) one of the earlier keys it still accepts."""
-    sig = record.get(_SIG)
-    if not isinstance(sig, str) or not subject:
-        return False
-    kid = record.get(_KID)
-    candidates = [k for k in _keys(key) if kid is None or key_id(k) == kid]
-    return any(hmac.compare_digest(sig, signature(record, subject, k)) for k in candidates)
-
-
-def create_subject(namespace: str, name: str) -> str:
-    """What a record written on CREATE is bound to, before the API server assigns the uid."""
-    return f"create:{namespace}/{name}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,16 +394,6 @@ def apply_waivers(
 
 # --------------------------------------------------------------------------------------------
 # Admission
-
-
-@dataclass(frozen=True)
-class Admission:
-    """The webhook's answer: ``patch`` (annotation -> new value, None removes it) when
-    allowed, else ``message`` says why the request is refused and what to do."""
-
-    allowed: bool
-    patch: Mapping[str, str | None] = field(default_factory=dict)
-    message: str = ""
 
 
 class Refused(Exception):
@@ -781,17 +710,9 @@ __all__ = [
     "WAIVABLE_GATES",
     "WAIVE",
     "WAIVERS",
-    "Admission",
-    "Keyring",
     "Records",
     "Waiver",
     "admit",
     "apply_waivers",
-    "canonical",
-    "create_subject",
-    "key_id",
     "read_records",
-    "sign",
-    "signature",
-    "verify",
 ]
