@@ -16,8 +16,8 @@ from kubernetes import client
 
 from rollwise.adapters.configmaps import ConfigMaps
 from rollwise.adapters.kube import KubeAPI
+from rollwise.core.events import Event
 from rollwise.core.rollout import reasons as R
-from rollwise.core.rollout.canary import Event
 from rollwise.runtime.cluster import KubeCluster
 from rollwise.runtime.reconcile import RolloutObject
 

@@ -77,8 +77,7 @@ from rollwise.core.observations import (
 from rollwise.core.overrides import in_effect, read_overrides
 from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
 from rollwise.core.rollout import reasons as R
-from rollwise.core.rollout.analysis import due_metrics, query_context
-from rollwise.core.rollout.canary import (
+from rollwise.core.rollout.actions import (
     POLL_SECONDS,
     Action,
     Decision,
@@ -87,9 +86,9 @@ from rollwise.core.rollout.canary import (
     PointCanaryService,
     PointStableService,
     ScaleRevision,
-    decide,
-    rollout_metrics,
 )
+from rollwise.core.rollout.analysis import due_metrics, query_context
+from rollwise.core.rollout.canary import decide, rollout_metrics
 from rollwise.core.rollout.overrides import RolloutOverride, rollout_effect
 from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec, TrafficRouting

@@ -16,14 +16,14 @@ from rollwise.core.observations import (
     RevisionState,
     revision_of,
 )
-from rollwise.core.rollout.canary import (
+from rollwise.core.rollout.actions import (
     Decision,
     DeleteRevision,
     EnsureRevision,
     ScaleRevision,
     SetWeight,
-    decide,
 )
+from rollwise.core.rollout.canary import decide
 from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec
 from rollwise.core.traffic import replica_ratio_weight

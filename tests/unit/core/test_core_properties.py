@@ -24,8 +24,9 @@ from rollwise.core.observations import (
     revision_of,
 )
 from rollwise.core.phases import Phase
+from rollwise.core.rollout.actions import Decision, SetWeight
 from rollwise.core.rollout.analysis import due_metrics
-from rollwise.core.rollout.canary import Decision, SetWeight, decide
+from rollwise.core.rollout.canary import decide
 from rollwise.core.rollout.status import PauseReason, RetiredRevision, RolloutStatus
 from rollwise.core.runs import AnalysisRun, MeasurementRecord, MetricRun, Verdict
 from rollwise.core.spec import RolloutSpec

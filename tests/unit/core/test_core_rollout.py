@@ -21,7 +21,7 @@ from rollwise.core.observations import (
 )
 from rollwise.core.phases import Phase
 from rollwise.core.rollout import reasons as R
-from rollwise.core.rollout.canary import (
+from rollwise.core.rollout.actions import (
     Action,
     Decision,
     DeleteRevision,
@@ -30,9 +30,9 @@ from rollwise.core.rollout.canary import (
     PointStableService,
     ScaleRevision,
     SetWeight,
-    _sanitize,
-    decide,
 )
+from rollwise.core.rollout.canary import decide
+from rollwise.core.rollout.state import sanitize
 from rollwise.core.rollout.status import ConditionType, PauseReason, RolloutStatus
 from rollwise.core.spec import RolloutSpec
 from tests.unit.core.rollout_builders import (
@@ -1803,7 +1803,7 @@ def test_conditions_name_the_state(
 )
 def test_a_hand_edited_status_is_repaired(edited: dict[str, Any], repaired: dict[str, Any]) -> None:
     status = RolloutStatus(**edited)
-    fixed = _sanitize(status, 3)
+    fixed = sanitize(status, 3)
     for name, expected in repaired.items():
         assert getattr(fixed, name) == expected, name
     if not repaired:

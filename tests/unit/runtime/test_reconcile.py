@@ -13,7 +13,7 @@ from rollwise.adapters.errors import (
 )
 from rollwise.adapters.kube import ROLLOUTS, WatchCache
 from rollwise.core.observations import revision_of
-from rollwise.core.rollout.canary import POLL_SECONDS
+from rollwise.core.rollout.actions import POLL_SECONDS
 from rollwise.runtime.reconcile import (
     BACKOFF_MAX_SECONDS,
     CONFLICT_RETRY_SECONDS,
