@@ -36,13 +36,8 @@ from rollwise.cli.render import (
     step_text,
     table,
 )
-from rollwise.core.modelrelease.release import (
-    BACKEND_KSERVE,
-    BACKEND_TEMPLATE,
-    all_gates,
-    child_rollout_name,
-    parse_release_spec,
-)
+from rollwise.core.modelrelease.observations import BACKEND_KSERVE, BACKEND_TEMPLATE
+from rollwise.core.modelrelease.spec import all_gates, child_rollout_name, parse_release_spec
 from rollwise.core.modelrelease.status import (
     AliasStatus,
     ApprovalRecord,

@@ -55,7 +55,7 @@ import kopf
 
 from rollwise.adapters.releases import RELEASE_LABEL
 from rollwise.core.modelrelease.governance import admit
-from rollwise.core.modelrelease.release import parse_release_spec, release_content
+from rollwise.core.modelrelease.spec import parse_release_spec, release_content
 from rollwise.core.observations import revision_of
 from rollwise.core.overrides import GUARDED_LABEL, MODELRELEASE, OVERRIDES, ROLLOUT, admit_overrides
 from rollwise.core.rollout.overrides import admit_child_requests

@@ -51,33 +51,35 @@ from rollwise.adapters.registry.base import EXPECT_UNSET, AliasStore, AliasTarge
 from rollwise.adapters.releases import PROMOTE_FULL, ReleaseRef
 from rollwise.core.events import Event, LoggedEvent
 from rollwise.core.modelrelease import reasons as MR
-from rollwise.core.modelrelease.governance import Records, apply_waivers, read_records
-from rollwise.core.modelrelease.policy import ClusterPolicy, ReleaseRules
-from rollwise.core.modelrelease.release import (
-    AliasReading,
-    ChildRolloutState,
+from rollwise.core.modelrelease.actions import (
     EnsureChildRollout,
     FlipAlias,
-    GateResult,
-    InferenceServiceState,
     ReleaseAction,
     ReleaseDecision,
-    ReleaseObservations,
     RemoveCanaryTrafficPercent,
     RevertChildRollout,
-    RevokeRequest,
     SetCanaryTrafficPercent,
     SetPredictorStorageUri,
+    release_event,
+)
+from rollwise.core.modelrelease.analysis import release_due_metrics, release_query_context
+from rollwise.core.modelrelease.governance import Records, apply_waivers, read_records
+from rollwise.core.modelrelease.observations import (
+    AliasReading,
+    ChildRolloutState,
+    GateResult,
+    InferenceServiceState,
+    ReleaseObservations,
+    RevokeRequest,
+)
+from rollwise.core.modelrelease.policy import ClusterPolicy, ReleaseRules
+from rollwise.core.modelrelease.release import decide_release, release_metrics
+from rollwise.core.modelrelease.spec import (
     changed_fields,
     child_rollout_name,
-    decide_release,
     load_release_spec,
     parse_release_spec,
     release_content,
-    release_due_metrics,
-    release_event,
-    release_metrics,
-    release_query_context,
 )
 from rollwise.core.modelrelease.status import ModelReleaseStatus, ReleasePhase, Stage
 from rollwise.core.notification_bodies import Subject

@@ -15,23 +15,25 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollwise.core.modelrelease.release import (
-    AliasReading,
-    Approval,
-    ChildRolloutState,
+from rollwise.core.modelrelease.actions import (
     EnsureChildRollout,
     FlipAlias,
-    GateResult,
-    InferenceServiceState,
     ReleaseDecision,
-    ReleaseObservations,
     RemoveCanaryTrafficPercent,
     RevertChildRollout,
     SetCanaryTrafficPercent,
     SetPredictorStorageUri,
     WriteReleaseManifest,
-    decide_release,
 )
+from rollwise.core.modelrelease.observations import (
+    AliasReading,
+    Approval,
+    ChildRolloutState,
+    GateResult,
+    InferenceServiceState,
+    ReleaseObservations,
+)
+from rollwise.core.modelrelease.release import decide_release
 from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus
 from rollwise.core.observations import revision_of
 from rollwise.core.rollout.canary import decide

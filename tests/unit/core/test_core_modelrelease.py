@@ -13,27 +13,30 @@ import pytest
 
 from rollwise.core.conditions import ConditionStatus
 from rollwise.core.modelrelease import reasons as RR
-from rollwise.core.modelrelease.release import (
-    Approval,
-    ChildRolloutState,
+from rollwise.core.modelrelease.actions import (
     EnsureChildRollout,
     FlipAlias,
-    GateResult,
     ReleaseAction,
-    ReleaseObservations,
     RemoveCanaryTrafficPercent,
     RevertChildRollout,
-    RevokeRequest,
     SetCanaryTrafficPercent,
     SetPredictorStorageUri,
     WriteReleaseManifest,
+)
+from rollwise.core.modelrelease.analysis import release_due_metrics, release_query_context
+from rollwise.core.modelrelease.observations import (
+    Approval,
+    ChildRolloutState,
+    GateResult,
+    ReleaseObservations,
+    RevokeRequest,
+)
+from rollwise.core.modelrelease.release import decide_release
+from rollwise.core.modelrelease.spec import (
     child_revision,
     child_rollout_name,
     child_rollout_spec,
-    decide_release,
     pre_staging_gates,
-    release_due_metrics,
-    release_query_context,
 )
 from rollwise.core.modelrelease.status import (
     GateStatus,

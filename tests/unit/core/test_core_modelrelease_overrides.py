@@ -8,13 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rollwise.core.modelrelease.release import (
-    EnsureChildRollout,
-    FlipAlias,
-    GateResult,
-    RevertChildRollout,
-    decide_release,
-)
+from rollwise.core.modelrelease.actions import EnsureChildRollout, FlipAlias, RevertChildRollout
+from rollwise.core.modelrelease.observations import GateResult
+from rollwise.core.modelrelease.release import decide_release
 from rollwise.core.modelrelease.status import GateStatus, ReleasePhase, Stage
 from rollwise.core.overrides import Override, OverrideDecision, ReleaseOverride, release_override
 from tests.unit.core.modelrelease_builders import approvals, at

@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rollwise.core.modelrelease.release import (
+from rollwise.core.modelrelease.observations import (
     EXECUTIVE_ROLE,
     GATE_APPROVALS,
     GATE_FREEZE,
@@ -28,11 +28,9 @@ from rollwise.core.modelrelease.release import (
     InferenceServiceState,
     ReleaseObservations,
     RevokeRequest,
-    all_gates,
-    child_revision,
-    decide_release,
-    pre_staging_gates,
 )
+from rollwise.core.modelrelease.release import decide_release
+from rollwise.core.modelrelease.spec import all_gates, child_revision, pre_staging_gates
 from rollwise.core.modelrelease.status import (
     MAX_HISTORY,
     AliasStatus,

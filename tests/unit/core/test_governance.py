@@ -11,7 +11,7 @@ import pytest
 
 from rollwise.core import signing
 from rollwise.core.modelrelease import governance as g
-from rollwise.core.modelrelease.release import (
+from rollwise.core.modelrelease.observations import (
     GATE_APPROVALS,
     GATE_ARTIFACT,
     GATE_FREEZE,

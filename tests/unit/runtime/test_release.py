@@ -24,15 +24,13 @@ from rollwise.adapters.errors import Conflict, ManifestRefused, RegistryUnavaila
 from rollwise.adapters.registry.base import AliasTarget, NopAliasStore
 from rollwise.adapters.releases import PROMOTE_FULL, ReleaseRef
 from rollwise.core.events import Event, LoggedEvent, event_name
-from rollwise.core.modelrelease.policy import ReleaseRules
-from rollwise.core.modelrelease.release import (
+from rollwise.core.modelrelease.observations import (
     GATE_APPROVALS,
     GateResult,
     InferenceServiceState,
-    all_gates,
-    child_revision,
-    load_release_spec,
 )
+from rollwise.core.modelrelease.policy import ReleaseRules
+from rollwise.core.modelrelease.spec import all_gates, child_revision, load_release_spec
 from rollwise.core.modelrelease.status import GateStatus
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec

@@ -36,7 +36,7 @@ from typing import Any
 
 from rollwise.adapters.errors import Invalid, NotFound
 from rollwise.adapters.kube import KubeAPI, Resource
-from rollwise.core.modelrelease.release import InferenceServiceState
+from rollwise.core.modelrelease.observations import InferenceServiceState
 
 INFERENCESERVICES = Resource("serving.kserve.io", "v1beta1", "inferenceservices")
 

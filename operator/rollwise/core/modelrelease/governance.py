@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
-from rollwise.core.modelrelease.release import (
+from rollwise.core.modelrelease.observations import (
     GATE_ARTIFACT,
     GATE_FREEZE,
     GATE_POLICY,
@@ -59,8 +59,8 @@ from rollwise.core.modelrelease.release import (
     GateResult,
     RevokeRequest,
     VoidedApproval,
-    changed_fields,
 )
+from rollwise.core.modelrelease.spec import changed_fields
 from rollwise.core.modelrelease.status import GateStatus
 from rollwise.core.reasons import clip
 from rollwise.core.signing import (

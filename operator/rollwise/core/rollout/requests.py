@@ -18,11 +18,12 @@ from rollwise.core.observations import (
     RequestKind,
 )
 from rollwise.core.rollout import reasons as R
-from rollwise.core.rollout.state import PassState, step_what
+from rollwise.core.rollout.state import PassState
 from rollwise.core.rollout.status import (
     ConditionType,
     PauseReason,
 )
+from rollwise.core.spec import step_what
 
 
 class Requests(PassState):

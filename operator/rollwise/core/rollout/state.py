@@ -37,7 +37,7 @@ from rollwise.core.rollout.status import (
     RolloutStatus,
     step_text,
 )
-from rollwise.core.spec import RolloutSpec, Step
+from rollwise.core.spec import RolloutSpec
 from rollwise.core.validation import selector_string
 
 
@@ -221,14 +221,6 @@ class PassState:
         if self.s.deadline_exceeded:
             self.update(deadline_exceeded=False)
             self.emit(R.PROGRESS_RESUMED, what=self.message or "the rollout moved on")
-
-
-def step_what(step: Step) -> str:
-    if step.set_weight is not None:
-        return f"setWeight {step.set_weight}%"
-    if step.pause is not None:
-        return f"pause {step.pause.duration}" if step.pause.duration else "pause"
-    return "analysis"
 
 
 def sanitize(status: RolloutStatus, steps: int) -> RolloutStatus:

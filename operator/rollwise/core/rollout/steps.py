@@ -13,11 +13,10 @@ from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.analysis import Analysis
 from rollwise.core.rollout.completion import Completion
-from rollwise.core.rollout.state import step_what
 from rollwise.core.rollout.status import (
     PauseReason,
 )
-from rollwise.core.spec import PauseStep
+from rollwise.core.spec import PauseStep, step_what
 from rollwise.core.traffic import expected_weight, split
 
 
