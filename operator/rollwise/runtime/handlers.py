@@ -56,7 +56,8 @@ from rollwise.runtime.cluster import GROUP, PLURAL, VERSION
 from rollwise.runtime.logging import rollout_logger
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import NamespaceShares
-from rollwise.runtime.reconcile import Memory, Ports, reconcile
+from rollwise.runtime.reconcile import Ports, reconcile
+from rollwise.runtime.skeleton import Memory
 
 #: Seconds a stopping daemon gets to finish its pass before kopf cancels it.
 CANCELLATION_TIMEOUT = 10.0

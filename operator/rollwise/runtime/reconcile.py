@@ -49,11 +49,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Protocol
-
-from pydantic import ValidationError
 
 from rollwise.adapters.errors import (
     AdapterError,
@@ -98,7 +96,6 @@ from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import (
     BACKOFF_MAX_SECONDS,
     CONFLICT_RETRY_SECONDS,
-    EVENT_RETRY_SECONDS,
     FOLLOW_UP_SECONDS,
     NotifierPort,
     ProviderFactory,
@@ -110,12 +107,20 @@ from rollwise.runtime.passes import (
     error_code,
     events_posted,
     measure,
-    post_events,
-    post_logged,
     provider_problems,
     soonest,
     status_write_failed,
     validated,
+)
+from rollwise.runtime.skeleton import (
+    ActionFailure,
+    Memory,
+    ObjectHeader,
+    PassResult,
+    parse_status,
+    persist,
+    post_pass_events,
+    utc_now,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -168,10 +173,6 @@ class ClusterPort(Protocol):
 RouterFactory = Callable[[TrafficRouting | None, RouterContext], TrafficRouter]
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class Ports:
     """Everything a pass does I/O through, plus the clock and the operator's metrics."""
@@ -204,34 +205,8 @@ class Ports:
 
 
 @dataclass(frozen=True)
-class RolloutObject:
+class RolloutObject(ObjectHeader):
     """The fields of a Rollout a pass works with (wire form)."""
-
-    namespace: str
-    name: str
-    uid: str
-    generation: int
-    resource_version: str | None
-    spec: dict[str, Any]
-    status: dict[str, Any] | None
-    annotations: dict[str, str]
-    labels: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> RolloutObject:
-        meta = body.get("metadata") or {}
-        status = body.get("status")
-        return cls(
-            namespace=str(meta.get("namespace") or ""),
-            name=str(meta.get("name") or ""),
-            uid=str(meta.get("uid") or ""),
-            generation=int(meta.get("generation") or 0),
-            resource_version=meta.get("resourceVersion"),
-            spec=dict(body.get("spec") or {}),
-            status=dict(status) if isinstance(status, Mapping) and status else None,
-            annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
-            labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
-        )
 
     @property
     def ref(self) -> RolloutRef:
@@ -241,48 +216,6 @@ class RolloutObject:
             uid=self.uid,
             selector=dict(self.spec.get("selector") or {}),
         )
-
-
-@dataclass
-class Memory:
-    """What a Rollout's loop remembers between passes (not progress: that is in status).
-
-    ``failures`` counts consecutive failed passes (for the backoff); ``reported`` is the last
-    action failure reported as an event, so a persisting failure is not re-posted each retry;
-    ``events_posted`` is (uid, sequence number) up to which the Rollout's logged events are
-    posted (``runtime.passes.post_logged``); ``validated`` the spec of the last generation
-    seen, validated once (``runtime.passes.validated``).
-    """
-
-    failures: int = 0
-    reported: str | None = None
-    events_posted: tuple[str, int] | None = None
-    validated: tuple[str, int, Any, list[str]] | None = None
-
-
-@dataclass(frozen=True)
-class ActionFailure:
-    action: Action
-    error: AdapterError
-
-    @property
-    def what(self) -> str:
-        return describe(self.action)
-
-
-@dataclass(frozen=True)
-class PassResult:
-    """What one pass did. ``decision`` is None when the pass stopped before deciding (the
-    Rollout is gone, or observing failed)."""
-
-    requeue_after: float | None
-    decision: Decision | None = None
-    gone: bool = False
-    status_written: bool = False
-    acted: bool = False
-    failure: ActionFailure | None = None
-    error: str | None = None
-    events: tuple[Event, ...] = field(default=())
 
 
 def describe(action: Action) -> str:
@@ -300,25 +233,6 @@ def describe(action: Action) -> str:
     return f"set canary weight {action.weight}% (canary {action.canary_revision})"
 
 
-def merge_patch_diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON merge patch (RFC 7386) turning ``old`` into ``new``: changed keys, nested
-    objects recursively, removed keys as null; lists are replaced whole."""
-    before = old or {}
-    patch: dict[str, Any] = {}
-    for key in before:
-        if key not in new:
-            patch[key] = None
-    for key, value in new.items():
-        prior = before.get(key)
-        if isinstance(value, Mapping) and isinstance(prior, Mapping):
-            nested = merge_patch_diff(prior, value)
-            if nested:
-                patch[key] = nested
-        elif key not in before or prior != value:
-            patch[key] = value
-    return patch
-
-
 # --------------------------------------------------------------------------------------------
 # Observe
 
@@ -328,17 +242,6 @@ class _Seen:
     spec: RolloutSpec | None
     status: RolloutStatus | None
     observations: Observations
-
-
-def _parse_status(raw: dict[str, Any] | None, log: Any) -> RolloutStatus | None:
-    if raw is None:
-        return None
-    try:
-        return RolloutStatus.model_validate(raw)
-    except ValidationError as exc:
-        # A status this version cannot read: start over rather than crash on every pass.
-        log.warning("unreadable status, starting from scratch", error=str(exc)[:500])
-        return None
 
 
 def _router_context(
@@ -441,7 +344,7 @@ async def _observe(
     obj: RolloutObject, ports: Ports, now: datetime, log: Any, memory: Memory
 ) -> _Seen:
     """Everything ``decide`` needs; raises ``AdapterError`` when the cluster cannot be read."""
-    status = _parse_status(obj.status, log)
+    status = parse_status(RolloutStatus, obj.status, log)
     template = obj.spec.get("template")
     template_hash = revision_of(template if isinstance(template, Mapping) else {})
     requests = requests_from_annotations(obj.annotations)
@@ -592,7 +495,7 @@ class _Committed:
     """What one pass's commit hop did: the status write, then the actions."""
 
     acted: bool
-    failure: ActionFailure | None
+    failure: ActionFailure[Action] | None
     written: dict[str, Any] | None = None
     write_error: AdapterError | None = None
 
@@ -607,7 +510,7 @@ async def _decide_and_commit(
     its turn in the shared pool again."""
     spec = seen.spec
 
-    def apply_all(decision: Decision) -> tuple[bool, ActionFailure | None]:
+    def apply_all(decision: Decision) -> tuple[bool, ActionFailure[Action] | None]:
         acted = False
         if spec is None or not decision.actions:
             return acted, None
@@ -618,27 +521,18 @@ async def _decide_and_commit(
             try:
                 acted = _apply(action, obj, ports, router, seen.observations) or acted
             except AdapterError as exc:
-                return True, ActionFailure(action, exc)
+                return True, ActionFailure(action, exc, describe(action))
         return acted, None
 
     def run() -> tuple[Decision, bool, _Committed]:
         decision = decide(
             spec if spec is not None else obj.spec, seen.status, seen.observations, now
         )
-        changed = seen.status is None or decision.status != seen.status
-        written: dict[str, Any] | None = None
-        if changed:
-            patch = merge_patch_diff(obj.status, decision.status.to_wire())
-            try:
-                written = ports.cluster.patch_status(
-                    obj.namespace, obj.name, patch, obj.resource_version
-                )
-            except AdapterError as exc:
-                # Nothing is done on a status that is not stored: a kill now must find the
-                # cluster as the stored status describes it, or behind it, never ahead.
-                return decision, changed, _Committed(False, None, write_error=exc)
+        stored = persist(obj, seen.status, decision.status, ports.cluster.patch_status)
+        if stored.error is not None:
+            return decision, stored.changed, _Committed(False, None, write_error=stored.error)
         acted, failure = apply_all(decision)
-        return decision, changed, _Committed(acted, failure, written=written)
+        return decision, stored.changed, _Committed(acted, failure, written=stored.written)
 
     decision, changed, done = await asyncio.to_thread(run)
     if done.failure is not None and ports.metrics is not None:
@@ -714,7 +608,9 @@ def notification_subject(obj: RolloutObject, status: RolloutStatus) -> Subject:
     )
 
 
-async def reconcile(namespace: str, name: str, ports: Ports, memory: Memory) -> PassResult:
+async def reconcile(
+    namespace: str, name: str, ports: Ports, memory: Memory
+) -> PassResult[Decision]:
     """One pass over the Rollout ``namespace/name``. Never raises for cluster or provider
     failures: they come back in the result with the time to look again."""
     started = time.monotonic()
@@ -743,7 +639,9 @@ async def _read_rollout(
     return found
 
 
-async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) -> PassResult:
+async def _reconcile(
+    namespace: str, name: str, ports: Ports, memory: Memory
+) -> PassResult[Decision]:
     log = rollout_logger(namespace, name, None)
     cache = PASS_CACHE.get()
     try:
@@ -813,24 +711,19 @@ async def _reconcile(namespace: str, name: str, ports: Ports, memory: Memory) ->
         if seen.observations.missing_references:
             requeue = soonest(requeue, POLL_SECONDS)
 
-    if persisted is not None:
-        notifier, subject = ports.notifier, notification_subject(obj, persisted)
-        all_posted = await post_logged(
-            persisted.event_log,
-            obj.uid,
-            lambda entry: ports.cluster.post_logged(obj, entry),
-            memory,
-            metrics=ports.metrics,
-            logger=log,
-            notify=(lambda entry: notifier.offer(subject, entry)) if notifier else None,
-        )
-        if not all_posted:
-            requeue = soonest(requeue, EVENT_RETRY_SECONDS)
-    await post_events(
-        events,
-        lambda event: ports.cluster.post_event(obj, event),
+    notifier = ports.notifier
+    subject = notification_subject(obj, persisted) if persisted is not None else None
+    requeue = await post_pass_events(
+        requeue,
+        uid=obj.uid,
+        logged=persisted.event_log if persisted is not None else None,
+        post_entry=lambda entry: ports.cluster.post_logged(obj, entry),
+        reports=events,
+        post_report=lambda event: ports.cluster.post_event(obj, event),
+        memory=memory,
         metrics=ports.metrics,
         log=log,
+        notify=(lambda entry: notifier.offer(subject, entry)) if notifier and subject else None,
     )
     if done.write_error is not None:
         return PassResult(
@@ -861,10 +754,7 @@ __all__ = [
     "BACKOFF_MAX_SECONDS",
     "CONFLICT_RETRY_SECONDS",
     "FOLLOW_UP_SECONDS",
-    "ActionFailure",
     "ClusterPort",
-    "Memory",
-    "PassResult",
     "Ports",
     "ProviderFactory",
     "RolloutObject",
@@ -872,7 +762,6 @@ __all__ = [
     "WorkloadsPort",
     "backoff",
     "describe",
-    "merge_patch_diff",
     "notification_subject",
     "reconcile",
 ]

@@ -41,10 +41,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
-
-from pydantic import ValidationError
 
 from rollwise.adapters.errors import AdapterError, AliasConflict, Conflict, NotFound
 from rollwise.adapters.registry.base import EXPECT_UNSET, AliasStore, AliasTarget
@@ -94,7 +92,6 @@ from rollwise.runtime.logging import release_logger
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import (
     CONFLICT_RETRY_SECONDS,
-    EVENT_RETRY_SECONDS,
     NotifierPort,
     ProviderFactory,
     QueryBudget,
@@ -104,14 +101,20 @@ from rollwise.runtime.passes import (
     error_code,
     events_posted,
     measure,
-    post_events,
-    post_logged,
     provider_problems,
-    soonest,
     status_write_failed,
     validated,
 )
-from rollwise.runtime.reconcile import merge_patch_diff
+from rollwise.runtime.skeleton import (
+    ActionFailure,
+    Memory,
+    ObjectHeader,
+    PassResult,
+    parse_status,
+    persist,
+    post_pass_events,
+    utc_now,
+)
 
 # --------------------------------------------------------------------------------------------
 # Ports
@@ -191,10 +194,6 @@ class GatesPort(Protocol):
 AliasStoreFactory = Callable[[ModelReleaseSpec, str], AliasStore]
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class ReleasePorts:
     """Everything a ModelRelease pass does I/O through, plus the clock and the metrics."""
@@ -228,38 +227,8 @@ class ReleasePorts:
 
 
 @dataclass(frozen=True)
-class ReleaseObject:
+class ReleaseObject(ObjectHeader):
     """The fields of a ModelRelease a pass works with (wire form)."""
-
-    namespace: str
-    name: str
-    uid: str
-    generation: int
-    resource_version: str | None
-    created: str
-    generate_name: str
-    spec: dict[str, Any]
-    status: dict[str, Any] | None
-    annotations: dict[str, str]
-    labels: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> ReleaseObject:
-        meta = body.get("metadata") or {}
-        status = body.get("status")
-        return cls(
-            namespace=str(meta.get("namespace") or ""),
-            name=str(meta.get("name") or ""),
-            uid=str(meta.get("uid") or ""),
-            generation=int(meta.get("generation") or 0),
-            resource_version=meta.get("resourceVersion"),
-            created=str(meta.get("creationTimestamp") or ""),
-            generate_name=str(meta.get("generateName") or ""),
-            spec=dict(body.get("spec") or {}),
-            status=dict(status) if isinstance(status, Mapping) and status else None,
-            annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
-            labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
-        )
 
     @property
     def ref(self) -> ReleaseRef:
@@ -284,39 +253,6 @@ def release_subject(obj: ReleaseObject, status: ModelReleaseStatus, ticket: str)
     )
 
 
-@dataclass
-class ReleaseMemory:
-    """What a release's loop remembers between passes (not progress: that is in status)."""
-
-    failures: int = 0
-    reported: str | None = None
-    rejected_records: frozenset[str] = frozenset()
-    events_posted: tuple[str, int] | None = None
-    validated: tuple[str, int, Any, list[str]] | None = None
-
-
-@dataclass(frozen=True)
-class ReleaseActionFailure:
-    action: ReleaseAction
-    error: AdapterError
-
-    @property
-    def what(self) -> str:
-        return describe_release_action(self.action)
-
-
-@dataclass(frozen=True)
-class ReleasePassResult:
-    requeue_after: float | None
-    decision: ReleaseDecision | None = None
-    gone: bool = False
-    status_written: bool = False
-    acted: bool = False
-    failure: ReleaseActionFailure | None = None
-    error: str | None = None
-    events: tuple[Event, ...] = field(default=())
-
-
 def describe_release_action(action: ReleaseAction) -> str:
     """An action as messages name it."""
     if isinstance(action, EnsureChildRollout):
@@ -338,16 +274,6 @@ def describe_release_action(action: ReleaseAction) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Observe
-
-
-def _parse_status(raw: dict[str, Any] | None, log: Any) -> ModelReleaseStatus | None:
-    if raw is None:
-        return None
-    try:
-        return ModelReleaseStatus.model_validate(raw)
-    except ValidationError as exc:
-        log.warning("unreadable status, starting from scratch", error=str(exc)[:500])
-        return None
 
 
 def _stage_of(body: Mapping[str, Any]) -> str | None:
@@ -602,11 +528,11 @@ def release_rules(obj: ReleaseObject, policy: ClusterPolicy) -> ReleaseRules:
 
 
 async def _observe(
-    obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: Any, memory: ReleaseMemory
+    obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: Any, memory: Memory
 ) -> _Seen:
     """Everything ``decide_release`` needs; raises ``AdapterError`` when the cluster cannot be
     read (the alias store, gates and metrics report their failures as observations)."""
-    status = _parse_status(obj.status, log)
+    status = parse_status(ModelReleaseStatus, obj.status, log)
     posted = events_posted(memory, obj.uid, status.event_log if status is not None else None)
     rules = release_rules(obj, ports.policy)
     spec, _errors = await validated(
@@ -796,7 +722,7 @@ async def _act(
     obj: ReleaseObject,
     spec: ModelReleaseSpec | None,
     ports: ReleasePorts,
-) -> tuple[bool, ReleaseActionFailure | None]:
+) -> tuple[bool, ActionFailure[ReleaseAction] | None]:
     if not decision.actions or spec is None:
         return False, None
     actions = list(decision.actions)
@@ -814,7 +740,7 @@ async def _act(
         except AdapterError as exc:
             if ports.metrics is not None:
                 ports.metrics.api_error(type(action).__name__, error_code(exc))
-            return True, ReleaseActionFailure(action, exc)
+            return True, ActionFailure(action, exc, describe_release_action(action))
     return acted, None
 
 
@@ -854,8 +780,8 @@ async def _ledger(
 
 
 async def reconcile_release(
-    namespace: str, name: str, ports: ReleasePorts, memory: ReleaseMemory
-) -> ReleasePassResult:
+    namespace: str, name: str, ports: ReleasePorts, memory: Memory
+) -> PassResult[ReleaseDecision]:
     """One pass over the ModelRelease ``namespace/name``. Never raises for cluster, registry
     or provider failures: they come back in the result with the time to look again."""
     started = time.monotonic()
@@ -869,8 +795,8 @@ async def reconcile_release(
 
 
 async def _reconcile(
-    namespace: str, name: str, ports: ReleasePorts, memory: ReleaseMemory
-) -> ReleasePassResult:
+    namespace: str, name: str, ports: ReleasePorts, memory: Memory
+) -> PassResult[ReleaseDecision]:
     log = release_logger(namespace, name, None, None)
     try:
         body = await asyncio.to_thread(ports.cluster.read_release, namespace, name)
@@ -878,11 +804,9 @@ async def _reconcile(
         if ports.metrics is not None:
             ports.metrics.api_error("read_release", error_code(exc))
         log.warning("cannot read the ModelRelease", error=exc.message)
-        return ReleasePassResult(
-            requeue_after=count_failure(memory, exc.retry_after), error=exc.message
-        )
+        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
     if body is None:
-        return ReleasePassResult(requeue_after=None, gone=True)
+        return PassResult(requeue_after=None, gone=True)
     obj = ReleaseObject.from_body(body)
     change = obj.spec.get("change")
     ticket = change.get("ticket") if isinstance(change, Mapping) else None
@@ -894,9 +818,7 @@ async def _reconcile(
         if ports.metrics is not None:
             ports.metrics.api_error("observe", error_code(exc))
         log.warning("cannot observe the cluster", error=exc.message)
-        return ReleasePassResult(
-            requeue_after=count_failure(memory, exc.retry_after), error=exc.message
-        )
+        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
 
     ticket_text = ticket if isinstance(ticket, str) and ticket else "unknown"
     events: list[Event] = []
@@ -919,23 +841,17 @@ async def _reconcile(
             now,
             seen.rules,
         )
-        if seen.status is not None and decided.status == seen.status:
-            return decided, None, False
-        patch = merge_patch_diff(obj.status, decided.status.to_wire())
-        try:
-            ports.cluster.patch_release_status(namespace, name, patch, obj.resource_version)
-        except AdapterError as exc:
-            return decided, exc, False
-        return decided, None, True
+        stored = persist(obj, seen.status, decided.status, ports.cluster.patch_release_status)
+        return decided, stored.error, stored.changed and stored.error is None
 
     decision, write_error, status_written = await asyncio.to_thread(decide_and_write)
     if isinstance(write_error, Conflict):
         log.info("status write conflicted; looking again", error=write_error.message)
-        return ReleasePassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision)
+        return PassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision)
     if isinstance(write_error, NotFound):
-        return ReleasePassResult(requeue_after=None, gone=True)
+        return PassResult(requeue_after=None, gone=True)
     if write_error is not None:
-        return ReleasePassResult(
+        return PassResult(
             requeue_after=status_write_failed(memory, write_error, ports.metrics, log),
             decision=decision,
             error=write_error.message,
@@ -962,22 +878,17 @@ async def _reconcile(
 
     notifier = ports.notifier
     subject = release_subject(obj, decision.status, ticket_text)
-    all_posted = await post_logged(
-        decision.status.event_log,
-        obj.uid,
-        lambda entry: ports.cluster.post_release_logged(obj.ref, entry),
-        memory,
-        metrics=ports.metrics,
-        logger=log,
-        notify=(lambda entry: notifier.offer(subject, entry)) if notifier else None,
-    )
-    if not all_posted:
-        requeue = soonest(requeue, EVENT_RETRY_SECONDS)
-    await post_events(
-        events,
-        lambda event: ports.cluster.post_release_event(obj.ref, event),
+    requeue = await post_pass_events(
+        requeue,
+        uid=obj.uid,
+        logged=decision.status.event_log,
+        post_entry=lambda entry: ports.cluster.post_release_logged(obj.ref, entry),
+        reports=events,
+        post_report=lambda event: ports.cluster.post_release_event(obj.ref, event),
+        memory=memory,
         metrics=ports.metrics,
         log=log,
+        notify=(lambda entry: notifier.offer(subject, entry)) if notifier else None,
     )
     if ports.metrics is not None:
         stage = decision.status.stage
@@ -996,7 +907,7 @@ async def _reconcile(
         status_written=status_written,
         requeue_after=requeue,
     )
-    return ReleasePassResult(
+    return PassResult(
         requeue_after=requeue,
         decision=decision,
         status_written=status_written,
@@ -1008,12 +919,9 @@ async def _reconcile(
 
 __all__ = [
     "GatesPort",
-    "ReleaseActionFailure",
     "ReleaseClusterPort",
-    "ReleaseMemory",
     "ReleaseObject",
     "ReleaseObjectsPort",
-    "ReleasePassResult",
     "ReleasePorts",
     "ServingPort",
     "child_state",

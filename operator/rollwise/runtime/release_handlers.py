@@ -26,7 +26,8 @@ from rollwise.adapters.releases import RELEASE_LABEL
 from rollwise.runtime.cluster import GROUP, PLURAL, RELEASE_PLURAL, VERSION
 from rollwise.runtime.handlers import CANCELLATION_TIMEOUT, PassSlots, pass_loop
 from rollwise.runtime.logging import release_logger
-from rollwise.runtime.release import ReleaseMemory, ReleasePorts, reconcile_release
+from rollwise.runtime.release import ReleasePorts, reconcile_release
+from rollwise.runtime.skeleton import Memory
 
 Key = tuple[str, str]
 
@@ -103,7 +104,7 @@ async def release_loop(
     """The reconcile loop of one ModelRelease (the body of its daemon)."""
     key = (namespace, name)
     wake = runtime.waker(key)
-    memory = ReleaseMemory()
+    memory = Memory()
     log = release_logger(namespace, name, None, None)
     log.debug("reconcile loop started")
     await pass_loop(

@@ -18,10 +18,9 @@ from rollwise.runtime.reconcile import (
     BACKOFF_MAX_SECONDS,
     CONFLICT_RETRY_SECONDS,
     FOLLOW_UP_SECONDS,
-    PassResult,
     backoff,
-    merge_patch_diff,
 )
+from rollwise.runtime.skeleton import PassResult, merge_patch_diff
 from tests.unit.runtime.fakes import NAME, NAMESPACE, World, rollout_body, world
 
 

@@ -36,15 +36,9 @@ from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.reconcile import merge_patch_diff
-from rollwise.runtime.release import (
-    ReleaseMemory,
-    ReleasePassResult,
-    ReleasePorts,
-    reconcile_release,
-    slot_holder,
-)
+from rollwise.runtime.release import ReleasePorts, reconcile_release, slot_holder
 from rollwise.runtime.settings import LogFormat
+from rollwise.runtime.skeleton import Memory, PassResult, merge_patch_diff
 from tests.unit.runtime.fakes import as_event
 
 NS = "ml"
@@ -260,7 +254,7 @@ class World:
     gates: FakeGates = field(default_factory=FakeGates)
     now: datetime = T0
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
-    memories: dict[str, ReleaseMemory] = field(default_factory=dict)
+    memories: dict[str, Memory] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.objects = FakeObjects(self.cluster)
@@ -278,8 +272,8 @@ class World:
     def add(self, body: dict[str, Any]) -> None:
         self.cluster.bodies[body["metadata"]["name"]] = body
 
-    def run(self, name: str = "fraud-7") -> ReleasePassResult:
-        memory = self.memories.setdefault(name, ReleaseMemory())
+    def run(self, name: str = "fraud-7") -> PassResult:
+        memory = self.memories.setdefault(name, Memory())
         result = asyncio.run(reconcile_release(NS, name, self.ports, memory))
         self.now += timedelta(seconds=1)
         return result
@@ -289,7 +283,7 @@ class World:
 
     def settle(
         self, until: Callable[[], bool], name: str = "fraud-7", limit: int = 30
-    ) -> ReleasePassResult:
+    ) -> PassResult:
         for _ in range(limit):
             result = self.run(name)
             if until():
