@@ -35,6 +35,8 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from rollwise import GROUP, VERSION
+from rollwise import ROLLOUTS as ROLLOUT_PLURAL
 from rollwise.adapters.errors import (
     Conflict,
     Forbidden,
@@ -67,7 +69,7 @@ DEPLOYMENTS = Resource("apps", "v1", "deployments")
 SERVICES = Resource("", "v1", "services")
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 VIRTUALSERVICES = Resource("networking.istio.io", "v1", "virtualservices")
-ROLLOUTS = Resource("rollwise.dev", "v1alpha1", "rollouts")
+ROLLOUTS = Resource(GROUP, VERSION, ROLLOUT_PLURAL)
 
 
 def copy_json(value: Any) -> Any:

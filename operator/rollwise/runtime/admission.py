@@ -53,6 +53,7 @@ from typing import Any
 
 import kopf
 
+from rollwise import GROUP, MODELRELEASES, ROLLOUTS, VERSION
 from rollwise.adapters.releases import RELEASE_LABEL
 from rollwise.core.modelrelease.governance import admit
 from rollwise.core.modelrelease.spec import parse_release_spec, release_content
@@ -62,13 +63,13 @@ from rollwise.core.rollout.overrides import admit_child_requests
 from rollwise.core.signing import Keyring
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, Settings
 
-GROUP, VERSION, PLURAL = "rollwise.dev", "v1alpha1", "modelreleases"
+PLURAL = MODELRELEASES
 #: The handler id; the webhook is named ``records.rollwise.dev`` in kopf's configuration.
 HANDLER_ID = "records"
 #: The request path kopf serves the handler on (used by the chart's configuration).
 WEBHOOK_PATH = f"/{HANDLER_ID}"
 #: The Rollout handler: webhook ``rollout-records.rollwise.dev`` on ``/rollout-records``.
-ROLLOUT_PLURAL = "rollouts"
+ROLLOUT_PLURAL = ROLLOUTS
 ROLLOUT_HANDLER_ID = "rollout-records"
 ROLLOUT_WEBHOOK_PATH = f"/{ROLLOUT_HANDLER_ID}"
 #: The same handler for guarded Rollouts (``failurePolicy: Fail``), on ``/guarded-rollout-records``.

@@ -16,6 +16,7 @@ from typing import Any
 
 from kubernetes import client, config
 
+from rollwise import GROUP, MODELRELEASES, ROLLOUTS, VERSION
 from rollwise.adapters.errors import Conflict, NotFound, QueryError
 from rollwise.adapters.kube import MERGE_PATCH, KubeAPI, discard, kube_errors
 from rollwise.adapters.metrics.base import MetricProvider
@@ -40,11 +41,10 @@ from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
 from rollwise.core.status_model import format_time
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import WEB_PREFIX, NotifierPort, QueryBudget
-from rollwise.runtime.reconcile import Ports, RolloutObject
-from rollwise.runtime.release import GatesPort, ReleasePorts
+from rollwise.runtime.release.reconcile import GatesPort, ReleasePorts
+from rollwise.runtime.rollout.reconcile import Ports, RolloutObject
 
-GROUP, VERSION, PLURAL = "rollwise.dev", "v1alpha1", "rollouts"
-RELEASE_PLURAL = "modelreleases"
+PLURAL, RELEASE_PLURAL = ROLLOUTS, MODELRELEASES
 
 #: ``source.component`` / ``reportingComponent`` of the operator's events.
 COMPONENT = "rollwise-operator"

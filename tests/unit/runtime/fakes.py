@@ -23,7 +23,7 @@ from rollwise.core.reasons import EventType
 from rollwise.core.rollout.reasons import ALL_REASONS
 from rollwise.core.spec import TrafficRouting
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.reconcile import Ports, RolloutObject, reconcile
+from rollwise.runtime.rollout.reconcile import Ports, RolloutObject, reconcile
 from rollwise.runtime.skeleton import Memory, PassResult
 
 NAMESPACE, NAME = "shop", "demo"

@@ -36,7 +36,7 @@ from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.release import ReleasePorts, reconcile_release, slot_holder
+from rollwise.runtime.release.reconcile import ReleasePorts, reconcile_release, slot_holder
 from rollwise.runtime.settings import LogFormat
 from rollwise.runtime.skeleton import Memory, PassResult, merge_patch_diff
 from tests.unit.runtime.fakes import as_event

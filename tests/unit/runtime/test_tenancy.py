@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from rollwise.core.observations import revision_of
-from rollwise.runtime.handlers import PassSlots
+from rollwise.runtime.loops import PassSlots
 from rollwise.runtime.passes import NamespaceShares, QueryBudget, validated
 from tests.unit.runtime.fakes import rollout_body, world
 

@@ -1,6 +1,6 @@
 """One reconcile pass of one ModelRelease: observe → decide → persist → act → post events.
 
-The same shape as :mod:`rollwise.runtime.reconcile` (the Rollout's pass), with the
+The same shape as :mod:`rollwise.runtime.rollout.reconcile` (the Rollout's pass), with the
 ModelRelease's ports:
 
 1. **Observe** (from worker threads, in parallel): the release (a fresh GET), the identity
@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from rollwise import MODELRELEASES
 from rollwise.adapters.errors import AdapterError, AliasConflict, Conflict, NotFound
 from rollwise.adapters.registry.base import EXPECT_UNSET, AliasStore, AliasTarget
 from rollwise.adapters.releases import PROMOTE_FULL, ReleaseRef
@@ -239,7 +240,7 @@ def release_subject(obj: ReleaseObject, status: ModelReleaseStatus, ticket: str)
     """The ModelRelease as notifications describe it, with the status of this pass."""
     return Subject(
         kind="ModelRelease",
-        plural="modelreleases",
+        plural=MODELRELEASES,
         namespace=obj.namespace,
         name=obj.name,
         uid=obj.uid,

@@ -599,7 +599,7 @@ def notification_subject(obj: RolloutObject, status: RolloutStatus) -> Subject:
     }
     return Subject(
         kind="Rollout",
-        plural="rollouts",
+        plural=ROLLOUTS.plural,
         namespace=obj.namespace,
         name=obj.name,
         uid=obj.uid,
