@@ -14,13 +14,12 @@ Error mapping (the status code of the API server's answer): 404 ``NotFound``; 40
 timeouts ``Unavailable``; anything else ``KubeError``.
 
 Reads of a reconcile pass go through ``PassView`` (each object read at most once per pass),
-which first asks the ``WatchCache`` the runtime's watches feed, when ``PASS_CACHE`` holds one
-in the pass's context; ``WatchCache`` says why that is as safe as reading the server.
+which first asks the ``WatchCache`` the runtime's watches feed, when the pass was given one
+(``KubeAPI.pass_view(cache)``); ``WatchCache`` says why that is as safe as reading the server.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import json
 import sys
@@ -329,11 +328,10 @@ class KubeAPI:
             return False
         return True
 
-    def pass_view(self) -> PassView:
+    def pass_view(self, cache: WatchCache | None = None) -> PassView:
         """A read view for one reconcile pass over the same connection (see ``PassView``); it
-        serves reads from the ``WatchCache`` that ``PASS_CACHE`` holds in the caller's context,
-        if any."""
-        return PassView(self.api_client, timeout=self.timeout, cache=PASS_CACHE.get())
+        serves reads from ``cache`` (the ``WatchCache`` the runtime's watches feed), if any."""
+        return PassView(self.api_client, timeout=self.timeout, cache=cache)
 
 
 Key = tuple[Resource, str, str]
@@ -574,13 +572,6 @@ class WatchCache:
             return found
 
 
-#: The ``WatchCache`` that a ``PassView`` made in this context reads from (the runtime sets it
-#: in each Rollout's loop; unset, every read goes to the API server).
-PASS_CACHE: contextvars.ContextVar[WatchCache | None] = contextvars.ContextVar(
-    "rollwise_pass_cache", default=None
-)
-
-
 class PassView(KubeAPI):
     """``KubeAPI`` for one reconcile pass: each object is read from the API server at most once.
 
@@ -724,7 +715,6 @@ __all__ = [
     "DEPLOYMENTS",
     "HTTPROUTES",
     "MERGE_PATCH",
-    "PASS_CACHE",
     "ROLLOUTS",
     "SERVICES",
     "VIRTUALSERVICES",

@@ -335,7 +335,7 @@ def build_ports(
             provider_for=provider_for,
             default_prometheus=default_prometheus,
             metrics=metrics,
-            for_pass=lambda: over(kube.pass_view()),
+            for_pass=lambda cache: over(kube.pass_view(cache)),
             record_key=record_key,
             queries=queries,
             allowed_prometheus=allowed_prometheus,

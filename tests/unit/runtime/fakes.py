@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rollwise.adapters.errors import AdapterError, Conflict, NotFound
-from rollwise.adapters.kube import PASS_CACHE, WatchCache
+from rollwise.adapters.kube import WatchCache
 from rollwise.adapters.metrics.base import MetricProvider, NopProvider
 from rollwise.adapters.traffic.base import NopRouter, RouterContext, TrafficRouter
 from rollwise.adapters.workloads import RolloutRef
@@ -237,11 +237,7 @@ class World:
 
     def run_cached(self, cache: WatchCache) -> PassResult:
         """A pass with ``cache`` as its read cache (as each Rollout's loop sets it)."""
-        token = PASS_CACHE.set(cache)
-        try:
-            return self.run()
-        finally:
-            PASS_CACHE.reset(token)
+        return asyncio.run(reconcile(NAMESPACE, NAME, self.ports, self.memory, cache))
 
     def settle(self, until: Callable[[PassResult], bool], passes: int = 12) -> PassResult:
         """Run passes (the clock following each pass's requeue) until ``until`` holds."""

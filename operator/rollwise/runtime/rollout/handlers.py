@@ -13,9 +13,9 @@ Design: a ``@kopf.daemon`` per Rollout runs
 * the daemon being stopped (Rollout deleted, operator exiting).
 
 The watches kopf already runs (Rollouts, revision Deployments, and Services) also feed a
-:class:`rollwise.adapters.kube.WatchCache`; each loop sets it as its passes' read cache
-(``PASS_CACHE``), so a pass reads what the watches delivered instead of asking the API server
-again. ``WatchCache`` explains why that is as safe as a fresh read: bodies at a known
+:class:`rollwise.adapters.kube.WatchCache`; each loop hands it to its passes as their read
+cache (from the second pass on), so a pass reads what the watches delivered instead of asking
+the API server again. ``WatchCache`` explains why that is as safe as a fresh read: bodies at a known
 resourceVersion, never older than the operator's own writes, and the status patch conditional
 on the version read. The event handlers are coroutines: they only update dicts, and a plain
 function would cost a hop through kopf's thread pool for every watch event.
@@ -49,7 +49,7 @@ import kopf
 
 from rollwise import GROUP, VERSION
 from rollwise import ROLLOUTS as PLURAL
-from rollwise.adapters.kube import DEPLOYMENTS, PASS_CACHE, ROLLOUTS, SERVICES, WatchCache
+from rollwise.adapters.kube import DEPLOYMENTS, ROLLOUTS, SERVICES, WatchCache
 from rollwise.adapters.workloads import ROLLOUT_LABEL
 from rollwise.core.observations import RequestKind
 from rollwise.core.overrides import OVERRIDES
@@ -155,17 +155,20 @@ async def rollout_loop(
     # The first pass reads from the API server: kopf adds its finalizer to a new Rollout right
     # after starting this loop, so the body its watch delivered is about to be outdated (a
     # status patch conditional on it would only conflict). Later passes read the watch cache.
-    # This loop is its own task: the setting stays in its context (and the worker threads'
-    # that ``asyncio.to_thread`` starts from it).
-    PASS_CACHE.set(None)
+    cache: WatchCache | None = None
+
+    def read_the_cache() -> None:
+        nonlocal cache
+        cache = runtime.cache
+
     await pass_loop(
-        lambda: reconcile(namespace, name, runtime.ports, memory),
+        lambda: reconcile(namespace, name, runtime.ports, memory, cache),
         memory,
         wake,
         stopped,
         resync_seconds=runtime.resync_seconds,
         log=log,
-        after_pass=lambda: PASS_CACHE.set(runtime.cache),
+        after_pass=read_the_cache,
         slots=runtime.slots,
         namespace=namespace,
     )

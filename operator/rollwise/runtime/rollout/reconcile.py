@@ -60,7 +60,7 @@ from rollwise.adapters.errors import (
     RouteMisconfigured,
     RouteNotFound,
 )
-from rollwise.adapters.kube import PASS_CACHE, ROLLOUTS, WatchCache, copy_json
+from rollwise.adapters.kube import ROLLOUTS, WatchCache, copy_json
 from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
 from rollwise.adapters.workloads import RolloutRef, deployment_name
 from rollwise.core.events import Event, LoggedEvent
@@ -189,7 +189,7 @@ class Ports:
     record_key: bytes | None = None
     #: Ports for one pass (``reconcile`` calls it first): the production ports read each object
     #: at most once per pass (``adapters.kube.PassView``). None: use these ports as they are.
-    for_pass: Callable[[], Ports] | None = None
+    for_pass: Callable[[WatchCache | None], Ports] | None = None
     #: Where queries run, within each namespace's share (None: the default worker threads).
     queries: QueryBudget | None = None
     #: The Prometheus addresses a spec may name (None: any, for embedding and tests).
@@ -609,15 +609,17 @@ def notification_subject(obj: RolloutObject, status: RolloutStatus) -> Subject:
 
 
 async def reconcile(
-    namespace: str, name: str, ports: Ports, memory: Memory
+    namespace: str, name: str, ports: Ports, memory: Memory, cache: WatchCache | None = None
 ) -> PassResult[Decision]:
-    """One pass over the Rollout ``namespace/name``. Never raises for cluster or provider
-    failures: they come back in the result with the time to look again."""
+    """One pass over the Rollout ``namespace/name``, reading through ``cache`` (the watch-fed
+    read cache of the Rollout's loop; None: every read goes to the API server). Never raises
+    for cluster or provider failures: they come back in the result with the time to look
+    again."""
     started = time.monotonic()
     if ports.for_pass is not None:
-        ports = ports.for_pass()
+        ports = ports.for_pass(cache)
     try:
-        return await _reconcile(namespace, name, ports, memory)
+        return await _reconcile(namespace, name, ports, memory, cache)
     finally:
         if ports.metrics is not None:
             ports.metrics.reconcile_duration.observe(time.monotonic() - started)
@@ -640,10 +642,9 @@ async def _read_rollout(
 
 
 async def _reconcile(
-    namespace: str, name: str, ports: Ports, memory: Memory
+    namespace: str, name: str, ports: Ports, memory: Memory, cache: WatchCache | None
 ) -> PassResult[Decision]:
     log = rollout_logger(namespace, name, None)
-    cache = PASS_CACHE.get()
     try:
         body = await _read_rollout(namespace, name, ports, cache)
     except AdapterError as exc:
