@@ -58,6 +58,7 @@ Behaviour, in the words a platform engineer running progressive delivery looks f
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,17 +100,26 @@ def decide(
     status: RolloutStatus | None,
     obs: Observations,
     now: datetime,
+    *,
+    spec_errors: Sequence[str] | None = None,
 ) -> Decision:
     """Decide the next status, actions, events and requeue of a Rollout.
 
     ``spec`` may be the wire form (a dict, parsed and validated here) or a parsed spec
-    (validated here). ``status`` None means the object has no status yet. ``now`` should be
-    timezone-aware; a naive one is taken as UTC. Never raises on well-typed input.
+    (validated here). A caller that parsed and validated it already
+    (:func:`rollwise.core.validation.load_rollout_spec`) passes what that found as
+    ``spec_errors``: the spec is then taken as it is, not parsed or validated again. ``status``
+    None means the object has no status yet. ``now`` should be timezone-aware; a naive one is
+    taken as UTC. Never raises on well-typed input.
     """
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     previous = status if status is not None else RolloutStatus()
-    loaded, errors = load_rollout_spec(spec)
+    if spec_errors is None:
+        loaded, errors = load_rollout_spec(spec)
+    else:
+        loaded = spec if isinstance(spec, RolloutSpec) and not spec_errors else None
+        errors = list(spec_errors)
     digest = ""
     if loaded is not None:
         digest = queries_digest(rollout_metrics(loaded))

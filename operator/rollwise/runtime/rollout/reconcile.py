@@ -242,6 +242,8 @@ class _Seen:
     spec: RolloutSpec | None
     status: RolloutStatus | None
     observations: Observations
+    #: What validating the spec found (``passes.validated``: once per generation).
+    spec_errors: tuple[str, ...] = ()
 
 
 def _router_context(
@@ -350,7 +352,7 @@ async def _observe(
     requests = requests_from_annotations(obj.annotations)
     override = _override(obj, template_hash, status, ports)
     posted = events_posted(memory, obj.uid, status.event_log if status is not None else None)
-    spec, _errors = await validated(
+    spec, spec_errors = await validated(
         memory, obj.uid, obj.generation, obj.spec, load_rollout_spec, log=log
     )
     if spec is None:
@@ -367,6 +369,7 @@ async def _observe(
                 ),
                 override,
             ),
+            spec_errors=tuple(spec_errors),
         )
     refused = provider_problems(
         rollout_metrics(spec), ports.allowed_prometheus, ports.web_providers
@@ -387,6 +390,7 @@ async def _observe(
                 ),
                 override,
             ),
+            spec_errors=tuple(spec_errors),
         )
     canary = spec.strategy.canary
     router = ports.router_for(canary.traffic_routing, _router_context(obj, spec, status))
@@ -455,6 +459,7 @@ async def _observe(
             query_check=query_check,
             events_posted=posted,
         ),
+        spec_errors=tuple(spec_errors),
     )
 
 
@@ -526,7 +531,11 @@ async def _decide_and_commit(
 
     def run() -> tuple[Decision, bool, _Committed]:
         decision = decide(
-            spec if spec is not None else obj.spec, seen.status, seen.observations, now
+            spec if spec is not None else obj.spec,
+            seen.status,
+            seen.observations,
+            now,
+            spec_errors=seen.spec_errors,
         )
         stored = persist(obj, seen.status, decision.status, ports.cluster.patch_status)
         if stored.error is not None:
