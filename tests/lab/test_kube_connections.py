@@ -19,7 +19,7 @@ from rollwise.adapters.kube import KubeAPI
 from rollwise.core.events import Event
 from rollwise.core.rollout import reasons as R
 from rollwise.runtime.cluster import KubeCluster
-from rollwise.runtime.rollout.reconcile import RolloutObject
+from rollwise.runtime.rollout.ports import RolloutObject
 
 pytestmark = pytest.mark.lab
 

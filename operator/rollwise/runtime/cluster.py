@@ -41,8 +41,8 @@ from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
 from rollwise.core.status_model import format_time
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import WEB_PREFIX, NotifierPort, QueryBudget
-from rollwise.runtime.release.reconcile import GatesPort, ReleasePorts
-from rollwise.runtime.rollout.reconcile import Ports, RolloutObject
+from rollwise.runtime.release.ports import GatesPort, ReleasePorts
+from rollwise.runtime.rollout.ports import Ports, RolloutObject
 
 PLURAL, RELEASE_PLURAL = ROLLOUTS, MODELRELEASES
 

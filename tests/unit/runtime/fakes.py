@@ -23,7 +23,8 @@ from rollwise.core.reasons import EventType
 from rollwise.core.rollout.reasons import ALL_REASONS
 from rollwise.core.spec import TrafficRouting
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.rollout.reconcile import Ports, RolloutObject, reconcile
+from rollwise.runtime.rollout.ports import Ports, RolloutObject
+from rollwise.runtime.rollout.reconcile import reconcile
 from rollwise.runtime.skeleton import Memory, PassResult
 
 NAMESPACE, NAME = "shop", "demo"

@@ -14,7 +14,7 @@ from rollwise.adapters.errors import (
 from rollwise.adapters.kube import ROLLOUTS, WatchCache
 from rollwise.core.observations import revision_of
 from rollwise.core.rollout.actions import POLL_SECONDS
-from rollwise.runtime.rollout.reconcile import (
+from rollwise.runtime.passes import (
     BACKOFF_MAX_SECONDS,
     CONFLICT_RETRY_SECONDS,
     FOLLOW_UP_SECONDS,

@@ -36,7 +36,9 @@ from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.release.reconcile import ReleasePorts, reconcile_release, slot_holder
+from rollwise.runtime.release.ports import ReleasePorts
+from rollwise.runtime.release.reconcile import reconcile_release
+from rollwise.runtime.release.slots import slot_holder
 from rollwise.runtime.settings import LogFormat
 from rollwise.runtime.skeleton import Memory, PassResult, merge_patch_diff
 from tests.unit.runtime.fakes import as_event

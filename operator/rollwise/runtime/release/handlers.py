@@ -28,7 +28,8 @@ from rollwise import ROLLOUTS as PLURAL
 from rollwise.adapters.releases import RELEASE_LABEL
 from rollwise.runtime.logging import release_logger
 from rollwise.runtime.loops import CANCELLATION_TIMEOUT, PassSlots, pass_loop
-from rollwise.runtime.release.reconcile import ReleasePorts, reconcile_release
+from rollwise.runtime.release.ports import ReleasePorts
+from rollwise.runtime.release.reconcile import reconcile_release
 from rollwise.runtime.skeleton import Memory
 
 Key = tuple[str, str]

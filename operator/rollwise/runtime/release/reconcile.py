@@ -1,7 +1,8 @@
 """One reconcile pass of one ModelRelease: observe → decide → persist → act → post events.
 
-The same shape as :mod:`rollwise.runtime.rollout.reconcile` (the Rollout's pass), with the
-ModelRelease's ports:
+The same shape as the Rollout's pass (the skeleton both share: :mod:`rollwise.runtime.skeleton`),
+with the ModelRelease's ports (:mod:`rollwise.runtime.release.ports`); the observe step is
+:mod:`rollwise.runtime.release.observe`:
 
 1. **Observe** (from worker threads, in parallel): the release (a fresh GET), the identity
    records the admission webhook wrote on it (``core.governance.read_records``: approvals,
@@ -38,17 +39,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
-from rollwise import MODELRELEASES
 from rollwise.adapters.errors import AdapterError, AliasConflict, Conflict, NotFound
 from rollwise.adapters.registry.base import EXPECT_UNSET, AliasStore, AliasTarget
-from rollwise.adapters.releases import PROMOTE_FULL, ReleaseRef
-from rollwise.core.events import Event, LoggedEvent
+from rollwise.adapters.releases import PROMOTE_FULL
+from rollwise.core.events import Event
 from rollwise.core.modelrelease import reasons as MR
 from rollwise.core.modelrelease.actions import (
     EnsureChildRollout,
@@ -61,593 +58,48 @@ from rollwise.core.modelrelease.actions import (
     SetPredictorStorageUri,
     release_event,
 )
-from rollwise.core.modelrelease.analysis import release_due_metrics, release_query_context
-from rollwise.core.modelrelease.governance import Records, apply_waivers, read_records
-from rollwise.core.modelrelease.observations import (
-    AliasReading,
-    ChildRolloutState,
-    GateResult,
-    InferenceServiceState,
-    ReleaseObservations,
-    RevokeRequest,
-)
-from rollwise.core.modelrelease.policy import ClusterPolicy, ReleaseRules
-from rollwise.core.modelrelease.release import decide_release, release_metrics
-from rollwise.core.modelrelease.spec import (
-    changed_fields,
-    child_rollout_name,
-    load_release_spec,
-    parse_release_spec,
-    release_content,
-)
-from rollwise.core.modelrelease.status import ModelReleaseStatus, ReleasePhase, Stage
-from rollwise.core.notification_bodies import Subject
-from rollwise.core.observations import Measurement, RequestKind
-from rollwise.core.overrides import in_effect, read_overrides, release_override, sign_request
-from rollwise.core.phases import Phase
-from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
-from rollwise.core.reasons import clip
+from rollwise.core.modelrelease.release import decide_release
+from rollwise.core.modelrelease.status import Stage
+from rollwise.core.observations import RequestKind
+from rollwise.core.overrides import sign_request
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.core.status_model import format_time
 from rollwise.runtime.logging import release_logger
-from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import (
     CONFLICT_RETRY_SECONDS,
-    NotifierPort,
-    ProviderFactory,
-    QueryBudget,
     after_actions,
-    check_queries,
     count_failure,
     error_code,
-    events_posted,
-    measure,
-    provider_problems,
     status_write_failed,
-    validated,
+)
+from rollwise.runtime.release.observe import (
+    ledger_scope,
+    observe,
+)
+from rollwise.runtime.release.ports import (
+    ReleaseObject,
+    ReleasePorts,
+    describe_release_action,
+    release_subject,
 )
 from rollwise.runtime.skeleton import (
     ActionFailure,
     Memory,
-    ObjectHeader,
     PassResult,
-    parse_status,
     persist,
     post_pass_events,
-    utc_now,
 )
 
 # --------------------------------------------------------------------------------------------
 # Ports
 
 
-class ReleaseClusterPort(Protocol):
-    """The ModelRelease object itself and its events."""
-
-    def read_release(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-
-    def patch_release_status(
-        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
-    ) -> dict[str, Any]: ...
-
-    def post_release_event(self, release: ReleaseRef, event: Event) -> None: ...
-
-    def post_release_logged(self, release: ReleaseRef, entry: LoggedEvent) -> bool: ...
-
-
-class ReleaseObjectsPort(Protocol):
-    """``adapters.releases.ReleaseObjects``."""
-
-    def list_releases(self, namespace: str) -> list[dict[str, Any]]: ...
-
-    def read_child(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-
-    def ensure_child(
-        self,
-        release: ReleaseRef,
-        name: str,
-        spec: Mapping[str, Any],
-        *,
-        annotations: Mapping[str, str] | None = None,
-    ) -> bool: ...
-
-    def read_manifest(self, namespace: str, release: str) -> dict[str, Any] | None: ...
-
-    def write_manifest(
-        self, release: ReleaseRef, name: str, content: Mapping[str, Any]
-    ) -> bool: ...
-
-    def revoked(
-        self, namespace: str, model: str, version: str, scope: str = ""
-    ) -> dict[str, Any] | None: ...
-
-    def record_revocation(
-        self, namespace: str, record: Mapping[str, Any], scope: str = ""
-    ) -> bool: ...
-
-
-class ServingPort(Protocol):
-    """``adapters.serving.InferenceServices``."""
-
-    def read(self, namespace: str, name: str) -> InferenceServiceState | None: ...
-
-    def set_storage_uri(
-        self, namespace: str, name: str, uri: str, canary_percent: int | None
-    ) -> bool: ...
-
-    def set_canary_percent(self, namespace: str, name: str, percent: int) -> bool: ...
-
-    def remove_canary_percent(self, namespace: str, name: str) -> bool: ...
-
-
-class GatesPort(Protocol):
-    """``adapters.gates.GateEvaluator``."""
-
-    def evaluate(
-        self,
-        namespace: str,
-        spec: ModelReleaseSpec,
-        now: datetime,
-        required: tuple[str, ...] = (),
-    ) -> tuple[GateResult, ...]: ...
-
-
-AliasStoreFactory = Callable[[ModelReleaseSpec, str], AliasStore]
-
-
-@dataclass
-class ReleasePorts:
-    """Everything a ModelRelease pass does I/O through, plus the clock and the metrics."""
-
-    cluster: ReleaseClusterPort
-    objects: ReleaseObjectsPort
-    serving: ServingPort
-    alias_store_for: AliasStoreFactory
-    gates: GatesPort
-    provider_for: ProviderFactory
-    record_key: bytes | None = None
-    default_prometheus: str | None = None
-    metrics: OperatorMetrics | None = None
-    clock: Callable[[], datetime] = utc_now
-    #: The operator's cluster policy (its defaults know no registry and no model owner).
-    policy: ClusterPolicy = field(default_factory=ClusterPolicy)
-    #: Ports for one pass (a read view over the API); None: use these ports as they are.
-    for_pass: Callable[[], ReleasePorts] | None = None
-    #: Where queries run, within each namespace's share (None: the default worker threads).
-    queries: QueryBudget | None = None
-    #: The Prometheus addresses a spec may name (None: any, for embedding and tests).
-    allowed_prometheus: frozenset[str] | None = None
-    #: The web providers a spec may name (None: any, for embedding and tests).
-    web_providers: frozenset[str] | None = None
-    #: Where posted events go for notifications (None: no notifications).
-    notifier: NotifierPort | None = None
-
-
 # --------------------------------------------------------------------------------------------
 # The object, memory and result
 
 
-@dataclass(frozen=True)
-class ReleaseObject(ObjectHeader):
-    """The fields of a ModelRelease a pass works with (wire form)."""
-
-    @property
-    def ref(self) -> ReleaseRef:
-        return ReleaseRef(namespace=self.namespace, name=self.name, uid=self.uid)
-
-
-def release_subject(obj: ReleaseObject, status: ModelReleaseStatus, ticket: str) -> Subject:
-    """The ModelRelease as notifications describe it, with the status of this pass."""
-    return Subject(
-        kind="ModelRelease",
-        plural=MODELRELEASES,
-        namespace=obj.namespace,
-        name=obj.name,
-        uid=obj.uid,
-        labels=obj.labels,
-        details={
-            "model": str(obj.spec.get("model") or ""),
-            "version": str(obj.spec.get("version") or ""),
-            "stage": status.stage.value if status.stage else "",
-            "changeTicket": ticket,
-        },
-    )
-
-
-def describe_release_action(action: ReleaseAction) -> str:
-    """An action as messages name it."""
-    if isinstance(action, EnsureChildRollout):
-        return f"update child Rollout {action.name}"
-    if isinstance(action, RevertChildRollout):
-        what = "the previous template" if action.template is not None else "zero replicas"
-        return f"revert child Rollout {action.name} to {what}"
-    if isinstance(action, SetPredictorStorageUri):
-        return f"set InferenceService {action.name} storageUri to {action.uri}"
-    if isinstance(action, SetCanaryTrafficPercent):
-        return f"set InferenceService {action.name} canaryTrafficPercent to {action.percent}"
-    if isinstance(action, RemoveCanaryTrafficPercent):
-        return f"remove InferenceService {action.name} canaryTrafficPercent"
-    if isinstance(action, FlipAlias):
-        target = action.version if action.version is not None else "(unset)"
-        return f"point alias {action.alias} of model {action.model} at version {target}"
-    return f"write release manifest {action.name}"
-
-
 # --------------------------------------------------------------------------------------------
 # Observe
-
-
-def _stage_of(body: Mapping[str, Any]) -> str | None:
-    status = body.get("status")
-    stage = status.get("stage") if isinstance(status, Mapping) else None
-    return stage if isinstance(stage, str) else None
-
-
-def _phase_of(body: Mapping[str, Any]) -> str | None:
-    status = body.get("status")
-    phase = status.get("phase") if isinstance(status, Mapping) else None
-    return phase if isinstance(phase, str) else None
-
-
-def _slot_of(body: Mapping[str, Any]) -> tuple[str, str] | None:
-    spec = body.get("spec")
-    if not isinstance(spec, Mapping):
-        return None
-    alias = spec.get("alias")
-    alias_name = alias.get("name") if isinstance(alias, Mapping) else None
-    return str(spec.get("model") or ""), str(alias_name or "production")
-
-
-def _creation_key(body: Mapping[str, Any]) -> tuple[str, str]:
-    meta = body.get("metadata") or {}
-    return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
-
-
-_RUNNING = (Stage.STAGING.value, Stage.APPROVED.value)
-
-
-def slot_holder(releases: Sequence[Mapping[str, Any]], model: str, alias: str) -> str | None:
-    """The release holding the (model, alias) slot among ``releases`` (see the module doc)."""
-    same = [r for r in releases if _slot_of(r) == (model, alias)]
-    running = sorted((r for r in same if _stage_of(r) in _RUNNING), key=_creation_key)
-    if running:
-        return _creation_key(running[0])[1]
-    waiting = sorted(
-        (
-            r
-            for r in same
-            if _stage_of(r) in (None, Stage.CANDIDATE.value)
-            and _phase_of(r) != ReleasePhase.DEGRADED.value
-        ),
-        key=_creation_key,
-    )
-    return _creation_key(waiting[0])[1] if waiting else None
-
-
-#: What may differ between a standard change and the release approved before it: the
-#: version and where the same bytes (same digest) are read from, and the gates, which every
-#: release passes anew. Everything else that decides what runs must be what was approved.
-_PRE_APPROVAL_FREE = ("spec.version", "spec.artifact", "spec.gates", "spec.policyDigest")
-
-
-def _approved_before(
-    releases: Sequence[Mapping[str, Any]], name: str, spec: ModelReleaseSpec
-) -> bool:
-    """Whether another release of the namespace was Approved with the same artifact digest
-    and the same everything else that decides what runs (model, serving, alias)."""
-    mine = release_content(spec)
-    for other in releases:
-        meta = other.get("metadata") or {}
-        if meta.get("name") == name:
-            continue
-        artifact = (other.get("spec") or {}).get("artifact") or {}
-        if artifact.get("digest") != spec.artifact.digest:
-            continue
-        history = (other.get("status") or {}).get("history") or []
-        if not any(
-            isinstance(h, Mapping) and h.get("stage") == Stage.APPROVED.value for h in history
-        ):
-            continue
-        parsed = parse_release_spec(other.get("spec") or {})
-        if isinstance(parsed, list):
-            continue
-        changed = changed_fields(release_content(parsed), mine)
-        if all(f in _PRE_APPROVAL_FREE for f in changed):
-            return True
-    return False
-
-
-def _revoked_elsewhere(
-    releases: Sequence[Mapping[str, Any]], name: str, model: str, version: str
-) -> bool:
-    for other in releases:
-        if (other.get("metadata") or {}).get("name") == name:
-            continue
-        spec = other.get("spec") or {}
-        if (spec.get("model"), spec.get("version")) == (model, version) and _stage_of(
-            other
-        ) == Stage.REVOKED.value:
-            return True
-    return False
-
-
-def child_state(body: Mapping[str, Any] | None) -> ChildRolloutState:
-    """The child Rollout as the core reads it."""
-    if body is None:
-        return ChildRolloutState(exists=False)
-    status = body.get("status") or {}
-    spec = body.get("spec") or {}
-    raw_phase = status.get("phase")
-    try:
-        phase = Phase(raw_phase) if raw_phase else None
-    except ValueError:
-        phase = None
-    step = status.get("currentStepIndex")
-    template = spec.get("template")
-    return ChildRolloutState(
-        exists=True,
-        phase=phase,
-        canary_weight=int(status.get("canaryWeight") or 0),
-        current_step_index=int(step) if isinstance(step, int) else None,
-        stable_revision=status.get("stableRevision"),
-        canary_revision=status.get("canaryRevision"),
-        rolled_back_revision=status.get("rolledBackRevision"),
-        message=str(status.get("message") or ""),
-        template=template if isinstance(template, Mapping) else None,
-    )
-
-
-async def _measure(
-    obj: ReleaseObject,
-    spec: ModelReleaseSpec,
-    *,
-    status: ModelReleaseStatus | None,
-    ports: ReleasePorts,
-    now: datetime,
-    log: Any,
-) -> dict[str, Measurement]:
-    due = release_due_metrics(spec, status, now)
-    if not due:
-        return {}
-    if provider_problems(release_metrics(spec), ports.allowed_prometheus, ports.web_providers):
-        return {}
-    return await measure(
-        [d.metric for d in due],
-        release_query_context(obj.namespace, spec, status),
-        provider_for=ports.provider_for,
-        default_prometheus=ports.default_prometheus,
-        now=now,
-        metrics=ports.metrics,
-        log=log,
-        budget=ports.queries,
-        namespace=obj.namespace,
-    )
-
-
-#: Threads for gate evaluation, apart from the default executor every pass shares: a gate may
-#: stream a large artifact for minutes, which must never hold up Rollout passes.
-GATE_THREADS = 4
-_GATE_POOL: ThreadPoolExecutor | None = None
-
-
-def _gate_pool() -> ThreadPoolExecutor:
-    global _GATE_POOL  # noqa: PLW0603  # one pool per process, created on first use
-    if _GATE_POOL is None:
-        _GATE_POOL = ThreadPoolExecutor(max_workers=GATE_THREADS, thread_name_prefix="gates")
-    return _GATE_POOL
-
-
-def steady_gates(
-    results: Sequence[GateResult], status: ModelReleaseStatus | None
-) -> tuple[GateResult, ...]:
-    """``results`` with ``checked_at`` kept from the status when a gate's result is the one
-    already recorded: ``checkedAt`` is when the current result was first seen, so re-checking
-    a gate that still says the same thing (a freeze window looked at again) writes nothing."""
-    if status is None:
-        return tuple(results)
-    out: list[GateResult] = []
-    for result in results:
-        old = status.gate(result.name)
-        same = (
-            old is not None
-            and old.checked_at is not None
-            and old.status is result.status
-            and old.message == clip(result.message)
-            and old.waiver_expires_at == result.waiver_expires_at
-        )
-        out.append(replace(result, checked_at=old.checked_at) if same and old else result)
-    return tuple(out)
-
-
-def _read_alias(store: AliasStore, spec: ModelReleaseSpec) -> AliasReading:
-    try:
-        target = store.get(spec.model, spec.alias.name)
-    except AdapterError as exc:
-        return AliasReading(error=exc.message)
-    if target is None:
-        return AliasReading()
-    return AliasReading(version=target.version, uri=target.uri, digest=target.digest)
-
-
-@dataclass(frozen=True)
-class _Seen:
-    spec: ModelReleaseSpec | None
-    status: ModelReleaseStatus | None
-    observations: ReleaseObservations
-    rules: ReleaseRules
-    records: Records | None = None
-    #: Override records ignored (bad signature...), reported like the other records.
-    rejected_overrides: tuple[str, ...] = ()
-
-
-async def _check_queries(
-    obj: ReleaseObject,
-    spec: ModelReleaseSpec,
-    status: ModelReleaseStatus | None,
-    ports: ReleasePorts,
-    *,
-    now: datetime,
-    log: Any,
-) -> QueryCheck | None:
-    """The provider's verdict on the canary's queries when they are unchecked."""
-    metrics = release_metrics(spec)
-    digest = queries_digest(metrics)
-    if not check_due(digest, status.queries if status is not None else None, now):
-        return None
-    if provider_problems(metrics, ports.allowed_prometheus, ports.web_providers):
-        return None  # the spec is invalid anyway; nothing is sent to a host it chose
-    ref = spec.serving.inference_service_ref
-    name = ref.name if ref is not None else child_rollout_name(spec)
-    context = sample_context(
-        obj.namespace, name, spec.serving.stable_service or "", spec.serving.canary_service or ""
-    )
-    return await check_queries(
-        digest,
-        metrics,
-        context,
-        provider_for=ports.provider_for,
-        default_prometheus=ports.default_prometheus,
-        log=log,
-        budget=ports.queries,
-        namespace=obj.namespace,
-    )
-
-
-def ledger_scope(spec: ModelReleaseSpec, namespace: str) -> str:
-    """Where a revocation of ``spec``'s version holds: everywhere its model's alias lives in a
-    shared registry, else in the release's namespace."""
-    mlflow = spec.alias.store.mlflow if spec.alias.store is not None else None
-    if mlflow is not None and mlflow.registry:
-        return f"registry/{mlflow.registry}"
-    return f"namespace/{namespace}"
-
-
-def release_rules(obj: ReleaseObject, policy: ClusterPolicy) -> ReleaseRules:
-    """The cluster policy as it applies to ``obj``."""
-    model = obj.spec.get("model")
-    return policy.rules_for(obj.namespace, model if isinstance(model, str) else "")
-
-
-async def _observe(
-    obj: ReleaseObject, ports: ReleasePorts, now: datetime, log: Any, memory: Memory
-) -> _Seen:
-    """Everything ``decide_release`` needs; raises ``AdapterError`` when the cluster cannot be
-    read (the alias store, gates and metrics report their failures as observations)."""
-    status = parse_status(ModelReleaseStatus, obj.status, log)
-    posted = events_posted(memory, obj.uid, status.event_log if status is not None else None)
-    rules = release_rules(obj, ports.policy)
-    spec, _errors = await validated(
-        memory,
-        obj.uid,
-        obj.generation,
-        obj.spec,
-        lambda raw: load_release_spec(raw, rules),
-        log=log,
-    )
-    records = read_records(
-        obj.annotations,
-        obj.uid,
-        ports.record_key,
-        content=release_content(spec) if spec is not None else None,
-        now=now,
-        namespace=obj.namespace,
-        name=obj.name,
-        generate_name=obj.generate_name,
-    )
-    revoke: RevokeRequest | None = records.revoke
-    overrides = read_overrides(
-        obj.annotations,
-        obj.uid,
-        ports.record_key,
-        last_seq=status.overrides_seq if status is not None else 0,
-    )
-    if spec is None:
-        return _Seen(
-            None,
-            status,
-            ReleaseObservations(
-                name=obj.name,
-                generation=obj.generation,
-                version_set_by=records.version_set_by,
-                revoke=revoke,
-                events_posted=posted,
-            ),
-            rules,
-            records,
-        )
-    store = ports.alias_store_for(spec, obj.namespace)
-    ns = obj.namespace
-
-    async def child() -> ChildRolloutState | None:
-        if spec.serving.template is None:
-            return None
-        body = await asyncio.to_thread(ports.objects.read_child, ns, child_rollout_name(spec))
-        return child_state(body)
-
-    async def isvc() -> InferenceServiceState | None:
-        ref = spec.serving.inference_service_ref
-        if ref is None:
-            return None
-        found = await asyncio.to_thread(ports.serving.read, ns, ref.name)
-        return found if found is not None else InferenceServiceState(exists=False)
-
-    loop = asyncio.get_running_loop()
-    gates, releases, ledger, alias = await asyncio.gather(
-        loop.run_in_executor(
-            _gate_pool(), ports.gates.evaluate, ns, spec, now, rules.required_gates
-        ),
-        asyncio.to_thread(ports.objects.list_releases, ns),
-        asyncio.to_thread(
-            ports.objects.revoked, ns, spec.model, spec.version, ledger_scope(spec, ns)
-        ),
-        asyncio.to_thread(_read_alias, store, spec),
-    )
-    child_seen, isvc_seen, manifest, measurements, query_check = await asyncio.gather(
-        child(),
-        isvc(),
-        asyncio.to_thread(ports.objects.read_manifest, ns, obj.name),
-        _measure(obj, spec, status=status, ports=ports, now=now, log=log),
-        _check_queries(obj, spec, status, ports, now=now, log=log),
-    )
-    holder = slot_holder(releases, spec.model, spec.alias.name)
-    revoked_before = (
-        ledger is not None and ledger.get("release") != obj.name
-    ) or _revoked_elsewhere(releases, obj.name, spec.model, spec.version)
-    return _Seen(
-        spec,
-        status,
-        ReleaseObservations(
-            name=obj.name,
-            generation=obj.generation,
-            gates=steady_gates(apply_waivers(gates, records.waivers, now), status),
-            approvals=records.approvals,
-            version_set_by=records.version_set_by,
-            digest_previously_approved=_approved_before(releases, obj.name, spec),
-            version_revoked_before=revoked_before,
-            blocking_release=holder if holder not in (None, obj.name) else None,
-            alias=alias,
-            child=child_seen,
-            inference_service=isvc_seen,
-            measurements=measurements,
-            revoke=revoke,
-            manifest_written=manifest is not None,
-            override=release_override(
-                in_effect(overrides.overrides, spec.version), name=obj.name, version=spec.version
-            ),
-            voided_approvals=records.voided,
-            overrides_seq=overrides.seq,
-            query_check=query_check,
-            events_posted=posted,
-            reference_errors=tuple(
-                provider_problems(
-                    release_metrics(spec), ports.allowed_prometheus, ports.web_providers
-                )
-            ),
-        ),
-        rules,
-        records,
-        overrides.rejected,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -814,7 +266,7 @@ async def _reconcile(
     log = release_logger(namespace, name, obj.spec.get("version"), ticket)
     now = ports.clock()
     try:
-        seen = await _observe(obj, ports, now, log, memory)
+        seen = await observe(obj, ports, now, log, memory)
     except AdapterError as exc:
         if ports.metrics is not None:
             ports.metrics.api_error("observe", error_code(exc))
@@ -918,17 +370,4 @@ async def _reconcile(
     )
 
 
-__all__ = [
-    "GatesPort",
-    "ReleaseClusterPort",
-    "ReleaseObject",
-    "ReleaseObjectsPort",
-    "ReleasePorts",
-    "ServingPort",
-    "child_state",
-    "describe_release_action",
-    "reconcile_release",
-    "release_subject",
-    "slot_holder",
-    "steady_gates",
-]
+__all__ = ["reconcile_release"]

@@ -56,7 +56,8 @@ from rollwise.core.overrides import OVERRIDES
 from rollwise.runtime.logging import rollout_logger
 from rollwise.runtime.loops import CANCELLATION_TIMEOUT, PassSlots, pass_loop
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.rollout.reconcile import Ports, reconcile
+from rollwise.runtime.rollout.ports import Ports
+from rollwise.runtime.rollout.reconcile import reconcile
 from rollwise.runtime.skeleton import Memory
 
 #: Annotations whose change wakes a Rollout's loop: the manual requests, and the override
