@@ -27,17 +27,12 @@ from rollwise.adapters.errors import AdapterError, Conflict, NotFound
 from rollwise.adapters.gates import GateEvaluator
 from rollwise.adapters.kube import KubeAPI, kube_errors
 from rollwise.adapters.notify import NotificationPolicies, SinkSecrets, SinkSender
+from rollwise.adapters.objects import REQUEST_TIMEOUT, api_client
 from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.core.signing import key_id
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.admission import AdmissionSetupError, read_keyring, setup_admission
-from rollwise.runtime.cluster import (
-    REQUEST_TIMEOUT,
-    ProviderCache,
-    api_client,
-    build_ports,
-    build_release_ports,
-)
+from rollwise.runtime.cluster import ProviderCache, build_ports, build_release_ports
 from rollwise.runtime.loops import PassSlots, diffbase_storage, operator_settings
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.notify import DeliveryQueue, Notifier, register_notifications
