@@ -514,7 +514,7 @@ def admit_overrides(
     ``kind`` is ``rollout`` or ``modelrelease`` (for messages), ``target`` the current version
     or revision of the object as the request would store it, ``last_seq`` the highest list
     counter the stored object's status remembers. Like
-    :func:`rollwise.core.modelrelease.governance.admit`: a request is handled only when this
+    :func:`rollwise.core.modelrelease.admission.admit`: a request is handled only when this
     write changed it, and the record list may be written by the webhook alone, always signed as a
     whole with a counter above every one seen.
     """

@@ -2,7 +2,7 @@
 
 One kopf ``@kopf.on.mutate`` handler (id ``records``, CREATE and UPDATE of the main resource,
 never ``/status``) hands each request to
-:func:`rollwise.core.modelrelease.governance.admit` with the identity the API server authenticated
+:func:`rollwise.core.modelrelease.admission.admit` with the identity the API server authenticated
 (``userInfo``) and either writes the answer through kopf's ``patch`` (the request annotations
 removed, signed record annotations added) or refuses
 the request with ``kopf.AdmissionError`` (HTTP 403) and the core's one-sentence message.
@@ -55,7 +55,7 @@ import kopf
 
 from rollwise import GROUP, MODELRELEASES, ROLLOUTS, VERSION
 from rollwise.adapters.releases import RELEASE_LABEL
-from rollwise.core.modelrelease.governance import admit
+from rollwise.core.modelrelease.admission import admit
 from rollwise.core.modelrelease.spec import parse_release_spec, release_content
 from rollwise.core.observations import revision_of
 from rollwise.core.overrides import GUARDED_LABEL, MODELRELEASE, OVERRIDES, ROLLOUT, admit_overrides

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from rollwise.core import signing
+from rollwise.core.modelrelease import admission as adm
 from rollwise.core.modelrelease import governance as g
 from rollwise.core.modelrelease.observations import (
     GATE_APPROVALS,
@@ -76,7 +77,7 @@ def update(
     uid: str = UID,
     content: Mapping[str, str] | None = CONTENT,
 ) -> signing.Admission:
-    return g.admit(
+    return adm.admit(
         operation="UPDATE",
         old_annotations=old,
         new_annotations=new,
@@ -357,7 +358,7 @@ def test_waivers_never_cover_approvals() -> None:
 
 
 def create(annotations: Mapping[str, str], *, name: str = NAME) -> signing.Admission:
-    return g.admit(
+    return adm.admit(
         operation="CREATE",
         old_annotations=None,
         new_annotations=annotations,
@@ -401,7 +402,7 @@ def test_create_stamps_who_set_the_version_and_the_next_update_binds_it_to_the_u
 
 def test_a_generated_name_is_bound_through_generate_name() -> None:
     stored = {k: v for k, v in create({}, name="").patch.items() if v is not None}
-    bound = g.admit(
+    bound = adm.admit(
         operation="UPDATE",
         old_annotations=stored,
         new_annotations=stored,
@@ -797,7 +798,7 @@ def test_a_version_change_restamps_who_set_it() -> None:
 
 
 def test_other_operations_pass_untouched() -> None:
-    answer = g.admit(
+    answer = adm.admit(
         operation="DELETE",
         old_annotations=created_by(),
         new_annotations=None,
