@@ -39,7 +39,8 @@ from rollwise.runtime.notify import DeliveryQueue, Notifier, register_notificati
 from rollwise.runtime.passes import QueryBudget
 from rollwise.runtime.release.handlers import ReleaseRuntime, register_releases
 from rollwise.runtime.rollout.handlers import Runtime, register, watch_cache
-from rollwise.runtime.settings import Settings, SettingsError, apply_configmap, from_sources
+from rollwise.runtime.setting_values import SettingsError
+from rollwise.runtime.settings import Settings, apply_configmap, from_sources
 
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
 
