@@ -12,13 +12,8 @@ import pytest
 
 from hack.cluster import ADMIN, Cluster, iter_audit_events
 from rollwise.adapters.errors import Conflict, NotFound
-from rollwise.adapters.kube import (
-    DEPLOYMENTS,
-    SERVICES,
-    KubeAPI,
-    PassView,
-    WatchCache,
-)
+from rollwise.adapters.kube import DEPLOYMENTS, SERVICES, KubeAPI, PassView
+from rollwise.adapters.watch_cache import WatchCache
 
 pytestmark = pytest.mark.lab
 

@@ -42,7 +42,8 @@ from rollwise import API_VERSION, GROUP, VERSION
 from rollwise import MODELRELEASES as MODELRELEASE_PLURAL
 from rollwise.adapters.configmaps import ConfigMaps
 from rollwise.adapters.errors import Conflict, ManifestRefused
-from rollwise.adapters.kube import ROLLOUTS, KubeAPI, Resource
+from rollwise.adapters.kube import ROLLOUTS, KubeAPI
+from rollwise.adapters.resources import Resource
 from rollwise.core.overrides import GUARDED_LABEL
 
 MODELRELEASES = Resource(GROUP, VERSION, MODELRELEASE_PLURAL)

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rollwise.adapters.errors import AdapterError, Conflict, NotFound
-from rollwise.adapters.kube import WatchCache
 from rollwise.adapters.metrics.base import MetricProvider, NopProvider
 from rollwise.adapters.traffic.base import NopRouter, RouterContext, TrafficRouter
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.adapters.workloads import RolloutRef
 from rollwise.core.events import Event, LoggedEvent, event_name
 from rollwise.core.modelrelease.reasons import ALL_RELEASE_REASONS

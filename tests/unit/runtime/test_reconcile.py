@@ -11,7 +11,8 @@ from rollwise.adapters.errors import (
     QueryRefused,
     Unavailable,
 )
-from rollwise.adapters.kube import ROLLOUTS, WatchCache
+from rollwise.adapters.kube import ROLLOUTS
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.observations import revision_of
 from rollwise.core.rollout.actions import POLL_SECONDS
 from rollwise.runtime.passes import (

@@ -49,7 +49,8 @@ import kopf
 
 from rollwise import GROUP, VERSION
 from rollwise import ROLLOUTS as PLURAL
-from rollwise.adapters.kube import DEPLOYMENTS, ROLLOUTS, SERVICES, WatchCache
+from rollwise.adapters.kube import DEPLOYMENTS, ROLLOUTS, SERVICES
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.adapters.workloads import ROLLOUT_LABEL
 from rollwise.core.observations import RequestKind
 from rollwise.core.overrides import OVERRIDES

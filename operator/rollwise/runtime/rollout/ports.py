@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from rollwise.adapters.kube import WatchCache
 from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.adapters.workloads import RolloutRef
 from rollwise.core.events import Event, LoggedEvent
 from rollwise.core.observations import (

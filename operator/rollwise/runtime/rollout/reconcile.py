@@ -60,8 +60,10 @@ from rollwise.adapters.errors import (
     Conflict,
     NotFound,
 )
-from rollwise.adapters.kube import ROLLOUTS, WatchCache, copy_json
+from rollwise.adapters.kube import ROLLOUTS
+from rollwise.adapters.resources import copy_json
 from rollwise.adapters.traffic.base import TrafficRouter
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import (
