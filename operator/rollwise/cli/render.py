@@ -26,6 +26,7 @@ from rollwise.cli.text import (
     Symbols,
     age,
     fit_last_column,
+    generation_lag,
     human_duration,
     parse_time,
     table,
@@ -468,16 +469,9 @@ def render_rollout(
         lines.append(f"Phase:       {phase}")
         if status.message:
             lines.append(f"Message:     {status.message}")
-        generation = meta.get("generation")
-        if (
-            isinstance(generation, int)
-            and status.observed_generation is not None
-            and status.observed_generation < generation
-        ):
-            lines.append(
-                f"             (status is of generation {status.observed_generation}, "
-                f"spec is at {generation}: the operator has not caught up yet)"
-            )
+        lag = generation_lag(meta.get("generation"), status.observed_generation)
+        if lag is not None:
+            lines.append(f"             ({lag})")
         lines.append(f"Stable:      {status.stable_revision or '-'}")
         if status.canary_revision is not None:
             step = status.current_step_index

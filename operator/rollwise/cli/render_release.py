@@ -36,6 +36,7 @@ from rollwise.cli.render import (
     step_text,
     table,
 )
+from rollwise.cli.text import generation_lag
 from rollwise.core.modelrelease.observations import BACKEND_KSERVE, BACKEND_TEMPLATE
 from rollwise.core.modelrelease.spec import all_gates, child_rollout_name, parse_release_spec
 from rollwise.core.modelrelease.status import (
@@ -418,16 +419,9 @@ def render_release(
         lines.append(f"Phase:       {palette.word(status.phase) if status.phase else '<unknown>'}")
         if status.message:
             lines.append(f"Message:     {status.message}")
-        generation = meta.get("generation")
-        if (
-            isinstance(generation, int)
-            and status.observed_generation is not None
-            and status.observed_generation < generation
-        ):
-            lines.append(
-                f"             (status is of generation {status.observed_generation}, "
-                f"spec is at {generation}: the operator has not caught up yet)"
-            )
+        lag = generation_lag(meta.get("generation"), status.observed_generation)
+        if lag is not None:
+            lines.append(f"             ({lag})")
         if status.unreadable:
             lines.append(
                 f"             ({len(status.unreadable)} unreadable status field(s) not shown: "
