@@ -51,7 +51,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollwise.core.conditions import ConditionStatus
-from rollwise.core.events import log_events, mark_posted
+from rollwise.core.durations import sooner
+from rollwise.core.events import with_events
 from rollwise.core.modelrelease import reasons as R
 from rollwise.core.modelrelease.actions import (
     ReleaseDecision,
@@ -148,11 +149,7 @@ def _release_queries(
         now=now,
         generation=obs.generation,
     )
-    requeue = decision.requeue_after
-    again = recheck_at(status.queries)
-    if again is not None:
-        wait = max((again - now).total_seconds(), 0.0)
-        requeue = wait if requeue is None else min(requeue, wait)
+    requeue = sooner(decision.requeue_after, recheck_at(status.queries), now)
     return dataclasses.replace(decision, status=status, requeue_after=requeue)
 
 
@@ -162,15 +159,8 @@ def _release_logged(
     obs: ReleaseObservations,
     now: datetime,
 ) -> ReleaseDecision:
-    """The decision's events appended to ``status.eventLog`` (see ``core.events``)."""
-    status = decision.status
-    log = log_events(status.event_log, decision.events, now)
-    if log is not status.event_log:
-        status = status.model_copy(update={"event_log": log})
-    if read is None or status != read:
-        status = status.model_copy(
-            update={"event_log": mark_posted(status.event_log, obs.events_posted)}
-        )
+    """The decision's events appended to ``status.eventLog`` (:func:`with_events`)."""
+    status = with_events(decision.status, decision.events, read, obs.events_posted, now)
     return dataclasses.replace(decision, status=status)
 
 

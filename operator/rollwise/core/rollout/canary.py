@@ -63,7 +63,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollwise.core.conditions import ConditionStatus
-from rollwise.core.events import Event, log_events, mark_posted
+from rollwise.core.durations import sooner
+from rollwise.core.events import Event, with_events
 from rollwise.core.observations import (
     Observations,
 )
@@ -158,30 +159,15 @@ def _with_queries(decision: Decision, digest: str, generation: int, now: datetim
     return _replace(
         decision,
         status=status,
-        requeue_after=_sooner(decision.requeue_after, recheck_at(status.queries), now),
+        requeue_after=sooner(decision.requeue_after, recheck_at(status.queries), now),
     )
-
-
-def _sooner(requeue: float | None, at: datetime | None, now: datetime) -> float | None:
-    if at is None:
-        return requeue
-    wait = max((at - now).total_seconds(), 0.0)
-    return wait if requeue is None else min(requeue, wait)
 
 
 def _logged(
     decision: Decision, read: RolloutStatus | None, obs: Observations, now: datetime
 ) -> Decision:
-    """The decision's events appended to ``status.eventLog``; when the status is written
-    anyway, ``posted`` catches up with what the runtime has posted (never a write of its own)."""
-    status = decision.status
-    log = log_events(status.event_log, decision.events, now)
-    if log is not status.event_log:
-        status = status.model_copy(update={"event_log": log})
-    if read is None or status != read:
-        status = status.model_copy(
-            update={"event_log": mark_posted(status.event_log, obs.events_posted)}
-        )
+    """The decision's events appended to ``status.eventLog`` (:func:`with_events`)."""
+    status = with_events(decision.status, decision.events, read, obs.events_posted, now)
     return _replace(decision, status=status)
 
 
