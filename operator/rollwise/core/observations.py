@@ -163,6 +163,9 @@ class Observations:
     them this pass (:func:`rollwise.core.querycheck.check_due` said so).
     ``events_posted``: the sequence number up to which the runtime knows the logged events
     were posted (:mod:`rollwise.core.events`).
+    ``route_rejected``: why the routing object does not carry the weight as accepted
+    (``TrafficRouter.verify`` said no: its Gateway did not accept the HTTPRoute, or Istio did
+    not reconcile the VirtualService); empty when it does, or when nothing was checked.
     """
 
     template_hash: str
@@ -179,3 +182,4 @@ class Observations:
     override_waiting: str = ""
     query_check: QueryCheck | None = None
     events_posted: int = 0
+    route_rejected: str = ""

@@ -1808,3 +1808,19 @@ def test_a_hand_edited_status_is_repaired(edited: dict[str, Any], repaired: dict
         assert getattr(fixed, name) == expected, name
     if not repaired:
         assert fixed is status
+
+
+def test_a_route_not_accepted_is_a_false_condition_and_one_warning() -> None:
+    status, cluster = healthy()
+    rejected = "HTTPRoute ns/app is not accepted: a parent Gateway reports it False"
+    seen = replace(cluster.observe(V1), route_rejected=rejected)
+    first = decide(spec_of(), status, seen, at(10))
+    cond = first.status.condition(ConditionType.ROUTE_ACCEPTED)
+    assert cond is not None
+    assert (cond.status, cond.reason) == (ConditionStatus.FALSE, "RouteNotAccepted")
+    assert rejected in cond.message
+    assert reasons(first).count("RouteNotAccepted") == 1
+    again = decide(spec_of(), first.status, seen, at(20))
+    assert "RouteNotAccepted" not in reasons(again), "reported once while it lasts"
+    cleared = decide(spec_of(), again.status, cluster.observe(V1), at(30))
+    assert cleared.status.condition(ConditionType.ROUTE_ACCEPTED) is None

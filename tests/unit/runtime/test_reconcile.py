@@ -430,3 +430,18 @@ def test_queries_are_checked_again_while_the_provider_is_unreachable() -> None:
     w.run()
     assert conditions(w)["QueriesVerified"] == "True"
     assert w.provider().parsed == [sample, sample]
+
+
+def test_a_route_its_gateway_did_not_accept_is_reported_as_a_condition_and_a_warning() -> None:
+    w = world()
+    healthy(w)
+    w.router.verify = lambda weight: False  # type: ignore[method-assign]
+    w.run()
+    conditions = {c["type"]: c for c in w.status["conditions"]}
+    assert conditions["RouteAccepted"]["status"] == "False"
+    assert conditions["RouteAccepted"]["reason"] == "RouteNotAccepted"
+    assert f"HTTPRoute {NAMESPACE}/demo is not accepted" in conditions["RouteAccepted"]["message"]
+    assert [e for e in w.cluster.events if e.reason.name == "RouteNotAccepted"]
+    w.router.verify = lambda weight: True  # type: ignore[method-assign]
+    w.run()
+    assert "RouteAccepted" not in {c["type"] for c in w.status["conditions"]}

@@ -132,7 +132,8 @@ def decide(
         decision = _invalid(previous, [*errors, *obs.missing_references], obs, now)
     else:
         decision = _Pass(loaded, previous, obs, now).run()
-    return _logged(_with_queries(decision, digest, obs.generation, now), status, obs, now)
+    decision = _with_route(_with_queries(decision, digest, obs.generation, now), obs, now)
+    return _logged(decision, status, obs, now)
 
 
 def rollout_metrics(spec: RolloutSpec) -> list[tuple[str, Metric]]:
@@ -161,6 +162,29 @@ def _with_queries(decision: Decision, digest: str, generation: int, now: datetim
         status=status,
         requeue_after=sooner(decision.requeue_after, recheck_at(status.queries), now),
     )
+
+
+def _with_route(decision: Decision, obs: Observations, now: datetime) -> Decision:
+    """The ``RouteAccepted`` condition, False while the router says the routing object does
+    not carry the weight as accepted (a Warning event when that starts or its reason changes);
+    absent otherwise."""
+    status = decision.status
+    if not obs.route_rejected:
+        return _replace(decision, status=status.without_condition(ConditionType.ROUTE_ACCEPTED))
+    message = clip(R.ROUTE_NOT_ACCEPTED.format(detail=obs.route_rejected))
+    before = status.condition(ConditionType.ROUTE_ACCEPTED)
+    status = status.with_condition(
+        ConditionType.ROUTE_ACCEPTED,
+        ConditionStatus.FALSE,
+        reason=R.ROUTE_NOT_ACCEPTED.name,
+        message=message,
+        now=now,
+        generation=obs.generation,
+    )
+    events = decision.events
+    if before is None or before.status is not ConditionStatus.FALSE or before.message != message:
+        events = (*events, Event.of(R.ROUTE_NOT_ACCEPTED, detail=obs.route_rejected))
+    return _replace(decision, status=status, events=events)
 
 
 def _logged(

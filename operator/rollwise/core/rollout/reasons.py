@@ -228,6 +228,14 @@ ACTION_FAILED = Reason(
     "not move on until the change is in effect.",
     "{action} failed: {error}",
 )
+ROUTE_NOT_ACCEPTED = Reason(
+    "RouteNotAccepted",
+    _W,
+    "The routing object does not carry the canary weight as accepted: its Gateway did not "
+    "accept the HTTPRoute, or Istio did not reconcile the VirtualService. The traffic split "
+    "may not be what the status says until it is.",
+    "{detail}",
+)
 SPEC_CORRECTED = Reason(
     "SpecCorrected",
     _N,
@@ -268,4 +276,5 @@ ALL_REASONS: tuple[Reason, ...] = (
     INVALID_SPEC,
     SPEC_CORRECTED,
     ACTION_FAILED,
+    ROUTE_NOT_ACCEPTED,
 )

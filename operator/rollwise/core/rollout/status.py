@@ -49,6 +49,9 @@ class ConditionType(StrEnum):
     ``QueriesVerified``: whether the provider parsed every metric query of the spec (True),
     refused one (False, with ``InvalidSpec``) or could not be asked yet (Unknown); only on
     Rollouts that have metrics.
+    ``RouteAccepted``: False while the routing object does not report the weight as accepted
+    (its Gateway did not accept the HTTPRoute, Istio did not reconcile the VirtualService);
+    absent otherwise.
     """
 
     READY = "Ready"
@@ -58,6 +61,7 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     INVALID_SPEC = "InvalidSpec"
     QUERIES_VERIFIED = "QueriesVerified"
+    ROUTE_ACCEPTED = "RouteAccepted"
 
 
 class Condition(StatusModel):

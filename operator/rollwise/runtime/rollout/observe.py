@@ -34,7 +34,7 @@ from rollwise.core.rollout.analysis import due_metrics, query_context
 from rollwise.core.rollout.canary import rollout_metrics
 from rollwise.core.rollout.overrides import RolloutOverride, rollout_effect
 from rollwise.core.rollout.status import RolloutStatus
-from rollwise.core.spec import RolloutSpec
+from rollwise.core.spec import RolloutSpec, TrafficRouting
 from rollwise.core.validation import load_rollout_spec
 from rollwise.runtime.passes import (
     check_queries,
@@ -158,6 +158,21 @@ async def _check_queries(
     )
 
 
+def route_rejection(namespace: str, routing: TrafficRouting | None) -> str:
+    """What the core reports when the router's ``verify`` says the routing object does not
+    carry the weight as accepted."""
+    if routing is not None and routing.gateway_api is not None:
+        name = routing.gateway_api.http_route.name
+        return (
+            f"HTTPRoute {namespace}/{name} is not accepted: a parent Gateway reports its "
+            "Accepted or ResolvedRefs condition False"
+        )
+    if routing is not None and routing.istio is not None:
+        name = routing.istio.virtual_service.name
+        return f"VirtualService {namespace}/{name} is not reconciled by Istio (Reconciled False)"
+    return "the routing object does not report the weight as accepted"
+
+
 async def observe(
     obj: RolloutObject, ports: Ports, now: datetime, log: Any, memory: Memory
 ) -> Seen:
@@ -221,21 +236,29 @@ async def observe(
                 return None, None
             return None, exc.message
 
+    def rejected(weight: int | None) -> str:
+        # Whether the mesh or Gateway took the route the weight was read from (the same read:
+        # the pass view serves it again); the replica-ratio router has nothing to accept.
+        if weight is None or router.scales_revisions or router.verify(weight):
+            return ""
+        return route_rejection(obj.namespace, canary.traffic_routing)
+
     def read_cluster() -> tuple[
-        dict[str, RevisionState], bool, bool, tuple[int | None, str | None]
+        dict[str, RevisionState], bool, bool, tuple[int | None, str | None, str]
     ]:
         # One worker-thread hop for the four reads, not four: with the watch cache they are
         # memory lookups, and each hop cost more CPU than the read (the queries below, which
         # wait on Prometheus, still run side by side).
+        weight, problem = read_weight()
         return (
             ports.workloads.revisions(obj.ref),
             ports.workloads.service_exists(obj.namespace, canary.stable_service),
             ports.workloads.service_exists(obj.namespace, canary.canary_service),
-            read_weight(),
+            (weight, problem, rejected(weight)),
         )
 
     (
-        (revisions, stable_exists, canary_exists, (weight, route_problem)),
+        (revisions, stable_exists, canary_exists, (weight, route_problem, route_rejected)),
         measurements,
         query_check,
     ) = await asyncio.gather(
@@ -273,6 +296,7 @@ async def observe(
             override_requests=override.requests,
             override_waiting=override.waiting,
             query_check=query_check,
+            route_rejected=route_rejected,
             events_posted=posted,
         ),
         spec_errors=tuple(spec_errors),
