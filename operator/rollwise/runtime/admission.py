@@ -402,6 +402,25 @@ def register_admission(
             kwargs=kwargs,
         )
 
+    def admit_rollout(
+        body: kopf.Body,
+        patch: kopf.Patch,
+        userinfo: kopf.UserInfo,
+        logger: kopf.Logger,
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        _admit(
+            decide_rollout,
+            config,
+            clock(),
+            body=body,
+            patch=patch,
+            userinfo=userinfo,
+            logger=logger,
+            kwargs=kwargs,
+            labeller=guard_labels,
+        )
+
     def rollout_records(
         *,
         body: kopf.Body,
@@ -416,17 +435,7 @@ def register_admission(
                 "the rollout",
                 code=403,
             )
-        _admit(
-            decide_rollout,
-            config,
-            clock(),
-            body=body,
-            patch=patch,
-            userinfo=userinfo,
-            logger=logger,
-            kwargs=kwargs,
-            labeller=guard_labels,
-        )
+        admit_rollout(body, patch, userinfo, logger, kwargs)
 
     def guarded_rollout_records(
         *,
@@ -442,17 +451,7 @@ def register_admission(
             # which has handled the request already): handling it again would take that
             # entry's own records for a person's edit.
             return
-        _admit(
-            decide_rollout,
-            config,
-            clock(),
-            body=body,
-            patch=patch,
-            userinfo=userinfo,
-            logger=logger,
-            kwargs=kwargs,
-            labeller=guard_labels,
-        )
+        admit_rollout(body, patch, userinfo, logger, kwargs)
 
     # Two webhooks for Rollouts, split by the guard label (kopf builds each objectSelector from
     # ``labels``): guarded Rollouts fail closed, the others open. The API server calls a webhook
