@@ -1,8 +1,8 @@
 """Writes the README's tables of event reasons from the core's reason lists.
 
 ``python -m hack.gen_reasons_table`` rewrites each table between its markers in README.md
-(Rollout: ``rollwise.core.reasons.ALL_REASONS``; ModelRelease:
-``rollwise.core.modelrelease_reasons.ALL_RELEASE_REASONS``); ``tests/unit/test_readme.py``
+(Rollout: ``rollwise.core.rollout.reasons.ALL_REASONS``; ModelRelease:
+``rollwise.core.modelrelease.reasons.ALL_RELEASE_REASONS``); ``tests/unit/test_readme.py``
 fails when the README and the code disagree.
 """
 
@@ -12,8 +12,9 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from rollwise.core.modelrelease_reasons import ALL_RELEASE_REASONS
-from rollwise.core.reasons import ALL_REASONS, Reason
+from rollwise.core.modelrelease.reasons import ALL_RELEASE_REASONS
+from rollwise.core.reasons import Reason
+from rollwise.core.rollout.reasons import ALL_REASONS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

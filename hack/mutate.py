@@ -38,13 +38,16 @@ WORK = ROOT / ".mutation"
 #: skeleton (observe, decide, act, persist once, post events).
 MUTATED = (
     "src/rollwise/core/*",
+    "src/rollwise/core/rollout/*",
+    "src/rollwise/core/modelrelease/*",
     "src/rollwise/runtime/passes.py",
+    "src/rollwise/runtime/skeleton.py",
 )
 #: With ``--runtime``: the Rollout and ModelRelease passes too (about 2,200 more mutants, most
 #: of them wiring: names of API calls, log fields, metric labels; a few hours on two cores).
 RUNTIME = (
-    "src/rollwise/runtime/reconcile.py",
-    "src/rollwise/runtime/release.py",
+    "src/rollwise/runtime/rollout/reconcile.py",
+    "src/rollwise/runtime/release/reconcile.py",
 )
 
 #: The tests that judge the mutants: the unit suite (no lab, no cluster, no network), less

@@ -14,3 +14,8 @@ __version__ = "0.1.0"
 GROUP = "rollwise.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+
+#: The plurals of the kinds the operator serves (the CRDs in ``crds/`` name them too).
+ROLLOUTS = "rollouts"
+MODELRELEASES = "modelreleases"
+NOTIFICATION_POLICIES = "notificationpolicies"

@@ -33,8 +33,8 @@ from kopf.testing import KopfRunner
 
 from hack.cluster import ADMIN, Cluster, pki
 from hack.lab.testing.cluster_fixtures import Kubectl, grant_namespace, make_kubectl, manifest
-from rollwise.core import governance as g
-from rollwise.core.modelrelease import release_content
+from rollwise.core.modelrelease import governance as g
+from rollwise.core.modelrelease.spec import release_content
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime.admission import read_record_key, setup_admission
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, from_sources

@@ -35,18 +35,11 @@ from hack.lab.testing.cluster_fixtures import (
 )
 from rollwise.cli.kube import connect
 from rollwise.cli.watch import _Watcher
+from rollwise.core.conditions import ConditionStatus
 from rollwise.core.observations import revision_of
-from rollwise.core.status import (
-    AnalysisRun,
-    Condition,
-    ConditionStatus,
-    ConditionType,
-    MeasurementRecord,
-    MetricRun,
-    Phase,
-    RolloutStatus,
-    Verdict,
-)
+from rollwise.core.phases import Phase
+from rollwise.core.rollout.status import Condition, ConditionType, RolloutStatus
+from rollwise.core.runs import AnalysisRun, MeasurementRecord, MetricRun, Verdict
 
 pytestmark = pytest.mark.lab
 

@@ -43,7 +43,8 @@ from hack.lab.testing.cluster_fixtures import (
     manifest,
     new_namespace,
 )
-from rollwise.core.modelrelease_status import (
+from rollwise.core.conditions import ConditionStatus
+from rollwise.core.modelrelease.status import (
     AliasStatus,
     GateRecord,
     GateStatus,
@@ -55,7 +56,6 @@ from rollwise.core.modelrelease_status import (
     ServingStatus,
     Stage,
 )
-from rollwise.core.status import ConditionStatus
 from rollwise.core.status_model import format_time
 from rollwise.runtime.admission import AdmissionConfig, decide
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from hack.cluster import Cluster
+from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import ModelReleaseSpec, RolloutSpec
-from rollwise.core.status import RolloutStatus
 
 pytestmark = pytest.mark.lab
 

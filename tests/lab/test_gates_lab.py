@@ -23,8 +23,13 @@ from rollwise.adapters.gates.policy import main as policy_main
 from rollwise.adapters.gates.policy import policy_digest
 from rollwise.adapters.kube import KubeAPI
 from rollwise.adapters.registry.mlflow import MLflowRegistry
-from rollwise.core.modelrelease import GATE_ARTIFACT, GATE_FREEZE, GATE_POLICY, GATE_SBOM
-from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.modelrelease.observations import (
+    GATE_ARTIFACT,
+    GATE_FREEZE,
+    GATE_POLICY,
+    GATE_SBOM,
+)
+from rollwise.core.modelrelease.status import GateStatus
 from rollwise.core.spec import ModelReleaseSpec
 
 pytestmark = pytest.mark.lab

@@ -16,7 +16,7 @@ from hack.lab.lab import Lab
 from rollwise.adapters.errors import Invalid, NotFound
 from rollwise.adapters.kube import KubeAPI
 from rollwise.adapters.serving.kserve import INFERENCESERVICES, InferenceServices
-from rollwise.core.modelrelease import InferenceServiceState
+from rollwise.core.modelrelease.observations import InferenceServiceState
 
 pytestmark = pytest.mark.lab
 

@@ -16,10 +16,10 @@ from kubernetes import client
 
 from rollwise.adapters.configmaps import ConfigMaps
 from rollwise.adapters.kube import KubeAPI
-from rollwise.core import reasons as R
-from rollwise.core.rollout import Event
-from rollwise.runtime.cluster import KubeCluster
-from rollwise.runtime.reconcile import RolloutObject
+from rollwise.adapters.objects import KubeCluster
+from rollwise.core.events import Event
+from rollwise.core.rollout import reasons as R
+from rollwise.runtime.rollout.ports import RolloutObject
 
 pytestmark = pytest.mark.lab
 

@@ -12,14 +12,8 @@ import pytest
 
 from hack.cluster import ADMIN, Cluster, iter_audit_events
 from rollwise.adapters.errors import Conflict, NotFound
-from rollwise.adapters.kube import (
-    DEPLOYMENTS,
-    PASS_CACHE,
-    SERVICES,
-    KubeAPI,
-    PassView,
-    WatchCache,
-)
+from rollwise.adapters.kube import DEPLOYMENTS, SERVICES, KubeAPI, PassView
+from rollwise.adapters.watch_cache import WatchCache
 
 pytestmark = pytest.mark.lab
 
@@ -165,11 +159,7 @@ def cache(clock: Clock) -> WatchCache:
 
 
 def cached_view(kube: KubeAPI, cache: WatchCache) -> PassView:
-    token = PASS_CACHE.set(cache)
-    try:
-        return kube.pass_view()
-    finally:
-        PASS_CACHE.reset(token)
+    return kube.pass_view(cache)
 
 
 def test_a_pass_reads_what_the_watch_delivered_without_asking_the_server(

@@ -19,8 +19,8 @@ from rollwise.adapters.metrics import MetricProvider, PrometheusProvider
 from rollwise.adapters.metrics.web import WebMetricProvider
 from rollwise.core.analysis import assess, web_query
 from rollwise.core.observations import Measurement
+from rollwise.core.runs import Verdict
 from rollwise.core.spec import Metric
-from rollwise.core.status import Verdict
 
 pytestmark = pytest.mark.lab
 

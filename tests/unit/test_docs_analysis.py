@@ -15,8 +15,8 @@ from rollwise.core.compare import CompareRule, judge_metric
 from rollwise.core.confidence import Confidence
 from rollwise.core.decision import Mode, build_decision
 from rollwise.core.decision_reasons import ALL_DECISION_REASONS
+from rollwise.core.runs import MetricRun, Verdict
 from rollwise.core.scoring import ScoreOutcome, score_metrics
-from rollwise.core.status import MetricRun, Verdict
 
 
 def test_reason_table_matches_the_core() -> None:

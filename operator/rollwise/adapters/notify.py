@@ -34,6 +34,7 @@ from kubernetes import client
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from rollwise import GROUP, NOTIFICATION_POLICIES, VERSION
 from rollwise.adapters.bounded_http import (
     AnswerTooLarge,
     AnswerTooSlow,
@@ -361,7 +362,7 @@ class SinkSecrets:
 # --------------------------------------------------------------------------------------------
 # NotificationPolicy objects
 
-GROUP, VERSION, POLICIES = "rollwise.dev", "v1alpha1", "notificationpolicies"
+POLICIES = NOTIFICATION_POLICIES
 
 
 class NotificationPolicies:

@@ -38,13 +38,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rollwise import API_VERSION, GROUP, VERSION
+from rollwise import MODELRELEASES as MODELRELEASE_PLURAL
 from rollwise.adapters.configmaps import ConfigMaps
 from rollwise.adapters.errors import Conflict, ManifestRefused
-from rollwise.adapters.kube import ROLLOUTS, KubeAPI, Resource
+from rollwise.adapters.kube import ROLLOUTS, KubeAPI
+from rollwise.adapters.resources import Resource
 from rollwise.core.overrides import GUARDED_LABEL
 
-MODELRELEASES = Resource("rollwise.dev", "v1alpha1", "modelreleases")
-MODELRELEASE_API_VERSION = "rollwise.dev/v1alpha1"
+MODELRELEASES = Resource(GROUP, VERSION, MODELRELEASE_PLURAL)
+MODELRELEASE_API_VERSION = API_VERSION
 MODELRELEASE_KIND = "ModelRelease"
 
 #: Label on a child Rollout naming the release that drives it now.

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rollwise import API_VERSION
 from rollwise.adapters.errors import Conflict, NotFound, NotOwned
 from rollwise.adapters.kube import DEPLOYMENTS, SERVICES, KubeAPI
 from rollwise.core.observations import REVISION_LABEL, RevisionState
@@ -30,7 +31,7 @@ from rollwise.core.observations import REVISION_LABEL, RevisionState
 #: Label naming the Rollout on the Deployments it owns.
 ROLLOUT_LABEL = "rollwise.dev/rollout"
 
-ROLLOUT_API_VERSION = "rollwise.dev/v1alpha1"
+ROLLOUT_API_VERSION = API_VERSION
 ROLLOUT_KIND = "Rollout"
 
 

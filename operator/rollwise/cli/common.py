@@ -1,17 +1,15 @@
 """What every part of the plugin shares and the argument parser needs before any command runs:
 resource names, the kinds' short names, and the errors commands raise.
 
-It imports nothing beyond the standard library, so that ``--help``, a bad argument and the
+It imports nothing beyond the standard library and the package's own names (group, version,
+plurals: :mod:`rollwise`), so that ``--help``, a bad argument and the
 parser itself cost no more than Python's own start-up; each command imports the rest (the
 ``kubernetes`` client, the core's models) when it runs.
 """
 
 from __future__ import annotations
 
-GROUP = "rollwise.dev"
-VERSION = "v1alpha1"
-ROLLOUTS = "rollouts"
-MODELRELEASES = "modelreleases"
+from rollwise import GROUP, MODELRELEASES, ROLLOUTS, VERSION
 
 #: The kind of each resource, as events name it, and the word messages use for it.
 KINDS = {ROLLOUTS: "Rollout", MODELRELEASES: "ModelRelease"}

@@ -522,7 +522,8 @@ def _router_reads(cluster: Cluster) -> Any:
     own requests: the client's ``CustomObjectsApi``, which ``KubeAPI`` reads with, costs a
     good part of a second to import on a busy machine, for the one or two objects a router
     reads here."""
-    from rollwise.adapters.kube import KubeAPI, Resource, error_from_status  # noqa: PLC0415
+    from rollwise.adapters.kube import KubeAPI, error_from_status  # noqa: PLC0415
+    from rollwise.adapters.resources import Resource  # noqa: PLC0415
 
     class RouterReads(KubeAPI):
         def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:

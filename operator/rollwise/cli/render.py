@@ -5,9 +5,9 @@ events): pure functions from API objects to text. The ModelRelease view is
 Nothing here talks to the API server or reads the clock: the caller passes the objects it
 fetched (Rollout, events, the router's actual weight) and ``now``, so every view is a table
 test away. The Rollout's ``status`` is read with the core's tolerant models
-(:class:`~rollwise.core.status.RolloutStatus`); its ``spec`` with the core's strict ones when it
-parses, and loosely from the raw dict when it does not (an invalid spec must still display).
-"""
+(:class:`~rollwise.core.rollout.status.RolloutStatus`); its ``spec`` with the core's
+strict ones when it parses, and loosely from the raw dict when it does not (an invalid spec must
+still display)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from rollwise.cli.text import (
     Symbols,
     age,
     fit_last_column,
+    generation_lag,
     human_duration,
     parse_time,
     table,
@@ -34,20 +35,13 @@ from rollwise.cli.text import clip as clip_to
 from rollwise.cli.tree import RevisionTree, build_tree, images_lines, tree_lines
 from rollwise.core.analysis import checks_for_step, format_value, measured_text, next_due
 from rollwise.core.durations import InvalidDuration, format_seconds, parse_seconds
+from rollwise.core.rollout.status import Condition, ConditionType, PauseReason, RolloutStatus
+from rollwise.core.runs import AnalysisRun, MetricRun, Verdict
 from rollwise.core.spec import Metric, RolloutSpec
-from rollwise.core.status import (
-    AnalysisRun,
-    Condition,
-    ConditionType,
-    MetricRun,
-    PauseReason,
-    RolloutStatus,
-    Verdict,
-)
 from rollwise.core.validation import parse_rollout_spec
 
 if TYPE_CHECKING:
-    from rollwise.core.modelrelease_status import ReleaseCondition
+    from rollwise.core.modelrelease.status import ReleaseCondition
 
 #: Events shown under a Rollout (the newest ones; ``kubectl get events`` has the rest).
 MAX_EVENTS = 10
@@ -475,16 +469,9 @@ def render_rollout(
         lines.append(f"Phase:       {phase}")
         if status.message:
             lines.append(f"Message:     {status.message}")
-        generation = meta.get("generation")
-        if (
-            isinstance(generation, int)
-            and status.observed_generation is not None
-            and status.observed_generation < generation
-        ):
-            lines.append(
-                f"             (status is of generation {status.observed_generation}, "
-                f"spec is at {generation}: the operator has not caught up yet)"
-            )
+        lag = generation_lag(meta.get("generation"), status.observed_generation)
+        if lag is not None:
+            lines.append(f"             ({lag})")
         lines.append(f"Stable:      {status.stable_revision or '-'}")
         if status.canary_revision is not None:
             step = status.current_step_index

@@ -2,7 +2,7 @@
 ModelReleases table of ``kubectl rollwise list``. Pure functions from API objects to text.
 
 The status is read section by section with the core's models
-(:mod:`rollwise.core.modelrelease_status`): one unreadable entry (a gate, a history entry)
+(:mod:`rollwise.core.modelrelease.status`): one unreadable entry (a gate, a history entry)
 is skipped and counted, never hides the rest of the view, since this view is what someone
 reads when something went wrong. The spec is read from the raw dict (an invalid spec must still
 display) and with the core's strict model where it parses, for what derives from it (the gates
@@ -36,14 +36,10 @@ from rollwise.cli.render import (
     step_text,
     table,
 )
-from rollwise.core.modelrelease import (
-    BACKEND_KSERVE,
-    BACKEND_TEMPLATE,
-    all_gates,
-    child_rollout_name,
-    parse_release_spec,
-)
-from rollwise.core.modelrelease_status import (
+from rollwise.cli.text import generation_lag
+from rollwise.core.modelrelease.observations import BACKEND_KSERVE, BACKEND_TEMPLATE
+from rollwise.core.modelrelease.spec import all_gates, child_rollout_name, parse_release_spec
+from rollwise.core.modelrelease.status import (
     AliasStatus,
     ApprovalRecord,
     GateRecord,
@@ -54,8 +50,8 @@ from rollwise.core.modelrelease_status import (
     ServingStatus,
     Stage,
 )
+from rollwise.core.runs import AnalysisRun, Verdict
 from rollwise.core.spec import ModelReleaseSpec
-from rollwise.core.status import AnalysisRun, Verdict
 
 #: History entries shown (the newest ones; ``kubectl get -o yaml`` has all of them).
 MAX_HISTORY_SHOWN = 10
@@ -69,7 +65,7 @@ DEFAULT_STEPS: list[dict[str, Any]] = [{"setWeight": 5}, {"setWeight": 25}, {"se
 #: The roles a release needs when it names none (:class:`rollwise.core.spec.Approvals`).
 DEFAULT_ROLES = ["security", "product"]
 
-#: Stages a release never leaves (:attr:`rollwise.core.modelrelease_status.Stage.terminal`).
+#: Stages a release never leaves (:attr:`rollwise.core.modelrelease.status.Stage.terminal`).
 _TERMINAL = frozenset(stage.value for stage in Stage if stage.terminal)
 
 M = TypeVar("M", bound=BaseModel)
@@ -423,16 +419,9 @@ def render_release(
         lines.append(f"Phase:       {palette.word(status.phase) if status.phase else '<unknown>'}")
         if status.message:
             lines.append(f"Message:     {status.message}")
-        generation = meta.get("generation")
-        if (
-            isinstance(generation, int)
-            and status.observed_generation is not None
-            and status.observed_generation < generation
-        ):
-            lines.append(
-                f"             (status is of generation {status.observed_generation}, "
-                f"spec is at {generation}: the operator has not caught up yet)"
-            )
+        lag = generation_lag(meta.get("generation"), status.observed_generation)
+        if lag is not None:
+            lines.append(f"             ({lag})")
         if status.unreadable:
             lines.append(
                 f"             ({len(status.unreadable)} unreadable status field(s) not shown: "

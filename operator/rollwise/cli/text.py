@@ -137,6 +137,17 @@ def fit_last_column(
     return [[*row[:-1], clip(row[-1], symbols, limit)] for row in rows]
 
 
+def generation_lag(generation: object, observed: int | None) -> str | None:
+    """Why the status shown may be behind the spec: the status is of an older generation
+    than ``metadata.generation`` (the operator has not caught up yet); None when it is not."""
+    if isinstance(generation, int) and observed is not None and observed < generation:
+        return (
+            f"status is of generation {observed}, spec is at {generation}: "
+            "the operator has not caught up yet"
+        )
+    return None
+
+
 __all__ = [
     "ASCII",
     "MIN_MESSAGE",
@@ -145,6 +156,7 @@ __all__ = [
     "age",
     "clip",
     "fit_last_column",
+    "generation_lag",
     "human_duration",
     "parse_time",
     "table",

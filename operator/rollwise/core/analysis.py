@@ -38,6 +38,7 @@ from typing import Any
 
 from rollwise.core.durations import InvalidDuration, add_seconds, parse_seconds
 from rollwise.core.observations import Measurement
+from rollwise.core.runs import KEPT_MEASUREMENTS, AnalysisRun, MeasurementRecord, MetricRun, Verdict
 from rollwise.core.spec import (
     MAX_CONDITION_LENGTH,
     MAX_JSON_PATH_LENGTH,
@@ -46,14 +47,6 @@ from rollwise.core.spec import (
     RolloutSpec,
     Step,
     StepAnalysis,
-)
-from rollwise.core.status import (
-    KEPT_MEASUREMENTS,
-    AnalysisRun,
-    MeasurementRecord,
-    MetricRun,
-    RolloutStatus,
-    Verdict,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -478,53 +471,14 @@ def next_due(checks: StepChecks, metric: Metric, run: AnalysisRun) -> datetime |
     return add_seconds(start, checks.interval_of(metric))
 
 
-def active_run(
-    spec: RolloutSpec, status: RolloutStatus | None, *, held: bool = False
-) -> tuple[StepChecks, AnalysisRun] | None:
-    """The analysis being measured now, if any: a canary at a step with checks, whose run
-    belongs to that step and revision, not stopped by spec.paused nor by a hold override
-    (``held``)."""
-    if status is None or status.canary_revision is None or status.current_step_index is None:
-        return None
-    if spec.paused or held or status.rolled_back_revision == status.canary_revision:
-        return None
-    run = status.analysis
-    if run is None or run.step_index != status.current_step_index:
-        return None
-    if run.revision != status.canary_revision or run.verdict is not None:
-        return None
-    checks = checks_for_step(spec, status.current_step_index)
-    if checks is None:
-        return None
-    return checks, run
-
-
-def due_metrics(
-    spec: RolloutSpec, status: RolloutStatus | None, now: datetime, *, held: bool = False
-) -> list[MetricDue]:
-    """The metrics to query now, in spec order (none while ``held`` by a hold override)."""
-    active = active_run(spec, status, held=held)
-    if active is None:
-        return []
-    checks, run = active
+def due_now(checks: StepChecks, run: AnalysisRun, now: datetime) -> list[MetricDue]:
+    """The metrics of ``run`` to query at ``now``, in spec order."""
     due: list[MetricDue] = []
     for metric in checks.metrics:
         at = next_due(checks, metric, run)
         if at is not None and at <= now:
             due.append(MetricDue(metric=metric, due_at=at))
     return due
-
-
-def soonest_due(
-    spec: RolloutSpec, status: RolloutStatus | None, *, held: bool = False
-) -> datetime | None:
-    """When the next metric of the active analysis is due; None when none is pending."""
-    active = active_run(spec, status, held=held)
-    if active is None:
-        return None
-    checks, run = active
-    times = [t for m in checks.metrics if (t := next_due(checks, m, run)) is not None]
-    return min(times) if times else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -619,19 +573,3 @@ def render_metric(metric: Metric, context: dict[str, str]) -> str:
     if metric.provider.prometheus is not None:
         return render_query(metric.provider.prometheus.query, context)
     raise QueryTemplateError(f"metric {metric.name} has no provider")
-
-
-def query_context(
-    namespace: str, name: str, spec: RolloutSpec, status: RolloutStatus | None
-) -> dict[str, str]:
-    """The values of the query placeholders for a rollout in ``status``."""
-    stable = status.stable_revision if status is not None else None
-    canary = status.canary_revision if status is not None else None
-    return {
-        "namespace": namespace,
-        "name": name,
-        "stableRevision": stable or "",
-        "canaryRevision": canary or stable or "",
-        "stableService": spec.strategy.canary.stable_service,
-        "canaryService": spec.strategy.canary.canary_service,
-    }

@@ -46,8 +46,8 @@ from pydantic import Field, model_validator
 
 from rollwise.core.confidence import Confidence, capped, strongest, weakest
 from rollwise.core.durations import format_seconds, parse_seconds
+from rollwise.core.runs import Verdict
 from rollwise.core.spec import Duration, Model
-from rollwise.core.status import Verdict
 
 #: Shortest window worth querying (and shortest a pair may use): under a minute a rate sees a
 #: couple of scrapes at best.

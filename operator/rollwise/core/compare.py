@@ -57,8 +57,8 @@ from scipy.stats import mannwhitneyu
 
 from rollwise.core.analysis import format_value
 from rollwise.core.confidence import Confidence
+from rollwise.core.runs import Verdict
 from rollwise.core.spec import Model
-from rollwise.core.status import Verdict
 
 #: Largest sample count per side for which p-values are computed exactly (when there are no
 #: ties): scipy's exact distribution takes a few milliseconds at 50 x 50 but grows quickly,

@@ -2,7 +2,7 @@
 the evidence, reason codes and the actions required (``status.decision``).
 
 :func:`build_decision` turns one pass's evidence about a canary step into a
-:class:`Decision`: the threshold metrics' runs (:class:`~rollwise.core.status.MetricRun`,
+:class:`Decision`: the threshold metrics' runs (:class:`~rollwise.core.rollout.status.MetricRun`,
 failure limits already applied by :mod:`rollwise.core.analysis`), the compare metrics'
 results (:mod:`rollwise.core.compare`, scored together by :mod:`rollwise.core.scoring`), the
 SLO burn-rate results (:mod:`rollwise.core.burnrate`), how long the canary was observed, and
@@ -65,8 +65,8 @@ from rollwise.core.confidence import (
 from rollwise.core.decision_reasons import ReasonCode, Severity
 from rollwise.core.durations import format_seconds
 from rollwise.core.reasons import clip
+from rollwise.core.runs import MetricRun, Verdict
 from rollwise.core.scoring import Score, ScoreOutcome, ScoreThresholds, score_metrics
-from rollwise.core.status import MetricRun, Verdict
 from rollwise.core.status_model import StatusModel, Time
 
 #: Most reasons a decision keeps (status stays small); the least severe go first.
@@ -145,7 +145,7 @@ class Decision(StatusModel):
     score when there are any. The wire form is ``model_dump(mode="json", by_alias=True,
     exclude_none=True)``; pass a new decision through :func:`settle` with the stored one so
     that ``decidedAt`` only moves when the decision changes. (Not to be confused with
-    :class:`rollwise.core.rollout.Decision`, the outcome of a whole Rollout pass, which will
+    :class:`rollwise.core.rollout.canary.Decision`, the outcome of a whole Rollout pass, which will
     carry one of these in its status.)
     """
 

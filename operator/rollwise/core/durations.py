@@ -76,3 +76,12 @@ def add_seconds(at: datetime, seconds: float) -> datetime:
         return at + timedelta(seconds=seconds)
     except OverflowError:
         return datetime.max.replace(tzinfo=at.tzinfo)
+
+
+def sooner(requeue: float | None, at: datetime | None, now: datetime) -> float | None:
+    """``requeue`` (seconds from ``now``, None: nothing pending), or the wait until ``at``
+    when that comes first."""
+    if at is None:
+        return requeue
+    wait = max((at - now).total_seconds(), 0.0)
+    return wait if requeue is None else min(requeue, wait)

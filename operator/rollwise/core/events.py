@@ -22,9 +22,10 @@ Pure: no I/O, no clock (``now`` is an argument).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from pydantic import Field
 
@@ -101,6 +102,34 @@ def mark_posted(log: EventLog, posted: int) -> EventLog:
     if through == log.posted:
         return log
     return _trimmed(log.model_copy(update={"posted": through}))
+
+
+class Logged(Protocol):
+    """A status with an event log (both kinds' status models)."""
+
+    @property
+    def event_log(self) -> EventLog: ...
+
+    def model_copy(
+        self: LoggedT, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> LoggedT: ...
+
+
+LoggedT = TypeVar("LoggedT", bound=Logged)
+
+
+def with_events(
+    status: LoggedT, events: Sequence[Event], read: LoggedT | None, posted: int, now: datetime
+) -> LoggedT:
+    """``status`` with ``events`` appended to its log; when the status is written anyway (it
+    differs from the one ``read``), ``posted`` catches up with what the runtime has posted
+    (never a write of its own)."""
+    log = log_events(status.event_log, events, now)
+    if log is not status.event_log:
+        status = status.model_copy(update={"event_log": log})
+    if read is None or status != read:
+        status = status.model_copy(update={"event_log": mark_posted(status.event_log, posted)})
+    return status
 
 
 def _trimmed(log: EventLog) -> EventLog:

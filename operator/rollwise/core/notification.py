@@ -2,7 +2,7 @@
 
 A ``NotificationPolicy`` (``rollwise.dev/v1alpha1``, namespaced) selects objects of its own
 namespace by kind and labels, triggers on event reasons (the constants of
-:mod:`rollwise.core.reasons` and :mod:`rollwise.core.modelrelease_reasons`; an unknown name
+:mod:`rollwise.core.reasons` and :mod:`rollwise.core.modelrelease.reasons`; an unknown name
 makes the policy invalid) and names its sinks: a generic JSON webhook, a CloudEvents 1.0 sink
 (structured or binary mode) or a Slack-compatible incoming webhook, each with a Secret of the
 policy's namespace that holds its URL and, optionally, a signing key and an Authorization
@@ -28,8 +28,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from rollwise.core import modelrelease_reasons as MR
-from rollwise.core import reasons as R
+from rollwise.core.modelrelease import reasons as MR
+from rollwise.core.reasons import clip
+from rollwise.core.rollout import reasons as R
 from rollwise.core.status_model import StatusModel, Time
 
 #: The kinds a policy can select, by the name ``spec.selector.kinds`` uses.
@@ -361,7 +362,7 @@ def _conditions(
                 type=want.type,
                 status=want.status,
                 reason=want.reason,
-                message=R.clip(want.message),
+                message=clip(want.message),
                 last_transition_time=since,
                 observed_generation=generation,
             )

@@ -32,12 +32,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rollwise import API_VERSION
 from rollwise.core.events import SEQ_DIGITS
 from rollwise.core.notification import CloudEventsMode, SinkType
 from rollwise.core.status_model import format_time
 
 #: The API group and version of the objects notifications are about.
-API_VERSION = "rollwise.dev/v1alpha1"
 #: ``schemaVersion`` of the event document: a receiver can tell a later shape apart.
 SCHEMA_VERSION = "rollwise.dev/notification/v1"
 #: CloudEvents: the spec version, and the prefix of ``type`` (``dev.rollwise.rollout.RolledBack``).

@@ -1,4 +1,5 @@
-"""What the runtime observed in one reconcile pass, handed to :func:`rollwise.core.rollout.decide`.
+"""What the runtime observed in one reconcile pass, for
+:func:`rollwise.core.rollout.canary.decide`.
 
 The runtime reads the cluster (revision Deployments, Services, the router's actual weight,
 the request annotations) and queries the metrics :func:`rollwise.core.analysis.due_metrics`
@@ -162,6 +163,9 @@ class Observations:
     them this pass (:func:`rollwise.core.querycheck.check_due` said so).
     ``events_posted``: the sequence number up to which the runtime knows the logged events
     were posted (:mod:`rollwise.core.events`).
+    ``route_rejected``: why the routing object does not carry the weight as accepted
+    (``TrafficRouter.verify`` said no: its Gateway did not accept the HTTPRoute, or Istio did
+    not reconcile the VirtualService); empty when it does, or when nothing was checked.
     """
 
     template_hash: str
@@ -178,3 +182,4 @@ class Observations:
     override_waiting: str = ""
     query_check: QueryCheck | None = None
     events_posted: int = 0
+    route_rejected: str = ""

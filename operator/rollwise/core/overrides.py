@@ -1,9 +1,9 @@
 """Overrides: a person's recorded decision to promote, hold or roll back a Rollout or a
 ModelRelease, and the second person's confirmation a risky promote needs.
 
-Requests and records follow the identity-record scheme of :mod:`rollwise.core.governance`
-(the webhook signs each record with the operator's record key, bound to the object's uid):
-
+Requests and records follow the identity-record scheme of
+:mod:`rollwise.core.modelrelease.governance` (the webhook signs each record with the operator's
+record key, bound to the object's uid):
 * request ``rollwise.dev/override``: ``{"id", "decision", "reason"}`` (decision ``promote``,
   ``hold`` or ``rollback``) appends to the record list ``rollwise.dev/overrides`` an entry
   ``{"id", "decision", "reason", "user", "at", "target", "sig"}``. ``target`` is what the
@@ -46,18 +46,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from rollwise.core.governance import (
-    MAX_ID,
-    MAX_REASON,
-    PREFIX,
-    Admission,
-    sign,
-    signature,
-    verify,
-)
-from rollwise.core.modelrelease import ReleaseOverride
-from rollwise.core.observations import OVERRIDE_HANDLED_KEY, Hold, ManualRequest, RequestKind
-from rollwise.core.status import PauseReason, RolloutStatus
+from rollwise.core.observations import OVERRIDE_HANDLED_KEY, RequestKind
+from rollwise.core.signing import MAX_ID, MAX_REASON, PREFIX, Admission, sign, signature, verify
 from rollwise.core.status_model import format_time
 
 #: Request annotations a user writes.
@@ -292,67 +282,27 @@ def waiting_message(override: Override, kind: str, name: str) -> str:
 # The Rollout's view
 
 
-@dataclass(frozen=True)
-class RolloutOverride:
-    """What the Rollout core observes of the override in effect: a ``hold``, the manual
-    ``requests`` it stands for (ids are the override's id), or a ``waiting`` message (a
-    promote that needs a confirmation it does not have yet)."""
-
-    hold: Hold | None = None
-    requests: tuple[ManualRequest, ...] = ()
-    waiting: str = ""
-
-
-def needs_confirmation(status: RolloutStatus | None, template_hash: str) -> bool:
-    """Whether promoting the Rollout's current revision would go past a failed (rolled back)
-    or inconclusive analysis."""
-    if status is None:
-        return False
-    if status.rolled_back_revision is not None and status.rolled_back_revision == template_hash:
-        return True
-    return (
-        status.canary_revision == template_hash
-        and status.pause_reason is PauseReason.ANALYSIS_INCONCLUSIVE
-    )
-
-
-def rollout_effect(
-    override: Override | None, *, name: str, template_hash: str, status: RolloutStatus | None
-) -> RolloutOverride:
-    """The effect of ``override`` (the one :func:`in_effect` for the current revision) on the
-    Rollout ``name``, given its last ``status``.
-
-    ``hold``: a hold until a newer override or a new revision. ``rollback``: an abort.
-    ``promote``: promote-full at once, or retry then promote-full once confirmed when the
-    revision was rolled back or its analysis is inconclusive (unconfirmed: a waiting message,
-    nothing else). Requests of an override already applied (``status.handledRequests``) are
-    not repeated.
-    """
-    if override is None or (override.target != template_hash and not override.unverified):
-        return RolloutOverride()
-    if override.decision is OverrideDecision.HOLD:
-        return RolloutOverride(
-            hold=Hold(id=override.id, user=override.user, reason=override.reason)
-        )
-    handled = status is not None and status.handled_requests.get(HANDLED_KEY) == override.id
-    if handled:
-        return RolloutOverride()
-    if override.decision is OverrideDecision.ROLLBACK:
-        return RolloutOverride(requests=(ManualRequest(RequestKind.ABORT, override.id),))
-    if not needs_confirmation(status, template_hash):
-        return RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, override.id),))
-    if not override.confirmed:
-        return RolloutOverride(waiting=waiting_message(override, ROLLOUT, name))
-    return RolloutOverride(
-        requests=(
-            ManualRequest(RequestKind.RETRY, override.id),
-            ManualRequest(RequestKind.PROMOTE_FULL, override.id),
-        )
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # The ModelRelease's view
+
+
+@dataclass(frozen=True)
+class ReleaseOverride:
+    """The override in effect for this version, as the webhook recorded it
+    (:func:`rollwise.core.overrides.release_override`): ``decision`` is ``promote``, ``hold``
+    or ``rollback``; ``confirmed_by`` the second person who confirmed a promote (never
+    ``user``); ``confirm_hint`` the command that confirms it."""
+
+    id: str
+    decision: str
+    user: str
+    reason: str
+    confirmed_by: str | None = None
+    confirm_hint: str = ""
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_by is not None and self.confirmed_by != self.user
 
 
 def release_override(
@@ -400,41 +350,6 @@ def signed_request(kind: RequestKind, value: str, subject: str, key: bytes) -> b
     if not sep:
         return False
     return verify({"request": kind.value, "id": request_id, "sig": sig}, subject, key)
-
-
-def admit_child_requests(
-    *,
-    old_annotations: Mapping[str, str] | None,
-    new_annotations: Mapping[str, str] | None,
-    pause_reason: str | None,
-    release: str,
-    subject: str,
-    key: bytes,
-) -> Admission:
-    """The webhook's decision on the manual requests of a write to the child Rollout of the
-    ModelRelease ``release``: refuses a retry, promote-full or (outside a plain pause step,
-    ``pause_reason`` being the stored status's) promote that this write sets and the operator
-    did not sign. Abort is always allowed: stopping is safe."""
-    old = dict(old_annotations or {})
-    new = dict(new_annotations or {})
-    for kind in CHILD_REQUESTS:
-        value = new.get(kind.annotation)
-        if not value or value == old.get(kind.annotation):
-            continue
-        if signed_request(kind, value, subject, key):
-            continue
-        if kind is RequestKind.PROMOTE and pause_reason == PauseReason.PAUSE_STEP.value:
-            continue
-        return Admission(
-            allowed=False,
-            message=(
-                f"{kind.annotation} on the child Rollout of ModelRelease {release} is the "
-                "release's to decide: a promote past its canary is a promote override of the "
-                f"release, confirmed by a second person (kubectl rollwise override "
-                f"{MODELRELEASE}/{release} --decision promote)"
-            ),
-        )
-    return Admission(allowed=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,9 +514,9 @@ def admit_overrides(
     ``kind`` is ``rollout`` or ``modelrelease`` (for messages), ``target`` the current version
     or revision of the object as the request would store it, ``last_seq`` the highest list
     counter the stored object's status remembers. Like
-    :func:`rollwise.core.governance.admit`: a request is handled only when this write changed
-    it, and the record list may be written by the webhook alone, always signed as a whole with
-    a counter above every one seen.
+    :func:`rollwise.core.modelrelease.admission.admit`: a request is handled only when this
+    write changed it, and the record list may be written by the webhook alone, always signed as a
+    whole with a counter above every one seen.
     """
     old = dict(old_annotations or {})
     new = dict(new_annotations or {})
@@ -685,15 +600,11 @@ __all__ = [
     "Override",
     "OverrideDecision",
     "OverrideRecords",
-    "RolloutOverride",
-    "admit_child_requests",
     "admit_overrides",
     "confirm_hint",
     "in_effect",
-    "needs_confirmation",
     "read_overrides",
     "release_override",
-    "rollout_effect",
     "sign_request",
     "signed_list",
     "signed_request",

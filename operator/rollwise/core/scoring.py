@@ -42,8 +42,8 @@ from typing import Protocol
 from pydantic import Field, model_validator
 
 from rollwise.core.confidence import Confidence, capped, strongest, weakest
+from rollwise.core.runs import Verdict
 from rollwise.core.spec import Model
-from rollwise.core.status import Verdict
 
 
 class ScoreThresholds(Model):

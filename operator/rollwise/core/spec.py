@@ -324,3 +324,12 @@ class ModelReleaseSpec(Model):
 
 
 SBOMSource.model_rebuild()
+
+
+def step_what(step: Step) -> str:
+    """A step as events and messages name it."""
+    if step.set_weight is not None:
+        return f"setWeight {step.set_weight}%"
+    if step.pause is not None:
+        return f"pause {step.pause.duration}" if step.pause.duration else "pause"
+    return "analysis"

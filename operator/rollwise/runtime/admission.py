@@ -1,9 +1,10 @@
 """The operator's mutating admission webhook for ``modelreleases`` and ``rollouts``.
 
 One kopf ``@kopf.on.mutate`` handler (id ``records``, CREATE and UPDATE of the main resource,
-never ``/status``) hands each request to :func:`rollwise.core.governance.admit` with the
-identity the API server authenticated (``userInfo``) and either writes the answer through
-kopf's ``patch`` (the request annotations removed, signed record annotations added) or refuses
+never ``/status``) hands each request to
+:func:`rollwise.core.modelrelease.admission.admit` with the identity the API server authenticated
+(``userInfo``) and either writes the answer through kopf's ``patch`` (the request annotations
+removed, signed record annotations added) or refuses
 the request with ``kopf.AdmissionError`` (HTTP 403) and the core's one-sentence message.
 
 The webhook's ``failurePolicy`` is ``Fail``: kopf writes ``Fail`` for every handler not marked
@@ -52,27 +53,23 @@ from typing import Any
 
 import kopf
 
+from rollwise import GROUP, MODELRELEASES, ROLLOUTS, VERSION
 from rollwise.adapters.releases import RELEASE_LABEL
-from rollwise.core.governance import Keyring, admit
-from rollwise.core.modelrelease import parse_release_spec, release_content
+from rollwise.core.modelrelease.admission import admit
+from rollwise.core.modelrelease.spec import parse_release_spec, release_content
 from rollwise.core.observations import revision_of
-from rollwise.core.overrides import (
-    GUARDED_LABEL,
-    MODELRELEASE,
-    OVERRIDES,
-    ROLLOUT,
-    admit_child_requests,
-    admit_overrides,
-)
+from rollwise.core.overrides import GUARDED_LABEL, MODELRELEASE, OVERRIDES, ROLLOUT, admit_overrides
+from rollwise.core.rollout.overrides import admit_child_requests
+from rollwise.core.signing import Keyring
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, Settings
 
-GROUP, VERSION, PLURAL = "rollwise.dev", "v1alpha1", "modelreleases"
+PLURAL = MODELRELEASES
 #: The handler id; the webhook is named ``records.rollwise.dev`` in kopf's configuration.
 HANDLER_ID = "records"
 #: The request path kopf serves the handler on (used by the chart's configuration).
 WEBHOOK_PATH = f"/{HANDLER_ID}"
 #: The Rollout handler: webhook ``rollout-records.rollwise.dev`` on ``/rollout-records``.
-ROLLOUT_PLURAL = "rollouts"
+ROLLOUT_PLURAL = ROLLOUTS
 ROLLOUT_HANDLER_ID = "rollout-records"
 ROLLOUT_WEBHOOK_PATH = f"/{ROLLOUT_HANDLER_ID}"
 #: The same handler for guarded Rollouts (``failurePolicy: Fail``), on ``/guarded-rollout-records``.
@@ -405,6 +402,25 @@ def register_admission(
             kwargs=kwargs,
         )
 
+    def admit_rollout(
+        body: kopf.Body,
+        patch: kopf.Patch,
+        userinfo: kopf.UserInfo,
+        logger: kopf.Logger,
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        _admit(
+            decide_rollout,
+            config,
+            clock(),
+            body=body,
+            patch=patch,
+            userinfo=userinfo,
+            logger=logger,
+            kwargs=kwargs,
+            labeller=guard_labels,
+        )
+
     def rollout_records(
         *,
         body: kopf.Body,
@@ -419,17 +435,7 @@ def register_admission(
                 "the rollout",
                 code=403,
             )
-        _admit(
-            decide_rollout,
-            config,
-            clock(),
-            body=body,
-            patch=patch,
-            userinfo=userinfo,
-            logger=logger,
-            kwargs=kwargs,
-            labeller=guard_labels,
-        )
+        admit_rollout(body, patch, userinfo, logger, kwargs)
 
     def guarded_rollout_records(
         *,
@@ -445,17 +451,7 @@ def register_admission(
             # which has handled the request already): handling it again would take that
             # entry's own records for a person's edit.
             return
-        _admit(
-            decide_rollout,
-            config,
-            clock(),
-            body=body,
-            patch=patch,
-            userinfo=userinfo,
-            logger=logger,
-            kwargs=kwargs,
-            labeller=guard_labels,
-        )
+        admit_rollout(body, patch, userinfo, logger, kwargs)
 
     # Two webhooks for Rollouts, split by the guard label (kopf builds each objectSelector from
     # ``labels``): guarded Rollouts fail closed, the others open. The API server calls a webhook

@@ -6,7 +6,7 @@ logs in to the cluster (in-cluster first, else the kubeconfig), reads the settin
 when one is named, creates the kopf peering object when ``ROLLWISE_PEERING`` is set (else runs
 standalone), and hands over to ``kopf.run``: cluster-wide without ``--namespace``. kopf stops
 cleanly on SIGTERM/SIGINT: running passes finish (daemons get
-:data:`rollwise.runtime.handlers.CANCELLATION_TIMEOUT` seconds), then the process exits 0.
+:data:`rollwise.runtime.rollout.handlers.CANCELLATION_TIMEOUT` seconds), then the process exits 0.
 Invalid settings exit with status 2 and one line naming the problem.
 """
 
@@ -27,30 +27,20 @@ from rollwise.adapters.errors import AdapterError, Conflict, NotFound
 from rollwise.adapters.gates import GateEvaluator
 from rollwise.adapters.kube import KubeAPI, kube_errors
 from rollwise.adapters.notify import NotificationPolicies, SinkSecrets, SinkSender
+from rollwise.adapters.objects import REQUEST_TIMEOUT, api_client
 from rollwise.adapters.registry.mlflow import MLflowRegistry
-from rollwise.core.governance import key_id
+from rollwise.core.signing import key_id
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.admission import AdmissionSetupError, read_keyring, setup_admission
-from rollwise.runtime.cluster import (
-    REQUEST_TIMEOUT,
-    ProviderCache,
-    api_client,
-    build_ports,
-    build_release_ports,
-)
-from rollwise.runtime.handlers import (
-    PassSlots,
-    Runtime,
-    diffbase_storage,
-    operator_settings,
-    register,
-    watch_cache,
-)
+from rollwise.runtime.cluster import ProviderCache, build_ports, build_release_ports
+from rollwise.runtime.loops import PassSlots, diffbase_storage, operator_settings
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.notify import DeliveryQueue, Notifier, register_notifications
 from rollwise.runtime.passes import QueryBudget
-from rollwise.runtime.release_handlers import ReleaseRuntime, register_releases
-from rollwise.runtime.settings import Settings, SettingsError, apply_configmap, from_sources
+from rollwise.runtime.release.handlers import ReleaseRuntime, register_releases
+from rollwise.runtime.rollout.handlers import Runtime, register, watch_cache
+from rollwise.runtime.setting_values import SettingsError
+from rollwise.runtime.settings import Settings, apply_configmap, from_sources
 
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
 

@@ -46,8 +46,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from rollwise.core.modelrelease_status import Stage
-from rollwise.core.status import Phase
+from rollwise.core.modelrelease.status import Stage
+from rollwise.core.phases import Phase
 
 
 class OperatorMetrics:

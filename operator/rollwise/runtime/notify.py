@@ -49,6 +49,7 @@ from typing import Any
 
 import kopf
 
+from rollwise import GROUP, NOTIFICATION_POLICIES, VERSION
 from rollwise.adapters.errors import (
     AdapterError,
     NotFound,
@@ -74,7 +75,7 @@ from rollwise.core.notification_bodies import Notice, Outgoing, Subject, notice_
 from rollwise.runtime.logging import logger
 from rollwise.runtime.metrics import OperatorMetrics
 
-GROUP, VERSION, PLURAL = "rollwise.dev", "v1alpha1", "notificationpolicies"
+PLURAL = NOTIFICATION_POLICIES
 
 DEFAULT_CAPACITY = 1000
 DEFAULT_WORKERS = 4

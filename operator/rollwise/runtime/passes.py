@@ -1,11 +1,13 @@
 """What the Rollout pass and the ModelRelease pass share: measuring, checking queries, posting
 events, timing.
 
-Both passes (``runtime.reconcile`` and ``runtime.release``) query the metrics their core says
-are due, ask the provider to parse a spec's queries when the core says they are unchecked,
-post the events their status logged (:func:`post_logged`), and choose when to look again the
-same way; the functions here are that common part, with the ports passed in. Synchronous
-clients run in worker threads (``asyncio.to_thread``).
+Both passes (``runtime.rollout.reconcile`` and ``runtime.release.reconcile``) query the
+metrics their core says are due, ask the provider to parse a spec's queries when the core says
+they are unchecked, post the events their status logged (:func:`post_logged`), and choose when
+to look again the same way; the functions here are that common part, with the ports passed
+in. Synchronous clients run in worker threads (``asyncio.to_thread``). The pass's skeleton
+itself (object header, memory, result, write-ahead patch, events tail) is
+:mod:`rollwise.runtime.skeleton`.
 """
 
 from __future__ import annotations

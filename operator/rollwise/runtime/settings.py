@@ -98,7 +98,7 @@ ModelRelease governance (see docs/governance.md):
 * ``ROLLWISE_MLFLOW_URL`` / ``ROLLWISE_MLFLOW_TOKEN_FILE``: shorthand for the registry named
   ``default`` (also where ``models:/`` artifacts of releases without an MLflow store are read).
 * ``ROLLWISE_RELEASE_POLICY``: the cluster policy of ModelReleases (YAML or JSON;
-  :func:`rollwise.core.modelrelease_policy.parse_cluster_policy`): ``requiredRoles``
+  :func:`rollwise.core.modelrelease.policy.parse_cluster_policy`): ``requiredRoles``
   (default security and product), ``requiredGates``, ``namespaces`` and ``modelOwners``.
 * ``ROLLWISE_EVIDENCE_POLICY``: where gate evidence may be read from (YAML or JSON):
   ``allowedSchemes`` (default ``[https]``), ``allowedHosts`` (default none) and
@@ -117,7 +117,6 @@ No I/O happens here except :func:`apply_configmap`, which the caller hands the C
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -125,22 +124,38 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlparse
 
-import yaml
-
-from rollwise.adapters.gates.access import EvidenceAccess, evidence_access
+from rollwise.adapters.gates.access import EvidenceAccess
 from rollwise.adapters.notify import (
     DEFAULT_DENIED_NETWORKS,
     DEFAULT_SCHEMES,
     HostPolicy,
     parse_networks,
 )
-from rollwise.core.modelrelease_policy import (
-    REGISTRY_NAME,
+from rollwise.core.modelrelease.policy import (
     ClusterPolicy,
-    PolicyError,
     parse_cluster_policy,
+)
+from rollwise.runtime.setting_values import (
+    RegistrySetting,
+    SettingsError,
+    WebProviderSetting,
+    boolean,
+    check_name,
+    check_url,
+    host,
+    integer,
+    name_list,
+    namespaced_name,
+    parse_evidence_policy,
+    parse_registries,
+    parse_release_policy,
+    parse_role_groups,
+    parse_web_providers,
+    path_setting,
+    port_number,
+    positive_seconds,
+    urls,
 )
 
 DEFAULT_METRICS_PORT = 9102
@@ -163,35 +178,12 @@ DEFAULT_QUERY_THREADS = 8
 DEFAULT_NAMESPACE_QUERIES = 2
 DEFAULT_MAX_QUERY_SECONDS = 30.0
 
-_DNS_LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
-_ROLE_CHARS = _DNS_LABEL_CHARS | set("_")
 
 #: The name of the MutatingWebhookConfiguration the operator manages (kopf's ``managed``).
 WEBHOOK_CONFIGURATION = "rollwise.dev"
 #: The webhook binds every interface by default: the API server calls it from outside the pod.
 DEFAULT_WEBHOOK_LISTEN = "0.0.0.0"
 DEFAULT_WEBHOOK_HOST = "127.0.0.1"
-
-
-class SettingsError(ValueError):
-    """A flag, environment variable or ConfigMap key has an unusable value."""
-
-
-@dataclass(frozen=True)
-class WebProviderSetting:
-    """A web metric provider the operator offers: specs name it, the admin sets the rest."""
-
-    name: str
-    url: str
-    headers_dir: str | None = None
-
-
-@dataclass(frozen=True)
-class RegistrySetting:
-    """One MLflow registry of the settings: its URL and the file holding its token."""
-
-    url: str
-    token_file: str | None = None
 
 
 #: The registry ``ROLLWISE_MLFLOW_URL`` defines.
@@ -306,209 +298,6 @@ class Settings:
         return frozenset(u.rstrip("/") for u in urls)
 
 
-def _check_name(value: str, what: str) -> str:
-    if not value or len(value) > 253 or not set(value) <= _DNS_LABEL_CHARS | {"."}:
-        raise SettingsError(f"{what}: {value!r} is not a valid Kubernetes name")
-    return value
-
-
-def _check_url(value: str, what: str) -> str:
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise SettingsError(f"{what}: {value!r} is not an http(s) URL")
-    return value.rstrip("/")
-
-
-def _port(value: str, what: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise SettingsError(f"{what}: {value!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise SettingsError(f"{what}: {port} is not within 0-65535 (0 turns it off)")
-    return port
-
-
-def _integer(value: str, what: str, minimum: int | None = None) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise SettingsError(f"{what}: {value!r} is not an integer") from None
-    if minimum is not None and number < minimum:
-        raise SettingsError(f"{what}: must be at least {minimum}, got {number}")
-    return number
-
-
-def _positive_seconds(value: str, what: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise SettingsError(f"{what}: {value!r} is not a number of seconds") from None
-    if not seconds > 0:
-        raise SettingsError(f"{what}: must be greater than 0, got {value}")
-    return seconds
-
-
-def _urls(value: str, what: str) -> tuple[str, ...]:
-    parts = [p.strip() for p in value.replace("\n", ",").split(",")]
-    return tuple(dict.fromkeys(_check_url(p, what) for p in parts if p))
-
-
-def parse_web_providers(value: str, what: str) -> tuple[WebProviderSetting, ...]:
-    """``[{"name": ..., "url": ..., "headersDir": ...}, ...]`` as web provider settings."""
-    try:
-        raw = json.loads(value)
-    except ValueError as exc:
-        raise SettingsError(f"{what}: not JSON: {exc}") from None
-    if not isinstance(raw, list):
-        raise SettingsError(f"{what}: expected a JSON list of providers")
-    found: dict[str, WebProviderSetting] = {}
-    for i, item in enumerate(raw):
-        at = f"{what}[{i}]"
-        if not isinstance(item, dict) or set(item) - {"name", "url", "headersDir"}:
-            raise SettingsError(f"{at}: expected an object with name, url and headersDir")
-        name = str(item.get("name") or "")
-        if not name or len(name) > 63 or not set(name) <= _DNS_LABEL_CHARS:
-            raise SettingsError(f"{at}.name: {name!r} is not a DNS label")
-        if name in found:
-            raise SettingsError(f"{at}.name: {name!r} is listed twice")
-        url = _check_url(str(item.get("url") or ""), f"{at}.url")
-        headers = item.get("headersDir")
-        found[name] = WebProviderSetting(
-            name=name,
-            url=url,
-            headers_dir=_path(str(headers), f"{at}.headersDir") if headers else None,
-        )
-    return tuple(found.values())
-
-
-def _namespaced_name(value: str, what: str) -> tuple[str, str]:
-    ns, sep, name = value.partition("/")
-    if not sep:
-        raise SettingsError(f"{what}: {value!r} is not NAMESPACE/NAME")
-    return _check_name(ns, what), _check_name(name, what)
-
-
-def _path(value: str, what: str) -> str:
-    if "\x00" in value:
-        raise SettingsError(f"{what}: {value!r} is not a file path")
-    return value
-
-
-def _boolean(value: str, what: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise SettingsError(f"{what}: {value!r} is not true or false")
-
-
-def _host(value: str, what: str) -> str:
-    if not value or any(c.isspace() for c in value) or "/" in value:
-        raise SettingsError(f"{what}: {value!r} is not a host name or IP address")
-    return value
-
-
-def _document(text: str, what: str) -> Any:
-    """A YAML (or JSON) document from a setting's text."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{what}: not YAML or JSON: {exc}") from None
-
-
-def parse_registries(text: str, what: str) -> dict[str, RegistrySetting]:
-    """``{NAME: {url: URL, tokenFile: PATH}}`` as registry settings (``what``: for messages)."""
-    value = _document(text, what)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SettingsError(f"{what}: must map registry names to {{url, tokenFile}}")
-    found: dict[str, RegistrySetting] = {}
-    for name, body in value.items():
-        if not isinstance(name, str) or not REGISTRY_NAME.match(name) or len(name) > 63:
-            raise SettingsError(f"{what}: {name!r} is not a registry name (a DNS label)")
-        if not isinstance(body, dict):
-            raise SettingsError(f"{what}.{name}: must be {{url, tokenFile}}")
-        unknown = sorted(set(body) - {"url", "tokenFile"})
-        if unknown:
-            raise SettingsError(f"{what}.{name}: unknown key(s) {', '.join(unknown)}")
-        url = body.get("url")
-        if not isinstance(url, str):
-            raise SettingsError(f"{what}.{name}: needs a url")
-        token = body.get("tokenFile")
-        if token is not None and not isinstance(token, str):
-            raise SettingsError(f"{what}.{name}.tokenFile: must be a file path")
-        found[name] = RegistrySetting(
-            url=_check_url(url, f"{what}.{name}.url"),
-            token_file=_path(token, f"{what}.{name}.tokenFile") if token else None,
-        )
-    return found
-
-
-def parse_release_policy(text: str, what: str) -> ClusterPolicy:
-    """The cluster policy of ModelReleases from a setting's YAML or JSON text."""
-    try:
-        return parse_cluster_policy(_document(text, what), what)
-    except PolicyError as exc:
-        raise SettingsError(str(exc)) from None
-
-
-def parse_evidence_policy(text: str, what: str) -> EvidenceAccess:
-    """``{allowedSchemes, allowedHosts, filePathPrefixes}`` as an :class:`EvidenceAccess`."""
-    value = _document(text, what)
-    if value is None:
-        return EvidenceAccess()
-    if not isinstance(value, dict):
-        raise SettingsError(f"{what}: must be a mapping")
-    known = {"allowedSchemes", "allowedHosts", "filePathPrefixes"}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise SettingsError(
-            f"{what}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    lists: dict[str, list[str] | None] = {}
-    for key in sorted(known):
-        item = value.get(key)
-        if item is not None and (
-            not isinstance(item, list) or not all(isinstance(i, str) for i in item)
-        ):
-            raise SettingsError(f"{what}.{key}: must be a list of strings")
-        lists[key] = item
-    try:
-        return evidence_access(
-            schemes=lists["allowedSchemes"],
-            hosts=lists["allowedHosts"] or (),
-            file_prefixes=lists["filePathPrefixes"] or (),
-        )
-    except ValueError as exc:
-        raise SettingsError(f"{what}: {exc}") from None
-
-
-def parse_role_groups(value: str) -> dict[str, tuple[str, ...]]:
-    """``security=sec-team,sre;product=pm`` as role -> groups."""
-    what = "ROLLWISE_ROLE_GROUPS"
-    roles: dict[str, tuple[str, ...]] = {}
-    for part in (p.strip() for p in value.split(";")):
-        if not part:
-            continue
-        role, sep, groups_text = part.partition("=")
-        role = role.strip()
-        if not sep or not role or not set(role) <= _ROLE_CHARS:
-            raise SettingsError(
-                f"{what}: {part!r} is not ROLE=GROUP[,GROUP...] (role: lower-case letters, "
-                "digits, '-' or '_')"
-            )
-        if role in roles:
-            raise SettingsError(f"{what}: role {role!r} is listed twice")
-        groups = tuple(dict.fromkeys(g.strip() for g in groups_text.split(",") if g.strip()))
-        if not groups:
-            raise SettingsError(f"{what}: role {role!r} names no group")
-        roles[role] = groups
-    return roles
-
-
 def _governance(environ: Mapping[str, str]) -> dict[str, object]:
     """The ModelRelease governance settings (webhook, record key, gate sources)."""
 
@@ -517,21 +306,21 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
 
     out: dict[str, object] = {}
     if raw := get("ROLLWISE_RECORD_KEY_FILE"):
-        out["record_key_file"] = _path(raw, "ROLLWISE_RECORD_KEY_FILE")
+        out["record_key_file"] = path_setting(raw, "ROLLWISE_RECORD_KEY_FILE")
     if raw := get("ROLLWISE_RECORD_PREVIOUS_KEY_FILES"):
         out["record_previous_key_files"] = tuple(
-            _path(part.strip(), "ROLLWISE_RECORD_PREVIOUS_KEY_FILES")
+            path_setting(part.strip(), "ROLLWISE_RECORD_PREVIOUS_KEY_FILES")
             for part in raw.split(",")
             if part.strip()
         )
     if raw := get("ROLLWISE_ROLE_GROUPS"):
         out["role_groups"] = parse_role_groups(raw)
-    port = _port(raw, "ROLLWISE_WEBHOOK_PORT") if (raw := get("ROLLWISE_WEBHOOK_PORT")) else 0
+    port = port_number(raw, "ROLLWISE_WEBHOOK_PORT") if (raw := get("ROLLWISE_WEBHOOK_PORT")) else 0
     out["webhook_port"] = port
     if raw := get("ROLLWISE_WEBHOOK_LISTEN"):
-        out["webhook_listen"] = _host(raw, "ROLLWISE_WEBHOOK_LISTEN")
+        out["webhook_listen"] = host(raw, "ROLLWISE_WEBHOOK_LISTEN")
     if raw := get("ROLLWISE_WEBHOOK_HOST") or get("POD_IP"):
-        out["webhook_host"] = _host(raw, "ROLLWISE_WEBHOOK_HOST")
+        out["webhook_host"] = host(raw, "ROLLWISE_WEBHOOK_HOST")
     for name, key in (
         ("ROLLWISE_WEBHOOK_CERT_FILE", "webhook_cert_file"),
         ("ROLLWISE_WEBHOOK_KEY_FILE", "webhook_key_file"),
@@ -540,9 +329,9 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
         ("ROLLWISE_MLFLOW_TOKEN_FILE", "mlflow_token_file"),
     ):
         if raw := get(name):
-            out[key] = _path(raw, name)
+            out[key] = path_setting(raw, name)
     if raw := get("ROLLWISE_WEBHOOK_MANAGED"):
-        out["webhook_managed"] = _boolean(raw, "ROLLWISE_WEBHOOK_MANAGED")
+        out["webhook_managed"] = boolean(raw, "ROLLWISE_WEBHOOK_MANAGED")
     if raw := get("ROLLWISE_WEBHOOK_CLIENT_AUTH"):
         if raw not in ("required", "none"):
             raise SettingsError(
@@ -570,15 +359,15 @@ def _governance(environ: Mapping[str, str]) -> dict[str, object]:
                 f"ROLLWISE_WEBHOOK_PORT: the webhook needs {', '.join(missing)} as well"
             )
     if raw := get("ROLLWISE_POLICY_CONFIGMAP"):
-        out["policy_configmap"] = _namespaced_name(raw, "ROLLWISE_POLICY_CONFIGMAP")
+        out["policy_configmap"] = namespaced_name(raw, "ROLLWISE_POLICY_CONFIGMAP")
     if raw := get("ROLLWISE_FREEZE_CONFIGMAP"):
-        out["freeze_configmap"] = _namespaced_name(raw, "ROLLWISE_FREEZE_CONFIGMAP")
+        out["freeze_configmap"] = namespaced_name(raw, "ROLLWISE_FREEZE_CONFIGMAP")
     if raw := get("ROLLWISE_LEDGER_CONFIGMAP"):
-        out["ledger_configmap"] = _namespaced_name(raw, "ROLLWISE_LEDGER_CONFIGMAP")
+        out["ledger_configmap"] = namespaced_name(raw, "ROLLWISE_LEDGER_CONFIGMAP")
     elif raw := get("POD_NAMESPACE"):
-        out["ledger_configmap"] = (_check_name(raw, "POD_NAMESPACE"), DEFAULT_LEDGER)
+        out["ledger_configmap"] = (check_name(raw, "POD_NAMESPACE"), DEFAULT_LEDGER)
     if raw := get("ROLLWISE_MLFLOW_URL"):
-        out["mlflow_url"] = _check_url(raw, "ROLLWISE_MLFLOW_URL")
+        out["mlflow_url"] = check_url(raw, "ROLLWISE_MLFLOW_URL")
     out.update(_tenancy(get))
     return out
 
@@ -591,18 +380,18 @@ def _budgets(environ: Mapping[str, str]) -> dict[str, object]:
 
     out: dict[str, object] = {}
     if raw := get("ROLLWISE_PROMETHEUS_ALLOWED_URLS"):
-        out["prometheus_allowed_urls"] = _urls(raw, "ROLLWISE_PROMETHEUS_ALLOWED_URLS")
+        out["prometheus_allowed_urls"] = urls(raw, "ROLLWISE_PROMETHEUS_ALLOWED_URLS")
     if raw := get("ROLLWISE_WEB_PROVIDERS"):
         out["web_providers"] = parse_web_providers(raw, "ROLLWISE_WEB_PROVIDERS")
     if raw := get("ROLLWISE_MAX_QUERY_SECONDS"):
-        out["max_query_seconds"] = _positive_seconds(raw, "ROLLWISE_MAX_QUERY_SECONDS")
+        out["max_query_seconds"] = positive_seconds(raw, "ROLLWISE_MAX_QUERY_SECONDS")
     for name, key, minimum in (
         ("ROLLWISE_NAMESPACE_PASSES", "namespace_passes", 0),
         ("ROLLWISE_QUERY_THREADS", "query_threads", 1),
         ("ROLLWISE_NAMESPACE_QUERIES", "namespace_queries", 0),
     ):
         if raw := get(name):
-            out[key] = _integer(raw, name, minimum=minimum)
+            out[key] = integer(raw, name, minimum=minimum)
     return out
 
 
@@ -614,10 +403,6 @@ _TENANCY = (
 )
 
 
-def _list(value: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(p.strip() for p in value.replace("\n", ",").split(",") if p.strip()))
-
-
 def _notifications(environ: Mapping[str, str]) -> dict[str, object]:
     """The notification settings: on or off, where they may go, the delivery queue."""
 
@@ -626,21 +411,21 @@ def _notifications(environ: Mapping[str, str]) -> dict[str, object]:
 
     out: dict[str, object] = {}
     if raw := get("ROLLWISE_NOTIFICATIONS"):
-        out["notifications"] = _boolean(raw, "ROLLWISE_NOTIFICATIONS")
+        out["notifications"] = boolean(raw, "ROLLWISE_NOTIFICATIONS")
     if raw := get("ROLLWISE_NOTIFY_ALLOWED_HOSTS"):
-        out["notify_allowed_hosts"] = tuple(h.lower() for h in _list(raw))
+        out["notify_allowed_hosts"] = tuple(h.lower() for h in name_list(raw))
     for name, key in (
         ("ROLLWISE_NOTIFY_DENIED_NETWORKS", "notify_denied_networks"),
         ("ROLLWISE_NOTIFY_ALLOWED_NETWORKS", "notify_allowed_networks"),
     ):
         if raw := get(name):
             try:
-                parse_networks(_list(raw))
+                parse_networks(name_list(raw))
             except ValueError as exc:
                 raise SettingsError(f"{name}: {exc}") from None
-            out[key] = _list(raw)
+            out[key] = name_list(raw)
     if raw := get("ROLLWISE_NOTIFY_SCHEMES"):
-        schemes = tuple(s.lower() for s in _list(raw))
+        schemes = tuple(s.lower() for s in name_list(raw))
         if not set(schemes) <= {"http", "https"}:
             raise SettingsError(f"ROLLWISE_NOTIFY_SCHEMES: {raw!r}: only http and https")
         out["notify_schemes"] = schemes
@@ -650,7 +435,7 @@ def _notifications(environ: Mapping[str, str]) -> dict[str, object]:
         ("ROLLWISE_NOTIFY_NAMESPACE_DELIVERIES", "notify_namespace_deliveries", 0),
     ):
         if raw := get(name):
-            out[key] = _integer(raw, name, minimum=minimum)
+            out[key] = integer(raw, name, minimum=minimum)
     return out
 
 
@@ -713,8 +498,8 @@ def from_sources(
     priority when none is given. Raises :class:`SettingsError`; argparse exits on bad flags."""
     environ = os.environ if env is None else env
     args = parser().parse_args(list(argv) if argv is not None else None)
-    namespaces = tuple(dict.fromkeys(_check_name(ns, "--namespace") for ns in args.namespace))
-    liveness = _check_url(args.liveness, "--liveness") if args.liveness else None
+    namespaces = tuple(dict.fromkeys(check_name(ns, "--namespace") for ns in args.namespace))
+    liveness = check_url(args.liveness, "--liveness") if args.liveness else None
 
     raw_format = environ.get("ROLLWISE_LOG_FORMAT", "").strip().lower()
     if raw_format:
@@ -730,17 +515,17 @@ def from_sources(
 
     peering = environ.get("ROLLWISE_PEERING", "").strip() or None
     if peering is not None:
-        _check_name(peering, "ROLLWISE_PEERING")
+        check_name(peering, "ROLLWISE_PEERING")
     raw_priority = environ.get("ROLLWISE_PEERING_PRIORITY", "").strip()
     if raw_priority:
-        priority = _integer(raw_priority, "ROLLWISE_PEERING_PRIORITY")
+        priority = integer(raw_priority, "ROLLWISE_PEERING_PRIORITY")
     elif peering is not None:
         priority = seniority_priority(time.time() if started_at is None else started_at)
     else:
         priority = 0
     raw_lifetime = environ.get("ROLLWISE_PEERING_LIFETIME", "").strip()
     lifetime = (
-        _integer(raw_lifetime, "ROLLWISE_PEERING_LIFETIME", minimum=1)
+        integer(raw_lifetime, "ROLLWISE_PEERING_LIFETIME", minimum=1)
         if raw_lifetime
         else DEFAULT_PEERING_LIFETIME
     )
@@ -748,15 +533,17 @@ def from_sources(
     configmap: tuple[str, str] | None = None
     raw_cm = environ.get("ROLLWISE_SETTINGS_CONFIGMAP", "").strip()
     if raw_cm:
-        configmap = _namespaced_name(raw_cm, "ROLLWISE_SETTINGS_CONFIGMAP")
+        configmap = namespaced_name(raw_cm, "ROLLWISE_SETTINGS_CONFIGMAP")
 
     raw_port = environ.get("ROLLWISE_METRICS_PORT", "").strip()
-    metrics_port = _port(raw_port, "ROLLWISE_METRICS_PORT") if raw_port else DEFAULT_METRICS_PORT
+    metrics_port = (
+        port_number(raw_port, "ROLLWISE_METRICS_PORT") if raw_port else DEFAULT_METRICS_PORT
+    )
     raw_url = environ.get("ROLLWISE_PROMETHEUS_URL", "").strip()
-    prometheus_url = _check_url(raw_url, "ROLLWISE_PROMETHEUS_URL") if raw_url else None
+    prometheus_url = check_url(raw_url, "ROLLWISE_PROMETHEUS_URL") if raw_url else None
     raw_workers = environ.get("ROLLWISE_WORKERS", "").strip()
     workers = (
-        _integer(raw_workers, "ROLLWISE_WORKERS", minimum=1) if raw_workers else DEFAULT_WORKERS
+        integer(raw_workers, "ROLLWISE_WORKERS", minimum=1) if raw_workers else DEFAULT_WORKERS
     )
     budgets = _budgets(environ)
     notifications = _notifications(environ)
@@ -806,10 +593,10 @@ def apply_configmap(
     changes: dict[str, object] = {}
     url = (data.get("prometheusURL") or "").strip()
     if url and not environ.get("ROLLWISE_PROMETHEUS_URL"):
-        changes["prometheus_url"] = _check_url(url, "settings ConfigMap prometheusURL")
+        changes["prometheus_url"] = check_url(url, "settings ConfigMap prometheusURL")
     allowed = (data.get("prometheusAllowedURLs") or "").strip()
     if allowed and not environ.get("ROLLWISE_PROMETHEUS_ALLOWED_URLS"):
-        changes["prometheus_allowed_urls"] = _urls(
+        changes["prometheus_allowed_urls"] = urls(
             allowed, "settings ConfigMap prometheusAllowedURLs"
         )
     web = (data.get("webProviders") or "").strip()
@@ -817,12 +604,12 @@ def apply_configmap(
         changes["web_providers"] = parse_web_providers(web, "settings ConfigMap webProviders")
     longest = (data.get("maxQuerySeconds") or "").strip()
     if longest and not environ.get("ROLLWISE_MAX_QUERY_SECONDS"):
-        changes["max_query_seconds"] = _positive_seconds(
+        changes["max_query_seconds"] = positive_seconds(
             longest, "settings ConfigMap maxQuerySeconds"
         )
     resync = (data.get("resyncSeconds") or "").strip()
     if resync:
-        changes["resync_seconds"] = _positive_seconds(resync, "settings ConfigMap resyncSeconds")
+        changes["resync_seconds"] = positive_seconds(resync, "settings ConfigMap resyncSeconds")
     for key, name, attribute, parse in _TENANCY:
         text = (data.get(key) or "").strip()
         if text and not environ.get(name, "").strip():
@@ -842,17 +629,9 @@ __all__ = [
     "DEFAULT_WORKERS",
     "WEBHOOK_CONFIGURATION",
     "LogFormat",
-    "RegistrySetting",
     "Settings",
-    "SettingsError",
-    "WebProviderSetting",
     "apply_configmap",
     "from_sources",
-    "parse_evidence_policy",
-    "parse_registries",
-    "parse_release_policy",
-    "parse_role_groups",
-    "parse_web_providers",
     "parser",
     "seniority_priority",
 ]

@@ -22,7 +22,7 @@ from rollwise.adapters.gates.digest import (
 )
 from rollwise.adapters.gates.fetch import Budget, EvidenceTooLarge, EvidenceUnavailable
 from rollwise.adapters.registry.mlflow import MLflowRegistry
-from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.modelrelease.status import GateStatus
 
 REPO = Path(__file__).resolve().parents[3]
 

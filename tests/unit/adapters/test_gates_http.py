@@ -23,8 +23,13 @@ from rollwise.adapters.gates import GateEvaluator
 from rollwise.adapters.gates.access import EvidenceAccess, evidence_access
 from rollwise.adapters.gates.digest import ArtifactChecker
 from rollwise.adapters.kube import KubeAPI
-from rollwise.core.modelrelease import GATE_ARTIFACT, GATE_FREEZE, GATE_POLICY, GATE_SBOM
-from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.modelrelease.observations import (
+    GATE_ARTIFACT,
+    GATE_FREEZE,
+    GATE_POLICY,
+    GATE_SBOM,
+)
+from rollwise.core.modelrelease.status import GateStatus
 from rollwise.core.spec import ModelReleaseSpec
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ from rollwise.adapters.gates.policy import (
     manifest_digests,
     policy_digest,
 )
-from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.modelrelease.status import GateStatus
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -16,7 +16,7 @@ from rollwise.adapters.gates.sbom import (
     configmap_value,
     parse_sbom,
 )
-from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.modelrelease.status import GateStatus
 
 COMPONENTS: list[dict[str, Any]] = [
     {

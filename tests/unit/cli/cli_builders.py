@@ -6,18 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollwise.core.status import (
-    AnalysisRun,
-    Condition,
-    ConditionStatus,
-    ConditionType,
-    MeasurementRecord,
-    MetricRun,
-    PauseReason,
-    Phase,
-    RolloutStatus,
-    Verdict,
-)
+from rollwise.core.conditions import ConditionStatus
+from rollwise.core.phases import Phase
+from rollwise.core.rollout.status import Condition, ConditionType, PauseReason, RolloutStatus
+from rollwise.core.runs import AnalysisRun, MeasurementRecord, MetricRun, Verdict
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 STABLE = "5f1c2d3e4a"

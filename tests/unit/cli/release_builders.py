@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rollwise.core.modelrelease_status import (
+from rollwise.core.conditions import ConditionStatus
+from rollwise.core.modelrelease.status import (
     AliasStatus,
     ApprovalRecord,
     GateRecord,
@@ -21,13 +22,7 @@ from rollwise.core.modelrelease_status import (
     ServingStatus,
     Stage,
 )
-from rollwise.core.status import (
-    AnalysisRun,
-    ConditionStatus,
-    MeasurementRecord,
-    MetricRun,
-    Verdict,
-)
+from rollwise.core.runs import AnalysisRun, MeasurementRecord, MetricRun, Verdict
 from tests.unit.cli.cli_builders import ago, stamp
 
 DIGEST = "sha256:9e99d0f91dbc6e0179f66f160ac4c846ba410f658b853cf4588c44920af9f85a"

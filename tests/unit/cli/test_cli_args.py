@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from rollwise.cli import manual
-from rollwise.cli.main import build_parser, run
+from rollwise.cli.main import run
+from rollwise.cli.parser import build_parser
 from rollwise.core.observations import RequestKind, requests_from_annotations
 
 

@@ -16,7 +16,7 @@ from rollwise.cli.colour import strip, visible_len, wants_colour
 from rollwise.cli.main import run
 from rollwise.cli.render import events_lines, render_rollout
 from rollwise.cli.text import MIN_MESSAGE, UNICODE
-from rollwise.core.status import Phase
+from rollwise.core.phases import Phase
 from tests.unit.cli import cli_builders as b
 from tests.unit.cli import workload_builders as w
 from tests.unit.cli.fake_cluster import SERVED, FakeCluster

@@ -14,7 +14,9 @@ import pytest
 
 from rollwise.cli import manual, records
 from rollwise.cli.kube import MODELRELEASES, ROLLOUTS
-from rollwise.cli.main import _override_wait, build_parser, run
+from rollwise.cli.main import run
+from rollwise.cli.parser import build_parser
+from rollwise.cli.release_commands import _override_wait
 from rollwise.core import overrides as o
 from rollwise.core.observations import revision_of
 

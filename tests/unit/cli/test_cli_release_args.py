@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from rollwise.cli import manual
-from rollwise.cli.main import build_parser, run
+from rollwise.cli.main import run
+from rollwise.cli.parser import build_parser
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:

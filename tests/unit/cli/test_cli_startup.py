@@ -21,7 +21,7 @@ HEAVY = (
     "yaml",
     "rollwise.adapters",
     "rollwise.core.spec",
-    "rollwise.core.status",
+    "rollwise.core.rollout.status",
     "rollwise.core.analysis",
     "rollwise.core.observations",
     "rollwise.core.modelrelease",
@@ -58,7 +58,7 @@ def test_get_rollout_loads_only_what_a_rollout_view_needs() -> None:
     code = """
 import io
 from rollwise.cli.main import run
-from rollwise.core.status import Phase
+from rollwise.core.rollout.status import Phase
 from tests.unit.cli import workload_builders as w
 from tests.unit.cli.fake_cluster import FakeCluster
 rollout = w.rollout(w.CANARY_TEMPLATE, canary=w.CANARY, step=0, phase=Phase.PROGRESSING)

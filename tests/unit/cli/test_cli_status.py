@@ -12,7 +12,7 @@ import pytest
 
 from rollwise.cli.main import run
 from rollwise.cli.status import DEGRADED, HEALTHY, NOT_DONE, rollout_state
-from rollwise.core.status import Phase
+from rollwise.core.phases import Phase
 from tests.unit.cli import workload_builders as w
 from tests.unit.cli.fake_cluster import FakeCluster
 

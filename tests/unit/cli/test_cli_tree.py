@@ -18,7 +18,7 @@ from rollwise.cli.tree import (
     revision_roles,
     tree_lines,
 )
-from rollwise.core.status import Phase
+from rollwise.core.phases import Phase
 from tests.unit.cli import cli_builders as b
 from tests.unit.cli import workload_builders as w
 from tests.unit.cli.fake_cluster import SERVED, FakeCluster

@@ -14,8 +14,8 @@ import pytest
 from rollwise.cli.render import last_value, render_rollout
 from rollwise.core.analysis import checks_for_step, measured_text, new_run, record
 from rollwise.core.observations import Measurement, RevisionState
-from rollwise.core.rollout import decide
-from rollwise.core.status import MeasurementRecord, MetricRun, Verdict
+from rollwise.core.rollout.canary import decide
+from rollwise.core.runs import MeasurementRecord, MetricRun, Verdict
 from tests.unit.core.rollout_builders import R1, R2, V2, Cluster, metric, obs, spec_of
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from rollwise.cli.render_release import (
     render_release_table,
     short_digest,
 )
-from rollwise.core.modelrelease_status import HistoryEntry, ModelReleaseStatus, Stage
+from rollwise.core.modelrelease.status import HistoryEntry, ModelReleaseStatus, Stage
 from tests.unit.cli import cli_builders as b
 from tests.unit.cli import release_builders as r
 

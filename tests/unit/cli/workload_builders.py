@@ -8,7 +8,8 @@ import copy
 from typing import Any
 
 from rollwise.core.observations import revision_of
-from rollwise.core.status import Phase, RolloutStatus
+from rollwise.core.phases import Phase
+from rollwise.core.rollout.status import RolloutStatus
 from tests.unit.cli.cli_builders import stamp
 
 UID = "0b6e1c9a-rollout"

@@ -15,28 +15,30 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollwise.core.modelrelease import (
-    AliasReading,
-    Approval,
-    ChildRolloutState,
+from rollwise.core.modelrelease.actions import (
     EnsureChildRollout,
     FlipAlias,
-    GateResult,
-    InferenceServiceState,
     ReleaseDecision,
-    ReleaseObservations,
     RemoveCanaryTrafficPercent,
     RevertChildRollout,
     SetCanaryTrafficPercent,
     SetPredictorStorageUri,
     WriteReleaseManifest,
-    decide_release,
 )
-from rollwise.core.modelrelease_status import GateStatus, ModelReleaseStatus
+from rollwise.core.modelrelease.observations import (
+    AliasReading,
+    Approval,
+    ChildRolloutState,
+    GateResult,
+    InferenceServiceState,
+    ReleaseObservations,
+)
+from rollwise.core.modelrelease.release import decide_release
+from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus
 from rollwise.core.observations import revision_of
-from rollwise.core.rollout import decide
+from rollwise.core.rollout.canary import decide
+from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import ModelReleaseSpec
-from rollwise.core.status import RolloutStatus
 from tests.unit.core.rollout_builders import Cluster
 
 T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)

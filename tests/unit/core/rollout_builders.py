@@ -16,16 +16,16 @@ from rollwise.core.observations import (
     RevisionState,
     revision_of,
 )
-from rollwise.core.rollout import (
+from rollwise.core.rollout.actions import (
     Decision,
     DeleteRevision,
     EnsureRevision,
     ScaleRevision,
     SetWeight,
-    decide,
 )
+from rollwise.core.rollout.canary import decide
+from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec
-from rollwise.core.status import RolloutStatus
 from rollwise.core.traffic import replica_ratio_weight
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)

@@ -13,20 +13,19 @@ from rollwise.core.analysis import (
     assess,
     check_condition,
     checks_for_step,
-    due_metrics,
     evaluate_condition,
     format_value,
     new_run,
-    query_context,
     record,
     render_query,
     rule_text,
     run_verdict,
-    soonest_due,
 )
 from rollwise.core.observations import Measurement
+from rollwise.core.rollout.analysis import due_metrics, query_context, soonest_due
+from rollwise.core.rollout.status import RolloutStatus
+from rollwise.core.runs import MetricRun, Verdict
 from rollwise.core.spec import Metric
-from rollwise.core.status import MetricRun, RolloutStatus, Verdict
 from tests.unit.core.rollout_builders import metric, spec_of
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -24,7 +24,7 @@ from rollwise.core.burnrate import (
 )
 from rollwise.core.confidence import Confidence
 from rollwise.core.durations import parse_seconds
-from rollwise.core.status import Verdict
+from rollwise.core.runs import Verdict
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 OLD = NOW - timedelta(days=1)

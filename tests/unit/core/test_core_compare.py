@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from rollwise.core import compare
 from rollwise.core.compare import CompareResult, CompareRule, Direction, judge_metric
 from rollwise.core.confidence import Confidence
-from rollwise.core.status import Verdict
+from rollwise.core.runs import Verdict
 
 INC, DEC, EITHER = Direction.INCREASE, Direction.DECREASE, Direction.EITHER
 NAN, INF = float("nan"), float("inf")

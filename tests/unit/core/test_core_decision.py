@@ -31,8 +31,8 @@ from rollwise.core.decision import (
     settle,
     threshold_confidence,
 )
+from rollwise.core.runs import MeasurementRecord, MetricRun, Verdict
 from rollwise.core.scoring import score_metrics
-from rollwise.core.status import MeasurementRecord, MetricRun, Verdict
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 LONG = timedelta(hours=7)

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rollwise.core import reasons as R
 from rollwise.core.events import (
     KEEP,
     MAX_ENTRIES,
@@ -16,6 +15,7 @@ from rollwise.core.events import (
     log_events,
     mark_posted,
 )
+from rollwise.core.rollout import reasons as R
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 TAIL = ".u-1.0000000007"

@@ -11,30 +11,34 @@ from typing import Any
 
 import pytest
 
-from rollwise.core import modelrelease_reasons as RR
-from rollwise.core.modelrelease import (
-    Approval,
-    ChildRolloutState,
+from rollwise.core.conditions import ConditionStatus
+from rollwise.core.modelrelease import reasons as RR
+from rollwise.core.modelrelease.actions import (
     EnsureChildRollout,
     FlipAlias,
-    GateResult,
     ReleaseAction,
-    ReleaseObservations,
     RemoveCanaryTrafficPercent,
     RevertChildRollout,
-    RevokeRequest,
     SetCanaryTrafficPercent,
     SetPredictorStorageUri,
     WriteReleaseManifest,
+)
+from rollwise.core.modelrelease.analysis import release_due_metrics, release_query_context
+from rollwise.core.modelrelease.observations import (
+    Approval,
+    ChildRolloutState,
+    GateResult,
+    ReleaseObservations,
+    RevokeRequest,
+)
+from rollwise.core.modelrelease.release import decide_release
+from rollwise.core.modelrelease.spec import (
     child_revision,
     child_rollout_name,
     child_rollout_spec,
-    decide_release,
     pre_staging_gates,
-    release_due_metrics,
-    release_query_context,
 )
-from rollwise.core.modelrelease_status import (
+from rollwise.core.modelrelease.status import (
     GateStatus,
     ModelReleaseStatus,
     ReleaseConditionType,
@@ -42,9 +46,10 @@ from rollwise.core.modelrelease_status import (
     Stage,
 )
 from rollwise.core.observations import Measurement
-from rollwise.core.reasons import ALL_REASONS, Reason
+from rollwise.core.phases import Phase
+from rollwise.core.reasons import Reason
+from rollwise.core.rollout.reasons import ALL_REASONS
 from rollwise.core.spec import ModelReleaseSpec
-from rollwise.core.status import ConditionStatus, Phase
 from rollwise.core.validation import load_rollout_spec
 from tests.unit.core.modelrelease_builders import (
     BASE_GATES,

@@ -8,16 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rollwise.core.modelrelease import (
-    EnsureChildRollout,
-    FlipAlias,
-    GateResult,
-    ReleaseOverride,
-    RevertChildRollout,
-    decide_release,
-)
-from rollwise.core.modelrelease_status import GateStatus, ReleasePhase, Stage
-from rollwise.core.overrides import Override, OverrideDecision, release_override
+from rollwise.core.modelrelease.actions import EnsureChildRollout, FlipAlias, RevertChildRollout
+from rollwise.core.modelrelease.observations import GateResult
+from rollwise.core.modelrelease.release import decide_release
+from rollwise.core.modelrelease.status import GateStatus, ReleasePhase, Stage
+from rollwise.core.overrides import Override, OverrideDecision, ReleaseOverride, release_override
 from tests.unit.core.modelrelease_builders import approvals, at
 from tests.unit.core.test_core_modelrelease import (
     Case,

@@ -8,16 +8,9 @@ from typing import Any
 
 import pytest
 
-from rollwise.core.modelrelease import (
-    EnsureChildRollout,
-    FlipAlias,
-    ReleaseObservations,
-    changed_fields,
-    decide_release,
-    release_content,
-    validate_rules,
-)
-from rollwise.core.modelrelease_policy import (
+from rollwise.core.modelrelease.actions import EnsureChildRollout, FlipAlias
+from rollwise.core.modelrelease.observations import ReleaseObservations
+from rollwise.core.modelrelease.policy import (
     DEFAULT_REQUIRED_ROLES,
     ApprovalRule,
     ClusterPolicy,
@@ -25,7 +18,9 @@ from rollwise.core.modelrelease_policy import (
     ReleaseRules,
     parse_cluster_policy,
 )
-from rollwise.core.modelrelease_status import ModelReleaseStatus, Stage
+from rollwise.core.modelrelease.release import decide_release
+from rollwise.core.modelrelease.spec import changed_fields, release_content, validate_rules
+from rollwise.core.modelrelease.status import ModelReleaseStatus, Stage
 from rollwise.core.spec import ModelReleaseSpec
 from tests.unit.core.modelrelease_builders import BASE_GATES, at, passed, raw_release
 

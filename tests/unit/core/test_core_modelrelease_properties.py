@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rollwise.core.modelrelease import (
+from rollwise.core.modelrelease.observations import (
     EXECUTIVE_ROLE,
     GATE_APPROVALS,
     GATE_FREEZE,
@@ -28,12 +28,10 @@ from rollwise.core.modelrelease import (
     InferenceServiceState,
     ReleaseObservations,
     RevokeRequest,
-    all_gates,
-    child_revision,
-    decide_release,
-    pre_staging_gates,
 )
-from rollwise.core.modelrelease_status import (
+from rollwise.core.modelrelease.release import decide_release
+from rollwise.core.modelrelease.spec import all_gates, child_revision, pre_staging_gates
+from rollwise.core.modelrelease.status import (
     MAX_HISTORY,
     AliasStatus,
     GateRecord,
@@ -44,8 +42,8 @@ from rollwise.core.modelrelease_status import (
     Stage,
 )
 from rollwise.core.observations import Measurement
+from rollwise.core.phases import Phase
 from rollwise.core.spec import ChangeType, ModelReleaseSpec
-from rollwise.core.status import Phase
 from tests.unit.core.modelrelease_builders import (
     NEW_URI,
     OLD_URI,

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 
-from rollwise.core import modelrelease_reasons as MR
-from rollwise.core import reasons as R
+from rollwise.core.modelrelease import reasons as MR
 from rollwise.core.notification import (
     CloudEventsMode,
     DeliveryResult,
@@ -35,6 +34,7 @@ from rollwise.core.notification_bodies import (
     signed,
     verify_signature,
 )
+from rollwise.core.rollout import reasons as R
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 UID = "0b9c7d4e-1111-2222-3333-444455556666"

@@ -15,7 +15,6 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rollwise.core.analysis import due_metrics
 from rollwise.core.observations import (
     ManualRequest,
     Measurement,
@@ -24,18 +23,13 @@ from rollwise.core.observations import (
     RevisionState,
     revision_of,
 )
-from rollwise.core.rollout import Decision, SetWeight, decide
+from rollwise.core.phases import Phase
+from rollwise.core.rollout.actions import Decision, SetWeight
+from rollwise.core.rollout.analysis import due_metrics
+from rollwise.core.rollout.canary import decide
+from rollwise.core.rollout.status import PauseReason, RetiredRevision, RolloutStatus
+from rollwise.core.runs import AnalysisRun, MeasurementRecord, MetricRun, Verdict
 from rollwise.core.spec import RolloutSpec
-from rollwise.core.status import (
-    AnalysisRun,
-    MeasurementRecord,
-    MetricRun,
-    PauseReason,
-    Phase,
-    RetiredRevision,
-    RolloutStatus,
-    Verdict,
-)
 from tests.unit.core.rollout_builders import R1, R2, R3, V1, V2, V3, Cluster, at, metric, raw_spec
 
 # How many examples, whether they are random and where failures are kept: the Hypothesis

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from rollwise.core.phases import Phase
 from rollwise.core.querycheck import (
     RECHECK_SECONDS,
     SAMPLE_REVISION,
@@ -19,8 +20,8 @@ from rollwise.core.querycheck import (
     sample_context,
     verification,
 )
-from rollwise.core.rollout import decide, rollout_metrics
-from rollwise.core.status import ConditionType, Phase
+from rollwise.core.rollout.canary import decide, rollout_metrics
+from rollwise.core.rollout.status import ConditionType
 from tests.unit.core.rollout_builders import R1, T0, V1, V2, at, metric, obs, raw_spec, spec_of
 
 ANALYSIS = {"interval": "1m", "metrics": [metric()]}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rollwise.core import reasons as R
+from rollwise.core.conditions import ConditionStatus
 from rollwise.core.observations import (
     ManualRequest,
     Observations,
@@ -19,7 +19,9 @@ from rollwise.core.observations import (
     RevisionState,
     revision_of,
 )
-from rollwise.core.rollout import (
+from rollwise.core.phases import Phase
+from rollwise.core.rollout import reasons as R
+from rollwise.core.rollout.actions import (
     Action,
     Decision,
     DeleteRevision,
@@ -28,17 +30,11 @@ from rollwise.core.rollout import (
     PointStableService,
     ScaleRevision,
     SetWeight,
-    _sanitize,
-    decide,
 )
+from rollwise.core.rollout.canary import decide
+from rollwise.core.rollout.state import sanitize
+from rollwise.core.rollout.status import ConditionType, PauseReason, RolloutStatus
 from rollwise.core.spec import RolloutSpec
-from rollwise.core.status import (
-    ConditionStatus,
-    ConditionType,
-    PauseReason,
-    Phase,
-    RolloutStatus,
-)
 from tests.unit.core.rollout_builders import (
     R1,
     R2,
@@ -1807,8 +1803,24 @@ def test_conditions_name_the_state(
 )
 def test_a_hand_edited_status_is_repaired(edited: dict[str, Any], repaired: dict[str, Any]) -> None:
     status = RolloutStatus(**edited)
-    fixed = _sanitize(status, 3)
+    fixed = sanitize(status, 3)
     for name, expected in repaired.items():
         assert getattr(fixed, name) == expected, name
     if not repaired:
         assert fixed is status
+
+
+def test_a_route_not_accepted_is_a_false_condition_and_one_warning() -> None:
+    status, cluster = healthy()
+    rejected = "HTTPRoute ns/app is not accepted: a parent Gateway reports it False"
+    seen = replace(cluster.observe(V1), route_rejected=rejected)
+    first = decide(spec_of(), status, seen, at(10))
+    cond = first.status.condition(ConditionType.ROUTE_ACCEPTED)
+    assert cond is not None
+    assert (cond.status, cond.reason) == (ConditionStatus.FALSE, "RouteNotAccepted")
+    assert rejected in cond.message
+    assert reasons(first).count("RouteNotAccepted") == 1
+    again = decide(spec_of(), first.status, seen, at(20))
+    assert "RouteNotAccepted" not in reasons(again), "reported once while it lasts"
+    cleared = decide(spec_of(), again.status, cluster.observe(V1), at(30))
+    assert cleared.status.condition(ConditionType.ROUTE_ACCEPTED) is None

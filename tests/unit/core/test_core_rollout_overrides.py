@@ -7,10 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from rollwise.core.analysis import due_metrics, soonest_due
 from rollwise.core.observations import OVERRIDE_HANDLED_KEY, Hold, ManualRequest, RequestKind
-from rollwise.core.rollout import decide
-from rollwise.core.status import ConditionType, PauseReason, Phase
+from rollwise.core.phases import Phase
+from rollwise.core.rollout.analysis import due_metrics, soonest_due
+from rollwise.core.rollout.canary import decide
+from rollwise.core.rollout.status import ConditionType, PauseReason
 from tests.unit.core.rollout_builders import R1, R2, V2, at, spec_of, value
 from tests.unit.core.test_core_rollout import ANALYSIS, Case, _check, canary, healthy, rolled_back
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollwise.core.analysis import due_metrics
 from rollwise.core.observations import ManualRequest, Measurement, RequestKind
-from rollwise.core.rollout import Decision, DeleteRevision, SetWeight, decide
+from rollwise.core.phases import Phase
+from rollwise.core.rollout.actions import Decision, DeleteRevision, SetWeight
+from rollwise.core.rollout.analysis import due_metrics
+from rollwise.core.rollout.canary import decide
+from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec
-from rollwise.core.status import Phase, RolloutStatus
 from tests.unit.core.rollout_builders import R1, R2, V1, V2, Cluster, at, metric, reasons, spec_of
 
 

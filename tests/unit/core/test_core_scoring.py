@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from rollwise.core.confidence import Confidence
+from rollwise.core.runs import Verdict
 from rollwise.core.scoring import ScoreOutcome, ScoreThresholds, score_metrics
-from rollwise.core.status import Verdict
 
 P, F, U = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE
 LOW, MED, HIGH = Confidence.LOW, Confidence.MEDIUM, Confidence.HIGH

@@ -4,14 +4,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from rollwise.core.modelrelease_status import ModelReleaseStatus, ReleaseConditionType
-from rollwise.core.reasons import ALL_REASONS, EventType
-from rollwise.core.status import (
-    ConditionStatus,
-    ConditionType,
-    Phase,
-    RolloutStatus,
-)
+from rollwise.core.conditions import ConditionStatus
+from rollwise.core.modelrelease.status import ModelReleaseStatus, ReleaseConditionType
+from rollwise.core.phases import Phase
+from rollwise.core.reasons import EventType
+from rollwise.core.rollout.reasons import ALL_REASONS
+from rollwise.core.rollout.status import ConditionType, RolloutStatus
 from rollwise.core.status_model import format_time
 
 T = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

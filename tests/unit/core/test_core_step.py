@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from rollwise.core.observations import RevisionState
-from rollwise.core.rollout import decide
-from rollwise.core.status import RolloutStatus, step_text
+from rollwise.core.rollout.canary import decide
+from rollwise.core.rollout.status import RolloutStatus, step_text
 from tests.unit.core.rollout_builders import R1, R2, V1, V2, Cluster, at, drive, spec_of
 
 

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from rollwise.core import governance as g
-from rollwise.core.modelrelease import (
+from rollwise.core import signing
+from rollwise.core.modelrelease import admission as adm
+from rollwise.core.modelrelease import governance as g
+from rollwise.core.modelrelease.observations import (
     GATE_APPROVALS,
     GATE_ARTIFACT,
     GATE_FREEZE,
@@ -20,7 +22,7 @@ from rollwise.core.modelrelease import (
     RevokeRequest,
     VoidedApproval,
 )
-from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.modelrelease.status import GateStatus
 
 KEY = b"record-key"
 UID = "0b6f0a52-uid"
@@ -40,7 +42,7 @@ def dumps(value: Any) -> str:
 
 
 def signed(record: Mapping[str, Any], subject: str = UID, key: bytes = KEY) -> dict[str, Any]:
-    return g.sign(record, subject, key)
+    return signing.sign(record, subject, key)
 
 
 def created_by(user: str = "alice", version: str = "7") -> dict[str, str]:
@@ -74,8 +76,8 @@ def update(
     old_version: str | None = "7",
     uid: str = UID,
     content: Mapping[str, str] | None = CONTENT,
-) -> g.Admission:
-    return g.admit(
+) -> signing.Admission:
+    return adm.admit(
         operation="UPDATE",
         old_annotations=old,
         new_annotations=new,
@@ -103,31 +105,31 @@ def request(old: Mapping[str, str], name: str, body: Any) -> dict[str, str]:
 
 def test_signature_covers_every_field_and_the_uid() -> None:
     record = signed({"role": "security", "user": "bob", "version": "7", "at": "t"})
-    assert g.verify(record, UID, KEY)
-    assert not g.verify({**record, "user": "mallory"}, UID, KEY)
-    assert not g.verify(record, "another-uid", KEY)
-    assert not g.verify(record, UID, b"another-key")
-    assert not g.verify({k: v for k, v in record.items() if k != "sig"}, UID, KEY)
-    assert not g.verify(record, "", KEY), "an empty subject is never trusted"
+    assert signing.verify(record, UID, KEY)
+    assert not signing.verify({**record, "user": "mallory"}, UID, KEY)
+    assert not signing.verify(record, "another-uid", KEY)
+    assert not signing.verify(record, UID, b"another-key")
+    assert not signing.verify({k: v for k, v in record.items() if k != "sig"}, UID, KEY)
+    assert not signing.verify(record, "", KEY), "an empty subject is never trusted"
 
 
 def test_records_name_their_key_and_a_keyring_accepts_the_earlier_one() -> None:
     old_key, new_key = b"the key of last year", b"the key of this year"
     before = signed({"role": "security", "user": "bob", "version": "7", "at": "t"}, key=old_key)
-    assert before["kid"] == g.key_id(old_key) != g.key_id(new_key)
-    assert g.key_id(old_key) not in old_key.hex(), "the id says which key, never the key"
-    ring = g.Keyring(new_key, previous=[old_key])
-    assert g.verify(before, UID, ring), "during the overlap the earlier key still verifies"
-    after = g.sign({"role": "product", "user": "carol", "version": "7", "at": "t"}, UID, ring)
-    assert after["kid"] == g.key_id(new_key), "new records are signed with the new key"
-    assert g.verify(after, UID, ring)
-    assert not g.verify({**after, "kid": g.key_id(old_key)}, UID, ring), "kid is signed"
+    assert before["kid"] == signing.key_id(old_key) != signing.key_id(new_key)
+    assert signing.key_id(old_key) not in old_key.hex(), "the id says which key, never the key"
+    ring = signing.Keyring(new_key, previous=[old_key])
+    assert signing.verify(before, UID, ring), "during the overlap the earlier key still verifies"
+    after = signing.sign({"role": "product", "user": "carol", "version": "7", "at": "t"}, UID, ring)
+    assert after["kid"] == signing.key_id(new_key), "new records are signed with the new key"
+    assert signing.verify(after, UID, ring)
+    assert not signing.verify({**after, "kid": signing.key_id(old_key)}, UID, ring), "kid is signed"
     # Once the earlier key is dropped its records no longer count: nothing fails open.
-    assert not g.verify(before, UID, g.Keyring(new_key))
+    assert not signing.verify(before, UID, signing.Keyring(new_key))
     annotations = {**created_by(), g.APPROVALS: dumps([approval("security", "bob")])}
     assert (
         g.read_records(
-            annotations, UID, g.Keyring(b"another key entirely"), content=CONTENT
+            annotations, UID, signing.Keyring(b"another key entirely"), content=CONTENT
         ).approvals
         == ()
     )
@@ -135,8 +137,8 @@ def test_records_name_their_key_and_a_keyring_accepts_the_earlier_one() -> None:
 
 def test_canonical_form_ignores_key_order_and_the_signature() -> None:
     a = {"b": 1, "a": "x", "sig": "zz"}
-    assert g.canonical(a) == '{"a":"x","b":1}'
-    assert g.signature({"a": "x", "b": 1}, UID, KEY) == g.signature(a, UID, KEY)
+    assert signing.canonical(a) == '{"a":"x","b":1}'
+    assert signing.signature({"a": "x", "b": 1}, UID, KEY) == signing.signature(a, UID, KEY)
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,8 +357,8 @@ def test_waivers_never_cover_approvals() -> None:
 # admit: CREATE
 
 
-def create(annotations: Mapping[str, str], *, name: str = NAME) -> g.Admission:
-    return g.admit(
+def create(annotations: Mapping[str, str], *, name: str = NAME) -> signing.Admission:
+    return adm.admit(
         operation="CREATE",
         old_annotations=None,
         new_annotations=annotations,
@@ -400,7 +402,7 @@ def test_create_stamps_who_set_the_version_and_the_next_update_binds_it_to_the_u
 
 def test_a_generated_name_is_bound_through_generate_name() -> None:
     stored = {k: v for k, v in create({}, name="").patch.items() if v is not None}
-    bound = g.admit(
+    bound = adm.admit(
         operation="UPDATE",
         old_annotations=stored,
         new_annotations=stored,
@@ -457,14 +459,14 @@ def test_an_approval_is_recorded_with_the_user_and_the_request_removed() -> None
     assert answer.allowed, answer.message
     assert answer.patch[g.APPROVE] is None
     [record] = json.loads(str(answer.patch[g.APPROVALS]))
-    assert g.verify(record, UID, KEY)
+    assert signing.verify(record, UID, KEY)
     assert {k: v for k, v in record.items() if k != "sig"} == {
         "role": "security",
         "user": "bob",
         "version": "7",
         "at": "2026-11-22T10:00:00Z",
         "content": CONTENT,
-        "kid": g.key_id(KEY),
+        "kid": signing.key_id(KEY),
     }
 
 
@@ -796,7 +798,7 @@ def test_a_version_change_restamps_who_set_it() -> None:
 
 
 def test_other_operations_pass_untouched() -> None:
-    answer = g.admit(
+    answer = adm.admit(
         operation="DELETE",
         old_annotations=created_by(),
         new_annotations=None,
@@ -812,7 +814,7 @@ def test_other_operations_pass_untouched() -> None:
         now=NOW,
         content=CONTENT,
     )
-    assert answer == g.Admission(allowed=True)
+    assert answer == signing.Admission(allowed=True)
 
 
 def _malformed_cases() -> list[Any]:

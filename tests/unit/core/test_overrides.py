@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from rollwise.core import overrides as o
-from rollwise.core.governance import Keyring, sign
 from rollwise.core.observations import Hold, ManualRequest, RequestKind
-from rollwise.core.status import PauseReason, RolloutStatus
+from rollwise.core.rollout import overrides as ro
+from rollwise.core.rollout.status import PauseReason, RolloutStatus
+from rollwise.core.signing import Keyring, sign
 
 KEY = b"record-key-0123456789"
 UID = "uid-1"
@@ -153,60 +154,60 @@ PROMOTE, HOLD, ROLLBACK = o.OverrideDecision
 @pytest.mark.parametrize(
     ("found", "status", "expected"),
     [
-        pytest.param(None, RUNNING, o.RolloutOverride(), id="no-override"),
+        pytest.param(None, RUNNING, ro.RolloutOverride(), id="no-override"),
         pytest.param(
             override(HOLD),
             RUNNING,
-            o.RolloutOverride(hold=Hold(id="o1", user="alice", reason="why")),
+            ro.RolloutOverride(hold=Hold(id="o1", user="alice", reason="why")),
             id="hold",
         ),
         pytest.param(
             override(HOLD),
             HANDLED,
-            o.RolloutOverride(hold=Hold(id="o1", user="alice", reason="why")),
+            ro.RolloutOverride(hold=Hold(id="o1", user="alice", reason="why")),
             id="hold-lasts",
         ),
         pytest.param(
             override(ROLLBACK),
             RUNNING,
-            o.RolloutOverride(requests=(ManualRequest(RequestKind.ABORT, "o1"),)),
+            ro.RolloutOverride(requests=(ManualRequest(RequestKind.ABORT, "o1"),)),
             id="rollback-aborts",
         ),
-        pytest.param(override(ROLLBACK), HANDLED, o.RolloutOverride(), id="rollback-once"),
+        pytest.param(override(ROLLBACK), HANDLED, ro.RolloutOverride(), id="rollback-once"),
         pytest.param(
             override(PROMOTE),
             RUNNING,
-            o.RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, "o1"),)),
+            ro.RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, "o1"),)),
             id="promote-healthy-canary-at-once",
         ),
         pytest.param(
             override(PROMOTE),
             None,
-            o.RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, "o1"),)),
+            ro.RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, "o1"),)),
             id="promote-no-status",
         ),
         pytest.param(
             override(PROMOTE),
             ROLLED_BACK,
-            o.RolloutOverride(waiting=WAITING),
+            ro.RolloutOverride(waiting=WAITING),
             id="promote-after-failure-waits",
         ),
         pytest.param(
             override(PROMOTE),
             INCONCLUSIVE,
-            o.RolloutOverride(waiting=WAITING),
+            ro.RolloutOverride(waiting=WAITING),
             id="promote-inconclusive-waits",
         ),
         pytest.param(
             override(PROMOTE, confirmed_by="alice"),
             ROLLED_BACK,
-            o.RolloutOverride(waiting=WAITING),
+            ro.RolloutOverride(waiting=WAITING),
             id="self-confirmed-still-waits",
         ),
         pytest.param(
             override(PROMOTE, confirmed_by="bob"),
             ROLLED_BACK,
-            o.RolloutOverride(
+            ro.RolloutOverride(
                 requests=(
                     ManualRequest(RequestKind.RETRY, "o1"),
                     ManualRequest(RequestKind.PROMOTE_FULL, "o1"),
@@ -217,18 +218,18 @@ PROMOTE, HOLD, ROLLBACK = o.OverrideDecision
         pytest.param(
             override(PROMOTE, confirmed_by="bob"),
             ROLLED_BACK.model_copy(update={"handled_requests": {o.HANDLED_KEY: "o1"}}),
-            o.RolloutOverride(),
+            ro.RolloutOverride(),
             id="confirmed-promote-once",
         ),
         pytest.param(
-            override(HOLD, target=OLD_REV), RUNNING, o.RolloutOverride(), id="other-revision"
+            override(HOLD, target=OLD_REV), RUNNING, ro.RolloutOverride(), id="other-revision"
         ),
     ],
 )
 def test_rollout_effect(
-    found: o.Override | None, status: RolloutStatus | None, expected: o.RolloutOverride
+    found: o.Override | None, status: RolloutStatus | None, expected: ro.RolloutOverride
 ) -> None:
-    assert o.rollout_effect(found, name="web", template_hash=REV, status=status) == expected
+    assert ro.rollout_effect(found, name="web", template_hash=REV, status=status) == expected
 
 
 # ------------------------------------------------------------------ admission
@@ -568,7 +569,7 @@ def test_a_list_that_does_not_verify_holds(
     assert effect is not None
     assert effect.unverified
     assert effect.decision is HOLD
-    rollout = o.rollout_effect(effect, name="web", template_hash=REV, status=RUNNING)
+    rollout = ro.rollout_effect(effect, name="web", template_hash=REV, status=RUNNING)
     assert rollout.hold is not None
     assert rollout.hold.id == o.UNVERIFIED_ID
     assert rollout.requests == ()
@@ -662,7 +663,7 @@ SUBJECT = "models/fraud-production"
 def test_requests_on_a_releases_child_rollout(
     kind: RequestKind, value: str, pause: str | None, allowed: bool
 ) -> None:
-    answer = o.admit_child_requests(
+    answer = ro.admit_child_requests(
         old_annotations={},
         new_annotations={kind.annotation: value},
         pause_reason=pause,
@@ -679,7 +680,7 @@ def test_requests_on_a_releases_child_rollout(
 
 def test_a_request_left_unchanged_on_a_child_is_not_this_writers() -> None:
     old = {RequestKind.RETRY.annotation: "r1"}
-    answer = o.admit_child_requests(
+    answer = ro.admit_child_requests(
         old_annotations=old,
         new_annotations=dict(old),
         pause_reason=None,

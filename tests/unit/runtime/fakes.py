@@ -12,17 +12,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rollwise.adapters.errors import AdapterError, Conflict, NotFound
-from rollwise.adapters.kube import PASS_CACHE, WatchCache
 from rollwise.adapters.metrics.base import MetricProvider, NopProvider
 from rollwise.adapters.traffic.base import NopRouter, RouterContext, TrafficRouter
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.adapters.workloads import RolloutRef
 from rollwise.core.events import Event, LoggedEvent, event_name
-from rollwise.core.modelrelease_reasons import ALL_RELEASE_REASONS
+from rollwise.core.modelrelease.reasons import ALL_RELEASE_REASONS
 from rollwise.core.observations import RevisionState
-from rollwise.core.reasons import ALL_REASONS, EventType
+from rollwise.core.reasons import EventType
+from rollwise.core.rollout.reasons import ALL_REASONS
 from rollwise.core.spec import TrafficRouting
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.reconcile import Memory, PassResult, Ports, RolloutObject, reconcile
+from rollwise.runtime.rollout.ports import Ports, RolloutObject
+from rollwise.runtime.rollout.reconcile import reconcile
+from rollwise.runtime.skeleton import Memory, PassResult
 
 NAMESPACE, NAME = "shop", "demo"
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -235,11 +238,7 @@ class World:
 
     def run_cached(self, cache: WatchCache) -> PassResult:
         """A pass with ``cache`` as its read cache (as each Rollout's loop sets it)."""
-        token = PASS_CACHE.set(cache)
-        try:
-            return self.run()
-        finally:
-            PASS_CACHE.reset(token)
+        return asyncio.run(reconcile(NAMESPACE, NAME, self.ports, self.memory, cache))
 
     def settle(self, until: Callable[[PassResult], bool], passes: int = 12) -> PassResult:
         """Run passes (the clock following each pass's requeue) until ``until`` holds."""

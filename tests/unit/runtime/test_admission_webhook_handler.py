@@ -21,8 +21,9 @@ from kopf._cogs.structs.references import Resource
 from kopf._core.engines.admission import build_webhooks
 
 from rollwise.adapters.releases import RELEASE_LABEL
-from rollwise.core import governance as g
 from rollwise.core import overrides as o
+from rollwise.core import signing
+from rollwise.core.modelrelease import governance as g
 from rollwise.core.observations import RequestKind, revision_of
 from rollwise.runtime import admission as a
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, from_sources
@@ -250,7 +251,7 @@ def test_create_is_stamped_with_the_api_server_identity() -> None:
     )
     record = json.loads(str(changes[g.VERSION_SET_BY]))
     assert (record["user"], record["version"]) == ("alice", "7")
-    assert g.verify(record, g.create_subject("models", "fraud-7"), KEY)
+    assert signing.verify(record, signing.create_subject("models", "fraud-7"), KEY)
 
 
 def test_a_refusal_is_a_403_admission_error_with_the_core_message() -> None:
@@ -405,5 +406,5 @@ def test_the_keyring_is_the_record_key_and_the_earlier_ones(tmp_path: Path) -> N
     assert bytes(ring) == KEY
     assert ring.previous == (b"last year's record key",)
     assert a.load_admission(settings).key.previous == ring.previous  # type: ignore[attr-defined]
-    old = g.sign({"role": "security", "user": "bob"}, "uid", b"last year's record key")
-    assert g.verify(old, "uid", ring)
+    old = signing.sign({"role": "security", "user": "bob"}, "uid", b"last year's record key")
+    assert signing.verify(old, "uid", ring)

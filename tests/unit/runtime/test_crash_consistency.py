@@ -19,7 +19,8 @@ import pytest
 
 from rollwise.core.events import LoggedEvent
 from rollwise.core.observations import revision_of
-from rollwise.runtime.reconcile import Memory, RolloutObject
+from rollwise.runtime.rollout.ports import RolloutObject
+from rollwise.runtime.skeleton import Memory
 from tests.unit.runtime.fakes import World, rollout_body, world
 
 

@@ -17,18 +17,17 @@ from typing import Any
 import pytest
 
 from rollwise.runtime import logging as rlog
-from rollwise.runtime.handlers import (
+from rollwise.runtime.loops import (
     EssenceFreeDiffBaseStorage,
     PassSlots,
-    deployment_fingerprint,
     diffbase_storage,
     operator_settings,
     pass_loop,
-    rollout_fingerprint,
     sleep_until_woken,
 )
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import log_event
+from rollwise.runtime.rollout.handlers import deployment_fingerprint, rollout_fingerprint
 from rollwise.runtime.settings import LogFormat
 
 

@@ -11,17 +11,17 @@ from rollwise.adapters.errors import (
     QueryRefused,
     Unavailable,
 )
-from rollwise.adapters.kube import ROLLOUTS, WatchCache
+from rollwise.adapters.kube import ROLLOUTS
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.observations import revision_of
-from rollwise.core.rollout import POLL_SECONDS
-from rollwise.runtime.reconcile import (
+from rollwise.core.rollout.actions import POLL_SECONDS
+from rollwise.runtime.passes import (
     BACKOFF_MAX_SECONDS,
     CONFLICT_RETRY_SECONDS,
     FOLLOW_UP_SECONDS,
-    PassResult,
     backoff,
-    merge_patch_diff,
 )
+from rollwise.runtime.skeleton import PassResult, merge_patch_diff
 from tests.unit.runtime.fakes import NAME, NAMESPACE, World, rollout_body, world
 
 
@@ -430,3 +430,18 @@ def test_queries_are_checked_again_while_the_provider_is_unreachable() -> None:
     w.run()
     assert conditions(w)["QueriesVerified"] == "True"
     assert w.provider().parsed == [sample, sample]
+
+
+def test_a_route_its_gateway_did_not_accept_is_reported_as_a_condition_and_a_warning() -> None:
+    w = world()
+    healthy(w)
+    w.router.verify = lambda weight: False  # type: ignore[method-assign]
+    w.run()
+    conditions = {c["type"]: c for c in w.status["conditions"]}
+    assert conditions["RouteAccepted"]["status"] == "False"
+    assert conditions["RouteAccepted"]["reason"] == "RouteNotAccepted"
+    assert f"HTTPRoute {NAMESPACE}/demo is not accepted" in conditions["RouteAccepted"]["message"]
+    assert [e for e in w.cluster.events if e.reason.name == "RouteNotAccepted"]
+    w.router.verify = lambda weight: True  # type: ignore[method-assign]
+    w.run()
+    assert "RouteAccepted" not in {c["type"] for c in w.status["conditions"]}

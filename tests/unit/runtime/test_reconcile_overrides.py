@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from rollwise.core import overrides as o
-from rollwise.core.governance import sign
+from rollwise.core.signing import sign
 from tests.unit.runtime.fakes import World, world
 from tests.unit.runtime.test_reconcile import at_weight, healthy, revision
 

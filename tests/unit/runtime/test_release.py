@@ -24,29 +24,23 @@ from rollwise.adapters.errors import Conflict, ManifestRefused, RegistryUnavaila
 from rollwise.adapters.registry.base import AliasTarget, NopAliasStore
 from rollwise.adapters.releases import PROMOTE_FULL, ReleaseRef
 from rollwise.core.events import Event, LoggedEvent, event_name
-from rollwise.core.modelrelease import (
+from rollwise.core.modelrelease.observations import (
     GATE_APPROVALS,
     GateResult,
     InferenceServiceState,
-    all_gates,
-    child_revision,
-    load_release_spec,
 )
-from rollwise.core.modelrelease_policy import ReleaseRules
-from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.modelrelease.policy import ReleaseRules
+from rollwise.core.modelrelease.spec import all_gates, child_revision, load_release_spec
+from rollwise.core.modelrelease.status import GateStatus
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.reconcile import merge_patch_diff
-from rollwise.runtime.release import (
-    ReleaseMemory,
-    ReleasePassResult,
-    ReleasePorts,
-    reconcile_release,
-    slot_holder,
-)
+from rollwise.runtime.release.ports import ReleasePorts
+from rollwise.runtime.release.reconcile import reconcile_release
+from rollwise.runtime.release.slots import slot_holder
 from rollwise.runtime.settings import LogFormat
+from rollwise.runtime.skeleton import Memory, PassResult, merge_patch_diff
 from tests.unit.runtime.fakes import as_event
 
 NS = "ml"
@@ -262,7 +256,7 @@ class World:
     gates: FakeGates = field(default_factory=FakeGates)
     now: datetime = T0
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
-    memories: dict[str, ReleaseMemory] = field(default_factory=dict)
+    memories: dict[str, Memory] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.objects = FakeObjects(self.cluster)
@@ -280,8 +274,8 @@ class World:
     def add(self, body: dict[str, Any]) -> None:
         self.cluster.bodies[body["metadata"]["name"]] = body
 
-    def run(self, name: str = "fraud-7") -> ReleasePassResult:
-        memory = self.memories.setdefault(name, ReleaseMemory())
+    def run(self, name: str = "fraud-7") -> PassResult:
+        memory = self.memories.setdefault(name, Memory())
         result = asyncio.run(reconcile_release(NS, name, self.ports, memory))
         self.now += timedelta(seconds=1)
         return result
@@ -291,7 +285,7 @@ class World:
 
     def settle(
         self, until: Callable[[], bool], name: str = "fraud-7", limit: int = 30
-    ) -> ReleasePassResult:
+    ) -> PassResult:
         for _ in range(limit):
             result = self.run(name)
             if until():

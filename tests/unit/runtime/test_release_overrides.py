@@ -11,8 +11,8 @@ from typing import Any
 
 from rollwise.adapters.registry.base import AliasTarget
 from rollwise.core import overrides as o
-from rollwise.core.governance import sign
 from rollwise.core.observations import RequestKind
+from rollwise.core.signing import sign
 from tests.unit.runtime.test_release import World, release_body, stage
 
 KEY = b"0123456789abcdef-record-key"

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from rollwise.adapters.registry.base import AliasStore
-from rollwise.core.governance import APPROVALS, VERSION_SET_BY, sign
-from rollwise.core.modelrelease import release_content
-from rollwise.core.modelrelease_policy import ApprovalRule, ClusterPolicy
+from rollwise.core.modelrelease.governance import APPROVALS, VERSION_SET_BY
+from rollwise.core.modelrelease.policy import ApprovalRule, ClusterPolicy
+from rollwise.core.modelrelease.spec import release_content
+from rollwise.core.signing import sign
 from rollwise.core.spec import ModelReleaseSpec
 from tests.unit.runtime.test_release import NS, World, release_body, stage
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from rollwise.runtime.setting_values import SettingsError
 from rollwise.runtime.settings import (
     DEFAULT_METRICS_PORT,
     DEFAULT_WORKERS,
     LogFormat,
-    SettingsError,
     apply_configmap,
     from_sources,
     seniority_priority,

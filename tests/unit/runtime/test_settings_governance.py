@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rollwise.adapters.gates.access import EvidenceAccess
-from rollwise.runtime.settings import (
-    RegistrySetting,
-    SettingsError,
-    apply_configmap,
-    from_sources,
-    parse_role_groups,
-)
+from rollwise.runtime.setting_values import RegistrySetting, SettingsError, parse_role_groups
+from rollwise.runtime.settings import apply_configmap, from_sources
 
 WEBHOOK = {
     "ROLLWISE_WEBHOOK_PORT": "9443",

@@ -19,7 +19,8 @@ from kubernetes import client
 
 from rollwise.runtime import logging as rlog
 from rollwise.runtime import main as operator_main
-from rollwise.runtime.settings import LogFormat, Settings, SettingsError, from_sources
+from rollwise.runtime.setting_values import SettingsError
+from rollwise.runtime.settings import LogFormat, Settings, from_sources
 
 NAMESPACE, NAME = "rollwise", "rollwise-settings"
 CONFIGMAP_PATH = f"/api/v1/namespaces/{NAMESPACE}/configmaps/{NAME}"

@@ -14,7 +14,7 @@ import pytest
 
 from rollwise.adapters.errors import QueryError
 from rollwise.core.observations import revision_of
-from rollwise.runtime.handlers import PassSlots
+from rollwise.runtime.loops import PassSlots
 from rollwise.runtime.passes import (
     MAX_MEASUREMENT_ERROR,
     NamespaceShares,

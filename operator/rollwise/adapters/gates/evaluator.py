@@ -65,15 +65,15 @@ from rollwise.adapters.gates.policy import check_policy
 from rollwise.adapters.gates.sbom import check_document, configmap_value
 from rollwise.adapters.kube import KubeAPI
 from rollwise.adapters.registry.mlflow import MLflowRegistry
-from rollwise.core.modelrelease import (
+from rollwise.core.modelrelease.observations import (
     GATE_ARTIFACT,
     GATE_FREEZE,
     GATE_POLICY,
     GATE_SBOM,
-    MSG_SBOM_SOURCE,
     GateResult,
 )
-from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.modelrelease.spec import MSG_SBOM_SOURCE
+from rollwise.core.modelrelease.status import GateStatus
 from rollwise.core.spec import FreezeWindow, ModelReleaseSpec, SBOMSource
 from rollwise.core.status_model import format_time
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from rollwise.core.modelrelease_status import GateStatus
+from rollwise.core.modelrelease.status import GateStatus
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client
-
-from rollwise.adapters.errors import AliasConflict, Conflict, NotFound, RegistryError
-from rollwise.adapters.kube import DEFAULT_TIMEOUT, MERGE_PATCH, KubeAPI, discard, kube_errors
+from rollwise.adapters.configmaps import ConfigMaps
+from rollwise.adapters.errors import AliasConflict, Conflict, RegistryError
+from rollwise.adapters.kube import DEFAULT_TIMEOUT, KubeAPI
 from rollwise.adapters.registry.base import AliasTarget, check_expected, verify
 
 #: Attempts of one write when concurrent writers keep changing the ConfigMap.
@@ -123,32 +122,17 @@ class ConfigMapAliasStore:
         *,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
-        api_client = kube.api_client if isinstance(kube, KubeAPI) else kube
-        self.timeout = kube.timeout if isinstance(kube, KubeAPI) else DEFAULT_TIMEOUT
+        view = kube if isinstance(kube, KubeAPI) else KubeAPI(kube, timeout=DEFAULT_TIMEOUT)
+        self.timeout = view.timeout
         self.namespace = namespace
         self.name = name
         self.clock = clock
-        # Typed as Any: bodies go in and come out as dicts, not the client's typed models.
-        self._core: Any = client.CoreV1Api(api_client)
+        self._maps = ConfigMaps(view)
 
     # -- the ConfigMap ---------------------------------------------------------------------------
 
-    def _what(self, verb: str) -> str:
-        return f"{verb} configmap {self.namespace}/{self.name}"
-
     def _read(self) -> dict[str, Any] | None:
-        try:
-            with kube_errors(self._what("get")):
-                response = self._core.read_namespaced_config_map(
-                    self.name, self.namespace, _preload_content=False, _request_timeout=self.timeout
-                )
-        except NotFound:
-            return None
-        try:
-            body = json.loads(response.data or b"{}")
-        finally:
-            discard(response)
-        return body if isinstance(body, dict) else {}
+        return self._maps.get(self.namespace, self.name)
 
     def _create(self, data: dict[str, str]) -> None:
         body = {
@@ -161,26 +145,11 @@ class ConfigMapAliasStore:
             },
             "data": data,
         }
-        with kube_errors(self._what("create")):
-            discard(
-                self._core.create_namespaced_config_map(
-                    self.namespace, body, _preload_content=False, _request_timeout=self.timeout
-                )
-            )
+        self._maps.create(self.namespace, body)
 
     def _patch(self, resource_version: str, data: dict[str, str | None]) -> None:
         patch = {"metadata": {"resourceVersion": resource_version}, "data": data}
-        with kube_errors(self._what("patch")):
-            discard(
-                self._core.patch_namespaced_config_map(
-                    self.name,
-                    self.namespace,
-                    patch,
-                    _content_type=MERGE_PATCH,
-                    _preload_content=False,
-                    _request_timeout=self.timeout,
-                )
-            )
+        self._maps.merge_patch(self.namespace, self.name, patch)
 
     @staticmethod
     def _raw(configmap: dict[str, Any] | None, key: str) -> str | None:

@@ -35,8 +35,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from rollwise.adapters.errors import Invalid, NotFound
-from rollwise.adapters.kube import KubeAPI, Resource
-from rollwise.core.modelrelease import InferenceServiceState
+from rollwise.adapters.kube import KubeAPI
+from rollwise.adapters.resources import Resource
+from rollwise.core.modelrelease.observations import InferenceServiceState
 
 INFERENCESERVICES = Resource("serving.kserve.io", "v1beta1", "inferenceservices")
 

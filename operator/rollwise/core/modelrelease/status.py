@@ -1,6 +1,6 @@
 """The ModelRelease's status: everything its decision core remembers between passes.
 
-Same conventions as :mod:`rollwise.core.status` (frozen pydantic models, camelCase on the
+Same conventions as :mod:`rollwise.core.rollout.status` (frozen pydantic models, camelCase on the
 wire, unknown fields ignored, RFC 3339 times). The fields users and tools read are the CRD's:
 ``stage``, ``phase``, ``message``, ``conditions``, ``alias``, ``history`` (``stage``, ``time``,
 ``reason``, ``message``, ``user``, plus ``from``) and ``gates`` (``name``, ``status``,
@@ -18,9 +18,11 @@ from typing import Any
 
 from pydantic import Field
 
+from rollwise.core import conditions
+from rollwise.core.conditions import ConditionStatus
 from rollwise.core.events import EventLog
 from rollwise.core.querycheck import QueryVerification
-from rollwise.core.status import AnalysisRun, ConditionStatus
+from rollwise.core.runs import AnalysisRun
 from rollwise.core.status_model import StatusModel, Time
 
 #: How many stage transitions ``status.history`` keeps (oldest dropped first).
@@ -218,14 +220,10 @@ class ModelReleaseStatus(StatusModel):
     overrides_seq: int = 0
 
     def condition(self, type_: ReleaseConditionType) -> ReleaseCondition | None:
-        for cond in self.conditions:
-            if cond.type is type_:
-                return cond
-        return None
+        return conditions.find_condition(self.conditions, type_)
 
     def is_true(self, type_: ReleaseConditionType) -> bool:
-        cond = self.condition(type_)
-        return cond is not None and cond.status is ConditionStatus.TRUE
+        return conditions.is_true(self.conditions, type_)
 
     def gate(self, name: str) -> GateRecord | None:
         for record in self.gates:
@@ -237,9 +235,8 @@ class ModelReleaseStatus(StatusModel):
         """A copy without the condition (the same object when it has none)."""
         if self.condition(type_) is None:
             return self
-        return self.model_copy(
-            update={"conditions": [c for c in self.conditions if c.type is not type_]}
-        )
+        updated = conditions.without_condition(self.conditions, type_)
+        return self.model_copy(update={"conditions": updated})
 
     def with_condition(
         self,
@@ -251,22 +248,18 @@ class ModelReleaseStatus(StatusModel):
         now: datetime,
         generation: int | None,
     ) -> ModelReleaseStatus:
-        """A copy with the condition set; ``lastTransitionTime`` moves only when its status
-        changes; conditions kept in :class:`ReleaseConditionType` order."""
-        old = self.condition(type_)
-        since = old.last_transition_time if old is not None and old.status is status else now
-        new = ReleaseCondition(
-            type=type_,
-            status=status,
+        """A copy with the condition set (:func:`rollwise.core.conditions.with_condition`)."""
+        updated = conditions.with_condition(
+            self.conditions,
+            ReleaseCondition,
+            type_,
+            status,
             reason=reason,
             message=message,
-            last_transition_time=since,
-            observed_generation=generation,
+            now=now,
+            generation=generation,
         )
-        order = list(ReleaseConditionType)
-        others = [c for c in self.conditions if c.type is not type_]
-        conditions = sorted([*others, new], key=lambda c: order.index(c.type))
-        return self.model_copy(update={"conditions": conditions})
+        return self.model_copy(update={"conditions": updated})
 
     def to_wire(self) -> dict[str, object]:
         """The status as the API server stores it (camelCase, RFC 3339 times)."""

@@ -16,32 +16,13 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from rollwise.core import conditions
+from rollwise.core.conditions import ConditionStatus
 from rollwise.core.events import EventLog
+from rollwise.core.phases import Phase
 from rollwise.core.querycheck import QueryVerification
+from rollwise.core.runs import AnalysisRun
 from rollwise.core.status_model import StatusModel, Time
-
-
-class Phase(StrEnum):
-    """The one-word summary ``kubectl get rollouts`` shows.
-
-    ``Progressing``: a revision is being rolled out (or the first one is becoming available).
-    ``Paused``: waiting for a human or a timer (pause step, spec.paused, inconclusive analysis).
-    ``Healthy``: one stable revision serves all traffic and is available.
-    ``Degraded``: rolled back, aborted, invalid spec or progress deadline exceeded.
-    """
-
-    PROGRESSING = "Progressing"
-    PAUSED = "Paused"
-    HEALTHY = "Healthy"
-    DEGRADED = "Degraded"
-
-
-class Verdict(StrEnum):
-    """Three-valued outcome of a measurement, a metric or a step's analysis."""
-
-    PASS = "Pass"
-    FAIL = "Fail"
-    INCONCLUSIVE = "Inconclusive"
 
 
 class PauseReason(StrEnum):
@@ -68,6 +49,9 @@ class ConditionType(StrEnum):
     ``QueriesVerified``: whether the provider parsed every metric query of the spec (True),
     refused one (False, with ``InvalidSpec``) or could not be asked yet (Unknown); only on
     Rollouts that have metrics.
+    ``RouteAccepted``: False while the routing object does not report the weight as accepted
+    (its Gateway did not accept the HTTPRoute, Istio did not reconcile the VirtualService);
+    absent otherwise.
     """
 
     READY = "Ready"
@@ -77,12 +61,7 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     INVALID_SPEC = "InvalidSpec"
     QUERIES_VERIFIED = "QueriesVerified"
-
-
-class ConditionStatus(StrEnum):
-    TRUE = "True"
-    FALSE = "False"
-    UNKNOWN = "Unknown"
+    ROUTE_ACCEPTED = "RouteAccepted"
 
 
 class Condition(StatusModel):
@@ -94,63 +73,6 @@ class Condition(StatusModel):
     message: str = ""
     last_transition_time: Time
     observed_generation: int | None = None
-
-
-class MeasurementRecord(StatusModel):
-    """One measurement kept in status (the last few per metric)."""
-
-    value: float | None = None
-    verdict: Verdict
-    at: Time
-    message: str = ""
-    error: bool = False
-    non_finite: str | None = None
-    """What the query returned when it was not a finite number (``nan``, ``inf``, ``-inf``);
-    ``value`` is then absent (JSON has no such numbers)."""
-
-
-#: How many measurements per metric the status keeps (the counters keep the totals).
-KEPT_MEASUREMENTS = 10
-
-
-class MetricRun(StatusModel):
-    """Counters and recent measurements of one metric within one step's analysis."""
-
-    name: str
-    measurements: list[MeasurementRecord] = Field(default_factory=list)
-    successful: int = 0
-    failed: int = 0
-    inconclusive: int = 0
-    error: int = 0
-    consecutive_errors: int = 0
-    verdict: Verdict | None = None
-    message: str = ""
-
-    @property
-    def taken(self) -> int:
-        """Measurements that count towards ``count`` (provider errors do not)."""
-        return self.successful + self.failed + self.inconclusive
-
-    @property
-    def last_at(self) -> datetime | None:
-        return self.measurements[-1].at if self.measurements else None
-
-
-class AnalysisRun(StatusModel):
-    """The analysis of one step of one canary revision."""
-
-    step_index: int
-    revision: str
-    started_at: Time
-    metrics: list[MetricRun] = Field(default_factory=list)
-    verdict: Verdict | None = None
-    message: str = ""
-
-    def metric(self, name: str) -> MetricRun | None:
-        for run in self.metrics:
-            if run.name == name:
-                return run
-        return None
 
 
 class RetiredRevision(StatusModel):
@@ -201,10 +123,7 @@ class RolloutStatus(StatusModel):
     event_log: EventLog = Field(default_factory=EventLog)
 
     def condition(self, type_: ConditionType) -> Condition | None:
-        for cond in self.conditions:
-            if cond.type is type_:
-                return cond
-        return None
+        return conditions.find_condition(self.conditions, type_)
 
     def with_condition(
         self,
@@ -216,35 +135,28 @@ class RolloutStatus(StatusModel):
         now: datetime,
         generation: int | None,
     ) -> RolloutStatus:
-        """A copy with the condition set; ``lastTransitionTime`` moves only when the condition's
-        status changes. Conditions are kept in :class:`ConditionType` order so that the same
-        state always serializes the same way."""
-        old = self.condition(type_)
-        since = old.last_transition_time if old is not None and old.status is status else now
-        new = Condition(
-            type=type_,
-            status=status,
+        """A copy with the condition set (:func:`rollwise.core.conditions.with_condition`)."""
+        updated = conditions.with_condition(
+            self.conditions,
+            Condition,
+            type_,
+            status,
             reason=reason,
             message=message,
-            last_transition_time=since,
-            observed_generation=generation,
+            now=now,
+            generation=generation,
         )
-        others = [c for c in self.conditions if c.type is not type_]
-        order = list(ConditionType)
-        conditions = sorted([*others, new], key=lambda c: order.index(c.type))
-        return self.model_copy(update={"conditions": conditions})
+        return self.model_copy(update={"conditions": updated})
 
     def without_condition(self, type_: ConditionType) -> RolloutStatus:
         """A copy without the condition (the same object when it has none)."""
         if self.condition(type_) is None:
             return self
-        return self.model_copy(
-            update={"conditions": [c for c in self.conditions if c.type is not type_]}
-        )
+        updated = conditions.without_condition(self.conditions, type_)
+        return self.model_copy(update={"conditions": updated})
 
     def is_true(self, type_: ConditionType) -> bool:
-        cond = self.condition(type_)
-        return cond is not None and cond.status is ConditionStatus.TRUE
+        return conditions.is_true(self.conditions, type_)
 
     def to_wire(self) -> dict[str, object]:
         """The status as the API server stores it (camelCase, RFC 3339 times)."""

@@ -1,8 +1,8 @@
 """kopf handlers for ``modelreleases.rollwise.dev/v1alpha1``: one reconcile loop per release.
 
-The same design as :mod:`rollwise.runtime.handlers` (read its docstring for why a daemon):
-a ``@kopf.daemon`` per ModelRelease runs :func:`rollwise.runtime.release.reconcile_release`,
-then sleeps until the pass's ``requeue_after`` (capped by the resync period) or a wake-up:
+The same design as the Rollout's handlers (:mod:`rollwise.runtime.loops`): a ``@kopf.daemon``
+per ModelRelease runs :func:`rollwise.runtime.release.reconcile.reconcile_release`, then sleeps
+until the pass's ``requeue_after`` (capped by the resync period) or a wake-up:
 
 * the release's spec (generation), its annotations (a request or a record the admission
   webhook wrote: approval, waiver, revoke) or its deletion changed;
@@ -22,11 +22,15 @@ from typing import Any
 
 import kopf
 
+from rollwise import GROUP, VERSION
+from rollwise import MODELRELEASES as RELEASE_PLURAL
+from rollwise import ROLLOUTS as PLURAL
 from rollwise.adapters.releases import RELEASE_LABEL
-from rollwise.runtime.cluster import GROUP, PLURAL, RELEASE_PLURAL, VERSION
-from rollwise.runtime.handlers import CANCELLATION_TIMEOUT, PassSlots, pass_loop
 from rollwise.runtime.logging import release_logger
-from rollwise.runtime.release import ReleaseMemory, ReleasePorts, reconcile_release
+from rollwise.runtime.loops import CANCELLATION_TIMEOUT, PassSlots, pass_loop
+from rollwise.runtime.release.ports import ReleasePorts
+from rollwise.runtime.release.reconcile import reconcile_release
+from rollwise.runtime.skeleton import Memory
 
 Key = tuple[str, str]
 
@@ -103,7 +107,7 @@ async def release_loop(
     """The reconcile loop of one ModelRelease (the body of its daemon)."""
     key = (namespace, name)
     wake = runtime.waker(key)
-    memory = ReleaseMemory()
+    memory = Memory()
     log = release_logger(namespace, name, None, None)
     log.debug("reconcile loop started")
     await pass_loop(

@@ -1,0 +1,216 @@
+"""What a ModelRelease pass observes: the gate names, the gates' results, approvals, the alias
+as read back, the serving backend's state, and the overrides' decisions.
+
+Pure data: the runtime builds these from the cluster, the registry and the signed records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rollwise.core.modelrelease.status import (
+    GateStatus,
+)
+from rollwise.core.observations import Measurement
+from rollwise.core.overrides import ReleaseOverride
+from rollwise.core.phases import Phase
+from rollwise.core.querycheck import (
+    QueryCheck,
+)
+
+#: How often to look again while waiting on the cluster or the alias store.
+POLL_SECONDS = 5.0
+
+
+#: How often to look again while waiting on gates, approvals, a freeze window or the queue.
+GATE_POLL_SECONDS = 30.0
+
+
+GATE_ARTIFACT = "artifact-digest"
+
+
+GATE_SBOM = "sbom"
+
+
+GATE_POLICY = "policy-digest"
+
+
+GATE_APPROVALS = "approvals"
+
+
+GATE_FREEZE = "freeze-window"
+
+
+#: The role whose approval lets an emergency change pass a freeze window.
+EXECUTIVE_ROLE = "executive"
+
+
+BACKEND_TEMPLATE = "template"
+
+
+BACKEND_KSERVE = "inferenceService"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A gate's result as an adapter reported it.
+
+    ``status`` Waived carries the gate's own result in ``underlying`` (Pending when unknown),
+    which applies again once ``waiver_expires_at`` has passed. ``freeze-window`` reports Failed
+    while a freeze window is open (its message names the window and when it ends).
+    ``recheck_at``: when the result is due to change by itself (a freeze window's end): the
+    release looks again then rather than at its next poll.
+    """
+
+    name: str
+    status: GateStatus
+    message: str = ""
+    checked_at: datetime | None = None
+    waiver_expires_at: datetime | None = None
+    underlying: GateStatus | None = None
+    recheck_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval recorded by the admission webhook: ``user`` is the API server's identity."""
+
+    role: str
+    user: str
+    at: datetime
+    version: str
+
+
+@dataclass(frozen=True)
+class VoidedApproval:
+    """A signed approval that does not count: ``fields`` changed since it was given (empty:
+    it was recorded before approvals were bound to the release's content)."""
+
+    role: str
+    user: str
+    fields: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}/{self.user}: {', '.join(self.fields) or 'unbound'}"
+
+    def describe(self) -> str:
+        changed = ", ".join(self.fields) or "the release's content (recorded unbound)"
+        return f"{self.role} by {self.user} (given before {changed} changed)"
+
+
+@dataclass(frozen=True)
+class AliasReading:
+    """The alias read back from its store: ``version`` None when the alias is unset;
+    ``error`` set when the store could not be read (or refused the last flip)."""
+
+    version: str | None = None
+    uri: str | None = None
+    digest: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ChildRolloutState:
+    """The child Rollout (template serving) as read from its status."""
+
+    exists: bool = True
+    phase: Phase | None = None
+    canary_weight: int = 0
+    current_step_index: int | None = None
+    stable_revision: str | None = None
+    canary_revision: str | None = None
+    rolled_back_revision: str | None = None
+    message: str = ""
+    template: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class InferenceServiceState:
+    """The KServe InferenceService's predictor: spec fields read back and status revisions.
+
+    ``latest_percent``: the traffic share status reports for the latest revision.
+    ``observed_current``: the KServe controller observed the latest spec (status not stale).
+    """
+
+    exists: bool = True
+    storage_uri: str | None = None
+    canary_traffic_percent: int | None = None
+    latest_created_revision: str | None = None
+    latest_ready_revision: str | None = None
+    latest_rolledout_revision: str | None = None
+    previous_rolledout_revision: str | None = None
+    latest_percent: int | None = None
+    observed_current: bool = True
+
+
+@dataclass(frozen=True)
+class RevokeRequest:
+    """``kubectl rollwise revoke``: ``user`` is the identity the webhook recorded."""
+
+    id: str
+    reason: str
+    user: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ReleaseObservations:
+    """Everything observed this pass.
+
+    ``name``: the ModelRelease's ``metadata.name``. ``generation``: its ``metadata.generation``.
+    ``gates``: gate results, one per gate (a second result for the same gate is ignored;
+    approvals are not a reported gate: the core computes that gate from ``approvals``, and an
+    ``approvals`` entry here is ignored). ``version_set_by``: who set
+    ``spec.version`` (never a valid approver). ``digest_previously_approved``: the artifact
+    digest was Approved in an earlier release. ``version_revoked_before``: another release
+    revoked this version. ``blocking_release``: the release holding the (model, alias) slot,
+    when it is another one. ``alias``: None when not read this pass. ``manifest_written``: the
+    release manifest ConfigMap exists. ``override``: the override in effect for this version:
+    ``hold`` stops every stage transition and alias flip (and pauses the child Rollout);
+    ``rollback`` ends the release RolledBack, traffic and alias back as for a revoke but
+    without entering the revocation ledger; a confirmed ``promote`` lets this version's failed
+    gates pass (Waived, reason ``Overridden``); approvals are never overridden.
+    ``approvals`` are those bound to the spec's current content (:func:`release_content`);
+    ``voided_approvals``: signed approvals given for another content, which do not count.
+    ``overrides_seq``: the counter of the verified override list (remembered in status, so
+    that an older list put back is recognised).
+    """
+
+    name: str
+    generation: int
+    gates: tuple[GateResult, ...] = ()
+    approvals: tuple[Approval, ...] = ()
+    version_set_by: str | None = None
+    digest_previously_approved: bool = False
+    version_revoked_before: bool = False
+    blocking_release: str | None = None
+    alias: AliasReading | None = None
+    child: ChildRolloutState | None = None
+    inference_service: InferenceServiceState | None = None
+    measurements: Mapping[str, Measurement] = field(default_factory=dict)
+    revoke: RevokeRequest | None = None
+    manifest_written: bool = False
+    override: ReleaseOverride | None = None
+    query_check: QueryCheck | None = None
+    events_posted: int = 0
+    reference_errors: tuple[str, ...] = ()
+    voided_approvals: tuple[VoidedApproval, ...] = ()
+    overrides_seq: int = 0
+
+
+#: Override decisions (``kubectl rollwise override``), as :mod:`rollwise.core.overrides` names them.
+OVERRIDE_PROMOTE = "promote"
+
+
+OVERRIDE_HOLD = "hold"
+
+
+OVERRIDE_ROLLBACK = "rollback"
+
+
+#: The gate reason of a failed gate a confirmed promote override lets pass.
+OVERRIDDEN = "Overridden"

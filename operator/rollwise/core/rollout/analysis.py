@@ -1,0 +1,243 @@
+"""The Rollout's analysis: the run of the step in progress, what is due now, and the query
+placeholders' values (the run rules themselves: :mod:`rollwise.core.analysis`).
+
+Pure: no clock (``now`` is an argument), no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rollwise.core.analysis import (
+    MetricDue,
+    Recorded,
+    StepChecks,
+    any_inconclusive,
+    checks_for_step,
+    due_now,
+    measured_text,
+    new_run,
+    next_due,
+    record,
+    run_verdict,
+)
+from rollwise.core.observations import (
+    Measurement,
+)
+from rollwise.core.rollout import reasons as R
+from rollwise.core.rollout.state import PassState
+from rollwise.core.rollout.status import (
+    PauseReason,
+    RolloutStatus,
+)
+from rollwise.core.runs import AnalysisRun, MetricRun, Verdict
+from rollwise.core.spec import RolloutSpec
+
+
+def active_run(
+    spec: RolloutSpec, status: RolloutStatus | None, *, held: bool = False
+) -> tuple[StepChecks, AnalysisRun] | None:
+    """The analysis being measured now, if any: a canary at a step with checks, whose run
+    belongs to that step and revision, not stopped by spec.paused nor by a hold override
+    (``held``)."""
+    if status is None or status.canary_revision is None or status.current_step_index is None:
+        return None
+    if spec.paused or held or status.rolled_back_revision == status.canary_revision:
+        return None
+    run = status.analysis
+    if run is None or run.step_index != status.current_step_index:
+        return None
+    if run.revision != status.canary_revision or run.verdict is not None:
+        return None
+    checks = checks_for_step(spec, status.current_step_index)
+    if checks is None:
+        return None
+    return checks, run
+
+
+def due_metrics(
+    spec: RolloutSpec, status: RolloutStatus | None, now: datetime, *, held: bool = False
+) -> list[MetricDue]:
+    """The metrics to query now, in spec order (none while ``held`` by a hold override)."""
+    active = active_run(spec, status, held=held)
+    if active is None:
+        return []
+    checks, run = active
+    return due_now(checks, run, now)
+
+
+def soonest_due(
+    spec: RolloutSpec, status: RolloutStatus | None, *, held: bool = False
+) -> datetime | None:
+    """When the next metric of the active analysis is due; None when none is pending."""
+    active = active_run(spec, status, held=held)
+    if active is None:
+        return None
+    checks, run = active
+    times = [t for m in checks.metrics if (t := next_due(checks, m, run)) is not None]
+    return min(times) if times else None
+
+
+def query_context(
+    namespace: str, name: str, spec: RolloutSpec, status: RolloutStatus | None
+) -> dict[str, str]:
+    """The values of the query placeholders for a rollout in ``status``."""
+    stable = status.stable_revision if status is not None else None
+    canary = status.canary_revision if status is not None else None
+    return {
+        "namespace": namespace,
+        "name": name,
+        "stableRevision": stable or "",
+        "canaryRevision": canary or stable or "",
+        "stableService": spec.strategy.canary.stable_service,
+        "canaryService": spec.strategy.canary.canary_service,
+    }
+
+
+class Analysis(PassState):
+    """The step analysis inside a pass: measurements recorded with their events, and the gate a step
+    with checks passes, holds at or rolls back on."""
+
+    def _record_measurements(self) -> None:
+        active = active_run(self.spec, self.s, held=self.held)
+        if active is None or not self.obs.measurements:
+            return
+        checks, run = active
+        due = {d.metric.name for d in due_metrics(self.spec, self.s, self.now, held=self.held)}
+        metrics: list[MetricRun] = []
+        failure = ""
+        index = run.step_index
+        for metric in checks.metrics:
+            metric_run = run.metric(metric.name) or MetricRun(name=metric.name)
+            measurement = self.obs.measurements.get(metric.name)
+            if metric.name not in due or measurement is None:
+                metrics.append(metric_run)
+                continue
+            # Recorded at ``now``: the schedule (and so idempotence) depends on the decision's
+            # clock only, never on the runtime's notion of when the query ran.
+            measurement = Measurement(value=measurement.value, at=self.now, error=measurement.error)
+            rec = record(checks, metric, metric_run, measurement)
+            metrics.append(rec.run)
+            failure = self._measurement_event(index, checks, rec.run, rec) or failure
+        updated = run.model_copy(update={"metrics": metrics})
+        verdict = run_verdict(checks, updated)
+        updated = updated.model_copy(
+            update={"verdict": verdict, "message": failure if verdict is Verdict.FAIL else ""}
+        )
+        self.update(analysis=updated)
+        if verdict is Verdict.FAIL:
+            self._rollback(cause=failure or "analysis failed")
+            return
+        if (
+            any_inconclusive(updated)
+            and self.s.pause_reason is not PauseReason.ANALYSIS_INCONCLUSIVE
+        ):
+            self.update(pause_reason=PauseReason.ANALYSIS_INCONCLUSIVE, pause_started_at=self.now)
+
+    def _measurement_event(
+        self, index: int, checks: StepChecks, run: MetricRun, rec: Recorded
+    ) -> str | None:
+        step, steps = index + 1, self.n
+        assessment = rec.assessment
+        detail = assessment.message
+        if assessment.error:
+            error = rec.metric.name
+            last = assessment.message.split("query failed: ", 1)[-1]
+            if rec.decided:
+                self.emit(
+                    R.ANALYSIS_ERROR,
+                    step=step,
+                    steps=steps,
+                    metric=error,
+                    errors=run.consecutive_errors,
+                    limit=checks.consecutive_error_limit,
+                    error=last,
+                )
+            else:
+                self.emit(
+                    R.MEASUREMENT_ERROR,
+                    step=step,
+                    steps=steps,
+                    metric=error,
+                    error=last,
+                    errors=run.consecutive_errors,
+                    limit=checks.consecutive_error_limit,
+                )
+            return None
+        if assessment.verdict is Verdict.FAIL:
+            if run.verdict is Verdict.FAIL:
+                self.emit(
+                    R.ANALYSIS_FAILED,
+                    step=step,
+                    steps=steps,
+                    detail=detail,
+                    failed=run.failed,
+                    limit=checks.failure_limit,
+                )
+                return f"{detail} (failures {run.failed} > failureLimit {checks.failure_limit})"
+            self.emit(
+                R.MEASUREMENT_FAILED,
+                step=step,
+                steps=steps,
+                detail=detail,
+                failed=run.failed,
+                limit=checks.failure_limit,
+            )
+            return None
+        if assessment.verdict is Verdict.INCONCLUSIVE:
+            reason = (
+                R.ANALYSIS_INCONCLUSIVE
+                if run.verdict is Verdict.INCONCLUSIVE
+                else R.MEASUREMENT_INCONCLUSIVE
+            )
+            self.emit(
+                reason,
+                step=step,
+                steps=steps,
+                detail=detail,
+                inconclusive=run.inconclusive,
+                limit=checks.inconclusive_limit,
+            )
+            return None
+        self.emit(
+            R.ANALYSIS_MEASURED,
+            step=step,
+            steps=steps,
+            detail=detail,
+            taken=run.taken,
+            count=rec.metric.count,
+        )
+        return None
+
+    def _analysis_summary(self, checks: StepChecks, run: AnalysisRun) -> str:
+        parts = []
+        for metric in checks.metrics:
+            metric_run = run.metric(metric.name) or MetricRun(name=metric.name)
+            last = metric_run.measurements[-1] if metric_run.measurements else None
+            shown = f" (last {measured_text(last)})" if last is not None else ""
+            parts.append(f"{metric.name} {metric_run.taken}/{metric.count}{shown}")
+        return ", ".join(parts)
+
+    def _run_gate(self, index: int, checks: StepChecks, head: str) -> bool:
+        """Whether the step's analysis passed; starts it when it has not started."""
+        canary = self.s.canary_revision
+        run = self.s.analysis
+        if canary is None:
+            return False
+        if run is None or run.step_index != index or run.revision != canary:
+            run = new_run(index, canary, checks, self.now)
+            self.update(analysis=run)
+        verdict = run.verdict
+        if verdict is Verdict.PASS:
+            self.emit(
+                R.ANALYSIS_PASSED,
+                step=index + 1,
+                steps=self.n,
+                summary=self._analysis_summary(checks, run),
+            )
+            return True
+        if verdict is Verdict.FAIL:
+            self._rollback(cause=run.message or "analysis failed")
+            return False
+        self.message = f"{head}: analysis running ({self._analysis_summary(checks, run)})"
+        return False

@@ -1,0 +1,280 @@
+"""Every event reason the Rollout core emits, with its event type and message template.
+
+One reason per meaning (a user filtering ``kubectl get events --field-selector reason=...``
+gets exactly one kind of happening), ``Warning`` for anything a human should look at, and a
+message template naming the step, weight, metric, value and threshold involved. Nothing else
+in the package builds a reason from a string: :class:`Reason` instances are the only values an
+:class:`~rollwise.core.rollout.canary.Event` carries. :data:`ALL_REASONS` feeds the README table.
+"""
+
+from __future__ import annotations
+
+from rollwise.core.reasons import EventType, Reason
+
+_N = EventType.NORMAL
+_W = EventType.WARNING
+
+INITIALIZED = Reason(
+    "Initialized",
+    _N,
+    "The first revision of a new Rollout is available and stable at 100%; there was nothing "
+    "to canary against.",
+    "revision {revision} is stable at 100% ({available}/{replicas} available)",
+)
+REVISION_DETECTED = Reason(
+    "RevisionDetected",
+    _N,
+    "The pod template changed: a canary of the new revision starts at step 1.",
+    "new revision {revision} detected (stable {stable}); starting canary at step 1/{steps}",
+)
+REVISION_REPLACED = Reason(
+    "RevisionReplaced",
+    _N,
+    "The pod template changed while a canary was in progress: the running canary is dropped "
+    "(traffic back to stable) and the new revision starts at step 1.",
+    "new revision {revision} replaces canary {previous} at step {step}/{steps}; "
+    "restarting at step 1/{steps}",
+)
+CANARY_CANCELLED = Reason(
+    "CanaryCancelled",
+    _N,
+    "The pod template was changed back to the stable revision while a canary ran: the canary "
+    "is dropped and all traffic stays on stable.",
+    "template is the stable revision {stable} again; canary {canary} cancelled",
+)
+REVISION_SKIPPED = Reason(
+    "RevisionSkipped",
+    _W,
+    "The spec changed but its template is a revision that was rolled back or aborted: it is "
+    "not retried until the template changes or a retry is requested (a canary of another "
+    "revision that was running is dropped: all traffic stays on stable).",
+    "revision {revision} was {how}; not retried until the template changes or "
+    "rollwise.dev/retry is set{dropped}",
+)
+WEIGHT_SET = Reason(
+    "WeightSet",
+    _N,
+    "The canary is ready for the step's weight and the router was asked to send it that "
+    "share of traffic.",
+    "step {step}/{steps}: canary weight set to {weight}% ({split})",
+)
+STEP_ADVANCED = Reason(
+    "StepAdvanced",
+    _N,
+    "A step completed (weight verified and analysis passed, pause over, or analysis step "
+    "passed) and the rollout moved to the next step.",
+    "step {step}/{steps} ({what}) complete; {next}",
+)
+PAUSED = Reason(
+    "Paused",
+    _N,
+    "The rollout paused: a pause step began, spec.paused was set, or a hold override took effect.",
+    "{what}",
+)
+RESUMED = Reason(
+    "Resumed",
+    _N,
+    "spec.paused was cleared or a hold override ended: the rollout continues.",
+    "{what}; continuing at {where}",
+)
+PAUSE_EXPIRED = Reason(
+    "PauseExpired",
+    _N,
+    "A timed pause step ran out.",
+    "step {step}/{steps}: pause of {duration} is over",
+)
+ANALYSIS_MEASURED = Reason(
+    "AnalysisMeasured",
+    _N,
+    "A metric was measured and passed.",
+    "step {step}/{steps}: {detail} ({taken}/{count})",
+)
+MEASUREMENT_FAILED = Reason(
+    "MeasurementFailed",
+    _W,
+    "A metric measurement failed, but the metric is still within its failureLimit.",
+    "step {step}/{steps}: {detail} (failures {failed} <= failureLimit {limit})",
+)
+MEASUREMENT_INCONCLUSIVE = Reason(
+    "MeasurementInconclusive",
+    _W,
+    "A metric returned no usable value (no data, NaN or infinity), within inconclusiveLimit.",
+    "step {step}/{steps}: {detail} (inconclusive {inconclusive} <= inconclusiveLimit {limit})",
+)
+MEASUREMENT_ERROR = Reason(
+    "MeasurementError",
+    _W,
+    "The metric provider could not be queried, within consecutiveErrorLimit.",
+    "step {step}/{steps}: metric {metric} query failed: {error} "
+    "(consecutive errors {errors} <= consecutiveErrorLimit {limit})",
+)
+ANALYSIS_PASSED = Reason(
+    "AnalysisPassed",
+    _N,
+    "Every metric of a step took its measurements and passed.",
+    "step {step}/{steps}: analysis passed ({summary})",
+)
+ANALYSIS_FAILED = Reason(
+    "AnalysisFailed",
+    _W,
+    "A metric failed more often than its failureLimit allows: the canary is rolled back.",
+    "step {step}/{steps}: {detail} (failures {failed} > failureLimit {limit})",
+)
+ANALYSIS_INCONCLUSIVE = Reason(
+    "AnalysisInconclusive",
+    _W,
+    "A metric was inconclusive more often than inconclusiveLimit allows: the rollout pauses "
+    "(it is never promoted nor rolled back on missing data); a retry request re-runs the "
+    "step's analysis, a promote request skips it.",
+    "step {step}/{steps}: {detail} (inconclusive {inconclusive} > inconclusiveLimit {limit}); "
+    "paused",
+)
+ANALYSIS_ERROR = Reason(
+    "AnalysisError",
+    _W,
+    "A metric's provider failed more times in a row than consecutiveErrorLimit allows: the "
+    "rollout pauses as inconclusive (a provider outage never promotes and never rolls back).",
+    "step {step}/{steps}: metric {metric} query failed {errors} times in a row "
+    "(> consecutiveErrorLimit {limit}), last error: {error}; paused",
+)
+ANALYSIS_RETRIED = Reason(
+    "AnalysisRetried",
+    _N,
+    "A retry request restarted the current step's analysis after it stopped inconclusive.",
+    "step {step}/{steps}: analysis restarted by request {request}",
+)
+ROLLED_BACK = Reason(
+    "RolledBack",
+    _W,
+    "The canary was rolled back automatically: traffic to stable first, then the canary "
+    "scaled to zero. The revision is not retried until the template changes or a retry.",
+    "revision {revision} rolled back to stable {stable} at step {step}/{steps}: {cause}",
+)
+ABORTED = Reason(
+    "Aborted",
+    _W,
+    "A user aborted the canary (rollwise.dev/abort): traffic to stable, canary scaled to zero.",
+    "revision {revision} aborted by request {request} at step {step}/{steps}; "
+    "traffic back to stable {stable}",
+)
+PROMOTED = Reason(
+    "Promoted",
+    _N,
+    "A user promoted the rollout past the current step (rollwise.dev/promote), skipping its "
+    "pause or analysis.",
+    "step {step}/{steps} ({what}) skipped by promote request {request}",
+)
+PROMOTED_FULL = Reason(
+    "PromotedFull",
+    _W,
+    "A user promoted the canary straight to 100% (rollwise.dev/promote-full), skipping every "
+    "remaining step and analysis. A Warning because checks were bypassed: audits look for it.",
+    "revision {revision} promoted to 100% by request {request} from step {step}/{steps}; "
+    "remaining steps and analysis skipped",
+)
+ROLLOUT_COMPLETED = Reason(
+    "RolloutCompleted",
+    _N,
+    "The canary finished its last step: it is the stable revision now; the old revision is "
+    "removed after scaleDownDelaySeconds.",
+    "revision {revision} is stable at 100%; previous revision {previous} removed after {delay}",
+)
+REVISION_RETIRED = Reason(
+    "RevisionRetired",
+    _N,
+    "An old stable revision's scale-down delay passed: its Deployment is removed.",
+    "old revision {revision} removed after its scale-down delay",
+)
+RETRY_REQUESTED = Reason(
+    "RetryRequested",
+    _N,
+    "A user asked to retry a rolled-back or aborted revision (rollwise.dev/retry): its canary "
+    "starts again at step 1.",
+    "revision {revision} retried by request {request}; starting canary at step 1/{steps}",
+)
+REQUEST_IGNORED = Reason(
+    "RequestIgnored",
+    _N,
+    "A manual request (promote, promote-full, abort, retry) did not apply to the rollout's "
+    "state; it is consumed so that it cannot fire later by surprise.",
+    "{kind} request {request} ignored: {why}",
+)
+PROGRESS_DEADLINE_EXCEEDED = Reason(
+    "ProgressDeadlineExceeded",
+    _W,
+    "A revision did not become ready (or the router did not report the weight) within "
+    "progressDeadlineSeconds. The rollout is Degraded but not aborted: it continues as soon "
+    "as progress resumes; abort it explicitly to go back to stable.",
+    "{what} made no progress for {elapsed} (progressDeadlineSeconds {deadline})",
+)
+PROGRESS_RESUMED = Reason(
+    "ProgressResumed",
+    _N,
+    "A rollout that had exceeded its progress deadline progressed again.",
+    "progress resumed: {what}",
+)
+INVALID_SPEC = Reason(
+    "InvalidSpec",
+    _W,
+    "The spec breaks a rule (the CRD's validation may have been bypassed): the operator "
+    "takes no action until it is fixed.",
+    "invalid spec: {errors}",
+)
+ACTION_FAILED = Reason(
+    "ActionFailed",
+    _W,
+    "The operator could not apply a change to the cluster (create, scale or delete a "
+    "revision, point a Service, set a weight); it retries with backoff and the rollout does "
+    "not move on until the change is in effect.",
+    "{action} failed: {error}",
+)
+ROUTE_NOT_ACCEPTED = Reason(
+    "RouteNotAccepted",
+    _W,
+    "The routing object does not carry the canary weight as accepted: its Gateway did not "
+    "accept the HTTPRoute, or Istio did not reconcile the VirtualService. The traffic split "
+    "may not be what the status says until it is.",
+    "{detail}",
+)
+SPEC_CORRECTED = Reason(
+    "SpecCorrected",
+    _N,
+    "A previously invalid spec is valid again; reconciliation continues.",
+    "spec is valid again",
+)
+
+ALL_REASONS: tuple[Reason, ...] = (
+    INITIALIZED,
+    REVISION_DETECTED,
+    REVISION_REPLACED,
+    CANARY_CANCELLED,
+    REVISION_SKIPPED,
+    WEIGHT_SET,
+    STEP_ADVANCED,
+    PAUSED,
+    RESUMED,
+    PAUSE_EXPIRED,
+    ANALYSIS_MEASURED,
+    MEASUREMENT_FAILED,
+    MEASUREMENT_INCONCLUSIVE,
+    MEASUREMENT_ERROR,
+    ANALYSIS_PASSED,
+    ANALYSIS_FAILED,
+    ANALYSIS_INCONCLUSIVE,
+    ANALYSIS_ERROR,
+    ANALYSIS_RETRIED,
+    ROLLED_BACK,
+    ABORTED,
+    PROMOTED,
+    PROMOTED_FULL,
+    ROLLOUT_COMPLETED,
+    REVISION_RETIRED,
+    RETRY_REQUESTED,
+    REQUEST_IGNORED,
+    PROGRESS_DEADLINE_EXCEEDED,
+    PROGRESS_RESUMED,
+    INVALID_SPEC,
+    SPEC_CORRECTED,
+    ACTION_FAILED,
+    ROUTE_NOT_ACCEPTED,
+)

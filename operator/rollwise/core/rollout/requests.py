@@ -1,0 +1,150 @@
+"""The manual requests and revision changes of a Rollout pass.
+
+A new template starts a canary (or, with nothing to canary against, becomes stable); retry,
+promote, promote-full and abort each act once (``status.handledRequests``), and a request
+that cannot act now is reported as ignored.
+
+Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from rollwise.core.analysis import (
+    checks_for_step,
+    new_run,
+)
+from rollwise.core.observations import (
+    ManualRequest,
+    RequestKind,
+)
+from rollwise.core.rollout import reasons as R
+from rollwise.core.rollout.state import PassState
+from rollwise.core.rollout.status import (
+    ConditionType,
+    PauseReason,
+)
+from rollwise.core.spec import step_what
+
+
+class Requests(PassState):
+    """Manual requests and revision changes: a new template starts a canary, retry, promote,
+    promote-full and abort act once each, leftovers are reported as ignored."""
+
+    def _spec_corrected(self) -> None:
+        if self.prev.is_true(ConditionType.INVALID_SPEC):
+            self.emit(R.SPEC_CORRECTED)
+
+    def _track_revision(self) -> None:
+        rev = self.obs.template_hash
+        if self.s.rolled_back_revision is not None and rev != self.s.rolled_back_revision:
+            self.update(rolled_back_revision=None, aborted=False)
+        s = self.s
+        if s.stable_revision is None:
+            self._clear_canary()
+            self.update(stable_revision=rev)
+            return
+        if rev == s.stable_revision:
+            if s.canary_revision is not None:
+                self.emit(R.CANARY_CANCELLED, stable=rev, canary=s.canary_revision)
+                self._clear_canary()
+            return
+        if rev == s.rolled_back_revision:
+            retry = self.take(RequestKind.RETRY)
+            if retry is not None:
+                self.emit(R.RETRY_REQUESTED, revision=rev, request=retry.id, steps=self.n)
+                self.update(rolled_back_revision=None, aborted=False)
+                self._start_canary(rev)
+                return
+            dropped = ""
+            if s.canary_revision is not None:
+                # The template went back to a rolled-back revision while another canary ran:
+                # that canary is no longer asked for, and the rolled-back one is not retried.
+                dropped = f"; canary {s.canary_revision} dropped, stable {s.stable_revision} serves"
+                self._clear_canary()
+            changed = (
+                self.prev.observed_generation is not None
+                and self.prev.observed_generation != self.obs.generation
+            )
+            if changed or dropped:
+                how = "aborted" if s.aborted else "rolled back"
+                self.emit(R.REVISION_SKIPPED, revision=rev, how=how, dropped=dropped)
+            return
+        if rev == s.canary_revision:
+            return
+        if s.canary_revision is not None:
+            self.emit(
+                R.REVISION_REPLACED,
+                revision=rev,
+                previous=s.canary_revision,
+                step=self.step_no(),
+                steps=self.n,
+            )
+        else:
+            self.emit(R.REVISION_DETECTED, revision=rev, stable=s.stable_revision, steps=self.n)
+        self._start_canary(rev)
+
+    def _abort(self) -> None:
+        request = self.take(RequestKind.ABORT)
+        if request is None:
+            return
+        if self.canary_active:
+            self._rollback(request=request)
+        else:
+            self.ignore(request, "no canary in progress")
+
+    def _requests(self) -> None:
+        s = self.s
+        retry = self.pending.get(RequestKind.RETRY)
+        if retry is not None and s.pause_reason is PauseReason.ANALYSIS_INCONCLUSIVE:
+            self.take(RequestKind.RETRY)
+            self._restart_analysis(retry)
+        full = self.take(RequestKind.PROMOTE_FULL)
+        if full is not None:
+            self.emit(
+                R.PROMOTED_FULL,
+                revision=s.canary_revision,
+                request=full.id,
+                step=self.step_no(),
+                steps=self.n,
+            )
+            self._enter_step(self.n)
+            promote = self.take(RequestKind.PROMOTE)
+            if promote is not None:
+                self.ignore(promote, "superseded by promote-full")
+            return
+        promote = self.take(RequestKind.PROMOTE)
+        if promote is None:
+            return
+        index = self.s.current_step_index or 0
+        if index >= self.n:
+            self.ignore(promote, "all steps are done; waiting for the canary to be available")
+            return
+        self.emit(
+            R.PROMOTED,
+            step=index + 1,
+            steps=self.n,
+            what=step_what(self.steps[index]),
+            request=promote.id,
+        )
+        self._enter_step(index + 1)
+
+    def _restart_analysis(self, request: ManualRequest) -> None:
+        index = self.s.current_step_index or 0
+        checks = checks_for_step(self.spec, index)
+        canary = self.s.canary_revision
+        run = new_run(index, canary, checks, self.now) if checks and canary else None
+        self.update(analysis=run, pause_reason=None, pause_started_at=None)
+        self.emit(R.ANALYSIS_RETRIED, step=index + 1, steps=self.n, request=request.id)
+
+    def _ignore_leftover_requests(self) -> None:
+        for kind in list(self.pending):
+            request = self.take(kind)
+            if request is None:
+                continue
+            if kind is RequestKind.RETRY:
+                why = "nothing was rolled back and no analysis is inconclusive"
+            elif self.s.rolled_back_revision is not None:
+                why = f"revision {self.s.rolled_back_revision} was rolled back; no canary runs"
+            else:
+                why = "no canary in progress"
+            self.ignore(request, why)

@@ -1,0 +1,255 @@
+"""The state of one Rollout pass, shared by its concerns.
+
+:class:`PassState` is the mutable scratchpad of one :func:`rollwise.core.rollout.canary.decide`
+call: the spec, the previous status, the observations, ``now``, and the status, events and
+wake-ups built so far, with the moves every concern makes (emit an event, take a request,
+enter a step, roll back, wait on the cluster). The concerns build on it: requests
+(:mod:`.requests`), analysis (:mod:`.analysis`), steps (:mod:`.steps`) and completion
+(:mod:`.completion`); :class:`rollwise.core.rollout.canary._Pass` runs them in order.
+
+Pure: no clock (``now`` is an argument), no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rollwise.core.analysis import (
+    checks_for_step,
+    new_run,
+)
+from rollwise.core.durations import add_seconds, format_seconds
+from rollwise.core.events import Event
+from rollwise.core.observations import (
+    OVERRIDE_HANDLED_KEY,
+    ManualRequest,
+    Observations,
+    RequestKind,
+)
+from rollwise.core.reasons import Reason
+from rollwise.core.rollout import reasons as R
+from rollwise.core.rollout.actions import (
+    POLL_SECONDS,
+)
+from rollwise.core.rollout.status import (
+    PauseReason,
+    RolloutStatus,
+    step_text,
+)
+from rollwise.core.spec import RolloutSpec
+from rollwise.core.validation import selector_string
+
+
+class PassState:
+    """The mutable scratchpad of one Rollout pass: what it read, what it has written so far,
+    and the moves every concern makes (emit, wake, take a request, enter a step, roll back,
+    wait on the cluster)."""
+
+    def __init__(
+        self, spec: RolloutSpec, previous: RolloutStatus, obs: Observations, now: datetime
+    ) -> None:
+        self.spec = spec
+        self.canary_spec = spec.strategy.canary
+        self.steps = self.canary_spec.steps
+        self.n = len(self.steps)
+        self.router = self.canary_spec.traffic_routing is not None
+        self.prev = previous
+        self.obs = obs
+        self.now = now
+        self.events: list[Event] = []
+        self.wakes: list[datetime] = []
+        self.message = ""
+        self.cluster_wait = False
+        self.pending: dict[RequestKind, ManualRequest] = {
+            r.kind: r for r in obs.requests if previous.handled_requests.get(r.kind.value) != r.id
+        }
+        # An override's requests are remembered under their own key: it stays recorded after
+        # it acted, while the annotation requests of the same kinds come and go.
+        self.from_override: list[ManualRequest] = []
+        applied = previous.handled_requests.get(OVERRIDE_HANDLED_KEY)
+        for request in obs.override_requests:
+            if request.id != applied:
+                self.pending[request.kind] = request
+                self.from_override.append(request)
+        self.held = spec.paused or obs.hold is not None
+        self.s = sanitize(previous, self.n).model_copy(
+            update={
+                "observed_generation": obs.generation,
+                "selector": selector_string(spec.selector),
+            }
+        )
+
+    def update(self, **fields: Any) -> None:
+        self.s = self.s.model_copy(update=fields)
+
+    def emit(self, reason: Reason, **fields: object) -> None:
+        self.events.append(Event.of(reason, **fields))
+
+    def wake(self, at: datetime | None) -> None:
+        if at is not None:
+            self.wakes.append(at)
+
+    def take(self, kind: RequestKind) -> ManualRequest | None:
+        request = self.pending.pop(kind, None)
+        if request is not None:
+            handled = dict(self.s.handled_requests)
+            override = any(request is r for r in self.from_override)
+            handled[OVERRIDE_HANDLED_KEY if override else kind.value] = request.id
+            self.update(handled_requests=handled)
+        return request
+
+    def hold_text(self) -> str:
+        hold = self.obs.hold
+        if hold is None:
+            return ""
+        return f"held by {hold.user} (override {hold.id}): {hold.reason}"
+
+    def ignore(self, request: ManualRequest, why: str) -> None:
+        self.emit(R.REQUEST_IGNORED, kind=request.kind.value, request=request.id, why=why)
+
+    def step_no(self, index: int | None = None) -> int:
+        i = self.s.current_step_index if index is None else index
+        return min((i or 0) + 1, max(self.n, 1))
+
+    @property
+    def canary_active(self) -> bool:
+        return self.s.canary_revision is not None
+
+    def _clear_canary(self) -> None:
+        self.update(
+            canary_revision=None,
+            current_step_index=None,
+            canary_weight=0,
+            step_started_at=None,
+            pause_started_at=None,
+            pause_reason=None,
+            deadline_exceeded=False,
+            progress_started_at=self.now,
+        )
+
+    def _start_canary(self, rev: str) -> None:
+        self.update(
+            canary_revision=rev,
+            canary_weight=0,
+            analysis=None,
+            deadline_exceeded=False,
+            retired_revisions=[r for r in self.s.retired_revisions if r.revision != rev],
+        )
+        self._enter_step(0)
+
+    def _enter_step(self, index: int) -> None:
+        self.update(
+            current_step_index=index,
+            step_started_at=self.now,
+            progress_started_at=self.now,
+            pause_started_at=None,
+            pause_reason=None,
+        )
+        if index >= self.n:
+            return
+        step = self.steps[index]
+        if step.pause is not None:
+            self.update(pause_started_at=self.now, pause_reason=PauseReason.PAUSE_STEP)
+            if step.pause.duration:
+                what = f"step {index + 1}/{self.n}: paused for {step.pause.duration}"
+            else:
+                what = f"step {index + 1}/{self.n}: paused until promoted (rollwise.dev/promote)"
+            self.emit(R.PAUSED, what=what)
+        elif step.analysis is not None:
+            checks = checks_for_step(self.spec, index)
+            if checks is not None and self.s.canary_revision is not None:
+                self.update(analysis=new_run(index, self.s.canary_revision, checks, self.now))
+
+    def _rollback(self, *, cause: str = "", request: ManualRequest | None = None) -> None:
+        s = self.s
+        canary = s.canary_revision
+        if canary is None or s.stable_revision is None:
+            return
+        if request is not None:
+            self.emit(
+                R.ABORTED,
+                revision=canary,
+                request=request.id,
+                step=self.step_no(),
+                steps=self.n,
+                stable=s.stable_revision,
+            )
+        else:
+            self.emit(
+                R.ROLLED_BACK,
+                revision=canary,
+                stable=s.stable_revision,
+                step=self.step_no(),
+                steps=self.n,
+                cause=cause,
+            )
+        self._clear_canary()
+        self.update(rolled_back_revision=canary, aborted=request is not None)
+
+    def _missing_services(self) -> str | None:
+        if not self.obs.stable_service_exists:
+            return self.canary_spec.stable_service
+        if not self.obs.canary_service_exists:
+            return self.canary_spec.canary_service
+        return None
+
+    def _cluster_wait(self, message: str) -> None:
+        """Waiting on pods or the router: the progress deadline applies."""
+        self.cluster_wait = True
+        self.message = message
+        started = self.s.progress_started_at
+        if started is None:
+            started = self.now
+            self.update(progress_started_at=started)
+        limit = self.spec.progress_deadline_seconds
+        deadline = add_seconds(started, limit)
+        if self.now >= deadline:
+            if not self.s.deadline_exceeded:
+                self.update(deadline_exceeded=True)
+                self.emit(
+                    R.PROGRESS_DEADLINE_EXCEEDED,
+                    what=message,
+                    elapsed=format_seconds((self.now - started).total_seconds()),
+                    deadline=limit,
+                )
+        else:
+            self.wake(deadline)
+        self.wake(add_seconds(self.now, POLL_SECONDS))
+
+    def _progressed(self) -> None:
+        if self.s.deadline_exceeded:
+            self.update(deadline_exceeded=False)
+            self.emit(R.PROGRESS_RESUMED, what=self.message or "the rollout moved on")
+
+
+def sanitize(status: RolloutStatus, steps: int) -> RolloutStatus:
+    """Repair impossible combinations (a hand-edited or corrupted status) instead of failing."""
+    update: dict[str, Any] = {}
+    if status.pause_reason is PauseReason.OVERRIDE_HOLD:
+        # A hold lives in the override record, never in status: observed, not remembered.
+        update["pause_reason"] = None
+    canary = status.canary_revision
+    if canary is not None and canary == status.stable_revision:
+        canary = None
+        update["canary_revision"] = None
+    if canary is None:
+        if status.current_step_index is not None:
+            update["current_step_index"] = None
+        if status.canary_weight != 0:
+            update["canary_weight"] = 0
+        if status.pause_reason is not None:
+            update["pause_reason"] = None
+    else:
+        index = status.current_step_index
+        clamped = min(max(index if index is not None else 0, 0), steps)
+        if clamped != index:
+            update["current_step_index"] = clamped
+        weight = min(max(status.canary_weight, 0), 100)
+        if weight != status.canary_weight:
+            update["canary_weight"] = weight
+    index = update.get("current_step_index", status.current_step_index)
+    shown = step_text(index if canary is not None else None, steps)
+    if shown != status.step:
+        update["step"] = shown
+    return status.model_copy(update=update) if update else status

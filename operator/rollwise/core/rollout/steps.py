@@ -1,0 +1,138 @@
+"""The canary's steps in a Rollout pass: weight, pause and analysis steps, in order, each
+entered once, until the last one promotes.
+
+Pure: no clock (``now`` is an argument), no I/O.
+"""
+
+from __future__ import annotations
+
+from rollwise.core.analysis import (
+    checks_for_step,
+)
+from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
+from rollwise.core.rollout import reasons as R
+from rollwise.core.rollout.analysis import Analysis
+from rollwise.core.rollout.completion import Completion
+from rollwise.core.rollout.status import (
+    PauseReason,
+)
+from rollwise.core.spec import PauseStep, step_what
+from rollwise.core.traffic import expected_weight, split
+
+
+class Steps(Analysis, Completion):
+    """The canary's steps: weight, pause and analysis steps in order, each entered once, until the
+    last one promotes."""
+
+    def _progress(self) -> None:
+        if self.s.pause_reason is PauseReason.ANALYSIS_INCONCLUSIVE:
+            index = self.step_no()
+            self.message = (
+                f"step {index}/{self.n}: analysis inconclusive; paused (rollwise.dev/retry "
+                "re-runs the analysis, rollwise.dev/promote skips the step, "
+                "rollwise.dev/abort rolls back)"
+            )
+            return
+        for _ in range(self.n + 2):
+            if not self.canary_active:
+                return
+            index = self.s.current_step_index or 0
+            if index >= self.n:
+                self._complete()
+                return
+            step = self.steps[index]
+            if step.set_weight is not None:
+                done = self._weight_step(index, step.set_weight)
+            elif step.pause is not None:
+                done = self._pause_step(index, step.pause)
+            else:
+                done = self._analysis_step(index)
+            if not done or not self.canary_active:
+                return
+            following = (
+                f"now at step {index + 2}/{self.n}" if index + 1 < self.n else "all steps done"
+            )
+            self.emit(
+                R.STEP_ADVANCED,
+                step=index + 1,
+                steps=self.n,
+                what=step_what(step),
+                next=following,
+            )
+            self._enter_step(index + 1)
+
+    def _weight_step(self, index: int, weight: int) -> bool:
+        s = self.s
+        canary = s.canary_revision
+        if canary is None:
+            return False
+        head = f"step {index + 1}/{self.n} (setWeight {weight}%)"
+        if s.canary_weight < weight:
+            missing = self._missing_services()
+            if missing:
+                self._cluster_wait(f"{head}: waiting for Service {missing}")
+                return False
+            need = split(self.spec.replicas, weight, router=self.router).canary
+            state = self.obs.revisions.get(canary)
+            if state is None or not state.ready_for(need):
+                have = state.available_replicas if state is not None else 0
+                self._cluster_wait(f"{head}: waiting for canary {canary}: {have}/{need} available")
+                return False
+            self.update(canary_weight=weight, progress_started_at=self.now)
+            self._progressed()
+            self.emit(
+                R.WEIGHT_SET,
+                step=index + 1,
+                steps=self.n,
+                weight=weight,
+                split=self._split_text(weight),
+            )
+        expected = expected_weight(self.spec.replicas, self.s.canary_weight, router=self.router)
+        actual = self.obs.actual_weight
+        if actual != expected:
+            shown = "unknown" if actual is None else f"{actual}%"
+            self._cluster_wait(f"{head}: waiting for the router to report {expected}% ({shown})")
+            return False
+        self._progressed()
+        checks = checks_for_step(self.spec, index)
+        if checks is None:
+            return True
+        return self._run_gate(index, checks, head)
+
+    def _split_text(self, weight: int) -> str:
+        if self.router:
+            return f"stable {100 - weight}%"
+        parts = split(self.spec.replicas, weight, router=False)
+        approx = expected_weight(self.spec.replicas, weight, router=False)
+        return (
+            f"replica-ratio: {parts.canary} canary and {parts.stable} stable pods, "
+            f"about {approx}% to the canary"
+        )
+
+    def _pause_step(self, index: int, pause: PauseStep) -> bool:
+        head = f"step {index + 1}/{self.n}"
+        if pause.duration is None:
+            self.message = f"{head}: paused until promoted (rollwise.dev/promote)"
+            return False
+        try:
+            seconds = parse_seconds(pause.duration)
+        except InvalidDuration:
+            seconds = 0.0
+        started = self.s.pause_started_at
+        if started is None:
+            started = self.now
+            self.update(pause_started_at=started, pause_reason=PauseReason.PAUSE_STEP)
+        end = add_seconds(started, seconds)
+        if self.now >= end:
+            self.emit(R.PAUSE_EXPIRED, step=index + 1, steps=self.n, duration=pause.duration)
+            return True
+        self.wake(end)
+        left = format_seconds((end - self.now).total_seconds())
+        self.message = f"{head}: paused for {pause.duration}, {left} left"
+        return False
+
+    def _analysis_step(self, index: int) -> bool:
+        checks = checks_for_step(self.spec, index)
+        if checks is None:
+            return True
+        return self._run_gate(index, checks, f"step {index + 1}/{self.n} (analysis)")

@@ -1,0 +1,186 @@
+"""The kopf wiring both kinds share: one loop per object, its wake-ups, and kopf's settings.
+
+Each kind registers a ``@kopf.daemon`` per object whose body is :func:`pass_loop`: run a
+pass, then sleep until the first of the pass's ``requeue_after`` (capped by the resync
+period), a wake-up (a watch event that changes what the object asks for) or the daemon being
+stopped (:func:`sleep_until_woken`). :class:`PassSlots` bounds how many passes run at once.
+
+kopf itself stores nothing on the objects but its finalizer: there are no change handlers,
+so no progress or diff-base records (:func:`diffbase_storage`,
+:class:`EssenceFreeDiffBaseStorage`), and :func:`operator_settings` sets the storages to
+annotations with the ``rollwise.dev`` prefix anyway so that the structural schema could never
+prune them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+import kopf
+
+from rollwise.runtime.passes import NamespaceShares
+
+#: Seconds a stopping daemon gets to finish its pass before kopf cancels it.
+CANCELLATION_TIMEOUT = 10.0
+
+
+#: Prefix of kopf's own annotations and of the finalizer.
+KOPF_PREFIX = "rollwise.dev"
+
+
+async def sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
+    """Returns after ``delay`` seconds, when ``wake`` is set, or when the daemon stops."""
+
+    async def stopping() -> None:
+        await stopped.wait()
+
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopping())]
+    try:
+        await asyncio.wait(waiters, timeout=max(delay, 0.0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        for waiter in waiters:
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+
+
+class PassSlots:
+    """At most ``limit`` reconcile passes in flight at once, Rollouts and ModelReleases alike,
+    and at most ``per_namespace`` of them from any one namespace; the others wait, in order
+    of arrival, before they read anything.
+
+    Without a bound, a burst (a thousand Rollouts woken in the same second) puts every pass in
+    the worker pool's queue at once, and each of a pass's worker-thread hops waits behind all
+    the others' again: a pass then acts on what it observed long before, and holds its copies
+    of the bodies all that time. With the bound a pass waits once, then runs through.
+
+    The namespace bound is a tenant's budget: passes that wait on a slow or hostile endpoint
+    named by one namespace's specs hold at most ``per_namespace`` of the ``limit`` slots, so
+    the other namespaces' passes keep running. A pass takes its namespace's slot first, so
+    that its waiting never holds a shared one."""
+
+    def __init__(self, limit: int, per_namespace: int | None = None) -> None:
+        if limit < 1:
+            raise ValueError(f"at least one pass must be able to run, not {limit}")
+        if per_namespace is not None and per_namespace < 1:
+            raise ValueError(f"a namespace must be able to run a pass, not {per_namespace}")
+        self.limit = limit
+        self.per_namespace = per_namespace
+        self._semaphore: asyncio.Semaphore | None = None  # made on the loop that uses it
+        self._namespaces = NamespaceShares(per_namespace)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, namespace: str | None = None) -> AsyncIterator[None]:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.limit)
+        async with self._namespaces.share(namespace), self._semaphore:
+            yield
+
+
+class _Failures(Protocol):
+    failures: int
+
+
+class _Outcome(Protocol):
+    @property
+    def gone(self) -> bool: ...
+
+    @property
+    def requeue_after(self) -> float | None: ...
+
+
+async def pass_loop(
+    run_pass: Callable[[], Awaitable[_Outcome]],
+    memory: _Failures,
+    wake: asyncio.Event,
+    stopped: kopf.DaemonStopped,
+    *,
+    resync_seconds: float,
+    log: Any,
+    after_pass: Callable[[], object] | None = None,
+    slots: PassSlots | None = None,
+    namespace: str | None = None,
+) -> None:
+    """Runs ``run_pass`` until the object is gone or the daemon stops, sleeping between passes
+    for the pass's ``requeue_after`` (capped by ``resync_seconds``) or until woken; each pass
+    in one of ``slots`` (``namespace``'s share of them) when given. A pass that raises is a
+    bug, not a cluster failure (those come back in its result): the loop stays alive and looks
+    again after a growing delay rather than dropping the object."""
+    while not stopped:
+        try:
+            if slots is None:
+                wake.clear()
+                result = await run_pass()
+            else:
+                async with slots.slot(namespace):
+                    # Cleared once the pass may start: a wake-up while it waited for its slot
+                    # is covered by what the pass is about to read.
+                    wake.clear()
+                    result = await run_pass()
+        except Exception:
+            log.exception("reconcile pass crashed")
+            memory.failures += 1
+            await sleep_until_woken(wake, stopped, min(2.0**memory.failures, 300.0))
+            continue
+        finally:
+            if after_pass is not None:
+                after_pass()
+        if result.gone:
+            break
+        delay = result.requeue_after
+        delay = resync_seconds if delay is None else min(delay, resync_seconds)
+        await sleep_until_woken(wake, stopped, delay)
+
+
+class EssenceFreeDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's annotation diff-base storage whose essence of a body is empty.
+
+    kopf builds the essence of every watched body on every event (a deep copy without status
+    and kopf's own fields) to detect changes for ``on.create``/``on.update``/``on.field``
+    handlers, and to decide whether an idle daemon's ``idle`` timer restarts. This operator
+    has neither, so the copy is pure cost: 6-7% of the event loop's busy time with 1,000
+    Rollouts stepping (``docs/benchmarks.md``). Never use it with change handlers: they would
+    see no changes; :func:`diffbase_storage` guards that."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+
+def diffbase_storage(registry: kopf.OperatorRegistry) -> kopf.DiffBaseStorage:
+    """The diff-base storage for ``registry``: essence-free while it has no change handlers
+    (``on.create``, ``on.update``, ``on.delete``, ``on.resume``, ``on.field``), else kopf's."""
+    # kopf has no public way to list the change handlers of a registry.
+    changing = registry._changing.get_all_handlers()
+    storage = kopf.AnnotationsDiffBaseStorage if changing else EssenceFreeDiffBaseStorage
+    return storage(prefix=KOPF_PREFIX, key="last-handled-configuration")
+
+
+def operator_settings(instance: str | None = None) -> kopf.OperatorSettings:
+    """kopf's settings for this operator."""
+    settings = kopf.OperatorSettings()
+    # Our events are posted by the reconcile with reason constants; kopf turns only its own
+    # warnings and errors (a crashed handler) into events.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "rollwise-operator"
+    settings.posting.reporting_instance = instance or "rollwise-operator"
+    settings.posting.event_name_prefix = "rollwise-"
+    # Long-polling watches the server ends every minute; the client gives up a bit later.
+    settings.watching.server_timeout = 60
+    settings.watching.client_timeout = 70
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 30
+    settings.networking.connect_timeout = 10
+    # A per-object watch worker idles this long before it is released.
+    settings.queueing.idle_timeout = 30
+    settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
+    )
+    settings.background.cancellation_polling = 5
+    return settings

@@ -1,0 +1,303 @@
+"""The observe step of a Rollout pass: everything ``decide`` needs, read from the cluster,
+the router and the metric providers (:func:`observe`).
+
+The spec is validated once per generation; an invalid spec, or one naming a provider the
+operator may not query, is decided without looking at the cluster. Otherwise the revision
+Deployments, the Services, the router's actual weight, the measurements due now and the
+provider's verdict on the spec's queries are read side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from rollwise.adapters.errors import (
+    RouteMisconfigured,
+    RouteNotFound,
+)
+from rollwise.adapters.traffic.base import RouterContext
+from rollwise.adapters.workloads import deployment_name
+from rollwise.core.observations import (
+    Measurement,
+    Observations,
+    RevisionState,
+    requests_from_annotations,
+    revision_of,
+)
+from rollwise.core.overrides import in_effect, read_overrides
+from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
+from rollwise.core.rollout.analysis import due_metrics, query_context
+from rollwise.core.rollout.canary import rollout_metrics
+from rollwise.core.rollout.overrides import RolloutOverride, rollout_effect
+from rollwise.core.rollout.status import RolloutStatus
+from rollwise.core.spec import RolloutSpec, TrafficRouting
+from rollwise.core.validation import load_rollout_spec
+from rollwise.runtime.passes import (
+    check_queries,
+    events_posted,
+    measure,
+    provider_problems,
+    validated,
+)
+from rollwise.runtime.rollout.ports import (
+    Ports,
+    RolloutObject,
+)
+from rollwise.runtime.skeleton import (
+    Memory,
+    parse_status,
+)
+
+
+@dataclass(frozen=True)
+class Seen:
+    spec: RolloutSpec | None
+    status: RolloutStatus | None
+    observations: Observations
+    #: What validating the spec found (``passes.validated``: once per generation).
+    spec_errors: tuple[str, ...] = ()
+
+
+def router_context(
+    obj: RolloutObject, spec: RolloutSpec, status: RolloutStatus | None
+) -> RouterContext:
+    canary = spec.strategy.canary
+    stable_rev = status.stable_revision if status is not None else None
+    canary_rev = status.canary_revision if status is not None else None
+    return RouterContext(
+        namespace=obj.namespace,
+        rollout=obj.name,
+        stable_service=canary.stable_service,
+        canary_service=canary.canary_service,
+        replicas=spec.replicas,
+        stable_deployment=deployment_name(obj.name, stable_rev) if stable_rev else None,
+        canary_deployment=deployment_name(obj.name, canary_rev) if canary_rev else None,
+    )
+
+
+async def _measure(
+    obj: RolloutObject,
+    seen: tuple[RolloutSpec, RolloutStatus | None],
+    ports: Ports,
+    now: datetime,
+    log: Any,
+    *,
+    held: bool = False,
+) -> dict[str, Measurement]:
+    spec, status = seen
+    due = due_metrics(spec, status, now, held=held)
+    if not due:
+        return {}
+    return await measure(
+        [d.metric for d in due],
+        query_context(obj.namespace, obj.name, spec, status),
+        provider_for=ports.provider_for,
+        default_prometheus=ports.default_prometheus,
+        now=now,
+        metrics=ports.metrics,
+        log=log,
+        budget=ports.queries,
+        namespace=obj.namespace,
+    )
+
+
+def _override(
+    obj: RolloutObject, template_hash: str, status: RolloutStatus | None, ports: Ports
+) -> RolloutOverride:
+    """The override in effect for the current revision (signed records only), as the core
+    observes it (``core.overrides.rollout_effect``)."""
+    found = read_overrides(obj.annotations, obj.uid, ports.record_key)
+    return rollout_effect(
+        in_effect(found.overrides, template_hash),
+        name=obj.name,
+        template_hash=template_hash,
+        status=status,
+    )
+
+
+def _with_override(observations: Observations, override: RolloutOverride) -> Observations:
+    return replace(
+        observations,
+        hold=override.hold,
+        override_requests=override.requests,
+        override_waiting=override.waiting,
+    )
+
+
+async def _check_queries(
+    obj: RolloutObject,
+    spec: RolloutSpec,
+    *,
+    status: RolloutStatus | None,
+    ports: Ports,
+    now: datetime,
+    log: Any,
+) -> QueryCheck | None:
+    """The provider's verdict on the spec's queries when they are unchecked (or were
+    unverified long enough); None when nothing is to be checked this pass."""
+    metrics = rollout_metrics(spec)
+    digest = queries_digest(metrics)
+    if not check_due(digest, status.queries if status is not None else None, now):
+        return None
+    if provider_problems(metrics, ports.allowed_prometheus, ports.web_providers):
+        return None  # the spec is invalid anyway; nothing is sent to a host it chose
+    canary = spec.strategy.canary
+    return await check_queries(
+        digest,
+        metrics,
+        sample_context(obj.namespace, obj.name, canary.stable_service, canary.canary_service),
+        provider_for=ports.provider_for,
+        default_prometheus=ports.default_prometheus,
+        log=log,
+        budget=ports.queries,
+        namespace=obj.namespace,
+    )
+
+
+def route_rejection(namespace: str, routing: TrafficRouting | None) -> str:
+    """What the core reports when the router's ``verify`` says the routing object does not
+    carry the weight as accepted."""
+    if routing is not None and routing.gateway_api is not None:
+        name = routing.gateway_api.http_route.name
+        return (
+            f"HTTPRoute {namespace}/{name} is not accepted: a parent Gateway reports its "
+            "Accepted or ResolvedRefs condition False"
+        )
+    if routing is not None and routing.istio is not None:
+        name = routing.istio.virtual_service.name
+        return f"VirtualService {namespace}/{name} is not reconciled by Istio (Reconciled False)"
+    return "the routing object does not report the weight as accepted"
+
+
+async def observe(
+    obj: RolloutObject, ports: Ports, now: datetime, log: Any, memory: Memory
+) -> Seen:
+    """Everything ``decide`` needs; raises ``AdapterError`` when the cluster cannot be read."""
+    status = parse_status(RolloutStatus, obj.status, log)
+    template = obj.spec.get("template")
+    template_hash = revision_of(template if isinstance(template, Mapping) else {})
+    requests = requests_from_annotations(obj.annotations)
+    override = _override(obj, template_hash, status, ports)
+    posted = events_posted(memory, obj.uid, status.event_log if status is not None else None)
+    spec, spec_errors = await validated(
+        memory, obj.uid, obj.generation, obj.spec, load_rollout_spec, log=log
+    )
+    if spec is None:
+        # An invalid spec is decided without looking at the cluster: nothing will be done.
+        return Seen(
+            None,
+            status,
+            _with_override(
+                Observations(
+                    template_hash=template_hash,
+                    generation=obj.generation,
+                    requests=requests,
+                    events_posted=posted,
+                ),
+                override,
+            ),
+            spec_errors=tuple(spec_errors),
+        )
+    refused = provider_problems(
+        rollout_metrics(spec), ports.allowed_prometheus, ports.web_providers
+    )
+    if refused:
+        # A spec naming a Prometheus the operator may not query is invalid: decided without
+        # looking at the cluster, and no query goes to a host the spec chose.
+        return Seen(
+            spec,
+            status,
+            _with_override(
+                Observations(
+                    template_hash=template_hash,
+                    generation=obj.generation,
+                    requests=requests,
+                    events_posted=posted,
+                    missing_references=tuple(refused),
+                ),
+                override,
+            ),
+            spec_errors=tuple(spec_errors),
+        )
+    canary = spec.strategy.canary
+    router = ports.router_for(canary.traffic_routing, router_context(obj, spec, status))
+
+    def read_weight() -> tuple[int | None, str | None]:
+        try:
+            return router.get_weight(), None
+        except (RouteNotFound, RouteMisconfigured) as exc:
+            if router.scales_revisions:
+                # The replica-ratio "route" is the stable Deployment, created by this very
+                # pass for a new Rollout: not a spec error.
+                return None, None
+            return None, exc.message
+
+    def rejected(weight: int | None) -> str:
+        # Whether the mesh or Gateway took the route the weight was read from (the same read:
+        # the pass view serves it again); the replica-ratio router has nothing to accept.
+        if weight is None or router.scales_revisions or router.verify(weight):
+            return ""
+        return route_rejection(obj.namespace, canary.traffic_routing)
+
+    def read_cluster() -> tuple[
+        dict[str, RevisionState], bool, bool, tuple[int | None, str | None, str]
+    ]:
+        # One worker-thread hop for the four reads, not four: with the watch cache they are
+        # memory lookups, and each hop cost more CPU than the read (the queries below, which
+        # wait on Prometheus, still run side by side).
+        weight, problem = read_weight()
+        return (
+            ports.workloads.revisions(obj.ref),
+            ports.workloads.service_exists(obj.namespace, canary.stable_service),
+            ports.workloads.service_exists(obj.namespace, canary.canary_service),
+            (weight, problem, rejected(weight)),
+        )
+
+    (
+        (revisions, stable_exists, canary_exists, (weight, route_problem, route_rejected)),
+        measurements,
+        query_check,
+    ) = await asyncio.gather(
+        asyncio.to_thread(read_cluster),
+        _measure(obj, (spec, status), ports, now, log, held=override.hold is not None),
+        _check_queries(obj, spec, status=status, ports=ports, now=now, log=log),
+    )
+    missing: list[str] = []
+    if not stable_exists:
+        missing.append(
+            f"spec.strategy.canary.stableService: Service {obj.namespace}/"
+            f"{canary.stable_service} not found"
+        )
+    if not canary_exists and canary.canary_service != canary.stable_service:
+        missing.append(
+            f"spec.strategy.canary.canaryService: Service {obj.namespace}/"
+            f"{canary.canary_service} not found"
+        )
+    if route_problem is not None:
+        missing.append(f"spec.strategy.canary.trafficRouting: {route_problem}")
+    return Seen(
+        spec,
+        status,
+        Observations(
+            template_hash=template_hash,
+            generation=obj.generation,
+            revisions=revisions,
+            actual_weight=weight,
+            stable_service_exists=stable_exists,
+            canary_service_exists=canary_exists,
+            measurements=measurements,
+            requests=requests,
+            missing_references=tuple(missing),
+            hold=override.hold,
+            override_requests=override.requests,
+            override_waiting=override.waiting,
+            query_check=query_check,
+            route_rejected=route_rejected,
+            events_posted=posted,
+        ),
+        spec_errors=tuple(spec_errors),
+    )

@@ -1,0 +1,143 @@
+"""What a Rollout pass talks to: the ports (the adapters' narrow interfaces, the clock, the
+metrics and the settings a pass needs), the Rollout as a pass reads it, and how messages
+name an action.
+
+The production ports are built in :mod:`rollwise.runtime.cluster`; the unit tests build them
+over in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
+from rollwise.adapters.watch_cache import WatchCache
+from rollwise.adapters.workloads import RolloutRef
+from rollwise.core.events import Event, LoggedEvent
+from rollwise.core.observations import (
+    RevisionState,
+)
+from rollwise.core.rollout.actions import (
+    Action,
+    DeleteRevision,
+    EnsureRevision,
+    PointCanaryService,
+    PointStableService,
+    ScaleRevision,
+)
+from rollwise.core.spec import TrafficRouting
+from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.passes import (
+    NotifierPort,
+    ProviderFactory,
+    QueryBudget,
+)
+from rollwise.runtime.skeleton import (
+    ObjectHeader,
+    utc_now,
+)
+
+
+class WorkloadsPort(Protocol):
+    """The part of :class:`rollwise.adapters.workloads.Workloads` a pass uses."""
+
+    def revisions(self, rollout: RolloutRef) -> dict[str, RevisionState]: ...
+
+    def service_exists(self, namespace: str, name: str) -> bool: ...
+
+    def ensure_revision(
+        self, rollout: RolloutRef, revision: str, replicas: int, template: Mapping[str, Any]
+    ) -> RevisionState: ...
+
+    def scale_revision(
+        self, rollout: RolloutRef, revision: str, replicas: int
+    ) -> RevisionState: ...
+
+    def delete_revision(self, rollout: RolloutRef, revision: str) -> bool: ...
+
+    def point_service(self, namespace: str, name: str, revision: str | None) -> bool: ...
+
+
+class ClusterPort(Protocol):
+    """The Rollout object itself and its events."""
+
+    def read_rollout(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Rollout as the API server has it now; None when it is gone."""
+        ...
+
+    def patch_status(
+        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        """Merge-patch ``/status`` (``Conflict`` when ``resource_version`` is stale)."""
+        ...
+
+    def post_event(self, rollout: RolloutObject, event: Event) -> None:
+        """Post one core/v1 Event about the Rollout (a report of this process)."""
+        ...
+
+    def post_logged(self, rollout: RolloutObject, entry: LoggedEvent) -> bool:
+        """Post the Event of a logged transition under its deterministic name; False when it
+        exists already."""
+        ...
+
+
+RouterFactory = Callable[[TrafficRouting | None, RouterContext], TrafficRouter]
+
+
+@dataclass
+class Ports:
+    """Everything a pass does I/O through, plus the clock and the operator's metrics."""
+
+    cluster: ClusterPort
+    workloads: WorkloadsPort
+    router_for: RouterFactory
+    provider_for: ProviderFactory
+    default_prometheus: str | None = None
+    metrics: OperatorMetrics | None = None
+    clock: Callable[[], datetime] = utc_now
+    #: The operator's record key: override records (``rollwise.dev/overrides``, written by
+    #: its admission webhook) count only with a valid signature under it; None trusts none.
+    record_key: bytes | None = None
+    #: Ports for one pass (``reconcile`` calls it first): the production ports read each object
+    #: at most once per pass (``adapters.kube.PassView``). None: use these ports as they are.
+    for_pass: Callable[[WatchCache | None], Ports] | None = None
+    #: Where queries run, within each namespace's share (None: the default worker threads).
+    queries: QueryBudget | None = None
+    #: The Prometheus addresses a spec may name (None: any, for embedding and tests).
+    allowed_prometheus: frozenset[str] | None = None
+    #: The web providers a spec may name (None: any, for embedding and tests).
+    web_providers: frozenset[str] | None = None
+    #: Where posted events go for notifications (None: no notifications).
+    notifier: NotifierPort | None = None
+
+
+@dataclass(frozen=True)
+class RolloutObject(ObjectHeader):
+    """The fields of a Rollout a pass works with (wire form)."""
+
+    @property
+    def ref(self) -> RolloutRef:
+        return RolloutRef(
+            namespace=self.namespace,
+            name=self.name,
+            uid=self.uid,
+            selector=dict(self.spec.get("selector") or {}),
+        )
+
+
+def describe(action: Action) -> str:
+    """An action as messages name it."""
+    if isinstance(action, EnsureRevision):
+        return f"ensure revision {action.revision} at {action.replicas} replica(s)"
+    if isinstance(action, ScaleRevision):
+        return f"scale revision {action.revision} to {action.replicas} replica(s)"
+    if isinstance(action, DeleteRevision):
+        return f"delete revision {action.revision}"
+    if isinstance(action, PointStableService):
+        return f"point Service {action.service} at revision {action.revision}"
+    if isinstance(action, PointCanaryService):
+        return f"point Service {action.service} at revision {action.revision}"
+    return f"set canary weight {action.weight}% (canary {action.canary_revision})"

@@ -1,0 +1,216 @@
+"""The pass skeleton both kinds share: the object's header, the loop's memory, the result,
+the write-ahead status patch and the events tail.
+
+Every pass (``runtime.rollout.reconcile`` for a Rollout, ``runtime.release.reconcile`` for a
+ModelRelease) has the same shape: read the object (:class:`ObjectHeader`), parse its status
+(:func:`parse_status`), observe, decide, then :func:`persist` the new status, conditional on
+the resourceVersion read and skipped when nothing changed, and only then act; last, post the
+events the status logged and this process's reports (:func:`post_pass_events`). What a pass
+did comes back as a :class:`PassResult`; what its loop remembers between passes (not
+progress: that is in status) is a :class:`Memory`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, Self, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from rollwise.adapters.errors import AdapterError
+from rollwise.core.events import Event, EventLog, LoggedEvent
+from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.passes import EVENT_RETRY_SECONDS, post_events, post_logged, soonest
+
+A = TypeVar("A")
+D = TypeVar("D")
+S = TypeVar("S", bound=BaseModel)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ObjectHeader:
+    """The fields of a custom object a pass works with (wire form)."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    resource_version: str | None
+    spec: dict[str, Any]
+    status: dict[str, Any] | None
+    annotations: dict[str, str]
+    labels: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    generate_name: str = ""
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Self:
+        meta = body.get("metadata") or {}
+        status = body.get("status")
+        return cls(
+            namespace=str(meta.get("namespace") or ""),
+            name=str(meta.get("name") or ""),
+            uid=str(meta.get("uid") or ""),
+            generation=int(meta.get("generation") or 0),
+            resource_version=meta.get("resourceVersion"),
+            spec=dict(body.get("spec") or {}),
+            status=dict(status) if isinstance(status, Mapping) and status else None,
+            annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+            labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
+            created=str(meta.get("creationTimestamp") or ""),
+            generate_name=str(meta.get("generateName") or ""),
+        )
+
+
+@dataclass
+class Memory:
+    """What an object's loop remembers between passes (not progress: that is in status).
+
+    ``failures`` counts consecutive failed passes (for the backoff); ``reported`` is the last
+    action failure reported as an event, so a persisting failure is not re-posted each retry;
+    ``events_posted`` is (uid, sequence number) up to which the object's logged events are
+    posted (``runtime.passes.post_logged``); ``validated`` the spec of the last generation
+    seen, validated once (``runtime.passes.validated``); ``rejected_records`` the identity
+    records already reported as rejected (a ModelRelease's).
+    """
+
+    failures: int = 0
+    reported: str | None = None
+    events_posted: tuple[str, int] | None = None
+    validated: tuple[str, int, Any, list[str]] | None = None
+    rejected_records: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ActionFailure(Generic[A]):
+    """The action that failed, its error, and the action as messages name it."""
+
+    action: A
+    error: AdapterError
+    what: str
+
+
+@dataclass(frozen=True)
+class PassResult(Generic[D]):
+    """What one pass did. ``decision`` is None when the pass stopped before deciding (the
+    object is gone, or observing failed)."""
+
+    requeue_after: float | None
+    decision: D | None = None
+    gone: bool = False
+    status_written: bool = False
+    acted: bool = False
+    failure: ActionFailure[Any] | None = None
+    error: str | None = None
+    events: tuple[Event, ...] = field(default=())
+
+
+def parse_status(model: type[S], raw: dict[str, Any] | None, log: Any) -> S | None:
+    """The object's status, or None when it has none or this version cannot read it."""
+    if raw is None:
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        # A status this version cannot read: start over rather than crash on every pass.
+        log.warning("unreadable status, starting from scratch", error=str(exc)[:500])
+        return None
+
+
+def merge_patch_diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) turning ``old`` into ``new``: changed keys, nested
+    objects recursively, removed keys as null; lists are replaced whole."""
+    before = old or {}
+    patch: dict[str, Any] = {}
+    for key in before:
+        if key not in new:
+            patch[key] = None
+    for key, value in new.items():
+        prior = before.get(key)
+        if isinstance(value, Mapping) and isinstance(prior, Mapping):
+            nested = merge_patch_diff(prior, value)
+            if nested:
+                patch[key] = nested
+        elif key not in before or prior != value:
+            patch[key] = value
+    return patch
+
+
+class WireStatus(Protocol):
+    def to_wire(self) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True)
+class Persisted:
+    """What :func:`persist` did: whether the status changed, the object the API server
+    answered with, or the error that kept the status from being stored."""
+
+    changed: bool
+    written: dict[str, Any] | None = None
+    error: AdapterError | None = None
+
+
+StatusPatcher = Callable[[str, str, dict[str, Any], str | None], dict[str, Any] | None]
+
+
+def persist(
+    obj: ObjectHeader, before: object | None, after: WireStatus, patch_status: StatusPatcher
+) -> Persisted:
+    """Write-ahead: merge-patch the status ``after`` over the one read (``before``, the parsed
+    form of ``obj.status``), conditional on the resourceVersion read, and only when it
+    changed. Nothing may act on a status this did not store: a kill then must find the
+    cluster as the stored status describes it, or behind it, never ahead."""
+    if before is not None and after == before:
+        return Persisted(changed=False)
+    patch = merge_patch_diff(obj.status, after.to_wire())
+    try:
+        written = patch_status(obj.namespace, obj.name, patch, obj.resource_version)
+    except AdapterError as exc:
+        return Persisted(changed=True, error=exc)
+    return Persisted(changed=True, written=written)
+
+
+async def post_pass_events(
+    requeue: float | None,
+    *,
+    uid: str,
+    logged: EventLog | None,
+    post_entry: Callable[[LoggedEvent], bool],
+    reports: Sequence[Event],
+    post_report: Callable[[Event], None],
+    memory: Memory,
+    metrics: OperatorMetrics | None,
+    log: Any,
+    notify: Callable[[LoggedEvent], None] | None,
+) -> float | None:
+    """The tail of a pass: the events of the persisted status's log not yet known to be
+    posted (under their deterministic names), then this process's reports. Returns
+    ``requeue``, shortened when logged events are left to post."""
+    if logged is not None:
+        all_posted = await post_logged(
+            logged, uid, post_entry, memory, metrics=metrics, logger=log, notify=notify
+        )
+        if not all_posted:
+            requeue = soonest(requeue, EVENT_RETRY_SECONDS)
+    await post_events(reports, post_report, metrics=metrics, log=log)
+    return requeue
+
+
+__all__ = [
+    "ActionFailure",
+    "Memory",
+    "ObjectHeader",
+    "PassResult",
+    "Persisted",
+    "merge_patch_diff",
+    "parse_status",
+    "persist",
+    "post_pass_events",
+    "utc_now",
+]
