@@ -265,7 +265,7 @@ class Lab:
         except ValueError:
             behaviour = None
         self._started_revisions.add(event.revision)
-        await self.registry.ensure(event.app, event.revision, behaviour)
+        await self.registry.ensure(event.app, event.revision, behaviour, namespace=event.namespace)
 
     def start_traffic(
         self,
