@@ -89,6 +89,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     from hack.lab._support import freeze_after_full_collections  # noqa: PLC0415
     from hack.lab.lab import Lab  # noqa: PLC0415 - keeps status, down and refusals light
+    from hack.lab.prometheus import PrometheusError  # noqa: PLC0415
 
     freeze_after_full_collections()
     stop = threading.Event()
@@ -106,6 +107,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     lab.start()
     try:
+        if lab.prometheus is not None:
+            # Up means scraping: Prometheus applies a new targets file within about 5 s.
+            try:
+                lab.prometheus.wait_for_targets_up(lab.prometheus.targets, timeout=30)
+            except PrometheusError as err:
+                print(f"warning: Prometheus scrapes nothing: {err}\n{lab.prometheus.log_tail(5)}")
         info = dataclasses.asdict(lab.info())
         info["command_started_in_seconds"] = round(time.monotonic() - _INVOKED, 3)
         info["pid"] = os.getpid()
