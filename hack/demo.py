@@ -662,10 +662,16 @@ class Demo:
         return dict(release.get("status") or {})
 
     def follow_release(
-        self, name: str, done: Callable[[dict[str, Any]], bool], stage: str
+        self,
+        name: str,
+        done: Callable[[dict[str, Any]], bool],
+        stage: str,
+        events: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """Polls the release and prints each change of stage, weight or message and each
-        event, until ``done(status)``; StageTimeout after RELEASE_TIMEOUT seconds."""
+        event, until ``done(status)`` and every reason of ``events`` was seen (a status and
+        the events of the same pass reach the demo in either order); StageTimeout after
+        RELEASE_TIMEOUT seconds."""
         deadline = time.monotonic() + RELEASE_TIMEOUT
         while True:
             status = self.release_status(name)
@@ -677,6 +683,7 @@ class Demo:
                     status, "state", f"{state[0]} / {state[1]}: {status.get('message', '')}"
                 )
             for event in self.new_events(name):
+                self.reasons_seen.append(str(event.reason))
                 warn = event.type == "Warning"
                 reason = (self.style.red if warn else self.style.cyan)(f"{event.reason}")
                 self.release_line(
@@ -686,7 +693,7 @@ class Demo:
                 raise StageTimeout(
                     f"the release reached {status['stage']}: {status.get('message')}"
                 )
-            if done(status):
+            if done(status) and self.seen(*events):
                 return status
             if time.monotonic() > deadline:
                 raise StageTimeout(f"{stage} did not happen within {RELEASE_TIMEOUT:g} s")
@@ -731,6 +738,7 @@ class Demo:
         self.lab.start_traffic(f"service/{NAMESPACE}/{MODEL_CLIENT_SERVICE}", rate=TRAFFIC_RATE)
         self.say(f"traffic: {TRAFFIC_RATE:g} requests/s through service/{MODEL_CLIENT_SERVICE}")
         self.act_started = time.monotonic()
+        self.act_reasons_from = len(self.reasons_seen)
         self.last_state = None
         self.say(self.style.dim("  time  weight  what"))
         held = self.follow_release(
@@ -740,6 +748,7 @@ class Demo:
                 and str(s.get("message", "")).startswith("canary passed; waiting for approvals")
             ),
             "the gates and the canary",
+            events=("Staged", "CanaryPassed"),
         )
         passed = ", ".join(
             f"{g['name']} {g['status']}" for g in held.get("gates") or [] if g.get("name")
@@ -764,6 +773,7 @@ class Demo:
             name,
             lambda s: s.get("stage") == "Production" and s.get("phase") == "Healthy",
             "the approvals, the alias flip and Production",
+            events=("ReleaseApproved", "PromotedToProduction"),
         )
         approvals = ", ".join(f"{a['role']}: {a['user']}" for a in done.get("approvals") or [])
         self.say(self.style.green(f"{name} is in Production, approved by {approvals}"))
