@@ -172,7 +172,7 @@ def measurement_text(measurement: dict[str, Any]) -> str:
     """A recorded measurement in the operator's words (``0.012``, ``no data``, ``nan``,
     ``error``), as the plugin's VALUE column and the status messages say it."""
     from rollwise.core.analysis import measured_text  # noqa: PLC0415 - heavy import
-    from rollwise.core.status import MeasurementRecord  # noqa: PLC0415
+    from rollwise.core.runs import MeasurementRecord  # noqa: PLC0415
 
     return measured_text(MeasurementRecord.model_validate(measurement))
 
