@@ -16,6 +16,11 @@ the cluster (``deployment.enabled=false``, ``webhook.url``: kwok's pods run no c
 the lab's Prometheus as its default, which the examples' queries rely on (they name no address).
 
 The examples' own timings are kept (pauses of minutes), so each section takes several minutes.
+One thing of the examples depends on the day: ``examples/modelrelease-template`` freezes
+promotions from Friday 18:00 (Europe/Paris) to Monday 09:00. When that window is open (or
+opens within the next half hour) the commands run from a copy of ``examples/`` without the
+window (:func:`commands_directory`), so the test does not depend on the day it runs; on any
+other day they run from the repository itself.
 The data plane is the lab's: traffic through the example's HTTPRoute, and for the model a
 client Service over its pods.
 """
@@ -25,8 +30,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +41,8 @@ import pytest
 import yaml
 
 from hack.lab.testing.cluster_fixtures import grant_namespace, kubectl_binary
+from rollwise.adapters.gates.freeze import open_window
+from rollwise.core.spec import FreezeWindow
 from tests.e2e.support import OPERATOR, Cluster, StartOperator, eventually
 
 pytestmark = [
@@ -108,6 +117,38 @@ def model_releases() -> list[str]:
     return bash_commands(section(README.read_text(), "### Model releases"))
 
 
+#: How long the model's part may run after it starts, for the freeze-window check.
+RUN_AHEAD = timedelta(minutes=30)
+FROZEN_EXAMPLE = Path("examples") / "modelrelease-template" / "modelrelease.yaml"
+
+
+def frozen_at(now: datetime) -> bool:
+    """Whether a freeze window of the model example is open at ``now`` or opens before
+    ``now + RUN_AHEAD`` (checked every minute, with the operator's own window logic)."""
+    doc = yaml.safe_load((REPO / FROZEN_EXAMPLE).read_text())
+    raw = (doc["spec"].get("gates") or {}).get("freezeWindows") or []
+    windows = [FreezeWindow.model_validate(w) for w in raw]
+    steps = int(RUN_AHEAD.total_seconds() // 60) + 1
+    return any(
+        open_window(w, now + timedelta(minutes=m)) is not None
+        for w in windows
+        for m in range(steps)
+    )
+
+
+def commands_directory(copy: Path, now: datetime) -> Path:
+    """Where the README's commands run: the repository, or, while the model example's freeze
+    window is open, ``copy``, holding ``examples/`` with that window left out."""
+    if not frozen_at(now):
+        return REPO
+    shutil.copytree(REPO / "examples", copy / "examples")
+    path = copy / FROZEN_EXAMPLE
+    doc = yaml.safe_load(path.read_text())
+    doc["spec"]["gates"].pop("freezeWindows")
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return copy
+
+
 def person_for(command: str) -> str:
     if command.rstrip().endswith("# as a security approver"):
         return "bob"
@@ -124,6 +165,7 @@ class Terminal:
     def __init__(self, cluster: Cluster, workdir: Path) -> None:
         self.cluster = cluster
         self.workdir = workdir
+        self.cwd = commands_directory(workdir / "repo", datetime.now(UTC))
         self.kubeconfigs: dict[str, Path] = {}
         for person in PEOPLE:
             own = workdir / f"{person}.kubeconfig"
@@ -159,7 +201,7 @@ class Terminal:
             timeout = int(found.group(1)) * 60 + 30
         proc = subprocess.run(
             ["bash", "-c", command],
-            cwd=REPO,
+            cwd=self.cwd,
             env=self.env(person),
             capture_output=True,
             text=True,
@@ -173,7 +215,7 @@ class Terminal:
     def _watch(self, command: str, person: str) -> str:
         proc = subprocess.Popen(
             ["bash", "-c", f"exec {command}"],
-            cwd=REPO,
+            cwd=self.cwd,
             env=self.env(person),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -299,3 +341,24 @@ def test_model_releases_run_as_written(cluster: Cluster, terminal: Terminal) -> 
         timeout=30,
         what="the release Revoked",
     )
+
+
+@pytest.mark.parametrize(
+    ("now", "frozen"),
+    [
+        pytest.param(datetime(2026, 12, 7, 16, 0, tzinfo=UTC), False, id="monday-afternoon"),
+        pytest.param(datetime(2026, 12, 11, 16, 45, tzinfo=UTC), True, id="friday-before-it"),
+        pytest.param(datetime(2026, 12, 12, 12, 0, tzinfo=UTC), True, id="saturday"),
+        pytest.param(datetime(2026, 12, 14, 7, 59, tzinfo=UTC), True, id="monday-8-59-paris"),
+        pytest.param(datetime(2026, 12, 14, 8, 0, tzinfo=UTC), False, id="monday-9-00-paris"),
+    ],
+)
+def test_the_commands_run_from_a_copy_without_the_window_only_while_it_is_open(
+    tmp_path: Path, now: datetime, frozen: bool
+) -> None:
+    where = commands_directory(tmp_path / "repo", now)
+    assert (where != REPO) == frozen
+    if frozen:
+        doc = yaml.safe_load((where / FROZEN_EXAMPLE).read_text())
+        assert "freezeWindows" not in doc["spec"]["gates"]
+        assert (where / "examples" / "rollout-gateway-api").is_dir()
