@@ -126,13 +126,19 @@ def test_paging_with_limit_and_continue(kube_client: Any, namespace: str) -> Non
 
 
 def test_watch_resumes_from_resource_version_without_loss(kube_client: Any, namespace: str) -> None:
+    """The test's own ConfigMaps only (label selector): kube-controller-manager adds
+    ``kube-root-ca.crt`` to every new namespace, at a moment of its own."""
     core = client.CoreV1Api(kube_client)
-    rv = core.list_namespaced_config_map(namespace).metadata.resource_version
+    rv = core.list_namespaced_config_map(namespace, label_selector=MINE).metadata.resource_version
     seen: list[tuple[str, str]] = []
     core.create_namespaced_config_map(namespace, configmap("a"))
     w = watch.Watch()
     for event in w.stream(
-        core.list_namespaced_config_map, namespace, resource_version=rv, timeout_seconds=1
+        core.list_namespaced_config_map,
+        namespace,
+        label_selector=MINE,
+        resource_version=rv,
+        timeout_seconds=1,
     ):
         seen.append((event["type"], event["object"].metadata.name))
         rv = event["object"].metadata.resource_version
@@ -141,7 +147,11 @@ def test_watch_resumes_from_resource_version_without_loss(kube_client: Any, name
     core.patch_namespaced_config_map("a", namespace, {"data": {"k": "changed"}})
     core.delete_namespaced_config_map("b", namespace)
     for event in watch.Watch().stream(
-        core.list_namespaced_config_map, namespace, resource_version=rv, timeout_seconds=1
+        core.list_namespaced_config_map,
+        namespace,
+        label_selector=MINE,
+        resource_version=rv,
+        timeout_seconds=1,
     ):
         seen.append((event["type"], event["object"].metadata.name))
     assert seen == [("ADDED", "a"), ("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
