@@ -10,12 +10,17 @@ MLFLOW_VERSION := 3.17.2
 MLFLOW_VENV := .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
 
-.PHONY: test lint typecheck layers pytest demo clean venv system-deps mutate
+.PHONY: test lint typecheck layers pytest demo clean venv system-deps demo-deps mutate
 
 test: system-deps $(STAMP) $(MLFLOW_STAMP) cluster lint typecheck layers pytest
 
+# What each README command needs from the system, installed only when missing
+# (hack/ensure-system-deps.sh says which packages each needs).
 system-deps:
-	@bash hack/ensure-system-deps.sh
+	@bash hack/ensure-system-deps.sh test
+
+demo-deps:
+	@bash hack/ensure-system-deps.sh demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +70,7 @@ $(MUTATION_STAMP): $(STAMP)
 mutate: $(MUTATION_STAMP)
 	nice -n 19 $(BIN)/python -m hack.mutate $(MUTATE_ARGS)
 
-demo: system-deps $(STAMP) cluster
+demo: demo-deps $(STAMP) cluster
 	$(BIN)/python -m hack.demo
 
 clean:

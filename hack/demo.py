@@ -8,6 +8,13 @@ acts as a user would: one good image change that walks 5% → 25% → 100%, and 
 revision that the operator rolls back. Every change it sees (status, route weight, analysis
 measurements, events, Prometheus' count of requests per revision) is printed as one line.
 
+Then the second product: ``examples/modelrelease-template`` as alice, whom the lab's API server
+authenticates by token (a ``file://`` artifact with its real digest, demo-sized timings, no
+freeze window). Its gates pass, the canary runs and passes, bob approves as security and carol
+as product with ``kubectl rollwise approve`` under their own kubeconfigs (the operator's
+admission webhook records who they are), the ``production`` alias flips to the new version and
+is read back from its ConfigMap.
+
 Its boundary: it only drives and observes through the API (kubectl for what a user types, the
 Kubernetes client for fast polling) and Prometheus; it never imports the operator. Each stage
 has a bounded timeout; the demo exits 1 with a message naming the stage that did not happen,
@@ -17,6 +24,7 @@ has a bounded timeout; the demo exits 1 with a message naming the stage that did
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -51,6 +59,17 @@ LAB_TIMEOUT = 30.0
 HEALTHY_TIMEOUT = 45.0
 PROMOTE_TIMEOUT = 45.0
 ROLLBACK_TIMEOUT = 30.0
+
+RELEASE_TIMEOUT = 60.0
+
+MODEL_EXAMPLE = REPO / "examples" / "modelrelease-template"
+#: Who does what in the model release: people the lab's API server authenticates by token
+#: (``hack.cluster.DEFAULT_IDENTITIES``), their groups mapped to approver roles.
+CREATOR, SECURITY, PRODUCT = "alice", "bob", "carol"
+ROLE_GROUPS = "security=sec-team;product=pm"
+#: A Service over every revision of the model's pods: what its clients call.
+MODEL_CLIENT_SERVICE = "fraud-detector"
+MODEL_STEPS: list[dict[str, Any]] = [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]
 
 IMAGE_GOOD = "ghcr.io/rollwise/demo-service:1.1.0"
 IMAGE_BAD = "ghcr.io/rollwise/demo-service:1.2.0"
@@ -123,6 +142,44 @@ def demo_documents() -> list[dict[str, Any]]:
     return docs
 
 
+def release_documents(artifact: Path) -> list[dict[str, Any]]:
+    """``examples/modelrelease-template`` with the demo's artifact and timings, plus a client
+    Service over every revision of the model's pods."""
+    docs: list[dict[str, Any]] = []
+    for path in sorted(MODEL_EXAMPLE.glob("*.yaml")):
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    services = [d for d in docs if d["kind"] == "Service"]
+    client = yaml.safe_load(yaml.safe_dump(services[0]))
+    client["metadata"]["name"] = MODEL_CLIENT_SERVICE
+    release = next(d for d in docs if d["kind"] == "ModelRelease")
+    spec = release["spec"]
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    spec["artifact"] = {"uri": artifact.as_uri(), "digest": f"sha256:{digest}"}
+    spec["serving"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "MODEL_URI", "value": artifact.as_uri()}
+    ]
+    # The demo runs any day: no Friday-evening freeze window.
+    spec["gates"].pop("freezeWindows", None)
+    canary = spec["canary"]
+    canary["steps"] = MODEL_STEPS
+    analysis = canary["analysis"]
+    analysis["interval"] = f"{INTERVAL_SECONDS}s"
+    for metric in analysis["metrics"]:
+        metric["count"] = COUNT
+        source = metric["provider"]["prometheus"]
+        source["query"] = source["query"].replace("[1m]", f"[{RATE_WINDOW}]")
+    return [*services, client, release]
+
+
+def measurement_text(measurement: dict[str, Any]) -> str:
+    """A recorded measurement in the operator's words (``0.012``, ``no data``, ``nan``,
+    ``error``), as the plugin's VALUE column and the status messages say it."""
+    from rollwise.core.analysis import measured_text  # noqa: PLC0415 - heavy import
+    from rollwise.core.runs import MeasurementRecord  # noqa: PLC0415
+
+    return measured_text(MeasurementRecord.model_validate(measurement))
+
+
 def threshold_text(metric: dict[str, Any]) -> str:
     """A metric's pass rule, short: ``< 0.05``, ``<= 0.5``."""
     parts: list[str] = []
@@ -181,6 +238,7 @@ class Demo:
     started: float = field(default_factory=time.monotonic)
     act_started: float = field(default_factory=time.monotonic)
     lab: Any = None
+    release: Any = None
     operator: subprocess.Popen[bytes] | None = None
     api: Any = None
     kubectl_binary: str = "kubectl"
@@ -196,6 +254,7 @@ class Demo:
     weights_seen: list[int] = field(default_factory=list)
     act_reasons_from: int = 0
     bad_revision: str = ""
+    model_version: str = ""
     rolled_back_at: int = 0
 
     # -- output ---------------------------------------------------------------------------
@@ -234,11 +293,16 @@ class Demo:
 
     # -- the cluster, as a user and as a poller sees it -----------------------------------
 
-    def kubectl(self, *args: str, input: str | None = None, plugin: bool = False) -> str:
-        """Runs kubectl as a user would (a plugin takes no kubectl flags before its name)."""
-        env = {**os.environ, "KUBECONFIG": str(self.lab.kubeconfig)}
+    def kubectl(
+        self, *args: str, input: str | None = None, plugin: bool = False, user: str = ""
+    ) -> str:
+        """Runs kubectl as a user would (a plugin takes no kubectl flags before its name), as
+        the lab's administrator or as ``user``, one of the people the API server knows."""
+        kubeconfig = self.lab.kubeconfig_of(user) if user else self.lab.kubeconfig
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-        flags = [] if plugin else ["--cache-dir", str(self.workdir / "kubecache"), "-n", NAMESPACE]
+        cache = self.workdir / "kubecache" / (user or "admin")
+        flags = [] if plugin else ["--cache-dir", str(cache), "-n", NAMESPACE]
         cmd = [self.kubectl_binary, *flags, *args]
         proc = subprocess.run(
             cmd, input=input, capture_output=True, text=True, env=env, timeout=30, check=False
@@ -258,9 +322,9 @@ class Demo:
         weights = {r["name"]: int(r.get("weight", 1)) for r in refs}
         return Snapshot(rollout, weights.get(f"{NAME}-canary", 0), datetime.now(UTC))
 
-    def new_events(self) -> list[Any]:
+    def new_events(self, name: str = NAME) -> list[Any]:
         listing = self.core.list_namespaced_event(
-            NAMESPACE, field_selector=f"involvedObject.name={NAME}"
+            NAMESPACE, field_selector=f"involvedObject.name={name}"
         )
         fresh = []
         for event in sorted(listing.items, key=_event_time):
@@ -312,8 +376,7 @@ class Demo:
                 if key in self.seen_measurements:
                     continue
                 self.seen_measurements.add(key)
-                value = m.get("value")
-                shown = "no data" if value is None else f"{value:.3f}"
+                shown = measurement_text(m)
                 verdict = str(m.get("verdict"))
                 painted = {"Pass": self.style.green, "Fail": self.style.red}.get(
                     verdict, self.style.yellow
@@ -427,8 +490,15 @@ class Demo:
             NAMESPACE,
             log=log,
             prometheus_url=self.lab.prometheus.url,
-            env={"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+            env={
+                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                # Who may approve as what (the chart's governance.roleGroups), and where
+                # artifact digests may be read from (the demo's own folder).
+                "ROLLWISE_ROLE_GROUPS": ROLE_GROUPS,
+                "ROLLWISE_EVIDENCE_POLICY": json.dumps({"filePathPrefixes": [str(self.workdir)]}),
+            },
         )
+        self.release = release
         self.say(
             f"operator: rollwise-operator (pid {self.operator.pid}) as {release.user}, "
             f"logs to {log}"
@@ -586,7 +656,143 @@ class Demo:
         for line in shown.rstrip().splitlines():
             self.say(f"  {line}")
 
-    def summary(self, good: str, stable_before: str, reaction: float) -> None:
+    # -- the model release ----------------------------------------------------------------
+
+    def release_status(self, name: str) -> dict[str, Any]:
+        release = self.custom.get_namespaced_custom_object(
+            "rollwise.dev", "v1alpha1", NAMESPACE, "modelreleases", name
+        )
+        return dict(release.get("status") or {})
+
+    def follow_release(
+        self,
+        name: str,
+        done: Callable[[dict[str, Any]], bool],
+        stage: str,
+        events: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """Polls the release and prints each change of stage, weight or message and each
+        event, until ``done(status)`` and every reason of ``events`` was seen (a status and
+        the events of the same pass reach the demo in either order); StageTimeout after
+        RELEASE_TIMEOUT seconds."""
+        deadline = time.monotonic() + RELEASE_TIMEOUT
+        while True:
+            status = self.release_status(name)
+            serving = status.get("serving") or {}
+            state = (status.get("stage"), status.get("phase"), serving.get("weight"))
+            if state != self.last_state:
+                self.last_state = state
+                self.release_line(
+                    status, "state", f"{state[0]} / {state[1]}: {status.get('message', '')}"
+                )
+            for event in self.new_events(name):
+                self.reasons_seen.append(str(event.reason))
+                warn = event.type == "Warning"
+                reason = (self.style.red if warn else self.style.cyan)(f"{event.reason}")
+                self.release_line(
+                    status, "WARNING" if warn else "event", f"{reason}: {event.message}"
+                )
+            if status.get("stage") in ("RolledBack", "Revoked"):
+                raise StageTimeout(
+                    f"the release reached {status['stage']}: {status.get('message')}"
+                )
+            if done(status) and self.seen(*events):
+                return status
+            if time.monotonic() > deadline:
+                raise StageTimeout(f"{stage} did not happen within {RELEASE_TIMEOUT:g} s")
+            time.sleep(0.1)
+
+    def release_line(self, status: dict[str, Any], kind: str, text: str) -> None:
+        elapsed = time.monotonic() - self.act_started
+        weight = (status.get("serving") or {}).get("weight")
+        shown = "-" if weight is None else f"{weight}%"
+        self.say(f"{self.style.dim(f'{elapsed:6.1f}s')}  {shown:>5}  {kind:<8} {text}")
+
+    def model_release(self) -> str:
+        from hack.lab.testing.cluster_fixtures import grant_namespace  # noqa: PLC0415
+
+        self.title(
+            f"6. A model release: kubectl apply -f examples/modelrelease-template/ (as {CREATOR})"
+        )
+        artifact = self.workdir / "fraud-detector-7.bin"
+        artifact.write_bytes(b"weights of fraud-detector version 7\n" * 64)
+        docs = release_documents(artifact)
+        release = next(d for d in docs if d["kind"] == "ModelRelease")
+        name = str(release["metadata"]["name"])
+        spec = release["spec"]
+        self.say(
+            self.style.dim(
+                f"The lab's API server knows {CREATOR}, {SECURITY} and {PRODUCT} by token;"
+                f" {SECURITY} is in group sec-team\n(role security), {PRODUCT} in pm "
+                "(role product). The artifact is a file:// model with its real sha256;\n"
+                f"demo timings patched in (steps 5/25/100%, analysis every {INTERVAL_SECONDS}s "
+                f"x{COUNT}), no freeze window."
+            )
+        )
+        grant_namespace(self.lab.running_cluster, NAMESPACE, [CREATOR, SECURITY, PRODUCT])
+        deadline = time.monotonic() + 20
+        while not self.release.webhook_serving():
+            if time.monotonic() > deadline:
+                raise StageTimeout("the operator's admission webhook did not serve within 20 s")
+            time.sleep(0.1)
+        applied = self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), user=CREATOR)
+        for line in applied.splitlines():
+            self.say(f"  {line}")
+        self.lab.start_traffic(f"service/{NAMESPACE}/{MODEL_CLIENT_SERVICE}", rate=TRAFFIC_RATE)
+        self.say(f"traffic: {TRAFFIC_RATE:g} requests/s through service/{MODEL_CLIENT_SERVICE}")
+        self.act_started = time.monotonic()
+        self.act_reasons_from = len(self.reasons_seen)
+        self.last_state = None
+        self.say(self.style.dim("  time  weight  what"))
+        held = self.follow_release(
+            name,
+            lambda s: (
+                s.get("stage") == "Staging"
+                and str(s.get("message", "")).startswith("canary passed; waiting for approvals")
+            ),
+            "the gates and the canary",
+            events=("Staged", "CanaryPassed"),
+        )
+        passed = ", ".join(
+            f"{g['name']} {g['status']}" for g in held.get("gates") or [] if g.get("name")
+        )
+        self.say(f"gates: {passed}")
+        for user, role in ((SECURITY, "security"), (PRODUCT, "product")):
+            self.say(f"$ kubectl rollwise approve modelrelease/{name} --role {role}   # as {user}")
+            shown = self.kubectl(
+                "rollwise",
+                "approve",
+                f"modelrelease/{name}",
+                "--role",
+                role,
+                "-n",
+                NAMESPACE,
+                plugin=True,
+                user=user,
+            )
+            for line in shown.rstrip().splitlines():
+                self.say(f"  {line}")
+        done = self.follow_release(
+            name,
+            lambda s: s.get("stage") == "Production" and s.get("phase") == "Healthy",
+            "the approvals, the alias flip and Production",
+            events=("ReleaseApproved", "PromotedToProduction"),
+        )
+        approvals = ", ".join(f"{a['role']}: {a['user']}" for a in done.get("approvals") or [])
+        self.say(self.style.green(f"{name} is in Production, approved by {approvals}"))
+        store = spec["alias"]["store"]["configMap"]["name"]
+        self.say(
+            f"$ kubectl get configmap {store} -o jsonpath='{{.data}}'   # the alias, read back"
+        )
+        data = self.kubectl("get", "configmap", store, "-o", "jsonpath={.data}")
+        self.say(f"  {data}")
+        entry = json.loads(data or "{}").get(f"{spec['model']}.{spec['alias']['name']}")
+        if entry is None or json.loads(entry).get("version") != spec["version"]:
+            raise StageTimeout(f"the alias read back is not version {spec['version']}: {data}")
+        self.model_version = f"{spec['model']} version {spec['version']}"
+        return name
+
+    def summary(self, good: str, stable_before: str, reaction: float, release: str) -> None:
         total = time.monotonic() - self.started
         self.title("What happened")
         self.say(
@@ -604,6 +810,9 @@ class Demo:
                 else ""
             )
             + "  It does not retry that revision until the template changes or you ask it to.\n"
+            f"- {CREATOR} released {self.model_version} ({release}): its gates passed, its\n"
+            f"  canary ran and passed, {SECURITY} (security) and {PRODUCT} (product) approved\n"
+            "  under their own identities, and the production alias flipped and was read back.\n"
             f"- Operator log: {self.workdir / 'operator.log'}   (demo took {total:.0f} s)"
         )
         self.say()
@@ -627,7 +836,8 @@ class Demo:
         good = self.good_change()
         reaction = self.bad_change(good)
         self.final_state()
-        self.summary(good, stable_before, reaction)
+        version = self.model_release()
+        self.summary(good, stable_before, reaction, version)
 
     def teardown(self) -> None:
         if self.operator is not None and self.operator.poll() is None:

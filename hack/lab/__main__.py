@@ -3,7 +3,7 @@
     python -m hack.lab up [--dir .lab] [--traffic httproute/default/demo] [--rate 50]
                           [--no-prometheus] [--no-controller] [--nodes 2]
     python -m hack.lab operator [--dir .lab] [--namespace default] [--scope namespace]
-    python -m hack.lab status [--dir .lab]
+    python -m hack.lab status [--dir .lab]   (exit 1 when Prometheus scrapes nothing)
     python -m hack.lab control REVISION_OR_SERVICE --error-ratio 0.3 [--latency-ms 120]
     python -m hack.lab down [--dir .lab]
 
@@ -89,6 +89,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     from hack.lab._support import freeze_after_full_collections  # noqa: PLC0415
     from hack.lab.lab import Lab  # noqa: PLC0415 - keeps status, down and refusals light
+    from hack.lab.prometheus import PrometheusError  # noqa: PLC0415
 
     freeze_after_full_collections()
     stop = threading.Event()
@@ -106,6 +107,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     lab.start()
     try:
+        if lab.prometheus is not None:
+            # Up means scraping: Prometheus applies a new targets file within about 5 s.
+            try:
+                lab.prometheus.wait_for_targets_up(lab.prometheus.targets, timeout=30)
+            except PrometheusError as err:
+                print(f"warning: Prometheus scrapes nothing: {err}\n{lab.prometheus.log_tail(5)}")
         info = dataclasses.asdict(lab.info())
         info["command_started_in_seconds"] = round(time.monotonic() - _INVOKED, 3)
         info["pid"] = os.getpid()
@@ -231,6 +238,29 @@ def _probe(url: str) -> str:
     return "up" if resp.status_code < 400 else f"HTTP {resp.status_code}"
 
 
+def prometheus_health(url: str) -> tuple[bool, str]:
+    """Whether the lab's Prometheus scrapes (every active target up), and a short text. A
+    running process is not enough: with a wrong targets file it is ready and scrapes nothing,
+    and every canary then pauses on no data."""
+    ready = _probe(url + "/-/ready")
+    if ready != "up":
+        return False, ready
+    try:
+        resp = requests.get(url + "/api/v1/targets", params={"state": "active"}, timeout=2)
+        targets = resp.json()["data"]["activeTargets"]
+    except (requests.RequestException, ValueError, KeyError, TypeError) as err:
+        return False, f"ready, targets unknown ({type(err).__name__})"
+    up = [t for t in targets if t.get("health") == "up"]
+    if not targets:
+        return False, "ready, but NOT scraping: no targets (check its targets file and log)"
+    if len(up) < len(targets):
+        errors = sorted(
+            {str(t.get("lastError") or t.get("health")) for t in targets if t not in up}
+        )
+        return False, f"ready, {len(up)}/{len(targets)} targets up: {'; '.join(errors)}"
+    return True, f"up, {len(up)}/{len(targets)} targets up"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     workdir: Path = args.dir
     pid = _read_pid(workdir)
@@ -248,8 +278,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         health = f"cluster not found ({err})"
     print(f"API server:   {info['api']}  ({health})")
     print(f"kubeconfig:   {info['kubeconfig']}")
+    healthy = True
     if info.get("prometheus"):
-        print(f"Prometheus:   {info['prometheus']}  {_probe(info['prometheus'] + '/-/ready')}")
+        healthy, text = prometheus_health(info["prometheus"])
+        print(f"Prometheus:   {info['prometheus']}  {text}")
     hub = info["metrics_hub"]
     print(f"demo metrics: {hub}/metrics  {_probe(hub + '/metrics')}")
     with contextlib.suppress(requests.RequestException, ValueError):
@@ -261,7 +293,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
     if info.get("traffic"):
         print(f"traffic:      {info['traffic']}")
-    return 0
+    return 0 if healthy else 1
 
 
 def cmd_control(args: argparse.Namespace) -> int:

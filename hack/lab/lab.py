@@ -165,7 +165,8 @@ class Lab:
         ``loop`` and ``registry`` may be shared with other parts (tests share one per session);
         the lab then stops only the demo services it started. ``controller=False`` leaves the
         lab controller out (no demo services, no InferenceService status)."""
-        self.workdir = Path(workdir)
+        # Absolute, so what the lab writes (configs, lab.json) names the same files from anywhere.
+        self.workdir = Path(workdir).resolve()
         self._given_cluster = cluster
         self.cluster: Cluster | None = cluster
         self.users = None if users is None else dict(users)
@@ -265,7 +266,7 @@ class Lab:
         except ValueError:
             behaviour = None
         self._started_revisions.add(event.revision)
-        await self.registry.ensure(event.app, event.revision, behaviour)
+        await self.registry.ensure(event.app, event.revision, behaviour, namespace=event.namespace)
 
     def start_traffic(
         self,

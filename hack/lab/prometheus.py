@@ -60,7 +60,11 @@ class PrometheusServer:
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval
         self._own_dir = data_dir is None
-        self.dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="lab-prom-"))
+        # Absolute: Prometheus resolves the config's relative paths (the targets file) from the
+        # config's own folder, not from its working directory.
+        self.dir = (
+            Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="lab-prom-"))
+        ).resolve()
         self.port = port
         self.start_timeout = start_timeout
         self.binary = binary

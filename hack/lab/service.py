@@ -4,12 +4,17 @@ Each ``DemoService`` answers ``GET /`` with 200 or 500 according to its error ra
 a latency drawn from ``latencyMs + uniform(0, jitterMs)``. It exports, from its own
 ``CollectorRegistry`` at ``/metrics``:
 
-- ``http_requests_total{service, revision, code}`` (counter)
-- ``http_request_duration_seconds{service, revision}`` (histogram)
+- ``http_requests_total{namespace, service, revision, code}`` (counter)
+- ``http_request_duration_seconds{namespace, service, revision}`` (histogram)
 
-``service`` is the application's name (the ``app`` label of its pods, e.g. ``demo``), not the
-name of a Kubernetes Service; ``revision`` is the revision hash (the ``rollwise.dev/revision``
-label of the revision's Deployment). The latency is synthetic by default: it is observed in the
+``namespace`` is the namespace of the revision's pods, as a cluster's Prometheus labels the
+series it scrapes from pods; ``service`` is the application's name (the ``app`` label of its
+pods, e.g. ``demo``), not the name of a Kubernetes Service; ``revision`` is the revision hash
+(the ``rollwise.dev/revision`` label of the revision's Deployment). The hash depends on the pod
+template alone, so the same template in two namespaces has the same revision: a query selects
+its workload by ``namespace`` and ``service`` too. The lab runs one DemoService per revision
+hash; when a revision appears in another namespace, its requests from then on carry that
+namespace. The latency is synthetic by default: it is observed in the
 histogram without the handler sleeping, which keeps the lab's load light on small machines;
 ``sleep=True`` makes the handler really wait.
 
@@ -91,7 +96,9 @@ class DemoService:
         behaviour: Behaviour | None = None,
         seed: int | None = None,
         sleep: bool = False,
+        namespace: str = "",
     ) -> None:
+        self.namespace = namespace
         self.service = service
         self.revision = revision
         self.host = host
@@ -103,22 +110,31 @@ class DemoService:
         self._requests = Counter(
             "http_requests",
             "HTTP requests served, by status code.",
-            ["service", "revision", "code"],
+            ["namespace", "service", "revision", "code"],
             registry=self.registry,
         )
         self._latency = Histogram(
             LATENCY_METRIC,
             "Latency of HTTP requests (synthetic unless the service sleeps).",
-            ["service", "revision"],
+            ["namespace", "service", "revision"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        # Series exist at 0 from the start, so rate() and increase() see the first requests.
-        for code in ("200", "500"):
-            self._requests.labels(service, revision, code)
-        self._latency.labels(service, revision)
+        self._zero_series()
         self.served: dict[str, int] = {"200": 0, "500": 0}
         self._runner: web.AppRunner | None = None
+
+    def _zero_series(self) -> None:
+        # Series exist at 0 from the start, so rate() and increase() see the first requests.
+        for code in ("200", "500"):
+            self._requests.labels(self.namespace, self.service, self.revision, code)
+        self._latency.labels(self.namespace, self.service, self.revision)
+
+    def move_to(self, namespace: str) -> None:
+        """From now on, requests count in ``namespace`` (the revision appeared there)."""
+        if namespace != self.namespace:
+            self.namespace = namespace
+            self._zero_series()
 
     # -- behaviour -----------------------------------------------------------------------------
 
@@ -164,8 +180,8 @@ class DemoService:
         code, seconds = self._draw()
         if self.sleep and seconds > 0:
             await asyncio.sleep(seconds)
-        self._requests.labels(self.service, self.revision, str(code)).inc()
-        self._latency.labels(self.service, self.revision).observe(seconds)
+        self._requests.labels(self.namespace, self.service, self.revision, str(code)).inc()
+        self._latency.labels(self.namespace, self.service, self.revision).observe(seconds)
         self.served[str(code)] = self.served.get(str(code), 0) + 1
         return web.json_response(
             {"service": self.service, "revision": self.revision, "code": code},
@@ -275,11 +291,19 @@ class ServiceRegistry:
         return dict(self._services)
 
     async def ensure(
-        self, service: str, revision: str, behaviour: Behaviour | None = None
+        self,
+        service: str,
+        revision: str,
+        behaviour: Behaviour | None = None,
+        *,
+        namespace: str = "",
     ) -> DemoService:
-        """The running DemoService of ``revision``, started if needed."""
+        """The running DemoService of ``revision``, started if needed; its requests count in
+        ``namespace`` from now on."""
         existing = self._services.get(revision)
         if existing is not None:
+            if namespace:
+                existing.move_to(namespace)
             return existing
         seed = None if self._seed is None else zlib.crc32(f"{self._seed}/{revision}".encode())
         demo = DemoService(
@@ -288,6 +312,7 @@ class ServiceRegistry:
             behaviour=behaviour or self.defaults.get(revision) or self.defaults.get(service),
             seed=seed,
             sleep=self._sleep,
+            namespace=namespace,
         )
         await demo.start()
         self._services[revision] = demo
@@ -316,7 +341,12 @@ class ServiceRegistry:
     async def _hub_index(self, request: web.Request) -> web.Response:
         return web.json_response(
             {
-                rev: {"service": s.service, "url": s.url, **s.behaviour.to_json()}
+                rev: {
+                    "namespace": s.namespace,
+                    "service": s.service,
+                    "url": s.url,
+                    **s.behaviour.to_json(),
+                }
                 for rev, s in self._services.items()
             }
         )

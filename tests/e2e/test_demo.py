@@ -4,7 +4,10 @@ exits 0 and tells the whole story in order.
 It runs the demo as a subprocess, as a newcomer would, with its own work directory, and reads
 its output: the canary reaching 5, 25 and 100% in the route, Healthy, then the bad revision's
 failing measurement, the route back at 0%, AnalysisFailed and RolledBack, Degraded, and a
-printed reaction time within the analysis interval + 2 s.
+printed reaction time within the analysis interval + 2 s. Then the ModelRelease: created by
+alice, its gates passed (Staged), its canary passed, approved by bob as security and by carol
+as product under their own identities (the webhook's records, echoed by the plugin), Approved,
+the alias flipped and read back from its ConfigMap, Production.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from hack.demo import INTERVAL_SECONDS
 
 pytestmark = [
     pytest.mark.lab,
-    pytest.mark.timeout(280),
+    pytest.mark.timeout(340),
     pytest.mark.lab_only("the demo brings up a lab cluster of its own"),
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-TIMEOUT = 240
+TIMEOUT = 300
 
 #: What the output must show, each pattern on a line at or after the previous one's; the
 #: patterns of a tuple in any order among themselves (a status change and the event posted in
@@ -46,6 +49,21 @@ STORY: list[str | tuple[str, ...]] = [
     r"WARNING\s+RolledBack: ",
     r"^reaction time: [\d.]+ s",
     r"Phase:\s+Degraded",
+    r"^== 6\. A model release: kubectl apply -f examples/modelrelease-template/ \(as alice\)",
+    r"modelrelease.rollwise.dev/fraud-detector-7 created",
+    r"event\s+Staged: version 7 moved to Staging: gates passed",
+    r"event\s+CanaryPassed: ",
+    r"^gates: .*artifact-digest Passed",
+    r"^\$ kubectl rollwise approve modelrelease/fraud-detector-7 --role security   # as bob",
+    r"approval recorded: role security for version 7.* by bob$",
+    r"^\$ kubectl rollwise approve modelrelease/fraud-detector-7 --role product   # as carol",
+    r"approval recorded: role product for version 7.* by carol$",
+    r"event\s+ReleaseApproved: ",
+    r"event\s+PromotedToProduction: ",
+    r"fraud-detector-7 is in Production, approved by security: bob, product: carol",
+    r"^\$ kubectl get configmap model-aliases",
+    r'^  \{"fraud-detector\.production":.*version.*7',
+    r"^- alice released fraud-detector version 7",
     r"^Try it yourself",
     r"^stopped the operator and the lab",
 ]

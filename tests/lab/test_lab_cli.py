@@ -88,6 +88,7 @@ def test_up_status_control_operator_down(tmp_path: Path) -> None:
         assert f"lab running (pid {proc.pid})" in status.stdout
         assert "kube-apiserver readyz ok" in status.stdout
         assert "Prometheus:" in status.stdout
+        assert "up, 1/1 targets up" in status.stdout, status.stdout
 
         control = _cli("control", "checkout", "--error-ratio", "0.4", "--dir", str(workdir))
         assert control.returncode == 0, control.stdout + control.stderr

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
 
-from hack.lab.prometheus import PrometheusError, PrometheusServer
+from hack.lab.__main__ import prometheus_health
+from hack.lab.prometheus import PrometheusError, PrometheusServer, free_port
 from hack.lab.service import DemoService
 
 pytestmark = pytest.mark.lab
@@ -77,3 +79,47 @@ def test_start_failure_reports_the_log_tail(tmp_path) -> None:  # type: ignore[n
         broken.start()
     assert "not-a-duration" in str(err.value)
     assert not broken.running
+
+
+def test_a_relative_directory_still_scrapes_its_targets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m hack.lab up`` defaults to ``--dir .lab``: Prometheus resolves the targets
+    file relative to its config's folder, so a relative path there names a file that does not
+    exist and nothing is scraped."""
+    monkeypatch.chdir(tmp_path)
+    prom = PrometheusServer([], data_dir=Path(".lab") / "prometheus", scrape_interval="250ms")
+    try:
+        prom.start()
+        own_target = f"127.0.0.1:{prom.port}"
+        prom.add_target(own_target)
+        prom.wait_for_targets_up([own_target], timeout=10)
+        config = prom.config_path.read_text()
+        assert str(tmp_path / ".lab" / "prometheus" / "targets.json") in config
+    finally:
+        prom.close()
+
+
+def test_lab_status_says_up_only_when_the_targets_are_scraped(
+    prometheus_factory: Callable[..., PrometheusServer],
+) -> None:
+    """``python -m hack.lab status``: a ready Prometheus that scrapes nothing is not up."""
+    prom = prometheus_factory([], scrape_interval="250ms")
+    healthy, text = prometheus_health(prom.url)
+    assert not healthy
+    assert "NOT scraping: no targets" in text
+
+    own_target = f"127.0.0.1:{prom.port}"
+    prom.add_target(own_target)
+    prom.wait_for_targets_up([own_target], timeout=10)
+    assert prometheus_health(prom.url) == (True, "up, 1/1 targets up")
+
+    prom.add_target(f"127.0.0.1:{free_port()}")  # nothing listens there
+    deadline = time.monotonic() + 10
+    while (found := prometheus_health(prom.url))[0] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not found[0]
+    assert found[1].startswith("ready, 1/2 targets up: "), found
+
+    prom.stop()
+    assert prometheus_health(prom.url)[0] is False

@@ -77,17 +77,33 @@ def test_metrics_carry_service_revision_and_code_labels(demo_service: DemoServic
     _codes(demo_service, 3)
     text = requests.get(demo_service.url + "/metrics", timeout=2).text
     rev = demo_service.revision
-    assert f'http_requests_total{{code="200",revision="{rev}",service="demo"}} 3.0' in text
-    assert f'http_requests_total{{code="500",revision="{rev}",service="demo"}} 0.0' in text
+    # No namespace given: the label is there, empty (the lab controller gives the pods').
+    labels = f'namespace="",revision="{rev}",service="demo"'
+    assert f'http_requests_total{{code="200",{labels}}} 3.0' in text
+    assert f'http_requests_total{{code="500",{labels}}} 0.0' in text
     # 30 ms falls in the 0.05 s bucket, not in the 0.025 s one.
-    assert (
-        f'http_request_duration_seconds_bucket{{le="0.025",revision="{rev}",service="demo"}} 0.0'
-        in text
-    )
-    assert (
-        f'http_request_duration_seconds_bucket{{le="0.05",revision="{rev}",service="demo"}} 3.0'
-        in text
-    )
+    assert f'http_request_duration_seconds_bucket{{le="0.025",{labels}}} 0.0' in text
+    assert f'http_request_duration_seconds_bucket{{le="0.05",{labels}}} 3.0' in text
+
+
+def test_a_revision_counts_in_the_namespace_it_last_appeared_in(
+    lab_loop: BackgroundLoop, service_registry: ServiceRegistry
+) -> None:
+    """The same pod template in two namespaces is one revision hash: its requests carry the
+    namespace it appeared in last, so each workload's queries select its own series."""
+    revision = "same-template"
+    demo = lab_loop.run(service_registry.ensure("demo", revision, namespace="istio"))
+    try:
+        _codes(demo, 2)
+        again = lab_loop.run(service_registry.ensure("demo", revision, namespace="ratio"))
+        assert again is demo
+        _codes(demo, 3)
+        text = requests.get(demo.url + "/metrics", timeout=2).text
+        for namespace, count in (("istio", 2), ("ratio", 3)):
+            labels = f'namespace="{namespace}",revision="{revision}",service="demo"'
+            assert f'http_requests_total{{code="200",{labels}}} {count}.0' in text
+    finally:
+        lab_loop.run(service_registry.remove(revision))
 
 
 def test_hub_control_sets_running_revisions_and_defaults_for_later_ones(

@@ -4,6 +4,7 @@ them (schemas, CEL rules, defaults) is ``tests/lab/test_examples_applied.py``'s 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,98 @@ def test_rollout_examples_reference_their_services_and_routes() -> None:
             assert ("VirtualService", routing["istio"]["virtualService"]["name"]) in named
         labels = rollout["spec"]["template"]["metadata"]["labels"]
         assert labels["app"] == "demo"
+
+
+# -- every query selects its own workload ------------------------------------------------------
+
+#: ``metric_name{matchers}`` in PromQL; a quoted value may hold braces (``"{{namespace}}"``).
+SELECTOR = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{((?:[^{}"]|"[^"]*")*)\}')
+#: The matchers that pin a series to one workload: its namespace, templated, and its service.
+NAMESPACE_MATCHER = re.compile(r'\bnamespace\s*=\s*"\{\{namespace\}\}"')
+SERVICE_MATCHER = re.compile(r'\bservice\s*=\s*"[^"{}]+"')
+
+
+def _providers(node: Any, where: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(where, kind, provider) of every metric provider in a document."""
+    found: list[tuple[str, str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        for kind in ("prometheus", "web"):
+            if isinstance(node.get(kind), dict) and where.endswith("provider"):
+                found.append((where, kind, node[kind]))
+        for key, value in node.items():
+            found.extend(_providers(value, f"{where}.{key}"))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found.extend(_providers(value, f"{where}[{index}]"))
+    return found
+
+
+def example_queries() -> list[Any]:
+    params = []
+    for path in sorted(EXAMPLES.rglob("*.yaml")):
+        for index, doc in enumerate(yaml.safe_load_all(path.read_text())):
+            for where, kind, provider in _providers(doc, ""):
+                name = f"{path.relative_to(EXAMPLES)}#{index}{where}"
+                params.append(pytest.param(kind, provider, id=name))
+    return params
+
+
+QUERIES = example_queries()
+
+
+def workload_problems(promql: str) -> list[str]:
+    """Selectors of ``promql`` that do not pin their series to one workload."""
+    problems = []
+    selectors = SELECTOR.findall(promql)
+    if not selectors:
+        problems.append("no selector with matchers")
+    for metric, matchers in selectors:
+        if not NAMESPACE_MATCHER.search(matchers):
+            problems.append(f'{metric}: no namespace="{{{{namespace}}}}" matcher')
+        if not SERVICE_MATCHER.search(matchers):
+            problems.append(f"{metric}: no service matcher")
+    return problems
+
+
+def test_the_examples_have_queries() -> None:
+    kinds = {param.values[0] for param in QUERIES}
+    assert kinds == {"prometheus", "web"}
+    assert len(QUERIES) >= 8
+
+
+@pytest.mark.parametrize(("kind", "provider"), QUERIES)
+def test_every_example_query_selects_its_own_workload(kind: str, provider: dict[str, Any]) -> None:
+    """A revision hash depends only on the pod template: the same template in two namespaces
+    (or under two names) is the same revision, so a query that selects by revision alone mixes
+    two workloads' series (examples/README.md)."""
+    if kind == "prometheus":
+        assert workload_problems(provider["query"]) == []
+    else:
+        asked = f"{provider.get('path', '')} {provider.get('body', '')}"
+        assert "{{namespace}}" in asked, asked
+        assert re.search(r"service\W+\w", asked), asked
+
+
+@pytest.mark.parametrize(
+    ("promql", "problem"),
+    [
+        pytest.param(
+            'sum(rate(http_requests_total{revision="{{canaryRevision}}"}[1m]))',
+            "no service matcher",
+            id="revision-only",
+        ),
+        pytest.param(
+            'sum(rate(http_requests_total{service="demo",revision="{{canaryRevision}}"}[1m]))',
+            "no namespace",
+            id="no-namespace",
+        ),
+        pytest.param(
+            'sum(rate(x{namespace="{{namespace}}",service="a"}[1m])) / sum(y{code="5"})',
+            "y: no namespace",
+            id="one-of-two-selectors",
+        ),
+        pytest.param("vector(1)", "no selector", id="no-selector"),
+    ],
+)
+def test_a_query_without_its_workload_is_caught(promql: str, problem: str) -> None:
+    assert any(problem in found for found in workload_problems(promql))
