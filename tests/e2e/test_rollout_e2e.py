@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import yaml
 
 from rollwise.core.observations import revision_of
 from tests.e2e.support import (
+    EXAMPLE,
     INTERVAL,
     NAME,
     Cluster,
@@ -24,6 +26,7 @@ from tests.e2e.support import (
     eventually,
     free_port,
     http_get,
+    rollout_of,
 )
 
 pytestmark = [
@@ -276,6 +279,55 @@ def test_prometheus_outage_pauses_the_canary_and_never_rolls_back(
         what="the canary to complete after the outage",
     )
     assert "AnalysisRetried" in cluster.reasons()
+
+
+def test_a_canary_with_too_few_requests_pauses_inconclusive_instead_of_passing(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    """The example's sampleGuard, sized for the test's 10 s windows: 5% of 10 requests/s is
+    about 5 canary requests per window, fewer than the 50 required, so the step pauses
+    instead of passing on a ratio over a handful of requests; with enough traffic a retry
+    takes the canary through."""
+    docs = demo_docs(cluster.test_id)
+    example = yaml.safe_load((EXAMPLE / "rollout.yaml").read_text())
+    guard = example["spec"]["strategy"]["canary"]["analysis"]["metrics"][0]["sampleGuard"]
+    guard["query"] = guard["query"].replace("[1m]", "[10s]")
+    assert guard["minSamples"] == 50
+    rollout_of(docs)["spec"]["strategy"]["canary"]["analysis"]["metrics"][0]["sampleGuard"] = guard
+    cluster.apply(docs)
+    start_operator("--namespace", cluster.namespace)
+    cluster.k("wait", "--for=condition=Ready", f"rollout/{NAME}", "--timeout=20s")
+    # Prometheus parsed both queries, the guard's too, when the spec was first seen.
+    eventually(
+        lambda: (cluster.condition("QueriesVerified") or {}).get("status") == "True",
+        timeout=10,
+        what="the queries to be verified",
+    )
+    cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=10)
+    new = new_revision(cluster, IMAGE_2)
+    status = eventually(
+        lambda: (s := cluster.status()).get("phase") == "Paused" and s,
+        timeout=20,
+        what="the canary to pause on too few samples",
+    )
+    assert status["pauseReason"] == "AnalysisInconclusive"
+    [metric] = [m for m in status["analysis"]["metrics"] if m["name"] == "error-ratio"]
+    assert metric["verdict"] == "Inconclusive"
+    assert "fewer than the 50 required (minSamples)" in metric["measurements"][-1]["message"]
+    reasons = cluster.reasons()
+    assert "StepAdvanced" not in reasons
+    assert "AnalysisPassed" not in reasons
+    assert cluster.route_weight() == 5
+
+    # Enough traffic (5% of 400 requests/s fills a 10 s window with ~200), then a retry.
+    cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=400)
+    time.sleep(6)  # ~120 canary requests in the window before the retry measures again
+    cluster.k("annotate", f"rollout/{NAME}", "rollwise.dev/retry=enough-traffic")
+    eventually(
+        lambda: cluster.status().get("stableRevision") == new,
+        timeout=30,
+        what="the canary to complete with enough samples",
+    )
 
 
 def test_invalid_specs_are_refused_or_reported_and_nothing_is_touched(

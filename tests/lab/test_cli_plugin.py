@@ -266,10 +266,10 @@ def test_get_rollout_shows_steps_analysis_weight_and_events(
     ]
     analysis = [line.split() for line in lines if line.startswith("  error-ratio")]
     # The next measurement is due one interval (30s) after the last one, 10s ago.
-    assert [row[:7] for row in analysis] == [
-        ["error-ratio", "0.012", "<", "0.05", "RUNNING", "(1/2)", "in"]
+    assert [row[:10] for row in analysis] == [
+        ["error-ratio", "0.012", "<", "0.05;", ">=", "50", "samples", "RUNNING", "(1/2)", "in"]
     ]
-    assert analysis[0][7] in {f"{s}s" for s in range(21)}
+    assert analysis[0][10] in {f"{s}s" for s in range(21)}
     p99 = [line.split() for line in lines if line.startswith("  p99-latency")]
     assert p99 == [["p99-latency", "-", "<=", "0.500", "RUNNING", "(0/1)", "in", "0s"]]
     weight_set = [line for line in lines if "WeightSet" in line]

@@ -127,6 +127,12 @@ def metric(name: str = "errors", **fields: Any) -> dict[str, Any]:
     return body
 
 
+def guard(**fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"query": "sum(increase(requests_total[1m]))", "minSamples": 100}
+    body.update(fields)
+    return body
+
+
 def modelrelease(**spec: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": "fraud",
@@ -283,6 +289,42 @@ INVALID_ROLLOUTS = [
         'spec.strategy.canary.analysis.metrics[0].interval: Invalid value: "0.0m": duration '
         "must be greater than 0",
         id="zero-metric-interval",
+    ),
+    pytest.param(
+        rollout(analysis={"metrics": [metric(sampleGuard=guard(minSamples=0))]}),
+        "spec.strategy.canary.analysis.metrics[0].sampleGuard.minSamples in body should be "
+        "greater than or equal to 1",
+        id="sample-guard-zero",
+    ),
+    pytest.param(
+        rollout(analysis={"metrics": [metric(sampleGuard=guard(minSamples=1_000_001))]}),
+        "sampleGuard.minSamples in body should be less than or equal to 1000000",
+        id="sample-guard-too-many",
+    ),
+    pytest.param(
+        rollout(analysis={"metrics": [metric(sampleGuard={"query": "sum(x)"})]}),
+        "sampleGuard.minSamples: Required value",
+        id="sample-guard-without-minimum",
+    ),
+    pytest.param(
+        rollout(analysis={"metrics": [metric(sampleGuard=guard(query="x" * 4097))]}),
+        "spec.strategy.canary.analysis.metrics[0].sampleGuard.query: Too long: may not be "
+        "more than 4096",
+        id="sample-guard-query-too-long",
+    ),
+    pytest.param(
+        rollout(
+            analysis={
+                "metrics": [
+                    metric(
+                        sampleGuard=guard(),
+                        provider={"web": {"name": "slo", "jsonPath": "$.value"}},
+                    )
+                ]
+            }
+        ),
+        "sampleGuard needs a prometheus provider (it runs its query there)",
+        id="sample-guard-on-a-web-metric",
     ),
     pytest.param(
         with_spec(rollout(), selector={"matchLabels": {}}),
@@ -625,12 +667,16 @@ def test_valid_rollout_with_every_step_kind(admit: Admit) -> None:
             {"setWeight": 100},
             {"analysis": {"interval": "250ms", "failureLimit": 2}},
         ],
-        analysis={"metrics": [metric()]},
+        analysis={"metrics": [metric(), metric("guarded", sampleGuard=guard(minSamples=1))]},
         trafficRouting={"istio": {"virtualService": {"name": "demo", "routes": ["primary"]}}},
     )
     admitted, errors = admit(manifest)
     assert errors == []
     spec = RolloutSpec.model_validate(admitted["spec"])
+    assert spec.strategy.canary.analysis is not None
+    guarded = spec.strategy.canary.analysis.metrics[1].sample_guard
+    assert guarded is not None
+    assert guarded.min_samples == 1
     assert spec.strategy.canary.traffic_routing is not None
     assert spec.strategy.canary.traffic_routing.istio is not None
 

@@ -277,6 +277,7 @@ def test_rule_messages_are_the_operators_messages() -> None:
         "MSG_METRIC_RULE",
         "MSG_RANGE_EXCLUSIVE",
         "MSG_RANGE_BOUNDS",
+        "MSG_GUARD_NEEDS_PROMETHEUS",
         "MSG_ANALYSIS_STEP_METRICS",
         "MSG_SELECTOR_EMPTY",
     ]

@@ -181,7 +181,8 @@ def _steps_lines(
 
 
 def threshold_text(metric: Metric) -> str:
-    """The metric's pass rule in a few characters: ``< 0.05``, ``<= 0.500``, ``[0.1, 2]``."""
+    """The metric's pass rule in a few characters: ``< 0.05``, ``<= 0.500``, ``[0.1, 2]``,
+    with its sampleGuard's minimum when it has one: ``< 0.05; >= 50 samples``."""
     parts: list[str] = []
     rng = metric.threshold_range
     if rng is not None:
@@ -197,7 +198,11 @@ def threshold_text(metric: Metric) -> str:
         parts.append(_strip_result(metric.success_condition))
     if metric.failure_condition:
         parts.append(f"fail if {_strip_result(metric.failure_condition)}")
-    return "; ".join(parts) if parts else "(no rule)"
+    if not parts:
+        return "(no rule)"
+    if metric.sample_guard is not None:
+        parts.append(f">= {metric.sample_guard.min_samples} samples")
+    return "; ".join(parts)
 
 
 def _strip_result(expression: str) -> str:

@@ -6,6 +6,9 @@ Semantics (DESIGN §4):
 * A measurement is PASS, FAIL or INCONCLUSIVE. No data, NaN or infinity is INCONCLUSIVE; a
   provider error is INCONCLUSIVE too, and is counted as an *error* (not as an inconclusive
   measurement) towards ``consecutiveErrorLimit``; errors do not count towards ``count``.
+* ``sampleGuard``: before the value is judged, its count (the metric's requests in the window,
+  say) must reach ``minSamples``; fewer, no count or a NaN count is INCONCLUSIVE whatever the
+  value, so a ratio over a handful of requests never passes (nor fails).
 * ``thresholdRange``: PASS when ``min <= result <= max`` (bounds inclusive, either optional).
 * ``successCondition`` / ``failureCondition`` are CEL over ``result`` (a double). Failure wins
   when true; only a success condition: PASS when true, FAIL when false; only a failure
@@ -221,6 +224,29 @@ def rule_text(metric: Metric) -> str:
     return " and ".join(parts) if parts else "no rule"
 
 
+def too_few_samples(metric: Metric, samples: float | None) -> str | None:
+    """Why ``samples`` (the metric's ``sampleGuard`` count) is too little evidence to judge
+    its value, or None when it is enough or the metric has no guard. No count, NaN and a
+    count below ``minSamples`` are all too little."""
+    guard = metric.sample_guard
+    if guard is None:
+        return None
+    required = f"the {guard.min_samples} required (minSamples)"
+    if samples is None:
+        return f"sample count has no data, not {required}"
+    if not math.isfinite(samples):
+        return f"sample count is {format_value(samples)}, not {required}"
+    if samples < guard.min_samples:
+        return f"{_count_text(samples)} samples, fewer than {required}"
+    return None
+
+
+def _count_text(samples: float) -> str:
+    """A sample count as messages show it: ``12``, or ``12.5`` when the query's count is not
+    whole (``increase()`` extrapolates)."""
+    return str(int(samples)) if samples == int(samples) else format_value(samples)
+
+
 @dataclass(frozen=True)
 class Assessment:
     """The verdict on one measurement, with the sentence that explains it."""
@@ -235,6 +261,12 @@ def assess(metric: Metric, measurement: Measurement) -> Assessment:
     head = f"metric {metric.name}"
     if measurement.error is not None:
         return Assessment(Verdict.INCONCLUSIVE, f"{head} query failed: {measurement.error}", True)
+    short = too_few_samples(metric, measurement.samples)
+    if short is not None:
+        return Assessment(
+            Verdict.INCONCLUSIVE,
+            f"{head} = {format_value(measurement.value)}: {short} (inconclusive)",
+        )
     value = measurement.value
     if value is None or not math.isfinite(value):
         return Assessment(
@@ -564,6 +596,14 @@ def web_query(metric: Metric, context: dict[str, str]) -> str:
         "jsonPath": web.json_path,
     }
     return json.dumps(request, sort_keys=True, separators=(",", ":"))
+
+
+def render_sample_query(metric: Metric, context: dict[str, str]) -> str | None:
+    """The metric's ``sampleGuard`` count query rendered over ``context``; None without a
+    guard."""
+    if metric.sample_guard is None:
+        return None
+    return render_query(metric.sample_guard.query, context)
 
 
 def render_metric(metric: Metric, context: dict[str, str]) -> str:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -89,10 +89,16 @@ class Measurement:
     value: float | None
     at: datetime
     error: str | None = None
+    #: The metric's ``sampleGuard`` count, when it has one: None for no data.
+    samples: float | None = None
 
     @property
     def usable(self) -> bool:
         return self.error is None and self.value is not None and math.isfinite(self.value)
+
+    def taken_at(self, at: datetime) -> Measurement:
+        """This measurement, dated ``at`` (the decision's clock), every result kept."""
+        return replace(self, at=at)
 
 
 class RequestKind(StrEnum):

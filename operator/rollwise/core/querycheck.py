@@ -97,14 +97,31 @@ def canary_metrics(
     return found
 
 
+def prometheus_queries(metric: Metric) -> list[tuple[str, str]]:
+    """The PromQL templates of a Prometheus metric, each with its field under the metric: the
+    query, then the ``sampleGuard`` count query when there is one. Both run on the metric's
+    provider and are checked alike (placeholders, parsing)."""
+    source = metric.provider.prometheus
+    if source is None:
+        return []
+    found = [("provider.prometheus.query", source.query)]
+    if metric.sample_guard is not None:
+        found.append(("sampleGuard.query", metric.sample_guard.query))
+    return found
+
+
 def queries_digest(metrics: Iterable[tuple[str, Metric]]) -> str:
-    """A digest of what a check depends on: each Prometheus metric's path, provider address
-    and query (a web provider's jsonPath is checked with the spec). Empty when there is
-    nothing to check."""
+    """A digest of what a check depends on: each Prometheus metric's path, provider address,
+    query and sampleGuard query (a web provider's jsonPath is checked with the spec). Empty
+    when there is nothing to check."""
     items = sorted(
-        (path, m.provider.prometheus.address or "", m.provider.prometheus.query)
+        # The query's item is the metric's path alone, as before sampleGuard existed, so that
+        # a spec without a guard keeps its digest (and is not checked again on upgrade).
+        (path if field == "provider.prometheus.query" else f"{path}.{field}", address, query)
         for path, m in metrics
         if m.provider.prometheus is not None
+        for address in (m.provider.prometheus.address or "",)
+        for field, query in prometheus_queries(m)
     )
     if not items:
         return ""

@@ -108,6 +108,22 @@ class ThresholdRange(Model):
     max: float | None = None
 
 
+#: Largest ``sampleGuard.minSamples``: a bound for the CRD, far above any real window's count.
+MAX_MIN_SAMPLES = 1_000_000
+
+
+class SampleGuard(Model):
+    """How much evidence a measurement needs before its value may be judged.
+
+    ``query`` counts what the metric's value is computed from (typically the canary's requests
+    in the query's window); it runs on the metric's Prometheus provider, templated like the
+    metric's query. A count below ``minSamples``, or no count at all, makes the measurement
+    Inconclusive whatever the value: a ratio over a handful of requests never passes."""
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    min_samples: int = Field(ge=1, le=MAX_MIN_SAMPLES)
+
+
 class Metric(Model):
     """One SLO check. Exactly one of successCondition/failureCondition/thresholdRange styles
     decides the verdict: conditions are CEL expressions over ``result`` (a number)."""
@@ -118,6 +134,7 @@ class Metric(Model):
     success_condition: str | None = Field(default=None, max_length=MAX_CONDITION_LENGTH)
     failure_condition: str | None = Field(default=None, max_length=MAX_CONDITION_LENGTH)
     threshold_range: ThresholdRange | None = None
+    sample_guard: SampleGuard | None = None
     provider: MetricProvider
 
 

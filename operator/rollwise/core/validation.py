@@ -35,6 +35,7 @@ MSG_UNIQUE_METRICS = "metric names must be unique within an analysis"
 MSG_METRIC_RULE = "each metric needs thresholdRange, successCondition or failureCondition"
 MSG_ONE_PROVIDER = "provider must set exactly one of prometheus or web"
 MSG_BODY_NEEDS_POST = "body is sent only with method POST"
+MSG_GUARD_NEEDS_PROMETHEUS = "sampleGuard needs a prometheus provider (it runs its query there)"
 MSG_RANGE_EXCLUSIVE = "thresholdRange cannot be combined with successCondition or failureCondition"
 MSG_RANGE_BOUNDS = "thresholdRange needs min or max, and min must not exceed max"
 MSG_ANALYSIS_STEP_METRICS = (
@@ -181,6 +182,14 @@ def _metrics(where: str, metrics: list[Metric]) -> list[str]:
                 known = ", ".join(sorted(QUERY_PLACEHOLDERS))
                 errors.append(
                     f"{at}.provider.{field}: unknown placeholder {{{{{name}}}}} (known: {known})"
+                )
+        if metric.sample_guard is not None:
+            if source.prometheus is None:
+                errors.append(f"{at}.sampleGuard: {MSG_GUARD_NEEDS_PROMETHEUS}")
+            for name in unknown_placeholders(metric.sample_guard.query):
+                known = ", ".join(sorted(QUERY_PLACEHOLDERS))
+                errors.append(
+                    f"{at}.sampleGuard.query: unknown placeholder {{{{{name}}}}} (known: {known})"
                 )
         if source.web is not None:
             problem = check_json_path(source.web.json_path)

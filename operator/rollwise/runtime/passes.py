@@ -16,17 +16,24 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from rollwise.adapters.errors import AdapterError, Conflict, KubeError, QueryRefused
 from rollwise.adapters.metrics.base import MetricProvider
-from rollwise.core.analysis import QueryTemplateError, render_metric, render_query, timeout_text
+from rollwise.core.analysis import (
+    QueryTemplateError,
+    render_metric,
+    render_query,
+    render_sample_query,
+    timeout_text,
+)
 from rollwise.core.durations import InvalidDuration, parse_seconds
 from rollwise.core.events import Event, EventLog, LoggedEvent
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import Measurement
-from rollwise.core.querycheck import QueryCheck, QueryRefusal
+from rollwise.core.querycheck import QueryCheck, QueryRefusal, prometheus_queries
 from rollwise.core.spec import Metric
 from rollwise.runtime.metrics import OperatorMetrics
 
@@ -334,19 +341,33 @@ async def measure(
             return metric.name, Measurement(value=None, at=now, error=NO_PROMETHEUS)
         try:
             query = render_metric(metric, dict(context))
+            sample_query = render_sample_query(metric, dict(context))
         except QueryTemplateError as exc:
             return metric.name, Measurement(value=None, at=now, error=str(exc))
-        return metric.name, await query_metric(
-            provider_for(address),
-            query,
-            timeout=metric_timeout(metric, cap),
-            now=now,
-            metrics=metrics,
-            log=log,
-            name=metric.name,
-            budget=budget,
-            namespace=namespace,
-        )
+        provider = provider_for(address)
+
+        async def run(text: str) -> Measurement:
+            return await query_metric(
+                provider,
+                text,
+                timeout=metric_timeout(metric, cap),
+                now=now,
+                metrics=metrics,
+                log=log,
+                name=metric.name,
+                budget=budget,
+                namespace=namespace,
+            )
+
+        if sample_query is None:
+            return metric.name, await run(query)
+        # The value and its sample count, side by side within the same timeout and budget;
+        # the core judges the value only when the count reaches minSamples.
+        measured, counted = await asyncio.gather(run(query), run(sample_query))
+        if measured.error is None and counted.error is not None:
+            error = clip_error(f"sampleGuard.query: {counted.error}")
+            return metric.name, Measurement(value=None, at=now, error=error)
+        return metric.name, replace(measured, samples=counted.value)
 
     return dict(await asyncio.gather(*(one(metric) for metric in due)))
 
@@ -369,33 +390,42 @@ async def check_queries(
     budget: QueryBudget | None = None,
     namespace: str = "",
 ) -> QueryCheck:
-    """Asks each metric's provider to parse its query, rendered over ``context`` (sample
+    """Asks each metric's provider to parse its queries (its query and its sampleGuard's),
+    rendered over ``context`` (sample
     placeholder values), in parallel. A refusal names the metric's spec path; a provider that
     cannot be asked, or a metric with no provider address, leaves the queries unverified
     (never a spec error). A template that does not render is left to validation, which
     already reports it."""
 
-    async def one(path: str, metric: Metric) -> QueryRefusal | str | None:
-        if metric.provider.prometheus is None:
-            return None  # only Prometheus can parse a query; a jsonPath is checked in the spec
+    async def one(
+        path: str, metric: Metric, field: str, template: str
+    ) -> QueryRefusal | str | None:
         address = resolve_address(metric, default_prometheus)
         if not address:
             return NO_PROMETHEUS
         try:
-            query = render_query(metric.provider.prometheus.query, dict(context))
+            query = render_query(template, dict(context))
         except QueryTemplateError:
             return None
         timeout = min(metric_timeout(metric), CHECK_TIMEOUT_SECONDS)
         try:
             await _call(budget, namespace, provider_for(address).parse, query, timeout)
         except QueryRefused as exc:
-            return QueryRefusal(field=f"{path}.provider.prometheus.query", message=exc.message)
+            return QueryRefusal(field=f"{path}.{field}", message=exc.message)
         except AdapterError as exc:
             log.info("cannot check a query yet", metric=metric.name, error=exc.message)
             return exc.message
         return None
 
-    found = await asyncio.gather(*(one(path, metric) for path, metric in metrics))
+    # Only Prometheus can parse a query (its query and its sampleGuard's); a web provider's
+    # jsonPath is checked with the spec.
+    found = await asyncio.gather(
+        *(
+            one(path, metric, field, template)
+            for path, metric in metrics
+            for field, template in prometheus_queries(metric)
+        )
+    )
     refused = tuple(r for r in found if isinstance(r, QueryRefusal))
     unreachable = next((r for r in found if isinstance(r, str)), None)
     return QueryCheck(digest=digest, refused=refused, unreachable=unreachable)

@@ -266,6 +266,14 @@ def _metric(**rule: Any) -> Metric:
             id="success-and-failure",
         ),
         pytest.param({}, "(no rule)", id="no-rule"),
+        pytest.param(
+            {
+                "successCondition": "result < 0.05",
+                "sampleGuard": {"query": "sum(increase(requests[1m]))", "minSamples": 50},
+            },
+            "< 0.05; >= 50 samples",
+            id="sample-guard",
+        ),
     ],
 )
 def test_threshold_text(rule: dict[str, Any], expected: str) -> None:

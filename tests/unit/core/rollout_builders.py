@@ -56,6 +56,7 @@ def metric(
     threshold: dict[str, float] | None = None,
     count: int = 1,
     interval: str | None = None,
+    min_samples: int | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": name,
@@ -71,6 +72,11 @@ def metric(
         out.pop("successCondition", None)
     if interval is not None:
         out["interval"] = interval
+    if min_samples is not None:
+        out["sampleGuard"] = {
+            "query": 'sum(increase(requests{rev="{{canaryRevision}}"}[1m]))',
+            "minSamples": min_samples,
+        }
     return out
 
 

@@ -167,6 +167,108 @@ def test_assess(
     assert result.error is (err is not None)
 
 
+# The 20%-errors canary at 5% weight: a ratio of 0.000 over a few requests is no evidence.
+@pytest.mark.parametrize(
+    ("rule", "value", "samples", "verdict", "fragment"),
+    [
+        pytest.param(
+            {},
+            0.0,
+            12.0,
+            Verdict.INCONCLUSIVE,
+            "metric error-ratio = 0.000: 12 samples, fewer than the 100 required (minSamples) "
+            "(inconclusive)",
+            id="below-bound-inconclusive-not-pass",
+        ),
+        pytest.param(
+            {"success": None, "failure": "result > 0.1"},
+            0.5,
+            99.0,
+            Verdict.INCONCLUSIVE,
+            "99 samples, fewer than the 100 required",
+            id="below-bound-inconclusive-not-fail",
+        ),
+        pytest.param(
+            {},
+            0.0,
+            99.5,
+            Verdict.INCONCLUSIVE,
+            "99.500 samples, fewer than the 100 required",
+            id="below-bound-fractional-count",
+        ),
+        pytest.param({}, 0.0, 100.0, Verdict.PASS, "passed successCondition", id="at-bound"),
+        pytest.param({}, 0.0, 5000.0, Verdict.PASS, "passed successCondition", id="above-bound"),
+        pytest.param(
+            {}, 0.2, 5000.0, Verdict.FAIL, "failed successCondition", id="above-bound-judged"
+        ),
+        pytest.param(
+            {"threshold": {"max": 0.05}},
+            0.0,
+            3.0,
+            Verdict.INCONCLUSIVE,
+            "3 samples, fewer than the 100 required",
+            id="threshold-range-guarded",
+        ),
+        pytest.param(
+            {},
+            0.0,
+            None,
+            Verdict.INCONCLUSIVE,
+            "sample count has no data, not the 100 required (minSamples)",
+            id="count-no-data",
+        ),
+        pytest.param(
+            {},
+            0.0,
+            math.nan,
+            Verdict.INCONCLUSIVE,
+            "sample count is nan, not the 100 required",
+            id="count-nan",
+        ),
+        pytest.param(
+            {},
+            None,
+            5.0,
+            Verdict.INCONCLUSIVE,
+            "metric error-ratio = no data: 5 samples",
+            id="no-value-few-samples",
+        ),
+    ],
+)
+def test_assess_with_a_sample_guard(
+    rule: dict[str, Any],
+    value: float | None,
+    samples: float | None,
+    verdict: Verdict,
+    fragment: str,
+) -> None:
+    result = assess(m(min_samples=100, **rule), Measurement(value, NOW, samples=samples))
+    assert result.verdict is verdict
+    assert fragment in result.message
+    assert not result.error
+
+
+def test_a_metric_without_a_guard_ignores_the_count() -> None:
+    assert assess(m(), Measurement(0.0, NOW, samples=None)).verdict is Verdict.PASS
+
+
+def test_a_query_error_stays_an_error_under_a_guard() -> None:
+    result = assess(m(min_samples=100), Measurement(None, NOW, error="boom", samples=None))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.error
+
+
+def test_too_few_samples_count_towards_the_inconclusive_limit() -> None:
+    guarded = m(min_samples=100, count=3)
+    few = record(
+        checks(guarded), guarded, MetricRun(name=guarded.name), Measurement(0.0, NOW, samples=12.0)
+    )
+    assert few.run.inconclusive == 1
+    assert few.run.successful == 0
+    assert few.run.verdict is Verdict.INCONCLUSIVE
+    assert "inconclusiveLimit 0" in few.run.message
+
+
 @pytest.mark.parametrize(
     ("rule", "text"),
     [

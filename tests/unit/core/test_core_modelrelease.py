@@ -898,6 +898,33 @@ def kserve_inconclusive_holds() -> Case:
     )
 
 
+GUARDED_ERROR_RATIO = {
+    "interval": "1m",
+    "metrics": [
+        {
+            **ERROR_RATIO["metrics"][0],  # type: ignore[index]
+            "sampleGuard": {"query": "sum(increase(requests[1m]))", "minSamples": 100},
+        }
+    ],
+}
+
+
+def kserve_too_few_samples_holds() -> Case:
+    """The canary's error ratio reads 0.000 over 3 requests: no evidence, so no pass."""
+    status, world, spec = kserve_staging(analysis=GUARDED_ERROR_RATIO)
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(measurements={"error-ratio": Measurement(0.0, at(60), samples=3.0)}),
+        now=at(60),
+        stage=Stage.STAGING,
+        events=[],
+        phase=ReleasePhase.WAITING,
+        contains=[SetCanaryTrafficPercent(ISVC, 5)],
+        message="analysis inconclusive",
+    )
+
+
 CASES: list[Callable[[], Case]] = [
     created_waits_for_gates,
     candidate_to_staging_when_gates_pass,
@@ -938,6 +965,7 @@ CASES: list[Callable[[], Case]] = [
     kserve_first_step_sets_percent_then_uri,
     kserve_analysis_failure_rolls_back,
     kserve_inconclusive_holds,
+    kserve_too_few_samples_holds,
 ]
 IDS = [pytest.param(c, id=c.__name__.replace("_", "-")) for c in CASES]
 

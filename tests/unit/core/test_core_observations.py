@@ -93,3 +93,9 @@ def test_measurement_usable(measurement: Measurement, usable: bool) -> None:
 )
 def test_revision_ready_for(state: RevisionState, replicas: int, ok: bool) -> None:
     assert state.ready_for(replicas) is ok
+
+
+def test_a_measurement_dated_by_the_decision_keeps_its_results() -> None:
+    later = NOW.replace(hour=1)
+    taken = Measurement(0.02, NOW, error=None, samples=150.0).taken_at(later)
+    assert taken == Measurement(0.02, later, error=None, samples=150.0)

@@ -57,6 +57,14 @@ def test_the_digest_covers_every_query_and_nothing_else() -> None:
     assert digest_of() == ""
 
 
+def test_the_digest_covers_the_sample_guard_query() -> None:
+    base = digest_of(analysis=ANALYSIS)
+    guarded = {"interval": "1m", "metrics": [metric(min_samples=100)]}
+    assert digest_of(analysis=guarded) != base, "a new query to check"
+    more = {"interval": "1m", "metrics": [metric(min_samples=500)]}
+    assert digest_of(analysis=more) == digest_of(analysis=guarded), "minSamples is no query"
+
+
 @pytest.mark.parametrize(
     ("recorded", "now", "due"),
     [

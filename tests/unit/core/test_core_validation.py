@@ -354,3 +354,44 @@ def test_a_valid_web_metric_and_exactly_one_provider() -> None:
     both["provider"]["web"] = {"name": "slo", "jsonPath": "$.v"}
     _, errors = load_rollout_spec(raw_spec(analysis={"metrics": [both]}))
     assert any("exactly one of prometheus or web" in e for e in errors), errors
+
+
+def guarded(**guard: Any) -> dict[str, Any]:
+    found = metric(min_samples=100)
+    found["sampleGuard"].update(guard)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("found", "expected"),
+    [
+        pytest.param(guarded(minSamples=0), "sampleGuard.minSamples", id="min-samples-zero"),
+        pytest.param(
+            guarded(minSamples=1_000_001), "sampleGuard.minSamples", id="min-samples-too-many"
+        ),
+        pytest.param(
+            guarded(query="x" * (MAX_QUERY_LENGTH + 1)), "sampleGuard.query", id="query-too-long"
+        ),
+        pytest.param(guarded(query=""), "sampleGuard.query", id="query-empty"),
+        pytest.param(
+            guarded(query="sum(x{rev='{{ revision }}'})"),
+            "sampleGuard.query: unknown placeholder {{revision}}",
+            id="unknown-placeholder",
+        ),
+        pytest.param(
+            {**web_metric(), "sampleGuard": {"query": "sum(x)", "minSamples": 10}},
+            "sampleGuard: sampleGuard needs a prometheus provider",
+            id="web-provider",
+        ),
+    ],
+)
+def test_sample_guard_rules(found: dict[str, Any], expected: str) -> None:
+    spec, errors = load_rollout_spec(raw_spec(analysis={"metrics": [found]}))
+    assert spec is None
+    assert any(expected in e for e in errors), errors
+
+
+def test_a_valid_sample_guard() -> None:
+    spec, errors = load_rollout_spec(raw_spec(analysis={"metrics": [guarded(minSamples=1)]}))
+    assert errors == []
+    assert spec is not None

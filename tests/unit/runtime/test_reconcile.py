@@ -195,6 +195,70 @@ def test_metric_address_overrides_the_default_prometheus() -> None:
     assert "http://prometheus:9090" not in w.providers
 
 
+COUNT = 'sum(increase(requests_total{revision="{{canaryRevision}}"}[1m]))'
+
+
+def guarded_world(samples: object) -> tuple[World, str]:
+    """A Rollout whose error-ratio check needs 100 requests, its canary measuring 0.000 errors
+    over ``samples`` requests (the sampleGuard's count)."""
+    body = rollout_body()
+    metric = body["spec"]["strategy"]["canary"]["analysis"]["metrics"][0]
+    metric["sampleGuard"] = {"query": COUNT, "minSamples": 100}
+    w = world(body)
+    healthy(w)
+    new = revision("demo:2")
+    w.provider().values[COUNT.replace("{{canaryRevision}}", new)] = samples  # type: ignore[assignment]
+    w.cluster.edit_image("demo:2")
+    return w, new
+
+
+def test_a_step_with_too_few_samples_does_not_pass() -> None:
+    w, new = guarded_world(12.0)
+    w.settle(lambda r: "AnalysisInconclusive" in w.cluster.reasons)
+    assert "StepAdvanced" not in w.cluster.reasons
+    assert "AnalysisPassed" not in w.cluster.reasons
+    assert w.status["canaryWeight"] == 5
+    assert sorted(w.provider().queries) == sorted(
+        [f'error_ratio{{revision="{new}"}}', COUNT.replace("{{canaryRevision}}", new)]
+    )
+    measured = w.status["analysis"]["metrics"][0]["measurements"][-1]
+    assert measured["verdict"] == "Inconclusive"
+    assert "12 samples, fewer than the 100 required (minSamples)" in measured["message"]
+
+
+def test_a_step_with_enough_samples_passes() -> None:
+    w, new = guarded_world(100.0)
+    w.settle(lambda r: w.status.get("phase") == "Healthy" and w.status["stableRevision"] == new)
+    assert "AnalysisInconclusive" not in w.cluster.reasons
+    assert w.cluster.reasons.count("StepAdvanced") >= 2
+
+
+@pytest.mark.parametrize(
+    ("samples", "reason"),
+    [
+        pytest.param(None, "AnalysisInconclusive", id="count-no-data"),
+        pytest.param(ProviderUnavailable("down"), "MeasurementError", id="count-query-error"),
+    ],
+)
+def test_a_count_without_a_number_never_passes(samples: object, reason: str) -> None:
+    w, _ = guarded_world(samples)
+    w.settle(lambda r: reason in w.cluster.reasons)
+    assert "StepAdvanced" not in w.cluster.reasons
+    assert w.status["canaryWeight"] == 5
+
+
+def test_the_sample_guard_query_is_checked_when_the_spec_is_seen() -> None:
+    body = rollout_body()
+    metric = body["spec"]["strategy"]["canary"]["analysis"]["metrics"][0]
+    metric["sampleGuard"] = {"query": "sum(requests_total{revision=})", "minSamples": 100}
+    w = world(body)
+    w.provider().unparsable["sum(requests_total{revision=})"] = QueryRefused("1:29: parse error")
+    w.run()
+    assert conditions(w)["InvalidSpec"] == "True"
+    assert "analysis.metrics[0].sampleGuard.query" in w.status["message"]
+    assert w.workloads.deployments == {}
+
+
 # ------------------------------------------------------------------ invalid and missing
 
 

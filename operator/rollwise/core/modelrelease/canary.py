@@ -37,7 +37,7 @@ from rollwise.core.modelrelease.status import (
     ServingStatus,
     Stage,
 )
-from rollwise.core.observations import Measurement, revision_of
+from rollwise.core.observations import revision_of
 from rollwise.core.phases import Phase
 from rollwise.core.runs import AnalysisRun, MetricRun, Verdict
 from rollwise.core.spec import step_what
@@ -335,7 +335,7 @@ class Canary(PassState):
                 checks,
                 metric,
                 metric_run,
-                Measurement(value=measurement.value, at=self.now, error=measurement.error),
+                measurement.taken_at(self.now),
             )
             metrics.append(rec.run)
             if rec.run.verdict is Verdict.FAIL and rec.decided:

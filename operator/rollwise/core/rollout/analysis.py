@@ -21,9 +21,6 @@ from rollwise.core.analysis import (
     record,
     run_verdict,
 )
-from rollwise.core.observations import (
-    Measurement,
-)
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.state import PassState
 from rollwise.core.rollout.status import (
@@ -115,7 +112,7 @@ class Analysis(PassState):
                 continue
             # Recorded at ``now``: the schedule (and so idempotence) depends on the decision's
             # clock only, never on the runtime's notion of when the query ran.
-            measurement = Measurement(value=measurement.value, at=self.now, error=measurement.error)
+            measurement = measurement.taken_at(self.now)
             rec = record(checks, metric, metric_run, measurement)
             metrics.append(rec.run)
             failure = self._measurement_event(index, checks, rec.run, rec) or failure

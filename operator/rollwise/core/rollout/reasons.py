@@ -98,7 +98,8 @@ MEASUREMENT_FAILED = Reason(
 MEASUREMENT_INCONCLUSIVE = Reason(
     "MeasurementInconclusive",
     _W,
-    "A metric returned no usable value (no data, NaN or infinity), within inconclusiveLimit.",
+    "A metric returned no usable value (no data, NaN or infinity) or too few samples for its "
+    "sampleGuard, within inconclusiveLimit.",
     "step {step}/{steps}: {detail} (inconclusive {inconclusive} <= inconclusiveLimit {limit})",
 )
 MEASUREMENT_ERROR = Reason(
