@@ -277,11 +277,16 @@ def test_audit_log_records_user_verb_resource_and_subresource(
 
     events = eventually(seen, what="bob's refusal and the admin's scale in the audit log")
     assert any(e[0] == ADMIN and e[1] == "create" and e[2] == "deployments" for e in events)
-    # Controllers act as their own ServiceAccounts.
-    assert any(
-        e[0] == "system:serviceaccount:kube-system:replicaset-controller" and e[2] == "pods"
-        for e in eventually(seen)
-    )
+
+    # Controllers act as their own ServiceAccounts (the ReplicaSet's pods come when the
+    # controller gets to them: waited for, not assumed).
+    def pods_by_the_controller() -> bool:
+        return any(
+            e[0] == "system:serviceaccount:kube-system:replicaset-controller" and e[2] == "pods"
+            for e in eventually(seen)
+        )
+
+    eventually(pods_by_the_controller, what="the replicaset-controller creating the pods")
 
 
 def test_service_account_tokens_authenticate(
