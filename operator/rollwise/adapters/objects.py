@@ -81,24 +81,39 @@ class KubeCluster:
             return None
         return dict(obj) if isinstance(obj, dict) else None
 
-    def patch_status(
-        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+    def _patch_status(
+        self,
+        plural: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        *,
+        resource_version: str | None,
     ) -> dict[str, Any]:
+        """A merge patch of ``status``, conditional on ``resource_version`` when given."""
         body: dict[str, Any] = {"status": patch}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        with kube_errors(f"patch rollout {namespace}/{name} status"):
+        with kube_errors(f"patch {kind} {namespace}/{name} status"):
             obj = self._custom.patch_namespaced_custom_object_status(
                 GROUP,
                 VERSION,
                 namespace,
-                PLURAL,
+                plural,
                 name,
                 body,
                 _content_type=MERGE_PATCH,
                 _request_timeout=REQUEST_TIMEOUT,
             )
         return dict(obj) if isinstance(obj, dict) else {}
+
+    def patch_status(
+        self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
+    ) -> dict[str, Any]:
+        return self._patch_status(
+            PLURAL, "rollout", namespace, name, patch, resource_version=resource_version
+        )
 
     def post_event(self, rollout: ObjectRef, event: Event) -> None:
         self._post_event(
@@ -131,21 +146,14 @@ class KubeCluster:
     def patch_release_status(
         self, namespace: str, name: str, patch: dict[str, Any], resource_version: str | None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": patch}
-        if resource_version:
-            body["metadata"] = {"resourceVersion": resource_version}
-        with kube_errors(f"patch modelrelease {namespace}/{name} status"):
-            obj = self._custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                RELEASE_PLURAL,
-                name,
-                body,
-                _content_type=MERGE_PATCH,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
-        return dict(obj) if isinstance(obj, dict) else {}
+        return self._patch_status(
+            RELEASE_PLURAL,
+            "modelrelease",
+            namespace,
+            name,
+            patch,
+            resource_version=resource_version,
+        )
 
     def post_release_logged(self, release: ReleaseRef, entry: LoggedEvent) -> bool:
         return self._post_logged(
