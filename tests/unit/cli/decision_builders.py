@@ -92,8 +92,9 @@ def burn_result(now: datetime, started: datetime) -> BurnRateResult:
     return evaluate_burn_rate(rule, counts, metric="checkout-availability")
 
 
-def threshold_runs(now: datetime) -> list[MetricRun]:
-    """error-ratio (3 of 3 passed, with a sample guard) and p99-latency (2 of 2 passed)."""
+def threshold_runs(now: datetime, errors_taken: int = 3, latency_taken: int = 2) -> list[MetricRun]:
+    """error-ratio (``errors_taken`` measurements, all passed, with a sample guard) and
+    p99-latency (``latency_taken``, all passed)."""
     errors = MetricRun(
         name="error-ratio",
         measurements=[
@@ -103,18 +104,18 @@ def threshold_runs(now: datetime) -> list[MetricRun]:
                 at=now - timedelta(seconds=60 - 30 * i),
                 message=f"metric error-ratio = {value:.3f} passed successCondition 'result < 0.05'",
             )
-            for i, value in enumerate((0.009, 0.012, 0.011))
+            for i, value in enumerate((0.009, 0.012, 0.011)[-errors_taken:])
         ],
-        successful=3,
+        successful=errors_taken,
         verdict=Verdict.PASS,
     )
     latency = MetricRun(
         name="p99-latency",
         measurements=[
             MeasurementRecord(value=v, verdict=Verdict.PASS, at=now - timedelta(seconds=s))
-            for v, s in ((0.231, 40), (0.228, 10))
+            for v, s in ((0.231, 40), (0.228, 10))[-latency_taken:]
         ],
-        successful=2,
+        successful=latency_taken,
         verdict=Verdict.PASS,
     )
     return [errors, latency]
@@ -126,6 +127,8 @@ def evidence(
     mode: Mode = Mode.ADVISORY,
     canary_samples: list[float] | None = None,
     observed: timedelta = timedelta(hours=3),
+    errors_taken: int = 3,
+    latency_taken: int = 2,
 ) -> tuple[Decision, list[MetricRun], CompareResult, BurnRateResult]:
     """The decision on the canary and what it rests on."""
     started = now - observed
@@ -136,7 +139,7 @@ def evidence(
         CompareRule(min_samples=6),
         metric="latency-vs-baseline",
     )
-    runs = threshold_runs(now)
+    runs = threshold_runs(now, errors_taken, latency_taken)
     decision = build_decision(
         now=now,
         observed=observed,
@@ -200,7 +203,8 @@ def analysis_wire(
     )
     wire: dict[str, Any] = run.model_dump(mode="json", by_alias=True, exclude_none=True)
     metrics = {m["name"]: m for m in wire["metrics"]}
-    for record, count in zip(metrics["error-ratio"]["measurements"], GUARD_COUNTS, strict=True):
+    records = metrics["error-ratio"]["measurements"]
+    for record, count in zip(records, GUARD_COUNTS[-len(records) :], strict=True):
         record["samples"] = count
     metrics[compare.metric]["measurements"][-1]["compare"] = compare_wire(compare)
     metrics[burn.metric]["measurements"][-1]["burnRate"] = burn_wire(burn)
