@@ -292,6 +292,21 @@ def decision_lines(
     return lines
 
 
+def decision_cell(obj: Mapping[str, Any], palette: Palette = PLAIN) -> str:
+    """The DECISION column of ``list -o wide``: ``action/confidence`` of ``status.decision``,
+    with what auto mode would do in advisory mode (``hold/high (advisory: rollback)``); ``-``
+    without a decision."""
+    decision = _as_dict(_as_dict(obj.get("status")).get("decision"))
+    action = str(decision.get("action") or "")
+    if not action:
+        return "-"
+    cell = f"{_styled(palette, action, _ACTION_STYLE)}/{decision.get('confidence') or '?'}"
+    recommended = str(decision.get("recommended") or action)
+    if decision.get("mode") == "advisory" and recommended != action:
+        cell += f" (advisory: {_styled(palette, recommended, _ACTION_STYLE)})"
+    return cell
+
+
 # --------------------------------------------------------------------------------------------
 # The evidence
 
@@ -591,6 +606,7 @@ def _metric_document(item: MetricEvidence) -> dict[str, Any]:
 __all__ = [
     "MetricEvidence",
     "Subject",
+    "decision_cell",
     "decision_lines",
     "evidence_lines",
     "explain_document",

@@ -107,6 +107,7 @@ def _list(args: argparse.Namespace, s: Session) -> None:
     namespace = None if args.all_namespaces else cluster.namespace
     where = "any namespace" if namespace is None else f'namespace "{namespace}"'
     every = namespace is None
+    wide = args.output == "wide"
     now = datetime.now(UTC)
     only_releases = args.kind in RELEASE_NAMES
     rollouts = [] if only_releases else cluster.list_objects(ROLLOUTS, namespace)
@@ -126,13 +127,17 @@ def _list(args: argparse.Namespace, s: Session) -> None:
         return
     lines: list[str] = []
     if rollouts:
-        lines += render_rollout_table(rollouts, now, all_namespaces=every, palette=palette)
+        lines += render_rollout_table(
+            rollouts, now, all_namespaces=every, palette=palette, wide=wide
+        )
     elif not only_releases:
         lines.append(f"No rollouts found in {where}.")
     if releases:
         from rollwise.cli.render_release import render_release_table  # noqa: PLC0415
 
-        table = render_release_table(releases, now, all_namespaces=every, palette=palette)
+        table = render_release_table(
+            releases, now, all_namespaces=every, palette=palette, wide=wide
+        )
         lines += [*([""] if lines else []), *table]
     out.write("\n".join(lines) + "\n")
 

@@ -196,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument(
         "-A", "--all-namespaces", action="store_true", help="list across all namespaces"
     )
+    listing.add_argument(
+        "-o",
+        "--output",
+        choices=("wide",),
+        default=None,
+        help="wide: also the DECISION column (the canary's action/confidence)",
+    )
 
     explain = commands.add_parser(
         "explain",

@@ -368,3 +368,43 @@ def test_a_metric_measured_once_without_evidence_is_a_threshold_metric() -> None
         "<= 0.500",
         "RUNNING (1/2)",
     ]
+
+
+# ------------------------------------------------------------------------------ list -o wide
+
+
+def test_list_wide_adds_the_decision_column() -> None:
+    advisory, _ = judged_rollout()
+    auto, _ = judged_rollout(Mode.AUTO, canary_samples=d.CANARY_WORSE)
+    auto["metadata"]["name"] = "api"
+    release, wire = release_with_decision()
+    release["metadata"]["namespace"] = "shop"
+    cluster = FakeCluster(advisory, auto, b.rollout(b.healthy()) | {"metadata": {"name": "old"}})
+    cluster.add(release)
+    code, out, err = run_with(cluster, "list", "-o", "wide")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "NAME",
+        "PHASE",
+        "STEP",
+        "WEIGHT",
+        "STABLE",
+        "CANARY",
+        "DECISION",
+        "AGE",
+    ]
+    cells = {line.split()[0]: line.split("   ") for line in lines[1:4]}
+    decisions = {name: [c.strip() for c in row if c.strip()][-2] for name, row in cells.items()}
+    assert decisions == {
+        "api": "rollback/high",
+        "old": "-",
+        "web": "hold/high (advisory: rollback)",
+    }
+    releases = lines[lines.index("") + 1 :]
+    assert "DECISION" in releases[0].split()
+    assert f"{wire['action']}/{wire['confidence']}" in releases[1]
+    # Without -o wide the tables are as before.
+    code, out, _ = run_with(cluster, "list")
+    assert code == 0
+    assert "DECISION" not in out
