@@ -1,26 +1,19 @@
 """``kubectl rollwise explain rollout|modelrelease NAME``: the operator's decision on a canary
 (``status.decision``) and the evidence behind it.
 
-The decision comes first: the action and, in advisory mode, what auto mode would have done,
-the confidence, the compare score, the reasons (severity, code, metric, observed value and
-threshold) and the required actions (priority, due time, whether the operator applies them
-itself). Then the evidence of the current step's analysis run, by kind of metric:
+First the decision: the action (in advisory mode, with what auto mode would do), confidence,
+score, reasons (severity, code, metric, observed value, threshold) and required actions
+(priority, due time, operator or human). Then the evidence of the current step's analysis
+run, by kind of metric: threshold metrics (last value, pass rule, result, the sampleGuard's
+last count against ``minSamples``), compare metrics (a measurement's ``compare``: samples,
+medians, effect size, p-value, test) and SLO burn rates (a measurement's ``burnRate``: each
+window's burn, shortened or not, each pair's rate, severity and state). No decision yet is
+said in one line and exits 0; ``-o json`` prints the decision as stored and the evidence.
 
-- threshold metrics: the last value, the pass rule, the result so far and, for a metric with
-  a ``sampleGuard``, the last sample count against its ``minSamples``;
-- compare metrics (a measurement's ``compare``): canary and control samples, medians, effect
-  size, p-value and the test used;
-- SLO burn rates (a measurement's ``burnRate``): each window's burn, shortened or not, and
-  each pair's rate, severity and state.
-
-No decision yet (no canary in progress, or an operator older than decisions) is said in one
-line and is not an error: the command exits 0. ``-o json`` prints the decision as stored and
-the evidence as numbers, for scripts.
-
-Pure: from the object as the API server returned it and ``now``. Status is read loosely, field
-by field, so that a status written by an older or newer operator still displays; the decision
-is not validated with the core's :class:`~rollwise.core.decision.Decision` (whose module
-brings the statistics library with it) but read as the wire form it documents.
+Pure: from the object as the API server returned it and ``now``. Status is read loosely, so
+that a status of an older or newer operator still displays; the decision is read as the wire
+form :class:`rollwise.core.decision.Decision` documents, not validated with it (its module
+brings the statistics library along).
 """
 
 from __future__ import annotations
@@ -61,9 +54,6 @@ _LEVEL_STYLE = {
     "low": "dim",
 }
 _CONFIDENCE_STYLE = {"high": "good", "medium": "warn", "low": "bad"}
-
-#: The steps of a canary whose spec names none (both kinds' defaults).
-_DEFAULT_STEPS = 3
 
 
 def _as_dict(value: object) -> dict[str, Any]:
@@ -156,7 +146,7 @@ def read_subject(obj: Mapping[str, Any], plural: str) -> Subject:
         weight = progress.get("weight")
         relevant = {progress.get("revision")} - {None}
     steps = canary_spec.get("steps")
-    count = len(steps) if isinstance(steps, list) else _DEFAULT_STEPS
+    count = len(steps) if isinstance(steps, list) else 3  # both kinds' default steps
     analysis = _as_dict(progress.get("analysis")) or None
     if analysis is not None and analysis.get("revision") not in relevant:
         analysis = None  # an earlier revision's run explains nothing about this one

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from rollwise.cli.colour import COLOUR, strip, visible_len
-from rollwise.cli.explain import render_explain
+from rollwise.cli.explain import explain_document, render_explain
 from rollwise.cli.main import run
 from rollwise.cli.text import ASCII, UNICODE
 from rollwise.core.decision import Mode
@@ -408,3 +408,32 @@ def test_list_wide_adds_the_decision_column() -> None:
     code, out, _ = run_with(cluster, "list")
     assert code == 0
     assert "DECISION" not in out
+
+
+def test_a_status_of_another_shape_still_displays() -> None:
+    """A decision or evidence of an unexpected shape (another operator version, a hand edit)
+    is shown as far as it reads, never a traceback."""
+    obj = b.rollout(b.canary_at_step_2())
+    obj["status"]["decision"] = {
+        "action": 5,
+        "score": "x",
+        "reasons": "nope",
+        "requiredActions": [1, {"id": None, "dueBy": "garbage", "priority": 3}],
+        "decidedAt": 7,
+    }
+    metrics = obj["status"]["analysis"]["metrics"]
+    metrics[0]["measurements"][0]["compare"] = {"pValue": "a", "canarySamples": None}
+    metrics[1]["measurements"][0]["burnRate"] = {
+        "windows": [{"window": "1h", "burnRate": None}, 3],
+        "pairs": [{"long": None}],
+    }
+    text = render_explain(obj, "rollouts", NOW)
+    assert "Decision:    5, confidence ? (auto mode)" in text
+    assert "Reasons:     <none>" in text
+    assert section(text, "Required actions:")[1] == ["3", "?", "-", "human"]
+    assert section(text, "Compare metrics")[1][:3] == ["error-ratio", "-", "-/-"]
+    assert "      1h       no data   -" in text.splitlines()
+    doc = json.loads(json.dumps(explain_document(obj, "rollouts")))
+    assert [m["kind"] for m in doc["evidence"]["metrics"]] == ["compare", "burnRate"]
+    obj["status"]["decision"] = "not an object"
+    assert "Decision:    none yet:" in render_explain(obj, "rollouts", NOW)
