@@ -195,6 +195,13 @@ def _stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _fitted(
+    header: list[str], rows: list[list[str]], width: int | None, symbols: Symbols
+) -> list[str]:
+    """A table whose last column (a sentence) is fitted to the terminal's ``width``."""
+    return table(header, fit_last_column(header, rows, "  ", width, symbols), "  ")
+
+
 def _due_text(value: object, now: datetime) -> str:
     at = parse_time(value)
     if at is None:
@@ -203,7 +210,7 @@ def _due_text(value: object, now: datetime) -> str:
     when = (
         f"in {human_duration(seconds)}" if seconds >= 0 else f"overdue {human_duration(-seconds)}"
     )
-    return f"{when} ({at.strftime('%Y-%m-%dT%H:%M:%SZ')})"
+    return f"{when} ({_stamp(at)})"
 
 
 def decision_lines(
@@ -231,9 +238,7 @@ def decision_lines(
         lines.append(f"Score:       {_number_text(decision.get('score'))} (compare metrics)")
     decided = parse_time(decision.get("decidedAt"))
     if decided is not None:
-        lines.append(
-            f"Decided:     {age(decided, now)} ago ({decided.strftime('%Y-%m-%dT%H:%M:%SZ')})"
-        )
+        lines.append(f"Decided:     {age(decided, now)} ago ({_stamp(decided)})")
     if decision.get("message"):
         lines.append(f"Message:     {' '.join(str(decision['message']).split())}")
 
@@ -254,10 +259,7 @@ def decision_lines(
             ]
             for r in reasons
         ]
-        lines += [
-            "Reasons:",
-            *table(header, fit_last_column(header, rows, "  ", width, symbols), "  "),
-        ]
+        lines += ["Reasons:", *_fitted(header, rows, width, symbols)]
 
     actions = _dicts(decision.get("requiredActions"))
     lines.append("")
@@ -275,10 +277,7 @@ def decision_lines(
             ]
             for a in actions
         ]
-        lines += [
-            "Required actions:",
-            *table(header, fit_last_column(header, rows, "  ", width, symbols), "  "),
-        ]
+        lines += ["Required actions:", *_fitted(header, rows, width, symbols)]
     return lines
 
 
@@ -312,11 +311,7 @@ class MetricEvidence:
 
 
 def _latest(measurements: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
-    for record in reversed(measurements):
-        if _as_dict(record.get(key)):
-            found: dict[str, Any] = record
-            return found
-    return None
+    return next((m for m in reversed(measurements) if _as_dict(m.get(key))), None)
 
 
 def metric_evidence(analysis: Mapping[str, Any]) -> tuple[AnalysisRun | None, list[MetricEvidence]]:
@@ -404,17 +399,8 @@ def _compare_lines(items: Sequence[MetricEvidence], palette: Palette) -> list[st
                 palette.word(str(item.latest.get("verdict") or "-").upper()),
             ]
         )
-    header = [
-        "METRIC",
-        "CONTROL",
-        "SAMPLES",
-        "CANARY MEDIAN",
-        "CONTROL MEDIAN",
-        "EFFECT",
-        "P-VALUE",
-        "TEST",
-        "VERDICT",
-    ]
+    header = ["METRIC", "CONTROL", "SAMPLES", "CANARY MEDIAN", "CONTROL MEDIAN"]
+    header += ["EFFECT", "P-VALUE", "TEST", "VERDICT"]
     return [
         "  Compare metrics (canary against control; SAMPLES canary/control):",
         *table(header, rows, indent="    "),
@@ -463,13 +449,7 @@ def _burn_lines(items: Sequence[MetricEvidence], palette: Palette) -> list[str]:
     return lines
 
 
-def evidence_lines(
-    subject: Subject,
-    now: datetime,
-    *,
-    symbols: Symbols = UNICODE,
-    palette: Palette = PLAIN,
-) -> list[str]:
+def evidence_lines(subject: Subject, now: datetime, *, palette: Palette = PLAIN) -> list[str]:
     """The ``Evidence`` section: the analysis run of the current step, by kind of metric."""
     if subject.analysis is None:
         return ["Evidence:    <none> (no analysis run for this canary)"]
@@ -535,7 +515,7 @@ def render_explain(
         )
     if subject.analysis is not None or subject.decision is not None:
         lines.append("")
-        lines += evidence_lines(subject, now, symbols=symbols, palette=palette)
+        lines += evidence_lines(subject, now, palette=palette)
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,7 @@ from rollwise.cli.colour import COLOUR, strip, visible_len
 from rollwise.cli.explain import explain_document, render_explain
 from rollwise.cli.main import run
 from rollwise.cli.text import ASCII, UNICODE
-from rollwise.core.decision import Mode
+from rollwise.core.decision import Mode, build_decision
 from rollwise.core.runs import AnalysisRun, MeasurementRecord, MetricRun, Verdict
 from tests.unit.cli import cli_builders as b
 from tests.unit.cli import decision_builders as d
@@ -437,3 +437,14 @@ def test_a_status_of_another_shape_still_displays() -> None:
     assert [m["kind"] for m in doc["evidence"]["metrics"]] == ["compare", "burnRate"]
     obj["status"]["decision"] = "not an object"
     assert "Decision:    none yet:" in render_explain(obj, "rollouts", NOW)
+
+
+def test_a_step_that_measures_nothing_has_a_decision_and_no_evidence() -> None:
+    decision = build_decision(now=NOW, observed=timedelta(minutes=30))
+    obj = b.rollout(b.paused_step())
+    obj["status"]["decision"] = d.decision_wire(decision)
+    text = render_explain(obj, "rollouts", NOW)
+    assert "Decision:    EXPAND, confidence low (auto mode)" in text
+    assert [row[:2] for row in section(text, "Reasons:")[1:]] == [["info", "NoChecks"]]
+    assert section(text, "Required actions:")[1][:4] == ["low", "expand", "-", "operator"]
+    assert text.endswith("Evidence:    <none> (no analysis run for this canary)\n")
