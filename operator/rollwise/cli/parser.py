@@ -31,6 +31,8 @@ set image, undo and restart change what a Rollout runs: set image and undo write
 spec.template (undo back to the stable revision drops the canary at once); restart restarts
 the stable revision's pods in place (a rolling restart of its Deployment, no new revision).
 status prints one line and exits 0 when Healthy, 1 when Degraded, 3 when not finished.
+explain prints the operator's decision on a canary (expand, hold or rollback), its reasons,
+the actions it requires and the analysis evidence behind it.
 
 Manual operations write what the operator reads: promote, abort and retry set the annotation
 rollwise.dev/<request> to a fresh request id (each id acts once); pause and resume set
