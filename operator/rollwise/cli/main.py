@@ -1,7 +1,8 @@
 """Entry point of ``kubectl-rollwise`` (``kubectl rollwise ...``): arguments and commands.
 
 Each command is a few API calls (:mod:`rollwise.cli.kube`) around a pure view
-(:mod:`rollwise.cli.render`, :mod:`rollwise.cli.tree`, :mod:`rollwise.cli.status`) or a pure
+(:mod:`rollwise.cli.render`, :mod:`rollwise.cli.tree`, :mod:`rollwise.cli.status`,
+:mod:`rollwise.cli.explain`) or a pure
 change (:mod:`rollwise.cli.manual`, :mod:`rollwise.cli.revisions`). Every failure the user
 can cause or meet (a wrong name, no CRD, an unreachable server, a bad kubeconfig, no earlier
 revision) ends as one ``error: ...`` line on stderr and exit code 1; bad arguments exit 2
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -75,6 +77,28 @@ def _get(args: argparse.Namespace, s: Session) -> None:
     out.write(rollout_view(cluster, rollout, display)[0])
 
 
+def _explain(args: argparse.Namespace, s: Session) -> None:
+    from rollwise.cli.explain import explain_document, render_explain  # noqa: PLC0415
+
+    cluster = s.cluster(args)
+    plural = MODELRELEASES if args.kind in RELEASE_NAMES else ROLLOUTS
+    obj = cluster.get_object(plural, cluster.namespace, args.name)
+    if args.output == "json":
+        s.out.write(json.dumps(explain_document(obj, plural), indent=2) + "\n")
+        return
+    display = s.display
+    s.out.write(
+        render_explain(
+            obj,
+            plural,
+            datetime.now(UTC),
+            symbols=display.symbols,
+            palette=display.palette,
+            width=display.columns(),
+        )
+    )
+
+
 def _list(args: argparse.Namespace, s: Session) -> None:
     from rollwise.cli.render import render_rollout_table  # noqa: PLC0415
 
@@ -83,6 +107,7 @@ def _list(args: argparse.Namespace, s: Session) -> None:
     namespace = None if args.all_namespaces else cluster.namespace
     where = "any namespace" if namespace is None else f'namespace "{namespace}"'
     every = namespace is None
+    wide = args.output == "wide"
     now = datetime.now(UTC)
     only_releases = args.kind in RELEASE_NAMES
     rollouts = [] if only_releases else cluster.list_objects(ROLLOUTS, namespace)
@@ -102,13 +127,17 @@ def _list(args: argparse.Namespace, s: Session) -> None:
         return
     lines: list[str] = []
     if rollouts:
-        lines += render_rollout_table(rollouts, now, all_namespaces=every, palette=palette)
+        lines += render_rollout_table(
+            rollouts, now, all_namespaces=every, palette=palette, wide=wide
+        )
     elif not only_releases:
         lines.append(f"No rollouts found in {where}.")
     if releases:
         from rollwise.cli.render_release import render_release_table  # noqa: PLC0415
 
-        table = render_release_table(releases, now, all_namespaces=every, palette=palette)
+        table = render_release_table(
+            releases, now, all_namespaces=every, palette=palette, wide=wide
+        )
         lines += [*([""] if lines else []), *table]
     out.write("\n".join(lines) + "\n")
 
@@ -215,6 +244,8 @@ def _dispatch(args: argparse.Namespace, s: Session) -> int:
         return _status(args, s)
     if args.command == "get":
         _get(args, s)
+    elif args.command == "explain":
+        _explain(args, s)
     elif args.command == "list":
         _list(args, s)
     elif args.command in ("set", "undo", "restart"):

@@ -31,6 +31,8 @@ set image, undo and restart change what a Rollout runs: set image and undo write
 spec.template (undo back to the stable revision drops the canary at once); restart restarts
 the stable revision's pods in place (a rolling restart of its Deployment, no new revision).
 status prints one line and exits 0 when Healthy, 1 when Degraded, 3 when not finished.
+explain prints the operator's decision on a canary (expand, hold or rollback), its reasons,
+the actions it requires and the analysis evidence behind it.
 
 Manual operations write what the operator reads: promote, abort and retry set the annotation
 rollwise.dev/<request> to a fresh request id (each id acts once); pause and resume set
@@ -55,6 +57,8 @@ examples:
   kubectl rollwise abort demo              # traffic back to stable, canary scaled down
   kubectl rollwise retry demo              # try a rolled-back revision again
   kubectl rollwise pause demo / resume demo
+  kubectl rollwise explain rollout demo    # the decision on the canary and its evidence
+  kubectl rollwise explain mr fraud-detector-7 -o json
   kubectl rollwise get modelrelease fraud-detector-7 --watch
   kubectl rollwise approve modelrelease/fraud-detector-7 --role security
   kubectl rollwise waive mr/fraud-detector-7 --gate sbom --reason "CVE triaged" --for 24h
@@ -193,6 +197,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument(
         "-A", "--all-namespaces", action="store_true", help="list across all namespaces"
+    )
+    listing.add_argument(
+        "-o",
+        "--output",
+        choices=("wide",),
+        default=None,
+        help="wide: also the DECISION column (the canary's action/confidence)",
+    )
+
+    explain = commands.add_parser(
+        "explain",
+        parents=common,
+        help="why the canary expands, holds or rolls back: the decision and its evidence",
+        description="Show the operator's decision on a Rollout's or ModelRelease's canary "
+        "(status.decision): the action (and in advisory mode what auto mode would do), the "
+        "confidence, the compare score, each reason with its severity, metric, observed "
+        "value and threshold, and the required actions with priority and due time. Then the "
+        "evidence of the current step's analysis: threshold metrics' last values and sample "
+        "counts, compare metrics' samples, medians, effect sizes and p-values, and SLO burn "
+        "rates by window and pair. Exits 0 when there is no decision yet (no canary in "
+        "progress, or an operator that records none).",
+    )
+    explain.add_argument(
+        "kind",
+        choices=_ROLLOUT_NAMES + _RELEASE_NAMES,
+        metavar="KIND",
+        help="'rollout' (rollouts, rwr) or 'modelrelease' (modelreleases, mr, mrel)",
+    )
+    explain.add_argument("name", help="name of the Rollout or ModelRelease")
+    explain.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text (default) or json: the decision as stored and the evidence as numbers",
     )
 
     promote = commands.add_parser(

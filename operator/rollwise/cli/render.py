@@ -593,12 +593,20 @@ def render_rollout_table(
     *,
     all_namespaces: bool,
     palette: Palette = PLAIN,
+    wide: bool = False,
 ) -> list[str]:
-    """The Rollouts table of ``kubectl rollwise list`` (lines, no trailing newline)."""
+    """The Rollouts table of ``kubectl rollwise list`` (lines, no trailing newline); ``wide``
+    adds the DECISION column (:func:`rollwise.cli.explain.decision_cell`)."""
     header = ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "AGE"]
+    if wide:
+        from rollwise.cli.explain import decision_cell  # noqa: PLC0415 - it imports this module
+
+        header.insert(-1, "DECISION")
     rows = []
     for item in sorted_by_name(items):
         row = _rollout_row(item, now, palette)
+        if wide:
+            row.insert(-1, decision_cell(item, palette))
         if all_namespaces:
             row.insert(0, str(_as_dict(item.get("metadata")).get("namespace", "")))
         rows.append(row)

@@ -495,9 +495,15 @@ def render_release_table(
     *,
     all_namespaces: bool,
     palette: Palette = PLAIN,
+    wide: bool = False,
 ) -> list[str]:
-    """The ModelReleases table of ``kubectl rollwise list`` (lines, no trailing newline)."""
+    """The ModelReleases table of ``kubectl rollwise list`` (lines, no trailing newline);
+    ``wide`` adds the DECISION column (:func:`rollwise.cli.explain.decision_cell`)."""
     header = ["NAME", "STAGE", "PHASE", "MODEL", "VERSION", "ALIAS", "AGE"]
+    if wide:
+        from rollwise.cli.explain import decision_cell  # noqa: PLC0415 - only for wide output
+
+        header.insert(-1, "DECISION")
     rows = []
     for item in sorted_by_name(items):
         meta = _as_dict(item.get("metadata"))
@@ -513,6 +519,8 @@ def render_release_table(
             alias,
             age(meta.get("creationTimestamp"), now),
         ]
+        if wide:
+            row.insert(-1, decision_cell(item, palette))
         if all_namespaces:
             row.insert(0, str(meta.get("namespace", "")))
         rows.append(row)

@@ -387,6 +387,14 @@ def new_run(step_index: int, revision: str, checks: StepChecks, now: datetime) -
     )
 
 
+def _guard_count(metric: Metric, measurement: Measurement) -> float | None:
+    """The sample guard's count to keep with a measurement: a finite one of a guarded metric."""
+    count = measurement.samples
+    if metric.sample_guard is None or count is None or not math.isfinite(count):
+        return None
+    return count
+
+
 @dataclass(frozen=True)
 class Recorded:
     """One measurement recorded into a metric: the updated metric, the assessment, and
@@ -415,6 +423,7 @@ def record(
             non_finite=format_value(measurement.value)
             if measurement.value is not None and not finite and not assessment.error
             else None,
+            samples=_guard_count(metric, measurement),
         ),
     ][-KEPT_MEASUREMENTS:]
     successful, failed, inconclusive = run.successful, run.failed, run.inconclusive

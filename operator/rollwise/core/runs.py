@@ -34,6 +34,9 @@ class MeasurementRecord(StatusModel):
     non_finite: str | None = None
     """What the query returned when it was not a finite number (``nan``, ``inf``, ``-inf``);
     ``value`` is then absent (JSON has no such numbers)."""
+    samples: float | None = None
+    """The metric's ``sampleGuard`` count for this measurement, when it has a guard and the
+    count was a finite number (what ``kubectl rollwise explain`` shows beside the value)."""
 
 
 #: How many measurements per metric the status keeps (the counters keep the totals).

@@ -70,3 +70,28 @@ assert "Revisions:" in out.getvalue()
     modules = loaded_after(code)
     assert "rollwise.cli.render" in modules  # the view did run
     assert [m for m in NOT_FOR_A_ROLLOUT if m in modules] == []
+
+
+def test_explain_rollout_loads_neither_the_statistics_nor_the_release_wing() -> None:
+    """The decision is read as its wire form: explaining a Rollout needs no scipy (which the
+    core's judge imports) and nothing of the ModelRelease wing."""
+    code = """
+import io
+from rollwise.core.rollout.status import Phase
+from tests.unit.cli import workload_builders as w
+from tests.unit.cli.fake_cluster import FakeCluster
+from rollwise.cli.main import run
+rollout = w.rollout(w.CANARY_TEMPLATE, canary=w.CANARY, step=0, phase=Phase.PROGRESSING)
+rollout["status"]["decision"] = {"action": "hold", "recommended": "hold", "mode": "auto",
+    "confidence": "low", "message": "hold", "decidedAt": "2026-01-01T00:00:00Z"}
+cluster = FakeCluster(rollout)
+out, err = io.StringIO(), io.StringIO()
+code = run(["explain", "rollout", "web"], out, err, connector=lambda *_: cluster)
+assert code == 0, err.getvalue()
+assert "Decision:    HOLD" in out.getvalue(), out.getvalue()
+"""
+    modules = loaded_after(code)
+    assert "rollwise.cli.explain" in modules  # the view did run
+    assert [
+        m for m in (*NOT_FOR_A_ROLLOUT, "scipy", "rollwise.core.decision") if m in modules
+    ] == []

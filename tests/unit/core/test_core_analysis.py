@@ -270,6 +270,32 @@ def test_too_few_samples_count_towards_the_inconclusive_limit() -> None:
 
 
 @pytest.mark.parametrize(
+    ("guard", "samples", "kept"),
+    [
+        pytest.param(100, 12.0, 12.0, id="guarded-few"),
+        pytest.param(100, 250.0, 250.0, id="guarded-enough"),
+        pytest.param(100, math.nan, None, id="guarded-nan"),
+        pytest.param(100, None, None, id="guarded-no-count"),
+        pytest.param(None, 250.0, None, id="unguarded"),
+    ],
+)
+def test_the_guard_count_is_kept_with_the_measurement(
+    guard: int | None, samples: float | None, kept: float | None
+) -> None:
+    metric_ = m(min_samples=guard) if guard is not None else m()
+    done = record(
+        checks(metric_),
+        metric_,
+        MetricRun(name=metric_.name),
+        Measurement(0.01, NOW, samples=samples),
+    )
+    last = done.run.measurements[-1]
+    assert last.samples == kept
+    wire = last.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert wire.get("samples") == kept
+
+
+@pytest.mark.parametrize(
     ("rule", "text"),
     [
         pytest.param(
