@@ -55,10 +55,14 @@ false-positive rate (good runs rolled back), false-negative rate (bad runs promo
 rate, median and p95 time to decision (from a step's start to its expand or rollback, over
 every decided step), and how often the +20%-errors canary was rolled back at the 5% step;
 with the goals (accuracy > 90%, FP < 5%, p95 time to decision < 5 min, 20% caught at 5%
->= 95%) marked PASS or FAIL. A table per scenario shows each judge's outcomes.
+>= 95%) marked PASS or FAIL. Two tables per scenario show each judge's outcomes and times.
 
-Boundary: a measurement script; it asserts nothing. Bounded: about three minutes by default on
-the lab machine, ``--quick`` well under a minute.
+``--compare-min-samples`` and ``--compare-tolerance`` change the compare rule (the core's
+defaults otherwise), to see what a default would do; ``--scenarios low-traffic-errors-20``
+adds a bad canary with little traffic (not in the default set).
+
+Boundary: a measurement script; it asserts nothing. Bounded: about 80 s by default on the lab
+machine (2 shared cores), ``--quick`` about 12 s.
 """
 
 from __future__ import annotations

@@ -262,6 +262,23 @@ def test_unknown_scenarios_are_refused_by_name(capsys: pytest.CaptureFixture[str
     assert "unknown scenarios ['flaky']" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        pytest.param(["--seeds", "0"], "must be positive", id="no-seeds"),
+        pytest.param(["--compare-step", "0"], "must be positive", id="no-compare-step"),
+        pytest.param(["--compare-min-samples", "4"], "at least 5", id="min-samples-below-5"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_runs(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert said in capsys.readouterr().err
+
+
 def test_scenarios_differ_from_the_stable_only_where_their_name_says() -> None:
     assert SCENARIO["healthy"].canary == BASE
     assert not SCENARIO["healthy"].bad
