@@ -77,6 +77,7 @@ import tempfile
 import threading
 import time
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -445,7 +446,7 @@ class StepView:
     before: float
 
 
-class Judge:
+class Judge(ABC):
     """One way of judging a canary step: a fresh state per step, a decision per pass."""
 
     name = ""
@@ -453,8 +454,9 @@ class Judge:
     def begin(self, step: StepView) -> None:
         self.step = step
 
+    @abstractmethod
     def decide(self, client: Client, at: float) -> Decision:
-        raise NotImplementedError
+        """The decision on the current step at Prometheus time ``at``."""
 
     def _now(self, at: float) -> datetime:
         return datetime.fromtimestamp(at, UTC)
