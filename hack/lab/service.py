@@ -159,7 +159,10 @@ class DemoService:
         self.behaviour = Behaviour(**changes).validated()
         return self.behaviour
 
-    def _draw(self) -> tuple[int, float]:
+    def draw(self) -> tuple[int, float]:
+        """One request's status code and latency in seconds, drawn from the behaviour with
+        this service's seeded generator (what ``GET /`` answers and records; the judge
+        benchmark draws synthetic traffic with it too)."""
         behaviour = self.behaviour
         code = 500 if self._rng.random() < behaviour.error_ratio else 200
         latency_ms = behaviour.latency_ms + self._rng.uniform(0.0, behaviour.jitter_ms)
@@ -177,7 +180,7 @@ class DemoService:
         return f"{self.host}:{self.port}"
 
     async def _root(self, request: web.Request) -> web.Response:
-        code, seconds = self._draw()
+        code, seconds = self.draw()
         if self.sleep and seconds > 0:
             await asyncio.sleep(seconds)
         self._requests.labels(self.namespace, self.service, self.revision, str(code)).inc()
