@@ -30,7 +30,7 @@ from rollwise.core.rollout.status import (
     PauseReason,
     RetiredRevision,
 )
-from rollwise.core.traffic import expected_weight, split, weights
+from rollwise.core.traffic import baseline_replica_weight, expected_weight, split, weights
 
 
 class Completion(PassState):
@@ -179,11 +179,12 @@ class Completion(PassState):
         if baseline is None or stable is None:
             return None
         state = self.obs.revisions.get(baseline)
-        share = weights(self.s.canary_weight, baseline=True).baseline
-        if not self.router:
-            parts = split(self.spec.replicas, self.s.canary_weight, router=False, baseline=True)
-            total = parts.canary + parts.stable + parts.baseline
-            share = round(100 * parts.baseline / total) if total > 0 else 0
+        weight = self.s.canary_weight
+        share = (
+            weights(weight, baseline=True).baseline
+            if self.router
+            else baseline_replica_weight(self.spec.replicas, weight)
+        )
         return BaselineStatus(
             revision=baseline,
             stable_revision=stable,
