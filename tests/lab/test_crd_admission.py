@@ -239,6 +239,16 @@ INVALID_ROLLOUTS = [
         id="stable-equals-canary-service",
     ),
     pytest.param(
+        rollout(baseline=True, trafficRouting={"gatewayAPI": {"httpRoute": {"name": "demo"}}}),
+        "baseline with a trafficRouting router needs baselineService",
+        id="baseline-router-without-service",
+    ),
+    pytest.param(
+        rollout(baseline=True, baselineService="demo-canary"),
+        "baselineService must differ from stableService and canaryService",
+        id="baseline-service-is-the-canary",
+    ),
+    pytest.param(
         rollout(analysis={"metrics": [metric(successCondition=None)]}),
         "each metric needs thresholdRange, successCondition or failureCondition",
         id="metric-without-condition",
