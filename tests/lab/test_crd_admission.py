@@ -548,6 +548,36 @@ INVALID_MODELRELEASES = [
         id="serving-same-services",
     ),
     pytest.param(
+        modelrelease(serving={"inferenceServiceRef": {"name": "x"}, "baseline": True}),
+        "baseline needs template serving (KServe runs no baseline)",
+        id="serving-baseline-with-kserve",
+    ),
+    pytest.param(
+        modelrelease(
+            serving={
+                "template": {"spec": {}},
+                "stableService": "a",
+                "canaryService": "b",
+                "baseline": True,
+                "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "r"}}},
+            }
+        ),
+        "baseline with a trafficRouting router needs baselineService",
+        id="serving-baseline-router-without-service",
+    ),
+    pytest.param(
+        modelrelease(
+            serving={
+                "template": {"spec": {}},
+                "stableService": "a",
+                "canaryService": "b",
+                "baselineService": "a",
+            }
+        ),
+        "baselineService must differ from stableService and canaryService",
+        id="serving-baseline-service-is-the-stable",
+    ),
+    pytest.param(
         modelrelease(canary={"steps": [{"analysis": {}}, {"setWeight": 100}]}),
         "spec.canary.steps: Invalid value: an analysis step needs metrics, its own or "
         "canary.analysis.metrics",

@@ -260,13 +260,16 @@ class InferenceServiceRef(Model):
 
 class Serving(Model):
     """Exactly one of a pod template (served through a child Rollout) or a KServe
-    InferenceService."""
+    InferenceService. ``baseline`` / ``baselineService``: the child Rollout's baseline
+    (template serving only), as in a Rollout's canary strategy."""
 
     template: dict[str, Any] | None = None
     inference_service_ref: InferenceServiceRef | None = None
     replicas: int = Field(default=1, ge=0)
     stable_service: str | None = None
     canary_service: str | None = None
+    baseline: bool = False
+    baseline_service: str | None = Field(default=None, min_length=1)
     traffic_routing: TrafficRouting | None = None
 
 
