@@ -103,6 +103,7 @@ def test_httproute_three_backends(kube: KubeAPI, kubectl: Kubectl, ns: str) -> N
             (BASELINE, split.baseline),
         ]
         assert router.get_weight() == split.canary
+        assert router.get_baseline_weight() == split.baseline
         assert router.verify(split)
         before = kube.get(HTTPROUTES, ns, "web")["metadata"]["resourceVersion"]
         router.set_weight(split)
@@ -114,6 +115,7 @@ def test_httproute_three_backends(kube: KubeAPI, kubectl: Kubectl, ns: str) -> N
     patch = [{"op": "replace", "path": "/spec/rules/0/backendRefs/2/weight", "value": 0}]
     kubectl("patch", "httproute", "web", "--type=json", "-p", json.dumps(patch), namespace=ns)
     assert refs() == [(STABLE, 90), (CANARY, 5), (BASELINE, 0)]
+    assert router.get_baseline_weight() == 0
     assert not router.verify(SPLITS[0])
 
     router.reset()
@@ -163,6 +165,7 @@ def test_virtualservice_three_destinations(kube: KubeAPI, kubectl: Kubectl, ns: 
             (host.format(BASELINE), split.baseline),
         ]
         assert router.get_weight() == split.canary
+        assert router.get_baseline_weight() == split.baseline
         assert router.verify(split)
         before = kube.get(VIRTUALSERVICES, ns, "web")["metadata"]["resourceVersion"]
         router.set_weight(split)
@@ -214,6 +217,7 @@ def test_replica_ratio_splits_replicas_three_ways(kube: KubeAPI, ns: str) -> Non
         router.set_weight(split)
         assert wanted() == counts
         assert eventually(router.get_weight, split.canary) == split.canary
+        assert eventually(router.get_baseline_weight, split.baseline) == split.baseline
         assert router.verify(split)
 
     router.reset()

@@ -164,6 +164,8 @@ class Observations:
     ``generation``: ``metadata.generation`` of the Rollout.
     ``revisions``: every operator-owned revision Deployment found, by revision id.
     ``actual_weight``: the canary weight the router reports now (None: unknown/unreadable).
+    ``actual_baseline_weight``: the baseline's weight the router reports now, read only when
+    the Rollout runs with a baseline (None: not read, unknown or unreadable).
     ``stable_service_exists`` / ``canary_service_exists``: whether the Services exist (the
     operator points them, it does not create them: a missing one blocks the rollout);
     ``baseline_service_exists`` likewise for ``baselineService`` (True when none is named).
@@ -189,6 +191,7 @@ class Observations:
     generation: int
     revisions: Mapping[str, RevisionState] = field(default_factory=dict)
     actual_weight: int | None = None
+    actual_baseline_weight: int | None = None
     stable_service_exists: bool = True
     canary_service_exists: bool = True
     baseline_service_exists: bool = True

@@ -156,6 +156,7 @@ def test_nop_router_verifies_the_baseline_share() -> None:
     router = NopRouter()
     router.set_weight(SPLIT_5)
     assert router.get_weight() == 5
+    assert router.get_baseline_weight() == 5
     assert router.verify(SPLIT_5)
     assert router.verify(5)
     assert not router.verify(TrafficSplit(canary=5, stable=95))

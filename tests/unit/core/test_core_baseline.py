@@ -13,6 +13,7 @@ import pytest
 
 from rollwise.core.observations import (
     ManualRequest,
+    Observations,
     RequestKind,
     RevisionState,
     baseline_revision_of,
@@ -107,6 +108,10 @@ class BaselineCluster(Cluster):
             return state.available_replicas if state is not None else 0
 
         return replica_ratio_weight(pods(canary), pods(stable), pods(baseline_revision_of(stable)))
+
+    def observe(self, template_: dict[str, Any], **kwargs: Any) -> Observations:
+        kwargs.setdefault("actual_baseline_weight", self.baseline_weight)
+        return super().observe(template_, **kwargs)
 
 
 def settle(
@@ -329,3 +334,18 @@ def test_an_invalid_baseline_spec_acts_on_nothing() -> None:
     assert decision.actions == ()
     assert decision.status.canary_revision is None
     assert MSG_BASELINE_NEEDS_SERVICE in decision.status.message
+
+
+def test_the_step_waits_until_the_router_reports_the_baselines_share() -> None:
+    """The canary's share alone is not enough: a route whose baseline backend lost its weight
+    (edited behind the operator's back, or a write not visible yet) holds the step."""
+    status, cluster = healthy()
+    spec = baseline_spec(V2)
+    held, decisions = settle(spec, status, cluster, V2, 10, actual_baseline_weight=0)
+    assert (held.canary_weight, held.current_step_index) == (5, 0)
+    assert "waiting for the router to report 5% to the baseline (0%)" in held.message
+    assert "StepAdvanced" not in [r for d in decisions for r in reasons(d)]
+    # The split is asserted again on every pass.
+    assert SetWeight(R2, R1, 5, 5) in decisions[-1].actions
+    moved = decide(spec, held, cluster.observe(V2), at(11))
+    assert "StepAdvanced" in reasons(moved)

@@ -75,6 +75,11 @@ class TrafficRouter(Protocol):
         now; None when it cannot be told (e.g. two rules disagree)."""
         ...
 
+    def get_baseline_weight(self) -> int | None:
+        """The baseline's percentage of all the traffic the routing object carries now (0
+        when the context names no baseline); None when it cannot be told."""
+        ...
+
     def verify(self, weight: Weights) -> bool:
         """Whether ``weight`` is in effect and the routing object is accepted. A bare canary
         weight checks the canary's share; a split checks the baseline's share too."""
@@ -104,6 +109,9 @@ class NopRouter:
 
     def get_weight(self) -> int | None:
         return self.weight
+
+    def get_baseline_weight(self) -> int | None:
+        return self.baseline
 
     def verify(self, weight: Weights) -> bool:
         if isinstance(weight, TrafficSplit):

@@ -212,6 +212,11 @@ class GatewayAPIRouter:
     def get_weight(self) -> int | None:
         return route_weight(self._read(), self.ctx, self.rule_index)
 
+    def get_baseline_weight(self) -> int | None:
+        if self.ctx.baseline_service is None:
+            return 0
+        return route_baseline_weight(self._read(), self.ctx, self.rule_index)
+
     def verify(self, weight: Weights) -> bool:
         route = self._read()
         split = as_split(weight)

@@ -224,6 +224,11 @@ class IstioRouter:
     def get_weight(self) -> int | None:
         return vs_weight(self._read(), self.ctx, self.routes)
 
+    def get_baseline_weight(self) -> int | None:
+        if self.ctx.baseline_service is None:
+            return 0
+        return vs_baseline_weight(self._read(), self.ctx, self.routes)
+
     def verify(self, weight: Weights) -> bool:
         vs = self._read()
         split = as_split(weight)

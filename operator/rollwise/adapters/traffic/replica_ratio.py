@@ -112,6 +112,14 @@ class ReplicaRatioRouter:
         baseline = ready_pods(self._baseline()) if self._canary_name is not None else 0
         return replica_ratio_weight(ready_pods(canary), ready_pods(stable), baseline)
 
+    def get_baseline_weight(self) -> int | None:
+        if self._canary_name is None:
+            return 0
+        stable = ready_pods(self._stable())
+        canary = ready_pods(self._canary(required=False))
+        baseline = ready_pods(self._baseline())
+        return replica_ratio_weight(baseline, stable, canary)
+
     def verify(self, weight: Weights) -> bool:
         expected = expected_weight(
             self.ctx.replicas,

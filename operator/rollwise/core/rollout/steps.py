@@ -109,6 +109,17 @@ class Steps(Analysis, Completion):
             shown = "unknown" if actual is None else f"{actual}%"
             self._cluster_wait(f"{head}: waiting for the router to report {expected}% ({shown})")
             return False
+        if self.router and self.baseline_revision is not None:
+            # Read back like the canary's: a route edited behind the operator's back (or a
+            # write not yet visible) must not let analysis judge against a starved baseline.
+            want = weights(self.s.canary_weight, baseline=True).baseline
+            got = self.obs.actual_baseline_weight
+            if got != want:
+                shown = "unknown" if got is None else f"{got}%"
+                self._cluster_wait(
+                    f"{head}: waiting for the router to report {want}% to the baseline ({shown})"
+                )
+                return False
         self._progressed()
         checks = checks_for_step(self.spec, index)
         if checks is None:

@@ -239,6 +239,13 @@ async def observe(
                 return None, None
             return None, exc.message
 
+    def read_baseline_weight(weight: int | None) -> int | None:
+        # Only with a baseline, and only once the canary's weight could be read (the same
+        # routing object: its problems are the canary weight's).
+        if not canary.baseline or weight is None:
+            return None
+        return router.get_baseline_weight()
+
     def rejected(weight: int | None) -> str:
         # Whether the mesh or Gateway took the route the weight was read from (the same read:
         # the pass view serves it again); the replica-ratio router has nothing to accept.
@@ -249,7 +256,9 @@ async def observe(
     baseline_service = canary.baseline_service if canary.baseline else None
 
     def read_cluster() -> tuple[
-        dict[str, RevisionState], tuple[bool, bool, bool], tuple[int | None, str | None, str]
+        dict[str, RevisionState],
+        tuple[bool, bool, bool],
+        tuple[int | None, int | None, str | None, str],
     ]:
         # One worker-thread hop for the four reads, not four: with the watch cache they are
         # memory lookups, and each hop cost more CPU than the read (the queries below, which
@@ -263,14 +272,14 @@ async def observe(
                 exists(obj.namespace, canary.canary_service),
                 baseline_service is None or exists(obj.namespace, baseline_service),
             ),
-            (weight, problem, rejected(weight)),
+            (weight, read_baseline_weight(weight), problem, rejected(weight)),
         )
 
     (
         (
             revisions,
             (stable_exists, canary_exists, baseline_exists),
-            (weight, route_problem, route_rejected),
+            (weight, baseline_weight, route_problem, route_rejected),
         ),
         measurements,
         query_check,
@@ -305,6 +314,7 @@ async def observe(
             generation=obj.generation,
             revisions=revisions,
             actual_weight=weight,
+            actual_baseline_weight=baseline_weight,
             stable_service_exists=stable_exists,
             canary_service_exists=canary_exists,
             baseline_service_exists=baseline_exists,
