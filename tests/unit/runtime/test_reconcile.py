@@ -549,6 +549,8 @@ def test_a_baseline_is_created_routed_and_removed_through_the_ports() -> None:
         "replicas": 1,
         "availableReplicas": 1,
     }
+    info = {"namespace": NAMESPACE, "rollout": NAME, "role": "baseline", "revision": baseline}
+    assert w.metrics.sample("rollwise_rollout_revision_info", info) == 1
     last = w.contexts[-1]
     assert last.baseline_service == "demo-baseline"
     assert last.baseline_deployment == f"{NAME}-{baseline}"
@@ -557,6 +559,7 @@ def test_a_baseline_is_created_routed_and_removed_through_the_ports() -> None:
     assert f'error_ratio{{revision="{baseline}"}}' in w.provider().queries
     assert baseline not in w.workloads.deployments
     assert "baseline" not in w.status
+    assert w.metrics.sample("rollwise_rollout_revision_info", info) is None
     assert (w.router.weight, w.router.baseline) == (0, 0)
     assert w.workloads.selectors["demo-baseline"] == new
 

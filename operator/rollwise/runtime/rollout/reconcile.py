@@ -249,6 +249,7 @@ def _record_metrics(
         revisions={
             "stable": status.stable_revision or "",
             "canary": status.canary_revision or "",
+            "baseline": status.baseline.revision if status.baseline is not None else "",
         },
     )
     run = status.analysis
