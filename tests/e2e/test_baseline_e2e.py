@@ -194,3 +194,62 @@ def test_a_canary_worse_than_its_baseline_is_rolled_back_and_the_baseline_remove
     )
     warnings = [e["reason"] for e in cluster.events() if e["type"] == "Warning"]
     assert "RolledBack" in warnings, warnings
+
+
+def test_without_a_router_the_replicas_split_three_ways_and_traffic_follows(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    """Replica ratio: one Service over every revision's pods, so the baseline's share is its
+    share of the pods: 20 replicas split 18/1/1 at 5% and 10/5/5 at 25%."""
+    docs = example_docs("rollout-replica-ratio", cluster.test_id)
+    spec = rollout_of(docs)["spec"]
+    spec["replicas"] = 20
+    canary = spec["strategy"]["canary"]
+    canary["baseline"] = True
+    canary["steps"] = [
+        {"setWeight": 5},
+        {"pause": {"duration": "3s"}},
+        {"setWeight": 25},
+        {"pause": {"duration": "3s"}},
+        {"setWeight": 100},
+    ]
+    canary["scaleDownDelaySeconds"] = 2
+    cluster.apply(docs)
+    cluster.k("wait", "--for=condition=Ready", f"rollout/{NAME}", "--timeout=30s")
+    old = str(cluster.status()["stableRevision"])
+    baseline = baseline_revision_of(old)
+    generator = cluster.the_lab.start_traffic(f"service/{cluster.namespace}/demo", rate=100)
+    cluster.patch_template(IMAGE_2)
+    new = revision_of(cluster.rollout()["spec"]["template"])
+    names = (f"{NAME}-{old}", f"{NAME}-{baseline}", f"{NAME}-{new}")
+
+    pods: list[tuple[int, ...]] = []  # ready (stable, baseline, canary) pods, in order seen
+    splits: list[dict[str, int]] = []
+
+    def done() -> bool:
+        ready = {name: counts[1] for name, counts in cluster.replicas().items()}
+        seen = tuple(ready.get(name, 0) for name in names)
+        if not pods or pods[-1] != seen:
+            pods.append(seen)
+        split = rounded(generator.weights)
+        if not splits or splits[-1] != split:
+            splits.append(split)
+        status = cluster.status()
+        return status.get("phase") == "Healthy" and status.get("stableRevision") == new
+
+    eventually(done, timeout=60, what="the new revision to become stable", every=0.05)
+    print(f"ready (stable, baseline, canary) pods seen: {pods}\ngenerator splits: {splits}")
+    assert (18, 1, 1) in pods, pods
+    assert (10, 5, 5) in pods, pods
+    assert {old: 90, baseline: 5, new: 5} in splits, splits
+    assert {old: 50, baseline: 25, new: 25} in splits, splits
+    weight_set = [e["message"] for e in cluster.events() if e["reason"] == "WeightSet"]
+    assert (
+        "replica-ratio: 1 canary, 1 baseline and 18 stable pods, about 5% to the canary"
+        in (weight_set[0])
+    ), weight_set
+    eventually(
+        lambda: cluster.deployments() == {f"{NAME}-{new}"},
+        timeout=15,
+        what="only the new revision's Deployment left",
+    )
