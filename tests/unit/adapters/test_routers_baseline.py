@@ -70,6 +70,14 @@ def test_httproute_moves_the_three_weights_and_back_to_stable() -> None:
     assert rules_with_weight(step, CTX, None, 0) == back
 
 
+def test_httproute_a_bare_weight_takes_the_baselines_share_back_to_stable() -> None:
+    """A baseline switched off mid-canary: the router still knows the baseline Service and
+    is handed the canary's weight alone, so the baseline's share goes back to stable."""
+    route = _route({**S, "weight": 90}, {**C, "weight": 5}, {**B, "weight": 5})
+    rules = rules_with_weight(route, CTX, None, 5)
+    assert [r["weight"] for r in rules[0]["backendRefs"]] == [95, 5, 0]
+
+
 def test_httproute_without_baseline_leaves_a_third_backend_alone() -> None:
     route = _route({**S, "weight": 80}, {**C, "weight": 10}, {**B, "weight": 10})
     rules = rules_with_weight(route, TWO_WAY, None, 25)

@@ -349,3 +349,25 @@ def test_the_step_waits_until_the_router_reports_the_baselines_share() -> None:
     assert SetWeight(R2, R1, 5, 5) in decisions[-1].actions
     moved = decide(spec, held, cluster.observe(V2), at(11))
     assert "StepAdvanced" in reasons(moved)
+
+
+def test_a_baseline_switched_off_mid_canary_gives_its_share_back_then_goes() -> None:
+    status, cluster = healthy()
+    spec = baseline_spec(V2)
+    status, _ = settle(spec, status, cluster, V2, 10)
+    assert cluster.baseline_weight == 5
+    raw = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    raw["strategy"]["canary"]["baseline"] = False
+    off = RolloutSpec.model_validate(raw)
+    decision = decide(off, status, cluster.observe(V2), at(12))
+    assert decision.status.baseline is None
+    assert decision.status.canary_weight == 5  # the canary itself carries on
+    kinds = [type(a) for a in decision.actions]
+    assert PointBaselineService("web-baseline", R1) in decision.actions
+    assert kinds.index(PointBaselineService) < kinds.index(SetWeight)
+    assert kinds.index(SetWeight) < kinds.index(DeleteRevision)
+    assert SetWeight(R2, R1, 5, 0) in decision.actions
+    assert DeleteRevision(BASELINE) in decision.actions
+    cluster.apply(decision)
+    assert (cluster.weight, cluster.baseline_weight) == (5, 0)
+    assert BASELINE not in cluster.revisions

@@ -77,7 +77,9 @@ def router_context(
         replicas=spec.replicas,
         stable_deployment=deployment_name(obj.name, stable_rev) if stable_rev else None,
         canary_deployment=deployment_name(obj.name, canary_rev) if canary_rev else None,
-        baseline_service=canary.baseline_service if canary.baseline else None,
+        # Named even while no baseline runs: a baseline switched off mid-canary gets its share
+        # of the route taken back to stable.
+        baseline_service=canary.baseline_service,
         baseline_deployment=deployment_name(obj.name, baseline.revision) if baseline else None,
     )
 
@@ -253,7 +255,7 @@ async def observe(
             return ""
         return route_rejection(obj.namespace, canary.traffic_routing)
 
-    baseline_service = canary.baseline_service if canary.baseline else None
+    baseline_service = canary.baseline_service
 
     def read_cluster() -> tuple[
         dict[str, RevisionState],
