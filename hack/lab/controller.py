@@ -9,7 +9,11 @@ watches the API server, as any controller in a cluster would, and does two jobs:
   it appears and when it goes away; the lab starts and stops one demo service per revision,
   the "pods" the traffic generator sends requests to. The pod template annotations
   ``lab.rollwise.dev/error-ratio``, ``latency-ms`` and ``jitter-ms`` set the new revision's
-  behaviour (see ``Lab``).
+  behaviour (see ``Lab``). A Rollout's baseline (a Deployment labelled
+  ``rollwise.dev/baseline-of: <stable revision>``) is its own revision, reported with
+  ``behaves_like`` naming that stable revision: the lab starts it with the stable's behaviour
+  as it is at that moment (the baseline runs the stable's template), so metrics by revision tell
+  stable, baseline and canary apart while the baseline answers as the stable does.
 - **KServe's controller**, which cannot run here, for ``InferenceService``
   (serving.kserve.io/v1beta1, while that CRD is served): a change of ``spec.predictor`` (other
   than ``canaryTrafficPercent``) creates a predictor revision ``NAME-predictor-0000N``, ready
@@ -51,6 +55,8 @@ from hack.lab.traffic import REVISION_LABEL, template_revision
 log = logging.getLogger(__name__)
 
 NEVER_READY = "lab.rollwise.dev/never-ready"
+#: Label the operator puts on a Rollout's baseline Deployment: the stable revision it copies.
+BASELINE_OF_LABEL = "rollwise.dev/baseline-of"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class RevisionEvent:
     present: bool
     #: The pod template's annotations of the Deployment that brought the revision.
     annotations: dict[str, str] = field(default_factory=dict)
+    #: The revision this one answers like (a baseline: the stable revision it copies).
+    behaves_like: str | None = None
 
 
 RevisionCallback = Callable[[RevisionEvent], Awaitable[None]]
@@ -201,7 +209,14 @@ class LabController:
     # -- revisions -----------------------------------------------------------------------------
 
     async def _revision_seen(
-        self, namespace: str, owner: str, app: str, revision: str, annotations: dict[str, str]
+        self,
+        namespace: str,
+        owner: str,
+        app: str,
+        revision: str,
+        annotations: dict[str, str],
+        *,
+        behaves_like: str | None = None,
     ) -> None:
         owners = self._revisions.setdefault((namespace, revision), set())
         if owner in owners:
@@ -209,7 +224,9 @@ class LabController:
         owners.add(owner)
         if len(owners) == 1 and self.on_revision is not None:
             await self.on_revision(
-                RevisionEvent(namespace, owner, app, revision, True, dict(annotations))
+                RevisionEvent(
+                    namespace, owner, app, revision, True, dict(annotations), behaves_like
+                )
             )
 
     async def _revision_gone(self, namespace: str, owner: str, app: str, revision: str) -> None:
@@ -230,8 +247,14 @@ class LabController:
         if event_type == "DELETED":
             await self._revision_gone(namespace, name, deployment_app(obj), revision)
             return
+        labels = (obj.get("metadata") or {}).get("labels") or {}
         await self._revision_seen(
-            namespace, name, deployment_app(obj), revision, template_annotations(obj)
+            namespace,
+            name,
+            deployment_app(obj),
+            revision,
+            template_annotations(obj),
+            behaves_like=labels.get(BASELINE_OF_LABEL) or None,
         )
 
     async def _settle(

@@ -16,7 +16,9 @@ containers. The data plane is simulated: every revision Deployment (label
 ``rollwise.dev/revision``) gets one ``DemoService`` (``service`` = the pods' ``app`` label,
 ``revision`` = the revision hash) whose pod template annotations ``lab.rollwise.dev/error-ratio``,
 ``lab.rollwise.dev/latency-ms`` and ``lab.rollwise.dev/jitter-ms`` set its initial behaviour, so
-a manifest alone can describe a bad canary; the traffic generator splits requests by the
+a manifest alone can describe a bad canary. A Rollout's baseline (``rollwise.dev/baseline-of``)
+is a revision of its own that starts with its stable revision's current behaviour. The traffic
+generator splits requests by the
 weights the operator wrote; KServe's InferenceService status is written by the lab controller.
 
 The lab's own parts act as the cluster's administrator (``lab-admin``, group
@@ -265,6 +267,10 @@ class Lab:
             behaviour = template_behaviour(event.annotations)
         except ValueError:
             behaviour = None
+        like = self.registry.get(event.behaves_like) if event.behaves_like else None
+        if like is not None:
+            # A baseline answers as its stable does now (set at run time or by annotation).
+            behaviour = like.behaviour
         self._started_revisions.add(event.revision)
         await self.registry.ensure(event.app, event.revision, behaviour, namespace=event.namespace)
 

@@ -239,6 +239,16 @@ INVALID_ROLLOUTS = [
         id="stable-equals-canary-service",
     ),
     pytest.param(
+        rollout(baseline=True, trafficRouting={"gatewayAPI": {"httpRoute": {"name": "demo"}}}),
+        "baseline with a trafficRouting router needs baselineService",
+        id="baseline-router-without-service",
+    ),
+    pytest.param(
+        rollout(baseline=True, baselineService="demo-canary"),
+        "baselineService must differ from stableService and canaryService",
+        id="baseline-service-is-the-canary",
+    ),
+    pytest.param(
         rollout(analysis={"metrics": [metric(successCondition=None)]}),
         "each metric needs thresholdRange, successCondition or failureCondition",
         id="metric-without-condition",
@@ -536,6 +546,36 @@ INVALID_MODELRELEASES = [
         ),
         "stableService and canaryService must differ",
         id="serving-same-services",
+    ),
+    pytest.param(
+        modelrelease(serving={"inferenceServiceRef": {"name": "x"}, "baseline": True}),
+        "baseline needs template serving (KServe runs no baseline)",
+        id="serving-baseline-with-kserve",
+    ),
+    pytest.param(
+        modelrelease(
+            serving={
+                "template": {"spec": {}},
+                "stableService": "a",
+                "canaryService": "b",
+                "baseline": True,
+                "trafficRouting": {"gatewayAPI": {"httpRoute": {"name": "r"}}},
+            }
+        ),
+        "baseline with a trafficRouting router needs baselineService",
+        id="serving-baseline-router-without-service",
+    ),
+    pytest.param(
+        modelrelease(
+            serving={
+                "template": {"spec": {}},
+                "stableService": "a",
+                "canaryService": "b",
+                "baselineService": "a",
+            }
+        ),
+        "baselineService must differ from stableService and canaryService",
+        id="serving-baseline-service-is-the-stable",
     ),
     pytest.param(
         modelrelease(canary={"steps": [{"analysis": {}}, {"setWeight": 100}]}),

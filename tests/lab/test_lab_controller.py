@@ -19,6 +19,7 @@ pytestmark = pytest.mark.lab
 
 #: Objects of unique names in the session cluster's ``default`` namespace.
 NS = "default"
+ERROR_RATIO = "lab.rollwise.dev/error-ratio"
 
 
 def _deployment(
@@ -106,6 +107,34 @@ def test_deployment_becomes_ready_follows_scaling_and_starts_a_demo_service(lab:
     # Deleting the revision's only Deployment stops its demo service.
     apps.delete_namespaced_deployment("demo-" + rev, NS)
     _wait(lambda: lab.loop.call(lambda: lab.registry.get(rev)), lambda demo: demo is None)
+
+
+def test_a_baseline_is_its_own_revision_answering_as_its_stable_does(lab: Lab) -> None:
+    """A Rollout's baseline runs the stable's template: the lab gives it a demo service of its
+    own (its requests count under its own revision) with the stable's behaviour as it is when
+    the baseline appears, even when that was set at run time rather than by annotation."""
+    apps = client.AppsV1Api(lab.api_client())
+    rev = f"b{time.monotonic_ns() % 10**8}"
+    apps.create_namespaced_deployment(
+        NS, _deployment("demo-" + rev, rev, replicas=1, annotations={ERROR_RATIO: "0.25"})
+    )
+    stable = lab.demo(rev)
+    lab.loop.call(lambda: stable.configure(error_ratio=0.02, latency_ms=70))
+    baseline_rev = f"{rev}-baseline"
+    body = _deployment(
+        f"demo-{baseline_rev}", baseline_rev, replicas=1, annotations={ERROR_RATIO: "0.25"}
+    )
+    body["metadata"]["labels"]["rollwise.dev/baseline-of"] = rev
+    apps.create_namespaced_deployment(NS, body)
+    baseline = lab.demo(baseline_rev)
+    assert baseline is not stable
+    assert baseline.revision == baseline_rev
+    assert (baseline.behaviour.error_ratio, baseline.behaviour.latency_ms) == (0.02, 70)
+    # The stable keeps its own demo service (and behaviour) beside the baseline's.
+    assert lab.demo(rev).behaviour.error_ratio == 0.02
+    for name in (f"demo-{baseline_rev}", "demo-" + rev):
+        apps.delete_namespaced_deployment(name, NS)
+    _wait(lambda: lab.loop.call(lambda: lab.registry.get(baseline_rev)), lambda demo: demo is None)
 
 
 def test_a_deployment_without_a_revision_label_gets_no_demo_service(lab: Lab) -> None:

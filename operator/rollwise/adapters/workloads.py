@@ -12,6 +12,12 @@ template the Rollout's with the revision label added; it is controlled by the Ro
 deletes its revisions. A Deployment of that name that the Rollout does not control is never
 touched (``NotOwned``).
 
+A baseline (``strategy.canary.baseline``) is a revision Deployment like the others, named and
+labelled by its own revision id (``<stable>-baseline``), whose pod template is copied from the
+stable revision's Deployment: the same pods as the stable fleet, fresh, and told apart in
+metrics by their ``rollwise.dev/revision``. It also carries ``rollwise.dev/role: baseline``
+and ``rollwise.dev/baseline-of: <stable>`` (on the Deployment and its pods).
+
 The operator never creates Services: it points the ones the user made (``spec.selector`` gains
 ``rollwise.dev/revision``) and reports whether they exist.
 """
@@ -30,6 +36,11 @@ from rollwise.core.observations import REVISION_LABEL, RevisionState
 
 #: Label naming the Rollout on the Deployments it owns.
 ROLLOUT_LABEL = "rollwise.dev/rollout"
+#: Label giving the part a revision Deployment plays, set on a baseline (``baseline``).
+ROLE_LABEL = "rollwise.dev/role"
+BASELINE_ROLE = "baseline"
+#: Label naming, on a baseline, the stable revision whose template it runs.
+BASELINE_OF_LABEL = "rollwise.dev/baseline-of"
 
 ROLLOUT_API_VERSION = API_VERSION
 ROLLOUT_KIND = "Rollout"
@@ -83,6 +94,24 @@ def revision_deployment(
         },
         "spec": {"replicas": replicas, "selector": selector, "template": pod_template},
     }
+
+
+def baseline_deployment(
+    rollout: RolloutRef,
+    revision: str,
+    stable_revision: str,
+    replicas: int,
+    stable: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The Deployment manifest of a baseline: the pod template of the ``stable`` Deployment
+    (as read from the API server) under the baseline's revision id and role (pure: no I/O)."""
+    template = copy.deepcopy(dict((stable.get("spec") or {}).get("template") or {}))
+    body = revision_deployment(rollout, revision, replicas, template)
+    role = {ROLE_LABEL: BASELINE_ROLE, BASELINE_OF_LABEL: stable_revision}
+    body["metadata"]["labels"].update(role)
+    pod_metadata = body["spec"]["template"]["metadata"]
+    pod_metadata["labels"] = {**pod_metadata["labels"], **role}
+    return body
 
 
 def revision_state(deployment: Mapping[str, Any]) -> RevisionState:
@@ -144,6 +173,31 @@ class Workloads:
                     raise
         return self._scale(rollout, found, replicas)
 
+    def ensure_baseline(
+        self, rollout: RolloutRef, revision: str, stable_revision: str, replicas: int
+    ) -> RevisionState:
+        """Creates the baseline's Deployment from the stable revision's pod template when
+        missing, else scales it to ``replicas``; ``NotFound`` when the stable revision's
+        Deployment is gone (there is no template to copy)."""
+        found = self._owned(rollout, revision)
+        if found is None:
+            stable = self._owned(rollout, stable_revision)
+            if stable is None:
+                name = deployment_name(rollout.name, stable_revision)
+                raise NotFound(
+                    f"Deployment {rollout.namespace}/{name} not found: the baseline copies its "
+                    "pod template",
+                    status=404,
+                )
+            body = baseline_deployment(rollout, revision, stable_revision, replicas, stable)
+            try:
+                return revision_state(self.kube.create(DEPLOYMENTS, rollout.namespace, body))
+            except Conflict:
+                found = self._owned(rollout, revision)
+                if found is None:
+                    raise
+        return self._scale(rollout, found, replicas)
+
     def scale_revision(self, rollout: RolloutRef, revision: str, replicas: int) -> RevisionState:
         """Scales an existing revision; ``NotFound`` when it does not exist (never creates)."""
         found = self._owned(rollout, revision)
@@ -199,9 +253,13 @@ class Workloads:
 
 
 __all__ = [
+    "BASELINE_OF_LABEL",
+    "BASELINE_ROLE",
+    "ROLE_LABEL",
     "ROLLOUT_LABEL",
     "RolloutRef",
     "Workloads",
+    "baseline_deployment",
     "controlled_by",
     "deployment_name",
     "owner_reference",

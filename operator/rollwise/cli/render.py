@@ -487,6 +487,13 @@ def render_rollout(
             )
             lines.append(f"Canary:      {status.canary_revision}{where}")
             lines.append(f"Weight:      {_weight_line(status, actual)}")
+            baseline = status.baseline
+            if baseline is not None:
+                lines.append(
+                    f"Baseline:    {baseline.revision} (template of {baseline.stable_revision}; "
+                    f"weight {baseline.weight}%, {baseline.available_replicas}/"
+                    f"{baseline.replicas} pods available)"
+                )
         else:
             lines.append("Canary:      -")
             if actual is not None and actual.weight not in (None, 0):

@@ -31,7 +31,8 @@ STABLE = "stable"
 ROLLED_BACK = "rolled back"
 ABORTED = "aborted"
 RETIRED = "retired"
-ROLE_ORDER = (CANARY, TEMPLATE, STABLE, ROLLED_BACK, ABORTED, RETIRED)
+BASELINE = "baseline"
+ROLE_ORDER = (CANARY, TEMPLATE, STABLE, BASELINE, ROLLED_BACK, ABORTED, RETIRED)
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,8 @@ def _deployment(
 
 def revision_roles(rollout: Mapping[str, Any]) -> dict[str, list[str]]:
     """The roles each revision the Rollout knows plays: canary, template (the spec asks for
-    it, the operator has not made it the canary), stable, rolled back or aborted, retired."""
+    it, the operator has not made it the canary), stable, baseline (the stable template beside
+    the canary), rolled back or aborted, retired."""
     status = _as_dict(rollout.get("status"))
     spec = _as_dict(rollout.get("spec"))
     roles: dict[str, list[str]] = {}
@@ -233,6 +235,7 @@ def revision_roles(rollout: Mapping[str, Any]) -> dict[str, list[str]]:
         if current not in (status.get("canaryRevision"), status.get("stableRevision")):
             add(current, TEMPLATE)
     add(status.get("stableRevision"), STABLE)
+    add(_as_dict(status.get("baseline")).get("revision"), BASELINE)
     add(status.get("rolledBackRevision"), ABORTED if status.get("aborted") else ROLLED_BACK)
     for retired in status.get("retiredRevisions") or []:
         add(_as_dict(retired).get("revision"), RETIRED)

@@ -527,7 +527,15 @@ def due_now(checks: StepChecks, run: AnalysisRun, now: datetime) -> list[MetricD
 
 #: Placeholders a query may use.
 QUERY_PLACEHOLDERS = frozenset(
-    {"namespace", "name", "stableRevision", "canaryRevision", "stableService", "canaryService"}
+    {
+        "namespace",
+        "name",
+        "stableRevision",
+        "canaryRevision",
+        "baselineRevision",
+        "stableService",
+        "canaryService",
+    }
 )
 #: ``{{`` + anything but braces + ``}}``; the name is the content stripped of white space.
 #: One greedy class and no optional parts: linear in the template's length whatever it holds

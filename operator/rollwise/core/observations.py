@@ -25,6 +25,16 @@ REVISION_LABEL = "rollwise.dev/revision"
 #: Length of a revision id (hex characters of a sha256).
 REVISION_LENGTH = 10
 
+#: Appended to the stable revision's id to name its baseline (see :func:`baseline_revision_of`).
+BASELINE_SUFFIX = "-baseline"
+
+
+def baseline_revision_of(stable: str) -> str:
+    """The revision id of the baseline beside the stable revision ``stable``: the stable
+    template in its own Deployment, with its own ``rollwise.dev/revision`` value, so its pods'
+    metrics are told apart from the stable fleet's."""
+    return f"{stable}{BASELINE_SUFFIX}"
+
 
 def revision_of(template: Mapping[str, Any]) -> str:
     """The revision id of a pod template: 10 hex chars of sha256 over its canonical JSON.
@@ -154,8 +164,11 @@ class Observations:
     ``generation``: ``metadata.generation`` of the Rollout.
     ``revisions``: every operator-owned revision Deployment found, by revision id.
     ``actual_weight``: the canary weight the router reports now (None: unknown/unreadable).
+    ``actual_baseline_weight``: the baseline's weight the router reports now, read only when
+    the Rollout runs with a baseline (None: not read, unknown or unreadable).
     ``stable_service_exists`` / ``canary_service_exists``: whether the Services exist (the
-    operator points them, it does not create them: a missing one blocks the rollout).
+    operator points them, it does not create them: a missing one blocks the rollout);
+    ``baseline_service_exists`` likewise for ``baselineService`` (True when none is named).
     ``measurements``: metric name → result, for the metrics that were due.
     ``requests``: manual requests found in annotations.
     ``missing_references``: objects the spec names that do not exist (a Service, the
@@ -178,8 +191,10 @@ class Observations:
     generation: int
     revisions: Mapping[str, RevisionState] = field(default_factory=dict)
     actual_weight: int | None = None
+    actual_baseline_weight: int | None = None
     stable_service_exists: bool = True
     canary_service_exists: bool = True
+    baseline_service_exists: bool = True
     measurements: Mapping[str, Measurement] = field(default_factory=dict)
     requests: tuple[ManualRequest, ...] = ()
     missing_references: tuple[str, ...] = ()

@@ -138,6 +138,7 @@ def sample_context(
         "name": name,
         "stableRevision": SAMPLE_REVISION,
         "canaryRevision": SAMPLE_REVISION,
+        "baselineRevision": SAMPLE_REVISION,
         "stableService": stable_service,
         "canaryService": canary_service,
     }

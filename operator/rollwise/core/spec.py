@@ -67,7 +67,7 @@ class PrometheusProvider(Model):
     """A PromQL query, templated over the rollout's context.
 
     Placeholders use ``{{ ... }}``: ``namespace``, ``name``, ``stableRevision``,
-    ``canaryRevision``, ``stableService``, ``canaryService``.
+    ``canaryRevision``, ``baselineRevision``, ``stableService``, ``canaryService``.
     """
 
     address: str | None = None
@@ -207,9 +207,15 @@ class TrafficRouting(Model):
 
 
 class CanaryStrategy(Model):
+    """``baseline``: run the stable template in fresh pods beside the canary, with the
+    canary's replica count and weight, so analysis compares like with like;
+    ``baselineService`` selects them for a traffic router (required with one)."""
+
     steps: list[Step] = Field(default_factory=_default_steps)
     stable_service: str = Field(min_length=1)
     canary_service: str = Field(min_length=1)
+    baseline: bool = False
+    baseline_service: str | None = Field(default=None, min_length=1)
     traffic_routing: TrafficRouting | None = None
     analysis: AnalysisSpec | None = None
     scale_down_delay_seconds: int = Field(default=30, ge=0)
@@ -254,13 +260,16 @@ class InferenceServiceRef(Model):
 
 class Serving(Model):
     """Exactly one of a pod template (served through a child Rollout) or a KServe
-    InferenceService."""
+    InferenceService. ``baseline`` / ``baselineService``: the child Rollout's baseline
+    (template serving only), as in a Rollout's canary strategy."""
 
     template: dict[str, Any] | None = None
     inference_service_ref: InferenceServiceRef | None = None
     replicas: int = Field(default=1, ge=0)
     stable_service: str | None = None
     canary_service: str | None = None
+    baseline: bool = False
+    baseline_service: str | None = Field(default=None, min_length=1)
     traffic_routing: TrafficRouting | None = None
 
 

@@ -10,6 +10,14 @@ the weight: the canary gets ``ceil(replicas * weight / 100)``, the stable the re
 100% the stable keeps at least one pod. The achieved share is therefore coarse with few
 replicas (1 replica at 5% runs one pod of each, i.e. 50%); the router reports the share it
 achieves (:func:`replica_ratio_weight`) and the core verifies against the same formula.
+
+With a baseline (``strategy.canary.baseline``) the traffic splits three ways
+(:func:`weights`): the canary gets ``w``, the baseline (the stable template in fresh pods) the
+same ``w`` while the stable keeps the rest, so the canary is compared with pods of equal age and
+load. Above 50% there is not enough traffic for two equal shares: the baseline gets what is
+left (``100 - w``) and the stable none; at 100% the baseline gets nothing. With a router the
+baseline runs as many pods as the canary; with replica ratio its pods come out of the stable's
+count (and, with too few replicas to keep one stable pod, there is no baseline pod).
 """
 
 from __future__ import annotations
@@ -19,38 +27,76 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Split:
-    """Replicas of the canary and stable revisions for one weight."""
+class TrafficSplit:
+    """Percent of the traffic each revision receives; the three always sum to 100.
+
+    The value a router is handed: it writes these weights as they are (no arithmetic of its
+    own). ``baseline`` is 0 when the Rollout runs no baseline."""
 
     canary: int
     stable: int
+    baseline: int = 0
+
+    def __post_init__(self) -> None:
+        parts = (self.canary, self.stable, self.baseline)
+        if any(not 0 <= part <= 100 for part in parts) or sum(parts) != 100:
+            raise ValueError(
+                f"a traffic split needs weights within 0-100 summing to 100, got canary "
+                f"{self.canary}, stable {self.stable}, baseline {self.baseline}"
+            )
 
 
-def split(replicas: int, weight: int, *, router: bool) -> Split:
+def weights(canary_weight: int, *, baseline: bool) -> TrafficSplit:
+    """The split for a canary weight (0-100), with or without a baseline (see the module)."""
+    canary = min(max(canary_weight, 0), 100)
+    share = min(canary, 100 - canary) if baseline else 0
+    return TrafficSplit(canary=canary, stable=100 - canary - share, baseline=share)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Replicas of the canary, stable and baseline revisions for one weight."""
+
+    canary: int
+    stable: int
+    baseline: int = 0
+
+
+def split(replicas: int, weight: int, *, router: bool, baseline: bool = False) -> Split:
     """The replica split for ``weight`` (0-100) of ``replicas``."""
     weight = min(max(weight, 0), 100)
     share = math.ceil(replicas * weight / 100)
+    with_baseline = weights(weight, baseline=baseline).baseline > 0
     if router:
-        return Split(canary=max(1, share) if replicas > 0 else 0, stable=replicas)
+        canary = max(1, share) if replicas > 0 else 0
+        return Split(canary=canary, stable=replicas, baseline=canary if with_baseline else 0)
     if weight >= 100:
         return Split(canary=replicas, stable=0)
-    stable = replicas - share
+    extra = min(share, max(replicas - share - 1, 0)) if with_baseline else 0
+    stable = replicas - share - extra
     if stable == 0 and replicas > 0:
         stable = 1
-    return Split(canary=share, stable=stable)
+    return Split(canary=share, stable=stable, baseline=extra)
 
 
-def replica_ratio_weight(canary_pods: int, stable_pods: int) -> int:
-    """The share of traffic (percent) one Service over both revisions gives the canary."""
-    total = canary_pods + stable_pods
+def replica_ratio_weight(canary_pods: int, stable_pods: int, baseline_pods: int = 0) -> int:
+    """The share of traffic (percent) one Service over the revisions gives the canary."""
+    total = canary_pods + stable_pods + baseline_pods
     if total <= 0:
         return 0
     return round(100 * canary_pods / total)
 
 
-def expected_weight(replicas: int, weight: int, *, router: bool) -> int:
+def expected_weight(replicas: int, weight: int, *, router: bool, baseline: bool = False) -> int:
     """The weight the router should report once ``weight`` is applied."""
     if router:
         return weight
-    parts = split(replicas, weight, router=False)
-    return replica_ratio_weight(parts.canary, parts.stable)
+    parts = split(replicas, weight, router=False, baseline=baseline)
+    return replica_ratio_weight(parts.canary, parts.stable, parts.baseline)
+
+
+def baseline_replica_weight(replicas: int, weight: int) -> int:
+    """The baseline's share of the pods (percent) under replica ratio at ``weight``."""
+    parts = split(replicas, weight, router=False, baseline=True)
+    total = parts.canary + parts.stable + parts.baseline
+    return round(100 * parts.baseline / total) if total > 0 else 0

@@ -31,6 +31,8 @@ MSG_WEIGHTS_NON_DECREASING = "setWeight must not decrease from one step to the n
 MSG_LAST_WEIGHT_100 = "the last setWeight step must set weight 100"
 MSG_ONE_ROUTER = "trafficRouting must set exactly one of gatewayAPI or istio"
 MSG_SERVICES_DIFFER = "stableService and canaryService must differ"
+MSG_BASELINE_NEEDS_SERVICE = "baseline with a trafficRouting router needs baselineService"
+MSG_BASELINE_SERVICE_DIFFERS = "baselineService must differ from stableService and canaryService"
 MSG_UNIQUE_METRICS = "metric names must be unique within an analysis"
 MSG_METRIC_RULE = "each metric needs thresholdRange, successCondition or failureCondition"
 MSG_ONE_PROVIDER = "provider must set exactly one of prometheus or web"
@@ -81,6 +83,10 @@ def validate_rollout(spec: RolloutSpec) -> list[str]:
         errors.append(f"{base}.trafficRouting: {MSG_ONE_ROUTER}")
     if canary.stable_service == canary.canary_service:
         errors.append(f"{base}: {MSG_SERVICES_DIFFER}")
+    if canary.baseline and routing is not None and canary.baseline_service is None:
+        errors.append(f"{base}: {MSG_BASELINE_NEEDS_SERVICE}")
+    if canary.baseline_service in (canary.stable_service, canary.canary_service):
+        errors.append(f"{base}: {MSG_BASELINE_SERVICE_DIFFERS}")
     if canary.analysis is not None:
         errors.extend(validate_analysis(base, canary.analysis))
 

@@ -87,7 +87,8 @@ class OperatorMetrics:
         )
         self.revision_info = Gauge(
             "rollwise_rollout_revision_info",
-            "1 for the stable and the canary revision of each Rollout (role: stable, canary).",
+            "1 for the stable, the canary and the baseline revision of each Rollout "
+            "(role: stable, canary, baseline).",
             ["namespace", "rollout", "role", "revision"],
             registry=self.registry,
         )

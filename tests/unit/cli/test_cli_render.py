@@ -16,6 +16,7 @@ from rollwise.cli.render import (
     render_rollout_table,
     threshold_text,
 )
+from rollwise.core.rollout.status import BaselineStatus
 from rollwise.core.spec import Metric
 from tests.unit.cli import cli_builders as b
 
@@ -327,3 +328,20 @@ def test_rollout_table() -> None:
     ]
     single = render_rollout_table(items[:1], b.NOW, all_namespaces=False)
     assert cells(single[0])[0] == "NAME"
+
+
+def test_get_shows_the_baseline_beside_the_canary() -> None:
+    status = b.canary_at_step_2().model_copy(
+        update={
+            "baseline": BaselineStatus(
+                revision="aaa-baseline",
+                stable_revision="aaa",
+                weight=25,
+                replicas=2,
+                available_replicas=1,
+            )
+        }
+    )
+    text = render_rollout(b.rollout(status), [], b.NOW)
+    assert "Baseline:    aaa-baseline (template of aaa; weight 25%, 1/2 pods available)" in text
+    assert "Baseline:" not in render_rollout(b.rollout(b.canary_at_step_2()), [], b.NOW)

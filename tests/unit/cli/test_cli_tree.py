@@ -245,3 +245,32 @@ def test_colour_marks_states_and_keeps_the_columns() -> None:
     assert "\x1b[33m0/2\x1b[0m" in crash  # not ready
     running = next(line for line in coloured if "-5d8f-a" in line)
     assert "\x1b[32mRunning\x1b[0m" in running
+
+
+def test_a_baseline_is_a_revision_of_its_own_next_to_the_stable() -> None:
+    """The baseline runs the stable template under its own revision id: the tree shows its
+    Deployment with the role ``baseline``, after the stable."""
+    rollout = w.rollout(w.CANARY_TEMPLATE, canary=w.CANARY, step=0, phase=Phase.PROGRESSING)
+    baseline = f"{w.STABLE}-baseline"
+    rollout["status"]["baseline"] = {
+        "revision": baseline,
+        "stableRevision": w.STABLE,
+        "weight": 25,
+        "replicas": 1,
+        "availableReplicas": 1,
+    }
+    assert revision_roles(rollout)[baseline] == ["baseline"]
+    deployments = [
+        w.deployment(w.STABLE, w.STABLE_TEMPLATE),
+        w.deployment(w.CANARY, w.CANARY_TEMPLATE, replicas=1),
+        w.deployment(baseline, w.STABLE_TEMPLATE, replicas=1),
+    ]
+    tree = build_tree(rollout, deployments, [], [], NOW)
+    assert [(n.revision, n.roles) for n in tree.revisions] == [
+        (w.CANARY, ("canary",)),
+        (w.STABLE, ("stable",)),
+        (baseline, ("baseline",)),
+    ]
+    row = next(cells(line) for line in tree_lines(tree, NOW) if line.strip().startswith(baseline))
+    assert row[:3] == [baseline, "Revision", "baseline"]
+    assert tree.revisions[2].deployment is not None

@@ -23,7 +23,7 @@ from rollwise.core.analysis import (
 )
 from rollwise.core.observations import Measurement
 from rollwise.core.rollout.analysis import due_metrics, query_context, soonest_due
-from rollwise.core.rollout.status import RolloutStatus
+from rollwise.core.rollout.status import BaselineStatus, RolloutStatus
 from rollwise.core.runs import MetricRun, Verdict
 from rollwise.core.spec import Metric
 from tests.unit.core.rollout_builders import metric, spec_of
@@ -821,16 +821,37 @@ def test_render_query_missing_value() -> None:
     [
         pytest.param(
             RolloutStatus(stable_revision="aaa", canary_revision="bbb"),
-            {"stableRevision": "aaa", "canaryRevision": "bbb"},
+            {"stableRevision": "aaa", "canaryRevision": "bbb", "baselineRevision": "aaa"},
             id="canary-running",
         ),
         pytest.param(
+            RolloutStatus(
+                stable_revision="aaa",
+                canary_revision="bbb",
+                baseline=BaselineStatus(revision="aaa-baseline", stable_revision="aaa"),
+            ),
+            {
+                "stableRevision": "aaa",
+                "canaryRevision": "bbb",
+                "baselineRevision": "aaa-baseline",
+            },
+            id="baseline-running",
+        ),
+        pytest.param(
             RolloutStatus(stable_revision="aaa"),
-            {"stableRevision": "aaa", "canaryRevision": "aaa"},
+            {"stableRevision": "aaa", "canaryRevision": "aaa", "baselineRevision": "aaa"},
             id="no-canary-is-the-stable",
         ),
-        pytest.param(None, {"stableRevision": "", "canaryRevision": ""}, id="no-status"),
-        pytest.param(RolloutStatus(), {"stableRevision": "", "canaryRevision": ""}, id="empty"),
+        pytest.param(
+            None,
+            {"stableRevision": "", "canaryRevision": "", "baselineRevision": ""},
+            id="no-status",
+        ),
+        pytest.param(
+            RolloutStatus(),
+            {"stableRevision": "", "canaryRevision": "", "baselineRevision": ""},
+            id="empty",
+        ),
     ],
 )
 def test_query_context_from_status(status: RolloutStatus | None, revisions: dict[str, str]) -> None:

@@ -1730,6 +1730,7 @@ def test_the_query_context_of_a_release_not_yet_serving() -> None:
         "name": "",
         "stableRevision": "",
         "canaryRevision": "",
+        "baselineRevision": "",
         "stableService": "fraud-stable",
         "canaryService": "fraud-canary",
     }

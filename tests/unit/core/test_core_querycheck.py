@@ -187,6 +187,7 @@ def test_the_sample_context_fills_every_placeholder() -> None:
         "name": "web",
         "stableRevision": SAMPLE_REVISION,
         "canaryRevision": SAMPLE_REVISION,
+        "baselineRevision": SAMPLE_REVISION,
         "stableService": "web-stable",
         "canaryService": "web-canary",
     }

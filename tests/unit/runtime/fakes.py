@@ -187,6 +187,15 @@ class FakeWorkloads:
             raise self.fail_with
         return self._ready(revision, replicas)
 
+    def ensure_baseline(
+        self, rollout: RolloutRef, revision: str, stable_revision: str, replicas: int
+    ) -> RevisionState:
+        if self.fail_with is not None:
+            raise self.fail_with
+        if revision not in self.deployments and stable_revision not in self.deployments:
+            raise NotFound(f"Deployment {stable_revision} not found", status=404)
+        return self._ready(revision, replicas)
+
     def scale_revision(self, rollout: RolloutRef, revision: str, replicas: int) -> RevisionState:
         if revision not in self.deployments:
             raise NotFound(f"Deployment {revision} not found", status=404)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from rollwise.adapters.traffic.base import Weights, as_split
 from rollwise.core.events import LoggedEvent
 from rollwise.core.observations import revision_of
 from rollwise.runtime.rollout.ports import RolloutObject
@@ -40,6 +41,8 @@ class Recorder:
     patches: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: (what, value) of every change the cluster saw, in order.
     changes: list[tuple[str, Any]] = field(default_factory=list)
+    #: Record each weight as (canary, baseline) rather than the canary's alone.
+    three_way: bool = False
 
     def write(self, kind: str, perform: Callable[[], Any]) -> Any:
         index = self.count
@@ -56,10 +59,11 @@ class Recorder:
 def instrument(w: World, rec: Recorder) -> None:
     cluster, workloads, router = w.cluster, w.workloads, w.router
     patch, post, post_logged = cluster.patch_status, cluster.post_event, cluster.post_logged
-    point, ensure, scale = (
+    point, ensure, scale, ensure_base = (
         workloads.point_service,
         workloads.ensure_revision,
         workloads.scale_revision,
+        workloads.ensure_baseline,
     )
     set_weight = router.set_weight
 
@@ -88,10 +92,19 @@ def instrument(w: World, rec: Recorder) -> None:
     def scale_revision(*args: Any) -> Any:
         return rec.write("deployment", lambda: scale(*args))
 
-    def weight(value: int) -> None:
+    def ensure_baseline(*args: Any) -> Any:
+        return rec.write("deployment", lambda: ensure_base(*args))
+
+    def weight(value: Weights) -> None:
         def run() -> None:
-            if value != router.weight:
-                rec.changes.append(("weight", value))
+            split = as_split(value)
+            if rec.three_way:
+                now: Any = (router.weight, router.baseline)
+                wanted: Any = (split.canary, split.baseline)
+            else:
+                now, wanted = router.weight, split.canary
+            if wanted != now:
+                rec.changes.append(("weight", wanted))
             set_weight(value)
 
         rec.write("weight", run)
@@ -102,6 +115,7 @@ def instrument(w: World, rec: Recorder) -> None:
     workloads.point_service = point_service  # type: ignore[method-assign]
     workloads.ensure_revision = ensure_revision  # type: ignore[method-assign]
     workloads.scale_revision = scale_revision  # type: ignore[method-assign]
+    workloads.ensure_baseline = ensure_baseline  # type: ignore[method-assign]
     router.set_weight = weight  # type: ignore[method-assign]
 
 
@@ -115,10 +129,15 @@ def done(w: World) -> bool:
     )
 
 
-def run_rollout(rec: Recorder, *, failing: bool) -> tuple[World, int]:
+def run_rollout(rec: Recorder, *, failing: bool, baseline: bool = False) -> tuple[World, int]:
     """A rollout from Healthy on demo:1 to demo:2 (steps 5% → 100%), killed where ``rec``
-    says; returns the world and how many times the operator was killed."""
-    w = world()
+    says; returns the world and how many times the operator was killed. ``baseline``: with a
+    baseline beside the canary."""
+    if baseline:
+        w = world(rollout_body(baseline=True, baselineService="demo-baseline"))
+        w.workloads.services.add("demo-baseline")
+    else:
+        w = world()
     if failing:
         w.provider().values[f'error_ratio{{revision="{NEW}"}}'] = 0.2
     instrument(w, rec)
@@ -144,9 +163,9 @@ def reasons(w: World) -> list[str]:
     return [e.reason.name for e in w.cluster.events]
 
 
-def clean(failing: bool) -> tuple[World, Recorder]:
-    rec = Recorder()
-    w, kills = run_rollout(rec, failing=failing)
+def clean(failing: bool, baseline: bool = False) -> tuple[World, Recorder]:
+    rec = Recorder(three_way=baseline)
+    w, kills = run_rollout(rec, failing=failing, baseline=baseline)
     assert kills == 0
     return w, rec
 
@@ -172,6 +191,34 @@ def test_a_kill_at_any_write_neither_moves_traffic_back_nor_loses_or_doubles_an_
         assert w.status["phase"] == reference.status["phase"], where
         assert rec.changes == expected_changes, where
         assert reasons(w) == expected_events, where
+
+
+@pytest.mark.parametrize(
+    "failing", [pytest.param(False, id="promoted"), pytest.param(True, id="rolled-back")]
+)
+@pytest.mark.parametrize(
+    "after", [pytest.param(False, id="before-write"), pytest.param(True, id="after-write")]
+)
+def test_with_a_baseline_a_kill_at_any_write_keeps_the_three_way_split_on_course(
+    failing: bool, after: bool
+) -> None:
+    """The same with a baseline: the (canary, baseline) weights follow the clean run's
+    sequence, the baseline's Deployment is created once and is gone at the end."""
+    reference, reference_rec = clean(failing, baseline=True)
+    expected_changes = reference_rec.changes
+    weights = [value for what, value in expected_changes if what == "weight"]
+    assert weights[0] == (5, 5)
+    assert weights[-1] == (0, 0)
+    for kill_at in range(reference_rec.count):
+        rec = Recorder(kill_at=kill_at, after=after, three_way=True)
+        w, kills = run_rollout(rec, failing=failing, baseline=True)
+        where = f"killed {'after' if after else 'before'} write {kill_at} ({rec.kinds[kill_at]})"
+        assert kills == 1, where
+        assert w.status["phase"] == reference.status["phase"], where
+        assert rec.changes == expected_changes, where
+        assert reasons(w) == reasons(reference), where
+        assert not [r for r in w.workloads.deployments if r.endswith("-baseline")], where
+        assert "baseline" not in w.status, where
 
 
 def test_a_kill_right_after_completion_leaves_the_new_revision_serving() -> None:

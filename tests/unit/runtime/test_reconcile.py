@@ -509,3 +509,65 @@ def test_a_route_its_gateway_did_not_accept_is_reported_as_a_condition_and_a_war
     w.router.verify = lambda weight: True  # type: ignore[method-assign]
     w.run()
     assert "RouteAccepted" not in {c["type"] for c in w.status["conditions"]}
+
+
+# ------------------------------------------------------------------ baseline
+
+
+def baseline_world() -> World:
+    metric = {
+        "name": "errors-above-baseline",
+        "count": 1,
+        "successCondition": "result < 0.02",
+        "provider": {"prometheus": {"query": 'error_ratio{revision="{{baselineRevision}}"}'}},
+    }
+    body = rollout_body(
+        baseline=True,
+        baselineService="demo-baseline",
+        analysis={"interval": "10s", "metrics": [metric]},
+    )
+    w = world(body)
+    w.workloads.services.add("demo-baseline")
+    return w
+
+
+def test_a_baseline_is_created_routed_and_removed_through_the_ports() -> None:
+    w = baseline_world()
+    healthy(w)
+    old, new = revision("demo:1"), revision("demo:2")
+    baseline = f"{old}-baseline"
+    assert w.workloads.selectors["demo-baseline"] == old
+    w.cluster.edit_image("demo:2")
+    at_weight(w, 5)
+    assert w.workloads.deployments[baseline].desired_replicas == 1
+    assert w.router.baseline == 5  # the router was handed the three-way split
+    assert w.workloads.selectors["demo-baseline"] == baseline
+    assert w.status["baseline"] == {
+        "revision": baseline,
+        "stableRevision": old,
+        "weight": 5,
+        "replicas": 1,
+        "availableReplicas": 1,
+    }
+    info = {"namespace": NAMESPACE, "rollout": NAME, "role": "baseline", "revision": baseline}
+    assert w.metrics.sample("rollwise_rollout_revision_info", info) == 1
+    last = w.contexts[-1]
+    assert last.baseline_service == "demo-baseline"
+    assert last.baseline_deployment == f"{NAME}-{baseline}"
+    w.settle(lambda r: w.status.get("phase") == "Healthy" and w.status["stableRevision"] == new)
+    # The step's query named the baseline's revision, not the stable fleet's.
+    assert f'error_ratio{{revision="{baseline}"}}' in w.provider().queries
+    assert baseline not in w.workloads.deployments
+    assert "baseline" not in w.status
+    assert w.metrics.sample("rollwise_rollout_revision_info", info) is None
+    assert (w.router.weight, w.router.baseline) == (0, 0)
+    assert w.workloads.selectors["demo-baseline"] == new
+
+
+def test_a_missing_baseline_service_is_a_missing_reference_and_nothing_acts() -> None:
+    w = world(rollout_body(baseline=True, baselineService="demo-baseline"))
+    w.run()
+    assert w.workloads.deployments == {}
+    assert conditions(w)["InvalidSpec"] == "True"
+    invalid = next(c for c in w.status["conditions"] if c["type"] == "InvalidSpec")
+    assert f"Service {NAMESPACE}/demo-baseline not found" in invalid["message"]

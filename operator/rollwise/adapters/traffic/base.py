@@ -1,9 +1,11 @@
 """The traffic router interface, the context a router is built with, and ``NopRouter``.
 
-A router moves a share of a Rollout's traffic between its stable and canary revisions and
-reads back the share actually in effect. Every method is idempotent; ``get_weight`` reads the
-routing object on every call (never a remembered value), so an edit made behind the
-operator's back is seen on the next pass.
+A router moves a share of a Rollout's traffic between its stable and canary revisions (and,
+with ``strategy.canary.baseline``, its baseline) and reads back the share actually in effect.
+The split it writes is the core's :class:`rollwise.core.traffic.TrafficSplit`; a bare canary
+weight ``w`` stands for the two-way split ``canary w, stable 100 - w``. Every method is
+idempotent; ``get_weight`` reads the routing object on every call (never a remembered value),
+so an edit made behind the operator's back is seen on the next pass.
 
 Errors: ``RouteNotFound`` / ``RouteMisconfigured`` for what the routing object says, and the
 ``KubeError`` subclasses (``Conflict``, ``Unavailable``, ...) for the API calls themselves.
@@ -15,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from rollwise.core.traffic import TrafficSplit
+
 
 @dataclass(frozen=True)
 class RouterContext:
@@ -22,7 +26,9 @@ class RouterContext:
 
     ``stable_deployment`` / ``canary_deployment`` name the revision Deployments (only the
     replica-ratio router uses them; the canary is None when there is no canary), and
-    ``replicas`` is the Rollout's ``spec.replicas``.
+    ``replicas`` is the Rollout's ``spec.replicas``. ``baseline_service`` is set when the
+    Rollout runs with a baseline (a router then manages that Service's share too, 0 when no
+    baseline runs); ``baseline_deployment`` names the baseline's Deployment while one runs.
     """
 
     namespace: str
@@ -32,6 +38,20 @@ class RouterContext:
     replicas: int = 1
     stable_deployment: str | None = None
     canary_deployment: str | None = None
+    baseline_service: str | None = None
+    baseline_deployment: str | None = None
+
+
+Weights = int | TrafficSplit
+"""What ``set_weight`` and ``verify`` take: the canary weight alone (two-way) or a split."""
+
+
+def as_split(weights: Weights) -> TrafficSplit:
+    """``weights`` as a split (``ValueError`` for a canary weight outside 0-100)."""
+    if isinstance(weights, TrafficSplit):
+        return weights
+    check_weight(weights)
+    return TrafficSplit(canary=weights, stable=100 - weights)
 
 
 @runtime_checkable
@@ -46,17 +66,23 @@ class TrafficRouter(Protocol):
 
     scales_revisions: bool
 
-    def set_weight(self, canary_weight: int) -> None:
+    def set_weight(self, canary_weight: Weights) -> None:
         """Writes the split (no write when it is already in effect)."""
         ...
 
     def get_weight(self) -> int | None:
-        """The canary weight the routing object carries now; None when it cannot be told
-        (e.g. two rules disagree)."""
+        """The canary weight (its percentage of all the traffic) the routing object carries
+        now; None when it cannot be told (e.g. two rules disagree)."""
         ...
 
-    def verify(self, weight: int) -> bool:
-        """Whether ``weight`` is in effect and the routing object is accepted."""
+    def get_baseline_weight(self) -> int | None:
+        """The baseline's percentage of all the traffic the routing object carries now (0
+        when the context names no baseline); None when it cannot be told."""
+        ...
+
+    def verify(self, weight: Weights) -> bool:
+        """Whether ``weight`` is in effect and the routing object is accepted. A bare canary
+        weight checks the canary's share; a split checks the baseline's share too."""
         ...
 
     def reset(self) -> None:
@@ -71,18 +97,25 @@ class NopRouter:
 
     def __init__(self, weight: int = 0) -> None:
         self.weight = weight
+        self.baseline = 0
         self.writes = 0
 
-    def set_weight(self, canary_weight: int) -> None:
-        check_weight(canary_weight)
-        if canary_weight != self.weight:
+    def set_weight(self, canary_weight: Weights) -> None:
+        split = as_split(canary_weight)
+        if (split.canary, split.baseline) != (self.weight, self.baseline):
             self.writes += 1
-        self.weight = canary_weight
+        self.weight = split.canary
+        self.baseline = split.baseline
 
     def get_weight(self) -> int | None:
         return self.weight
 
-    def verify(self, weight: int) -> bool:
+    def get_baseline_weight(self) -> int | None:
+        return self.baseline
+
+    def verify(self, weight: Weights) -> bool:
+        if isinstance(weight, TrafficSplit):
+            return (self.weight, self.baseline) == (weight.canary, weight.baseline)
         return self.weight == weight
 
     def reset(self) -> None:
@@ -95,9 +128,10 @@ def check_weight(weight: int) -> None:
         raise ValueError(f"canary weight must be within 0-100, got {weight}")
 
 
-def canary_share(stable: float, canary: float) -> int | None:
-    """The canary's percentage of a stable/canary pair of weights (None when both are 0)."""
-    total = stable + canary
+def canary_share(stable: float, canary: float, baseline: float = 0) -> int | None:
+    """The canary's percentage of a stable/canary(/baseline) set of weights (None when all
+    are 0)."""
+    total = stable + canary + baseline
     if total <= 0:
         return None
     return round(100 * canary / total)
@@ -131,7 +165,9 @@ __all__ = [
     "NopRouter",
     "RouterContext",
     "TrafficRouter",
+    "Weights",
     "agreed",
+    "as_split",
     "canary_share",
     "check_weight",
     "conditions_ok",

@@ -4,7 +4,10 @@ Which rules carry the split: the rule at ``ruleIndex`` when the Rollout names on
 rule with a ``backendRef`` to the stable Service. In each, the stable Service's backendRef gets
 weight ``100 - w`` and the canary Service's ``w``. A rule without a canary backendRef gets one,
 copied from the stable backendRef (same port) right after it, the first time a non-zero weight
-is set; the operator never removes it afterwards (weight 0 sends it nothing).
+is set; the operator never removes it afterwards (weight 0 sends it nothing). With a baseline
+(``RouterContext.baseline_service``) the split has three parts: the baseline Service's
+backendRef (added after the canary's the same way) gets the baseline's weight and the stable's
+is what is left; the canary weight read back is the canary's share of all three.
 
 Writes are one merge patch of ``spec.rules`` carrying the ``metadata.resourceVersion`` that was
 read: a concurrent edit makes it fail with ``Conflict`` (retryable) instead of overwriting the
@@ -24,12 +27,14 @@ from rollwise.adapters.errors import NotFound, RouteMisconfigured, RouteNotFound
 from rollwise.adapters.kube import HTTPROUTES, KubeAPI
 from rollwise.adapters.traffic.base import (
     RouterContext,
+    Weights,
     agreed,
+    as_split,
     canary_share,
-    check_weight,
     conditions_ok,
 )
 from rollwise.core.spec import GatewayAPIRouting
+from rollwise.core.traffic import TrafficSplit
 
 #: A backendRef without ``weight`` has weight 1 (Gateway API default).
 DEFAULT_WEIGHT = 1
@@ -81,15 +86,32 @@ def target_rules(route: dict[str, Any], ctx: RouterContext, rule_index: int | No
     return found
 
 
+def _ref_weight(refs: list[dict[str, Any]], service: str | None, namespace: str) -> float:
+    index = None if service is None else _find(refs, service, namespace)
+    return 0 if index is None else float(refs[index].get("weight", DEFAULT_WEIGHT))
+
+
 def rule_weight(rule: dict[str, Any], ctx: RouterContext) -> int | None:
     refs = rule.get("backendRefs") or []
-    stable = _find(refs, ctx.stable_service, ctx.namespace)
-    canary = _find(refs, ctx.canary_service, ctx.namespace)
-    if stable is None:
+    if _find(refs, ctx.stable_service, ctx.namespace) is None:
         return None
-    stable_weight = refs[stable].get("weight", DEFAULT_WEIGHT)
-    canary_weight = 0 if canary is None else refs[canary].get("weight", DEFAULT_WEIGHT)
-    return canary_share(stable_weight, canary_weight)
+    return canary_share(
+        _ref_weight(refs, ctx.stable_service, ctx.namespace),
+        _ref_weight(refs, ctx.canary_service, ctx.namespace),
+        _ref_weight(refs, ctx.baseline_service, ctx.namespace),
+    )
+
+
+def rule_baseline_weight(rule: dict[str, Any], ctx: RouterContext) -> int | None:
+    """The baseline Service's percentage of the rule's stable/canary/baseline weights."""
+    refs = rule.get("backendRefs") or []
+    if _find(refs, ctx.stable_service, ctx.namespace) is None:
+        return None
+    return canary_share(
+        _ref_weight(refs, ctx.stable_service, ctx.namespace),
+        _ref_weight(refs, ctx.baseline_service, ctx.namespace),
+        _ref_weight(refs, ctx.canary_service, ctx.namespace),
+    )
 
 
 def route_weight(route: dict[str, Any], ctx: RouterContext, rule_index: int | None) -> int | None:
@@ -98,24 +120,50 @@ def route_weight(route: dict[str, Any], ctx: RouterContext, rule_index: int | No
     return agreed(rule_weight(rules[i], ctx) for i in target_rules(route, ctx, rule_index))
 
 
+def route_baseline_weight(
+    route: dict[str, Any], ctx: RouterContext, rule_index: int | None
+) -> int | None:
+    """The baseline weight the route's target rules agree on (None if they differ)."""
+    rules = (route.get("spec") or {}).get("rules") or []
+    indexes = target_rules(route, ctx, rule_index)
+    return agreed(rule_baseline_weight(rules[i], ctx) for i in indexes)
+
+
+def _ensure_ref(refs: list[dict[str, Any]], stable: int, after: int, service: str) -> None:
+    """Adds a backendRef to ``service`` after index ``after``, copied from the stable one."""
+    added = {k: v for k, v in refs[stable].items() if k not in ("name", "weight")}
+    refs.insert(after + 1, {"name": service, **added})
+
+
 def rules_with_weight(
-    route: dict[str, Any], ctx: RouterContext, rule_index: int | None, weight: int
+    route: dict[str, Any], ctx: RouterContext, rule_index: int | None, weight: Weights
 ) -> list[dict[str, Any]]:
     """The route's rules with ``weight`` applied (pure; the input is not modified)."""
+    split = as_split(weight)
+    ns = ctx.namespace
     rules: list[dict[str, Any]] = copy.deepcopy((route.get("spec") or {}).get("rules") or [])
     for index in target_rules(route, ctx, rule_index):
         refs: list[dict[str, Any]] = rules[index].setdefault("backendRefs", [])
-        stable = _find(refs, ctx.stable_service, ctx.namespace)
+        stable = _find(refs, ctx.stable_service, ns)
         assert stable is not None  # target_rules only returns rules with a stable backendRef
-        canary = _find(refs, ctx.canary_service, ctx.namespace)
-        if canary is None:
-            if weight == 0:
-                continue
-            added = {k: v for k, v in refs[stable].items() if k not in ("name", "weight")}
-            refs.insert(stable + 1, {"name": ctx.canary_service, **added})
+        canary = _find(refs, ctx.canary_service, ns)
+        if canary is None and split.canary > 0:
+            _ensure_ref(refs, stable, stable, ctx.canary_service)
             canary = stable + 1
-        refs[stable]["weight"] = 100 - weight
-        refs[canary]["weight"] = weight
+        baseline = None
+        if ctx.baseline_service is not None:
+            baseline = _find(refs, ctx.baseline_service, ns)
+            if baseline is None and split.baseline > 0:
+                after = canary if canary is not None else stable
+                _ensure_ref(refs, stable, after, ctx.baseline_service)
+                baseline = _find(refs, ctx.baseline_service, ns)
+        if canary is None and baseline is None:
+            continue
+        refs[stable]["weight"] = split.stable
+        if canary is not None:
+            refs[canary]["weight"] = split.canary
+        if baseline is not None:
+            refs[baseline]["weight"] = split.baseline
     return rules
 
 
@@ -146,8 +194,8 @@ class GatewayAPIRouter:
                 f"HTTPRoute {self.ctx.namespace}/{self.name} not found ({exc.message})"
             ) from exc
 
-    def set_weight(self, canary_weight: int) -> None:
-        check_weight(canary_weight)
+    def set_weight(self, canary_weight: Weights) -> None:
+        as_split(canary_weight)
         route = self._read()
         rules = rules_with_weight(route, self.ctx, self.rule_index, canary_weight)
         if rules == (route.get("spec") or {}).get("rules"):
@@ -164,9 +212,21 @@ class GatewayAPIRouter:
     def get_weight(self) -> int | None:
         return route_weight(self._read(), self.ctx, self.rule_index)
 
-    def verify(self, weight: int) -> bool:
+    def get_baseline_weight(self) -> int | None:
+        if self.ctx.baseline_service is None:
+            return 0
+        return route_baseline_weight(self._read(), self.ctx, self.rule_index)
+
+    def verify(self, weight: Weights) -> bool:
         route = self._read()
-        if route_weight(route, self.ctx, self.rule_index) != weight:
+        split = as_split(weight)
+        if route_weight(route, self.ctx, self.rule_index) != split.canary:
+            return False
+        if (
+            isinstance(weight, TrafficSplit)
+            and self.ctx.baseline_service is not None
+            and route_baseline_weight(route, self.ctx, self.rule_index) != split.baseline
+        ):
             return False
         parents = (route.get("status") or {}).get("parents") or []
         return all(
@@ -178,4 +238,10 @@ class GatewayAPIRouter:
         self.set_weight(0)
 
 
-__all__ = ["GatewayAPIRouter", "route_weight", "rules_with_weight", "target_rules"]
+__all__ = [
+    "GatewayAPIRouter",
+    "route_baseline_weight",
+    "route_weight",
+    "rules_with_weight",
+    "target_rules",
+]

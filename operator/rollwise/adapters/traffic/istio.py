@@ -7,7 +7,10 @@ qualified name in the Rollout's namespace (``web.shop``, ``web.shop.svc``,
 ``web.shop.svc.cluster.local``, any cluster domain). The stable destination gets weight
 ``100 - w``, the canary's ``w``; a route without a canary destination gets one, copied from the
 stable one (host in the same form, port kept, subset dropped: subsets belong to the stable
-host's DestinationRule) the first time a non-zero weight is set.
+host's DestinationRule) the first time a non-zero weight is set. With a baseline
+(``RouterContext.baseline_service``) the split has three parts: the baseline Service's
+destination (added after the canary's the same way) gets the baseline's weight and the stable's
+what is left; the canary weight read back is the canary's share of all three.
 
 A lone destination without ``weight`` takes all traffic (Istio's rule); with several, a missing
 weight counts as 0. Writes are a merge patch of ``spec.http`` carrying the resourceVersion that
@@ -25,12 +28,14 @@ from rollwise.adapters.errors import NotFound, RouteMisconfigured, RouteNotFound
 from rollwise.adapters.kube import VIRTUALSERVICES, KubeAPI
 from rollwise.adapters.traffic.base import (
     RouterContext,
+    Weights,
     agreed,
+    as_split,
     canary_share,
-    check_weight,
     conditions_ok,
 )
 from rollwise.core.spec import IstioRouting
+from rollwise.core.traffic import TrafficSplit
 
 
 def host_matches(host: str, service: str, namespace: str) -> bool:
@@ -88,13 +93,29 @@ def target_routes(vs: dict[str, Any], ctx: RouterContext, names: list[str] | Non
     return chosen
 
 
-def route_weight(route: dict[str, Any], ctx: RouterContext) -> int | None:
+def _share(route: dict[str, Any], ctx: RouterContext, of: str | None) -> int | None:
     destinations = route.get("route") or []
     stable = _find(destinations, ctx.stable_service, ctx.namespace)
     if stable is None:
         return None
-    canary = _find(destinations, ctx.canary_service, ctx.namespace)
-    return canary_share(_weight_of(destinations, stable), _weight_of(destinations, canary))
+
+    def weight(service: str | None) -> float:
+        index = None if service is None else _find(destinations, service, ctx.namespace)
+        return _weight_of(destinations, index)
+
+    parts = [weight(ctx.canary_service), weight(ctx.baseline_service)]
+    mine = parts[0] if of == ctx.canary_service else parts[1]
+    return canary_share(_weight_of(destinations, stable) + sum(parts) - mine, mine)
+
+
+def route_weight(route: dict[str, Any], ctx: RouterContext) -> int | None:
+    """The canary's percentage of one route's stable/canary(/baseline) destinations."""
+    return _share(route, ctx, ctx.canary_service)
+
+
+def route_baseline_weight(route: dict[str, Any], ctx: RouterContext) -> int | None:
+    """The baseline's percentage of one route's stable/canary/baseline destinations."""
+    return _share(route, ctx, ctx.baseline_service)
 
 
 def vs_weight(vs: dict[str, Any], ctx: RouterContext, names: list[str] | None) -> int | None:
@@ -103,32 +124,58 @@ def vs_weight(vs: dict[str, Any], ctx: RouterContext, names: list[str] | None) -
     return agreed(route_weight(routes[i], ctx) for i in target_routes(vs, ctx, names))
 
 
-def _canary_host(stable_host: str, ctx: RouterContext) -> str:
+def vs_baseline_weight(
+    vs: dict[str, Any], ctx: RouterContext, names: list[str] | None
+) -> int | None:
+    """The baseline weight the target routes agree on (None if they differ)."""
+    routes = (vs.get("spec") or {}).get("http") or []
+    return agreed(route_baseline_weight(routes[i], ctx) for i in target_routes(vs, ctx, names))
+
+
+def _host_like(stable_host: str, service: str) -> str:
     rest = stable_host.split(".", 1)
-    return ctx.canary_service if len(rest) == 1 else f"{ctx.canary_service}.{rest[1]}"
+    return service if len(rest) == 1 else f"{service}.{rest[1]}"
+
+
+def _add_destination(
+    destinations: list[dict[str, Any]], stable: int, after: int, service: str
+) -> None:
+    entry = copy.deepcopy(destinations[stable])
+    destination = entry["destination"]
+    destination["host"] = _host_like(str(destination["host"]), service)
+    destination.pop("subset", None)
+    destinations.insert(after + 1, entry)
 
 
 def http_with_weight(
-    vs: dict[str, Any], ctx: RouterContext, names: list[str] | None, weight: int
+    vs: dict[str, Any], ctx: RouterContext, names: list[str] | None, weight: Weights
 ) -> list[dict[str, Any]]:
     """The VirtualService's ``http`` routes with ``weight`` applied (pure)."""
+    split = as_split(weight)
+    ns = ctx.namespace
     routes: list[dict[str, Any]] = copy.deepcopy((vs.get("spec") or {}).get("http") or [])
     for index in target_routes(vs, ctx, names):
         destinations: list[dict[str, Any]] = routes[index].setdefault("route", [])
-        stable = _find(destinations, ctx.stable_service, ctx.namespace)
+        stable = _find(destinations, ctx.stable_service, ns)
         assert stable is not None  # target_routes only returns routes with a stable destination
-        canary = _find(destinations, ctx.canary_service, ctx.namespace)
-        if canary is None:
-            if weight == 0:
-                continue
-            entry = copy.deepcopy(destinations[stable])
-            destination = entry["destination"]
-            destination["host"] = _canary_host(str(destination["host"]), ctx)
-            destination.pop("subset", None)
-            destinations.insert(stable + 1, entry)
+        canary = _find(destinations, ctx.canary_service, ns)
+        if canary is None and split.canary > 0:
+            _add_destination(destinations, stable, stable, ctx.canary_service)
             canary = stable + 1
-        destinations[stable]["weight"] = 100 - weight
-        destinations[canary]["weight"] = weight
+        baseline = None
+        if ctx.baseline_service is not None:
+            baseline = _find(destinations, ctx.baseline_service, ns)
+            if baseline is None and split.baseline > 0:
+                after = canary if canary is not None else stable
+                _add_destination(destinations, stable, after, ctx.baseline_service)
+                baseline = _find(destinations, ctx.baseline_service, ns)
+        if canary is None and baseline is None:
+            continue
+        destinations[stable]["weight"] = split.stable
+        if canary is not None:
+            destinations[canary]["weight"] = split.canary
+        if baseline is not None:
+            destinations[baseline]["weight"] = split.baseline
     return routes
 
 
@@ -157,8 +204,8 @@ class IstioRouter:
                 f"VirtualService {self.ctx.namespace}/{self.name} not found ({exc.message})"
             ) from exc
 
-    def set_weight(self, canary_weight: int) -> None:
-        check_weight(canary_weight)
+    def set_weight(self, canary_weight: Weights) -> None:
+        as_split(canary_weight)
         vs = self._read()
         http = http_with_weight(vs, self.ctx, self.routes, canary_weight)
         if http == (vs.get("spec") or {}).get("http"):
@@ -177,9 +224,21 @@ class IstioRouter:
     def get_weight(self) -> int | None:
         return vs_weight(self._read(), self.ctx, self.routes)
 
-    def verify(self, weight: int) -> bool:
+    def get_baseline_weight(self) -> int | None:
+        if self.ctx.baseline_service is None:
+            return 0
+        return vs_baseline_weight(self._read(), self.ctx, self.routes)
+
+    def verify(self, weight: Weights) -> bool:
         vs = self._read()
-        if vs_weight(vs, self.ctx, self.routes) != weight:
+        split = as_split(weight)
+        if vs_weight(vs, self.ctx, self.routes) != split.canary:
+            return False
+        if (
+            isinstance(weight, TrafficSplit)
+            and self.ctx.baseline_service is not None
+            and vs_baseline_weight(vs, self.ctx, self.routes) != split.baseline
+        ):
             return False
         conditions = (vs.get("status") or {}).get("conditions") or []
         return conditions_ok(vs, conditions, {"Reconciled"})
@@ -188,4 +247,13 @@ class IstioRouter:
         self.set_weight(0)
 
 
-__all__ = ["IstioRouter", "host_matches", "http_with_weight", "target_routes", "vs_weight"]
+__all__ = [
+    "IstioRouter",
+    "host_matches",
+    "http_with_weight",
+    "route_baseline_weight",
+    "route_weight",
+    "target_routes",
+    "vs_baseline_weight",
+    "vs_weight",
+]

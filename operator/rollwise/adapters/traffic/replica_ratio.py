@@ -12,6 +12,10 @@ core compares with ``expected_weight``.
 Within a reconcile the core's scale actions already carry the weight, so the runtime does not
 call ``set_weight`` for this router (``scales_revisions`` is True); it reads ``get_weight``.
 The "route" of this router is the stable Deployment: without it, ``RouteNotFound``.
+
+With a baseline (``RouterContext.baseline_deployment``) the Service selects its pods too (they
+carry the Rollout's labels): the replicas split three ways (``split(..., baseline=True)``), and
+the canary's share counts the baseline's ready pods in the total.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 from rollwise.adapters.errors import NotFound, RouteNotFound
 from rollwise.adapters.kube import DEPLOYMENTS, KubeAPI
-from rollwise.adapters.traffic.base import RouterContext, check_weight
+from rollwise.adapters.traffic.base import RouterContext, Weights, as_split
 from rollwise.core.traffic import expected_weight, replica_ratio_weight, split
 
 
@@ -61,6 +65,10 @@ class ReplicaRatioRouter:
             )
         return found
 
+    def _baseline(self) -> dict[str, Any] | None:
+        name = self.ctx.baseline_deployment
+        return self.kube.get_or_none(DEPLOYMENTS, self.ctx.namespace, name) if name else None
+
     def _canary(self, *, required: bool) -> dict[str, Any] | None:
         name = self._canary_name
         if name is None:
@@ -81,15 +89,18 @@ class ReplicaRatioRouter:
         except NotFound as exc:
             raise RouteNotFound(f"Deployment {self.ctx.namespace}/{name} vanished") from exc
 
-    def set_weight(self, canary_weight: int) -> None:
-        check_weight(canary_weight)
+    def set_weight(self, canary_weight: Weights) -> None:
+        weight = as_split(canary_weight).canary
         stable = self._stable()
-        canary = self._canary(required=canary_weight > 0)
+        canary = self._canary(required=weight > 0)
         if canary is None:
             self._scale(stable, self.ctx.replicas)
             return
-        parts = split(self.ctx.replicas, canary_weight, router=False)
+        baseline = self._baseline()
+        parts = split(self.ctx.replicas, weight, router=False, baseline=baseline is not None)
         moves = [(canary, parts.canary), (stable, parts.stable)]
+        if baseline is not None:
+            moves.append((baseline, parts.baseline))
         current = {id(d): int((d.get("spec") or {}).get("replicas", 1)) for d, _ in moves}
         moves.sort(key=lambda move: move[1] <= current[id(move[0])])
         for deployment, replicas in moves:
@@ -98,10 +109,24 @@ class ReplicaRatioRouter:
     def get_weight(self) -> int | None:
         stable = self._stable()
         canary = self._canary(required=False)
-        return replica_ratio_weight(ready_pods(canary), ready_pods(stable))
+        baseline = ready_pods(self._baseline()) if self._canary_name is not None else 0
+        return replica_ratio_weight(ready_pods(canary), ready_pods(stable), baseline)
 
-    def verify(self, weight: int) -> bool:
-        expected = expected_weight(self.ctx.replicas, weight, router=False)
+    def get_baseline_weight(self) -> int | None:
+        if self._canary_name is None:
+            return 0
+        stable = ready_pods(self._stable())
+        canary = ready_pods(self._canary(required=False))
+        baseline = ready_pods(self._baseline())
+        return replica_ratio_weight(baseline, stable, canary)
+
+    def verify(self, weight: Weights) -> bool:
+        expected = expected_weight(
+            self.ctx.replicas,
+            as_split(weight).canary,
+            router=False,
+            baseline=self.ctx.baseline_deployment is not None,
+        )
         if self._canary_name is None:
             expected = 0
         return self.get_weight() == expected

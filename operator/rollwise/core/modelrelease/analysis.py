@@ -69,6 +69,7 @@ def release_query_context(
             "name": sv.name,
             "stableRevision": sv.revision or "",
             "canaryRevision": sv.revision or "",
+            "baselineRevision": sv.revision or "",
             "stableService": spec.serving.stable_service or "",
             "canaryService": spec.serving.canary_service or "",
         }
@@ -78,6 +79,8 @@ def release_query_context(
         "name": ref.name if ref is not None else "",
         "stableRevision": (sv.stable_revision if sv is not None else None) or "",
         "canaryRevision": (sv.revision if sv is not None else None) or "",
+        # KServe runs no baseline: the control is the stable revision itself.
+        "baselineRevision": (sv.stable_revision if sv is not None else None) or "",
         "stableService": spec.serving.stable_service or "",
         "canaryService": spec.serving.canary_service or "",
     }

@@ -33,7 +33,13 @@ from rollwise.core.modelrelease.status import (
 from rollwise.core.observations import revision_of
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.core.status_model import format_time
-from rollwise.core.validation import MSG_ONE_ROUTER, validate_analysis, validate_steps
+from rollwise.core.validation import (
+    MSG_BASELINE_NEEDS_SERVICE,
+    MSG_BASELINE_SERVICE_DIFFERS,
+    MSG_ONE_ROUTER,
+    validate_analysis,
+    validate_steps,
+)
 
 #: The environment variables injected into every container of a template-served model.
 MODEL_ENV = ("MODEL_NAME", "MODEL_VERSION", "MODEL_URI", "MODEL_DIGEST")
@@ -46,6 +52,7 @@ MSG_TEMPLATE_SERVICES = "template serving needs stableService and canaryService"
 
 
 MSG_SERVICES_DIFFER = "stableService and canaryService must differ"
+MSG_BASELINE_NEEDS_TEMPLATE = "baseline needs template serving (KServe runs no baseline)"
 
 
 MSG_TEMPLATE_CONTAINERS = "serving.template needs spec.containers with at least one container"
@@ -138,6 +145,15 @@ def validate_release(spec: ModelReleaseSpec) -> list[str]:
     routing = serving.traffic_routing
     if routing is not None and (routing.gateway_api is None) == (routing.istio is None):
         errors.append(f"spec.serving.trafficRouting: {MSG_ONE_ROUTER}")
+    if serving.baseline and serving.template is None:
+        errors.append(f"spec.serving: {MSG_BASELINE_NEEDS_TEMPLATE}")
+    if serving.baseline and routing is not None and serving.baseline_service is None:
+        errors.append(f"spec.serving: {MSG_BASELINE_NEEDS_SERVICE}")
+    if serving.baseline_service is not None and serving.baseline_service in (
+        serving.stable_service,
+        serving.canary_service,
+    ):
+        errors.append(f"spec.serving: {MSG_BASELINE_SERVICE_DIFFERS}")
     errors.extend(validate_steps("spec.canary", spec.canary.steps, spec.canary.analysis))
     if spec.canary.analysis is not None:
         errors.extend(validate_analysis("spec.canary", spec.canary.analysis))
@@ -327,6 +343,10 @@ def child_rollout_spec(spec: ModelReleaseSpec) -> dict[str, Any]:
         "stableService": serving.stable_service or "",
         "canaryService": serving.canary_service or "",
     }
+    if serving.baseline:
+        canary["baseline"] = True
+    if serving.baseline_service is not None:
+        canary["baselineService"] = serving.baseline_service
     if serving.traffic_routing is not None:
         canary["trafficRouting"] = serving.traffic_routing.model_dump(
             mode="json", by_alias=True, exclude_none=True

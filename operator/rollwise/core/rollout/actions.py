@@ -14,6 +14,7 @@ from rollwise.core.events import Event
 from rollwise.core.rollout.status import (
     RolloutStatus,
 )
+from rollwise.core.traffic import TrafficSplit
 
 #: How often to look again while waiting on the cluster (pods, router) without a watch event.
 POLL_SECONDS = 5.0
@@ -26,6 +27,16 @@ class EnsureRevision:
     revision: str
     replicas: int
     template: Mapping[str, Any] = field(compare=True, hash=False)
+
+
+@dataclass(frozen=True)
+class EnsureBaseline:
+    """Create the baseline's Deployment if missing (the pod template of ``stable_revision``'s
+    Deployment, under the baseline's own revision id), and scale it."""
+
+    revision: str
+    stable_revision: str
+    replicas: int
 
 
 @dataclass(frozen=True)
@@ -45,12 +56,21 @@ class DeleteRevision:
 
 @dataclass(frozen=True)
 class SetWeight:
-    """Send ``weight`` percent to the canary revision, the rest to stable (router adapters;
-    the replica-ratio router has nothing to write: the scale actions carry the weight)."""
+    """Send ``weight`` percent to the canary revision, ``baseline_weight`` to the baseline and
+    the rest to stable (router adapters; the replica-ratio router has nothing to write: the
+    scale actions carry the weight)."""
 
     canary_revision: str
     stable_revision: str
     weight: int
+    baseline_weight: int = 0
+
+    def split(self) -> TrafficSplit:
+        """The weights the router writes (all to stable when there is no canary)."""
+        if self.canary_revision == self.stable_revision:
+            return TrafficSplit(canary=0, stable=100)
+        stable = 100 - self.weight - self.baseline_weight
+        return TrafficSplit(canary=self.weight, stable=stable, baseline=self.baseline_weight)
 
 
 @dataclass(frozen=True)
@@ -69,13 +89,23 @@ class PointCanaryService:
     revision: str
 
 
+@dataclass(frozen=True)
+class PointBaselineService:
+    """Point the baseline Service's selector at ``revision``'s pods."""
+
+    service: str
+    revision: str
+
+
 Action = (
     EnsureRevision
+    | EnsureBaseline
     | ScaleRevision
     | DeleteRevision
     | SetWeight
     | PointStableService
     | PointCanaryService
+    | PointBaselineService
 )
 
 

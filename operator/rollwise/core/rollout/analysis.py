@@ -78,14 +78,19 @@ def soonest_due(
 def query_context(
     namespace: str, name: str, spec: RolloutSpec, status: RolloutStatus | None
 ) -> dict[str, str]:
-    """The values of the query placeholders for a rollout in ``status``."""
+    """The values of the query placeholders for a rollout in ``status``.
+
+    ``baselineRevision`` is the baseline's revision while one runs (``status.baseline``), else
+    the stable revision: the control a canary is compared with either way."""
     stable = status.stable_revision if status is not None else None
     canary = status.canary_revision if status is not None else None
+    baseline = status.baseline.revision if status is not None and status.baseline else None
     return {
         "namespace": namespace,
         "name": name,
         "stableRevision": stable or "",
         "canaryRevision": canary or stable or "",
+        "baselineRevision": baseline or stable or "",
         "stableService": spec.strategy.canary.stable_service,
         "canaryService": spec.strategy.canary.canary_service,
     }

@@ -14,7 +14,9 @@ from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.actions import (
     Action,
     DeleteRevision,
+    EnsureBaseline,
     EnsureRevision,
+    PointBaselineService,
     PointCanaryService,
     PointStableService,
     ScaleRevision,
@@ -23,11 +25,12 @@ from rollwise.core.rollout.actions import (
 from rollwise.core.rollout.analysis import soonest_due
 from rollwise.core.rollout.state import PassState
 from rollwise.core.rollout.status import (
+    BaselineStatus,
     ConditionType,
     PauseReason,
     RetiredRevision,
 )
-from rollwise.core.traffic import expected_weight, split
+from rollwise.core.traffic import baseline_replica_weight, expected_weight, split, weights
 
 
 class Completion(PassState):
@@ -167,8 +170,28 @@ class Completion(PassState):
             message=message,
             replicas=sum(st.desired_replicas for st in states),
             available_replicas=sum(st.available_replicas for st in states),
+            baseline=self._baseline_status(),
         )
         self.wake(soonest_due(self.spec, self.s, held=self.held))
+
+    def _baseline_status(self) -> BaselineStatus | None:
+        baseline, stable = self.baseline_revision, self.s.stable_revision
+        if baseline is None or stable is None:
+            return None
+        state = self.obs.revisions.get(baseline)
+        weight = self.s.canary_weight
+        share = (
+            weights(weight, baseline=True).baseline
+            if self.router
+            else baseline_replica_weight(self.spec.replicas, weight)
+        )
+        return BaselineStatus(
+            revision=baseline,
+            stable_revision=stable,
+            weight=share,
+            replicas=state.desired_replicas if state is not None else 0,
+            available_replicas=state.available_replicas if state is not None else 0,
+        )
 
     def _pause_events(self, pause: PauseReason | None) -> None:
         """Paused and Resumed events for the pauses a person sets outside the steps:
@@ -266,7 +289,10 @@ class Completion(PassState):
         rev = self.obs.template_hash
         rolled_back = s.rolled_back_revision if canary is None else None
         weight = s.canary_weight if canary is not None else 0
+        baseline = self.baseline_revision
+        with_baseline = baseline is not None
         targets: list[tuple[str, int]] = []
+        baseline_replicas = 0
         if canary is not None:
             index = s.current_step_index or 0
             ahead = weight
@@ -277,7 +303,13 @@ class Completion(PassState):
             canary_replicas = (
                 replicas if index >= self.n else split(replicas, ahead, router=self.router).canary
             )
-            stable_replicas = split(replicas, weight, router=self.router).stable
+            now = split(replicas, weight, router=self.router, baseline=with_baseline)
+            stable_replicas = now.stable
+            if with_baseline and index < self.n:
+                # Ready for the next step's share before it is routed, and still sized for the
+                # share it has now until the weight moves on.
+                later = split(replicas, ahead, router=self.router, baseline=True)
+                baseline_replicas = max(now.baseline, later.baseline)
             targets = [(stable, stable_replicas), (canary, canary_replicas)]
         else:
             targets = [(stable, replicas)]
@@ -286,6 +318,13 @@ class Completion(PassState):
 
         ups: list[Action] = []
         downs: list[Action] = []
+
+        def place(action: Action, state_replicas: int | None, count: int) -> None:
+            if state_replicas is None or count >= state_replicas:
+                ups.append(action)
+            else:
+                downs.append(action)
+
         for revision, count in targets:
             state = self.obs.revisions.get(revision)
             action: Action
@@ -295,26 +334,40 @@ class Completion(PassState):
                 continue
             else:
                 action = ScaleRevision(revision, count)
-            if state is None or count >= state.desired_replicas:
-                ups.append(action)
-            else:
-                downs.append(action)
+            place(action, state.desired_replicas if state is not None else None, count)
+        if baseline is not None:
+            state = self.obs.revisions.get(baseline)
+            place(
+                EnsureBaseline(baseline, stable, baseline_replicas),
+                state.desired_replicas if state is not None else None,
+                baseline_replicas,
+            )
 
-        set_weight = SetWeight(canary or stable, stable, weight)
+        baseline_weight = 0
+        if baseline is not None and self.router:
+            baseline_weight = weights(weight, baseline=True).baseline
+        set_weight = SetWeight(canary or stable, stable, weight, baseline_weight)
         actual = self.obs.actual_weight
         # Less traffic to the canary than now: move it before re-pointing the canary Service,
         # so a replaced canary's share goes back to stable, never to the unready newcomer.
         decreasing = actual is None or (
-            expected_weight(replicas, weight, router=self.router) < actual
+            expected_weight(replicas, weight, router=self.router, baseline=with_baseline) < actual
         )
         actions: list[Action] = [*ups, PointStableService(self.canary_spec.stable_service, stable)]
+        baseline_service = self.canary_spec.baseline_service if self.router else None
         if decreasing:
             actions.append(set_weight)
         actions.append(PointCanaryService(self.canary_spec.canary_service, canary or stable))
+        if baseline_service is not None:
+            # Without a baseline the Service selects the stable pods, as the canary Service
+            # does without a canary: whatever weight it still carries reaches a ready fleet.
+            actions.append(PointBaselineService(baseline_service, baseline or stable))
         if not decreasing:
             actions.append(set_weight)
         actions.extend(downs)
-        referenced = {stable, canary, rolled_back} | {r.revision for r in s.retired_revisions}
+        referenced = {stable, canary, rolled_back, baseline} | {
+            r.revision for r in s.retired_revisions
+        }
         actions.extend(DeleteRevision(r) for r in sorted(self.obs.revisions) if r not in referenced)
         return actions
 

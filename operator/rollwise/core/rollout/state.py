@@ -26,6 +26,7 @@ from rollwise.core.observations import (
     ManualRequest,
     Observations,
     RequestKind,
+    baseline_revision_of,
 )
 from rollwise.core.reasons import Reason
 from rollwise.core.rollout import reasons as R
@@ -116,6 +117,14 @@ class PassState:
     def canary_active(self) -> bool:
         return self.s.canary_revision is not None
 
+    @property
+    def baseline_revision(self) -> str | None:
+        """The baseline's revision while a canary runs with ``baseline: true``; else None."""
+        canary, stable = self.s.canary_revision, self.s.stable_revision
+        if not self.canary_spec.baseline or canary is None or stable is None or canary == stable:
+            return None
+        return baseline_revision_of(stable)
+
     def _clear_canary(self) -> None:
         self.update(
             canary_revision=None,
@@ -192,6 +201,8 @@ class PassState:
             return self.canary_spec.stable_service
         if not self.obs.canary_service_exists:
             return self.canary_spec.canary_service
+        if not self.obs.baseline_service_exists and self.canary_spec.baseline_service:
+            return self.canary_spec.baseline_service
         return None
 
     def _cluster_wait(self, message: str) -> None:

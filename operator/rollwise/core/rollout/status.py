@@ -82,6 +82,18 @@ class RetiredRevision(StatusModel):
     remove_at: Time
 
 
+class BaselineStatus(StatusModel):
+    """The baseline running beside the canary (``strategy.canary.baseline``): its revision id
+    (the ``{{baselineRevision}}`` of queries), the share of traffic it is given, and its
+    pods."""
+
+    revision: str
+    stable_revision: str
+    weight: int = 0
+    replicas: int = 0
+    available_replicas: int = 0
+
+
 def step_text(current_step_index: int | None, steps: int) -> str | None:
     """``status.step``: the 0-based ``current_step_index`` as the 1-based ``N/steps`` people
     read (``kubectl get rollouts`` shows it); the last step once every step is done (the
@@ -105,6 +117,7 @@ class RolloutStatus(StatusModel):
     canary_weight: int = 0
     stable_revision: str | None = None
     canary_revision: str | None = None
+    baseline: BaselineStatus | None = None
     step_started_at: Time | None = None
     pause_started_at: Time | None = None
     pause_reason: PauseReason | None = None

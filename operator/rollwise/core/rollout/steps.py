@@ -17,7 +17,7 @@ from rollwise.core.rollout.status import (
     PauseReason,
 )
 from rollwise.core.spec import PauseStep, step_what
-from rollwise.core.traffic import expected_weight, split
+from rollwise.core.traffic import expected_weight, split, weights
 
 
 class Steps(Analysis, Completion):
@@ -78,6 +78,17 @@ class Steps(Analysis, Completion):
                 have = state.available_replicas if state is not None else 0
                 self._cluster_wait(f"{head}: waiting for canary {canary}: {have}/{need} available")
                 return False
+            baseline = self.baseline_revision
+            if baseline is not None:
+                parts = split(self.spec.replicas, weight, router=self.router, baseline=True)
+                state = self.obs.revisions.get(baseline)
+                if parts.baseline > 0 and (state is None or not state.ready_for(parts.baseline)):
+                    have = state.available_replicas if state is not None else 0
+                    self._cluster_wait(
+                        f"{head}: waiting for baseline {baseline}: "
+                        f"{have}/{parts.baseline} available"
+                    )
+                    return False
             self.update(canary_weight=weight, progress_started_at=self.now)
             self._progressed()
             self.emit(
@@ -87,12 +98,28 @@ class Steps(Analysis, Completion):
                 weight=weight,
                 split=self._split_text(weight),
             )
-        expected = expected_weight(self.spec.replicas, self.s.canary_weight, router=self.router)
+        expected = expected_weight(
+            self.spec.replicas,
+            self.s.canary_weight,
+            router=self.router,
+            baseline=self.baseline_revision is not None,
+        )
         actual = self.obs.actual_weight
         if actual != expected:
             shown = "unknown" if actual is None else f"{actual}%"
             self._cluster_wait(f"{head}: waiting for the router to report {expected}% ({shown})")
             return False
+        if self.router and self.baseline_revision is not None:
+            # Read back like the canary's: a route edited behind the operator's back (or a
+            # write not yet visible) must not let analysis judge against a starved baseline.
+            want = weights(self.s.canary_weight, baseline=True).baseline
+            got = self.obs.actual_baseline_weight
+            if got != want:
+                shown = "unknown" if got is None else f"{got}%"
+                self._cluster_wait(
+                    f"{head}: waiting for the router to report {want}% to the baseline ({shown})"
+                )
+                return False
         self._progressed()
         checks = checks_for_step(self.spec, index)
         if checks is None:
@@ -100,10 +127,19 @@ class Steps(Analysis, Completion):
         return self._run_gate(index, checks, head)
 
     def _split_text(self, weight: int) -> str:
+        with_baseline = self.baseline_revision is not None
         if self.router:
+            if with_baseline:
+                shares = weights(weight, baseline=True)
+                return f"stable {shares.stable}%, baseline {shares.baseline}%"
             return f"stable {100 - weight}%"
-        parts = split(self.spec.replicas, weight, router=False)
-        approx = expected_weight(self.spec.replicas, weight, router=False)
+        parts = split(self.spec.replicas, weight, router=False, baseline=with_baseline)
+        approx = expected_weight(self.spec.replicas, weight, router=False, baseline=with_baseline)
+        if with_baseline:
+            return (
+                f"replica-ratio: {parts.canary} canary, {parts.baseline} baseline and "
+                f"{parts.stable} stable pods, about {approx}% to the canary"
+            )
         return (
             f"replica-ratio: {parts.canary} canary and {parts.stable} stable pods, "
             f"about {approx}% to the canary"

@@ -68,6 +68,7 @@ def router_context(
     canary = spec.strategy.canary
     stable_rev = status.stable_revision if status is not None else None
     canary_rev = status.canary_revision if status is not None else None
+    baseline = status.baseline if status is not None else None
     return RouterContext(
         namespace=obj.namespace,
         rollout=obj.name,
@@ -76,6 +77,10 @@ def router_context(
         replicas=spec.replicas,
         stable_deployment=deployment_name(obj.name, stable_rev) if stable_rev else None,
         canary_deployment=deployment_name(obj.name, canary_rev) if canary_rev else None,
+        # Named even while no baseline runs: a baseline switched off mid-canary gets its share
+        # of the route taken back to stable.
+        baseline_service=canary.baseline_service,
+        baseline_deployment=deployment_name(obj.name, baseline.revision) if baseline else None,
     )
 
 
@@ -236,6 +241,13 @@ async def observe(
                 return None, None
             return None, exc.message
 
+    def read_baseline_weight(weight: int | None) -> int | None:
+        # Only with a baseline, and only once the canary's weight could be read (the same
+        # routing object: its problems are the canary weight's).
+        if not canary.baseline or weight is None:
+            return None
+        return router.get_baseline_weight()
+
     def rejected(weight: int | None) -> str:
         # Whether the mesh or Gateway took the route the weight was read from (the same read:
         # the pass view serves it again); the replica-ratio router has nothing to accept.
@@ -243,22 +255,34 @@ async def observe(
             return ""
         return route_rejection(obj.namespace, canary.traffic_routing)
 
+    baseline_service = canary.baseline_service
+
     def read_cluster() -> tuple[
-        dict[str, RevisionState], bool, bool, tuple[int | None, str | None, str]
+        dict[str, RevisionState],
+        tuple[bool, bool, bool],
+        tuple[int | None, int | None, str | None, str],
     ]:
         # One worker-thread hop for the four reads, not four: with the watch cache they are
         # memory lookups, and each hop cost more CPU than the read (the queries below, which
         # wait on Prometheus, still run side by side).
         weight, problem = read_weight()
+        exists = ports.workloads.service_exists
         return (
             ports.workloads.revisions(obj.ref),
-            ports.workloads.service_exists(obj.namespace, canary.stable_service),
-            ports.workloads.service_exists(obj.namespace, canary.canary_service),
-            (weight, problem, rejected(weight)),
+            (
+                exists(obj.namespace, canary.stable_service),
+                exists(obj.namespace, canary.canary_service),
+                baseline_service is None or exists(obj.namespace, baseline_service),
+            ),
+            (weight, read_baseline_weight(weight), problem, rejected(weight)),
         )
 
     (
-        (revisions, stable_exists, canary_exists, (weight, route_problem, route_rejected)),
+        (
+            revisions,
+            (stable_exists, canary_exists, baseline_exists),
+            (weight, baseline_weight, route_problem, route_rejected),
+        ),
         measurements,
         query_check,
     ) = await asyncio.gather(
@@ -277,6 +301,11 @@ async def observe(
             f"spec.strategy.canary.canaryService: Service {obj.namespace}/"
             f"{canary.canary_service} not found"
         )
+    if not baseline_exists:
+        missing.append(
+            f"spec.strategy.canary.baselineService: Service {obj.namespace}/"
+            f"{baseline_service} not found"
+        )
     if route_problem is not None:
         missing.append(f"spec.strategy.canary.trafficRouting: {route_problem}")
     return Seen(
@@ -287,8 +316,10 @@ async def observe(
             generation=obj.generation,
             revisions=revisions,
             actual_weight=weight,
+            actual_baseline_weight=baseline_weight,
             stable_service_exists=stable_exists,
             canary_service_exists=canary_exists,
+            baseline_service_exists=baseline_exists,
             measurements=measurements,
             requests=requests,
             missing_references=tuple(missing),

@@ -23,7 +23,9 @@ from rollwise.core.observations import (
 from rollwise.core.rollout.actions import (
     Action,
     DeleteRevision,
+    EnsureBaseline,
     EnsureRevision,
+    PointBaselineService,
     PointCanaryService,
     PointStableService,
     ScaleRevision,
@@ -50,6 +52,10 @@ class WorkloadsPort(Protocol):
 
     def ensure_revision(
         self, rollout: RolloutRef, revision: str, replicas: int, template: Mapping[str, Any]
+    ) -> RevisionState: ...
+
+    def ensure_baseline(
+        self, rollout: RolloutRef, revision: str, stable_revision: str, replicas: int
     ) -> RevisionState: ...
 
     def scale_revision(
@@ -138,6 +144,16 @@ def describe(action: Action) -> str:
         return f"delete revision {action.revision}"
     if isinstance(action, PointStableService):
         return f"point Service {action.service} at revision {action.revision}"
-    if isinstance(action, PointCanaryService):
+    if isinstance(action, PointCanaryService | PointBaselineService):
         return f"point Service {action.service} at revision {action.revision}"
+    if isinstance(action, EnsureBaseline):
+        return (
+            f"ensure baseline {action.revision} (template of {action.stable_revision}) at "
+            f"{action.replicas} replica(s)"
+        )
+    if action.baseline_weight:
+        return (
+            f"set canary weight {action.weight}% and baseline weight {action.baseline_weight}% "
+            f"(canary {action.canary_revision})"
+        )
     return f"set canary weight {action.weight}% (canary {action.canary_revision})"

@@ -75,7 +75,9 @@ from rollwise.core.rollout.actions import (
     Action,
     Decision,
     DeleteRevision,
+    EnsureBaseline,
     EnsureRevision,
+    PointBaselineService,
     PointCanaryService,
     PointStableService,
     ScaleRevision,
@@ -143,15 +145,20 @@ def _apply(
         before = seen.revisions.get(action.revision)
         workloads.scale_revision(obj.ref, action.revision, action.replicas)
         return before is None or before.desired_replicas != action.replicas
+    if isinstance(action, EnsureBaseline):
+        before = seen.revisions.get(action.revision)
+        workloads.ensure_baseline(obj.ref, action.revision, action.stable_revision, action.replicas)
+        return before is None or before.desired_replicas != action.replicas
     if isinstance(action, DeleteRevision):
         return workloads.delete_revision(obj.ref, action.revision)
-    if isinstance(action, PointStableService | PointCanaryService):
+    if isinstance(action, PointStableService | PointCanaryService | PointBaselineService):
         return workloads.point_service(obj.namespace, action.service, action.revision)
     if router is None or router.scales_revisions:
         return False
-    weight = 0 if action.canary_revision == action.stable_revision else action.weight
-    router.set_weight(weight)
-    return seen.actual_weight != weight
+    split = action.split()
+    # A split without a baseline share is the bare canary weight (the routers read both alike).
+    router.set_weight(split if split.baseline else split.canary)
+    return seen.actual_weight != split.canary
 
 
 @dataclass(frozen=True)
@@ -242,6 +249,7 @@ def _record_metrics(
         revisions={
             "stable": status.stable_revision or "",
             "canary": status.canary_revision or "",
+            "baseline": status.baseline.revision if status.baseline is not None else "",
         },
     )
     run = status.analysis
