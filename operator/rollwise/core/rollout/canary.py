@@ -90,6 +90,12 @@ from rollwise.core.rollout.status import (
 )
 from rollwise.core.rollout.steps import Steps
 from rollwise.core.spec import Metric, RolloutSpec
+from rollwise.core.templates import (
+    TEMPLATE_RECHECK_SECONDS,
+    any_missing,
+    resolve_rollout,
+    rollout_template_keys,
+)
 from rollwise.core.validation import load_rollout_spec
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +128,12 @@ def decide(
         loaded = spec if isinstance(spec, RolloutSpec) and not spec_errors else None
         errors = list(spec_errors)
     digest = ""
+    recheck = False
+    if loaded is not None and not errors:
+        keys = rollout_template_keys(loaded)
+        loaded, template_errors = resolve_rollout(loaded, obs.templates)
+        errors = [*errors, *template_errors]
+        recheck = bool(template_errors) and any_missing(keys, obs.templates)
     if loaded is not None:
         digest = queries_digest(rollout_metrics(loaded))
         queries = verification(digest, previous.queries, obs.query_check, now)
@@ -130,6 +142,9 @@ def decide(
         errors = [*errors, *refusals(queries, digest)]
     if loaded is None or errors or obs.missing_references:
         decision = _invalid(previous, [*errors, *obs.missing_references], obs, now)
+        if recheck:
+            # A template named but not there: look again, it may be created any moment.
+            decision = _replace(decision, requeue_after=TEMPLATE_RECHECK_SECONDS)
     else:
         decision = _Pass(loaded, previous, obs, now).run()
     decision = _with_route(_with_queries(decision, digest, obs.generation, now), obs, now)
