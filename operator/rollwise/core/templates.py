@@ -31,6 +31,7 @@ from rollwise.core.spec import (
     AnalysisTemplateSpec,
     ArgType,
     Metric,
+    ModelReleaseSpec,
     RolloutSpec,
     Step,
     StepAnalysis,
@@ -287,6 +288,29 @@ def resolve_rollout(
     return spec.model_copy(update={"strategy": strategy}), errors
 
 
+def release_template_keys(spec: ModelReleaseSpec) -> tuple[TemplateKey, ...]:
+    """The templates a ModelRelease resolves itself: those of its own canary, which runs only
+    for a KServe InferenceService. A release served by a pod template hands its canary
+    (references included) to its child Rollout, which resolves them on its own passes."""
+    if spec.serving.inference_service_ref is None:
+        return ()
+    return canary_template_keys(spec.canary.steps, spec.canary.analysis)
+
+
+def resolve_release(
+    spec: ModelReleaseSpec, reads: Mapping[TemplateKey, TemplateRead | None]
+) -> tuple[ModelReleaseSpec, list[str]]:
+    """``spec`` with its own canary's template references resolved (see
+    :func:`release_template_keys`), and the problems."""
+    if not release_template_keys(spec):
+        return spec, []
+    steps, analysis, errors = resolve_canary(
+        spec.canary.steps, spec.canary.analysis, "spec.canary", reads
+    )
+    canary = spec.canary.model_copy(update={"steps": steps, "analysis": analysis})
+    return spec.model_copy(update={"canary": canary}), errors
+
+
 def any_missing(
     keys: Iterable[TemplateKey], reads: Mapping[TemplateKey, TemplateRead | None]
 ) -> bool:
@@ -307,7 +331,9 @@ __all__ = [
     "key_of",
     "merge",
     "parse_template",
+    "release_template_keys",
     "resolve_canary",
+    "resolve_release",
     "resolve_rollout",
     "rollout_template_keys",
     "template_metrics",

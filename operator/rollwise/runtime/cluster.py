@@ -165,6 +165,7 @@ def build_release_ports(
             cluster=cluster,
             objects=ReleaseObjects(view, ledger=ledger),
             serving=InferenceServices(view),
+            templates=AnalysisTemplates(view),
             alias_store_for=stores,
             gates=gates,
             provider_for=provider_for,

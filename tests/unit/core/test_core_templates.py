@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from rollwise.core.modelrelease.observations import ReleaseObservations
+from rollwise.core.modelrelease.release import decide_release
+from rollwise.core.modelrelease.spec import child_rollout_spec
 from rollwise.core.observations import Observations, TemplateKey, TemplateRead
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.canary import decide
@@ -18,10 +21,13 @@ from rollwise.core.templates import (
     TEMPLATE_RECHECK_SECONDS,
     arg_placeholders,
     interpolate,
+    release_template_keys,
+    resolve_release,
     resolve_rollout,
     rollout_template_keys,
 )
 from rollwise.core.validation import MSG_UNIQUE_ARGS, load_rollout_spec
+from tests.unit.core.modelrelease_builders import release
 from tests.unit.core.rollout_builders import V2, at, metric, raw_spec, spec_of, value
 from tests.unit.core.test_core_rollout import healthy
 
@@ -390,3 +396,50 @@ def test_decide_wrong_arg_is_invalid_without_recheck() -> None:
     assert d.status.is_true(ConditionType.INVALID_SPEC)
     assert "needs arg 'service'" in (d.status.message or "")
     assert d.requeue_after is None
+
+
+# --------------------------------------------------------------------------------------------
+# ModelRelease: its own canary (KServe) resolves; a pod-template release hands references on
+
+
+def test_kserve_release_resolves_its_canary() -> None:
+    spec = release(backend="kserve", analysis={"templates": [ref(service="fraud")]})
+    assert release_template_keys(spec) == (ERROR_RATE,)
+    resolved, errors = resolve_release(spec, {ERROR_RATE: error_rate_template()})
+    assert errors == []
+    assert resolved.canary.analysis is not None
+    assert [m.name for m in resolved.canary.analysis.metrics] == ["error-ratio"]
+    _, errors = resolve_release(spec, {})
+    assert errors == [
+        "spec.canary.analysis.templates[0]: AnalysisTemplate error-rate not found in the namespace"
+    ]
+
+
+def test_template_release_hands_references_to_its_child_rollout() -> None:
+    spec = release(analysis={"templates": [ref(service="fraud")]})
+    assert release_template_keys(spec) == ()
+    assert resolve_release(spec, {}) == (spec, [])
+    child = child_rollout_spec(spec)
+    assert child["strategy"]["canary"]["analysis"]["templates"] == [
+        {
+            "templateName": "error-rate",
+            "clusterScope": False,
+            "args": [{"name": "service", "value": "fraud"}],
+        }
+    ]
+    # The child Rollout's spec is valid as it is: it resolves the reference on its own passes.
+    assert load_rollout_spec(child)[1] == []
+
+
+def test_kserve_release_with_a_missing_template_is_invalid_and_looks_again() -> None:
+    spec = release(backend="kserve", analysis={"templates": [ref(service="fraud")]})
+    d = decide_release(spec, None, ReleaseObservations(name="fraud-7", generation=1), at(0))
+    assert d.status.phase is not None
+    assert d.status.phase.value == "Degraded"
+    assert "AnalysisTemplate error-rate not found" in (d.status.message or "")
+    assert d.requeue_after == TEMPLATE_RECHECK_SECONDS
+    found = ReleaseObservations(
+        name="fraud-7", generation=1, templates={ERROR_RATE: error_rate_template()}
+    )
+    d = decide_release(spec, d.status, found, at(20))
+    assert "not found" not in (d.status.message or "")

@@ -42,11 +42,13 @@ from rollwise.core.phases import Phase
 from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
 from rollwise.core.reasons import clip
 from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.templates import release_template_keys, resolve_release
 from rollwise.runtime.passes import (
     check_queries,
     events_posted,
     measure,
     provider_problems,
+    read_templates,
     validated,
 )
 from rollwise.runtime.release.ports import (
@@ -115,6 +117,14 @@ async def _measure(
         budget=ports.queries,
         namespace=obj.namespace,
     )
+
+
+async def _nothing_measured() -> dict[str, Measurement]:
+    return {}
+
+
+async def _no_check() -> QueryCheck | None:
+    return None
 
 
 #: Threads for gate evaluation, apart from the default executor every pass shares: a gate may
@@ -272,6 +282,10 @@ async def observe(
         )
     store = ports.alias_store_for(spec, obj.namespace)
     ns = obj.namespace
+    templates = await read_templates(ports.templates, ns, release_template_keys(spec))
+    # The canary's metrics with its templates resolved (the core resolves them again from the
+    # same reads when it decides; a problem makes the spec invalid there).
+    measured_spec, template_errors = resolve_release(spec, templates)
 
     async def child() -> ChildRolloutState | None:
         if spec.serving.template is None:
@@ -301,8 +315,12 @@ async def observe(
         child(),
         isvc(),
         asyncio.to_thread(ports.objects.read_manifest, ns, obj.name),
-        _measure(obj, spec, status=status, ports=ports, now=now, log=log),
-        _check_queries(obj, spec, status, ports, now=now, log=log),
+        _measure(obj, measured_spec, status=status, ports=ports, now=now, log=log)
+        if not template_errors
+        else _nothing_measured(),
+        _check_queries(obj, measured_spec, status, ports, now=now, log=log)
+        if not template_errors
+        else _no_check(),
     )
     holder = slot_holder(releases, spec.model, spec.alias.name)
     revoked_before = (
@@ -335,9 +353,10 @@ async def observe(
             events_posted=posted,
             reference_errors=tuple(
                 provider_problems(
-                    release_metrics(spec), ports.allowed_prometheus, ports.web_providers
+                    release_metrics(measured_spec), ports.allowed_prometheus, ports.web_providers
                 )
             ),
+            templates=templates,
         ),
         rules,
         records,
