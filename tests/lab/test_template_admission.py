@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from hack.cluster import Cluster
+from hack.lab.testing.cluster_fixtures import Kubectl
 from tests.lab.test_crd_admission import PLURALS, Admit, metric, rollout
 
 pytestmark = pytest.mark.lab
@@ -132,3 +133,25 @@ def test_invalid_references_are_refused(admit: Admit, ref: dict[str, Any], messa
 def test_an_analysis_step_with_only_templates_is_admitted(admit: Admit) -> None:
     _, errors = admit(rollout(steps=[{"analysis": {"templates": [REF]}}, {"setWeight": 100}]))
     assert errors == []
+
+
+def test_kubectl_explain_and_the_rollwise_category(kubectl: Kubectl, namespace: str) -> None:
+    explained = kubectl(
+        "explain", "analysistemplate.spec.args", namespace=namespace, check=True
+    ).stdout
+    assert "The args the metrics use as {{args.NAME}}." in explained
+    assert "required" in explained
+    explained = kubectl(
+        "explain", "clusteranalysistemplate.spec", namespace=namespace, check=True
+    ).stdout
+    assert "Metrics to reuse across Rollouts and ModelReleases" in explained
+    explained = kubectl(
+        "explain",
+        "rollout.spec.strategy.canary.analysis.templates",
+        namespace=namespace,
+        check=True,
+    ).stdout
+    assert "Analysis templates whose metrics join this analysis" in explained
+    resources = kubectl("api-resources", "--categories=rollwise", "-o", "name", check=True).stdout
+    assert "analysistemplates.rollwise.dev" in resources.split()
+    assert "clusteranalysistemplates.rollwise.dev" in resources.split()
