@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from rollwise.adapters.errors import (
@@ -13,8 +15,9 @@ from rollwise.adapters.errors import (
 )
 from rollwise.adapters.kube import ROLLOUTS
 from rollwise.adapters.watch_cache import WatchCache
-from rollwise.core.observations import revision_of
+from rollwise.core.observations import TemplateKey, TemplateRead, revision_of
 from rollwise.core.rollout.actions import POLL_SECONDS
+from rollwise.core.templates import TEMPLATE_RECHECK_SECONDS
 from rollwise.runtime.passes import (
     BACKOFF_MAX_SECONDS,
     CONFLICT_RETRY_SECONDS,
@@ -509,3 +512,76 @@ def test_a_route_its_gateway_did_not_accept_is_reported_as_a_condition_and_a_war
     w.router.verify = lambda weight: True  # type: ignore[method-assign]
     w.run()
     assert "RouteAccepted" not in {c["type"] for c in w.status["conditions"]}
+
+
+# ------------------------------------------------------------------ analysis templates
+
+
+class FakeTemplates:
+    """The analysis templates of the fake cluster, by (cluster scope, name); records reads."""
+
+    def __init__(self) -> None:
+        self.specs: dict[TemplateKey, dict[str, Any]] = {}
+        self.reads: list[tuple[str, TemplateKey]] = []
+
+    def read(self, namespace: str, key: TemplateKey) -> TemplateRead | None:
+        self.reads.append((namespace, key))
+        return self.specs.get(key)
+
+
+ERRORS = TemplateKey(cluster_scope=False, name="errors")
+ERRORS_TEMPLATE: dict[str, Any] = {
+    "args": [{"name": "limit", "type": "number", "default": "0.05"}, {"name": "rev"}],
+    "metrics": [
+        {
+            "name": "template-errors",
+            "successCondition": "result < {{args.limit}}",
+            "provider": {"prometheus": {"query": 'error_ratio{revision="{{args.rev}}"}'}},
+        }
+    ],
+}
+
+
+def templated_world() -> tuple[World, FakeTemplates]:
+    ref = {"templateName": "errors", "args": [{"name": "rev", "value": "{{canaryRevision}}"}]}
+    body = rollout_body(analysis={"interval": "10s", "templates": [ref]})
+    w = world(body)
+    templates = FakeTemplates()
+    w.ports.templates = templates
+    return w, templates
+
+
+def test_a_template_metric_is_measured_with_its_args() -> None:
+    w, templates = templated_world()
+    templates.specs[ERRORS] = ERRORS_TEMPLATE
+    healthy(w)
+    assert (NAMESPACE, ERRORS) in templates.reads
+    w.cluster.edit_image("demo:2")
+    new = revision("demo:2")
+    w.settle(lambda r: w.status.get("phase") == "Healthy" and w.status["stableRevision"] == new)
+    # The arg's value ({{canaryRevision}}) was rendered at measurement like any placeholder.
+    assert w.provider().queries == [f'error_ratio{{revision="{new}"}}'] * 2
+    assert "InvalidSpec" not in w.cluster.reasons
+
+
+def test_a_missing_template_is_invalid_until_it_exists() -> None:
+    w, templates = templated_world()
+    result = w.run()
+    assert w.workloads.writes == 0
+    assert conditions(w)["InvalidSpec"] == "True"
+    assert "AnalysisTemplate errors not found in the namespace" in w.status["message"]
+    assert w.cluster.reasons == ["InvalidSpec"]
+    assert result.requeue_after == TEMPLATE_RECHECK_SECONDS
+    templates.specs[ERRORS] = ERRORS_TEMPLATE
+    healthy(w)
+    assert conditions(w)["InvalidSpec"] == "False"
+    assert "SpecCorrected" in w.cluster.reasons
+
+
+def test_an_arg_the_template_does_not_declare_is_invalid() -> None:
+    w, templates = templated_world()
+    templates.specs[ERRORS] = {**ERRORS_TEMPLATE, "args": [{"name": "limit"}]}
+    result = w.run()
+    assert conditions(w)["InvalidSpec"] == "True"
+    assert "AnalysisTemplate errors has no arg 'rev'" in w.status["message"]
+    assert result.requeue_after is None

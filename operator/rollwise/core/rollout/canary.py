@@ -46,6 +46,11 @@ Behaviour, in the words a platform engineer running progressive delivery looks f
   messages; a fix clears it and the rollout continues where it stood. A spec naming an object
   that does not exist (``Observations.missing_references``: a Service, the HTTPRoute) is
   invalid the same way, so nothing is created for a rollout that could not route traffic.
+* **Analysis templates**: the references of ``analysis.templates`` (background and steps) are
+  resolved first, from the templates the runtime read this pass (``Observations.templates``,
+  :mod:`rollwise.core.templates`); everything after sees their metrics as inline ones. A
+  template missing or not taking the args given makes the spec invalid as above; a missing one
+  is looked for again after ``TEMPLATE_RECHECK_SECONDS``.
 * **Conditions**: ``Ready`` is True only when Healthy (``kubectl wait --for=condition=Ready``
   after an apply waits for the whole rollout); ``Available`` tells whether ``spec.replicas``
   pods serve, canary or not; ``Progressing``, ``Paused``, ``Degraded`` and ``InvalidSpec``
