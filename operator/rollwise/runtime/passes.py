@@ -504,6 +504,33 @@ async def read_templates(
     return await asyncio.to_thread(read_all)
 
 
+ResolvedT = TypeVar("ResolvedT")
+#: The spec error of a template resolution that did not finish in time: passed to the core as
+#: a spec error, so that it does not resolve again.
+RESOLUTION_TIMED_OUT = "spec: resolving the analysis templates did not finish within {seconds:g}s"
+
+
+async def resolved(
+    resolve: Callable[
+        [ResolvedT, Mapping[TemplateKey, TemplateRead | None]], tuple[ResolvedT, list[str]]
+    ],
+    spec: ResolvedT,
+    reads: Mapping[TemplateKey, TemplateRead | None],
+    *,
+    log: Any,
+    timeout: float = VALIDATION_TIMEOUT_SECONDS,
+) -> tuple[ResolvedT, list[str]]:
+    """``spec`` with its analysis templates resolved by ``resolve`` (a core function), in a
+    worker thread with ``timeout`` like :func:`validated`: templates and args are tenant input
+    (their metrics' conditions are compiled), and nothing done with them may run on the event
+    loop. A resolution that takes too long makes the spec invalid for this pass."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(resolve, spec, reads), timeout)
+    except TimeoutError:
+        log.error("resolving analysis templates took too long", seconds=timeout)
+        return spec, [RESOLUTION_TIMED_OUT.format(seconds=timeout)]
+
+
 class NotifierPort(Protocol):
     """Where a pass hands the logged events it posted (``runtime.notify.Notifier``): matched
     against the notification policies and queued; it returns at once and never raises."""

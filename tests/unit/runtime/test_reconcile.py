@@ -22,7 +22,9 @@ from rollwise.runtime.passes import (
     BACKOFF_MAX_SECONDS,
     CONFLICT_RETRY_SECONDS,
     FOLLOW_UP_SECONDS,
+    RESOLUTION_TIMED_OUT,
     backoff,
+    resolved,
 )
 from rollwise.runtime.skeleton import PassResult, merge_patch_diff
 from tests.unit.runtime.fakes import NAME, NAMESPACE, World, rollout_body, world
@@ -585,3 +587,27 @@ def test_an_arg_the_template_does_not_declare_is_invalid() -> None:
     assert conditions(w)["InvalidSpec"] == "True"
     assert "AnalysisTemplate errors has no arg 'rev'" in w.status["message"]
     assert result.requeue_after is None
+
+
+def test_a_template_resolution_runs_off_the_event_loop_and_is_bounded() -> None:
+    import asyncio  # noqa: PLC0415 - only this test drives a coroutine itself
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+
+    def slow(spec: str, reads: Any) -> tuple[str, list[str]]:
+        seen.append(threading.get_ident())
+        time.sleep(0.5)
+        return spec, []
+
+    class Log:
+        def error(self, *args: object, **kwargs: object) -> None:
+            pass
+
+    spec, errors = asyncio.run(resolved(slow, "spec", {}, log=Log(), timeout=0.05))
+    assert spec == "spec"
+    assert errors == [RESOLUTION_TIMED_OUT.format(seconds=0.05)]
+    assert seen
+    assert seen[0] != loop_thread

@@ -44,11 +44,13 @@ from rollwise.core.reasons import clip
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.core.templates import release_template_keys, resolve_release
 from rollwise.runtime.passes import (
+    RESOLUTION_TIMED_OUT,
     check_queries,
     events_posted,
     measure,
     provider_problems,
     read_templates,
+    resolved,
     validated,
 )
 from rollwise.runtime.release.ports import (
@@ -285,7 +287,7 @@ async def observe(
     templates = await read_templates(ports.templates, ns, release_template_keys(spec))
     # The canary's metrics with its templates resolved (the core resolves them again from the
     # same reads when it decides; a problem makes the spec invalid there).
-    measured_spec, template_errors = resolve_release(spec, templates)
+    measured_spec, template_errors = await resolved(resolve_release, spec, templates, log=log)
 
     async def child() -> ChildRolloutState | None:
         if spec.serving.template is None:
@@ -351,10 +353,12 @@ async def observe(
             overrides_seq=overrides.seq,
             query_check=query_check,
             events_posted=posted,
-            reference_errors=tuple(
-                provider_problems(
+            reference_errors=(
+                *provider_problems(
                     release_metrics(measured_spec), ports.allowed_prometheus, ports.web_providers
-                )
+                ),
+                # A resolution that timed out (the others the core finds from the same reads).
+                *(e for e in template_errors if e.startswith(RESOLUTION_TIMED_OUT.split("{")[0])),
             ),
             templates=templates,
         ),

@@ -41,11 +41,13 @@ from rollwise.core.spec import RolloutSpec, TrafficRouting
 from rollwise.core.templates import resolve_rollout, rollout_template_keys
 from rollwise.core.validation import load_rollout_spec
 from rollwise.runtime.passes import (
+    RESOLUTION_TIMED_OUT,
     check_queries,
     events_posted,
     measure,
     provider_problems,
     read_templates,
+    resolved,
     validated,
 )
 from rollwise.runtime.rollout.ports import (
@@ -208,8 +210,9 @@ async def observe(
             spec_errors=tuple(spec_errors),
         )
     templates = await read_templates(ports.templates, obj.namespace, rollout_template_keys(spec))
-    declared = spec
-    spec, template_errors = resolve_rollout(spec, templates)
+    declared: RolloutSpec = spec
+    resolved_spec, template_errors = await resolved(resolve_rollout, declared, templates, log=log)
+    spec = resolved_spec
     if template_errors:
         # A template missing, or not taking the args given: decided (InvalidSpec, from the
         # same observations) without looking at the cluster.
@@ -226,7 +229,12 @@ async def observe(
                 ),
                 override,
             ),
-            spec_errors=tuple(spec_errors),
+            # A resolution that timed out is an error of its own (the core would only resolve
+            # again); the others the core finds again from the same reads.
+            spec_errors=(
+                *spec_errors,
+                *(e for e in template_errors if e.startswith(RESOLUTION_TIMED_OUT.split("{")[0])),
+            ),
         )
     refused = provider_problems(
         rollout_metrics(spec), ports.allowed_prometheus, ports.web_providers
