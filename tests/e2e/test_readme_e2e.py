@@ -248,7 +248,7 @@ def test_the_readme_sections_are_found() -> None:
     assert commands[0] == (
         "helm install rollwise charts/rollwise --namespace rollwise-system --create-namespace"
     )
-    assert commands[1] == "kubectl apply -f examples/rollout-gateway-api/"
+    assert commands[1] == "kubectl apply -f examples/rollout-analysis-template/"
     assert commands[-1].startswith("kubectl wait --for=condition=Ready rollout/demo")
     released = model_releases()
     assert released[0] == "kubectl apply -f examples/modelrelease-template/"

@@ -137,7 +137,18 @@ def test_namespace_scoped_install_grants_roles_per_namespace(
             assert binding["subjects"][0]["namespace"] == namespace
         cluster_rules = get_json(kubectl, "clusterrole", release)["rules"]
         groups = sorted({g for rule in cluster_rules for g in rule["apiGroups"]})
-        assert groups == ["", "apiextensions.k8s.io"], "CRD and namespace reads only"
+        assert groups == ["", "apiextensions.k8s.io", "rollwise.dev"], (
+            "CRD, namespace and ClusterAnalysisTemplate reads only"
+        )
+        # Of Rollwise's own kinds only the cluster-scoped templates, and only read.
+        rollwise_rules = [r for r in cluster_rules if r["apiGroups"] == ["rollwise.dev"]]
+        assert rollwise_rules == [
+            {
+                "apiGroups": ["rollwise.dev"],
+                "resources": ["clusteranalysistemplates"],
+                "verbs": ["get", "list", "watch"],
+            }
+        ]
         deployment = get_json(kubectl, "deployment", release, "-n", namespace)
         args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         assert [a for a in args if a.startswith("--namespace=")] == [

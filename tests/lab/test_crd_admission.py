@@ -260,8 +260,8 @@ INVALID_ROLLOUTS = [
     ),
     pytest.param(
         rollout(steps=[{"analysis": {}}, {"setWeight": 100}]),
-        "spec.strategy.canary.steps: Invalid value: an analysis step needs metrics, "
-        "its own or strategy.canary.analysis.metrics",
+        "spec.strategy.canary.steps: Invalid value: an analysis step needs metrics or "
+        "templates, its own or strategy.canary.analysis's",
         id="analysis-step-without-metrics",
     ),
     pytest.param(
@@ -269,7 +269,7 @@ INVALID_ROLLOUTS = [
             steps=[{"analysis": {"metrics": []}}, {"setWeight": 100}],
             analysis={"metrics": [metric()]},
         ),
-        "an analysis step needs metrics, its own or strategy.canary.analysis.metrics",
+        "an analysis step needs metrics or templates, its own or strategy.canary.analysis's",
         id="analysis-step-with-empty-metrics",
     ),
     pytest.param(
@@ -579,8 +579,8 @@ INVALID_MODELRELEASES = [
     ),
     pytest.param(
         modelrelease(canary={"steps": [{"analysis": {}}, {"setWeight": 100}]}),
-        "spec.canary.steps: Invalid value: an analysis step needs metrics, its own or "
-        "canary.analysis.metrics",
+        "spec.canary.steps: Invalid value: an analysis step needs metrics or templates, its "
+        "own or canary.analysis's",
         id="analysis-step-without-metrics",
     ),
     pytest.param(

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from hack.cluster import Cluster
 from hack.lab.testing.cluster_fixtures import Kubectl
 from rollwise.core.notification import NotificationPolicySpec
-from rollwise.core.spec import ModelReleaseSpec, RolloutSpec
+from rollwise.core.spec import AnalysisTemplateSpec, ModelReleaseSpec, RolloutSpec
 from rollwise.core.validation import load_rollout_spec
 
 pytestmark = pytest.mark.lab
@@ -27,6 +27,7 @@ MODELS: dict[str, tuple[str, type[BaseModel]]] = {
     "Rollout": ("rollouts", RolloutSpec),
     "ModelRelease": ("modelreleases", ModelReleaseSpec),
     "NotificationPolicy": ("notificationpolicies", NotificationPolicySpec),
+    "AnalysisTemplate": ("analysistemplates", AnalysisTemplateSpec),
 }
 DIRECTORIES = sorted(
     p for p in EXAMPLES.iterdir() if p.is_dir() and any(p.glob("*.yaml")) and p.name != "argocd"

@@ -44,6 +44,7 @@ PEERING = (*READ, "create", "patch")
 NAMESPACED: frozenset[Rule] = frozenset(
     _grants("rollwise.dev", ("rollouts",), (*ROUTE, "create"))
     | _grants("rollwise.dev", ("modelreleases",), ROUTE)
+    | _grants("rollwise.dev", ("analysistemplates",), READ)
     | _grants("rollwise.dev", ("rollouts/status", "modelreleases/status"), ("patch",))
     | _grants("rollwise.dev", ("rollouts/finalizers", "modelreleases/finalizers"), ("update",))
     | _grants("apps", ("deployments",), (*READ, "create", "patch", "update", "delete"))
@@ -66,6 +67,10 @@ NOTIFICATION_SECRETS_ROLE = f"{RELEASE}-notification-secrets"
 CLUSTER_ONLY: frozenset[Rule] = frozenset(
     _grants("apiextensions.k8s.io", ("customresourcedefinitions",), READ)
     | _grants("", ("namespaces",), ("list", "watch"))
+    | _grants("rollwise.dev", ("clusteranalysistemplates",), READ)
+)
+CLUSTER_TEMPLATES: frozenset[Rule] = frozenset(
+    _grants("rollwise.dev", ("clusteranalysistemplates",), READ)
 )
 #: webhook.configuration "operator": kopf creates its mutating (and an empty validating)
 #: configuration, then patches them; it never reads them.
@@ -121,6 +126,17 @@ SCENARIOS = {
         role_namespaces=WATCHED,
         role=NAMESPACED | NAMESPACE_PEERING,
         replicas=2,
+    ),
+    "namespace-scope-no-cluster-templates": Scenario(
+        sets=(
+            "scope=namespace",
+            "watchNamespaces={" + ",".join(WATCHED) + "}",
+            "analysisTemplates.clusterTemplates=false",
+        ),
+        cluster_role=CLUSTER_ONLY - CLUSTER_TEMPLATES,
+        role_namespaces=WATCHED,
+        role=NAMESPACED,
+        replicas=1,
     ),
     "operator-webhook": Scenario(
         sets=("webhook.configuration=operator",),

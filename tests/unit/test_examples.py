@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from rollwise.core.observations import TemplateKey, TemplateRead
+from rollwise.core.templates import resolve_rollout, rollout_template_keys
+from rollwise.core.validation import load_rollout_spec, validate_rollout
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
@@ -38,9 +42,17 @@ def test_examples_cover_every_scenario() -> None:
         "modelrelease-template",
         "modelrelease-kserve",
         "modelrelease-mlflow",
+        "rollout-analysis-template",
     }
     kinds = {doc.values[0]["kind"] for doc in DOCUMENTS}
-    assert kinds >= {"Rollout", "ModelRelease", "Service", "HTTPRoute", "VirtualService"}
+    assert kinds >= {
+        "Rollout",
+        "ModelRelease",
+        "Service",
+        "HTTPRoute",
+        "VirtualService",
+        "AnalysisTemplate",
+    }
     assert "InferenceService" in kinds
 
 
@@ -99,11 +111,32 @@ def _providers(node: Any, where: str) -> list[tuple[str, str, dict[str, Any]]]:
     return found
 
 
+#: A template's query may pin its service through a required ``service`` arg: every
+#: reference then names the service (checked below with the reference's value).
+SERVICE_ARG = re.compile(r"\{\{\s*args\.service\s*\}\}")
+
+
+def _pinned_by_arg(doc: dict[str, Any], provider: dict[str, Any]) -> dict[str, Any]:
+    """``provider`` with a required ``service`` arg of a template standing for a service."""
+    if doc.get("kind") not in TEMPLATE_KINDS:
+        return provider
+    args = {a["name"]: a for a in doc["spec"].get("args", [])}
+    if not args.get("service", {}).get("required"):
+        return provider
+    return {
+        k: SERVICE_ARG.sub("given", v) if isinstance(v, str) else v for k, v in provider.items()
+    }
+
+
+TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
+
+
 def example_queries() -> list[Any]:
     params = []
     for path in sorted(EXAMPLES.rglob("*.yaml")):
         for index, doc in enumerate(yaml.safe_load_all(path.read_text())):
-            for where, kind, provider in _providers(doc, ""):
+            for where, kind, found in _providers(doc, ""):
+                provider = _pinned_by_arg(doc, found)
                 name = f"{path.relative_to(EXAMPLES)}#{index}{where}"
                 params.append(pytest.param(kind, provider, id=name))
     return params
@@ -168,3 +201,29 @@ def test_every_example_query_selects_its_own_workload(kind: str, provider: dict[
 )
 def test_a_query_without_its_workload_is_caught(promql: str, problem: str) -> None:
     assert any(problem in found for found in workload_problems(promql))
+
+
+def test_rollout_examples_resolve_their_templates() -> None:
+    """A Rollout example that references templates resolves them, as the operator would, with
+    the templates of its own directory: every arg given, no name clash, valid metrics."""
+    resolved = 0
+    for directory in sorted(p for p in EXAMPLES.iterdir() if p.is_dir()):
+        docs = [d for f in directory.glob("*.yaml") for d in yaml.safe_load_all(f.read_text()) if d]
+        reads: dict[TemplateKey, TemplateRead | None] = {
+            TemplateKey(d["kind"] == "ClusterAnalysisTemplate", d["metadata"]["name"]): d["spec"]
+            for d in docs
+            if d["kind"] in TEMPLATE_KINDS
+        }
+        for doc in docs:
+            if doc["kind"] != "Rollout":
+                continue
+            spec, errors = load_rollout_spec(doc["spec"])
+            assert errors == [], directory.name
+            assert spec is not None
+            if not rollout_template_keys(spec):
+                continue
+            resolved_spec, problems = resolve_rollout(spec, reads)
+            assert problems == [], directory.name
+            assert validate_rollout(resolved_spec) == [], directory.name
+            resolved += 1
+    assert resolved >= 1

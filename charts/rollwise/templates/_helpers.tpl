@@ -106,6 +106,9 @@ the ClusterRole of a cluster-scoped one. docs/install.md says why each verb is n
   resources: ["modelreleases"]
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["rollwise.dev"]
+  resources: ["analysistemplates"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["rollwise.dev"]
   resources: ["rollouts/status", "modelreleases/status"]
   verbs: ["patch"]
 - apiGroups: ["rollwise.dev"]
@@ -165,6 +168,13 @@ them, retrying a refusal for over a minute before it falls back to the names. */
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- /* ClusterAnalysisTemplates are cluster-scoped: only a ClusterRole can grant reading them,
+in either scope (analysisTemplates.clusterTemplates false leaves them out). */}}
+{{- if .Values.analysisTemplates.clusterTemplates }}
+- apiGroups: ["rollwise.dev"]
+  resources: ["clusteranalysistemplates"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
 {{- if eq .Values.scope "cluster" }}
 {{- if include "rollwise.peeringEnabled" . }}
 - apiGroups: ["kopf.dev"]

@@ -215,7 +215,7 @@ def delete_namespace(cluster: Cluster, name: str) -> None:
 ROLLWISE_USER_RULES = [
     {
         "apiGroups": ["rollwise.dev"],
-        "resources": ["rollouts", "modelreleases"],
+        "resources": ["rollouts", "modelreleases", "analysistemplates"],
         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
     },
     {

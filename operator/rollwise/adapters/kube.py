@@ -187,6 +187,18 @@ class KubeAPI:
                 )
             )
 
+    def get_cluster_scoped(self, resource: Resource, name: str) -> dict[str, Any]:
+        """A cluster-scoped custom object (a ``ClusterAnalysisTemplate``)."""
+        with kube_errors(f"get {resource} {name}"):
+            obj = self._custom.get_cluster_custom_object(
+                resource.group,
+                resource.version,
+                resource.plural,
+                name,
+                _request_timeout=self.timeout,
+            )
+            return _as_dict(obj)
+
     def get_or_none(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self.get(resource, namespace, name)

@@ -30,6 +30,7 @@ from urllib.parse import quote
 import urllib3
 from kubernetes import client, config
 
+from rollwise import ANALYSIS_TEMPLATES, CLUSTER_ANALYSIS_TEMPLATES
 from rollwise.cli.common import (
     GROUP,
     KIND_WORDS,
@@ -41,6 +42,7 @@ from rollwise.cli.common import (
     NotServed,
     Refused,
 )
+from rollwise.core.observations import TemplateKey, TemplateRead
 
 if TYPE_CHECKING:
     from rollwise.cli.render import ActualWeight
@@ -275,6 +277,25 @@ class Cluster:
 
     def get_rollout(self, namespace: str, name: str) -> dict[str, Any]:
         return self.get_object(ROLLOUTS, namespace, name)
+
+    def analysis_templates(
+        self, namespace: str, keys: Sequence[TemplateKey]
+    ) -> dict[TemplateKey, TemplateRead | None]:
+        """The spec of each referenced AnalysisTemplate (in ``namespace``) or
+        ClusterAnalysisTemplate; None when it does not exist; a message when it could not be
+        read (so that the view shows the spec as written rather than failing)."""
+        found: dict[TemplateKey, TemplateRead | None] = {}
+        for key in keys:
+            plural = CLUSTER_ANALYSIS_TEMPLATES if key.cluster_scope else ANALYSIS_TEMPLATES
+            where = None if key.cluster_scope else namespace
+            try:
+                body = self.request("GET", resource_path(GROUP, VERSION, plural, where, key.name))
+            except ApiStatus as exc:
+                found[key] = None if exc.status == 404 else exc.message
+                continue
+            spec = body.get("spec")
+            found[key] = spec if isinstance(spec, dict) else {}
+        return found
 
     def list_objects(self, plural: str, namespace: str | None) -> list[dict[str, Any]]:
         """Every ``plural`` object in ``namespace`` (None: all namespaces)."""

@@ -35,9 +35,11 @@ from rollwise.cli.text import clip as clip_to
 from rollwise.cli.tree import RevisionTree, build_tree, images_lines, tree_lines
 from rollwise.core.analysis import checks_for_step, format_value, measured_text, next_due
 from rollwise.core.durations import InvalidDuration, format_seconds, parse_seconds
+from rollwise.core.observations import TemplateKey, TemplateRead
 from rollwise.core.rollout.status import Condition, ConditionType, PauseReason, RolloutStatus
 from rollwise.core.runs import AnalysisRun, MetricRun, Verdict
 from rollwise.core.spec import Metric, RolloutSpec
+from rollwise.core.templates import resolve_rollout
 from rollwise.core.validation import parse_rollout_spec
 
 if TYPE_CHECKING:
@@ -433,8 +435,13 @@ def render_rollout(
     tree: RevisionTree | None = None,
     palette: Palette = PLAIN,
     width: int | None = None,
+    templates: Mapping[TemplateKey, TemplateRead | None] | None = None,
 ) -> str:
     """The ``kubectl rollwise get rollout`` view of one Rollout (ends with a newline).
+
+    ``templates``: the analysis templates the spec references, as read (the steps' metric
+    names and each metric's pass condition then come from them, resolved as the operator
+    resolves them; without them, or when they do not resolve, the spec's inline metrics).
 
     ``tree``: the revisions with their Deployments, ReplicaSets and pods (without it, the
     images shown are the spec's alone and no tree is drawn); ``palette``: colour on a
@@ -446,6 +453,9 @@ def render_rollout(
     name = str(meta.get("name", "?"))
     parsed = parse_rollout_spec(raw_spec)
     spec = parsed if isinstance(parsed, RolloutSpec) else None
+    if spec is not None and templates is not None:
+        resolved, problems = resolve_rollout(spec, templates)
+        spec = resolved if not problems else spec
     canary_spec = _as_dict(_as_dict(raw_spec.get("strategy")).get("canary"))
     raw_steps = [_as_dict(s) for s in canary_spec.get("steps") or []]
     if "steps" not in canary_spec:

@@ -38,6 +38,9 @@ from rollwise.cli.kube import (
 from rollwise.cli.render import ActualWeight, render_rollout
 from rollwise.cli.status import RolloutState, rollout_state
 from rollwise.cli.tree import build_tree
+from rollwise.core.spec import RolloutSpec
+from rollwise.core.templates import rollout_template_keys
+from rollwise.core.validation import parse_rollout_spec
 
 #: Seconds between redraws without a change (ages, countdowns).
 REFRESH_SECONDS = 1.0
@@ -184,10 +187,14 @@ def rollout_view(
     workloads = cluster.workloads(rollout)
     now = datetime.now(UTC)
     tree = build_tree(rollout, workloads.deployments, workloads.replica_sets, workloads.pods, now)
+    parsed = parse_rollout_spec(dict(rollout.get("spec") or {}))
+    keys = rollout_template_keys(parsed) if isinstance(parsed, RolloutSpec) else ()
+    templates = cluster.analysis_templates(namespace, keys) if keys else None
     text = render_rollout(
         rollout,
         events,
         now,
+        templates=templates,
         actual=actual,
         symbols=display.symbols,
         tree=tree,

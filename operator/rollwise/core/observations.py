@@ -19,6 +19,24 @@ from typing import Any
 
 from rollwise.core.querycheck import QueryCheck
 
+
+@dataclass(frozen=True)
+class TemplateKey:
+    """An analysis template a spec references: a ``ClusterAnalysisTemplate`` when
+    ``cluster_scope``, else an ``AnalysisTemplate`` in the referrer's namespace."""
+
+    cluster_scope: bool
+    name: str
+
+    @property
+    def kind(self) -> str:
+        return "ClusterAnalysisTemplate" if self.cluster_scope else "AnalysisTemplate"
+
+
+#: What the runtime read of a referenced template: its ``spec`` (wire form), or why it could
+#: not be read (a message); a template that does not exist is None.
+TemplateRead = Mapping[str, Any] | str
+
 #: Label carrying a revision id on the Deployments and pods the operator owns.
 REVISION_LABEL = "rollwise.dev/revision"
 
@@ -182,6 +200,8 @@ class Observations:
     them this pass (:func:`rollwise.core.querycheck.check_due` said so).
     ``events_posted``: the sequence number up to which the runtime knows the logged events
     were posted (:mod:`rollwise.core.events`).
+    ``templates``: the analysis templates the spec references, as read this pass (a key
+    without a value, or None: not found); :mod:`rollwise.core.templates` resolves them.
     ``route_rejected``: why the routing object does not carry the weight as accepted
     (``TrafficRouter.verify`` said no: its Gateway did not accept the HTTPRoute, or Istio did
     not reconcile the VirtualService); empty when it does, or when nothing was checked.
@@ -204,3 +224,4 @@ class Observations:
     query_check: QueryCheck | None = None
     events_posted: int = 0
     route_rejected: str = ""
+    templates: Mapping[TemplateKey, TemplateRead | None] = field(default_factory=dict)

@@ -138,6 +138,60 @@ class Metric(Model):
     provider: MetricProvider
 
 
+# --------------------------------------------------------------------------------------------
+# Analysis templates (AnalysisTemplate, ClusterAnalysisTemplate) and references to them
+
+#: Longest arg value (the CRDs also bound lists: at most 32 args and 8 references).
+MAX_ARG_VALUE_LENGTH = 1024
+ArgName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+TemplateName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    ),
+]
+
+
+class ArgType(StrEnum):
+    STRING = "string"
+    NUMBER = "number"
+
+
+class TemplateArg(Model):
+    """An arg a template's metrics use as ``{{args.NAME}}``. A ``required`` arg must be given
+    by every reference; an optional one falls back to ``default`` (empty without one)."""
+
+    name: ArgName
+    default: str | None = Field(default=None, max_length=MAX_ARG_VALUE_LENGTH)
+    required: bool = False
+    type: ArgType = ArgType.STRING
+
+
+class AnalysisTemplateSpec(Model):
+    """The spec of an ``AnalysisTemplate`` or ``ClusterAnalysisTemplate``: metrics, with args."""
+
+    args: list[TemplateArg] | None = None
+    metrics: list[Metric]
+
+
+class ArgValue(Model):
+    """A value given to a template's arg by a reference."""
+
+    name: ArgName
+    value: str = Field(max_length=MAX_ARG_VALUE_LENGTH)
+
+
+class TemplateRef(Model):
+    """A reference to an ``AnalysisTemplate`` in the referrer's namespace or, with
+    ``clusterScope``, to a ``ClusterAnalysisTemplate``; its metrics join the inline ones."""
+
+    template_name: TemplateName
+    cluster_scope: bool = False
+    args: list[ArgValue] | None = None
+
+
 class AnalysisSpec(Model):
     """Analysis that gates each step of the canary (background analysis)."""
 
@@ -146,6 +200,7 @@ class AnalysisSpec(Model):
     inconclusive_limit: int = Field(default=0, ge=0)
     consecutive_error_limit: int = Field(default=4, ge=0)
     metrics: list[Metric] = Field(default_factory=list)
+    templates: list[TemplateRef] | None = None
 
 
 class StepAnalysis(Model):
@@ -157,6 +212,7 @@ class StepAnalysis(Model):
     inconclusive_limit: int | None = Field(default=None, ge=0)
     consecutive_error_limit: int | None = Field(default=None, ge=0)
     metrics: list[Metric] | None = None
+    templates: list[TemplateRef] | None = None
 
 
 class PauseStep(Model):

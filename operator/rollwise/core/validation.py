@@ -24,7 +24,14 @@ from rollwise.core.analysis import (
     unknown_placeholders,
 )
 from rollwise.core.durations import InvalidDuration, parse_seconds
-from rollwise.core.spec import AnalysisSpec, LabelSelector, Metric, RolloutSpec, Step
+from rollwise.core.spec import (
+    AnalysisSpec,
+    LabelSelector,
+    Metric,
+    RolloutSpec,
+    Step,
+    TemplateRef,
+)
 
 MSG_STEP_ONE_KIND = "each step must set exactly one of setWeight, pause or analysis"
 MSG_WEIGHTS_NON_DECREASING = "setWeight must not decrease from one step to the next"
@@ -41,8 +48,9 @@ MSG_GUARD_NEEDS_PROMETHEUS = "sampleGuard needs a prometheus provider (it runs i
 MSG_RANGE_EXCLUSIVE = "thresholdRange cannot be combined with successCondition or failureCondition"
 MSG_RANGE_BOUNDS = "thresholdRange needs min or max, and min must not exceed max"
 MSG_ANALYSIS_STEP_METRICS = (
-    "an analysis step needs metrics, its own or strategy.canary.analysis.metrics"
+    "an analysis step needs metrics or templates, its own or strategy.canary.analysis's"
 )
+MSG_UNIQUE_ARGS = "arg names must be unique"
 MSG_SELECTOR_MATCHES = "selector must match template.metadata.labels"
 MSG_SELECTOR_EMPTY = "selector must set matchLabels or matchExpressions"
 
@@ -113,15 +121,18 @@ def validate_steps(base: str, steps: list[Step], analysis: AnalysisSpec | None) 
             errors.extend(_duration(f"{where}.pause.duration", step.pause.duration, zero_ok=True))
         if step.analysis is not None:
             own = step.analysis
-            metrics = own.metrics
-            if metrics is None:
-                metrics = analysis.metrics if analysis is not None else []
-            if not metrics:
+            checks: list[object] = [*(own.templates or [])]
+            if own.metrics is not None:
+                checks.extend(own.metrics)
+            elif not checks and analysis is not None:
+                checks.extend([*analysis.metrics, *(analysis.templates or [])])
+            if not checks:
                 errors.append(f"{where}.analysis: {MSG_ANALYSIS_STEP_METRICS}")
             if own.interval is not None:
                 errors.extend(_duration(f"{where}.analysis.interval", own.interval))
             if own.metrics is not None:
-                errors.extend(_metrics(f"{where}.analysis", own.metrics))
+                errors.extend(validate_metrics(f"{where}.analysis", own.metrics))
+            errors.extend(validate_refs(f"{where}.analysis", own.templates))
     if last_weight is not None and last_weight != 100:
         errors.append(f"{base}.steps: {MSG_LAST_WEIGHT_100}")
     return errors
@@ -131,8 +142,25 @@ def validate_analysis(base: str, analysis: AnalysisSpec) -> list[str]:
     """Problems of a canary's background ``analysis`` (located under ``base``)."""
     return [
         *_duration(f"{base}.analysis.interval", analysis.interval),
-        *_metrics(f"{base}.analysis", analysis.metrics),
+        *validate_metrics(f"{base}.analysis", analysis.metrics),
+        *validate_refs(f"{base}.analysis", analysis.templates),
     ]
+
+
+def validate_refs(where: str, refs: list[TemplateRef] | None) -> list[str]:
+    """Problems of an analysis' template references that need no template to find: an arg
+    given twice (whether each template exists and takes the args is
+    :mod:`rollwise.core.templates`' part, every pass)."""
+    errors: list[str] = []
+    for i, ref in enumerate(refs or []):
+        names = [arg.name for arg in ref.args or []]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            errors.append(
+                f"{where}.templates[{i}].args: {MSG_UNIQUE_ARGS} (duplicated: "
+                f"{', '.join(duplicated)})"
+            )
+    return errors
 
 
 def _duration(where: str, text: str, *, zero_ok: bool = False) -> list[str]:
@@ -145,7 +173,8 @@ def _duration(where: str, text: str, *, zero_ok: bool = False) -> list[str]:
     return []
 
 
-def _metrics(where: str, metrics: list[Metric]) -> list[str]:
+def validate_metrics(where: str, metrics: list[Metric]) -> list[str]:
+    """Problems of an analysis' ``metrics`` (located under ``where``)."""
     errors: list[str] = []
     names = [m.name for m in metrics]
     duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -25,6 +25,7 @@ from rollwise.adapters.releases import (
     ReleaseObjects,
 )
 from rollwise.adapters.serving import InferenceServices
+from rollwise.adapters.templates import AnalysisTemplates
 from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
 from rollwise.adapters.traffic.registry import router_for
 from rollwise.adapters.workloads import Workloads
@@ -113,6 +114,7 @@ def build_ports(
         return Ports(
             cluster=cluster,
             workloads=Workloads(view),
+            templates=AnalysisTemplates(view),
             router_for=routers,
             provider_for=provider_for,
             default_prometheus=default_prometheus,
@@ -163,6 +165,7 @@ def build_release_ports(
             cluster=cluster,
             objects=ReleaseObjects(view, ledger=ledger),
             serving=InferenceServices(view),
+            templates=AnalysisTemplates(view),
             alias_store_for=stores,
             gates=gates,
             provider_for=provider_for,

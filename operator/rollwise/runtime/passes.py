@@ -32,7 +32,7 @@ from rollwise.core.analysis import (
 from rollwise.core.durations import InvalidDuration, parse_seconds
 from rollwise.core.events import Event, EventLog, LoggedEvent
 from rollwise.core.notification_bodies import Subject
-from rollwise.core.observations import Measurement
+from rollwise.core.observations import Measurement, TemplateKey, TemplateRead
 from rollwise.core.querycheck import QueryCheck, QueryRefusal, prometheus_queries
 from rollwise.core.spec import Metric
 from rollwise.runtime.metrics import OperatorMetrics
@@ -477,6 +477,58 @@ def log_event(logger: Any, event_type: str, message: str, **fields: object) -> N
     """Logs an event at the level its type says: a Warning event is a warning line."""
     level = logger.warning if event_type == "Warning" else logger.info
     level(message, type=event_type, **fields)
+
+
+class TemplatesPort(Protocol):
+    """The analysis templates a spec references (``adapters.templates.AnalysisTemplates``)."""
+
+    def read(self, namespace: str, key: TemplateKey) -> TemplateRead | None:
+        """The template's spec; None when it does not exist; a message when unreadable."""
+        ...
+
+
+async def read_templates(
+    port: TemplatesPort | None, namespace: str, keys: Sequence[TemplateKey]
+) -> dict[TemplateKey, TemplateRead | None]:
+    """Each referenced template as read now (in a worker thread: these are API calls; a
+    failure to reach the API server raises ``AdapterError`` and ends the pass). Without a
+    port every template counts as not found."""
+    if not keys:
+        return {}
+    if port is None:
+        return dict.fromkeys(keys)
+
+    def read_all() -> dict[TemplateKey, TemplateRead | None]:
+        return {key: port.read(namespace, key) for key in keys}
+
+    return await asyncio.to_thread(read_all)
+
+
+ResolvedT = TypeVar("ResolvedT")
+#: The spec error of a template resolution that did not finish in time: passed to the core as
+#: a spec error, so that it does not resolve again.
+RESOLUTION_TIMED_OUT = "spec: resolving the analysis templates did not finish within {seconds:g}s"
+
+
+async def resolved(
+    resolve: Callable[
+        [ResolvedT, Mapping[TemplateKey, TemplateRead | None]], tuple[ResolvedT, list[str]]
+    ],
+    spec: ResolvedT,
+    reads: Mapping[TemplateKey, TemplateRead | None],
+    *,
+    log: Any,
+    timeout: float = VALIDATION_TIMEOUT_SECONDS,
+) -> tuple[ResolvedT, list[str]]:
+    """``spec`` with its analysis templates resolved by ``resolve`` (a core function), in a
+    worker thread with ``timeout`` like :func:`validated`: templates and args are tenant input
+    (their metrics' conditions are compiled), and nothing done with them may run on the event
+    loop. A resolution that takes too long makes the spec invalid for this pass."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(resolve, spec, reads), timeout)
+    except TimeoutError:
+        log.error("resolving analysis templates took too long", seconds=timeout)
+        return spec, [RESOLUTION_TIMED_OUT.format(seconds=timeout)]
 
 
 class NotifierPort(Protocol):

@@ -16,6 +16,7 @@ from rollwise.cli.render import (
     render_rollout_table,
     threshold_text,
 )
+from rollwise.core.observations import TemplateKey
 from rollwise.core.rollout.status import BaselineStatus
 from rollwise.core.spec import Metric
 from tests.unit.cli import cli_builders as b
@@ -345,3 +346,23 @@ def test_get_shows_the_baseline_beside_the_canary() -> None:
     text = render_rollout(b.rollout(status), [], b.NOW)
     assert "Baseline:    aaa-baseline (template of aaa; weight 25%, 1/2 pods available)" in text
     assert "Baseline:" not in render_rollout(b.rollout(b.canary_at_step_2()), [], b.NOW)
+
+
+def test_template_metrics_are_shown_with_their_conditions() -> None:
+    """A Rollout whose error check comes from an AnalysisTemplate: the view resolves the
+    template as the operator does, so the metric's pass condition carries the arg's value."""
+    obj = b.rollout(b.canary_at_step_2())
+    analysis = obj["spec"]["strategy"]["canary"]["analysis"]
+    analysis["metrics"] = [b.p99_metric()]
+    analysis["templates"] = [
+        {"templateName": "errors", "args": [{"name": "limit", "value": "0.02"}]}
+    ]
+    metric = b.error_ratio_metric()
+    metric["successCondition"] = "result < {{args.limit}}"
+    key = TemplateKey(cluster_scope=False, name="errors")
+    template = {"args": [{"name": "limit", "required": True}], "metrics": [metric]}
+    text = render_rollout(obj, [], b.NOW, symbols=UNICODE, templates={key: template})
+    assert cells(line_with(text, "error-ratio  "))[:3] == ["error-ratio", "0.012", "< 0.02"]
+    # Without the template (not read, or not found) the spec's inline metrics are all it knows.
+    text = render_rollout(obj, [], b.NOW, symbols=UNICODE, templates={key: None})
+    assert cells(line_with(text, "error-ratio  "))[2] == "?"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from rollwise.adapters.errors import (
@@ -13,13 +15,16 @@ from rollwise.adapters.errors import (
 )
 from rollwise.adapters.kube import ROLLOUTS
 from rollwise.adapters.watch_cache import WatchCache
-from rollwise.core.observations import revision_of
+from rollwise.core.observations import TemplateKey, TemplateRead, revision_of
 from rollwise.core.rollout.actions import POLL_SECONDS
+from rollwise.core.templates import TEMPLATE_RECHECK_SECONDS
 from rollwise.runtime.passes import (
     BACKOFF_MAX_SECONDS,
     CONFLICT_RETRY_SECONDS,
     FOLLOW_UP_SECONDS,
+    RESOLUTION_TIMED_OUT,
     backoff,
+    resolved,
 )
 from rollwise.runtime.skeleton import PassResult, merge_patch_diff
 from tests.unit.runtime.fakes import NAME, NAMESPACE, World, rollout_body, world
@@ -571,3 +576,100 @@ def test_a_missing_baseline_service_is_a_missing_reference_and_nothing_acts() ->
     assert conditions(w)["InvalidSpec"] == "True"
     invalid = next(c for c in w.status["conditions"] if c["type"] == "InvalidSpec")
     assert f"Service {NAMESPACE}/demo-baseline not found" in invalid["message"]
+
+
+# ------------------------------------------------------------------ analysis templates
+
+
+class FakeTemplates:
+    """The analysis templates of the fake cluster, by (cluster scope, name); records reads."""
+
+    def __init__(self) -> None:
+        self.specs: dict[TemplateKey, dict[str, Any]] = {}
+        self.reads: list[tuple[str, TemplateKey]] = []
+
+    def read(self, namespace: str, key: TemplateKey) -> TemplateRead | None:
+        self.reads.append((namespace, key))
+        return self.specs.get(key)
+
+
+ERRORS = TemplateKey(cluster_scope=False, name="errors")
+ERRORS_TEMPLATE: dict[str, Any] = {
+    "args": [{"name": "limit", "type": "number", "default": "0.05"}, {"name": "rev"}],
+    "metrics": [
+        {
+            "name": "template-errors",
+            "successCondition": "result < {{args.limit}}",
+            "provider": {"prometheus": {"query": 'error_ratio{revision="{{args.rev}}"}'}},
+        }
+    ],
+}
+
+
+def templated_world() -> tuple[World, FakeTemplates]:
+    ref = {"templateName": "errors", "args": [{"name": "rev", "value": "{{canaryRevision}}"}]}
+    body = rollout_body(analysis={"interval": "10s", "templates": [ref]})
+    w = world(body)
+    templates = FakeTemplates()
+    w.ports.templates = templates
+    return w, templates
+
+
+def test_a_template_metric_is_measured_with_its_args() -> None:
+    w, templates = templated_world()
+    templates.specs[ERRORS] = ERRORS_TEMPLATE
+    healthy(w)
+    assert (NAMESPACE, ERRORS) in templates.reads
+    w.cluster.edit_image("demo:2")
+    new = revision("demo:2")
+    w.settle(lambda r: w.status.get("phase") == "Healthy" and w.status["stableRevision"] == new)
+    # The arg's value ({{canaryRevision}}) was rendered at measurement like any placeholder.
+    assert w.provider().queries == [f'error_ratio{{revision="{new}"}}'] * 2
+    assert "InvalidSpec" not in w.cluster.reasons
+
+
+def test_a_missing_template_is_invalid_until_it_exists() -> None:
+    w, templates = templated_world()
+    result = w.run()
+    assert w.workloads.writes == 0
+    assert conditions(w)["InvalidSpec"] == "True"
+    assert "AnalysisTemplate errors not found in the namespace" in w.status["message"]
+    assert w.cluster.reasons == ["InvalidSpec"]
+    assert result.requeue_after == TEMPLATE_RECHECK_SECONDS
+    templates.specs[ERRORS] = ERRORS_TEMPLATE
+    healthy(w)
+    assert conditions(w)["InvalidSpec"] == "False"
+    assert "SpecCorrected" in w.cluster.reasons
+
+
+def test_an_arg_the_template_does_not_declare_is_invalid() -> None:
+    w, templates = templated_world()
+    templates.specs[ERRORS] = {**ERRORS_TEMPLATE, "args": [{"name": "limit"}]}
+    result = w.run()
+    assert conditions(w)["InvalidSpec"] == "True"
+    assert "AnalysisTemplate errors has no arg 'rev'" in w.status["message"]
+    assert result.requeue_after is None
+
+
+def test_a_template_resolution_runs_off_the_event_loop_and_is_bounded() -> None:
+    import asyncio  # noqa: PLC0415 - only this test drives a coroutine itself
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+
+    def slow(spec: str, reads: Any) -> tuple[str, list[str]]:
+        seen.append(threading.get_ident())
+        time.sleep(0.5)
+        return spec, []
+
+    class Log:
+        def error(self, *args: object, **kwargs: object) -> None:
+            pass
+
+    spec, errors = asyncio.run(resolved(slow, "spec", {}, log=Log(), timeout=0.05))
+    assert spec == "spec"
+    assert errors == [RESOLUTION_TIMED_OUT.format(seconds=0.05)]
+    assert seen
+    assert seen[0] != loop_thread

@@ -14,7 +14,7 @@ from typing import Any
 from rollwise.core.modelrelease.status import (
     GateStatus,
 )
-from rollwise.core.observations import Measurement
+from rollwise.core.observations import Measurement, TemplateKey, TemplateRead
 from rollwise.core.overrides import ReleaseOverride
 from rollwise.core.phases import Phase
 from rollwise.core.querycheck import (
@@ -200,6 +200,9 @@ class ReleaseObservations:
     reference_errors: tuple[str, ...] = ()
     voided_approvals: tuple[VoidedApproval, ...] = ()
     overrides_seq: int = 0
+    #: The analysis templates the release's own canary references, as read this pass
+    #: (:func:`rollwise.core.templates.release_template_keys`; not found: None or no key).
+    templates: Mapping[TemplateKey, TemplateRead | None] = field(default_factory=dict)
 
 
 #: Override decisions (``kubectl rollwise override``), as :mod:`rollwise.core.overrides` names them.

@@ -86,6 +86,12 @@ from rollwise.core.querycheck import (
 )
 from rollwise.core.reasons import clip
 from rollwise.core.spec import ChangeType, Metric, ModelReleaseSpec
+from rollwise.core.templates import (
+    TEMPLATE_RECHECK_SECONDS,
+    any_missing,
+    release_template_keys,
+    resolve_release,
+)
 
 #: Kubernetes caps event messages; the status message is kept to the same size.
 
@@ -113,14 +119,23 @@ def decide_release(
     previous = status if status is not None else ModelReleaseStatus()
     loaded, errors = load_release_spec(spec, rules)
     digest = ""
+    recheck = False
+    if loaded is not None and not errors:
+        keys = release_template_keys(loaded)
+        loaded, template_errors = resolve_release(loaded, obs.templates)
+        errors = template_errors
+        recheck = bool(template_errors) and any_missing(keys, obs.templates)
     if loaded is not None:
         digest = queries_digest(release_metrics(loaded))
         queries = verification(digest, previous.queries, obs.query_check, now)
         if queries != previous.queries:
             previous = previous.model_copy(update={"queries": queries})
-        errors = [*refusals(queries, digest), *obs.reference_errors]
+        errors = [*errors, *refusals(queries, digest), *obs.reference_errors]
     if loaded is None or errors:
         decision = _invalid(previous, errors, _raw_ticket(spec), obs, now)
+        if recheck:
+            # A template named but not there: look again, it may be created any moment.
+            decision = dataclasses.replace(decision, requeue_after=TEMPLATE_RECHECK_SECONDS)
     else:
         decision = _Pass(loaded, previous, obs, now, rules).run()
     return _release_logged(_release_queries(decision, digest, obs, now), status, obs, now)

@@ -46,6 +46,11 @@ Behaviour, in the words a platform engineer running progressive delivery looks f
   messages; a fix clears it and the rollout continues where it stood. A spec naming an object
   that does not exist (``Observations.missing_references``: a Service, the HTTPRoute) is
   invalid the same way, so nothing is created for a rollout that could not route traffic.
+* **Analysis templates**: the references of ``analysis.templates`` (background and steps) are
+  resolved first, from the templates the runtime read this pass (``Observations.templates``,
+  :mod:`rollwise.core.templates`); everything after sees their metrics as inline ones. A
+  template missing or not taking the args given makes the spec invalid as above; a missing one
+  is looked for again after ``TEMPLATE_RECHECK_SECONDS``.
 * **Conditions**: ``Ready`` is True only when Healthy (``kubectl wait --for=condition=Ready``
   after an apply waits for the whole rollout); ``Available`` tells whether ``spec.replicas``
   pods serve, canary or not; ``Progressing``, ``Paused``, ``Degraded`` and ``InvalidSpec``
@@ -90,6 +95,12 @@ from rollwise.core.rollout.status import (
 )
 from rollwise.core.rollout.steps import Steps
 from rollwise.core.spec import Metric, RolloutSpec
+from rollwise.core.templates import (
+    TEMPLATE_RECHECK_SECONDS,
+    any_missing,
+    resolve_rollout,
+    rollout_template_keys,
+)
 from rollwise.core.validation import load_rollout_spec
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +133,12 @@ def decide(
         loaded = spec if isinstance(spec, RolloutSpec) and not spec_errors else None
         errors = list(spec_errors)
     digest = ""
+    recheck = False
+    if loaded is not None and not errors:
+        keys = rollout_template_keys(loaded)
+        loaded, template_errors = resolve_rollout(loaded, obs.templates)
+        errors = [*errors, *template_errors]
+        recheck = bool(template_errors) and any_missing(keys, obs.templates)
     if loaded is not None:
         digest = queries_digest(rollout_metrics(loaded))
         queries = verification(digest, previous.queries, obs.query_check, now)
@@ -130,6 +147,9 @@ def decide(
         errors = [*errors, *refusals(queries, digest)]
     if loaded is None or errors or obs.missing_references:
         decision = _invalid(previous, [*errors, *obs.missing_references], obs, now)
+        if recheck:
+            # A template named but not there: look again, it may be created any moment.
+            decision = _replace(decision, requeue_after=TEMPLATE_RECHECK_SECONDS)
     else:
         decision = _Pass(loaded, previous, obs, now).run()
     decision = _with_route(_with_queries(decision, digest, obs.generation, now), obs, now)

@@ -42,11 +42,15 @@ from rollwise.core.phases import Phase
 from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
 from rollwise.core.reasons import clip
 from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.templates import release_template_keys, resolve_release
 from rollwise.runtime.passes import (
+    RESOLUTION_TIMED_OUT,
     check_queries,
     events_posted,
     measure,
     provider_problems,
+    read_templates,
+    resolved,
     validated,
 )
 from rollwise.runtime.release.ports import (
@@ -115,6 +119,14 @@ async def _measure(
         budget=ports.queries,
         namespace=obj.namespace,
     )
+
+
+async def _nothing_measured() -> dict[str, Measurement]:
+    return {}
+
+
+async def _no_check() -> QueryCheck | None:
+    return None
 
 
 #: Threads for gate evaluation, apart from the default executor every pass shares: a gate may
@@ -272,6 +284,10 @@ async def observe(
         )
     store = ports.alias_store_for(spec, obj.namespace)
     ns = obj.namespace
+    templates = await read_templates(ports.templates, ns, release_template_keys(spec))
+    # The canary's metrics with its templates resolved (the core resolves them again from the
+    # same reads when it decides; a problem makes the spec invalid there).
+    measured_spec, template_errors = await resolved(resolve_release, spec, templates, log=log)
 
     async def child() -> ChildRolloutState | None:
         if spec.serving.template is None:
@@ -301,8 +317,12 @@ async def observe(
         child(),
         isvc(),
         asyncio.to_thread(ports.objects.read_manifest, ns, obj.name),
-        _measure(obj, spec, status=status, ports=ports, now=now, log=log),
-        _check_queries(obj, spec, status, ports, now=now, log=log),
+        _measure(obj, measured_spec, status=status, ports=ports, now=now, log=log)
+        if not template_errors
+        else _nothing_measured(),
+        _check_queries(obj, measured_spec, status, ports, now=now, log=log)
+        if not template_errors
+        else _no_check(),
     )
     holder = slot_holder(releases, spec.model, spec.alias.name)
     revoked_before = (
@@ -333,11 +353,14 @@ async def observe(
             overrides_seq=overrides.seq,
             query_check=query_check,
             events_posted=posted,
-            reference_errors=tuple(
-                provider_problems(
-                    release_metrics(spec), ports.allowed_prometheus, ports.web_providers
-                )
+            reference_errors=(
+                *provider_problems(
+                    release_metrics(measured_spec), ports.allowed_prometheus, ports.web_providers
+                ),
+                # A resolution that timed out (the others the core finds from the same reads).
+                *(e for e in template_errors if e.startswith(RESOLUTION_TIMED_OUT.split("{")[0])),
             ),
+            templates=templates,
         ),
         rules,
         records,

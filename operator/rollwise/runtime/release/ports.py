@@ -39,6 +39,7 @@ from rollwise.runtime.passes import (
     NotifierPort,
     ProviderFactory,
     QueryBudget,
+    TemplatesPort,
 )
 from rollwise.runtime.skeleton import (
     ObjectHeader,
@@ -146,6 +147,9 @@ class ReleasePorts:
     web_providers: frozenset[str] | None = None
     #: Where posted events go for notifications (None: no notifications).
     notifier: NotifierPort | None = None
+    #: Where the analysis templates of a KServe release's own canary are read (None: every
+    #: reference is not found).
+    templates: TemplatesPort | None = None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """The observe step of a Rollout pass: everything ``decide`` needs, read from the cluster,
 the router and the metric providers (:func:`observe`).
 
-The spec is validated once per generation; an invalid spec, or one naming a provider the
-operator may not query, is decided without looking at the cluster. Otherwise the revision
+The spec is validated once per generation; the analysis templates it references are read
+every pass and resolved into its metrics (:mod:`rollwise.core.templates`; the core resolves
+them again from the same reads when it decides). An invalid spec, one whose templates do not
+resolve, or one naming a provider the operator may not query, is decided without looking at
+the cluster. Otherwise the revision
 Deployments, the Services, the router's actual weight, the measurements due now and the
 provider's verdict on the spec's queries are read side by side.
 """
@@ -35,12 +38,16 @@ from rollwise.core.rollout.canary import rollout_metrics
 from rollwise.core.rollout.overrides import RolloutOverride, rollout_effect
 from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec, TrafficRouting
+from rollwise.core.templates import resolve_rollout, rollout_template_keys
 from rollwise.core.validation import load_rollout_spec
 from rollwise.runtime.passes import (
+    RESOLUTION_TIMED_OUT,
     check_queries,
     events_posted,
     measure,
     provider_problems,
+    read_templates,
+    resolved,
     validated,
 )
 from rollwise.runtime.rollout.ports import (
@@ -207,6 +214,33 @@ async def observe(
             ),
             spec_errors=tuple(spec_errors),
         )
+    templates = await read_templates(ports.templates, obj.namespace, rollout_template_keys(spec))
+    declared: RolloutSpec = spec
+    resolved_spec, template_errors = await resolved(resolve_rollout, declared, templates, log=log)
+    spec = resolved_spec
+    if template_errors:
+        # A template missing, or not taking the args given: decided (InvalidSpec, from the
+        # same observations) without looking at the cluster.
+        return Seen(
+            declared,
+            status,
+            _with_override(
+                Observations(
+                    template_hash=template_hash,
+                    generation=obj.generation,
+                    requests=requests,
+                    events_posted=posted,
+                    templates=templates,
+                ),
+                override,
+            ),
+            # A resolution that timed out is an error of its own (the core would only resolve
+            # again); the others the core finds again from the same reads.
+            spec_errors=(
+                *spec_errors,
+                *(e for e in template_errors if e.startswith(RESOLUTION_TIMED_OUT.split("{")[0])),
+            ),
+        )
     refused = provider_problems(
         rollout_metrics(spec), ports.allowed_prometheus, ports.web_providers
     )
@@ -214,7 +248,7 @@ async def observe(
         # A spec naming a Prometheus the operator may not query is invalid: decided without
         # looking at the cluster, and no query goes to a host the spec chose.
         return Seen(
-            spec,
+            declared,
             status,
             _with_override(
                 Observations(
@@ -223,6 +257,7 @@ async def observe(
                     requests=requests,
                     events_posted=posted,
                     missing_references=tuple(refused),
+                    templates=templates,
                 ),
                 override,
             ),
@@ -309,7 +344,7 @@ async def observe(
     if route_problem is not None:
         missing.append(f"spec.strategy.canary.trafficRouting: {route_problem}")
     return Seen(
-        spec,
+        declared,
         status,
         Observations(
             template_hash=template_hash,
@@ -329,6 +364,7 @@ async def observe(
             query_check=query_check,
             route_rejected=route_rejected,
             events_posted=posted,
+            templates=templates,
         ),
         spec_errors=tuple(spec_errors),
     )

@@ -36,6 +36,7 @@ from rollwise.runtime.passes import (
     NotifierPort,
     ProviderFactory,
     QueryBudget,
+    TemplatesPort,
 )
 from rollwise.runtime.skeleton import (
     ObjectHeader,
@@ -118,6 +119,8 @@ class Ports:
     web_providers: frozenset[str] | None = None
     #: Where posted events go for notifications (None: no notifications).
     notifier: NotifierPort | None = None
+    #: Where referenced analysis templates are read (None: every reference is not found).
+    templates: TemplatesPort | None = None
 
 
 @dataclass(frozen=True)
