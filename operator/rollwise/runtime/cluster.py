@@ -169,7 +169,7 @@ def build_release_ports(
             record_key=record_key,
             default_prometheus=default_prometheus,
             metrics=metrics,
-            for_pass=lambda: over(kube.pass_view()),
+            for_pass=lambda cache: over(kube.pass_view(cache)),
             queries=queries,
             allowed_prometheus=allowed_prometheus,
             web_providers=web_providers,

@@ -12,6 +12,7 @@ progress: that is in status) is a :class:`Memory`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.resources import Resource, copy_json
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event, EventLog, LoggedEvent
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import EVENT_RETRY_SECONDS, post_events, post_logged, soonest
@@ -109,6 +112,26 @@ class PassResult(Generic[D]):
     failure: ActionFailure[Any] | None = None
     error: str | None = None
     events: tuple[Event, ...] = field(default=())
+
+
+async def read_object(
+    resource: Resource,
+    namespace: str,
+    name: str,
+    read: Callable[[str, str], dict[str, Any] | None],
+    cache: WatchCache | None,
+) -> dict[str, Any] | None:
+    """The object a pass works on: the body its watch delivered (``WatchCache``: at a known
+    resourceVersion, never older than this operator's last write of it, and the status patch
+    is conditional on that version), else ``read`` (a GET, in a worker thread)."""
+    cached = cache.lookup(resource, namespace, name) if cache is not None else None
+    if cached is not None:
+        body: dict[str, Any] = copy_json(cached)
+        return body
+    found = await asyncio.to_thread(read, namespace, name)
+    if found is not None and cache is not None:
+        cache.observe(resource, found, confirmed=True)
+    return found
 
 
 def parse_status(model: type[S], raw: dict[str, Any] | None, log: Any) -> S | None:
@@ -212,5 +235,6 @@ __all__ = [
     "parse_status",
     "persist",
     "post_pass_events",
+    "read_object",
     "utc_now",
 ]

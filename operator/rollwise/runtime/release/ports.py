@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from rollwise import MODELRELEASES
 from rollwise.adapters.registry.base import AliasStore
 from rollwise.adapters.releases import ReleaseRef
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event, LoggedEvent
 from rollwise.core.modelrelease.actions import (
     EnsureChildRollout,
@@ -136,8 +137,9 @@ class ReleasePorts:
     clock: Callable[[], datetime] = utc_now
     #: The operator's cluster policy (its defaults know no registry and no model owner).
     policy: ClusterPolicy = field(default_factory=ClusterPolicy)
-    #: Ports for one pass (a read view over the API); None: use these ports as they are.
-    for_pass: Callable[[], ReleasePorts] | None = None
+    #: Ports for one pass (a read view over the API, through the loop's watch cache when it
+    #: hands one: ``adapters.kube.PassView``); None: use these ports as they are.
+    for_pass: Callable[[WatchCache | None], ReleasePorts] | None = None
     #: Where queries run, within each namespace's share (None: the default worker threads).
     queries: QueryBudget | None = None
     #: The Prometheus addresses a spec may name (None: any, for embedding and tests).

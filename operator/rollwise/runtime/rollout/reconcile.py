@@ -9,7 +9,8 @@ per-Rollout loop, the unit tests call it with in-memory fakes. Its I/O goes thro
 is :mod:`rollwise.runtime.skeleton`.
 
 1. **Observe**: read the Rollout (from the operator's watch cache when the runtime set one,
-   see :func:`_read_rollout` and ``adapters.kube.WatchCache``, else a GET), its
+   see :func:`rollwise.runtime.skeleton.read_object` and ``adapters.watch_cache.WatchCache``,
+   else a GET), its
    revision Deployments, whether its Services exist, the router's actual weight, the manual
    requests in its annotations, the override in effect (``core.overrides``: signed records
    only, under :attr:`Ports.record_key`), the measurements due now (none while held;
@@ -61,7 +62,6 @@ from rollwise.adapters.errors import (
     NotFound,
 )
 from rollwise.adapters.kube import ROLLOUTS
-from rollwise.adapters.resources import copy_json
 from rollwise.adapters.traffic.base import TrafficRouter
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event
@@ -108,6 +108,7 @@ from rollwise.runtime.skeleton import (
     PassResult,
     persist,
     post_pass_events,
+    read_object,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -293,28 +294,12 @@ async def reconcile(
             ports.metrics.reconcile_duration.observe(time.monotonic() - started)
 
 
-async def _read_rollout(
-    namespace: str, name: str, ports: Ports, cache: WatchCache | None
-) -> dict[str, Any] | None:
-    """The Rollout: the body its watch delivered (``WatchCache``: at a known resourceVersion,
-    never older than this operator's last write of it, and the status patch is conditional on
-    that version), else a GET."""
-    cached = cache.lookup(ROLLOUTS, namespace, name) if cache is not None else None
-    if cached is not None:
-        body: dict[str, Any] = copy_json(cached)
-        return body
-    found = await asyncio.to_thread(ports.cluster.read_rollout, namespace, name)
-    if found is not None and cache is not None:
-        cache.observe(ROLLOUTS, found, confirmed=True)
-    return found
-
-
 async def _reconcile(
     namespace: str, name: str, ports: Ports, memory: Memory, cache: WatchCache | None
 ) -> PassResult[Decision]:
     log = rollout_logger(namespace, name, None)
     try:
-        body = await _read_rollout(namespace, name, ports, cache)
+        body = await read_object(ROLLOUTS, namespace, name, ports.cluster.read_rollout, cache)
     except AdapterError as exc:
         if ports.metrics is not None:
             ports.metrics.api_error("read_rollout", error_code(exc))
