@@ -173,6 +173,8 @@ class Seen:
     records: Records | None = None
     #: Override records ignored (bad signature...), reported like the other records.
     rejected_overrides: tuple[str, ...] = ()
+    #: What validating the spec found (``passes.validated``: once per generation).
+    spec_errors: tuple[str, ...] = ()
 
 
 async def _check_queries(
@@ -231,7 +233,7 @@ async def observe(
     status = parse_status(ModelReleaseStatus, obj.status, log)
     posted = events_posted(memory, obj.uid, status.event_log if status is not None else None)
     rules = release_rules(obj, ports.policy)
-    spec, _errors = await validated(
+    spec, spec_errors = await validated(
         memory,
         obj.uid,
         obj.generation,
@@ -269,6 +271,7 @@ async def observe(
             ),
             rules,
             records,
+            spec_errors=tuple(spec_errors),
         )
     store = ports.alias_store_for(spec, obj.namespace)
     ns = obj.namespace
@@ -342,4 +345,5 @@ async def observe(
         rules,
         records,
         overrides.rejected,
+        spec_errors=tuple(spec_errors),
     )

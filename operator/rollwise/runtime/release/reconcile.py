@@ -304,6 +304,7 @@ async def _reconcile(
             seen.observations,
             now,
             seen.rules,
+            spec_errors=seen.spec_errors,
         )
         stored = persist(obj, seen.status, decided.status, ports.cluster.patch_release_status)
         return decided, stored

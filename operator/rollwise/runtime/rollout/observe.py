@@ -15,11 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from rollwise.adapters.errors import (
-    RouteMisconfigured,
-    RouteNotFound,
-)
-from rollwise.adapters.traffic.base import RouterContext
+from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
+from rollwise.adapters.traffic.route import RouteReading, read_route
 from rollwise.adapters.workloads import deployment_name
 from rollwise.core.observations import (
     Measurement,
@@ -60,6 +57,9 @@ class Seen:
     observations: Observations
     #: What validating the spec found (``passes.validated``: once per generation).
     spec_errors: tuple[str, ...] = ()
+    #: The pass's router (built once, from the status read); None when the pass did not get
+    #: as far as the cluster (an invalid spec: nothing acts).
+    router: TrafficRouter | None = None
 
 
 def router_context(
@@ -160,7 +160,7 @@ async def _check_queries(
 
 def route_rejection(namespace: str, routing: TrafficRouting | None) -> str:
     """What the core reports when the router's ``verify`` says the routing object does not
-    carry the weight as accepted."""
+    carry the weight as accepted (``adapters.traffic.route.read_route``)."""
     if routing is not None and routing.gateway_api is not None:
         name = routing.gateway_api.http_route.name
         return (
@@ -224,41 +224,23 @@ async def observe(
             spec_errors=tuple(spec_errors),
         )
     canary = spec.strategy.canary
+    # The pass's one router: observed here, handed to the actions in ``Seen``.
     router = ports.router_for(canary.traffic_routing, router_context(obj, spec, status))
 
-    def read_weight() -> tuple[int | None, str | None]:
-        try:
-            return router.get_weight(), None
-        except (RouteNotFound, RouteMisconfigured) as exc:
-            if router.scales_revisions:
-                # The replica-ratio "route" is the stable Deployment, created by this very
-                # pass for a new Rollout: not a spec error.
-                return None, None
-            return None, exc.message
-
-    def rejected(weight: int | None) -> str:
-        # Whether the mesh or Gateway took the route the weight was read from (the same read:
-        # the pass view serves it again); the replica-ratio router has nothing to accept.
-        if weight is None or router.scales_revisions or router.verify(weight):
-            return ""
-        return route_rejection(obj.namespace, canary.traffic_routing)
-
-    def read_cluster() -> tuple[
-        dict[str, RevisionState], bool, bool, tuple[int | None, str | None, str]
-    ]:
+    def read_cluster() -> tuple[dict[str, RevisionState], bool, bool, RouteReading]:
         # One worker-thread hop for the four reads, not four: with the watch cache they are
         # memory lookups, and each hop cost more CPU than the read (the queries below, which
         # wait on Prometheus, still run side by side).
-        weight, problem = read_weight()
+        route = read_route(router)
         return (
             ports.workloads.revisions(obj.ref),
             ports.workloads.service_exists(obj.namespace, canary.stable_service),
             ports.workloads.service_exists(obj.namespace, canary.canary_service),
-            (weight, problem, rejected(weight)),
+            route,
         )
 
     (
-        (revisions, stable_exists, canary_exists, (weight, route_problem, route_rejected)),
+        (revisions, stable_exists, canary_exists, route),
         measurements,
         query_check,
     ) = await asyncio.gather(
@@ -277,8 +259,8 @@ async def observe(
             f"spec.strategy.canary.canaryService: Service {obj.namespace}/"
             f"{canary.canary_service} not found"
         )
-    if route_problem is not None:
-        missing.append(f"spec.strategy.canary.trafficRouting: {route_problem}")
+    if route.problem is not None:
+        missing.append(f"spec.strategy.canary.trafficRouting: {route.problem}")
     return Seen(
         spec,
         status,
@@ -286,7 +268,7 @@ async def observe(
             template_hash=template_hash,
             generation=obj.generation,
             revisions=revisions,
-            actual_weight=weight,
+            actual_weight=route.weight,
             stable_service_exists=stable_exists,
             canary_service_exists=canary_exists,
             measurements=measurements,
@@ -296,8 +278,11 @@ async def observe(
             override_requests=override.requests,
             override_waiting=override.waiting,
             query_check=query_check,
-            route_rejected=route_rejected,
+            route_rejected=(
+                route_rejection(obj.namespace, canary.traffic_routing) if route.rejected else ""
+            ),
             events_posted=posted,
         ),
         spec_errors=tuple(spec_errors),
+        router=router,
     )

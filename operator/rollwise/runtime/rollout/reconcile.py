@@ -33,8 +33,9 @@ is :mod:`rollwise.runtime.skeleton`.
    moves away, see ``core.rollout.completion``). The first failing action stops the list:
    ``Conflict`` is retried after a second, ``Unavailable`` after its ``retry_after`` or a
    growing backoff, anything else is reported as an ``ActionFailed`` Warning event (once per
-   distinct error) and retried with the backoff. ``SetWeight`` is skipped for a router that
-   carries the weight by replica counts (the scale actions already did).
+   distinct error) and retried with the backoff. ``SetWeight`` goes through the router
+   observed in step 1 (built once per pass; ``adapters.traffic.route.write_weight``: nothing
+   for a router that carries the weight by replica counts, whose scale actions already did).
 5. **Post events**: every logged event not yet known to be posted, under its deterministic
    name (uid + sequence number): a re-post after a restart answers AlreadyExists, which is
    done (:func:`rollwise.runtime.passes.post_logged`). No event is lost by a kill between the
@@ -63,6 +64,7 @@ from rollwise.adapters.errors import (
 )
 from rollwise.adapters.kube import ROLLOUTS
 from rollwise.adapters.traffic.base import TrafficRouter
+from rollwise.adapters.traffic.route import write_weight
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event
 from rollwise.core.notification_bodies import Subject
@@ -95,7 +97,6 @@ from rollwise.runtime.passes import (
 from rollwise.runtime.rollout.observe import (
     Seen,
     observe,
-    router_context,
 )
 from rollwise.runtime.rollout.ports import (
     Ports,
@@ -148,11 +149,10 @@ def _apply(
         return workloads.delete_revision(obj.ref, action.revision)
     if isinstance(action, PointStableService | PointCanaryService):
         return workloads.point_service(obj.namespace, action.service, action.revision)
-    if router is None or router.scales_revisions:
+    if router is None:
         return False
     weight = 0 if action.canary_revision == action.stable_revision else action.weight
-    router.set_weight(weight)
-    return seen.actual_weight != weight
+    return write_weight(router, weight) and seen.actual_weight != weight
 
 
 @dataclass(frozen=True)
@@ -179,12 +179,9 @@ async def _decide_and_commit(
         acted = False
         if spec is None or not decision.actions:
             return acted, None
-        router = ports.router_for(
-            spec.strategy.canary.traffic_routing, router_context(obj, spec, decision.status)
-        )
         for action in decision.actions:
             try:
-                acted = _apply(action, obj, ports, router, seen.observations) or acted
+                acted = _apply(action, obj, ports, seen.router, seen.observations) or acted
             except AdapterError as exc:
                 return True, ActionFailure(action, exc, describe(action))
         return acted, None
