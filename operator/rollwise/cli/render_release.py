@@ -27,15 +27,13 @@ from rollwise.cli.render import (
     Symbols,
     age,
     clip,
-    conditions_lines,
-    events_lines,
     human_duration,
     last_value,
     metric_result,
-    sorted_by_name,
     step_text,
     table,
 )
+from rollwise.cli.sections import conditions_lines, events_lines, list_table
 from rollwise.cli.text import generation_lag
 from rollwise.core.modelrelease.observations import BACKEND_KSERVE, BACKEND_TEMPLATE
 from rollwise.core.modelrelease.spec import all_gates, child_rollout_name, parse_release_spec
@@ -489,6 +487,22 @@ def render_release(
 # The list
 
 
+def _release_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> list[str]:
+    meta = _as_dict(item.get("metadata"))
+    spec = _as_dict(item.get("spec"))
+    status = _as_dict(item.get("status"))
+    alias = _text(_as_dict(spec.get("alias")).get("name")) or "production"
+    return [
+        str(meta.get("name", "")),
+        palette.word(_text(status.get("stage"))) or "<none>",
+        palette.word(_text(status.get("phase"))) or "-",
+        str(spec.get("model") or "-"),
+        str(spec.get("version") or "-"),
+        alias,
+        age(meta.get("creationTimestamp"), now),
+    ]
+
+
 def render_release_table(
     items: Sequence[Mapping[str, Any]],
     now: datetime,
@@ -498,27 +512,12 @@ def render_release_table(
 ) -> list[str]:
     """The ModelReleases table of ``kubectl rollwise list`` (lines, no trailing newline)."""
     header = ["NAME", "STAGE", "PHASE", "MODEL", "VERSION", "ALIAS", "AGE"]
-    rows = []
-    for item in sorted_by_name(items):
-        meta = _as_dict(item.get("metadata"))
-        spec = _as_dict(item.get("spec"))
-        status = _as_dict(item.get("status"))
-        alias = _text(_as_dict(spec.get("alias")).get("name")) or "production"
-        row = [
-            str(meta.get("name", "")),
-            palette.word(_text(status.get("stage"))) or "<none>",
-            palette.word(_text(status.get("phase"))) or "-",
-            str(spec.get("model") or "-"),
-            str(spec.get("version") or "-"),
-            alias,
-            age(meta.get("creationTimestamp"), now),
-        ]
-        if all_namespaces:
-            row.insert(0, str(meta.get("namespace", "")))
-        rows.append(row)
-    if all_namespaces:
-        header.insert(0, "NAMESPACE")
-    return table(header, rows)
+    return list_table(
+        header,
+        items,
+        lambda item: _release_row(item, now, palette),
+        all_namespaces=all_namespaces,
+    )
 
 
 __all__ = [

@@ -36,7 +36,7 @@ import kopf
 
 from rollwise.adapters.resources import Resource
 from rollwise.adapters.watch_cache import WatchCache
-from rollwise.runtime.passes import NamespaceShares
+from rollwise.runtime.measuring import NamespaceShares
 from rollwise.runtime.skeleton import Memory
 
 #: Seconds a stopping daemon gets to finish its pass before kopf cancels it.

@@ -35,9 +35,9 @@ from rollwise.runtime import logging as rlog
 from rollwise.runtime.admission import AdmissionSetupError, read_keyring, setup_admission
 from rollwise.runtime.cluster import ProviderCache, build_ports, build_release_ports
 from rollwise.runtime.loops import Loops, PassSlots, diffbase_storage, operator_settings
+from rollwise.runtime.measuring import QueryBudget
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.notify import DeliveryQueue, Notifier, register_notifications
-from rollwise.runtime.passes import QueryBudget
 from rollwise.runtime.release.handlers import register_releases
 from rollwise.runtime.rollout.handlers import register
 from rollwise.runtime.setting_values import SettingsError

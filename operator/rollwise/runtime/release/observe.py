@@ -28,6 +28,7 @@ from rollwise.core.modelrelease.observations import (
     ReleaseObservations,
     RevokeRequest,
 )
+from rollwise.core.modelrelease.overrides import release_override
 from rollwise.core.modelrelease.policy import ClusterPolicy, ReleaseRules
 from rollwise.core.modelrelease.release import release_metrics
 from rollwise.core.modelrelease.spec import (
@@ -37,18 +38,13 @@ from rollwise.core.modelrelease.spec import (
 )
 from rollwise.core.modelrelease.status import ModelReleaseStatus
 from rollwise.core.observations import Measurement
-from rollwise.core.overrides import in_effect, read_overrides, release_override
+from rollwise.core.overrides import in_effect, read_overrides
 from rollwise.core.phases import Phase
 from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
 from rollwise.core.reasons import clip
 from rollwise.core.spec import ModelReleaseSpec
-from rollwise.runtime.passes import (
-    check_queries,
-    events_posted,
-    measure,
-    provider_problems,
-    validated,
-)
+from rollwise.runtime.measuring import check_queries, measure, provider_problems
+from rollwise.runtime.passes import events_posted, validated
 from rollwise.runtime.release.ports import (
     ReleaseObject,
     ReleasePorts,

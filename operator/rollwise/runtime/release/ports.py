@@ -35,12 +35,9 @@ from rollwise.core.modelrelease.policy import ClusterPolicy
 from rollwise.core.modelrelease.status import ModelReleaseStatus
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
+from rollwise.runtime.measuring import ProviderFactory, QueryBudget
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import (
-    NotifierPort,
-    ProviderFactory,
-    QueryBudget,
-)
+from rollwise.runtime.passes import NotifierPort
 from rollwise.runtime.skeleton import (
     ObjectHeader,
     utc_now,

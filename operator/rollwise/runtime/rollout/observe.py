@@ -33,13 +33,8 @@ from rollwise.core.rollout.overrides import RolloutOverride, rollout_effect
 from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec, TrafficRouting
 from rollwise.core.validation import load_rollout_spec
-from rollwise.runtime.passes import (
-    check_queries,
-    events_posted,
-    measure,
-    provider_problems,
-    validated,
-)
+from rollwise.runtime.measuring import check_queries, measure, provider_problems
+from rollwise.runtime.passes import events_posted, validated
 from rollwise.runtime.rollout.ports import (
     Ports,
     RolloutObject,
