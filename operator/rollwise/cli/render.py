@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from rollwise.cli.colour import PLAIN, Palette
-from rollwise.cli.sections import conditions_lines, events_lines, list_table
+from rollwise.cli.sections import conditions_lines, events_lines, list_view
 from rollwise.cli.text import (
     ASCII,
     UNICODE,
@@ -482,21 +482,10 @@ def _rollout_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> li
     ]
 
 
-def render_rollout_table(
-    items: Sequence[Mapping[str, Any]],
-    now: datetime,
-    *,
-    all_namespaces: bool,
-    palette: Palette = PLAIN,
-) -> list[str]:
-    """The Rollouts table of ``kubectl rollwise list`` (lines, no trailing newline)."""
-    header = ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "AGE"]
-    return list_table(
-        header,
-        items,
-        lambda item: _rollout_row(item, now, palette),
-        all_namespaces=all_namespaces,
-    )
+#: The Rollouts table of ``kubectl rollwise list``.
+render_rollout_table = list_view(
+    ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "AGE"], _rollout_row
+)
 
 
 __all__ = [

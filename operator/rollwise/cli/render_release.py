@@ -33,7 +33,7 @@ from rollwise.cli.render import (
     step_text,
     table,
 )
-from rollwise.cli.sections import conditions_lines, events_lines, list_table
+from rollwise.cli.sections import conditions_lines, events_lines, list_view
 from rollwise.cli.text import generation_lag
 from rollwise.core.modelrelease.observations import BACKEND_KSERVE, BACKEND_TEMPLATE
 from rollwise.core.modelrelease.spec import all_gates, child_rollout_name, parse_release_spec
@@ -503,21 +503,10 @@ def _release_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> li
     ]
 
 
-def render_release_table(
-    items: Sequence[Mapping[str, Any]],
-    now: datetime,
-    *,
-    all_namespaces: bool,
-    palette: Palette = PLAIN,
-) -> list[str]:
-    """The ModelReleases table of ``kubectl rollwise list`` (lines, no trailing newline)."""
-    header = ["NAME", "STAGE", "PHASE", "MODEL", "VERSION", "ALIAS", "AGE"]
-    return list_table(
-        header,
-        items,
-        lambda item: _release_row(item, now, palette),
-        all_namespaces=all_namespaces,
-    )
+#: The ModelReleases table of ``kubectl rollwise list``.
+render_release_table = list_view(
+    ["NAME", "STAGE", "PHASE", "MODEL", "VERSION", "ALIAS", "AGE"], _release_row
+)
 
 
 __all__ = [

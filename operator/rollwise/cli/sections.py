@@ -146,11 +146,34 @@ def list_table(
     return table(["NAMESPACE", *header] if all_namespaces else list(header), rows)
 
 
+Row = Callable[[Mapping[str, Any], datetime, Palette], list[str]]
+ListView = Callable[..., list[str]]
+
+
+def list_view(header: Sequence[str], row: Row) -> ListView:
+    """The ``kubectl rollwise list`` table of one kind: ``view(items, now, *, all_namespaces,
+    palette=PLAIN)`` gives its lines (no trailing newline), one ``row`` per object."""
+
+    def view(
+        items: Sequence[Mapping[str, Any]],
+        now: datetime,
+        *,
+        all_namespaces: bool,
+        palette: Palette = PLAIN,
+    ) -> list[str]:
+        return list_table(
+            header, items, lambda item: row(item, now, palette), all_namespaces=all_namespaces
+        )
+
+    return view
+
+
 __all__ = [
     "MAX_EVENTS",
     "conditions_lines",
     "event_time",
     "events_lines",
     "list_table",
+    "list_view",
     "sorted_by_name",
 ]

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from rollwise.adapters.errors import AdapterError, QueryRefused
 from rollwise.adapters.metrics.base import MetricProvider
@@ -218,6 +218,48 @@ async def query_metric(
     return Measurement(value=value, at=now)
 
 
+class Measuring(Protocol):
+    """What measuring needs of a kind's ports: its providers, the default Prometheus, the
+    operator's metrics and the query budget."""
+
+    @property
+    def provider_for(self) -> ProviderFactory: ...
+
+    @property
+    def default_prometheus(self) -> str | None: ...
+
+    @property
+    def metrics(self) -> OperatorMetrics | None: ...
+
+    @property
+    def queries(self) -> QueryBudget | None: ...
+
+
+async def measure_due(
+    ports: Measuring,
+    due: Sequence[Metric],
+    context: Mapping[str, str],
+    *,
+    now: datetime,
+    log: Any,
+    namespace: str,
+) -> dict[str, Measurement]:
+    """:func:`measure` through a pass's ports (none when nothing is due)."""
+    if not due:
+        return {}
+    return await measure(
+        due,
+        context,
+        provider_for=ports.provider_for,
+        default_prometheus=ports.default_prometheus,
+        now=now,
+        metrics=ports.metrics,
+        log=log,
+        budget=ports.queries,
+        namespace=namespace,
+    )
+
+
 async def measure(
     due: Sequence[Metric],
     context: Mapping[str, str],
@@ -333,12 +375,14 @@ __all__ = [
     "MAX_MEASUREMENT_ERROR",
     "NO_PROMETHEUS",
     "WEB_PREFIX",
+    "Measuring",
     "NamespaceShares",
     "ProviderFactory",
     "QueryBudget",
     "check_queries",
     "clip_error",
     "measure",
+    "measure_due",
     "metric_timeout",
     "normal_url",
     "provider_problems",

@@ -13,7 +13,8 @@ progress: that is in status) is a :class:`Memory`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, Self, TypeVar
@@ -25,7 +26,14 @@ from rollwise.adapters.resources import Resource, copy_json
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event, EventLog, LoggedEvent
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import EVENT_RETRY_SECONDS, post_events, post_logged, soonest
+from rollwise.runtime.passes import (
+    EVENT_RETRY_SECONDS,
+    count_failure,
+    error_code,
+    post_events,
+    post_logged,
+    soonest,
+)
 
 A = TypeVar("A")
 D = TypeVar("D")
@@ -134,6 +142,52 @@ async def read_object(
     return found
 
 
+class PassPorts(Protocol):
+    """What :func:`timed_pass` needs of a kind's ports."""
+
+    @property
+    def metrics(self) -> OperatorMetrics | None: ...
+
+    @property
+    def for_pass(self) -> Callable[[WatchCache | None], Any] | None: ...
+
+
+P = TypeVar("P", bound=PassPorts)
+R = TypeVar("R")
+
+
+async def timed_pass(ports: P, cache: WatchCache | None, run: Callable[[P], Awaitable[R]]) -> R:
+    """Runs one pass with the ports for it (``for_pass``: a read view through ``cache``, so
+    that the pass reads each object at most once), timed in
+    ``rollwise_reconcile_duration_seconds``."""
+    started = time.monotonic()
+    if ports.for_pass is not None:
+        ports = ports.for_pass(cache)
+    try:
+        return await run(ports)
+    finally:
+        if ports.metrics is not None:
+            ports.metrics.reconcile_duration.observe(time.monotonic() - started)
+
+
+def cannot(
+    call: str,
+    message: str,
+    exc: AdapterError,
+    memory: Memory,
+    *,
+    metrics: OperatorMetrics | None,
+    log: Any,
+) -> PassResult[Any]:
+    """A pass that could not read what it needs (``call``: what failed, as
+    ``rollwise_api_errors_total`` counts it; ``message``: the log line): logged, counted, and
+    looked at again after the failure backoff (or the server's ``Retry-After``)."""
+    if metrics is not None:
+        metrics.api_error(call, error_code(exc))
+    log.warning(message, error=exc.message)
+    return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
+
+
 def parse_status(model: type[S], raw: dict[str, Any] | None, log: Any) -> S | None:
     """The object's status, or None when it has none or this version cannot read it."""
     if raw is None:
@@ -229,12 +283,15 @@ __all__ = [
     "ActionFailure",
     "Memory",
     "ObjectHeader",
+    "PassPorts",
     "PassResult",
     "Persisted",
+    "cannot",
     "merge_patch_diff",
     "parse_status",
     "persist",
     "post_pass_events",
     "read_object",
+    "timed_pass",
     "utc_now",
 ]

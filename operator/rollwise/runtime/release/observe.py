@@ -43,7 +43,7 @@ from rollwise.core.phases import Phase
 from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
 from rollwise.core.reasons import clip
 from rollwise.core.spec import ModelReleaseSpec
-from rollwise.runtime.measuring import check_queries, measure, provider_problems
+from rollwise.runtime.measuring import check_queries, measure_due, provider_problems
 from rollwise.runtime.passes import events_posted, validated
 from rollwise.runtime.release.ports import (
     ReleaseObject,
@@ -96,19 +96,16 @@ async def _measure(
     log: Any,
 ) -> dict[str, Measurement]:
     due = release_due_metrics(spec, status, now)
-    if not due:
+    if due and provider_problems(
+        release_metrics(spec), ports.allowed_prometheus, ports.web_providers
+    ):
         return {}
-    if provider_problems(release_metrics(spec), ports.allowed_prometheus, ports.web_providers):
-        return {}
-    return await measure(
+    return await measure_due(
+        ports,
         [d.metric for d in due],
         release_query_context(obj.namespace, spec, status),
-        provider_for=ports.provider_for,
-        default_prometheus=ports.default_prometheus,
         now=now,
-        metrics=ports.metrics,
         log=log,
-        budget=ports.queries,
         namespace=obj.namespace,
     )
 

@@ -40,7 +40,6 @@ Candidate that is not refused or invalid; the others stay Candidate, ``Queued`` 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,7 +70,6 @@ from rollwise.runtime.logging import release_logger
 from rollwise.runtime.passes import (
     CONFLICT_RETRY_SECONDS,
     after_actions,
-    count_failure,
     error_code,
     status_write_failed,
 )
@@ -90,9 +88,11 @@ from rollwise.runtime.skeleton import (
     Memory,
     PassResult,
     Persisted,
+    cannot,
     persist,
     post_pass_events,
     read_object,
+    timed_pass,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -248,14 +248,9 @@ async def reconcile_release(
     watch-fed read cache of the release's loop; None: every read goes to the API server).
     Never raises for cluster, registry or provider failures: they come back in the result
     with the time to look again."""
-    started = time.monotonic()
-    if ports.for_pass is not None:
-        ports = ports.for_pass(cache)
-    try:
-        return await _reconcile(namespace, name, ports, memory, cache)
-    finally:
-        if ports.metrics is not None:
-            ports.metrics.reconcile_duration.observe(time.monotonic() - started)
+    return await timed_pass(
+        ports, cache, lambda for_pass: _reconcile(namespace, name, for_pass, memory, cache)
+    )
 
 
 async def _reconcile(
@@ -265,10 +260,14 @@ async def _reconcile(
     try:
         body = await read_object(MODELRELEASES, namespace, name, ports.cluster.read_release, cache)
     except AdapterError as exc:
-        if ports.metrics is not None:
-            ports.metrics.api_error("read_release", error_code(exc))
-        log.warning("cannot read the ModelRelease", error=exc.message)
-        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
+        return cannot(
+            "read_release",
+            "cannot read the ModelRelease",
+            exc,
+            memory,
+            metrics=ports.metrics,
+            log=log,
+        )
     if body is None:
         return PassResult(requeue_after=None, gone=True)
     obj = ReleaseObject.from_body(body)
@@ -279,10 +278,9 @@ async def _reconcile(
     try:
         seen = await observe(obj, ports, now, log, memory)
     except AdapterError as exc:
-        if ports.metrics is not None:
-            ports.metrics.api_error("observe", error_code(exc))
-        log.warning("cannot observe the cluster", error=exc.message)
-        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
+        return cannot(
+            "observe", "cannot observe the cluster", exc, memory, metrics=ports.metrics, log=log
+        )
 
     ticket_text = ticket if isinstance(ticket, str) and ticket else "unknown"
     events: list[Event] = []

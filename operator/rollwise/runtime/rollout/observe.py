@@ -33,7 +33,7 @@ from rollwise.core.rollout.overrides import RolloutOverride, rollout_effect
 from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec, TrafficRouting
 from rollwise.core.validation import load_rollout_spec
-from rollwise.runtime.measuring import check_queries, measure, provider_problems
+from rollwise.runtime.measuring import check_queries, measure_due, provider_problems
 from rollwise.runtime.passes import events_posted, validated
 from rollwise.runtime.rollout.ports import (
     Ports,
@@ -84,18 +84,12 @@ async def _measure(
     held: bool = False,
 ) -> dict[str, Measurement]:
     spec, status = seen
-    due = due_metrics(spec, status, now, held=held)
-    if not due:
-        return {}
-    return await measure(
-        [d.metric for d in due],
+    return await measure_due(
+        ports,
+        [d.metric for d in due_metrics(spec, status, now, held=held)],
         query_context(obj.namespace, obj.name, spec, status),
-        provider_for=ports.provider_for,
-        default_prometheus=ports.default_prometheus,
         now=now,
-        metrics=ports.metrics,
         log=log,
-        budget=ports.queries,
         namespace=obj.namespace,
     )
 

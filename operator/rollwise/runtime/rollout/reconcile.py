@@ -51,7 +51,6 @@ missing or events are left to post; None means nothing is pending.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,7 +88,6 @@ from rollwise.runtime.logging import rollout_logger
 from rollwise.runtime.passes import (
     CONFLICT_RETRY_SECONDS,
     after_actions,
-    count_failure,
     error_code,
     soonest,
     status_write_failed,
@@ -107,9 +105,11 @@ from rollwise.runtime.skeleton import (
     ActionFailure,
     Memory,
     PassResult,
+    cannot,
     persist,
     post_pass_events,
     read_object,
+    timed_pass,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -281,14 +281,9 @@ async def reconcile(
     read cache of the Rollout's loop; None: every read goes to the API server). Never raises
     for cluster or provider failures: they come back in the result with the time to look
     again."""
-    started = time.monotonic()
-    if ports.for_pass is not None:
-        ports = ports.for_pass(cache)
-    try:
-        return await _reconcile(namespace, name, ports, memory, cache)
-    finally:
-        if ports.metrics is not None:
-            ports.metrics.reconcile_duration.observe(time.monotonic() - started)
+    return await timed_pass(
+        ports, cache, lambda for_pass: _reconcile(namespace, name, for_pass, memory, cache)
+    )
 
 
 async def _reconcile(
@@ -298,10 +293,9 @@ async def _reconcile(
     try:
         body = await read_object(ROLLOUTS, namespace, name, ports.cluster.read_rollout, cache)
     except AdapterError as exc:
-        if ports.metrics is not None:
-            ports.metrics.api_error("read_rollout", error_code(exc))
-        log.warning("cannot read the Rollout", error=exc.message)
-        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
+        return cannot(
+            "read_rollout", "cannot read the Rollout", exc, memory, metrics=ports.metrics, log=log
+        )
     if body is None:
         if ports.metrics is not None:
             ports.metrics.forget(namespace, name)
@@ -311,10 +305,9 @@ async def _reconcile(
     try:
         seen = await observe(obj, ports, now, log, memory)
     except AdapterError as exc:
-        if ports.metrics is not None:
-            ports.metrics.api_error("observe", error_code(exc))
-        log.warning("cannot observe the cluster", error=exc.message)
-        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
+        return cannot(
+            "observe", "cannot observe the cluster", exc, memory, metrics=ports.metrics, log=log
+        )
     log = rollout_logger(namespace, name, seen.observations.template_hash)
 
     decision, changed, done = await _decide_and_commit(obj, seen, ports, now)
