@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from rollwise.adapters.errors import AdapterError, QueryRefused
+from rollwise.adapters.errors import AdapterError, ProviderUnavailable, QueryRefused
 from rollwise.adapters.metrics.base import MetricProvider
 from rollwise.core.analysis import (
     QueryTemplateError,
@@ -41,6 +41,10 @@ NO_PROMETHEUS = (
     "or the operator's ROLLWISE_PROMETHEUS_URL"
 )
 
+
+#: How a measurement's error starts when the provider's health check fails as well: the
+#: provider is down, not just this query.
+PROVIDER_OFFLINE = "the metric provider is offline (its health check fails too)"
 
 #: Longest provider error a measurement keeps (it reaches status and events).
 MAX_MEASUREMENT_ERROR = 300
@@ -206,13 +210,24 @@ async def query_metric(
 ) -> Measurement:
     """One measurement: the provider's value, ``value=None`` for no data, or the provider's
     error (counted in ``rollwise_api_errors_total``). Runs the synchronous client in a thread
-    (the ``budget``'s, within ``namespace``'s share, when given)."""
+    (the ``budget``'s, within ``namespace``'s share, when given).
+
+    When the provider cannot be reached (``ProviderUnavailable``), its health check
+    (``MetricProvider.is_online``) tells a provider that is down from a query that failed on
+    a live one: the error of an offline provider starts with :data:`PROVIDER_OFFLINE`, which
+    the ``MeasurementError`` event and the analysis in status carry. Only a failed query pays
+    for the check."""
     try:
         value = await _call(budget, namespace, provider.query, query, timeout)
     except AdapterError as exc:
         if metrics is not None:
             metrics.api_error("prometheus_query", error_code(exc))
-        error = clip_error(exc.message)
+        message = exc.message
+        if isinstance(exc, ProviderUnavailable) and not await _call(
+            budget, namespace, provider.is_online
+        ):
+            message = f"{PROVIDER_OFFLINE}: {message}"
+        error = clip_error(message)
         log.warning("metric query failed", metric=name, error=error)
         return Measurement(value=None, at=now, error=error)
     return Measurement(value=value, at=now)
@@ -374,6 +389,7 @@ __all__ = [
     "DEFAULT_MAX_QUERY_SECONDS",
     "MAX_MEASUREMENT_ERROR",
     "NO_PROMETHEUS",
+    "PROVIDER_OFFLINE",
     "WEB_PREFIX",
     "Measuring",
     "NamespaceShares",
