@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from rollwise.cli.colour import PLAIN, Palette
-from rollwise.cli.sections import conditions_lines, events_lines, list_view
+from rollwise.cli.sections import closing_lines, list_view
 from rollwise.cli.text import (
     ASCII,
     UNICODE,
@@ -444,12 +444,15 @@ def render_rollout(
         lines.append("")
         lines += tree_lines(tree, now, symbols=symbols, palette=palette)
 
-    if status is not None and status.conditions:
-        lines.append("")
-        lines += conditions_lines(status.conditions, status.message, now, symbols, width=width)
-
-    lines.append("")
-    lines += events_lines(events, now, symbols, width=width, palette=palette)
+    lines += closing_lines(
+        status.conditions if status is not None else [],
+        status.message if status is not None else "",
+        events,
+        now,
+        symbols,
+        width=width,
+        palette=palette,
+    )
     return "\n".join(lines) + "\n"
 
 

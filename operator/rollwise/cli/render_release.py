@@ -33,7 +33,7 @@ from rollwise.cli.render import (
     step_text,
     table,
 )
-from rollwise.cli.sections import conditions_lines, events_lines, list_view
+from rollwise.cli.sections import closing_lines, list_view
 from rollwise.cli.text import generation_lag
 from rollwise.core.modelrelease.observations import BACKEND_KSERVE, BACKEND_TEMPLATE
 from rollwise.core.modelrelease.spec import all_gates, child_rollout_name, parse_release_spec
@@ -475,11 +475,15 @@ def render_release(
     )
     lines.append("")
     lines += _history_lines(status.history if status is not None else [], now, symbols)
-    if status is not None and status.conditions:
-        lines.append("")
-        lines += conditions_lines(status.conditions, status.message, now, symbols, width=width)
-    lines.append("")
-    lines += events_lines(events, now, symbols, width=width, palette=palette)
+    lines += closing_lines(
+        status.conditions if status is not None else [],
+        status.message if status is not None else "",
+        events,
+        now,
+        symbols,
+        width=width,
+        palette=palette,
+    )
     return "\n".join(lines) + "\n"
 
 

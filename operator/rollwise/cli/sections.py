@@ -118,6 +118,24 @@ def events_lines(
     return ["Events:", *table(header, fit_last_column(header, rows, "  ", width, symbols), "  ")]
 
 
+def closing_lines(
+    conditions: Sequence[Condition | ReleaseCondition],
+    message: str,
+    events: Sequence[Mapping[str, Any]],
+    now: datetime,
+    symbols: Symbols,
+    *,
+    width: int | None = None,
+    palette: Palette = PLAIN,
+) -> list[str]:
+    """What every view ends with: its ``Conditions:`` (when it has any), then its
+    ``Events:``, each after a blank line."""
+    lines: list[str] = []
+    if conditions:
+        lines += ["", *conditions_lines(conditions, message, now, symbols, width=width)]
+    return [*lines, "", *events_lines(events, now, symbols, width=width, palette=palette)]
+
+
 def sorted_by_name(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Objects by namespace, then name, as ``kubectl get`` lists them."""
 
@@ -170,6 +188,7 @@ def list_view(header: Sequence[str], row: Row) -> ListView:
 
 __all__ = [
     "MAX_EVENTS",
+    "closing_lines",
     "conditions_lines",
     "event_time",
     "events_lines",
