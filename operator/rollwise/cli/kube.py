@@ -10,7 +10,9 @@ classes: importing ``CoreV1Api`` alone builds the models of the whole core group
 second before the first request, and the views want plain dicts anyway.
 
 Only this module (and :mod:`rollwise.cli.watch`, through :meth:`Cluster.watch_object`)
-touches the client; it talks to the API server alone, never to the operator.
+touches the client; it talks to the API server alone, never to the operator. What an answer
+or a client failure means is the adapters' mapping (``adapters.kube``: ``error_from_status``,
+``unreachable``), the operator's own; this module only words it for a terminal.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-import urllib3
-
+from rollwise.adapters.errors import Forbidden
+from rollwise.adapters.kube import error_from_status, unreachable
 from rollwise.cli.common import (
     GROUP,
     KIND_WORDS,
@@ -177,14 +179,17 @@ class Cluster:
         """Runs one API call, translating transport failures (API errors are the caller's)."""
         try:
             return what()
-        except (urllib3.exceptions.HTTPError, OSError, TimeoutError) as exc:
-            raise self.unreachable(exc) from exc
+        except Exception as exc:
+            if unreachable(exc):
+                raise self.unreachable(exc) from exc
+            raise
 
     def unreachable(self, exc: BaseException) -> CliError:
         return CliError(f"cannot reach the API server at {self.host}: {_errno_text(exc)}")
 
     def api_error(self, exc: ApiStatus, doing: str) -> CliError:
-        if exc.status in (401, 403):
+        """The failure of ``doing`` as one line, classified by the adapters' error mapping."""
+        if isinstance(error_from_status(exc.status, exc.message), Forbidden):
             return CliError(f"{doing}: forbidden: {exc.message}")
         return CliError(f"{doing}: {exc.message} (HTTP {exc.status})")
 

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import kopf
 
+from rollwise import GROUP
 from rollwise.adapters.resources import Resource
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.runtime.measuring import NamespaceShares
@@ -44,7 +45,7 @@ CANCELLATION_TIMEOUT = 10.0
 
 
 #: Prefix of kopf's own annotations and of the finalizer.
-KOPF_PREFIX = "rollwise.dev"
+KOPF_PREFIX = GROUP
 
 
 async def sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:

@@ -124,6 +124,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from rollwise import GROUP
 from rollwise.adapters.gates.access import EvidenceAccess
 from rollwise.adapters.notify import (
     DEFAULT_DENIED_NETWORKS,
@@ -177,7 +178,7 @@ DEFAULT_MAX_QUERY_SECONDS = 30.0
 
 
 #: The name of the MutatingWebhookConfiguration the operator manages (kopf's ``managed``).
-WEBHOOK_CONFIGURATION = "rollwise.dev"
+WEBHOOK_CONFIGURATION = GROUP
 #: The webhook binds every interface by default: the API server calls it from outside the pod.
 DEFAULT_WEBHOOK_LISTEN = "0.0.0.0"
 DEFAULT_WEBHOOK_HOST = "127.0.0.1"
