@@ -34,10 +34,11 @@ from rollwise.core.signing import key_id
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.admission import AdmissionSetupError, read_keyring, setup_admission
 from rollwise.runtime.cluster import ProviderCache, build_ports, build_release_ports
+from rollwise.runtime.delivery import DeliveryQueue
 from rollwise.runtime.loops import Loops, PassSlots, diffbase_storage, operator_settings
 from rollwise.runtime.measuring import QueryBudget
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.notify import DeliveryQueue, Notifier, register_notifications
+from rollwise.runtime.notify import Notifier, register_notifications
 from rollwise.runtime.release.handlers import register_releases
 from rollwise.runtime.rollout.handlers import register
 from rollwise.runtime.setting_values import SettingsError
