@@ -444,15 +444,7 @@ def render_rollout(
         lines.append("")
         lines += tree_lines(tree, now, symbols=symbols, palette=palette)
 
-    lines += closing_lines(
-        status.conditions if status is not None else [],
-        status.message if status is not None else "",
-        events,
-        now,
-        symbols,
-        width=width,
-        palette=palette,
-    )
+    lines += closing_lines(status, events, now, symbols, width=width, palette=palette)
     return "\n".join(lines) + "\n"
 
 

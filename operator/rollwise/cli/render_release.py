@@ -475,15 +475,7 @@ def render_release(
     )
     lines.append("")
     lines += _history_lines(status.history if status is not None else [], now, symbols)
-    lines += closing_lines(
-        status.conditions if status is not None else [],
-        status.message if status is not None else "",
-        events,
-        now,
-        symbols,
-        width=width,
-        palette=palette,
-    )
+    lines += closing_lines(status, events, now, symbols, width=width, palette=palette)
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rollwise.cli.colour import PLAIN, Palette
 from rollwise.cli.text import Symbols, age, fit_last_column, human_duration, parse_time, table
@@ -118,9 +118,16 @@ def events_lines(
     return ["Events:", *table(header, fit_last_column(header, rows, "  ", width, symbols), "  ")]
 
 
+class _WithConditions(Protocol):
+    @property
+    def conditions(self) -> Sequence[Condition | ReleaseCondition]: ...
+
+    @property
+    def message(self) -> str: ...
+
+
 def closing_lines(
-    conditions: Sequence[Condition | ReleaseCondition],
-    message: str,
+    status: _WithConditions | None,
     events: Sequence[Mapping[str, Any]],
     now: datetime,
     symbols: Symbols,
@@ -128,11 +135,12 @@ def closing_lines(
     width: int | None = None,
     palette: Palette = PLAIN,
 ) -> list[str]:
-    """What every view ends with: its ``Conditions:`` (when it has any), then its
-    ``Events:``, each after a blank line."""
+    """What every view ends with: the ``Conditions:`` of ``status`` (when it has any), then
+    the ``Events:``, each after a blank line."""
     lines: list[str] = []
-    if conditions:
-        lines += ["", *conditions_lines(conditions, message, now, symbols, width=width)]
+    if status is not None and status.conditions:
+        table_ = conditions_lines(status.conditions, status.message, now, symbols, width=width)
+        lines += ["", *table_]
     return [*lines, "", *events_lines(events, now, symbols, width=width, palette=palette)]
 
 

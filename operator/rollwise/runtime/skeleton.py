@@ -188,6 +188,50 @@ def cannot(
     return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
 
 
+class Decided(Protocol):
+    """What :func:`pass_done` needs of a kind's decision."""
+
+    @property
+    def actions(self) -> Sequence[object]: ...
+
+    @property
+    def events(self) -> Sequence[Event]: ...
+
+
+DD = TypeVar("DD", bound=Decided)
+
+
+def pass_done(
+    decision: DD,
+    requeue: float | None,
+    *,
+    status_written: bool,
+    acted: bool,
+    failure: ActionFailure[Any] | None,
+    reports: Sequence[Event],
+    log: Any,
+    **fields: object,
+) -> PassResult[DD]:
+    """The end of a pass that stored its status: one debug line (``fields`` first: what the
+    kind's status says), and the result with the decision's events and this process's
+    ``reports``."""
+    log.debug(
+        "pass done",
+        **fields,
+        actions=len(decision.actions),
+        status_written=status_written,
+        requeue_after=requeue,
+    )
+    return PassResult(
+        requeue_after=requeue,
+        decision=decision,
+        status_written=status_written,
+        acted=acted,
+        failure=failure,
+        events=(*decision.events, *reports),
+    )
+
+
 def parse_status(model: type[S], raw: dict[str, Any] | None, log: Any) -> S | None:
     """The object's status, or None when it has none or this version cannot read it."""
     if raw is None:
@@ -281,6 +325,7 @@ async def post_pass_events(
 
 __all__ = [
     "ActionFailure",
+    "Decided",
     "Memory",
     "ObjectHeader",
     "PassPorts",
@@ -289,6 +334,7 @@ __all__ = [
     "cannot",
     "merge_patch_diff",
     "parse_status",
+    "pass_done",
     "persist",
     "post_pass_events",
     "read_object",

@@ -89,6 +89,7 @@ from rollwise.runtime.skeleton import (
     PassResult,
     Persisted,
     cannot,
+    pass_done,
     persist,
     post_pass_events,
     read_object,
@@ -374,21 +375,16 @@ async def _reconcile(
             model=seen.spec.model if seen.spec is not None else "",
             version=seen.spec.version if seen.spec is not None else "",
         )
-    log.debug(
-        "pass done",
-        stage=decision.status.stage.value if decision.status.stage else None,
-        phase=decision.status.phase.value if decision.status.phase else None,
-        actions=len(decision.actions),
-        status_written=status_written,
-        requeue_after=requeue,
-    )
-    return PassResult(
-        requeue_after=requeue,
-        decision=decision,
+    return pass_done(
+        decision,
+        requeue,
         status_written=status_written,
         acted=acted,
         failure=failure,
-        events=(*decision.events, *events),
+        reports=events,
+        log=log,
+        stage=decision.status.stage.value if decision.status.stage else None,
+        phase=decision.status.phase.value if decision.status.phase else None,
     )
 
 

@@ -106,6 +106,7 @@ from rollwise.runtime.skeleton import (
     Memory,
     PassResult,
     cannot,
+    pass_done,
     persist,
     post_pass_events,
     read_object,
@@ -376,21 +377,16 @@ async def _reconcile(
             error=done.write_error.message,
         )
     _record_metrics(ports, obj, decision, list(seen.observations.measurements), seen.spec)
-    log.debug(
-        "pass done",
-        phase=decision.status.phase.value if decision.status.phase else None,
-        weight=decision.status.canary_weight,
-        actions=len(decision.actions),
-        status_written=status_written,
-        requeue_after=requeue,
-    )
-    return PassResult(
-        requeue_after=requeue,
-        decision=decision,
+    return pass_done(
+        decision,
+        requeue,
         status_written=status_written,
         acted=acted,
         failure=failure,
-        events=(*decision.events, *events),
+        reports=events,
+        log=log,
+        phase=decision.status.phase.value if decision.status.phase else None,
+        weight=decision.status.canary_weight,
     )
 
 
