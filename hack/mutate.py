@@ -41,6 +41,7 @@ MUTATED = (
     "src/rollwise/core/rollout/*",
     "src/rollwise/core/modelrelease/*",
     "src/rollwise/runtime/passes.py",
+    "src/rollwise/runtime/measuring.py",
     "src/rollwise/runtime/skeleton.py",
 )
 #: With ``--runtime``: the Rollout and ModelRelease passes too (about 2,200 more mutants, most

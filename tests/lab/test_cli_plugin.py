@@ -33,7 +33,7 @@ from hack.lab.testing.cluster_fixtures import (
     make_kubectl,
     manifest,
 )
-from rollwise.cli.kube import connect
+from rollwise.cli.connect import connect
 from rollwise.cli.watch import _Watcher
 from rollwise.core.conditions import ConditionStatus
 from rollwise.core.observations import revision_of

@@ -107,9 +107,15 @@ def translate(exc: BaseException, what: str) -> KubeError | None:
         return error_from_status(
             status, f"{what}: {_status_message(exc)} ({status})", _retry_after(exc)
         )
-    if isinstance(exc, urllib3.exceptions.HTTPError | OSError | TimeoutError):
+    if unreachable(exc):
         return Unavailable(f"{what}: API server unreachable: {exc}")
     return None
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a client exception means the API server could not be reached (connection,
+    TLS, timeout), as opposed to an answer of the server."""
+    return isinstance(exc, urllib3.exceptions.HTTPError | OSError | TimeoutError)
 
 
 @contextmanager
@@ -458,4 +464,5 @@ __all__ = [
     "error_from_status",
     "kube_errors",
     "translate",
+    "unreachable",
 ]

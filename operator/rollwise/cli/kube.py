@@ -1,11 +1,8 @@
-"""The plugin's connection to the API server: configuration, the calls it makes, and every
+"""The plugin's connection to the API server: the calls it makes, and every
 failure turned into one readable line (:class:`CliError`).
 
-Configuration follows kubectl: ``--kubeconfig``, else ``$KUBECONFIG``, else
-``~/.kube/config``; ``--context`` else the current context; the namespace from ``-n``, else
-the context's, else ``default``. Without any kubeconfig file, inside a pod
-(``KUBERNETES_SERVICE_HOST`` set), the pod's service account is used. The ``kubernetes``
-client's own loader reads the files; nothing here parses a kubeconfig.
+How the plugin connects (kubeconfig, context, namespace, in-cluster) is
+:mod:`rollwise.cli.connect`.
 
 Requests go through the client's ``ApiClient`` by path (``/apis/apps/v1/namespaces/...``) and
 answers are read as the JSON the API server sent, never through the client's typed API
@@ -13,24 +10,23 @@ classes: importing ``CoreV1Api`` alone builds the models of the whole core group
 second before the first request, and the views want plain dicts anyway.
 
 Only this module (and :mod:`rollwise.cli.watch`, through :meth:`Cluster.watch_object`)
-touches the client; it talks to the API server alone, never to the operator.
+touches the client; it talks to the API server alone, never to the operator. What an answer
+or a client failure means is the adapters' mapping (``adapters.kube``: ``error_from_status``,
+``unreachable``), the operator's own; this module only words it for a terminal.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-import urllib3
-from kubernetes import client, config
-
 from rollwise import ANALYSIS_TEMPLATES, CLUSTER_ANALYSIS_TEMPLATES
+from rollwise.adapters.errors import Forbidden
+from rollwise.adapters.kube import error_from_status, unreachable
 from rollwise.cli.common import (
     GROUP,
     KIND_WORDS,
@@ -58,8 +54,6 @@ JSON_PATCH = "application/json-patch+json"
 #: template, the revision label on their ReplicaSets and pods).
 ROLLOUT_LABEL = "rollwise.dev/rollout"
 REVISION_LABEL = "rollwise.dev/revision"
-
-_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 T = TypeVar("T")
 
@@ -187,14 +181,17 @@ class Cluster:
         """Runs one API call, translating transport failures (API errors are the caller's)."""
         try:
             return what()
-        except (urllib3.exceptions.HTTPError, OSError, TimeoutError) as exc:
-            raise self.unreachable(exc) from exc
+        except Exception as exc:
+            if unreachable(exc):
+                raise self.unreachable(exc) from exc
+            raise
 
     def unreachable(self, exc: BaseException) -> CliError:
         return CliError(f"cannot reach the API server at {self.host}: {_errno_text(exc)}")
 
     def api_error(self, exc: ApiStatus, doing: str) -> CliError:
-        if exc.status in (401, 403):
+        """The failure of ``doing`` as one line, classified by the adapters' error mapping."""
+        if isinstance(error_from_status(exc.status, exc.message), Forbidden):
             return CliError(f"{doing}: forbidden: {exc.message}")
         return CliError(f"{doing}: {exc.message} (HTTP {exc.status})")
 
@@ -574,66 +571,6 @@ def list_lines(response: Any) -> Iterator[bytes]:
         yield bytes(buffer).strip()
 
 
-def _kubeconfig_exists(path: str | None) -> bool:
-    if path:
-        return True
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return any(Path(p).expanduser().exists() for p in env.split(os.pathsep) if p)
-    return Path("~/.kube/config").expanduser().exists()
-
-
-def connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:
-    """The cluster of ``--kubeconfig`` / ``--context`` (or in-cluster) and the namespace that
-    commands default to."""
-    from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
-
-    configuration = client.Configuration()
-    in_cluster = not _kubeconfig_exists(kubeconfig) and bool(
-        os.environ.get("KUBERNETES_SERVICE_HOST")
-    )
-    try:
-        if in_cluster:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            default_ns = _service_account_namespace()
-        else:
-            if kubeconfig and not Path(kubeconfig).expanduser().exists():
-                raise CliError(f"kubeconfig {kubeconfig} does not exist")
-            config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig,
-                context=context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-            default_ns = _context_namespace(kubeconfig, context)
-    except ConfigException as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid configuration"
-        raise CliError(f"cannot load the Kubernetes configuration: {first}") from exc
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise CliError(f"cannot load the Kubernetes configuration: {exc}") from exc
-    # One attempt per request: a server that refuses connections is reported at once instead
-    # of after the client's silent retries.
-    configuration.retries = 0
-    api = client.ApiClient(configuration)
-    return Cluster(api=api, namespace=namespace or default_ns, host=str(configuration.host))
-
-
-def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
-    contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    chosen = active
-    if context:
-        chosen = next((c for c in contexts or [] if c.get("name") == context), active)
-    details = (chosen or {}).get("context") or {}
-    return str(details.get("namespace") or "default")
-
-
-def _service_account_namespace() -> str:
-    try:
-        return _SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
-    except OSError:
-        return "default"
-
-
 __all__ = [
     "GROUP",
     "JSON_PATCH",
@@ -651,7 +588,6 @@ __all__ = [
     "NotServed",
     "Refused",
     "Workloads",
-    "connect",
     "controlled_by",
     "list_lines",
     "resource_path",

@@ -263,7 +263,7 @@ def _dispatch(args: argparse.Namespace, s: Session) -> int:
 
 
 def _connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:
-    from rollwise.cli.kube import connect  # noqa: PLC0415 - the client, only when connecting
+    from rollwise.cli.connect import connect  # noqa: PLC0415 - the client, only when connecting
 
     return connect(kubeconfig, context, namespace)
 

@@ -1,6 +1,7 @@
-"""Terminal views of Rollouts, and the pieces every view shares (tables, ages, conditions,
-events): pure functions from API objects to text. The ModelRelease view is
-:mod:`rollwise.cli.render_release`.
+"""Terminal views of Rollouts, and the pieces of a Rollout's view the ModelRelease view
+reuses (steps, checks): pure functions from API objects to text. The ModelRelease view is
+:mod:`rollwise.cli.render_release`; the sections every view shares (conditions, events, the
+lists) are :mod:`rollwise.cli.sections`.
 
 Nothing here talks to the API server or reads the clock: the caller passes the objects it
 fetched (Rollout, events, the router's actual weight) and ``now``, so every view is a table
@@ -14,18 +15,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from rollwise.cli.colour import PLAIN, Palette
+from rollwise.cli.sections import closing_lines, list_view
 from rollwise.cli.text import (
     ASCII,
     UNICODE,
     Symbols,
     age,
-    fit_last_column,
     generation_lag,
     human_duration,
     parse_time,
@@ -36,17 +37,14 @@ from rollwise.cli.tree import RevisionTree, build_tree, images_lines, tree_lines
 from rollwise.core.analysis import checks_for_step, format_value, measured_text, next_due
 from rollwise.core.durations import InvalidDuration, format_seconds, parse_seconds
 from rollwise.core.observations import TemplateKey, TemplateRead
-from rollwise.core.rollout.status import Condition, ConditionType, PauseReason, RolloutStatus
+from rollwise.core.rollout.status import ConditionType, PauseReason, RolloutStatus
 from rollwise.core.runs import AnalysisRun, MetricRun, Verdict
 from rollwise.core.spec import Metric, RolloutSpec
 from rollwise.core.templates import resolve_rollout
 from rollwise.core.validation import parse_rollout_spec
 
 if TYPE_CHECKING:
-    from rollwise.core.modelrelease.status import ReleaseCondition
-
-#: Events shown under a Rollout (the newest ones; ``kubectl get events`` has the rest).
-MAX_EVENTS = 10
+    pass
 
 #: Longest message of an analysis or a gate shown before it is cut with an ellipsis (condition
 #: and event messages are fitted to the terminal instead: :func:`fit_last_column`).
@@ -311,99 +309,6 @@ def _analysis_lines(
 
 
 # --------------------------------------------------------------------------------------------
-# Conditions and events
-
-
-def conditions_lines(
-    conditions: Sequence[Condition | ReleaseCondition],
-    message: str,
-    now: datetime,
-    symbols: Symbols,
-    *,
-    width: int | None = None,
-) -> list[str]:
-    """The ``Conditions:`` table; messages fitted to ``width`` (a terminal's; None: whole)."""
-    rows = []
-    for cond in conditions:
-        # The phase message is already printed at the top; repeating it on every condition
-        # would bury the ones that say something else.
-        text = "" if cond.message == message else cond.message
-        rows.append(
-            [
-                cond.type.value,
-                cond.status.value,
-                cond.reason,
-                age(cond.last_transition_time, now),
-                text,
-            ]
-        )
-    header = ["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"]
-    return [
-        "Conditions:",
-        *table(header, fit_last_column(header, rows, "  ", width, symbols), "  "),
-    ]
-
-
-def event_time(event: Mapping[str, Any]) -> datetime | None:
-    """When an event last happened (series, lastTimestamp, eventTime, then creation)."""
-    series = _as_dict(event.get("series"))
-    meta = _as_dict(event.get("metadata"))
-    for value in (
-        series.get("lastObservedTime"),
-        event.get("lastTimestamp"),
-        event.get("eventTime"),
-        event.get("firstTimestamp"),
-        meta.get("creationTimestamp"),
-    ):
-        parsed = parse_time(value)
-        if parsed is not None:
-            return parsed
-    return None
-
-
-def _event_order(event: Mapping[str, Any]) -> tuple[datetime, int]:
-    """Events by time; within one second (the precision of most event timestamps) by the
-    order the API server stored them, which resourceVersion reflects (opaque in general, an
-    increasing integer on etcd-backed servers; a non-integer one sorts first)."""
-    version = str(_as_dict(event.get("metadata")).get("resourceVersion") or "")
-    at = event_time(event) or datetime.min.replace(tzinfo=UTC)
-    return at, int(version) if version.isdigit() else -1
-
-
-def events_lines(
-    events: Sequence[Mapping[str, Any]],
-    now: datetime,
-    symbols: Symbols,
-    *,
-    width: int | None = None,
-    palette: Palette = PLAIN,
-) -> list[str]:
-    """The ``Events:`` table: the newest :data:`MAX_EVENTS`, oldest first, each message whole
-    or, on a terminal (``width``), as much of it as the line holds."""
-    if not events:
-        return ["Events:  <none>"]
-    ordered = sorted(events, key=_event_order)[-MAX_EVENTS:]
-    rows = []
-    for event in ordered:
-        at = event_time(event)
-        when = human_duration((now - at).total_seconds()) if at is not None else "<unknown>"
-        count = event.get("count") or _as_dict(event.get("series")).get("count")
-        reason = str(event.get("reason") or "")
-        if isinstance(count, int) and count > 1:
-            when = f"{when} (x{count})"
-        rows.append(
-            [
-                when,
-                palette.word(str(event.get("type") or "")),
-                reason,
-                str(event.get("message") or event.get("note") or ""),
-            ]
-        )
-    header = ["AGE", "TYPE", "REASON", "MESSAGE"]
-    return ["Events:", *table(header, fit_last_column(header, rows, "  ", width, symbols), "  ")]
-
-
-# --------------------------------------------------------------------------------------------
 # The Rollout view
 
 
@@ -556,12 +461,7 @@ def render_rollout(
         lines.append("")
         lines += tree_lines(tree, now, symbols=symbols, palette=palette)
 
-    if status is not None and status.conditions:
-        lines.append("")
-        lines += conditions_lines(status.conditions, status.message, now, symbols, width=width)
-
-    lines.append("")
-    lines += events_lines(events, now, symbols, width=width, palette=palette)
+    lines += closing_lines(status, events, now, symbols, width=width, palette=palette)
     return "\n".join(lines) + "\n"
 
 
@@ -594,42 +494,10 @@ def _rollout_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> li
     ]
 
 
-def sorted_by_name(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Objects by namespace, then name, as ``kubectl get`` lists them."""
-
-    def key(item: Mapping[str, Any]) -> tuple[str, str]:
-        meta = _as_dict(item.get("metadata"))
-        return str(meta.get("namespace", "")), str(meta.get("name", ""))
-
-    return sorted(items, key=key)
-
-
-def render_rollout_table(
-    items: Sequence[Mapping[str, Any]],
-    now: datetime,
-    *,
-    all_namespaces: bool,
-    palette: Palette = PLAIN,
-    wide: bool = False,
-) -> list[str]:
-    """The Rollouts table of ``kubectl rollwise list`` (lines, no trailing newline); ``wide``
-    adds the DECISION column (:func:`rollwise.cli.explain.decision_cell`)."""
-    header = ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "AGE"]
-    if wide:
-        from rollwise.cli.explain import decision_cell  # noqa: PLC0415 - it imports this module
-
-        header.insert(-1, "DECISION")
-    rows = []
-    for item in sorted_by_name(items):
-        row = _rollout_row(item, now, palette)
-        if wide:
-            row.insert(-1, decision_cell(item, palette))
-        if all_namespaces:
-            row.insert(0, str(_as_dict(item.get("metadata")).get("namespace", "")))
-        rows.append(row)
-    if all_namespaces:
-        header.insert(0, "NAMESPACE")
-    return table(header, rows)
+#: The Rollouts table of ``kubectl rollwise list``.
+render_rollout_table = list_view(
+    ["NAME", "PHASE", "STEP", "WEIGHT", "STABLE", "CANARY", "AGE"], _rollout_row
+)
 
 
 __all__ = [
@@ -639,16 +507,12 @@ __all__ = [
     "Symbols",
     "age",
     "clip",
-    "conditions_lines",
-    "event_time",
-    "events_lines",
     "human_duration",
     "last_value",
     "metric_result",
     "parse_time",
     "render_rollout",
     "render_rollout_table",
-    "sorted_by_name",
     "step_text",
     "table",
     "threshold_text",

@@ -27,15 +27,13 @@ from rollwise.cli.render import (
     Symbols,
     age,
     clip,
-    conditions_lines,
-    events_lines,
     human_duration,
     last_value,
     metric_result,
-    sorted_by_name,
     step_text,
     table,
 )
+from rollwise.cli.sections import closing_lines, list_view
 from rollwise.cli.text import generation_lag
 from rollwise.core.modelrelease.observations import BACKEND_KSERVE, BACKEND_TEMPLATE
 from rollwise.core.modelrelease.spec import all_gates, child_rollout_name, parse_release_spec
@@ -477,11 +475,7 @@ def render_release(
     )
     lines.append("")
     lines += _history_lines(status.history if status is not None else [], now, symbols)
-    if status is not None and status.conditions:
-        lines.append("")
-        lines += conditions_lines(status.conditions, status.message, now, symbols, width=width)
-    lines.append("")
-    lines += events_lines(events, now, symbols, width=width, palette=palette)
+    lines += closing_lines(status, events, now, symbols, width=width, palette=palette)
     return "\n".join(lines) + "\n"
 
 
@@ -489,44 +483,26 @@ def render_release(
 # The list
 
 
-def render_release_table(
-    items: Sequence[Mapping[str, Any]],
-    now: datetime,
-    *,
-    all_namespaces: bool,
-    palette: Palette = PLAIN,
-    wide: bool = False,
-) -> list[str]:
-    """The ModelReleases table of ``kubectl rollwise list`` (lines, no trailing newline);
-    ``wide`` adds the DECISION column (:func:`rollwise.cli.explain.decision_cell`)."""
-    header = ["NAME", "STAGE", "PHASE", "MODEL", "VERSION", "ALIAS", "AGE"]
-    if wide:
-        from rollwise.cli.explain import decision_cell  # noqa: PLC0415 - only for wide output
+def _release_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> list[str]:
+    meta = _as_dict(item.get("metadata"))
+    spec = _as_dict(item.get("spec"))
+    status = _as_dict(item.get("status"))
+    alias = _text(_as_dict(spec.get("alias")).get("name")) or "production"
+    return [
+        str(meta.get("name", "")),
+        palette.word(_text(status.get("stage"))) or "<none>",
+        palette.word(_text(status.get("phase"))) or "-",
+        str(spec.get("model") or "-"),
+        str(spec.get("version") or "-"),
+        alias,
+        age(meta.get("creationTimestamp"), now),
+    ]
 
-        header.insert(-1, "DECISION")
-    rows = []
-    for item in sorted_by_name(items):
-        meta = _as_dict(item.get("metadata"))
-        spec = _as_dict(item.get("spec"))
-        status = _as_dict(item.get("status"))
-        alias = _text(_as_dict(spec.get("alias")).get("name")) or "production"
-        row = [
-            str(meta.get("name", "")),
-            palette.word(_text(status.get("stage"))) or "<none>",
-            palette.word(_text(status.get("phase"))) or "-",
-            str(spec.get("model") or "-"),
-            str(spec.get("version") or "-"),
-            alias,
-            age(meta.get("creationTimestamp"), now),
-        ]
-        if wide:
-            row.insert(-1, decision_cell(item, palette))
-        if all_namespaces:
-            row.insert(0, str(meta.get("namespace", "")))
-        rows.append(row)
-    if all_namespaces:
-        header.insert(0, "NAMESPACE")
-    return table(header, rows)
+
+#: The ModelReleases table of ``kubectl rollwise list``.
+render_release_table = list_view(
+    ["NAME", "STAGE", "PHASE", "MODEL", "VERSION", "ALIAS", "AGE"], _release_row
+)
 
 
 __all__ = [

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rollwise.cli.kube import Cluster
 
 #: Makes the cluster connection from ``--kubeconfig``, ``--context`` and ``-n``
-#: (:func:`rollwise.cli.kube.connect`; tests pass a fake).
+#: (:func:`rollwise.cli.connect.connect`; tests pass a fake).
 Connector = Callable[[str | None, str | None, str | None], "Cluster"]
 
 

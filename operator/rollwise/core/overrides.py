@@ -30,9 +30,11 @@ the signed format on the next override it records.
 The newest override for the current target (highest ``n``) is the one in effect
 (:func:`in_effect`); overrides of another target (an older revision or version) are history.
 ``hold`` and ``rollback`` act at once; ``promote`` past a failed or inconclusive analysis, or
-past a failed gate, acts only once confirmed. :func:`rollout_effect` turns the override in
-effect into what the Rollout core observes (a hold, manual requests, a waiting message); the
-ModelRelease core reads :class:`Override` itself.
+past a failed gate, acts only once confirmed.
+:func:`rollwise.core.rollout.overrides.rollout_effect` turns the override in effect into what
+the Rollout core observes (a hold, manual requests, a waiting message);
+:func:`rollwise.core.modelrelease.overrides.release_override` into what the ModelRelease core
+observes.
 
 Pure: no clock (``now`` is an argument), no environment, no I/O.
 """
@@ -275,50 +277,6 @@ def waiting_message(override: Override, kind: str, name: str) -> str:
     return (
         f"promote override by {override.user} waits for a second person's confirmation: "
         f"{confirm_hint(kind, name, override.id)}"
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# The Rollout's view
-
-
-# --------------------------------------------------------------------------------------------
-# The ModelRelease's view
-
-
-@dataclass(frozen=True)
-class ReleaseOverride:
-    """The override in effect for this version, as the webhook recorded it
-    (:func:`rollwise.core.overrides.release_override`): ``decision`` is ``promote``, ``hold``
-    or ``rollback``; ``confirmed_by`` the second person who confirmed a promote (never
-    ``user``); ``confirm_hint`` the command that confirms it."""
-
-    id: str
-    decision: str
-    user: str
-    reason: str
-    confirmed_by: str | None = None
-    confirm_hint: str = ""
-
-    @property
-    def confirmed(self) -> bool:
-        return self.confirmed_by is not None and self.confirmed_by != self.user
-
-
-def release_override(
-    override: Override | None, *, name: str, version: str
-) -> ReleaseOverride | None:
-    """What the ModelRelease core observes of ``override`` (the one :func:`in_effect` for
-    ``version``) on the release ``name``; None when it is for another version."""
-    if override is None or (override.target != version and not override.unverified):
-        return None
-    return ReleaseOverride(
-        id=override.id,
-        decision=override.decision.value,
-        user=override.user,
-        reason=override.reason,
-        confirmed_by=override.confirmed_by,
-        confirm_hint=confirm_hint(MODELRELEASE, name, override.id),
     )
 
 
@@ -604,7 +562,6 @@ __all__ = [
     "confirm_hint",
     "in_effect",
     "read_overrides",
-    "release_override",
     "sign_request",
     "signed_list",
     "signed_request",

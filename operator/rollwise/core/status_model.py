@@ -3,16 +3,20 @@
 Frozen pydantic models, camelCase on the wire, unknown fields ignored rather than refused (a
 status written by a newer or older operator version must never make this one fail to read
 its own object), and times as timezone-aware datetimes serialized as RFC 3339 with a ``Z``
-suffix.
+suffix. Conditions have one model (:class:`ConditionModel`), made concrete by each wing with
+its own condition types.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
+
+from rollwise.core.conditions import ConditionStatus
 
 
 def format_time(value: datetime) -> str:
@@ -37,4 +41,19 @@ class StatusModel(BaseModel):
     )
 
 
-__all__ = ["StatusModel", "Time", "format_time"]
+T = TypeVar("T", bound=StrEnum)
+
+
+class ConditionModel(StatusModel, Generic[T]):
+    """A standard Kubernetes condition whose ``type`` is one of a wing's condition types
+    (``T``); the rules that set one are :mod:`rollwise.core.conditions`."""
+
+    type: T
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: Time
+    observed_generation: int | None = None
+
+
+__all__ = ["ConditionModel", "StatusModel", "Time", "format_time"]

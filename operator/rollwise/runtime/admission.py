@@ -366,6 +366,65 @@ def _admit(
         patch.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
 
 
+#: Whether a handler takes an admission request (it may refuse it by raising instead).
+Takes = Callable[[kopf.Body, Mapping[str, Any]], bool]
+
+
+def _mutator(
+    decider: Decider,
+    config: AdmissionConfig,
+    clock: Callable[[], datetime],
+    *,
+    labeller: Labeller | None = None,
+    takes: Takes | None = None,
+) -> Callable[..., None]:
+    """A kopf mutating handler: :func:`_admit` with ``decider`` (and ``labeller``) for each
+    request ``takes`` accepts (all when None)."""
+
+    def handler(
+        *,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        userinfo: kopf.UserInfo,
+        logger: kopf.Logger,
+        **kwargs: Any,
+    ) -> None:
+        if takes is not None and not takes(body, kwargs):
+            return
+        _admit(
+            decider,
+            config,
+            clock(),
+            body=body,
+            patch=patch,
+            userinfo=userinfo,
+            logger=logger,
+            kwargs=kwargs,
+            labeller=labeller,
+        )
+
+    return handler
+
+
+def _keeps_the_guard(body: kopf.Body, kwargs: Mapping[str, Any]) -> bool:
+    """The unguarded entry refuses a write that takes the guard label off a Rollout."""
+    if _labels(kwargs.get("old")).get(GUARDED_LABEL) and not _labels(body).get(GUARDED_LABEL):
+        raise kopf.AdmissionError(
+            f"{GUARDED_LABEL} is kept by the operator's webhook; keep it when replacing "
+            "the rollout",
+            code=403,
+        )
+    return True
+
+
+def _was_guarded(body: kopf.Body, kwargs: Mapping[str, Any]) -> bool:
+    """The guarded entry takes creates and the writes of Rollouts already guarded: a write
+    that adds the label was handled by the unguarded entry (handling it again would take
+    that entry's own records for a person's edit)."""
+    old = kwargs.get("old")
+    return old is None or bool(_labels(old).get(GUARDED_LABEL))
+
+
 def register_admission(
     registry: kopf.OperatorRegistry,
     config: AdmissionConfig,
@@ -373,8 +432,7 @@ def register_admission(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
     """Register the mutating handlers for ModelReleases and Rollouts in ``registry``."""
-
-    @kopf.on.mutate(
+    kopf.on.mutate(
         GROUP,
         VERSION,
         PLURAL,
@@ -382,76 +440,13 @@ def register_admission(
         operations=["CREATE", "UPDATE"],
         persistent=True,
         registry=registry,
+    )(_mutator(decide, config, clock))
+    rollout_records = _mutator(
+        decide_rollout, config, clock, labeller=guard_labels, takes=_keeps_the_guard
     )
-    def records(
-        *,
-        body: kopf.Body,
-        patch: kopf.Patch,
-        userinfo: kopf.UserInfo,
-        logger: kopf.Logger,
-        **kwargs: Any,
-    ) -> None:
-        _admit(
-            decide,
-            config,
-            clock(),
-            body=body,
-            patch=patch,
-            userinfo=userinfo,
-            logger=logger,
-            kwargs=kwargs,
-        )
-
-    def admit_rollout(
-        body: kopf.Body,
-        patch: kopf.Patch,
-        userinfo: kopf.UserInfo,
-        logger: kopf.Logger,
-        kwargs: Mapping[str, Any],
-    ) -> None:
-        _admit(
-            decide_rollout,
-            config,
-            clock(),
-            body=body,
-            patch=patch,
-            userinfo=userinfo,
-            logger=logger,
-            kwargs=kwargs,
-            labeller=guard_labels,
-        )
-
-    def rollout_records(
-        *,
-        body: kopf.Body,
-        patch: kopf.Patch,
-        userinfo: kopf.UserInfo,
-        logger: kopf.Logger,
-        **kwargs: Any,
-    ) -> None:
-        if _labels(kwargs.get("old")).get(GUARDED_LABEL) and not _labels(body).get(GUARDED_LABEL):
-            raise kopf.AdmissionError(
-                f"{GUARDED_LABEL} is kept by the operator's webhook; keep it when replacing "
-                "the rollout",
-                code=403,
-            )
-        admit_rollout(body, patch, userinfo, logger, kwargs)
-
-    def guarded_rollout_records(
-        *,
-        body: kopf.Body,
-        patch: kopf.Patch,
-        userinfo: kopf.UserInfo,
-        logger: kopf.Logger,
-        **kwargs: Any,
-    ) -> None:
-        old = kwargs.get("old")
-        if old is not None and not _labels(old).get(GUARDED_LABEL):
-            # The label comes with this very write (added by the entry for unguarded Rollouts,
-            # which has handled the request already): handling it again would take that
-            # entry's own records for a person's edit.
-            return
-        admit_rollout(body, patch, userinfo, logger, kwargs)
+    guarded_rollout_records = _mutator(
+        decide_rollout, config, clock, labeller=guard_labels, takes=_was_guarded
+    )
 
     # Two webhooks for Rollouts, split by the guard label (kopf builds each objectSelector from
     # ``labels``): guarded Rollouts fail closed, the others open. The API server calls a webhook

@@ -31,8 +31,9 @@ from rollwise.adapters.traffic.registry import router_for
 from rollwise.adapters.workloads import Workloads
 from rollwise.core.modelrelease.policy import ClusterPolicy
 from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
+from rollwise.runtime.measuring import WEB_PREFIX, QueryBudget
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import WEB_PREFIX, NotifierPort, QueryBudget
+from rollwise.runtime.passes import NotifierPort
 from rollwise.runtime.release.ports import GatesPort, ReleasePorts
 from rollwise.runtime.rollout.ports import Ports
 
@@ -57,7 +58,7 @@ class MissingProvider:
 class ProviderCache:
     """The metric providers, shared by every pass (thread-safe): one
     :class:`PrometheusProvider` per address, and the named web providers of the operator's
-    settings (keys ``web:<name>``, see ``runtime.passes.resolve_address``)."""
+    settings (keys ``web:<name>``, see ``runtime.measuring.resolve_address``)."""
 
     def __init__(self, web: Mapping[str, tuple[str, Mapping[str, str]]] | None = None) -> None:
         self._providers: dict[str, PrometheusProvider | WebMetricProvider] = {}
@@ -172,7 +173,7 @@ def build_release_ports(
             record_key=record_key,
             default_prometheus=default_prometheus,
             metrics=metrics,
-            for_pass=lambda: over(kube.pass_view()),
+            for_pass=lambda cache: over(kube.pass_view(cache)),
             queries=queries,
             allowed_prometheus=allowed_prometheus,
             web_providers=web_providers,

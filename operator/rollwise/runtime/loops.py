@@ -1,9 +1,20 @@
 """The kopf wiring both kinds share: one loop per object, its wake-ups, and kopf's settings.
 
-Each kind registers a ``@kopf.daemon`` per object whose body is :func:`pass_loop`: run a
-pass, then sleep until the first of the pass's ``requeue_after`` (capped by the resync
-period), a wake-up (a watch event that changes what the object asks for) or the daemon being
-stopped (:func:`sleep_until_woken`). :class:`PassSlots` bounds how many passes run at once.
+One :class:`Loops` serves every kind: the wake-up events of the running loops, the
+fingerprints of what was last seen of each watched object, the watch-fed read cache and the
+pass slots. Each kind describes itself as a :class:`Kind` (its resource, what of its body
+wakes its loop, its pass) and :func:`register_kind` registers, for it, a ``@kopf.daemon`` per
+object whose body is :func:`pass_loop` (run a pass, then sleep until the first of the pass's
+``requeue_after`` capped by the resync period, a wake-up, or the daemon being stopped:
+:func:`sleep_until_woken`) and the watch of the kind itself, which feeds the cache and wakes
+the object's loop. :class:`PassSlots` bounds how many passes run at once.
+
+The first pass of a loop reads from the API server: kopf adds its finalizer to a new object
+right after starting the loop, so the body its watch delivered is about to be outdated (a
+status patch conditional on it would only conflict). Later passes read the watch cache
+(``adapters.watch_cache.WatchCache`` says why that is as safe as a fresh read). The event
+handlers are coroutines: they only update dicts, and a plain function would cost a hop
+through kopf's thread pool for every watch event.
 
 kopf itself stores nothing on the objects but its finalizer: there are no change handlers,
 so no progress or diff-base records (:func:`diffbase_storage`,
@@ -17,19 +28,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import kopf
 
-from rollwise.runtime.passes import NamespaceShares
+from rollwise import GROUP
+from rollwise.adapters.resources import Resource
+from rollwise.adapters.watch_cache import WatchCache
+from rollwise.runtime.measuring import NamespaceShares
+from rollwise.runtime.skeleton import Memory
 
 #: Seconds a stopping daemon gets to finish its pass before kopf cancels it.
 CANCELLATION_TIMEOUT = 10.0
 
 
 #: Prefix of kopf's own annotations and of the finalizer.
-KOPF_PREFIX = "rollwise.dev"
+KOPF_PREFIX = GROUP
 
 
 async def sleep_until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
@@ -135,6 +151,175 @@ async def pass_loop(
         delay = result.requeue_after
         delay = resync_seconds if delay is None else min(delay, resync_seconds)
         await sleep_until_woken(wake, stopped, delay)
+
+
+Key = tuple[str, str]
+
+
+@dataclass
+class Loops:
+    """The state the handlers of every kind share: the wake-up event of each running loop
+    (by kind, namespace and name), the fingerprint of what was last seen of each watched
+    object, the watch-fed read cache (None: every pass reads from the API server), the pass
+    slots and the resync period."""
+
+    resync_seconds: float = 300.0
+    cache: WatchCache | None = None
+    slots: PassSlots | None = None
+    wakers: dict[tuple[str, str, str], asyncio.Event] = field(default_factory=dict)
+    fingerprints: dict[tuple[str, str, str], Hashable] = field(default_factory=dict)
+
+    def waker(self, kind: str, key: Key) -> asyncio.Event:
+        slot = (kind, *key)
+        event = self.wakers.get(slot)
+        if event is None:
+            event = self.wakers[slot] = asyncio.Event()
+        return event
+
+    def running(self, kind: str, key: Key) -> bool:
+        return (kind, *key) in self.wakers
+
+    def wake(self, kind: str, key: Key) -> None:
+        """Wakes the loop of ``kind`` ``key`` when one runs."""
+        event = self.wakers.get((kind, *key))
+        if event is not None:
+            event.set()
+
+    def wake_namespace(self, kind: str, namespace: str, but: str) -> None:
+        """Wakes every loop of ``kind`` in ``namespace`` but ``but``'s."""
+        for k, ns, name in list(self.wakers):
+            if k == kind and ns == namespace and name != but:
+                self.wakers[(k, ns, name)].set()
+
+    def changed(self, what: str, key: Key, fingerprint: Hashable) -> bool:
+        """Records ``fingerprint`` of ``what`` ``key``; True when it differs from the last."""
+        slot = (what, *key)
+        if self.fingerprints.get(slot) == fingerprint:
+            return False
+        self.fingerprints[slot] = fingerprint
+        return True
+
+    def forget_seen(self, what: str, key: Key) -> None:
+        self.fingerprints.pop((what, *key), None)
+
+    def forget(self, kind: str, key: Key) -> None:
+        """The object is gone: its fingerprint and its loop's wake-up event."""
+        self.forget_seen(kind, key)
+        self.wakers.pop((kind, *key), None)
+
+    def observe(self, resource: Resource, event_type: str, body: Mapping[str, Any]) -> None:
+        """Feeds one watch event into the cache (when there is one)."""
+        if self.cache is None:
+            return
+        if event_type == "DELETED":
+            self.cache.observe_deleted(resource, body)
+        else:
+            self.cache.observe(resource, body)
+
+
+#: One pass over ``namespace/name`` with the loop's memory and read cache.
+RunPass = Callable[[str, str, Memory, WatchCache | None], Awaitable[_Outcome]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What :func:`register_kind` needs of a kind: its ``name`` (the key of its loops and
+    fingerprints, and the ids of its handlers), its ``resource``, what of a body must wake
+    its loop (``fingerprint``: spec, requests, deletion; never its status alone, or each of
+    the operator's own status writes would cause another pass), its pass, the logger of its
+    loop, and what to drop when an object is gone (``gone``: metrics). ``seen`` is called
+    after each watch event of the kind (a kind whose objects wait on each other's)."""
+
+    name: str
+    resource: Resource
+    fingerprint: Callable[[Mapping[str, Any]], Hashable]
+    run_pass: RunPass
+    logger: Callable[[str, str], Any]
+    daemon_id: str
+    event_id: str
+    gone: Callable[[Key], None] | None = None
+    seen: Callable[[str, Key, Mapping[str, Any]], None] | None = None
+
+
+async def object_loop(loops: Loops, kind: Kind, key: Key, stopped: kopf.DaemonStopped) -> None:
+    """The reconcile loop of one object (the body of its daemon)."""
+    namespace, name = key
+    wake = loops.waker(kind.name, key)
+    memory = Memory()
+    log = kind.logger(namespace, name)
+    log.debug("reconcile loop started")
+    # The first pass reads from the API server (see the module's docstring).
+    cache: WatchCache | None = None
+
+    def read_the_cache() -> None:
+        nonlocal cache
+        cache = loops.cache
+
+    await pass_loop(
+        lambda: kind.run_pass(namespace, name, memory, cache),
+        memory,
+        wake,
+        stopped,
+        resync_seconds=loops.resync_seconds,
+        log=log,
+        after_pass=read_the_cache,
+        slots=loops.slots,
+        namespace=namespace,
+    )
+    log.debug("reconcile loop stopped")
+
+
+def _forget(loops: Loops, kind: Kind, key: Key) -> None:
+    loops.forget(kind.name, key)
+    if kind.gone is not None:
+        kind.gone(key)
+
+
+def register_kind(registry: kopf.OperatorRegistry, loops: Loops, kind: Kind) -> None:
+    """Registers ``kind``'s daemon (one loop per object) and the watch of the kind itself,
+    which feeds the cache and wakes an object's loop when its fingerprint changes."""
+    resource = kind.resource
+    if loops.cache is not None:
+        loops.cache.watch(resource)
+
+    @kopf.daemon(
+        resource.group,
+        resource.version,
+        resource.plural,
+        id=kind.daemon_id,
+        registry=registry,
+        cancellation_timeout=CANCELLATION_TIMEOUT,
+    )
+    async def reconcile_object(
+        *, name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any
+    ) -> None:
+        if namespace is None:
+            return
+        try:
+            await object_loop(loops, kind, (namespace, name), stopped)
+        finally:
+            deleted = kopf.DaemonStoppingReason.RESOURCE_DELETED
+            if stopped.reason is not None and stopped.reason & deleted:
+                _forget(loops, kind, (namespace, name))
+
+    @kopf.on.event(
+        resource.group, resource.version, resource.plural, id=kind.event_id, registry=registry
+    )
+    async def object_changed(
+        *, type: str, event: Mapping[str, Any], name: str, namespace: str | None, **_: Any
+    ) -> None:
+        if namespace is None:
+            return
+        key = (namespace, name)
+        body = event.get("object") or {}
+        loops.observe(resource, type, body)
+        if type == "DELETED":
+            loops.wake(kind.name, key)
+            _forget(loops, kind, key)
+        elif loops.changed(kind.name, key, kind.fingerprint(body)):
+            loops.wake(kind.name, key)
+        if kind.seen is not None:
+            kind.seen(type, key, body)
 
 
 class EssenceFreeDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):

@@ -29,16 +29,18 @@ from rollwise.adapters.kube import KubeAPI, kube_errors
 from rollwise.adapters.notify import NotificationPolicies, SinkSecrets, SinkSender
 from rollwise.adapters.objects import REQUEST_TIMEOUT, api_client
 from rollwise.adapters.registry.mlflow import MLflowRegistry
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.signing import key_id
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.admission import AdmissionSetupError, read_keyring, setup_admission
 from rollwise.runtime.cluster import ProviderCache, build_ports, build_release_ports
-from rollwise.runtime.loops import PassSlots, diffbase_storage, operator_settings
+from rollwise.runtime.delivery import DeliveryQueue
+from rollwise.runtime.loops import Loops, PassSlots, diffbase_storage, operator_settings
+from rollwise.runtime.measuring import QueryBudget
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.notify import DeliveryQueue, Notifier, register_notifications
-from rollwise.runtime.passes import QueryBudget
-from rollwise.runtime.release.handlers import ReleaseRuntime, register_releases
-from rollwise.runtime.rollout.handlers import Runtime, register, watch_cache
+from rollwise.runtime.notify import Notifier, register_notifications
+from rollwise.runtime.release.handlers import register_releases
+from rollwise.runtime.rollout.handlers import register
 from rollwise.runtime.setting_values import SettingsError
 from rollwise.runtime.settings import Settings, apply_configmap, from_sources
 
@@ -245,20 +247,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         web_providers=settings.web_provider_names,
         notifier=notifier,
     )
-    slots = PassSlots(2 * settings.workers, settings.namespace_passes or None)
-    runtime = Runtime(
-        ports=ports,
-        metrics=metrics,
+    loops = Loops(
         resync_seconds=settings.resync_seconds,
-        slots=slots,
+        slots=PassSlots(2 * settings.workers, settings.namespace_passes or None),
         # The watches keep the cache current; a body nothing confirmed is read again after the
         # resync period, the same bound as the passes' own look-again (DESIGN §2). A shorter
         # bound costs a label-selected list per Rollout per period, which the API server
         # answers by scanning the namespace's Deployments (1,000 Rollouts: 17 lists a second).
-        cache=watch_cache(max_age=settings.resync_seconds),
+        cache=WatchCache(max_age=settings.resync_seconds),
     )
     registry = kopf.OperatorRegistry()
-    register(registry, runtime)
+    register(registry, loops, ports, metrics)
     gates = GateEvaluator(
         KubeAPI(api, timeout=REQUEST_TIMEOUT),
         policy_configmap=settings.policy_configmap,
@@ -282,10 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ledger=settings.ledger_configmap,
         notifier=notifier,
     )
-    register_releases(
-        registry,
-        ReleaseRuntime(ports=release_ports, resync_seconds=settings.resync_seconds, slots=slots),
-    )
+    register_releases(registry, loops, release_ports)
     if notifier is not None:
         register_notifications(registry, notifier)
     log.info(

@@ -1,63 +1,29 @@
-"""What the Rollout pass and the ModelRelease pass share: measuring, checking queries, posting
-events, timing.
+"""What the Rollout pass and the ModelRelease pass share beyond the skeleton: timing and
+backoff, action failures, validating a spec once per generation, posting events.
 
-Both passes (``runtime.rollout.reconcile`` and ``runtime.release.reconcile``) query the
-metrics their core says are due, ask the provider to parse a spec's queries when the core says
-they are unchecked, post the events their status logged (:func:`post_logged`), and choose when
-to look again the same way; the functions here are that common part, with the ports passed
-in. Synchronous clients run in worker threads (``asyncio.to_thread``). The pass's skeleton
-itself (object header, memory, result, write-ahead patch, events tail) is
-:mod:`rollwise.runtime.skeleton`.
+Both passes (``runtime.rollout.reconcile`` and ``runtime.release.reconcile``) validate the
+spec once per generation (:func:`validated`), post the events their status logged
+(:func:`post_logged`), report a failed action once (:func:`after_actions`) and choose when to
+look again the same way; the functions here are that common part, with the ports passed in.
+Synchronous clients run in worker threads (``asyncio.to_thread``). Measuring is
+:mod:`rollwise.runtime.measuring`; the pass's skeleton itself (object header, memory, result,
+write-ahead patch, events tail) is :mod:`rollwise.runtime.skeleton`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from rollwise.adapters.errors import AdapterError, Conflict, KubeError, QueryRefused
-from rollwise.adapters.metrics.base import MetricProvider
-from rollwise.core.analysis import (
-    QueryTemplateError,
-    render_metric,
-    render_query,
-    render_sample_query,
-    timeout_text,
-)
-from rollwise.core.durations import InvalidDuration, parse_seconds
+from rollwise.adapters.errors import AdapterError, Conflict, KubeError
 from rollwise.core.events import Event, EventLog, LoggedEvent
 from rollwise.core.notification_bodies import Subject
-from rollwise.core.observations import Measurement, TemplateKey, TemplateRead
-from rollwise.core.querycheck import QueryCheck, QueryRefusal, prometheus_queries
-from rollwise.core.spec import Metric
+from rollwise.core.observations import TemplateKey, TemplateRead
 from rollwise.runtime.metrics import OperatorMetrics
-
-ProviderFactory = Callable[[str], MetricProvider]
 
 #: Seconds before looking again after a pass that changed the cluster.
 FOLLOW_UP_SECONDS = 1.0
-
-#: The error of a metric whose provider names no address when the operator has no default.
-NO_PROMETHEUS = (
-    "no Prometheus address: set the metric's provider.prometheus.address "
-    "or the operator's ROLLWISE_PROMETHEUS_URL"
-)
-
-
-#: Longest provider error a measurement keeps (it reaches status and events).
-MAX_MEASUREMENT_ERROR = 300
-
-
-def clip_error(text: str) -> str:
-    """A provider's error cut to :data:`MAX_MEASUREMENT_ERROR` characters."""
-    if len(text) <= MAX_MEASUREMENT_ERROR:
-        return text
-    return text[: MAX_MEASUREMENT_ERROR - 3] + "..."
 
 
 def error_code(error: BaseException) -> str:
@@ -154,282 +120,8 @@ def status_write_failed(
     return count_failure(memory, error.retry_after)
 
 
-#: Prefix of a named web provider in the provider factory's keys (``web:<name>``).
-WEB_PREFIX = "web:"
-
-
-def resolve_address(metric: Metric, default_prometheus: str | None) -> str | None:
-    """Which provider answers a metric, as the provider factory's key: its Prometheus (its own
-    address, else the operator's default) or ``web:<name>`` for a named web provider."""
-    source = metric.provider
-    if source.web is not None:
-        return f"{WEB_PREFIX}{source.web.name}"
-    if source.prometheus is not None:
-        return source.prometheus.address or default_prometheus
-    return None
-
-
-def normal_url(url: str) -> str:
-    """A provider URL as the allow-list compares it (no trailing slash)."""
-    return url.strip().rstrip("/")
-
-
-def provider_problems(
-    metrics: Sequence[tuple[str, Metric]],
-    allowed: frozenset[str] | None,
-    web: frozenset[str] | None = None,
-) -> list[str]:
-    """Spec errors for metrics that name a provider the operator may not query: only the
-    Prometheus addresses in ``allowed`` (operator settings: the default Prometheus and
-    ``prometheusAllowedURLs``) and the web providers named in ``web`` (operator settings
-    ``webProviders``) are ever contacted; None allows any (embedding and tests)."""
-    problems: list[str] = []
-    for path, metric in metrics:
-        source = metric.provider
-        address = source.prometheus.address if source.prometheus is not None else None
-        if allowed is not None and address and normal_url(address) not in allowed:
-            problems.append(
-                f"{path}.provider.prometheus.address: {address!r} is not a Prometheus this "
-                "operator may query (operator setting prometheusAllowedURLs; leave the "
-                "address out to use the operator's default)"
-            )
-        if web is not None and source.web is not None and source.web.name not in web:
-            problems.append(
-                f"{path}.provider.web.name: {source.web.name!r} is not a web provider of this "
-                "operator (operator setting webProviders)"
-            )
-    return problems
-
-
-#: Longest a metric query may take, whatever its spec asks (operator setting
-#: ``maxQueryTimeout``): a slow provider costs its namespace's budget, bounded.
-DEFAULT_MAX_QUERY_SECONDS = 30.0
-
-
-def metric_timeout(metric: Metric, cap: float = DEFAULT_MAX_QUERY_SECONDS) -> float:
-    """The metric's query timeout in seconds (10 s when it cannot be read), at most ``cap``."""
-    try:
-        wanted = parse_seconds(timeout_text(metric)[1])
-    except InvalidDuration:
-        wanted = 10.0
-    return min(wanted, cap)
-
-
-T = TypeVar("T")
-
-
-class NamespaceShares:
-    """At most ``limit`` holders at once per namespace (no bound when ``limit`` is None): a
-    tenant's share of something all namespaces use. A namespace's semaphore lives while
-    somebody holds or waits for it."""
-
-    def __init__(self, limit: int | None) -> None:
-        if limit is not None and limit < 1:
-            raise ValueError(f"a namespace's share must be at least 1, not {limit}")
-        self.limit = limit
-        self._held: dict[str, tuple[asyncio.Semaphore, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def share(self, namespace: str | None) -> AsyncIterator[None]:
-        if self.limit is None or namespace is None:
-            yield
-            return
-        semaphore, users = self._held.get(namespace, (None, 0))
-        if semaphore is None:
-            semaphore = asyncio.Semaphore(self.limit)
-        self._held[namespace] = (semaphore, users + 1)
-        try:
-            async with semaphore:
-                yield
-        finally:
-            semaphore, users = self._held[namespace]
-            if users <= 1:
-                del self._held[namespace]
-            else:
-                self._held[namespace] = (semaphore, users - 1)
-
-    def in_use(self) -> dict[str, int]:
-        """Namespaces with holders or waiters, and how many."""
-        return {namespace: users for namespace, (_, users) in self._held.items()}
-
-
-class QueryBudget:
-    """Where metric queries and query checks run: a thread pool of their own (``threads``),
-    at most ``per_namespace`` of them in flight for any one namespace, each with a timeout of
-    at most ``max_timeout`` seconds.
-
-    A tenant whose specs point at a slow or hostile Prometheus then waits on its own share:
-    the other namespaces' queries keep their threads, and the passes' other blocking calls
-    (the API server's) never queue behind a query at all."""
-
-    def __init__(
-        self,
-        threads: int,
-        *,
-        per_namespace: int | None = None,
-        max_timeout: float = DEFAULT_MAX_QUERY_SECONDS,
-    ) -> None:
-        if threads < 1:
-            raise ValueError(f"queries need at least one thread, not {threads}")
-        self.threads = threads
-        self.per_namespace = per_namespace
-        self.max_timeout = max_timeout
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="rollwise-query")
-        self._namespaces = NamespaceShares(per_namespace)
-
-    async def run(self, namespace: str, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the query pool, within ``namespace``'s share."""
-        async with self._namespaces.share(namespace):
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, fn, *args)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-async def _call(budget: QueryBudget | None, namespace: str, fn: Callable[..., T], *args: Any) -> T:
-    if budget is None:
-        return await asyncio.to_thread(fn, *args)
-    return await budget.run(namespace, fn, *args)
-
-
-async def query_metric(
-    provider: MetricProvider,
-    query: str,
-    *,
-    timeout: float,
-    now: datetime,
-    metrics: OperatorMetrics | None,
-    log: Any,
-    name: str,
-    budget: QueryBudget | None = None,
-    namespace: str = "",
-) -> Measurement:
-    """One measurement: the provider's value, ``value=None`` for no data, or the provider's
-    error (counted in ``rollwise_api_errors_total``). Runs the synchronous client in a thread
-    (the ``budget``'s, within ``namespace``'s share, when given)."""
-    try:
-        value = await _call(budget, namespace, provider.query, query, timeout)
-    except AdapterError as exc:
-        if metrics is not None:
-            metrics.api_error("prometheus_query", error_code(exc))
-        error = clip_error(exc.message)
-        log.warning("metric query failed", metric=name, error=error)
-        return Measurement(value=None, at=now, error=error)
-    return Measurement(value=value, at=now)
-
-
-async def measure(
-    due: Sequence[Metric],
-    context: Mapping[str, str],
-    *,
-    provider_for: ProviderFactory,
-    default_prometheus: str | None,
-    now: datetime,
-    metrics: OperatorMetrics | None,
-    log: Any,
-    budget: QueryBudget | None = None,
-    namespace: str = "",
-) -> dict[str, Measurement]:
-    """The measurements of the ``due`` metrics, queried in parallel with their queries
-    rendered over ``context``; a template or provider problem is a measurement's error."""
-    cap = budget.max_timeout if budget is not None else DEFAULT_MAX_QUERY_SECONDS
-
-    async def one(metric: Metric) -> tuple[str, Measurement]:
-        address = resolve_address(metric, default_prometheus)
-        if not address:
-            return metric.name, Measurement(value=None, at=now, error=NO_PROMETHEUS)
-        try:
-            query = render_metric(metric, dict(context))
-            sample_query = render_sample_query(metric, dict(context))
-        except QueryTemplateError as exc:
-            return metric.name, Measurement(value=None, at=now, error=str(exc))
-        provider = provider_for(address)
-
-        async def run(text: str) -> Measurement:
-            return await query_metric(
-                provider,
-                text,
-                timeout=metric_timeout(metric, cap),
-                now=now,
-                metrics=metrics,
-                log=log,
-                name=metric.name,
-                budget=budget,
-                namespace=namespace,
-            )
-
-        if sample_query is None:
-            return metric.name, await run(query)
-        # The value and its sample count, side by side within the same timeout and budget;
-        # the core judges the value only when the count reaches minSamples.
-        measured, counted = await asyncio.gather(run(query), run(sample_query))
-        if measured.error is None and counted.error is not None:
-            error = clip_error(f"sampleGuard.query: {counted.error}")
-            return metric.name, Measurement(value=None, at=now, error=error)
-        return metric.name, replace(measured, samples=counted.value)
-
-    return dict(await asyncio.gather(*(one(metric) for metric in due)))
-
-
 #: Seconds before trying again to post logged events the API refused.
 EVENT_RETRY_SECONDS = 5.0
-
-#: Longest a query check may take, whatever the metric's own timeout.
-CHECK_TIMEOUT_SECONDS = 5.0
-
-
-async def check_queries(
-    digest: str,
-    metrics: Sequence[tuple[str, Metric]],
-    context: Mapping[str, str],
-    *,
-    provider_for: ProviderFactory,
-    default_prometheus: str | None,
-    log: Any,
-    budget: QueryBudget | None = None,
-    namespace: str = "",
-) -> QueryCheck:
-    """Asks each metric's provider to parse its queries (its query and its sampleGuard's),
-    rendered over ``context`` (sample
-    placeholder values), in parallel. A refusal names the metric's spec path; a provider that
-    cannot be asked, or a metric with no provider address, leaves the queries unverified
-    (never a spec error). A template that does not render is left to validation, which
-    already reports it."""
-
-    async def one(
-        path: str, metric: Metric, field: str, template: str
-    ) -> QueryRefusal | str | None:
-        address = resolve_address(metric, default_prometheus)
-        if not address:
-            return NO_PROMETHEUS
-        try:
-            query = render_query(template, dict(context))
-        except QueryTemplateError:
-            return None
-        timeout = min(metric_timeout(metric), CHECK_TIMEOUT_SECONDS)
-        try:
-            await _call(budget, namespace, provider_for(address).parse, query, timeout)
-        except QueryRefused as exc:
-            return QueryRefusal(field=f"{path}.{field}", message=exc.message)
-        except AdapterError as exc:
-            log.info("cannot check a query yet", metric=metric.name, error=exc.message)
-            return exc.message
-        return None
-
-    # Only Prometheus can parse a query (its query and its sampleGuard's); a web provider's
-    # jsonPath is checked with the spec.
-    found = await asyncio.gather(
-        *(
-            one(path, metric, field, template)
-            for path, metric in metrics
-            for field, template in prometheus_queries(metric)
-        )
-    )
-    refused = tuple(r for r in found if isinstance(r, QueryRefusal))
-    unreachable = next((r for r in found if isinstance(r, str)), None)
-    return QueryCheck(digest=digest, refused=refused, unreachable=unreachable)
-
 
 #: Longest the event loop waits for a spec's validation (off the loop, in a worker thread)
 #: before the spec counts as invalid. Validation is linear in the spec's size and CEL
@@ -652,38 +344,23 @@ async def post_events(
 __all__ = [
     "BACKOFF_FIRST_SECONDS",
     "BACKOFF_MAX_SECONDS",
-    "CHECK_TIMEOUT_SECONDS",
     "CONFLICT_RETRY_SECONDS",
-    "DEFAULT_MAX_QUERY_SECONDS",
     "EVENT_RETRY_SECONDS",
     "FOLLOW_UP_SECONDS",
-    "NO_PROMETHEUS",
     "VALIDATION_TIMEOUT_SECONDS",
-    "WEB_PREFIX",
     "EventMemory",
     "FailureMemory",
-    "NamespaceShares",
     "NotifierPort",
     "PassFailure",
-    "ProviderFactory",
-    "QueryBudget",
     "SpecMemory",
     "after_actions",
     "backoff",
-    "check_queries",
-    "clip_error",
     "count_failure",
     "error_code",
     "events_posted",
     "log_event",
-    "measure",
-    "metric_timeout",
-    "normal_url",
     "post_events",
     "post_logged",
-    "provider_problems",
-    "query_metric",
-    "resolve_address",
     "soonest",
     "status_write_failed",
     "validated",

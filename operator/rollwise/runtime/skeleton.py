@@ -12,7 +12,9 @@ progress: that is in status) is a :class:`Memory`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, Self, TypeVar
@@ -20,9 +22,18 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.resources import Resource, copy_json
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event, EventLog, LoggedEvent
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import EVENT_RETRY_SECONDS, post_events, post_logged, soonest
+from rollwise.runtime.passes import (
+    EVENT_RETRY_SECONDS,
+    count_failure,
+    error_code,
+    post_events,
+    post_logged,
+    soonest,
+)
 
 A = TypeVar("A")
 D = TypeVar("D")
@@ -109,6 +120,116 @@ class PassResult(Generic[D]):
     failure: ActionFailure[Any] | None = None
     error: str | None = None
     events: tuple[Event, ...] = field(default=())
+
+
+async def read_object(
+    resource: Resource,
+    namespace: str,
+    name: str,
+    read: Callable[[str, str], dict[str, Any] | None],
+    cache: WatchCache | None,
+) -> dict[str, Any] | None:
+    """The object a pass works on: the body its watch delivered (``WatchCache``: at a known
+    resourceVersion, never older than this operator's last write of it, and the status patch
+    is conditional on that version), else ``read`` (a GET, in a worker thread)."""
+    cached = cache.lookup(resource, namespace, name) if cache is not None else None
+    if cached is not None:
+        body: dict[str, Any] = copy_json(cached)
+        return body
+    found = await asyncio.to_thread(read, namespace, name)
+    if found is not None and cache is not None:
+        cache.observe(resource, found, confirmed=True)
+    return found
+
+
+class PassPorts(Protocol):
+    """What :func:`timed_pass` needs of a kind's ports."""
+
+    @property
+    def metrics(self) -> OperatorMetrics | None: ...
+
+    @property
+    def for_pass(self) -> Callable[[WatchCache | None], Any] | None: ...
+
+
+P = TypeVar("P", bound=PassPorts)
+R = TypeVar("R")
+
+
+async def timed_pass(ports: P, cache: WatchCache | None, run: Callable[[P], Awaitable[R]]) -> R:
+    """Runs one pass with the ports for it (``for_pass``: a read view through ``cache``, so
+    that the pass reads each object at most once), timed in
+    ``rollwise_reconcile_duration_seconds``."""
+    started = time.monotonic()
+    if ports.for_pass is not None:
+        ports = ports.for_pass(cache)
+    try:
+        return await run(ports)
+    finally:
+        if ports.metrics is not None:
+            ports.metrics.reconcile_duration.observe(time.monotonic() - started)
+
+
+def cannot(
+    call: str,
+    message: str,
+    exc: AdapterError,
+    memory: Memory,
+    *,
+    metrics: OperatorMetrics | None,
+    log: Any,
+) -> PassResult[Any]:
+    """A pass that could not read what it needs (``call``: what failed, as
+    ``rollwise_api_errors_total`` counts it; ``message``: the log line): logged, counted, and
+    looked at again after the failure backoff (or the server's ``Retry-After``)."""
+    if metrics is not None:
+        metrics.api_error(call, error_code(exc))
+    log.warning(message, error=exc.message)
+    return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
+
+
+class Decided(Protocol):
+    """What :func:`pass_done` needs of a kind's decision."""
+
+    @property
+    def actions(self) -> Sequence[object]: ...
+
+    @property
+    def events(self) -> Sequence[Event]: ...
+
+
+DD = TypeVar("DD", bound=Decided)
+
+
+def pass_done(
+    decision: DD,
+    requeue: float | None,
+    *,
+    status_written: bool,
+    acted: bool,
+    failure: ActionFailure[Any] | None,
+    reports: Sequence[Event],
+    log: Any,
+    **fields: object,
+) -> PassResult[DD]:
+    """The end of a pass that stored its status: one debug line (``fields`` first: what the
+    kind's status says), and the result with the decision's events and this process's
+    ``reports``."""
+    log.debug(
+        "pass done",
+        **fields,
+        actions=len(decision.actions),
+        status_written=status_written,
+        requeue_after=requeue,
+    )
+    return PassResult(
+        requeue_after=requeue,
+        decision=decision,
+        status_written=status_written,
+        acted=acted,
+        failure=failure,
+        events=(*decision.events, *reports),
+    )
 
 
 def parse_status(model: type[S], raw: dict[str, Any] | None, log: Any) -> S | None:
@@ -204,13 +325,19 @@ async def post_pass_events(
 
 __all__ = [
     "ActionFailure",
+    "Decided",
     "Memory",
     "ObjectHeader",
+    "PassPorts",
     "PassResult",
     "Persisted",
+    "cannot",
     "merge_patch_diff",
     "parse_status",
+    "pass_done",
     "persist",
     "post_pass_events",
+    "read_object",
+    "timed_pass",
     "utc_now",
 ]

@@ -14,7 +14,8 @@ import pytest
 from rollwise.cli import display as display_module
 from rollwise.cli.colour import strip, visible_len, wants_colour
 from rollwise.cli.main import run
-from rollwise.cli.render import events_lines, render_rollout
+from rollwise.cli.render import render_rollout
+from rollwise.cli.sections import events_lines
 from rollwise.cli.text import MIN_MESSAGE, UNICODE
 from rollwise.core.phases import Phase
 from tests.unit.cli import cli_builders as b

@@ -1757,3 +1757,17 @@ def test_an_invalid_spec_names_the_ticket_it_can_read(change: Any, ticket: str) 
     d = decide_release(raw, None, World().observe(), at(0))
     [event] = d.events
     assert event.message.endswith(f" [change {ticket}]"), event.message
+
+
+def test_a_spec_validated_by_the_caller_is_not_validated_again() -> None:
+    status, world, spec = candidate()
+    obs = world.observe()
+    assert decide_release(spec, status, obs, at(5), spec_errors=()) == decide_release(
+        spec, status, obs, at(5)
+    )
+    refused = decide_release(spec, status, obs, at(5), spec_errors=["spec.version: refused"])
+    assert refused.actions == ()
+    invalid = refused.status.condition(ReleaseConditionType.INVALID_SPEC)
+    assert invalid is not None
+    assert invalid.status is ConditionStatus.TRUE
+    assert "spec.version: refused" in invalid.message

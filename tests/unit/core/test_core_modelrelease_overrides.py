@@ -10,9 +10,10 @@ import pytest
 
 from rollwise.core.modelrelease.actions import EnsureChildRollout, FlipAlias, RevertChildRollout
 from rollwise.core.modelrelease.observations import GateResult
+from rollwise.core.modelrelease.overrides import ReleaseOverride, release_override
 from rollwise.core.modelrelease.release import decide_release
 from rollwise.core.modelrelease.status import GateStatus, ReleasePhase, Stage
-from rollwise.core.overrides import Override, OverrideDecision, ReleaseOverride, release_override
+from rollwise.core.overrides import Override, OverrideDecision
 from tests.unit.core.modelrelease_builders import approvals, at
 from tests.unit.core.test_core_modelrelease import (
     Case,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from rollwise.core import overrides as o
+from rollwise.core.modelrelease.overrides import release_override
 from rollwise.core.observations import Hold, ManualRequest, RequestKind
 from rollwise.core.rollout import overrides as ro
 from rollwise.core.rollout.status import PauseReason, RolloutStatus
@@ -573,7 +574,7 @@ def test_a_list_that_does_not_verify_holds(
     assert rollout.hold is not None
     assert rollout.hold.id == o.UNVERIFIED_ID
     assert rollout.requests == ()
-    release = o.release_override(effect, name="fraud-7", version="7")
+    release = release_override(effect, name="fraud-7", version="7")
     assert release is not None
     assert release.decision == "hold"
 

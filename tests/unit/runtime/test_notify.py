@@ -36,8 +36,9 @@ from rollwise.core.notification_bodies import (
     verify_signature,
 )
 from rollwise.core.observations import revision_of
+from rollwise.runtime.delivery import DeliveryQueue
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.notify import DeliveryQueue, Notifier
+from rollwise.runtime.notify import Notifier
 from rollwise.runtime.passes import post_logged
 from tests.unit.runtime.fakes import NAME, NAMESPACE, rollout_body, world
 

@@ -22,9 +22,9 @@ write to this or another alias in the same ConfigMap: the store reads again, re-
 after the last attempt raises ``AliasConflict``. API transport failures stay ``KubeError``
 subclasses (``Unavailable`` is retryable), as for the routers.
 
-``KubeAPI`` handles only resources under ``/apis`` and Services, so the store talks to the
-ConfigMap through the same ``ApiClient`` with ``CoreV1Api`` raw responses and the same error
-mapping (``kube_errors``).
+The store reads and writes its ConfigMap through :class:`rollwise.adapters.configmaps.ConfigMaps`
+over the operator's ``KubeAPI`` connection: the adapters' one client and error mapping
+(``kube_errors``), as the gates and the release manifests use it.
 """
 
 from __future__ import annotations

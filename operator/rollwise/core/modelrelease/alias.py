@@ -12,6 +12,7 @@ from rollwise.core.modelrelease.observations import (
     BACKEND_KSERVE,
     BACKEND_TEMPLATE,
 )
+from rollwise.core.modelrelease.overrides import ReleaseOverride
 from rollwise.core.modelrelease.state import PassState
 from rollwise.core.modelrelease.status import (
     AliasStatus,
@@ -19,7 +20,6 @@ from rollwise.core.modelrelease.status import (
     RevokeRecord,
     Stage,
 )
-from rollwise.core.overrides import ReleaseOverride
 
 
 class Alias(PassState):

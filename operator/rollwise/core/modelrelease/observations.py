@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from rollwise.core.modelrelease.overrides import ReleaseOverride
 from rollwise.core.modelrelease.status import (
     GateStatus,
 )
 from rollwise.core.observations import Measurement, TemplateKey, TemplateRead
-from rollwise.core.overrides import ReleaseOverride
 from rollwise.core.phases import Phase
 from rollwise.core.querycheck import (
     QueryCheck,

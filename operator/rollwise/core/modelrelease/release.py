@@ -46,7 +46,7 @@ gives the same status, no events and the same (idempotent) actions.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,18 +106,27 @@ def decide_release(
     obs: ReleaseObservations,
     now: datetime,
     rules: ReleaseRules = STRICT_RULES,
+    *,
+    spec_errors: Sequence[str] | None = None,
 ) -> ReleaseDecision:
     """Decide the next status, actions, events and requeue of a ModelRelease.
 
-    ``spec`` may be the wire form (parsed and validated here) or a parsed spec. ``status``
-    None means the object has no status yet. A naive ``now`` is taken as UTC. ``rules``: the
-    cluster policy for this release (its defaults know no registry and no model owner). Never
-    raises on well-typed input.
+    ``spec`` may be the wire form or a parsed spec, parsed and validated here (against
+    ``rules`` too). A caller that parsed and validated it already
+    (:func:`rollwise.core.modelrelease.spec.load_release_spec` with the same ``rules``)
+    passes what that found as ``spec_errors``: the spec is then taken as it is, not parsed or
+    validated again. ``status`` None means the object has no status yet. A naive ``now`` is
+    taken as UTC. ``rules``: the cluster policy for this release (its defaults know no
+    registry and no model owner). Never raises on well-typed input.
     """
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     previous = status if status is not None else ModelReleaseStatus()
-    loaded, errors = load_release_spec(spec, rules)
+    if spec_errors is None:
+        loaded, errors = load_release_spec(spec, rules)
+    else:
+        loaded = spec if isinstance(spec, ModelReleaseSpec) and not spec_errors else None
+        errors = list(spec_errors)
     digest = ""
     recheck = False
     if loaded is not None and not errors:

@@ -23,7 +23,7 @@ from rollwise.core.conditions import ConditionStatus
 from rollwise.core.events import EventLog
 from rollwise.core.querycheck import QueryVerification
 from rollwise.core.runs import AnalysisRun
-from rollwise.core.status_model import StatusModel, Time
+from rollwise.core.status_model import ConditionModel, StatusModel, Time
 
 #: How many stage transitions ``status.history`` keeps (oldest dropped first).
 MAX_HISTORY = 50
@@ -91,13 +91,8 @@ class ReleaseConditionType(StrEnum):
     QUERIES_VERIFIED = "QueriesVerified"
 
 
-class ReleaseCondition(StatusModel):
-    type: ReleaseConditionType
-    status: ConditionStatus
-    reason: str
-    message: str = ""
-    last_transition_time: Time
-    observed_generation: int | None = None
+class ReleaseCondition(ConditionModel[ReleaseConditionType]):
+    """A standard Kubernetes condition of a ModelRelease."""
 
 
 class GateRecord(StatusModel):

@@ -22,7 +22,7 @@ from rollwise.core.events import EventLog
 from rollwise.core.phases import Phase
 from rollwise.core.querycheck import QueryVerification
 from rollwise.core.runs import AnalysisRun
-from rollwise.core.status_model import StatusModel, Time
+from rollwise.core.status_model import ConditionModel, StatusModel, Time
 
 
 class PauseReason(StrEnum):
@@ -64,15 +64,8 @@ class ConditionType(StrEnum):
     ROUTE_ACCEPTED = "RouteAccepted"
 
 
-class Condition(StatusModel):
-    """A standard Kubernetes condition."""
-
-    type: ConditionType
-    status: ConditionStatus
-    reason: str
-    message: str = ""
-    last_transition_time: Time
-    observed_generation: int | None = None
+class Condition(ConditionModel[ConditionType]):
+    """A standard Kubernetes condition of a Rollout."""
 
 
 class RetiredRevision(StatusModel):

@@ -1,8 +1,9 @@
 """kopf handlers for ``modelreleases.rollwise.dev/v1alpha1``: one reconcile loop per release.
 
-The same design as the Rollout's handlers (:mod:`rollwise.runtime.loops`): a ``@kopf.daemon``
-per ModelRelease runs :func:`rollwise.runtime.release.reconcile.reconcile_release`, then sleeps
-until the pass's ``requeue_after`` (capped by the resync period) or a wake-up:
+The same daemon and watch as every kind (:func:`rollwise.runtime.loops.register_kind`): a
+``@kopf.daemon`` per ModelRelease runs :func:`rollwise.runtime.release.reconcile.reconcile_release`,
+reading the release from the shared watch cache from its second pass on, then sleeps until
+the pass's ``requeue_after`` (capped by the resync period) or a wake-up:
 
 * the release's spec (generation), its annotations (a request or a record the admission
   webhook wrote: approval, waiver, revoke) or its deletion changed;
@@ -15,24 +16,25 @@ Status-only writes of the release itself do not wake it (no busy loop).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
-from rollwise import GROUP, VERSION
-from rollwise import MODELRELEASES as RELEASE_PLURAL
-from rollwise import ROLLOUTS as PLURAL
-from rollwise.adapters.releases import RELEASE_LABEL
+from rollwise.adapters.kube import ROLLOUTS
+from rollwise.adapters.releases import MODELRELEASES, RELEASE_LABEL
+from rollwise.adapters.watch_cache import WatchCache
+from rollwise.core.modelrelease.actions import ReleaseDecision
 from rollwise.runtime.logging import release_logger
-from rollwise.runtime.loops import CANCELLATION_TIMEOUT, PassSlots, pass_loop
+from rollwise.runtime.loops import Kind, Loops, register_kind
 from rollwise.runtime.release.ports import ReleasePorts
 from rollwise.runtime.release.reconcile import reconcile_release
-from rollwise.runtime.skeleton import Memory
+from rollwise.runtime.skeleton import Memory, PassResult
 
 Key = tuple[str, str]
+
+#: The name of the ModelReleases' loops and fingerprints in :class:`Loops`.
+KIND = "release"
 
 
 def release_fingerprint(body: Mapping[str, Any]) -> Hashable:
@@ -60,137 +62,73 @@ def child_fingerprint(body: Mapping[str, Any]) -> Hashable:
     )
 
 
-@dataclass
-class ReleaseRuntime:
-    """The state the ModelRelease handlers share."""
+def release_kind(ports: ReleasePorts, loops: Loops) -> Kind:
+    """The ModelRelease as :func:`rollwise.runtime.loops.register_kind` registers it: a
+    change of one release's stage wakes the other releases of its namespace."""
+    stages: dict[Key, str | None] = {}
 
-    ports: ReleasePorts
-    resync_seconds: float = 300.0
-    wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
-    fingerprints: dict[tuple[str, str, str], Hashable] = field(default_factory=dict)
-    stages: dict[Key, str | None] = field(default_factory=dict)
-    slots: PassSlots | None = None
+    async def run_pass(
+        namespace: str, name: str, memory: Memory, cache: WatchCache | None
+    ) -> PassResult[ReleaseDecision]:
+        return await reconcile_release(namespace, name, ports, memory, cache)
 
-    def waker(self, key: Key) -> asyncio.Event:
-        event = self.wakers.get(key)
-        if event is None:
-            event = self.wakers[key] = asyncio.Event()
-        return event
+    def gone(key: Key) -> None:
+        stages.pop(key, None)
+        if ports.metrics is not None:
+            ports.metrics.observe_release(key[0], key[1], None)
 
-    def wake(self, key: Key) -> None:
-        if key in self.wakers:
-            self.wakers[key].set()
-
-    def wake_namespace(self, namespace: str, but: str) -> None:
-        for ns, name in list(self.wakers):
-            if ns == namespace and name != but:
-                self.wakers[(ns, name)].set()
-
-    def changed(self, kind: str, key: Key, fingerprint: Hashable) -> bool:
-        slot = (kind, *key)
-        if self.fingerprints.get(slot) == fingerprint:
-            return False
-        self.fingerprints[slot] = fingerprint
-        return True
-
-    def forget(self, key: Key) -> None:
-        self.fingerprints.pop(("release", *key), None)
-        self.stages.pop(key, None)
-        self.wakers.pop(key, None)
-        if self.ports.metrics is not None:
-            self.ports.metrics.observe_release(key[0], key[1], None)
-
-
-async def release_loop(
-    runtime: ReleaseRuntime, namespace: str, name: str, stopped: kopf.DaemonStopped
-) -> None:
-    """The reconcile loop of one ModelRelease (the body of its daemon)."""
-    key = (namespace, name)
-    wake = runtime.waker(key)
-    memory = Memory()
-    log = release_logger(namespace, name, None, None)
-    log.debug("reconcile loop started")
-    await pass_loop(
-        lambda: reconcile_release(namespace, name, runtime.ports, memory),
-        memory,
-        wake,
-        stopped,
-        resync_seconds=runtime.resync_seconds,
-        log=log,
-        slots=runtime.slots,
-        namespace=namespace,
-    )
-    log.debug("reconcile loop stopped")
-
-
-def register_releases(registry: kopf.OperatorRegistry, runtime: ReleaseRuntime) -> None:
-    """Register the ModelRelease handlers in ``registry`` (the login is registered with the
-    Rollout handlers)."""
-
-    @kopf.daemon(
-        GROUP,
-        VERSION,
-        RELEASE_PLURAL,
-        id="reconcile-release",
-        registry=registry,
-        cancellation_timeout=CANCELLATION_TIMEOUT,
-    )
-    async def reconcile_modelrelease(
-        *, name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any
-    ) -> None:
-        if namespace is None:
+    def seen(event_type: str, key: Key, body: Mapping[str, Any]) -> None:
+        namespace, name = key
+        if event_type == "DELETED":
+            loops.wake_namespace(KIND, namespace, name)
             return
-        try:
-            await release_loop(runtime, namespace, name, stopped)
-        finally:
-            deleted = kopf.DaemonStoppingReason.RESOURCE_DELETED
-            if stopped.reason is not None and stopped.reason & deleted:
-                runtime.forget((namespace, name))
-
-    @kopf.on.event(GROUP, VERSION, RELEASE_PLURAL, id="release-changed", registry=registry)
-    def release_changed(
-        *, type: str, body: kopf.Body, name: str, namespace: str | None, **_: Any
-    ) -> None:
-        if namespace is None:
-            return
-        key = (namespace, name)
-        if type == "DELETED":
-            runtime.wake(key)
-            runtime.forget(key)
-            runtime.wake_namespace(namespace, name)
-            return
-        if runtime.changed("release", key, release_fingerprint(body)):
-            runtime.wake(key)
         status = body.get("status") or {}
         stage = status.get("stage") if isinstance(status, Mapping) else None
-        if runtime.stages.get(key) != stage:
-            runtime.stages[key] = stage
-            runtime.wake_namespace(namespace, name)
+        if stages.get(key) != stage:
+            stages[key] = stage
+            loops.wake_namespace(KIND, namespace, name)
+
+    return Kind(
+        name=KIND,
+        resource=MODELRELEASES,
+        fingerprint=release_fingerprint,
+        run_pass=run_pass,
+        logger=lambda namespace, name: release_logger(namespace, name, None, None),
+        daemon_id="reconcile-release",
+        event_id="release-changed",
+        gone=gone,
+        seen=seen,
+    )
+
+
+def register_releases(registry: kopf.OperatorRegistry, loops: Loops, ports: ReleasePorts) -> None:
+    """Register the ModelRelease handlers in ``registry`` (the login is registered with the
+    Rollout handlers)."""
+    register_kind(registry, loops, release_kind(ports, loops))
 
     @kopf.on.event(
-        GROUP,
-        VERSION,
-        PLURAL,
+        ROLLOUTS.group,
+        ROLLOUTS.version,
+        ROLLOUTS.plural,
         id="child-rollout-changed",
         labels={RELEASE_LABEL: kopf.PRESENT},
         registry=registry,
     )
-    def child_changed(
-        *, type: str, body: kopf.Body, name: str, namespace: str | None, **_: Any
+    async def child_changed(
+        *, type: str, event: Mapping[str, Any], name: str, namespace: str | None, **_: Any
     ) -> None:
+        body = event.get("object") or {}
         release = (body.get("metadata") or {}).get("labels", {}).get(RELEASE_LABEL)
         if not release or namespace is None:
             return
-        if type == "DELETED" or runtime.changed(
-            "child", (namespace, name), child_fingerprint(body)
-        ):
-            runtime.wake((namespace, release))
+        if type == "DELETED" or loops.changed("child", (namespace, name), child_fingerprint(body)):
+            loops.wake(KIND, (namespace, release))
 
 
 __all__ = [
-    "ReleaseRuntime",
+    "KIND",
     "child_fingerprint",
     "register_releases",
     "release_fingerprint",
-    "release_loop",
+    "release_kind",
 ]

@@ -28,6 +28,7 @@ from rollwise.core.modelrelease.observations import (
     ReleaseObservations,
     RevokeRequest,
 )
+from rollwise.core.modelrelease.overrides import release_override
 from rollwise.core.modelrelease.policy import ClusterPolicy, ReleaseRules
 from rollwise.core.modelrelease.release import release_metrics
 from rollwise.core.modelrelease.spec import (
@@ -37,18 +38,16 @@ from rollwise.core.modelrelease.spec import (
 )
 from rollwise.core.modelrelease.status import ModelReleaseStatus
 from rollwise.core.observations import Measurement
-from rollwise.core.overrides import in_effect, read_overrides, release_override
+from rollwise.core.overrides import in_effect, read_overrides
 from rollwise.core.phases import Phase
 from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
 from rollwise.core.reasons import clip
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.core.templates import release_template_keys, resolve_release
+from rollwise.runtime.measuring import check_queries, measure_due, provider_problems
 from rollwise.runtime.passes import (
     RESOLUTION_TIMED_OUT,
-    check_queries,
     events_posted,
-    measure,
-    provider_problems,
     read_templates,
     resolved,
     validated,
@@ -104,19 +103,16 @@ async def _measure(
     log: Any,
 ) -> dict[str, Measurement]:
     due = release_due_metrics(spec, status, now)
-    if not due:
+    if due and provider_problems(
+        release_metrics(spec), ports.allowed_prometheus, ports.web_providers
+    ):
         return {}
-    if provider_problems(release_metrics(spec), ports.allowed_prometheus, ports.web_providers):
-        return {}
-    return await measure(
+    return await measure_due(
+        ports,
         [d.metric for d in due],
         release_query_context(obj.namespace, spec, status),
-        provider_for=ports.provider_for,
-        default_prometheus=ports.default_prometheus,
         now=now,
-        metrics=ports.metrics,
         log=log,
-        budget=ports.queries,
         namespace=obj.namespace,
     )
 
@@ -185,6 +181,8 @@ class Seen:
     records: Records | None = None
     #: Override records ignored (bad signature...), reported like the other records.
     rejected_overrides: tuple[str, ...] = ()
+    #: What validating the spec found (``passes.validated``: once per generation).
+    spec_errors: tuple[str, ...] = ()
 
 
 async def _check_queries(
@@ -243,7 +241,7 @@ async def observe(
     status = parse_status(ModelReleaseStatus, obj.status, log)
     posted = events_posted(memory, obj.uid, status.event_log if status is not None else None)
     rules = release_rules(obj, ports.policy)
-    spec, _errors = await validated(
+    spec, spec_errors = await validated(
         memory,
         obj.uid,
         obj.generation,
@@ -281,6 +279,7 @@ async def observe(
             ),
             rules,
             records,
+            spec_errors=tuple(spec_errors),
         )
     store = ports.alias_store_for(spec, obj.namespace)
     ns = obj.namespace
@@ -365,4 +364,5 @@ async def observe(
         rules,
         records,
         overrides.rejected,
+        spec_errors=tuple(spec_errors),
     )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from rollwise import MODELRELEASES
 from rollwise.adapters.registry.base import AliasStore
 from rollwise.adapters.releases import ReleaseRef
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event, LoggedEvent
 from rollwise.core.modelrelease.actions import (
     EnsureChildRollout,
@@ -34,13 +35,9 @@ from rollwise.core.modelrelease.policy import ClusterPolicy
 from rollwise.core.modelrelease.status import ModelReleaseStatus
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
+from rollwise.runtime.measuring import ProviderFactory, QueryBudget
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import (
-    NotifierPort,
-    ProviderFactory,
-    QueryBudget,
-    TemplatesPort,
-)
+from rollwise.runtime.passes import NotifierPort, TemplatesPort
 from rollwise.runtime.skeleton import (
     ObjectHeader,
     utc_now,
@@ -137,8 +134,9 @@ class ReleasePorts:
     clock: Callable[[], datetime] = utc_now
     #: The operator's cluster policy (its defaults know no registry and no model owner).
     policy: ClusterPolicy = field(default_factory=ClusterPolicy)
-    #: Ports for one pass (a read view over the API); None: use these ports as they are.
-    for_pass: Callable[[], ReleasePorts] | None = None
+    #: Ports for one pass (a read view over the API, through the loop's watch cache when it
+    #: hands one: ``adapters.kube.PassView``); None: use these ports as they are.
+    for_pass: Callable[[WatchCache | None], ReleasePorts] | None = None
     #: Where queries run, within each namespace's share (None: the default worker threads).
     queries: QueryBudget | None = None
     #: The Prometheus addresses a spec may name (None: any, for embedding and tests).

@@ -4,7 +4,9 @@ The same shape as the Rollout's pass (the skeleton both share: :mod:`rollwise.ru
 with the ModelRelease's ports (:mod:`rollwise.runtime.release.ports`); the observe step is
 :mod:`rollwise.runtime.release.observe`:
 
-1. **Observe** (from worker threads, in parallel): the release (a fresh GET), the identity
+1. **Observe** (from worker threads, in parallel): the release (from the operator's watch
+   cache when the loop hands one, see :func:`rollwise.runtime.skeleton.read_object`, else a
+   GET), the identity
    records the admission webhook wrote on it (``core.governance.read_records``: approvals,
    who set the version, a revoke request, waivers; ``core.overrides``: the override in
    effect for this version; records with a bad signature are ignored and reported), the
@@ -38,13 +40,13 @@ Candidate that is not refused or invalid; the others stay Candidate, ``Queued`` 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from rollwise.adapters.errors import AdapterError, AliasConflict, Conflict, NotFound
 from rollwise.adapters.registry.base import EXPECT_UNSET, AliasStore, AliasTarget
-from rollwise.adapters.releases import PROMOTE_FULL
+from rollwise.adapters.releases import MODELRELEASES, PROMOTE_FULL
+from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event
 from rollwise.core.modelrelease import reasons as MR
 from rollwise.core.modelrelease.actions import (
@@ -68,7 +70,6 @@ from rollwise.runtime.logging import release_logger
 from rollwise.runtime.passes import (
     CONFLICT_RETRY_SECONDS,
     after_actions,
-    count_failure,
     error_code,
     status_write_failed,
 )
@@ -86,8 +87,13 @@ from rollwise.runtime.skeleton import (
     ActionFailure,
     Memory,
     PassResult,
+    Persisted,
+    cannot,
+    pass_done,
     persist,
     post_pass_events,
+    read_object,
+    timed_pass,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -233,31 +239,36 @@ async def _ledger(
 
 
 async def reconcile_release(
-    namespace: str, name: str, ports: ReleasePorts, memory: Memory
+    namespace: str,
+    name: str,
+    ports: ReleasePorts,
+    memory: Memory,
+    cache: WatchCache | None = None,
 ) -> PassResult[ReleaseDecision]:
-    """One pass over the ModelRelease ``namespace/name``. Never raises for cluster, registry
-    or provider failures: they come back in the result with the time to look again."""
-    started = time.monotonic()
-    if ports.for_pass is not None:
-        ports = ports.for_pass()
-    try:
-        return await _reconcile(namespace, name, ports, memory)
-    finally:
-        if ports.metrics is not None:
-            ports.metrics.reconcile_duration.observe(time.monotonic() - started)
+    """One pass over the ModelRelease ``namespace/name``, reading through ``cache`` (the
+    watch-fed read cache of the release's loop; None: every read goes to the API server).
+    Never raises for cluster, registry or provider failures: they come back in the result
+    with the time to look again."""
+    return await timed_pass(
+        ports, cache, lambda for_pass: _reconcile(namespace, name, for_pass, memory, cache)
+    )
 
 
 async def _reconcile(
-    namespace: str, name: str, ports: ReleasePorts, memory: Memory
+    namespace: str, name: str, ports: ReleasePorts, memory: Memory, cache: WatchCache | None
 ) -> PassResult[ReleaseDecision]:
     log = release_logger(namespace, name, None, None)
     try:
-        body = await asyncio.to_thread(ports.cluster.read_release, namespace, name)
+        body = await read_object(MODELRELEASES, namespace, name, ports.cluster.read_release, cache)
     except AdapterError as exc:
-        if ports.metrics is not None:
-            ports.metrics.api_error("read_release", error_code(exc))
-        log.warning("cannot read the ModelRelease", error=exc.message)
-        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
+        return cannot(
+            "read_release",
+            "cannot read the ModelRelease",
+            exc,
+            memory,
+            metrics=ports.metrics,
+            log=log,
+        )
     if body is None:
         return PassResult(requeue_after=None, gone=True)
     obj = ReleaseObject.from_body(body)
@@ -268,10 +279,9 @@ async def _reconcile(
     try:
         seen = await observe(obj, ports, now, log, memory)
     except AdapterError as exc:
-        if ports.metrics is not None:
-            ports.metrics.api_error("observe", error_code(exc))
-        log.warning("cannot observe the cluster", error=exc.message)
-        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
+        return cannot(
+            "observe", "cannot observe the cluster", exc, memory, metrics=ports.metrics, log=log
+        )
 
     ticket_text = ticket if isinstance(ticket, str) and ticket else "unknown"
     events: list[Event] = []
@@ -286,22 +296,31 @@ async def _reconcile(
     # version), so it must be stored before anything changes. A conflicting write means
     # somebody else wrote since the read: nothing was done, decide again. Deciding runs in the
     # worker thread of the write: it evaluates the spec's conditions (tenant input).
-    def decide_and_write() -> tuple[ReleaseDecision, AdapterError | None, bool]:
+    def decide_and_write() -> tuple[ReleaseDecision, Persisted]:
         decided = decide_release(
             seen.spec if seen.spec is not None else obj.spec,
             seen.status,
             seen.observations,
             now,
             seen.rules,
+            spec_errors=seen.spec_errors,
         )
         stored = persist(obj, seen.status, decided.status, ports.cluster.patch_release_status)
-        return decided, stored.error, stored.changed and stored.error is None
+        return decided, stored
 
-    decision, write_error, status_written = await asyncio.to_thread(decide_and_write)
+    decision, stored = await asyncio.to_thread(decide_and_write)
+    write_error = stored.error
+    status_written = stored.changed and write_error is None
     if isinstance(write_error, Conflict):
+        # The release changed since it was read: decide again from what is there now (read
+        # from the server: the cached body was behind). Nothing was done.
+        if cache is not None:
+            cache.forget(MODELRELEASES, namespace, name)
         log.info("status write conflicted; looking again", error=write_error.message)
         return PassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision)
     if isinstance(write_error, NotFound):
+        if cache is not None:
+            cache.deleted(MODELRELEASES, namespace, name)
         return PassResult(requeue_after=None, gone=True)
     if write_error is not None:
         return PassResult(
@@ -309,6 +328,10 @@ async def _reconcile(
             decision=decision,
             error=write_error.message,
         )
+    if status_written and cache is not None and stored.written:
+        # Read-your-writes: the next pass starts from this answer, not from an older body
+        # whose watch event is still on its way.
+        cache.observe(MODELRELEASES, stored.written, confirmed=True)
     if status_written and ports.metrics is not None:
         ports.metrics.status_written()
 
@@ -352,21 +375,16 @@ async def _reconcile(
             model=seen.spec.model if seen.spec is not None else "",
             version=seen.spec.version if seen.spec is not None else "",
         )
-    log.debug(
-        "pass done",
-        stage=decision.status.stage.value if decision.status.stage else None,
-        phase=decision.status.phase.value if decision.status.phase else None,
-        actions=len(decision.actions),
-        status_written=status_written,
-        requeue_after=requeue,
-    )
-    return PassResult(
-        requeue_after=requeue,
-        decision=decision,
+    return pass_done(
+        decision,
+        requeue,
         status_written=status_written,
         acted=acted,
         failure=failure,
-        events=(*decision.events, *events),
+        reports=events,
+        log=log,
+        stage=decision.status.stage.value if decision.status.stage else None,
+        phase=decision.status.phase.value if decision.status.phase else None,
     )
 
 

@@ -12,13 +12,15 @@ Design: a ``@kopf.daemon`` per Rollout runs
   generation, replica counts in status);
 * the daemon being stopped (Rollout deleted, operator exiting).
 
-The watches kopf already runs (Rollouts, revision Deployments, and Services) also feed a
-:class:`rollwise.adapters.kube.WatchCache`; each loop hands it to its passes as their read
-cache (from the second pass on), so a pass reads what the watches delivered instead of asking
-the API server again. ``WatchCache`` explains why that is as safe as a fresh read: bodies at a known
-resourceVersion, never older than the operator's own writes, and the status patch conditional
-on the version read. The event handlers are coroutines: they only update dicts, and a plain
-function would cost a hop through kopf's thread pool for every watch event.
+The daemon and the Rollouts' own watch are the ones every kind gets
+(:func:`rollwise.runtime.loops.register_kind`); this module adds the watch of the revision
+Deployments and of the Services. The watches (Rollouts, revision Deployments, Services) also
+feed the :class:`rollwise.adapters.watch_cache.WatchCache` of the shared
+:class:`rollwise.runtime.loops.Loops`; each loop hands it to its passes as their read cache
+(from the second pass on), so a pass reads what the watches delivered instead of asking the
+API server again. ``WatchCache`` explains why that is as safe as a fresh read: bodies at a
+known resourceVersion, never older than the operator's own writes, and the status patch
+conditional on the version read.
 
 Why a daemon and not create/update/resume handlers plus a timer: there is one code path for
 all causes (DESIGN §2: driven by state, never by "what changed"), passes of one Rollout never
@@ -40,32 +42,30 @@ the Rollout's status: a restarted operator continues where the last one stopped.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
-from rollwise import GROUP, VERSION
-from rollwise import ROLLOUTS as PLURAL
 from rollwise.adapters.kube import DEPLOYMENTS, ROLLOUTS, SERVICES
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.adapters.workloads import ROLLOUT_LABEL
 from rollwise.core.observations import RequestKind
 from rollwise.core.overrides import OVERRIDES
+from rollwise.core.rollout.actions import Decision
 from rollwise.runtime.logging import rollout_logger
-from rollwise.runtime.loops import CANCELLATION_TIMEOUT, PassSlots, pass_loop
+from rollwise.runtime.loops import Kind, Loops, register_kind
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.rollout.ports import Ports
 from rollwise.runtime.rollout.reconcile import reconcile
-from rollwise.runtime.skeleton import Memory
+from rollwise.runtime.skeleton import Memory, PassResult
 
 #: Annotations whose change wakes a Rollout's loop: the manual requests, and the override
 #: records the admission webhook writes (``core.overrides``).
 _REQUEST_ANNOTATIONS = (*(kind.annotation for kind in RequestKind), OVERRIDES)
 
-Key = tuple[str, str]
+#: The name of the Rollouts' loops and fingerprints in :class:`Loops`.
+KIND = "rollout"
 
 
 def rollout_fingerprint(body: Mapping[str, Any]) -> Hashable:
@@ -96,88 +96,36 @@ def deployment_fingerprint(body: Mapping[str, Any]) -> Hashable:
     )
 
 
-def watch_cache(max_age: float = 60.0) -> WatchCache:
-    """The read cache the handlers' watches feed: Rollouts, revision Deployments (those with
-    the ``rollwise.dev/rollout`` label, as the watch selects them) and Services. ``max_age``
-    bounds how long an entry or a listing nothing confirmed is served (``WatchCache``)."""
-    cache = WatchCache(max_age=max_age)
-    cache.watch(ROLLOUTS)
-    cache.watch(DEPLOYMENTS, required_label=ROLLOUT_LABEL)
-    cache.watch(SERVICES)
-    return cache
+def rollout_kind(ports: Ports, metrics: OperatorMetrics | None = None) -> Kind:
+    """The Rollout as :func:`rollwise.runtime.loops.register_kind` registers it."""
 
+    async def run_pass(
+        namespace: str, name: str, memory: Memory, cache: WatchCache | None
+    ) -> PassResult[Decision]:
+        return await reconcile(namespace, name, ports, memory, cache)
 
-@dataclass
-class Runtime:
-    """The state the handlers share: the ports of a pass, the wake-up events, the metrics and
-    the watch-fed read cache (None: every pass reads from the API server)."""
+    def gone(key: tuple[str, str]) -> None:
+        if metrics is not None:
+            metrics.forget(*key)
 
-    ports: Ports
-    metrics: OperatorMetrics | None = None
-    resync_seconds: float = 300.0
-    wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
-    fingerprints: dict[tuple[str, str, str], Hashable] = field(default_factory=dict)
-    cache: WatchCache | None = field(default_factory=watch_cache)
-    slots: PassSlots | None = None
-
-    def waker(self, key: Key) -> asyncio.Event:
-        event = self.wakers.get(key)
-        if event is None:
-            event = self.wakers[key] = asyncio.Event()
-        return event
-
-    def wake(self, key: Key) -> None:
-        self.waker(key).set()
-
-    def changed(self, kind: str, key: Key, fingerprint: Hashable) -> bool:
-        """Records ``fingerprint``; True when it differs from the last one seen."""
-        slot = (kind, *key)
-        if self.fingerprints.get(slot) == fingerprint:
-            return False
-        self.fingerprints[slot] = fingerprint
-        return True
-
-    def forget(self, kind: str, key: Key) -> None:
-        self.fingerprints.pop((kind, *key), None)
-        if kind == "rollout":
-            self.wakers.pop(key, None)
-            if self.metrics is not None:
-                self.metrics.forget(*key)
-
-
-async def rollout_loop(
-    runtime: Runtime, namespace: str, name: str, stopped: kopf.DaemonStopped
-) -> None:
-    """The reconcile loop of one Rollout (the body of its daemon)."""
-    key = (namespace, name)
-    wake = runtime.waker(key)
-    memory = Memory()
-    log = rollout_logger(namespace, name, None)
-    log.debug("reconcile loop started")
-    # The first pass reads from the API server: kopf adds its finalizer to a new Rollout right
-    # after starting this loop, so the body its watch delivered is about to be outdated (a
-    # status patch conditional on it would only conflict). Later passes read the watch cache.
-    cache: WatchCache | None = None
-
-    def read_the_cache() -> None:
-        nonlocal cache
-        cache = runtime.cache
-
-    await pass_loop(
-        lambda: reconcile(namespace, name, runtime.ports, memory, cache),
-        memory,
-        wake,
-        stopped,
-        resync_seconds=runtime.resync_seconds,
-        log=log,
-        after_pass=read_the_cache,
-        slots=runtime.slots,
-        namespace=namespace,
+    return Kind(
+        name=KIND,
+        resource=ROLLOUTS,
+        fingerprint=rollout_fingerprint,
+        run_pass=run_pass,
+        logger=lambda namespace, name: rollout_logger(namespace, name, None),
+        daemon_id="reconcile",
+        event_id="rollout-changed",
+        gone=gone,
     )
-    log.debug("reconcile loop stopped")
 
 
-def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+def register(
+    registry: kopf.OperatorRegistry,
+    loops: Loops,
+    ports: Ports,
+    metrics: OperatorMetrics | None = None,
+) -> None:
     """Register the Rollout handlers (and the login) in ``registry``."""
 
     @kopf.on.login(registry=registry)
@@ -186,49 +134,15 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         info = kopf.login_with_service_account(**kwargs)
         return info if info is not None else kopf.login_with_kubeconfig(**kwargs)
 
-    @kopf.daemon(
-        GROUP,
-        VERSION,
-        PLURAL,
-        id="reconcile",
-        registry=registry,
-        cancellation_timeout=CANCELLATION_TIMEOUT,
-    )
-    async def reconcile_rollout(
-        *, name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any
-    ) -> None:
-        if namespace is None:
-            return
-        try:
-            await rollout_loop(runtime, namespace, name, stopped)
-        finally:
-            deleted = kopf.DaemonStoppingReason.RESOURCE_DELETED
-            if stopped.reason is not None and stopped.reason & deleted:
-                runtime.forget("rollout", (namespace, name))
-
-    @kopf.on.event(GROUP, VERSION, PLURAL, id="rollout-changed", registry=registry)
-    async def rollout_changed(
-        *, type: str, event: Mapping[str, Any], name: str, namespace: str | None, **_: Any
-    ) -> None:
-        if namespace is None:
-            return
-        key = (namespace, name)
-        body = event.get("object") or {}
-        if type == "DELETED":
-            if runtime.cache is not None:
-                runtime.cache.observe_deleted(ROLLOUTS, body)
-            runtime.wake(key)
-            runtime.forget("rollout", key)
-            return
-        if runtime.cache is not None:
-            runtime.cache.observe(ROLLOUTS, body)
-        if runtime.changed("rollout", key, rollout_fingerprint(body)):
-            runtime.wake(key)
+    register_kind(registry, loops, rollout_kind(ports, metrics))
+    if loops.cache is not None:
+        loops.cache.watch(DEPLOYMENTS, required_label=ROLLOUT_LABEL)
+        loops.cache.watch(SERVICES)
 
     @kopf.on.event(
-        "apps",
-        "v1",
-        "deployments",
+        DEPLOYMENTS.group,
+        DEPLOYMENTS.version,
+        DEPLOYMENTS.plural,
         id="revision-changed",
         labels={ROLLOUT_LABEL: kopf.PRESENT},
         registry=registry,
@@ -240,37 +154,28 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         rollout = (body.get("metadata") or {}).get("labels", {}).get(ROLLOUT_LABEL)
         if not rollout or namespace is None:
             return
+        loops.observe(DEPLOYMENTS, type, body)
         if type == "DELETED":
-            if runtime.cache is not None:
-                runtime.cache.observe_deleted(DEPLOYMENTS, body)
-            runtime.forget("deployment", (namespace, name))
-            if (namespace, rollout) in runtime.wakers:
-                runtime.wake((namespace, rollout))
+            loops.forget_seen("deployment", (namespace, name))
+            loops.wake(KIND, (namespace, rollout))
             return
-        if runtime.cache is not None:
-            runtime.cache.observe(DEPLOYMENTS, body)
-        changed = runtime.changed("deployment", (namespace, name), deployment_fingerprint(body))
-        if changed and (namespace, rollout) in runtime.wakers:
-            runtime.wake((namespace, rollout))
+        if loops.changed("deployment", (namespace, name), deployment_fingerprint(body)):
+            loops.wake(KIND, (namespace, rollout))
 
-    if runtime.cache is not None:
-        cache = runtime.cache
+    if loops.cache is not None:
 
-        @kopf.on.event("", "v1", "services", id="service-seen", registry=registry)
+        @kopf.on.event(
+            SERVICES.group, SERVICES.version, SERVICES.plural, id="service-seen", registry=registry
+        )
         async def service_seen(*, type: str, event: Mapping[str, Any], **_: Any) -> None:
             # Only the cache needs Services: a pass checks the ones its Rollout names.
-            body = event.get("object") or {}
-            if type == "DELETED":
-                cache.observe_deleted(SERVICES, body)
-            else:
-                cache.observe(SERVICES, body)
+            loops.observe(SERVICES, type, event.get("object") or {})
 
 
 __all__ = [
-    "Runtime",
+    "KIND",
     "deployment_fingerprint",
     "register",
     "rollout_fingerprint",
-    "rollout_loop",
-    "watch_cache",
+    "rollout_kind",
 ]

@@ -18,11 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from rollwise.adapters.errors import (
-    RouteMisconfigured,
-    RouteNotFound,
-)
-from rollwise.adapters.traffic.base import RouterContext
+from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
+from rollwise.adapters.traffic.route import RouteReading, read_route
 from rollwise.adapters.workloads import deployment_name
 from rollwise.core.observations import (
     Measurement,
@@ -40,12 +37,10 @@ from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec, TrafficRouting
 from rollwise.core.templates import resolve_rollout, rollout_template_keys
 from rollwise.core.validation import load_rollout_spec
+from rollwise.runtime.measuring import check_queries, measure_due, provider_problems
 from rollwise.runtime.passes import (
     RESOLUTION_TIMED_OUT,
-    check_queries,
     events_posted,
-    measure,
-    provider_problems,
     read_templates,
     resolved,
     validated,
@@ -67,6 +62,9 @@ class Seen:
     observations: Observations
     #: What validating the spec found (``passes.validated``: once per generation).
     spec_errors: tuple[str, ...] = ()
+    #: The pass's router (built once, from the status read); None when the pass did not get
+    #: as far as the cluster (an invalid spec: nothing acts).
+    router: TrafficRouter | None = None
 
 
 def router_context(
@@ -101,18 +99,12 @@ async def _measure(
     held: bool = False,
 ) -> dict[str, Measurement]:
     spec, status = seen
-    due = due_metrics(spec, status, now, held=held)
-    if not due:
-        return {}
-    return await measure(
-        [d.metric for d in due],
+    return await measure_due(
+        ports,
+        [d.metric for d in due_metrics(spec, status, now, held=held)],
         query_context(obj.namespace, obj.name, spec, status),
-        provider_for=ports.provider_for,
-        default_prometheus=ports.default_prometheus,
         now=now,
-        metrics=ports.metrics,
         log=log,
-        budget=ports.queries,
         namespace=obj.namespace,
     )
 
@@ -172,7 +164,7 @@ async def _check_queries(
 
 def route_rejection(namespace: str, routing: TrafficRouting | None) -> str:
     """What the core reports when the router's ``verify`` says the routing object does not
-    carry the weight as accepted."""
+    carry the weight as accepted (``adapters.traffic.route.read_route``)."""
     if routing is not None and routing.gateway_api is not None:
         name = routing.gateway_api.http_route.name
         return (
@@ -264,43 +256,16 @@ async def observe(
             spec_errors=tuple(spec_errors),
         )
     canary = spec.strategy.canary
+    # The pass's one router: observed here, handed to the actions in ``Seen``.
     router = ports.router_for(canary.traffic_routing, router_context(obj, spec, status))
-
-    def read_weight() -> tuple[int | None, str | None]:
-        try:
-            return router.get_weight(), None
-        except (RouteNotFound, RouteMisconfigured) as exc:
-            if router.scales_revisions:
-                # The replica-ratio "route" is the stable Deployment, created by this very
-                # pass for a new Rollout: not a spec error.
-                return None, None
-            return None, exc.message
-
-    def read_baseline_weight(weight: int | None) -> int | None:
-        # Only with a baseline, and only once the canary's weight could be read (the same
-        # routing object: its problems are the canary weight's).
-        if not canary.baseline or weight is None:
-            return None
-        return router.get_baseline_weight()
-
-    def rejected(weight: int | None) -> str:
-        # Whether the mesh or Gateway took the route the weight was read from (the same read:
-        # the pass view serves it again); the replica-ratio router has nothing to accept.
-        if weight is None or router.scales_revisions or router.verify(weight):
-            return ""
-        return route_rejection(obj.namespace, canary.traffic_routing)
 
     baseline_service = canary.baseline_service
 
-    def read_cluster() -> tuple[
-        dict[str, RevisionState],
-        tuple[bool, bool, bool],
-        tuple[int | None, int | None, str | None, str],
-    ]:
+    def read_cluster() -> tuple[dict[str, RevisionState], tuple[bool, bool, bool], RouteReading]:
         # One worker-thread hop for the four reads, not four: with the watch cache they are
         # memory lookups, and each hop cost more CPU than the read (the queries below, which
         # wait on Prometheus, still run side by side).
-        weight, problem = read_weight()
+        route = read_route(router, baseline=canary.baseline)
         exists = ports.workloads.service_exists
         return (
             ports.workloads.revisions(obj.ref),
@@ -309,15 +274,11 @@ async def observe(
                 exists(obj.namespace, canary.canary_service),
                 baseline_service is None or exists(obj.namespace, baseline_service),
             ),
-            (weight, read_baseline_weight(weight), problem, rejected(weight)),
+            route,
         )
 
     (
-        (
-            revisions,
-            (stable_exists, canary_exists, baseline_exists),
-            (weight, baseline_weight, route_problem, route_rejected),
-        ),
+        (revisions, (stable_exists, canary_exists, baseline_exists), route),
         measurements,
         query_check,
     ) = await asyncio.gather(
@@ -341,8 +302,8 @@ async def observe(
             f"spec.strategy.canary.baselineService: Service {obj.namespace}/"
             f"{baseline_service} not found"
         )
-    if route_problem is not None:
-        missing.append(f"spec.strategy.canary.trafficRouting: {route_problem}")
+    if route.problem is not None:
+        missing.append(f"spec.strategy.canary.trafficRouting: {route.problem}")
     return Seen(
         declared,
         status,
@@ -350,8 +311,8 @@ async def observe(
             template_hash=template_hash,
             generation=obj.generation,
             revisions=revisions,
-            actual_weight=weight,
-            actual_baseline_weight=baseline_weight,
+            actual_weight=route.weight,
+            actual_baseline_weight=route.baseline_weight,
             stable_service_exists=stable_exists,
             canary_service_exists=canary_exists,
             baseline_service_exists=baseline_exists,
@@ -362,9 +323,12 @@ async def observe(
             override_requests=override.requests,
             override_waiting=override.waiting,
             query_check=query_check,
-            route_rejected=route_rejected,
+            route_rejected=(
+                route_rejection(obj.namespace, canary.traffic_routing) if route.rejected else ""
+            ),
             events_posted=posted,
             templates=templates,
         ),
         spec_errors=tuple(spec_errors),
+        router=router,
     )

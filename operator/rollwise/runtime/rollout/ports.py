@@ -31,13 +31,9 @@ from rollwise.core.rollout.actions import (
     ScaleRevision,
 )
 from rollwise.core.spec import TrafficRouting
+from rollwise.runtime.measuring import ProviderFactory, QueryBudget
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import (
-    NotifierPort,
-    ProviderFactory,
-    QueryBudget,
-    TemplatesPort,
-)
+from rollwise.runtime.passes import NotifierPort, TemplatesPort
 from rollwise.runtime.skeleton import (
     ObjectHeader,
     utc_now,

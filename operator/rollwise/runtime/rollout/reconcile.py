@@ -9,7 +9,8 @@ per-Rollout loop, the unit tests call it with in-memory fakes. Its I/O goes thro
 is :mod:`rollwise.runtime.skeleton`.
 
 1. **Observe**: read the Rollout (from the operator's watch cache when the runtime set one,
-   see :func:`_read_rollout` and ``adapters.kube.WatchCache``, else a GET), its
+   see :func:`rollwise.runtime.skeleton.read_object` and ``adapters.watch_cache.WatchCache``,
+   else a GET), its
    revision Deployments, whether its Services exist, the router's actual weight, the manual
    requests in its annotations, the override in effect (``core.overrides``: signed records
    only, under :attr:`Ports.record_key`), the measurements due now (none while held;
@@ -32,8 +33,9 @@ is :mod:`rollwise.runtime.skeleton`.
    moves away, see ``core.rollout.completion``). The first failing action stops the list:
    ``Conflict`` is retried after a second, ``Unavailable`` after its ``retry_after`` or a
    growing backoff, anything else is reported as an ``ActionFailed`` Warning event (once per
-   distinct error) and retried with the backoff. ``SetWeight`` is skipped for a router that
-   carries the weight by replica counts (the scale actions already did).
+   distinct error) and retried with the backoff. ``SetWeight`` goes through the router
+   observed in step 1 (built once per pass; ``adapters.traffic.route.write_weight``: nothing
+   for a router that carries the weight by replica counts, whose scale actions already did).
 5. **Post events**: every logged event not yet known to be posted, under its deterministic
    name (uid + sequence number): a re-post after a restart answers AlreadyExists, which is
    done (:func:`rollwise.runtime.passes.post_logged`). No event is lost by a kill between the
@@ -49,7 +51,6 @@ missing or events are left to post; None means nothing is pending.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,8 +62,8 @@ from rollwise.adapters.errors import (
     NotFound,
 )
 from rollwise.adapters.kube import ROLLOUTS
-from rollwise.adapters.resources import copy_json
 from rollwise.adapters.traffic.base import TrafficRouter
+from rollwise.adapters.traffic.route import write_weight
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event
 from rollwise.core.notification_bodies import Subject
@@ -89,7 +90,6 @@ from rollwise.runtime.logging import rollout_logger
 from rollwise.runtime.passes import (
     CONFLICT_RETRY_SECONDS,
     after_actions,
-    count_failure,
     error_code,
     soonest,
     status_write_failed,
@@ -97,7 +97,6 @@ from rollwise.runtime.passes import (
 from rollwise.runtime.rollout.observe import (
     Seen,
     observe,
-    router_context,
 )
 from rollwise.runtime.rollout.ports import (
     Ports,
@@ -108,8 +107,12 @@ from rollwise.runtime.skeleton import (
     ActionFailure,
     Memory,
     PassResult,
+    cannot,
+    pass_done,
     persist,
     post_pass_events,
+    read_object,
+    timed_pass,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -153,12 +156,10 @@ def _apply(
         return workloads.delete_revision(obj.ref, action.revision)
     if isinstance(action, PointStableService | PointCanaryService | PointBaselineService):
         return workloads.point_service(obj.namespace, action.service, action.revision)
-    if router is None or router.scales_revisions:
+    if router is None:
         return False
     split = action.split()
-    # A split without a baseline share is the bare canary weight (the routers read both alike).
-    router.set_weight(split if split.baseline else split.canary)
-    return seen.actual_weight != split.canary
+    return write_weight(router, split) and seen.actual_weight != split.canary
 
 
 @dataclass(frozen=True)
@@ -185,12 +186,9 @@ async def _decide_and_commit(
         acted = False
         if spec is None or not decision.actions:
             return acted, None
-        router = ports.router_for(
-            spec.strategy.canary.traffic_routing, router_context(obj, spec, decision.status)
-        )
         for action in decision.actions:
             try:
-                acted = _apply(action, obj, ports, router, seen.observations) or acted
+                acted = _apply(action, obj, ports, seen.router, seen.observations) or acted
             except AdapterError as exc:
                 return True, ActionFailure(action, exc, describe(action))
         return acted, None
@@ -291,30 +289,9 @@ async def reconcile(
     read cache of the Rollout's loop; None: every read goes to the API server). Never raises
     for cluster or provider failures: they come back in the result with the time to look
     again."""
-    started = time.monotonic()
-    if ports.for_pass is not None:
-        ports = ports.for_pass(cache)
-    try:
-        return await _reconcile(namespace, name, ports, memory, cache)
-    finally:
-        if ports.metrics is not None:
-            ports.metrics.reconcile_duration.observe(time.monotonic() - started)
-
-
-async def _read_rollout(
-    namespace: str, name: str, ports: Ports, cache: WatchCache | None
-) -> dict[str, Any] | None:
-    """The Rollout: the body its watch delivered (``WatchCache``: at a known resourceVersion,
-    never older than this operator's last write of it, and the status patch is conditional on
-    that version), else a GET."""
-    cached = cache.lookup(ROLLOUTS, namespace, name) if cache is not None else None
-    if cached is not None:
-        body: dict[str, Any] = copy_json(cached)
-        return body
-    found = await asyncio.to_thread(ports.cluster.read_rollout, namespace, name)
-    if found is not None and cache is not None:
-        cache.observe(ROLLOUTS, found, confirmed=True)
-    return found
+    return await timed_pass(
+        ports, cache, lambda for_pass: _reconcile(namespace, name, for_pass, memory, cache)
+    )
 
 
 async def _reconcile(
@@ -322,12 +299,11 @@ async def _reconcile(
 ) -> PassResult[Decision]:
     log = rollout_logger(namespace, name, None)
     try:
-        body = await _read_rollout(namespace, name, ports, cache)
+        body = await read_object(ROLLOUTS, namespace, name, ports.cluster.read_rollout, cache)
     except AdapterError as exc:
-        if ports.metrics is not None:
-            ports.metrics.api_error("read_rollout", error_code(exc))
-        log.warning("cannot read the Rollout", error=exc.message)
-        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
+        return cannot(
+            "read_rollout", "cannot read the Rollout", exc, memory, metrics=ports.metrics, log=log
+        )
     if body is None:
         if ports.metrics is not None:
             ports.metrics.forget(namespace, name)
@@ -337,10 +313,9 @@ async def _reconcile(
     try:
         seen = await observe(obj, ports, now, log, memory)
     except AdapterError as exc:
-        if ports.metrics is not None:
-            ports.metrics.api_error("observe", error_code(exc))
-        log.warning("cannot observe the cluster", error=exc.message)
-        return PassResult(requeue_after=count_failure(memory, exc.retry_after), error=exc.message)
+        return cannot(
+            "observe", "cannot observe the cluster", exc, memory, metrics=ports.metrics, log=log
+        )
     log = rollout_logger(namespace, name, seen.observations.template_hash)
 
     decision, changed, done = await _decide_and_commit(obj, seen, ports, now)
@@ -409,21 +384,16 @@ async def _reconcile(
             error=done.write_error.message,
         )
     _record_metrics(ports, obj, decision, list(seen.observations.measurements), seen.spec)
-    log.debug(
-        "pass done",
-        phase=decision.status.phase.value if decision.status.phase else None,
-        weight=decision.status.canary_weight,
-        actions=len(decision.actions),
-        status_written=status_written,
-        requeue_after=requeue,
-    )
-    return PassResult(
-        requeue_after=requeue,
-        decision=decision,
+    return pass_done(
+        decision,
+        requeue,
         status_written=status_written,
         acted=acted,
         failure=failure,
-        events=(*decision.events, *events),
+        reports=events,
+        log=log,
+        phase=decision.status.phase.value if decision.status.phase else None,
+        weight=decision.status.canary_weight,
     )
 
 
