@@ -25,7 +25,7 @@ import pytest
 
 from hack.lab.testing.cluster_fixtures import grant_namespace
 from rollwise.adapters.gates.policy import policy_digest
-from tests.e2e.support import Cluster, StartOperator
+from tests.e2e.support import Cluster, StartOperator, eventually
 from tests.e2e.test_governance_e2e import (
     CREATOR,
     PEOPLE,
@@ -37,7 +37,7 @@ from tests.e2e.test_governance_e2e import (
     release_docs,
     rfc3339,
 )
-from tests.e2e.test_modelrelease_e2e import CLIENT_SERVICE
+from tests.e2e.test_modelrelease_e2e import CLIENT_SERVICE, status_of
 
 __all__ = ["gov"]  # the fixture, imported for the tests below
 
@@ -321,3 +321,113 @@ def test_a_rego_deny_blocks_promotion_and_is_shown_by_the_plugin(
     assert "ReleaseApproved" not in events
     view = plugin_view(gov, name)
     assert denial in view, view
+
+
+# --------------------------------------------------------------------------- serving gate
+
+
+def serving_deployment(name: str, model: str, version: str) -> dict[str, Any]:
+    """A Deployment serving ``model`` ``version`` by hand, as a user would apply one."""
+    labels = {"app": name, "rollwise.dev/model": model, "rollwise.dev/model-version": version}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "server", "image": "model-server:1"}]},
+            },
+        },
+    }
+
+
+def test_the_api_server_refuses_serving_a_revoked_version_through_the_webhook(
+    cluster: Cluster, gov: Governance, tmp_path: Path
+) -> None:
+    docs, name, _ = release_docs(cluster, tmp_path)
+    model = docs[-1]["spec"]["model"]
+    # A version no release knows is refused before anything else happens.
+    unknown = gov.k(
+        CREATOR, "apply", "-f", "-", input=json.dumps(serving_deployment("srv-9", model, "9"))
+    )
+    assert unknown.returncode != 0, unknown.stdout
+    assert (
+        'admission webhook "serving-gate.rollwise.dev" denied the request: Deployment '
+        f"{cluster.namespace}/srv-9 serves model {model} version 9, which no ModelRelease in "
+        f"namespace {cluster.namespace} releases"
+    ) in unknown.stderr, unknown.stderr
+
+    gov.create(docs, name)
+    gov.approved("bob", name, "security")
+    gov.approved("carol", name, "product")
+    gov.stage(name, "Production", timeout=60)
+    served = serving_deployment("srv-1", model, "1")
+    admitted = gov.k(CREATOR, "apply", "-f", "-", input=json.dumps(served))
+    assert admitted.returncode == 0, admitted.stderr
+
+    revoked = gov.rollwise(
+        "bob", "revoke", f"modelrelease/{name}", "--reason", "data leak in training set"
+    )
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+    # (Governance.wait fails on Revoked: here it is the expected end.)
+    eventually(
+        lambda: status_of(cluster, name).get("stage") == "Revoked",
+        timeout=60,
+        what=f"{name}: stage Revoked",
+    )
+    served["spec"]["replicas"] = 2
+    again = gov.k(CREATOR, "apply", "-f", "-", input=json.dumps(served))
+    assert again.returncode != 0, again.stdout
+    assert (
+        'admission webhook "serving-gate.rollwise.dev" denied the request: Deployment '
+        f"{cluster.namespace}/srv-1 serves model {model} version 1, which ModelRelease {name} "
+        "revoked: refused"
+    ) in again.stderr, again.stderr
+    replicas = gov.k(CREATOR, "get", "deployment", "srv-1", "-o", "jsonpath={.spec.replicas}")
+    assert replicas.stdout.strip() == "1", "the refused update changed nothing"
+
+
+# ------------------------------------------------------------------------ CRD validation
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        pytest.param(
+            "gates",
+            {
+                "modelCard": {
+                    "url": "https://evidence.example/card.md",
+                    "configMapKeyRef": {"name": "card", "key": "README.md"},
+                }
+            },
+            "gates.modelCard needs exactly one of configMapKeyRef or url",
+            id="card-two-sources",
+        ),
+        pytest.param(
+            "gates",
+            {"securityDecision": {}},
+            "gates.securityDecision needs exactly one of configMapKeyRef or url",
+            id="decision-no-source",
+        ),
+        pytest.param(
+            "gates",
+            {"modelCard": {"url": "https://e.example/c", "requiredFields": ["a..b"]}},
+            "spec.gates.modelCard.requiredFields[0]",
+            id="card-field-path",
+        ),
+        pytest.param("revalidateBy", "next year", "spec.revalidateBy", id="revalidate-by"),
+    ],
+)
+def test_the_api_server_refuses_malformed_evidence_fields(
+    cluster: Cluster, tmp_path: Path, field: str, value: Any, message: str
+) -> None:
+    docs, name, _ = release_docs(cluster, tmp_path)
+    docs[-1]["spec"][field] = value
+    proc = cluster.k("apply", "-f", "-", input=json.dumps(docs[-1]), check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert message in proc.stderr, proc.stderr
+    assert cluster.k("get", "modelrelease", name, check=False).returncode != 0
