@@ -162,7 +162,21 @@ def test_a_point_the_bundle_does_not_define_passes_saying_so() -> None:
 @pytest.mark.parametrize(
     ("data", "problem"),
     [
-        pytest.param({"a.rego": "package registry.accept\nallow if {"}, "unclosed", id="parse"),
+        pytest.param(
+            {"a.rego": "package registry.accept\nallow if {"},
+            "at accept: a.rego: this is unclosed;",
+            id="parse",
+        ),
+        pytest.param(
+            {"a.rego": "package registry.accept\nimport rego.v1\nallow if nope(1)\n"},
+            "at accept: query: Function not found: nope;",
+            id="unknown-function",
+        ),
+        pytest.param(
+            {"a.rego": "package registry.accept\nimport rego.v1\nallow := true\nallow := false\n"},
+            "could not evaluate data.registry.accept (conflicting rules",
+            id="conflict",
+        ),
         pytest.param({"d.json": "{not json"}, "d.json is not JSON", id="bad-json"),
         pytest.param({"d.json": "[1]"}, "d.json is not a JSON object", id="json-array"),
         pytest.param(
@@ -172,8 +186,12 @@ def test_a_point_the_bundle_does_not_define_passes_saying_so() -> None:
         ),
     ],
 )
-def test_a_broken_bundle_fails_the_gate(data: dict[str, str], problem: str) -> None:
+def test_a_broken_bundle_fails_the_gate(
+    data: dict[str, str], problem: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     outcome = judge(Bundle.from_data(data), "accept", document("accept", spec()), "p")
+    # Nothing reaches the process's output (the operator's JSON log), not even natively.
+    assert capfd.readouterr() == ("", "")
     assert outcome.status is GateStatus.FAILED
     assert "cannot be evaluated at accept" in outcome.message
     assert problem in outcome.message

@@ -20,12 +20,13 @@ saying so). The input document is built by :func:`decision_input` (docs/gates.md
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from regopy import Interpreter, RegoError
+from regopy import Interpreter, LogLevel, RegoError
 
 from rollwise.adapters.gates.outcome import Outcome, short_digest
 from rollwise.adapters.gates.policy import policy_digest
@@ -79,6 +80,9 @@ class Verdict:
 def evaluate(bundle: Bundle, point: str, document: Mapping[str, Any]) -> Verdict:
     """The verdict of ``point``'s package on the input ``document``."""
     interpreter = Interpreter()
+    # The interpreter would print parse errors to standard output (the operator's JSON log):
+    # they come back in the exception instead.
+    interpreter.log_level = LogLevel.NONE
     try:
         for name, text in bundle.data:
             try:
@@ -93,7 +97,16 @@ def evaluate(bundle: Bundle, point: str, document: Mapping[str, Any]) -> Verdict
         interpreter.set_input(dict(document))
         output = interpreter.query(f"x = {POINTS[point]}")
     except RegoError as exc:
-        raise PolicyError(_first_line(str(exc))) from None
+        raise PolicyError(_rego_error(str(exc))) from None
+    except json.JSONDecodeError as exc:
+        # An evaluation error (a function the interpreter does not know, a conflict) comes
+        # back as the query's answer, which regopy then fails to read as JSON.
+        raise PolicyError(_rego_error(exc.doc)) from None
+    if not output.ok():
+        raise PolicyError(
+            f"the interpreter could not evaluate {POINTS[point]} (conflicting rules, or a "
+            "runtime error in a module)"
+        )
     text = str(output)
     if text.strip() == "undefined":
         return Verdict(defined=False, allow=False, deny=())
@@ -111,6 +124,16 @@ def evaluate(bundle: Bundle, point: str, document: Mapping[str, Any]) -> Verdict
         allow=result.get("allow") is True,
         deny=tuple(str(m) if not isinstance(m, str) else m for m in deny),
     )
+
+
+_ERROR = re.compile(r"\(error(?:\s+\d+:([^|\s]*)\|[^(]*)?\s*\(errormsg \d+:([^)]*)\)")
+
+
+def _rego_error(text: str) -> str:
+    """The interpreter's errors as ``module: message`` (they come as an s-expression)."""
+    found = [f"{where or 'query'}: {what}" for where, what in _ERROR.findall(text)]
+    unique = list(dict.fromkeys(found))
+    return "; ".join(unique)[:MAX_TEXT] if unique else _first_line(text)
 
 
 def _first_line(text: str) -> str:
