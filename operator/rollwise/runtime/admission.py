@@ -53,7 +53,7 @@ core's.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -554,10 +554,17 @@ def serving_refusal(reads: ServingReads, kind: str, body: Mapping[str, Any]) -> 
     revoked_by: str | None = None
     if isinstance(reference, tuple):
         model, version = reference
-        releases = [ReleaseView.of(r) for r in reads.list_releases(namespace)]
-        record = reads.revoked(namespace, model, version, f"namespace/{namespace}")
-        if record is not None:
-            revoked_by = str(record.get("release") or "unknown")
+        bodies = reads.list_releases(namespace)
+        releases = [ReleaseView.of(r) for r in bodies]
+        # Where a revocation of the version holds: the namespace, and every shared registry a
+        # release of the model here moves its alias in (as the release pass records it).
+        scopes = [f"namespace/{namespace}"]
+        scopes += sorted({f"registry/{r}" for r in _registries(bodies, model)})
+        for scope in scopes:
+            record = reads.revoked(namespace, model, version, scope)
+            if record is not None:
+                revoked_by = str(record.get("release") or "unknown")
+                break
     return refusal(
         kind=kind,
         namespace=namespace,
@@ -567,6 +574,21 @@ def serving_refusal(reads: ServingReads, kind: str, body: Mapping[str, Any]) -> 
         releases=releases,
         revoked_by=revoked_by,
     )
+
+
+def _registries(bodies: Sequence[Mapping[str, Any]], model: str) -> set[str]:
+    """The MLflow registries the releases of ``model`` among ``bodies`` name."""
+    found: set[str] = set()
+    for body in bodies:
+        spec = body.get("spec") or {}
+        if not isinstance(spec, Mapping) or spec.get("model") != model:
+            continue
+        store = (spec.get("alias") or {}).get("store") or {}
+        mlflow = store.get("mlflow") if isinstance(store, Mapping) else None
+        registry = mlflow.get("registry") if isinstance(mlflow, Mapping) else None
+        if isinstance(registry, str) and registry:
+            found.add(registry)
+    return found
 
 
 def register_serving_gate(registry: kopf.OperatorRegistry, reads: ServingReads) -> None:

@@ -477,3 +477,30 @@ def test_serving_refusal_reads_the_releases_and_the_ledger() -> None:
     unlabelled = ServingReads([], None)
     assert a.serving_refusal(unlabelled, "Deployment", {"metadata": {"name": "x"}}) is None
     assert unlabelled.asked == []
+
+
+class ScopedLedger(ServingReads):
+    """A cluster ledger holding the version's revocation under one registry's scope only."""
+
+    def revoked(
+        self, namespace: str, model: str, version: str, scope: str = ""
+    ) -> dict[str, Any] | None:
+        self.asked.append((namespace, model, version, scope))
+        return {"release": "fraud-7-team-b"} if scope == "registry/shared" else None
+
+
+def test_serving_refusal_looks_in_the_ledger_of_each_registry_the_model_uses() -> None:
+    production = {
+        "metadata": {"name": "fraud-7"},
+        "spec": {
+            "model": "fraud",
+            "version": "7",
+            "alias": {"store": {"mlflow": {"registry": "shared"}}},
+        },
+        "status": {"stage": "Production"},
+    }
+    reads = ScopedLedger([production], None)
+    message = a.serving_refusal(reads, "Deployment", served())
+    assert message is not None
+    assert "which ModelRelease fraud-7-team-b revoked: refused" in message
+    assert [scope for *_, scope in reads.asked] == ["namespace/models", "registry/shared"]
