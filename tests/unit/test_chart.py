@@ -271,6 +271,7 @@ def test_every_object_is_well_formed(
         "ClusterRoleBinding",
         "CustomResourceDefinition",
         "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
     }
     for doc in docs:
         assert doc.get("apiVersion"), doc
@@ -302,6 +303,7 @@ def test_every_object_is_well_formed(
                 "Service",
                 "Service",
                 "ServiceAccount",
+                "ValidatingWebhookConfiguration",
             ],
             id="default",
         ),
@@ -339,6 +341,7 @@ def test_every_object_is_well_formed(
                 "Service",
                 "Service",
                 "ServiceAccount",
+                "ValidatingWebhookConfiguration",
             ],
             id="namespace-scope",
         ),
@@ -358,6 +361,7 @@ def test_every_object_is_well_formed(
                 "Service",
                 "Service",
                 "ServiceAccount",
+                "ValidatingWebhookConfiguration",
             ],
             id="replicas-2",
         ),
@@ -919,6 +923,7 @@ def test_out_of_cluster_operator_gets_everything_but_the_deployment(helm: Helm) 
         "ClusterRoleBinding",
         "MutatingWebhookConfiguration",
         "ServiceAccount",
+        "ValidatingWebhookConfiguration",
     ]
     hooks = _one(docs, "MutatingWebhookConfiguration")["webhooks"]
     assert [h["clientConfig"] for h in hooks] == [
@@ -926,6 +931,11 @@ def test_out_of_cluster_operator_gets_everything_but_the_deployment(helm: Helm) 
         {"url": "https://192.0.2.10:9443/rollout-records", "caBundle": "Q0E="},
         {"url": "https://192.0.2.10:9443/guarded-rollout-records", "caBundle": "Q0E="},
     ]
+    [serving] = _one(docs, "ValidatingWebhookConfiguration")["webhooks"]
+    assert serving["clientConfig"] == {
+        "url": "https://192.0.2.10:9443/serving-gate",
+        "caBundle": "Q0E=",
+    }
     assert [h["failurePolicy"] for h in hooks] == ["Fail", "Ignore", "Fail"]
     assert _rule_table(_named(docs, "ClusterRole", RELEASE)["rules"]) == set(
         CLUSTER_ONLY | CLUSTER_WATCH | NAMESPACED
@@ -1419,3 +1429,29 @@ def test_the_image_installs_locked_dependencies_by_hash() -> None:
     assert "--no-build-isolation" in dockerfile, "the build backend is the locked one"
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert {"!requirements.lock", "!requirements-build.lock"} <= set(ignored)
+
+
+@pytest.mark.parametrize("policy", ["Fail", "Ignore"])
+def test_serving_gate_configuration(helm: Helm, policy: str) -> None:
+    docs = helm.template(
+        f"webhook.servingGate.failurePolicy={policy}", *SCENARIOS["namespace-scope"].sets
+    )
+    [hook] = _one(docs, "ValidatingWebhookConfiguration")["webhooks"]
+    assert hook["name"] == "serving-gate.rollwise.dev"
+    assert hook["failurePolicy"] == policy
+    assert hook["clientConfig"]["service"]["path"] == "/serving-gate"
+    assert [(r["apiGroups"], r["resources"]) for r in hook["rules"]] == [
+        (["apps"], ["deployments"]),
+        (["serving.kserve.io"], ["inferenceservices"]),
+    ]
+    assert hook["objectSelector"] == {
+        "matchExpressions": [{"key": "rollwise.dev/model-version", "operator": "Exists"}]
+    }
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == list(WATCHED)
+    off = helm.template("webhook.servingGate.enabled=false")
+    assert not _of_kind(off, "ValidatingWebhookConfiguration")
+    bad = helm(
+        "template", "rollwise", str(CHART), "--set", "webhook.servingGate.failurePolicy=Maybe"
+    )
+    assert bad.returncode != 0
+    assert "failurePolicy" in bad.stderr

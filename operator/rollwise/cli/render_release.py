@@ -36,7 +36,12 @@ from rollwise.cli.render import (
 from rollwise.cli.sections import closing_lines, list_view
 from rollwise.cli.text import generation_lag
 from rollwise.core.modelrelease.observations import BACKEND_KSERVE, BACKEND_TEMPLATE
-from rollwise.core.modelrelease.spec import all_gates, child_rollout_name, parse_release_spec
+from rollwise.core.modelrelease.spec import (
+    all_gates,
+    child_rollout_name,
+    parse_release_spec,
+    revalidate_by_time,
+)
 from rollwise.core.modelrelease.status import (
     AliasStatus,
     ApprovalRecord,
@@ -50,6 +55,7 @@ from rollwise.core.modelrelease.status import (
 )
 from rollwise.core.runs import AnalysisRun, Verdict
 from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.status_model import format_time
 
 #: History entries shown (the newest ones; ``kubectl get -o yaml`` has all of them).
 MAX_HISTORY_SHOWN = 10
@@ -285,6 +291,24 @@ def _analysis_lines(
     return lines
 
 
+def _revalidate_line(spec: ModelReleaseSpec | None, now: datetime) -> str:
+    """When the version must be revalidated, and whether that date has passed."""
+    if spec is None or spec.revalidate_by is None:
+        return ""
+    try:
+        due = revalidate_by_time(spec)
+    except ValueError:
+        return f"{spec.revalidate_by} (not a valid date)"
+    if due is None:
+        return ""
+    if now >= due:
+        return (
+            f"OVERDUE since {format_time(due)} ({age(due, now)} ago): no further promotion "
+            "until revalidated and spec.revalidateBy moved forward"
+        )
+    return f"by {format_time(due)} (in {human_duration((due - now).total_seconds())})"
+
+
 def _waiver_text(expires: datetime | None, now: datetime) -> str:
     if expires is None:
         return ""
@@ -438,6 +462,9 @@ def render_release(
     lines.append(f"Canary:      {_canary_line(serving, steps, version, stage)}")
     alias = status.alias if status is not None else None
     lines.append(f"Alias:       {_alias_line(alias_spec, alias, version, stage)}")
+    revalidate = _revalidate_line(spec, now)
+    if revalidate:
+        lines.append(f"Revalidate:  {revalidate}")
     if status is not None and status.queued_behind:
         lines.append(f"Queued:      behind {status.queued_behind} (same model and alias)")
     if status is not None and status.revoked is not None:

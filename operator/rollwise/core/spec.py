@@ -35,6 +35,13 @@ MAX_QUERY_LENGTH = 4096
 MAX_CONDITION_LENGTH = 512
 MAX_JSON_PATH_LENGTH = 256
 Sha256Digest = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$")]
+#: A dotted path of a document's field (``model_details.owners``).
+_FIELD_PATH = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+#: An RFC 3339 date, or date and time with an offset.
+REVALIDATE_BY_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2}))?$"
+)
 
 
 class Model(BaseModel):
@@ -387,8 +394,26 @@ class FreezeWindow(Model):
     time_zone: str = "UTC"
 
 
+class ModelCardSource(Model):
+    """The model card: a ConfigMap key or a URL, and the fields it must carry."""
+
+    config_map_key: ConfigMapKeyRef | None = Field(default=None, alias="configMapKeyRef")
+    url: str | None = Field(default=None, max_length=2048)
+    #: At most 64 (the CRD's maxItems).
+    required_fields: list[Annotated[str, Field(pattern=_FIELD_PATH)]] = Field(default_factory=list)
+
+
+class SecurityDecisionSource(Model):
+    """The security decision (JSON): a ConfigMap key or a URL."""
+
+    config_map_key: ConfigMapKeyRef | None = Field(default=None, alias="configMapKeyRef")
+    url: str | None = Field(default=None, max_length=2048)
+
+
 class Gates(Model):
     sbom: SBOMSource | None = None
+    model_card: ModelCardSource | None = None
+    security_decision: SecurityDecisionSource | None = None
     freeze_windows: list[FreezeWindow] | None = None
 
 
@@ -403,6 +428,7 @@ class ModelReleaseSpec(Model):
     alias: Alias = Field(default_factory=Alias)
     approvals: Approvals = Field(default_factory=Approvals)
     gates: Gates = Field(default_factory=Gates)
+    revalidate_by: str | None = Field(default=None, pattern=REVALIDATE_BY_PATTERN)
 
 
 SBOMSource.model_rebuild()

@@ -29,6 +29,7 @@ from rollwise.adapters.kube import KubeAPI, kube_errors
 from rollwise.adapters.notify import NotificationPolicies, SinkSecrets, SinkSender
 from rollwise.adapters.objects import REQUEST_TIMEOUT, api_client
 from rollwise.adapters.registry.mlflow import MLflowRegistry
+from rollwise.adapters.releases import ReleaseObjects
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.signing import key_id
 from rollwise.runtime import logging as rlog
@@ -309,7 +310,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     kopf_settings = operator_settings(settings.pod_name)
     kopf_settings.peering.lifetime = settings.peering_lifetime
     try:
-        webhook = setup_admission(registry, kopf_settings, settings)
+        webhook = setup_admission(
+            registry,
+            kopf_settings,
+            settings,
+            serving=ReleaseObjects(
+                KubeAPI(api, timeout=REQUEST_TIMEOUT), ledger=settings.ledger_configmap
+            ),
+        )
     except AdmissionSetupError as exc:
         log.error("cannot start the admission webhook", error=str(exc))
         return 2

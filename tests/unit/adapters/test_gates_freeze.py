@@ -3,7 +3,7 @@ and daylight saving changes, the cluster ConfigMap's window list."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -26,6 +26,33 @@ def utc(text: str) -> datetime:
 # ------------------------------------------------------------------------------------ parsing
 
 
+_SPAN = {
+    "minutes": timedelta(days=1),
+    "hours": timedelta(days=1),
+    "months": timedelta(days=366),
+    "weekdays": timedelta(days=366),
+}
+
+
+def fired_values(expression: str, field: str) -> set[int]:
+    """The values of ``field`` over every firing of ``expression`` in the span before
+    2026-06-02 (a Tuesday, so the day before it is a Monday)."""
+    end = datetime(2026, 6, 2)
+    values: set[int] = set()
+    for local in parse_cron(expression).fires_back_from(end):
+        if local < end - _SPAN[field]:
+            break
+        values.add(
+            {
+                "minutes": local.minute,
+                "hours": local.hour,
+                "months": local.month,
+                "weekdays": local.isoweekday() % 7,
+            }[field]
+        )
+    return values
+
+
 @pytest.mark.parametrize(
     ("expression", "field", "expected"),
     [
@@ -42,7 +69,7 @@ def utc(text: str) -> datetime:
     ],
 )
 def test_parse_cron_fields(expression: str, field: str, expected: set[int]) -> None:
-    assert getattr(parse_cron(expression), field) == frozenset(expected)
+    assert fired_values(expression, field) == expected
 
 
 @pytest.mark.parametrize(
@@ -50,16 +77,18 @@ def test_parse_cron_fields(expression: str, field: str, expected: set[int]) -> N
     [
         pytest.param("* * * *", "needs 5 fields", id="four-fields"),
         pytest.param("* * * * * *", "found 6", id="six-fields"),
-        pytest.param("60 * * * *", "minute 60 is out of range 0-59", id="minute-range"),
-        pytest.param("* 24 * * *", "hour 24 is out of range", id="hour-range"),
-        pytest.param("* * 0 * *", "day of month 0 is out of range 1-31", id="dom-zero"),
-        pytest.param("* * * 13 *", "month 13", id="month-range"),
-        pytest.param("* * * * 8", "day of week 8", id="dow-range"),
-        pytest.param("*/0 * * * *", "step '0' must be a positive number", id="zero-step"),
-        pytest.param("5-1 * * * *", "runs backwards", id="backwards"),
-        pytest.param("1,,2 * * * *", "empty list element", id="empty-element"),
-        pytest.param("x * * * *", "'x' is not a number", id="garbage"),
-        pytest.param("* * * FOO *", "'FOO' is not a number", id="bad-name"),
+        pytest.param("60 * * * *", "minute field '60' is not valid", id="minute-range"),
+        pytest.param("* 24 * * *", "hour field '24' is not valid", id="hour-range"),
+        pytest.param("* * 0 * *", "day-of-month field '0' is not valid", id="dom-zero"),
+        pytest.param("* * * 13 *", "month field '13'", id="month-range"),
+        pytest.param("* * * * 8", "day-of-week field '8'", id="dow-range"),
+        pytest.param("*/0 * * * *", r"minute field '\*/0' is not valid", id="zero-step"),
+        pytest.param("5-1 * * * *", "minute field '5-1'", id="backwards"),
+        pytest.param("1,,2 * * * *", "minute field '1,,2'", id="empty-element"),
+        pytest.param("x * * * *", "minute field 'x'", id="garbage"),
+        pytest.param("* * * FOO *", "month field 'FOO'", id="bad-name"),
+        # 30 February never comes: refused rather than a window that never opens.
+        pytest.param("0 0 30 2 *", "day-of-month field '30'", id="never"),
     ],
 )
 def test_parse_cron_refuses(expression: str, problem: str) -> None:
@@ -183,6 +212,19 @@ def explicit(start: str, end: str, tz: str = "UTC", name: str = "w") -> FreezeWi
             None,
             id="berlin-autumn-no-second-firing",
         ),
+        # Hourly on the autumn day: the repeated 02:00 (01:00Z) does not fire again.
+        pytest.param(
+            recurring("0 * * * *", "30m", "Europe/Berlin"),
+            "2026-10-25T01:10:00",
+            None,
+            id="berlin-autumn-hourly-once",
+        ),
+        pytest.param(
+            recurring("0 * * * *", "30m", "Europe/Berlin"),
+            "2026-10-25T00:10:00",
+            "2026-10-25T00:30:00",
+            id="berlin-autumn-hourly-first",
+        ),
         # Duration is elapsed time: an 8h window across the autumn change ends 8 real hours
         # after it opened (00:00 CEST = 22:00Z -> 06:00Z, which is 07:00 CET).
         pytest.param(
@@ -263,7 +305,7 @@ def test_open_window(window: FreezeWindow, now: str, end: str | None) -> None:
 @pytest.mark.parametrize(
     ("window", "problem"),
     [
-        pytest.param(recurring("0 25 * * *", "1h"), "hour 25 is out of range", id="bad-cron"),
+        pytest.param(recurring("0 25 * * *", "1h"), "hour field '25' is not valid", id="bad-cron"),
         pytest.param(recurring("0 1 * * *", "1h", "Mars/Olympus"), "unknown time zone", id="tz"),
         pytest.param(recurring("0 1 * * *", "0s"), "must be more than 0s", id="zero-duration"),
         pytest.param(recurring("0 1 * * *", "9000h"), "at most 366 days", id="too-long"),
@@ -307,6 +349,24 @@ def test_a_rare_schedule_with_a_long_window_is_fast() -> None:
     found = open_window(recurring("0 0 29 2 *", "8784h"), utc("2028-03-01"))
     assert found is not None
     assert found.start == utc("2028-02-29T00:00:00")
+    assert datetime.now(UTC) - started < timedelta(seconds=2)
+
+
+def test_an_every_minute_schedule_is_fast() -> None:
+    started = datetime.now(UTC)
+    for duration in ("1h", "8784h"):
+        summer = open_window(
+            recurring("* * * * *", duration, "Europe/Berlin"), utc("2026-06-01T12:30:30")
+        )
+        assert summer is not None
+        assert summer.start == utc("2026-06-01T12:30:00")
+        # 02:30 CET, in the repeated hour: its minutes fired already (CEST), so the latest
+        # start is 02:59 CEST (00:59Z).
+        autumn = open_window(
+            recurring("* * * * *", duration, "Europe/Berlin"), utc("2026-10-25T01:30:30")
+        )
+        assert autumn is not None
+        assert autumn.start == utc("2026-10-25T00:59:00")
     assert datetime.now(UTC) - started < timedelta(seconds=2)
 
 
@@ -359,7 +419,16 @@ def test_parse_cluster_windows_refuses(raw: str, problem: str) -> None:
     assert "freeze ConfigMap ops/freeze" in str(raised.value)
 
 
-def test_day_matches_uses_calendar_dates() -> None:
+def test_matches_uses_calendar_dates() -> None:
     schedule = parse_cron("0 0 29 2 *")
-    assert schedule.day_matches(date(2028, 2, 29))
-    assert not schedule.day_matches(date(2027, 3, 1))
+    assert schedule.matches(datetime(2028, 2, 29))
+    assert not schedule.matches(datetime(2027, 3, 1))
+    assert not schedule.matches(datetime(2028, 2, 29, 0, 1))
+
+
+def test_last_day_of_month_and_nth_weekday() -> None:
+    assert parse_cron("0 0 L * *").matches(datetime(2026, 2, 28))
+    assert not parse_cron("0 0 L * *").matches(datetime(2026, 2, 27))
+    # The first Monday of June 2026 is the 1st; the 8th is the second.
+    assert parse_cron("0 0 * * MON#1").matches(datetime(2026, 6, 1))
+    assert not parse_cron("0 0 * * MON#1").matches(datetime(2026, 6, 8))

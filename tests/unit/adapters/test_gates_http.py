@@ -453,7 +453,7 @@ def test_broken_spec_window_fails_the_gate(server: Server) -> None:
     assert result.status is GateStatus.FAILED
     assert result.message == (
         "invalid freeze window definitions: freeze window typo: cron schedule "
-        "'0 9 * * MON-FRY': day of week 'FRY' is not a number"
+        "'0 9 * * MON-FRY': day-of-week field 'MON-FRY' is not valid"
     )
 
 

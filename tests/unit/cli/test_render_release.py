@@ -404,3 +404,36 @@ def test_revoke_not_acted_on_yet(annotations: dict[str, str], line: str) -> None
     assert line in header(view(None, annotations=annotations))
     # Once revoked, the status says it all.
     assert "Revoke: " not in view(r.revoked(), annotations=annotations)
+
+
+@pytest.mark.parametrize(
+    ("revalidate_by", "line"),
+    [
+        pytest.param(None, None, id="no-date"),
+        pytest.param(
+            "2030-01-01",
+            "Revalidate:  by 2030-01-01T00:00:00Z (in ",
+            id="scheduled",
+        ),
+        pytest.param(
+            "2020-01-01",
+            "Revalidate:  OVERDUE since 2020-01-01T00:00:00Z (",
+            id="overdue",
+        ),
+    ],
+)
+def test_revalidation_date_is_shown(revalidate_by: str | None, line: str | None) -> None:
+    obj = r.release(r.production())
+    if revalidate_by is not None:
+        obj["spec"]["revalidateBy"] = revalidate_by
+    text = render_release(obj, [], b.NOW)
+    shown = [x for x in header(text) if x.startswith("Revalidate:")]
+    if line is None:
+        assert shown == []
+    else:
+        assert len(shown) == 1
+        assert shown[0].startswith(line)
+    if revalidate_by == "2020-01-01":
+        assert shown[0].endswith(
+            "ago): no further promotion until revalidated and spec.revalidateBy moved forward"
+        )

@@ -37,6 +37,7 @@ from rollwise.core.modelrelease.spec import (
     child_rollout_name,
     child_rollout_spec,
     pre_staging_gates,
+    promote_gates,
 )
 from rollwise.core.modelrelease.status import (
     GateStatus,
@@ -98,7 +99,7 @@ def candidate(**spec_kw: Any) -> tuple[ModelReleaseStatus, World, ModelReleaseSp
     world = World()
     world.seed_child(server_template())
     spec = release(**spec_kw)
-    world.gates = passed(*pre_staging_gates(spec), "freeze-window")
+    world.gates = passed(*pre_staging_gates(spec), *promote_gates(spec), "freeze-window")
     d = decide_release(spec, None, world.observe(gates=()), at(0))
     assert d.status.stage is Stage.CANDIDATE
     return d.status, world, spec
@@ -208,7 +209,7 @@ def created_waits_for_gates() -> Case:
 
 def candidate_to_staging_when_gates_pass() -> Case:
     status, world, spec = candidate(sbom=True, policy=True)
-    gates = passed("artifact-digest", "sbom", "policy-digest", "freeze-window")
+    gates = passed("artifact-digest", "sbom", "policy-digest", "policy-accept", "freeze-window")
     return Case(
         spec=spec,
         status=status,
@@ -1079,7 +1080,9 @@ def test_gates_status_lists_every_gate_with_waiver_expiry() -> None:
         "artifact-digest",
         "sbom",
         "policy-digest",
+        "policy-accept",
         "approvals",
+        "policy-promote",
         "freeze-window",
     ]
     by_name = {g["name"]: g for g in wire}
@@ -1102,7 +1105,9 @@ def test_waiver_expiry_wakes_the_release() -> None:
 
 def test_manifest_holds_identities_ticket_and_rollback_target() -> None:
     status, world, spec = canary_passed(policy=True)
-    gates = passed("artifact-digest", "policy-digest", "freeze-window")
+    gates = passed(
+        "artifact-digest", "policy-digest", "policy-accept", "policy-promote", "freeze-window"
+    )
     d = decide_release(
         spec,
         status,
@@ -1116,6 +1121,10 @@ def test_manifest_holds_identities_ticket_and_rollback_target() -> None:
     assert content["version"] == "7"
     assert content["artifact_digest"] == spec.artifact.digest
     assert content["policy_digest"] == spec.policy_digest
+    assert content["policy_decisions"] == {
+        "policy-accept": {"status": "Passed", "message": "ok"},
+        "policy-promote": {"status": "Passed", "message": "ok"},
+    }
     assert content["change"] == {"type": "normal", "ticket": TICKET}
     assert content["rollback_target"] == {"alias": "production", "version": "6"}
     assert content["approvals"] == [
@@ -1125,7 +1134,9 @@ def test_manifest_holds_identities_ticket_and_rollback_target() -> None:
     assert {g["name"]: g["status"] for g in content["gates"]} == {
         "artifact-digest": "Passed",
         "policy-digest": "Passed",
+        "policy-accept": "Passed",
         "approvals": "Passed",
+        "policy-promote": "Passed",
         "freeze-window": "Passed",
     }
     assert content["canary"]["steps"] == [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]

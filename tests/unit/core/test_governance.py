@@ -713,7 +713,7 @@ WAIVE_SBOM = {"id": "w1", "gate": "sbom", "reason": "scanner down", "for": "24h"
         pytest.param(
             {**WAIVE_SBOM, "gate": "lint"},
             "gate 'lint' cannot be waived; waivable gates: artifact-digest, sbom, policy-digest, "
-            "freeze-window",
+            "model-card, security-decision, revalidate-by, freeze-window",
             id="unknown",
         ),
         pytest.param({**WAIVE_SBOM, "reason": " "}, "needs a non-empty 'reason'", id="no-reason"),
@@ -889,4 +889,12 @@ def test_every_record_annotation_has_its_refusal_case() -> None:
 
 
 def test_the_webhook_gates_list_matches_the_core() -> None:
-    assert set(g.WAIVABLE_GATES) == {GATE_ARTIFACT, GATE_SBOM, "policy-digest", GATE_FREEZE}
+    assert set(g.WAIVABLE_GATES) == {
+        GATE_ARTIFACT,
+        GATE_SBOM,
+        "policy-digest",
+        "model-card",
+        "security-decision",
+        "revalidate-by",
+        GATE_FREEZE,
+    }

@@ -408,3 +408,99 @@ def test_the_keyring_is_the_record_key_and_the_earlier_ones(tmp_path: Path) -> N
     assert a.load_admission(settings).key.previous == ring.previous  # type: ignore[attr-defined]
     old = signing.sign({"role": "security", "user": "bob"}, "uid", b"last year's record key")
     assert signing.verify(old, "uid", ring)
+
+
+DEPLOYMENTS = Resource(group="apps", version="v1", plural="deployments", namespaced=True)
+ISVCS = Resource(
+    group="serving.kserve.io", version="v1beta1", plural="inferenceservices", namespaced=True
+)
+
+
+class ServingReads:
+    """The namespace's ModelReleases and revocation ledger, as the serving gate reads them."""
+
+    def __init__(self, releases: list[dict[str, Any]], ledger: dict[str, Any] | None) -> None:
+        self.releases = releases
+        self.ledger = ledger
+        self.asked: list[tuple[str, str, str, str]] = []
+
+    def list_releases(self, namespace: str) -> list[dict[str, Any]]:
+        return self.releases
+
+    def revoked(
+        self, namespace: str, model: str, version: str, scope: str = ""
+    ) -> dict[str, Any] | None:
+        self.asked.append((namespace, model, version, scope))
+        return self.ledger
+
+
+def served(version: str = "7") -> dict[str, Any]:
+    labels = {"rollwise.dev/model": "fraud", "rollwise.dev/model-version": version}
+    return {"metadata": {"name": "srv", "namespace": "models", "labels": labels}}
+
+
+def test_the_serving_gate_is_registered_for_labelled_deployments_and_inference_services() -> None:
+    registry = kopf.OperatorRegistry()
+    a.register_serving_gate(registry, ServingReads([], None))
+    handlers = registry._webhooks.get_all_handlers()
+    assert [h.id for h in handlers] == [a.SERVING_HANDLER_ID, a.SERVING_HANDLER_ID]
+    webhooks = build_webhooks(
+        handlers,
+        resources=[DEPLOYMENTS, ISVCS],
+        name_suffix=WEBHOOK_CONFIGURATION,
+        client_config={"url": "https://127.0.0.1:9443"},
+    )
+    assert {w["name"] for w in webhooks} == {"serving-gate.rollwise.dev"}
+    for webhook in webhooks:
+        assert webhook["failurePolicy"] == "Fail"
+        assert webhook["objectSelector"] == {
+            "matchExpressions": [{"key": "rollwise.dev/model-version", "operator": "Exists"}]
+        }
+        assert webhook["clientConfig"]["url"] == f"https://127.0.0.1:9443{a.SERVING_WEBHOOK_PATH}"
+
+
+def test_serving_refusal_reads_the_releases_and_the_ledger() -> None:
+    production = {
+        "metadata": {"name": "fraud-7"},
+        "spec": {"model": "fraud", "version": "7"},
+        "status": {"stage": "Production"},
+    }
+    reads = ServingReads([production], None)
+    assert a.serving_refusal(reads, "Deployment", served()) is None
+    assert reads.asked == [("models", "fraud", "7", "namespace/models")]
+    ledger = ServingReads([production], {"release": "fraud-7-old", "model": "fraud"})
+    message = a.serving_refusal(ledger, "Deployment", served())
+    assert message == (
+        "Deployment models/srv serves model fraud version 7, which ModelRelease fraud-7-old "
+        "revoked: refused"
+    )
+    unlabelled = ServingReads([], None)
+    assert a.serving_refusal(unlabelled, "Deployment", {"metadata": {"name": "x"}}) is None
+    assert unlabelled.asked == []
+
+
+class ScopedLedger(ServingReads):
+    """A cluster ledger holding the version's revocation under one registry's scope only."""
+
+    def revoked(
+        self, namespace: str, model: str, version: str, scope: str = ""
+    ) -> dict[str, Any] | None:
+        self.asked.append((namespace, model, version, scope))
+        return {"release": "fraud-7-team-b"} if scope == "registry/shared" else None
+
+
+def test_serving_refusal_looks_in_the_ledger_of_each_registry_the_model_uses() -> None:
+    production = {
+        "metadata": {"name": "fraud-7"},
+        "spec": {
+            "model": "fraud",
+            "version": "7",
+            "alias": {"store": {"mlflow": {"registry": "shared"}}},
+        },
+        "status": {"stage": "Production"},
+    }
+    reads = ScopedLedger([production], None)
+    message = a.serving_refusal(reads, "Deployment", served())
+    assert message is not None
+    assert "which ModelRelease fraud-7-team-b revoked: refused" in message
+    assert [scope for *_, scope in reads.asked] == ["namespace/models", "registry/shared"]

@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,12 +26,15 @@ from rollwise.adapters.releases import PROMOTE_FULL, ReleaseRef
 from rollwise.core.events import Event, LoggedEvent, event_name
 from rollwise.core.modelrelease.observations import (
     GATE_APPROVALS,
+    GATE_POLICY_ACCEPT,
+    GATE_POLICY_PROMOTE,
+    Approval,
     GateResult,
     InferenceServiceState,
 )
 from rollwise.core.modelrelease.policy import ReleaseRules
 from rollwise.core.modelrelease.spec import all_gates, child_revision, load_release_spec
-from rollwise.core.modelrelease.status import GateStatus
+from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime import logging as rlog
@@ -231,7 +234,23 @@ class FakeGates:
         return tuple(
             GateResult(name, self.overrides.get(name, GateStatus.PASSED), "fake", now)
             for name in all_gates(spec, ReleaseRules(required_gates=required))
-            if name != GATE_APPROVALS
+            if name not in (GATE_APPROVALS, GATE_POLICY_ACCEPT, GATE_POLICY_PROMOTE)
+        )
+
+    def evaluate_policies(
+        self,
+        namespace: str,
+        name: str,
+        spec: ModelReleaseSpec,
+        *,
+        status: ModelReleaseStatus | None,
+        gates: Sequence[GateResult],
+        approvals: Sequence[Approval],
+        now: datetime,
+    ) -> tuple[GateResult, ...]:
+        return tuple(
+            GateResult(gate, self.overrides.get(gate, GateStatus.PASSED), "fake", now)
+            for gate in (GATE_POLICY_ACCEPT, GATE_POLICY_PROMOTE)
         )
 
 

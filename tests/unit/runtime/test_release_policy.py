@@ -219,4 +219,12 @@ def test_the_cluster_policy_adds_the_gates_it_requires() -> None:
     w.add(release_body())
     w.run()
     names = [g["name"] for g in w.status()["gates"]]
-    assert names == ["artifact-digest", "sbom", "policy-digest", "approvals", "freeze-window"]
+    assert names == [
+        "artifact-digest",
+        "sbom",
+        "policy-digest",
+        "policy-accept",
+        "approvals",
+        "policy-promote",
+        "freeze-window",
+    ]

@@ -34,7 +34,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -45,6 +45,11 @@ from rollwise.adapters.configmaps import ConfigMaps, resource_version
 from rollwise.adapters.errors import AdapterError
 from rollwise.adapters.gates.access import EvidenceAccess
 from rollwise.adapters.gates.digest import ArtifactChecker
+from rollwise.adapters.gates.evidence import (
+    check_model_card,
+    check_revalidation,
+    check_security_decision,
+)
 from rollwise.adapters.gates.fetch import (
     Budget,
     EvidenceForbidden,
@@ -60,21 +65,35 @@ from rollwise.adapters.gates.freeze import (
     evaluate_windows,
     parse_windows,
 )
-from rollwise.adapters.gates.outcome import Outcome
+from rollwise.adapters.gates.outcome import Outcome, short_digest
 from rollwise.adapters.gates.policy import check_policy
+from rollwise.adapters.gates.rego import Bundle, decision_input
+from rollwise.adapters.gates.rego import judge as judge_policy
 from rollwise.adapters.gates.sbom import check_document, configmap_value
 from rollwise.adapters.kube import KubeAPI
 from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.core.modelrelease.observations import (
     GATE_ARTIFACT,
     GATE_FREEZE,
+    GATE_MODEL_CARD,
     GATE_POLICY,
+    GATE_POLICY_ACCEPT,
+    GATE_POLICY_PROMOTE,
+    GATE_REVALIDATE,
     GATE_SBOM,
+    GATE_SECURITY,
+    Approval,
     GateResult,
 )
 from rollwise.core.modelrelease.spec import MSG_SBOM_SOURCE
-from rollwise.core.modelrelease.status import GateStatus
-from rollwise.core.spec import FreezeWindow, ModelReleaseSpec, SBOMSource
+from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus
+from rollwise.core.spec import (
+    ConfigMapKeyRef,
+    FreezeWindow,
+    ModelCardSource,
+    ModelReleaseSpec,
+    SBOMSource,
+)
 from rollwise.core.status_model import format_time
 
 #: Largest artifact whose digest the operator computes (10 GiB).
@@ -197,6 +216,7 @@ class GateEvaluator:
         )
         self._artifact_cache = _Cache(clock, retry_ttl)
         self._sbom_cache = _Cache(clock, retry_ttl)
+        self._document_cache = _Cache(clock, retry_ttl)
         self._verdicts: OrderedDict[CacheKey, GateResult] = OrderedDict()
         self._verdicts_lock = threading.Lock()
 
@@ -224,6 +244,19 @@ class GateEvaluator:
             checks.append((GATE_POLICY, lambda: self.check_policy(policy)))
         elif GATE_POLICY in required:
             checks.append((GATE_POLICY, lambda: _required(GATE_POLICY, "spec.policyDigest")))
+        card = spec.gates.model_card
+        if card is not None:
+            checks.append((GATE_MODEL_CARD, lambda: self.check_model_card(namespace, card)))
+        elif GATE_MODEL_CARD in required:
+            checks.append(
+                (GATE_MODEL_CARD, lambda: _required(GATE_MODEL_CARD, "spec.gates.modelCard"))
+            )
+        if spec.gates.security_decision is not None or GATE_SECURITY in required:
+            checks.append(
+                (GATE_SECURITY, lambda: self.check_security_decision(namespace, spec, now))
+            )
+        if spec.revalidate_by is not None:
+            checks.append((GATE_REVALIDATE, lambda: check_revalidation(spec, now)))
         checks.append((GATE_FREEZE, lambda: self.check_freeze(spec.gates.freeze_windows, now)))
         release = (namespace, spec.model, spec.version)
         return tuple(self._result(release, name, _guarded(check), now) for name, check in checks)
@@ -264,8 +297,13 @@ class GateEvaluator:
         )
 
     def _sbom_from_url(self, url: str, severity: str) -> Outcome:
-        what = f"SBOM {url}"
-        budget = Budget(what, self.max_sbom_bytes, self.sbom_timeout)
+        raw = self._read_url(url, f"SBOM {url}", "the SBOM", self.max_sbom_bytes)
+        return raw if isinstance(raw, Outcome) else check_document(raw, severity, url)
+
+    def _read_url(self, url: str, what: str, noun: str, max_bytes: int) -> bytes | Outcome:
+        """The bytes at ``url`` (http(s):// or file://) within the evidence policy and the
+        bounds, or the gate's outcome when they cannot be had."""
+        budget = Budget(what, max_bytes, self.sbom_timeout)
         parts = urlsplit(url)
         try:
             if parts.scheme in ("http", "https"):
@@ -274,24 +312,159 @@ class GateEvaluator:
                 def redirect(target: str) -> None:
                     self.access.check_url(target, f"{what}: a redirect")
 
-                raw = http_get_bytes(self.session, url, budget, check=redirect)
-            elif parts.scheme == "file" and parts.netloc in ("", "localhost"):
+                return http_get_bytes(self.session, url, budget, check=redirect)
+            if parts.scheme == "file" and parts.netloc in ("", "localhost"):
                 path = self.access.check_path(Path(unquote(parts.path)), what)
                 chunks: list[bytes] = []
                 read_file(path, chunks.append, budget)
-                raw = b"".join(chunks)
-            else:
-                return Outcome.pending(
-                    f"SBOM {url}: scheme {parts.scheme or '(none)'} is not supported "
-                    "(use http(s):// or a ConfigMap)"
-                )
+                return b"".join(chunks)
+            return Outcome.pending(
+                f"{what}: scheme {parts.scheme or '(none)'} is not supported "
+                "(use http(s):// or a ConfigMap)"
+            )
         except EvidenceForbidden as exc:
             return Outcome.failed(f"{exc}: not read (no evidence, no promotion)")
         except EvidenceTooLarge as exc:
             return Outcome.failed(f"{exc}; no evidence, no promotion")
         except EvidenceUnavailable as exc:
-            return Outcome.pending(f"could not read the SBOM: {exc}")
-        return check_document(raw, severity, url)
+            return Outcome.pending(f"could not read {noun}: {exc}")
+
+    def _document(
+        self,
+        namespace: str,
+        *,
+        ref: ConfigMapKeyRef | None,
+        url: str | None,
+        label: str,
+        judge: Callable[[bytes, str], Outcome],
+        subject: CacheKey = (),
+    ) -> Outcome:
+        """``judge(document, where)`` on the document of a ConfigMap key or a URL (exactly one
+        of ``ref`` and ``url``); the verdict on a ConfigMap's content is kept per
+        resourceVersion (and ``subject``, what else the verdict depends on): a Passed one for the
+        process's life, any other for the retry TTL; on a URL likewise."""
+        if ref is not None and url is None:
+            where = f"ConfigMap {namespace}/{ref.name} key {ref.key}"
+            configmap = self.configmaps.get(namespace, ref.name)
+            if configmap is None:
+                return Outcome.pending(f"{label} {where}: the ConfigMap does not exist")
+            raw = configmap_value(configmap, ref.key)
+            if raw is None:
+                return Outcome.pending(f"{label} {where}: the ConfigMap has no such key")
+            version = resource_version(configmap)
+            key: CacheKey = (label, "configmap", namespace, ref.name, ref.key, version, *subject)
+            return self._document_cache.compute(key, lambda: judge(raw, where))
+        if url is not None and ref is None:
+
+            def from_url() -> Outcome:
+                read = self._read_url(url, f"{label} {url}", f"the {label}", self.max_sbom_bytes)
+                return read if isinstance(read, Outcome) else judge(read, url)
+
+            return self._document_cache.compute(
+                (label, "url", url, *subject), lambda: _guarded(from_url)
+            )
+        return Outcome.failed(f"{label}: needs exactly one of configMapKeyRef or url")
+
+    def check_model_card(self, namespace: str, source: ModelCardSource) -> Outcome:
+        required = tuple(source.required_fields)
+        return self._document(
+            namespace,
+            ref=source.config_map_key,
+            url=source.url,
+            label="model card",
+            judge=lambda raw, where: check_model_card(raw, required, where),
+            subject=required,
+        )
+
+    def check_security_decision(
+        self, namespace: str, spec: ModelReleaseSpec, now: datetime
+    ) -> Outcome:
+        source = spec.gates.security_decision
+        if source is None:
+            return _required(GATE_SECURITY, "spec.gates.securityDecision")
+        # The verdict depends on the release (the document's subject must be its own); one
+        # that did not pass (a decidedAt in the future) is checked again after the retry TTL.
+        return self._document(
+            namespace,
+            ref=source.config_map_key,
+            url=source.url,
+            label="security decision",
+            judge=lambda raw, where: check_security_decision(raw, spec, where, now),
+            subject=(spec.model, spec.version, spec.artifact.digest),
+        )
+
+    def evaluate_policies(
+        self,
+        namespace: str,
+        name: str,
+        spec: ModelReleaseSpec,
+        *,
+        status: ModelReleaseStatus | None,
+        gates: Sequence[GateResult],
+        approvals: Sequence[Approval],
+        now: datetime,
+    ) -> tuple[GateResult, ...]:
+        """The Rego decision points (``policy-accept``, ``policy-promote``) of a release bound
+        to the policy snapshot, each evaluated on its input document (``rego``). The bundle is
+        read once for both; one whose digest is not ``spec.policyDigest`` is not evaluated."""
+        release = (namespace, spec.model, spec.version)
+        outcomes = _guarded_many(
+            lambda: self._policy_outcomes(
+                namespace, name, spec, status=status, gates=gates, approvals=approvals, now=now
+            )
+        )
+        return tuple(
+            self._result(release, gate, outcome, now)
+            for gate, outcome in zip(
+                (GATE_POLICY_ACCEPT, GATE_POLICY_PROMOTE), outcomes, strict=True
+            )
+        )
+
+    def _policy_outcomes(
+        self,
+        namespace: str,
+        name: str,
+        spec: ModelReleaseSpec,
+        *,
+        status: ModelReleaseStatus | None,
+        gates: Sequence[GateResult],
+        approvals: Sequence[Approval],
+        now: datetime,
+    ) -> tuple[Outcome, Outcome]:
+        if self.policy_configmap is None:
+            pending = Outcome.pending(
+                "the release is bound to the policy snapshot but the operator has no policy "
+                "snapshot ConfigMap configured (ROLLWISE_POLICY_CONFIGMAP)"
+            )
+            return pending, pending
+        cm_namespace, cm_name = self.policy_configmap
+        where = f"{cm_namespace}/{cm_name}"
+        configmap = self.configmaps.get(cm_namespace, cm_name)
+        if configmap is None:
+            missing = Outcome.pending(f"the policy snapshot ConfigMap {where} does not exist")
+            return missing, missing
+        data = configmap.get("data") or {}
+        bundle = Bundle.from_data(data if isinstance(data, dict) else {})
+        if spec.policy_digest is not None and bundle.digest != spec.policy_digest:
+            unbound = Outcome.failed(
+                f"policy bundle {where} is {short_digest(bundle.digest)}, not the bound "
+                f"{short_digest(spec.policy_digest)}: not evaluated (no evidence, no promotion)"
+            )
+            return unbound, unbound
+        verdicts = []
+        for point in ("accept", "promote"):
+            document = decision_input(
+                point,
+                namespace=namespace,
+                name=name,
+                spec=spec,
+                status=status,
+                gates=gates,
+                approvals=approvals,
+                now=now,
+            )
+            verdicts.append(judge_policy(bundle, point, document, where))
+        return verdicts[0], verdicts[1]
 
     def check_policy(self, expected: str) -> Outcome:
         if self.policy_configmap is None:
@@ -366,6 +539,14 @@ class GateEvaluator:
             while len(self._verdicts) > MAX_CACHE_ENTRIES * 4:
                 self._verdicts.popitem(last=False)
             return result
+
+
+def _guarded_many(check: Callable[[], tuple[Outcome, Outcome]]) -> tuple[Outcome, Outcome]:
+    try:
+        return check()
+    except Exception as exc:  # the evaluator never raises: an error is "could not check"
+        failed = _error_outcome(exc)
+        return failed, failed
 
 
 def _required(gate: str, field_path: str) -> Outcome:

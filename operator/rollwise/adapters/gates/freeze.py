@@ -9,12 +9,17 @@ A freeze window (``rollwise.core.spec.FreezeWindow``) is either
 * explicit: ``start`` and ``end`` in RFC 3339; a time without an offset is read in
   ``timeZone``. The window is open for ``start <= now < end``.
 
-Cron grammar (Vixie cron): per field ``*``, a value, a range ``a-b``, a step ``*/n``,
-``a-b/n`` or ``a/n`` (from ``a`` to the field's maximum), and comma-separated lists of these;
-month names ``JAN``..``DEC`` and weekday names ``SUN``..``SAT`` (case-insensitive); weekday
-``7`` is Sunday like ``0``; the macros ``@yearly``, ``@annually``, ``@monthly``, ``@weekly``,
-``@daily``, ``@midnight`` and ``@hourly``. As in Vixie cron, when both day of month and day of
-week are restricted (neither starts with ``*``) a day matches when either matches.
+Cron grammar: ``cronsim``'s, which follows Debian (Vixie) cron: per field ``*``, a value, a
+range ``a-b``, a step ``*/n``, ``a-b/n`` or ``a/n`` (from ``a`` to the field's maximum), and
+comma-separated lists of these; month names ``JAN``..``DEC`` and weekday names ``SUN``..``SAT``
+(case-insensitive); weekday ``7`` is Sunday like ``0``; ``L`` (last day of the month), ``LW``
+(its last weekday) and ``DOW#n`` (the n-th such weekday) as well. This module adds the macros
+``@yearly``, ``@annually``, ``@monthly``, ``@weekly``, ``@daily``, ``@midnight`` and
+``@hourly``, and insists on exactly five fields. When both day of month and day of week are
+restricted (neither starts with ``*``) a day matches when either matches.
+
+The schedule is iterated on the naive wall clock (``cronsim`` then applies no time-zone rule of
+its own); each wall-clock firing is then read in ``timeZone`` by this module, as follows.
 
 Daylight saving time: a wall-clock time that does not exist (the hour skipped in spring) is
 read with the offset in force before the change, so it fires once, shifted by the gap (02:30 on
@@ -31,11 +36,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from cronsim import CronSim, CronSimError
 from pydantic import ValidationError
 
 from rollwise.core.durations import InvalidDuration, parse_seconds
@@ -57,14 +63,7 @@ _MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
-        start=1,
-    )
-}
-_WEEKDAYS = {name: n for n, name in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
+_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 
 
 class InvalidWindow(ValueError):
@@ -72,91 +71,25 @@ class InvalidWindow(ValueError):
 
 
 @dataclass(frozen=True)
-class _Field:
-    name: str
-    low: int
-    high: int
-    names: dict[str, int] | None = None
-
-
-_FIELDS = (
-    _Field("minute", 0, 59),
-    _Field("hour", 0, 23),
-    _Field("day of month", 1, 31),
-    _Field("month", 1, 12, _MONTHS),
-    _Field("day of week", 0, 7, _WEEKDAYS),
-)
-
-
-def _value(text: str, spec: _Field) -> int:
-    if spec.names is not None and text.upper() in spec.names:
-        return spec.names[text.upper()]
-    if not text.isdigit():
-        raise InvalidWindow(f"{spec.name} {text!r} is not a number")
-    number = int(text)
-    if not spec.low <= number <= spec.high:
-        raise InvalidWindow(f"{spec.name} {number} is out of range {spec.low}-{spec.high}")
-    return number
-
-
-def _parse_field(text: str, spec: _Field) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        if not part:
-            raise InvalidWindow(f"empty list element in {spec.name} field {text!r}")
-        base, slash, step_text = part.partition("/")
-        step = 1
-        if slash:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise InvalidWindow(f"{spec.name} step {step_text!r} must be a positive number")
-            step = int(step_text)
-        if base == "*":
-            low, high = spec.low, spec.high
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            low, high = _value(first, spec), _value(last, spec)
-            if low > high:
-                raise InvalidWindow(f"{spec.name} range {base!r} runs backwards")
-        else:
-            low = _value(base, spec)
-            high = spec.high if slash else low
-        values.update(range(low, high + 1, step))
-    return frozenset(values)
-
-
-@dataclass(frozen=True)
 class CronSchedule:
-    """A parsed five-field cron expression (weekday 0 = Sunday)."""
+    """A validated five-field cron expression, macros expanded (see the module doc)."""
 
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]
-    day_star: bool
-    weekday_star: bool
+    expression: str
 
-    def day_matches(self, day: date) -> bool:
-        if day.month not in self.months:
-            return False
-        in_month = day.day in self.days
-        in_week = day.isoweekday() % 7 in self.weekdays
-        if self.day_star or self.weekday_star:
-            return in_month and in_week
-        return in_month or in_week
+    def fires_back_from(self, local: datetime) -> Iterator[datetime]:
+        """The naive wall-clock minutes at which the schedule fires, strictly before ``local``
+        (naive), latest first."""
+        return iter(CronSim(self.expression, local, reverse=True))
 
     def matches(self, local: datetime) -> bool:
-        """Whether the schedule fires at the wall-clock minute of ``local``."""
-        return (
-            local.minute in self.minutes
-            and local.hour in self.hours
-            and self.day_matches(local.date())
-        )
+        """Whether the schedule fires at the wall-clock minute of ``local`` (naive)."""
+        minute = local.replace(second=0, microsecond=0, tzinfo=None)
+        return next(self.fires_back_from(minute + timedelta(seconds=1)), None) == minute
 
 
 def parse_cron(text: str) -> CronSchedule:
     """The schedule of a cron expression; :class:`InvalidWindow` names what is wrong."""
-    expression = _MACROS.get(text.strip().lower(), text)
+    expression = _MACROS.get(text.strip().lower(), text.strip())
     fields = expression.split()
     if len(fields) != 5:
         raise InvalidWindow(
@@ -164,19 +97,13 @@ def parse_cron(text: str) -> CronSchedule:
             f"day-of-week), found {len(fields)}"
         )
     try:
-        parsed = [_parse_field(field, spec) for field, spec in zip(fields, _FIELDS, strict=True)]
-    except InvalidWindow as exc:
-        raise InvalidWindow(f"cron schedule {text!r}: {exc}") from None
-    weekdays = frozenset(day % 7 for day in parsed[4])
-    return CronSchedule(
-        minutes=parsed[0],
-        hours=parsed[1],
-        days=parsed[2],
-        months=parsed[3],
-        weekdays=weekdays,
-        day_star=fields[2].startswith("*"),
-        weekday_star=fields[4].startswith("*"),
-    )
+        CronSim(expression, datetime(2000, 1, 1))
+    except CronSimError as exc:
+        # cronsim names the field ("Bad day-of-month"); name its text too.
+        named = [n for n in _FIELD_NAMES if str(exc).endswith(n)]
+        where = f"{named[0]} field {fields[_FIELD_NAMES.index(named[0])]!r}" if named else ""
+        raise InvalidWindow(f"cron schedule {text!r}: {where or exc} is not valid") from None
+    return CronSchedule(expression)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -192,14 +119,6 @@ def _instant(local: datetime, tz: ZoneInfo) -> datetime:
     return local.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
-def _fires_on(schedule: CronSchedule, day: date, tz: ZoneInfo) -> Iterator[datetime]:
-    if not schedule.day_matches(day):
-        return
-    for hour in sorted(schedule.hours):
-        for minute in sorted(schedule.minutes):
-            yield _instant(datetime(day.year, day.month, day.day, hour, minute), tz)
-
-
 def latest_start(
     schedule: CronSchedule, tz: ZoneInfo, now: datetime, lookback: timedelta
 ) -> datetime | None:
@@ -207,19 +126,18 @@ def latest_start(
     ``schedule`` fires on the wall clock of ``tz`` (None when it does not fire in between)."""
     now = now.astimezone(UTC)
     earliest = now - lookback
-    day = now.astimezone(tz).date() + timedelta(days=1)
-    last_day = earliest.astimezone(tz).date() - timedelta(days=1)
+    # Wall-clock firings are walked back from a day after now's wall clock: around a DST
+    # change a later wall-clock time can be an earlier instant (the autumn hour read first).
+    start = now.astimezone(tz).replace(tzinfo=None) + timedelta(days=1)
+    floor = earliest.astimezone(tz).replace(tzinfo=None) - timedelta(days=1)
     best: datetime | None = None
-    found_on: date | None = None
-    while day >= last_day:
-        for fired in _fires_on(schedule, day, tz):
-            if earliest < fired <= now and (best is None or fired > best):
-                best, found_on = fired, day
-        # Around a DST change the previous day's last minutes can map later than this day's
-        # first ones: look one day further than the first day with a match.
-        if found_on is not None and day < found_on:
+    found_at: datetime | None = None
+    for local in schedule.fires_back_from(start):
+        if local < floor or (found_at is not None and local < found_at - timedelta(days=1)):
             break
-        day -= timedelta(days=1)
+        fired = _instant(local, tz)
+        if earliest < fired <= now and (best is None or fired > best):
+            best, found_at = fired, local
     return best
 
 

@@ -21,8 +21,8 @@ class Outcome:
     recheck_at: datetime | None = None
 
     @classmethod
-    def passed(cls, message: str) -> Outcome:
-        return cls(GateStatus.PASSED, message)
+    def passed(cls, message: str, recheck_at: datetime | None = None) -> Outcome:
+        return cls(GateStatus.PASSED, message, recheck_at)
 
     @classmethod
     def failed(cls, message: str, recheck_at: datetime | None = None) -> Outcome:

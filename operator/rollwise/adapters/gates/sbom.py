@@ -5,10 +5,11 @@ Source: a key of a ConfigMap in the release's namespace (``configMapKeyRef``; th
 from ``data``, or base64-decoded from ``binaryData``), or a URL (``http(s)://`` or
 ``file://``), read within a size and a time bound.
 
-Reading a document:
+Reading a document (``cyclonedx-python-lib``):
 
-* it must be a JSON object with ``bomFormat: CycloneDX`` and ``specVersion`` 1.4, 1.5 or 1.6;
-  anything else fails the gate (no evidence, no promotion);
+* it must be a JSON object with ``bomFormat: CycloneDX`` and ``specVersion`` 1.4, 1.5 or 1.6,
+  valid against that version's CycloneDX JSON schema (the library's bundled copy: nothing is
+  fetched); anything else fails the gate (no evidence, no promotion);
 * a vulnerability's severity is the highest ``ratings[].severity`` in the order none < info <
   low < medium < high < critical; a vulnerability without a known severity is *unknown*, which
   does not fail the gate but is named in its message;
@@ -26,10 +27,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from cyclonedx.model.bom import Bom
+from cyclonedx.model.component import Component
+from cyclonedx.model.impact_analysis import ImpactAnalysisState
+from cyclonedx.model.vulnerability import Vulnerability
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
 from rollwise.adapters.gates.outcome import Outcome
 
@@ -38,7 +47,13 @@ SEVERITIES = ("none", "info", "low", "medium", "high", "critical")
 UNKNOWN = "unknown"
 SUPPORTED_SPEC_VERSIONS = ("1.4", "1.5", "1.6")
 #: VEX analysis states that mean the vulnerability does not apply to this model.
-NOT_EXPLOITABLE = frozenset({"not_affected", "false_positive", "resolved"})
+NOT_EXPLOITABLE = frozenset(
+    {
+        ImpactAnalysisState.NOT_AFFECTED,
+        ImpactAnalysisState.FALSE_POSITIVE,
+        ImpactAnalysisState.RESOLVED,
+    }
+)
 
 #: Findings named in a message before "and N more".
 MAX_LISTED = 10
@@ -80,28 +95,41 @@ class SBOMReport:
     not_exploitable: int
 
 
-def _components(items: Any) -> Iterator[dict[str, Any]]:
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, dict):
-            yield item
-            yield from _components(item.get("components"))
+def _components(items: Iterable[Component]) -> Iterator[Component]:
+    for item in items:
+        yield item
+        yield from _components(item.components)
 
 
-def _label(component: Mapping[str, Any]) -> str:
-    if component.get("purl"):
-        return str(component["purl"])
-    name = str(component.get("name", "?"))
-    return f"{name}@{component['version']}" if component.get("version") else name
+def _label(component: Component) -> str:
+    if component.purl is not None:
+        return str(component.purl)
+    return f"{component.name}@{component.version}" if component.version else component.name
 
 
-def _severity(vulnerability: Mapping[str, Any]) -> str:
+def _severity(vulnerability: Vulnerability) -> str:
     best = UNKNOWN
-    ratings = vulnerability.get("ratings")
-    for rating in ratings if isinstance(ratings, list) else []:
-        value = str(rating.get("severity", "")).lower() if isinstance(rating, dict) else ""
+    for rating in vulnerability.ratings:
+        value = rating.severity.value if rating.severity is not None else UNKNOWN
         if rank(value) > rank(best):
             best = value
     return best
+
+
+@functools.cache
+def _validator(version: str) -> JsonStrictValidator:
+    return JsonStrictValidator(SchemaVersion.from_version(version))
+
+
+def _schema_problem(doc: Any, version: str) -> str | None:
+    """Why ``doc`` is not valid against the CycloneDX ``version`` schema, in one line."""
+    error = _validator(version).validate_str(json.dumps(doc))
+    if error is None:
+        return None
+    detail = getattr(error.data, "message", str(error.data))
+    path = "/".join(str(p) for p in getattr(error.data, "absolute_path", ()))
+    text = f"{detail} (at /{path})" if path else detail
+    return f"not valid against the CycloneDX {version} schema: {text[:300]}"
 
 
 def parse_sbom(raw: bytes | str) -> SBOMReport:
@@ -118,27 +146,24 @@ def parse_sbom(raw: bytes | str) -> SBOMReport:
             f"CycloneDX specVersion {version or '(missing)'} is not supported "
             f"(supported: {', '.join(SUPPORTED_SPEC_VERSIONS)})"
         )
-    vulnerabilities = doc.get("vulnerabilities", [])
-    if not isinstance(vulnerabilities, list):
-        raise NotCycloneDX("vulnerabilities must be a list")
-    components = list(_components(doc.get("components")))
-    labels = {str(c["bom-ref"]): _label(c) for c in components if c.get("bom-ref")}
+    problem = _schema_problem(doc, version)
+    if problem is not None:
+        raise NotCycloneDX(problem)
+    try:
+        bom = Bom.from_json(doc)  # type: ignore[attr-defined]
+    except Exception as exc:  # the library raises many kinds on a document it cannot model
+        raise NotCycloneDX(f"could not be read: {type(exc).__name__}: {exc}"[:300]) from None
+    components = list(_components(bom.components))
+    labels = {c.bom_ref.value: _label(c) for c in components if c.bom_ref.value}
     findings: list[Finding] = []
     ignored = 0
-    for index, vulnerability in enumerate(vulnerabilities):
-        if not isinstance(vulnerability, dict):
-            raise NotCycloneDX(f"vulnerabilities[{index}] is not an object")
-        analysis = vulnerability.get("analysis")
-        if isinstance(analysis, dict) and analysis.get("state") in NOT_EXPLOITABLE:
+    for index, vulnerability in enumerate(bom.vulnerabilities):
+        analysis = vulnerability.analysis
+        if analysis is not None and analysis.state in NOT_EXPLOITABLE:
             ignored += 1
             continue
-        affects = vulnerability.get("affects")
-        refs = tuple(
-            labels.get(str(a.get("ref")), str(a.get("ref")))
-            for a in (affects if isinstance(affects, list) else [])
-            if isinstance(a, dict) and a.get("ref")
-        )
-        ident = str(vulnerability.get("id") or vulnerability.get("bom-ref") or f"#{index}")
+        refs = tuple(labels.get(str(a.ref), str(a.ref)) for a in vulnerability.affects if a.ref)
+        ident = vulnerability.id or vulnerability.bom_ref.value or f"#{index}"
         findings.append(Finding(ident, _severity(vulnerability), refs))
     findings.sort(key=lambda f: (-rank(f.severity), f.id))
     return SBOMReport(version, len(components), tuple(findings), ignored)

@@ -29,7 +29,9 @@ from rollwise.core.modelrelease.spec import (
     changed_fields,
     child_rollout_spec,
     pre_staging_gates,
+    promote_gates,
     release_manifest,
+    revalidate_by_time,
 )
 from rollwise.core.modelrelease.status import (
     MAX_HISTORY,
@@ -38,6 +40,7 @@ from rollwise.core.modelrelease.status import (
     Stage,
 )
 from rollwise.core.reasons import clip
+from rollwise.core.status_model import format_time
 
 
 class Completion(Canary):
@@ -48,7 +51,11 @@ class Completion(Canary):
         if stage is Stage.CANDIDATE:
             return pre_staging_gates(self.spec, self.rules)
         if stage is Stage.STAGING:
-            return (*pre_staging_gates(self.spec, self.rules), GATE_APPROVALS)
+            return (
+                *pre_staging_gates(self.spec, self.rules),
+                GATE_APPROVALS,
+                *promote_gates(self.spec, self.rules),
+            )
         return all_gates(self.spec, self.rules)
 
     def _finish(self) -> None:
@@ -134,6 +141,23 @@ class Completion(Canary):
             ),
             (ReleaseConditionType.INVALID_SPEC, *invalid),
         ]
+        due = revalidate_by_time(self.spec)
+        if due is not None:
+            overdue = self.now >= due
+            conditions.append(
+                (
+                    ReleaseConditionType.REVALIDATION_DUE,
+                    true if overdue else false,
+                    "Overdue" if overdue else "Scheduled",
+                    (
+                        f"version {self.spec.version} was due for revalidation at "
+                        f"{format_time(due)}: no further promotion until spec.revalidateBy "
+                        "is moved forward"
+                        if overdue
+                        else f"revalidate by {format_time(due)}"
+                    ),
+                )
+            )
         for type_, value, reason, text in conditions:
             self.s = self.s.with_condition(
                 type_, value, reason=reason, message=clip(text), now=self.now, generation=gen

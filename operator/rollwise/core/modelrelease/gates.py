@@ -14,6 +14,7 @@ from rollwise.core.modelrelease.observations import (
     EXECUTIVE_ROLE,
     GATE_APPROVALS,
     GATE_FREEZE,
+    GATE_REVALIDATE,
     OVERRIDDEN,
     OVERRIDE_PROMOTE,
     Approval,
@@ -22,6 +23,7 @@ from rollwise.core.modelrelease.observations import (
 from rollwise.core.modelrelease.spec import (
     all_gates,
     required_roles,
+    revalidate_by_time,
 )
 from rollwise.core.modelrelease.state import GateState, PassState
 from rollwise.core.modelrelease.status import (
@@ -204,6 +206,17 @@ class Gates(PassState):
             self.emit(R.GATE_WAIVED, gate=name, expires=expires, detail=detail)
             return
         if name == GATE_FREEZE:
+            return
+        if name == GATE_REVALIDATE:
+            if rec.status is GateStatus.FAILED and old_status is not GateStatus.FAILED:
+                due = revalidate_by_time(self.spec)
+                self.emit(
+                    R.REVALIDATION_DUE,
+                    version=self.spec.version,
+                    stage=self.stage.value,
+                    due=format_time(due) if due is not None else "?",
+                    detail=detail,
+                )
             return
         if rec.status is GateStatus.FAILED and old_status is not GateStatus.FAILED:
             if self.stage is Stage.PRODUCTION:

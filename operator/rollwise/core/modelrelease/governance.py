@@ -52,8 +52,11 @@ from typing import Any, TypeVar
 from rollwise.core.modelrelease.observations import (
     GATE_ARTIFACT,
     GATE_FREEZE,
+    GATE_MODEL_CARD,
     GATE_POLICY,
+    GATE_REVALIDATE,
     GATE_SBOM,
+    GATE_SECURITY,
     Approval,
     GateResult,
     RevokeRequest,
@@ -82,7 +85,15 @@ WAIVERS = PREFIX + "waivers"
 RECORD_ANNOTATIONS = (VERSION_SET_BY, APPROVALS, REVOCATION, WAIVERS)
 
 #: The gates a waiver may cover. Approvals cannot be waived: that would undo four eyes.
-WAIVABLE_GATES = (GATE_ARTIFACT, GATE_SBOM, GATE_POLICY, GATE_FREEZE)
+WAIVABLE_GATES = (
+    GATE_ARTIFACT,
+    GATE_SBOM,
+    GATE_POLICY,
+    GATE_MODEL_CARD,
+    GATE_SECURITY,
+    GATE_REVALIDATE,
+    GATE_FREEZE,
+)
 #: Longest waiver: a waiver is a stopgap, not a new policy.
 MAX_WAIVER_SECONDS = 7 * 24 * 3600.0
 #: Most waiver records kept on one release (each needs a new request, so this is generous).

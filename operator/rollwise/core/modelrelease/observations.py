@@ -38,6 +38,22 @@ GATE_SBOM = "sbom"
 GATE_POLICY = "policy-digest"
 
 
+GATE_MODEL_CARD = "model-card"
+
+
+GATE_SECURITY = "security-decision"
+
+
+GATE_REVALIDATE = "revalidate-by"
+
+
+#: The Rego policy's decision points, as gates: accept (into Staging), promote (Approved on).
+GATE_POLICY_ACCEPT = "policy-accept"
+
+
+GATE_POLICY_PROMOTE = "policy-promote"
+
+
 GATE_APPROVALS = "approvals"
 
 

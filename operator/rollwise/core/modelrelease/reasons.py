@@ -164,6 +164,14 @@ GATE_REGRESSED = Reason(
     "changed): the version keeps serving, a human should look.",
     "version {version} in Production: gate {gate} is {status}: {detail}",
 )
+REVALIDATION_DUE = Reason(
+    "RevalidationDue",
+    _W,
+    "The version's spec.revalidateBy date has passed: it may not be promoted further (an "
+    "Approved version stays out of Production) until it is revalidated and the date moved "
+    "forward. A version already in Production keeps serving.",
+    "version {version} ({stage}) was due for revalidation at {due}: {detail}",
+)
 INVALID_SPEC = Reason(
     "InvalidSpec",
     _W,
@@ -233,6 +241,7 @@ ALL_RELEASE_REASONS: tuple[Reason, ...] = (
     ALIAS_RESTORED,
     VERSION_REVOKED,
     GATE_REGRESSED,
+    REVALIDATION_DUE,
     INVALID_SPEC,
     SPEC_CORRECTED,
     RECORD_REJECTED,

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,8 +23,13 @@ from rollwise.core.modelrelease.observations import (
     GATE_APPROVALS,
     GATE_ARTIFACT,
     GATE_FREEZE,
+    GATE_MODEL_CARD,
     GATE_POLICY,
+    GATE_POLICY_ACCEPT,
+    GATE_POLICY_PROMOTE,
+    GATE_REVALIDATE,
     GATE_SBOM,
+    GATE_SECURITY,
 )
 from rollwise.core.modelrelease.policy import ReleaseRules
 from rollwise.core.modelrelease.status import (
@@ -72,6 +78,12 @@ MSG_ONE_STORE = "alias store must set at most one of configMap or mlflow"
 
 
 MSG_SBOM_SOURCE = "gates.sbom needs exactly one of configMapKeyRef or url"
+
+
+MSG_MODEL_CARD_SOURCE = "gates.modelCard needs exactly one of configMapKeyRef or url"
+
+
+MSG_SECURITY_SOURCE = "gates.securityDecision needs exactly one of configMapKeyRef or url"
 
 
 MSG_FREEZE_SHAPE = "a freeze window needs either schedule and duration, or start and end"
@@ -167,6 +179,20 @@ def validate_release(spec: ModelReleaseSpec) -> list[str]:
     sbom = spec.gates.sbom
     if sbom is not None and (sbom.config_map_key is None) == (sbom.url is None):
         errors.append(f"spec.gates.sbom: {MSG_SBOM_SOURCE}")
+    card = spec.gates.model_card
+    if card is not None and (card.config_map_key is None) == (card.url is None):
+        errors.append(f"spec.gates.modelCard: {MSG_MODEL_CARD_SOURCE}")
+    decision = spec.gates.security_decision
+    if decision is not None and (decision.config_map_key is None) == (decision.url is None):
+        errors.append(f"spec.gates.securityDecision: {MSG_SECURITY_SOURCE}")
+    if spec.revalidate_by is not None:
+        try:
+            revalidate_by_time(spec)
+        except ValueError:
+            errors.append(
+                f"spec.revalidateBy: {spec.revalidate_by!r} is not a valid date or time "
+                "(RFC 3339: 2027-06-30 or 2027-06-30T12:00:00Z)"
+            )
     for i, window in enumerate(spec.gates.freeze_windows or []):
         cron = window.schedule is not None and window.duration is not None
         cron = cron and window.start is None and window.end is None
@@ -259,23 +285,60 @@ def _template_labels(template: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()}
 
 
+def revalidate_by_time(spec: ModelReleaseSpec) -> datetime | None:
+    """When the release must have been revalidated (a date alone: midnight UTC at its start);
+    None when no date is set. ``ValueError`` for a date that does not exist (2027-02-30)."""
+    text = spec.revalidate_by
+    if text is None:
+        return None
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 def pre_staging_gates(
     spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES
 ) -> tuple[str, ...]:
-    """The gates that must pass before Staging: ``sbom`` and ``policy-digest`` when the spec
-    configures them or the cluster policy requires them."""
+    """The gates that must pass before Staging (and keep passing for every later promotion):
+    ``sbom``, ``policy-digest``, ``model-card`` and ``security-decision`` when the spec
+    configures them or the cluster policy requires them, and ``revalidate-by`` when the spec
+    sets a date."""
     names = [GATE_ARTIFACT]
-    if spec.gates.sbom is not None or GATE_SBOM in rules.required_gates:
+    required = rules.required_gates
+    if spec.gates.sbom is not None or GATE_SBOM in required:
         names.append(GATE_SBOM)
-    if spec.policy_digest is not None or GATE_POLICY in rules.required_gates:
-        names.append(GATE_POLICY)
+    if policy_applies(spec, rules):
+        names.extend((GATE_POLICY, GATE_POLICY_ACCEPT))
+    if spec.gates.model_card is not None or GATE_MODEL_CARD in required:
+        names.append(GATE_MODEL_CARD)
+    if spec.gates.security_decision is not None or GATE_SECURITY in required:
+        names.append(GATE_SECURITY)
+    if spec.revalidate_by is not None:
+        names.append(GATE_REVALIDATE)
     return tuple(names)
+
+
+def policy_applies(spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES) -> bool:
+    """Whether the release is bound to the cluster's policy snapshot: ``spec.policyDigest``
+    is set or the cluster policy requires it. Then the snapshot's Rego rules are evaluated
+    at its decision points (``policy-accept``, ``policy-promote``) too."""
+    return spec.policy_digest is not None or GATE_POLICY in rules.required_gates
+
+
+def promote_gates(spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES) -> tuple[str, ...]:
+    """The gates that must pass, besides the pre-Staging ones and approvals, to become
+    Approved and to go on to Production: the Rego policy's promote point when it applies."""
+    return (GATE_POLICY_PROMOTE,) if policy_applies(spec, rules) else ()
 
 
 def all_gates(spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES) -> tuple[str, ...]:
     """Every gate of the release, in the order they apply. ``freeze-window`` always applies:
     freeze windows may come from the cluster-wide ConfigMap as well as from the spec."""
-    return (*pre_staging_gates(spec, rules), GATE_APPROVALS, GATE_FREEZE)
+    return (
+        *pre_staging_gates(spec, rules),
+        GATE_APPROVALS,
+        *promote_gates(spec, rules),
+        GATE_FREEZE,
+    )
 
 
 def required_roles(spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES) -> tuple[str, ...]:
@@ -386,6 +449,13 @@ def release_manifest(spec: ModelReleaseSpec, status: ModelReleaseStatus) -> dict
         "artifact_uri": spec.artifact.uri,
         "artifact_digest": spec.artifact.digest,
         "policy_digest": spec.policy_digest,
+        # The Rego decisions taken on the bundle of that digest (the policy gates pass only
+        # when the bundle evaluated is the one spec.policyDigest names).
+        "policy_decisions": {
+            g.name: {"status": g.status.value, "message": g.message}
+            for g in status.gates
+            if g.name in (GATE_POLICY_ACCEPT, GATE_POLICY_PROMOTE)
+        },
         "change": {"type": spec.change.type.value, "ticket": spec.change.ticket},
         "canary": {
             "backend": _backend(spec),

@@ -19,6 +19,7 @@ from rollwise.core.modelrelease.observations import (
 from rollwise.core.modelrelease.spec import (
     changed_fields,
     pre_staging_gates,
+    promote_gates,
     required_roles,
 )
 from rollwise.core.modelrelease.status import (
@@ -93,7 +94,11 @@ class Stages(Gates, Canary, Alias):
             return
         if not sv.passed:
             return
-        needed = (*pre_staging_gates(self.spec, self.rules), GATE_APPROVALS)
+        needed = (
+            *pre_staging_gates(self.spec, self.rules),
+            GATE_APPROVALS,
+            *promote_gates(self.spec, self.rules),
+        )
         blocking = self._blocking(needed)
         if blocking:
             self.wait("canary passed; waiting for " + "; ".join(blocking))
@@ -141,7 +146,13 @@ class Stages(Gates, Canary, Alias):
                 "release it as a new ModelRelease"
             )
             return
-        blocking = self._blocking((*pre_staging_gates(self.spec, self.rules), GATE_APPROVALS))
+        blocking = self._blocking(
+            (
+                *pre_staging_gates(self.spec, self.rules),
+                GATE_APPROVALS,
+                *promote_gates(self.spec, self.rules),
+            )
+        )
         if blocking:
             self.wait("approved; promotion to Production blocked by " + "; ".join(blocking))
             return

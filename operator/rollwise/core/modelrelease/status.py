@@ -80,6 +80,8 @@ class ReleaseConditionType(StrEnum):
     ``QueriesVerified``: whether the provider parsed every query of the canary's analysis
     (True), refused one (False, with ``InvalidSpec``) or could not be asked yet (Unknown);
     only on releases whose canary has metrics.
+    ``RevalidationDue``: True once ``spec.revalidateBy`` has passed (reason ``Overdue``), False
+    before it (``Scheduled``); only on releases that set the date.
     """
 
     READY = "Ready"
@@ -89,6 +91,7 @@ class ReleaseConditionType(StrEnum):
     DEGRADED = "Degraded"
     INVALID_SPEC = "InvalidSpec"
     QUERIES_VERIFIED = "QueriesVerified"
+    REVALIDATION_DUE = "RevalidationDue"
 
 
 class ReleaseCondition(ConditionModel[ReleaseConditionType]):

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from rollwise.adapters.errors import AdapterError
@@ -34,6 +35,7 @@ from rollwise.core.modelrelease.release import release_metrics
 from rollwise.core.modelrelease.spec import (
     child_rollout_name,
     load_release_spec,
+    policy_applies,
     release_content,
 )
 from rollwise.core.modelrelease.status import ModelReleaseStatus
@@ -323,6 +325,22 @@ async def observe(
         if not template_errors
         else _no_check(),
     )
+    gates = apply_waivers(gates, records.waivers, now)
+    if policy_applies(spec, rules):
+        policies = await loop.run_in_executor(
+            _gate_pool(),
+            partial(
+                ports.gates.evaluate_policies,
+                ns,
+                obj.name,
+                spec,
+                status=status,
+                gates=gates,
+                approvals=records.approvals,
+                now=now,
+            ),
+        )
+        gates = (*gates, *policies)
     holder = slot_holder(releases, spec.model, spec.alias.name)
     revoked_before = (
         ledger is not None and ledger.get("release") != obj.name
@@ -333,7 +351,7 @@ async def observe(
         ReleaseObservations(
             name=obj.name,
             generation=obj.generation,
-            gates=steady_gates(apply_waivers(gates, records.waivers, now), status),
+            gates=steady_gates(gates, status),
             approvals=records.approvals,
             version_set_by=records.version_set_by,
             digest_previously_approved=approved_before(releases, obj.name, spec),

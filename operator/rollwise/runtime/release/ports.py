@@ -8,7 +8,7 @@ over in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ from rollwise.core.modelrelease.actions import (
     SetPredictorStorageUri,
 )
 from rollwise.core.modelrelease.observations import (
+    Approval,
     GateResult,
     InferenceServiceState,
 )
@@ -112,6 +113,18 @@ class GatesPort(Protocol):
         spec: ModelReleaseSpec,
         now: datetime,
         required: tuple[str, ...] = (),
+    ) -> tuple[GateResult, ...]: ...
+
+    def evaluate_policies(
+        self,
+        namespace: str,
+        name: str,
+        spec: ModelReleaseSpec,
+        *,
+        status: ModelReleaseStatus | None,
+        gates: Sequence[GateResult],
+        approvals: Sequence[Approval],
+        now: datetime,
     ) -> tuple[GateResult, ...]: ...
 
 
