@@ -67,6 +67,7 @@ from rollwise.core.durations import format_seconds
 from rollwise.core.reasons import clip
 from rollwise.core.runs import MetricRun, Verdict
 from rollwise.core.scoring import Score, ScoreOutcome, ScoreThresholds, score_metrics
+from rollwise.core.spec import DecisionMode
 from rollwise.core.status_model import StatusModel, Time
 
 #: Most reasons a decision keeps (status stays small); the least severe go first.
@@ -87,11 +88,9 @@ class Action(StrEnum):
     ROLLBACK = "rollback"
 
 
-class Mode(StrEnum):
-    """``auto`` acts on its decisions; ``advisory`` only recommends them."""
-
-    AUTO = "auto"
-    ADVISORY = "advisory"
+#: ``auto`` acts on its decisions; ``advisory`` only recommends them (the spec's
+#: ``decisionMode``).
+Mode = DecisionMode
 
 
 #: The recommendation as a verb in messages.

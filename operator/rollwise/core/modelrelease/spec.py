@@ -31,7 +31,7 @@ from rollwise.core.modelrelease.status import (
     Stage,
 )
 from rollwise.core.observations import revision_of
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec import DecisionMode, ModelReleaseSpec
 from rollwise.core.status_model import format_time
 from rollwise.core.validation import MSG_ONE_ROUTER, validate_analysis, validate_steps
 
@@ -335,6 +335,9 @@ def child_rollout_spec(spec: ModelReleaseSpec) -> dict[str, Any]:
         canary["analysis"] = spec.canary.analysis.model_dump(
             mode="json", by_alias=True, exclude_none=True
         )
+    if spec.canary.decision_mode is not DecisionMode.AUTO:
+        # Only when set: a release in auto mode keeps the child spec it always had.
+        canary["decisionMode"] = spec.canary.decision_mode.value
     return {
         "replicas": serving.replicas,
         "selector": {"matchLabels": _template_labels(template)},
