@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from rollwise.core.burnrate import MIN_WINDOW_SECONDS
 from rollwise.core.durations import InvalidDuration, add_seconds, parse_seconds
 from rollwise.core.expressions import (
     FORBIDDEN_CEL_CALLS,
@@ -438,9 +439,13 @@ def compare_step_seconds(metric: Metric) -> float:
 
 def first_delay(checks: StepChecks, metric: Metric) -> float:
     """Seconds from the start of a step's analysis to a metric's first measurement: one
-    interval; for a ``compare`` metric at least long enough for the step's window to hold
+    interval; for an ``sloBurnRate`` metric at least its shortest window (a minute); for a
+    ``compare`` metric at least long enough for the step's window to hold
     ``minSamples`` samples at its step, so that the first comparison can decide."""
     interval = checks.interval_of(metric)
+    if metric.slo_burn_rate is not None:
+        # A burn rate needs a window of at least a minute to count over.
+        return max(interval, MIN_WINDOW_SECONDS)
     if metric.compare is None:
         return interval
     return max(interval, metric.compare.min_samples * compare_step_seconds(metric))

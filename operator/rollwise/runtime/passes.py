@@ -13,14 +13,12 @@ itself (object header, memory, result, write-ahead patch, events tail) is
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from rollwise.adapters.errors import AdapterError, Conflict, KubeError, QueryRefused
+from rollwise.adapters.errors import AdapterError, Conflict, QueryRefused
 from rollwise.adapters.metrics.base import MetricProvider
 from rollwise.core.analysis import (
     QueryTemplateError,
@@ -34,8 +32,17 @@ from rollwise.core.events import Event, EventLog, LoggedEvent
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import Measurement
 from rollwise.core.querycheck import QueryCheck, QueryRefusal, prometheus_queries
-from rollwise.core.spec import Metric
+from rollwise.core.spec import Metric, MetricKind
+from rollwise.runtime.measure_kinds import measure_kind
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.query_budget import (
+    DEFAULT_MAX_QUERY_SECONDS,
+    NamespaceShares,
+    QueryBudget,
+    call_in_budget,
+    clip_error,
+    error_code,
+)
 
 ProviderFactory = Callable[[str], MetricProvider]
 
@@ -47,24 +54,6 @@ NO_PROMETHEUS = (
     "no Prometheus address: set the metric's provider.prometheus.address "
     "or the operator's ROLLWISE_PROMETHEUS_URL"
 )
-
-
-#: Longest provider error a measurement keeps (it reaches status and events).
-MAX_MEASUREMENT_ERROR = 300
-
-
-def clip_error(text: str) -> str:
-    """A provider's error cut to :data:`MAX_MEASUREMENT_ERROR` characters."""
-    if len(text) <= MAX_MEASUREMENT_ERROR:
-        return text
-    return text[: MAX_MEASUREMENT_ERROR - 3] + "..."
-
-
-def error_code(error: BaseException) -> str:
-    """The ``code`` label of ``rollwise_api_errors_total``."""
-    if isinstance(error, KubeError) and error.status is not None:
-        return str(error.status)
-    return type(error).__name__
 
 
 def soonest(*values: float | None) -> float | None:
@@ -160,12 +149,16 @@ WEB_PREFIX = "web:"
 
 def resolve_address(metric: Metric, default_prometheus: str | None) -> str | None:
     """Which provider answers a metric, as the provider factory's key: its Prometheus (its own
-    address, else the operator's default) or ``web:<name>`` for a named web provider."""
+    address, else the operator's default) or ``web:<name>`` for a named web provider; a
+    ``compare`` or ``sloBurnRate`` metric without a provider asks the default."""
     source = metric.provider
     if source.web is not None:
         return f"{WEB_PREFIX}{source.web.name}"
     if source.prometheus is not None:
         return source.prometheus.address or default_prometheus
+    if metric.kind is not MetricKind.THRESHOLD:
+        # compare and sloBurnRate metrics may leave the provider out: the default Prometheus.
+        return default_prometheus
     return None
 
 
@@ -201,11 +194,6 @@ def provider_problems(
     return problems
 
 
-#: Longest a metric query may take, whatever its spec asks (operator setting
-#: ``maxQueryTimeout``): a slow provider costs its namespace's budget, bounded.
-DEFAULT_MAX_QUERY_SECONDS = 30.0
-
-
 def metric_timeout(metric: Metric, cap: float = DEFAULT_MAX_QUERY_SECONDS) -> float:
     """The metric's query timeout in seconds (10 s when it cannot be read), at most ``cap``."""
     try:
@@ -213,84 +201,6 @@ def metric_timeout(metric: Metric, cap: float = DEFAULT_MAX_QUERY_SECONDS) -> fl
     except InvalidDuration:
         wanted = 10.0
     return min(wanted, cap)
-
-
-T = TypeVar("T")
-
-
-class NamespaceShares:
-    """At most ``limit`` holders at once per namespace (no bound when ``limit`` is None): a
-    tenant's share of something all namespaces use. A namespace's semaphore lives while
-    somebody holds or waits for it."""
-
-    def __init__(self, limit: int | None) -> None:
-        if limit is not None and limit < 1:
-            raise ValueError(f"a namespace's share must be at least 1, not {limit}")
-        self.limit = limit
-        self._held: dict[str, tuple[asyncio.Semaphore, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def share(self, namespace: str | None) -> AsyncIterator[None]:
-        if self.limit is None or namespace is None:
-            yield
-            return
-        semaphore, users = self._held.get(namespace, (None, 0))
-        if semaphore is None:
-            semaphore = asyncio.Semaphore(self.limit)
-        self._held[namespace] = (semaphore, users + 1)
-        try:
-            async with semaphore:
-                yield
-        finally:
-            semaphore, users = self._held[namespace]
-            if users <= 1:
-                del self._held[namespace]
-            else:
-                self._held[namespace] = (semaphore, users - 1)
-
-    def in_use(self) -> dict[str, int]:
-        """Namespaces with holders or waiters, and how many."""
-        return {namespace: users for namespace, (_, users) in self._held.items()}
-
-
-class QueryBudget:
-    """Where metric queries and query checks run: a thread pool of their own (``threads``),
-    at most ``per_namespace`` of them in flight for any one namespace, each with a timeout of
-    at most ``max_timeout`` seconds.
-
-    A tenant whose specs point at a slow or hostile Prometheus then waits on its own share:
-    the other namespaces' queries keep their threads, and the passes' other blocking calls
-    (the API server's) never queue behind a query at all."""
-
-    def __init__(
-        self,
-        threads: int,
-        *,
-        per_namespace: int | None = None,
-        max_timeout: float = DEFAULT_MAX_QUERY_SECONDS,
-    ) -> None:
-        if threads < 1:
-            raise ValueError(f"queries need at least one thread, not {threads}")
-        self.threads = threads
-        self.per_namespace = per_namespace
-        self.max_timeout = max_timeout
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="rollwise-query")
-        self._namespaces = NamespaceShares(per_namespace)
-
-    async def run(self, namespace: str, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the query pool, within ``namespace``'s share."""
-        async with self._namespaces.share(namespace):
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, fn, *args)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-async def _call(budget: QueryBudget | None, namespace: str, fn: Callable[..., T], *args: Any) -> T:
-    if budget is None:
-        return await asyncio.to_thread(fn, *args)
-    return await budget.run(namespace, fn, *args)
 
 
 async def query_metric(
@@ -309,7 +219,7 @@ async def query_metric(
     error (counted in ``rollwise_api_errors_total``). Runs the synchronous client in a thread
     (the ``budget``'s, within ``namespace``'s share, when given)."""
     try:
-        value = await _call(budget, namespace, provider.query, query, timeout)
+        value = await call_in_budget(budget, namespace, provider.query, query, timeout)
     except AdapterError as exc:
         if metrics is not None:
             metrics.api_error("prometheus_query", error_code(exc))
@@ -330,15 +240,31 @@ async def measure(
     log: Any,
     budget: QueryBudget | None = None,
     namespace: str = "",
+    started: datetime | None = None,
 ) -> dict[str, Measurement]:
     """The measurements of the ``due`` metrics, queried in parallel with their queries
-    rendered over ``context``; a template or provider problem is a measurement's error."""
+    rendered over ``context``; a template or provider problem is a measurement's error.
+    ``started`` is when the step's analysis started: a ``compare`` metric's window and an
+    ``sloBurnRate`` metric's windows reach back to it, never before."""
     cap = budget.max_timeout if budget is not None else DEFAULT_MAX_QUERY_SECONDS
 
     async def one(metric: Metric) -> tuple[str, Measurement]:
         address = resolve_address(metric, default_prometheus)
         if not address:
             return metric.name, Measurement(value=None, at=now, error=NO_PROMETHEUS)
+        if metric.kind is not MetricKind.THRESHOLD:
+            return metric.name, await measure_kind(
+                metric,
+                context,
+                provider_for(address),
+                started=started if started is not None else now,
+                now=now,
+                timeout=metric_timeout(metric, cap),
+                metrics=metrics,
+                log=log,
+                budget=budget,
+                namespace=namespace,
+            )
         try:
             query = render_metric(metric, dict(context))
             sample_query = render_sample_query(metric, dict(context))
@@ -409,7 +335,7 @@ async def check_queries(
             return None
         timeout = min(metric_timeout(metric), CHECK_TIMEOUT_SECONDS)
         try:
-            await _call(budget, namespace, provider_for(address).parse, query, timeout)
+            await call_in_budget(budget, namespace, provider_for(address).parse, query, timeout)
         except QueryRefused as exc:
             return QueryRefusal(field=f"{path}.{field}", message=exc.message)
         except AdapterError as exc:

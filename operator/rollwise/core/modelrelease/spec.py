@@ -56,6 +56,9 @@ MSG_TEMPLATE_LABELS = (
 )
 
 
+MSG_KSERVE_ADVISORY = (
+    "advisory mode needs template serving (a KServe canary takes no promote request)"
+)
 MSG_KSERVE_PAUSE = (
     "a pause step of a KServe canary needs a duration (a ModelRelease takes no promote request)"
 )
@@ -145,6 +148,8 @@ def validate_release(spec: ModelReleaseSpec) -> list[str]:
         for i, step in enumerate(spec.canary.steps):
             if step.pause is not None and step.pause.duration is None:
                 errors.append(f"spec.canary.steps[{i}].pause: {MSG_KSERVE_PAUSE}")
+        if spec.canary.decision_mode is not DecisionMode.AUTO:
+            errors.append(f"spec.canary.decisionMode: {MSG_KSERVE_ADVISORY}")
     store = spec.alias.store
     if store is not None and store.config_map is not None and store.mlflow is not None:
         errors.append(f"spec.alias.store: {MSG_ONE_STORE}")

@@ -114,6 +114,9 @@ async def _measure(
         log=log,
         budget=ports.queries,
         namespace=obj.namespace,
+        started=status.serving.analysis.started_at
+        if status is not None and status.serving is not None and status.serving.analysis
+        else None,
     )
 
 

@@ -102,6 +102,9 @@ async def _measure(
         log=log,
         budget=ports.queries,
         namespace=obj.namespace,
+        started=status.analysis.started_at
+        if status is not None and status.analysis is not None
+        else None,
     )
 
 
