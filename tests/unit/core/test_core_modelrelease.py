@@ -1785,3 +1785,18 @@ def test_advisory_mode_is_refused_for_a_kserve_canary() -> None:
         "spec.canary.decisionMode: advisory mode needs template serving "
         "(a KServe canary takes no promote request)"
     ]
+
+
+def test_advisory_mode_reaches_the_child_rollout() -> None:
+    spec = release()
+    assert "decisionMode" not in child_rollout_spec(spec)["strategy"]["canary"]
+    raw = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    raw["canary"]["decisionMode"] = "advisory"
+    advisory = ModelReleaseSpec.model_validate(raw)
+    assert validate_release(advisory) == []
+    canary = child_rollout_spec(advisory)["strategy"]["canary"]
+    assert canary["decisionMode"] == "advisory"
+    loaded, errors = load_rollout_spec(child_rollout_spec(advisory))
+    assert errors == []
+    assert loaded is not None
+    assert loaded.strategy.canary.decision_mode.value == "advisory"
