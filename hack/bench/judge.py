@@ -96,7 +96,7 @@ from rollwise.core.analysis import (
     due_now,
     new_run,
     record,
-    render_query,
+    render_metric,
     render_sample_query,
 )
 from rollwise.core.burnrate import BurnRateRule, WindowCounts, evaluate_burn_rate, windows_to_query
@@ -482,13 +482,13 @@ class ThresholdJudge(Judge):
             "name": SERVICE,
             "canaryRevision": CANARY,
             "stableRevision": STABLE,
+            "baselineRevision": STABLE,
             "canaryService": f"{SERVICE}-canary",
             "stableService": f"{SERVICE}-stable",
         }
         for due in due_now(self.checks, self.run, now):
             metric = due.metric
-            assert metric.provider.prometheus is not None
-            value = client.value(render_query(metric.provider.prometheus.query, context), at)
+            value = client.value(render_metric(metric, context), at)
             guard = render_sample_query(metric, context)
             samples = client.value(guard, at) if guard is not None else None
             runs = {m.name: m for m in self.run.metrics}

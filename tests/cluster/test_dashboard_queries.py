@@ -48,10 +48,6 @@ PENDING = {
         "rollwise_regressions_total",
         "exported once the post-promotion watch confirms regressions",
     ),
-    "Decisions": (
-        "rollwise_decisions_total",
-        "exported once Rollouts record their decision in status.decision",
-    ),
 }
 
 CANARY = 'service="demo", revision="{{ canaryRevision }}"'

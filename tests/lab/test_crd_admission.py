@@ -250,8 +250,53 @@ INVALID_ROLLOUTS = [
     ),
     pytest.param(
         rollout(analysis={"metrics": [metric(successCondition=None)]}),
-        "each metric needs thresholdRange, successCondition or failureCondition",
+        "each metric needs exactly one kind",
         id="metric-without-condition",
+    ),
+    pytest.param(
+        rollout(
+            analysis={
+                "metrics": [metric(compare={"query": 'err{revision="{{revision}}"}'}, provider={})]
+            }
+        ),
+        "each metric needs exactly one kind",
+        id="metric-with-two-kinds",
+    ),
+    pytest.param(
+        rollout(
+            analysis={
+                "metrics": [
+                    metric(
+                        successCondition=None,
+                        compare={"query": 'err{revision="{{revision}}"}'},
+                    )
+                ]
+            }
+        ),
+        "compare and sloBurnRate metrics carry their queries in their own block",
+        id="compare-with-a-provider-query",
+    ),
+    pytest.param(
+        rollout(
+            analysis={
+                "metrics": [
+                    metric(
+                        successCondition=None,
+                        provider={},
+                        sloBurnRate={"objective": 0.99, "totalQuery": "t[{{window}}]"},
+                    )
+                ]
+            }
+        ),
+        "sloBurnRate needs exactly one of goodQuery or badQuery",
+        id="burn-rate-without-good-or-bad",
+    ),
+    pytest.param(
+        rollout(
+            analysis={"metrics": [metric()], "scoring": {"pass": 60, "marginal": 80}},
+        ),
+        "marginal must not exceed pass",
+        id="scoring-out-of-order",
     ),
     pytest.param(
         rollout(analysis={"metrics": [metric(thresholdRange={"max": 1})]}),
@@ -369,7 +414,7 @@ INVALID_ROLLOUTS = [
                 ]
             }
         ),
-        "provider must set exactly one of prometheus or web",
+        "provider must set at most one of prometheus or web",
         id="metric-with-two-providers",
     ),
     pytest.param(
@@ -385,7 +430,7 @@ INVALID_ROLLOUTS = [
     ),
     pytest.param(
         rollout(analysis={"metrics": [metric(provider={})]}),
-        "provider must set exactly one of prometheus or web",
+        "a threshold metric needs a provider with a query",
         id="metric-without-provider",
     ),
     pytest.param(
@@ -654,6 +699,7 @@ def test_minimal_rollout_gets_the_documented_defaults(admit: Admit) -> None:
     canary = spec["strategy"]["canary"]
     assert canary["steps"] == [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]
     assert canary["scaleDownDelaySeconds"] == 30
+    assert canary["decisionMode"] == "auto"
     assert "analysis" not in canary  # no parent object, no defaults inside it
     parsed = RolloutSpec.model_validate(spec)
     assert parsed == RolloutSpec.model_validate(rollout()["spec"])
@@ -728,7 +774,10 @@ def test_minimal_modelrelease_gets_the_documented_defaults(admit: Admit) -> None
     assert spec["change"]["type"] == "normal"
     assert spec["alias"] == {"name": "production"}
     assert spec["approvals"] == {"requiredRoles": ["security", "product"]}
-    assert spec["canary"] == {"steps": [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]}
+    assert spec["canary"] == {
+        "steps": [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}],
+        "decisionMode": "auto",
+    }
     assert spec["serving"]["replicas"] == 1
     assert spec["gates"] == {}
     parsed = ModelReleaseSpec.model_validate(spec)

@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -329,3 +330,34 @@ def test_a_hostile_answer_costs_bounded_memory_and_time(
     finally:
         provider.close()
         lab_loop.run(server.stop())
+
+
+# --------------------------------------------------------------------------------------------
+# Range queries (compare metrics)
+
+
+def test_a_range_query_returns_the_samples_of_one_series(provider: PrometheusProvider) -> None:
+    end = datetime.now(UTC)
+    start = end - timedelta(seconds=60)
+    samples = provider.query_range("vector(2)", start, end, step_s=10, timeout_s=5)
+    assert samples == [2.0] * 7
+    empty = 'http_requests_total{revision="no-such-revision"}'
+    assert provider.query_range(empty, start, end, step_s=10, timeout_s=5) == []
+
+
+def test_range_query_errors_are_mapped_like_instant_ones(provider: PrometheusProvider) -> None:
+    end = datetime.now(UTC)
+    start = end - timedelta(seconds=60)
+    with pytest.raises(QueryError, match="Prometheus refused the query"):
+        provider.query_range("sum(", start, end, step_s=10, timeout_s=5)
+    with pytest.raises(QueryError, match="2 series"):
+        provider.query_range(
+            'label_replace(vector(1), "a", "1", "", "") '
+            'or label_replace(vector(1), "a", "2", "", "")',
+            start,
+            end,
+            step_s=10,
+            timeout_s=5,
+        )
+    with pytest.raises(QueryError, match="widen its step"):
+        provider.query_range("vector(1)", start - timedelta(days=2), end, step_s=1, timeout_s=5)

@@ -274,7 +274,8 @@ def test_rule_messages_are_the_operators_messages() -> None:
         "MSG_ONE_ROUTER",
         "MSG_SERVICES_DIFFER",
         "MSG_UNIQUE_METRICS",
-        "MSG_METRIC_RULE",
+        "MSG_METRIC_KIND",
+        "MSG_SCORING_ORDER",
         "MSG_RANGE_EXCLUSIVE",
         "MSG_RANGE_BOUNDS",
         "MSG_GUARD_NEEDS_PROMETHEUS",
@@ -314,6 +315,12 @@ def expected_bounds(constraints: list[Any]) -> dict[str, Any]:
     for item in constraints:
         if isinstance(item, annotated_types.Ge):
             bounds["minimum"] = item.ge
+        elif isinstance(item, annotated_types.Gt):
+            bounds["minimum"] = item.gt
+            bounds["exclusiveMinimum"] = True
+        elif isinstance(item, annotated_types.Lt):
+            bounds["maximum"] = item.lt
+            bounds["exclusiveMaximum"] = True
         elif isinstance(item, annotated_types.Le):
             bounds["maximum"] = item.le
         elif isinstance(item, annotated_types.MinLen):
@@ -328,7 +335,16 @@ def expected_bounds(constraints: list[Any]) -> dict[str, Any]:
 def _bounds_of(node: dict[str, Any]) -> dict[str, Any]:
     return {
         k: node[k]
-        for k in ("minimum", "maximum", "minLength", "maxLength", "pattern", "enum")
+        for k in (
+            "minimum",
+            "exclusiveMinimum",
+            "maximum",
+            "exclusiveMaximum",
+            "minLength",
+            "maxLength",
+            "pattern",
+            "enum",
+        )
         if k in node
     }
 

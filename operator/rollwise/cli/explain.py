@@ -314,10 +314,31 @@ def _latest(measurements: list[dict[str, Any]], key: str) -> dict[str, Any] | No
     return next((m for m in reversed(measurements) if _as_dict(m.get(key))), None)
 
 
+def _without_evidence(analysis: Mapping[str, Any]) -> dict[str, Any]:
+    """The analysis run without its measurements' ``compare`` and ``burnRate`` evidence."""
+
+    def bare(metric: Any) -> Any:
+        if not isinstance(metric, Mapping) or not isinstance(metric.get("measurements"), list):
+            return metric
+        kept = [
+            {k: v for k, v in m.items() if k not in ("compare", "burnRate")}
+            if isinstance(m, Mapping)
+            else m
+            for m in metric["measurements"]
+        ]
+        return {**metric, "measurements": kept}
+
+    if not isinstance(analysis.get("metrics"), list):
+        return dict(analysis)
+    return {**analysis, "metrics": [bare(m) for m in analysis["metrics"]]}
+
+
 def metric_evidence(analysis: Mapping[str, Any]) -> tuple[AnalysisRun | None, list[MetricEvidence]]:
     """The run as the core reads it (None when unreadable) and each metric's evidence."""
     try:
-        run = AnalysisRun.model_validate(analysis)
+        # The evidence is read from the raw measurements below, loosely: a malformed one
+        # (another operator version, a hand edit) must not make the counters unreadable.
+        run = AnalysisRun.model_validate(_without_evidence(analysis))
     except ValidationError:
         return None, []
     raw = {str(m.get("name")): m for m in _dicts(analysis.get("metrics"))}

@@ -30,147 +30,52 @@ Semantics (DESIGN §4):
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from typing import Any
 
+from rollwise.core.burnrate import MIN_WINDOW_SECONDS
 from rollwise.core.durations import InvalidDuration, add_seconds, parse_seconds
+from rollwise.core.expressions import (
+    FORBIDDEN_CEL_CALLS,
+    MAX_CONDITION_NODES,
+    ConditionError,
+    check_condition,
+    check_json_path,
+    compile_json_path,
+    evaluate_condition,
+)
 from rollwise.core.observations import Measurement
-from rollwise.core.runs import KEPT_MEASUREMENTS, AnalysisRun, MeasurementRecord, MetricRun, Verdict
+from rollwise.core.query_templates import (
+    QUERY_PLACEHOLDERS,
+    QueryTemplateError,
+    placeholders_of,
+    query_templates,
+    render_metric,
+    render_query,
+    render_sample_query,
+    timeout_text,
+    unknown_placeholders,
+    web_query,
+)
+from rollwise.core.runs import (
+    KEPT_MEASUREMENTS,
+    AnalysisRun,
+    BurnRateEvidence,
+    CompareEvidence,
+    MeasurementRecord,
+    MetricRun,
+    Verdict,
+)
 from rollwise.core.spec import (
-    MAX_CONDITION_LENGTH,
-    MAX_JSON_PATH_LENGTH,
     AnalysisSpec,
     Metric,
     RolloutSpec,
+    Scoring,
     Step,
     StepAnalysis,
 )
-
-# --------------------------------------------------------------------------------------------
-# CEL conditions
-
-
-class ConditionError(ValueError):
-    """A success/failure condition does not compile or does not yield a bool."""
-
-
-@lru_cache(maxsize=1)
-def _cel() -> Any:
-    """The CEL environment, built on first use: building its parser takes a tenth of a second
-    or more, which a process that never evaluates a condition (the plugin showing a Rollout)
-    need not pay."""
-    import celpy  # noqa: PLC0415 - deferred: see the docstring
-
-    return celpy.Environment()
-
-
-#: Most syntax-tree nodes a condition may have (``result < 0.05`` has 20, a range check with
-#: ``&&`` about 34). Together with :data:`FORBIDDEN_CEL_CALLS` it bounds what evaluating a
-#: condition can cost: every node is evaluated at most once.
-MAX_CONDITION_NODES = 200
-
-#: CEL calls a condition may not make: comprehensions (``all``, ``exists``, ... nest into
-#: loops whose cost multiplies) and regular expressions (``matches``: backtracking). A
-#: condition judges one number and needs none of them.
-FORBIDDEN_CEL_CALLS = frozenset({"all", "exists", "exists_one", "map", "filter", "matches"})
-
-
-def _bounded(tree: Any) -> str | None:
-    """Why a compiled condition could cost too much to evaluate (None when it cannot)."""
-    nodes = 0
-    for subtree in tree.iter_subtrees():
-        nodes += 1
-        if subtree.data in ("member_dot_arg", "ident_arg"):
-            for child in subtree.children:
-                if getattr(child, "type", None) == "IDENT" and str(child) in FORBIDDEN_CEL_CALLS:
-                    return f"{child}() is not allowed in a condition (it may cost too much)"
-    if nodes > MAX_CONDITION_NODES:
-        return f"too complex: {nodes} syntax nodes, at most {MAX_CONDITION_NODES}"
-    return None
-
-
-@lru_cache(maxsize=512)
-def _program(expression: str) -> Any:
-    """The compiled CEL program for ``expression``, compiled once per process; refused when it
-    is too long or could cost too much to evaluate (see :func:`_bounded`)."""
-    if len(expression) > MAX_CONDITION_LENGTH:
-        raise ConditionError(
-            f"too long: {len(expression)} characters, at most {MAX_CONDITION_LENGTH}"
-        )
-    try:
-        tree = _cel().compile(expression)
-    except Exception as exc:  # celpy raises its own parse error types
-        raise ConditionError(f"does not compile: {_first_line(exc)}") from exc
-    problem = _bounded(tree)
-    if problem is not None:
-        raise ConditionError(problem)
-    try:
-        return _cel().program(tree)
-    except Exception as exc:
-        raise ConditionError(f"does not compile: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
-
-
-def evaluate_condition(expression: str, result: float) -> bool:
-    """``expression`` evaluated with ``result`` bound to a CEL double."""
-    program = _program(expression)
-    from celpy import celtypes  # noqa: PLC0415 - loaded by _program already
-
-    try:
-        value = program.evaluate({"result": celtypes.DoubleType(result)})
-    except Exception as exc:  # CELEvalError and friends: reported as a verdict, not raised
-        raise ConditionError(f"evaluation failed: {_first_line(exc)}") from exc
-    if not isinstance(value, celtypes.BoolType):
-        raise ConditionError(f"yields {type(value).__name__}, not a bool")
-    return bool(value)
-
-
-def check_condition(expression: str) -> str | None:
-    """Why ``expression`` is unusable as a condition (compiled and tried on ``result = 1.0``),
-    or None when it is fine."""
-    try:
-        evaluate_condition(expression, 1.0)
-    except ConditionError as exc:
-        return str(exc)
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# JSONPath (web providers)
-
-
-@lru_cache(maxsize=512)
-def compile_json_path(expression: str) -> Any:
-    """The parsed JSONPath ``expression`` (``jsonpath_ng``'s extended dialect: filters and
-    arithmetic), parsed once per process; raises ``ValueError`` when it does not parse."""
-    from jsonpath_ng.ext.parser import parse  # noqa: PLC0415 - deferred, like CEL's parser
-
-    try:
-        return parse(expression)
-    except Exception as exc:  # the parser raises several error types of its own
-        raise ValueError(_first_line(exc)) from exc
-
-
-def check_json_path(expression: str) -> str | None:
-    """Why ``expression`` is unusable as a web provider's jsonPath, or None."""
-    if len(expression) > MAX_JSON_PATH_LENGTH:
-        return f"too long: {len(expression)} characters, at most {MAX_JSON_PATH_LENGTH}"
-    try:
-        compile_json_path(expression)
-    except ValueError as exc:
-        return f"'{expression}' is not a JSONPath: {exc}"
-    return None
-
 
 # --------------------------------------------------------------------------------------------
 # One measurement
@@ -249,11 +154,14 @@ def _count_text(samples: float) -> str:
 
 @dataclass(frozen=True)
 class Assessment:
-    """The verdict on one measurement, with the sentence that explains it."""
+    """The verdict on one measurement, with the sentence that explains it and, for a
+    ``compare`` or ``sloBurnRate`` metric, the evidence status keeps."""
 
     verdict: Verdict
     message: str
     error: bool = False
+    compare: CompareEvidence | None = None
+    burn_rate: BurnRateEvidence | None = None
 
 
 def assess(metric: Metric, measurement: Measurement) -> Assessment:
@@ -321,6 +229,7 @@ class StepChecks:
     failure_limit: int
     inconclusive_limit: int
     consecutive_error_limit: int
+    scoring: Scoring | None = None
 
     def interval_of(self, metric: Metric) -> float:
         """Seconds between measurements of ``metric`` (invalid durations fall back to 30s;
@@ -374,6 +283,7 @@ def _merge(own: StepAnalysis | None, base: AnalysisSpec) -> StepChecks | None:
         consecutive_error_limit=pick(
             own.consecutive_error_limit if own else None, base.consecutive_error_limit
         ),
+        scoring=own.scoring if own is not None and own.scoring is not None else base.scoring,
     )
 
 
@@ -407,10 +317,17 @@ class Recorded:
 
 
 def record(
-    checks: StepChecks, metric: Metric, run: MetricRun, measurement: Measurement
+    checks: StepChecks,
+    metric: Metric,
+    run: MetricRun,
+    measurement: Measurement,
+    assessment: Assessment | None = None,
 ) -> Recorded:
-    """``run`` updated with one measurement, limits applied."""
-    assessment = assess(metric, measurement)
+    """``run`` updated with one measurement, limits applied. ``assessment`` is the
+    measurement's verdict when the caller judged it (a ``compare`` or ``sloBurnRate`` metric,
+    :mod:`rollwise.core.judging`); a threshold metric's is :func:`assess`'s."""
+    if assessment is None:
+        assessment = assess(metric, measurement)
     finite = measurement.value is not None and math.isfinite(measurement.value)
     kept = [
         *run.measurements,
@@ -424,6 +341,8 @@ def record(
             if measurement.value is not None and not finite and not assessment.error
             else None,
             samples=_guard_count(metric, measurement),
+            compare=assessment.compare,
+            burn_rate=assessment.burn_rate,
         ),
     ][-KEPT_MEASUREMENTS:]
     successful, failed, inconclusive = run.successful, run.failed, run.inconclusive
@@ -508,8 +427,37 @@ def next_due(checks: StepChecks, metric: Metric, run: AnalysisRun) -> datetime |
     if metric_run is not None and metric_run.verdict is not None:
         return None
     last = metric_run.last_at if metric_run is not None else None
-    start = last if last is not None else run.started_at
-    return add_seconds(start, checks.interval_of(metric))
+    if last is not None:
+        return add_seconds(last, checks.interval_of(metric))
+    return add_seconds(run.started_at, first_delay(checks, metric))
+
+
+#: Resolution of a ``compare`` metric's range query when its spec sets no ``step``.
+DEFAULT_COMPARE_STEP = "15s"
+
+
+def compare_step_seconds(metric: Metric) -> float:
+    """Seconds between two samples of a ``compare`` metric's range query (15 s by default;
+    an unreadable step falls back to it, validation reports it)."""
+    text = metric.compare.step if metric.compare is not None else None
+    try:
+        return max(parse_seconds(text or DEFAULT_COMPARE_STEP), 1.0)
+    except InvalidDuration:
+        return parse_seconds(DEFAULT_COMPARE_STEP)
+
+
+def first_delay(checks: StepChecks, metric: Metric) -> float:
+    """Seconds from the start of a step's analysis to a metric's first measurement: one
+    interval; for an ``sloBurnRate`` metric at least its shortest window (a minute); for a
+    ``compare`` metric at least long enough for the step's window to hold
+    ``minSamples`` samples at its step, so that the first comparison can decide."""
+    interval = checks.interval_of(metric)
+    if metric.slo_burn_rate is not None:
+        # A burn rate needs a window of at least a minute to count over.
+        return max(interval, MIN_WINDOW_SECONDS)
+    if metric.compare is None:
+        return interval
+    return max(interval, metric.compare.min_samples * compare_step_seconds(metric))
 
 
 def due_now(checks: StepChecks, run: AnalysisRun, now: datetime) -> list[MetricDue]:
@@ -522,111 +470,45 @@ def due_now(checks: StepChecks, run: AnalysisRun, now: datetime) -> list[MetricD
     return due
 
 
-# --------------------------------------------------------------------------------------------
-# Query templates
-
-#: Placeholders a query may use.
-QUERY_PLACEHOLDERS = frozenset(
-    {
-        "namespace",
-        "name",
-        "stableRevision",
-        "canaryRevision",
-        "baselineRevision",
-        "stableService",
-        "canaryService",
-    }
-)
-#: ``{{`` + anything but braces + ``}}``; the name is the content stripped of white space.
-#: One greedy class and no optional parts: linear in the template's length whatever it holds
-#: (an unclosed ``{{`` followed by thousands of spaces included), so a spec cannot make the
-#: operator spin on it.
-_PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
-
-
-class QueryTemplateError(ValueError):
-    """A query uses a placeholder that does not exist."""
-
-
-def placeholders_of(template: str) -> list[str]:
-    """Placeholder names in ``template``, in order of appearance."""
-    return [match.group(1).strip() for match in _PLACEHOLDER.finditer(template)]
-
-
-def unknown_placeholders(template: str) -> list[str]:
-    return [p for p in placeholders_of(template) if p not in QUERY_PLACEHOLDERS]
-
-
-def render_query(template: str, context: dict[str, str]) -> str:
-    """``template`` with every ``{{ name }}`` replaced from ``context``.
-
-    Raises :class:`QueryTemplateError` for a placeholder that is not one of
-    :data:`QUERY_PLACEHOLDERS` or that ``context`` lacks.
-    """
-    unknown = unknown_placeholders(template)
-    if unknown:
-        raise QueryTemplateError(f"unknown placeholder {{{{{unknown[0]}}}}}")
-
-    def replace(match: re.Match[str]) -> str:
-        key = match.group(1).strip()
-        if key not in context:
-            raise QueryTemplateError(f"no value for placeholder {{{{{key}}}}}")
-        return context[key]
-
-    return _PLACEHOLDER.sub(replace, template)
-
-
-def query_templates(metric: Metric) -> list[tuple[str, str]]:
-    """The templated texts of a metric's provider, each with its field under ``provider``:
-    a Prometheus query, or a web provider's path and body."""
-    source = metric.provider
-    if source.prometheus is not None:
-        return [("prometheus.query", source.prometheus.query)]
-    if source.web is not None:
-        texts = [("web.path", source.web.path)]
-        if source.web.body is not None:
-            texts.append(("web.body", source.web.body))
-        return texts
-    return []
-
-
-def timeout_text(metric: Metric) -> tuple[str, str]:
-    """The metric's query timeout as written, with its field under ``provider``."""
-    source = metric.provider
-    if source.web is not None:
-        return "web.timeout", source.web.timeout
-    if source.prometheus is not None:
-        return "prometheus.timeout", source.prometheus.timeout
-    return "timeout", "10s"
-
-
-def web_query(metric: Metric, context: dict[str, str]) -> str:
-    """A web provider's request, rendered over ``context``, as the provider's query text: the
-    canonical JSON of method, path, body and jsonPath (``adapters.metrics.web`` reads it)."""
-    web = metric.provider.web
-    if web is None:
-        raise QueryTemplateError(f"metric {metric.name} has no web provider")
-    request = {
-        "method": web.method.value,
-        "path": render_query(web.path, context),
-        "body": render_query(web.body, context) if web.body is not None else None,
-        "jsonPath": web.json_path,
-    }
-    return json.dumps(request, sort_keys=True, separators=(",", ":"))
-
-
-def render_sample_query(metric: Metric, context: dict[str, str]) -> str | None:
-    """The metric's ``sampleGuard`` count query rendered over ``context``; None without a
-    guard."""
-    if metric.sample_guard is None:
-        return None
-    return render_query(metric.sample_guard.query, context)
-
-
-def render_metric(metric: Metric, context: dict[str, str]) -> str:
-    """The query the metric's provider runs now: the Prometheus query or the web request."""
-    if metric.provider.web is not None:
-        return web_query(metric, context)
-    if metric.provider.prometheus is not None:
-        return render_query(metric.provider.prometheus.query, context)
-    raise QueryTemplateError(f"metric {metric.name} has no provider")
+__all__ = [
+    "DEFAULT_COMPARE_STEP",
+    "FORBIDDEN_CEL_CALLS",
+    "KEPT_MEASUREMENTS",
+    "MAX_CONDITION_NODES",
+    "NO_DATA",
+    "QUERY_ERROR",
+    "QUERY_PLACEHOLDERS",
+    "Assessment",
+    "ConditionError",
+    "MetricDue",
+    "QueryTemplateError",
+    "Recorded",
+    "StepChecks",
+    "any_inconclusive",
+    "assess",
+    "check_condition",
+    "check_json_path",
+    "checks_for",
+    "checks_for_step",
+    "compare_step_seconds",
+    "compile_json_path",
+    "due_now",
+    "evaluate_condition",
+    "first_delay",
+    "format_value",
+    "measured_text",
+    "new_run",
+    "next_due",
+    "placeholders_of",
+    "query_templates",
+    "record",
+    "render_metric",
+    "render_query",
+    "render_sample_query",
+    "rule_text",
+    "run_verdict",
+    "timeout_text",
+    "too_few_samples",
+    "unknown_placeholders",
+    "web_query",
+]

@@ -47,18 +47,11 @@ from pydantic import Field, model_validator
 from rollwise.core.confidence import Confidence, capped, strongest, weakest
 from rollwise.core.durations import format_seconds, parse_seconds
 from rollwise.core.runs import Verdict
-from rollwise.core.spec import Duration, Model
+from rollwise.core.spec import Duration, Model, PairSeverity
 
 #: Shortest window worth querying (and shortest a pair may use): under a minute a rate sees a
 #: couple of scrapes at best.
 MIN_WINDOW_SECONDS = 60.0
-
-
-class PairSeverity(StrEnum):
-    """What a firing pair means: ``critical`` rolls back, ``warning`` holds."""
-
-    CRITICAL = "critical"
-    WARNING = "warning"
 
 
 class BurnWindowPair(Model):
@@ -331,7 +324,17 @@ def evaluate_burn_rate(
     """The verdict of the SLO ``metric`` from the counts of the windows
     :func:`windows_to_query` asked for (a window without counts is no data)."""
     by_window = {c.query.window: c for c in counts}
-    windows = {w: _burn(w, by_window.get(w), rule.budget) for w in rule.window_seconds()}
+    windows = [_burn(w, by_window.get(w), rule.budget) for w in rule.window_seconds()]
+    return judge_windows(rule, windows, metric=metric)
+
+
+def judge_windows(
+    rule: BurnRateRule, burns: Sequence[WindowBurn], *, metric: str
+) -> BurnRateResult:
+    """The verdict of the SLO ``metric`` from its windows' burns (those :func:`evaluate_burn_rate`
+    computed, or the ones status recorded); a window of the rule without a burn is no data."""
+    given = {w.window: w for w in burns}
+    windows = {w: given.get(w, WindowBurn(window=w, seconds=0.0)) for w in rule.window_seconds()}
     period = parse_seconds(rule.period)
     pairs = tuple(
         _pair(p, windows[p.long_seconds], windows[p.short_seconds], period) for p in rule.windows
@@ -381,5 +384,6 @@ __all__ = [
     "WindowQuery",
     "canary_age",
     "evaluate_burn_rate",
+    "judge_windows",
     "windows_to_query",
 ]

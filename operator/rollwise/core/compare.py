@@ -50,31 +50,19 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
-from scipy.stats import mannwhitneyu
 
 from rollwise.core.analysis import format_value
 from rollwise.core.confidence import Confidence
 from rollwise.core.runs import Verdict
-from rollwise.core.spec import Model
+from rollwise.core.spec import Direction, Model
 
 #: Largest sample count per side for which p-values are computed exactly (when there are no
 #: ties): scipy's exact distribution takes a few milliseconds at 50 x 50 but grows quickly,
 #: and the normal approximation is accurate long before that size.
 EXACT_MAX_SAMPLES = 50
-
-
-class Direction(StrEnum):
-    """Which way a change of the metric is bad."""
-
-    #: Higher is worse: latency, error ratio, CPU.
-    INCREASE = "increase"
-    #: Lower is worse: throughput, success ratio, conversion.
-    DECREASE = "decrease"
-    #: Any change beyond the tolerance is bad (two-sided test).
-    EITHER = "either"
 
 
 class CompareRule(Model):
@@ -145,6 +133,14 @@ class CompareResult:
         if self.breach:
             return Confidence.LOW
         return Confidence.HIGH if plenty else Confidence.MEDIUM
+
+
+def mannwhitneyu(*args: Any, **kwargs: Any) -> Any:
+    """``scipy.stats.mannwhitneyu``, imported on first use: scipy takes most of a second to
+    import, and what only reads a status (the kubectl plugin, validation) never tests."""
+    from scipy.stats import mannwhitneyu as test  # noqa: PLC0415 - see above
+
+    return test(*args, **kwargs)
 
 
 _ALTERNATIVE = {

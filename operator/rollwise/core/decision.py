@@ -44,17 +44,15 @@ priority; a burn-rate finding is due when the burn would exhaust a whole budget.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pydantic import Field, FiniteFloat
 
 from rollwise.core import decision_reasons as D
-from rollwise.core.burnrate import BurnRateResult, PairSeverity
-from rollwise.core.compare import CompareResult
+from rollwise.core.burnrate import BurnRateResult
 from rollwise.core.confidence import (
     Confidence,
     capped,
@@ -62,36 +60,36 @@ from rollwise.core.confidence import (
     strongest,
     weakest,
 )
-from rollwise.core.decision_reasons import ReasonCode, Severity
+from rollwise.core.decision_evidence import (
+    HIGH_CONFIDENCE_MEASUREMENTS,
+    INVESTIGATE_PREFIX,
+    RESTORE_DATA_PREFIX,
+    Action,
+    Finding,
+    burn_findings,
+    compare_findings,
+    finite,
+    threshold_confidence,
+    threshold_findings,
+)
+from rollwise.core.decision_reasons import Severity
 from rollwise.core.durations import format_seconds
 from rollwise.core.reasons import clip
-from rollwise.core.runs import MetricRun, Verdict
-from rollwise.core.scoring import Score, ScoreOutcome, ScoreThresholds, score_metrics
+from rollwise.core.runs import MetricRun
+from rollwise.core.scoring import ScoreThresholds
+from rollwise.core.spec import DecisionMode
 from rollwise.core.status_model import StatusModel, Time
+
+if TYPE_CHECKING:
+    from rollwise.core.compare import CompareResult
 
 #: Most reasons a decision keeps (status stays small); the least severe go first.
 MAX_REASONS = 20
 
-#: Measurements a passing threshold metric needs for HIGH confidence.
-HIGH_CONFIDENCE_MEASUREMENTS = 3
 
-
-class Action(StrEnum):
-    """What to do with the canary now."""
-
-    #: Move on: the next step's weight, or promotion after the last step.
-    EXPAND = "expand"
-    #: Stay at the current weight and look again.
-    HOLD = "hold"
-    #: Traffic back to stable, canary scaled down.
-    ROLLBACK = "rollback"
-
-
-class Mode(StrEnum):
-    """``auto`` acts on its decisions; ``advisory`` only recommends them."""
-
-    AUTO = "auto"
-    ADVISORY = "advisory"
+#: ``auto`` acts on its decisions; ``advisory`` only recommends them (the spec's
+#: ``decisionMode``).
+Mode = DecisionMode
 
 
 #: The recommendation as a verb in messages.
@@ -109,8 +107,6 @@ EXPAND_ID = "expand"
 ROLLBACK_ID = "rollback"
 PROMOTE_BY_HAND_ID = "promote-by-hand"
 ABORT_BY_HAND_ID = "abort-by-hand"
-INVESTIGATE_PREFIX = "investigate/"
-RESTORE_DATA_PREFIX = "restore-data/"
 
 
 class DecisionReason(StatusModel):
@@ -160,273 +156,10 @@ class Decision(StatusModel):
     decided_at: Time
 
 
-@dataclass(frozen=True)
-class _Finding:
-    """What one piece of evidence contributes: a reason, its confidence and its vote."""
-
-    reason: ReasonCode
-    message: str
-    confidence: Confidence = Confidence.LOW
-    vote: Action | None = None
-    metric: str | None = None
-    observed: float | None = None
-    threshold: float | None = None
-    due_by: datetime | None = None
-    #: Which human action the finding asks for about its metric: investigate or restore data.
-    asks: str | None = None
-
-
-def _finite(value: float | None) -> float | None:
-    """``value`` for status: None unless finite (JSON has no NaN), six significant digits
-    (float noise such as 19.999999999999982 would otherwise churn the status)."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(f"{value:.6g}")
-
-
-# ------------------------------------------------------------------------ threshold metrics
-
-
-def threshold_confidence(run: MetricRun) -> Confidence:
-    """How far a threshold metric's run can be trusted.
-
-    FAIL: HIGH from two failed measurements on, MEDIUM on a single one. PASS: HIGH with at
-    least :data:`HIGH_CONFIDENCE_MEASUREMENTS` measurements and no failed, inconclusive or
-    erroneous one along the way, else MEDIUM. Inconclusive or unfinished: LOW.
-    """
-    if run.verdict is Verdict.FAIL:
-        return Confidence.HIGH if run.failed >= 2 else Confidence.MEDIUM
-    if run.verdict is Verdict.PASS:
-        clean = run.failed == 0 and run.inconclusive == 0 and run.error == 0
-        plenty = run.taken >= HIGH_CONFIDENCE_MEASUREMENTS
-        return Confidence.HIGH if clean and plenty else Confidence.MEDIUM
-    return Confidence.LOW
-
-
-def _last_value(run: MetricRun) -> float | None:
-    for record in reversed(run.measurements):
-        if record.value is not None:
-            return record.value
-    return None
-
-
-def _threshold_findings(runs: Sequence[MetricRun]) -> list[_Finding]:
-    findings: list[_Finding] = []
-    for run in runs:
-        head = f"metric {run.name}"
-        if run.verdict is Verdict.FAIL:
-            findings.append(
-                _Finding(
-                    D.THRESHOLD_FAILED,
-                    run.message or f"{head} failed",
-                    threshold_confidence(run),
-                    Action.ROLLBACK,
-                    metric=run.name,
-                    observed=_last_value(run),
-                    asks=INVESTIGATE_PREFIX,
-                )
-            )
-        elif run.verdict is Verdict.INCONCLUSIVE:
-            findings.append(
-                _Finding(
-                    D.THRESHOLD_INCONCLUSIVE,
-                    run.message or f"{head} is inconclusive",
-                    Confidence.LOW,
-                    Action.HOLD,
-                    metric=run.name,
-                    asks=RESTORE_DATA_PREFIX,
-                )
-            )
-        elif run.verdict is None:
-            findings.append(
-                _Finding(
-                    D.ANALYSIS_PENDING,
-                    f"{head}: {run.taken} measurement(s) so far, analysis in progress",
-                    Confidence.LOW,
-                    Action.HOLD,
-                    metric=run.name,
-                    observed=float(run.taken),
-                )
-            )
-    if runs and all(run.verdict is Verdict.PASS for run in runs):
-        names = ", ".join(run.name for run in runs)
-        findings.append(
-            _Finding(
-                D.THRESHOLDS_PASSED,
-                f"{len(runs)} threshold metric(s) passed: {names}",
-                weakest(threshold_confidence(run) for run in runs),
-                Action.EXPAND,
-            )
-        )
-    return findings
-
-
-# -------------------------------------------------------------------------- compare metrics
-
-
-def _compare_findings(
-    results: Sequence[CompareResult], thresholds: ScoreThresholds | None
-) -> tuple[list[_Finding], Score | None]:
-    if not results:
-        return [], None
-    limits = thresholds if thresholds is not None else ScoreThresholds()
-    score = score_metrics(results, limits)
-    findings: list[_Finding] = []
-    for result in results:
-        if result.dropped:
-            findings.append(
-                _Finding(
-                    D.SAMPLES_DROPPED,
-                    f"metric {result.metric}: {result.canary_dropped} canary and "
-                    f"{result.control_dropped} control samples were not finite and were dropped",
-                    metric=result.metric,
-                    observed=float(result.dropped),
-                )
-            )
-        if result.verdict is Verdict.FAIL:
-            findings.append(
-                _Finding(
-                    D.CRITICAL_METRIC_FAILED if result.critical else D.COMPARE_REGRESSION,
-                    result.message,
-                    result.confidence,
-                    Action.ROLLBACK if result.critical else None,
-                    metric=result.metric,
-                    observed=result.effect_size,
-                    threshold=result.rule.tolerance,
-                    asks=INVESTIGATE_PREFIX,
-                )
-            )
-        elif result.verdict is Verdict.INCONCLUSIVE:
-            findings.append(
-                _Finding(
-                    D.CRITICAL_METRIC_INCONCLUSIVE if result.critical else D.INSUFFICIENT_SAMPLES,
-                    result.message,
-                    Confidence.LOW,
-                    Action.HOLD if result.critical else None,
-                    metric=result.metric,
-                    observed=float(min(result.canary_samples, result.control_samples)),
-                    threshold=float(result.rule.min_samples),
-                )
-            )
-    shown = score.score
-    level: dict[ScoreOutcome, tuple[ReasonCode, Action, float | None, float | None]] = {
-        ScoreOutcome.PASSED: (D.SCORE_PASSED, Action.EXPAND, shown, limits.passing),
-        ScoreOutcome.MARGINAL: (D.SCORE_MARGINAL, Action.HOLD, shown, limits.passing),
-        ScoreOutcome.BELOW_MARGINAL: (
-            D.SCORE_BELOW_MARGINAL,
-            Action.ROLLBACK,
-            score.best_case,
-            limits.marginal,
-        ),
-        ScoreOutcome.TOO_MANY_INCONCLUSIVE: (
-            D.TOO_MANY_INCONCLUSIVE,
-            Action.HOLD,
-            score.inconclusive_weight / score.total_weight if score.total_weight else None,
-            limits.max_inconclusive,
-        ),
-    }
-    # Critical outcomes are carried by the per-metric findings above.
-    if score.outcome in level:
-        code, vote, observed, threshold = level[score.outcome]
-        findings.append(
-            _Finding(
-                code,
-                f"compare metrics: {score.message}",
-                score.confidence,
-                vote,
-                observed=observed,
-                threshold=threshold,
-            )
-        )
-    return findings, score
-
-
-# ---------------------------------------------------------------------------- SLO burn rates
-
-
-def _burn_findings(results: Sequence[BurnRateResult], now: datetime) -> list[_Finding]:
-    findings: list[_Finding] = []
-    for result in results:
-        head = f"SLO {result.metric}"
-        if result.shortened:
-            shortened = [w for w in result.windows if w.shortened]
-            age = min(w.seconds for w in shortened)
-            names = ", ".join(format_seconds(w.window) for w in shortened)
-            findings.append(
-                _Finding(
-                    D.SLO_WINDOW_SHORTENED,
-                    f"{head}: window(s) {names} shortened to the canary's age "
-                    f"{format_seconds(age)}; the pairs using them are low confidence",
-                    metric=result.metric,
-                    observed=age,
-                )
-            )
-        for severity, code, vote in (
-            (PairSeverity.CRITICAL, D.SLO_BURN_CRITICAL, Action.ROLLBACK),
-            (PairSeverity.WARNING, D.SLO_BURN_WARNING, Action.HOLD),
-        ):
-            for pair in result.firing(severity):
-                due = (
-                    now + timedelta(seconds=pair.exhaustion_seconds)
-                    if pair.exhaustion_seconds is not None
-                    else None
-                )
-                exhausts = (
-                    f"; at this rate the whole budget lasts "
-                    f"{format_seconds(round(pair.exhaustion_seconds))}"
-                    if pair.exhaustion_seconds is not None
-                    else ""
-                )
-                findings.append(
-                    _Finding(
-                        code,
-                        f"{head} (objective {result.rule.objective * 100:g}%): "
-                        f"{pair.message}{exhausts}",
-                        pair.confidence,
-                        vote,
-                        metric=result.metric,
-                        observed=pair.long.burn,
-                        threshold=pair.pair.rate,
-                        due_by=due,
-                        asks=INVESTIGATE_PREFIX,
-                    )
-                )
-        unknown = result.unknown
-        if unknown:
-            # Data a human can restore only if a window was asked for; a canary too young for
-            # any window just needs time.
-            queried = any(p.long.seconds > 0 or p.short.seconds > 0 for p in unknown)
-            findings.append(
-                _Finding(
-                    D.SLO_BURN_NO_DATA,
-                    f"{head}: no usable counts for "
-                    + ", ".join(p.pair.label for p in unknown)
-                    + ("" if queried else " (the canary is too young for any window)"),
-                    Confidence.LOW,
-                    Action.HOLD,
-                    metric=result.metric,
-                    asks=RESTORE_DATA_PREFIX if queried else None,
-                )
-            )
-        if result.verdict is Verdict.PASS:
-            findings.append(
-                _Finding(
-                    D.SLO_WITHIN_BUDGET,
-                    result.message,
-                    result.confidence,
-                    Action.EXPAND,
-                    metric=result.metric,
-                    observed=result.highest_burn,
-                    threshold=min(p.rate for p in result.rule.windows),
-                )
-            )
-    return findings
-
-
 # ------------------------------------------------------------------------------ the decision
 
 
-def _recommendation(findings: Sequence[_Finding]) -> Action:
+def _recommendation(findings: Sequence[Finding]) -> Action:
     votes = {f.vote for f in findings}
     if Action.ROLLBACK in votes:
         return Action.ROLLBACK
@@ -443,7 +176,7 @@ def _priority(severity: Severity) -> Priority:
     }[severity]
 
 
-def _human_actions(findings: Iterable[_Finding]) -> list[RequiredAction]:
+def _human_actions(findings: Iterable[Finding]) -> list[RequiredAction]:
     actions: list[RequiredAction] = []
     for finding in findings:
         if finding.asks is None or finding.metric is None:
@@ -498,14 +231,14 @@ def _operator_action(recommended: Action, mode: Mode, due: datetime | None) -> R
     )
 
 
-def _ordered(findings: Sequence[_Finding]) -> list[_Finding]:
+def _ordered(findings: Sequence[Finding]) -> list[Finding]:
     """Most severe first, stable otherwise; cut to :data:`MAX_REASONS` with a note."""
     ranked = sorted(findings, key=lambda f: f.reason.severity.rank)
     if len(ranked) <= MAX_REASONS:
         return ranked
     kept = ranked[: MAX_REASONS - 1]
     left = len(ranked) - len(kept)
-    return [*kept, _Finding(D.REASONS_TRUNCATED, f"{left} less severe reason(s) left out")]
+    return [*kept, Finding(D.REASONS_TRUNCATED, f"{left} less severe reason(s) left out")]
 
 
 def build_decision(
@@ -527,13 +260,13 @@ def build_decision(
     """
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    findings = _threshold_findings(thresholds)
-    compare_findings, score = _compare_findings(compares, scoring)
-    findings += compare_findings
-    findings += _burn_findings(burn_rates, now)
+    findings = threshold_findings(thresholds)
+    from_compares, score = compare_findings(compares, scoring)
+    findings += from_compares
+    findings += burn_findings(burn_rates, now)
     if not thresholds and not compares and not burn_rates:
         findings.append(
-            _Finding(D.NO_CHECKS, "the step measures nothing", Confidence.LOW, Action.EXPAND)
+            Finding(D.NO_CHECKS, "the step measures nothing", Confidence.LOW, Action.EXPAND)
         )
 
     recommended = _recommendation(findings)
@@ -547,7 +280,7 @@ def build_decision(
         confidence = capped(evidence, observation_cap(observed))
         if confidence is not evidence:
             findings.append(
-                _Finding(
+                Finding(
                     D.SHORT_OBSERVATION,
                     f"the canary was observed for {format_seconds(round(seconds))}: "
                     f"confidence {evidence.value} lowered to {confidence.value}",
@@ -556,7 +289,7 @@ def build_decision(
             )
     if mode is Mode.ADVISORY:
         findings.append(
-            _Finding(
+            Finding(
                 D.ADVISORY_MODE,
                 f"advisory mode: auto would {_VERB[recommended]} at {confidence.value} "
                 "confidence; holding for a human",
@@ -600,15 +333,15 @@ def build_decision(
         mode=mode,
         confidence=confidence,
         message=clip(message),
-        score=_finite(score.score) if score is not None else None,
+        score=finite(score.score) if score is not None else None,
         reasons=[
             DecisionReason(
                 code=f.reason.code,
                 severity=f.reason.severity,
                 message=clip(f.message),
                 metric=f.metric,
-                observed=_finite(f.observed),
-                threshold=_finite(f.threshold),
+                observed=finite(f.observed),
+                threshold=finite(f.threshold),
             )
             for f in kept
         ],

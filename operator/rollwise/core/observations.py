@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from rollwise.core.burnrate import WindowCounts
 from rollwise.core.querycheck import QueryCheck
 
 
@@ -119,6 +120,13 @@ class Measurement:
     error: str | None = None
     #: The metric's ``sampleGuard`` count, when it has one: None for no data.
     samples: float | None = None
+    #: A ``compare`` metric's range-queried samples, for the canary and for the control, and
+    #: what the control is (``stable`` or ``baseline``).
+    canary_samples: tuple[float, ...] = ()
+    control_samples: tuple[float, ...] = ()
+    control: str = "stable"
+    #: An ``sloBurnRate`` metric's counts, one per window the core asked for.
+    windows: tuple[WindowCounts, ...] = ()
 
     @property
     def usable(self) -> bool:

@@ -102,7 +102,7 @@ def prometheus_queries(metric: Metric) -> list[tuple[str, str]]:
     query, then the ``sampleGuard`` count query when there is one. Both run on the metric's
     provider and are checked alike (placeholders, parsing)."""
     source = metric.provider.prometheus
-    if source is None:
+    if source is None or source.query is None:
         return []
     found = [("provider.prometheus.query", source.query)]
     if metric.sample_guard is not None:

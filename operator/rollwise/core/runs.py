@@ -23,8 +23,54 @@ class Verdict(StrEnum):
     INCONCLUSIVE = "Inconclusive"
 
 
+class CompareEvidence(StatusModel):
+    """What a ``compare`` measurement saw: the test's p-value and method, the relative effect
+    of the medians, and each side's median and usable sample count. ``control`` names what
+    the canary was compared with (``stable`` or ``baseline``). Numbers are None when too few
+    samples left nothing to compute."""
+
+    p_value: float | None = None
+    effect_size: float | None = None
+    canary_median: float | None = None
+    control_median: float | None = None
+    canary_samples: int = 0
+    control_samples: int = 0
+    control: str = "stable"
+    method: str = ""
+
+
+class BurnWindowRecord(StatusModel):
+    """One window of an ``sloBurnRate`` measurement: the rule's window, the burn rate over it
+    (None: no data), the time actually observed, and whether that is shorter than the window
+    (a canary younger than it)."""
+
+    window: str
+    burn_rate: float | None = None
+    observed: str = ""
+    shortened: bool = False
+
+
+class BurnPairRecord(StatusModel):
+    """One window pair of an ``sloBurnRate`` measurement: its windows, the burn rate both must
+    exceed, its severity and its state (Firing, Clear or Unknown)."""
+
+    long: str
+    short: str
+    threshold: float
+    severity: str
+    state: str
+
+
+class BurnRateEvidence(StatusModel):
+    """What an ``sloBurnRate`` measurement saw, window by window and pair by pair."""
+
+    windows: list[BurnWindowRecord] = Field(default_factory=list)
+    pairs: list[BurnPairRecord] = Field(default_factory=list)
+
+
 class MeasurementRecord(StatusModel):
-    """One measurement kept in status (the last few per metric)."""
+    """One measurement kept in status (the last few per metric), with the evidence of a
+    ``compare`` or ``sloBurnRate`` metric."""
 
     value: float | None = None
     verdict: Verdict
@@ -37,6 +83,8 @@ class MeasurementRecord(StatusModel):
     samples: float | None = None
     """The metric's ``sampleGuard`` count for this measurement, when it has a guard and the
     count was a finite number (what ``kubectl rollwise explain`` shows beside the value)."""
+    compare: CompareEvidence | None = None
+    burn_rate: BurnRateEvidence | None = None
 
 
 #: How many measurements per metric the status keeps (the counters keep the totals).

@@ -74,11 +74,13 @@ class PrometheusProvider(Model):
     """A PromQL query, templated over the rollout's context.
 
     Placeholders use ``{{ ... }}``: ``namespace``, ``name``, ``stableRevision``,
-    ``canaryRevision``, ``baselineRevision``, ``stableService``, ``canaryService``.
+    ``canaryRevision``, ``baselineRevision``, ``stableService``, ``canaryService``. A threshold
+    metric needs the ``query``; a ``compare`` or ``sloBurnRate`` metric carries its queries in
+    its own block and uses the provider only for the address and timeout.
     """
 
     address: str | None = None
-    query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    query: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY_LENGTH)
     timeout: Duration = "10s"
 
 
@@ -104,7 +106,9 @@ class WebProvider(Model):
 
 
 class MetricProvider(Model):
-    """Exactly one of ``prometheus`` or ``web``."""
+    """Exactly one of ``prometheus`` or ``web`` for a threshold metric; a ``compare`` or
+    ``sloBurnRate`` metric may leave it out (the operator's default Prometheus) or name a
+    Prometheus without a query."""
 
     prometheus: PrometheusProvider | None = None
     web: WebProvider | None = None
@@ -131,9 +135,82 @@ class SampleGuard(Model):
     min_samples: int = Field(ge=1, le=MAX_MIN_SAMPLES)
 
 
+class Direction(StrEnum):
+    """Which way a change of a compared metric is bad."""
+
+    #: Higher is worse: latency, error ratio, CPU.
+    INCREASE = "increase"
+    #: Lower is worse: throughput, success ratio, conversion.
+    DECREASE = "decrease"
+    #: Any change beyond the tolerance is bad (two-sided test).
+    EITHER = "either"
+
+
+class Compare(Model):
+    """A ``compare`` metric: one PromQL expression range-queried over the step's window for
+    the canary and for the control (the stable revision, or a baseline), the two sample
+    arrays judged by Mann-Whitney U (:mod:`rollwise.core.compare`, whose ``CompareRule``
+    these fields after ``query`` and ``step`` are)."""
+
+    #: Templated like a threshold query; ``{{revision}}`` is the canary's revision in the
+    #: canary's query and the control's in the control's (``{{canaryRevision}}`` and
+    #: ``{{stableRevision}}`` keep their meaning in both).
+    query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    #: The range query's resolution (one sample per step); default 15s.
+    step: Duration | None = None
+    direction: Direction = Direction.INCREASE
+    tolerance: float = Field(default=0.1, ge=0, le=1000, allow_inf_nan=False)
+    significance: float = Field(default=0.01, gt=0, le=0.5)
+    min_samples: int = Field(default=20, ge=5, le=MAX_MIN_SAMPLES)
+    critical: bool = False
+    weight: float = Field(default=1.0, gt=0, le=1000, allow_inf_nan=False)
+
+
+class PairSeverity(StrEnum):
+    """What a firing burn-rate pair means: ``critical`` rolls back, ``warning`` holds."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+
+
+class BurnRatePair(Model):
+    """A long and a short window and the burn rate both must exceed for the pair to fire
+    (:class:`rollwise.core.burnrate.BurnWindowPair`, which checks the windows)."""
+
+    long: Duration
+    short: Duration
+    rate: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
+    severity: PairSeverity = PairSeverity.CRITICAL
+
+
+class SloBurnRate(Model):
+    """An ``sloBurnRate`` metric: the canary's error-budget burn over window pairs
+    (:mod:`rollwise.core.burnrate`). ``totalQuery`` and exactly one of ``goodQuery`` or
+    ``badQuery`` count events over a window: each must contain ``[{{window}}]`` (or
+    ``{{window}}`` inside a range selector), replaced by the window to count over."""
+
+    objective: float = Field(gt=0, lt=1)
+    good_query: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY_LENGTH)
+    bad_query: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY_LENGTH)
+    total_query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    #: None: the SRE workbook's 1h/5m at 14.4 (critical) and 6h/30m at 6 (warning).
+    pairs: list[BurnRatePair] | None = None
+    period: Duration = "720h"
+
+
+class MetricKind(StrEnum):
+    """How a metric judges: a threshold on one value, a comparison with a control, or an SLO's
+    burn rate."""
+
+    THRESHOLD = "threshold"
+    COMPARE = "compare"
+    SLO_BURN_RATE = "sloBurnRate"
+
+
 class Metric(Model):
-    """One SLO check. Exactly one of successCondition/failureCondition/thresholdRange styles
-    decides the verdict: conditions are CEL expressions over ``result`` (a number)."""
+    """One SLO check of exactly one kind: the threshold style (successCondition,
+    failureCondition or thresholdRange: CEL expressions or bounds over ``result``, a number,
+    measured by ``provider``), ``compare`` or ``sloBurnRate``."""
 
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     interval: Duration | None = None
@@ -142,7 +219,48 @@ class Metric(Model):
     failure_condition: str | None = Field(default=None, max_length=MAX_CONDITION_LENGTH)
     threshold_range: ThresholdRange | None = None
     sample_guard: SampleGuard | None = None
-    provider: MetricProvider
+    compare: Compare | None = None
+    slo_burn_rate: SloBurnRate | None = None
+    provider: MetricProvider = Field(default_factory=MetricProvider)
+
+    @property
+    def kinds(self) -> list[MetricKind]:
+        """Every kind the metric sets (validation asks for exactly one)."""
+        found = []
+        if (
+            self.success_condition is not None
+            or self.failure_condition is not None
+            or self.threshold_range is not None
+        ):
+            found.append(MetricKind.THRESHOLD)
+        if self.compare is not None:
+            found.append(MetricKind.COMPARE)
+        if self.slo_burn_rate is not None:
+            found.append(MetricKind.SLO_BURN_RATE)
+        return found
+
+    @property
+    def kind(self) -> MetricKind:
+        """The metric's kind (a threshold when it sets none or several: validation says so)."""
+        kinds = self.kinds
+        return kinds[0] if len(kinds) == 1 else MetricKind.THRESHOLD
+
+
+class Scoring(Model):
+    """The compare metrics' score thresholds (Kayenta's ``scoreThresholds``,
+    :class:`rollwise.core.scoring.ScoreThresholds`)."""
+
+    passing: float = Field(default=95.0, ge=0, le=100, alias="pass")
+    marginal: float = Field(default=75.0, ge=0, le=100)
+    max_inconclusive: float = Field(default=0.25, ge=0, le=1)
+
+
+class DecisionMode(StrEnum):
+    """``auto`` acts on its decisions; ``advisory`` only recommends them and holds at every
+    gate until a human promotes or aborts."""
+
+    AUTO = "auto"
+    ADVISORY = "advisory"
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,6 +326,7 @@ class AnalysisSpec(Model):
     consecutive_error_limit: int = Field(default=4, ge=0)
     metrics: list[Metric] = Field(default_factory=list)
     templates: list[TemplateRef] | None = None
+    scoring: Scoring | None = None
 
 
 class StepAnalysis(Model):
@@ -220,6 +339,7 @@ class StepAnalysis(Model):
     consecutive_error_limit: int | None = Field(default=None, ge=0)
     metrics: list[Metric] | None = None
     templates: list[TemplateRef] | None = None
+    scoring: Scoring | None = None
 
 
 class PauseStep(Model):
@@ -282,6 +402,7 @@ class CanaryStrategy(Model):
     traffic_routing: TrafficRouting | None = None
     analysis: AnalysisSpec | None = None
     scale_down_delay_seconds: int = Field(default=30, ge=0)
+    decision_mode: DecisionMode = DecisionMode.AUTO
 
 
 class Strategy(Model):
@@ -339,6 +460,7 @@ class Serving(Model):
 class Canary(Model):
     steps: list[Step] = Field(default_factory=_default_steps)
     analysis: AnalysisSpec | None = None
+    decision_mode: DecisionMode = DecisionMode.AUTO
 
 
 class ConfigMapStore(Model):

@@ -16,7 +16,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from rollwise.core.analysis import (
-    QUERY_PLACEHOLDERS,
     check_condition,
     check_json_path,
     query_templates,
@@ -24,11 +23,14 @@ from rollwise.core.analysis import (
     unknown_placeholders,
 )
 from rollwise.core.durations import InvalidDuration, parse_seconds
+from rollwise.core.judging import kind_problems
 from rollwise.core.spec import (
     AnalysisSpec,
     LabelSelector,
     Metric,
+    MetricKind,
     RolloutSpec,
+    Scoring,
     Step,
     TemplateRef,
 )
@@ -41,7 +43,12 @@ MSG_SERVICES_DIFFER = "stableService and canaryService must differ"
 MSG_BASELINE_NEEDS_SERVICE = "baseline with a trafficRouting router needs baselineService"
 MSG_BASELINE_SERVICE_DIFFERS = "baselineService must differ from stableService and canaryService"
 MSG_UNIQUE_METRICS = "metric names must be unique within an analysis"
-MSG_METRIC_RULE = "each metric needs thresholdRange, successCondition or failureCondition"
+MSG_METRIC_KIND = (
+    "each metric needs exactly one kind: thresholdRange, successCondition or "
+    "failureCondition; compare; or sloBurnRate"
+)
+MSG_SCORING_ORDER = "marginal must not exceed pass"
+MSG_THRESHOLD_QUERY = "a threshold metric's prometheus provider needs a query"
 MSG_ONE_PROVIDER = "provider must set exactly one of prometheus or web"
 MSG_BODY_NEEDS_POST = "body is sent only with method POST"
 MSG_GUARD_NEEDS_PROMETHEUS = "sampleGuard needs a prometheus provider (it runs its query there)"
@@ -133,6 +140,7 @@ def validate_steps(base: str, steps: list[Step], analysis: AnalysisSpec | None) 
             if own.metrics is not None:
                 errors.extend(validate_metrics(f"{where}.analysis", own.metrics))
             errors.extend(validate_refs(f"{where}.analysis", own.templates))
+            errors.extend(_scoring(f"{where}.analysis.scoring", own.scoring))
     if last_weight is not None and last_weight != 100:
         errors.append(f"{base}.steps: {MSG_LAST_WEIGHT_100}")
     return errors
@@ -144,7 +152,14 @@ def validate_analysis(base: str, analysis: AnalysisSpec) -> list[str]:
         *_duration(f"{base}.analysis.interval", analysis.interval),
         *validate_metrics(f"{base}.analysis", analysis.metrics),
         *validate_refs(f"{base}.analysis", analysis.templates),
+        *_scoring(f"{base}.analysis.scoring", analysis.scoring),
     ]
+
+
+def _scoring(where: str, scoring: Scoring | None) -> list[str]:
+    if scoring is not None and scoring.marginal > scoring.passing:
+        return [f"{where}: {MSG_SCORING_ORDER}"]
+    return []
 
 
 def validate_refs(where: str, refs: list[TemplateRef] | None) -> list[str]:
@@ -192,8 +207,9 @@ def validate_metrics(where: str, metrics: list[Metric]) -> list[str]:
             )
             if expr is not None
         ]
-        if metric.threshold_range is None and not conditions:
-            errors.append(f"{at}: {MSG_METRIC_RULE}")
+        kinds = metric.kinds
+        if len(kinds) != 1:
+            errors.append(f"{at}: {MSG_METRIC_KIND}")
         if metric.threshold_range is not None:
             if conditions:
                 errors.append(f"{at}: {MSG_RANGE_EXCLUSIVE}")
@@ -210,22 +226,18 @@ def validate_metrics(where: str, metrics: list[Metric]) -> list[str]:
                     f"(a double): {problem}"
                 )
         source = metric.provider
-        if (source.prometheus is None) == (source.web is None):
+        threshold = kinds == [MetricKind.THRESHOLD]
+        if threshold and (source.prometheus is None) == (source.web is None):
             errors.append(f"{at}.provider: {MSG_ONE_PROVIDER}")
-        for field, template in query_templates(metric):
-            for name in unknown_placeholders(template):
-                known = ", ".join(sorted(QUERY_PLACEHOLDERS))
-                errors.append(
-                    f"{at}.provider.{field}: unknown placeholder {{{{{name}}}}} (known: {known})"
-                )
-        if metric.sample_guard is not None:
-            if source.prometheus is None:
-                errors.append(f"{at}.sampleGuard: {MSG_GUARD_NEEDS_PROMETHEUS}")
-            for name in unknown_placeholders(metric.sample_guard.query):
-                known = ", ".join(sorted(QUERY_PLACEHOLDERS))
-                errors.append(
-                    f"{at}.sampleGuard.query: unknown placeholder {{{{{name}}}}} (known: {known})"
-                )
+        if threshold and source.prometheus is not None and source.prometheus.query is None:
+            errors.append(f"{at}.provider.prometheus.query: {MSG_THRESHOLD_QUERY}")
+        for field, template, allowed in query_templates(metric):
+            for name in unknown_placeholders(template, allowed):
+                known = ", ".join(sorted(allowed))
+                errors.append(f"{at}.{field}: unknown placeholder {{{{{name}}}}} (known: {known})")
+        if metric.sample_guard is not None and source.prometheus is None and threshold:
+            errors.append(f"{at}.sampleGuard: {MSG_GUARD_NEEDS_PROMETHEUS}")
+        errors.extend(kind_problems(at, metric))
         if source.web is not None:
             problem = check_json_path(source.web.json_path)
             if problem is not None:

@@ -10,12 +10,10 @@ namespace's share). A provider error becomes a measurement's error, never an exc
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from rollwise.adapters.errors import AdapterError, ProviderUnavailable, QueryRefused
 from rollwise.adapters.metrics.base import MetricProvider
@@ -29,9 +27,18 @@ from rollwise.core.analysis import (
 from rollwise.core.durations import InvalidDuration, parse_seconds
 from rollwise.core.observations import Measurement
 from rollwise.core.querycheck import QueryCheck, QueryRefusal, prometheus_queries
-from rollwise.core.spec import Metric
+from rollwise.core.spec import Metric, MetricKind
+from rollwise.runtime.measure_kinds import measure_kind
 from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import error_code
+from rollwise.runtime.query_budget import (
+    DEFAULT_MAX_QUERY_SECONDS,
+    MAX_MEASUREMENT_ERROR,
+    NamespaceShares,
+    QueryBudget,
+    call_in_budget,
+    clip_error,
+    error_code,
+)
 
 ProviderFactory = Callable[[str], MetricProvider]
 
@@ -46,17 +53,6 @@ NO_PROMETHEUS = (
 #: provider is down, not just this query.
 PROVIDER_OFFLINE = "the metric provider is offline (its health check fails too)"
 
-#: Longest provider error a measurement keeps (it reaches status and events).
-MAX_MEASUREMENT_ERROR = 300
-
-
-def clip_error(text: str) -> str:
-    """A provider's error cut to :data:`MAX_MEASUREMENT_ERROR` characters."""
-    if len(text) <= MAX_MEASUREMENT_ERROR:
-        return text
-    return text[: MAX_MEASUREMENT_ERROR - 3] + "..."
-
-
 #: Prefix of a named web provider in the provider factory's keys (``web:<name>``).
 WEB_PREFIX = "web:"
 
@@ -69,6 +65,9 @@ def resolve_address(metric: Metric, default_prometheus: str | None) -> str | Non
         return f"{WEB_PREFIX}{source.web.name}"
     if source.prometheus is not None:
         return source.prometheus.address or default_prometheus
+    if metric.kind is not MetricKind.THRESHOLD:
+        # compare and sloBurnRate metrics may leave the provider out: the default Prometheus.
+        return default_prometheus
     return None
 
 
@@ -104,11 +103,6 @@ def provider_problems(
     return problems
 
 
-#: Longest a metric query may take, whatever its spec asks (operator setting
-#: ``maxQueryTimeout``): a slow provider costs its namespace's budget, bounded.
-DEFAULT_MAX_QUERY_SECONDS = 30.0
-
-
 def metric_timeout(metric: Metric, cap: float = DEFAULT_MAX_QUERY_SECONDS) -> float:
     """The metric's query timeout in seconds (10 s when it cannot be read), at most ``cap``."""
     try:
@@ -116,84 +110,6 @@ def metric_timeout(metric: Metric, cap: float = DEFAULT_MAX_QUERY_SECONDS) -> fl
     except InvalidDuration:
         wanted = 10.0
     return min(wanted, cap)
-
-
-T = TypeVar("T")
-
-
-class NamespaceShares:
-    """At most ``limit`` holders at once per namespace (no bound when ``limit`` is None): a
-    tenant's share of something all namespaces use. A namespace's semaphore lives while
-    somebody holds or waits for it."""
-
-    def __init__(self, limit: int | None) -> None:
-        if limit is not None and limit < 1:
-            raise ValueError(f"a namespace's share must be at least 1, not {limit}")
-        self.limit = limit
-        self._held: dict[str, tuple[asyncio.Semaphore, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def share(self, namespace: str | None) -> AsyncIterator[None]:
-        if self.limit is None or namespace is None:
-            yield
-            return
-        semaphore, users = self._held.get(namespace, (None, 0))
-        if semaphore is None:
-            semaphore = asyncio.Semaphore(self.limit)
-        self._held[namespace] = (semaphore, users + 1)
-        try:
-            async with semaphore:
-                yield
-        finally:
-            semaphore, users = self._held[namespace]
-            if users <= 1:
-                del self._held[namespace]
-            else:
-                self._held[namespace] = (semaphore, users - 1)
-
-    def in_use(self) -> dict[str, int]:
-        """Namespaces with holders or waiters, and how many."""
-        return {namespace: users for namespace, (_, users) in self._held.items()}
-
-
-class QueryBudget:
-    """Where metric queries and query checks run: a thread pool of their own (``threads``),
-    at most ``per_namespace`` of them in flight for any one namespace, each with a timeout of
-    at most ``max_timeout`` seconds.
-
-    A tenant whose specs point at a slow or hostile Prometheus then waits on its own share:
-    the other namespaces' queries keep their threads, and the passes' other blocking calls
-    (the API server's) never queue behind a query at all."""
-
-    def __init__(
-        self,
-        threads: int,
-        *,
-        per_namespace: int | None = None,
-        max_timeout: float = DEFAULT_MAX_QUERY_SECONDS,
-    ) -> None:
-        if threads < 1:
-            raise ValueError(f"queries need at least one thread, not {threads}")
-        self.threads = threads
-        self.per_namespace = per_namespace
-        self.max_timeout = max_timeout
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="rollwise-query")
-        self._namespaces = NamespaceShares(per_namespace)
-
-    async def run(self, namespace: str, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the query pool, within ``namespace``'s share."""
-        async with self._namespaces.share(namespace):
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, fn, *args)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-async def _call(budget: QueryBudget | None, namespace: str, fn: Callable[..., T], *args: Any) -> T:
-    if budget is None:
-        return await asyncio.to_thread(fn, *args)
-    return await budget.run(namespace, fn, *args)
 
 
 async def query_metric(
@@ -218,12 +134,12 @@ async def query_metric(
     the ``MeasurementError`` event and the analysis in status carry. Only a failed query pays
     for the check."""
     try:
-        value = await _call(budget, namespace, provider.query, query, timeout)
+        value = await call_in_budget(budget, namespace, provider.query, query, timeout)
     except AdapterError as exc:
         if metrics is not None:
             metrics.api_error("prometheus_query", error_code(exc))
         message = exc.message
-        if isinstance(exc, ProviderUnavailable) and not await _call(
+        if isinstance(exc, ProviderUnavailable) and not await call_in_budget(
             budget, namespace, provider.is_online
         ):
             message = f"{PROVIDER_OFFLINE}: {message}"
@@ -258,6 +174,7 @@ async def measure_due(
     now: datetime,
     log: Any,
     namespace: str,
+    started: datetime | None = None,
 ) -> dict[str, Measurement]:
     """:func:`measure` through a pass's ports (none when nothing is due)."""
     if not due:
@@ -272,6 +189,7 @@ async def measure_due(
         log=log,
         budget=ports.queries,
         namespace=namespace,
+        started=started,
     )
 
 
@@ -286,15 +204,31 @@ async def measure(
     log: Any,
     budget: QueryBudget | None = None,
     namespace: str = "",
+    started: datetime | None = None,
 ) -> dict[str, Measurement]:
     """The measurements of the ``due`` metrics, queried in parallel with their queries
-    rendered over ``context``; a template or provider problem is a measurement's error."""
+    rendered over ``context``; a template or provider problem is a measurement's error.
+    ``started`` is when the step's analysis started: a ``compare`` metric's window and an
+    ``sloBurnRate`` metric's windows reach back to it, never before."""
     cap = budget.max_timeout if budget is not None else DEFAULT_MAX_QUERY_SECONDS
 
     async def one(metric: Metric) -> tuple[str, Measurement]:
         address = resolve_address(metric, default_prometheus)
         if not address:
             return metric.name, Measurement(value=None, at=now, error=NO_PROMETHEUS)
+        if metric.kind is not MetricKind.THRESHOLD:
+            return metric.name, await measure_kind(
+                metric,
+                context,
+                provider_for(address),
+                started=started if started is not None else now,
+                now=now,
+                timeout=metric_timeout(metric, cap),
+                metrics=metrics,
+                log=log,
+                budget=budget,
+                namespace=namespace,
+            )
         try:
             query = render_metric(metric, dict(context))
             sample_query = render_sample_query(metric, dict(context))
@@ -362,7 +296,7 @@ async def check_queries(
             return None
         timeout = min(metric_timeout(metric), CHECK_TIMEOUT_SECONDS)
         try:
-            await _call(budget, namespace, provider_for(address).parse, query, timeout)
+            await call_in_budget(budget, namespace, provider_for(address).parse, query, timeout)
         except QueryRefused as exc:
             return QueryRefusal(field=f"{path}.{field}", message=exc.message)
         except AdapterError as exc:

@@ -79,6 +79,13 @@ class OperatorMetrics:
             ["namespace", "rollout", "reason"],
             registry=self.registry,
         )
+        self.decisions = Counter(
+            "rollwise_decisions",
+            "Decisions on canary steps (status.decision), counted once per change, by kind "
+            "(rollout, modelrelease), action and confidence.",
+            ["kind", "action", "confidence"],
+            registry=self.registry,
+        )
         self.rollout_info = Gauge(
             "rollwise_rollout_info",
             "1 for each Rollout, with its phase and traffic router.",
@@ -245,6 +252,10 @@ class OperatorMetrics:
         with self._lock:
             self._rollback_reasons.setdefault((namespace, rollout), set()).add(reason)
         self.rollbacks.labels(namespace=namespace, rollout=rollout, reason=reason).inc()
+
+    def decided(self, kind: str, action: str, confidence: str) -> None:
+        """A changed decision (its DecisionChanged event), counted once."""
+        self.decisions.labels(kind=kind, action=action, confidence=confidence).inc()
 
     def api_error(self, operation: str, code: str) -> None:
         self.api_errors.labels(operation=operation, code=code).inc()

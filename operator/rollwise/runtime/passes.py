@@ -16,21 +16,15 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from rollwise.adapters.errors import AdapterError, Conflict, KubeError
+from rollwise.adapters.errors import AdapterError, Conflict
 from rollwise.core.events import Event, EventLog, LoggedEvent
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import TemplateKey, TemplateRead
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.query_budget import error_code
 
 #: Seconds before looking again after a pass that changed the cluster.
 FOLLOW_UP_SECONDS = 1.0
-
-
-def error_code(error: BaseException) -> str:
-    """The ``code`` label of ``rollwise_api_errors_total``."""
-    if isinstance(error, KubeError) and error.status is not None:
-        return str(error.status)
-    return type(error).__name__
 
 
 def soonest(*values: float | None) -> float | None:

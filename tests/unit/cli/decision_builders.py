@@ -22,6 +22,7 @@ from rollwise.core.burnrate import (
 )
 from rollwise.core.compare import CompareResult, CompareRule, judge_metric
 from rollwise.core.decision import Decision, Mode, build_decision
+from rollwise.core.judging import burn_evidence, compare_evidence
 from rollwise.core.runs import AnalysisRun, MeasurementRecord, MetricRun, Verdict
 
 #: The baseline's p99 latency samples, and a canary's within tolerance of them.
@@ -42,44 +43,15 @@ GUARD_COUNTS = (140.0, 150.0, 160.0)
 
 
 def compare_wire(result: CompareResult, control: str = "baseline") -> dict[str, Any]:
-    """A compare result as a measurement's ``compare`` field."""
-    out = {
-        "pValue": result.p_value,
-        "effectSize": result.effect_size,
-        "canaryMedian": result.canary_median,
-        "controlMedian": result.control_median,
-        "canarySamples": result.canary_samples,
-        "controlSamples": result.control_samples,
-        "control": control,
-        "method": result.method,
-    }
-    return {k: v for k, v in out.items() if v is not None}
+    """A compare result as a measurement's ``compare`` field, as the operator records it."""
+    return compare_evidence(result, control).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
 
 
 def burn_wire(result: BurnRateResult) -> dict[str, Any]:
-    """A burn-rate result as a measurement's ``burnRate`` field (windows in seconds, the
-    seconds actually counted as ``observed``)."""
-    return {
-        "windows": [
-            {
-                "window": w.window,
-                "burnRate": w.burn,
-                "observed": w.seconds,
-                "shortened": w.shortened,
-            }
-            for w in result.windows
-        ],
-        "pairs": [
-            {
-                "long": p.pair.long,
-                "short": p.pair.short,
-                "threshold": p.pair.rate,
-                "severity": p.pair.severity.value,
-                "state": p.state.value,
-            }
-            for p in result.pairs
-        ],
-    }
+    """A burn-rate result as a measurement's ``burnRate`` field, as the operator records it."""
+    return burn_evidence(result).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def burn_result(now: datetime, started: datetime) -> BurnRateResult:

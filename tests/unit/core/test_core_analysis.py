@@ -9,7 +9,6 @@ import pytest
 from rollwise.core.analysis import (
     QueryTemplateError,
     StepChecks,
-    _bounded,
     assess,
     check_condition,
     checks_for_step,
@@ -21,6 +20,7 @@ from rollwise.core.analysis import (
     rule_text,
     run_verdict,
 )
+from rollwise.core.expressions import _bounded
 from rollwise.core.observations import Measurement
 from rollwise.core.rollout.analysis import due_metrics, query_context, soonest_due
 from rollwise.core.rollout.status import BaselineStatus, RolloutStatus

@@ -38,6 +38,7 @@ from rollwise.core.modelrelease.spec import (
     child_rollout_spec,
     pre_staging_gates,
     promote_gates,
+    validate_release,
 )
 from rollwise.core.modelrelease.status import (
     GateStatus,
@@ -973,7 +974,9 @@ IDS = [pytest.param(c, id=c.__name__.replace("_", "-")) for c in CASES]
 
 def _check(case: Case, status: ModelReleaseStatus, decision: Any) -> None:
     assert status.stage is case.stage, status.message
-    assert events(decision) == case.events, [e.message for e in decision.events]
+    # The decision's own events are checked by the tests of status.decision.
+    shown = [e for e in events(decision) if e != RR.DECISION_CHANGED.name]
+    assert shown == case.events, [e.message for e in decision.events]
     if case.phase is not None:
         assert status.phase is case.phase, status.message
     if case.actions is not None:
@@ -1559,7 +1562,7 @@ def test_kserve_analysis_is_measured_when_due_and_advances_on_pass() -> None:
     d = decide_release(
         spec, status, world.observe(measurements={"error-ratio": Measurement(0.01, at(60))}), at(60)
     )
-    assert events(d) == ["CanaryStep"]
+    assert [e for e in events(d) if e != RR.DECISION_CHANGED.name] == ["CanaryStep"]
     assert d.status.serving is not None
     assert (d.status.serving.step_index, d.status.serving.weight) == (1, 25)
     assert d.actions[0] == SetCanaryTrafficPercent(ISVC, 25)
@@ -1598,7 +1601,7 @@ def test_release_reasons_are_distinct_documented_and_all_listed() -> None:
     shared = {r.name for r in ALL_REASONS} & set(names)
     # Only the spec-level reasons and a failed change to the cluster mean the same thing on
     # both kinds.
-    assert shared == {"InvalidSpec", "SpecCorrected", "ActionFailed"}
+    assert shared == {"InvalidSpec", "SpecCorrected", "ActionFailed", "DecisionChanged"}
 
 
 # ------------------------------------------------------------------ first release: no baseline
@@ -1782,3 +1785,44 @@ def test_a_spec_validated_by_the_caller_is_not_validated_again() -> None:
     assert invalid is not None
     assert invalid.status is ConditionStatus.TRUE
     assert "spec.version: refused" in invalid.message
+
+
+def test_kserve_canary_records_the_decision_that_rolled_it_back() -> None:
+    status, world, spec = kserve_staging(analysis=ERROR_RATIO)
+    d = decide_release(
+        spec, status, world.observe(measurements={"error-ratio": Measurement(0.3, at(60))}), at(60)
+    )
+    assert d.status.stage is Stage.ROLLED_BACK
+    decision = d.status.decision
+    assert decision is not None
+    assert (decision.action.value, decision.recommended.value) == ("rollback", "rollback")
+    assert decision.reasons[0].code == "ThresholdFailed"
+    assert [e.reason.name for e in d.events].count("DecisionChanged") == 1
+    later = decide_release(spec, d.status, world.observe(), at(120))
+    assert later.status.decision == decision
+
+
+def test_advisory_mode_is_refused_for_a_kserve_canary() -> None:
+    spec = release(backend="kserve")
+    raw = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    raw["canary"]["decisionMode"] = "advisory"
+    errors = validate_release(ModelReleaseSpec.model_validate(raw))
+    assert errors == [
+        "spec.canary.decisionMode: advisory mode needs template serving "
+        "(a KServe canary takes no promote request)"
+    ]
+
+
+def test_advisory_mode_reaches_the_child_rollout() -> None:
+    spec = release()
+    assert "decisionMode" not in child_rollout_spec(spec)["strategy"]["canary"]
+    raw = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    raw["canary"]["decisionMode"] = "advisory"
+    advisory = ModelReleaseSpec.model_validate(raw)
+    assert validate_release(advisory) == []
+    canary = child_rollout_spec(advisory)["strategy"]["canary"]
+    assert canary["decisionMode"] == "advisory"
+    loaded, errors = load_rollout_spec(child_rollout_spec(advisory))
+    assert errors == []
+    assert loaded is not None
+    assert loaded.strategy.canary.decision_mode.value == "advisory"

@@ -280,7 +280,8 @@ WHERE = "spec.strategy.canary.analysis.templates[0]"
         pytest.param(
             {"templates": [ref()]},
             {ERROR_RATE: {"metrics": [{"name": "x"}]}},
-            f"{WHERE}: AnalysisTemplate error-rate is invalid: metrics.0.provider: Field required",
+            f"{WHERE}: AnalysisTemplate error-rate: spec.metrics[0]: each metric needs exactly "
+            "one kind",
             id="template-invalid",
         ),
         pytest.param(

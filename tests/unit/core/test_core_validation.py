@@ -9,7 +9,7 @@ from rollwise.core.spec import MAX_QUERY_LENGTH, LabelSelector, RolloutSpec
 from rollwise.core.validation import (
     MSG_ANALYSIS_STEP_METRICS,
     MSG_LAST_WEIGHT_100,
-    MSG_METRIC_RULE,
+    MSG_METRIC_KIND,
     MSG_ONE_ROUTER,
     MSG_RANGE_BOUNDS,
     MSG_RANGE_EXCLUSIVE,
@@ -99,7 +99,7 @@ def test_valid_spec_has_no_errors() -> None:
         ),
         pytest.param(
             with_canary(analysis={"metrics": [metric(success=None)]}),
-            f"spec.strategy.canary.analysis.metrics[0]: {MSG_METRIC_RULE}",
+            f"spec.strategy.canary.analysis.metrics[0]: {MSG_METRIC_KIND}",
             id="metric-without-rule",
         ),
         pytest.param(

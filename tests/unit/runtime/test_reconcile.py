@@ -140,11 +140,26 @@ def test_failing_analysis_rolls_back_and_does_not_retry_the_revision() -> None:
         )
         == 1
     )
-    # Many more passes: the revision gets no traffic again.
+    # The rollback is the decision in status, counted once with its action and confidence.
+    decision = w.status["decision"]
+    assert (decision["action"], decision["recommended"]) == ("rollback", "rollback")
+    labels = {"kind": "rollout", "action": "rollback", "confidence": decision["confidence"]}
+    assert w.metrics.sample("rollwise_decisions_total", labels) == 1
+    # Many more passes: the revision gets no traffic again, and nothing is counted twice.
     for _ in range(5):
         w.clock.advance(30)
         w.run()
         assert w.router.weight == 0
+    assert w.metrics.sample("rollwise_decisions_total", labels) == 1
+    counted = sum(
+        w.metrics.sample(
+            "rollwise_decisions_total", {"kind": "rollout", "action": a, "confidence": c}
+        )
+        or 0
+        for a in ("expand", "hold", "rollback")
+        for c in ("low", "medium", "high")
+    )
+    assert counted == w.cluster.reasons.count("DecisionChanged") > 1
 
 
 def test_retry_annotation_restarts_a_rolled_back_revision() -> None:

@@ -16,13 +16,9 @@ import pytest
 from rollwise.adapters.errors import QueryError
 from rollwise.core.observations import revision_of
 from rollwise.runtime.loops import PassSlots
-from rollwise.runtime.measuring import (
-    MAX_MEASUREMENT_ERROR,
-    NamespaceShares,
-    QueryBudget,
-    query_metric,
-)
+from rollwise.runtime.measuring import query_metric
 from rollwise.runtime.passes import validated
+from rollwise.runtime.query_budget import MAX_MEASUREMENT_ERROR, NamespaceShares, QueryBudget
 from tests.unit.runtime.fakes import rollout_body, world
 
 

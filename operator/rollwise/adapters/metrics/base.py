@@ -10,6 +10,7 @@ INCONCLUSIVE too). Failures raise ``ProviderUnavailable`` (retryable: connection
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from rollwise.adapters.errors import ProviderError
@@ -32,6 +33,18 @@ class MetricProvider(Protocol):
         ...
 
 
+@runtime_checkable
+class RangeProvider(Protocol):
+    """A provider that also answers range queries (Prometheus): what ``compare`` metrics
+    need."""
+
+    def query_range(
+        self, query: str, start: datetime, end: datetime, step_s: float, timeout_s: float
+    ) -> list[float]:
+        """The samples of ``query``'s single series over the range; ``[]`` for none."""
+        ...
+
+
 class NopProvider:
     """Answers from a table: ``values[query]`` (a float, None, or a ``ProviderError`` to
     raise), else ``default``. ``parse`` raises ``unparsable[query]`` when the table has one
@@ -51,6 +64,8 @@ class NopProvider:
         self.unparsable = dict(unparsable or {})
         self.queries: list[str] = []
         self.parsed: list[str] = []
+        #: Range answers: query -> samples (a ``ProviderError`` to raise); unknown: ``[]``.
+        self.ranges: dict[str, list[float] | ProviderError] = {}
 
     def query(self, query: str, timeout_s: float) -> float | None:
         self.queries.append(query)
@@ -58,6 +73,15 @@ class NopProvider:
         if isinstance(value, ProviderError):
             raise value
         return value
+
+    def query_range(
+        self, query: str, start: datetime, end: datetime, step_s: float, timeout_s: float
+    ) -> list[float]:
+        self.queries.append(query)
+        samples = self.ranges.get(query, [])
+        if isinstance(samples, ProviderError):
+            raise samples
+        return list(samples)
 
     def parse(self, query: str, timeout_s: float) -> None:
         self.parsed.append(query)
@@ -69,4 +93,4 @@ class NopProvider:
         return self.online
 
 
-__all__ = ["MetricProvider", "NopProvider"]
+__all__ = ["MetricProvider", "NopProvider", "RangeProvider"]

@@ -1,4 +1,5 @@
-"""Prometheus metric provider: one instant query (``/api/v1/query``) → one float.
+"""Prometheus metric provider: one instant query (``/api/v1/query``) → one float, and one
+range query (``/api/v1/query_range``) → the samples of one series (``compare`` metrics).
 
 Built on ``prometheus_api_client.PrometheusConnect`` (synchronous, ``requests``); the runtime
 calls it from a worker thread. Result shapes:
@@ -15,6 +16,12 @@ Prometheus's own error text; connection refused, timeouts, 429 and 5xx (a query 
 ``ProviderUnavailable`` naming it. ``timeout_s`` is sent as the query's ``timeout`` parameter
 (Prometheus stops evaluating) and, with one second of slack for the answer to travel, as the
 HTTP timeout. The client itself never retries: retries are the runtime's, with backoff.
+
+Range queries (:meth:`PrometheusProvider.query_range`) answer the values of exactly one
+series (none: an empty list; several: ``QueryError``, aggregate it), at most
+:data:`MAX_RANGE_POINTS` of them (a larger range is refused before it is sent: widen the
+step), with errors mapped as for an instant query. The provider only fetches numbers; every
+judgement is the core's.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import ast
 import json
 import math
 import re
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -124,6 +132,33 @@ def value_of(result: Any, query: str) -> float | None:
     return _number(pair[1], query)
 
 
+#: Most points a range query may ask for (Prometheus itself refuses more than 11,000 per
+#: series).
+MAX_RANGE_POINTS = 11_000
+
+
+def samples_of(result: Any, query: str) -> list[float]:
+    """The values of a range query's single series (pure): ``[]`` for no series."""
+    if not isinstance(result, list):
+        raise QueryError(f"query {query!r} returned an unexpected result ({type(result).__name__})")
+    if not result:
+        return []
+    if len(result) > 1:
+        raise QueryError(
+            f"query {query!r} returned {len(result)} series; "
+            "it must return one: aggregate it, e.g. with sum(...)"
+        )
+    series = result[0]
+    if not isinstance(series, dict) or not isinstance(series.get("values"), list):
+        raise QueryError(f"query {query!r} returned no range of values")
+    values: list[float] = []
+    for pair in series["values"]:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise QueryError(f"query {query!r} returned a malformed sample")
+        values.append(_number(pair[1], query))
+    return values
+
+
 class PrometheusProvider:
     """Instant queries against one Prometheus (``url``: ``http://host:9090``)."""
 
@@ -181,6 +216,48 @@ class PrometheusProvider:
             raise ProviderUnavailable(f"Prometheus at {self.url} unreachable: {exc}") from exc
         return value_of(result, query)
 
+    def query_range(
+        self, query: str, start: datetime, end: datetime, step_s: float, timeout_s: float
+    ) -> list[float]:
+        """The samples of ``query``'s single series from ``start`` to ``end`` every ``step_s``
+        seconds; ``[]`` when it matched nothing."""
+        if not timeout_s > 0 or not math.isfinite(timeout_s):
+            raise ValueError(f"timeout_s must be a positive number, got {timeout_s}")
+        if not step_s > 0 or not math.isfinite(step_s):
+            raise ValueError(f"step_s must be a positive number, got {step_s}")
+        if end < start:
+            raise ValueError(f"the range ends ({end}) before it starts ({start})")
+        points = (end - start).total_seconds() / step_s + 1
+        if points > MAX_RANGE_POINTS:
+            raise QueryError(
+                f"range query {query!r} would return {int(points)} points per series, "
+                f"more than {MAX_RANGE_POINTS}: widen its step"
+            )
+        try:
+            result = self._client.custom_query_range(
+                query,
+                start_time=start,
+                end_time=end,
+                step=f"{step_s:g}s",
+                params={"timeout": f"{timeout_s:g}s"},
+                timeout=timeout_s + HTTP_SLACK_S,
+            )
+        except PrometheusApiClientException as exc:
+            raise error_from_client(exc, query) from exc
+        except (requests.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ProviderUnavailable(
+                f"Prometheus at {self.url} sent an unreadable answer to {query!r}: {exc!r}"
+            ) from exc
+        except (AnswerTooLarge, AnswerTooSlow, RedirectRefused) as exc:
+            raise ProviderUnavailable(f"Prometheus at {self.url}: {exc}") from exc
+        except requests.Timeout as exc:
+            raise ProviderUnavailable(
+                f"Prometheus at {self.url} did not answer {query!r} within {timeout_s:g}s"
+            ) from exc
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ProviderUnavailable(f"Prometheus at {self.url} unreachable: {exc}") from exc
+        return samples_of(result, query)
+
     def parse(self, query: str, timeout_s: float) -> None:
         """An instant query evaluated at the Unix epoch: Prometheus parses it like any other
         query (and answers 400 ``bad_data`` naming the position when it cannot), but holds no
@@ -226,4 +303,11 @@ class PrometheusProvider:
         return answer.status_code == 200
 
 
-__all__ = ["PrometheusProvider", "error_from_client", "status_of", "value_of"]
+__all__ = [
+    "MAX_RANGE_POINTS",
+    "PrometheusProvider",
+    "error_from_client",
+    "samples_of",
+    "status_of",
+    "value_of",
+]

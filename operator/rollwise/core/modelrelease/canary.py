@@ -14,10 +14,10 @@ from rollwise.core.analysis import (
     measured_text,
     new_run,
     next_due,
-    record,
-    run_verdict,
 )
+from rollwise.core.decision import settle
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
+from rollwise.core.judging import record_measurement, step_decision, step_verdict
 from rollwise.core.modelrelease import reasons as R
 from rollwise.core.modelrelease.analysis import (
     _active_run,
@@ -331,7 +331,7 @@ class Canary(PassState):
                 metrics.append(metric_run)
                 continue
             # Recorded at ``now`` so that the schedule depends on the decision's clock only.
-            rec = record(
+            rec = record_measurement(
                 checks,
                 metric,
                 metric_run,
@@ -341,7 +341,7 @@ class Canary(PassState):
             if rec.run.verdict is Verdict.FAIL and rec.decided:
                 failure = f"{rec.assessment.message} ({rec.run.message})"
         updated = run.model_copy(update={"metrics": metrics})
-        verdict = run_verdict(checks, updated)
+        verdict = step_verdict(checks, updated)
         updated = updated.model_copy(
             update={"verdict": verdict, "message": failure if verdict is Verdict.FAIL else ""}
         )
@@ -396,3 +396,53 @@ class Canary(PassState):
         times = [t for m in checks.metrics if (t := next_due(checks, m, run)) is not None]
         if times:
             self.wake(min(times))
+
+    def _decide_canary(self) -> None:
+        """``status.decision`` for the release's own canary analysis (a KServe canary, or a
+        first release analysed alone), every pass while it runs and in the pass that ends it;
+        settled, with one DecisionChanged event per change. A child Rollout's canary carries
+        its decision in the child's status."""
+        sv = self.s.serving
+        if sv is None or sv.analysis is None:
+            return
+        own = sv.backend == BACKEND_KSERVE or sv.solo
+        previous = self.prev.serving
+        ended_now = sv.analysis.verdict is not None and (
+            previous is None or previous.analysis is None or previous.analysis.verdict is None
+        )
+        if not own or (sv.analysis.verdict is not None and not ended_now):
+            return
+        run = sv.analysis
+        checks = checks_for(self.steps, self.spec.canary.analysis, run.step_index)
+        new = step_decision(
+            checks,
+            run,
+            now=self.now,
+            observed=self.now - run.started_at,
+            mode=self.spec.canary.decision_mode,
+        )
+        before = self.s.decision
+        decision = settle(before, new)
+        if decision is before:
+            return
+        self.update(decision=decision)
+        key = (decision.action, decision.confidence, [r.code for r in decision.reasons])
+        if (
+            before is not None
+            and (
+                before.action,
+                before.confidence,
+                [r.code for r in before.reasons],
+            )
+            == key
+        ):
+            return
+        self.emit(
+            R.DECISION_CHANGED,
+            step=run.step_index + 1,
+            steps=self.n,
+            action=decision.action.value,
+            confidence=decision.confidence.value,
+            codes=", ".join(r.code for r in decision.reasons),
+            message=decision.message,
+        )

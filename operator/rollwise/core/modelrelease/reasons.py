@@ -218,6 +218,15 @@ RELEASE_ACTION_FAILED = Reason(
     "{action} failed: {error}",
 )
 
+DECISION_CHANGED = Reason(
+    "DecisionChanged",
+    _N,
+    "The decision on the release's own canary step (status.decision: a KServe canary, or a "
+    "first release analysed alone) changed: its action, confidence or reasons. Posted once "
+    "per change, not every pass.",
+    "canary step {step}/{steps}: decision {action} at {confidence} confidence [{codes}]: {message}",
+)
+
 ALL_RELEASE_REASONS: tuple[Reason, ...] = (
     RELEASE_CREATED,
     EMERGENCY_CHANGE,
@@ -248,4 +257,5 @@ ALL_RELEASE_REASONS: tuple[Reason, ...] = (
     APPROVAL_VOIDED,
     CONTENT_CHANGED,
     RELEASE_ACTION_FAILED,
+    DECISION_CHANGED,
 )

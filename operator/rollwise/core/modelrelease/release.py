@@ -280,6 +280,7 @@ class _Pass(Stages, Completion):
                 )
             else:
                 self._advance()
+        self._decide_canary()
         self._finish()
         return ReleaseDecision(
             status=self.s,

@@ -37,7 +37,7 @@ from rollwise.core.modelrelease.status import (
     Stage,
 )
 from rollwise.core.observations import revision_of
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec import DecisionMode, ModelReleaseSpec
 from rollwise.core.status_model import format_time
 from rollwise.core.validation import (
     MSG_BASELINE_NEEDS_SERVICE,
@@ -69,6 +69,9 @@ MSG_TEMPLATE_LABELS = (
 )
 
 
+MSG_KSERVE_ADVISORY = (
+    "advisory mode needs template serving (a KServe canary takes no promote request)"
+)
 MSG_KSERVE_PAUSE = (
     "a pause step of a KServe canary needs a duration (a ModelRelease takes no promote request)"
 )
@@ -173,6 +176,8 @@ def validate_release(spec: ModelReleaseSpec) -> list[str]:
         for i, step in enumerate(spec.canary.steps):
             if step.pause is not None and step.pause.duration is None:
                 errors.append(f"spec.canary.steps[{i}].pause: {MSG_KSERVE_PAUSE}")
+        if spec.canary.decision_mode is not DecisionMode.AUTO:
+            errors.append(f"spec.canary.decisionMode: {MSG_KSERVE_ADVISORY}")
     store = spec.alias.store
     if store is not None and store.config_map is not None and store.mlflow is not None:
         errors.append(f"spec.alias.store: {MSG_ONE_STORE}")
@@ -418,6 +423,9 @@ def child_rollout_spec(spec: ModelReleaseSpec) -> dict[str, Any]:
         canary["analysis"] = spec.canary.analysis.model_dump(
             mode="json", by_alias=True, exclude_none=True
         )
+    if spec.canary.decision_mode is not DecisionMode.AUTO:
+        # Only when set: a release in auto mode keeps the child spec it always had.
+        canary["decisionMode"] = spec.canary.decision_mode.value
     return {
         "replicas": serving.replicas,
         "selector": {"matchLabels": _template_labels(template)},

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from rollwise.core import conditions
 from rollwise.core.conditions import ConditionStatus
+from rollwise.core.decision import Decision
 from rollwise.core.events import EventLog
 from rollwise.core.querycheck import QueryVerification
 from rollwise.core.runs import AnalysisRun
@@ -200,6 +201,9 @@ class ModelReleaseStatus(StatusModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     alias: AliasStatus | None = None
     serving: ServingStatus | None = None
+    #: The decision on the release's own canary step (a KServe canary, or a first release
+    #: analysed alone); a child Rollout carries its own.
+    decision: Decision | None = None
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     revoked: RevokeRecord | None = None
     queued_behind: str | None = None

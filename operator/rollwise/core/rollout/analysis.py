@@ -18,9 +18,9 @@ from rollwise.core.analysis import (
     measured_text,
     new_run,
     next_due,
-    record,
-    run_verdict,
 )
+from rollwise.core.decision import Action, Mode, settle
+from rollwise.core.judging import record_measurement, step_decision, step_verdict
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.state import PassState
 from rollwise.core.rollout.status import (
@@ -118,16 +118,20 @@ class Analysis(PassState):
             # Recorded at ``now``: the schedule (and so idempotence) depends on the decision's
             # clock only, never on the runtime's notion of when the query ran.
             measurement = measurement.taken_at(self.now)
-            rec = record(checks, metric, metric_run, measurement)
+            rec = record_measurement(checks, metric, metric_run, measurement)
             metrics.append(rec.run)
             failure = self._measurement_event(index, checks, rec.run, rec) or failure
         updated = run.model_copy(update={"metrics": metrics})
-        verdict = run_verdict(checks, updated)
+        verdict = step_verdict(checks, updated)
         updated = updated.model_copy(
             update={"verdict": verdict, "message": failure if verdict is Verdict.FAIL else ""}
         )
         self.update(analysis=updated)
         if verdict is Verdict.FAIL:
+            if self.advisory:
+                # Advisory mode never acts on its own: the gate holds and the decision asks
+                # a human to abort.
+                return
             self._rollback(cause=failure or "analysis failed")
             return
         if (
@@ -231,15 +235,101 @@ class Analysis(PassState):
             self.update(analysis=run)
         verdict = run.verdict
         if verdict is Verdict.PASS:
-            self.emit(
-                R.ANALYSIS_PASSED,
-                step=index + 1,
-                steps=self.n,
-                summary=self._analysis_summary(checks, run),
-            )
-            return True
+            if self.s.pause_reason is not PauseReason.AWAITING_DECISION:
+                self.emit(
+                    R.ANALYSIS_PASSED,
+                    step=index + 1,
+                    steps=self.n,
+                    summary=self._analysis_summary(checks, run),
+                )
+            return self._gate_open(index, head, Action.EXPAND)
         if verdict is Verdict.FAIL:
+            if self.advisory:
+                return self._gate_open(index, head, Action.ROLLBACK)
             self._rollback(cause=run.message or "analysis failed")
             return False
         self.message = f"{head}: analysis running ({self._analysis_summary(checks, run)})"
         return False
+
+    @property
+    def advisory(self) -> bool:
+        return self.canary_spec.decision_mode is Mode.ADVISORY
+
+    def _gate_open(self, index: int, head: str, recommended: Action) -> bool:
+        """Whether the step may move on now that its gate is reached: at once in auto mode;
+        in advisory mode never by itself (a promote request moves on, an abort rolls back)."""
+        if not self.advisory:
+            return True
+        if self.s.pause_reason is not PauseReason.AWAITING_DECISION:
+            self.update(pause_reason=PauseReason.AWAITING_DECISION, pause_started_at=self.now)
+            verb = "roll back" if recommended is Action.ROLLBACK else "move on"
+            self.emit(R.AWAITING_DECISION, step=index + 1, steps=self.n, recommended=verb)
+        self.message = (
+            f"{head}: advisory mode: waiting for a human to promote (rollwise.dev/promote) or "
+            "abort (rollwise.dev/abort); see status.decision"
+        )
+        return False
+
+    def _decide_step(self) -> None:
+        """``status.decision``: the judgement of the canary's current step, every pass of an
+        active canary (settled, so that it changes only when its content does), with one
+        DecisionChanged event per change. The pass that rolls a canary back records the
+        rollback decision of the failed step; otherwise the last decision stays once the
+        canary ended (promoted, cancelled), for the record."""
+        s = self.s
+        ended = self.prev.canary_revision if not self.canary_active else None
+        final = (
+            ended is not None
+            and s.analysis is not None
+            and s.analysis.revision == ended
+            and s.analysis.verdict is not None
+        )
+        if final and s.analysis is not None:
+            # The canary ended in this pass (rolled back, or promoted after its last
+            # analysis): the decision of that analysis is the one that acted.
+            index: int | None = s.analysis.step_index
+            revision = ended
+        else:
+            index, revision = s.current_step_index, s.canary_revision
+        if not (self.canary_active or final) or index is None or revision is None:
+            return
+        checks = checks_for_step(self.spec, index) if index < self.n else None
+        run = s.analysis
+        if run is None or run.step_index != index or run.revision != revision:
+            # Not measuring yet (the weight is not served): the checks are pending.
+            run = new_run(index, revision, checks, self.now) if checks is not None else None
+        started = run.started_at if run is not None else (s.step_started_at or self.now)
+        mode = self.canary_spec.decision_mode
+        new = step_decision(
+            checks,
+            run,
+            now=self.now,
+            observed=self.now - started,
+            mode=mode,
+        )
+        decision = settle(s.decision, new)
+        if decision is s.decision:
+            return
+        self.update(decision=decision)
+        previous = s.decision
+        if previous is not None and (
+            previous.action,
+            previous.recommended,
+            previous.confidence,
+            [r.code for r in previous.reasons],
+        ) == (
+            decision.action,
+            decision.recommended,
+            decision.confidence,
+            [r.code for r in decision.reasons],
+        ):
+            return  # only the numbers moved: the status shows them, no event
+        self.emit(
+            R.DECISION_CHANGED,
+            step=self.step_no(index),
+            steps=self.n,
+            action=decision.action.value,
+            confidence=decision.confidence.value,
+            codes=", ".join(r.code for r in decision.reasons),
+            message=decision.message,
+        )

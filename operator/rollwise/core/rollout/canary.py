@@ -277,6 +277,7 @@ class _Pass(Steps, Requests):
             # stable revision is checked now, as the next pass would check it, so that deciding
             # again changes nothing.
             self._stable_only()
+        self._decide_step()
         self._retire()
         self._ignore_leftover_requests()
         # The pass leaves the status in the shape the next pass expects, so that deciding

@@ -244,6 +244,22 @@ SPEC_CORRECTED = Reason(
     "spec is valid again",
 )
 
+DECISION_CHANGED = Reason(
+    "DecisionChanged",
+    _N,
+    "The decision on the canary's step (status.decision) changed: its action, confidence or "
+    "reasons. Posted once per change, not every pass.",
+    "step {step}/{steps}: decision {action} at {confidence} confidence [{codes}]: {message}",
+)
+AWAITING_DECISION = Reason(
+    "AwaitingDecision",
+    _N,
+    "Advisory mode: the step reached its gate (its analysis finished, or its weight is "
+    "served) and the rollout holds until a human promotes or aborts it.",
+    "step {step}/{steps}: advisory mode holds here; auto mode would {recommended} "
+    "(rollwise.dev/promote moves on, rollwise.dev/abort rolls back)",
+)
+
 ALL_REASONS: tuple[Reason, ...] = (
     INITIALIZED,
     REVISION_DETECTED,
@@ -278,4 +294,6 @@ ALL_REASONS: tuple[Reason, ...] = (
     SPEC_CORRECTED,
     ACTION_FAILED,
     ROUTE_NOT_ACCEPTED,
+    DECISION_CHANGED,
+    AWAITING_DECISION,
 )

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from rollwise.core import conditions
 from rollwise.core.conditions import ConditionStatus
+from rollwise.core.decision import Decision
 from rollwise.core.events import EventLog
 from rollwise.core.phases import Phase
 from rollwise.core.querycheck import QueryVerification
@@ -32,6 +33,8 @@ class PauseReason(StrEnum):
     SPEC_PAUSED = "SpecPaused"
     ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
     OVERRIDE_HOLD = "OverrideHold"
+    #: Advisory mode: the step reached its gate and waits for a promote or an abort.
+    AWAITING_DECISION = "AwaitingDecision"
 
 
 class ConditionType(StrEnum):
@@ -119,6 +122,7 @@ class RolloutStatus(StatusModel):
     progress_started_at: Time | None = None
     deadline_exceeded: bool = False
     analysis: AnalysisRun | None = None
+    decision: Decision | None = None
     handled_requests: dict[str, str] = Field(default_factory=dict)
     retired_revisions: list[RetiredRevision] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from rollwise.core.analysis import (
     checks_for_step,
 )
+from rollwise.core.decision import Action
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.analysis import Analysis
@@ -123,7 +124,7 @@ class Steps(Analysis, Completion):
         self._progressed()
         checks = checks_for_step(self.spec, index)
         if checks is None:
-            return True
+            return self._gate_open(index, head, Action.EXPAND)
         return self._run_gate(index, checks, head)
 
     def _split_text(self, weight: int) -> str:

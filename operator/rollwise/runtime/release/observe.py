@@ -116,6 +116,9 @@ async def _measure(
         now=now,
         log=log,
         namespace=obj.namespace,
+        started=status.serving.analysis.started_at
+        if status is not None and status.serving is not None and status.serving.analysis
+        else None,
     )
 
 

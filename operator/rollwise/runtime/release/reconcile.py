@@ -375,6 +375,13 @@ async def _reconcile(
             model=seen.spec.model if seen.spec is not None else "",
             version=seen.spec.version if seen.spec is not None else "",
         )
+        judged = decision.status.decision
+        if status_written and judged is not None:
+            for event in decision.events:
+                if event.reason is MR.DECISION_CHANGED:
+                    ports.metrics.decided(
+                        "modelrelease", judged.action.value, judged.confidence.value
+                    )
     return pass_done(
         decision,
         requeue,

@@ -106,6 +106,9 @@ async def _measure(
         now=now,
         log=log,
         namespace=obj.namespace,
+        started=status.analysis.started_at
+        if status is not None and status.analysis is not None
+        else None,
     )
 
 

@@ -261,6 +261,10 @@ def _record_metrics(
     for event in decision.events:
         if event.reason in (R.ROLLED_BACK, R.ABORTED):
             metrics.rolled_back(obj.namespace, obj.name, event.reason.name)
+        if event.reason is R.DECISION_CHANGED and status.decision is not None:
+            metrics.decided(
+                "rollout", status.decision.action.value, status.decision.confidence.value
+            )
 
 
 def notification_subject(obj: RolloutObject, status: RolloutStatus) -> Subject:

@@ -1,0 +1,173 @@
+"""The judge end to end, as a user drives it: the real operator process in the lab, the
+example's Rollout with its analysis replaced by a ``compare`` metric, an ``sloBurnRate``
+metric, or left as it is in ``advisory`` mode; the lab's demo service raising errors on the
+canary; real Prometheus. Checked through the API only (status, events, the route)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rollwise.core.observations import revision_of
+from tests.e2e.support import (
+    NAME,
+    Cluster,
+    StartOperator,
+    demo_docs,
+    eventually,
+    rollout_of,
+)
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.timeout(240),
+    pytest.mark.lab_only("runs operator processes of its own and the lab's traffic generator"),
+]
+
+CANARY_ERRORS = [
+    {
+        "op": "replace",
+        "path": "/spec/template/spec/containers/0/image",
+        "value": "ghcr.io/rollwise/demo-service:1.1.0",
+    },
+    {
+        "op": "add",
+        "path": "/spec/template/metadata/annotations",
+        "value": {"lab.rollwise.dev/error-ratio": "0.2"},
+    },
+]
+HEALTHY_CANARY = CANARY_ERRORS[:1]
+
+SELECT = 'namespace="{{namespace}}",service="demo",revision="{{revision}}"'
+COMPARE_ERRORS = {
+    "name": "error-ratio",
+    "compare": {
+        "query": (
+            f'sum(rate(http_requests_total{{{SELECT},code=~"5.."}}[5s]))'
+            f" / sum(rate(http_requests_total{{{SELECT}}}[5s]))"
+        ),
+        "step": "1s",
+        "minSamples": 5,
+        "critical": True,
+    },
+    "count": 3,
+}
+CANARY = 'namespace="{{namespace}}",service="demo",revision="{{canaryRevision}}"'
+BURN_RATE = {
+    "name": "availability",
+    "sloBurnRate": {
+        "objective": 0.99,
+        "badQuery": f'sum(increase(http_requests_total{{{CANARY},code=~"5.."}}[{{{{window}}}}]))',
+        "totalQuery": f"sum(increase(http_requests_total{{{CANARY}}}[{{{{window}}}}]))",
+        "pairs": [{"long": "5m", "short": "1m", "rate": 5, "severity": "critical"}],
+    },
+    "count": 3,
+}
+
+
+def docs_with(cluster: Cluster, metrics: list[dict[str, Any]] | None, mode: str = "auto") -> Any:
+    docs = demo_docs(cluster.test_id)
+    canary = rollout_of(docs)["spec"]["strategy"]["canary"]
+    canary["decisionMode"] = mode
+    if metrics is not None:
+        canary["analysis"]["metrics"] = metrics
+        # Early samples of a young canary are too few: they pause nothing, the judge waits.
+        canary["analysis"]["inconclusiveLimit"] = 30
+    return docs
+
+
+def start(cluster: Cluster, start_operator: StartOperator, docs: Any) -> str:
+    cluster.apply(docs)
+    start_operator("--namespace", cluster.namespace)
+    cluster.k("wait", "--for=condition=Ready", f"rollout/{NAME}", "--timeout=30s")
+    cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=50)
+    return str(cluster.status()["stableRevision"])
+
+
+def new_revision(cluster: Cluster, ops: list[dict[str, Any]]) -> str:
+    cluster.patch_template(ops)
+    return revision_of(cluster.rollout()["spec"]["template"])
+
+
+def degraded(cluster: Cluster, timeout: float) -> dict[str, Any]:
+    return eventually(
+        lambda: (s := cluster.status()).get("phase") == "Degraded" and s,
+        timeout=timeout,
+        what="phase Degraded",
+    )
+
+
+def test_a_compare_metric_rolls_back_a_canary_worse_than_stable(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    stable = start(cluster, start_operator, docs_with(cluster, [COMPARE_ERRORS]))
+    bad = new_revision(cluster, CANARY_ERRORS)
+    eventually(lambda: cluster.route_weight() == 5, timeout=20, what="the canary at 5%")
+    status = degraded(cluster, 60)
+    assert status["rolledBackRevision"] == bad
+    assert cluster.route_weight() == 0
+    (metric,) = status["analysis"]["metrics"]
+    failed = [m for m in metric["measurements"] if m["verdict"] == "Fail"]
+    assert failed, metric
+    evidence = failed[-1]["compare"]
+    assert evidence["control"] == "stable"
+    assert evidence["canarySamples"] >= 5
+    assert evidence["controlSamples"] >= 5
+    assert evidence["pValue"] < 0.01
+    assert evidence["canaryMedian"] > evidence["controlMedian"]
+    decision = status["decision"]
+    assert (decision["action"], decision["recommended"]) == ("rollback", "rollback")
+    assert decision["reasons"][0]["code"] == "CriticalMetricFailed"
+    assert status["stableRevision"] == stable
+    assert "DecisionChanged" in cluster.reasons()
+
+
+def test_an_slo_burning_its_budget_rolls_the_canary_back(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    start(cluster, start_operator, docs_with(cluster, [BURN_RATE]))
+    bad = new_revision(cluster, CANARY_ERRORS)
+    eventually(lambda: cluster.route_weight() == 5, timeout=20, what="the canary at 5%")
+    # The first burn-rate measurement waits for a one-minute window.
+    status = degraded(cluster, 150)
+    assert status["rolledBackRevision"] == bad
+    (metric,) = status["analysis"]["metrics"]
+    failed = [m for m in metric["measurements"] if m["verdict"] == "Fail"]
+    assert failed, metric
+    evidence = failed[-1]["burnRate"]
+    windows = {w["window"]: w for w in evidence["windows"]}
+    # 20% errors against a 1% budget: a burn rate near 20 over both windows.
+    assert 10 < windows["1m"]["burnRate"] < 30
+    assert windows["5m"]["shortened"] is True
+    (pair,) = evidence["pairs"]
+    assert (pair["long"], pair["short"], pair["threshold"], pair["state"]) == (
+        "5m",
+        "1m",
+        5,
+        "Firing",
+    )
+    decision = status["decision"]
+    assert decision["action"] == "rollback"
+    assert decision["reasons"][0]["code"] == "SloBurnCritical"
+
+
+def test_advisory_mode_holds_until_a_human_promotes(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    start(cluster, start_operator, docs_with(cluster, None, mode="advisory"))
+    new_revision(cluster, HEALTHY_CANARY)
+    status = eventually(
+        lambda: (s := cluster.status()).get("pauseReason") == "AwaitingDecision" and s,
+        timeout=60,
+        what="the canary held at its first gate",
+    )
+    assert cluster.route_weight() == 5
+    assert status["currentStepIndex"] == 0
+    decision = status["decision"]
+    assert (decision["action"], decision["recommended"]) == ("hold", "expand")
+    assert decision["requiredActions"][0]["id"] == "promote-by-hand"
+    assert "AwaitingDecision" in cluster.reasons()
+    cluster.k("annotate", f"rollout/{NAME}", "rollwise.dev/promote=p1")
+    eventually(lambda: cluster.route_weight() == 25, timeout=30, what="the canary at 25%")
+    assert "Promoted" in cluster.reasons()
