@@ -161,7 +161,7 @@ class Compare(Model):
     direction: Direction = Direction.INCREASE
     tolerance: float = Field(default=0.1, ge=0, le=1000, allow_inf_nan=False)
     significance: float = Field(default=0.01, gt=0, le=0.5)
-    min_samples: int = Field(default=20, ge=5, le=MAX_MIN_SAMPLES)
+    min_samples: int = Field(default=10, ge=5, le=MAX_MIN_SAMPLES)
     critical: bool = False
     weight: float = Field(default=1.0, gt=0, le=1000, allow_inf_nan=False)
 

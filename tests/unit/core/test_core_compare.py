@@ -44,13 +44,13 @@ def judge(canary: list[float], control: list[float], **kwargs: Any) -> CompareRe
     ("canary", "control", "kwargs", "verdict", "fragment"),
     [
         pytest.param(
-            BASE[:19], BASE, {}, Verdict.INCONCLUSIVE, "fewer than minSamples 20", id="few-canary"
+            BASE[:9], BASE, {}, Verdict.INCONCLUSIVE, "fewer than minSamples 10", id="few-canary"
         ),
         pytest.param(
             BASE, BASE[:5], {}, Verdict.INCONCLUSIVE, "20 canary / 5 control", id="few-control"
         ),
         pytest.param(
-            [*BASE[:18], NAN, INF],
+            [*BASE[:8], NAN, INF],
             BASE,
             {},
             Verdict.INCONCLUSIVE,
@@ -138,8 +138,8 @@ def test_verdicts(
 
 
 def test_inconclusive_has_no_numbers_and_counts_what_was_dropped() -> None:
-    result = judge([*BASE[:18], NAN, INF, -INF], [NAN, *BASE])
-    assert (result.canary_samples, result.control_samples) == (18, 20)
+    result = judge([*BASE[:8], NAN, INF, -INF], [NAN, *BASE])
+    assert (result.canary_samples, result.control_samples) == (8, 20)
     assert (result.canary_dropped, result.control_dropped, result.dropped) == (3, 1, 4)
     assert result.p_value is None
     assert result.effect_size is None
@@ -291,7 +291,7 @@ def test_rule_refuses(wire: dict[str, Any]) -> None:
 def test_rule_defaults_and_wire_names() -> None:
     default = CompareRule()
     assert (default.direction, default.tolerance, default.significance) == (INC, 0.1, 0.01)
-    assert (default.min_samples, default.critical, default.weight) == (20, False, 1.0)
+    assert (default.min_samples, default.critical, default.weight) == (10, False, 1.0)
     wire = {"direction": "decrease", "minSamples": 30, "critical": True, "weight": 2}
     assert CompareRule.model_validate(wire).model_dump(by_alias=True)["minSamples"] == 30
 

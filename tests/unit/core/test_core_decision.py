@@ -67,11 +67,11 @@ def compared(
     name: str, kind: str = "pass", *, critical: bool = False, weight: float = 1.0
 ) -> CompareResult:
     """A judged compare metric: ``pass`` (40 identical samples a side), ``fail`` (30% worse),
-    ``few`` (10 samples), ``dropped`` (a pass with two NaN samples)."""
+    ``few`` (5 samples, under the default minSamples), ``dropped`` (a pass with two NaN samples)."""
     canary, control = {
         "pass": (BASE, BASE),
         "fail": (WORSE, BASE),
-        "few": (BASE[:10], BASE),
+        "few": (BASE[:5], BASE),
         "dropped": ([*BASE, float("nan"), float("nan")], BASE),
     }[kind]
     rule = CompareRule(critical=critical, weight=weight)
