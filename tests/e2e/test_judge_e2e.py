@@ -1,5 +1,6 @@
 """The judge end to end, as a user drives it: the real operator process in the lab, the
-example's Rollout with its analysis replaced by a ``compare`` metric, an ``sloBurnRate``
+example's Rollout with its analysis replaced by a ``compare`` metric (against the stable
+revision, or against a baseline with ``examples/rollout-baseline``), an ``sloBurnRate``
 metric, or left as it is in ``advisory`` mode; the lab's demo service raising errors on the
 canary; real Prometheus. Checked through the API only (status, events, the route)."""
 
@@ -9,13 +10,15 @@ from typing import Any
 
 import pytest
 
-from rollwise.core.observations import revision_of
+from rollwise.core.observations import baseline_revision_of, revision_of
 from tests.e2e.support import (
+    INTERVAL,
     NAME,
     Cluster,
     StartOperator,
     demo_docs,
     eventually,
+    example_docs,
     rollout_of,
 )
 
@@ -77,6 +80,24 @@ def docs_with(cluster: Cluster, metrics: list[dict[str, Any]] | None, mode: str 
     return docs
 
 
+def baseline_docs_with(cluster: Cluster, metrics: list[dict[str, Any]]) -> Any:
+    """``examples/rollout-baseline`` (a baseline beside the canary, its own Service in the
+    route) with the demo's test-sized steps and ``metrics`` as its analysis."""
+    docs = example_docs("rollout-baseline", cluster.test_id)
+    canary = rollout_of(docs)["spec"]["strategy"]["canary"]
+    assert (canary["baseline"], canary["baselineService"]) == (True, "demo-baseline")
+    canary["decisionMode"] = "auto"
+    canary["steps"] = [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]
+    canary["scaleDownDelaySeconds"] = 2
+    canary["analysis"] = {
+        "interval": f"{INTERVAL:g}s",
+        "metrics": metrics,
+        # Until the baseline's pods serve, its side has no samples: the judge waits.
+        "inconclusiveLimit": 30,
+    }
+    return docs
+
+
 def start(cluster: Cluster, start_operator: StartOperator, docs: Any) -> str:
     cluster.apply(docs)
     start_operator("--namespace", cluster.namespace)
@@ -120,6 +141,68 @@ def test_a_compare_metric_rolls_back_a_canary_worse_than_stable(
     assert (decision["action"], decision["recommended"]) == ("rollback", "rollback")
     assert decision["reasons"][0]["code"] == "CriticalMetricFailed"
     assert status["stableRevision"] == stable
+    assert "DecisionChanged" in cluster.reasons()
+
+
+def test_a_compare_metric_rolls_back_a_canary_worse_than_its_baseline(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    docs = baseline_docs_with(cluster, [COMPARE_ERRORS])
+    cluster.apply(docs)
+    start_operator("--namespace", cluster.namespace)
+    cluster.k("wait", "--for=condition=Ready", f"rollout/{NAME}", "--timeout=30s")
+    stable = str(cluster.status()["stableRevision"])
+    baseline = baseline_revision_of(stable)
+    generator = cluster.the_lab.start_traffic(f"httproute/{cluster.namespace}/{NAME}", rate=50)
+    bad = new_revision(cluster, CANARY_ERRORS)
+    eventually(
+        lambda: f"{NAME}-{baseline}" in cluster.deployments(),
+        timeout=20,
+        what="the baseline's Deployment",
+    )
+    eventually(
+        lambda: cluster.status().get("baseline", {}).get("revision") == baseline,
+        timeout=20,
+        what="the baseline in the status",
+    )
+    status = degraded(cluster, 60)
+    assert status["rolledBackRevision"] == bad
+    assert status["stableRevision"] == stable
+    (metric,) = status["analysis"]["metrics"]
+    failed = [m for m in metric["measurements"] if m["verdict"] == "Fail"]
+    assert failed, metric
+    # Judged against the baseline (the stable template in fresh pods), not the stable.
+    evidence = failed[-1]["compare"]
+    assert evidence["control"] == "baseline"
+    assert evidence["canarySamples"] >= 5
+    assert evidence["controlSamples"] >= 5
+    assert evidence["pValue"] < 0.01
+    assert evidence["canaryMedian"] > evidence["controlMedian"]
+    decision = status["decision"]
+    assert (decision["action"], decision["recommended"]) == ("rollback", "rollback")
+    assert decision["reasons"][0]["code"] == "CriticalMetricFailed"
+
+    # The baseline served the stable's behaviour: no 5xx; the canary's did fail.
+    codes = generator.stats.codes
+    assert codes.get((baseline, 200), 0) > 0, codes
+    assert codes.get((baseline, 500), 0) == 0, codes
+    assert codes.get((bad, 500), 0) > 0, codes
+
+    # Traffic back on the stable revision, the baseline removed.
+    refs = cluster.route()["spec"]["rules"][0]["backendRefs"]
+    weights = {r["name"]: int(r.get("weight", 1)) for r in refs}
+    assert weights == {"demo-stable": 100, "demo-canary": 0, "demo-baseline": 0}, weights
+    assert "baseline" not in status
+    eventually(
+        lambda: f"{NAME}-{baseline}" not in cluster.deployments(),
+        timeout=15,
+        what="the baseline's Deployment deleted",
+    )
+    eventually(
+        lambda: {r for r, w in generator.weights.items() if round(100 * w)} == {stable},
+        timeout=10,
+        what="all traffic back on the stable revision",
+    )
     assert "DecisionChanged" in cluster.reasons()
 
 
