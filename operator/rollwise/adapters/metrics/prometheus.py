@@ -27,9 +27,11 @@ judgement is the core's.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import math
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -194,26 +196,13 @@ class PrometheusProvider:
     def query(self, query: str, timeout_s: float) -> float | None:
         if not timeout_s > 0 or not math.isfinite(timeout_s):
             raise ValueError(f"timeout_s must be a positive number, got {timeout_s}")
-        try:
-            result = self._client.custom_query(
-                query, params={"timeout": f"{timeout_s:g}s"}, timeout=timeout_s + HTTP_SLACK_S
-            )
-        except PrometheusApiClientException as exc:
-            raise error_from_client(exc, query) from exc
-        except (requests.JSONDecodeError, KeyError, TypeError) as exc:
-            # A 200 whose body is not the API's JSON: a proxy or something else answered.
-            raise ProviderUnavailable(
-                f"Prometheus at {self.url} sent an unreadable answer to {query!r}: {exc!r}"
-            ) from exc
-        except (AnswerTooLarge, AnswerTooSlow, RedirectRefused) as exc:
-            raise ProviderUnavailable(f"Prometheus at {self.url}: {exc}") from exc
-        except requests.Timeout as exc:
-            raise ProviderUnavailable(
-                f"Prometheus at {self.url} did not answer {query!r} within {timeout_s:g}s"
-            ) from exc
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            # Without client retries urllib3 may raise its own connection errors unwrapped.
-            raise ProviderUnavailable(f"Prometheus at {self.url} unreachable: {exc}") from exc
+        with self._answered(timeout_s, query):
+            try:
+                result = self._client.custom_query(
+                    query, params={"timeout": f"{timeout_s:g}s"}, timeout=timeout_s + HTTP_SLACK_S
+                )
+            except PrometheusApiClientException as exc:
+                raise error_from_client(exc, query) from exc
         return value_of(result, query)
 
     def query_range(
@@ -233,29 +222,18 @@ class PrometheusProvider:
                 f"range query {query!r} would return {int(points)} points per series, "
                 f"more than {MAX_RANGE_POINTS}: widen its step"
             )
-        try:
-            result = self._client.custom_query_range(
-                query,
-                start_time=start,
-                end_time=end,
-                step=f"{step_s:g}s",
-                params={"timeout": f"{timeout_s:g}s"},
-                timeout=timeout_s + HTTP_SLACK_S,
-            )
-        except PrometheusApiClientException as exc:
-            raise error_from_client(exc, query) from exc
-        except (requests.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ProviderUnavailable(
-                f"Prometheus at {self.url} sent an unreadable answer to {query!r}: {exc!r}"
-            ) from exc
-        except (AnswerTooLarge, AnswerTooSlow, RedirectRefused) as exc:
-            raise ProviderUnavailable(f"Prometheus at {self.url}: {exc}") from exc
-        except requests.Timeout as exc:
-            raise ProviderUnavailable(
-                f"Prometheus at {self.url} did not answer {query!r} within {timeout_s:g}s"
-            ) from exc
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ProviderUnavailable(f"Prometheus at {self.url} unreachable: {exc}") from exc
+        with self._answered(timeout_s, query):
+            try:
+                result = self._client.custom_query_range(
+                    query,
+                    start_time=start,
+                    end_time=end,
+                    step=f"{step_s:g}s",
+                    params={"timeout": f"{timeout_s:g}s"},
+                    timeout=timeout_s + HTTP_SLACK_S,
+                )
+            except PrometheusApiClientException as exc:
+                raise error_from_client(exc, query) from exc
         return samples_of(result, query)
 
     def parse(self, query: str, timeout_s: float) -> None:
@@ -265,33 +243,46 @@ class PrometheusProvider:
         query parsed."""
         if not timeout_s > 0 or not math.isfinite(timeout_s):
             raise ValueError(f"timeout_s must be a positive number, got {timeout_s}")
+        with self._answered(timeout_s):
+            try:
+                self._client.custom_query(
+                    query,
+                    params={"time": "1", "timeout": f"{timeout_s:g}s"},
+                    timeout=timeout_s + HTTP_SLACK_S,
+                )
+            except PrometheusApiClientException as exc:
+                status = status_of(exc)
+                if status == 422:
+                    return
+                error = error_from_client(exc, query)
+                if status == 400:
+                    match = _STATUS_MESSAGE.match(str(exc))
+                    text = _error_text(match.group(2)) if match is not None else str(exc)
+                    raise QueryRefused(text) from exc
+                raise error from exc
+
+    @contextlib.contextmanager
+    def _answered(self, timeout_s: float, query: str | None = None) -> Iterator[None]:
+        """Maps what can go wrong on the way to Prometheus and back (not the API's own error
+        answers, which each call maps) to ``ProviderUnavailable``, naming ``query`` when
+        given."""
+        asked = f" {query!r}" if query is not None else ""
         try:
-            self._client.custom_query(
-                query,
-                params={"time": "1", "timeout": f"{timeout_s:g}s"},
-                timeout=timeout_s + HTTP_SLACK_S,
-            )
-        except PrometheusApiClientException as exc:
-            status = status_of(exc)
-            if status == 422:
-                return
-            error = error_from_client(exc, query)
-            if status == 400:
-                match = _STATUS_MESSAGE.match(str(exc))
-                text = _error_text(match.group(2)) if match is not None else str(exc)
-                raise QueryRefused(text) from exc
-            raise error from exc
+            yield
         except (requests.JSONDecodeError, KeyError, TypeError) as exc:
+            # A 200 whose body is not the API's JSON: a proxy or something else answered.
+            to = f" to{asked}" if asked else ""
             raise ProviderUnavailable(
-                f"Prometheus at {self.url} sent an unreadable answer: {exc!r}"
+                f"Prometheus at {self.url} sent an unreadable answer{to}: {exc!r}"
             ) from exc
         except (AnswerTooLarge, AnswerTooSlow, RedirectRefused) as exc:
             raise ProviderUnavailable(f"Prometheus at {self.url}: {exc}") from exc
         except requests.Timeout as exc:
             raise ProviderUnavailable(
-                f"Prometheus at {self.url} did not answer within {timeout_s:g}s"
+                f"Prometheus at {self.url} did not answer{asked} within {timeout_s:g}s"
             ) from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            # Without client retries urllib3 may raise its own connection errors unwrapped.
             raise ProviderUnavailable(f"Prometheus at {self.url} unreachable: {exc}") from exc
 
     def is_online(self) -> bool:

@@ -13,7 +13,7 @@ Errors: ``RouteNotFound`` / ``RouteMisconfigured`` for what the routing object s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -161,7 +161,46 @@ def conditions_ok(
     return True
 
 
+Backends = list[dict[str, Any]]
+
+
+def place_split(
+    backends: Backends,
+    split: TrafficSplit,
+    ctx: RouterContext,
+    find: Callable[[Backends, str, str], int | None],
+    add: Callable[[Backends, int, int, str], None],
+) -> bool:
+    """Writes ``split`` into one route's weighted backends, in place: the stable one (which
+    must be there), the canary and the baseline, each added after the stable one (by ``add``,
+    copied from it) when it carries a share and is missing. ``find`` locates a Service's
+    backend by name and namespace. False when the route has neither a canary nor a baseline
+    backend to weigh (left as it is)."""
+    ns = ctx.namespace
+    stable = find(backends, ctx.stable_service, ns)
+    assert stable is not None  # the routers only pass routes with a stable backend
+    canary = find(backends, ctx.canary_service, ns)
+    if canary is None and split.canary > 0:
+        add(backends, stable, stable, ctx.canary_service)
+        canary = stable + 1
+    baseline = None
+    if ctx.baseline_service is not None:
+        baseline = find(backends, ctx.baseline_service, ns)
+        if baseline is None and split.baseline > 0:
+            add(backends, stable, canary if canary is not None else stable, ctx.baseline_service)
+            baseline = find(backends, ctx.baseline_service, ns)
+    if canary is None and baseline is None:
+        return False
+    backends[stable]["weight"] = split.stable
+    if canary is not None:
+        backends[canary]["weight"] = split.canary
+    if baseline is not None:
+        backends[baseline]["weight"] = split.baseline
+    return True
+
+
 __all__ = [
+    "Backends",
     "NopRouter",
     "RouterContext",
     "TrafficRouter",
@@ -171,4 +210,5 @@ __all__ = [
     "canary_share",
     "check_weight",
     "conditions_ok",
+    "place_split",
 ]

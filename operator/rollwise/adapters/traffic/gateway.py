@@ -32,6 +32,7 @@ from rollwise.adapters.traffic.base import (
     as_split,
     canary_share,
     conditions_ok,
+    place_split,
 )
 from rollwise.core.spec import GatewayAPIRouting
 from rollwise.core.traffic import TrafficSplit
@@ -140,30 +141,10 @@ def rules_with_weight(
 ) -> list[dict[str, Any]]:
     """The route's rules with ``weight`` applied (pure; the input is not modified)."""
     split = as_split(weight)
-    ns = ctx.namespace
     rules: list[dict[str, Any]] = copy.deepcopy((route.get("spec") or {}).get("rules") or [])
     for index in target_rules(route, ctx, rule_index):
         refs: list[dict[str, Any]] = rules[index].setdefault("backendRefs", [])
-        stable = _find(refs, ctx.stable_service, ns)
-        assert stable is not None  # target_rules only returns rules with a stable backendRef
-        canary = _find(refs, ctx.canary_service, ns)
-        if canary is None and split.canary > 0:
-            _ensure_ref(refs, stable, stable, ctx.canary_service)
-            canary = stable + 1
-        baseline = None
-        if ctx.baseline_service is not None:
-            baseline = _find(refs, ctx.baseline_service, ns)
-            if baseline is None and split.baseline > 0:
-                after = canary if canary is not None else stable
-                _ensure_ref(refs, stable, after, ctx.baseline_service)
-                baseline = _find(refs, ctx.baseline_service, ns)
-        if canary is None and baseline is None:
-            continue
-        refs[stable]["weight"] = split.stable
-        if canary is not None:
-            refs[canary]["weight"] = split.canary
-        if baseline is not None:
-            refs[baseline]["weight"] = split.baseline
+        place_split(refs, split, ctx, _find, _ensure_ref)
     return rules
 
 

@@ -33,6 +33,7 @@ from rollwise.adapters.traffic.base import (
     as_split,
     canary_share,
     conditions_ok,
+    place_split,
 )
 from rollwise.core.spec import IstioRouting
 from rollwise.core.traffic import TrafficSplit
@@ -152,30 +153,10 @@ def http_with_weight(
 ) -> list[dict[str, Any]]:
     """The VirtualService's ``http`` routes with ``weight`` applied (pure)."""
     split = as_split(weight)
-    ns = ctx.namespace
     routes: list[dict[str, Any]] = copy.deepcopy((vs.get("spec") or {}).get("http") or [])
     for index in target_routes(vs, ctx, names):
         destinations: list[dict[str, Any]] = routes[index].setdefault("route", [])
-        stable = _find(destinations, ctx.stable_service, ns)
-        assert stable is not None  # target_routes only returns routes with a stable destination
-        canary = _find(destinations, ctx.canary_service, ns)
-        if canary is None and split.canary > 0:
-            _add_destination(destinations, stable, stable, ctx.canary_service)
-            canary = stable + 1
-        baseline = None
-        if ctx.baseline_service is not None:
-            baseline = _find(destinations, ctx.baseline_service, ns)
-            if baseline is None and split.baseline > 0:
-                after = canary if canary is not None else stable
-                _add_destination(destinations, stable, after, ctx.baseline_service)
-                baseline = _find(destinations, ctx.baseline_service, ns)
-        if canary is None and baseline is None:
-            continue
-        destinations[stable]["weight"] = split.stable
-        if canary is not None:
-            destinations[canary]["weight"] = split.canary
-        if baseline is not None:
-            destinations[baseline]["weight"] = split.baseline
+        place_split(destinations, split, ctx, _find, _add_destination)
     return routes
 
 
