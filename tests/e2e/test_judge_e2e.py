@@ -6,6 +6,7 @@ canary; real Prometheus. Checked through the API only (status, events, the route
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from tests.e2e.support import (
     example_docs,
     rollout_of,
 )
+from tests.lab.test_cli_plugin import make_plugin
 
 pytestmark = [
     pytest.mark.lab,
@@ -142,6 +144,21 @@ def test_a_compare_metric_rolls_back_a_canary_worse_than_stable(
     assert decision["reasons"][0]["code"] == "CriticalMetricFailed"
     assert status["stableRevision"] == stable
     assert "DecisionChanged" in cluster.reasons()
+    # The plugin explains the operator's decision with the evidence it rests on.
+    plugin = make_plugin(cluster.kubeconfig)
+    shown = plugin("explain", "rollout", NAME, "-n", cluster.namespace)
+    assert shown.returncode == 0, shown.stderr
+    headline = next(line for line in shown.stdout.splitlines() if line.startswith("Decision:"))
+    assert "ROLLBACK" in headline, shown.stdout
+    assert "CriticalMetricFailed" in shown.stdout
+    compare_rows = [line.split() for line in shown.stdout.splitlines() if "error-ratio" in line]
+    assert any(row[1] == "stable" for row in compare_rows if len(row) > 1), shown.stdout
+    as_json = plugin("explain", "rollout", NAME, "-n", cluster.namespace, "-o", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["decision"] == decision
+    (explained,) = document["evidence"]["metrics"]
+    assert explained["kind"] == "compare"
 
 
 def test_a_compare_metric_rolls_back_a_canary_worse_than_its_baseline(
