@@ -31,8 +31,9 @@ is down.
 A validating handler (id ``serving-gate``, CREATE and UPDATE of ``apps/v1`` Deployments and
 KServe ``InferenceServices`` that carry the label ``rollwise.dev/model-version``) refuses to
 serve a model version that is revoked, not Staging, Approved or Production, or bound to
-another policy digest (:mod:`rollwise.core.modelrelease.serving_gate`); it reads the
-namespace's ModelReleases and revocation ledger. With the chart's configuration its
+another policy digest (:mod:`rollwise.core.modelrelease.serving_gate`, registered by
+:mod:`rollwise.runtime.serving_gate`); it reads the namespace's ModelReleases and revocation
+ledger. With the chart's configuration its
 ``failurePolicy`` is ``webhook.servingGate.failurePolicy`` (docs/gates.md weighs the choice);
 with kopf's own configuration it is ``Fail``.
 
@@ -53,28 +54,26 @@ core's.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import kopf
 
 from rollwise import GROUP, MODELRELEASES, ROLLOUTS, VERSION
 from rollwise.adapters.releases import RELEASE_LABEL
 from rollwise.core.modelrelease.admission import admit
-from rollwise.core.modelrelease.serving_gate import (
-    VERSION_LABEL,
-    ReleaseView,
-    model_reference,
-    refusal,
-)
 from rollwise.core.modelrelease.spec import parse_release_spec, release_content
 from rollwise.core.observations import revision_of
 from rollwise.core.overrides import GUARDED_LABEL, MODELRELEASE, OVERRIDES, ROLLOUT, admit_overrides
 from rollwise.core.rollout.overrides import admit_child_requests
 from rollwise.core.signing import Keyring
+from rollwise.runtime.serving_gate import (
+    ServingReads,
+    register_serving_gate,
+)
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, Settings
 
 PLURAL = MODELRELEASES
@@ -89,14 +88,6 @@ ROLLOUT_WEBHOOK_PATH = f"/{ROLLOUT_HANDLER_ID}"
 #: The same handler for guarded Rollouts (``failurePolicy: Fail``), on ``/guarded-rollout-records``.
 GUARDED_HANDLER_ID = "guarded-rollout-records"
 GUARDED_WEBHOOK_PATH = f"/{GUARDED_HANDLER_ID}"
-#: The serving gate: webhook ``serving-gate.rollwise.dev`` on ``/serving-gate``.
-SERVING_HANDLER_ID = "serving-gate"
-SERVING_WEBHOOK_PATH = f"/{SERVING_HANDLER_ID}"
-#: What the serving gate judges: (group, version, plural, kind).
-SERVED_RESOURCES = (
-    ("apps", "v1", "deployments", "Deployment"),
-    ("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService"),
-)
 #: Shortest record key accepted, in bytes: a short key could be guessed.
 MIN_KEY_BYTES = 16
 
@@ -529,85 +520,6 @@ def webhook_server(settings: Settings) -> kopf.WebhookServer:
     )
 
 
-class ServingReads(Protocol):
-    """What the serving gate reads: ``adapters.releases.ReleaseObjects``."""
-
-    def list_releases(self, namespace: str) -> list[dict[str, Any]]: ...
-
-    def revoked(
-        self, namespace: str, model: str, version: str, scope: str = ""
-    ) -> dict[str, Any] | None: ...
-
-
-def serving_refusal(reads: ServingReads, kind: str, body: Mapping[str, Any]) -> str | None:
-    """Why the serving object ``body`` may not serve the version it names (None: it may)."""
-    meta = body.get("metadata") or {}
-    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
-    reference = model_reference(labels)
-    namespace = str(meta.get("namespace") or "")
-    releases: list[ReleaseView] = []
-    revoked_by: str | None = None
-    if isinstance(reference, tuple):
-        model, version = reference
-        bodies = reads.list_releases(namespace)
-        releases = [ReleaseView.of(r) for r in bodies]
-        # Where a revocation of the version holds: the namespace, and every shared registry a
-        # release of the model here moves its alias in (as the release pass records it).
-        scopes = [f"namespace/{namespace}"]
-        scopes += sorted({f"registry/{r}" for r in _registries(bodies, model)})
-        for scope in scopes:
-            record = reads.revoked(namespace, model, version, scope)
-            if record is not None:
-                revoked_by = str(record.get("release") or "unknown")
-                break
-    return refusal(
-        kind=kind,
-        namespace=namespace,
-        name=str(meta.get("name") or meta.get("generateName") or ""),
-        labels=labels,
-        annotations=_annotations(body),
-        releases=releases,
-        revoked_by=revoked_by,
-    )
-
-
-def _registries(bodies: Sequence[Mapping[str, Any]], model: str) -> set[str]:
-    """The MLflow registries the releases of ``model`` among ``bodies`` name."""
-    found: set[str] = set()
-    for body in bodies:
-        spec = body.get("spec") or {}
-        if not isinstance(spec, Mapping) or spec.get("model") != model:
-            continue
-        store = (spec.get("alias") or {}).get("store") or {}
-        mlflow = store.get("mlflow") if isinstance(store, Mapping) else None
-        registry = mlflow.get("registry") if isinstance(mlflow, Mapping) else None
-        if isinstance(registry, str) and registry:
-            found.add(registry)
-    return found
-
-
-def register_serving_gate(registry: kopf.OperatorRegistry, reads: ServingReads) -> None:
-    """Register the validating serving gate for Deployments and InferenceServices."""
-    for group, version, plural, kind in SERVED_RESOURCES:
-
-        def gate(*, body: kopf.Body, logger: kopf.Logger, _kind: str = kind, **_: Any) -> None:
-            message = serving_refusal(reads, _kind, body)
-            if message is not None:
-                logger.info(f"serving refused: {message}")
-                raise kopf.AdmissionError(message, code=403)
-
-        kopf.on.validate(
-            group,
-            version,
-            plural,
-            id=SERVING_HANDLER_ID,
-            operations=["CREATE", "UPDATE"],
-            labels={VERSION_LABEL: kopf.PRESENT},
-            persistent=True,
-            registry=registry,
-        )(gate)
-
-
 def configure_admission(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
     """Point kopf at the webhook server; let it manage the configuration when asked to."""
     kopf_settings.admission.server = webhook_server(settings)
@@ -641,14 +553,10 @@ __all__ = [
     "ROLLOUT_HANDLER_ID",
     "ROLLOUT_PLURAL",
     "ROLLOUT_WEBHOOK_PATH",
-    "SERVED_RESOURCES",
-    "SERVING_HANDLER_ID",
-    "SERVING_WEBHOOK_PATH",
     "VERSION",
     "WEBHOOK_PATH",
     "AdmissionConfig",
     "AdmissionSetupError",
-    "ServingReads",
     "check_caller",
     "configure_admission",
     "decide",
@@ -659,8 +567,6 @@ __all__ = [
     "read_keyring",
     "read_record_key",
     "register_admission",
-    "register_serving_gate",
-    "serving_refusal",
     "setup_admission",
     "webhook_server",
 ]

@@ -26,6 +26,7 @@ from rollwise.core import signing
 from rollwise.core.modelrelease import governance as g
 from rollwise.core.observations import RequestKind, revision_of
 from rollwise.runtime import admission as a
+from rollwise.runtime import serving_gate as sg
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, from_sources
 
 KEY = b"0123456789abcdef-record-key"
@@ -441,9 +442,9 @@ def served(version: str = "7") -> dict[str, Any]:
 
 def test_the_serving_gate_is_registered_for_labelled_deployments_and_inference_services() -> None:
     registry = kopf.OperatorRegistry()
-    a.register_serving_gate(registry, ServingReads([], None))
+    sg.register_serving_gate(registry, ServingReads([], None))
     handlers = registry._webhooks.get_all_handlers()
-    assert [h.id for h in handlers] == [a.SERVING_HANDLER_ID, a.SERVING_HANDLER_ID]
+    assert [h.id for h in handlers] == [sg.SERVING_HANDLER_ID, sg.SERVING_HANDLER_ID]
     webhooks = build_webhooks(
         handlers,
         resources=[DEPLOYMENTS, ISVCS],
@@ -456,7 +457,7 @@ def test_the_serving_gate_is_registered_for_labelled_deployments_and_inference_s
         assert webhook["objectSelector"] == {
             "matchExpressions": [{"key": "rollwise.dev/model-version", "operator": "Exists"}]
         }
-        assert webhook["clientConfig"]["url"] == f"https://127.0.0.1:9443{a.SERVING_WEBHOOK_PATH}"
+        assert webhook["clientConfig"]["url"] == f"https://127.0.0.1:9443{sg.SERVING_WEBHOOK_PATH}"
 
 
 def test_serving_refusal_reads_the_releases_and_the_ledger() -> None:
@@ -466,16 +467,16 @@ def test_serving_refusal_reads_the_releases_and_the_ledger() -> None:
         "status": {"stage": "Production"},
     }
     reads = ServingReads([production], None)
-    assert a.serving_refusal(reads, "Deployment", served()) is None
+    assert sg.serving_refusal(reads, "Deployment", served()) is None
     assert reads.asked == [("models", "fraud", "7", "namespace/models")]
     ledger = ServingReads([production], {"release": "fraud-7-old", "model": "fraud"})
-    message = a.serving_refusal(ledger, "Deployment", served())
+    message = sg.serving_refusal(ledger, "Deployment", served())
     assert message == (
         "Deployment models/srv serves model fraud version 7, which ModelRelease fraud-7-old "
         "revoked: refused"
     )
     unlabelled = ServingReads([], None)
-    assert a.serving_refusal(unlabelled, "Deployment", {"metadata": {"name": "x"}}) is None
+    assert sg.serving_refusal(unlabelled, "Deployment", {"metadata": {"name": "x"}}) is None
     assert unlabelled.asked == []
 
 
@@ -500,7 +501,7 @@ def test_serving_refusal_looks_in_the_ledger_of_each_registry_the_model_uses() -
         "status": {"stage": "Production"},
     }
     reads = ScopedLedger([production], None)
-    message = a.serving_refusal(reads, "Deployment", served())
+    message = sg.serving_refusal(reads, "Deployment", served())
     assert message is not None
     assert "which ModelRelease fraud-7-team-b revoked: refused" in message
     assert [scope for *_, scope in reads.asked] == ["namespace/models", "registry/shared"]
