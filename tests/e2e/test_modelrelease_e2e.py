@@ -608,12 +608,15 @@ def test_template_release_goes_candidate_staging_approved_production_and_flips_m
     name = fraud.name("2")
     cluster.apply(fraud.docs("2"))
     weights: list[int] = []
+    staged_decisions: list[dict[str, Any]] = []
 
     def done() -> dict[str, Any] | None:
         status = status_of(cluster, name)
         weight = int((status.get("serving") or {}).get("weight", 0))
         if not weights or weights[-1] != weight:
             weights.append(weight)
+        if status.get("stage") == "Staging" and status.get("decision"):
+            staged_decisions.append(status["decision"])
         if status.get("stage") in TERMINAL:
             raise AssertionError(f"{name} reached {status['stage']}: {status.get('message')}")
         return status if status.get("stage") == "Production" else None
@@ -655,6 +658,15 @@ def test_template_release_goes_candidate_staging_approved_production_and_flips_m
     child = child_rollout(cluster, model)
     assert child["status"]["phase"] == "Healthy"
     assert child["status"]["stableRevision"] == new
+
+    # The release's status.decision is its child Rollout's, seen while the canary ran and kept
+    # once it ended; the child posted the DecisionChanged events, the release posts none.
+    assert staged_decisions, "no status.decision on the release while its canary ran"
+    assert {"action", "recommended", "mode", "confidence", "decidedAt"} <= set(
+        staged_decisions[-1]
+    ), staged_decisions[-1]
+    assert status.get("decision") == child["status"].get("decision")
+    assert "DecisionChanged" not in reasons, reasons
     child_events = [e["reason"] for e in events_of(cluster, f"{model}-production")]
     assert in_order(child_events, ["WeightSet", "StepAdvanced", "RolloutCompleted"]), child_events
 

@@ -315,6 +315,19 @@ def test_model_release_decision_and_its_canary_evidence() -> None:
     ]
 
 
+def test_a_decision_mirrored_from_the_child_rollout_is_shown_as_is() -> None:
+    # A template-served release has no analysis of its own: its status.decision is the child
+    # Rollout's, and explain shows it like any other.
+    obj, wire = release_with_decision()
+    obj["status"]["serving"].pop("analysis")
+    text = render_explain(obj, "modelreleases", NOW)
+    lines = text.splitlines()
+    assert lines[2] == (
+        f"Decision:    {wire['action'].upper()}, confidence {wire['confidence']} (auto mode)"
+    )
+    assert "Evidence:    <none> (no analysis run for this canary)" in text
+
+
 def test_model_release_json_and_a_finished_release() -> None:
     obj, wire = release_with_decision()
     code, out, _ = run_with(

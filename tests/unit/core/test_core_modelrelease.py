@@ -30,6 +30,7 @@ from rollwise.core.modelrelease.observations import (
     GateResult,
     ReleaseObservations,
     RevokeRequest,
+    child_decision,
 )
 from rollwise.core.modelrelease.release import decide_release
 from rollwise.core.modelrelease.spec import (
@@ -1826,3 +1827,115 @@ def test_advisory_mode_reaches_the_child_rollout() -> None:
     assert errors == []
     assert loaded is not None
     assert loaded.strategy.canary.decision_mode.value == "advisory"
+
+
+# ------------------------------------------------------------------ the child Rollout's decision
+
+
+def _child_decision(action: str = "hold", code: str = "AnalysisPending") -> dict[str, Any]:
+    """A child Rollout's ``status.decision`` as it reads on the wire."""
+    return {
+        "action": action,
+        "recommended": action,
+        "mode": "auto",
+        "confidence": "low",
+        "message": f"{action}: the child's step",
+        "reasons": [{"code": code, "severity": "info", "message": "the child's reason"}],
+        "requiredActions": [],
+        "decidedAt": "2026-01-01T00:00:05Z",
+    }
+
+
+def test_a_template_release_mirrors_its_child_rollouts_decision_without_an_event() -> None:
+    status, world, spec = staging()
+    raw = _child_decision()
+    child = replace(running_child(spec), decision=child_decision(raw))
+    d = decide_release(spec, status, world.observe(child=child), at(20))
+    assert d.status.decision is not None
+    assert d.status.decision.model_dump(mode="json", by_alias=True, exclude_none=True) == raw
+    # The child Rollout posted and counted it: the release posts no DecisionChanged of its own.
+    assert RR.DECISION_CHANGED.name not in events(d)
+    again = decide_release(spec, d.status, world.observe(child=child), at(25))
+    assert again.status == d.status
+    changed = replace(child, decision=child_decision(_child_decision("expand", "ThresholdsPassed")))
+    later = decide_release(spec, again.status, world.observe(child=changed), at(30))
+    assert later.status.decision == changed.decision
+    assert RR.DECISION_CHANGED.name not in events(later)
+
+
+@pytest.mark.parametrize("ended", ["promoted", "rolled-back"])
+def test_the_mirrored_decision_stays_after_the_childs_canary_ended(ended: str) -> None:
+    status, world, spec = staging()
+    running = replace(running_child(spec), decision=child_decision(_child_decision()))
+    d = decide_release(spec, status, world.observe(child=running), at(20))
+    if ended == "promoted":
+        last = child_decision(_child_decision("expand", "ThresholdsPassed"))
+        child = replace(healthy_child(spec), decision=last)
+    else:
+        last = child_decision(_child_decision("rollback", "ThresholdFailed"))
+        child = ChildRolloutState(
+            phase=Phase.DEGRADED,
+            stable_revision="0000000000",
+            rolled_back_revision=child_revision(spec),
+            template=server_template(),
+            decision=last,
+        )
+    ended_pass = decide_release(spec, d.status, world.observe(child=child), at(30))
+    assert ended_pass.status.decision == last
+    # Later passes (the child's decision gone or not) keep the last one, for the record.
+    after = decide_release(
+        spec, ended_pass.status, world.observe(child=replace(child, decision=None)), at(40)
+    )
+    assert after.status.decision == last
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param({"action": "jump", "decidedAt": "2026-01-01T00:00:05Z"}, id="bad-action"),
+        pytest.param({**_child_decision(), "decidedAt": "yesterday"}, id="bad-time"),
+        pytest.param({"action": "hold"}, id="fields-missing"),
+        pytest.param("hold", id="not-a-mapping"),
+        pytest.param([], id="a-list"),
+        pytest.param({}, id="empty"),
+        pytest.param(None, id="none"),
+    ],
+)
+def test_an_unreadable_child_decision_is_ignored(raw: Any) -> None:
+    assert child_decision(raw) is None
+    status, world, spec = staging()
+    kept = child_decision(_child_decision())
+    d = decide_release(
+        spec, status, world.observe(child=replace(running_child(spec), decision=kept)), at(20)
+    )
+    unreadable = replace(running_child(spec), decision=child_decision(raw))
+    later = decide_release(spec, d.status, world.observe(child=unreadable), at(30))
+    assert later.status.decision == kept
+    assert later.status.stage is Stage.STAGING
+
+
+def test_a_child_decision_before_the_child_picks_up_the_revision_is_not_mirrored() -> None:
+    status, world, spec = staging()
+    old = ChildRolloutState(
+        phase=Phase.HEALTHY,
+        stable_revision="0000000000",
+        template=server_template(),
+        decision=child_decision(_child_decision("expand", "ThresholdsPassed")),
+    )
+    d = decide_release(spec, status, world.observe(child=old), at(20))
+    assert d.status.decision is None
+
+
+def test_a_kserve_canary_decides_for_itself_whatever_a_child_says() -> None:
+    status, world, spec = kserve_staging(analysis=ERROR_RATIO)
+    stray = replace(running_child(spec), decision=child_decision(_child_decision()))
+    d = decide_release(
+        spec,
+        status,
+        world.observe(child=stray, measurements={"error-ratio": Measurement(0.3, at(60))}),
+        at(60),
+    )
+    decision = d.status.decision
+    assert decision is not None
+    assert decision.reasons[0].code == "ThresholdFailed"
+    assert events(d).count(RR.DECISION_CHANGED.name) == 1

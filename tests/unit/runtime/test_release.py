@@ -39,6 +39,7 @@ from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.release.observe import child_state
 from rollwise.runtime.release.ports import ReleasePorts
 from rollwise.runtime.release.reconcile import reconcile_release
 from rollwise.runtime.release.slots import slot_holder
@@ -598,3 +599,25 @@ def test_the_release_logger_binds_its_context(json_log: io.StringIO) -> None:
         "CHG-8",
     )
     assert (unread["modelrelease"], unread["version"], unread["change"]) == ("fraud-9", "", "")
+
+
+def test_the_child_rollouts_decision_is_read_with_its_status_and_a_bad_one_ignored() -> None:
+    decision = {
+        "action": "hold",
+        "recommended": "rollback",
+        "mode": "advisory",
+        "confidence": "medium",
+        "message": "hold: auto would roll back",
+        "reasons": [{"code": "AdvisoryMode", "severity": "info", "message": "advisory"}],
+        "decidedAt": "2026-01-01T00:00:05Z",
+    }
+    read = child_state({"status": {"canaryRevision": "abc", "decision": decision}})
+    assert read.decision is not None
+    assert read.decision.model_dump(mode="json", by_alias=True, exclude_none=True) == {
+        **decision,
+        "requiredActions": [],
+    }
+    bad = child_state({"status": {"canaryRevision": "abc", "decision": {"action": 3}}})
+    assert bad.decision is None
+    assert bad.canary_revision == "abc"
+    assert child_state({"status": {}}).decision is None

@@ -26,6 +26,7 @@ from rollwise.core.modelrelease.analysis import (
 from rollwise.core.modelrelease.observations import (
     BACKEND_KSERVE,
     BACKEND_TEMPLATE,
+    ChildRolloutState,
     InferenceServiceState,
 )
 from rollwise.core.modelrelease.spec import (
@@ -97,6 +98,7 @@ class Canary(PassState):
             self.cluster_wait(f"waiting for child Rollout {sv.name}")
             return
         if rev is not None and child.rolled_back_revision == rev:
+            self._mirror_decision(child)
             cause = child.message or "the child Rollout rolled the canary back"
             self.serving(failure=cause, traffic_off="none", weight=0)
             self._rolled_back(cause)
@@ -109,6 +111,8 @@ class Canary(PassState):
             if sv.solo and self._has_checks():
                 self._solo()
                 return
+            if not sv.solo:
+                self._mirror_decision(child)
             detail = f"child Rollout {sv.name} serves revision {rev} at 100%"
             if sv.solo:
                 detail += "; first release: nothing to compare with, and the canary has no analysis"
@@ -116,6 +120,7 @@ class Canary(PassState):
             self.emit(R.CANARY_PASSED, version=self.spec.version, detail=detail)
             return
         if child.canary_revision == rev:
+            self._mirror_decision(child)
             step = (child.current_step_index or 0) + 1
             self.serving(weight=child.canary_weight, step_index=child.current_step_index or 0)
             self.cluster_wait(
@@ -124,6 +129,16 @@ class Canary(PassState):
             )
             return
         self.cluster_wait(f"waiting for child Rollout {sv.name} to pick up revision {rev}")
+
+    def _mirror_decision(self, child: ChildRolloutState) -> None:
+        """The child Rollout's ``status.decision`` copied into the release's while the child
+        runs this release's canary, and in the pass that sees it end (rolled back or
+        promoted): the last one then stays, as in the child. The child already posted its
+        DecisionChanged event and counted it, so the copy posts no event of its own (the
+        release's DecisionChanged is for its own canary); none or an unreadable one in the
+        child leaves the release's as it was."""
+        if child.decision is not None and child.decision != self.s.decision:
+            self.update(decision=child.decision)
 
     def _has_checks(self) -> bool:
         return any(
@@ -401,7 +416,7 @@ class Canary(PassState):
         """``status.decision`` for the release's own canary analysis (a KServe canary, or a
         first release analysed alone), every pass while it runs and in the pass that ends it;
         settled, with one DecisionChanged event per change. A child Rollout's canary carries
-        its decision in the child's status."""
+        its decision in the child's status, mirrored by :meth:`_mirror_decision`."""
         sv = self.s.serving
         if sv is None or sv.analysis is None:
             return

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from rollwise.core.decision import Decision
 from rollwise.core.modelrelease.overrides import ReleaseOverride
 from rollwise.core.modelrelease.status import (
     GateStatus,
@@ -131,7 +134,10 @@ class AliasReading:
 
 @dataclass(frozen=True)
 class ChildRolloutState:
-    """The child Rollout (template serving) as read from its status."""
+    """The child Rollout (template serving) as read from its status.
+
+    ``decision``: the child's ``status.decision`` (:func:`child_decision`), which the release
+    mirrors into its own while the child runs its canary."""
 
     exists: bool = True
     phase: Phase | None = None
@@ -142,6 +148,19 @@ class ChildRolloutState:
     rolled_back_revision: str | None = None
     message: str = ""
     template: Mapping[str, Any] | None = None
+    decision: Decision | None = None
+
+
+def child_decision(raw: object) -> Decision | None:
+    """The child Rollout's ``status.decision`` as the core's :class:`Decision`; None when there
+    is none or it cannot be read (a decision written by another operator version is ignored,
+    never a failed pass)."""
+    if not isinstance(raw, Mapping) or not raw:
+        return None
+    try:
+        return Decision.model_validate(raw)
+    except (ValidationError, ValueError, TypeError):
+        return None
 
 
 @dataclass(frozen=True)

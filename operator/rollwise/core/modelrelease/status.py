@@ -201,8 +201,9 @@ class ModelReleaseStatus(StatusModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     alias: AliasStatus | None = None
     serving: ServingStatus | None = None
-    #: The decision on the release's own canary step (a KServe canary, or a first release
-    #: analysed alone); a child Rollout carries its own.
+    #: The decision on the canary's current step: the release's own (a KServe canary, or a
+    #: first release analysed alone), or the child Rollout's, mirrored while the child runs
+    #: the canary; the last one stays once the canary ended.
     decision: Decision | None = None
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     revoked: RevokeRecord | None = None

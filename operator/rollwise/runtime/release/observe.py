@@ -28,6 +28,7 @@ from rollwise.core.modelrelease.observations import (
     InferenceServiceState,
     ReleaseObservations,
     RevokeRequest,
+    child_decision,
 )
 from rollwise.core.modelrelease.overrides import release_override
 from rollwise.core.modelrelease.policy import ClusterPolicy, ReleaseRules
@@ -92,6 +93,7 @@ def child_state(body: Mapping[str, Any] | None) -> ChildRolloutState:
         rolled_back_revision=status.get("rolledBackRevision"),
         message=str(status.get("message") or ""),
         template=template if isinstance(template, Mapping) else None,
+        decision=child_decision(status.get("decision")),
     )
 
 
