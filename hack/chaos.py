@@ -49,31 +49,40 @@ ROUTES = ("gateway.networking.k8s.io", "v1", "httproutes")
 PASSING_QUERY = "vector(0)"
 FAILING_QUERY = "vector(1)"
 
-#: The event reasons of one uninterrupted run, from creation to the end.
+#: The event reasons of one uninterrupted run, from creation to the end; ``DecisionChanged``
+#: where the step's decision (``status.decision``) changes: expand with no checks at the first
+#: weight, hold while the analysis measures, then what it concluded.
 PROMOTED_REASONS = (
     "Initialized",
     "RevisionDetected",
+    "DecisionChanged",
     "WeightSet",
     "StepAdvanced",
     "WeightSet",
     "StepAdvanced",
+    "DecisionChanged",
     "AnalysisMeasured",
     "AnalysisPassed",
     "StepAdvanced",
+    "DecisionChanged",
     "WeightSet",
     "StepAdvanced",
     "RolloutCompleted",
+    "DecisionChanged",
     "RevisionRetired",
 )
 ROLLED_BACK_REASONS = (
     "Initialized",
     "RevisionDetected",
+    "DecisionChanged",
     "WeightSet",
     "StepAdvanced",
     "WeightSet",
     "StepAdvanced",
+    "DecisionChanged",
     "AnalysisFailed",
     "RolledBack",
+    "DecisionChanged",
 )
 PROMOTED_WEIGHTS = (5, 25, 100, 0)
 ROLLED_BACK_WEIGHTS = (5, 25, 0)

@@ -204,7 +204,13 @@ def test_apf_throttling_the_operator_gives_it_429s(canary: Canary) -> None:
         canary.ends_right()
     finally:
         cluster.unthrottle(service_account=subject)
-    throttled = canary.operator_codes()[429]
+    # The audit log is written behind the requests (later still on a busy machine): the
+    # refusals are waited for there, not assumed already written.
+    throttled = eventually(
+        lambda: canary.operator_codes()[429],
+        timeout=20,
+        what="the operator's 429s in the audit log",
+    )
     print(f"operator requests answered 429 by API Priority and Fairness: {throttled}")
     assert throttled >= 1
 

@@ -76,7 +76,7 @@ def test_a_template_gets_its_defaults(admit: Admit) -> None:
         ),
         pytest.param(
             {"metrics": [metric(successCondition=None)]},
-            "each metric needs thresholdRange, successCondition or failureCondition",
+            "each metric needs exactly one kind",
             id="metric-rules-are-the-rollouts",
         ),
     ],
