@@ -30,7 +30,7 @@ from pathlib import Path
 
 from hack.bench._common import REPO
 from hack.chaos import Plan, Round, check, summary
-from hack.cluster import Cluster
+from hack.cluster import Cluster, wait_established
 from hack.lab.operator import OPERATOR
 from hack.lab.prometheus import PrometheusServer
 
@@ -85,7 +85,7 @@ def one_round(workdir: Path, plan: Plan) -> tuple[list[str], list[str]]:
     with Cluster(workdir / "cluster", log=lambda _line: None) as cluster:
         for path in CRDS:
             cluster.kubectl("apply", "--server-side", "-f", str(path))
-        cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        wait_established(cluster.kubectl)
         cluster.kubectl("create", "namespace", plan.namespace)
         prometheus = PrometheusServer([], data_dir=workdir / "prometheus")
         prometheus.start()

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from hack.bench._common import REPO, percentile
-from hack.cluster import Cluster
+from hack.cluster import Cluster, wait_established
 from hack.lab.operator import OPERATOR
 from hack.lab.processes import stop_process
 from hack.lab.prometheus import PrometheusServer
@@ -150,7 +150,7 @@ def scenario(workdir: Path, *, quiet: int, noisy: int, budgets: bool) -> list[fl
     with Cluster(workdir / "cluster", log=lambda _line: None) as cluster:
         for path in CRDS:
             cluster.kubectl("apply", "--server-side", "-f", str(path))
-        cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        wait_established(cluster.kubectl)
         prometheus = PrometheusServer([], data_dir=workdir / "prometheus")
         prometheus.start()
         env = {

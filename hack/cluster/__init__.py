@@ -15,6 +15,7 @@ from hack.cluster.cluster import (
     Cluster,
     ClusterError,
     iter_audit_events,
+    wait_established,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "iter_audit_events",
+    "wait_established",
 ]

@@ -1007,6 +1007,44 @@ def _version_of(bin_dir: Path) -> str:
     return str(json.loads(out)["clientVersion"]["gitVersion"])
 
 
+def wait_established(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]],
+    *names: str,
+    timeout: float = 60.0,
+) -> None:
+    """Waits until the CustomResourceDefinitions ``names`` (every one when none is named) are
+    Established, through ``kubectl`` (a callable that runs kubectl with ``args``, ``timeout=``
+    and ``check=``).
+
+    ``kubectl wait --for=condition=Established`` is not used: a CRD the API server has just
+    created carries ``status.conditions: null`` until its establishing controller runs, and
+    kubectl's waiter fails on that at once ("accessor error: <nil> is of the type <nil>")
+    instead of waiting."""
+    args = ["get", "customresourcedefinitions", *names, "-o", "json"]
+    deadline = time.monotonic() + timeout
+    pending: list[str] = list(names)
+    while True:
+        proc = kubectl(*args, timeout=30, check=False)
+        if proc.returncode == 0:
+            answer = json.loads(proc.stdout)
+            items = answer["items"] if "items" in answer else [answer]
+            pending = [
+                item["metadata"]["name"]
+                for item in items
+                if not any(
+                    cond.get("type") == "Established" and cond.get("status") == "True"
+                    for cond in (item.get("status") or {}).get("conditions") or []
+                )
+            ]
+            if items and not pending:
+                return
+        else:
+            pending = [proc.stderr.strip() or f"kubectl exited {proc.returncode}"]
+        if time.monotonic() > deadline:
+            raise ClusterError(f"CRDs not Established after {timeout:.0f} s: {', '.join(pending)}")
+        time.sleep(0.2)
+
+
 def iter_audit_events(path: Path) -> Iterator[dict[str, Any]]:
     """The events of an audit log, one dict per line (``user.username``, ``verb``,
     ``objectRef.resource``, ``objectRef.subresource``, ``responseStatus.code``...)."""

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from hack.cluster import Cluster, ClusterError
+from hack.cluster import Cluster, ClusterError, wait_established
 from hack.lab._support import BackgroundLoop, KubeEndpoint
 from hack.lab.controller import LabController, RevisionEvent
 from hack.lab.operator import peering_crds
@@ -87,15 +87,7 @@ def install_crds(cluster: Cluster, crds: list[dict[str, Any]], timeout: float = 
         timeout=timeout,
         check=True,
     )
-    names = [f"crd/{crd['metadata']['name']}" for crd in crds]
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        *names,
-        f"--timeout={int(timeout)}s",
-        timeout=timeout + 10,
-        check=True,
-    )
+    wait_established(cluster.kubectl, *(crd["metadata"]["name"] for crd in crds), timeout=timeout)
     # Established is not served yet: until its watch cache is filled the API server answers
     # a new resource's lists 429 "storage is (re)initializing". The lab is ready once every
     # resource lists.

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from hack.bench._common import OPERATOR, REPO
-from hack.cluster import Cluster
+from hack.cluster import Cluster, wait_established
 from hack.lab.processes import stop_process
 from hack.lab.prometheus import PrometheusServer
 from hack.lab.service import Behaviour, ServiceRegistry
@@ -186,9 +186,7 @@ def test_every_panel_query_returns_data_from_a_real_run(tmp_path: Path) -> None:
     workload = Workload()
     with Cluster(tmp_path / "cluster", log=lambda _line: None) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"), check=True)
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s", check=True
-        )
+        wait_established(cluster.kubectl)
         cluster.kubectl("create", "namespace", NAMESPACE, check=True)
         hub = workload.start()
         operator_target = f"127.0.0.1:{metrics_port}"

@@ -31,7 +31,7 @@ import yaml
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 
 from hack.bench._common import OPERATOR, REPO
-from hack.cluster import Cluster
+from hack.cluster import Cluster, wait_established
 from hack.lab.processes import stop_process
 from hack.lab.prometheus import PrometheusServer
 from rollwise.core.notification_bodies import SIGNATURE_HEADER, verify_signature
@@ -231,9 +231,7 @@ def test_a_rollback_notifies_each_sink_once_signed_and_a_dead_sink_delays_nothin
     cloudevents, slack, dead_url = receivers
     with Cluster(tmp_path / "cluster", log=lambda _line: None) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"), check=True)
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s", check=True
-        )
+        wait_established(cluster.kubectl)
         for namespace in ("rollwise-system", NAMESPACE):
             cluster.kubectl("create", "namespace", namespace, check=True)
         cluster.kubectl(

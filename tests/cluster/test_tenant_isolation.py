@@ -20,7 +20,7 @@ import requests
 import yaml
 
 from hack.bench._common import REPO
-from hack.cluster import Cluster
+from hack.cluster import Cluster, wait_established
 from hack.lab.operator import OPERATOR
 from hack.lab.processes import stop_process
 from hack.lab.prometheus import PrometheusServer
@@ -80,9 +80,7 @@ def _free_port() -> int:
 def test_a_pathological_spec_is_refused_at_once_and_freezes_nobody(tmp_path: Path) -> None:
     with Cluster(tmp_path / "cluster", log=lambda _line: None) as cluster:
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"), check=True)
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s", check=True
-        )
+        wait_established(cluster.kubectl)
         for namespace in ("evil", "good"):
             cluster.kubectl("create", "namespace", namespace, check=True)
         prometheus = PrometheusServer([], data_dir=tmp_path / "prometheus")

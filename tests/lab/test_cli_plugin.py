@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hack.cluster import Cluster
+from hack.cluster import Cluster, wait_established
 from hack.lab.testing.cluster_fixtures import (
     Kubectl,
     kubeconfig_in,
@@ -432,7 +432,7 @@ def test_missing_crds(bare_cluster: Cluster, tmp_path: Path) -> None:
     crd = str(ROOT / "crds" / "rollouts.rollwise.dev.yaml")
     kubectl("apply", "--server-side", "-f", crd, check=True)
     try:
-        kubectl("wait", "--for=condition=Established", "crd/rollouts.rollwise.dev", check=True)
+        wait_established(kubectl, "rollouts.rollwise.dev")
         kubectl("apply", "-f", str(EXAMPLE / "rollout.yaml"), check=True)
         result = make_plugin(config)("list")
         assert result.returncode == 0, result.stderr

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from hack.cluster import wait_established
 from hack.lab.testing.cluster_fixtures import Kubectl, kubectl_binary, manifest
 from rollwise.adapters.workloads import RolloutRef, revision_deployment
 from rollwise.cli.revisions import RESTARTED_AT
@@ -74,8 +75,7 @@ def rollout_manifest(template: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def crds(kubectl: Kubectl) -> None:
     """The lab installs the CRDs when it starts (``kubectl apply --server-side``)."""
-    for crd in ("rollouts.rollwise.dev", "modelreleases.rollwise.dev"):
-        kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=20s", check=True)
+    wait_established(kubectl, "rollouts.rollwise.dev", "modelreleases.rollwise.dev", timeout=20)
 
 
 @pytest.fixture

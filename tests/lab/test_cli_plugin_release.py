@@ -33,7 +33,7 @@ import kopf
 import pytest
 from aiohttp import web
 
-from hack.cluster import Cluster
+from hack.cluster import Cluster, wait_established
 from hack.lab.testing.cluster_fixtures import (
     Kubectl,
     delete_namespace,
@@ -338,7 +338,7 @@ def test_release_crd_missing_is_one_line(bare_cluster: Cluster, tmp_path: Path) 
     crd = str(ROOT / "crds" / "rollouts.rollwise.dev.yaml")
     kubectl("apply", "--server-side", "-f", crd, check=True)
     try:
-        kubectl("wait", "--for=condition=Established", "crd/rollouts.rollwise.dev", check=True)
+        wait_established(kubectl, "rollouts.rollwise.dev")
         for argv in (["get", "mr", NAME], ["revoke", NAME, "--reason", "x"]):
             result = make_plugin(config)(*argv)
             assert result.returncode == 1

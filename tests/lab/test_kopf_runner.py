@@ -25,7 +25,7 @@ import kopf
 import pytest
 from kopf.testing import KopfRunner
 
-from hack.cluster import ADMIN, Cluster
+from hack.cluster import ADMIN, Cluster, wait_established
 from hack.lab.testing.cluster_fixtures import Kubectl, grant_namespace, make_kubectl, manifest
 
 pytestmark = pytest.mark.lab
@@ -107,9 +107,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def example_crd(kubectl: Kubectl) -> Iterator[None]:
     kubectl("apply", "-f", "-", input=manifest(KOPF_EXAMPLE_CRD), check=True)
-    kubectl(
-        "wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=30s", check=True
-    )
+    wait_established(kubectl, f"{PLURAL}.{GROUP}", timeout=30)
     yield
     kubectl("delete", "crd", f"{PLURAL}.{GROUP}", "--wait=false")
 
