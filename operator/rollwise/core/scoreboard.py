@@ -193,19 +193,6 @@ def compare_targets(control_median: float, compare: Compare) -> tuple[KpiTarget,
     return (up, down)
 
 
-def parse_band(text: str) -> float:
-    """An attention band as a user writes it: ``10%`` or a fraction ``0.1``. ``ValueError``
-    with the reason for anything else, or for a band below 0 or above 1000%."""
-    raw = text.strip()
-    try:
-        band = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a band (e.g. 10% or 0.1)") from None
-    if not math.isfinite(band) or band < 0 or band > 10:
-        raise ValueError(f"{text!r}: the band must be between 0% and 1000%")
-    return band
-
-
 __all__ = [
     "DEFAULT_BAND",
     "KpiDelta",
@@ -216,7 +203,6 @@ __all__ = [
     "compare_targets",
     "kpi_delta",
     "kpi_status",
-    "parse_band",
     "score",
     "threshold_targets",
     "worst_status",

@@ -16,7 +16,6 @@ from rollwise.core.scoreboard import (
     compare_targets,
     kpi_delta,
     kpi_status,
-    parse_band,
     score,
     threshold_targets,
     worst_status,
@@ -197,22 +196,3 @@ def test_compare_targets(direction: Direction, expected: list[KpiTarget]) -> Non
 
 def test_compare_targets_of_no_control_median() -> None:
     assert compare_targets(math.nan, Compare.model_validate({"query": "q"})) == ()
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        pytest.param("10%", 0.1, id="percent"),
-        pytest.param("0.25", 0.25, id="fraction"),
-        pytest.param("0", 0.0, id="zero"),
-        pytest.param(" 5% ", 0.05, id="spaces"),
-    ],
-)
-def test_parse_band(text: str, expected: float) -> None:
-    assert parse_band(text) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize("text", ["-5%", "ten", "nan", "2000%", ""])
-def test_parse_band_refuses(text: str) -> None:
-    with pytest.raises(ValueError, match=r"band"):
-        parse_band(text)
