@@ -152,6 +152,11 @@ def add_report_commands(
 # Running them
 
 
+def now() -> datetime:
+    """The time the commands' windows end (a function, so that tests can fix it)."""
+    return datetime.now(UTC)
+
+
 def _objects(cluster: Cluster, namespace: str | None) -> list[tuple[str, dict[str, Any]]]:
     """The Rollouts and ModelReleases in scope (ModelReleases only where their CRD is)."""
     found = [(ROLLOUTS, obj) for obj in cluster.list_objects(ROLLOUTS, namespace)]
@@ -163,13 +168,14 @@ def _objects(cluster: Cluster, namespace: str | None) -> list[tuple[str, dict[st
 def _scoreboard(args: argparse.Namespace, s: Session) -> int:
     import json  # noqa: PLC0415
 
-    from rollwise.cli.scoreboard import board_document, build_board, render_board  # noqa: PLC0415
+    from rollwise.cli.scoreboard import build_board  # noqa: PLC0415
+    from rollwise.cli.scoreboard_render import board_document, render_board  # noqa: PLC0415
 
     cluster = s.cluster(args)
     namespace = None if args.all_namespaces else cluster.namespace
     board = build_board(
         _objects(cluster, namespace),
-        datetime.now(UTC),
+        now(),
         since=args.since,
         band=args.attention_band,
     )
@@ -187,6 +193,7 @@ def _events(cluster: Cluster, plural: str, obj: dict[str, Any]) -> list[dict[str
 
 def _report(args: argparse.Namespace, s: Session) -> int:
     from rollwise.cli import report  # noqa: PLC0415
+    from rollwise.cli.report_render import render_fleet, render_release_report  # noqa: PLC0415
     from rollwise.cli.scoreboard import status_times  # noqa: PLC0415
 
     if args.kind is not None and args.name is None:
@@ -194,14 +201,14 @@ def _report(args: argparse.Namespace, s: Session) -> int:
     if args.kind is not None and (args.since is not None or args.all_namespaces):
         raise CliError("--since and -A apply to the decision report, not to one release's")
     cluster = s.cluster(args)
-    now = datetime.now(UTC)
+    at = now()
     render: Callable[..., str]
     if args.kind is not None:
         plural = MODELRELEASES if args.kind in RELEASE_NAMES else ROLLOUTS
         obj = cluster.get_object(plural, cluster.namespace, args.name)
         subject = report.Subject(plural, obj, _events(cluster, plural, obj))
-        doc = report.release_report(subject, now)
-        render = report.render_release_report
+        doc = report.release_report(subject, at)
+        render = render_release_report
     else:
         since = args.since or parse_since(REPORT_SINCE)
         namespace = None if args.all_namespaces else cluster.namespace
@@ -211,11 +218,11 @@ def _report(args: argparse.Namespace, s: Session) -> int:
             # Event in it (the event log keeps the newest entries): the others are read
             # from status alone, and cost no request.
             times = status_times(obj.get("status") or {})
-            recent = bool(times) and max(times) >= now - since
+            recent = bool(times) and max(times) >= at - since
             events = _events(cluster, plural, obj) if recent else []
             subjects.append(report.Subject(plural, obj, events))
-        doc = report.fleet_report(subjects, now, since)
-        render = report.render_fleet
+        doc = report.fleet_report(subjects, at, since)
+        render = render_fleet
     if args.output == "json":
         s.out.write(report.as_json(doc))
     else:
