@@ -4,7 +4,8 @@ applies the Gateway API example Rollout and the template-served example ModelRel
 through the ``/status`` subresource what an operator leaves there (a canary judged at step
 3/5 with its decision, analysis evidence and event log; a ModelRelease in Production whose
 post-promotion watch confirmed a regression), adds an override record to the Rollout, and
-reads everything back through the plugin.
+reads everything back through the plugin; then runs the command of the nightly report example
+(``examples/report-cronjob/``) with its service account's token.
 
 Writing through the CRDs' structural schemas also shows what the API server keeps for the
 plugin to read (``status.eventLog``, ``status.decision``, the evidence of each measurement;
@@ -14,16 +15,26 @@ plugin to read (``status.eventLog``, ``status.decision``, the evidence of each m
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from hack.cluster import Cluster
 from hack.lab.testing.cluster_fixtures import Kubectl
 from rollwise.core.decision import Mode
 from rollwise.core.status_model import format_time
-from tests.lab.test_cli_plugin import EXAMPLE, canary_status, get_rollout, make_plugin
+from tests.lab.test_cli_plugin import (
+    EXAMPLE,
+    VENV_BIN,
+    canary_status,
+    get_rollout,
+    make_plugin,
+    plugin_env,
+)
 from tests.lab.test_cli_plugin_release import EXAMPLE as RELEASE_EXAMPLE
 from tests.lab.test_cli_plugin_release import NAME as RELEASE
 from tests.lab.test_cli_plugin_release import get_release, staging_status
@@ -288,3 +299,68 @@ def test_scoreboard_and_report_read_what_the_operator_wrote(
     assert lines[0] == f"# Release record: modelrelease {namespace}/{RELEASE}"
     assert "## After promotion" in lines
     assert any(line.startswith("| error-rate | confirmed | off_track |") for line in lines)
+
+
+CRONJOB_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "report-cronjob"
+
+
+def test_the_nightly_report_example_runs_with_its_read_only_account(
+    kubectl: Kubectl, namespace: str, lab_cluster: Cluster, tmp_path: Path
+) -> None:
+    """``examples/report-cronjob/`` applied as a user applies it: its CronJob's command, run
+    with a token of its ServiceAccount, reports on the namespace; the account can read and
+    nothing more (no write, no other namespace)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    judged_canary(kubectl, namespace, now)
+    kubectl("apply", "-f", str(CRONJOB_EXAMPLE), namespace=namespace, check=True)
+    (cronjob,) = [
+        doc
+        for doc in yaml.safe_load_all((CRONJOB_EXAMPLE / "cronjob.yaml").read_text())
+        if doc and doc["kind"] == "CronJob"
+    ]
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["serviceAccountName"] == "rollwise-report"
+    assert container["command"] == ["kubectl-rollwise"]
+    account = lab_cluster.write_service_account_kubeconfig(
+        namespace, "rollwise-report", tmp_path / "report.kubeconfig"
+    )
+    env = {**plugin_env(account), "KUBECONFIG": str(account)}
+    done = subprocess.run(
+        [str(VENV_BIN / "kubectl-rollwise"), *container["args"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.startswith("# Rollwise decision report: last 1d\n")
+    assert "- Decisions made: 1 (1 hold)" in done.stdout
+    assert "carol@example.com" in done.stdout
+
+    everywhere = subprocess.run(
+        [str(VENV_BIN / "kubectl-rollwise"), "report", "-A"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert everywhere.returncode == 1
+    assert everywhere.stdout == ""
+    assert everywhere.stderr.startswith("error: ")
+    assert everywhere.stderr.count("\n") == 1
+
+    user = f"system:serviceaccount:{namespace}:rollwise-report"
+    for verb, resource, allowed in (
+        ("list", "rollouts.rollwise.dev", "yes"),
+        ("get", "modelreleases.rollwise.dev", "yes"),
+        ("list", "events", "yes"),
+        ("patch", "rollouts.rollwise.dev", "no"),
+        ("update", "rollouts.rollwise.dev/status", "no"),
+        ("get", "secrets", "no"),
+    ):
+        answer = kubectl("auth", "can-i", verb, resource, "--as", user, namespace=namespace)
+        assert answer.stdout.strip() == allowed, (verb, resource, answer.stdout, answer.stderr)
