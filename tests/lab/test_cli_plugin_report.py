@@ -336,7 +336,7 @@ def test_the_nightly_report_example_runs_with_its_read_only_account(
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert done.stdout.startswith("# Rollwise decision report: last 1d\n")
+    assert done.stdout.startswith("# Rollwise decision report: last 24h\n")
     assert "- Decisions made: 1 (1 hold)" in done.stdout
     assert "carol@example.com" in done.stdout
 

@@ -532,7 +532,7 @@ def since_text(since: timedelta) -> str:
     from rollwise.core.durations import format_seconds  # noqa: PLC0415
 
     seconds = since.total_seconds()
-    if seconds >= 86400 and seconds % 86400 == 0:
+    if seconds > 86400 and seconds % 86400 == 0:
         return f"{int(seconds // 86400)}d"
     return format_seconds(seconds)
 

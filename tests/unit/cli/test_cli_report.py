@@ -92,7 +92,7 @@ def test_an_event_without_sequence_already_in_the_log_is_not_doubled() -> None:
 def test_the_decision_report_counts_what_happened_in_the_window() -> None:
     doc = fleet_report(subjects(), NOW, DAY)
     assert doc["window"] == {
-        "since": "1d",
+        "since": "24h",
         "from": "2026-11-21T12:00:00Z",
         "to": "2026-11-22T12:00:00Z",
     }
@@ -152,14 +152,14 @@ def test_decision_report_as_text_and_markdown() -> None:
     doc = fleet_report(subjects(), NOW, DAY)
     text = render_fleet(doc)
     assert text.splitlines()[:2] == [
-        "Rollwise decision report: last 1d",
-        "=================================",
+        "Rollwise decision report: last 24h",
+        "==================================",
     ]
     assert "  Regressions: 1 confirmed, 1 false positive(s), 1 open" in text
     assert "carol@example.com" in text
     markdown = render_fleet(doc, markdown=True)
     lines = markdown.splitlines()
-    assert lines[0] == "# Rollwise decision report: last 1d"
+    assert lines[0] == "# Rollwise decision report: last 24h"
     assert "- Decisions made: 1 (1 hold)" in lines
     start = lines.index("## Overrides")
     assert lines[start + 2 : start + 5] == [
