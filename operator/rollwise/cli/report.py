@@ -45,7 +45,7 @@ from rollwise.cli.scoreboard import (
     watched_kpis,
 )
 from rollwise.cli.text import parse_time
-from rollwise.core.events import KEEP
+from rollwise.core.events import KEEP, SEQ_DIGITS
 from rollwise.core.scoreboard import DEFAULT_BAND
 
 #: The sentence every report carries about what it can see.
@@ -108,19 +108,23 @@ class Entry:
         }
 
 
-def _seq_of_event(event: Mapping[str, Any]) -> int | None:
-    """The sequence number at the end of an operator-posted Event's name (``name.uid.seq``)."""
+def _seq_of_event(event: Mapping[str, Any], uid: str) -> int | None:
+    """The sequence number of an Event the operator posted for the object ``uid``: its name
+    ends with ``.<uid>.<seq>``, the sequence number zero-padded
+    (:func:`rollwise.core.events.event_name`); None for any other Event."""
     name = str(_as_dict(event.get("metadata")).get("name") or "")
-    tail = name.rsplit(".", 1)[-1]
-    return int(tail) if tail.isdigit() and "." in name else None
+    head, _, tail = name.rpartition(".")
+    if not uid or len(tail) != SEQ_DIGITS or not tail.isdigit():
+        return None
+    return int(tail) if head.endswith(f".{uid}") or head == uid else None
 
 
 def merged_entries(
-    status: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = ()
+    status: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = (), uid: str = ""
 ) -> list[Entry]:
-    """The object's transitions, oldest first: ``status.eventLog.entries`` and the Events
-    (``events``, core/v1) that are not already in the log (by sequence number, else by
-    reason and message)."""
+    """The transitions of the object ``uid``, oldest first: ``status.eventLog.entries`` and
+    the Events (``events``, core/v1) that are not already in the log (by sequence number,
+    else by reason and message)."""
     found: dict[object, Entry] = {}
     for raw in _dicts(_as_dict(status.get("eventLog")).get("entries")):
         at = parse_time(raw.get("time"))
@@ -146,7 +150,7 @@ def merged_entries(
         if at is None:
             continue
         reason, message = str(ev.get("reason") or ""), str(ev.get("message") or "")
-        seq = _seq_of_event(ev)
+        seq = _seq_of_event(ev, uid)
         key: object = seq if seq is not None else (reason, message, _stamp(at))
         if key in found or (seq is None and (reason, message) in texts):
             continue
@@ -173,6 +177,10 @@ class Subject:
     @property
     def name(self) -> str:
         return str(_as_dict(self.obj.get("metadata")).get("name") or "")
+
+    @property
+    def uid(self) -> str:
+        return str(_as_dict(self.obj.get("metadata")).get("uid") or "")
 
     @property
     def ref(self) -> str:
@@ -270,7 +278,7 @@ def fleet_report(subjects: Iterable[Subject], now: datetime, since: timedelta) -
     releases = 0
     for subject in subjects:
         releases += 1
-        for entry in merged_entries(subject.status, subject.events):
+        for entry in merged_entries(subject.status, subject.events, subject.uid):
             if entry.time < start:
                 continue
             if entry.reason in DECISION_REASONS:
@@ -485,6 +493,15 @@ def outcome(plural: str, status: Mapping[str, Any], steps: int | None = None) ->
     return text
 
 
+def _child_rollout(plural: str, status: Mapping[str, Any]) -> str | None:
+    """The child Rollout a template-served ModelRelease's canary runs in (its steps and
+    analysis are that Rollout's record)."""
+    serving = _as_dict(status.get("serving"))
+    if plural == ROLLOUTS or serving.get("backend") != "template" or not serving.get("name"):
+        return None
+    return str(serving["name"])
+
+
 def _step_count(spec: Mapping[str, Any]) -> int | None:
     steps = _as_dict(_as_dict(spec.get("strategy")).get("canary")).get("steps")
     return len(steps) if isinstance(steps, list) else None
@@ -493,7 +510,7 @@ def _step_count(spec: Mapping[str, Any]) -> int | None:
 def release_report(subject: Subject, now: datetime) -> dict[str, Any]:
     """``report rollout|modelrelease NAME``: the object's record phase by phase."""
     status = subject.status
-    entries = merged_entries(status, subject.events)
+    entries = merged_entries(status, subject.events, subject.uid)
     analysis, kpis = _metrics_for(subject.obj, subject.plural)
     decision = _as_dict(status.get("decision"))
     annotations = _as_dict(_as_dict(subject.obj.get("metadata")).get("annotations"))
@@ -534,6 +551,7 @@ def release_report(subject: Subject, now: datetime) -> dict[str, Any]:
         "version": spec.get("version") if subject.plural != ROLLOUTS else None,
         "stableRevision": status.get("stableRevision"),
         "canaryRevision": status.get("canaryRevision"),
+        "canaryRollout": _child_rollout(subject.plural, status),
         "stages": stages,
         "steps": _steps(entries, analysis, kpis, decision),
         "approvals": approved,

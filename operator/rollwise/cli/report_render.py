@@ -169,6 +169,12 @@ def render_release_report(doc: Mapping[str, Any], *, markdown: bool = False) -> 
             "",
         )
     lines += ["", *_title("Canary steps", 2, markdown)]
+    child = doc.get("canaryRollout")
+    if child:
+        lines.append(
+            f"The canary runs as the Rollout {child}: its steps are that Rollout's record "
+            f"(kubectl rollwise report rollout {child} -n {doc['namespace']})."
+        )
     if not doc["steps"]:
         lines.append("No step recorded (no canary in the record).")
     for step in doc["steps"]:

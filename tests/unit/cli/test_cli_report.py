@@ -67,7 +67,7 @@ def test_events_still_listed_fill_in_what_the_log_dropped() -> None:
         k8s_event(5, "WeightSet", "step 2/5: canary weight set to 25% (stable 75%)", 589),
         k8s_event(None, "Custom", "posted by someone else", 100),
     ]
-    entries = merged_entries(obj["status"], events)
+    entries = merged_entries(obj["status"], events, "uid-web")
     assert [(e.seq, e.reason) for e in entries] == [
         (2, "WeightSet"),
         (3, "AnalysisPassed"),
@@ -77,6 +77,19 @@ def test_events_still_listed_fill_in_what_the_log_dropped() -> None:
         (6, "DecisionChanged"),
     ]
     assert [e.step for e in entries] == [1, 1, 1, 2, None, 2]
+
+
+def test_only_the_objects_own_event_names_give_a_sequence_number() -> None:
+    obj = rb.judged_rollout()
+    other = k8s_event(4, "WeightSet", "step 2/5: another object's event", 100)
+    other["metadata"]["name"] = "web.uid-other.0000000004"
+    hexadecimal = k8s_event(None, "Pulled", "image pulled", 50)
+    hexadecimal["metadata"]["name"] = "web.1789012345"  # kubectl's style, all digits by chance
+    entries = merged_entries(obj["status"], [other, hexadecimal], "uid-web")
+    extra = [(e.seq, e.reason) for e in entries if e.reason in ("WeightSet", "Pulled")]
+    assert (None, "WeightSet") in extra  # kept as an Event of its own, not taken for seq 4
+    assert (None, "Pulled") in extra
+    assert sum(1 for e in entries if e.seq == 4) == 1
 
 
 def test_an_event_without_sequence_already_in_the_log_is_not_doubled() -> None:
@@ -208,6 +221,7 @@ def test_a_model_releases_record_with_stages_approvals_and_the_watch() -> None:
     assert doc["outcome"] == (
         "stage Production, phase Healthy; after promotion: watch Regressed (action rollback)"
     )
+    assert doc["canaryRollout"] == "fraud-detector-production"
     watch = doc["postPromotion"]
     assert (watch["phase"], watch["previousRevision"]) == ("Regressed", "6")
     assert [k["state"] for k in watch["kpis"]] == ["confirmed", "cleared", "detected"]
@@ -242,6 +256,10 @@ def test_release_record_as_text() -> None:
         release_report(Subject("modelreleases", rb.watched_release()), NOW)
     )
     assert "Release record: modelrelease ml/fraud-detector-7" in text
+    assert (
+        "The canary runs as the Rollout fraud-detector-production: its steps are that "
+        "Rollout's record (kubectl rollwise report rollout fraud-detector-production -n ml)."
+    ) in text
     after = text[text.index("After promotion") :]
     assert "Watch Regressed from" in after
     row = next(line for line in after.splitlines() if line.strip().startswith("error-rate"))
