@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rollwise.core.scoreboard import (
     DEFAULT_BAND,
@@ -196,3 +198,43 @@ def test_compare_targets(direction: Direction, expected: list[KpiTarget]) -> Non
 
 def test_compare_targets_of_no_control_median() -> None:
     assert compare_targets(math.nan, Compare.model_validate({"query": "q"})) == ()
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+_RANK = {ON: 0, ATTENTION: 1, OFF: 2}
+_NUMBER = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+_BAND = st.floats(min_value=0, max_value=10, allow_nan=False)
+
+
+@given(_NUMBER, _NUMBER, _NUMBER, _BAND, st.sampled_from([LOWER, HIGHER]))
+def test_a_worse_value_never_has_a_better_status(
+    a: float, b: float, target: float, band: float, direction: KpiDirection
+) -> None:
+    better, worse = (min(a, b), max(a, b)) if direction is LOWER else (max(a, b), min(a, b))
+    first = kpi_status(better, target, direction, band)
+    second = kpi_status(worse, target, direction, band)
+    assert first is not None
+    assert second is not None
+    assert _RANK[first] <= _RANK[second]
+
+
+@given(_NUMBER, _NUMBER, _BAND, _BAND, st.sampled_from([LOWER, HIGHER]))
+def test_a_wider_band_never_improves_a_status_and_never_changes_off_track(
+    value: float, target: float, a: float, b: float, direction: KpiDirection
+) -> None:
+    narrow = kpi_status(value, target, direction, min(a, b))
+    wide = kpi_status(value, target, direction, max(a, b))
+    assert narrow is not None
+    assert wide is not None
+    assert _RANK[narrow] <= _RANK[wide]
+    assert (narrow is OFF) == (wide is OFF)  # the band never moves the limit itself
+
+
+@given(_NUMBER, _NUMBER, st.sampled_from([LOWER, HIGHER]))
+def test_off_track_exactly_when_the_delta_is_positive(
+    value: float, target: float, direction: KpiDirection
+) -> None:
+    delta = kpi_delta(value, target, direction)
+    assert delta is not None
+    assert (kpi_status(value, target, direction) is OFF) == (delta.absolute > 0)
