@@ -272,7 +272,12 @@ def test_scoreboard_and_report_read_what_the_operator_wrote(
     assert doc["releases"] == 2
     assert doc["summary"]["decisionsByAction"] == {"hold": 1}
     assert doc["summary"]["rollbacks"] == 1
-    assert doc["summary"]["regressions"] == {"confirmed": 1, "false_positive": 1, "open": 0}
+    assert doc["summary"]["regressions"] == {
+        "confirmed": 1,
+        "false_positive": 1,
+        "open": 0,
+        "cleared": 0,
+    }
     (override,) = doc["overrides"]
     assert (override["user"], override["decision"], override["target"]) == (
         "carol@example.com",

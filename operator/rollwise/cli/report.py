@@ -209,8 +209,10 @@ def _regressions(subject: Subject, start: datetime) -> list[dict[str, Any]]:
             continue
         if kpi.state == "confirmed" or (kpi.state == "cleared" and kpi.confirmed):
             outcome = "confirmed"
-        elif kpi.state == "cleared":
+        elif kpi.state == "cleared" and kpi.confirmed is False:
             outcome = "false_positive"
+        elif kpi.state == "cleared":
+            outcome = "cleared"  # a watch that does not say whether it had been confirmed
         else:
             outcome = "open"
         out.append(
@@ -322,7 +324,7 @@ def fleet_report(subjects: Iterable[Subject], now: datetime, since: timedelta) -
         by_action[key] = by_action.get(key, 0) + 1
     by_outcome = {
         o: sum(1 for r in regressions if r["outcome"] == o)
-        for o in ("confirmed", "false_positive", "open")
+        for o in ("confirmed", "false_positive", "open", "cleared")
     }
     return {
         "window": {"since": since_text(since), "from": _stamp(start), "to": _stamp(now)},

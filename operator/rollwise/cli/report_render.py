@@ -74,7 +74,8 @@ def render_fleet(doc: Mapping[str, Any], *, markdown: bool = False) -> str:
         f"{bullet}Decisions made: {summary['decisions']}" + (f" ({actions})" if actions else ""),
         f"{bullet}Rollbacks: {summary['rollbacks']}",
         f"{bullet}Regressions: {regressions['confirmed']} confirmed, "
-        f"{regressions['false_positive']} false positive(s), {regressions['open']} open",
+        f"{regressions['false_positive']} false positive(s), {regressions['open']} open"
+        + (f", {regressions['cleared']} cleared" if regressions.get("cleared") else ""),
         f"{bullet}Critical items: {summary['critical']}",
         f"{bullet}Overrides: {summary['overrides']}",
     ]

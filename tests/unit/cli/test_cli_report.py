@@ -114,7 +114,7 @@ def test_the_decision_report_counts_what_happened_in_the_window() -> None:
         "decisions": 1,
         "decisionsByAction": {"hold": 1},
         "rollbacks": 1,
-        "regressions": {"confirmed": 1, "false_positive": 1, "open": 1},
+        "regressions": {"confirmed": 1, "false_positive": 1, "open": 1, "cleared": 0},
         "critical": 2,
         "overrides": 1,
     }
@@ -140,6 +140,17 @@ def test_the_decision_report_counts_what_happened_in_the_window() -> None:
         None,
     )
     assert doc["coverage"] == COVERAGE
+
+
+def test_a_cleared_kpi_of_a_watch_that_does_not_say_whether_it_was_confirmed() -> None:
+    obj = rb.watched_release()
+    for kpi in obj["status"]["postPromotion"]["kpis"]:
+        del kpi["confirmed"]
+    doc = fleet_report([Subject("modelreleases", obj)], NOW, DAY)
+    outcomes = {r["kpi"]: r["outcome"] for r in doc["regressions"]}
+    assert outcomes["approval-rate"] == "cleared"  # not counted as a false positive
+    assert outcomes["error-rate"] == "confirmed"
+    assert doc["summary"]["regressions"]["false_positive"] == 0
 
 
 def test_a_wider_window_brings_the_older_override_with_its_confirmation() -> None:
