@@ -37,6 +37,7 @@ from rollwise.cli.parser import build_parser
 from rollwise.cli.release_commands import (
     RELEASE_COMMANDS,
 )
+from rollwise.cli.report_commands import REPORT_COMMANDS
 from rollwise.cli.session import Connector, Session
 
 if TYPE_CHECKING:
@@ -240,6 +241,8 @@ def _change(args: argparse.Namespace, s: Session) -> None:
 def _dispatch(args: argparse.Namespace, s: Session) -> int:
     if args.command in RELEASE_COMMANDS:
         return RELEASE_COMMANDS[args.command](args, s)
+    if args.command in REPORT_COMMANDS:
+        return REPORT_COMMANDS[args.command](args, s)
     if args.command == "status":
         return _status(args, s)
     if args.command == "get":

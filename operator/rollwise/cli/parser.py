@@ -13,6 +13,7 @@ from rollwise.cli.common import (
     ROLLOUT_NAMES,
     ROLLOUTS,
 )
+from rollwise.cli.report_commands import add_report_commands
 from rollwise.core.durations import InvalidDuration, parse_seconds
 
 PROG = "kubectl rollwise"
@@ -65,6 +66,9 @@ examples:
   kubectl rollwise revoke fraud-detector-7 --reason "wrong training data"
   kubectl rollwise override rollout/demo --decision hold --reason "checking a dashboard"
   kubectl rollwise override rollout/demo --confirm ID   # a second person confirms a promote
+  kubectl rollwise scoreboard -A --since 7d  # KPIs against targets, open regressions
+  kubectl rollwise report --since 24h -o markdown       # decisions, rollbacks, overrides
+  kubectl rollwise report rollout demo -o markdown      # one release's record
 """
 
 
@@ -271,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     _change_commands(commands, common)
     _release_commands(commands, common)
     _override_command(commands, common)
+    add_report_commands(commands, common)
     return parser
 
 
