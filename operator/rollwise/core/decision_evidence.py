@@ -181,6 +181,20 @@ def compare_findings(
                     asks=INVESTIGATE_PREFIX,
                 )
             )
+        elif result.unconfirmed:
+            # Beyond tolerance on the means, not significant yet: the p-value against the
+            # level is what it waits for.
+            findings.append(
+                Finding(
+                    D.CRITICAL_METRIC_INCONCLUSIVE if result.critical else D.COMPARE_UNCONFIRMED,
+                    result.message,
+                    Confidence.LOW,
+                    Action.HOLD if result.critical else None,
+                    metric=result.metric,
+                    observed=result.p_value,
+                    threshold=result.rule.significance,
+                )
+            )
         elif result.verdict is Verdict.INCONCLUSIVE:
             findings.append(
                 Finding(

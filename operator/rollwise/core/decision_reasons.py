@@ -92,11 +92,20 @@ INSUFFICIENT_SAMPLES = ReasonCode(
     "A compare metric has fewer usable samples than minSamples on the canary or the control "
     "side: it is inconclusive and left out of the score's denominator.",
 )
+COMPARE_UNCONFIRMED = ReasonCode(
+    "CompareUnconfirmed",
+    _W,
+    "A compare metric whose medians are pinned (more than half of each side is one value, e.g. "
+    "an error ratio over few requests, mostly zeros) is beyond its tolerance on the means and "
+    "its test leans the bad way, but is not significant yet: it is inconclusive, held for "
+    "more samples rather than passed.",
+)
 CRITICAL_METRIC_INCONCLUSIVE = ReasonCode(
     "CriticalMetricInconclusive",
     _W,
-    "A compare metric marked critical is inconclusive (too few samples): the decision is hold "
-    "until it can be judged; a critical metric is never passed unseen.",
+    "A compare metric marked critical is inconclusive (too few samples, or beyond its "
+    "tolerance on the means but not significant yet): the decision is hold until it can be "
+    "judged; a critical metric is never passed unseen.",
 )
 SCORE_MARGINAL = ReasonCode(
     "ScoreMarginal",
@@ -189,6 +198,7 @@ ALL_DECISION_REASONS: tuple[ReasonCode, ...] = (
     THRESHOLD_INCONCLUSIVE,
     COMPARE_REGRESSION,
     INSUFFICIENT_SAMPLES,
+    COMPARE_UNCONFIRMED,
     CRITICAL_METRIC_INCONCLUSIVE,
     SCORE_MARGINAL,
     TOO_MANY_INCONCLUSIVE,
@@ -211,6 +221,7 @@ __all__ = [
     "ALL_DECISION_REASONS",
     "ANALYSIS_PENDING",
     "COMPARE_REGRESSION",
+    "COMPARE_UNCONFIRMED",
     "CRITICAL_METRIC_FAILED",
     "CRITICAL_METRIC_INCONCLUSIVE",
     "INSUFFICIENT_SAMPLES",

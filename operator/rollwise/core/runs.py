@@ -25,14 +25,18 @@ class Verdict(StrEnum):
 
 class CompareEvidence(StatusModel):
     """What a ``compare`` measurement saw: the test's p-value and method, the relative effect
-    of the medians, and each side's median and usable sample count. ``control`` names what
-    the canary was compared with (``stable`` or ``baseline``). Numbers are None when too few
-    samples left nothing to compute."""
+    on its basis (``median``, or ``mean`` when more than half of each side's samples are one
+    value, which pins both medians to it), each side's median, mean and
+    usable sample count. ``control`` names what the canary was compared with (``stable`` or
+    ``baseline``). Numbers are None when too few samples left nothing to compute."""
 
     p_value: float | None = None
     effect_size: float | None = None
+    effect_basis: str = "median"
     canary_median: float | None = None
     control_median: float | None = None
+    canary_mean: float | None = None
+    control_mean: float | None = None
     canary_samples: int = 0
     control_samples: int = 0
     control: str = "stable"

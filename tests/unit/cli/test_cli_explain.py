@@ -16,6 +16,7 @@ from rollwise.cli.colour import COLOUR, strip, visible_len
 from rollwise.cli.explain import explain_document, render_explain
 from rollwise.cli.main import run
 from rollwise.cli.text import ASCII, UNICODE
+from rollwise.core.compare import CompareRule, judge_metric
 from rollwise.core.decision import Mode, build_decision
 from rollwise.core.runs import AnalysisRun, MeasurementRecord, MetricRun, Verdict
 from tests.unit.cli import cli_builders as b
@@ -461,3 +462,22 @@ def test_a_step_that_measures_nothing_has_a_decision_and_no_evidence() -> None:
     assert [row[:2] for row in section(text, "Reasons:")[1:]] == [["info", "NoChecks"]]
     assert section(text, "Required actions:")[1][:4] == ["low", "expand", "-", "operator"]
     assert text.endswith("Evidence:    <none> (no analysis run for this canary)\n")
+
+
+def test_a_compare_metric_judged_on_its_means_says_so() -> None:
+    sparse = judge_metric(
+        [1.0] * 6 + [0.0] * 14, [0.0] * 20, CompareRule(), metric="latency-vs-baseline"
+    )
+    obj, _ = judged_rollout()
+    measurement = obj["status"]["analysis"]["metrics"][-2]["measurements"][-1]
+    measurement["compare"] = d.compare_wire(sparse)
+    measurement["verdict"] = "Fail"
+    text = render_explain(obj, "rollouts", NOW)
+    rows = section(text, "Compare metrics")
+    # A zero control mean leaves the relative effect undefined: "-", marked as on the means.
+    assert rows[1][3:6] == ["0.000", "0.000", "- (means)"]
+    lines = text.splitlines()
+    assert (
+        "    latency-vs-baseline: more than half of each side is 0.000, so the effect is on the "
+        "means: canary 0.300 vs control 0.000"
+    ) in lines

@@ -67,12 +67,15 @@ def compared(
     name: str, kind: str = "pass", *, critical: bool = False, weight: float = 1.0
 ) -> CompareResult:
     """A judged compare metric: ``pass`` (40 identical samples a side), ``fail`` (30% worse),
-    ``few`` (5 samples, under the default minSamples), ``dropped`` (a pass with two NaN samples)."""
+    ``few`` (5 samples, under the default minSamples), ``dropped`` (a pass with two NaN samples),
+    ``unconfirmed`` (one-request error ratios, 4 of 20 failed against none: pinned at zero,
+    beyond tolerance on the means, p = 0.02)."""
     canary, control = {
         "pass": (BASE, BASE),
         "fail": (WORSE, BASE),
         "few": (BASE[:5], BASE),
         "dropped": ([*BASE, float("nan"), float("nan")], BASE),
+        "unconfirmed": ([1.0] * 4 + [0.0] * 16, [0.0] * 20),
     }[kind]
     rule = CompareRule(critical=critical, weight=weight)
     return judge_metric(canary, control, rule, metric=name)
@@ -168,6 +171,12 @@ REASON_CASES = [
         Evidence(compares=[compared("p99", "few"), *[compared(f"m{i}") for i in range(4)]]),
         EXPAND,
         id="InsufficientSamples",
+    ),
+    pytest.param(
+        D.COMPARE_UNCONFIRMED,
+        Evidence(compares=[compared("errors", "unconfirmed"), compared("p50")]),
+        HOLD,
+        id="CompareUnconfirmed",
     ),
     pytest.param(
         D.CRITICAL_METRIC_INCONCLUSIVE,
@@ -734,3 +743,17 @@ def test_confidence_is_derived_not_constant() -> None:
         assert isinstance(evidence, Evidence)
         seen.add(decide(evidence).confidence)
     assert seen == {LOW, MEDIUM, HIGH}
+
+
+def test_an_unconfirmed_breach_names_the_p_value_against_the_level() -> None:
+    decision = decide(Evidence(compares=[compared("errors", "unconfirmed")]))
+    (reason,) = [r for r in decision.reasons if r.code == D.COMPARE_UNCONFIRMED.code]
+    assert reason.metric == "errors"
+    assert reason.observed == pytest.approx(0.0199, abs=5e-5)
+    assert reason.threshold == 0.01
+    assert "medians pinned at 0.000" in reason.message
+    critical = decide(Evidence(compares=[compared("errors", "unconfirmed", critical=True)]))
+    assert critical.recommended is HOLD
+    codes = [r.code for r in critical.reasons]
+    assert D.CRITICAL_METRIC_INCONCLUSIVE.code in codes
+    assert D.COMPARE_UNCONFIRMED.code not in codes

@@ -18,6 +18,7 @@ from rollwise.core.judging import (
     compare_window,
     record_measurement,
     step_decision,
+    step_evidence,
     step_verdict,
 )
 from rollwise.core.observations import Measurement
@@ -215,6 +216,54 @@ def test_a_compare_measurement_leaves_evidence_and_decides_the_step(
     )
     assert advisory.action is Action.HOLD
     assert advisory.recommended is action
+
+
+#: Error ratios over one request per sample: the canary failed 6 of 20, the stable none.
+SPARSE_CANARY = [1.0] * 6 + [0.0] * 14
+SPARSE_STABLE = [0.0] * 20
+
+
+def test_pinned_medians_are_judged_on_the_means_and_read_back_from_status() -> None:
+    checks = _checks([compare_metric()])
+    (compare,) = checks.metrics
+    rec = record_measurement(
+        checks,
+        compare,
+        MetricRun(name="errors"),
+        _compare_measurement(SPARSE_CANARY, SPARSE_STABLE),
+    )
+    assert rec.assessment.verdict is Verdict.FAIL
+    evidence = rec.run.measurements[-1].compare
+    assert evidence is not None
+    assert evidence.effect_basis == "mean"
+    assert (evidence.canary_median, evidence.control_median) == (0.0, 0.0)
+    assert (evidence.canary_mean, evidence.control_mean) == (0.3, 0.0)
+    wire = rec.run.measurements[-1].model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert wire["compare"]["effectBasis"] == "mean"
+    assert (wire["compare"]["canaryMean"], wire["compare"]["controlMean"]) == (0.3, 0.0)
+    # The decision reads the evidence back from status: the breach is on the means there too.
+    run = new_run(0, "c1", checks, T0).model_copy(update={"metrics": [rec.run]})
+    thresholds, compares, burns = step_evidence(checks, run)
+    assert (thresholds, burns) == ([], [])
+    (result,) = compares
+    assert (result.basis, result.breach, result.shift) == ("mean", True, 0.3)
+    assert step_verdict(checks, run) is Verdict.FAIL
+
+
+def test_an_unconfirmed_breach_on_the_means_holds_the_step() -> None:
+    checks = _checks([compare_metric()])
+    (compare,) = checks.metrics
+    canary = [1.0] * 4 + [0.0] * 16  # p = 0.0199: leaning bad, not significant at 0.01
+    rec = record_measurement(
+        checks, compare, MetricRun(name="errors"), _compare_measurement(canary, SPARSE_STABLE)
+    )
+    assert rec.assessment.verdict is Verdict.INCONCLUSIVE
+    run = new_run(0, "c1", checks, T0).model_copy(update={"metrics": [rec.run]})
+    (result,) = step_evidence(checks, run)[1]
+    assert result.unconfirmed
+    decision = step_decision(checks, run, now=at(60), observed=timedelta(minutes=1))
+    assert decision.recommended is Action.HOLD
+    assert "CompareUnconfirmed" in [r.code for r in decision.reasons]
 
 
 def _burn_measurement(bad_ratio: float, seconds: float) -> Measurement:
