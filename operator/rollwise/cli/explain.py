@@ -454,6 +454,12 @@ def _window_text(value: object) -> str:
     return str(value) if value not in (None, "") else "?"
 
 
+def _events_text(value: object) -> str:
+    """A window's event count, whole (``increase()`` extrapolates to fractions)."""
+    number = _number(value)
+    return "-" if number is None else f"{number:.0f}"
+
+
 def _burn_lines(items: Sequence[MetricEvidence], palette: Palette) -> list[str]:
     lines = ["  SLO burn rates:"]
     for item in items:
@@ -464,13 +470,14 @@ def _burn_lines(items: Sequence[MetricEvidence], palette: Palette) -> list[str]:
             [
                 _window_text(w.get("window")),
                 "no data" if _number(w.get("burnRate")) is None else f"{w['burnRate']:.2f}",
+                _events_text(w.get("events")),
                 _window_text(w.get("observed")) if w.get("observed") is not None else "-",
                 "shortened to the canary's age" if w.get("shortened") else "",
             ]
             for w in _dicts(b.get("windows"))
         ]
         if windows:
-            lines += table(["WINDOW", "BURN", "OBSERVED", ""], windows, indent="      ")
+            lines += table(["WINDOW", "BURN", "EVENTS", "OBSERVED", ""], windows, indent="      ")
         pairs = [
             [
                 f"{_window_text(p.get('long'))}/{_window_text(p.get('short'))}",

@@ -290,7 +290,27 @@ def burn_findings(results: Sequence[BurnRateResult], now: datetime) -> list[Find
                         asks=INVESTIGATE_PREFIX,
                     )
                 )
-        unknown = result.unknown
+        floor = result.rule.min_events
+        thin = [p for p in result.unknown if p.long.too_few(floor) or p.short.too_few(floor)]
+        if thin:
+            # Traffic, not a human, settles it: nothing to restore.
+            fewest = min(w.total for w in result.few_events if w.total is not None)
+            findings.append(
+                Finding(
+                    D.SLO_BURN_FEW_EVENTS,
+                    f"{head}: fewer than minEvents {floor} events in window(s) "
+                    + ", ".join(w.label for w in result.few_events)
+                    + " (fewest "
+                    + f"{fewest:g}); not judged: "
+                    + ", ".join(p.pair.label for p in thin),
+                    Confidence.LOW,
+                    Action.HOLD,
+                    metric=result.metric,
+                    observed=fewest,
+                    threshold=float(floor),
+                )
+            )
+        unknown = [p for p in result.unknown if p not in thin]
         if unknown:
             # Data a human can restore only if a window was asked for; a canary too young for
             # any window just needs time.

@@ -119,6 +119,13 @@ TOO_MANY_INCONCLUSIVE = ReasonCode(
     "Too much of the compare metrics' weight is inconclusive (more than maxInconclusive, or "
     "enough to lift a score below marginal if it passed): the decision is hold.",
 )
+SLO_BURN_FEW_EVENTS = ReasonCode(
+    "SloBurnFewEvents",
+    _W,
+    "A burn-rate window counted fewer events than the metric's minEvents, so its burn is not "
+    "judged (one stray error among a handful of requests would fire a pair): the pairs using "
+    "it are unknown and the decision is hold until enough traffic has reached the canary.",
+)
 SLO_BURN_WARNING = ReasonCode(
     "SloBurnWarning",
     _W,
@@ -203,6 +210,7 @@ ALL_DECISION_REASONS: tuple[ReasonCode, ...] = (
     SCORE_MARGINAL,
     TOO_MANY_INCONCLUSIVE,
     SLO_BURN_WARNING,
+    SLO_BURN_FEW_EVENTS,
     SLO_BURN_NO_DATA,
     ANALYSIS_PENDING,
     THRESHOLDS_PASSED,
@@ -233,6 +241,7 @@ __all__ = [
     "SCORE_PASSED",
     "SHORT_OBSERVATION",
     "SLO_BURN_CRITICAL",
+    "SLO_BURN_FEW_EVENTS",
     "SLO_BURN_NO_DATA",
     "SLO_BURN_WARNING",
     "SLO_WINDOW_SHORTENED",

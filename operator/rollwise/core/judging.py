@@ -91,7 +91,9 @@ def burn_rule(spec: SloBurnRate) -> BurnRateRule:
             for p in spec.pairs
         ]
     )
-    return BurnRateRule(objective=spec.objective, windows=pairs, period=spec.period)
+    return BurnRateRule(
+        objective=spec.objective, windows=pairs, period=spec.period, min_events=spec.min_events
+    )
 
 
 def score_thresholds(spec: Scoring | None) -> ScoreThresholds | None:
@@ -195,6 +197,8 @@ def burn_evidence(result: BurnRateResult) -> BurnRateEvidence:
             BurnWindowRecord(
                 window=format_seconds(w.window),
                 burn_rate=_finite(w.burn),
+                # Unrounded: read back, the count meets minEvents exactly as it did here.
+                events=w.total if w.total is not None and math.isfinite(w.total) else None,
                 observed=format_seconds(w.seconds) if w.seconds > 0 else "",
                 shortened=w.shortened,
             )
@@ -324,7 +328,13 @@ def _burn_result(metric: Metric, slo: SloBurnRate, run: MetricRun) -> BurnRateRe
             continue
         ratio = window.burn_rate * rule.budget if window.burn_rate is not None else None
         burns.append(
-            WindowBurn(window=seconds, seconds=observed, error_ratio=ratio, burn=window.burn_rate)
+            WindowBurn(
+                window=seconds,
+                seconds=observed,
+                total=window.events,
+                error_ratio=ratio,
+                burn=window.burn_rate,
+            )
         )
     return judge_windows(rule, burns, metric=metric.name)
 

@@ -45,11 +45,13 @@ class CompareEvidence(StatusModel):
 
 class BurnWindowRecord(StatusModel):
     """One window of an ``sloBurnRate`` measurement: the rule's window, the burn rate over it
-    (None: no data), the time actually observed, and whether that is shorter than the window
-    (a canary younger than it)."""
+    (None: no data), the events it counted (the total query's answer; fewer than
+    ``minEvents`` and the burn is not judged), the time actually observed, and whether that is
+    shorter than the window (a canary younger than it)."""
 
     window: str
     burn_rate: float | None = None
+    events: float | None = None
     observed: str = ""
     shortened: bool = False
 

@@ -128,12 +128,13 @@ def test_evidence_of_each_kind_of_metric() -> None:
     ]
     lines = text.splitlines()
     slo = lines.index("    checkout-availability: FAIL")
-    windows = [line.split(None, 3) for line in lines[slo + 2 : slo + 6]]
+    assert lines[slo + 1].split() == ["WINDOW", "BURN", "EVENTS", "OBSERVED"]
+    windows = [line.split(None, 4) for line in lines[slo + 2 : slo + 6]]
     assert windows == [
-        ["5m", "20.00", "5m"],
-        ["30m", "10.00", "30m"],
-        ["1h", "15.00", "1h"],
-        ["6h", "6.25", "3h", "shortened to the canary's age"],
+        ["5m", "20.00", "12000", "5m"],
+        ["30m", "10.00", "70000", "30m"],
+        ["1h", "15.00", "140000", "1h"],
+        ["6h", "6.25", "400000", "3h", "shortened to the canary's age"],
     ]
     assert [line.split() for line in lines[slo + 6 : slo + 9]] == [
         ["PAIR", "ABOVE", "SEVERITY", "STATE"],
@@ -446,7 +447,7 @@ def test_a_status_of_another_shape_still_displays() -> None:
     assert "Reasons:     <none>" in text
     assert section(text, "Required actions:")[1] == ["3", "?", "-", "human"]
     assert section(text, "Compare metrics")[1][:3] == ["error-ratio", "-", "-/-"]
-    assert "      1h       no data   -" in text.splitlines()
+    assert "      1h       no data   -        -" in text.splitlines()
     doc = json.loads(json.dumps(explain_document(obj, "rollouts")))
     assert [m["kind"] for m in doc["evidence"]["metrics"]] == ["compare", "burnRate"]
     obj["status"]["decision"] = "not an object"

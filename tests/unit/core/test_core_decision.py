@@ -91,12 +91,18 @@ def burned(
     warning: float = 0.0,
     age: timedelta = LONG,
     answered: bool = True,
+    events: float = 100_000.0,
 ) -> BurnRateResult:
     """An SLO whose critical pair windows (1h, 5m) burn at ``critical`` and warning pair
-    windows (6h, 30m) at ``warning``; ``answered`` False: every query returned nothing."""
+    windows (6h, 30m) at ``warning`` over ``events`` events each; ``answered`` False: every
+    query returned nothing."""
     rates = {300.0: critical, 3600.0: critical, 1800.0: warning, 21600.0: warning}
     counts = [
-        WindowCounts(q, total=100_000.0 if answered else None, bad=rates[q.window] * 100.0)
+        WindowCounts(
+            q,
+            total=events if answered else None,
+            bad=rates[q.window] * events * RULE.budget,
+        )
         for q in windows_to_query(RULE, NOW, NOW - age)
     ]
     return evaluate_burn_rate(RULE, counts, metric=name)
@@ -198,6 +204,12 @@ REASON_CASES = [
     ),
     pytest.param(
         D.SLO_BURN_WARNING, Evidence(burn_rates=[burned(warning=8)]), HOLD, id="SloBurnWarning"
+    ),
+    pytest.param(
+        D.SLO_BURN_FEW_EVENTS,
+        Evidence(burn_rates=[burned(critical=20, events=40)]),
+        HOLD,
+        id="SloBurnFewEvents",
     ),
     pytest.param(
         D.SLO_BURN_NO_DATA,
@@ -757,3 +769,17 @@ def test_an_unconfirmed_breach_names_the_p_value_against_the_level() -> None:
     codes = [r.code for r in critical.reasons]
     assert D.CRITICAL_METRIC_INCONCLUSIVE.code in codes
     assert D.COMPARE_UNCONFIRMED.code not in codes
+
+
+def test_too_few_events_hold_without_asking_to_restore_data() -> None:
+    decision = decide(Evidence(burn_rates=[burned(critical=20, events=40)]))
+    assert decision.recommended is HOLD
+    (reason,) = [r for r in decision.reasons if r.code == D.SLO_BURN_FEW_EVENTS.code]
+    assert (reason.observed, reason.threshold) == (40.0, 100.0)
+    assert "fewer than minEvents 100 events in window(s) 5m, 30m, 1h, 6h" in reason.message
+    codes = [r.code for r in decision.reasons]
+    assert D.SLO_BURN_NO_DATA.code not in codes
+    assert D.SLO_BURN_CRITICAL.code not in codes
+    assert not [a for a in decision.required_actions if a.id.startswith("restore-data/")]
+    # The same burn over enough events is a rollback.
+    assert decide(Evidence(burn_rates=[burned(critical=20, events=100)])).recommended is ROLLBACK

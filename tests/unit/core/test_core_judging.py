@@ -112,6 +112,12 @@ AT = "spec.strategy.canary.analysis.metrics[0]"
             id="burn-pair-order",
         ),
         pytest.param(
+            [burn_metric(minEvents=0)],
+            {},
+            [f"{AT}.sloBurnRate.minEvents: Input should be greater than or equal to 1"],
+            id="burn-min-events-zero",
+        ),
+        pytest.param(
             [compare_metric()],
             {"scoring": {"pass": 70, "marginal": 80}},
             [f"spec.strategy.canary.analysis.scoring: {MSG_SCORING_ORDER}"],
@@ -266,12 +272,44 @@ def test_an_unconfirmed_breach_on_the_means_holds_the_step() -> None:
     assert "CompareUnconfirmed" in [r.code for r in decision.reasons]
 
 
-def _burn_measurement(bad_ratio: float, seconds: float) -> Measurement:
+def _burn_measurement(bad_ratio: float, seconds: float, total: float = 1000.0) -> Measurement:
     checks = _checks([burn_metric()])
     (slo,) = checks.metrics
     queries = burn_windows(slo, T0, at(seconds))
-    counts = tuple(WindowCounts(query=q, total=1000.0, bad=1000.0 * bad_ratio) for q in queries)
+    counts = tuple(WindowCounts(query=q, total=total, bad=total * bad_ratio) for q in queries)
     return Measurement(value=None, at=at(seconds), windows=counts)
+
+
+@pytest.mark.parametrize(
+    ("min_events", "verdict", "action"),
+    [
+        pytest.param(None, Verdict.INCONCLUSIVE, Action.HOLD, id="default-floor-100-holds"),
+        pytest.param(40, Verdict.FAIL, Action.ROLLBACK, id="floor-met-rolls-back"),
+    ],
+)
+def test_min_events_reaches_the_judge_and_status(
+    min_events: int | None, verdict: Verdict, action: Action
+) -> None:
+    extra = {} if min_events is None else {"minEvents": min_events}
+    checks = _checks([burn_metric(**extra)])
+    (slo,) = checks.metrics
+    assert slo.slo_burn_rate is not None
+    assert slo.slo_burn_rate.min_events == (min_events or 100)
+    # A 50% error ratio over 40 requests a window.
+    measured = _burn_measurement(0.5, 600, total=40.0)
+    rec = record_measurement(checks, slo, MetricRun(name="slo"), measured)
+    assert rec.assessment.verdict is verdict, rec.assessment.message
+    evidence = rec.run.measurements[-1].burn_rate
+    assert evidence is not None
+    assert {w.events for w in evidence.windows} == {40.0}
+    wire = rec.run.measurements[-1].model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert wire["burnRate"]["windows"][0]["events"] == 40.0
+    # The decision judges the windows again from status, with the same floor.
+    run = new_run(0, "c1", checks, T0).model_copy(update={"metrics": [rec.run]})
+    decision = step_decision(checks, run, now=at(600), observed=timedelta(minutes=10))
+    assert decision.recommended is action
+    few = D.SLO_BURN_FEW_EVENTS.code in {r.code for r in decision.reasons}
+    assert few is (action is Action.HOLD)
 
 
 @pytest.mark.parametrize(
