@@ -253,6 +253,9 @@ def test_an_slo_burning_its_budget_rolls_the_canary_back(
     decision = status["decision"]
     assert decision["action"] == "rollback"
     assert decision["reasons"][0]["code"] == "SloBurnCritical"
+    # The burn-rate queries were parsed by Prometheus when the spec was first seen.
+    verified = {c["type"]: c for c in status["conditions"]}["QueriesVerified"]
+    assert (verified["status"], verified["reason"]) == ("True", "Verified")
 
 
 def test_advisory_mode_holds_until_a_human_promotes(
