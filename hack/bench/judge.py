@@ -9,7 +9,10 @@ The traffic is synthetic (there are no real users here); the queries and the mat
 **Scenarios** (labelled good or bad), each run ``--seeds`` times with different seeds: a
 healthy canary; +2%, +5% and +20% errors; +50 ms and +300 ms on p95 latency; a noisy but
 healthy service (latency jitter ten times the default, on every revision); low traffic
-(1 request/s in all, so the 5% canary sees one request every 20 s). The stable revision
+(1 request/s in all, so the 5% canary sees one request every 20 s); and +20% errors at that
+low traffic (``low-traffic-errors-20``: an error ratio over one request per sample is mostly
+zeros on both sides, the compare judge's blind spot while it read only medians). The stable
+revision
 answers 0.1% of its requests with a 500 in ``20 + uniform(0, 10)`` ms (the demo service's
 default latency).
 
@@ -53,13 +56,13 @@ historical ``time=`` (instant queries and range queries ending then). Each pass 
 **Figures** per judge: accuracy (good promoted, bad rolled back; held counts as wrong),
 false-positive rate (good runs rolled back), false-negative rate (bad runs promoted), held
 rate, median and p95 time to decision (from a step's start to its expand or rollback, over
-every decided step), and how often the +20%-errors canary was rolled back at the 5% step;
-with the goals (accuracy > 90%, FP < 5%, p95 time to decision < 5 min, 20% caught at 5%
+every decided step), how often the low-traffic +20%-errors canary was rolled back (at any
+step) and how often the +20%-errors canary was rolled back at the 5% step; with the goals
+(accuracy > 90%, FP < 5%, p95 time to decision < 5 min, both 20%-errors canaries caught
 >= 95%) marked PASS or FAIL. Two tables per scenario show each judge's outcomes and times.
 
 ``--compare-min-samples`` and ``--compare-tolerance`` change the compare rule (the core's
-defaults otherwise), to see what a default would do; ``--scenarios low-traffic-errors-20``
-adds a bad canary with little traffic (not in the default set).
+defaults otherwise), to see what a default would do; ``--scenarios`` picks scenarios by name.
 
 Boundary: a measurement script; it asserts nothing. Bounded: about 80 s by default on the lab
 machine (2 shared cores), ``--quick`` about 12 s.
@@ -147,10 +150,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("p95-300ms", True, replace(BASE, latency_ms=BASE.latency_ms + 300)),
     Scenario("noisy", False, NOISY, stable=NOISY),
     Scenario("low-traffic", False, BASE, rate=LOW_RATE),
-)
-#: Not in the default set (its figures would change the goals' denominators): chosen with
-#: ``--scenarios``, to see what each judge does with a bad canary that gets little traffic.
-EXTRA_SCENARIOS: tuple[Scenario, ...] = (
+    # The compare judge's blind spot once: an error ratio over one request per sample is
+    # mostly zeros on both sides, so their medians cannot tell this canary from a healthy one.
     Scenario(
         "low-traffic-errors-20",
         True,
@@ -159,6 +160,7 @@ EXTRA_SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 ERRORS_20 = "errors-20"
+LOW_TRAFFIC_ERRORS_20 = "low-traffic-errors-20"
 
 # ------------------------------------------------------------------------------ the traffic
 
@@ -670,12 +672,15 @@ class Row:
     median_seconds: float
     p95_seconds: float
     caught_at_5: float
+    low_traffic_caught: float = float("nan")
 
     def goals(self) -> dict[str, bool]:
         return {
             "accuracy": self.accuracy > GOAL_ACCURACY,
             "fp": self.false_positives < GOAL_FALSE_POSITIVES,
             "time": not math.isnan(self.p95_seconds) and self.p95_seconds < GOAL_SECONDS,
+            "low-traffic 20%": not math.isnan(self.low_traffic_caught)
+            and self.low_traffic_caught >= GOAL_CAUGHT,
             "20% at 5%": not math.isnan(self.caught_at_5) and self.caught_at_5 >= GOAL_CAUGHT,
         }
 
@@ -696,6 +701,7 @@ def score(outcomes: Iterable[Outcome]) -> list[Row]:
         right = sum(1 for o in runs if o.result == (ROLLED_BACK if o.bad else PROMOTED))
         times = [t for o in runs for t in o.decision_times]
         worst = [o for o in runs if o.scenario == ERRORS_20]
+        sparse = [o for o in runs if o.scenario == LOW_TRAFFIC_ERRORS_20]
         rows.append(
             Row(
                 judge=name,
@@ -708,6 +714,9 @@ def score(outcomes: Iterable[Outcome]) -> list[Row]:
                 p95_seconds=percentile(times, 0.95),
                 caught_at_5=_share(
                     sum(o.result == ROLLED_BACK and o.step == 0 for o in worst), len(worst)
+                ),
+                low_traffic_caught=_share(
+                    sum(o.result == ROLLED_BACK for o in sparse), len(sparse)
                 ),
             )
         )
@@ -726,8 +735,8 @@ def table(rows: Sequence[Row]) -> str:
     """The judges' figures and their goals, as a Markdown table."""
     lines = [
         "| judge | runs | accuracy | false pos. | false neg. | held | time median | "
-        "time p95 | 20% caught at 5% |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "time p95 | low-traffic 20% rolled back | 20% caught at 5% |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         goals = row.goals()
@@ -740,6 +749,7 @@ def table(rows: Sequence[Row]) -> str:
             f"{mark('fp', _pct(row.false_positives))} | {_pct(row.false_negatives)} | "
             f"{_pct(row.held)} | {_secs(row.median_seconds)} | "
             f"{mark('time', _secs(row.p95_seconds))} | "
+            f"{mark('low-traffic 20%', _pct(row.low_traffic_caught))} | "
             f"{mark('20% at 5%', _pct(row.caught_at_5))} |"
         )
     return "\n".join(lines)
@@ -875,9 +885,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scenarios",
         default="",
-        help="comma-separated names (default: the eight labelled ones; "
-        + ", ".join(s.name for s in EXTRA_SCENARIOS)
-        + " on request)",
+        help="comma-separated names (default: all: " + ", ".join(s.name for s in SCENARIOS) + ")",
     )
     parser.add_argument("--workers", type=int, default=2, help="runs judged in parallel")
     parser.add_argument("--quick", action="store_true", help="2 seeds, 5-minute steps")
@@ -886,7 +894,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = SCENARIOS
     if args.scenarios:
         names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
-        known = {s.name: s for s in (*SCENARIOS, *EXTRA_SCENARIOS)}
+        known = {s.name: s for s in SCENARIOS}
         unknown = [n for n in names if n not in known]
         if unknown:
             parser.error(f"unknown scenarios {unknown}; known: {', '.join(known)}")
@@ -938,7 +946,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"goals: accuracy > {GOAL_ACCURACY:.0%}, false positives < {GOAL_FALSE_POSITIVES:.0%}, "
         f"p95 time to decision < {GOAL_SECONDS / 60:g} min, 20%-errors canary rolled back at "
-        f"the 5% step >= {GOAL_CAUGHT:.0%}; total {time.monotonic() - began:.0f}s"
+        f"the 5% step >= {GOAL_CAUGHT:.0%}, 20%-errors canary at 1 request/s rolled back >= "
+        f"{GOAL_CAUGHT:.0%}; total {time.monotonic() - began:.0f}s"
     )
     return 0
 

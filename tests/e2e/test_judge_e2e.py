@@ -239,6 +239,9 @@ def test_an_slo_burning_its_budget_rolls_the_canary_back(
     windows = {w["window"]: w for w in evidence["windows"]}
     # 20% errors against a 1% budget: a burn rate near 20 over both windows.
     assert 10 < windows["1m"]["burnRate"] < 30
+    # Judged because each window counted at least minEvents (default 100) requests: about
+    # 150 a minute reach the 5% canary at 50 requests/s.
+    assert all(w["events"] >= 100 for w in windows.values()), windows
     assert windows["5m"]["shortened"] is True
     (pair,) = evidence["pairs"]
     assert (pair["long"], pair["short"], pair["threshold"], pair["state"]) == (
@@ -250,6 +253,9 @@ def test_an_slo_burning_its_budget_rolls_the_canary_back(
     decision = status["decision"]
     assert decision["action"] == "rollback"
     assert decision["reasons"][0]["code"] == "SloBurnCritical"
+    # The burn-rate queries were parsed by Prometheus when the spec was first seen.
+    verified = {c["type"]: c for c in status["conditions"]}["QueriesVerified"]
+    assert (verified["status"], verified["reason"]) == ("True", "Verified")
 
 
 def test_advisory_mode_holds_until_a_human_promotes(

@@ -69,8 +69,8 @@ def test_quick_run_judges_every_scenario_on_real_prometheus(
         if line.startswith("| ") and "runs" not in line
     }
     for judge in ("thresholds", "compare/stable", "compare/baseline", "burn-rate"):
-        # 16 runs: 8 scenarios x 2 seeds; the 20%-errors canary is caught at 5% by all.
-        assert rows[judge].split("|")[2].strip() == "16"
+        # 18 runs: 9 scenarios x 2 seeds; the 20%-errors canary is caught at 5% by all.
+        assert rows[judge].split("|")[2].strip() == "18"
         assert rows[judge].rstrip(" |").endswith("100.0% PASS")
     section = out.split("outcomes per scenario")[1].split("\n\n")[0]
     per_scenario = {

@@ -21,6 +21,7 @@ from hack.lab.prometheus import PrometheusServer
 from hack.lab.service import DemoService
 from rollwise.adapters.errors import ProviderUnavailable, QueryError, QueryRefused
 from rollwise.adapters.metrics import MetricProvider, PrometheusProvider
+from rollwise.core.querycheck import render_for_check, sample_context
 
 pytestmark = pytest.mark.lab
 
@@ -246,6 +247,37 @@ def test_a_query_that_does_not_parse_is_refused_with_the_position(
         provider.parse(query, timeout_s=5)
     assert "bad_data" in refused.value.message
     assert where in refused.value.message
+    assert "parse error" in refused.value.message
+
+
+COMPARE = 'sum(rate(http_requests_total{revision="{{revision}}",code=~"5.."}[1m]))'
+BURN_BAD = (
+    'sum(increase(http_requests_total{revision="{{canaryRevision}}",code=~"5.."}[{{window}}]))'
+)
+
+
+@pytest.mark.parametrize(
+    ("field", "template", "parses"),
+    [
+        pytest.param("compare.query", COMPARE, True, id="compare"),
+        pytest.param("sloBurnRate.badQuery", BURN_BAD, True, id="burn-rate"),
+        pytest.param("compare.query", COMPARE.replace("[1m]", "[1m"), False, id="compare-broken"),
+        pytest.param(
+            "sloBurnRate.totalQuery", BURN_BAD.replace("sum(", "sum(("), False, id="burn-broken"
+        ),
+    ],
+)
+def test_compare_and_burn_rate_queries_are_checked_as_rendered_for_the_check(
+    provider: PrometheusProvider, field: str, template: str, parses: bool
+) -> None:
+    """The sample {{revision}} and {{window}} give PromQL that Prometheus parses, so a refusal
+    is the query's own fault."""
+    query = render_for_check(field, template, sample_context("shop", "web", "s", "c"))
+    if parses:
+        provider.parse(query, timeout_s=5)
+        return
+    with pytest.raises(QueryRefused) as refused:
+        provider.parse(query, timeout_s=5)
     assert "parse error" in refused.value.message
 
 

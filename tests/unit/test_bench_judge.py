@@ -206,6 +206,7 @@ def _outcome(judge: str, scenario: Scenario, result: str, step: int, *times: flo
 
 def test_the_scoring_table_counts_accuracy_errors_and_times() -> None:
     healthy, worst, latency = SCENARIO["healthy"], SCENARIO["errors-20"], SCENARIO["p95-50ms"]
+    sparse = SCENARIO["low-traffic-errors-20"]
     outcomes = [
         _outcome("a", healthy, PROMOTED, 1, 60, 60),
         _outcome("a", healthy, ROLLED_BACK, 0, 30),
@@ -214,27 +215,41 @@ def test_the_scoring_table_counts_accuracy_errors_and_times() -> None:
         _outcome("a", latency, PROMOTED, 1, 60, 60),
         _outcome("a", latency, HELD, 0),
         _outcome("b", healthy, PROMOTED, 1, 30, 30),
+        _outcome("a", sparse, ROLLED_BACK, 1, 60, 60),
+        _outcome("a", sparse, HELD, 0),
         _outcome("b", worst, ROLLED_BACK, 0, 30),
+        _outcome("b", sparse, ROLLED_BACK, 0, 90),
     ]
     a, b = score(outcomes)
     assert a.judge == "a"
-    assert a.runs == 6
-    assert a.accuracy == pytest.approx(3 / 6)
+    assert a.runs == 8
+    assert a.accuracy == pytest.approx(4 / 8)
     assert a.false_positives == pytest.approx(1 / 2)
-    assert a.false_negatives == pytest.approx(1 / 4)
-    assert a.held == pytest.approx(1 / 6)
-    # Every decided step: 60 60 30 30 60 90 60 60.
+    assert a.false_negatives == pytest.approx(1 / 6)
+    assert a.held == pytest.approx(2 / 8)
+    # Every decided step: 60 60 30 30 60 90 60 60 60 60.
     assert a.median_seconds == 60
     assert a.p95_seconds == 90
     assert a.caught_at_5 == pytest.approx(1 / 2)
-    assert a.goals() == {"accuracy": False, "fp": False, "time": True, "20% at 5%": False}
-    assert b.goals() == {"accuracy": True, "fp": True, "time": True, "20% at 5%": True}
+    # Rolled back at any step counts for the low-traffic canary.
+    assert a.low_traffic_caught == pytest.approx(1 / 2)
+    assert b.low_traffic_caught == 1.0
+    assert a.goals() == {
+        "accuracy": False,
+        "fp": False,
+        "time": True,
+        "low-traffic 20%": False,
+        "20% at 5%": False,
+    }
+    assert all(b.goals().values())
 
     shown = table([a, b]).splitlines()
+    assert shown[0].endswith("| time p95 | low-traffic 20% rolled back | 20% caught at 5% |")
     assert shown[2] == (
-        "| a | 6 | 50.0% FAIL | 50.0% FAIL | 25.0% | 16.7% | 60s | 90s PASS | 50.0% FAIL |"
+        "| a | 8 | 50.0% FAIL | 50.0% FAIL | 16.7% | 25.0% | 60s | 90s PASS | 50.0% FAIL | "
+        "50.0% FAIL |"
     )
-    assert shown[3].startswith("| b | 2 | 100.0% PASS | 0.0% PASS | 0.0% | 0.0% | 30s |")
+    assert shown[3].startswith("| b | 3 | 100.0% PASS | 0.0% PASS | 0.0% | 0.0% | 30s |")
     per_scenario = scenario_table(outcomes).splitlines()
     assert per_scenario[0] == "| scenario | label | a | b |"
     assert per_scenario[2] == "| healthy | good | 1/1/0 (1 at 5%) | 1/0/0 (0 at 5%) |"
@@ -252,6 +267,7 @@ def test_a_judge_without_decided_steps_has_no_time_and_fails_the_time_goal() -> 
     assert math.isnan(row.caught_at_5)
     assert row.goals()["time"] is False
     assert row.goals()["20% at 5%"] is False
+    assert row.goals()["low-traffic 20%"] is False
     assert "n/a" in table([row])
 
 
@@ -288,4 +304,7 @@ def test_scenarios_differ_from_the_stable_only_where_their_name_says() -> None:
     assert noisy.stable == noisy.canary
     assert noisy.canary.jitter_ms == 10 * BASE.jitter_ms
     assert SCENARIO["low-traffic"].rate == 1.0
+    sparse = SCENARIO["low-traffic-errors-20"]
+    assert (sparse.bad, sparse.rate) == (True, 1.0)
+    assert sparse.canary == SCENARIO["errors-20"].canary
     assert [s.label for s in SCENARIOS].count("good") == 3

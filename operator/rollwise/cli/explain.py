@@ -403,10 +403,28 @@ def _effect_text(value: object) -> str:
     return "-" if number is None else f"{number * 100:+.1f}%"
 
 
+def _on_means(c: dict[str, Any]) -> bool:
+    return c.get("effectBasis") == "mean"
+
+
+def _means_note(name: str, c: dict[str, Any]) -> str:
+    """Why a compare metric's effect is on its means, and the means."""
+    return (
+        f"    {name}: more than half of each side is {format_value(_number(c.get('canaryMedian')))}"
+        f", so the effect is on the means: canary {format_value(_number(c.get('canaryMean')))} vs "
+        f"control {format_value(_number(c.get('controlMean')))}"
+    )
+
+
 def _compare_lines(items: Sequence[MetricEvidence], palette: Palette) -> list[str]:
     rows = []
+    notes = []
     for item in items:
         c = _as_dict(item.latest.get("compare"))
+        effect = _effect_text(c.get("effectSize"))
+        if _on_means(c):
+            effect = f"{effect} (means)"
+            notes.append(_means_note(item.run.name, c))
         rows.append(
             [
                 item.run.name,
@@ -414,7 +432,7 @@ def _compare_lines(items: Sequence[MetricEvidence], palette: Palette) -> list[st
                 f"{_number_text(c.get('canarySamples'))}/{_number_text(c.get('controlSamples'))}",
                 format_value(_number(c.get("canaryMedian"))),
                 format_value(_number(c.get("controlMedian"))),
-                _effect_text(c.get("effectSize")),
+                effect,
                 _p_text(c.get("pValue")),
                 str(c.get("method") or "-"),
                 palette.word(str(item.latest.get("verdict") or "-").upper()),
@@ -425,6 +443,7 @@ def _compare_lines(items: Sequence[MetricEvidence], palette: Palette) -> list[st
     return [
         "  Compare metrics (canary against control; SAMPLES canary/control):",
         *table(header, rows, indent="    "),
+        *notes,
     ]
 
 
@@ -433,6 +452,12 @@ def _window_text(value: object) -> str:
     if number is not None:
         return format_seconds(number)
     return str(value) if value not in (None, "") else "?"
+
+
+def _events_text(value: object) -> str:
+    """A window's event count, whole (``increase()`` extrapolates to fractions)."""
+    number = _number(value)
+    return "-" if number is None else f"{number:.0f}"
 
 
 def _burn_lines(items: Sequence[MetricEvidence], palette: Palette) -> list[str]:
@@ -445,13 +470,14 @@ def _burn_lines(items: Sequence[MetricEvidence], palette: Palette) -> list[str]:
             [
                 _window_text(w.get("window")),
                 "no data" if _number(w.get("burnRate")) is None else f"{w['burnRate']:.2f}",
+                _events_text(w.get("events")),
                 _window_text(w.get("observed")) if w.get("observed") is not None else "-",
                 "shortened to the canary's age" if w.get("shortened") else "",
             ]
             for w in _dicts(b.get("windows"))
         ]
         if windows:
-            lines += table(["WINDOW", "BURN", "OBSERVED", ""], windows, indent="      ")
+            lines += table(["WINDOW", "BURN", "EVENTS", "OBSERVED", ""], windows, indent="      ")
         pairs = [
             [
                 f"{_window_text(p.get('long'))}/{_window_text(p.get('short'))}",

@@ -10,6 +10,12 @@ Definitions:
   clamped to [0, 1] because ``increase()`` extrapolates each counter separately and can
   report slightly more bad than total events. No total, a zero or non-finite total, or no
   bad/good count is *no data*.
+* **Too few events**: a window whose total is below the rule's ``min_events`` (default
+  100) is judged as no data, in both directions: its burn is computed and reported, but it
+  neither fires nor clears a pair. At a 99.9% objective a single bad event among fewer than
+  70 burns above 14.4, so a window of a handful of requests would roll back on one stray
+  error, and a clean one would vouch for nothing. Like ``minSamples`` of the other kinds,
+  the floor makes thin evidence INCONCLUSIVE, never a pass or a fail.
 * **Burn rate**: ``error ratio / (1 - objective)``; 1 spends the error budget exactly over
   the SLO period, 14.4 spends 2% of a 30-day budget in an hour.
 * **Pairs** (defaults from the workbook's multi-window, multi-burn-rate alerts): a long and
@@ -47,7 +53,7 @@ from pydantic import Field, model_validator
 from rollwise.core.confidence import Confidence, capped, strongest, weakest
 from rollwise.core.durations import format_seconds, parse_seconds
 from rollwise.core.runs import Verdict
-from rollwise.core.spec import Duration, Model, PairSeverity
+from rollwise.core.spec import DEFAULT_MIN_EVENTS, MAX_MIN_EVENTS, Duration, Model, PairSeverity
 
 #: Shortest window worth querying (and shortest a pair may use): under a minute a rate sees a
 #: couple of scrapes at best.
@@ -104,6 +110,8 @@ class BurnRateRule(Model):
     windows: list[BurnWindowPair] = Field(default_factory=lambda: list(DEFAULT_PAIRS), min_length=1)
     #: The SLO period the budget spans (30 days): how soon a burn exhausts it.
     period: Duration = "720h"
+    #: Fewest events a window needs to be judged (module docstring).
+    min_events: int = Field(default=DEFAULT_MIN_EVENTS, ge=1, le=MAX_MIN_EVENTS)
 
     @property
     def budget(self) -> float:
@@ -192,6 +200,15 @@ class WindowBurn:
     def shortened(self) -> bool:
         return 0 < self.seconds < self.window
 
+    def too_few(self, min_events: float) -> bool:
+        """Whether the window counted a burn over fewer than ``min_events`` events (a window
+        without a count, e.g. one read back from an older status, is not)."""
+        return self.burn is not None and self.total is not None and self.total < min_events
+
+    def usable_burn(self, min_events: float) -> float | None:
+        """The burn as evidence: None without data or with too few events."""
+        return None if self.too_few(min_events) else self.burn
+
     @property
     def label(self) -> str:
         shown = format_seconds(self.window)
@@ -247,6 +264,11 @@ class BurnRateResult:
         return tuple(p for p in self.pairs if p.state is PairState.UNKNOWN)
 
     @property
+    def few_events(self) -> tuple[WindowBurn, ...]:
+        """The windows judged as no data because they counted fewer than ``min_events``."""
+        return tuple(w for w in self.windows if w.too_few(self.rule.min_events))
+
+    @property
     def highest_burn(self) -> float | None:
         burns = [w.burn for w in self.windows if w.burn is not None]
         return max(burns) if burns else None
@@ -279,18 +301,25 @@ def _burn(window: float, counts: WindowCounts | None, budget: float) -> WindowBu
     )
 
 
-def _shown(burn: float | None) -> str:
-    return "no data" if burn is None else f"{burn:.2f}"
+def _shown(window: WindowBurn, min_events: float) -> str:
+    if window.burn is None:
+        return "no data"
+    if window.too_few(min_events):
+        return f"{window.burn:.2f} on {window.total:g} events (under minEvents {min_events:g})"
+    return f"{window.burn:.2f}"
 
 
-def _pair(pair: BurnWindowPair, long: WindowBurn, short: WindowBurn, period: float) -> PairResult:
+def _pair(
+    pair: BurnWindowPair, long: WindowBurn, short: WindowBurn, period: float, min_events: float
+) -> PairResult:
     rate = pair.rate
-    known = [w.burn for w in (long, short) if w.burn is not None]
+    long_burn, short_burn = long.usable_burn(min_events), short.usable_burn(min_events)
+    known = [b for b in (long_burn, short_burn) if b is not None]
     exhaustion: float | None = None
-    if long.burn is not None and short.burn is not None and min(long.burn, short.burn) > rate:
+    if long_burn is not None and short_burn is not None and min(long_burn, short_burn) > rate:
         state = PairState.FIRING
         confidence = Confidence.HIGH
-        exhaustion = period / long.burn
+        exhaustion = period / long_burn
         verdict = f"both above {rate:g}"
     elif any(b <= rate for b in known):
         state = PairState.CLEAR
@@ -304,8 +333,8 @@ def _pair(pair: BurnWindowPair, long: WindowBurn, short: WindowBurn, period: flo
     if long.shortened or short.shortened:
         confidence = capped(confidence, Confidence.LOW)
     message = (
-        f"{pair.label}: burn {_shown(long.burn)} over {long.label} and {_shown(short.burn)} "
-        f"over {short.label}, {verdict}"
+        f"{pair.label}: burn {_shown(long, min_events)} over {long.label} and "
+        f"{_shown(short, min_events)} over {short.label}, {verdict}"
     )
     return PairResult(
         pair=pair,
@@ -337,7 +366,8 @@ def judge_windows(
     windows = {w: given.get(w, WindowBurn(window=w, seconds=0.0)) for w in rule.window_seconds()}
     period = parse_seconds(rule.period)
     pairs = tuple(
-        _pair(p, windows[p.long_seconds], windows[p.short_seconds], period) for p in rule.windows
+        _pair(p, windows[p.long_seconds], windows[p.short_seconds], period, rule.min_events)
+        for p in rule.windows
     )
     critical = [
         p for p in pairs if p.state is PairState.FIRING and p.pair.severity is PairSeverity.CRITICAL

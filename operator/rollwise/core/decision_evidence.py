@@ -181,6 +181,20 @@ def compare_findings(
                     asks=INVESTIGATE_PREFIX,
                 )
             )
+        elif result.unconfirmed:
+            # Beyond tolerance on the means, not significant yet: the p-value against the
+            # level is what it waits for.
+            findings.append(
+                Finding(
+                    D.CRITICAL_METRIC_INCONCLUSIVE if result.critical else D.COMPARE_UNCONFIRMED,
+                    result.message,
+                    Confidence.LOW,
+                    Action.HOLD if result.critical else None,
+                    metric=result.metric,
+                    observed=result.p_value,
+                    threshold=result.rule.significance,
+                )
+            )
         elif result.verdict is Verdict.INCONCLUSIVE:
             findings.append(
                 Finding(
@@ -276,7 +290,27 @@ def burn_findings(results: Sequence[BurnRateResult], now: datetime) -> list[Find
                         asks=INVESTIGATE_PREFIX,
                     )
                 )
-        unknown = result.unknown
+        floor = result.rule.min_events
+        thin = [p for p in result.unknown if p.long.too_few(floor) or p.short.too_few(floor)]
+        if thin:
+            # Traffic, not a human, settles it: nothing to restore.
+            fewest = min(w.total for w in result.few_events if w.total is not None)
+            findings.append(
+                Finding(
+                    D.SLO_BURN_FEW_EVENTS,
+                    f"{head}: fewer than minEvents {floor} events in window(s) "
+                    + ", ".join(w.label for w in result.few_events)
+                    + " (fewest "
+                    + f"{fewest:g}); not judged: "
+                    + ", ".join(p.pair.label for p in thin),
+                    Confidence.LOW,
+                    Action.HOLD,
+                    metric=result.metric,
+                    observed=fewest,
+                    threshold=float(floor),
+                )
+            )
+        unknown = [p for p in result.unknown if p not in thin]
         if unknown:
             # Data a human can restore only if a window was asked for; a canary too young for
             # any window just needs time.

@@ -92,11 +92,20 @@ INSUFFICIENT_SAMPLES = ReasonCode(
     "A compare metric has fewer usable samples than minSamples on the canary or the control "
     "side: it is inconclusive and left out of the score's denominator.",
 )
+COMPARE_UNCONFIRMED = ReasonCode(
+    "CompareUnconfirmed",
+    _W,
+    "A compare metric whose medians are pinned (more than half of each side is one value, e.g. "
+    "an error ratio over few requests, mostly zeros) is beyond its tolerance on the means and "
+    "its test leans the bad way, but is not significant yet: it is inconclusive, held for "
+    "more samples rather than passed.",
+)
 CRITICAL_METRIC_INCONCLUSIVE = ReasonCode(
     "CriticalMetricInconclusive",
     _W,
-    "A compare metric marked critical is inconclusive (too few samples): the decision is hold "
-    "until it can be judged; a critical metric is never passed unseen.",
+    "A compare metric marked critical is inconclusive (too few samples, or beyond its "
+    "tolerance on the means but not significant yet): the decision is hold until it can be "
+    "judged; a critical metric is never passed unseen.",
 )
 SCORE_MARGINAL = ReasonCode(
     "ScoreMarginal",
@@ -109,6 +118,13 @@ TOO_MANY_INCONCLUSIVE = ReasonCode(
     _W,
     "Too much of the compare metrics' weight is inconclusive (more than maxInconclusive, or "
     "enough to lift a score below marginal if it passed): the decision is hold.",
+)
+SLO_BURN_FEW_EVENTS = ReasonCode(
+    "SloBurnFewEvents",
+    _W,
+    "A burn-rate window counted fewer events than the metric's minEvents, so its burn is not "
+    "judged (one stray error among a handful of requests would fire a pair): the pairs using "
+    "it are unknown and the decision is hold until enough traffic has reached the canary.",
 )
 SLO_BURN_WARNING = ReasonCode(
     "SloBurnWarning",
@@ -189,10 +205,12 @@ ALL_DECISION_REASONS: tuple[ReasonCode, ...] = (
     THRESHOLD_INCONCLUSIVE,
     COMPARE_REGRESSION,
     INSUFFICIENT_SAMPLES,
+    COMPARE_UNCONFIRMED,
     CRITICAL_METRIC_INCONCLUSIVE,
     SCORE_MARGINAL,
     TOO_MANY_INCONCLUSIVE,
     SLO_BURN_WARNING,
+    SLO_BURN_FEW_EVENTS,
     SLO_BURN_NO_DATA,
     ANALYSIS_PENDING,
     THRESHOLDS_PASSED,
@@ -211,6 +229,7 @@ __all__ = [
     "ALL_DECISION_REASONS",
     "ANALYSIS_PENDING",
     "COMPARE_REGRESSION",
+    "COMPARE_UNCONFIRMED",
     "CRITICAL_METRIC_FAILED",
     "CRITICAL_METRIC_INCONCLUSIVE",
     "INSUFFICIENT_SAMPLES",
@@ -222,6 +241,7 @@ __all__ = [
     "SCORE_PASSED",
     "SHORT_OBSERVATION",
     "SLO_BURN_CRITICAL",
+    "SLO_BURN_FEW_EVENTS",
     "SLO_BURN_NO_DATA",
     "SLO_BURN_WARNING",
     "SLO_WINDOW_SHORTENED",

@@ -44,7 +44,14 @@ from rollwise.core.burnrate import (
     judge_windows,
     windows_to_query,
 )
-from rollwise.core.compare import CompareResult, CompareRule, judge_metric
+from rollwise.core.compare import (
+    BASIS_MEAN,
+    BASIS_MEDIAN,
+    CompareResult,
+    CompareRule,
+    breaches,
+    judge_metric,
+)
 from rollwise.core.decision import Action, Decision, Mode, build_decision
 from rollwise.core.durations import InvalidDuration, format_seconds, parse_seconds
 from rollwise.core.observations import Measurement
@@ -84,7 +91,9 @@ def burn_rule(spec: SloBurnRate) -> BurnRateRule:
             for p in spec.pairs
         ]
     )
-    return BurnRateRule(objective=spec.objective, windows=pairs, period=spec.period)
+    return BurnRateRule(
+        objective=spec.objective, windows=pairs, period=spec.period, min_events=spec.min_events
+    )
 
 
 def score_thresholds(spec: Scoring | None) -> ScoreThresholds | None:
@@ -170,8 +179,11 @@ def compare_evidence(result: CompareResult, control: str) -> CompareEvidence:
     return CompareEvidence(
         p_value=_finite(result.p_value),
         effect_size=_finite(result.effect_size),
+        effect_basis=result.basis,
         canary_median=_finite(result.canary_median),
         control_median=_finite(result.control_median),
+        canary_mean=_finite(result.canary_mean),
+        control_mean=_finite(result.control_mean),
         canary_samples=result.canary_samples,
         control_samples=result.control_samples,
         control=control,
@@ -185,6 +197,8 @@ def burn_evidence(result: BurnRateResult) -> BurnRateEvidence:
             BurnWindowRecord(
                 window=format_seconds(w.window),
                 burn_rate=_finite(w.burn),
+                # Unrounded: read back, the count meets minEvents exactly as it did here.
+                events=w.total if w.total is not None and math.isfinite(w.total) else None,
                 observed=format_seconds(w.seconds) if w.seconds > 0 else "",
                 shortened=w.shortened,
             )
@@ -267,10 +281,15 @@ def _compare_result(metric: Metric, compare: Compare, run: MetricRun) -> Compare
         return CompareResult(metric.name, rule, verdict, message, 0, 0)
     shift = None
     breach = False
-    if evidence.canary_median is not None and evidence.control_median is not None:
-        shift = evidence.canary_median - evidence.control_median
-        bad = {"increase": shift, "decrease": -shift, "either": abs(shift)}[rule.direction.value]
-        breach = bad > rule.tolerance * abs(evidence.control_median)
+    basis = BASIS_MEAN if evidence.effect_basis == BASIS_MEAN else BASIS_MEDIAN
+    canary, control = (
+        (evidence.canary_mean, evidence.control_mean)
+        if basis == BASIS_MEAN
+        else (evidence.canary_median, evidence.control_median)
+    )
+    if canary is not None and control is not None:
+        shift = canary - control
+        breach = breaches(rule, canary, control)
     return CompareResult(
         metric=metric.name,
         rule=rule,
@@ -281,6 +300,9 @@ def _compare_result(metric: Metric, compare: Compare, run: MetricRun) -> Compare
         p_value=evidence.p_value,
         canary_median=evidence.canary_median,
         control_median=evidence.control_median,
+        canary_mean=evidence.canary_mean,
+        control_mean=evidence.control_mean,
+        basis=basis,
         shift=shift,
         effect_size=evidence.effect_size,
         breach=breach,
@@ -306,7 +328,13 @@ def _burn_result(metric: Metric, slo: SloBurnRate, run: MetricRun) -> BurnRateRe
             continue
         ratio = window.burn_rate * rule.budget if window.burn_rate is not None else None
         burns.append(
-            WindowBurn(window=seconds, seconds=observed, error_ratio=ratio, burn=window.burn_rate)
+            WindowBurn(
+                window=seconds,
+                seconds=observed,
+                total=window.events,
+                error_ratio=ratio,
+                burn=window.burn_rate,
+            )
         )
     return judge_windows(rule, burns, metric=metric.name)
 

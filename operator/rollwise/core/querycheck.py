@@ -3,8 +3,13 @@ seen, not at the first canary step.
 
 A query that does not parse is a spec error like any other (``InvalidSpec``, no action), found
 while the object is still new rather than minutes into a canary, where it would only pause the
-rollout on ``MeasurementError``. The runtime renders each query with sample placeholder values
-(:func:`sample_context`: the revisions are not known yet when a spec is first seen) and asks
+rollout on ``MeasurementError``. Every PromQL a metric runs is checked, whatever its kind
+(:func:`prometheus_queries`): a threshold metric's query and its ``sampleGuard`` query, a
+``compare`` metric's query, an ``sloBurnRate`` metric's total and good or bad queries. The
+runtime renders each query with sample placeholder values
+(:func:`sample_context`, and :func:`render_for_check` for a compare query's ``{{revision}}``
+and a burn-rate query's ``{{window}}``: the revisions are not known yet when a spec is first
+seen, the windows change with the canary's age) and asks
 the provider to parse it; the core records the outcome in ``status.queries`` under a digest of
 the queries (:func:`queries_digest`), so each set of queries is checked once, not on every
 pass.
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -29,7 +34,15 @@ from enum import StrEnum
 from pydantic import Field
 
 from rollwise.core.durations import add_seconds
-from rollwise.core.spec import AnalysisSpec, Metric, Step
+from rollwise.core.query_templates import (
+    BURN_RATE_PLACEHOLDERS,
+    COMPARE_PLACEHOLDERS,
+    QUERY_PLACEHOLDERS,
+    REVISION_PLACEHOLDER,
+    WINDOW_PLACEHOLDER,
+    render_query,
+)
+from rollwise.core.spec import AnalysisSpec, Metric, MetricKind, Step
 from rollwise.core.status_model import StatusModel, Time
 
 #: Seconds between checks while the provider cannot be reached.
@@ -37,6 +50,20 @@ RECHECK_SECONDS = 60.0
 
 #: The revision a query is rendered with when it is checked (a revision id's shape).
 SAMPLE_REVISION = "0000000000"
+
+#: The window a burn-rate query is rendered with when it is checked (a PromQL range, as the
+#: runtime renders every window: whole seconds).
+SAMPLE_WINDOW = "300s"
+
+#: The fields of a metric whose queries are checked, and the placeholders each may use.
+FIELD_PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "provider.prometheus.query": QUERY_PLACEHOLDERS,
+    "sampleGuard.query": QUERY_PLACEHOLDERS,
+    "compare.query": COMPARE_PLACEHOLDERS,
+    "sloBurnRate.totalQuery": BURN_RATE_PLACEHOLDERS,
+    "sloBurnRate.badQuery": BURN_RATE_PLACEHOLDERS,
+    "sloBurnRate.goodQuery": BURN_RATE_PLACEHOLDERS,
+}
 
 #: How many refused queries an InvalidSpec message names.
 SHOWN_REFUSALS = 5
@@ -98,9 +125,23 @@ def canary_metrics(
 
 
 def prometheus_queries(metric: Metric) -> list[tuple[str, str]]:
-    """The PromQL templates of a Prometheus metric, each with its field under the metric: the
-    query, then the ``sampleGuard`` count query when there is one. Both run on the metric's
-    provider and are checked alike (placeholders, parsing)."""
+    """The PromQL templates a metric runs on Prometheus, each with its field under the metric:
+    a threshold metric's query, then its ``sampleGuard`` count query when there is one; a
+    ``compare`` metric's query; an ``sloBurnRate`` metric's total query, then its bad or good
+    query. They run on the metric's provider and are checked alike (placeholders, parsing); a
+    metric of a web provider has none (its jsonPath is checked with the spec)."""
+    if metric.provider.web is not None:
+        return []
+    if metric.compare is not None:
+        return [("compare.query", metric.compare.query)]
+    slo = metric.slo_burn_rate
+    if slo is not None:
+        found = [("sloBurnRate.totalQuery", slo.total_query)]
+        if slo.bad_query is not None:
+            found.append(("sloBurnRate.badQuery", slo.bad_query))
+        if slo.good_query is not None:
+            found.append(("sloBurnRate.goodQuery", slo.good_query))
+        return found
     source = metric.provider.prometheus
     if source is None or source.query is None:
         return []
@@ -110,23 +151,42 @@ def prometheus_queries(metric: Metric) -> list[tuple[str, str]]:
     return found
 
 
+def render_for_check(field: str, template: str, context: Mapping[str, str]) -> str:
+    """``template`` (the query of ``field``, see :func:`prometheus_queries`) rendered for its
+    check: ``context`` (:func:`sample_context`) plus a sample ``{{revision}}`` and
+    ``{{window}}``, each allowed only where the field's kind uses it. Raises
+    ``QueryTemplateError`` for a placeholder the field may not use (validation reports it)."""
+    sample = {
+        **context,
+        REVISION_PLACEHOLDER: SAMPLE_REVISION,
+        WINDOW_PLACEHOLDER: SAMPLE_WINDOW,
+    }
+    return render_query(template, sample, FIELD_PLACEHOLDERS.get(field, QUERY_PLACEHOLDERS))
+
+
 def queries_digest(metrics: Iterable[tuple[str, Metric]]) -> str:
-    """A digest of what a check depends on: each Prometheus metric's path, provider address,
-    query and sampleGuard query (a web provider's jsonPath is checked with the spec). Empty
-    when there is nothing to check."""
+    """A digest of what a check depends on: each Prometheus metric's path, provider address
+    and queries (:func:`prometheus_queries`; a web provider's jsonPath is checked with the
+    spec). Empty when there is nothing to check."""
     items = sorted(
         # The query's item is the metric's path alone, as before sampleGuard existed, so that
         # a spec without a guard keeps its digest (and is not checked again on upgrade).
         (path if field == "provider.prometheus.query" else f"{path}.{field}", address, query)
         for path, m in metrics
-        if m.provider.prometheus is not None
-        for address in (m.provider.prometheus.address or "",)
+        if m.provider.prometheus is not None or m.kind is not MetricKind.THRESHOLD
+        for address in (_address(m),)
         for field, query in prometheus_queries(m)
     )
     if not items:
         return ""
     text = json.dumps(items, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _address(metric: Metric) -> str:
+    """The metric's own Prometheus address ("" for the operator's default)."""
+    source = metric.provider.prometheus
+    return (source.address or "") if source is not None else ""
 
 
 def sample_context(
@@ -215,8 +275,10 @@ def recheck_at(recorded: QueryVerification | None) -> datetime | None:
 
 
 __all__ = [
+    "FIELD_PLACEHOLDERS",
     "RECHECK_SECONDS",
     "SAMPLE_REVISION",
+    "SAMPLE_WINDOW",
     "QueryCheck",
     "QueryRefusal",
     "QueryState",
@@ -224,9 +286,11 @@ __all__ = [
     "canary_metrics",
     "check_due",
     "condition_of",
+    "prometheus_queries",
     "queries_digest",
     "recheck_at",
     "refusals",
+    "render_for_check",
     "sample_context",
     "verification",
 ]

@@ -25,14 +25,18 @@ class Verdict(StrEnum):
 
 class CompareEvidence(StatusModel):
     """What a ``compare`` measurement saw: the test's p-value and method, the relative effect
-    of the medians, and each side's median and usable sample count. ``control`` names what
-    the canary was compared with (``stable`` or ``baseline``). Numbers are None when too few
-    samples left nothing to compute."""
+    on its basis (``median``, or ``mean`` when more than half of each side's samples are one
+    value, which pins both medians to it), each side's median, mean and
+    usable sample count. ``control`` names what the canary was compared with (``stable`` or
+    ``baseline``). Numbers are None when too few samples left nothing to compute."""
 
     p_value: float | None = None
     effect_size: float | None = None
+    effect_basis: str = "median"
     canary_median: float | None = None
     control_median: float | None = None
+    canary_mean: float | None = None
+    control_mean: float | None = None
     canary_samples: int = 0
     control_samples: int = 0
     control: str = "stable"
@@ -41,11 +45,13 @@ class CompareEvidence(StatusModel):
 
 class BurnWindowRecord(StatusModel):
     """One window of an ``sloBurnRate`` measurement: the rule's window, the burn rate over it
-    (None: no data), the time actually observed, and whether that is shorter than the window
-    (a canary younger than it)."""
+    (None: no data), the events it counted (the total query's answer; fewer than
+    ``minEvents`` and the burn is not judged), the time actually observed, and whether that is
+    shorter than the window (a canary younger than it)."""
 
     window: str
     burn_rate: float | None = None
+    events: float | None = None
     observed: str = ""
     shortened: bool = False
 

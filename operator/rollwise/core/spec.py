@@ -32,6 +32,12 @@ Weight = Annotated[int, Field(ge=0, le=100)]
 #: Longest metric query and condition (the CRD's maxLength): a spec is tenant input, and
 #: everything the operator does with it must stay cheap.
 MAX_QUERY_LENGTH = 4096
+#: Fewest events a burn-rate window needs to count as evidence (``sloBurnRate.minEvents``):
+#: at a 99.9% objective one bad event in fewer than 70 already burns above the workbook's
+#: 14.4, so a window of a handful of requests would page on a single stray error.
+DEFAULT_MIN_EVENTS = 100
+#: Largest ``minEvents``: a bound for the CRD, far above any real window's count.
+MAX_MIN_EVENTS = 1_000_000
 MAX_CONDITION_LENGTH = 512
 MAX_JSON_PATH_LENGTH = 256
 Sha256Digest = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$")]
@@ -196,6 +202,8 @@ class SloBurnRate(Model):
     #: None: the SRE workbook's 1h/5m at 14.4 (critical) and 6h/30m at 6 (warning).
     pairs: list[BurnRatePair] | None = None
     period: Duration = "720h"
+    #: Fewest events (the total query's count) a window needs to be judged; fewer is no data.
+    min_events: int = Field(default=DEFAULT_MIN_EVENTS, ge=1, le=MAX_MIN_EVENTS)
 
 
 class MetricKind(StrEnum):

@@ -20,13 +20,17 @@ from rollwise.adapters.metrics.base import MetricProvider
 from rollwise.core.analysis import (
     QueryTemplateError,
     render_metric,
-    render_query,
     render_sample_query,
     timeout_text,
 )
 from rollwise.core.durations import InvalidDuration, parse_seconds
 from rollwise.core.observations import Measurement
-from rollwise.core.querycheck import QueryCheck, QueryRefusal, prometheus_queries
+from rollwise.core.querycheck import (
+    QueryCheck,
+    QueryRefusal,
+    prometheus_queries,
+    render_for_check,
+)
 from rollwise.core.spec import Metric, MetricKind
 from rollwise.runtime.measure_kinds import measure_kind
 from rollwise.runtime.metrics import OperatorMetrics
@@ -277,12 +281,13 @@ async def check_queries(
     budget: QueryBudget | None = None,
     namespace: str = "",
 ) -> QueryCheck:
-    """Asks each metric's provider to parse its queries (its query and its sampleGuard's),
-    rendered over ``context`` (sample
-    placeholder values), in parallel. A refusal names the metric's spec path; a provider that
-    cannot be asked, or a metric with no provider address, leaves the queries unverified
-    (never a spec error). A template that does not render is left to validation, which
-    already reports it."""
+    """Asks each metric's provider to parse its queries (a threshold metric's query and its
+    sampleGuard's, a compare metric's query, a burn-rate metric's counts:
+    :func:`rollwise.core.querycheck.prometheus_queries`), rendered over ``context`` (sample
+    placeholder values, :func:`rollwise.core.querycheck.render_for_check`), in parallel. A
+    refusal names the metric's spec path and field; a provider that cannot be asked, or a
+    metric with no provider address, leaves the queries unverified (never a spec error). A
+    template that does not render is left to validation, which already reports it."""
 
     async def one(
         path: str, metric: Metric, field: str, template: str
@@ -291,7 +296,7 @@ async def check_queries(
         if not address:
             return NO_PROMETHEUS
         try:
-            query = render_query(template, dict(context))
+            query = render_for_check(field, template, context)
         except QueryTemplateError:
             return None
         timeout = min(metric_timeout(metric), CHECK_TIMEOUT_SECONDS)
@@ -304,8 +309,8 @@ async def check_queries(
             return exc.message
         return None
 
-    # Only Prometheus can parse a query (its query and its sampleGuard's); a web provider's
-    # jsonPath is checked with the spec.
+    # Only Prometheus can parse a query (every kind's queries); a web provider's jsonPath is
+    # checked with the spec.
     found = await asyncio.gather(
         *(
             one(path, metric, field, template)

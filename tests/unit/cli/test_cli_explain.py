@@ -16,6 +16,7 @@ from rollwise.cli.colour import COLOUR, strip, visible_len
 from rollwise.cli.explain import explain_document, render_explain
 from rollwise.cli.main import run
 from rollwise.cli.text import ASCII, UNICODE
+from rollwise.core.compare import CompareRule, judge_metric
 from rollwise.core.decision import Mode, build_decision
 from rollwise.core.runs import AnalysisRun, MeasurementRecord, MetricRun, Verdict
 from tests.unit.cli import cli_builders as b
@@ -127,12 +128,13 @@ def test_evidence_of_each_kind_of_metric() -> None:
     ]
     lines = text.splitlines()
     slo = lines.index("    checkout-availability: FAIL")
-    windows = [line.split(None, 3) for line in lines[slo + 2 : slo + 6]]
+    assert lines[slo + 1].split() == ["WINDOW", "BURN", "EVENTS", "OBSERVED"]
+    windows = [line.split(None, 4) for line in lines[slo + 2 : slo + 6]]
     assert windows == [
-        ["5m", "20.00", "5m"],
-        ["30m", "10.00", "30m"],
-        ["1h", "15.00", "1h"],
-        ["6h", "6.25", "3h", "shortened to the canary's age"],
+        ["5m", "20.00", "12000", "5m"],
+        ["30m", "10.00", "70000", "30m"],
+        ["1h", "15.00", "140000", "1h"],
+        ["6h", "6.25", "400000", "3h", "shortened to the canary's age"],
     ]
     assert [line.split() for line in lines[slo + 6 : slo + 9]] == [
         ["PAIR", "ABOVE", "SEVERITY", "STATE"],
@@ -445,7 +447,7 @@ def test_a_status_of_another_shape_still_displays() -> None:
     assert "Reasons:     <none>" in text
     assert section(text, "Required actions:")[1] == ["3", "?", "-", "human"]
     assert section(text, "Compare metrics")[1][:3] == ["error-ratio", "-", "-/-"]
-    assert "      1h       no data   -" in text.splitlines()
+    assert "      1h       no data   -        -" in text.splitlines()
     doc = json.loads(json.dumps(explain_document(obj, "rollouts")))
     assert [m["kind"] for m in doc["evidence"]["metrics"]] == ["compare", "burnRate"]
     obj["status"]["decision"] = "not an object"
@@ -461,3 +463,22 @@ def test_a_step_that_measures_nothing_has_a_decision_and_no_evidence() -> None:
     assert [row[:2] for row in section(text, "Reasons:")[1:]] == [["info", "NoChecks"]]
     assert section(text, "Required actions:")[1][:4] == ["low", "expand", "-", "operator"]
     assert text.endswith("Evidence:    <none> (no analysis run for this canary)\n")
+
+
+def test_a_compare_metric_judged_on_its_means_says_so() -> None:
+    sparse = judge_metric(
+        [1.0] * 6 + [0.0] * 14, [0.0] * 20, CompareRule(), metric="latency-vs-baseline"
+    )
+    obj, _ = judged_rollout()
+    measurement = obj["status"]["analysis"]["metrics"][-2]["measurements"][-1]
+    measurement["compare"] = d.compare_wire(sparse)
+    measurement["verdict"] = "Fail"
+    text = render_explain(obj, "rollouts", NOW)
+    rows = section(text, "Compare metrics")
+    # A zero control mean leaves the relative effect undefined: "-", marked as on the means.
+    assert rows[1][3:6] == ["0.000", "0.000", "- (means)"]
+    lines = text.splitlines()
+    assert (
+        "    latency-vs-baseline: more than half of each side is 0.000, so the effect is on the "
+        "means: canary 0.300 vs control 0.000"
+    ) in lines

@@ -377,6 +377,89 @@ def test_rule_defaults_are_the_workbook_s() -> None:
     ]
     assert rule.budget == pytest.approx(0.001)
     assert rule.period == "720h"
+    assert rule.min_events == 100
+
+
+# ------------------------------------------------------------------- too few events
+
+
+#: (total, bad) per window: every window burns 500 (one bad event in two), over few events.
+def thin(total: float) -> Counts:
+    return dict.fromkeys(CLEAN, (total, total / 2))
+
+
+@pytest.mark.parametrize(
+    ("counts", "rule", "verdict", "states", "fragment"),
+    [
+        pytest.param(
+            thin(4),
+            RULE,
+            Verdict.INCONCLUSIVE,
+            ["Unknown", "Unknown"],
+            "burn 500.00 on 4 events (under minEvents 100) over 1h",
+            id="burning-on-4-events-is-not-judged",
+        ),
+        pytest.param(
+            thin(100),
+            RULE,
+            Verdict.FAIL,
+            ["Firing", "Firing"],
+            "burn 500.00 over 1h and 500.00 over 5m, both above 14.4",
+            id="at-min-events-it-is-judged",
+        ),
+        pytest.param(
+            dict.fromkeys(CLEAN, (10.0, 0.0)),
+            RULE,
+            Verdict.INCONCLUSIVE,
+            ["Unknown", "Unknown"],
+            "burn 0.00 on 10 events (under minEvents 100)",
+            id="a-clean-window-of-10-events-vouches-for-nothing",
+        ),
+        pytest.param(
+            thin(4),
+            BurnRateRule(objective=0.999, min_events=1),
+            Verdict.FAIL,
+            ["Firing", "Firing"],
+            "both above 14.4",
+            id="min-events-1-judges-any-count",
+        ),
+        pytest.param(
+            {**CLEAN, "5m": (50.0, 0.0)},
+            RULE,
+            Verdict.PASS,
+            ["Clear", "Clear"],
+            "burn 0.00 over 1h and 0.00 on 50 events (under minEvents 100) over 5m, not both",
+            id="a-thin-short-window-leaves-the-long-one-to-clear-the-pair",
+        ),
+        pytest.param(
+            {**thin(20), "1h": (100_000.0, 5_000.0), "6h": (100_000.0, 0.0)},
+            RULE,
+            Verdict.INCONCLUSIVE,
+            ["Unknown", "Clear"],
+            "burn 50.00 over 1h and 500.00 on 20 events (under minEvents 100) over 5m, "
+            "cannot tell against 14.4",
+            id="a-burning-long-window-with-a-thin-short-one-is-unknown",
+        ),
+    ],
+)
+def test_windows_under_min_events_are_no_data(
+    counts: Counts, rule: BurnRateRule, verdict: Verdict, states: list[str], fragment: str
+) -> None:
+    result = burn(counts, rule)
+    assert result.verdict is verdict, result.message
+    assert [p.state.value for p in result.pairs] == states
+    assert fragment in result.message
+    # The burn is still computed and reported, whatever the floor says.
+    assert all(w.burn is not None for w in result.windows)
+    assert {w.window for w in result.few_events} == {
+        w.window for w in result.windows if w.total is not None and w.total < rule.min_events
+    }
+
+
+def test_min_events_is_bounded() -> None:
+    with pytest.raises(ValidationError):
+        BurnRateRule.model_validate({"objective": 0.99, "minEvents": 0})
+    assert BurnRateRule.model_validate({"objective": 0.99, "minEvents": 5}).min_events == 5
 
 
 @pytest.mark.parametrize(
@@ -438,9 +521,14 @@ maybe_count = st.none() | st.tuples(
 )
 def test_verdict_is_the_pairs_three_valued_and(counts: Counts, age: int) -> None:
     result = burn(counts, started=NOW - timedelta(seconds=age))
+    floor = RULE.min_events
     for pair in result.pairs:
-        burns = [pair.long.burn, pair.short.burn]
+        burns = [pair.long.usable_burn(floor), pair.short.usable_burn(floor)]
         known = [b for b in burns if b is not None]
+        # A window under minEvents is never evidence, whatever its burn.
+        for window in (pair.long, pair.short):
+            if window.total is not None and window.burn is not None and window.total < floor:
+                assert window.usable_burn(floor) is None
         firing = len(known) == 2 and all(b > pair.pair.rate for b in known)
         clear = any(b <= pair.pair.rate for b in known)
         assert (pair.state is PairState.FIRING) is firing

@@ -111,8 +111,9 @@ def judge(canary: list[float], control: list[float], **kwargs: Any) -> CompareRe
             [0.0] * 15 + [1.0] * 5,
             {},
             Verdict.PASS,
-            "(+0.0%",
-            id="zero-medians-equal",
+            "canary mean 0.400 vs control 0.250 (medians pinned at 0.000) (+60.0%, tolerance "
+            "10%), p = 0.163",
+            id="zero-medians-pinned-weak-lean-passes",
         ),
         pytest.param(
             [1e308, 1.7e308] * 10,
@@ -174,6 +175,144 @@ def test_effect_size_is_the_relative_difference_of_medians() -> None:
     assert result.shift == pytest.approx(0.3)
     assert result.effect_size == pytest.approx(0.1)
     assert result.breach  # 10% > 5%
+
+
+# ------------------------------------------------ means when the medians tie (few events)
+
+#: Error ratios over one request per sample: 0 (served) or 1 (failed).
+ZEROS = [0.0] * 20
+
+
+def failed(k: int, n: int = 20) -> list[float]:
+    """``n`` one-request error-ratio samples, ``k`` of them failed."""
+    return [1.0] * k + [0.0] * (n - k)
+
+
+@pytest.mark.parametrize(
+    ("canary", "control", "kwargs", "expected", "fragment"),
+    [
+        pytest.param(
+            failed(6),
+            ZEROS,
+            {},
+            ("mean", Verdict.FAIL),
+            "canary mean 0.300 vs control 0.000 (medians pinned at 0.000)",
+            id="tied-zero-medians-significant-fails-on-means",
+        ),
+        pytest.param(
+            failed(4),
+            ZEROS,
+            {},
+            ("mean", Verdict.INCONCLUSIVE),
+            "p = 0.0199 >= 0.01 one-sided, 20 canary / 20 control samples: beyond tolerance on "
+            "the means, not significant yet (inconclusive)",
+            id="leaning-bad-not-significant-holds",
+        ),
+        pytest.param(
+            failed(2),
+            ZEROS,
+            {},
+            ("mean", Verdict.INCONCLUSIVE),
+            "p = 0.0812",
+            id="leaning-bad-below-ten-times-the-level-holds",
+        ),
+        pytest.param(
+            failed(1),
+            ZEROS,
+            {},
+            ("mean", Verdict.PASS),
+            "p = 0.171 >= 0.01 one-sided, 20 canary / 20 control samples: beyond tolerance but "
+            "not significant: pass",
+            id="one-odd-sample-passes",
+        ),
+        pytest.param(
+            failed(4),
+            ZEROS,
+            {"significance": 0.001},
+            ("mean", Verdict.PASS),
+            "p = 0.0199 >= 0.001",
+            id="leaning-level-follows-significance",
+        ),
+        pytest.param(
+            ZEROS,
+            failed(3),
+            {},
+            ("mean", Verdict.PASS),
+            "(-100.0%, tolerance 10%)",
+            id="canary-better-on-means-passes",
+        ),
+        pytest.param(
+            failed(1),
+            [*failed(0, 19), 1.0],
+            {},
+            ("median", Verdict.PASS),
+            "canary median 0.000 vs control 0.000 (+0.0%",
+            id="equal-means-keep-the-median-basis",
+        ),
+        pytest.param(
+            [0.1, 0.2, 0.2, 0.3, 0.4] * 4,
+            [0.1, 0.2, 0.2, 0.2, 0.3] * 4,
+            {},
+            ("median", Verdict.PASS),
+            "canary median 0.200 vs control 0.200 (+0.0%",
+            id="medians-equal-by-chance-are-not-pinned",
+        ),
+        pytest.param(
+            [1.0] * 14 + [0.0] * 6,
+            [1.0] * 20,
+            {"direction": "decrease"},
+            ("mean", Verdict.FAIL),
+            "canary mean 0.700 vs control 1.000 (medians pinned at 1.000) (-30.0%",
+            id="success-ratio-tied-at-one-fails-downwards",
+        ),
+    ],
+)
+def test_pinned_medians_are_judged_on_the_means(
+    canary: list[float],
+    control: list[float],
+    kwargs: dict[str, Any],
+    expected: tuple[str, Verdict],
+    fragment: str,
+) -> None:
+    basis, verdict = expected
+    result = judge(canary, control, **kwargs)
+    assert result.basis == basis
+    assert result.verdict is verdict, result.message
+    assert fragment in result.message
+    assert result.unconfirmed is (verdict is Verdict.INCONCLUSIVE)
+    assert (result.pinned is not None) is (basis == "mean")
+    assert result.canary_mean == pytest.approx(statistics.fmean(canary))
+    assert result.control_mean == pytest.approx(statistics.fmean(control))
+
+
+def test_effect_on_the_means_is_relative_to_the_control_mean() -> None:
+    control = [0.0] * 18 + [0.5, 0.5]  # mean 0.05, median 0
+    result = judge(failed(6), control)
+    assert (result.canary_median, result.control_median) == (0.0, 0.0)
+    assert result.basis == "mean"
+    assert result.shift == pytest.approx(0.25)
+    assert result.effect_size == pytest.approx(5.0)  # (0.30 - 0.05) / 0.05
+    assert result.breach
+
+
+def test_medians_that_differ_keep_the_median_basis_and_pass_an_unconfirmed_breach() -> None:
+    # The medians move 12% (beyond the 10% tolerance) on too few samples to be significant:
+    # a noisy difference of continuous values passes at low confidence, as before.
+    control = [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9]
+    canary = [v + 0.174 for v in control]
+    result = judge(canary, control)
+    assert result.basis == "median"
+    assert result.breach
+    assert result.verdict is Verdict.PASS, result.message
+    assert not result.unconfirmed
+    assert result.confidence is Confidence.LOW
+
+
+def test_overflowing_means_keep_the_median_basis() -> None:
+    huge = [1e308] * 10 + [0.0] * 11
+    result = judge(huge, [*huge[:-1], 1e308])
+    assert result.canary_mean is None
+    assert result.basis == "median"
 
 
 @pytest.mark.parametrize(

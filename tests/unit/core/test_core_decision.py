@@ -67,12 +67,15 @@ def compared(
     name: str, kind: str = "pass", *, critical: bool = False, weight: float = 1.0
 ) -> CompareResult:
     """A judged compare metric: ``pass`` (40 identical samples a side), ``fail`` (30% worse),
-    ``few`` (5 samples, under the default minSamples), ``dropped`` (a pass with two NaN samples)."""
+    ``few`` (5 samples, under the default minSamples), ``dropped`` (a pass with two NaN samples),
+    ``unconfirmed`` (one-request error ratios, 4 of 20 failed against none: pinned at zero,
+    beyond tolerance on the means, p = 0.02)."""
     canary, control = {
         "pass": (BASE, BASE),
         "fail": (WORSE, BASE),
         "few": (BASE[:5], BASE),
         "dropped": ([*BASE, float("nan"), float("nan")], BASE),
+        "unconfirmed": ([1.0] * 4 + [0.0] * 16, [0.0] * 20),
     }[kind]
     rule = CompareRule(critical=critical, weight=weight)
     return judge_metric(canary, control, rule, metric=name)
@@ -88,12 +91,18 @@ def burned(
     warning: float = 0.0,
     age: timedelta = LONG,
     answered: bool = True,
+    events: float = 100_000.0,
 ) -> BurnRateResult:
     """An SLO whose critical pair windows (1h, 5m) burn at ``critical`` and warning pair
-    windows (6h, 30m) at ``warning``; ``answered`` False: every query returned nothing."""
+    windows (6h, 30m) at ``warning`` over ``events`` events each; ``answered`` False: every
+    query returned nothing."""
     rates = {300.0: critical, 3600.0: critical, 1800.0: warning, 21600.0: warning}
     counts = [
-        WindowCounts(q, total=100_000.0 if answered else None, bad=rates[q.window] * 100.0)
+        WindowCounts(
+            q,
+            total=events if answered else None,
+            bad=rates[q.window] * events * RULE.budget,
+        )
         for q in windows_to_query(RULE, NOW, NOW - age)
     ]
     return evaluate_burn_rate(RULE, counts, metric=name)
@@ -170,6 +179,12 @@ REASON_CASES = [
         id="InsufficientSamples",
     ),
     pytest.param(
+        D.COMPARE_UNCONFIRMED,
+        Evidence(compares=[compared("errors", "unconfirmed"), compared("p50")]),
+        HOLD,
+        id="CompareUnconfirmed",
+    ),
+    pytest.param(
         D.CRITICAL_METRIC_INCONCLUSIVE,
         Evidence(compares=[compared("p99", "few", critical=True), compared("p50")]),
         HOLD,
@@ -189,6 +204,12 @@ REASON_CASES = [
     ),
     pytest.param(
         D.SLO_BURN_WARNING, Evidence(burn_rates=[burned(warning=8)]), HOLD, id="SloBurnWarning"
+    ),
+    pytest.param(
+        D.SLO_BURN_FEW_EVENTS,
+        Evidence(burn_rates=[burned(critical=20, events=40)]),
+        HOLD,
+        id="SloBurnFewEvents",
     ),
     pytest.param(
         D.SLO_BURN_NO_DATA,
@@ -734,3 +755,31 @@ def test_confidence_is_derived_not_constant() -> None:
         assert isinstance(evidence, Evidence)
         seen.add(decide(evidence).confidence)
     assert seen == {LOW, MEDIUM, HIGH}
+
+
+def test_an_unconfirmed_breach_names_the_p_value_against_the_level() -> None:
+    decision = decide(Evidence(compares=[compared("errors", "unconfirmed")]))
+    (reason,) = [r for r in decision.reasons if r.code == D.COMPARE_UNCONFIRMED.code]
+    assert reason.metric == "errors"
+    assert reason.observed == pytest.approx(0.0199, abs=5e-5)
+    assert reason.threshold == 0.01
+    assert "medians pinned at 0.000" in reason.message
+    critical = decide(Evidence(compares=[compared("errors", "unconfirmed", critical=True)]))
+    assert critical.recommended is HOLD
+    codes = [r.code for r in critical.reasons]
+    assert D.CRITICAL_METRIC_INCONCLUSIVE.code in codes
+    assert D.COMPARE_UNCONFIRMED.code not in codes
+
+
+def test_too_few_events_hold_without_asking_to_restore_data() -> None:
+    decision = decide(Evidence(burn_rates=[burned(critical=20, events=40)]))
+    assert decision.recommended is HOLD
+    (reason,) = [r for r in decision.reasons if r.code == D.SLO_BURN_FEW_EVENTS.code]
+    assert (reason.observed, reason.threshold) == (40.0, 100.0)
+    assert "fewer than minEvents 100 events in window(s) 5m, 30m, 1h, 6h" in reason.message
+    codes = [r.code for r in decision.reasons]
+    assert D.SLO_BURN_NO_DATA.code not in codes
+    assert D.SLO_BURN_CRITICAL.code not in codes
+    assert not [a for a in decision.required_actions if a.id.startswith("restore-data/")]
+    # The same burn over enough events is a rollback.
+    assert decide(Evidence(burn_rates=[burned(critical=20, events=100)])).recommended is ROLLBACK

@@ -18,6 +18,7 @@ from rollwise.core.judging import (
     compare_window,
     record_measurement,
     step_decision,
+    step_evidence,
     step_verdict,
 )
 from rollwise.core.observations import Measurement
@@ -109,6 +110,12 @@ AT = "spec.strategy.canary.analysis.metrics[0]"
             {},
             [f"{AT}.sloBurnRate: short window 1h is not shorter than long 5m"],
             id="burn-pair-order",
+        ),
+        pytest.param(
+            [burn_metric(minEvents=0)],
+            {},
+            [f"{AT}.sloBurnRate.minEvents: Input should be greater than or equal to 1"],
+            id="burn-min-events-zero",
         ),
         pytest.param(
             [compare_metric()],
@@ -217,12 +224,92 @@ def test_a_compare_measurement_leaves_evidence_and_decides_the_step(
     assert advisory.recommended is action
 
 
-def _burn_measurement(bad_ratio: float, seconds: float) -> Measurement:
+#: Error ratios over one request per sample: the canary failed 6 of 20, the stable none.
+SPARSE_CANARY = [1.0] * 6 + [0.0] * 14
+SPARSE_STABLE = [0.0] * 20
+
+
+def test_pinned_medians_are_judged_on_the_means_and_read_back_from_status() -> None:
+    checks = _checks([compare_metric()])
+    (compare,) = checks.metrics
+    rec = record_measurement(
+        checks,
+        compare,
+        MetricRun(name="errors"),
+        _compare_measurement(SPARSE_CANARY, SPARSE_STABLE),
+    )
+    assert rec.assessment.verdict is Verdict.FAIL
+    evidence = rec.run.measurements[-1].compare
+    assert evidence is not None
+    assert evidence.effect_basis == "mean"
+    assert (evidence.canary_median, evidence.control_median) == (0.0, 0.0)
+    assert (evidence.canary_mean, evidence.control_mean) == (0.3, 0.0)
+    wire = rec.run.measurements[-1].model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert wire["compare"]["effectBasis"] == "mean"
+    assert (wire["compare"]["canaryMean"], wire["compare"]["controlMean"]) == (0.3, 0.0)
+    # The decision reads the evidence back from status: the breach is on the means there too.
+    run = new_run(0, "c1", checks, T0).model_copy(update={"metrics": [rec.run]})
+    thresholds, compares, burns = step_evidence(checks, run)
+    assert (thresholds, burns) == ([], [])
+    (result,) = compares
+    assert (result.basis, result.breach, result.shift) == ("mean", True, 0.3)
+    assert step_verdict(checks, run) is Verdict.FAIL
+
+
+def test_an_unconfirmed_breach_on_the_means_holds_the_step() -> None:
+    checks = _checks([compare_metric()])
+    (compare,) = checks.metrics
+    canary = [1.0] * 4 + [0.0] * 16  # p = 0.0199: leaning bad, not significant at 0.01
+    rec = record_measurement(
+        checks, compare, MetricRun(name="errors"), _compare_measurement(canary, SPARSE_STABLE)
+    )
+    assert rec.assessment.verdict is Verdict.INCONCLUSIVE
+    run = new_run(0, "c1", checks, T0).model_copy(update={"metrics": [rec.run]})
+    (result,) = step_evidence(checks, run)[1]
+    assert result.unconfirmed
+    decision = step_decision(checks, run, now=at(60), observed=timedelta(minutes=1))
+    assert decision.recommended is Action.HOLD
+    assert "CompareUnconfirmed" in [r.code for r in decision.reasons]
+
+
+def _burn_measurement(bad_ratio: float, seconds: float, total: float = 1000.0) -> Measurement:
     checks = _checks([burn_metric()])
     (slo,) = checks.metrics
     queries = burn_windows(slo, T0, at(seconds))
-    counts = tuple(WindowCounts(query=q, total=1000.0, bad=1000.0 * bad_ratio) for q in queries)
+    counts = tuple(WindowCounts(query=q, total=total, bad=total * bad_ratio) for q in queries)
     return Measurement(value=None, at=at(seconds), windows=counts)
+
+
+@pytest.mark.parametrize(
+    ("min_events", "verdict", "action"),
+    [
+        pytest.param(None, Verdict.INCONCLUSIVE, Action.HOLD, id="default-floor-100-holds"),
+        pytest.param(40, Verdict.FAIL, Action.ROLLBACK, id="floor-met-rolls-back"),
+    ],
+)
+def test_min_events_reaches_the_judge_and_status(
+    min_events: int | None, verdict: Verdict, action: Action
+) -> None:
+    extra = {} if min_events is None else {"minEvents": min_events}
+    checks = _checks([burn_metric(**extra)])
+    (slo,) = checks.metrics
+    assert slo.slo_burn_rate is not None
+    assert slo.slo_burn_rate.min_events == (min_events or 100)
+    # A 50% error ratio over 40 requests a window.
+    measured = _burn_measurement(0.5, 600, total=40.0)
+    rec = record_measurement(checks, slo, MetricRun(name="slo"), measured)
+    assert rec.assessment.verdict is verdict, rec.assessment.message
+    evidence = rec.run.measurements[-1].burn_rate
+    assert evidence is not None
+    assert {w.events for w in evidence.windows} == {40.0}
+    wire = rec.run.measurements[-1].model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert wire["burnRate"]["windows"][0]["events"] == 40.0
+    # The decision judges the windows again from status, with the same floor.
+    run = new_run(0, "c1", checks, T0).model_copy(update={"metrics": [rec.run]})
+    decision = step_decision(checks, run, now=at(600), observed=timedelta(minutes=10))
+    assert decision.recommended is action
+    few = D.SLO_BURN_FEW_EVENTS.code in {r.code for r in decision.reasons}
+    assert few is (action is Action.HOLD)
 
 
 @pytest.mark.parametrize(

@@ -8,20 +8,25 @@ from datetime import timedelta
 import pytest
 
 from rollwise.core.phases import Phase
+from rollwise.core.query_templates import QueryTemplateError
 from rollwise.core.querycheck import (
     RECHECK_SECONDS,
     SAMPLE_REVISION,
+    SAMPLE_WINDOW,
     QueryCheck,
     QueryRefusal,
     QueryState,
     QueryVerification,
     check_due,
+    prometheus_queries,
     queries_digest,
+    render_for_check,
     sample_context,
     verification,
 )
 from rollwise.core.rollout.canary import decide, rollout_metrics
 from rollwise.core.rollout.status import ConditionType
+from rollwise.core.spec import Metric
 from tests.unit.core.rollout_builders import R1, T0, V1, V2, at, metric, obs, raw_spec, spec_of
 
 ANALYSIS = {"interval": "1m", "metrics": [metric()]}
@@ -191,3 +196,169 @@ def test_the_sample_context_fills_every_placeholder() -> None:
         "stableService": "web-stable",
         "canaryService": "web-canary",
     }
+
+
+# ------------------------------------------------------- every kind's queries are checked
+
+COMPARE_QUERY = 'sum(rate(errors{revision="{{revision}}"}[1m]))'
+BAD_QUERY = 'sum(increase(errors{revision="{{canaryRevision}}"}[{{window}}]))'
+TOTAL_QUERY = 'sum(increase(requests{revision="{{canaryRevision}}"}[{{window}}]))'
+GOOD_QUERY = 'sum(increase(ok{revision="{{canaryRevision}}"}[{{window}}]))'
+
+
+def metric_of(**fields: object) -> Metric:
+    return Metric.model_validate({"name": "m", **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "queries"),
+    [
+        pytest.param(
+            {"successCondition": "result < 1", "provider": {"prometheus": {"query": "up"}}},
+            [("provider.prometheus.query", "up")],
+            id="threshold",
+        ),
+        pytest.param(
+            {
+                "successCondition": "result < 1",
+                "provider": {"prometheus": {"query": "up"}},
+                "sampleGuard": {"query": "count(up)", "minSamples": 5},
+            },
+            [("provider.prometheus.query", "up"), ("sampleGuard.query", "count(up)")],
+            id="threshold-with-guard",
+        ),
+        pytest.param(
+            {"compare": {"query": COMPARE_QUERY}},
+            [("compare.query", COMPARE_QUERY)],
+            id="compare",
+        ),
+        pytest.param(
+            {
+                "compare": {"query": COMPARE_QUERY},
+                "provider": {"prometheus": {"address": "http://p:9090"}},
+            },
+            [("compare.query", COMPARE_QUERY)],
+            id="compare-on-its-own-prometheus",
+        ),
+        pytest.param(
+            {"sloBurnRate": {"objective": 0.99, "badQuery": BAD_QUERY, "totalQuery": TOTAL_QUERY}},
+            [("sloBurnRate.totalQuery", TOTAL_QUERY), ("sloBurnRate.badQuery", BAD_QUERY)],
+            id="burn-rate-bad",
+        ),
+        pytest.param(
+            {
+                "sloBurnRate": {
+                    "objective": 0.99,
+                    "goodQuery": GOOD_QUERY,
+                    "totalQuery": TOTAL_QUERY,
+                }
+            },
+            [("sloBurnRate.totalQuery", TOTAL_QUERY), ("sloBurnRate.goodQuery", GOOD_QUERY)],
+            id="burn-rate-good",
+        ),
+        pytest.param(
+            {
+                "successCondition": "result < 1",
+                "provider": {"web": {"name": "stats", "jsonPath": "$.value"}},
+            },
+            [],
+            id="web-provider-has-no-promql",
+        ),
+    ],
+)
+def test_the_queries_of_every_kind(
+    fields: dict[str, object], queries: list[tuple[str, str]]
+) -> None:
+    assert prometheus_queries(metric_of(**fields)) == queries
+
+
+@pytest.mark.parametrize(
+    ("field", "template", "rendered"),
+    [
+        pytest.param(
+            "compare.query",
+            COMPARE_QUERY,
+            f'sum(rate(errors{{revision="{SAMPLE_REVISION}"}}[1m]))',
+            id="compare-revision",
+        ),
+        pytest.param(
+            "sloBurnRate.badQuery",
+            BAD_QUERY,
+            f'sum(increase(errors{{revision="{SAMPLE_REVISION}"}}[{SAMPLE_WINDOW}]))',
+            id="burn-rate-window",
+        ),
+        pytest.param(
+            "provider.prometheus.query",
+            'up{namespace="{{namespace}}"}',
+            'up{namespace="shop"}',
+            id="threshold",
+        ),
+    ],
+)
+def test_queries_are_rendered_for_their_check_with_their_kind_s_placeholders(
+    field: str, template: str, rendered: str
+) -> None:
+    assert render_for_check(field, template, sample_context("shop", "web", "s", "c")) == rendered
+
+
+@pytest.mark.parametrize(
+    ("field", "template"),
+    [
+        pytest.param("compare.query", BAD_QUERY, id="window-in-a-compare-query"),
+        pytest.param("sloBurnRate.totalQuery", COMPARE_QUERY, id="revision-in-a-burn-query"),
+        pytest.param("provider.prometheus.query", COMPARE_QUERY, id="revision-in-a-threshold"),
+    ],
+)
+def test_a_placeholder_of_another_kind_is_not_rendered(field: str, template: str) -> None:
+    with pytest.raises(QueryTemplateError):
+        render_for_check(field, template, sample_context("shop", "web", "s", "c"))
+
+
+def test_the_digest_covers_compare_and_burn_rate_queries() -> None:
+    compare = {"interval": "1m", "metrics": [{"name": "c", "compare": {"query": COMPARE_QUERY}}]}
+    base = digest_of(analysis=compare)
+    assert base, "a compare metric without a provider block is still checked"
+    changed = {
+        "interval": "1m",
+        "metrics": [{"name": "c", "compare": {"query": COMPARE_QUERY.replace("1m", "2m")}}],
+    }
+    assert digest_of(analysis=changed) != base
+    tolerant = {
+        "interval": "1m",
+        "metrics": [{"name": "c", "compare": {"query": COMPARE_QUERY, "tolerance": 0.5}}],
+    }
+    assert digest_of(analysis=tolerant) == base, "the rule is no query"
+    slo = {"objective": 0.99, "badQuery": BAD_QUERY, "totalQuery": TOTAL_QUERY}
+    other_total = {**slo, "totalQuery": TOTAL_QUERY.replace("requests", "calls")}
+    floor = {**slo, "minEvents": 5}
+
+    def burn_digest(block: dict[str, object]) -> str:
+        return digest_of(
+            analysis={"interval": "1m", "metrics": [{"name": "s", "sloBurnRate": block}]}
+        )
+
+    assert burn_digest(slo)
+    assert burn_digest(other_total) != burn_digest(slo)
+    assert burn_digest(floor) == burn_digest(slo), "minEvents is no query"
+    assert burn_digest(slo) != base
+
+
+def test_a_refused_compare_query_makes_the_spec_invalid_before_anything_runs() -> None:
+    compare = {"interval": "1m", "metrics": [{"name": "c", "compare": {"query": COMPARE_QUERY}}]}
+    digest = digest_of(analysis=compare)
+    refusal = QueryRefusal(
+        field="spec.strategy.canary.analysis.metrics[0].compare.query",
+        message="1:12: parse error: unexpected character",
+    )
+    decision = decide(
+        raw_spec(analysis=compare),
+        None,
+        replace(obs(V1), query_check=QueryCheck(digest=digest, refused=(refusal,))),
+        T0,
+    )
+    assert decision.actions == ()
+    assert decision.status.is_true(ConditionType.INVALID_SPEC)
+    queries = decision.status.condition(ConditionType.QUERIES_VERIFIED)
+    assert queries is not None
+    assert (queries.status.value, queries.reason) == ("False", "QueryRefused")
+    assert "analysis.metrics[0].compare.query: the provider refused the query" in queries.message

@@ -279,6 +279,49 @@ def test_the_sample_guard_query_is_checked_when_the_spec_is_seen() -> None:
     assert w.workloads.deployments == {}
 
 
+@pytest.mark.parametrize(
+    ("metric", "refused", "field"),
+    [
+        pytest.param(
+            {
+                "name": "errors",
+                "compare": {"query": 'sum(rate(errors{revision="{{revision}}"}[1m])'},
+            },
+            'sum(rate(errors{revision="0000000000"}[1m])',
+            "analysis.metrics[0].compare.query",
+            id="compare",
+        ),
+        pytest.param(
+            {
+                "name": "availability",
+                "sloBurnRate": {
+                    "objective": 0.99,
+                    "badQuery": 'sum(increase(errors{revision="{{canaryRevision}}"}[{{window}}])',
+                    "totalQuery": 'sum(increase(requests{rev="{{canaryRevision}}"}[{{window}}]))',
+                },
+            },
+            'sum(increase(errors{revision="0000000000"}[300s])',
+            "analysis.metrics[0].sloBurnRate.badQuery",
+            id="burn-rate",
+        ),
+    ],
+)
+def test_compare_and_burn_rate_queries_are_checked_when_the_spec_is_seen(
+    metric: dict[str, Any], refused: str, field: str
+) -> None:
+    body = rollout_body()
+    body["spec"]["strategy"]["canary"]["analysis"]["metrics"] = [metric]
+    w = world(body)
+    w.provider().unparsable[refused] = QueryRefused("1:45: parse error: unclosed left parenthesis")
+    w.run()
+    assert refused in w.provider().parsed
+    assert conditions(w)["InvalidSpec"] == "True"
+    assert conditions(w)["QueriesVerified"] == "False"
+    assert f"{field}: the provider refused the query" in w.status["message"]
+    assert w.workloads.deployments == {}
+    assert w.workloads.writes == 0
+
+
 # ------------------------------------------------------------------ invalid and missing
 
 
