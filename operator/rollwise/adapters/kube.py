@@ -216,6 +216,11 @@ class KubeAPI:
             body=body,
         )
 
+    def create_cluster_scoped(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]:
+        """Creates a cluster-scoped object (``Conflict`` when the name is taken)."""
+        name = (body.get("metadata") or {}).get("name", "?")
+        return self.request("POST", resource_path(resource), f"create {resource} {name}", body=body)
+
     def merge_patch(
         self, resource: Resource, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]:
