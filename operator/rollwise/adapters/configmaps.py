@@ -1,20 +1,17 @@
 """ConfigMaps as dicts: get, create and conditional merge patch.
 
-``KubeAPI`` serves resources under ``/apis`` and Services only, so ConfigMaps (core group) go
-through the same ``ApiClient`` with ``CoreV1Api`` raw responses and the same error mapping
-(``kube_errors``). Used by the gates (SBOMs, the policy snapshot, freeze windows: read-only)
-and by the ModelRelease's objects (release manifests, the revocation ledger).
+Read and written through ``KubeAPI`` (its path, its connection, its error mapping), never
+through a pass's ``PassView``: a ConfigMap written under a resourceVersion (the revocation
+ledger, the alias store) must be read fresh, not from what a pass already saw. Used by the
+gates (SBOMs, the policy snapshot, freeze windows: read-only) and by the ModelRelease's objects
+(release manifests, the revocation ledger).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from kubernetes import client
-
-from rollwise.adapters.errors import NotFound
-from rollwise.adapters.kube import MERGE_PATCH, KubeAPI, discard, kube_errors
+from rollwise.adapters.kube import CONFIGMAPS, KubeAPI
 
 
 class ConfigMaps:
@@ -22,49 +19,21 @@ class ConfigMaps:
 
     def __init__(self, kube: KubeAPI) -> None:
         self.timeout = kube.timeout
-        # Typed as Any: bodies go in and come out as dicts, not the client's typed models.
-        self._core: Any = client.CoreV1Api(kube.api_client)
+        self._kube = KubeAPI(kube.api_client, timeout=kube.timeout)
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The ConfigMap ``namespace/name``; None when it does not exist; raises ``KubeError``
         subclasses on failures."""
-        try:
-            with kube_errors(f"get configmap {namespace}/{name}"):
-                response = self._core.read_namespaced_config_map(
-                    name, namespace, _preload_content=False, _request_timeout=self.timeout
-                )
-        except NotFound:
-            return None
-        try:
-            body = json.loads(response.data or b"{}")
-        finally:
-            discard(response)
-        return body if isinstance(body, dict) else {}
+        return self._kube.get_or_none(CONFIGMAPS, namespace, name)
 
     def create(self, namespace: str, body: dict[str, Any]) -> None:
         """Creates ``body`` (``Conflict`` when the name is taken)."""
-        name = (body.get("metadata") or {}).get("name", "?")
-        with kube_errors(f"create configmap {namespace}/{name}"):
-            discard(
-                self._core.create_namespaced_config_map(
-                    namespace, body, _preload_content=False, _request_timeout=self.timeout
-                )
-            )
+        self._kube.create(CONFIGMAPS, namespace, body)
 
     def merge_patch(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """A JSON merge patch; a ``metadata.resourceVersion`` in ``patch`` makes it conditional
         (``Conflict`` when the ConfigMap changed since)."""
-        with kube_errors(f"patch configmap {namespace}/{name}"):
-            discard(
-                self._core.patch_namespaced_config_map(
-                    name,
-                    namespace,
-                    patch,
-                    _content_type=MERGE_PATCH,
-                    _preload_content=False,
-                    _request_timeout=self.timeout,
-                )
-            )
+        self._kube.merge_patch(CONFIGMAPS, namespace, name, patch)
 
 
 def resource_version(configmap: dict[str, Any]) -> str:

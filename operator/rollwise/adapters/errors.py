@@ -73,7 +73,9 @@ class AdapterError(Exception):
 
 class KubeError(AdapterError):
     """The Kubernetes API refused or failed a request. ``status`` is the HTTP code (None for
-    transport failures)."""
+    transport failures); ``answer`` the server's own sentence (its Status message, for a
+    user's eyes; else the message); ``named`` the object a 404's Status names (empty when the
+    resource type itself is not served)."""
 
     def __init__(
         self,
@@ -82,9 +84,13 @@ class KubeError(AdapterError):
         status: int | None = None,
         retryable: bool | None = None,
         retry_after: float | None = None,
+        answer: str = "",
+        named: str = "",
     ) -> None:
         super().__init__(message, retryable=retryable, retry_after=retry_after)
         self.status = status
+        self.answer = answer or message
+        self.named = named
 
 
 class NotFound(KubeError):

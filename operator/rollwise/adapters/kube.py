@@ -1,17 +1,20 @@
-"""Plain-dict access to the Kubernetes API, with every failure mapped to ``adapters.errors``.
+"""Plain-dict access to the Kubernetes API, with every failure mapped to ``adapters.errors``:
+the one Kubernetes gateway of the operator and of the ``kubectl rollwise`` plugin.
 
 The official ``kubernetes`` client is synchronous; the runtime calls adapters from its asyncio
 loop through ``asyncio.to_thread``. Objects go in and come out as the JSON dicts the API
 server speaks: the typed models of the client validate bodies against the client's own
 schema version and would refuse a pod template field newer than the client, while a Rollout
-template is the user's and is passed through untouched. Resources under ``/apis`` go through
-``CustomObjectsApi`` (a generic path, Deployments included); the one core resource the
-operator touches, Service, through ``CoreV1Api`` with raw responses.
+template is the user's and is passed through untouched. Requests go to the object's path
+(``/apis/apps/v1/namespaces/shop/deployments/web``) through the client's ``ApiClient``, for
+any resource, core group or not (``KubeAPI`` says why not through the typed API classes).
 
 Error mapping (the status code of the API server's answer): 404 ``NotFound``; 409
 ``Conflict`` (retryable); 401/403 ``Forbidden``; 400/422 ``Invalid``; 429 and 5xx
 ``Unavailable`` (retryable, with the server's ``Retry-After``); connection failures and
-timeouts ``Unavailable``; anything else ``KubeError``.
+timeouts ``Unavailable`` (with no status); anything else ``KubeError``. Each error keeps the
+server's own sentence (``answer``) and, for a 404, the object its Status names (``named``;
+empty when the resource type itself is not served).
 
 Reads of a reconcile pass go through ``PassView`` (each object read at most once per pass),
 which first asks the ``WatchCache`` the runtime's watches feed, when the pass was given one
@@ -20,26 +23,23 @@ which first asks the ``WatchCache`` the runtime's watches feed, when the pass wa
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
-import urllib3
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from rollwise import GROUP, VERSION
 from rollwise import ROLLOUTS as ROLLOUT_PLURAL
-from rollwise.adapters.errors import (
-    Conflict,
-    Forbidden,
-    Invalid,
-    KubeError,
-    NotFound,
-    Unavailable,
+from rollwise.adapters.errors import KubeError, NotFound
+from rollwise.adapters.kube_status import (
+    discard,
+    error_from_status,
+    kube_errors,
+    translate,
+    unreachable,
 )
 from rollwise.adapters.resources import Resource, copy_json
 from rollwise.adapters.watch_cache import Key, WatchCache
@@ -56,88 +56,22 @@ SERVICES = Resource("", "v1", "services")
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 VIRTUALSERVICES = Resource("networking.istio.io", "v1", "virtualservices")
 ROLLOUTS = Resource(GROUP, VERSION, ROLLOUT_PLURAL)
+CONFIGMAPS = Resource("", "v1", "configmaps")
+EVENTS = Resource("", "v1", "events")
 
 
-def _status_message(exc: ApiException) -> str:
-    """The ``message`` of the API server's Status body, else the HTTP reason."""
-    body = exc.body
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str) and body:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            return body.strip()[:500]
-        if isinstance(parsed, dict) and parsed.get("message"):
-            return str(parsed["message"])
-    return str(exc.reason or "no reason given")
-
-
-def _retry_after(exc: ApiException) -> float | None:
-    headers = getattr(exc, "headers", None) or {}
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def error_from_status(
-    status: int | None, message: str, retry_after: float | None = None
-) -> KubeError:
-    """The ``KubeError`` subclass for an HTTP status of the API server."""
-    if status == 404:
-        return NotFound(message, status=status)
-    if status == 409:
-        return Conflict(message, status=status)
-    if status in (401, 403):
-        return Forbidden(message, status=status)
-    if status in (400, 422):
-        return Invalid(message, status=status)
-    if status is not None and (status == 429 or status >= 500):
-        return Unavailable(message, status=status, retry_after=retry_after)
-    return KubeError(message, status=status)
-
-
-def translate(exc: BaseException, what: str) -> KubeError | None:
-    """The adapter error for a client exception raised while doing ``what`` (None: not a
-    client failure, let it propagate as the bug it is)."""
-    if isinstance(exc, ApiException):
-        status = exc.status if isinstance(exc.status, int) and exc.status > 0 else None
-        return error_from_status(
-            status, f"{what}: {_status_message(exc)} ({status})", _retry_after(exc)
-        )
-    if unreachable(exc):
-        return Unavailable(f"{what}: API server unreachable: {exc}")
-    return None
-
-
-def unreachable(exc: BaseException) -> bool:
-    """Whether a client exception means the API server could not be reached (connection,
-    TLS, timeout), as opposed to an answer of the server."""
-    return isinstance(exc, urllib3.exceptions.HTTPError | OSError | TimeoutError)
-
-
-@contextmanager
-def kube_errors(what: str) -> Iterator[None]:
-    """Translates client exceptions raised inside the block (``what`` names the operation)."""
-    try:
-        yield
-    except Exception as exc:
-        mapped = translate(exc, what)
-        if mapped is None:
-            raise
-        raise mapped from exc
-
-
-def discard(response: Any) -> None:
-    """Reads and drops the body of a ``_preload_content=False`` answer. Unread, the answer
-    keeps its pooled connection, which is then closed when the answer is collected: every such
-    call would open a new TCP connection to the API server."""
-    _ = getattr(response, "data", None)  # reading ``data`` consumes the body to its end
-    release = getattr(response, "release_conn", None)
-    if callable(release):
-        release()
+def resource_path(resource: Resource, namespace: str | None = None, name: str | None = None) -> str:
+    """The API path of a collection or an object: ``/api/v1/namespaces/shop/pods``,
+    ``/apis/rollwise.dev/v1alpha1/namespaces/shop/rollouts/demo`` (no namespace: across all
+    namespaces, or a cluster-scoped resource)."""
+    group, version = resource.group, resource.version
+    path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    if namespace is not None:
+        path += f"/namespaces/{quote(namespace, safe='')}"
+    path += f"/{resource.plural}"
+    if name is not None:
+        path += f"/{quote(name, safe='')}"
+    return path
 
 
 def _as_dict(value: object) -> dict[str, Any]:
@@ -145,65 +79,108 @@ def _as_dict(value: object) -> dict[str, Any]:
 
 
 class KubeAPI:
-    """Get, list, create, merge-patch and delete namespaced objects as dicts."""
+    """Get, list, create, patch, delete and watch objects as dicts, by API path.
+
+    Every call goes through the ``ApiClient``'s own request (``param_serialize``,
+    ``call_api``) to the object's path (:func:`resource_path`), never through the client's
+    typed API classes: importing ``CoreV1Api`` builds the models of the whole core group, a
+    good part of a second that a caller reading a few objects (the plugin) need not pay, and
+    the typed classes serve one resource each where one path serves any. ``request`` is the
+    one transport; the rest says what to ask."""
 
     def __init__(self, api_client: Any, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.api_client = api_client
         self.timeout = timeout
 
-    # The client's API classes are built on first use: importing ``CoreV1Api`` builds the
-    # models of the whole core group, a good part of a second that a caller reading only
-    # custom resources (the plugin's routers) need not pay.
-    @functools.cached_property
-    def _custom(self) -> Any:
-        return client.CustomObjectsApi(self.api_client)
+    # ------------------------------------------------------------------ transport
 
-    @functools.cached_property
-    def _core(self) -> Any:
-        return client.CoreV1Api(self.api_client)
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: float | tuple[float, float] | None = None,
+    ) -> Any:
+        """Sends one request; returns the client's unread answer (``RESTResponse``)."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        method_, url, headers_, body_, _ = self.api_client.param_serialize(
+            method,
+            path,
+            query_params=list(query),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        return self.api_client.call_api(
+            method_,
+            url,
+            header_params=headers_,
+            body=body_,
+            _request_timeout=self.timeout if timeout is None else timeout,
+        )
 
-    @staticmethod
-    def _check_core(resource: Resource) -> None:
-        if resource != SERVICES:
-            raise ValueError(f"KubeAPI handles only Services in the core group, not {resource}")
-
-    @staticmethod
-    def _json(response: Any) -> dict[str, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        """One request and the JSON of its answer; any failure (``what`` names the operation)
+        raises the ``KubeError`` subclass of the error mapping."""
+        with kube_errors(what):
+            response = self._send(method, path, query=query, body=body, content_type=content_type)
+            try:
+                data = response.read()
+            finally:
+                discard(response)
+            if not 200 <= int(response.status) <= 299:
+                raise ApiException(http_resp=response)
         try:
-            return _as_dict(json.loads(response.data or b"{}"))
-        finally:
-            discard(response)
+            return _as_dict(json.loads(data or b"{}"))
+        except ValueError as exc:
+            raise KubeError(
+                f"{what}: the API server answered with no JSON", status=int(response.status)
+            ) from exc
+
+    # ------------------------------------------------------------------ objects
+
+    def serves(self, resource: Resource) -> bool:
+        """Whether the API server serves ``resource`` (for a custom resource: whether its CRD
+        is installed), by the discovery document of its group and version."""
+        path = f"/apis/{resource.group}/{resource.version}" if resource.group else "/api/v1"
+        try:
+            found = self.request("GET", path, f"discover {resource.group}/{resource.version}")
+        except NotFound:
+            return False
+        resources = found.get("resources") or []
+        return any(isinstance(r, dict) and r.get("name") == resource.plural for r in resources)
+
+    def events(
+        self, namespace: str, kind: str, name: str, uid: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The core/v1 events about the ``kind`` object ``name``; with its ``uid``, about this
+        object only, not an earlier one of the same name that was deleted."""
+        selector = f"involvedObject.name={name},involvedObject.kind={kind}"
+        if uid:
+            selector += f",involvedObject.uid={uid}"
+        return self.list(EVENTS, namespace, field_selector=selector)
 
     def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
-        with kube_errors(f"get {resource} {namespace}/{name}"):
-            if resource.group:
-                obj = self._custom.get_namespaced_custom_object(
-                    resource.group,
-                    resource.version,
-                    namespace,
-                    resource.plural,
-                    name,
-                    _request_timeout=self.timeout,
-                )
-                return _as_dict(obj)
-            self._check_core(resource)
-            return self._json(
-                self._core.read_namespaced_service(
-                    name, namespace, _preload_content=False, _request_timeout=self.timeout
-                )
-            )
+        path = resource_path(resource, namespace, name)
+        return self.request("GET", path, f"get {resource} {namespace}/{name}")
 
     def get_cluster_scoped(self, resource: Resource, name: str) -> dict[str, Any]:
-        """A cluster-scoped custom object (a ``ClusterAnalysisTemplate``)."""
-        with kube_errors(f"get {resource} {name}"):
-            obj = self._custom.get_cluster_custom_object(
-                resource.group,
-                resource.version,
-                resource.plural,
-                name,
-                _request_timeout=self.timeout,
-            )
-            return _as_dict(obj)
+        """A cluster-scoped object (a ``ClusterAnalysisTemplate``)."""
+        return self.request("GET", resource_path(resource, None, name), f"get {resource} {name}")
 
     def get_or_none(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -212,104 +189,150 @@ class KubeAPI:
             return None
 
     def list(
-        self, resource: Resource, namespace: str, label_selector: str | None = None
+        self,
+        resource: Resource,
+        namespace: str | None,
+        label_selector: str | None = None,
+        *,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
-        with kube_errors(f"list {resource} in {namespace}"):
-            if resource.group:
-                listing = self._custom.list_namespaced_custom_object(
-                    resource.group,
-                    resource.version,
-                    namespace,
-                    resource.plural,
-                    label_selector=label_selector,
-                    _request_timeout=self.timeout,
-                )
-            else:
-                self._check_core(resource)
-                listing = self._json(
-                    self._core.list_namespaced_service(
-                        namespace,
-                        label_selector=label_selector,
-                        _preload_content=False,
-                        _request_timeout=self.timeout,
-                    )
-                )
-        items = _as_dict(listing).get("items") or []
+        """The objects in ``namespace`` (None: in every namespace) matching the selectors."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        where = f"in {namespace}" if namespace is not None else "in all namespaces"
+        listing = self.request(
+            "GET", resource_path(resource, namespace), f"list {resource} {where}", query=query
+        )
+        items = listing.get("items") or []
         return [_as_dict(item) for item in items if isinstance(item, dict)]
 
     def create(self, resource: Resource, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         name = (body.get("metadata") or {}).get("name", "?")
-        with kube_errors(f"create {resource} {namespace}/{name}"):
-            if resource.group:
-                obj = self._custom.create_namespaced_custom_object(
-                    resource.group,
-                    resource.version,
-                    namespace,
-                    resource.plural,
-                    body,
-                    _request_timeout=self.timeout,
-                )
-                return _as_dict(obj)
-            # The operator never creates Services (it points the user's).
-            raise ValueError(f"KubeAPI creates only resources under /apis, not {resource}")
+        return self.request(
+            "POST",
+            resource_path(resource, namespace),
+            f"create {resource} {namespace}/{name}",
+            body=body,
+        )
+
+    def create_cluster_scoped(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any]:
+        """Creates a cluster-scoped object (``Conflict`` when the name is taken)."""
+        name = (body.get("metadata") or {}).get("name", "?")
+        return self.request("POST", resource_path(resource), f"create {resource} {name}", body=body)
 
     def merge_patch(
         self, resource: Resource, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]:
         """A JSON merge patch; a ``metadata.resourceVersion`` in ``patch`` makes it conditional
         (409 ``Conflict`` when the object changed since that version)."""
-        with kube_errors(f"patch {resource} {namespace}/{name}"):
-            if resource.group:
-                obj = self._custom.patch_namespaced_custom_object(
-                    resource.group,
-                    resource.version,
-                    namespace,
-                    resource.plural,
-                    name,
-                    patch,
-                    _content_type=MERGE_PATCH,
-                    _request_timeout=self.timeout,
-                )
-                return _as_dict(obj)
-            self._check_core(resource)
-            return self._json(
-                self._core.patch_namespaced_service(
-                    name,
-                    namespace,
-                    patch,
-                    _content_type=MERGE_PATCH,
-                    _preload_content=False,
-                    _request_timeout=self.timeout,
-                )
-            )
+        return self.patch(resource, namespace, name, patch)
+
+    def patch(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        patch: Any,
+        content_type: str = MERGE_PATCH,
+    ) -> dict[str, Any]:
+        """A patch of ``content_type`` (a JSON merge patch unless it says otherwise: a JSON
+        patch's ``test`` operations make it conditional too); the object as stored."""
+        return self.request(
+            "PATCH",
+            resource_path(resource, namespace, name),
+            f"patch {resource} {namespace}/{name}",
+            body=patch,
+            content_type=content_type,
+        )
 
     def delete(self, resource: Resource, namespace: str, name: str) -> bool:
         """Deletes the object (background propagation); False when it was already gone."""
         try:
-            with kube_errors(f"delete {resource} {namespace}/{name}"):
-                if resource.group:
-                    self._custom.delete_namespaced_custom_object(
-                        resource.group,
-                        resource.version,
-                        namespace,
-                        resource.plural,
-                        name,
-                        propagation_policy="Background",
-                        _request_timeout=self.timeout,
-                    )
-                else:
-                    self._check_core(resource)
-                    self._core.delete_namespaced_service(
-                        name, namespace, _preload_content=False, _request_timeout=self.timeout
-                    )
+            self.request(
+                "DELETE",
+                resource_path(resource, namespace, name),
+                f"delete {resource} {namespace}/{name}",
+                query=[("propagationPolicy", "Background")],
+            )
         except NotFound:
             return False
         return True
+
+    def watch(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        resource_version: str,
+        stream_seconds: int,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(type, object)`` for the changes of one object after ``resource_version``, for at
+        most ``stream_seconds`` (the server ends the stream; the caller watches again).
+        Bookmarks are passed over; an ``ERROR`` event raises its code's ``KubeError`` (a 410:
+        the version is too old to watch from)."""
+        what = f"watch {resource} {namespace}/{name}"
+        query = [
+            ("watch", "true"),
+            ("fieldSelector", f"metadata.name={name}"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", str(stream_seconds)),
+            ("allowWatchBookmarks", "true"),
+        ]
+        with kube_errors(what):
+            response = self._send(
+                "GET",
+                resource_path(resource, namespace),
+                query=query,
+                timeout=(self.timeout, stream_seconds + self.timeout),
+            )
+        raw = response.response
+        try:
+            if not 200 <= int(response.status) <= 299:
+                with kube_errors(what):
+                    response.read()
+                    raise ApiException(http_resp=response)
+            lines = _lines(raw)
+            while True:
+                with kube_errors(what):
+                    line = next(lines, None)
+                if line is None:
+                    return
+                event = json.loads(line)
+                kind = str(event.get("type"))
+                obj = event.get("object")
+                if kind == "ERROR" and isinstance(obj, dict):
+                    raise error_from_status(
+                        int(obj.get("code") or 500),
+                        f"{what}: {obj.get('message') or obj.get('reason') or 'error'}",
+                        answer=str(obj.get("message") or obj.get("reason") or ""),
+                    )
+                if isinstance(obj, dict) and kind != "BOOKMARK":
+                    yield kind, obj
+        finally:
+            # A stream left before its end holds unread data: close the connection rather
+            # than hand it back to the pool for the next request to read garbage from.
+            raw.close()
+            raw.release_conn()
 
     def pass_view(self, cache: WatchCache | None = None) -> PassView:
         """A read view for one reconcile pass over the same connection (see ``PassView``); it
         serves reads from ``cache`` (the ``WatchCache`` the runtime's watches feed), if any."""
         return PassView(self.api_client, timeout=self.timeout, cache=cache)
+
+
+def _lines(response: Any) -> Iterator[bytes]:
+    """The lines of a streamed answer, each as soon as it arrived (a watch's events)."""
+    buffer = bytearray()
+    for segment in response.stream(amt=None, decode_content=False):
+        buffer.extend(segment if isinstance(segment, bytes) else str(segment).encode())
+        while (end := buffer.find(b"\n")) != -1:
+            line = bytes(buffer[:end]).strip()
+            del buffer[: end + 1]
+            if line:
+                yield line
+    if buffer.strip():
+        yield bytes(buffer).strip()
 
 
 class PassView(KubeAPI):
@@ -397,8 +420,15 @@ class PassView(KubeAPI):
         return found
 
     def list(
-        self, resource: Resource, namespace: str, label_selector: str | None = None
+        self,
+        resource: Resource,
+        namespace: str | None,
+        label_selector: str | None = None,
+        *,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
+        if namespace is None or field_selector:  # not what a pass reads: straight through
+            return super().list(resource, namespace, label_selector, field_selector=field_selector)
         if self.cache is not None:
             cached = self.cache.listing(resource, namespace, label_selector)
             if cached is not None:
@@ -426,11 +456,16 @@ class PassView(KubeAPI):
         self._confirmed(resource, created)
         return created
 
-    def merge_patch(
-        self, resource: Resource, namespace: str, name: str, patch: dict[str, Any]
+    def patch(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        patch: Any,
+        content_type: str = MERGE_PATCH,
     ) -> dict[str, Any]:
         try:
-            patched = super().merge_patch(resource, namespace, name, patch)
+            patched = super().patch(resource, namespace, name, patch, content_type)
         except KubeError:
             self._forget(resource, namespace, name)
             raise
@@ -452,7 +487,9 @@ class PassView(KubeAPI):
 
 
 __all__ = [
+    "CONFIGMAPS",
     "DEPLOYMENTS",
+    "EVENTS",
     "HTTPROUTES",
     "MERGE_PATCH",
     "ROLLOUTS",
@@ -463,6 +500,7 @@ __all__ = [
     "discard",
     "error_from_status",
     "kube_errors",
+    "resource_path",
     "translate",
     "unreachable",
 ]

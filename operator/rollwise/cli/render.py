@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from rollwise.cli.colour import PLAIN, Palette
-from rollwise.cli.sections import closing_lines, list_view
+from rollwise.cli.sections import closing_lines, list_view, message_lines, name_lines
 from rollwise.cli.text import (
     ASCII,
     UNICODE,
     Symbols,
     age,
-    generation_lag,
     human_duration,
     parse_time,
     table,
@@ -260,12 +259,7 @@ def _analysis_lines(
     )
     title = "Analysis" if current else "Last analysis"
     verdict = palette.word(_verdict_word(run.verdict, running=current))
-    lines = [
-        f"{title} (step {run.step_index + 1}/{steps}, revision {run.revision}, "
-        f"started {age(run.started_at, now)} ago): {verdict}"
-    ]
-    if run.message:
-        lines.append(f"  {clip(run.message, symbols)}")
+    lines = analysis_heading(title, run, steps, verdict, now=now, symbols=symbols)
     checks = checks_for_step(spec, run.step_index) if spec is not None else None
     metrics = {m.name: m for m in checks.metrics} if checks is not None else {}
     rows: list[list[str]] = []
@@ -298,10 +292,31 @@ def _analysis_lines(
     if not any(row[-1] for row in rows):
         header, rows = header[:-1], [row[:-1] for row in rows]
     lines += table(header, rows, indent="  ")
-    failing = [m for m in run.metrics if m.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE)]
-    for metric_run in failing:
-        # The last measurement's sentence names value and rule; the run's message often
-        # already quotes it (a failed step), so it is not printed twice.
+    return lines + failing_notes(run, symbols)
+
+
+def analysis_heading(
+    title: str, run: AnalysisRun, steps: int, verdict: str, *, now: datetime, symbols: Symbols
+) -> list[str]:
+    """The first line of an analysis run's section (step, revision, age, verdict), and the
+    run's message under it."""
+    lines = [
+        f"{title} (step {run.step_index + 1}/{steps}, revision {run.revision}, "
+        f"started {age(run.started_at, now)} ago): {verdict}"
+    ]
+    if run.message:
+        lines.append(f"  {clip(run.message, symbols)}")
+    return lines
+
+
+def failing_notes(run: AnalysisRun, symbols: Symbols) -> list[str]:
+    """The last measurement's sentence of each failing or inconclusive metric: it names value
+    and rule. The run's message often already quotes it (a failed step): then it is not
+    printed twice."""
+    lines = []
+    for metric_run in run.metrics:
+        if metric_run.verdict not in (Verdict.FAIL, Verdict.INCONCLUSIVE):
+            continue
         last = metric_run.measurements[-1].message if metric_run.measurements else ""
         if last and last not in run.message:
             lines.append(f"  {clip(last, symbols)}")
@@ -367,7 +382,7 @@ def render_rollout(
         raw_steps = [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]
     paused = bool(raw_spec.get("paused"))
 
-    lines = [f"Name:        {name}", f"Namespace:   {meta.get('namespace', '')}"]
+    lines = name_lines(meta)
     status: RolloutStatus | None = None
     status_error = ""
     if isinstance(raw_status, Mapping) and raw_status:
@@ -387,11 +402,7 @@ def render_rollout(
         if paused:
             phase += f" (spec.paused: kubectl rollwise resume {name})"
         lines.append(f"Phase:       {phase}")
-        if status.message:
-            lines.append(f"Message:     {status.message}")
-        lag = generation_lag(meta.get("generation"), status.observed_generation)
-        if lag is not None:
-            lines.append(f"             ({lag})")
+        lines += message_lines(status.message, meta.get("generation"), status.observed_generation)
         lines.append(f"Stable:      {status.stable_revision or '-'}")
         if status.canary_revision is not None:
             step = status.current_step_index
@@ -506,7 +517,9 @@ __all__ = [
     "ActualWeight",
     "Symbols",
     "age",
+    "analysis_heading",
     "clip",
+    "failing_notes",
     "human_duration",
     "last_value",
     "metric_result",

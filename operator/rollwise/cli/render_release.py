@@ -26,15 +26,16 @@ from rollwise.cli.render import (
     UNICODE,
     Symbols,
     age,
+    analysis_heading,
     clip,
+    failing_notes,
     human_duration,
     last_value,
     metric_result,
     step_text,
     table,
 )
-from rollwise.cli.sections import closing_lines, list_view
-from rollwise.cli.text import generation_lag
+from rollwise.cli.sections import closing_lines, list_view, message_lines, name_lines
 from rollwise.core.modelrelease.observations import BACKEND_KSERVE, BACKEND_TEMPLATE
 from rollwise.core.modelrelease.spec import (
     all_gates,
@@ -53,7 +54,7 @@ from rollwise.core.modelrelease.status import (
     ServingStatus,
     Stage,
 )
-from rollwise.core.runs import AnalysisRun, Verdict
+from rollwise.core.runs import AnalysisRun
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.core.status_model import format_time
 
@@ -268,12 +269,7 @@ def _analysis_lines(
     symbols: Symbols,
 ) -> list[str]:
     verdict = run.verdict.value.upper() if run.verdict is not None else "RUNNING"
-    lines = [
-        f"Analysis (step {run.step_index + 1}/{steps}, revision {run.revision}, "
-        f"started {age(run.started_at, now)} ago): {verdict}"
-    ]
-    if run.message:
-        lines.append(f"  {clip(run.message, symbols)}")
+    lines = analysis_heading("Analysis", run, steps, verdict, now=now, symbols=symbols)
     rows = [
         [
             m.name,
@@ -284,11 +280,7 @@ def _analysis_lines(
     ]
     if rows:
         lines += table(["METRIC", "VALUE", "RESULT"], rows, indent="  ")
-    for m in run.metrics:
-        last = m.measurements[-1].message if m.measurements else ""
-        if m.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE) and last and last not in run.message:
-            lines.append(f"  {clip(last, symbols)}")
-    return lines
+    return lines + failing_notes(run, symbols)
 
 
 def _revalidate_line(spec: ModelReleaseSpec | None, now: datetime) -> str:
@@ -414,7 +406,6 @@ def render_release(
     meta = _as_dict(release.get("metadata"))
     raw_spec = _as_dict(release.get("spec"))
     raw_status = release.get("status")
-    name = str(meta.get("name", "?"))
     parsed = parse_release_spec(raw_spec)
     spec = parsed if isinstance(parsed, ModelReleaseSpec) else None
     version = str(raw_spec.get("version") or "")
@@ -433,17 +424,13 @@ def render_release(
     required = [str(r) for r in roles] if isinstance(roles, list) else DEFAULT_ROLES
 
     status = read_status(raw_status) if isinstance(raw_status, Mapping) and raw_status else None
-    lines = [f"Name:        {name}", f"Namespace:   {meta.get('namespace', '')}"]
+    lines = name_lines(meta)
     if status is None:
         lines.append("Stage:       <no status yet> (is the Rollwise operator running?)")
     else:
         lines.append(f"Stage:       {palette.word(status.stage) if status.stage else '<unknown>'}")
         lines.append(f"Phase:       {palette.word(status.phase) if status.phase else '<unknown>'}")
-        if status.message:
-            lines.append(f"Message:     {status.message}")
-        lag = generation_lag(meta.get("generation"), status.observed_generation)
-        if lag is not None:
-            lines.append(f"             ({lag})")
+        lines += message_lines(status.message, meta.get("generation"), status.observed_generation)
         if status.unreadable:
             lines.append(
                 f"             ({len(status.unreadable)} unreadable status field(s) not shown: "

@@ -1,5 +1,6 @@
-"""The sections every view shows the same way, whichever the kind: the ``Conditions:`` and
-``Events:`` tables and the one-line-per-object list of ``kubectl rollwise list``. Pure
+"""The sections every view shows the same way, whichever the kind: the name and the status
+message at the top, the ``Conditions:`` and ``Events:`` tables and the one-line-per-object
+list of ``kubectl rollwise list``. Pure
 functions from API objects (or the core's tolerant status models) to text, with ``now``
 passed in.
 """
@@ -11,7 +12,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rollwise.cli.colour import PLAIN, Palette
-from rollwise.cli.text import Symbols, age, fit_last_column, human_duration, parse_time, table
+from rollwise.cli.text import (
+    Symbols,
+    age,
+    fit_last_column,
+    generation_lag,
+    human_duration,
+    parse_time,
+    table,
+)
 
 if TYPE_CHECKING:
     from rollwise.core.modelrelease.status import ReleaseCondition
@@ -23,6 +32,25 @@ MAX_EVENTS = 10
 
 def _as_dict(value: object) -> dict[str, Any]:
     return {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+# --------------------------------------------------------------------------------------------
+# The top
+
+
+def name_lines(meta: Mapping[str, Any]) -> list[str]:
+    """The object's ``Name:`` and ``Namespace:``."""
+    return [f"Name:        {meta.get('name', '?')}", f"Namespace:   {meta.get('namespace', '')}"]
+
+
+def message_lines(message: str, generation: object, observed_generation: int | None) -> list[str]:
+    """The status ``Message:``, then, when the operator has not yet seen the object's latest
+    spec, how far behind it is (:func:`rollwise.cli.text.generation_lag`)."""
+    lines = [f"Message:     {message}"] if message else []
+    lag = generation_lag(generation, observed_generation)
+    if lag is not None:
+        lines.append(f"             ({lag})")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,5 +241,7 @@ __all__ = [
     "events_lines",
     "list_table",
     "list_view",
+    "message_lines",
+    "name_lines",
     "sorted_by_name",
 ]

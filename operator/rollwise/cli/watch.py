@@ -25,12 +25,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from rollwise.adapters.errors import KubeError
 from rollwise.cli.display import Display
 from rollwise.cli.kube import (
     KIND_WORDS,
     MODELRELEASES,
     ROLLOUTS,
-    ApiStatus,
     CliError,
     Cluster,
     Workloads,
@@ -80,7 +80,7 @@ class _Watcher(threading.Thread):
             while not self.stopping.is_set():
                 try:
                     self._stream_once()
-                except ApiStatus as exc:
+                except KubeError as exc:
                     if exc.status != 410:
                         word = KIND_WORDS[self.plural]
                         raise self.cluster.api_error(exc, f'watch {word} "{self.name_}"') from exc

@@ -21,6 +21,7 @@ over the windows :func:`burn_windows` names. Pure: ``now`` is an argument.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
@@ -262,6 +263,39 @@ def record_measurement(
     return record(checks, metric, run, measurement, judge(metric, measurement))
 
 
+def record_due(
+    checks: StepChecks,
+    run: AnalysisRun,
+    measurements: Mapping[str, Measurement],
+    due: Collection[str],
+    *,
+    now: datetime,
+    recorded: Callable[[Recorded], str | None],
+) -> AnalysisRun:
+    """``run`` with the measurement of each metric ``due`` recorded and judged, then its
+    verdict; the run's message, when that verdict is FAIL, is the last non-empty answer of
+    ``recorded`` (called for each recorded measurement, in the order of the step's metrics:
+    the kind's events, its failure message). Each measurement is recorded at ``now``: the
+    schedule, and so idempotence, depends on the decision's clock only, never on when the
+    runtime's query ran."""
+    metrics: list[MetricRun] = []
+    failure = ""
+    for metric in checks.metrics:
+        metric_run = run.metric(metric.name) or MetricRun(name=metric.name)
+        measurement = measurements.get(metric.name)
+        if metric.name not in due or measurement is None:
+            metrics.append(metric_run)
+            continue
+        rec = record_measurement(checks, metric, metric_run, measurement.taken_at(now))
+        metrics.append(rec.run)
+        failure = recorded(rec) or failure
+    updated = run.model_copy(update={"metrics": metrics})
+    verdict = step_verdict(checks, updated)
+    return updated.model_copy(
+        update={"verdict": verdict, "message": failure if verdict is Verdict.FAIL else ""}
+    )
+
+
 # ------------------------------------------------------------------ the step's evidence
 
 
@@ -416,6 +450,7 @@ __all__ = [
     "compare_window",
     "judge",
     "kind_problems",
+    "record_due",
     "record_measurement",
     "score_thresholds",
     "step_decision",

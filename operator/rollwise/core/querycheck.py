@@ -30,9 +30,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Protocol, Self, TypeVar
 
 from pydantic import Field
 
+from rollwise.core.conditions import ConditionStatus
 from rollwise.core.durations import add_seconds
 from rollwise.core.query_templates import (
     BURN_RATE_PLACEHOLDERS,
@@ -42,6 +44,7 @@ from rollwise.core.query_templates import (
     WINDOW_PLACEHOLDER,
     render_query,
 )
+from rollwise.core.reasons import clip
 from rollwise.core.spec import AnalysisSpec, Metric, MetricKind, Step
 from rollwise.core.status_model import StatusModel, Time
 
@@ -274,11 +277,76 @@ def recheck_at(recorded: QueryVerification | None) -> datetime | None:
     return add_seconds(recorded.checked_at, RECHECK_SECONDS)
 
 
+class QueriedStatus(Protocol):
+    """What the query check needs of a kind's status: its recorded check and its
+    conditions."""
+
+    @property
+    def queries(self) -> QueryVerification | None: ...
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> Self: ...
+
+    def with_condition(
+        self,
+        type_: Any,
+        status: ConditionStatus,
+        *,
+        reason: str,
+        message: str,
+        now: datetime,
+        generation: int | None,
+    ) -> Self: ...
+
+    def without_condition(self, type_: Any) -> Self: ...
+
+
+Q = TypeVar("Q", bound=QueriedStatus)
+
+
+def record_check(
+    status: Q,
+    metrics: Iterable[tuple[str, Metric]],
+    check: QueryCheck | None,
+    now: datetime,
+) -> tuple[Q, str, list[str]]:
+    """``status`` with the verdict of this pass's check of ``metrics``' queries recorded
+    (:func:`verification`), the queries' digest, and the spec errors a refusal stands for."""
+    digest = queries_digest(metrics)
+    queries = verification(digest, status.queries, check, now)
+    if queries != status.queries:
+        status = status.model_copy(update={"queries": queries})
+    return status, digest, refusals(queries, digest)
+
+
+def with_queries_condition(
+    status: Q, type_: StrEnum, digest: str, *, generation: int | None, now: datetime
+) -> tuple[Q, datetime | None]:
+    """``status`` with its ``QueriesVerified`` condition (``type_``: the kind's) for the
+    queries of ``digest`` (none without queries), and when to look again at unverified
+    queries (None: nothing to look at)."""
+    condition = condition_of(status.queries, digest)
+    if condition is None:
+        return status.without_condition(type_), None
+    value, reason, message = condition
+    status = status.with_condition(
+        type_,
+        ConditionStatus(value),
+        reason=reason,
+        message=clip(message),
+        now=now,
+        generation=generation,
+    )
+    return status, recheck_at(status.queries)
+
+
 __all__ = [
     "FIELD_PLACEHOLDERS",
     "RECHECK_SECONDS",
     "SAMPLE_REVISION",
     "SAMPLE_WINDOW",
+    "QueriedStatus",
     "QueryCheck",
     "QueryRefusal",
     "QueryState",
@@ -289,8 +357,10 @@ __all__ = [
     "prometheus_queries",
     "queries_digest",
     "recheck_at",
+    "record_check",
     "refusals",
     "render_for_check",
     "sample_context",
     "verification",
+    "with_queries_condition",
 ]

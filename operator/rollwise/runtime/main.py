@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import kopf
-from kubernetes import client
 
 from rollwise.adapters.errors import AdapterError, Conflict, NotFound
 from rollwise.adapters.gates import GateEvaluator
-from rollwise.adapters.kube import KubeAPI, kube_errors
+from rollwise.adapters.kube import CONFIGMAPS, KubeAPI
 from rollwise.adapters.notify import NotificationPolicies, SinkSecrets, SinkSender
 from rollwise.adapters.objects import REQUEST_TIMEOUT, api_client
 from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.adapters.releases import ReleaseObjects
+from rollwise.adapters.resources import Resource
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.signing import key_id
 from rollwise.runtime import logging as rlog
@@ -46,6 +46,8 @@ from rollwise.runtime.setting_values import SettingsError
 from rollwise.runtime.settings import Settings, apply_configmap, from_sources
 
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
+PEERINGS = Resource(PEERING_GROUP, PEERING_VERSION, "kopfpeerings")
+CLUSTER_PEERINGS = Resource(PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings")
 
 
 def read_settings_configmap(api: Any, settings: Settings) -> Settings:
@@ -53,47 +55,38 @@ def read_settings_configmap(api: Any, settings: Settings) -> Settings:
     if settings.settings_configmap is None:
         return settings
     namespace, name = settings.settings_configmap
-    core = client.CoreV1Api(api)
-    with kube_errors(f"get configmap {namespace}/{name}"):
-        found = core.read_namespaced_config_map(name, namespace, _request_timeout=10)
-    return apply_configmap(settings, dict(found.data or {}))
+    found = KubeAPI(api, timeout=REQUEST_TIMEOUT).get(CONFIGMAPS, namespace, name)
+    data = found.get("data")
+    return apply_configmap(settings, dict(data) if isinstance(data, dict) else {})
 
 
 def ensure_peering(api: Any, settings: Settings, log: Any) -> None:
     """Create the peering object(s) kopf coordinates replicas through, when missing."""
     if settings.peering is None:
         return
-    custom = client.CustomObjectsApi(api)
+    kube = KubeAPI(api, timeout=REQUEST_TIMEOUT)
     body = {"metadata": {"name": settings.peering}}
     try:
         if settings.clusterwide:
-            with kube_errors(f"create clusterkopfpeering {settings.peering}"):
-                custom.create_cluster_custom_object(
-                    PEERING_GROUP,
-                    PEERING_VERSION,
-                    "clusterkopfpeerings",
-                    {
-                        "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
-                        "kind": "ClusterKopfPeering",
-                        **body,
-                    },
-                    _request_timeout=10,
-                )
+            kube.create_cluster_scoped(
+                CLUSTER_PEERINGS,
+                {
+                    "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+                    "kind": "ClusterKopfPeering",
+                    **body,
+                },
+            )
         else:
             for namespace in settings.namespaces:
-                with kube_errors(f"create kopfpeering {namespace}/{settings.peering}"):
-                    custom.create_namespaced_custom_object(
-                        PEERING_GROUP,
-                        PEERING_VERSION,
-                        namespace,
-                        "kopfpeerings",
-                        {
-                            "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
-                            "kind": "KopfPeering",
-                            **body,
-                        },
-                        _request_timeout=10,
-                    )
+                kube.create(
+                    PEERINGS,
+                    namespace,
+                    {
+                        "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+                        "kind": "KopfPeering",
+                        **body,
+                    },
+                )
     except Conflict:
         log.debug("peering object exists", peering=settings.peering)
     except NotFound:

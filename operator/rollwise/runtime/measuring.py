@@ -28,7 +28,10 @@ from rollwise.core.observations import Measurement
 from rollwise.core.querycheck import (
     QueryCheck,
     QueryRefusal,
+    QueryVerification,
+    check_due,
     prometheus_queries,
+    queries_digest,
     render_for_check,
 )
 from rollwise.core.spec import Metric, MetricKind
@@ -168,6 +171,12 @@ class Measuring(Protocol):
 
     @property
     def queries(self) -> QueryBudget | None: ...
+
+    @property
+    def allowed_prometheus(self) -> frozenset[str] | None: ...
+
+    @property
+    def web_providers(self) -> frozenset[str] | None: ...
 
 
 async def measure_due(
@@ -323,6 +332,38 @@ async def check_queries(
     return QueryCheck(digest=digest, refused=refused, unreachable=unreachable)
 
 
+async def check_spec_queries(
+    ports: Measuring,
+    metrics: Sequence[tuple[str, Metric]],
+    context: Callable[[], Mapping[str, str]],
+    recorded: QueryVerification | None,
+    *,
+    now: datetime,
+    log: Any,
+    namespace: str,
+) -> QueryCheck | None:
+    """The provider's verdict on a spec's queries (``metrics``, with their spec paths) when
+    they are unchecked, or were unverified long enough (``recorded``: the status's last
+    verdict); None when nothing is to be checked this pass, or when a metric names a provider
+    the operator may not query (the spec is invalid anyway: nothing is sent to a host it
+    chose). ``context`` makes the sample placeholder values."""
+    digest = queries_digest(metrics)
+    if not check_due(digest, recorded, now):
+        return None
+    if provider_problems(metrics, ports.allowed_prometheus, ports.web_providers):
+        return None
+    return await check_queries(
+        digest,
+        metrics,
+        context(),
+        provider_for=ports.provider_for,
+        default_prometheus=ports.default_prometheus,
+        log=log,
+        budget=ports.queries,
+        namespace=namespace,
+    )
+
+
 __all__ = [
     "CHECK_TIMEOUT_SECONDS",
     "DEFAULT_MAX_QUERY_SECONDS",
@@ -335,6 +376,7 @@ __all__ = [
     "ProviderFactory",
     "QueryBudget",
     "check_queries",
+    "check_spec_queries",
     "clip_error",
     "measure",
     "measure_due",

@@ -21,19 +21,24 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.errors import AdapterError, Conflict, NotFound
 from rollwise.adapters.resources import Resource, copy_json
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event, EventLog, LoggedEvent
+from rollwise.runtime.measuring import ProviderFactory
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import (
+    CONFLICT_RETRY_SECONDS,
     EVENT_RETRY_SECONDS,
+    NotifierPort,
+    TemplatesPort,
     count_failure,
     error_code,
     post_events,
     post_logged,
     soonest,
 )
+from rollwise.runtime.query_budget import QueryBudget
 
 A = TypeVar("A")
 D = TypeVar("D")
@@ -42,6 +47,32 @@ S = TypeVar("S", bound=BaseModel)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(kw_only=True)
+class CommonPorts:
+    """The ports every kind's pass has, beside its own (each kind's ``Ports`` adds what it
+    talks to): metric providers and where queries may go, the operator's metrics, the clock,
+    the record key, notifications and analysis templates."""
+
+    provider_for: ProviderFactory
+    #: The operator's record key: records (``rollwise.dev/overrides``, a release's approvals,
+    #: written by its admission webhook) count only with a valid signature under it; None
+    #: trusts none.
+    record_key: bytes | None = None
+    default_prometheus: str | None = None
+    metrics: OperatorMetrics | None = None
+    clock: Callable[[], datetime] = utc_now
+    #: Where queries run, within each namespace's share (None: the default worker threads).
+    queries: QueryBudget | None = None
+    #: The Prometheus addresses a spec may name (None: any, for embedding and tests).
+    allowed_prometheus: frozenset[str] | None = None
+    #: The web providers a spec may name (None: any, for embedding and tests).
+    web_providers: frozenset[str] | None = None
+    #: Where posted events go for notifications (None: no notifications).
+    notifier: NotifierPort | None = None
+    #: Where referenced analysis templates are read (None: every reference is not found).
+    templates: TemplatesPort | None = None
 
 
 @dataclass(frozen=True)
@@ -297,6 +328,41 @@ def persist(
     return Persisted(changed=True, written=written)
 
 
+def settle_write(
+    resource: Resource,
+    obj: ObjectHeader,
+    stored: Persisted,
+    decision: D,
+    *,
+    cache: WatchCache | None,
+    metrics: OperatorMetrics | None,
+    log: Any,
+) -> PassResult[D] | None:
+    """What the status write of a pass means for the rest of it. A conflict (somebody wrote
+    since the read: decide again from what is there now, read from the server since the
+    cached body was behind) or a vanished object ends the pass with nothing done: the result
+    says so. A stored status is fed back to the cache (read-your-writes: the next pass starts
+    from this answer, not from an older body whose watch event is still on its way) and
+    counted; the pass goes on (None), as it does after any other write failure, which the
+    kind handles."""
+    error = stored.error
+    if isinstance(error, Conflict):
+        if cache is not None:
+            cache.forget(resource, obj.namespace, obj.name)
+        log.info("status write conflicted; looking again", error=error.message)
+        return PassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision)
+    if isinstance(error, NotFound):
+        if cache is not None:
+            cache.deleted(resource, obj.namespace, obj.name)
+        return PassResult(requeue_after=None, gone=True)
+    if error is None and stored.changed:
+        if cache is not None and stored.written:
+            cache.observe(resource, stored.written, confirmed=True)
+        if metrics is not None:
+            metrics.status_written()
+    return None
+
+
 async def post_pass_events(
     requeue: float | None,
     *,
@@ -325,6 +391,7 @@ async def post_pass_events(
 
 __all__ = [
     "ActionFailure",
+    "CommonPorts",
     "Decided",
     "Memory",
     "ObjectHeader",
@@ -338,6 +405,7 @@ __all__ = [
     "persist",
     "post_pass_events",
     "read_object",
+    "settle_write",
     "timed_pass",
     "utc_now",
 ]

@@ -1,13 +1,15 @@
-"""``FakeCluster``: the plugin's API layer (:class:`rollwise.cli.kube.Cluster`) with its one
-transport method, ``request``, answered from objects held in memory instead of an API server.
+"""``FakeCluster``: the plugin's API layer (:class:`rollwise.cli.kube.Cluster`) over the
+adapters' gateway (``KubeAPI``) whose one transport method, ``request``, is answered from
+objects held in memory instead of an API server.
 
-Everything above ``request`` is the plugin's own code: the paths it asks for, the label and
-field selectors, the owner-reference filtering, the mapping of 404s and 422s to one-line
-errors. The fake answers as kube-apiserver does for what the plugin uses: GET of an object
-or a collection (``labelSelector`` with ``=`` and ``in``; events by ``fieldSelector``), JSON
-merge patches and JSON patches (a failed ``test`` is a 422 with the server's sentence), a
-``Status`` body naming the object on a 404, a bare 404 for a type it does not serve. A patch
-that changes ``spec`` bumps ``metadata.generation``; every write bumps ``resourceVersion``.
+Everything above ``request`` is the plugin's and the gateway's own code: the paths asked for,
+the label and field selectors, the owner-reference filtering, the error mapping and the
+wording of 404s and 422s as one-line errors. The fake answers as kube-apiserver does for what
+the plugin uses: GET of an object or a collection (``labelSelector`` with ``=`` and ``in``;
+events by ``fieldSelector``), JSON merge patches and JSON patches (a failed ``test`` is a 422
+with the server's sentence), a ``Status`` body naming the object on a 404, a bare 404 for a
+type it does not serve. A patch that changes ``spec`` bumps ``metadata.generation``; every
+write bumps ``resourceVersion``.
 ``watch_object`` plays back versions queued with :meth:`FakeCluster.then`.
 
 Writes are recorded in ``FakeCluster.writes`` as ``(method, path, body, content type)``.
@@ -16,14 +18,16 @@ Writes are recorded in ``FakeCluster.writes`` as ``(method, path, body, content 
 from __future__ import annotations
 
 import copy
-import json
+import functools
 import re
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from rollwise.cli.kube import ApiStatus, Cluster
+from rollwise.adapters.errors import KubeError
+from rollwise.adapters.kube import KubeAPI, error_from_status
+from rollwise.cli.kube import Cluster
 
 #: The collections the fake serves, by plural (the plugin's paths name each uniquely).
 SERVED = frozenset({"rollouts", "modelreleases", "deployments", "replicasets", "pods", "events"})
@@ -34,11 +38,9 @@ _PATH = re.compile(
 )
 
 
-def _status(code: int, message: str, name: str | None = None) -> ApiStatus:
-    body: dict[str, Any] = {"kind": "Status", "code": code, "message": message}
-    if name is not None:
-        body["details"] = {"name": name}
-    return ApiStatus(code, json.dumps(body))
+def _status(code: int, message: str, name: str | None = None) -> KubeError:
+    """The error the gateway's mapping makes of a Status answer (``details.name``: ``name``)."""
+    return error_from_status(code, f"{message} ({code})", answer=message, named=name or "")
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -142,6 +144,10 @@ class FakeCluster(Cluster):
 
     # ------------------------------------------------------------------ the API server's side
 
+    @functools.cached_property
+    def kube(self) -> KubeAPI:
+        return _Gateway(self)
+
     def request(
         self,
         method: str,
@@ -217,3 +223,23 @@ class FakeCluster(Cluster):
             obj["metadata"]["resourceVersion"] = str(self.version)
             self.store[(plural, namespace, name)] = obj
             yield "MODIFIED", copy.deepcopy(obj)
+
+
+class _Gateway(KubeAPI):
+    """The adapters' ``KubeAPI`` whose transport is the fake's ``request``."""
+
+    def __init__(self, fake: FakeCluster) -> None:
+        super().__init__(None)
+        self.fake = fake
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        return self.fake.request(method, path, query=query, body=body, content_type=content_type)

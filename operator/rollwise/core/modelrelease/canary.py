@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rollwise.core.analysis import (
+    Recorded,
     any_inconclusive,
     checks_for,
     measured_text,
@@ -17,7 +18,7 @@ from rollwise.core.analysis import (
 )
 from rollwise.core.decision import settle
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
-from rollwise.core.judging import record_measurement, step_decision, step_verdict
+from rollwise.core.judging import record_due, step_decision
 from rollwise.core.modelrelease import reasons as R
 from rollwise.core.modelrelease.analysis import (
     _active_run,
@@ -42,6 +43,13 @@ from rollwise.core.observations import revision_of
 from rollwise.core.phases import Phase
 from rollwise.core.runs import AnalysisRun, MetricRun, Verdict
 from rollwise.core.spec import step_what
+
+
+def _failure_message(rec: Recorded) -> str | None:
+    """What a measurement that decided its metric's failure says of it."""
+    if rec.run.verdict is Verdict.FAIL and rec.decided:
+        return f"{rec.assessment.message} ({rec.run.message})"
+    return None
 
 
 class Canary(PassState):
@@ -337,29 +345,10 @@ class Canary(PassState):
             return
         checks, run = active
         due = {d.metric.name for d in release_due_metrics(self.spec, self.s, self.now)}
-        metrics: list[MetricRun] = []
-        failure = ""
-        for metric in checks.metrics:
-            metric_run = run.metric(metric.name) or MetricRun(name=metric.name)
-            measurement = self.obs.measurements.get(metric.name)
-            if metric.name not in due or measurement is None:
-                metrics.append(metric_run)
-                continue
-            # Recorded at ``now`` so that the schedule depends on the decision's clock only.
-            rec = record_measurement(
-                checks,
-                metric,
-                metric_run,
-                measurement.taken_at(self.now),
-            )
-            metrics.append(rec.run)
-            if rec.run.verdict is Verdict.FAIL and rec.decided:
-                failure = f"{rec.assessment.message} ({rec.run.message})"
-        updated = run.model_copy(update={"metrics": metrics})
-        verdict = step_verdict(checks, updated)
-        updated = updated.model_copy(
-            update={"verdict": verdict, "message": failure if verdict is Verdict.FAIL else ""}
+        updated = record_due(
+            checks, run, self.obs.measurements, due, now=self.now, recorded=_failure_message
         )
+        verdict, failure = updated.verdict, updated.message
         self.serving(analysis=updated)
         if verdict is Verdict.FAIL:
             step = run.step_index + 1

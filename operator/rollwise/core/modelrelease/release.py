@@ -78,14 +78,11 @@ from rollwise.core.modelrelease.status import (
 )
 from rollwise.core.querycheck import (
     canary_metrics,
-    condition_of,
-    queries_digest,
-    recheck_at,
-    refusals,
-    verification,
+    record_check,
+    with_queries_condition,
 )
-from rollwise.core.reasons import clip
 from rollwise.core.spec import ChangeType, Metric, ModelReleaseSpec
+from rollwise.core.status_model import invalid_spec_status
 from rollwise.core.templates import (
     TEMPLATE_RECHECK_SECONDS,
     any_missing,
@@ -135,11 +132,10 @@ def decide_release(
         errors = template_errors
         recheck = bool(template_errors) and any_missing(keys, obs.templates)
     if loaded is not None:
-        digest = queries_digest(release_metrics(loaded))
-        queries = verification(digest, previous.queries, obs.query_check, now)
-        if queries != previous.queries:
-            previous = previous.model_copy(update={"queries": queries})
-        errors = [*errors, *refusals(queries, digest), *obs.reference_errors]
+        previous, digest, refused = record_check(
+            previous, release_metrics(loaded), obs.query_check, now
+        )
+        errors = [*errors, *refused, *obs.reference_errors]
     if loaded is None or errors:
         decision = _invalid(previous, errors, _raw_ticket(spec), obs, now)
         if recheck:
@@ -159,22 +155,16 @@ def _release_queries(
     decision: ReleaseDecision, digest: str, obs: ReleaseObservations, now: datetime
 ) -> ReleaseDecision:
     """The ``QueriesVerified`` condition, and a look again when the queries are unverified."""
-    status = decision.status
-    condition = condition_of(status.queries, digest)
-    if condition is None:
-        status = status.without_condition(ReleaseConditionType.QUERIES_VERIFIED)
-        return dataclasses.replace(decision, status=status)
-    value, reason, message = condition
-    status = status.with_condition(
+    status, recheck = with_queries_condition(
+        decision.status,
         ReleaseConditionType.QUERIES_VERIFIED,
-        ConditionStatus(value),
-        reason=reason,
-        message=clip(message),
-        now=now,
+        digest,
         generation=obs.generation,
+        now=now,
     )
-    requeue = sooner(decision.requeue_after, recheck_at(status.queries), now)
-    return dataclasses.replace(decision, status=status, requeue_after=requeue)
+    return dataclasses.replace(
+        decision, status=status, requeue_after=sooner(decision.requeue_after, recheck, now)
+    )
 
 
 def _release_logged(
@@ -203,30 +193,18 @@ def _invalid(
     obs: ReleaseObservations,
     now: datetime,
 ) -> ReleaseDecision:
-    shown = errors[:10] + ([f"... and {len(errors) - 10} more"] if len(errors) > 10 else [])
-    message = clip(R.INVALID_SPEC.format(errors="; ".join(shown)))
-    before = previous.condition(ReleaseConditionType.INVALID_SPEC)
-    unchanged = (
-        before is not None and before.status is ConditionStatus.TRUE and before.message == message
+    status, shown, unchanged = invalid_spec_status(
+        previous,
+        errors,
+        reason=R.INVALID_SPEC,
+        ready=ReleaseConditionType.READY,
+        degraded=ReleaseConditionType.DEGRADED,
+        invalid_spec=ReleaseConditionType.INVALID_SPEC,
+        generation=obs.generation,
+        now=now,
+        update={"stage": previous.stage or Stage.CANDIDATE, "phase": ReleasePhase.DEGRADED},
     )
-    events = () if unchanged else (release_event(R.INVALID_SPEC, ticket, errors="; ".join(shown)),)
-    gen = obs.generation
-    status = previous.model_copy(
-        update={
-            "stage": previous.stage or Stage.CANDIDATE,
-            "phase": ReleasePhase.DEGRADED,
-            "message": message,
-            "observed_generation": gen,
-        }
-    )
-    for type_, value in (
-        (ReleaseConditionType.READY, ConditionStatus.FALSE),
-        (ReleaseConditionType.DEGRADED, ConditionStatus.TRUE),
-        (ReleaseConditionType.INVALID_SPEC, ConditionStatus.TRUE),
-    ):
-        status = status.with_condition(
-            type_, value, reason=R.INVALID_SPEC.name, message=message, now=now, generation=gen
-        )
+    events = () if unchanged else (release_event(R.INVALID_SPEC, ticket, errors=shown),)
     return ReleaseDecision(status=status, actions=(), events=events, requeue_after=None)
 
 

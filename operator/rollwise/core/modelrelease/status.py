@@ -12,19 +12,16 @@ unknown status fields).
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import Field
 
-from rollwise.core import conditions
-from rollwise.core.conditions import ConditionStatus
 from rollwise.core.decision import Decision
 from rollwise.core.events import EventLog
 from rollwise.core.querycheck import QueryVerification
 from rollwise.core.runs import AnalysisRun
-from rollwise.core.status_model import ConditionModel, StatusModel, Time
+from rollwise.core.status_model import ConditionedStatus, ConditionModel, StatusModel, Time
 
 #: How many stage transitions ``status.history`` keeps (oldest dropped first).
 MAX_HISTORY = 50
@@ -189,8 +186,10 @@ class ServingStatus(StatusModel):
     solo_started_at: Time | None = None
 
 
-class ModelReleaseStatus(StatusModel):
+class ModelReleaseStatus(ConditionedStatus[ReleaseConditionType, ReleaseCondition]):
     """``status`` of a ModelRelease."""
+
+    condition_model = ReleaseCondition
 
     stage: Stage | None = None
     phase: ReleasePhase | None = None
@@ -222,48 +221,8 @@ class ModelReleaseStatus(StatusModel):
     #: trusted.
     overrides_seq: int = 0
 
-    def condition(self, type_: ReleaseConditionType) -> ReleaseCondition | None:
-        return conditions.find_condition(self.conditions, type_)
-
-    def is_true(self, type_: ReleaseConditionType) -> bool:
-        return conditions.is_true(self.conditions, type_)
-
     def gate(self, name: str) -> GateRecord | None:
         for record in self.gates:
             if record.name == name:
                 return record
         return None
-
-    def without_condition(self, type_: ReleaseConditionType) -> ModelReleaseStatus:
-        """A copy without the condition (the same object when it has none)."""
-        if self.condition(type_) is None:
-            return self
-        updated = conditions.without_condition(self.conditions, type_)
-        return self.model_copy(update={"conditions": updated})
-
-    def with_condition(
-        self,
-        type_: ReleaseConditionType,
-        status: ConditionStatus,
-        *,
-        reason: str,
-        message: str,
-        now: datetime,
-        generation: int | None,
-    ) -> ModelReleaseStatus:
-        """A copy with the condition set (:func:`rollwise.core.conditions.with_condition`)."""
-        updated = conditions.with_condition(
-            self.conditions,
-            ReleaseCondition,
-            type_,
-            status,
-            reason=reason,
-            message=message,
-            now=now,
-            generation=generation,
-        )
-        return self.model_copy(update={"conditions": updated})
-
-    def to_wire(self) -> dict[str, object]:
-        """The status as the API server stores it (camelCase, RFC 3339 times)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -20,7 +20,7 @@ from rollwise.core.analysis import (
     next_due,
 )
 from rollwise.core.decision import Action, Mode, settle
-from rollwise.core.judging import record_measurement, step_decision, step_verdict
+from rollwise.core.judging import record_due, step_decision
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.state import PassState
 from rollwise.core.rollout.status import (
@@ -106,26 +106,16 @@ class Analysis(PassState):
             return
         checks, run = active
         due = {d.metric.name for d in due_metrics(self.spec, self.s, self.now, held=self.held)}
-        metrics: list[MetricRun] = []
-        failure = ""
         index = run.step_index
-        for metric in checks.metrics:
-            metric_run = run.metric(metric.name) or MetricRun(name=metric.name)
-            measurement = self.obs.measurements.get(metric.name)
-            if metric.name not in due or measurement is None:
-                metrics.append(metric_run)
-                continue
-            # Recorded at ``now``: the schedule (and so idempotence) depends on the decision's
-            # clock only, never on the runtime's notion of when the query ran.
-            measurement = measurement.taken_at(self.now)
-            rec = record_measurement(checks, metric, metric_run, measurement)
-            metrics.append(rec.run)
-            failure = self._measurement_event(index, checks, rec.run, rec) or failure
-        updated = run.model_copy(update={"metrics": metrics})
-        verdict = step_verdict(checks, updated)
-        updated = updated.model_copy(
-            update={"verdict": verdict, "message": failure if verdict is Verdict.FAIL else ""}
+        updated = record_due(
+            checks,
+            run,
+            self.obs.measurements,
+            due,
+            now=self.now,
+            recorded=lambda rec: self._measurement_event(index, checks, rec.run, rec),
         )
+        verdict, failure = updated.verdict, updated.message
         self.update(analysis=updated)
         if verdict is Verdict.FAIL:
             if self.advisory:

@@ -76,11 +76,8 @@ from rollwise.core.observations import (
 from rollwise.core.phases import Phase
 from rollwise.core.querycheck import (
     canary_metrics,
-    condition_of,
-    queries_digest,
-    recheck_at,
-    refusals,
-    verification,
+    record_check,
+    with_queries_condition,
 )
 from rollwise.core.reasons import clip
 from rollwise.core.rollout import reasons as R
@@ -95,6 +92,7 @@ from rollwise.core.rollout.status import (
 )
 from rollwise.core.rollout.steps import Steps
 from rollwise.core.spec import Metric, RolloutSpec
+from rollwise.core.status_model import invalid_spec_status
 from rollwise.core.templates import (
     TEMPLATE_RECHECK_SECONDS,
     any_missing,
@@ -140,11 +138,10 @@ def decide(
         errors = [*errors, *template_errors]
         recheck = bool(template_errors) and any_missing(keys, obs.templates)
     if loaded is not None:
-        digest = queries_digest(rollout_metrics(loaded))
-        queries = verification(digest, previous.queries, obs.query_check, now)
-        if queries != previous.queries:
-            previous = previous.model_copy(update={"queries": queries})
-        errors = [*errors, *refusals(queries, digest)]
+        previous, digest, refused = record_check(
+            previous, rollout_metrics(loaded), obs.query_check, now
+        )
+        errors = [*errors, *refused]
     if loaded is None or errors or obs.missing_references:
         decision = _invalid(previous, [*errors, *obs.missing_references], obs, now)
         if recheck:
@@ -164,23 +161,11 @@ def rollout_metrics(spec: RolloutSpec) -> list[tuple[str, Metric]]:
 
 def _with_queries(decision: Decision, digest: str, generation: int, now: datetime) -> Decision:
     """The ``QueriesVerified`` condition, and a look again when the queries are unverified."""
-    status = decision.status
-    condition = condition_of(status.queries, digest)
-    if condition is None:
-        return _replace(decision, status=status.without_condition(ConditionType.QUERIES_VERIFIED))
-    value, reason, message = condition
-    status = status.with_condition(
-        ConditionType.QUERIES_VERIFIED,
-        ConditionStatus(value),
-        reason=reason,
-        message=clip(message),
-        now=now,
-        generation=generation,
+    status, recheck = with_queries_condition(
+        decision.status, ConditionType.QUERIES_VERIFIED, digest, generation=generation, now=now
     )
     return _replace(
-        decision,
-        status=status,
-        requeue_after=sooner(decision.requeue_after, recheck_at(status.queries), now),
+        decision, status=status, requeue_after=sooner(decision.requeue_after, recheck, now)
     )
 
 
@@ -222,29 +207,21 @@ def _replace(decision: Decision, **fields: Any) -> Decision:
 def _invalid(
     previous: RolloutStatus, errors: list[str], obs: Observations, now: datetime
 ) -> Decision:
-    shown = errors[:10] + ([f"... and {len(errors) - 10} more"] if len(errors) > 10 else [])
-    message = clip(R.INVALID_SPEC.format(errors="; ".join(shown)))
-    before = previous.condition(ConditionType.INVALID_SPEC)
-    unchanged = before is not None and before.status is ConditionStatus.TRUE
-    unchanged = unchanged and before is not None and before.message == message
-    events = () if unchanged else (Event(R.INVALID_SPEC.type, R.INVALID_SPEC, message),)
-    gen = obs.generation
-    status = previous.model_copy(
+    status, _, unchanged = invalid_spec_status(
+        previous,
+        errors,
+        reason=R.INVALID_SPEC,
+        ready=ConditionType.READY,
+        degraded=ConditionType.DEGRADED,
+        invalid_spec=ConditionType.INVALID_SPEC,
+        generation=obs.generation,
+        now=now,
         update={
             "phase": Phase.DEGRADED,
-            "message": message,
-            "observed_generation": gen,
             "canary_weight": min(max(previous.canary_weight, 0), 100),
-        }
+        },
     )
-    for type_, value in (
-        (ConditionType.READY, ConditionStatus.FALSE),
-        (ConditionType.DEGRADED, ConditionStatus.TRUE),
-        (ConditionType.INVALID_SPEC, ConditionStatus.TRUE),
-    ):
-        status = status.with_condition(
-            type_, value, reason=R.INVALID_SPEC.name, message=message, now=now, generation=gen
-        )
+    events = () if unchanged else (Event(R.INVALID_SPEC.type, R.INVALID_SPEC, status.message),)
     return Decision(status=status, actions=(), events=events, requeue_after=None)
 
 

@@ -11,19 +11,16 @@ Times are timezone-aware datetimes, serialized as RFC 3339 with a ``Z`` suffix.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field
 
-from rollwise.core import conditions
-from rollwise.core.conditions import ConditionStatus
 from rollwise.core.decision import Decision
 from rollwise.core.events import EventLog
 from rollwise.core.phases import Phase
 from rollwise.core.querycheck import QueryVerification
 from rollwise.core.runs import AnalysisRun
-from rollwise.core.status_model import ConditionModel, StatusModel, Time
+from rollwise.core.status_model import ConditionedStatus, ConditionModel, StatusModel, Time
 
 
 class PauseReason(StrEnum):
@@ -99,8 +96,10 @@ def step_text(current_step_index: int | None, steps: int) -> str | None:
     return f"{min(max(current_step_index, 0) + 1, steps)}/{steps}"
 
 
-class RolloutStatus(StatusModel):
+class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     """``status`` of a Rollout."""
+
+    condition_model = Condition
 
     phase: Phase | None = None
     message: str = ""
@@ -131,43 +130,3 @@ class RolloutStatus(StatusModel):
     selector: str = ""
     queries: QueryVerification | None = None
     event_log: EventLog = Field(default_factory=EventLog)
-
-    def condition(self, type_: ConditionType) -> Condition | None:
-        return conditions.find_condition(self.conditions, type_)
-
-    def with_condition(
-        self,
-        type_: ConditionType,
-        status: ConditionStatus,
-        *,
-        reason: str,
-        message: str,
-        now: datetime,
-        generation: int | None,
-    ) -> RolloutStatus:
-        """A copy with the condition set (:func:`rollwise.core.conditions.with_condition`)."""
-        updated = conditions.with_condition(
-            self.conditions,
-            Condition,
-            type_,
-            status,
-            reason=reason,
-            message=message,
-            now=now,
-            generation=generation,
-        )
-        return self.model_copy(update={"conditions": updated})
-
-    def without_condition(self, type_: ConditionType) -> RolloutStatus:
-        """A copy without the condition (the same object when it has none)."""
-        if self.condition(type_) is None:
-            return self
-        updated = conditions.without_condition(self.conditions, type_)
-        return self.model_copy(update={"conditions": updated})
-
-    def is_true(self, type_: ConditionType) -> bool:
-        return conditions.is_true(self.conditions, type_)
-
-    def to_wire(self) -> dict[str, object]:
-        """The status as the API server stores it (camelCase, RFC 3339 times)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -43,11 +43,11 @@ from rollwise.core.modelrelease.status import ModelReleaseStatus
 from rollwise.core.observations import Measurement
 from rollwise.core.overrides import in_effect, read_overrides
 from rollwise.core.phases import Phase
-from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
+from rollwise.core.querycheck import QueryCheck, sample_context
 from rollwise.core.reasons import clip
 from rollwise.core.spec import ModelReleaseSpec
 from rollwise.core.templates import release_template_keys, resolve_release
-from rollwise.runtime.measuring import check_queries, measure_due, provider_problems
+from rollwise.runtime.measuring import check_spec_queries, measure_due, provider_problems
 from rollwise.runtime.passes import (
     RESOLUTION_TIMED_OUT,
     events_posted,
@@ -202,25 +202,20 @@ async def _check_queries(
     log: Any,
 ) -> QueryCheck | None:
     """The provider's verdict on the canary's queries when they are unchecked."""
-    metrics = release_metrics(spec)
-    digest = queries_digest(metrics)
-    if not check_due(digest, status.queries if status is not None else None, now):
-        return None
-    if provider_problems(metrics, ports.allowed_prometheus, ports.web_providers):
-        return None  # the spec is invalid anyway; nothing is sent to a host it chose
     ref = spec.serving.inference_service_ref
     name = ref.name if ref is not None else child_rollout_name(spec)
-    context = sample_context(
-        obj.namespace, name, spec.serving.stable_service or "", spec.serving.canary_service or ""
-    )
-    return await check_queries(
-        digest,
-        metrics,
-        context,
-        provider_for=ports.provider_for,
-        default_prometheus=ports.default_prometheus,
+    return await check_spec_queries(
+        ports,
+        release_metrics(spec),
+        lambda: sample_context(
+            obj.namespace,
+            name,
+            spec.serving.stable_service or "",
+            spec.serving.canary_service or "",
+        ),
+        status.queries if status is not None else None,
+        now=now,
         log=log,
-        budget=ports.queries,
         namespace=obj.namespace,
     )
 

@@ -36,13 +36,7 @@ from rollwise.core.modelrelease.policy import ClusterPolicy
 from rollwise.core.modelrelease.status import ModelReleaseStatus
 from rollwise.core.notification_bodies import Subject
 from rollwise.core.spec import ModelReleaseSpec
-from rollwise.runtime.measuring import ProviderFactory, QueryBudget
-from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import NotifierPort, TemplatesPort
-from rollwise.runtime.skeleton import (
-    ObjectHeader,
-    utc_now,
-)
+from rollwise.runtime.skeleton import CommonPorts, ObjectHeader
 
 
 class ReleaseClusterPort(Protocol):
@@ -132,35 +126,21 @@ AliasStoreFactory = Callable[[ModelReleaseSpec, str], AliasStore]
 
 
 @dataclass
-class ReleasePorts:
-    """Everything a ModelRelease pass does I/O through, plus the clock and the metrics."""
+class ReleasePorts(CommonPorts):
+    """Everything a ModelRelease pass does I/O through (beside the ports every kind has: the
+    providers, the clock, the operator's metrics, ... :class:`CommonPorts`; its ``templates``
+    serve a KServe release's own canary), and the cluster policy."""
 
     cluster: ReleaseClusterPort
     objects: ReleaseObjectsPort
     serving: ServingPort
     alias_store_for: AliasStoreFactory
     gates: GatesPort
-    provider_for: ProviderFactory
-    record_key: bytes | None = None
-    default_prometheus: str | None = None
-    metrics: OperatorMetrics | None = None
-    clock: Callable[[], datetime] = utc_now
     #: The operator's cluster policy (its defaults know no registry and no model owner).
     policy: ClusterPolicy = field(default_factory=ClusterPolicy)
     #: Ports for one pass (a read view over the API, through the loop's watch cache when it
     #: hands one: ``adapters.kube.PassView``); None: use these ports as they are.
     for_pass: Callable[[WatchCache | None], ReleasePorts] | None = None
-    #: Where queries run, within each namespace's share (None: the default worker threads).
-    queries: QueryBudget | None = None
-    #: The Prometheus addresses a spec may name (None: any, for embedding and tests).
-    allowed_prometheus: frozenset[str] | None = None
-    #: The web providers a spec may name (None: any, for embedding and tests).
-    web_providers: frozenset[str] | None = None
-    #: Where posted events go for notifications (None: no notifications).
-    notifier: NotifierPort | None = None
-    #: Where the analysis templates of a KServe release's own canary are read (None: every
-    #: reference is not found).
-    templates: TemplatesPort | None = None
 
 
 @dataclass(frozen=True)

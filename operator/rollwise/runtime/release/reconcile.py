@@ -43,7 +43,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from rollwise.adapters.errors import AdapterError, AliasConflict, Conflict, NotFound
+from rollwise.adapters.errors import AdapterError, AliasConflict
 from rollwise.adapters.registry.base import EXPECT_UNSET, AliasStore, AliasTarget
 from rollwise.adapters.releases import MODELRELEASES, PROMOTE_FULL
 from rollwise.adapters.watch_cache import WatchCache
@@ -68,7 +68,6 @@ from rollwise.core.spec import ModelReleaseSpec
 from rollwise.core.status_model import format_time
 from rollwise.runtime.logging import release_logger
 from rollwise.runtime.passes import (
-    CONFLICT_RETRY_SECONDS,
     after_actions,
     error_code,
     status_write_failed,
@@ -93,20 +92,9 @@ from rollwise.runtime.skeleton import (
     persist,
     post_pass_events,
     read_object,
+    settle_write,
     timed_pass,
 )
-
-# --------------------------------------------------------------------------------------------
-# Ports
-
-
-# --------------------------------------------------------------------------------------------
-# The object, memory and result
-
-
-# --------------------------------------------------------------------------------------------
-# Observe
-
 
 # --------------------------------------------------------------------------------------------
 # Act
@@ -309,31 +297,18 @@ async def _reconcile(
         return decided, stored
 
     decision, stored = await asyncio.to_thread(decide_and_write)
-    write_error = stored.error
-    status_written = stored.changed and write_error is None
-    if isinstance(write_error, Conflict):
-        # The release changed since it was read: decide again from what is there now (read
-        # from the server: the cached body was behind). Nothing was done.
-        if cache is not None:
-            cache.forget(MODELRELEASES, namespace, name)
-        log.info("status write conflicted; looking again", error=write_error.message)
-        return PassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision)
-    if isinstance(write_error, NotFound):
-        if cache is not None:
-            cache.deleted(MODELRELEASES, namespace, name)
-        return PassResult(requeue_after=None, gone=True)
-    if write_error is not None:
+    ended = settle_write(
+        MODELRELEASES, obj, stored, decision, cache=cache, metrics=ports.metrics, log=log
+    )
+    if ended is not None:
+        return ended
+    if stored.error is not None:
         return PassResult(
-            requeue_after=status_write_failed(memory, write_error, ports.metrics, log),
+            requeue_after=status_write_failed(memory, stored.error, ports.metrics, log),
             decision=decision,
-            error=write_error.message,
+            error=stored.error.message,
         )
-    if status_written and cache is not None and stored.written:
-        # Read-your-writes: the next pass starts from this answer, not from an older body
-        # whose watch event is still on its way.
-        cache.observe(MODELRELEASES, stored.written, confirmed=True)
-    if status_written and ports.metrics is not None:
-        ports.metrics.status_written()
+    status_written = stored.changed
 
     acted, failure = await _act(decision, obj, seen.spec, ports)
     await _ledger(obj, seen.spec, decision, ports, log)

@@ -29,7 +29,7 @@ from rollwise.core.observations import (
     revision_of,
 )
 from rollwise.core.overrides import in_effect, read_overrides
-from rollwise.core.querycheck import QueryCheck, check_due, queries_digest, sample_context
+from rollwise.core.querycheck import QueryCheck, sample_context
 from rollwise.core.rollout.analysis import due_metrics, query_context
 from rollwise.core.rollout.canary import rollout_metrics
 from rollwise.core.rollout.overrides import RolloutOverride, rollout_effect
@@ -37,7 +37,7 @@ from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec, TrafficRouting
 from rollwise.core.templates import resolve_rollout, rollout_template_keys
 from rollwise.core.validation import load_rollout_spec
-from rollwise.runtime.measuring import check_queries, measure_due, provider_problems
+from rollwise.runtime.measuring import check_spec_queries, measure_due, provider_problems
 from rollwise.runtime.passes import (
     RESOLUTION_TIMED_OUT,
     events_posted,
@@ -146,21 +146,16 @@ async def _check_queries(
 ) -> QueryCheck | None:
     """The provider's verdict on the spec's queries when they are unchecked (or were
     unverified long enough); None when nothing is to be checked this pass."""
-    metrics = rollout_metrics(spec)
-    digest = queries_digest(metrics)
-    if not check_due(digest, status.queries if status is not None else None, now):
-        return None
-    if provider_problems(metrics, ports.allowed_prometheus, ports.web_providers):
-        return None  # the spec is invalid anyway; nothing is sent to a host it chose
     canary = spec.strategy.canary
-    return await check_queries(
-        digest,
-        metrics,
-        sample_context(obj.namespace, obj.name, canary.stable_service, canary.canary_service),
-        provider_for=ports.provider_for,
-        default_prometheus=ports.default_prometheus,
+    return await check_spec_queries(
+        ports,
+        rollout_metrics(spec),
+        lambda: sample_context(
+            obj.namespace, obj.name, canary.stable_service, canary.canary_service
+        ),
+        status.queries if status is not None else None,
+        now=now,
         log=log,
-        budget=ports.queries,
         namespace=obj.namespace,
     )
 

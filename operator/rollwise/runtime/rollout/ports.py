@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
@@ -31,13 +30,7 @@ from rollwise.core.rollout.actions import (
     ScaleRevision,
 )
 from rollwise.core.spec import TrafficRouting
-from rollwise.runtime.measuring import ProviderFactory, QueryBudget
-from rollwise.runtime.metrics import OperatorMetrics
-from rollwise.runtime.passes import NotifierPort, TemplatesPort
-from rollwise.runtime.skeleton import (
-    ObjectHeader,
-    utc_now,
-)
+from rollwise.runtime.skeleton import CommonPorts, ObjectHeader
 
 
 class WorkloadsPort(Protocol):
@@ -91,32 +84,16 @@ RouterFactory = Callable[[TrafficRouting | None, RouterContext], TrafficRouter]
 
 
 @dataclass
-class Ports:
-    """Everything a pass does I/O through, plus the clock and the operator's metrics."""
+class Ports(CommonPorts):
+    """Everything a Rollout pass does I/O through (beside the ports every kind has: the
+    providers, the clock, the operator's metrics, ... :class:`CommonPorts`)."""
 
     cluster: ClusterPort
     workloads: WorkloadsPort
     router_for: RouterFactory
-    provider_for: ProviderFactory
-    default_prometheus: str | None = None
-    metrics: OperatorMetrics | None = None
-    clock: Callable[[], datetime] = utc_now
-    #: The operator's record key: override records (``rollwise.dev/overrides``, written by
-    #: its admission webhook) count only with a valid signature under it; None trusts none.
-    record_key: bytes | None = None
     #: Ports for one pass (``reconcile`` calls it first): the production ports read each object
     #: at most once per pass (``adapters.kube.PassView``). None: use these ports as they are.
     for_pass: Callable[[WatchCache | None], Ports] | None = None
-    #: Where queries run, within each namespace's share (None: the default worker threads).
-    queries: QueryBudget | None = None
-    #: The Prometheus addresses a spec may name (None: any, for embedding and tests).
-    allowed_prometheus: frozenset[str] | None = None
-    #: The web providers a spec may name (None: any, for embedding and tests).
-    web_providers: frozenset[str] | None = None
-    #: Where posted events go for notifications (None: no notifications).
-    notifier: NotifierPort | None = None
-    #: Where referenced analysis templates are read (None: every reference is not found).
-    templates: TemplatesPort | None = None
 
 
 @dataclass(frozen=True)

@@ -54,12 +54,9 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from rollwise.adapters.errors import (
     AdapterError,
-    Conflict,
-    NotFound,
 )
 from rollwise.adapters.kube import ROLLOUTS
 from rollwise.adapters.traffic.base import TrafficRouter
@@ -88,7 +85,6 @@ from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec
 from rollwise.runtime.logging import rollout_logger
 from rollwise.runtime.passes import (
-    CONFLICT_RETRY_SECONDS,
     after_actions,
     error_code,
     soonest,
@@ -107,25 +103,15 @@ from rollwise.runtime.skeleton import (
     ActionFailure,
     Memory,
     PassResult,
+    Persisted,
     cannot,
     pass_done,
     persist,
     post_pass_events,
     read_object,
+    settle_write,
     timed_pass,
 )
-
-# --------------------------------------------------------------------------------------------
-# Ports: what the pass talks to
-
-
-# --------------------------------------------------------------------------------------------
-# The object and the pass's memory
-
-
-# --------------------------------------------------------------------------------------------
-# Observe
-
 
 # --------------------------------------------------------------------------------------------
 # Act
@@ -168,13 +154,12 @@ class _Committed:
 
     acted: bool
     failure: ActionFailure[Action] | None
-    written: dict[str, Any] | None = None
-    write_error: AdapterError | None = None
+    stored: Persisted
 
 
 async def _decide_and_commit(
     obj: RolloutObject, seen: Seen, ports: Ports, now: datetime
-) -> tuple[Decision, bool, _Committed]:
+) -> tuple[Decision, _Committed]:
     """Decides, writes the status patch when the status changed (conditional on the version
     read), then, only when that succeeded, applies the decision's actions in order (the first
     failure stops the list). One worker-thread hop for all three: deciding evaluates the
@@ -193,7 +178,7 @@ async def _decide_and_commit(
                 return True, ActionFailure(action, exc, describe(action))
         return acted, None
 
-    def run() -> tuple[Decision, bool, _Committed]:
+    def run() -> tuple[Decision, _Committed]:
         decision = decide(
             spec if spec is not None else obj.spec,
             seen.status,
@@ -203,14 +188,14 @@ async def _decide_and_commit(
         )
         stored = persist(obj, seen.status, decision.status, ports.cluster.patch_status)
         if stored.error is not None:
-            return decision, stored.changed, _Committed(False, None, write_error=stored.error)
+            return decision, _Committed(False, None, stored)
         acted, failure = apply_all(decision)
-        return decision, stored.changed, _Committed(acted, failure, written=stored.written)
+        return decision, _Committed(acted, failure, stored)
 
-    decision, changed, done = await asyncio.to_thread(run)
+    decision, done = await asyncio.to_thread(run)
     if done.failure is not None and ports.metrics is not None:
         ports.metrics.api_error(type(done.failure.action).__name__, error_code(done.failure.error))
-    return decision, changed, done
+    return decision, done
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,36 +307,21 @@ async def _reconcile(
         )
     log = rollout_logger(namespace, name, seen.observations.template_hash)
 
-    decision, changed, done = await _decide_and_commit(obj, seen, ports, now)
-    acted, failure = done.acted, done.failure
-
-    status_written = False
-    if isinstance(done.write_error, Conflict):
-        # The Rollout changed since it was read: decide again from what is there now (read
-        # from the server: the cached body was behind). Nothing was done.
-        if cache is not None:
-            cache.forget(ROLLOUTS, namespace, name)
-        log.info("status write conflicted; looking again", error=done.write_error.message)
-        return PassResult(requeue_after=CONFLICT_RETRY_SECONDS, decision=decision)
-    if isinstance(done.write_error, NotFound):
-        if cache is not None:
-            cache.deleted(ROLLOUTS, namespace, name)
-        return PassResult(requeue_after=None, gone=True)
+    decision, done = await _decide_and_commit(obj, seen, ports, now)
+    acted, failure, write_error = done.acted, done.failure, done.stored.error
+    ended = settle_write(
+        ROLLOUTS, obj, done.stored, decision, cache=cache, metrics=ports.metrics, log=log
+    )
+    if ended is not None:
+        return ended
+    status_written = done.stored.changed and write_error is None
     persisted = seen.status
-    if done.write_error is not None:
-        requeue: float | None = status_write_failed(memory, done.write_error, ports.metrics, log)
+    if write_error is not None:
+        requeue: float | None = status_write_failed(memory, write_error, ports.metrics, log)
         failure = None
         events: list[Event] = []
     else:
         persisted = decision.status
-        if changed:
-            status_written = True
-            if cache is not None and done.written:
-                # Read-your-writes: the next pass starts from this answer, not from an older
-                # body whose watch event is still on its way.
-                cache.observe(ROLLOUTS, done.written, confirmed=True)
-            if ports.metrics is not None:
-                ports.metrics.status_written()
         events = []
         requeue, failed = after_actions(
             memory,
@@ -381,12 +351,8 @@ async def _reconcile(
         log=log,
         notify=(lambda entry: notifier.offer(subject, entry)) if notifier and subject else None,
     )
-    if done.write_error is not None:
-        return PassResult(
-            requeue_after=requeue,
-            decision=decision,
-            error=done.write_error.message,
-        )
+    if write_error is not None:
+        return PassResult(requeue_after=requeue, decision=decision, error=write_error.message)
     _record_metrics(ports, obj, decision, list(seen.observations.measurements), seen.spec)
     return pass_done(
         decision,
