@@ -70,6 +70,7 @@ from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import (
     Observations,
 )
+from rollwise.core.postpromotion import counted
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.actions import (
     POLL_SECONDS,
@@ -388,6 +389,12 @@ async def _reconcile(
             error=done.write_error.message,
         )
     _record_metrics(ports, obj, decision, list(seen.observations.measurements), seen.spec)
+    if ports.metrics is not None:
+        before = seen.status.post_promotion if seen.status is not None else None
+        for which, kpi in counted(before, decision.status.post_promotion):
+            ports.metrics.regression(
+                which.value, obj.namespace, obj.name, kpi.severity.value, kpi.reason
+            )
     return pass_done(
         decision,
         requeue,
