@@ -272,3 +272,16 @@ def test_counted_once_per_episode() -> None:
         status, _, _ = step(spec, status, cluster, at(t), bad(0.3))
         found += [c for c, _ in counted(watch(before), watch(status))]
     assert found == [Counted.DETECTED, Counted.CONFIRMED]
+
+
+def test_no_rollback_when_the_previous_revision_is_gone() -> None:
+    spec, status, cluster, now = promoted()
+    status = capture(spec, status, cluster, now)
+    status, _, _ = step(spec, status, cluster, at(15), bad(0.3))
+    del cluster.revisions[R1]  # deleted by hand
+    status, seen, _ = step(spec, status, cluster, at(20), bad(0.3))
+    assert "RegressionConfirmed" in seen
+    assert "RegressionRollbackUnavailable" in seen
+    assert "RegressionRollback" not in seen
+    assert status.stable_revision == R2
+    assert status.rolled_back_revision is None

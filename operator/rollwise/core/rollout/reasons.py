@@ -290,6 +290,14 @@ REGRESSION_HOLD = Reason(
     "the regression clears or a promote request (rollwise.dev/promote) overrides it.",
     "revision {revision} waits: {why}",
 )
+ROLLBACK_UNAVAILABLE = Reason(
+    "RegressionRollbackUnavailable",
+    _W,
+    "A confirmed regression asked for a rollback but the previous revision's Deployment is "
+    "gone (deleted by hand): the regressed revision keeps serving; a human decides.",
+    "revision {revision}: regression confirmed but previous revision {previous} is gone; "
+    "no rollback",
+)
 WATCH_PASSED = Reason(
     "PostPromotionPassed",
     _N,
@@ -346,6 +354,7 @@ ALL_REASONS: tuple[Reason, ...] = (
     REGRESSION_CLEARED,
     REGRESSION_ROLLBACK,
     REGRESSION_HOLD,
+    ROLLBACK_UNAVAILABLE,
     WATCH_PASSED,
     REVISION_RETIRED,
     RETRY_REQUESTED,

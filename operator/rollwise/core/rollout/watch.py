@@ -165,7 +165,16 @@ class Watch(PassState):
                 )
             )
             if outcome.action is RegressionAction.ROLLBACK:
-                self._fast_track(new)
+                if new.previous_revision in self.obs.revisions:
+                    self._fast_track(new)
+                else:
+                    # Nothing to go back to (its Deployment was deleted by hand): the
+                    # regression stays confirmed, on record, and the revision keeps serving.
+                    self.emit(
+                        R.ROLLBACK_UNAVAILABLE,
+                        revision=new.revision,
+                        previous=new.previous_revision,
+                    )
         self.wake(next_due(watch, self.s.post_promotion or new))
 
     def _episode_events(
