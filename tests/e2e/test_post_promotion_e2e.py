@@ -89,6 +89,29 @@ def promoted(
     return old, new
 
 
+def samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
+    """The operator's samples of ``name``, from its metrics endpoint."""
+    answer = http_get(f"http://127.0.0.1:{port}/metrics")
+    assert answer is not None
+    assert answer[0] == 200
+    return [
+        (dict(sample.labels), sample.value)
+        for family in text_string_to_metric_families(answer[1])
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+def regression_counters(port: int) -> dict[str, tuple[dict[str, str], float]]:
+    """The regression counters with a sample, by name (each has one series here)."""
+    found = {}
+    for which in ("detected", "confirmed", "false_positive"):
+        name = f"rollwise_regression_{which}_total"
+        for labels, value in samples(port, name):
+            found[name] = (labels, value)
+    return found
+
+
 def watch(cluster: Cluster) -> dict[str, Any]:
     return dict(cluster.status()["postPromotion"])
 
@@ -100,7 +123,9 @@ def kpi(cluster: Cluster, name: str = "error-ratio") -> dict[str, Any]:
 def test_a_confirmed_regression_rolls_back_on_the_fast_track(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
-    old, new = promoted(cluster, start_operator, watched_docs(cluster))
+    port = free_port()
+    docs = watched_docs(cluster)
+    old, new = promoted(cluster, start_operator, docs, ROLLWISE_METRICS_PORT=str(port))
     pp = watch(cluster)
     assert (pp["phase"], pp["revision"], pp["previousRevision"]) == ("Watching", new, old)
     # The previous revision stays warm at its full size for the watch.
@@ -146,6 +171,20 @@ def test_a_confirmed_regression_rolls_back_on_the_fast_track(
     )
     assert reasons.count("RegressionDetected") == 1
     assert reasons.count("RegressionConfirmed") == 1
+    labels = {
+        "namespace": cluster.namespace,
+        "name": NAME,
+        "severity": "critical",
+        "reason": "error_rate_regression",
+    }
+    assert regression_counters(port) == {
+        "rollwise_regression_detected_total": (labels, 1.0),
+        "rollwise_regression_confirmed_total": (labels, 1.0),
+    }
+    rollbacks = samples(port, "rollwise_rollbacks_total")
+    assert rollbacks == [
+        ({"namespace": cluster.namespace, "rollout": NAME, "reason": "RegressionRollback"}, 1.0)
+    ]
 
 
 def test_a_blip_is_one_false_positive_and_no_rollback(
@@ -190,15 +229,7 @@ def test_a_blip_is_one_false_positive_and_no_rollback(
     assert "false positive" in cleared["message"]
     assert old != new
     # One detection and one false positive counted, labelled as the issue's contract says.
-    answer = http_get(f"http://127.0.0.1:{port}/metrics")
-    assert answer is not None
-    assert answer[0] == 200
-    counted = {
-        sample.name: (sample.labels, sample.value)
-        for family in text_string_to_metric_families(answer[1])
-        for sample in family.samples
-        if sample.name.startswith("rollwise_regression_") and sample.name.endswith("_total")
-    }
+    counted = regression_counters(port)
     labels = {
         "namespace": cluster.namespace,
         "name": NAME,

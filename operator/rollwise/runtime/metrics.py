@@ -19,7 +19,8 @@ Series:
 * ``rollwise_analysis_measurements_total{namespace,rollout,metric,verdict}`` (``verdict``:
   Pass, Fail, Inconclusive, or Error when the provider failed);
 * ``rollwise_rollbacks_total{namespace,rollout,reason}`` (``reason``: ``RolledBack`` for an
-  automatic rollback, ``Aborted`` for a person's abort);
+  automatic rollback, ``Aborted`` for a person's abort, ``RegressionRollback`` for the
+  post-promotion watch's fast track);
 * ``rollwise_regression_detected_total``, ``rollwise_regression_confirmed_total`` and
   ``rollwise_regression_false_positive_total`` ``{namespace,name,severity,reason}``: the
   post-promotion watch's regression episodes, each counted once (a false positive was

@@ -260,12 +260,16 @@ def _record_metrics(
                 verdict = "Error" if last.error else last.verdict.value
                 metrics.measured(obj.namespace, obj.name, name, verdict)
     for event in decision.events:
-        if event.reason in (R.ROLLED_BACK, R.ABORTED):
+        if event.reason in (R.ROLLED_BACK, R.ABORTED, R.REGRESSION_ROLLBACK):
             metrics.rolled_back(obj.namespace, obj.name, event.reason.name)
         if event.reason is R.DECISION_CHANGED and status.decision is not None:
             metrics.decided(
                 "rollout", status.decision.action.value, status.decision.confidence.value
             )
+    confirmed = any(e.reason is R.REGRESSION_CONFIRMED for e in decision.events)
+    if confirmed and status.decision is not None:
+        # A confirmed regression's decision (one per pass, however many KPIs confirmed).
+        metrics.decided("rollout", status.decision.action.value, status.decision.confidence.value)
 
 
 def notification_subject(obj: RolloutObject, status: RolloutStatus) -> Subject:
