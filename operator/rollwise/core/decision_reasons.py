@@ -48,6 +48,14 @@ _I = Severity.INFO
 
 # ---------------------------------------------------------------------------------- critical
 
+REGRESSION_CONFIRMED = ReasonCode(
+    "RegressionConfirmed",
+    _C,
+    "After promotion, a watched KPI of the promoted revision regressed and the regression was "
+    "confirmed (postPromotion): the decision is the action its severity maps to (rollback, "
+    "hold, or alert only).",
+)
+
 THRESHOLD_FAILED = ReasonCode(
     "ThresholdFailed",
     _C,
@@ -198,6 +206,7 @@ REASONS_TRUNCATED = ReasonCode(
 )
 
 ALL_DECISION_REASONS: tuple[ReasonCode, ...] = (
+    REGRESSION_CONFIRMED,
     THRESHOLD_FAILED,
     CRITICAL_METRIC_FAILED,
     SCORE_BELOW_MARGINAL,
@@ -235,6 +244,7 @@ __all__ = [
     "INSUFFICIENT_SAMPLES",
     "NO_CHECKS",
     "REASONS_TRUNCATED",
+    "REGRESSION_CONFIRMED",
     "SAMPLES_DROPPED",
     "SCORE_BELOW_MARGINAL",
     "SCORE_MARGINAL",

@@ -47,7 +47,7 @@ ALL_REASON_NAMES = frozenset().union(*REASONS_BY_KIND.values())
 
 #: Bounds of what a policy may ask (the CRD's limits): a policy is tenant input.
 MAX_SINKS = 8
-MAX_REASONS = 64
+MAX_REASONS = 96
 MAX_TIMEOUT_SECONDS = 10
 MAX_RETRIES = 5
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

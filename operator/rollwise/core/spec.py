@@ -397,6 +397,67 @@ class TrafficRouting(Model):
     istio: IstioRouting | None = None
 
 
+class RegressionAction(StrEnum):
+    """What a confirmed post-promotion regression does: ``rollback`` moves all traffic back to
+    the previous revision at once, ``hold`` blocks further changes, ``alert`` only records
+    and notifies."""
+
+    ROLLBACK = "rollback"
+    HOLD = "hold"
+    ALERT = "alert"
+
+
+class KpiSeverity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class OnRegression(Model):
+    """The action a confirmed regression takes, per severity."""
+
+    critical: RegressionAction = RegressionAction.ROLLBACK
+    warning: RegressionAction = RegressionAction.HOLD
+    info: RegressionAction = RegressionAction.ALERT
+
+
+class WatchWindows(Model):
+    """The windows a watched metric is evaluated over (``{{window}}`` in its query)."""
+
+    short: Duration = "1h"
+    long: Duration = "24h"
+
+
+class WatchedKpi(Model):
+    """How one of the watch's metrics is read as a KPI: its severity, its reason code (by
+    default from its name), its target and which way is worse."""
+
+    metric: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    severity: KpiSeverity = KpiSeverity.CRITICAL
+    reason: str | None = Field(default=None, max_length=63, pattern=r"^[a-z][a-z0-9_]*$")
+    target: float | None = Field(default=None, allow_inf_nan=False)
+    direction: Direction = Direction.INCREASE
+
+
+class PostPromotion(Model):
+    """The regression watch after a promotion: the promoted revision's KPIs evaluated every
+    ``interval`` for ``duration`` over two windows, the previous revision kept warm at
+    ``previousRevisionReplicas`` percent of its replicas (:mod:`rollwise.core.postpromotion`)."""
+
+    duration: Duration = "24h"
+    interval: Duration = "5m"
+    windows: WatchWindows = Field(default_factory=WatchWindows)
+    confirm_after: int = Field(default=3, ge=1, le=100)
+    clear_after: int = Field(default=3, ge=1, le=100)
+    confirm_when_windows_agree: bool = False
+    attention_band: float = Field(default=0.1, ge=0, le=100, allow_inf_nan=False)
+    previous_revision_replicas: int = Field(default=100, ge=0, le=100)
+    on_regression: OnRegression = Field(default_factory=OnRegression)
+    kpis: list[WatchedKpi] | None = None
+    metrics: list[Metric] = Field(default_factory=list)
+    templates: list[TemplateRef] | None = None
+
+
 class CanaryStrategy(Model):
     """``baseline``: run the stable template in fresh pods beside the canary, with the
     canary's replica count and weight, so analysis compares like with like;
@@ -411,6 +472,7 @@ class CanaryStrategy(Model):
     analysis: AnalysisSpec | None = None
     scale_down_delay_seconds: int = Field(default=30, ge=0)
     decision_mode: DecisionMode = DecisionMode.AUTO
+    post_promotion: PostPromotion | None = None
 
 
 class Strategy(Model):

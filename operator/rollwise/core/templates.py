@@ -71,8 +71,13 @@ def canary_template_keys(
 
 
 def rollout_template_keys(spec: RolloutSpec) -> tuple[TemplateKey, ...]:
+    """The canary's templates, then the post-promotion watch's."""
     canary = spec.strategy.canary
-    return canary_template_keys(canary.steps, canary.analysis)
+    keys = canary_template_keys(canary.steps, canary.analysis)
+    watch = canary.post_promotion
+    if watch is None or not watch.templates:
+        return keys
+    return tuple(dict.fromkeys([*keys, *(key_of(ref) for ref in watch.templates)]))
 
 
 def arg_placeholders(text: str) -> list[str]:
@@ -171,7 +176,7 @@ def parse_template(read: Mapping[str, Any]) -> AnalysisTemplateSpec | list[str]:
 
 
 def template_metrics(
-    ref: TemplateRef, read: TemplateRead | None, at: str
+    ref: TemplateRef, read: TemplateRead | None, at: str, extra: frozenset[str] = frozenset()
 ) -> tuple[list[Metric], list[str]]:
     """The metrics ``ref`` stands for, args interpolated, or the problems (none of them then)."""
     what = describe(key_of(ref))
@@ -213,7 +218,7 @@ def template_metrics(
             )
     if errors:
         return [], errors
-    problems = validate_metrics(f"{at}: {what}: spec", metrics)
+    problems = validate_metrics(f"{at}: {what}: spec", metrics, extra)
     return ([], problems) if problems else (metrics, [])
 
 
@@ -222,14 +227,17 @@ def merge(
     refs: Sequence[TemplateRef],
     inline: Sequence[Metric],
     reads: Mapping[TemplateKey, TemplateRead | None],
+    extra: frozenset[str] = frozenset(),
 ) -> tuple[list[Metric], list[str]]:
     """The referenced templates' metrics (in reference order) then the inline ones, for the
     analysis at ``where``; or the problems. A metric name defined twice is an error naming
-    where each came from."""
+    where each came from. ``extra``: placeholders the metrics may use beyond their kind's."""
     merged: list[tuple[str, Metric]] = []
     errors: list[str] = []
     for i, ref in enumerate(refs):
-        metrics, problems = template_metrics(ref, reads.get(key_of(ref)), f"{where}.templates[{i}]")
+        metrics, problems = template_metrics(
+            ref, reads.get(key_of(ref)), f"{where}.templates[{i}]", extra
+        )
         errors.extend(problems)
         merged.extend((describe(key_of(ref)), metric) for metric in metrics)
     merged.extend(("inline metrics", metric) for metric in inline)

@@ -188,8 +188,12 @@ def _duration(where: str, text: str, *, zero_ok: bool = False) -> list[str]:
     return []
 
 
-def validate_metrics(where: str, metrics: list[Metric]) -> list[str]:
-    """Problems of an analysis' ``metrics`` (located under ``where``)."""
+def validate_metrics(
+    where: str, metrics: list[Metric], extra: frozenset[str] = frozenset()
+) -> list[str]:
+    """Problems of an analysis' ``metrics`` (located under ``where``); ``extra``: the
+    placeholders their queries may use beyond their kind's (a post-promotion watch's
+    ``{{window}}`` and ``{{revision}}``)."""
     errors: list[str] = []
     names = [m.name for m in metrics]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -231,7 +235,8 @@ def validate_metrics(where: str, metrics: list[Metric]) -> list[str]:
             errors.append(f"{at}.provider: {MSG_ONE_PROVIDER}")
         if threshold and source.prometheus is not None and source.prometheus.query is None:
             errors.append(f"{at}.provider.prometheus.query: {MSG_THRESHOLD_QUERY}")
-        for field, template, allowed in query_templates(metric):
+        for field, template, kind_allows in query_templates(metric):
+            allowed = kind_allows | extra
             for name in unknown_placeholders(template, allowed):
                 known = ", ".join(sorted(allowed))
                 errors.append(f"{at}.{field}: unknown placeholder {{{{{name}}}}} (known: {known})")

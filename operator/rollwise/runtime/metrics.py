@@ -19,7 +19,12 @@ Series:
 * ``rollwise_analysis_measurements_total{namespace,rollout,metric,verdict}`` (``verdict``:
   Pass, Fail, Inconclusive, or Error when the provider failed);
 * ``rollwise_rollbacks_total{namespace,rollout,reason}`` (``reason``: ``RolledBack`` for an
-  automatic rollback, ``Aborted`` for a person's abort);
+  automatic rollback, ``Aborted`` for a person's abort, ``RegressionRollback`` for the
+  post-promotion watch's fast track);
+* ``rollwise_regression_detected_total``, ``rollwise_regression_confirmed_total`` and
+  ``rollwise_regression_false_positive_total`` ``{namespace,name,severity,reason}``: the
+  post-promotion watch's regression episodes, each counted once (a false positive was
+  detected, then cleared without confirmation);
 * ``rollwise_reconcile_duration_seconds`` (histogram of one reconcile pass);
 * ``rollwise_api_errors_total{operation,code}`` (``code``: HTTP status, or the error class);
 * ``rollwise_status_writes_total``;
@@ -86,6 +91,15 @@ class OperatorMetrics:
             ["kind", "action", "confidence"],
             registry=self.registry,
         )
+        self.regressions = {
+            which: Counter(
+                f"rollwise_regression_{which}",
+                f"Post-promotion regression episodes ({which.replace('_', ' ')}), once each.",
+                ["namespace", "name", "severity", "reason"],
+                registry=self.registry,
+            )
+            for which in ("detected", "confirmed", "false_positive")
+        }
         self.rollout_info = Gauge(
             "rollwise_rollout_info",
             "1 for each Rollout, with its phase and traffic router.",
@@ -256,6 +270,12 @@ class OperatorMetrics:
     def decided(self, kind: str, action: str, confidence: str) -> None:
         """A changed decision (its DecisionChanged event), counted once."""
         self.decisions.labels(kind=kind, action=action, confidence=confidence).inc()
+
+    def regression(self, which: str, namespace: str, name: str, severity: str, reason: str) -> None:
+        """One regression episode detected, confirmed or found a false positive."""
+        self.regressions[which].labels(
+            namespace=namespace, name=name, severity=severity, reason=reason
+        ).inc()
 
     def api_error(self, operation: str, code: str) -> None:
         self.api_errors.labels(operation=operation, code=code).inc()

@@ -91,6 +91,7 @@ from rollwise.core.rollout.status import (
     RolloutStatus,
 )
 from rollwise.core.rollout.steps import Steps
+from rollwise.core.rollout.watch import watch_errors
 from rollwise.core.spec import Metric, RolloutSpec
 from rollwise.core.status_model import invalid_spec_status
 from rollwise.core.templates import (
@@ -136,6 +137,7 @@ def decide(
         keys = rollout_template_keys(loaded)
         loaded, template_errors = resolve_rollout(loaded, obs.templates)
         errors = [*errors, *template_errors]
+        errors = [*errors, *([] if template_errors else watch_errors(loaded, obs.templates))]
         recheck = bool(template_errors) and any_missing(keys, obs.templates)
     if loaded is not None:
         previous, digest, refused = record_check(
@@ -249,6 +251,8 @@ class _Pass(Steps, Requests):
                 self.message = f"{self.hold_text()}; at step {self.step_no()}/{self.n}"
             else:
                 self._progress()
+        if not self.canary_active:
+            self._watch()
         if not self.canary_active:
             # Also when the canary ended in this pass (promoted, rolled back, aborted): the
             # stable revision is checked now, as the next pass would check it, so that deciding

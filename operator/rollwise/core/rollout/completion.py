@@ -23,17 +23,17 @@ from rollwise.core.rollout.actions import (
     SetWeight,
 )
 from rollwise.core.rollout.analysis import soonest_due
-from rollwise.core.rollout.state import PassState
 from rollwise.core.rollout.status import (
     BaselineStatus,
     ConditionType,
     PauseReason,
     RetiredRevision,
 )
+from rollwise.core.rollout.watch import Watch, warm_replicas
 from rollwise.core.traffic import baseline_replica_weight, expected_weight, split, weights
 
 
-class Completion(PassState):
+class Completion(Watch):
     """The end of a pass: promotion, the stable-only state, retired revisions, phase, conditions and
     their events, then the actions and when to look again."""
 
@@ -58,6 +58,7 @@ class Completion(PassState):
         self._clear_canary()
         self.update(stable_revision=canary, retired_revisions=retired)
         self.emit(R.ROLLOUT_COMPLETED, revision=canary, previous=old, delay=format_seconds(delay))
+        self._start_watch(canary, old)
 
     def _stable_only(self) -> None:
         stable = self.s.stable_revision
@@ -120,6 +121,9 @@ class Completion(PassState):
             pause = PauseReason.OVERRIDE_HOLD
         elif self.canary_active:
             pause = s.pause_reason
+        elif self.regression_hold:
+            pause = PauseReason.REGRESSION_HOLD
+            self.message = self.regression_hold
         if holding:
             how = "aborted" if s.aborted else "rolled back"
             phase = Phase.DEGRADED
@@ -133,6 +137,10 @@ class Completion(PassState):
                 and run.message
             ):
                 cause = f" ({run.message})"
+            watch = s.post_promotion
+            if watch is not None and watch.revision == s.rolled_back_revision and watch.action:
+                degraded_reason = R.REGRESSION_ROLLBACK.name
+                how, cause = "rolled back after promotion", " (post-promotion regression)"
             message = (
                 f"revision {s.rolled_back_revision} was {how}{cause}; stable {stable} serves "
                 "all traffic; change the template or set rollwise.dev/retry to try again"
@@ -313,6 +321,10 @@ class Completion(PassState):
             targets = [(stable, stable_replicas), (canary, canary_replicas)]
         else:
             targets = [(stable, replicas)]
+            watch = s.post_promotion
+            if watch is not None and watch.ended_at is None and watch.revision == stable:
+                # The previous revision stays warm for the watch (removed when it ends).
+                targets.append((watch.previous_revision, warm_replicas(self.spec)))
         if rolled_back is not None and rolled_back not in (stable, canary):
             targets.append((rolled_back, 0))
 

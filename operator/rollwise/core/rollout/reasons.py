@@ -244,6 +244,69 @@ SPEC_CORRECTED = Reason(
     "spec is valid again",
 )
 
+WATCH_STARTED = Reason(
+    "PostPromotionWatchStarted",
+    _N,
+    "The promoted revision is watched for regressions (strategy.canary.postPromotion); the "
+    "previous revision is kept warm until the watch ends.",
+    "revision {revision} watched for {duration} (every {interval}, windows {short}/{long}); "
+    "previous revision {previous} kept warm at {warm}% of its replicas",
+)
+REGRESSION_DETECTED = Reason(
+    "RegressionDetected",
+    _W,
+    "A watched KPI of the promoted revision turned bad: a regression episode starts. Posted "
+    "once per episode, however long it lasts.",
+    "revision {revision}: {code} ({severity}) detected: {detail}",
+)
+REGRESSION_CONFIRMED = Reason(
+    "RegressionConfirmed",
+    _W,
+    "A detected regression was confirmed (confirmAfter consecutive bad evaluations, or both "
+    "windows bad): the action onRegression maps its severity to is taken. Once per episode.",
+    "revision {revision}: {code} ({severity}) confirmed after {bad} bad evaluation(s): "
+    "{detail}; action {action}",
+)
+REGRESSION_CLEARED = Reason(
+    "RegressionCleared",
+    _N,
+    "A regression episode ended: clearAfter consecutive good evaluations. A false positive "
+    "when it was never confirmed.",
+    "revision {revision}: {code} cleared ({how}): {detail}",
+)
+REGRESSION_ROLLBACK = Reason(
+    "RegressionRollback",
+    _W,
+    "The fast track: a confirmed critical regression moved all traffic back to the previous "
+    "revision in one write (no steps), its replicas restored; the regressed revision is not "
+    "retried until the template changes or a retry.",
+    "revision {revision} rolled back to previous revision {previous} after a confirmed "
+    "regression ({reasons}); all traffic on {previous}",
+)
+REGRESSION_HOLD = Reason(
+    "RegressionHold",
+    _W,
+    "A confirmed regression whose action is hold blocks changes: a new revision waits until "
+    "the regression clears or a promote request (rollwise.dev/promote) overrides it.",
+    "revision {revision} waits: {why}",
+)
+ROLLBACK_UNAVAILABLE = Reason(
+    "RegressionRollbackUnavailable",
+    _W,
+    "A confirmed regression asked for a rollback but the previous revision's Deployment is "
+    "gone (deleted by hand): the regressed revision keeps serving; a human decides.",
+    "revision {revision}: regression confirmed but previous revision {previous} is gone; "
+    "no rollback",
+)
+WATCH_PASSED = Reason(
+    "PostPromotionPassed",
+    _N,
+    "The watch period ended: with no confirmed regression the promoted revision passed; the "
+    "previous revision is removed.",
+    "revision {revision}: post-promotion watch ended ({outcome}); previous revision "
+    "{previous} removed",
+)
+
 DECISION_CHANGED = Reason(
     "DecisionChanged",
     _N,
@@ -285,6 +348,14 @@ ALL_REASONS: tuple[Reason, ...] = (
     PROMOTED,
     PROMOTED_FULL,
     ROLLOUT_COMPLETED,
+    WATCH_STARTED,
+    REGRESSION_DETECTED,
+    REGRESSION_CONFIRMED,
+    REGRESSION_CLEARED,
+    REGRESSION_ROLLBACK,
+    REGRESSION_HOLD,
+    ROLLBACK_UNAVAILABLE,
+    WATCH_PASSED,
     REVISION_RETIRED,
     RETRY_REQUESTED,
     REQUEST_IGNORED,

@@ -18,15 +18,15 @@ from rollwise.core.observations import (
     RequestKind,
 )
 from rollwise.core.rollout import reasons as R
-from rollwise.core.rollout.state import PassState
 from rollwise.core.rollout.status import (
     ConditionType,
     PauseReason,
 )
+from rollwise.core.rollout.watch import Watch
 from rollwise.core.spec import step_what
 
 
-class Requests(PassState):
+class Requests(Watch):
     """Manual requests and revision changes: a new template starts a canary, retry, promote,
     promote-full and abort act once each, leftovers are reported as ignored."""
 
@@ -70,6 +70,8 @@ class Requests(PassState):
                 self.emit(R.REVISION_SKIPPED, revision=rev, how=how, dropped=dropped)
             return
         if rev == s.canary_revision:
+            return
+        if s.canary_revision is None and self._regression_holds():
             return
         if s.canary_revision is not None:
             self.emit(

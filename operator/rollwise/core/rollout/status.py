@@ -18,6 +18,7 @@ from pydantic import Field
 from rollwise.core.decision import Decision
 from rollwise.core.events import EventLog
 from rollwise.core.phases import Phase
+from rollwise.core.postpromotion import PostPromotionStatus
 from rollwise.core.querycheck import QueryVerification
 from rollwise.core.runs import AnalysisRun
 from rollwise.core.status_model import ConditionedStatus, ConditionModel, StatusModel, Time
@@ -32,6 +33,8 @@ class PauseReason(StrEnum):
     OVERRIDE_HOLD = "OverrideHold"
     #: Advisory mode: the step reached its gate and waits for a promote or an abort.
     AWAITING_DECISION = "AwaitingDecision"
+    #: A confirmed post-promotion regression with action hold keeps a new revision waiting.
+    REGRESSION_HOLD = "RegressionHold"
 
 
 class ConditionType(StrEnum):
@@ -122,6 +125,7 @@ class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     deadline_exceeded: bool = False
     analysis: AnalysisRun | None = None
     decision: Decision | None = None
+    post_promotion: PostPromotionStatus | None = None
     handled_requests: dict[str, str] = Field(default_factory=dict)
     retired_revisions: list[RetiredRevision] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)

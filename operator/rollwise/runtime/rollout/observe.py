@@ -25,6 +25,8 @@ from rollwise.core.observations import (
     Measurement,
     Observations,
     RevisionState,
+    TemplateKey,
+    TemplateRead,
     requests_from_annotations,
     revision_of,
 )
@@ -34,6 +36,7 @@ from rollwise.core.rollout.analysis import due_metrics, query_context
 from rollwise.core.rollout.canary import rollout_metrics
 from rollwise.core.rollout.overrides import RolloutOverride, rollout_effect
 from rollwise.core.rollout.status import RolloutStatus
+from rollwise.core.rollout.watch import watch_due
 from rollwise.core.spec import RolloutSpec, TrafficRouting
 from rollwise.core.templates import resolve_rollout, rollout_template_keys
 from rollwise.core.validation import load_rollout_spec
@@ -97,11 +100,14 @@ async def _measure(
     log: Any,
     *,
     held: bool = False,
+    templates: Mapping[TemplateKey, TemplateRead | None] | None = None,
 ) -> dict[str, Measurement]:
     spec, status = seen
+    # The post-promotion watch's measurements, under their own keys (``name@short``, ...).
+    watch = watch_due(spec, status, templates or {}, now)
     return await measure_due(
         ports,
-        [d.metric for d in due_metrics(spec, status, now, held=held)],
+        [d.metric for d in due_metrics(spec, status, now, held=held)] + watch,
         query_context(obj.namespace, obj.name, spec, status),
         now=now,
         log=log,
@@ -281,7 +287,15 @@ async def observe(
         query_check,
     ) = await asyncio.gather(
         asyncio.to_thread(read_cluster),
-        _measure(obj, (spec, status), ports, now, log, held=override.hold is not None),
+        _measure(
+            obj,
+            (spec, status),
+            ports,
+            now,
+            log,
+            held=override.hold is not None,
+            templates=templates,
+        ),
         _check_queries(obj, spec, status=status, ports=ports, now=now, log=log),
     )
     missing: list[str] = []

@@ -67,6 +67,7 @@ from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import (
     Observations,
 )
+from rollwise.core.postpromotion import counted
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.actions import (
     POLL_SECONDS,
@@ -244,12 +245,16 @@ def _record_metrics(
                 verdict = "Error" if last.error else last.verdict.value
                 metrics.measured(obj.namespace, obj.name, name, verdict)
     for event in decision.events:
-        if event.reason in (R.ROLLED_BACK, R.ABORTED):
+        if event.reason in (R.ROLLED_BACK, R.ABORTED, R.REGRESSION_ROLLBACK):
             metrics.rolled_back(obj.namespace, obj.name, event.reason.name)
         if event.reason is R.DECISION_CHANGED and status.decision is not None:
             metrics.decided(
                 "rollout", status.decision.action.value, status.decision.confidence.value
             )
+    confirmed = any(e.reason is R.REGRESSION_CONFIRMED for e in decision.events)
+    if confirmed and status.decision is not None:
+        # A confirmed regression's decision (one per pass, however many KPIs confirmed).
+        metrics.decided("rollout", status.decision.action.value, status.decision.confidence.value)
 
 
 def notification_subject(obj: RolloutObject, status: RolloutStatus) -> Subject:
@@ -354,6 +359,12 @@ async def _reconcile(
     if write_error is not None:
         return PassResult(requeue_after=requeue, decision=decision, error=write_error.message)
     _record_metrics(ports, obj, decision, list(seen.observations.measurements), seen.spec)
+    if ports.metrics is not None:
+        before = seen.status.post_promotion if seen.status is not None else None
+        for which, kpi in counted(before, decision.status.post_promotion):
+            ports.metrics.regression(
+                which.value, obj.namespace, obj.name, kpi.severity.value, kpi.reason
+            )
     return pass_done(
         decision,
         requeue,

@@ -1,0 +1,243 @@
+"""The Rollout's post-promotion regression watch (``strategy.canary.postPromotion``): started
+at promotion, evaluated on the passes the kernel's watch asks for
+(:mod:`rollwise.core.postpromotion`), and what a confirmed regression does.
+
+* **Start**: the promotion that completes a canary starts the watch of the new stable
+  revision; the previous revision stays (a retired revision removed when the watch ends, not
+  after ``scaleDownDelaySeconds``), scaled to ``previousRevisionReplicas`` percent.
+* **Each evaluation**: one event per transition of a KPI's episode (``RegressionDetected``,
+  ``RegressionConfirmed``, ``RegressionCleared``), and on a confirmation one decision
+  (``status.decision``).
+* **rollback** (the fast track): the previous revision becomes stable again in one write of
+  the stable Service and the route (no steps), at full size; the regressed revision is
+  remembered as rolled back (not retried until the template changes or a retry), phase
+  Degraded with reason ``RegressionRollback``.
+* **hold**: a new revision waits (``RegressionHold``) while the regression stays confirmed; a
+  promote request overrides the hold.
+* **alert**: the events, the decision and the counters only.
+
+Pure: no clock (``now`` is an argument), no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+
+from rollwise.core.observations import RequestKind, TemplateKey, TemplateRead
+from rollwise.core.postpromotion import (
+    PostPromotionStatus,
+    action_for,
+    describe,
+    evaluate,
+    holding,
+    next_due,
+    regression_decision,
+    start,
+    validate,
+    watch_metrics,
+    watch_queries,
+    watching,
+)
+from rollwise.core.regression import KpiRecord, KpiState, Transition
+from rollwise.core.rollout import reasons as R
+from rollwise.core.rollout.state import PassState
+from rollwise.core.rollout.status import RolloutStatus
+from rollwise.core.spec import Metric, PostPromotion, RegressionAction, RolloutSpec
+
+WHERE = "spec.strategy.canary"
+
+
+def watch_of(spec: RolloutSpec) -> PostPromotion | None:
+    return spec.strategy.canary.post_promotion
+
+
+def watch_errors(spec: RolloutSpec, reads: Mapping[TemplateKey, TemplateRead | None]) -> list[str]:
+    """Problems of the Rollout's watch (its templates' first, then its own); none without
+    one."""
+    watch = watch_of(spec)
+    if watch is None:
+        return []
+    metrics, problems = watch_metrics(WHERE, watch, reads)
+    return problems or validate(WHERE, watch, metrics)
+
+
+def watch_due(
+    spec: RolloutSpec,
+    status: RolloutStatus | None,
+    reads: Mapping[TemplateKey, TemplateRead | None],
+    now: datetime,
+) -> list[Metric]:
+    """The watch's measurements to take now (none without a watch, or while a canary
+    runs), each named by its measurement key."""
+    watch = watch_of(spec)
+    if watch is None or status is None or status.canary_revision is not None:
+        return []
+    pp = status.post_promotion
+    if pp is None or status.stable_revision != pp.revision:
+        return []
+    metrics, problems = watch_metrics(WHERE, watch, reads)
+    return [] if problems else watch_queries(watch, metrics, pp, now)
+
+
+def warm_replicas(spec: RolloutSpec) -> int:
+    """Replicas the previous revision keeps during the watch."""
+    watch = watch_of(spec)
+    share = watch.previous_revision_replicas if watch is not None else 0
+    return math.ceil(spec.replicas * share / 100)
+
+
+class Watch(PassState):
+    """The post-promotion watch inside a pass."""
+
+    #: Why a new revision waits on a confirmed regression (empty: it does not).
+    regression_hold: str = ""
+
+    @property
+    def watch_metrics(self) -> list[Metric]:
+        watch = watch_of(self.spec)
+        if watch is None:
+            return []
+        metrics, _ = watch_metrics(WHERE, watch, self.obs.templates)
+        return metrics
+
+    def _start_watch(self, revision: str, previous: str) -> None:
+        """Called by the promotion: the watch of ``revision``, ``previous`` kept warm."""
+        watch = watch_of(self.spec)
+        if watch is None:
+            self.update(post_promotion=None)
+            return
+        status = start(
+            watch, self.watch_metrics, revision=revision, previous=previous, now=self.now
+        )
+        retired = [
+            r.model_copy(update={"remove_at": max(r.remove_at, status.ends_at)})
+            if r.revision == previous
+            else r
+            for r in self.s.retired_revisions
+        ]
+        self.update(post_promotion=status, retired_revisions=retired)
+        self.emit(
+            R.WATCH_STARTED,
+            revision=revision,
+            duration=watch.duration,
+            interval=watch.interval,
+            short=watch.windows.short,
+            long=watch.windows.long,
+            previous=previous,
+            warm=watch.previous_revision_replicas,
+        )
+        self.wake(self.now)
+
+    def _watch(self) -> None:
+        """One evaluation of the watch when it is due (nothing while a canary runs)."""
+        watch, status = watch_of(self.spec), self.s.post_promotion
+        if watch is None or status is None or not watching(status) or self.canary_active:
+            return
+        if self.s.stable_revision != status.revision:
+            return
+        outcome = evaluate(watch, self.watch_metrics, status, self.obs.measurements, self.now)
+        new = outcome.status
+        for change in outcome.changes:
+            self._episode_events(new, change.record, change.transitions, watch)
+        self.update(post_promotion=new)
+        if outcome.ended:
+            self.emit(
+                R.WATCH_PASSED,
+                revision=new.revision,
+                outcome="regressed" if new.action is not None else "passed",
+                previous=new.previous_revision,
+            )
+            self.update(
+                retired_revisions=[
+                    r.model_copy(update={"remove_at": self.now})
+                    if r.revision == new.previous_revision
+                    else r
+                    for r in self.s.retired_revisions
+                ]
+            )
+        confirmed = any(Transition.CONFIRMED in c.transitions for c in outcome.changes)
+        if confirmed and outcome.action is not None:
+            self.update(
+                decision=regression_decision(
+                    new, outcome.action, self.canary_spec.decision_mode, self.now
+                )
+            )
+            if outcome.action is RegressionAction.ROLLBACK:
+                if new.previous_revision in self.obs.revisions:
+                    self._fast_track(new)
+                else:
+                    # Nothing to go back to (its Deployment was deleted by hand): the
+                    # regression stays confirmed, on record, and the revision keeps serving.
+                    self.emit(
+                        R.ROLLBACK_UNAVAILABLE,
+                        revision=new.revision,
+                        previous=new.previous_revision,
+                    )
+        self.wake(next_due(watch, self.s.post_promotion or new))
+
+    def _episode_events(
+        self,
+        status: PostPromotionStatus,
+        record: KpiRecord,
+        transitions: tuple[Transition, ...],
+        watch: PostPromotion,
+    ) -> None:
+        detail = describe(record)
+        fields = {"revision": status.revision, "code": record.reason}
+        if Transition.DETECTED in transitions:
+            self.emit(
+                R.REGRESSION_DETECTED, severity=record.severity.value, detail=detail, **fields
+            )
+        if Transition.CONFIRMED in transitions:
+            self.emit(
+                R.REGRESSION_CONFIRMED,
+                severity=record.severity.value,
+                bad=record.bad_count,
+                detail=detail,
+                action=action_for(watch, record.severity).value,
+                **fields,
+            )
+        if Transition.CLEARED in transitions:
+            how = "false positive" if Transition.FALSE_POSITIVE in transitions else "recovered"
+            self.emit(R.REGRESSION_CLEARED, how=how, detail=detail, **fields)
+
+    def _fast_track(self, status: PostPromotionStatus) -> None:
+        """All traffic back to the previous revision in one write, at full size."""
+        previous, regressed = status.previous_revision, status.revision
+        confirmed = [k.reason for k in status.kpis if k.state is KpiState.CONFIRMED]
+        reasons = ", ".join(confirmed) or "regression"
+        self.update(
+            stable_revision=previous,
+            rolled_back_revision=regressed,
+            aborted=False,
+            progress_started_at=self.now,
+            retired_revisions=[
+                r for r in self.s.retired_revisions if r.revision not in (previous, regressed)
+            ],
+        )
+        self.emit(R.REGRESSION_ROLLBACK, revision=regressed, previous=previous, reasons=reasons)
+
+    def _regression_holds(self) -> bool:
+        """Whether a confirmed regression with action hold keeps a new revision waiting; a
+        promote request lifts the hold (the watch ends, on record as regressed)."""
+        status = self.s.post_promotion
+        if status is None or not holding(status):
+            return False
+        request = self.take(RequestKind.PROMOTE)
+        if request is not None:
+            self.update(post_promotion=status.model_copy(update={"ended_at": self.now}))
+            return False
+        revision = self.obs.template_hash
+        self.regression_hold = (
+            f"new revision {revision} waits: the regression of revision {status.revision} "
+            "was confirmed with action hold (until it clears, or rollwise.dev/promote)"
+        )
+        if status.held_revision != revision:
+            self.update(post_promotion=status.model_copy(update={"held_revision": revision}))
+            self.emit(R.REGRESSION_HOLD, revision=revision, why=self.regression_hold)
+        return True
+
+
+__all__ = ["Watch", "warm_replicas", "watch_due", "watch_errors", "watch_of"]
