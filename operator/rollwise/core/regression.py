@@ -37,6 +37,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from rollwise.core.decision_reasons import Severity
+from rollwise.core.scoreboard import KpiDirection, KpiStatus, kpi_status
 from rollwise.core.status_model import StatusModel, Time
 
 #: Reason codes of a regression (``status.postPromotion.kpis[].reason``). A KPI the spec does
@@ -57,12 +58,8 @@ class KpiState(StrEnum):
     CLEARED = "cleared"
 
 
-class Standing(StrEnum):
-    """A KPI against its target: on track, inside the attention band, or off track."""
-
-    ON_TRACK = "on_track"
-    ATTENTION = "attention"
-    OFF_TRACK = "off_track"
+#: A KPI against its target (the scoreboard's classification, one for both views).
+Standing = KpiStatus
 
 
 class Signal(StrEnum):
@@ -156,17 +153,15 @@ def _finite(value: float | None) -> float | None:
 def standing(
     value: float | None, target: float | None, *, band: float, higher_is_worse: bool
 ) -> Standing | None:
-    """Where ``value`` stands against ``target``: on track when on the good side of it,
-    attention when worse by at most ``band`` (relative to the target; absolute when the
-    target is 0), off track beyond. None without a value or a target."""
+    """Where ``value`` stands against ``target``, as the scoreboard classifies it
+    (:func:`rollwise.core.scoreboard.kpi_status`): off track past the target, attention while
+    it still meets the target within ``band`` (a fraction of the target) of it, on track
+    otherwise. None without a value or a target."""
     value, target = _finite(value), _finite(target)
     if value is None or target is None:
         return None
-    worse_by = value - target if higher_is_worse else target - value
-    if worse_by <= 0:
-        return Standing.ON_TRACK
-    allowance = abs(target) * band if target != 0 else band
-    return Standing.ATTENTION if worse_by <= allowance else Standing.OFF_TRACK
+    direction = KpiDirection.LOWER_IS_BETTER if higher_is_worse else KpiDirection.HIGHER_IS_BETTER
+    return kpi_status(value, target, direction, band)
 
 
 def deltas(value: float | None, reference: float | None) -> tuple[float | None, float | None]:
