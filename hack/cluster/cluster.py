@@ -1027,7 +1027,7 @@ def wait_established(
         proc = kubectl(*args, timeout=30, check=False)
         if proc.returncode == 0:
             answer = json.loads(proc.stdout)
-            items = answer["items"] if "items" in answer else [answer]
+            items = answer.get("items", [answer])
             pending = [
                 item["metadata"]["name"]
                 for item in items
