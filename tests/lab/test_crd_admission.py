@@ -192,12 +192,12 @@ INVALID_ROLLOUTS = [
     pytest.param(
         rollout(steps=[{"setWeight": 5, "pause": {}}, {"setWeight": 100}]),
         "spec.strategy.canary.steps[0]: Invalid value: each step must set exactly "
-        "one of setWeight, pause or analysis",
+        "one of setWeight, pause, analysis or setHeaderRoute",
         id="step-with-two-kinds",
     ),
     pytest.param(
         rollout(steps=[{}, {"setWeight": 100}]),
-        "each step must set exactly one of setWeight, pause or analysis",
+        "each step must set exactly one of setWeight, pause, analysis or setHeaderRoute",
         id="empty-step",
     ),
     pytest.param(
