@@ -18,6 +18,10 @@ load. Above 50% there is not enough traffic for two equal shares: the baseline g
 left (``100 - w``) and the stable none; at 100% the baseline gets nothing. With a router the
 baseline runs as many pods as the canary; with replica ratio its pods come out of the stable's
 count (and, with too few replicas to keep one stable pod, there is no baseline pod).
+
+Header routes (:class:`HeaderRoute`) send the requests that carry given headers to the canary
+whatever the weight; the routers render them (``rollwise.core.rollout.segments`` decides which
+are wanted).
 """
 
 from __future__ import annotations
