@@ -7,7 +7,8 @@ followed within milliseconds) and resolves one entry point to a weight per revis
 - ``httproute/NS/NAME``: a Gateway API HTTPRoute; the backendRefs' weights of one rule
   (``rule`` index, default 0) split the traffic between Services;
 - ``virtualservice/NS/NAME``: an Istio VirtualService; the weights of the destinations of one
-  ``http`` route (by ``name``, default the first) split it between Services (``host`` is a
+  ``http`` route (by ``name``; by default the first route the request meets, in order, as
+  Istio takes it) split it between Services (``host`` is a
   Service name, short or ``name.namespace.svc...``; subsets are not resolved);
 - ``service/NS/NAME``: no router (replica ratio); one Service selects every revision and each
   gets its Deployment's ready replicas as weight;
@@ -162,6 +163,25 @@ def httproute_header_rule(
     return None if best is None else best[1]
 
 
+def _meets(match: dict[str, Any], lowered: Mapping[str, str]) -> bool:
+    conditions = match.get("headers") or {}
+    return all(
+        any(_value_ok(kind, str(value), lowered.get(name.lower())) for kind, value in how.items())
+        for name, how in conditions.items()
+    )
+
+
+def virtualservice_first_route(
+    routes: list[dict[str, Any]], headers: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The first http route a request with ``headers`` meets (Istio's order)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for route in routes:
+        if any(_meets(match, lowered) for match in route.get("match") or [{}]):
+            return route
+    return None
+
+
 def virtualservice_header_route(
     routes: list[dict[str, Any]], headers: Mapping[str, str]
 ) -> dict[str, Any] | None:
@@ -169,17 +189,9 @@ def virtualservice_header_route(
     None when the first route it meets has no header condition (the weighted route's case)."""
     lowered = {k.lower(): v for k, v in headers.items()}
     for route in routes:
-        matches = route.get("match") or [{}]
-        for match in matches:
-            conditions = match.get("headers") or {}
-            if all(
-                any(
-                    _value_ok(kind, str(value), lowered.get(name.lower()))
-                    for kind, value in how.items()
-                )
-                for name, how in conditions.items()
-            ):
-                return route if conditions else None
+        for match in route.get("match") or [{}]:
+            if _meets(match, lowered):
+                return route if match.get("headers") else None
     return None
 
 
@@ -273,13 +285,15 @@ class RoutingView:
     def _virtualservice(self, vs: dict[str, Any], headers: Mapping[str, str]) -> dict[str, float]:
         routes = vs.get("spec", {}).get("http") or []
         chosen = None
-        if isinstance(self.target.rule, str):
-            chosen = next((r for r in routes if r.get("name") == self.target.rule), None)
-        elif routes:
-            chosen = (
-                routes[self.target.rule or 0] if (self.target.rule or 0) < len(routes) else None
-            )
-        if headers:
+        rule = self.target.rule
+        if isinstance(rule, str):
+            chosen = next((r for r in routes if r.get("name") == rule), None)
+        elif isinstance(rule, int):
+            chosen = routes[rule] if rule < len(routes) else None
+        else:
+            # No route named: Istio's own choice, the first route the request meets.
+            chosen = virtualservice_first_route(routes, headers)
+        if headers and rule is not None:
             chosen = virtualservice_header_route(routes, headers) or chosen
         if chosen is None:
             return {}

@@ -225,3 +225,84 @@ def test_abort_removes_the_segments_before_the_canary_goes(
     eventually(lambda: header_rules(cluster) == [], timeout=10, what="the header rules removed")
     assert "headerRoutes" not in cluster.status()
     assert ANNOTATION not in (cluster.route()["metadata"].get("annotations") or {})
+
+
+def test_istio_tagged_requests_reach_only_the_canary_before_any_weight(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    """``examples/rollout-istio`` with a segment first: the VirtualService gets the operator's
+    http route ``rollwise-beta`` before ``primary``; tagged requests (the generator takes the
+    first route a request meets, as Istio does) reach only the canary while the weight is 0."""
+    docs = example_docs("rollout-istio", cluster.test_id)
+    canary = rollout_of(docs)["spec"]["strategy"]["canary"]
+    canary["steps"] = [
+        {
+            "setHeaderRoute": {
+                "name": "beta",
+                "match": [{"headerName": "X-Segment", "headerValue": {"prefix": "bet"}}],
+            }
+        },
+        {"pause": {}},
+        {"setWeight": 100},
+    ]
+    canary.pop("analysis")
+    cluster.apply(docs)
+    start_operator("--namespace", cluster.namespace)
+    cluster.k("wait", "--for=condition=Ready", f"rollout/{NAME}", "--timeout=30s")
+    old = str(cluster.status()["stableRevision"])
+    cluster.the_lab.start_traffic(
+        f"virtualservice/{cluster.namespace}/{NAME}",
+        rate=40,
+        tag=("x-segment", "beta"),
+        tagged_share=0.25,
+    )
+    cluster.patch_template(IMAGE_2)
+    new = revision_of(cluster.rollout()["spec"]["template"])
+    eventually(
+        lambda: (
+            cluster.status().get("phase") == "Paused" and bool(cluster.status().get("headerRoutes"))
+        ),
+        timeout=60,
+        what="the beta segment on the canary",
+    )
+    http = cluster.virtual_service()["spec"]["http"]
+    assert [r.get("name") for r in http] == ["rollwise-beta", "primary"]
+    assert http[0]["match"] == [{"headers": {"x-segment": {"prefix": "bet"}}}]
+
+    counts = Counts(cluster)
+    eventually(
+        lambda: counts.tagged(new) >= 20,
+        timeout=30,
+        what="Prometheus to count tagged requests on the canary",
+        every=0.5,
+    )
+    start = counts.snapshot(old, new)
+    eventually(
+        lambda: counts.tagged(new) - start["canary_tagged"] >= 40,
+        timeout=60,
+        what="a window of 40 tagged requests",
+        every=0.5,
+    )
+    end = counts.snapshot(old, new)
+    delta = {key: end[key] - start[key] for key in start}
+    print(f"requests in the window: {delta}")
+    assert delta["stable_tagged"] == 0, "a tagged request reached the stable revision"
+    # Weight 0: the canary's requests are the tagged ones alone; stable has all the others.
+    assert delta["canary"] == delta["canary_tagged"]
+    assert delta["stable"] > 0
+
+    promoted = rollwise(cluster, "promote", NAME)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    eventually(
+        lambda: (
+            cluster.status().get("phase") == "Healthy"
+            and cluster.status().get("stableRevision") == new
+        ),
+        timeout=60,
+        what="the canary to complete",
+    )
+    eventually(
+        lambda: [r.get("name") for r in cluster.virtual_service()["spec"]["http"]] == ["primary"],
+        timeout=10,
+        what="the operator's http route removed",
+    )
