@@ -852,6 +852,7 @@ FULL_ROLLOUT_STATUS: dict[str, Any] = {
     "canaryWeight": 5,
     "stableRevision": "6d4f8b7c9",
     "canaryRevision": "7f9c5d6b8",
+    "headerRoutes": [{"name": "beta", "match": ["x-segment exact 'beta'"]}],
     "stepStartedAt": T0,
     "pauseStartedAt": T0,
     "pauseReason": "PauseStep",
