@@ -273,8 +273,11 @@ class Lab:
         rate: float = 50.0,
         duration: float | None = None,
         count: int | None = None,
+        tag: tuple[str, str] | None = None,
+        tagged_share: float = 0.0,
     ) -> TrafficGenerator:
-        """Starts a traffic generator on the lab's loop (replacing a running one)."""
+        """Starts a traffic generator on the lab's loop (replacing a running one); with
+        ``tag`` (a header name and value), ``tagged_share`` of the requests carry it."""
         assert self.endpoint is not None
         self.stop_traffic()
         generator = TrafficGenerator(
@@ -286,6 +289,8 @@ class Lab:
             if duration is not None or count is not None
             else self.traffic_duration,
             count=count,
+            tag=tag,
+            tagged_share=tagged_share,
         )
         self.traffic = generator
         self.loop.run(generator.start())

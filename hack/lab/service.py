@@ -6,6 +6,8 @@ a latency drawn from ``latencyMs + uniform(0, jitterMs)``. It exports, from its 
 
 - ``http_requests_total{namespace, service, revision, code}`` (counter)
 - ``http_request_duration_seconds{namespace, service, revision}`` (histogram)
+- ``http_segment_requests_total{namespace, service, revision, segment}`` (counter): the
+  requests that carried an ``x-segment`` header, by its value (clipped to 32 characters)
 
 ``namespace`` is the namespace of the revision's pods, as a cluster's Prometheus labels the
 series it scrapes from pods; ``service`` is the application's name (the ``app`` label of its
@@ -50,6 +52,10 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 REQUESTS_METRIC = "http_requests_total"
 LATENCY_METRIC = "http_request_duration_seconds"
+SEGMENT_METRIC = "http_segment_requests_total"
+#: The request header that tags a request with its segment (the traffic generator sets it on
+#: a share of its requests; a header route of a Rollout may send those to the canary).
+SEGMENT_HEADER = "x-segment"
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,12 @@ class DemoService:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._segments = Counter(
+            "http_segment_requests",
+            "HTTP requests that carried an x-segment header, by its value.",
+            ["namespace", "service", "revision", "segment"],
+            registry=self.registry,
+        )
         self._zero_series()
         self.served: dict[str, int] = {"200": 0, "500": 0}
         self._runner: web.AppRunner | None = None
@@ -185,6 +197,9 @@ class DemoService:
             await asyncio.sleep(seconds)
         self._requests.labels(self.namespace, self.service, self.revision, str(code)).inc()
         self._latency.labels(self.namespace, self.service, self.revision).observe(seconds)
+        segment = request.headers.get(SEGMENT_HEADER)
+        if segment:
+            self._segments.labels(self.namespace, self.service, self.revision, segment[:32]).inc()
         self.served[str(code)] = self.served.get(str(code), 0) + 1
         return web.json_response(
             {"service": self.service, "revision": self.revision, "code": code},

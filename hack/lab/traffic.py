@@ -7,12 +7,21 @@ followed within milliseconds) and resolves one entry point to a weight per revis
 - ``httproute/NS/NAME``: a Gateway API HTTPRoute; the backendRefs' weights of one rule
   (``rule`` index, default 0) split the traffic between Services;
 - ``virtualservice/NS/NAME``: an Istio VirtualService; the weights of the destinations of one
-  ``http`` route (by ``name``, default the first) split it between Services (``host`` is a
+  ``http`` route (by ``name``; by default the first route the request meets, in order, as
+  Istio takes it) split it between Services (``host`` is a
   Service name, short or ``name.namespace.svc...``; subsets are not resolved);
 - ``service/NS/NAME``: no router (replica ratio); one Service selects every revision and each
   gets its Deployment's ready replicas as weight;
 - ``inferenceservice/NS/NAME``: the ``percent`` of each revision in a KServe InferenceService's
   ``status.components.predictor.traffic``.
+
+Header routes: a share of the requests (``tagged_share``) can carry a tag header (``tag``, e.g.
+``x-segment: beta``). A tagged request follows the routing object's header matches: for an
+HTTPRoute the other rule whose match (path ``/``) has the most header conditions, all met by
+the request, wins over the weighted rule (Gateway API precedence); for a VirtualService the
+first http route in order whose match the request meets (Istio). Header values compare
+``Exact`` / ``exact``, ``prefix`` and ``RegularExpression`` / ``regex`` (whole value); names
+case-insensitively. Untagged requests follow the weighted rule or route as before.
 
 A Service resolves to revisions through the Deployments it selects (their pod template labels),
 weighted by ready replicas; a Service whose selector names a revision (``rollwise.dev/revision``)
@@ -28,8 +37,10 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +117,84 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+def _value_ok(kind: str, expected: str, actual: str | None) -> bool:
+    if actual is None:
+        return False
+    kind = kind.lower()
+    if kind == "exact":
+        return actual == expected
+    if kind == "prefix":
+        return actual.startswith(expected)
+    if kind in ("regularexpression", "regex"):
+        try:
+            return re.fullmatch(expected, actual) is not None
+        except re.error:
+            return False
+    return False
+
+
+def _path_ok(match: dict[str, Any], path: str = "/") -> bool:
+    rule = match.get("path") or {"type": "PathPrefix", "value": "/"}
+    value = str(rule.get("value", "/"))
+    if rule.get("type", "PathPrefix") == "Exact":
+        return path == value
+    return path.startswith(value)
+
+
+def httproute_header_rule(
+    rules: list[dict[str, Any]], skip: int, headers: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The rule (other than ``skip``) a request with ``headers`` to ``/`` takes by its header
+    matches: the one with the most header conditions, all met; None when no such rule."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    best: tuple[int, dict[str, Any]] | None = None
+    for index, rule in enumerate(rules):
+        if index == skip:
+            continue
+        for match in rule.get("matches") or []:
+            conditions = match.get("headers") or []
+            if not conditions or not _path_ok(match):
+                continue
+            if all(
+                _value_ok(c.get("type", "Exact"), str(c["value"]), lowered.get(c["name"].lower()))
+                for c in conditions
+            ) and (best is None or len(conditions) > best[0]):
+                best = (len(conditions), rule)
+    return None if best is None else best[1]
+
+
+def _meets(match: dict[str, Any], lowered: Mapping[str, str]) -> bool:
+    conditions = match.get("headers") or {}
+    return all(
+        any(_value_ok(kind, str(value), lowered.get(name.lower())) for kind, value in how.items())
+        for name, how in conditions.items()
+    )
+
+
+def virtualservice_first_route(
+    routes: list[dict[str, Any]], headers: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The first http route a request with ``headers`` meets (Istio's order)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for route in routes:
+        if any(_meets(match, lowered) for match in route.get("match") or [{}]):
+            return route
+    return None
+
+
+def virtualservice_header_route(
+    routes: list[dict[str, Any]], headers: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The first http route whose match a request with ``headers`` meets by a header condition;
+    None when the first route it meets has no header condition (the weighted route's case)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for route in routes:
+        for match in route.get("match") or [{}]:
+            if _meets(match, lowered):
+                return route if match.get("headers") else None
+    return None
+
+
 def _normalized(weights: dict[str, float]) -> dict[str, float]:
     total = sum(w for w in weights.values() if w > 0)
     if total <= 0:
@@ -162,8 +251,9 @@ class RoutingView:
                 weights[revision] = weights.get(revision, 0.0) + fraction * part
         return weights
 
-    def weights(self) -> dict[str, float]:
-        """Fractions of traffic per revision (summing to 1), or {} when nothing routes."""
+    def weights(self, headers: Mapping[str, str] | None = None) -> dict[str, float]:
+        """Fractions of traffic per revision (summing to 1), or {} when nothing routes; with
+        ``headers``, of the requests that carry them (header routes apply)."""
         t = self.target
         if t.kind == "service":
             return self.service_revisions(t.namespace, t.name)
@@ -171,33 +261,40 @@ class RoutingView:
         if obj is None:
             return {}
         if t.kind == "httproute":
-            return self._httproute(obj)
+            return self._httproute(obj, headers or {})
         if t.kind == "virtualservice":
-            return self._virtualservice(obj)
+            return self._virtualservice(obj, headers or {})
         return self._inferenceservice(obj)
 
-    def _httproute(self, route: dict[str, Any]) -> dict[str, float]:
+    def _httproute(self, route: dict[str, Any], headers: Mapping[str, str]) -> dict[str, float]:
         rules = route.get("spec", {}).get("rules") or []
         index = self.target.rule if isinstance(self.target.rule, int) else 0
         if index >= len(rules):
             return {}
+        chosen = rules[index]
+        if headers:
+            chosen = httproute_header_rule(rules, index, headers) or chosen
         backends = []
-        for ref in rules[index].get("backendRefs") or []:
+        for ref in chosen.get("backendRefs") or []:
             if ref.get("kind", "Service") != "Service" or ref.get("group", "") != "":
                 continue
             weight = float(ref.get("weight", 1))
             backends.append((ref.get("namespace") or self.target.namespace, ref["name"], weight))
         return self._split(backends)
 
-    def _virtualservice(self, vs: dict[str, Any]) -> dict[str, float]:
+    def _virtualservice(self, vs: dict[str, Any], headers: Mapping[str, str]) -> dict[str, float]:
         routes = vs.get("spec", {}).get("http") or []
         chosen = None
-        if isinstance(self.target.rule, str):
-            chosen = next((r for r in routes if r.get("name") == self.target.rule), None)
-        elif routes:
-            chosen = (
-                routes[self.target.rule or 0] if (self.target.rule or 0) < len(routes) else None
-            )
+        rule = self.target.rule
+        if isinstance(rule, str):
+            chosen = next((r for r in routes if r.get("name") == rule), None)
+        elif isinstance(rule, int):
+            chosen = routes[rule] if rule < len(routes) else None
+        else:
+            # No route named: Istio's own choice, the first route the request meets.
+            chosen = virtualservice_first_route(routes, headers)
+        if headers and rule is not None:
+            chosen = virtualservice_header_route(routes, headers) or chosen
         if chosen is None:
             return {}
         destinations = chosen.get("route") or []
@@ -226,6 +323,7 @@ class TrafficStats:
     """What the generator did, for tests and the CLI."""
 
     sent: Counter[str] = field(default_factory=Counter)  # by revision (or NO_ROUTE...)
+    tagged: Counter[str] = field(default_factory=Counter)  # tagged requests, by revision
     codes: Counter[tuple[str, int]] = field(default_factory=Counter)
     failed: int = 0  # transport errors
     delayed: int = 0  # requests that waited for a free worker
@@ -246,9 +344,18 @@ class TrafficGenerator:
         count: int | None = None,
         workers: int = 8,
         request_timeout: float = 2.0,
+        tag: tuple[str, str] | None = None,
+        tagged_share: float = 0.0,
     ) -> None:
         if rate <= 0 or rate > 2000:
             raise ValueError("rate must be within (0, 2000] requests per second")
+        if not 0.0 <= tagged_share <= 1.0 or (tagged_share > 0 and tag is None):
+            raise ValueError("tagged_share must be within [0, 1], and needs a tag header")
+        self.tag = tag
+        self.tagged_share = tagged_share
+        self.tagged_weights: dict[str, float] = {}
+        self._tagged_current: dict[str, float] = {}
+        self._tag_credit = 0.0
         if duration is None and count is None:
             raise ValueError("a traffic run needs a duration or a count")
         self.target = RouteTarget.parse(target) if isinstance(target, str) else target
@@ -288,16 +395,33 @@ class TrafficGenerator:
             self.weights = weights
             self.stats.weight_changes.append((time.monotonic(), dict(weights)))
             self._current = dict.fromkeys(weights, 0.0)
+        if self.tag is not None:
+            tagged = self.view.weights(dict([self.tag]))
+            if tagged != self.tagged_weights:
+                self.tagged_weights = tagged
+                self._tagged_current = dict.fromkeys(tagged, 0.0)
 
-    def _pick(self) -> str:
+    def _next_tagged(self) -> bool:
+        """Whether the next request carries the tag: exactly ``tagged_share`` of them, spread
+        evenly."""
+        self._tag_credit += self.tagged_share
+        if self._tag_credit >= 1.0:
+            self._tag_credit -= 1.0
+            return True
+        return False
+
+    def _pick(self, tagged: bool = False) -> str:
         # Smooth weighted round robin: every pick raises each revision by its weight and takes
         # the highest, which is then lowered by the total; shares are exact over any window.
-        if not self.weights:
+        weights, current = (
+            (self.tagged_weights, self._tagged_current) if tagged else (self.weights, self._current)
+        )
+        if not weights:
             return NO_ROUTE
-        for revision, weight in self.weights.items():
-            self._current[revision] = self._current.get(revision, 0.0) + weight
-        chosen = max(self._current, key=lambda r: self._current[r])
-        self._current[chosen] -= 1.0
+        for revision, weight in weights.items():
+            current[revision] = current.get(revision, 0.0) + weight
+        chosen = max(current, key=lambda r: current[r])
+        current[chosen] -= 1.0
         return chosen
 
     # -- run -----------------------------------------------------------------------------------
@@ -321,15 +445,18 @@ class TrafficGenerator:
         self._tasks.append(asyncio.get_running_loop().create_task(self._schedule()))
         return self
 
-    async def _send(self, revision: str) -> None:
+    async def _send(self, revision: str, tagged: bool = False) -> None:
         self.stats.sent[revision] += 1
+        if tagged:
+            self.stats.tagged[revision] += 1
+        headers = dict([self.tag]) if tagged and self.tag is not None else None
         demo = self.registry.get(revision) if revision not in (NO_ROUTE, NO_ENDPOINT) else None
         if demo is None or self._session is None:
             if revision not in (NO_ROUTE, NO_ENDPOINT):
                 self.stats.codes[(NO_ENDPOINT, 503)] += 1
             return
         try:
-            async with self._session.get(demo.url + "/") as resp:
+            async with self._session.get(demo.url + "/", headers=headers) as resp:
                 await resp.read()
                 self.stats.codes[(revision, resp.status)] += 1
         except (aiohttp.ClientError, TimeoutError):
@@ -356,7 +483,8 @@ class TrafficGenerator:
                     # run of ``count`` requests sends exactly that many (the rate slips).
                     self.stats.delayed += 1
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                task = loop.create_task(self._send(self._pick()))
+                tagged = self._next_tagged()
+                task = loop.create_task(self._send(self._pick(tagged), tagged))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if in_flight:

@@ -156,6 +156,8 @@ def with_spec(obj: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return changed
 
 
+BETA_MATCH = {"headerName": "x-segment", "headerValue": {"exact": "beta"}}
+
 INVALID_ROLLOUTS = [
     pytest.param(
         rollout(steps=[{"setWeight": 50}, {"setWeight": 20}, {"setWeight": 100}]),
@@ -192,13 +194,53 @@ INVALID_ROLLOUTS = [
     pytest.param(
         rollout(steps=[{"setWeight": 5, "pause": {}}, {"setWeight": 100}]),
         "spec.strategy.canary.steps[0]: Invalid value: each step must set exactly "
-        "one of setWeight, pause or analysis",
+        "one of setWeight, pause, analysis or setHeaderRoute",
         id="step-with-two-kinds",
     ),
     pytest.param(
         rollout(steps=[{}, {"setWeight": 100}]),
-        "each step must set exactly one of setWeight, pause or analysis",
+        "each step must set exactly one of setWeight, pause, analysis or setHeaderRoute",
         id="empty-step",
+    ),
+    pytest.param(
+        rollout(
+            steps=[
+                {"setHeaderRoute": {"name": "beta", "match": [BETA_MATCH]}},
+                {"setWeight": 100},
+            ]
+        ),
+        "spec.strategy.canary: Invalid value: setHeaderRoute needs a trafficRouting router "
+        "(gatewayAPI or istio)",
+        id="header-route-without-router",
+    ),
+    pytest.param(
+        rollout(
+            steps=[
+                {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-segment"}]}},
+                {"setWeight": 100},
+            ],
+            trafficRouting={"gatewayAPI": {"httpRoute": {"name": "demo"}}},
+        ),
+        "each match must set exactly one of headerName (with headerValue) or cookie",
+        id="header-without-value",
+    ),
+    pytest.param(
+        rollout(
+            steps=[
+                {
+                    "setHeaderRoute": {
+                        "name": "beta",
+                        "match": [
+                            {"headerName": "x-segment", "headerValue": {"exact": "a", "regex": "b"}}
+                        ],
+                    }
+                },
+                {"setWeight": 100},
+            ],
+            trafficRouting={"gatewayAPI": {"httpRoute": {"name": "demo"}}},
+        ),
+        "headerValue must set exactly one of exact, prefix or regex",
+        id="header-value-two-kinds",
     ),
     pytest.param(
         rollout(steps=[{"pause": {"duration": "5 minutes"}}, {"setWeight": 100}]),
@@ -750,6 +792,14 @@ def test_valid_rollout_with_every_step_kind(admit: Admit) -> None:
             },
             {"setWeight": 10},
             {"pause": {}},
+            {"setHeaderRoute": {"name": "beta", "match": [BETA_MATCH]}},
+            {
+                "setHeaderRoute": {
+                    "name": "gold",
+                    "match": [{"cookie": {"name": "t", "value": "g"}}],
+                }
+            },
+            {"setHeaderRoute": {"name": "beta"}},
             {"setWeight": 100},
             {"analysis": {"interval": "250ms", "failureLimit": 2}},
         ],
@@ -765,6 +815,11 @@ def test_valid_rollout_with_every_step_kind(admit: Admit) -> None:
     assert guarded.min_samples == 1
     assert spec.strategy.canary.traffic_routing is not None
     assert spec.strategy.canary.traffic_routing.istio is not None
+    assert [s.set_header_route.name for s in spec.strategy.canary.steps if s.set_header_route] == [
+        "beta",
+        "gold",
+        "beta",
+    ]
 
 
 def test_minimal_modelrelease_gets_the_documented_defaults(admit: Admit) -> None:
@@ -797,6 +852,7 @@ FULL_ROLLOUT_STATUS: dict[str, Any] = {
     "canaryWeight": 5,
     "stableRevision": "6d4f8b7c9",
     "canaryRevision": "7f9c5d6b8",
+    "headerRoutes": [{"name": "beta", "match": ["x-segment exact 'beta'"]}],
     "stepStartedAt": T0,
     "pauseStartedAt": T0,
     "pauseReason": "PauseStep",

@@ -24,7 +24,7 @@ from kubernetes import client, config
 from hack.lab.faultproxy import FaultProxy
 from hack.lab.lab import Lab
 from hack.lab.testing.cluster_fixtures import Kubectl
-from rollwise.adapters.errors import Conflict, RouteNotFound, Unavailable
+from rollwise.adapters.errors import Conflict, RouteMisconfigured, RouteNotFound, Unavailable
 from rollwise.adapters.kube import DEPLOYMENTS, HTTPROUTES, VIRTUALSERVICES, KubeAPI
 from rollwise.adapters.traffic import (
     GatewayAPIRouter,
@@ -35,7 +35,13 @@ from rollwise.adapters.traffic import (
     router_for,
 )
 from rollwise.core.spec import TrafficRouting
-from rollwise.core.traffic import expected_weight
+from rollwise.core.traffic import (
+    HeaderMatch,
+    HeaderRoute,
+    MatchKind,
+    cookie_pattern,
+    expected_weight,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -467,3 +473,153 @@ def test_virtualservice_canary_host_keeps_the_stable_host_form(env: Env, ns: str
             "weight": 5,
         },
     ]
+
+
+# ------------------------------------------------------------------------------------ header routes
+
+BETA = HeaderRoute("beta", (HeaderMatch("x-segment", MatchKind.EXACT, "beta"),))
+GAMMA = HeaderRoute(
+    "gamma",
+    (
+        HeaderMatch("x-version", MatchKind.PREFIX, "v2"),
+        HeaderMatch("Cookie", MatchKind.REGEX, cookie_pattern("tier", "gold")),
+    ),
+)
+HEADER_CASES = [pytest.param(GATEWAY, id="gateway-api"), pytest.param(ISTIO, id="istio")]
+
+
+def _entries(env: Env, ns: str, case: RouterCase) -> list[dict[str, Any]]:
+    if case is GATEWAY:
+        return list(env.kube.get(HTTPROUTES, ns, "web")["spec"]["rules"])
+    return list(env.kube.get(VIRTUALSERVICES, ns, "web")["spec"]["http"])
+
+
+@pytest.mark.parametrize("case", HEADER_CASES)
+def test_header_routes_read_back_are_idempotent_and_removed_cleanly(
+    env: Env, ns: str, case: RouterCase
+) -> None:
+    case.create(env, ns)
+    router = _router(env, case, case.context(ns))
+    router.set_weight(25)
+    before = _entries(env, ns, case)
+    assert router.get_header_routes() == ()
+
+    router.set_header_routes((BETA, GAMMA))
+    assert eventually(router.get_header_routes, (BETA, GAMMA)) == (BETA, GAMMA)
+    version = case.version(env, ns)
+    router.set_header_routes((BETA, GAMMA))
+    assert case.version(env, ns) == version, "a second set_header_routes wrote"
+    # The weight is untouched, and weights written later leave the header routes alone.
+    assert router.get_weight() == 25
+    router.set_weight(50)
+    assert eventually(router.get_weight, 50) == 50
+    assert router.verify(50)
+    assert router.get_header_routes() == (BETA, GAMMA)
+
+    router.set_header_routes((GAMMA,))  # one removed
+    assert eventually(router.get_header_routes, (GAMMA,)) == (GAMMA,)
+    router.set_header_routes(())
+    assert eventually(router.get_header_routes, ()) == ()
+    router.set_weight(25)
+    assert _entries(env, ns, case) == before
+    annotations = (
+        env.kube.get(HTTPROUTES if case is GATEWAY else VIRTUALSERVICES, ns, "web")["metadata"].get(
+            "annotations"
+        )
+        or {}
+    )
+    assert "rollwise.dev/header-routes" not in annotations
+
+
+@pytest.mark.parametrize("case", HEADER_CASES)
+def test_header_routes_edited_away_are_not_reported(env: Env, ns: str, case: RouterCase) -> None:
+    case.create(env, ns)
+    router = _router(env, case, case.context(ns))
+    router.set_weight(5)
+    router.set_header_routes((BETA,))
+    assert eventually(router.get_header_routes, (BETA,)) == (BETA,)
+    # A human removes the operator's rule behind its back: it is no longer in effect.
+    field = "rules" if case is GATEWAY else "http"
+    kept = [e for e in _entries(env, ns, case) if e not in _header_entries(env, ns, case)]
+    env.kubectl(
+        "patch",
+        case.resource,
+        "web",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {field: kept}}),
+        namespace=ns,
+        check=True,
+    )
+    assert eventually(router.get_header_routes, ()) == ()
+    router.set_header_routes((BETA,))  # the next pass writes it again
+    assert eventually(router.get_header_routes, (BETA,)) == (BETA,)
+
+
+def _header_entries(env: Env, ns: str, case: RouterCase) -> list[dict[str, Any]]:
+    """The routing object's entries that send everything to the canary Service alone."""
+    out = []
+    for entry in _entries(env, ns, case):
+        targets = entry.get("backendRefs") or entry.get("route") or []
+        names = [t.get("name") or (t.get("destination") or {}).get("host", "") for t in targets]
+        if len(names) == 1 and names[0].startswith(CANARY_SVC):
+            out.append(entry)
+    return out
+
+
+def test_httproute_header_rule_matches_the_target_rules_paths_and_routes_to_the_canary(
+    env: Env, ns: str
+) -> None:
+    _create_httproute(env, ns)
+    router = GatewayAPIRouter(env.kube, GATEWAY.context(ns), "web")
+    router.set_header_routes((GAMMA,))
+    rules = env.kube.get(HTTPROUTES, ns, "web")["spec"]["rules"]
+    assert rules[0]["backendRefs"] == [{"name": STABLE_SVC, "port": 80}]  # ruleIndex 0 kept
+    assert rules[1] == {
+        "matches": [
+            {
+                "path": {"type": "PathPrefix", "value": "/"},
+                "headers": [
+                    {"type": "RegularExpression", "name": "x-version", "value": "^v2.*"},
+                    {
+                        "type": "RegularExpression",
+                        "name": "Cookie",
+                        "value": cookie_pattern("tier", "gold"),
+                    },
+                ],
+            }
+        ],
+        "backendRefs": [{"name": CANARY_SVC, "port": 80, "weight": 1}],
+    }
+
+
+def test_virtualservice_header_route_comes_first_with_lower_case_headers(env: Env, ns: str) -> None:
+    _create_vs(env, ns)
+    router = IstioRouter(env.kube, ISTIO.context(ns), "web", ["primary"])
+    router.set_header_routes((GAMMA,))
+    http = env.kube.get(VIRTUALSERVICES, ns, "web")["spec"]["http"]
+    assert [r.get("name") for r in http] == ["rollwise-gamma", "primary"]
+    assert http[0]["match"] == [
+        {
+            "headers": {
+                "x-version": {"prefix": "v2"},
+                "cookie": {"regex": cookie_pattern("tier", "gold")},
+            }
+        }
+    ]
+    assert http[0]["route"] == [
+        {
+            "destination": {"host": f"{CANARY_SVC}.{ns}.svc.cluster.local", "port": {"number": 80}},
+            "weight": 100,
+        }
+    ]
+    assert router.get_weight() == 0  # the primary route still carries the split
+
+
+def test_replica_ratio_refuses_header_routes(env: Env, ns: str) -> None:
+    REPLICA_RATIO.create(env, ns)
+    router = _router(env, REPLICA_RATIO, REPLICA_RATIO.context(ns))
+    with pytest.raises(RouteMisconfigured, match="cannot route by header"):
+        router.set_header_routes((BETA,))
+    router.set_header_routes(())  # removing none is a no-op
+    assert router.get_header_routes() == ()

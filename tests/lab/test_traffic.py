@@ -13,7 +13,7 @@ from kubernetes import client
 
 from hack.lab.lab import Lab
 from hack.lab.prometheus import PrometheusServer
-from hack.lab.traffic import RouteTarget
+from hack.lab.traffic import RouteTarget, httproute_header_rule, virtualservice_header_route
 
 pytestmark = pytest.mark.lab
 
@@ -242,3 +242,57 @@ def test_inference_service_traffic_follows_its_status(lab: Lab) -> None:
     generator = lab.start_traffic(f"inferenceservice/{NS}/{name}", rate=200, count=100)
     lab.loop.run(generator.wait(timeout=5))
     assert generator.served() == {f"{name}-predictor-00001": 75, f"{name}-predictor-00002": 25}
+
+
+# ------------------------------------------------------------------ header matches
+
+
+def _rule(backend: str, *headers: dict[str, str], path: str = "/") -> dict[str, Any]:
+    match: dict[str, Any] = {"path": {"type": "PathPrefix", "value": path}}
+    if headers:
+        match["headers"] = list(headers)
+    return {"matches": [match], "backendRefs": [{"name": backend, "port": 80}]}
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        pytest.param({"x-segment": "beta"}, "beta", id="exact"),
+        pytest.param({"X-Segment": "beta"}, "beta", id="name-case-insensitive"),
+        pytest.param({"x-segment": "beta", "x-tier": "gold"}, "gold", id="more-headers-win"),
+        pytest.param({"x-segment": "alpha"}, None, id="no-match"),
+        pytest.param({"cookie": "a=1; segment=beta"}, "cookie", id="regex-whole-value"),
+        pytest.param({"cookie": "segment=betamax"}, None, id="regex-is-anchored"),
+    ],
+)
+def test_httproute_header_rule_follows_gateway_precedence(
+    headers: dict[str, str], expected: str | None
+) -> None:
+    rules = [
+        _rule("weighted"),
+        _rule("beta", {"type": "Exact", "name": "x-segment", "value": "beta"}),
+        _rule(
+            "gold",
+            {"type": "Exact", "name": "x-segment", "value": "beta"},
+            {"name": "x-tier", "value": "gold"},
+        ),
+        _rule(
+            "cookie",
+            {"type": "RegularExpression", "name": "Cookie", "value": "(.*;\\s*)?segment=beta"},
+        ),
+        _rule("elsewhere", {"name": "x-segment", "value": "beta"}, path="/admin"),
+    ]
+    chosen = httproute_header_rule(rules, 0, headers)
+    assert (chosen["backendRefs"][0]["name"] if chosen else None) == expected
+
+
+def test_virtualservice_header_route_is_the_first_that_matches() -> None:
+    routes = [
+        {"name": "rollwise-beta", "match": [{"headers": {"x-segment": {"exact": "beta"}}}]},
+        {"name": "rollwise-v", "match": [{"headers": {"x-version": {"prefix": "v2"}}}]},
+        {"name": "primary", "route": []},
+    ]
+    pick = virtualservice_header_route
+    assert (pick(routes, {"X-Segment": "beta"}) or {}).get("name") == "rollwise-beta"
+    assert (pick(routes, {"x-version": "v2.1"}) or {}).get("name") == "rollwise-v"
+    assert pick(routes, {"x-version": "v1"}) is None  # the weighted route's case

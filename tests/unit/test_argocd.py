@@ -108,6 +108,21 @@ HEALTH_CASES = [
         id="canary-running",
     ),
     pytest.param(
+        rollout(
+            observed(
+                "Paused",
+                "step 3/4: paused until promoted",
+                headerRoutes=[
+                    {"name": "beta", "match": ["x-segment exact 'beta'"]},
+                    {"name": "gold", "match": ["Cookie regex '...'"]},
+                ],
+            )
+        ),
+        "Suspended",
+        "step 3/4: paused until promoted (header routes to the canary: beta, gold)",
+        id="paused-with-header-routes",
+    ),
+    pytest.param(
         rollout(observed("Paused", "paused by spec.paused")),
         "Suspended",
         "paused by spec.paused",

@@ -83,6 +83,11 @@ def step_text(step: Mapping[str, Any], analysed: bool = False) -> str:
         return f"pause {duration}" if duration else "pause (until promoted)"
     if "analysis" in step and step["analysis"] is not None:
         return "analysis"
+    if "setHeaderRoute" in step and step["setHeaderRoute"] is not None:
+        route = _as_dict(step["setHeaderRoute"])
+        if not route.get("match"):
+            return f"remove header route {route.get('name', '?')}"
+        return f"setHeaderRoute {route.get('name', '?')}"
     return "(empty step)"
 
 
@@ -420,6 +425,10 @@ def render_rollout(
                     f"weight {baseline.weight}%, {baseline.available_replicas}/"
                     f"{baseline.replicas} pods available)"
                 )
+            # Header routes in effect: their requests go to the canary whatever the weight.
+            for index, route in enumerate(status.header_routes or []):
+                label = "Segments:" if index == 0 else ""
+                lines.append(f"{label:<13}{route.name}: {' and '.join(route.match)} -> canary")
         else:
             lines.append("Canary:      -")
             if actual is not None and actual.weight not in (None, 0):

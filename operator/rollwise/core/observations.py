@@ -19,6 +19,7 @@ from typing import Any
 
 from rollwise.core.burnrate import WindowCounts
 from rollwise.core.querycheck import QueryCheck
+from rollwise.core.traffic import HeaderRoute
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,8 @@ class Observations:
     ``actual_weight``: the canary weight the router reports now (None: unknown/unreadable).
     ``actual_baseline_weight``: the baseline's weight the router reports now, read only when
     the Rollout runs with a baseline (None: not read, unknown or unreadable).
+    ``actual_header_routes``: the header routes the operator added that the router carries now,
+    read only for a Rollout with setHeaderRoute steps or routes in effect (None: not read).
     ``stable_service_exists`` / ``canary_service_exists``: whether the Services exist (the
     operator points them, it does not create them: a missing one blocks the rollout);
     ``baseline_service_exists`` likewise for ``baselineService`` (True when none is named).
@@ -220,6 +223,7 @@ class Observations:
     revisions: Mapping[str, RevisionState] = field(default_factory=dict)
     actual_weight: int | None = None
     actual_baseline_weight: int | None = None
+    actual_header_routes: tuple[HeaderRoute, ...] | None = None
     stable_service_exists: bool = True
     canary_service_exists: bool = True
     baseline_service_exists: bool = True

@@ -356,12 +356,48 @@ class PauseStep(Model):
     duration: Duration | None = None
 
 
+class HeaderValue(Model):
+    """Exactly one of ``exact``, ``prefix`` or ``regex``."""
+
+    exact: str | None = Field(default=None, max_length=1024)
+    prefix: str | None = Field(default=None, max_length=1024)
+    regex: str | None = Field(default=None, max_length=1024)
+
+
+#: An HTTP header or cookie name (an RFC 9110 token).
+TOKEN_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+
+
+class CookieMatch(Model):
+    name: str = Field(min_length=1, max_length=256, pattern=TOKEN_PATTERN)
+    value: str = Field(max_length=1024)
+
+
+class HeaderRouteMatch(Model):
+    """Either a header (``headerName`` and ``headerValue``) or a ``cookie``."""
+
+    header_name: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=TOKEN_PATTERN
+    )
+    header_value: HeaderValue | None = None
+    cookie: CookieMatch | None = None
+
+
+class HeaderRouteStep(Model):
+    """Requests matching every entry of ``match`` go to the canary whatever the weight; without
+    ``match`` the step removes the route of that name."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    match: list[HeaderRouteMatch] | None = None
+
+
 class Step(Model):
-    """Exactly one of ``setWeight``, ``pause`` or ``analysis``."""
+    """Exactly one of ``setWeight``, ``pause``, ``analysis`` or ``setHeaderRoute``."""
 
     set_weight: Weight | None = None
     pause: PauseStep | None = None
     analysis: StepAnalysis | None = None
+    set_header_route: HeaderRouteStep | None = None
 
 
 def _default_steps() -> list[Step]:
@@ -632,4 +668,7 @@ def step_what(step: Step) -> str:
         return f"setWeight {step.set_weight}%"
     if step.pause is not None:
         return f"pause {step.pause.duration}" if step.pause.duration else "pause"
+    if step.set_header_route is not None:
+        verb = "setHeaderRoute" if step.set_header_route.match else "remove header route"
+        return f"{verb} {step.set_header_route.name}"
     return "analysis"

@@ -18,12 +18,19 @@ load. Above 50% there is not enough traffic for two equal shares: the baseline g
 left (``100 - w``) and the stable none; at 100% the baseline gets nothing. With a router the
 baseline runs as many pods as the canary; with replica ratio its pods come out of the stable's
 count (and, with too few replicas to keep one stable pod, there is no baseline pod).
+
+Header routes (:class:`HeaderRoute`) send the requests that carry given headers to the canary
+whatever the weight; the routers render them (``rollwise.core.rollout.segments`` decides which
+are wanted).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -100,3 +107,69 @@ def baseline_replica_weight(replicas: int, weight: int) -> int:
     parts = split(replicas, weight, router=False, baseline=True)
     total = parts.canary + parts.stable + parts.baseline
     return round(100 * parts.baseline / total) if total > 0 else 0
+
+
+# ------------------------------------------------------------------ header-routed segments
+
+
+class MatchKind(StrEnum):
+    """How a header's value is compared (Gateway API ``type``, Istio's ``StringMatch`` key)."""
+
+    EXACT = "exact"
+    PREFIX = "prefix"
+    REGEX = "regex"
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    """One request header condition: ``header`` (case-insensitive name) compared with
+    ``value`` by ``kind``."""
+
+    header: str
+    kind: MatchKind
+    value: str
+
+    def text(self) -> str:
+        return f"{self.header} {self.kind.value} {self.value!r}"
+
+
+@dataclass(frozen=True)
+class HeaderRoute:
+    """A segment the canary receives whatever the weight: requests carrying every header of
+    ``matches`` (all must hold) go to the canary. ``name`` identifies it within the Rollout."""
+
+    name: str
+    matches: tuple[HeaderMatch, ...]
+
+    def text(self) -> str:
+        return f"{self.name} ({' and '.join(m.text() for m in self.matches)})"
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON form the routers keep on their routing object and status shows."""
+        return {
+            "name": self.name,
+            "match": [
+                {"headerName": m.header, "headerValue": {m.kind.value: m.value}}
+                for m in self.matches
+            ],
+        }
+
+    @classmethod
+    def from_wire(cls, raw: Any) -> HeaderRoute:
+        """The route ``to_wire`` wrote (``ValueError`` for anything else)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise ValueError(f"not a header route: {raw!r}")
+        matches: list[HeaderMatch] = []
+        for entry in raw.get("match") or []:
+            value = entry.get("headerValue") if isinstance(entry, dict) else None
+            if not isinstance(value, dict) or len(value) != 1:
+                raise ValueError(f"not a header match: {entry!r}")
+            ((kind, text),) = value.items()
+            matches.append(HeaderMatch(str(entry["headerName"]), MatchKind(kind), str(text)))
+        return cls(raw["name"], tuple(matches))
+
+
+def cookie_pattern(name: str, value: str) -> str:
+    """A regular expression matching a ``Cookie`` header that carries ``name=value`` among its
+    cookies (RE2 and Python ``re`` alike: no look-around)."""
+    return f"^(.*;\\s*)?{re.escape(name)}={re.escape(value)}(;.*)?$"

@@ -11,6 +11,7 @@ bool, query placeholders exist, durations parse) are only checked here.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,6 +27,7 @@ from rollwise.core.durations import InvalidDuration, parse_seconds
 from rollwise.core.judging import kind_problems
 from rollwise.core.spec import (
     AnalysisSpec,
+    HeaderRouteStep,
     LabelSelector,
     Metric,
     MetricKind,
@@ -35,7 +37,19 @@ from rollwise.core.spec import (
     TemplateRef,
 )
 
-MSG_STEP_ONE_KIND = "each step must set exactly one of setWeight, pause or analysis"
+MSG_STEP_ONE_KIND = "each step must set exactly one of setWeight, pause, analysis or setHeaderRoute"
+#: A ModelRelease canary's steps have no setHeaderRoute.
+MSG_CANARY_STEP_ONE_KIND = "each step must set exactly one of setWeight, pause or analysis"
+MSG_HEADER_ROUTE_ROUTER = (
+    "setHeaderRoute needs a trafficRouting router (gatewayAPI or istio): without one the "
+    "weight is carried by replica counts behind one Service, which cannot send requests to a "
+    "revision by their headers"
+)
+MSG_HEADER_ROUTE_MODELRELEASE = "setHeaderRoute is a Rollout step; a ModelRelease canary has none"
+MSG_HEADER_MATCH_ONE = "each match must set exactly one of headerName (with headerValue) or cookie"
+MSG_HEADER_VALUE_ONE = "headerValue must set exactly one of exact, prefix or regex"
+MSG_HEADER_REGEX = "headerValue.regex is not a valid regular expression"
+MSG_HEADER_NAME = "headerName must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
 MSG_WEIGHTS_NON_DECREASING = "setWeight must not decrease from one step to the next"
 MSG_LAST_WEIGHT_100 = "the last setWeight step must set weight 100"
 MSG_ONE_ROUTER = "trafficRouting must set exactly one of gatewayAPI or istio"
@@ -91,9 +105,11 @@ def validate_rollout(spec: RolloutSpec) -> list[str]:
     """Every cross-field problem of ``spec``; empty when it is valid."""
     canary = spec.strategy.canary
     base = "spec.strategy.canary"
-    errors = validate_steps(base, canary.steps, canary.analysis)
+    errors = validate_steps(base, canary.steps, canary.analysis, header_routes=True)
 
     routing = canary.traffic_routing
+    if routing is None and any(step.set_header_route is not None for step in canary.steps):
+        errors.append(f"{base}.steps: {MSG_HEADER_ROUTE_ROUTER}")
     if routing is not None and (routing.gateway_api is None) == (routing.istio is None):
         errors.append(f"{base}.trafficRouting: {MSG_ONE_ROUTER}")
     if canary.stable_service == canary.canary_service:
@@ -109,17 +125,28 @@ def validate_rollout(spec: RolloutSpec) -> list[str]:
     return errors
 
 
-def validate_steps(base: str, steps: list[Step], analysis: AnalysisSpec | None) -> list[str]:
+def validate_steps(
+    base: str, steps: list[Step], analysis: AnalysisSpec | None, *, header_routes: bool = False
+) -> list[str]:
     """Problems of a canary's ``steps`` (located under ``base``), shared by the Rollout and the
     ModelRelease's canary: one kind per step, non-decreasing weights ending at 100, analysis
-    steps with metrics, valid durations and metrics."""
+    steps with metrics, valid durations and metrics, header routes (a Rollout's only:
+    ``header_routes``) with well-formed matches."""
     errors: list[str] = []
     last_weight: int | None = None
     for i, step in enumerate(steps):
         where = f"{base}.steps[{i}]"
-        kinds = sum(x is not None for x in (step.set_weight, step.pause, step.analysis))
+        kinds = sum(
+            x is not None
+            for x in (step.set_weight, step.pause, step.analysis, step.set_header_route)
+        )
         if kinds != 1:
-            errors.append(f"{where}: {MSG_STEP_ONE_KIND}")
+            one_kind = MSG_STEP_ONE_KIND if header_routes else MSG_CANARY_STEP_ONE_KIND
+            errors.append(f"{where}: {one_kind}")
+        if step.set_header_route is not None:
+            if not header_routes:
+                errors.append(f"{where}.setHeaderRoute: {MSG_HEADER_ROUTE_MODELRELEASE}")
+            errors.extend(_header_route(f"{where}.setHeaderRoute", step.set_header_route))
         if step.set_weight is not None:
             if last_weight is not None and step.set_weight < last_weight:
                 errors.append(f"{where}.setWeight: {MSG_WEIGHTS_NON_DECREASING}")
@@ -143,6 +170,34 @@ def validate_steps(base: str, steps: list[Step], analysis: AnalysisSpec | None) 
             errors.extend(_scoring(f"{where}.analysis.scoring", own.scoring))
     if last_weight is not None and last_weight != 100:
         errors.append(f"{base}.steps: {MSG_LAST_WEIGHT_100}")
+    return errors
+
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def _header_route(where: str, route: HeaderRouteStep) -> list[str]:
+    errors: list[str] = []
+    for j, match in enumerate(route.match or []):
+        at = f"{where}.match[{j}]"
+        header = match.header_name is not None or match.header_value is not None
+        if header == (match.cookie is not None) or (
+            header and (match.header_name is None or match.header_value is None)
+        ):
+            errors.append(f"{at}: {MSG_HEADER_MATCH_ONE}")
+            continue
+        if match.header_name is not None and not _HEADER_NAME.match(match.header_name):
+            errors.append(f"{at}.headerName: {MSG_HEADER_NAME}")
+        value = match.header_value
+        if value is None:
+            continue
+        if sum(v is not None for v in (value.exact, value.prefix, value.regex)) != 1:
+            errors.append(f"{at}.headerValue: {MSG_HEADER_VALUE_ONE}")
+        elif value.regex is not None:
+            try:
+                re.compile(value.regex)
+            except re.error as exc:
+                errors.append(f"{at}: {MSG_HEADER_REGEX} ({exc})")
     return errors
 
 

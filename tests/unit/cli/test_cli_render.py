@@ -17,7 +17,7 @@ from rollwise.cli.render import (
     threshold_text,
 )
 from rollwise.core.observations import TemplateKey
-from rollwise.core.rollout.status import BaselineStatus
+from rollwise.core.rollout.status import ActiveHeaderRoute, BaselineStatus
 from rollwise.core.spec import Metric
 from tests.unit.cli import cli_builders as b
 
@@ -346,6 +346,35 @@ def test_get_shows_the_baseline_beside_the_canary() -> None:
     text = render_rollout(b.rollout(status), [], b.NOW)
     assert "Baseline:    aaa-baseline (template of aaa; weight 25%, 1/2 pods available)" in text
     assert "Baseline:" not in render_rollout(b.rollout(b.canary_at_step_2()), [], b.NOW)
+
+
+def test_get_shows_the_header_routes_in_effect_and_the_steps_that_set_them() -> None:
+    status = b.canary_at_step_2().model_copy(
+        update={
+            "header_routes": [
+                ActiveHeaderRoute(name="beta", match=["x-segment exact 'beta'"]),
+                ActiveHeaderRoute(
+                    name="v2", match=["x-version prefix 'v2'", "x-tier exact 'gold'"]
+                ),
+            ]
+        }
+    )
+    obj = b.rollout(status)
+    obj["spec"]["strategy"]["canary"]["steps"][:0] = [
+        {
+            "setHeaderRoute": {
+                "name": "beta",
+                "match": [{"headerName": "x-segment", "headerValue": {"exact": "beta"}}],
+            }
+        },
+        {"setHeaderRoute": {"name": "old"}},
+    ]
+    text = render_rollout(obj, [], b.NOW)
+    assert "Segments:    beta: x-segment exact 'beta' -> canary" in text
+    assert "             v2: x-version prefix 'v2' and x-tier exact 'gold' -> canary" in text
+    assert "setHeaderRoute beta" in text
+    assert "remove header route old" in text
+    assert "Segments:" not in render_rollout(b.rollout(b.canary_at_step_2()), [], b.NOW)
 
 
 def test_template_metrics_are_shown_with_their_conditions() -> None:

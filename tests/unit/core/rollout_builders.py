@@ -21,12 +21,13 @@ from rollwise.core.rollout.actions import (
     DeleteRevision,
     EnsureRevision,
     ScaleRevision,
+    SetHeaderRoutes,
     SetWeight,
 )
 from rollwise.core.rollout.canary import decide
 from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec
-from rollwise.core.traffic import replica_ratio_weight
+from rollwise.core.traffic import HeaderRoute, replica_ratio_weight
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -168,6 +169,7 @@ class Cluster:
         self.revisions: dict[str, RevisionState] = {}
         self.weight = 0
         self.unready: set[str] = set()
+        self.header_routes: tuple[HeaderRoute, ...] = ()
 
     def apply(self, decision: Decision) -> None:
         for action in decision.actions:
@@ -181,6 +183,8 @@ class Cluster:
                     self.revisions[action.revision] = ready(n)
             elif isinstance(action, DeleteRevision):
                 self.revisions.pop(action.revision, None)
+            elif isinstance(action, SetHeaderRoutes):
+                self.header_routes = action.routes
             elif isinstance(action, SetWeight):
                 self.weight = (
                     action.weight if action.canary_revision != action.stable_revision else 0
@@ -201,6 +205,7 @@ class Cluster:
 
     def observe(self, template_: dict[str, Any], **kwargs: Any) -> Observations:
         base = obs(template_, revisions=dict(self.revisions), weight=self.weight)
+        base = replace(base, actual_header_routes=self.header_routes)
         return replace(base, **kwargs)
 
 

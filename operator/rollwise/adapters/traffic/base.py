@@ -13,11 +13,11 @@ Errors: ``RouteNotFound`` / ``RouteMisconfigured`` for what the routing object s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rollwise.core.traffic import TrafficSplit
+from rollwise.core.traffic import HeaderRoute, TrafficSplit
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,17 @@ class TrafficRouter(Protocol):
         """All traffic to stable."""
         ...
 
+    def set_header_routes(self, routes: Sequence[HeaderRoute]) -> None:
+        """Makes ``routes`` the header routes the operator keeps on the routing object, each
+        sending its matching requests to the canary Service (an empty sequence removes the
+        operator's routes; routes people wrote are left alone). ``RouteMisconfigured`` from a
+        router that cannot route by header."""
+        ...
+
+    def get_header_routes(self) -> tuple[HeaderRoute, ...] | None:
+        """The operator's header routes in effect now (read from the routing object)."""
+        ...
+
 
 class NopRouter:
     """Routes nothing; reports the weight last set (dry runs and tests)."""
@@ -99,6 +110,7 @@ class NopRouter:
         self.weight = weight
         self.baseline = 0
         self.writes = 0
+        self.header_routes: tuple[HeaderRoute, ...] = ()
 
     def set_weight(self, canary_weight: Weights) -> None:
         split = as_split(canary_weight)
@@ -120,6 +132,14 @@ class NopRouter:
 
     def reset(self) -> None:
         self.set_weight(0)
+
+    def set_header_routes(self, routes: Sequence[HeaderRoute]) -> None:
+        if tuple(routes) != self.header_routes:
+            self.writes += 1
+        self.header_routes = tuple(routes)
+
+    def get_header_routes(self) -> tuple[HeaderRoute, ...] | None:
+        return self.header_routes
 
 
 def check_weight(weight: int) -> None:

@@ -16,11 +16,17 @@ other writer's change. Nothing is written when the rules already carry the weigh
 ``verify`` also looks at ``status.parents[].conditions``: an ``Accepted`` or ``ResolvedRefs``
 condition that is ``False`` (for the current generation) means the gateway refused the route.
 A route without status (no gateway controller, as in the lab) is not a failure.
+
+Header routes (``set_header_routes``): each is one rule appended to ``spec.rules``, with the
+target rules' matches plus the route's headers, sending everything it matches to the canary
+Service; the operator's rules are recorded in the route's annotation (``headers``).
 """
 
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from rollwise.adapters.errors import NotFound, RouteMisconfigured, RouteNotFound
@@ -34,8 +40,9 @@ from rollwise.adapters.traffic.base import (
     conditions_ok,
     place_split,
 )
+from rollwise.adapters.traffic.headers import ANNOTATION, Render, in_effect, replaced
 from rollwise.core.spec import GatewayAPIRouting
-from rollwise.core.traffic import TrafficSplit
+from rollwise.core.traffic import HeaderMatch, HeaderRoute, MatchKind, TrafficSplit
 
 #: A backendRef without ``weight`` has weight 1 (Gateway API default).
 DEFAULT_WEIGHT = 1
@@ -148,6 +155,68 @@ def rules_with_weight(
     return rules
 
 
+_GATEWAY_MATCH_TYPES = {MatchKind.EXACT: "Exact", MatchKind.REGEX: "RegularExpression"}
+
+
+def _header_match(match: HeaderMatch) -> dict[str, Any]:
+    """A Gateway API header match (a prefix is a regular expression: HTTPRoute has no prefix
+    type for headers)."""
+    if match.kind is MatchKind.PREFIX:
+        return {
+            "type": "RegularExpression",
+            "name": match.header,
+            "value": f"^{re.escape(match.value)}.*",
+        }
+    return {"type": _GATEWAY_MATCH_TYPES[match.kind], "name": match.header, "value": match.value}
+
+
+def header_rule_renderer(
+    route: dict[str, Any], ctx: RouterContext, rule_index: int | None
+) -> Render:
+    """Renders a header route as an HTTPRoute rule: the target rules' matches (path, method,
+    query), each with the route's headers added, to the canary Service alone. Written in the
+    form the Gateway API CRD defaults to (path ``PathPrefix /``, header type, ``weight: 1``),
+    so what is read back equals what was written."""
+    rules = (route.get("spec") or {}).get("rules") or []
+    targets = target_rules(route, ctx, rule_index)
+    base: list[dict[str, Any]] = []
+    for index in targets:
+        for match in rules[index].get("matches") or [{}]:
+            full = {"path": {"type": "PathPrefix", "value": "/"}, **copy.deepcopy(match)}
+            if full not in base:
+                base.append(full)
+    refs = rules[targets[0]].get("backendRefs") or []
+    stable = refs[_find(refs, ctx.stable_service, ctx.namespace) or 0]
+    canary_ref = {
+        **{k: v for k, v in stable.items() if k not in ("name", "weight")},
+        "name": ctx.canary_service,
+        "weight": 1,
+    }
+
+    def render(header_route: HeaderRoute) -> dict[str, Any]:
+        matches = []
+        for match in base:
+            full = copy.deepcopy(match)
+            headers = [*(match.get("headers") or [])]
+            headers.extend(_header_match(m) for m in header_route.matches)
+            full["headers"] = headers
+            matches.append(full)
+        return {"matches": matches, "backendRefs": [copy.deepcopy(canary_ref)]}
+
+    return render
+
+
+def rules_with_header_routes(
+    route: dict[str, Any], ctx: RouterContext, rule_index: int | None, routes: Sequence[HeaderRoute]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The route's rules with the operator's header routes replaced by ``routes`` (appended:
+    a rule with more header matches takes precedence in Gateway API whatever its place, and
+    appending keeps ``ruleIndex`` pointing at the same rule), and the annotation's value."""
+    rules: list[dict[str, Any]] = copy.deepcopy((route.get("spec") or {}).get("rules") or [])
+    render = header_rule_renderer(route, ctx, rule_index)
+    return replaced(route, rules, routes, render, first=False)
+
+
 class GatewayAPIRouter:
     """Splits traffic through the backendRef weights of one HTTPRoute."""
 
@@ -218,11 +287,39 @@ class GatewayAPIRouter:
     def reset(self) -> None:
         self.set_weight(0)
 
+    def set_header_routes(self, routes: Sequence[HeaderRoute]) -> None:
+        route = self._read()
+        rules, annotation = rules_with_header_routes(route, self.ctx, self.rule_index, routes)
+        annotations = (route.get("metadata") or {}).get("annotations") or {}
+        if (
+            rules == (route.get("spec") or {}).get("rules")
+            and annotations.get(ANNOTATION) == annotation
+        ):
+            return
+        patch = {
+            "metadata": {
+                "resourceVersion": route["metadata"]["resourceVersion"],
+                "annotations": {ANNOTATION: annotation},
+            },
+            "spec": {"rules": rules},
+        }
+        try:
+            self.kube.merge_patch(HTTPROUTES, self.ctx.namespace, self.name, patch)
+        except NotFound as exc:
+            raise RouteNotFound(f"HTTPRoute {self.ctx.namespace}/{self.name} vanished") from exc
+
+    def get_header_routes(self) -> tuple[HeaderRoute, ...] | None:
+        route = self._read()
+        rules = (route.get("spec") or {}).get("rules") or []
+        return in_effect(route, rules, header_rule_renderer(route, self.ctx, self.rule_index))
+
 
 __all__ = [
     "GatewayAPIRouter",
+    "header_rule_renderer",
     "route_baseline_weight",
     "route_weight",
+    "rules_with_header_routes",
     "rules_with_weight",
     "target_rules",
 ]

@@ -17,11 +17,17 @@ weight counts as 0. Writes are a merge patch of ``spec.http`` carrying the resou
 was read (``Conflict`` on a concurrent edit), and nothing is written when the weights are
 already in effect. ``verify`` fails on a current ``Reconciled`` condition that is ``False``
 (Istio writes it when status reporting is on); no status is not a failure.
+
+Header routes (``set_header_routes``): each is an http route named ``rollwise-<name>`` put
+before the others (Istio takes the first that matches), with the target routes' matches plus
+the route's headers and the canary Service as its only destination; the operator's routes are
+recorded in the VirtualService's annotation (``headers``).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from rollwise.adapters.errors import NotFound, RouteMisconfigured, RouteNotFound
@@ -35,8 +41,9 @@ from rollwise.adapters.traffic.base import (
     conditions_ok,
     place_split,
 )
+from rollwise.adapters.traffic.headers import ANNOTATION, Render, in_effect, replaced
 from rollwise.core.spec import IstioRouting
-from rollwise.core.traffic import TrafficSplit
+from rollwise.core.traffic import HeaderRoute, TrafficSplit
 
 
 def host_matches(host: str, service: str, namespace: str) -> bool:
@@ -160,6 +167,54 @@ def http_with_weight(
     return routes
 
 
+def header_route_renderer(
+    vs: dict[str, Any], ctx: RouterContext, names: list[str] | None
+) -> Render:
+    """Renders a header route as a VirtualService http route named ``rollwise-<name>``: the
+    target routes' matches, each with the route's headers added (Istio header names are
+    lower case), to the canary Service alone (destination copied from the stable one, subset
+    dropped)."""
+    routes = (vs.get("spec") or {}).get("http") or []
+    targets = target_routes(vs, ctx, names)
+    base: list[dict[str, Any]] = []
+    for index in targets:
+        for match in routes[index].get("match") or [{}]:
+            if match not in base:
+                base.append(copy.deepcopy(match))
+    destinations = routes[targets[0]].get("route") or []
+    stable = destinations[_find(destinations, ctx.stable_service, ctx.namespace) or 0]
+    destination = copy.deepcopy(stable.get("destination") or {})
+    destination["host"] = _host_like(str(destination.get("host", "")), ctx.canary_service)
+    destination.pop("subset", None)
+
+    def render(header_route: HeaderRoute) -> dict[str, Any]:
+        matches = []
+        for match in base:
+            full = copy.deepcopy(match)
+            headers = dict(match.get("headers") or {})
+            for m in header_route.matches:
+                headers[m.header.lower()] = {m.kind.value: m.value}
+            full["headers"] = headers
+            matches.append(full)
+        return {
+            "name": f"rollwise-{header_route.name}",
+            "match": matches,
+            "route": [{"destination": copy.deepcopy(destination), "weight": 100}],
+        }
+
+    return render
+
+
+def http_with_header_routes(
+    vs: dict[str, Any], ctx: RouterContext, names: list[str] | None, routes: Sequence[HeaderRoute]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The VirtualService's ``http`` routes with the operator's header routes replaced by
+    ``routes`` (first: Istio takes the first http route that matches), and the annotation's
+    value."""
+    http: list[dict[str, Any]] = copy.deepcopy((vs.get("spec") or {}).get("http") or [])
+    return replaced(vs, http, routes, header_route_renderer(vs, ctx, names), first=True)
+
+
 class IstioRouter:
     """Splits traffic through destination weights of one VirtualService."""
 
@@ -227,10 +282,37 @@ class IstioRouter:
     def reset(self) -> None:
         self.set_weight(0)
 
+    def set_header_routes(self, routes: Sequence[HeaderRoute]) -> None:
+        vs = self._read()
+        http, annotation = http_with_header_routes(vs, self.ctx, self.routes, routes)
+        annotations = (vs.get("metadata") or {}).get("annotations") or {}
+        if http == (vs.get("spec") or {}).get("http") and annotations.get(ANNOTATION) == annotation:
+            return
+        patch = {
+            "metadata": {
+                "resourceVersion": vs["metadata"]["resourceVersion"],
+                "annotations": {ANNOTATION: annotation},
+            },
+            "spec": {"http": http},
+        }
+        try:
+            self.kube.merge_patch(VIRTUALSERVICES, self.ctx.namespace, self.name, patch)
+        except NotFound as exc:
+            raise RouteNotFound(
+                f"VirtualService {self.ctx.namespace}/{self.name} vanished"
+            ) from exc
+
+    def get_header_routes(self) -> tuple[HeaderRoute, ...] | None:
+        vs = self._read()
+        http = (vs.get("spec") or {}).get("http") or []
+        return in_effect(vs, http, header_route_renderer(vs, self.ctx, self.routes))
+
 
 __all__ = [
     "IstioRouter",
+    "header_route_renderer",
     "host_matches",
+    "http_with_header_routes",
     "http_with_weight",
     "route_baseline_weight",
     "route_weight",

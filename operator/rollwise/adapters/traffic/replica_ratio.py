@@ -20,12 +20,13 @@ the canary's share counts the baseline's ready pods in the total.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from rollwise.adapters.errors import NotFound, RouteNotFound
+from rollwise.adapters.errors import NotFound, RouteMisconfigured, RouteNotFound
 from rollwise.adapters.kube import DEPLOYMENTS, KubeAPI
 from rollwise.adapters.traffic.base import RouterContext, Weights, as_split
-from rollwise.core.traffic import expected_weight, replica_ratio_weight, split
+from rollwise.core.traffic import HeaderRoute, expected_weight, replica_ratio_weight, split
 
 
 def ready_pods(deployment: dict[str, Any] | None) -> int:
@@ -133,6 +134,18 @@ class ReplicaRatioRouter:
 
     def reset(self) -> None:
         self.set_weight(0)
+
+    def set_header_routes(self, routes: Sequence[HeaderRoute]) -> None:
+        """Removing routes is a no-op (there are none); adding one is refused: one Service
+        over both revisions cannot send a request to a revision by its headers."""
+        if routes:
+            raise RouteMisconfigured(
+                "the replica-ratio router cannot route by header: setHeaderRoute needs "
+                "trafficRouting (gatewayAPI or istio)"
+            )
+
+    def get_header_routes(self) -> tuple[HeaderRoute, ...] | None:
+        return ()
 
 
 __all__ = ["ReplicaRatioRouter", "ready_pods"]

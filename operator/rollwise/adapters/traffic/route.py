@@ -11,11 +11,12 @@ written for it; all traffic back to stable is the router's ``reset``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rollwise.adapters.errors import RouteMisconfigured, RouteNotFound
 from rollwise.adapters.traffic.base import TrafficRouter, Weights
-from rollwise.core.traffic import TrafficSplit
+from rollwise.core.traffic import HeaderRoute, TrafficSplit
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,13 @@ class RouteReading:
     #: The baseline's weight in effect, read only for a canary with a baseline (None: not read,
     #: or cannot be told).
     baseline_weight: int | None = None
+    #: The operator's header routes in effect, read only when asked (None: not read).
+    header_routes: tuple[HeaderRoute, ...] | None = None
 
 
-def read_route(router: TrafficRouter, *, baseline: bool = False) -> RouteReading:
+def read_route(
+    router: TrafficRouter, *, baseline: bool = False, header_routes: bool = False
+) -> RouteReading:
     """Reads the weight in effect, the baseline's when the canary has one (once the canary's
     could be read: the same routing object, its problems are the canary weight's), and whether
     the routing object is accepted (the later reads are the same object: a pass's read view
@@ -47,11 +52,20 @@ def read_route(router: TrafficRouter, *, baseline: bool = False) -> RouteReading
             return RouteReading(weight=None)
         return RouteReading(weight=None, problem=exc.message)
     baseline_weight = router.get_baseline_weight() if baseline and weight is not None else None
+    routes = router.get_header_routes() if header_routes else None
     if weight is None or router.scales_revisions:
-        return RouteReading(weight=weight, baseline_weight=baseline_weight)
+        return RouteReading(weight=weight, baseline_weight=baseline_weight, header_routes=routes)
     return RouteReading(
-        weight=weight, rejected=not router.verify(weight), baseline_weight=baseline_weight
+        weight=weight,
+        rejected=not router.verify(weight),
+        baseline_weight=baseline_weight,
+        header_routes=routes,
     )
+
+
+def write_header_routes(router: TrafficRouter, routes: Sequence[HeaderRoute]) -> None:
+    """Makes ``routes`` the operator's header routes on the router."""
+    router.set_header_routes(routes)
 
 
 def write_weight(router: TrafficRouter, weight: Weights) -> bool:
@@ -73,4 +87,4 @@ def write_weight(router: TrafficRouter, weight: Weights) -> bool:
     return True
 
 
-__all__ = ["RouteReading", "read_route", "write_weight"]
+__all__ = ["RouteReading", "read_route", "write_header_routes", "write_weight"]

@@ -14,7 +14,7 @@ from rollwise.core.events import Event
 from rollwise.core.rollout.status import (
     RolloutStatus,
 )
-from rollwise.core.traffic import TrafficSplit
+from rollwise.core.traffic import HeaderRoute, TrafficSplit
 
 #: How often to look again while waiting on the cluster (pods, router) without a watch event.
 POLL_SECONDS = 5.0
@@ -74,6 +74,16 @@ class SetWeight:
 
 
 @dataclass(frozen=True)
+class SetHeaderRoutes:
+    """Make ``routes`` the header routes the operator keeps on the router, each sending its
+    matching requests to the canary Service: routes of other names the operator added before
+    are removed, routes of people are left alone (an empty tuple removes all of the
+    operator's)."""
+
+    routes: tuple[HeaderRoute, ...]
+
+
+@dataclass(frozen=True)
 class PointStableService:
     """Point the stable Service's selector at ``revision``'s pods."""
 
@@ -103,6 +113,7 @@ Action = (
     | ScaleRevision
     | DeleteRevision
     | SetWeight
+    | SetHeaderRoutes
     | PointStableService
     | PointCanaryService
     | PointBaselineService

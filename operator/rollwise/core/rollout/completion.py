@@ -20,10 +20,12 @@ from rollwise.core.rollout.actions import (
     PointCanaryService,
     PointStableService,
     ScaleRevision,
+    SetHeaderRoutes,
     SetWeight,
 )
 from rollwise.core.rollout.analysis import soonest_due
 from rollwise.core.rollout.status import (
+    ActiveHeaderRoute,
     BaselineStatus,
     ConditionType,
     PauseReason,
@@ -179,6 +181,11 @@ class Completion(Watch):
             replicas=sum(st.desired_replicas for st in states),
             available_replicas=sum(st.available_replicas for st in states),
             baseline=self._baseline_status(),
+            header_routes=[
+                ActiveHeaderRoute(name=r.name, match=[m.text() for m in r.matches])
+                for r in self.wanted_header_routes()
+            ]
+            or None,
         )
         self.wake(soonest_due(self.spec, self.s, held=self.held))
 
@@ -369,6 +376,15 @@ class Completion(Watch):
         baseline_service = self.canary_spec.baseline_service if self.router else None
         if decreasing:
             actions.append(set_weight)
+        routes: SetHeaderRoutes | None = None
+        if self.router and self.manages_header_routes():
+            routes = SetHeaderRoutes(self.wanted_header_routes())
+            found = self.obs.actual_header_routes
+            if found is None or not set(found) <= set(routes.routes):
+                # Fewer routes: removed before the canary Service is re-pointed, so a segment
+                # never reaches a replaced canary's unready newcomer.
+                actions.append(routes)
+                routes = None
         actions.append(PointCanaryService(self.canary_spec.canary_service, canary or stable))
         if baseline_service is not None:
             # Without a baseline the Service selects the stable pods, as the canary Service
@@ -376,6 +392,8 @@ class Completion(Watch):
             actions.append(PointBaselineService(baseline_service, baseline or stable))
         if not decreasing:
             actions.append(set_weight)
+        if routes is not None:
+            actions.append(routes)
         actions.extend(downs)
         referenced = {stable, canary, rolled_back, baseline} | {
             r.revision for r in s.retired_revisions

@@ -58,6 +58,13 @@ WEIGHT_SET = Reason(
     "share of traffic.",
     "step {step}/{steps}: canary weight set to {weight}% ({split})",
 )
+HEADER_ROUTE_SET = Reason(
+    "HeaderRouteSet",
+    _N,
+    "A setHeaderRoute step is in effect: the router sends the requests matching its headers "
+    "to the canary whatever the weight (or, for a step without match, no longer does).",
+    "step {step}/{steps}: header route {route}",
+)
 STEP_ADVANCED = Reason(
     "StepAdvanced",
     _N,
@@ -330,6 +337,7 @@ ALL_REASONS: tuple[Reason, ...] = (
     CANARY_CANCELLED,
     REVISION_SKIPPED,
     WEIGHT_SET,
+    HEADER_ROUTE_SET,
     STEP_ADVANCED,
     PAUSED,
     RESUMED,

@@ -33,12 +33,14 @@ from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.actions import (
     POLL_SECONDS,
 )
+from rollwise.core.rollout.segments import header_routes, uses_header_routes
 from rollwise.core.rollout.status import (
     PauseReason,
     RolloutStatus,
     step_text,
 )
 from rollwise.core.spec import RolloutSpec
+from rollwise.core.traffic import HeaderRoute
 from rollwise.core.validation import selector_string
 
 
@@ -195,6 +197,30 @@ class PassState:
             )
         self._clear_canary()
         self.update(rolled_back_revision=canary, aborted=request is not None)
+
+    def wanted_header_routes(self) -> tuple[HeaderRoute, ...]:
+        """The header routes the router should carry now: those of the steps already run, and
+        the current setHeaderRoute step's once the canary has a pod to serve it; none without
+        a canary (completion, rollback and abort remove them) or without a router."""
+        canary = self.s.canary_revision
+        if canary is None or not self.router:
+            return ()
+        index = self.s.current_step_index or 0
+        upto = index
+        if index < self.n and self.steps[index].set_header_route is not None:
+            state = self.obs.revisions.get(canary)
+            if state is not None and state.available_replicas >= 1:
+                upto = index + 1
+        return header_routes(self.steps, upto)
+
+    def manages_header_routes(self) -> bool:
+        """Whether this pass looks after header routes: the steps set some, or some are
+        recorded or still found on the router (a spec edited since)."""
+        return (
+            uses_header_routes(self.steps)
+            or bool(self.prev.header_routes)
+            or bool(self.obs.actual_header_routes)
+        )
 
     def _missing_services(self) -> str | None:
         if not self.obs.stable_service_exists:

@@ -99,6 +99,13 @@ def step_text(current_step_index: int | None, steps: int) -> str | None:
     return f"{min(max(current_step_index, 0) + 1, steps)}/{steps}"
 
 
+class ActiveHeaderRoute(StatusModel):
+    """A header route in effect: requests matching every entry of ``match`` go to the canary."""
+
+    name: str
+    match: list[str] = Field(default_factory=list)
+
+
 class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     """``status`` of a Rollout."""
 
@@ -116,6 +123,8 @@ class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     stable_revision: str | None = None
     canary_revision: str | None = None
     baseline: BaselineStatus | None = None
+    header_routes: list[ActiveHeaderRoute] | None = None
+    """The header routes in effect while a canary runs (None: none)."""
     step_started_at: Time | None = None
     pause_started_at: Time | None = None
     pause_reason: PauseReason | None = None

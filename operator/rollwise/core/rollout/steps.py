@@ -14,10 +14,11 @@ from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.analysis import Analysis
 from rollwise.core.rollout.completion import Completion
+from rollwise.core.rollout.segments import route_of
 from rollwise.core.rollout.status import (
     PauseReason,
 )
-from rollwise.core.spec import PauseStep, step_what
+from rollwise.core.spec import HeaderRouteStep, PauseStep, step_what
 from rollwise.core.traffic import expected_weight, split, weights
 
 
@@ -46,6 +47,8 @@ class Steps(Analysis, Completion):
                 done = self._weight_step(index, step.set_weight)
             elif step.pause is not None:
                 done = self._pause_step(index, step.pause)
+            elif step.set_header_route is not None:
+                done = self._header_route_step(index, step.set_header_route)
             else:
                 done = self._analysis_step(index)
             if not done or not self.canary_active:
@@ -145,6 +148,36 @@ class Steps(Analysis, Completion):
             f"replica-ratio: {parts.canary} canary and {parts.stable} stable pods, "
             f"about {approx}% to the canary"
         )
+
+    def _header_route_step(self, index: int, step: HeaderRouteStep) -> bool:
+        """Done once the router reports exactly the routes wanted, this step's included."""
+        head = f"step {index + 1}/{self.n} (setHeaderRoute {step.name})"
+        canary = self.s.canary_revision
+        state = self.obs.revisions.get(canary) if canary is not None else None
+        if state is None or state.available_replicas < 1:
+            self._cluster_wait(f"{head}: waiting for a canary pod to serve the route")
+            return False
+        missing = self._missing_services()
+        if missing:
+            self._cluster_wait(f"{head}: waiting for Service {missing}")
+            return False
+        want = self.wanted_header_routes()
+        if self.obs.actual_header_routes != want:
+            self._cluster_wait(f"{head}: waiting for the router to report the header routes")
+            return False
+        route = route_of(step)
+        self.emit(
+            R.HEADER_ROUTE_SET,
+            step=index + 1,
+            steps=self.n,
+            route=(
+                f"{route.text()} sends matching requests to the canary"
+                if route is not None
+                else f"{step.name} removed"
+            ),
+        )
+        self._progressed()
+        return True
 
     def _pause_step(self, index: int, pause: PauseStep) -> bool:
         head = f"step {index + 1}/{self.n}"

@@ -28,6 +28,7 @@ from rollwise.core.rollout.actions import (
     PointCanaryService,
     PointStableService,
     ScaleRevision,
+    SetHeaderRoutes,
 )
 from rollwise.core.spec import TrafficRouting
 from rollwise.runtime.skeleton import CommonPorts, ObjectHeader
@@ -127,6 +128,9 @@ def describe(action: Action) -> str:
             f"ensure baseline {action.revision} (template of {action.stable_revision}) at "
             f"{action.replicas} replica(s)"
         )
+    if isinstance(action, SetHeaderRoutes):
+        names = ", ".join(route.name for route in action.routes) or "none"
+        return f"set header routes to the canary ({names})"
     if action.baseline_weight:
         return (
             f"set canary weight {action.weight}% and baseline weight {action.baseline_weight}% "

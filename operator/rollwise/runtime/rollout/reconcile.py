@@ -60,7 +60,7 @@ from rollwise.adapters.errors import (
 )
 from rollwise.adapters.kube import ROLLOUTS
 from rollwise.adapters.traffic.base import TrafficRouter
-from rollwise.adapters.traffic.route import write_weight
+from rollwise.adapters.traffic.route import write_header_routes, write_weight
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event
 from rollwise.core.notification_bodies import Subject
@@ -80,6 +80,7 @@ from rollwise.core.rollout.actions import (
     PointCanaryService,
     PointStableService,
     ScaleRevision,
+    SetHeaderRoutes,
 )
 from rollwise.core.rollout.canary import decide
 from rollwise.core.rollout.status import RolloutStatus
@@ -145,6 +146,11 @@ def _apply(
         return workloads.point_service(obj.namespace, action.service, action.revision)
     if router is None:
         return False
+    if isinstance(action, SetHeaderRoutes):
+        if seen.actual_header_routes == action.routes:
+            return False
+        write_header_routes(router, action.routes)
+        return True
     split = action.split()
     return write_weight(router, split) and seen.actual_weight != split.canary
 
