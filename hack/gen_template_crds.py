@@ -112,6 +112,10 @@ REF_SITES = [
 ]
 
 
+#: Where the Rollout CRD carries a copy of the analysis metric schema (the watch's metrics).
+WATCH_METRIC_SITES = [("spec", "strategy", "canary", "postPromotion", "metrics")]
+
+
 def load(plural: str) -> dict[str, Any]:
     doc = yaml.safe_load((CRDS / f"{plural}.{GROUP}.yaml").read_text())
     assert isinstance(doc, dict)
@@ -317,6 +321,13 @@ def ref_drift() -> list[str]:
         node = node_at(load(plural), path)
         if node.get("properties", {}).get("templates") != TEMPLATE_REFS:
             problems.append(f"{plural}: {'.'.join(path)}.templates differs from TEMPLATE_REFS")
+    # The post-promotion watch measures the same metrics: its metric schema is the analysis'.
+    for path in WATCH_METRIC_SITES:
+        if node_at(load("rollouts"), path)["items"] != metric_schema():
+            problems.append(
+                f"rollouts: {'.'.join(path)}.items differs from the analysis metric schema"
+                " (spec.strategy.canary.analysis.metrics.items): copy it over"
+            )
     return problems
 
 
