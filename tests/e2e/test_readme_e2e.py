@@ -42,7 +42,7 @@ import yaml
 
 from hack.lab.testing.cluster_fixtures import grant_namespace, kubectl_binary
 from rollwise.adapters.gates.freeze import open_window
-from rollwise.core.spec import FreezeWindow
+from rollwise.core.spec_release import FreezeWindow
 from tests.e2e.support import OPERATOR, Cluster, StartOperator, eventually
 
 pytestmark = [

@@ -35,7 +35,7 @@ from hack.cluster import ADMIN, Cluster, pki
 from hack.lab.testing.cluster_fixtures import Kubectl, grant_namespace, make_kubectl, manifest
 from rollwise.core.modelrelease import governance as g
 from rollwise.core.modelrelease.spec import release_content
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.runtime.admission import read_record_key, setup_admission
 from rollwise.runtime.settings import WEBHOOK_CONFIGURATION, from_sources
 

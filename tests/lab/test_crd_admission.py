@@ -16,7 +16,8 @@ import pytest
 
 from hack.cluster import Cluster
 from rollwise.core.rollout.status import RolloutStatus
-from rollwise.core.spec import ModelReleaseSpec, RolloutSpec
+from rollwise.core.spec import RolloutSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 
 pytestmark = pytest.mark.lab
 

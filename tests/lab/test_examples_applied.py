@@ -17,7 +17,8 @@ from pydantic import BaseModel
 from hack.cluster import Cluster
 from hack.lab.testing.cluster_fixtures import Kubectl
 from rollwise.core.notification import NotificationPolicySpec
-from rollwise.core.spec import AnalysisTemplateSpec, ModelReleaseSpec, RolloutSpec
+from rollwise.core.spec import AnalysisTemplateSpec, RolloutSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.validation import load_rollout_spec
 
 pytestmark = pytest.mark.lab

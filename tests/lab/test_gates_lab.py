@@ -30,7 +30,7 @@ from rollwise.core.modelrelease.observations import (
     GATE_SBOM,
 )
 from rollwise.core.modelrelease.status import GateStatus
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 
 pytestmark = pytest.mark.lab
 

@@ -24,7 +24,8 @@ from pydantic.fields import FieldInfo
 
 from rollwise.core import validation
 from rollwise.core.rollout.status import RolloutStatus
-from rollwise.core.spec import DURATION_PATTERN, ModelReleaseSpec, RolloutSpec
+from rollwise.core.spec import DURATION_PATTERN, RolloutSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 SHA = "sha256:" + "0123456789abcdef" * 4

@@ -88,7 +88,7 @@ def _metrics(plural: str, spec: Mapping[str, Any], step: int | None) -> dict[str
         checks = checks_for(canary.steps, canary.analysis, step)
     else:
         from rollwise.core.modelrelease.spec import parse_release_spec  # noqa: PLC0415
-        from rollwise.core.spec import ModelReleaseSpec  # noqa: PLC0415
+        from rollwise.core.spec_release import ModelReleaseSpec  # noqa: PLC0415
 
         release = parse_release_spec(dict(spec))
         if not isinstance(release, ModelReleaseSpec):

@@ -55,7 +55,7 @@ from rollwise.core.modelrelease.status import (
     Stage,
 )
 from rollwise.core.runs import AnalysisRun
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.status_model import format_time
 
 #: History entries shown (the newest ones; ``kubectl get -o yaml`` has all of them).
@@ -64,10 +64,10 @@ MAX_HISTORY_SHOWN = 10
 #: Hex digits of the artifact digest shown (as ``git log --oneline`` shortens hashes).
 SHORT_DIGEST = 12
 
-#: The canary steps of a release that sets none (:class:`rollwise.core.spec.Canary`).
+#: The canary steps of a release that sets none (:class:`rollwise.core.spec_release.Canary`).
 DEFAULT_STEPS: list[dict[str, Any]] = [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]
 
-#: The roles a release needs when it names none (:class:`rollwise.core.spec.Approvals`).
+#: The roles a release needs when it names none (:class:`rollwise.core.spec_release.Approvals`).
 DEFAULT_ROLES = ["security", "product"]
 
 #: Stages a release never leaves (:attr:`rollwise.core.modelrelease.status.Stage.terminal`).

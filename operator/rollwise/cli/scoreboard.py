@@ -214,7 +214,8 @@ def step_metrics(plural: str, spec: Mapping[str, Any], step: int | None) -> dict
     """The metrics the spec gives the 0-based ``step`` of the canary (for their targets);
     none when the spec does not parse."""
     from rollwise.core.analysis import checks_for  # noqa: PLC0415
-    from rollwise.core.spec import ModelReleaseSpec, RolloutSpec  # noqa: PLC0415
+    from rollwise.core.spec import RolloutSpec  # noqa: PLC0415
+    from rollwise.core.spec_release import ModelReleaseSpec  # noqa: PLC0415
 
     if step is None:
         return {}

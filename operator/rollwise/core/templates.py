@@ -31,12 +31,12 @@ from rollwise.core.spec import (
     AnalysisTemplateSpec,
     ArgType,
     Metric,
-    ModelReleaseSpec,
     RolloutSpec,
     Step,
     StepAnalysis,
     TemplateRef,
 )
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.validation import MSG_UNIQUE_METRICS, validate_metrics
 
 #: How a placeholder is written (the same shape :mod:`rollwise.core.analysis` renders): ``{{``,

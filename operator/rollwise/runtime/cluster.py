@@ -30,7 +30,8 @@ from rollwise.adapters.traffic.base import RouterContext, TrafficRouter
 from rollwise.adapters.traffic.registry import router_for
 from rollwise.adapters.workloads import Workloads
 from rollwise.core.modelrelease.policy import ClusterPolicy
-from rollwise.core.spec import ModelReleaseSpec, TrafficRouting
+from rollwise.core.spec import TrafficRouting
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.runtime.measuring import WEB_PREFIX, QueryBudget
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import NotifierPort

@@ -24,7 +24,7 @@ from rollwise.adapters.registry.base import (
     verify,
 )
 from rollwise.adapters.registry.configmap import MAX_KEY_LENGTH, decode_key, encode_key
-from rollwise.core.spec import AliasStore as AliasStoreSpec
+from rollwise.core.spec_release import AliasStore as AliasStoreSpec
 
 V1 = AliasTarget("1", "s3://models/fraud/1", "sha256:aa")
 V2 = AliasTarget("2", "s3://models/fraud/2", None)

@@ -16,7 +16,7 @@ from rollwise.adapters.gates.freeze import (
     parse_windows,
     zone,
 )
-from rollwise.core.spec import FreezeWindow
+from rollwise.core.spec_release import FreezeWindow
 
 
 def utc(text: str) -> datetime:

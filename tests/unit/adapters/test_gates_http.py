@@ -30,7 +30,7 @@ from rollwise.core.modelrelease.observations import (
     GATE_SBOM,
 )
 from rollwise.core.modelrelease.status import GateStatus
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from rollwise.core.modelrelease.observations import (
     GateResult,
 )
 from rollwise.core.modelrelease.status import GateStatus
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from tests.unit.adapters.test_gates_http import evaluator
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -38,7 +38,7 @@ from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus
 from rollwise.core.observations import revision_of
 from rollwise.core.rollout.canary import decide
 from rollwise.core.rollout.status import RolloutStatus
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from tests.unit.core.rollout_builders import Cluster
 
 T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)

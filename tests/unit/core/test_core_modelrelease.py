@@ -52,7 +52,7 @@ from rollwise.core.observations import Measurement
 from rollwise.core.phases import Phase
 from rollwise.core.reasons import Reason
 from rollwise.core.rollout.reasons import ALL_REASONS
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.validation import load_rollout_spec
 from tests.unit.core.modelrelease_builders import (
     BASE_GATES,

@@ -13,7 +13,7 @@ from rollwise.core.modelrelease.spec import (
     release_content,
     validate_release,
 )
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.validation import (
     MSG_BASELINE_NEEDS_SERVICE,
     MSG_BASELINE_SERVICE_DIFFERS,

@@ -21,7 +21,7 @@ from rollwise.core.modelrelease.policy import (
 from rollwise.core.modelrelease.release import decide_release
 from rollwise.core.modelrelease.spec import changed_fields, release_content, validate_rules
 from rollwise.core.modelrelease.status import ModelReleaseStatus, Stage
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from tests.unit.core.modelrelease_builders import BASE_GATES, at, passed, raw_release
 
 # --------------------------------------------------------------------------- parsing

@@ -43,7 +43,7 @@ from rollwise.core.modelrelease.status import (
 )
 from rollwise.core.observations import Measurement
 from rollwise.core.phases import Phase
-from rollwise.core.spec import ChangeType, ModelReleaseSpec
+from rollwise.core.spec_release import ChangeType, ModelReleaseSpec
 from tests.unit.core.modelrelease_builders import (
     NEW_URI,
     OLD_URI,

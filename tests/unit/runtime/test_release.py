@@ -36,7 +36,7 @@ from rollwise.core.modelrelease.policy import ReleaseRules
 from rollwise.core.modelrelease.spec import all_gates, child_revision, load_release_spec
 from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus
 from rollwise.core.notification_bodies import Subject
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.runtime import logging as rlog
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.release.observe import child_state

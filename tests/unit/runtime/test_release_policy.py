@@ -17,7 +17,7 @@ from rollwise.core.modelrelease.governance import APPROVALS, VERSION_SET_BY
 from rollwise.core.modelrelease.policy import ApprovalRule, ClusterPolicy
 from rollwise.core.modelrelease.spec import release_content
 from rollwise.core.signing import sign
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from tests.unit.runtime.test_release import NS, World, release_body, stage
 
 KEY = b"k" * 32

@@ -87,7 +87,7 @@ from rollwise.core.modelrelease.observations import (
 )
 from rollwise.core.modelrelease.spec import MSG_SBOM_SOURCE
 from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus
-from rollwise.core.spec import (
+from rollwise.core.spec_release import (
     ConfigMapKeyRef,
     FreezeWindow,
     ModelCardSource,

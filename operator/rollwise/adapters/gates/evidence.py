@@ -36,7 +36,7 @@ import yaml
 
 from rollwise.adapters.gates.outcome import Outcome
 from rollwise.core.modelrelease.spec import revalidate_by_time
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.status_model import format_time
 
 #: How far in the future a security decision's ``decidedAt`` may lie (clocks differ).

@@ -1,6 +1,6 @@
 """Freeze windows: cron schedules and explicit intervals, and whether one is open at an instant.
 
-A freeze window (``rollwise.core.spec.FreezeWindow``) is either
+A freeze window (``rollwise.core.spec_release.FreezeWindow``) is either
 
 * recurring: ``schedule``, a standard five-field cron expression (minute, hour, day of month,
   month, day of week), evaluated on the wall clock of ``timeZone``, with ``duration`` (a
@@ -45,7 +45,7 @@ from cronsim import CronSim, CronSimError
 from pydantic import ValidationError
 
 from rollwise.core.durations import InvalidDuration, parse_seconds
-from rollwise.core.spec import FreezeWindow
+from rollwise.core.spec_release import FreezeWindow
 
 #: A recurring window may last at most this long (a longer one is a typo, and it bounds how
 #: far back the search for the window's latest start goes).

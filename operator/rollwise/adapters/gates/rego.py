@@ -32,7 +32,7 @@ from rollwise.adapters.gates.outcome import Outcome, short_digest
 from rollwise.adapters.gates.policy import policy_digest
 from rollwise.core.modelrelease.observations import Approval, GateResult
 from rollwise.core.modelrelease.status import ModelReleaseStatus, Stage
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.status_model import format_time
 
 #: The decision points and the package each one queries.

@@ -21,7 +21,7 @@ from rollwise.adapters.errors import RegistryError
 from rollwise.adapters.registry.base import EXPECT_UNSET, AliasStore, AliasTarget, NopAliasStore
 from rollwise.adapters.registry.configmap import ConfigMapAliasStore
 from rollwise.adapters.registry.mlflow import MLflowAliasStore, MLflowRegistry
-from rollwise.core.spec import AliasStore as AliasStoreSpec
+from rollwise.core.spec_release import AliasStore as AliasStoreSpec
 
 #: The ConfigMap used when a ModelRelease names no store.
 DEFAULT_CONFIGMAP = "rollwise-aliases"

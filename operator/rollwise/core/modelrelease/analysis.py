@@ -23,7 +23,7 @@ from rollwise.core.modelrelease.status import (
     Stage,
 )
 from rollwise.core.runs import AnalysisRun
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 
 
 def _active_run(

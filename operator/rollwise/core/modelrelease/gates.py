@@ -32,7 +32,7 @@ from rollwise.core.modelrelease.status import (
     Stage,
 )
 from rollwise.core.reasons import clip
-from rollwise.core.spec import ChangeType
+from rollwise.core.spec_release import ChangeType
 from rollwise.core.status_model import format_time
 
 

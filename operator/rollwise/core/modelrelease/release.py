@@ -81,7 +81,8 @@ from rollwise.core.querycheck import (
     record_check,
     with_queries_condition,
 )
-from rollwise.core.spec import ChangeType, Metric, ModelReleaseSpec
+from rollwise.core.spec import Metric
+from rollwise.core.spec_release import ChangeType, ModelReleaseSpec
 from rollwise.core.status_model import invalid_spec_status
 from rollwise.core.templates import (
     TEMPLATE_RECHECK_SECONDS,

@@ -37,7 +37,8 @@ from rollwise.core.modelrelease.status import (
     Stage,
 )
 from rollwise.core.observations import revision_of
-from rollwise.core.spec import DecisionMode, ModelReleaseSpec
+from rollwise.core.spec import DecisionMode
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.status_model import format_time
 from rollwise.core.validation import (
     MSG_BASELINE_NEEDS_SERVICE,

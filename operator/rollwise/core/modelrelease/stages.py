@@ -28,7 +28,7 @@ from rollwise.core.modelrelease.status import (
     GateStatus,
     Stage,
 )
-from rollwise.core.spec import ChangeType
+from rollwise.core.spec_release import ChangeType
 
 
 class Stages(Gates, Canary, Alias):

@@ -41,7 +41,7 @@ from rollwise.core.modelrelease.status import (
     Stage,
 )
 from rollwise.core.reasons import Reason
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 
 
 class PassState:

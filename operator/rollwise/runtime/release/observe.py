@@ -45,7 +45,7 @@ from rollwise.core.overrides import in_effect, read_overrides
 from rollwise.core.phases import Phase
 from rollwise.core.querycheck import QueryCheck, sample_context
 from rollwise.core.reasons import clip
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.templates import release_template_keys, resolve_release
 from rollwise.runtime.measuring import check_spec_queries, measure_due, provider_problems
 from rollwise.runtime.passes import (

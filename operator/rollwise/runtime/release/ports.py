@@ -35,7 +35,7 @@ from rollwise.core.modelrelease.observations import (
 from rollwise.core.modelrelease.policy import ClusterPolicy
 from rollwise.core.modelrelease.status import ModelReleaseStatus
 from rollwise.core.notification_bodies import Subject
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.runtime.skeleton import CommonPorts, ObjectHeader
 
 

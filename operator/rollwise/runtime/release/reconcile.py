@@ -64,7 +64,7 @@ from rollwise.core.modelrelease.release import decide_release
 from rollwise.core.modelrelease.status import Stage
 from rollwise.core.observations import RequestKind
 from rollwise.core.overrides import sign_request
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.status_model import format_time
 from rollwise.runtime.logging import release_logger
 from rollwise.runtime.passes import (

@@ -17,7 +17,7 @@ from rollwise.core.modelrelease.spec import (
     release_content,
 )
 from rollwise.core.modelrelease.status import ReleasePhase, Stage
-from rollwise.core.spec import ModelReleaseSpec
+from rollwise.core.spec_release import ModelReleaseSpec
 
 
 def _stage_of(body: Mapping[str, Any]) -> str | None:
