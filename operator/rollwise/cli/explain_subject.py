@@ -73,8 +73,9 @@ class Subject:
         return KINDS[self.plural]
 
 
-def _metrics(plural: str, spec: Mapping[str, Any], step: int | None) -> dict[str, Metric]:
-    """The metrics the spec gives the step (for their pass rules); none when it does not parse."""
+def step_metrics(plural: str, spec: Mapping[str, Any], step: int | None) -> dict[str, Metric]:
+    """The metrics the spec gives the 0-based ``step`` of the canary (for their pass rules and
+    targets); none when the spec does not parse."""
     if step is None:
         return {}
     if plural == ROLLOUTS:
@@ -136,7 +137,7 @@ def read_subject(obj: Mapping[str, Any], plural: str) -> Subject:
         weight=weight if isinstance(weight, int) and not isinstance(weight, bool) else None,
         decision=decision,
         analysis=analysis,
-        metrics=_metrics(plural, spec, run_step if isinstance(run_step, int) else step),
+        metrics=step_metrics(plural, spec, run_step if isinstance(run_step, int) else step),
         status_present=bool(status),
     )
 
@@ -171,5 +172,6 @@ __all__ = [
     "no_decision_reason",
     "number_text",
     "read_subject",
+    "step_metrics",
     "styled",
 ]

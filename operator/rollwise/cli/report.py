@@ -36,12 +36,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rollwise.cli.common import KIND_WORDS, KINDS, ROLLOUTS
+from rollwise.cli.explain_subject import step_metrics
 from rollwise.cli.records import approvals, overrides
 from rollwise.cli.scoreboard import (
     Kpi,
     canary_kpis,
     since_text,
-    step_metrics,
     watched_kpis,
 )
 from rollwise.cli.text import parse_time

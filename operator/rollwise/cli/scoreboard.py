@@ -210,33 +210,6 @@ def canary_kpis(
     return out
 
 
-def step_metrics(plural: str, spec: Mapping[str, Any], step: int | None) -> dict[str, Metric]:
-    """The metrics the spec gives the 0-based ``step`` of the canary (for their targets);
-    none when the spec does not parse."""
-    from rollwise.core.analysis import checks_for  # noqa: PLC0415
-    from rollwise.core.spec import RolloutSpec  # noqa: PLC0415
-    from rollwise.core.spec_release import ModelReleaseSpec  # noqa: PLC0415
-
-    if step is None:
-        return {}
-    if plural == ROLLOUTS:
-        from rollwise.core.validation import parse_rollout_spec  # noqa: PLC0415
-
-        parsed = parse_rollout_spec(dict(spec))
-        if not isinstance(parsed, RolloutSpec):
-            return {}
-        canary = parsed.strategy.canary
-        checks = checks_for(canary.steps, canary.analysis, step)
-    else:
-        from rollwise.core.modelrelease.spec import parse_release_spec  # noqa: PLC0415
-
-        release = parse_release_spec(dict(spec))
-        if not isinstance(release, ModelReleaseSpec):
-            return {}
-        checks = checks_for(release.canary.steps, release.canary.analysis, step)
-    return {m.name: m for m in checks.metrics} if checks is not None else {}
-
-
 def direction_of_reason(reason: str | None) -> KpiDirection | None:
     """A watched KPI's direction from its reason code (module docstring)."""
     if not reason:
@@ -552,7 +525,6 @@ __all__ = [
     "read_release",
     "since_text",
     "status_times",
-    "step_metrics",
     "tally",
     "watched_kpis",
 ]
