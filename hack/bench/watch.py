@@ -42,8 +42,7 @@ regression), the detected-then-cleared rate (runs with at least one episode coun
 confirmation (p50, p95, max) and the confirmation rate of each regression, and each blip's
 outcome (nothing detected, detected then cleared, confirmed). A confirmation of a critical
 KPI is the fast-track rollback of the same pass: the time to rollback is the time to
-confirmation; the rollback's own writes follow in that pass (the lab's e2e test measures them
-against interval + 2 s).
+confirmation; the rollback's own writes follow in that pass's actions (not measured here).
 
 Boundary: a measurement script; it asserts nothing. Bounded: about 20 s of CPU by default (the
 CEL evaluator of ``successCondition`` takes most of it), split over ``--workers`` processes:
