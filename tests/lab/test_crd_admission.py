@@ -899,6 +899,47 @@ FULL_ROLLOUT_STATUS: dict[str, Any] = {
     "replicas": 3,
     "availableReplicas": 4,
     "selector": "app=demo",
+    "postPromotion": {
+        "phase": "Regressed",
+        "revision": "6d4f8b7c9",
+        "previousRevision": "5c8d7e6f1",
+        "startedAt": T0,
+        "endsAt": T0,
+        "action": "hold",
+        "previousCaptured": True,
+        "lastEvaluatedAt": T0,
+        "evaluations": 4,
+        "endedAt": T0,
+        "heldRevision": "7f9c5d6b8",
+        "holdLifted": {
+            "revision": "7f9c5d6b8",
+            "request": "2026-01-01T00:00:00Z-3f9a1c",
+            "override": True,
+            "user": "alice",
+            "confirmedBy": "bob",
+            "at": T0,
+        },
+        "kpis": [
+            {
+                "name": "error-ratio",
+                "reason": "error_rate_regression",
+                "severity": "critical",
+                "state": "confirmed",
+                "value": 0.2,
+                "windows": {"short": 0.25, "long": 0.2},
+                "target": 0.01,
+                "previous": 0.001,
+                "delta": 0.199,
+                "relativeDelta": 199.0,
+                "status": "off_track",
+                "badCount": 3,
+                "goodCount": 0,
+                "episodes": 1,
+                "confirmed": True,
+                "lastTransitionAt": T0,
+            }
+        ],
+    },
 }
 
 

@@ -438,8 +438,10 @@ def _override_command(
         help="promote, hold or roll back a rollout or model release, recorded with identity",
         description="Override a Rollout's or a ModelRelease's course (annotation "
         "rollwise.dev/override): hold and rollback take effect at once; a promote past a "
-        "failed or inconclusive analysis (or a failed gate) takes effect only once a second, "
-        "distinct person confirms it with --confirm ID (rollwise.dev/confirm-override). The "
+        "failed or inconclusive analysis (or a failed gate), or of a new revision a confirmed "
+        "post-promotion regression holds (RegressionHold: the hold lifts and the revision "
+        "goes through its canary), takes effect only once a second, distinct person confirms "
+        "it with --confirm ID (rollwise.dev/confirm-override). The "
         "operator's admission webhook records who decided and who confirmed; approvals are "
         "never overridden. Exits 1 when nothing was recorded.",
     )

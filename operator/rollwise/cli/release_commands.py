@@ -149,7 +149,8 @@ def _waive(args: argparse.Namespace, s: Session) -> int:
 
 def _override_wait(kind: str, obj: dict[str, object]) -> bool:
     """Whether a promote override would need a second person's confirmation now, judging by
-    the status (a rolled-back or inconclusive revision; a failed gate)."""
+    the status (a rolled-back or inconclusive revision; a new revision a confirmed
+    post-promotion regression holds; a failed gate)."""
     status = obj.get("status")
     if not isinstance(status, dict):
         return False
@@ -163,11 +164,33 @@ def _override_wait(kind: str, obj: dict[str, object]) -> bool:
             status.get("canaryRevision") == revision
             and status.get("pauseReason") == "AnalysisInconclusive"
         )
-        return status.get("rolledBackRevision") == revision or inconclusive
+        return (
+            status.get("rolledBackRevision") == revision
+            or inconclusive
+            or _regression_held(status, revision)
+        )
     gates = status.get("gates")
     return any(
         isinstance(g, dict) and g.get("name") != "approvals" and g.get("status") == "Failed"
         for g in (gates if isinstance(gates, list) else [])
+    )
+
+
+def _regression_held(status: dict[str, object], revision: str) -> bool:
+    """Whether ``revision`` is a new one a confirmed regression with action hold keeps
+    waiting (the status's view of :func:`rollwise.core.rollout.overrides.regression_held`)."""
+    watch = status.get("postPromotion")
+    if status.get("canaryRevision") or not isinstance(watch, dict):
+        return False
+    if watch.get("action") != "hold" or revision in (
+        status.get("stableRevision"),
+        watch.get("revision"),
+    ):
+        return False
+    kpis = watch.get("kpis")
+    return any(
+        isinstance(k, dict) and k.get("state") == "confirmed"
+        for k in (kpis if isinstance(kpis, list) else [])
     )
 
 

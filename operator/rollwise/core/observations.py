@@ -159,8 +159,13 @@ OVERRIDE_HANDLED_KEY = "override"
 
 @dataclass(frozen=True)
 class ManualRequest:
+    """One manual request; ``user`` and ``confirmed_by`` name who made and who confirmed
+    it when an override stands for it (an annotation request names no one)."""
+
     kind: RequestKind
     id: str
+    user: str = ""
+    confirmed_by: str = ""
 
 
 def requests_from_annotations(annotations: Mapping[str, str] | None) -> tuple[ManualRequest, ...]:

@@ -89,6 +89,20 @@ class WatchPhase(StrEnum):
     REGRESSED = "Regressed"
 
 
+class HoldLift(StatusModel):
+    """``status.postPromotion.holdLifted``: the request that let a held revision proceed
+    past a confirmed regression with action hold: a promote override (``user`` made it,
+    ``confirmedBy`` confirmed it) or a ``rollwise.dev/promote`` request (no one named)."""
+
+    revision: str
+    request: str
+    """The override's id, or the promote request's."""
+    override: bool = False
+    user: str | None = None
+    confirmed_by: str | None = None
+    at: Time
+
+
 class PostPromotionStatus(StatusModel):
     """``status.postPromotion``: the watch of the revision promoted last."""
 
@@ -106,9 +120,11 @@ class PostPromotionStatus(StatusModel):
     last_evaluated_at: Time | None = None
     evaluations: int = 0
     ended_at: Time | None = None
+    """When the watch stopped evaluating: its period ended, a rollback, or the hold lifted."""
     held_revision: str | None = None
     """A new revision a confirmed regression with action hold keeps waiting."""
-    """When the watch stopped evaluating: its period ended, or a rollback ended it."""
+    hold_lifted: HoldLift | None = None
+    """Who let a held revision proceed past the confirmed regression (None: no one)."""
     kpis: list[KpiRecord] = Field(default_factory=list)
 
     def kpi(self, name: str) -> KpiRecord | None:
@@ -555,6 +571,7 @@ __all__ = [
     "SHORT",
     "Counted",
     "Evaluated",
+    "HoldLift",
     "KpiChange",
     "PostPromotionStatus",
     "WatchPhase",

@@ -173,6 +173,11 @@ def test_the_read_back_reads_the_signed_list_in_the_order_of_its_counter() -> No
     assert found.user == "bob"
 
 
+#: A new revision (REV) held by the confirmed regression (action hold) of the stable one.
+WATCH = {"revision": "old", "action": "hold", "kpis": [{"state": "confirmed"}]}
+HELD = {"stableRevision": "old", "postPromotion": WATCH}
+
+
 def rollout(status: dict[str, Any]) -> dict[str, Any]:
     return {"spec": {"template": TEMPLATE}, "status": status}
 
@@ -190,6 +195,22 @@ def rollout(status: dict[str, Any]) -> dict[str, Any]:
         pytest.param(ROLLOUTS, rollout({"canaryRevision": REV}), False, id="healthy-canary"),
         pytest.param(ROLLOUTS, rollout({"rolledBackRevision": "other"}), False, id="older"),
         pytest.param(ROLLOUTS, {"spec": {}}, False, id="no-status"),
+        pytest.param(ROLLOUTS, rollout(HELD), True, id="regression-hold"),
+        pytest.param(
+            ROLLOUTS,
+            rollout({**HELD, "postPromotion": {**WATCH, "action": "alert"}}),
+            False,
+            id="regression-alert-holds-nothing",
+        ),
+        pytest.param(
+            ROLLOUTS,
+            rollout({**HELD, "postPromotion": {**WATCH, "kpis": [{"state": "cleared"}]}}),
+            False,
+            id="regression-cleared",
+        ),
+        pytest.param(
+            ROLLOUTS, rollout({**HELD, "stableRevision": REV}), False, id="held-is-stable"
+        ),
         pytest.param(
             MODELRELEASES,
             {"status": {"gates": [{"name": "sbom", "status": "Failed"}]}},
@@ -206,3 +227,25 @@ def rollout(status: dict[str, Any]) -> dict[str, Any]:
 )
 def test_when_a_promote_waits_for_confirmation(kind: str, obj: dict[str, Any], waits: bool) -> None:
     assert _override_wait(kind, obj) is waits
+
+
+def test_a_promote_past_a_regression_hold_parses_and_says_it_waits_for_a_second_person() -> None:
+    args = build_parser().parse_args(
+        ["override", "rollout/demo", "--decision", "promote", "--reason", "fix is in v3", "-n", "a"]
+    )
+    assert (args.target, args.decision, args.reason, args.namespace) == (
+        (ROLLOUTS, "demo"),
+        "promote",
+        "fix is in v3",
+        "a",
+    )
+    assert _override_wait(args.target[0], rollout(HELD)) is True
+    confirm = build_parser().parse_args(["override", "rollout/demo", "--confirm", "r-1"])
+    assert (confirm.confirm, confirm.decision) == ("r-1", None)
+
+
+def test_the_override_help_names_the_regression_hold(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["override", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "a confirmed post-promotion regression holds (RegressionHold" in help_text

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rollwise.core.decision_evidence import Action
-from rollwise.core.observations import ManualRequest, RequestKind
+from rollwise.core.observations import OVERRIDE_HANDLED_KEY, ManualRequest, RequestKind
 from rollwise.core.phases import Phase
 from rollwise.core.postpromotion import (
     Counted,
@@ -285,3 +285,75 @@ def test_no_rollback_when_the_previous_revision_is_gone() -> None:
     assert "RegressionRollback" not in seen
     assert status.stable_revision == R2
     assert status.rolled_back_revision is None
+
+
+def held_by_regression() -> tuple[RolloutSpec, RolloutStatus, Cluster]:
+    """A new revision (V3) waiting on the confirmed regression (action hold) of V2."""
+    spec, status, cluster, now = promoted(onRegression={"critical": "hold"})
+    status = capture(spec, status, cluster, now)
+    for t in (15, 20):
+        status, _, _ = step(spec, status, cluster, at(t), bad(0.3))
+    spec3 = RolloutSpec.model_validate(
+        {**spec.model_dump(by_alias=True, exclude_none=True), "template": V3}
+    )
+    status, seen, _ = step(spec3, status, cluster, at(21), {}, template=V3)
+    assert seen == ["RegressionHold"]
+    return spec3, status, cluster
+
+
+def test_a_confirmed_promote_override_lifts_the_hold_on_record() -> None:
+    spec3, status, cluster = held_by_regression()
+    lift = ManualRequest(RequestKind.PROMOTE, "o1", user="alice", confirmed_by="bob")
+    observed = replace(cluster.observe(V3), override_requests=(lift,))
+    decision = decide(spec3, status, observed, at(24))
+    seen = reasons(decision)
+    assert seen[:2] == ["RegressionHoldLifted", "RevisionDetected"]
+    lifted = next(e for e in decision.events if e.reason.name == "RegressionHoldLifted")
+    assert "promote override o1 by alice, confirmed by bob" in lifted.message
+    assert f"past the confirmed regression of revision {R2}" in lifted.message
+    new = decision.status
+    assert new.canary_revision is not None
+    assert new.handled_requests[OVERRIDE_HANDLED_KEY] == "o1"
+    pp = watch(new)
+    assert pp.ended_at == at(24)
+    assert pp.action is RegressionAction.HOLD  # the regression stays on record
+    assert pp.hold_lifted is not None
+    assert (pp.hold_lifted.request, pp.hold_lifted.override) == ("o1", True)
+    assert (pp.hold_lifted.user, pp.hold_lifted.confirmed_by) == ("alice", "bob")
+    assert pp.hold_lifted.revision == new.canary_revision
+    assert pp.hold_lifted.at == at(24)
+    wire = new.model_dump(by_alias=True, mode="json")["postPromotion"]["holdLifted"]
+    assert {k: v for k, v in wire.items() if k != "at"} == {
+        "revision": new.canary_revision,
+        "request": "o1",
+        "override": True,
+        "user": "alice",
+        "confirmedBy": "bob",
+    }
+    cluster.apply(decision)
+    again = decide(spec3, new, observed, at(25))
+    assert "RegressionHoldLifted" not in reasons(again)  # the override acts once
+    assert again.status.canary_revision == new.canary_revision
+
+
+def test_an_unconfirmed_promote_override_leaves_the_revision_waiting() -> None:
+    spec3, status, cluster = held_by_regression()
+    waiting = "promote override by alice waits for a second person's confirmation"
+    observed = replace(cluster.observe(V3), override_waiting=waiting)
+    decision = decide(spec3, status, observed, at(24))
+    assert reasons(decision) == []
+    assert decision.status.canary_revision is None
+    assert decision.status.phase is Phase.PAUSED
+    assert decision.status.message.endswith(f"; {waiting}")
+    assert watch(decision.status).hold_lifted is None
+
+
+def test_a_promote_request_lifting_the_hold_names_no_one() -> None:
+    spec3, status, cluster = held_by_regression()
+    observed = replace(cluster.observe(V3), requests=(ManualRequest(RequestKind.PROMOTE, "p1"),))
+    decision = decide(spec3, status, observed, at(24))
+    lifted = next(e for e in decision.events if e.reason.name == "RegressionHoldLifted")
+    assert "promote request p1 (rollwise.dev/promote)" in lifted.message
+    pp = watch(decision.status)
+    assert pp.hold_lifted is not None
+    assert (pp.hold_lifted.override, pp.hold_lifted.user) == (False, None)

@@ -13,9 +13,12 @@ import pytest
 from rollwise.core import overrides as o
 from rollwise.core.modelrelease.overrides import release_override
 from rollwise.core.observations import Hold, ManualRequest, RequestKind
+from rollwise.core.postpromotion import PostPromotionStatus, WatchPhase
+from rollwise.core.regression import KpiRecord, KpiState
 from rollwise.core.rollout import overrides as ro
 from rollwise.core.rollout.status import PauseReason, RolloutStatus
 from rollwise.core.signing import Keyring, sign
+from rollwise.core.spec import RegressionAction
 
 KEY = b"record-key-0123456789"
 UID = "uid-1"
@@ -145,6 +148,32 @@ INCONCLUSIVE = RolloutStatus(
 )
 RUNNING = RolloutStatus(stable_revision=OLD_REV, canary_revision=REV, current_step_index=1)
 HANDLED = RUNNING.model_copy(update={"handled_requests": {o.HANDLED_KEY: "o1"}})
+
+
+def _watch(action: RegressionAction, state: KpiState) -> PostPromotionStatus:
+    return PostPromotionStatus(
+        phase=WatchPhase.REGRESSED,
+        revision=OLD_REV,
+        previous_revision="older",
+        started_at=NOW,
+        ends_at=NOW,
+        action=action,
+        kpis=[KpiRecord(name="error-rate", reason="error_rate_regression", state=state)],
+    )
+
+
+#: A new revision (REV) waits on the confirmed regression of the stable one (OLD_REV).
+REGRESSION_HELD = RolloutStatus(
+    stable_revision=OLD_REV, post_promotion=_watch(RegressionAction.HOLD, KpiState.CONFIRMED)
+)
+#: The same regression, cleared: nothing holds any more.
+REGRESSION_CLEARED = REGRESSION_HELD.model_copy(
+    update={"post_promotion": _watch(RegressionAction.HOLD, KpiState.CLEARED)}
+)
+#: A regression confirmed with action alert holds nothing.
+REGRESSION_ALERTED = REGRESSION_HELD.model_copy(
+    update={"post_promotion": _watch(RegressionAction.ALERT, KpiState.CONFIRMED)}
+)
 WAITING = (
     "promote override by alice waits for a second person's confirmation: "
     "kubectl rollwise override rollout/web --confirm o1"
@@ -224,6 +253,52 @@ PROMOTE, HOLD, ROLLBACK = o.OverrideDecision
         ),
         pytest.param(
             override(HOLD, target=OLD_REV), RUNNING, ro.RolloutOverride(), id="other-revision"
+        ),
+        pytest.param(
+            override(PROMOTE),
+            REGRESSION_HELD,
+            ro.RolloutOverride(waiting=WAITING),
+            id="promote-past-regression-hold-waits",
+        ),
+        pytest.param(
+            override(PROMOTE, confirmed_by="alice"),
+            REGRESSION_HELD,
+            ro.RolloutOverride(waiting=WAITING),
+            id="regression-hold-self-confirmed-still-waits",
+        ),
+        pytest.param(
+            override(PROMOTE, confirmed_by="bob"),
+            REGRESSION_HELD,
+            ro.RolloutOverride(
+                requests=(
+                    ManualRequest(RequestKind.PROMOTE, "o1", user="alice", confirmed_by="bob"),
+                )
+            ),
+            id="confirmed-lifts-regression-hold",
+        ),
+        pytest.param(
+            override(PROMOTE, confirmed_by="bob"),
+            REGRESSION_HELD.model_copy(update={"handled_requests": {o.HANDLED_KEY: "o1"}}),
+            ro.RolloutOverride(),
+            id="regression-hold-lifted-once",
+        ),
+        pytest.param(
+            override(PROMOTE),
+            REGRESSION_CLEARED,
+            ro.RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, "o1"),)),
+            id="cleared-regression-holds-nothing",
+        ),
+        pytest.param(
+            override(PROMOTE),
+            REGRESSION_ALERTED,
+            ro.RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, "o1"),)),
+            id="alerted-regression-holds-nothing",
+        ),
+        pytest.param(
+            override(HOLD),
+            REGRESSION_HELD,
+            ro.RolloutOverride(hold=Hold(id="o1", user="alice", reason="why")),
+            id="hold-override-of-held-revision-is-a-hold",
         ),
     ],
 )

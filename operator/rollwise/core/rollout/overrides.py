@@ -4,6 +4,9 @@
 hold, manual requests, a waiting message); :func:`admit_child_requests` is the webhook's
 decision on the manual requests written to a ModelRelease's child Rollout.
 
+A promote override of a new revision that a confirmed post-promotion regression holds
+(``onRegression: hold``) lifts the hold once a second person confirmed it.
+
 Pure: no clock, no environment, no I/O.
 """
 
@@ -23,6 +26,7 @@ from rollwise.core.overrides import (
     signed_request,
     waiting_message,
 )
+from rollwise.core.postpromotion import holding
 from rollwise.core.rollout.status import PauseReason, RolloutStatus
 from rollwise.core.signing import Admission
 
@@ -38,11 +42,25 @@ class RolloutOverride:
     waiting: str = ""
 
 
+def regression_held(status: RolloutStatus | None, template_hash: str) -> bool:
+    """Whether the Rollout's current revision is a new one a confirmed post-promotion
+    regression with action ``hold`` keeps waiting (no canary runs, the watched revision is
+    not the current one)."""
+    if status is None or status.canary_revision is not None:
+        return False
+    watch = status.post_promotion
+    if watch is None or not holding(watch):
+        return False
+    return template_hash not in (status.stable_revision, watch.revision)
+
+
 def needs_confirmation(status: RolloutStatus | None, template_hash: str) -> bool:
     """Whether promoting the Rollout's current revision would go past a failed (rolled back)
-    or inconclusive analysis."""
+    or inconclusive analysis, or past a confirmed regression that holds it."""
     if status is None:
         return False
+    if regression_held(status, template_hash):
+        return True
     if status.rolled_back_revision is not None and status.rolled_back_revision == template_hash:
         return True
     return (
@@ -60,8 +78,10 @@ def rollout_effect(
     ``hold``: a hold until a newer override or a new revision. ``rollback``: an abort.
     ``promote``: promote-full at once, or retry then promote-full once confirmed when the
     revision was rolled back or its analysis is inconclusive (unconfirmed: a waiting message,
-    nothing else). Requests of an override already applied (``status.handledRequests``) are
-    not repeated.
+    nothing else). A new revision held by a confirmed post-promotion regression (action
+    ``hold``): once confirmed, a promote that lifts the hold, the revision then going through
+    its canary as any other (unconfirmed: the waiting message). Requests of an override
+    already applied (``status.handledRequests``) are not repeated.
     """
     if override is None or (override.target != template_hash and not override.unverified):
         return RolloutOverride()
@@ -78,6 +98,14 @@ def rollout_effect(
         return RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, override.id),))
     if not override.confirmed:
         return RolloutOverride(waiting=waiting_message(override, ROLLOUT, name))
+    if regression_held(status, template_hash):
+        lift = ManualRequest(
+            RequestKind.PROMOTE,
+            override.id,
+            user=override.user,
+            confirmed_by=override.confirmed_by or "",
+        )
+        return RolloutOverride(requests=(lift,))
     return RolloutOverride(
         requests=(
             ManualRequest(RequestKind.RETRY, override.id),

@@ -294,8 +294,18 @@ REGRESSION_HOLD = Reason(
     "RegressionHold",
     _W,
     "A confirmed regression whose action is hold blocks changes: a new revision waits until "
-    "the regression clears or a promote request (rollwise.dev/promote) overrides it.",
+    "the regression clears, a promote override of it is confirmed by a second person, or a "
+    "promote request (rollwise.dev/promote) lifts the hold.",
     "revision {revision} waits: {why}",
+)
+REGRESSION_HOLD_LIFTED = Reason(
+    "RegressionHoldLifted",
+    _N,
+    "A new revision held by a confirmed regression (action hold) proceeds: a promote "
+    "override confirmed by a second person, or a promote request, lifted the hold; the "
+    "revision goes through its canary. Recorded in status.postPromotion.holdLifted.",
+    "revision {revision} proceeds past the confirmed regression of revision {regressed}: "
+    "hold lifted by {by}",
 )
 ROLLBACK_UNAVAILABLE = Reason(
     "RegressionRollbackUnavailable",
@@ -362,6 +372,7 @@ ALL_REASONS: tuple[Reason, ...] = (
     REGRESSION_CLEARED,
     REGRESSION_ROLLBACK,
     REGRESSION_HOLD,
+    REGRESSION_HOLD_LIFTED,
     ROLLBACK_UNAVAILABLE,
     WATCH_PASSED,
     REVISION_RETIRED,

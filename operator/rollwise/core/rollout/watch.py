@@ -13,7 +13,10 @@ at promotion, evaluated on the passes the kernel's watch asks for
   remembered as rolled back (not retried until the template changes or a retry), phase
   Degraded with reason ``RegressionRollback``.
 * **hold**: a new revision waits (``RegressionHold``) while the regression stays confirmed; a
-  promote request overrides the hold.
+  promote request, or a promote override of the held revision confirmed by a second person
+  (:func:`rollwise.core.rollout.overrides.rollout_effect`), lifts the hold
+  (``RegressionHoldLifted``, ``status.postPromotion.holdLifted``) and the revision goes
+  through its canary.
 * **alert**: the events, the decision and the counters only.
 
 Pure: no clock (``now`` is an argument), no I/O.
@@ -25,8 +28,9 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
-from rollwise.core.observations import RequestKind, TemplateKey, TemplateRead
+from rollwise.core.observations import ManualRequest, RequestKind, TemplateKey, TemplateRead
 from rollwise.core.postpromotion import (
+    HoldLift,
     PostPromotionStatus,
     action_for,
     describe,
@@ -221,23 +225,48 @@ class Watch(PassState):
 
     def _regression_holds(self) -> bool:
         """Whether a confirmed regression with action hold keeps a new revision waiting; a
-        promote request lifts the hold (the watch ends, on record as regressed)."""
+        promote request, or a confirmed promote override of the held revision, lifts the hold
+        (the watch ends, on record as regressed, with who lifted it)."""
         status = self.s.post_promotion
         if status is None or not holding(status):
             return False
+        revision = self.obs.template_hash
         request = self.take(RequestKind.PROMOTE)
         if request is not None:
-            self.update(post_promotion=status.model_copy(update={"ended_at": self.now}))
+            self._lift_hold(status, revision, request)
             return False
-        revision = self.obs.template_hash
         self.regression_hold = (
             f"new revision {revision} waits: the regression of revision {status.revision} "
-            "was confirmed with action hold (until it clears, or rollwise.dev/promote)"
+            "was confirmed with action hold (until it clears, a promote override confirmed by "
+            "a second person, or rollwise.dev/promote)"
         )
         if status.held_revision != revision:
             self.update(post_promotion=status.model_copy(update={"held_revision": revision}))
             self.emit(R.REGRESSION_HOLD, revision=revision, why=self.regression_hold)
         return True
+
+    def _lift_hold(
+        self, status: PostPromotionStatus, revision: str, request: ManualRequest
+    ) -> None:
+        override = any(request is r for r in self.from_override)
+        lift = HoldLift(
+            revision=revision,
+            request=request.id,
+            override=override,
+            user=request.user or None,
+            confirmed_by=request.confirmed_by or None,
+            at=self.now,
+        )
+        self.update(
+            post_promotion=status.model_copy(update={"ended_at": self.now, "hold_lifted": lift})
+        )
+        if override:
+            by = f"promote override {request.id} by {request.user or 'unknown'}"
+            if request.confirmed_by:
+                by += f", confirmed by {request.confirmed_by}"
+        else:
+            by = f"promote request {request.id} (rollwise.dev/promote)"
+        self.emit(R.REGRESSION_HOLD_LIFTED, revision=revision, regressed=status.revision, by=by)
 
 
 __all__ = ["Watch", "warm_replicas", "watch_due", "watch_errors", "watch_of"]
