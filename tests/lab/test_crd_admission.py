@@ -195,12 +195,13 @@ INVALID_ROLLOUTS = [
     pytest.param(
         rollout(steps=[{"setWeight": 5, "pause": {}}, {"setWeight": 100}]),
         "spec.strategy.canary.steps[0]: Invalid value: each step must set exactly "
-        "one of setWeight, pause, analysis or setHeaderRoute",
+        "one of setWeight, pause, analysis, setHeaderRoute or setMirrorRoute",
         id="step-with-two-kinds",
     ),
     pytest.param(
         rollout(steps=[{}, {"setWeight": 100}]),
-        "each step must set exactly one of setWeight, pause, analysis or setHeaderRoute",
+        "each step must set exactly one of setWeight, pause, analysis, setHeaderRoute or "
+        "setMirrorRoute",
         id="empty-step",
     ),
     pytest.param(
