@@ -155,3 +155,85 @@ def test_mirroring_at_weight_0_copies_the_share_to_the_canary_and_goes_at_comple
     eventually(lambda: mirror_filters(cluster) == [], timeout=10, what="the mirror removed")
     assert ANNOTATION not in (cluster.route()["metadata"].get("annotations") or {})
     assert cluster.route_weight() == 0
+
+
+def test_istio_analysis_of_the_copies_rolls_back_and_removes_the_mirror(
+    cluster: Cluster, start_operator: StartOperator
+) -> None:
+    """``examples/rollout-istio`` with shadow traffic first and an analysis of the mirrored
+    copies alone (``mirrored="true"``, the query of ``examples/rollout-mirror``): the canary
+    answers every copy with a 500, the analysis fails and rolls back, the VirtualService's
+    mirror goes, and no client ever got an error (the copies' answers were discarded)."""
+    docs = example_docs("rollout-istio", cluster.test_id)
+    canary = rollout_of(docs)["spec"]["strategy"]["canary"]
+    example = rollout_of(example_docs("rollout-mirror", cluster.test_id))
+    shadow_metric = example["spec"]["strategy"]["canary"]["steps"][1]["analysis"]["metrics"][0]
+    query = shadow_metric["provider"]["prometheus"]["query"].replace("[1m]", "[10s]")
+    canary["steps"] = [
+        {"setMirrorRoute": {"name": "shadow", "percentage": 50}},
+        {
+            "analysis": {
+                "inconclusiveLimit": 10,
+                "metrics": [
+                    {
+                        "name": "shadow-error-ratio",
+                        "interval": "2s",
+                        "count": 6,
+                        "successCondition": "result < 0.05",
+                        "provider": {"prometheus": {"query": query}},
+                    }
+                ],
+            }
+        },
+        {"pause": {}},
+        {"setWeight": 100},
+    ]
+    canary.pop("analysis")
+    canary["scaleDownDelaySeconds"] = 2
+    cluster.apply(docs)
+    start_operator("--namespace", cluster.namespace)
+    cluster.k("wait", "--for=condition=Ready", f"rollout/{NAME}", "--timeout=30s")
+    old = str(cluster.status()["stableRevision"])
+    generator = cluster.the_lab.start_traffic(f"virtualservice/{cluster.namespace}/{NAME}", rate=40)
+    cluster.patch_template(IMAGE_2)
+    new = revision_of(cluster.rollout()["spec"]["template"])
+    # The canary's demo service starts with its pods, before the mirror sends it anything.
+    cluster.the_lab.demo(new, timeout=60).configure(error_ratio=1.0)
+
+    def mirrored() -> bool:
+        primary = cluster.virtual_service()["spec"]["http"][-1]
+        return primary.get("mirrorPercentage") == {"value": 50}
+
+    eventually(mirrored, timeout=60, what="the VirtualService's mirror")
+    primary = cluster.virtual_service()["spec"]["http"][-1]
+    assert primary["mirror"]["host"].split(".")[0] == "demo-canary"
+
+    status = eventually(
+        lambda: (s := cluster.status()).get("phase") == "Degraded" and s,
+        timeout=90,
+        what="the analysis of the copies to roll back",
+    )
+    assert status["stableRevision"] == old
+    assert "mirrorRoutes" not in status
+    events = cluster.events()
+    reasons = [e["reason"] for e in events]
+    assert "MirrorRouteSet" in reasons
+    assert "RolledBack" in reasons
+    failed = [e["message"] for e in events if e["reason"] == "AnalysisFailed"]
+    assert failed, reasons
+    assert "shadow-error-ratio" in failed[0], failed
+    eventually(
+        lambda: "mirror" not in cluster.virtual_service()["spec"]["http"][-1],
+        timeout=10,
+        what="the mirror removed",
+    )
+    vs = cluster.virtual_service()
+    assert "mirrorPercentage" not in vs["spec"]["http"][-1]
+    assert ANNOTATION not in (vs["metadata"].get("annotations") or {})
+    counts = Counts(cluster)
+    assert counts.requests(new, "true") > 0
+    assert counts.requests(new, "false") == 0, "a client request reached the canary"
+    # Every answer the clients got came from stable, and none was an error.
+    assert {revision for revision, _code in generator.stats.codes} == {old}
+    assert all(code == 200 for _revision, code in generator.stats.codes)
+    assert generator.stats.mirrored_codes[(new, 500)] > 0
