@@ -4,7 +4,10 @@ Each ``DemoService`` answers ``GET /`` with 200 or 500 according to its error ra
 a latency drawn from ``latencyMs + uniform(0, jitterMs)``. It exports, from its own
 ``CollectorRegistry`` at ``/metrics``:
 
-- ``http_requests_total{namespace, service, revision, code}`` (counter)
+- ``http_requests_total{namespace, service, revision, code, mirrored}`` (counter):
+  ``mirrored="true"`` for the copies a mirror sent (shadow traffic, their responses discarded
+  by the proxy), recognised as a real service would: the proxy appends ``-shadow`` to the
+  request's Host (Envoy does so for ``mirror`` and ``RequestMirror``); ``"false"`` otherwise
 - ``http_request_duration_seconds{namespace, service, revision}`` (histogram)
 - ``http_segment_requests_total{namespace, service, revision, segment}`` (counter): the
   requests that carried an ``x-segment`` header, by its value (clipped to 32 characters)
@@ -56,6 +59,15 @@ SEGMENT_METRIC = "http_segment_requests_total"
 #: The request header that tags a request with its segment (the traffic generator sets it on
 #: a share of its requests; a header route of a Rollout may send those to the canary).
 SEGMENT_HEADER = "x-segment"
+#: What a mirroring proxy appends to the Host of the copies it sends (Envoy's convention).
+SHADOW_SUFFIX = "-shadow"
+
+
+def is_mirrored(host: str) -> bool:
+    """Whether a request's Host marks it as a mirrored copy (``web.shop-shadow``, also with a
+    port: ``web.shop-shadow:8080``)."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name.endswith(SHADOW_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -115,8 +127,8 @@ class DemoService:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter(
             "http_requests",
-            "HTTP requests served, by status code.",
-            ["namespace", "service", "revision", "code"],
+            'HTTP requests served, by status code; mirrored copies apart (mirrored="true").',
+            ["namespace", "service", "revision", "code", "mirrored"],
             registry=self.registry,
         )
         self._latency = Histogram(
@@ -134,12 +146,14 @@ class DemoService:
         )
         self._zero_series()
         self.served: dict[str, int] = {"200": 0, "500": 0}
+        #: Mirrored copies received (also counted in ``served``).
+        self.mirrored = 0
         self._runner: web.AppRunner | None = None
 
     def _zero_series(self) -> None:
         # Series exist at 0 from the start, so rate() and increase() see the first requests.
         for code in ("200", "500"):
-            self._requests.labels(self.namespace, self.service, self.revision, code)
+            self._requests.labels(self.namespace, self.service, self.revision, code, "false")
         self._latency.labels(self.namespace, self.service, self.revision)
 
     def move_to(self, namespace: str) -> None:
@@ -195,7 +209,12 @@ class DemoService:
         code, seconds = self.draw()
         if self.sleep and seconds > 0:
             await asyncio.sleep(seconds)
-        self._requests.labels(self.namespace, self.service, self.revision, str(code)).inc()
+        mirrored = is_mirrored(request.headers.get("Host", ""))
+        self._requests.labels(
+            self.namespace, self.service, self.revision, str(code), str(mirrored).lower()
+        ).inc()
+        if mirrored:
+            self.mirrored += 1
         self._latency.labels(self.namespace, self.service, self.revision).observe(seconds)
         segment = request.headers.get(SEGMENT_HEADER)
         if segment:

@@ -23,6 +23,13 @@ first http route in order whose match the request meets (Istio). Header values c
 ``Exact`` / ``exact``, ``prefix`` and ``RegularExpression`` / ``regex`` (whole value); names
 case-insensitively. Untagged requests follow the weighted rule or route as before.
 
+Mirrors: the entry a request follows may mirror (an HTTPRoute rule's ``RequestMirror`` filter,
+``percent`` or ``fraction``, 100% without either; a VirtualService route's ``mirror`` with
+``mirrorPercentage``, 100% without). Exactly that share of the requests following it (spread
+evenly, as for tags) is copied to the mirror's Service, with ``-shadow`` appended to the Host as
+Envoy does; the copy's response is discarded: it is counted apart (``stats.mirrored``), never
+in what the clients got (``stats.codes``, ``served()``).
+
 A Service resolves to revisions through the Deployments it selects (their pod template labels),
 weighted by ready replicas; a Service whose selector names a revision (``rollwise.dev/revision``)
 and selects no Deployment resolves to that revision. A revision is reached through the
@@ -195,6 +202,50 @@ def virtualservice_header_route(
     return None
 
 
+@dataclass(frozen=True)
+class Mirror:
+    """A mirror in effect: ``fraction`` of the requests are copied to ``revisions`` (weights)
+    of the Service ``host`` (``name.namespace``)."""
+
+    host: str
+    revisions: dict[str, float]
+    fraction: float
+
+
+def httproute_mirror(rule: dict[str, Any], namespace: str) -> tuple[tuple[str, str], float] | None:
+    """The Service (namespace, name) an HTTPRoute rule mirrors to and the share copied."""
+    for f in rule.get("filters") or []:
+        if f.get("type") != "RequestMirror":
+            continue
+        spec = f.get("requestMirror") or {}
+        ref = spec.get("backendRef") or {}
+        if ref.get("kind", "Service") != "Service" or not ref.get("name"):
+            continue
+        if "percent" in spec:
+            fraction = float(spec["percent"]) / 100
+        elif "fraction" in spec:
+            part = spec["fraction"] or {}
+            fraction = float(part.get("numerator", 0)) / float(part.get("denominator", 100) or 100)
+        else:
+            fraction = 1.0
+        return (ref.get("namespace") or namespace, str(ref["name"])), min(max(fraction, 0.0), 1.0)
+    return None
+
+
+def virtualservice_mirror(
+    route: dict[str, Any], namespace: str
+) -> tuple[tuple[str, str], float] | None:
+    """The Service (namespace, name) a VirtualService http route mirrors to and the share."""
+    mirror = route.get("mirror") or {}
+    host = str(mirror.get("host", ""))
+    if not host:
+        return None
+    parts = host.split(".")
+    value = (route.get("mirrorPercentage") or {}).get("value", 100)
+    fraction = min(max(float(value) / 100, 0.0), 1.0)
+    return (parts[1] if len(parts) > 1 else namespace, parts[0]), fraction
+
+
 def _normalized(weights: dict[str, float]) -> dict[str, float]:
     total = sum(w for w in weights.values() if w > 0)
     if total <= 0:
@@ -266,14 +317,22 @@ class RoutingView:
             return self._virtualservice(obj, headers or {})
         return self._inferenceservice(obj)
 
-    def _httproute(self, route: dict[str, Any], headers: Mapping[str, str]) -> dict[str, float]:
+    def _httproute_entry(
+        self, route: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any] | None:
         rules = route.get("spec", {}).get("rules") or []
         index = self.target.rule if isinstance(self.target.rule, int) else 0
         if index >= len(rules):
-            return {}
-        chosen = rules[index]
+            return None
+        chosen: dict[str, Any] = rules[index]
         if headers:
             chosen = httproute_header_rule(rules, index, headers) or chosen
+        return chosen
+
+    def _httproute(self, route: dict[str, Any], headers: Mapping[str, str]) -> dict[str, float]:
+        chosen = self._httproute_entry(route, headers)
+        if chosen is None:
+            return {}
         backends = []
         for ref in chosen.get("backendRefs") or []:
             if ref.get("kind", "Service") != "Service" or ref.get("group", "") != "":
@@ -282,7 +341,9 @@ class RoutingView:
             backends.append((ref.get("namespace") or self.target.namespace, ref["name"], weight))
         return self._split(backends)
 
-    def _virtualservice(self, vs: dict[str, Any], headers: Mapping[str, str]) -> dict[str, float]:
+    def _virtualservice_entry(
+        self, vs: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any] | None:
         routes = vs.get("spec", {}).get("http") or []
         chosen = None
         rule = self.target.rule
@@ -295,6 +356,10 @@ class RoutingView:
             chosen = virtualservice_first_route(routes, headers)
         if headers and rule is not None:
             chosen = virtualservice_header_route(routes, headers) or chosen
+        return chosen
+
+    def _virtualservice(self, vs: dict[str, Any], headers: Mapping[str, str]) -> dict[str, float]:
+        chosen = self._virtualservice_entry(vs, headers)
         if chosen is None:
             return {}
         destinations = chosen.get("route") or []
@@ -307,6 +372,24 @@ class RoutingView:
             default = 100 if len(destinations) == 1 else 0
             backends.append((namespace, parts[0], float(dest.get("weight", default))))
         return self._split(backends)
+
+    def mirror(self, headers: Mapping[str, str] | None = None) -> Mirror | None:
+        """The mirror of the entry the requests (carrying ``headers``) follow, if any."""
+        t = self.target
+        obj = self.route.get(t.namespace, t.name) if self.route is not None else None
+        if obj is None or t.kind not in ("httproute", "virtualservice"):
+            return None
+        if t.kind == "httproute":
+            entry = self._httproute_entry(obj, headers or {})
+            found = httproute_mirror(entry or {}, t.namespace)
+        else:
+            entry = self._virtualservice_entry(obj, headers or {})
+            found = virtualservice_mirror(entry or {}, t.namespace)
+        if found is None:
+            return None
+        (namespace, name), fraction = found
+        revisions = self.service_revisions(namespace, name)
+        return Mirror(f"{name}.{namespace}", revisions, fraction) if fraction > 0 else None
 
     def _inferenceservice(self, isvc: dict[str, Any]) -> dict[str, float]:
         predictor = isvc.get("status", {}).get("components", {}).get("predictor", {})
@@ -324,6 +407,9 @@ class TrafficStats:
 
     sent: Counter[str] = field(default_factory=Counter)  # by revision (or NO_ROUTE...)
     tagged: Counter[str] = field(default_factory=Counter)  # tagged requests, by revision
+    # Mirrored copies sent, by revision (their responses discarded), and their status codes.
+    mirrored: Counter[str] = field(default_factory=Counter)
+    mirrored_codes: Counter[tuple[str, int]] = field(default_factory=Counter)
     codes: Counter[tuple[str, int]] = field(default_factory=Counter)
     failed: int = 0  # transport errors
     delayed: int = 0  # requests that waited for a free worker
@@ -356,6 +442,10 @@ class TrafficGenerator:
         self.tagged_weights: dict[str, float] = {}
         self._tagged_current: dict[str, float] = {}
         self._tag_credit = 0.0
+        self.mirror_of: Mirror | None = None
+        self.tagged_mirror: Mirror | None = None
+        self._mirror_credit = 0.0
+        self._mirror_current: dict[str, float] = {}
         if duration is None and count is None:
             raise ValueError("a traffic run needs a duration or a count")
         self.target = RouteTarget.parse(target) if isinstance(target, str) else target
@@ -395,7 +485,12 @@ class TrafficGenerator:
             self.weights = weights
             self.stats.weight_changes.append((time.monotonic(), dict(weights)))
             self._current = dict.fromkeys(weights, 0.0)
+        mirror = self.view.mirror()
+        if mirror != self.mirror_of:
+            self.mirror_of = mirror
+            self._mirror_current = dict.fromkeys(mirror.revisions if mirror else {}, 0.0)
         if self.tag is not None:
+            self.tagged_mirror = self.view.mirror(dict([self.tag]))
             tagged = self.view.weights(dict([self.tag]))
             if tagged != self.tagged_weights:
                 self.tagged_weights = tagged
@@ -409,6 +504,25 @@ class TrafficGenerator:
             self._tag_credit -= 1.0
             return True
         return False
+
+    def _next_mirror(self, tagged: bool) -> tuple[Mirror, str] | None:
+        """The mirror and revision the next request's copy goes to, if it is copied: exactly
+        the mirror's fraction of the requests following it, spread evenly."""
+        mirror = self.tagged_mirror if tagged else self.mirror_of
+        if mirror is None:
+            return None
+        self._mirror_credit += mirror.fraction
+        if self._mirror_credit < 1.0 - 1e-9:
+            return None
+        self._mirror_credit -= 1.0
+        if not mirror.revisions:
+            return mirror, NO_ENDPOINT
+        current = self._mirror_current
+        for revision, weight in mirror.revisions.items():
+            current[revision] = current.get(revision, 0.0) + weight
+        chosen = max(mirror.revisions, key=lambda r: current[r])
+        current[chosen] -= 1.0
+        return mirror, chosen
 
     def _pick(self, tagged: bool = False) -> str:
         # Smooth weighted round robin: every pick raises each revision by its weight and takes
@@ -462,6 +576,22 @@ class TrafficGenerator:
         except (aiohttp.ClientError, TimeoutError):
             self.stats.failed += 1
 
+    async def _send_copy(self, mirror: Mirror, revision: str, tagged: bool) -> None:
+        """Sends a mirrored copy, Host suffixed with ``-shadow``; its response is discarded."""
+        self.stats.mirrored[revision] += 1
+        demo = self.registry.get(revision) if revision != NO_ENDPOINT else None
+        if demo is None or self._session is None:
+            return
+        headers = {"Host": f"{mirror.host}-shadow"}
+        if tagged and self.tag is not None:
+            headers.update(dict([self.tag]))
+        try:
+            async with self._session.get(demo.url + "/", headers=headers) as resp:
+                await resp.read()
+                self.stats.mirrored_codes[(revision, resp.status)] += 1
+        except (aiohttp.ClientError, TimeoutError):
+            self.stats.failed += 1
+
     async def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -487,6 +617,11 @@ class TrafficGenerator:
                 task = loop.create_task(self._send(self._pick(tagged), tagged))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
+                copy = self._next_mirror(tagged)
+                if copy is not None:
+                    shadow = loop.create_task(self._send_copy(*copy, tagged))
+                    in_flight.add(shadow)
+                    shadow.add_done_callback(in_flight.discard)
             if in_flight:
                 await asyncio.wait(in_flight, timeout=self.request_timeout + 1)
         finally:

@@ -195,12 +195,13 @@ INVALID_ROLLOUTS = [
     pytest.param(
         rollout(steps=[{"setWeight": 5, "pause": {}}, {"setWeight": 100}]),
         "spec.strategy.canary.steps[0]: Invalid value: each step must set exactly "
-        "one of setWeight, pause, analysis or setHeaderRoute",
+        "one of setWeight, pause, analysis, setHeaderRoute or setMirrorRoute",
         id="step-with-two-kinds",
     ),
     pytest.param(
         rollout(steps=[{}, {"setWeight": 100}]),
-        "each step must set exactly one of setWeight, pause, analysis or setHeaderRoute",
+        "each step must set exactly one of setWeight, pause, analysis, setHeaderRoute or "
+        "setMirrorRoute",
         id="empty-step",
     ),
     pytest.param(
@@ -242,6 +243,30 @@ INVALID_ROLLOUTS = [
         ),
         "headerValue must set exactly one of exact, prefix or regex",
         id="header-value-two-kinds",
+    ),
+    pytest.param(
+        rollout(
+            steps=[{"setMirrorRoute": {"name": "shadow", "percentage": 20}}, {"setWeight": 100}]
+        ),
+        "spec.strategy.canary: Invalid value: setMirrorRoute needs a trafficRouting router "
+        "(gatewayAPI or istio)",
+        id="mirror-without-router",
+    ),
+    pytest.param(
+        rollout(
+            steps=[{"setMirrorRoute": {"name": "shadow", "percentage": 101}}, {"setWeight": 100}],
+            trafficRouting={"gatewayAPI": {"httpRoute": {"name": "demo"}}},
+        ),
+        "spec.strategy.canary.steps[0].setMirrorRoute.percentage: Invalid value: 101",
+        id="mirror-over-100",
+    ),
+    pytest.param(
+        rollout(
+            steps=[{"setMirrorRoute": {"name": "shadow"}}, {"setWeight": 100}],
+            trafficRouting={"gatewayAPI": {"httpRoute": {"name": "demo"}}},
+        ),
+        "spec.strategy.canary.steps[0].setMirrorRoute.percentage: Required value",
+        id="mirror-without-percentage",
     ),
     pytest.param(
         rollout(steps=[{"pause": {"duration": "5 minutes"}}, {"setWeight": 100}]),
@@ -801,6 +826,8 @@ def test_valid_rollout_with_every_step_kind(admit: Admit) -> None:
                 }
             },
             {"setHeaderRoute": {"name": "beta"}},
+            {"setMirrorRoute": {"name": "shadow", "percentage": 20}},
+            {"setMirrorRoute": {"name": "shadow", "percentage": 0}},
             {"setWeight": 100},
             {"analysis": {"interval": "250ms", "failureLimit": 2}},
         ],
@@ -854,6 +881,7 @@ FULL_ROLLOUT_STATUS: dict[str, Any] = {
     "stableRevision": "6d4f8b7c9",
     "canaryRevision": "7f9c5d6b8",
     "headerRoutes": [{"name": "beta", "match": ["x-segment exact 'beta'"]}],
+    "mirrorRoutes": [{"name": "shadow", "percentage": 20}],
     "stepStartedAt": T0,
     "pauseStartedAt": T0,
     "pauseReason": "PauseStep",

@@ -39,6 +39,7 @@ from rollwise.core.traffic import (
     HeaderMatch,
     HeaderRoute,
     MatchKind,
+    MirrorRoute,
     cookie_pattern,
     expected_weight,
 )
@@ -623,3 +624,123 @@ def test_replica_ratio_refuses_header_routes(env: Env, ns: str) -> None:
         router.set_header_routes((BETA,))
     router.set_header_routes(())  # removing none is a no-op
     assert router.get_header_routes() == ()
+
+
+# ------------------------------------------------------------------------------------ mirrors
+
+SHADOW = MirrorRoute("shadow", 20)
+
+
+def _mirror_fields(env: Env, ns: str, case: RouterCase) -> list[Any]:
+    """What each entry carrying the split holds of a mirror, as the API server stores it."""
+    if case is GATEWAY:
+        rules = env.kube.get(HTTPROUTES, ns, "web")["spec"]["rules"]
+        return [
+            r.get("filters")
+            for r in rules
+            if r.get("backendRefs", [{}])[0].get("name") == STABLE_SVC
+        ]
+    http = env.kube.get(VIRTUALSERVICES, ns, "web")["spec"]["http"]
+    return [
+        (r.get("mirror"), r.get("mirrorPercentage")) for r in http if r.get("name") == "primary"
+    ]
+
+
+@pytest.mark.parametrize("case", HEADER_CASES)
+def test_mirror_routes_read_back_are_idempotent_kept_by_weights_and_removed_cleanly(
+    env: Env, ns: str, case: RouterCase
+) -> None:
+    case.create(env, ns)
+    router = _router(env, case, case.context(ns))
+    router.set_weight(25)
+    before = _entries(env, ns, case)
+    assert router.get_mirror_routes() == ()
+
+    router.set_mirror_routes((SHADOW,))
+    assert eventually(router.get_mirror_routes, (SHADOW,)) == (SHADOW,)
+    version = case.version(env, ns)
+    router.set_mirror_routes((SHADOW,))
+    assert case.version(env, ns) == version, "a second set_mirror_routes wrote"
+    # The mirror moves no weight, and weights written later keep the mirror.
+    assert router.get_weight() == 25
+    router.set_weight(50)
+    assert eventually(router.get_weight, 50) == 50
+    assert router.verify(50)
+    assert router.get_mirror_routes() == (SHADOW,)
+
+    more = MirrorRoute("shadow", 50)
+    router.set_mirror_routes((more,))
+    assert eventually(router.get_mirror_routes, (more,)) == (more,)
+    router.set_mirror_routes(())
+    assert eventually(router.get_mirror_routes, ()) == ()
+    router.set_weight(25)
+    assert _entries(env, ns, case) == before
+    resource = HTTPROUTES if case is GATEWAY else VIRTUALSERVICES
+    annotations = env.kube.get(resource, ns, "web")["metadata"].get("annotations") or {}
+    assert "rollwise.dev/mirror-routes" not in annotations
+
+
+def test_httproute_mirror_is_a_request_mirror_filter_to_the_canary(env: Env, ns: str) -> None:
+    _create_httproute(env, ns)
+    router = GatewayAPIRouter(env.kube, GATEWAY.context(ns), "web")
+    router.set_mirror_routes((SHADOW,))
+    rule = env.kube.get(HTTPROUTES, ns, "web")["spec"]["rules"][0]
+    assert rule["filters"] == [
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": CANARY_SVC, "port": 80}, "percent": 20},
+        }
+    ]
+    assert rule["backendRefs"] == [{"name": STABLE_SVC, "port": 80}]
+
+
+def test_virtualservice_mirror_keeps_the_stable_host_form(env: Env, ns: str) -> None:
+    _create_vs(env, ns)
+    router = IstioRouter(env.kube, ISTIO.context(ns), "web", ["primary"])
+    router.set_mirror_routes((SHADOW,))
+    http = env.kube.get(VIRTUALSERVICES, ns, "web")["spec"]["http"]
+    primary = next(r for r in http if r.get("name") == "primary")
+    assert primary["mirror"] == {
+        "host": f"{CANARY_SVC}.{ns}.svc.cluster.local",
+        "port": {"number": 80},
+    }
+    assert primary["mirrorPercentage"] == {"value": 20}
+    assert router.get_weight() == 0
+
+
+@pytest.mark.parametrize("case", HEADER_CASES)
+def test_mirror_edited_away_is_not_reported(env: Env, ns: str, case: RouterCase) -> None:
+    case.create(env, ns)
+    router = _router(env, case, case.context(ns))
+    router.set_mirror_routes((SHADOW,))
+    assert eventually(router.get_mirror_routes, (SHADOW,)) == (SHADOW,)
+    # A human takes the mirror off behind the operator's back: it is no longer in effect.
+    field = "rules" if case is GATEWAY else "http"
+    mirror_keys = ("filters", "mirror", "mirrorPercentage")
+    edited = [
+        {k: v for k, v in entry.items() if k not in mirror_keys}
+        for entry in _entries(env, ns, case)
+    ]
+    env.kubectl(
+        "patch",
+        case.resource,
+        "web",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {field: edited}}),
+        namespace=ns,
+        check=True,
+    )
+    assert eventually(router.get_mirror_routes, ()) == ()
+    router.set_mirror_routes((SHADOW,))  # the next pass writes it again
+    assert eventually(router.get_mirror_routes, (SHADOW,)) == (SHADOW,)
+    assert _mirror_fields(env, ns, case)
+
+
+def test_replica_ratio_refuses_mirrors(env: Env, ns: str) -> None:
+    REPLICA_RATIO.create(env, ns)
+    router = _router(env, REPLICA_RATIO, REPLICA_RATIO.context(ns))
+    with pytest.raises(RouteMisconfigured, match="cannot mirror"):
+        router.set_mirror_routes((SHADOW,))
+    router.set_mirror_routes(())  # removing none is a no-op
+    assert router.get_mirror_routes() == ()

@@ -79,11 +79,26 @@ def test_metrics_carry_service_revision_and_code_labels(demo_service: DemoServic
     rev = demo_service.revision
     # No namespace given: the label is there, empty (the lab controller gives the pods').
     labels = f'namespace="",revision="{rev}",service="demo"'
-    assert f'http_requests_total{{code="200",{labels}}} 3.0' in text
-    assert f'http_requests_total{{code="500",{labels}}} 0.0' in text
+    assert f'http_requests_total{{code="200",mirrored="false",{labels}}} 3.0' in text
+    assert f'http_requests_total{{code="500",mirrored="false",{labels}}} 0.0' in text
     # 30 ms falls in the 0.05 s bucket, not in the 0.025 s one.
     assert f'http_request_duration_seconds_bucket{{le="0.025",{labels}}} 0.0' in text
     assert f'http_request_duration_seconds_bucket{{le="0.05",{labels}}} 3.0' in text
+
+
+def test_mirrored_copies_are_labelled_apart_by_their_shadow_host(demo_service: DemoService) -> None:
+    """A mirroring proxy appends ``-shadow`` to a copy's Host (Envoy): the service counts those
+    with ``mirrored="true"``, the others with ``mirrored="false"``."""
+    demo_service.configure(error_ratio=0.0, latency_ms=1, jitter_ms=0)
+    _codes(demo_service, 2)
+    with requests.Session() as session:
+        for host in ("demo.lab-shadow", "demo.lab-shadow:8080"):
+            session.get(demo_service.url + "/", headers={"Host": host}, timeout=2)
+    text = requests.get(demo_service.url + "/metrics", timeout=2).text
+    labels = f'namespace="",revision="{demo_service.revision}",service="demo"'
+    assert f'http_requests_total{{code="200",mirrored="false",{labels}}} 2.0' in text
+    assert f'http_requests_total{{code="200",mirrored="true",{labels}}} 2.0' in text
+    assert demo_service.mirrored == 2
 
 
 def test_a_revision_counts_in_the_namespace_it_last_appeared_in(
@@ -101,7 +116,7 @@ def test_a_revision_counts_in_the_namespace_it_last_appeared_in(
         text = requests.get(demo.url + "/metrics", timeout=2).text
         for namespace, count in (("istio", 2), ("ratio", 3)):
             labels = f'namespace="{namespace}",revision="{revision}",service="demo"'
-            assert f'http_requests_total{{code="200",{labels}}} {count}.0' in text
+            assert f'http_requests_total{{code="200",mirrored="false",{labels}}} {count}.0' in text
     finally:
         lab_loop.run(service_registry.remove(revision))
 

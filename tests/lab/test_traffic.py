@@ -13,7 +13,14 @@ from kubernetes import client
 
 from hack.lab.lab import Lab
 from hack.lab.prometheus import PrometheusServer
-from hack.lab.traffic import RouteTarget, httproute_header_rule, virtualservice_header_route
+from hack.lab.service import is_mirrored
+from hack.lab.traffic import (
+    RouteTarget,
+    httproute_header_rule,
+    httproute_mirror,
+    virtualservice_header_route,
+    virtualservice_mirror,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -296,3 +303,79 @@ def test_virtualservice_header_route_is_the_first_that_matches() -> None:
     assert (pick(routes, {"X-Segment": "beta"}) or {}).get("name") == "rollwise-beta"
     assert (pick(routes, {"x-version": "v2.1"}) or {}).get("name") == "rollwise-v"
     assert pick(routes, {"x-version": "v1"}) is None  # the weighted route's case
+
+
+# ------------------------------------------------------------------ mirrors
+
+
+def _mirror_filter(**spec: Any) -> dict[str, Any]:
+    return {
+        "type": "RequestMirror",
+        "requestMirror": {"backendRef": {"name": "web-canary"}, **spec},
+    }
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        pytest.param(
+            {"filters": [_mirror_filter(percent=20)]}, (("ns", "web-canary"), 0.2), id="percent"
+        ),
+        pytest.param(
+            {"filters": [_mirror_filter(fraction={"numerator": 1, "denominator": 8})]},
+            (("ns", "web-canary"), 0.125),
+            id="fraction",
+        ),
+        pytest.param(
+            {"filters": [_mirror_filter(fraction={"numerator": 3})]},
+            (("ns", "web-canary"), 0.03),
+            id="fraction-default-denominator",
+        ),
+        pytest.param({"filters": [_mirror_filter()]}, (("ns", "web-canary"), 1.0), id="all"),
+        pytest.param(
+            {"filters": [{"type": "RequestHeaderModifier"}, _mirror_filter(percent=5)]},
+            (("ns", "web-canary"), 0.05),
+            id="among-other-filters",
+        ),
+        pytest.param({"filters": [{"type": "RequestHeaderModifier"}]}, None, id="none"),
+    ],
+)
+def test_httproute_mirror_reads_percent_and_fraction(
+    rule: dict[str, Any], expected: tuple[tuple[str, str], float] | None
+) -> None:
+    assert httproute_mirror(rule, "ns") == expected
+
+
+@pytest.mark.parametrize(
+    ("route", "expected"),
+    [
+        pytest.param(
+            {
+                "mirror": {"host": "web-canary.shop.svc.cluster.local"},
+                "mirrorPercentage": {"value": 20},
+            },
+            (("shop", "web-canary"), 0.2),
+            id="qualified-host",
+        ),
+        pytest.param({"mirror": {"host": "web-canary"}}, (("ns", "web-canary"), 1.0), id="all"),
+        pytest.param({"route": []}, None, id="none"),
+    ],
+)
+def test_virtualservice_mirror_reads_host_and_percentage(
+    route: dict[str, Any], expected: tuple[tuple[str, str], float] | None
+) -> None:
+    assert virtualservice_mirror(route, "ns") == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "mirrored"),
+    [
+        pytest.param("web.shop-shadow", True, id="shadow"),
+        pytest.param("web.shop-shadow:8080", True, id="shadow-with-port"),
+        pytest.param("127.0.0.1:8080", False, id="plain"),
+        pytest.param("shadow.example.com", False, id="word-elsewhere"),
+        pytest.param("", False, id="empty"),
+    ],
+)
+def test_the_demo_service_tells_mirrored_copies_by_their_host(host: str, mirrored: bool) -> None:
+    assert is_mirrored(host) is mirrored

@@ -123,6 +123,18 @@ HEALTH_CASES = [
         id="paused-with-header-routes",
     ),
     pytest.param(
+        rollout(
+            observed(
+                "Paused",
+                "step 2/3: paused until promoted",
+                mirrorRoutes=[{"name": "shadow", "percentage": 20}],
+            )
+        ),
+        "Suspended",
+        "step 2/3: paused until promoted (mirrored to the canary: shadow 20%)",
+        id="paused-with-a-mirror",
+    ),
+    pytest.param(
         rollout(observed("Paused", "paused by spec.paused")),
         "Suspended",
         "paused by spec.paused",

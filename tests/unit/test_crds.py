@@ -285,6 +285,7 @@ def test_rule_messages_are_the_operators_messages() -> None:
         "MSG_HEADER_ROUTE_ROUTER",
         "MSG_HEADER_MATCH_ONE",
         "MSG_HEADER_VALUE_ONE",
+        "MSG_MIRROR_ROUTE_ROUTER",
     ]
     assert [name for name in shared if getattr(validation, name) not in messages] == []
 
@@ -479,9 +480,11 @@ def test_crd_spec_matches_the_model(crd: dict[str, Any], model: type[BaseModel])
     compare_model(model, openapi(crd)["properties"]["spec"], "spec", problems)
     if model is ModelReleaseSpec:
         # The step model is shared with the Rollout; a ModelRelease canary has no header
-        # routes: its CRD has no such field (the API server drops or refuses it) and the
-        # operator's validation refuses one that got past (MSG_HEADER_ROUTE_MODELRELEASE).
+        # routes nor mirrors: its CRD has no such field (the API server drops or refuses it)
+        # and the operator's validation refuses one that got past
+        # (MSG_HEADER_ROUTE_MODELRELEASE, MSG_MIRROR_ROUTE_MODELRELEASE).
         problems.remove("spec.canary.steps[].setHeaderRoute: only in the model")
+        problems.remove("spec.canary.steps[].setMirrorRoute: only in the model")
     assert problems == []
 
 

@@ -88,6 +88,11 @@ def step_text(step: Mapping[str, Any], analysed: bool = False) -> str:
         if not route.get("match"):
             return f"remove header route {route.get('name', '?')}"
         return f"setHeaderRoute {route.get('name', '?')}"
+    if "setMirrorRoute" in step and step["setMirrorRoute"] is not None:
+        mirror = _as_dict(step["setMirrorRoute"])
+        if not mirror.get("percentage"):
+            return f"remove mirror route {mirror.get('name', '?')}"
+        return f"setMirrorRoute {mirror.get('name', '?')} {mirror.get('percentage')}%"
     return "(empty step)"
 
 
@@ -429,6 +434,13 @@ def render_rollout(
             for index, route in enumerate(status.header_routes or []):
                 label = "Segments:" if index == 0 else ""
                 lines.append(f"{label:<13}{route.name}: {' and '.join(route.match)} -> canary")
+            # Mirrors in effect: copies of the routed requests, the canary's answers discarded.
+            for index, mirror in enumerate(status.mirror_routes or []):
+                label = "Mirror:" if index == 0 else ""
+                lines.append(
+                    f"{label:<13}{mirror.name}: {mirror.percentage}% of requests copied to the "
+                    "canary (responses discarded)"
+                )
         else:
             lines.append("Canary:      -")
             if actual is not None and actual.weight not in (None, 0):

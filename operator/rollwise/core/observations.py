@@ -19,7 +19,7 @@ from typing import Any
 
 from rollwise.core.burnrate import WindowCounts
 from rollwise.core.querycheck import QueryCheck
-from rollwise.core.traffic import HeaderRoute
+from rollwise.core.traffic import HeaderRoute, MirrorRoute
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,8 @@ class Observations:
     the Rollout runs with a baseline (None: not read, unknown or unreadable).
     ``actual_header_routes``: the header routes the operator added that the router carries now,
     read only for a Rollout with setHeaderRoute steps or routes in effect (None: not read).
+    ``actual_mirror_routes``: likewise the mirrors the operator added that the router carries
+    now (setMirrorRoute steps).
     ``stable_service_exists`` / ``canary_service_exists``: whether the Services exist (the
     operator points them, it does not create them: a missing one blocks the rollout);
     ``baseline_service_exists`` likewise for ``baselineService`` (True when none is named).
@@ -229,6 +231,7 @@ class Observations:
     actual_weight: int | None = None
     actual_baseline_weight: int | None = None
     actual_header_routes: tuple[HeaderRoute, ...] | None = None
+    actual_mirror_routes: tuple[MirrorRoute, ...] | None = None
     stable_service_exists: bool = True
     canary_service_exists: bool = True
     baseline_service_exists: bool = True

@@ -386,13 +386,24 @@ class HeaderRouteStep(Model):
     match: list[HeaderRouteMatch] | None = None
 
 
+class MirrorRouteStep(Model):
+    """``percentage`` of the requests the router sends on (stable's traffic at weight 0) are
+    copied to the canary, its responses discarded; ``percentage: 0`` removes the mirror of that
+    name."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    percentage: int = Field(ge=0, le=100)
+
+
 class Step(Model):
-    """Exactly one of ``setWeight``, ``pause``, ``analysis`` or ``setHeaderRoute``."""
+    """Exactly one of ``setWeight``, ``pause``, ``analysis``, ``setHeaderRoute`` or
+    ``setMirrorRoute``."""
 
     set_weight: Weight | None = None
     pause: PauseStep | None = None
     analysis: StepAnalysis | None = None
     set_header_route: HeaderRouteStep | None = None
+    set_mirror_route: MirrorRouteStep | None = None
 
 
 def default_steps() -> list[Step]:
@@ -528,4 +539,9 @@ def step_what(step: Step) -> str:
     if step.set_header_route is not None:
         verb = "setHeaderRoute" if step.set_header_route.match else "remove header route"
         return f"{verb} {step.set_header_route.name}"
+    if step.set_mirror_route is not None:
+        mirror = step.set_mirror_route
+        if mirror.percentage == 0:
+            return f"remove mirror route {mirror.name}"
+        return f"setMirrorRoute {mirror.name} {mirror.percentage}%"
     return "analysis"

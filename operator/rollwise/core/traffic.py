@@ -173,3 +173,35 @@ def cookie_pattern(name: str, value: str) -> str:
     """A regular expression matching a ``Cookie`` header that carries ``name=value`` among its
     cookies (RE2 and Python ``re`` alike: no look-around)."""
     return f"^(.*;\\s*)?{re.escape(name)}={re.escape(value)}(;.*)?$"
+
+
+# ------------------------------------------------------------------ mirroring (shadow traffic)
+
+
+@dataclass(frozen=True)
+class MirrorRoute:
+    """Shadow traffic: ``percentage`` of the requests the routed entries receive are copied to
+    the canary, whose responses are discarded (clients get only the answer of the backend the
+    weights chose). ``name`` identifies it within the Rollout."""
+
+    name: str
+    percentage: int
+
+    def text(self) -> str:
+        return f"{self.name} ({self.percentage}% of requests copied to the canary)"
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON form the routers keep on their routing object."""
+        return {"name": self.name, "percentage": self.percentage}
+
+    @classmethod
+    def from_wire(cls, raw: Any) -> MirrorRoute:
+        """The route ``to_wire`` wrote (``ValueError`` for anything else)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise ValueError(f"not a mirror route: {raw!r}")
+        percentage = raw.get("percentage")
+        if not isinstance(percentage, int) or isinstance(percentage, bool):
+            raise ValueError(f"not a mirror percentage: {raw!r}")
+        if not 1 <= percentage <= 100:
+            raise ValueError(f"mirror percentage out of 1-100: {raw!r}")
+        return cls(raw["name"], percentage)

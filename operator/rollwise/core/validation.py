@@ -37,7 +37,9 @@ from rollwise.core.spec import (
     TemplateRef,
 )
 
-MSG_STEP_ONE_KIND = "each step must set exactly one of setWeight, pause, analysis or setHeaderRoute"
+MSG_STEP_ONE_KIND = (
+    "each step must set exactly one of setWeight, pause, analysis, setHeaderRoute or setMirrorRoute"
+)
 #: A ModelRelease canary's steps have no setHeaderRoute.
 MSG_CANARY_STEP_ONE_KIND = "each step must set exactly one of setWeight, pause or analysis"
 MSG_HEADER_ROUTE_ROUTER = (
@@ -46,6 +48,16 @@ MSG_HEADER_ROUTE_ROUTER = (
     "revision by their headers"
 )
 MSG_HEADER_ROUTE_MODELRELEASE = "setHeaderRoute is a Rollout step; a ModelRelease canary has none"
+MSG_MIRROR_ROUTE_ROUTER = (
+    "setMirrorRoute needs a trafficRouting router (gatewayAPI or istio): without one the "
+    "weight is carried by replica counts behind one Service, which cannot copy requests to "
+    "the canary"
+)
+MSG_MIRROR_ROUTE_MODELRELEASE = "setMirrorRoute is a Rollout step; a ModelRelease canary has none"
+MSG_MIRROR_ONE = (
+    "one mirror at a time: remove a setMirrorRoute (percentage 0) before a step sets one of "
+    "another name (a VirtualService route carries a single mirror)"
+)
 MSG_HEADER_MATCH_ONE = "each match must set exactly one of headerName (with headerValue) or cookie"
 MSG_HEADER_VALUE_ONE = "headerValue must set exactly one of exact, prefix or regex"
 MSG_HEADER_REGEX = "headerValue.regex is not a valid regular expression"
@@ -110,6 +122,8 @@ def validate_rollout(spec: RolloutSpec) -> list[str]:
     routing = canary.traffic_routing
     if routing is None and any(step.set_header_route is not None for step in canary.steps):
         errors.append(f"{base}.steps: {MSG_HEADER_ROUTE_ROUTER}")
+    if routing is None and any(step.set_mirror_route is not None for step in canary.steps):
+        errors.append(f"{base}.steps: {MSG_MIRROR_ROUTE_ROUTER}")
     if routing is not None and (routing.gateway_api is None) == (routing.istio is None):
         errors.append(f"{base}.trafficRouting: {MSG_ONE_ROUTER}")
     if canary.stable_service == canary.canary_service:
@@ -130,15 +144,22 @@ def validate_steps(
 ) -> list[str]:
     """Problems of a canary's ``steps`` (located under ``base``), shared by the Rollout and the
     ModelRelease's canary: one kind per step, non-decreasing weights ending at 100, analysis
-    steps with metrics, valid durations and metrics, header routes (a Rollout's only:
-    ``header_routes``) with well-formed matches."""
+    steps with metrics, valid durations and metrics, header routes and mirrors (a Rollout's
+    only: ``header_routes``) with well-formed matches, one mirror at a time."""
     errors: list[str] = []
     last_weight: int | None = None
+    mirrors: dict[str, int] = {}  # name -> percentage in effect after each step
     for i, step in enumerate(steps):
         where = f"{base}.steps[{i}]"
         kinds = sum(
             x is not None
-            for x in (step.set_weight, step.pause, step.analysis, step.set_header_route)
+            for x in (
+                step.set_weight,
+                step.pause,
+                step.analysis,
+                step.set_header_route,
+                step.set_mirror_route,
+            )
         )
         if kinds != 1:
             one_kind = MSG_STEP_ONE_KIND if header_routes else MSG_CANARY_STEP_ONE_KIND
@@ -147,6 +168,13 @@ def validate_steps(
             if not header_routes:
                 errors.append(f"{where}.setHeaderRoute: {MSG_HEADER_ROUTE_MODELRELEASE}")
             errors.extend(_header_route(f"{where}.setHeaderRoute", step.set_header_route))
+        if step.set_mirror_route is not None:
+            if not header_routes:
+                errors.append(f"{where}.setMirrorRoute: {MSG_MIRROR_ROUTE_MODELRELEASE}")
+            else:
+                mirrors[step.set_mirror_route.name] = step.set_mirror_route.percentage
+                if sum(p > 0 for p in mirrors.values()) > 1:
+                    errors.append(f"{where}.setMirrorRoute: {MSG_MIRROR_ONE}")
         if step.set_weight is not None:
             if last_weight is not None and step.set_weight < last_weight:
                 errors.append(f"{where}.setWeight: {MSG_WEIGHTS_NON_DECREASING}")

@@ -17,7 +17,7 @@ from rollwise.cli.render import (
     threshold_text,
 )
 from rollwise.core.observations import TemplateKey
-from rollwise.core.rollout.status import ActiveHeaderRoute, BaselineStatus
+from rollwise.core.rollout.status import ActiveHeaderRoute, ActiveMirrorRoute, BaselineStatus
 from rollwise.core.spec import Metric
 from tests.unit.cli import cli_builders as b
 
@@ -375,6 +375,22 @@ def test_get_shows_the_header_routes_in_effect_and_the_steps_that_set_them() -> 
     assert "setHeaderRoute beta" in text
     assert "remove header route old" in text
     assert "Segments:" not in render_rollout(b.rollout(b.canary_at_step_2()), [], b.NOW)
+
+
+def test_get_shows_the_mirror_in_effect_and_the_steps_that_set_it() -> None:
+    status = b.canary_at_step_2().model_copy(
+        update={"mirror_routes": [ActiveMirrorRoute(name="shadow", percentage=20)]}
+    )
+    obj = b.rollout(status)
+    obj["spec"]["strategy"]["canary"]["steps"][:0] = [
+        {"setMirrorRoute": {"name": "shadow", "percentage": 20}},
+        {"setMirrorRoute": {"name": "old", "percentage": 0}},
+    ]
+    text = render_rollout(obj, [], b.NOW)
+    assert "Mirror:      shadow: 20% of requests copied to the canary (responses discarded)" in text
+    assert "setMirrorRoute shadow 20%" in text
+    assert "remove mirror route old" in text
+    assert "Mirror:" not in render_rollout(b.rollout(b.canary_at_step_2()), [], b.NOW)
 
 
 def test_template_metrics_are_shown_with_their_conditions() -> None:

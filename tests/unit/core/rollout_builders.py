@@ -22,12 +22,13 @@ from rollwise.core.rollout.actions import (
     EnsureRevision,
     ScaleRevision,
     SetHeaderRoutes,
+    SetMirrorRoutes,
     SetWeight,
 )
 from rollwise.core.rollout.canary import decide
 from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec
-from rollwise.core.traffic import HeaderRoute, replica_ratio_weight
+from rollwise.core.traffic import HeaderRoute, MirrorRoute, replica_ratio_weight
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -170,6 +171,7 @@ class Cluster:
         self.weight = 0
         self.unready: set[str] = set()
         self.header_routes: tuple[HeaderRoute, ...] = ()
+        self.mirror_routes: tuple[MirrorRoute, ...] = ()
 
     def apply(self, decision: Decision) -> None:
         for action in decision.actions:
@@ -185,6 +187,8 @@ class Cluster:
                 self.revisions.pop(action.revision, None)
             elif isinstance(action, SetHeaderRoutes):
                 self.header_routes = action.routes
+            elif isinstance(action, SetMirrorRoutes):
+                self.mirror_routes = action.routes
             elif isinstance(action, SetWeight):
                 self.weight = (
                     action.weight if action.canary_revision != action.stable_revision else 0
@@ -205,7 +209,9 @@ class Cluster:
 
     def observe(self, template_: dict[str, Any], **kwargs: Any) -> Observations:
         base = obs(template_, revisions=dict(self.revisions), weight=self.weight)
-        base = replace(base, actual_header_routes=self.header_routes)
+        base = replace(
+            base, actual_header_routes=self.header_routes, actual_mirror_routes=self.mirror_routes
+        )
         return replace(base, **kwargs)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rollwise.core.traffic import HeaderRoute, TrafficSplit
+from rollwise.core.traffic import HeaderRoute, MirrorRoute, TrafficSplit
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,17 @@ class TrafficRouter(Protocol):
         """The operator's header routes in effect now (read from the routing object)."""
         ...
 
+    def set_mirror_routes(self, routes: Sequence[MirrorRoute]) -> None:
+        """Makes ``routes`` the mirrors the operator keeps on the routing object, each copying
+        its share of the routed requests to the canary Service, responses discarded (an empty
+        sequence removes the operator's; mirrors people wrote are left alone).
+        ``RouteMisconfigured`` from a router that cannot mirror."""
+        ...
+
+    def get_mirror_routes(self) -> tuple[MirrorRoute, ...] | None:
+        """The operator's mirrors in effect now (read from the routing object)."""
+        ...
+
 
 class NopRouter:
     """Routes nothing; reports the weight last set (dry runs and tests)."""
@@ -111,6 +122,7 @@ class NopRouter:
         self.baseline = 0
         self.writes = 0
         self.header_routes: tuple[HeaderRoute, ...] = ()
+        self.mirror_routes: tuple[MirrorRoute, ...] = ()
 
     def set_weight(self, canary_weight: Weights) -> None:
         split = as_split(canary_weight)
@@ -140,6 +152,14 @@ class NopRouter:
 
     def get_header_routes(self) -> tuple[HeaderRoute, ...] | None:
         return self.header_routes
+
+    def set_mirror_routes(self, routes: Sequence[MirrorRoute]) -> None:
+        if tuple(routes) != self.mirror_routes:
+            self.writes += 1
+        self.mirror_routes = tuple(routes)
+
+    def get_mirror_routes(self) -> tuple[MirrorRoute, ...] | None:
+        return self.mirror_routes
 
 
 def check_weight(weight: int) -> None:

@@ -20,6 +20,12 @@ A route without status (no gateway controller, as in the lab) is not a failure.
 Header routes (``set_header_routes``): each is one rule appended to ``spec.rules``, with the
 target rules' matches plus the route's headers, sending everything it matches to the canary
 Service; the operator's rules are recorded in the route's annotation (``headers``).
+
+Mirrors (``set_mirror_routes``): a ``RequestMirror`` filter on each rule carrying the split,
+its ``backendRef`` the canary Service (the stable backendRef's port) and ``percent`` the share
+of requests copied (Gateway API's percentage-based mirroring); the gateway discards the
+mirror's responses. Filters people wrote stay; the operator's are recorded in the route's
+annotation (``mirrors``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 
 from rollwise.adapters.errors import NotFound, RouteMisconfigured, RouteNotFound
 from rollwise.adapters.kube import HTTPROUTES, KubeAPI
+from rollwise.adapters.traffic import mirrors
 from rollwise.adapters.traffic.base import (
     RouterContext,
     Weights,
@@ -42,7 +49,7 @@ from rollwise.adapters.traffic.base import (
 )
 from rollwise.adapters.traffic.headers import ANNOTATION, Render, in_effect, replaced
 from rollwise.core.spec import GatewayAPIRouting
-from rollwise.core.traffic import HeaderMatch, HeaderRoute, MatchKind, TrafficSplit
+from rollwise.core.traffic import HeaderMatch, HeaderRoute, MatchKind, MirrorRoute, TrafficSplit
 
 #: A backendRef without ``weight`` has weight 1 (Gateway API default).
 DEFAULT_WEIGHT = 1
@@ -217,6 +224,63 @@ def rules_with_header_routes(
     return replaced(route, rules, routes, render, first=False)
 
 
+def mirror_filter_renderer(
+    route: dict[str, Any], ctx: RouterContext, rule_index: int | None
+) -> mirrors.RenderMirror:
+    """Renders a mirror as the ``RequestMirror`` filter of the rules carrying the split."""
+    rules = (route.get("spec") or {}).get("rules") or []
+    targets = target_rules(route, ctx, rule_index)
+    refs = rules[targets[0]].get("backendRefs") or []
+    stable = refs[_find(refs, ctx.stable_service, ctx.namespace) or 0]
+    backend = {k: v for k, v in stable.items() if k not in ("name", "weight", "filters")}
+    backend["name"] = ctx.canary_service
+
+    def render(mirror: MirrorRoute) -> dict[str, Any]:
+        return {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": copy.deepcopy(backend), "percent": mirror.percentage},
+        }
+
+    return render
+
+
+def rules_with_mirror_routes(
+    route: dict[str, Any],
+    ctx: RouterContext,
+    rule_index: int | None,
+    routes: Sequence[MirrorRoute],
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The route's rules with the operator's mirror filters replaced by ``routes`` (a filter
+    already in place keeps its place; other filters are untouched), and the annotation's
+    value."""
+    rules: list[dict[str, Any]] = copy.deepcopy((route.get("spec") or {}).get("rules") or [])
+    render = mirror_filter_renderer(route, ctx, rule_index)
+    old = [render(m) for m in mirrors.recorded(route)]
+    new = [render(m) for m in routes]
+    for index in target_rules(route, ctx, rule_index):
+        filters = [f for f in rules[index].get("filters") or [] if f not in old or f in new]
+        filters.extend(f for f in new if f not in filters)
+        if filters:
+            rules[index]["filters"] = filters
+        else:
+            rules[index].pop("filters", None)
+    return rules, mirrors.annotation_value(routes)
+
+
+def mirrors_in_effect(
+    route: dict[str, Any], ctx: RouterContext, rule_index: int | None
+) -> tuple[MirrorRoute, ...]:
+    """The recorded mirrors whose filter every rule carrying the split has."""
+    rules = (route.get("spec") or {}).get("rules") or []
+    render = mirror_filter_renderer(route, ctx, rule_index)
+    targets = target_rules(route, ctx, rule_index)
+    return tuple(
+        m
+        for m in mirrors.recorded(route)
+        if all(render(m) in (rules[i].get("filters") or []) for i in targets)
+    )
+
+
 class GatewayAPIRouter:
     """Splits traffic through the backendRef weights of one HTTPRoute."""
 
@@ -313,13 +377,40 @@ class GatewayAPIRouter:
         rules = (route.get("spec") or {}).get("rules") or []
         return in_effect(route, rules, header_rule_renderer(route, self.ctx, self.rule_index))
 
+    def set_mirror_routes(self, routes: Sequence[MirrorRoute]) -> None:
+        route = self._read()
+        rules, annotation = rules_with_mirror_routes(route, self.ctx, self.rule_index, routes)
+        annotations = (route.get("metadata") or {}).get("annotations") or {}
+        if (
+            rules == (route.get("spec") or {}).get("rules")
+            and annotations.get(mirrors.ANNOTATION) == annotation
+        ):
+            return
+        patch = {
+            "metadata": {
+                "resourceVersion": route["metadata"]["resourceVersion"],
+                "annotations": {mirrors.ANNOTATION: annotation},
+            },
+            "spec": {"rules": rules},
+        }
+        try:
+            self.kube.merge_patch(HTTPROUTES, self.ctx.namespace, self.name, patch)
+        except NotFound as exc:
+            raise RouteNotFound(f"HTTPRoute {self.ctx.namespace}/{self.name} vanished") from exc
+
+    def get_mirror_routes(self) -> tuple[MirrorRoute, ...] | None:
+        return mirrors_in_effect(self._read(), self.ctx, self.rule_index)
+
 
 __all__ = [
     "GatewayAPIRouter",
     "header_rule_renderer",
+    "mirror_filter_renderer",
+    "mirrors_in_effect",
     "route_baseline_weight",
     "route_weight",
     "rules_with_header_routes",
+    "rules_with_mirror_routes",
     "rules_with_weight",
     "target_rules",
 ]

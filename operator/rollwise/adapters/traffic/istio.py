@@ -22,6 +22,12 @@ Header routes (``set_header_routes``): each is an http route named ``rollwise-<n
 before the others (Istio takes the first that matches), with the target routes' matches plus
 the route's headers and the canary Service as its only destination; the operator's routes are
 recorded in the VirtualService's annotation (``headers``).
+
+Mirrors (``set_mirror_routes``): ``mirror`` (the canary Service's host in the stable
+destination's form and port) and ``mirrorPercentage`` on each http route carrying the split;
+Envoy discards the mirror's responses. A route carries a single mirror: one people wrote is
+never replaced (``RouteMisconfigured``); the operator's are recorded in the annotation
+(``mirrors``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 
 from rollwise.adapters.errors import NotFound, RouteMisconfigured, RouteNotFound
 from rollwise.adapters.kube import VIRTUALSERVICES, KubeAPI
+from rollwise.adapters.traffic import mirrors
 from rollwise.adapters.traffic.base import (
     RouterContext,
     Weights,
@@ -43,7 +50,7 @@ from rollwise.adapters.traffic.base import (
 )
 from rollwise.adapters.traffic.headers import ANNOTATION, Render, in_effect, replaced
 from rollwise.core.spec import IstioRouting
-from rollwise.core.traffic import HeaderRoute, TrafficSplit
+from rollwise.core.traffic import HeaderRoute, MirrorRoute, TrafficSplit
 
 
 def host_matches(host: str, service: str, namespace: str) -> bool:
@@ -215,6 +222,79 @@ def http_with_header_routes(
     return replaced(vs, http, routes, header_route_renderer(vs, ctx, names), first=True)
 
 
+_MIRROR_KEYS = ("mirror", "mirrorPercentage")
+
+
+def mirror_renderer(
+    vs: dict[str, Any], ctx: RouterContext, names: list[str] | None
+) -> mirrors.RenderMirror:
+    """Renders a mirror as the ``mirror``/``mirrorPercentage`` of the routes carrying the
+    split."""
+    routes = (vs.get("spec") or {}).get("http") or []
+    targets = target_routes(vs, ctx, names)
+    destinations = routes[targets[0]].get("route") or []
+    stable = destinations[_find(destinations, ctx.stable_service, ctx.namespace) or 0]
+    destination = copy.deepcopy(stable.get("destination") or {})
+    destination["host"] = _host_like(str(destination.get("host", "")), ctx.canary_service)
+    destination.pop("subset", None)
+
+    def render(mirror: MirrorRoute) -> dict[str, Any]:
+        return {
+            "mirror": copy.deepcopy(destination),
+            "mirrorPercentage": {"value": mirror.percentage},
+        }
+
+    return render
+
+
+def _mirror_of(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: entry[key] for key in _MIRROR_KEYS if key in entry}
+
+
+def http_with_mirror_routes(
+    vs: dict[str, Any], ctx: RouterContext, names: list[str] | None, routes: Sequence[MirrorRoute]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The VirtualService's ``http`` routes with the operator's mirror replaced by ``routes``
+    (at most one: ``RouteMisconfigured`` for more, or where a route carries a mirror people
+    wrote), and the annotation's value."""
+    where = f"VirtualService {ctx.namespace}/{(vs.get('metadata') or {}).get('name', '?')}"
+    if len(routes) > 1:
+        raise RouteMisconfigured(f"{where}: an http route carries a single mirror")
+    http: list[dict[str, Any]] = copy.deepcopy((vs.get("spec") or {}).get("http") or [])
+    render = mirror_renderer(vs, ctx, names)
+    old = [render(m) for m in mirrors.recorded(vs)]
+    new = [render(m) for m in routes]
+    for index in target_routes(vs, ctx, names):
+        entry = http[index]
+        current = _mirror_of(entry)
+        if current and current not in old and current not in new:
+            if new:
+                name = entry.get("name") or f"#{index}"
+                raise RouteMisconfigured(
+                    f"{where}: http route {name} already mirrors to "
+                    f"{(current.get('mirror') or {}).get('host', '?')}; the operator does not "
+                    "replace a mirror it did not add"
+                )
+            continue
+        for key in _MIRROR_KEYS:
+            entry.pop(key, None)
+        for mirror in new:
+            entry.update(copy.deepcopy(mirror))
+    return http, mirrors.annotation_value(routes)
+
+
+def mirrors_in_effect(
+    vs: dict[str, Any], ctx: RouterContext, names: list[str] | None
+) -> tuple[MirrorRoute, ...]:
+    """The recorded mirrors every route carrying the split has, as rendered."""
+    http = (vs.get("spec") or {}).get("http") or []
+    render = mirror_renderer(vs, ctx, names)
+    targets = target_routes(vs, ctx, names)
+    return tuple(
+        m for m in mirrors.recorded(vs) if all(_mirror_of(http[i]) == render(m) for i in targets)
+    )
+
+
 class IstioRouter:
     """Splits traffic through destination weights of one VirtualService."""
 
@@ -307,13 +387,42 @@ class IstioRouter:
         http = (vs.get("spec") or {}).get("http") or []
         return in_effect(vs, http, header_route_renderer(vs, self.ctx, self.routes))
 
+    def set_mirror_routes(self, routes: Sequence[MirrorRoute]) -> None:
+        vs = self._read()
+        http, annotation = http_with_mirror_routes(vs, self.ctx, self.routes, routes)
+        annotations = (vs.get("metadata") or {}).get("annotations") or {}
+        if (
+            http == (vs.get("spec") or {}).get("http")
+            and annotations.get(mirrors.ANNOTATION) == annotation
+        ):
+            return
+        patch = {
+            "metadata": {
+                "resourceVersion": vs["metadata"]["resourceVersion"],
+                "annotations": {mirrors.ANNOTATION: annotation},
+            },
+            "spec": {"http": http},
+        }
+        try:
+            self.kube.merge_patch(VIRTUALSERVICES, self.ctx.namespace, self.name, patch)
+        except NotFound as exc:
+            raise RouteNotFound(
+                f"VirtualService {self.ctx.namespace}/{self.name} vanished"
+            ) from exc
+
+    def get_mirror_routes(self) -> tuple[MirrorRoute, ...] | None:
+        return mirrors_in_effect(self._read(), self.ctx, self.routes)
+
 
 __all__ = [
     "IstioRouter",
     "header_route_renderer",
     "host_matches",
     "http_with_header_routes",
+    "http_with_mirror_routes",
     "http_with_weight",
+    "mirror_renderer",
+    "mirrors_in_effect",
     "route_baseline_weight",
     "route_weight",
     "target_routes",

@@ -26,7 +26,13 @@ from typing import Any
 from rollwise.adapters.errors import NotFound, RouteMisconfigured, RouteNotFound
 from rollwise.adapters.kube import DEPLOYMENTS, KubeAPI
 from rollwise.adapters.traffic.base import RouterContext, Weights, as_split
-from rollwise.core.traffic import HeaderRoute, expected_weight, replica_ratio_weight, split
+from rollwise.core.traffic import (
+    HeaderRoute,
+    MirrorRoute,
+    expected_weight,
+    replica_ratio_weight,
+    split,
+)
 
 
 def ready_pods(deployment: dict[str, Any] | None) -> int:
@@ -145,6 +151,18 @@ class ReplicaRatioRouter:
             )
 
     def get_header_routes(self) -> tuple[HeaderRoute, ...] | None:
+        return ()
+
+    def set_mirror_routes(self, routes: Sequence[MirrorRoute]) -> None:
+        """Removing mirrors is a no-op (there are none); adding one is refused: one Service
+        over both revisions cannot copy a request to the canary."""
+        if routes:
+            raise RouteMisconfigured(
+                "the replica-ratio router cannot mirror requests: setMirrorRoute needs "
+                "trafficRouting (gatewayAPI or istio)"
+            )
+
+    def get_mirror_routes(self) -> tuple[MirrorRoute, ...] | None:
         return ()
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from rollwise.adapters.errors import RouteMisconfigured, RouteNotFound
 from rollwise.adapters.traffic.base import TrafficRouter, Weights
-from rollwise.core.traffic import HeaderRoute, TrafficSplit
+from rollwise.core.traffic import HeaderRoute, MirrorRoute, TrafficSplit
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,16 @@ class RouteReading:
     baseline_weight: int | None = None
     #: The operator's header routes in effect, read only when asked (None: not read).
     header_routes: tuple[HeaderRoute, ...] | None = None
+    #: The operator's mirrors in effect, read only when asked (None: not read).
+    mirror_routes: tuple[MirrorRoute, ...] | None = None
 
 
 def read_route(
-    router: TrafficRouter, *, baseline: bool = False, header_routes: bool = False
+    router: TrafficRouter,
+    *,
+    baseline: bool = False,
+    header_routes: bool = False,
+    mirror_routes: bool = False,
 ) -> RouteReading:
     """Reads the weight in effect, the baseline's when the canary has one (once the canary's
     could be read: the same routing object, its problems are the canary weight's), and whether
@@ -53,19 +59,31 @@ def read_route(
         return RouteReading(weight=None, problem=exc.message)
     baseline_weight = router.get_baseline_weight() if baseline and weight is not None else None
     routes = router.get_header_routes() if header_routes else None
+    mirrors = router.get_mirror_routes() if mirror_routes else None
     if weight is None or router.scales_revisions:
-        return RouteReading(weight=weight, baseline_weight=baseline_weight, header_routes=routes)
+        return RouteReading(
+            weight=weight,
+            baseline_weight=baseline_weight,
+            header_routes=routes,
+            mirror_routes=mirrors,
+        )
     return RouteReading(
         weight=weight,
         rejected=not router.verify(weight),
         baseline_weight=baseline_weight,
         header_routes=routes,
+        mirror_routes=mirrors,
     )
 
 
 def write_header_routes(router: TrafficRouter, routes: Sequence[HeaderRoute]) -> None:
     """Makes ``routes`` the operator's header routes on the router."""
     router.set_header_routes(routes)
+
+
+def write_mirror_routes(router: TrafficRouter, routes: Sequence[MirrorRoute]) -> None:
+    """Makes ``routes`` the operator's mirrors on the router."""
+    router.set_mirror_routes(routes)
 
 
 def write_weight(router: TrafficRouter, weight: Weights) -> bool:
@@ -87,4 +105,10 @@ def write_weight(router: TrafficRouter, weight: Weights) -> bool:
     return True
 
 
-__all__ = ["RouteReading", "read_route", "write_header_routes", "write_weight"]
+__all__ = [
+    "RouteReading",
+    "read_route",
+    "write_header_routes",
+    "write_mirror_routes",
+    "write_weight",
+]

@@ -14,7 +14,7 @@ from rollwise.core.events import Event
 from rollwise.core.rollout.status import (
     RolloutStatus,
 )
-from rollwise.core.traffic import HeaderRoute, TrafficSplit
+from rollwise.core.traffic import HeaderRoute, MirrorRoute, TrafficSplit
 
 #: How often to look again while waiting on the cluster (pods, router) without a watch event.
 POLL_SECONDS = 5.0
@@ -84,6 +84,15 @@ class SetHeaderRoutes:
 
 
 @dataclass(frozen=True)
+class SetMirrorRoutes:
+    """Make ``routes`` the mirrors the operator keeps on the router, each copying its share of
+    the routed requests to the canary Service (an empty tuple removes the operator's; mirrors
+    people wrote are left alone)."""
+
+    routes: tuple[MirrorRoute, ...]
+
+
+@dataclass(frozen=True)
 class PointStableService:
     """Point the stable Service's selector at ``revision``'s pods."""
 
@@ -114,6 +123,7 @@ Action = (
     | DeleteRevision
     | SetWeight
     | SetHeaderRoutes
+    | SetMirrorRoutes
     | PointStableService
     | PointCanaryService
     | PointBaselineService

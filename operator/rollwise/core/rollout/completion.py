@@ -21,11 +21,13 @@ from rollwise.core.rollout.actions import (
     PointStableService,
     ScaleRevision,
     SetHeaderRoutes,
+    SetMirrorRoutes,
     SetWeight,
 )
 from rollwise.core.rollout.analysis import soonest_due
 from rollwise.core.rollout.status import (
     ActiveHeaderRoute,
+    ActiveMirrorRoute,
     BaselineStatus,
     ConditionType,
     PauseReason,
@@ -184,6 +186,11 @@ class Completion(Watch):
             header_routes=[
                 ActiveHeaderRoute(name=r.name, match=[m.text() for m in r.matches])
                 for r in self.wanted_header_routes()
+            ]
+            or None,
+            mirror_routes=[
+                ActiveMirrorRoute(name=r.name, percentage=r.percentage)
+                for r in self.wanted_mirror_routes()
             ]
             or None,
         )
@@ -385,6 +392,15 @@ class Completion(Watch):
                 # never reaches a replaced canary's unready newcomer.
                 actions.append(routes)
                 routes = None
+        mirrors: SetMirrorRoutes | None = None
+        if self.router and self.manages_mirror_routes():
+            mirrors = SetMirrorRoutes(self.wanted_mirror_routes())
+            seen = self.obs.actual_mirror_routes
+            if seen is None or not set(seen) <= set(mirrors.routes):
+                # Fewer mirrors: removed before the canary Service is re-pointed, so no copy
+                # reaches a replaced canary's unready newcomer.
+                actions.append(mirrors)
+                mirrors = None
         actions.append(PointCanaryService(self.canary_spec.canary_service, canary or stable))
         if baseline_service is not None:
             # Without a baseline the Service selects the stable pods, as the canary Service
@@ -394,6 +410,8 @@ class Completion(Watch):
             actions.append(set_weight)
         if routes is not None:
             actions.append(routes)
+        if mirrors is not None:
+            actions.append(mirrors)
         actions.extend(downs)
         referenced = {stable, canary, rolled_back, baseline} | {
             r.revision for r in s.retired_revisions

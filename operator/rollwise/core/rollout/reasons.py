@@ -65,6 +65,13 @@ HEADER_ROUTE_SET = Reason(
     "to the canary whatever the weight (or, for a step without match, no longer does).",
     "step {step}/{steps}: header route {route}",
 )
+MIRROR_ROUTE_SET = Reason(
+    "MirrorRouteSet",
+    _N,
+    "A setMirrorRoute step is in effect: the router copies the step's share of requests to "
+    "the canary and discards its responses (or, for percentage 0, no longer does).",
+    "step {step}/{steps}: mirror route {route}",
+)
 STEP_ADVANCED = Reason(
     "StepAdvanced",
     _N,
@@ -348,6 +355,7 @@ ALL_REASONS: tuple[Reason, ...] = (
     REVISION_SKIPPED,
     WEIGHT_SET,
     HEADER_ROUTE_SET,
+    MIRROR_ROUTE_SET,
     STEP_ADVANCED,
     PAUSED,
     RESUMED,

@@ -33,14 +33,19 @@ from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.actions import (
     POLL_SECONDS,
 )
-from rollwise.core.rollout.segments import header_routes, uses_header_routes
+from rollwise.core.rollout.segments import (
+    header_routes,
+    mirror_routes,
+    uses_header_routes,
+    uses_mirror_routes,
+)
 from rollwise.core.rollout.status import (
     PauseReason,
     RolloutStatus,
     step_text,
 )
 from rollwise.core.spec import RolloutSpec
-from rollwise.core.traffic import HeaderRoute
+from rollwise.core.traffic import HeaderRoute, MirrorRoute
 from rollwise.core.validation import selector_string
 
 
@@ -220,6 +225,30 @@ class PassState:
             uses_header_routes(self.steps)
             or bool(self.prev.header_routes)
             or bool(self.obs.actual_header_routes)
+        )
+
+    def wanted_mirror_routes(self) -> tuple[MirrorRoute, ...]:
+        """The mirrors the router should carry now: those of the steps already run, and the
+        current setMirrorRoute step's once the canary has a pod to receive the copies; none
+        without a canary (completion, rollback and abort remove them) or without a router."""
+        canary = self.s.canary_revision
+        if canary is None or not self.router:
+            return ()
+        index = self.s.current_step_index or 0
+        upto = index
+        if index < self.n and self.steps[index].set_mirror_route is not None:
+            state = self.obs.revisions.get(canary)
+            if state is not None and state.available_replicas >= 1:
+                upto = index + 1
+        return mirror_routes(self.steps, upto)
+
+    def manages_mirror_routes(self) -> bool:
+        """Whether this pass looks after mirrors: the steps set some, or some are recorded or
+        still found on the router (a spec edited since)."""
+        return (
+            uses_mirror_routes(self.steps)
+            or bool(self.prev.mirror_routes)
+            or bool(self.obs.actual_mirror_routes)
         )
 
     def _missing_services(self) -> str | None:

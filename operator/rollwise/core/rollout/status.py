@@ -106,6 +106,13 @@ class ActiveHeaderRoute(StatusModel):
     match: list[str] = Field(default_factory=list)
 
 
+class ActiveMirrorRoute(StatusModel):
+    """A mirror in effect: ``percentage`` of the routed requests are copied to the canary."""
+
+    name: str
+    percentage: int
+
+
 class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     """``status`` of a Rollout."""
 
@@ -125,6 +132,8 @@ class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     baseline: BaselineStatus | None = None
     header_routes: list[ActiveHeaderRoute] | None = None
     """The header routes in effect while a canary runs (None: none)."""
+    mirror_routes: list[ActiveMirrorRoute] | None = None
+    """The mirrors in effect while a canary runs (None: none)."""
     step_started_at: Time | None = None
     pause_started_at: Time | None = None
     pause_reason: PauseReason | None = None

@@ -14,11 +14,11 @@ from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.analysis import Analysis
 from rollwise.core.rollout.completion import Completion
-from rollwise.core.rollout.segments import route_of
+from rollwise.core.rollout.segments import mirror_of, route_of
 from rollwise.core.rollout.status import (
     PauseReason,
 )
-from rollwise.core.spec import HeaderRouteStep, PauseStep, step_what
+from rollwise.core.spec import HeaderRouteStep, MirrorRouteStep, PauseStep, step_what
 from rollwise.core.traffic import expected_weight, split, weights
 
 
@@ -49,6 +49,8 @@ class Steps(Analysis, Completion):
                 done = self._pause_step(index, step.pause)
             elif step.set_header_route is not None:
                 done = self._header_route_step(index, step.set_header_route)
+            elif step.set_mirror_route is not None:
+                done = self._mirror_route_step(index, step.set_mirror_route)
             else:
                 done = self._analysis_step(index)
             if not done or not self.canary_active:
@@ -175,6 +177,31 @@ class Steps(Analysis, Completion):
                 if route is not None
                 else f"{step.name} removed"
             ),
+        )
+        self._progressed()
+        return True
+
+    def _mirror_route_step(self, index: int, step: MirrorRouteStep) -> bool:
+        """Done once the router reports exactly the mirrors wanted, this step's included."""
+        head = f"step {index + 1}/{self.n} (setMirrorRoute {step.name})"
+        canary = self.s.canary_revision
+        state = self.obs.revisions.get(canary) if canary is not None else None
+        if state is None or state.available_replicas < 1:
+            self._cluster_wait(f"{head}: waiting for a canary pod to receive the copies")
+            return False
+        missing = self._missing_services()
+        if missing:
+            self._cluster_wait(f"{head}: waiting for Service {missing}")
+            return False
+        if self.obs.actual_mirror_routes != self.wanted_mirror_routes():
+            self._cluster_wait(f"{head}: waiting for the router to report the mirror")
+            return False
+        route = mirror_of(step)
+        self.emit(
+            R.MIRROR_ROUTE_SET,
+            step=index + 1,
+            steps=self.n,
+            route=route.text() if route is not None else f"{step.name} removed",
         )
         self._progressed()
         return True

@@ -35,7 +35,7 @@ from rollwise.core.querycheck import QueryCheck, sample_context
 from rollwise.core.rollout.analysis import due_metrics, query_context
 from rollwise.core.rollout.canary import rollout_metrics
 from rollwise.core.rollout.overrides import RolloutOverride, rollout_effect
-from rollwise.core.rollout.segments import uses_header_routes
+from rollwise.core.rollout.segments import uses_header_routes, uses_mirror_routes
 from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.rollout.watch import watch_due
 from rollwise.core.spec import RolloutSpec, TrafficRouting
@@ -266,12 +266,18 @@ async def observe(
 
     baseline_service = canary.baseline_service
     header_routes = uses_header_routes(canary.steps) or bool(status and status.header_routes)
+    mirror_routes = uses_mirror_routes(canary.steps) or bool(status and status.mirror_routes)
 
     def read_cluster() -> tuple[dict[str, RevisionState], tuple[bool, bool, bool], RouteReading]:
         # One worker-thread hop for the four reads, not four: with the watch cache they are
         # memory lookups, and each hop cost more CPU than the read (the queries below, which
         # wait on Prometheus, still run side by side).
-        route = read_route(router, baseline=canary.baseline, header_routes=header_routes)
+        route = read_route(
+            router,
+            baseline=canary.baseline,
+            header_routes=header_routes,
+            mirror_routes=mirror_routes,
+        )
         exists = ports.workloads.service_exists
         return (
             ports.workloads.revisions(obj.ref),
@@ -328,6 +334,7 @@ async def observe(
             actual_weight=route.weight,
             actual_baseline_weight=route.baseline_weight,
             actual_header_routes=route.header_routes,
+            actual_mirror_routes=route.mirror_routes,
             stable_service_exists=stable_exists,
             canary_service_exists=canary_exists,
             baseline_service_exists=baseline_exists,

@@ -29,6 +29,7 @@ from rollwise.core.rollout.actions import (
     PointStableService,
     ScaleRevision,
     SetHeaderRoutes,
+    SetMirrorRoutes,
 )
 from rollwise.core.spec import TrafficRouting
 from rollwise.runtime.skeleton import CommonPorts, ObjectHeader
@@ -131,6 +132,9 @@ def describe(action: Action) -> str:
     if isinstance(action, SetHeaderRoutes):
         names = ", ".join(route.name for route in action.routes) or "none"
         return f"set header routes to the canary ({names})"
+    if isinstance(action, SetMirrorRoutes):
+        names = ", ".join(route.text() for route in action.routes) or "none"
+        return f"set mirrors to the canary ({names})"
     if action.baseline_weight:
         return (
             f"set canary weight {action.weight}% and baseline weight {action.baseline_weight}% "

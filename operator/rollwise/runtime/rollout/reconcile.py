@@ -60,7 +60,11 @@ from rollwise.adapters.errors import (
 )
 from rollwise.adapters.kube import ROLLOUTS
 from rollwise.adapters.traffic.base import TrafficRouter
-from rollwise.adapters.traffic.route import write_header_routes, write_weight
+from rollwise.adapters.traffic.route import (
+    write_header_routes,
+    write_mirror_routes,
+    write_weight,
+)
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.events import Event
 from rollwise.core.notification_bodies import Subject
@@ -81,6 +85,7 @@ from rollwise.core.rollout.actions import (
     PointStableService,
     ScaleRevision,
     SetHeaderRoutes,
+    SetMirrorRoutes,
 )
 from rollwise.core.rollout.canary import decide
 from rollwise.core.rollout.status import RolloutStatus
@@ -150,6 +155,11 @@ def _apply(
         if seen.actual_header_routes == action.routes:
             return False
         write_header_routes(router, action.routes)
+        return True
+    if isinstance(action, SetMirrorRoutes):
+        if seen.actual_mirror_routes == action.routes:
+            return False
+        write_mirror_routes(router, action.routes)
         return True
     split = action.split()
     return write_weight(router, split) and seen.actual_weight != split.canary
