@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rollwise.core.conditions import ConditionStatus
 from rollwise.core.decision_evidence import Action
 from rollwise.core.modelrelease.actions import (
     FlipAlias,
@@ -29,6 +30,7 @@ from rollwise.core.modelrelease.status import (
     Stage,
 )
 from rollwise.core.modelrelease.watch import regression_holds, watch_due
+from rollwise.core.observations import TemplateKey, TemplateRead
 from rollwise.core.phases import Phase
 from rollwise.core.postpromotion import (
     Counted,
@@ -36,10 +38,13 @@ from rollwise.core.postpromotion import (
     WatchPhase,
     counted,
     key,
+    start,
+    watch_metrics,
 )
 from rollwise.core.regression import KpiState
 from rollwise.core.spec import RegressionAction
 from rollwise.core.spec_release import ModelReleaseSpec
+from rollwise.core.templates import release_template_keys
 from tests.unit.core.modelrelease_builders import (
     NEW_URI,
     OLD_URI,
@@ -332,3 +337,69 @@ def test_bad_watch_is_refused_and_changes_nothing(watch_kw: dict[str, Any], mess
     assert invalid is not None
     assert message in invalid.message
     assert events(decision) == ["InvalidSpec"]
+
+
+WATCH_TEMPLATE = TemplateKey(cluster_scope=False, name="model-errors")
+
+
+def template_watched() -> ModelReleaseSpec:
+    """A template-served release whose watch takes its metric from an AnalysisTemplate."""
+    raw = watched(metrics=[]).model_dump(by_alias=True, exclude_none=True)
+    raw["canary"]["postPromotion"]["templates"] = [
+        {"templateName": "model-errors", "args": [{"name": "model", "value": "fraud"}]}
+    ]
+    return ModelReleaseSpec.model_validate(raw)
+
+
+def model_errors_template() -> dict[str, Any]:
+    return {
+        "args": [{"name": "model"}],
+        "metrics": [
+            {
+                "name": "error-rate",
+                "successCondition": "result < 0.05",
+                "provider": {
+                    "prometheus": {
+                        "query": (
+                            'sum(rate(errors{model="{{args.model}}",version="{{revision}}"}'
+                            "[{{window}}]))"
+                        )
+                    }
+                },
+            }
+        ],
+    }
+
+
+def test_watch_templates_are_read_for_a_template_served_release() -> None:
+    spec = template_watched()
+    # The child Rollout resolves the canary's templates; the release reads its watch's.
+    assert release_template_keys(spec) == (WATCH_TEMPLATE,)
+    world = World()
+    missing = decide_release(spec, None, world.observe(templates={WATCH_TEMPLATE: None}), at(0))
+    assert missing.actions == ()
+    invalid = missing.status.condition(ReleaseConditionType.INVALID_SPEC)
+    assert invalid is not None
+    assert "model-errors" in invalid.message
+    # Looked at again: the template may be created any moment.
+    assert missing.requeue_after is not None
+    reads: dict[TemplateKey, TemplateRead | None] = {WATCH_TEMPLATE: model_errors_template()}
+    found = decide_release(spec, None, world.observe(templates=reads), at(0))
+    # The gates pass in this world: the valid release goes on to Staging.
+    assert found.status.stage is Stage.STAGING
+    valid = found.status.condition(ReleaseConditionType.INVALID_SPEC)
+    assert valid is not None
+    assert valid.status is ConditionStatus.FALSE
+    assert "InvalidSpec" not in events(found)
+    # In Production the watch measures the template's metric, its args and placeholders
+    # filled in (the previous version's value first).
+    watch = spec.canary.post_promotion
+    assert watch is not None
+    metrics, problems = watch_metrics("spec.canary", watch, reads)
+    assert problems == []
+    pp = start(watch, metrics, revision="7", previous="6", now=at(0))
+    status = found.status.model_copy(update={"stage": Stage.PRODUCTION, "post_promotion": pp})
+    due = watch_due(spec, status, reads, at(0))
+    assert [m.name for m in due] == ["error-rate@previous"]
+    query = due[0].provider.prometheus.query if due[0].provider.prometheus else ""
+    assert query == 'sum(rate(errors{model="fraud",version="6"}[30s]))'

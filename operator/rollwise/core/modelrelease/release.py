@@ -136,7 +136,7 @@ def decide_release(
         keys = release_template_keys(loaded)
         loaded, template_errors = resolve_release(loaded, obs.templates)
         errors = template_errors or watch_errors(loaded, obs.templates)
-        recheck = bool(template_errors) and any_missing(keys, obs.templates)
+        recheck = bool(errors) and any_missing(keys, obs.templates)
     if loaded is not None:
         previous, digest, refused = record_check(
             previous, release_metrics(loaded), obs.query_check, now
