@@ -112,8 +112,19 @@ REF_SITES = [
 ]
 
 
-#: Where the Rollout CRD carries a copy of the analysis metric schema (the watch's metrics).
-WATCH_METRIC_SITES = [("spec", "strategy", "canary", "postPromotion", "metrics")]
+#: Where the Rollout and ModelRelease CRDs carry a copy of the analysis metric schema (the
+#: watch's metrics), as (plural, path).
+WATCH_METRIC_SITES = [
+    ("rollouts", ("spec", "strategy", "canary", "postPromotion", "metrics")),
+    ("modelreleases", ("spec", "canary", "postPromotion", "metrics")),
+]
+#: Where each kind's watch spec and watch status sit: the ModelRelease's are copies of the
+#: Rollout's (same spec shape, same status contract).
+WATCH_SPEC_SITES = {
+    "rollouts": ("spec", "strategy", "canary", "postPromotion"),
+    "modelreleases": ("spec", "canary", "postPromotion"),
+}
+WATCH_STATUS_SITE = ("status", "postPromotion")
 
 
 def load(plural: str) -> dict[str, Any]:
@@ -322,13 +333,32 @@ def ref_drift() -> list[str]:
         if node.get("properties", {}).get("templates") != TEMPLATE_REFS:
             problems.append(f"{plural}: {'.'.join(path)}.templates differs from TEMPLATE_REFS")
     # The post-promotion watch measures the same metrics: its metric schema is the analysis'.
-    for path in WATCH_METRIC_SITES:
-        if node_at(load("rollouts"), path)["items"] != metric_schema():
+    for plural, path in WATCH_METRIC_SITES:
+        if node_at(load(plural), path)["items"] != metric_schema():
             problems.append(
-                f"rollouts: {'.'.join(path)}.items differs from the analysis metric schema"
+                f"{plural}: {'.'.join(path)}.items differs from the analysis metric schema"
                 " (spec.strategy.canary.analysis.metrics.items): copy it over"
             )
+    # The ModelRelease's watch is the Rollout's: its fields (but its description) and status.
+    ours = node_at(load("rollouts"), WATCH_SPEC_SITES["rollouts"])
+    theirs = node_at(load("modelreleases"), WATCH_SPEC_SITES["modelreleases"])
+    if _without_description(ours) != _without_description(theirs):
+        problems.append(
+            "modelreleases: spec.canary.postPromotion differs from the Rollout's "
+            "spec.strategy.canary.postPromotion: copy it over"
+        )
+    if _without_description(node_at(load("rollouts"), WATCH_STATUS_SITE)) != _without_description(
+        node_at(load("modelreleases"), WATCH_STATUS_SITE)
+    ):
+        problems.append(
+            "modelreleases: status.postPromotion differs from the Rollout's: copy it over"
+        )
     return problems
+
+
+def _without_description(node: dict[str, Any]) -> dict[str, Any]:
+    """A schema node without its own description (a kind words its watch its own way)."""
+    return {k: v for k, v in node.items() if k != "description"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,42 @@ def test_check_notices_a_drifted_reference(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(gen.ref_drift()) == len(gen.REF_SITES)
 
 
+@pytest.mark.parametrize(
+    ("path", "field", "expected"),
+    [
+        pytest.param(
+            ("spec", "canary", "postPromotion", "metrics", "[]"),
+            "maxItems",
+            "spec.canary.postPromotion.metrics.items differs from the analysis metric schema",
+            id="watch-metric-schema",
+        ),
+        pytest.param(
+            ("spec", "canary", "postPromotion"),
+            "required",
+            "spec.canary.postPromotion differs from the Rollout's",
+            id="watch-spec",
+        ),
+        pytest.param(
+            ("status", "postPromotion"),
+            "required",
+            "status.postPromotion differs from the Rollout's",
+            id="watch-status",
+        ),
+    ],
+)
+def test_check_notices_a_drifted_modelrelease_watch(
+    monkeypatch: pytest.MonkeyPatch, path: tuple[str, ...], field: str, expected: str
+) -> None:
+    real = gen.load
+    drifted = copy.deepcopy(real("modelreleases"))
+    gen.node_at(drifted, path)[field] = ["x"]
+    monkeypatch.setattr(
+        gen, "load", lambda plural: drifted if plural == "modelreleases" else real(plural)
+    )
+    problems = gen.ref_drift()
+    assert [p for p in problems if expected in p], problems
+
+
 def test_metric_schema_is_the_rollouts() -> None:
     rollout_metrics = gen.node_at(
         load_crd("rollouts"), ("spec", "strategy", "canary", "analysis", "metrics")

@@ -18,6 +18,7 @@ from rollwise.core.spec import (
     DecisionMode,
     Duration,
     Model,
+    PostPromotion,
     Sha256Digest,
     Step,
     TrafficRouting,
@@ -72,6 +73,8 @@ class Canary(Model):
     steps: list[Step] = Field(default_factory=default_steps)
     analysis: AnalysisSpec | None = None
     decision_mode: DecisionMode = DecisionMode.AUTO
+    #: The regression watch once the version is in Production (the Rollout's shape).
+    post_promotion: PostPromotion | None = None
 
 
 class ConfigMapStore(Model):

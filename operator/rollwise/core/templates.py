@@ -296,13 +296,22 @@ def resolve_rollout(
     return spec.model_copy(update={"strategy": strategy}), errors
 
 
-def release_template_keys(spec: ModelReleaseSpec) -> tuple[TemplateKey, ...]:
-    """The templates a ModelRelease resolves itself: those of its own canary, which runs only
-    for a KServe InferenceService. A release served by a pod template hands its canary
-    (references included) to its child Rollout, which resolves them on its own passes."""
+def _release_canary_keys(spec: ModelReleaseSpec) -> tuple[TemplateKey, ...]:
     if spec.serving.inference_service_ref is None:
         return ()
     return canary_template_keys(spec.canary.steps, spec.canary.analysis)
+
+
+def release_template_keys(spec: ModelReleaseSpec) -> tuple[TemplateKey, ...]:
+    """The templates a ModelRelease resolves itself: those of its own canary, which runs only
+    for a KServe InferenceService (a release served by a pod template hands its canary,
+    references included, to its child Rollout, which resolves them on its own passes), then
+    its post-promotion watch's, which runs on the release for either serving."""
+    keys = _release_canary_keys(spec)
+    watch = spec.canary.post_promotion
+    if watch is None or not watch.templates:
+        return keys
+    return tuple(dict.fromkeys([*keys, *(key_of(ref) for ref in watch.templates)]))
 
 
 def resolve_release(
@@ -310,7 +319,7 @@ def resolve_release(
 ) -> tuple[ModelReleaseSpec, list[str]]:
     """``spec`` with its own canary's template references resolved (see
     :func:`release_template_keys`), and the problems."""
-    if not release_template_keys(spec):
+    if not _release_canary_keys(spec):
         return spec, []
     steps, analysis, errors = resolve_canary(
         spec.canary.steps, spec.canary.analysis, "spec.canary", reads

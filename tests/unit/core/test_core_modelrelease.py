@@ -1600,9 +1600,21 @@ def test_release_reasons_are_distinct_documented_and_all_listed() -> None:
     assert set(defined) == set(RR.ALL_RELEASE_REASONS)
     assert all(r.doc and r.template for r in RR.ALL_RELEASE_REASONS)
     shared = {r.name for r in ALL_REASONS} & set(names)
-    # Only the spec-level reasons and a failed change to the cluster mean the same thing on
-    # both kinds.
-    assert shared == {"InvalidSpec", "SpecCorrected", "ActionFailed", "DecisionChanged"}
+    # Only the spec-level reasons, a failed change to the cluster and the post-promotion
+    # watch mean the same thing on both kinds.
+    assert shared == {
+        "InvalidSpec",
+        "SpecCorrected",
+        "ActionFailed",
+        "DecisionChanged",
+        "PostPromotionWatchStarted",
+        "RegressionDetected",
+        "RegressionConfirmed",
+        "RegressionCleared",
+        "RegressionRollback",
+        "RegressionRollbackUnavailable",
+        "PostPromotionPassed",
+    }
 
 
 # ------------------------------------------------------------------ first release: no baseline

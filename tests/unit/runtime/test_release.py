@@ -411,6 +411,43 @@ def test_slot_holder_prefers_a_running_release_over_an_older_candidate() -> None
     assert slot_holder([older], "other", "production") is None
 
 
+def _watch_body(action: str, state: str) -> dict[str, Any]:
+    return {
+        "phase": "Watching",
+        "revision": "6",
+        "previousRevision": "5",
+        "startedAt": "2026-01-01T00:00:00Z",
+        "endsAt": "2026-01-02T00:00:00Z",
+        "action": action,
+        "kpis": [
+            {
+                "name": "error-rate",
+                "reason": "error_rate_regression",
+                "severity": "critical",
+                "state": state,
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("action", "state", "holder"),
+    [
+        pytest.param("hold", "confirmed", "p", id="hold-confirmed-keeps-the-slot"),
+        pytest.param("hold", "cleared", "bb", id="hold-cleared-frees-it"),
+        pytest.param("alert", "confirmed", "bb", id="alert-never-holds"),
+    ],
+)
+def test_slot_held_by_a_confirmed_regression_with_action_hold(
+    action: str, state: str, holder: str
+) -> None:
+    produced = release_body("p", "6")
+    produced["status"] = {"stage": "Production", "postPromotion": _watch_body(action, state)}
+    running = release_body("bb", "7")
+    running["status"] = {"stage": "Staging"}
+    assert slot_holder([produced, running], "fraud", "production") == holder
+
+
 def test_revoke_in_production_restores_the_alias_and_enters_the_ledger() -> None:
     w = World()
     w.store.aliases[("fraud", "production")] = AliasTarget("6", "file:///models/fraud/6", None)

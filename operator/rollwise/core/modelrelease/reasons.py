@@ -227,6 +227,61 @@ DECISION_CHANGED = Reason(
     "canary step {step}/{steps}: decision {action} at {confidence} confidence [{codes}]: {message}",
 )
 
+WATCH_STARTED = Reason(
+    "PostPromotionWatchStarted",
+    _N,
+    "The version in Production is watched for regressions (canary.postPromotion) against the "
+    "version the alias pointed at before.",
+    "version {version} watched for {duration} (every {interval}, windows {short}/{long}) "
+    "against previous version {previous}",
+)
+REGRESSION_DETECTED = Reason(
+    "RegressionDetected",
+    _W,
+    "A watched KPI of the version in Production turned bad: a regression episode starts. "
+    "Posted once per episode, however long it lasts.",
+    "version {version}: {code} ({severity}) detected: {detail}",
+)
+REGRESSION_CONFIRMED = Reason(
+    "RegressionConfirmed",
+    _W,
+    "A detected regression was confirmed (confirmAfter consecutive bad evaluations, or both "
+    "windows bad): the action onRegression maps its severity to is taken. Once per episode.",
+    "version {version}: {code} ({severity}) confirmed after {bad} bad evaluation(s): "
+    "{detail}; action {action}",
+)
+REGRESSION_CLEARED = Reason(
+    "RegressionCleared",
+    _N,
+    "A regression episode ended: clearAfter consecutive good evaluations. A false positive "
+    "when it was never confirmed.",
+    "version {version}: {code} cleared ({how}): {detail}",
+)
+REGRESSION_ROLLBACK = Reason(
+    "RegressionRollback",
+    _W,
+    "The fast track: a confirmed regression moves the alias back to the previous version and "
+    "the serving traffic back to what served before; the release is RolledBack (not entered "
+    "in the revocation ledger).",
+    "version {version} rolled back to previous version {previous} after a confirmed "
+    "regression ({reasons}): alias {alias} and serving traffic move back",
+)
+ROLLBACK_UNAVAILABLE = Reason(
+    "RegressionRollbackUnavailable",
+    _W,
+    "A confirmed regression asked for a rollback but there is no previous version to go back "
+    "to (the alias pointed at nothing before): the version keeps serving; a human decides.",
+    "version {version}: regression confirmed but alias {alias} had no previous version; "
+    "no rollback",
+)
+WATCH_PASSED = Reason(
+    "PostPromotionPassed",
+    _N,
+    "The watch period ended (or a later version took the alias): with no confirmed "
+    "regression the version passed.",
+    "version {version}: post-promotion watch ended ({outcome})",
+)
+
 ALL_RELEASE_REASONS: tuple[Reason, ...] = (
     RELEASE_CREATED,
     EMERGENCY_CHANGE,
@@ -258,4 +313,11 @@ ALL_RELEASE_REASONS: tuple[Reason, ...] = (
     CONTENT_CHANGED,
     RELEASE_ACTION_FAILED,
     DECISION_CHANGED,
+    WATCH_STARTED,
+    REGRESSION_DETECTED,
+    REGRESSION_CONFIRMED,
+    REGRESSION_CLEARED,
+    REGRESSION_ROLLBACK,
+    ROLLBACK_UNAVAILABLE,
+    WATCH_PASSED,
 )

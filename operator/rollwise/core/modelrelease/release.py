@@ -33,6 +33,10 @@ Lifecycle (``status.stage``):
   ``emergency`` change passes it only with an ``executive`` approval) the alias is flipped
   (:class:`FlipAlias`); the stage becomes Production only when the alias is *read back*
   pointing at this version, so a flip that did not happen never shows as done.
+* **Production**, with ``canary.postPromotion``: the version is watched for regressions
+  against the previous version (:mod:`rollwise.core.modelrelease.watch`); a confirmed one
+  rolls back (the alias and the serving traffic move back, stage ``RolledBack``), holds the
+  (model, alias) slot, or alerts, per severity.
 * **Revoked** at any stage on a revoke request: traffic off the version, the alias back to
   the previous version if this one held it (verified by read-back too), terminal. A version
   revoked before is refused at Candidate (``InvalidSpec`` condition, no action).
@@ -76,6 +80,7 @@ from rollwise.core.modelrelease.status import (
     ReleasePhase,
     Stage,
 )
+from rollwise.core.modelrelease.watch import watch_errors
 from rollwise.core.querycheck import (
     canary_metrics,
     record_check,
@@ -130,8 +135,8 @@ def decide_release(
     if loaded is not None and not errors:
         keys = release_template_keys(loaded)
         loaded, template_errors = resolve_release(loaded, obs.templates)
-        errors = template_errors
-        recheck = bool(template_errors) and any_missing(keys, obs.templates)
+        errors = template_errors or watch_errors(loaded, obs.templates)
+        recheck = bool(errors) and any_missing(keys, obs.templates)
     if loaded is not None:
         previous, digest, refused = record_check(
             previous, release_metrics(loaded), obs.query_check, now

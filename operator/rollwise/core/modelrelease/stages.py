@@ -7,7 +7,6 @@ Pure: no clock (``now`` is an argument), no I/O.
 from __future__ import annotations
 
 from rollwise.core.modelrelease import reasons as R
-from rollwise.core.modelrelease.alias import Alias
 from rollwise.core.modelrelease.canary import Canary
 from rollwise.core.modelrelease.gates import Gates
 from rollwise.core.modelrelease.observations import (
@@ -28,10 +27,11 @@ from rollwise.core.modelrelease.status import (
     GateStatus,
     Stage,
 )
+from rollwise.core.modelrelease.watch import Watch
 from rollwise.core.spec_release import ChangeType
 
 
-class Stages(Gates, Canary, Alias):
+class Stages(Gates, Canary, Watch):
     """The stages: Candidate, Staging, Approved and Production, each moving on when its gates,
     canary and approvals allow."""
 
@@ -225,6 +225,7 @@ class Stages(Gates, Canary, Alias):
             self.message = (
                 f"version {version} in Production: alias {self.spec.alias.name} points at it"
             )
+            self._watch()
         else:
             reading = self.obs.alias
             alias = self.s.alias
@@ -238,6 +239,7 @@ class Stages(Gates, Canary, Alias):
                 # The alias held this version and has since moved on (a later release):
                 # this release is done, and it never flips the alias back by itself.
                 self.superseded = True
+                self._end_watch()
                 self.message = (
                     f"version {version} was superseded: alias {self.spec.alias.name} now "
                     f"points at version {reading.version}"

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from rollwise.core.decision import Decision
 from rollwise.core.events import EventLog
+from rollwise.core.postpromotion import PostPromotionStatus
 from rollwise.core.querycheck import QueryVerification
 from rollwise.core.runs import AnalysisRun
 from rollwise.core.status_model import ConditionedStatus, ConditionModel, StatusModel, Time
@@ -204,6 +205,8 @@ class ModelReleaseStatus(ConditionedStatus[ReleaseConditionType, ReleaseConditio
     #: first release analysed alone), or the child Rollout's, mirrored while the child runs
     #: the canary; the last one stays once the canary ended.
     decision: Decision | None = None
+    #: The regression watch of the version once in Production (canary.postPromotion).
+    post_promotion: PostPromotionStatus | None = None
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     revoked: RevokeRecord | None = None
     queued_behind: str | None = None

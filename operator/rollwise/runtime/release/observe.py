@@ -40,11 +40,15 @@ from rollwise.core.modelrelease.spec import (
     release_content,
 )
 from rollwise.core.modelrelease.status import ModelReleaseStatus
-from rollwise.core.observations import Measurement
+from rollwise.core.modelrelease.watch import WHERE as WATCH_WHERE
+from rollwise.core.modelrelease.watch import watch_due, watch_of
+from rollwise.core.observations import Measurement, TemplateKey, TemplateRead
 from rollwise.core.overrides import in_effect, read_overrides
 from rollwise.core.phases import Phase
+from rollwise.core.postpromotion import watch_metrics
 from rollwise.core.querycheck import QueryCheck, sample_context
 from rollwise.core.reasons import clip
+from rollwise.core.spec import Metric
 from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.templates import release_template_keys, resolve_release
 from rollwise.runtime.measuring import check_spec_queries, measure_due, provider_problems
@@ -97,6 +101,17 @@ def child_state(body: Mapping[str, Any] | None) -> ChildRolloutState:
     )
 
 
+def _watch_metrics(
+    spec: ModelReleaseSpec, templates: Mapping[TemplateKey, TemplateRead | None]
+) -> list[tuple[str, Metric]]:
+    """The post-promotion watch's metrics with their spec path (none without a watch)."""
+    watch = watch_of(spec)
+    if watch is None:
+        return []
+    metrics, _ = watch_metrics(WATCH_WHERE, watch, templates)
+    return [(f"{WATCH_WHERE}.postPromotion.metrics[{i}]", m) for i, m in enumerate(metrics)]
+
+
 async def _measure(
     obj: ReleaseObject,
     spec: ModelReleaseSpec,
@@ -105,15 +120,21 @@ async def _measure(
     ports: ReleasePorts,
     now: datetime,
     log: Any,
+    templates: Mapping[TemplateKey, TemplateRead | None],
 ) -> dict[str, Measurement]:
-    due = release_due_metrics(spec, status, now)
-    if due and provider_problems(
-        release_metrics(spec), ports.allowed_prometheus, ports.web_providers
+    # The canary's due metrics, then the post-promotion watch's measurements under their own
+    # keys (``name@short``, ...).
+    due = [d.metric for d in release_due_metrics(spec, status, now)]
+    watch = watch_due(spec, status, templates, now)
+    if provider_problems(
+        [*release_metrics(spec), *_watch_metrics(spec, templates)],
+        ports.allowed_prometheus,
+        ports.web_providers,
     ):
         return {}
     return await measure_due(
         ports,
-        [d.metric for d in due],
+        [*due, *watch],
         release_query_context(obj.namespace, spec, status),
         now=now,
         log=log,
@@ -318,7 +339,9 @@ async def observe(
         child(),
         isvc(),
         asyncio.to_thread(ports.objects.read_manifest, ns, obj.name),
-        _measure(obj, measured_spec, status=status, ports=ports, now=now, log=log)
+        _measure(
+            obj, measured_spec, status=status, ports=ports, now=now, log=log, templates=templates
+        )
         if not template_errors
         else _nothing_measured(),
         _check_queries(obj, measured_spec, status, ports, now=now, log=log)
@@ -372,7 +395,9 @@ async def observe(
             events_posted=posted,
             reference_errors=(
                 *provider_problems(
-                    release_metrics(measured_spec), ports.allowed_prometheus, ports.web_providers
+                    [*release_metrics(measured_spec), *_watch_metrics(measured_spec, templates)],
+                    ports.allowed_prometheus,
+                    ports.web_providers,
                 ),
                 # A resolution that timed out (the others the core finds from the same reads).
                 *(e for e in template_errors if e.startswith(RESOLUTION_TIMED_OUT.split("{")[0])),

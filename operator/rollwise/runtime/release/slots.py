@@ -1,9 +1,11 @@
 """The slot of a (model, alias) pair and what other releases of the namespace tell a pass.
 
 Releases of one (model, alias) in a namespace run one at a time: the one that holds the slot
-(:func:`slot_holder`) is the earliest-created one in Staging or Approved, else the
-earliest-created Candidate that is not refused or invalid. :func:`approved_before` finds
-the same content Approved before; :func:`revoked_elsewhere` a revocation of this version.
+(:func:`slot_holder`) is a release in Production whose post-promotion watch confirmed a
+regression with action hold (until it clears), else the earliest-created one in Staging or
+Approved, else the earliest-created Candidate that is not refused or invalid.
+:func:`approved_before` finds the same content Approved before; :func:`revoked_elsewhere` a
+revocation of this version.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from rollwise.core.modelrelease.spec import (
     changed_fields,
     parse_release_spec,
     release_content,
 )
 from rollwise.core.modelrelease.status import ReleasePhase, Stage
+from rollwise.core.postpromotion import PostPromotionStatus, holding
 from rollwise.core.spec_release import ModelReleaseSpec
 
 
@@ -49,9 +54,27 @@ def _creation_key(body: Mapping[str, Any]) -> tuple[str, str]:
 _RUNNING = (Stage.STAGING.value, Stage.APPROVED.value)
 
 
+def _regression_hold(body: Mapping[str, Any]) -> bool:
+    """Whether a release in Production keeps the slot: its post-promotion watch confirmed a
+    regression whose action is hold, not cleared yet."""
+    if _stage_of(body) != Stage.PRODUCTION.value:
+        return False
+    status = body.get("status")
+    watch = status.get("postPromotion") if isinstance(status, Mapping) else None
+    if not isinstance(watch, Mapping):
+        return False
+    try:
+        return holding(PostPromotionStatus.model_validate(watch))
+    except ValidationError:
+        return False
+
+
 def slot_holder(releases: Sequence[Mapping[str, Any]], model: str, alias: str) -> str | None:
     """The release holding the (model, alias) slot among ``releases`` (see the module doc)."""
     same = [r for r in releases if _slot_of(r) == (model, alias)]
+    held = sorted((r for r in same if _regression_hold(r)), key=_creation_key)
+    if held:
+        return _creation_key(held[0])[1]
     running = sorted((r for r in same if _stage_of(r) in _RUNNING), key=_creation_key)
     if running:
         return _creation_key(running[0])[1]

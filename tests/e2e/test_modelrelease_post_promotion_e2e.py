@@ -1,0 +1,162 @@
+"""A ModelRelease's post-promotion watch end to end: version 2 of a model reaches Production
+over version 1 (the real operator process in the lab, the real MLflow registry, Prometheus,
+``examples/modelrelease-template`` with the watch of ``examples/modelrelease-mlflow`` at
+test-sized timings), then its demo service's error ratio is raised. The regression is
+detected, confirmed, and rolled back on the fast track: MLflow's own API shows the alias back
+on version 1 and the child Rollout serves version 1's revision again. Checked through the API
+only (status, events, MLflow's REST API, the child Rollout, the operator's metrics
+endpoint)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hack.lab.mlflow import MLflowServer
+from tests.e2e.support import REPO, Cluster, StartOperator, eventually, free_port
+from tests.e2e.test_modelrelease_e2e import (
+    APP,
+    CLIENT_SERVICE,
+    REGISTRY,
+    TemplateModel,
+    child_rollout,
+    events_of,
+    load_docs,
+    mlflow_alias,
+    operator_policies,
+    set_lab_behaviour,
+    status_of,
+    to_production,
+)
+from tests.e2e.test_post_promotion_e2e import regression_counters
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.timeout(300),
+    pytest.mark.lab_only("raises the error ratio of a revision's demo service in the lab"),
+]
+
+MLFLOW_EXAMPLE = REPO / "examples" / "modelrelease-mlflow"
+
+
+def example_watch() -> dict[str, Any]:
+    """``examples/modelrelease-mlflow``'s watch with the template example's service and
+    test-sized timings: every 2 s over 4 s and 20 s windows, confirmed after 2 bad
+    evaluations."""
+    (release,) = [d for d in load_docs(MLFLOW_EXAMPLE) if d["kind"] == "ModelRelease"]
+    watch: dict[str, Any] = copy.deepcopy(release["spec"]["canary"]["postPromotion"])
+    watch.update(
+        {
+            "duration": "240s",
+            "interval": "2s",
+            "windows": {"short": "4s", "long": "20s"},
+            "confirmAfter": 2,
+            "clearAfter": 2,
+        }
+    )
+    for metric in watch["metrics"]:
+        source = metric["provider"]["prometheus"]
+        source["query"] = source["query"].replace('service="recommender"', f'service="{APP}"')
+    return watch
+
+
+def test_a_regression_after_production_flips_the_mlflow_alias_back(
+    cluster: Cluster,
+    start_operator: StartOperator,
+    mlflow_server: MLflowServer,
+    tmp_path: Path,
+) -> None:
+    model = f"fraud-{cluster.test_id}"
+    fraud = TemplateModel(cluster, tmp_path, model, {"mlflow": {"registry": REGISTRY}})
+    fraud.register(mlflow_server, "1", "2")
+    port = free_port()
+    operator = start_operator(
+        "--namespace",
+        cluster.namespace,
+        ROLLWISE_METRICS_PORT=str(port),
+        **operator_policies(tmp_path, cluster.namespace, mlflow_server.url),
+    )
+    start_operator.wait_webhook(operator)
+
+    first = to_production(cluster, fraud.docs("1"), fraud.name("1"))
+    old = str(first["serving"]["revision"])
+    assert mlflow_alias(mlflow_server, model) == "1"
+    cluster.the_lab.start_traffic(f"service/{cluster.namespace}/{CLIENT_SERVICE}", rate=50)
+
+    name = fraud.name("2")
+    docs = fraud.docs("2")
+    release = next(d for d in docs if d["kind"] == "ModelRelease")
+    release["spec"]["canary"]["postPromotion"] = example_watch()
+    second = to_production(cluster, docs, name, timeout=60)
+    new = str(second["serving"]["revision"])
+    assert new != old
+    assert mlflow_alias(mlflow_server, model) == "2"
+
+    # The watch runs on the release, against the version the alias pointed at before.
+    watch = eventually(
+        lambda: (
+            (pp := status_of(cluster, name).get("postPromotion") or {}).get("previousCaptured")
+            and pp
+        ),
+        timeout=30,
+        what="the watch started with the previous version's values captured",
+    )
+    assert (watch["phase"], watch["revision"], watch["previousRevision"]) == ("Watching", "2", "1")
+    assert [k["name"] for k in watch["kpis"]] == ["error-ratio"]
+
+    set_lab_behaviour(cluster, new, 0.5)
+
+    def rolled_back() -> dict[str, Any] | None:
+        status = status_of(cluster, name)
+        return status if status.get("stage") == "RolledBack" else None
+
+    status = eventually(rolled_back, timeout=90, what=f"{name} rolled back", every=0.2)
+    pp = status["postPromotion"]
+    assert (pp["phase"], pp["action"]) == ("Regressed", "rollback")
+    kpi = pp["kpis"][0]
+    assert (kpi["state"], kpi["confirmed"], kpi["episodes"]) == ("confirmed", True, 1)
+    assert status["decision"]["action"] == "rollback"
+    assert status["history"][-1]["stage"] == "RolledBack"
+
+    # The registry itself: MLflow's API shows the alias back on version 1, read back.
+    eventually(
+        lambda: mlflow_alias(mlflow_server, model) == "1",
+        timeout=30,
+        what="the MLflow alias back on version 1",
+    )
+    eventually(
+        lambda: (status_of(cluster, name).get("alias") or {}).get("restored"),
+        timeout=30,
+        what="the release to read the alias back on version 1",
+    )
+    # The serving traffic back on version 1's revision: the child Rollout promoted its
+    # template at once, no canary left (that its traffic follows is the revoke test's).
+    child = eventually(
+        lambda: (c := child_rollout(cluster, model))["status"].get("stableRevision") == old and c,
+        timeout=30,
+        what="the child Rollout back on the previous revision",
+    )
+    assert child["status"].get("canaryWeight", 0) == 0
+
+    # One episode: one event of each kind, each carrying the change ticket.
+    events = events_of(cluster, name)
+    reasons = [e["reason"] for e in events]
+    for reason in ("RegressionDetected", "RegressionConfirmed", "RegressionRollback"):
+        assert reasons.count(reason) == 1, reasons
+    assert "AliasRestored" in reasons, reasons
+    ticket = f"[change CHG-{cluster.test_id}-2]"
+    assert all(ticket in e["message"] for e in events if e["reason"].startswith("Regression"))
+
+    counters = eventually(
+        lambda: (c := regression_counters(port)).get("rollwise_regression_confirmed_total") and c,
+        timeout=20,
+        what="the regression counters",
+    )
+    labels, detected = counters["rollwise_regression_detected_total"]
+    assert detected == 1
+    assert counters["rollwise_regression_confirmed_total"][1] == 1
+    assert (labels["namespace"], labels["name"]) == (cluster.namespace, name)
+    assert (labels["severity"], labels["reason"]) == ("critical", "error_rate_regression")
