@@ -194,3 +194,42 @@ def test_production_canary_waits_for_the_staging_soak(
     assert status["stableRevision"] == new
     assert f"has not run revision {never}" in status["message"]
     assert f"{NAME}-{never}" not in cluster.deployments()
+
+
+def test_an_upstream_the_namespace_scoped_operator_may_not_read_is_an_invalid_spec(
+    cluster: Cluster, start_operator: StartOperator, staging: str
+) -> None:
+    # The chart's Roles cover the test's namespace only: the upstream's is out of reach.
+    start_operator.install()
+    start_operator("--namespace", cluster.namespace)
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(documents(cluster.test_id, None)),
+        namespace=staging,
+        check=True,
+    )
+    prod_docs = documents(cluster.test_id, staging)
+    cluster.apply(prod_docs)
+    first = revision_of(rollout_of(prod_docs)["spec"]["template"])
+    eventually(
+        lambda: healthy_at(cluster, cluster.namespace, first),
+        timeout=60,
+        what="the first revision Healthy",
+    )
+    set_image(cluster, cluster.namespace, "ghcr.io/rollwise/demo-service:1.1.0")
+    cluster.k("wait", "--for=condition=InvalidSpec", f"rollout/{NAME}", "--timeout=30s")
+    invalid = cluster.condition("InvalidSpec")
+    assert invalid is not None
+    assert (
+        f"spec.promotion.after[0]: the operator may not read Rollouts in namespace {staging}"
+        in invalid["message"]
+    )
+    status = cluster.status()
+    assert status["phase"] == "Degraded"
+    assert status["stableRevision"] == first
+    assert cluster.deployments() == {f"{NAME}-{first}"}
+    warnings = [e for e in cluster.events() if e["reason"] == "InvalidSpec"]
+    assert warnings
+    assert warnings[0]["type"] == "Warning"

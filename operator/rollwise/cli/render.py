@@ -529,15 +529,14 @@ def _rollout_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> li
         phase += " (spec.paused)"
     weight = status.get("canaryWeight")
     awaiting = status.get("awaitingUpstream")
-    if not canary and awaiting:
-        canary = f"{awaiting} (waiting)"
+    shown = canary or (f"{awaiting} (waiting)" if awaiting else "-")
     return [
         str(meta.get("name", "")),
         phase,
         step,
         f"{weight}%" if isinstance(weight, int) and canary else "-",
         str(status.get("stableRevision") or "-"),
-        str(canary or "-"),
+        str(shown),
         age(meta.get("creationTimestamp"), now),
     ]
 
