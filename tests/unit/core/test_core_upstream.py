@@ -415,3 +415,39 @@ def test_unconfirmed_override_named_in_the_waiting_message() -> None:
     assert d.status.phase is Phase.WAITING
     assert d.status.canary_revision is None
     assert "kubectl rollwise override rollout/web --confirm o1" in d.status.message
+
+
+def test_paused_rollout_still_says_what_the_revision_waits_for() -> None:
+    status, cluster = healthy()
+    raw = raw_spec(image_template=V2, paused=True)
+    raw["promotion"] = {"after": [{"namespace": "staging", "rollout": "web", "soak": "30s"}]}
+    d = decide(
+        RolloutSpec.model_validate(raw),
+        status,
+        seen(cluster.observe(V2), upstream(stable=R1)),
+        at(10),
+    )
+    assert d.status.phase is Phase.PAUSED
+    assert d.status.canary_revision is None
+    assert d.status.awaiting_upstream == R2
+    assert f"new revision {R2} waits for upstream: staging/web has not run" in d.status.message
+
+
+def test_override_read_before_the_wait_was_recorded_does_not_go_past() -> None:
+    """A promote override recorded right after the template change is read against a status
+    that does not yet say the revision waits, so its confirmation was not asked for: it waits
+    for the next pass (which asks for it), and is not consumed."""
+    status, cluster = healthy()
+    d = decide(
+        gated(),
+        status,
+        seen(
+            cluster.observe(V2, override_requests=(ManualRequest(RequestKind.PROMOTE_FULL, "o1"),)),
+            upstream(stable=R1),
+        ),
+        at(10),
+    )
+    assert d.status.phase is Phase.WAITING
+    assert d.status.canary_revision is None
+    assert OVERRIDE_HANDLED_KEY not in d.status.handled_requests
+    assert reasons(d) == ["AwaitingUpstream"]

@@ -105,7 +105,7 @@ def test_needs_upstreams(status: RolloutStatus | None, template_hash: str, wante
 def test_read_upstreams_reads_each_once() -> None:
     cluster = Cluster({("staging", "web"): body(phase="Healthy", stableRevision=R2)})
     spec = gated(("staging", "web"), ("qa", "web"))
-    found, refused = asyncio.run(read_upstreams(cluster, spec))
+    found, refused = asyncio.run(read_upstreams(cluster, spec, namespace="prod", name="web"))
     assert refused == []
     assert cluster.reads == [("staging", "web"), ("qa", "web")]
     assert found[("staging", "web")].stable_revision == R2
@@ -115,7 +115,9 @@ def test_read_upstreams_reads_each_once() -> None:
 def test_forbidden_namespace_is_named() -> None:
     cluster = Cluster({("staging", "web"): body(phase="Healthy")}, refused="prod-eu")
     found, refused = asyncio.run(
-        read_upstreams(cluster, gated(("staging", "web"), ("prod-eu", "web")))
+        read_upstreams(
+            cluster, gated(("staging", "web"), ("prod-eu", "web")), namespace="prod", name="web"
+        )
     )
     assert list(found) == [("staging", "web")]
     assert len(refused) == 1
@@ -125,4 +127,19 @@ def test_forbidden_namespace_is_named() -> None:
 
 def test_other_failures_raise() -> None:
     with pytest.raises(Unavailable):
-        asyncio.run(read_upstreams(Cluster({}), gated(("down", "web"))))
+        asyncio.run(
+            read_upstreams(Cluster({}), gated(("down", "web")), namespace="prod", name="web")
+        )
+
+
+def test_the_rollout_itself_is_no_upstream() -> None:
+    cluster = Cluster({("prod", "web"): body(phase="Healthy")})
+    found, refused = asyncio.run(
+        read_upstreams(cluster, gated(("prod", "web")), namespace="prod", name="web")
+    )
+    assert found == {}
+    assert cluster.reads == []
+    assert refused == [
+        "spec.promotion.after[0]: names this Rollout itself; an upstream is another Rollout "
+        "that runs a revision first"
+    ]

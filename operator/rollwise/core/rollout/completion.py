@@ -155,6 +155,8 @@ class Completion(Watch):
             phase = Phase.PAUSED
             degraded_reason = ""
             message = self.message or self.hold_text() or f"paused ({pause.value})"
+            if self.upstream_wait:
+                message = f"{message}; {self.upstream_wait}"
         elif self.upstream_wait:
             phase = Phase.WAITING
             degraded_reason = ""

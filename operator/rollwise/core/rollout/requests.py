@@ -113,7 +113,12 @@ class Requests(Watch):
             return False
         full = self.pending.get(RequestKind.PROMOTE_FULL)
         if full is not None and any(full is r for r in self.from_override):
-            return False
+            if self.prev.awaiting_upstream == rev:
+                # Read against a status that records the wait: confirmed by a second person.
+                return False
+            # Read before the revision was recorded as waiting, so nothing asked for its
+            # confirmation: left for the next pass, which does.
+            del self.pending[RequestKind.PROMOTE_FULL]
         detail = describe(found, ready=False)
         self.upstream_wait = f"new revision {rev} waits for upstream: {detail}"
         dropped = ""

@@ -322,7 +322,9 @@ async def observe(
         missing.append(f"spec.strategy.canary.trafficRouting: {route.problem}")
     upstreams: dict[tuple[str, str], UpstreamRead] = {}
     if needs_upstreams(spec, status, template_hash):
-        upstreams, refused_upstreams = await read_upstreams(ports.cluster, spec)
+        upstreams, refused_upstreams = await read_upstreams(
+            ports.cluster, spec, namespace=obj.namespace, name=obj.name
+        )
         missing.extend(refused_upstreams)
     return Seen(
         declared,

@@ -62,11 +62,12 @@ def needs_upstreams(spec: RolloutSpec, status: RolloutStatus | None, template_ha
 
 
 async def read_upstreams(
-    cluster: ClusterPort, spec: RolloutSpec
+    cluster: ClusterPort, spec: RolloutSpec, *, namespace: str, name: str
 ) -> tuple[dict[tuple[str, str], UpstreamRead], list[str]]:
-    """Each upstream Rollout of ``spec.promotion.after``, and a message for each the operator
-    may not read (``Forbidden``: its RBAC does not reach that namespace). Other failures raise
-    (``AdapterError``: the pass is retried)."""
+    """Each upstream Rollout of ``spec.promotion.after`` (of the Rollout ``namespace/name``),
+    and a message for each the operator may not read (``Forbidden``: its RBAC does not reach
+    that namespace) or that is the Rollout itself (it would wait for ever). Other failures
+    raise (``AdapterError``: the pass is retried)."""
     after = spec.promotion.after if spec.promotion is not None else []
 
     def read() -> tuple[dict[tuple[str, str], UpstreamRead], list[str]]:
@@ -75,6 +76,12 @@ async def read_upstreams(
         for i, upstream in enumerate(after):
             key = (upstream.namespace, upstream.rollout)
             if key in found:
+                continue
+            if key == (namespace, name):
+                refused.append(
+                    f"spec.promotion.after[{i}]: names this Rollout itself; an upstream is "
+                    "another Rollout that runs a revision first"
+                )
                 continue
             try:
                 body = cluster.read_rollout(*key)
