@@ -234,10 +234,13 @@ def install_operator(
     replicas: int = 1,
     webhook: bool = True,
     values: Sequence[str] = (),
+    also_watch: Sequence[str] = (),
 ) -> OperatorRelease:
     """``helm install`` of the chart into ``namespace`` (which must exist), for an operator
     run on this machine; ``values`` are more ``--set`` arguments. With ``scope="cluster"`` the
-    release's ClusterRole covers every namespace and its webhook every namespace too."""
+    release's ClusterRole covers every namespace and its webhook every namespace too; with
+    ``scope="namespace"`` its Roles cover ``namespace`` and the namespaces of ``also_watch``
+    (which must exist)."""
     name = release_name(namespace)
     port = free_port()
     if webhook:
@@ -266,7 +269,7 @@ def install_operator(
         *values,
     ]
     if scope == "namespace":
-        sets.append(f"watchNamespaces={{{namespace}}}")
+        sets.append(f"watchNamespaces={{{','.join([namespace, *also_watch])}}}")
     args = ["install", name, str(CHART), "--namespace", namespace, "--skip-crds"]
     for item in sets:
         args += ["--set", item]

@@ -141,6 +141,19 @@ HEALTH_CASES = [
         id="paused",
     ),
     pytest.param(
+        rollout(
+            observed(
+                "Waiting",
+                "new revision b2 waits for upstream: staging/web soaking 10m until "
+                "2026-01-01T10:10:00Z",
+                awaitingUpstream="b2",
+            )
+        ),
+        "Suspended",
+        "waits for upstream: staging/web",
+        id="waiting-for-upstream",
+    ),
+    pytest.param(
         rollout(observed("Degraded", "rolled back: error-ratio 0.2 failed")),
         "Degraded",
         "rolled back",

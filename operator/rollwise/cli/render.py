@@ -39,6 +39,7 @@ from rollwise.core.observations import TemplateKey, TemplateRead
 from rollwise.core.rollout.status import ConditionType, PauseReason, RolloutStatus
 from rollwise.core.runs import AnalysisRun, MetricRun, Verdict
 from rollwise.core.spec import Metric, RolloutSpec
+from rollwise.core.status_model import format_time
 from rollwise.core.templates import resolve_rollout
 from rollwise.core.validation import parse_rollout_spec
 
@@ -355,6 +356,29 @@ def _invalid_lines(status: RolloutStatus) -> list[str]:
     return ["Invalid spec:", *[f"  - {part}" for part in text.split("; ") if part]]
 
 
+def _upstream_lines(raw_spec: Mapping[str, Any], status: RolloutStatus, name: str) -> list[str]:
+    """When the stable revision became Healthy, and the upstream Rollouts a new revision waits
+    for (``spec.promotion.after``) with how to go past them."""
+    lines: list[str] = []
+    if status.healthy_since is not None:
+        lines.append(f"Healthy:     since {format_time(status.healthy_since)}")
+    after = _as_dict(raw_spec.get("promotion")).get("after")
+    upstreams = [_as_dict(u) for u in after] if isinstance(after, list) else []
+    named = ", ".join(
+        f"{u.get('namespace', '?')}/{u.get('rollout', '?')} (soak {u.get('soak', '0s')})"
+        for u in upstreams
+    )
+    if named:
+        lines.append(f"Upstream:    {named}")
+    if status.awaiting_upstream is not None and status.canary_revision is None:
+        lines.append(
+            f"Waiting:     revision {status.awaiting_upstream} for its upstream Rollouts "
+            f"(past them: kubectl rollwise override rollout/{name} --decision promote, "
+            "confirmed by a second person)"
+        )
+    return lines
+
+
 def render_rollout(
     rollout: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]],
@@ -445,6 +469,7 @@ def render_rollout(
             lines.append("Canary:      -")
             if actual is not None and actual.weight not in (None, 0):
                 lines.append(f"Weight:      {_weight_line(status, actual)}")
+        lines += _upstream_lines(raw_spec, status, name)
         if status.rolled_back_revision is not None and status.canary_revision is None:
             how = "aborted" if status.aborted else "rolled back"
             lines.append(
@@ -515,13 +540,15 @@ def _rollout_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> li
     if spec.get("paused"):
         phase += " (spec.paused)"
     weight = status.get("canaryWeight")
+    awaiting = status.get("awaitingUpstream")
+    shown = canary or (f"{awaiting} (waiting)" if awaiting else "-")
     return [
         str(meta.get("name", "")),
         phase,
         step,
         f"{weight}%" if isinstance(weight, int) and canary else "-",
         str(status.get("stableRevision") or "-"),
-        str(canary or "-"),
+        str(shown),
         age(meta.get("creationTimestamp"), now),
     ]
 

@@ -189,6 +189,21 @@ class Hold:
 
 
 @dataclass(frozen=True)
+class UpstreamRead:
+    """What the runtime read of an upstream Rollout (``spec.promotion.after``): whether it
+    exists, and from its status its phase, stable and canary revisions and when its stable
+    revision became Healthy (``status.healthySince``)."""
+
+    namespace: str
+    rollout: str
+    found: bool = True
+    phase: str | None = None
+    stable_revision: str | None = None
+    canary_revision: str | None = None
+    healthy_since: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything observed this pass.
 
@@ -223,6 +238,8 @@ class Observations:
     ``route_rejected``: why the routing object does not carry the weight as accepted
     (``TrafficRouter.verify`` said no: its Gateway did not accept the HTTPRoute, or Istio did
     not reconcile the VirtualService); empty when it does, or when nothing was checked.
+    ``upstreams``: the upstream Rollouts of ``spec.promotion.after`` by (namespace, name), read
+    only while a new revision may wait for them (absent: not read this pass).
     """
 
     template_hash: str
@@ -245,3 +262,4 @@ class Observations:
     events_posted: int = 0
     route_rejected: str = ""
     templates: Mapping[TemplateKey, TemplateRead | None] = field(default_factory=dict)
+    upstreams: Mapping[tuple[str, str], UpstreamRead] = field(default_factory=dict)

@@ -16,9 +16,12 @@ class Phase(StrEnum):
     ``Paused``: waiting for a human or a timer (pause step, spec.paused, inconclusive analysis).
     ``Healthy``: one stable revision serves all traffic and is available.
     ``Degraded``: rolled back, aborted, invalid spec or progress deadline exceeded.
+    ``Waiting``: a new revision waits for its upstream Rollouts (``spec.promotion.after``) to
+    have run it Healthy for their soak time; the stable revision keeps serving all traffic.
     """
 
     PROGRESSING = "Progressing"
     PAUSED = "Paused"
     HEALTHY = "Healthy"
     DEGRADED = "Degraded"
+    WAITING = "Waiting"

@@ -521,6 +521,26 @@ class Strategy(Model):
     canary: CanaryStrategy
 
 
+#: A Kubernetes object name (DNS-1123 subdomain) and a namespace name (DNS-1123 label).
+OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class UpstreamRollout(Model):
+    """A Rollout that must have run the same pod template Healthy for ``soak`` before this
+    one's canary of it starts (:mod:`rollwise.core.rollout.upstream`)."""
+
+    namespace: str = Field(min_length=1, max_length=63, pattern=NAMESPACE_PATTERN)
+    rollout: str = Field(min_length=1, max_length=253, pattern=OBJECT_NAME_PATTERN)
+    soak: Duration = "0s"
+
+
+class Promotion(Model):
+    """``after``: the upstream Rollouts a new revision must have soaked in first."""
+
+    after: list[UpstreamRollout] = Field(default_factory=list)
+
+
 class RolloutSpec(Model):
     replicas: int = Field(default=1, ge=0)
     selector: LabelSelector
@@ -528,6 +548,7 @@ class RolloutSpec(Model):
     strategy: Strategy
     progress_deadline_seconds: int = Field(default=600, ge=1)
     paused: bool = False
+    promotion: Promotion | None = None
 
 
 def step_what(step: Step) -> str:

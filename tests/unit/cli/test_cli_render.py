@@ -17,6 +17,7 @@ from rollwise.cli.render import (
     threshold_text,
 )
 from rollwise.core.observations import TemplateKey
+from rollwise.core.phases import Phase
 from rollwise.core.rollout.status import ActiveHeaderRoute, ActiveMirrorRoute, BaselineStatus
 from rollwise.core.spec import Metric
 from tests.unit.cli import cli_builders as b
@@ -411,3 +412,46 @@ def test_template_metrics_are_shown_with_their_conditions() -> None:
     # Without the template (not read, or not found) the spec's inline metrics are all it knows.
     text = render_rollout(obj, [], b.NOW, symbols=UNICODE, templates={key: None})
     assert cells(line_with(text, "error-ratio  "))[2] == "?"
+
+
+def _waiting_for_upstream() -> dict[str, Any]:
+    status = b.healthy().model_copy(
+        update={
+            "phase": Phase.WAITING,
+            "message": f"new revision {b.CANARY} waits for upstream: staging/web has not run "
+            f"revision {b.CANARY}",
+            "awaiting_upstream": b.CANARY,
+        }
+    )
+    obj = b.rollout(status)
+    obj["spec"]["promotion"] = {
+        "after": [
+            {"namespace": "staging", "rollout": "web", "soak": "30m"},
+            {"namespace": "qa", "rollout": "web"},
+        ]
+    }
+    return obj
+
+
+def test_get_shows_the_upstreams_and_the_revision_waiting_for_them() -> None:
+    text = render_rollout(_waiting_for_upstream(), [], b.NOW)
+    assert line_with(text, "Phase:").split() == ["Phase:", "Waiting"]
+    assert "Upstream:    staging/web (soak 30m), qa/web (soak 0s)" in text
+    assert (
+        f"Waiting:     revision {b.CANARY} for its upstream Rollouts (past them: kubectl "
+        "rollwise override rollout/web --decision promote, confirmed by a second person)"
+    ) in text
+    plain = render_rollout(b.rollout(b.healthy()), [], b.NOW)
+    assert "Upstream:" not in plain
+    assert "Waiting:" not in plain
+
+
+def test_get_shows_since_when_the_stable_revision_is_healthy() -> None:
+    status = b.healthy().model_copy(update={"healthy_since": b.ago(600)})
+    text = render_rollout(b.rollout(status), [], b.NOW)
+    assert f"Healthy:     since {b.stamp(600)}" in text
+
+
+def test_rollout_table_shows_the_revision_waiting_for_upstream() -> None:
+    lines = render_rollout_table([_waiting_for_upstream()], b.NOW, all_namespaces=False)
+    assert cells(lines[1]) == ["web", "Waiting", "-", "-", b.STABLE, f"{b.CANARY} (waiting)", "3d"]

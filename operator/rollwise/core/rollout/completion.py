@@ -157,6 +157,12 @@ class Completion(Watch):
             phase = Phase.PAUSED
             degraded_reason = ""
             message = self.message or self.hold_text() or f"paused ({pause.value})"
+            if self.upstream_wait:
+                message = f"{message}; {self.upstream_wait}"
+        elif self.upstream_wait:
+            phase = Phase.WAITING
+            degraded_reason = ""
+            message = f"{self.upstream_wait}; stable {stable} serves all traffic"
         elif self.canary_active or self.cluster_wait:
             phase = Phase.PROGRESSING
             degraded_reason = ""
@@ -177,9 +183,15 @@ class Completion(Watch):
         self._set_conditions(phase, message, pause, degraded_reason, holding)
         counted = [r for r in (s.stable_revision, s.canary_revision) if r is not None]
         states = [self.obs.revisions[r] for r in counted if r in self.obs.revisions]
+        healthy_since = None
+        if phase is Phase.HEALTHY:
+            before = self.prev
+            kept = before.phase is Phase.HEALTHY and before.stable_revision == s.stable_revision
+            healthy_since = before.healthy_since if kept and before.healthy_since else self.now
         self.update(
             phase=phase,
             message=message,
+            healthy_since=healthy_since,
             replicas=sum(st.desired_replicas for st in states),
             available_replicas=sum(st.available_replicas for st in states),
             baseline=self._baseline_status(),
@@ -266,6 +278,8 @@ class Completion(Watch):
                 progressing = (true, "Progressing")
             elif phase is Phase.PAUSED:
                 progressing = (unknown, "Paused")
+            elif phase is Phase.WAITING:
+                progressing = (unknown, R.AWAITING_UPSTREAM.name)
             else:
                 progressing = (false, degraded_reason)
         conditions: list[tuple[ConditionType, ConditionStatus, str, str]] = [

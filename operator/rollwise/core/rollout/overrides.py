@@ -69,6 +69,17 @@ def needs_confirmation(status: RolloutStatus | None, template_hash: str) -> bool
     )
 
 
+def awaits_upstream(status: RolloutStatus | None, template_hash: str) -> bool:
+    """Whether the Rollout's current revision waits for its upstream Rollouts
+    (``spec.promotion.after``): promoting it past them needs a second person, as past a
+    failed analysis."""
+    return (
+        status is not None
+        and status.awaiting_upstream == template_hash
+        and status.canary_revision is None
+    )
+
+
 def rollout_effect(
     override: Override | None, *, name: str, template_hash: str, status: RolloutStatus | None
 ) -> RolloutOverride:
@@ -77,11 +88,12 @@ def rollout_effect(
 
     ``hold``: a hold until a newer override or a new revision. ``rollback``: an abort.
     ``promote``: promote-full at once, or retry then promote-full once confirmed when the
-    revision was rolled back or its analysis is inconclusive (unconfirmed: a waiting message,
-    nothing else). A new revision held by a confirmed post-promotion regression (action
-    ``hold``): once confirmed, a promote that lifts the hold, the revision then going through
-    its canary as any other (unconfirmed: the waiting message). Requests of an override
-    already applied (``status.handledRequests``) are not repeated.
+    revision was rolled back or its analysis is inconclusive, or promote-full once confirmed
+    when it waits for its upstream Rollouts (unconfirmed: a waiting message, nothing else). A
+    new revision held by a confirmed post-promotion regression (action ``hold``): once
+    confirmed, a promote that lifts the hold, the revision then going through its canary as
+    any other (unconfirmed: the waiting message). Requests of an override already applied
+    (``status.handledRequests``) are not repeated.
     """
     if override is None or (override.target != template_hash and not override.unverified):
         return RolloutOverride()
@@ -94,7 +106,8 @@ def rollout_effect(
         return RolloutOverride()
     if override.decision is OverrideDecision.ROLLBACK:
         return RolloutOverride(requests=(ManualRequest(RequestKind.ABORT, override.id),))
-    if not needs_confirmation(status, template_hash):
+    upstream = awaits_upstream(status, template_hash)
+    if not upstream and not needs_confirmation(status, template_hash):
         return RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, override.id),))
     if not override.confirmed:
         return RolloutOverride(waiting=waiting_message(override, ROLLOUT, name))
@@ -106,6 +119,9 @@ def rollout_effect(
             confirmed_by=override.confirmed_by or "",
         )
         return RolloutOverride(requests=(lift,))
+    if upstream:
+        # Past the upstream Rollouts: the canary starts and completes at once.
+        return RolloutOverride(requests=(ManualRequest(RequestKind.PROMOTE_FULL, override.id),))
     return RolloutOverride(
         requests=(
             ManualRequest(RequestKind.RETRY, override.id),

@@ -51,6 +51,21 @@ REVISION_SKIPPED = Reason(
     "revision {revision} was {how}; not retried until the template changes or "
     "rollwise.dev/retry is set{dropped}",
 )
+AWAITING_UPSTREAM = Reason(
+    "AwaitingUpstream",
+    _N,
+    "The pod template changed but spec.promotion.after names upstream Rollouts that have not "
+    "yet run this revision Healthy for their soak time: the canary waits (a canary of an "
+    "earlier revision that was running is dropped, all traffic stays on stable).",
+    "new revision {revision} waits for upstream: {detail}{dropped}",
+)
+UPSTREAM_SOAKED = Reason(
+    "UpstreamSoaked",
+    _N,
+    "Every upstream Rollout of spec.promotion.after has run the new revision Healthy for its "
+    "soak time: the canary starts.",
+    "revision {revision} soaked upstream ({detail}); starting canary",
+)
 WEIGHT_SET = Reason(
     "WeightSet",
     _N,
@@ -353,6 +368,8 @@ ALL_REASONS: tuple[Reason, ...] = (
     REVISION_REPLACED,
     CANARY_CANCELLED,
     REVISION_SKIPPED,
+    AWAITING_UPSTREAM,
+    UPSTREAM_SOAKED,
     WEIGHT_SET,
     HEADER_ROUTE_SET,
     MIRROR_ROUTE_SET,

@@ -13,6 +13,7 @@ from rollwise.core.analysis import (
     checks_for_step,
     new_run,
 )
+from rollwise.core.durations import add_seconds
 from rollwise.core.observations import (
     ManualRequest,
     RequestKind,
@@ -22,13 +23,19 @@ from rollwise.core.rollout.status import (
     ConditionType,
     PauseReason,
 )
+from rollwise.core.rollout.upstream import describe, standings
 from rollwise.core.rollout.watch import Watch
 from rollwise.core.spec import step_what
 
+#: How often a revision waiting for its upstream Rollouts reads them again (they live in
+#: other namespaces, outside the Rollout's own watch); a soak's end wakes it at once.
+UPSTREAM_POLL_SECONDS = 10.0
+
 
 class Requests(Watch):
-    """Manual requests and revision changes: a new template starts a canary, retry, promote,
-    promote-full and abort act once each, leftovers are reported as ignored."""
+    """Manual requests and revision changes: a new template starts a canary (once its upstream
+    Rollouts soaked it), retry, promote, promote-full and abort act once each, leftovers are
+    reported as ignored."""
 
     def _spec_corrected(self) -> None:
         if self.prev.is_true(ConditionType.INVALID_SPEC):
@@ -36,6 +43,9 @@ class Requests(Watch):
 
     def _track_revision(self) -> None:
         rev = self.obs.template_hash
+        if self.s.awaiting_upstream is not None:
+            # Set again below while the revision still waits.
+            self.update(awaiting_upstream=None)
         if self.s.rolled_back_revision is not None and rev != self.s.rolled_back_revision:
             self.update(rolled_back_revision=None, aborted=False)
         s = self.s
@@ -73,6 +83,9 @@ class Requests(Watch):
             return
         if s.canary_revision is None and self._regression_holds():
             return
+        if self._awaits_upstream(rev):
+            return
+        s = self.s
         if s.canary_revision is not None:
             self.emit(
                 R.REVISION_REPLACED,
@@ -84,6 +97,44 @@ class Requests(Watch):
         else:
             self.emit(R.REVISION_DETECTED, revision=rev, stable=s.stable_revision, steps=self.n)
         self._start_canary(rev)
+
+    def _awaits_upstream(self, rev: str) -> bool:
+        """Whether the new revision ``rev`` waits for the upstream Rollouts of
+        ``spec.promotion.after``; a canary of an earlier revision is then dropped. A confirmed
+        promote override (two persons) lets it through: its promote-full starts the canary and
+        completes it in this pass."""
+        promotion = self.spec.promotion
+        if promotion is None or not promotion.after:
+            return False
+        found = standings(promotion.after, self.obs.upstreams, rev, self.now)
+        if all(standing.ready for standing in found):
+            if self.prev.awaiting_upstream == rev:
+                self.emit(R.UPSTREAM_SOAKED, revision=rev, detail=describe(found, ready=True))
+            return False
+        full = self.pending.get(RequestKind.PROMOTE_FULL)
+        if full is not None and any(full is r for r in self.from_override):
+            if self.prev.awaiting_upstream == rev:
+                # Read against a status that records the wait: confirmed by a second person.
+                return False
+            # Read before the revision was recorded as waiting, so nothing asked for its
+            # confirmation: left for the next pass, which does.
+            del self.pending[RequestKind.PROMOTE_FULL]
+        detail = describe(found, ready=False)
+        self.upstream_wait = f"new revision {rev} waits for upstream: {detail}"
+        dropped = ""
+        canary = self.s.canary_revision
+        if canary is not None:
+            dropped = f"; canary {canary} dropped, stable {self.s.stable_revision} serves"
+            self._clear_canary()
+        if self.prev.awaiting_upstream != rev or dropped:
+            self.emit(R.AWAITING_UPSTREAM, revision=rev, detail=detail, dropped=dropped)
+        self.update(awaiting_upstream=rev)
+        for standing in found:
+            if not standing.ready and standing.until is not None:
+                self.wake(standing.until)
+        # Upstream Rollouts live in other namespaces, outside this Rollout's watch: polled.
+        self.wake(add_seconds(self.now, UPSTREAM_POLL_SECONDS))
+        return True
 
     def _abort(self) -> None:
         request = self.take(RequestKind.ABORT)
@@ -145,6 +196,11 @@ class Requests(Watch):
                 continue
             if kind is RequestKind.RETRY:
                 why = "nothing was rolled back and no analysis is inconclusive"
+            elif self.upstream_wait:
+                why = (
+                    f"revision {self.obs.template_hash} waits for its upstream Rollouts; going "
+                    "past them takes a promote override confirmed by a second person"
+                )
             elif self.s.rolled_back_revision is not None:
                 why = f"revision {self.s.rolled_back_revision} was rolled back; no canary runs"
             else:

@@ -151,4 +151,9 @@ class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     available_replicas: int = 0
     selector: str = ""
     queries: QueryVerification | None = None
+    healthy_since: Time | None = None
+    """When the stable revision last became Healthy (None while the phase is not Healthy):
+    what a downstream Rollout's ``spec.promotion.after`` soaks against."""
+    awaiting_upstream: str | None = None
+    """The revision that waits for its upstream Rollouts (``spec.promotion.after``)."""
     event_log: EventLog = Field(default_factory=EventLog)

@@ -97,6 +97,8 @@ class Watch(PassState):
 
     #: Why a new revision waits on a confirmed regression (empty: it does not).
     regression_hold: str = ""
+    #: Why a new revision waits for its upstream Rollouts (empty: it does not).
+    upstream_wait: str = ""
 
     @property
     def watch_metrics(self) -> list[Metric]:

@@ -27,6 +27,7 @@ from rollwise.core.observations import (
     RevisionState,
     TemplateKey,
     TemplateRead,
+    UpstreamRead,
     requests_from_annotations,
     revision_of,
 )
@@ -53,6 +54,7 @@ from rollwise.runtime.rollout.ports import (
     Ports,
     RolloutObject,
 )
+from rollwise.runtime.rollout.upstreams import needs_upstreams, read_upstreams
 from rollwise.runtime.skeleton import (
     Memory,
     parse_status,
@@ -324,6 +326,12 @@ async def observe(
         )
     if route.problem is not None:
         missing.append(f"spec.strategy.canary.trafficRouting: {route.problem}")
+    upstreams: dict[tuple[str, str], UpstreamRead] = {}
+    if needs_upstreams(spec, status, template_hash):
+        upstreams, refused_upstreams = await read_upstreams(
+            ports.cluster, spec, namespace=obj.namespace, name=obj.name
+        )
+        missing.extend(refused_upstreams)
     return Seen(
         declared,
         status,
@@ -350,6 +358,7 @@ async def observe(
             ),
             events_posted=posted,
             templates=templates,
+            upstreams=upstreams,
         ),
         spec_errors=tuple(spec_errors),
         router=router,
