@@ -258,9 +258,10 @@ class PrometheusServer:
             return [({}, float(data["result"][1]))]
         return [(item["metric"], float(item["value"][1])) for item in data["result"]]
 
-    def query(self, promql: str) -> float | None:
-        """The single value of an instant query; None when it returns no series or NaN."""
-        result = self.query_vector(promql)
+    def query(self, promql: str, at: float | None = None) -> float | None:
+        """The single value of an instant query (at ``at``, a Unix time; now without one);
+        None when it returns no series or NaN."""
+        result = self.query_vector(promql, at)
         if not result:
             return None
         if len(result) > 1:

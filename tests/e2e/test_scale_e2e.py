@@ -207,4 +207,9 @@ def test_kubectl_scale_mid_canary_resizes_both_revisions_and_an_hpa_targets_the_
         timeout=40,
         what="the operator to resize the stable revision to 10",
     )
-    assert cluster.status()["phase"] == "Healthy"
+    # Healthy again once the new pods are ready (Progressing while they start).
+    eventually(
+        lambda: cluster.status().get("phase") == "Healthy",
+        timeout=60,
+        what="the Rollout to be Healthy at 10 replicas",
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -69,27 +70,32 @@ class Counts:
         self.cluster = cluster
         self.ns = cluster.namespace
 
-    def _value(self, promql: str) -> float:
-        return self.cluster.prometheus.query(promql) or 0.0
+    def _value(self, promql: str, at: float | None = None) -> float:
+        return self.cluster.prometheus.query(promql, at) or 0.0
 
-    def all(self, revision: str) -> float:
+    def all(self, revision: str, at: float | None = None) -> float:
         return self._value(
             f'sum(http_requests_total{{namespace="{self.ns}",service="demo",'
-            f'revision="{revision}"}})'
+            f'revision="{revision}"}})',
+            at,
         )
 
-    def tagged(self, revision: str) -> float:
+    def tagged(self, revision: str, at: float | None = None) -> float:
         return self._value(
             f'sum(http_segment_requests_total{{namespace="{self.ns}",service="demo",'
-            f'revision="{revision}",segment="beta"}})'
+            f'revision="{revision}",segment="beta"}})',
+            at,
         )
 
     def snapshot(self, old: str, new: str) -> dict[str, float]:
+        """The four counters at one instant: queried at different instants, a scrape between
+        two queries would count requests in one counter and not yet in the other."""
+        at = time.time()
         return {
-            "stable": self.all(old),
-            "canary": self.all(new),
-            "stable_tagged": self.tagged(old),
-            "canary_tagged": self.tagged(new),
+            "stable": self.all(old, at),
+            "canary": self.all(new, at),
+            "stable_tagged": self.tagged(old, at),
+            "canary_tagged": self.tagged(new, at),
         }
 
 
