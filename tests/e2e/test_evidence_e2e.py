@@ -344,6 +344,26 @@ def serving_deployment(name: str, model: str, version: str) -> dict[str, Any]:
     }
 
 
+def serving_inference_service(name: str, model: str, version: str) -> dict[str, Any]:
+    """A KServe InferenceService serving ``model`` ``version`` by hand."""
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": name,
+            "labels": {"rollwise.dev/model": model, "rollwise.dev/model-version": version},
+        },
+        "spec": {
+            "predictor": {
+                "model": {
+                    "modelFormat": {"name": "sklearn"},
+                    "storageUri": f"models:/{model}/{version}",
+                }
+            }
+        },
+    }
+
+
 def test_the_api_server_refuses_serving_a_revoked_version_through_the_webhook(
     cluster: Cluster, gov: Governance, tmp_path: Path
 ) -> None:
@@ -388,6 +408,37 @@ def test_the_api_server_refuses_serving_a_revoked_version_through_the_webhook(
     ) in again.stderr, again.stderr
     replicas = gov.k(CREATOR, "get", "deployment", "srv-1", "-o", "jsonpath={.spec.replicas}")
     assert replicas.stdout.strip() == "1", "the refused update changed nothing"
+    # The same gate holds for KServe: an InferenceService naming the revoked version is refused
+    # at creation, and nothing is created.
+    api = cluster.the_lab.running_cluster.api
+    base = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{cluster.namespace}"
+    isvc_rule = {
+        "apiGroups": ["serving.kserve.io"],
+        "resources": ["inferenceservices"],
+        "verbs": ["get", "list", "create", "update", "patch"],
+    }
+    api("POST", f"{base}/roles", body={"metadata": {"name": "serving"}, "rules": [isvc_rule]})
+    api(
+        "POST",
+        f"{base}/rolebindings",
+        body={
+            "metadata": {"name": "serving"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "serving"},
+            "subjects": [
+                {"kind": "User", "name": CREATOR, "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        },
+    )
+    isvc = serving_inference_service("isvc-1", model, "1")
+    refused = gov.k(CREATOR, "apply", "-f", "-", input=json.dumps(isvc))
+    assert refused.returncode != 0, refused.stdout
+    assert (
+        'admission webhook "serving-gate.rollwise.dev" denied the request: InferenceService '
+        f"{cluster.namespace}/isvc-1 serves model {model} version 1, which ModelRelease {name} "
+        "revoked: refused"
+    ) in refused.stderr, refused.stderr
+    absent = gov.k(CREATOR, "get", "inferenceservice", "isvc-1", "--ignore-not-found", "-o", "name")
+    assert absent.stdout.strip() == "", absent.stdout
 
 
 # ------------------------------------------------------------------------ CRD validation
