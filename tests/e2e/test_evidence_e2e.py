@@ -323,6 +323,67 @@ def test_a_rego_deny_blocks_promotion_and_is_shown_by_the_plugin(
     assert denial in view, view
 
 
+CANARY_REGO = """package runtime.canary
+import rego.v1
+
+default proceed := false
+proceed if count(deny) == 0
+
+deny contains msg if {
+    input.release.spec.model in data.canary_blocked_models
+    msg := sprintf(
+        "model %v is not cleared for a canary by the risk board",
+        [input.release.spec.model],
+    )
+}
+"""
+
+
+def test_a_rego_canary_denial_rolls_the_canary_back(
+    cluster: Cluster, gov_policy: Governance, tmp_path: Path
+) -> None:
+    gov = gov_policy
+    docs, name, ticket = release_docs(cluster, tmp_path)
+    model = docs[-1]["spec"]["model"]
+    # A new snapshot with a canary point, published before the release binds to it.
+    data = {
+        **POLICY_DATA,
+        "canary.rego": CANARY_REGO,
+        "blocked.json": json.dumps({"canary_blocked_models": [model]}),
+    }
+    snapshot = configmap(POLICY_CONFIGMAP, "leads.json", data["leads.json"])
+    snapshot["data"] = data
+    applied = cluster.k("apply", "-f", "-", input=json.dumps(snapshot))
+    assert applied.returncode == 0, applied.stderr
+    digest = policy_digest(data)
+    docs[-1]["spec"]["policyDigest"] = digest
+    gov.create(docs, name)
+    denial = f"model {model} is not cleared for a canary by the risk board"
+
+    def rolled_back() -> dict[str, Any] | None:
+        found = status_of(cluster, name)
+        return found if found.get("stage") == "RolledBack" else None
+
+    status = eventually(
+        rolled_back,
+        timeout=90,
+        what=f"{name}: rolled back by the canary policy",
+    )
+    where = f"policy bundle {cluster.namespace}/{POLICY_CONFIGMAP} ({digest[:19]})"
+    assert gate(status, "policy-canary")["status"] == "Failed"
+    assert gate(status, "policy-canary")["message"] == f"{where} denies canary: {denial}"
+    assert f"policy-canary: {where} denies canary: {denial}" in status["message"]
+    # The accept point passed: the release reached Staging and ran its canary first.
+    assert [h["stage"] for h in status["history"]][-2:] == ["Staging", "RolledBack"]
+    events = events_by_reason(cluster, name)
+    [failed] = [e for e in events["GateFailed"] if "policy-canary" in e["message"]]
+    assert failed["type"] == "Warning"
+    assert denial in failed["message"]
+    assert f"[change {ticket}]" in failed["message"]
+    assert "ReleaseApproved" not in events
+    assert denial in plugin_view(gov, name)
+
+
 # --------------------------------------------------------------------------- serving gate
 
 

@@ -13,11 +13,12 @@ from rollwise.adapters.gates.policy import policy_digest
 from rollwise.adapters.gates.rego import Bundle, decision_input, evaluate, judge
 from rollwise.core.modelrelease.observations import (
     GATE_POLICY_ACCEPT,
+    GATE_POLICY_CANARY,
     GATE_POLICY_PROMOTE,
     Approval,
     GateResult,
 )
-from rollwise.core.modelrelease.status import GateStatus
+from rollwise.core.modelrelease.status import GateRecord, GateStatus, ModelReleaseStatus
 from rollwise.core.spec_release import ModelReleaseSpec
 from tests.unit.adapters.test_gates_http import evaluator
 
@@ -247,6 +248,8 @@ def test_evaluator_binds_the_evaluated_bundle_to_the_policy_digest() -> None:
     assert [(r.name, r.status) for r in results] == [
         (GATE_POLICY_ACCEPT, GateStatus.PASSED),
         (GATE_POLICY_PROMOTE, GateStatus.PASSED),
+        # The canary point judges only a canary running in Staging.
+        (GATE_POLICY_CANARY, GateStatus.PENDING),
     ]
     assert results[0].message.endswith("allows accept")
     assert results[1].message.endswith("has no rule at promote (data.registry.promote)")
@@ -263,5 +266,90 @@ def test_evaluator_binds_the_evaluated_bundle_to_the_policy_digest() -> None:
     pending = missing.evaluate_policies(
         "ml", "fraud-7", bound, status=None, gates=(), approvals=(), now=NOW
     )
-    assert [r.status for r in pending] == [GateStatus.PENDING, GateStatus.PENDING]
+    assert [r.status for r in pending] == [GateStatus.PENDING] * 3
     assert "ops/gone does not exist" in pending[0].message
+
+
+CANARY = """
+package runtime.canary
+import rego.v1
+
+default proceed := false
+proceed if count(deny) == 0
+
+deny contains msg if {
+    some v in input.canary.verdicts
+    v.failed > 0
+    msg := sprintf("metric %v failed a measurement at weight %v", [v.metric, input.canary.weight])
+}
+"""
+
+
+def running(stage: str = "Staging", **serving: Any) -> ModelReleaseStatus:
+    """A release whose KServe canary runs at 25%, its analysis so far in ``serving``."""
+    return ModelReleaseStatus.model_validate(
+        {
+            "stage": stage,
+            "serving": {"backend": "inferenceService", "name": "fraud", "weight": 25, **serving},
+        }
+    )
+
+
+def analysis(failed: int) -> dict[str, Any]:
+    return {
+        "stepIndex": 1,
+        "revision": "fraud-2",
+        "startedAt": "2026-11-22T11:59:00Z",
+        "metrics": [{"name": "error-ratio", "successful": 3, "failed": failed}],
+    }
+
+
+def test_canary_point_proceeds_on_clean_verdicts_and_denies_with_the_policy_words() -> None:
+    bundle = Bundle.from_data({"canary.rego": CANARY})
+    clean = judge(
+        bundle, "canary", document("canary", spec(), status=running(analysis=analysis(0))), "p"
+    )
+    assert clean.status is GateStatus.PASSED, clean.message
+    assert clean.message.endswith("allows canary")
+    denied = judge(
+        bundle, "canary", document("canary", spec(), status=running(analysis=analysis(1))), "p"
+    )
+    assert denied.status is GateStatus.FAILED
+    assert denied.message.endswith(
+        "denies canary: metric error-ratio failed a measurement at weight 25"
+    )
+
+
+def test_canary_point_needs_proceed_not_allow() -> None:
+    allow_only = Bundle.from_data(
+        {"c.rego": "package runtime.canary\nimport rego.v1\nallow := true\n"}
+    )
+    outcome = judge(allow_only, "canary", document("canary", spec(), status=running()), "p")
+    assert outcome.status is GateStatus.FAILED
+    assert "(data.runtime.canary.proceed is not true)" in outcome.message
+
+
+def test_evaluator_judges_the_canary_only_while_it_runs_in_staging() -> None:
+    data = {"canary.rego": CANARY}
+    gates = evaluator(policy_configmap=("ops", "policy"))
+    gates.configmaps = StubConfigMaps({("ops", "policy"): {"data": data}})  # type: ignore[assignment]
+    bound = spec(policyDigest=policy_digest(data))
+
+    def canary_gate(status: ModelReleaseStatus | None) -> tuple[GateStatus, str]:
+        results = gates.evaluate_policies(
+            "ml", "fraud-7", bound, status=status, gates=(), approvals=(), now=NOW
+        )
+        [found] = [r for r in results if r.name == GATE_POLICY_CANARY]
+        return found.status, found.message
+
+    assert canary_gate(None)[0] is GateStatus.PENDING
+    assert canary_gate(running(analysis=analysis(0)))[0] is GateStatus.PASSED
+    status, message = canary_gate(running(analysis=analysis(2)))
+    assert status is GateStatus.FAILED
+    assert "metric error-ratio failed a measurement" in message
+    # After Staging the last verdict recorded stands: a policy edited later (or a canary that
+    # failed later measurements) does not judge a canary that has ended.
+    ended = running("Production", passed=True, analysis=analysis(5))
+    record = GateRecord(name=GATE_POLICY_CANARY, status=GateStatus.PASSED, reason="Passed")
+    assert canary_gate(ended.model_copy(update={"gates": [record]}))[0] is GateStatus.PASSED
+    assert canary_gate(ended)[0] is GateStatus.PENDING

@@ -34,6 +34,7 @@ from rollwise.core.modelrelease.observations import (
 )
 from rollwise.core.modelrelease.release import decide_release
 from rollwise.core.modelrelease.spec import (
+    canary_gates,
     child_revision,
     child_rollout_name,
     child_rollout_spec,
@@ -101,7 +102,9 @@ def candidate(**spec_kw: Any) -> tuple[ModelReleaseStatus, World, ModelReleaseSp
     world = World()
     world.seed_child(server_template())
     spec = release(**spec_kw)
-    world.gates = passed(*pre_staging_gates(spec), *promote_gates(spec), "freeze-window")
+    world.gates = passed(
+        *pre_staging_gates(spec), *promote_gates(spec), *canary_gates(spec), "freeze-window"
+    )
     d = decide_release(spec, None, world.observe(gates=()), at(0))
     assert d.status.stage is Stage.CANDIDATE
     return d.status, world, spec
@@ -871,6 +874,89 @@ def kserve_first_step_sets_percent_then_uri() -> Case:
     )
 
 
+def _with_canary_gate(world: World, status: GateStatus, **kw: Any) -> tuple[GateResult, ...]:
+    """The world's gates with ``policy-canary`` reported as ``status``."""
+    others = tuple(g for g in world.gates if g.name != "policy-canary")
+    denial = "policy bundle ops/policy (sha256:aaaa) denies canary: error ratio above 2% at 25%"
+    message = denial if status is GateStatus.FAILED else "ok"
+    return (*others, GateResult("policy-canary", status, message, checked_at=at(40), **kw))
+
+
+def policy_canary_denial_rolls_the_canary_back() -> Case:
+    status, world, spec = staging(policy=True)
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(
+            child=running_child(spec), gates=_with_canary_gate(world, GateStatus.FAILED)
+        ),
+        now=at(40),
+        stage=Stage.ROLLED_BACK,
+        events=["GateFailed", "ReleaseRolledBack"],
+        actions=[RevertChildRollout],
+        absent=[FlipAlias],
+        message="policy-canary: policy bundle ops/policy (sha256:aaaa) denies canary: error ratio",
+    )
+
+
+def policy_canary_denial_pins_a_kserve_canary_at_zero() -> Case:
+    world = World()
+    spec = release(backend="kserve", policy=True)
+    world.gates = passed(
+        *pre_staging_gates(spec), *promote_gates(spec), *canary_gates(spec), "freeze-window"
+    )
+    status, _, _ = drive_release(spec, None, world, at(0), passes=2)
+    assert status is not None
+    assert status.stage is Stage.STAGING
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(gates=_with_canary_gate(world, GateStatus.FAILED)),
+        now=at(40),
+        stage=Stage.ROLLED_BACK,
+        events=["GateFailed", "ReleaseRolledBack"],
+        actions=[SetCanaryTrafficPercent],
+        contains=[SetCanaryTrafficPercent(ISVC, 0)],
+    )
+
+
+def policy_canary_denial_rolls_a_passed_canary_back() -> Case:
+    status, world, spec = canary_passed(policy=True)
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(
+            child=healthy_child(spec),
+            approvals=approvals(),
+            gates=_with_canary_gate(world, GateStatus.FAILED),
+        ),
+        now=at(40),
+        stage=Stage.ROLLED_BACK,
+        events=["GateFailed", "ReleaseRolledBack"],
+        actions=[RevertChildRollout],
+        absent=[FlipAlias],
+        message="policy-canary: policy bundle ops/policy (sha256:aaaa) denies canary",
+    )
+
+
+def policy_canary_pending_holds_a_passed_canary() -> Case:
+    status, world, spec = staging(policy=True)
+    return Case(
+        spec=spec,
+        status=status,
+        obs=world.observe(
+            child=healthy_child(spec),
+            approvals=approvals(),
+            gates=_with_canary_gate(world, GateStatus.PENDING),
+        ),
+        now=at(40),
+        stage=Stage.STAGING,
+        events=["CanaryPassed"],
+        absent=[FlipAlias],
+        message="canary passed; waiting for policy-canary Pending",
+    )
+
+
 def kserve_analysis_failure_rolls_back() -> Case:
     status, world, spec = kserve_staging(analysis=ERROR_RATIO)
     return Case(
@@ -969,6 +1055,10 @@ CASES: list[Callable[[], Case]] = [
     kserve_analysis_failure_rolls_back,
     kserve_inconclusive_holds,
     kserve_too_few_samples_holds,
+    policy_canary_denial_rolls_the_canary_back,
+    policy_canary_denial_pins_a_kserve_canary_at_zero,
+    policy_canary_pending_holds_a_passed_canary,
+    policy_canary_denial_rolls_a_passed_canary_back,
 ]
 IDS = [pytest.param(c, id=c.__name__.replace("_", "-")) for c in CASES]
 
@@ -1087,6 +1177,7 @@ def test_gates_status_lists_every_gate_with_waiver_expiry() -> None:
         "policy-accept",
         "approvals",
         "policy-promote",
+        "policy-canary",
         "freeze-window",
     ]
     by_name = {g["name"]: g for g in wire}
@@ -1110,7 +1201,12 @@ def test_waiver_expiry_wakes_the_release() -> None:
 def test_manifest_holds_identities_ticket_and_rollback_target() -> None:
     status, world, spec = canary_passed(policy=True)
     gates = passed(
-        "artifact-digest", "policy-digest", "policy-accept", "policy-promote", "freeze-window"
+        "artifact-digest",
+        "policy-digest",
+        "policy-accept",
+        "policy-promote",
+        "policy-canary",
+        "freeze-window",
     )
     d = decide_release(
         spec,
@@ -1128,6 +1224,7 @@ def test_manifest_holds_identities_ticket_and_rollback_target() -> None:
     assert content["policy_decisions"] == {
         "policy-accept": {"status": "Passed", "message": "ok"},
         "policy-promote": {"status": "Passed", "message": "ok"},
+        "policy-canary": {"status": "Passed", "message": "ok"},
     }
     assert content["change"] == {"type": "normal", "ticket": TICKET}
     assert content["rollback_target"] == {"alias": "production", "version": "6"}
@@ -1141,6 +1238,7 @@ def test_manifest_holds_identities_ticket_and_rollback_target() -> None:
         "policy-accept": "Passed",
         "approvals": "Passed",
         "policy-promote": "Passed",
+        "policy-canary": "Passed",
         "freeze-window": "Passed",
     }
     assert content["canary"]["steps"] == [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]

@@ -226,5 +226,6 @@ def test_the_cluster_policy_adds_the_gates_it_requires() -> None:
         "policy-accept",
         "approvals",
         "policy-promote",
+        "policy-canary",
         "freeze-window",
     ]

@@ -78,6 +78,7 @@ from rollwise.core.modelrelease.observations import (
     GATE_MODEL_CARD,
     GATE_POLICY,
     GATE_POLICY_ACCEPT,
+    GATE_POLICY_CANARY,
     GATE_POLICY_PROMOTE,
     GATE_REVALIDATE,
     GATE_SBOM,
@@ -86,7 +87,7 @@ from rollwise.core.modelrelease.observations import (
     GateResult,
 )
 from rollwise.core.modelrelease.spec import MSG_SBOM_SOURCE
-from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus
+from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus, Stage
 from rollwise.core.spec_release import (
     ConfigMapKeyRef,
     FreezeWindow,
@@ -404,9 +405,11 @@ class GateEvaluator:
         approvals: Sequence[Approval],
         now: datetime,
     ) -> tuple[GateResult, ...]:
-        """The Rego decision points (``policy-accept``, ``policy-promote``) of a release bound
-        to the policy snapshot, each evaluated on its input document (``rego``). The bundle is
-        read once for both; one whose digest is not ``spec.policyDigest`` is not evaluated."""
+        """The Rego decision points (``policy-accept``, ``policy-promote``, ``policy-canary``)
+        of a release bound to the policy snapshot, each evaluated on its input document
+        (``rego``). The bundle is read once for all; one whose digest is not
+        ``spec.policyDigest`` is not evaluated. The canary point is evaluated only while the
+        canary runs in Staging (Pending before; after Staging its last verdict stands)."""
         release = (namespace, spec.model, spec.version)
         outcomes = _guarded_many(
             lambda: self._policy_outcomes(
@@ -416,7 +419,7 @@ class GateEvaluator:
         return tuple(
             self._result(release, gate, outcome, now)
             for gate, outcome in zip(
-                (GATE_POLICY_ACCEPT, GATE_POLICY_PROMOTE), outcomes, strict=True
+                (GATE_POLICY_ACCEPT, GATE_POLICY_PROMOTE, GATE_POLICY_CANARY), outcomes, strict=True
             )
         )
 
@@ -430,19 +433,19 @@ class GateEvaluator:
         gates: Sequence[GateResult],
         approvals: Sequence[Approval],
         now: datetime,
-    ) -> tuple[Outcome, Outcome]:
+    ) -> tuple[Outcome, Outcome, Outcome]:
         if self.policy_configmap is None:
             pending = Outcome.pending(
                 "the release is bound to the policy snapshot but the operator has no policy "
                 "snapshot ConfigMap configured (ROLLWISE_POLICY_CONFIGMAP)"
             )
-            return pending, pending
+            return pending, pending, pending
         cm_namespace, cm_name = self.policy_configmap
         where = f"{cm_namespace}/{cm_name}"
         configmap = self.configmaps.get(cm_namespace, cm_name)
         if configmap is None:
             missing = Outcome.pending(f"the policy snapshot ConfigMap {where} does not exist")
-            return missing, missing
+            return missing, missing, missing
         data = configmap.get("data") or {}
         bundle = Bundle.from_data(data if isinstance(data, dict) else {})
         if spec.policy_digest is not None and bundle.digest != spec.policy_digest:
@@ -450,9 +453,12 @@ class GateEvaluator:
                 f"policy bundle {where} is {short_digest(bundle.digest)}, not the bound "
                 f"{short_digest(spec.policy_digest)}: not evaluated (no evidence, no promotion)"
             )
-            return unbound, unbound
+            return unbound, unbound, unbound
         verdicts = []
-        for point in ("accept", "promote"):
+        for point in ("accept", "promote", "canary"):
+            if point == "canary" and not _canary_judged(status):
+                verdicts.append(_canary_standing(status))
+                continue
             document = decision_input(
                 point,
                 namespace=namespace,
@@ -464,7 +470,7 @@ class GateEvaluator:
                 now=now,
             )
             verdicts.append(judge_policy(bundle, point, document, where))
-        return verdicts[0], verdicts[1]
+        return verdicts[0], verdicts[1], verdicts[2]
 
     def check_policy(self, expected: str) -> Outcome:
         if self.policy_configmap is None:
@@ -541,12 +547,35 @@ class GateEvaluator:
             return result
 
 
-def _guarded_many(check: Callable[[], tuple[Outcome, Outcome]]) -> tuple[Outcome, Outcome]:
+def _guarded_many(
+    check: Callable[[], tuple[Outcome, Outcome, Outcome]],
+) -> tuple[Outcome, Outcome, Outcome]:
     try:
         return check()
     except Exception as exc:  # the evaluator never raises: an error is "could not check"
         failed = _error_outcome(exc)
-        return failed, failed
+        return failed, failed, failed
+
+
+def _canary_judged(status: ModelReleaseStatus | None) -> bool:
+    """Whether the canary point judges the release now: in Staging, its canary started and
+    not failed (running, or passed and waiting for its promotion), on its verdicts so far."""
+    if status is None or status.stage is not Stage.STAGING or status.serving is None:
+        return False
+    return status.serving.failure is None
+
+
+def _canary_standing(status: ModelReleaseStatus | None) -> Outcome:
+    """The canary point's verdict when it does not judge: Pending before the canary starts;
+    after Staging, the last Passed or Failed one recorded stands (a policy edited later does
+    not judge a canary that has ended; nothing waits on the gate then)."""
+    recorded = next(
+        (g for g in (status.gates if status is not None else []) if g.name == GATE_POLICY_CANARY),
+        None,
+    )
+    if recorded is not None and recorded.status in (GateStatus.PASSED, GateStatus.FAILED):
+        return Outcome(status=recorded.status, message=recorded.message)
+    return Outcome.pending("evaluated while the canary runs in Staging")
 
 
 def _required(gate: str, field_path: str) -> Outcome:

@@ -10,11 +10,13 @@ every key, so the ``policy-digest`` gate binds the exact bundle that was evaluat
 Decision points and their packages:
 
 * ``accept`` (Candidate → Staging): ``data.registry.accept``;
-* ``promote`` (→ Approved, and on to Production): ``data.registry.promote``.
+* ``promote`` (→ Approved, and on to Production): ``data.registry.promote``;
+* ``canary`` (while the canary runs in Staging, on its verdicts): ``data.runtime.canary``.
 
-At each, the package's ``allow`` must be ``true`` and its ``deny`` (a set or list of strings)
-empty. A package the bundle does not define says nothing at that point (the gate passes,
-saying so). The input document is built by :func:`decision_input` (docs/gates.md lists it).
+At each, the package's ``allow`` (``proceed`` at the canary point) must be ``true`` and its
+``deny`` (a set or list of strings) empty. A package the bundle does not define says
+nothing at that point (the gate passes, saying so). The input document is built by
+:func:`decision_input` (docs/gates.md lists it).
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ from rollwise.core.status_model import format_time
 POINTS: dict[str, str] = {
     "accept": "data.registry.accept",
     "promote": "data.registry.promote",
+    "canary": "data.runtime.canary",
 }
+#: The rule of each point's package that must be ``true``.
+RULES: dict[str, str] = {"accept": "allow", "promote": "allow", "canary": "proceed"}
 #: Deny messages named in a gate message before "and N more".
 MAX_DENIALS = 5
 #: Characters of one deny message, and of an evaluation error.
@@ -121,7 +126,7 @@ def evaluate(bundle: Bundle, point: str, document: Mapping[str, Any]) -> Verdict
         raise PolicyError(f"{POINTS[point]}.deny is not a set of messages")
     return Verdict(
         defined=True,
-        allow=result.get("allow") is True,
+        allow=result.get(RULES[point]) is True,
         deny=tuple(str(m) if not isinstance(m, str) else m for m in deny),
     )
 
@@ -159,7 +164,9 @@ def judge(bundle: Bundle, point: str, document: Mapping[str, Any], where: str) -
         listing = "; ".join(shown) + (f"; and {more} more" if more else "")
         return Outcome.failed(f"{label} denies {point}: {listing}")
     if not verdict.allow:
-        return Outcome.failed(f"{label} does not allow {point} ({package}.allow is not true)")
+        return Outcome.failed(
+            f"{label} does not allow {point} ({package}.{RULES[point]} is not true)"
+        )
     return Outcome.passed(f"{label} allows {point}")
 
 
@@ -219,6 +226,7 @@ def decision_input(
 
 __all__ = [
     "POINTS",
+    "RULES",
     "Bundle",
     "PolicyError",
     "Verdict",

@@ -57,6 +57,11 @@ GATE_POLICY_ACCEPT = "policy-accept"
 GATE_POLICY_PROMOTE = "policy-promote"
 
 
+#: The Rego policy's canary point: whether the release's canary may go on (evaluated while it
+#: runs in Staging; a denial rolls the canary back, and the canary passes only once allowed).
+GATE_POLICY_CANARY = "policy-canary"
+
+
 GATE_APPROVALS = "approvals"
 
 

@@ -26,6 +26,7 @@ from rollwise.core.modelrelease.observations import (
     GATE_MODEL_CARD,
     GATE_POLICY,
     GATE_POLICY_ACCEPT,
+    GATE_POLICY_CANARY,
     GATE_POLICY_PROMOTE,
     GATE_REVALIDATE,
     GATE_SBOM,
@@ -326,7 +327,7 @@ def pre_staging_gates(
 def policy_applies(spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES) -> bool:
     """Whether the release is bound to the cluster's policy snapshot: ``spec.policyDigest``
     is set or the cluster policy requires it. Then the snapshot's Rego rules are evaluated
-    at its decision points (``policy-accept``, ``policy-promote``) too."""
+    at its decision points (``policy-accept``, ``policy-promote``, ``policy-canary``) too."""
     return spec.policy_digest is not None or GATE_POLICY in rules.required_gates
 
 
@@ -336,6 +337,12 @@ def promote_gates(spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES) ->
     return (GATE_POLICY_PROMOTE,) if policy_applies(spec, rules) else ()
 
 
+def canary_gates(spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES) -> tuple[str, ...]:
+    """The gates the canary itself answers to: the Rego policy's canary point when it applies.
+    A Failed one rolls a running canary back; the canary passes only while it passes."""
+    return (GATE_POLICY_CANARY,) if policy_applies(spec, rules) else ()
+
+
 def all_gates(spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES) -> tuple[str, ...]:
     """Every gate of the release, in the order they apply. ``freeze-window`` always applies:
     freeze windows may come from the cluster-wide ConfigMap as well as from the spec."""
@@ -343,6 +350,7 @@ def all_gates(spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES) -> tup
         *pre_staging_gates(spec, rules),
         GATE_APPROVALS,
         *promote_gates(spec, rules),
+        *canary_gates(spec, rules),
         GATE_FREEZE,
     )
 
@@ -463,7 +471,7 @@ def release_manifest(spec: ModelReleaseSpec, status: ModelReleaseStatus) -> dict
         "policy_decisions": {
             g.name: {"status": g.status.value, "message": g.message}
             for g in status.gates
-            if g.name in (GATE_POLICY_ACCEPT, GATE_POLICY_PROMOTE)
+            if g.name in (GATE_POLICY_ACCEPT, GATE_POLICY_PROMOTE, GATE_POLICY_CANARY)
         },
         "change": {"type": spec.change.type.value, "ticket": spec.change.ticket},
         "canary": {

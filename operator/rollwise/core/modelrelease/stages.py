@@ -13,9 +13,11 @@ from rollwise.core.modelrelease.observations import (
     BACKEND_TEMPLATE,
     GATE_APPROVALS,
     GATE_FREEZE,
+    GATE_POLICY_CANARY,
     GATE_POLL_SECONDS,
 )
 from rollwise.core.modelrelease.spec import (
+    canary_gates,
     changed_fields,
     pre_staging_gates,
     promote_gates,
@@ -82,6 +84,8 @@ class Stages(Gates, Canary, Watch):
         if sv is None:
             self._start_serving()
             sv = self.s.serving
+        if sv is not None and sv.failure is None and self._policy_halts_canary():
+            return
         if sv is not None and not sv.passed:
             if self.backend == BACKEND_TEMPLATE:
                 self._follow_child()
@@ -98,6 +102,7 @@ class Stages(Gates, Canary, Watch):
             *pre_staging_gates(self.spec, self.rules),
             GATE_APPROVALS,
             *promote_gates(self.spec, self.rules),
+            *canary_gates(self.spec, self.rules),
         )
         blocking = self._blocking(needed)
         if blocking:
@@ -121,6 +126,22 @@ class Stages(Gates, Canary, Watch):
             version=self.spec.version,
             why=f"canary passed; {why}",
         )
+
+    def _policy_halts_canary(self) -> bool:
+        """A canary in Staging (running, or passed and waiting for its promotion) that the Rego
+        policy's canary point denies (``policy-canary`` Failed) is rolled back in this pass,
+        the policy's words as the cause, its traffic off as for any rollback in Staging.
+        Pending holds nothing here: the canary steps on, and is promoted only once the gate
+        passes."""
+        if not canary_gates(self.spec, self.rules):
+            return False
+        gate = self.gates.get(GATE_POLICY_CANARY)
+        if gate is None or gate.passing or gate.record.status is not GateStatus.FAILED:
+            return False
+        cause = f"{GATE_POLICY_CANARY}: {gate.record.message}"
+        self.serving(traffic_off=self._traffic_off_mode(self.stage), failure=cause, weight=0)
+        self._rolled_back(cause)
+        return True
 
     def _content_changed(self) -> bool:
         """Whether what decides what runs changed since the release was approved; reported
