@@ -34,9 +34,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -52,6 +53,7 @@ from rollwise.adapters.gates.evidence import (
 )
 from rollwise.adapters.gates.fetch import (
     Budget,
+    EvidenceError,
     EvidenceForbidden,
     EvidenceTooLarge,
     EvidenceUnavailable,
@@ -69,6 +71,7 @@ from rollwise.adapters.gates.outcome import Outcome, short_digest
 from rollwise.adapters.gates.policy import check_policy
 from rollwise.adapters.gates.rego import Bundle, decision_input
 from rollwise.adapters.gates.rego import judge as judge_policy
+from rollwise.adapters.gates.rego_bundle import BundleError, BundleFetcher, bundle_refs
 from rollwise.adapters.gates.sbom import check_document, configmap_value
 from rollwise.adapters.kube import KubeAPI
 from rollwise.adapters.registry.mlflow import MLflowRegistry
@@ -218,6 +221,7 @@ class GateEvaluator:
         self._artifact_cache = _Cache(clock, retry_ttl)
         self._sbom_cache = _Cache(clock, retry_ttl)
         self._document_cache = _Cache(clock, retry_ttl)
+        self.bundles = BundleFetcher(self.session)
         self._verdicts: OrderedDict[CacheKey, GateResult] = OrderedDict()
         self._verdicts_lock = threading.Lock()
 
@@ -454,6 +458,16 @@ class GateEvaluator:
                 f"{short_digest(spec.policy_digest)}: not evaluated (no evidence, no promotion)"
             )
             return unbound, unbound, unbound
+        try:
+            bundle = self._with_fetched(bundle, data if isinstance(data, dict) else {})
+        except BundleError as exc:
+            refused = Outcome.failed(
+                f"policy bundle {where}: {exc}: not evaluated (no evidence, no promotion)"
+            )
+            return refused, refused, refused
+        except EvidenceError as exc:
+            unread = Outcome.pending(f"policy bundle {where}: {exc}")
+            return unread, unread, unread
         verdicts = []
         for point in ("accept", "promote", "canary"):
             if point == "canary" and not _canary_judged(status):
@@ -471,6 +485,20 @@ class GateEvaluator:
             )
             verdicts.append(judge_policy(bundle, point, document, where))
         return verdicts[0], verdicts[1], verdicts[2]
+
+    def _with_fetched(self, bundle: Bundle, data: Mapping[str, Any]) -> Bundle:
+        """``bundle`` with the modules and data of the OPA bundles its snapshot names by URL
+        and digest (``rego_bundle``); the digest stays the snapshot's, which pins them."""
+        strings = {str(k): v for k, v in data.items() if isinstance(v, str)}
+        refs = bundle_refs(strings)
+        if not refs:
+            return bundle
+        modules, documents = list(bundle.modules), list(bundle.data)
+        for ref in refs:
+            unpacked = self.bundles.fetch(ref)
+            modules.extend(unpacked.modules)
+            documents.extend(unpacked.data)
+        return Bundle(modules=tuple(modules), data=tuple(documents), digest=bundle.digest)
 
     def check_policy(self, expected: str) -> Outcome:
         if self.policy_configmap is None:
