@@ -553,3 +553,23 @@ def test_valid_webhooks() -> None:
     assert errors == []
     assert spec is not None
     assert spec.strategy.canary.webhooks[0].timeout == "30s"
+
+
+def test_a_confirmation_the_template_left_is_dropped() -> None:
+    status, cluster = held_rollout()
+    # The template goes back to the stable revision: nothing waits for the webhook any more.
+    d = decide(hooked("confirm-rollout", template=V1), status, cluster.observe(V1), at(20))
+    assert d.status.webhooks is None
+    assert held_confirmation(d.status) is None
+    assert d.status.phase is Phase.HEALTHY
+
+
+def test_a_waiting_pre_rollout_of_an_aborted_canary_is_dropped() -> None:
+    status, cluster, spec = canary_waiting_pre_rollout()
+    assert call_of(status, "pre-rollout").result is WebhookResult.PENDING
+    obs = replace(cluster.observe(V2), requests=(ManualRequest(RequestKind.ABORT, "a1"),))
+    d = decide(spec, status, obs, at(12))
+    assert d.status.rolled_back_revision == R2
+    again = decide(spec, d.status, cluster.observe(V2), at(13))
+    assert again.status.webhooks is None
+    assert due_webhooks(spec, again.status, R2, at(13), namespace="shop", name="web") == []

@@ -74,6 +74,9 @@ def test_confirm_promotion_holds_until_the_receiver_answers_2xx(receiver: Receiv
     assert reasons.count("WebhookPassed") == 1
     assert reasons.index("WebhookPassed") < reasons.index("RolloutCompleted")
     assert calls(w)["confirm-promotion"]["code"] == 200
+    counted = {"type": "confirm-promotion"}
+    assert w.metrics.sample("rollwise_webhook_calls_total", {**counted, "answer": "other"}) == 2
+    assert w.metrics.sample("rollwise_webhook_calls_total", {**counted, "answer": "2xx"}) == 1
 
 
 def test_a_failing_pre_rollout_rolls_back_before_traffic_and_calls_rollback(
@@ -127,5 +130,7 @@ def test_an_unreachable_confirm_rollout_holds_the_new_revision(receiver: Receive
     call = calls(w)["confirm-rollout"]
     assert call.get("code") is None
     assert call["message"].startswith("cannot reach 127.0.0.1")
+    counted = {"type": "confirm-rollout", "answer": "none"}
+    assert (w.metrics.sample("rollwise_webhook_calls_total", counted) or 0) >= 1
     assert revision("demo:2") not in w.workloads.deployments
     assert w.status["phase"] == "Paused"

@@ -199,12 +199,17 @@ class Hooks(PassState):
 
     def _record_webhooks(self) -> None:
         """This pass's answers recorded in ``status.webhooks`` (with their events); entries
-        of webhooks no longer in the spec dropped."""
+        of webhooks no longer in the spec dropped, and so are waiting entries no longer about
+        where the Rollout stands (a confirm of a revision the template left, a pre-rollout of
+        a canary that ended): nothing waits on them any more."""
         hooks = {hook.name: hook for hook in self.canary_spec.webhooks}
         kept: list[WebhookCall] = []
+        waiting = (WebhookResult.PENDING, WebhookResult.HELD)
         for call in self.s.webhooks or ():
             hook = hooks.get(call.name)
             if hook is None or hook.type.value != call.type:
+                continue
+            if call.result in waiting and not _current(call, self.s, self.obs.template_hash):
                 continue
             answer = self.obs.webhook_answers.get(call.name)
             if (

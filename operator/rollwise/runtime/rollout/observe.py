@@ -318,6 +318,7 @@ async def observe(
             namespace=obj.namespace,
             name=obj.name,
             log=log,
+            metrics=ports.metrics,
         ),
     )
     missing: list[str] = []

@@ -17,6 +17,7 @@ from rollwise.core.observations import WebhookAnswer
 from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.rollout.webhooks import due_webhooks
 from rollwise.core.spec import RolloutSpec
+from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.rollout.ports import GateHooksPort
 
 #: Why a spec with webhooks is invalid on an operator built without a webhook caller.
@@ -44,6 +45,7 @@ async def call_webhooks(
     namespace: str,
     name: str,
     log: Any,
+    metrics: OperatorMetrics | None = None,
 ) -> dict[str, WebhookAnswer]:
     """The answers of the webhooks due now, by name (empty: none due)."""
     if hooks is None:
@@ -59,6 +61,8 @@ async def call_webhooks(
         for r, (code, detail) in zip(due, results, strict=True)
     ]
     for request, answer in zip(due, answers, strict=True):
+        if metrics is not None:
+            metrics.webhook_called(request.type.value, answer.code)
         log.info(
             "webhook called",
             webhook=request.name,
