@@ -5,6 +5,7 @@ the host policy, as an operator's settings would), and the answers drive the can
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from rollwise.adapters.gate_hooks import ID_HEADER, GateHooks
 from rollwise.adapters.notify import HostPolicy, SinkSender
 from rollwise.core.observations import revision_of
+from rollwise.runtime.query_budget import QueryBudget
 from tests.unit.runtime.fakes import NAME, NAMESPACE, World, rollout_body, world
 from tests.unit.runtime.test_notify import LOOPBACK, Receiver
 
@@ -134,3 +136,35 @@ def test_an_unreachable_confirm_rollout_holds_the_new_revision(receiver: Receive
     assert (w.metrics.sample("rollwise_webhook_calls_total", counted) or 0) >= 1
     assert revision("demo:2") not in w.workloads.deployments
     assert w.status["phase"] == "Paused"
+
+
+class RecordingHooks:
+    """A webhook caller answering 200, recording the thread each call ran in."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def refusal(self, url: str) -> str | None:
+        return None
+
+    def call(
+        self, name: str, url: str, body: dict[str, Any], timeout: float
+    ) -> tuple[int | None, str]:
+        self.threads.append(threading.current_thread().name)
+        return 200, ""
+
+
+def test_calls_run_in_the_query_threads_within_the_namespace_share() -> None:
+    hooks = [{"name": "gate", "type": "confirm-rollout", "url": "https://gate.example/ok"}]
+    w = world(rollout_body(webhooks=hooks, analysis=None))
+    recording = RecordingHooks()
+    w.ports.gate_hooks = recording
+    w.ports.queries = QueryBudget(2, per_namespace=1)
+    try:
+        w.settle(lambda r: w.status.get("phase") == "Healthy")
+        w.cluster.edit_image("demo:2")
+        w.settle(lambda r: w.status.get("canaryRevision") == revision("demo:2"))
+    finally:
+        w.ports.queries.close()
+    assert recording.threads
+    assert all(name.startswith("rollwise-query") for name in recording.threads)

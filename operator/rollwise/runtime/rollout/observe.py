@@ -319,6 +319,7 @@ async def observe(
             name=obj.name,
             log=log,
             metrics=ports.metrics,
+            budget=ports.queries,
         ),
     )
     missing: list[str] = []

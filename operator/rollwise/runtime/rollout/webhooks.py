@@ -1,6 +1,8 @@
 """The gating webhooks of a Rollout pass: where their URLs may point, and the calls the core
-asked for (:func:`rollwise.core.rollout.webhooks.due_webhooks`), made in worker threads side by
-side, each within its webhook's timeout, their answers handed to the core as observations.
+asked for (:func:`rollwise.core.rollout.webhooks.due_webhooks`), made side by side in the
+query threads within the namespace's share (:class:`rollwise.runtime.query_budget.QueryBudget`:
+a tenant's slow receivers hold its own share, never another namespace's calls nor the event
+loop), each within its webhook's timeout, their answers handed to the core as observations.
 
 A call is made before the decision that records its answer is stored: when that store fails
 (a conflict), the next pass calls again. Receivers deduplicate by the call's id
@@ -18,6 +20,7 @@ from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.rollout.webhooks import due_webhooks
 from rollwise.core.spec import RolloutSpec
 from rollwise.runtime.metrics import OperatorMetrics
+from rollwise.runtime.query_budget import QueryBudget, call_in_budget
 from rollwise.runtime.rollout.ports import GateHooksPort
 
 #: Why a spec with webhooks is invalid on an operator built without a webhook caller.
@@ -46,6 +49,7 @@ async def call_webhooks(
     name: str,
     log: Any,
     metrics: OperatorMetrics | None = None,
+    budget: QueryBudget | None = None,
 ) -> dict[str, WebhookAnswer]:
     """The answers of the webhooks due now, by name (empty: none due)."""
     if hooks is None:
@@ -54,7 +58,10 @@ async def call_webhooks(
     if not due:
         return {}
     results = await asyncio.gather(
-        *(asyncio.to_thread(hooks.call, r.name, r.url, r.body, r.timeout_seconds) for r in due)
+        *(
+            call_in_budget(budget, namespace, hooks.call, r.name, r.url, r.body, r.timeout_seconds)
+            for r in due
+        )
     )
     answers = [
         WebhookAnswer(name=r.name, revision=r.revision, attempt=r.attempt, code=code, detail=detail)
