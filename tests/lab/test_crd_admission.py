@@ -547,6 +547,31 @@ INVALID_ROLLOUTS = [
         'values: "In", "NotIn", "Exists", "DoesNotExist"',
         id="bad-selector-operator",
     ),
+    pytest.param(
+        rollout(
+            webhooks=[
+                {"name": "gate", "type": "confirm-rollout", "url": "https://a.example"},
+                {"name": "gate", "type": "rollback", "url": "https://b.example"},
+            ]
+        ),
+        "webhook names must be unique",
+        id="webhook-names-unique",
+    ),
+    pytest.param(
+        rollout(webhooks=[{"name": "gate", "type": "post-rollout", "url": "https://a.example"}]),
+        'spec.strategy.canary.webhooks[0].type: Unsupported value: "post-rollout"',
+        id="webhook-unknown-type",
+    ),
+    pytest.param(
+        rollout(webhooks=[{"name": "gate", "type": "pre-rollout", "url": "ftp://a.example"}]),
+        "spec.strategy.canary.webhooks[0].url: Invalid value",
+        id="webhook-url-not-http",
+    ),
+    pytest.param(
+        rollout(webhooks=[{"name": "gate", "type": "pre-rollout"}]),
+        "spec.strategy.canary.webhooks[0].url: Required value",
+        id="webhook-without-url",
+    ),
 ]
 
 
@@ -804,6 +829,16 @@ def test_rollout_unknown_fields_are_pruned_but_template_kept(admit: Admit) -> No
     assert with_status["status"]["operatorBookkeeping"] == {"a": 1}
 
 
+def test_webhooks_get_their_default_timeout(admit: Admit) -> None:
+    hook = {"name": "gate", "type": "confirm-promotion", "url": "https://gate.example/ok"}
+    admitted, errors = admit(rollout(webhooks=[hook]))
+    assert errors == []
+    (stored,) = admitted["spec"]["strategy"]["canary"]["webhooks"]
+    assert stored == {**hook, "timeout": "10s", "metadata": {}}
+    parsed = RolloutSpec.model_validate(admitted["spec"])
+    assert parsed.strategy.canary.webhooks[0].timeout == "10s"
+
+
 def test_valid_rollout_with_every_step_kind(admit: Admit) -> None:
     manifest = rollout(
         steps=[
@@ -968,6 +1003,19 @@ FULL_ROLLOUT_STATUS: dict[str, Any] = {
             }
         ],
     },
+    "webhooks": [
+        {
+            "name": "release-manager",
+            "type": "confirm-promotion",
+            "revision": "b2",
+            "result": "Held",
+            "code": 403,
+            "message": "answered 403",
+            "lastCall": T0,
+            "calls": 2,
+        },
+        {"name": "change-window", "type": "confirm-rollout", "revision": "b2", "result": "Pending"},
+    ],
 }
 
 

@@ -154,6 +154,27 @@ HEALTH_CASES = [
         id="waiting-for-upstream",
     ),
     pytest.param(
+        rollout(
+            observed(
+                "Paused",
+                "step 3/3 (setWeight 100%): 100% to the canary waits for confirm-promotion "
+                "webhook change-window (answered 403)",
+                webhooks=[
+                    {
+                        "name": "change-window",
+                        "type": "confirm-promotion",
+                        "revision": "b2",
+                        "result": "Held",
+                        "code": 403,
+                    }
+                ],
+            )
+        ),
+        "Suspended",
+        "waits for confirm-promotion webhook change-window (answered 403)",
+        id="held-by-a-confirm-webhook",
+    ),
+    pytest.param(
         rollout(observed("Degraded", "rolled back: error-ratio 0.2 failed")),
         "Degraded",
         "rolled back",

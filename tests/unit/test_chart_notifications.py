@@ -77,6 +77,23 @@ def test_notifications_off_grant_nothing(helm: Helm) -> None:
     assert _env(_container(docs))["ROLLWISE_NOTIFICATIONS"] == "false"
 
 
+def test_the_host_policy_is_set_without_notifications_too(helm: Helm) -> None:
+    """It also guards a Rollout's gating webhooks, which run with notifications off."""
+    docs = helm.template(
+        "notifications.enabled=false",
+        "notifications.allowedHosts={gate.example.com}",
+        "notifications.allowedNetworks={10.0.0.0/8}",
+        "notifications.schemes={https}",
+    )
+    env = {k: v for k, v in _env(_container(docs)).items() if isinstance(v, str)}
+    settings = from_sources([], env)
+    assert settings.notifications is False
+    assert settings.notify_allowed_hosts == ("gate.example.com",)
+    assert settings.notify_schemes == ("https",)
+    assert [str(n) for n in settings.notify_host_policy.allowed] == ["10.0.0.0/8"]
+    assert "ROLLWISE_NOTIFY_QUEUE" not in env
+
+
 def test_notification_values_become_settings_the_operator_accepts(helm: Helm) -> None:
     docs = helm.template(
         "notifications.allowedHosts={hooks.slack.com,*.example.com}",

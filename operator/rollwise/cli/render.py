@@ -37,6 +37,7 @@ from rollwise.core.analysis import checks_for_step, format_value, measured_text,
 from rollwise.core.durations import InvalidDuration, format_seconds, parse_seconds
 from rollwise.core.observations import TemplateKey, TemplateRead
 from rollwise.core.rollout.status import ConditionType, PauseReason, RolloutStatus
+from rollwise.core.rollout.webhooks import RECALL_SECONDS, held_confirmation
 from rollwise.core.runs import AnalysisRun, MetricRun, Verdict
 from rollwise.core.spec import Metric, RolloutSpec
 from rollwise.core.status_model import format_time
@@ -379,6 +380,34 @@ def _upstream_lines(raw_spec: Mapping[str, Any], status: RolloutStatus, name: st
     return lines
 
 
+def _webhook_lines(status: RolloutStatus, name: str) -> list[str]:
+    """The gating webhooks' last calls, and the confirm webhook a revision waits for."""
+    lines: list[str] = []
+    for index, call in enumerate(status.webhooks or []):
+        label = "Webhooks:" if index == 0 else ""
+        if call.code is not None:
+            answer = f"answered {call.code}"
+        else:
+            answer = call.message or "not called yet"
+        when = f", last {format_time(call.last_call)}" if call.last_call is not None else ""
+        lines.append(
+            f"{label:<13}{call.name} ({call.type}): {call.result.value} for {call.revision}, "
+            f"{answer} ({call.calls} call{'' if call.calls == 1 else 's'}{when})"
+        )
+    held = held_confirmation(status)
+    if held is not None:
+        out = (
+            f"kubectl rollwise abort {name} rolls the canary back"
+            if status.canary_revision == held.revision
+            else "a template change replaces the revision"
+        )
+        lines.append(
+            f"Waiting:     revision {held.revision} for {held.type} webhook {held.name} to "
+            f"answer 2xx (asked again every {RECALL_SECONDS:g}s; {out})"
+        )
+    return lines
+
+
 def render_rollout(
     rollout: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]],
@@ -470,6 +499,7 @@ def render_rollout(
             if actual is not None and actual.weight not in (None, 0):
                 lines.append(f"Weight:      {_weight_line(status, actual)}")
         lines += _upstream_lines(raw_spec, status, name)
+        lines += _webhook_lines(status, name)
         if status.rolled_back_revision is not None and status.canary_revision is None:
             how = "aborted" if status.aborted else "rolled back"
             lines.append(

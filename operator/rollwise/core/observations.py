@@ -204,6 +204,24 @@ class UpstreamRead:
 
 
 @dataclass(frozen=True)
+class WebhookAnswer:
+    """What a gating webhook answered this pass (``name``, as in the spec) to its call number
+    ``attempt`` for ``revision``: ``code`` the HTTP status (None: no answer: refused,
+    unreachable or too slow), ``detail`` what went wrong (empty on a 2xx). The attempt makes
+    recording it idempotent: an answer already recorded is not counted again."""
+
+    name: str
+    revision: str
+    attempt: int
+    code: int | None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code is not None and 200 <= self.code < 300
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything observed this pass.
 
@@ -240,6 +258,8 @@ class Observations:
     not reconcile the VirtualService); empty when it does, or when nothing was checked.
     ``upstreams``: the upstream Rollouts of ``spec.promotion.after`` by (namespace, name), read
     only while a new revision may wait for them (absent: not read this pass).
+    ``webhook_answers``: the gating webhooks called this pass (those
+    :func:`rollwise.core.rollout.webhooks.due_webhooks` named), by name.
     """
 
     template_hash: str
@@ -263,3 +283,4 @@ class Observations:
     route_rejected: str = ""
     templates: Mapping[TemplateKey, TemplateRead | None] = field(default_factory=dict)
     upstreams: Mapping[tuple[str, str], UpstreamRead] = field(default_factory=dict)
+    webhook_answers: Mapping[str, WebhookAnswer] = field(default_factory=dict)

@@ -500,10 +500,36 @@ class PostPromotion(Model):
     templates: list[TemplateRef] | None = None
 
 
+#: A Kubernetes object name (DNS-1123 subdomain) and a namespace name (DNS-1123 label).
+OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class WebhookType(StrEnum):
+    """Where a gating webhook is called (:mod:`rollwise.core.rollout.webhooks`)."""
+
+    CONFIRM_ROLLOUT = "confirm-rollout"
+    PRE_ROLLOUT = "pre-rollout"
+    CONFIRM_PROMOTION = "confirm-promotion"
+    ROLLBACK = "rollback"
+
+
+class Webhook(Model):
+    """A gating webhook: a POST of the documented JSON body to ``url``; a 2xx answer within
+    ``timeout`` lets its gate pass (docs/webhooks.md)."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=NAMESPACE_PATTERN)
+    type: WebhookType
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
+    timeout: Duration = "10s"
+    metadata: dict[str, Annotated[str, Field(max_length=1024)]] = Field(default_factory=dict)
+
+
 class CanaryStrategy(Model):
     """``baseline``: run the stable template in fresh pods beside the canary, with the
     canary's replica count and weight, so analysis compares like with like;
-    ``baselineService`` selects them for a traffic router (required with one)."""
+    ``baselineService`` selects them for a traffic router (required with one);
+    ``webhooks``: the gating webhooks, called around the steps."""
 
     steps: list[Step] = Field(default_factory=default_steps)
     stable_service: str = Field(min_length=1)
@@ -515,15 +541,11 @@ class CanaryStrategy(Model):
     scale_down_delay_seconds: int = Field(default=30, ge=0)
     decision_mode: DecisionMode = DecisionMode.AUTO
     post_promotion: PostPromotion | None = None
+    webhooks: list[Webhook] = Field(default_factory=list)
 
 
 class Strategy(Model):
     canary: CanaryStrategy
-
-
-#: A Kubernetes object name (DNS-1123 subdomain) and a namespace name (DNS-1123 label).
-OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 class UpstreamRollout(Model):

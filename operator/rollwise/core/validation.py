@@ -35,6 +35,7 @@ from rollwise.core.spec import (
     Scoring,
     Step,
     TemplateRef,
+    Webhook,
 )
 
 MSG_STEP_ONE_KIND = (
@@ -134,8 +135,31 @@ def validate_rollout(spec: RolloutSpec) -> list[str]:
         errors.append(f"{base}: {MSG_BASELINE_SERVICE_DIFFERS}")
     if canary.analysis is not None:
         errors.extend(validate_analysis(base, canary.analysis))
+    errors.extend(validate_webhooks(f"{base}.webhooks", canary.webhooks))
 
     errors.extend(_selector(spec.selector, spec.template))
+    return errors
+
+
+#: The longest a gating webhook may take to answer: a call holds its Rollout's pass.
+MAX_WEBHOOK_TIMEOUT_SECONDS = 60.0
+MSG_UNIQUE_WEBHOOKS = "webhook names must be unique"
+
+
+def validate_webhooks(base: str, webhooks: list[Webhook]) -> list[str]:
+    """Problems of the gating webhooks: names unique, a timeout above 0
+    and at most :data:`MAX_WEBHOOK_TIMEOUT_SECONDS` (where the URL may point is the operator's
+    settings' business, checked by the runtime)."""
+    errors: list[str] = []
+    names = [hook.name for hook in webhooks]
+    if len(set(names)) != len(names):
+        errors.append(f"{base}: {MSG_UNIQUE_WEBHOOKS}")
+    for i, hook in enumerate(webhooks):
+        where = f"{base}[{i}]"
+        found = _duration(f"{where}.timeout", hook.timeout)
+        if not found and parse_seconds(hook.timeout) > MAX_WEBHOOK_TIMEOUT_SECONDS:
+            found = [f"{where}.timeout: at most {MAX_WEBHOOK_TIMEOUT_SECONDS:g}s"]
+        errors.extend(found)
     return errors
 
 

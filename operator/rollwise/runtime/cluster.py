@@ -36,7 +36,7 @@ from rollwise.runtime.measuring import WEB_PREFIX, QueryBudget
 from rollwise.runtime.metrics import OperatorMetrics
 from rollwise.runtime.passes import NotifierPort
 from rollwise.runtime.release.ports import GatesPort, ReleasePorts
-from rollwise.runtime.rollout.ports import Ports
+from rollwise.runtime.rollout.ports import GateHooksPort, Ports
 
 
 class MissingProvider:
@@ -102,6 +102,7 @@ def build_ports(
     allowed_prometheus: frozenset[str] | None = None,
     web_providers: frozenset[str] | None = None,
     notifier: NotifierPort | None = None,
+    gate_hooks: GateHooksPort | None = None,
 ) -> Ports:
     """The production ports over one ``ApiClient``; ``for_pass`` gives each reconcile pass
     its own read view (``PassView``), so a pass reads each object at most once."""
@@ -127,6 +128,7 @@ def build_ports(
             allowed_prometheus=allowed_prometheus,
             web_providers=web_providers,
             notifier=notifier,
+            gate_hooks=gate_hooks,
         )
 
     return over(kube)

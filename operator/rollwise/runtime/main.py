@@ -23,6 +23,7 @@ from typing import Any
 import kopf
 
 from rollwise.adapters.errors import AdapterError, Conflict, NotFound
+from rollwise.adapters.gate_hooks import GateHooks
 from rollwise.adapters.gates import GateEvaluator
 from rollwise.adapters.kube import CONFIGMAPS, KubeAPI
 from rollwise.adapters.notify import NotificationPolicies, SinkSecrets, SinkSender
@@ -240,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         allowed_prometheus=settings.allowed_prometheus,
         web_providers=settings.web_provider_names,
         notifier=notifier,
+        gate_hooks=GateHooks(SinkSender(settings.notify_host_policy)),
     )
     loops = Loops(
         resync_seconds=settings.resync_seconds,

@@ -36,7 +36,10 @@ Series:
   (``webhook``, ``cloudevents``, ``slack``) and result (``delivered``, ``failed``,
   ``refused``; ``runtime.notify``), ``rollwise_notifications_dropped_total`` (the delivery
   queue was full) and ``rollwise_notification_queue`` (jobs waiting: queued, parked or
-  waiting for a retry).
+  waiting for a retry);
+* ``rollwise_webhook_calls_total{type,answer}``: gating webhook calls by webhook type and
+  answer (``2xx``, ``other`` for any other status, ``none`` when nothing answered in time or
+  the address was refused).
 
 Per-rollout series are removed by :meth:`OperatorMetrics.forget` when the Rollout is deleted,
 so a cluster with churn does not grow the endpoint forever.
@@ -152,6 +155,12 @@ class OperatorMetrics:
             "rollwise_notifications",
             "Notifications that ended, by sink type and result (delivered, failed, refused).",
             ["sink", "result"],
+            registry=self.registry,
+        )
+        self.webhook_calls = Counter(
+            "rollwise_webhook_calls",
+            "Gating webhook calls, by webhook type and answer (2xx, other, none).",
+            ["type", "answer"],
             registry=self.registry,
         )
         self.notifications_dropped = Counter(
@@ -291,6 +300,10 @@ class OperatorMetrics:
 
     def notified(self, sink: str, result: str) -> None:
         self.notifications.labels(sink=sink, result=result).inc()
+
+    def webhook_called(self, type_: str, code: int | None) -> None:
+        answer = "none" if code is None else "2xx" if 200 <= code < 300 else "other"
+        self.webhook_calls.labels(type=type_, answer=answer).inc()
 
     def notification_dropped(self) -> None:
         self.notifications_dropped.inc()

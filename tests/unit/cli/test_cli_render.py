@@ -18,7 +18,13 @@ from rollwise.cli.render import (
 )
 from rollwise.core.observations import TemplateKey
 from rollwise.core.phases import Phase
-from rollwise.core.rollout.status import ActiveHeaderRoute, ActiveMirrorRoute, BaselineStatus
+from rollwise.core.rollout.status import (
+    ActiveHeaderRoute,
+    ActiveMirrorRoute,
+    BaselineStatus,
+    WebhookCall,
+    WebhookResult,
+)
 from rollwise.core.spec import Metric
 from tests.unit.cli import cli_builders as b
 
@@ -455,3 +461,54 @@ def test_get_shows_since_when_the_stable_revision_is_healthy() -> None:
 def test_rollout_table_shows_the_revision_waiting_for_upstream() -> None:
     lines = render_rollout_table([_waiting_for_upstream()], b.NOW, all_namespaces=False)
     assert cells(lines[1]) == ["web", "Waiting", "-", "-", b.STABLE, f"{b.CANARY} (waiting)", "3d"]
+
+
+def test_get_shows_the_webhooks_and_the_confirmation_a_canary_waits_for() -> None:
+    held = WebhookCall(
+        name="change-window",
+        type="confirm-promotion",
+        revision=b.CANARY,
+        result=WebhookResult.HELD,
+        code=403,
+        message="answered 403",
+        last_call=b.ago(3),
+        calls=2,
+    )
+    passed = WebhookCall(
+        name="load-test",
+        type="pre-rollout",
+        revision=b.CANARY,
+        result=WebhookResult.PASSED,
+        code=200,
+        last_call=b.ago(300),
+        calls=1,
+    )
+    status = b.canary_at_step_2().model_copy(
+        update={"phase": Phase.PAUSED, "webhooks": [passed, held]}
+    )
+    text = render_rollout(b.rollout(status), [], b.NOW)
+    assert (
+        f"Webhooks:    load-test (pre-rollout): Passed for {b.CANARY}, answered 200 (1 call, "
+        f"last {b.stamp(300)})"
+    ) in text
+    assert (
+        f"             change-window (confirm-promotion): Held for {b.CANARY}, answered 403 "
+        f"(2 calls, last {b.stamp(3)})"
+    ) in text
+    assert (
+        f"Waiting:     revision {b.CANARY} for confirm-promotion webhook change-window to answer "
+        "2xx (asked again every 5s; kubectl rollwise abort web rolls the canary back)"
+    ) in text
+    plain = render_rollout(b.rollout(b.canary_at_step_2()), [], b.NOW)
+    assert "Webhooks:" not in plain
+
+
+def test_get_shows_a_new_revision_waiting_for_confirm_rollout() -> None:
+    pending = WebhookCall(name="ok", type="confirm-rollout", revision=b.CANARY)
+    status = b.healthy().model_copy(update={"phase": Phase.PAUSED, "webhooks": [pending]})
+    text = render_rollout(b.rollout(status), [], b.NOW)
+    assert (
+        f"Webhooks:    ok (confirm-rollout): Pending for {b.CANARY}, not called yet (0 calls)"
+        in text
+    )
+    assert "a template change replaces the revision" in text

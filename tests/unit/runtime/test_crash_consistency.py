@@ -129,13 +129,40 @@ def done(w: World) -> bool:
     )
 
 
-def run_rollout(rec: Recorder, *, failing: bool, baseline: bool = False) -> tuple[World, int]:
+class AttemptHooks:
+    """Gating webhooks that answer by the call's attempt number (403 to a confirm webhook's
+    first call, 200 after; 200 to the others): a call repeated because the operator died
+    before storing its answer gets the same answer again, as a deduplicating receiver would
+    give."""
+
+    def refusal(self, url: str) -> str | None:
+        return None
+
+    def call(
+        self, name: str, url: str, body: dict[str, Any], timeout: float
+    ) -> tuple[int | None, str]:
+        confirm = body["type"] in ("confirm-rollout", "confirm-promotion")
+        return (403 if confirm and body["attempt"] == 1 else 200), ""
+
+
+WEBHOOKS = [
+    {"name": kind, "type": kind, "url": f"https://gate.example/{kind}"}
+    for kind in ("confirm-rollout", "pre-rollout", "confirm-promotion", "rollback")
+]
+
+
+def run_rollout(
+    rec: Recorder, *, failing: bool, baseline: bool = False, webhooks: bool = False
+) -> tuple[World, int]:
     """A rollout from Healthy on demo:1 to demo:2 (steps 5% → 100%), killed where ``rec``
     says; returns the world and how many times the operator was killed. ``baseline``: with a
-    baseline beside the canary."""
+    baseline beside the canary; ``webhooks``: with a gating webhook of every type."""
     if baseline:
         w = world(rollout_body(baseline=True, baselineService="demo-baseline"))
         w.workloads.services.add("demo-baseline")
+    elif webhooks:
+        w = world(rollout_body(webhooks=WEBHOOKS))
+        w.ports.gate_hooks = AttemptHooks()
     else:
         w = world()
     if failing:
@@ -163,9 +190,9 @@ def reasons(w: World) -> list[str]:
     return [e.reason.name for e in w.cluster.events]
 
 
-def clean(failing: bool, baseline: bool = False) -> tuple[World, Recorder]:
+def clean(failing: bool, baseline: bool = False, webhooks: bool = False) -> tuple[World, Recorder]:
     rec = Recorder(three_way=baseline)
-    w, kills = run_rollout(rec, failing=failing, baseline=baseline)
+    w, kills = run_rollout(rec, failing=failing, baseline=baseline, webhooks=webhooks)
     assert kills == 0
     return w, rec
 
@@ -219,6 +246,35 @@ def test_with_a_baseline_a_kill_at_any_write_keeps_the_three_way_split_on_course
         assert reasons(w) == reasons(reference), where
         assert not [r for r in w.workloads.deployments if r.endswith("-baseline")], where
         assert "baseline" not in w.status, where
+
+
+@pytest.mark.parametrize(
+    "failing", [pytest.param(False, id="promoted"), pytest.param(True, id="rolled-back")]
+)
+@pytest.mark.parametrize(
+    "after", [pytest.param(False, id="before-write"), pytest.param(True, id="after-write")]
+)
+def test_with_webhooks_a_kill_at_any_write_keeps_the_gates_and_their_events(
+    failing: bool, after: bool
+) -> None:
+    """The same with a gating webhook of every type: the confirm gates hold once (403) then
+    pass, the pre-rollout passes, a rollback tells the rollback webhook; whatever the kill
+    point, traffic follows the clean run and each webhook event is posted exactly once."""
+    reference, reference_rec = clean(failing, webhooks=True)
+    expected_events = reasons(reference)
+    assert expected_events.count("WebhookHeld") == (1 if failing else 2)
+    results = {c["name"]: c["result"] for c in reference.status["webhooks"]}
+    assert results["pre-rollout"] == "Passed"
+    assert ("rollback" in results) is failing
+    for kill_at in range(reference_rec.count):
+        rec = Recorder(kill_at=kill_at, after=after)
+        w, kills = run_rollout(rec, failing=failing, webhooks=True)
+        where = f"killed {'after' if after else 'before'} write {kill_at} ({rec.kinds[kill_at]})"
+        assert kills == 1, where
+        assert w.status["phase"] == reference.status["phase"], where
+        assert rec.changes == reference_rec.changes, where
+        assert reasons(w) == expected_events, where
+        assert {c["name"]: c["result"] for c in w.status["webhooks"]} == results, where
 
 
 def test_a_kill_right_after_completion_leaves_the_new_revision_serving() -> None:

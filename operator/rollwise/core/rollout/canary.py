@@ -238,6 +238,7 @@ class _Pass(Steps, Requests):
 
     def run(self) -> Decision:
         self._spec_corrected()
+        self._record_webhooks()
         self._track_revision()
         self._abort()
         if self.canary_active:

@@ -34,6 +34,7 @@ from rollwise.core.rollout.status import (
     RetiredRevision,
 )
 from rollwise.core.rollout.watch import Watch, warm_replicas
+from rollwise.core.rollout.webhooks import failed_pre_rollout
 from rollwise.core.traffic import baseline_replica_weight, expected_weight, split, weights
 
 
@@ -123,6 +124,9 @@ class Completion(Watch):
             pause = PauseReason.SPEC_PAUSED
         elif self.obs.hold is not None:
             pause = PauseReason.OVERRIDE_HOLD
+        elif self.confirm_wait:
+            pause = PauseReason.AWAITING_CONFIRMATION
+            self.message = self.confirm_wait
         elif self.canary_active:
             pause = s.pause_reason
         elif self.regression_hold:
@@ -141,6 +145,10 @@ class Completion(Watch):
                 and run.message
             ):
                 cause = f" ({run.message})"
+            failed = failed_pre_rollout(s, s.rolled_back_revision)
+            if not s.aborted and failed is not None:
+                degraded_reason = R.PRE_ROLLOUT_HOOK_FAILED.name
+                cause = f" (pre-rollout webhook {failed.name}: {failed.message})"
             watch = s.post_promotion
             if watch is not None and watch.revision == s.rolled_back_revision and watch.action:
                 degraded_reason = R.REGRESSION_ROLLBACK.name

@@ -66,6 +66,42 @@ UPSTREAM_SOAKED = Reason(
     "soak time: the canary starts.",
     "revision {revision} soaked upstream ({detail}); starting canary",
 )
+AWAITING_CONFIRMATION = Reason(
+    "AwaitingConfirmation",
+    _N,
+    "A confirm-rollout webhook (before a new revision's canary starts: nothing of it is "
+    "scaled or routed) or a confirm-promotion webhook (before the switch to 100%) has not "
+    "answered 2xx: the Rollout is paused and asks again; it is never rolled back for it.",
+    "{what} waits for {type} webhook {names}",
+)
+WEBHOOK_PASSED = Reason(
+    "WebhookPassed",
+    _N,
+    "A gating webhook answered 2xx within its timeout: its gate passes (for a rollback "
+    "webhook: the receiver took the notice).",
+    "{type} webhook {name} answered {code} for revision {revision}",
+)
+WEBHOOK_HELD = Reason(
+    "WebhookHeld",
+    _N,
+    "A confirm-rollout or confirm-promotion webhook answered something other than 2xx, or "
+    "nothing in time: the gate holds and the webhook is asked again.",
+    "{type} webhook {name} holds revision {revision}: {detail}; asked again every {every}",
+)
+WEBHOOK_FAILED = Reason(
+    "WebhookFailed",
+    _W,
+    "A pre-rollout webhook did not answer 2xx within its timeout (the canary is rolled back), "
+    "or a rollback webhook did not (recorded only: it never blocks the rollback).",
+    "{type} webhook {name} failed for revision {revision}: {detail}",
+)
+PRE_ROLLOUT_HOOK_FAILED = Reason(
+    "PreRolloutHookFailed",
+    _W,
+    "The Degraded condition's reason when a pre-rollout webhook failed and the canary was "
+    "rolled back before it got any traffic.",
+    "revision {revision} rolled back: pre-rollout webhook {name} failed ({detail})",
+)
 WEIGHT_SET = Reason(
     "WeightSet",
     _N,
@@ -370,6 +406,11 @@ ALL_REASONS: tuple[Reason, ...] = (
     REVISION_SKIPPED,
     AWAITING_UPSTREAM,
     UPSTREAM_SOAKED,
+    AWAITING_CONFIRMATION,
+    WEBHOOK_PASSED,
+    WEBHOOK_HELD,
+    WEBHOOK_FAILED,
+    PRE_ROLLOUT_HOOK_FAILED,
     WEIGHT_SET,
     HEADER_ROUTE_SET,
     MIRROR_ROUTE_SET,

@@ -25,7 +25,7 @@ from rollwise.core.rollout.status import (
 )
 from rollwise.core.rollout.upstream import describe, standings
 from rollwise.core.rollout.watch import Watch
-from rollwise.core.spec import step_what
+from rollwise.core.spec import WebhookType, step_what
 
 #: How often a revision waiting for its upstream Rollouts reads them again (they live in
 #: other namespaces, outside the Rollout's own watch); a soak's end wakes it at once.
@@ -85,6 +85,8 @@ class Requests(Watch):
             return
         if self._awaits_upstream(rev):
             return
+        if self._awaits_confirmation(rev):
+            return
         s = self.s
         if s.canary_revision is not None:
             self.emit(
@@ -134,6 +136,19 @@ class Requests(Watch):
                 self.wake(standing.until)
         # Upstream Rollouts live in other namespaces, outside this Rollout's watch: polled.
         self.wake(add_seconds(self.now, UPSTREAM_POLL_SECONDS))
+        return True
+
+    def _awaits_confirmation(self, rev: str) -> bool:
+        """Whether the new revision ``rev`` waits for its confirm-rollout webhooks (nothing of
+        it is scaled or routed meanwhile); a canary of an earlier revision is then dropped."""
+        if self._confirmed(WebhookType.CONFIRM_ROLLOUT, rev, f"new revision {rev}"):
+            return False
+        canary = self.s.canary_revision
+        if canary is not None:
+            self.confirm_wait += (
+                f"; canary {canary} dropped, stable {self.s.stable_revision} serves"
+            )
+            self._clear_canary()
         return True
 
     def _abort(self) -> None:

@@ -35,6 +35,8 @@ class PauseReason(StrEnum):
     AWAITING_DECISION = "AwaitingDecision"
     #: A confirmed post-promotion regression with action hold keeps a new revision waiting.
     REGRESSION_HOLD = "RegressionHold"
+    #: A confirm-rollout or confirm-promotion webhook has not answered 2xx yet.
+    AWAITING_CONFIRMATION = "AwaitingConfirmation"
 
 
 class ConditionType(StrEnum):
@@ -113,6 +115,35 @@ class ActiveMirrorRoute(StatusModel):
     percentage: int
 
 
+class WebhookResult(StrEnum):
+    """Where a gating webhook stands for a revision (``status.webhooks[].result``).
+
+    ``Pending``: due, not called yet. ``Held``: a confirm webhook answered something other
+    than 2xx (or nothing in time): asked again. ``Passed``: it answered 2xx. ``Failed``: a
+    pre-rollout webhook did not answer 2xx (the canary is rolled back), or a rollback webhook
+    did not (recorded only).
+    """
+
+    PENDING = "Pending"
+    HELD = "Held"
+    PASSED = "Passed"
+    FAILED = "Failed"
+
+
+class WebhookCall(StatusModel):
+    """The last call of one gating webhook (``status.webhooks[]``), for ``revision``."""
+
+    name: str
+    type: str
+    revision: str
+    result: WebhookResult = WebhookResult.PENDING
+    code: int | None = None
+    """The HTTP status it answered (None: no answer: not called yet, refused or timed out)."""
+    message: str = ""
+    last_call: Time | None = None
+    calls: int = 0
+
+
 class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     """``status`` of a Rollout."""
 
@@ -156,4 +187,6 @@ class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     what a downstream Rollout's ``spec.promotion.after`` soaks against."""
     awaiting_upstream: str | None = None
     """The revision that waits for its upstream Rollouts (``spec.promotion.after``)."""
+    webhooks: list[WebhookCall] | None = None
+    """The gating webhooks' last calls, one per webhook of the spec (None: none called)."""
     event_log: EventLog = Field(default_factory=EventLog)

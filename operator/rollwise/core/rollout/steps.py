@@ -18,7 +18,13 @@ from rollwise.core.rollout.segments import mirror_of, route_of
 from rollwise.core.rollout.status import (
     PauseReason,
 )
-from rollwise.core.spec import HeaderRouteStep, MirrorRouteStep, PauseStep, step_what
+from rollwise.core.spec import (
+    HeaderRouteStep,
+    MirrorRouteStep,
+    PauseStep,
+    WebhookType,
+    step_what,
+)
 from rollwise.core.traffic import expected_weight, split, weights
 
 
@@ -40,7 +46,10 @@ class Steps(Analysis, Completion):
                 return
             index = self.s.current_step_index or 0
             if index >= self.n:
-                self._complete()
+                if self._confirmed(
+                    WebhookType.CONFIRM_PROMOTION, self.s.canary_revision or "", "promotion"
+                ):
+                    self._complete()
                 return
             step = self.steps[index]
             if step.set_weight is not None:
@@ -95,6 +104,12 @@ class Steps(Analysis, Completion):
                         f"{have}/{parts.baseline} available"
                     )
                     return False
+            if self.s.canary_weight == 0 and not self._pre_rollout_open(head):
+                return False
+            if weight >= 100 and not self._confirmed(
+                WebhookType.CONFIRM_PROMOTION, canary, f"{head}: 100% to the canary"
+            ):
+                return False
             self.update(canary_weight=weight, progress_started_at=self.now)
             self._progressed()
             self.emit(
@@ -163,6 +178,8 @@ class Steps(Analysis, Completion):
         if missing:
             self._cluster_wait(f"{head}: waiting for Service {missing}")
             return False
+        if not self._pre_rollout_open(head):
+            return False
         want = self.wanted_header_routes()
         if self.obs.actual_header_routes != want:
             self._cluster_wait(f"{head}: waiting for the router to report the header routes")
@@ -192,6 +209,8 @@ class Steps(Analysis, Completion):
         missing = self._missing_services()
         if missing:
             self._cluster_wait(f"{head}: waiting for Service {missing}")
+            return False
+        if not self._pre_rollout_open(head):
             return False
         if self.obs.actual_mirror_routes != self.wanted_mirror_routes():
             self._cluster_wait(f"{head}: waiting for the router to report the mirror")

@@ -46,8 +46,8 @@ from rollwise.core.postpromotion import (
 )
 from rollwise.core.regression import KpiRecord, KpiState, Transition
 from rollwise.core.rollout import reasons as R
-from rollwise.core.rollout.state import PassState
 from rollwise.core.rollout.status import RolloutStatus
+from rollwise.core.rollout.webhooks import Hooks
 from rollwise.core.spec import Metric, PostPromotion, RegressionAction, RolloutSpec
 
 WHERE = "spec.strategy.canary"
@@ -92,7 +92,7 @@ def warm_replicas(spec: RolloutSpec) -> int:
     return math.ceil(spec.replicas * share / 100)
 
 
-class Watch(PassState):
+class Watch(Hooks):
     """The post-promotion watch inside a pass."""
 
     #: Why a new revision waits on a confirmed regression (empty: it does not).
@@ -224,6 +224,7 @@ class Watch(PassState):
             ],
         )
         self.emit(R.REGRESSION_ROLLBACK, revision=regressed, previous=previous, reasons=reasons)
+        self._queue_rollback_hooks(regressed)
 
     def _regression_holds(self) -> bool:
         """Whether a confirmed regression with action hold keeps a new revision waiting; a

@@ -55,6 +55,7 @@ from rollwise.runtime.rollout.ports import (
     RolloutObject,
 )
 from rollwise.runtime.rollout.upstreams import needs_upstreams, read_upstreams
+from rollwise.runtime.rollout.webhooks import call_webhooks, webhook_refusals
 from rollwise.runtime.skeleton import (
     Memory,
     parse_status,
@@ -242,7 +243,7 @@ async def observe(
         )
     refused = provider_problems(
         rollout_metrics(spec), ports.allowed_prometheus, ports.web_providers
-    )
+    ) + webhook_refusals(spec, ports.gate_hooks)
     if refused:
         # A spec naming a Prometheus the operator may not query is invalid: decided without
         # looking at the cluster, and no query goes to a host the spec chose.
@@ -295,6 +296,7 @@ async def observe(
         (revisions, (stable_exists, canary_exists, baseline_exists), route),
         measurements,
         query_check,
+        webhook_answers,
     ) = await asyncio.gather(
         asyncio.to_thread(read_cluster),
         _measure(
@@ -307,6 +309,18 @@ async def observe(
             templates=templates,
         ),
         _check_queries(obj, spec, status=status, ports=ports, now=now, log=log),
+        call_webhooks(
+            spec,
+            status,
+            template_hash,
+            now,
+            ports.gate_hooks,
+            namespace=obj.namespace,
+            name=obj.name,
+            log=log,
+            metrics=ports.metrics,
+            budget=ports.queries,
+        ),
     )
     missing: list[str] = []
     if not stable_exists:
@@ -359,6 +373,7 @@ async def observe(
             events_posted=posted,
             templates=templates,
             upstreams=upstreams,
+            webhook_answers=webhook_answers,
         ),
         spec_errors=tuple(spec_errors),
         router=router,

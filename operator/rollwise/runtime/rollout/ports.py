@@ -82,6 +82,22 @@ class ClusterPort(Protocol):
         ...
 
 
+class GateHooksPort(Protocol):
+    """What a pass calls gating webhooks through
+    (:class:`rollwise.adapters.gate_hooks.GateHooks`)."""
+
+    def refusal(self, url: str) -> str | None:
+        """Why the operator's host policy refuses ``url`` (None: it may be called)."""
+        ...
+
+    def call(
+        self, name: str, url: str, body: dict[str, Any], timeout: float
+    ) -> tuple[int | None, str]:
+        """POST ``body`` to ``url`` within ``timeout`` seconds: the HTTP status it answered
+        (None: no answer) and what went wrong; never raises."""
+        ...
+
+
 RouterFactory = Callable[[TrafficRouting | None, RouterContext], TrafficRouter]
 
 
@@ -93,6 +109,8 @@ class Ports(CommonPorts):
     cluster: ClusterPort
     workloads: WorkloadsPort
     router_for: RouterFactory
+    #: Where gating webhooks are called (None: a spec naming one is invalid).
+    gate_hooks: GateHooksPort | None = None
     #: Ports for one pass (``reconcile`` calls it first): the production ports read each object
     #: at most once per pass (``adapters.kube.PassView``). None: use these ports as they are.
     for_pass: Callable[[WatchCache | None], Ports] | None = None
