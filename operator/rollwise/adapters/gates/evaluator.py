@@ -3,14 +3,17 @@
 
 ``evaluate(namespace, spec, now, required)`` returns one result per gate that applies, in this
 order: ``artifact-digest`` (always), ``sbom`` (when ``spec.gates.sbom`` is set or the cluster
-policy requires it: ``required``), ``policy-digest`` (likewise with ``spec.policyDigest``) and
-``freeze-window`` (always). A gate the cluster policy requires but the spec does not configure
-fails, naming the field to set. Evidence is read only where the operator's evidence policy
-allows (``access``): a URL or path outside it fails its gate without being read.
+policy requires it: ``required``), ``policy-digest`` (likewise with ``spec.policyDigest``),
+``model-card``, ``security-decision``, ``signature`` and ``attestation`` (likewise),
+``revalidate-by`` (with ``spec.revalidateBy``) and ``freeze-window`` (always). A gate the
+cluster policy requires but the spec does not configure fails, naming the field to set.
+Evidence is read only where the operator's evidence policy allows (``access``): a URL or path
+outside it fails its gate without being read.
 
-Each gate's check lives in its own module (``digest``, ``sbom``, ``policy``, ``freeze``); this
-class reads the evidence, caches the expensive checks and never raises: a failure to check
-becomes Pending with the error in the message, so a gate is never Passed without evidence.
+Each gate's check lives in its own module (``digest``, ``sbom``, ``policy``, ``evidence``,
+``signature``, ``freeze``); this class reads the evidence, caches the expensive checks and
+never raises: a failure to check becomes Pending with the error in the message, so a gate is
+never Passed without evidence.
 
 Caching, per process:
 
@@ -19,7 +22,12 @@ Caching, per process:
   checked again (so a 10 GiB artifact is not hashed on every pass, and a fixed one is seen);
 * an SBOM from a ConfigMap per (ConfigMap, key, resourceVersion, maxSeverity): the verdict on
   one content never changes; an SBOM from a URL per (URL, maxSeverity) like an artifact;
-* the policy snapshot and the freeze windows are read on every call (one small GET each).
+* a document (model card, security decision, Sigstore bundle) per (ConfigMap, key,
+  resourceVersion) or URL, and what else its verdict depends on (the release's digest, the
+  verification key's ConfigMap resourceVersion): a Passed verdict for the process's life, any
+  other for ``retry_ttl`` seconds;
+* the policy snapshot, the freeze windows and a verification key's ConfigMap are read on every
+  call (one small GET each).
 
 ``checked_at`` is when the gate's current verdict (status and message) was first reached for
 the release (namespace, model, version): an unchanged verdict keeps its time, so the status
@@ -70,10 +78,19 @@ from rollwise.adapters.gates.policy import check_policy
 from rollwise.adapters.gates.rego import Bundle, decision_input
 from rollwise.adapters.gates.rego import judge as judge_policy
 from rollwise.adapters.gates.sbom import check_document, configmap_value
+from rollwise.adapters.gates.signature import (
+    PredicateChecks,
+    UnusableEvidence,
+    VerificationKey,
+    check_attestation,
+    check_signature,
+    load_key,
+)
 from rollwise.adapters.kube import KubeAPI
 from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.core.modelrelease.observations import (
     GATE_ARTIFACT,
+    GATE_ATTESTATION,
     GATE_FREEZE,
     GATE_MODEL_CARD,
     GATE_POLICY,
@@ -82,17 +99,21 @@ from rollwise.core.modelrelease.observations import (
     GATE_REVALIDATE,
     GATE_SBOM,
     GATE_SECURITY,
+    GATE_SIGNATURE,
     Approval,
     GateResult,
 )
 from rollwise.core.modelrelease.spec import MSG_SBOM_SOURCE
 from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus
 from rollwise.core.spec_release import (
+    AttestationSource,
     ConfigMapKeyRef,
     FreezeWindow,
     ModelCardSource,
     ModelReleaseSpec,
     SBOMSource,
+    SignatureSource,
+    SignatureVerifier,
 )
 from rollwise.core.status_model import format_time
 
@@ -255,6 +276,24 @@ class GateEvaluator:
             checks.append(
                 (GATE_SECURITY, lambda: self.check_security_decision(namespace, spec, now))
             )
+        signature = spec.gates.signature
+        if signature is not None:
+            checks.append(
+                (GATE_SIGNATURE, lambda: self.check_signature(namespace, spec, signature))
+            )
+        elif GATE_SIGNATURE in required:
+            checks.append(
+                (GATE_SIGNATURE, lambda: _required(GATE_SIGNATURE, "spec.gates.signature"))
+            )
+        attestation = spec.gates.attestation
+        if attestation is not None:
+            checks.append(
+                (GATE_ATTESTATION, lambda: self.check_attestation(namespace, spec, attestation))
+            )
+        elif GATE_ATTESTATION in required:
+            checks.append(
+                (GATE_ATTESTATION, lambda: _required(GATE_ATTESTATION, "spec.gates.attestation"))
+            )
         if spec.revalidate_by is not None:
             checks.append((GATE_REVALIDATE, lambda: check_revalidation(spec, now)))
         checks.append((GATE_FREEZE, lambda: self.check_freeze(spec.gates.freeze_windows, now)))
@@ -391,6 +430,90 @@ class GateEvaluator:
             label="security decision",
             judge=lambda raw, where: check_security_decision(raw, spec, where, now),
             subject=(spec.model, spec.version, spec.artifact.digest),
+        )
+
+    def _verification_key(
+        self, namespace: str, verifier: SignatureVerifier
+    ) -> tuple[VerificationKey, CacheKey] | Outcome:
+        """The verifier's public key and what identifies its content (the ConfigMap's
+        resourceVersion), or the gate's outcome when it cannot be had: a missing or unusable
+        key fails the gate (no key, no verification)."""
+        ref = verifier.public_key.config_map_key
+        where = f"ConfigMap {namespace}/{ref.name} key {ref.key}"
+        configmap = self.configmaps.get(namespace, ref.name)
+        if configmap is None:
+            return Outcome.failed(
+                f"the verification key {where} cannot be read: the ConfigMap does not exist; "
+                "no evidence, no promotion"
+            )
+        raw = configmap_value(configmap, ref.key)
+        if raw is None:
+            return Outcome.failed(
+                f"the verification key {where} cannot be read: the ConfigMap has no such key; "
+                "no evidence, no promotion"
+            )
+        try:
+            key = load_key(raw, where)
+        except UnusableEvidence as exc:
+            return Outcome.failed(f"{exc}; no evidence, no promotion")
+        return key, ("key", namespace, ref.name, ref.key, resource_version(configmap))
+
+    def _signed_document(
+        self,
+        namespace: str,
+        source: SignatureSource | AttestationSource,
+        spec: ModelReleaseSpec,
+        *,
+        label: str,
+        judge: Callable[[bytes, VerificationKey, str], Outcome],
+        subject: CacheKey,
+    ) -> Outcome:
+        found = self._verification_key(namespace, source.verifier)
+        if isinstance(found, Outcome):
+            return found
+        key, key_version = found
+        outcome = self._document(
+            namespace,
+            ref=source.config_map_key,
+            url=source.url,
+            label=label,
+            judge=lambda raw, where: judge(raw, key, where),
+            subject=(*key_version, spec.artifact.digest, *subject),
+        )
+        if outcome.status is GateStatus.PENDING and outcome.message.startswith(label):
+            # The bundle's ConfigMap or key is missing: no signature is a failed gate.
+            return Outcome.failed(f"{outcome.message}; no evidence, no promotion")
+        return outcome
+
+    def check_signature(
+        self, namespace: str, spec: ModelReleaseSpec, source: SignatureSource
+    ) -> Outcome:
+        return self._signed_document(
+            namespace,
+            source,
+            spec,
+            label="signature bundle",
+            judge=lambda raw, key, where: check_signature(raw, key, spec.artifact.digest, where),
+            subject=(),
+        )
+
+    def check_attestation(
+        self, namespace: str, spec: ModelReleaseSpec, source: AttestationSource
+    ) -> Outcome:
+        checks = PredicateChecks(
+            predicate_type=source.predicate_type,
+            builder_id=source.builder_id,
+            source_repository=source.source_repository,
+        )
+        return self._signed_document(
+            namespace,
+            source,
+            spec,
+            label="attestation bundle",
+            judge=lambda raw, key, where: check_attestation(
+                raw, key, spec.artifact.digest, where, checks
+            ),
+            subject=(checks.predicate_type, checks.builder_id, checks.source_repository),
         )
 
     def evaluate_policies(
