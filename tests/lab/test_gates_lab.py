@@ -34,6 +34,7 @@ from rollwise.core.modelrelease.observations import (
 )
 from rollwise.core.modelrelease.status import GateStatus
 from rollwise.core.spec_release import ModelReleaseSpec
+from tests.sigstore_instance import SigstoreInstance
 
 pytestmark = pytest.mark.lab
 
@@ -228,6 +229,46 @@ def test_signature_and_attestation_follow_the_key_and_bundle_configmaps(
     assert unusable.message == (
         f"the key {keys} is not a PEM public key; no evidence, no promotion"
     )
+
+
+def test_keyless_signature_follows_the_trust_configmap(
+    kube_client: Any, core: Any, namespace: str
+) -> None:
+    gates = GateEvaluator(KubeAPI(kube_client), policy_configmap=None, freeze_configmap=None)
+    digest = sha(b"weights")
+    identity, issuer = "model-trainer@ci.example.com", "https://issuer.ci.example.com"
+    release = spec(
+        digest=digest,
+        gates={
+            "signature": {
+                "configMapKeyRef": {"name": "keyless-evidence", "key": "sig.json"},
+                "verifier": {"keyless": {"configMapRef": {"name": "release-trust"}}},
+            }
+        },
+    )
+    instance = SigstoreInstance()
+    where = f"ConfigMap {namespace}/release-trust"
+    missing = results(gates, namespace, release)[GATE_SIGNATURE]
+    assert missing.status is GateStatus.FAILED
+    assert missing.message == (
+        f"the keyless verifier {where} cannot be read: the ConfigMap does not exist; "
+        "no evidence, no promotion"
+    )
+    bundle = instance.sign(digest, identity=identity, issuer=issuer)
+    put_configmap(core, namespace, "keyless-evidence", {"sig.json": json.dumps(bundle)})
+    trust = {"trusted_root.json": instance.trusted_root, "identity": identity, "issuer": issuer}
+    put_configmap(core, namespace, "release-trust", trust)
+    passed = results(gates, namespace, release)[GATE_SIGNATURE]
+    assert passed.status is GateStatus.PASSED, passed
+    assert passed.message.endswith(
+        f"verified against the trusted root {where} for {identity} from {issuer}"
+    )
+
+    # The platform expects another identity now: the same bundle fails at once.
+    put_configmap(core, namespace, "release-trust", {**trust, "identity": "release@example.com"})
+    refused = results(gates, namespace, release)[GATE_SIGNATURE]
+    assert refused.status is GateStatus.FAILED
+    assert "Certificate's SANs do not match release@example.com" in refused.message
 
 
 # -------------------------------------------------------------------------------- policy

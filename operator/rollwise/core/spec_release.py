@@ -152,10 +152,23 @@ class PublicKeyRef(Model):
     config_map_key: ConfigMapKeyRef = Field(alias="configMapKeyRef")
 
 
-class SignatureVerifier(Model):
-    """What a Sigstore bundle is verified against: a public key (key-based verification)."""
+class ConfigMapRef(Model):
+    name: str = Field(min_length=1)
 
-    public_key: PublicKeyRef
+
+class KeylessVerifier(Model):
+    """A ConfigMap (in the release's namespace) holding ``trusted_root.json``, ``identity``
+    and ``issuer``: keyless verification."""
+
+    config_map_ref: ConfigMapRef
+
+
+class SignatureVerifier(Model):
+    """What a Sigstore bundle is verified against: exactly one of a public key (key-based) or
+    a trusted root with the expected identity and issuer (keyless)."""
+
+    public_key: PublicKeyRef | None = None
+    keyless: KeylessVerifier | None = None
 
 
 class SignatureSource(Model):

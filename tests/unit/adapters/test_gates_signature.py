@@ -1,6 +1,8 @@
 """The signature and attestation gates: real Sigstore bundles, signed in the test with keys it
-makes (hack/sign_artifact.py, the commands the example documents), verified offline; a tampered
-artifact, bundle or statement, a wrong key and a wrong predicate each fail with one sentence."""
+makes (hack/sign_artifact.py, the commands the example documents; keyless: a private Sigstore
+instance of the tests, tests/sigstore_instance.py), verified offline; a tampered artifact,
+bundle or statement, a wrong key, identity or issuer and a wrong predicate each fail with one
+sentence."""
 
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 from hack import sign_artifact as sign
 from rollwise.adapters.gates.outcome import Outcome
 from rollwise.adapters.gates.signature import (
+    IDENTITY_KEY,
+    ISSUER_KEY,
+    TRUSTED_ROOT_KEY,
+    KeylessTrust,
     PredicateChecks,
     UnusableEvidence,
     VerificationKey,
@@ -24,11 +30,13 @@ from rollwise.adapters.gates.signature import (
     check_attestation,
     check_signature,
     load_key,
+    load_keyless,
     normalize_repository,
     read_bundle,
     source_repositories,
 )
 from rollwise.core.modelrelease.status import GateStatus
+from tests.sigstore_instance import SigstoreInstance
 
 ARTIFACT = b"fraud-detector weights v7\n" * 100
 DIGEST = "sha256:" + hashlib.sha256(ARTIFACT).hexdigest()
@@ -443,3 +451,127 @@ def test_the_signing_commands_make_bundles_the_gates_accept(
     assert check_signature(signature, key, DIGEST, WHERE).status is GateStatus.PASSED
     assert check_attestation(attestation, key, DIGEST, WHERE, CHECKS).status is GateStatus.PASSED
     assert check_signature(signature, key, TAMPERED, WHERE).status is GateStatus.FAILED
+
+
+# ---------------------------------------------------------------------------- keyless
+
+IDENTITY = "model-trainer@ci.example.com"
+ISSUER = "https://issuer.ci.example.com"
+TRUST_WHERE = "ConfigMap ml/release-trust"
+
+
+@pytest.fixture(scope="module")
+def instance() -> SigstoreInstance:
+    return SigstoreInstance()
+
+
+def trust(
+    instance: SigstoreInstance, identity: str = IDENTITY, issuer: str = ISSUER
+) -> KeylessTrust:
+    data = {TRUSTED_ROOT_KEY: instance.trusted_root, IDENTITY_KEY: identity, ISSUER_KEY: issuer}
+    return load_keyless(data, TRUST_WHERE)
+
+
+def keyless_signed(instance: SigstoreInstance, digest: str = DIGEST, **who: str) -> bytes:
+    return raw(instance.sign(digest, identity=who.get("identity", IDENTITY), issuer=ISSUER))
+
+
+def test_a_keyless_signature_passes_offline(instance: SigstoreInstance) -> None:
+    outcome = check_signature(keyless_signed(instance), trust(instance), DIGEST, WHERE)
+    assert outcome.status is GateStatus.PASSED, outcome
+    assert outcome.message == (
+        f"sha256:{DIGEST[7:19]} signed: bundle {WHERE} verified against the trusted root "
+        f"{TRUST_WHERE} for {IDENTITY} from {ISSUER}"
+    )
+
+
+def test_a_keyless_signature_of_another_identity_fails(instance: SigstoreInstance) -> None:
+    bundle = keyless_signed(instance, identity="intruder@ci.example.com")
+    outcome = check_signature(bundle, trust(instance), DIGEST, WHERE)
+    assert outcome.status is GateStatus.FAILED
+    assert outcome.message.startswith(
+        f"the signature in {WHERE} does not verify for sha256:{DIGEST[7:19]} against the "
+        f"trusted root {TRUST_WHERE} for {IDENTITY} from {ISSUER}: "
+    ), outcome
+    assert "intruder@ci.example.com" in outcome.message
+    assert outcome.message.endswith(NO_EVIDENCE)
+
+
+def test_a_keyless_signature_from_another_issuer_fails(instance: SigstoreInstance) -> None:
+    expected = trust(instance, issuer="https://token.actions.githubusercontent.com")
+    outcome = check_signature(keyless_signed(instance), expected, DIGEST, WHERE)
+    assert outcome.status is GateStatus.FAILED
+    assert "does not verify for" in outcome.message
+    assert ISSUER in outcome.message.split(": ", 1)[1], outcome
+
+
+def test_a_keyless_signature_of_a_tampered_artifact_fails(instance: SigstoreInstance) -> None:
+    fails(
+        check_signature(keyless_signed(instance), trust(instance), TAMPERED, WHERE),
+        f"the bundle {WHERE} is for sha256:{DIGEST[7:19]}, not the artifact's "
+        f"sha256:{TAMPERED[7:19]}",
+    )
+    bundle = json.loads(keyless_signed(instance))
+    del bundle["messageSignature"]["messageDigest"]
+    outcome = check_signature(raw(bundle), trust(instance), TAMPERED, WHERE)
+    assert outcome.status is GateStatus.FAILED
+    assert outcome.message.startswith(
+        f"the signature in {WHERE} does not verify for sha256:{TAMPERED[7:19]}"
+    ), outcome
+
+
+def test_a_bundle_of_another_sigstore_instance_fails(instance: SigstoreInstance) -> None:
+    other = SigstoreInstance()
+    outcome = check_signature(keyless_signed(other), trust(instance), DIGEST, WHERE)
+    assert outcome.status is GateStatus.FAILED
+    assert outcome.message.startswith(f"the signature in {WHERE} does not verify for"), outcome
+
+
+def test_a_key_based_bundle_is_not_a_keyless_one(
+    instance: SigstoreInstance, key: ec.EllipticCurvePrivateKey
+) -> None:
+    fails(
+        check_signature(raw(signed(key)), trust(instance), DIGEST, WHERE),
+        f"the bundle {WHERE} cannot be verified against the trusted root {TRUST_WHERE} for "
+        f"{IDENTITY} from {ISSUER}: expected certificate in bundle",
+    )
+
+
+def test_a_keyless_attestation_passes_and_checks_its_signer(instance: SigstoreInstance) -> None:
+    statement = sign.provenance(DIGEST, "fraud.bin", builder_id=BUILDER, source_repository=REPO)
+    bundle = raw(instance.attest(statement, identity=IDENTITY, issuer=ISSUER))
+    outcome = check_attestation(bundle, trust(instance), DIGEST, WHERE, CHECKS)
+    assert outcome.status is GateStatus.PASSED, outcome
+    assert outcome.message.endswith(
+        f"verified against the trusted root {TRUST_WHERE} for {IDENTITY} from {ISSUER}"
+    )
+    other = raw(instance.attest(statement, identity="intruder@ci.example.com", issuer=ISSUER))
+    refused = check_attestation(other, trust(instance), DIGEST, WHERE, CHECKS)
+    assert refused.status is GateStatus.FAILED
+    assert refused.message.startswith(
+        f"the attestation {WHERE} does not verify against the trusted root {TRUST_WHERE}"
+    ), refused
+    about_other = check_attestation(bundle, trust(instance), TAMPERED, WHERE)
+    assert about_other.status is GateStatus.FAILED
+    assert f"is about sha256:{DIGEST[7:19]}, not the artifact's" in about_other.message
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        pytest.param(
+            {IDENTITY_KEY: IDENTITY},
+            f"the keyless verifier {TRUST_WHERE} lacks trusted_root.json, issuer",
+            id="missing-keys",
+        ),
+        pytest.param(
+            {TRUSTED_ROOT_KEY: "{}", IDENTITY_KEY: IDENTITY, ISSUER_KEY: ISSUER},
+            f"the trusted root of {TRUST_WHERE} is not a usable Sigstore trusted root (",
+            id="not-a-trusted-root",
+        ),
+    ],
+)
+def test_an_unusable_keyless_verifier_is_refused(data: dict[str, str], problem: str) -> None:
+    with pytest.raises(UnusableEvidence) as raised:
+        load_keyless(data, TRUST_WHERE)
+    assert str(raised.value).startswith(problem), raised.value

@@ -17,6 +17,7 @@ from rollwise.core.modelrelease.status import GateStatus, ReleasePhase, Stage
 from tests.unit.core.modelrelease_builders import BASE_GATES, World, at, events, raw_release
 
 VERIFIER = {"publicKey": {"configMapKeyRef": {"name": "release-keys", "key": "release.pub"}}}
+KEYLESS = {"configMapRef": {"name": "release-trust"}}
 SIGNATURE = {
     "configMapKeyRef": {"name": "fraud-7-evidence", "key": "model.sigstore.json"},
     "verifier": VERIFIER,
@@ -48,6 +49,12 @@ def test_the_gates_apply_when_configured_or_required() -> None:
     plain, _ = load_release_spec(raw_release())
     assert plain is not None
     assert pre_staging_gates(plain) == ("artifact-digest",)
+    keyless, errors = load_release_spec(
+        signed_release(signature={**SIGNATURE, "verifier": {"keyless": KEYLESS}})
+    )
+    assert errors == []
+    assert keyless is not None
+    assert pre_staging_gates(keyless) == ("artifact-digest", "signature")
     required = ReleaseRules(required_gates=("signature", "attestation"))
     assert pre_staging_gates(plain, required) == ("artifact-digest", "signature", "attestation")
     assert {"signature", "attestation"} <= set(WAIVABLE_GATES)
@@ -76,6 +83,16 @@ def test_the_gates_apply_when_configured_or_required() -> None:
             {"signature": {**SIGNATURE, "verifier": {"publicKey": {}}}},
             "spec.gates.signature.verifier.publicKey.configMapKeyRef",
             id="no-key",
+        ),
+        pytest.param(
+            {"signature": {**SIGNATURE, "verifier": {**VERIFIER, "keyless": KEYLESS}}},
+            "spec.gates.signature.verifier: verifier needs exactly one of publicKey or keyless",
+            id="two-verifiers",
+        ),
+        pytest.param(
+            {"attestation": {**ATTESTATION, "verifier": {}}},
+            "spec.gates.attestation.verifier: verifier needs exactly one of publicKey or keyless",
+            id="no-verifier-kind",
         ),
         pytest.param(
             {"attestation": {**ATTESTATION, "builderId": ""}},

@@ -8,8 +8,8 @@ into the core's ``GateResult`` observations.
 - ``freeze``: ``freeze-window`` (cron and explicit windows, time zones);
 - ``evidence``: ``model-card``, ``security-decision``, ``revalidate-by``; ``rego``: the policy
   snapshot's Rego rules (``policy-accept``, ``policy-promote``);
-- ``signature``: ``signature`` and ``attestation`` (Sigstore bundles verified offline against a
-  public key);
+- ``signature``: ``signature`` and ``attestation`` (Sigstore bundles verified offline, against a
+  public key or keyless against a trusted root);
 - ``fetch``: bounded reads (size and time) of files and URLs; ``configmaps``: ConfigMap reads;
   ``outcome``: a check's status and message.
 

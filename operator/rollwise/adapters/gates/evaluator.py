@@ -80,11 +80,12 @@ from rollwise.adapters.gates.rego import judge as judge_policy
 from rollwise.adapters.gates.sbom import check_document, configmap_value
 from rollwise.adapters.gates.signature import (
     PredicateChecks,
+    SignatureVerifier,
     UnusableEvidence,
-    VerificationKey,
     check_attestation,
     check_signature,
     load_key,
+    load_keyless,
 )
 from rollwise.adapters.kube import KubeAPI
 from rollwise.adapters.registry.mlflow import MLflowRegistry
@@ -113,8 +114,8 @@ from rollwise.core.spec_release import (
     ModelReleaseSpec,
     SBOMSource,
     SignatureSource,
-    SignatureVerifier,
 )
+from rollwise.core.spec_release import SignatureVerifier as VerifierSpec
 from rollwise.core.status_model import format_time
 
 #: Largest artifact whose digest the operator computes (10 GiB).
@@ -432,13 +433,33 @@ class GateEvaluator:
             subject=(spec.model, spec.version, spec.artifact.digest),
         )
 
-    def _verification_key(
-        self, namespace: str, verifier: SignatureVerifier
-    ) -> tuple[VerificationKey, CacheKey] | Outcome:
-        """The verifier's public key and what identifies its content (the ConfigMap's
-        resourceVersion), or the gate's outcome when it cannot be had: a missing or unusable
-        key fails the gate (no key, no verification)."""
-        ref = verifier.public_key.config_map_key
+    def _verifier(
+        self, namespace: str, spec: VerifierSpec
+    ) -> tuple[SignatureVerifier, CacheKey] | Outcome:
+        """The verifier (a public key, or a keyless trusted root with its identity and issuer)
+        and what identifies its content (the ConfigMap's resourceVersion), or the gate's
+        outcome when it cannot be had: a missing or unusable verifier fails the gate (nothing
+        to verify against)."""
+        if spec.keyless is not None:
+            name = spec.keyless.config_map_ref.name
+            where = f"ConfigMap {namespace}/{name}"
+            configmap = self.configmaps.get(namespace, name)
+            if configmap is None:
+                return Outcome.failed(
+                    f"the keyless verifier {where} cannot be read: the ConfigMap does not "
+                    "exist; no evidence, no promotion"
+                )
+            data = configmap.get("data") or {}
+            try:
+                trust = load_keyless(data if isinstance(data, dict) else {}, where)
+            except UnusableEvidence as exc:
+                return Outcome.failed(f"{exc}; no evidence, no promotion")
+            return trust, ("keyless", namespace, name, resource_version(configmap))
+        if spec.public_key is None:
+            return Outcome.failed(
+                "the verifier names neither publicKey nor keyless; no evidence, no promotion"
+            )
+        ref = spec.public_key.config_map_key
         where = f"ConfigMap {namespace}/{ref.name} key {ref.key}"
         configmap = self.configmaps.get(namespace, ref.name)
         if configmap is None:
@@ -465,10 +486,10 @@ class GateEvaluator:
         spec: ModelReleaseSpec,
         *,
         label: str,
-        judge: Callable[[bytes, VerificationKey, str], Outcome],
+        judge: Callable[[bytes, SignatureVerifier, str], Outcome],
         subject: CacheKey,
     ) -> Outcome:
-        found = self._verification_key(namespace, source.verifier)
+        found = self._verifier(namespace, source.verifier)
         if isinstance(found, Outcome):
             return found
         key, key_version = found

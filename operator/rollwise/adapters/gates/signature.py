@@ -3,14 +3,22 @@ read (the evaluator reads the bundle and the key, within the evidence policy); o
 here reaches a network, a TUF repository or a transparency log.
 
 Both verify a `Sigstore bundle <https://docs.sigstore.dev/about/bundle/>`_ (JSON, media type
-``application/vnd.dev.sigstore.bundle…``, read with sigstore-python's models) against a public
-key (PEM: ECDSA P-256/P-384/P-521, RSA, or Ed25519 for attestations) that the release names in
-a ConfigMap. This is *key-based* verification, as ``cosign verify-blob --key`` does it: the key
-alone is trusted, so the bundle's verification material (a key hint, a certificate) and any
-transparency-log entry it carries are not what decides. sigstore-python's ``Verifier`` verifies
-only certificate (keyless) bundles with their log entries, so the signatures are checked here
-with ``cryptography``, on the bytes Sigstore defines: the artifact's SHA-256 digest for a
-message signature, the DSSE pre-authentication encoding for an envelope.
+``application/vnd.dev.sigstore.bundle…``) against what the release names in a ConfigMap, in one
+of two ways:
+
+* *key-based*, as ``cosign verify-blob --key`` does it: a public key (PEM: ECDSA
+  P-256/P-384/P-521, RSA, or Ed25519 for attestations). The key alone is trusted, so the
+  bundle's verification material (a key hint) and any transparency-log entry it carries are not
+  what decides. sigstore-python's ``Verifier`` verifies only certificate bundles, so these
+  signatures are checked here with ``cryptography`` on the bytes Sigstore defines (the
+  artifact's SHA-256 digest for a message signature, the DSSE pre-authentication encoding for
+  an envelope), the bundle read with sigstore-python's models;
+* *keyless*: a trusted root (``trusted_root.json``: the certificate authority, the
+  transparency log and the CT log keys), the identity (the signing certificate's email or URI
+  SAN) and the OIDC issuer. sigstore-python's ``Verifier`` built on that root alone, with an
+  ``Identity`` policy, checks the certificate chain at the logged time, its embedded SCT, the
+  log entry's inclusion proof, signed checkpoint and inclusion promise, and the signature: all
+  carried by the bundle, so nothing is fetched.
 
 ``signature``: the bundle's ``messageSignature`` signs the release's ``artifact.digest``
 (``sha256:…``); the ``artifact-digest`` gate binds that digest to the artifact's bytes, so a
@@ -30,7 +38,6 @@ Every failure is one sentence saying what is wrong and ends with "no evidence, n
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -41,13 +48,26 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from pydantic import ValidationError
+from sigstore.errors import Error as SigstoreError
+from sigstore.hashes import Hashed
+from sigstore.models import Bundle as VerifiedBundle
+from sigstore.models import TrustedRoot
+from sigstore.verify import Verifier
+from sigstore.verify.policy import Identity
 from sigstore_models.bundle.v1 import Bundle
 from sigstore_models.common.v1 import HashAlgorithm
+from sigstore_models.trustroot.v1 import TrustedRoot as TrustedRootDocument
 
 from rollwise.adapters.gates.outcome import Outcome, short_digest
 
 #: The DSSE payload type of an in-toto statement.
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+#: The keys of a keyless verifier's ConfigMap.
+TRUSTED_ROOT_KEY = "trusted_root.json"
+IDENTITY_KEY = "identity"
+ISSUER_KEY = "issuer"
+#: Characters of sigstore-python's own reason quoted in a message.
+MAX_REASON = 240
 #: The in-toto statement types read.
 STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
 
@@ -66,6 +86,34 @@ class VerificationKey:
 
     key: PublicKey
     name: str
+
+
+@dataclass(frozen=True)
+class KeylessTrust:
+    """A trusted root and the identity and OIDC issuer a signing certificate must name;
+    ``name`` is the source."""
+
+    trusted_root: TrustedRoot
+    identity: str
+    issuer: str
+    name: str
+
+    @property
+    def policy(self) -> Identity:
+        return Identity(identity=self.identity, issuer=self.issuer)
+
+    def describe(self) -> str:
+        return f"against the trusted root {self.name} for {self.identity} from {self.issuer}"
+
+
+SignatureVerifier = VerificationKey | KeylessTrust
+
+
+def describe(verifier: SignatureVerifier) -> str:
+    """How a message names what verified (or did not verify) a bundle."""
+    if isinstance(verifier, KeylessTrust):
+        return verifier.describe()
+    return f"with the key {verifier.name}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +140,39 @@ def load_key(pem: bytes, where: str) -> VerificationKey:
     )
     fingerprint = short_digest("sha256:" + hashlib.sha256(der).hexdigest())
     return VerificationKey(key, f"{where} ({fingerprint})")
+
+
+def load_keyless(data: Mapping[str, str], where: str) -> KeylessTrust:
+    """The keyless verifier of a ConfigMap's data: ``trusted_root.json`` (a Sigstore trusted
+    root: the CA, transparency log and CT log keys), ``identity`` (the signing certificate's
+    SAN: an email or URI) and ``issuer`` (the OIDC issuer it records)."""
+    missing = [k for k in (TRUSTED_ROOT_KEY, IDENTITY_KEY, ISSUER_KEY) if not data.get(k)]
+    if missing:
+        raise UnusableEvidence(f"the keyless verifier {where} lacks {', '.join(missing)}")
+    try:
+        document = TrustedRootDocument.model_validate_json(data[TRUSTED_ROOT_KEY])
+        root = TrustedRoot(document)
+        root.get_fulcio_certs()
+        Verifier(trusted_root=root)
+    except (ValidationError, SigstoreError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:MAX_REASON] if str(exc) else type(exc).__name__
+        raise UnusableEvidence(
+            f"the trusted root of {where} is not a usable Sigstore trusted root ({reason})"
+        ) from None
+    return KeylessTrust(root, data[IDENTITY_KEY].strip(), data[ISSUER_KEY].strip(), where)
+
+
+def _sigstore_reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:MAX_REASON].rstrip(".")
+
+
+def _keyless_bundle(raw: bytes, trust: KeylessTrust, where: str) -> VerifiedBundle | str:
+    """The bundle as sigstore-python's verifier reads it, or why it cannot be verified."""
+    try:
+        return VerifiedBundle.from_json(raw)
+    except SigstoreError as exc:
+        return f"the bundle {where} cannot be verified {trust.describe()}: {_sigstore_reason(exc)}"
 
 
 def read_bundle(raw: bytes, where: str) -> Bundle:
@@ -150,8 +231,10 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
-def check_signature(raw_bundle: bytes, key: VerificationKey, digest: str, where: str) -> Outcome:
-    """Passed when the bundle's message signature signs ``digest`` with ``key``."""
+def check_signature(raw_bundle: bytes, key: SignatureVerifier, digest: str, where: str) -> Outcome:
+    """Passed when the bundle's message signature signs ``digest``: with ``key``, or (keyless)
+    with a certificate for the expected identity and issuer, chained to the trusted root and
+    logged in its transparency log (sigstore-python's ``Verifier``, offline)."""
     try:
         bundle = read_bundle(raw_bundle, where)
     except UnusableEvidence as exc:
@@ -175,6 +258,8 @@ def check_signature(raw_bundle: bytes, key: VerificationKey, digest: str, where:
                 f"the bundle {where} is for sha256:{stated.digest.hex()[:12]}, not the "
                 f"artifact's {short_digest(digest)}; {_NO_EVIDENCE}"
             )
+    if isinstance(key, KeylessTrust):
+        return _check_keyless_signature(raw_bundle, key, digest, where)
     if isinstance(key.key, ed25519.Ed25519PublicKey):
         return Outcome.failed(
             f"the key {key.name} is an Ed25519 key, which cannot verify a signature of a "
@@ -185,8 +270,25 @@ def check_signature(raw_bundle: bytes, key: VerificationKey, digest: str, where:
             f"the signature in {where} does not verify for {short_digest(digest)} with the key "
             f"{key.name}: another key signed it, or it signs another artifact; {_NO_EVIDENCE}"
         )
+    return Outcome.passed(f"{short_digest(digest)} signed: bundle {where} verified {describe(key)}")
+
+
+def _check_keyless_signature(
+    raw_bundle: bytes, trust: KeylessTrust, digest: str, where: str
+) -> Outcome:
+    bundle = _keyless_bundle(raw_bundle, trust, where)
+    if isinstance(bundle, str):
+        return Outcome.failed(f"{bundle}; {_NO_EVIDENCE}")
+    hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(_hex_digest(digest)))
+    try:
+        Verifier(trusted_root=trust.trusted_root).verify_artifact(hashed, bundle, trust.policy)
+    except SigstoreError as exc:
+        return Outcome.failed(
+            f"the signature in {where} does not verify for {short_digest(digest)} "
+            f"{trust.describe()}: {_sigstore_reason(exc)}; {_NO_EVIDENCE}"
+        )
     return Outcome.passed(
-        f"{short_digest(digest)} signed: bundle {where} verified with the key {key.name}"
+        f"{short_digest(digest)} signed: bundle {where} verified {trust.describe()}"
     )
 
 
@@ -288,7 +390,7 @@ def _predicate_problem(statement: Mapping[str, Any], checks: PredicateChecks) ->
 
 def check_attestation(
     raw_bundle: bytes,
-    key: VerificationKey,
+    key: SignatureVerifier,
     digest: str,
     where: str,
     checks: PredicateChecks = PredicateChecks(),
@@ -310,12 +412,24 @@ def check_attestation(
             f"the attestation {where} has payload type {envelope.payload_type[:80]!r}, not "
             f"{INTOTO_PAYLOAD_TYPE}; {_NO_EVIDENCE}"
         )
-    encoded = pae(envelope.payload_type, envelope.payload)
-    if not any(_verify_message(key.key, s.sig, encoded) for s in envelope.signatures):
-        return Outcome.failed(
-            f"the attestation {where} is not signed by the key {key.name}: another key "
-            f"signed it, or its statement was changed; {_NO_EVIDENCE}"
-        )
+    if isinstance(key, KeylessTrust):
+        bundle_checked = _keyless_bundle(raw_bundle, key, where)
+        if isinstance(bundle_checked, str):
+            return Outcome.failed(f"{bundle_checked}; {_NO_EVIDENCE}")
+        try:
+            Verifier(trusted_root=key.trusted_root).verify_dsse(bundle_checked, key.policy)
+        except SigstoreError as exc:
+            return Outcome.failed(
+                f"the attestation {where} does not verify {key.describe()}: "
+                f"{_sigstore_reason(exc)}; {_NO_EVIDENCE}"
+            )
+    else:
+        encoded = pae(envelope.payload_type, envelope.payload)
+        if not any(_verify_message(key.key, s.sig, encoded) for s in envelope.signatures):
+            return Outcome.failed(
+                f"the attestation {where} is not signed by the key {key.name}: another key "
+                f"signed it, or its statement was changed; {_NO_EVIDENCE}"
+            )
     try:
         statement = _statement(envelope.payload, where)
     except UnusableEvidence as exc:
@@ -341,27 +455,27 @@ def check_attestation(
     ]
     also = f", {' and '.join(checked)} as required" if checked else ""
     return Outcome.passed(
-        f"{short_digest(digest)} attested ({kind}{also}): bundle {where} verified with the "
-        f"key {key.name}"
+        f"{short_digest(digest)} attested ({kind}{also}): bundle {where} verified {describe(key)}"
     )
 
 
-def encode(data: bytes) -> str:
-    """Base64, as Sigstore bundles encode bytes."""
-    return base64.b64encode(data).decode()
-
-
 __all__ = [
+    "IDENTITY_KEY",
     "INTOTO_PAYLOAD_TYPE",
+    "ISSUER_KEY",
     "STATEMENT_TYPES",
+    "TRUSTED_ROOT_KEY",
+    "KeylessTrust",
     "PredicateChecks",
+    "SignatureVerifier",
     "UnusableEvidence",
     "VerificationKey",
     "builder_id",
     "check_attestation",
     "check_signature",
-    "encode",
+    "describe",
     "load_key",
+    "load_keyless",
     "normalize_repository",
     "pae",
     "read_bundle",

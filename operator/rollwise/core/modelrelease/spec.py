@@ -98,6 +98,9 @@ MSG_SIGNATURE_SOURCE = "gates.signature needs exactly one of configMapKeyRef or 
 MSG_ATTESTATION_SOURCE = "gates.attestation needs exactly one of configMapKeyRef or url"
 
 
+MSG_ONE_VERIFIER = "verifier needs exactly one of publicKey or keyless"
+
+
 MSG_FREEZE_SHAPE = "a freeze window needs either schedule and duration, or start and end"
 
 
@@ -207,6 +210,10 @@ def validate_release(spec: ModelReleaseSpec) -> list[str]:
         attestation.url is None
     ):
         errors.append(f"spec.gates.attestation: {MSG_ATTESTATION_SOURCE}")
+    for name, source in (("signature", signature), ("attestation", attestation)):
+        verifier = source.verifier if source is not None else None
+        if verifier is not None and (verifier.public_key is None) == (verifier.keyless is None):
+            errors.append(f"spec.gates.{name}.verifier: {MSG_ONE_VERIFIER}")
     if spec.revalidate_by is not None:
         try:
             revalidate_by_time(spec)
