@@ -241,6 +241,8 @@ class GateEvaluator:
         self._document_cache = _Cache(clock, retry_ttl)
         self._verdicts: OrderedDict[CacheKey, GateResult] = OrderedDict()
         self._verdicts_lock = threading.Lock()
+        # Keyless verifiers by ConfigMap content: a trusted root is parsed once per version.
+        self._verifiers: OrderedDict[CacheKey, SignatureVerifier] = OrderedDict()
 
     # -- the interface -----------------------------------------------------------------------
 
@@ -449,12 +451,21 @@ class GateEvaluator:
                     f"the keyless verifier {where} cannot be read: the ConfigMap does not "
                     "exist; no evidence, no promotion"
                 )
+            version: CacheKey = ("keyless", namespace, name, resource_version(configmap))
+            with self._verdicts_lock:
+                cached = self._verifiers.get(version)
+            if cached is not None:
+                return cached, version
             data = configmap.get("data") or {}
             try:
                 trust = load_keyless(data if isinstance(data, dict) else {}, where)
             except UnusableEvidence as exc:
                 return Outcome.failed(f"{exc}; no evidence, no promotion")
-            return trust, ("keyless", namespace, name, resource_version(configmap))
+            with self._verdicts_lock:
+                self._verifiers[version] = trust
+                while len(self._verifiers) > MAX_CACHE_ENTRIES:
+                    self._verifiers.popitem(last=False)
+            return trust, version
         if spec.public_key is None:
             return Outcome.failed(
                 "the verifier names neither publicKey nor keyless; no evidence, no promotion"
