@@ -12,7 +12,8 @@ completed, and a PASS security decision lets it through; a revalidation date alr
 blocks a Candidate (condition, Warning event, the plugin's Revalidate line) until it is moved
 forward; a version in Production whose date passes is flagged (condition and Warning event)
 and keeps serving; a release whose artifact was changed after signing is refused by the
-signature gate, and the signed artifact passes the signature and attestation gates.
+signature gate, and the signed artifact passes the signature and attestation gates; a waiver
+of a signature by an untrusted key hides the failure only until it expires.
 """
 
 from __future__ import annotations
@@ -536,3 +537,76 @@ def test_a_tampered_artifact_is_refused_and_the_signed_one_passes(
         f"{signed.digest[:19]} attested (https://slsa.dev/provenance/v1, builder id and source "
         "repository as required)"
     ), attested
+
+
+def test_a_waiver_hides_a_wrong_signature_only_until_it_expires(
+    cluster: Cluster, gov: Governance, tmp_path: Path
+) -> None:
+    model = f"fraud-{cluster.test_id}"
+    artifact = write_artifact(tmp_path, model, "1")
+    trusted, intruder = sign.new_key(), sign.new_key()
+    keys, evidence = f"{model}-keys", f"{model}-evidence"
+    docs, name, _ = release_docs(
+        cluster,
+        tmp_path,
+        artifact=artifact,
+        gates={
+            "signature": {
+                "configMapKeyRef": {"name": evidence, "key": "model.sigstore.json"},
+                "verifier": {
+                    "publicKey": {"configMapKeyRef": {"name": keys, "key": "release.pub"}}
+                },
+            }
+        },
+    )
+    # The right artifact, signed by a key the release does not trust.
+    bundle = json.dumps(sign.signature_bundle(intruder, artifact.digest))
+    gov.create(
+        [
+            configmap(keys, "release.pub", sign.public_pem(trusted).decode()),
+            configmap(evidence, "model.sigstore.json", bundle),
+            *docs,
+        ],
+        name,
+    )
+    status = gov.wait(
+        name, "signature Failed", lambda s: gate(s, "signature").get("status") == "Failed"
+    )
+    assert "does not verify for" in gate(status, "signature")["message"]
+    assert "another key signed it" in gate(status, "signature")["message"]
+
+    waived = gov.rollwise(
+        "bob",
+        "waive",
+        f"modelrelease/{name}",
+        "--gate",
+        "signature",
+        "--reason",
+        "signing key rotation in progress, INC-77",
+        "--for",
+        "15s",
+    )
+    assert waived.returncode == 0, waived.stderr
+    assert "waiver recorded: gate signature by bob" in waived.stdout, waived.stdout
+
+    # Whether or not a pass saw the waiver while it held, once it expires the gate is Failed
+    # again and the release goes no further, even with both approvals.
+    status = gov.wait(
+        name,
+        "signature Failed again with reason WaiverExpired",
+        lambda s: gate(s, "signature").get("reason") == "WaiverExpired",
+        timeout=60,
+    )
+    expired = gate(status, "signature")
+    assert expired["status"] == "Failed", expired
+    assert "another key signed it" in expired["message"], expired
+    assert status["stage"] in ("Candidate", "Staging"), status["stage"]
+    gov.approved("bob", name, "security")
+    gov.approved("carol", name, "product")
+    status = gov.wait(
+        name, "approvals Passed", lambda s: gate(s, "approvals").get("status") == "Passed"
+    )
+    assert status["stage"] in ("Candidate", "Staging"), status["stage"]
+    assert "signature Failed" in status["message"], status["message"]
+    assert gate(status, "signature")["reason"] == "WaiverExpired"
+    assert "ReleaseApproved" not in events_by_reason(cluster, name)
