@@ -11,7 +11,9 @@ keeps the release a Candidate (its message in ``kubectl rollwise get``) until th
 completed, and a PASS security decision lets it through; a revalidation date already passed
 blocks a Candidate (condition, Warning event, the plugin's Revalidate line) until it is moved
 forward; a version in Production whose date passes is flagged (condition and Warning event)
-and keeps serving.
+and keeps serving; a release whose artifact was changed after signing is refused by the
+signature gate, and the signed artifact passes the signature and attestation gates; a waiver
+of a signature by an untrusted key hides the failure only until it expires.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from hack import sign_artifact as sign
 from hack.lab.testing.cluster_fixtures import grant_namespace
 from rollwise.adapters.gates.policy import policy_digest
 from tests.e2e.support import Cluster, StartOperator, eventually
@@ -37,7 +40,7 @@ from tests.e2e.test_governance_e2e import (
     release_docs,
     rfc3339,
 )
-from tests.e2e.test_modelrelease_e2e import CLIENT_SERVICE, status_of
+from tests.e2e.test_modelrelease_e2e import CLIENT_SERVICE, status_of, write_artifact
 
 __all__ = ["gov"]  # the fixture, imported for the tests below
 
@@ -543,3 +546,179 @@ def test_the_api_server_refuses_malformed_evidence_fields(
     assert proc.returncode != 0, proc.stdout
     assert message in proc.stderr, proc.stderr
     assert cluster.k("get", "modelrelease", name, check=False).returncode != 0
+
+
+BUILDER = "https://ci.example.com/builders/model-trainer@v1"
+SOURCE = "https://git.example.com/ml/fraud"
+
+
+def test_a_tampered_artifact_is_refused_and_the_signed_one_passes(
+    cluster: Cluster, gov: Governance, tmp_path: Path
+) -> None:
+    model = f"fraud-{cluster.test_id}"
+    signed = write_artifact(tmp_path, model, "1")
+    path = Path(signed.uri.removeprefix("file://"))
+    original = path.read_bytes()
+    key = sign.new_key()
+    keys, evidence = f"{model}-keys", f"{model}-evidence"
+    verifier = {"publicKey": {"configMapKeyRef": {"name": keys, "key": "release.pub"}}}
+    docs, name, ticket = release_docs(
+        cluster,
+        tmp_path,
+        gates={
+            "signature": {
+                "configMapKeyRef": {"name": evidence, "key": "model.sigstore.json"},
+                "verifier": verifier,
+            },
+            "attestation": {
+                "configMapKeyRef": {"name": evidence, "key": "provenance.sigstore.json"},
+                "verifier": verifier,
+                "predicateType": sign.SLSA_PROVENANCE_V1,
+                "builderId": BUILDER,
+                "sourceRepository": SOURCE,
+            },
+        },
+    )
+    bundles = {
+        "model.sigstore.json": json.dumps(sign.signature_bundle(key, signed.digest)),
+        "provenance.sigstore.json": json.dumps(
+            sign.attestation_bundle(
+                key,
+                sign.provenance(
+                    signed.digest, path.name, builder_id=BUILDER, source_repository=SOURCE
+                ),
+            )
+        ),
+    }
+    # The artifact is changed after signing, and the release names the changed bytes' digest
+    # (so the artifact-digest gate passes): only the signature can tell.
+    path.write_bytes(original + b"backdoor\n")
+    tampered = sign.file_digest(path)
+    docs[-1]["spec"]["artifact"]["digest"] = tampered
+    gov.create(
+        [
+            configmap(keys, "release.pub", sign.public_pem(key).decode()),
+            {**configmap(evidence, "model.sigstore.json", ""), "data": bundles},
+            *docs,
+        ],
+        name,
+    )
+    status = gov.wait(
+        name, "signature Failed", lambda s: gate(s, "signature").get("status") == "Failed"
+    )
+    assert gate(status, "artifact-digest")["status"] == "Passed"
+    where = f"ConfigMap {cluster.namespace}/{evidence}"
+    assert gate(status, "signature")["message"] == (
+        f"the bundle {where} key model.sigstore.json is for {signed.digest[:19]}, not the "
+        f"artifact's {tampered[:19]}; no evidence, no promotion"
+    )
+    attestation = gate(status, "attestation")
+    assert attestation["status"] == "Failed"
+    assert attestation["message"].startswith(
+        f"the attestation {where} key provenance.sigstore.json is about {signed.digest[:19]}, "
+        f"not the artifact's {tampered[:19]}"
+    ), attestation
+    assert status["stage"] == "Candidate"
+    failed = events_by_reason(cluster, name)["GateFailed"]
+    assert any("gate signature failed: the bundle" in e["message"] for e in failed), failed
+    assert all(e["type"] == "Warning" for e in failed)
+    assert f"[change {ticket}]" in failed[0]["message"]
+    view = plugin_view(gov, name)
+    assert "signature" in view
+    assert f"is for {signed.digest[:19]}, not the artifact's {tampered[:19]}" in view, view
+    rollouts = gov.k("bob", "get", "rollouts.rollwise.dev", "-o", "name")
+    assert rollouts.stdout.strip() == "", "no child Rollout: no traffic ever reached the version"
+
+    # The refused release is deleted (its artifact digest is immutable); the signed bytes are
+    # restored and released again: both gates pass, on to Staging.
+    gone = gov.k(CREATOR, "delete", "modelrelease", name, "--wait=true", "--timeout=60s")
+    assert gone.returncode == 0, gone.stderr
+    path.write_bytes(original)
+    docs[-1]["spec"]["artifact"]["digest"] = signed.digest
+    gov.create([docs[-1]], name)
+    status = gov.stage(name, "Staging", timeout=60)
+    passed = gate(status, "signature")
+    assert passed["status"] == "Passed", passed
+    assert passed["message"].startswith(
+        f"{signed.digest[:19]} signed: bundle {where} key model.sigstore.json verified with the "
+        f"key ConfigMap {cluster.namespace}/{keys} key release.pub (sha256:"
+    ), passed
+    attested = gate(status, "attestation")
+    assert attested["status"] == "Passed", attested
+    assert attested["message"].startswith(
+        f"{signed.digest[:19]} attested (https://slsa.dev/provenance/v1, builder id and source "
+        "repository as required)"
+    ), attested
+
+
+def test_a_waiver_hides_a_wrong_signature_only_until_it_expires(
+    cluster: Cluster, gov: Governance, tmp_path: Path
+) -> None:
+    model = f"fraud-{cluster.test_id}"
+    artifact = write_artifact(tmp_path, model, "1")
+    trusted, intruder = sign.new_key(), sign.new_key()
+    keys, evidence = f"{model}-keys", f"{model}-evidence"
+    docs, name, _ = release_docs(
+        cluster,
+        tmp_path,
+        artifact=artifact,
+        gates={
+            "signature": {
+                "configMapKeyRef": {"name": evidence, "key": "model.sigstore.json"},
+                "verifier": {
+                    "publicKey": {"configMapKeyRef": {"name": keys, "key": "release.pub"}}
+                },
+            }
+        },
+    )
+    # The right artifact, signed by a key the release does not trust.
+    bundle = json.dumps(sign.signature_bundle(intruder, artifact.digest))
+    gov.create(
+        [
+            configmap(keys, "release.pub", sign.public_pem(trusted).decode()),
+            configmap(evidence, "model.sigstore.json", bundle),
+            *docs,
+        ],
+        name,
+    )
+    status = gov.wait(
+        name, "signature Failed", lambda s: gate(s, "signature").get("status") == "Failed"
+    )
+    assert "does not verify for" in gate(status, "signature")["message"]
+    assert "another key signed it" in gate(status, "signature")["message"]
+
+    waived = gov.rollwise(
+        "bob",
+        "waive",
+        f"modelrelease/{name}",
+        "--gate",
+        "signature",
+        "--reason",
+        "signing key rotation in progress, INC-77",
+        "--for",
+        "15s",
+    )
+    assert waived.returncode == 0, waived.stderr
+    assert "waiver recorded: gate signature by bob" in waived.stdout, waived.stdout
+
+    # Whether or not a pass saw the waiver while it held, once it expires the gate is Failed
+    # again and the release goes no further, even with both approvals.
+    status = gov.wait(
+        name,
+        "signature Failed again with reason WaiverExpired",
+        lambda s: gate(s, "signature").get("reason") == "WaiverExpired",
+        timeout=60,
+    )
+    expired = gate(status, "signature")
+    assert expired["status"] == "Failed", expired
+    assert "another key signed it" in expired["message"], expired
+    assert status["stage"] in ("Candidate", "Staging"), status["stage"]
+    gov.approved("bob", name, "security")
+    gov.approved("carol", name, "product")
+    status = gov.wait(
+        name, "approvals Passed", lambda s: gate(s, "approvals").get("status") == "Passed"
+    )
+    assert status["stage"] in ("Candidate", "Staging"), status["stage"]
+    assert "signature Failed" in status["message"], status["message"]
+    assert gate(status, "signature")["reason"] == "WaiverExpired"
+    assert "ReleaseApproved" not in events_by_reason(cluster, name)

@@ -730,6 +730,33 @@ INVALID_MODELRELEASES = [
         id="freeze-zero-duration",
     ),
     pytest.param(
+        modelrelease(
+            gates={
+                "signature": {
+                    "url": "https://evidence.example/b.json",
+                    "verifier": {
+                        "publicKey": {"configMapKeyRef": {"name": "k", "key": "release.pub"}},
+                        "keyless": {"configMapRef": {"name": "trust"}},
+                    },
+                }
+            }
+        ),
+        "spec.gates.signature.verifier: Invalid value: verifier needs exactly one of publicKey "
+        "or keyless",
+        id="signature-two-verifiers",
+    ),
+    pytest.param(
+        modelrelease(
+            gates={
+                "attestation": {
+                    "verifier": {"keyless": {"configMapRef": {"name": "trust"}}},
+                }
+            }
+        ),
+        "gates.attestation needs exactly one of configMapKeyRef or url",
+        id="attestation-no-bundle",
+    ),
+    pytest.param(
         modelrelease(version=""),
         'spec.version: Invalid value: "": spec.version in body should be at least 1 chars long',
         id="empty-version",

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from hack import sign_artifact as sign
 from hack.lab.mlflow import MLflowServer
 from hack.lab.testing.cluster_fixtures import Kubectl, manifest
 from rollwise.adapters.gates import GateEvaluator
@@ -25,12 +26,15 @@ from rollwise.adapters.kube import KubeAPI
 from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.core.modelrelease.observations import (
     GATE_ARTIFACT,
+    GATE_ATTESTATION,
     GATE_FREEZE,
     GATE_POLICY,
     GATE_SBOM,
+    GATE_SIGNATURE,
 )
 from rollwise.core.modelrelease.status import GateStatus
 from rollwise.core.spec_release import ModelReleaseSpec
+from tests.sigstore_instance import SigstoreInstance
 
 pytestmark = pytest.mark.lab
 
@@ -146,6 +150,125 @@ def test_sbom_in_binary_data(kube_client: Any, core: Any, namespace: str) -> Non
     result = results(gates, namespace, release)[GATE_SBOM]
     assert result.status is GateStatus.PASSED
     assert "no vulnerability at or above critical; 1 below critical" in result.message
+
+
+# ---------------------------------------------------------------- signature, attestation
+
+
+def test_signature_and_attestation_follow_the_key_and_bundle_configmaps(
+    kube_client: Any, core: Any, namespace: str
+) -> None:
+    gates = GateEvaluator(KubeAPI(kube_client), policy_configmap=None, freeze_configmap=None)
+    digest = sha(b"weights")
+    verifier = {"publicKey": {"configMapKeyRef": {"name": "release-keys", "key": "release.pub"}}}
+    builder = "https://ci.example.com/builders/model-trainer@v1"
+    release = spec(
+        digest=digest,
+        gates={
+            "signature": {
+                "configMapKeyRef": {"name": "fraud-evidence", "key": "sig.json"},
+                "verifier": verifier,
+            },
+            "attestation": {
+                "configMapKeyRef": {"name": "fraud-evidence", "key": "att.json"},
+                "verifier": verifier,
+                "builderId": builder,
+            },
+        },
+    )
+    key, intruder = sign.new_key(), sign.new_key()
+    keys = f"ConfigMap {namespace}/release-keys key release.pub"
+    no_key = results(gates, namespace, release)[GATE_SIGNATURE]
+    assert no_key.status is GateStatus.FAILED
+    assert no_key.message == (
+        f"the verification key {keys} cannot be read: the ConfigMap does not exist; "
+        "no evidence, no promotion"
+    )
+
+    put_configmap(core, namespace, "release-keys", {"release.pub": sign.public_pem(key).decode()})
+    no_bundle = results(gates, namespace, release)[GATE_SIGNATURE]
+    assert no_bundle.status is GateStatus.FAILED
+    assert no_bundle.message == (
+        f"signature bundle ConfigMap {namespace}/fraud-evidence key sig.json: the ConfigMap "
+        "does not exist; no evidence, no promotion"
+    )
+
+    # Bundles signed by another key than the release's: both gates fail.
+    def evidence(signer: Any) -> dict[str, str]:
+        statement = sign.provenance(digest, "fraud.bin", builder_id=builder)
+        return {
+            "sig.json": json.dumps(sign.signature_bundle(signer, digest)),
+            "att.json": json.dumps(sign.attestation_bundle(signer, statement)),
+        }
+
+    put_configmap(core, namespace, "fraud-evidence", evidence(intruder))
+    found = results(gates, namespace, release)
+    assert found[GATE_SIGNATURE].status is GateStatus.FAILED
+    assert "does not verify for" in found[GATE_SIGNATURE].message
+    assert found[GATE_ATTESTATION].status is GateStatus.FAILED
+    assert "is not signed by the key" in found[GATE_ATTESTATION].message
+
+    # Signed by the release's key (a new resourceVersion): verified again at once, both pass.
+    put_configmap(core, namespace, "fraud-evidence", evidence(key))
+    found = results(gates, namespace, release)
+    assert found[GATE_SIGNATURE].status is GateStatus.PASSED, found[GATE_SIGNATURE]
+    assert found[GATE_ATTESTATION].status is GateStatus.PASSED, found[GATE_ATTESTATION]
+    assert f"verified with the key {keys} (sha256:" in found[GATE_SIGNATURE].message
+
+    # The key is rotated to one that did not sign: the same bundles fail again.
+    put_configmap(
+        core, namespace, "release-keys", {"release.pub": sign.public_pem(intruder).decode()}
+    )
+    found = results(gates, namespace, release)
+    assert found[GATE_SIGNATURE].status is GateStatus.FAILED
+    assert found[GATE_ATTESTATION].status is GateStatus.FAILED
+
+    put_configmap(core, namespace, "release-keys", {"release.pub": "not a key"})
+    unusable = results(gates, namespace, release)[GATE_SIGNATURE]
+    assert unusable.status is GateStatus.FAILED
+    assert unusable.message == (
+        f"the key {keys} is not a PEM public key; no evidence, no promotion"
+    )
+
+
+def test_keyless_signature_follows_the_trust_configmap(
+    kube_client: Any, core: Any, namespace: str
+) -> None:
+    gates = GateEvaluator(KubeAPI(kube_client), policy_configmap=None, freeze_configmap=None)
+    digest = sha(b"weights")
+    identity, issuer = "model-trainer@ci.example.com", "https://issuer.ci.example.com"
+    release = spec(
+        digest=digest,
+        gates={
+            "signature": {
+                "configMapKeyRef": {"name": "keyless-evidence", "key": "sig.json"},
+                "verifier": {"keyless": {"configMapRef": {"name": "release-trust"}}},
+            }
+        },
+    )
+    instance = SigstoreInstance()
+    where = f"ConfigMap {namespace}/release-trust"
+    missing = results(gates, namespace, release)[GATE_SIGNATURE]
+    assert missing.status is GateStatus.FAILED
+    assert missing.message == (
+        f"the keyless verifier {where} cannot be read: the ConfigMap does not exist; "
+        "no evidence, no promotion"
+    )
+    bundle = instance.sign(digest, identity=identity, issuer=issuer)
+    put_configmap(core, namespace, "keyless-evidence", {"sig.json": json.dumps(bundle)})
+    trust = {"trusted_root.json": instance.trusted_root, "identity": identity, "issuer": issuer}
+    put_configmap(core, namespace, "release-trust", trust)
+    passed = results(gates, namespace, release)[GATE_SIGNATURE]
+    assert passed.status is GateStatus.PASSED, passed
+    assert passed.message.endswith(
+        f"verified against the trusted root {where} for {identity} from {issuer}"
+    )
+
+    # The platform expects another identity now: the same bundle fails at once.
+    put_configmap(core, namespace, "release-trust", {**trust, "identity": "release@example.com"})
+    refused = results(gates, namespace, release)[GATE_SIGNATURE]
+    assert refused.status is GateStatus.FAILED
+    assert "Certificate's SANs do not match release@example.com" in refused.message
 
 
 # -------------------------------------------------------------------------------- policy

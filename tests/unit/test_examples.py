@@ -11,6 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
+from rollwise.adapters.gates.signature import (
+    PredicateChecks,
+    VerificationKey,
+    check_attestation,
+    check_signature,
+    load_key,
+)
+from rollwise.core.modelrelease.status import GateStatus
 from rollwise.core.observations import TemplateKey, TemplateRead
 from rollwise.core.templates import resolve_rollout, rollout_template_keys
 from rollwise.core.validation import load_rollout_spec, validate_rollout
@@ -42,6 +50,7 @@ def test_examples_cover_every_scenario() -> None:
         "modelrelease-template",
         "modelrelease-kserve",
         "modelrelease-mlflow",
+        "modelrelease-signed",
         "rollout-analysis-template",
     }
     kinds = {doc.values[0]["kind"] for doc in DOCUMENTS}
@@ -227,3 +236,37 @@ def test_rollout_examples_resolve_their_templates() -> None:
             assert validate_rollout(resolved_spec) == [], directory.name
             resolved += 1
     assert resolved >= 1
+
+
+def test_the_signed_example_verifies() -> None:
+    """The signed example's bundles verify, offline, against its key for its artifact digest,
+    exactly as the operator's signature and attestation gates check them; not for another."""
+    directory = EXAMPLES / "modelrelease-signed"
+    docs = [
+        d for p in sorted(directory.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d
+    ]
+    data = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
+    [release] = [d["spec"] for d in docs if d["kind"] == "ModelRelease"]
+    signature, attestation = release["gates"]["signature"], release["gates"]["attestation"]
+
+    def read(ref: dict[str, str]) -> bytes:
+        return str(data[ref["name"]][ref["key"]]).encode()
+
+    def key(gate: dict[str, Any]) -> VerificationKey:
+        return load_key(read(gate["verifier"]["publicKey"]["configMapKeyRef"]), "release.pub")
+
+    checks = PredicateChecks(
+        predicate_type=attestation["predicateType"],
+        builder_id=attestation["builderId"],
+        source_repository=attestation["sourceRepository"],
+    )
+    other = "sha256:" + "0" * 64
+    for digest, status in ((release["artifact"]["digest"], GateStatus.PASSED), (other, None)):
+        signed = check_signature(
+            read(signature["configMapKeyRef"]), key(signature), digest, "model.sigstore.json"
+        )
+        attested = check_attestation(
+            read(attestation["configMapKeyRef"]), key(attestation), digest, "provenance", checks
+        )
+        expected = status or GateStatus.FAILED
+        assert (signed.status, attested.status) == (expected, expected), (signed, attested)

@@ -411,8 +411,8 @@ def _release_commands(
         help="waive a failing gate of a model release for a while (rollwise.dev/waive)",
         description="Waive a failing gate of a ModelRelease for a limited time (annotation "
         "rollwise.dev/waive): the gate counts as passed until the waiver expires. Gates: "
-        "artifact-digest, sbom, policy-digest, model-card, security-decision, revalidate-by, "
-        "freeze-window. The webhook records the waiver "
+        "artifact-digest, sbom, policy-digest, model-card, security-decision, signature, "
+        "attestation, revalidate-by, freeze-window. The webhook records the waiver "
         "with the user; only recorded waivers count. Exits 1 when nothing was recorded.",
     )
     target(waive)

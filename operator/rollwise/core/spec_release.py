@@ -146,10 +146,58 @@ class SecurityDecisionSource(Model):
     url: str | None = Field(default=None, max_length=2048)
 
 
+class PublicKeyRef(Model):
+    """A PEM public key in a ConfigMap key (in the release's namespace)."""
+
+    config_map_key: ConfigMapKeyRef = Field(alias="configMapKeyRef")
+
+
+class ConfigMapRef(Model):
+    name: str = Field(min_length=1)
+
+
+class KeylessVerifier(Model):
+    """A ConfigMap (in the release's namespace) holding ``trusted_root.json``, ``identity``
+    and ``issuer``: keyless verification."""
+
+    config_map_ref: ConfigMapRef
+
+
+class SignatureVerifier(Model):
+    """What a Sigstore bundle is verified against: exactly one of a public key (key-based) or
+    a trusted root with the expected identity and issuer (keyless)."""
+
+    public_key: PublicKeyRef | None = None
+    keyless: KeylessVerifier | None = None
+
+
+class SignatureSource(Model):
+    """The Sigstore bundle signing the artifact's digest (a ConfigMap key or a URL) and what
+    verifies it."""
+
+    config_map_key: ConfigMapKeyRef | None = Field(default=None, alias="configMapKeyRef")
+    url: str | None = Field(default=None, max_length=2048)
+    verifier: SignatureVerifier
+
+
+class AttestationSource(Model):
+    """The Sigstore bundle of an in-toto statement about the artifact (a ConfigMap key or a
+    URL), what verifies it, and what its predicate must say (each optional)."""
+
+    config_map_key: ConfigMapKeyRef | None = Field(default=None, alias="configMapKeyRef")
+    url: str | None = Field(default=None, max_length=2048)
+    verifier: SignatureVerifier
+    predicate_type: str | None = Field(default=None, min_length=1, max_length=512)
+    builder_id: str | None = Field(default=None, min_length=1, max_length=512)
+    source_repository: str | None = Field(default=None, min_length=1, max_length=512)
+
+
 class Gates(Model):
     sbom: SBOMSource | None = None
     model_card: ModelCardSource | None = None
     security_decision: SecurityDecisionSource | None = None
+    signature: SignatureSource | None = None
+    attestation: AttestationSource | None = None
     freeze_windows: list[FreezeWindow] | None = None
 
 
@@ -168,3 +216,4 @@ class ModelReleaseSpec(Model):
 
 
 SBOMSource.model_rebuild()
+PublicKeyRef.model_rebuild()

@@ -713,7 +713,7 @@ WAIVE_SBOM = {"id": "w1", "gate": "sbom", "reason": "scanner down", "for": "24h"
         pytest.param(
             {**WAIVE_SBOM, "gate": "lint"},
             "gate 'lint' cannot be waived; waivable gates: artifact-digest, sbom, policy-digest, "
-            "model-card, security-decision, revalidate-by, freeze-window",
+            "model-card, security-decision, signature, attestation, revalidate-by, freeze-window",
             id="unknown",
         ),
         pytest.param({**WAIVE_SBOM, "reason": " "}, "needs a non-empty 'reason'", id="no-reason"),
@@ -895,6 +895,8 @@ def test_the_webhook_gates_list_matches_the_core() -> None:
         "policy-digest",
         "model-card",
         "security-decision",
+        "signature",
+        "attestation",
         "revalidate-by",
         GATE_FREEZE,
     }

@@ -6,6 +6,10 @@ into the core's ``GateResult`` observations.
 - ``sbom``: ``sbom`` (CycloneDX JSON 1.4-1.6 vulnerabilities against ``maxSeverity``);
 - ``policy``: ``policy-digest`` (the digest of the cluster's policy snapshot ConfigMap);
 - ``freeze``: ``freeze-window`` (cron and explicit windows, time zones);
+- ``evidence``: ``model-card``, ``security-decision``, ``revalidate-by``; ``rego``: the policy
+  snapshot's Rego rules (``policy-accept``, ``policy-promote``);
+- ``signature``: ``signature`` and ``attestation`` (Sigstore bundles verified offline, against a
+  public key or keyless against a trusted root);
 - ``fetch``: bounded reads (size and time) of files and URLs; ``configmaps``: ConfigMap reads;
   ``outcome``: a check's status and message.
 

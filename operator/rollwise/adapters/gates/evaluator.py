@@ -3,14 +3,17 @@
 
 ``evaluate(namespace, spec, now, required)`` returns one result per gate that applies, in this
 order: ``artifact-digest`` (always), ``sbom`` (when ``spec.gates.sbom`` is set or the cluster
-policy requires it: ``required``), ``policy-digest`` (likewise with ``spec.policyDigest``) and
-``freeze-window`` (always). A gate the cluster policy requires but the spec does not configure
-fails, naming the field to set. Evidence is read only where the operator's evidence policy
-allows (``access``): a URL or path outside it fails its gate without being read.
+policy requires it: ``required``), ``policy-digest`` (likewise with ``spec.policyDigest``),
+``model-card``, ``security-decision``, ``signature`` and ``attestation`` (likewise),
+``revalidate-by`` (with ``spec.revalidateBy``) and ``freeze-window`` (always). A gate the
+cluster policy requires but the spec does not configure fails, naming the field to set.
+Evidence is read only where the operator's evidence policy allows (``access``): a URL or path
+outside it fails its gate without being read.
 
-Each gate's check lives in its own module (``digest``, ``sbom``, ``policy``, ``freeze``); this
-class reads the evidence, caches the expensive checks and never raises: a failure to check
-becomes Pending with the error in the message, so a gate is never Passed without evidence.
+Each gate's check lives in its own module (``digest``, ``sbom``, ``policy``, ``evidence``,
+``signature``, ``freeze``); this class reads the evidence, caches the expensive checks and
+never raises: a failure to check becomes Pending with the error in the message, so a gate is
+never Passed without evidence.
 
 Caching, per process:
 
@@ -19,7 +22,12 @@ Caching, per process:
   checked again (so a 10 GiB artifact is not hashed on every pass, and a fixed one is seen);
 * an SBOM from a ConfigMap per (ConfigMap, key, resourceVersion, maxSeverity): the verdict on
   one content never changes; an SBOM from a URL per (URL, maxSeverity) like an artifact;
-* the policy snapshot and the freeze windows are read on every call (one small GET each).
+* a document (model card, security decision, Sigstore bundle) per (ConfigMap, key,
+  resourceVersion) or URL, and what else its verdict depends on (the release's digest, the
+  verification key's ConfigMap resourceVersion): a Passed verdict for the process's life, any
+  other for ``retry_ttl`` seconds;
+* the policy snapshot, the freeze windows and a verification key's ConfigMap are read on every
+  call (one small GET each).
 
 ``checked_at`` is when the gate's current verdict (status and message) was first reached for
 the release (namespace, model, version): an unchanged verdict keeps its time, so the status
@@ -73,10 +81,20 @@ from rollwise.adapters.gates.rego import Bundle, decision_input
 from rollwise.adapters.gates.rego import judge as judge_policy
 from rollwise.adapters.gates.rego_bundle import BundleError, BundleFetcher, bundle_refs
 from rollwise.adapters.gates.sbom import check_document, configmap_value
+from rollwise.adapters.gates.signature import (
+    PredicateChecks,
+    SignatureVerifier,
+    UnusableEvidence,
+    check_attestation,
+    check_signature,
+    load_key,
+    load_keyless,
+)
 from rollwise.adapters.kube import KubeAPI
 from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.core.modelrelease.observations import (
     GATE_ARTIFACT,
+    GATE_ATTESTATION,
     GATE_FREEZE,
     GATE_MODEL_CARD,
     GATE_POLICY,
@@ -86,18 +104,22 @@ from rollwise.core.modelrelease.observations import (
     GATE_REVALIDATE,
     GATE_SBOM,
     GATE_SECURITY,
+    GATE_SIGNATURE,
     Approval,
     GateResult,
 )
 from rollwise.core.modelrelease.spec import MSG_SBOM_SOURCE
 from rollwise.core.modelrelease.status import GateStatus, ModelReleaseStatus, Stage
 from rollwise.core.spec_release import (
+    AttestationSource,
     ConfigMapKeyRef,
     FreezeWindow,
     ModelCardSource,
     ModelReleaseSpec,
     SBOMSource,
+    SignatureSource,
 )
+from rollwise.core.spec_release import SignatureVerifier as VerifierSpec
 from rollwise.core.status_model import format_time
 
 #: Largest artifact whose digest the operator computes (10 GiB).
@@ -224,6 +246,8 @@ class GateEvaluator:
         self.bundles = BundleFetcher(self.session)
         self._verdicts: OrderedDict[CacheKey, GateResult] = OrderedDict()
         self._verdicts_lock = threading.Lock()
+        # Keyless verifiers by ConfigMap content: a trusted root is parsed once per version.
+        self._verifiers: OrderedDict[CacheKey, SignatureVerifier] = OrderedDict()
 
     # -- the interface -----------------------------------------------------------------------
 
@@ -259,6 +283,24 @@ class GateEvaluator:
         if spec.gates.security_decision is not None or GATE_SECURITY in required:
             checks.append(
                 (GATE_SECURITY, lambda: self.check_security_decision(namespace, spec, now))
+            )
+        signature = spec.gates.signature
+        if signature is not None:
+            checks.append(
+                (GATE_SIGNATURE, lambda: self.check_signature(namespace, spec, signature))
+            )
+        elif GATE_SIGNATURE in required:
+            checks.append(
+                (GATE_SIGNATURE, lambda: _required(GATE_SIGNATURE, "spec.gates.signature"))
+            )
+        attestation = spec.gates.attestation
+        if attestation is not None:
+            checks.append(
+                (GATE_ATTESTATION, lambda: self.check_attestation(namespace, spec, attestation))
+            )
+        elif GATE_ATTESTATION in required:
+            checks.append(
+                (GATE_ATTESTATION, lambda: _required(GATE_ATTESTATION, "spec.gates.attestation"))
             )
         if spec.revalidate_by is not None:
             checks.append((GATE_REVALIDATE, lambda: check_revalidation(spec, now)))
@@ -396,6 +438,119 @@ class GateEvaluator:
             label="security decision",
             judge=lambda raw, where: check_security_decision(raw, spec, where, now),
             subject=(spec.model, spec.version, spec.artifact.digest),
+        )
+
+    def _verifier(
+        self, namespace: str, spec: VerifierSpec
+    ) -> tuple[SignatureVerifier, CacheKey] | Outcome:
+        """The verifier (a public key, or a keyless trusted root with its identity and issuer)
+        and what identifies its content (the ConfigMap's resourceVersion), or the gate's
+        outcome when it cannot be had: a missing or unusable verifier fails the gate (nothing
+        to verify against)."""
+        if spec.keyless is not None:
+            name = spec.keyless.config_map_ref.name
+            where = f"ConfigMap {namespace}/{name}"
+            configmap = self.configmaps.get(namespace, name)
+            if configmap is None:
+                return Outcome.failed(
+                    f"the keyless verifier {where} cannot be read: the ConfigMap does not "
+                    "exist; no evidence, no promotion"
+                )
+            version: CacheKey = ("keyless", namespace, name, resource_version(configmap))
+            with self._verdicts_lock:
+                cached = self._verifiers.get(version)
+            if cached is not None:
+                return cached, version
+            data = configmap.get("data") or {}
+            try:
+                trust = load_keyless(data if isinstance(data, dict) else {}, where)
+            except UnusableEvidence as exc:
+                return Outcome.failed(f"{exc}; no evidence, no promotion")
+            with self._verdicts_lock:
+                self._verifiers[version] = trust
+                while len(self._verifiers) > MAX_CACHE_ENTRIES:
+                    self._verifiers.popitem(last=False)
+            return trust, version
+        if spec.public_key is None:
+            return Outcome.failed(
+                "the verifier names neither publicKey nor keyless; no evidence, no promotion"
+            )
+        ref = spec.public_key.config_map_key
+        where = f"ConfigMap {namespace}/{ref.name} key {ref.key}"
+        configmap = self.configmaps.get(namespace, ref.name)
+        if configmap is None:
+            return Outcome.failed(
+                f"the verification key {where} cannot be read: the ConfigMap does not exist; "
+                "no evidence, no promotion"
+            )
+        raw = configmap_value(configmap, ref.key)
+        if raw is None:
+            return Outcome.failed(
+                f"the verification key {where} cannot be read: the ConfigMap has no such key; "
+                "no evidence, no promotion"
+            )
+        try:
+            key = load_key(raw, where)
+        except UnusableEvidence as exc:
+            return Outcome.failed(f"{exc}; no evidence, no promotion")
+        return key, ("key", namespace, ref.name, ref.key, resource_version(configmap))
+
+    def _signed_document(
+        self,
+        namespace: str,
+        source: SignatureSource | AttestationSource,
+        spec: ModelReleaseSpec,
+        *,
+        label: str,
+        judge: Callable[[bytes, SignatureVerifier, str], Outcome],
+        subject: CacheKey,
+    ) -> Outcome:
+        found = self._verifier(namespace, source.verifier)
+        if isinstance(found, Outcome):
+            return found
+        key, key_version = found
+        outcome = self._document(
+            namespace,
+            ref=source.config_map_key,
+            url=source.url,
+            label=label,
+            judge=lambda raw, where: judge(raw, key, where),
+            subject=(*key_version, spec.artifact.digest, *subject),
+        )
+        if outcome.status is GateStatus.PENDING and outcome.message.startswith(label):
+            # The bundle's ConfigMap or key is missing: no signature is a failed gate.
+            return Outcome.failed(f"{outcome.message}; no evidence, no promotion")
+        return outcome
+
+    def check_signature(
+        self, namespace: str, spec: ModelReleaseSpec, source: SignatureSource
+    ) -> Outcome:
+        return self._signed_document(
+            namespace,
+            source,
+            spec,
+            label="signature bundle",
+            judge=lambda raw, key, where: check_signature(raw, key, spec.artifact.digest, where),
+            subject=(),
+        )
+
+    def check_attestation(
+        self, namespace: str, spec: ModelReleaseSpec, source: AttestationSource
+    ) -> Outcome:
+        checks = PredicateChecks(
+            predicate_type=source.predicate_type,
+            builder_id=source.builder_id,
+            source_repository=source.source_repository,
+        )
+        return self._signed_document(
+            namespace,
+            source,
+            spec,
+            label="attestation bundle",
+            judge=lambda raw, key, where: check_attestation(
+                raw, key, spec.artifact.digest, where, checks
+            ),
+            subject=(checks.predicate_type, checks.builder_id, checks.source_repository),
         )
 
     def evaluate_policies(

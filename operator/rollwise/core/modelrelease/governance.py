@@ -51,12 +51,14 @@ from typing import Any, TypeVar
 
 from rollwise.core.modelrelease.observations import (
     GATE_ARTIFACT,
+    GATE_ATTESTATION,
     GATE_FREEZE,
     GATE_MODEL_CARD,
     GATE_POLICY,
     GATE_REVALIDATE,
     GATE_SBOM,
     GATE_SECURITY,
+    GATE_SIGNATURE,
     Approval,
     GateResult,
     RevokeRequest,
@@ -91,6 +93,8 @@ WAIVABLE_GATES = (
     GATE_POLICY,
     GATE_MODEL_CARD,
     GATE_SECURITY,
+    GATE_SIGNATURE,
+    GATE_ATTESTATION,
     GATE_REVALIDATE,
     GATE_FREEZE,
 )

@@ -47,6 +47,13 @@ GATE_MODEL_CARD = "model-card"
 GATE_SECURITY = "security-decision"
 
 
+#: Sigstore evidence: a signature of the artifact's digest and an attestation about it.
+GATE_SIGNATURE = "signature"
+
+
+GATE_ATTESTATION = "attestation"
+
+
 GATE_REVALIDATE = "revalidate-by"
 
 

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: The gates a cluster policy may require of every release (the others always apply).
-REQUIRABLE_GATES = ("sbom", "policy-digest", "model-card", "security-decision")
+REQUIRABLE_GATES = (
+    "sbom",
+    "policy-digest",
+    "model-card",
+    "security-decision",
+    "signature",
+    "attestation",
+)
 
 #: A registry name, as specs write it: a DNS label.
 REGISTRY_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

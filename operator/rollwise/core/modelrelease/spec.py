@@ -22,6 +22,7 @@ from rollwise.core.modelrelease.observations import (
     BACKEND_TEMPLATE,
     GATE_APPROVALS,
     GATE_ARTIFACT,
+    GATE_ATTESTATION,
     GATE_FREEZE,
     GATE_MODEL_CARD,
     GATE_POLICY,
@@ -31,6 +32,7 @@ from rollwise.core.modelrelease.observations import (
     GATE_REVALIDATE,
     GATE_SBOM,
     GATE_SECURITY,
+    GATE_SIGNATURE,
 )
 from rollwise.core.modelrelease.policy import ReleaseRules
 from rollwise.core.modelrelease.status import (
@@ -89,6 +91,15 @@ MSG_MODEL_CARD_SOURCE = "gates.modelCard needs exactly one of configMapKeyRef or
 
 
 MSG_SECURITY_SOURCE = "gates.securityDecision needs exactly one of configMapKeyRef or url"
+
+
+MSG_SIGNATURE_SOURCE = "gates.signature needs exactly one of configMapKeyRef or url"
+
+
+MSG_ATTESTATION_SOURCE = "gates.attestation needs exactly one of configMapKeyRef or url"
+
+
+MSG_ONE_VERIFIER = "verifier needs exactly one of publicKey or keyless"
 
 
 MSG_FREEZE_SHAPE = "a freeze window needs either schedule and duration, or start and end"
@@ -192,6 +203,18 @@ def validate_release(spec: ModelReleaseSpec) -> list[str]:
     decision = spec.gates.security_decision
     if decision is not None and (decision.config_map_key is None) == (decision.url is None):
         errors.append(f"spec.gates.securityDecision: {MSG_SECURITY_SOURCE}")
+    signature = spec.gates.signature
+    if signature is not None and (signature.config_map_key is None) == (signature.url is None):
+        errors.append(f"spec.gates.signature: {MSG_SIGNATURE_SOURCE}")
+    attestation = spec.gates.attestation
+    if attestation is not None and (attestation.config_map_key is None) == (
+        attestation.url is None
+    ):
+        errors.append(f"spec.gates.attestation: {MSG_ATTESTATION_SOURCE}")
+    for name, source in (("signature", signature), ("attestation", attestation)):
+        verifier = source.verifier if source is not None else None
+        if verifier is not None and (verifier.public_key is None) == (verifier.keyless is None):
+            errors.append(f"spec.gates.{name}.verifier: {MSG_ONE_VERIFIER}")
     if spec.revalidate_by is not None:
         try:
             revalidate_by_time(spec)
@@ -306,9 +329,9 @@ def pre_staging_gates(
     spec: ModelReleaseSpec, rules: ReleaseRules = STRICT_RULES
 ) -> tuple[str, ...]:
     """The gates that must pass before Staging (and keep passing for every later promotion):
-    ``sbom``, ``policy-digest``, ``model-card`` and ``security-decision`` when the spec
-    configures them or the cluster policy requires them, and ``revalidate-by`` when the spec
-    sets a date."""
+    ``sbom``, ``policy-digest``, ``model-card``, ``security-decision``, ``signature`` and
+    ``attestation`` when the spec configures them or the cluster policy requires them, and
+    ``revalidate-by`` when the spec sets a date."""
     names = [GATE_ARTIFACT]
     required = rules.required_gates
     if spec.gates.sbom is not None or GATE_SBOM in required:
@@ -319,6 +342,10 @@ def pre_staging_gates(
         names.append(GATE_MODEL_CARD)
     if spec.gates.security_decision is not None or GATE_SECURITY in required:
         names.append(GATE_SECURITY)
+    if spec.gates.signature is not None or GATE_SIGNATURE in required:
+        names.append(GATE_SIGNATURE)
+    if spec.gates.attestation is not None or GATE_ATTESTATION in required:
+        names.append(GATE_ATTESTATION)
     if spec.revalidate_by is not None:
         names.append(GATE_REVALIDATE)
     return tuple(names)
