@@ -189,6 +189,28 @@ class Hold:
 
 
 @dataclass(frozen=True)
+class StepApproval:
+    """An approval of an approval step as the webhook recorded it (signed): ``user`` holding
+    ``role`` approved ``revision`` at the step of index ``step`` (0-based)."""
+
+    role: str
+    user: str
+    revision: str
+    step: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TemplateAuthor:
+    """Who last changed the pod template, as the webhook recorded it (signed): the template
+    then became ``revision``."""
+
+    user: str
+    revision: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class UpstreamRead:
     """What the runtime read of an upstream Rollout (``spec.promotion.after``): whether it
     exists, and from its status its phase, stable and canary revisions and when its stable
@@ -240,6 +262,9 @@ class Observations:
     not reconcile the VirtualService); empty when it does, or when nothing was checked.
     ``upstreams``: the upstream Rollouts of ``spec.promotion.after`` by (namespace, name), read
     only while a new revision may wait for them (absent: not read this pass).
+    ``approvals``: the signed approvals of approval steps on the object; ``template_author``:
+    who last changed the template (None: not recorded), whom none of them may come from.
+    ``name``: the object's name, for the commands messages suggest (empty: not known).
     """
 
     template_hash: str
@@ -263,3 +288,6 @@ class Observations:
     route_rejected: str = ""
     templates: Mapping[TemplateKey, TemplateRead | None] = field(default_factory=dict)
     upstreams: Mapping[tuple[str, str], UpstreamRead] = field(default_factory=dict)
+    approvals: tuple[StepApproval, ...] = ()
+    template_author: TemplateAuthor | None = None
+    name: str = ""

@@ -35,6 +35,10 @@ class PauseReason(StrEnum):
     AWAITING_DECISION = "AwaitingDecision"
     #: A confirmed post-promotion regression with action hold keeps a new revision waiting.
     REGRESSION_HOLD = "RegressionHold"
+    #: An approval step waits for its approvals.
+    AWAITING_APPROVAL = "AwaitingApproval"
+    #: An approval step's timeout passed without every approval: it keeps holding.
+    APPROVAL_TIMED_OUT = "ApprovalTimedOut"
 
 
 class ConditionType(StrEnum):
@@ -46,7 +50,8 @@ class ConditionType(StrEnum):
     the workload serves at full capacity, whether or not a canary is in progress.
     ``Progressing``: True while a revision is being rolled out; False with reason
     ``ProgressDeadlineExceeded``, ``RolledBack`` or ``Aborted`` when stuck or rolled back.
-    ``Paused``: True with reason PauseStep, SpecPaused, AnalysisInconclusive or OverrideHold.
+    ``Paused``: True with reason PauseStep, SpecPaused, AnalysisInconclusive, OverrideHold,
+    AwaitingApproval or ApprovalTimedOut.
     ``Degraded``: True when rolled back, aborted, past the progress deadline or invalid.
     ``InvalidSpec``: True with the validation messages when the spec is invalid.
     ``QueriesVerified``: whether the provider parsed every metric query of the spec (True),
@@ -113,6 +118,34 @@ class ActiveMirrorRoute(StatusModel):
     percentage: int
 
 
+class GivenApproval(StatusModel):
+    """An approval as the approval step counts it: ``user`` approved as ``role``."""
+
+    role: str
+    user: str
+    at: Time
+
+
+class ApprovalStatus(StatusModel):
+    """The approval step the canary is at (``stepIndex``, 0-based as ``currentStepIndex``):
+    the roles it asks for, those ``granted`` and those still ``pending``, when it was
+    requested and its ``deadline`` (None: no timeout), whether it ``timedOut``, who changed the
+    template (``templateChangedBy``, who may approve none of it) and the approvals not counted
+    (``refused``, with why)."""
+
+    step_index: int
+    revision: str
+    roles: list[str] = Field(default_factory=list)
+    granted: list[GivenApproval] = Field(default_factory=list)
+    pending: list[str] = Field(default_factory=list)
+    refused: list[str] = Field(default_factory=list)
+    requested_at: Time
+    deadline: Time | None = None
+    timed_out: bool = False
+    approved_at: Time | None = None
+    template_changed_by: str | None = None
+
+
 class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     """``status`` of a Rollout."""
 
@@ -156,4 +189,6 @@ class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     what a downstream Rollout's ``spec.promotion.after`` soaks against."""
     awaiting_upstream: str | None = None
     """The revision that waits for its upstream Rollouts (``spec.promotion.after``)."""
+    approvals: ApprovalStatus | None = None
+    """The approval step the canary is at, or last passed (None: none in this canary)."""
     event_log: EventLog = Field(default_factory=EventLog)
