@@ -233,6 +233,12 @@ def test_template_change_records_its_author_and_drops_other_approvals() -> None:
     assert records.template_author == TemplateAuthor(user="dave", revision="r3", at=NOW)
 
 
+def test_a_rollout_without_approval_steps_gets_no_record() -> None:
+    answer = admit({}, {}, user="dave", old_revision="r2", revision="r3", steps={})
+    assert answer.admission.allowed
+    assert answer.admission.patch == {}
+
+
 def test_template_change_and_own_approval_in_one_write_refused() -> None:
     answer = admit(
         BASE, {**BASE, APPROVE: request("product")}, user="dave", old_revision="r2", revision="r3"

@@ -12,7 +12,8 @@ for a ModelRelease's approvals:
   "step", "at", "kid", "sig"}``, ``revision`` being the revision of the template the write
   stores;
 * record ``rollwise.dev/template-set-by``: ``{"user", "revision", "at"}``, written by every
-  write that changes the pod template (its revision): who changed it.
+  write that changes the pod template (its revision) of a Rollout with approval steps: who
+  changed it.
 
 The webhook refuses (one sentence saying why and what to do): a role the person does not
 hold (a group of the operator's role mapping, ``ROLLWISE_ROLE_GROUPS``, as for ModelRelease
@@ -338,7 +339,10 @@ def admit_approvals(
     at = format_time(now)
     author_text = new.get(TEMPLATE_SET_BY)
     stored = _signed_items(new.get(APPROVALS), uid, key)
-    if old_revision is not None and old_revision != revision:
+    # Only a Rollout with approval steps (or one recorded before) carries the record: the others
+    # keep their annotations as their manifests have them.
+    tracked = bool(approval_steps) or TEMPLATE_SET_BY in new
+    if tracked and old_revision is not None and old_revision != revision:
         # The template changed: this person is its author, and approvals of other revisions
         # no longer cover what runs.
         author_text = _dumps(sign({"user": user, "revision": revision, "at": at}, uid, key))
