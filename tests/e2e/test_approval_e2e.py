@@ -13,6 +13,9 @@ is refused by the webhook (the plugin exits 1 with the reason, an ``ApprovalRefu
 event names her); a promote request does not skip the step; bob approves as security, carol as
 product (each recorded, signed, with the identity the API server gave), and the canary goes on
 to full promotion.
+
+With a short timeout and nobody approving, the step holds past it (reason ApprovalTimedOut, a
+Warning event, the weight kept, nothing rolled back) and a late approval still lets it go on.
 """
 
 from __future__ import annotations
@@ -68,13 +71,13 @@ def people(cluster: Cluster, start_operator: StartOperator, tmp_path: Path) -> G
     return Governance(cluster, operator, tmp_path)
 
 
-def documents(test_id: str) -> list[dict[str, Any]]:
+def documents(test_id: str, timeout: str = "24h") -> list[dict[str, Any]]:
     docs = copy.deepcopy(example_docs("rollout-approval", test_id))
     spec = rollout_of(docs)["spec"]
     spec["replicas"] = 2
     spec["strategy"]["canary"]["steps"] = [
         {"setWeight": 50},
-        {"approval": {"roles": ["product", "security"], "timeout": "24h"}},
+        {"approval": {"roles": ["product", "security"], "timeout": timeout}},
         {"setWeight": 100},
     ]
     spec["strategy"]["canary"]["scaleDownDelaySeconds"] = 2
@@ -190,3 +193,45 @@ def test_four_eyes_approval_with_self_approval_refused(
     reasons = cluster.reasons()
     assert reasons.count("ApprovalGranted") == 2, reasons
     assert "RolloutCompleted" in reasons
+
+
+def test_past_the_timeout_it_holds_with_a_warning(cluster: Cluster, people: Governance) -> None:
+    docs = documents(cluster.test_id, timeout="3s")
+    created = people.k("alice", "apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    assert created.returncode == 0, created.stderr
+    cluster.k("wait", "--for=condition=Ready", TARGET, "--timeout=60s")
+    patch = json.dumps(
+        [{"op": "replace", "path": IMAGE, "value": "ghcr.io/rollwise/demo-service:1.1.0"}]
+    )
+    changed = people.k("alice", "patch", TARGET, "--type=json", "-p", patch)
+    assert changed.returncode == 0, changed.stderr
+    canary = revision_of(cluster.rollout()["spec"]["template"])
+
+    status = eventually(
+        lambda: (s := cluster.status()).get("pauseReason") == "ApprovalTimedOut" and s,
+        timeout=60,
+        what="the approval step timed out",
+    )
+    assert status["phase"] == "Paused"
+    assert status["canaryRevision"] == canary
+    assert status["canaryWeight"] == 50
+    assert status["approvals"]["timedOut"] is True
+    assert status.get("rolledBackRevision") is None
+    paused = cluster.condition("Paused")
+    assert paused is not None
+    assert (paused["status"], paused["reason"]) == ("True", "ApprovalTimedOut")
+    degraded = cluster.condition("Degraded")
+    assert degraded is not None
+    assert degraded["status"] == "False"
+    timed_out = [e for e in cluster.events() if e.get("reason") == "ApprovalTimedOut"]
+    assert [e["type"] for e in timed_out] == ["Warning"]
+    assert "still waits for approval by product, security after 3s" in timed_out[0]["message"]
+
+    for user, role in (("bob", "security"), ("carol", "product")):
+        proc = people.rollwise(user, "approve", TARGET, "--role", role)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    eventually(
+        lambda: cluster.status().get("stableRevision") == canary,
+        timeout=90,
+        what="the late-approved canary promoted",
+    )
