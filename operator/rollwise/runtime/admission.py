@@ -21,8 +21,11 @@ managed configuration when the operator stops, so ``Fail`` holds while it is dow
 
 A second handler (id ``rollout-records``, CREATE and UPDATE of ``rollouts``, main resource
 only) records overrides on Rollouts (:func:`rollwise.core.overrides.admit_overrides`: the
-``rollwise.dev/override`` and ``rollwise.dev/confirm-override`` requests); the ModelRelease
-handler records them too, after the core's governance decision. The Rollout handler's
+``rollwise.dev/override`` and ``rollwise.dev/confirm-override`` requests) and the approvals of
+approval steps (:func:`rollwise.core.rollout.approvals.admit_approvals`: who changed the
+template, the ``rollwise.dev/approve`` requests; a refused approval is also reported to the
+``refusals`` sink, the Warning event ``ApprovalRefused``); the ModelRelease handler records
+overrides too, after the core's governance decision. The Rollout handler's
 ``failurePolicy`` is ``Ignore`` (``ignore_failures``): records are signed, so a missed webhook
 can only leave a request unrecorded (the reconcile ignores a raw request), never forge one,
 while ``Fail`` would refuse every Rollout write, Argo CD syncs included, whenever the operator
