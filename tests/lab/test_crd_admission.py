@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from hack.cluster import Cluster
+from hack.lab.testing.cluster_fixtures import Kubectl
 from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.spec import RolloutSpec
 from rollwise.core.spec_release import ModelReleaseSpec
@@ -195,14 +196,41 @@ INVALID_ROLLOUTS = [
     pytest.param(
         rollout(steps=[{"setWeight": 5, "pause": {}}, {"setWeight": 100}]),
         "spec.strategy.canary.steps[0]: Invalid value: each step must set exactly "
-        "one of setWeight, pause, analysis, setHeaderRoute or setMirrorRoute",
+        "one of setWeight, pause, analysis, setHeaderRoute, setMirrorRoute or approval",
         id="step-with-two-kinds",
     ),
     pytest.param(
         rollout(steps=[{}, {"setWeight": 100}]),
-        "each step must set exactly one of setWeight, pause, analysis, setHeaderRoute or "
-        "setMirrorRoute",
+        "each step must set exactly one of setWeight, pause, analysis, setHeaderRoute, "
+        "setMirrorRoute or approval",
         id="empty-step",
+    ),
+    pytest.param(
+        rollout(steps=[{"approval": {"roles": []}}, {"setWeight": 100}]),
+        "spec.strategy.canary.steps[0].approval.roles: Invalid value: 0: "
+        "spec.strategy.canary.steps[0].approval.roles in body should have at least 1 items",
+        id="approval-without-role",
+    ),
+    pytest.param(
+        rollout(steps=[{"approval": {"roles": ["product", "product"]}}, {"setWeight": 100}]),
+        'spec.strategy.canary.steps[0].approval.roles[1]: Duplicate value: "product"',
+        id="approval-role-twice",
+    ),
+    pytest.param(
+        rollout(steps=[{"approval": {"roles": ["Product"]}}, {"setWeight": 100}]),
+        'spec.strategy.canary.steps[0].approval.roles[0]: Invalid value: "Product"',
+        id="approval-role-name",
+    ),
+    pytest.param(
+        rollout(steps=[{"approval": {"roles": ["qa"], "timeout": "0s"}}, {"setWeight": 100}]),
+        'spec.strategy.canary.steps[0].approval.timeout: Invalid value: "0s": duration must be '
+        "greater than 0",
+        id="approval-zero-timeout",
+    ),
+    pytest.param(
+        rollout(steps=[{"approval": {"timeout": "1h"}}, {"setWeight": 100}]),
+        "spec.strategy.canary.steps[0].approval.roles: Required value",
+        id="approval-roles-missing",
     ),
     pytest.param(
         rollout(
@@ -890,6 +918,8 @@ def test_valid_rollout_with_every_step_kind(admit: Admit) -> None:
             {"setHeaderRoute": {"name": "beta"}},
             {"setMirrorRoute": {"name": "shadow", "percentage": 20}},
             {"setMirrorRoute": {"name": "shadow", "percentage": 0}},
+            {"approval": {"roles": ["product", "security"], "timeout": "24h"}},
+            {"approval": {"roles": ["qa"]}},
             {"setWeight": 100},
             {"analysis": {"interval": "250ms", "failureLimit": 2}},
         ],
@@ -909,6 +939,10 @@ def test_valid_rollout_with_every_step_kind(admit: Admit) -> None:
         "beta",
         "gold",
         "beta",
+    ]
+    assert [s.approval.roles for s in spec.strategy.canary.steps if s.approval] == [
+        ["product", "security"],
+        ["qa"],
     ]
 
 
@@ -944,6 +978,18 @@ FULL_ROLLOUT_STATUS: dict[str, Any] = {
     "canaryRevision": "7f9c5d6b8",
     "headerRoutes": [{"name": "beta", "match": ["x-segment exact 'beta'"]}],
     "mirrorRoutes": [{"name": "shadow", "percentage": 20}],
+    "approvals": {
+        "stepIndex": 2,
+        "revision": "5f1c2d3e4a",
+        "roles": ["product", "security"],
+        "granted": [{"role": "product", "user": "bob", "at": "2026-01-01T10:03:00Z"}],
+        "pending": ["security"],
+        "refused": ["alice as security: changed the template (revision 5f1c2d3e4a)"],
+        "requestedAt": "2026-01-01T10:02:00Z",
+        "deadline": "2026-01-02T10:02:00Z",
+        "timedOut": False,
+        "templateChangedBy": "alice",
+    },
     "stepStartedAt": T0,
     "pauseStartedAt": T0,
     "pauseReason": "PauseStep",
@@ -1067,3 +1113,19 @@ def test_the_status_the_operator_writes_is_admitted_unchanged(admit: Admit) -> N
     assert RolloutStatus.model_validate(admitted["status"]) == RolloutStatus.model_validate(
         FULL_ROLLOUT_STATUS
     )
+
+
+def test_kubectl_explain_describes_the_approval_step(kubectl: Kubectl, namespace: str) -> None:
+    shown = kubectl(
+        "explain", "rollout.spec.strategy.canary.steps.approval", namespace=namespace, check=True
+    ).stdout
+    explained = " ".join(shown.split())  # as wrapped by kubectl
+    assert "A go/no-go" in explained
+    assert "kubectl rollwise approve rollout/NAME --role ROLE" in explained
+    assert "roles" in explained
+    assert "timeout" in explained
+    shown = kubectl(
+        "explain", "rollout.status.approvals.templateChangedBy", namespace=namespace, check=True
+    ).stdout
+    explained = " ".join(shown.split())
+    assert "Who last changed the pod template, as the webhook recorded it." in explained

@@ -143,6 +143,32 @@ HEALTH_CASES = [
     pytest.param(
         rollout(
             observed(
+                "Paused",
+                "step 2/3 (approval): waiting for approval by security (product: bob)",
+                pauseReason="AwaitingApproval",
+                approvals={"stepIndex": 1, "pending": ["security"]},
+            )
+        ),
+        "Suspended",
+        "waiting for approval by security",
+        id="awaiting-approval",
+    ),
+    pytest.param(
+        rollout(
+            observed(
+                "Paused",
+                "step 2/3 (approval): waiting for approval by security; timed out at "
+                "2026-01-02T10:00:00Z, holding",
+                pauseReason="ApprovalTimedOut",
+            )
+        ),
+        "Suspended",
+        "timed out at 2026-01-02T10:00:00Z, holding",
+        id="approval-timed-out",
+    ),
+    pytest.param(
+        rollout(
+            observed(
                 "Waiting",
                 "new revision b2 waits for upstream: staging/web soaking 10m until "
                 "2026-01-01T10:10:00Z",

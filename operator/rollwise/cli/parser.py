@@ -39,7 +39,8 @@ Manual operations write what the operator reads: promote, abort and retry set th
 rollwise.dev/<request> to a fresh request id (each id acts once); pause and resume set
 spec.paused. On a ModelRelease, approve, revoke and waive write a JSON request
 (rollwise.dev/approve, /revoke, /waive) that the operator's admission webhook records with
-the user the API server authenticated; the plugin then prints what was recorded. override
+the user the API server authenticated; the plugin then prints what was recorded (approve
+also approves a Rollout's approval step: approve rollout/NAME --role R). override
 (both kinds) records a promote, hold or rollback decision the same way; a promote past a
 failed check waits for a second person's --confirm.
 """
@@ -62,6 +63,7 @@ examples:
   kubectl rollwise explain mr fraud-detector-7 -o json
   kubectl rollwise get modelrelease fraud-detector-7 --watch
   kubectl rollwise approve modelrelease/fraud-detector-7 --role security
+  kubectl rollwise approve rollout/checkout --role product
   kubectl rollwise waive mr/fraud-detector-7 --gate sbom --reason "CVE triaged" --for 24h
   kubectl rollwise revoke fraud-detector-7 --reason "wrong training data"
   kubectl rollwise override rollout/demo --decision hold --reason "checking a dashboard"
@@ -90,6 +92,30 @@ def _release_name(text: str) -> str:
     if kind.lower() in kinds and name:
         return name
     raise argparse.ArgumentTypeError(f"{text!r} is not a ModelRelease (NAME or modelrelease/NAME)")
+
+
+def _approve_target(text: str) -> tuple[str, str]:
+    """What ``approve`` approves: a ModelRelease (``NAME``, ``modelrelease/NAME``) or a
+    Rollout at an approval step (``rollout/NAME``): (plural, name)."""
+    kind, sep, name = text.rpartition("/")
+    if sep and name and kind.lower().removesuffix(".rollwise.dev") in _ROLLOUT_NAMES:
+        return ROLLOUTS, name
+    try:
+        return MODELRELEASES, _release_name(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not rollout/NAME nor a ModelRelease (NAME or modelrelease/NAME)"
+        ) from None
+
+
+def _step_number(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a step number (1, 2, ...)")
+    return number
 
 
 def _override_target(text: str) -> tuple[str, str]:
@@ -379,20 +405,34 @@ def _release_commands(
     approve = commands.add_parser(
         "approve",
         parents=common,
-        help="approve a model release in a role (rollwise.dev/approve)",
-        description="Approve a ModelRelease's version in one role (annotation "
-        "rollwise.dev/approve). The operator's admission webhook records the approval with "
-        "the user the API server authenticated, or refuses it (e.g. the user who set the "
-        "version, a role the user does not hold, a second role by the same user); only "
+        help="approve a model release, or a rollout's approval step, in a role "
+        "(rollwise.dev/approve)",
+        description="Approve a ModelRelease's version, or the canary revision of a Rollout at "
+        "an approval step (rollout/NAME), in one role (annotation rollwise.dev/approve). The "
+        "operator's admission webhook records the approval with the user the API server "
+        "authenticated, or refuses it (e.g. the user who set the version or changed the "
+        "template, a role the user does not hold, a second role by the same user); only "
         "recorded approvals count. Exits 1 when nothing was recorded.",
     )
-    target(approve)
+    approve.add_argument(
+        "target",
+        type=_approve_target,
+        metavar="modelrelease/NAME|rollout/NAME",
+        help="the ModelRelease (NAME or modelrelease/NAME) or the Rollout (rollout/NAME)",
+    )
     approve.add_argument("--role", required=True, help="the role approved, e.g. security")
     approve.add_argument(
         "--version",
         default=None,
-        help="the version approved (default: the release's spec.version); a different one is "
-        "refused",
+        help="a ModelRelease's version approved (default: the release's spec.version); a "
+        "different one is refused",
+    )
+    approve.add_argument(
+        "--step",
+        type=_step_number,
+        default=None,
+        help="a Rollout's approval step approved, 1-based as get shows it (default: the step "
+        "the canary is at, else the next approval step)",
     )
     revoke = commands.add_parser(
         "revoke",

@@ -1,4 +1,5 @@
-"""The ModelRelease commands: approve, revoke, waive and override.
+"""The ModelRelease commands: approve (a Rollout's approval step too:
+:mod:`rollwise.cli.rollout_approve`), revoke, waive and override.
 
 Each writes a request annotation and waits for the operator's admission webhook to consume it
 and record who asked (:mod:`rollwise.cli.records` reads the records back); without a webhook
@@ -50,6 +51,18 @@ def _still_requested(after: dict[str, object], annotation: str, request: str) ->
 def _approve(args: argparse.Namespace, s: Session) -> int:
     from rollwise.cli import manual, records  # noqa: PLC0415
 
+    plural, name = args.target
+    if plural == ROLLOUTS:
+        from rollwise.cli.rollout_approve import approve_rollout  # noqa: PLC0415
+
+        if args.version is not None:
+            raise CliError(
+                "--version is for a ModelRelease; a Rollout's approval is for its canary"
+            )
+        return approve_rollout(s, args, name)
+    if args.step is not None:
+        raise CliError("--step is for a Rollout's approval step")
+    args.release = name
     out, err = s.out, s.err
     cluster = s.cluster(args)
     release = cluster.get_object(MODELRELEASES, cluster.namespace, args.release)

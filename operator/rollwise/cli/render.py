@@ -95,6 +95,12 @@ def step_text(step: Mapping[str, Any], analysed: bool = False) -> str:
         if not mirror.get("percentage"):
             return f"remove mirror route {mirror.get('name', '?')}"
         return f"setMirrorRoute {mirror.get('name', '?')} {mirror.get('percentage')}%"
+    if "approval" in step and step["approval"] is not None:
+        approval = _as_dict(step["approval"])
+        roles = approval.get("roles")
+        named = ", ".join(str(r) for r in roles) if isinstance(roles, list) else "?"
+        timeout = approval.get("timeout")
+        return f"approval by {named}" + (f" (timeout {timeout})" if timeout else "")
     return "(empty step)"
 
 
@@ -408,6 +414,32 @@ def _webhook_lines(status: RolloutStatus, name: str) -> list[str]:
     return lines
 
 
+def approval_lines(status: RolloutStatus, name: str) -> list[str]:
+    """The approval step the canary is at (or last passed): who approved as which role, the
+    roles pending with the command that approves, its deadline, who changed the template,
+    and the approvals that do not count."""
+    st = status.approvals
+    if st is None or status.canary_revision is None:
+        return []
+    given = ", ".join(f"{g.role} by {g.user}" for g in st.granted) or "none yet"
+    lines = [f"Approval:    step {st.step_index + 1}, revision {st.revision}: {given}"]
+    if st.approved_at is not None:
+        lines[0] += f" (approved {format_time(st.approved_at)})"
+        return lines
+    if st.pending:
+        lines.append(
+            f"             pending: {', '.join(st.pending)} "
+            f"(kubectl rollwise approve rollout/{name} --role {st.pending[0]})"
+        )
+    if st.deadline is not None:
+        state = "timed out, holding" if st.timed_out else "until"
+        lines.append(f"             {state} {format_time(st.deadline)}")
+    if st.template_changed_by:
+        lines.append(f"             template changed by {st.template_changed_by} (may not approve)")
+    lines += [f"             not counted: {text}" for text in st.refused]
+    return lines
+
+
 def render_rollout(
     rollout: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]],
@@ -498,6 +530,7 @@ def render_rollout(
             lines.append("Canary:      -")
             if actual is not None and actual.weight not in (None, 0):
                 lines.append(f"Weight:      {_weight_line(status, actual)}")
+        lines += approval_lines(status, name)
         lines += _upstream_lines(raw_spec, status, name)
         lines += _webhook_lines(status, name)
         if status.rolled_back_revision is not None and status.canary_revision is None:
@@ -556,6 +589,12 @@ def render_rollout(
 # Lists
 
 
+_APPROVAL_PAUSES = {
+    "AwaitingApproval": "awaiting approval",
+    "ApprovalTimedOut": "approval timed out",
+}
+
+
 def _rollout_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> list[str]:
     meta = _as_dict(item.get("metadata"))
     spec = _as_dict(item.get("spec"))
@@ -569,6 +608,8 @@ def _rollout_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> li
     phase = palette.word(str(status.get("phase"))) if status.get("phase") else "<none>"
     if spec.get("paused"):
         phase += " (spec.paused)"
+    elif canary and status.get("pauseReason") in _APPROVAL_PAUSES:
+        phase += f" ({_APPROVAL_PAUSES[str(status.get('pauseReason'))]})"
     weight = status.get("canaryWeight")
     awaiting = status.get("awaitingUpstream")
     shown = canary or (f"{awaiting} (waiting)" if awaiting else "-")

@@ -189,6 +189,28 @@ class Hold:
 
 
 @dataclass(frozen=True)
+class StepApproval:
+    """An approval of an approval step as the webhook recorded it (signed): ``user`` holding
+    ``role`` approved ``revision`` at the step of index ``step`` (0-based)."""
+
+    role: str
+    user: str
+    revision: str
+    step: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TemplateAuthor:
+    """Who last changed the pod template, as the webhook recorded it (signed): the template
+    then became ``revision``."""
+
+    user: str
+    revision: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class UpstreamRead:
     """What the runtime read of an upstream Rollout (``spec.promotion.after``): whether it
     exists, and from its status its phase, stable and canary revisions and when its stable
@@ -260,6 +282,9 @@ class Observations:
     only while a new revision may wait for them (absent: not read this pass).
     ``webhook_answers``: the gating webhooks called this pass (those
     :func:`rollwise.core.rollout.webhooks.due_webhooks` named), by name.
+    ``approvals``: the signed approvals of approval steps on the object; ``template_author``:
+    who last changed the template (None: not recorded), whom none of them may come from.
+    ``name``: the object's name, for the commands messages suggest (empty: not known).
     """
 
     template_hash: str
@@ -284,3 +309,6 @@ class Observations:
     templates: Mapping[TemplateKey, TemplateRead | None] = field(default_factory=dict)
     upstreams: Mapping[tuple[str, str], UpstreamRead] = field(default_factory=dict)
     webhook_answers: Mapping[str, WebhookAnswer] = field(default_factory=dict)
+    approvals: tuple[StepApproval, ...] = ()
+    template_author: TemplateAuthor | None = None
+    name: str = ""

@@ -395,15 +395,33 @@ class MirrorRouteStep(Model):
     percentage: int = Field(ge=0, le=100)
 
 
+#: A role an approval step asks for (a key of the operator's ROLLWISE_ROLE_GROUPS).
+ROLE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+#: Most roles one approval step asks for.
+MAX_APPROVAL_ROLES = 8
+
+
+class ApprovalStep(Model):
+    """A go/no-go: the Rollout holds at this step until distinct people, one per role, each
+    holding the role (a group of the operator's role mapping), approved the canary revision;
+    the person who changed the template approves none of it. Past ``timeout`` (none: no
+    limit) it keeps holding, with a Warning."""
+
+    #: 1 to :data:`MAX_APPROVAL_ROLES`, each once (checked by the validation, as the CRD does).
+    roles: list[Annotated[str, Field(min_length=1, max_length=63, pattern=ROLE_PATTERN)]]
+    timeout: Duration | None = None
+
+
 class Step(Model):
-    """Exactly one of ``setWeight``, ``pause``, ``analysis``, ``setHeaderRoute`` or
-    ``setMirrorRoute``."""
+    """Exactly one of ``setWeight``, ``pause``, ``analysis``, ``setHeaderRoute``,
+    ``setMirrorRoute`` or ``approval``."""
 
     set_weight: Weight | None = None
     pause: PauseStep | None = None
     analysis: StepAnalysis | None = None
     set_header_route: HeaderRouteStep | None = None
     set_mirror_route: MirrorRouteStep | None = None
+    approval: ApprovalStep | None = None
 
 
 def default_steps() -> list[Step]:
@@ -587,4 +605,6 @@ def step_what(step: Step) -> str:
         if mirror.percentage == 0:
             return f"remove mirror route {mirror.name}"
         return f"setMirrorRoute {mirror.name} {mirror.percentage}%"
+    if step.approval is not None:
+        return f"approval by {', '.join(step.approval.roles)}"
     return "analysis"

@@ -26,6 +26,7 @@ from rollwise.core.analysis import (
 from rollwise.core.durations import InvalidDuration, parse_seconds
 from rollwise.core.judging import kind_problems
 from rollwise.core.spec import (
+    MAX_APPROVAL_ROLES,
     AnalysisSpec,
     HeaderRouteStep,
     LabelSelector,
@@ -39,7 +40,8 @@ from rollwise.core.spec import (
 )
 
 MSG_STEP_ONE_KIND = (
-    "each step must set exactly one of setWeight, pause, analysis, setHeaderRoute or setMirrorRoute"
+    "each step must set exactly one of setWeight, pause, analysis, setHeaderRoute, "
+    "setMirrorRoute or approval"
 )
 #: A ModelRelease canary's steps have no setHeaderRoute.
 MSG_CANARY_STEP_ONE_KIND = "each step must set exactly one of setWeight, pause or analysis"
@@ -55,6 +57,12 @@ MSG_MIRROR_ROUTE_ROUTER = (
     "the canary"
 )
 MSG_MIRROR_ROUTE_MODELRELEASE = "setMirrorRoute is a Rollout step; a ModelRelease canary has none"
+MSG_APPROVAL_MODELRELEASE = (
+    "approval is a Rollout step; a ModelRelease is approved through its own approvals "
+    "(spec.approvals)"
+)
+MSG_APPROVAL_ROLES_UNIQUE = "an approval step names each role once"
+MSG_APPROVAL_ROLES_COUNT = f"an approval step names 1 to {MAX_APPROVAL_ROLES} roles"
 MSG_MIRROR_ONE = (
     "one mirror at a time: remove a setMirrorRoute (percentage 0) before a step sets one of "
     "another name (a VirtualService route carries a single mirror)"
@@ -183,6 +191,7 @@ def validate_steps(
                 step.analysis,
                 step.set_header_route,
                 step.set_mirror_route,
+                step.approval,
             )
         )
         if kinds != 1:
@@ -199,6 +208,15 @@ def validate_steps(
                 mirrors[step.set_mirror_route.name] = step.set_mirror_route.percentage
                 if sum(p > 0 for p in mirrors.values()) > 1:
                     errors.append(f"{where}.setMirrorRoute: {MSG_MIRROR_ONE}")
+        if step.approval is not None:
+            if not header_routes:
+                errors.append(f"{where}.approval: {MSG_APPROVAL_MODELRELEASE}")
+            if not 1 <= len(step.approval.roles) <= MAX_APPROVAL_ROLES:
+                errors.append(f"{where}.approval.roles: {MSG_APPROVAL_ROLES_COUNT}")
+            if len(set(step.approval.roles)) != len(step.approval.roles):
+                errors.append(f"{where}.approval.roles: {MSG_APPROVAL_ROLES_UNIQUE}")
+            if step.approval.timeout is not None:
+                errors.extend(_duration(f"{where}.approval.timeout", step.approval.timeout))
         if step.set_weight is not None:
             if last_weight is not None and step.set_weight < last_weight:
                 errors.append(f"{where}.setWeight: {MSG_WEIGHTS_NON_DECREASING}")

@@ -21,8 +21,11 @@ managed configuration when the operator stops, so ``Fail`` holds while it is dow
 
 A second handler (id ``rollout-records``, CREATE and UPDATE of ``rollouts``, main resource
 only) records overrides on Rollouts (:func:`rollwise.core.overrides.admit_overrides`: the
-``rollwise.dev/override`` and ``rollwise.dev/confirm-override`` requests); the ModelRelease
-handler records them too, after the core's governance decision. The Rollout handler's
+``rollwise.dev/override`` and ``rollwise.dev/confirm-override`` requests) and the approvals of
+approval steps (:func:`rollwise.core.rollout.approvals.admit_approvals`: who changed the
+template, the ``rollwise.dev/approve`` requests; a refused approval is also reported to the
+``refusals`` sink, the Warning event ``ApprovalRefused``); the ModelRelease handler records
+overrides too, after the core's governance decision. The Rollout handler's
 ``failurePolicy`` is ``Ignore`` (``ignore_failures``): records are signed, so a missed webhook
 can only leave a request unrecorded (the reconcile ignores a raw request), never forge one,
 while ``Fail`` would refuse every Rollout write, Argo CD syncs included, whenever the operator
@@ -63,11 +66,16 @@ from typing import Any
 import kopf
 
 from rollwise import GROUP, MODELRELEASES, ROLLOUTS, VERSION
+from rollwise.adapters.errors import AdapterError
+from rollwise.adapters.objects import KubeCluster
 from rollwise.adapters.releases import RELEASE_LABEL
+from rollwise.core.events import Event
 from rollwise.core.modelrelease.admission import admit
 from rollwise.core.modelrelease.spec import parse_release_spec, release_content
 from rollwise.core.observations import revision_of
 from rollwise.core.overrides import GUARDED_LABEL, MODELRELEASE, OVERRIDES, ROLLOUT, admit_overrides
+from rollwise.core.rollout import reasons as R
+from rollwise.core.rollout.approvals import ApprovalRefusal, admit_approvals
 from rollwise.core.rollout.overrides import admit_child_requests
 from rollwise.core.signing import Keyring
 from rollwise.runtime.serving_gate import (
@@ -96,14 +104,21 @@ class AdmissionSetupError(Exception):
     """The webhook cannot start: a missing or unusable key, certificate or setting."""
 
 
+#: Where a refused approval of a Rollout is reported (the Warning event ``ApprovalRefused``):
+#: given the Rollout's namespace, name and uid and the refusal.
+RefusalSink = Callable[[str, str, str, ApprovalRefusal], None]
+
+
 @dataclass(frozen=True)
 class AdmissionConfig:
-    """What the handler needs: the record key, which groups may approve as which role, and the
-    names a caller's client certificate must carry (empty: any the client CA signed)."""
+    """What the handler needs: the record key, which groups may approve as which role, the
+    names a caller's client certificate must carry (empty: any the client CA signed), and
+    where a refused approval of a Rollout is reported (None: only to the caller)."""
 
     key: bytes
     role_map: Mapping[str, tuple[str, ...]]
     client_names: tuple[str, ...] = ()
+    refusals: RefusalSink | None = None
 
 
 def peer_names(sslpeer: Mapping[str, Any] | None) -> set[str]:
@@ -157,7 +172,7 @@ def read_keyring(settings: Settings) -> Keyring | None:
     )
 
 
-def load_admission(settings: Settings) -> AdmissionConfig:
+def load_admission(settings: Settings, refusals: RefusalSink | None = None) -> AdmissionConfig:
     """The handler's configuration from ``settings`` (reads the record key files)."""
     key = read_keyring(settings)
     if key is None:
@@ -166,6 +181,7 @@ def load_admission(settings: Settings) -> AdmissionConfig:
         key=key,
         role_map=dict(settings.role_groups),
         client_names=settings.webhook_client_names,
+        refusals=refusals,
     )
 
 
@@ -308,26 +324,91 @@ def decide_rollout(
         )
         if not child.allowed:
             raise kopf.AdmissionError(child.message, code=403)
-    template = (new.get("spec") or {}).get("template")
-    return _overrides(
+    revision = _revision(new)
+    approvals = _approvals(
+        config, operation=operation, old=old, new=new, userinfo=userinfo, now=now
+    )
+    overrides = _overrides(
         config,
         ROLLOUT,
         operation=operation,
         old=old,
         new=new,
-        target=revision_of(template if isinstance(template, Mapping) else {}),
+        target=revision,
         userinfo=userinfo,
         now=now,
     )
+    return {**approvals, **overrides}
+
+
+def _revision(body: Mapping[str, Any] | None) -> str:
+    template = ((body or {}).get("spec") or {}).get("template")
+    return revision_of(template if isinstance(template, Mapping) else {})
+
+
+def approval_steps(body: Mapping[str, Any] | None) -> dict[int, tuple[str, ...]]:
+    """The approval steps of a Rollout's spec as written (index -> roles)."""
+    strategy = ((body or {}).get("spec") or {}).get("strategy")
+    canary = strategy.get("canary") if isinstance(strategy, Mapping) else None
+    steps = canary.get("steps") if isinstance(canary, Mapping) else None
+    found: dict[int, tuple[str, ...]] = {}
+    for index, step in enumerate(steps if isinstance(steps, list) else []):
+        approval = step.get("approval") if isinstance(step, Mapping) else None
+        roles = approval.get("roles") if isinstance(approval, Mapping) else None
+        if isinstance(roles, list):
+            found[index] = tuple(str(r) for r in roles)
+    return found
+
+
+def _approvals(
+    config: AdmissionConfig,
+    *,
+    operation: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    userinfo: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, str | None]:
+    """The approval records' patch (approval steps), or the refusal, reported to
+    ``config.refusals`` when it refuses an approval request."""
+    meta = new.get("metadata") or {}
+    old_meta = (old or {}).get("metadata") or {}
+    uid = str(old_meta.get("uid") or meta.get("uid") or "")
+    name = str(meta.get("name") or "")
+    answer = admit_approvals(
+        operation=operation,
+        old_annotations=_annotations(old),
+        new_annotations=_annotations(new),
+        old_revision=_revision(old) if old is not None else None,
+        revision=_revision(new),
+        approval_steps=approval_steps(new),
+        uid=uid,
+        name=name,
+        user=str(userinfo.get("username") or ""),
+        groups=tuple(str(g) for g in (userinfo.get("groups") or ())),
+        role_map=config.role_map,
+        key=config.key,
+        now=now,
+    )
+    if not answer.admission.allowed:
+        if answer.refusal is not None and config.refusals is not None and uid:
+            config.refusals(str(meta.get("namespace") or ""), name, uid, answer.refusal)
+        raise kopf.AdmissionError(answer.admission.message, code=403)
+    return dict(answer.admission.patch)
 
 
 def guard_labels(
     old: Mapping[str, Any] | None, new: Mapping[str, Any], changes: Mapping[str, str | None]
 ) -> dict[str, str]:
     """The labels patch that guards a Rollout (its writes seen by the webhook with
-    ``failurePolicy: Fail``) once it carries overrides or is a ModelRelease's child."""
+    ``failurePolicy: Fail``) once it carries overrides, has approval steps (who changes its
+    template must be recorded) or is a ModelRelease's child."""
     annotations = {**_annotations(new), **changes}
-    needed = annotations.get(OVERRIDES) is not None or _release_of(old, new) is not None
+    needed = (
+        annotations.get(OVERRIDES) is not None
+        or _release_of(old, new) is not None
+        or bool(approval_steps(new))
+    )
     if needed and _labels(new).get(GUARDED_LABEL) != "true":
         return {GUARDED_LABEL: "true"}
     return {}
@@ -490,6 +571,33 @@ def register_admission(
     )(guarded_rollout_records)
 
 
+@dataclass(frozen=True)
+class _Refused:
+    namespace: str
+    name: str
+    uid: str
+
+
+def refusal_events(cluster: KubeCluster, log: Any) -> RefusalSink:
+    """A :data:`RefusalSink` that posts the Warning event ``ApprovalRefused`` on the Rollout
+    (a failure to post is logged: the caller has the refusal already)."""
+
+    def report(namespace: str, name: str, uid: str, refusal: ApprovalRefusal) -> None:
+        role = f" as {refusal.role}" if refusal.role else ""
+        event = Event.of(
+            R.APPROVAL_REFUSED,
+            detail=f"approval by {refusal.user}{role} refused: {refusal.message}",
+        )
+        try:
+            cluster.post_event(_Refused(namespace, name, uid), event)
+        except AdapterError as exc:
+            log.warning(
+                "cannot post ApprovalRefused", rollout=f"{namespace}/{name}", error=str(exc)
+            )
+
+    return report
+
+
 def webhook_server(settings: Settings) -> kopf.WebhookServer:
     """kopf's HTTPS server for the webhook, from the settings' port, addresses and files."""
     if not settings.webhook_enabled:
@@ -531,13 +639,15 @@ def setup_admission(
     kopf_settings: kopf.OperatorSettings,
     settings: Settings,
     serving: ServingReads | None = None,
+    refusals: RefusalSink | None = None,
 ) -> bool:
     """Everything ``main`` needs: registers the handlers and the server when the webhook is
     on (the serving gate when ``serving`` is given). Returns whether it is on; raises
-    :class:`AdmissionSetupError` for unusable settings."""
+    :class:`AdmissionSetupError` for unusable settings. ``refusals`` reports a refused
+    approval of a Rollout (the Warning event ``ApprovalRefused``)."""
     if not settings.webhook_enabled:
         return False
-    register_admission(registry, load_admission(settings))
+    register_admission(registry, load_admission(settings, refusals))
     if serving is not None:
         register_serving_gate(registry, serving)
     configure_admission(kopf_settings, settings)
@@ -557,6 +667,8 @@ __all__ = [
     "WEBHOOK_PATH",
     "AdmissionConfig",
     "AdmissionSetupError",
+    "RefusalSink",
+    "approval_steps",
     "check_caller",
     "configure_admission",
     "decide",
@@ -566,6 +678,7 @@ __all__ = [
     "peer_names",
     "read_keyring",
     "read_record_key",
+    "refusal_events",
     "register_admission",
     "setup_admission",
     "webhook_server",

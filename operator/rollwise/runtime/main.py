@@ -27,14 +27,19 @@ from rollwise.adapters.gate_hooks import GateHooks
 from rollwise.adapters.gates import GateEvaluator
 from rollwise.adapters.kube import CONFIGMAPS, KubeAPI
 from rollwise.adapters.notify import NotificationPolicies, SinkSecrets, SinkSender
-from rollwise.adapters.objects import REQUEST_TIMEOUT, api_client
+from rollwise.adapters.objects import REQUEST_TIMEOUT, KubeCluster, api_client
 from rollwise.adapters.registry.mlflow import MLflowRegistry
 from rollwise.adapters.releases import ReleaseObjects
 from rollwise.adapters.resources import Resource
 from rollwise.adapters.watch_cache import WatchCache
 from rollwise.core.signing import key_id
 from rollwise.runtime import logging as rlog
-from rollwise.runtime.admission import AdmissionSetupError, read_keyring, setup_admission
+from rollwise.runtime.admission import (
+    AdmissionSetupError,
+    read_keyring,
+    refusal_events,
+    setup_admission,
+)
 from rollwise.runtime.cluster import ProviderCache, build_ports, build_release_ports
 from rollwise.runtime.delivery import DeliveryQueue
 from rollwise.runtime.loops import Loops, PassSlots, diffbase_storage, operator_settings
@@ -312,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             serving=ReleaseObjects(
                 KubeAPI(api, timeout=REQUEST_TIMEOUT), ledger=settings.ledger_configmap
             ),
+            refusals=refusal_events(KubeCluster(api), log),
         )
     except AdmissionSetupError as exc:
         log.error("cannot start the admission webhook", error=str(exc))

@@ -39,13 +39,23 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
         pytest.param(["get", "rollout", "demo"], {"kind": "rollout"}, id="rollout-still"),
         pytest.param(
             ["approve", "modelrelease/fraud-7", "--role", "security"],
-            {"command": "approve", "release": "fraud-7", "role": "security", "version": None},
+            {
+                "command": "approve",
+                "target": ("modelreleases", "fraud-7"),
+                "role": "security",
+                "version": None,
+            },
             id="approve-kind-slash-name",
         ),
         pytest.param(
             ["approve", "fraud-7", "--role", "product", "--version", "7", "--context", "lab"],
-            {"release": "fraud-7", "version": "7", "context": "lab"},
+            {"target": ("modelreleases", "fraud-7"), "version": "7", "context": "lab"},
             id="approve-bare-name",
+        ),
+        pytest.param(
+            ["approve", "rollout/checkout", "--role", "product", "--step", "3"],
+            {"target": ("rollouts", "checkout"), "role": "product", "step": 3},
+            id="approve-rollout",
         ),
         pytest.param(
             ["revoke", "mr/fraud-7", "--reason", "wrong data"],
@@ -74,13 +84,18 @@ def test_parsing(argv: list[str], expected: dict[str, object]) -> None:
     ("argv", "message"),
     [
         pytest.param(
-            ["approve", "rollout/demo", "--role", "security"],
-            "'rollout/demo' is not a ModelRelease (NAME or modelrelease/NAME)",
-            id="rollout-target",
+            ["approve", "deployment/demo", "--role", "security"],
+            "'deployment/demo' is not rollout/NAME nor a ModelRelease (NAME or modelrelease/NAME)",
+            id="other-kind",
+        ),
+        pytest.param(
+            ["approve", "rollout/demo", "--role", "security", "--step", "0"],
+            "'0' is not a step number",
+            id="step-zero",
         ),
         pytest.param(
             ["approve", "modelrelease/", "--role", "security"],
-            "is not a ModelRelease",
+            "is not rollout/NAME nor a ModelRelease",
             id="empty-name",
         ),
         pytest.param(

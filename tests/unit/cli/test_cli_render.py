@@ -21,7 +21,10 @@ from rollwise.core.phases import Phase
 from rollwise.core.rollout.status import (
     ActiveHeaderRoute,
     ActiveMirrorRoute,
+    ApprovalStatus,
     BaselineStatus,
+    GivenApproval,
+    PauseReason,
     WebhookCall,
     WebhookResult,
 )
@@ -512,3 +515,69 @@ def test_get_shows_a_new_revision_waiting_for_confirm_rollout() -> None:
         in text
     )
     assert "a template change replaces the revision" in text
+
+
+def _at_approval(**fields: Any) -> dict[str, Any]:
+    approvals = ApprovalStatus(
+        step_index=2,
+        revision=b.CANARY,
+        roles=["product", "security"],
+        granted=[GivenApproval(role="product", user="bob", at=b.ago(60))],
+        pending=["security"],
+        requested_at=b.ago(600),
+        deadline=b.ago(-3600),
+        template_changed_by="alice",
+        **fields,
+    )
+    status = b.canary_at_step_2().model_copy(
+        update={
+            "phase": Phase.PAUSED,
+            "current_step_index": 2,
+            "pause_reason": PauseReason.AWAITING_APPROVAL,
+            "message": "step 3/5 (approval): waiting for approval by security (product: bob)",
+            "approvals": approvals,
+        }
+    )
+    steps = [
+        {"setWeight": 5},
+        {"setWeight": 25},
+        {"approval": {"roles": ["product", "security"], "timeout": "1h"}},
+        {"setWeight": 50},
+        {"setWeight": 100},
+    ]
+    return b.rollout(status, steps=steps)
+
+
+def test_get_shows_the_pending_approval_and_who_approved() -> None:
+    text = render_rollout(
+        _at_approval(refused=["alice as security: changed the template"]), [], b.NOW
+    )
+    assert f"Approval:    step 3, revision {b.CANARY}: product by bob" in text
+    assert (
+        "             pending: security (kubectl rollwise approve rollout/web --role security)"
+        in text
+    )
+    assert f"             until {b.stamp(-3600)}" in text
+    assert "             template changed by alice (may not approve)" in text
+    assert "             not counted: alice as security: changed the template" in text
+    assert "approval by product, security (timeout 1h)" in text
+
+
+def test_get_shows_an_approval_that_timed_out() -> None:
+    text = render_rollout(_at_approval(timed_out=True), [], b.NOW)
+    assert f"             timed out, holding {b.stamp(-3600)}" in text
+
+
+def test_get_shows_an_approved_step() -> None:
+    obj = _at_approval(approved_at=b.ago(30))
+    obj["status"]["approvals"]["pending"] = []
+    text = render_rollout(obj, [], b.NOW)
+    assert (
+        f"Approval:    step 3, revision {b.CANARY}: product by bob (approved {b.stamp(30)})" in text
+    )
+    assert "pending:" not in text
+
+
+def test_rollout_table_says_a_canary_awaits_approval() -> None:
+    lines = render_rollout_table([_at_approval()], b.NOW, all_namespaces=False)
+    assert cells(lines[1])[1:3] == ["Paused (awaiting approval)", "3/5"]

@@ -296,7 +296,7 @@ INVALID = [
     pytest.param(
         raw_spec(steps=[{**BETA, "setWeight": 5}, {"setWeight": 100}]),
         "spec.strategy.canary.steps[0]: each step must set exactly one of setWeight, pause, "
-        "analysis, setHeaderRoute or setMirrorRoute",
+        "analysis, setHeaderRoute, setMirrorRoute or approval",
         id="two-kinds",
     ),
 ]

@@ -505,3 +505,76 @@ def test_serving_refusal_looks_in_the_ledger_of_each_registry_the_model_uses() -
     assert message is not None
     assert "which ModelRelease fraud-7-team-b revoked: refused" in message
     assert [scope for *_, scope in reads.asked] == ["namespace/models", "registry/shared"]
+
+
+def gated(annotations: dict[str, str] | None = None, image: str = "a") -> dict[str, Any]:
+    """A Rollout with an approval step (step 2), its template of image ``image``."""
+    obj = rollout(annotations)
+    template = {**TEMPLATE, "spec": {"containers": [{"name": "a", "image": image}]}}
+    obj["spec"] = {
+        "template": template,
+        "strategy": {
+            "canary": {
+                "steps": [{"setWeight": 10}, {"approval": {"roles": ["security"]}}],
+            }
+        },
+    }
+    return obj
+
+
+def test_a_rollout_approval_needs_another_person_than_the_template_author() -> None:
+    from rollwise.core.rollout import approvals as ap  # noqa: PLC0415
+
+    reported: list[tuple[str, str, str, Any]] = []
+    config = a.AdmissionConfig(
+        key=KEY,
+        role_map={"security": ("sec-team",)},
+        refusals=lambda ns, name, uid, refusal: reported.append((ns, name, uid, refusal)),
+    )
+    changed = a.decide_rollout(
+        config,
+        operation="UPDATE",
+        old=gated(),
+        new=gated(image="b"),
+        userinfo={"username": "alice", "groups": ["sec-team"]},
+        now=NOW,
+    )
+    stored = {ap.TEMPLATE_SET_BY: str(changed[ap.TEMPLATE_SET_BY])}
+    request = json.dumps({"id": "a1", "role": "security", "step": 1})
+    with pytest.raises(kopf.AdmissionError) as refused:
+        a.decide_rollout(
+            config,
+            operation="UPDATE",
+            old=gated(stored, image="b"),
+            new=gated({**stored, ap.APPROVE: request}, image="b"),
+            userinfo={"username": "alice", "groups": ["sec-team"]},
+            now=NOW,
+        )
+    assert refused.value.code == 403
+    assert "alice changed the template of rollout web" in str(refused.value)
+    [(ns, name, uid, refusal)] = reported
+    assert (ns, name, uid, refusal.user, refusal.role) == (
+        "apps",
+        "web",
+        "uid-r",
+        "alice",
+        "security",
+    )
+    approved = a.decide_rollout(
+        config,
+        operation="UPDATE",
+        old=gated(stored, image="b"),
+        new=gated({**stored, ap.APPROVE: request}, image="b"),
+        userinfo={"username": "bob", "groups": ["sec-team"]},
+        now=NOW,
+    )
+    assert approved[ap.APPROVE] is None
+    records = ap.read_approval_records(
+        {**stored, ap.APPROVALS: str(approved[ap.APPROVALS])}, "uid-r", KEY
+    )
+    assert [(x.user, x.role, x.step) for x in records.approvals] == [("bob", "security", 1)]
+    assert len(reported) == 1
+
+
+def test_a_rollout_with_approval_steps_is_guarded() -> None:
+    assert a.guard_labels(gated(), gated(), {}) == {o.GUARDED_LABEL: "true"}

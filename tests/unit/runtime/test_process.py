@@ -172,6 +172,10 @@ def test_status_writes_do_not_change_the_rollout_fingerprint() -> None:
     assert rollout_fingerprint(body) == before
     body["metadata"]["annotations"]["rollwise.dev/promote"] = "p1"
     assert rollout_fingerprint(body) != before
+    promoted = rollout_fingerprint(body)
+    # A recorded approval wakes the pass too: the approval step may go on.
+    body["metadata"]["annotations"]["rollwise.dev/approvals"] = "[]"
+    assert rollout_fingerprint(body) != promoted
     moved = {"metadata": {"generation": 4, "annotations": {}}}
     assert rollout_fingerprint(moved) != before
 

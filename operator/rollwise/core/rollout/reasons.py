@@ -142,6 +142,36 @@ RESUMED = Reason(
     "spec.paused was cleared or a hold override ended: the rollout continues.",
     "{what}; continuing at {where}",
 )
+APPROVAL_REQUESTED = Reason(
+    "ApprovalRequested",
+    _N,
+    "The canary reached an approval step: it holds until distinct people holding the roles "
+    "approved the revision (kubectl rollwise approve).",
+    "step {step}/{steps}: revision {revision} waits for approval by {roles}{deadline}",
+)
+APPROVAL_GRANTED = Reason(
+    "ApprovalGranted",
+    _N,
+    "A person holding one of an approval step's roles approved the canary revision (the "
+    "webhook recorded and signed it).",
+    "step {step}/{steps}: {user} approved revision {revision} as {role}; {left}",
+)
+APPROVAL_REFUSED = Reason(
+    "ApprovalRefused",
+    _W,
+    "An approval was refused: its author changed the pod template (four eyes), does not hold "
+    "the role, approved for another role already, or the role was approved by someone else.",
+    "{detail}",
+)
+APPROVAL_TIMED_OUT = Reason(
+    "ApprovalTimedOut",
+    _W,
+    "An approval step's timeout passed without every role approving: the rollout keeps "
+    "holding at the step (no promotion, no rollback) until the approvals come or it is "
+    "aborted.",
+    "step {step}/{steps}: revision {revision} still waits for approval by {pending} after "
+    "{timeout}; holding (approve, or abort to roll back)",
+)
 PAUSE_EXPIRED = Reason(
     "PauseExpired",
     _N,
@@ -417,6 +447,10 @@ ALL_REASONS: tuple[Reason, ...] = (
     STEP_ADVANCED,
     PAUSED,
     RESUMED,
+    APPROVAL_REQUESTED,
+    APPROVAL_GRANTED,
+    APPROVAL_REFUSED,
+    APPROVAL_TIMED_OUT,
     PAUSE_EXPIRED,
     ANALYSIS_MEASURED,
     MEASUREMENT_FAILED,

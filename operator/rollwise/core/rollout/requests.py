@@ -167,6 +167,14 @@ class Requests(Watch):
             self.take(RequestKind.RETRY)
             self._restart_analysis(retry)
         full = self.take(RequestKind.PROMOTE_FULL)
+        index = self.s.current_step_index or 0
+        gate = next(
+            (i for i in range(index, self.n) if self.approval_pending(i)),
+            None,
+        )
+        if full is not None and gate is not None:
+            self.ignore(full, self._approval_gate(gate, "promote-full"))
+            full = None
         if full is not None:
             self.emit(
                 R.PROMOTED_FULL,
@@ -183,7 +191,9 @@ class Requests(Watch):
         promote = self.take(RequestKind.PROMOTE)
         if promote is None:
             return
-        index = self.s.current_step_index or 0
+        if gate == index:
+            self.ignore(promote, self._approval_gate(index, "promote"))
+            return
         if index >= self.n:
             self.ignore(promote, "all steps are done; waiting for the canary to be available")
             return
@@ -195,6 +205,14 @@ class Requests(Watch):
             request=promote.id,
         )
         self._enter_step(index + 1)
+
+    def _approval_gate(self, index: int, what: str) -> str:
+        """Why a promote does not go past the approval step ``index``."""
+        return (
+            f"step {index + 1}/{self.n} is an approval step waiting for "
+            f"{self.approval_pending(index)}; {what} does not skip it (kubectl rollwise approve, "
+            "or abort to roll back)"
+        )
 
     def _restart_analysis(self, request: ManualRequest) -> None:
         index = self.s.current_step_index or 0

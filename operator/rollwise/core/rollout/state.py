@@ -19,7 +19,7 @@ from rollwise.core.analysis import (
     checks_for_step,
     new_run,
 )
-from rollwise.core.durations import add_seconds, format_seconds
+from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
 from rollwise.core.events import Event
 from rollwise.core.observations import (
     OVERRIDE_HANDLED_KEY,
@@ -40,11 +40,13 @@ from rollwise.core.rollout.segments import (
     uses_mirror_routes,
 )
 from rollwise.core.rollout.status import (
+    ApprovalStatus,
     PauseReason,
     RolloutStatus,
     step_text,
 )
-from rollwise.core.spec import RolloutSpec
+from rollwise.core.spec import ApprovalStep, RolloutSpec
+from rollwise.core.status_model import format_time
 from rollwise.core.traffic import HeaderRoute, MirrorRoute
 from rollwise.core.validation import selector_string
 
@@ -142,6 +144,7 @@ class PassState:
             pause_reason=None,
             deadline_exceeded=False,
             progress_started_at=self.now,
+            approvals=None,
         )
 
     def _start_canary(self, rev: str) -> None:
@@ -176,6 +179,54 @@ class PassState:
             checks = checks_for_step(self.spec, index)
             if checks is not None and self.s.canary_revision is not None:
                 self.update(analysis=new_run(index, self.s.canary_revision, checks, self.now))
+        elif step.approval is not None:
+            self._request_approval(index, step.approval)
+
+    def _request_approval(self, index: int, step: ApprovalStep) -> None:
+        """The approval step ``index`` begins: recorded in ``status.approvals`` (its deadline
+        from now), the rollout pauses, ``ApprovalRequested``."""
+        canary = self.s.canary_revision
+        if canary is None:
+            return
+        deadline = None
+        if step.timeout is not None:
+            try:
+                deadline = add_seconds(self.now, parse_seconds(step.timeout))
+            except InvalidDuration:
+                deadline = None
+        self.update(
+            pause_started_at=self.now,
+            pause_reason=PauseReason.AWAITING_APPROVAL,
+            approvals=ApprovalStatus(
+                step_index=index,
+                revision=canary,
+                roles=list(step.roles),
+                pending=list(step.roles),
+                requested_at=self.now,
+                deadline=deadline,
+            ),
+        )
+        self.emit(
+            R.APPROVAL_REQUESTED,
+            step=index + 1,
+            steps=self.n,
+            revision=canary,
+            roles=", ".join(step.roles),
+            deadline=f" until {format_time(deadline)}" if deadline is not None else "",
+        )
+
+    def approval_pending(self, index: int) -> str:
+        """The roles an approval step at ``index`` still waits for (empty: it is not an
+        approval step, or it is approved)."""
+        step = self.steps[index].approval if index < self.n else None
+        if step is None:
+            return ""
+        st = self.s.approvals
+        if st is not None and st.step_index == index and st.approved_at is not None:
+            return ""
+        if st is not None and st.step_index == index and st.revision == self.s.canary_revision:
+            return ", ".join(st.pending)
+        return ", ".join(step.roles)
 
     def _rollback(self, *, cause: str = "", request: ManualRequest | None = None) -> None:
         s = self.s

@@ -37,6 +37,10 @@ class PauseReason(StrEnum):
     REGRESSION_HOLD = "RegressionHold"
     #: A confirm-rollout or confirm-promotion webhook has not answered 2xx yet.
     AWAITING_CONFIRMATION = "AwaitingConfirmation"
+    #: An approval step waits for its approvals.
+    AWAITING_APPROVAL = "AwaitingApproval"
+    #: An approval step's timeout passed without every approval: it keeps holding.
+    APPROVAL_TIMED_OUT = "ApprovalTimedOut"
 
 
 class ConditionType(StrEnum):
@@ -48,7 +52,8 @@ class ConditionType(StrEnum):
     the workload serves at full capacity, whether or not a canary is in progress.
     ``Progressing``: True while a revision is being rolled out; False with reason
     ``ProgressDeadlineExceeded``, ``RolledBack`` or ``Aborted`` when stuck or rolled back.
-    ``Paused``: True with reason PauseStep, SpecPaused, AnalysisInconclusive or OverrideHold.
+    ``Paused``: True with reason PauseStep, SpecPaused, AnalysisInconclusive, OverrideHold,
+    AwaitingApproval or ApprovalTimedOut.
     ``Degraded``: True when rolled back, aborted, past the progress deadline or invalid.
     ``InvalidSpec``: True with the validation messages when the spec is invalid.
     ``QueriesVerified``: whether the provider parsed every metric query of the spec (True),
@@ -144,6 +149,34 @@ class WebhookCall(StatusModel):
     calls: int = 0
 
 
+class GivenApproval(StatusModel):
+    """An approval as the approval step counts it: ``user`` approved as ``role``."""
+
+    role: str
+    user: str
+    at: Time
+
+
+class ApprovalStatus(StatusModel):
+    """The approval step the canary is at (``stepIndex``, 0-based as ``currentStepIndex``):
+    the roles it asks for, those ``granted`` and those still ``pending``, when it was
+    requested and its ``deadline`` (None: no timeout), whether it ``timedOut``, who changed the
+    template (``templateChangedBy``, who may approve none of it) and the approvals not counted
+    (``refused``, with why)."""
+
+    step_index: int
+    revision: str
+    roles: list[str] = Field(default_factory=list)
+    granted: list[GivenApproval] = Field(default_factory=list)
+    pending: list[str] = Field(default_factory=list)
+    refused: list[str] = Field(default_factory=list)
+    requested_at: Time
+    deadline: Time | None = None
+    timed_out: bool = False
+    approved_at: Time | None = None
+    template_changed_by: str | None = None
+
+
 class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     """``status`` of a Rollout."""
 
@@ -189,4 +222,6 @@ class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     """The revision that waits for its upstream Rollouts (``spec.promotion.after``)."""
     webhooks: list[WebhookCall] | None = None
     """The gating webhooks' last calls, one per webhook of the spec (None: none called)."""
+    approvals: ApprovalStatus | None = None
+    """The approval step the canary is at, or last passed (None: none in this canary)."""
     event_log: EventLog = Field(default_factory=EventLog)

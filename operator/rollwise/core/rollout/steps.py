@@ -13,18 +13,22 @@ from rollwise.core.decision import Action
 from rollwise.core.durations import InvalidDuration, add_seconds, format_seconds, parse_seconds
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.analysis import Analysis
+from rollwise.core.rollout.approvals import approve_hint, count_approvals
 from rollwise.core.rollout.completion import Completion
 from rollwise.core.rollout.segments import mirror_of, route_of
 from rollwise.core.rollout.status import (
+    GivenApproval,
     PauseReason,
 )
 from rollwise.core.spec import (
+    ApprovalStep,
     HeaderRouteStep,
     MirrorRouteStep,
     PauseStep,
     WebhookType,
     step_what,
 )
+from rollwise.core.status_model import format_time
 from rollwise.core.traffic import expected_weight, split, weights
 
 
@@ -60,6 +64,8 @@ class Steps(Analysis, Completion):
                 done = self._header_route_step(index, step.set_header_route)
             elif step.set_mirror_route is not None:
                 done = self._mirror_route_step(index, step.set_mirror_route)
+            elif step.approval is not None:
+                done = self._approval_step(index, step.approval)
             else:
                 done = self._analysis_step(index)
             if not done or not self.canary_active:
@@ -245,6 +251,101 @@ class Steps(Analysis, Completion):
         self.wake(end)
         left = format_seconds((end - self.now).total_seconds())
         self.message = f"{head}: paused for {pause.duration}, {left} left"
+        return False
+
+    def _approval_step(self, index: int, step: ApprovalStep) -> bool:
+        """Done once every role approved the canary revision (distinct people, none of them
+        the template's author); past the timeout it keeps holding, with a Warning."""
+        canary = self.s.canary_revision
+        if canary is None:
+            return False
+        st = self.s.approvals
+        if st is None or st.step_index != index or st.revision != canary:
+            self._request_approval(index, step)
+            st = self.s.approvals
+            if st is None:
+                return False
+        head = f"step {index + 1}/{self.n} (approval)"
+        counted = count_approvals(
+            self.obs.approvals,
+            self.obs.template_author,
+            roles=step.roles,
+            revision=canary,
+            step=index,
+        )
+        granted = [
+            GivenApproval(role=role, user=a.user, at=a.at)
+            for role in step.roles
+            if (a := counted.granted.get(role)) is not None
+        ]
+        pending = [role for role in step.roles if role not in counted.granted]
+        before = {(g.role, g.user) for g in st.granted}
+        for given in granted:
+            if (given.role, given.user) not in before:
+                left = (
+                    f"waiting for {', '.join(pending)}"
+                    if pending
+                    else "every role approved; going on"
+                )
+                self.emit(
+                    R.APPROVAL_GRANTED,
+                    step=index + 1,
+                    steps=self.n,
+                    user=given.user,
+                    revision=canary,
+                    role=given.role,
+                    left=left,
+                )
+        for refused in counted.refused:
+            if refused not in st.refused:
+                self.emit(
+                    R.APPROVAL_REFUSED,
+                    detail=f"{head}: approval by {refused}; it does not count",
+                )
+        st = st.model_copy(
+            update={
+                "granted": granted,
+                "pending": pending,
+                "refused": list(counted.refused),
+                "template_changed_by": counted.author,
+            }
+        )
+        if not pending:
+            self.update(approvals=st.model_copy(update={"approved_at": self.now}))
+            self._progressed()
+            return True
+        waiting = f"{head}: waiting for approval by {', '.join(pending)}"
+        if granted:
+            waiting += " (" + ", ".join(f"{g.role}: {g.user}" for g in granted) + ")"
+        if counted.author is None:
+            waiting += (
+                f"; who changed the template to revision {canary} is not recorded, so no "
+                "approval can count"
+            )
+        hint = approve_hint(self.obs.name or "NAME", pending[0])
+        deadline = st.deadline
+        if deadline is not None and self.now >= deadline:
+            if not st.timed_out:
+                self.emit(
+                    R.APPROVAL_TIMED_OUT,
+                    step=index + 1,
+                    steps=self.n,
+                    revision=canary,
+                    pending=", ".join(pending),
+                    timeout=step.timeout or "",
+                )
+            st = st.model_copy(update={"timed_out": True})
+            self.update(approvals=st, pause_reason=PauseReason.APPROVAL_TIMED_OUT)
+            self.message = f"{waiting}; timed out at {format_time(deadline)}, holding ({hint})"
+            return False
+        if deadline is not None:
+            self.wake(deadline)
+            left = format_seconds((deadline - self.now).total_seconds())
+            waiting += f"; {left} left"
+        self.update(approvals=st, pause_reason=PauseReason.AWAITING_APPROVAL)
+        if self.s.pause_started_at is None:
+            self.update(pause_started_at=self.now)
+        self.message = f"{waiting} ({hint})"
         return False
 
     def _analysis_step(self, index: int) -> bool:

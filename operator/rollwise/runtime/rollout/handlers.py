@@ -7,9 +7,9 @@ Design: a ``@kopf.daemon`` per Rollout runs
 * the pass's ``requeue_after`` (a pause ending, a measurement falling due, a retry), capped by
   ``resync_seconds`` so a missed watch event is never fatal;
 * a *wake-up*: a watch event that changes what the Rollout asks for — its
-  ``metadata.generation`` (spec), a manual-request annotation (``rollwise.dev/promote`` ...) or
-  its deletion — or a revision Deployment's controller reporting progress (observed
-  generation, replica counts in status);
+  ``metadata.generation`` (spec), a manual-request annotation (``rollwise.dev/promote`` ...), a
+  recorded override or approval (an approval step may go on), or its deletion — or a revision
+  Deployment's controller reporting progress (observed generation, replica counts in status);
 * the daemon being stopped (Rollout deleted, operator exiting).
 
 The daemon and the Rollouts' own watch are the ones every kind gets
@@ -53,6 +53,7 @@ from rollwise.adapters.workloads import ROLLOUT_LABEL
 from rollwise.core.observations import RequestKind
 from rollwise.core.overrides import OVERRIDES
 from rollwise.core.rollout.actions import Decision
+from rollwise.core.rollout.approvals import APPROVALS
 from rollwise.runtime.logging import rollout_logger
 from rollwise.runtime.loops import Kind, Loops, register_kind
 from rollwise.runtime.metrics import OperatorMetrics
@@ -61,8 +62,9 @@ from rollwise.runtime.rollout.reconcile import reconcile
 from rollwise.runtime.skeleton import Memory, PassResult
 
 #: Annotations whose change wakes a Rollout's loop: the manual requests, and the override
-#: records the admission webhook writes (``core.overrides``).
-_REQUEST_ANNOTATIONS = (*(kind.annotation for kind in RequestKind), OVERRIDES)
+#: and approval records the admission webhook writes (``core.overrides``,
+#: ``core.rollout.approvals``).
+_REQUEST_ANNOTATIONS = (*(kind.annotation for kind in RequestKind), OVERRIDES, APPROVALS)
 
 #: The name of the Rollouts' loops and fingerprints in :class:`Loops`.
 KIND = "rollout"

@@ -34,6 +34,7 @@ from rollwise.core.observations import (
 from rollwise.core.overrides import in_effect, read_overrides
 from rollwise.core.querycheck import QueryCheck, sample_context
 from rollwise.core.rollout.analysis import due_metrics, query_context
+from rollwise.core.rollout.approvals import read_approval_records
 from rollwise.core.rollout.canary import rollout_metrics
 from rollwise.core.rollout.overrides import RolloutOverride, rollout_effect
 from rollwise.core.rollout.segments import uses_header_routes, uses_mirror_routes
@@ -142,6 +143,17 @@ def _with_override(observations: Observations, override: RolloutOverride) -> Obs
         hold=override.hold,
         override_requests=override.requests,
         override_waiting=override.waiting,
+    )
+
+
+def _with_approvals(observations: Observations, obj: RolloutObject, ports: Ports) -> Observations:
+    """The signed approval records (approval steps) and who changed the template."""
+    records = read_approval_records(obj.annotations, obj.uid, ports.record_key)
+    return replace(
+        observations,
+        approvals=records.approvals,
+        template_author=records.template_author,
+        name=obj.name,
     )
 
 
@@ -349,31 +361,35 @@ async def observe(
     return Seen(
         declared,
         status,
-        Observations(
-            template_hash=template_hash,
-            generation=obj.generation,
-            revisions=revisions,
-            actual_weight=route.weight,
-            actual_baseline_weight=route.baseline_weight,
-            actual_header_routes=route.header_routes,
-            actual_mirror_routes=route.mirror_routes,
-            stable_service_exists=stable_exists,
-            canary_service_exists=canary_exists,
-            baseline_service_exists=baseline_exists,
-            measurements=measurements,
-            requests=requests,
-            missing_references=tuple(missing),
-            hold=override.hold,
-            override_requests=override.requests,
-            override_waiting=override.waiting,
-            query_check=query_check,
-            route_rejected=(
-                route_rejection(obj.namespace, canary.traffic_routing) if route.rejected else ""
+        _with_approvals(
+            Observations(
+                template_hash=template_hash,
+                generation=obj.generation,
+                revisions=revisions,
+                actual_weight=route.weight,
+                actual_baseline_weight=route.baseline_weight,
+                actual_header_routes=route.header_routes,
+                actual_mirror_routes=route.mirror_routes,
+                stable_service_exists=stable_exists,
+                canary_service_exists=canary_exists,
+                baseline_service_exists=baseline_exists,
+                measurements=measurements,
+                requests=requests,
+                missing_references=tuple(missing),
+                hold=override.hold,
+                override_requests=override.requests,
+                override_waiting=override.waiting,
+                query_check=query_check,
+                route_rejected=(
+                    route_rejection(obj.namespace, canary.traffic_routing) if route.rejected else ""
+                ),
+                events_posted=posted,
+                templates=templates,
+                upstreams=upstreams,
+                webhook_answers=webhook_answers,
             ),
-            events_posted=posted,
-            templates=templates,
-            upstreams=upstreams,
-            webhook_answers=webhook_answers,
+            obj,
+            ports,
         ),
         spec_errors=tuple(spec_errors),
         router=router,
