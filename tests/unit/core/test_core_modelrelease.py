@@ -2049,3 +2049,29 @@ def test_a_kserve_canary_decides_for_itself_whatever_a_child_says() -> None:
     assert decision is not None
     assert decision.reasons[0].code == "ThresholdFailed"
     assert events(d).count(RR.DECISION_CHANGED.name) == 1
+
+
+def test_a_release_that_ends_is_not_woken_for_the_stage_it_left() -> None:
+    """A waiver expiring in a second asked the pass to wake then; the canary rolled back in the
+    same pass, so the release has ended: no wake, as on every later pass of it."""
+    status, world, spec = staging()
+    waived = GateResult(
+        "artifact-digest",
+        GateStatus.WAIVED,
+        "w",
+        waiver_expires_at=at(41),
+        underlying=GateStatus.FAILED,
+    )
+    rolled_back = ChildRolloutState(
+        phase=Phase.DEGRADED,
+        stable_revision="old",
+        rolled_back_revision=child_revision(spec),
+        template=server_template(),
+    )
+    gates = (*[g for g in world.gates if g.name != "artifact-digest"], waived)
+    obs = world.observe(child=rolled_back, gates=gates)
+    first = decide_release(spec, status, obs, at(40))
+    assert first.status.stage is Stage.ROLLED_BACK
+    assert first.requeue_after is None
+    again = decide_release(spec, first.status, obs, at(40))
+    assert again.requeue_after is None

@@ -136,6 +136,11 @@ class PassState:
             user=user,
         )
         self.update(stage=to, history=[*self.s.history, entry][-MAX_HISTORY:])
+        if to.terminal:
+            # What the pass asked to be woken for so far (a waiver's expiry, a gate's poll)
+            # belonged to the stage it leaves: an ended release is woken only for what its
+            # terminal stage still does, as any later pass of it would be.
+            self.wakes.clear()
 
     def _alias_shows(self, version: str | None) -> bool:
         reading = self.obs.alias
