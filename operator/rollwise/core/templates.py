@@ -30,6 +30,7 @@ from rollwise.core.spec import (
     AnalysisSpec,
     AnalysisTemplateSpec,
     ArgType,
+    BlueGreenStrategy,
     Metric,
     RolloutSpec,
     Step,
@@ -288,11 +289,31 @@ def resolve_rollout(
     canary = spec.strategy.canary
     if not rollout_template_keys(spec):
         return spec, []
+    blue_green = spec.strategy.blue_green
+    if blue_green is not None:
+        return _resolve_blue_green(spec, blue_green, reads)
     steps, analysis, errors = resolve_canary(
         canary.steps, canary.analysis, "spec.strategy.canary", reads
     )
     canary = canary.model_copy(update={"steps": steps, "analysis": analysis})
-    strategy = spec.strategy.model_copy(update={"canary": canary})
+    strategy = spec.strategy.model_copy(update={"canary_strategy": canary})
+    return spec.model_copy(update={"strategy": strategy}), errors
+
+
+def _resolve_blue_green(
+    spec: RolloutSpec,
+    blue_green: BlueGreenStrategy,
+    reads: Mapping[TemplateKey, TemplateRead | None],
+) -> tuple[RolloutSpec, list[str]]:
+    """A blue-green spec's ``prePromotionAnalysis`` with its template references resolved."""
+    own = blue_green.pre_promotion_analysis
+    if own is None or not own.templates:
+        return spec, []
+    where = "spec.strategy.blueGreen.prePromotionAnalysis"
+    metrics, errors = merge(where, own.templates, own.metrics or [], reads)
+    own = own.model_copy(update={"metrics": metrics, "templates": None})
+    blue_green = blue_green.model_copy(update={"pre_promotion_analysis": own})
+    strategy = spec.strategy.model_copy(update={"blue_green": blue_green})
     return spec.model_copy(update={"strategy": strategy}), errors
 
 

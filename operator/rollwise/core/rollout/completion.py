@@ -61,8 +61,15 @@ class Completion(Watch):
         self._progressed()
         self._clear_canary()
         self.update(stable_revision=canary, retired_revisions=retired)
-        self.emit(R.ROLLOUT_COMPLETED, revision=canary, previous=old, delay=format_seconds(delay))
-        self._start_watch(canary, old)
+        self._promoted(canary, old, delay)
+
+    def _promoted(self, revision: str, previous: str, delay: int) -> None:
+        """The canary ``revision`` became stable in this pass; ``previous`` goes in ``delay``
+        seconds."""
+        self.emit(
+            R.ROLLOUT_COMPLETED, revision=revision, previous=previous, delay=format_seconds(delay)
+        )
+        self._start_watch(revision, previous)
 
     def _stable_only(self) -> None:
         stable = self.s.stable_revision
@@ -341,6 +348,12 @@ class Completion(Watch):
             )
             now = split(replicas, weight, router=self.router, baseline=with_baseline)
             stable_replicas = now.stable
+            if self.blue_green is not None:
+                # The active revision serves everything until the switch; the preview runs its
+                # own count until it is ready and every stage before the switch is done.
+                full = index >= self.n and self.preview_ready()
+                canary_replicas = replicas if full else self.preview_replicas()
+                stable_replicas = replicas
             if with_baseline and index < self.n:
                 # Ready for the next step's share before it is routed, and still sized for the
                 # share it has now until the weight moves on.
@@ -415,7 +428,8 @@ class Completion(Watch):
                 # reaches a replaced canary's unready newcomer.
                 actions.append(mirrors)
                 mirrors = None
-        actions.append(PointCanaryService(self.canary_spec.canary_service, canary or stable))
+        if self.blue_green is None or self.blue_green.preview_service is not None:
+            actions.append(PointCanaryService(self.canary_spec.canary_service, canary or stable))
         if baseline_service is not None:
             # Without a baseline the Service selects the stable pods, as the canary Service
             # does without a canary: whatever weight it still carries reaches a ready fleet.

@@ -209,6 +209,30 @@ ROLLOUT_COMPLETED = Reason(
     "removed after scaleDownDelaySeconds.",
     "revision {revision} is stable at 100%; previous revision {previous} removed after {delay}",
 )
+PREVIEW_READY = Reason(
+    "PreviewReady",
+    _N,
+    "Blue-green: the new revision's preview pods are available behind the preview Service; "
+    "its pre-promotion analysis and the wait for promotion start now.",
+    "preview {revision} ready: {available}/{replicas} available{service}; active {active} "
+    "serves all traffic",
+)
+AWAITING_PROMOTION = Reason(
+    "AwaitingPromotion",
+    _N,
+    "Blue-green: the preview is ready and judged; the switch waits for a promotion "
+    "(autoPromotionEnabled false) or for autoPromotionSeconds.",
+    "preview {revision} awaits promotion ({how}); active {active} serves all traffic",
+)
+ACTIVE_SWITCHED = Reason(
+    "ActiveSwitched",
+    _N,
+    "Blue-green: the new revision runs its full replica count and the active Service's "
+    "selector was moved to it in one write (no pod restarted); the previous revision keeps "
+    "running for scaleDownDelaySeconds.",
+    "active Service {service} switched from {previous} to {revision}; {previous} removed "
+    "after {delay}",
+)
 REVISION_RETIRED = Reason(
     "RevisionRetired",
     _N,
@@ -391,6 +415,9 @@ ALL_REASONS: tuple[Reason, ...] = (
     PROMOTED,
     PROMOTED_FULL,
     ROLLOUT_COMPLETED,
+    PREVIEW_READY,
+    AWAITING_PROMOTION,
+    ACTIVE_SWITCHED,
     WATCH_STARTED,
     REGRESSION_DETECTED,
     REGRESSION_CONFIRMED,
