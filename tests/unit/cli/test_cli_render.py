@@ -18,7 +18,14 @@ from rollwise.cli.render import (
 )
 from rollwise.core.observations import TemplateKey
 from rollwise.core.phases import Phase
-from rollwise.core.rollout.status import ActiveHeaderRoute, ActiveMirrorRoute, BaselineStatus
+from rollwise.core.rollout.status import (
+    ActiveHeaderRoute,
+    ActiveMirrorRoute,
+    BaselineStatus,
+    BlueGreenStatus,
+    PauseReason,
+    RolloutStatus,
+)
 from rollwise.core.spec import Metric
 from tests.unit.cli import cli_builders as b
 
@@ -455,3 +462,70 @@ def test_get_shows_since_when_the_stable_revision_is_healthy() -> None:
 def test_rollout_table_shows_the_revision_waiting_for_upstream() -> None:
     lines = render_rollout_table([_waiting_for_upstream()], b.NOW, all_namespaces=False)
     assert cells(lines[1]) == ["web", "Waiting", "-", "-", b.STABLE, f"{b.CANARY} (waiting)", "3d"]
+
+
+def _blue_green(status: RolloutStatus) -> dict[str, Any]:
+    obj = b.rollout(status)
+    obj["spec"]["strategy"] = {
+        "blueGreen": {
+            "activeService": "web-active",
+            "previewService": "web-preview",
+            "autoPromotionEnabled": False,
+        }
+    }
+    return obj
+
+
+def _awaiting_promotion() -> RolloutStatus:
+    return b.healthy().model_copy(
+        update={
+            "phase": Phase.PAUSED,
+            "message": f"preview {b.CANARY} awaits promotion",
+            "canary_revision": b.CANARY,
+            "current_step_index": 0,
+            "pause_reason": PauseReason.AWAITING_PROMOTION,
+            "blue_green": BlueGreenStatus(
+                active_revision=b.STABLE, preview_revision=b.CANARY, preview_ready_at=b.ago(60)
+            ),
+        }
+    )
+
+
+def test_get_shows_the_active_and_preview_revisions_and_the_wait() -> None:
+    text = render_rollout(_blue_green(_awaiting_promotion()), [], b.NOW)
+    assert f"Active:      {b.STABLE} (Service web-active)" in text
+    assert f"Preview:     {b.CANARY} (Service web-preview, ready)" in text
+    assert (
+        "Waiting:     for promotion (kubectl rollwise promote web switches the active Service)"
+    ) in text
+    assert "Weight:" not in text
+    assert "Stable:" not in text
+
+
+def test_get_shows_the_last_switch_and_the_previous_revision() -> None:
+    status = b.healthy().model_copy(
+        update={
+            "blue_green": BlueGreenStatus(
+                active_revision=b.STABLE,
+                switched_at=b.ago(10),
+                previous_revision=b.CANARY,
+                scale_down_at=b.ago(-20),
+            )
+        }
+    )
+    text = render_rollout(_blue_green(status), [], b.NOW)
+    assert "Preview:     -" in text
+    assert f"Switched:    10s ago from {b.CANARY} (still running, removed in 20s)" in text
+
+
+def test_rollout_table_shows_the_preview_awaiting_promotion() -> None:
+    lines = render_rollout_table([_blue_green(_awaiting_promotion())], b.NOW, all_namespaces=False)
+    assert cells(lines[1]) == [
+        "web",
+        "Paused",
+        "awaiting promotion",
+        "-",
+        b.STABLE,
+        f"{b.CANARY} (preview)",
+        "3d",
+    ]
