@@ -4,7 +4,9 @@ pods; the Rollout waits for promotion (phase Paused, reason AwaitingPromotion);
 ``kubectl rollwise promote`` scales the preview to full and moves the active Service's selector
 to it, with no pod restarted (the same pod UIDs before and after); the old revision goes after
 scaleDownDelaySeconds. Then a second new template is aborted before the switch: the preview is
-dropped and the active Service never moves.
+dropped and the active Service never moves. Last, a third one is switched to automatically and
+its postPromotionAnalysis fails: the active Service switches back to the pods that kept
+running.
 
 The Rollout is ``examples/rollout-blue-green`` without its pre-promotion analysis (the
 Services and the pods are under test here, not the checks; the core's tables cover the
@@ -96,7 +98,7 @@ def awaiting_promotion(cluster: Cluster, preview: str, pods: int) -> bool:
     )
 
 
-def test_blue_green_promote_switches_the_active_service_and_abort_drops_the_preview(
+def test_blue_green_promote_switches_abort_drops_the_preview_and_a_failure_switches_back(
     cluster: Cluster, start_operator: StartOperator
 ) -> None:
     docs = example_docs(EXAMPLE, cluster.test_id)
@@ -165,9 +167,14 @@ def test_blue_green_promote_switches_the_active_service_and_abort_drops_the_prev
         what="the previous revision removed after scaleDownDelaySeconds",
     )
     reasons = cluster.reasons()
-    for reason in ("PreviewReady", "AwaitingPromotion", "Promoted", "ActiveSwitched"):
+    for reason in (
+        "PreviewReady",
+        "AwaitingPromotion",
+        "Promoted",
+        "ActiveSwitched",
+        "RolloutCompleted",
+    ):
         assert reason in reasons, reasons
-    assert "RolloutCompleted" not in reasons
 
     # Abort before the switch: the preview is dropped, the active Service never moves.
     active_pods = pod_uids(cluster, second)
@@ -200,3 +207,60 @@ def test_blue_green_promote_switches_the_active_service_and_abort_drops_the_prev
     assert degraded["reason"] == "Aborted"
     events = json.dumps(cluster.events())
     assert "Aborted" in events
+
+    # A postPromotionAnalysis that fails after the switch switches back, to pods that never
+    # stopped. The check asks the lab's real Prometheus for a constant above its threshold.
+    failing = {
+        "interval": "1s",
+        "metrics": [
+            {
+                "name": "always-failing",
+                "count": 1,
+                "failureCondition": "result > 0.5",
+                "provider": {"prometheus": {"query": "vector(1)"}},
+            }
+        ],
+    }
+    cluster.k(
+        "patch",
+        f"rollout/{NAME}",
+        "--type=json",
+        "-p",
+        json.dumps(
+            [
+                *image("1.3.0"),
+                {
+                    "op": "replace",
+                    "path": "/spec/strategy/blueGreen/autoPromotionEnabled",
+                    "value": True,
+                },
+                {
+                    "op": "add",
+                    "path": "/spec/strategy/blueGreen/postPromotionAnalysis",
+                    "value": failing,
+                },
+            ]
+        ),
+    )
+    fourth = revision_of(cluster.rollout()["spec"]["template"])
+
+    def switched_back() -> bool:
+        s = cluster.status()
+        return (
+            s.get("phase") == "Degraded"
+            and s.get("rolledBackRevision") == fourth
+            and s.get("stableRevision") == second
+            and selects(cluster, ACTIVE) == second
+        )
+
+    eventually(switched_back, timeout=90, what="the failed postPromotionAnalysis switched back")
+    reasons = cluster.reasons()
+    assert reasons.count("ActiveSwitched") == 2, reasons
+    assert "SwitchedBack" in reasons, reasons
+    assert "AnalysisFailed" in reasons, reasons
+    assert pod_uids(cluster, second) == active_pods
+    eventually(
+        lambda: cluster.replicas().get(f"{NAME}-{fourth}", (0, 0)) == (0, 0),
+        timeout=60,
+        what="the switched-back revision scaled to 0",
+    )

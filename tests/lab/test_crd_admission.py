@@ -575,6 +575,16 @@ INVALID_ROLLOUTS = [
     pytest.param(
         with_spec(
             rollout(),
+            strategy={
+                "blueGreen": {"activeService": "demo", "postPromotionAnalysis": {"interval": "1m"}}
+            },
+        ),
+        "postPromotionAnalysis needs metrics or templates",
+        id="blue-green-post-analysis-without-metrics",
+    ),
+    pytest.param(
+        with_spec(
+            rollout(),
             selector={"matchExpressions": [{"key": "app", "operator": "Like"}]},
         ),
         'spec.selector.matchExpressions[0].operator: Unsupported value: "Like": supported '

@@ -386,9 +386,10 @@ def _blue_green_lines(
     state, the wait for promotion, and the last switch."""
     active_service = blue_green.get("activeService", "?")
     preview_service = blue_green.get("previewService")
-    lines = [f"Active:      {status.stable_revision or '-'} (Service {active_service})"]
-    preview = status.canary_revision
     recorded = status.blue_green
+    active = recorded.active_revision if recorded is not None else None
+    lines = [f"Active:      {active or status.stable_revision or '-'} (Service {active_service})"]
+    preview = status.canary_revision
     if preview is None:
         lines.append("Preview:     -")
     else:
@@ -396,6 +397,11 @@ def _blue_green_lines(
         state = "ready" if ready else "starting"
         where = f"Service {preview_service}, " if preview_service else ""
         lines.append(f"Preview:     {preview} ({where}{state})")
+        if active == preview:
+            lines.append(
+                f"Previous:    {status.stable_revision or '-'} (still running: switched back "
+                f"if the postPromotionAnalysis fails or on kubectl rollwise abort {name})"
+            )
         if status.pause_reason is PauseReason.AWAITING_PROMOTION:
             lines.append(
                 f"Waiting:     for promotion (kubectl rollwise promote {name} switches the "

@@ -305,14 +305,24 @@ def _resolve_blue_green(
     blue_green: BlueGreenStrategy,
     reads: Mapping[TemplateKey, TemplateRead | None],
 ) -> tuple[RolloutSpec, list[str]]:
-    """A blue-green spec's ``prePromotionAnalysis`` with its template references resolved."""
-    own = blue_green.pre_promotion_analysis
-    if own is None or not own.templates:
+    """A blue-green spec's pre- and post-promotion analyses with their template references
+    resolved."""
+    errors: list[str] = []
+    update: dict[str, StepAnalysis] = {}
+    for field, name in (
+        ("pre_promotion_analysis", "prePromotionAnalysis"),
+        ("post_promotion_analysis", "postPromotionAnalysis"),
+    ):
+        own: StepAnalysis | None = getattr(blue_green, field)
+        if own is None or not own.templates:
+            continue
+        where = f"spec.strategy.blueGreen.{name}"
+        metrics, problems = merge(where, own.templates, own.metrics or [], reads)
+        errors.extend(problems)
+        update[field] = own.model_copy(update={"metrics": metrics, "templates": None})
+    if not update:
         return spec, []
-    where = "spec.strategy.blueGreen.prePromotionAnalysis"
-    metrics, errors = merge(where, own.templates, own.metrics or [], reads)
-    own = own.model_copy(update={"metrics": metrics, "templates": None})
-    blue_green = blue_green.model_copy(update={"pre_promotion_analysis": own})
+    blue_green = blue_green.model_copy(update=update)
     strategy = spec.strategy.model_copy(update={"blue_green": blue_green})
     return spec.model_copy(update={"strategy": strategy}), errors
 

@@ -87,7 +87,8 @@ MSG_ANALYSIS_STEP_METRICS = (
 )
 MSG_ONE_STRATEGY = "strategy must set exactly one of canary or blueGreen"
 MSG_PREVIEW_SERVICE_DIFFERS = "previewService must differ from activeService"
-MSG_BLUE_GREEN_ANALYSIS_METRICS = "prePromotionAnalysis needs metrics or templates"
+MSG_PRE_PROMOTION_METRICS = "prePromotionAnalysis needs metrics or templates"
+MSG_POST_PROMOTION_METRICS = "postPromotionAnalysis needs metrics or templates"
 MSG_UNIQUE_ARGS = "arg names must be unique"
 MSG_SELECTOR_MATCHES = "selector must match template.metadata.labels"
 MSG_SELECTOR_EMPTY = "selector must set matchLabels or matchExpressions"
@@ -157,15 +158,12 @@ def validate_blue_green(base: str, blue_green: BlueGreenStrategy) -> list[str]:
     errors: list[str] = []
     if blue_green.preview_service == blue_green.active_service:
         errors.append(f"{base}: {MSG_PREVIEW_SERVICE_DIFFERS}")
-    if blue_green.pre_promotion_analysis is not None:
-        errors.extend(
-            _step_analysis(
-                f"{base}.prePromotionAnalysis",
-                blue_green.pre_promotion_analysis,
-                None,
-                MSG_BLUE_GREEN_ANALYSIS_METRICS,
-            )
-        )
+    for name, analysis, message in (
+        ("prePromotionAnalysis", blue_green.pre_promotion_analysis, MSG_PRE_PROMOTION_METRICS),
+        ("postPromotionAnalysis", blue_green.post_promotion_analysis, MSG_POST_PROMOTION_METRICS),
+    ):
+        if analysis is not None:
+            errors.extend(_step_analysis(f"{base}.{name}", analysis, None, message))
     return errors
 
 

@@ -23,8 +23,9 @@ from rollwise.core.rollout.canary import decide
 from rollwise.core.rollout.status import ConditionType, PauseReason, RolloutStatus
 from rollwise.core.spec import RolloutSpec, blue_green_steps
 from rollwise.core.validation import (
-    MSG_BLUE_GREEN_ANALYSIS_METRICS,
     MSG_ONE_STRATEGY,
+    MSG_POST_PROMOTION_METRICS,
+    MSG_PRE_PROMOTION_METRICS,
     MSG_PREVIEW_SERVICE_DIFFERS,
     load_rollout_spec,
 )
@@ -173,7 +174,7 @@ def full_preview_switches_the_active_service() -> Case:
         obs=cluster.observe(V2),
         now=at(25),
         phase=Phase.HEALTHY,
-        events=["ActiveSwitched"],
+        events=["ActiveSwitched", "StepAdvanced", "RolloutCompleted"],
         fields={"stable_revision": R2, "canary_revision": None},
         contains=[PointStableService(ACTIVE, R2), PointCanaryService(PREVIEW, R2)],
     )
@@ -249,13 +250,21 @@ def auto_promotion_seconds_expire() -> Case:
         obs=cluster.observe(V2),
         now=at(80),
         phase=Phase.HEALTHY,
-        events=["PauseExpired", "StepAdvanced", "ActiveSwitched"],
+        events=[
+            "PauseExpired",
+            "StepAdvanced",
+            "ActiveSwitched",
+            "StepAdvanced",
+            "RolloutCompleted",
+        ],
         fields={"stable_revision": R2},
         contains=[PointStableService(ACTIVE, R2)],
     )
 
 
 PRE = {"interval": "30s", "metrics": [{k: v for k, v in metric().items() if k != "count"}]}
+POST = {"interval": "30s", "metrics": [{k: v for k, v in metric("after").items() if k != "count"}]}
+SWITCH = {"setWeight": 100}
 
 
 def pre_promotion_analysis_measures_the_preview() -> Case:
@@ -267,7 +276,14 @@ def pre_promotion_analysis_measures_the_preview() -> Case:
         obs=cluster.observe(V2, measurements={"error-ratio": value(0.01, at(50))}),
         now=at(50),
         phase=Phase.HEALTHY,
-        events=["AnalysisMeasured", "AnalysisPassed", "StepAdvanced", "ActiveSwitched"],
+        events=[
+            "AnalysisMeasured",
+            "AnalysisPassed",
+            "StepAdvanced",
+            "ActiveSwitched",
+            "StepAdvanced",
+            "RolloutCompleted",
+        ],
         fields={"stable_revision": R2},
         contains=[PointStableService(ACTIVE, R2)],
     )
@@ -284,6 +300,74 @@ def pre_promotion_analysis_failure_keeps_active() -> Case:
         phase=Phase.DEGRADED,
         events=["AnalysisFailed", "RolledBack"],
         fields={"stable_revision": R1, "rolled_back_revision": R2},
+        contains=[PointStableService(ACTIVE, R1), ScaleRevision(R2, 0)],
+    )
+
+
+def post_promotion(**blue_green: Any) -> tuple[RolloutStatus, Cluster, RolloutSpec]:
+    """Switched to R2; its postPromotionAnalysis runs, R1 still at full size."""
+    status, cluster, spec = preview_up(postPromotionAnalysis=POST, **blue_green)
+    status2, found, _ = drive(spec, status, cluster, V2, at(20))
+    assert status2 is not None
+    assert "ActiveSwitched" in found
+    return status2, cluster, spec
+
+
+def switch_then_post_promotion_analysis() -> Case:
+    status, cluster, spec = preview_up(postPromotionAnalysis=POST, previewReplicaCount=1)
+    d = decide(spec, status, cluster.observe(V2), at(20))
+    cluster.apply(d)
+    return Case(
+        spec=spec,
+        status=d.status,
+        obs=cluster.observe(V2),
+        now=at(25),
+        phase=Phase.PROGRESSING,
+        events=["ActiveSwitched", "StepAdvanced"],
+        fields={"stable_revision": R1, "canary_revision": R2, "canary_weight": 100},
+        contains=[PointStableService(ACTIVE, R2), ScaleRevision(R1, 4), EnsureRevision(R2, 4, V2)],
+    )
+
+
+def post_promotion_analysis_passes() -> Case:
+    status, cluster, spec = post_promotion()
+    return Case(
+        spec=spec,
+        status=status,
+        obs=cluster.observe(V2, measurements={"after": value(0.01, at(50))}),
+        now=at(50),
+        phase=Phase.HEALTHY,
+        events=["AnalysisMeasured", "AnalysisPassed", "StepAdvanced", "RolloutCompleted"],
+        fields={"stable_revision": R2, "canary_revision": None},
+        contains=[PointStableService(ACTIVE, R2)],
+    )
+
+
+def post_promotion_failure_switches_back() -> Case:
+    status, cluster, spec = post_promotion()
+    return Case(
+        spec=spec,
+        status=status,
+        obs=cluster.observe(V2, measurements={"after": value(0.9, at(50))}),
+        now=at(50),
+        phase=Phase.DEGRADED,
+        events=["AnalysisFailed", "RolledBack", "SwitchedBack"],
+        fields={"stable_revision": R1, "canary_revision": None, "rolled_back_revision": R2},
+        actions=None,
+        contains=[PointStableService(ACTIVE, R1), ScaleRevision(R2, 0)],
+    )
+
+
+def abort_after_the_switch_switches_back() -> Case:
+    status, cluster, spec = post_promotion()
+    return Case(
+        spec=spec,
+        status=status,
+        obs=cluster.observe(V2, requests=_requests(RequestKind.ABORT, "a2")),
+        now=at(40),
+        phase=Phase.DEGRADED,
+        events=["Aborted", "SwitchedBack"],
+        fields={"stable_revision": R1, "rolled_back_revision": R2, "aborted": True},
         contains=[PointStableService(ACTIVE, R1), ScaleRevision(R2, 0)],
     )
 
@@ -334,6 +418,10 @@ CASES = [
     pre_promotion_analysis_failure_keeps_active,
     previous_revision_runs_for_the_delay,
     previous_revision_removed_after_the_delay,
+    switch_then_post_promotion_analysis,
+    post_promotion_analysis_passes,
+    post_promotion_failure_switches_back,
+    abort_after_the_switch_switches_back,
 ]
 
 
@@ -403,8 +491,13 @@ def test_abort_after_the_switch_is_ignored() -> None:
         ),
         pytest.param(
             {"blueGreen": {"activeService": "a", "prePromotionAnalysis": {"interval": "30s"}}},
-            MSG_BLUE_GREEN_ANALYSIS_METRICS,
+            MSG_PRE_PROMOTION_METRICS,
             id="analysis-without-metrics",
+        ),
+        pytest.param(
+            {"blueGreen": {"activeService": "a", "postPromotionAnalysis": {"interval": "30s"}}},
+            MSG_POST_PROMOTION_METRICS,
+            id="post-analysis-without-metrics",
         ),
     ],
 )
@@ -429,18 +522,20 @@ def test_invalid_blue_green_acts_on_nothing() -> None:
 @pytest.mark.parametrize(
     ("fields", "steps"),
     [
-        pytest.param({}, [], id="auto-at-once"),
-        pytest.param({"autoPromotionEnabled": False}, [{"pause": {}}], id="manual"),
-        pytest.param({"autoPromotionSeconds": 90}, [{"pause": {"duration": "90s"}}], id="timed"),
+        pytest.param({}, [SWITCH], id="auto-at-once"),
+        pytest.param({"autoPromotionEnabled": False}, [{"pause": {}}, SWITCH], id="manual"),
+        pytest.param(
+            {"autoPromotionSeconds": 90}, [{"pause": {"duration": "90s"}}, SWITCH], id="timed"
+        ),
         pytest.param(
             {"autoPromotionEnabled": False, "autoPromotionSeconds": 90},
-            [{"pause": {}}],
+            [{"pause": {}}, SWITCH],
             id="manual-ignores-seconds",
         ),
         pytest.param(
-            {"prePromotionAnalysis": PRE},
-            [{"analysis": PRE}],
-            id="analysis",
+            {"prePromotionAnalysis": PRE, "postPromotionAnalysis": POST},
+            [{"analysis": PRE}, SWITCH, {"analysis": POST}],
+            id="analyses",
         ),
     ],
 )
@@ -452,3 +547,31 @@ def test_stages(fields: dict[str, Any], steps: list[dict[str, Any]]) -> None:
         for s in blue_green_steps(blue_green)
     ]
     assert found == steps
+
+
+def test_status_says_the_active_service_selects_the_new_revision_after_the_switch() -> None:
+    status, _, _ = post_promotion()
+    assert status.stable_revision == R1
+    assert status.blue_green is not None
+    assert status.blue_green.active_revision == R2
+    assert status.blue_green.preview_revision == R2
+    assert status.blue_green.previous_revision == R1
+    assert status.blue_green.switched_at == at(20)
+    assert status.blue_green.scale_down_at is None
+
+
+def test_promote_full_before_the_switch_switches_at_completion() -> None:
+    status, cluster, spec = preview_up(prePromotionAnalysis=PRE, autoPromotionEnabled=False)
+    status, _, _ = drive(spec, status, cluster, V2, at(20))
+    assert status is not None
+    assert status.current_step_index == 0  # the pre-promotion analysis runs
+    full = _requests(RequestKind.PROMOTE_FULL, "f1")
+    final, found, _ = drive(spec, status, cluster, V2, at(60), requests=full)
+    assert final is not None
+    assert final.stable_revision == R2
+    assert final.blue_green is not None
+    assert final.blue_green.active_revision == R2
+    assert final.blue_green.switched_at == at(60)
+    assert found.count("ActiveSwitched") == 1
+    assert "PromotedFull" in found
+    assert "RolloutCompleted" in found

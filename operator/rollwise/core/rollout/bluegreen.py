@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollwise.core.durations import add_seconds, format_seconds
+from rollwise.core.durations import add_seconds
+from rollwise.core.observations import ManualRequest
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.status import BlueGreenStatus, PauseReason
 from rollwise.core.rollout.steps import Steps
@@ -36,6 +37,9 @@ from rollwise.core.spec import PauseStep
 class BlueGreen(Steps):
     """The blue-green stages of a pass: the preview gate, the wait for promotion, the switch,
     and ``status.blueGreen``; a canary's pass goes straight through to :class:`Steps`."""
+
+    #: Whether this pass switched the active Service to the new revision.
+    switched_now: bool = False
 
     def _bg(self, **fields: Any) -> None:
         recorded = self.s.blue_green or BlueGreenStatus()
@@ -133,22 +137,86 @@ class BlueGreen(Steps):
                 self.message = f"preview {preview} awaits promotion: {self.message}"
         return done
 
-    def _promoted(self, revision: str, previous: str, delay: int) -> None:
-        if self.blue_green is None:
-            super()._promoted(revision, previous, delay)
+    def _weight_step(self, index: int, weight: int) -> bool:
+        """Blue-green's one weight step is the switch: once the new revision runs every pod,
+        the active Service selects it (weight 100 in status; the action re-points the
+        Service in one write)."""
+        blue_green = self.blue_green
+        if blue_green is None:
+            return super()._weight_step(index, weight)
+        canary, active = self.s.canary_revision, self.s.stable_revision
+        if canary is None or active is None:
+            return False
+        if self.s.canary_weight < 100:
+            replicas = self.spec.replicas
+            state = self.obs.revisions.get(canary)
+            if state is None or not state.ready_for(replicas):
+                have = state.available_replicas if state is not None else 0
+                self._cluster_wait(
+                    f"preview {canary} scaling up for the switch: {have}/{replicas} available"
+                )
+                return False
+            self.update(canary_weight=100, progress_started_at=self.now)
+            self._bg(switched_at=self.now, previous_revision=active)
+            self.switched_now = True
+            self._progressed()
+            after = (
+                "its postPromotionAnalysis runs"
+                if blue_green.post_promotion_analysis is not None
+                else "the switch is complete"
+            )
+            self.emit(
+                R.ACTIVE_SWITCHED,
+                service=blue_green.active_service,
+                previous=active,
+                revision=canary,
+                after=after,
+            )
+        return True
+
+    def _rollback(self, *, cause: str = "", request: ManualRequest | None = None) -> None:
+        blue_green = self.blue_green
+        canary, active = self.s.canary_revision, self.s.stable_revision
+        switched = blue_green is not None and self.s.canary_weight >= 100
+        super()._rollback(cause=cause, request=request)
+        if blue_green is None or not switched or canary is None or active is None:
             return
-        self._bg(
-            switched_at=self.now,
-            previous_revision=previous,
-            scale_down_at=add_seconds(self.now, delay),
-        )
+        # After the switch: the active Service goes back to the previous revision, which
+        # still runs every pod (the action re-points it in one write).
+        self._bg(switched_at=self.now, previous_revision=canary)
         self.emit(
-            R.ACTIVE_SWITCHED,
-            service=self.blue_green.active_service,
-            previous=previous,
-            revision=revision,
-            delay=format_seconds(delay),
+            R.SWITCHED_BACK,
+            service=blue_green.active_service,
+            revision=canary,
+            previous=active,
         )
+
+    def _promoted(self, revision: str, previous: str, delay: int) -> None:
+        blue_green = self.blue_green
+        if blue_green is not None:
+            recorded = self.s.blue_green
+            switched = self.switched_now or (
+                recorded is not None and recorded.active_revision == revision
+            )
+            if not switched:
+                # Past the switch step (promote-full): the completion is the switch.
+                self.emit(
+                    R.ACTIVE_SWITCHED,
+                    service=blue_green.active_service,
+                    previous=previous,
+                    revision=revision,
+                    after="the switch is complete",
+                )
+                self._bg(switched_at=self.now)
+            self._bg(previous_revision=previous, scale_down_at=add_seconds(self.now, delay))
+        super()._promoted(revision, previous, delay)
+
+    def active_revision(self) -> str | None:
+        """The revision the active Service selects: the new one once switched."""
+        canary = self.s.canary_revision
+        if self.blue_green is not None and canary is not None and self.s.canary_weight >= 100:
+            return canary
+        return self.s.stable_revision
 
     def _finish(self) -> None:
         super()._finish()
@@ -163,7 +231,7 @@ class BlueGreen(Steps):
         self.update(
             blue_green=recorded.model_copy(
                 update={
-                    "active_revision": self.s.stable_revision,
+                    "active_revision": self.active_revision(),
                     "preview_revision": preview,
                     "preview_ready_at": recorded.preview_ready_at if preview else None,
                     "scale_down_at": recorded.scale_down_at if previous in retired else None,

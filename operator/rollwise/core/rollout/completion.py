@@ -349,9 +349,13 @@ class Completion(Watch):
             now = split(replicas, weight, router=self.router, baseline=with_baseline)
             stable_replicas = now.stable
             if self.blue_green is not None:
-                # The active revision serves everything until the switch; the preview runs its
-                # own count until it is ready and every stage before the switch is done.
-                full = index >= self.n and self.preview_ready()
+                # The previous revision keeps every pod until the end (the switch back needs
+                # them); the preview runs its own count until it is ready and the switch is
+                # next (a setWeight step), then every pod.
+                switching = index < self.n and self.steps[index].set_weight is not None
+                full = self.preview_ready() and (
+                    index >= self.n or switching or s.canary_weight >= 100
+                )
                 canary_replicas = replicas if full else self.preview_replicas()
                 stable_replicas = replicas
             if with_baseline and index < self.n:
@@ -406,7 +410,11 @@ class Completion(Watch):
         decreasing = actual is None or (
             expected_weight(replicas, weight, router=self.router, baseline=with_baseline) < actual
         )
-        actions: list[Action] = [*ups, PointStableService(self.canary_spec.stable_service, stable)]
+        active = stable
+        if self.blue_green is not None and canary is not None and weight >= 100:
+            # Switched: the active Service selects the new revision.
+            active = canary
+        actions: list[Action] = [*ups, PointStableService(self.canary_spec.stable_service, active)]
         baseline_service = self.canary_spec.baseline_service if self.router else None
         if decreasing:
             actions.append(set_weight)

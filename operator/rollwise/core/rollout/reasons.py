@@ -229,9 +229,17 @@ ACTIVE_SWITCHED = Reason(
     _N,
     "Blue-green: the new revision runs its full replica count and the active Service's "
     "selector was moved to it in one write (no pod restarted); the previous revision keeps "
-    "running for scaleDownDelaySeconds.",
-    "active Service {service} switched from {previous} to {revision}; {previous} removed "
-    "after {delay}",
+    "running through the postPromotionAnalysis and scaleDownDelaySeconds.",
+    "active Service {service} switched from {previous} to {revision} ({previous} still "
+    "runs); {after}",
+)
+SWITCHED_BACK = Reason(
+    "SwitchedBack",
+    _W,
+    "Blue-green: after the switch, the new revision was rolled back (postPromotionAnalysis "
+    "failed) or aborted: the active Service's selector moved back to the previous revision, "
+    "which still ran every pod.",
+    "active Service {service} switched back from {revision} to {previous}",
 )
 REVISION_RETIRED = Reason(
     "RevisionRetired",
@@ -418,6 +426,7 @@ ALL_REASONS: tuple[Reason, ...] = (
     PREVIEW_READY,
     AWAITING_PROMOTION,
     ACTIVE_SWITCHED,
+    SWITCHED_BACK,
     WATCH_STARTED,
     REGRESSION_DETECTED,
     REGRESSION_CONFIRMED,
