@@ -529,3 +529,26 @@ def test_rollout_table_shows_the_preview_awaiting_promotion() -> None:
         f"{b.CANARY} (preview)",
         "3d",
     ]
+
+
+def test_get_shows_the_previous_revision_kept_through_the_post_promotion_analysis() -> None:
+    status = b.healthy().model_copy(
+        update={
+            "phase": Phase.PROGRESSING,
+            "canary_revision": b.CANARY,
+            "current_step_index": 1,
+            "canary_weight": 100,
+            "blue_green": BlueGreenStatus(
+                active_revision=b.CANARY,
+                preview_revision=b.CANARY,
+                preview_ready_at=b.ago(60),
+                switched_at=b.ago(30),
+                previous_revision=b.STABLE,
+            ),
+        }
+    )
+    text = render_rollout(_blue_green(status), [], b.NOW)
+    assert f"Active:      {b.CANARY} (Service web-active)" in text
+    assert f"Previous:    {b.STABLE} (still running: switched back" in text
+    assert f"Switched:    30s ago from {b.STABLE}" in text
+    assert "removed in" not in text
