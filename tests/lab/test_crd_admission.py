@@ -569,6 +569,50 @@ INVALID_ROLLOUTS = [
     pytest.param(
         with_spec(
             rollout(),
+            strategy={
+                "canary": {"stableService": "demo-stable", "canaryService": "demo-canary"},
+                "blueGreen": {"activeService": "demo-active"},
+            },
+        ),
+        "strategy must set exactly one of canary or blueGreen",
+        id="canary-and-blue-green",
+    ),
+    pytest.param(
+        with_spec(rollout(), strategy={}),
+        "strategy must set exactly one of canary or blueGreen",
+        id="no-strategy",
+    ),
+    pytest.param(
+        with_spec(
+            rollout(),
+            strategy={"blueGreen": {"activeService": "demo", "previewService": "demo"}},
+        ),
+        "previewService must differ from activeService",
+        id="blue-green-preview-is-active",
+    ),
+    pytest.param(
+        with_spec(
+            rollout(),
+            strategy={
+                "blueGreen": {"activeService": "demo", "prePromotionAnalysis": {"interval": "1m"}}
+            },
+        ),
+        "prePromotionAnalysis needs metrics or templates",
+        id="blue-green-analysis-without-metrics",
+    ),
+    pytest.param(
+        with_spec(
+            rollout(),
+            strategy={
+                "blueGreen": {"activeService": "demo", "postPromotionAnalysis": {"interval": "1m"}}
+            },
+        ),
+        "postPromotionAnalysis needs metrics or templates",
+        id="blue-green-post-analysis-without-metrics",
+    ),
+    pytest.param(
+        with_spec(
+            rollout(),
             selector={"matchExpressions": [{"key": "app", "operator": "Like"}]},
         ),
         'spec.selector.matchExpressions[0].operator: Unsupported value: "Like": supported '
@@ -851,6 +895,31 @@ def test_minimal_rollout_gets_the_documented_defaults(admit: Admit) -> None:
     assert "analysis" not in canary  # no parent object, no defaults inside it
     parsed = RolloutSpec.model_validate(spec)
     assert parsed == RolloutSpec.model_validate(rollout()["spec"])
+
+
+def test_blue_green_rollout_gets_the_documented_defaults(admit: Admit) -> None:
+    manifest = with_spec(
+        rollout(),
+        strategy={
+            "blueGreen": {
+                "activeService": "demo-active",
+                "previewService": "demo-preview",
+                # Not a blue-green field: pruned by the API server (kubectl's strict field
+                # validation reports it as unknown before it is sent).
+                "steps": [{"setWeight": 50}],
+            }
+        },
+    )
+    admitted, errors = admit(manifest)
+    assert errors == []
+    blue_green = admitted["spec"]["strategy"]["blueGreen"]
+    assert "steps" not in blue_green
+    assert blue_green["autoPromotionEnabled"] is True
+    assert blue_green["scaleDownDelaySeconds"] == 30
+    assert "canary" not in admitted["spec"]["strategy"]
+    parsed = RolloutSpec.model_validate(admitted["spec"])
+    assert parsed.strategy.blue_green is not None
+    assert parsed.strategy.canary.stable_service == "demo-active"
 
 
 def test_rollout_analysis_defaults_fill_metrics(admit: Admit) -> None:

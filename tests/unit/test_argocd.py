@@ -201,6 +201,37 @@ HEALTH_CASES = [
         id="held-by-a-confirm-webhook",
     ),
     pytest.param(
+        rollout(
+            observed(
+                "Paused",
+                "preview b2 awaits promotion",
+                pauseReason="AwaitingPromotion",
+                blueGreen={"activeRevision": "a1", "previewRevision": "b2"},
+            )
+        ),
+        "Suspended",
+        "preview b2 awaits promotion (blue-green: active a1, preview b2)",
+        id="blue-green-awaiting-promotion",
+    ),
+    pytest.param(
+        rollout(
+            observed(
+                "Progressing",
+                "preview b2: waiting for its pods: 1/2 available",
+                blueGreen={"activeRevision": "a1", "previewRevision": "b2"},
+            )
+        ),
+        "Progressing",
+        "(blue-green: active a1, preview b2)",
+        id="blue-green-preview-starting",
+    ),
+    pytest.param(
+        rollout(observed("Healthy", "revision b2 is stable", blueGreen={"activeRevision": "b2"})),
+        "Healthy",
+        "revision b2 is stable (blue-green: active b2)",
+        id="blue-green-switched",
+    ),
+    pytest.param(
         rollout(observed("Degraded", "rolled back: error-ratio 0.2 failed")),
         "Degraded",
         "rolled back",

@@ -286,6 +286,10 @@ def test_rule_messages_are_the_operators_messages() -> None:
         "MSG_HEADER_MATCH_ONE",
         "MSG_HEADER_VALUE_ONE",
         "MSG_MIRROR_ROUTE_ROUTER",
+        "MSG_ONE_STRATEGY",
+        "MSG_PREVIEW_SERVICE_DIFFERS",
+        "MSG_PRE_PROMOTION_METRICS",
+        "MSG_POST_PROMOTION_METRICS",
     ]
     assert [name for name in shared if getattr(validation, name) not in messages] == []
 

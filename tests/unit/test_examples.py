@@ -46,6 +46,7 @@ def test_examples_cover_every_scenario() -> None:
     assert directories >= {
         "rollout-gateway-api",
         "rollout-replica-ratio",
+        "rollout-blue-green",
         "rollout-istio",
         "modelrelease-template",
         "modelrelease-kserve",
@@ -84,6 +85,11 @@ def test_rollout_examples_reference_their_services_and_routes() -> None:
         docs = [d for f in directory.glob("*.yaml") for d in yaml.safe_load_all(f.read_text())]
         named = {(d["kind"], d["metadata"]["name"]) for d in docs}
         (rollout,) = [d for d in docs if d["kind"] == "Rollout"]
+        blue_green = rollout["spec"]["strategy"].get("blueGreen")
+        if blue_green is not None:
+            assert ("Service", blue_green["activeService"]) in named, directory.name
+            assert ("Service", blue_green["previewService"]) in named, directory.name
+            continue
         canary = rollout["spec"]["strategy"]["canary"]
         assert ("Service", canary["stableService"]) in named, directory.name
         assert ("Service", canary["canaryService"]) in named, directory.name

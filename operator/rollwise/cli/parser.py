@@ -54,7 +54,7 @@ examples:
   kubectl rollwise status demo --watch --timeout 10m   # exit 0 Healthy, 1 Degraded, 3 timeout
   kubectl rollwise undo demo                # back to the stable (or previous) revision
   kubectl rollwise restart demo             # restart the stable pods, no canary
-  kubectl rollwise promote demo            # skip the current pause or step
+  kubectl rollwise promote demo            # skip the current pause or step (blue-green: switch)
   kubectl rollwise promote demo --full     # straight to 100%, skipping every check
   kubectl rollwise abort demo              # traffic back to stable, canary scaled down
   kubectl rollwise retry demo              # try a rolled-back revision again
@@ -271,14 +271,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ask the operator to skip the current pause, weight or analysis step "
         "(annotation rollwise.dev/promote). With --full, promote the canary straight to "
         "100%%, skipping every remaining step and check (rollwise.dev/promote-full; a Warning "
-        "event records it).",
+        "event records it). On a blue-green Rollout awaiting promotion, promote means switch: "
+        "the preview is scaled to full and the active Service's selector moves to it.",
     )
     promote.add_argument("name", help="name of the Rollout")
     promote.add_argument(
         "--full", action="store_true", help="skip every remaining step and analysis"
     )
     for command, annotation, text in (
-        ("abort", "rollwise.dev/abort", "roll the canary back: traffic to stable, canary down"),
+        (
+            "abort",
+            "rollwise.dev/abort",
+            "roll the canary back: traffic to stable, canary down (blue-green: drop the preview)",
+        ),
         (
             "retry",
             "rollwise.dev/retry",

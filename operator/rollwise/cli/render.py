@@ -440,6 +440,47 @@ def approval_lines(status: RolloutStatus, name: str) -> list[str]:
     return lines
 
 
+def _blue_green_lines(
+    blue_green: Mapping[str, Any], status: RolloutStatus, name: str, now: datetime
+) -> list[str]:
+    """A blue-green Rollout's revisions: the active one and its Service, the preview and its
+    state, the wait for promotion, and the last switch."""
+    active_service = blue_green.get("activeService", "?")
+    preview_service = blue_green.get("previewService")
+    recorded = status.blue_green
+    active = recorded.active_revision if recorded is not None else None
+    lines = [f"Active:      {active or status.stable_revision or '-'} (Service {active_service})"]
+    preview = status.canary_revision
+    if preview is None:
+        lines.append("Preview:     -")
+    else:
+        ready = recorded is not None and recorded.preview_ready_at is not None
+        state = "ready" if ready else "starting"
+        where = f"Service {preview_service}, " if preview_service else ""
+        lines.append(f"Preview:     {preview} ({where}{state})")
+        if active == preview:
+            lines.append(
+                f"Previous:    {status.stable_revision or '-'} (still running: switched back "
+                f"if the postPromotionAnalysis fails or on kubectl rollwise abort {name})"
+            )
+        if status.pause_reason is PauseReason.AWAITING_PROMOTION:
+            lines.append(
+                f"Waiting:     for promotion (kubectl rollwise promote {name} switches the "
+                "active Service)"
+            )
+    if recorded is not None and recorded.switched_at is not None:
+        switched = (
+            f"Switched:    {human_duration((now - recorded.switched_at).total_seconds())} ago"
+        )
+        if recorded.previous_revision:
+            switched += f" from {recorded.previous_revision}"
+            if recorded.scale_down_at is not None:
+                left = max((recorded.scale_down_at - now).total_seconds(), 0.0)
+                switched += f" (still running, removed in {human_duration(left)})"
+        lines.append(switched)
+    return lines
+
+
 def render_rollout(
     rollout: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]],
@@ -475,6 +516,17 @@ def render_rollout(
     raw_steps = [_as_dict(s) for s in canary_spec.get("steps") or []]
     if "steps" not in canary_spec:
         raw_steps = [{"setWeight": 5}, {"setWeight": 25}, {"setWeight": 100}]
+    blue_green = _as_dict(_as_dict(raw_spec.get("strategy")).get("blueGreen"))
+    if blue_green:
+        # The stages before the switch, as the operator runs them.
+        raw_steps = (
+            [
+                step.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for step in spec.strategy.canary.steps
+            ]
+            if spec is not None
+            else []
+        )
     paused = bool(raw_spec.get("paused"))
 
     lines = name_lines(meta)
@@ -498,8 +550,14 @@ def render_rollout(
             phase += f" (spec.paused: kubectl rollwise resume {name})"
         lines.append(f"Phase:       {phase}")
         lines += message_lines(status.message, meta.get("generation"), status.observed_generation)
-        lines.append(f"Stable:      {status.stable_revision or '-'}")
-        if status.canary_revision is not None:
+        if blue_green:
+            lines += _blue_green_lines(blue_green, status, name, now)
+        else:
+            lines.append(f"Stable:      {status.stable_revision or '-'}")
+        if blue_green:
+            # No weight, segments nor mirrors: the Services' selectors carry the traffic.
+            pass
+        elif status.canary_revision is not None:
             step = status.current_step_index
             where = (
                 f" (step {min((step or 0) + 1, len(raw_steps))}/{len(raw_steps)})"
@@ -602,6 +660,7 @@ def _rollout_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> li
     canary_spec = _as_dict(_as_dict(spec.get("strategy")).get("canary"))
     steps = canary_spec.get("steps")
     n = len(steps) if isinstance(steps, list) else 3
+    blue_green = bool(_as_dict(spec.get("strategy")).get("blueGreen"))
     canary = status.get("canaryRevision")
     index = status.get("currentStepIndex")
     step = f"{min(index + 1, n)}/{n}" if canary and isinstance(index, int) else "-"
@@ -613,6 +672,13 @@ def _rollout_row(item: Mapping[str, Any], now: datetime, palette: Palette) -> li
     weight = status.get("canaryWeight")
     awaiting = status.get("awaitingUpstream")
     shown = canary or (f"{awaiting} (waiting)" if awaiting else "-")
+    if blue_green:
+        # No steps nor weights: the stage, and the preview beside the active revision.
+        step = "blue-green"
+        if canary and status.get("pauseReason") == PauseReason.AWAITING_PROMOTION.value:
+            step = "awaiting promotion"
+        shown = f"{canary} (preview)" if canary else shown
+        weight = None
     return [
         str(meta.get("name", "")),
         phase,

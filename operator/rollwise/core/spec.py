@@ -562,8 +562,71 @@ class CanaryStrategy(Model):
     webhooks: list[Webhook] = Field(default_factory=list)
 
 
+class BlueGreenStrategy(Model):
+    """Blue-green: the new revision runs beside the active one at ``previewReplicaCount``
+    pods, reachable through ``previewService``; ``prePromotionAnalysis`` judges it there; a
+    promotion (automatic unless ``autoPromotionEnabled`` is false, after
+    ``autoPromotionSeconds`` when set) scales it to full and switches the ``activeService``'s
+    selector to it in one write; ``postPromotionAnalysis`` then judges it while the previous
+    revision still runs (a failure switches back), and the previous revision keeps running for
+    ``scaleDownDelaySeconds`` after that. No mesh: the Services' selectors carry the
+    traffic."""
+
+    active_service: str = Field(min_length=1)
+    preview_service: str | None = Field(default=None, min_length=1)
+    #: None: the preview runs ``spec.replicas`` pods.
+    preview_replica_count: int | None = Field(default=None, ge=1)
+    pre_promotion_analysis: StepAnalysis | None = None
+    post_promotion_analysis: StepAnalysis | None = None
+    auto_promotion_enabled: bool = True
+    auto_promotion_seconds: int | None = Field(default=None, ge=1)
+    scale_down_delay_seconds: int = Field(default=30, ge=0)
+
+
+def blue_green_steps(blue_green: BlueGreenStrategy) -> list[Step]:
+    """A blue-green strategy's stages, as the canary steps the Rollout pass runs: the
+    pre-promotion analysis, the wait for promotion (until promoted when
+    ``autoPromotionEnabled`` is false, ``autoPromotionSeconds`` when set, none otherwise), the
+    switch (``setWeight: 100``: the active Service selects the new revision), then the
+    post-promotion analysis."""
+    steps: list[Step] = []
+    if blue_green.pre_promotion_analysis is not None:
+        steps.append(Step(analysis=blue_green.pre_promotion_analysis))
+    if not blue_green.auto_promotion_enabled:
+        steps.append(Step(pause=PauseStep()))
+    elif blue_green.auto_promotion_seconds is not None:
+        steps.append(Step(pause=PauseStep(duration=f"{blue_green.auto_promotion_seconds}s")))
+    steps.append(Step(set_weight=100))
+    if blue_green.post_promotion_analysis is not None:
+        steps.append(Step(analysis=blue_green.post_promotion_analysis))
+    return steps
+
+
 class Strategy(Model):
-    canary: CanaryStrategy
+    """Exactly one of ``canary`` or ``blueGreen`` (a CEL rule, and validation)."""
+
+    canary_strategy: CanaryStrategy | None = Field(default=None, alias="canary")
+    blue_green: BlueGreenStrategy | None = None
+
+    @property
+    def canary(self) -> CanaryStrategy:
+        """The strategy as the Rollout pass runs it. A blue-green strategy is a canary without
+        traffic weights: its stages are the steps (:func:`blue_green_steps`), the active
+        Service is the stable one, the preview Service the canary one (the active one when
+        there is no preview: the pass then never points it at the preview) and the switch is
+        the step to weight 100: the active Service then selects the canary revision."""
+        if self.canary_strategy is not None:
+            return self.canary_strategy
+        blue_green = self.blue_green
+        if blue_green is None:
+            # Neither is set: validation refuses the spec; the pass never runs on it.
+            return CanaryStrategy(stable_service="-", canary_service="-", steps=[])
+        return CanaryStrategy(
+            steps=blue_green_steps(blue_green),
+            stable_service=blue_green.active_service,
+            canary_service=blue_green.preview_service or blue_green.active_service,
+            scale_down_delay_seconds=blue_green.scale_down_delay_seconds,
+        )
 
 
 class UpstreamRollout(Model):

@@ -30,6 +30,7 @@ from rollwise.core.spec import (
     AnalysisSpec,
     AnalysisTemplateSpec,
     ArgType,
+    BlueGreenStrategy,
     Metric,
     RolloutSpec,
     Step,
@@ -288,11 +289,41 @@ def resolve_rollout(
     canary = spec.strategy.canary
     if not rollout_template_keys(spec):
         return spec, []
+    blue_green = spec.strategy.blue_green
+    if blue_green is not None:
+        return _resolve_blue_green(spec, blue_green, reads)
     steps, analysis, errors = resolve_canary(
         canary.steps, canary.analysis, "spec.strategy.canary", reads
     )
     canary = canary.model_copy(update={"steps": steps, "analysis": analysis})
-    strategy = spec.strategy.model_copy(update={"canary": canary})
+    strategy = spec.strategy.model_copy(update={"canary_strategy": canary})
+    return spec.model_copy(update={"strategy": strategy}), errors
+
+
+def _resolve_blue_green(
+    spec: RolloutSpec,
+    blue_green: BlueGreenStrategy,
+    reads: Mapping[TemplateKey, TemplateRead | None],
+) -> tuple[RolloutSpec, list[str]]:
+    """A blue-green spec's pre- and post-promotion analyses with their template references
+    resolved."""
+    errors: list[str] = []
+    update: dict[str, StepAnalysis] = {}
+    for field, name in (
+        ("pre_promotion_analysis", "prePromotionAnalysis"),
+        ("post_promotion_analysis", "postPromotionAnalysis"),
+    ):
+        own: StepAnalysis | None = getattr(blue_green, field)
+        if own is None or not own.templates:
+            continue
+        where = f"spec.strategy.blueGreen.{name}"
+        metrics, problems = merge(where, own.templates, own.metrics or [], reads)
+        errors.extend(problems)
+        update[field] = own.model_copy(update={"metrics": metrics, "templates": None})
+    if not update:
+        return spec, []
+    blue_green = blue_green.model_copy(update=update)
+    strategy = spec.strategy.model_copy(update={"blue_green": blue_green})
     return spec.model_copy(update={"strategy": strategy}), errors
 
 

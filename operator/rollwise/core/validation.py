@@ -28,6 +28,7 @@ from rollwise.core.judging import kind_problems
 from rollwise.core.spec import (
     MAX_APPROVAL_ROLES,
     AnalysisSpec,
+    BlueGreenStrategy,
     HeaderRouteStep,
     LabelSelector,
     Metric,
@@ -35,6 +36,7 @@ from rollwise.core.spec import (
     RolloutSpec,
     Scoring,
     Step,
+    StepAnalysis,
     TemplateRef,
     Webhook,
 )
@@ -92,6 +94,10 @@ MSG_RANGE_BOUNDS = "thresholdRange needs min or max, and min must not exceed max
 MSG_ANALYSIS_STEP_METRICS = (
     "an analysis step needs metrics or templates, its own or strategy.canary.analysis's"
 )
+MSG_ONE_STRATEGY = "strategy must set exactly one of canary or blueGreen"
+MSG_PREVIEW_SERVICE_DIFFERS = "previewService must differ from activeService"
+MSG_PRE_PROMOTION_METRICS = "prePromotionAnalysis needs metrics or templates"
+MSG_POST_PROMOTION_METRICS = "postPromotionAnalysis needs metrics or templates"
 MSG_UNIQUE_ARGS = "arg names must be unique"
 MSG_SELECTOR_MATCHES = "selector must match template.metadata.labels"
 MSG_SELECTOR_EMPTY = "selector must set matchLabels or matchExpressions"
@@ -124,6 +130,14 @@ def load_rollout_spec(raw: dict[str, Any] | RolloutSpec) -> tuple[RolloutSpec | 
 
 def validate_rollout(spec: RolloutSpec) -> list[str]:
     """Every cross-field problem of ``spec``; empty when it is valid."""
+    strategy = spec.strategy
+    if (strategy.canary_strategy is None) == (strategy.blue_green is None):
+        return [f"spec.strategy: {MSG_ONE_STRATEGY}", *_selector(spec.selector, spec.template)]
+    if strategy.blue_green is not None:
+        return [
+            *validate_blue_green("spec.strategy.blueGreen", strategy.blue_green),
+            *_selector(spec.selector, spec.template),
+        ]
     canary = spec.strategy.canary
     base = "spec.strategy.canary"
     errors = validate_steps(base, canary.steps, canary.analysis, header_routes=True)
@@ -168,6 +182,20 @@ def validate_webhooks(base: str, webhooks: list[Webhook]) -> list[str]:
         if not found and parse_seconds(hook.timeout) > MAX_WEBHOOK_TIMEOUT_SECONDS:
             found = [f"{where}.timeout: at most {MAX_WEBHOOK_TIMEOUT_SECONDS:g}s"]
         errors.extend(found)
+    return errors
+
+
+def validate_blue_green(base: str, blue_green: BlueGreenStrategy) -> list[str]:
+    """Problems of a blue-green strategy (located under ``base``)."""
+    errors: list[str] = []
+    if blue_green.preview_service == blue_green.active_service:
+        errors.append(f"{base}: {MSG_PREVIEW_SERVICE_DIFFERS}")
+    for name, analysis, message in (
+        ("prePromotionAnalysis", blue_green.pre_promotion_analysis, MSG_PRE_PROMOTION_METRICS),
+        ("postPromotionAnalysis", blue_green.post_promotion_analysis, MSG_POST_PROMOTION_METRICS),
+    ):
+        if analysis is not None:
+            errors.extend(_step_analysis(f"{base}.{name}", analysis, None, message))
     return errors
 
 
@@ -224,22 +252,35 @@ def validate_steps(
         if step.pause is not None and step.pause.duration is not None:
             errors.extend(_duration(f"{where}.pause.duration", step.pause.duration, zero_ok=True))
         if step.analysis is not None:
-            own = step.analysis
-            checks: list[object] = [*(own.templates or [])]
-            if own.metrics is not None:
-                checks.extend(own.metrics)
-            elif not checks and analysis is not None:
-                checks.extend([*analysis.metrics, *(analysis.templates or [])])
-            if not checks:
-                errors.append(f"{where}.analysis: {MSG_ANALYSIS_STEP_METRICS}")
-            if own.interval is not None:
-                errors.extend(_duration(f"{where}.analysis.interval", own.interval))
-            if own.metrics is not None:
-                errors.extend(validate_metrics(f"{where}.analysis", own.metrics))
-            errors.extend(validate_refs(f"{where}.analysis", own.templates))
-            errors.extend(_scoring(f"{where}.analysis.scoring", own.scoring))
+            errors.extend(
+                _step_analysis(
+                    f"{where}.analysis", step.analysis, analysis, MSG_ANALYSIS_STEP_METRICS
+                )
+            )
     if last_weight is not None and last_weight != 100:
         errors.append(f"{base}.steps: {MSG_LAST_WEIGHT_100}")
+    return errors
+
+
+def _step_analysis(
+    where: str, own: StepAnalysis, background: AnalysisSpec | None, no_checks: str
+) -> list[str]:
+    """Problems of one step-shaped analysis (located at ``where``): it needs metrics or
+    templates (its own, else ``background``'s; ``no_checks`` says so), valid ones."""
+    errors: list[str] = []
+    checks: list[object] = [*(own.templates or [])]
+    if own.metrics is not None:
+        checks.extend(own.metrics)
+    elif not checks and background is not None:
+        checks.extend([*background.metrics, *(background.templates or [])])
+    if not checks:
+        errors.append(f"{where}: {no_checks}")
+    if own.interval is not None:
+        errors.extend(_duration(f"{where}.interval", own.interval))
+    if own.metrics is not None:
+        errors.extend(validate_metrics(where, own.metrics))
+    errors.extend(validate_refs(where, own.templates))
+    errors.extend(_scoring(f"{where}.scoring", own.scoring))
     return errors
 
 

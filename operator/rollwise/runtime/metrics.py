@@ -8,7 +8,8 @@ Series:
 
 * ``rollwise_rollouts{phase}``: how many Rollouts are in each phase (gauge);
 * ``rollwise_rollout_info{namespace,rollout,phase,router}``: 1 for each Rollout, labelled
-  with its phase and its traffic router (``gatewayAPI``, ``istio``, ``replicaRatio``), one
+  with its phase and its traffic router (``gatewayAPI``, ``istio``, ``replicaRatio``,
+  ``blueGreen``), one
   series per Rollout (the series of its previous phase is removed), so per-Rollout alerts
   have a bounded cardinality: ``rollwise_rollout_info{phase="Degraded"} == 1``;
 * ``rollwise_rollout_canary_weight{namespace,rollout}``: the canary weight in status;

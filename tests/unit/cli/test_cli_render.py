@@ -23,8 +23,10 @@ from rollwise.core.rollout.status import (
     ActiveMirrorRoute,
     ApprovalStatus,
     BaselineStatus,
+    BlueGreenStatus,
     GivenApproval,
     PauseReason,
+    RolloutStatus,
     WebhookCall,
     WebhookResult,
 )
@@ -581,3 +583,93 @@ def test_get_shows_an_approved_step() -> None:
 def test_rollout_table_says_a_canary_awaits_approval() -> None:
     lines = render_rollout_table([_at_approval()], b.NOW, all_namespaces=False)
     assert cells(lines[1])[1:3] == ["Paused (awaiting approval)", "3/5"]
+
+
+def _blue_green(status: RolloutStatus) -> dict[str, Any]:
+    obj = b.rollout(status)
+    obj["spec"]["strategy"] = {
+        "blueGreen": {
+            "activeService": "web-active",
+            "previewService": "web-preview",
+            "autoPromotionEnabled": False,
+        }
+    }
+    return obj
+
+
+def _awaiting_promotion() -> RolloutStatus:
+    return b.healthy().model_copy(
+        update={
+            "phase": Phase.PAUSED,
+            "message": f"preview {b.CANARY} awaits promotion",
+            "canary_revision": b.CANARY,
+            "current_step_index": 0,
+            "pause_reason": PauseReason.AWAITING_PROMOTION,
+            "blue_green": BlueGreenStatus(
+                active_revision=b.STABLE, preview_revision=b.CANARY, preview_ready_at=b.ago(60)
+            ),
+        }
+    )
+
+
+def test_get_shows_the_active_and_preview_revisions_and_the_wait() -> None:
+    text = render_rollout(_blue_green(_awaiting_promotion()), [], b.NOW)
+    assert f"Active:      {b.STABLE} (Service web-active)" in text
+    assert f"Preview:     {b.CANARY} (Service web-preview, ready)" in text
+    assert (
+        "Waiting:     for promotion (kubectl rollwise promote web switches the active Service)"
+    ) in text
+    assert "Weight:" not in text
+    assert "Stable:" not in text
+
+
+def test_get_shows_the_last_switch_and_the_previous_revision() -> None:
+    status = b.healthy().model_copy(
+        update={
+            "blue_green": BlueGreenStatus(
+                active_revision=b.STABLE,
+                switched_at=b.ago(10),
+                previous_revision=b.CANARY,
+                scale_down_at=b.ago(-20),
+            )
+        }
+    )
+    text = render_rollout(_blue_green(status), [], b.NOW)
+    assert "Preview:     -" in text
+    assert f"Switched:    10s ago from {b.CANARY} (still running, removed in 20s)" in text
+
+
+def test_rollout_table_shows_the_preview_awaiting_promotion() -> None:
+    lines = render_rollout_table([_blue_green(_awaiting_promotion())], b.NOW, all_namespaces=False)
+    assert cells(lines[1]) == [
+        "web",
+        "Paused",
+        "awaiting promotion",
+        "-",
+        b.STABLE,
+        f"{b.CANARY} (preview)",
+        "3d",
+    ]
+
+
+def test_get_shows_the_previous_revision_kept_through_the_post_promotion_analysis() -> None:
+    status = b.healthy().model_copy(
+        update={
+            "phase": Phase.PROGRESSING,
+            "canary_revision": b.CANARY,
+            "current_step_index": 1,
+            "canary_weight": 100,
+            "blue_green": BlueGreenStatus(
+                active_revision=b.CANARY,
+                preview_revision=b.CANARY,
+                preview_ready_at=b.ago(60),
+                switched_at=b.ago(30),
+                previous_revision=b.STABLE,
+            ),
+        }
+    )
+    text = render_rollout(_blue_green(status), [], b.NOW)
+    assert f"Active:      {b.CANARY} (Service web-active)" in text
+    assert f"Previous:    {b.STABLE} (still running: switched back" in text
+    assert f"Switched:    30s ago from {b.STABLE}" in text
+    assert "removed in" not in text

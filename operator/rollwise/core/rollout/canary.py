@@ -84,13 +84,13 @@ from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.actions import (
     Decision,
 )
+from rollwise.core.rollout.bluegreen import BlueGreen
 from rollwise.core.rollout.requests import Requests
 from rollwise.core.rollout.state import sanitize
 from rollwise.core.rollout.status import (
     ConditionType,
     RolloutStatus,
 )
-from rollwise.core.rollout.steps import Steps
 from rollwise.core.rollout.watch import watch_errors
 from rollwise.core.spec import Metric, RolloutSpec
 from rollwise.core.status_model import invalid_spec_status
@@ -231,7 +231,7 @@ def _invalid(
 # One pass
 
 
-class _Pass(Steps, Requests):
+class _Pass(BlueGreen, Requests):
     """One ``decide`` call: the concerns (requests, analysis, steps, completion) run in
     order on the shared :class:`~rollwise.core.rollout.state.PassState`; ``run`` returns the
     frozen decision."""

@@ -62,8 +62,15 @@ class Completion(Watch):
         self._progressed()
         self._clear_canary()
         self.update(stable_revision=canary, retired_revisions=retired)
-        self.emit(R.ROLLOUT_COMPLETED, revision=canary, previous=old, delay=format_seconds(delay))
-        self._start_watch(canary, old)
+        self._promoted(canary, old, delay)
+
+    def _promoted(self, revision: str, previous: str, delay: int) -> None:
+        """The canary ``revision`` became stable in this pass; ``previous`` goes in ``delay``
+        seconds."""
+        self.emit(
+            R.ROLLOUT_COMPLETED, revision=revision, previous=previous, delay=format_seconds(delay)
+        )
+        self._start_watch(revision, previous)
 
     def _stable_only(self) -> None:
         stable = self.s.stable_revision
@@ -349,6 +356,16 @@ class Completion(Watch):
             )
             now = split(replicas, weight, router=self.router, baseline=with_baseline)
             stable_replicas = now.stable
+            if self.blue_green is not None:
+                # The previous revision keeps every pod until the end (the switch back needs
+                # them); the preview runs its own count until it is ready and the switch is
+                # next (a setWeight step), then every pod.
+                switching = index < self.n and self.steps[index].set_weight is not None
+                full = self.preview_ready() and (
+                    index >= self.n or switching or s.canary_weight >= 100
+                )
+                canary_replicas = replicas if full else self.preview_replicas()
+                stable_replicas = replicas
             if with_baseline and index < self.n:
                 # Ready for the next step's share before it is routed, and still sized for the
                 # share it has now until the weight moves on.
@@ -401,7 +418,11 @@ class Completion(Watch):
         decreasing = actual is None or (
             expected_weight(replicas, weight, router=self.router, baseline=with_baseline) < actual
         )
-        actions: list[Action] = [*ups, PointStableService(self.canary_spec.stable_service, stable)]
+        active = stable
+        if self.blue_green is not None and canary is not None and weight >= 100:
+            # Switched: the active Service selects the new revision.
+            active = canary
+        actions: list[Action] = [*ups, PointStableService(self.canary_spec.stable_service, active)]
         baseline_service = self.canary_spec.baseline_service if self.router else None
         if decreasing:
             actions.append(set_weight)
@@ -423,7 +444,8 @@ class Completion(Watch):
                 # reaches a replaced canary's unready newcomer.
                 actions.append(mirrors)
                 mirrors = None
-        actions.append(PointCanaryService(self.canary_spec.canary_service, canary or stable))
+        if self.blue_green is None or self.blue_green.preview_service is not None:
+            actions.append(PointCanaryService(self.canary_spec.canary_service, canary or stable))
         if baseline_service is not None:
             # Without a baseline the Service selects the stable pods, as the canary Service
             # does without a canary: whatever weight it still carries reaches a ready fleet.

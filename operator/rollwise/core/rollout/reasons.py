@@ -275,6 +275,38 @@ ROLLOUT_COMPLETED = Reason(
     "removed after scaleDownDelaySeconds.",
     "revision {revision} is stable at 100%; previous revision {previous} removed after {delay}",
 )
+PREVIEW_READY = Reason(
+    "PreviewReady",
+    _N,
+    "Blue-green: the new revision's preview pods are available behind the preview Service; "
+    "its pre-promotion analysis and the wait for promotion start now.",
+    "preview {revision} ready: {available}/{replicas} available{service}; active {active} "
+    "serves all traffic",
+)
+AWAITING_PROMOTION = Reason(
+    "AwaitingPromotion",
+    _N,
+    "Blue-green: the preview is ready and judged; the switch waits for a promotion "
+    "(autoPromotionEnabled false) or for autoPromotionSeconds.",
+    "preview {revision} awaits promotion ({how}); active {active} serves all traffic",
+)
+ACTIVE_SWITCHED = Reason(
+    "ActiveSwitched",
+    _N,
+    "Blue-green: the new revision runs its full replica count and the active Service's "
+    "selector was moved to it in one write (no pod restarted); the previous revision keeps "
+    "running through the postPromotionAnalysis and scaleDownDelaySeconds.",
+    "active Service {service} switched from {previous} to {revision} ({previous} still "
+    "runs); {after}",
+)
+SWITCHED_BACK = Reason(
+    "SwitchedBack",
+    _W,
+    "Blue-green: after the switch, the new revision was rolled back (postPromotionAnalysis "
+    "failed) or aborted: the active Service's selector moved back to the previous revision, "
+    "which still ran every pod.",
+    "active Service {service} switched back from {revision} to {previous}",
+)
 REVISION_RETIRED = Reason(
     "RevisionRetired",
     _N,
@@ -466,6 +498,10 @@ ALL_REASONS: tuple[Reason, ...] = (
     PROMOTED,
     PROMOTED_FULL,
     ROLLOUT_COMPLETED,
+    PREVIEW_READY,
+    AWAITING_PROMOTION,
+    ACTIVE_SWITCHED,
+    SWITCHED_BACK,
     WATCH_STARTED,
     REGRESSION_DETECTED,
     REGRESSION_CONFIRMED,

@@ -64,6 +64,9 @@ class PassState:
         self.steps = self.canary_spec.steps
         self.n = len(self.steps)
         self.router = self.canary_spec.traffic_routing is not None
+        #: Blue-green (:mod:`.bluegreen`): the canary revision is the preview, the stable one
+        #: the active, and the promotion the switch of the active Service.
+        self.blue_green = spec.strategy.blue_green
         self.prev = previous
         self.obs = obs
         self.now = now
@@ -169,12 +172,7 @@ class PassState:
             return
         step = self.steps[index]
         if step.pause is not None:
-            self.update(pause_started_at=self.now, pause_reason=PauseReason.PAUSE_STEP)
-            if step.pause.duration:
-                what = f"step {index + 1}/{self.n}: paused for {step.pause.duration}"
-            else:
-                what = f"step {index + 1}/{self.n}: paused until promoted (rollwise.dev/promote)"
-            self.emit(R.PAUSED, what=what)
+            self._pause_entered(index, step.pause.duration)
         elif step.analysis is not None:
             checks = checks_for_step(self.spec, index)
             if checks is not None and self.s.canary_revision is not None:
@@ -227,6 +225,33 @@ class PassState:
         if st is not None and st.step_index == index and st.revision == self.s.canary_revision:
             return ", ".join(st.pending)
         return ", ".join(step.roles)
+
+    def _pause_entered(self, index: int, duration: str | None) -> None:
+        """A pause step begins: its start and reason recorded, its Paused event."""
+        self.update(pause_started_at=self.now, pause_reason=PauseReason.PAUSE_STEP)
+        if duration:
+            what = f"step {index + 1}/{self.n}: paused for {duration}"
+        else:
+            what = f"step {index + 1}/{self.n}: paused until promoted (rollwise.dev/promote)"
+        self.emit(R.PAUSED, what=what)
+
+    def preview_replicas(self) -> int:
+        """Blue-green: the preview's pod count before the switch (``previewReplicaCount``,
+        else ``spec.replicas``)."""
+        blue_green = self.blue_green
+        if blue_green is None or blue_green.preview_replica_count is None:
+            return self.spec.replicas
+        return min(blue_green.preview_replica_count, max(self.spec.replicas, 1))
+
+    def preview_ready(self) -> bool:
+        """Blue-green: whether the preview of the current canary revision was found ready
+        (recorded once, so that a preview pod restarting later does not undo the stages)."""
+        recorded = self.s.blue_green
+        return (
+            recorded is not None
+            and recorded.preview_revision == self.s.canary_revision
+            and recorded.preview_ready_at is not None
+        )
 
     def _rollback(self, *, cause: str = "", request: ManualRequest | None = None) -> None:
         s = self.s

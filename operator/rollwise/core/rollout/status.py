@@ -41,6 +41,8 @@ class PauseReason(StrEnum):
     AWAITING_APPROVAL = "AwaitingApproval"
     #: An approval step's timeout passed without every approval: it keeps holding.
     APPROVAL_TIMED_OUT = "ApprovalTimedOut"
+    #: Blue-green: the preview is ready and waits for a promotion to switch.
+    AWAITING_PROMOTION = "AwaitingPromotion"
 
 
 class ConditionType(StrEnum):
@@ -95,6 +97,23 @@ class BaselineStatus(StatusModel):
     weight: int = 0
     replicas: int = 0
     available_replicas: int = 0
+
+
+class BlueGreenStatus(StatusModel):
+    """Where a blue-green Rollout stands (``strategy.blueGreen``): the revision the active
+    Service selects, the one the preview Service selects while a new revision waits, when the
+    preview became ready, and the last switch."""
+
+    active_revision: str | None = None
+    preview_revision: str | None = None
+    preview_ready_at: Time | None = None
+    """When the preview's pods became available (None while they are not yet)."""
+    switched_at: Time | None = None
+    """When the active Service's selector last moved to a new revision."""
+    previous_revision: str | None = None
+    """The revision the active Service selected before the last switch."""
+    scale_down_at: Time | None = None
+    """When the previous revision is removed (None once it is)."""
 
 
 def step_text(current_step_index: int | None, steps: int) -> str | None:
@@ -194,6 +213,7 @@ class RolloutStatus(ConditionedStatus[ConditionType, Condition]):
     stable_revision: str | None = None
     canary_revision: str | None = None
     baseline: BaselineStatus | None = None
+    blue_green: BlueGreenStatus | None = None
     header_routes: list[ActiveHeaderRoute] | None = None
     """The header routes in effect while a canary runs (None: none)."""
     mirror_routes: list[ActiveMirrorRoute] | None = None

@@ -335,16 +335,15 @@ async def observe(
         ),
     )
     missing: list[str] = []
+    stable_field, canary_field = (
+        ("spec.strategy.blueGreen.activeService", "spec.strategy.blueGreen.previewService")
+        if spec.strategy.blue_green is not None
+        else ("spec.strategy.canary.stableService", "spec.strategy.canary.canaryService")
+    )
     if not stable_exists:
-        missing.append(
-            f"spec.strategy.canary.stableService: Service {obj.namespace}/"
-            f"{canary.stable_service} not found"
-        )
+        missing.append(f"{stable_field}: Service {obj.namespace}/{canary.stable_service} not found")
     if not canary_exists and canary.canary_service != canary.stable_service:
-        missing.append(
-            f"spec.strategy.canary.canaryService: Service {obj.namespace}/"
-            f"{canary.canary_service} not found"
-        )
+        missing.append(f"{canary_field}: Service {obj.namespace}/{canary.canary_service} not found")
     if not baseline_exists:
         missing.append(
             f"spec.strategy.canary.baselineService: Service {obj.namespace}/"

@@ -223,6 +223,9 @@ def router_kind(spec: RolloutSpec | None) -> str:
     """The ``router`` label of ``rollwise_rollout_info``."""
     if spec is None:
         return ""
+    if spec.strategy.blue_green is not None:
+        # No router: the Services' selectors carry the traffic.
+        return "blueGreen"
     routing = spec.strategy.canary.traffic_routing
     if routing is None:
         return "replicaRatio"
