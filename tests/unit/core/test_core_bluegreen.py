@@ -19,7 +19,7 @@ from rollwise.core.rollout.actions import (
     PointStableService,
     ScaleRevision,
 )
-from rollwise.core.rollout.canary import decide
+from rollwise.core.rollout.canary import decide, rollout_metrics
 from rollwise.core.rollout.status import ConditionType, PauseReason, RolloutStatus
 from rollwise.core.spec import RolloutSpec, blue_green_steps
 from rollwise.core.validation import (
@@ -575,3 +575,21 @@ def test_promote_full_before_the_switch_switches_at_completion() -> None:
     assert found.count("ActiveSwitched") == 1
     assert "PromotedFull" in found
     assert "RolloutCompleted" in found
+
+
+def test_blue_green_metrics_are_named_where_they_are_written() -> None:
+    """A refused query names the field the user wrote (the pre- or post-promotion analysis),
+    not the canary view the pass runs it through."""
+    spec = bg(prePromotionAnalysis=PRE, postPromotionAnalysis=POST)
+    paths = [path for path, _ in rollout_metrics(spec)]
+    assert paths == [
+        *(
+            f"spec.strategy.blueGreen.prePromotionAnalysis.metrics[{i}]"
+            for i in range(len(PRE["metrics"]))
+        ),
+        *(
+            f"spec.strategy.blueGreen.postPromotionAnalysis.metrics[{i}]"
+            for i in range(len(POST["metrics"]))
+        ),
+    ]
+    assert paths

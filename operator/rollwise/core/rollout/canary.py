@@ -156,7 +156,19 @@ def decide(
 
 
 def rollout_metrics(spec: RolloutSpec) -> list[tuple[str, Metric]]:
-    """Every metric the Rollout's canary can measure, with its spec path."""
+    """Every metric the Rollout's canary can measure, with its spec path (a blue-green
+    Rollout's under ``spec.strategy.blueGreen``, where its analyses are written)."""
+    blue_green = spec.strategy.blue_green
+    if blue_green is not None:
+        base = "spec.strategy.blueGreen"
+        found: list[tuple[str, Metric]] = []
+        for field, analysis in (
+            ("prePromotionAnalysis", blue_green.pre_promotion_analysis),
+            ("postPromotionAnalysis", blue_green.post_promotion_analysis),
+        ):
+            for i, metric in enumerate((analysis.metrics or []) if analysis is not None else []):
+                found.append((f"{base}.{field}.metrics[{i}]", metric))
+        return found
     canary = spec.strategy.canary
     return canary_metrics(canary.steps, canary.analysis, "spec.strategy.canary")
 
