@@ -1,9 +1,10 @@
 """A ModelRelease's post-promotion watch end to end: version 2 of a model reaches Production
 over version 1 (the real operator process in the lab, the real MLflow registry, Prometheus,
 ``examples/modelrelease-template`` with the watch of ``examples/modelrelease-mlflow`` at
-test-sized timings), then its demo service's error ratio is raised. The regression is
-detected, confirmed, and rolled back on the fast track: MLflow's own API shows the alias back
-on version 1 and the child Rollout serves version 1's revision again. Checked through the API
+test-sized timings, half of version 1's replicas kept warm), then its demo service's error
+ratio is raised. The regression is detected, confirmed, and rolled back on the fast track:
+MLflow's own API shows the alias back on version 1 and the child Rollout serves version 1's
+revision again. Checked through the API
 only (status, events, MLflow's REST API, the child Rollout, the operator's metrics
 endpoint)."""
 
@@ -55,12 +56,25 @@ def example_watch() -> dict[str, Any]:
             "windows": {"short": "4s", "long": "20s"},
             "confirmAfter": 2,
             "clearAfter": 2,
+            "previousRevisionReplicas": 50,
         }
     )
     for metric in watch["metrics"]:
         source = metric["provider"]["prometheus"]
         source["query"] = source["query"].replace('service="recommender"', f'service="{APP}"')
     return watch
+
+
+def revision_replicas(cluster: Cluster, revision: str) -> tuple[int, int] | None:
+    """(spec.replicas, status.readyReplicas) of the child Rollout's Deployment of
+    ``revision``; None when there is none."""
+    listing = cluster.apps.list_namespaced_deployment(
+        cluster.namespace, label_selector=f"rollwise.dev/revision={revision}"
+    )
+    for deployment in listing.items:
+        ready = deployment.status.ready_replicas if deployment.status is not None else 0
+        return int(deployment.spec.replicas or 0), int(ready or 0)
+    return None
 
 
 def test_a_regression_after_production_flips_the_mlflow_alias_back(
@@ -106,6 +120,14 @@ def test_a_regression_after_production_flips_the_mlflow_alias_back(
     )
     assert (watch["phase"], watch["revision"], watch["previousRevision"]) == ("Watching", "2", "1")
     assert [k["name"] for k in watch["kpis"]] == ["error-ratio"]
+    # The child keeps version 1's revision warm for the watch: half of its 4 replicas.
+    canary = child_rollout(cluster, model)["spec"]["strategy"]["canary"]
+    assert (canary["scaleDownDelaySeconds"], canary["scaleDownDelayReplicas"]) == (242, 50)
+    eventually(
+        lambda: revision_replicas(cluster, old) == (2, 2),
+        timeout=30,
+        what="version 1's revision warm at 2 of 4 replicas",
+    )
 
     set_lab_behaviour(cluster, new, 0.5)
 
@@ -140,6 +162,12 @@ def test_a_regression_after_production_flips_the_mlflow_alias_back(
         what="the child Rollout back on the previous revision",
     )
     assert child["status"].get("canaryWeight", 0) == 0
+    # Back at full size, and the regressed revision kept warm in turn.
+    eventually(
+        lambda: revision_replicas(cluster, old) == (4, 4),
+        timeout=30,
+        what="version 1's revision back at 4 replicas",
+    )
 
     # One episode: one event of each kind, each carrying the change ticket.
     events = events_of(cluster, name)

@@ -23,8 +23,10 @@ does.
 * **End**: after ``duration``, or when a later release took the alias.
 
 Template-served releases run the watch here, on the release, not on the child Rollout (the
-child's own ``postPromotion`` is never set): ``previousRevisionReplicas`` does not apply, the
-child Rollout removes its previous revision as it always does, and a rollback promotes the
+child's own ``postPromotion`` is never set); the child keeps the revision it replaced warm for
+the watch (its ``scaleDownDelaySeconds`` and ``scaleDownDelayReplicas``, from the watch's
+duration and ``previousRevisionReplicas``, see
+:func:`rollwise.core.modelrelease.spec.child_rollout_spec`), and a rollback promotes the
 previous template on the child at once.
 
 Pure: no clock (``now`` is an argument), no I/O.

@@ -33,7 +33,7 @@ from rollwise.core.rollout.status import (
     PauseReason,
     RetiredRevision,
 )
-from rollwise.core.rollout.watch import Watch, warm_replicas
+from rollwise.core.rollout.watch import Watch, kept_replicas, warm_replicas
 from rollwise.core.traffic import baseline_replica_weight, expected_weight, split, weights
 
 
@@ -355,6 +355,13 @@ class Completion(Watch):
                 targets.append((watch.previous_revision, warm_replicas(self.spec)))
         if rolled_back is not None and rolled_back not in (stable, canary):
             targets.append((rolled_back, 0))
+        share = self.canary_spec.scale_down_delay_replicas
+        if share is not None:
+            # Replaced stable revisions keep their share until scaleDownDelaySeconds ends.
+            placed = {revision for revision, _ in targets} | {baseline}
+            for retired in s.retired_revisions:
+                if retired.revision not in placed and self.now < retired.remove_at:
+                    targets.append((retired.revision, kept_replicas(replicas, share)))
 
         ups: list[Action] = []
         downs: list[Action] = []

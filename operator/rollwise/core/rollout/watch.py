@@ -82,11 +82,16 @@ def watch_due(
     return watch_queries(watch, resolved_metrics(WHERE, watch, reads), pp, now)
 
 
+def kept_replicas(replicas: int, percent: int) -> int:
+    """``percent`` of ``replicas``, rounded up: what a kept revision runs."""
+    return math.ceil(replicas * percent / 100)
+
+
 def warm_replicas(spec: RolloutSpec) -> int:
     """Replicas the previous revision keeps during the watch."""
     watch = watch_of(spec)
     share = watch.previous_revision_replicas if watch is not None else 0
-    return math.ceil(spec.replicas * share / 100)
+    return kept_replicas(spec.replicas, share)
 
 
 class Watch(PassState):
@@ -235,4 +240,4 @@ class Watch(PassState):
         self.emit(R.REGRESSION_HOLD_LIFTED, revision=revision, regressed=status.revision, by=by)
 
 
-__all__ = ["Watch", "warm_replicas", "watch_due", "watch_errors", "watch_of"]
+__all__ = ["Watch", "kept_replicas", "warm_replicas", "watch_due", "watch_errors", "watch_of"]
