@@ -11,6 +11,7 @@ endpoint)."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,29 @@ def revision_replicas(cluster: Cluster, revision: str) -> tuple[int, int] | None
     return None
 
 
-def test_a_regression_after_production_flips_the_mlflow_alias_back(
+@dataclass
+class Watched:
+    """Version 2 of a model in Production over version 1, its watch started with version 1's
+    values captured."""
+
+    model: str
+    name: str
+    old: str
+    new: str
+    port: int
+    watch: dict[str, Any]
+
+
+def watched_release(
     cluster: Cluster,
     start_operator: StartOperator,
     mlflow_server: MLflowServer,
     tmp_path: Path,
-) -> None:
+    **watch: Any,
+) -> Watched:
+    """The operator (its metrics on a port of its own), version 1 then version 2 in
+    Production with ``example_watch()`` updated by ``watch``, traffic through the client
+    Service, and the watch started."""
     model = f"fraud-{cluster.test_id}"
     fraud = TemplateModel(cluster, tmp_path, model, {"mlflow": {"registry": REGISTRY}})
     fraud.register(mlflow_server, "1", "2")
@@ -103,14 +121,13 @@ def test_a_regression_after_production_flips_the_mlflow_alias_back(
     name = fraud.name("2")
     docs = fraud.docs("2")
     release = next(d for d in docs if d["kind"] == "ModelRelease")
-    release["spec"]["canary"]["postPromotion"] = example_watch()
+    release["spec"]["canary"]["postPromotion"] = {**example_watch(), **watch}
     second = to_production(cluster, docs, name, timeout=60)
     new = str(second["serving"]["revision"])
     assert new != old
     assert mlflow_alias(mlflow_server, model) == "2"
-
     # The watch runs on the release, against the version the alias pointed at before.
-    watch = eventually(
+    started = eventually(
         lambda: (
             (pp := status_of(cluster, name).get("postPromotion") or {}).get("previousCaptured")
             and pp
@@ -118,6 +135,24 @@ def test_a_regression_after_production_flips_the_mlflow_alias_back(
         timeout=30,
         what="the watch started with the previous version's values captured",
     )
+    return Watched(model, name, old, new, port, started)
+
+
+def test_a_regression_after_production_flips_the_mlflow_alias_back(
+    cluster: Cluster,
+    start_operator: StartOperator,
+    mlflow_server: MLflowServer,
+    tmp_path: Path,
+) -> None:
+    watched = watched_release(cluster, start_operator, mlflow_server, tmp_path)
+    model, name, old, new, port = (
+        watched.model,
+        watched.name,
+        watched.old,
+        watched.new,
+        watched.port,
+    )
+    watch = watched.watch
     assert (watch["phase"], watch["revision"], watch["previousRevision"]) == ("Watching", "2", "1")
     assert [k["name"] for k in watch["kpis"]] == ["error-ratio"]
     # The child keeps version 1's revision warm for the watch: half of its 4 replicas.
@@ -188,3 +223,59 @@ def test_a_regression_after_production_flips_the_mlflow_alias_back(
     assert counters["rollwise_regression_confirmed_total"][1] == 1
     assert (labels["namespace"], labels["name"]) == (cluster.namespace, name)
     assert (labels["severity"], labels["reason"]) == ("critical", "error_rate_regression")
+
+
+def test_alert_only_alerts_the_alias_stays(
+    cluster: Cluster,
+    start_operator: StartOperator,
+    mlflow_server: MLflowServer,
+    tmp_path: Path,
+) -> None:
+    """``onRegression.critical: alert``: the regression is confirmed, on record and counted,
+    and nothing moves: version 2 stays in Production with the alias, the child Rollout keeps
+    serving its revision."""
+    watched = watched_release(
+        cluster, start_operator, mlflow_server, tmp_path, onRegression={"critical": "alert"}
+    )
+    set_lab_behaviour(cluster, watched.new, 0.5)
+    status = eventually(
+        lambda: (
+            (s := status_of(cluster, watched.name)).get("postPromotion", {}).get("action")
+            == "alert"
+            and s
+        ),
+        timeout=90,
+        what="the regression confirmed with action alert",
+        every=0.2,
+    )
+    assert status["stage"] == "Production"
+    assert status["decision"]["reasons"][0]["code"] == "RegressionConfirmed"
+    kpi = status["postPromotion"]["kpis"][0]
+    assert (kpi["state"], kpi["confirmed"]) == ("confirmed", True)
+    # Nothing moved, and nothing moves on later evaluations either.
+    for _ in range(3):
+        evaluations = int(status_of(cluster, watched.name)["postPromotion"]["evaluations"])
+        eventually(
+            lambda n=evaluations: (
+                int(status_of(cluster, watched.name)["postPromotion"]["evaluations"]) > n
+            ),
+            timeout=30,
+            what="a later evaluation",
+        )
+        assert status_of(cluster, watched.name)["stage"] == "Production"
+        assert mlflow_alias(mlflow_server, watched.model) == "2"
+        child = child_rollout(cluster, watched.model)
+        assert child["status"]["stableRevision"] == watched.new
+    reasons = [e["reason"] for e in events_of(cluster, watched.name)]
+    assert reasons.count("RegressionConfirmed") == 1, reasons
+    assert "RegressionRollback" not in reasons
+    assert "AliasRestored" not in reasons
+    counters = eventually(
+        lambda: (
+            (c := regression_counters(watched.port)).get("rollwise_regression_confirmed_total")
+            and c
+        ),
+        timeout=20,
+        what="the regression counters",
+    )
+    assert counters["rollwise_regression_confirmed_total"][1] == 1
