@@ -279,3 +279,56 @@ def test_alert_only_alerts_the_alias_stays(
         what="the regression counters",
     )
     assert counters["rollwise_regression_confirmed_total"][1] == 1
+
+
+def test_a_blip_is_one_false_positive_and_the_alias_stays(
+    cluster: Cluster,
+    start_operator: StartOperator,
+    mlflow_server: MLflowServer,
+    tmp_path: Path,
+) -> None:
+    """A burst of errors shorter than the confirmation (eight bad evaluations, 16 s): one
+    detection, one false positive, no rollback and no repeated event; version 2 keeps the
+    alias."""
+    watched = watched_release(cluster, start_operator, mlflow_server, tmp_path, confirmAfter=8)
+
+    def errors() -> dict[str, Any]:
+        return dict(status_of(cluster, watched.name)["postPromotion"]["kpis"][0])
+
+    set_lab_behaviour(cluster, watched.new, 0.6)
+    eventually(
+        lambda: errors()["state"] == "detected", timeout=30, what="the blip detected", every=0.05
+    )
+    set_lab_behaviour(cluster, watched.new, 0.0)
+    eventually(lambda: errors()["state"] == "cleared", timeout=60, what="the blip cleared")
+    kpi = errors()
+    assert (kpi["episodes"], kpi["confirmed"]) == (1, False)
+    status = status_of(cluster, watched.name)
+    assert status["stage"] == "Production"
+    assert "action" not in status["postPromotion"]
+    assert mlflow_alias(mlflow_server, watched.model) == "2"
+    assert child_rollout(cluster, watched.model)["status"]["stableRevision"] == watched.new
+
+    def cleared_events() -> list[dict[str, Any]] | None:
+        found = events_of(cluster, watched.name)
+        return found if any(e["reason"] == "RegressionCleared" for e in found) else None
+
+    events = eventually(cleared_events, timeout=20, what="the cleared event")
+    reasons = [e["reason"] for e in events]
+    assert reasons.count("RegressionDetected") == 1, reasons
+    assert reasons.count("RegressionCleared") == 1, reasons
+    assert "RegressionConfirmed" not in reasons
+    assert "RegressionRollback" not in reasons
+    cleared = next(e for e in events if e["reason"] == "RegressionCleared")
+    assert "false positive" in cleared["message"]
+    counted = eventually(
+        lambda: (
+            (c := regression_counters(watched.port)).get("rollwise_regression_false_positive_total")
+            and c
+        ),
+        timeout=20,
+        what="the regression counters",
+    )
+    assert counted["rollwise_regression_detected_total"][1] == 1
+    assert counted["rollwise_regression_false_positive_total"][1] == 1
+    assert "rollwise_regression_confirmed_total" not in counted
