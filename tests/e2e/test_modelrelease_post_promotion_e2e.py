@@ -4,9 +4,9 @@ over version 1 (the real operator process in the lab, the real MLflow registry, 
 test-sized timings, half of version 1's replicas kept warm), then its demo service's error
 ratio is raised. The regression is detected, confirmed, and rolled back on the fast track:
 MLflow's own API shows the alias back on version 1 and the child Rollout serves version 1's
-revision again. Checked through the API
-only (status, events, MLflow's REST API, the child Rollout, the operator's metrics
-endpoint)."""
+revision again. With ``onRegression`` alert the regression is only recorded and counted; a
+blip shorter than the confirmation is one false positive. Checked through the API only
+(status, events, MLflow's REST API, the child Rollout, the operator's metrics endpoint)."""
 
 from __future__ import annotations
 
