@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rollwise.core.modelrelease.spec import child_rollout_spec
-from rollwise.core.observations import ManualRequest, RequestKind, revision_of
+from rollwise.core.observations import ManualRequest, RequestKind, RevisionState, revision_of
 from rollwise.core.rollout.actions import EnsureRevision, PointStableService
 from rollwise.core.rollout.canary import decide
 from rollwise.core.rollout.status import RolloutStatus
@@ -148,20 +148,14 @@ def child_spec(spec: ModelReleaseSpec) -> RolloutSpec:
 
 
 @pytest.mark.parametrize(
-    ("share", "kept", "first_pass"),
-    [
-        # At full size the release's rollback moves all traffic in the pass that sees it.
-        pytest.param(100, 4, ["RevisionDetected", "PromotedFull", "RolloutCompleted"], id="all"),
-        # A share: its pods are ready, the rest start, then the stable Service moves.
-        pytest.param(50, 2, ["RevisionDetected", "PromotedFull"], id="half"),
-    ],
+    ("share", "kept"),
+    [pytest.param(100, 4, id="all"), pytest.param(50, 2, id="half")],
 )
-def test_the_child_keeps_the_previous_version_warm_for_the_watch(
-    share: int, kept: int, first_pass: list[str]
-) -> None:
+def test_the_child_keeps_the_previous_version_warm_for_the_watch(share: int, kept: int) -> None:
     """Version 1 then version 2 served by the child (its spec as the release writes it);
     while the release watches version 2 the child keeps version 1's revision at its share,
-    and the release's rollback (version 1's template back, promote-full) goes back to it."""
+    and the release's rollback (version 1's template back, promote-full) moves all traffic to
+    it in the pass that sees it, with the pods it kept, while it scales back to full size."""
     first = watched_release(server_template("model-server:1"), previousRevisionReplicas=share)
     second = watched_release(server_template("model-server:2"), previousRevisionReplicas=share)
     one, two = child_spec(first), child_spec(second)
@@ -177,19 +171,54 @@ def test_the_child_keeps_the_previous_version_warm_for_the_watch(
     assert status is not None
     assert cluster.revisions[old] == ready(kept)
     # The release's rollback: the template that served before, promote-full.
+    cluster.unready.add(old)  # the pods it starts to get back to full size are not ready yet
     observed = cluster.observe(
         one.template, requests=(ManualRequest(RequestKind.PROMOTE_FULL, "rb"),)
     )
     decision = decide(one, status, observed, at(129))
-    assert reasons(decision) == first_pass
+    assert reasons(decision) == ["RevisionDetected", "PromotedFull", "RolloutCompleted"]
+    assert PointStableService("fraud-stable", old) in decision.actions
     assert EnsureRevision(old, 4, one.template) in decision.actions
+    assert decision.status.stable_revision == old
+    assert decision.status.canary_revision is None
+    # Kept in turn, at the share: the regressed revision, until its own delay ends.
+    assert [r.revision for r in decision.status.retired_revisions] == [new]
     cluster.apply(decision)
-    status, _, _ = drive(one, decision.status, cluster, one.template, at(129))
+    cluster.unready.discard(old)
+    cluster.revisions[old] = ready(4)
+    status, _, _ = drive(one, decision.status, cluster, one.template, at(130))
     assert status is not None
     assert status.stable_revision == old
-    assert status.canary_revision is None
-    assert cluster.revisions[old] == ready(4)
-    assert cluster.revisions[new] == ready(kept)  # the regressed one kept in turn
+    assert cluster.revisions[new] == ready(kept)
+
+
+def test_a_kept_revision_returns_only_with_its_share_available() -> None:
+    """Going back to a kept revision whose pods are not available (evicted, say) waits for
+    full size like any promotion."""
+    status, cluster = promoted(50)
+    cluster.revisions[R1] = RevisionState(desired_replicas=2, updated_replicas=2)
+    cluster.unready.add(R1)
+    back = rollout(V1, 50)
+    observed = cluster.observe(V1, requests=(ManualRequest(RequestKind.PROMOTE_FULL, "b"),))
+    decision = decide(back, status, observed, at(20))
+    assert reasons(decision) == ["RevisionDetected", "PromotedFull"]
+    assert decision.status.stable_revision == R2
+    assert "waiting for canary" in decision.status.message
+
+
+def test_an_expired_revision_returns_at_full_size_only() -> None:
+    """Past its scaleDownDelaySeconds the revision is gone: going back starts it again and
+    waits for full size."""
+    status, cluster = promoted(50)
+    status, _, _ = drive(rollout(V2, 50), status, cluster, V2, at(71))
+    assert status is not None
+    assert R1 not in cluster.revisions
+    cluster.unready.add(R1)
+    back = rollout(V1, 50)
+    observed = cluster.observe(V1, requests=(ManualRequest(RequestKind.PROMOTE_FULL, "b"),))
+    decision = decide(back, status, observed, at(72))
+    assert reasons(decision) == ["RevisionDetected", "PromotedFull"]
+    assert decision.status.stable_revision == R2
 
 
 def test_after_the_watch_and_an_interval_the_previous_revision_goes() -> None:

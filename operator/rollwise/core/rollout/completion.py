@@ -48,7 +48,7 @@ class Completion(Watch):
             return
         replicas = self.spec.replicas
         state = self.obs.revisions.get(canary)
-        if state is None or not state.ready_for(replicas):
+        if state is None or not (state.ready_for(replicas) or self._warm_return(canary)):
             have = state.available_replicas if state is not None else 0
             self._cluster_wait(
                 f"all steps done: waiting for canary {canary} to be fully available "
@@ -63,6 +63,20 @@ class Completion(Watch):
         self.update(stable_revision=canary, retired_revisions=retired)
         self.emit(R.ROLLOUT_COMPLETED, revision=canary, previous=old, delay=format_seconds(delay))
         self._start_watch(canary, old)
+
+    def _warm_return(self, canary: str) -> bool:
+        """Whether ``canary`` is a replaced stable revision still kept at its
+        ``scaleDownDelayReplicas`` share, with that share available: going back to it moves
+        the traffic at once, as the post-promotion fast track does, while it scales back to
+        full size (a ModelRelease's rollback of its child Rollout)."""
+        share = self.canary_spec.scale_down_delay_replicas
+        state = self.obs.revisions.get(canary)
+        if share is None or state is None or not state.current:
+            return False
+        retired = self.s.retired_revisions
+        kept = any(r.revision == canary and self.now < r.remove_at for r in retired)
+        needed = max(kept_replicas(self.spec.replicas, share), 1)
+        return kept and state.available_replicas >= needed
 
     def _stable_only(self) -> None:
         stable = self.s.stable_revision
@@ -98,9 +112,12 @@ class Completion(Watch):
 
     def _retire(self) -> None:
         keep: list[RetiredRevision] = []
-        in_use = {self.s.stable_revision, self.s.canary_revision}
         for retired in self.s.retired_revisions:
-            if retired.revision in in_use:
+            if retired.revision in (self.s.stable_revision, self.s.rolled_back_revision):
+                continue
+            if retired.revision == self.s.canary_revision:
+                # A canary going back to a kept revision: on record until it completes.
+                keep.append(retired)
                 continue
             if self.now >= retired.remove_at:
                 self.emit(R.REVISION_RETIRED, revision=retired.revision)
