@@ -4,8 +4,9 @@ over version 1 (the real operator process in the lab, the real MLflow registry, 
 test-sized timings, half of version 1's replicas kept warm), then its demo service's error
 ratio is raised. The regression is detected, confirmed, and rolled back on the fast track:
 MLflow's own API shows the alias back on version 1 and the child Rollout serves version 1's
-revision again. With ``onRegression`` alert the regression is only recorded and counted; a
-blip shorter than the confirmation is one false positive. Checked through the API only
+revision again. With ``onRegression`` alert the regression is only recorded and counted;
+with hold the next version waits Queued until it clears; a blip shorter than the
+confirmation is one false positive. Checked through the API only
 (status, events, MLflow's REST API, the child Rollout, the operator's metrics endpoint)."""
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tests.e2e.test_modelrelease_e2e import (
     set_lab_behaviour,
     status_of,
     to_production,
+    wait_stage,
 )
 from tests.e2e.test_post_promotion_e2e import regression_counters
 
@@ -89,6 +91,7 @@ class Watched:
     new: str
     port: int
     watch: dict[str, Any]
+    fraud: TemplateModel
 
 
 def watched_release(
@@ -135,7 +138,7 @@ def watched_release(
         timeout=30,
         what="the watch started with the previous version's values captured",
     )
-    return Watched(model, name, old, new, port, started)
+    return Watched(model, name, old, new, port, started, fraud)
 
 
 def test_a_regression_after_production_flips_the_mlflow_alias_back(
@@ -332,3 +335,64 @@ def test_a_blip_is_one_false_positive_and_the_alias_stays(
     assert counted["rollwise_regression_detected_total"][1] == 1
     assert counted["rollwise_regression_false_positive_total"][1] == 1
     assert "rollwise_regression_confirmed_total" not in counted
+
+
+def test_hold_keeps_the_model_s_slot_until_the_regression_clears(
+    cluster: Cluster,
+    start_operator: StartOperator,
+    mlflow_server: MLflowServer,
+    tmp_path: Path,
+) -> None:
+    """``onRegression.critical: hold``: while the regression stays confirmed, version 2 keeps
+    Production and the alias, and version 3 waits in Candidate, Queued behind it; once the
+    regression clears, version 3 goes on to Production."""
+    watched = watched_release(
+        cluster, start_operator, mlflow_server, tmp_path, onRegression={"critical": "hold"}
+    )
+    set_lab_behaviour(cluster, watched.new, 0.5)
+    eventually(
+        lambda: status_of(cluster, watched.name)["postPromotion"].get("action") == "hold",
+        timeout=90,
+        what="the regression confirmed with action hold",
+        every=0.2,
+    )
+    watched.fraud.register(mlflow_server, "3")
+    third = watched.fraud.name("3")
+    cluster.apply(watched.fraud.docs("3"))
+    queued = eventually(
+        lambda: (s := status_of(cluster, third)).get("phase") == "Queued" and s,
+        timeout=30,
+        what=f"{third} Queued behind the held release",
+    )
+    assert queued["stage"] == "Candidate"
+    assert watched.name in queued["message"]
+    held = status_of(cluster, watched.name)
+    assert held["stage"] == "Production"
+    assert "the next release of the model and alias waits" in held["message"]
+    assert mlflow_alias(mlflow_server, watched.model) == "2"
+
+    # Still held a few evaluations later: version 3 has not moved.
+    evaluations = int(held["postPromotion"]["evaluations"])
+    eventually(
+        lambda: (
+            int(status_of(cluster, watched.name)["postPromotion"]["evaluations"]) >= evaluations + 2
+        ),
+        timeout=30,
+        what="two more evaluations",
+    )
+    assert status_of(cluster, third)["stage"] == "Candidate"
+
+    # The regression clears: the slot is free, version 3 goes on.
+    set_lab_behaviour(cluster, watched.new, 0.0)
+    eventually(
+        lambda: status_of(cluster, watched.name)["postPromotion"]["kpis"][0]["state"] == "cleared",
+        timeout=60,
+        what="the regression cleared",
+    )
+    status = wait_stage(cluster, third, "Production", timeout=90)
+    assert status["alias"]["previousVersion"] == "2"
+    assert mlflow_alias(mlflow_server, watched.model) == "3"
+    reasons = [e["reason"] for e in events_of(cluster, watched.name)]
+    assert reasons.count("RegressionConfirmed") == 1, reasons
+    assert reasons.count("RegressionCleared") == 1, reasons
+    assert "RegressionRollback" not in reasons
