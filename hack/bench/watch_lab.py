@@ -37,9 +37,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hack.bench._common import Api, Process, machine, wait_for
+from hack.bench._common import Api, machine, wait_for
+from hack.bench.reaction import NAMESPACE, lab_with_operator, rollout, route_docs
 
-NAMESPACE = "bench"
 THRESHOLD = 0.05
 ERROR_RATIO = 0.5
 SHORT_WINDOW = "4s"
@@ -71,31 +71,6 @@ QUERY = (
 def docs(name: str, interval: float, confirm_after: int) -> list[dict[str, Any]]:
     """Services, HTTPRoute and watched Rollout of one sample; the app label is the name."""
     labels = {"app": name}
-    services = [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": f"{name}-{role}", "labels": labels},
-            "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]},
-        }
-        for role in ("stable", "canary")
-    ]
-    route = {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "parentRefs": [{"name": "gateway"}],
-            "rules": [
-                {
-                    "backendRefs": [
-                        {"name": f"{name}-stable", "port": 80, "weight": 100},
-                        {"name": f"{name}-canary", "port": 80, "weight": 0},
-                    ]
-                }
-            ],
-        },
-    }
     rollout = {
         "apiVersion": "rollwise.dev/v1alpha1",
         "kind": "Rollout",
@@ -134,7 +109,7 @@ def docs(name: str, interval: float, confirm_after: int) -> list[dict[str, Any]]
             },
         },
     }
-    return [*services, route, rollout]
+    return [*route_docs(name), rollout]
 
 
 @dataclass
@@ -144,13 +119,6 @@ class Sample:
     fast_track: float | None
     reaction: float | None
     note: str
-
-
-def rollout(api: Api, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = api.call(
-        "GET", f"/apis/rollwise.dev/v1alpha1/namespaces/{NAMESPACE}/rollouts/{name}"
-    )
-    return obj
 
 
 def status_of(api: Api, name: str) -> dict[str, Any]:
@@ -295,20 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"confirmAfter {args.confirm_after}, windows {SHORT_WINDOW}/{LONG_WINDOW}")
     print(DEFINITION, flush=True)
 
-    from hack.lab.lab import Lab  # noqa: PLC0415 - heavy, after the argument check
-    from hack.lab.operator import install_operator  # noqa: PLC0415
-
-    lab = Lab(workdir / "lab", scrape_interval="250ms", log=lambda _: None).start()
-    cluster = lab.running_cluster
-    cluster.api("POST", "/api/v1/namespaces", body={"metadata": {"name": NAMESPACE}})
-    release = install_operator(cluster, NAMESPACE, workdir / "operator")
-    log = workdir / "operator.log"
-    operator = Process(
-        release.start("--namespace", NAMESPACE, log=log, prometheus_url=lab.prometheus_url), log
-    )
     samples: list[Sample] = []
-    try:
-        api = Api(cluster)
+    with lab_with_operator(workdir) as (lab, api):
         for interval in intervals:
             for rep in range(1, args.reps + 1):
                 sample = measure(lab, api, interval, rep, args.confirm_after)
@@ -321,10 +277,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"reaction {sample.reaction:.2f} s ({sample.note})",
                     flush=True,
                 )
-    finally:
-        code = operator.stop()
-        lab.stop()
-    print(f"operator exit code {code}; log {operator.log}")
     print("\nsummary:")
     for interval in intervals:
         done = [s for s in samples if s.interval == interval and s.fast_track is not None]
