@@ -26,6 +26,8 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,8 +59,9 @@ QUERY = (
 )
 
 
-def docs(name: str, interval: float) -> list[dict[str, Any]]:
-    """Services, HTTPRoute and Rollout of one sample; the app label is the name."""
+def route_docs(name: str) -> list[dict[str, Any]]:
+    """The stable and canary Services and the HTTPRoute (all traffic on stable) of one
+    sample's Rollout; the app label is the name."""
     labels = {"app": name}
     services = [
         {
@@ -85,6 +88,12 @@ def docs(name: str, interval: float) -> list[dict[str, Any]]:
             ],
         },
     }
+    return [*services, route]
+
+
+def docs(name: str, interval: float) -> list[dict[str, Any]]:
+    """Services, HTTPRoute and Rollout of one sample; the app label is the name."""
+    labels = {"app": name}
     rollout = {
         "apiVersion": "rollwise.dev/v1alpha1",
         "kind": "Rollout",
@@ -125,7 +134,7 @@ def docs(name: str, interval: float) -> list[dict[str, Any]]:
             },
         },
     }
-    return [*services, route, rollout]
+    return [*route_docs(name), rollout]
 
 
 @dataclass
@@ -231,6 +240,33 @@ def measure(lab: Any, api: Api, interval: float, rep: int) -> Sample:
     return Sample(interval, rep, zero_at[0] - failing_at[0], note)
 
 
+@contextmanager
+def lab_with_operator(workdir: Path) -> Iterator[tuple[Any, Api]]:
+    """The lab (Prometheus scraping every 250 ms) with the real operator installed with the
+    chart and watching :data:`NAMESPACE`; both stopped on the way out, the operator's exit
+    code and log printed."""
+    from hack.lab.lab import Lab  # noqa: PLC0415 - heavy, after the argument check
+    from hack.lab.operator import install_operator  # noqa: PLC0415
+
+    lab = Lab(workdir / "lab", scrape_interval="250ms", log=lambda _: None).start()
+    try:
+        cluster = lab.running_cluster
+        cluster.api("POST", "/api/v1/namespaces", body={"metadata": {"name": NAMESPACE}})
+        release = install_operator(cluster, NAMESPACE, workdir / "operator")
+        log = workdir / "operator.log"
+        operator = Process(
+            release.start("--namespace", NAMESPACE, log=log, prometheus_url=lab.prometheus_url),
+            log,
+        )
+        try:
+            yield lab, Api(cluster)
+        finally:
+            code = operator.stop()
+            print(f"operator exit code {code}; log {operator.log}")
+    finally:
+        lab.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m hack.bench.reaction", description=__doc__.split("\n")[0]
@@ -245,20 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"logs: {workdir}")
     print(DEFINITION, flush=True)
 
-    from hack.lab.lab import Lab  # noqa: PLC0415 - heavy, after the argument check
-    from hack.lab.operator import install_operator  # noqa: PLC0415
-
-    lab = Lab(workdir / "lab", scrape_interval="250ms", log=lambda _: None).start()
-    cluster = lab.running_cluster
-    cluster.api("POST", "/api/v1/namespaces", body={"metadata": {"name": NAMESPACE}})
-    release = install_operator(cluster, NAMESPACE, workdir / "operator")
-    log = workdir / "operator.log"
-    operator = Process(
-        release.start("--namespace", NAMESPACE, log=log, prometheus_url=lab.prometheus_url), log
-    )
     samples: list[Sample] = []
-    try:
-        api = Api(cluster)
+    with lab_with_operator(workdir) as (lab, api):
         for interval in intervals:
             for rep in range(1, args.reps + 1):
                 sample = measure(lab, api, interval, rep)
@@ -266,10 +290,6 @@ def main(argv: list[str] | None = None) -> int:
                 shown = f"{sample.reaction:.2f} s" if sample.reaction is not None else "none"
                 print(f"interval {interval:g} s rep {rep}: reaction {shown} ({sample.note})")
                 print("", end="", flush=True)
-    finally:
-        code = operator.stop()
-        lab.stop()
-    print(f"operator exit code {code}; log {operator.log}")
     print("\nsummary:")
     for interval in intervals:
         got = [s.reaction for s in samples if s.interval == interval and s.reaction is not None]

@@ -162,6 +162,12 @@ BETA_MATCH = {"headerName": "x-segment", "headerValue": {"exact": "beta"}}
 
 INVALID_ROLLOUTS = [
     pytest.param(
+        rollout(scaleDownDelayReplicas=101),
+        "spec.strategy.canary.scaleDownDelayReplicas: Invalid value: 101: "
+        "spec.strategy.canary.scaleDownDelayReplicas in body should be less than or equal to 100",
+        id="scale-down-delay-replicas-over-100",
+    ),
+    pytest.param(
         rollout(steps=[{"setWeight": 50}, {"setWeight": 20}, {"setWeight": 100}]),
         "spec.strategy.canary.steps: Invalid value: setWeight must not decrease "
         "from one step to the next",

@@ -238,7 +238,11 @@ def revision_roles(rollout: Mapping[str, Any]) -> dict[str, list[str]]:
     add(_as_dict(status.get("baseline")).get("revision"), BASELINE)
     add(status.get("rolledBackRevision"), ABORTED if status.get("aborted") else ROLLED_BACK)
     for retired in status.get("retiredRevisions") or []:
-        add(_as_dict(retired).get("revision"), RETIRED)
+        revision = _as_dict(retired).get("revision")
+        if revision != status.get("canaryRevision"):
+            # A canary going back to a kept revision stays on record as retired until it
+            # completes; it is shown as the canary.
+            add(revision, RETIRED)
     return roles
 
 

@@ -36,6 +36,7 @@ from rollwise.core.durations import InvalidDuration, add_seconds, parse_seconds
 from rollwise.core.judging import judge
 from rollwise.core.observations import Measurement, TemplateKey, TemplateRead
 from rollwise.core.query_templates import REVISION_PLACEHOLDER, WINDOW_PLACEHOLDER
+from rollwise.core.reasons import Reason
 from rollwise.core.regression import (
     KpiRecord,
     KpiState,
@@ -152,6 +153,27 @@ class Evaluated:
     action: RegressionAction | None = None
     ended: bool = False
 
+    @property
+    def confirmed(self) -> bool:
+        """Whether some KPI's episode was confirmed in this evaluation."""
+        return any(Transition.CONFIRMED in change.transitions for change in self.changes)
+
+    def decision(self, mode: DecisionMode, now: datetime) -> Decision | None:
+        """``status.decision`` of this evaluation: the confirmed regression's, else None."""
+        if not self.confirmed or self.action is None:
+            return None
+        return regression_decision(self.status, self.action, mode, now)
+
+
+@dataclass(frozen=True)
+class EpisodeReasons:
+    """A wing's event reasons for the transitions of a KPI's episode (each wing words its
+    own messages: a Rollout's revision, a ModelRelease's version)."""
+
+    detected: Reason
+    confirmed: Reason
+    cleared: Reason
+
 
 def key(metric: str, which: str) -> str:
     """The measurement key of ``metric`` for ``which`` (short, long, previous)."""
@@ -221,6 +243,28 @@ def watch_metrics(
     return merge(
         f"{where}.postPromotion", watch.templates, watch.metrics, reads, WATCH_PLACEHOLDERS
     )
+
+
+def resolved_metrics(
+    where: str, watch: PostPromotion | None, reads: Mapping[TemplateKey, TemplateRead | None]
+) -> list[Metric]:
+    """The watch's metrics (:func:`watch_metrics`), none without a watch or while its
+    templates have problems."""
+    if watch is None:
+        return []
+    metrics, problems = watch_metrics(where, watch, reads)
+    return [] if problems else metrics
+
+
+def watch_problems(
+    where: str, watch: PostPromotion | None, reads: Mapping[TemplateKey, TemplateRead | None]
+) -> list[str]:
+    """Problems of a watch at ``where`` (its templates' first, then its own); none without
+    one."""
+    if watch is None:
+        return []
+    metrics, problems = watch_metrics(where, watch, reads)
+    return problems or validate(where, watch, metrics)
 
 
 def validate(where: str, watch: PostPromotion, metrics: Sequence[Metric]) -> list[str]:
@@ -464,6 +508,47 @@ def holding(status: PostPromotionStatus | None) -> bool:
     )
 
 
+def confirmed_reasons(status: PostPromotionStatus) -> str:
+    """The reason codes of the KPIs whose regression is confirmed, as events say them."""
+    confirmed = [k.reason for k in status.kpis if k.state is KpiState.CONFIRMED]
+    return ", ".join(confirmed) or "regression"
+
+
+def episode_events(
+    reasons: EpisodeReasons,
+    subject: Mapping[str, str],
+    watch: PostPromotion,
+    changes: Sequence[KpiChange],
+) -> list[tuple[Reason, dict[str, object]]]:
+    """The events of an evaluation's episode transitions, in order, each a reason and its
+    message fields: one detection, one confirmation (with the action its severity maps to)
+    and one clearing per episode. ``subject`` names what is watched in the wing's words
+    (``{"revision": ...}``, ``{"version": ...}``)."""
+    events: list[tuple[Reason, dict[str, object]]] = []
+    for change in changes:
+        record, transitions = change.record, change.transitions
+        fields: dict[str, object] = {**subject, "code": record.reason, "detail": describe(record)}
+        if Transition.DETECTED in transitions:
+            events.append((reasons.detected, {**fields, "severity": record.severity.value}))
+        if Transition.CONFIRMED in transitions:
+            action = action_for(watch, record.severity).value
+            events.append(
+                (
+                    reasons.confirmed,
+                    {
+                        **fields,
+                        "severity": record.severity.value,
+                        "bad": record.bad_count,
+                        "action": action,
+                    },
+                )
+            )
+        if Transition.CLEARED in transitions:
+            how = "false positive" if Transition.FALSE_POSITIVE in transitions else "recovered"
+            events.append((reasons.cleared, {**fields, "how": how}))
+    return events
+
+
 def describe(record: KpiRecord) -> str:
     """A KPI's numbers as events say them."""
     parts = [f"{record.name} = {format_value(record.value)}"]
@@ -570,14 +655,17 @@ __all__ = [
     "PREVIOUS",
     "SHORT",
     "Counted",
+    "EpisodeReasons",
     "Evaluated",
     "HoldLift",
     "KpiChange",
     "PostPromotionStatus",
     "WatchPhase",
     "action_for",
+    "confirmed_reasons",
     "counted",
     "describe",
+    "episode_events",
     "evaluate",
     "holding",
     "key",
@@ -585,10 +673,12 @@ __all__ = [
     "next_due",
     "regression_decision",
     "rendered",
+    "resolved_metrics",
     "rule_of",
     "start",
     "validate",
     "watch_metrics",
+    "watch_problems",
     "watch_queries",
     "watching",
     "window_text",

@@ -518,6 +518,10 @@ class PostPromotion(Model):
     templates: list[TemplateRef] | None = None
 
 
+#: Seconds a replaced stable revision keeps running by default (``scaleDownDelaySeconds``).
+DEFAULT_SCALE_DOWN_DELAY = 30
+
+
 #: A Kubernetes object name (DNS-1123 subdomain) and a namespace name (DNS-1123 label).
 OBJECT_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -547,7 +551,9 @@ class CanaryStrategy(Model):
     """``baseline``: run the stable template in fresh pods beside the canary, with the
     canary's replica count and weight, so analysis compares like with like;
     ``baselineService`` selects them for a traffic router (required with one);
-    ``webhooks``: the gating webhooks, called around the steps."""
+    ``webhooks``: the gating webhooks, called around the steps;
+    ``scaleDownDelayReplicas``: the percent of ``replicas`` a replaced stable revision keeps
+    until ``scaleDownDelaySeconds`` removes it (None: the replicas it had)."""
 
     steps: list[Step] = Field(default_factory=default_steps)
     stable_service: str = Field(min_length=1)
@@ -556,7 +562,8 @@ class CanaryStrategy(Model):
     baseline_service: str | None = Field(default=None, min_length=1)
     traffic_routing: TrafficRouting | None = None
     analysis: AnalysisSpec | None = None
-    scale_down_delay_seconds: int = Field(default=30, ge=0)
+    scale_down_delay_seconds: int = Field(default=DEFAULT_SCALE_DOWN_DELAY, ge=0)
+    scale_down_delay_replicas: int | None = Field(default=None, ge=0, le=100)
     decision_mode: DecisionMode = DecisionMode.AUTO
     post_promotion: PostPromotion | None = None
     webhooks: list[Webhook] = Field(default_factory=list)

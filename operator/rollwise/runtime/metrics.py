@@ -57,6 +57,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from rollwise.core.modelrelease.status import Stage
 from rollwise.core.phases import Phase
+from rollwise.core.postpromotion import PostPromotionStatus, counted
 
 
 class OperatorMetrics:
@@ -286,6 +287,18 @@ class OperatorMetrics:
         self.regressions[which].labels(
             namespace=namespace, name=name, severity=severity, reason=reason
         ).inc()
+
+    def regressions_stored(
+        self,
+        namespace: str,
+        name: str,
+        before: PostPromotionStatus | None,
+        after: PostPromotionStatus | None,
+    ) -> None:
+        """The episodes a stored pass moved, from the watch it read to the one it stored:
+        each detection, confirmation and false positive counted once (:func:`counted`)."""
+        for which, kpi in counted(before, after):
+            self.regression(which.value, namespace, name, kpi.severity.value, kpi.reason)
 
     def api_error(self, operation: str, code: str) -> None:
         self.api_errors.labels(operation=operation, code=code).inc()

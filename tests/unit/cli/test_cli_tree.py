@@ -274,3 +274,13 @@ def test_a_baseline_is_a_revision_of_its_own_next_to_the_stable() -> None:
     row = next(cells(line) for line in tree_lines(tree, NOW) if line.strip().startswith(baseline))
     assert row[:3] == [baseline, "Revision", "baseline"]
     assert tree.revisions[2].deployment is not None
+
+
+def test_a_canary_going_back_to_a_kept_revision_is_shown_as_the_canary() -> None:
+    """The revision a canary goes back to stays in retiredRevisions until it completes; the
+    tree names it the canary, not retired."""
+    rollout = w.rollout(w.OLD_TEMPLATE, canary=w.OLD, step=0, phase=Phase.PROGRESSING)
+    rollout["status"]["retiredRevisions"] = [{"revision": w.OLD, "removeAt": b.stamp(-480)}]
+    roles = revision_roles(rollout)
+    assert roles[w.OLD] == ["canary"]
+    assert roles[w.STABLE] == ["stable"]

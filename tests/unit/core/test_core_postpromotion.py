@@ -9,22 +9,29 @@ from typing import Any
 
 import pytest
 
+from rollwise.core.decision_evidence import Action
 from rollwise.core.observations import Measurement, TemplateKey
 from rollwise.core.postpromotion import (
     LONG,
     PREVIOUS,
     SHORT,
+    EpisodeReasons,
     PostPromotionStatus,
     WatchPhase,
+    confirmed_reasons,
+    episode_events,
     evaluate,
     key,
+    resolved_metrics,
     start,
     validate,
     watch_metrics,
+    watch_problems,
     watch_queries,
 )
+from rollwise.core.reasons import EventType, Reason
 from rollwise.core.regression import KpiState, Standing
-from rollwise.core.spec import Metric, PostPromotion, RegressionAction, RolloutSpec
+from rollwise.core.spec import DecisionMode, Metric, PostPromotion, RegressionAction, RolloutSpec
 from rollwise.core.templates import resolve_rollout
 from tests.unit.core.rollout_builders import raw_spec
 
@@ -205,3 +212,95 @@ def test_metric_names_are_not_changed_for_the_spec() -> None:
     watch = watch_spec()
     assert [m.name for m in watch.metrics] == ["error-ratio"]
     assert isinstance(watch.metrics[0], Metric)
+
+
+def _reason(name: str) -> Reason:
+    return Reason(name, EventType.WARNING, name, "{code}")
+
+
+EPISODE = EpisodeReasons(
+    detected=_reason("Detected"), confirmed=_reason("Confirmed"), cleared=_reason("Cleared")
+)
+
+
+def _episode(watch: PostPromotion, series: list[float]) -> list[tuple[str, dict[str, object]]]:
+    """The episode events of ``series`` (short and long window alike), one per 10 s."""
+    status, events = begun(watch), []
+    for i, value in enumerate(series, start=1):
+        outcome = evaluate(
+            watch, watch.metrics, status, values(value, value, at(10 * i)), at(10 * i)
+        )
+        status = outcome.status
+        for reason, fields in episode_events(EPISODE, {"revision": "new"}, watch, outcome.changes):
+            events.append((reason.name, fields))
+    return events
+
+
+@pytest.mark.parametrize(
+    ("on_regression", "series", "expected"),
+    [
+        pytest.param(
+            {},
+            [0.3, 0.3, 0.3, 0.3],
+            [("Detected", None), ("Confirmed", "rollback")],
+            id="confirmed-once-rollback",
+        ),
+        pytest.param(
+            {"critical": "alert"},
+            [0.3, 0.3, 0.3, 0.01, 0.01, 0.3],
+            [
+                ("Detected", None),
+                ("Confirmed", "alert"),
+                ("Cleared", "recovered"),
+                ("Detected", None),
+            ],
+            id="alert-recovers-then-a-new-episode",
+        ),
+        pytest.param(
+            {},
+            [0.3, 0.01, 0.01, 0.01],
+            [("Detected", None), ("Cleared", "false positive")],
+            id="blip-false-positive",
+        ),
+        pytest.param({}, [0.01, 0.01], [], id="healthy-nothing"),
+    ],
+)
+def test_episode_events_one_per_transition(
+    on_regression: dict[str, str], series: list[float], expected: list[tuple[str, str | None]]
+) -> None:
+    watch = watch_spec(onRegression=on_regression) if on_regression else watch_spec()
+    events = _episode(watch, series)
+    seen = [(name, fields.get("action", fields.get("how"))) for name, fields in events]
+    assert seen == expected
+    for _, fields in events:
+        assert fields["revision"] == "new"
+        assert fields["code"] == "error_rate_regression"
+        assert str(fields["detail"]).startswith("error-ratio = ")
+
+
+def test_the_confirmed_evaluation_carries_the_decision() -> None:
+    watch = watch_spec(confirmWhenWindowsAgree=True)
+    status = begun(watch)
+    detected = evaluate(watch, watch.metrics, status, values(0.2, 0.01, at(10)), at(10))
+    assert not detected.confirmed
+    assert detected.decision(DecisionMode.AUTO, at(10)) is None
+    confirmed = evaluate(watch, watch.metrics, detected.status, values(0.2, 0.2, at(20)), at(20))
+    assert confirmed.confirmed
+    decision = confirmed.decision(DecisionMode.AUTO, at(20))
+    assert decision is not None
+    assert decision.action is Action.ROLLBACK
+    assert decision.decided_at == at(20)
+    assert confirmed_reasons(confirmed.status) == "error_rate_regression"
+    assert confirmed_reasons(status) == "regression"
+
+
+def test_problems_and_metrics_of_a_watch_or_none() -> None:
+    watch = watch_spec(windows={"short": "2h", "long": "1h"})
+    assert watch_problems("spec.strategy.canary", None, {}) == []
+    assert resolved_metrics("spec.strategy.canary", None, {}) == []
+    (problem,) = watch_problems("spec.strategy.canary", watch, {})
+    assert problem.startswith("spec.strategy.canary.postPromotion.windows:")
+    assert [m.name for m in resolved_metrics("spec.strategy.canary", watch, {})] == ["error-ratio"]
+    missing = watch_spec(templates=[{"templateName": "absent"}])
+    assert resolved_metrics("spec.strategy.canary", missing, {}) == []
+    assert watch_problems("spec.strategy.canary", missing, {})

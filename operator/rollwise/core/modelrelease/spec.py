@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rollwise.core.durations import InvalidDuration, parse_seconds
 from rollwise.core.modelrelease.observations import (
     BACKEND_KSERVE,
     BACKEND_TEMPLATE,
@@ -40,7 +42,7 @@ from rollwise.core.modelrelease.status import (
     Stage,
 )
 from rollwise.core.observations import revision_of
-from rollwise.core.spec import DecisionMode
+from rollwise.core.spec import DEFAULT_SCALE_DOWN_DELAY, DecisionMode, PostPromotion
 from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.status_model import format_time
 from rollwise.core.validation import (
@@ -462,12 +464,30 @@ def child_rollout_spec(spec: ModelReleaseSpec) -> dict[str, Any]:
     if spec.canary.decision_mode is not DecisionMode.AUTO:
         # Only when set: a release in auto mode keeps the child spec it always had.
         canary["decisionMode"] = spec.canary.decision_mode.value
+    watch = spec.canary.post_promotion
+    if watch is not None:
+        # Only with a watch: the revision the child replaces stays warm while the release
+        # watches its successor, so a rollback moves the traffic at once.
+        canary["scaleDownDelaySeconds"] = warm_seconds(watch)
+        canary["scaleDownDelayReplicas"] = watch.previous_revision_replicas
     return {
         "replicas": serving.replicas,
         "selector": {"matchLabels": _template_labels(template)},
         "template": template,
         "strategy": {"canary": canary},
     }
+
+
+def warm_seconds(watch: PostPromotion) -> int:
+    """How long the child Rollout keeps the revision it replaced: the release's watch
+    period and one interval. The child is promoted before the watch starts (the alias flip
+    and its read-back come between); one interval covers that, so the previous revision is
+    still there for the watch's last evaluation. Never under the Rollout's default (30 s)."""
+    try:
+        seconds = parse_seconds(watch.duration) + parse_seconds(watch.interval)
+    except InvalidDuration:
+        return DEFAULT_SCALE_DOWN_DELAY
+    return max(math.ceil(seconds), DEFAULT_SCALE_DOWN_DELAY)
 
 
 def child_revision(spec: ModelReleaseSpec) -> str:

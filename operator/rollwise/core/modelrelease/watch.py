@@ -23,8 +23,10 @@ does.
 * **End**: after ``duration``, or when a later release took the alias.
 
 Template-served releases run the watch here, on the release, not on the child Rollout (the
-child's own ``postPromotion`` is never set): ``previousRevisionReplicas`` does not apply, the
-child Rollout removes its previous revision as it always does, and a rollback promotes the
+child's own ``postPromotion`` is never set); the child keeps the revision it replaced warm for
+the watch (its ``scaleDownDelaySeconds`` and ``scaleDownDelayReplicas``, from the watch's
+duration and ``previousRevisionReplicas``, see
+:func:`rollwise.core.modelrelease.spec.child_rollout_spec`), and a rollback promotes the
 previous template on the child at once.
 
 Pure: no clock (``now`` is an argument), no I/O.
@@ -40,25 +42,27 @@ from rollwise.core.modelrelease.alias import Alias
 from rollwise.core.modelrelease.status import ModelReleaseStatus, Stage
 from rollwise.core.observations import TemplateKey, TemplateRead
 from rollwise.core.postpromotion import (
+    EpisodeReasons,
     PostPromotionStatus,
     WatchPhase,
-    action_for,
-    describe,
+    confirmed_reasons,
+    episode_events,
     evaluate,
     holding,
     next_due,
-    regression_decision,
+    resolved_metrics,
     start,
-    validate,
-    watch_metrics,
+    watch_problems,
     watch_queries,
     watching,
 )
-from rollwise.core.regression import KpiRecord, KpiState, Transition
 from rollwise.core.spec import Metric, PostPromotion, RegressionAction
 from rollwise.core.spec_release import ModelReleaseSpec
 
 WHERE = "spec.canary"
+EPISODE_REASONS = EpisodeReasons(
+    detected=R.REGRESSION_DETECTED, confirmed=R.REGRESSION_CONFIRMED, cleared=R.REGRESSION_CLEARED
+)
 
 
 def watch_of(spec: ModelReleaseSpec) -> PostPromotion | None:
@@ -70,11 +74,7 @@ def watch_errors(
 ) -> list[str]:
     """Problems of the release's watch (its templates' first, then its own); none without
     one."""
-    watch = watch_of(spec)
-    if watch is None:
-        return []
-    metrics, problems = watch_metrics(WHERE, watch, reads)
-    return problems or validate(WHERE, watch, metrics)
+    return watch_problems(WHERE, watch_of(spec), reads)
 
 
 def watch_due(
@@ -91,8 +91,7 @@ def watch_due(
     pp = status.post_promotion
     if pp is None or pp.revision != spec.version:
         return []
-    metrics, problems = watch_metrics(WHERE, watch, reads)
-    return [] if problems else watch_queries(watch, metrics, pp, now)
+    return watch_queries(watch, resolved_metrics(WHERE, watch, reads), pp, now)
 
 
 def regression_holds(status: ModelReleaseStatus | None) -> bool:
@@ -109,11 +108,7 @@ class Watch(Alias):
 
     @property
     def watch_metrics(self) -> list[Metric]:
-        watch = watch_of(self.spec)
-        if watch is None:
-            return []
-        metrics, _ = watch_metrics(WHERE, watch, self.obs.templates)
-        return metrics
+        return resolved_metrics(WHERE, watch_of(self.spec), self.obs.templates)
 
     def _watch(self) -> None:
         """Called in Production while the alias shows this version: start the watch, or
@@ -128,8 +123,10 @@ class Watch(Alias):
             return
         outcome = evaluate(watch, self.watch_metrics, status, self.obs.measurements, self.now)
         new = outcome.status
-        for change in outcome.changes:
-            self._episode_events(new, change.record, change.transitions, watch)
+        for reason, fields in episode_events(
+            EPISODE_REASONS, {"version": new.revision}, watch, outcome.changes
+        ):
+            self.emit(reason, **fields)
         self.update(post_promotion=new)
         if outcome.ended:
             self.emit(
@@ -137,13 +134,9 @@ class Watch(Alias):
                 version=new.revision,
                 outcome="regressed" if new.action is not None else "passed",
             )
-        confirmed = any(Transition.CONFIRMED in c.transitions for c in outcome.changes)
-        if confirmed and outcome.action is not None:
-            self.update(
-                decision=regression_decision(
-                    new, outcome.action, self.spec.canary.decision_mode, self.now
-                )
-            )
+        decision = outcome.decision(self.spec.canary.decision_mode, self.now)
+        if decision is not None:
+            self.update(decision=decision)
             if outcome.action is RegressionAction.ROLLBACK:
                 self._fast_track(new)
                 return
@@ -192,32 +185,6 @@ class Watch(Alias):
             outcome=f"superseded, {'regressed' if status.action is not None else 'passed'}",
         )
 
-    def _episode_events(
-        self,
-        status: PostPromotionStatus,
-        record: KpiRecord,
-        transitions: tuple[Transition, ...],
-        watch: PostPromotion,
-    ) -> None:
-        detail = describe(record)
-        fields = {"version": status.revision, "code": record.reason}
-        if Transition.DETECTED in transitions:
-            self.emit(
-                R.REGRESSION_DETECTED, severity=record.severity.value, detail=detail, **fields
-            )
-        if Transition.CONFIRMED in transitions:
-            self.emit(
-                R.REGRESSION_CONFIRMED,
-                severity=record.severity.value,
-                bad=record.bad_count,
-                detail=detail,
-                action=action_for(watch, record.severity).value,
-                **fields,
-            )
-        if Transition.CLEARED in transitions:
-            how = "false positive" if Transition.FALSE_POSITIVE in transitions else "recovered"
-            self.emit(R.REGRESSION_CLEARED, how=how, detail=detail, **fields)
-
     def _fast_track(self, status: PostPromotionStatus) -> None:
         """The alias and the serving traffic back to the previous version: the release's own
         rollback (the flip back and the traffic-off actions of a terminal stage)."""
@@ -226,8 +193,7 @@ class Watch(Alias):
         if not previous or previous == self.spec.version:
             self.emit(R.ROLLBACK_UNAVAILABLE, version=status.revision, alias=self.spec.alias.name)
             return
-        confirmed = [k.reason for k in status.kpis if k.state is KpiState.CONFIRMED]
-        reasons = ", ".join(confirmed) or "regression"
+        reasons = confirmed_reasons(status)
         cause = f"post-promotion regression confirmed ({reasons})"
         self.serving(traffic_off=self._traffic_off_mode(Stage.PRODUCTION), failure=cause)
         self.emit(

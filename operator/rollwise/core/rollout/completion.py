@@ -33,7 +33,7 @@ from rollwise.core.rollout.status import (
     PauseReason,
     RetiredRevision,
 )
-from rollwise.core.rollout.watch import Watch, warm_replicas
+from rollwise.core.rollout.watch import Watch, kept_replicas, warm_replicas
 from rollwise.core.rollout.webhooks import failed_pre_rollout
 from rollwise.core.traffic import baseline_replica_weight, expected_weight, split, weights
 
@@ -49,7 +49,7 @@ class Completion(Watch):
             return
         replicas = self.spec.replicas
         state = self.obs.revisions.get(canary)
-        if state is None or not state.ready_for(replicas):
+        if state is None or not (state.ready_for(replicas) or self._warm_return(canary)):
             have = state.available_replicas if state is not None else 0
             self._cluster_wait(
                 f"all steps done: waiting for canary {canary} to be fully available "
@@ -71,6 +71,20 @@ class Completion(Watch):
             R.ROLLOUT_COMPLETED, revision=revision, previous=previous, delay=format_seconds(delay)
         )
         self._start_watch(revision, previous)
+
+    def _warm_return(self, canary: str) -> bool:
+        """Whether ``canary`` is a replaced stable revision still kept at its
+        ``scaleDownDelayReplicas`` share, with that share available: going back to it moves
+        the traffic at once, as the post-promotion fast track does, while it scales back to
+        full size (a ModelRelease's rollback of its child Rollout)."""
+        share = self.canary_spec.scale_down_delay_replicas
+        state = self.obs.revisions.get(canary)
+        if share is None or state is None or not state.current:
+            return False
+        retired = self.s.retired_revisions
+        kept = any(r.revision == canary and self.now < r.remove_at for r in retired)
+        needed = max(kept_replicas(self.spec.replicas, share), 1)
+        return kept and state.available_replicas >= needed
 
     def _stable_only(self) -> None:
         stable = self.s.stable_revision
@@ -106,9 +120,12 @@ class Completion(Watch):
 
     def _retire(self) -> None:
         keep: list[RetiredRevision] = []
-        in_use = {self.s.stable_revision, self.s.canary_revision}
         for retired in self.s.retired_revisions:
-            if retired.revision in in_use:
+            if retired.revision in (self.s.stable_revision, self.s.rolled_back_revision):
+                continue
+            if retired.revision == self.s.canary_revision:
+                # A canary going back to a kept revision: on record until it completes.
+                keep.append(retired)
                 continue
             if self.now >= retired.remove_at:
                 self.emit(R.REVISION_RETIRED, revision=retired.revision)
@@ -380,6 +397,13 @@ class Completion(Watch):
                 targets.append((watch.previous_revision, warm_replicas(self.spec)))
         if rolled_back is not None and rolled_back not in (stable, canary):
             targets.append((rolled_back, 0))
+        share = self.canary_spec.scale_down_delay_replicas
+        if share is not None:
+            # Replaced stable revisions keep their share until scaleDownDelaySeconds ends.
+            placed = {revision for revision, _ in targets} | {baseline}
+            for retired in s.retired_revisions:
+                if retired.revision not in placed and self.now < retired.remove_at:
+                    targets.append((retired.revision, kept_replicas(replicas, share)))
 
         ups: list[Action] = []
         downs: list[Action] = []

@@ -156,7 +156,6 @@ class PassState:
             canary_weight=0,
             analysis=None,
             deadline_exceeded=False,
-            retired_revisions=[r for r in self.s.retired_revisions if r.revision != rev],
         )
         self._enter_step(0)
 

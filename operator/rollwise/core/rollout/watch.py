@@ -30,27 +30,29 @@ from datetime import datetime
 
 from rollwise.core.observations import ManualRequest, RequestKind, TemplateKey, TemplateRead
 from rollwise.core.postpromotion import (
+    EpisodeReasons,
     HoldLift,
     PostPromotionStatus,
-    action_for,
-    describe,
+    confirmed_reasons,
+    episode_events,
     evaluate,
     holding,
     next_due,
-    regression_decision,
+    resolved_metrics,
     start,
-    validate,
-    watch_metrics,
+    watch_problems,
     watch_queries,
     watching,
 )
-from rollwise.core.regression import KpiRecord, KpiState, Transition
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.status import RolloutStatus
 from rollwise.core.rollout.webhooks import Hooks
 from rollwise.core.spec import Metric, PostPromotion, RegressionAction, RolloutSpec
 
 WHERE = "spec.strategy.canary"
+EPISODE_REASONS = EpisodeReasons(
+    detected=R.REGRESSION_DETECTED, confirmed=R.REGRESSION_CONFIRMED, cleared=R.REGRESSION_CLEARED
+)
 
 
 def watch_of(spec: RolloutSpec) -> PostPromotion | None:
@@ -60,11 +62,7 @@ def watch_of(spec: RolloutSpec) -> PostPromotion | None:
 def watch_errors(spec: RolloutSpec, reads: Mapping[TemplateKey, TemplateRead | None]) -> list[str]:
     """Problems of the Rollout's watch (its templates' first, then its own); none without
     one."""
-    watch = watch_of(spec)
-    if watch is None:
-        return []
-    metrics, problems = watch_metrics(WHERE, watch, reads)
-    return problems or validate(WHERE, watch, metrics)
+    return watch_problems(WHERE, watch_of(spec), reads)
 
 
 def watch_due(
@@ -81,15 +79,19 @@ def watch_due(
     pp = status.post_promotion
     if pp is None or status.stable_revision != pp.revision:
         return []
-    metrics, problems = watch_metrics(WHERE, watch, reads)
-    return [] if problems else watch_queries(watch, metrics, pp, now)
+    return watch_queries(watch, resolved_metrics(WHERE, watch, reads), pp, now)
+
+
+def kept_replicas(replicas: int, percent: int) -> int:
+    """``percent`` of ``replicas``, rounded up: what a kept revision runs."""
+    return math.ceil(replicas * percent / 100)
 
 
 def warm_replicas(spec: RolloutSpec) -> int:
     """Replicas the previous revision keeps during the watch."""
     watch = watch_of(spec)
     share = watch.previous_revision_replicas if watch is not None else 0
-    return math.ceil(spec.replicas * share / 100)
+    return kept_replicas(spec.replicas, share)
 
 
 class Watch(Hooks):
@@ -102,11 +104,7 @@ class Watch(Hooks):
 
     @property
     def watch_metrics(self) -> list[Metric]:
-        watch = watch_of(self.spec)
-        if watch is None:
-            return []
-        metrics, _ = watch_metrics(WHERE, watch, self.obs.templates)
-        return metrics
+        return resolved_metrics(WHERE, watch_of(self.spec), self.obs.templates)
 
     def _start_watch(self, revision: str, previous: str) -> None:
         """Called by the promotion: the watch of ``revision``, ``previous`` kept warm."""
@@ -145,8 +143,10 @@ class Watch(Hooks):
             return
         outcome = evaluate(watch, self.watch_metrics, status, self.obs.measurements, self.now)
         new = outcome.status
-        for change in outcome.changes:
-            self._episode_events(new, change.record, change.transitions, watch)
+        for reason, fields in episode_events(
+            EPISODE_REASONS, {"revision": new.revision}, watch, outcome.changes
+        ):
+            self.emit(reason, **fields)
         self.update(post_promotion=new)
         if outcome.ended:
             self.emit(
@@ -163,13 +163,9 @@ class Watch(Hooks):
                     for r in self.s.retired_revisions
                 ]
             )
-        confirmed = any(Transition.CONFIRMED in c.transitions for c in outcome.changes)
-        if confirmed and outcome.action is not None:
-            self.update(
-                decision=regression_decision(
-                    new, outcome.action, self.canary_spec.decision_mode, self.now
-                )
-            )
+        decision = outcome.decision(self.canary_spec.decision_mode, self.now)
+        if decision is not None:
+            self.update(decision=decision)
             if outcome.action is RegressionAction.ROLLBACK:
                 if new.previous_revision in self.obs.revisions:
                     self._fast_track(new)
@@ -183,37 +179,10 @@ class Watch(Hooks):
                     )
         self.wake(next_due(watch, self.s.post_promotion or new))
 
-    def _episode_events(
-        self,
-        status: PostPromotionStatus,
-        record: KpiRecord,
-        transitions: tuple[Transition, ...],
-        watch: PostPromotion,
-    ) -> None:
-        detail = describe(record)
-        fields = {"revision": status.revision, "code": record.reason}
-        if Transition.DETECTED in transitions:
-            self.emit(
-                R.REGRESSION_DETECTED, severity=record.severity.value, detail=detail, **fields
-            )
-        if Transition.CONFIRMED in transitions:
-            self.emit(
-                R.REGRESSION_CONFIRMED,
-                severity=record.severity.value,
-                bad=record.bad_count,
-                detail=detail,
-                action=action_for(watch, record.severity).value,
-                **fields,
-            )
-        if Transition.CLEARED in transitions:
-            how = "false positive" if Transition.FALSE_POSITIVE in transitions else "recovered"
-            self.emit(R.REGRESSION_CLEARED, how=how, detail=detail, **fields)
-
     def _fast_track(self, status: PostPromotionStatus) -> None:
         """All traffic back to the previous revision in one write, at full size."""
         previous, regressed = status.previous_revision, status.revision
-        confirmed = [k.reason for k in status.kpis if k.state is KpiState.CONFIRMED]
-        reasons = ", ".join(confirmed) or "regression"
+        reasons = confirmed_reasons(status)
         self.update(
             stable_revision=previous,
             rolled_back_revision=regressed,
@@ -272,4 +241,4 @@ class Watch(Hooks):
         self.emit(R.REGRESSION_HOLD_LIFTED, revision=revision, regressed=status.revision, by=by)
 
 
-__all__ = ["Watch", "warm_replicas", "watch_due", "watch_errors", "watch_of"]
+__all__ = ["Watch", "kept_replicas", "warm_replicas", "watch_due", "watch_errors", "watch_of"]

@@ -64,7 +64,6 @@ from rollwise.core.modelrelease.release import decide_release
 from rollwise.core.modelrelease.status import Stage
 from rollwise.core.observations import RequestKind
 from rollwise.core.overrides import sign_request
-from rollwise.core.postpromotion import counted
 from rollwise.core.spec_release import ModelReleaseSpec
 from rollwise.core.status_model import format_time
 from rollwise.runtime.logging import release_logger
@@ -354,10 +353,9 @@ async def _reconcile(
         if status_written:
             # One increment per episode: the difference between the watch read and stored.
             before = seen.status.post_promotion if seen.status is not None else None
-            for which, kpi in counted(before, decision.status.post_promotion):
-                ports.metrics.regression(
-                    which.value, namespace, name, kpi.severity.value, kpi.reason
-                )
+            ports.metrics.regressions_stored(
+                namespace, name, before, decision.status.post_promotion
+            )
         judged = decision.status.decision
         if status_written and judged is not None:
             for event in decision.events:

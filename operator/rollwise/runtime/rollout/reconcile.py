@@ -71,7 +71,6 @@ from rollwise.core.notification_bodies import Subject
 from rollwise.core.observations import (
     Observations,
 )
-from rollwise.core.postpromotion import counted
 from rollwise.core.rollout import reasons as R
 from rollwise.core.rollout.actions import (
     POLL_SECONDS,
@@ -380,10 +379,9 @@ async def _reconcile(
     _record_metrics(ports, obj, decision, list(seen.observations.measurements), seen.spec)
     if ports.metrics is not None:
         before = seen.status.post_promotion if seen.status is not None else None
-        for which, kpi in counted(before, decision.status.post_promotion):
-            ports.metrics.regression(
-                which.value, obj.namespace, obj.name, kpi.severity.value, kpi.reason
-            )
+        ports.metrics.regressions_stored(
+            obj.namespace, obj.name, before, decision.status.post_promotion
+        )
     return pass_done(
         decision,
         requeue,
